@@ -1,0 +1,87 @@
+"""The one error tree of VoidLLM.
+
+Every error the gateway raises on purpose derives from :class:`GatewayError`. Foreign errors (SQLAlchemy,
+httpx, cattrs) are translated at their boundary with ``raise Ours(...) from exc``; the web layer maps each
+class to an HTTP status and a machine code in one table (``voidllm.web.errors``).
+
+::
+
+    GatewayError
+    ├── ClientRequestError            the client's mistake; 4xx
+    │   ├── BadRequestError           400 bad_request
+    │   ├── AuthenticationError       401 unauthorized
+    │   ├── PermissionDeniedError     403 forbidden
+    │   ├── NotFoundError             404 not_found
+    │   └── RequestTooLargeError      413 request_too_large
+    ├── ServiceUnavailableError       503 service_unavailable (draining, not ready)
+    └── StoreError                    the database failed us
+        └── StoreUnavailableError     could not reach it at all (connection refused, locked, timed out)
+
+Messages never carry request or response content: they name what was wrong, not what was sent.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base class of every error VoidLLM raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ClientRequestError(GatewayError):
+    """The request cannot be served as sent; retrying it unchanged will fail again."""
+
+    status = 400
+    code = "bad_request"
+
+
+class BadRequestError(ClientRequestError):
+    status = 400
+    code = "bad_request"
+
+
+class AuthenticationError(ClientRequestError):
+    status = 401
+    code = "unauthorized"
+
+
+class PermissionDeniedError(ClientRequestError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFoundError(ClientRequestError):
+    status = 404
+    code = "not_found"
+
+
+class RequestTooLargeError(ClientRequestError):
+    status = 413
+    code = "request_too_large"
+
+
+class ServiceUnavailableError(GatewayError):
+    status = 503
+    code = "service_unavailable"
+
+
+class StoreError(GatewayError):
+    """A database operation failed."""
+
+    status = 500
+    code = "internal_error"
+
+
+class StoreUnavailableError(StoreError):
+    """The database could not be reached or is locked; the operation may succeed later."""
+
+    status = 503
+    code = "store_unavailable"
