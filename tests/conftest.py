@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -77,3 +78,23 @@ def redis_url() -> str:
     if not _service_answers(REDIS_URL, 6379):
         _missing("Redis")
     return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_target(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(driver, dsn) of an empty database: an SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return "sqlite", request.getfixturevalue("sqlite_dsn")
+    return "postgres", request.getfixturevalue("pg_dsn")
+
+
+@pytest.fixture
+async def store(db_target: tuple[str, str]) -> Any:
+    """A migrated store on each dialect, closed afterwards."""
+    from voidllm.store.migrate import migrate
+    from voidllm.store.store import open_store
+
+    driver, dsn = db_target
+    async with open_store(driver, dsn) as opened:
+        await migrate(opened)
+        yield opened

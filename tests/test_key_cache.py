@@ -1,0 +1,141 @@
+"""The key cache: authentication outcomes per the reference, journaling across reloads, outage tolerance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from voidllm.auth.cache import KeyCache, reload_key_cache, serve_key_cache
+from voidllm.auth.identity import KeyIdentity, Role
+from voidllm.crypto import KeyKind, generate_key, hash_key
+from voidllm.errors import AuthenticationError, StoreUnavailableError
+from voidllm.metrics import REGISTRY
+
+SECRET = b"s" * 32
+
+
+def identity(key_id: str = "k1", **overrides: Any) -> KeyIdentity:
+    values: dict[str, Any] = {"key_id": key_id, "key_type": "user_key", "name": "n", "role": Role.MEMBER, "org_id": "o1"}
+    values.update(overrides)
+    return KeyIdentity(**values)
+
+
+def cache_with(*entries: tuple[str, KeyIdentity]) -> KeyCache:
+    cache = KeyCache(SECRET)
+    for plaintext, ident in entries:
+        cache.put(hash_key(SECRET, plaintext), ident)
+    return cache
+
+
+def test_valid_bearer_key_resolves_to_its_identity() -> None:
+    key = generate_key(KeyKind.USER)
+    cache = cache_with((key, identity("abc")))
+    assert cache.authenticate(f"Bearer {key}").key_id == "abc"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing authorization header"),
+        ("", "missing authorization header"),
+        ("bearer vl_uk_" + "a" * 48, "missing authorization header"),
+        ("Basic dXNlcjpwYXNz", "missing authorization header"),
+        ("Bearer sk-" + "a" * 48, "invalid API key format"),
+        ("Bearer vl_uk_" + "A" * 48, "invalid API key format"),
+        ("Bearer vl_uk_" + "a" * 47, "invalid API key format"),
+        ("Bearer " + generate_key(KeyKind.INVITE), "invalid API key format"),
+        ("Bearer " + generate_key(KeyKind.USER), "invalid API key"),
+    ],
+)
+def test_rejections_follow_the_reference(header: str | None, message: str) -> None:
+    cache = cache_with((generate_key(KeyKind.USER), identity()))
+    with pytest.raises(AuthenticationError) as caught:
+        cache.authenticate(header)
+    assert caught.value.message == message
+    assert caught.value.status == 401
+
+
+def test_expired_key_is_rejected_and_evicted() -> None:
+    key = generate_key(KeyKind.TEAM)
+    cache = cache_with((key, identity(expires_at=datetime.now(UTC) - timedelta(seconds=1))))
+    with pytest.raises(AuthenticationError, match="API key expired"):
+        cache.authenticate_key(key)
+    assert len(cache) == 0
+
+
+def test_future_expiry_is_accepted() -> None:
+    key = generate_key(KeyKind.SERVICE_ACCOUNT)
+    cache = cache_with((key, identity(expires_at=datetime.now(UTC) + timedelta(hours=1))))
+    assert cache.authenticate_key(key).key_id == "k1"
+
+
+def test_evict_revokes_at_once() -> None:
+    key = generate_key(KeyKind.USER)
+    cache = cache_with((key, identity()))
+    cache.evict(hash_key(SECRET, key))
+    with pytest.raises(AuthenticationError, match="invalid API key"):
+        cache.authenticate_key(key)
+
+
+def test_evict_where_removes_every_key_of_a_user() -> None:
+    keys = [generate_key(KeyKind.USER) for _ in range(3)]
+    cache = cache_with((keys[0], identity("a", user_id="u1")), (keys[1], identity("b", user_id="u1")),
+                       (keys[2], identity("c", user_id="u2")))
+    assert cache.evict_where(user_id="u1") == 2
+    assert cache.authenticate_key(keys[2]).key_id == "c"
+
+
+class SlowStore:
+    """A store whose reads return a prepared snapshot after a delay, or fail."""
+
+    def __init__(self, snapshots: list[dict[str, KeyIdentity] | Exception], delay: float = 0.0) -> None:
+        self.snapshots = snapshots
+        self.delay = delay
+        self.reads = 0
+
+    async def run(self, fn: Any) -> Any:
+        self.reads += 1
+        await trio.sleep(self.delay)
+        result = self.snapshots.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+async def test_mutations_during_a_reload_survive_it(autojump_clock: trio.testing.MockClock) -> None:
+    old, new = generate_key(KeyKind.USER), generate_key(KeyKind.USER)
+    old_hash, new_hash = hash_key(SECRET, old), hash_key(SECRET, new)
+    cache = cache_with((old, identity("old")))
+    # the snapshot was read before the mutations below committed: it still has "old" and lacks "new"
+    store = SlowStore([{old_hash: identity("old")}], delay=1.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reload_key_cache, cache, store)
+        await trio.sleep(0.5)
+        cache.put(new_hash, identity("new"))
+        cache.evict(old_hash)
+    assert cache.authenticate_key(new).key_id == "new"
+    with pytest.raises(AuthenticationError):
+        cache.authenticate_key(old)
+
+
+async def test_store_outage_keeps_cached_keys_and_counts_failures(autojump_clock: trio.testing.MockClock) -> None:
+    key = generate_key(KeyKind.USER)
+    key_hash = hash_key(SECRET, key)
+    before = REGISTRY.get_sample_value("voidllm_cache_refresh_failures_total", {"cache": "keys"}) or 0
+    store = SlowStore([{key_hash: identity("v1")}, StoreUnavailableError("down"), {key_hash: identity("v2")}])
+    cache = KeyCache(SECRET)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve_key_cache(cache=cache, store=store, ttl=30, task_status=task_status))
+        assert cache.authenticate_key(key).key_id == "v1"
+        await trio.sleep(31)  # the reload at t=30 failed
+        assert cache.authenticate_key(key).key_id == "v1"
+        await trio.sleep(30)  # the reload at t=60 succeeded
+        assert cache.authenticate_key(key).key_id == "v2"
+        nursery.cancel_scope.cancel()
+    after = REGISTRY.get_sample_value("voidllm_cache_refresh_failures_total", {"cache": "keys"})
+    assert after == before + 1
+    assert store.reads == 3

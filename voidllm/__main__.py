@@ -1,0 +1,5 @@
+import sys
+
+from voidllm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,123 @@
+"""First-start bootstrap (reference section 11).
+
+On a start with ``settings.admin_key`` set (>= 32 characters; config validation enforces it) and no live API
+key in the store, one transaction creates the organisation, a system-admin user with a random password, the
+user's org-admin membership and a ``vl_uk_`` key. The admin key itself is only the trigger: it is never a
+usable API key. The credentials are returned so the caller can print them once, after the server listens.
+Every later start finds keys in the store and changes nothing.
+
+Two replicas starting together on one PostgreSQL database cannot both bootstrap: the organisation slug and the
+admin email are unique, so the second transaction fails and is reported as "already bootstrapped".
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from functools import partial
+
+import attrs
+import sqlalchemy as sa
+import trio
+
+from voidllm.auth.passwords import hash_password, random_password
+from voidllm.crypto import KeyKind, Keyring, generate_key, hash_key, key_hint
+from voidllm.store import tables as t
+from voidllm.store.errors import StoreIntegrityError
+from voidllm.store.ids import new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class BootstrapCredentials:
+    """What the operator must copy once: the first API key and the admin's login."""
+
+    api_key: str = attrs.field(repr=False)
+    email: str
+    password: str = attrs.field(repr=False)
+
+    def banner(self) -> str:
+        """The text printed once to stderr after the server listens."""
+        rule = "=" * 66
+        return "\n".join(
+            [
+                rule,
+                "  BOOTSTRAP COMPLETE — COPY THESE NOW (they are shown only once)",
+                f"  API Key:  {self.api_key}",
+                f"  Email:    {self.email}",
+                f"  Password: {self.password}",
+                rule,
+                "",
+            ]
+        )
+
+
+@attrs.frozen
+class BootstrapPlan:
+    org_name: str
+    org_slug: str
+    admin_email: str
+
+
+async def bootstrap(store: object, keyring: Keyring, plan: BootstrapPlan) -> BootstrapCredentials | None:
+    """Create the first organisation, admin and key when the store holds no live key.
+
+    Returns:
+        The credentials to print, or ``None`` when the store already had keys.
+    """
+    password = random_password()
+    password_hash = await trio.to_thread.run_sync(hash_password, password)
+    api_key = generate_key(KeyKind.USER)
+    write = partial(
+        _bootstrap_tx,
+        plan=plan,
+        password_hash=password_hash,
+        key_hash=hash_key(keyring.hmac_secret, api_key),
+        hint=key_hint(api_key),
+        now=utcnow(),
+    )
+    try:
+        created = await store.run(write)  # type: ignore[attr-defined]
+    except StoreIntegrityError:
+        log.warning("bootstrap skipped: organisation or admin user already exists")
+        return None
+    if not created:
+        log.warning("bootstrap skipped: database already has keys")
+        return None
+    log.info("bootstrap created the first organisation, admin user and API key")
+    return BootstrapCredentials(api_key=api_key, email=plan.admin_email, password=password)
+
+
+def _bootstrap_tx(
+    conn: sa.Connection, *, plan: BootstrapPlan, password_hash: str, key_hash: str, hint: str, now: datetime
+) -> bool:
+    live = conn.execute(
+        sa.select(sa.func.count()).select_from(t.api_keys).where(t.api_keys.c.deleted_at.is_(None))
+    ).scalar_one()
+    if live:
+        return False
+    org_id, user_id = new_id(), new_id()
+    conn.execute(
+        t.organizations.insert().values(
+            id=org_id, name=plan.org_name, slug=plan.org_slug, created_at=now, updated_at=now
+        )
+    )
+    conn.execute(
+        t.users.insert().values(
+            id=user_id, email=plan.admin_email, display_name="Admin", password_hash=password_hash,
+            auth_provider="local", is_system_admin=True, created_at=now, updated_at=now,
+        )
+    )
+    conn.execute(
+        t.org_memberships.insert().values(
+            id=new_id(), org_id=org_id, user_id=user_id, role="org_admin", created_at=now, updated_at=now
+        )
+    )
+    conn.execute(
+        t.api_keys.insert().values(
+            id=new_id(), key_hash=key_hash, key_hint=hint, key_type="user_key", name="Bootstrap Admin Key",
+            org_id=org_id, user_id=user_id, created_by=user_id, created_at=now, updated_at=now,
+        )
+    )
+    return True

@@ -1,0 +1,145 @@
+"""The API-key cache: every live key by its HMAC, so authentication never touches the database.
+
+The cache is loaded completely before the server turns ready and reloaded every ``cache.key_ttl`` by
+:func:`serve_key_cache`, a supervised service. Admin mutations call :meth:`KeyCache.put` and
+:meth:`KeyCache.evict` so a new key works, and a revoked key stops working, at once.
+
+A reload reads the store while requests and mutations go on. Mutations that land while a reload is running
+are journaled and replayed over the freshly loaded snapshot, so a key created (or revoked) during a reload
+is neither lost nor resurrected by it. When a reload fails (store outage) the previous contents stay in use:
+valid keys keep working through a database blip.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import attrs
+import trio
+
+from voidllm.auth.identity import KeyIdentity
+from voidllm.auth.loader import load_live_keys
+from voidllm.crypto import KeyKind, hash_key, is_well_formed
+from voidllm.errors import AuthenticationError, StoreError
+from voidllm.metrics import AUTH_FAILURES, CACHE_REFRESH_FAILURES, CACHE_SIZE
+
+log = logging.getLogger(__name__)
+
+_BEARER = "Bearer "
+
+
+@attrs.define(eq=False)
+class KeyCache:
+    """Live keys by HMAC-SHA256 hex digest."""
+
+    hmac_secret: bytes = attrs.field(repr=False)
+    _by_hash: dict[str, KeyIdentity] = attrs.field(factory=dict)
+    _journal: list[tuple[str, KeyIdentity | None]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def authenticate(self, authorization: str | None) -> KeyIdentity:
+        """Resolve an ``Authorization`` header value to a live key.
+
+        Raises:
+            AuthenticationError: missing or malformed header, unknown key, or expired key. The message says
+                which, never what was sent.
+        """
+        if not authorization or not authorization.startswith(_BEARER):
+            return self._reject("missing", "missing authorization header")
+        return self.authenticate_key(authorization[len(_BEARER) :])
+
+    def authenticate_key(self, plaintext: str) -> KeyIdentity:
+        """Resolve a presented key (without the ``Bearer`` prefix); see :meth:`authenticate`."""
+        kind = KeyKind.from_key(plaintext)
+        if kind is None or kind is KeyKind.INVITE or not is_well_formed(plaintext):
+            return self._reject("format", "invalid API key format")
+        digest = hash_key(self.hmac_secret, plaintext)
+        identity = self._by_hash.get(digest)
+        if identity is None:
+            return self._reject("unknown", "invalid API key")
+        if identity.expired(datetime.now(UTC)):
+            self.evict(digest)
+            return self._reject("expired", "API key expired")
+        return identity
+
+    def put(self, key_hash: str, identity: KeyIdentity) -> None:
+        """Insert or replace one key at once (admin mutation)."""
+        self._by_hash[key_hash] = identity
+        self._record(key_hash, identity)
+
+    def evict(self, key_hash: str) -> None:
+        """Remove one key at once (revocation); unknown hashes are ignored."""
+        self._by_hash.pop(key_hash, None)
+        self._record(key_hash, None)
+
+    def evict_where(self, **match: str) -> int:
+        """Remove every key whose identity has all the given attribute values; returns how many."""
+        doomed = [h for h, ident in self._by_hash.items() if all(getattr(ident, k) == v for k, v in match.items())]
+        for key_hash in doomed:
+            self.evict(key_hash)
+        return len(doomed)
+
+    def begin_reload(self) -> None:
+        """Start journaling mutations; call before reading the snapshot from the store."""
+        self._journal = []
+
+    def finish_reload(self, snapshot: Mapping[str, KeyIdentity]) -> None:
+        """Replace the contents with ``snapshot``, then replay mutations made since :meth:`begin_reload`."""
+        journal, self._journal = self._journal or [], None
+        self._by_hash = dict(snapshot)
+        for key_hash, identity in journal:
+            if identity is None:
+                self._by_hash.pop(key_hash, None)
+            else:
+                self._by_hash[key_hash] = identity
+        CACHE_SIZE.labels(cache="keys").set(len(self._by_hash))
+
+    def abort_reload(self) -> None:
+        """Stop journaling after a failed reload; the current contents stay."""
+        self._journal = None
+
+    def _record(self, key_hash: str, identity: KeyIdentity | None) -> None:
+        if self._journal is not None:
+            self._journal.append((key_hash, identity))
+        CACHE_SIZE.labels(cache="keys").set(len(self._by_hash))
+
+    @staticmethod
+    def _reject(reason: str, message: str) -> Any:
+        AUTH_FAILURES.labels(reason=reason).inc()
+        raise AuthenticationError(message)
+
+
+async def reload_key_cache(cache: KeyCache, store: Any) -> None:
+    """Reload every live key from the store into ``cache``.
+
+    Raises:
+        StoreError: the store could not be read; the cache keeps its previous contents.
+    """
+    cache.begin_reload()
+    try:
+        snapshot = await store.run(partial(load_live_keys, now=datetime.now(UTC)))
+    except BaseException:
+        cache.abort_reload()
+        raise
+    cache.finish_reload(snapshot)
+
+
+async def serve_key_cache(
+    *, cache: KeyCache, store: Any, ttl: float, task_status: trio.TaskStatus[KeyCache] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Load the key cache, report ready, then reload it every ``ttl`` seconds until cancelled."""
+    await reload_key_cache(cache, store)
+    task_status.started(cache)
+    while True:
+        await trio.sleep(ttl)
+        try:
+            await reload_key_cache(cache, store)
+        except StoreError as exc:
+            CACHE_REFRESH_FAILURES.labels(cache="keys").inc()
+            log.warning("key cache reload failed; keeping previous keys", extra={"error_type": type(exc).__name__})

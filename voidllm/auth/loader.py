@@ -1,0 +1,70 @@
+"""Reads every live API key with the limits of its team and organisation, in one query."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from voidllm.auth.identity import KeyIdentity, Limits, effective_role
+from voidllm.store import tables as t
+
+_LIMIT_COLUMNS = ("requests_per_minute", "requests_per_day", "daily_token_limit", "monthly_token_limit")
+
+
+def _live_keys_query(now: datetime) -> sa.Select[tuple[object, ...]]:
+    k, o, u, m, tm = t.api_keys, t.organizations, t.users, t.org_memberships, t.teams
+    return (
+        sa.select(
+            k.c.id, k.c.key_hash, k.c.key_type, k.c.name, k.c.org_id, k.c.team_id, k.c.user_id,
+            k.c.service_account_id, k.c.expires_at,
+            *(k.c[c] for c in _LIMIT_COLUMNS),
+            *(o.c[c].label(f"org_{c}") for c in _LIMIT_COLUMNS),
+            *(tm.c[c].label(f"team_{c}") for c in _LIMIT_COLUMNS),
+            u.c.is_system_admin, m.c.role.label("org_role"),
+        )
+        .select_from(
+            k.join(o, o.c.id == k.c.org_id)
+            .outerjoin(u, u.c.id == k.c.user_id)
+            .outerjoin(m, sa.and_(m.c.org_id == k.c.org_id, m.c.user_id == k.c.user_id))
+            .outerjoin(tm, tm.c.id == k.c.team_id)
+        )
+        .where(
+            k.c.deleted_at.is_(None),
+            o.c.deleted_at.is_(None),
+            o.c.is_active.is_(True),
+            sa.or_(k.c.expires_at.is_(None), k.c.expires_at > now),
+            sa.or_(k.c.user_id.is_(None), u.c.deleted_at.is_(None)),
+            sa.or_(k.c.team_id.is_(None), tm.c.deleted_at.is_(None)),
+        )
+    )
+
+
+def load_live_keys(conn: sa.Connection, *, now: datetime) -> dict[str, KeyIdentity]:
+    """Every key that can authenticate at ``now``, by key hash.
+
+    Excluded: deleted or expired keys, keys of deleted or deactivated organisations, keys of deleted users
+    and keys of deleted teams.
+    """
+    keys: dict[str, KeyIdentity] = {}
+    for row in conn.execute(_live_keys_query(now)).mappings():
+        keys[row["key_hash"]] = KeyIdentity(
+            key_id=row["id"],
+            key_type=row["key_type"],
+            name=row["name"],
+            role=effective_role(
+                row["key_type"],
+                is_system_admin=bool(row["is_system_admin"]),
+                org_role=row["org_role"],
+                has_team=row["team_id"] is not None,
+            ),
+            org_id=row["org_id"],
+            team_id=row["team_id"],
+            user_id=row["user_id"],
+            service_account_id=row["service_account_id"],
+            expires_at=row["expires_at"],
+            key_limits=Limits.from_row(row),
+            team_limits=Limits.from_row(row, "team_") if row["team_id"] else Limits(),
+            org_limits=Limits.from_row(row, "org_"),
+        )
+    return keys

@@ -1,0 +1,35 @@
+"""Assembles the HTTP application: the Quart-trio app, its blueprints and error table, behind the ASGI edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart_trio import QuartTrio
+
+from voidllm.web import health, openai
+from voidllm.web.edge import Edge
+from voidllm.web.errors import register_error_handlers
+from voidllm.web.state import AppState
+
+
+def create_quart_app(state: AppState) -> QuartTrio:
+    """The Quart-trio app with every route; without the edge (request ids, drain tracking)."""
+    app = QuartTrio("voidllm")
+    proxy = state.config.server.proxy
+    app.config.update(
+        MAX_CONTENT_LENGTH=proxy.max_request_body,
+        BODY_TIMEOUT=proxy.read_timeout,
+        RESPONSE_TIMEOUT=proxy.write_timeout,
+        JSON_SORT_KEYS=False,
+        PROVIDE_AUTOMATIC_OPTIONS=False,
+    )
+    app.extensions["voidllm"] = state
+    register_error_handlers(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(openai.blueprint)
+    return app
+
+
+def create_app(state: AppState) -> Any:
+    """The ASGI application the server runs."""
+    return Edge(create_quart_app(state), state.drain)

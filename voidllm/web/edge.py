@@ -1,0 +1,70 @@
+"""The ASGI layer in front of the Quart app: request ids for every response, drain tracking for ``/v1``.
+
+It is plain ASGI so it also covers responses Quart never sees (a request refused while draining) and, later,
+a raw fast path for the proxy. Each ``/v1`` request runs in a cancel scope held by the
+:class:`~voidllm.nursery.DrainTracker`: while draining, new requests get 503 ``service_unavailable``; when the
+drain deadline passes, the ones still running are cancelled and, if nothing was sent yet, answered with 503.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voidllm.errors import ServiceUnavailableError
+from voidllm.nursery import DrainTracker
+from voidllm.web.envelope import REQUEST_ID_HEADER, SCOPE_KEY, error_body, request_id_from
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+class Edge:
+    """Wraps an ASGI app; see the module docstring."""
+
+    def __init__(self, app: Any, drain: DrainTracker, tracked_prefixes: tuple[str, ...] = ("/v1/",)) -> None:
+        self.app = app
+        self.drain = drain
+        self.tracked_prefixes = tracked_prefixes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope["headers"])
+        scope[SCOPE_KEY] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_HEADER]
+                headers.append((REQUEST_ID_HEADER, request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if not scope["path"].startswith(self.tracked_prefixes):
+            await self.app(scope, receive, send_with_id)
+            return
+        try:
+            with self.drain.track() as cancel_scope:
+                await self.app(scope, receive, send_with_id)
+        except ServiceUnavailableError as exc:
+            await _send_error(send_with_id, exc.status, exc.code, exc.message, request_id)
+            return
+        if cancel_scope.cancelled_caught and not started:
+            await _send_error(
+                send_with_id, 503, "service_unavailable", "request cancelled: server is shutting down", request_id
+            )
+
+
+async def _send_error(send: Any, status: int, code: str, message: str, request_id: str) -> None:
+    body = error_body(code, message, request_id)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

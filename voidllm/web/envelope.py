@@ -1,0 +1,35 @@
+"""The JSON error envelope of every non-MCP API, and the request id every response carries.
+
+``{"error": {"code": "<machine_code>", "message": "<human text>", "request_id": "<uuid>"}}`` (reference 1.1).
+Messages come from our own error classes and never contain request or response content.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import orjson
+import uuid_utils
+
+REQUEST_ID_HEADER = b"x-request-id"
+SCOPE_KEY = "voidllm.request_id"
+
+
+def error_body(code: str, message: str, request_id: str | None) -> bytes:
+    """Serialise the error envelope."""
+    error: dict[str, str] = {"code": code, "message": message}
+    if request_id:
+        error["request_id"] = request_id
+    return orjson.dumps({"error": error})
+
+
+def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's ``X-Request-Id`` when it is a UUID (normalised), otherwise a new UUIDv7."""
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            try:
+                return str(uuid.UUID(value.decode("latin-1")))
+            except ValueError:
+                break
+    return str(uuid_utils.uuid7())

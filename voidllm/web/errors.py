@@ -1,0 +1,54 @@
+"""One table from exception class to HTTP status and error envelope, registered on the app."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException
+
+from voidllm.errors import GatewayError
+from voidllm.web.envelope import SCOPE_KEY, error_body
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """An error envelope response for the current request."""
+    body = error_body(code, message, request.scope.get(SCOPE_KEY))
+    return Response(body, status=status, content_type="application/json")
+
+
+async def _gateway_error(exc: GatewayError) -> Response:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status == 404 and request.path.startswith("/v1/"):
+        return error_response(400, "bad_request", "unsupported API endpoint")
+    message = (exc.description or exc.name or "error").rstrip(".")
+    return error_response(status, _HTTP_CODES.get(status, "error"), message)
+
+
+async def _unexpected(exc: Exception) -> Response:
+    log.error("unhandled error", extra={"error_type": type(exc).__name__, "path": request.path})
+    return error_response(500, "internal_error", "internal server error")
+
+
+def register_error_handlers(app: Quart) -> None:
+    """Map every error to the envelope: ours by class, HTTP ones by status, anything else to a bare 500."""
+    app.register_error_handler(GatewayError, _gateway_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

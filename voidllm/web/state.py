@@ -1,0 +1,38 @@
+"""What the HTTP layer needs from the running process, handed to the app once at assembly."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from quart import current_app
+
+from voidllm import __version__
+from voidllm.auth.cache import KeyCache
+from voidllm.nursery import DrainTracker
+
+if TYPE_CHECKING:
+    from voidllm.config import Config
+
+
+@attrs.define(eq=False)
+class AppState:
+    """The process's shared services as the web layer sees them."""
+
+    config: Config
+    store: Any
+    keys: KeyCache
+    drain: DrainTracker = attrs.field(factory=DrainTracker)
+    ready: bool = False
+    version: str = __version__
+    started_at: float = attrs.field(factory=time.monotonic)
+
+    def uptime_seconds(self) -> int:
+        return int(time.monotonic() - self.started_at)
+
+
+def app_state() -> AppState:
+    """The :class:`AppState` of the app serving the current request."""
+    state: AppState = current_app.extensions["voidllm"]
+    return state
