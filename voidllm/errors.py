@@ -14,8 +14,10 @@ class to an HTTP status and a machine code in one table (``voidllm.web.errors``)
     │   ├── NotFoundError             404 not_found
     │   └── RequestTooLargeError      413 request_too_large
     ├── ServiceUnavailableError       503 service_unavailable (draining, not ready)
-    └── StoreError                    the database failed us
-        └── StoreUnavailableError     could not reach it at all (connection refused, locked, timed out)
+    ├── StoreError                    the database failed us
+    │   ├── StoreUnavailableError     could not reach it at all (connection refused, locked, timed out)
+    │   └── StoreIntegrityError       a constraint refused the write (voidllm.store.errors; 409 conflict)
+    └── CryptoError                   a key or ciphertext is invalid (voidllm.crypto)
 
 Messages never carry request or response content: they name what was wrong, not what was sent.
 """

@@ -1,0 +1,151 @@
+"""The migrated schema equals ``tables.metadata`` on both dialects, and the schema has what the app needs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from voidllm.store import tables
+from voidllm.store.engine import build_engine
+from voidllm.store.migrate import upgrade
+from voidllm.store.tables import metadata
+
+EXPECTED_TABLES = {
+    "organizations", "users", "org_memberships", "teams", "team_memberships", "service_accounts",
+    "api_keys", "models", "model_deployments", "model_aliases", "org_model_access", "team_model_access",
+    "key_model_access", "usage_events", "usage_hourly", "audit_logs", "invite_tokens", "settings",
+    "mcp_servers", "org_mcp_access", "team_mcp_access", "key_mcp_access", "mcp_tool_calls",
+    "mcp_tool_blocklist", "mcp_server_tools", "output_schemas",
+}  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def migrated(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    """An engine on a freshly migrated database of each dialect."""
+    if request.param == "sqlite":
+        engine = build_engine("sqlite", request.getfixturevalue("sqlite_dsn"))
+    else:
+        engine = build_engine("postgres", request.getfixturevalue("pg_dsn"))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_migrated_schema_matches_metadata(migrated: sa.Engine) -> None:
+    with migrated.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        assert compare_metadata(context, metadata) == []
+
+
+def test_partial_unique_indexes_match_metadata(migrated: sa.Engine) -> None:
+    """compare_metadata ignores index WHERE clauses, so compare them here."""
+    dialect = migrated.dialect.name
+    inspector = sa.inspect(migrated)
+    for table in metadata.tables.values():
+        expected = {ix.name: _where(ix.dialect_kwargs.get(f"{dialect}_where")) for ix in table.indexes}
+        reflected = {
+            ix["name"]: _where(ix.get("dialect_options", {}).get(f"{dialect}_where"))
+            for ix in inspector.get_indexes(table.name)
+            if not ix.get("duplicates_constraint")  # PostgreSQL lists unique constraints' indexes too
+        }
+        assert reflected == expected, table.name
+
+
+def _where(clause: object) -> str | None:
+    if clause is None:
+        return None
+    return re.sub(r"[()\s]+", " ", str(clause)).strip().lower()
+
+
+def test_every_table_of_the_data_model_exists() -> None:
+    assert set(metadata.tables) == EXPECTED_TABLES
+
+
+def test_append_only_tables_have_no_foreign_keys() -> None:
+    for name in ("usage_events", "usage_hourly", "mcp_tool_calls", "audit_logs"):
+        assert metadata.tables[name].foreign_keys == set(), name
+
+
+def test_every_constraint_and_index_has_a_convention_name_that_fits_postgres() -> None:
+    for table in metadata.tables.values():
+        names = [c.name for c in table.constraints] + [ix.name for ix in table.indexes]
+        for name in names:
+            assert isinstance(name, str), (table.name, name)
+            assert re.fullmatch(r"(pk|fk|uq|ix|ck)_[a-z0-9_]+", name), name
+            assert len(name) <= 63, name
+
+
+def _uniques(table: sa.Table) -> set[tuple[str, ...]]:
+    constraints = [con for con in table.constraints if isinstance(con, sa.UniqueConstraint)]
+    found = {tuple(c.name for c in con.columns) for con in constraints}
+    found |= {tuple(c.name for c in ix.columns) for ix in table.indexes if ix.unique}
+    pk = table.primary_key
+    return found | {tuple(c.name for c in pk.columns)}
+
+
+@pytest.mark.parametrize(
+    ("table", "columns"),
+    [
+        ("users", ("email",)),
+        ("organizations", ("slug",)),
+        ("teams", ("org_id", "slug")),
+        ("org_memberships", ("org_id", "user_id")),
+        ("team_memberships", ("team_id", "user_id")),
+        ("api_keys", ("key_hash",)),
+        ("models", ("name",)),
+        ("model_deployments", ("model_id", "name")),
+        ("model_aliases", ("org_id", "alias")),
+        ("model_aliases", ("team_id", "alias")),
+        ("mcp_tool_blocklist", ("server_id", "tool_name")),
+        ("invite_tokens", ("token_hash",)),
+        ("mcp_servers", ("alias",)),
+        ("usage_hourly", ("bucket_hour", "org_id", "team_id", "user_id", "key_id", "model_name")),
+        ("settings", ("key",)),
+    ],
+)
+def test_unique_keys(table: str, columns: tuple[str, ...]) -> None:
+    assert columns in _uniques(metadata.tables[table])
+
+
+def _index_prefixes(table: sa.Table) -> set[tuple[str, ...]]:
+    """Column tuples that some index (or the primary key) can serve as a leading prefix."""
+    column_lists = [tuple(c.name for c in ix.columns) for ix in table.indexes]
+    column_lists.append(tuple(c.name for c in table.primary_key.columns))
+    return {cols[:n] for cols in column_lists for n in range(1, len(cols) + 1)}
+
+
+@pytest.mark.parametrize(
+    ("table", "columns"),
+    [
+        ("usage_events", ("created_at",)),
+        ("usage_events", ("org_id", "created_at")),
+        ("usage_events", ("key_id", "created_at")),
+        ("usage_events", ("team_id", "created_at")),
+        ("usage_events", ("user_id", "created_at")),
+        ("usage_hourly", ("bucket_hour",)),
+        ("usage_hourly", ("org_id", "bucket_hour")),
+        ("audit_logs", ("timestamp",)),
+        ("audit_logs", ("org_id", "timestamp")),
+        ("mcp_tool_calls", ("created_at",)),
+        ("mcp_tool_calls", ("org_id", "created_at")),
+        ("api_keys", ("org_id",)),
+        ("api_keys", ("user_id",)),
+        ("api_keys", ("team_id",)),
+    ],
+)
+def test_query_indexes(table: str, columns: tuple[str, ...]) -> None:
+    assert columns in _index_prefixes(metadata.tables[table])
+
+
+def test_memberships_cascade_from_users_and_orgs() -> None:
+    for fk in (*tables.org_memberships.foreign_keys, *tables.team_memberships.foreign_keys):
+        assert fk.ondelete == "CASCADE"
+    (fallback,) = tables.models.c.fallback_model_id.foreign_keys
+    assert fallback.ondelete == "SET NULL"

@@ -1,0 +1,170 @@
+"""Config classes of the ``settings:`` section: secrets, bootstrap, background services and their limits.
+
+Field names are the YAML keys; durations are ``float`` seconds. Two deliberate differences from the Go
+original: ``circuit_breaker.enabled`` defaults to true, and ``fallback_max_depth`` defaults to 3.
+"""
+
+import re
+from typing import Annotated
+
+import attrs
+
+from voidllm.config.checks import ENCRYPTION_KEY, NOT_EMPTY, MinLength, Pattern, Predicate, Range
+from voidllm.config.units import Duration, Unit
+
+__all__ = [
+    "AuditConfig", "BootstrapConfig", "CircuitBreakerConfig", "CodeModeConfig", "FunctionalProbeConfig",
+    "HealthCheckConfig", "HealthProbeConfig", "MCPConfig", "MCPHealthConfig", "ModelsProbeConfig",
+    "RetentionConfig", "SettingsConfig", "UsageConfig", "slugify",
+]
+
+_POSITIVE = Range(positive=True)
+_POSITIVE_DURATION = Range(positive=True, unit=Unit.DURATION)
+_TEN_YEARS = 10 * 365 * 86400.0
+_SLUG = Pattern(r"[a-z0-9][a-z0-9-]*", "a slug (lowercase letters, digits and '-')", allow_empty=True)
+
+
+def _seconds(low: float | None = None, high: float | None = None) -> Range:
+    return Range(min=low, max=high, unit=Unit.DURATION)
+
+
+def slugify(name: str) -> str:
+    """The URL slug of an organisation name: lowercase ASCII letters and digits joined by single hyphens."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "default"
+
+
+def _slug_or_derived(slug: str, bootstrap: "BootstrapConfig") -> str:
+    return slug or slugify(bootstrap.org_name)
+
+
+@attrs.frozen
+class BootstrapConfig:
+    """The organisation and admin user created on first start (only when ``settings.admin_key`` is set)."""
+
+    org_name: Annotated[str, NOT_EMPTY] = "Default"
+    org_slug: Annotated[str, _SLUG] = (
+        attrs.field(default="", converter=attrs.Converter(_slug_or_derived, takes_self=True))
+    )
+    admin_email: Annotated[str, Predicate(lambda email: "@" in email, "must be an email address")] = (
+        "admin@voidllm.local"
+    )
+
+
+@attrs.frozen
+class UsageConfig:
+    """The usage writer: events wait in a bounded channel and are written in batches."""
+
+    buffer_size: Annotated[int, _POSITIVE] = 1000
+    flush_interval: Annotated[Duration, _POSITIVE_DURATION] = 5.0
+    drop_on_full: bool = True
+
+
+@attrs.frozen
+class AuditConfig:
+    """The audit-log writer (admin actions), off by default."""
+
+    enabled: bool = False
+    buffer_size: Annotated[int, _POSITIVE] = 500
+    flush_interval: Annotated[Duration, _POSITIVE_DURATION] = 5.0
+
+
+@attrs.frozen
+class CircuitBreakerConfig:
+    """Per-deployment breakers: open after ``threshold`` failures, probe again after ``timeout``."""
+
+    enabled: bool = True
+    threshold: Annotated[int, Range(min=1)] = 5
+    timeout: Annotated[Duration, _POSITIVE_DURATION] = 30.0
+    half_open_max: Annotated[int, Range(min=1)] = 1
+
+
+@attrs.frozen
+class HealthProbeConfig:
+    """Reachability probe: GET the upstream's root; any HTTP answer counts as up."""
+
+    enabled: bool = False
+    interval: Annotated[Duration, _seconds(10)] = 30.0
+
+
+@attrs.frozen
+class ModelsProbeConfig:
+    """API probe: GET ``<base_url>/models``, a 2xx answer counts as up."""
+
+    enabled: bool = False
+    interval: Annotated[Duration, _seconds(10)] = 60.0
+
+
+@attrs.frozen
+class FunctionalProbeConfig:
+    """End-to-end probe: a billable one-token request to each model."""
+
+    enabled: bool = False
+    interval: Annotated[Duration, _seconds(60)] = 300.0
+
+
+@attrs.frozen
+class HealthCheckConfig:
+    """The three levels of upstream health probing, each off unless enabled."""
+
+    health: HealthProbeConfig = HealthProbeConfig()
+    models: ModelsProbeConfig = ModelsProbeConfig()
+    functional: FunctionalProbeConfig = FunctionalProbeConfig()
+
+
+@attrs.frozen
+class MCPHealthConfig:
+    """Periodic health probes of the configured MCP servers."""
+
+    enabled: bool = True
+    interval: Annotated[Duration, _seconds(10)] = 60.0
+
+
+@attrs.frozen
+class CodeModeConfig:
+    """The Code Mode sandbox; ``schema_ttl`` 0 means inferred output schemas are never refreshed."""
+
+    enabled: bool = False
+    memory_limit_mb: Annotated[int, Range(1, 128)] = 16
+    timeout: Annotated[Duration, _seconds(1, 120)] = 30.0
+    pool_size: Annotated[int, Range(1, 32)] = 8
+    max_tool_calls: Annotated[int, Range(1, 1000)] = 50
+    schema_ttl: Duration = 168 * 3600.0
+
+
+@attrs.frozen
+class MCPConfig:
+    """The MCP gateway: upstream call timeout, private-address policy, health probes and Code Mode."""
+
+    call_timeout: Annotated[Duration, _POSITIVE_DURATION] = 30.0
+    allow_private_urls: bool = False
+    health: MCPHealthConfig = MCPHealthConfig()
+    code_mode: CodeModeConfig = CodeModeConfig()
+
+
+@attrs.frozen
+class RetentionConfig:
+    """How long usage events and audit logs are kept (0 = forever), and how often old rows are deleted."""
+
+    usage_events: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
+    audit_logs: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
+    interval: Annotated[Duration, _seconds(60)] = 24 * 3600.0
+
+
+@attrs.frozen
+class SettingsConfig:
+    """Secrets and application settings.
+
+    ``encryption_key`` is required (here or in ``VOIDLLM_ENCRYPTION_KEY``); ``admin_key`` only triggers the
+    first-start bootstrap. ``fallback_max_depth`` bounds model fallback chains (0 turns fallback off).
+    """
+
+    admin_key: Annotated[str, MinLength(32)] = ""
+    encryption_key: Annotated[str, ENCRYPTION_KEY] = ""
+    bootstrap: BootstrapConfig = BootstrapConfig()
+    usage: UsageConfig = UsageConfig()
+    audit: AuditConfig = AuditConfig()
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    health_check: HealthCheckConfig = HealthCheckConfig()
+    mcp: MCPConfig = MCPConfig()
+    retention: RetentionConfig = RetentionConfig()
+    fallback_max_depth: Annotated[int, Range(0, 10)] = 3

@@ -1,0 +1,227 @@
+"""Rules that relate several config values, in two groups.
+
+*Object rules* (:func:`check_object`) relate fields of one object: a provider's required fields, ``strategy``
+if and only if there are ``deployments``, TLS files when TLS is on. The codec runs them on each object right
+after building it, so they see typed values; an object whose own fields failed to read is not checked again.
+
+*Document rules* (:func:`check_document`) relate entries across the file: unique model names, aliases that
+collide with nothing, fallbacks that point at an existing model without forming a cycle, unique MCP aliases,
+and the required encryption key. They read the raw parsed document, tolerating entries of the wrong shape
+(those are reported by the codec), so they run even when some other part of the file has errors.
+
+Each problem is a key path relative to the checked object plus a message; single-value rules live in
+``checks.py``. Reference: ``internal/config/validate.go`` of the Go original.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from voidllm.config.models import DatabaseConfig, RedisConfig, TLSConfig
+from voidllm.config.upstreams import DeploymentConfig, MCPServerConfig, ModelConfig
+
+__all__ = ["Path", "Problem", "check_document", "check_object", "format_path"]
+
+Path = tuple[str | int, ...]
+Problem = tuple[Path, str]
+
+
+def format_path(path: Path) -> str:
+    """``("models", 2, "weight")`` → ``models[2].weight``; the empty path is ``<root>``."""
+    text = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
+    return text or "<root>"
+
+
+def _required(obj: Any, field: str, why: str) -> Iterator[Problem]:
+    if not getattr(obj, field):
+        yield (field,), f"required {why}"
+
+
+def _provider_fields(obj: ModelConfig | DeploymentConfig) -> Iterator[Problem]:
+    """The fields a model or deployment needs for its provider."""
+    if obj.provider == "azure":
+        yield from _required(obj, "azure_deployment", "for provider 'azure'")
+    if obj.provider == "vertex":
+        yield from _required(obj, "gcp_project", "for provider 'vertex'")
+        yield from _required(obj, "gcp_location", "for provider 'vertex'")
+
+
+def _model(model: ModelConfig) -> Iterator[Problem]:
+    if not model.deployments:
+        yield from _required(model, "provider", "when the model has no deployments")
+        yield from _required(model, "base_url", "when the model has no deployments")
+        yield from _provider_fields(model)
+        if model.strategy:
+            yield ("strategy",), "must be empty when the model has no deployments"
+        return
+    yield from _required(model, "strategy", "when the model has deployments")
+    first: dict[str, int] = {}
+    for index, deployment in enumerate(model.deployments):
+        name = deployment.name
+        if name in first:
+            message = f"duplicate deployment name {name!r} (see deployments[{first[name]}])"
+            yield ("deployments", index, "name"), message
+        first.setdefault(name, index)
+
+
+def _mcp_server(server: MCPServerConfig) -> Iterator[Problem]:
+    if server.auth_type == "header":
+        yield from _required(server, "auth_header", "when auth_type is 'header'")
+    if server.auth_type == "oauth":
+        yield from _required(server, "oauth_client_id", "when auth_type is 'oauth'")
+        yield from _required(server, "oauth_client_secret", "when auth_type is 'oauth'")
+
+
+def _tls(tls: TLSConfig) -> Iterator[Problem]:
+    if tls.enabled:
+        yield from _required(tls, "cert", "when tls is enabled")
+        yield from _required(tls, "key", "when tls is enabled")
+
+
+def _database(database: DatabaseConfig) -> Iterator[Problem]:
+    if database.driver == "postgres":
+        yield from _required(database, "dsn", "for the postgres driver")
+
+
+def _redis(redis: RedisConfig) -> Iterator[Problem]:
+    if redis.enabled:
+        yield from _required(redis, "url", "when redis is enabled")
+
+
+_OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
+    ModelConfig: _model, DeploymentConfig: _provider_fields, MCPServerConfig: _mcp_server,
+    TLSConfig: _tls, DatabaseConfig: _database, RedisConfig: _redis,
+}
+
+
+def check_object(obj: object) -> list[Problem]:
+    """The cross-field problems of one config object (none for classes without such rules)."""
+    rule = _OBJECT_RULES.get(type(obj))
+    return list(rule(obj)) if rule is not None else []
+
+
+@attrs.frozen
+class _ModelRef:
+    """What the document rules need from one raw ``models[]`` entry."""
+
+    index: int
+    name: str
+    aliases: tuple[tuple[int, str], ...]
+    fallback: str
+
+    @classmethod
+    def from_raw(cls, index: int, raw: Mapping[str, Any]) -> _ModelRef:
+        aliases = raw.get("aliases")
+        listed = enumerate(aliases) if isinstance(aliases, list) else enumerate(())
+        return cls(
+            index=index,
+            name=_text(raw.get("name")),
+            aliases=tuple((position, _text(alias)) for position, alias in listed if _text(alias)),
+            fallback=_text(raw.get("fallback")),
+        )
+
+
+def _text(value: Any) -> str:
+    return str(value) if isinstance(value, str) else ""
+
+
+def _entries(document: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
+    items = document.get(key)
+    if not isinstance(items, list):
+        return []
+    return [(index, item) for index, item in enumerate(items) if isinstance(item, Mapping)]
+
+
+def _names(refs: list[_ModelRef]) -> Iterator[str]:
+    first: dict[str, int] = {}
+    for ref in refs:
+        if ref.name in first:
+            where = f"models[{first[ref.name]}]"
+            yield f"models[{ref.index}].name: duplicate model name {ref.name!r} (see {where})"
+        elif ref.name:
+            first[ref.name] = ref.index
+
+
+def _aliases(refs: list[_ModelRef]) -> Iterator[str]:
+    names = {ref.name: ref.index for ref in refs if ref.name}
+    owners: dict[str, int] = {}
+    for ref in refs:
+        for position, alias in ref.aliases:
+            where = f"models[{ref.index}].aliases[{position}]"
+            if alias in names:
+                yield f"{where}: alias {alias!r} is the name of models[{names[alias]}]"
+            elif alias in owners:
+                yield f"{where}: alias {alias!r} is already an alias of models[{owners[alias]}]"
+            else:
+                owners[alias] = ref.index
+
+
+def _resolve(refs: list[_ModelRef]) -> dict[str, _ModelRef]:
+    """Model by name or alias; names win over aliases, the first definition over later ones."""
+    table: dict[str, _ModelRef] = {}
+    for ref in refs:
+        for _, alias in ref.aliases:
+            table.setdefault(alias, ref)
+    for ref in reversed(refs):
+        if ref.name:
+            table[ref.name] = ref
+    return table
+
+
+def _fallback_targets(refs: list[_ModelRef], table: dict[str, _ModelRef]) -> Iterator[str]:
+    for ref in refs:
+        if not ref.fallback:
+            continue
+        target = table.get(ref.fallback)
+        where = f"models[{ref.index}].fallback"
+        if target is None:
+            close = difflib.get_close_matches(ref.fallback, list(table), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            yield f"{where}: unknown model {ref.fallback!r}{hint}"
+        elif target.index == ref.index:
+            yield f"{where}: a model cannot fall back to itself"
+
+
+def _fallback_cycles(refs: list[_ModelRef], table: dict[str, _ModelRef]) -> Iterator[str]:
+    """Report each cycle once, at its member listed first in the file, as ``a -> b -> a``."""
+    for ref in refs:
+        chain = [ref]
+        while (step := table.get(chain[-1].fallback)) is not None and step not in chain:
+            chain.append(step)
+        if step is ref and len(chain) > 1 and ref.index == min(member.index for member in chain):
+            cycle = " -> ".join(member.name for member in [*chain, ref])
+            yield f"models[{ref.index}].fallback: fallback chain forms a cycle: {cycle}"
+
+
+def _mcp_aliases(document: Mapping[str, Any]) -> Iterator[str]:
+    first: dict[str, int] = {}
+    for index, raw in _entries(document, "mcp_servers"):
+        alias = _text(raw.get("alias"))
+        if alias in first:
+            yield f"mcp_servers[{index}].alias: duplicate alias {alias!r} (see mcp_servers[{first[alias]}])"
+        elif alias:
+            first[alias] = index
+
+
+def _encryption_key(document: Mapping[str, Any]) -> Iterator[str]:
+    settings = document.get("settings", {})
+    if isinstance(settings, Mapping) and settings.get("encryption_key") in (None, ""):
+        yield "settings.encryption_key: required; set it here or in VOIDLLM_ENCRYPTION_KEY"
+
+
+def check_document(document: Mapping[str, Any]) -> list[str]:
+    """Problems across entries of the raw parsed document, as ``path: message`` lines."""
+    refs = [_ModelRef.from_raw(index, raw) for index, raw in _entries(document, "models")]
+    table = _resolve(refs)
+    return [
+        *_encryption_key(document),
+        *_names(refs),
+        *_aliases(refs),
+        *_fallback_targets(refs, table),
+        *_fallback_cycles(refs, table),
+        *_mcp_aliases(document),
+    ]

@@ -1,0 +1,139 @@
+"""Schema migrations: Alembic, driven from code, safe to start on several replicas at once.
+
+The migration scripts live in the package (``voidllm/store/migrations``); :func:`alembic_config` builds
+the Alembic configuration in memory, so nothing but the package is needed at runtime.
+
+Concurrency:
+
+- Across processes on PostgreSQL, :func:`upgrade` holds the session advisory lock
+  ``pg_advisory_lock(8370235791)`` (the Go original's key) on the migration connection from before Alembic
+  reads the current revision until after it commits, so replicas starting together migrate one after the
+  other and the later ones find nothing to do. The lock is released explicitly; if that fails the
+  connection is invalidated (closing the session releases it) rather than returned to the pool locked.
+- Across processes on SQLite, every transaction begins with ``BEGIN IMMEDIATE`` (see
+  :mod:`voidllm.store.engine`), which serialises migrations the same way.
+- Within one process, Alembic's ``context`` and ``op`` are process-global proxies, so a module lock
+  serialises :func:`upgrade` calls (two stores migrating from two threads would otherwise clobber them).
+
+On SQLite, batch migrations rebuild tables (create copy, drop old, rename); with ``foreign_keys=ON`` the
+drop would cascade-delete child rows. :func:`upgrade` turns foreign keys off on its connection for the
+migration (the pragma only works outside a transaction), ``env.py`` runs ``PRAGMA foreign_key_check``
+before committing, and they are turned back on before the connection returns to the pool.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+if TYPE_CHECKING:
+    from voidllm.store.store import Store
+
+SCRIPT_LOCATION = "voidllm.store:migrations"
+PG_ADVISORY_LOCK_KEY = 8370235791
+
+_process_lock = threading.Lock()
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """An in-memory Alembic config pointing at the packaged scripts (and at ``connection``, if given).
+
+    Also usable for authoring: ``command.revision(alembic_config(conn), autogenerate=True, ...)``.
+    """
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    config.set_main_option("path_separator", "os")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this build."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships 0001
+        raise RuntimeError("no migrations found")
+    return head
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The revision the database is at, or ``None`` if it was never migrated."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: sa.Engine) -> str:
+    """Upgrade the database to the head revision (a no-op when already there) and return the revision.
+
+    Blocking: call from a worker thread (:func:`migrate` does). Raises SQLAlchemy errors untranslated;
+    :func:`migrate` translates them.
+    """
+    with _process_lock, engine.connect() as connection, _migration_session(connection):
+        command.upgrade(alembic_config(connection), "head")
+        revision = MigrationContext.configure(connection).get_current_revision()
+        connection.rollback()  # end the read transaction opened by the revision check
+    if revision is None:  # pragma: no cover - alembic just wrote it
+        raise RuntimeError("upgrade finished without a recorded revision")
+    return revision
+
+
+async def migrate(store: Store) -> str:
+    """Upgrade the store's database to head in a worker thread; see :func:`upgrade`.
+
+    Raises:
+        StoreUnavailableError, StoreError: as :meth:`voidllm.store.Store.run`.
+    """
+    return await store.run_engine(upgrade)
+
+
+@contextmanager
+def _migration_session(connection: sa.Connection) -> Iterator[None]:
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        with _pg_advisory_lock(connection):
+            yield
+    elif dialect == "sqlite":
+        with _sqlite_foreign_keys_off(connection):
+            yield
+    else:  # pragma: no cover - build_engine only makes these two
+        yield
+
+
+@contextmanager
+def _pg_advisory_lock(connection: sa.Connection) -> Iterator[None]:
+    connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": PG_ADVISORY_LOCK_KEY})
+    connection.commit()
+    try:
+        yield
+    finally:
+        try:
+            connection.rollback()
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": PG_ADVISORY_LOCK_KEY})
+            connection.commit()
+        except BaseException:
+            connection.invalidate()  # closing the session is the only other way to release the lock
+            raise
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: sa.Connection) -> Iterator[None]:
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")  # outside any transaction: straight to the DBAPI
+    try:
+        yield
+    finally:
+        try:
+            connection.rollback()
+            driver.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            connection.invalidate()
+            raise
