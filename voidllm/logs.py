@@ -42,6 +42,7 @@ _QUIET = {
     "h2": logging.WARNING,
     "hpack": logging.WARNING,
     "sqlalchemy": logging.WARNING,
+    "alembic": logging.WARNING,
     "asyncio": logging.WARNING,
 }
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
