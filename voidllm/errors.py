@@ -14,6 +14,9 @@ class to an HTTP status and a machine code in one table (``voidllm.web.errors``)
     │   ├── NotFoundError             404 not_found
     │   └── RequestTooLargeError      413 request_too_large
     ├── ServiceUnavailableError       503 service_unavailable (draining, not ready)
+    ├── BadGatewayError               502 upstream_unavailable: no usable answer from any upstream
+    │   └── UpstreamResponseTooLargeError  502 upstream_response_too_large
+    ├── GatewayTimeoutError           504 upstream_timeout: the request's deadline passed before an answer
     ├── StoreError                    the database failed us
     │   ├── StoreUnavailableError     could not reach it at all (connection refused, locked, timed out)
     │   └── StoreIntegrityError       a constraint refused the write (voidllm.store.errors; 409 conflict)
@@ -73,6 +76,25 @@ class RequestTooLargeError(ClientRequestError):
 class ServiceUnavailableError(GatewayError):
     status = 503
     code = "service_unavailable"
+
+
+class BadGatewayError(GatewayError):
+    """No upstream gave a usable answer."""
+
+    status = 502
+    code = "upstream_unavailable"
+
+
+class UpstreamResponseTooLargeError(BadGatewayError):
+    status = 502
+    code = "upstream_response_too_large"
+
+
+class GatewayTimeoutError(GatewayError):
+    """The request's deadline passed before the upstream answered."""
+
+    status = 504
+    code = "upstream_timeout"
 
 
 class StoreError(GatewayError):

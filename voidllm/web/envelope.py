@@ -7,7 +7,8 @@ Messages come from our own error classes and never contain request or response c
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import orjson
 import uuid_utils
@@ -33,3 +34,18 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
             except ValueError:
                 break
     return str(uuid_utils.uuid7())
+
+
+async def send_error(
+    send: Callable[[dict[str, Any]], Awaitable[None]], status: int, code: str, message: str, request_id: str | None
+) -> None:
+    """Send a complete error-envelope response over raw ASGI."""
+    body = error_body(code, message, request_id)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,77 @@
+"""The model registry: names and aliases, upstream order, and refusal of what this version cannot serve."""
+
+from __future__ import annotations
+
+import pytest
+
+from voidllm.config import ConfigError, parse_config
+from voidllm.routing.registry import Registry
+
+
+def registry(yaml_models: str) -> Registry:
+    config = parse_config("settings:\n  encryption_key: sixteen-chars-or-more\nmodels:\n" + yaml_models, environ={})
+    return Registry.from_config(config.models)
+
+
+def test_names_and_aliases_resolve_to_the_canonical_model() -> None:
+    reg = registry(
+        """
+  - name: zeta
+    provider: openai
+    base_url: https://api.example.test/v1/
+    api_key: sk-secret
+    aliases: [fast, cheap]
+    pricing: {input_per_1m: 1.5, output_per_1m: 2}
+  - name: alpha
+    provider: vllm
+    base_url: http://127.0.0.1:8000/v1
+"""
+    )
+    assert [m.name for m in reg.models] == ["alpha", "zeta"]
+    zeta = reg.resolve("fast")
+    assert zeta is not None and zeta is reg.resolve("cheap") is reg.resolve("zeta")
+    assert zeta.upstreams[0].url("chat/completions") == "https://api.example.test/v1/chat/completions"
+    assert zeta.upstreams[0].name == "zeta"
+    assert zeta.pricing.input_per_1m == 1.5
+    assert "sk-secret" not in repr(zeta)
+    assert reg.resolve("nope") is None
+    assert reg.resolve("Alpha") is None
+
+
+def test_priority_deployments_are_ordered_by_priority_then_listing() -> None:
+    reg = registry(
+        """
+  - name: m
+    strategy: priority
+    deployments:
+      - {name: b, provider: openai, base_url: "http://b/v1", priority: 2}
+      - {name: a, provider: custom, base_url: "http://a/v1", priority: 1}
+      - {name: c, provider: ollama, base_url: "http://c/v1", priority: 1}
+"""
+    )
+    model = reg.resolve("m")
+    assert model is not None
+    assert [u.name for u in model.upstreams] == ["m/a", "m/c", "m/b"]
+
+
+def test_unserveable_models_stop_startup_with_every_reason() -> None:
+    with pytest.raises(ConfigError) as caught:
+        registry(
+            """
+  - name: claude
+    provider: anthropic
+    base_url: https://api.anthropic.com
+  - name: rr
+    strategy: round-robin
+    hedge_after: 2s
+    deployments:
+      - {name: a, provider: openai, base_url: "http://a/v1"}
+"""
+        )
+    assert caught.value.problems == (
+        "models[0].provider: 'anthropic' needs a translation adapter that this version does not have yet "
+        "(available: custom, ollama, openai, vllm)",
+        "models[1].hedge_after: not available in this version yet",
+        "models[1].strategy: 'round-robin' is not available in this version yet; use 'priority' "
+        "(deployments are tried by ascending priority, ties in the order listed)",
+    )

@@ -1,0 +1,47 @@
+"""Prometheus metrics of the data plane (reference section 10 names). Labels: model names and enums only."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from voidllm.metrics import REGISTRY
+
+UPSTREAM_REQUESTS = Counter(
+    "voidllm_upstream_requests_total",
+    "Proxied requests by served model, provider and final HTTP status.",
+    ["model", "provider", "status"],
+    registry=REGISTRY,
+)
+UPSTREAM_ERRORS = Counter(
+    "voidllm_upstream_errors_total",
+    "Upstream attempts that failed without a usable response (connect error, timeout, broken stream).",
+    ["model", "provider"],
+    registry=REGISTRY,
+)
+PROXY_DURATION = Histogram(
+    "voidllm_proxy_duration_seconds",
+    "Duration of proxied requests, from arrival to the last byte sent.",
+    ["model", "stream"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+    registry=REGISTRY,
+)
+PROXY_TTFT = Histogram(
+    "voidllm_proxy_ttft_seconds",
+    "Time to the first streamed data event (non-streaming: the whole duration).",
+    ["model"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+PROXY_OVERHEAD = Histogram(
+    "voidllm_proxy_overhead_seconds",
+    "Time the gateway itself spent on a non-streaming request (total minus waiting for the upstream).",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+    registry=REGISTRY,
+)
+TOKENS = Counter(
+    "voidllm_tokens_total",
+    "Tokens by served model and direction.",
+    ["model", "direction"],
+    registry=REGISTRY,
+)
+ACTIVE_STREAMS = Gauge("voidllm_active_streams", "Streams being relayed right now.", registry=REGISTRY)

@@ -1,0 +1,128 @@
+"""The model registry: every configured model by name and alias, with the upstreams that serve it.
+
+Built once from ``models[]`` at startup (admin-API models join it with the tenancy issue) and then only read,
+so lookups on the hot path are one dict access. A model's upstreams are its ``deployments`` by ascending
+``priority`` (ties in the order listed), or the model's own ``provider``/``base_url`` as a single upstream
+named after the model.
+
+What this version can serve is checked when the registry is built, not on the first request: a model that
+uses a provider without a translation adapter (anthropic, azure, gemini, vertex) or a routing feature that
+is not in this version (``strategy`` other than priority order, ``fallback``, ``hedge_after``,
+``attempt_timeout``) stops startup with an error naming the key, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from voidllm.config import ConfigError, ModelConfig
+
+PASSTHROUGH_PROVIDERS = frozenset({"openai", "vllm", "ollama", "custom"})
+
+
+@attrs.frozen
+class Pricing:
+    """Currency units per one million tokens."""
+
+    input_per_1m: float = 0.0
+    output_per_1m: float = 0.0
+
+
+@attrs.frozen
+class Upstream:
+    """One place a model is served from."""
+
+    name: str
+    provider: str
+    base_url: str
+    api_key: str = attrs.field(default="", repr=False)
+
+    def url(self, path: str) -> str:
+        """The upstream URL for an API path such as ``chat/completions`` (base_url includes ``/v1``)."""
+        return f"{self.base_url}/{path}"
+
+
+@attrs.frozen
+class Model:
+    """A model as the proxy serves it."""
+
+    name: str
+    type: str
+    aliases: tuple[str, ...]
+    upstreams: tuple[Upstream, ...]
+    timeout: float | None = None
+    pricing: Pricing = Pricing()
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> Model:
+        if cfg.deployments:
+            ordered = sorted(cfg.deployments, key=lambda d: d.priority)  # stable: ties keep the listed order
+            upstreams = tuple(
+                Upstream(f"{cfg.name}/{d.name}", d.provider, d.base_url.rstrip("/"), d.api_key) for d in ordered
+            )
+        else:
+            upstreams = (Upstream(cfg.name, cfg.provider, cfg.base_url.rstrip("/"), cfg.api_key),)
+        return cls(
+            name=cfg.name,
+            type=cfg.type,
+            aliases=tuple(cfg.aliases),
+            upstreams=upstreams,
+            timeout=cfg.timeout,
+            pricing=Pricing(cfg.pricing.input_per_1m, cfg.pricing.output_per_1m),
+        )
+
+
+@attrs.frozen
+class Registry:
+    """Models by canonical name and by alias."""
+
+    models: tuple[Model, ...] = ()
+    _lookup: Mapping[str, Model] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_config(cls, models: Iterable[ModelConfig]) -> Registry:
+        """Build the registry, refusing what this version cannot serve.
+
+        Raises:
+            ConfigError: a model needs a provider adapter or routing feature this version does not have.
+        """
+        configs = tuple(models)
+        problems = [p for i, cfg in enumerate(configs) for p in _unsupported(i, cfg)]
+        if problems:
+            raise ConfigError(tuple(problems), source="models")
+        built = tuple(sorted((Model.from_config(cfg) for cfg in configs), key=lambda m: m.name))
+        lookup: dict[str, Model] = {}
+        for model in built:
+            lookup[model.name] = model
+            for alias in model.aliases:
+                lookup[alias] = model
+        return cls(built, lookup)
+
+    def resolve(self, name: str) -> Model | None:
+        """The model called ``name`` (canonical name or alias), or ``None``."""
+        return self._lookup.get(name)
+
+
+def _unsupported(index: int, cfg: ModelConfig) -> list[str]:
+    path = f"models[{index}]"
+    problems = []
+    providers = [(f"{path}.deployments[{j}]", d.provider) for j, d in enumerate(cfg.deployments)] or [
+        (path, cfg.provider)
+    ]
+    for where, provider in providers:
+        if provider not in PASSTHROUGH_PROVIDERS:
+            problems.append(
+                f"{where}.provider: {provider!r} needs a translation adapter that this version does not "
+                f"have yet (available: {', '.join(sorted(PASSTHROUGH_PROVIDERS))})"
+            )
+    for key in ("fallback", "hedge_after", "attempt_timeout"):
+        if getattr(cfg, key):
+            problems.append(f"{path}.{key}: not available in this version yet")
+    if cfg.strategy and cfg.strategy != "priority":
+        problems.append(
+            f"{path}.strategy: {cfg.strategy!r} is not available in this version yet; "
+            "use 'priority' (deployments are tried by ascending priority, ties in the order listed)"
+        )
+    return problems
