@@ -1,0 +1,327 @@
+"""Streaming rewrite of the ``model`` field of ``multipart/form-data`` requests (sans-IO).
+
+Audio transcription/translation and image edit/variation requests are forms with a small ``model`` text
+field and a file part that may be many megabytes. The proxy must read ``model`` to authorise and route the
+request and rewrite it to the canonical name, without ever holding the file in memory.
+
+Design. :class:`MultipartHead` is fed the body as it arrives and buffers only its *head*: the bytes up to
+the end of the ``model`` part. It walks the RFC 2046 framing (optional preamble, ``--boundary`` lines with
+transport padding, ``CRLF--boundary`` delimiters, the closing ``--boundary--``) with ``bytes.find`` and a
+cursor that never re-scans bytes it has passed, so feeding one byte at a time costs what one chunk does.
+Part headers (RFC 7578: CRLF lines, a ``form-data`` ``Content-Disposition`` with a ``name``, quoted or not,
+header names in any case) are parsed only for the name and whether a ``filename`` makes it a file part.
+Once the ``model`` part is complete, :meth:`MultipartHead.rewrite` returns the head with only the model
+value replaced, plus whatever was received past it; the rest of the body follows verbatim through
+:meth:`MultipartHead.relay`, which keeps scanning part headers (keeping no more than a delimiter's length of
+file data) so that a second ``model`` part is refused: a server that reads the last value of a repeated
+field would otherwise be asked for a model the gateway never authorised.
+
+Refused with :class:`MultipartError`: a file part before the model field, a head longer than ``max_head``
+before the model part ends, a body without a model field (or an empty one), a model value that is not
+UTF-8 or declares a Content-Transfer-Encoding, a repeated model field, malformed boundary lines, parts
+without a ``form-data`` disposition and name, repeated dispositions and folded header lines (ambiguous
+input is refused rather than guessed at).
+
+Deliberately left out: decoding Content-Transfer-Encoding (deprecated by RFC 7578 section 4.7) and charsets
+other than UTF-8 (``_charset_``); bodies with bare LF line endings (not multipart under RFC 2046: they
+fail on a malformed boundary line, as "model field is required" or on the head limit); checking the file
+parts' content or the epilogue; and a truncated body after the model part, which the upstream refuses.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+import attrs
+
+from voidllm.errors import BadRequestError
+
+__all__ = ["DEFAULT_MAX_HEAD", "MultipartError", "MultipartHead", "boundary_from_content_type"]
+
+DEFAULT_MAX_HEAD = 64 * 1024
+
+_BCHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ")
+_PARAM = re.compile(r';[ \t]*([^\s=;]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;]*)')
+_ESCAPE = re.compile(r"\\(.)")
+_IDENTITY_ENCODINGS = (b"7bit", b"8bit", b"binary")
+_MAX_PADDING = 256
+
+
+class MultipartError(BadRequestError, ValueError):
+    """The multipart body cannot be proxied; a 400 ``bad_request`` at the HTTP edge."""
+
+
+def boundary_from_content_type(content_type: str) -> bytes:
+    """The boundary of a ``multipart/form-data`` Content-Type, as bytes.
+
+    Raises:
+        MultipartError: another media type, no boundary, or one that breaks RFC 2046 (1-70 characters from
+            the ``bchars`` set, not ending in a space).
+    """
+    kind, _, rest = content_type.partition(";")
+    if kind.strip().lower() != "multipart/form-data":
+        raise MultipartError("Content-Type must be multipart/form-data")
+    boundary = _params(rest).get("boundary")
+    if boundary is None:
+        raise MultipartError("multipart/form-data without a boundary")
+    if not 1 <= len(boundary) <= 70 or boundary.endswith(" ") or not _BCHARS.issuperset(boundary):
+        raise MultipartError("invalid multipart boundary")
+    return boundary.encode("ascii")
+
+
+def _params(text: str) -> dict[str, str]:
+    """``; key=value`` parameters (values quoted or not); keys in lower case; a repeated key is an error."""
+    params: dict[str, str] = {}
+    for match in _PARAM.finditer(text if text.startswith(";") else ";" + text):
+        key, value = match.group(1).lower(), match.group(2).strip()
+        if value.startswith('"'):
+            if len(value) < 2 or not value.endswith('"'):
+                raise MultipartError("malformed header parameter")
+            value = _ESCAPE.sub(r"\1", value[1:-1])
+        if key in params:
+            raise MultipartError("repeated header parameter")
+        params[key] = value
+    return params
+
+
+@attrs.frozen
+class _Part:
+    """What the proxy needs from one part's headers."""
+
+    name: str
+    is_file: bool
+    identity_encoding: bool
+
+    @classmethod
+    def from_headers(cls, block: bytes) -> _Part:
+        disposition: str | None = None
+        encoding = b"binary"
+        for line in block.split(b"\r\n"):
+            if line[:1] in (b" ", b"\t"):
+                raise MultipartError("folded multipart part headers are not supported")
+            key, colon, value = line.partition(b":")
+            if not colon:
+                raise MultipartError("malformed multipart part header")
+            key = key.strip().lower()
+            if key == b"content-disposition":
+                if disposition is not None:
+                    raise MultipartError("a multipart part has more than one Content-Disposition")
+                disposition = value.decode("latin-1").strip()
+            elif key == b"content-transfer-encoding":
+                encoding = value.strip().lower()
+        if disposition is None:
+            raise MultipartError("a multipart part has no Content-Disposition")
+        return cls.from_disposition(disposition, identity_encoding=encoding in _IDENTITY_ENCODINGS)
+
+    @classmethod
+    def from_disposition(cls, disposition: str, *, identity_encoding: bool) -> _Part:
+        kind, _, rest = disposition.partition(";")
+        params = _params(rest)
+        name = params.get("name")
+        if kind.strip().lower() != "form-data" or name is None:
+            raise MultipartError("a multipart part is not a named form-data field")
+        is_file = "filename" in params or "filename*" in params
+        return cls(name=name, is_file=is_file, identity_encoding=identity_encoding)
+
+
+class _State(enum.Enum):
+    PREAMBLE = enum.auto()  # before the first --boundary
+    BOUNDARY = enum.auto()  # just after a --boundary: "--" closes, else padding and CRLF
+    HEADERS = enum.auto()  # a part's header block, up to CRLF CRLF
+    BODY = enum.auto()  # a part's content, up to CRLF --boundary
+    END = enum.auto()  # after the closing --boundary--: the epilogue is ignored
+
+
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
+class MultipartHead:
+    """Reads a multipart body up to its ``model`` field and rewrites that field's value.
+
+    Use: :meth:`feed` chunks until it returns True (or :meth:`finish` at the end of the body), read
+    :attr:`model`, send :meth:`rewrite` upstream, then each further chunk through :meth:`relay`.
+    """
+
+    boundary: bytes = attrs.field(validator=attrs.validators.max_len(70))
+    max_head: int = attrs.field(default=DEFAULT_MAX_HEAD, validator=attrs.validators.gt(0))
+    model: str | None = attrs.field(default=None, init=False)
+    _delimiter: bytes = attrs.field(init=False, repr=False)
+    _buf: bytearray = attrs.field(factory=bytearray, init=False, repr=False)
+    _state: _State = attrs.field(default=_State.PREAMBLE, init=False, repr=False)
+    _pos: int = attrs.field(default=0, init=False, repr=False)
+    _search: int = attrs.field(default=0, init=False, repr=False)
+    _part: _Part | None = attrs.field(default=None, init=False, repr=False)
+    _value: tuple[int, int] = attrs.field(default=(0, 0), init=False, repr=False)
+    _rewritten: bool = attrs.field(default=False, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.boundary:
+            raise ValueError("the boundary must not be empty")
+        self._delimiter = b"\r\n--" + self.boundary
+
+    @property
+    def done(self) -> bool:
+        """True once the ``model`` field has been read."""
+        return self.model is not None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held right now: the head before :meth:`rewrite`, at most a part's headers after it."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> bool:
+        """Buffer more of the body; return True once the ``model`` part is complete.
+
+        Raises:
+            MultipartError: see the module docstring.
+        """
+        if self._rewritten:
+            raise RuntimeError("feed() after rewrite(); pass the rest of the body through relay()")
+        self._buf += data
+        self._advance()
+        if self.model is None and len(self._buf) >= self.max_head:
+            raise MultipartError(f"the model field must end within the first {self.max_head} bytes")
+        return self.model is not None
+
+    def finish(self) -> None:
+        """The body ended. Raises :class:`MultipartError` if no model field was read."""
+        if self.model is None:
+            raise MultipartError("model field is required")
+
+    def rewrite(self, new_model: str) -> bytes:
+        """The head with the model value replaced by ``new_model``, plus the bytes received past it.
+
+        The result is followed by the rest of the body, verbatim. Raises ``RuntimeError`` before the model
+        field was read or on a second call, and ``ValueError`` if ``new_model`` contains a line break.
+        """
+        if self.model is None or self._rewritten:
+            raise RuntimeError("rewrite() needs a model field read by feed(), once")
+        start, end = self._value
+        out = b"".join((self._buf[:start], _encode(new_model), self._buf[end:]))
+        self._rewritten = True
+        self._compact()
+        return out
+
+    def length_delta(self, new_model: str) -> int:
+        """How many bytes :meth:`rewrite` adds to (or, if negative, removes from) the body."""
+        if self.model is None:
+            raise RuntimeError("length_delta() needs a model field read by feed()")
+        start, end = self._value
+        return len(_encode(new_model)) - (end - start)
+
+    def relay(self, data: bytes) -> bytes:
+        """Pass a chunk of the rest of the body after :meth:`rewrite`; returns ``data`` unchanged.
+
+        Raises:
+            MultipartError: a later part is also named ``model``, or the framing is malformed.
+        """
+        if not self._rewritten:
+            raise RuntimeError("relay() before rewrite()")
+        if self._state is not _State.END:
+            self._buf += data
+            self._advance()
+            self._compact()
+        return data
+
+    def _advance(self) -> None:
+        steps = {
+            _State.PREAMBLE: self._preamble,
+            _State.BOUNDARY: self._boundary_line,
+            _State.HEADERS: self._headers,
+            _State.BODY: self._body,
+        }
+        while self._state is not _State.END and steps[self._state]():
+            pass
+
+    def _goto(self, state: _State, pos: int) -> bool:
+        self._state, self._pos, self._search = state, pos, pos
+        return True
+
+    def _preamble(self) -> bool:
+        buf, dash = self._buf, self._delimiter[2:]
+        if buf.startswith(dash):
+            return self._goto(_State.BOUNDARY, len(dash))
+        if len(buf) < len(dash) and dash.startswith(buf):
+            return False
+        return self._find_delimiter()
+
+    def _boundary_line(self) -> bool:
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 2:
+            return False
+        if buf[pos : pos + 2] == b"--":
+            if self.model is None:
+                raise MultipartError("model field is required")
+            return self._goto(_State.END, pos + 2)
+        eol = buf.find(b"\r\n", pos, pos + _MAX_PADDING)
+        padding = buf[pos:eol] if eol >= 0 else buf[pos : pos + _MAX_PADDING].rstrip(b"\r")
+        if padding.strip(b" \t") or (eol < 0 and len(buf) - pos >= _MAX_PADDING):
+            raise MultipartError("malformed multipart boundary line")
+        return eol >= 0 and self._goto(_State.HEADERS, eol + 2)
+
+    def _headers(self) -> bool:
+        buf, pos = self._buf, self._pos
+        if buf[pos : pos + 2] == b"\r\n":
+            raise MultipartError("a multipart part has no Content-Disposition")
+        end = buf.find(b"\r\n\r\n", self._search)
+        if end < 0:
+            if len(buf) - pos > self.max_head:
+                raise MultipartError("multipart part headers are too large")
+            self._search = max(pos, len(buf) - 3)
+            return False
+        self._part = _Part.from_headers(bytes(buf[pos:end]))
+        self._check_part(self._part)
+        return self._goto(_State.BODY, end + 4)
+
+    def _check_part(self, part: _Part) -> None:
+        if self.model is not None:
+            if part.name == "model":
+                raise MultipartError("the model field must appear only once")
+        elif part.is_file:
+            raise MultipartError("the model field must come before file parts")
+        elif part.name == "model" and not part.identity_encoding:
+            raise MultipartError("the model field must not use a Content-Transfer-Encoding")
+
+    def _body(self) -> bool:
+        start = self._pos
+        if not self._find_delimiter():
+            return False
+        if self.model is None and self._part is not None and self._part.name == "model":
+            self._take_model(start, self._pos - len(self._delimiter))
+        return True
+
+    def _find_delimiter(self) -> bool:
+        buf, delimiter = self._buf, self._delimiter
+        found = buf.find(delimiter, self._search)
+        if found < 0:
+            self._search = max(self._pos, len(buf) - len(delimiter) + 1)
+            return False
+        return self._goto(_State.BOUNDARY, found + len(delimiter))
+
+    def _take_model(self, start: int, end: int) -> None:
+        if end + len(self._delimiter) > self.max_head:
+            raise MultipartError(f"the model field must end within the first {self.max_head} bytes")
+        try:
+            model = bytes(self._buf[start:end]).decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise MultipartError("the model field is not valid UTF-8") from None
+        if not model:
+            raise MultipartError("model field is required")
+        self.model, self._value = model, (start, end)
+
+    def _compact(self) -> None:
+        """After rewrite, drop what the scanner no longer needs: in a file part, all but a delimiter's
+        length of its tail."""
+        if self._state is _State.END:
+            keep = len(self._buf)
+        elif self._state is _State.BODY:
+            keep = self._search
+        else:
+            keep = self._pos
+        del self._buf[:keep]
+        self._pos, self._search = max(self._pos - keep, 0), max(self._search - keep, 0)
+
+
+def _encode(model: str) -> bytes:
+    if "\r" in model or "\n" in model:
+        raise ValueError("a model name must not contain a line break")
+    return model.encode("utf-8")

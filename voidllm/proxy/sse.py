@@ -1,0 +1,390 @@
+"""Relay of an OpenAI-style ``text/event-stream`` body, event by event (sans-IO: bytes in, bytes out).
+
+:class:`SSERelay` is a small state machine. The stream pump feeds it upstream chunks and sends on what
+:meth:`SSERelay.feed` returns; it never touches a socket, a clock or trio, so every framing case is tested
+without I/O (STYLE P11).
+
+Framing. Line endings are normalised first: ``\\r\\n`` and lone ``\\r`` become ``\\n`` (a ``\\r`` that ends
+one chunk is remembered, so a ``\\n`` opening the next one is not a second line end). Events are then cut
+at the blank line (``\\n\\n``) with ``bytes.find``. Each event is handed on as soon as its blank line
+arrives, with ``\\n`` line endings and one blank line after it; nothing waits for a second event. Comment
+lines (``: ping``) and ``event:``/``id:``/``retry:`` fields travel inside their event unchanged. A line
+longer than ``max_line`` (default 4 MiB) is a protocol error: the relay aborts.
+
+Cost. Each chunk is searched once: the chunks of an unfinished event are kept in a list and joined once,
+when its blank line arrives, and the length of the unfinished line is tracked as they come. An event that
+needs no change goes out as a slice of the chunk (the chunk itself when it is exactly one event). Measured on
+CPython 3.11 with 313-byte OpenAI chunks, one per feed: about 1.6 us per event passed through, 3 us when it
+carries ``"usage":null``, 5 us when that member is cut out.
+
+Inspection is lazy. An event is examined only for what a substring test says it may hold:
+
+- terminal: ``[DONE]`` (an event whose only data line is exactly ``[DONE]``), and with
+  ``terminal="responses"`` also the Responses API's ``response.completed``/``.failed``/``.incomplete``
+  events. Nothing after the terminal event is relayed; the caller stops reading.
+- usage: an event with a ``"usage"`` key whose value is not ``null`` has its data parsed with orjson; the
+  last valid ``usage`` object (chat chunks) or ``response.usage`` (Responses events) wins.
+- ``strip_injected_usage``: when the gateway, not the client, asked for ``stream_options.include_usage``,
+  the usage-only chunk (``"choices":[]`` and a usage object) is dropped once captured, and the
+  ``"usage":null`` member providers add to every other chunk is cut out of the bytes (first, middle or last
+  member, any whitespace), leaving the rest of the JSON byte for byte as sent.
+
+End of stream. :meth:`SSERelay.finish` (upstream EOF) and :meth:`SSERelay.abort` (timeout, upstream failure)
+close the relay. If the terminal event never arrived, exactly one abort event is emitted and no ``[DONE]``.
+An unterminated final event (no blank line before EOF) is never dispatched by an SSE client, so it is
+relayed only when it is the terminal event (some servers end with ``data: [DONE]`` and no blank line);
+otherwise its usage is still captured and its bytes are dropped.
+
+Deliberately left out: an event is held in memory until its blank line arrives and is bounded only through
+the line limit; the stream is never decoded or validated as UTF-8 (a leading BOM is relayed as is); a usage
+object inside a chunk that also has choices is relayed even when stripping (removing an object member
+needs a full parse and re-serialisation); a ``"usage":null`` member in a JSON payload split over several
+``data:`` lines is not stripped; provider translation (Anthropic, Gemini) happens before this relay.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+import orjson
+
+__all__ = ["DEFAULT_MAX_LINE", "SSERelay", "StreamUsage", "Terminal", "abort_event"]
+
+Terminal = Literal["done", "responses"]
+DEFAULT_MAX_LINE = 4 * 1024 * 1024
+
+_INT64_MAX = 2**63 - 1
+_RESPONSES_TERMINAL = (b'"response.completed"', b'"response.failed"', b'"response.incomplete"')
+_NULL_USAGE = re.compile(rb'"usage"[ \t]*:[ \t]*(null)[ \t]*([,}])')
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BLANKS = b" \t"
+
+
+def abort_event(code: str = "stream_incomplete", message: str = "stream aborted") -> bytes:
+    """The content-free event that ends a stream which did not reach its terminal event."""
+    return b"data: " + orjson.dumps({"error": {"message": message, "type": code, "code": code}}) + b"\n\n"
+
+
+@attrs.frozen
+class StreamUsage:
+    """Token counts reported by the upstream in a stream."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def from_payload(cls, payload: object) -> StreamUsage | None:
+        """The usage in one parsed ``data:`` payload: ``usage`` (chat, completions) or ``response.usage``
+        (Responses API events). Never raises; ``None`` when there is no valid usage object."""
+        if not isinstance(payload, Mapping):
+            return None
+        usage = payload.get("usage")
+        if usage is None:
+            response = payload.get("response")
+            usage = response.get("usage") if isinstance(response, Mapping) else None
+        return cls.from_usage(usage)
+
+    @classmethod
+    def from_usage(cls, usage: object) -> StreamUsage | None:
+        """Read ``prompt/completion_tokens`` or ``input/output_tokens`` plus ``total_tokens``.
+
+        An object is taken only if every counter it carries is an integer in ``[0, 2**63)``; an absent
+        counter is 0 and the total is never below prompt + completion. Anything else is ``None``.
+        """
+        if not isinstance(usage, Mapping):
+            return None
+        if "prompt_tokens" in usage or "completion_tokens" in usage:
+            names = ("prompt_tokens", "completion_tokens")
+        elif "input_tokens" in usage or "output_tokens" in usage:
+            names = ("input_tokens", "output_tokens")
+        else:
+            return None
+        prompt, completion, total = (_count(usage.get(name, 0)) for name in (*names, "total_tokens"))
+        if prompt is None or completion is None or total is None:
+            return None
+        return cls(prompt, completion, max(total, prompt + completion))
+
+
+def _count(value: object) -> int | None:
+    return value if type(value) is int and 0 <= value <= _INT64_MAX else None
+
+
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
+class SSERelay:
+    """Relays one upstream event stream to the client; see the module docstring.
+
+    Feed it with :meth:`feed` until :attr:`closed`, then call :meth:`finish` (or :meth:`abort` when the
+    upstream failed or the deadline passed) and send what they return. ``saw_data`` turns true with the
+    first relayed event that has a ``data:`` line (the caller's time-to-first-token mark). ``usage`` is
+    the last usage reported so far; it survives an abort. ``protocol_error`` says why the relay aborted
+    by itself (an over-long line), for the log.
+    """
+
+    strip_injected_usage: bool = False
+    terminal: Terminal = attrs.field(default="done", validator=attrs.validators.in_(("done", "responses")))
+    max_line: int = attrs.field(default=DEFAULT_MAX_LINE, validator=attrs.validators.gt(0))
+    done: bool = attrs.field(default=False, init=False)
+    aborted: bool = attrs.field(default=False, init=False)
+    saw_data: bool = attrs.field(default=False, init=False)
+    usage: StreamUsage | None = attrs.field(default=None, init=False)
+    protocol_error: str | None = attrs.field(default=None, init=False)
+    _pending: list[bytes] = attrs.field(factory=list, init=False, repr=False)
+    _line_len: int = attrs.field(default=0, init=False, repr=False)
+    _cr_pending: bool = attrs.field(default=False, init=False, repr=False)
+
+    @property
+    def closed(self) -> bool:
+        """True once the terminal event was relayed or the stream was aborted: stop reading."""
+        return self.done or self.aborted
+
+    def feed(self, data: bytes) -> bytes:
+        """Take upstream bytes; return the complete events to send now (``b""`` if none is complete)."""
+        if self.closed or not data:
+            return b""
+        data = self._normalise(data)
+        pending = self._pending
+        if not data:  # only the LF of a CRLF split across feeds
+            return b""
+        if pending:
+            if b"\n\n" not in data and not (data.startswith(b"\n") and pending[-1].endswith(b"\n")):
+                pending.append(data)
+                return self._check_pending_lines(data)
+            data = b"".join((*pending, data))
+            pending.clear()
+        return self._cut(data)
+
+    def finish(self) -> bytes:
+        """Upstream EOF: the unterminated last event if it is the terminal one, else the abort event."""
+        if self.closed:
+            return b""
+        tail = b"".join(self._pending).strip(b"\n")
+        self._pending.clear()
+        out: list[bytes] = []
+        if tail and _longest_line(tail) <= self.max_line:
+            event = self._inspect(tail)
+            if self.done and event is not None:
+                self._emit(event + b"\n\n", out)
+        if not self.done:
+            out.append(self.abort())
+        return b"".join(out)
+
+    def abort(self, code: str = "stream_incomplete", message: str = "stream aborted") -> bytes:
+        """Close the relay early; return the one abort event, or ``b""`` if it is already closed."""
+        if self.closed:
+            return b""
+        self.aborted = True
+        self._pending.clear()
+        return abort_event(code, message)
+
+    def _normalise(self, data: bytes) -> bytes:
+        if self._cr_pending:
+            self._cr_pending = False
+            if data.startswith(b"\n"):
+                data = data[1:]
+        if b"\r" in data:
+            self._cr_pending = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return data
+
+    def _cut(self, data: bytes) -> bytes:
+        """Relay every complete event in ``data``; keep the rest pending."""
+        out: list[bytes] = []
+        start = 0
+        end = data.find(b"\n\n")
+        while end >= 0:
+            self._relay_event(data, start, end, out)
+            if self.closed:
+                return b"".join(out)
+            start = end + 2
+            end = data.find(b"\n\n", start)
+        if start < len(data):
+            tail = data[start:]
+            self._pending.append(tail)
+            self._line_len = len(tail) - tail.rfind(b"\n") - 1
+            if len(tail) > self.max_line and _longest_line(tail) > self.max_line:
+                out.append(self._protocol_abort())
+        return b"".join(out)
+
+    def _check_pending_lines(self, data: bytes) -> bytes:
+        """Track the length of the unfinished line across feeds; abort when a line outgrows ``max_line``."""
+        first = data.find(b"\n")
+        if first < 0:
+            self._line_len += len(data)
+            longest = self._line_len
+        else:
+            longest = self._line_len + first
+            if len(data) > self.max_line:
+                longest = max(longest, _longest_line(data[first + 1 :]))
+            self._line_len = len(data) - data.rfind(b"\n") - 1
+        return self._protocol_abort() if max(longest, self._line_len) > self.max_line else b""
+
+    def _protocol_abort(self) -> bytes:
+        self.protocol_error = f"an event-stream line is longer than {self.max_line} bytes"
+        return self.abort()
+
+    def _relay_event(self, data: bytes, start: int, end: int, out: list[bytes]) -> None:
+        """Relay ``data[start:end]``, one event; unchanged events go out as a slice of ``data``."""
+        while start < end and data[start] == 0x0A:  # blank lines before the event
+            start += 1
+        if start == end:
+            return
+        if end - start > self.max_line and _longest_line(data[start:end]) > self.max_line:
+            out.append(self._protocol_abort())
+            return
+        if not self._may_matter(data, start, end):
+            self._emit(data[start : end + 2], out)
+            return
+        event = data[start:end]
+        kept = self._inspect(event)
+        if kept is event:
+            self._emit(data[start : end + 2], out)
+        elif kept is not None:
+            self._emit(kept + b"\n\n", out)
+
+    def _may_matter(self, data: bytes, start: int, end: int) -> bool:
+        """Cheap test: could the event carry usage or be terminal?"""
+        if data.find(b'"usage"', start, end) >= 0 or data.find(b"[DONE]", start, end) >= 0:
+            return True
+        if self.terminal != "responses":
+            return False
+        return any(data.find(name, start, end) >= 0 for name in _RESPONSES_TERMINAL)
+
+    def _emit(self, event: bytes, out: list[bytes]) -> None:
+        out.append(event)
+        if not self.saw_data and _data_of(event.rstrip(b"\n")) is not None:
+            self.saw_data = True
+
+    def _inspect(self, event: bytes) -> bytes | None:
+        """Capture usage and spot the terminal event; return the event to relay (the same object when
+        unchanged), or None to drop it."""
+        if b'"usage"' in event:
+            if self.strip_injected_usage:
+                event = _strip_null_usage(event)
+                carries = b'"usage"' in event
+            else:
+                carries = _may_carry_usage(event)
+            if carries:
+                payload = _load_data(event)
+                usage = StreamUsage.from_payload(payload)
+                if usage is not None:
+                    self.usage = usage
+                    if self.strip_injected_usage and _is_usage_only(payload):
+                        return None
+        if self._is_terminal(event):
+            self.done = True
+        return event
+
+    def _is_terminal(self, event: bytes) -> bool:
+        if b"[DONE]" in event and _data_lines(event) == [b"[DONE]"]:
+            return True
+        if self.terminal == "responses" and any(name in event for name in _RESPONSES_TERMINAL):
+            payload = _load_data(event)
+            kind = payload.get("type") if isinstance(payload, dict) else None
+            return kind in ("response.completed", "response.failed", "response.incomplete")
+        return False
+
+
+def _longest_line(event: bytes) -> int:
+    return max(map(len, event.split(b"\n")))
+
+
+def _data_value(line: bytes) -> bytes | None:
+    """The value of a ``data`` field line (one leading space removed), or None for other lines."""
+    if line.startswith(b"data:"):
+        return line[6:] if line.startswith(b"data: ") else line[5:]
+    return b"" if line == b"data" else None
+
+
+def _data_lines(event: bytes) -> list[bytes]:
+    if b"\n" not in event:
+        value = _data_value(event)
+        return [] if value is None else [value]
+    return [value for line in event.split(b"\n") if (value := _data_value(line)) is not None]
+
+
+def _data_of(event: bytes) -> bytes | None:
+    """The event's data as an SSE client sees it: its data lines joined by ``\\n``; None without any."""
+    lines = _data_lines(event)
+    return b"\n".join(lines) if lines else None
+
+
+def _load_data(event: bytes) -> Any:
+    data = _data_of(event)
+    if data is None:
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _may_carry_usage(event: bytes) -> bool:
+    """Cheap pre-check: some ``"usage"`` in the event is not a ``"usage": null`` member."""
+    return event.count(b'"usage"') > len(_NULL_USAGE.findall(event))
+
+
+def _is_usage_only(payload: Any) -> bool:
+    return payload.get("choices") == [] and isinstance(payload.get("usage"), dict)
+
+
+def _strip_null_usage(event: bytes) -> bytes:
+    """Cut top-level ``"usage": null`` members out of the event's data lines; the same object if none."""
+    if b"\n" not in event:
+        return _strip_line(event)
+    lines = event.split(b"\n")
+    stripped = [_strip_line(line) if b'"usage"' in line else line for line in lines]
+    return event if stripped == lines else b"\n".join(stripped)
+
+
+def _strip_line(line: bytes) -> bytes:
+    value = _data_value(line)
+    if value is None:
+        return line
+    cut = _cut_null_usage(value)
+    return line if cut is value else line[: len(line) - len(value)] + cut
+
+
+def _cut_null_usage(payload: bytes) -> bytes:
+    """Remove each top-level ``"usage": null`` member with the separator on one side, leaving every
+    other byte as it was.
+
+    A member after another goes with the separator before it (``A , "usage": null`` leaves ``A``); the
+    first member goes with the separator after it (``{"usage": null, B`` leaves ``{B``); an only member
+    leaves ``{}``. So ``{A, "usage": null, B}`` becomes ``{A, B}`` whatever the separator's spacing.
+    """
+    pos = 0
+    while (match := _NULL_USAGE.search(payload, pos)) is not None:
+        start, null_end, follow = match.start(), match.end(1), match.start(2)
+        before = _blanks_before(payload, start) - 1
+        if before < 0 or payload[before] not in b",{" or not _is_top_level(payload, start, follow):
+            pos = match.end()
+            continue
+        if payload[before] == 0x2C:  # ","
+            cut_from, cut_to = _blanks_before(payload, before), null_end
+        elif payload[follow] == 0x2C:
+            cut_from, cut_to = start, len(payload) - len(payload[follow + 1 :].lstrip(_BLANKS))
+        else:
+            cut_from, cut_to = start, null_end
+        payload, pos = payload[:cut_from] + payload[cut_to:], cut_from
+    return payload
+
+
+def _blanks_before(payload: bytes, pos: int) -> int:
+    """The start of the run of spaces and tabs that ends at ``pos``."""
+    while pos > 0 and payload[pos - 1] in _BLANKS:
+        pos -= 1
+    return pos
+
+
+def _is_top_level(payload: bytes, start: int, end: int) -> bool:
+    """Whether ``payload[start:end]`` sits directly in the outermost object: count the brackets outside
+    strings on the shorter side of it."""
+    if start < len(payload) - end:
+        side = _JSON_STRING.sub(b"", payload[:start])
+        return side.count(b"{") + side.count(b"[") - side.count(b"}") - side.count(b"]") == 1
+    side = _JSON_STRING.sub(b"", payload[end:])
+    return side.count(b"}") + side.count(b"]") - side.count(b"{") - side.count(b"[") == 1
