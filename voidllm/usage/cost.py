@@ -1,0 +1,27 @@
+"""The cost estimate of one request, from its token counts and the serving model's prices.
+
+Same formula, in the same order of floating-point operations, as the Go original (so both compute the same
+bits)::
+
+    prompt_tokens / 1e6 * input_per_1m + completion_tokens / 1e6 * output_per_1m
+
+Prices are in currency units per one million tokens, taken from the model that *served* the request (after
+aliasing and fallback). A model without pricing (both prices 0) has no estimate, stored as NULL, which is
+not the same as a cost of 0. Cached-token discounts and per-request fees are deliberately left out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from voidllm.usage.events import TokenUsage
+
+__all__ = ["cost_estimate"]
+
+
+def cost_estimate(usage: TokenUsage, *, input_per_1m: float, output_per_1m: float) -> float | None:
+    """Estimate the cost of ``usage``; ``None`` when the model has no pricing (both prices are 0)."""
+    if input_per_1m == 0 and output_per_1m == 0:
+        return None
+    return usage.prompt_tokens / 1e6 * input_per_1m + usage.completion_tokens / 1e6 * output_per_1m
