@@ -67,3 +67,29 @@ async def run_gateway(config: Config) -> AsyncIterator[RunningGateway]:
                 yield RunningGateway(running, url, client, stop, banner)
             finally:
                 stop.set()
+
+
+def model_yaml(name: str, base_url: str, *, extra: str = "", aliases: str = "[]") -> str:
+    """One passthrough model entry for the ``models:`` list."""
+    return f"""
+  - name: {name}
+    provider: openai
+    base_url: {base_url}
+    api_key: sk-upstream-secret
+    aliases: {aliases}
+    pricing: {{input_per_1m: 1.0, output_per_1m: 2.0}}
+{extra}"""
+
+
+async def usage_rows(driver: str, dsn: str) -> list[dict[str, Any]]:
+    """Every usage_events row, oldest first (open the store after the gateway stopped and flushed)."""
+    import sqlalchemy as sa
+
+    from voidllm.store import tables
+    from voidllm.store.store import open_store
+
+    async with open_store(driver, dsn) as store:
+        rows = await store.run(
+            lambda conn: [dict(r) for r in conn.execute(sa.select(tables.usage_events).order_by(tables.usage_events.c.created_at)).mappings()]
+        )
+    return rows

@@ -18,6 +18,7 @@ import trio
 from voidllm import __version__
 from voidllm.config import Config, ConfigError, load_config
 from voidllm.logs import configure_logging
+from voidllm.routing.registry import Registry
 
 log = logging.getLogger("voidllm")
 
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         config = load_config(args.config)
+        Registry.from_config(config.models)
     except ConfigError as exc:
         print(f"voidllm: invalid configuration:\n{exc}", file=sys.stderr)
         return 2

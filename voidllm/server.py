@@ -13,7 +13,9 @@ Shutdown, once ``stop`` is set (by the first SIGTERM/SIGINT in the CLI, or by a 
 1. draining begins: ``/readyz`` answers 503 and new ``/v1`` requests get 503 ``service_unavailable``;
 2. in-flight requests get up to ``server.proxy.drain_timeout`` to finish; what is left is cancelled;
 3. the HTTP server stops (idle keep-alive connections are closed);
-4. the supervisor stops the services in reverse start order (buffers flush into the store before it closes).
+4. the upstream transport closes its pooled connections;
+5. the supervisor stops the services in reverse start order: the usage writer flushes every event already
+   accepted into the store before the store closes.
 
 The bootstrap banner is written to stderr once, after the server listens.
 """
@@ -35,8 +37,12 @@ from voidllm.auth.cache import KeyCache, serve_key_cache
 from voidllm.config import Config
 from voidllm.crypto import Keyring
 from voidllm.nursery import open_supervisor
+from voidllm.proxy.h11pool import H11Pool
+from voidllm.proxy.handler import Proxy, ProxyLimits
+from voidllm.routing.registry import Registry
 from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
+from voidllm.usage.writer import open_usage_channel, serve_usage_writer
 from voidllm.web.app import create_app
 from voidllm.web.state import AppState
 
@@ -95,8 +101,21 @@ async def serve(
 ) -> None:
     """Run the gateway until ``stop`` is set, then drain and shut down cleanly (see the module docstring)."""
     keyring = Keyring.from_setting(config.settings.encryption_key)
+    registry = Registry.from_config(config.models)
     async with open_supervisor() as supervisor:
         store: Store = await supervisor.start("store", partial(serve_store, config))
+        usage = config.settings.usage
+        recorder, usage_events = open_usage_channel(usage.buffer_size)
+        await supervisor.start(
+            "usage-writer",
+            partial(
+                serve_usage_writer,
+                store=store,
+                receive=usage_events,
+                batch_size=usage.buffer_size,
+                flush_interval=usage.flush_interval,
+            ),
+        )
         credentials = None
         if config.settings.admin_key:
             boot = config.settings.bootstrap
@@ -106,21 +125,38 @@ async def serve(
         await supervisor.start(
             "key-cache", partial(serve_key_cache, cache=keys, store=store, ttl=config.cache.key_ttl)
         )
-        state = AppState(config=config, store=store, keys=keys)
-        http_stop, http_done = trio.Event(), trio.Event()
-        binds = await supervisor.nursery.start(_serve_http, create_app(state), config, http_stop, http_done)
-        state.ready = True
-        log.info("listening", extra={"binds": binds})
-        if credentials is not None:
-            out = banner_out or sys.stderr
-            out.write(credentials.banner())
-            out.flush()
-        task_status.started(Running(state, binds))
-        await stop.wait()
-        await _drain(state)
-        http_stop.set()
-        await http_done.wait()
+        state = AppState(config=config, store=store, keys=keys, registry=registry)
+        transport = H11Pool()
+        try:
+            proxy = Proxy(keys=keys, registry=registry, transport=transport, usage=recorder, limits=_limits(config))
+            http_stop, http_done = trio.Event(), trio.Event()
+            app = create_app(state, proxy)
+            binds = await supervisor.nursery.start(_serve_http, app, config, http_stop, http_done)
+            state.ready = True
+            log.info("listening", extra={"binds": binds})
+            if credentials is not None:
+                out = banner_out or sys.stderr
+                out.write(credentials.banner())
+                out.flush()
+            task_status.started(Running(state, binds))
+            await stop.wait()
+            await _drain(state)
+            http_stop.set()
+            await http_done.wait()
+        finally:
+            with trio.move_on_after(5, shield=True):
+                await transport.aclose()
     log.info("shutdown complete")
+
+
+def _limits(config: Config) -> ProxyLimits:
+    proxy = config.server.proxy
+    return ProxyLimits(
+        max_request_body=proxy.max_request_body,
+        max_response_body=proxy.max_response_body,
+        max_stream_duration=proxy.max_stream_duration,
+        request_timeout=proxy.write_timeout or proxy.max_stream_duration,
+    )
 
 
 async def _drain(state: AppState) -> None:

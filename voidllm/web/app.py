@@ -6,6 +6,7 @@ from typing import Any
 
 from quart_trio import QuartTrio
 
+from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.web import health, openai
 from voidllm.web.edge import Edge
 from voidllm.web.errors import register_error_handlers
@@ -30,6 +31,6 @@ def create_quart_app(state: AppState) -> QuartTrio:
     return app
 
 
-def create_app(state: AppState) -> Any:
-    """The ASGI application the server runs."""
-    return Edge(create_quart_app(state), state.drain)
+def create_app(state: AppState, proxy: Any) -> Any:
+    """The ASGI application the server runs: the edge, dispatching proxied routes to ``proxy``."""
+    return Edge(create_quart_app(state), state.drain, proxy=proxy, proxy_paths=frozenset(ENDPOINTS))

@@ -16,7 +16,7 @@ def _caller() -> KeyIdentity:
 
 
 def _model_entries() -> list[dict[str, object]]:
-    models = sorted(app_state().config.models, key=lambda m: m.name)
+    models = app_state().registry.models
     return [
         {"id": m.name, "object": "model", "created": 0, "owned_by": "voidllm", "aliases": list(m.aliases)}
         for m in models

@@ -11,6 +11,7 @@ from quart import current_app
 from voidllm import __version__
 from voidllm.auth.cache import KeyCache
 from voidllm.nursery import DrainTracker
+from voidllm.routing.registry import Registry
 
 if TYPE_CHECKING:
     from voidllm.config import Config
@@ -23,6 +24,7 @@ class AppState:
     config: Config
     store: Any
     keys: KeyCache
+    registry: Registry
     drain: DrainTracker = attrs.field(factory=DrainTracker)
     ready: bool = False
     version: str = __version__

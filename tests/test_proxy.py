@@ -1,0 +1,275 @@
+"""The data plane end to end: the official openai SDK -> a real gateway -> the mock upstream on real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+import trio
+
+from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
+from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockUpstream]:
+    async with open_mock_upstream(Behaviour(stream_chunks=4)) as upstream:
+        yield upstream
+
+
+def sdk(gw: RunningGateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=gw.api_key(), max_retries=0, timeout=10)
+
+
+def auth(gw: RunningGateway) -> dict[str, str]:
+    return {"Authorization": f"Bearer {gw.api_key()}"}
+
+
+async def test_chat_completion_through_the_sdk(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url, aliases="[fast]"))
+    async with run_gateway(config) as gw:
+        raw = await sdk(gw).chat.completions.with_raw_response.create(
+            model="fast", messages=[{"role": "user", "content": "hi"}]
+        )
+        completion = raw.parse()
+        assert completion.choices[0].message.content == "Hello from the mock."
+        assert completion.usage is not None and completion.usage.total_tokens == 18
+        assert float(raw.headers["x-voidllm-overhead-ms"]) >= 0
+        assert raw.headers["x-ratelimit-remaining-requests"] == "99"
+        sent = mock.requests[-1]
+        assert sent.path == "/v1/chat/completions"
+        assert sent.json()["model"] == "gpt-test"
+        assert sent.header("authorization") == "Bearer sk-upstream-secret"
+        assert sent.header("x-request-id") == raw.headers["x-request-id"]
+        assert (sent.header("user-agent") or "").startswith("VoidLLM/")
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["model_name"], row["requested_model_name"], row["status"], row["status_code"]) == (
+        "gpt-test", "fast", "ok", 200)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (10, 8, 18)
+    assert row["cost_estimate"] == pytest.approx(10 / 1e6 * 1.0 + 8 / 1e6 * 2.0)
+    assert row["stream"] is False and row["request_id"] == raw.headers["x-request-id"]
+
+
+async def test_stream_without_usage_request_looks_exactly_like_the_provider(
+    sqlite_dsn: str, mock: MockUpstream
+) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        async with gw.client.stream(
+            "POST", "/v1/chat/completions", headers=auth(gw),
+            json={"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        ) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["cache-control"] == "no-cache"
+            assert response.headers["x-accel-buffering"] == "no"
+            relayed = b"".join([chunk async for chunk in response.aiter_bytes()])
+        assert mock.requests[-1].json()["stream_options"] == {"include_usage": True}
+        # what the mock sends when the client does not ask for usage, byte for byte
+        direct = httpx.AsyncClient(base_url=mock.base_url)
+        async with direct:
+            expected = (await direct.post("/chat/completions", json={
+                "model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "hi"}]})).content
+        assert relayed == expected
+        assert b'"usage"' not in relayed and relayed.endswith(b"data: [DONE]\n\n")
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [(r["stream"], r["total_tokens"], r["status"]) for r in rows] == [(True, 18, "ok")]
+    assert rows[0]["ttft_ms"] is not None
+
+
+async def test_stream_with_usage_request_keeps_the_usage_chunk(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        stream = await sdk(gw).chat.completions.create(
+            model="gpt-test", stream=True, stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "hi"}],
+        )
+        chunks = [chunk async for chunk in stream]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == "Hello from the mock."
+        assert chunks[-1].choices == [] and chunks[-1].usage is not None
+        assert chunks[-1].usage.completion_tokens == 8
+
+
+async def test_other_endpoints_through_the_sdk(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        client = sdk(gw)
+        completion = await client.completions.create(model="gpt-test", prompt="hi")
+        assert completion.choices[0].text
+        streamed = await client.completions.create(model="gpt-test", prompt="hi", stream=True)
+        assert "".join([c.choices[0].text async for c in streamed if c.choices])
+        embeddings = await client.embeddings.create(model="gpt-test", input=["a", "b"])
+        assert len(embeddings.data) == 2
+        response = await client.responses.create(model="gpt-test", input="hi")
+        assert response.usage is not None and response.usage.total_tokens > 0
+        speech = await client.audio.speech.create(model="gpt-test", voice="alloy", input="hi")
+        assert len(speech.content) > 0
+        rerank = await gw.client.post("/v1/rerank", headers=auth(gw),
+                                      json={"model": "gpt-test", "query": "q", "documents": ["a", "b"]})
+        assert rerank.status_code == 200 and len(rerank.json()["results"]) == 2
+        paths = [r.path for r in mock.requests]
+        assert paths == ["/v1/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
+                         "/v1/audio/speech", "/v1/rerank"]
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert len(rows) == 6
+    assert {r["status"] for r in rows} == {"ok"}
+    assert rows[3]["total_tokens"] > 0  # the Responses API's input/output tokens
+
+
+async def test_multipart_transcription_streams_the_file_and_rewrites_the_model(
+    sqlite_dsn: str, mock: MockUpstream
+) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("whisper-test", mock.base_url, aliases="[whisper]"))
+    audio = bytes(range(256)) * 8192  # 2 MiB
+    async with run_gateway(config) as gw:
+        result = await sdk(gw).audio.transcriptions.create(model="whisper", file=("a.wav", audio))
+        assert result.text
+    received = mock.requests[-1]
+    assert received.path == "/v1/audio/transcriptions"
+    assert received.form["model"] == "whisper-test"
+    assert received.file_bytes == len(audio)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"model": "nope", "messages": []}, 404, "model_not_found"),
+        ({"messages": []}, 400, "bad_request"),
+        (b"{broken", 400, "bad_request"),
+        ({"model": "gpt-test", "padding": "x" * 5000}, 413, "request_too_large"),
+    ],
+)
+async def test_client_mistakes_get_the_error_envelope(
+    sqlite_dsn: str, mock: MockUpstream, body: Any, status: int, code: str
+) -> None:
+    config = make_config(sqlite_dsn, "server:\n  proxy:\n    max_request_body: 4kB\nmodels:"
+                         + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        content = body if isinstance(body, bytes) else orjson.dumps(body)
+        response = await gw.client.post("/v1/chat/completions", headers=auth(gw), content=content)
+        assert response.status_code == status
+        assert response.json()["error"]["code"] == code
+        assert mock.requests == []
+
+
+async def test_unknown_key_is_rejected_before_anything_is_read(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        response = await gw.client.post("/v1/chat/completions", json={"model": "gpt-test"},
+                                        headers={"Authorization": "Bearer vl_uk_" + "1" * 48})
+        assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized")
+        assert mock.requests == []
+
+
+async def test_upstream_errors_are_relayed_as_they_are(sqlite_dsn: str, mock: MockUpstream) -> None:
+    mock.behaviour.fail = "echo_400"
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        response = await gw.client.post("/v1/chat/completions?api-version=1", headers=auth(gw),
+                                        json={"model": "gpt-test", "messages": [{"role": "user", "content": "X1"}]})
+        assert response.status_code == 400
+        assert "X1" in response.text
+    assert mock.requests[-1].path == "/v1/chat/completions"  # the query string is not forwarded
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [(r["status"], r["status_code"]) for r in rows] == [("upstream_error", 400)]
+
+
+async def test_unreachable_upstream_is_a_502(sqlite_dsn: str) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", "http://127.0.0.1:9/v1"))
+    async with run_gateway(config) as gw:
+        response = await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "gpt-test"})
+        assert (response.status_code, response.json()["error"]["code"]) == (502, "upstream_unavailable")
+
+
+async def test_next_deployment_after_a_5xx_or_a_refused_connection(sqlite_dsn: str) -> None:
+    async with open_mock_upstream(Behaviour(status=503)) as broken, open_mock_upstream() as healthy:
+        models = f"""models:
+  - name: multi
+    strategy: priority
+    deployments:
+      - {{name: refused, provider: openai, base_url: "http://127.0.0.1:9/v1", priority: 0}}
+      - {{name: broken, provider: openai, base_url: "{broken.base_url}", priority: 1}}
+      - {{name: healthy, provider: vllm, base_url: "{healthy.base_url}", priority: 2}}
+"""
+        async with run_gateway(make_config(sqlite_dsn, models)) as gw:
+            response = await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "multi"})
+            assert response.status_code == 200
+            assert len(broken.requests) == 1 and len(healthy.requests) == 1
+            healthy.behaviour.status = 500
+            last = await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "multi"})
+            assert last.status_code == 500  # the last candidate's answer goes to the client as it is
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [r["deployment_name"] for r in rows] == ["multi/healthy", "multi/healthy"]
+
+
+async def test_stream_that_dies_gets_exactly_one_incomplete_event(sqlite_dsn: str, mock: MockUpstream) -> None:
+    mock.behaviour.fail = "drop_mid_stream"
+    mock.behaviour.stream_chunks = 10
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        response = await gw.client.post("/v1/chat/completions", headers=auth(gw),
+                                        json={"model": "gpt-test", "stream": True})
+        body = response.content
+        assert body.count(b"stream_incomplete") == 2  # "type" and "code" of the one event
+        assert body.count(b'"error"') == 1 and b"[DONE]" not in body
+        assert body.endswith(b'"code":"stream_incomplete"}}\n\n')
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [(r["status"], r["status_code"]) for r in rows] == [("incomplete", 502)]
+
+
+async def test_model_timeout_bounds_a_stream(sqlite_dsn: str, mock: MockUpstream) -> None:
+    mock.behaviour.stream_chunks = 20
+    mock.behaviour.chunk_interval = 0.1
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url, extra="    timeout: 500ms"))
+    async with run_gateway(config) as gw:
+        began = trio.current_time()
+        response = await gw.client.post("/v1/chat/completions", headers=auth(gw),
+                                        json={"model": "gpt-test", "stream": True})
+        elapsed = trio.current_time() - began
+        assert response.content.endswith(b'"code":"stream_incomplete"}}\n\n')
+        assert 0.5 <= elapsed < 1.5
+        with trio.fail_after(2):
+            await mock.wait_client_closed()
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_client_disconnect_cancels_the_upstream_within_50ms(
+    sqlite_dsn: str, mock: MockUpstream, stream: bool
+) -> None:
+    if stream:
+        mock.behaviour.stream_chunks, mock.behaviour.chunk_interval = 50, 0.05
+    else:
+        mock.behaviour.fail = "hang"
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        received = trio.Event()
+
+        async def call() -> None:
+            async with httpx.AsyncClient(base_url=gw.url) as client:
+                async with client.stream("POST", "/v1/chat/completions", headers=auth(gw),
+                                         json={"model": "gpt-test", "stream": stream}) as response:
+                    async for _ in response.aiter_bytes():
+                        received.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call)
+            with trio.fail_after(5):
+                if stream:
+                    await received.wait()
+                    await trio.sleep(0.2)  # a few chunks go by; the usage chunk is not sent yet
+                else:
+                    while not mock.requests:
+                        await trio.sleep(0.005)
+            gone = trio.current_time()
+            nursery.cancel_scope.cancel()  # the client goes away: its connection closes
+        with trio.fail_after(2):
+            closed = await mock.wait_client_closed()
+        assert closed.at - gone < 0.05
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [(r["status"], r["status_code"], r["stream"]) for r in rows] == [("client_disconnect", 499, stream)]

@@ -1,0 +1,457 @@
+"""The proxy hot path: one raw ASGI handler for every proxied ``POST /v1/...`` route.
+
+It bypasses Quart on purpose (DESIGN section 3: Quart's routing costs 35-50 % of proxied throughput). Per
+request, in this order: authenticate from the key cache (no database), read the body within
+``max_request_body``, read ``model`` (JSON parsed once; multipart read only up to the ``model`` field), resolve
+it in the registry, rewrite the body only where needed, then run the attempt chain and relay the answer.
+
+Lifetimes. Everything a request starts lives in its own nursery (STYLE P1): the upstream exchange and a
+watcher that turns the client's ``http.disconnect`` into cancellation of that nursery, so a client that goes
+away cancels the upstream request at once (the transport closes the upstream socket in its shielded exit).
+Usage is handed to the writer service with ``send_nowait`` after the exchange, never written here.
+
+Deadlines (STYLE P3). One deadline per request, computed once: the model's ``timeout``, else
+``max_stream_duration`` for streams and ``write_timeout`` otherwise. While waiting for an upstream's answer
+it bounds the attempt; once a stream is committed to the client, the relay bounds itself with the same
+deadline so that it can still end the stream with one ``stream_incomplete`` event.
+
+Attempts. Upstreams are tried in order; the next one is tried after a connection error or a 500/502/503/504
+from a non-last upstream, never after a byte went to the client, and never with a streamed (multipart) body.
+The last upstream's answer, whatever its status, goes to the client as it is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from voidllm.auth.cache import KeyCache
+from voidllm.auth.identity import KeyIdentity
+from voidllm.errors import (
+    BadGatewayError,
+    BadRequestError,
+    GatewayError,
+    GatewayTimeoutError,
+    NotFoundError,
+    RequestTooLargeError,
+    UpstreamResponseTooLargeError,
+)
+from voidllm.proxy import metrics as m
+from voidllm.proxy.endpoints import ENDPOINTS, Endpoint
+from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header, upstream_request_headers
+from voidllm.proxy.jsonbody import JsonRequest
+from voidllm.proxy.multipart import MultipartError, MultipartHead, boundary_from_content_type
+from voidllm.proxy.sse import SSERelay
+from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse
+from voidllm.routing.registry import Model, Registry, Upstream
+from voidllm.store.ids import utcnow
+from voidllm.usage.cost import cost_estimate
+from voidllm.usage.events import TokenUsage, UsageEvent
+from voidllm.usage.writer import UsageRecorder
+from voidllm.web.envelope import SCOPE_KEY, send_error
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+CLIENT_CLOSED_STATUS = 499
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the request body was complete."""
+
+
+@attrs.frozen
+class ProxyLimits:
+    max_request_body: int
+    max_response_body: int
+    max_stream_duration: float
+    request_timeout: float
+
+
+@attrs.define
+class Exchange:
+    """What one proxied request learned on its way; becomes a usage event at the end."""
+
+    request_id: str
+    identity: KeyIdentity
+    endpoint: Endpoint
+    started: float
+    started_wall: Any
+    upstream_started: float = 0.0
+    requested_model: str = ""
+    model: Model | None = None
+    upstream: Upstream | None = None
+    stream: bool = False
+    inject_usage: bool = False
+    committed: bool = False
+    status_code: int = 0
+    outcome: str = "ok"
+    usage: TokenUsage | None = None
+    ttft: float | None = None
+    client_gone: bool = False
+    final_send: bool = False  # set just before the last body message: a disconnect after it is a normal close
+
+
+@attrs.define(eq=False)
+class Proxy:
+    """The ASGI app of the proxied routes; see the module docstring."""
+
+    keys: KeyCache
+    registry: Registry
+    transport: Transport
+    usage: UsageRecorder
+    limits: ProxyLimits
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id: str = scope[SCOPE_KEY]
+        try:
+            authorization = header(scope["headers"], b"authorization")
+            identity = self.keys.authenticate(authorization.decode("latin-1") if authorization else None)
+            ex = Exchange(request_id, identity, ENDPOINTS[scope["path"]], started, utcnow())
+            await self._serve(ex, scope, receive, send)
+        except GatewayError as exc:
+            await send_error(send, exc.status, exc.code, exc.message, request_id)
+        except ClientDisconnected:
+            return
+
+    async def _serve(self, ex: Exchange, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        body_done = trio.Event()
+        if ex.endpoint.multipart:
+            body, length = await self._multipart_body(ex, scope, receive, body_done)
+        else:
+            body, length = await self._json_body(ex, scope, receive), None
+            body_done.set()
+        assert ex.model is not None
+        timeout = ex.model.timeout or (self.limits.max_stream_duration if ex.stream else self.limits.request_timeout)
+        deadline = trio.current_time() + timeout
+        error: GatewayError | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_disconnect, receive, body_done, nursery.cancel_scope, ex)
+                try:
+                    await self._attempts(ex, scope, send, body, length, deadline)
+                except GatewayError as exc:
+                    error = exc  # raised after the nursery, so it is not wrapped in an exception group
+                except ClientDisconnected:  # while a multipart body was still streaming upstream
+                    ex.client_gone = True
+                nursery.cancel_scope.cancel()
+        finally:
+            self._finish(ex)
+        if error is not None and not ex.client_gone:
+            raise error
+
+    async def _json_body(self, ex: Exchange, scope: dict[str, Any], receive: Receive) -> bytes:
+        raw = await _read_body(receive, self.limits.max_request_body, _declared_length(scope))
+        request = JsonRequest.parse(raw)
+        model = self._resolve(ex, request.model)
+        ex.stream = request.stream
+        ex.inject_usage = ex.endpoint.usage_option and request.stream and not request.client_wants_usage
+        return request.upstream_body(raw, canonical_model=model.name, inject_usage=ex.endpoint.usage_option)
+
+    async def _multipart_body(
+        self, ex: Exchange, scope: dict[str, Any], receive: Receive, body_done: trio.Event
+    ) -> tuple[AsyncIterator[bytes], int | None]:
+        content_type = (header(scope["headers"], b"content-type") or b"").decode("latin-1")
+        try:
+            head = MultipartHead(boundary_from_content_type(content_type))
+        except MultipartError as exc:
+            raise BadRequestError(str(exc)) from None
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.limits.max_request_body:
+            raise RequestTooLargeError("request body too large")
+        received, more = 0, True
+        try:
+            while more and not head.done:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                chunk, more = message.get("body", b""), message.get("more_body", False)
+                received += len(chunk)
+                if received > self.limits.max_request_body:
+                    raise RequestTooLargeError("request body too large")
+                if not head.feed(chunk) and not more:
+                    head.finish()
+        except MultipartError as exc:
+            raise BadRequestError(str(exc)) from None
+        assert head.model is not None
+        model = self._resolve(ex, head.model)
+        first = head.rewrite(model.name)
+        length = None if declared is None else declared + head.length_delta(model.name)
+
+        async def stream() -> AsyncIterator[bytes]:
+            nonlocal received
+            yield first
+            remaining = more
+            while remaining:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                chunk, remaining = message.get("body", b""), message.get("more_body", False)
+                received += len(chunk)
+                if received > self.limits.max_request_body:
+                    raise RequestTooLargeError("request body too large")
+                try:
+                    out = head.relay(chunk)  # refuses a second `model` field later in the body
+                except MultipartError as exc:
+                    raise BadRequestError(str(exc)) from None
+                if out:
+                    yield out
+            body_done.set()
+
+        if not more:
+            body_done.set()
+        return stream(), length
+
+    def _resolve(self, ex: Exchange, name: str) -> Model:
+        ex.requested_model = name
+        model = self.registry.resolve(name)
+        if model is None:
+            raise NotFoundError("the requested model was not found", code="model_not_found")
+        ex.model = model
+        return model
+
+    async def _attempts(
+        self, ex: Exchange, scope: dict[str, Any], send: Send, body: Any, length: int | None, deadline: float
+    ) -> None:
+        assert ex.model is not None
+        upstreams = ex.model.upstreams
+        replayable = isinstance(body, bytes)
+        for index, upstream in enumerate(upstreams):
+            last = index == len(upstreams) - 1 or not replayable
+            ex.upstream = upstream
+            headers = upstream_request_headers(scope["headers"], request_id=ex.request_id, api_key=upstream.api_key)
+            url = upstream.url(ex.endpoint.upstream_path)
+            if not ex.upstream_started:
+                ex.upstream_started = time.perf_counter()
+            with trio.CancelScope(deadline=deadline) as waiting:
+                try:
+                    async with self.transport.request(b"POST", url, headers, body, content_length=length) as resp:
+                        if resp.status in RETRYABLE_STATUS and not last:
+                            m.UPSTREAM_ERRORS.labels(ex.model.name, upstream.provider).inc()
+                            continue
+                        waiting.deadline = math.inf  # committed: the response bounds itself
+                        await self._respond(ex, resp, send, deadline)
+                        return
+                except UpstreamError:
+                    m.UPSTREAM_ERRORS.labels(ex.model.name, upstream.provider).inc()
+                    if last:
+                        ex.outcome, ex.status_code = "upstream_error", 502
+                        raise BadGatewayError("upstream provider is unavailable") from None
+                    continue
+            if waiting.cancelled_caught:
+                ex.outcome, ex.status_code = "timeout", 504
+                raise GatewayTimeoutError("upstream did not answer in time")
+
+    async def _respond(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
+        ex.status_code = resp.status
+        content_type = header(resp.headers, b"content-type") or b""
+        if b"text/event-stream" in content_type:
+            await self._relay_stream(ex, resp, send, deadline)
+        elif content_type.startswith(b"application/json") or resp.status >= 400:
+            await self._relay_buffered(ex, resp, send, deadline)
+        else:
+            await self._relay_binary(ex, resp, send, deadline)
+
+    async def _relay_buffered(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
+        with trio.move_on_at(deadline) as timer:
+            body = await _read_bounded(resp, self.limits.max_response_body)
+        upstream_time = time.perf_counter() - ex.upstream_started
+        if timer.cancelled_caught:
+            ex.outcome, ex.status_code = "timeout", 504
+            raise GatewayTimeoutError("upstream did not answer in time")
+        if 200 <= resp.status < 300:
+            ex.usage = _usage_from_json(body)
+        else:
+            ex.outcome = "upstream_error"
+        overhead = (time.perf_counter() - ex.started) - upstream_time
+        headers = client_response_headers(resp.headers)
+        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
+        m.PROXY_OVERHEAD.observe(overhead)
+        ex.committed = True
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        ex.final_send = True
+        await send({"type": "http.response.body", "body": body})
+
+    async def _relay_stream(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
+        relay = SSERelay(strip_injected_usage=ex.inject_usage, terminal=ex.endpoint.terminal)
+        ex.committed = True
+        ex.stream = True
+        await send(
+            {"type": "http.response.start", "status": resp.status,
+             "headers": client_response_headers(resp.headers) + SSE_HEADERS}
+        )
+        m.ACTIVE_STREAMS.inc()
+        try:
+            with trio.move_on_at(deadline):
+                try:
+                    async for chunk in resp.aiter_bytes():
+                        out = relay.feed(chunk)
+                        if out:
+                            if ex.ttft is None and relay.saw_data:
+                                ex.ttft = time.perf_counter() - ex.started
+                            await send({"type": "http.response.body", "body": out, "more_body": True})
+                        if relay.done or relay.aborted:
+                            break
+                except UpstreamError:
+                    m.UPSTREAM_ERRORS.labels(ex.model.name if ex.model else "", ex.upstream.provider if ex.upstream else "").inc()
+            tail = relay.finish() if not relay.aborted else b""
+            ex.usage = _stream_usage(relay)
+            if not relay.done:
+                ex.outcome, ex.status_code = "incomplete", 502
+            ex.final_send = True
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        finally:
+            m.ACTIVE_STREAMS.dec()
+            if ex.usage is None:
+                ex.usage = _stream_usage(relay)
+
+    async def _relay_binary(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
+        headers = client_response_headers(resp.headers)
+        length = header(resp.headers, b"content-length")
+        if length is not None:
+            if int(length) > self.limits.max_response_body:
+                raise UpstreamResponseTooLargeError("upstream response is larger than max_response_body")
+            headers.append((b"content-length", length))
+        ex.committed = True
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        sent = 0
+        with trio.move_on_at(deadline) as timer:
+            async for chunk in resp.aiter_bytes():
+                sent += len(chunk)
+                if sent > self.limits.max_response_body:
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if timer.cancelled_caught or sent > self.limits.max_response_body:
+            ex.outcome, ex.status_code = "incomplete", 502
+        ex.final_send = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _finish(self, ex: Exchange) -> None:
+        model, upstream = ex.model, ex.upstream
+        if model is None or upstream is None:
+            return
+        duration = time.perf_counter() - ex.started
+        if ex.client_gone:
+            ex.outcome, ex.status_code = "client_disconnect", CLIENT_CLOSED_STATUS
+        usage = ex.usage or TokenUsage(0, 0, 0)
+        ttft = ex.ttft if ex.stream else duration
+        labels_model = model.name
+        m.UPSTREAM_REQUESTS.labels(labels_model, upstream.provider, str(ex.status_code)).inc()
+        m.PROXY_DURATION.labels(labels_model, "true" if ex.stream else "false").observe(duration)
+        if ttft is not None:
+            m.PROXY_TTFT.labels(labels_model).observe(ttft)
+        if usage.prompt_tokens:
+            m.TOKENS.labels(labels_model, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            m.TOKENS.labels(labels_model, "completion").inc(usage.completion_tokens)
+        identity = ex.identity
+        self.usage.record(
+            UsageEvent(
+                request_id=ex.request_id,
+                key_id=identity.key_id,
+                key_type=identity.key_type,
+                org_id=identity.org_id,
+                team_id=identity.team_id,
+                user_id=identity.user_id,
+                service_account_id=identity.service_account_id,
+                model_name=model.name,
+                requested_model_name=ex.requested_model,
+                provider=upstream.provider,
+                deployment_name=upstream.name,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                total_tokens=usage.total_tokens,
+                cost_estimate=cost_estimate(
+                    usage, input_per_1m=model.pricing.input_per_1m, output_per_1m=model.pricing.output_per_1m
+                ),
+                duration_ms=int(duration * 1000),
+                ttft_ms=None if ttft is None else int(ttft * 1000),
+                tokens_per_second=(usage.completion_tokens / duration) if usage.completion_tokens and duration else None,
+                status_code=ex.status_code,
+                status=ex.outcome,
+                stream=ex.stream,
+                source=None,
+                project=None,
+                created_at=ex.started_wall,
+            )
+        )
+
+
+async def _watch_disconnect(receive: Receive, body_done: trio.Event, scope: trio.CancelScope, ex: Exchange) -> None:
+    await body_done.wait()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not ex.final_send:
+                ex.client_gone = True
+                scope.cancel()
+            return
+
+
+def _declared_length(scope: dict[str, Any]) -> int | None:
+    value = header(scope["headers"], b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequestError("invalid Content-Length") from None
+
+
+async def _read_body(receive: Receive, limit: int, declared: int | None) -> bytes:
+    if declared is not None and declared > limit:
+        raise RequestTooLargeError("request body too large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError("request body too large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _read_bounded(resp: UpstreamResponse, limit: int) -> bytes:
+    declared = header(resp.headers, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UpstreamResponseTooLargeError("upstream response is larger than max_response_body")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamResponseTooLargeError("upstream response is larger than max_response_body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _usage_from_json(body: bytes) -> TokenUsage | None:
+    if b'"usage"' not in body:
+        return None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    return TokenUsage.from_openai(usage) if isinstance(usage, dict) else None
+
+
+def _stream_usage(relay: SSERelay) -> TokenUsage | None:
+    usage = relay.usage
+    if usage is None:
+        return None
+    return TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
