@@ -110,7 +110,7 @@ async def test_drain_tracker_waits_then_cancels(autojump_clock: trio.testing.Moc
     outcomes: list[tuple[str, float]] = []
 
     async def request(name: str, duration: float) -> None:
-        with tracker.track() as scope:
+        with tracker.track() as scope, scope:
             await trio.sleep(duration)
         outcomes.append((name, trio.current_time()) if not scope.cancelled_caught else (name + "-cancelled", trio.current_time()))
 

@@ -39,25 +39,35 @@ class DrainTracker:
 
     @contextmanager
     def track(self) -> Iterator[trio.CancelScope]:
-        """Run one request inside a cancel scope that shutdown can cancel.
+        """Count one request as in flight and hand out the cancel scope that shutdown will cancel.
+
+        The caller enters the scope around the work that may be cancelled and can still answer (say, with
+        a 503) after the scope caught the cancellation but before leaving ``track``; only then is the
+        request no longer counted, so the server does not close the connection under that answer::
+
+            with tracker.track() as scope:
+                with scope:
+                    await serve_request()
+                if scope.cancelled_caught:
+                    await answer_503()
 
         Raises:
             ServiceUnavailableError: the process is draining and takes no new requests.
         """
         if self.draining:
             raise ServiceUnavailableError("server is shutting down")
-        with trio.CancelScope() as scope:
-            self._scopes.add(scope)
-            if len(self._scopes) == 1:
-                self._idle = trio.Event()
+        scope = trio.CancelScope()
+        self._scopes.add(scope)
+        if len(self._scopes) == 1:
+            self._idle = trio.Event()
+        INFLIGHT_REQUESTS.set(len(self._scopes))
+        try:
+            yield scope
+        finally:
+            self._scopes.discard(scope)
             INFLIGHT_REQUESTS.set(len(self._scopes))
-            try:
-                yield scope
-            finally:
-                self._scopes.discard(scope)
-                INFLIGHT_REQUESTS.set(len(self._scopes))
-                if not self._scopes:
-                    self._idle.set()
+            if not self._scopes:
+                self._idle.set()
 
     def start_draining(self) -> None:
         """Refuse new requests from now on."""

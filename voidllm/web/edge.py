@@ -60,12 +60,13 @@ class Edge:
         app = self.proxy if scope["method"] == "POST" and scope["path"] in self.proxy_paths else self.app
         try:
             with self.drain.track() as cancel_scope:
-                await app(scope, receive, send_with_id)
+                with cancel_scope:
+                    await app(scope, receive, send_with_id)
+                if cancel_scope.cancelled_caught and not started:
+                    await send_error(
+                        send_with_id, 503, "service_unavailable", "request cancelled: server is shutting down",
+                        request_id,
+                    )
         except ServiceUnavailableError as exc:
             await send_error(send_with_id, exc.status, exc.code, exc.message, request_id)
-            return
-        if cancel_scope.cancelled_caught and not started:
-            await send_error(
-                send_with_id, 503, "service_unavailable", "request cancelled: server is shutting down", request_id
-            )
 

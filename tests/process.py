@@ -1,0 +1,108 @@
+"""Run the real ``voidllm`` command in a subprocess for tests: start it, learn its port and key, signal it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import attrs
+import orjson
+import trio
+
+from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY
+
+
+def write_config(
+    directory: Path, yaml_tail: str = "", *, port: int = 0, level: str = "info", proxy: str = ""
+) -> Path:
+    """A voidllm.yaml with a SQLite store inside ``directory`` and the test keys; ``proxy`` adds
+    ``server.proxy`` lines (e.g. ``"drain_timeout: 5s"``)."""
+    path = directory / "voidllm.yaml"
+    proxy_lines = "".join(f"\n    {line}" for line in proxy.splitlines() if line)
+    path.write_text(
+        f"""
+server:
+  proxy:
+    host: 127.0.0.1
+    port: {port}{proxy_lines}
+database:
+  driver: sqlite
+  dsn: {directory / "data" / "voidllm.db"}
+settings:
+  encryption_key: {ENCRYPTION_KEY}
+  admin_key: {ADMIN_KEY}
+logging:
+  level: {level}
+{yaml_tail}"""
+    )
+    return path
+
+
+@attrs.define
+class GatewayProcess:
+    process: trio.Process
+    lines: list[str] = attrs.field(factory=list)
+    url: str = ""
+    api_key: str = ""
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.process.send_signal(signum)
+
+    async def wait_exit(self, timeout: float = 30) -> int:
+        with trio.fail_after(timeout):
+            return await self.process.wait()
+
+    def log(self, message: str) -> list[dict[str, object]]:
+        """The JSON log records on stderr whose ``msg`` is ``message``."""
+        found = []
+        for line in self.lines:
+            if line.startswith("{"):
+                record = orjson.loads(line)
+                if record.get("msg") == message:
+                    found.append(record)
+        return found
+
+    async def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        buffer = b""
+        async for chunk in self.process.stderr:
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for raw in complete:
+                line = raw.decode("utf-8", "replace")
+                self.lines.append(line)
+                if line.startswith("  API Key:"):
+                    self.api_key = line.split("API Key:")[1].strip()
+                if '"msg":"listening"' in line:
+                    self.url = orjson.loads(line)["binds"][0]
+
+
+@asynccontextmanager
+async def spawn_gateway(config: Path, *, expect_banner: bool = True) -> AsyncIterator[GatewayProcess]:
+    """Start ``voidllm serve --config config`` and wait until it listens (and printed its banner)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}
+    async with trio.open_nursery() as nursery:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        )
+        gateway = GatewayProcess(process)
+        nursery.start_soon(gateway._read_stderr)
+        try:
+            with trio.fail_after(30):
+                while not (gateway.url and (gateway.api_key or not expect_banner)):
+                    if process.returncode is not None:
+                        raise AssertionError("voidllm exited early:\n" + "\n".join(gateway.lines))
+                    await trio.sleep(0.02)
+            yield gateway
+        finally:
+            if process.returncode is None:
+                process.kill()
+            with trio.move_on_after(10, shield=True):
+                await process.wait()
+            nursery.cancel_scope.cancel()
