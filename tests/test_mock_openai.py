@@ -455,3 +455,13 @@ async def test_cli_serves_until_sigterm() -> None:
             process.send_signal(signal.SIGTERM)
             assert await process.wait() == 0
             assert await process.stderr.receive_some(65536) == b""  # no runpy double-import warning
+
+
+async def test_drop_mid_body_of_a_plain_response() -> None:
+    async with open_mock_upstream(Behaviour(fail="drop_mid_stream")) as mock:
+        async with httpx.AsyncClient(base_url=mock.base_url) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.post("/chat/completions", json={"model": "m"})
+            # the server keeps serving after dropping one response
+            mock.behaviour.fail = None
+            assert (await client.post("/chat/completions", json={"model": "m"})).status_code == 200

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +17,7 @@ import trio
 from voidllm import __version__
 from voidllm.config import Config, ConfigError, load_config
 from voidllm.logs import configure_logging
+from voidllm.nursery.signals import watch_stop_signals
 from voidllm.routing.registry import Registry
 
 log = logging.getLogger("voidllm")
@@ -51,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.pop("VOIDLLM_ADMIN_KEY", None)
     if args.command == "migrate-schema":
         return trio.run(_migrate_schema, config)
+    if config.server.workers > 1:
+        from voidllm.workers import run_workers
+
+        return run_workers(config)
     return trio.run(_serve, config)
 
 
@@ -71,26 +75,20 @@ async def _serve(config: Config) -> int:
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_signals, stop)
+            nursery.start_soon(watch_stop_signals, stop)
             await serve(config, stop)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        for exc in _leaves(group):
-            log.critical("gateway stopped by an error", extra={"error_type": type(exc).__name__})
-            print(f"voidllm: {type(exc).__name__}: {exc}", file=sys.stderr)
+        report_crash(group)
         return 1
     return 0
 
 
-async def _watch_signals(stop: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            if stop.is_set():
-                log.warning("second signal: exiting immediately", extra={"signal": signum})
-                logging.shutdown()
-                os._exit(1)
-            log.info("shutdown requested", extra={"signal": signum})
-            stop.set()
+def report_crash(group: BaseExceptionGroup[BaseException]) -> None:
+    """Log and print the errors that stopped the gateway (startup failures mostly: our own messages)."""
+    for exc in _leaves(group):
+        log.critical("gateway stopped by an error", extra={"error_type": type(exc).__name__})
+        print(f"voidllm: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -29,10 +29,11 @@ from typing import Any, TextIO
 
 import attrs
 import hypercorn.config
-import hypercorn.trio
 import trio
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
-from voidllm.auth.bootstrap import BootstrapPlan, bootstrap
+from voidllm.auth.bootstrap import BootstrapCredentials, BootstrapPlan, bootstrap
 from voidllm.auth.cache import KeyCache, serve_key_cache
 from voidllm.config import Config
 from voidllm.crypto import Keyring
@@ -48,7 +49,8 @@ from voidllm.web.state import AppState
 
 log = logging.getLogger(__name__)
 
-HTTP_GRACEFUL_TIMEOUT = 5.0
+HTTP_GRACEFUL_TIMEOUT = 1.0
+"""After the drain only idle keep-alive connections and answers already being written remain."""
 
 
 @attrs.frozen
@@ -77,6 +79,23 @@ async def serve_store(
         await trio.sleep_forever()
 
 
+async def bootstrap_from_config(store: Store, config: Config, keyring: Keyring) -> BootstrapCredentials | None:
+    """Bootstrap the store when ``settings.admin_key`` is set and it holds no key yet."""
+    if not config.settings.admin_key:
+        return None
+    boot = config.settings.bootstrap
+    plan = BootstrapPlan(org_name=boot.org_name, org_slug=boot.org_slug, admin_email=boot.admin_email)
+    return await bootstrap(store, keyring, plan)
+
+
+async def prepare_store(config: Config) -> BootstrapCredentials | None:
+    """Migrate and bootstrap the store once, before worker processes start (``server.workers`` > 1)."""
+    db = config.database
+    async with open_store(db.driver, db.dsn) as store:
+        await migrate(store)
+        return await bootstrap_from_config(store, config, Keyring.from_setting(config.settings.encryption_key))
+
+
 def hypercorn_config(config: Config) -> hypercorn.config.Config:
     """Hypercorn settings from ``server.proxy``; the access log is off (it costs up to a third of throughput)."""
     proxy = config.server.proxy
@@ -97,9 +116,16 @@ async def serve(
     stop: trio.Event,
     *,
     banner_out: TextIO | None = None,
+    sockets: hypercorn.config.Sockets | None = None,
+    run_bootstrap: bool = True,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the gateway until ``stop`` is set, then drain and shut down cleanly (see the module docstring)."""
+    """Run the gateway until ``stop`` is set, then drain and shut down cleanly (see the module docstring).
+
+    Args:
+        sockets: listening sockets made by a parent process (``server.workers`` > 1); else bind ``server.proxy``.
+        run_bootstrap: whether this process may bootstrap the store (the parent does it for its workers).
+    """
     keyring = Keyring.from_setting(config.settings.encryption_key)
     registry = Registry.from_config(config.models)
     async with open_supervisor() as supervisor:
@@ -116,11 +142,7 @@ async def serve(
                 flush_interval=usage.flush_interval,
             ),
         )
-        credentials = None
-        if config.settings.admin_key:
-            boot = config.settings.bootstrap
-            plan = BootstrapPlan(org_name=boot.org_name, org_slug=boot.org_slug, admin_email=boot.admin_email)
-            credentials = await bootstrap(store, keyring, plan)
+        credentials = await bootstrap_from_config(store, config, keyring) if run_bootstrap else None
         keys = KeyCache(keyring.hmac_secret)
         await supervisor.start(
             "key-cache", partial(serve_key_cache, cache=keys, store=store, ttl=config.cache.key_ttl)
@@ -131,7 +153,7 @@ async def serve(
             proxy = Proxy(keys=keys, registry=registry, transport=transport, usage=recorder, limits=_limits(config))
             http_stop, http_done = trio.Event(), trio.Event()
             app = create_app(state, proxy)
-            binds = await supervisor.nursery.start(_serve_http, app, config, http_stop, http_done)
+            binds = await supervisor.nursery.start(_serve_http, app, config, sockets, http_stop, http_done)
             state.ready = True
             log.info("listening", extra={"binds": binds})
             if credentials is not None:
@@ -174,11 +196,18 @@ async def _drain(state: AppState) -> None:
 async def _serve_http(
     app: Any,
     config: Config,
+    sockets: hypercorn.config.Sockets | None,
     stop: trio.Event,
     done: trio.Event,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     try:
-        await hypercorn.trio.serve(app, hypercorn_config(config), shutdown_trigger=stop.wait, task_status=task_status)
+        await worker_serve(
+            wrap_app(app, 0, "asgi"),
+            hypercorn_config(config),
+            sockets=sockets,
+            shutdown_trigger=stop.wait,
+            task_status=task_status,
+        )
     finally:
         done.set()

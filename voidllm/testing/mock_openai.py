@@ -896,8 +896,8 @@ class _Connection:
         body = answer.reply.body
         headers = answer.headers(len(body))
         if drop:
-            half = self._send(h11.Data(data=body[: len(body) // 2]))
-            await self.stream.send_all(self._head(answer.reply, headers) + half)
+            head = self._head(answer.reply, headers)  # h11 must see the head before any body data
+            await self.stream.send_all(head + self._send(h11.Data(data=body[: len(body) // 2])))
             return False
         await self.stream.send_all(self._whole(answer.reply, headers))
         return True

@@ -1,0 +1,662 @@
+"""Zero knowledge, proven (DESIGN section 5).
+
+A unique marker goes through every path the data plane has: the system prompt, user messages, a tool
+definition, tool-call arguments, a tool result, the upstream's completion (whole and streamed, with and
+without ``stream_options.include_usage``), text completions, embeddings, the Responses API, a multipart
+transcription's file bytes and ``prompt`` field, an upstream 400 that echoes the request (which must reach
+the client), upstream failures (a dropped stream, a hang past the model's timeout, a refused connection,
+a client that leaves mid-stream) and requests the gateway refuses itself (whose answers must not quote it).
+
+Then everything the gateway wrote is searched for it: every log record at every level the gateway emits
+(the configured JSON stream at ``debug``, and a catch-all handler that sees each record's message, args,
+extras and formatted exception before any formatter or handler filter), every row of every SQLite table,
+the raw bytes of every file under the test directory (the database, its ``-wal`` and ``-shm``, taken both
+while the gateway runs and after it stopped, and temporary files, whose directory is redirected there),
+``/metrics``, and whatever reached file descriptors 1 and 2. The marker is searched as bytes, as its hex
+part alone (upper and lower case), as UTF-16 and as base64 in the three alignments, so a log line that
+escapes or encodes it is caught as well.
+
+A negative control plants the marker once in each of those channels and checks that the same search finds
+it, so the clean result of the real test means something. The last test runs the real ``voidllm serve``
+process and searches its stdout, stderr and data directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import orjson
+import pytest
+import trio
+from prometheus_client import Counter
+
+from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, RunningGateway, make_config, model_yaml, run_gateway
+from voidllm import logs
+from voidllm.metrics import REGISTRY
+from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
+
+CHUNKS = 3  # streamed pieces of the completion; each piece holds the whole marker
+MAX_BODY = 64 * 1024
+
+
+# ------------------------------------------------------------------------------------------- the search
+
+
+@pytest.fixture
+def marker() -> str:
+    """Fresh for every test run, so nothing left over from an earlier run can be mistaken for a leak."""
+    return f"ZK-{uuid.uuid4().hex}"
+
+
+def needles(marker: str) -> dict[str, bytes]:
+    """The byte strings that betray ``marker``: as it is, its hex part, UTF-16, base64 at each alignment."""
+    raw = marker.encode()
+    hex_part = marker.removeprefix("ZK-")
+    found = {
+        "plain": raw,
+        "hex": hex_part.encode(),
+        "HEX": hex_part.upper().encode(),
+        "utf-16-le": marker.encode("utf-16-le"),
+        "utf-16-be": marker.encode("utf-16-be"),
+    }
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw)
+        found[f"base64+{shift}"] = encoded[4 if shift else 0 : -4]  # only the groups made of marker bytes alone
+    return found
+
+
+@attrs.define
+class Evidence:
+    """Everything the gateway wrote, by where it was found."""
+
+    sources: dict[str, bytes] = attrs.Factory(dict)
+
+    def add(self, name: str, content: str | bytes) -> None:
+        data = content if isinstance(content, bytes) else content.encode("utf-8", "backslashreplace")
+        self.sources[name] = self.sources.get(name, b"") + data
+
+    def add_tree(self, root: Path, label: str) -> None:
+        """The raw bytes of every file under ``root``."""
+        for path in sorted(root.rglob("*")):
+            try:
+                if path.is_file() and not path.is_symlink():
+                    self.add(f"{label}{path.relative_to(root)}", path.read_bytes())
+            except FileNotFoundError:  # a -wal or -shm removed while we walked
+                continue
+
+    def hits(self, marker: str) -> dict[str, str]:
+        """Source name -> where the marker was found in it, with some context."""
+        found: dict[str, str] = {}
+        for name, data in self.sources.items():
+            for form, needle in needles(marker).items():
+                at = data.find(needle)
+                if at >= 0:
+                    context = data[max(0, at - 300) : at + len(needle) + 300]
+                    found[name] = f"as {form} at byte {at}: ...{context!r}..."
+                    break
+        return found
+
+    def assert_clean(self, marker: str) -> None:
+        hits = self.hits(marker)
+        report = "\n".join(f"- {name}: {where}" for name, where in hits.items())
+        assert not hits, f"zero knowledge violated, the marker {marker} was written to:\n{report}"
+
+
+class CatchAll(logging.Handler):
+    """Records every log record in full: message, msg, args, each attribute (the extras), the exception."""
+
+    def __init__(self) -> None:
+        super().__init__(level=1)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        parts = [f"{record.levelname} {record.name}"]
+        try:
+            parts.append(record.getMessage())
+        except Exception as exc:  # a bad format string must not hide the args
+            parts.append(f"<getMessage failed: {exc!r}>")
+        parts += [repr(record.msg), repr(record.args)]
+        parts += [f"{key}={_safe_repr(value)}" for key, value in vars(record).items()]
+        if record.exc_info and record.exc_info[1] is not None:
+            parts.append("".join(traceback.format_exception(record.exc_info[1])))
+        if record.exc_text:
+            parts.append(record.exc_text)
+        if record.stack_info:
+            parts.append(record.stack_info)
+        self.lines.append("\n".join(parts))
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<repr failed: {exc!r}>"
+
+
+@contextmanager
+def captured_logs(evidence: Evidence, *, every_level: bool = False) -> Iterator[None]:
+    """Logging as ``voidllm serve`` sets it up at ``debug`` (into a buffer), plus :class:`CatchAll`.
+
+    Everything it changes is restored afterwards.
+
+    With ``every_level``, every logger (libraries included, whatever ``configure_logging`` holds them at) is
+    then opened down to level 1, so the catch-all also sees the records no level would ever let out.
+    """
+    touched = ["", "voidllm", *logs._QUIET, *logging.Logger.manager.loggerDict]
+    levels = {name: logging.getLogger(name).level for name in touched}
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    stream = io.StringIO()
+    catch_all = CatchAll()
+    logs.configure_logging("debug", "json", stream=stream)
+    if every_level:
+        for name in touched:
+            logging.getLogger(name).setLevel(1)
+    root.addHandler(catch_all)
+    isolated = [
+        logger for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    ]  # fmt: skip
+    for logger in isolated:
+        logger.addHandler(catch_all)
+    try:
+        yield
+    finally:
+        for logger in isolated:
+            logger.removeHandler(catch_all)
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        evidence.add("log stream (json, debug)", stream.getvalue())
+        evidence.add("log records (catch-all handler)", "\n\n".join(catch_all.lines))
+
+
+def dump_sqlite(path: Path) -> tuple[str, bytes, dict[str, int]]:
+    """Every row of every table as text, the raw bytes of every blob, and the row count per table."""
+    text: list[str] = []
+    blobs: list[bytes] = []
+    counts: dict[str, int] = {}
+    with closing(sqlite3.connect(path)) as conn:
+        schema = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+        text += [repr(row) for row in schema]
+        names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+        for (table,) in names:
+            rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
+            counts[table] = len(rows)
+            text.append(f"-- {table}: {len(rows)} rows")
+            for row in rows:
+                text.append(repr(row))
+                blobs += [value for value in row if isinstance(value, bytes)]
+    return "\n".join(text), b"\n".join(blobs), counts
+
+
+@attrs.define
+class Watch:
+    """What :func:`watched_gateway` learned besides the evidence."""
+
+    table_rows: dict[str, int] = attrs.Factory(dict)
+    log_text: str = ""
+
+
+@asynccontextmanager
+async def watched_gateway(
+    tmp_path: Path, dsn: str, yaml_text: str, evidence: Evidence, capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, watch: Watch, *, every_level: bool = False,
+) -> AsyncIterator[RunningGateway]:  # fmt: skip
+    """Run a gateway in-process with everything it writes captured into ``evidence``.
+
+    ``/metrics`` and the data directory are taken just before shutdown, the logs around the whole life of
+    the gateway, the files and tables after it stopped (the usage writer has flushed by then).
+    """
+    data_dir = Path(dsn).parent
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp_dir))
+    capfd.readouterr()  # what was printed before the gateway started is not its output
+    with captured_logs(evidence, every_level=every_level):
+        async with run_gateway(make_config(dsn, yaml_text)) as gw:
+            yield gw
+            metrics = await gw.client.get("/metrics")
+            assert metrics.status_code == 200
+            evidence.add("/metrics", metrics.content)
+            evidence.add_tree(data_dir, "data dir while running: ")
+        evidence.add("bootstrap banner", gw.banner.getvalue())
+    out, err = capfd.readouterr()
+    evidence.add("fd 1 (stdout)", out)
+    evidence.add("fd 2 (stderr)", err)
+    evidence.add_tree(tmp_path, "after shutdown: ")
+    tables, blobs, watch.table_rows = dump_sqlite(Path(dsn))
+    evidence.add("sqlite tables", tables)
+    evidence.add("sqlite blobs", blobs)
+    watch.log_text = evidence.sources["log stream (json, debug)"].decode()
+
+
+# ---------------------------------------------------------------------------------------- the requests
+
+
+def completion_text(marker: str, pieces: int = CHUNKS) -> str:
+    """Split by the mock into ``pieces`` equal parts, each part is ``marker + " "``: every chunk holds it."""
+    return f"{marker} " * pieces
+
+
+def chat_body(marker: str, model: str, **extra: Any) -> dict[str, Any]:
+    """A chat request with the marker in the system prompt, user messages, a tool, its arguments and result."""
+    return {
+        "model": model,
+        "messages": [
+            {"role": "system", "content": f"You guard the secret {marker}."},
+            {"role": "user", "content": f"Tell me about {marker}, please."},
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_zk", "type": "function",
+                "function": {"name": "lookup", "arguments": json.dumps({"query": marker, "depth": 2})},
+            }]},
+            {"role": "tool", "tool_call_id": "call_zk", "content": f"lookup result: {marker}"},
+            {"role": "user", "content": [{"type": "text", "text": f"And {marker} again."}]},
+        ],
+        "tools": [{"type": "function", "function": {
+            "name": "lookup",
+            "description": f"Looks things up, for instance {marker}.",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": marker}}},
+        }}],
+        **extra,
+    }  # fmt: skip
+
+
+def transcription_form(marker: str, model: str | None) -> dict[str, Any]:
+    audio = b"RIFF\x00\x00\x00\x00WAVEfmt " + marker.encode() + bytes(range(256)) * 8 + marker.encode()
+    data = {"model": model} if model is not None else {}
+    return {"data": {**data, "prompt": f"Vocabulary: {marker}", "language": "en"},
+            "files": {"file": ("zk.wav", audio, "audio/wav")}}  # fmt: skip
+
+
+def upstream_behaviours(marker: str) -> dict[str, Behaviour]:
+    return {
+        "gpt-echo": Behaviour(fail="echo_400"),
+        "gpt-drop": Behaviour(completion_text=completion_text(marker, 4), stream_chunks=4,
+                              fail="drop_mid_stream"),
+        "gpt-hang": Behaviour(fail="hang"),
+        "gpt-trickle": Behaviour(completion_text=completion_text(marker, 20), stream_chunks=20,
+                                 chunk_interval=0.05),
+    }
+
+
+def models_yaml(base_url: str) -> str:
+    return (
+        f"server:\n  proxy:\n    max_request_body: {MAX_BODY}\nmodels:"
+        + model_yaml("gpt-zk", base_url, aliases="[zk-alias]")
+        + model_yaml("gpt-echo", base_url)
+        + model_yaml("gpt-drop", base_url)
+        + model_yaml("gpt-hang", base_url, extra="    timeout: 300ms")
+        + model_yaml("gpt-trickle", base_url)
+        + model_yaml("gpt-down", "http://127.0.0.1:9/v1")
+    )
+
+
+def auth(gw: RunningGateway) -> dict[str, str]:
+    return {"Authorization": f"Bearer {gw.api_key()}"}
+
+
+async def post_stream(client: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any) -> httpx.Response:
+    async with client.stream("POST", path, headers=headers, json=body) as response:
+        await response.aread()
+    return response
+
+
+def sse_data(raw: bytes) -> list[Any]:
+    return [orjson.loads(line[6:]) for line in raw.split(b"\n") if line.startswith(b"data: {")]
+
+
+async def successful_requests(gw: RunningGateway, mock: MockUpstream, marker: str) -> int:
+    """Every proxied path on success; each answer carries the marker back. Returns the requests sent."""
+    client, headers = gw.client, auth(gw)
+    mk = marker.encode()
+
+    # non-streaming chat, by an alias (so the body is re-serialised on its way)
+    chat = await client.post("/v1/chat/completions", headers=headers, json=chat_body(marker, "zk-alias"))
+    assert chat.status_code == 200, chat.text
+    assert marker in chat.json()["choices"][0]["message"]["content"]
+    sent = mock.requests[-1].json()
+    assert sent["model"] == "gpt-zk" and marker in sent["tools"][0]["function"]["description"]
+    assert marker in sent["messages"][2]["tool_calls"][0]["function"]["arguments"]
+
+    # streaming chat without usage (the gateway injects include_usage, then strips the usage chunk)
+    plain = await post_stream(client, "/v1/chat/completions", headers, chat_body(marker, "gpt-zk", stream=True))
+    assert plain.status_code == 200 and plain.content.endswith(b"data: [DONE]\n\n")
+    assert plain.content.count(mk) == CHUNKS and b'"usage"' not in plain.content
+    assert mock.requests[-1].json()["stream_options"] == {"include_usage": True}
+
+    # streaming chat that asks for usage
+    body = chat_body(marker, "gpt-zk", stream=True, stream_options={"include_usage": True})
+    usage = await post_stream(client, "/v1/chat/completions", headers, body)
+    assert usage.status_code == 200 and usage.content.count(mk) == CHUNKS
+    assert sse_data(usage.content)[-1]["usage"]["total_tokens"] == 18
+
+    # text completions, whole and streamed
+    completion = await client.post("/v1/completions", headers=headers, json={"model": "gpt-zk", "prompt": marker})
+    assert completion.status_code == 200 and marker in completion.json()["choices"][0]["text"]
+    streamed = await post_stream(client, "/v1/completions", headers,
+                                 {"model": "gpt-zk", "prompt": [marker], "stream": True})
+    assert streamed.status_code == 200 and streamed.content.count(mk) == CHUNKS
+
+    # embeddings
+    embeddings = await client.post("/v1/embeddings", headers=headers,
+                                   json={"model": "gpt-zk", "input": [marker, f"more {marker}"]})
+    assert embeddings.status_code == 200 and len(embeddings.json()["data"]) == 2
+    assert marker in mock.requests[-1].json()["input"][0]
+
+    # the Responses API, whole and streamed
+    response = await client.post("/v1/responses", headers=headers,
+                                 json={"model": "gpt-zk", "input": marker, "instructions": marker})
+    assert response.status_code == 200 and mk in response.content
+    responses_stream = await post_stream(client, "/v1/responses", headers,
+                                         {"model": "gpt-zk", "input": marker, "stream": True})
+    assert responses_stream.status_code == 200 and mk in responses_stream.content
+
+    # a multipart transcription: the marker in the file bytes and in the prompt field
+    transcription = await client.post("/v1/audio/transcriptions", headers=headers,
+                                      **transcription_form(marker, "zk-alias"))
+    assert transcription.status_code == 200 and marker in transcription.json()["text"]
+    received = mock.requests[-1]
+    assert received.form["model"] == "gpt-zk" and marker in received.form["prompt"]
+    assert received.file_bytes > 2 * len(mk)
+    return 9
+
+
+async def upstream_failures(gw: RunningGateway, mock: MockUpstream, marker: str) -> int:
+    """Upstream errors and broken exchanges. Returns the requests sent."""
+    client, headers = gw.client, auth(gw)
+    mk = marker.encode()
+
+    # an upstream 400 quoting the request: the client gets it as it is
+    for body in (chat_body(marker, "gpt-echo"), chat_body(marker, "gpt-echo", stream=True)):
+        echoed = await client.post("/v1/chat/completions", headers=headers, json=body)
+        assert echoed.status_code == 400 and mk in echoed.content
+        assert marker in echoed.json()["error"]["message"]
+    echoed = await client.post("/v1/embeddings", headers=headers, json={"model": "gpt-echo", "input": marker})
+    assert echoed.status_code == 400 and mk in echoed.content
+    form = transcription_form(marker, "gpt-echo")
+    echoed = await client.post("/v1/audio/transcriptions", headers=headers, **form)
+    assert echoed.status_code == 400 and echoed.content.count(mk) >= 3  # prompt field and twice in the file
+
+    # a stream the upstream drops half way: what came is relayed, then one stream_incomplete event
+    body = chat_body(marker, "gpt-drop", stream=True)
+    dropped = await post_stream(client, "/v1/chat/completions", headers, body)
+    assert dropped.status_code == 200 and mk in dropped.content and b"stream_incomplete" in dropped.content
+
+    # no answer within the model's timeout; an upstream that refuses the connection
+    hung = await client.post("/v1/chat/completions", headers=headers, json=chat_body(marker, "gpt-hang"))
+    assert hung.status_code == 504 and mk not in hung.content
+    down = await client.post("/v1/chat/completions", headers=headers, json=chat_body(marker, "gpt-down"))
+    assert down.status_code == 502 and mk not in down.content
+
+    # a client that leaves mid-stream
+    closed_before = len(mock.client_closed)
+    async with client.stream("POST", "/v1/chat/completions", headers=headers,
+                             json=chat_body(marker, "gpt-trickle", stream=True)) as trickle:
+        async for chunk in trickle.aiter_bytes():
+            if mk in chunk:
+                break
+    with trio.fail_after(3):
+        await mock.wait_client_closed(closed_before + 1)
+    return 8
+
+
+async def refused_requests(gw: RunningGateway, mock: MockUpstream, marker: str) -> None:
+    """Requests the gateway answers itself: its answers never quote the request."""
+    client, headers = gw.client, auth(gw)
+    mk = marker.encode()
+    padding = (f" {marker} " * (MAX_BODY // len(marker) + 10)).encode()
+    before = len(mock.requests)
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield b'{"model":"gpt-zk","prompt":"' + padding[:10_000] + b'"}'
+
+    json_headers = {**headers, "Content-Type": "application/json"}
+    cases: list[tuple[str, str, dict[str, Any], int]] = [
+        ("unknown model", "/v1/chat/completions", {"json": chat_body(marker, "no-such-model")}, 404),
+        ("invalid JSON", "/v1/chat/completions",
+         {"content": b'{"model": "gpt-zk", "messages": [{"role": "user", "content": "' + mk + b'"',
+          "headers": json_headers}, 400),
+        ("not an object", "/v1/chat/completions", {"json": [marker]}, 400),
+        ("no model", "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": marker}]}}, 400),
+        ("model not a string", "/v1/embeddings", {"json": {"model": 7, "input": marker}}, 400),
+        ("too large, declared", "/v1/chat/completions",
+         {"content": b'{"model":"gpt-zk","prompt":"' + padding + b'"}', "headers": json_headers}, 413),
+        ("too large, chunked", "/v1/completions", {"content": chunked(), "headers": json_headers}, 413),
+        ("multipart without a model", "/v1/audio/transcriptions", transcription_form(marker, None), 400),
+        ("multipart too large", "/v1/audio/transcriptions",
+         {"data": {"model": "gpt-zk", "prompt": marker}, "files": {"file": ("zk.wav", padding, "audio/wav")}}, 413),
+        ("multipart without a boundary", "/v1/audio/transcriptions",
+         {"content": b"--x\r\n" + mk, "headers": {**headers, "Content-Type": "multipart/form-data"}}, 400),
+        ("unsupported endpoint", "/v1/zk/nowhere", {"json": chat_body(marker, "gpt-zk")}, 400),
+        ("outside /v1", "/zk", {"json": chat_body(marker, "gpt-zk")}, 404),
+    ]
+    for name, path, kwargs, status in cases:
+        kwargs = {"headers": headers, **kwargs}
+        answer = await client.post(path, **kwargs)
+        assert answer.status_code == status, (name, answer.status_code, answer.text)
+        assert mk not in answer.content and marker not in str(answer.headers), name
+    for bad in ({"Authorization": "Bearer vl_uk_" + "1" * 48}, {}):
+        answer = await client.post("/v1/chat/completions", headers=bad, json=chat_body(marker, "gpt-zk"))
+        assert answer.status_code == 401 and mk not in answer.content
+    assert len(mock.requests) == before, "a refused request reached the upstream"
+
+    # a second model field after the file: refused while the body already streams upstream
+    form = (b"--zkb\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-zk\r\n"
+            b"--zkb\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n" + mk + b"\r\n"
+            b"--zkb\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n" + mk + b"\r\n"
+            b"--zkb--\r\n")  # fmt: skip
+    answer = await client.post("/v1/audio/transcriptions", content=form,
+                               headers={**headers, "Content-Type": "multipart/form-data; boundary=zkb"})
+    assert answer.status_code >= 400 and mk not in answer.content
+
+
+# -------------------------------------------------------------------------------------------- the tests
+
+
+@pytest.mark.parametrize("every_level", [False, True], ids=["configured-levels", "every-logger-at-level-1"])
+async def test_no_content_is_written_anywhere(
+    tmp_path: Path, sqlite_dsn: str, marker: str, capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, every_level: bool,
+) -> None:
+    """Every path, then every output searched. The second run opens every logger, libraries included, down to
+    level 1: not even a record that no configuration would ever print may hold content. (It also sees the
+    test's own HTTP client, which logs request lines, never bodies.)"""
+    evidence, watch = Evidence(), Watch()
+    behaviour = Behaviour(completion_text=completion_text(marker), stream_chunks=CHUNKS)
+    async with open_mock_upstream(behaviour, by_model=upstream_behaviours(marker)) as mock:
+        async with watched_gateway(tmp_path, sqlite_dsn, models_yaml(mock.base_url), evidence, capfd,
+                                   monkeypatch, watch, every_level=every_level) as gw:  # fmt: skip
+            proxied = await successful_requests(gw, mock, marker)
+            proxied += await upstream_failures(gw, mock, marker)
+            await refused_requests(gw, mock, marker)
+            await trio.sleep(0.05)  # let the gateway notice the client that left
+    # the capture saw the gateway's whole life and its data: an empty search proves nothing
+    assert '"msg":"listening"' in watch.log_text and '"msg":"shutdown complete"' in watch.log_text
+    assert watch.table_rows["usage_events"] >= proxied
+    assert any(name.endswith("voidllm.db") for name in evidence.sources)
+    assert "voidllm_upstream_requests_total" in evidence.sources["/metrics"].decode()
+    if every_level:
+        assert b"sqlalchemy.engine" in evidence.sources["log records (catch-all handler)"]
+    evidence.assert_clean(marker)
+
+
+async def test_negative_control_the_search_finds_a_planted_marker(
+    tmp_path: Path, sqlite_dsn: str, marker: str, capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Plant the marker once in each channel the real test searches; the same search must find every one."""
+    deleted = f"ZK-{uuid.uuid4().hex}"  # only ever in a row that is deleted again
+    evidence, watch = Evidence(), Watch()
+    planted = Path(sqlite_dsn).parent / "zk-control.txt"
+    counter = Counter("zk_control_planted", "A throwaway metric for the negative control.", ["label"],
+                      registry=REGISTRY)  # fmt: skip
+    try:
+        async with open_mock_upstream() as mock:
+            async with watched_gateway(tmp_path, sqlite_dsn, models_yaml(mock.base_url), evidence, capfd,
+                                       monkeypatch, watch):  # fmt: skip
+                logging.getLogger("voidllm.zk_control").debug("planted %s", marker)
+                logging.getLogger("zk_control").warning("planted", extra={"detail": {"deep": [marker]}})
+                logging.getLogger("zk_control.quiet").log(5, "below every threshold %s", marker)  # filtered out
+                try:
+                    raise ValueError(marker)
+                except ValueError:
+                    logging.getLogger("voidllm.zk_control.exc").debug("planted", exc_info=True)
+                counter.labels(marker).inc()
+                planted.write_text(f"planted {marker}\n")
+                os.write(2, f"planted {marker}\n".encode())
+                with closing(sqlite3.connect(sqlite_dsn, timeout=5)) as conn:
+                    conn.execute("PRAGMA secure_delete = OFF")
+                    conn.execute("CREATE TABLE zk_control (value TEXT)")
+                    rows = [("before " * 20,), (f"planted {marker}",), (f"gone {deleted}",), ("after",)]
+                    conn.executemany("INSERT INTO zk_control VALUES (?)", rows)
+                    conn.execute("DELETE FROM zk_control WHERE value LIKE 'gone %'")
+                    conn.commit()
+    finally:
+        REGISTRY.unregister(counter)
+    expected = {
+        "log stream (json, debug)", "log records (catch-all handler)", "/metrics", "fd 2 (stderr)",
+        "sqlite tables", "data dir while running: zk-control.txt", "after shutdown: data/zk-control.txt",
+        "after shutdown: data/voidllm.db",
+    }  # fmt: skip
+    hits = evidence.hits(marker)
+    assert expected <= set(hits), f"the search missed planted markers in {expected - set(hits)}"
+    log_lines = [orjson.loads(line) for line in watch.log_text.splitlines()]
+    planted_lines = [line for line in log_lines if marker in orjson.dumps(line).decode()]
+    assert len(planted_lines) == 3  # the level-5 record never became a line
+    assert any("ValueError" in line.get("exc", "") for line in planted_lines)
+    # a deleted row leaves its bytes in the file: the raw scan sees them, the table dump does not
+    deleted_hits = evidence.hits(deleted)
+    assert "sqlite tables" not in deleted_hits
+    assert any(name.startswith(("data dir while running: ", "after shutdown: ")) for name in deleted_hits)
+    with pytest.raises(AssertionError, match="zero knowledge violated"):
+        evidence.assert_clean(marker)
+    # every encoding the search knows is found on its own
+    for form, needle in needles(marker).items():
+        assert Evidence({"probe": b"<" + needle + b">"}).hits(marker), form
+    planted.unlink()
+    assert not planted.exists()
+
+
+# ------------------------------------------------------------------------------- the real process
+
+
+def process_config(tmp_path: Path, base_url: str) -> Path:
+    path = tmp_path / "voidllm.yaml"
+    path.write_text(f"""
+server:
+  proxy:
+    host: 127.0.0.1
+    port: 0
+database:
+  driver: sqlite
+  dsn: {tmp_path / "data" / "voidllm.db"}
+settings:
+  encryption_key: {ENCRYPTION_KEY}
+  admin_key: {ADMIN_KEY}
+logging:
+  level: debug
+  format: json
+models:""" + model_yaml("gpt-zk", base_url) + model_yaml("gpt-echo", base_url))
+    return path
+
+
+async def wait_until_listening(process: trio.Process, stderr: Path) -> tuple[str, str]:
+    """The URL from the ``listening`` log line and the API key from the banner, both on stderr."""
+    url = key = ""
+    with trio.fail_after(8):
+        while not (url and key):
+            if process.returncode is not None:
+                raise AssertionError(f"voidllm exited early ({process.returncode}):\n{stderr.read_text()}")
+            await trio.sleep(0.02)
+            for line in stderr.read_text(errors="replace").splitlines():
+                if line.startswith("  API Key:"):
+                    key = line.split("API Key:")[1].strip()
+                elif line.startswith("{") and '"msg":"listening"' in line:
+                    url = orjson.loads(line)["binds"][0]
+    return url, key
+
+
+@pytest.mark.slow
+async def test_real_process_writes_no_content(tmp_path: Path, marker: str) -> None:
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
+    stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("VOIDLLM_")}
+    env |= {"TMPDIR": str(temp_dir), "PYTHONUNBUFFERED": "1"}
+    mk = marker.encode()
+    behaviour = Behaviour(completion_text=completion_text(marker), stream_chunks=CHUNKS)
+    async with open_mock_upstream(behaviour, by_model={"gpt-echo": Behaviour(fail="echo_400")}) as mock:
+        config = process_config(tmp_path, mock.base_url)
+        with stdout.open("wb") as out, stderr.open("wb") as err:
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=tmp_path,
+            )
+        try:
+            url, key = await wait_until_listening(process, stderr)
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                body = chat_body(marker, "gpt-zk")
+                chat = await client.post("/v1/chat/completions", headers=headers, json=body)
+                assert chat.status_code == 200 and marker in chat.json()["choices"][0]["message"]["content"]
+                for extra in ({}, {"stream_options": {"include_usage": True}}):
+                    body = chat_body(marker, "gpt-zk", stream=True, **extra)
+                    streamed = await post_stream(client, "/v1/chat/completions", headers, body)
+                    assert streamed.status_code == 200 and streamed.content.count(mk) == CHUNKS
+                body = chat_body(marker, "gpt-echo")
+                echoed = await client.post("/v1/chat/completions", headers=headers, json=body)
+                assert echoed.status_code == 400 and mk in echoed.content
+                unknown = await client.post("/v1/chat/completions", headers=headers,
+                                            json=chat_body(marker, "no-such-model"))
+                assert unknown.status_code == 404 and mk not in unknown.content
+                broken = await client.post("/v1/chat/completions", content=b'{"model": "gpt-zk", "x": "' + mk,
+                                           headers={**headers, "Content-Type": "application/json"})
+                assert broken.status_code == 400 and mk not in broken.content
+                metrics = await client.get("/metrics")
+                assert metrics.status_code == 200
+            assert len(mock.requests) == 4
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(8):
+                code = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                with trio.move_on_after(5, shield=True):
+                    await process.wait()
+    assert code == 0, stderr.read_text()
+    log_text = stderr.read_text()
+    assert '"msg":"listening"' in log_text and '"msg":"shutdown complete"' in log_text
+    evidence = Evidence()
+    evidence.add("/metrics", metrics.content)
+    evidence.add_tree(tmp_path, "after shutdown: ")  # stdout.log, stderr.log, data/, tmp/
+    tables, blobs, counts = dump_sqlite(tmp_path / "data" / "voidllm.db")
+    evidence.add("sqlite tables", tables)
+    evidence.add("sqlite blobs", blobs)
+    assert counts["usage_events"] == 4
+    searched = {"after shutdown: stdout.log", "after shutdown: stderr.log", "after shutdown: data/voidllm.db"}
+    assert searched <= set(evidence.sources)
+    evidence.assert_clean(marker)

@@ -1,0 +1,168 @@
+"""Several gateway processes on one listening socket (``server.workers`` > 1).
+
+Python runs one core per process, so one host scales by processes (DESIGN section 3). The parent process:
+
+1. migrates and bootstraps the store once (workers never race to bootstrap);
+2. binds the listening socket(s) itself, so every worker accepts on the same port (also with ``port: 0``);
+3. starts ``workers`` child processes (``spawn``: nothing of the parent's state is inherited by accident), each
+   running the same :func:`voidllm.server.serve` on the shared sockets with its own caches, usage writer and
+   upstream connection pool;
+4. waits until every worker listens, then logs ``listening`` and prints the bootstrap banner once;
+5. restarts a worker that dies while the gateway is running, with the supervisor's backoff;
+6. on SIGTERM/SIGINT asks every worker to drain (SIGTERM; each drains exactly as a single process does) and
+   exits 0 once all exited cleanly; a second signal kills the workers and exits 1 at once.
+
+Workers run in their own process group, so a terminal's Ctrl-C reaches only the parent, which then stops them
+in order; a worker whose parent disappears stops by itself.
+
+What is per process: rate counters and caches are refreshed from the store (and, with the tenancy issue, kept
+exact across processes in Redis); ``/metrics`` shows the counters of the worker that answered the scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from functools import partial
+from multiprocessing.context import SpawnProcess
+from typing import Any
+
+import trio
+
+from voidllm.config import Config
+from voidllm.logs import configure_logging
+from voidllm.nursery import Backoff
+from voidllm.nursery.signals import STOP_SIGNALS, watch_stop_signals
+from voidllm.server import hypercorn_config, prepare_store, serve
+
+log = logging.getLogger("voidllm.workers")
+
+READY_TIMEOUT = 60.0
+POLL_INTERVAL = 0.1
+
+
+def run_workers(config: Config) -> int:
+    """Run the gateway as ``config.server.workers`` processes; returns the exit code."""
+    credentials = trio.run(prepare_store, config)
+    hc = hypercorn_config(config)
+    sockets = hc.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(hc.backlog)
+    try:
+        return trio.run(_manage, config, sockets, credentials.banner() if credentials else None)
+    finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()
+
+
+async def _manage(config: Config, sockets: Any, banner: str | None) -> int:
+    context = multiprocessing.get_context("spawn")
+    ready: Any = context.Queue()
+    parent = os.getpid()
+
+    def start(index: int) -> SpawnProcess:
+        process = context.Process(
+            target=_worker_main, args=(config, sockets, ready, index, parent), name=f"voidllm-worker-{index}"
+        )
+        process.start()
+        return process
+
+    workers = [start(index) for index in range(config.server.workers)]
+    await _wait_ready(ready, len(workers))
+    binds = [f"http://{_address(sock)}" for sock in sockets.insecure_sockets]
+    log.info("listening", extra={"binds": binds, "workers": len(workers)})
+    if banner:
+        sys.stderr.write(banner)
+        sys.stderr.flush()
+    stopping = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_forward_signals, workers, stopping)
+        await _keep_running(workers, start, stopping)
+        nursery.cancel_scope.cancel()
+    codes = [w.exitcode for w in workers]
+    log.info("shutdown complete", extra={"worker_exit_codes": codes})
+    # -SIGTERM: a worker that was still starting when the stop came (before it could handle the signal)
+    return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
+
+
+async def _wait_ready(ready: Any, count: int) -> None:
+    with trio.fail_after(READY_TIMEOUT):
+        for _ in range(count):
+            await trio.to_thread.run_sync(partial(ready.get, timeout=READY_TIMEOUT), abandon_on_cancel=True)
+
+
+async def _forward_signals(workers: list[SpawnProcess], stopping: trio.Event) -> None:
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async for signum in signals:
+            if stopping.is_set():
+                log.warning("second signal: killing workers", extra={"signal": signum})
+                for worker in workers:
+                    worker.kill()
+                logging.shutdown()
+                os._exit(1)
+            log.info("shutdown requested; draining workers", extra={"signal": signum})
+            stopping.set()
+            for worker in workers:
+                if worker.is_alive() and worker.pid is not None:
+                    os.kill(worker.pid, signal.SIGTERM)
+
+
+async def _keep_running(workers: list[SpawnProcess], start: Any, stopping: trio.Event) -> None:
+    backoff = Backoff()
+    crashes = 0
+    while not (stopping.is_set() and all(w.exitcode is not None for w in workers)):
+        await trio.sleep(POLL_INTERVAL)
+        for index, worker in enumerate(workers):
+            if worker.exitcode is None or stopping.is_set():
+                continue
+            crashes += 1
+            delay = backoff.delay(crashes)
+            log.error("worker exited; restarting", extra={"worker": index, "exit_code": worker.exitcode,
+                                                            "restart_in_s": delay})
+            with trio.move_on_after(delay):
+                await stopping.wait()
+            if not stopping.is_set():
+                workers[index] = start(index)
+
+
+def _address(sock: Any) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _worker_main(config: Config, sockets: Any, ready: Any, index: int, parent: int) -> None:
+    """Entry point of one worker process."""
+    os.setpgrp()
+    configure_logging(config.logging.level, config.logging.format)
+    try:
+        trio.run(_worker, config, sockets, ready, parent)
+    except BaseExceptionGroup as group:
+        from voidllm.cli import report_crash
+
+        report_crash(group)
+        sys.exit(1)
+
+
+async def _worker(config: Config, sockets: Any, ready: Any, parent: int) -> None:
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_stop_signals, stop)
+        nursery.start_soon(_watch_parent, parent, stop)
+
+        async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+            await serve(config, stop, sockets=sockets, run_bootstrap=False, task_status=task_status)
+            nursery.cancel_scope.cancel()
+
+        await nursery.start(run)
+        ready.put(os.getpid())
+
+
+async def _watch_parent(parent: int, stop: trio.Event) -> None:
+    while os.getppid() == parent:
+        await trio.sleep(1)
+    log.warning("parent process is gone; stopping")
+    stop.set()
+
