@@ -273,3 +273,43 @@ async def test_client_disconnect_cancels_the_upstream_within_50ms(
         assert closed.at - gone < 0.05
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert [(r["status"], r["status_code"], r["stream"]) for r in rows] == [("client_disconnect", 499, stream)]
+
+
+async def test_sync_sdk_client_chat_stream_and_transcription(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        key = gw.api_key()
+
+        def use_sync_client() -> tuple[str, str, str]:
+            with openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=10) as client:
+                plain = client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "a"}])
+                stream = client.chat.completions.create(model="gpt-test", stream=True, messages=[])
+                streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+                heard = client.audio.transcriptions.create(model="gpt-test", file=("a.wav", b"RIFF" * 1000))
+                return plain.choices[0].message.content or "", streamed, heard.text
+
+        plain, streamed, heard = await trio.to_thread.run_sync(use_sync_client)
+        assert plain == streamed == "Hello from the mock."
+        assert heard
+
+
+async def test_metrics_describe_the_traffic(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("metrics-model", mock.base_url))
+    async with run_gateway(config) as gw:
+        await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "metrics-model"})
+        await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "metrics-model", "stream": True})
+        text = (await gw.client.get("/metrics")).text
+    expected = [
+        'voidllm_upstream_requests_total{model="metrics-model",provider="openai",status="200"} 2.0',
+        'voidllm_proxy_duration_seconds_count{model="metrics-model",stream="false"} 1.0',
+        'voidllm_proxy_duration_seconds_count{model="metrics-model",stream="true"} 1.0',
+        'voidllm_proxy_ttft_seconds_count{model="metrics-model"} 2.0',
+        'voidllm_tokens_total{direction="prompt",model="metrics-model"} 20.0',
+        'voidllm_tokens_total{direction="completion",model="metrics-model"} 16.0',
+        "voidllm_active_streams 0.0",
+        "voidllm_usage_buffer_depth",
+        "voidllm_usage_events_dropped_total",
+        "voidllm_proxy_overhead_seconds_count",
+    ]
+    missing = [line for line in expected if line not in text]
+    assert missing == []
