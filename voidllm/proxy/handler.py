@@ -46,7 +46,7 @@ from voidllm.proxy import metrics as m
 from voidllm.proxy.endpoints import ENDPOINTS, Endpoint
 from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header, upstream_request_headers
 from voidllm.proxy.jsonbody import JsonRequest
-from voidllm.proxy.multipart import MultipartError, MultipartHead, boundary_from_content_type
+from voidllm.proxy.multipart import MultipartHead, boundary_from_content_type
 from voidllm.proxy.sse import SSERelay
 from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse
 from voidllm.routing.registry import Model, Registry, Upstream
@@ -160,53 +160,28 @@ class Proxy:
         self, ex: Exchange, scope: dict[str, Any], receive: Receive, body_done: trio.Event
     ) -> tuple[AsyncIterator[bytes], int | None]:
         content_type = (header(scope["headers"], b"content-type") or b"").decode("latin-1")
-        try:
-            head = MultipartHead(boundary_from_content_type(content_type))
-        except MultipartError as exc:
-            raise BadRequestError(str(exc)) from None
+        head = MultipartHead(boundary_from_content_type(content_type))  # MultipartError is a 400
         declared = _declared_length(scope)
         if declared is not None and declared > self.limits.max_request_body:
             raise RequestTooLargeError("request body too large")
-        received, more = 0, True
-        try:
-            while more and not head.done:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnected
-                chunk, more = message.get("body", b""), message.get("more_body", False)
-                received += len(chunk)
-                if received > self.limits.max_request_body:
-                    raise RequestTooLargeError("request body too large")
-                if not head.feed(chunk) and not more:
-                    head.finish()
-        except MultipartError as exc:
-            raise BadRequestError(str(exc)) from None
+        reader = _BodyReader(receive, self.limits.max_request_body)
+        while reader.more and not head.done:
+            if not head.feed(await reader.next()) and not reader.more:
+                head.finish()
         assert head.model is not None
         model = self._resolve(ex, head.model)
         first = head.rewrite(model.name)
         length = None if declared is None else declared + head.length_delta(model.name)
 
         async def stream() -> AsyncIterator[bytes]:
-            nonlocal received
             yield first
-            remaining = more
-            while remaining:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnected
-                chunk, remaining = message.get("body", b""), message.get("more_body", False)
-                received += len(chunk)
-                if received > self.limits.max_request_body:
-                    raise RequestTooLargeError("request body too large")
-                try:
-                    out = head.relay(chunk)  # refuses a second `model` field later in the body
-                except MultipartError as exc:
-                    raise BadRequestError(str(exc)) from None
+            while reader.more:
+                out = head.relay(await reader.next())  # refuses a second `model` field later in the body
                 if out:
                     yield out
             body_done.set()
 
-        if not more:
+        if not reader.more:
             body_done.set()
         return stream(), length
 
@@ -407,22 +382,38 @@ def _declared_length(scope: dict[str, Any]) -> int | None:
         raise BadRequestError("invalid Content-Length") from None
 
 
+@attrs.define
+class _BodyReader:
+    """Reads a request body message by message within ``limit`` bytes."""
+
+    receive: Receive
+    limit: int
+    received: int = 0
+    more: bool = True
+
+    async def next(self) -> bytes:
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk: bytes = message.get("body", b"")
+        self.more = message.get("more_body", False)
+        self.received += len(chunk)
+        if self.received > self.limit:
+            raise RequestTooLargeError("request body too large")
+        return chunk
+
+
 async def _read_body(receive: Receive, limit: int, declared: int | None) -> bytes:
     if declared is not None and declared > limit:
         raise RequestTooLargeError("request body too large")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError("request body too large")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    reader = _BodyReader(receive, limit)
+    first = await reader.next()
+    if not reader.more:
+        return first
+    chunks = [first]
+    while reader.more:
+        chunks.append(await reader.next())
+    return b"".join(chunks)
 
 
 async def _read_bounded(resp: UpstreamResponse, limit: int) -> bytes:
