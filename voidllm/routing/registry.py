@@ -32,12 +32,18 @@ class Pricing:
 
 @attrs.frozen
 class Upstream:
-    """One place a model is served from."""
+    """One place a model is served from.
+
+    ``weight`` and ``priority`` come from the deployment (``weighted`` and ``priority`` strategies); a model
+    without deployments has the defaults.
+    """
 
     name: str
     provider: str
     base_url: str
     api_key: str = attrs.field(default="", repr=False)
+    weight: int = 1
+    priority: int = 0
 
     def url(self, path: str) -> str:
         """The upstream URL for an API path such as ``chat/completions`` (base_url includes ``/v1``)."""
@@ -60,7 +66,15 @@ class Model:
         if cfg.deployments:
             ordered = sorted(cfg.deployments, key=lambda d: d.priority)  # stable: ties keep the listed order
             upstreams = tuple(
-                Upstream(f"{cfg.name}/{d.name}", d.provider, d.base_url.rstrip("/"), d.api_key) for d in ordered
+                Upstream(
+                    f"{cfg.name}/{d.name}",
+                    d.provider,
+                    d.base_url.rstrip("/"),
+                    d.api_key,
+                    weight=d.weight,
+                    priority=d.priority,
+                )
+                for d in ordered
             )
         else:
             upstreams = (Upstream(cfg.name, cfg.provider, cfg.base_url.rstrip("/"), cfg.api_key),)
