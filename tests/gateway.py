@@ -18,15 +18,20 @@ ENCRYPTION_KEY = "test-encryption-passphrase-0001"
 ADMIN_KEY = "a" * 40
 
 
-def make_config(dsn: str, yaml_text: str = "", *, driver: str = "sqlite", environ: Mapping[str, str] | None = None) -> Config:
-    """A config from ``yaml_text`` with the test database, keys and an ephemeral port filled in."""
+def make_config(
+    dsn: str, yaml_text: str = "", *, driver: str = "sqlite", environ: Mapping[str, str] | None = None,
+    settings: str = "",
+) -> Config:
+    """A config from ``yaml_text`` with the test database, keys and an ephemeral port filled in;
+    ``settings`` adds lines under ``settings:`` (e.g. ``"circuit_breaker:\n  threshold: 2"``)."""
+    extra = "".join(f"\n  {line}" for line in settings.splitlines() if line)
     base = f"""
 database:
   driver: {driver}
   dsn: "{dsn}"
 settings:
   encryption_key: {ENCRYPTION_KEY}
-  admin_key: {ADMIN_KEY}
+  admin_key: {ADMIN_KEY}{extra}
 logging:
   level: debug
 """

@@ -72,6 +72,4 @@ def test_unserveable_models_stop_startup_with_every_reason() -> None:
         "models[0].provider: 'anthropic' needs a translation adapter that this version does not have yet "
         "(available: custom, ollama, openai, vllm)",
         "models[1].hedge_after: not available in this version yet",
-        "models[1].strategy: 'round-robin' is not available in this version yet; use 'priority' "
-        "(deployments are tried by ascending priority, ties in the order listed)",
     )

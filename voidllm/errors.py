@@ -14,6 +14,7 @@ class to an HTTP status and a machine code in one table (``voidllm.web.errors``)
     │   ├── NotFoundError             404 not_found
     │   └── RequestTooLargeError      413 request_too_large
     ├── ServiceUnavailableError       503 service_unavailable (draining, not ready)
+    │   └── CircuitOpenError          503 circuit_open: every candidate's breaker refused
     ├── BadGatewayError               502 upstream_unavailable: no usable answer from any upstream
     │   └── UpstreamResponseTooLargeError  502 upstream_response_too_large
     ├── GatewayTimeoutError           504 upstream_timeout: the request's deadline passed before an answer
@@ -76,6 +77,12 @@ class RequestTooLargeError(ClientRequestError):
 class ServiceUnavailableError(GatewayError):
     status = 503
     code = "service_unavailable"
+
+
+class CircuitOpenError(ServiceUnavailableError):
+    """Every upstream of the model is refused by its circuit breaker."""
+
+    code = "circuit_open"
 
 
 class BadGatewayError(GatewayError):

@@ -40,7 +40,11 @@ from voidllm.crypto import Keyring
 from voidllm.nursery import open_supervisor
 from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
+from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
+from voidllm.routing.cooldown import CooldownRegistry
+from voidllm.routing.latency import LatencyTracker
 from voidllm.routing.registry import Registry
+from voidllm.routing.strategy import Router
 from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
 from voidllm.usage.writer import open_usage_channel, serve_usage_writer
@@ -150,7 +154,14 @@ async def serve(
         state = AppState(config=config, store=store, keys=keys, registry=registry)
         transport = H11Pool()
         try:
-            proxy = Proxy(keys=keys, registry=registry, transport=transport, usage=recorder, limits=_limits(config))
+            router = Router(
+                breakers=BreakerRegistry(BreakerSettings.from_config(config.settings.circuit_breaker)),
+                cooldowns=CooldownRegistry(),
+                latency=LatencyTracker(),
+            )
+            proxy = Proxy(
+                keys=keys, registry=registry, transport=transport, usage=recorder, limits=_limits(config), router=router
+            )
             http_stop, http_done = trio.Event(), trio.Event()
             app = create_app(state, proxy)
             binds = await supervisor.nursery.start(_serve_http, app, config, sockets, http_stop, http_done)

@@ -15,15 +15,22 @@ Deadlines (STYLE P3). One deadline per request, computed once: the model's ``tim
 it bounds the attempt; once a stream is committed to the client, the relay bounds itself with the same
 deadline so that it can still end the stream with one ``stream_incomplete`` event.
 
-Attempts. Upstreams are tried in order; the next one is tried after a connection error or a 500/502/503/504
-from a non-last upstream, never after a byte went to the client, and never with a streamed (multipart) body.
-The last upstream's answer, whatever its status, goes to the client as it is.
+Attempts (reference 6.2). The router orders the model's upstreams (strategy, health, breakers, cooldowns);
+each candidate's breaker is asked for a permit right before its attempt, so candidates never tried reserve
+nothing. The next candidate is tried after a connection error, an attempt deadline (``attempt_timeout``, for
+response headers) or a 500/502/503/504 (breaker failure), and after a 429 (the upstream is parked in cooldown
+for its ``Retry-After``; breaker-neutral). A refused attempt's body is drained with a byte and time bound so
+its connection may be reused, never read whole. Nothing is retried once a byte went to the client, and a
+streamed (multipart) body is sent once. The last candidate's answer goes to the client as it is. Breaker
+outcomes of the answer sent: success, except 5xx and streams that did not end with their terminal event
+(failure) and 429 (neutral); a client disconnect leaves the permit neutral.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -36,6 +43,7 @@ from voidllm.auth.identity import KeyIdentity
 from voidllm.errors import (
     BadGatewayError,
     BadRequestError,
+    CircuitOpenError,
     GatewayError,
     GatewayTimeoutError,
     NotFoundError,
@@ -48,8 +56,12 @@ from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header, 
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.proxy.multipart import MultipartHead, boundary_from_content_type
 from voidllm.proxy.sse import SSERelay
-from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse
+from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse, UpstreamTimeoutError
+from voidllm.routing.breaker import Permit
+from voidllm.routing.cooldown import parse_retry_after
+from voidllm.routing.metrics import deployment_label, record_attempt, record_failover
 from voidllm.routing.registry import Model, Registry, Upstream
+from voidllm.routing.strategy import Router
 from voidllm.store.ids import utcnow
 from voidllm.usage.cost import cost_estimate
 from voidllm.usage.events import TokenUsage, UsageEvent
@@ -61,6 +73,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 CLIENT_CLOSED_STATUS = 499
+DRAIN_BYTES = 64 * 1024
+DRAIN_SECONDS = 2.0
 
 
 class ClientDisconnected(Exception):
@@ -108,6 +122,7 @@ class Proxy:
     transport: Transport
     usage: UsageRecorder
     limits: ProxyLimits
+    router: Router
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -196,34 +211,112 @@ class Proxy:
     async def _attempts(
         self, ex: Exchange, scope: dict[str, Any], send: Send, body: Any, length: int | None, deadline: float
     ) -> None:
+        model = ex.model
+        assert model is not None
+        candidates = self.router.order(
+            model.upstreams, strategy=model.strategy, model=model.name, max_retries=model.max_retries
+        )
+        if not isinstance(body, bytes):
+            candidates = candidates[:1]  # a streamed (multipart) body cannot be sent twice
+        tried = False
+        for index, upstream in enumerate(candidates):
+            permit = self.router.breakers.try_acquire(upstream.name)
+            if permit is None:
+                record_attempt(model.name, deployment_label(model.name, upstream.name), "breaker_open")
+                continue
+            tried = True
+            last = index == len(candidates) - 1
+            with permit:
+                if await self._attempt(ex, scope, send, upstream, permit, body, length, deadline, last=last):
+                    return
+        if not tried:
+            raise CircuitOpenError("upstream temporarily unavailable")
+        ex.outcome, ex.status_code = "upstream_error", 502
+        raise BadGatewayError("upstream provider is unavailable")
+
+    async def _attempt(
+        self, ex: Exchange, scope: dict[str, Any], send: Send, upstream: Upstream, permit: Permit,
+        body: Any, length: int | None, deadline: float, *, last: bool,
+    ) -> bool:
+        """One attempt; True once the client got an answer, False to try the next candidate.
+
+        Raises:
+            GatewayTimeoutError: the request's deadline passed, or the last candidate's attempt deadline did.
+        """
+        model = ex.model
+        assert model is not None
+        label = deployment_label(model.name, upstream.name)
+        ex.upstream = upstream
+        headers = upstream_request_headers(scope["headers"], request_id=ex.request_id, api_key=upstream.api_key)
+        began = time.perf_counter()
+        if not ex.upstream_started:
+            ex.upstream_started = began
+        attempt_deadline = deadline
+        if model.attempt_timeout is not None:
+            attempt_deadline = min(deadline, trio.current_time() + model.attempt_timeout)
+        with trio.CancelScope(deadline=attempt_deadline) as waiting:
+            try:
+                async with self.transport.request(
+                    b"POST", upstream.url(ex.endpoint.upstream_path), headers, body, content_length=length
+                ) as resp:
+                    waiting.deadline = math.inf  # headers are in: the response bounds itself from here
+                    self.router.latency.observe(upstream.name, time.perf_counter() - began)
+                    if not last and (resp.status == 429 or resp.status in RETRYABLE_STATUS):
+                        self._give_up(ex, upstream, permit, resp)
+                        await _drain(resp)
+                        return False
+                    await self._respond(ex, resp, send, deadline)
+                    self._settle(ex, upstream, permit, resp)
+                    return True
+            except UpstreamError as exc:
+                permit.failure()
+                m.UPSTREAM_ERRORS.labels(model.name, upstream.provider).inc()
+                record_attempt(model.name, label, "failure")
+                if last:
+                    ex.outcome, ex.status_code = "upstream_error", 502
+                    raise BadGatewayError("upstream provider is unavailable") from None
+                reason = "timeout" if isinstance(exc, UpstreamTimeoutError) else "connect_error"
+                record_failover(model.name, label, reason)
+                return False
+        # the attempt's deadline passed before response headers arrived
+        permit.failure()
+        m.UPSTREAM_ERRORS.labels(model.name, upstream.provider).inc()
+        record_attempt(model.name, label, "failure")
+        if last or trio.current_time() >= deadline:
+            ex.outcome, ex.status_code = "timeout", 504
+            raise GatewayTimeoutError("upstream did not answer in time")
+        record_failover(model.name, label, "timeout")
+        return False
+
+    def _give_up(self, ex: Exchange, upstream: Upstream, permit: Permit, resp: UpstreamResponse) -> None:
+        """Record a 429 (cooldown, neutral) or a retryable 5xx (breaker failure) before failing over."""
         assert ex.model is not None
-        upstreams = ex.model.upstreams
-        replayable = isinstance(body, bytes)
-        for index, upstream in enumerate(upstreams):
-            last = index == len(upstreams) - 1 or not replayable
-            ex.upstream = upstream
-            headers = upstream_request_headers(scope["headers"], request_id=ex.request_id, api_key=upstream.api_key)
-            url = upstream.url(ex.endpoint.upstream_path)
-            if not ex.upstream_started:
-                ex.upstream_started = time.perf_counter()
-            with trio.CancelScope(deadline=deadline) as waiting:
-                try:
-                    async with self.transport.request(b"POST", url, headers, body, content_length=length) as resp:
-                        if resp.status in RETRYABLE_STATUS and not last:
-                            m.UPSTREAM_ERRORS.labels(ex.model.name, upstream.provider).inc()
-                            continue
-                        waiting.deadline = math.inf  # committed: the response bounds itself
-                        await self._respond(ex, resp, send, deadline)
-                        return
-                except UpstreamError:
-                    m.UPSTREAM_ERRORS.labels(ex.model.name, upstream.provider).inc()
-                    if last:
-                        ex.outcome, ex.status_code = "upstream_error", 502
-                        raise BadGatewayError("upstream provider is unavailable") from None
-                    continue
-            if waiting.cancelled_caught:
-                ex.outcome, ex.status_code = "timeout", 504
-                raise GatewayTimeoutError("upstream did not answer in time")
+        label = deployment_label(ex.model.name, upstream.name)
+        if resp.status == 429:
+            permit.neutral()
+            self.router.cooldowns.park(upstream.name, parse_retry_after(resp.headers, datetime.now(UTC)))
+            record_attempt(ex.model.name, label, "rate_limited")
+            record_failover(ex.model.name, label, "rate_limited")
+        else:
+            permit.failure()
+            m.UPSTREAM_ERRORS.labels(ex.model.name, upstream.provider).inc()
+            record_attempt(ex.model.name, label, "failure")
+            record_failover(ex.model.name, label, "status_5xx")
+
+    def _settle(self, ex: Exchange, upstream: Upstream, permit: Permit, resp: UpstreamResponse) -> None:
+        """The breaker outcome of the answer the client got (reference 6.3)."""
+        assert ex.model is not None
+        label = deployment_label(ex.model.name, upstream.name)
+        if resp.status == 429:
+            permit.neutral()
+            self.router.cooldowns.park(upstream.name, parse_retry_after(resp.headers, datetime.now(UTC)))
+            record_attempt(ex.model.name, label, "rate_limited")
+        elif resp.status >= 500 or ex.outcome in ("incomplete", "timeout"):
+            permit.failure()
+            record_attempt(ex.model.name, label, "failure")
+        else:
+            permit.success()
+            record_attempt(ex.model.name, label, "success")
 
     async def _respond(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
         ex.status_code = resp.status
@@ -414,6 +507,16 @@ async def _read_body(receive: Receive, limit: int, declared: int | None) -> byte
     while reader.more:
         chunks.append(await reader.next())
     return b"".join(chunks)
+
+
+async def _drain(resp: UpstreamResponse) -> None:
+    """Read a little of a refused attempt's body so its connection may be reused; never all of it."""
+    read = 0
+    with trio.move_on_after(DRAIN_SECONDS):
+        async for chunk in resp.aiter_bytes():
+            read += len(chunk)
+            if read > DRAIN_BYTES:
+                return
 
 
 async def _read_bounded(resp: UpstreamResponse, limit: int) -> bytes:

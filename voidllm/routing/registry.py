@@ -7,8 +7,8 @@ named after the model.
 
 What this version can serve is checked when the registry is built, not on the first request: a model that
 uses a provider without a translation adapter (anthropic, azure, gemini, vertex) or a routing feature that
-is not in this version (``strategy`` other than priority order, ``fallback``, ``hedge_after``,
-``attempt_timeout``) stops startup with an error naming the key, instead of being silently ignored.
+is not in this version (``fallback``, ``hedge_after``) stops startup with an error naming the key, instead
+of being silently ignored.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ class Model:
     upstreams: tuple[Upstream, ...]
     timeout: float | None = None
     pricing: Pricing = Pricing()
+    strategy: str = "round-robin"
+    max_retries: int = 0
+    attempt_timeout: float | None = None
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> Model:
@@ -85,6 +88,9 @@ class Model:
             upstreams=upstreams,
             timeout=cfg.timeout,
             pricing=Pricing(cfg.pricing.input_per_1m, cfg.pricing.output_per_1m),
+            strategy=cfg.strategy or "round-robin",
+            max_retries=cfg.max_retries,
+            attempt_timeout=cfg.attempt_timeout,
         )
 
 
@@ -131,12 +137,7 @@ def _unsupported(index: int, cfg: ModelConfig) -> list[str]:
                 f"{where}.provider: {provider!r} needs a translation adapter that this version does not "
                 f"have yet (available: {', '.join(sorted(PASSTHROUGH_PROVIDERS))})"
             )
-    for key in ("fallback", "hedge_after", "attempt_timeout"):
+    for key in ("fallback", "hedge_after"):
         if getattr(cfg, key):
             problems.append(f"{path}.{key}: not available in this version yet")
-    if cfg.strategy and cfg.strategy != "priority":
-        problems.append(
-            f"{path}.strategy: {cfg.strategy!r} is not available in this version yet; "
-            "use 'priority' (deployments are tried by ascending priority, ties in the order listed)"
-        )
     return problems

@@ -1,0 +1,146 @@
+"""The attempt chain on trio's autojump clock with an in-memory transport: exact deadlines and order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import orjson
+import trio
+import trio.testing
+
+from voidllm.auth.cache import KeyCache
+from voidllm.auth.identity import KeyIdentity, Role
+from voidllm.config import parse_config
+from voidllm.crypto import KeyKind, generate_key, hash_key
+from voidllm.proxy.handler import Proxy, ProxyLimits
+from voidllm.proxy.transport import UpstreamConnectError
+from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
+from voidllm.routing.cooldown import CooldownRegistry
+from voidllm.routing.latency import LatencyTracker
+from voidllm.routing.registry import Registry
+from voidllm.routing.strategy import Router
+from voidllm.usage.writer import open_usage_channel
+from voidllm.web.envelope import SCOPE_KEY
+
+SECRET = b"k" * 32
+KEY = generate_key(KeyKind.USER)
+
+
+@attrs.define
+class Reply:
+    delay: float = 0.0  # before response headers
+    status: int = 200
+    refuse: bool = False
+
+
+@attrs.define
+class FakeResponse:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    http_version: bytes = b"1.1"
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        yield b'{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
+
+    async def aclose(self) -> None:
+        return None
+
+
+@attrs.define
+class FakeTransport:
+    replies: dict[str, Reply]
+    calls: list[tuple[str, float]] = attrs.field(factory=list)
+    cancelled: list[tuple[str, float]] = attrs.field(factory=list)
+
+    @asynccontextmanager
+    async def request(self, method: bytes, url: str, headers: Any, body: Any, *, content_length: Any = None
+                      ) -> AsyncIterator[FakeResponse]:
+        host = url.split("/")[2]
+        self.calls.append((host, trio.current_time()))
+        reply = self.replies[host]
+        try:
+            await trio.sleep(reply.delay)
+        except trio.Cancelled:
+            self.cancelled.append((host, trio.current_time()))
+            raise
+        if reply.refuse:
+            raise UpstreamConnectError("connection refused")
+        yield FakeResponse(reply.status, [(b"content-type", b"application/json")])
+
+    async def aclose(self) -> None:
+        return None
+
+
+def make_proxy(models_yaml: str, replies: dict[str, Reply]) -> tuple[Proxy, FakeTransport]:
+    config = parse_config("settings:\n  encryption_key: sixteen-chars-or-more\nmodels:\n" + models_yaml, environ={})
+    keys = KeyCache(SECRET)
+    keys.put(hash_key(SECRET, KEY), KeyIdentity("k", "user_key", "n", Role.MEMBER, "org"))
+    transport = FakeTransport(replies)
+    recorder, _ = open_usage_channel(100)
+    router = Router(BreakerRegistry(BreakerSettings()), CooldownRegistry(), LatencyTracker())
+    limits = ProxyLimits(max_request_body=1 << 20, max_response_body=1 << 20, max_stream_duration=300,
+                         request_timeout=120)
+    return Proxy(keys, Registry.from_config(config.models), transport, recorder, limits, router), transport
+
+
+async def call(proxy: Proxy) -> tuple[int, dict[str, Any]]:
+    body = orjson.dumps({"model": "m"})
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", SCOPE_KEY: "rid",
+             "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"content-type", b"application/json")]}
+    await proxy(scope, receive, send)
+    return sent[0]["status"], orjson.loads(sent[1]["body"])
+
+
+MODEL = """
+  - name: m
+    strategy: priority
+    timeout: 10s
+{extra}
+    deployments:
+      - {{name: a, provider: openai, base_url: "http://a/v1", priority: 0}}
+      - {{name: b, provider: openai, base_url: "http://b/v1", priority: 1}}
+      - {{name: c, provider: openai, base_url: "http://c/v1", priority: 2}}
+"""
+
+
+async def test_attempt_deadlines_then_the_chain_deadline(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(MODEL.format(extra="    attempt_timeout: 4s"),
+                                  {"a": Reply(delay=100), "b": Reply(delay=100), "c": Reply(delay=100)})
+    status, body = await call(proxy)
+    # a: 0..4 (attempt deadline), b: 4..8, c: 8..10 (the chain's 10 s deadline cuts it short)
+    assert transport.calls == [("a", 0.0), ("b", 4.0), ("c", 8.0)]
+    assert transport.cancelled == [("a", 4.0), ("b", 8.0), ("c", 10.0)]
+    assert trio.current_time() == 10.0
+    assert (status, body["error"]["code"]) == (504, "upstream_timeout")
+
+
+async def test_refused_and_5xx_fail_over_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(MODEL.format(extra=""),
+                                  {"a": Reply(delay=1, refuse=True), "b": Reply(delay=2, status=503), "c": Reply(delay=3)})
+    status, body = await call(proxy)
+    assert status == 200 and body["usage"]["total_tokens"] == 2
+    assert transport.calls == [("a", 0.0), ("b", 1.0), ("c", 3.0)]
+    assert trio.current_time() == 6.0
+
+
+async def test_the_last_candidates_answer_goes_to_the_client(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(MODEL.format(extra=""),
+                                  {"a": Reply(status=500), "b": Reply(status=502), "c": Reply(status=504)})
+    status, _ = await call(proxy)
+    assert status == 504
+    assert [host for host, _ in transport.calls] == ["a", "b", "c"]
