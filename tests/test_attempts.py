@@ -86,8 +86,8 @@ def make_proxy(models_yaml: str, replies: dict[str, Reply]) -> tuple[Proxy, Fake
     return Proxy(keys, Registry.from_config(config.models), transport, recorder, limits, router), transport
 
 
-async def call(proxy: Proxy) -> tuple[int, dict[str, Any]]:
-    body = orjson.dumps({"model": "m"})
+async def call(proxy: Proxy, model: str = "m") -> tuple[int, dict[str, Any]]:
+    body = orjson.dumps({"model": model})
     sent: list[dict[str, Any]] = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -144,3 +144,85 @@ async def test_the_last_candidates_answer_goes_to_the_client(autojump_clock: tri
     status, _ = await call(proxy)
     assert status == 504
     assert [host for host, _ in transport.calls] == ["a", "b", "c"]
+
+
+async def test_hedge_starts_the_next_candidate_and_the_first_answer_wins(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    proxy, transport = make_proxy(MODEL.format(extra="    hedge_after: 2s"),
+                                  {"a": Reply(delay=10), "b": Reply(delay=1), "c": Reply(delay=0)})
+    status, _ = await call(proxy)
+    assert status == 200
+    assert transport.calls == [("a", 0.0), ("b", 2.0)]
+    assert transport.cancelled == [("a", 3.0)]  # the loser is cancelled the moment b answers
+    assert trio.current_time() == 3.0
+    breakers = proxy.router.breakers
+    assert breakers.get("m/a").consecutive_failures == 0  # the loser is neutral
+
+
+async def test_hedges_chain_when_each_is_slow(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(MODEL.format(extra="    hedge_after: 1s"),
+                                  {"a": Reply(delay=10), "b": Reply(delay=10), "c": Reply(delay=0.5)})
+    status, _ = await call(proxy)
+    assert status == 200
+    assert transport.calls == [("a", 0.0), ("b", 1.0), ("c", 2.0)]
+    assert sorted(transport.cancelled) == [("a", 2.5), ("b", 2.5)]
+
+
+FALLBACKS = """
+  - name: a
+    base_url: "http://a/v1"
+    provider: openai
+    fallback: b
+  - name: b
+    base_url: "http://b/v1"
+    provider: openai
+    fallback: c
+  - name: c
+    base_url: "http://c/v1"
+    provider: openai
+"""
+
+
+async def test_fallback_to_the_next_model_on_5xx(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(FALLBACKS, {"a": Reply(status=503), "b": Reply(status=200), "c": Reply()})
+    status, _ = await call(proxy, model="a")
+    assert status == 200
+    assert [host for host, _ in transport.calls] == ["a", "b"]
+
+
+async def test_fallback_depth_limits_the_chain(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(FALLBACKS, {"a": Reply(status=500), "b": Reply(status=502), "c": Reply()})
+    proxy.fallback_max_depth = 1
+    status, _ = await call(proxy, model="a")
+    assert status == 502  # b is the last hop allowed: its answer is relayed as it is
+    assert [host for host, _ in transport.calls] == ["a", "b"]
+
+
+async def test_fallback_never_follows_a_client_error(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(FALLBACKS, {"a": Reply(status=400), "b": Reply(), "c": Reply()})
+    status, _ = await call(proxy, model="a")
+    assert status == 400
+    assert [host for host, _ in transport.calls] == ["a"]
+
+
+async def test_fallback_stops_silently_at_a_model_the_key_may_not_use(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(FALLBACKS, {"a": Reply(refuse=True), "b": Reply(), "c": Reply()})
+    proxy.access = lambda identity, model: model != "b"
+    status, body = await call(proxy, model="a")
+    assert (status, body["error"]["code"]) == (502, "upstream_unavailable")  # the primary's error
+    assert [host for host, _ in transport.calls] == ["a"]
+
+
+def test_fallback_plan_stops_at_a_runtime_cycle() -> None:
+    from voidllm.routing.fallback import fallback_plan
+    from voidllm.routing.registry import Model, Upstream
+
+    def model(name: str, fallback: str) -> Model:
+        return Model(name, "chat", (), (Upstream(name, "openai", "http://x/v1"),), fallback=fallback)
+
+    a, b, c = model("a", "b"), model("b", "c"), model("c", "a")
+    registry = Registry((a, b, c), {"a": a, "b": b, "c": c})
+    assert [m.name for m in fallback_plan(a, registry, 10, lambda name: True)] == ["a", "b", "c"]
+    assert [m.name for m in fallback_plan(a, registry, 1, lambda name: True)] == ["a", "b"]
+    assert [m.name for m in fallback_plan(a, registry, 0, lambda name: True)] == ["a"]

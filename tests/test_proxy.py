@@ -298,7 +298,12 @@ async def test_metrics_describe_the_traffic(sqlite_dsn: str, mock: MockUpstream)
     async with run_gateway(config) as gw:
         await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "metrics-model"})
         await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "metrics-model", "stream": True})
-        text = (await gw.client.get("/metrics")).text
+        # a request's metrics are recorded as it finishes, just after its last byte went out
+        with trio.fail_after(5):
+            while 'voidllm_upstream_requests_total{model="metrics-model",provider="openai",status="200"} 2.0' not in (
+                text := (await gw.client.get("/metrics")).text
+            ):
+                await trio.sleep(0.01)
     expected = [
         'voidllm_upstream_requests_total{model="metrics-model",provider="openai",status="200"} 2.0',
         'voidllm_proxy_duration_seconds_count{model="metrics-model",stream="false"} 1.0',

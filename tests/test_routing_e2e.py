@@ -5,6 +5,7 @@ from __future__ import annotations
 import trio
 
 from tests.gateway import RunningGateway, make_config, run_gateway, usage_rows
+from voidllm.metrics import REGISTRY
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
 
 
@@ -84,3 +85,40 @@ async def test_stream_that_dies_counts_as_a_breaker_failure(sqlite_dsn: str) -> 
         async with run_gateway(make_config(sqlite_dsn, deployments("priority", dying), settings=breaker)) as gw:
             assert await chat(gw, stream=True) == 200  # headers were sent; the stream then broke
             assert await chat(gw, stream=True) == 503  # the broken stream opened the breaker
+
+
+async def test_fallback_model_serves_and_usage_names_both(sqlite_dsn: str) -> None:
+    async with open_mock_upstream(Behaviour(status=503)) as down, open_mock_upstream() as up:
+        models = f"""models:
+  - name: primary
+    provider: openai
+    base_url: {down.base_url}
+    fallback: backup
+  - name: backup
+    provider: vllm
+    base_url: {up.base_url}
+    aliases: [spare]
+"""
+        async with run_gateway(make_config(sqlite_dsn, models)) as gw:
+            response = await gw.client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {gw.api_key()}"},
+                                            json={"model": "primary", "messages": []})
+            assert response.status_code == 200
+            assert up.requests[-1].json()["model"] == "backup"  # the body names the model that serves
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [(r["model_name"], r["requested_model_name"], r["status"]) for r in rows] == [("backup", "primary", "ok")]
+
+
+async def test_hedged_request_over_real_sockets(sqlite_dsn: str) -> None:
+    async with open_mock_upstream(Behaviour(latency=5)) as slow, open_mock_upstream() as fast:
+        config = make_config(sqlite_dsn, deployments("priority", slow, fast, extra="    hedge_after: 200ms\n"))
+        hedges = {r: REGISTRY.get_sample_value("voidllm_hedges_total", {"model": "m", "result": r}) or 0
+                  for r in ("started", "won")}
+        async with run_gateway(config) as gw:
+            began = trio.current_time()
+            assert await chat(gw) == 200
+            assert trio.current_time() - began < 2
+            with trio.fail_after(2):
+                await slow.wait_client_closed()  # the losing attempt's connection is closed at once
+        for result in ("started", "won"):
+            after = REGISTRY.get_sample_value("voidllm_hedges_total", {"model": "m", "result": result})
+            assert after == hedges[result] + 1

@@ -6,6 +6,7 @@
     └─ supervisor nursery
        ├─ store          engine + migrations, ready first
        ├─ key-cache      loaded before serving, reloaded every cache.key_ttl
+    ├─ health-probes  per upstream and probe kind (settings.health_check); ready after the first round
        └─ http           hypercorn.trio.serve, started last, so traffic only arrives once all of the above is ready
 
 Shutdown, once ``stop`` is set (by the first SIGTERM/SIGINT in the CLI, or by a test):
@@ -28,6 +29,7 @@ from functools import partial
 from typing import Any, TextIO
 
 import attrs
+import httpx
 import hypercorn.config
 import trio
 from hypercorn.trio.run import worker_serve
@@ -42,6 +44,7 @@ from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.cooldown import CooldownRegistry
+from voidllm.routing.health import HealthBoard, serve_health_probes
 from voidllm.routing.latency import LatencyTracker
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
@@ -153,14 +156,25 @@ async def serve(
         )
         state = AppState(config=config, store=store, keys=keys, registry=registry)
         transport = H11Pool()
+        probe_client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         try:
+            board, latency = HealthBoard(), LatencyTracker()
+            await supervisor.start(
+                "health-probes",
+                partial(
+                    serve_health_probes, models=registry.models, settings=config.settings.health_check,
+                    client=probe_client, board=board, latency=latency,
+                ),
+            )
             router = Router(
                 breakers=BreakerRegistry(BreakerSettings.from_config(config.settings.circuit_breaker)),
                 cooldowns=CooldownRegistry(),
-                latency=LatencyTracker(),
+                latency=latency,
+                health=board.status,
             )
             proxy = Proxy(
-                keys=keys, registry=registry, transport=transport, usage=recorder, limits=_limits(config), router=router
+                keys=keys, registry=registry, transport=transport, usage=recorder, limits=_limits(config),
+                router=router, fallback_max_depth=config.settings.fallback_max_depth,
             )
             http_stop, http_done = trio.Event(), trio.Event()
             app = create_app(state, proxy)
@@ -179,6 +193,7 @@ async def serve(
         finally:
             with trio.move_on_after(5, shield=True):
                 await transport.aclose()
+                await probe_client.aclose()
     log.info("shutdown complete")
 
 

@@ -42,7 +42,7 @@ class UpstreamCall:
     """A fully built upstream request."""
 
     url: str
-    headers: list[tuple[bytes, bytes]]
+    headers: list[tuple[bytes, bytes]] = attrs.field(repr=False)  # carries the upstream credential
     body: bytes = attrs.field(repr=False)
 
 

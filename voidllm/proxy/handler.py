@@ -28,9 +28,8 @@ outcomes of the answer sent: success, except 5xx and streams that did not end wi
 
 from __future__ import annotations
 
-import math
+import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -43,11 +42,12 @@ from voidllm.auth.identity import KeyIdentity
 from voidllm.errors import (
     BadGatewayError,
     BadRequestError,
-    CircuitOpenError,
     GatewayError,
     GatewayTimeoutError,
     NotFoundError,
+    PermissionDeniedError,
     RequestTooLargeError,
+    ServiceUnavailableError,
     UpstreamResponseTooLargeError,
 )
 from voidllm.proxy import metrics as m
@@ -56,10 +56,9 @@ from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header, 
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.proxy.multipart import MultipartHead, boundary_from_content_type
 from voidllm.proxy.sse import SSERelay
-from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse, UpstreamTimeoutError
-from voidllm.routing.breaker import Permit
-from voidllm.routing.cooldown import parse_retry_after
-from voidllm.routing.metrics import deployment_label, record_attempt, record_failover
+from voidllm.proxy.attempts import AttemptChain, ChainExhausted, Opened
+from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse
+from voidllm.routing.fallback import fallback_plan
 from voidllm.routing.registry import Model, Registry, Upstream
 from voidllm.routing.strategy import Router
 from voidllm.store.ids import utcnow
@@ -68,13 +67,12 @@ from voidllm.usage.events import TokenUsage, UsageEvent
 from voidllm.usage.writer import UsageRecorder
 from voidllm.web.envelope import SCOPE_KEY, send_error
 
+log = logging.getLogger(__name__)
+
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
-RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 CLIENT_CLOSED_STATUS = 499
-DRAIN_BYTES = 64 * 1024
-DRAIN_SECONDS = 2.0
 
 
 class ClientDisconnected(Exception):
@@ -99,6 +97,8 @@ class Exchange:
     started: float
     started_wall: Any
     upstream_started: float = 0.0
+    json: JsonRequest | None = attrs.field(default=None, repr=False)
+    raw: bytes = attrs.field(default=b"", repr=False)
     requested_model: str = ""
     model: Model | None = None
     upstream: Upstream | None = None
@@ -123,6 +123,8 @@ class Proxy:
     usage: UsageRecorder
     limits: ProxyLimits
     router: Router
+    fallback_max_depth: int = 3
+    access: Callable[[KeyIdentity, str], bool] = lambda identity, model: True
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -144,15 +146,12 @@ class Proxy:
         else:
             body, length = await self._json_body(ex, scope, receive), None
             body_done.set()
-        assert ex.model is not None
-        timeout = ex.model.timeout or (self.limits.max_stream_duration if ex.stream else self.limits.request_timeout)
-        deadline = trio.current_time() + timeout
         error: GatewayError | None = None
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_disconnect, receive, body_done, nursery.cancel_scope, ex)
                 try:
-                    await self._attempts(ex, scope, send, body, length, deadline)
+                    await self._hops(ex, scope, send, body, length)
                 except GatewayError as exc:
                     error = exc  # raised after the nursery, so it is not wrapped in an exception group
                 except ClientDisconnected:  # while a multipart body was still streaming upstream
@@ -163,9 +162,52 @@ class Proxy:
         if error is not None and not ex.client_gone:
             raise error
 
+    async def _hops(self, ex: Exchange, scope: dict[str, Any], send: Send, body: Any, length: int | None) -> None:
+        """The requested model, then its fallbacks (reference 6.5), until one gives an answer to relay."""
+        assert ex.model is not None
+        plan = fallback_plan(ex.model, self.registry, self.fallback_max_depth, lambda m: self.access(ex.identity, m))
+        if ex.json is None:
+            plan = plan[:1]  # a streamed (multipart) body is sent once
+        for hop, model in enumerate(plan):
+            if hop:
+                body = ex.json.upstream_body(ex.raw, canonical_model=model.name, inject_usage=ex.endpoint.usage_option)
+            timeout = model.timeout or (self.limits.max_stream_duration if ex.stream else self.limits.request_timeout)
+            deadline = trio.current_time() + timeout
+
+            def build(upstream: Upstream) -> tuple[str, list[tuple[bytes, bytes]]]:
+                headers = upstream_request_headers(scope["headers"], request_id=ex.request_id, api_key=upstream.api_key)
+                return upstream.url(ex.endpoint.upstream_path), headers
+
+            async def relay(opened: Opened, deadline: float = deadline, model: Model = model) -> None:
+                ex.model, ex.upstream = model, opened.upstream
+                await self._respond(ex, opened.response, send, deadline)
+                opened.settle(broken=ex.outcome in ("incomplete", "timeout"))
+
+            chain = AttemptChain(
+                model, self.router, self.transport, build, body, length, deadline,
+                final=hop == len(plan) - 1, on_attempt=lambda upstream, model=model: self._attempting(ex, model, upstream),
+            )
+            try:
+                await chain.run(relay)
+                return
+            except ChainExhausted as exhausted:
+                log.info("falling back", extra={"model": model.name, "fallback": plan[hop + 1].name})
+                error = exhausted.error
+            except (BadGatewayError, GatewayTimeoutError, ServiceUnavailableError) as exc:
+                ex.outcome, ex.status_code = ("timeout", 504) if isinstance(exc, GatewayTimeoutError) else (
+                    "upstream_error", exc.status)
+                raise
+        raise error  # unreachable: the last hop is final
+
+    def _attempting(self, ex: Exchange, model: Model, upstream: Upstream) -> None:
+        ex.model, ex.upstream = model, upstream
+        if not ex.upstream_started:
+            ex.upstream_started = time.perf_counter()
+
     async def _json_body(self, ex: Exchange, scope: dict[str, Any], receive: Receive) -> bytes:
         raw = await _read_body(receive, self.limits.max_request_body, _declared_length(scope))
         request = JsonRequest.parse(raw)
+        ex.json, ex.raw = request, raw
         model = self._resolve(ex, request.model)
         ex.stream = request.stream
         ex.inject_usage = ex.endpoint.usage_option and request.stream and not request.client_wants_usage
@@ -205,118 +247,10 @@ class Proxy:
         model = self.registry.resolve(name)
         if model is None:
             raise NotFoundError("the requested model was not found", code="model_not_found")
+        if not self.access(ex.identity, model.name):
+            raise PermissionDeniedError("access to the requested model is denied", code="model_access_denied")
         ex.model = model
         return model
-
-    async def _attempts(
-        self, ex: Exchange, scope: dict[str, Any], send: Send, body: Any, length: int | None, deadline: float
-    ) -> None:
-        model = ex.model
-        assert model is not None
-        candidates = self.router.order(
-            model.upstreams, strategy=model.strategy, model=model.name, max_retries=model.max_retries
-        )
-        if not isinstance(body, bytes):
-            candidates = candidates[:1]  # a streamed (multipart) body cannot be sent twice
-        tried = False
-        for index, upstream in enumerate(candidates):
-            permit = self.router.breakers.try_acquire(upstream.name)
-            if permit is None:
-                record_attempt(model.name, deployment_label(model.name, upstream.name), "breaker_open")
-                continue
-            tried = True
-            last = index == len(candidates) - 1
-            with permit:
-                if await self._attempt(ex, scope, send, upstream, permit, body, length, deadline, last=last):
-                    return
-        if not tried:
-            raise CircuitOpenError("upstream temporarily unavailable")
-        ex.outcome, ex.status_code = "upstream_error", 502
-        raise BadGatewayError("upstream provider is unavailable")
-
-    async def _attempt(
-        self, ex: Exchange, scope: dict[str, Any], send: Send, upstream: Upstream, permit: Permit,
-        body: Any, length: int | None, deadline: float, *, last: bool,
-    ) -> bool:
-        """One attempt; True once the client got an answer, False to try the next candidate.
-
-        Raises:
-            GatewayTimeoutError: the request's deadline passed, or the last candidate's attempt deadline did.
-        """
-        model = ex.model
-        assert model is not None
-        label = deployment_label(model.name, upstream.name)
-        ex.upstream = upstream
-        headers = upstream_request_headers(scope["headers"], request_id=ex.request_id, api_key=upstream.api_key)
-        began = time.perf_counter()
-        if not ex.upstream_started:
-            ex.upstream_started = began
-        attempt_deadline = deadline
-        if model.attempt_timeout is not None:
-            attempt_deadline = min(deadline, trio.current_time() + model.attempt_timeout)
-        with trio.CancelScope(deadline=attempt_deadline) as waiting:
-            try:
-                async with self.transport.request(
-                    b"POST", upstream.url(ex.endpoint.upstream_path), headers, body, content_length=length
-                ) as resp:
-                    waiting.deadline = math.inf  # headers are in: the response bounds itself from here
-                    self.router.latency.observe(upstream.name, time.perf_counter() - began)
-                    if not last and (resp.status == 429 or resp.status in RETRYABLE_STATUS):
-                        self._give_up(ex, upstream, permit, resp)
-                        await _drain(resp)
-                        return False
-                    await self._respond(ex, resp, send, deadline)
-                    self._settle(ex, upstream, permit, resp)
-                    return True
-            except UpstreamError as exc:
-                permit.failure()
-                m.UPSTREAM_ERRORS.labels(model.name, upstream.provider).inc()
-                record_attempt(model.name, label, "failure")
-                if last:
-                    ex.outcome, ex.status_code = "upstream_error", 502
-                    raise BadGatewayError("upstream provider is unavailable") from None
-                reason = "timeout" if isinstance(exc, UpstreamTimeoutError) else "connect_error"
-                record_failover(model.name, label, reason)
-                return False
-        # the attempt's deadline passed before response headers arrived
-        permit.failure()
-        m.UPSTREAM_ERRORS.labels(model.name, upstream.provider).inc()
-        record_attempt(model.name, label, "failure")
-        if last or trio.current_time() >= deadline:
-            ex.outcome, ex.status_code = "timeout", 504
-            raise GatewayTimeoutError("upstream did not answer in time")
-        record_failover(model.name, label, "timeout")
-        return False
-
-    def _give_up(self, ex: Exchange, upstream: Upstream, permit: Permit, resp: UpstreamResponse) -> None:
-        """Record a 429 (cooldown, neutral) or a retryable 5xx (breaker failure) before failing over."""
-        assert ex.model is not None
-        label = deployment_label(ex.model.name, upstream.name)
-        if resp.status == 429:
-            permit.neutral()
-            self.router.cooldowns.park(upstream.name, parse_retry_after(resp.headers, datetime.now(UTC)))
-            record_attempt(ex.model.name, label, "rate_limited")
-            record_failover(ex.model.name, label, "rate_limited")
-        else:
-            permit.failure()
-            m.UPSTREAM_ERRORS.labels(ex.model.name, upstream.provider).inc()
-            record_attempt(ex.model.name, label, "failure")
-            record_failover(ex.model.name, label, "status_5xx")
-
-    def _settle(self, ex: Exchange, upstream: Upstream, permit: Permit, resp: UpstreamResponse) -> None:
-        """The breaker outcome of the answer the client got (reference 6.3)."""
-        assert ex.model is not None
-        label = deployment_label(ex.model.name, upstream.name)
-        if resp.status == 429:
-            permit.neutral()
-            self.router.cooldowns.park(upstream.name, parse_retry_after(resp.headers, datetime.now(UTC)))
-            record_attempt(ex.model.name, label, "rate_limited")
-        elif resp.status >= 500 or ex.outcome in ("incomplete", "timeout"):
-            permit.failure()
-            record_attempt(ex.model.name, label, "failure")
-        else:
-            permit.success()
-            record_attempt(ex.model.name, label, "success")
 
     async def _respond(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
         ex.status_code = resp.status
@@ -507,16 +441,6 @@ async def _read_body(receive: Receive, limit: int, declared: int | None) -> byte
     while reader.more:
         chunks.append(await reader.next())
     return b"".join(chunks)
-
-
-async def _drain(resp: UpstreamResponse) -> None:
-    """Read a little of a refused attempt's body so its connection may be reused; never all of it."""
-    read = 0
-    with trio.move_on_after(DRAIN_SECONDS):
-        async for chunk in resp.aiter_bytes():
-            read += len(chunk)
-            if read > DRAIN_BYTES:
-                return
 
 
 async def _read_bounded(resp: UpstreamResponse, limit: int) -> bytes:

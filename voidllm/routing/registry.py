@@ -6,9 +6,8 @@ so lookups on the hot path are one dict access. A model's upstreams are its ``de
 named after the model.
 
 What this version can serve is checked when the registry is built, not on the first request: a model that
-uses a provider without a translation adapter (anthropic, azure, gemini, vertex) or a routing feature that
-is not in this version (``fallback``, ``hedge_after``) stops startup with an error naming the key, instead
-of being silently ignored.
+uses a provider without a translation adapter (anthropic, azure, gemini, vertex) stops startup with an error
+naming the key, instead of failing on its first request.
 """
 
 from __future__ import annotations
@@ -63,6 +62,8 @@ class Model:
     strategy: str = "round-robin"
     max_retries: int = 0
     attempt_timeout: float | None = None
+    hedge_after: float | None = None
+    fallback: str | None = None
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> Model:
@@ -91,6 +92,8 @@ class Model:
             strategy=cfg.strategy or "round-robin",
             max_retries=cfg.max_retries,
             attempt_timeout=cfg.attempt_timeout,
+            hedge_after=cfg.hedge_after,
+            fallback=cfg.fallback or None,
         )
 
 
@@ -137,7 +140,4 @@ def _unsupported(index: int, cfg: ModelConfig) -> list[str]:
                 f"{where}.provider: {provider!r} needs a translation adapter that this version does not "
                 f"have yet (available: {', '.join(sorted(PASSTHROUGH_PROVIDERS))})"
             )
-    for key in ("fallback", "hedge_after"):
-        if getattr(cfg, key):
-            problems.append(f"{path}.{key}: not available in this version yet")
     return problems

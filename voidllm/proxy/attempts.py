@@ -1,0 +1,279 @@
+"""The attempt chain of one model: candidates in order, hedged requests, and when to give up (reference 6.2).
+
+The router orders the model's upstreams (strategy, health, breakers, cooldowns). Each candidate's breaker
+is asked for a permit right before its attempt, so candidates that are never tried reserve nothing.
+
+An attempt lives in its own task inside the chain's nursery (the request's lifetime, STYLE P1) and runs only
+the *header phase*: it opens the upstream request under its attempt deadline (``attempt_timeout``, else the
+model's deadline) and, once response headers are in, hands an :class:`Opened` to the chain and waits until
+the chain releases it; leaving the transport's context then closes or pools the connection. The chain:
+
+- takes the first :class:`Opened` whose status it will answer with as the **winner**: every other running
+  attempt is cancelled at once (its upstream connection closed) and counts as breaker-neutral;
+- fails over on a refused connection, an attempt deadline, a 500/502/503/504 (breaker failure) or a 429
+  (cooldown for its ``Retry-After``, breaker-neutral); a refused answer's body is drained with a byte and time
+  bound before its connection is released, never read whole;
+- **hedges** (``hedge_after``): when no candidate has produced response headers that long after the last
+  start, the next candidate starts beside the running one; the first to answer wins;
+- never retries once the winner was handed to the caller, who relays it: nothing is retried after a byte
+  went to the client;
+- relays the answer of the last candidate whatever its status, unless the caller may still fall back to
+  another model (``final=False``), in which case a 5xx/429 or a transport failure ends the chain with
+  :class:`ChainExhausted` instead.
+
+Only the winner's outcome reaches its breaker as success or failure (decided by the caller after relaying,
+see :meth:`Opened.settle`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import trio
+
+from voidllm.errors import BadGatewayError, CircuitOpenError, GatewayTimeoutError
+from voidllm.proxy import metrics as m
+from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse, UpstreamTimeoutError
+from voidllm.routing.breaker import Permit
+from voidllm.routing.cooldown import parse_retry_after
+from voidllm.routing.metrics import deployment_label, record_attempt, record_failover, record_hedge
+from voidllm.routing.registry import Model, Upstream
+from voidllm.routing.strategy import Router
+
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+DRAIN_BYTES = 64 * 1024
+DRAIN_SECONDS = 2.0
+
+
+class ChainExhausted(Exception):
+    """No candidate of this model gave an answer worth relaying; the caller may fall back to another model.
+
+    ``error`` is what the client gets when there is nowhere to fall back to.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+
+
+@attrs.define(eq=False)
+class Opened:
+    """An attempt that has response headers; the caller relays ``response`` and then calls :meth:`settle`."""
+
+    model: Model
+    upstream: Upstream
+    permit: Permit
+    response: UpstreamResponse
+    router: Router
+    _release: trio.Event = attrs.field(factory=trio.Event)
+
+    def settle(self, *, broken: bool) -> None:
+        """Record the breaker outcome of the relayed answer (``broken``: a stream that did not finish)."""
+        label = deployment_label(self.model.name, self.upstream.name)
+        status = self.response.status
+        if status == 429:
+            self.permit.neutral()
+            self.router.cooldowns.park(self.upstream.name, parse_retry_after(self.response.headers, _wall()))
+            record_attempt(self.model.name, label, "rate_limited")
+        elif status >= 500 or broken:
+            self.permit.failure()
+            record_attempt(self.model.name, label, "failure")
+        else:
+            self.permit.success()
+            record_attempt(self.model.name, label, "success")
+
+
+@attrs.define(eq=False)
+class _Failed:
+    upstream: Upstream
+    timeout: bool  # the attempt deadline passed (else the connection failed)
+
+
+Request = Callable[[Upstream], tuple[str, list[tuple[bytes, bytes]]]]
+
+
+@attrs.define(eq=False)
+class AttemptChain:
+    """Runs the candidates of one model for one request; see the module docstring."""
+
+    model: Model
+    router: Router
+    transport: Transport
+    build: Request  # upstream -> (url, headers)
+    body: bytes | Any
+    length: int | None
+    deadline: float
+    final: bool = True
+    on_attempt: Callable[[Upstream], None] = lambda upstream: None
+    _scopes: dict[Upstream, trio.CancelScope] = attrs.field(factory=dict)
+    _last_started: float = 0.0
+
+    async def run(self, relay: Callable[[Opened], Awaitable[None]]) -> None:
+        """Find the winner and hand it to ``relay`` (which relays and then calls :meth:`Opened.settle`).
+
+        Raises:
+            ChainExhausted: when ``final`` is False and the model failed in a way another model may fix.
+            CircuitOpenError, BadGatewayError, GatewayTimeoutError: when the chain failed and is final.
+        """
+        error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            try:
+                await self._run(nursery, relay)
+            except Exception as exc:  # re-raised below, outside the nursery, so it is not wrapped in a group
+                error = exc
+            nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _run(self, nursery: trio.Nursery, relay: Callable[[Opened], Awaitable[None]]) -> None:
+        candidates = self.router.order(
+            self.model.upstreams, strategy=self.model.strategy, model=self.model.name, max_retries=self.model.max_retries
+        )
+        if not isinstance(self.body, bytes):
+            candidates = candidates[:1]  # a streamed (multipart) body cannot be sent twice
+        send, receive = trio.open_memory_channel[Opened | _Failed](len(candidates))
+        waiting = iter(candidates)
+        running = tried = 0
+        last_error: Exception | None = None
+        hedge = self.model.hedge_after
+        while True:
+            if running == 0 or (hedge is not None and trio.current_time() >= self._last_started + hedge):
+                if self._start_next(nursery, waiting, send):
+                    if running and hedge is not None:
+                        record_hedge(self.model.name, "started")
+                    running, tried = running + 1, tried + 1
+                elif running == 0:
+                    break
+            with trio.move_on_at(self._next_hedge_at(hedge, running, waiting)):
+                result = await receive.receive()
+                running -= 1
+                if isinstance(result, _Failed):
+                    last_error = self._failed(result, more=running > 0 or _has_more(waiting))
+                    continue
+                if self._refuse(result, last=not running and not _has_more(waiting)):
+                    await _drain(result.response)
+                    result._release.set()
+                    last_error = BadGatewayError("upstream provider is unavailable")
+                    continue
+                if hedge is not None and tried > 1:
+                    record_hedge(self.model.name, "won")
+                self._cancel_others(result.upstream)
+                try:
+                    await relay(result)
+                finally:
+                    result._release.set()
+                return
+        if tried == 0:
+            raise self._final(CircuitOpenError("upstream temporarily unavailable"))
+        raise self._final(last_error or BadGatewayError("upstream provider is unavailable"))
+
+    def _start_next(self, nursery: trio.Nursery, waiting: Any, send: Any) -> bool:
+        for upstream in waiting:
+            permit = self.router.breakers.try_acquire(upstream.name)
+            if permit is None:
+                record_attempt(self.model.name, deployment_label(self.model.name, upstream.name), "breaker_open")
+                continue
+            scope = trio.CancelScope()
+            self._scopes[upstream] = scope
+            self._last_started = trio.current_time()
+            self.on_attempt(upstream)
+            nursery.start_soon(self._attempt, upstream, permit, scope, send)
+            return True
+        return False
+
+    def _next_hedge_at(self, hedge: float | None, running: int, waiting: Any) -> float:
+        if hedge is None or running == 0 or not _has_more(waiting):
+            return math.inf
+        return self._last_started + hedge
+
+    async def _attempt(self, upstream: Upstream, permit: Permit, scope: trio.CancelScope, send: Any) -> None:
+        url, headers = self.build(upstream)
+        began = time.perf_counter()
+        attempt_deadline = self.deadline
+        if self.model.attempt_timeout is not None:
+            attempt_deadline = min(self.deadline, trio.current_time() + self.model.attempt_timeout)
+        # Leaving ``permit`` without an outcome (a hedge that lost, a request that went away) is neutral.
+        with permit, scope:
+            with trio.CancelScope(deadline=attempt_deadline) as waiting:
+                try:
+                    async with self.transport.request(
+                        b"POST", url, headers, self.body, content_length=self.length
+                    ) as resp:
+                        waiting.deadline = math.inf
+                        self.router.latency.observe(upstream.name, time.perf_counter() - began)
+                        opened = Opened(self.model, upstream, permit, resp, self.router)
+                        await send.send(opened)
+                        await opened._release.wait()
+                        return
+                except UpstreamError as exc:
+                    permit.failure()
+                    await send.send(_Failed(upstream, timeout=isinstance(exc, UpstreamTimeoutError)))
+                    return
+            permit.failure()
+            await send.send(_Failed(upstream, timeout=True))
+
+    def _failed(self, result: _Failed, *, more: bool) -> Exception:
+        """Record a failed attempt (its breaker already knows) and return what the client would get."""
+        label = deployment_label(self.model.name, result.upstream.name)
+        m.UPSTREAM_ERRORS.labels(self.model.name, result.upstream.provider).inc()
+        record_attempt(self.model.name, label, "failure")
+        if more:
+            record_failover(self.model.name, label, "timeout" if result.timeout else "connect_error")
+        if result.timeout:
+            return GatewayTimeoutError("upstream did not answer in time")
+        return BadGatewayError("upstream provider is unavailable")
+
+    def _refuse(self, opened: Opened, *, last: bool) -> bool:
+        """Whether to fail over instead of relaying this answer (recording why)."""
+        status = opened.response.status
+        retryable = status == 429 or status in RETRYABLE_STATUS or (last and status >= 500)
+        if not retryable or (last and self.final):
+            return False
+        label = deployment_label(self.model.name, opened.upstream.name)
+        if status == 429:
+            opened.permit.neutral()
+            self.router.cooldowns.park(opened.upstream.name, parse_retry_after(opened.response.headers, _wall()))
+            record_attempt(self.model.name, label, "rate_limited")
+            record_failover(self.model.name, label, "rate_limited")
+        else:
+            opened.permit.failure()
+            m.UPSTREAM_ERRORS.labels(self.model.name, opened.upstream.provider).inc()
+            record_attempt(self.model.name, label, "failure")
+            record_failover(self.model.name, label, "status_5xx")
+        return True
+
+    def _cancel_others(self, winner: Upstream) -> None:
+        for upstream, scope in self._scopes.items():
+            if upstream is not winner:
+                scope.cancel()
+
+    def _final(self, error: Exception) -> Exception:
+        deadline_passed = trio.current_time() >= self.deadline
+        if self.final or deadline_passed:
+            return error
+        return ChainExhausted(error)
+
+
+def _has_more(iterator: Any) -> bool:
+    """Whether a list iterator has items left (without consuming one)."""
+    return iterator.__length_hint__() > 0
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _drain(resp: UpstreamResponse) -> None:
+    """Read a little of a refused attempt's body so its connection may be reused; never all of it."""
+    read = 0
+    with trio.move_on_after(DRAIN_SECONDS):
+        async for chunk in resp.aiter_bytes():
+            read += len(chunk)
+            if read > DRAIN_BYTES:
+                return
+
