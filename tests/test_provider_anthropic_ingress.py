@@ -21,6 +21,7 @@ from voidllm.providers.anthropic import (
     anthropic_stream_error,
     error_type,
     messages_to_openai,
+    openai_error_to_anthropic,
     openai_to_messages_response,
 )
 from voidllm.providers.base import StreamTranslationError, TranslationError, Usage
@@ -380,6 +381,27 @@ def test_error_types(status: int, kind: str) -> None:
     assert orjson.loads(anthropic_error(status, "went wrong")) == {
         "type": "error",
         "error": {"type": kind, "message": "went wrong"},
+    }
+
+
+_RATE_LIMITED = b'{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_RATE_LIMITED, "Rate limit reached"),
+        (b'{"error":"model not found"}', "model not found"),
+        (b'{"object":"error","message":"vLLM says no","type":"BadRequestError","code":400}', "vLLM says no"),
+        (b'{"error":{"code":5}}', "the upstream reported an error"),
+        (b"<html>502 Bad Gateway</html>", "the upstream reported an error"),
+        (b"[]", "the upstream reported an error"),
+    ],
+)
+def test_upstream_errors_in_anthropic_shape(body: bytes, message: str) -> None:
+    assert orjson.loads(openai_error_to_anthropic(429, body)) == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": message},
     }
 
 

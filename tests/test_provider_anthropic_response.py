@@ -171,7 +171,7 @@ def test_invalid_counts_read_as_zero() -> None:
     ("body", "message_part"),
     [
         (b"{not json " + SECRET.encode(), "not valid JSON"),
-        (orjson.dumps({"type": "error", "error": {"type": "api_error", "message": SECRET}}), "not a message"),
+        (orjson.dumps({"type": SECRET, "id": "m", "content": []}), "not a message"),
         (orjson.dumps([SECRET]), "not a message"),
         (orjson.dumps({"type": "message", "content": [{"type": "text", "text": SECRET}]}), "lacks its id"),
         (orjson.dumps({"type": "message", "id": "m", "content": SECRET}), "lacks its id or content"),
@@ -189,3 +189,20 @@ def test_unreadable_bodies_are_a_bad_gateway(body: bytes, message_part: str) -> 
     assert caught.value.status == 502
     assert caught.value.code == "upstream_invalid_response"
     assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ({"type": "overloaded_error", "message": "Overloaded"}, ("Overloaded", "overloaded_error")),
+        ({"type": "rate_limit_error", "message": "Slow down"}, ("Slow down", "rate_limit_error")),
+        ({"type": "a_new_error", "message": "New"}, ("New", "api_error")),
+        ({"type": "api_error"}, ("the provider reported an error", "api_error")),
+        (None, ("the provider reported an error", "api_error")),
+    ],
+)
+def test_error_bodies_become_openai_errors(error: Any, expected: tuple[str, str]) -> None:
+    body, usage = ADAPTER.translate_response(orjson.dumps({"type": "error", "error": error}), model="m")
+    message, kind = expected
+    assert orjson.loads(body) == {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    assert usage is None

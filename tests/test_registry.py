@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from voidllm.config import ConfigError, parse_config
+from voidllm.config import parse_config
 from voidllm.routing.registry import Registry
 
 
@@ -54,21 +52,26 @@ def test_priority_deployments_are_ordered_by_priority_then_listing() -> None:
     assert [u.name for u in model.upstreams] == ["m/a", "m/c", "m/b"]
 
 
-def test_unserveable_models_stop_startup_with_every_reason() -> None:
-    with pytest.raises(ConfigError) as caught:
-        registry(
-            """
-  - name: claude
-    provider: anthropic
-    base_url: https://api.anthropic.com
-  - name: rr
-    strategy: round-robin
-    hedge_after: 2s
+def test_provider_specific_fields_reach_the_upstream() -> None:
+    reg = registry(
+        """
+  - name: azure-gpt
+    provider: azure
+    base_url: https://acme.openai.azure.com
+    azure_deployment: gpt4o-prod
+    azure_api_version: 2024-10-21
+  - name: gem
+    strategy: weighted
     deployments:
-      - {name: a, provider: openai, base_url: "http://a/v1"}
+      - {name: v, provider: vertex, base_url: "https://europe-west4-aiplatform.googleapis.com", gcp_project: p1,
+         gcp_location: europe-west4, weight: 3}
 """
-        )
-    assert caught.value.problems == (
-        "models[0].provider: 'anthropic' needs a translation adapter that this version does not have yet "
-        "(available: custom, ollama, openai, vllm)",
     )
+    azure = reg.resolve("azure-gpt")
+    assert azure is not None
+    assert (azure.upstreams[0].azure_deployment, azure.upstreams[0].azure_api_version) == ("gpt4o-prod", "2024-10-21")
+    gem = reg.resolve("gem")
+    assert gem is not None and gem.strategy == "weighted"
+    vertex = gem.upstreams[0]
+    assert (vertex.provider, vertex.gcp_project, vertex.gcp_location, vertex.weight) == (
+        "vertex", "p1", "europe-west4", 3)

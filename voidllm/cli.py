@@ -18,7 +18,6 @@ from voidllm import __version__
 from voidllm.config import Config, ConfigError, load_config
 from voidllm.logs import configure_logging
 from voidllm.nursery.signals import watch_stop_signals
-from voidllm.routing.registry import Registry
 
 log = logging.getLogger("voidllm")
 
@@ -42,7 +41,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         config = load_config(args.config)
-        Registry.from_config(config.models)
     except ConfigError as exc:
         print(f"voidllm: invalid configuration:\n{exc}", file=sys.stderr)
         return 2

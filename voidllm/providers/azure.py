@@ -66,6 +66,12 @@ class AzureAdapter:
             body = dict(payload)
         return UpstreamCall(url, headers, orjson.dumps(body))
 
+    def url(self, path: str, target: Target) -> str:
+        """The URL of ``path`` on the target deployment (for bodies sent as they are, such as multipart)."""
+        if target.azure_api_version == V1_API_VERSION:
+            return join_url(f"{target.base_url.rstrip('/')}/openai/v1", path)
+        return _deployment_url(target, path)
+
     def translate_response(self, body: bytes, *, model: str) -> tuple[bytes, Usage | None]:
         """The body unchanged, and the usage it reports."""
         return body, response_usage(body)

@@ -94,7 +94,8 @@ class _Failed:
     timeout: bool  # the attempt deadline passed (else the connection failed)
 
 
-Request = Callable[[Upstream], tuple[str, list[tuple[bytes, bytes]]]]
+Request = Callable[[Upstream], tuple[str, list[tuple[bytes, bytes]], Any]]
+"""Builds one upstream's request: ``(url, headers, body)``; may raise a client error (untranslatable)."""
 
 
 @attrs.define(eq=False)
@@ -104,8 +105,8 @@ class AttemptChain:
     model: Model
     router: Router
     transport: Transport
-    build: Request  # upstream -> (url, headers)
-    body: bytes | Any
+    build: Request
+    body: bytes | Any  # as the client sent it (after rewriting); only its replayability matters here
     length: int | None
     deadline: float
     final: bool = True
@@ -174,6 +175,7 @@ class AttemptChain:
 
     def _start_next(self, nursery: trio.Nursery, waiting: Any, send: Any) -> bool:
         for upstream in waiting:
+            request = self.build(upstream)  # in this task, so an untranslatable request is the client's 400
             permit = self.router.breakers.try_acquire(upstream.name)
             if permit is None:
                 record_attempt(self.model.name, deployment_label(self.model.name, upstream.name), "breaker_open")
@@ -182,7 +184,7 @@ class AttemptChain:
             self._scopes[upstream] = scope
             self._last_started = trio.current_time()
             self.on_attempt(upstream)
-            nursery.start_soon(self._attempt, upstream, permit, scope, send)
+            nursery.start_soon(self._attempt, upstream, request, permit, scope, send)
             return True
         return False
 
@@ -191,8 +193,11 @@ class AttemptChain:
             return math.inf
         return self._last_started + hedge
 
-    async def _attempt(self, upstream: Upstream, permit: Permit, scope: trio.CancelScope, send: Any) -> None:
-        url, headers = self.build(upstream)
+    async def _attempt(
+        self, upstream: Upstream, request: tuple[str, list[tuple[bytes, bytes]], Any], permit: Permit,
+        scope: trio.CancelScope, send: Any,
+    ) -> None:
+        url, headers, body = request
         began = time.perf_counter()
         attempt_deadline = self.deadline
         if self.model.attempt_timeout is not None:
@@ -201,9 +206,7 @@ class AttemptChain:
         with permit, scope:
             with trio.CancelScope(deadline=attempt_deadline) as waiting:
                 try:
-                    async with self.transport.request(
-                        b"POST", url, headers, self.body, content_length=self.length
-                    ) as resp:
+                    async with self.transport.request(b"POST", url, headers, body, content_length=self.length) as resp:
                         waiting.deadline = math.inf
                         self.router.latency.observe(upstream.name, time.perf_counter() - began)
                         opened = Opened(self.model, upstream, permit, resp, self.router)

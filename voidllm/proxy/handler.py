@@ -52,11 +52,13 @@ from voidllm.errors import (
 )
 from voidllm.proxy import metrics as m
 from voidllm.proxy.endpoints import ENDPOINTS, Endpoint
-from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header, upstream_request_headers
+from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.proxy.multipart import MultipartHead, boundary_from_content_type
-from voidllm.proxy.sse import SSERelay
+from voidllm.proxy.sse import SSERelay, abort_event
+from voidllm.providers.base import Adapter, StreamTranslationError
 from voidllm.proxy.attempts import AttemptChain, ChainExhausted, Opened
+from voidllm.proxy.calls import TRANSLATED, build_call, is_translated
 from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse
 from voidllm.routing.fallback import fallback_plan
 from voidllm.routing.registry import Model, Registry, Upstream
@@ -174,13 +176,19 @@ class Proxy:
             timeout = model.timeout or (self.limits.max_stream_duration if ex.stream else self.limits.request_timeout)
             deadline = trio.current_time() + timeout
 
-            def build(upstream: Upstream) -> tuple[str, list[tuple[bytes, bytes]]]:
-                headers = upstream_request_headers(scope["headers"], request_id=ex.request_id, api_key=upstream.api_key)
-                return upstream.url(ex.endpoint.upstream_path), headers
+            def build(upstream: Upstream, body: Any = body, model: Model = model) -> tuple[str, Any, Any]:
+                return build_call(
+                    upstream, model_name=model.name, endpoint=ex.endpoint, request=ex.json, body=body,
+                    client_headers=scope["headers"], request_id=ex.request_id,
+                )
 
             async def relay(opened: Opened, deadline: float = deadline, model: Model = model) -> None:
                 ex.model, ex.upstream = model, opened.upstream
-                await self._respond(ex, opened.response, send, deadline)
+                provider = opened.upstream.provider
+                if is_translated(provider) and 200 <= opened.response.status < 300:
+                    await self._respond_translated(ex, TRANSLATED[provider], opened.response, send, deadline)
+                else:
+                    await self._respond(ex, opened.response, send, deadline)
                 opened.settle(broken=ex.outcome in ("incomplete", "timeout"))
 
             chain = AttemptChain(
@@ -262,19 +270,25 @@ class Proxy:
         else:
             await self._relay_binary(ex, resp, send, deadline)
 
-    async def _relay_buffered(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
+    async def _relay_buffered(
+        self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float,
+        translate: Callable[[bytes], tuple[bytes, TokenUsage | None]] | None = None,
+    ) -> None:
         with trio.move_on_at(deadline) as timer:
             body = await _read_bounded(resp, self.limits.max_response_body)
         upstream_time = time.perf_counter() - ex.upstream_started
         if timer.cancelled_caught:
             ex.outcome, ex.status_code = "timeout", 504
             raise GatewayTimeoutError("upstream did not answer in time")
-        if 200 <= resp.status < 300:
+        headers = client_response_headers(resp.headers)
+        if translate is not None:
+            body, ex.usage = translate(body)
+            headers = [h for h in headers if h[0] != b"content-type"] + [(b"content-type", b"application/json")]
+        elif 200 <= resp.status < 300:
             ex.usage = _usage_from_json(body)
         else:
             ex.outcome = "upstream_error"
         overhead = (time.perf_counter() - ex.started) - upstream_time
-        headers = client_response_headers(resp.headers)
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
         m.PROXY_OVERHEAD.observe(overhead)
@@ -315,6 +329,63 @@ class Proxy:
             m.ACTIVE_STREAMS.dec()
             if ex.usage is None:
                 ex.usage = _stream_usage(relay)
+
+    async def _respond_translated(
+        self, ex: Exchange, adapter: Adapter, resp: UpstreamResponse, send: Send, deadline: float
+    ) -> None:
+        """A 2xx answer of a translated provider, turned into the OpenAI shape (streamed event by event)."""
+        ex.status_code = resp.status
+        if ex.stream:
+            include_usage = ex.json is not None and ex.json.client_wants_usage
+            translator = adapter.stream_translator(model=ex.requested_model, include_usage=include_usage)  # type: ignore[call-arg]
+            await self._relay_translated_stream(ex, translator, resp, send, deadline)
+            return
+
+        def translate(body: bytes) -> tuple[bytes, TokenUsage | None]:
+            translated, usage = adapter.translate_response(body, model=ex.requested_model)
+            return translated, _token_usage(usage)
+
+        await self._relay_buffered(ex, resp, send, deadline, translate=translate)
+
+    async def _relay_translated_stream(
+        self, ex: Exchange, translator: Any, resp: UpstreamResponse, send: Send, deadline: float
+    ) -> None:
+        ex.committed = ex.stream = True
+        headers = [(b"content-type", b"text/event-stream"), *client_response_headers(resp.headers)[1:], *SSE_HEADERS]
+        headers = [h for h in headers if h[0] != b"content-type"] + [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        abort_code = "stream_incomplete"
+        m.ACTIVE_STREAMS.inc()
+        try:
+            with trio.move_on_at(deadline):
+                try:
+                    async for chunk in resp.aiter_bytes():
+                        out = translator.feed(chunk)
+                        if out:
+                            if ex.ttft is None:
+                                ex.ttft = time.perf_counter() - ex.started
+                            await send({"type": "http.response.body", "body": out, "more_body": True})
+                        if translator.done:
+                            break
+                    else:
+                        tail = translator.finish()
+                        if tail:
+                            await send({"type": "http.response.body", "body": tail, "more_body": True})
+                except StreamTranslationError:
+                    abort_code = "stream_transform_aborted"
+                except UpstreamError:
+                    pass
+            ex.usage = _token_usage(translator.usage)
+            tail = b""
+            if not translator.done:
+                ex.outcome, ex.status_code = "incomplete", 502
+                tail = abort_event(abort_code)
+            ex.final_send = True
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        finally:
+            m.ACTIVE_STREAMS.dec()
+            if ex.usage is None:
+                ex.usage = _token_usage(translator.usage)
 
     async def _relay_binary(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
         headers = client_response_headers(resp.headers)
@@ -466,6 +537,13 @@ def _usage_from_json(body: bytes) -> TokenUsage | None:
         return None
     usage = payload.get("usage") if isinstance(payload, dict) else None
     return TokenUsage.from_openai(usage) if isinstance(usage, dict) else None
+
+
+def _token_usage(usage: Any) -> TokenUsage | None:
+    """A provider adapter's usage as the usage event's value."""
+    if usage is None:
+        return None
+    return TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
 
 
 def _stream_usage(relay: SSERelay) -> TokenUsage | None:

@@ -52,9 +52,13 @@ class JsonRequest:
         inject = inject_usage and self.stream and not self.client_wants_usage
         if not rewrite_model and not inject:
             return original
+        return orjson.dumps(self.upstream_payload(canonical_model=canonical_model, inject_usage=inject_usage))
+
+    def upstream_payload(self, *, canonical_model: str, inject_usage: bool) -> dict[str, Any]:
+        """The request as a dict with the canonical model and, for streams that did not ask, usage injected."""
         payload = dict(self.payload)
         payload["model"] = canonical_model
-        if inject:
+        if inject_usage and self.stream and not self.client_wants_usage:
             options = payload.get("stream_options")
             payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-        return orjson.dumps(payload)
+        return payload

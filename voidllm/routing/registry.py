@@ -4,10 +4,6 @@ Built once from ``models[]`` at startup (admin-API models join it with the tenan
 so lookups on the hot path are one dict access. A model's upstreams are its ``deployments`` by ascending
 ``priority`` (ties in the order listed), or the model's own ``provider``/``base_url`` as a single upstream
 named after the model.
-
-What this version can serve is checked when the registry is built, not on the first request: a model that
-uses a provider without a translation adapter (anthropic, azure, gemini, vertex) stops startup with an error
-naming the key, instead of failing on its first request.
 """
 
 from __future__ import annotations
@@ -16,9 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from voidllm.config import ConfigError, ModelConfig
-
-PASSTHROUGH_PROVIDERS = frozenset({"openai", "vllm", "ollama", "custom"})
+from voidllm.config import ModelConfig
 
 
 @attrs.frozen
@@ -41,6 +35,10 @@ class Upstream:
     provider: str
     base_url: str
     api_key: str = attrs.field(default="", repr=False)
+    azure_deployment: str = ""
+    azure_api_version: str = ""
+    gcp_project: str = ""
+    gcp_location: str = ""
     weight: int = 1
     priority: int = 0
 
@@ -75,13 +73,28 @@ class Model:
                     d.provider,
                     d.base_url.rstrip("/"),
                     d.api_key,
+                    azure_deployment=d.azure_deployment,
+                    azure_api_version=d.azure_api_version,
+                    gcp_project=d.gcp_project,
+                    gcp_location=d.gcp_location,
                     weight=d.weight,
                     priority=d.priority,
                 )
                 for d in ordered
             )
         else:
-            upstreams = (Upstream(cfg.name, cfg.provider, cfg.base_url.rstrip("/"), cfg.api_key),)
+            upstreams = (
+                Upstream(
+                    cfg.name,
+                    cfg.provider,
+                    cfg.base_url.rstrip("/"),
+                    cfg.api_key,
+                    azure_deployment=cfg.azure_deployment,
+                    azure_api_version=cfg.azure_api_version,
+                    gcp_project=cfg.gcp_project,
+                    gcp_location=cfg.gcp_location,
+                ),
+            )
         return cls(
             name=cfg.name,
             type=cfg.type,
@@ -106,15 +119,8 @@ class Registry:
 
     @classmethod
     def from_config(cls, models: Iterable[ModelConfig]) -> Registry:
-        """Build the registry, refusing what this version cannot serve.
-
-        Raises:
-            ConfigError: a model needs a provider adapter or routing feature this version does not have.
-        """
+        """Build the registry from validated model configs."""
         configs = tuple(models)
-        problems = [p for i, cfg in enumerate(configs) for p in _unsupported(i, cfg)]
-        if problems:
-            raise ConfigError(tuple(problems), source="models")
         built = tuple(sorted((Model.from_config(cfg) for cfg in configs), key=lambda m: m.name))
         lookup: dict[str, Model] = {}
         for model in built:
@@ -126,18 +132,3 @@ class Registry:
     def resolve(self, name: str) -> Model | None:
         """The model called ``name`` (canonical name or alias), or ``None``."""
         return self._lookup.get(name)
-
-
-def _unsupported(index: int, cfg: ModelConfig) -> list[str]:
-    path = f"models[{index}]"
-    problems = []
-    providers = [(f"{path}.deployments[{j}]", d.provider) for j, d in enumerate(cfg.deployments)] or [
-        (path, cfg.provider)
-    ]
-    for where, provider in providers:
-        if provider not in PASSTHROUGH_PROVIDERS:
-            problems.append(
-                f"{where}.provider: {provider!r} needs a translation adapter that this version does not "
-                f"have yet (available: {', '.join(sorted(PASSTHROUGH_PROVIDERS))})"
-            )
-    return problems

@@ -6,9 +6,9 @@ Egress (an OpenAI chat request served by an Anthropic upstream) is :class:`Anthr
 :class:`AnthropicStreamTranslator`). Only ``chat/completions`` is translated; any other endpoint is a 400.
 
 Ingress (``POST /v1/messages`` from an Anthropic client, served by an OpenAI-compatible upstream):
-:func:`messages_to_openai` (``_ingress_request``), :func:`openai_to_messages_response`,
-:func:`anthropic_error` and :func:`anthropic_stream_error` (``_ingress_response``), and
-:class:`OpenAIToMessagesStream` (``_ingress_stream``).
+:func:`messages_to_openai` (``_ingress_request``); :func:`openai_to_messages_response`,
+:func:`anthropic_error`, :func:`openai_error_to_anthropic` and :func:`anthropic_stream_error`
+(``_ingress_response``); :class:`OpenAIToMessagesStream` (``_ingress_stream``).
 
 Each module's docstring lists what it translates and what it deliberately leaves out. Everything here is
 sans-IO (STYLE P11): dicts and bytes in, bytes and values out; no trio, no sockets, no clock except the
@@ -26,6 +26,9 @@ from voidllm.providers.anthropic._ingress_request import messages_to_openai as m
 from voidllm.providers.anthropic._ingress_response import anthropic_error as anthropic_error
 from voidllm.providers.anthropic._ingress_response import anthropic_stream_error as anthropic_stream_error
 from voidllm.providers.anthropic._ingress_response import error_type as error_type
+from voidllm.providers.anthropic._ingress_response import (
+    openai_error_to_anthropic as openai_error_to_anthropic,
+)
 from voidllm.providers.anthropic._ingress_response import (
     openai_to_messages_response as openai_to_messages_response,
 )
@@ -45,5 +48,6 @@ __all__ = [
     "error_type",
     "messages_to_openai",
     "messages_url",
+    "openai_error_to_anthropic",
     "openai_to_messages_response",
 ]

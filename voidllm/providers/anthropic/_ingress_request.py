@@ -171,13 +171,12 @@ def _user_part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _image_url(source: object, where: str) -> str:
-    kind = source.get("type") if isinstance(source, Mapping) else None
-    if kind == "base64" and isinstance(source, Mapping):
-        media_type, data = source.get("media_type"), source.get("data")
-        if isinstance(media_type, str) and isinstance(data, str) and data:
+    if isinstance(source, Mapping):
+        kind, media_type, data, url = (source.get(key) for key in ("type", "media_type", "data", "url"))
+        if kind == "base64" and isinstance(media_type, str) and isinstance(data, str) and data:
             return f"data:{media_type};base64,{data}"
-    elif kind == "url" and isinstance(source, Mapping) and isinstance(source.get("url"), str):
-        return str(source["url"])
+        if kind == "url" and isinstance(url, str) and url:
+            return url
     raise TranslationError(f"{where}.source must be a base64 or url image source")
 
 

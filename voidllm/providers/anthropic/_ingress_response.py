@@ -7,6 +7,11 @@ does not say whether a stop sequence matched, so ``stop_sequence`` is ``null``).
 ``msg_<completion id>``, ``model`` the name the client asked for. Usage: OpenAI's prompt tokens minus its
 cached tokens are ``input_tokens``, the cached ones ``cache_read_input_tokens``.
 
+Errors on the ``/v1/messages`` route take Anthropic's shape, ``{"type": "error", "error": {"type",
+"message"}}``, with the type chosen from the HTTP status (:data:`ERROR_TYPES`). An upstream's own error
+message is relayed to the client (it is the provider's text, as on the OpenAI routes); the gateway's own
+messages never carry content. A stream that cannot be finished ends with one ``error`` event.
+
 Deliberately left out: other choices, ``logprobs``, and non-standard reasoning fields
 (``reasoning_content``): a thinking block would need a signature only Anthropic can make.
 """
@@ -74,6 +79,27 @@ def openai_to_messages_response(body: bytes, *, model: str) -> tuple[bytes, Usag
 def anthropic_error(status: int, message: str) -> bytes:
     """An error body in Anthropic's shape: ``{"type": "error", "error": {"type": ..., "message": ...}}``."""
     return orjson.dumps({"type": "error", "error": {"type": error_type(status), "message": message}})
+
+
+def openai_error_to_anthropic(status: int, body: bytes) -> bytes:
+    """An upstream error answer as an Anthropic error body for the same status.
+
+    The upstream's message is kept for the client (OpenAI's ``{"error": {"message": ...}}``, a bare
+    ``{"error": "..."}``, or vLLM's ``{"object": "error", "message": ...}``); without one, a generic message.
+    """
+    return anthropic_error(status, _error_message(body) or "the upstream reported an error")
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    if not isinstance(payload, dict):
+        return ""
+    error = payload.get("error")
+    message = error.get("message") if isinstance(error, Mapping) else error or payload.get("message")
+    return message if isinstance(message, str) else ""
 
 
 def anthropic_stream_error(status: int = 500, message: str = "stream aborted") -> bytes:

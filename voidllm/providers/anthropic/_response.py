@@ -6,6 +6,10 @@ as in :data:`~voidllm.providers.anthropic._mapping.STOP_TO_FINISH`. The id is ``
 ``model`` is the name the client asked for, and usage counts cache writes and cache reads as prompt tokens
 (cache reads are also reported as ``prompt_tokens_details.cached_tokens``).
 
+An Anthropic error body (``{"type": "error", "error": {...}}``) becomes OpenAI's error shape
+(``{"error": {"message", "type", "param", "code"}}``) with the provider's message kept for the client and
+its error type kept when it is one Anthropic documents (else ``api_error``).
+
 Deliberately left out: ``thinking``/``redacted_thinking`` blocks (OpenAI's chat API has no place for
 them), server tool blocks (``server_tool_use``, ``web_search_tool_result``, ...) and text citations.
 """
@@ -19,6 +23,7 @@ import orjson
 
 from voidllm.errors import BadGatewayError
 from voidllm.providers.anthropic._mapping import (
+    ERROR_TYPES,
     finish_reason,
     openai_usage,
     token_count,
@@ -32,15 +37,19 @@ INVALID_RESPONSE = "upstream_invalid_response"
 
 
 def to_chat_completion(body: bytes, *, model: str, created: int) -> tuple[bytes, Usage | None]:
-    """Translate an Anthropic message into an OpenAI chat completion.
+    """Translate an Anthropic message (or error) into an OpenAI chat completion (or error).
 
     Returns:
-        The OpenAI JSON body and the usage it reports (``None`` when the message has no usage).
+        The OpenAI JSON body and the usage it reports (``None`` without a usage object, and for errors).
 
     Raises:
-        BadGatewayError: the body is not an Anthropic message (code ``upstream_invalid_response``).
+        BadGatewayError: the body is neither an Anthropic message nor an Anthropic error (code
+            ``upstream_invalid_response``).
     """
-    message = _load_message(body)
+    payload = _load(body)
+    if payload.get("type") == "error":
+        return openai_error(payload.get("error")), None
+    message = _check_message(payload)
     text, tool_calls = _content(message["content"])
     reply: dict[str, Any] = {"role": "assistant", "content": text if text or not tool_calls else None}
     if tool_calls:
@@ -66,12 +75,27 @@ def to_chat_completion(body: bytes, *, model: str, created: int) -> tuple[bytes,
     return orjson.dumps(out), usage
 
 
-def _load_message(body: bytes) -> dict[str, Any]:
+def openai_error(error: object) -> bytes:
+    """An Anthropic ``error`` object in OpenAI's error shape."""
+    error = error if isinstance(error, Mapping) else {}
+    kind, message = error.get("type"), error.get("message")
+    kind = kind if kind in ERROR_TYPES else "api_error"
+    text = message if isinstance(message, str) else "the provider reported an error"
+    return orjson.dumps({"error": {"message": text, "type": kind, "param": None, "code": None}})
+
+
+def _load(body: bytes) -> dict[str, Any]:
     try:
-        message = orjson.loads(body)
+        payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise _invalid("anthropic response is not valid JSON") from None
-    if not isinstance(message, dict) or message.get("type") != "message":
+    if not isinstance(payload, dict):
+        raise _invalid("anthropic response is not a message")
+    return payload
+
+
+def _check_message(message: dict[str, Any]) -> dict[str, Any]:
+    if message.get("type") != "message":
         raise _invalid("anthropic response is not a message")
     if not isinstance(message.get("id"), str) or not isinstance(message.get("content"), list):
         raise _invalid("anthropic message lacks its id or content")

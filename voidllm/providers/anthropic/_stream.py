@@ -37,6 +37,7 @@ import attrs
 import orjson
 
 from voidllm.providers.anthropic._mapping import (
+    ERROR_TYPES,
     finish_reason,
     openai_usage,
     token_count,
@@ -47,13 +48,6 @@ from voidllm.providers.base import StreamTranslationError, Usage
 
 Phase = Literal["start", "message", "stopped", "done"]
 BlockKind = Literal["text", "tool", "other"]
-_ERROR_TYPES = frozenset(
-    {
-        "invalid_request_error", "authentication_error", "billing_error", "permission_error",
-        "not_found_error", "request_too_large", "rate_limit_error", "api_error", "timeout_error",
-        "overloaded_error",
-    }
-)  # fmt: skip
 _USAGE_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
 
 
@@ -209,7 +203,7 @@ class AnthropicStreamTranslator:
     def _error(self, event: dict[str, Any]) -> list[bytes]:
         error = event.get("error")
         kind = error.get("type") if isinstance(error, dict) else None
-        raise StreamTranslationError(f"anthropic stream error: {kind if kind in _ERROR_TYPES else 'unknown'}")
+        raise StreamTranslationError(f"anthropic stream error: {kind if kind in ERROR_TYPES else 'unknown'}")
 
     # --- helpers -------------------------------------------------------------------------------------------
 
