@@ -22,6 +22,7 @@ class Endpoint:
     multipart: bool = False
     usage_option: bool = False
     terminal: Literal["done", "responses"] = "done"
+    dialect: Literal["openai", "anthropic"] = "openai"  # the API the client speaks (and gets errors in)
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -37,4 +38,6 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/v1/audio/speech": Endpoint("audio/speech"),
     "/v1/audio/transcriptions": Endpoint("audio/transcriptions", multipart=True),
     "/v1/audio/translations": Endpoint("audio/translations", multipart=True),
+    "/v1/messages": Endpoint("chat/completions", usage_option=True, dialect="anthropic"),
+    "/v1/messages/count_tokens": Endpoint("messages/count_tokens", dialect="anthropic"),
 }

@@ -56,7 +56,9 @@ from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.proxy.multipart import MultipartHead, boundary_from_content_type
 from voidllm.proxy.sse import SSERelay, abort_event
-from voidllm.providers.base import Adapter, StreamTranslationError
+from voidllm.providers.anthropic import OpenAIToMessagesStream, anthropic_stream_error
+from voidllm.providers.base import Adapter, StreamTranslationError, TranslationError
+from voidllm.proxy import messages
 from voidllm.proxy.attempts import AttemptChain, ChainExhausted, Opened
 from voidllm.proxy.calls import TRANSLATED, build_call, is_translated
 from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse
@@ -101,6 +103,8 @@ class Exchange:
     upstream_started: float = 0.0
     json: JsonRequest | None = attrs.field(default=None, repr=False)
     raw: bytes = attrs.field(default=b"", repr=False)
+    anthropic: messages.MessagesRequest | None = attrs.field(default=None, repr=False)  # /v1/messages body
+    anthropic_raw: bytes = attrs.field(default=b"", repr=False)
     requested_model: str = ""
     model: Model | None = None
     upstream: Upstream | None = None
@@ -131,15 +135,27 @@ class Proxy:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id: str = scope[SCOPE_KEY]
+        endpoint = ENDPOINTS[scope["path"]]
         try:
-            authorization = header(scope["headers"], b"authorization")
-            identity = self.keys.authenticate(authorization.decode("latin-1") if authorization else None)
-            ex = Exchange(request_id, identity, ENDPOINTS[scope["path"]], started, utcnow())
+            identity = self._authenticate(scope["headers"], endpoint)
+            ex = Exchange(request_id, identity, endpoint, started, utcnow())
             await self._serve(ex, scope, receive, send)
         except GatewayError as exc:
-            await send_error(send, exc.status, exc.code, exc.message, request_id)
+            if endpoint.dialect == "anthropic":
+                await _send_json(send, exc.status, messages.error_body(exc.status, exc.message))
+            else:
+                await send_error(send, exc.status, exc.code, exc.message, request_id)
         except ClientDisconnected:
             return
+
+    def _authenticate(self, headers: list[tuple[bytes, bytes]], endpoint: Endpoint) -> KeyIdentity:
+        """``Authorization: Bearer``; on the Anthropic route also ``x-api-key``, as Anthropic's SDK sends it."""
+        if endpoint.dialect == "anthropic":
+            api_key = header(headers, b"x-api-key")
+            if api_key is not None:
+                return self.keys.authenticate_key(api_key.decode("latin-1"))
+        authorization = header(headers, b"authorization")
+        return self.keys.authenticate(authorization.decode("latin-1") if authorization else None)
 
     async def _serve(self, ex: Exchange, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         body_done = trio.Event()
@@ -177,6 +193,8 @@ class Proxy:
             deadline = trio.current_time() + timeout
 
             def build(upstream: Upstream, body: Any = body, model: Model = model) -> tuple[str, Any, Any]:
+                if ex.anthropic is not None:
+                    return self._build_messages_call(ex, scope, upstream, model, body)
                 return build_call(
                     upstream, model_name=model.name, endpoint=ex.endpoint, request=ex.json, body=body,
                     client_headers=scope["headers"], request_id=ex.request_id,
@@ -185,7 +203,9 @@ class Proxy:
             async def relay(opened: Opened, deadline: float = deadline, model: Model = model) -> None:
                 ex.model, ex.upstream = model, opened.upstream
                 provider = opened.upstream.provider
-                if is_translated(provider) and 200 <= opened.response.status < 300:
+                if ex.anthropic is not None:
+                    await self._respond_messages(ex, provider, opened.response, send, deadline)
+                elif is_translated(provider) and 200 <= opened.response.status < 300:
                     await self._respond_translated(ex, TRANSLATED[provider], opened.response, send, deadline)
                 else:
                     await self._respond(ex, opened.response, send, deadline)
@@ -207,6 +227,52 @@ class Proxy:
                 raise
         raise error  # unreachable: the last hop is final
 
+    def _build_messages_call(
+        self, ex: Exchange, scope: dict[str, Any], upstream: Upstream, model: Model, body: Any
+    ) -> tuple[str, Any, Any]:
+        assert ex.anthropic is not None
+        if upstream.provider == "anthropic":
+            return messages.anthropic_call(
+                upstream, path=ex.endpoint.upstream_path, body=ex.anthropic.anthropic_body(ex.anthropic_raw, model.name),
+                client_headers=scope["headers"], request_id=ex.request_id, stream=ex.stream,
+            )
+        if ex.endpoint.upstream_path.endswith("count_tokens"):
+            raise TranslationError("count_tokens is only available for models served by an anthropic upstream")
+        return build_call(
+            upstream, model_name=model.name, endpoint=ex.endpoint, request=ex.json, body=body,
+            client_headers=scope["headers"], request_id=ex.request_id,
+        )
+
+    async def _respond_messages(
+        self, ex: Exchange, provider: str, resp: UpstreamResponse, send: Send, deadline: float
+    ) -> None:
+        """An answer for an Anthropic client: as it is from Anthropic, translated from anyone else."""
+        ex.status_code = resp.status
+        ok = 200 <= resp.status < 300
+        streamed = b"text/event-stream" in (header(resp.headers, b"content-type") or b"")
+        if provider == "anthropic":
+            if ok and streamed:
+                await self._relay_translated_stream(
+                    ex, messages.AnthropicPassthrough(), resp, send, deadline, abort=_anthropic_abort, as_is=True)
+            else:
+                await self._relay_buffered(ex, resp, send, deadline, translate=(
+                    (lambda body: (body, _token_usage(messages.usage_of_message(body)))) if ok else None))
+            return
+        egress = TRANSLATED.get(provider)
+        if not ok:
+            await self._relay_buffered(ex, resp, send, deadline,
+                                       translate=lambda body: (messages.error_to_anthropic(resp.status, body), None))
+        elif ex.stream:
+            first = egress.stream_translator(model=ex.requested_model, include_usage=True) if egress else None  # type: ignore[call-arg]
+            translator = messages.ToMessagesStream(first, OpenAIToMessagesStream(model=ex.requested_model))
+            await self._relay_translated_stream(ex, translator, resp, send, deadline, abort=_anthropic_abort)
+        else:
+            def translate(body: bytes) -> tuple[bytes, TokenUsage | None]:
+                translated, usage = messages.to_messages_response(body, model=ex.requested_model, egress=egress)
+                return translated, _token_usage(usage)
+
+            await self._relay_buffered(ex, resp, send, deadline, translate=translate)
+
     def _attempting(self, ex: Exchange, model: Model, upstream: Upstream) -> None:
         ex.model, ex.upstream = model, upstream
         if not ex.upstream_started:
@@ -214,7 +280,12 @@ class Proxy:
 
     async def _json_body(self, ex: Exchange, scope: dict[str, Any], receive: Receive) -> bytes:
         raw = await _read_body(receive, self.limits.max_request_body, _declared_length(scope))
-        request = JsonRequest.parse(raw)
+        if ex.endpoint.dialect == "anthropic":
+            ex.anthropic = messages.MessagesRequest.parse(raw, count_tokens=ex.endpoint.upstream_path.endswith("count_tokens"))
+            ex.anthropic_raw, raw = raw, orjson.dumps(ex.anthropic.openai.payload)
+            request = ex.anthropic.openai
+        else:
+            request = JsonRequest.parse(raw)
         ex.json, ex.raw = request, raw
         model = self._resolve(ex, request.model)
         ex.stream = request.stream
@@ -281,13 +352,13 @@ class Proxy:
             ex.outcome, ex.status_code = "timeout", 504
             raise GatewayTimeoutError("upstream did not answer in time")
         headers = client_response_headers(resp.headers)
+        if resp.status >= 300:
+            ex.outcome = "upstream_error"
         if translate is not None:
             body, ex.usage = translate(body)
             headers = [h for h in headers if h[0] != b"content-type"] + [(b"content-type", b"application/json")]
         elif 200 <= resp.status < 300:
             ex.usage = _usage_from_json(body)
-        else:
-            ex.outcome = "upstream_error"
         overhead = (time.perf_counter() - ex.started) - upstream_time
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
@@ -348,11 +419,17 @@ class Proxy:
         await self._relay_buffered(ex, resp, send, deadline, translate=translate)
 
     async def _relay_translated_stream(
-        self, ex: Exchange, translator: Any, resp: UpstreamResponse, send: Send, deadline: float
+        self, ex: Exchange, translator: Any, resp: UpstreamResponse, send: Send, deadline: float,
+        *, abort: Callable[[str], bytes] = abort_event, as_is: bool = False,
     ) -> None:
+        """Relay a stream through ``translator`` event by event; one ``abort`` event if it does not finish.
+
+        ``as_is``: the upstream's own response headers are kept (a byte-for-byte relay)."""
         ex.committed = ex.stream = True
-        headers = [(b"content-type", b"text/event-stream"), *client_response_headers(resp.headers)[1:], *SSE_HEADERS]
-        headers = [h for h in headers if h[0] != b"content-type"] + [(b"content-type", b"text/event-stream")]
+        headers = [h for h in client_response_headers(resp.headers) if h[0] != b"content-type"]
+        headers += [(b"content-type", b"text/event-stream"), *SSE_HEADERS]
+        if as_is:
+            headers = [*client_response_headers(resp.headers), *SSE_HEADERS]
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         abort_code = "stream_incomplete"
         m.ACTIVE_STREAMS.inc()
@@ -379,7 +456,7 @@ class Proxy:
             tail = b""
             if not translator.done:
                 ex.outcome, ex.status_code = "incomplete", 502
-                tail = abort_event(abort_code)
+                tail = abort(abort_code)
             ex.final_send = True
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
@@ -537,6 +614,16 @@ def _usage_from_json(body: bytes) -> TokenUsage | None:
         return None
     usage = payload.get("usage") if isinstance(payload, dict) else None
     return TokenUsage.from_openai(usage) if isinstance(usage, dict) else None
+
+
+def _anthropic_abort(code: str) -> bytes:
+    return anthropic_stream_error()
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _token_usage(usage: Any) -> TokenUsage | None:

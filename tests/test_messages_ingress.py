@@ -1,0 +1,86 @@
+"""``POST /v1/messages``: the official anthropic SDK through the gateway to an OpenAI-compatible upstream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anthropic
+import httpx
+import pytest
+
+from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
+from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockUpstream]:
+    async with open_mock_upstream(Behaviour(stream_chunks=4)) as upstream:
+        yield upstream
+
+
+def client(gw: RunningGateway) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=gw.url, api_key=gw.api_key(), max_retries=0, timeout=10)
+
+
+async def test_message_through_an_openai_upstream(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url, aliases="[claude-ish]"))
+    async with run_gateway(config) as gw:
+        message = await client(gw).messages.create(
+            model="claude-ish", max_tokens=64, system="be brief",
+            messages=[{"role": "user", "content": "hi"}],
+        )
+        assert message.content[0].type == "text"
+        assert message.content[0].text == "Hello from the mock."
+        assert message.stop_reason == "end_turn"
+        assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 8)
+    sent = mock.requests[-1].json()
+    assert sent["model"] == "gpt-test"
+    assert sent["messages"][0] == {"role": "system", "content": "be brief"}
+    assert sent["max_tokens"] == 64
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [(r["model_name"], r["requested_model_name"], r["total_tokens"]) for r in rows] == [
+        ("gpt-test", "claude-ish", 18)]
+
+
+async def test_streamed_message_through_an_openai_upstream(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        async with client(gw).messages.stream(
+            model="gpt-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            text = "".join([chunk async for chunk in stream.text_stream])
+            final = await stream.get_final_message()
+        assert text == "Hello from the mock."
+        assert final.stop_reason == "end_turn"
+        assert final.usage.output_tokens == 8
+    assert mock.requests[-1].json()["stream_options"] == {"include_usage": True}
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [(r["stream"], r["total_tokens"], r["status"]) for r in rows] == [(True, 18, "ok")]
+
+
+async def test_errors_come_back_in_anthropics_shape(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            await client(gw).messages.create(model="nope", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+        assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+        bad_key = anthropic.AsyncAnthropic(base_url=gw.url, api_key="vl_uk_" + "0" * 48, max_retries=0)
+        with pytest.raises(anthropic.AuthenticationError):
+            await bad_key.messages.create(model="gpt-test", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+        mock.behaviour.status = 429
+        with pytest.raises(anthropic.RateLimitError) as limited:
+            await client(gw).messages.create(model="gpt-test", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+        assert limited.value.body["type"] == "error"  # type: ignore[index]
+        raw = await gw.client.post("/v1/messages", content=b"{nope", headers={"x-api-key": gw.api_key()})
+        assert raw.status_code == 400
+        assert raw.json()["type"] == "error" and raw.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_bearer_auth_and_count_tokens_needs_an_anthropic_upstream(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        async with httpx.AsyncClient(base_url=gw.url) as http:
+            counted = await http.post("/v1/messages/count_tokens", headers={"Authorization": f"Bearer {gw.api_key()}"},
+                                      json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})
+        assert counted.status_code == 400
+        assert "anthropic upstream" in counted.json()["error"]["message"]
