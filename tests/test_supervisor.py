@@ -129,3 +129,53 @@ async def test_drain_tracker_waits_then_cancels(autojump_clock: trio.testing.Moc
 
     assert outcomes == [("fast", 2.0), ("slow-cancelled", 10.0)]
     assert tracker.inflight == 0
+
+
+async def test_outer_cancellation_still_stops_services_in_order(autojump_clock: trio.testing.MockClock) -> None:
+    stopped: list[tuple[str, float]] = []
+
+    def make(name: str, cleanup: float) -> Any:
+        async def service(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                with trio.move_on_after(5, shield=True):
+                    await trio.sleep(cleanup)
+                stopped.append((name, trio.current_time()))
+
+        return service
+
+    with trio.move_on_after(10):  # the process is told to stop from outside the supervisor
+        async with open_supervisor() as supervisor:
+            await supervisor.start("store", make("store", 0.5))
+            await supervisor.start("writer", make("writer", 2.0))
+            await trio.sleep_forever()
+    # the writer's flush finished before the store began to close
+    assert stopped == [("writer", 12.0), ("store", 12.5)]
+
+
+async def test_services_left_after_the_stop_timeout_are_cancelled_together(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    stopped: dict[str, float] = {}
+
+    def make(name: str, cleanup: float) -> Any:
+        async def service(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                with trio.move_on_after(cleanup, shield=True):
+                    await trio.sleep(cleanup)
+                stopped[name] = trio.current_time()
+
+        return service
+
+    with trio.move_on_after(1):
+        async with open_supervisor(stop_timeout=30) as supervisor:
+            await supervisor.start("first", make("first", 0))
+            await supervisor.start("slow", make("slow", 100))  # stopped first; its cleanup outlasts the timeout
+            await trio.sleep_forever()
+    # "first" did not wait for "slow" beyond the 30 s stop timeout
+    assert stopped == {"first": 31.0, "slow": 101.0}

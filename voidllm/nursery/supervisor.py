@@ -102,7 +102,9 @@ class Supervisor:
     ) -> None:
         done = trio.Event()
         try:
-            with trio.CancelScope() as scope:
+            # Shielded: an outer cancellation (the process is stopping) must not stop every service at once;
+            # aclose() stops them one by one, in reverse start order, and kill() is the bounded fallback.
+            with trio.CancelScope(shield=True) as scope:
                 self._running.append((scope, done))
                 await self._restart_loop(name, service, _StartedOnce(task_status))
         finally:
@@ -111,9 +113,16 @@ class Supervisor:
     async def aclose(self) -> None:
         """Stop every service, last started first, each after the one started after it has finished."""
         while self._running:
-            scope, done = self._running.pop()
+            scope, done = self._running[-1]
             scope.cancel()
             await done.wait()
+            self._running.pop()
+
+    def kill(self) -> None:
+        """Cancel every service still running at once (after :meth:`aclose` ran out of time)."""
+        for scope, _ in self._running:
+            scope.shield = False
+            scope.cancel()
 
     async def _restart_loop(
         self, name: str, service: Callable[..., Awaitable[None]], status: _StartedOnce
@@ -159,4 +168,5 @@ async def open_supervisor(
         finally:
             with trio.move_on_after(stop_timeout, shield=True):
                 await supervisor.aclose()
+            supervisor.kill()
             nursery.cancel_scope.cancel()

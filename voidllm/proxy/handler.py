@@ -205,7 +205,7 @@ class Proxy:
                 provider = opened.upstream.provider
                 if ex.anthropic is not None:
                     await self._respond_messages(ex, provider, opened.response, send, deadline)
-                elif is_translated(provider) and 200 <= opened.response.status < 300:
+                elif is_translated(provider):
                     await self._respond_translated(ex, TRANSLATED[provider], opened.response, send, deadline)
                 else:
                     await self._respond(ex, opened.response, send, deadline)
@@ -404,9 +404,9 @@ class Proxy:
     async def _respond_translated(
         self, ex: Exchange, adapter: Adapter, resp: UpstreamResponse, send: Send, deadline: float
     ) -> None:
-        """A 2xx answer of a translated provider, turned into the OpenAI shape (streamed event by event)."""
+        """An answer of a translated provider in the OpenAI shape (streamed event by event; errors too)."""
         ex.status_code = resp.status
-        if ex.stream:
+        if ex.stream and 200 <= resp.status < 300:
             include_usage = ex.json is not None and ex.json.client_wants_usage
             translator = adapter.stream_translator(model=ex.requested_model, include_usage=include_usage)  # type: ignore[call-arg]
             await self._relay_translated_stream(ex, translator, resp, send, deadline)

@@ -3,8 +3,8 @@
 Upstream gets only ``Content-Type``, ``Accept`` and ``Accept-Language`` from the client, our request id, our
 ``User-Agent``, and the upstream's own credentials; the client's ``Authorization`` never leaves the gateway and
 ``Accept-Encoding`` is not forwarded (bodies stay uncompressed so they can be relayed and inspected for usage).
-The client gets back only ``Content-Type`` and ``X-RateLimit-*`` headers from the upstream; hop-by-hop headers
-never cross.
+The client gets back only ``Content-Type``, ``X-RateLimit-*`` and ``Retry-After``/``retry-after-ms`` headers from
+the upstream (the last so that SDKs can honour a provider's back-off); hop-by-hop headers never cross.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from voidllm import __version__
 Headers = list[tuple[bytes, bytes]]
 
 _FROM_CLIENT = frozenset({b"content-type", b"accept", b"accept-language"})
+_TO_CLIENT = frozenset({b"content-type", b"retry-after", b"retry-after-ms"})
 _USER_AGENT = (b"user-agent", f"VoidLLM/{__version__}".encode())
 SSE_HEADERS: Headers = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
@@ -35,7 +36,7 @@ def client_response_headers(upstream: Iterable[tuple[bytes, bytes]]) -> Headers:
     out: Headers = []
     for name, value in upstream:
         lowered = name.lower()
-        if lowered == b"content-type" or lowered.startswith(b"x-ratelimit-"):
+        if lowered in _TO_CLIENT or lowered.startswith(b"x-ratelimit-"):
             out.append((lowered, value))
     return out
 
