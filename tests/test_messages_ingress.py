@@ -10,6 +10,7 @@ import pytest
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
+from voidllm.testing.mock_providers import open_mock_anthropic
 
 
 @pytest.fixture
@@ -84,3 +85,47 @@ async def test_bearer_auth_and_count_tokens_needs_an_anthropic_upstream(sqlite_d
                                       json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})
         assert counted.status_code == 400
         assert "anthropic upstream" in counted.json()["error"]["message"]
+
+
+ANTHROPIC_MODEL = """
+models:
+  - name: claude-test
+    provider: anthropic
+    base_url: {base_url}
+    api_key: sk-ant-upstream
+    aliases: [claude]
+"""
+
+
+async def test_anthropic_upstream_gets_and_returns_bytes_unchanged(sqlite_dsn: str) -> None:
+    async with open_mock_anthropic() as upstream:
+        config = make_config(sqlite_dsn, ANTHROPIC_MODEL.format(base_url=upstream.base_url))
+        body = b'{"model": "claude-test",  "max_tokens": 32, "messages": [{"role": "user", "content": "hi"}]}'
+        async with run_gateway(config) as gw, httpx.AsyncClient() as direct:
+            headers = {"x-api-key": gw.api_key(), "anthropic-version": "2023-06-01", "content-type": "application/json"}
+            via = await gw.client.post("/v1/messages", content=body, headers=headers)
+            assert upstream.last.body == body  # byte for byte
+            assert upstream.last.header("x-api-key") == "sk-ant-upstream"
+            straight = await direct.post(f"{upstream.base_url}/v1/messages", content=body,
+                                         headers={**headers, "x-api-key": "sk-ant-upstream"})
+            assert via.status_code == 200 and via.content == straight.content
+
+            streamed = body.replace(b'"max_tokens"', b'"stream": true, "max_tokens"')
+            via_stream = await gw.client.post("/v1/messages", content=streamed, headers=headers)
+            direct_stream = await direct.post(f"{upstream.base_url}/v1/messages", content=streamed,
+                                              headers={**headers, "x-api-key": "sk-ant-upstream"})
+            assert via_stream.headers["content-type"].startswith("text/event-stream")
+            assert via_stream.content == direct_stream.content
+
+            aliased = await client(gw).messages.create(model="claude", max_tokens=8,
+                                                       messages=[{"role": "user", "content": "hi"}])
+            assert aliased.content[0].type == "text"
+            assert upstream.last.json()["model"] == "claude-test"
+
+            counted = await gw.client.post("/v1/messages/count_tokens", headers=headers,
+                                           json={"model": "claude", "messages": [{"role": "user", "content": "hi"}]})
+            assert counted.status_code == 200 and counted.json() == {"input_tokens": 10}
+            assert upstream.last.path == "/v1/messages/count_tokens"
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [(r["stream"], r["status"], r["total_tokens"] > 0) for r in rows][:3] == [
+        (False, "ok", True), (True, "ok", True), (False, "ok", True)]
