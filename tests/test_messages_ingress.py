@@ -10,7 +10,7 @@ import pytest
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
-from voidllm.testing.mock_providers import open_mock_anthropic
+from voidllm.testing.mock_providers import open_mock_anthropic, open_mock_azure, open_mock_gemini
 
 
 @pytest.fixture
@@ -129,3 +129,54 @@ async def test_anthropic_upstream_gets_and_returns_bytes_unchanged(sqlite_dsn: s
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert [(r["stream"], r["status"], r["total_tokens"] > 0) for r in rows][:3] == [
         (False, "ok", True), (True, "ok", True), (False, "ok", True)]
+
+
+TOOLS = [{"name": "get_weather", "description": "Weather of a city",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+
+
+async def test_tools_through_azure_and_gemini_upstreams(sqlite_dsn: str) -> None:
+    async with open_mock_azure() as azure, open_mock_gemini() as gemini:
+        models = f"""
+models:
+  - name: az
+    provider: azure
+    base_url: {azure.base_url}
+    azure_deployment: gpt4o
+    azure_api_version: 2024-10-21
+    api_key: az-key
+  - name: gem
+    provider: gemini
+    base_url: {gemini.base_url}
+    api_key: g-key
+"""
+        azure.behaviour.tool_call = gemini.behaviour.tool_call = True
+        async with run_gateway(make_config(sqlite_dsn, models)) as gw:
+            sdk = client(gw)
+            for model, upstream in (("az", azure), ("gem", gemini)):
+                asked = await sdk.messages.create(
+                    model=model, max_tokens=64, tools=TOOLS, tool_choice={"type": "auto"},
+                    messages=[{"role": "user", "content": "weather in Paris?"}],
+                )
+                assert asked.stop_reason == "tool_use"
+                call = next(block for block in asked.content if block.type == "tool_use")
+                assert (call.name, call.input) == ("get_weather", {"city": "Paris", "unit": "celsius"})
+                upstream.behaviour.tool_call = False
+                answered = await sdk.messages.create(
+                    model=model, max_tokens=64, tools=TOOLS,
+                    messages=[
+                        {"role": "user", "content": "weather in Paris?"},
+                        {"role": "assistant", "content": [{"type": "tool_use", "id": call.id, "name": call.name,
+                                                           "input": call.input}]},
+                        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
+                                                      "content": "21 degrees"}]},
+                    ],
+                )
+                assert answered.content[0].text == "Hello from the mock."
+                async with sdk.messages.stream(model=model, max_tokens=64,
+                                               messages=[{"role": "user", "content": "hi"}]) as stream:
+                    assert "".join([t async for t in stream.text_stream]) == "Hello from the mock."
+            assert "/openai/deployments/gpt4o/chat/completions" in azure.last.path
+            assert gemini.last.path.startswith("/v1beta/models/gem:streamGenerateContent")
+            sent_tools = gemini.requests[0].json()["tools"][0]["functionDeclarations"][0]
+            assert sent_tools["name"] == "get_weather"
