@@ -226,3 +226,22 @@ def test_fallback_plan_stops_at_a_runtime_cycle() -> None:
     assert [m.name for m in fallback_plan(a, registry, 10, lambda name: True)] == ["a", "b", "c"]
     assert [m.name for m in fallback_plan(a, registry, 1, lambda name: True)] == ["a", "b"]
     assert [m.name for m in fallback_plan(a, registry, 0, lambda name: True)] == ["a"]
+
+
+async def test_usage_waits_for_room_only_when_configured(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, _ = make_proxy(MODEL.format(extra=""), {"a": Reply(), "b": Reply(), "c": Reply()})
+    recorder, receive = open_usage_channel(1)
+    proxy.usage = recorder
+    await call(proxy)  # fills the channel
+    await call(proxy)  # drop_on_full (the default): dropped at once
+    assert trio.current_time() == 0.0
+    proxy.usage_wait = 3.0
+    async with trio.open_nursery() as nursery:
+        async def writer_catches_up() -> None:
+            await trio.sleep(1)
+            await receive.receive()
+
+        nursery.start_soon(writer_catches_up)
+        await call(proxy)  # waits until the writer took an event, then queues its own
+    assert trio.current_time() == 1.0
+    assert receive.statistics().current_buffer_used == 1

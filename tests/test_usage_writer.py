@@ -404,3 +404,35 @@ async def test_copy_on_a_dead_postgres_connection_is_store_unavailable(pg_dsn: s
             await store.run(kill_then_insert, [event(0)])
         assert await store.run(insert_usage_events, [event(1)]) == 1
         assert [row["request_id"] for row in await store.run(_select_rows)] == ids(1)
+
+
+async def test_record_waiting_waits_for_room_then_gives_up(autojump_clock: trio.testing.MockClock) -> None:
+    from voidllm.usage.writer import open_usage_channel
+
+    recorder, receive = open_usage_channel(1)
+    first, second, third = (_waiting_event(i) for i in range(3))
+    assert recorder.record(first)
+    async with trio.open_nursery() as nursery:
+        async def take_later() -> None:
+            await trio.sleep(2)
+            assert (await receive.receive()) is first
+
+        nursery.start_soon(take_later)
+        assert await recorder.record_waiting(second, limit=10) is True  # room after 2 s
+        assert trio.current_time() == 2.0
+    assert await recorder.record_waiting(third, limit=5) is False  # nobody takes it: dropped after 5 s
+    assert trio.current_time() == 7.0
+
+
+def _waiting_event(index: int) -> Any:
+    from datetime import UTC, datetime
+
+    from voidllm.usage.events import UsageEvent
+
+    return UsageEvent(
+        request_id=f"r{index}", key_id="k", key_type="user_key", org_id="o", team_id=None, user_id=None,
+        service_account_id=None, model_name="m", requested_model_name="m", provider="openai",
+        deployment_name="m", prompt_tokens=0, completion_tokens=0, total_tokens=0, cost_estimate=None,
+        duration_ms=1, ttft_ms=None, tokens_per_second=None, status_code=200, status="ok", stream=False,
+        source=None, project=None, created_at=datetime.now(UTC),
+    )

@@ -56,6 +56,8 @@ from voidllm.web.state import AppState
 
 log = logging.getLogger(__name__)
 
+USAGE_WAIT_LIMIT = 10.0
+"""With ``settings.usage.drop_on_full: false``, how long a request waits for room in the usage buffer."""
 HTTP_GRACEFUL_TIMEOUT = 1.0
 """After the drain only idle keep-alive connections and answers already being written remain."""
 
@@ -145,7 +147,9 @@ async def serve(
                 serve_usage_writer,
                 store=store,
                 receive=usage_events,
-                batch_size=usage.buffer_size,
+                # a quarter of the buffer per write: while one batch is being written (in a worker thread,
+                # which receives nothing meanwhile) three quarters of the channel still take new events
+                batch_size=max(1, usage.buffer_size // 4),
                 flush_interval=usage.flush_interval,
             ),
         )
@@ -175,6 +179,7 @@ async def serve(
             proxy = Proxy(
                 keys=keys, registry=registry, transport=transport, usage=recorder, limits=_limits(config),
                 router=router, fallback_max_depth=config.settings.fallback_max_depth,
+                usage_wait=None if usage.drop_on_full else USAGE_WAIT_LIMIT,
             )
             http_stop, http_done = trio.Event(), trio.Event()
             app = create_app(state, proxy)

@@ -131,6 +131,7 @@ class Proxy:
     router: Router
     fallback_max_depth: int = 3
     access: Callable[[KeyIdentity, str], bool] = lambda identity, model: True
+    usage_wait: float | None = None  # settings.usage.drop_on_full false: wait this long for room
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -176,7 +177,12 @@ class Proxy:
                     ex.client_gone = True
                 nursery.cancel_scope.cancel()
         finally:
-            self._finish(ex)
+            event = self._finish(ex)
+            if event is not None:
+                if self.usage_wait is None:
+                    self.usage.record(event)
+                else:
+                    await self.usage.record_waiting(event, limit=self.usage_wait)
         if error is not None and not ex.client_gone:
             raise error
 
@@ -485,10 +491,11 @@ class Proxy:
         ex.final_send = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _finish(self, ex: Exchange) -> None:
+    def _finish(self, ex: Exchange) -> UsageEvent | None:
+        """Count the request in the metrics and return its usage event (None if it never reached a model)."""
         model, upstream = ex.model, ex.upstream
         if model is None or upstream is None:
-            return
+            return None
         duration = time.perf_counter() - ex.started
         if ex.client_gone:
             ex.outcome, ex.status_code = "client_disconnect", CLIENT_CLOSED_STATUS
@@ -504,8 +511,7 @@ class Proxy:
         if usage.completion_tokens:
             m.TOKENS.labels(labels_model, "completion").inc(usage.completion_tokens)
         identity = ex.identity
-        self.usage.record(
-            UsageEvent(
+        return UsageEvent(
                 request_id=ex.request_id,
                 key_id=identity.key_id,
                 key_type=identity.key_type,
@@ -533,7 +539,6 @@ class Proxy:
                 project=None,
                 created_at=ex.started_wall,
             )
-        )
 
 
 async def _watch_disconnect(receive: Receive, body_done: trio.Event, scope: trio.CancelScope, ex: Exchange) -> None:

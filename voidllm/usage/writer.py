@@ -132,6 +132,24 @@ class UsageRecorder:
             return False
         return True
 
+    async def record_waiting(self, event: UsageEvent, *, limit: float) -> bool:
+        """Queue ``event``, waiting up to ``limit`` seconds for room (``settings.usage.drop_on_full: false``).
+
+        The wait is shielded (the request may already be cancelled: its usage still counts) and bounded, so a
+        store outage longer than the buffer slows requests down by at most ``limit`` before events drop.
+        """
+        with trio.move_on_after(limit, shield=True):
+            try:
+                await self._send.send(event)
+            except (trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+                EVENTS_DROPPED.inc()
+                self._warn_dropping(exc)
+                return False
+            return True
+        EVENTS_DROPPED.inc()
+        self._warn_dropping(trio.TooSlowError())
+        return False
+
     def _warn_dropping(self, exc: Exception) -> None:
         now = time.monotonic()
         if now >= self._next_warning_at:
