@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import trio
 
 from voidllm import __version__
+from voidllm.availability import check_available
 from voidllm.config import Config, ConfigError, load_config
 from voidllm.logs import configure_logging
 from voidllm.nursery.signals import watch_stop_signals
@@ -41,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         config = load_config(args.config)
+        if args.command == "serve":
+            check_available(config)
     except ConfigError as exc:
         print(f"voidllm: invalid configuration:\n{exc}", file=sys.stderr)
         return 2

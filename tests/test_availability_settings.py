@@ -1,0 +1,38 @@
+"""Settings for features this version does not have stop startup instead of being silently ignored."""
+
+from __future__ import annotations
+
+import pytest
+
+from voidllm.availability import check_available, unavailable_settings
+from voidllm.config import ConfigError, parse_config
+
+BASE = "settings:\n  encryption_key: sixteen-chars-or-more\n"
+
+
+def test_defaults_and_the_example_config_are_available() -> None:
+    assert unavailable_settings(parse_config(BASE, environ={})) == []
+    with open("config.example.yaml") as handle:
+        example = parse_config(handle.read(), environ={"VOIDLLM_ENCRYPTION_KEY": "x" * 20})
+    assert unavailable_settings(example) == []
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [
+        ("server:\n  admin:\n    port: 9090\n", "server.admin"),
+        ("redis:\n  enabled: true\n  url: redis://127.0.0.1:6379\n", "redis.enabled"),
+        ("mcp_servers:\n  - {name: a, alias: a, url: 'http://127.0.0.1:1'}\n", "mcp_servers"),
+        ("settings:\n  encryption_key: sixteen-chars-or-more\n  audit:\n    enabled: true\n", "settings.audit.enabled"),
+        ("settings:\n  encryption_key: sixteen-chars-or-more\n  retention:\n    usage_events: 90d\n",
+         "settings.retention"),
+        ("settings:\n  encryption_key: sixteen-chars-or-more\n  mcp:\n    code_mode:\n      enabled: true\n",
+         "settings.mcp.code_mode.enabled"),
+    ],
+)
+def test_each_unavailable_feature_is_named(yaml_text: str, key: str) -> None:
+    text = yaml_text if "encryption_key" in yaml_text else BASE + yaml_text
+    config = parse_config(text, environ={})
+    with pytest.raises(ConfigError) as caught:
+        check_available(config)
+    assert [p.split(":")[0] for p in caught.value.problems] == [key]

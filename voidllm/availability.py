@@ -1,0 +1,38 @@
+"""Settings this version accepts in ``voidllm.yaml`` but cannot act on yet.
+
+The configuration schema is the whole product's (reference section 2), so a file written for a later
+version still validates. A setting that asks for a feature this version does not have must not be silently
+ignored (a team would believe it is on), so ``voidllm serve`` refuses to start and names each such key.
+Defaults are always fine: only a setting that turns such a feature on is refused.
+"""
+
+from __future__ import annotations
+
+from voidllm.config import Config, ConfigError
+
+
+def unavailable_settings(config: Config) -> list[str]:
+    """``key.path: reason`` for every setting that needs a feature this version does not have."""
+    problems = []
+    admin = config.server.admin
+    if admin.port not in (0, config.server.proxy.port) or admin.tls.enabled:
+        problems.append("server.admin: a separate admin listener comes with the admin API; leave port at 0")
+    if config.redis.enabled:
+        problems.append("redis.enabled: Redis-backed limits and cache invalidation are not in this version yet")
+    if config.mcp_servers:
+        problems.append("mcp_servers: the MCP gateway is not in this version yet")
+    if config.settings.mcp.code_mode.enabled:
+        problems.append("settings.mcp.code_mode.enabled: Code Mode is not in this version yet")
+    if config.settings.audit.enabled:
+        problems.append("settings.audit.enabled: the audit log comes with the admin API")
+    retention = config.settings.retention
+    if retention.usage_events or retention.audit_logs:
+        problems.append("settings.retention: retention is not in this version yet (usage is kept)")
+    return problems
+
+
+def check_available(config: Config) -> None:
+    """Raise :class:`ConfigError` listing every setting this version cannot honour."""
+    problems = unavailable_settings(config)
+    if problems:
+        raise ConfigError(problems, source="this version")
