@@ -1,0 +1,1 @@
+"""The benchmark behind ``scripts/bench``: see :mod:`bench_lib.run`."""
