@@ -436,3 +436,25 @@ def _waiting_event(index: int) -> Any:
         duration_ms=1, ttft_ms=None, tokens_per_second=None, status_code=200, status="ok", stream=False,
         source=None, project=None, created_at=datetime.now(UTC),
     )
+
+
+@attrs.define(eq=False)
+class SlowStore(FakeStore):
+    """A FakeStore whose every write takes ``delay`` seconds (a busy database or a starved worker thread)."""
+
+    delay: float = 1.0
+
+    async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        await trio.sleep(self.delay)
+        return await super().run(fn, *args)
+
+
+async def test_events_keep_flowing_while_a_slow_write_runs(autojump_clock: trio.testing.MockClock) -> None:
+    store = SlowStore(delay=1.0)
+    dropped = metric("voidllm_usage_events_dropped_total")
+    async with running_writer(store, buffer_size=4, batch_size=20, flush_interval=5.0) as recorder:
+        for n in range(40):  # 10 events/s against a channel of only 4 while each write takes 1 s
+            assert recorder.record(event(n)), f"event {n} was dropped"
+            await trio.sleep(0.1)
+    assert metric("voidllm_usage_events_dropped_total") == dropped
+    assert sorted(i for _, batch in store.batches for i in batch) == sorted(ids(*range(40)))

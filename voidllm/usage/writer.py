@@ -10,7 +10,9 @@ Service side (:func:`serve_usage_writer`, one per process, owned by the supervis
     1. Wait for an event; it opens a batch whose deadline is ``flush_interval`` after its arrival.
     2. Keep receiving until the batch holds ``batch_size`` events or the deadline passes (a cancel scope
        with that deadline, not a timeout argument), then write the batch: all its rows in one transaction
-       through :meth:`Store.run <voidllm.store.Store.run>`. Rows are built in the worker thread; on
+       through :meth:`Store.run <voidllm.store.Store.run>`. While a write runs in its worker thread, a
+       second task keeps taking events off the channel into the pending list (up to ``max_pending``), and
+       the writer goes straight on with the next chunk, so a slow write never lets the channel fill. Rows are built in the worker thread; on
        PostgreSQL they go in with ``COPY ... FROM STDIN``, elsewhere with an executemany ``INSERT``.
     3. Store outage: when a write raises :class:`~voidllm.errors.StoreError` the events stay pending and
        the write is retried after 0.5 s, 1 s, 2 s, ... at most 30 s; each failure counts in
@@ -305,8 +307,12 @@ class _BatchWriter:
             self.due_at = trio.current_time() + self.flush_interval
         self.pending.append(event)
 
-    async def _flush(self) -> None:
-        """Write pending events in chunks of ``batch_size``; on a store error schedule the retry."""
+    async def _flush(self, *, final: bool = False) -> None:
+        """Write pending events in chunks of ``batch_size``; on a store error schedule the retry.
+
+        Events that arrived during the writes and do not fill a batch wait for their own interval, unless
+        ``final`` (shutdown), when everything is written.
+        """
         while self.pending:
             chunk = self.pending[: self.batch_size]
             try:
@@ -318,12 +324,34 @@ class _BatchWriter:
                 return
             del self.pending[: len(chunk)]
             self.failures = 0
-        self.due_at = math.inf
+            if not final and len(self.pending) < self.batch_size:
+                break
+        self.due_at = trio.current_time() + self.flush_interval if self.pending else math.inf
 
     async def _write(self, chunk: list[UsageEvent]) -> None:
-        with BATCH_WRITE_SECONDS.time():
-            await self.store.run(insert_usage_events, chunk)
+        """Write one chunk; meanwhile keep taking events off the channel so it never fills during a write."""
+        error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._absorb)
+            try:
+                with BATCH_WRITE_SECONDS.time():
+                    await self.store.run(insert_usage_events, chunk)
+            except Exception as exc:  # re-raised outside the nursery, unwrapped
+                error = exc
+            nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
         EVENTS_WRITTEN.inc(len(chunk))
+
+    async def _absorb(self) -> None:
+        """Move events from the channel into ``pending`` (up to ``max_pending``) while a write runs."""
+        while len(self.pending) < self.max_pending and not self.ended:
+            try:
+                event = await self.receive.receive()
+            except trio.EndOfChannel:
+                self.ended = True
+                return
+            self._add(event)
 
     def _schedule_retry(self, exc: StoreError) -> None:
         self.failures += 1
@@ -346,7 +374,7 @@ class _BatchWriter:
         """Write everything pending and queued, retrying store errors until the caller's deadline."""
         try:
             while self._take_queued():
-                await self._flush()
+                await self._flush(final=True)
                 if self.pending:
                     await trio.sleep_until(self.due_at)
         except Exception as exc:  # best effort: the caller is already unwinding (Cancelled is not caught)
