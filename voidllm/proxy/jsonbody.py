@@ -33,15 +33,7 @@ class JsonRequest:
         Raises:
             BadRequestError: not a JSON object, or no non-empty string ``model``.
         """
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise BadRequestError("request body must be valid JSON") from None
-        if not isinstance(payload, dict):
-            raise BadRequestError("request body must be a JSON object")
-        model = payload.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequestError("model field is required")
+        payload, model = parse_object_with_model(body)
         options = payload.get("stream_options")
         wants_usage = isinstance(options, dict) and options.get("include_usage") is True
         return cls(model=model, stream=payload.get("stream") is True, client_wants_usage=wants_usage, payload=payload)
@@ -62,3 +54,21 @@ class JsonRequest:
             options = payload.get("stream_options")
             payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
         return payload
+
+
+def parse_object_with_model(body: bytes) -> tuple[dict[str, Any], str]:
+    """A JSON object body and its non-empty string ``model`` (every dialect routes on it).
+
+    Raises:
+        BadRequestError: not valid JSON, not an object, or no model; the message never quotes the body.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequestError("request body must be valid JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequestError("request body must be a JSON object")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequestError("model field is required")
+    return payload, model

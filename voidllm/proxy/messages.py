@@ -23,9 +23,9 @@ from typing import Any
 import attrs
 import orjson
 
-from voidllm.errors import BadRequestError
 from voidllm.providers.anthropic import (
     ANTHROPIC_VERSION,
+    AnthropicAdapter,
     AnthropicStreamTranslator,
     OpenAIToMessagesStream,
     anthropic_error,
@@ -34,10 +34,9 @@ from voidllm.providers.anthropic import (
     openai_error_to_anthropic,
     openai_to_messages_response,
 )
-from voidllm.providers.anthropic import AnthropicAdapter
 from voidllm.providers.base import StreamTranslationError, Usage
 from voidllm.proxy.headers import Headers, header
-from voidllm.proxy.jsonbody import JsonRequest
+from voidllm.proxy.jsonbody import JsonRequest, parse_object_with_model
 from voidllm.routing.registry import Upstream
 
 _CLIENT_HEADERS = (b"anthropic-version", b"anthropic-beta")
@@ -65,15 +64,7 @@ class MessagesRequest:
         Raises:
             BadRequestError: not a JSON object, no model, or (TranslationError) not expressible for OpenAI.
         """
-        try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise BadRequestError("request body must be valid JSON") from None
-        if not isinstance(payload, dict):
-            raise BadRequestError("request body must be a JSON object")
-        model = payload.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequestError("model field is required")
+        payload, model = parse_object_with_model(raw)
         stream = payload.get("stream") is True
         translated = {"model": model} if count_tokens else messages_to_openai(payload)
         return cls(model, stream, payload, JsonRequest.parse(orjson.dumps(translated)))
