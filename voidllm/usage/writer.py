@@ -182,15 +182,11 @@ def open_usage_channel(buffer_size: int) -> tuple[UsageRecorder, trio.MemoryRece
 # -- database side ---------------------------------------------------------------------------------------
 
 
-SQLITE_ROWS_PER_STATEMENT = 500
-"""Rows per multi-row INSERT: ~26 bound values each, well under SQLite's 32,766-variable limit."""
-
-
 def insert_usage_events(connection: sa.Connection, events: Sequence[UsageEvent]) -> int:
     """Insert ``events`` as ``usage_events`` rows on ``connection`` (in the caller's transaction).
 
-    PostgreSQL uses ``COPY FROM STDIN`` on the psycopg connection underneath, other dialects multi-row
-    ``INSERT`` statements. Returns the number of rows written.
+    PostgreSQL uses ``COPY FROM STDIN`` on the psycopg connection underneath, other dialects an
+    executemany ``INSERT``. Returns the number of rows written.
 
     Measured on the 2-core dev machine, 10,000 rows through :meth:`Store.run` into the indexed table:
     PostgreSQL ~120 ms with ``COPY`` vs ~300–390 ms with executemany (SQLAlchemy's batched multi-row
@@ -201,12 +197,8 @@ def insert_usage_events(connection: sa.Connection, events: Sequence[UsageEvent])
         return 0
     if connection.dialect.name == "postgresql":
         _copy_rows(connection, rows)
-        return len(rows)
-    # One multi-row INSERT per chunk, not executemany: the sqlite3 module releases and retakes the GIL for
-    # every row of an executemany, and while the event loop keeps the GIL busy each retake waits up to the
-    # switch interval (5 ms), so 250 rows took ~0.8 s on a saturated core; one statement takes ~0.15 s.
-    for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
-        connection.execute(sa.insert(usage_events).values(rows[start : start + SQLITE_ROWS_PER_STATEMENT]))
+    else:
+        connection.execute(sa.insert(usage_events), rows)
     return len(rows)
 
 
