@@ -110,7 +110,6 @@ class Exchange:
     upstream: Upstream | None = None
     stream: bool = False
     inject_usage: bool = False
-    committed: bool = False
     status_code: int = 0
     outcome: str = "ok"
     usage: TokenUsage | None = None
@@ -369,14 +368,12 @@ class Proxy:
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
         m.PROXY_OVERHEAD.observe(overhead)
-        ex.committed = True
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         ex.final_send = True
         await send({"type": "http.response.body", "body": body})
 
     async def _relay_stream(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
         relay = SSERelay(strip_injected_usage=ex.inject_usage, terminal=ex.endpoint.terminal)
-        ex.committed = True
         ex.stream = True
         await send(
             {"type": "http.response.start", "status": resp.status,
@@ -431,7 +428,7 @@ class Proxy:
         """Relay a stream through ``translator`` event by event; one ``abort`` event if it does not finish.
 
         ``as_is``: the upstream's own response headers are kept (a byte-for-byte relay)."""
-        ex.committed = ex.stream = True
+        ex.stream = True
         headers = [h for h in client_response_headers(resp.headers) if h[0] != b"content-type"]
         headers += [(b"content-type", b"text/event-stream"), *SSE_HEADERS]
         if as_is:
@@ -477,7 +474,6 @@ class Proxy:
             if int(length) > self.limits.max_response_body:
                 raise UpstreamResponseTooLargeError("upstream response is larger than max_response_body")
             headers.append((b"content-length", length))
-        ex.committed = True
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         sent = 0
         with trio.move_on_at(deadline) as timer:
