@@ -20,6 +20,7 @@ from voidllm.proxy.transport import UpstreamConnectError
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.cooldown import CooldownRegistry
 from voidllm.routing.latency import LatencyTracker
+from voidllm.routing.catalog import AccessRules, Catalog
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
 from voidllm.usage.writer import open_usage_channel
@@ -83,7 +84,7 @@ def make_proxy(models_yaml: str, replies: dict[str, Reply]) -> tuple[Proxy, Fake
     router = Router(BreakerRegistry(BreakerSettings()), CooldownRegistry(), LatencyTracker())
     limits = ProxyLimits(max_request_body=1 << 20, max_response_body=1 << 20, max_stream_duration=300,
                          request_timeout=120)
-    return Proxy(keys, Registry.from_config(config.models), transport, recorder, limits, router), transport
+    return Proxy(keys, Catalog(Registry.from_config(config.models)), transport, recorder, limits, router), transport
 
 
 async def call(proxy: Proxy, model: str = "m") -> tuple[int, dict[str, Any]]:
@@ -208,7 +209,7 @@ async def test_fallback_never_follows_a_client_error(autojump_clock: trio.testin
 
 async def test_fallback_stops_silently_at_a_model_the_key_may_not_use(autojump_clock: trio.testing.MockClock) -> None:
     proxy, transport = make_proxy(FALLBACKS, {"a": Reply(refuse=True), "b": Reply(), "c": Reply()})
-    proxy.access = lambda identity, model: model != "b"
+    proxy.catalog.access = AccessRules(keys={"k": frozenset({"a", "c"})})  # the test key may not use b
     status, body = await call(proxy, model="a")
     assert (status, body["error"]["code"]) == (502, "upstream_unavailable")  # the primary's error
     assert [host for host, _ in transport.calls] == ["a"]

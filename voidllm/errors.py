@@ -12,7 +12,10 @@ class to an HTTP status and a machine code in one table (``voidllm.web.errors``)
     │   ├── AuthenticationError       401 unauthorized
     │   ├── PermissionDeniedError     403 forbidden
     │   ├── NotFoundError             404 not_found
-    │   └── RequestTooLargeError      413 request_too_large
+    │   ├── ConflictError             409 conflict
+    │   ├── GoneError                 410 gone
+    │   ├── RequestTooLargeError      413 request_too_large
+    │   └── TooManyRequestsError      429 too_many_requests (rate_limit_exceeded, token_limit_exceeded)
     ├── ServiceUnavailableError       503 service_unavailable (draining, not ready)
     │   └── CircuitOpenError          503 circuit_open: every candidate's breaker refused
     ├── BadGatewayError               502 upstream_unavailable: no usable answer from any upstream
@@ -35,11 +38,18 @@ class GatewayError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra response headers (``Retry-After``, ``X-RateLimit-*``), lowercase names."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if headers:
+            self.headers = headers
 
 
 class ClientRequestError(GatewayError):
@@ -69,9 +79,28 @@ class NotFoundError(ClientRequestError):
     code = "not_found"
 
 
+class ConflictError(ClientRequestError):
+    status = 409
+    code = "conflict"
+
+
+class GoneError(ClientRequestError):
+    """The thing existed but is no longer usable (a redeemed or expired invite)."""
+
+    status = 410
+    code = "gone"
+
+
 class RequestTooLargeError(ClientRequestError):
     status = 413
     code = "request_too_large"
+
+
+class TooManyRequestsError(ClientRequestError):
+    """A limit refused the request; ``headers`` say when to come back."""
+
+    status = 429
+    code = "too_many_requests"
 
 
 class ServiceUnavailableError(GatewayError):

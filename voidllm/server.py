@@ -35,6 +35,7 @@ import trio
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
+from voidllm.admin.services import Services
 from voidllm.auth.bootstrap import BootstrapCredentials, BootstrapPlan, bootstrap
 from voidllm.auth.cache import KeyCache, serve_key_cache
 from voidllm.config import Config
@@ -46,6 +47,7 @@ from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.cooldown import CooldownRegistry
 from voidllm.routing.health import HealthBoard, serve_health_probes
 from voidllm.routing.latency import LatencyTracker
+from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
 from voidllm.store.migrate import migrate
@@ -158,7 +160,9 @@ async def serve(
         await supervisor.start(
             "key-cache", partial(serve_key_cache, cache=keys, store=store, ttl=config.cache.key_ttl)
         )
-        state = AppState(config=config, store=store, keys=keys, registry=registry)
+        catalog = Catalog(registry)
+        services = Services(config=config, store=store, keyring=keyring, keys=keys, catalog=catalog)
+        state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         transport = H11Pool()
         probe_client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         try:
@@ -177,7 +181,7 @@ async def serve(
                 health=board.status,
             )
             proxy = Proxy(
-                keys=keys, registry=registry, transport=transport, usage=recorder, limits=_limits(config),
+                keys=keys, catalog=catalog, transport=transport, usage=recorder, limits=_limits(config),
                 router=router, fallback_max_depth=config.settings.fallback_max_depth,
                 usage_wait=None if usage.drop_on_full else USAGE_WAIT_LIMIT,
             )

@@ -46,25 +46,35 @@ def load_live_keys(conn: sa.Connection, *, now: datetime) -> dict[str, KeyIdenti
     Excluded: deleted or expired keys, keys of deleted or deactivated organisations, keys of deleted users
     and keys of deleted teams.
     """
-    keys: dict[str, KeyIdentity] = {}
-    for row in conn.execute(_live_keys_query(now)).mappings():
-        keys[row["key_hash"]] = KeyIdentity(
-            key_id=row["id"],
-            key_type=row["key_type"],
-            name=row["name"],
-            role=effective_role(
-                row["key_type"],
-                is_system_admin=bool(row["is_system_admin"]),
-                org_role=row["org_role"],
-                has_team=row["team_id"] is not None,
-            ),
-            org_id=row["org_id"],
-            team_id=row["team_id"],
-            user_id=row["user_id"],
-            service_account_id=row["service_account_id"],
-            expires_at=row["expires_at"],
-            key_limits=Limits.from_row(row),
-            team_limits=Limits.from_row(row, "team_") if row["team_id"] else Limits(),
-            org_limits=Limits.from_row(row, "org_"),
-        )
-    return keys
+    return {row["key_hash"]: _identity(row) for row in conn.execute(_live_keys_query(now)).mappings()}
+
+
+def load_live_key(conn: sa.Connection, key_id: str, *, now: datetime) -> tuple[str, KeyIdentity] | None:
+    """One key's hash and identity as the cache holds it, or ``None`` when it cannot authenticate at ``now``.
+
+    Admin mutations use it to put a new or changed key into the cache at once.
+    """
+    row = conn.execute(_live_keys_query(now).where(t.api_keys.c.id == key_id)).mappings().first()
+    return None if row is None else (row["key_hash"], _identity(row))
+
+
+def _identity(row: sa.RowMapping) -> KeyIdentity:
+    return KeyIdentity(
+        key_id=row["id"],
+        key_type=row["key_type"],
+        name=row["name"],
+        role=effective_role(
+            row["key_type"],
+            is_system_admin=bool(row["is_system_admin"]),
+            org_role=row["org_role"],
+            has_team=row["team_id"] is not None,
+        ),
+        org_id=row["org_id"],
+        team_id=row["team_id"],
+        user_id=row["user_id"],
+        service_account_id=row["service_account_id"],
+        expires_at=row["expires_at"],
+        key_limits=Limits.from_row(row),
+        team_limits=Limits.from_row(row, "team_") if row["team_id"] else Limits(),
+        org_limits=Limits.from_row(row, "org_"),
+    )

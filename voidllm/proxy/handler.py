@@ -63,7 +63,8 @@ from voidllm.proxy.attempts import AttemptChain, ChainExhausted, Opened
 from voidllm.proxy.calls import TRANSLATED, build_call, is_translated
 from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse
 from voidllm.routing.fallback import fallback_plan
-from voidllm.routing.registry import Model, Registry, Upstream
+from voidllm.routing.catalog import Catalog
+from voidllm.routing.registry import Model, Upstream
 from voidllm.routing.strategy import Router
 from voidllm.store.ids import utcnow
 from voidllm.usage.cost import cost_estimate
@@ -123,13 +124,12 @@ class Proxy:
     """The ASGI app of the proxied routes; see the module docstring."""
 
     keys: KeyCache
-    registry: Registry
+    catalog: Catalog
     transport: Transport
     usage: UsageRecorder
     limits: ProxyLimits
     router: Router
     fallback_max_depth: int = 3
-    access: Callable[[KeyIdentity, str], bool] = lambda identity, model: True
     usage_wait: float | None = None  # settings.usage.drop_on_full false: wait this long for room
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -142,9 +142,9 @@ class Proxy:
             await self._serve(ex, scope, receive, send)
         except GatewayError as exc:
             if endpoint.dialect == "anthropic":
-                await _send_json(send, exc.status, messages.error_body(exc.status, exc.message))
+                await _send_json(send, exc.status, messages.error_body(exc.status, exc.message), exc.headers)
             else:
-                await send_error(send, exc.status, exc.code, exc.message, request_id)
+                await send_error(send, exc.status, exc.code, exc.message, request_id, exc.headers)
         except ClientDisconnected:
             return
 
@@ -188,7 +188,8 @@ class Proxy:
     async def _hops(self, ex: Exchange, scope: dict[str, Any], send: Send, body: Any, length: int | None) -> None:
         """The requested model, then its fallbacks (reference 6.5), until one gives an answer to relay."""
         assert ex.model is not None
-        plan = fallback_plan(ex.model, self.registry, self.fallback_max_depth, lambda m: self.access(ex.identity, m))
+        catalog = self.catalog
+        plan = fallback_plan(ex.model, catalog.registry, self.fallback_max_depth, lambda m: catalog.allowed(ex.identity, m))
         if ex.json is None:
             plan = plan[:1]  # a streamed (multipart) body is sent once
         for hop, model in enumerate(plan):
@@ -328,10 +329,10 @@ class Proxy:
 
     def _resolve(self, ex: Exchange, name: str) -> Model:
         ex.requested_model = name
-        model = self.registry.resolve(name)
+        model = self.catalog.resolve(ex.identity, name)
         if model is None:
             raise NotFoundError("the requested model was not found", code="model_not_found")
-        if not self.access(ex.identity, model.name):
+        if not self.catalog.allowed(ex.identity, model.name):
             raise PermissionDeniedError("access to the requested model is denied", code="model_access_denied")
         ex.model = model
         return model
@@ -621,8 +622,9 @@ def _anthropic_abort(code: str) -> bytes:
     return anthropic_stream_error()
 
 
-async def _send_json(send: Send, status: int, body: bytes) -> None:
+async def _send_json(send: Send, status: int, body: bytes, extra: tuple[tuple[str, str], ...] = ()) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers.extend((name.encode("latin-1"), value.encode("latin-1")) for name, value in extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

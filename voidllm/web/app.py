@@ -8,6 +8,7 @@ from quart_trio import QuartTrio
 
 from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.web import health, openai
+from voidllm.web.api import api
 from voidllm.web.edge import Edge
 from voidllm.web.errors import register_error_handlers
 from voidllm.web.state import AppState
@@ -28,6 +29,7 @@ def create_quart_app(state: AppState) -> QuartTrio:
     register_error_handlers(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openai.blueprint)
+    app.register_blueprint(api.blueprint())
     return app
 
 

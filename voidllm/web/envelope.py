@@ -37,15 +37,16 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
 
 
 async def send_error(
-    send: Callable[[dict[str, Any]], Awaitable[None]], status: int, code: str, message: str, request_id: str | None
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None,
+    headers: Iterable[tuple[str, str]] = (),
 ) -> None:
-    """Send a complete error-envelope response over raw ASGI."""
+    """Send a complete error-envelope response over raw ASGI, with ``headers`` (e.g. ``Retry-After``) added."""
     body = error_body(code, message, request_id)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers.extend((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})

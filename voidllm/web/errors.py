@@ -19,19 +19,27 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     408: "request_timeout",
+    409: "conflict",
+    410: "gone",
     413: "request_too_large",
     415: "unsupported_media_type",
+    429: "too_many_requests",
 }
 
 
-def error_response(status: int, code: str, message: str) -> Response:
+def error_response(
+    status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+) -> Response:
     """An error envelope response for the current request."""
     body = error_body(code, message, request.scope.get(SCOPE_KEY))
-    return Response(body, status=status, content_type="application/json")
+    response = Response(body, status=status, content_type="application/json")
+    for name, value in headers:
+        response.headers[name] = value
+    return response
 
 
 async def _gateway_error(exc: GatewayError) -> Response:
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
 async def _http_error(exc: HTTPException) -> Response:

@@ -11,9 +11,11 @@ from quart import current_app
 from voidllm import __version__
 from voidllm.auth.cache import KeyCache
 from voidllm.nursery import DrainTracker
+from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Registry
 
 if TYPE_CHECKING:
+    from voidllm.admin.services import Services
     from voidllm.config import Config
 
 
@@ -24,11 +26,16 @@ class AppState:
     config: Config
     store: Any
     keys: KeyCache
-    registry: Registry
+    catalog: Catalog
+    services: Services | None = None
     drain: DrainTracker = attrs.field(factory=DrainTracker)
     ready: bool = False
     version: str = __version__
     started_at: float = attrs.field(factory=time.monotonic)
+
+    @property
+    def registry(self) -> Registry:
+        return self.catalog.registry
 
     def uptime_seconds(self) -> int:
         return int(time.monotonic() - self.started_at)

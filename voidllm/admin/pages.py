@@ -1,0 +1,57 @@
+"""Cursor pagination of list endpoints (reference 1.6): ``?limit=`` (default 20, at most 100) and
+``?cursor=<id>``; a page is ``{data, has_more, next_cursor}``.
+
+Ids are UUIDv7, so ordering by id is ordering by creation, and the cursor is simply the last id of the
+previous page: stable under concurrent inserts and deletes, and one index range scan per page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+import sqlalchemy as sa
+
+from voidllm.errors import BadRequestError
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None = None
+
+
+@attrs.frozen
+class PageQuery:
+    """The ``limit`` and ``cursor`` query parameters."""
+
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise BadRequestError(f"limit must be between 1 and {MAX_LIMIT}")
+
+
+def paginate(
+    conn: sa.Connection,
+    query: sa.Select[Any],
+    id_column: sa.ColumnElement[str],
+    page: PageQuery,
+    build: Callable[[Mapping[str, Any]], T],
+) -> Page[T]:
+    """Run ``query`` for one page ordered by ``id_column`` and build each row with ``build``."""
+    if page.cursor:
+        query = query.where(id_column > page.cursor)
+    rows = conn.execute(query.order_by(id_column).limit(page.limit + 1)).mappings().all()
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    data = [build(row) for row in rows]
+    return Page(data=data, has_more=more, next_cursor=str(rows[-1][id_column.key]) if more else None)

@@ -1,0 +1,19 @@
+"""The management API under ``/api/v1``: route modules declare their routes on
+:data:`voidllm.web.api.framework.api` when imported here."""
+
+from voidllm.web.api import (  # noqa: F401  (imported for their route declarations)
+    access,
+    audit,
+    auth,
+    invites,
+    keys,
+    me,
+    models,
+    orgs,
+    service_accounts,
+    teams,
+    users,
+)
+from voidllm.web.api.framework import api
+
+__all__ = ["api"]

@@ -1,0 +1,175 @@
+"""Declared routes of the management API (``/api/v1``): the one table that the HTTP layer, the RBAC gate,
+the audit log and the OpenAPI document are all generated from.
+
+A route module declares each route with :data:`api` and writes a thin handler: it receives a :class:`Call`
+(services, acting :class:`~voidllm.admin.context.Actor`, request id) plus its path parameters, ``body`` (an
+attrs instance structured from the JSON body) and ``query`` (an attrs instance from the query string), calls
+one use case, and returns an attrs object (rendered as JSON) or ``None`` (empty body)::
+
+    @api.post("/orgs", body=OrgCreate, response=OrgOut, status=201, role=Role.SYSTEM_ADMIN,
+              tag="organizations", summary="Create an organization", audit=("create", "organization"))
+    async def create_org(call: Call, body: OrgCreate) -> OrgOut:
+        return await orgs.create(call.services, call.actor, body)
+
+Every route except ``public=True`` ones authenticates ``Authorization: Bearer`` against the key cache (no
+database read). ``role`` is the coarse gate of reference 1.6 (403 ``forbidden`` "insufficient permissions");
+scope checks (org boundaries, team membership) belong to the use case. Successful mutations with ``audit``
+set are handed to the audit sink. Errors are :class:`~voidllm.errors.GatewayError` subclasses rendered in
+the envelope by ``voidllm.web.errors``.
+
+Hand-written rather than quart-schema because the stack's models are attrs classes structured by cattrs
+(quart-schema validates pydantic and msgspec models only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+from quart import Blueprint, Response, request
+
+from voidllm.admin.context import Actor
+from voidllm.admin.services import AuditEntry, Services
+from voidllm.auth.identity import Role
+from voidllm.web.api.codec import parse_json_object, render, structure
+from voidllm.web.envelope import SCOPE_KEY
+from voidllm.web.state import app_state
+
+PREFIX = "/api/v1"
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@attrs.frozen
+class ApiRoute:
+    """One declared route; ``path`` is a Quart rule below :data:`PREFIX`, e.g. ``/orgs/<org_id>``."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: Any = None
+    query: Any = None
+    response: Any = None
+    status: int = 200
+    public: bool = False
+    role: Role | None = None
+    audit: tuple[str, str] | None = None  # (action, resource_type) recorded on success
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.handler.__name__
+
+    @property
+    def full_path(self) -> str:
+        return PREFIX + self.path
+
+
+@attrs.frozen
+class Call:
+    """What a handler gets besides its parameters."""
+
+    services: Services
+    actor_or_none: Actor | None
+    request_id: str | None
+    ip: str | None
+    route: ApiRoute
+
+    @property
+    def actor(self) -> Actor:
+        """The authenticated caller (every route except public ones has one)."""
+        assert self.actor_or_none is not None, f"{self.route.name} is public and has no actor"
+        return self.actor_or_none
+
+
+class ApiRoutes:
+    """The route table; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.routes: list[ApiRoute] = []
+
+    def route(self, method: str, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            summary = options.pop("summary", None) or (handler.__doc__ or handler.__name__).strip().splitlines()[0]
+            self.routes.append(ApiRoute(method=method, path=path, handler=handler, summary=summary, **options))
+            return handler
+
+        return register
+
+    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **options)
+
+    def blueprint(self) -> Blueprint:
+        """A Quart blueprint serving every declared route under :data:`PREFIX`."""
+        bp = Blueprint("api", __name__, url_prefix=PREFIX)
+        for route in self.routes:
+            bp.add_url_rule(
+                route.path, endpoint=f"{route.method.lower()}_{route.name}", view_func=_view(route),
+                methods=[route.method],
+            )
+        return bp
+
+
+api = ApiRoutes()
+"""The management API's routes; route modules register on it at import (``voidllm.web.api``)."""
+
+
+def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
+    async def view(**params: str) -> Response:
+        services: Services = app_state().services
+        request_id = request.scope.get(SCOPE_KEY)
+        ip = request.remote_addr
+        actor = None
+        if not route.public:
+            identity = services.keys.authenticate(request.headers.get("Authorization"))
+            actor = Actor(identity, ip=ip, request_id=request_id)
+            if route.role is not None:
+                actor.require(route.role)
+        kwargs: dict[str, Any] = dict(params)
+        payload = None
+        if route.body is not None:
+            payload = parse_json_object(await request.get_data())
+            kwargs["body"] = structure(payload, route.body)
+        if route.query is not None:
+            kwargs["query"] = structure(dict(request.args.items()), route.query)
+        call = Call(services, actor, request_id, ip, route)
+        result = await route.handler(call, **kwargs)
+        if route.audit is not None and actor is not None:
+            services.audit.record(_audit_entry(route, actor, params, payload, result))
+        if result is None:
+            return Response(b"", status=route.status)
+        return Response(render(result, route.response), status=route.status, content_type="application/json")
+
+    view.__name__ = route.name
+    return view
+
+
+def _audit_entry(
+    route: ApiRoute, actor: Actor, params: dict[str, str], payload: Any, result: Any
+) -> AuditEntry:
+    assert route.audit is not None
+    action, resource_type = route.audit
+    resource_id = getattr(result, "id", None)
+    if resource_id is None:
+        ids = [value for name, value in params.items() if name.endswith("_id")]
+        resource_id = ids[-1] if ids else None
+    org_id = params.get("org_id") or getattr(result, "org_id", None) or actor.org_id
+    return AuditEntry(
+        actor=actor, action=action, resource_type=resource_type, resource_id=resource_id, org_id=org_id,
+        status_code=route.status, description=payload,
+    )

@@ -1,0 +1,1 @@
+"""Routes of the management API: invites (being written)."""

@@ -1,0 +1,1 @@
+"""Routes of the management API: models (being written)."""

@@ -1,0 +1,1 @@
+"""Routes of the management API: orgs (being written)."""

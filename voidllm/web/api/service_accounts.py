@@ -1,0 +1,1 @@
+"""Routes of the management API: service_accounts (being written)."""
