@@ -348,7 +348,7 @@ def test_defaults() -> None:
     assert (s.bootstrap.org_name, s.bootstrap.org_slug, s.bootstrap.admin_email) == (
         "Default", "default", "admin@voidllm.local")
     assert (s.usage.buffer_size, s.usage.flush_interval, s.usage.drop_on_full) == (1000, 5.0, True)
-    assert (s.audit.enabled, s.audit.buffer_size, s.audit.flush_interval) == (False, 500, 5.0)
+    assert (s.audit.enabled, s.audit.buffer_size, s.audit.flush_interval) == (True, 500, 5.0)
     cb = s.circuit_breaker
     assert (cb.enabled, cb.threshold, cb.timeout, cb.half_open_max) == (True, 5, 30.0, 1)
     hc = s.health_check

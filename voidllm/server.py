@@ -5,6 +5,7 @@
     serve(config, stop)
     └─ supervisor nursery
        ├─ store          engine + migrations, ready first
+       ├─ audit-writer   admin mutations to audit_logs in batches (settings.audit.enabled)
        ├─ key-cache      loaded before serving, reloaded every cache.key_ttl
     ├─ health-probes  per upstream and probe kind (settings.health_check); ready after the first round
        └─ http           hypercorn.trio.serve, started last, so traffic only arrives once all of the above is ready
@@ -15,8 +16,8 @@ Shutdown, once ``stop`` is set (by the first SIGTERM/SIGINT in the CLI, or by a 
 2. in-flight requests get up to ``server.proxy.drain_timeout`` to finish; what is left is cancelled;
 3. the HTTP server stops (idle keep-alive connections are closed);
 4. the upstream transport closes its pooled connections;
-5. the supervisor stops the services in reverse start order: the usage writer flushes every event already
-   accepted into the store before the store closes.
+5. the supervisor stops the services in reverse start order: the usage and audit writers flush every event
+   already accepted into the store before the store closes.
 
 The bootstrap banner is written to stderr once, after the server listens.
 """
@@ -35,12 +36,13 @@ import trio
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
-from voidllm.admin.services import Services
+from voidllm.admin.audit_writer import open_audit_channel, serve_audit_writer
+from voidllm.admin.services import AuditSink, NullAudit, Services
 from voidllm.auth.bootstrap import BootstrapCredentials, BootstrapPlan, bootstrap
 from voidllm.auth.cache import KeyCache, serve_key_cache
 from voidllm.config import Config
 from voidllm.crypto import Keyring
-from voidllm.nursery import open_supervisor
+from voidllm.nursery import Supervisor, open_supervisor
 from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
@@ -155,13 +157,14 @@ async def serve(
                 flush_interval=usage.flush_interval,
             ),
         )
+        audit = await _start_audit_writer(supervisor, store, config)
         credentials = await bootstrap_from_config(store, config, keyring) if run_bootstrap else None
         keys = KeyCache(keyring.hmac_secret)
         await supervisor.start(
             "key-cache", partial(serve_key_cache, cache=keys, store=store, ttl=config.cache.key_ttl)
         )
         catalog = Catalog(registry)
-        services = Services(config=config, store=store, keyring=keyring, keys=keys, catalog=catalog)
+        services = Services(config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         transport = H11Pool()
         probe_client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
@@ -204,6 +207,22 @@ async def serve(
                 await transport.aclose()
                 await probe_client.aclose()
     log.info("shutdown complete")
+
+
+async def _start_audit_writer(supervisor: Supervisor, store: Store, config: Config) -> AuditSink:
+    """Start the audit writer (before the HTTP server, so it flushes after the last request) if enabled."""
+    audit = config.settings.audit
+    if not audit.enabled:
+        return NullAudit()
+    sink, receive = open_audit_channel(audit.buffer_size)
+    await supervisor.start(
+        "audit-writer",
+        partial(
+            serve_audit_writer, store=store, receive=receive, batch_size=max(1, audit.buffer_size // 4),
+            flush_interval=audit.flush_interval,
+        ),
+    )
+    return sink
 
 
 def _limits(config: Config) -> ProxyLimits:

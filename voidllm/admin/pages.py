@@ -46,11 +46,15 @@ def paginate(
     id_column: sa.ColumnElement[str],
     page: PageQuery,
     build: Callable[[Mapping[str, Any]], T],
+    *,
+    descending: bool = False,
 ) -> Page[T]:
-    """Run ``query`` for one page ordered by ``id_column`` and build each row with ``build``."""
+    """Run ``query`` for one page ordered by ``id_column`` (newest first if ``descending``) and build each
+    row with ``build``."""
     if page.cursor:
-        query = query.where(id_column > page.cursor)
-    rows = conn.execute(query.order_by(id_column).limit(page.limit + 1)).mappings().all()
+        query = query.where(id_column < page.cursor if descending else id_column > page.cursor)
+    order = id_column.desc() if descending else id_column
+    rows = conn.execute(query.order_by(order).limit(page.limit + 1)).mappings().all()
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     data = [build(row) for row in rows]

@@ -61,9 +61,9 @@ class UsageConfig:
 
 @attrs.frozen
 class AuditConfig:
-    """The audit-log writer (admin actions), off by default."""
+    """The audit-log writer (admin mutations), on by default."""
 
-    enabled: bool = False
+    enabled: bool = True
     buffer_size: Annotated[int, _POSITIVE] = 500
     flush_interval: Annotated[Duration, _POSITIVE_DURATION] = 5.0
 

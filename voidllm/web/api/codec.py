@@ -2,17 +2,21 @@
 
 Unknown body fields are ignored (as the Go original does); a missing or mistyped field is a 400 that names the
 field path (``required field missing @ $.name``) and never echoes the value sent. Timestamps are RFC 3339
-strings with an offset; they are returned in UTC with a ``Z``.
+strings with an offset; they are returned in UTC with a ``Z``. A field whose Python name ends in ``_`` (``from_``,
+a keyword) goes by the name without it on the wire (:func:`wire_name`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 import orjson
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from voidllm.errors import BadRequestError, GatewayError
 
@@ -66,6 +70,32 @@ def _structure_str(value: Any, _: type) -> str:
     return value
 
 
+def wire_name(name: str) -> str:
+    """A field's name in JSON bodies and query strings: Python's name without a trailing ``_``."""
+    return name[:-1] if name.endswith("_") else name
+
+
+_WIRE_PATH = re.compile(r"(\.\w+?)_(?=\W|$)")
+"""A renamed field in an error path (``$.from_``): shown by its wire name."""
+
+
+def _renamed_fields(cls: Any) -> list[str]:
+    try:
+        return [field.name for field in attrs.fields(cls) if field.name.endswith("_")]
+    except (TypeError, attrs.exceptions.NotAnAttrsClassError):
+        return []
+
+
+def _renames(cls: Any) -> dict[str, Any]:
+    return {name: override(rename=wire_name(name)) for name in _renamed_fields(cls)}
+
+
+converter.register_structure_hook_factory(
+    lambda cls: bool(_renamed_fields(cls)), lambda cls: make_dict_structure_fn(cls, converter, **_renames(cls))
+)
+converter.register_unstructure_hook_factory(
+    lambda cls: bool(_renamed_fields(cls)), lambda cls: make_dict_unstructure_fn(cls, converter, **_renames(cls))
+)
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime, format_datetime)
 converter.register_structure_hook(bool, _structure_bool)
@@ -95,6 +125,7 @@ def structure(data: Any, cls: type[T]) -> T:
         if ours is not None:
             raise ours from None
         messages = cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else ["invalid value"]
+        messages = [_WIRE_PATH.sub(r"\1", message) for message in messages]
         raise BadRequestError("; ".join(messages)) from None
 
 
