@@ -1,1 +1,25 @@
-"""Routes of the management API: me (being written)."""
+"""Routes of the management API: the caller's own account."""
+
+from __future__ import annotations
+
+from voidllm.admin import users
+from voidllm.admin.users import AvailableModels, MeOut, PasswordChange
+from voidllm.web.api.framework import Call, api
+
+
+@api.get("/me", response=MeOut, tag="me", summary="The calling user")
+async def get_me(call: Call) -> MeOut:
+    return await users.get_me(call.services, call.actor)
+
+
+@api.post(
+    "/me/password", body=PasswordChange, tag="me", summary="Change own password; ends the other sessions",
+    audit=("change_password", "user"),
+)
+async def change_password(call: Call, body: PasswordChange) -> None:
+    await users.change_password(call.services, call.actor, body)
+
+
+@api.get("/me/available-models", response=AvailableModels, tag="me", summary="Models the calling key may use")
+async def available_models(call: Call) -> AvailableModels:
+    return users.available_models(call.services, call.actor)

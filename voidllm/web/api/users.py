@@ -1,1 +1,45 @@
-"""Routes of the management API: users (being written)."""
+"""Routes of the management API: users."""
+
+from __future__ import annotations
+
+from voidllm.admin import users
+from voidllm.admin.pages import Page, PageQuery
+from voidllm.admin.users import UserCreate, UserOut, UserUpdate
+from voidllm.auth.identity import Role
+from voidllm.web.api.framework import Call, api
+
+
+@api.post(
+    "/users", body=UserCreate, response=UserOut, status=201, role=Role.ORG_ADMIN, tag="users",
+    summary="Create a user with an organization membership", audit=("create", "user"),
+)
+async def create_user(call: Call, body: UserCreate) -> UserOut:
+    return await users.create_user(call.services, call.actor, body)
+
+
+@api.get(
+    "/users", query=PageQuery, response=Page[UserOut], role=Role.SYSTEM_ADMIN, tag="users", summary="List users",
+)
+async def list_users(call: Call, query: PageQuery) -> Page[UserOut]:
+    return await users.list_users(call.services, call.actor, query)
+
+
+@api.get("/users/<user_id>", response=UserOut, role=Role.ORG_ADMIN, tag="users", summary="Get a user")
+async def get_user(call: Call, user_id: str) -> UserOut:
+    return await users.get_user(call.services, call.actor, user_id)
+
+
+@api.patch(
+    "/users/<user_id>", body=UserUpdate, response=UserOut, role=Role.ORG_ADMIN, tag="users",
+    summary="Update a user (name, email, system admin flag, password reset)", audit=("update", "user"),
+)
+async def update_user(call: Call, user_id: str, body: UserUpdate) -> UserOut:
+    return await users.update_user(call.services, call.actor, user_id, body)
+
+
+@api.delete(
+    "/users/<user_id>", status=204, role=Role.SYSTEM_ADMIN, tag="users",
+    summary="Delete a user and revoke all their keys", audit=("delete", "user"),
+)
+async def delete_user(call: Call, user_id: str) -> None:
+    await users.delete_user(call.services, call.actor, user_id)

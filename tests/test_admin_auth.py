@@ -1,0 +1,272 @@
+"""Login, sessions, logout, /me and password changes through a real gateway (reference 1.5, 1.6 "Self")."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from argon2.profiles import CHEAPEST
+
+from tests.gateway import RunningGateway, make_config, run_gateway
+from voidllm.auth import passwords
+from voidllm.auth.sessions import MAX_LIVE_SESSIONS
+from voidllm.auth.throttle import LoginThrottle
+from voidllm.store import tables as t
+
+MODELS = """
+models:
+  - name: gpt-4o
+    provider: openai
+    base_url: http://127.0.0.1:9/v1
+  - name: embed-small
+    provider: vllm
+    type: embedding
+    base_url: http://127.0.0.1:9/v1
+"""
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(CHEAPEST)))
+
+
+@pytest.fixture
+async def gw(sqlite_dsn: str) -> AsyncIterator[RunningGateway]:
+    async with run_gateway(make_config(sqlite_dsn, MODELS)) as gateway:
+        yield gateway
+
+
+def admin_password(gw: RunningGateway) -> str:
+    for line in gw.banner.getvalue().splitlines():
+        if "Password:" in line:
+            return line.split("Password:")[1].strip()
+    raise AssertionError("no bootstrap banner")
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def envelope(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
+    return str(body["error"]["message"])
+
+
+async def login(gw: RunningGateway, email: str, password: str) -> httpx.Response:
+    return await gw.client.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+async def admin_session(gw: RunningGateway) -> str:
+    response = await login(gw, "admin@voidllm.local", admin_password(gw))
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
+async def test_login_returns_a_session_key_that_authenticates(gw: RunningGateway) -> None:
+    before = datetime.now(UTC)
+    response = await login(gw, " Admin@VoidLLM.local ", admin_password(gw))
+    assert response.status_code == 200
+    body = response.json()
+    token = body["token"]
+    assert token.startswith("vl_sk_") and len(token) == 54
+    expires = datetime.fromisoformat(body["expires_at"])
+    assert body["expires_at"].endswith("Z")
+    assert before + timedelta(hours=24) <= expires <= datetime.now(UTC) + timedelta(hours=24)
+    user = body["user"]
+    assert set(user) == {"id", "email", "display_name", "role", "org_id", "is_system_admin"}
+    assert (user["email"], user["role"], user["is_system_admin"]) == ("admin@voidllm.local", "system_admin", True)
+
+    me = await gw.client.get("/api/v1/me", headers=bearer(token))
+    assert me.status_code == 200
+    assert me.json() == {k: user[k] for k in ("id", "email", "display_name", "role", "org_id", "is_system_admin")}
+    rows = await gw.state.store.run(
+        lambda conn: conn.execute(sa.select(t.api_keys).where(t.api_keys.c.key_type == "session_key")).mappings().all()
+    )
+    assert [(r["name"], r["user_id"], r["org_id"]) for r in rows] == [("Login session", user["id"], user["org_id"])]
+    assert token not in str(dict(rows[0]))  # only the hash is stored
+
+
+async def test_login_failures_are_400_or_one_indistinct_401(gw: RunningGateway) -> None:
+    gw.state.services.throttle = LoginThrottle(max_per_ip=1000)
+    missing = await gw.client.post("/api/v1/auth/login", json={"email": "admin@voidllm.local"})
+    envelope(missing, 400, "bad_request")
+    empty = await gw.client.post("/api/v1/auth/login", json={"email": "", "password": "x"})
+    envelope(empty, 400, "bad_request")
+    not_json = await gw.client.post("/api/v1/auth/login", content=b"{nope")
+    envelope(not_json, 400, "bad_request")
+
+    wrong = await login(gw, "admin@voidllm.local", "not-the-password")
+    unknown = await login(gw, "nobody@voidllm.local", admin_password(gw))
+    assert envelope(wrong, 401, "unauthorized") == envelope(unknown, 401, "unauthorized") == "invalid email or password"
+
+    # A user whose only organisation was deleted cannot log in either, with the same answer.
+    admin_key = gw.api_key()
+    org = await _insert_org(gw, "Gone")
+    created = await gw.client.post(
+        "/api/v1/users", headers=bearer(admin_key),
+        json={"email": "orphan@example.com", "password": "orphan-password", "org_id": org},
+    )
+    assert created.status_code == 201
+    assert (await login(gw, "orphan@example.com", "orphan-password")).status_code == 200
+    await gw.state.store.run(
+        lambda conn: conn.execute(t.organizations.update().values(deleted_at=datetime.now(UTC)).where(t.organizations.c.id == org))
+    )
+    orphan = await login(gw, "orphan@example.com", "orphan-password")
+    assert envelope(orphan, 401, "unauthorized") == "invalid email or password"
+
+
+async def _insert_org(gw: RunningGateway, name: str) -> str:
+    from voidllm.store.ids import new_id
+
+    org_id = new_id()
+    await gw.state.store.run(
+        lambda conn: conn.execute(t.organizations.insert().values(id=org_id, name=name, slug=name.lower()))
+    )
+    return org_id
+
+
+async def test_login_is_throttled_per_ip_and_locked_per_email(gw: RunningGateway) -> None:
+    password = admin_password(gw)
+    for _ in range(5):
+        envelope(await login(gw, "admin@voidllm.local", "wrong-password"), 401, "unauthorized")
+    locked = await login(gw, "admin@voidllm.local", password)  # the correct password, refused while locked
+    assert envelope(locked, 429, "too_many_requests") == "too many login attempts, try again later"
+    assert 899 <= int(locked.headers["retry-after"]) <= 900
+    for n in range(5):  # the refused attempt did not count: five failures + these five = ten in the minute
+        envelope(await login(gw, f"user{n}@example.com", "whatever-pw"), 401, "unauthorized")
+    ip_limited = await login(gw, "user9@example.com", "whatever-pw")
+    envelope(ip_limited, 429, "too_many_requests")
+    assert 1 <= int(ip_limited.headers["retry-after"]) <= 60
+
+
+async def test_success_resets_the_email_failure_count(gw: RunningGateway) -> None:
+    gw.state.services.throttle = LoginThrottle(max_per_ip=1000)
+    password = admin_password(gw)
+    for _ in range(4):
+        envelope(await login(gw, "admin@voidllm.local", "wrong-password"), 401, "unauthorized")
+    assert (await login(gw, "admin@voidllm.local", password)).status_code == 200
+    for _ in range(4):
+        envelope(await login(gw, "admin@voidllm.local", "wrong-password"), 401, "unauthorized")
+    assert (await login(gw, "admin@voidllm.local", password)).status_code == 200
+
+
+async def test_logout_ends_the_session_at_once(gw: RunningGateway) -> None:
+    token = await admin_session(gw)
+    other = await admin_session(gw)
+    assert (await gw.client.post("/api/v1/auth/logout", headers=bearer(token))).status_code == 204
+    envelope(await gw.client.get("/api/v1/me", headers=bearer(token)), 401, "unauthorized")
+    envelope(await gw.client.post("/api/v1/auth/logout", headers=bearer(token)), 401, "unauthorized")
+    assert (await gw.client.get("/api/v1/me", headers=bearer(other))).status_code == 200  # only that session
+    not_session = await gw.client.post("/api/v1/auth/logout", headers=bearer(gw.api_key()))
+    assert envelope(not_session, 400, "bad_request") == "only a session key can log out"
+    envelope(await gw.client.post("/api/v1/auth/logout"), 401, "unauthorized")
+
+
+async def test_session_list_and_revoke(gw: RunningGateway) -> None:
+    first, second, third = [await admin_session(gw) for _ in range(3)]
+    listed = await gw.client.get("/api/v1/auth/sessions", headers=bearer(second))
+    assert listed.status_code == 200
+    page = listed.json()
+    assert page["has_more"] is False and page.get("next_cursor") is None
+    sessions = page["data"]
+    assert [s["current"] for s in sessions] == [False, True, False]
+    assert [s["key_hint"] for s in sessions] == [f"{k[:6]}...{k[-4:]}" for k in (first, second, third)]
+    assert all(set(s) == {"id", "key_hint", "created_at", "expires_at", "current"} for s in sessions)
+
+    one = await gw.client.get("/api/v1/auth/sessions?limit=2", headers=bearer(second))
+    assert one.json()["has_more"] is True and len(one.json()["data"]) == 2
+    rest = await gw.client.get(f"/api/v1/auth/sessions?limit=2&cursor={one.json()['next_cursor']}", headers=bearer(second))
+    assert [s["id"] for s in rest.json()["data"]] == [sessions[2]["id"]] and rest.json()["has_more"] is False
+    envelope(await gw.client.get("/api/v1/auth/sessions?limit=0", headers=bearer(second)), 400, "bad_request")
+
+    revoked = await gw.client.delete(f"/api/v1/auth/sessions/{sessions[0]['id']}", headers=bearer(second))
+    assert revoked.status_code == 204
+    envelope(await gw.client.get("/api/v1/me", headers=bearer(first)), 401, "unauthorized")
+    again = await gw.client.delete(f"/api/v1/auth/sessions/{sessions[0]['id']}", headers=bearer(second))
+    envelope(again, 404, "not_found")
+
+    # Someone else's session is not found either, and the bootstrap user key (not a session) cannot be revoked here.
+    bob = await _user_session(gw, "bob@example.com")
+    foreign = await gw.client.delete(f"/api/v1/auth/sessions/{sessions[2]['id']}", headers=bearer(bob))
+    envelope(foreign, 404, "not_found")
+    assert (await gw.client.get("/api/v1/me", headers=bearer(third))).status_code == 200
+    bobs = (await gw.client.get("/api/v1/auth/sessions", headers=bearer(bob))).json()["data"]
+    assert len(bobs) == 1 and bobs[0]["current"] is True
+
+
+async def _user_session(gw: RunningGateway, email: str, password: str = "user-password-1") -> str:
+    created = await gw.client.post(
+        "/api/v1/users", headers=bearer(gw.api_key()), json={"email": email, "password": password}
+    )
+    assert created.status_code == 201, created.text
+    response = await login(gw, email, password)
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
+async def test_at_most_ten_live_sessions_the_oldest_revoked(gw: RunningGateway) -> None:
+    gw.state.services.throttle = LoginThrottle(max_per_ip=1000)
+    tokens = [await admin_session(gw) for _ in range(MAX_LIVE_SESSIONS + 2)]
+    for token in tokens[:2]:
+        envelope(await gw.client.get("/api/v1/me", headers=bearer(token)), 401, "unauthorized")
+    for token in tokens[2:]:
+        assert (await gw.client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+    listed = await gw.client.get("/api/v1/auth/sessions?limit=100", headers=bearer(tokens[-1]))
+    assert len(listed.json()["data"]) == MAX_LIVE_SESSIONS
+
+
+async def test_password_change_ends_the_other_sessions(gw: RunningGateway) -> None:
+    old = admin_password(gw)
+    current, other = await admin_session(gw), await admin_session(gw)
+    short = await gw.client.post(
+        "/api/v1/me/password", headers=bearer(current), json={"current_password": old, "new_password": "short"}
+    )
+    envelope(short, 400, "bad_request")
+    wrong = await gw.client.post(
+        "/api/v1/me/password", headers=bearer(current),
+        json={"current_password": "not-it-at-all", "new_password": "a-new-password"},
+    )
+    assert envelope(wrong, 400, "bad_request") == "current password is incorrect"
+    assert (await gw.client.get("/api/v1/me", headers=bearer(other))).status_code == 200  # nothing changed
+
+    changed = await gw.client.post(
+        "/api/v1/me/password", headers=bearer(current), json={"current_password": old, "new_password": "a-new-password"}
+    )
+    assert (changed.status_code, changed.content) == (200, b"")
+    assert (await gw.client.get("/api/v1/me", headers=bearer(current))).status_code == 200
+    envelope(await gw.client.get("/api/v1/me", headers=bearer(other)), 401, "unauthorized")
+    assert (await gw.client.get("/api/v1/me", headers=bearer(gw.api_key()))).status_code == 200  # API keys stay
+    envelope(await login(gw, "admin@voidllm.local", old), 401, "unauthorized")
+    assert (await login(gw, "admin@voidllm.local", "a-new-password")).status_code == 200
+
+
+async def test_me_needs_a_user_key_and_lists_available_models(gw: RunningGateway) -> None:
+    token = await admin_session(gw)
+    models = await gw.client.get("/api/v1/me/available-models", headers=bearer(token))
+    assert models.json() == {"models": [{"name": "embed-small", "type": "embedding"}, {"name": "gpt-4o", "type": "chat"}]}
+    envelope(await gw.client.get("/api/v1/me"), 401, "unauthorized")
+    envelope(await gw.client.get("/api/v1/me", headers=bearer("vl_sk_" + "0" * 48)), 401, "unauthorized")
+
+
+async def test_providers_and_an_old_hash_is_upgraded_at_login(gw: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    providers = await gw.client.get("/api/v1/auth/providers")
+    assert providers.json() == {"local": True, "oidc": False}
+
+    def stored_hash(conn: sa.Connection) -> Any:
+        return conn.execute(sa.select(t.users.c.password_hash).where(t.users.c.email == "admin@voidllm.local")).scalar_one()
+
+    before = await gw.state.store.run(stored_hash)
+    params = dataclasses.replace(CHEAPEST, time_cost=2)  # the "new defaults": one more pass than the stored hash
+    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(params)))
+    assert passwords.needs_rehash(before)
+    await admin_session(gw)
+    after = await gw.state.store.run(stored_hash)
+    assert after != before and not passwords.needs_rehash(after) and "t=2" in after

@@ -1,0 +1,186 @@
+"""Logging in and out, and the caller's own login sessions (reference 1.5; logout and the session list are
+additions: the Go original has neither).
+
+Login: the :class:`~voidllm.auth.throttle.LoginThrottle` admits the attempt first (429 when throttled), then
+the password is verified in a worker thread; an unknown email, a wrong password and a user without an
+organisation all answer 401 "invalid email or password" after the same argon2 work. A success issues a
+``vl_sk_`` session key (see :mod:`voidllm.auth.sessions`), puts it into the key cache at once, and upgrades
+the stored hash when the hashing parameters have changed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+import attrs
+import sqlalchemy as sa
+
+from voidllm.admin.context import Actor
+from voidllm.admin.pages import Page, PageQuery, paginate
+from voidllm.admin.services import Services
+from voidllm.admin.users import live_user, membership
+from voidllm.auth.loader import load_live_key
+from voidllm.auth.passwords import needs_rehash
+from voidllm.auth.sessions import (
+    SESSION_KEY_TYPE,
+    forget_keys,
+    hash_password_off_loop,
+    insert_session,
+    live_sessions,
+    new_session_key,
+    revoke_keys,
+    verify_password_off_loop,
+)
+from voidllm.auth.throttle import LoginThrottle
+from voidllm.errors import AuthenticationError, BadRequestError, NotFoundError
+from voidllm.store import tables as t
+from voidllm.store.ids import utcnow
+
+_INVALID = "invalid email or password"
+
+
+@attrs.frozen
+class LoginRequest:
+    email: str = ""
+    password: str = attrs.field(default="", repr=False)
+
+
+@attrs.frozen
+class LoginUser:
+    id: str
+    email: str
+    display_name: str
+    role: str
+    org_id: str
+    is_system_admin: bool
+
+
+@attrs.frozen
+class LoginOut:
+    token: str = attrs.field(repr=False)
+    expires_at: datetime
+    user: LoginUser
+
+
+@attrs.frozen
+class SessionOut:
+    id: str
+    key_hint: str
+    created_at: datetime
+    expires_at: datetime
+    current: bool
+
+
+@attrs.frozen
+class AuthProviders:
+    local: bool
+    oidc: bool
+
+
+def providers() -> AuthProviders:
+    """Which login methods exist: local passwords only (no SSO in this version)."""
+    return AuthProviders(local=True, oidc=False)
+
+
+def _throttle(services: Services) -> LoginThrottle:
+    if services.throttle is None:
+        services.throttle = LoginThrottle()
+    throttle: LoginThrottle = services.throttle
+    return throttle
+
+
+async def login(services: Services, req: LoginRequest, *, ip: str | None) -> LoginOut:
+    """Check an email and password and open a session.
+
+    Raises:
+        BadRequestError: email or password missing.
+        TooManyRequestsError: the IP or the email is throttled (``Retry-After`` set).
+        AuthenticationError: unknown email, wrong password, or a user without an organisation.
+    """
+    if not req.email.strip() or not req.password:
+        raise BadRequestError("email and password are required")
+    email = req.email.strip().lower()
+    throttle = _throttle(services)
+    throttle.admit(ip, email)
+    user, member = await services.store.run(partial(_find_user, email=email))
+    ok = await verify_password_off_loop(user["password_hash"] if user else None, req.password)
+    if not ok or user is None or member is None:
+        throttle.record_failure(email)
+        raise AuthenticationError(_INVALID)
+    throttle.record_success(email)
+    token, key_hash, hint = new_session_key(services)
+    now = utcnow()
+    write = partial(_open_session_tx, user_id=user["id"], org_id=member["org_id"], key_hash=key_hash, hint=hint, now=now)
+    key_id, revoked, entry = await services.store.run(write)
+    if entry is None:  # the user or their organisation was deleted in the meantime
+        raise AuthenticationError(_INVALID)
+    services.keys.put(*entry)
+    await forget_keys(services, revoked)
+    if needs_rehash(user["password_hash"]):
+        await _rehash(services, user["id"], user["password_hash"], req.password)
+    identity = entry[1]
+    out_user = LoginUser(
+        id=user["id"], email=user["email"], display_name=user["display_name"], role=identity.role.label,
+        org_id=identity.org_id, is_system_admin=bool(user["is_system_admin"]),
+    )
+    assert identity.expires_at is not None
+    return LoginOut(token=token, expires_at=identity.expires_at, user=out_user)
+
+
+def _find_user(conn: sa.Connection, *, email: str) -> tuple[sa.RowMapping | None, sa.RowMapping | None]:
+    user = live_user(conn, t.users.c.email == email)
+    return user, membership(conn, user["id"]) if user is not None else None
+
+
+def _open_session_tx(
+    conn: sa.Connection, *, user_id: str, org_id: str, key_hash: str, hint: str, now: datetime
+) -> tuple[str, list[str], tuple[str, object] | None]:
+    key_id, revoked = insert_session(conn, user_id=user_id, org_id=org_id, key_hash=key_hash, hint=hint, now=now)
+    return key_id, revoked, load_live_key(conn, key_id, now=now)
+
+
+async def _rehash(services: Services, user_id: str, old_hash: str, password: str) -> None:
+    new_hash = await hash_password_off_loop(password)
+    u = t.users
+    # Only if nobody changed the password meanwhile.
+    update = u.update().where(u.c.id == user_id, u.c.password_hash == old_hash).values(password_hash=new_hash)
+    await services.store.run(lambda conn: conn.execute(update))
+
+
+async def logout(services: Services, actor: Actor) -> None:
+    """End the session the caller authenticated with."""
+    if actor.identity is None or actor.identity.key_type != SESSION_KEY_TYPE:
+        raise BadRequestError("only a session key can log out")
+    key_id = actor.identity.key_id
+    revoked = await services.store.run(lambda conn: revoke_keys(conn, t.api_keys.c.id == key_id, now=utcnow()))
+    await forget_keys(services, revoked)
+
+
+async def list_sessions(services: Services, actor: Actor, page: PageQuery) -> Page[SessionOut]:
+    """The caller's live sessions, oldest first; ``current`` marks the one making the request."""
+    user_id = actor.require_user()
+    return await services.store.run(partial(_list_tx, user_id=user_id, current=actor.key_id, page=page))
+
+
+def _list_tx(conn: sa.Connection, *, user_id: str, current: str | None, page: PageQuery) -> Page[SessionOut]:
+    query = live_sessions(user_id, utcnow()).order_by(None)
+
+    def build(row: sa.RowMapping) -> SessionOut:
+        return SessionOut(
+            id=row["id"], key_hint=row["key_hint"], created_at=row["created_at"], expires_at=row["expires_at"],
+            current=row["id"] == current,
+        )
+
+    return paginate(conn, query, t.api_keys.c.id, page, build)
+
+
+async def revoke_session(services: Services, actor: Actor, session_id: str) -> None:
+    """End one of the caller's own sessions; 404 for anyone else's or an already ended one."""
+    user_id = actor.require_user()
+    k = t.api_keys
+    where = (k.c.id == session_id, k.c.user_id == user_id, k.c.key_type == SESSION_KEY_TYPE)
+    revoked = await services.store.run(lambda conn: revoke_keys(conn, *where, now=utcnow()))
+    if not revoked:
+        raise NotFoundError("session not found")
+    await forget_keys(services, revoked)

@@ -1,0 +1,380 @@
+"""Users (reference 1.6 "users") and the caller's own account (``/me``).
+
+Scope rules: org admins see and change only users with a membership in their own organisation (others are
+404, as if they did not exist), never system admins, and cannot grant system-admin rights; listing every user
+and deleting users are for system admins.
+
+Roles: a user is created with an organisation membership whose role is ``org_admin`` or ``member``.
+``team_admin`` is accepted for compatibility with the Go API but stored as ``member``: team roles belong to
+team memberships, and an org membership of ``team_admin`` would give a key no rights beyond a member's.
+
+A user's ``org_id`` and ``role`` in responses are those of their membership in the caller's organisation for
+org admins, and of their first membership (the organisation they log in to) otherwise.
+
+Deleting a user soft-deletes the row with a tombstoned email (so the address can be used again), removes
+their org and team memberships, revokes all their keys, and evicts those keys from the cache at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+
+from voidllm.admin.context import Actor
+from voidllm.admin.pages import Page, PageQuery, paginate
+from voidllm.admin.services import Services
+from voidllm.auth.identity import KeyIdentity, Role
+from voidllm.auth.loader import load_live_key
+from voidllm.auth.passwords import validate_password
+from voidllm.auth.sessions import (
+    SESSION_KEY_TYPE,
+    forget_keys,
+    hash_password_off_loop,
+    revoke_keys,
+    verify_password_off_loop,
+)
+from voidllm.errors import BadRequestError, ConflictError, NotFoundError, PermissionDeniedError
+from voidllm.store import tables as t
+from voidllm.store.errors import StoreIntegrityError
+from voidllm.store.ids import new_id, utcnow
+
+ORG_ROLES = ("member", "org_admin")
+_CREATE_ROLES = {"member": "member", "team_admin": "member", "org_admin": "org_admin"}
+_TOMBSTONE = ":deleted:"
+_MAX_EMAIL = 254
+_MAX_DISPLAY_NAME = 200
+
+
+@attrs.frozen
+class UserCreate:
+    email: str
+    password: str = attrs.field(repr=False)
+    display_name: str = ""
+    is_system_admin: bool = False
+    org_id: str | None = None
+    role: str = "member"
+
+
+@attrs.frozen
+class UserUpdate:
+    """Fields left out (or ``null``) stay unchanged. ``password`` is an administrator's reset."""
+
+    display_name: str | None = None
+    email: str | None = None
+    is_system_admin: bool | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class UserOut:
+    id: str
+    email: str
+    display_name: str
+    is_system_admin: bool
+    auth_provider: str
+    org_id: str | None
+    role: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], membership: Mapping[str, Any] | None) -> UserOut:
+        return cls(
+            id=row["id"], email=row["email"], display_name=row["display_name"],
+            is_system_admin=bool(row["is_system_admin"]), auth_provider=row["auth_provider"],
+            org_id=membership["org_id"] if membership else None, role=membership["role"] if membership else None,
+            created_at=row["created_at"], updated_at=row["updated_at"],
+        )
+
+
+@attrs.frozen
+class MeOut:
+    id: str
+    email: str
+    display_name: str
+    role: str
+    org_id: str
+    is_system_admin: bool
+
+
+@attrs.frozen
+class PasswordChange:
+    current_password: str = attrs.field(repr=False)
+    new_password: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class ModelBrief:
+    name: str
+    type: str
+
+
+@attrs.frozen
+class AvailableModels:
+    models: list[ModelBrief]
+
+
+# -- validation -------------------------------------------------------------------------------------
+
+
+def normalize_email(raw: str) -> str:
+    """``raw`` trimmed and lower-cased; 400 unless it looks like an address (and has no ``:deleted:``)."""
+    email = raw.strip().lower()
+    local, at, domain = email.rpartition("@")
+    if (
+        not at or not local or "." not in domain or len(email) > _MAX_EMAIL or _TOMBSTONE in email
+        or any(c.isspace() for c in email)
+    ):
+        raise BadRequestError("invalid email address")
+    return email
+
+
+def _display_name(raw: str) -> str:
+    name = raw.strip()
+    if len(name) > _MAX_DISPLAY_NAME:
+        raise BadRequestError(f"display_name must be at most {_MAX_DISPLAY_NAME} characters")
+    return name
+
+
+def _duplicate_email() -> ConflictError:
+    return ConflictError("a user with this email already exists")
+
+
+# -- queries shared with sessions and invites --------------------------------------------------------
+
+
+def live_user(conn: sa.Connection, *where: sa.ColumnElement[bool]) -> sa.RowMapping | None:
+    return conn.execute(sa.select(t.users).where(t.users.c.deleted_at.is_(None), *where)).mappings().first()
+
+
+def membership(conn: sa.Connection, user_id: str, org_id: str | None = None) -> sa.RowMapping | None:
+    """The user's membership in ``org_id`` or, without one, their first (by creation) in a live organisation."""
+    m, o = t.org_memberships, t.organizations
+    query = (
+        sa.select(m.c.org_id, m.c.role)
+        .select_from(m.join(o, o.c.id == m.c.org_id))
+        .where(m.c.user_id == user_id, o.c.deleted_at.is_(None))
+        .order_by(m.c.created_at, m.c.id)
+        .limit(1)
+    )
+    if org_id is not None:
+        query = query.where(m.c.org_id == org_id)
+    return conn.execute(query).mappings().first()
+
+
+def email_taken(conn: sa.Connection, email: str) -> bool:
+    return conn.execute(sa.select(t.users.c.id).where(t.users.c.email == email)).first() is not None
+
+
+def reload_user_keys(conn: sa.Connection, user_id: str, now: datetime) -> list[tuple[str, KeyIdentity]]:
+    """Fresh cache entries for every live key of the user (after their role changed)."""
+    ids = conn.execute(
+        sa.select(t.api_keys.c.id).where(t.api_keys.c.user_id == user_id, t.api_keys.c.deleted_at.is_(None))
+    ).scalars()
+    return [entry for key_id in ids if (entry := load_live_key(conn, key_id, now=now)) is not None]
+
+
+def _scope(actor: Actor) -> str | None:
+    """The organisation an actor's user views are limited to (``None``: all of them)."""
+    return None if actor.is_system_admin else actor.org_id
+
+
+def _visible_user(conn: sa.Connection, user_id: str, scope: str | None) -> tuple[sa.RowMapping, Any]:
+    user = live_user(conn, t.users.c.id == user_id)
+    member = membership(conn, user_id, scope) if user is not None else None
+    if user is None or (scope is not None and member is None):
+        raise NotFoundError("user not found")
+    return user, member
+
+
+# -- users ------------------------------------------------------------------------------------------
+
+
+async def create_user(services: Services, actor: Actor, req: UserCreate) -> UserOut:
+    """Create a local user with a membership in ``req.org_id`` (default: the actor's organisation)."""
+    actor.require(Role.ORG_ADMIN)
+    if req.is_system_admin and not actor.is_system_admin:
+        raise PermissionDeniedError("only system admins can create system admins")
+    org_id = req.org_id or actor.org_id
+    if org_id is None:
+        raise BadRequestError("org_id is required")
+    actor.require_org(org_id)
+    role = _CREATE_ROLES.get(req.role)
+    if role is None:
+        raise BadRequestError("role must be one of member, team_admin, org_admin")
+    email, name = normalize_email(req.email), _display_name(req.display_name)
+    validate_password(req.password)
+    password_hash = await hash_password_off_loop(req.password)
+    values = dict(
+        id=new_id(), email=email, display_name=name, password_hash=password_hash, auth_provider="local",
+        is_system_admin=req.is_system_admin,
+    )
+    try:
+        row = await services.store.run(partial(_create_tx, values=values, org_id=org_id, role=role, now=utcnow()))
+    except StoreIntegrityError as exc:
+        raise _duplicate_email() from exc
+    return UserOut.from_row(row, {"org_id": org_id, "role": role})
+
+
+def _create_tx(conn: sa.Connection, *, values: dict[str, Any], org_id: str, role: str, now: datetime) -> Any:
+    o = t.organizations
+    if conn.execute(sa.select(o.c.id).where(o.c.id == org_id, o.c.deleted_at.is_(None))).first() is None:
+        raise NotFoundError("organization not found")
+    if email_taken(conn, values["email"]):
+        raise _duplicate_email()
+    conn.execute(t.users.insert().values(**values, created_at=now, updated_at=now))
+    conn.execute(
+        t.org_memberships.insert().values(
+            id=new_id(), org_id=org_id, user_id=values["id"], role=role, created_at=now, updated_at=now
+        )
+    )
+    return live_user(conn, t.users.c.id == values["id"])
+
+
+async def list_users(services: Services, actor: Actor, page: PageQuery) -> Page[UserOut]:
+    """Every live user (system admins only)."""
+    actor.require(Role.SYSTEM_ADMIN)
+    return await services.store.run(partial(_list_tx, page=page))
+
+
+def _list_tx(conn: sa.Connection, *, page: PageQuery) -> Page[UserOut]:
+    u = t.users
+    query = sa.select(u).where(u.c.deleted_at.is_(None))
+    return paginate(conn, query, u.c.id, page, lambda row: UserOut.from_row(row, membership(conn, row["id"])))
+
+
+async def get_user(services: Services, actor: Actor, user_id: str) -> UserOut:
+    actor.require(Role.ORG_ADMIN)
+    user, member = await services.store.run(partial(_visible_user, user_id=user_id, scope=_scope(actor)))
+    return UserOut.from_row(user, member)
+
+
+async def update_user(services: Services, actor: Actor, user_id: str, req: UserUpdate) -> UserOut:
+    """Change a user's name, email, system-admin flag or password; a new password ends their sessions."""
+    actor.require(Role.ORG_ADMIN)
+    if req.is_system_admin is not None and not actor.is_system_admin:
+        raise PermissionDeniedError("only system admins can change system admin rights")
+    if req.is_system_admin is False and user_id == actor.user_id:
+        raise BadRequestError("you cannot remove your own system admin rights")
+    changes: dict[str, Any] = {}
+    if req.display_name is not None:
+        changes["display_name"] = _display_name(req.display_name)
+    if req.email is not None:
+        changes["email"] = normalize_email(req.email)
+    if req.is_system_admin is not None:
+        changes["is_system_admin"] = req.is_system_admin
+    if req.password is not None:
+        validate_password(req.password)
+        changes["password_hash"] = await hash_password_off_loop(req.password)
+    write = partial(
+        _update_tx, user_id=user_id, scope=_scope(actor), actor=actor, changes=changes, now=utcnow()
+    )
+    try:
+        user, member, revoked, refreshed = await services.store.run(write)
+    except StoreIntegrityError as exc:
+        raise _duplicate_email() from exc
+    await forget_keys(services, revoked)
+    for key_hash, identity in refreshed:
+        services.keys.put(key_hash, identity)
+    return UserOut.from_row(user, member)
+
+
+def _update_tx(
+    conn: sa.Connection, *, user_id: str, scope: str | None, actor: Actor, changes: dict[str, Any], now: datetime
+) -> tuple[Any, Any, list[str], list[tuple[str, KeyIdentity]]]:
+    user, member = _visible_user(conn, user_id, scope)
+    if user["is_system_admin"] and not actor.is_system_admin:
+        raise PermissionDeniedError("insufficient permissions")
+    if changes.get("email", user["email"]) != user["email"] and email_taken(conn, changes["email"]):
+        raise _duplicate_email()
+    if changes:
+        conn.execute(t.users.update().where(t.users.c.id == user_id).values(**changes, updated_at=now))
+    revoked: list[str] = []
+    if "password_hash" in changes:
+        k = t.api_keys
+        others = k.c.id != actor.key_id if actor.key_id else sa.true()
+        revoked = revoke_keys(conn, k.c.user_id == user_id, k.c.key_type == SESSION_KEY_TYPE, others, now=now)
+    refreshed = reload_user_keys(conn, user_id, now) if "is_system_admin" in changes else []
+    return live_user(conn, t.users.c.id == user_id), member, revoked, refreshed
+
+
+async def delete_user(services: Services, actor: Actor, user_id: str) -> None:
+    """Soft-delete a user, remove their memberships and revoke every key of theirs at once."""
+    actor.require(Role.SYSTEM_ADMIN)
+    if user_id == actor.user_id:
+        raise BadRequestError("you cannot delete your own account")
+    revoked = await services.store.run(partial(_delete_tx, user_id=user_id, now=utcnow()))
+    services.keys.evict_where(user_id=user_id)
+    await forget_keys(services, revoked)
+
+
+def _delete_tx(conn: sa.Connection, *, user_id: str, now: datetime) -> list[str]:
+    u = t.users
+    user = live_user(conn, u.c.id == user_id)
+    if user is None:
+        raise NotFoundError("user not found")
+    external = user["external_id"]
+    conn.execute(
+        u.update().where(u.c.id == user_id).values(
+            email=f"{user['email']}{_TOMBSTONE}{user_id}",
+            external_id=None if external is None else f"{external}{_TOMBSTONE}{user_id}",
+            deleted_at=now, updated_at=now,
+        )
+    )
+    conn.execute(t.org_memberships.delete().where(t.org_memberships.c.user_id == user_id))
+    conn.execute(t.team_memberships.delete().where(t.team_memberships.c.user_id == user_id))
+    return revoke_keys(conn, t.api_keys.c.user_id == user_id, now=now)
+
+
+# -- the caller's own account -----------------------------------------------------------------------
+
+
+async def get_me(services: Services, actor: Actor) -> MeOut:
+    """The acting user as their key sees them (role and organisation of the key)."""
+    user_id = actor.require_user()
+    user = await services.store.run(lambda conn: live_user(conn, t.users.c.id == user_id))
+    if user is None or actor.org_id is None:
+        raise NotFoundError("user not found")
+    return MeOut(
+        id=user["id"], email=user["email"], display_name=user["display_name"], role=actor.role.label,
+        org_id=actor.org_id, is_system_admin=bool(user["is_system_admin"]),
+    )
+
+
+async def change_password(services: Services, actor: Actor, req: PasswordChange) -> None:
+    """Replace the caller's password after checking the current one; ends their other sessions."""
+    user_id = actor.require_user()
+    validate_password(req.new_password)
+    user = await services.store.run(lambda conn: live_user(conn, t.users.c.id == user_id))
+    if user is None:
+        raise NotFoundError("user not found")
+    if user["auth_provider"] != "local":
+        raise BadRequestError("password change is not available for SSO accounts")
+    if not await verify_password_off_loop(user["password_hash"], req.current_password):
+        raise BadRequestError("current password is incorrect")
+    new_hash = await hash_password_off_loop(req.new_password)
+    write = partial(_change_password_tx, user_id=user_id, keep_key=actor.key_id, new_hash=new_hash, now=utcnow())
+    await forget_keys(services, await services.store.run(write))
+
+
+def _change_password_tx(
+    conn: sa.Connection, *, user_id: str, keep_key: str | None, new_hash: str, now: datetime
+) -> list[str]:
+    conn.execute(t.users.update().where(t.users.c.id == user_id).values(password_hash=new_hash, updated_at=now))
+    k = t.api_keys
+    others = k.c.id != keep_key if keep_key else sa.true()
+    return revoke_keys(conn, k.c.user_id == user_id, k.c.key_type == SESSION_KEY_TYPE, others, now=now)
+
+
+def available_models(services: Services, actor: Actor) -> AvailableModels:
+    """The models the caller's key may use, sorted by name."""
+    catalog = services.catalog
+    if catalog is None:
+        return AvailableModels(models=[])
+    models = catalog.registry.models if actor.identity is None else catalog.visible(actor.identity)
+    return AvailableModels(models=[ModelBrief(name=m.name, type=m.type) for m in models])
