@@ -1,0 +1,245 @@
+"""Rules shared by the tenancy use cases (organisations, memberships, teams, service accounts, keys).
+
+- **Input checks**: names and slugs (reference 1.6: slug ``^[a-z0-9][a-z0-9-]{1,62}$``), the reserved
+  ``:deleted:`` substring, limits >= 0 (0 = unlimited). Validators raise :class:`BadRequestError`, which the
+  admin codec passes through unchanged.
+- **Soft deletes** set ``deleted_at`` and tombstone unique values as ``<value>:deleted:<id>`` so the value can
+  be used again (reference 3, migration 0015).
+- **Scope lookups** inside a transaction: the live organisation, team, org role and team role, raising 404
+  with the reference's messages.
+- **Key cache propagation**: limits and roles are copied into every cached
+  :class:`~voidllm.auth.identity.KeyIdentity`, so a change to them reloads the cache at once and tells the
+  other processes (``keys`` topic, ``*``); a revocation evicts the matching keys first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+import sqlalchemy as sa
+
+from voidllm.admin.context import Actor
+from voidllm.admin.services import Services
+from voidllm.auth.cache import reload_key_cache
+from voidllm.auth.identity import Role
+from voidllm.bus import TOPIC_KEYS
+from voidllm.errors import BadRequestError, ConflictError, NotFoundError
+from voidllm.store import tables as t
+from voidllm.store.errors import StoreIntegrityError
+
+T = TypeVar("T")
+
+RESERVED = ":deleted:"
+MAX_NAME = 200
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+LIMIT_FIELDS = ("daily_token_limit", "monthly_token_limit", "requests_per_minute", "requests_per_day")
+
+
+# -- input checks -------------------------------------------------------------------------------------
+
+
+def check_name(value: str, field: str = "name") -> str:
+    """``value`` stripped; 400 when empty, longer than 200 characters or containing ``:deleted:``."""
+    value = value.strip()
+    if not value:
+        raise BadRequestError(f"{field} is required")
+    if len(value) > MAX_NAME:
+        raise BadRequestError(f"{field} must be at most {MAX_NAME} characters")
+    if RESERVED in value:
+        raise BadRequestError(f"{field} must not contain '{RESERVED}'")
+    return value
+
+
+def check_slug(value: str) -> str:
+    """400 unless ``value`` is 2-63 lowercase letters, digits and hyphens, starting with a letter or digit."""
+    if RESERVED in value or not _SLUG.fullmatch(value):
+        raise BadRequestError("slug must be 2-63 lowercase letters, digits or hyphens, starting with a letter or digit")
+    return value
+
+
+def slug_from(name: str) -> str:
+    """A slug derived from a display name (``"Data Science!"`` -> ``data-science``), checked."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].rstrip("-")
+    return check_slug(slug)
+
+
+def _optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    return lambda value: None if value is None else check(value)
+
+
+def name_field() -> Any:
+    """A required display name, checked and stripped by :func:`check_name`."""
+    return attrs.field(converter=check_name)
+
+
+def optional_name_field() -> Any:
+    return attrs.field(default=None, converter=_optional(check_name))
+
+
+def slug_field(*, optional: bool = False) -> Any:
+    """A slug checked by :func:`check_slug`; ``optional`` fields default to ``None``."""
+    if optional:
+        return attrs.field(default=None, converter=_optional(check_slug))
+    return attrs.field(converter=check_slug)
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and value < 0:
+        raise BadRequestError(f"{attribute.name} must be >= 0 (0 = unlimited)")
+
+
+def limit_field() -> Any:
+    """An ``int`` limit field defaulting to 0 (unlimited), refused when negative."""
+    return attrs.field(default=0, validator=_non_negative)
+
+
+def optional_limit_field() -> Any:
+    """An ``int | None`` limit field of a PATCH body: ``None`` leaves the value unchanged."""
+    return attrs.field(default=None, validator=_non_negative)
+
+
+def set_fields(body: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The named attributes of a PATCH body that were sent (not ``None``)."""
+    return {name: getattr(body, name) for name in names if getattr(body, name) is not None}
+
+
+def limits_of(row: Any) -> dict[str, int]:
+    return {name: int(row[name]) for name in LIMIT_FIELDS}
+
+
+def tombstone(value: str, row_id: str) -> str:
+    """The value a unique column takes when its row is soft-deleted."""
+    return f"{value}{RESERVED}{row_id}"
+
+
+async def run_unique(services: Services, fn: Callable[[sa.Connection], T], conflict: str) -> T:
+    """``services.store.run(fn)``, turning a unique-constraint violation into 409 ``conflict``."""
+    try:
+        return await services.store.run(fn)
+    except StoreIntegrityError as exc:
+        if exc.kind == "unique":
+            raise ConflictError(conflict) from exc
+        raise
+
+
+# -- scope lookups (inside a transaction) ---------------------------------------------------------------
+
+
+def live_org(conn: sa.Connection, org_id: str) -> sa.RowMapping:
+    """The organisation row unless missing or deleted (404 ``organization not found``)."""
+    o = t.organizations
+    row = conn.execute(sa.select(o).where(o.c.id == org_id, o.c.deleted_at.is_(None))).mappings().first()
+    if row is None:
+        raise NotFoundError("organization not found")
+    return row
+
+
+def live_team(conn: sa.Connection, org_id: str, team_id: str) -> sa.RowMapping:
+    """The team row of ``org_id`` unless missing or deleted (404 ``team not found``)."""
+    tm = t.teams
+    row = conn.execute(
+        sa.select(tm).where(tm.c.id == team_id, tm.c.org_id == org_id, tm.c.deleted_at.is_(None))
+    ).mappings().first()
+    if row is None:
+        raise NotFoundError("team not found")
+    return row
+
+
+def org_role(conn: sa.Connection, org_id: str, user_id: str) -> str | None:
+    """The user's ``org_memberships.role`` in ``org_id``, or ``None`` when not a (live) member."""
+    m, u = t.org_memberships, t.users
+    return conn.execute(
+        sa.select(m.c.role)
+        .select_from(m.join(u, u.c.id == m.c.user_id))
+        .where(m.c.org_id == org_id, m.c.user_id == user_id, u.c.deleted_at.is_(None))
+    ).scalar()
+
+
+def team_role(conn: sa.Connection, team_id: str, user_id: str) -> str | None:
+    """The user's ``team_memberships.role`` in ``team_id``, or ``None`` when not a member."""
+    m = t.team_memberships
+    return conn.execute(sa.select(m.c.role).where(m.c.team_id == team_id, m.c.user_id == user_id)).scalar()
+
+
+def administered_teams(actor: Actor) -> sa.Select[tuple[str]] | list[str]:
+    """Ids of the teams the actor administers below org-admin level: the team of a team-scoped key (team
+    key, team service-account key), or the teams where the acting user's membership role is ``team_admin``.
+    """
+    if actor.user_id is None:
+        return [actor.team_id] if actor.team_id and actor.role >= Role.TEAM_ADMIN else []
+    m = t.team_memberships
+    return sa.select(m.c.team_id).where(m.c.user_id == actor.user_id, m.c.role == "team_admin")
+
+
+def joined_teams(actor: Actor) -> sa.Select[tuple[str]] | list[str]:
+    """Ids of the teams the actor belongs to (any team role), or its key's team."""
+    if actor.user_id is None:
+        return [actor.team_id] if actor.team_id else []
+    m = t.team_memberships
+    return sa.select(m.c.team_id).where(m.c.user_id == actor.user_id)
+
+
+def is_team_admin(conn: sa.Connection, actor: Actor, team_id: str) -> bool:
+    """Whether the actor may administer ``team_id``: org admin or above, its team-scoped key, or a user whose
+    membership role in the team is ``team_admin``."""
+    if actor.role >= Role.ORG_ADMIN:
+        return True
+    if actor.user_id is None:
+        return actor.team_id == team_id and actor.role >= Role.TEAM_ADMIN
+    return team_role(conn, team_id, actor.user_id) == "team_admin"
+
+
+def is_team_member(conn: sa.Connection, actor: Actor, team_id: str) -> bool:
+    """Whether the actor may see ``team_id``: org admin or above, its key's team, or a member of the team."""
+    if actor.role >= Role.ORG_ADMIN:
+        return True
+    if actor.user_id is None:
+        return actor.team_id == team_id
+    return team_role(conn, team_id, actor.user_id) is not None
+
+
+def count_of(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
+    """A correlated ``COUNT(*)`` subquery for list and detail responses."""
+    return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
+
+
+def live_key_count(column: sa.ColumnElement[str]) -> sa.ScalarSelect[int]:
+    """How many live (not deleted) non-session keys point at ``column``'s row."""
+    k = t.api_keys
+    return count_of(k, k.c[column.key] == column, k.c.deleted_at.is_(None), k.c.key_type != "session_key")
+
+
+def soft_delete_keys(conn: sa.Connection, now: datetime, *where: sa.ColumnElement[bool]) -> list[str]:
+    """Soft-delete every live key matching ``where``; returns their hashes (to evict)."""
+    k = t.api_keys
+    hashes = list(conn.execute(sa.select(k.c.key_hash).where(k.c.deleted_at.is_(None), *where)).scalars())
+    if hashes:
+        conn.execute(k.update().where(k.c.deleted_at.is_(None), *where).values(deleted_at=now, updated_at=now))
+    return hashes
+
+
+# -- key cache propagation ----------------------------------------------------------------------------
+
+
+async def reload_keys(services: Services) -> None:
+    """Reload this process's key cache from the store and tell the other processes to do the same.
+
+    Used after changes to what cached identities copy: org/team limits, membership roles, activation.
+    """
+    await reload_key_cache(services.keys, services.store)
+    await services.bus.publish(TOPIC_KEYS, "*")
+
+
+async def evict_keys(services: Services, hashes: Iterable[str] = (), **match: str) -> None:
+    """Evict keys from this process's cache at once (by hash and/or by identity attributes), then tell the
+    other processes to reload."""
+    for key_hash in hashes:
+        services.keys.evict(key_hash)
+    if match:
+        services.keys.evict_where(**match)
+    await services.bus.publish(TOPIC_KEYS, "*")
+
