@@ -1,0 +1,254 @@
+"""Invitations to an organisation (reference 1.5 and 1.6 "Invites").
+
+An org admin invites an email with a role (``member`` or ``org_admin``) and gets a ``vl_iv_`` token once; the
+store keeps only its HMAC and hint. The token is valid for 7 days; inviting the same email again replaces the
+open invite (the old token stops working). Anyone holding the token may peek at it (email, organisation, role)
+and redeem it once with a password, which creates the user and the membership in one transaction.
+
+Redeeming for an email that already has an account answers 409 and leaves the invite open: the token
+proves access to an inbox, not to the existing account, so it must not attach that account to an
+organisation (nor set its password). Org admins add existing users through the memberships API instead.
+Inviting an email that is already a member of the organisation is refused with 409.
+
+Invalid, expired and redeemed tokens, and invites of deleted organisations, all answer 410 ``gone`` with
+the same message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+
+from voidllm.admin.context import Actor
+from voidllm.admin.pages import Page, PageQuery, paginate
+from voidllm.admin.services import Services
+from voidllm.admin.users import ORG_ROLES, email_taken, live_user, normalize_email
+from voidllm.auth.identity import Role
+from voidllm.auth.passwords import validate_password
+from voidllm.auth.sessions import hash_password_off_loop
+from voidllm.crypto import KeyKind, generate_key, is_well_formed, key_hint
+from voidllm.errors import BadRequestError, ConflictError, GoneError, NotFoundError
+from voidllm.store import tables as t
+from voidllm.store.errors import StoreIntegrityError
+from voidllm.store.ids import new_id, utcnow
+
+INVITE_TTL = timedelta(days=7)
+_GONE = "invite is invalid, expired or already redeemed"
+
+
+@attrs.frozen
+class InviteCreate:
+    email: str
+    role: str = "member"
+
+
+@attrs.frozen
+class InviteCreated:
+    """The new invite with its token, shown only this once."""
+
+    id: str
+    org_id: str
+    email: str
+    role: str
+    token: str = attrs.field(repr=False)
+    token_hint: str
+    expires_at: datetime
+    created_at: datetime
+
+
+@attrs.frozen
+class InviteOut:
+    id: str
+    org_id: str
+    email: str
+    role: str
+    token_hint: str
+    status: str  # pending | redeemed | expired
+    expires_at: datetime
+    redeemed_at: datetime | None
+    created_at: datetime
+    created_by: str | None
+
+    @classmethod
+    def from_row(cls, row: Any, now: datetime) -> InviteOut:
+        return cls(
+            id=row["id"], org_id=row["org_id"], email=row["email"], role=row["role"], token_hint=row["token_hint"],
+            status=_status(row, now), expires_at=row["expires_at"], redeemed_at=row["redeemed_at"],
+            created_at=row["created_at"], created_by=row["created_by"],
+        )
+
+
+@attrs.frozen
+class PeekQuery:
+    token: str = attrs.field(default="", repr=False)
+
+
+@attrs.frozen
+class InvitePeek:
+    email: str
+    org_name: str
+    role: str
+    expires_at: datetime
+
+
+@attrs.frozen
+class InviteRedeem:
+    token: str = attrs.field(repr=False)
+    password: str = attrs.field(repr=False)
+    display_name: str = ""
+
+
+@attrs.frozen
+class Redeemed:
+    id: str
+    email: str
+    display_name: str
+    org_id: str
+    role: str
+
+
+def _status(row: Any, now: datetime) -> str:
+    if row["redeemed_at"] is not None:
+        return "redeemed"
+    return "expired" if row["expires_at"] <= now else "pending"
+
+
+def _live_org(conn: sa.Connection, org_id: str) -> Any:
+    o = t.organizations
+    return conn.execute(sa.select(o).where(o.c.id == org_id, o.c.deleted_at.is_(None))).mappings().first()
+
+
+# -- org admins --------------------------------------------------------------------------------------
+
+
+async def create_invite(services: Services, actor: Actor, org_id: str, req: InviteCreate) -> InviteCreated:
+    """Invite an email into ``org_id``, replacing any open invite for it."""
+    actor.require(Role.ORG_ADMIN)
+    actor.require_org(org_id)
+    if req.role not in ORG_ROLES:
+        raise BadRequestError("role must be member or org_admin")
+    email = normalize_email(req.email)
+    token = generate_key(KeyKind.INVITE)
+    now = utcnow()
+    values = dict(
+        id=new_id(), token_hash=services.keyring.hash_key(token), token_hint=key_hint(token), org_id=org_id,
+        email=email, role=req.role, expires_at=now + INVITE_TTL, created_by=actor.actor_id, created_at=now,
+    )
+    try:
+        await services.store.run(partial(_create_tx, values=values))
+    except StoreIntegrityError as exc:  # a concurrent invite for the same email won
+        raise ConflictError("an invite for this email is being created") from exc
+    return InviteCreated(
+        id=values["id"], org_id=org_id, email=email, role=req.role, token=token, token_hint=values["token_hint"],
+        expires_at=values["expires_at"], created_at=now,
+    )
+
+
+def _create_tx(conn: sa.Connection, *, values: dict[str, Any]) -> None:
+    if _live_org(conn, values["org_id"]) is None:
+        raise NotFoundError("organization not found")
+    user = live_user(conn, t.users.c.email == values["email"])
+    m = t.org_memberships
+    if user is not None and conn.execute(
+        sa.select(m.c.id).where(m.c.user_id == user["id"], m.c.org_id == values["org_id"])
+    ).first():
+        raise ConflictError("this user is already a member of the organization")
+    i = t.invite_tokens
+    conn.execute(
+        i.delete().where(i.c.org_id == values["org_id"], i.c.email == values["email"], i.c.redeemed_at.is_(None))
+    )
+    conn.execute(i.insert().values(**values))
+
+
+async def list_invites(services: Services, actor: Actor, org_id: str, page: PageQuery) -> Page[InviteOut]:
+    """The organisation's invites, open and redeemed, with their status."""
+    actor.require(Role.ORG_ADMIN)
+    actor.require_org(org_id)
+    now = utcnow()
+    i = t.invite_tokens
+    query = sa.select(i).where(i.c.org_id == org_id)
+    return await services.store.run(
+        lambda conn: paginate(conn, query, i.c.id, page, lambda row: InviteOut.from_row(row, now))
+    )
+
+
+async def delete_invite(services: Services, actor: Actor, org_id: str, invite_id: str) -> None:
+    """Withdraw an invite (its token stops working)."""
+    actor.require(Role.ORG_ADMIN)
+    actor.require_org(org_id)
+    i = t.invite_tokens
+    delete = i.delete().where(i.c.id == invite_id, i.c.org_id == org_id)
+    if (await services.store.run(lambda conn: conn.execute(delete).rowcount)) == 0:
+        raise NotFoundError("invite not found")
+
+
+# -- token holders (public) --------------------------------------------------------------------------
+
+
+def _open_invite(conn: sa.Connection, token_hash: str, now: datetime) -> tuple[Any, Any]:
+    i = t.invite_tokens
+    invite = conn.execute(sa.select(i).where(i.c.token_hash == token_hash)).mappings().first()
+    org = _live_org(conn, invite["org_id"]) if invite is not None else None
+    if invite is None or org is None or _status(invite, now) != "pending":
+        raise GoneError(_GONE)
+    return invite, org
+
+
+def _token_hash(services: Services, token: str) -> str:
+    if not token:
+        raise BadRequestError("token is required")
+    if KeyKind.from_key(token) is not KeyKind.INVITE or not is_well_formed(token):
+        raise GoneError(_GONE)
+    return services.keyring.hash_key(token)
+
+
+async def peek_invite(services: Services, token: str) -> InvitePeek:
+    """What an invite token offers, for the sign-up page."""
+    token_hash = _token_hash(services, token)
+    invite, org = await services.store.run(partial(_open_invite, token_hash=token_hash, now=utcnow()))
+    return InvitePeek(email=invite["email"], org_name=org["name"], role=invite["role"], expires_at=invite["expires_at"])
+
+
+async def redeem_invite(services: Services, req: InviteRedeem) -> Redeemed:
+    """Create the invited user with ``req.password`` and their membership; the token is used up."""
+    token_hash = _token_hash(services, req.token)
+    validate_password(req.password)
+    name = req.display_name.strip()
+    if len(name) > 200:
+        raise BadRequestError("display_name must be at most 200 characters")
+    await services.store.run(partial(_open_invite, token_hash=token_hash, now=utcnow()))  # 410 before hashing
+    password_hash = await hash_password_off_loop(req.password)
+    write = partial(_redeem_tx, token_hash=token_hash, name=name, password_hash=password_hash, now=utcnow())
+    try:
+        return await services.store.run(write)
+    except StoreIntegrityError as exc:  # the email was registered concurrently
+        raise ConflictError("a user with this email already exists") from exc
+
+
+def _redeem_tx(conn: sa.Connection, *, token_hash: str, name: str, password_hash: str, now: datetime) -> Redeemed:
+    invite, _ = _open_invite(conn, token_hash, now)
+    i = t.invite_tokens
+    claimed = conn.execute(
+        i.update().where(i.c.id == invite["id"], i.c.redeemed_at.is_(None)).values(redeemed_at=now)
+    ).rowcount
+    if claimed != 1:  # a concurrent redeem won
+        raise GoneError(_GONE)
+    if email_taken(conn, invite["email"]):
+        raise ConflictError("a user with this email already exists")
+    user_id = new_id()
+    conn.execute(
+        t.users.insert().values(
+            id=user_id, email=invite["email"], display_name=name, password_hash=password_hash,
+            auth_provider="local", is_system_admin=False, created_at=now, updated_at=now,
+        )
+    )
+    conn.execute(
+        t.org_memberships.insert().values(
+            id=new_id(), org_id=invite["org_id"], user_id=user_id, role=invite["role"], created_at=now, updated_at=now
+        )
+    )
+    return Redeemed(id=user_id, email=invite["email"], display_name=name, org_id=invite["org_id"], role=invite["role"])
