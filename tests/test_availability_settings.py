@@ -21,7 +21,6 @@ def test_defaults_and_the_example_config_are_available() -> None:
     ("yaml_text", "key"),
     [
         ("server:\n  admin:\n    port: 9090\n", "server.admin"),
-        ("redis:\n  enabled: true\n  url: redis://127.0.0.1:6379\n", "redis.enabled"),
         ("mcp_servers:\n  - {name: a, alias: a, url: 'http://127.0.0.1:1'}\n", "mcp_servers"),
         ("settings:\n  encryption_key: sixteen-chars-or-more\n  retention:\n    usage_events: 90d\n",
          "settings.retention"),

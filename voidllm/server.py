@@ -7,6 +7,8 @@
        ├─ store          engine + migrations, ready first
        ├─ audit-writer   admin mutations to audit_logs in batches (settings.audit.enabled)
        ├─ key-cache      loaded before serving, reloaded every cache.key_ttl
+       ├─ rate-limits    without Redis: token counters seeded from usage_events, ended windows swept
+       ├─ redis          with Redis: the client pool; then change-notices, the pub/sub subscriber
     ├─ health-probes  per upstream and probe kind (settings.health_check); ready after the first round
        └─ http           hypercorn.trio.serve, started last, so traffic only arrives once all of the above is ready
 
@@ -25,6 +27,7 @@ The bootstrap banner is written to stderr once, after the server listens.
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 from functools import partial
 from typing import Any, TextIO
@@ -42,7 +45,12 @@ from voidllm.auth.bootstrap import BootstrapCredentials, BootstrapPlan, bootstra
 from voidllm.auth.cache import KeyCache, serve_key_cache
 from voidllm.config import Config
 from voidllm.crypto import Keyring
+from voidllm.limits.base import Limiter
+from voidllm.limits.memory import MemoryLimiter, serve_memory_limiter
+from voidllm.limits.redis import RedisLimiter
 from voidllm.nursery import Supervisor, open_supervisor
+from voidllm.redis.bus import Invalidations, RedisBus, serve_invalidations
+from voidllm.redis.client import serve_redis_client
 from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
@@ -165,6 +173,7 @@ async def serve(
         )
         catalog = Catalog(registry)
         services = Services(config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit)
+        limiter = await _start_limits(supervisor, config, store, services)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         transport = H11Pool()
         probe_client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
@@ -187,6 +196,7 @@ async def serve(
                 keys=keys, catalog=catalog, transport=transport, usage=recorder, limits=_limits(config),
                 router=router, fallback_max_depth=config.settings.fallback_max_depth,
                 usage_wait=None if usage.drop_on_full else USAGE_WAIT_LIMIT,
+                limiter=limiter, completion_reserve=config.settings.limits.default_completion_reserve,
             )
             http_stop, http_done = trio.Event(), trio.Event()
             app = create_app(state, proxy)
@@ -223,6 +233,27 @@ async def _start_audit_writer(supervisor: Supervisor, store: Store, config: Conf
         ),
     )
     return sink
+
+
+async def _start_limits(supervisor: Supervisor, config: Config, store: Store, services: Services) -> Limiter:
+    """The rate limiter; with Redis also the change bus (``services.bus``) and its subscriber."""
+    if not config.redis.enabled:
+        memory = MemoryLimiter()
+        return await supervisor.start("rate-limits", partial(serve_memory_limiter, limiter=memory, store=store))
+    redis = config.redis
+    client = await supervisor.start(
+        "redis", partial(serve_redis_client, url=redis.url, timeout=redis.timeout, pool_size=redis.pool_size)
+    )
+    limiter = RedisLimiter(client, redis.key_prefix, on_error=redis.on_error,
+                           reservation_ttl=config.settings.limits.reservation_ttl)
+    instance_id = secrets.token_hex(8)
+    services.bus = RedisBus(client, redis.key_prefix, instance_id)
+    invalidations = Invalidations(services.keys, store, services)
+    await supervisor.start("change-notices", partial(
+        serve_invalidations, client=client, prefix=redis.key_prefix, instance_id=instance_id,
+        invalidations=invalidations, on_connected=partial(limiter.seed_from, store),
+    ))
+    return limiter
 
 
 def _limits(config: Config) -> ProxyLimits:

@@ -109,11 +109,19 @@ def _with_colon(prefix: str) -> str:
 
 @attrs.frozen
 class RedisConfig:
-    """Shared state across processes (rate counters, budgets, invalidation); ``url`` required when enabled."""
+    """Shared state across processes (rate counters, budgets, invalidation); ``url`` required when enabled.
+
+    ``on_error`` is what the rate limiter does while Redis cannot be reached: ``allow`` requests uncounted
+    (the Go original's behaviour) or ``deny`` them with 503. ``timeout`` bounds every Redis operation;
+    ``pool_size`` caps the connections per process.
+    """
 
     enabled: bool = False
     url: Annotated[str, _REDIS_URL] = ""
     key_prefix: str = attrs.field(default="voidllm:", converter=_with_colon)
+    on_error: Annotated[str, OneOf(("allow", "deny"))] = "allow"
+    timeout: Annotated[Duration, Range(0.05, 30.0, unit=Unit.DURATION)] = 2.0
+    pool_size: Annotated[int, Range(1, 1024)] = 16
 
 
 @attrs.frozen

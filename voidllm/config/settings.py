@@ -14,7 +14,7 @@ from voidllm.config.units import Duration, Unit
 
 __all__ = [
     "AuditConfig", "BootstrapConfig", "CircuitBreakerConfig", "CodeModeConfig", "FunctionalProbeConfig",
-    "HealthCheckConfig", "HealthProbeConfig", "MCPConfig", "MCPHealthConfig", "ModelsProbeConfig",
+    "HealthCheckConfig", "HealthProbeConfig", "LimitsConfig", "MCPConfig", "MCPHealthConfig", "ModelsProbeConfig",
     "RetentionConfig", "SettingsConfig", "UsageConfig", "slugify",
 ]
 
@@ -142,6 +142,19 @@ class MCPConfig:
 
 
 @attrs.frozen
+class LimitsConfig:
+    """Token budgets: what a request reserves before its real usage is known (``voidllm.limits``).
+
+    ``default_completion_reserve`` is reserved for the answer when a request sets no ``max_tokens``
+    (``max_completion_tokens``, ``max_output_tokens``); ``reservation_ttl`` is how long a reservation of a
+    process that died mid-request holds budget back (Redis backend), longer than any request may run.
+    """
+
+    default_completion_reserve: Annotated[int, Range(min=0)] = 1024
+    reservation_ttl: Annotated[Duration, _seconds(60, 86400)] = 900.0
+
+
+@attrs.frozen
 class RetentionConfig:
     """How long usage events and audit logs are kept (0 = forever), and how often old rows are deleted."""
 
@@ -167,4 +180,5 @@ class SettingsConfig:
     health_check: HealthCheckConfig = HealthCheckConfig()
     mcp: MCPConfig = MCPConfig()
     retention: RetentionConfig = RetentionConfig()
+    limits: LimitsConfig = LimitsConfig()
     fallback_max_depth: Annotated[int, Range(0, 10)] = 3

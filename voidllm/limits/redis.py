@@ -32,14 +32,16 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
 
 import attrs
 
 from voidllm.auth.identity import KeyIdentity
-from voidllm.errors import ServiceUnavailableError
+from voidllm.errors import ServiceUnavailableError, StoreError
 from voidllm.limits.base import MINUTE, Admission, Hold, limited, plan, rejection, window_bounds
 from voidllm.limits.metrics import BACKEND_ERRORS
-from voidllm.limits.seed import Slot
+from voidllm.limits.seed import Slot, load_token_usage
 from voidllm.redis.client import RedisClient, RedisError, Script
 
 log = logging.getLogger(__name__)
@@ -181,6 +183,13 @@ class RedisLimiter:
             end = window_bounds(slot[3], slot[4])[1]
             commands.append(("SET", self.key(slot), tokens, "NX", "EXAT", _expire_at(slot[3], end)))
         await self.client.pipeline(commands)
+
+    async def seed_from(self, store: Any) -> None:
+        """Seed from ``usage_events`` (see :meth:`seed`); a store or Redis failure is logged, not raised."""
+        try:
+            await self.seed(await store.run(partial(load_token_usage, now=self.clock())))
+        except (RedisError, StoreError) as exc:
+            log.warning("token counters not seeded", extra={"error_type": type(exc).__name__})
 
     def _unavailable(self, exc: RedisError) -> None:
         BACKEND_ERRORS.labels(policy=self.on_error).inc()

@@ -50,6 +50,8 @@ from voidllm.errors import (
     ServiceUnavailableError,
     UpstreamResponseTooLargeError,
 )
+from voidllm.limits.base import Admission, Limiter, NoLimiter, limited
+from voidllm.limits.estimate import estimate_tokens
 from voidllm.proxy import metrics as m
 from voidllm.proxy.endpoints import ENDPOINTS, Endpoint
 from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
@@ -78,6 +80,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 CLIENT_CLOSED_STATUS = 499
+SETTLE_LIMIT = 2.0
+"""Seconds a finished request may spend settling its token reservation (shielded from cancellation)."""
 
 
 class ClientDisconnected(Exception):
@@ -116,6 +120,7 @@ class Exchange:
     usage: TokenUsage | None = None
     ttft: float | None = None
     client_gone: bool = False
+    admission: Admission | None = None  # limits counted and tokens reserved; settled when the request ends
     final_send: bool = False  # set just before the last body message: a disconnect after it is a normal close
 
 
@@ -131,6 +136,8 @@ class Proxy:
     router: Router
     fallback_max_depth: int = 3
     usage_wait: float | None = None  # settings.usage.drop_on_full false: wait this long for room
+    limiter: Limiter = attrs.field(factory=NoLimiter)
+    completion_reserve: int = 1024  # settings.limits.default_completion_reserve
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -139,7 +146,11 @@ class Proxy:
         try:
             identity = self._authenticate(scope["headers"], endpoint)
             ex = Exchange(request_id, identity, endpoint, started, utcnow())
-            await self._serve(ex, scope, receive, send)
+            try:
+                await self._serve(ex, scope, receive, send)
+            finally:
+                if ex.admission is not None:
+                    await self._settle(ex, ex.admission)
         except GatewayError as exc:
             if endpoint.dialect == "anthropic":
                 await _send_json(send, exc.status, messages.error_body(exc.status, exc.message), exc.headers)
@@ -293,6 +304,12 @@ class Proxy:
         else:
             request = JsonRequest.parse(raw)
         ex.json, ex.raw = request, raw
+        if limited(ex.identity):  # counted before model resolution, as in the Go original
+            if ex.anthropic is not None:
+                reserve = estimate_tokens(len(ex.anthropic_raw), ex.anthropic.payload, self.completion_reserve)
+            else:
+                reserve = estimate_tokens(len(raw), request.payload, self.completion_reserve)
+            ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
         model = self._resolve(ex, request.model)
         ex.stream = request.stream
         ex.inject_usage = ex.endpoint.usage_option and request.stream and not request.client_wants_usage
@@ -311,6 +328,9 @@ class Proxy:
             if not head.feed(await reader.next()) and not reader.more:
                 head.finish()
         assert head.model is not None
+        if limited(ex.identity):
+            reserve = estimate_tokens(0, None, self.completion_reserve)
+            ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
         model = self._resolve(ex, head.model)
         first = head.rewrite(model.name)
         length = None if declared is None else declared + head.length_delta(model.name)
@@ -326,6 +346,12 @@ class Proxy:
         if not reader.more:
             body_done.set()
         return stream(), length
+
+    async def _settle(self, ex: Exchange, admission: Admission) -> None:
+        """Release the request's token reservation and count its real usage (0 when it failed)."""
+        used = ex.usage.total_tokens if ex.usage is not None else 0
+        with trio.move_on_after(SETTLE_LIMIT, shield=True):
+            await self.limiter.settle(admission, used_tokens=used)
 
     def _resolve(self, ex: Exchange, name: str) -> Model:
         ex.requested_model = name

@@ -44,7 +44,7 @@ from voidllm.metrics import REGISTRY
 
 __all__ = [
     "RedisClient", "RedisError", "RedisReplyError", "RedisUnavailableError", "Script", "Subscription",
-    "open_redis",
+    "open_redis", "serve_redis_client",
 ]
 
 REDIS_UP = Gauge("voidllm_redis_up", "1 while Redis answers, 0 after a failed operation.", registry=REGISTRY)
@@ -348,3 +348,12 @@ async def open_redis(url: str, *, timeout: float = 2.0, pool_size: int = 16) -> 
     finally:
         with trio.move_on_after(timeout, shield=True):
             await client.aclose()
+
+
+async def serve_redis_client(
+    *, url: str, timeout: float, pool_size: int, task_status: trio.TaskStatus[RedisClient] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Own the process's :class:`RedisClient` (a supervised service): hand it out, close it when cancelled."""
+    async with open_redis(url, timeout=timeout, pool_size=pool_size) as client:
+        task_status.started(client)
+        await trio.sleep_forever()
