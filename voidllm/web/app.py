@@ -7,7 +7,7 @@ from typing import Any
 from quart_trio import QuartTrio
 
 from voidllm.proxy.endpoints import ENDPOINTS
-from voidllm.web import health, openai
+from voidllm.web import docs, health, openai
 from voidllm.web.api import api
 from voidllm.web.edge import Edge
 from voidllm.web.errors import register_error_handlers
@@ -30,6 +30,7 @@ def create_quart_app(state: AppState) -> QuartTrio:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openai.blueprint)
     app.register_blueprint(api.blueprint())
+    app.register_blueprint(docs.blueprint)
     return app
 
 
