@@ -12,7 +12,7 @@ import trio
 from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.test_admin_auth import bearer, envelope, login
+from tests.test_admin_auth import bearer, database, envelope, login  # noqa: F401 (fixture)
 from tests.test_admin_users import PASSWORD, create, insert_org, session
 from voidllm.auth import passwords
 from voidllm.auth.throttle import LoginThrottle
@@ -28,8 +28,9 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def gw(sqlite_dsn: str) -> AsyncIterator[RunningGateway]:
-    async with run_gateway(make_config(sqlite_dsn)) as gateway:
+async def gw(database: tuple[str, str]) -> AsyncIterator[RunningGateway]:
+    driver, dsn = database
+    async with run_gateway(make_config(dsn, driver=driver)) as gateway:
         gateway.state.services.throttle = LoginThrottle(max_per_ip=1000)
         yield gateway
 

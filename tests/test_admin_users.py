@@ -12,7 +12,7 @@ import trio
 from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.test_admin_auth import admin_password, bearer, envelope, login
+from tests.test_admin_auth import admin_password, bearer, database, envelope, login  # noqa: F401 (fixture)
 from voidllm.admin import users
 from voidllm.auth import passwords
 from voidllm.auth.loader import load_live_key
@@ -30,8 +30,9 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def gw(sqlite_dsn: str) -> AsyncIterator[RunningGateway]:
-    async with run_gateway(make_config(sqlite_dsn)) as gateway:
+async def gw(database: tuple[str, str]) -> AsyncIterator[RunningGateway]:
+    driver, dsn = database
+    async with run_gateway(make_config(dsn, driver=driver)) as gateway:
         gateway.state.services.throttle = LoginThrottle(max_per_ip=1000)
         yield gateway
 

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
-from voidllm.admin.users import ORG_ROLES, email_taken, live_user, normalize_email
+from voidllm.admin.users import ORG_ROLES, clean_display_name, email_taken, live_user, normalize_email
 from voidllm.auth.identity import Role
 from voidllm.auth.passwords import validate_password
 from voidllm.auth.sessions import hash_password_off_loop
@@ -217,9 +217,7 @@ async def redeem_invite(services: Services, req: InviteRedeem) -> Redeemed:
     """Create the invited user with ``req.password`` and their membership; the token is used up."""
     token_hash = _token_hash(services, req.token)
     validate_password(req.password)
-    name = req.display_name.strip()
-    if len(name) > 200:
-        raise BadRequestError("display_name must be at most 200 characters")
+    name = clean_display_name(req.display_name)
     await services.store.run(partial(_open_invite, token_hash=token_hash, now=utcnow()))  # 410 before hashing
     password_hash = await hash_password_off_loop(req.password)
     write = partial(_redeem_tx, token_hash=token_hash, name=name, password_hash=password_hash, now=utcnow())

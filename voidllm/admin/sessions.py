@@ -20,6 +20,7 @@ from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.users import live_user, membership
+from voidllm.auth.identity import KeyIdentity
 from voidllm.auth.loader import load_live_key
 from voidllm.auth.passwords import needs_rehash
 from voidllm.auth.sessions import (
@@ -135,7 +136,7 @@ def _find_user(conn: sa.Connection, *, email: str) -> tuple[sa.RowMapping | None
 
 def _open_session_tx(
     conn: sa.Connection, *, user_id: str, org_id: str, key_hash: str, hint: str, now: datetime
-) -> tuple[str, list[str], tuple[str, object] | None]:
+) -> tuple[str, list[str], tuple[str, KeyIdentity] | None]:
     key_id, revoked = insert_session(conn, user_id=user_id, org_id=org_id, key_hash=key_hash, hint=hint, now=now)
     return key_id, revoked, load_live_key(conn, key_id, now=now)
 

@@ -134,7 +134,8 @@ def normalize_email(raw: str) -> str:
     return email
 
 
-def _display_name(raw: str) -> str:
+def clean_display_name(raw: str) -> str:
+    """``raw`` trimmed; 400 when longer than 200 characters."""
     name = raw.strip()
     if len(name) > _MAX_DISPLAY_NAME:
         raise BadRequestError(f"display_name must be at most {_MAX_DISPLAY_NAME} characters")
@@ -207,7 +208,7 @@ async def create_user(services: Services, actor: Actor, req: UserCreate) -> User
     role = _CREATE_ROLES.get(req.role)
     if role is None:
         raise BadRequestError("role must be one of member, team_admin, org_admin")
-    email, name = normalize_email(req.email), _display_name(req.display_name)
+    email, name = normalize_email(req.email), clean_display_name(req.display_name)
     validate_password(req.password)
     password_hash = await hash_password_off_loop(req.password)
     values = dict(
@@ -243,9 +244,18 @@ async def list_users(services: Services, actor: Actor, page: PageQuery) -> Page[
 
 
 def _list_tx(conn: sa.Connection, *, page: PageQuery) -> Page[UserOut]:
-    u = t.users
-    query = sa.select(u).where(u.c.deleted_at.is_(None))
-    return paginate(conn, query, u.c.id, page, lambda row: UserOut.from_row(row, membership(conn, row["id"])))
+    u, m, o = t.users, t.org_memberships, t.organizations
+    rows = paginate(conn, sa.select(u).where(u.c.deleted_at.is_(None)), u.c.id, page, dict)
+    firsts: dict[str, Any] = {}
+    for member in conn.execute(
+        sa.select(m.c.user_id, m.c.org_id, m.c.role)
+        .select_from(m.join(o, o.c.id == m.c.org_id))
+        .where(m.c.user_id.in_([row["id"] for row in rows.data]), o.c.deleted_at.is_(None))
+        .order_by(m.c.created_at, m.c.id)
+    ).mappings():
+        firsts.setdefault(member["user_id"], member)
+    data = [UserOut.from_row(row, firsts.get(row["id"])) for row in rows.data]
+    return Page(data=data, has_more=rows.has_more, next_cursor=rows.next_cursor)
 
 
 async def get_user(services: Services, actor: Actor, user_id: str) -> UserOut:
@@ -263,7 +273,7 @@ async def update_user(services: Services, actor: Actor, user_id: str, req: UserU
         raise BadRequestError("you cannot remove your own system admin rights")
     changes: dict[str, Any] = {}
     if req.display_name is not None:
-        changes["display_name"] = _display_name(req.display_name)
+        changes["display_name"] = clean_display_name(req.display_name)
     if req.email is not None:
         changes["email"] = normalize_email(req.email)
     if req.is_system_admin is not None:
