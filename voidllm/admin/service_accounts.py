@@ -69,7 +69,7 @@ class ServiceAccountOut:
 
 def _query(org_id: str) -> sa.Select[Any]:
     s = t.service_accounts
-    return sa.select(s, live_key_count(s.c.id).label("key_count")).where(
+    return sa.select(s, live_key_count("service_account_id", s.c.id).label("key_count")).where(
         s.c.org_id == org_id, s.c.deleted_at.is_(None)
     )
 

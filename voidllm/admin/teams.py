@@ -101,7 +101,7 @@ def _team_query(org_id: str) -> sa.Select[Any]:
     return sa.select(
         tm,
         count_of(m, m.c.team_id == tm.c.id).label("member_count"),
-        live_key_count(tm.c.id).label("key_count"),
+        live_key_count("team_id", tm.c.id).label("key_count"),
     ).where(tm.c.org_id == org_id, tm.c.deleted_at.is_(None))
 
 

@@ -207,10 +207,10 @@ def count_of(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect
     return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
 
 
-def live_key_count(column: sa.ColumnElement[str]) -> sa.ScalarSelect[int]:
-    """How many live (not deleted) non-session keys point at ``column``'s row."""
+def live_key_count(owner: str, owner_id: sa.ColumnElement[str]) -> sa.ScalarSelect[int]:
+    """How many live (not deleted) non-session keys have ``api_keys.<owner> == owner_id``."""
     k = t.api_keys
-    return count_of(k, k.c[column.key] == column, k.c.deleted_at.is_(None), k.c.key_type != "session_key")
+    return count_of(k, k.c[owner] == owner_id, k.c.deleted_at.is_(None), k.c.key_type != "session_key")
 
 
 def soft_delete_keys(conn: sa.Connection, now: datetime, *where: sa.ColumnElement[bool]) -> list[str]:
