@@ -58,6 +58,7 @@ from voidllm.routing.cooldown import CooldownRegistry
 from voidllm.routing.health import HealthBoard, serve_health_probes
 from voidllm.routing.latency import LatencyTracker
 from voidllm.routing.catalog import Catalog
+from voidllm.routing.catalog_store import CatalogLoader, serve_catalog, sync_yaml_models
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
 from voidllm.store.migrate import migrate
@@ -114,7 +115,9 @@ async def prepare_store(config: Config) -> BootstrapCredentials | None:
     db = config.database
     async with open_store(db.driver, db.dsn) as store:
         await migrate(store)
-        return await bootstrap_from_config(store, config, Keyring.from_setting(config.settings.encryption_key))
+        keyring = Keyring.from_setting(config.settings.encryption_key)
+        await store.run(partial(sync_yaml_models, models=config.models, keyring=keyring))
+        return await bootstrap_from_config(store, config, keyring)
 
 
 def hypercorn_config(config: Config) -> hypercorn.config.Config:
@@ -171,18 +174,24 @@ async def serve(
         await supervisor.start(
             "key-cache", partial(serve_key_cache, cache=keys, store=store, ttl=config.cache.key_ttl)
         )
+        if run_bootstrap:  # else the parent process synced the config's models (prepare_store)
+            await store.run(partial(sync_yaml_models, models=config.models, keyring=keyring))
         catalog = Catalog(registry)
+        loader = CatalogLoader(catalog, store, keyring, yaml_models=registry.models)
+        await supervisor.start("catalog", partial(serve_catalog, loader=loader, ttl=config.cache.model_ttl))
         services = Services(config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit)
+        services.catalog_reload = loader.reload
         limiter = await _start_limits(supervisor, config, store, services)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         transport = H11Pool()
         probe_client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         try:
             board, latency = HealthBoard(), LatencyTracker()
+            services.extras.update(health=board, http_client=probe_client)
             await supervisor.start(
                 "health-probes",
                 partial(
-                    serve_health_probes, models=registry.models, settings=config.settings.health_check,
+                    serve_health_probes, models=catalog.registry.models, settings=config.settings.health_check,
                     client=probe_client, board=board, latency=latency,
                 ),
             )

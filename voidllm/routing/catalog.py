@@ -52,6 +52,13 @@ class ScopedAliases:
                 return target
         return self.orgs.get(identity.org_id, {}).get(name)
 
+    def visible_to(self, identity: KeyIdentity) -> dict[str, str]:
+        """Every scoped alias the key sees (alias -> model name); a team alias hides an org alias."""
+        seen = dict(self.orgs.get(identity.org_id, {}))
+        if identity.team_id:
+            seen.update(self.teams.get(identity.team_id, {}))
+        return seen
+
 
 @attrs.define(eq=False)
 class Catalog:
@@ -76,3 +83,12 @@ class Catalog:
     def visible(self, identity: KeyIdentity) -> list[Model]:
         """The models the key may use, sorted by name."""
         return [m for m in self.registry.models if self.allowed(identity, m.name)]
+
+    def aliases_of(self, identity: KeyIdentity) -> dict[str, list[str]]:
+        """Model name -> the key's scoped aliases leading to it (sorted), as ``GET /v1/models`` lists them."""
+        found: dict[str, list[str]] = {}
+        for alias, target in sorted(self.aliases.visible_to(identity).items()):
+            model = self.registry.resolve(target)
+            if model is not None:
+                found.setdefault(model.name, []).append(alias)
+        return found

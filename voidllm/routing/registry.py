@@ -1,9 +1,11 @@
 """The model registry: every configured model by name and alias, with the upstreams that serve it.
 
-Built once from ``models[]`` at startup (admin-API models join it with the tenancy issue) and then only read,
-so lookups on the hot path are one dict access. A model's upstreams are its ``deployments`` by ascending
-``priority`` (ties in the order listed), or the model's own ``provider``/``base_url`` as a single upstream
-named after the model.
+A registry is an immutable snapshot: the models of ``voidllm.yaml`` (:meth:`Model.from_config`) plus the
+active models created through the admin API (built from their rows by :mod:`voidllm.routing.catalog_store`),
+put together by :meth:`Registry.build`. A change builds a new registry and swaps it into the catalog whole,
+so lookups on the hot path are one dict access and a request never sees half an update. A model's upstreams
+are its ``deployments`` by ascending ``priority`` (ties in the order listed), or the model's own
+``provider``/``base_url`` as a single upstream named after the model.
 """
 
 from __future__ import annotations
@@ -120,13 +122,23 @@ class Registry:
     @classmethod
     def from_config(cls, models: Iterable[ModelConfig]) -> Registry:
         """Build the registry from validated model configs."""
-        configs = tuple(models)
-        built = tuple(sorted((Model.from_config(cfg) for cfg in configs), key=lambda m: m.name))
-        lookup: dict[str, Model] = {}
+        return cls.build(Model.from_config(cfg) for cfg in models)
+
+    @classmethod
+    def build(cls, models: Iterable[Model]) -> Registry:
+        """A registry of ``models``; a later model replaces an earlier one of the same name.
+
+        Names win over aliases, and an alias already taken keeps its first owner (the admin API and config
+        validation refuse such collisions; this only keeps a registry built from inconsistent rows usable).
+        """
+        by_name: dict[str, Model] = {}
+        for model in models:
+            by_name[model.name] = model
+        built = tuple(sorted(by_name.values(), key=lambda m: m.name))
+        lookup: dict[str, Model] = dict(by_name)
         for model in built:
-            lookup[model.name] = model
             for alias in model.aliases:
-                lookup[alias] = model
+                lookup.setdefault(alias, model)
         return cls(built, lookup)
 
     def resolve(self, name: str) -> Model | None:

@@ -1,4 +1,9 @@
-"""The locally answered part of the OpenAI-compatible API: ``GET /v1/models`` and ``/v1/models/{id}``."""
+"""The locally answered part of the OpenAI-compatible API: ``GET /v1/models`` and ``/v1/models/{id}``.
+
+Both show only what the calling key may use (reference 1.3): models its org, team and key allowlists
+permit, each with its global aliases followed by the scoped aliases of the key's org and team that lead to
+it. A model the key may not use is 404 ``model_not_found``, exactly like one that does not exist.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ from quart import Blueprint, request
 
 from voidllm.auth.identity import KeyIdentity
 from voidllm.errors import BadRequestError, NotFoundError
+from voidllm.routing.catalog import Catalog
+from voidllm.routing.registry import Model
 from voidllm.web.state import app_state
 
 blueprint = Blueprint("openai", __name__, url_prefix="/v1")
@@ -15,27 +22,27 @@ def _caller() -> KeyIdentity:
     return app_state().keys.authenticate(request.headers.get("Authorization"))
 
 
-def _model_entries() -> list[dict[str, object]]:
-    models = app_state().registry.models
-    return [
-        {"id": m.name, "object": "model", "created": 0, "owned_by": "voidllm", "aliases": list(m.aliases)}
-        for m in models
-    ]
+def _entry(model: Model, scoped: list[str]) -> dict[str, object]:
+    aliases = [*model.aliases, *(alias for alias in scoped if alias not in model.aliases)]
+    return {"id": model.name, "object": "model", "created": 0, "owned_by": "voidllm", "aliases": aliases}
 
 
 @blueprint.get("/models")
 async def list_models() -> dict[str, object]:
-    _caller()
-    return {"object": "list", "data": _model_entries()}
+    identity = _caller()
+    catalog: Catalog = app_state().catalog
+    scoped = catalog.aliases_of(identity)
+    return {"object": "list", "data": [_entry(m, scoped.get(m.name, [])) for m in catalog.visible(identity)]}
 
 
 @blueprint.get("/models/<path:model_id>")
 async def get_model(model_id: str) -> dict[str, object]:
-    _caller()
-    for entry in _model_entries():
-        if entry["id"] == model_id or model_id in entry["aliases"]:  # type: ignore[operator]
-            return entry
-    raise NotFoundError("the requested model was not found", code="model_not_found")
+    identity = _caller()
+    catalog: Catalog = app_state().catalog
+    model = catalog.resolve(identity, model_id)
+    if model is None or not catalog.allowed(identity, model.name):
+        raise NotFoundError("the requested model was not found", code="model_not_found")
+    return _entry(model, catalog.aliases_of(identity).get(model.name, []))
 
 
 @blueprint.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
