@@ -2,8 +2,11 @@
 
 It bypasses Quart on purpose (DESIGN section 3: Quart's routing costs 35-50 % of proxied throughput). Per
 request, in this order: authenticate from the key cache (no database), read the body within
-``max_request_body``, read ``model`` (JSON parsed once; multipart read only up to the ``model`` field), resolve
-it in the registry, rewrite the body only where needed, then run the attempt chain and relay the answer.
+``max_request_body``, read ``model`` (JSON parsed once; multipart read only up to the ``model`` field), count
+the request against its key/team/org limits and reserve its estimated tokens (:mod:`voidllm.limits`; keys
+without limits skip it), resolve the model in the registry, rewrite the body only where needed, then run the
+attempt chain and relay the answer. The token reservation is settled with the real usage right before the
+answer's last bytes go out (or when the request ends without an answer), shielded and bounded.
 
 Lifetimes. Everything a request starts lives in its own nursery (STYLE P1): the upstream exchange and a
 watcher that turns the client's ``http.disconnect`` into cancellation of that nursery, so a client that goes
@@ -149,8 +152,8 @@ class Proxy:
             try:
                 await self._serve(ex, scope, receive, send)
             finally:
-                if ex.admission is not None:
-                    await self._settle(ex, ex.admission)
+                if ex.admission is not None:  # not settled before the answer's end (no answer, or an error)
+                    await self._settle(ex)
         except GatewayError as exc:
             if endpoint.dialect == "anthropic":
                 await _send_json(send, exc.status, messages.error_body(exc.status, exc.message), exc.headers)
@@ -347,8 +350,14 @@ class Proxy:
             body_done.set()
         return stream(), length
 
-    async def _settle(self, ex: Exchange, admission: Admission) -> None:
-        """Release the request's token reservation and count its real usage (0 when it failed)."""
+    async def _settle(self, ex: Exchange) -> None:
+        """Release the request's token reservation and count its real usage (0 when it failed), once.
+
+        The relays call it right before the last bytes of an answer go out, so a client that sends its next
+        request as soon as it has read this one already finds the budget settled."""
+        admission, ex.admission = ex.admission, None
+        if admission is None:
+            return
         used = ex.usage.total_tokens if ex.usage is not None else 0
         with trio.move_on_after(SETTLE_LIMIT, shield=True):
             await self.limiter.settle(admission, used_tokens=used)
@@ -396,6 +405,8 @@ class Proxy:
         headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
         m.PROXY_OVERHEAD.observe(overhead)
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        if ex.admission is not None:
+            await self._settle(ex)
         ex.final_send = True
         await send({"type": "http.response.body", "body": body})
 
@@ -424,6 +435,8 @@ class Proxy:
             ex.usage = _stream_usage(relay)
             if not relay.done:
                 ex.outcome, ex.status_code = "incomplete", 502
+            if ex.admission is not None:
+                await self._settle(ex)
             ex.final_send = True
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
@@ -487,6 +500,8 @@ class Proxy:
             if not translator.done:
                 ex.outcome, ex.status_code = "incomplete", 502
                 tail = abort(abort_code)
+            if ex.admission is not None:
+                await self._settle(ex)
             ex.final_send = True
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
@@ -511,6 +526,8 @@ class Proxy:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         if timer.cancelled_caught or sent > self.limits.max_response_body:
             ex.outcome, ex.status_code = "incomplete", 502
+        if ex.admission is not None:
+            await self._settle(ex)
         ex.final_send = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
