@@ -172,9 +172,10 @@ def _visible_to(actor: Actor) -> sa.ColumnElement[bool]:
 def _find(conn: sa.Connection, actor: Actor, org_id: str, key_id: str) -> sa.RowMapping:
     """The live key row (with its hash), or 404 when missing, in another organisation or not visible."""
     k = t.api_keys
-    row = conn.execute(
-        sa.select(k).where(k.c.id == key_id, k.c.org_id == org_id, k.c.deleted_at.is_(None), _visible_to(actor))
-    ).mappings().first()
+    query = sa.select(k).where(
+        k.c.id == key_id, k.c.org_id == org_id, k.c.deleted_at.is_(None), _visible_to(actor)
+    )
+    row = conn.execute(query).mappings().first()
     if row is None:
         raise NotFoundError("api key not found")
     return row
@@ -202,7 +203,9 @@ def _check_future(expires_at: datetime | None, now: datetime) -> None:
         raise BadRequestError("expires_at must be in the future")
 
 
-def _insert(conn: sa.Connection, *, plaintext: str, hashed: str, values: dict[str, Any], now: datetime) -> str:
+def _insert(
+    conn: sa.Connection, *, plaintext: str, hashed: str, values: dict[str, Any], now: datetime
+) -> str:
     key_id = new_id()
     conn.execute(
         t.api_keys.insert().values(
@@ -254,14 +257,23 @@ def _check_shape(req: KeyCreate) -> None:
     required = {"user_key": "user_id", "team_key": "team_id", "sa_key": "service_account_id"}[req.key_type]
     if getattr(req, required) is None:
         raise BadRequestError(f"{required} is required for {req.key_type}")
-    forbidden = {"user_key": (), "team_key": ("user_id", "service_account_id"), "sa_key": ("user_id", "team_id")}
+    forbidden = {
+        "user_key": (), "team_key": ("user_id", "service_account_id"), "sa_key": ("user_id", "team_id")
+    }
     for name in forbidden[req.key_type]:
         if getattr(req, name) is not None:
             raise BadRequestError(f"{name} must not be set for {req.key_type}")
 
 
 def _create_tx(
-    conn: sa.Connection, *, actor: Actor, org_id: str, req: KeyCreate, plaintext: str, hashed: str, now: datetime
+    conn: sa.Connection,
+    *,
+    actor: Actor,
+    org_id: str,
+    req: KeyCreate,
+    plaintext: str,
+    hashed: str,
+    now: datetime,
 ) -> tuple[KeyCreated, CacheEntry]:
     live_org(conn, org_id)
     team_id = req.team_id
@@ -288,7 +300,9 @@ def _check_team(conn: sa.Connection, actor: Actor, org_id: str, team_id: str) ->
     ).first()
     if found is None:
         raise BadRequestError("team not found")
-    if actor.role < Role.ORG_ADMIN and (actor.user_id is None or team_role(conn, team_id, actor.user_id) is None):
+    if actor.role >= Role.ORG_ADMIN:
+        return
+    if actor.user_id is None or team_role(conn, team_id, actor.user_id) is None:
         raise PermissionDeniedError("you are not a member of the specified team")
 
 
@@ -349,7 +363,8 @@ async def update(services: Services, actor: Actor, org_id: str, key_id: str, req
     def write(conn: sa.Connection) -> tuple[KeyOut, CacheEntry]:
         row = _find(conn, actor, org_id, key_id)
         if values:
-            conn.execute(t.api_keys.update().where(t.api_keys.c.id == key_id).values(**values, updated_at=now))
+            k = t.api_keys
+            conn.execute(k.update().where(k.c.id == key_id).values(**values, updated_at=now))
         return KeyOut.from_row(_read(conn, key_id)), _cache_entry(conn, key_id, row["key_hash"], now)
 
     out, entry = await services.store.run(write)
@@ -364,7 +379,8 @@ async def delete(services: Services, actor: Actor, org_id: str, key_id: str) -> 
 
     def write(conn: sa.Connection) -> str:
         row, now = _find(conn, actor, org_id, key_id), utcnow()
-        conn.execute(t.api_keys.update().where(t.api_keys.c.id == key_id).values(deleted_at=now, updated_at=now))
+        k = t.api_keys
+        conn.execute(k.update().where(k.c.id == key_id).values(deleted_at=now, updated_at=now))
         return str(row["key_hash"])
 
     key_hash = await services.store.run(write)
@@ -383,7 +399,9 @@ async def rotate(services: Services, actor: Actor, org_id: str, key_id: str) -> 
         BadRequestError: a session key, or an already expired key.
     """
     actor.require_org(org_id)
-    write = partial(_rotate_tx, actor=actor, org_id=org_id, key_id=key_id, keyring=services.keyring, now=utcnow())
+    write = partial(
+        _rotate_tx, actor=actor, org_id=org_id, key_id=key_id, keyring=services.keyring, now=utcnow()
+    )
     rotation, entries, copied_access, old_hash = await services.store.run(write)
     for entry in entries:
         _apply(services, entry)
@@ -430,6 +448,7 @@ def _copy_allowlists(conn: sa.Connection, old_id: str, new_id_: str, now: dateti
     for table, item in ((t.key_model_access, "model_name"), (t.key_mcp_access, "server_id")):
         items = list(conn.execute(sa.select(table.c[item]).where(table.c.key_id == old_id)).scalars())
         if items:
-            conn.execute(table.insert(), [{"key_id": new_id_, item: value, "created_at": now} for value in items])
+            rows = [{"key_id": new_id_, item: value, "created_at": now} for value in items]
+            conn.execute(table.insert(), rows)
             copied = True
     return copied

@@ -156,7 +156,8 @@ def _add_org_member_tx(conn: sa.Connection, *, org_id: str, req: OrgMemberCreate
     membership_id, now = new_id(), utcnow()
     conn.execute(
         t.org_memberships.insert().values(
-            id=membership_id, org_id=org_id, user_id=req.user_id, role=req.role, created_at=now, updated_at=now
+            id=membership_id, org_id=org_id, user_id=req.user_id, role=req.role,
+            created_at=now, updated_at=now,
         )
     )
     return _one(conn, _org_members().where(t.org_memberships.c.id == membership_id))
@@ -185,7 +186,8 @@ async def update_org_member(
 ) -> MemberOut:
     """Change the member's org role; the user's keys act with the new role at once."""
     _org_admin(actor, org_id)
-    out = await services.store.run(partial(_update_org_member_tx, org_id=org_id, membership_id=membership_id, role=req.role))
+    write = partial(_update_org_member_tx, org_id=org_id, membership_id=membership_id, role=req.role)
+    out = await services.store.run(write)
     await reload_keys(services)
     return out
 
@@ -211,14 +213,15 @@ def _remove_org_member_tx(
     conn: sa.Connection, *, actor: Actor, org_id: str, membership_id: str
 ) -> tuple[str, list[str]]:
     m, tm, teams, k = t.org_memberships, t.team_memberships, t.teams, t.api_keys
-    user_id = conn.execute(sa.select(m.c.user_id).where(m.c.id == membership_id, m.c.org_id == org_id)).scalar()
+    user_id = conn.execute(
+        sa.select(m.c.user_id).where(m.c.id == membership_id, m.c.org_id == org_id)
+    ).scalar()
     if user_id is None:
         raise NotFoundError("membership not found")
     if user_id == actor.user_id:
         raise BadRequestError("cannot remove your own membership")
-    conn.execute(
-        tm.delete().where(tm.c.user_id == user_id, tm.c.team_id.in_(sa.select(teams.c.id).where(teams.c.org_id == org_id)))
-    )
+    org_teams = sa.select(teams.c.id).where(teams.c.org_id == org_id)
+    conn.execute(tm.delete().where(tm.c.user_id == user_id, tm.c.team_id.in_(org_teams)))
     conn.execute(m.delete().where(m.c.id == membership_id))
     return user_id, soft_delete_keys(conn, utcnow(), k.c.org_id == org_id, k.c.user_id == user_id)
 
@@ -253,7 +256,8 @@ def _add_team_member_tx(
     membership_id, now = new_id(), utcnow()
     conn.execute(
         t.team_memberships.insert().values(
-            id=membership_id, team_id=team_id, user_id=req.user_id, role=req.role, created_at=now, updated_at=now
+            id=membership_id, team_id=team_id, user_id=req.user_id, role=req.role,
+            created_at=now, updated_at=now,
         )
     )
     return _one(conn, _team_members().where(t.team_memberships.c.id == membership_id))

@@ -44,6 +44,10 @@ from voidllm.store.ids import new_id, utcnow
 _SLUG_TAKEN = "an organization with this slug already exists"
 
 
+def _optional_timezone(value: str | None) -> str | None:
+    return None if value is None else _check_timezone(value)
+
+
 def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -69,7 +73,7 @@ class OrgUpdate:
 
     name: str | None = optional_name_field()
     slug: str | None = slug_field(optional=True)
-    timezone: str | None = attrs.field(default=None, converter=lambda v: None if v is None else _check_timezone(v))
+    timezone: str | None = attrs.field(default=None, converter=_optional_timezone)
     daily_token_limit: int | None = optional_limit_field()
     monthly_token_limit: int | None = optional_limit_field()
     requests_per_minute: int | None = optional_limit_field()
@@ -173,9 +177,8 @@ async def update(services: Services, actor: Actor, org_id: str, req: OrgUpdate) 
 def _update_tx(conn: sa.Connection, *, org_id: str, values: dict[str, Any]) -> OrgOut:
     live_org(conn, org_id)
     if values:
-        conn.execute(
-            t.organizations.update().where(t.organizations.c.id == org_id).values(**values, updated_at=utcnow())
-        )
+        o = t.organizations
+        conn.execute(o.update().where(o.c.id == org_id).values(**values, updated_at=utcnow()))
     return read_org(conn, org_id)
 
 
@@ -190,9 +193,8 @@ async def delete(services: Services, actor: Actor, org_id: str) -> None:
 def _delete_tx(conn: sa.Connection, org_id: str) -> list[str]:
     row, now = live_org(conn, org_id), utcnow()
     o = t.organizations
-    conn.execute(
-        o.update().where(o.c.id == org_id).values(slug=tombstone(row["slug"], org_id), deleted_at=now, updated_at=now)
-    )
+    gone = dict(slug=tombstone(row["slug"], org_id), deleted_at=now, updated_at=now)
+    conn.execute(o.update().where(o.c.id == org_id).values(**gone))
     return soft_delete_keys(conn, now, t.api_keys.c.org_id == org_id)
 
 

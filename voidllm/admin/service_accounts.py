@@ -91,13 +91,17 @@ def _manages(conn: sa.Connection, actor: Actor, team_id: str | None) -> bool:
 # -- use cases ---------------------------------------------------------------------------------------
 
 
-async def create(services: Services, actor: Actor, org_id: str, req: ServiceAccountCreate) -> ServiceAccountOut:
+async def create(
+    services: Services, actor: Actor, org_id: str, req: ServiceAccountCreate
+) -> ServiceAccountOut:
     """Create an account: org-scoped needs an org admin, team-scoped an admin of that team."""
     actor.require_org(org_id)
     return await services.store.run(partial(_create_tx, actor=actor, org_id=org_id, req=req))
 
 
-def _create_tx(conn: sa.Connection, *, actor: Actor, org_id: str, req: ServiceAccountCreate) -> ServiceAccountOut:
+def _create_tx(
+    conn: sa.Connection, *, actor: Actor, org_id: str, req: ServiceAccountCreate
+) -> ServiceAccountOut:
     live_org(conn, org_id)
     if req.team_id is not None:
         live_team(conn, org_id, req.team_id)

@@ -177,7 +177,9 @@ async def update(services: Services, actor: Actor, org_id: str, team_id: str, re
     return out
 
 
-def _update_tx(conn: sa.Connection, *, actor: Actor, org_id: str, team_id: str, values: dict[str, Any]) -> TeamOut:
+def _update_tx(
+    conn: sa.Connection, *, actor: Actor, org_id: str, team_id: str, values: dict[str, Any]
+) -> TeamOut:
     _visible(conn, actor, org_id, team_id)
     if not is_team_admin(conn, actor, team_id):
         raise PermissionDeniedError("insufficient permissions")
@@ -197,14 +199,12 @@ async def delete(services: Services, actor: Actor, org_id: str, team_id: str) ->
 def _delete_tx(conn: sa.Connection, *, org_id: str, team_id: str) -> list[str]:
     row, now = live_team(conn, org_id, team_id), utcnow()
     tm, sa_ = t.teams, t.service_accounts
-    conn.execute(
-        tm.update().where(tm.c.id == team_id).values(slug=tombstone(row["slug"], team_id), deleted_at=now, updated_at=now)
-    )
+    gone = dict(slug=tombstone(row["slug"], team_id), deleted_at=now, updated_at=now)
+    conn.execute(tm.update().where(tm.c.id == team_id).values(**gone))
     accounts = sa.select(sa_.c.id).where(sa_.c.team_id == team_id)
     hashes = soft_delete_keys(
         conn, now, sa.or_(t.api_keys.c.team_id == team_id, t.api_keys.c.service_account_id.in_(accounts))
     )
-    conn.execute(
-        sa_.update().where(sa_.c.team_id == team_id, sa_.c.deleted_at.is_(None)).values(deleted_at=now, updated_at=now)
-    )
+    live_accounts = sa_.update().where(sa_.c.team_id == team_id, sa_.c.deleted_at.is_(None))
+    conn.execute(live_accounts.values(deleted_at=now, updated_at=now))
     return hashes

@@ -57,7 +57,9 @@ def check_name(value: str, field: str = "name") -> str:
 def check_slug(value: str) -> str:
     """400 unless ``value`` is 2-63 lowercase letters, digits and hyphens, starting with a letter or digit."""
     if RESERVED in value or not _SLUG.fullmatch(value):
-        raise BadRequestError("slug must be 2-63 lowercase letters, digits or hyphens, starting with a letter or digit")
+        raise BadRequestError(
+            "slug must be 2-63 lowercase letters, digits or hyphens, starting with a letter or digit"
+        )
     return value
 
 
@@ -218,7 +220,8 @@ def soft_delete_keys(conn: sa.Connection, now: datetime, *where: sa.ColumnElemen
     k = t.api_keys
     hashes = list(conn.execute(sa.select(k.c.key_hash).where(k.c.deleted_at.is_(None), *where)).scalars())
     if hashes:
-        conn.execute(k.update().where(k.c.deleted_at.is_(None), *where).values(deleted_at=now, updated_at=now))
+        live = k.update().where(k.c.deleted_at.is_(None), *where)
+        conn.execute(live.values(deleted_at=now, updated_at=now))
     return hashes
 
 

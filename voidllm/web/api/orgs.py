@@ -33,7 +33,8 @@ async def get_org(call: Call, org_id: str) -> OrgOut:
     return await orgs.get(call.services, call.actor, org_id)
 
 
-@api.patch(ORG, body=OrgUpdate, response=OrgOut, role=Role.ORG_ADMIN, tag=ORGS, audit=("update", "organization"))
+@api.patch(ORG, body=OrgUpdate, response=OrgOut, role=Role.ORG_ADMIN, tag=ORGS,
+           audit=("update", "organization"))
 async def update_org(call: Call, org_id: str, body: OrgUpdate) -> OrgOut:
     """Update an organization"""
     return await orgs.update(call.services, call.actor, org_id, body)

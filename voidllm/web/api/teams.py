@@ -17,10 +17,11 @@ from voidllm.web.api.framework import Call, api
 TEAMS = "teams"
 TEAM = "/orgs/<org_id>/teams/<team_id>"
 MEMBER = TEAM + "/members/<membership_id>"
+ADMINS = "Team admins of this team (by team role or team-scoped key) and org admins."
 
 
-@api.post("/orgs/<org_id>/teams", body=TeamCreate, response=TeamOut, status=201, role=Role.ORG_ADMIN, tag=TEAMS,
-          audit=("create", "team"))
+@api.post("/orgs/<org_id>/teams", body=TeamCreate, response=TeamOut, status=201, role=Role.ORG_ADMIN,
+          tag=TEAMS, audit=("create", "team"))
 async def create_team(call: Call, org_id: str, body: TeamCreate) -> TeamOut:
     """Create a team"""
     return await teams.create(call.services, call.actor, org_id, body)
@@ -39,7 +40,7 @@ async def get_team(call: Call, org_id: str, team_id: str) -> TeamOut:
 
 
 @api.patch(TEAM, body=TeamUpdate, response=TeamOut, role=Role.MEMBER, tag=TEAMS, audit=("update", "team"),
-           description="Team admins of this team and org admins.")
+           description=ADMINS)
 async def update_team(call: Call, org_id: str, team_id: str, body: TeamUpdate) -> TeamOut:
     """Update a team"""
     return await teams.update(call.services, call.actor, org_id, team_id, body)
@@ -51,37 +52,39 @@ async def delete_team(call: Call, org_id: str, team_id: str) -> None:
     await teams.delete(call.services, call.actor, org_id, team_id)
 
 
-@api.post(TEAM + "/members", body=TeamMemberCreate, response=MemberOut, status=201, role=Role.MEMBER, tag=TEAMS,
-          audit=("create", "team_membership"), description="Team admins of this team and org admins.")
+@api.post(TEAM + "/members", body=TeamMemberCreate, response=MemberOut, status=201, role=Role.MEMBER,
+          tag=TEAMS, audit=("create", "team_membership"), description=ADMINS)
 async def add_team_member(call: Call, org_id: str, team_id: str, body: TeamMemberCreate) -> MemberOut:
     """Add an organization member to a team"""
     return await memberships.add_team_member(call.services, call.actor, org_id, team_id, body)
 
 
 @api.get(TEAM + "/members", query=PageQuery, response=Page[MemberOut], role=Role.MEMBER, tag=TEAMS,
-         description="Team admins of this team and org admins.")
+         description=ADMINS)
 async def list_team_members(call: Call, org_id: str, team_id: str, query: PageQuery) -> Page[MemberOut]:
     """List the members of a team"""
     return await memberships.list_team_members(call.services, call.actor, org_id, team_id, query)
 
 
-@api.get(MEMBER, response=MemberOut, role=Role.MEMBER, tag=TEAMS, description="Team admins of this team and org admins.")
+@api.get(MEMBER, response=MemberOut, role=Role.MEMBER, tag=TEAMS, description=ADMINS)
 async def get_team_member(call: Call, org_id: str, team_id: str, membership_id: str) -> MemberOut:
     """Get a team membership"""
     return await memberships.get_team_member(call.services, call.actor, org_id, team_id, membership_id)
 
 
 @api.patch(MEMBER, body=TeamMemberUpdate, response=MemberOut, role=Role.MEMBER, tag=TEAMS,
-           audit=("update", "team_membership"), description="Team admins of this team and org admins.")
+           audit=("update", "team_membership"), description=ADMINS)
 async def update_team_member(
     call: Call, org_id: str, team_id: str, membership_id: str, body: TeamMemberUpdate
 ) -> MemberOut:
     """Change a member's team role"""
-    return await memberships.update_team_member(call.services, call.actor, org_id, team_id, membership_id, body)
+    return await memberships.update_team_member(
+        call.services, call.actor, org_id, team_id, membership_id, body
+    )
 
 
 @api.delete(MEMBER, status=204, role=Role.MEMBER, tag=TEAMS, audit=("delete", "team_membership"),
-            description="Team admins of this team and org admins.")
+            description=ADMINS)
 async def remove_team_member(call: Call, org_id: str, team_id: str, membership_id: str) -> None:
     """Remove a member from a team and revoke their keys bound to it"""
     await memberships.remove_team_member(call.services, call.actor, org_id, team_id, membership_id)
