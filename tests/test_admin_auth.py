@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -61,6 +62,26 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+@attrs.frozen
+class As:
+    """Requests to ``/api/v1`` made with one key."""
+
+    gw: RunningGateway
+    key: str
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.gw.client.get(f"/api/v1{path}", headers=bearer(self.key), **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.gw.client.post(f"/api/v1{path}", headers=bearer(self.key), **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.gw.client.patch(f"/api/v1{path}", headers=bearer(self.key), **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.gw.client.delete(f"/api/v1{path}", headers=bearer(self.key), **kwargs)
+
+
 def envelope(response: httpx.Response, status: int, code: str) -> str:
     assert response.status_code == status, response.text
     body = response.json()
@@ -91,15 +112,19 @@ async def test_login_returns_a_session_key_that_authenticates(gw: RunningGateway
     assert before + timedelta(hours=24) <= expires <= datetime.now(UTC) + timedelta(hours=24)
     user = body["user"]
     assert set(user) == {"id", "email", "display_name", "role", "org_id", "is_system_admin"}
-    assert (user["email"], user["role"], user["is_system_admin"]) == ("admin@voidllm.local", "system_admin", True)
+    assert (user["email"], user["role"], user["is_system_admin"]) == (
+        "admin@voidllm.local", "system_admin", True)
 
-    me = await gw.client.get("/api/v1/me", headers=bearer(token))
+    me = await As(gw, token).get("/me")
     assert me.status_code == 200
-    assert me.json() == {k: user[k] for k in ("id", "email", "display_name", "role", "org_id", "is_system_admin")}
+    assert me.json() == user
     rows = await gw.state.store.run(
-        lambda conn: conn.execute(sa.select(t.api_keys).where(t.api_keys.c.key_type == "session_key")).mappings().all()
+        lambda conn: conn.execute(
+            sa.select(t.api_keys).where(t.api_keys.c.key_type == "session_key")
+        ).mappings().all()
     )
-    assert [(r["name"], r["user_id"], r["org_id"]) for r in rows] == [("Login session", user["id"], user["org_id"])]
+    assert [(r["name"], r["user_id"], r["org_id"]) for r in rows] == [
+        ("Login session", user["id"], user["org_id"])]
     assert token not in str(dict(rows[0]))  # only the hash is stored
 
 
@@ -114,7 +139,8 @@ async def test_login_failures_are_400_or_one_indistinct_401(gw: RunningGateway) 
 
     wrong = await login(gw, "admin@voidllm.local", "not-the-password")
     unknown = await login(gw, "nobody@voidllm.local", admin_password(gw))
-    assert envelope(wrong, 401, "unauthorized") == envelope(unknown, 401, "unauthorized") == "invalid email or password"
+    assert envelope(wrong, 401, "unauthorized") == "invalid email or password"
+    assert envelope(unknown, 401, "unauthorized") == "invalid email or password"
 
     # A user whose only organisation was deleted cannot log in either, with the same answer.
     admin_key = gw.api_key()
@@ -126,7 +152,9 @@ async def test_login_failures_are_400_or_one_indistinct_401(gw: RunningGateway) 
     assert created.status_code == 201
     assert (await login(gw, "orphan@example.com", "orphan-password")).status_code == 200
     await gw.state.store.run(
-        lambda conn: conn.execute(t.organizations.update().values(deleted_at=datetime.now(UTC)).where(t.organizations.c.id == org))
+        lambda conn: conn.execute(
+            t.organizations.update().values(deleted_at=datetime.now(UTC)).where(t.organizations.c.id == org)
+        )
     )
     orphan = await login(gw, "orphan@example.com", "orphan-password")
     assert envelope(orphan, 401, "unauthorized") == "invalid email or password"
@@ -170,18 +198,18 @@ async def test_success_resets_the_email_failure_count(gw: RunningGateway) -> Non
 async def test_logout_ends_the_session_at_once(gw: RunningGateway) -> None:
     token = await admin_session(gw)
     other = await admin_session(gw)
-    assert (await gw.client.post("/api/v1/auth/logout", headers=bearer(token))).status_code == 204
-    envelope(await gw.client.get("/api/v1/me", headers=bearer(token)), 401, "unauthorized")
-    envelope(await gw.client.post("/api/v1/auth/logout", headers=bearer(token)), 401, "unauthorized")
-    assert (await gw.client.get("/api/v1/me", headers=bearer(other))).status_code == 200  # only that session
-    not_session = await gw.client.post("/api/v1/auth/logout", headers=bearer(gw.api_key()))
+    assert (await As(gw, token).post("/auth/logout")).status_code == 204
+    envelope(await As(gw, token).get("/me"), 401, "unauthorized")
+    envelope(await As(gw, token).post("/auth/logout"), 401, "unauthorized")
+    assert (await As(gw, other).get("/me")).status_code == 200  # only that session
+    not_session = await As(gw, gw.api_key()).post("/auth/logout")
     assert envelope(not_session, 400, "bad_request") == "only a session key can log out"
     envelope(await gw.client.post("/api/v1/auth/logout"), 401, "unauthorized")
 
 
 async def test_session_list_and_revoke(gw: RunningGateway) -> None:
     first, second, third = [await admin_session(gw) for _ in range(3)]
-    listed = await gw.client.get("/api/v1/auth/sessions", headers=bearer(second))
+    listed = await As(gw, second).get("/auth/sessions")
     assert listed.status_code == 200
     page = listed.json()
     assert page["has_more"] is False and page.get("next_cursor") is None
@@ -190,24 +218,24 @@ async def test_session_list_and_revoke(gw: RunningGateway) -> None:
     assert [s["key_hint"] for s in sessions] == [f"{k[:6]}...{k[-4:]}" for k in (first, second, third)]
     assert all(set(s) == {"id", "key_hint", "created_at", "expires_at", "current"} for s in sessions)
 
-    one = await gw.client.get("/api/v1/auth/sessions?limit=2", headers=bearer(second))
+    one = await As(gw, second).get("/auth/sessions?limit=2")
     assert one.json()["has_more"] is True and len(one.json()["data"]) == 2
-    rest = await gw.client.get(f"/api/v1/auth/sessions?limit=2&cursor={one.json()['next_cursor']}", headers=bearer(second))
+    rest = await As(gw, second).get(f"/auth/sessions?limit=2&cursor={one.json()['next_cursor']}")
     assert [s["id"] for s in rest.json()["data"]] == [sessions[2]["id"]] and rest.json()["has_more"] is False
-    envelope(await gw.client.get("/api/v1/auth/sessions?limit=0", headers=bearer(second)), 400, "bad_request")
+    envelope(await As(gw, second).get("/auth/sessions?limit=0"), 400, "bad_request")
 
-    revoked = await gw.client.delete(f"/api/v1/auth/sessions/{sessions[0]['id']}", headers=bearer(second))
+    revoked = await As(gw, second).delete(f"/auth/sessions/{sessions[0]['id']}")
     assert revoked.status_code == 204
-    envelope(await gw.client.get("/api/v1/me", headers=bearer(first)), 401, "unauthorized")
-    again = await gw.client.delete(f"/api/v1/auth/sessions/{sessions[0]['id']}", headers=bearer(second))
+    envelope(await As(gw, first).get("/me"), 401, "unauthorized")
+    again = await As(gw, second).delete(f"/auth/sessions/{sessions[0]['id']}")
     envelope(again, 404, "not_found")
 
-    # Someone else's session is not found either, and the bootstrap user key (not a session) cannot be revoked here.
+    # Someone else's session is not found either.
     bob = await _user_session(gw, "bob@example.com")
-    foreign = await gw.client.delete(f"/api/v1/auth/sessions/{sessions[2]['id']}", headers=bearer(bob))
+    foreign = await As(gw, bob).delete(f"/auth/sessions/{sessions[2]['id']}")
     envelope(foreign, 404, "not_found")
-    assert (await gw.client.get("/api/v1/me", headers=bearer(third))).status_code == 200
-    bobs = (await gw.client.get("/api/v1/auth/sessions", headers=bearer(bob))).json()["data"]
+    assert (await As(gw, third).get("/me")).status_code == 200
+    bobs = (await As(gw, bob).get("/auth/sessions")).json()["data"]
     assert len(bobs) == 1 and bobs[0]["current"] is True
 
 
@@ -225,9 +253,9 @@ async def test_at_most_ten_live_sessions_the_oldest_revoked(gw: RunningGateway) 
     gw.state.services.throttle = LoginThrottle(max_per_ip=1000)
     tokens = [await admin_session(gw) for _ in range(MAX_LIVE_SESSIONS + 2)]
     for token in tokens[:2]:
-        envelope(await gw.client.get("/api/v1/me", headers=bearer(token)), 401, "unauthorized")
+        envelope(await As(gw, token).get("/me"), 401, "unauthorized")
     for token in tokens[2:]:
-        assert (await gw.client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+        assert (await As(gw, token).get("/me")).status_code == 200
     listed = await gw.client.get("/api/v1/auth/sessions?limit=100", headers=bearer(tokens[-1]))
     assert len(listed.json()["data"]) == MAX_LIVE_SESSIONS
 
@@ -236,7 +264,8 @@ async def test_password_change_ends_the_other_sessions(gw: RunningGateway) -> No
     old = admin_password(gw)
     current, other = await admin_session(gw), await admin_session(gw)
     short = await gw.client.post(
-        "/api/v1/me/password", headers=bearer(current), json={"current_password": old, "new_password": "short"}
+        "/api/v1/me/password", headers=bearer(current),
+        json={"current_password": old, "new_password": "short"},
     )
     envelope(short, 400, "bad_request")
     wrong = await gw.client.post(
@@ -244,36 +273,42 @@ async def test_password_change_ends_the_other_sessions(gw: RunningGateway) -> No
         json={"current_password": "not-it-at-all", "new_password": "a-new-password"},
     )
     assert envelope(wrong, 400, "bad_request") == "current password is incorrect"
-    assert (await gw.client.get("/api/v1/me", headers=bearer(other))).status_code == 200  # nothing changed
+    assert (await As(gw, other).get("/me")).status_code == 200  # nothing changed
 
     changed = await gw.client.post(
-        "/api/v1/me/password", headers=bearer(current), json={"current_password": old, "new_password": "a-new-password"}
+        "/api/v1/me/password", headers=bearer(current),
+        json={"current_password": old, "new_password": "a-new-password"},
     )
     assert (changed.status_code, changed.content) == (200, b"")
-    assert (await gw.client.get("/api/v1/me", headers=bearer(current))).status_code == 200
-    envelope(await gw.client.get("/api/v1/me", headers=bearer(other)), 401, "unauthorized")
-    assert (await gw.client.get("/api/v1/me", headers=bearer(gw.api_key()))).status_code == 200  # API keys stay
+    assert (await As(gw, current).get("/me")).status_code == 200
+    envelope(await As(gw, other).get("/me"), 401, "unauthorized")
+    assert (await As(gw, gw.api_key()).get("/me")).status_code == 200  # API keys stay
     envelope(await login(gw, "admin@voidllm.local", old), 401, "unauthorized")
     assert (await login(gw, "admin@voidllm.local", "a-new-password")).status_code == 200
 
 
 async def test_me_needs_a_user_key_and_lists_available_models(gw: RunningGateway) -> None:
     token = await admin_session(gw)
-    models = await gw.client.get("/api/v1/me/available-models", headers=bearer(token))
-    assert models.json() == {"models": [{"name": "embed-small", "type": "embedding"}, {"name": "gpt-4o", "type": "chat"}]}
+    models = await As(gw, token).get("/me/available-models")
+    assert models.json() == {
+        "models": [{"name": "embed-small", "type": "embedding"}, {"name": "gpt-4o", "type": "chat"}]}
     envelope(await gw.client.get("/api/v1/me"), 401, "unauthorized")
     envelope(await gw.client.get("/api/v1/me", headers=bearer("vl_sk_" + "0" * 48)), 401, "unauthorized")
 
 
-async def test_providers_and_an_old_hash_is_upgraded_at_login(gw: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_providers_and_an_old_hash_is_upgraded_at_login(
+    gw: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
     providers = await gw.client.get("/api/v1/auth/providers")
     assert providers.json() == {"local": True, "oidc": False}
 
     def stored_hash(conn: sa.Connection) -> Any:
-        return conn.execute(sa.select(t.users.c.password_hash).where(t.users.c.email == "admin@voidllm.local")).scalar_one()
+        u = t.users
+        query = sa.select(u.c.password_hash).where(u.c.email == "admin@voidllm.local")
+        return conn.execute(query).scalar_one()
 
     before = await gw.state.store.run(stored_hash)
-    params = dataclasses.replace(CHEAPEST, time_cost=2)  # the "new defaults": one more pass than the stored hash
+    params = dataclasses.replace(CHEAPEST, time_cost=2)  # "new defaults": one pass more than the stored hash
     monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(params)))
     assert passwords.needs_rehash(before)
     await admin_session(gw)

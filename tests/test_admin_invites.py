@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 import sqlalchemy as sa
 import trio
 from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.test_admin_auth import bearer, database, envelope, login  # noqa: F401 (fixture)
+from tests.test_admin_auth import database  # noqa: F401 (fixture)
+from tests.test_admin_auth import As, bearer, envelope, login
 from tests.test_admin_users import PASSWORD, create, insert_org, session
 from voidllm.auth import passwords
 from voidllm.auth.throttle import LoginThrottle
@@ -36,22 +38,27 @@ async def gw(database: tuple[str, str]) -> AsyncIterator[RunningGateway]:
 
 
 async def home_org(gw: RunningGateway) -> str:
-    return str((await gw.client.get("/api/v1/me", headers=bearer(gw.api_key()))).json()["org_id"])
+    return str((await As(gw, gw.api_key()).get("/me")).json()["org_id"])
 
 
-async def invite(gw: RunningGateway, org_id: str, email: str, role: str = "member", key: str | None = None) -> dict[str, str]:
+async def invite(
+    gw: RunningGateway, org_id: str, email: str, role: str = "member", key: str | None = None
+) -> dict[str, str]:
     response = await gw.client.post(
-        f"/api/v1/orgs/{org_id}/invites", headers=bearer(key or gw.api_key()), json={"email": email, "role": role}
+        f"/api/v1/orgs/{org_id}/invites", headers=bearer(key or gw.api_key()),
+        json={"email": email, "role": role},
     )
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-async def peek(gw: RunningGateway, token: str):  # type: ignore[no-untyped-def]
+async def peek(gw: RunningGateway, token: str) -> httpx.Response:
     return await gw.client.get("/api/v1/invites/peek", params={"token": token})
 
 
-async def redeem(gw: RunningGateway, token: str, password: str = PASSWORD, name: str = "Newbie"):  # type: ignore[no-untyped-def]
+async def redeem(
+    gw: RunningGateway, token: str, password: str = PASSWORD, name: str = "Newbie"
+) -> httpx.Response:
     return await gw.client.post(
         "/api/v1/invites/redeem", json={"token": token, "password": password, "display_name": name}
     )
@@ -67,17 +74,22 @@ async def test_full_flow_invite_peek_redeem_login(gw: RunningGateway) -> None:
     expires = datetime.fromisoformat(created["expires_at"])
     assert timedelta(days=7) - timedelta(minutes=1) < expires - datetime.now(UTC) <= timedelta(days=7)
     stored = await gw.state.store.run(lambda conn: conn.execute(sa.select(t.invite_tokens)).mappings().one())
-    assert token not in str(dict(stored)) and stored["token_hash"] == gw.state.services.keyring.hash_key(token)
+    assert token not in str(dict(stored))
+    assert stored["token_hash"] == gw.state.services.keyring.hash_key(token)
 
     peeked = await peek(gw, token)
     assert peeked.status_code == 200
-    assert peeked.json() == {"email": "new@example.com", "org_name": "Default", "role": "org_admin", "expires_at": created["expires_at"]}
+    assert peeked.json() == {
+        "email": "new@example.com", "org_name": "Default", "role": "org_admin",
+        "expires_at": created["expires_at"],
+    }
 
     redeemed = await redeem(gw, token)
     assert redeemed.status_code == 201
     body = redeemed.json()
     assert set(body) == {"id", "email", "display_name", "org_id", "role"}
-    assert (body["email"], body["display_name"], body["org_id"], body["role"]) == ("new@example.com", "Newbie", org, "org_admin")
+    assert body | {"id": None} == {
+        "id": None, "email": "new@example.com", "display_name": "Newbie", "org_id": org, "role": "org_admin"}
     logged_in = await login(gw, "new@example.com", PASSWORD)
     assert logged_in.json()["user"] | {"id": None} == {
         "id": None, "email": "new@example.com", "display_name": "Newbie", "role": "org_admin", "org_id": org,
@@ -85,7 +97,7 @@ async def test_full_flow_invite_peek_redeem_login(gw: RunningGateway) -> None:
 
     assert envelope(await redeem(gw, token), 410, "gone") == GONE
     assert envelope(await peek(gw, token), 410, "gone") == GONE
-    listed = (await gw.client.get(f"/api/v1/orgs/{org}/invites", headers=bearer(gw.api_key()))).json()
+    listed = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites")).json()
     assert [(i["email"], i["status"]) for i in listed["data"]] == [("new@example.com", "redeemed")]
     assert "token" not in listed["data"][0] and "token_hash" not in listed["data"][0]
 
@@ -101,11 +113,13 @@ async def test_invalid_and_expired_tokens_are_gone(gw: RunningGateway) -> None:
     token = (await invite(gw, org, "late@example.com"))["token"]
     envelope(await redeem(gw, token, password="short"), 400, "bad_request")
     await gw.state.store.run(
-        lambda conn: conn.execute(t.invite_tokens.update().values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        lambda conn: conn.execute(
+            t.invite_tokens.update().values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
     )
     envelope(await peek(gw, token), 410, "gone")
     envelope(await redeem(gw, token), 410, "gone")
-    listed = (await gw.client.get(f"/api/v1/orgs/{org}/invites", headers=bearer(gw.api_key()))).json()
+    listed = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites")).json()
     assert [i["status"] for i in listed["data"]] == ["expired"]
     envelope(await login(gw, "late@example.com", PASSWORD), 401, "unauthorized")
 
@@ -113,7 +127,9 @@ async def test_invalid_and_expired_tokens_are_gone(gw: RunningGateway) -> None:
     other = await insert_org(gw, "Doomed")
     doomed = (await invite(gw, other, "doomed@example.com"))["token"]
     await gw.state.store.run(
-        lambda conn: conn.execute(t.organizations.update().where(t.organizations.c.id == other).values(deleted_at=datetime.now(UTC)))
+        lambda conn: conn.execute(
+            t.organizations.update().where(t.organizations.c.id == other).values(deleted_at=datetime.now(UTC))
+        )
     )
     envelope(await peek(gw, doomed), 410, "gone")
 
@@ -124,13 +140,13 @@ async def test_reinvite_replaces_the_open_invite_and_withdraw(gw: RunningGateway
     second = await invite(gw, org, "twice@example.com", role="org_admin")
     envelope(await peek(gw, first["token"]), 410, "gone")
     assert (await peek(gw, second["token"])).json()["role"] == "org_admin"
-    listed = (await gw.client.get(f"/api/v1/orgs/{org}/invites", headers=bearer(gw.api_key()))).json()["data"]
+    listed = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites")).json()["data"]
     assert [i["id"] for i in listed] == [second["id"]]
 
-    withdrawn = await gw.client.delete(f"/api/v1/orgs/{org}/invites/{second['id']}", headers=bearer(gw.api_key()))
+    withdrawn = await As(gw, gw.api_key()).delete(f"/orgs/{org}/invites/{second['id']}")
     assert withdrawn.status_code == 204
     envelope(await peek(gw, second["token"]), 410, "gone")
-    again = await gw.client.delete(f"/api/v1/orgs/{org}/invites/{second['id']}", headers=bearer(gw.api_key()))
+    again = await As(gw, gw.api_key()).delete(f"/orgs/{org}/invites/{second['id']}")
     envelope(again, 404, "not_found")
 
 
@@ -138,31 +154,32 @@ async def test_invite_validation_rbac_and_existing_accounts(gw: RunningGateway) 
     org = await home_org(gw)
     admin = gw.api_key()
     other = await insert_org(gw, "Other")
-    bad_role = await gw.client.post(f"/api/v1/orgs/{org}/invites", headers=bearer(admin), json={"email": "a@example.com", "role": "team_admin"})
+    body = {"email": "a@example.com", "role": "team_admin"}
+    bad_role = await As(gw, admin).post(f"/orgs/{org}/invites", json=body)
     envelope(bad_role, 400, "bad_request")
-    bad_email = await gw.client.post(f"/api/v1/orgs/{org}/invites", headers=bearer(admin), json={"email": "nope"})
+    bad_email = await As(gw, admin).post(f"/orgs/{org}/invites", json={"email": "nope"})
     envelope(bad_email, 400, "bad_request")
-    unknown_org = await gw.client.post(f"/api/v1/orgs/{new_id()}/invites", headers=bearer(admin), json={"email": "a@example.com"})
+    unknown_org = await As(gw, admin).post(f"/orgs/{new_id()}/invites", json={"email": "a@example.com"})
     envelope(unknown_org, 404, "not_found")
 
     await create(gw, admin, email="member@example.com")
     await create(gw, admin, email="boss@example.com", role="org_admin")
     member, boss = await session(gw, "member@example.com"), await session(gw, "boss@example.com")
-    as_member = await gw.client.post(f"/api/v1/orgs/{org}/invites", headers=bearer(member), json={"email": "a@example.com"})
+    as_member = await As(gw, member).post(f"/orgs/{org}/invites", json={"email": "a@example.com"})
     envelope(as_member, 403, "forbidden")
-    envelope(await gw.client.get(f"/api/v1/orgs/{org}/invites", headers=bearer(member)), 403, "forbidden")
-    cross = await gw.client.post(f"/api/v1/orgs/{other}/invites", headers=bearer(boss), json={"email": "a@example.com"})
+    envelope(await As(gw, member).get(f"/orgs/{org}/invites"), 403, "forbidden")
+    cross = await As(gw, boss).post(f"/orgs/{other}/invites", json={"email": "a@example.com"})
     envelope(cross, 403, "forbidden")
-    envelope(await gw.client.get(f"/api/v1/orgs/{other}/invites", headers=bearer(boss)), 403, "forbidden")
+    envelope(await As(gw, boss).get(f"/orgs/{other}/invites"), 403, "forbidden")
     mine = await invite(gw, org, "fromboss@example.com", key=boss)
     other_invite = await invite(gw, other, "elsewhere@example.com")
-    envelope(await gw.client.delete(f"/api/v1/orgs/{other}/invites/{other_invite['id']}", headers=bearer(boss)), 403, "forbidden")
-    envelope(await gw.client.delete(f"/api/v1/orgs/{org}/invites/{other_invite['id']}", headers=bearer(boss)), 404, "not_found")
+    envelope(await As(gw, boss).delete(f"/orgs/{other}/invites/{other_invite['id']}"), 403, "forbidden")
+    envelope(await As(gw, boss).delete(f"/orgs/{org}/invites/{other_invite['id']}"), 404, "not_found")
     assert mine["org_id"] == org
 
-    # Already a member: refused. An account elsewhere: the invite can be made, but redeeming it cannot take over
-    # the account, so it answers 409 and stays open.
-    member_again = await gw.client.post(f"/api/v1/orgs/{org}/invites", headers=bearer(admin), json={"email": "member@example.com"})
+    # Already a member: refused. An account elsewhere: the invite can be made, but redeeming it cannot take
+    # over the account, so it answers 409 and stays open.
+    member_again = await As(gw, admin).post(f"/orgs/{org}/invites", json={"email": "member@example.com"})
     envelope(member_again, 409, "conflict")
     outside = await invite(gw, other, "member@example.com")
     assert envelope(await redeem(gw, outside["token"], password="attacker-password"), 409, "conflict")
@@ -173,12 +190,13 @@ async def test_invite_validation_rbac_and_existing_accounts(gw: RunningGateway) 
 async def test_pagination_and_a_token_redeemed_once_under_concurrency(gw: RunningGateway) -> None:
     org = await home_org(gw)
     made = [await invite(gw, org, f"p{n}@example.com") for n in range(3)]
-    first = (await gw.client.get(f"/api/v1/orgs/{org}/invites?limit=2", headers=bearer(gw.api_key()))).json()
+    first = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=2")).json()
     assert [i["id"] for i in first["data"]] == [made[0]["id"], made[1]["id"]] and first["has_more"] is True
-    rest = (await gw.client.get(f"/api/v1/orgs/{org}/invites?limit=2&cursor={first['next_cursor']}", headers=bearer(gw.api_key()))).json()
+    cursor = first["next_cursor"]
+    rest = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=2&cursor={cursor}")).json()
     assert [i["id"] for i in rest["data"]] == [made[2]["id"]] and rest["has_more"] is False
     assert all(i["status"] == "pending" for i in first["data"] + rest["data"])
-    envelope(await gw.client.get(f"/api/v1/orgs/{org}/invites?limit=101", headers=bearer(gw.api_key())), 400, "bad_request")
+    envelope(await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=101"), 400, "bad_request")
 
     statuses: list[int] = []
 
@@ -190,6 +208,8 @@ async def test_pagination_and_a_token_redeemed_once_under_concurrency(gw: Runnin
             nursery.start_soon(one)
     assert sorted(statuses) == [201, 410, 410]
     count = await gw.state.store.run(
-        lambda conn: conn.execute(sa.select(sa.func.count()).select_from(t.users).where(t.users.c.email == "p0@example.com")).scalar_one()
+        lambda conn: conn.execute(
+            sa.select(sa.func.count()).select_from(t.users).where(t.users.c.email == "p0@example.com")
+        ).scalar_one()
     )
     assert count == 1

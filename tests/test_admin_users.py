@@ -12,7 +12,8 @@ import trio
 from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.test_admin_auth import admin_password, bearer, database, envelope, login  # noqa: F401 (fixture)
+from tests.test_admin_auth import database  # noqa: F401 (fixture)
+from tests.test_admin_auth import As, admin_password, bearer, envelope, login
 from voidllm.admin import users
 from voidllm.auth import passwords
 from voidllm.auth.loader import load_live_key
@@ -39,7 +40,7 @@ async def gw(database: tuple[str, str]) -> AsyncIterator[RunningGateway]:
 
 async def create(gw: RunningGateway, key: str, **fields: object) -> dict[str, object]:
     body = {"password": PASSWORD, **fields}
-    response = await gw.client.post("/api/v1/users", headers=bearer(key), json=body)
+    response = await As(gw, key).post("/users", json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -59,13 +60,14 @@ async def insert_org(gw: RunningGateway, name: str) -> str:
 
 
 async def insert_user_key(gw: RunningGateway, user_id: str, org_id: str) -> str:
-    """A vl_uk_ key for the user, put into the cache the way the keys API does (that API is not under test)."""
+    """A vl_uk_ key for the user, put into the cache as the keys API does (that API is not under test)."""
     plaintext, key_id = generate_key(KeyKind.USER), new_id()
 
     def write(conn: sa.Connection) -> object:
         conn.execute(
             t.api_keys.insert().values(
-                id=key_id, key_hash=gw.state.services.keyring.hash_key(plaintext), key_hint=key_hint(plaintext),
+                id=key_id, key_hash=gw.state.services.keyring.hash_key(plaintext),
+                key_hint=key_hint(plaintext),
                 key_type="user_key", name="test", org_id=org_id, user_id=user_id,
             )
         )
@@ -79,26 +81,28 @@ async def insert_user_key(gw: RunningGateway, user_id: str, org_id: str) -> str:
 
 async def test_create_get_and_list_users(gw: RunningGateway) -> None:
     admin = gw.api_key()
-    me = (await gw.client.get("/api/v1/me", headers=bearer(admin))).json()
+    me = (await As(gw, admin).get("/me")).json()
     alice = await create(gw, admin, email=" Alice@Example.com ", display_name=" Alice ", role="org_admin")
     assert set(alice) == {
-        "id", "email", "display_name", "is_system_admin", "auth_provider", "org_id", "role", "created_at", "updated_at"
+        "id", "email", "display_name", "is_system_admin", "auth_provider", "org_id", "role", "created_at",
+        "updated_at",
     }
-    assert (alice["email"], alice["display_name"], alice["org_id"], alice["role"], alice["is_system_admin"]) == (
+    fields = ("email", "display_name", "org_id", "role", "is_system_admin")
+    assert tuple(alice[f] for f in fields) == (
         "alice@example.com", "Alice", me["org_id"], "org_admin", False)
     teamish = await create(gw, admin, email="tina@example.com", role="team_admin")
     assert teamish["role"] == "member"  # team roles live on team memberships
 
-    got = await gw.client.get(f"/api/v1/users/{alice['id']}", headers=bearer(admin))
+    got = await As(gw, admin).get(f"/users/{alice['id']}")
     assert got.json() == alice
     assert "password" not in got.text and "argon2" not in got.text
 
     bob = await create(gw, admin, email="bob@example.com")
-    first = await gw.client.get("/api/v1/users?limit=2", headers=bearer(admin))
+    first = await As(gw, admin).get("/users?limit=2")
     page = first.json()
     assert [u["email"] for u in page["data"]] == ["admin@voidllm.local", "alice@example.com"]
     assert page["has_more"] is True and page["next_cursor"] == alice["id"]
-    second = (await gw.client.get(f"/api/v1/users?limit=2&cursor={page['next_cursor']}", headers=bearer(admin))).json()
+    second = (await As(gw, admin).get(f"/users?limit=2&cursor={page['next_cursor']}")).json()
     assert [u["id"] for u in second["data"]] == [teamish["id"], bob["id"]]
     assert second["has_more"] is False and second.get("next_cursor") is None
 
@@ -109,23 +113,25 @@ async def test_create_get_and_list_users(gw: RunningGateway) -> None:
 async def test_create_validation_and_conflicts(gw: RunningGateway) -> None:
     admin = gw.api_key()
     for bad in ("no-at-sign", "a@b", "x:deleted:1@example.com", "two words@example.com", ""):
-        response = await gw.client.post("/api/v1/users", headers=bearer(admin), json={"email": bad, "password": PASSWORD})
+        response = await As(gw, admin).post("/users", json={"email": bad, "password": PASSWORD})
         assert envelope(response, 400, "bad_request") == "invalid email address"
-    short = await gw.client.post("/api/v1/users", headers=bearer(admin), json={"email": "s@example.com", "password": "short"})
+    short = await As(gw, admin).post("/users", json={"email": "s@example.com", "password": "short"})
     envelope(short, 400, "bad_request")
     role = await gw.client.post(
-        "/api/v1/users", headers=bearer(admin), json={"email": "r@example.com", "password": PASSWORD, "role": "owner"}
+        "/api/v1/users", headers=bearer(admin),
+        json={"email": "r@example.com", "password": PASSWORD, "role": "owner"},
     )
     envelope(role, 400, "bad_request")
-    missing = await gw.client.post("/api/v1/users", headers=bearer(admin), json={"email": "m@example.com"})
+    missing = await As(gw, admin).post("/users", json={"email": "m@example.com"})
     assert "password" in envelope(missing, 400, "bad_request")
     no_org = await gw.client.post(
-        "/api/v1/users", headers=bearer(admin), json={"email": "o@example.com", "password": PASSWORD, "org_id": new_id()}
+        "/api/v1/users", headers=bearer(admin),
+        json={"email": "o@example.com", "password": PASSWORD, "org_id": new_id()},
     )
     envelope(no_org, 404, "not_found")
 
     await create(gw, admin, email="dup@example.com")
-    again = await gw.client.post("/api/v1/users", headers=bearer(admin), json={"email": "DUP@example.com", "password": PASSWORD})
+    again = await As(gw, admin).post("/users", json={"email": "DUP@example.com", "password": PASSWORD})
     assert envelope(again, 409, "conflict") == "a user with this email already exists"
 
 
@@ -138,51 +144,56 @@ async def test_a_duplicate_that_slips_past_the_check_is_still_a_409(
     statuses = []
 
     async def one() -> None:
-        response = await gw.client.post("/api/v1/users", headers=bearer(admin), json={"email": "race@example.com", "password": PASSWORD})
+        body = {"email": "race@example.com", "password": PASSWORD}
+        response = await As(gw, admin).post("/users", json=body)
         statuses.append((response.status_code, response.json().get("error", {}).get("message")))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(one)
         nursery.start_soon(one)
-    assert sorted(statuses, key=lambda s: s[0]) == [(201, None), (409, "a user with this email already exists")]
+    assert sorted(statuses, key=lambda s: s[0]) == [
+        (201, None), (409, "a user with this email already exists")]
 
 
 async def test_rbac_members_and_org_admins(gw: RunningGateway) -> None:
     admin = gw.api_key()
-    home = (await gw.client.get("/api/v1/me", headers=bearer(admin))).json()["org_id"]
+    home = (await As(gw, admin).get("/me")).json()["org_id"]
     other_org = await insert_org(gw, "Other")
     outsider = await create(gw, admin, email="out@example.com", org_id=other_org)
     await create(gw, admin, email="member@example.com")
     await create(gw, admin, email="boss@example.com", role="org_admin")
     member, boss = await session(gw, "member@example.com"), await session(gw, "boss@example.com")
 
-    denied = await gw.client.post("/api/v1/users", headers=bearer(member), json={"email": "x@example.com", "password": PASSWORD})
+    denied = await As(gw, member).post("/users", json={"email": "x@example.com", "password": PASSWORD})
     assert envelope(denied, 403, "forbidden") == "insufficient permissions"
-    admin_id = (await gw.client.get("/api/v1/me", headers=bearer(admin))).json()["id"]
-    envelope(await gw.client.get(f"/api/v1/users/{admin_id}", headers=bearer(member)), 403, "forbidden")
+    admin_id = (await As(gw, admin).get("/me")).json()["id"]
+    envelope(await As(gw, member).get(f"/users/{admin_id}"), 403, "forbidden")
 
     # An org admin: users of their own org only, no system admins, no listing, no deleting.
     made = await create(gw, boss, email="new@example.com")
     assert made["org_id"] == home
     sysadmin = await gw.client.post(
-        "/api/v1/users", headers=bearer(boss), json={"email": "sa@example.com", "password": PASSWORD, "is_system_admin": True}
+        "/api/v1/users", headers=bearer(boss),
+        json={"email": "sa@example.com", "password": PASSWORD, "is_system_admin": True},
     )
     envelope(sysadmin, 403, "forbidden")
     elsewhere = await gw.client.post(
-        "/api/v1/users", headers=bearer(boss), json={"email": "e@example.com", "password": PASSWORD, "org_id": other_org}
+        "/api/v1/users", headers=bearer(boss),
+        json={"email": "e@example.com", "password": PASSWORD, "org_id": other_org},
     )
     envelope(elsewhere, 403, "forbidden")
-    envelope(await gw.client.get(f"/api/v1/users/{outsider['id']}", headers=bearer(boss)), 404, "not_found")
-    envelope(await gw.client.patch(f"/api/v1/users/{outsider['id']}", headers=bearer(boss), json={"display_name": "x"}), 404, "not_found")
-    envelope(await gw.client.get("/api/v1/users", headers=bearer(boss)), 403, "forbidden")
-    envelope(await gw.client.delete(f"/api/v1/users/{made['id']}", headers=bearer(boss)), 403, "forbidden")
-    assert (await gw.client.get(f"/api/v1/users/{made['id']}", headers=bearer(boss))).status_code == 200
+    envelope(await As(gw, boss).get(f"/users/{outsider['id']}"), 404, "not_found")
+    rename = await As(gw, boss).patch(f"/users/{outsider['id']}", json={"display_name": "x"})
+    envelope(rename, 404, "not_found")
+    envelope(await As(gw, boss).get("/users"), 403, "forbidden")
+    envelope(await As(gw, boss).delete(f"/users/{made['id']}"), 403, "forbidden")
+    assert (await As(gw, boss).get(f"/users/{made['id']}")).status_code == 200
 
     # The bootstrap admin is in the org admin's org, but is a system admin: readable, not changeable.
-    assert (await gw.client.get(f"/api/v1/users/{admin_id}", headers=bearer(boss))).status_code == 200
-    takeover = await gw.client.patch(f"/api/v1/users/{admin_id}", headers=bearer(boss), json={"password": "hijacked-pw"})
+    assert (await As(gw, boss).get(f"/users/{admin_id}")).status_code == 200
+    takeover = await As(gw, boss).patch(f"/users/{admin_id}", json={"password": "hijacked-pw"})
     envelope(takeover, 403, "forbidden")
-    promote = await gw.client.patch(f"/api/v1/users/{made['id']}", headers=bearer(boss), json={"is_system_admin": True})
+    promote = await As(gw, boss).patch(f"/users/{made['id']}", json={"is_system_admin": True})
     envelope(promote, 403, "forbidden")
     assert (await login(gw, "admin@voidllm.local", admin_password(gw))).status_code == 200
 
@@ -194,28 +205,29 @@ async def test_update_user(gw: RunningGateway) -> None:
     old_session = await session(gw, "carol@example.com")
 
     renamed = await gw.client.patch(
-        f"/api/v1/users/{carol['id']}", headers=bearer(admin), json={"display_name": "Carol C", "email": "Carol2@example.com"}
+        f"/api/v1/users/{carol['id']}", headers=bearer(admin),
+        json={"display_name": "Carol C", "email": "Carol2@example.com"},
     )
     assert renamed.status_code == 200
     assert (renamed.json()["display_name"], renamed.json()["email"]) == ("Carol C", "carol2@example.com")
-    clash = await gw.client.patch(f"/api/v1/users/{carol['id']}", headers=bearer(admin), json={"email": "taken@example.com"})
+    clash = await As(gw, admin).patch(f"/users/{carol['id']}", json={"email": "taken@example.com"})
     envelope(clash, 409, "conflict")
-    envelope(await gw.client.patch(f"/api/v1/users/{new_id()}", headers=bearer(admin), json={}), 404, "not_found")
+    envelope(await As(gw, admin).patch(f"/users/{new_id()}", json={}), 404, "not_found")
 
     # Promotion takes effect on the user's live session at once.
-    envelope(await gw.client.get("/api/v1/users", headers=bearer(old_session)), 403, "forbidden")
-    promoted = await gw.client.patch(f"/api/v1/users/{carol['id']}", headers=bearer(admin), json={"is_system_admin": True})
+    envelope(await As(gw, old_session).get("/users"), 403, "forbidden")
+    promoted = await As(gw, admin).patch(f"/users/{carol['id']}", json={"is_system_admin": True})
     assert promoted.json()["is_system_admin"] is True
-    assert (await gw.client.get("/api/v1/users", headers=bearer(old_session))).status_code == 200
+    assert (await As(gw, old_session).get("/users")).status_code == 200
 
     # An admin's password reset ends the user's sessions.
-    reset = await gw.client.patch(f"/api/v1/users/{carol['id']}", headers=bearer(admin), json={"password": "reset-password"})
+    reset = await As(gw, admin).patch(f"/users/{carol['id']}", json={"password": "reset-password"})
     assert reset.status_code == 200
-    envelope(await gw.client.get("/api/v1/me", headers=bearer(old_session)), 401, "unauthorized")
+    envelope(await As(gw, old_session).get("/me"), 401, "unauthorized")
     assert (await login(gw, "carol2@example.com", "reset-password")).status_code == 200
 
-    admin_id = (await gw.client.get("/api/v1/me", headers=bearer(admin))).json()["id"]
-    demote_self = await gw.client.patch(f"/api/v1/users/{admin_id}", headers=bearer(admin), json={"is_system_admin": False})
+    admin_id = (await As(gw, admin).get("/me")).json()["id"]
+    demote_self = await As(gw, admin).patch(f"/users/{admin_id}", json={"is_system_admin": False})
     envelope(demote_self, 400, "bad_request")
 
 
@@ -224,27 +236,32 @@ async def test_delete_user_revokes_every_key_at_once(gw: RunningGateway) -> None
     dave = await create(gw, admin, email="dave@example.com")
     sess = await session(gw, "dave@example.com")
     key = await insert_user_key(gw, str(dave["id"]), str(dave["org_id"]))
-    assert (await gw.client.get("/api/v1/me", headers=bearer(key))).status_code == 200
+    assert (await As(gw, key).get("/me")).status_code == 200
 
-    deleted = await gw.client.delete(f"/api/v1/users/{dave['id']}", headers=bearer(admin))
+    deleted = await As(gw, admin).delete(f"/users/{dave['id']}")
     assert (deleted.status_code, deleted.content) == (204, b"")
     for token in (sess, key):
-        envelope(await gw.client.get("/api/v1/me", headers=bearer(token)), 401, "unauthorized")
+        envelope(await As(gw, token).get("/me"), 401, "unauthorized")
         envelope(await gw.client.get("/v1/models", headers=bearer(token)), 401, "unauthorized")
     envelope(await login(gw, "dave@example.com", PASSWORD), 401, "unauthorized")
-    envelope(await gw.client.get(f"/api/v1/users/{dave['id']}", headers=bearer(admin)), 404, "not_found")
-    envelope(await gw.client.delete(f"/api/v1/users/{dave['id']}", headers=bearer(admin)), 404, "not_found")
+    envelope(await As(gw, admin).get(f"/users/{dave['id']}"), 404, "not_found")
+    envelope(await As(gw, admin).delete(f"/users/{dave['id']}"), 404, "not_found")
 
-    rows = await gw.state.store.run(
-        lambda conn: (
+    def leftovers(conn: sa.Connection) -> tuple[str, int, int]:
+        m, k = t.org_memberships, t.api_keys
+        count = sa.select(sa.func.count())
+        return (
             conn.execute(sa.select(t.users.c.email).where(t.users.c.id == dave["id"])).scalar_one(),
-            conn.execute(sa.select(sa.func.count()).select_from(t.org_memberships).where(t.org_memberships.c.user_id == dave["id"])).scalar_one(),
-            conn.execute(sa.select(sa.func.count()).select_from(t.api_keys).where(t.api_keys.c.user_id == dave["id"], t.api_keys.c.deleted_at.is_(None))).scalar_one(),
+            conn.execute(count.select_from(m).where(m.c.user_id == dave["id"])).scalar_one(),
+            conn.execute(
+                count.select_from(k).where(k.c.user_id == dave["id"], k.c.deleted_at.is_(None))
+            ).scalar_one(),
         )
-    )
+
+    rows = await gw.state.store.run(leftovers)
     assert rows == (f"dave@example.com:deleted:{dave['id']}", 0, 0)
     again = await create(gw, admin, email="dave@example.com")  # the address is free again
     assert again["id"] != dave["id"]
 
-    admin_id = (await gw.client.get("/api/v1/me", headers=bearer(admin))).json()["id"]
-    envelope(await gw.client.delete(f"/api/v1/users/{admin_id}", headers=bearer(admin)), 400, "bad_request")
+    admin_id = (await As(gw, admin).get("/me")).json()["id"]
+    envelope(await As(gw, admin).delete(f"/users/{admin_id}"), 400, "bad_request")

@@ -76,9 +76,9 @@ class InviteOut:
     @classmethod
     def from_row(cls, row: Any, now: datetime) -> InviteOut:
         return cls(
-            id=row["id"], org_id=row["org_id"], email=row["email"], role=row["role"], token_hint=row["token_hint"],
-            status=_status(row, now), expires_at=row["expires_at"], redeemed_at=row["redeemed_at"],
-            created_at=row["created_at"], created_by=row["created_by"],
+            id=row["id"], org_id=row["org_id"], email=row["email"], role=row["role"],
+            token_hint=row["token_hint"], status=_status(row, now), expires_at=row["expires_at"],
+            redeemed_at=row["redeemed_at"], created_at=row["created_at"], created_by=row["created_by"],
         )
 
 
@@ -143,8 +143,8 @@ async def create_invite(services: Services, actor: Actor, org_id: str, req: Invi
     except StoreIntegrityError as exc:  # a concurrent invite for the same email won
         raise ConflictError("an invite for this email is being created") from exc
     return InviteCreated(
-        id=values["id"], org_id=org_id, email=email, role=req.role, token=token, token_hint=values["token_hint"],
-        expires_at=values["expires_at"], created_at=now,
+        id=values["id"], org_id=org_id, email=email, role=req.role, token=token,
+        token_hint=values["token_hint"], expires_at=values["expires_at"], created_at=now,
     )
 
 
@@ -158,9 +158,8 @@ def _create_tx(conn: sa.Connection, *, values: dict[str, Any]) -> None:
     ).first():
         raise ConflictError("this user is already a member of the organization")
     i = t.invite_tokens
-    conn.execute(
-        i.delete().where(i.c.org_id == values["org_id"], i.c.email == values["email"], i.c.redeemed_at.is_(None))
-    )
+    open_for_email = (i.c.org_id == values["org_id"], i.c.email == values["email"], i.c.redeemed_at.is_(None))
+    conn.execute(i.delete().where(*open_for_email))
     conn.execute(i.insert().values(**values))
 
 
@@ -210,7 +209,9 @@ async def peek_invite(services: Services, token: str) -> InvitePeek:
     """What an invite token offers, for the sign-up page."""
     token_hash = _token_hash(services, token)
     invite, org = await services.store.run(partial(_open_invite, token_hash=token_hash, now=utcnow()))
-    return InvitePeek(email=invite["email"], org_name=org["name"], role=invite["role"], expires_at=invite["expires_at"])
+    return InvitePeek(
+        email=invite["email"], org_name=org["name"], role=invite["role"], expires_at=invite["expires_at"]
+    )
 
 
 async def redeem_invite(services: Services, req: InviteRedeem) -> Redeemed:
@@ -227,7 +228,9 @@ async def redeem_invite(services: Services, req: InviteRedeem) -> Redeemed:
         raise ConflictError("a user with this email already exists") from exc
 
 
-def _redeem_tx(conn: sa.Connection, *, token_hash: str, name: str, password_hash: str, now: datetime) -> Redeemed:
+def _redeem_tx(
+    conn: sa.Connection, *, token_hash: str, name: str, password_hash: str, now: datetime
+) -> Redeemed:
     invite, _ = _open_invite(conn, token_hash, now)
     i = t.invite_tokens
     claimed = conn.execute(
@@ -246,7 +249,10 @@ def _redeem_tx(conn: sa.Connection, *, token_hash: str, name: str, password_hash
     )
     conn.execute(
         t.org_memberships.insert().values(
-            id=new_id(), org_id=invite["org_id"], user_id=user_id, role=invite["role"], created_at=now, updated_at=now
+            id=new_id(), org_id=invite["org_id"], user_id=user_id, role=invite["role"],
+            created_at=now, updated_at=now,
         )
     )
-    return Redeemed(id=user_id, email=invite["email"], display_name=name, org_id=invite["org_id"], role=invite["role"])
+    return Redeemed(
+        id=user_id, email=invite["email"], display_name=name, org_id=invite["org_id"], role=invite["role"]
+    )

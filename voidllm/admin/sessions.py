@@ -112,7 +112,9 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
     throttle.record_success(email)
     token, key_hash, hint = new_session_key(services)
     now = utcnow()
-    write = partial(_open_session_tx, user_id=user["id"], org_id=member["org_id"], key_hash=key_hash, hint=hint, now=now)
+    write = partial(
+        _open_session_tx, user_id=user["id"], org_id=member["org_id"], key_hash=key_hash, hint=hint, now=now
+    )
     key_id, revoked, entry = await services.store.run(write)
     if entry is None:  # the user or their organisation was deleted in the meantime
         raise AuthenticationError(_INVALID)
@@ -137,7 +139,9 @@ def _find_user(conn: sa.Connection, *, email: str) -> tuple[sa.RowMapping | None
 def _open_session_tx(
     conn: sa.Connection, *, user_id: str, org_id: str, key_hash: str, hint: str, now: datetime
 ) -> tuple[str, list[str], tuple[str, KeyIdentity] | None]:
-    key_id, revoked = insert_session(conn, user_id=user_id, org_id=org_id, key_hash=key_hash, hint=hint, now=now)
+    key_id, revoked = insert_session(
+        conn, user_id=user_id, org_id=org_id, key_hash=key_hash, hint=hint, now=now
+    )
     return key_id, revoked, load_live_key(conn, key_id, now=now)
 
 
@@ -154,7 +158,8 @@ async def logout(services: Services, actor: Actor) -> None:
     if actor.identity is None or actor.identity.key_type != SESSION_KEY_TYPE:
         raise BadRequestError("only a session key can log out")
     key_id = actor.identity.key_id
-    revoked = await services.store.run(lambda conn: revoke_keys(conn, t.api_keys.c.id == key_id, now=utcnow()))
+    this_key = t.api_keys.c.id == key_id
+    revoked = await services.store.run(lambda conn: revoke_keys(conn, this_key, now=utcnow()))
     await forget_keys(services, revoked)
 
 
@@ -169,8 +174,8 @@ def _list_tx(conn: sa.Connection, *, user_id: str, current: str | None, page: Pa
 
     def build(row: sa.RowMapping) -> SessionOut:
         return SessionOut(
-            id=row["id"], key_hint=row["key_hint"], created_at=row["created_at"], expires_at=row["expires_at"],
-            current=row["id"] == current,
+            id=row["id"], key_hint=row["key_hint"], created_at=row["created_at"],
+            expires_at=row["expires_at"], current=row["id"] == current,
         )
 
     return paginate(conn, query, t.api_keys.c.id, page, build)

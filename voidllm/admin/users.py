@@ -87,7 +87,8 @@ class UserOut:
         return cls(
             id=row["id"], email=row["email"], display_name=row["display_name"],
             is_system_admin=bool(row["is_system_admin"]), auth_provider=row["auth_provider"],
-            org_id=membership["org_id"] if membership else None, role=membership["role"] if membership else None,
+            org_id=membership["org_id"] if membership else None,
+            role=membership["role"] if membership else None,
             created_at=row["created_at"], updated_at=row["updated_at"],
         )
 
@@ -154,7 +155,7 @@ def live_user(conn: sa.Connection, *where: sa.ColumnElement[bool]) -> sa.RowMapp
 
 
 def membership(conn: sa.Connection, user_id: str, org_id: str | None = None) -> sa.RowMapping | None:
-    """The user's membership in ``org_id`` or, without one, their first (by creation) in a live organisation."""
+    """The user's membership in ``org_id``, or else their first (by creation) in a live organisation."""
     m, o = t.org_memberships, t.organizations
     query = (
         sa.select(m.c.org_id, m.c.role)
@@ -216,7 +217,8 @@ async def create_user(services: Services, actor: Actor, req: UserCreate) -> User
         is_system_admin=req.is_system_admin,
     )
     try:
-        row = await services.store.run(partial(_create_tx, values=values, org_id=org_id, role=role, now=utcnow()))
+        write = partial(_create_tx, values=values, org_id=org_id, role=role, now=utcnow())
+        row = await services.store.run(write)
     except StoreIntegrityError as exc:
         raise _duplicate_email() from exc
     return UserOut.from_row(row, {"org_id": org_id, "role": role})
@@ -295,7 +297,13 @@ async def update_user(services: Services, actor: Actor, user_id: str, req: UserU
 
 
 def _update_tx(
-    conn: sa.Connection, *, user_id: str, scope: str | None, actor: Actor, changes: dict[str, Any], now: datetime
+    conn: sa.Connection,
+    *,
+    user_id: str,
+    scope: str | None,
+    actor: Actor,
+    changes: dict[str, Any],
+    now: datetime,
 ) -> tuple[Any, Any, list[str], list[tuple[str, KeyIdentity]]]:
     user, member = _visible_user(conn, user_id, scope)
     if user["is_system_admin"] and not actor.is_system_admin:
@@ -368,14 +376,17 @@ async def change_password(services: Services, actor: Actor, req: PasswordChange)
     if not await verify_password_off_loop(user["password_hash"], req.current_password):
         raise BadRequestError("current password is incorrect")
     new_hash = await hash_password_off_loop(req.new_password)
-    write = partial(_change_password_tx, user_id=user_id, keep_key=actor.key_id, new_hash=new_hash, now=utcnow())
+    write = partial(
+        _change_password_tx, user_id=user_id, keep_key=actor.key_id, new_hash=new_hash, now=utcnow()
+    )
     await forget_keys(services, await services.store.run(write))
 
 
 def _change_password_tx(
     conn: sa.Connection, *, user_id: str, keep_key: str | None, new_hash: str, now: datetime
 ) -> list[str]:
-    conn.execute(t.users.update().where(t.users.c.id == user_id).values(password_hash=new_hash, updated_at=now))
+    u = t.users
+    conn.execute(u.update().where(u.c.id == user_id).values(password_hash=new_hash, updated_at=now))
     k = t.api_keys
     others = k.c.id != keep_key if keep_key else sa.true()
     return revoke_keys(conn, k.c.user_id == user_id, k.c.key_type == SESSION_KEY_TYPE, others, now=now)

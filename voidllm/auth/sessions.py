@@ -89,7 +89,9 @@ def insert_session(
     """
     live = conn.execute(live_sessions(user_id, now)).mappings().all()
     surplus = live[: max(0, len(live) - MAX_LIVE_SESSIONS + 1)]
-    revoked = revoke_keys(conn, t.api_keys.c.id.in_([row["id"] for row in surplus]), now=now) if surplus else []
+    revoked: list[str] = []
+    if surplus:
+        revoked = revoke_keys(conn, t.api_keys.c.id.in_([row["id"] for row in surplus]), now=now)
     key_id = new_id()
     conn.execute(
         t.api_keys.insert().values(
@@ -107,7 +109,8 @@ def revoke_keys(conn: sa.Connection, *where: sa.ColumnElement[bool], now: dateti
     condition = sa.and_(k.c.deleted_at.is_(None), *where)
     hashes = list(conn.execute(sa.select(k.c.key_hash).where(condition)).scalars())
     if hashes:
-        conn.execute(k.update().where(condition, k.c.key_hash.in_(hashes)).values(deleted_at=now, updated_at=now))
+        revoke = k.update().where(condition, k.c.key_hash.in_(hashes)).values(deleted_at=now, updated_at=now)
+        conn.execute(revoke)
     return hashes
 
 

@@ -23,7 +23,9 @@ async def logout(call: Call) -> None:
     await sessions.logout(call.services, call.actor)
 
 
-@api.get("/auth/sessions", query=PageQuery, response=Page[SessionOut], tag="auth", summary="List own live sessions")
+@api.get(
+    "/auth/sessions", query=PageQuery, response=Page[SessionOut], tag="auth", summary="List own live sessions"
+)
 async def list_sessions(call: Call, query: PageQuery) -> Page[SessionOut]:
     return await sessions.list_sessions(call.services, call.actor, query)
 
@@ -36,6 +38,8 @@ async def revoke_session(call: Call, session_id: str) -> None:
     await sessions.revoke_session(call.services, call.actor, session_id)
 
 
-@api.get("/auth/providers", response=AuthProviders, public=True, tag="auth", summary="Available login methods")
+@api.get(
+    "/auth/providers", response=AuthProviders, public=True, tag="auth", summary="Available login methods"
+)
 async def auth_providers(call: Call) -> AuthProviders:
     return sessions.providers()

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from voidllm.admin import invites
-from voidllm.admin.invites import InviteCreate, InviteCreated, InviteOut, InvitePeek, InviteRedeem, PeekQuery, Redeemed
+from voidllm.admin.invites import (
+    InviteCreate,
+    InviteCreated,
+    InviteOut,
+    InvitePeek,
+    InviteRedeem,
+    PeekQuery,
+    Redeemed,
+)
 from voidllm.admin.pages import Page, PageQuery
 from voidllm.auth.identity import Role
 from voidllm.web.api.framework import Call, api
@@ -34,7 +42,10 @@ async def delete_invite(call: Call, org_id: str, invite_id: str) -> None:
     await invites.delete_invite(call.services, call.actor, org_id, invite_id)
 
 
-@api.get("/invites/peek", query=PeekQuery, response=InvitePeek, public=True, tag="invites", summary="Look at an invite")
+@api.get(
+    "/invites/peek", query=PeekQuery, response=InvitePeek, public=True, tag="invites",
+    summary="Look at an invite",
+)
 async def peek_invite(call: Call, query: PeekQuery) -> InvitePeek:
     return await invites.peek_invite(call.services, query.token)
 

@@ -18,7 +18,8 @@ async def create_user(call: Call, body: UserCreate) -> UserOut:
 
 
 @api.get(
-    "/users", query=PageQuery, response=Page[UserOut], role=Role.SYSTEM_ADMIN, tag="users", summary="List users",
+    "/users", query=PageQuery, response=Page[UserOut], role=Role.SYSTEM_ADMIN, tag="users",
+    summary="List users",
 )
 async def list_users(call: Call, query: PageQuery) -> Page[UserOut]:
     return await users.list_users(call.services, call.actor, query)
