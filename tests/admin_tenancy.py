@@ -23,10 +23,10 @@ MODEL = "gpt-test"
 
 
 @asynccontextmanager
-async def open_gateway(sqlite_dsn: str) -> AsyncIterator[RunningGateway]:
+async def open_gateway(dsn: str, driver: str = "sqlite") -> AsyncIterator[RunningGateway]:
     """A gateway with one model served by a mock upstream, so keys can be proven on the proxy path."""
     async with open_mock_upstream(Behaviour()) as upstream:
-        config = make_config(sqlite_dsn, "models:" + model_yaml(MODEL, upstream.base_url))
+        config = make_config(dsn, "models:" + model_yaml(MODEL, upstream.base_url), driver=driver)
         async with run_gateway(config) as gw:
             yield gw
 

@@ -179,6 +179,11 @@ async def test_visibility_of_list_get_patch_delete(sqlite_dsn: str) -> None:
         # the team admin manages the team's keys
         patched = await gw.client.patch(f"{path}/{member_team_key['id']}", headers=bearer(lead_key["key"]), json={"name": "renamed"})
         assert patched.status_code == 200 and patched.json()["name"] == "renamed"
+        # ... but cannot obtain a key acting as the member by rotating theirs; the team key they may rotate
+        for caller in (lead_key, team_key):
+            error_of(await gw.client.post(f"{path}/{member_team_key['id']}/rotate", headers=bearer(caller["key"])), 403)
+        own_team = await gw.client.post(f"{path}/{team_key['id']}/rotate", headers=bearer(lead_key["key"]))
+        assert own_team.status_code == 200 and own_team.json()["new_key"]["key"].startswith("vl_tk_")
 
         # another organisation's admin sees nothing here
         elsewhere = await create_org(gw, "elsewhere")
@@ -330,3 +335,30 @@ async def test_a_deleted_users_keys_stop_working(sqlite_dsn: str) -> None:
                                         json={"name": "x", "key_type": "user_key", "user_id": user})
         error_of(response, 400)
 
+
+
+@pytest.mark.postgres
+async def test_lifecycle_on_postgresql(pg_dsn: str) -> None:
+    """The same transactions on PostgreSQL: conflicts, tombstones, key life and org suspension."""
+    async with open_gateway(pg_dsn, driver="postgres") as gw:
+        org = await create_org(gw, "acme")
+        dup = await gw.client.post(f"{API}/orgs", headers=admin(gw), json={"name": "Dup", "slug": "acme"})
+        assert error_of(dup, 409)["message"] == "an organization with this slug already exists"
+        team = await create_team(gw, org["id"], "red")
+        assert (await gw.client.delete(f"{API}/orgs/{org['id']}/teams/{team['id']}", headers=admin(gw))).status_code == 204
+        await create_team(gw, org["id"], "red")
+
+        user = await add_user(gw, org["id"], "u@acme.test")
+        created = await create_key(gw, org["id"], user_id=user)
+        assert await chat(gw, created["key"]) == 200
+        rotated = await gw.client.post(f"{API}/orgs/{org['id']}/keys/{created['id']}/rotate", headers=admin(gw))
+        new_key = rotated.json()["new_key"]["key"]
+        assert await chat(gw, new_key) == 200 and await chat(gw, created["key"]) == 200
+
+        assert (await gw.client.post(f"{API}/orgs/{org['id']}/deactivate", headers=admin(gw))).status_code == 200
+        assert await chat(gw, new_key) == 401
+        assert (await gw.client.post(f"{API}/orgs/{org['id']}/reactivate", headers=admin(gw))).status_code == 200
+        assert await chat(gw, new_key) == 200
+        new_id_ = rotated.json()["new_key"]["id"]
+        assert (await gw.client.delete(f"{API}/orgs/{org['id']}/keys/{new_id_}", headers=admin(gw))).status_code == 204
+        assert await chat(gw, new_key) == 401

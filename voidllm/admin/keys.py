@@ -9,7 +9,8 @@ Who may do what:
   admins (such a key would carry system-admin rights).
 - Visibility (list, read, change, revoke, rotate): org admins see every key of the organisation; others see
   their own keys plus, as team admins, the keys bound to the teams they administer. Anything else is 404.
-  Login session keys are never listed and never rotated.
+  Login session keys are never listed and never rotated, and below org admin nobody rotates another
+  user's key (that would hand them a key acting as that user).
 
 Every write reaches the key cache before the use case returns: the fresh identity is read back with
 :func:`~voidllm.auth.loader.load_live_key` inside the write's transaction and put into (or evicted from) the
@@ -397,6 +398,7 @@ async def rotate(services: Services, actor: Actor, org_id: str, key_id: str) -> 
     Raises:
         NotFoundError: no such key visible to the actor in ``org_id``.
         BadRequestError: a session key, or an already expired key.
+        PermissionDeniedError: below org admin, another user's key.
     """
     actor.require_org(org_id)
     write = partial(
@@ -421,6 +423,9 @@ def _rotate_tx(
         raise BadRequestError("only user, team and service account keys can be rotated")
     if old["expires_at"] is not None and old["expires_at"] <= now:
         raise BadRequestError("an expired key cannot be rotated")
+    if actor.role < Role.ORG_ADMIN and old["user_id"] not in (None, actor.user_id):
+        # a team admin manages a member's team-bound key but must not obtain a key acting as that member
+        raise PermissionDeniedError("you can only rotate your own user keys")
     plaintext = generate_key(_KINDS[old["key_type"]])
     hashed = keyring.hash_key(plaintext)
     copied = dict(
