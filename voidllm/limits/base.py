@@ -99,7 +99,9 @@ class Admission:
 def limited(identity: KeyIdentity) -> bool:
     """Whether any level of ``identity`` has a limit (false: the fast path, nothing to count)."""
     return not (
-        identity.key_limits == UNLIMITED and identity.org_limits == UNLIMITED and identity.team_limits == UNLIMITED
+        identity.key_limits == UNLIMITED
+        and identity.org_limits == UNLIMITED
+        and identity.team_limits == UNLIMITED
     )
 
 

@@ -91,7 +91,8 @@ class MemoryLimiter:
 
 
 async def serve_memory_limiter(
-    *, limiter: MemoryLimiter, store: Any, task_status: trio.TaskStatus[MemoryLimiter] = trio.TASK_STATUS_IGNORED
+    *, limiter: MemoryLimiter, store: Any,
+    task_status: trio.TaskStatus[MemoryLimiter] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Seed the token counters from the store, report ready, then sweep ended windows every minute."""
     limiter.seed(await store.run(partial(load_token_usage, now=limiter.clock())))

@@ -53,7 +53,8 @@ ADMIT = Script("""
 -- KEYS: n_req request counters, then (used, res, resx) per token window
 -- ARGV: now, reservation id, tokens wanted, reservation expiry, n_req,
 --       then (limit, expire_at) per request counter, then (limit, expire_at) per token window
-local now, rid, want, res_exp, n_req = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local now, rid, want = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local res_exp, n_req = ARGV[4], tonumber(ARGV[5])
 local n_tok = (#KEYS - n_req) / 3
 for i = 1, n_req do
   if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[4 + 2 * i]) then return {1, i} end
@@ -139,13 +140,14 @@ class RedisLimiter:
         requests, tokens = plan(identity, now)
         rid = secrets.token_hex(8)
         keys: list[str] = [self.key(c.slot) for c in requests]
-        args: list[str | int | float] = [now, rid, max(reserve_tokens, 0), now + self.reservation_ttl, len(requests)]
+        expires = now + self.reservation_ttl
+        args: list[str | int | float] = [now, rid, max(reserve_tokens, 0), expires, len(requests)]
         for check in requests:
             args += [check.limit, _expire_at(check.window, check.end)]
         for check in tokens:
             base = self.key(check.slot)
             keys += [base, base + ":res", base + ":resx"]
-            args += [check.limit, _expire_at(check.window, max(check.end, int(now + self.reservation_ttl)))]
+            args += [check.limit, _expire_at(check.window, max(check.end, int(expires)))]
         try:
             reply = await self.client.evalsha(ADMIT, keys, args)
         except RedisError as exc:
@@ -155,7 +157,8 @@ class RedisLimiter:
             raise rejection(requests[rest[0] - 1], now)
         if status == 2:
             raise rejection(tokens[rest[0] - 1], now)
-        return Admission(tuple(Hold(check, int(amount)) for check, amount in zip(tokens, rest, strict=True)), rid)
+        holds = tuple(Hold(check, int(amount)) for check, amount in zip(tokens, rest, strict=True))
+        return Admission(holds, rid)
 
     async def settle(self, admission: Admission, *, used_tokens: int) -> None:
         if not admission.holds:
@@ -193,7 +196,8 @@ class RedisLimiter:
 
     def _unavailable(self, exc: RedisError) -> None:
         BACKEND_ERRORS.labels(policy=self.on_error).inc()
-        log.warning("rate limiter backend unavailable", extra={"error_type": type(exc).__name__, "policy": self.on_error})
+        log.warning("rate limiter backend unavailable",
+                    extra={"error_type": type(exc).__name__, "policy": self.on_error})
         if self.on_error == "deny":
             raise ServiceUnavailableError("rate limiter unavailable") from exc
         return None

@@ -88,7 +88,8 @@ class Endpoint:
         password = unquote(parts.password or "")
         username = unquote(parts.username or "") if parts.password is not None else ""
         if parts.scheme == "unix":
-            return cls(path=parts.path, db=int(query.get("db", ["0"])[0]), username=username, password=password)
+            db = int(query.get("db", ["0"])[0])
+            return cls(path=parts.path, db=db, username=username, password=password)
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError("a redis://, rediss:// or unix:// URL is required")
         db = parts.path.strip("/") or query.get("db", ["0"])[0]
@@ -351,7 +352,8 @@ async def open_redis(url: str, *, timeout: float = 2.0, pool_size: int = 16) -> 
 
 
 async def serve_redis_client(
-    *, url: str, timeout: float, pool_size: int, task_status: trio.TaskStatus[RedisClient] = trio.TASK_STATUS_IGNORED
+    *, url: str, timeout: float, pool_size: int,
+    task_status: trio.TaskStatus[RedisClient] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Own the process's :class:`RedisClient` (a supervised service): hand it out, close it when cancelled."""
     async with open_redis(url, timeout=timeout, pool_size=pool_size) as client:
