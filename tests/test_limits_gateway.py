@@ -274,3 +274,24 @@ async def wait_for(probe: Any, expected: Any, timeout: float = 2.0) -> None:
 async def pubsub_clients(redis: Any) -> set[str]:
     listing = (await redis.execute("CLIENT", "LIST", "TYPE", "pubsub")).decode()
     return {field.split("=", 1)[1] for line in listing.splitlines() for field in line.split() if field.startswith("id=")}
+
+
+async def test_without_redis_a_revocation_reaches_the_other_process_within_the_key_ttl(
+    sqlite_dsn: str, mock: MockUpstream
+) -> None:
+    config = gateway_config(sqlite_dsn, mock)
+    config = attrs.evolve(config, cache=attrs.evolve(config.cache, key_ttl=0.5))
+    async with run_gateway(config) as a, run_gateway(config) as b:
+        key = await add_key(a)
+        await wait_for(lambda: status_of(b, key), 200, timeout=2)  # b's periodic reload found it
+
+        def revoke(conn: sa.Connection) -> None:
+            conn.execute(t.api_keys.update().where(t.api_keys.c.id == key.key_id).values(deleted_at=utcnow()))
+
+        await a.state.store.run(revoke)
+        a.state.keys.evict(key.key_hash)
+        await a.state.services.bus.publish("keys", key.key_hash)  # the LocalBus: nobody hears it
+        assert await status_of(a, key) == 401
+        began = trio.current_time()
+        await wait_for(lambda: status_of(b, key), 401, timeout=2)
+        assert trio.current_time() - began <= 0.5 + 0.3
