@@ -1,4 +1,5 @@
-"""Command line: ``voidllm serve | migrate-schema | version``.
+"""Command line: ``voidllm serve | migrate-schema | version`` and the management commands
+``orgs create``, ``users create``, ``keys create|list|revoke|rotate`` (:mod:`voidllm.manage`).
 
 Exit codes: 0 success (including a clean shutdown after SIGTERM/SIGINT), 1 runtime failure or a second
 signal during shutdown, 2 invalid configuration or usage.
@@ -31,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate-schema", help="apply database schema migrations and exit")
     migrate.add_argument("--config", help="path to voidllm.yaml")
     commands.add_parser("version", help="print the version")
+    from voidllm.manage import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -52,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.pop("VOIDLLM_ADMIN_KEY", None)
     if args.command == "migrate-schema":
         return trio.run(_migrate_schema, config)
+    if args.command in ("orgs", "users", "keys"):
+        from voidllm.manage import run_command
+
+        return trio.run(run_command, config, args)
     if config.server.workers > 1:
         from voidllm.workers import run_workers
 
