@@ -85,8 +85,9 @@ def three_models(mock: MockUpstream) -> str:
     return "models:" + "".join(model_yaml(name, mock.base_url) for name in ("a", "b", "c"))
 
 
-async def test_allowlists_at_every_level_and_the_most_restrictive_wins(sqlite_dsn: str) -> None:
-    async with open_mock_upstream() as mock, run_gateway(make_config(sqlite_dsn, three_models(mock))) as gw:
+async def test_allowlists_at_every_level_and_the_most_restrictive_wins(db_target: tuple[str, str]) -> None:
+    driver, dsn = db_target
+    async with open_mock_upstream() as mock, run_gateway(make_config(dsn, three_models(mock), driver=driver)) as gw:
         admin = bearer(gw.api_key())
         org_id = bootstrap_org(gw)
         team_id = await make_team(gw)
@@ -161,8 +162,9 @@ async def test_a_fallback_the_key_may_not_use_is_never_called(sqlite_dsn: str) -
             assert len(backup.requests) == 1 and len(broken.requests) == 2
 
 
-async def test_team_aliases_beat_org_aliases(sqlite_dsn: str) -> None:
-    async with open_mock_upstream() as mock, run_gateway(make_config(sqlite_dsn, three_models(mock))) as gw:
+async def test_team_aliases_beat_org_aliases(db_target: tuple[str, str]) -> None:
+    driver, dsn = db_target
+    async with open_mock_upstream() as mock, run_gateway(make_config(dsn, three_models(mock), driver=driver)) as gw:
         admin = bearer(gw.api_key())
         org_id = bootstrap_org(gw)
         team_id = await make_team(gw)

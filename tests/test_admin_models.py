@@ -162,8 +162,9 @@ async def test_config_models_are_listed_with_ids_and_refused_for_writes(sqlite_d
         assert retired.deleted_at is not None
 
 
-async def test_validation_errors(sqlite_dsn: str) -> None:
-    async with run_gateway(make_config(sqlite_dsn)) as gw:
+async def test_validation_errors(db_target: tuple[str, str]) -> None:
+    driver, dsn = db_target
+    async with run_gateway(make_config(dsn, driver=driver)) as gw:
         a = await create_model(gw, name="a", base_url=DEAD_URL, aliases=["alpha"])
         b = await create_model(gw, name="b", base_url=DEAD_URL, fallback_model_name="alpha")
         assert b["fallback_model_name"] == "a"
@@ -200,9 +201,10 @@ async def test_validation_errors(sqlite_dsn: str) -> None:
         assert (await gw.client.get("/api/v1/models/nope", headers=admin(gw))).status_code == 404
 
 
-async def test_fallback_to_an_api_model_and_renames_follow_allowlists(sqlite_dsn: str) -> None:
+async def test_fallback_to_an_api_model_and_renames_follow_allowlists(db_target: tuple[str, str]) -> None:
+    driver, dsn = db_target
     async with open_mock_upstream(Behaviour(status=500)) as broken, open_mock_upstream() as ok:
-        async with run_gateway(make_config(sqlite_dsn)) as gw:
+        async with run_gateway(make_config(dsn, driver=driver)) as gw:
             await create_model(gw, name="backup", base_url=ok.base_url)
             primary = await create_model(gw, name="primary", base_url=broken.base_url, fallback_model_name="backup")
             assert (await chat(gw, "primary")).status_code == 200
