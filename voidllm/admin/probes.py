@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import socket
 import ssl
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 import attrs

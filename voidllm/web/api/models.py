@@ -20,7 +20,7 @@ async def models_health(call: Call) -> HealthList:
 
 
 @api.post("/models/test-connection", body=ConnectionTest, response=ConnectionResult, **_ADMIN,
-          summary="Test a provider's base URL and key")  # fmt: skip
+          summary="Test a provider's base URL and key", audit=("test_connection", "model"))  # fmt: skip
 async def test_connection(call: Call, body: ConnectionTest) -> ConnectionResult:
     return await probes.test_connection(call.services, call.actor, body)
 
