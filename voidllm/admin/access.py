@@ -19,10 +19,11 @@ import attrs
 import sqlalchemy as sa
 
 from voidllm.admin.context import Actor
+from voidllm.admin.tenancy import is_team_admin, is_team_member
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
 from voidllm.bus import TOPIC_ACCESS
-from voidllm.errors import BadRequestError, NotFoundError, StoreError
+from voidllm.errors import BadRequestError, NotFoundError, PermissionDeniedError, StoreError
 from voidllm.store import tables as t
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,10 @@ async def access_changed(services: Services) -> None:
 
 
 def _gate(actor: Actor, scope: AccessScope) -> None:
-    actor.require(Role.TEAM_ADMIN if scope.team_id is not None else Role.ORG_ADMIN)
+    """Org and key lists need an org admin; a team's list its team admins too (checked in :func:`check_team`:
+    a user key's role is its org role, so a user who is a team's admin passes here as a member)."""
+    if scope.team_id is None:
+        actor.require(Role.ORG_ADMIN)
     actor.require_org(scope.org_id)
 
 
@@ -135,15 +139,7 @@ def check_team(conn: sa.Connection, org_id: str, team_id: str, actor: Actor) -> 
     found = conn.execute(
         sa.select(team.c.id).where(team.c.id == team_id, team.c.org_id == org_id, team.c.deleted_at.is_(None))
     ).first()
-    if found is None or (actor.role < Role.ORG_ADMIN and not _team_admin(conn, team_id, actor)):
+    if found is None or not is_team_member(conn, actor, team_id):
         raise NotFoundError("team not found")
-
-
-def _team_admin(conn: sa.Connection, team_id: str, actor: Actor) -> bool:
-    if actor.team_id == team_id:
-        return True
-    if actor.user_id is None:
-        return False
-    tm = t.team_memberships
-    query = sa.select(tm.c.id).where(tm.c.team_id == team_id, tm.c.user_id == actor.user_id)
-    return conn.execute(query.where(tm.c.role == "team_admin")).first() is not None
+    if not is_team_admin(conn, actor, team_id):
+        raise PermissionDeniedError("insufficient permissions")

@@ -27,12 +27,12 @@ async def put_org_model_access(call: Call, org_id: str, body: ModelAccess) -> Mo
     return await replace_model_access(call.services, call.actor, AccessScope(org_id), body)
 
 
-@api.get(f"{_TEAM}/model-access", role=Role.TEAM_ADMIN, **_ACCESS, summary="A team's model allowlist")
+@api.get(f"{_TEAM}/model-access", role=Role.MEMBER, **_ACCESS, summary="A team's model allowlist")
 async def get_team_model_access(call: Call, org_id: str, team_id: str) -> ModelAccess:
     return await read_model_access(call.services, call.actor, AccessScope(org_id, team_id=team_id))
 
 
-@api.put(f"{_TEAM}/model-access", role=Role.TEAM_ADMIN, **_ACCESS, **_REPLACE,
+@api.put(f"{_TEAM}/model-access", role=Role.MEMBER, **_ACCESS, **_REPLACE,
          summary="Replace a team's model allowlist")  # fmt: skip
 async def put_team_model_access(call: Call, org_id: str, team_id: str, body: ModelAccess) -> ModelAccess:
     return await replace_model_access(call.services, call.actor, AccessScope(org_id, team_id=team_id), body)
