@@ -238,6 +238,7 @@ async def create(services: Services, actor: Actor, org_id: str, req: KeyCreate) 
         partial(_create_tx, actor=actor, org_id=org_id, req=req, plaintext=plaintext, hashed=hashed, now=now)
     )
     _apply(services, entry)
+    await services.bus.publish(TOPIC_KEYS, "*")  # other processes load the new key now, not at key_ttl
     return out
 
 
@@ -404,14 +405,15 @@ async def rotate(services: Services, actor: Actor, org_id: str, key_id: str) -> 
     write = partial(
         _rotate_tx, actor=actor, org_id=org_id, key_id=key_id, keyring=services.keyring, now=utcnow()
     )
-    rotation, entries, copied_access, old_hash = await services.store.run(write)
+    rotation, entries, copied_access, _old_hash = await services.store.run(write)
     for entry in entries:
         _apply(services, entry)
     if copied_access:
         if services.catalog_reload is not None:
             await services.catalog_reload()
         await services.bus.publish(TOPIC_ACCESS)
-    await services.bus.publish(TOPIC_KEYS, old_hash)
+    # "*", not the old hash: the old key stays valid through its grace period, the successor is new
+    await services.bus.publish(TOPIC_KEYS, "*")
     return rotation
 
 

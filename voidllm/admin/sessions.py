@@ -34,6 +34,7 @@ from voidllm.auth.sessions import (
     verify_password_off_loop,
 )
 from voidllm.auth.throttle import LoginThrottle
+from voidllm.bus import TOPIC_KEYS
 from voidllm.errors import AuthenticationError, BadRequestError, NotFoundError
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
@@ -120,6 +121,7 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
         raise AuthenticationError(_INVALID)
     services.keys.put(*entry)
     await forget_keys(services, revoked)
+    await services.bus.publish(TOPIC_KEYS, "*")  # the next request may reach another worker process
     if needs_rehash(user["password_hash"]):
         await _rehash(services, user["id"], user["password_hash"], req.password)
     identity = entry[1]

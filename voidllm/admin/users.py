@@ -38,6 +38,7 @@ from voidllm.auth.sessions import (
     revoke_keys,
     verify_password_off_loop,
 )
+from voidllm.bus import TOPIC_KEYS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError, PermissionDeniedError
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
@@ -293,6 +294,8 @@ async def update_user(services: Services, actor: Actor, user_id: str, req: UserU
     await forget_keys(services, revoked)
     for key_hash, identity in refreshed:
         services.keys.put(key_hash, identity)
+    if refreshed:
+        await services.bus.publish(TOPIC_KEYS, "*")
     return UserOut.from_row(user, member)
 
 

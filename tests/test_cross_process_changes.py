@@ -1,0 +1,100 @@
+"""Issue 6 point 4, second half: key revocation and registry changes made through the admin API of one
+gateway take effect in another gateway on the same store within 1 s with Redis (pub/sub change notices), and
+within the cache TTL without Redis (periodic reloads).
+
+The two gateways run in this process but share nothing except the store and Redis, exactly like two
+processes: each has its own key cache, catalog and Redis connections.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from tests.admin_tenancy import admin, bearer, create_key, default_org
+from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
+from voidllm.redis.client import open_redis
+from voidllm.testing.mock_openai import open_mock_upstream
+
+API = "/api/v1"
+
+
+async def chat_status(gw: RunningGateway, key: str, model: str) -> int:
+    response = await gw.client.post(
+        "/v1/chat/completions", headers=bearer(key),
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    return response.status_code
+
+
+async def within(seconds: float, probe: Callable[[], Awaitable[Any]], expected: Any) -> float:
+    """Poll ``probe`` until it returns ``expected``; fail after ``seconds``. Returns the time it took."""
+    began = trio.current_time()
+    with trio.fail_after(seconds):
+        while (await probe()) != expected:
+            await trio.sleep(0.02)
+    return trio.current_time() - began
+
+
+async def check_changes_cross(a: RunningGateway, b: RunningGateway, upstream_url: str, limit: float) -> None:
+    """Through ``a``'s admin API: revoke a key, add / deactivate a model and restrict access; ``b`` follows
+    within ``limit`` seconds each time."""
+    org = await default_org(a)
+    sys = admin(a)
+    me = (await a.client.get(f"{API}/me", headers=sys)).json()["id"]
+    member = await create_key(a, org, name="member", user_id=me)
+    spare = await create_key(a, org, name="spare", user_id=me)
+    await within(limit, lambda: chat_status(b, spare["key"], "seed"), 200)  # b knows the new keys
+
+    revoked = await a.client.delete(f"{API}/orgs/{org}/keys/{spare['id']}", headers=sys)
+    assert revoked.status_code == 204
+    await within(limit, lambda: chat_status(b, spare["key"], "seed"), 401)
+
+    created = await a.client.post(f"{API}/models", headers=sys, json={
+        "name": "fresh", "provider": "openai", "base_url": upstream_url, "api_key": "sk-fresh"})
+    assert created.status_code == 201, created.text
+    await within(limit, lambda: chat_status(b, member["key"], "fresh"), 200)
+
+    path = f"{API}/orgs/{org}/keys/{member['id']}/model-access"
+    assert (await a.client.put(path, headers=sys, json={"models": ["seed"]})).status_code == 200
+    await within(limit, lambda: chat_status(b, member["key"], "fresh"), 403)
+    assert (await a.client.put(path, headers=sys, json={"models": []})).status_code == 200
+    await within(limit, lambda: chat_status(b, member["key"], "fresh"), 200)
+
+    model_id = created.json()["id"]
+    assert (await a.client.patch(f"{API}/models/{model_id}/deactivate", headers=sys)).status_code == 200
+    await within(limit, lambda: chat_status(b, member["key"], "fresh"), 404)
+
+
+@pytest.mark.redis
+async def test_changes_through_one_gateway_reach_the_other_within_a_second_over_redis(
+    sqlite_dsn: str, redis_url: str
+) -> None:
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    async with open_mock_upstream() as upstream, open_redis(redis_url) as redis:
+        yaml = "models:" + model_yaml("seed", upstream.base_url) + (
+            f"\nredis:\n  enabled: true\n  url: {redis_url}\n  key_prefix: '{prefix}'\n")
+        config = make_config(sqlite_dsn, yaml)
+        slow = attrs.evolve(config.cache, key_ttl=3600.0, model_ttl=3600.0)  # only the notices can help
+        config = attrs.evolve(config, cache=slow)
+        try:
+            async with run_gateway(config) as a, run_gateway(config) as b:
+                await check_changes_cross(a, b, upstream.base_url, limit=1.0)
+        finally:
+            keys = await redis.execute("KEYS", prefix + "*")
+            if keys:
+                await redis.execute("DEL", *keys)
+
+
+async def test_without_redis_changes_reach_the_other_gateway_within_the_cache_ttl(sqlite_dsn: str) -> None:
+    async with open_mock_upstream() as upstream:
+        config = make_config(sqlite_dsn, "models:" + model_yaml("seed", upstream.base_url))
+        ttl = 0.5
+        config = attrs.evolve(config, cache=attrs.evolve(config.cache, key_ttl=ttl, model_ttl=ttl))
+        async with run_gateway(config) as a, run_gateway(config) as b:
+            await check_changes_cross(a, b, upstream.base_url, limit=ttl + 1.0)  # a reload takes a moment
