@@ -18,14 +18,22 @@ class Actor:
     identity: KeyIdentity | None
     ip: str | None = None
     request_id: str | None = None
+    anonymous: bool = False
 
     @classmethod
     def system(cls) -> Actor:
         """The operator at the command line: every permission, no key, no organisation."""
         return cls(identity=None)
 
+    @classmethod
+    def unauthenticated(cls, ip: str | None, request_id: str | None) -> Actor:
+        """A caller of a public route (redeeming an invite), for the audit log only: no permissions."""
+        return cls(identity=None, ip=ip, request_id=request_id, anonymous=True)
+
     @property
     def role(self) -> Role:
+        if self.anonymous:
+            return Role.MEMBER
         return Role.SYSTEM_ADMIN if self.identity is None else self.identity.role
 
     @property
@@ -59,7 +67,7 @@ class Actor:
     def actor_type(self) -> str:
         """``user``, ``service_account`` or ``system`` (audit ``actor_type``)."""
         if self.identity is None:
-            return "system"
+            return "anonymous" if self.anonymous else "system"
         if self.identity.user_id:
             return "user"
         if self.identity.service_account_id:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from voidllm.admin import sessions
+from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery
 from voidllm.admin.sessions import AuthProviders, LoginOut, LoginRequest, SessionOut
 from voidllm.web.api.framework import Call, api
@@ -13,7 +14,10 @@ from voidllm.web.api.framework import Call, api
     summary="Log in with email and password; returns a vl_sk_ session key", audit=("login", "session"),
 )
 async def login(call: Call, body: LoginRequest) -> LoginOut:
-    return await sessions.login(call.services, body, ip=call.ip)
+    out = await sessions.login(call.services, body, ip=call.ip)
+    session = call.services.keys.authenticate_key(out.token)
+    call.audit_actor = Actor(session, ip=call.ip, request_id=call.request_id)
+    return out
 
 
 @api.post(

@@ -68,15 +68,20 @@ class ApiRoute:
         return PREFIX + self.path
 
 
-@attrs.frozen
+@attrs.define
 class Call:
-    """What a handler gets besides its parameters."""
+    """What a handler gets besides its parameters.
+
+    A public route that is audited names its actor by setting ``audit_actor`` (login: the new session);
+    otherwise it is recorded as unauthenticated.
+    """
 
     services: Services
     actor_or_none: Actor | None
     request_id: str | None
     ip: str | None
     route: ApiRoute
+    audit_actor: Actor | None = None
 
     @property
     def actor(self) -> Actor:
@@ -149,8 +154,9 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
             kwargs["query"] = structure(dict(request.args.items()), route.query)
         call = Call(services, actor, request_id, ip, route)
         result = await route.handler(call, **kwargs)
-        if route.audit is not None and actor is not None:
-            services.audit.record(_audit_entry(route, actor, params, payload, result))
+        if route.audit is not None:
+            recorded = call.audit_actor or actor or Actor.unauthenticated(ip, request_id)
+            services.audit.record(_audit_entry(route, recorded, params, payload, result))
         if result is None:
             return Response(b"", status=route.status)
         return Response(render(result, route.response), status=route.status, content_type="application/json")
