@@ -23,6 +23,7 @@ from voidllm.admin.audit_writer import (
     describe,
     insert_audit_records,
     open_audit_channel,
+    record_of,
     redact,
     serve_audit_writer,
 )
@@ -97,12 +98,12 @@ def test_description_is_capped_and_stays_json() -> None:
 
 def test_record_carries_actor_request_and_redacted_body() -> None:
     actor = Actor(identity(Role.ORG_ADMIN, "org-a", user_id=None, sa_id="sa-1"), ip="192.0.2.7", request_id="r-1")
-    record = AuditRecord.from_entry(entry(actor=actor, description={"name": "n", "api_key": "sk-secret"}), now=T0)
+    record = record_of(entry(actor=actor, description={"name": "n", "api_key": "sk-secret"}), now=T0)
     assert (record.actor_type, record.actor_id, record.actor_key_id) == ("service_account", "sa-1", actor.key_id)
     assert (record.ip_address, record.request_id, record.timestamp, record.status_code) == ("192.0.2.7", "r-1", T0, 201)
     assert orjson.loads(record.description) == {"name": "n", "api_key": REDACTED}
     assert "sk-secret" not in repr(record)
-    system = AuditRecord.from_entry(entry(actor=Actor.system()))
+    system = record_of(entry(actor=Actor.system()))
     assert (system.actor_type, system.actor_id, system.actor_key_id) == ("system", None, None)
 
 
@@ -239,7 +240,7 @@ def seeded_records() -> list[AuditRecord]:
         ("org-b", "create", "team", 4), ("org-a", "delete", "api_key", 9),
     ]
     return [
-        AuditRecord.from_entry(entry(n, org_id=org, action=action, resource_type=rtype), now=T0 + timedelta(minutes=i))
+        record_of(entry(n, org_id=org, action=action, resource_type=rtype), now=T0 + timedelta(minutes=i))
         for i, (org, action, rtype, n) in enumerate(specs)
     ]
 
@@ -294,7 +295,7 @@ async def test_list_filters_and_pages_newest_first(sqlite_dsn: str) -> None:
 
 async def test_default_page_size_is_fifty(sqlite_dsn: str) -> None:
     async with run_gateway(make_config(sqlite_dsn)) as gw:
-        records = [AuditRecord.from_entry(entry(n), now=T0 + timedelta(seconds=n)) for n in range(51)]
+        records = [record_of(entry(n), now=T0 + timedelta(seconds=n)) for n in range(51)]
         await gw.state.store.run(insert_audit_records, records)
         page = (await listing(gw, gw.api_key())).json()
         assert len(page["data"]) == 50 and page["has_more"] is True

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 import trio
 from prometheus_client import Counter, Gauge, Histogram
 
+from voidllm.admin.audit import AuditLogOut
 from voidllm.admin.services import AuditEntry
 from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id, utcnow
@@ -51,6 +52,7 @@ __all__ = [
     "insert_audit_records",
     "is_secret_key",
     "open_audit_channel",
+    "record_of",
     "redact",
     "serve_audit_writer",
 ]
@@ -136,52 +138,35 @@ def _clip(value: str | None, length: int) -> str | None:
     return None if value is None else value[:length]
 
 
-@attrs.frozen
-class AuditRecord:
-    """One ``audit_logs`` row, ready to insert (secrets already redacted)."""
+AuditRecord = AuditLogOut
+"""An ``audit_logs`` row, ready to insert (secrets already redacted): the same shape the API returns."""
 
-    id: str
-    timestamp: datetime
-    request_id: str | None
-    org_id: str | None
-    actor_id: str | None
-    actor_type: str
-    actor_key_id: str | None
-    action: str
-    resource_type: str
-    resource_id: str | None
-    description: str
-    ip_address: str | None
-    status_code: int
 
-    @classmethod
-    def from_entry(cls, entry: AuditEntry, *, now: datetime | None = None) -> AuditRecord:
-        actor = entry.actor
-        return cls(
-            id=new_id(),
-            timestamp=now or utcnow(),
-            request_id=_clip(actor.request_id, 64),
-            org_id=entry.org_id,
-            actor_id=actor.actor_id,
-            actor_type=actor.actor_type,
-            actor_key_id=actor.key_id,
-            action=entry.action[:64],
-            resource_type=entry.resource_type[:64],
-            resource_id=entry.resource_id,
-            description=describe(entry.description),
-            ip_address=_clip(actor.ip, 64),
-            status_code=entry.status_code,
-        )
-
-    def to_row(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+def record_of(entry: AuditEntry, *, now: datetime | None = None) -> AuditRecord:
+    """The row for ``entry``: a fresh UUIDv7 id, the time (``now``), the actor, and the redacted body."""
+    actor = entry.actor
+    return AuditRecord(
+        id=new_id(),
+        timestamp=now or utcnow(),
+        request_id=_clip(actor.request_id, 64),
+        org_id=entry.org_id,
+        actor_id=actor.actor_id,
+        actor_type=actor.actor_type,
+        actor_key_id=actor.key_id,
+        action=entry.action[:64],
+        resource_type=entry.resource_type[:64],
+        resource_id=entry.resource_id,
+        description=describe(entry.description),
+        ip_address=_clip(actor.ip, 64),
+        status_code=entry.status_code,
+    )
 
 
 def insert_audit_records(connection: sa.Connection, records: Sequence[AuditRecord]) -> int:
     """Insert ``records`` as ``audit_logs`` rows (in the caller's transaction); returns the row count."""
     if not records:
         return 0
-    connection.execute(sa.insert(audit_logs), [record.to_row() for record in records])
+    connection.execute(sa.insert(audit_logs), [attrs.asdict(record) for record in records])
     return len(records)
 
 
@@ -196,7 +181,7 @@ class AuditRecorder:
 
     def record(self, entry: AuditEntry) -> None:
         """Redact and queue ``entry`` without blocking; a full channel drops it (and counts the drop)."""
-        self._recorder.record(AuditRecord.from_entry(entry))
+        self._recorder.record(record_of(entry))
 
     def close(self) -> None:
         self._recorder.close()
@@ -209,17 +194,8 @@ def open_audit_channel(buffer_size: int) -> tuple[AuditRecorder, trio.MemoryRece
 
 
 async def serve_audit_writer(
-    *,
-    store: BatchStore,
-    receive: trio.MemoryReceiveChannel[AuditRecord],
-    batch_size: int,
-    flush_interval: float,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    **options: Any,
+    *, store: BatchStore, receive: trio.MemoryReceiveChannel[AuditRecord], **options: Any
 ) -> None:
-    """Write audit records from ``receive`` in batches until cancelled, flushing on the way out
-    (:func:`~voidllm.usage.batches.serve_batch_writer`; ``options`` are its tuning arguments)."""
-    await serve_batch_writer(
-        store=store, receive=receive, insert=insert_audit_records, metrics=AUDIT_METRICS, batch_size=batch_size,
-        flush_interval=flush_interval, task_status=task_status, **options,
-    )
+    """Write audit records from ``receive`` in batches until cancelled, flushing on the way out:
+    :func:`~voidllm.usage.batches.serve_batch_writer` (``options`` are its other arguments)."""
+    await serve_batch_writer(store=store, receive=receive, insert=insert_audit_records, metrics=AUDIT_METRICS, **options)

@@ -22,7 +22,7 @@ import trio
 from sqlalchemy import exc as sa_exc
 
 from voidllm.store.tables import usage_events
-from voidllm.usage.batches import (
+from voidllm.usage.batches import (  # FLUSH_TIMEOUT_S and WRITE_BACKOFF are re-exported
     FLUSH_TIMEOUT_S,
     WRITE_BACKOFF,
     BatchMetrics,
@@ -43,7 +43,6 @@ from voidllm.usage.metrics import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from voidllm.nursery.supervisor import Backoff
 
 __all__ = [
     "FLUSH_TIMEOUT_S",
@@ -84,23 +83,11 @@ def open_usage_channel(buffer_size: int) -> tuple[UsageRecorder, trio.MemoryRece
 
 
 async def serve_usage_writer(
-    *,
-    store: UsageStore,
-    receive: trio.MemoryReceiveChannel[UsageEvent],
-    batch_size: int,
-    flush_interval: float,
-    flush_timeout: float = FLUSH_TIMEOUT_S,
-    max_pending: int | None = None,
-    backoff: Backoff = WRITE_BACKOFF,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    *, store: UsageStore, receive: trio.MemoryReceiveChannel[UsageEvent], **options: Any
 ) -> None:
-    """Write usage events from ``receive`` in batches until cancelled (:func:`serve_batch_writer` with
-    :func:`insert_usage_events` and the ``voidllm_usage_*`` metrics)."""
-    await serve_batch_writer(
-        store=store, receive=receive, insert=insert_usage_events, metrics=USAGE_METRICS, batch_size=batch_size,
-        flush_interval=flush_interval, flush_timeout=flush_timeout, max_pending=max_pending, backoff=backoff,
-        task_status=task_status,
-    )
+    """Write usage events from ``receive`` in batches until cancelled: :func:`serve_batch_writer` with
+    :func:`insert_usage_events` and the ``voidllm_usage_*`` metrics (``options`` are its other arguments)."""
+    await serve_batch_writer(store=store, receive=receive, insert=insert_usage_events, metrics=USAGE_METRICS, **options)
 
 
 def insert_usage_events(connection: sa.Connection, events: Sequence[UsageEvent]) -> int:
