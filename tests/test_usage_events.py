@@ -240,5 +240,5 @@ def test_package_exports() -> None:
 
     public = {name for name, value in vars(voidllm.usage).items() if not name.startswith("_")}
     submodules = {name for name in public if isinstance(getattr(voidllm.usage, name), types.ModuleType)}
-    assert submodules == {"cost", "events", "metrics", "writer"}
+    assert submodules == {"batches", "cost", "events", "metrics", "writer"}
     assert set(voidllm.usage.__all__) == public - submodules

@@ -6,6 +6,7 @@
 - :mod:`~voidllm.usage.writer`: :class:`UsageRecorder` (request side), :func:`open_usage_channel`,
   :func:`serve_usage_writer` (the service), :func:`insert_usage_events`
 - :mod:`~voidllm.usage.metrics`: the ``voidllm_usage_*`` Prometheus metrics
+- :mod:`~voidllm.usage.batches`: the generic batched writer behind the usage writer (and the audit log's)
 """
 
 from voidllm.usage.cost import cost_estimate as cost_estimate
