@@ -12,21 +12,18 @@ get 404 for teams and keys, as if they did not exist. After a write the running 
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 
 import attrs
 import sqlalchemy as sa
 
 from voidllm.admin.context import Actor
-from voidllm.admin.tenancy import is_team_admin, is_team_member
 from voidllm.admin.services import Services
+from voidllm.admin.tenancy import is_team_admin, is_team_member
 from voidllm.auth.identity import Role
 from voidllm.bus import TOPIC_ACCESS
-from voidllm.errors import BadRequestError, NotFoundError, PermissionDeniedError, StoreError
+from voidllm.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from voidllm.store import tables as t
-
-log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -72,19 +69,8 @@ async def replace_model_access(
     """Replace the allowlist of ``scope``; it holds for new requests at once."""
     _gate(actor, scope)
     out = await services.store.run(partial(_replace_tx, scope=scope, actor=actor, names=req.models))
-    await access_changed(services)
+    await services.catalog_changed(TOPIC_ACCESS)
     return out
-
-
-async def access_changed(services: Services) -> None:
-    """After a committed allowlist write: reload this process's catalog, then tell the other processes."""
-    if services.catalog_reload is not None:
-        try:
-            await services.catalog_reload()
-        except StoreError as exc:
-            log.warning("catalog reload after an access change failed",
-                        extra={"error_type": type(exc).__name__})  # fmt: skip
-    await services.bus.publish(TOPIC_ACCESS)
 
 
 def _gate(actor: Actor, scope: AccessScope) -> None:

@@ -25,7 +25,7 @@ from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
 from voidllm.bus import TOPIC_ALIASES
-from voidllm.errors import BadRequestError, ConflictError, NotFoundError, StoreError
+from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.routing.catalog_store import split_aliases
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
@@ -72,7 +72,7 @@ async def create(
         if exc.kind == "unique":
             raise ConflictError("this alias already exists in this scope") from None
         raise
-    await aliases_changed(services)
+    await services.catalog_changed(TOPIC_ALIASES)
     return out
 
 
@@ -89,18 +89,7 @@ async def delete(services: Services, actor: Actor, org_id: str, team_id: str | N
     _gate(actor, org_id)
     tx = partial(_delete_tx, scope=AccessScope(org_id, team_id), actor=actor, alias_id=alias_id)
     await services.store.run(tx)
-    await aliases_changed(services)
-
-
-async def aliases_changed(services: Services) -> None:
-    """After a committed alias write: reload this process's catalog, then tell the other processes."""
-    if services.catalog_reload is not None:
-        try:
-            await services.catalog_reload()
-        except StoreError as exc:
-            log.warning("catalog reload after an alias change failed",
-                        extra={"error_type": type(exc).__name__})  # fmt: skip
-    await services.bus.publish(TOPIC_ALIASES)
+    await services.catalog_changed(TOPIC_ALIASES)
 
 
 def _gate(actor: Actor, org_id: str) -> None:

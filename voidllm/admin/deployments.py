@@ -22,12 +22,12 @@ from voidllm.admin.models import (
     check_upstream,
     editable_model,
     live_model,
-    registry_changed,
     store_write,
 )
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
+from voidllm.bus import TOPIC_MODELS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.routing.catalog_store import retire_deployment, seal_secret
 from voidllm.store import tables as t
@@ -75,7 +75,7 @@ async def create(services: Services, actor: Actor, model_id: str, req: Deploymen
     """Add a deployment to an API-managed model (409 on a name in use within the model)."""
     actor.require(Role.SYSTEM_ADMIN)
     out = await store_write(services, partial(_create_tx, model_id=model_id, req=req, services=services))
-    await registry_changed(services)
+    await services.catalog_changed(TOPIC_MODELS)
     return out
 
 
@@ -98,14 +98,14 @@ async def update(
     actor.require(Role.SYSTEM_ADMIN)
     tx = partial(_update_tx, model_id=model_id, deployment_id=deployment_id, req=req, services=services)
     out = await store_write(services, tx)
-    await registry_changed(services)
+    await services.catalog_changed(TOPIC_MODELS)
     return out
 
 
 async def delete(services: Services, actor: Actor, model_id: str, deployment_id: str) -> None:
     actor.require(Role.SYSTEM_ADMIN)
     await services.store.run(partial(_delete_tx, model_id=model_id, deployment_id=deployment_id))
-    await registry_changed(services)
+    await services.catalog_changed(TOPIC_MODELS)
 
 
 def _check(values: Mapping[str, Any]) -> None:

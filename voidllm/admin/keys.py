@@ -409,9 +409,7 @@ async def rotate(services: Services, actor: Actor, org_id: str, key_id: str) -> 
     for entry in entries:
         _apply(services, entry)
     if copied_access:
-        if services.catalog_reload is not None:
-            await services.catalog_reload()
-        await services.bus.publish(TOPIC_ACCESS)
+        await services.catalog_changed(TOPIC_ACCESS)
     # "*", not the old hash: the old key stays valid through its grace period, the successor is new
     await services.bus.publish(TOPIC_KEYS, "*")
     return rotation

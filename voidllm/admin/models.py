@@ -17,7 +17,6 @@ its name (``<name>:deleted:<id>``) and unsets the fallback of models that pointe
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -34,13 +33,11 @@ from voidllm.bus import TOPIC_MODELS
 from voidllm.config.checks import HttpUrl
 from voidllm.config.units import parse_duration
 from voidllm.config.upstreams import MODEL_TYPES, PROVIDERS, STRATEGIES
-from voidllm.errors import BadRequestError, ConflictError, NotFoundError, StoreError
+from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.routing.catalog_store import join_aliases, retire_model, seal_secret, split_aliases
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id
-
-log = logging.getLogger(__name__)
 
 RESERVED = ":deleted:"
 
@@ -194,7 +191,7 @@ async def create(services: Services, actor: Actor, req: ModelCreate) -> ModelOut
     actor.require(Role.SYSTEM_ADMIN)
     tx = partial(_create_tx, req=req, services=services, created_by=actor.actor_id)
     out = await store_write(services, tx)
-    await registry_changed(services)
+    await services.catalog_changed(TOPIC_MODELS)
     return out
 
 
@@ -213,7 +210,7 @@ async def update(services: Services, actor: Actor, model_id: str, req: ModelUpda
     """Change an API-managed model; the registry serves the change at once."""
     actor.require(Role.SYSTEM_ADMIN)
     out = await store_write(services, partial(_update_tx, model_id=model_id, req=req, services=services))
-    await registry_changed(services)
+    await services.catalog_changed(TOPIC_MODELS)
     return out
 
 
@@ -221,7 +218,7 @@ async def set_active(services: Services, actor: Actor, model_id: str, active: bo
     """Activate or deactivate a model; an inactive model answers 404 ``model_not_found`` at once."""
     actor.require(Role.SYSTEM_ADMIN)
     out = await services.store.run(partial(_set_active_tx, model_id=model_id, active=active))
-    await registry_changed(services)
+    await services.catalog_changed(TOPIC_MODELS)
     return out
 
 
@@ -229,21 +226,7 @@ async def delete(services: Services, actor: Actor, model_id: str) -> None:
     """Soft-delete a model (its name becomes free); fallbacks to it are unset."""
     actor.require(Role.SYSTEM_ADMIN)
     await services.store.run(partial(_delete_tx, model_id=model_id))
-    await registry_changed(services)
-
-
-async def registry_changed(services: Services) -> None:
-    """After a committed model write: reload this process's catalog, then tell the other processes.
-
-    A failed reload is logged, not raised: the write is committed and the periodic reload catches up.
-    """
-    if services.catalog_reload is not None:
-        try:
-            await services.catalog_reload()
-        except StoreError as exc:
-            log.warning("catalog reload after a model change failed",
-                        extra={"error_type": type(exc).__name__})  # fmt: skip
-    await services.bus.publish(TOPIC_MODELS)
+    await services.catalog_changed(TOPIC_MODELS)
 
 
 async def store_write(services: Services, fn: Any) -> Any:

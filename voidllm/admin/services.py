@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -9,6 +10,7 @@ import attrs
 
 from voidllm.admin.context import Actor
 from voidllm.bus import Bus, LocalBus
+from voidllm.errors import StoreError
 
 if TYPE_CHECKING:
     from voidllm.auth.cache import KeyCache
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from voidllm.crypto import Keyring
     from voidllm.routing.catalog import Catalog
     from voidllm.store.store import Store
+
+
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -58,3 +63,17 @@ class Services:
     throttle: Any = None  # voidllm.auth.throttle.LoginThrottle
     catalog_reload: Any = None  # async () -> None
     extras: dict[str, Any] = attrs.field(factory=dict)
+
+    async def catalog_changed(self, topic: str) -> None:
+        """After a committed write to models, allowlists or aliases: reload this process's catalog at once,
+        then tell the other processes on ``topic``.
+
+        A failed reload is logged, not raised: the write is committed and the periodic reload catches up.
+        """
+        if self.catalog_reload is not None:
+            try:
+                await self.catalog_reload()
+            except StoreError as exc:
+                log.warning("catalog reload after a change failed",
+                            extra={"topic": topic, "error_type": type(exc).__name__})  # fmt: skip
+        await self.bus.publish(topic)
