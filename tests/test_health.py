@@ -137,6 +137,19 @@ async def test_first_round_at_zero_then_each_kind_on_its_interval(
     assert fake.times(f"{BASE}/chat/completions") == [0, 300]
 
 
+async def test_probes_follow_a_changing_registry(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
+    """Models added, removed or repointed at run time (admin API) are probed from the next resync on."""
+    fake = FakeUpstream(reply())
+    current = [model("first", n=1)]
+    await start(nursery, fake, lambda: current, settings(health=30), resync_interval=5)  # type: ignore[arg-type]
+    assert [s.url for s in fake.seen] == ["http://d0.test"]
+    current = [model("second", n=2)]  # "first/d0" removed, "second/d0" and "second/d1" added
+    await trio.sleep(36)
+    assert fake.times("http://d1.test") == [5, 35]  # started at the resync, then on its own interval
+    assert fake.times("http://d0.test") == [0, 5, 35]  # "first/d0" stopped at 5 s, "second/d0" took over
+    assert len([s for s in fake.seen if s.url == "http://d0.test" and s.at == 30]) == 0
+
+
 async def test_ready_only_after_the_first_round_of_every_probe(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
 ) -> None:

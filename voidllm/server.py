@@ -178,7 +178,8 @@ async def serve(
             await store.run(partial(sync_yaml_models, models=config.models, keyring=keyring))
         catalog = Catalog(registry)
         loader = CatalogLoader(catalog, store, keyring, yaml_models=registry.models)
-        await supervisor.start("catalog", partial(serve_catalog, loader=loader, ttl=config.cache.model_ttl))
+        catalog_ttl = min(config.cache.model_ttl, config.cache.alias_ttl)
+        await supervisor.start("catalog", partial(serve_catalog, loader=loader, ttl=catalog_ttl))
         services = Services(config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit)
         services.catalog_reload = loader.reload
         limiter = await _start_limits(supervisor, config, store, services)
@@ -191,7 +192,7 @@ async def serve(
             await supervisor.start(
                 "health-probes",
                 partial(
-                    serve_health_probes, models=catalog.registry.models, settings=config.settings.health_check,
+                    serve_health_probes, models=lambda: catalog.registry.models, settings=config.settings.health_check,
                     client=probe_client, board=board, latency=latency,
                 ),
             )

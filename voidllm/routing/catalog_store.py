@@ -15,7 +15,8 @@ Where a model comes from decides how it is built:
 :class:`CatalogLoader` reads the API models, the model-access allowlists and the scoped aliases in one
 transaction and swaps them into the running :class:`~voidllm.routing.catalog.Catalog`. Admin mutations call
 it right after their write (so the change holds in this process before the response is sent), notices from
-other processes call it (``voidllm.bus``), and :func:`serve_catalog` calls it every ``cache.model_ttl``, which
+other processes call it (``voidllm.bus``), and :func:`serve_catalog` calls it every ``min(cache.model_ttl, cache.alias_ttl)`` (the snapshot is read
+together, so the shorter period wins), which
 is how other processes converge without Redis. A failed periodic reload keeps the previous snapshot.
 
 Left out: probing the upstreams of models created at run time (health probes start with the models

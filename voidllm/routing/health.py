@@ -79,6 +79,8 @@ STATUSES = ("healthy", "degraded", "unhealthy", "unknown")
 PROBE_KINDS = ("health", "models", "functional")
 PROBE_TIMEOUT = 10.0
 MAX_CONCURRENT_PROBES = 10
+RESYNC_INTERVAL = 5.0
+"""How often the probes follow a changing registry (models added, removed or repointed through the API)."""
 _GAUGE_VALUE = {"healthy": 1.0, "degraded": 0.5}
 
 HEALTH_STATUS = Gauge(
@@ -334,18 +336,21 @@ def _judge(kind: str, status: int, seconds: float) -> _Outcome:
 
 async def serve_health_probes(
     *,
-    models: Sequence[Model],
+    models: Sequence[Model] | Callable[[], Sequence[Model]],
     settings: HealthCheckConfig,
     client: httpx.AsyncClient,
     board: HealthBoard,
     latency: LatencyTracker | None = None,
     max_concurrent: int = MAX_CONCURRENT_PROBES,
+    resync_interval: float = RESYNC_INTERVAL,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Probe every upstream of ``models`` with every enabled probe kind until cancelled.
 
     Args:
-        models: the models whose upstreams are probed.
+        models: the models whose upstreams are probed, or a function returning the current ones (the
+            running registry, which admin changes replace): then every ``resync_interval`` seconds probes
+            start for new upstreams (or changed URLs) and stop for removed ones.
         settings: which probe kinds run, and their intervals.
         client: the shared client for probes, owned by the caller (created and closed in the app lifetime).
         board: receives every result.
@@ -358,17 +363,37 @@ async def serve_health_probes(
     Cancellation: cancels the probe tasks it owns; nothing else to clean up (responses are closed by
     ``client.stream`` on the way out).
     """
-    jobs = _jobs(models, settings)
+    current = models if callable(models) else (lambda: models)
+    jobs = _jobs(current(), settings)
     if settings.functional.enabled and jobs:
         log.warning("functional health probes are enabled: each one is a billable request to the provider")
     limiter = trio.CapacityLimiter(max_concurrent)
     run = functools.partial(_serve_job, client=client, board=board, latency=latency, limiter=limiter)
+    running: dict[tuple[str, str, str, str], trio.CancelScope] = {}
+
+    async def start(job: _Job, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            running[_job_key(job)] = scope
+            await run(job, task_status=task_status)
+
     async with trio.open_nursery() as nursery:
         async with trio.open_nursery() as first_round:
             for job in jobs:
-                first_round.start_soon(nursery.start, functools.partial(run, job))
+                first_round.start_soon(nursery.start, start, job)
         task_status.started()
-        await trio.sleep_forever()
+        if not callable(models) or not any(getattr(settings, kind).enabled for kind in PROBE_KINDS):
+            await trio.sleep_forever()
+        while True:
+            await trio.sleep(resync_interval)
+            wanted = {_job_key(job): job for job in _jobs(current(), settings)}
+            for key in set(running) - set(wanted):
+                running.pop(key).cancel()
+            for key in set(wanted) - set(running):
+                nursery.start_soon(start, wanted[key])
+
+
+def _job_key(job: _Job) -> tuple[str, str, str, str]:
+    return (job.upstream.name, job.upstream.base_url, job.upstream.provider, job.kind)
 
 
 def _jobs(models: Sequence[Model], settings: HealthCheckConfig) -> list[_Job]:
