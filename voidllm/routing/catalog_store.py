@@ -19,8 +19,7 @@ other processes call it (``voidllm.bus``), and :func:`serve_catalog` calls it ev
 together, so the shorter period wins), which
 is how other processes converge without Redis. A failed periodic reload keeps the previous snapshot.
 
-Left out: probing the upstreams of models created at run time (health probes start with the models
-present at startup).
+Health probes follow the running registry on their own (``voidllm.routing.health``, resync every 5 s).
 """
 
 from __future__ import annotations
