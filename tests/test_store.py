@@ -499,6 +499,6 @@ def test_utcnow_is_aware_utc() -> None:
 
 def test_exports_are_exactly_the_public_names() -> None:
     public = {name for name in vars(voidllm.store) if not name.startswith("_")}
-    submodules = {"engine", "errors", "ids", "migrate", "store", "tables", "types"}
+    submodules = {"engine", "errors", "ids", "metrics", "migrate", "store", "tables", "types"}
     assert isinstance(voidllm.store.migrate, types.ModuleType)
     assert set(voidllm.store.__all__) == public - submodules

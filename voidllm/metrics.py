@@ -3,7 +3,11 @@
 Every metric VoidLLM exports is registered on :data:`REGISTRY` (never on prometheus-client's global default
 registry, so tests can build several apps in one process without duplicate-registration errors coming from
 elsewhere). Labels carry identifiers and enumerations only (model names, service names, status codes), never
-request or response content.
+request or response content. The full list, with types and labels, is the "Metrics" table of README.md
+(``tests/test_metrics_complete.py`` keeps the two in step).
+
+prometheus-client's ``*_created`` series (one timestamp per counter and histogram child) are switched off for
+the whole process: the Go original has none, and they would add a series per child for nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client import gc_collector, platform_collector, process_collector
+
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 process_collector.ProcessCollector(registry=REGISTRY)

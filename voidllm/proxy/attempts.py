@@ -41,7 +41,7 @@ from voidllm.proxy import metrics as m
 from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse, UpstreamTimeoutError
 from voidllm.routing.breaker import Permit
 from voidllm.routing.cooldown import parse_retry_after
-from voidllm.routing.metrics import deployment_label, record_attempt, record_failover, record_hedge
+from voidllm.routing.metrics import deployment_label, record_attempt, record_failover, record_hedge, record_retry
 from voidllm.routing.registry import Model, Upstream
 from voidllm.routing.strategy import Router
 
@@ -147,6 +147,8 @@ class AttemptChain:
                 if self._start_next(nursery, waiting, send):
                     if running and hedge is not None:
                         record_hedge(self.model.name, "started")
+                    elif tried:
+                        record_retry(self.model.name, self.model.strategy)
                     running, tried = running + 1, tried + 1
                 elif running == 0:
                     break

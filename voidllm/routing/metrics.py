@@ -5,7 +5,7 @@ request content. The ``record_*`` helpers refuse a label value outside its enume
 attempt chain fails a test instead of silently creating a new series.
 
 The breaker and cooldown metrics are kept current by :mod:`voidllm.routing.breaker` and
-:mod:`voidllm.routing.cooldown` themselves; attempts, failovers and hedges are counted by the attempt chain.
+:mod:`voidllm.routing.cooldown` themselves; attempts, failovers, retries and hedges are counted by the attempt chain.
 All are registered on :data:`voidllm.metrics.REGISTRY`. Names follow reference section 10 where the
 original has the metric (``voidllm_circuitbreaker_rejections_total``, ``voidllm_rate_limit_failovers_total``);
 the original labels breaker rejections ``model`` (holding the deployment key), this one calls the same value
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from voidllm.config.upstreams import STRATEGIES
 from voidllm.metrics import REGISTRY
 
 __all__ = [
@@ -29,10 +30,12 @@ __all__ = [
     "HEDGES",
     "HEDGE_RESULTS",
     "RATE_LIMIT_FAILOVERS",
+    "RETRIES",
     "deployment_label",
     "record_attempt",
     "record_failover",
     "record_hedge",
+    "record_retry",
 ]
 
 ATTEMPT_OUTCOMES = frozenset({"success", "failure", "neutral", "rate_limited", "breaker_open"})
@@ -76,6 +79,13 @@ FAILOVERS = Counter(
     ["model", "deployment", "reason"],
     registry=REGISTRY,
 )
+RETRIES = Counter(
+    "voidllm_routing_retries_total",
+    "Further candidates tried after an attempt of the same request failed (hedges not included), "
+    "by model and routing strategy.",
+    ["model", "strategy"],
+    registry=REGISTRY,
+)
 HEDGES = Counter(
     "voidllm_hedges_total",
     "Hedged attempts started, and those whose response was the one used (won).",
@@ -110,6 +120,12 @@ def record_failover(model: str, deployment: str, reason: str) -> None:
     FAILOVERS.labels(model, deployment, reason).inc()
     if reason == "rate_limited":
         RATE_LIMIT_FAILOVERS.labels(model, deployment).inc()
+
+
+def record_retry(model: str, strategy: str) -> None:
+    """Count one retry on the next candidate; a strategy outside ``STRATEGIES`` is counted as the
+    round-robin it falls back to."""
+    RETRIES.labels(model, strategy if strategy in STRATEGIES else "round-robin").inc()
 
 
 def record_hedge(model: str, result: str) -> None:

@@ -9,11 +9,13 @@ therefore stay synchronous, testable without trio, and unaware of threads.
 The store's own :class:`trio.CapacityLimiter` is as large as the connection pool, so a thread never waits
 for a connection while holding a worker slot, and a burst of callers queues in trio (cheap, cancellable)
 instead of in the pool (a blocked thread). It is separate from trio's default limiter so database calls
-and other thread work (Code Mode, file I/O) cannot starve each other.
+and other thread work (Code Mode, file I/O) cannot starve each other. Every call is timed, and queueing
+for a connection counted, in :mod:`voidllm.store.metrics`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -24,6 +26,7 @@ import sqlalchemy as sa
 import trio
 
 from voidllm.errors import StoreError, StoreUnavailableError
+from voidllm.store import metrics
 from voidllm.store.engine import build_engine, pool_capacity
 from voidllm.store.errors import translate_errors
 
@@ -59,6 +62,9 @@ class Store:
     _limiter: trio.CapacityLimiter
     _closed: bool = attrs.field(default=False, init=False)
 
+    def __attrs_post_init__(self) -> None:
+        metrics.track(self)
+
     @classmethod
     def from_engine(cls, engine: sa.Engine) -> Store:
         """Wrap ``engine`` with a limiter as large as its pool; the store owns the engine from now on."""
@@ -86,7 +92,7 @@ class Store:
             trio.ClosedResourceError: the store was closed.
             Exceptions raised by ``fn`` that are not SQLAlchemy errors propagate unchanged.
         """
-        return await self._in_thread(partial(_in_transaction, self.engine, fn, *args))
+        return await self._in_thread("transaction", partial(_in_transaction, self.engine, fn, *args))
 
     async def run_engine(self, fn: Callable[[sa.Engine, Unpack[Ts]], T], /, *args: Unpack[Ts]) -> T:
         """Run ``fn(engine, *args)`` in a worker thread, for work that manages its own connections and
@@ -94,7 +100,7 @@ class Store:
 
         Same errors and cancellation behaviour as :meth:`run`.
         """
-        return await self._in_thread(partial(_translated, fn, self.engine, *args))
+        return await self._in_thread("engine", partial(_translated, fn, self.engine, *args))
 
     async def ping(self) -> None:
         """Check that the database answers ``SELECT 1``.
@@ -119,13 +125,28 @@ class Store:
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
+        metrics.untrack(self)
         with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
             await trio.to_thread.run_sync(self.engine.dispose, abandon_on_cancel=True)
 
-    async def _in_thread(self, job: Callable[[], T]) -> T:
+    async def _in_thread(self, operation: str, job: Callable[[], T]) -> T:
+        """Run ``job`` under the limiter, timed in ``voidllm_store_operation_seconds`` (see
+        :mod:`voidllm.store.metrics`; a caller cancelled before it got a connection is not observed)."""
         if self._closed:
             raise trio.ClosedResourceError("the store is closed")
-        return await trio.to_thread.run_sync(job, limiter=self._limiter)
+        if self._limiter.available_tokens == 0:
+            metrics.WAITS.inc()
+        began = time.perf_counter()
+        try:
+            result = await trio.to_thread.run_sync(job, limiter=self._limiter)
+        except StoreError:
+            metrics.observe(operation, "error", began)
+            raise
+        except Exception:
+            metrics.observe(operation, "ok", began)
+            raise
+        metrics.observe(operation, "ok", began)
+        return result
 
 
 @asynccontextmanager
