@@ -41,7 +41,13 @@ from voidllm.proxy import metrics as m
 from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse, UpstreamTimeoutError
 from voidllm.routing.breaker import Permit
 from voidllm.routing.cooldown import parse_retry_after
-from voidllm.routing.metrics import deployment_label, record_attempt, record_failover, record_hedge, record_retry
+from voidllm.routing.metrics import (
+    deployment_label,
+    record_attempt,
+    record_failover,
+    record_hedge,
+    record_retry,
+)
 from voidllm.routing.registry import Model, Upstream
 from voidllm.routing.strategy import Router
 

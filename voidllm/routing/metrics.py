@@ -1,12 +1,15 @@
-"""Prometheus metrics of routing (breakers, cooldowns, attempts, failovers, hedges), on the process registry.
+"""Prometheus metrics of routing (breakers, cooldowns, attempts, failovers, retries, hedges), on the process
+registry.
 
 Label values are configured names (model, deployment, upstream key) and the closed enumerations below, never
 request content. The ``record_*`` helpers refuse a label value outside its enumeration, so a typo in the
-attempt chain fails a test instead of silently creating a new series.
+attempt chain fails a test instead of silently creating a new series (except :func:`record_retry`, which
+counts an unknown strategy as the round-robin the router falls back to, so a stored model never fails a
+request over a metric).
 
 The breaker and cooldown metrics are kept current by :mod:`voidllm.routing.breaker` and
-:mod:`voidllm.routing.cooldown` themselves; attempts, failovers, retries and hedges are counted by the attempt chain.
-All are registered on :data:`voidllm.metrics.REGISTRY`. Names follow reference section 10 where the
+:mod:`voidllm.routing.cooldown` themselves; attempts, failovers, retries and hedges are counted by the attempt
+chain. All are registered on :data:`voidllm.metrics.REGISTRY`. Names follow reference section 10 where the
 original has the metric (``voidllm_circuitbreaker_rejections_total``, ``voidllm_rate_limit_failovers_total``);
 the original labels breaker rejections ``model`` (holding the deployment key), this one calls the same value
 ``upstream``.

@@ -89,7 +89,9 @@ class _PoolCollector(Collector):
         yield GaugeMetricFamily(
             "voidllm_db_open_connections", "Database connections open (in use plus idle).", value=open_
         )
-        yield GaugeMetricFamily("voidllm_db_idle_connections", "Database connections idle in the pool.", value=idle)
+        yield GaugeMetricFamily(
+            "voidllm_db_idle_connections", "Database connections idle in the pool.", value=idle
+        )
 
 
 def _pool_counts(store: Store) -> tuple[int, int]:
