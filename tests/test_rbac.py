@@ -61,6 +61,7 @@ SELF = "self"  # routes acting on the caller's own account or session: nothing t
 PUBLIC = "public"
 
 LIMITS = {"requests_per_minute": 1}
+USAGE_RANGE = "?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&group_by=day"
 
 RULES: dict[tuple[str, str], Rule | str] = {
     # self and public
@@ -96,6 +97,13 @@ RULES: dict[tuple[str, str], Rule | str] = {
     ("GET", "/orgs"): Rule(ORG_ADMINS | {"foreign"}),  # each org admin lists their own organisation
     ("POST", "/orgs"): Rule(SYS, {"name": "Escalated", "slug": "escalated"}),
     ("GET", "/orgs/<org_id>"): Rule(ORG_ADMINS),
+    # usage analytics, MCP usage and the dashboard
+    ("GET", "/usage"): Rule(SYS, query=USAGE_RANGE),
+    ("GET", "/orgs/<org_id>/usage"): Rule(ORG_ADMINS, query=USAGE_RANGE),
+    ("GET", "/usage/me"): Rule(ALL, query=USAGE_RANGE),  # each their own
+    ("GET", "/mcp-usage"): Rule(SYS, query=USAGE_RANGE),
+    ("GET", "/orgs/<org_id>/mcp-usage"): Rule(ORG_ADMINS, query=USAGE_RANGE),
+    ("GET", "/dashboard/stats"): Rule(ALL),  # each within their own scope
     ("PATCH", "/orgs/<org_id>"): Rule(ORG_ADMINS, LIMITS),
     ("DELETE", "/orgs/<org_id>"): Rule(SYS),
     ("POST", "/orgs/<org_id>/deactivate"): Rule(SYS),

@@ -27,11 +27,17 @@ its connection may be reused, never read whole. Nothing is retried once a byte w
 streamed (multipart) body is sent once. The last candidate's answer goes to the client as it is. Breaker
 outcomes of the answer sent: success, except 5xx and streams that did not end with their terminal event
 (failure) and 429 (neutral); a client disconnect leaves the permit neutral.
+
+Client tags. ``X-Source`` and ``X-Project`` are optional labels the client chooses to send (which tool, which
+project); they are read in the same pass over the headers as the key, validated (:func:`client_tag`: at most
+64 characters of ``[A-Za-z0-9._:/@-]``, else 400 naming the header, never echoing the value) and stored on the
+usage event as metadata. An empty value counts as absent; a repeated header counts by its first value.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -83,6 +89,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 CLIENT_CLOSED_STATUS = 499
+_READ_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-source", b"x-project"})
+_TAG = re.compile(rb"[A-Za-z0-9._:/@-]{1,64}")
 SETTLE_LIMIT = 2.0
 """Seconds a finished request may spend settling its token reservation (shielded from cancellation)."""
 
@@ -125,6 +133,8 @@ class Exchange:
     client_gone: bool = False
     admission: Admission | None = None  # limits counted and tokens reserved; settled when the request ends
     final_send: bool = False  # set just before the last body message: a disconnect after it is a normal close
+    source: str | None = None  # client tags (X-Source, X-Project), validated
+    project: str | None = None
 
 
 @attrs.define(eq=False)
@@ -147,8 +157,16 @@ class Proxy:
         request_id: str = scope[SCOPE_KEY]
         endpoint = ENDPOINTS[scope["path"]]
         try:
-            identity = self._authenticate(scope["headers"], endpoint)
-            ex = Exchange(request_id, identity, endpoint, started, utcnow())
+            found: dict[bytes, bytes] = {}
+            for name, value in scope["headers"]:  # one pass: credentials and client tags
+                if name in _READ_HEADERS:
+                    found.setdefault(name, value)
+            identity = self._authenticate(found, endpoint)
+            ex = Exchange(
+                request_id, identity, endpoint, started, utcnow(),
+                source=client_tag(found.get(b"x-source"), "X-Source"),
+                project=client_tag(found.get(b"x-project"), "X-Project"),
+            )
             try:
                 await self._serve(ex, scope, receive, send)
             finally:
@@ -162,13 +180,13 @@ class Proxy:
         except ClientDisconnected:
             return
 
-    def _authenticate(self, headers: list[tuple[bytes, bytes]], endpoint: Endpoint) -> KeyIdentity:
+    def _authenticate(self, headers: dict[bytes, bytes], endpoint: Endpoint) -> KeyIdentity:
         """``Authorization: Bearer``; on the Anthropic route also ``x-api-key``, as Anthropic's SDK sends it."""
         if endpoint.dialect == "anthropic":
-            api_key = header(headers, b"x-api-key")
+            api_key = headers.get(b"x-api-key")
             if api_key is not None:
                 return self.keys.authenticate_key(api_key.decode("latin-1"))
-        authorization = header(headers, b"authorization")
+        authorization = headers.get(b"authorization")
         return self.keys.authenticate(authorization.decode("latin-1") if authorization else None)
 
     async def _serve(self, ex: Exchange, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -575,10 +593,23 @@ class Proxy:
                 status_code=ex.status_code,
                 status=ex.outcome,
                 stream=ex.stream,
-                source=None,
-                project=None,
+                source=ex.source,
+                project=ex.project,
                 created_at=ex.started_wall,
             )
+
+
+def client_tag(value: bytes | None, name: str) -> str | None:
+    """A client tag header's value (``None`` when absent or empty).
+
+    Raises:
+        BadRequestError: longer than 64 characters or outside ``[A-Za-z0-9._:/@-]``; names the header only.
+    """
+    if not value:
+        return None
+    if _TAG.fullmatch(value) is None:
+        raise BadRequestError(f"invalid {name} header: use at most 64 characters of A-Z a-z 0-9 . _ : / @ -")
+    return value.decode("ascii")
 
 
 async def _watch_disconnect(receive: Receive, body_done: trio.Event, scope: trio.CancelScope, ex: Exchange) -> None:

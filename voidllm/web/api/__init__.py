@@ -12,6 +12,7 @@ from voidllm.web.api import (  # noqa: F401  (imported for their route declarati
     orgs,
     service_accounts,
     teams,
+    usage,
     users,
 )
 from voidllm.web.api.framework import api
