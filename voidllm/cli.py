@@ -1,8 +1,12 @@
-"""Command line: ``voidllm serve | migrate-schema | version`` and the management commands
+"""Command line: ``voidllm serve | migrate-schema | migrate | version`` and the management commands
 ``orgs create``, ``users create``, ``keys create|list|revoke|rotate`` (:mod:`voidllm.manage`).
 
-Exit codes: 0 success (including a clean shutdown after SIGTERM/SIGINT), 1 runtime failure or a second
-signal during shutdown, 2 invalid configuration or usage.
+``voidllm migrate --from DSN --to DSN [--dry-run] [--replace]`` copies a whole database between SQLite and
+PostgreSQL (:mod:`voidllm.store.transfer` does the work; this module only reports). It needs no
+configuration file.
+
+Exit codes: 0 success (including a clean shutdown after SIGTERM/SIGINT), 1 runtime failure, a refused
+``migrate`` or a second signal during shutdown, 2 invalid configuration or usage.
 """
 
 from __future__ import annotations
@@ -11,15 +15,22 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING
 
 import trio
 
 from voidllm import __version__
 from voidllm.availability import check_available
 from voidllm.config import Config, ConfigError, load_config
+from voidllm.errors import GatewayError
 from voidllm.logs import configure_logging
 from voidllm.nursery.signals import watch_stop_signals
+
+if TYPE_CHECKING:
+    from voidllm.store.store import Store
+    from voidllm.store.transfer import Endpoint, OnProgress, Survey
 
 log = logging.getLogger("voidllm")
 
@@ -31,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="path to voidllm.yaml (else $VOIDLLM_CONFIG, ./voidllm.yaml, /etc/voidllm)")
     migrate = commands.add_parser("migrate-schema", help="apply database schema migrations and exit")
     migrate.add_argument("--config", help="path to voidllm.yaml")
+    _add_migrate(commands)
     commands.add_parser("version", help="print the version")
     from voidllm.manage import add_commands
 
@@ -44,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"voidllm {__version__}")
         return 0
+    if args.command == "migrate":
+        return _migrate(args)
     try:
         config = load_config(args.config)
         if args.command == "serve":
@@ -76,6 +90,138 @@ async def _migrate_schema(config: Config) -> int:
         revision = await migrate(store)
     print(f"schema at revision {revision}")
     return 0
+
+
+# -- voidllm migrate ------------------------------------------------------------------------------------
+
+
+def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from voidllm.store.transfer import BATCH_SIZE
+
+    dsn_help = "postgres://…, postgresql://…, sqlite:///PATH or an SQLite file path"
+    parser = commands.add_parser(
+        "migrate",
+        help="copy every row between two databases (SQLite and/or PostgreSQL)",
+        description="Migrate the target's schema, copy every table in dependency order and verify the "
+        "row counts. The source must be at this version's schema; stop the gateways writing to it first.",
+    )
+    parser.add_argument("--from", dest="source", required=True, metavar="DSN", help=f"source: {dsn_help}")
+    parser.add_argument("--to", dest="target", required=True, metavar="DSN", help=f"target: {dsn_help}")
+    parser.add_argument("--dry-run", action="store_true", help="show the row counts to copy; change nothing")
+    parser.add_argument("--replace", action="store_true", help="delete a non-empty target's rows first")
+    parser.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE, help=argparse.SUPPRESS)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from voidllm.store.transfer import Endpoint
+
+    try:
+        source, target = Endpoint.parse(args.source), Endpoint.parse(args.target)
+    except ValueError as exc:
+        print(f"voidllm migrate: {exc}", file=sys.stderr)
+        return 2
+    if source.same_as(target):
+        print("voidllm migrate: --from and --to name the same database", file=sys.stderr)
+        return 2
+    if source.missing:
+        print(f"voidllm migrate: source database file not found: {source.display}", file=sys.stderr)
+        return 1
+    try:
+        return trio.run(_migrate_data, source, target, args)
+    except KeyboardInterrupt:
+        print("voidllm migrate: interrupted; the target may hold part of the data", file=sys.stderr)
+        return 1
+
+
+async def _migrate_data(source: Endpoint, target: Endpoint, args: argparse.Namespace) -> int:
+    from voidllm.store.store import open_store
+    from voidllm.store.transfer import survey, transfer
+
+    print(f"migrate {source.display} -> {target.display}{' (dry run)' if args.dry_run else ''}", flush=True)
+    try:
+        async with open_store(source.driver, source.dsn) as src, _open_target(target, args.dry_run) as dst:
+            if dst is None or args.dry_run:
+                _print_survey(await survey(src, dst))
+                return 0
+            with _progress_reporter() as on_progress:
+                counts = await transfer(
+                    src, dst, replace=args.replace, batch_size=args.batch_size, on_progress=on_progress
+                )
+    except GatewayError as exc:
+        print(f"voidllm migrate: {exc}", file=sys.stderr)
+        return 1
+    print(f"copied {sum(counts.values())} rows in {len(counts)} tables; row counts verified")
+    return 0
+
+
+@asynccontextmanager
+async def _open_target(target: Endpoint, dry_run: bool) -> AsyncIterator[Store | None]:
+    """The target store, or ``None`` in a dry run whose SQLite file does not exist (opening creates it)."""
+    from voidllm.store.store import open_store
+
+    if dry_run and target.missing:
+        yield None
+        return
+    async with open_store(target.driver, target.dsn) as store:
+        yield store
+
+
+def _print_survey(found: Survey) -> None:
+    print(f"{'table':<24}{'source rows':>12}{'target rows':>12}")
+    for name, rows in found.source_rows.items():
+        print(f"{name:<24}{rows:>12}{found.target_rows.get(name, '-'):>12}")
+    source_total, target_total = sum(found.source_rows.values()), sum(found.target_rows.values())
+    print(f"{'total':<24}{source_total:>12}{target_total:>12}")
+    if found.target_revision is None:
+        print(f"target schema: none yet; it would be created (revision {found.head})")
+    elif found.target_revision != found.head:
+        print(f"target schema: revision {found.target_revision}; it would be upgraded to {found.head}")
+    if found.target_empty:
+        print(f"the target is empty: {source_total} rows would be copied")
+    else:
+        print(f"the target is not empty: without --replace the migration is refused; with it, "
+              f"its {target_total} rows are deleted first")
+    print("dry run: nothing was changed")
+
+
+@contextmanager
+def _progress_reporter() -> Iterator[OnProgress]:
+    """A progress bar per table on a terminal (on stderr), else one plain line per finished table."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield _print_finished_tables()
+        return
+    tasks: dict[str, TaskID] = {}
+    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+
+        def update(table: str, copied: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=copied)
+
+        yield update
+
+
+def _print_finished_tables() -> OnProgress:
+    printed: set[str] = set()
+
+    def update(table: str, copied: int, total: int) -> None:
+        if copied >= total and table not in printed:
+            printed.add(table)
+            print(f"{table}: {copied} rows", flush=True)
+
+    return update
 
 
 async def _serve(config: Config) -> int:
