@@ -52,11 +52,18 @@ class BootstrapConfig:
 
 @attrs.frozen
 class UsageConfig:
-    """The usage writer: events wait in a bounded channel and are written in batches."""
+    """The usage writer (events wait in a bounded channel and are written in batches) and the hourly rollups.
+
+    ``rollup_interval`` is how often ``usage_hourly`` is brought up to date; ``rollup_lateness`` is how long
+    an event may take from getting its id to being committed (a slow batch transaction, clocks of several
+    gateways disagreeing), see :mod:`voidllm.usage.rollups`.
+    """
 
     buffer_size: Annotated[int, _POSITIVE] = 1000
     flush_interval: Annotated[Duration, _POSITIVE_DURATION] = 5.0
     drop_on_full: bool = True
+    rollup_interval: Annotated[Duration, _seconds(1, 3600)] = 60.0
+    rollup_lateness: Annotated[Duration, _seconds(1, 86400)] = 300.0
 
 
 @attrs.frozen
@@ -156,11 +163,20 @@ class LimitsConfig:
 
 @attrs.frozen
 class RetentionConfig:
-    """How long usage events and audit logs are kept (0 = forever), and how often old rows are deleted."""
+    """How long rows of each log table are kept (0 = forever), how often old rows are deleted, and how
+    many rows one delete statement removes (:mod:`voidllm.usage.retention`)."""
 
     usage_events: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
     audit_logs: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
+    mcp_tool_calls: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
+    usage_hourly: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
     interval: Annotated[Duration, _seconds(60)] = 24 * 3600.0
+    batch_size: Annotated[int, Range(1, 100_000)] = 10_000
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any table has a retention period."""
+        return any((self.usage_events, self.audit_logs, self.mcp_tool_calls, self.usage_hourly))
 
 
 @attrs.frozen
