@@ -13,7 +13,7 @@ The algorithm, in the order :func:`transfer` runs it:
 4. **Copy** the tables of :data:`~voidllm.store.tables.metadata` in dependency order (``sorted_tables``:
    parents before children). Each table is read in pages of ``batch_size`` rows by primary key (keyset
    pagination, so a page costs the same at the end of a large table as at its start), and each page is
-   inserted with one ``executemany``. Columns that reference their own table (``models.fallback_model_id``)
+   inserted at once (``COPY`` on PostgreSQL, ``executemany`` on SQLite). Columns that reference their own table (``models.fallback_model_id``)
    are inserted as NULL and set in a second pass once the whole table is there, which copes with chains
    and cycles alike; that pass also writes the columns with an ``onupdate`` (``updated_at``) so the
    update does not touch them.
@@ -30,12 +30,12 @@ spare the user anything: after a failure the target holds part of the data eithe
 the same, to fix the cause and run again with ``replace`` (the non-empty check refuses to run without it).
 :class:`TransferError` says which table failed after how many rows.
 
-The source is not read in one snapshot: stop the gateways that write to it first. Rows written during the
-copy are either copied or reported by the final count check.
+The source is not read in one snapshot: stop the gateways that write to it first. Rows added during the
+copy are copied (tables not reached yet) or reported by the final count check (tables already copied);
+changes to rows already copied would be lost silently.
 
-Left out: tables outside ``metadata`` (``alembic_version`` is written by the migration itself), and
-PostgreSQL's ``COPY`` (``executemany`` copies about 10,000 rows per second on either dialect, enough for a
-one-off move).
+``COPY`` moves about three times the rows per second of ``executemany`` into PostgreSQL. Left out: tables outside ``metadata`` (``alembic_version`` is written by the migration
+itself).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import psycopg
 import sqlalchemy as sa
 from alembic.util import CommandError
 
@@ -314,7 +315,27 @@ def _read_page(
 
 
 def _insert(conn: sa.Connection, table: sa.Table, rows: list[Row]) -> None:
-    conn.execute(table.insert(), rows)
+    if conn.dialect.name == "postgresql":
+        _copy_in(conn, table, rows)
+    else:
+        conn.execute(table.insert(), rows)
+
+
+def _copy_in(conn: sa.Connection, table: sa.Table, rows: list[Row]) -> None:
+    """PostgreSQL's ``COPY FROM STDIN``, about three times as fast as ``executemany``; each value goes
+    through its column type's bind processing first, exactly as for an INSERT."""
+    columns = list(table.columns)
+    bind = [column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for column in columns]
+    quote = conn.dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(column.name) for column in columns)}) FROM STDIN"
+    driver: Any = conn.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                values = (row[column.key] for column in columns)
+                copy.write_row([f(value) if f else value for f, value in zip(bind, values, strict=True)])
+    except psycopg.Error as exc:  # the driver's own error: wrap it as SQLAlchemy would for translate_errors
+        raise sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True) from exc
 
 
 def _execute_many(conn: sa.Connection, statement: sa.Update, params: list[Row]) -> None:
