@@ -13,10 +13,10 @@ The algorithm, in the order :func:`transfer` runs it:
 4. **Copy** the tables of :data:`~voidllm.store.tables.metadata` in dependency order (``sorted_tables``:
    parents before children). Each table is read in pages of ``batch_size`` rows by primary key (keyset
    pagination, so a page costs the same at the end of a large table as at its start), and each page is
-   inserted at once (``COPY`` on PostgreSQL, ``executemany`` on SQLite). Columns that reference their own table (``models.fallback_model_id``)
-   are inserted as NULL and set in a second pass once the whole table is there, which copes with chains
-   and cycles alike; that pass also writes the columns with an ``onupdate`` (``updated_at``) so the
-   update does not touch them.
+   inserted at once (``COPY`` on PostgreSQL, ``executemany`` on SQLite). Columns that reference their own
+   table (``models.fallback_model_id``) are inserted as NULL and set in a second pass once the whole table
+   is there, which copes with chains and cycles alike; that pass also writes the columns with an
+   ``onupdate`` (``updated_at``) so the update does not touch them.
 5. **Verify**: count the rows of every table on both sides again; any difference is an error.
 
 Values are read and written through the same :class:`~sqlalchemy.Table` objects, so each column type
@@ -34,8 +34,8 @@ The source is not read in one snapshot: stop the gateways that write to it first
 copy are copied (tables not reached yet) or reported by the final count check (tables already copied);
 changes to rows already copied would be lost silently.
 
-``COPY`` moves about three times the rows per second of ``executemany`` into PostgreSQL. Left out: tables outside ``metadata`` (``alembic_version`` is written by the migration
-itself).
+``COPY`` moves about three times the rows per second of ``executemany`` into PostgreSQL. Left out: tables
+outside ``metadata`` (``alembic_version`` is written by the migration itself).
 """
 
 from __future__ import annotations
