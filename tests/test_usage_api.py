@@ -315,8 +315,10 @@ async def test_range_and_group_by_are_validated(world: World) -> None:
         response = await world.gw.client.get(API + path, headers=admin(world.gw), params=exactly_90_days)
         assert response.status_code == 200, response.text
     empty = (await _get(world, "/usage", **RANGE))["data"]
-    assert empty == [{"group_key": None, "group_label": None, "total_requests": 0, "prompt_tokens": 0,
-                      "completion_tokens": 0, "total_tokens": 0, "cost_estimate": 0.0, "avg_duration_ms": 0.0}]  # fmt: skip
+    assert empty == [{
+        "group_key": None, "group_label": None, "total_requests": 0, "prompt_tokens": 0, "completion_tokens": 0,
+        "total_tokens": 0, "cost_estimate": 0.0, "avg_duration_ms": 0.0,
+    }]  # fmt: skip
 
 
 # -- MCP usage --------------------------------------------------------------------------------------------
@@ -331,8 +333,9 @@ def _mcp_rows(ids: dict[str, str], count: int) -> list[dict[str, Any]]:
         created = FROM if index == 0 else BASE + timedelta(seconds=rng.randrange(5 * 86400))
         rows.append({
             "id": new_id(), "request_id": None, **owner, "service_account_id": None,
-            "server_alias": rng.choice(["github", "jira"]), "tool_name": rng.choice(["search", "create_issue", "tools/list"]),
-            "duration_ms": rng.randrange(1, 900), "status": rng.choice(["success", "success", "transport_error", "timeout"]),
+            "server_alias": rng.choice(["github", "jira"]),
+            "tool_name": rng.choice(["search", "create_issue", "tools/list"]), "duration_ms": rng.randrange(1, 900),
+            "status": rng.choice(["success", "success", "transport_error", "timeout"]),
             "code_mode": rng.random() < 0.3, "code_mode_execution_id": None, "created_at": created,
         })  # fmt: skip
     return rows

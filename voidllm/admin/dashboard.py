@@ -157,7 +157,9 @@ def _headcount(conn: sa.Connection, scope: _Scope) -> tuple[int | None, int | No
         return _count(conn, org_teams), _count(conn, members)
     if scope.name == "team":
         tm = t.team_memberships.c
-        members = sa.select(tm.user_id).where(tm.team_id.in_(scope.team_ids), tm.user_id.in_(live_users)).distinct()
+        members = (
+            sa.select(tm.user_id).where(tm.team_id.in_(scope.team_ids), tm.user_id.in_(live_users)).distinct()
+        )
         return len(scope.team_ids), _count(conn, members)
     return None, None
 

@@ -38,8 +38,9 @@ from voidllm.errors import BadRequestError, NotFoundError
 from voidllm.store import tables as t
 
 __all__ = [
-    "MAX_RANGE", "McpGroupBy", "McpUsagePoint", "McpUsageQuery", "McpUsageReport", "UsageGroupBy", "UsagePoint",
-    "UsageQuery", "UsageReport", "mcp_org_usage", "mcp_system_usage", "my_usage", "org_usage", "system_usage",
+    "MAX_RANGE", "McpGroupBy", "McpUsagePoint", "McpUsageQuery", "McpUsageReport", "UsageGroupBy",
+    "UsagePoint", "UsageQuery", "UsageReport", "mcp_org_usage", "mcp_system_usage", "my_usage", "org_usage",
+    "system_usage", "time_bucket",
 ]
 
 MAX_RANGE = timedelta(days=90)
@@ -97,7 +98,8 @@ class UsagePoint:
     def from_row(cls, row: Mapping[str, Any], label: str | None) -> UsagePoint:
         return cls(
             group_key=row.get("group_key"), group_label=label, total_requests=int(row["total_requests"]),
-            prompt_tokens=int(row["prompt_tokens"] or 0), completion_tokens=int(row["completion_tokens"] or 0),
+            prompt_tokens=int(row["prompt_tokens"] or 0),
+            completion_tokens=int(row["completion_tokens"] or 0),
             total_tokens=int(row["total_tokens"] or 0), cost_estimate=float(row["cost_estimate"] or 0),
             avg_duration_ms=float(row["avg_duration_ms"] or 0),
         )
@@ -114,7 +116,7 @@ class UsageReport:
 
 @attrs.frozen
 class McpUsagePoint:
-    """Totals of one group of MCP tool calls; ``error_count`` is every call neither successful nor timed out."""
+    """Totals of one group of MCP tool calls; ``error_count``: every call neither successful nor timed out."""
 
     group_key: str | None
     group_label: str | None
@@ -127,11 +129,13 @@ class McpUsagePoint:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], label: str | None) -> McpUsagePoint:
-        total, success, timeout = int(row["total_calls"]), int(row["success_count"] or 0), int(row["timeout_count"] or 0)
+        total, success = int(row["total_calls"]), int(row["success_count"] or 0)
+        timeout = int(row["timeout_count"] or 0)
         return cls(
             group_key=row.get("group_key"), group_label=label, total_calls=total, success_count=success,
             error_count=total - success - timeout, timeout_count=timeout,
-            avg_duration_ms=float(row["avg_duration_ms"] or 0), code_mode_calls=int(row["code_mode_calls"] or 0),
+            avg_duration_ms=float(row["avg_duration_ms"] or 0),
+            code_mode_calls=int(row["code_mode_calls"] or 0),
         )
 
 
@@ -190,7 +194,9 @@ async def mcp_system_usage(services: Services, actor: Actor, query: McpUsageQuer
     return await services.store.run(partial(_mcp_tx, query, None, ()))
 
 
-async def mcp_org_usage(services: Services, actor: Actor, org_id: str, query: McpUsageQuery) -> McpUsageReport:
+async def mcp_org_usage(
+    services: Services, actor: Actor, org_id: str, query: McpUsageQuery
+) -> McpUsageReport:
     """MCP tool calls of one organisation; errors as :func:`org_usage`."""
     actor.require(Role.ORG_ADMIN)
     actor.require_org(org_id)
@@ -260,7 +266,9 @@ def _mcp_tx(
     return McpUsageReport(org_id=org_id, from_=query.from_, to=query.to, group_by=query.group_by, data=points)
 
 
-def _order(group_by: str | None, volume: Callable[[Any], tuple[int, ...]]) -> Callable[[Any], tuple[Any, ...]]:
+def _order(
+    group_by: str | None, volume: Callable[[Any], tuple[int, ...]]
+) -> Callable[[Any], tuple[Any, ...]]:
     if group_by in TIME_BUCKETS:
         return lambda point: (point.group_key or "",)
     return lambda point: (*volume(point), point.group_key is None, point.group_key or "")
@@ -324,7 +332,8 @@ def _grouped(
         .where(*where)
         .group_by(key, *joined)
     )
-    return [(row, names.label(row) if row["group_key"] is not None else None) for row in conn.execute(select).mappings()]
+    rows = conn.execute(select).mappings()
+    return [(row, None if row["group_key"] is None else names.label(row)) for row in rows]
 
 
 _SQLITE_FORMATS = {"day": "'%Y-%m-%d'", "hour": "'%Y-%m-%dT%H:00:00Z'"}

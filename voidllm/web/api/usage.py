@@ -7,24 +7,35 @@ from typing import Any
 
 from voidllm.admin import dashboard, usage
 from voidllm.admin.dashboard import DashboardStats
-from voidllm.admin.usage import McpGroupBy, McpUsageQuery, McpUsageReport, UsageGroupBy, UsageQuery, UsageReport
+from voidllm.admin.usage import (
+    McpGroupBy,
+    McpUsageQuery,
+    McpUsageReport,
+    UsageGroupBy,
+    UsageQuery,
+    UsageReport,
+)
 from voidllm.auth.identity import Role
 from voidllm.errors import BadRequestError
 from voidllm.web.api.codec import converter
 from voidllm.web.api.framework import Call, api
 
 
-def _choice_hook(choices: tuple[str, ...]) -> Any:
+def _group_by_hook(literal: Any) -> None:
+    """Structure ``group_by`` (a ``Literal``) with a message that lists the choices and never echoes the value
+    sent (cattrs' own message for a ``Literal`` quotes it)."""
+    choices = typing.get_args(literal)
+
     def structure(value: Any, _: type) -> str:
-        if value not in choices:  # never echoes the value sent
+        if value not in choices:
             raise BadRequestError(f"group_by must be one of: {', '.join(choices)}")
         return str(value)
 
-    return structure
+    converter.register_structure_hook_func(lambda cls: cls == literal, structure)
 
 
-for _literal in (UsageGroupBy, McpGroupBy):
-    converter.register_structure_hook_func(lambda cls, lit=_literal: cls == lit, _choice_hook(typing.get_args(_literal)))
+_group_by_hook(UsageGroupBy)
+_group_by_hook(McpGroupBy)
 
 
 @api.get("/usage", query=UsageQuery, response=UsageReport, role=Role.SYSTEM_ADMIN, tag="usage",
@@ -52,12 +63,14 @@ async def get_system_mcp_usage(call: Call, query: McpUsageQuery) -> McpUsageRepo
 
 
 @api.get("/orgs/<org_id>/mcp-usage", query=McpUsageQuery, response=McpUsageReport, role=Role.ORG_ADMIN,
-         tag="usage", summary="MCP tool calls of one organization in a time range, optionally grouped")  # fmt: skip
+         tag="usage", summary="MCP tool calls of one organization in a time range, optionally grouped",
+         )  # fmt: skip
 async def get_org_mcp_usage(call: Call, org_id: str, query: McpUsageQuery) -> McpUsageReport:
     return await usage.mcp_org_usage(call.services, call.actor, org_id, query)
 
 
 @api.get("/dashboard/stats", response=DashboardStats, tag="usage",
-         summary="The last 24 hours, active keys, budget warnings and model health within the caller's scope")  # fmt: skip
+         summary="Last 24 hours, active keys, budget warnings and model health in the caller's scope",
+         )  # fmt: skip
 async def get_dashboard_stats(call: Call) -> DashboardStats:
     return await dashboard.stats(call.services, call.actor)
