@@ -93,10 +93,6 @@ RULES: dict[tuple[str, str], Rule | str] = {
     ("GET", "/models/<model_id>/deployments/<deployment_id>"): Rule(SYS),
     ("PATCH", "/models/<model_id>/deployments/<deployment_id>"): Rule(SYS, {"weight": 7}),
     ("DELETE", "/models/<model_id>/deployments/<deployment_id>"): Rule(SYS),
-    # organisations
-    ("GET", "/orgs"): Rule(ORG_ADMINS | {"foreign"}),  # each org admin lists their own organisation
-    ("POST", "/orgs"): Rule(SYS, {"name": "Escalated", "slug": "escalated"}),
-    ("GET", "/orgs/<org_id>"): Rule(ORG_ADMINS),
     # usage analytics, MCP usage and the dashboard
     ("GET", "/usage"): Rule(SYS, query=USAGE_RANGE),
     ("GET", "/orgs/<org_id>/usage"): Rule(ORG_ADMINS, query=USAGE_RANGE),
@@ -104,6 +100,10 @@ RULES: dict[tuple[str, str], Rule | str] = {
     ("GET", "/mcp-usage"): Rule(SYS, query=USAGE_RANGE),
     ("GET", "/orgs/<org_id>/mcp-usage"): Rule(ORG_ADMINS, query=USAGE_RANGE),
     ("GET", "/dashboard/stats"): Rule(ALL),  # each within their own scope
+    # organisations
+    ("GET", "/orgs"): Rule(ORG_ADMINS | {"foreign"}),  # each org admin lists their own organisation
+    ("POST", "/orgs"): Rule(SYS, {"name": "Escalated", "slug": "escalated"}),
+    ("GET", "/orgs/<org_id>"): Rule(ORG_ADMINS),
     ("PATCH", "/orgs/<org_id>"): Rule(ORG_ADMINS, LIMITS),
     ("DELETE", "/orgs/<org_id>"): Rule(SYS),
     ("POST", "/orgs/<org_id>/deactivate"): Rule(SYS),
