@@ -10,6 +10,11 @@ from voidllm.config import ConfigError, parse_config
 BASE = "settings:\n  encryption_key: sixteen-chars-or-more\n"
 
 
+def test_retention_is_available() -> None:
+    text = BASE + "  retention:\n    usage_events: 90d\n    audit_logs: 365d\n    mcp_tool_calls: 30d\n"
+    assert unavailable_settings(parse_config(text, environ={})) == []
+
+
 def test_defaults_and_the_example_config_are_available() -> None:
     assert unavailable_settings(parse_config(BASE, environ={})) == []
     with open("config.example.yaml") as handle:
@@ -22,8 +27,6 @@ def test_defaults_and_the_example_config_are_available() -> None:
     [
         ("server:\n  admin:\n    port: 9090\n", "server.admin"),
         ("mcp_servers:\n  - {name: a, alias: a, url: 'http://127.0.0.1:1'}\n", "mcp_servers"),
-        ("settings:\n  encryption_key: sixteen-chars-or-more\n  retention:\n    usage_events: 90d\n",
-         "settings.retention"),
         ("settings:\n  encryption_key: sixteen-chars-or-more\n  mcp:\n    code_mode:\n      enabled: true\n",
          "settings.mcp.code_mode.enabled"),
     ],

@@ -234,6 +234,10 @@ async def test_hours_before_the_retention_horizon_are_never_rebuilt(store: Store
     assert [(row[0].day, row[6]) for row in await hourly(store)] == [(1, 1), (2, 2)]
 
 
+def trio_now() -> datetime:
+    return NEW_YEAR + timedelta(seconds=trio.current_time())
+
+
 # -- the service ---------------------------------------------------------------------------------------
 
 
@@ -244,10 +248,12 @@ async def test_service_is_ready_after_its_first_run_and_picks_up_new_events(
     runs = metric("voidllm_rollup_runs_total", outcome="ok")
     hours = metric("voidllm_rollup_hours_total")
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(serve_rollups, store=store, interval=60.0, lateness=LATENESS))
-        assert [row[0] for row in await hourly(store)] == [datetime(2030, 12, 31, 23, tzinfo=UTC)]
+        await nursery.start(partial(serve_rollups, store=store, interval=60.0, lateness=LATENESS, now=trio_now))
+        # metrics first: autojump may start the next run while this task waits on a database thread
         assert metric("voidllm_rollup_runs_total", outcome="ok") == runs + 1
         assert metric("voidllm_rollup_hours_total") == hours + 1
+        assert metric("voidllm_rollup_lag_seconds") == 0.0
+        assert [row[0] for row in await hourly(store)] == [datetime(2030, 12, 31, 23, tzinfo=UTC)]
 
         await write(store, event(NEW_YEAR))
         seen = metric("voidllm_rollup_runs_total", outcome="ok")
@@ -278,11 +284,8 @@ async def test_failed_runs_are_counted_retried_each_interval_and_grow_the_lag(
     errors = metric("voidllm_rollup_runs_total", outcome="error")
     durations = metric("voidllm_rollup_duration_seconds_count")
 
-    def clock() -> datetime:
-        return NEW_YEAR + timedelta(seconds=trio.current_time())
-
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(serve_rollups, store=broken, interval=60.0, lateness=LATENESS, now=clock))
+        await nursery.start(partial(serve_rollups, store=broken, interval=60.0, lateness=LATENESS, now=trio_now))
         assert metric("voidllm_rollup_lag_seconds") == 0.0
         await trio.sleep(150)
         nursery.cancel_scope.cancel()
@@ -291,3 +294,22 @@ async def test_failed_runs_are_counted_retried_each_interval_and_grow_the_lag(
     assert metric("voidllm_rollup_runs_total", outcome="error") == errors + 3
     assert metric("voidllm_rollup_duration_seconds_count") == durations + 3
     assert metric("voidllm_rollup_lag_seconds") == 120.0
+
+
+# -- in the gateway ------------------------------------------------------------------------------------
+
+
+async def test_the_gateway_rolls_up_before_it_serves_and_runs_retention(sqlite_dsn: str) -> None:
+    from tests.gateway import make_config, run_gateway
+    from voidllm.store.migrate import migrate
+    from voidllm.store.store import open_store
+
+    async with open_store("sqlite", sqlite_dsn) as early:
+        await migrate(early)
+        await write(early, event(NEW_YEAR - timedelta(microseconds=1)), event(NEW_YEAR))
+    config = make_config(sqlite_dsn, settings="retention:\n  mcp_tool_calls: 30d")
+    async with run_gateway(config) as gw:
+        assert [row[0] for row in await hourly(gw.state.store)] == [NEW_YEAR - timedelta(hours=1), NEW_YEAR]
+        metrics = (await gw.client.get("/metrics")).text
+        assert 'voidllm_service_up{service="usage-rollups"} 1.0' in metrics
+        assert 'voidllm_service_up{service="retention"} 1.0' in metrics

@@ -21,9 +21,6 @@ def unavailable_settings(config: Config) -> list[str]:
         problems.append("mcp_servers: the MCP gateway is not in this version yet")
     if config.settings.mcp.code_mode.enabled:
         problems.append("settings.mcp.code_mode.enabled: Code Mode is not in this version yet")
-    retention = config.settings.retention
-    if retention.usage_events or retention.audit_logs:
-        problems.append("settings.retention: retention is not in this version yet (usage is kept)")
     return problems
 
 

@@ -6,6 +6,8 @@
     └─ supervisor nursery
        ├─ store          engine + migrations, ready first
        ├─ audit-writer   admin mutations to audit_logs in batches (settings.audit.enabled)
+       ├─ usage-rollups  usage_hourly rebuilt by request time every settings.usage.rollup_interval
+       ├─ retention      old log rows deleted in batches (when settings.retention has a period)
        ├─ key-cache      loaded before serving, reloaded every cache.key_ttl
        ├─ rate-limits    without Redis: token counters seeded from usage_events, ended windows swept
        ├─ redis          with Redis: the client pool; then change-notices, the pub/sub subscriber
@@ -63,6 +65,8 @@ from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
 from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
+from voidllm.usage.retention import serve_retention
+from voidllm.usage.rollups import serve_rollups
 from voidllm.usage.writer import open_usage_channel, serve_usage_writer
 from voidllm.web.app import create_app
 from voidllm.web.state import AppState
@@ -169,6 +173,7 @@ async def serve(
             ),
         )
         audit = await _start_audit_writer(supervisor, store, config)
+        await _start_usage_upkeep(supervisor, store, config)
         credentials = await bootstrap_from_config(store, config, keyring) if run_bootstrap else None
         keys = KeyCache(keyring.hmac_secret)
         await supervisor.start(
@@ -243,6 +248,18 @@ async def _start_audit_writer(supervisor: Supervisor, store: Store, config: Conf
         ),
     )
     return sink
+
+
+async def _start_usage_upkeep(supervisor: Supervisor, store: Store, config: Config) -> None:
+    """Hourly rollups (ready after their first run) and, when a table has a retention period, retention
+    (ready at once; its first run starts in the background)."""
+    usage = config.settings.usage
+    await supervisor.start(
+        "usage-rollups",
+        partial(serve_rollups, store=store, interval=usage.rollup_interval, lateness=usage.rollup_lateness),
+    )
+    if config.settings.retention.enabled:
+        await supervisor.start("retention", partial(serve_retention, store=store, config=config.settings.retention))
 
 
 async def _start_limits(supervisor: Supervisor, config: Config, store: Store, services: Services) -> Limiter:
