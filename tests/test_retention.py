@@ -76,11 +76,13 @@ async def insert(store: Store, table: str, times: list[datetime]) -> None:
     await store.run(lambda connection: connection.execute(sa.insert(target), rows))
 
 
+TABLE_OBJECTS = {"audit_logs": audit_logs, "mcp_tool_calls": mcp_tool_calls, "usage_events": usage_events,
+                 "usage_hourly": usage_hourly}
+
+
 def _times(connection: sa.Connection, table: str) -> list[datetime]:
-    column = sa.table(table, sa.column(TABLES[table])).c[TABLES[table]]
-    typed = {"audit_logs": audit_logs, "mcp_tool_calls": mcp_tool_calls, "usage_events": usage_events,
-             "usage_hourly": usage_hourly}[table].c[column.name]
-    return sorted(connection.execute(sa.select(typed)).scalars())
+    column = TABLE_OBJECTS[table].c[TABLES[table]]
+    return sorted(connection.execute(sa.select(column)).scalars())
 
 
 async def times(store: Store, table: str) -> list[datetime]:
