@@ -7,6 +7,8 @@
   :func:`serve_usage_writer` (the service), :func:`insert_usage_events`
 - :mod:`~voidllm.usage.metrics`: the ``voidllm_usage_*`` Prometheus metrics
 - :mod:`~voidllm.usage.batches`: the generic batched writer behind the usage writer (and the audit log's)
+- :mod:`~voidllm.usage.rollups`: ``usage_hourly`` by request time, hours replaced (never added to)
+- :mod:`~voidllm.usage.retention`: per-table batched deletes of old rows
 """
 
 from voidllm.usage.cost import cost_estimate as cost_estimate
