@@ -77,6 +77,10 @@ RULES: dict[tuple[str, str], Rule | str] = {
     ("POST", "/invites/redeem"): PUBLIC,
     # audit
     ("GET", "/audit-logs"): Rule(ORG_ADMINS, query="?org_id={org_id}"),
+    # usage export and cost report
+    ("GET", "/orgs/<org_id>/usage/export"): Rule(ORG_ADMINS, query="?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z"),
+    ("GET", "/orgs/<org_id>/usage/cost-report"): Rule(
+        ORG_ADMINS, query="?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z"),
     # models and deployments: system administrators only, except health
     ("GET", "/models/health"): Rule(ALL),
     ("POST", "/models/test-connection"): Rule(SYS, {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}),

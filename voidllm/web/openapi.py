@@ -4,9 +4,11 @@ Every :class:`~voidllm.web.api.framework.ApiRoute` becomes one operation: the Qu
 path (``<org_id>`` → ``{org_id}``), the handler's name its ``operationId``, ``tag``/``summary`` are copied,
 non-public routes require ``bearerAuth`` (and name their minimum role in ``x-voidllm-role``), path
 parameters and the fields of the route's ``query`` class become parameters, ``body`` the JSON request body,
-and ``response`` (an attrs class, ``Page[X]``, ``list[X]``, or nothing) the success response. Error responses
-use the one envelope schema, listed for the statuses a route can produce: 400 when it takes input, 401 and
-403 unless public, 404 when it has path parameters, 409 for writes, 429 for public writes (login throttling).
+and ``response`` (an attrs class, ``Page[X]``, ``list[X]``, or nothing) the success response; a route that
+``produces`` a streamed download (``text/csv``) describes its body as a string of that media type. Error
+responses use the one envelope schema, listed for the statuses a route can produce: 400 when it takes input,
+401 and 403 unless public, 404 when it has path parameters, 409 for writes, 429 for public writes (login
+throttling).
 
 Schemas are JSON Schema 2020-12 (OpenAPI 3.1's dialect), derived from the attrs classes' resolved type
 hints: ``str``, ``int``, ``float``, ``bool``, ``datetime`` (``format: date-time``), ``date``, ``Literal``,
@@ -138,6 +140,10 @@ def _responses(route: ApiRoute, registry: SchemaRegistry) -> dict[str, Any]:
     responses: dict[str, Any] = {str(route.status): {"description": success}}
     if route.response is not None and route.status != 204:
         responses[str(route.status)] = _json_response(success, registry.schema(route.response))
+    if route.produces is not None:
+        responses[str(route.status)] = {
+            "description": "Success", "content": {route.produces: {"schema": {"type": "string"}}},
+        }
     writes = route.method in ("POST", "PUT", "PATCH", "DELETE")
     statuses = [
         (400, route.body is not None or route.query is not None or has_path_params),

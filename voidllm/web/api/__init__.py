@@ -5,6 +5,7 @@ from voidllm.web.api import (  # noqa: F401  (imported for their route declarati
     access,
     audit,
     auth,
+    export,
     invites,
     keys,
     me,

@@ -4,7 +4,8 @@ the audit log and the OpenAPI document are all generated from.
 A route module declares each route with :data:`api` and writes a thin handler: it receives a :class:`Call`
 (services, acting :class:`~voidllm.admin.context.Actor`, request id) plus its path parameters, ``body`` (an
 attrs instance structured from the JSON body) and ``query`` (an attrs instance from the query string), calls
-one use case, and returns an attrs object (rendered as JSON) or ``None`` (empty body)::
+one use case, and returns an attrs object (rendered as JSON), ``None`` (empty body) or a :class:`Streamed`
+body (a download such as a CSV export; declare its media type with ``produces=``)::
 
     @api.post("/orgs", body=OrgCreate, response=OrgOut, status=201, role=Role.SYSTEM_ADMIN,
               tag="organizations", summary="Create an organization", audit=("create", "organization"))
@@ -23,7 +24,7 @@ Hand-written rather than quart-schema because the stack's models are attrs class
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -58,6 +59,7 @@ class ApiRoute:
     role: Role | None = None
     audit: tuple[str, str] | None = None  # (action, resource_type) recorded on success
     description: str = ""
+    produces: str | None = None  # media type of a Streamed success body (instead of JSON)
 
     @property
     def name(self) -> str:
@@ -66,6 +68,19 @@ class ApiRoute:
     @property
     def full_path(self) -> str:
         return PREFIX + self.path
+
+
+@attrs.frozen
+class Streamed:
+    """A handler's result sent as a download: ``chunks`` are written as they come, with the client's reading
+    pace as backpressure, and without Quart's response timeout (a large export runs for minutes).
+
+    Resource handling: the response closes ``chunks`` when it ends, also when the client disconnects.
+    """
+
+    content_type: str
+    filename: str
+    chunks: AsyncIterator[bytes]
 
 
 @attrs.define
@@ -159,10 +174,23 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
             services.audit.record(_audit_entry(route, recorded, params, payload, result))
         if result is None:
             return Response(b"", status=route.status)
+        if isinstance(result, Streamed):
+            return _streamed(result, route.status)
         return Response(render(result, route.response), status=route.status, content_type="application/json")
 
     view.__name__ = route.name
     return view
+
+
+def _streamed(result: Streamed, status: int) -> Response:
+    headers = {
+        "Content-Disposition": f'attachment; filename="{result.filename}"',
+        "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no",
+    }
+    response = Response(result.chunks, status=status, content_type=result.content_type, headers=headers)
+    response.timeout = None
+    return response
 
 
 def _audit_entry(
