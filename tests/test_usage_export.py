@@ -36,6 +36,7 @@ from tests.admin_tenancy import (
 from tests.gateway import RunningGateway, make_config, run_gateway
 from tests.process import spawn_gateway, write_config
 from voidllm.admin import export
+from voidllm.errors import StoreUnavailableError
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
 
@@ -363,3 +364,30 @@ async def test_a_million_rows_stream_in_bounded_memory(tmp_path: Path) -> None:
     expected_last = (start + timedelta(seconds=MILLION - 1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert last_row.startswith(f"{expected_last},00000000-0000-7000-8000-000000999999,".encode())
     assert peak - resting < MEMORY_BOUND_KB, f"peak {peak} kB, resting {resting} kB"
+
+
+async def test_a_failure_mid_export_is_an_incomplete_body_not_a_short_file(
+    sqlite_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "CHUNK_ROWS", 10)
+    original_read = export._read_chunk
+    calls = 0
+
+    def failing_read(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise StoreUnavailableError("database unavailable")
+        return original_read(*args)
+
+    monkeypatch.setattr(export, "_read_chunk", failing_read)
+    received = b""
+    async with open_gateway(sqlite_dsn) as gw:
+        org = await default_org(gw)
+        await insert(gw, [event(org, "k", FROM + timedelta(seconds=i)) for i in range(100)])
+        with pytest.raises(httpx.RemoteProtocolError):
+            async with gw.client.stream("GET", f"{API}/orgs/{org}/usage/export", headers=admin(gw), params=RANGE) as response:
+                assert response.status_code == 200
+                async for chunk in response.aiter_bytes():
+                    received += chunk
+    assert received.count(b"\r\n") == 1 + 20  # the header and the two chunks read before the failure

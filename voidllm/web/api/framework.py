@@ -75,7 +75,9 @@ class Streamed:
     """A handler's result sent as a download: ``chunks`` are written as they come, with the client's reading
     pace as backpressure, and without Quart's response timeout (a large export runs for minutes).
 
-    Resource handling: the response closes ``chunks`` when it ends, also when the client disconnects.
+    Resource handling: the response closes ``chunks`` when it ends, also when the client disconnects. An
+    error raised by ``chunks`` after the status line was sent aborts the connection, so the client sees an
+    incomplete body rather than a truncated one that looks whole.
     """
 
     content_type: str
