@@ -318,3 +318,43 @@ async def test_metrics_describe_the_traffic(sqlite_dsn: str, mock: MockUpstream)
     ]
     missing = [line for line in expected if line not in text]
     assert missing == []
+
+
+# -- read deadlines: on request bodies only, never on responses that stream for long ----------------------
+
+
+def _short_read_timeout(config: Any, seconds: float) -> Any:
+    import attrs
+
+    proxy = attrs.evolve(config.server.proxy, read_timeout=seconds)
+    return attrs.evolve(config, server=attrs.evolve(config.server, proxy=proxy))
+
+
+async def test_a_stream_longer_than_read_timeout_is_not_cut(sqlite_dsn: str) -> None:
+    async with open_mock_upstream(Behaviour(stream_chunks=6, chunk_interval=0.2)) as upstream:
+        config = _short_read_timeout(make_config(sqlite_dsn, "models:" + model_yaml("m", upstream.base_url)), 0.3)
+        async with run_gateway(config) as gw:
+            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+            async with gw.client.stream("POST", "/v1/chat/completions", json=body, headers=auth(gw)) as response:
+                events = [line async for line in response.aiter_lines() if line.startswith("data:")]
+    assert events[-1] == "data: [DONE]"  # 1.2 s of streaming, four times the read timeout
+    assert len(events) >= 7
+
+
+async def test_a_request_body_that_stalls_gets_408(sqlite_dsn: str) -> None:
+    async with open_mock_upstream() as upstream:
+        config = _short_read_timeout(make_config(sqlite_dsn, "models:" + model_yaml("m", upstream.base_url)), 0.3)
+        async with run_gateway(config) as gw:
+            host, port = gw.url.removeprefix("http://").rsplit(":", 1)
+            stream = await trio.open_tcp_stream(host, int(port))
+            async with stream:
+                head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.api_key()}\r\n"
+                        "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"model\": \"m\"")
+                await stream.send_all(head.encode())
+                with trio.fail_after(5):
+                    answer = b""
+                    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                        answer += await stream.receive_some(65536)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b'"code":"request_timeout"' in answer
+    assert len(upstream.requests) == 0

@@ -13,6 +13,7 @@ class to an HTTP status and a machine code in one table (``voidllm.web.errors``)
     │   ├── PermissionDeniedError     403 forbidden
     │   ├── NotFoundError             404 not_found
     │   ├── ConflictError             409 conflict
+    │   ├── RequestTimeoutError       408 request_timeout: the body did not arrive in time
     │   ├── GoneError                 410 gone
     │   ├── RequestTooLargeError      413 request_too_large
     │   └── TooManyRequestsError      429 too_many_requests (rate_limit_exceeded, token_limit_exceeded)
@@ -82,6 +83,13 @@ class NotFoundError(ClientRequestError):
 class ConflictError(ClientRequestError):
     status = 409
     code = "conflict"
+
+
+class RequestTimeoutError(ClientRequestError):
+    """The client did not send its request body within ``server.proxy.read_timeout``."""
+
+    status = 408
+    code = "request_timeout"
 
 
 class GoneError(ClientRequestError):

@@ -29,6 +29,7 @@ The bootstrap banner is written to stderr once, after the server listens.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import sys
 from functools import partial
@@ -131,7 +132,9 @@ def hypercorn_config(config: Config) -> hypercorn.config.Config:
     hc = hypercorn.config.Config()
     hc.bind = [f"{host}:{proxy.port}"]
     hc.keep_alive_timeout = proxy.idle_timeout
-    hc.read_timeout = proxy.read_timeout
+    # No hc.read_timeout: hypercorn applies it to every read of a connection, so it would cut responses that
+    # stream longer than it (LLM streams, exports). Idle connections and slow headers are bounded by
+    # keep_alive_timeout; request bodies by the proxy (read_timeout) and Quart (BODY_TIMEOUT).
     hc.graceful_timeout = HTTP_GRACEFUL_TIMEOUT
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
@@ -290,6 +293,7 @@ def _limits(config: Config) -> ProxyLimits:
         max_response_body=proxy.max_response_body,
         max_stream_duration=proxy.max_stream_duration,
         request_timeout=proxy.write_timeout or proxy.max_stream_duration,
+        read_timeout=proxy.read_timeout or math.inf,
     )
 
 

@@ -37,6 +37,7 @@ usage event as metadata. An empty value counts as absent; a repeated header coun
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -55,6 +56,7 @@ from voidllm.errors import (
     GatewayTimeoutError,
     NotFoundError,
     PermissionDeniedError,
+    RequestTimeoutError,
     RequestTooLargeError,
     ServiceUnavailableError,
     UpstreamResponseTooLargeError,
@@ -105,6 +107,7 @@ class ProxyLimits:
     max_response_body: int
     max_stream_duration: float
     request_timeout: float
+    read_timeout: float = 30.0  # a JSON body in whole; each chunk of a streamed multipart body
 
 
 @attrs.define
@@ -317,7 +320,7 @@ class Proxy:
             ex.upstream_started = time.perf_counter()
 
     async def _json_body(self, ex: Exchange, scope: dict[str, Any], receive: Receive) -> bytes:
-        raw = await _read_body(receive, self.limits.max_request_body, _declared_length(scope))
+        raw = await _read_body(receive, self.limits.max_request_body, _declared_length(scope), self.limits.read_timeout)
         if ex.endpoint.dialect == "anthropic":
             ex.anthropic = messages.MessagesRequest.parse(raw, count_tokens=ex.endpoint.upstream_path.endswith("count_tokens"))
             ex.anthropic_raw, raw = raw, orjson.dumps(ex.anthropic.openai.payload)
@@ -344,7 +347,7 @@ class Proxy:
         declared = _declared_length(scope)
         if declared is not None and declared > self.limits.max_request_body:
             raise RequestTooLargeError("request body too large")
-        reader = _BodyReader(receive, self.limits.max_request_body)
+        reader = _BodyReader(receive, self.limits.max_request_body, self.limits.read_timeout)
         while reader.more and not head.done:
             if not head.feed(await reader.next()) and not reader.more:
                 head.finish()
@@ -635,15 +638,24 @@ def _declared_length(scope: dict[str, Any]) -> int | None:
 
 @attrs.define
 class _BodyReader:
-    """Reads a request body message by message within ``limit`` bytes."""
+    """Reads a request body message by message within ``limit`` bytes, each message within ``timeout``.
+
+    Read deadlines live here, not in hypercorn: its ``read_timeout`` bounds every socket read of a
+    connection, so it would also cut a response that streams for longer than that while the client sends
+    nothing (an LLM stream, an export).
+    """
 
     receive: Receive
     limit: int
+    timeout: float = math.inf
     received: int = 0
     more: bool = True
 
     async def next(self) -> bytes:
-        message = await self.receive()
+        with trio.move_on_after(self.timeout) as waited:
+            message = await self.receive()
+        if waited.cancelled_caught:
+            raise RequestTimeoutError("request body not received in time")
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
         chunk: bytes = message.get("body", b"")
@@ -654,17 +666,20 @@ class _BodyReader:
         return chunk
 
 
-async def _read_body(receive: Receive, limit: int, declared: int | None) -> bytes:
+async def _read_body(receive: Receive, limit: int, declared: int | None, timeout: float = math.inf) -> bytes:
+    """The whole body, within ``limit`` bytes and ``timeout`` seconds."""
     if declared is not None and declared > limit:
         raise RequestTooLargeError("request body too large")
     reader = _BodyReader(receive, limit)
-    first = await reader.next()
-    if not reader.more:
-        return first
-    chunks = [first]
-    while reader.more:
-        chunks.append(await reader.next())
-    return b"".join(chunks)
+    with trio.move_on_after(timeout) as waited:
+        first = await reader.next()
+        if not reader.more:
+            return first
+        chunks = [first]
+        while reader.more:
+            chunks.append(await reader.next())
+        return b"".join(chunks)
+    raise RequestTimeoutError("request body not received in time")
 
 
 async def _read_bounded(resp: UpstreamResponse, limit: int) -> bytes:
