@@ -1,0 +1,8 @@
+"""The MCP gateway: JSON-RPC messages, the streamable HTTP server transport, sealed sessions, built-in tools.
+
+- :mod:`voidllm.mcp.jsonrpc`: JSON-RPC 2.0 messages and error codes (shared by server and upstream client).
+- :mod:`voidllm.mcp.server`: the streamable HTTP transport, both protocol eras, generic over an
+  :class:`~voidllm.mcp.server.McpBackend`.
+- :mod:`voidllm.mcp.sessions`: ``Mcp-Session-Id`` as an AES-GCM sealed token.
+- :mod:`voidllm.mcp.builtin`: the built-in ``voidllm`` server's management tools.
+"""
