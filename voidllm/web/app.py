@@ -11,6 +11,7 @@ from voidllm.web import docs, health, openai
 from voidllm.web.api import api
 from voidllm.web.edge import Edge
 from voidllm.web.errors import register_error_handlers
+from voidllm.web.mcp import mount_mcp
 from voidllm.web.state import AppState
 
 
@@ -36,4 +37,5 @@ def create_quart_app(state: AppState) -> QuartTrio:
 
 def create_app(state: AppState, proxy: Any) -> Any:
     """The ASGI application the server runs: the edge, dispatching proxied routes to ``proxy``."""
-    return Edge(create_quart_app(state), state.drain, proxy=proxy, proxy_paths=frozenset(ENDPOINTS))
+    app = mount_mcp(create_quart_app(state), state)  # MCP endpoints are plain ASGI, before Quart routing
+    return Edge(app, state.drain, proxy=proxy, proxy_paths=frozenset(ENDPOINTS))

@@ -1,0 +1,452 @@
+"""The MCP streamable HTTP transport, server side, for both protocol eras (mcp-transport.md 5.1, 5.2).
+
+:class:`McpEndpoint` is a raw ASGI app serving one MCP endpoint path; what the endpoint *does* is a
+:class:`McpBackend` (the built-in ``voidllm`` tools, or a proxied upstream server). Rules, in order:
+
+1. **Origin.** Absent (non-browser clients), same origin as ``Host``, or listed in ``allowed_origins``;
+   anything else is 403 with a JSON-RPC error without id (DNS-rebinding defence).
+2. **Authentication** on every request: ``Authorization: Bearer vl_...`` through the key cache; 401 with a
+   JSON-RPC error and ``WWW-Authenticate: Bearer``.
+3. **Protocol version.** ``MCP-Protocol-Version`` must be one of :data:`SUPPORTED_VERSIONS`, else 400 with
+   error -32022 and ``data.supported``; missing means 2025-03-26 (session era). ``2026-07-28`` selects the
+   stateless revision.
+4. **Methods.** POST carries messages. GET is 405 (no server-initiated stream is offered; clients handle
+   405 per spec). DELETE ends a session (204) in the session era and is 405 in the stateless one.
+5. **Body.** At most :data:`MAX_BODY` bytes (413). Empty: HTTP 200 with -32700 "empty request body", as the
+   reference does. Invalid JSON: 400 -32700; not a JSON-RPC message: 400 -32600. A batch array is
+   accepted only in 2025-03-26 (each element answered, responses as one JSON array); later revisions get
+   400 -32600. Notifications and client responses: 202 with no body.
+6. **Accept.** A POST must accept ``application/json`` or ``text/event-stream`` (or a wildcard), else 406.
+   The answer is JSON unless the client accepts SSE and not JSON; an SSE answer is one ``event: message``
+   per JSON-RPC message, sent unbuffered (``Cache-Control: no-cache``, ``X-Accel-Buffering: no``).
+7. **Session era** (2025-03-26 .. 2025-11-25). ``initialize`` negotiates the version (the client's if we
+   support it, else our newest session-era version), asks the backend for its session state and answers
+   with ``Mcp-Session-Id``: a sealed token (:mod:`voidllm.mcp.sessions`). Every later request needs it:
+   missing is 400; unknown, forged, expired, ended or presented by another key is 404.
+8. **Stateless era** (2026-07-28). No ``initialize``; ``params._meta`` carries the protocol version, client
+   capabilities and client info. ``Mcp-Method`` must equal the body's method and ``Mcp-Name`` the
+   tool/prompt name or resource URI (400 -32020 HeaderMismatch). ``server/discover`` is answered by the
+   transport from the backend's ``initialize`` answer. ``Mcp-Session-Id`` is ignored.
+
+JSON-RPC errors raised by the backend are answered with HTTP 200 (they are JSON-RPC responses to a valid
+request); anything else a backend raises becomes -32603 "internal error" and is logged without arguments.
+Nothing here logs request or response bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from voidllm.auth.identity import KeyIdentity
+from voidllm.errors import AuthenticationError
+from voidllm.mcp import jsonrpc
+from voidllm.mcp.jsonrpc import JsonRpcError, Notification, Request
+from voidllm.mcp.sessions import InvalidSession, SessionSealer, SessionState
+
+if TYPE_CHECKING:
+    from voidllm.admin.services import Services
+    from voidllm.auth.cache import KeyCache
+
+__all__ = [
+    "MAX_BODY",
+    "SESSION_VERSIONS",
+    "STATELESS_VERSION",
+    "SUPPORTED_VERSIONS",
+    "McpBackend",
+    "McpContext",
+    "McpEndpoint",
+]
+
+log = logging.getLogger(__name__)
+
+SESSION_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
+STATELESS_VERSION = "2026-07-28"
+SUPPORTED_VERSIONS = (*SESSION_VERSIONS, STATELESS_VERSION)
+DEFAULT_VERSION = "2025-03-26"
+MAX_BODY = 4 * 1024 * 1024
+
+META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+SESSION_HEADER = b"mcp-session-id"
+VERSION_HEADER = b"mcp-protocol-version"
+
+Scope = dict[str, Any]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@attrs.frozen
+class McpContext:
+    """One request as a backend sees it.
+
+    ``session`` is the backend state sealed into the session token (session era; the dict
+    :meth:`McpBackend.open_session` returned), empty in the stateless era. ``meta`` is the request's
+    ``params._meta`` (stateless era: protocol version, client capabilities, client info).
+    """
+
+    identity: KeyIdentity
+    services: Services
+    request_id: str | None
+    protocol_version: str
+    endpoint: str
+    session: dict[str, Any] = attrs.field(factory=dict)
+    meta: dict[str, Any] = attrs.field(factory=dict)
+
+
+@runtime_checkable
+class McpBackend(Protocol):
+    """What an MCP endpoint serves; the transport handles HTTP, versions, sessions and ``ping``.
+
+    - ``handle`` answers one request: the JSON-RPC ``result`` object, or raises :class:`JsonRpcError`.
+      It must answer ``initialize`` with ``{capabilities, serverInfo, instructions?}`` (the transport adds
+      ``protocolVersion``; for ``server/discover`` it adds ``supportedVersions``).
+    - ``notify`` receives a notification (``notifications/initialized``, ``notifications/cancelled``...).
+
+    Optional, looked up with ``getattr``: ``async open_session(ctx) -> dict`` returns state to seal into
+    the session token (small, JSON-serialisable, no secrets); ``async close_session(ctx, state)`` runs on
+    ``DELETE``.
+    """
+
+    name: str
+
+    async def handle(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> dict[str, Any]: ...
+
+    async def notify(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> None: ...
+
+
+class _Refusal(Exception):
+    """A transport-level refusal: HTTP status plus a JSON-RPC error without id."""
+
+    def __init__(self, status: int, error: JsonRpcError, headers: list[tuple[bytes, bytes]] | None = None):
+        super().__init__(error.message)
+        self.status = status
+        self.error = error
+        self.headers = headers or []
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+@attrs.define(eq=False)
+class McpEndpoint:
+    """The ASGI app of one MCP endpoint; see the module docstring.
+
+    ``services`` and ``sealer`` are callables so the endpoint can be built before the process's services
+    exist (the app is assembled once, the services are read per request).
+    """
+
+    path: str
+    backend: McpBackend
+    services: Callable[[], Services]
+    keys: Callable[[], KeyCache]
+    sealer: Callable[[], SessionSealer]
+    allowed_origins: frozenset[str] = frozenset()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from voidllm.web.envelope import SCOPE_KEY
+
+        request_id = scope.get(SCOPE_KEY)
+        try:
+            await self._serve(scope, receive, send, request_id)
+        except _Refusal as refusal:
+            await _send_json(send, refusal.status, jsonrpc.error_object(refusal.error), refusal.headers)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, request_id: str | None) -> None:
+        self._check_origin(scope)
+        identity = self._authenticate(scope)
+        version = self._version(scope)
+        method = scope["method"]
+        if method == "POST":
+            await self._post(scope, receive, send, identity, version, request_id)
+        elif method == "DELETE" and version != STATELESS_VERSION:
+            await self._delete(scope, send, identity, version, request_id)
+        else:
+            allow = b"POST" if version == STATELESS_VERSION else b"POST, DELETE"
+            raise _Refusal(
+                405, JsonRpcError(jsonrpc.INVALID_REQUEST, "method not allowed"), [(b"allow", allow)]
+            )
+
+    # -- checks every request passes -----------------------------------------------------------------
+
+    def _check_origin(self, scope: Scope) -> None:
+        origin = _header(scope, b"origin")
+        if origin is None or origin in self.allowed_origins:
+            return
+        host = _header(scope, b"host")
+        _, _, origin_host = origin.partition("://")
+        if host is not None and origin_host.rstrip("/") == host:
+            return
+        raise _Refusal(403, JsonRpcError(jsonrpc.INVALID_REQUEST, "origin not allowed"))
+
+    def _authenticate(self, scope: Scope) -> KeyIdentity:
+        try:
+            return self.keys().authenticate(_header(scope, b"authorization"))
+        except AuthenticationError as exc:
+            raise _Refusal(
+                401, JsonRpcError(jsonrpc.INVALID_REQUEST, exc.message), [(b"www-authenticate", b"Bearer")]
+            ) from None
+
+    def _version(self, scope: Scope) -> str:
+        version = _header(scope, VERSION_HEADER)
+        if version is None:
+            return DEFAULT_VERSION
+        if version not in SUPPORTED_VERSIONS:
+            raise _Refusal(400, _unsupported(version))
+        return version
+
+    # -- POST ------------------------------------------------------------------------------------------
+
+    async def _post(
+        self, scope: Scope, receive: Receive, send: Send, identity: KeyIdentity, version: str,
+        request_id: str | None,
+    ) -> None:
+        sse = _wants_sse(_header(scope, b"accept"))
+        body = await _read_body(receive, MAX_BODY)
+        try:
+            parsed = jsonrpc.parse_body(body)
+        except JsonRpcError as exc:
+            status = 200 if exc.message == "empty request body" else 400
+            await _send_json(send, status, jsonrpc.error_object(exc))
+            return
+        ctx = self._context(identity, version, request_id)
+        if isinstance(parsed, list):
+            await self._batch(scope, send, ctx, parsed)
+            return
+        if isinstance(parsed, JsonRpcError):  # pragma: no cover - parse_body raises for single values
+            raise _Refusal(400, parsed)
+        if version == STATELESS_VERSION:
+            ctx = self._stateless(scope, ctx, parsed)
+            headers: list[tuple[bytes, bytes]] = []
+        else:
+            ctx, headers = await self._session(scope, ctx, parsed)
+        answer = await self._dispatch(ctx, parsed)
+        if answer is None:
+            await _send_empty(send, 202, headers)
+        elif sse:
+            await _send_sse(send, [answer], headers)
+        else:
+            await _send_json(send, 200, answer, headers)
+
+    def _context(self, identity: KeyIdentity, version: str, request_id: str | None) -> McpContext:
+        return McpContext(
+            identity=identity, services=self.services(), request_id=request_id, protocol_version=version,
+            endpoint=self.path,
+        )
+
+    async def _batch(self, scope: Scope, send: Send, ctx: McpContext, items: list[Any]) -> None:
+        if ctx.protocol_version != DEFAULT_VERSION:
+            raise _Refusal(
+                400, JsonRpcError(jsonrpc.INVALID_REQUEST, "batches are not supported in this protocol version")
+            )
+        if any(isinstance(m, Request) and m.method == "initialize" for m in items):
+            raise _Refusal(400, JsonRpcError(jsonrpc.INVALID_REQUEST, "initialize must not be batched"))
+        answers: list[dict[str, Any]] = []
+        session_ctx: McpContext | None = None
+        for item in items:
+            if isinstance(item, JsonRpcError):
+                answers.append(jsonrpc.error_object(item))
+                continue
+            if session_ctx is None:
+                session_ctx, _ = await self._session(scope, ctx, item)
+            answer = await self._dispatch(session_ctx, item)
+            if answer is not None:
+                answers.append(answer)
+        if answers:
+            await _send_json(send, 200, answers)
+        else:
+            await _send_empty(send, 202)
+
+    async def _session(
+        self, scope: Scope, ctx: McpContext, message: jsonrpc.Message
+    ) -> tuple[McpContext, list[tuple[bytes, bytes]]]:
+        """Session era: open the session token, or mint one for ``initialize``."""
+        if isinstance(message, Request) and message.method == "initialize":
+            requested = (message.params or {}).get("protocolVersion")
+            version = requested if requested in SESSION_VERSIONS else SESSION_VERSIONS[-1]
+            ctx = attrs.evolve(ctx, protocol_version=version)
+            opener = getattr(self.backend, "open_session", None)
+            state = dict(await opener(ctx)) if opener is not None else {}
+            sealed = SessionState.new(
+                key_id=ctx.identity.key_id, endpoint=self.path, protocol_version=version, backend=state
+            )
+            token = self.sealer().seal(sealed)
+            return attrs.evolve(ctx, session=state), [(SESSION_HEADER, token.encode("ascii"))]
+        state = self._open(scope, ctx)
+        return attrs.evolve(ctx, protocol_version=state.protocol_version, session=state.backend), []
+
+    def _open(self, scope: Scope, ctx: McpContext) -> SessionState:
+        token = _header(scope, SESSION_HEADER)
+        if token is None:
+            raise _Refusal(400, JsonRpcError(jsonrpc.INVALID_REQUEST, "missing Mcp-Session-Id header"))
+        try:
+            return self.sealer().open(token, key_id=ctx.identity.key_id, endpoint=self.path)
+        except InvalidSession:
+            raise _Refusal(404, JsonRpcError(jsonrpc.INVALID_REQUEST, "session not found")) from None
+
+    def _stateless(self, scope: Scope, ctx: McpContext, message: jsonrpc.Message) -> McpContext:
+        """2026-07-28: routing headers must agree with the body; ``_meta`` carries the envelope."""
+        if not isinstance(message, (Request, Notification)):
+            return ctx
+        if _header(scope, b"mcp-method") != message.method:
+            raise _Refusal(400, JsonRpcError(jsonrpc.HEADER_MISMATCH, "Mcp-Method header does not match the body"))
+        params = message.params or {}
+        name_key = NAME_BEARING.get(message.method)
+        if name_key is not None and params.get(name_key) is not None:
+            if _decode_header(_header(scope, b"mcp-name")) != params.get(name_key):
+                raise _Refusal(
+                    400, JsonRpcError(jsonrpc.HEADER_MISMATCH, "Mcp-Name header does not match the body")
+                )
+        meta = params.get("_meta")
+        meta = dict(meta) if isinstance(meta, dict) else {}
+        body_version = meta.get(META_PROTOCOL_VERSION)
+        if isinstance(message, Request) and body_version is not None and body_version != ctx.protocol_version:
+            raise _Refusal(
+                400, JsonRpcError(jsonrpc.HEADER_MISMATCH, "MCP-Protocol-Version header does not match _meta")
+            )
+        return attrs.evolve(ctx, meta=meta)
+
+    # -- dispatch ----------------------------------------------------------------------------------
+
+    async def _dispatch(self, ctx: McpContext, message: jsonrpc.Message) -> dict[str, Any] | None:
+        """The answer to one message, or ``None`` for notifications and client responses."""
+        if isinstance(message, Notification):
+            try:
+                await self.backend.notify(ctx, message.method, message.params)
+            except Exception:
+                log.exception("mcp notification handler failed", extra={"endpoint": self.path})
+            return None
+        if not isinstance(message, Request):
+            return None  # a response to a server request: we send none, so nothing waits for it
+        try:
+            result = await self._call(ctx, message)
+        except JsonRpcError as exc:
+            return jsonrpc.error_object(exc, message.id)
+        except Exception:
+            log.exception("mcp handler failed", extra={"endpoint": self.path, "method": message.method})
+            return jsonrpc.error_object(JsonRpcError(jsonrpc.INTERNAL_ERROR, "internal error"), message.id)
+        return jsonrpc.Response(message.id, result).to_json()
+
+    async def _call(self, ctx: McpContext, request: Request) -> dict[str, Any]:
+        stateless = ctx.protocol_version == STATELESS_VERSION
+        method = request.method
+        if method == "ping" and not stateless:
+            return {}
+        if method == "initialize":
+            if stateless:
+                raise JsonRpcError(jsonrpc.METHOD_NOT_FOUND, "method not found")
+            result = await self.backend.handle(ctx, "initialize", request.params)
+            return {"protocolVersion": ctx.protocol_version, **result}
+        if method == "server/discover":
+            result = await self.backend.handle(ctx, "initialize", request.params)
+            return {"supportedVersions": list(SUPPORTED_VERSIONS), "ttlMs": 0, "cacheScope": "private", **result}
+        return await self.backend.handle(ctx, method, request.params)
+
+    # -- DELETE --------------------------------------------------------------------------------------
+
+    async def _delete(
+        self, scope: Scope, send: Send, identity: KeyIdentity, version: str, request_id: str | None
+    ) -> None:
+        ctx = self._context(identity, version, request_id)
+        state = self._open(scope, ctx)
+        closer = getattr(self.backend, "close_session", None)
+        if closer is not None:
+            await closer(attrs.evolve(ctx, session=state.backend), state.backend)
+        self.sealer().revoke(state)
+        await _send_empty(send, 204)
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def _unsupported(version: str) -> JsonRpcError:
+    return JsonRpcError(
+        jsonrpc.UNSUPPORTED_PROTOCOL_VERSION,
+        f"unsupported protocol version; supported: {', '.join(SUPPORTED_VERSIONS)}",
+        {"supported": list(SUPPORTED_VERSIONS), "requested": version[:64]},
+    )
+
+
+def _decode_header(value: str | None) -> str | None:
+    """``Mcp-Name`` may be ``=?base64?<payload>?=`` for values that are not visible ASCII."""
+    import base64
+    import binascii
+
+    if value is None or not (value.startswith("=?base64?") and value.endswith("?=")):
+        return value
+    try:
+        return base64.b64decode(value[9:-2], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _wants_sse(accept: str | None) -> bool:
+    """JSON unless SSE is accepted and JSON is not; refuses (406) an Accept that allows neither."""
+    if accept is None:
+        return False
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    json_ok = bool(types & {"application/json", "application/*", "*/*"})
+    sse_ok = bool(types & {"text/event-stream", "text/*", "*/*"})
+    if not json_ok and not sse_ok:
+        raise _Refusal(
+            406, JsonRpcError(jsonrpc.INVALID_REQUEST, "Accept must allow application/json or text/event-stream")
+        )
+    return sse_ok and not json_ok
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _Refusal(413, JsonRpcError(jsonrpc.INVALID_REQUEST, f"request body exceeds {limit} bytes"))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _send_json(
+    send: Send, status: int, value: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = jsonrpc.dumps(value)
+    await send({
+        "type": "http.response.start", "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    *(headers or [])],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_empty(send: Send, status: int, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", b"0"), *(headers or [])]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_sse(send: Send, messages: list[Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """One ``event: message`` per JSON-RPC message, each flushed as its own chunk."""
+    await send({
+        "type": "http.response.start", "status": 200,
+        "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"), *(headers or [])],
+    })  # fmt: skip
+    for message in messages:
+        event = b"event: message\ndata: " + jsonrpc.dumps(message) + b"\n\n"
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,52 @@
+"""The cached tool list of each MCP server (``mcp_server_tools``): what ``GET /mcp-servers/{id}/tools`` shows
+and what Code Mode searches, without asking the upstream.
+
+A list is replaced whole whenever a fresh one is fetched: by ``POST .../test`` and ``POST .../refresh-tools``
+(reference 1.6) and by every successful health probe (:mod:`voidllm.mcp.health`). Only ``name``,
+``description`` and ``inputSchema`` of each tool are kept; tools without a string name are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from voidllm.store import tables as t
+from voidllm.store.ids import utcnow
+
+__all__ = ["read_tools", "replace_tools"]
+
+MAX_TOOLS = 1000
+"""At most this many tools of one server are kept (a misbehaving upstream cannot fill the table)."""
+
+
+def replace_tools(conn: sa.Connection, server_id: str, tools: Sequence[Mapping[str, Any]]) -> int:
+    """Replace the server's cached list with ``tools`` (MCP ``tools/list`` entries); returns how many were kept."""
+    table = t.mcp_server_tools
+    now = utcnow()
+    rows: dict[str, dict[str, Any]] = {}
+    for tool in tools[:MAX_TOOLS]:
+        name = tool.get("name") if isinstance(tool, Mapping) else None
+        if not isinstance(name, str) or not name or name in rows:
+            continue
+        description = tool.get("description")
+        schema = tool.get("inputSchema")
+        rows[name] = {
+            "server_id": server_id, "name": name, "fetched_at": now,
+            "description": description if isinstance(description, str) else "",
+            "input_schema": orjson.dumps(schema if isinstance(schema, dict) else {}).decode(),
+        }  # fmt: skip
+    conn.execute(sa.delete(table).where(table.c.server_id == server_id))
+    if rows:
+        conn.execute(sa.insert(table), list(rows.values()))
+    return len(rows)
+
+
+def read_tools(conn: sa.Connection, server_id: str) -> list[tuple[str, str]]:
+    """``(name, description)`` of the server's cached tools, by name."""
+    table = t.mcp_server_tools
+    query = sa.select(table.c.name, table.c.description).where(table.c.server_id == server_id)
+    return [(row.name, row.description) for row in conn.execute(query.order_by(table.c.name))]

@@ -1,0 +1,69 @@
+"""Mounts the MCP endpoints in front of the Quart app.
+
+MCP endpoints speak JSON-RPC over streamable HTTP, not the JSON admin API, so they are plain ASGI apps
+(:class:`~voidllm.mcp.server.McpEndpoint`) dispatched by exact path before Quart routing: they are not in
+the declared route table, the OpenAPI document or the admin error envelope. :class:`McpMount` holds one
+endpoint per path; the built-in server is ``/api/v1/mcp/voidllm``. Other MCP endpoints (proxied upstream
+servers) register with :meth:`McpMount.add` or :meth:`McpMount.resolver`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from voidllm.mcp.builtin import BuiltinBackend
+from voidllm.mcp.server import McpEndpoint
+from voidllm.mcp.sessions import SessionSealer
+from voidllm.web.state import AppState
+
+MCP_PREFIX = "/api/v1/mcp"
+BUILTIN_PATH = MCP_PREFIX + "/voidllm"
+
+
+@attrs.define(eq=False)
+class McpMount:
+    """ASGI: MCP endpoint paths go to their endpoint, every other request to ``app``."""
+
+    app: Any
+    state: AppState
+    endpoints: dict[str, McpEndpoint] = attrs.field(factory=dict)
+    resolvers: list[Callable[[str], Any]] = attrs.field(factory=list)
+    _sealer: SessionSealer | None = None
+
+    def sealer(self) -> SessionSealer:
+        """One sealer per process (it holds the in-memory revocation set)."""
+        if self._sealer is None:
+            services = self.state.services
+            assert services is not None, "MCP endpoints need the process's services"
+            self._sealer = SessionSealer(services.keyring)
+        return self._sealer
+
+    def add(self, path: str, backend: Any) -> McpEndpoint:
+        endpoint = McpEndpoint(
+            path=path, backend=backend, services=lambda: self.state.services,  # type: ignore[arg-type,return-value]
+            keys=lambda: self.state.keys, sealer=self.sealer,
+        )
+        self.endpoints[path] = endpoint
+        return endpoint
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(MCP_PREFIX):
+            endpoint = self.endpoints.get(scope["path"].rstrip("/") or scope["path"])
+            for resolve in self.resolvers:
+                if endpoint is not None:
+                    break
+                endpoint = resolve(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def mount_mcp(app: Any, state: AppState) -> McpMount:
+    """Wrap ``app`` with the MCP endpoints (the built-in ``voidllm`` server)."""
+    mount = McpMount(app, state)
+    mount.add(BUILTIN_PATH, BuiltinBackend())
+    return mount
