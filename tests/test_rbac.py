@@ -61,6 +61,7 @@ SELF = "self"  # routes acting on the caller's own account or session: nothing t
 PUBLIC = "public"
 
 LIMITS = {"requests_per_minute": 1}
+MCP_SERVER = {"name": "Escalated", "alias": "escalated", "url": "https://mcp.example.com/mcp"}
 USAGE_RANGE = "?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&group_by=day"
 
 RULES: dict[tuple[str, str], Rule | str] = {
@@ -159,6 +160,29 @@ RULES: dict[tuple[str, str], Rule | str] = {
     ("POST", "/orgs/<org_id>/keys/<key_id>/rotate"): Rule(frozenset({"sys", "oadmin", "member"})),
     ("GET", "/orgs/<org_id>/keys/<key_id>/model-access"): Rule(ORG_ADMINS),
     ("PUT", "/orgs/<org_id>/keys/<key_id>/model-access"): Rule(ORG_ADMINS, {"models": []}),
+    # MCP servers (the one aimed at is team T's), MCP access allowlists
+    ("GET", "/mcp-servers/health"): Rule(ALL),
+    ("GET", "/mcp-servers"): Rule(SYS),
+    ("POST", "/mcp-servers"): Rule(SYS, MCP_SERVER),
+    ("GET", "/orgs/<org_id>/mcp-servers"): Rule(EVERYONE_IN_A),
+    ("POST", "/orgs/<org_id>/mcp-servers"): Rule(ORG_ADMINS, MCP_SERVER),
+    ("GET", "/orgs/<org_id>/teams/<team_id>/mcp-servers"): Rule(EVERYONE_IN_A),
+    ("POST", "/orgs/<org_id>/teams/<team_id>/mcp-servers"): Rule(TEAM_ADMINS, MCP_SERVER),
+    ("GET", "/mcp-servers/<server_id>"): Rule(EVERYONE_IN_A),
+    ("PATCH", "/mcp-servers/<server_id>"): Rule(TEAM_ADMINS, {"name": "renamed"}),
+    ("DELETE", "/mcp-servers/<server_id>"): Rule(TEAM_ADMINS),
+    ("PATCH", "/mcp-servers/<server_id>/activate"): Rule(TEAM_ADMINS),
+    ("PATCH", "/mcp-servers/<server_id>/deactivate"): Rule(TEAM_ADMINS),
+    ("POST", "/mcp-servers/<server_id>/test"): Rule(TEAM_ADMINS),
+    ("GET", "/mcp-servers/<server_id>/tools"): Rule(EVERYONE_IN_A),
+    ("POST", "/mcp-servers/<server_id>/refresh-tools"): Rule(TEAM_ADMINS),
+    ("GET", "/orgs/<org_id>/mcp-access"): Rule(ORG_ADMINS),
+    ("PUT", "/orgs/<org_id>/mcp-access"): Rule(ORG_ADMINS, {"servers": ["{global_server_id}"]}),
+    ("GET", "/orgs/<org_id>/teams/<team_id>/mcp-access"): Rule(TEAM_ADMINS),
+    ("PUT", "/orgs/<org_id>/teams/<team_id>/mcp-access"): Rule(TEAM_ADMINS, {"servers": []}),
+    ("GET", "/orgs/<org_id>/keys/<key_id>/mcp-access"): Rule(ORG_ADMINS),
+    ("PUT", "/orgs/<org_id>/keys/<key_id>/mcp-access"): Rule(ORG_ADMINS, {"servers": []}),
+    ("GET", "/orgs/<org_id>/available-mcp-servers"): Rule(ORG_ADMINS),
     # users (the plain member)
     ("POST", "/users"): Rule(
         ORG_ADMINS, {"email": "made@example.com", "password": "long enough pw", "org_id": "{org_id}",
@@ -236,6 +260,9 @@ async def world(sqlite_dsn: str) -> AsyncIterator[World]:
         team_alias = await post(f"/orgs/{org_a}/teams/{team_t}/model-aliases", {"alias": "quick", "model_name": "gpt-test"})
         ids["org_alias_id"], ids["team_alias_id"] = org_alias["id"], team_alias["id"]
         ids["team_membership_id"] = await first(f"/orgs/{org_a}/teams/{team_t}/members", user_id=member)
+        mcp = {"name": "Tools", "alias": "tools", "url": "https://mcp.example.com/mcp"}
+        ids["server_id"] = (await post(f"/orgs/{org_a}/teams/{team_t}/mcp-servers", mcp))["id"]
+        ids["global_server_id"] = (await post("/mcp-servers", mcp))["id"]
         yield World(gw, keys, ids)
 
 

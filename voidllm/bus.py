@@ -19,7 +19,10 @@ TOPIC_ACCESS = "access"
 TOPIC_ALIASES = "aliases"
 """Message ignored: reload the scoped model aliases."""
 
-TOPICS = (TOPIC_KEYS, TOPIC_MODELS, TOPIC_ACCESS, TOPIC_ALIASES)
+TOPIC_MCP = "mcp"
+"""Message ignored: reload the MCP servers and MCP access allowlists (``voidllm.mcp.registry``)."""
+
+TOPICS = (TOPIC_KEYS, TOPIC_MODELS, TOPIC_ACCESS, TOPIC_ALIASES, TOPIC_MCP)
 
 
 class Bus(Protocol):

@@ -51,6 +51,10 @@ from voidllm.crypto import Keyring
 from voidllm.limits.base import Limiter
 from voidllm.limits.memory import MemoryLimiter, serve_memory_limiter
 from voidllm.limits.redis import RedisLimiter
+from voidllm.mcp.client import McpUpstreams
+from voidllm.mcp.health import McpHealthBoard, serve_mcp_health
+from voidllm.mcp.registry import McpRegistry, McpRegistryLoader, serve_mcp_registry, sync_yaml_servers
+from voidllm.mcp.tools_cache import fetch_tools
 from voidllm.nursery import Supervisor, open_supervisor
 from voidllm.redis.bus import Invalidations, RedisBus, serve_invalidations
 from voidllm.redis.client import serve_redis_client
@@ -122,6 +126,7 @@ async def prepare_store(config: Config) -> BootstrapCredentials | None:
         await migrate(store)
         keyring = Keyring.from_setting(config.settings.encryption_key)
         await store.run(partial(sync_yaml_models, models=config.models, keyring=keyring))
+        await store.run(partial(sync_yaml_servers, servers=config.mcp_servers, keyring=keyring))
         return await bootstrap_from_config(store, config, keyring)
 
 
@@ -190,6 +195,7 @@ async def serve(
         await supervisor.start("catalog", partial(serve_catalog, loader=loader, ttl=catalog_ttl))
         services = Services(config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit)
         services.catalog_reload = loader.reload
+        mcp_upstreams = await _start_mcp(supervisor, config, store, keyring, services, sync=run_bootstrap)
         limiter = await _start_limits(supervisor, config, store, services)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         transport = H11Pool()
@@ -234,7 +240,30 @@ async def serve(
             with trio.move_on_after(5, shield=True):
                 await transport.aclose()
                 await probe_client.aclose()
+                await mcp_upstreams.aclose()
     log.info("shutdown complete")
+
+
+async def _start_mcp(
+    supervisor: Supervisor, config: Config, store: Store, keyring: Keyring, services: Services, *, sync: bool
+) -> McpUpstreams:
+    """The MCP registry (``services.extras["mcp_registry"]``, reloaded every ``cache.model_ttl`` and by
+    ``mcp_reload`` after admin writes), the upstream client (``mcp_upstreams``) and the health service
+    (``mcp_health``); with ``sync`` the config's ``mcp_servers`` are written into the store first."""
+    if sync:
+        await store.run(partial(sync_yaml_servers, servers=config.mcp_servers, keyring=keyring))
+    loader = McpRegistryLoader(McpRegistry(), store, keyring)
+    registry = await supervisor.start("mcp-registry", partial(serve_mcp_registry, loader=loader, ttl=config.cache.model_ttl))
+    upstreams = McpUpstreams.from_settings(config.settings.mcp)
+    board = McpHealthBoard()
+    services.extras.update(mcp_registry=registry, mcp_reload=loader.reload, mcp_upstreams=upstreams, mcp_health=board)
+    health = config.settings.mcp.health
+    if health.enabled:
+        await supervisor.start("mcp-health", partial(
+            serve_mcp_health, registry=registry, prober=upstreams, board=board, interval=health.interval,
+            on_tools=partial(fetch_tools, store, upstreams),
+        ))  # fmt: skip
+    return upstreams
 
 
 async def _start_audit_writer(supervisor: Supervisor, store: Store, config: Config) -> AuditSink:

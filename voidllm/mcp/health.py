@@ -5,8 +5,8 @@
 default), with at most :data:`MAX_CONCURRENT_PROBES` probes in flight, each bounded by a
 :data:`PROBE_TIMEOUT` cancel scope. A probe is the upstream client's ``probe(server)`` (``initialize`` and
 ``tools/list``): ``ok`` is healthy, with its latency and tool count, anything else unhealthy with a short
-error. A successful probe also replaces the server's cached tool list (:mod:`voidllm.mcp.tools_cache`) through
-``on_tools``. The built-in server is not probed (it is served in-process and always healthy).
+error. After a successful probe ``on_tools(server)`` runs (the server wires it to
+:func:`voidllm.mcp.tools_cache.fetch_tools`, which replaces the server's cached tool list). The built-in server is not probed (it is served in-process and always healthy).
 
 Servers that left the registry (deleted, deactivated) are dropped from the board and from the gauges at the
 next round. Metrics: ``voidllm_mcp_server_health_status{server,alias}`` 1 healthy / 0 unhealthy and
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -128,7 +128,7 @@ class McpHealthBoard:
                 pass
 
 
-OnTools = Callable[[str, Sequence[Mapping[str, Any]]], Awaitable[None]]
+OnTools = Callable[[McpServerEntry], Awaitable[Any]]
 
 
 async def probe_all(
@@ -160,12 +160,11 @@ async def _probe_one(
     if result is None:
         board.record(server, ok=False, latency=None, tool_count=None, error=error)
         return
-    tools = list(result.tools or []) if result.ok else []
     board.record(server, ok=bool(result.ok), latency=elapsed if result.ok else None,
-                 tool_count=len(tools) if result.ok else None, error=None if result.ok else result.error)  # fmt: skip
+                 tool_count=result.tools if result.ok else None, error=None if result.ok else result.error)  # fmt: skip
     if result.ok and on_tools is not None:
         try:
-            await on_tools(server.id, tools)
+            await on_tools(server)
         except Exception as exc:  # the cache catches up at the next probe
             log.warning("MCP tool list not cached", extra={"server": server.alias, "error_type": type(exc).__name__})
 

@@ -1,23 +1,31 @@
 """The cached tool list of each MCP server (``mcp_server_tools``): what ``GET /mcp-servers/{id}/tools`` shows
 and what Code Mode searches, without asking the upstream.
 
-A list is replaced whole whenever a fresh one is fetched: by ``POST .../test`` and ``POST .../refresh-tools``
-(reference 1.6) and by every successful health probe (:mod:`voidllm.mcp.health`). Only ``name``,
+A list is replaced whole whenever a fresh one is fetched (:func:`fetch_tools`, the upstream client's
+``list_tools``): by ``POST .../test`` and ``POST .../refresh-tools`` (reference 1.6) and after every
+successful health probe (:mod:`voidllm.mcp.health`). Only ``name``,
 ``description`` and ``inputSchema`` of each tool are kept; tools without a string name are skipped.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+import trio
 
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
 
-__all__ = ["read_tools", "replace_tools"]
+log = logging.getLogger(__name__)
+
+__all__ = ["FETCH_TIMEOUT", "fetch_tools", "read_tools", "replace_tools"]
+
+FETCH_TIMEOUT = 10.0
 
 MAX_TOOLS = 1000
 """At most this many tools of one server are kept (a misbehaving upstream cannot fill the table)."""
@@ -50,3 +58,18 @@ def read_tools(conn: sa.Connection, server_id: str) -> list[tuple[str, str]]:
     table = t.mcp_server_tools
     query = sa.select(table.c.name, table.c.description).where(table.c.server_id == server_id)
     return [(row.name, row.description) for row in conn.execute(query.order_by(table.c.name))]
+
+
+async def fetch_tools(store: Any, lister: Any, server: Any) -> list[tuple[str, str]] | None:
+    """Ask the upstream for its tools (``lister.list_tools(server)``, bounded by :data:`FETCH_TIMEOUT`) and
+    replace the cached list; ``None`` when the upstream failed or timed out (the cache is left as it was)."""
+    tools: list[dict[str, Any]] | None = None
+    with trio.move_on_after(FETCH_TIMEOUT):
+        try:
+            tools = await lister.list_tools(server)
+        except Exception as exc:  # the client's errors: unavailable, timeout, JSON-RPC error
+            log.info("MCP tool list not fetched", extra={"server": server.alias, "error_type": type(exc).__name__})
+    if tools is None:
+        return None
+    await store.run(partial(replace_tools, server_id=server.id, tools=tools))
+    return await store.run(partial(read_tools, server_id=server.id))

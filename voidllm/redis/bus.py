@@ -10,7 +10,8 @@ another process to :class:`Invalidations`:
 
 - ``keys``: when the message is a key hash, that key is evicted at once (a revocation takes effect before
   any reload), then the key cache reloads from the store;
-- ``models`` / ``access`` / ``aliases``: ``services.catalog_reload()``, when the server set one.
+- ``models`` / ``access`` / ``aliases``: ``services.catalog_reload()``, when the server set one;
+- ``mcp``: ``services.extras["mcp_reload"]()`` (the MCP registry), when the server set one.
 
 Reloads are coalesced: a burst of notices causes one reload running and at most one more after it. When the
 subscription breaks (Redis restarted, network), the service resubscribes with capped exponential backoff
@@ -30,7 +31,7 @@ import orjson
 import trio
 
 from voidllm.auth.cache import reload_key_cache
-from voidllm.bus import TOPIC_KEYS, TOPICS
+from voidllm.bus import TOPIC_KEYS, TOPIC_MCP, TOPICS
 from voidllm.nursery import Backoff
 from voidllm.redis.client import RedisClient, RedisError
 
@@ -92,31 +93,43 @@ class Invalidations:
     services: Any  # voidllm.admin.services.Services: catalog_reload is read when needed
     _key_reload: _Coalesced = attrs.field(init=False)
     _catalog_reload: _Coalesced = attrs.field(init=False)
+    _mcp_reload: _Coalesced = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._key_reload = _Coalesced("keys", lambda: reload_key_cache(self.keys, self.store))
         self._catalog_reload = _Coalesced("catalog", self._reload_catalog)
+        self._mcp_reload = _Coalesced("mcp", self._reload_mcp)
 
     async def serve(self) -> None:
         """Run the coalesced reloads until cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._key_reload.serve)
             nursery.start_soon(self._catalog_reload.serve)
+            nursery.start_soon(self._mcp_reload.serve)
 
     def notice(self, topic: str, message: str) -> None:
         if topic == TOPIC_KEYS:
             if _KEY_HASH.fullmatch(message):
                 self.keys.evict(message)
             self._key_reload.request()
+        elif topic == TOPIC_MCP:
+            self._mcp_reload.request()
         elif topic in TOPICS:
             self._catalog_reload.request()
 
     def reload_all(self) -> None:
         self._key_reload.request()
         self._catalog_reload.request()
+        self._mcp_reload.request()
 
     async def _reload_catalog(self) -> None:
         reload = getattr(self.services, "catalog_reload", None)
+        if reload is not None:
+            await reload()
+
+    async def _reload_mcp(self) -> None:
+        extras = getattr(self.services, "extras", None) or {}
+        reload = extras.get("mcp_reload")
         if reload is not None:
             await reload()
 

@@ -8,6 +8,7 @@ from voidllm.web.api import (  # noqa: F401  (imported for their route declarati
     export,
     invites,
     keys,
+    mcp_servers,
     me,
     models,
     orgs,
