@@ -111,11 +111,11 @@ async def _get_usage(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> Any
 
 
 async def _list_keys(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> Any:
-    page = await keys.list_keys(ctx.services, actor, ctx.identity.org_id, PageQuery(limit=200))
+    listed = await _collect(lambda page: keys.list_keys(ctx.services, actor, ctx.identity.org_id, page))
     return [
         {"id": k.id, "key_hint": k.key_hint, "key_type": k.key_type, "name": k.name,
          "created_at": _rfc3339(k.created_at)}
-        for k in page.data
+        for k in listed
     ]  # fmt: skip
 
 
@@ -137,11 +137,11 @@ async def _create_key(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> An
 
 async def _list_deployments(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> Any:
     model_id = _string(args, "model_id", required=True)
-    page = await deployments.list_deployments(ctx.services, actor, model_id, PageQuery(limit=200))
+    listed = await _collect(lambda page: deployments.list_deployments(ctx.services, actor, model_id, page))
     return [
         {"id": d.id, "name": d.name, "provider": d.provider, "base_url": d.base_url, "weight": d.weight,
          "priority": d.priority, "is_active": d.is_active}
-        for d in page.data
+        for d in listed
     ]  # fmt: skip
 
 
@@ -226,6 +226,23 @@ class BuiltinBackend:
 
 def _error_result(message: str) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": message}], "isError": True}
+
+
+MAX_ITEMS = 200
+"""List tools return at most this many items (reference 8.6)."""
+
+
+async def _collect(fetch: Callable[[PageQuery], Awaitable[Any]]) -> list[Any]:
+    """Up to :data:`MAX_ITEMS` items of a paginated use case, page by page."""
+    items: list[Any] = []
+    cursor = None
+    while len(items) < MAX_ITEMS:
+        page = await fetch(PageQuery(limit=min(100, MAX_ITEMS - len(items)), cursor=cursor))
+        items.extend(page.data)
+        if not page.has_more or page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return items
 
 
 # -- argument helpers ---------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ MAX_BODY = 4 * 1024 * 1024
 META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
 META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
 META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
 SESSION_HEADER = b"mcp-session-id"
@@ -338,6 +339,12 @@ class McpEndpoint:
         return jsonrpc.Response(message.id, result).to_json()
 
     async def _call(self, ctx: McpContext, request: Request) -> dict[str, Any]:
+        result = await self._answer(ctx, request)
+        if ctx.protocol_version == STATELESS_VERSION and "resultType" not in result:
+            result = {**result, "resultType": "complete"}  # required on every 2026-07-28 result
+        return result
+
+    async def _answer(self, ctx: McpContext, request: Request) -> dict[str, Any]:
         stateless = ctx.protocol_version == STATELESS_VERSION
         method = request.method
         if method == "ping" and not stateless:
@@ -348,8 +355,12 @@ class McpEndpoint:
             result = await self.backend.handle(ctx, "initialize", request.params)
             return {"protocolVersion": ctx.protocol_version, **result}
         if method == "server/discover":
-            result = await self.backend.handle(ctx, "initialize", request.params)
-            return {"supportedVersions": list(SUPPORTED_VERSIONS), "ttlMs": 0, "cacheScope": "private", **result}
+            result = dict(await self.backend.handle(ctx, "initialize", request.params))
+            meta = dict(result.pop("_meta", None) or {})
+            if "serverInfo" in result:  # 2026-07-28 moves serverInfo into the result's _meta stamp
+                meta[META_SERVER_INFO] = result.pop("serverInfo")
+            return {"supportedVersions": list(SUPPORTED_VERSIONS), "ttlMs": 0, "cacheScope": "private", **result,
+                    "_meta": meta}  # fmt: skip
         return await self.backend.handle(ctx, method, request.params)
 
     # -- DELETE --------------------------------------------------------------------------------------
