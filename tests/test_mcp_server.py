@@ -89,6 +89,10 @@ async def test_session_era_initialize_then_requests_need_the_session(sqlite_dsn:
         newest = await c.post(PATH, headers=_headers(key, accept="application/json"), json=_init("2024-01-01"))
         assert newest.json()["result"]["protocolVersion"] == "2025-11-25"
 
+        versions = _headers(key, mcp_session_id=token, mcp_protocol_version="2025-11-25")
+        other_version = await c.post(PATH, headers=versions, json=_request("tools/list"))
+        _error(other_version, 400, -32600)
+
         # DELETE ends the session; later use is 404
         deleted = await c.delete(PATH, headers=_headers(key, mcp_session_id=token))
         assert deleted.status_code == 204
@@ -182,6 +186,10 @@ async def test_batches_only_in_2025_03_26(sqlite_dsn: str) -> None:
         _error(newer, 400, -32600)
         with_init = await c.post(PATH, headers=_headers(key), json=[_init("2025-03-26")])
         _error(with_init, 400, -32600)
+        # a session negotiated at 2025-06-18 cannot batch, with or without the version header
+        later = await _session(c, key, "2025-06-18")
+        _error(await c.post(PATH, headers=_headers(key, mcp_session_id=later), json=batch), 400, -32600)
+        _error(await c.post(PATH, headers=_headers(key), json=batch), 400, -32600)  # no session at all
 
 
 def _modern(key: str, method: str, name: str | None = None, **extra: str) -> dict[str, str]:

@@ -14,7 +14,8 @@
    405 per spec). DELETE ends a session (204) in the session era and is 405 in the stateless one.
 5. **Body.** At most :data:`MAX_BODY` bytes (413). Empty: HTTP 200 with -32700 "empty request body", as the
    reference does. Invalid JSON: 400 -32700; not a JSON-RPC message: 400 -32600. A batch array is
-   accepted only in 2025-03-26 (each element answered, responses as one JSON array); later revisions get
+   accepted only in a 2025-03-26 session (each element answered, the answers as one JSON array; invalid
+   elements answered with -32600 and id null; ``initialize`` cannot be batched); later revisions get
    400 -32600. Notifications and client responses: 202 with no body.
 6. **Accept.** A POST must accept ``application/json`` or ``text/event-stream`` (or a wildcard), else 406.
    The answer is JSON unless the client accepts SSE and not JSON; an SSE answer is one ``event: message``
@@ -22,7 +23,9 @@
 7. **Session era** (2025-03-26 .. 2025-11-25). ``initialize`` negotiates the version (the client's if we
    support it, else our newest session-era version), asks the backend for its session state and answers
    with ``Mcp-Session-Id``: a sealed token (:mod:`voidllm.mcp.sessions`). Every later request needs it:
-   missing is 400; unknown, forged, expired, ended or presented by another key is 404.
+   missing is 400; unknown, forged, expired, ended or presented by another key is 404. An
+   ``MCP-Protocol-Version`` header that differs from the session's negotiated version is 400 (a missing one
+   means the session's version).
 8. **Stateless era** (2026-07-28). No ``initialize``; ``params._meta`` carries the protocol version, client
    capabilities and client info. ``Mcp-Method`` must equal the body's method and ``Mcp-Name`` the
    tool/prompt name or resource URI (400 -32020 HeaderMismatch). ``server/discover`` is answered by the
@@ -252,14 +255,17 @@ class McpEndpoint:
             )
         if any(isinstance(m, Request) and m.method == "initialize" for m in items):
             raise _Refusal(400, JsonRpcError(jsonrpc.INVALID_REQUEST, "initialize must not be batched"))
+        state = self._open(scope, ctx)
+        if state.protocol_version != DEFAULT_VERSION:
+            raise _Refusal(
+                400, JsonRpcError(jsonrpc.INVALID_REQUEST, "batches are not supported in this protocol version")
+            )
+        session_ctx = attrs.evolve(ctx, session=state.backend)
         answers: list[dict[str, Any]] = []
-        session_ctx: McpContext | None = None
         for item in items:
             if isinstance(item, JsonRpcError):
                 answers.append(jsonrpc.error_object(item))
                 continue
-            if session_ctx is None:
-                session_ctx, _ = await self._session(scope, ctx, item)
             answer = await self._dispatch(session_ctx, item)
             if answer is not None:
                 answers.append(answer)
@@ -284,6 +290,10 @@ class McpEndpoint:
             token = self.sealer().seal(sealed)
             return attrs.evolve(ctx, session=state), [(SESSION_HEADER, token.encode("ascii"))]
         state = self._open(scope, ctx)
+        if _header(scope, VERSION_HEADER) not in (None, state.protocol_version):
+            raise _Refusal(
+                400, JsonRpcError(jsonrpc.INVALID_REQUEST, "MCP-Protocol-Version does not match the session's version")
+            )
         return attrs.evolve(ctx, protocol_version=state.protocol_version, session=state.backend), []
 
     def _open(self, scope: Scope, ctx: McpContext) -> SessionState:
