@@ -1,0 +1,280 @@
+"""Issue 8 point 5: MCP servers through the admin API (reference 1.6 "MCP server management", 8.1).
+
+Global, org and team servers with their permission checks, secrets sealed at rest and never returned,
+URL/SSRF and auth validation, alias conflicts, pagination, servers of the config file read-only, activation
+reflected in the running registry at once, and ``test`` / ``tools`` / ``refresh-tools`` against the real mock
+MCP server (the official SDK) and a deprecated HTTP+SSE server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.admin_tenancy import (
+    API,
+    add_user,
+    admin,
+    bearer,
+    create_org,
+    create_team,
+    default_org,
+    error_of,
+    join_team,
+    pages,
+    user_key,
+)
+from tests.gateway import RunningGateway, make_config, run_gateway
+from voidllm.config import MCPServerConfig
+from voidllm.crypto import aad_for
+from voidllm.mcp.registry import McpRegistry, sync_yaml_servers
+from voidllm.store import tables as t
+from voidllm.testing.mock_mcp import open_legacy_sse_server, open_mock_mcp
+
+URL = "https://mcp.example.com/mcp"
+TOKEN = "s3cret-upstream-token"
+
+
+@asynccontextmanager
+async def gateway(dsn: str, *, allow_private: bool = False) -> AsyncIterator[RunningGateway]:
+    settings = "mcp:\n  allow_private_urls: true" if allow_private else ""
+    async with run_gateway(make_config(dsn, settings=settings)) as gw:
+        yield gw
+
+
+def server(alias: str, url: str = URL, **fields: Any) -> dict[str, Any]:
+    return {"name": alias.title(), "alias": alias, "url": url, **fields}
+
+
+async def stored_row(gw: RunningGateway, server_id: str) -> Any:
+    s = t.mcp_servers
+    return await gw.state.services.store.run(lambda conn: conn.execute(sa.select(s).where(s.c.id == server_id)).first())
+
+
+async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
+    async with gateway(sqlite_dsn) as gw:
+        sys, client = admin(gw), gw.client
+        org = await default_org(gw)
+        other = (await create_org(gw, "beta"))["id"]
+        team = (await create_team(gw, org, "tee"))["id"]
+        oadmin = bearer(await user_key(gw, org, await add_user(gw, org, "oa@a.io", role="org_admin")))
+        tadmin_id, member_id = await add_user(gw, org, "ta@a.io"), await add_user(gw, org, "m@a.io")
+        await join_team(gw, team, tadmin_id, "team_admin")
+        await join_team(gw, team, member_id)
+        tadmin, member = bearer(await user_key(gw, org, tadmin_id)), bearer(await user_key(gw, org, member_id))
+        foreign = bearer(await user_key(gw, other, await add_user(gw, other, "f@b.io", role="org_admin")))
+
+        g = await client.post(f"{API}/mcp-servers", headers=sys, json=server("tools", auth_type="bearer", auth_token=TOKEN))
+        assert g.status_code == 201, g.text
+        o = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=oadmin, json=server("tools"))
+        tm = await client.post(f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=tadmin, json=server("tools"))
+        assert (o.status_code, tm.status_code) == (201, 201), (o.text, tm.text)
+        g_id, o_id, t_id = g.json()["id"], o.json()["id"], tm.json()["id"]
+        assert (g.json()["scope"], o.json()["scope"], tm.json()["scope"]) == ("global", "org", "team")
+        assert (tm.json()["org_id"], tm.json()["team_id"], tm.json()["source"]) == (org, team, "api")
+
+        # who may create where
+        assert (await client.post(f"{API}/mcp-servers", headers=oadmin, json=server("x"))).status_code == 403
+        assert (await client.post(f"{API}/orgs/{org}/mcp-servers", headers=tadmin, json=server("x"))).status_code == 403
+        refused = await client.post(f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=member, json=server("x"))
+        assert "team admin" in error_of(refused, 403)["message"]
+        assert (await client.post(f"{API}/orgs/{org}/mcp-servers", headers=foreign, json=server("x"))).status_code == 403
+
+        # lists: global alone; an org's with the global; a team's with its org's and the global
+        listed = await client.get(f"{API}/mcp-servers", headers=sys)
+        assert [row["id"] for row in listed.json()["data"]] == [g_id]
+        org_list = await client.get(f"{API}/orgs/{org}/mcp-servers", headers=member)
+        assert [row["id"] for row in org_list.json()["data"]] == [g_id, o_id]
+        team_list = await client.get(f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=member)
+        assert [row["id"] for row in team_list.json()["data"]] == [g_id, o_id, t_id]
+        assert (await client.get(f"{API}/orgs/{org}/mcp-servers", headers=foreign)).status_code == 403
+        assert (await client.get(f"{API}/mcp-servers", headers=oadmin)).status_code == 403
+
+        # one server: visible within its scope, changed only by its scope's admins
+        assert (await client.get(f"{API}/mcp-servers/{t_id}", headers=member)).status_code == 200
+        assert (await client.get(f"{API}/mcp-servers/{t_id}", headers=foreign)).status_code == 404
+        assert (await client.get(f"{API}/mcp-servers/{g_id}", headers=foreign)).status_code == 200
+        for headers, server_id, words in ((member, t_id, "team admin"), (tadmin, o_id, "org admin"),
+                                          (oadmin, g_id, "system admin")):  # fmt: skip
+            response = await client.patch(f"{API}/mcp-servers/{server_id}", headers=headers, json={"name": "X"})
+            assert words in error_of(response, 403)["message"]
+        renamed = await client.patch(f"{API}/mcp-servers/{t_id}", headers=tadmin,
+                                     json={"name": "Renamed", "code_mode_enabled": False})  # fmt: skip
+        assert (renamed.json()["name"], renamed.json()["code_mode_enabled"]) == ("Renamed", False)
+        assert (await client.patch(f"{API}/mcp-servers/{o_id}/deactivate", headers=oadmin)).json()["is_active"] is False
+
+        # secrets: sealed to their row, never returned
+        assert g.json()["has_auth_token"] is True and "auth_token" not in g.json()
+        for response in (g, listed, await client.get(f"{API}/mcp-servers/{g_id}", headers=sys)):
+            assert TOKEN not in response.text
+        row = await stored_row(gw, g_id)
+        assert TOKEN not in row.auth_token_enc
+        keyring = gw.state.services.keyring
+        assert keyring.decrypt_secret(row.auth_token_enc, aad=aad_for("mcp_server", g_id)) == TOKEN
+        entry = gw.state.services.extras["mcp_registry"].get(g_id)
+        assert entry.auth_token == TOKEN and TOKEN not in repr(entry)
+        # a PATCH without the secret keeps it; switching to no auth drops it
+        kept = await client.patch(f"{API}/mcp-servers/{g_id}", headers=sys, json={"url": "https://other.example.com/mcp"})
+        assert kept.json()["has_auth_token"] is True
+        dropped = await client.patch(f"{API}/mcp-servers/{g_id}", headers=sys, json={"auth_type": "none"})
+        assert dropped.json()["has_auth_token"] is False and (await stored_row(gw, g_id)).auth_token_enc is None
+
+        # delete: gone for everyone, alias free again
+        assert (await client.delete(f"{API}/mcp-servers/{t_id}", headers=member)).status_code == 403
+        assert (await client.delete(f"{API}/mcp-servers/{t_id}", headers=tadmin)).status_code == 204
+        assert (await client.get(f"{API}/mcp-servers/{t_id}", headers=sys)).status_code == 404
+        again = await client.post(f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=tadmin, json=server("tools"))
+        assert again.status_code == 201
+
+
+async def test_validation_and_conflicts(sqlite_dsn: str) -> None:
+    async with gateway(sqlite_dsn) as gw:
+        sys, client = admin(gw), gw.client
+        org = await default_org(gw)
+
+        async def create(body: dict[str, Any], path: str = "/mcp-servers") -> Any:
+            return await client.post(API + path, headers=sys, json=body)
+
+        for url in ("ftp://mcp.example.com/", "not a url", "https://user:pw@mcp.example.com/", "http://:80/"):
+            assert (await create(server("a", url))).status_code == 400, url
+        for url in ("http://127.0.0.1:9/mcp", "http://10.1.2.3/", "http://169.254.169.254/latest", "http://[::1]/",
+                    "http://localhost:8080/", "http://[::ffff:192.168.1.1]/", "http://0.0.0.0/"):
+            assert error_of(await create(server("a", url)), 400)["code"] == "private_url_not_allowed", url
+        oauth = {"auth_type": "oauth", "oauth_client_id": "c", "oauth_client_secret": "s"}
+        http_token_url = await create(server("a", **oauth, oauth_token_url="http://idp.example.com/token"))
+        assert "https" in error_of(http_token_url, 400)["message"]
+        assert (await create(server("a", auth_type="oauth", oauth_client_id="c"))).status_code == 400
+        assert (await create(server("a", auth_type="bearer"))).status_code == 400
+        for header in ("Host", "cookie", "Bad Header", "Mcp-Session-Id", ""):
+            body = server("a", auth_type="header", auth_header=header, auth_token="t")
+            assert error_of(await create(body), 400)["code"] == "invalid_auth_header", header
+        for alias in ("voidllm", "Upper", "under_score", "-lead", "a" * 64, "x:deleted:y"):
+            assert (await create(server(alias))).status_code == 400, alias
+        assert (await create({**server("a"), "auth_type": "magic"})).status_code == 400
+        assert (await create({**server("a"), "name": "  "})).status_code == 400
+
+        made = await create(server("a", auth_type="header", auth_header="X-Api-Key", auth_token="t", **{
+            "oauth_client_id": "ignored"}))
+        assert made.status_code == 201 and made.json()["auth_header"] == "X-Api-Key"
+        ok_oauth = await create(server("b", **oauth, oauth_token_url="https://idp.example.com/token", oauth_scopes="a b"))
+        assert ok_oauth.json()["has_oauth_client_secret"] is True and ok_oauth.json()["has_auth_token"] is False
+        assert error_of(await create(server("a")), 409)["code"] == "conflict"
+        assert (await create(server("a"), f"/orgs/{org}/mcp-servers")).status_code == 201  # another scope
+        assert (await create(server("a"), f"/orgs/{org}/mcp-servers")).status_code == 409
+        renamed = await client.patch(f"{API}/mcp-servers/{ok_oauth.json()['id']}", headers=sys, json={"alias": "a"})
+        assert renamed.status_code == 409
+        private = await client.patch(f"{API}/mcp-servers/{made.json()['id']}", headers=sys, json={"url": "http://10.0.0.1/"})
+        assert private.status_code == 400
+
+        for index in range(5):
+            assert (await create(server(f"p{index}"))).status_code == 201
+        seen = await pages(client, f"{API}/mcp-servers", sys, 3)
+        assert [len(page) for page in seen] == [3, 3, 1]
+        assert len({row["id"] for page in seen for row in page}) == 7
+        assert (await client.get(f"{API}/mcp-servers?limit=0", headers=sys)).status_code == 400
+
+
+async def test_private_urls_allowed_by_setting(sqlite_dsn: str) -> None:
+    async with gateway(sqlite_dsn, allow_private=True) as gw:
+        response = await gw.client.post(f"{API}/mcp-servers", headers=admin(gw), json=server(
+            "local", "http://127.0.0.1:9/mcp", auth_type="oauth", oauth_client_id="c", oauth_client_secret="s",
+            oauth_token_url="http://127.0.0.1:9/token"))  # fmt: skip
+        assert response.status_code == 201, response.text
+
+
+async def test_test_tools_and_refresh_against_a_real_mcp_server(sqlite_dsn: str) -> None:
+    async with gateway(sqlite_dsn, allow_private=True) as gw, \
+            open_mock_mcp(require_header=("Authorization", f"Bearer {TOKEN}")) as mock, \
+            open_legacy_sse_server() as legacy_url:  # fmt: skip
+        sys, client = admin(gw), gw.client
+        org = await default_org(gw)
+        member = bearer(await user_key(gw, org, await add_user(gw, org, "m@a.io")))
+        made = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys,
+                                 json=server("mock", mock.url, auth_type="bearer", auth_token=TOKEN))  # fmt: skip
+        server_id = made.json()["id"]
+        assert (await client.get(f"{API}/mcp-servers/{server_id}/tools", headers=member)).json() == []
+
+        tested = await client.post(f"{API}/mcp-servers/{server_id}/test", headers=sys)
+        assert tested.status_code == 200, tested.text
+        body = tested.json()
+        assert body["success"] is True and body["legacy_sse"] is False and body["error"] is None
+        assert sorted(body["tools"]) == ["big", "echo", "fail", "slow"]
+        tools = (await client.get(f"{API}/mcp-servers/{server_id}/tools", headers=member)).json()
+        assert [tool["name"] for tool in tools] == ["big", "echo", "fail", "slow"]
+        assert {"name": "echo", "description": "Echo the text back."} in tools
+        assert (await client.post(f"{API}/mcp-servers/{server_id}/test", headers=member)).status_code == 403
+
+        refreshed = await client.post(f"{API}/mcp-servers/{server_id}/refresh-tools", headers=sys)
+        assert refreshed.status_code == 200 and refreshed.json() == {"tool_count": 4}
+        too_soon = await client.post(f"{API}/mcp-servers/{server_id}/refresh-tools", headers=sys)
+        assert error_of(too_soon, 429)["code"] == "refresh_too_soon"
+        assert 1 <= int(too_soon.headers["retry-after"]) <= 60
+
+        wrong = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys,
+                                  json=server("wrong", mock.url, auth_type="bearer", auth_token="not-it"))  # fmt: skip
+        failed = (await client.post(f"{API}/mcp-servers/{wrong.json()['id']}/test", headers=sys)).json()
+        assert failed["success"] is False and failed["error"] and "not-it" not in failed["error"]
+
+        old = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys, json=server("legacy", legacy_url))
+        result = (await client.post(f"{API}/mcp-servers/{old.json()['id']}/test", headers=sys)).json()
+        assert result["success"] is False and result["legacy_sse"] is True and "HTTP+SSE" in result["error"]
+
+
+async def test_config_servers_are_listed_and_read_only(sqlite_dsn: str) -> None:
+    async with gateway(sqlite_dsn) as gw:
+        sys, client, services = admin(gw), gw.client, gw.state.services
+        api_made = await client.post(f"{API}/mcp-servers", headers=sys, json=server("taken"))
+        configs = [
+            MCPServerConfig(name="Files", alias="files", url=URL, auth_type="bearer", auth_token=TOKEN),
+            MCPServerConfig(name="Shadow", alias="taken", url=URL),  # the API server of that alias wins
+        ]
+        await services.store.run(partial(sync_yaml_servers, servers=configs, keyring=services.keyring))
+        await services.extras["mcp_reload"]()
+        listed = (await client.get(f"{API}/mcp-servers", headers=sys)).json()["data"]
+        by_alias = {row["alias"]: row for row in listed}
+        assert set(by_alias) == {"files", "taken"} and by_alias["taken"]["id"] == api_made.json()["id"]
+        files = by_alias["files"]
+        assert (files["source"], files["has_auth_token"], files["scope"]) == ("yaml", True, "global")
+        assert TOKEN not in (await stored_row(gw, files["id"])).auth_token_enc
+        one = f"{API}/mcp-servers/{files['id']}"
+        for method, path in (("PATCH", one), ("DELETE", one), ("PATCH", one + "/deactivate")):
+            response = await client.request(method, path, headers=sys, json={"name": "x"} if method == "PATCH" else None)
+            assert error_of(response, 409)["code"] == "mcp_server_managed_by_config", path
+        registry: McpRegistry = services.extras["mcp_registry"]
+        assert registry.get(files["id"]).auth_token == TOKEN
+
+        # a resync without it retires it (and frees the alias)
+        await services.store.run(partial(sync_yaml_servers, servers=configs[1:], keyring=services.keyring))
+        await services.extras["mcp_reload"]()
+        assert (await client.get(one, headers=sys)).status_code == 404
+        assert registry.get(files["id"]) is None
+
+
+async def test_activation_and_deletion_hold_in_the_registry_at_once(sqlite_dsn: str) -> None:
+    async with gateway(sqlite_dsn) as gw:
+        sys, client = admin(gw), gw.client
+        org = await default_org(gw)
+        key = bearer(await user_key(gw, org, await add_user(gw, org, "m@a.io")))
+        identity = gw.state.keys.authenticate(key["Authorization"])
+        registry: McpRegistry = gw.state.services.extras["mcp_registry"]
+        global_id = (await client.post(f"{API}/mcp-servers", headers=sys, json=server("tools"))).json()["id"]
+        assert registry.resolve(identity, "tools").id == global_id
+        org_id = (await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys, json=server("tools"))).json()["id"]
+        assert registry.resolve(identity, "tools").id == org_id
+
+        await client.patch(f"{API}/mcp-servers/{org_id}/deactivate", headers=sys)
+        found = registry.resolve(identity, "tools")
+        assert found.id == org_id and found.is_active is False
+        await client.patch(f"{API}/mcp-servers/{org_id}/activate", headers=sys)
+        assert registry.resolve(identity, "tools").is_active is True
+
+        health = await client.get(f"{API}/mcp-servers/health", headers=key)
+        assert health.status_code == 200
+        assert {(row["server_id"], row["status"]) for row in health.json()} == {(global_id, "unknown"), (org_id, "unknown")}
+
+        await client.delete(f"{API}/mcp-servers/{org_id}", headers=sys)
+        assert registry.resolve(identity, "tools").id == global_id
