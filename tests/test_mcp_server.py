@@ -237,3 +237,60 @@ async def test_stateless_revision(sqlite_dsn: str) -> None:
             assert response.headers["allow"] == "POST"
         batch = await c.post(PATH, headers=_modern(key, "tools/list"), json=[_request("tools/list", **_meta())])
         _error(batch, 400, -32600)
+
+
+# -- the pieces without HTTP --------------------------------------------------------------------------
+
+
+def test_jsonrpc_parsing_classifies_messages_and_rejects_the_rest() -> None:
+    from voidllm.mcp import jsonrpc as j
+
+    assert j.parse_body(b'{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":1}}') == j.Request("a", "m", {"x": 1})
+    assert j.parse_body(b'{"jsonrpc":"2.0","method":"n"}') == j.Notification("n")
+    assert j.parse_body(b'{"jsonrpc":"2.0","id":1,"result":{}}') == j.Response(1, {})
+    error = j.parse_body(b'{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}}')
+    assert isinstance(error, j.ErrorResponse) and (error.id, error.error.code) == (1, -1)
+    for bad, code in [(b"", j.PARSE_ERROR), (b"{", j.PARSE_ERROR), (b"[]", j.INVALID_REQUEST),
+                      (b'{"jsonrpc":"2.0","id":true,"method":"m"}', j.INVALID_REQUEST),
+                      (b'{"jsonrpc":"2.0","id":null,"method":"m"}', j.INVALID_REQUEST),
+                      (b'{"jsonrpc":"2.0","id":1,"method":"m","params":[1]}', j.INVALID_REQUEST),
+                      (b'{"jsonrpc":"2.0","id":1}', j.INVALID_REQUEST), (b'"x"', j.INVALID_REQUEST)]:
+        try:
+            j.parse_body(bad)
+        except j.JsonRpcError as exc:
+            assert exc.code == code, bad
+        else:
+            raise AssertionError(f"{bad!r} parsed")
+    assert j.dumps(j.Request(1, "m")) == b'{"jsonrpc":"2.0","id":1,"method":"m"}'
+    assert orjson.loads(j.dumps(j.ErrorResponse(None, j.JsonRpcError(-32022, "v", {"supported": []})))) == {
+        "jsonrpc": "2.0", "id": None, "error": {"code": -32022, "message": "v", "data": {"supported": []}},
+    }
+
+
+def test_sealed_sessions_are_bound_expire_and_can_be_revoked() -> None:
+    from datetime import timedelta
+
+    import pytest
+
+    from voidllm.crypto import Keyring
+    from voidllm.mcp.sessions import SESSION_TTL, InvalidSession, SessionSealer, SessionState
+
+    sealer = SessionSealer(Keyring.from_setting("a passphrase of enough length"))
+    state = SessionState.new(key_id="k1", endpoint="/e", protocol_version="2025-06-18", backend={"up": "s-1"})
+    token = sealer.seal(state)
+    assert all(0x21 <= ord(c) <= 0x7E for c in token) and "up" not in token and "s-1" not in token
+    assert sealer.open(token, key_id="k1", endpoint="/e") == state
+    # another gateway process with the same encryption key opens it
+    assert SessionSealer(Keyring.from_setting("a passphrase of enough length")).open(
+        token, key_id="k1", endpoint="/e").backend == {"up": "s-1"}
+    with pytest.raises(InvalidSession):
+        SessionSealer(Keyring.from_setting("another passphrase, rotated")).open(token, key_id="k1", endpoint="/e")
+    for key_id, endpoint, presented in [("k2", "/e", token), ("k1", "/other", token), ("k1", "/e", token[:-2]),
+                                        ("k1", "/e", "x" * 9000), ("k1", "/e", "")]:
+        with pytest.raises(InvalidSession):
+            sealer.open(presented, key_id=key_id, endpoint=endpoint)
+    with pytest.raises(InvalidSession):
+        sealer.open(token, key_id="k1", endpoint="/e", now=state.issued_at + SESSION_TTL + timedelta(seconds=1))
+    sealer.revoke(state)
+    with pytest.raises(InvalidSession):
+        sealer.open(token, key_id="k1", endpoint="/e")

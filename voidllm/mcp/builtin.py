@@ -32,7 +32,7 @@ from voidllm.admin.services import AuditEntry
 from voidllm.auth.identity import Role
 from voidllm.errors import GatewayError
 from voidllm.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
-from voidllm.mcp.server import McpContext
+from voidllm.mcp.server import STATELESS_VERSION, McpContext
 from voidllm.store.ids import utcnow
 
 __all__ = ["TOOLS", "BuiltinBackend"]
@@ -187,7 +187,7 @@ class BuiltinBackend:
             return {"capabilities": {"tools": {}}, "serverInfo": {"name": "voidllm", "version": __version__}}
         if method == "tools/list":
             result: dict[str, Any] = {"tools": [tool.describe() for tool in TOOLS.values()]}
-            if ctx.protocol_version >= "2026-07-28":
+            if ctx.protocol_version == STATELESS_VERSION:  # list results carry caching directives
                 result.update(ttlMs=0, cacheScope="private")
             return result
         if method == "tools/call":

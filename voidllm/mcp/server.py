@@ -3,8 +3,8 @@
 :class:`McpEndpoint` is a raw ASGI app serving one MCP endpoint path; what the endpoint *does* is a
 :class:`McpBackend` (the built-in ``voidllm`` tools, or a proxied upstream server). Rules, in order:
 
-1. **Origin.** Absent (non-browser clients), same origin as ``Host``, or listed in ``allowed_origins``;
-   anything else is 403 with a JSON-RPC error without id (DNS-rebinding defence).
+1. **Origin.** Absent (non-browser clients), same origin as ``Host``, or listed in ``allowed_origins`` (a
+   constructor parameter; there is no configuration key for it yet); anything else is 403 with a JSON-RPC error without id (DNS-rebinding defence).
 2. **Authentication** on every request: ``Authorization: Bearer vl_...`` through the key cache; 401 with a
    JSON-RPC error and ``WWW-Authenticate: Bearer``.
 3. **Protocol version.** ``MCP-Protocol-Version`` must be one of :data:`SUPPORTED_VERSIONS`, else 400 with
@@ -38,6 +38,8 @@ Nothing here logs request or response bodies.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -49,6 +51,7 @@ from voidllm.errors import AuthenticationError
 from voidllm.mcp import jsonrpc
 from voidllm.mcp.jsonrpc import JsonRpcError, Notification, Request
 from voidllm.mcp.sessions import InvalidSession, SessionSealer, SessionState
+from voidllm.web.envelope import SCOPE_KEY  # the request id the ASGI edge put into the scope
 
 if TYPE_CHECKING:
     from voidllm.admin.services import Services
@@ -158,8 +161,6 @@ class McpEndpoint:
     allowed_origins: frozenset[str] = frozenset()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from voidllm.web.envelope import SCOPE_KEY
-
         request_id = scope.get(SCOPE_KEY)
         try:
             await self._serve(scope, receive, send, request_id)
@@ -400,9 +401,6 @@ def _unsupported(version: str) -> JsonRpcError:
 
 def _decode_header(value: str | None) -> str | None:
     """``Mcp-Name`` may be ``=?base64?<payload>?=`` for values that are not visible ASCII."""
-    import base64
-    import binascii
-
     if value is None or not (value.startswith("=?base64?") and value.endswith("?=")):
         return value
     try:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -70,7 +70,7 @@ class SessionState:
         cls, *, key_id: str, endpoint: str, protocol_version: str, backend: dict[str, Any] | None = None,
         now: datetime | None = None,
     ) -> SessionState:
-        now = now or utcnow()
+        now = (now or utcnow()).replace(microsecond=0)  # the token carries whole seconds
         return cls(
             sid=secrets.token_hex(16), key_id=key_id, endpoint=endpoint, protocol_version=protocol_version,
             issued_at=now, expires_at=now + SESSION_TTL, backend=dict(backend or {}),
@@ -84,8 +84,6 @@ class SessionState:
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> SessionState:
-        from datetime import timezone
-
         return cls(
             sid=str(value["sid"]), key_id=str(value["kid"]), endpoint=str(value["ep"]),
             protocol_version=str(value["v"]),
