@@ -8,16 +8,21 @@ clock with a fake prober.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import attrs
 import trio
+import trio.testing
 
 from tests.admin_tenancy import API, admin, bearer, create_key, create_org, create_team, default_org, error_of, open_gateway
 from voidllm.auth.identity import KeyIdentity, Role
+from voidllm.bus import TOPIC_ACCESS, TOPIC_MCP
 from voidllm.mcp.health import MCP_HEALTH_LATENCY, MCP_HEALTH_STATUS, McpHealthBoard, probe_all, serve_mcp_health
 from voidllm.mcp.registry import McpAccessRules, McpRegistry, McpServerEntry
+from voidllm.redis.bus import Invalidations
 
 URL = "https://mcp.example.com/mcp"
 
@@ -240,3 +245,25 @@ async def test_probes_are_bounded_to_five_at_a_time(autojump_clock: trio.testing
     await probe_all(servers, prober=prober, board=McpHealthBoard())
     offsets = sorted(when - start for when, _ in prober.started)
     assert offsets == [0.0] * 5 + [1.0] * 2
+
+
+# -- change notices ------------------------------------------------------------------------------------
+
+
+async def test_an_mcp_notice_reloads_the_mcp_registry_only() -> None:
+    calls: list[str] = []
+
+    async def record(name: str) -> None:
+        calls.append(name)
+
+    services = types.SimpleNamespace(catalog_reload=partial(record, "catalog"), extras={"mcp_reload": partial(record, "mcp")})
+    invalidations = Invalidations(keys=None, store=None, services=services)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(invalidations.serve)
+        invalidations.notice(TOPIC_MCP, "")
+        await trio.testing.wait_all_tasks_blocked()
+        assert calls == ["mcp"]
+        invalidations.notice(TOPIC_ACCESS, "")
+        await trio.testing.wait_all_tasks_blocked()
+        assert calls == ["mcp", "catalog"]
+        nursery.cancel_scope.cancel()

@@ -52,7 +52,7 @@ from voidllm.admin.tenancy import check_name, is_team_admin, is_team_member, liv
 from voidllm.auth.identity import Role
 from voidllm.bus import TOPIC_MCP
 from voidllm.config.upstreams import MCP_AUTH_TYPES
-from voidllm.crypto import aad_for
+from voidllm.crypto import CryptoError, aad_for
 from voidllm.errors import (
     BadRequestError,
     ConflictError,
@@ -514,13 +514,10 @@ def _update_tx(
     values = {field: row[field] for field in _TEXT_FIELDS}
     values |= {field: getattr(req, field) for field in _TEXT_FIELDS if getattr(req, field) is not None}
     aad = aad_for("mcp_server", server_id)
-    token = req.auth_token
-    if token is None:
-        token = keyring.decrypt_secret(row["auth_token_enc"], aad=aad) if row["auth_token_enc"] else ""
+    token = _opened(keyring, row["auth_token_enc"], aad) if req.auth_token is None else req.auth_token
     client_secret = req.oauth_client_secret
     if client_secret is None:
-        sealed = row["oauth_client_secret_enc"]
-        client_secret = keyring.decrypt_secret(sealed, aad=aad) if sealed else ""
+        client_secret = _opened(keyring, row["oauth_client_secret_enc"], aad)
     values = _checked(values, (token, client_secret), allow_private=services.config.settings.mcp.allow_private_urls)
     _alias_taken(conn, McpScope(row["org_id"], row["team_id"]), values["alias"], server_id)
     if req.code_mode_enabled is not None:
@@ -531,6 +528,17 @@ def _update_tx(
         keyring, _secret_for(values, "oauth", client_secret), "mcp_server", server_id, row["oauth_client_secret_enc"])
     conn.execute(sa.update(t.mcp_servers).where(t.mcp_servers.c.id == server_id).values(**values))
     return McpServerOut.from_row(_server_row(conn, server_id))
+
+
+def _opened(keyring: Any, sealed: str | None, aad: str) -> str:
+    """A stored secret in plain text; ``""`` when there is none or it no longer decrypts (a changed
+    encryption key: the PATCH then needs the secret again, or the server goes without it)."""
+    if not sealed:
+        return ""
+    try:
+        return str(keyring.decrypt_secret(sealed, aad=aad))
+    except CryptoError:
+        return ""
 
 
 def _set_active_tx(conn: sa.Connection, *, server_id: str, actor: Actor, active: bool) -> McpServerOut:
