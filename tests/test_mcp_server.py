@@ -229,6 +229,12 @@ async def test_stateless_revision(sqlite_dsn: str) -> None:
         missing = await c.post(PATH, headers=_headers(key, mcp_protocol_version=MODERN), json=call)
         _error(missing, 400, -32020)
 
+        bare = await c.post(PATH, headers=_modern(key, "tools/list"), json=_request("tools/list"))
+        _error(bare, 400, -32602)
+        other = _request("tools/list", **_meta())
+        other["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2025-11-25"
+        _error(await c.post(PATH, headers=_modern(key, "tools/list"), json=other), 400, -32020)
+
         no_ping = await c.post(PATH, headers=_modern(key, "ping"), json=_request("ping", **_meta()))
         _error(no_ping, 200, -32601)
         for verb in ("GET", "DELETE"):

@@ -26,8 +26,8 @@
    missing is 400; unknown, forged, expired, ended or presented by another key is 404. An
    ``MCP-Protocol-Version`` header that differs from the session's negotiated version is 400 (a missing one
    means the session's version).
-8. **Stateless era** (2026-07-28). No ``initialize``; ``params._meta`` carries the protocol version, client
-   capabilities and client info. ``Mcp-Method`` must equal the body's method and ``Mcp-Name`` the
+8. **Stateless era** (2026-07-28). No ``initialize``; every request's ``params._meta`` carries the protocol
+   version (equal to the header, else -32020) and client capabilities (else 400 -32602), and client info. ``Mcp-Method`` must equal the body's method and ``Mcp-Name`` the
    tool/prompt name or resource URI (400 -32020 HeaderMismatch). ``server/discover`` is answered by the
    transport from the backend's ``initialize`` answer. ``Mcp-Session-Id`` is ignored.
 
@@ -321,8 +321,14 @@ class McpEndpoint:
                 )
         meta = params.get("_meta")
         meta = dict(meta) if isinstance(meta, dict) else {}
-        body_version = meta.get(META_PROTOCOL_VERSION)
-        if isinstance(message, Request) and body_version is not None and body_version != ctx.protocol_version:
+        if not isinstance(message, Request):
+            return attrs.evolve(ctx, meta=meta)
+        if META_PROTOCOL_VERSION not in meta or META_CLIENT_CAPABILITIES not in meta:
+            raise _Refusal(400, JsonRpcError(
+                jsonrpc.INVALID_PARAMS,
+                f"params._meta must carry {META_PROTOCOL_VERSION} and {META_CLIENT_CAPABILITIES}",
+            ))  # fmt: skip
+        if meta[META_PROTOCOL_VERSION] != ctx.protocol_version:
             raise _Refusal(
                 400, JsonRpcError(jsonrpc.HEADER_MISMATCH, "MCP-Protocol-Version header does not match _meta")
             )
