@@ -221,7 +221,7 @@ class McpEndpoint:
         try:
             parsed = jsonrpc.parse_body(body)
         except JsonRpcError as exc:
-            status = 200 if exc.message == "empty request body" else 400
+            status = 200 if not body.strip() else 400  # the reference answers an empty body with 200
             await _send_json(send, status, jsonrpc.error_object(exc))
             return
         ctx = self._context(identity, version, request_id)
