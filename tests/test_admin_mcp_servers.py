@@ -29,6 +29,7 @@ from tests.admin_tenancy import (
     user_key,
 )
 from tests.gateway import RunningGateway, make_config, run_gateway
+from tests.test_audit import audit_rows
 from voidllm.config import MCPServerConfig
 from voidllm.crypto import aad_for
 from voidllm.mcp.registry import McpRegistry, sync_yaml_servers
@@ -278,3 +279,23 @@ async def test_activation_and_deletion_hold_in_the_registry_at_once(sqlite_dsn: 
 
         await client.delete(f"{API}/mcp-servers/{org_id}", headers=sys)
         assert registry.resolve(identity, "tools").id == global_id
+
+
+async def test_mutations_are_audited_without_secrets(sqlite_dsn: str) -> None:
+    async with run_gateway(make_config(sqlite_dsn, settings="audit:\n  flush_interval: 1h")) as gw:
+        sys, client = admin(gw), gw.client
+        org = await default_org(gw)
+        made = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys, json=server(
+            "audited", auth_type="oauth", oauth_client_id="c", oauth_client_secret=TOKEN))  # fmt: skip
+        server_id = made.json()["id"]
+        await client.patch(f"{API}/mcp-servers/{server_id}", headers=sys, json={"auth_type": "bearer", "auth_token": TOKEN})
+        await client.patch(f"{API}/mcp-servers/{server_id}/deactivate", headers=sys)
+        await client.put(f"{API}/orgs/{org}/mcp-access", headers=sys, json={"servers": []})
+        await client.delete(f"{API}/mcp-servers/{server_id}", headers=sys)
+    rows = await audit_rows(sqlite_dsn)
+    assert [(row["action"], row["resource_type"]) for row in rows] == [
+        ("create", "mcp_server"), ("update", "mcp_server"), ("deactivate", "mcp_server"), ("replace", "mcp_access"),
+        ("delete", "mcp_server"),
+    ]
+    assert rows[0]["resource_id"] == server_id and rows[0]["org_id"] == org
+    assert all(TOKEN not in (row["description"] or "") for row in rows)
