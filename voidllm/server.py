@@ -253,10 +253,14 @@ async def _start_mcp(
     if sync:
         await store.run(partial(sync_yaml_servers, servers=config.mcp_servers, keyring=keyring))
     loader = McpRegistryLoader(McpRegistry(), store, keyring)
-    registry = await supervisor.start("mcp-registry", partial(serve_mcp_registry, loader=loader, ttl=config.cache.model_ttl))
+    registry = await supervisor.start(
+        "mcp-registry", partial(serve_mcp_registry, loader=loader, ttl=config.cache.model_ttl)
+    )
     upstreams = McpUpstreams.from_settings(config.settings.mcp)
     board = McpHealthBoard()
-    services.extras.update(mcp_registry=registry, mcp_reload=loader.reload, mcp_upstreams=upstreams, mcp_health=board)
+    services.extras.update(
+        mcp_registry=registry, mcp_reload=loader.reload, mcp_upstreams=upstreams, mcp_health=board
+    )
     health = config.settings.mcp.health
     if health.enabled:
         await supervisor.start("mcp-health", partial(

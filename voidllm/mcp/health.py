@@ -6,7 +6,8 @@ default), with at most :data:`MAX_CONCURRENT_PROBES` probes in flight, each boun
 :data:`PROBE_TIMEOUT` cancel scope. A probe is the upstream client's ``probe(server)`` (``initialize`` and
 ``tools/list``): ``ok`` is healthy, with its latency and tool count, anything else unhealthy with a short
 error. After a successful probe ``on_tools(server)`` runs (the server wires it to
-:func:`voidllm.mcp.tools_cache.fetch_tools`, which replaces the server's cached tool list). The built-in server is not probed (it is served in-process and always healthy).
+:func:`voidllm.mcp.tools_cache.fetch_tools`, which replaces the server's cached tool list). The built-in
+server is not probed (it is served in-process and always healthy).
 
 Servers that left the registry (deleted, deactivated) are dropped from the board and from the gauges at the
 next round. Metrics: ``voidllm_mcp_server_health_status{server,alias}`` 1 healthy / 0 unhealthy and

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from voidllm.admin import mcp_servers
 from voidllm.admin.access import AccessScope
-from voidllm.admin.mcp_access import AvailableMcpServer, McpAccess, available_servers, read_mcp_access, replace_mcp_access
+from voidllm.admin.mcp_access import (
+    AvailableMcpServer,
+    McpAccess,
+    available_servers,
+    read_mcp_access,
+    replace_mcp_access,
+)
 from voidllm.admin.mcp_servers import (
     McpHealthOut,
     McpScope,
@@ -62,7 +68,8 @@ async def create_team_mcp_server(call: Call, org_id: str, team_id: str, body: Mc
     return await mcp_servers.create(call.services, call.actor, McpScope(org_id, team_id), body)
 
 
-@api.get(f"{_TEAM}/mcp-servers", **_LIST, **_TAG, summary="List a team's, its organization's and the global MCP servers")
+@api.get(f"{_TEAM}/mcp-servers", **_LIST, **_TAG,
+         summary="List a team's, its organization's and the global MCP servers")  # fmt: skip
 async def list_team_mcp_servers(call: Call, org_id: str, team_id: str, query: PageQuery) -> Page[McpServerOut]:
     return await mcp_servers.list_servers(call.services, call.actor, McpScope(org_id, team_id), query)
 
