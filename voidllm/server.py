@@ -55,6 +55,8 @@ from voidllm.mcp.client import McpUpstreams
 from voidllm.mcp.health import McpHealthBoard, serve_mcp_health
 from voidllm.mcp.registry import McpRegistry, McpRegistryLoader, serve_mcp_registry, sync_yaml_servers
 from voidllm.mcp.tools_cache import fetch_tools
+from voidllm.mcp.usage import EXTRA_KEY as MCP_TOOL_CALLS
+from voidllm.mcp.usage import open_tool_call_channel, serve_tool_call_writer
 from voidllm.nursery import Supervisor, open_supervisor
 from voidllm.redis.bus import Invalidations, RedisBus, serve_invalidations
 from voidllm.redis.client import serve_redis_client
@@ -249,7 +251,8 @@ async def _start_mcp(
 ) -> McpUpstreams:
     """The MCP registry (``services.extras["mcp_registry"]``, reloaded every ``cache.model_ttl`` and by
     ``mcp_reload`` after admin writes), the upstream client (``mcp_upstreams``) and the health service
-    (``mcp_health``); with ``sync`` the config's ``mcp_servers`` are written into the store first."""
+    (``mcp_health``) and the writer of proxied tool calls (``mcp_tool_calls``); with ``sync`` the config's
+    ``mcp_servers`` are written into the store first."""
     if sync:
         await store.run(partial(sync_yaml_servers, servers=config.mcp_servers, keyring=keyring))
     loader = McpRegistryLoader(McpRegistry(), store, keyring)
@@ -261,6 +264,13 @@ async def _start_mcp(
     services.extras.update(
         mcp_registry=registry, mcp_reload=loader.reload, mcp_upstreams=upstreams, mcp_health=board
     )
+    usage = config.settings.usage
+    tool_calls, tool_call_rows = open_tool_call_channel(usage.buffer_size)
+    await supervisor.start("mcp-tool-calls", partial(
+        serve_tool_call_writer, store=store, receive=tool_call_rows, batch_size=max(1, usage.buffer_size // 4),
+        flush_interval=usage.flush_interval,
+    ))  # fmt: skip
+    services.extras[MCP_TOOL_CALLS] = tool_calls
     health = config.settings.mcp.health
     if health.enabled:
         await supervisor.start("mcp-health", partial(

@@ -65,6 +65,7 @@ __all__ = [
     "McpBackend",
     "McpContext",
     "McpEndpoint",
+    "McpHttpError",
 ]
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,11 @@ class _Refusal(Exception):
         self.status = status
         self.error = error
         self.headers = headers or []
+
+
+class McpHttpError(_Refusal):
+    """Raised by a backend to answer with an HTTP status and a JSON-RPC error without id (reference 1.7:
+    the proxy's 404/403/503/502), instead of a JSON-RPC error response with HTTP 200."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -341,6 +347,8 @@ class McpEndpoint:
         if isinstance(message, Notification):
             try:
                 await self.backend.notify(ctx, message.method, message.params)
+            except _Refusal:
+                raise
             except Exception:
                 log.exception("mcp notification handler failed", extra={"endpoint": self.path})
             return None
@@ -348,6 +356,8 @@ class McpEndpoint:
             return None  # a response to a server request: we send none, so nothing waits for it
         try:
             result = await self._call(ctx, message)
+        except _Refusal:
+            raise  # a backend's McpHttpError: answered by __call__ with its HTTP status
         except JsonRpcError as exc:
             return jsonrpc.error_object(exc, message.id)
         except Exception:

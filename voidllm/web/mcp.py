@@ -4,7 +4,9 @@ MCP endpoints speak JSON-RPC over streamable HTTP, not the JSON admin API, so th
 (:class:`~voidllm.mcp.server.McpEndpoint`) dispatched by exact path before Quart routing: they are not in
 the declared route table, the OpenAPI document or the admin error envelope. :class:`McpMount` holds one
 endpoint per path; the built-in server is ``/api/v1/mcp/voidllm``. Other MCP endpoints (proxied upstream
-servers) register with :meth:`McpMount.add` or :meth:`McpMount.resolver`.
+servers) register with :meth:`McpMount.add` or through :attr:`McpMount.resolvers`: :func:`mount_mcp` adds
+one that serves ``/api/v1/mcp/<alias>`` for every other alias with a :class:`~voidllm.mcp.proxy.ProxiedServer`
+(which answers 404 for aliases the caller cannot resolve).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import Any
 import attrs
 
 from voidllm.mcp.builtin import BuiltinBackend
+from voidllm.mcp.proxy import ProxiedServer, ProxyState
 from voidllm.mcp.server import McpEndpoint
 from voidllm.mcp.sessions import SessionSealer
 from voidllm.web.state import AppState
 
 MCP_PREFIX = "/api/v1/mcp"
 BUILTIN_PATH = MCP_PREFIX + "/voidllm"
+MAX_ALIAS = 128
 
 
 @attrs.define(eq=False)
@@ -66,4 +70,26 @@ def mount_mcp(app: Any, state: AppState) -> McpMount:
     """Wrap ``app`` with the MCP endpoints (the built-in ``voidllm`` server)."""
     mount = McpMount(app, state)
     mount.add(BUILTIN_PATH, BuiltinBackend())
+    mount.resolvers.append(_proxy_resolver(mount, ProxyState()))
     return mount
+
+
+def _proxy_resolver(mount: McpMount, proxy_state: ProxyState) -> Callable[[str], McpEndpoint | None]:
+    """``/api/v1/mcp/<alias>`` (one path segment) -> an endpoint proxying to the server ``alias`` resolves to.
+
+    The endpoint is built per request (cheap): aliases come from clients, so nothing is cached by them.
+    """
+
+    def resolve(path: str) -> McpEndpoint | None:
+        if not path.startswith(MCP_PREFIX + "/"):
+            return None
+        alias = path[len(MCP_PREFIX) + 1 :].rstrip("/")
+        if not alias or "/" in alias or len(alias) > MAX_ALIAS:
+            return None
+        return McpEndpoint(
+            path=f"{MCP_PREFIX}/{alias}", backend=ProxiedServer(alias, proxy_state),
+            services=lambda: mount.state.services,  # type: ignore[arg-type,return-value]
+            keys=lambda: mount.state.keys, sealer=mount.sealer,
+        )  # fmt: skip
+
+    return resolve

@@ -1,0 +1,270 @@
+"""The MCP proxy: ``/api/v1/mcp/<alias>`` forwards to the upstream MCP server the alias means for the caller.
+
+:class:`ProxiedServer` is the :class:`~voidllm.mcp.server.McpBackend` of one alias; the transport
+(:mod:`voidllm.mcp.server`) handles HTTP, protocol versions and the gateway's own session token, and answers
+the handshake (``initialize``, ``server/discover``, ``ping``) itself. Every other request (``tools/*``,
+``resources/*``, ``prompts/*``, ``completion/complete``, ...) is forwarded with
+:meth:`McpUpstreams.request <voidllm.mcp.client.McpUpstreams.request>`.
+
+Resolution runs on **every** request (reference 8.1), so deactivating a server, revoking a grant or adding
+a shadowing team server takes effect on open sessions too. Refusals are JSON-RPC errors without id and with
+the HTTP statuses of reference 1.7: 404 -32600 "unknown MCP server", 503 -32603 "MCP server is disabled",
+403 -32600 "access denied to MCP server", 502 -32603 "upstream MCP server unavailable" (unreachable,
+refused, unusable answer, or no answer within ``settings.mcp.call_timeout``). JSON-RPC errors the upstream
+answers are passed through to the client unchanged (HTTP 200), and so are tool results with ``isError``.
+
+``GET`` (a server-initiated SSE stream) is 405, as on the built-in endpoint: the proxy forwards requests and
+their responses only; upstream server-to-client requests and notifications are not relayed. Clients handle
+405 per the spec (reference 1.7's 501 is not used: 405 is what the spec prescribes for "no stream offered").
+
+Sessions across processes (issue point 4):
+
+- **Session era** (the client sends ``initialize``). :meth:`ProxiedServer.open_session` opens the upstream
+  session at once (so an unreachable upstream fails the client's ``initialize`` with 502) and returns
+  ``{"srv": server id, "up": UpstreamSession.to_dict()}``; the transport seals it into the gateway's
+  ``Mcp-Session-Id`` (:mod:`voidllm.mcp.sessions`). Any gateway process with the same encryption key opens
+  the token and continues the same upstream session: nothing is kept in memory or a shared store.
+- **Upstream re-initialisation.** When the upstream session expires (404), the client of
+  :class:`McpUpstreams` initialises a new one and retries once. The new upstream session id cannot be
+  written back into the client's token (the token is the client's; we answer with the same one), so each
+  process keeps a bounded map old upstream session -> new one (:class:`ProxyState.renewed`). Trade-off: a
+  process that has not seen the renewal pays one extra re-initialise for that session (then it learns the
+  new id); a map entry evicted under pressure costs the same. No Redis is involved.
+- **Stateless era** (2026-07-28 clients send no ``initialize``). Each process keeps one upstream session
+  per (server, API key) (:class:`ProxyState.stateless`, bounded), opened lazily on the first call. A
+  2026-07-28 upstream needs no session at all; a session-era upstream gets one session per key and
+  process, so calls of different keys never share upstream session state.
+- **DELETE** ends the upstream session too (best effort: a failure is logged, the client still gets 204).
+- If the alias is later resolved to a different server (a shadowing team server appeared, or the server was
+  replaced), the sealed upstream session belongs to the old server and is not used: the per-(server, key)
+  session is used instead.
+
+Usage (issue point 6): each proxied ``tools/call`` becomes one :class:`voidllm.mcp.usage.ToolCallRecord`
+(who, server alias, tool name, duration, status; never arguments or results) on the batched
+``mcp_tool_calls`` writer and is counted in the ``voidllm_mcp_*`` metrics (:mod:`voidllm.mcp.usage`).
+Nothing here logs params, arguments or results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import attrs
+import trio
+
+from voidllm import __version__
+from voidllm.mcp import jsonrpc
+from voidllm.mcp.client import (
+    McpUpstreams,
+    UpstreamRpcError,
+    UpstreamServer,
+    UpstreamSession,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from voidllm.mcp.jsonrpc import JsonRpcError
+from voidllm.mcp.registry import McpRegistry, McpServerEntry
+from voidllm.mcp.server import STATELESS_VERSION, McpContext, McpHttpError
+from voidllm.mcp.usage import ToolCallOutcome, count_transport_error, record_tool_call
+
+__all__ = ["ProxiedServer", "ProxyState"]
+
+log = logging.getLogger(__name__)
+
+MAX_REMEMBERED = 4096
+"""Entries kept in each of :class:`ProxyState`'s maps (oldest evicted first)."""
+
+
+def _bounded_put(store: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    store[key] = value
+    store.move_to_end(key)
+    while len(store) > MAX_REMEMBERED:
+        store.popitem(last=False)
+
+
+@attrs.define(eq=False)
+class ProxyState:
+    """What one process remembers about upstream sessions; see the module docstring."""
+
+    renewed: OrderedDict[tuple[str, str], UpstreamSession] = attrs.field(factory=OrderedDict)
+    stateless: OrderedDict[tuple[str, str], UpstreamSession] = attrs.field(factory=OrderedDict)
+
+    def current(self, server_id: str, session: UpstreamSession) -> UpstreamSession:
+        """The newest session this process knows for ``session`` (following renewals)."""
+        for _ in range(8):  # a chain of renewals; bounded against cycles
+            if session.session_id is None:
+                return session
+            newer = self.renewed.get((server_id, session.session_id))
+            if newer is None:
+                return session
+            session = newer
+        return session
+
+    def renew(self, server_id: str, old: UpstreamSession, new: UpstreamSession) -> None:
+        if old.session_id is not None and new != old:
+            _bounded_put(self.renewed, (server_id, old.session_id), new)
+
+
+def _upstream(entry: McpServerEntry) -> UpstreamServer:
+    return UpstreamServer(
+        id=entry.id, alias=entry.alias, url=entry.url, auth_type=entry.auth_type, auth_header=entry.auth_header,
+        auth_token=entry.auth_token, oauth_token_url=entry.oauth_token_url, oauth_client_id=entry.oauth_client_id,
+        oauth_client_secret=entry.oauth_client_secret, oauth_scopes=entry.oauth_scopes,
+    )  # fmt: skip
+
+
+def _unavailable() -> McpHttpError:
+    return McpHttpError(502, JsonRpcError(jsonrpc.INTERNAL_ERROR, "upstream MCP server unavailable"))
+
+
+@attrs.define(eq=False)
+class ProxiedServer:
+    """The backend of ``/api/v1/mcp/<alias>``: see the module docstring."""
+
+    alias: str
+    state: ProxyState
+
+    @property
+    def name(self) -> str:
+        return self.alias
+
+    # -- McpBackend --------------------------------------------------------------------------------------
+
+    async def open_session(self, ctx: McpContext) -> dict[str, Any]:
+        entry = self._resolve(ctx)
+        try:
+            session = await self._upstreams(ctx).open(_upstream(entry))
+        except (UpstreamUnavailable, UpstreamRpcError) as exc:
+            _transport_failure(entry, exc)
+            raise _unavailable() from exc
+        return {"srv": entry.id, "up": session.to_dict()}
+
+    async def close_session(self, ctx: McpContext, state: dict[str, Any]) -> None:
+        entry = self._resolve(ctx)
+        session = self._sealed(entry, state)
+        if session is None:
+            return
+        try:
+            await self._upstreams(ctx).close(_upstream(entry), self.state.current(entry.id, session))
+        except UpstreamUnavailable as exc:
+            log.warning("MCP upstream session not closed", extra={"server": entry.alias, "error_type": type(exc).__name__})
+
+    async def handle(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        entry = self._resolve(ctx)
+        if method == "initialize":
+            return {
+                "capabilities": {"tools": {}, "resources": {}, "prompts": {}},
+                "serverInfo": {"name": entry.alias, "version": __version__},
+            }
+        started = trio.current_time()
+        outcome, recognised = "transport_error", False  # stays so if the call is cancelled
+        try:
+            result = await self._forward(ctx, entry, method, params)
+        except UpstreamRpcError:
+            outcome, recognised = "error", False
+            raise
+        except UpstreamTimeout as exc:
+            outcome, recognised = "timeout", True
+            _transport_failure(entry, exc)
+            raise _unavailable() from exc
+        except UpstreamUnavailable as exc:
+            outcome, recognised = "transport_error", False
+            _transport_failure(entry, exc)
+            raise _unavailable() from exc
+        else:
+            outcome, recognised = ("error" if result.get("isError") is True else "success"), True
+            return result
+        finally:
+            if method == "tools/call":
+                name = (params or {}).get("name")
+                record_tool_call(ctx.services, ToolCallOutcome(
+                    identity=ctx.identity, request_id=ctx.request_id, server_alias=entry.alias,
+                    tool_name=name if isinstance(name, str) else "unknown", status=outcome,
+                    seconds=trio.current_time() - started, recognised=recognised,
+                ))  # fmt: skip
+
+    async def notify(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> None:
+        """The handshake's ``notifications/initialized`` is ours; others (cancellation, roots...) go upstream."""
+        entry = self._resolve(ctx)
+        if method == "notifications/initialized":
+            return
+        session = self._session_for(ctx, entry)
+        if session is None:
+            return  # nothing open upstream that the notification could be about
+        try:
+            await self._upstreams(ctx).notify(_upstream(entry), session, method, params)
+        except (UpstreamUnavailable, UpstreamRpcError) as exc:
+            _transport_failure(entry, exc)
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _resolve(self, ctx: McpContext) -> McpServerEntry:
+        registry: McpRegistry | None = ctx.services.extras.get("mcp_registry")
+        entry = registry.resolve(ctx.identity, self.alias) if registry is not None else None
+        if entry is None or entry.source == "builtin":
+            raise McpHttpError(404, JsonRpcError(jsonrpc.INVALID_REQUEST, "unknown MCP server"))
+        if not entry.is_active:
+            raise McpHttpError(503, JsonRpcError(jsonrpc.INTERNAL_ERROR, "MCP server is disabled"))
+        if not registry.allowed(ctx.identity, entry):  # type: ignore[union-attr]
+            raise McpHttpError(403, JsonRpcError(jsonrpc.INVALID_REQUEST, "access denied to MCP server"))
+        return entry
+
+    @staticmethod
+    def _upstreams(ctx: McpContext) -> McpUpstreams:
+        return ctx.services.extras["mcp_upstreams"]
+
+    @staticmethod
+    def _sealed(entry: McpServerEntry, state: dict[str, Any]) -> UpstreamSession | None:
+        """The upstream session sealed in the client's token, if it belongs to ``entry``."""
+        if state.get("srv") != entry.id or not isinstance(state.get("up"), dict):
+            return None
+        try:
+            return UpstreamSession.from_dict(state["up"])
+        except ValueError:
+            return None
+
+    def _session_for(self, ctx: McpContext, entry: McpServerEntry) -> UpstreamSession | None:
+        sealed = self._sealed(entry, ctx.session)
+        if sealed is not None:
+            return self.state.current(entry.id, sealed)
+        return self.state.stateless.get((entry.id, ctx.identity.key_id))
+
+    async def _forward(
+        self, ctx: McpContext, entry: McpServerEntry, method: str, params: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        session = self._session_for(ctx, entry)
+        result, used = await self._upstreams(ctx).request(_upstream(entry), session, method, params)
+        if self._sealed(entry, ctx.session) is not None:
+            if session is not None:
+                self.state.renew(entry.id, session, used)
+        elif used != session:
+            _bounded_put(self.state.stateless, (entry.id, ctx.identity.key_id), used)
+        return _for_client(result, method, ctx.protocol_version)
+
+
+_MODERN_ONLY = ("resultType", "ttlMs", "cacheScope")
+
+
+def _for_client(result: dict[str, Any], method: str, version: str) -> dict[str, Any]:
+    """The upstream's result in the client's era, whatever the upstream's era.
+
+    ``resultType`` is the transport's to add (2026-07-28 clients only). List results carry the caching
+    directives ``ttlMs``/``cacheScope`` in 2026-07-28 (``0``/``private`` unless the upstream gave them: the
+    answer depends on the caller's access) and not before.
+    """
+    out = {k: v for k, v in result.items() if k != "resultType"}
+    if version != STATELESS_VERSION:
+        return {k: v for k, v in out.items() if k not in _MODERN_ONLY}
+    if method.endswith("/list"):
+        out.setdefault("ttlMs", 0)
+        out.setdefault("cacheScope", "private")
+    return out
+
+
+def _transport_failure(entry: McpServerEntry, exc: Exception) -> None:
+    error_type = "timeout" if isinstance(exc, UpstreamTimeout) else "call"
+    count_transport_error(entry.alias, error_type)
+    log.warning("MCP upstream call failed", extra={"server": entry.alias, "error_type": type(exc).__name__})
+
