@@ -15,6 +15,11 @@ def test_retention_is_available() -> None:
     assert unavailable_settings(parse_config(text, environ={})) == []
 
 
+def test_mcp_servers_are_available() -> None:
+    text = BASE + "mcp_servers:\n  - {name: a, alias: a, url: 'http://127.0.0.1:1'}\n"
+    assert unavailable_settings(parse_config(text, environ={})) == []
+
+
 def test_defaults_and_the_example_config_are_available() -> None:
     assert unavailable_settings(parse_config(BASE, environ={})) == []
     with open("config.example.yaml") as handle:
@@ -26,7 +31,6 @@ def test_defaults_and_the_example_config_are_available() -> None:
     ("yaml_text", "key"),
     [
         ("server:\n  admin:\n    port: 9090\n", "server.admin"),
-        ("mcp_servers:\n  - {name: a, alias: a, url: 'http://127.0.0.1:1'}\n", "mcp_servers"),
         ("settings:\n  encryption_key: sixteen-chars-or-more\n  mcp:\n    code_mode:\n      enabled: true\n",
          "settings.mcp.code_mode.enabled"),
     ],

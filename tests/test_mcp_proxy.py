@@ -249,3 +249,13 @@ async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
             assert secret not in repr(dict(row))
         assert rows[2]["duration_ms"] >= 900
         assert secret.encode() not in generate_latest(REGISTRY)
+
+
+async def test_a_yaml_server_is_proxied(sqlite_dsn: str) -> None:
+    async with open_mock_mcp() as mock:
+        servers = f"mcp_servers:\n  - {{name: Files, alias: files, url: '{mock.url}'}}\n"
+        async with run_gateway(make_config(sqlite_dsn, servers, settings=SETTINGS)) as gw:
+            async with _client(gw.url, gw.api_key(), "legacy", f"{API}/mcp/files") as client:
+                echoed = await client.call_tool("echo", {"text": "from yaml"})
+                assert echoed.structured_content == {"text": "from yaml"}
+    assert len(mock.rpc("tools/call")) == 1

@@ -17,8 +17,6 @@ def unavailable_settings(config: Config) -> list[str]:
     admin = config.server.admin
     if admin.port not in (0, config.server.proxy.port) or admin.tls.enabled:
         problems.append("server.admin: a separate admin listener comes with the admin API; leave port at 0")
-    if config.mcp_servers:
-        problems.append("mcp_servers: the MCP gateway is not in this version yet")
     if config.settings.mcp.code_mode.enabled:
         problems.append("settings.mcp.code_mode.enabled: Code Mode is not in this version yet")
     return problems
