@@ -50,6 +50,7 @@ from prometheus_client import Counter
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, RunningGateway, make_config, model_yaml, run_gateway
 from voidllm import logs
 from voidllm.metrics import REGISTRY
+from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
 
 CHUNKS = 3  # streamed pieces of the completion; each piece holds the whole marker
@@ -223,7 +224,7 @@ class Watch:
 @asynccontextmanager
 async def watched_gateway(
     tmp_path: Path, dsn: str, yaml_text: str, evidence: Evidence, capfd: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch, watch: Watch, *, every_level: bool = False,
+    monkeypatch: pytest.MonkeyPatch, watch: Watch, *, every_level: bool = False, settings: str = "",
 ) -> AsyncIterator[RunningGateway]:  # fmt: skip
     """Run a gateway in-process with everything it writes captured into ``evidence``.
 
@@ -236,7 +237,7 @@ async def watched_gateway(
     monkeypatch.setattr(tempfile, "tempdir", str(temp_dir))
     capfd.readouterr()  # what was printed before the gateway started is not its output
     with captured_logs(evidence, every_level=every_level):
-        async with run_gateway(make_config(dsn, yaml_text)) as gw:
+        async with run_gateway(make_config(dsn, yaml_text, settings=settings)) as gw:
             yield gw
             metrics = await gw.client.get("/metrics")
             assert metrics.status_code == 200
@@ -302,8 +303,8 @@ def upstream_behaviours(marker: str) -> dict[str, Behaviour]:
     }
 
 
-def models_yaml(base_url: str) -> str:
-    return (
+def models_yaml(base_url: str, mcp_url: str | None = None) -> str:
+    text = (
         f"server:\n  proxy:\n    max_request_body: {MAX_BODY}\nmodels:"
         + model_yaml("gpt-zk", base_url, aliases="[zk-alias]")
         + model_yaml("gpt-echo", base_url)
@@ -312,6 +313,12 @@ def models_yaml(base_url: str) -> str:
         + model_yaml("gpt-trickle", base_url)
         + model_yaml("gpt-down", "http://127.0.0.1:9/v1")
     )
+    if mcp_url is not None:
+        text += f"\nmcp_servers:\n  - {{name: ZK, alias: zk, url: '{mcp_url}'}}\n"
+    return text
+
+
+MCP_SETTINGS = "mcp:\n  allow_private_urls: true\n  call_timeout: 500ms"
 
 
 def auth(gw: RunningGateway) -> dict[str, str]:
@@ -474,6 +481,54 @@ async def refused_requests(gw: RunningGateway, mock: MockUpstream, marker: str) 
     assert answer.status_code >= 400 and mk not in answer.content
 
 
+@contextmanager
+def upstream_mcp_logs_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The mock upstream MCP server (the SDK's server side on starlette) runs in this process and logs tool
+    errors and SSE chunks with their text; those are the upstream's logs, not the gateway's (which imports
+    neither the SDK nor starlette)."""
+    upstream = ("mcp.server", "sse_starlette", "starlette")
+    names = [name for name in logging.Logger.manager.loggerDict
+             if name == "mcp" or any(name == u or name.startswith(u + ".") for u in upstream)]  # fmt: skip
+    with monkeypatch.context() as patch:
+        for name in names:
+            patch.setattr(logging.getLogger(name), "disabled", True)
+        yield
+
+
+async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
+    """Proxied MCP tool calls (/api/v1/mcp/zk) with the marker as argument and in the results, a tool error, a
+    timeout and a notification, in both protocol eras. Returns the tool calls sent."""
+    client, mk, path = gw.client, marker.encode(), "/api/v1/mcp/zk"
+    base = {**auth(gw), "Accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "zk", "version": "1"}}}
+    opened = await client.post(path, headers=base, json=init)
+    assert opened.status_code == 200, opened.text
+    session = {**base, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
+
+    def call(name: str, id: int, **arguments: Any) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+
+    echoed = await client.post(path, headers=session, json=call("echo", 2, text=marker))
+    assert echoed.status_code == 200 and mk in echoed.content, echoed.text
+    failed = await client.post(path, headers=session, json=call("fail", 3, reason=marker))
+    assert failed.json()["result"]["isError"] is True and mk in failed.content
+    slow = await client.post(path, headers=session, json=call("slow", 4, seconds=30, note=marker))
+    assert slow.status_code == 502 and mk not in slow.content
+    note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4, "reason": marker}}
+    assert (await client.post(path, headers=session, json=note)).status_code == 202
+    modern = {**base, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "zk", "version": "1"}}
+    stateless = call("echo", 5, text=marker)
+    stateless["params"]["_meta"] = meta
+    answer = await client.post(path, headers=modern, json=stateless)
+    assert answer.status_code == 200 and mk in answer.content, answer.text
+    assert (await client.delete(path, headers=session)).status_code == 204
+    assert len(mcp.rpc("tools/call")) >= 4, "the calls reached the upstream MCP server"
+    return 4
+
+
 # -------------------------------------------------------------------------------------------- the tests
 
 
@@ -487,16 +542,19 @@ async def test_no_content_is_written_anywhere(
     test's own HTTP client, which logs request lines, never bodies.)"""
     evidence, watch = Evidence(), Watch()
     behaviour = Behaviour(completion_text=completion_text(marker), stream_chunks=CHUNKS)
-    async with open_mock_upstream(behaviour, by_model=upstream_behaviours(marker)) as mock:
-        async with watched_gateway(tmp_path, sqlite_dsn, models_yaml(mock.base_url), evidence, capfd,
-                                   monkeypatch, watch, every_level=every_level) as gw:  # fmt: skip
+    async with open_mock_upstream(behaviour, by_model=upstream_behaviours(marker)) as mock, open_mock_mcp() as mcp:
+        async with watched_gateway(tmp_path, sqlite_dsn, models_yaml(mock.base_url, mcp.url), evidence, capfd,
+                                   monkeypatch, watch, every_level=every_level, settings=MCP_SETTINGS) as gw:  # fmt: skip
             proxied = await successful_requests(gw, mock, marker)
             proxied += await upstream_failures(gw, mock, marker)
             await refused_requests(gw, mock, marker)
+            with upstream_mcp_logs_off(monkeypatch):
+                tool_calls = await mcp_requests(gw, mcp, marker)
             await trio.sleep(0.05)  # let the gateway notice the client that left
     # the capture saw the gateway's whole life and its data: an empty search proves nothing
     assert '"msg":"listening"' in watch.log_text and '"msg":"shutdown complete"' in watch.log_text
     assert watch.table_rows["usage_events"] >= proxied
+    assert watch.table_rows["mcp_tool_calls"] == tool_calls
     assert any(name.endswith("voidllm.db") for name in evidence.sources)
     assert "voidllm_upstream_requests_total" in evidence.sources["/metrics"].decode()
     if every_level:
