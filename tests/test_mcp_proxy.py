@@ -7,8 +7,12 @@ gateway processes on the same store and encryption key, and the ``mcp_tool_calls
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -259,3 +263,24 @@ async def test_a_yaml_server_is_proxied(sqlite_dsn: str) -> None:
                 echoed = await client.call_tool("echo", {"text": "from yaml"})
                 assert echoed.structured_content == {"text": "from yaml"}
     assert len(mock.rpc("tools/call")) == 1
+
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "mcp"
+
+
+def test_ide_config_example_points_at_the_builtin_server() -> None:
+    servers = json.loads((EXAMPLES / "ide-config.json").read_text())["mcpServers"]
+    assert servers["voidllm"]["url"] == "http://127.0.0.1:8080/api/v1/mcp/voidllm"
+    assert all(s["headers"]["Authorization"].startswith("Bearer ") for s in servers.values())
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["auto", "legacy"])
+async def test_client_example_lists_tools_and_models(sqlite_dsn: str, legacy: bool) -> None:
+    models = "models:\n  - {name: gpt-4o, provider: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
+    async with run_gateway(make_config(sqlite_dsn, models)) as gw:
+        argv = [sys.executable, str(EXAMPLES / "client.py"), gw.api_key(), gw.url + "/api/v1/mcp/voidllm"]
+        result = await trio.to_thread.run_sync(lambda: subprocess.run(
+            argv + (["--legacy"] if legacy else []), capture_output=True, text=True, timeout=60, check=False
+        ))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("tools: list_models, ") and '"gpt-4o"' in result.stdout

@@ -1,0 +1,47 @@
+"""List the tools of a VoidLLM MCP endpoint and call ``list_models``, with the official ``mcp`` Python SDK.
+
+Usage: python examples/mcp/client.py <vl_ key> [endpoint, default http://127.0.0.1:8080/api/v1/mcp/voidllm]
+       [--legacy]
+
+The built-in server is ``/api/v1/mcp/voidllm``; an MCP server registered under the alias ``github`` is
+``/api/v1/mcp/github`` (the same key authenticates both). ``--legacy`` makes the SDK speak the session-era
+protocol (``initialize`` and an ``Mcp-Session-Id``) instead of its default 2026-07-28 mode.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+import httpx2
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+DEFAULT_URL = "http://127.0.0.1:8080/api/v1/mcp/voidllm"
+
+
+async def run(key: str, url: str, mode: str) -> int:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+        tools = await client.list_tools()
+        print("tools:", ", ".join(tool.name for tool in tools.tools))
+        if any(tool.name == "list_models" for tool in tools.tools):
+            result = await client.call_tool("list_models", {})
+            for block in result.content:
+                if block.type == "text":
+                    print(block.text)
+            return 1 if result.is_error else 0
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = [a for a in argv[1:] if a != "--legacy"]
+    if not args:
+        print(__doc__, file=sys.stderr)
+        return 2
+    mode = "legacy" if "--legacy" in argv else "auto"
+    return anyio.run(run, args[0], args[1] if len(args) > 1 else DEFAULT_URL, mode)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
