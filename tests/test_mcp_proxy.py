@@ -49,10 +49,10 @@ def _client(url: str, key: str, mode: str, path: str = PATH) -> Client:
     return Client(streamable_http_client(url + path, http_client=http), mode=mode, raise_exceptions=True)
 
 
-async def _register(gw: RunningGateway, mock: MockMcp, alias: str = "tools", path: str = "/mcp-servers") -> str:
-    response = await gw.client.post(
-        f"{API}{path}", headers=bearer(gw.api_key()), json={"name": alias.title(), "alias": alias, "url": mock.url}
-    )
+async def _register(gw: RunningGateway, mock: MockMcp, alias: str = "tools",
+                    path: str = "/mcp-servers") -> str:
+    body = {"name": alias.title(), "alias": alias, "url": mock.url}
+    response = await gw.client.post(f"{API}{path}", headers=bearer(gw.api_key()), json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -75,7 +75,8 @@ def _rpc(method: str, id: int = 1, **params: Any) -> dict[str, Any]:
 
 
 def _init() -> dict[str, Any]:
-    return _rpc("initialize", protocolVersion="2025-06-18", capabilities={}, clientInfo={"name": "t", "version": "1"})
+    client = {"name": "t", "version": "1"}
+    return _rpc("initialize", protocolVersion="2025-06-18", capabilities={}, clientInfo=client)
 
 
 def _call(name: str, id: int = 2, **arguments: Any) -> dict[str, Any]:
@@ -168,26 +169,30 @@ async def test_resolution_and_access_statuses(sqlite_dsn: str) -> None:
         _refused(await c.post(f"{API}/mcp/nothing", headers=_headers(member), json=_init()),
                  404, -32600, "unknown MCP server")
         # a global server without the org's grant: 403 (the system admin passes)
-        _refused(await c.post(PATH, headers=_headers(member), json=_init()), 403, -32600, "access denied to MCP server")
+        denied = "access denied to MCP server"
+        _refused(await c.post(PATH, headers=_headers(member), json=_init()), 403, -32600, denied)
         server_id = gw.state.services.extras["mcp_registry"].servers[0].id
-        granted = await c.put(f"{API}/orgs/{org}/mcp-access", headers=bearer(admin_key), json={"servers": [server_id]})
+        grants = f"{API}/orgs/{org}/mcp-access"
+        granted = await c.put(grants, headers=bearer(admin_key), json={"servers": [server_id]})
         assert granted.status_code == 200, granted.text
         token = await _session(c, member)
-        listed = await c.post(PATH, headers=_headers(member, mcp_session_id=token), json=_rpc("tools/list", 3))
+        in_session = _headers(member, mcp_session_id=token)
+        listed = await c.post(PATH, headers=in_session, json=_rpc("tools/list", 3))
         assert listed.status_code == 200 and len(listed.json()["result"]["tools"]) == 4
         # an open session loses access at once when the grant goes
-        await c.put(f"{API}/orgs/{org}/mcp-access", headers=bearer(admin_key), json={"servers": []})
-        _refused(await c.post(PATH, headers=_headers(member, mcp_session_id=token), json=_rpc("tools/list", 4)),
-                 403, -32600, "access denied to MCP server")
+        await c.put(grants, headers=bearer(admin_key), json={"servers": []})
+        _refused(await c.post(PATH, headers=in_session, json=_rpc("tools/list", 4)), 403, -32600, denied)
         # disabled: 503
         off = await c.patch(f"{API}/mcp-servers/{server_id}/deactivate", headers=bearer(admin_key))
         assert off.status_code == 200, off.text
-        _refused(await c.post(PATH, headers=_headers(admin_key), json=_init()), 503, -32603, "MCP server is disabled")
+        disabled = await c.post(PATH, headers=_headers(admin_key), json=_init())
+        _refused(disabled, 503, -32603, "MCP server is disabled")
         # an org server of the same alias shadows the global one for that org, without a grant
         async with open_mock_mcp() as other:
             await _register(gw, other, "tools", f"/orgs/{org}/mcp-servers")
             token = await _session(c, member)
-            echoed = await c.post(PATH, headers=_headers(member, mcp_session_id=token), json=_call("echo", text="org"))
+            in_session = _headers(member, mcp_session_id=token)
+            echoed = await c.post(PATH, headers=in_session, json=_call("echo", text="org"))
             assert echoed.status_code == 200, echoed.text
             assert len(other.rpc("tools/call")) == 1
         # the built-in server is not reachable through the proxy path shape of another alias
@@ -222,10 +227,13 @@ async def test_one_session_served_by_two_gateway_processes(sqlite_dsn: str) -> N
 
 async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
     async with _proxied(sqlite_dsn) as (gw, _mock):
-        ok_before = _sample("voidllm_mcp_tool_calls_total", server="tools", tool="echo", status="success")
-        err_before = _sample("voidllm_mcp_tool_calls_total", server="tools", tool="fail", status="error")
-        timeout_before = _sample("voidllm_mcp_tool_calls_total", server="tools", tool="slow", status="timeout")
-        transport_before = _sample("voidllm_mcp_transport_errors_total", server="tools", error_type="timeout")
+        counted = [
+            ("voidllm_mcp_tool_calls_total", {"server": "tools", "tool": "echo", "status": "success"}),
+            ("voidllm_mcp_tool_calls_total", {"server": "tools", "tool": "fail", "status": "error"}),
+            ("voidllm_mcp_tool_calls_total", {"server": "tools", "tool": "slow", "status": "timeout"}),
+            ("voidllm_mcp_transport_errors_total", {"server": "tools", "error_type": "timeout"}),
+        ]
+        before = [_sample(name, **labels) for name, labels in counted]
         key = gw.api_key()
         token = await _session(gw.client, key)
         h = _headers(key, mcp_session_id=token, accept="application/json")
@@ -233,10 +241,7 @@ async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
         for body in (_call("echo", text=secret), _call("fail", reason=secret), _call("slow", seconds=30),
                      _rpc("tools/list")):
             await gw.client.post(PATH, headers=h, json=body)
-        assert _sample("voidllm_mcp_tool_calls_total", server="tools", tool="echo", status="success") == ok_before + 1
-        assert _sample("voidllm_mcp_tool_calls_total", server="tools", tool="fail", status="error") == err_before + 1
-        assert _sample("voidllm_mcp_tool_calls_total", server="tools", tool="slow", status="timeout") == timeout_before + 1
-        assert _sample("voidllm_mcp_transport_errors_total", server="tools", error_type="timeout") == transport_before + 1
+        assert [_sample(name, **labels) for name, labels in counted] == [b + 1 for b in before]
         assert _sample("voidllm_mcp_tool_call_duration_seconds_count", server="tools", tool="slow") >= 1
         rows: list[Any] = []
         for _ in range(200):  # the writer flushes every 50 ms
@@ -248,7 +253,8 @@ async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
                                                                   ("slow", "timeout")]
         identity = gw.state.keys.authenticate(f"Bearer {key}")
         for row in rows:
-            assert (row["key_id"], row["org_id"], row["user_id"]) == (identity.key_id, identity.org_id, identity.user_id)
+            who = (identity.key_id, identity.org_id, identity.user_id)
+            assert (row["key_id"], row["org_id"], row["user_id"]) == who
             assert row["server_alias"] == "tools" and row["code_mode"] is False
             assert secret not in repr(dict(row))
         assert rows[2]["duration_ms"] >= 900

@@ -500,14 +500,16 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     timeout and a notification, in both protocol eras. Returns the tool calls sent."""
     client, mk, path = gw.client, marker.encode(), "/api/v1/mcp/zk"
     base = {**auth(gw), "Accept": "application/json, text/event-stream"}
+    client_info = {"name": "zk", "version": "1"}
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "zk", "version": "1"}}}
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client_info}}
     opened = await client.post(path, headers=base, json=init)
     assert opened.status_code == 200, opened.text
     session = {**base, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
 
     def call(name: str, id: int, **arguments: Any) -> dict[str, Any]:
-        return {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+        params = {"name": name, "arguments": arguments}
+        return {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}
 
     echoed = await client.post(path, headers=session, json=call("echo", 2, text=marker))
     assert echoed.status_code == 200 and mk in echoed.content, echoed.text
@@ -515,11 +517,13 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     assert failed.json()["result"]["isError"] is True and mk in failed.content
     slow = await client.post(path, headers=session, json=call("slow", 4, seconds=30, note=marker))
     assert slow.status_code == 502 and mk not in slow.content
-    note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4, "reason": marker}}
+    cancelled = {"requestId": 4, "reason": marker}
+    note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancelled}
     assert (await client.post(path, headers=session, json=note)).status_code == 202
     modern = {**base, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
-    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "zk", "version": "1"}}
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": client_info}
     stateless = call("echo", 5, text=marker)
     stateless["params"]["_meta"] = meta
     answer = await client.post(path, headers=modern, json=stateless)
@@ -542,9 +546,11 @@ async def test_no_content_is_written_anywhere(
     test's own HTTP client, which logs request lines, never bodies.)"""
     evidence, watch = Evidence(), Watch()
     behaviour = Behaviour(completion_text=completion_text(marker), stream_chunks=CHUNKS)
-    async with open_mock_upstream(behaviour, by_model=upstream_behaviours(marker)) as mock, open_mock_mcp() as mcp:
-        async with watched_gateway(tmp_path, sqlite_dsn, models_yaml(mock.base_url, mcp.url), evidence, capfd,
-                                   monkeypatch, watch, every_level=every_level, settings=MCP_SETTINGS) as gw:  # fmt: skip
+    upstreams = open_mock_upstream(behaviour, by_model=upstream_behaviours(marker))
+    async with upstreams as mock, open_mock_mcp() as mcp:
+        yaml_text = models_yaml(mock.base_url, mcp.url)
+        async with watched_gateway(tmp_path, sqlite_dsn, yaml_text, evidence, capfd, monkeypatch, watch,
+                                   every_level=every_level, settings=MCP_SETTINGS) as gw:  # fmt: skip
             proxied = await successful_requests(gw, mock, marker)
             proxied += await upstream_failures(gw, mock, marker)
             await refused_requests(gw, mock, marker)

@@ -109,9 +109,10 @@ class ProxyState:
 
 def _upstream(entry: McpServerEntry) -> UpstreamServer:
     return UpstreamServer(
-        id=entry.id, alias=entry.alias, url=entry.url, auth_type=entry.auth_type, auth_header=entry.auth_header,
-        auth_token=entry.auth_token, oauth_token_url=entry.oauth_token_url, oauth_client_id=entry.oauth_client_id,
-        oauth_client_secret=entry.oauth_client_secret, oauth_scopes=entry.oauth_scopes,
+        id=entry.id, alias=entry.alias, url=entry.url, auth_type=entry.auth_type,
+        auth_header=entry.auth_header, auth_token=entry.auth_token, oauth_token_url=entry.oauth_token_url,
+        oauth_client_id=entry.oauth_client_id, oauth_client_secret=entry.oauth_client_secret,
+        oauth_scopes=entry.oauth_scopes,
     )  # fmt: skip
 
 
@@ -149,7 +150,8 @@ class ProxiedServer:
         try:
             await self._upstreams(ctx).close(_upstream(entry), self.state.current(entry.id, session))
         except UpstreamUnavailable as exc:
-            log.warning("MCP upstream session not closed", extra={"server": entry.alias, "error_type": type(exc).__name__})
+            log.warning("MCP upstream session not closed",
+                        extra={"server": entry.alias, "error_type": type(exc).__name__})  # fmt: skip
 
     async def handle(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         entry = self._resolve(ctx)
@@ -186,7 +188,7 @@ class ProxiedServer:
                 ))  # fmt: skip
 
     async def notify(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> None:
-        """The handshake's ``notifications/initialized`` is ours; others (cancellation, roots...) go upstream."""
+        """``notifications/initialized`` belongs to our handshake; others (cancellation...) go upstream."""
         entry = self._resolve(ctx)
         if method == "notifications/initialized":
             return

@@ -20,6 +20,7 @@ recognised (a result, or a timeout); calls answered with a JSON-RPC error or fai
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -76,7 +77,8 @@ TOOL_CALL_METRICS = BatchMetrics(
     ),
     written=Counter("voidllm_mcp_tool_calls_written_total", "MCP tool call rows written.", registry=REGISTRY),
     failures=Counter(
-        "voidllm_mcp_tool_calls_write_failures_total", "MCP tool call batch writes that failed with a store error.",
+        "voidllm_mcp_tool_calls_write_failures_total",
+        "MCP tool call batch writes that failed with a store error.",
         registry=REGISTRY,
     ),
     write_seconds=Histogram(
@@ -116,14 +118,14 @@ class ToolCallRecord:
     duration_ms: int
     status: str
     code_mode: bool
-    created_at: Any
+    created_at: datetime
 
     @classmethod
     def from_outcome(cls, outcome: ToolCallOutcome) -> ToolCallRecord:
         who = outcome.identity
         return cls(
-            id=new_id(), request_id=(outcome.request_id or None) and outcome.request_id[:64], key_id=who.key_id,
-            org_id=who.org_id, team_id=who.team_id, user_id=who.user_id,
+            id=new_id(), request_id=outcome.request_id[:64] if outcome.request_id else None,
+            key_id=who.key_id, org_id=who.org_id, team_id=who.team_id, user_id=who.user_id,
             service_account_id=who.service_account_id, server_alias=outcome.server_alias,
             tool_name=outcome.tool_name[:MAX_TOOL_NAME], duration_ms=max(0, round(outcome.seconds * 1000)),
             status=outcome.status, code_mode=False, created_at=utcnow(),
