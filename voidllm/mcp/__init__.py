@@ -5,4 +5,6 @@
   :class:`~voidllm.mcp.server.McpBackend`.
 - :mod:`voidllm.mcp.sessions`: ``Mcp-Session-Id`` as an AES-GCM sealed token.
 - :mod:`voidllm.mcp.builtin`: the built-in ``voidllm`` server's management tools.
+- :mod:`voidllm.mcp.proxy`: ``/api/v1/mcp/<alias>``, the backend that forwards to an upstream MCP server.
+- :mod:`voidllm.mcp.usage`: ``mcp_tool_calls`` rows (batched) and the tool call metrics.
 """

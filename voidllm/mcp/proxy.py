@@ -29,7 +29,8 @@ Sessions across processes (issue point 4):
   written back into the client's token (the token is the client's; we answer with the same one), so each
   process keeps a bounded map old upstream session -> new one (:class:`ProxyState.renewed`). Trade-off: a
   process that has not seen the renewal pays one extra re-initialise for that session (then it learns the
-  new id); a map entry evicted under pressure costs the same. No Redis is involved.
+  new id); a map entry evicted under pressure costs the same. Redis is not used for this map: it would
+  cost a round trip on every proxied call to save one ``initialize`` per process per upstream expiry.
 - **Stateless era** (2026-07-28 clients send no ``initialize``). Each process keeps one upstream session
   per (server, API key) (:class:`ProxyState.stateless`, bounded), opened lazily on the first call. A
   2026-07-28 upstream needs no session at all; a session-era upstream gets one session per key and
