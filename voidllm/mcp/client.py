@@ -1,4 +1,4 @@
-"""The upstream MCP client: sessions with and calls to the MCP servers behind the gateway (reference 8.2, 8.3).
+"""The upstream MCP client: sessions with, and calls to, the MCP servers behind the gateway (reference 8.2).
 
 :class:`McpUpstreams` holds one pooled ``httpx.AsyncClient`` per upstream server id, created on first
 use and closed by :meth:`McpUpstreams.aclose`. It keeps no sessions itself: :meth:`~McpUpstreams.open`
@@ -40,8 +40,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpcore
@@ -53,6 +52,9 @@ from voidllm import __version__
 from voidllm.mcp.jsonrpc import JsonRpcError
 from voidllm.mcp.oauth import OAuthError, TokenCache
 from voidllm.mcp.ssrf import BlockedAddress, GuardedBackend, check_url
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "HANDSHAKE_VERSIONS",
@@ -86,6 +88,7 @@ _MAX_ERROR_BODY = 64 * 1024
 _MAX_LIST_PAGES = 100
 _CONNECT_TIMEOUT = 10.0
 _CANCEL_GRACE = 2.0
+_DRAIN_GRACE = 1.0
 
 
 @attrs.frozen
@@ -165,7 +168,11 @@ class UpstreamRpcError(JsonRpcError):
 
     @classmethod
     def from_object(cls, alias: str, error: Any) -> UpstreamRpcError:
-        if not isinstance(error, dict) or not isinstance(error.get("code"), int) or isinstance(error.get("code"), bool):
+        if (
+            not isinstance(error, dict)
+            or not isinstance(error.get("code"), int)
+            or isinstance(error.get("code"), bool)
+        ):
             raise UpstreamUnavailable(f"MCP server {alias!r} answered an invalid error object")
         message = error.get("message")
         return cls(alias, error["code"], message if isinstance(message, str) else "", error.get("data"))
@@ -243,7 +250,11 @@ class McpUpstreams:
             return await self._open(server)
 
     async def request(
-        self, server: UpstreamServer, session: UpstreamSession | None, method: str, params: dict[str, Any] | None
+        self,
+        server: UpstreamServer,
+        session: UpstreamSession | None,
+        method: str,
+        params: dict[str, Any] | None,
     ) -> tuple[dict[str, Any], UpstreamSession]:
         """Send one JSON-RPC request; returns its result and the session to use from now on."""
         with self._deadline(server):
@@ -257,7 +268,9 @@ class McpUpstreams:
             try:
                 return await self._call(server, session, method, params), session
             except SessionExpired as exc:
-                raise UpstreamUnavailable(f"MCP server {server.alias!r}: session expired again after re-initialize", status=404) from exc
+                raise UpstreamUnavailable(
+                    f"MCP server {server.alias!r}: session expired again after re-initialize", status=404
+                ) from exc
 
     async def notify(
         self, server: UpstreamServer, session: UpstreamSession, method: str, params: dict[str, Any] | None
@@ -273,7 +286,9 @@ class McpUpstreams:
         with self._deadline(server):
             reply = await self._send(server, "DELETE", self._headers(session), None, None)
         if reply.status not in (200, 202, 204, 404, 405):
-            raise UpstreamUnavailable(f"MCP server {server.alias!r}: DELETE answered HTTP {reply.status}", status=reply.status)
+            raise UpstreamUnavailable(
+                f"MCP server {server.alias!r}: DELETE answered HTTP {reply.status}", status=reply.status
+            )
 
     async def list_tools(self, server: UpstreamServer) -> list[dict[str, Any]]:
         """Every tool of the server (``tools/list`` page by page) in one short-lived session."""
@@ -313,7 +328,11 @@ class McpUpstreams:
         return _Deadline(self.call_timeout, server.alias)
 
     async def _open(self, server: UpstreamServer) -> UpstreamSession:
-        if self._modern.get(server.id, True):
+        """Once per server and process: does it speak 2026-07-28? Then no handshake; else ``initialize``."""
+        modern = self._modern.get(server.id)
+        if modern:
+            return UpstreamSession(None, MODERN_VERSION)
+        if modern is None:
             session = await self._discover(server)
             self._modern[server.id] = session is not None
             if session is not None:
@@ -329,7 +348,10 @@ class McpUpstreams:
         headers = self._headers(probe) | {"Mcp-Method": "server/discover"}
         reply = await self._post(server, headers, body, request_id)
         if reply.status in (401, 403):
-            raise UpstreamUnavailable(f"MCP server {server.alias!r} refused the credentials (HTTP {reply.status})", status=reply.status)
+            raise UpstreamUnavailable(
+                f"MCP server {server.alias!r} refused the credentials (HTTP {reply.status})",
+                status=reply.status,
+            )
         if reply.status != 200 or reply.message is None:
             return None
         result = reply.message.get("result")
@@ -345,7 +367,9 @@ class McpUpstreams:
         result = self._result(server, reply, None)
         version = result.get("protocolVersion")
         if version not in HANDSHAKE_VERSIONS:
-            raise UpstreamUnavailable(f"MCP server {server.alias!r} negotiated an unsupported protocol version")
+            raise UpstreamUnavailable(
+                f"MCP server {server.alias!r} negotiated an unsupported protocol version"
+            )
         session_id = reply.headers.get("mcp-session-id")
         if session_id is not None and not (session_id and all(0x21 <= ord(c) <= 0x7E for c in session_id)):
             raise UpstreamUnavailable(f"MCP server {server.alias!r} sent an invalid session id")
@@ -375,7 +399,9 @@ class McpUpstreams:
 
     async def _cancelled(self, server: UpstreamServer, session: UpstreamSession, request_id: int) -> None:
         try:
-            await self._notify(server, session, "notifications/cancelled", {"requestId": request_id, "reason": "timeout"})
+            await self._notify(
+                server, session, "notifications/cancelled", {"requestId": request_id, "reason": "timeout"}
+            )
         except (UpstreamUnavailable, UpstreamRpcError):
             pass
 
@@ -394,7 +420,9 @@ class McpUpstreams:
             return
         if reply.status == 404 and session.session_id is not None:
             raise SessionExpired(f"MCP server {server.alias!r}: session expired", status=404)
-        raise UpstreamUnavailable(f"MCP server {server.alias!r}: notification answered HTTP {reply.status}", status=reply.status)
+        raise UpstreamUnavailable(
+            f"MCP server {server.alias!r}: notification answered HTTP {reply.status}", status=reply.status
+        )
 
     async def _list_tools(self, server: UpstreamServer, session: UpstreamSession) -> list[dict[str, Any]]:
         tools: list[dict[str, Any]] = []
@@ -403,12 +431,16 @@ class McpUpstreams:
             result = await self._call(server, session, "tools/list", {"cursor": cursor} if cursor else None)
             page = result.get("tools")
             if not isinstance(page, list):
-                raise UpstreamUnavailable(f"MCP server {server.alias!r}: tools/list result has no tools array")
+                raise UpstreamUnavailable(
+                    f"MCP server {server.alias!r}: tools/list result has no tools array"
+                )
             tools.extend(t for t in page if isinstance(t, dict))
             cursor = result.get("nextCursor")
             if not isinstance(cursor, str) or not cursor:
                 return tools
-        raise UpstreamUnavailable(f"MCP server {server.alias!r}: tools/list has more than {_MAX_LIST_PAGES} pages")
+        raise UpstreamUnavailable(
+            f"MCP server {server.alias!r}: tools/list has more than {_MAX_LIST_PAGES} pages"
+        )
 
     async def _close_quietly(self, server: UpstreamServer, session: UpstreamSession) -> None:
         if session.session_id is not None:
@@ -466,9 +498,13 @@ class McpUpstreams:
             try:
                 token = await self.tokens.token(self.client(server), server)
             except OAuthError as exc:
-                raise UpstreamUnavailable(f"MCP server {server.alias!r}: OAuth token request failed: {exc}") from exc
+                raise UpstreamUnavailable(
+                    f"MCP server {server.alias!r}: OAuth token request failed: {exc}"
+                ) from exc
             except BlockedAddress as exc:
-                raise UpstreamUnavailable(f"MCP server {server.alias!r}: OAuth token URL refused: {exc}") from exc
+                raise UpstreamUnavailable(
+                    f"MCP server {server.alias!r}: OAuth token URL refused: {exc}"
+                ) from exc
             return {"Authorization": f"Bearer {token}"}
         return {}
 
@@ -478,7 +514,12 @@ class McpUpstreams:
         return await self._send(server, "POST", headers, orjson.dumps(body), request_id)
 
     async def _send(
-        self, server: UpstreamServer, method: str, headers: dict[str, str], content: bytes | None, request_id: int | None
+        self,
+        server: UpstreamServer,
+        method: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        request_id: int | None,
     ) -> _Reply:
         """One HTTP exchange with auth; an OAuth token the upstream refuses (401) is replaced once."""
         auth = await self._auth_headers(server)
@@ -490,14 +531,22 @@ class McpUpstreams:
         return reply
 
     async def _exchange(
-        self, server: UpstreamServer, method: str, headers: dict[str, str], content: bytes | None, request_id: int | None
+        self,
+        server: UpstreamServer,
+        method: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        request_id: int | None,
     ) -> _Reply:
         alias = server.alias
         try:
             check_url(server.url, allow_private=self.allow_private_urls)
-            async with self.client(server).stream(method, server.url, headers=headers, content=content) as response:
+            async with self.client(server).stream(
+                method, server.url, headers=headers, content=content
+            ) as response:
                 status, response_headers = response.status_code, response.headers
                 if status in (202, 204) or method == "DELETE" or request_id is None:
+                    await _drain(response)
                     return _Reply(status, response_headers, None)
                 limit = self.max_response_bytes if status == 200 else _MAX_ERROR_BODY
                 declared = response_headers.get("content-length")
@@ -507,15 +556,24 @@ class McpUpstreams:
                     message = await _sse_response(response, request_id, limit)
                 else:
                     message = _decode(await _read_capped(response, limit))
+                if message is not None and (
+                    message.get("jsonrpc") != "2.0" or message.get("id") != request_id
+                ):
+                    message = None  # not the answer to this request (e.g. a gateway's own error page)
+                await _drain(response)
         except BlockedAddress as exc:
             raise UpstreamUnavailable(f"MCP server {alias!r}: {exc}") from exc
         except _TooLarge as exc:
-            raise UpstreamUnavailable(f"MCP server {alias!r}: response larger than {self.max_response_bytes} bytes") from exc
+            raise UpstreamUnavailable(
+                f"MCP server {alias!r}: response larger than {self.max_response_bytes} bytes"
+            ) from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(f"MCP server {alias!r} unreachable ({type(exc).__name__})") from exc
         return _Reply(status, response_headers, message)
 
-    def _result(self, server: UpstreamServer, reply: _Reply, session: UpstreamSession | None) -> dict[str, Any]:
+    def _result(
+        self, server: UpstreamServer, reply: _Reply, session: UpstreamSession | None
+    ) -> dict[str, Any]:
         alias = server.alias
         if reply.status == 404 and session is not None and session.session_id is not None:
             raise SessionExpired(f"MCP server {alias!r}: session expired", status=404)
@@ -523,7 +581,9 @@ class McpUpstreams:
         if message is not None and "error" in message and (reply.status == 200 or 400 <= reply.status < 500):
             raise UpstreamRpcError.from_object(alias, message["error"])
         if reply.status != 200:
-            raise UpstreamUnavailable(f"MCP server {alias!r} answered HTTP {reply.status}", status=reply.status)
+            raise UpstreamUnavailable(
+                f"MCP server {alias!r} answered HTTP {reply.status}", status=reply.status
+            )
         if message is None or not isinstance(message.get("result"), dict):
             raise UpstreamUnavailable(f"MCP server {alias!r} answered without a result")
         return message["result"]
@@ -545,7 +605,9 @@ class _Deadline:
         assert self._scope is not None
         suppressed = self._scope.__exit__(*exc_info)
         if self._scope.cancelled_caught:
-            raise UpstreamTimeout(f"MCP server {self.alias!r} did not answer within {self.seconds:g} s", status=None)
+            raise UpstreamTimeout(
+                f"MCP server {self.alias!r} did not answer within {self.seconds:g} s", status=None
+            )
         return bool(suppressed)
 
 
@@ -554,10 +616,14 @@ def _content_type(headers: httpx.Headers) -> str:
 
 
 def _header_value(value: str) -> str:
-    """A header-safe rendering (the SDK's ``=?base64?…?=`` sentinel for anything but plain printable ASCII)."""
+    """A header-safe value: the SDK's ``=?base64?…?=`` sentinel for anything but plain printable ASCII."""
     import base64
 
-    if value == value.strip() and all(0x20 <= ord(c) <= 0x7E for c in value) and not value.startswith("=?base64?"):
+    if (
+        value == value.strip()
+        and all(0x20 <= ord(c) <= 0x7E for c in value)
+        and not value.startswith("=?base64?")
+    ):
         return value
     return f"=?base64?{base64.b64encode(value.encode()).decode('ascii')}?="
 
@@ -569,6 +635,22 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
         if len(body) > limit:
             raise _TooLarge
     return bytes(body)
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read what is left of a small answer, so its connection goes back to the pool.
+
+    A body left unread closes the connection. An SSE stream normally ends right after our response; one
+    that goes on (or a large body) is cut after a short grace instead, which costs only the connection.
+    """
+    if response.is_stream_consumed:
+        return
+    with trio.move_on_after(_DRAIN_GRACE):
+        read = 0
+        async for chunk in response.aiter_bytes():
+            read += len(chunk)
+            if read > _MAX_ERROR_BODY:
+                return
 
 
 def _decode(raw: bytes) -> dict[str, Any] | None:
@@ -624,11 +706,28 @@ def _line_end(buffer: bytearray) -> tuple[int, int] | None:
 
 
 async def _sse_response(response: httpx.Response, request_id: int, limit: int) -> dict[str, Any] | None:
-    """Read an SSE answer until the JSON-RPC response to ``request_id``; other messages are skipped."""
-    async for event, data in _sse_events(response, limit):
+    """Read an SSE answer until the JSON-RPC response to ``request_id``; other messages are skipped.
+
+    The rest of the stream (normally nothing: the server ends it after the response) is read for a short
+    grace, so the connection can be reused.
+    """
+    events = _sse_events(response, limit)
+    async for event, data in events:
         if event != "message":
             continue
         message = _decode(data.encode())
-        if message is not None and message.get("id") == request_id and ("result" in message or "error" in message):
-            return message
-    return None
+        if (
+            message is not None
+            and message.get("id") == request_id
+            and ("result" in message or "error" in message)
+        ):
+            break
+    else:
+        return None
+    with trio.move_on_after(_DRAIN_GRACE):
+        try:
+            async for _ in events:
+                pass
+        except _TooLarge:
+            pass
+    return message

@@ -89,7 +89,9 @@ class TokenCache:
             form["scope"] = server.oauth_scopes
         self.fetches += 1
         try:
-            async with client.stream("POST", url, data=form, headers={"Accept": "application/json"}) as response:
+            async with client.stream(
+                "POST", url, data=form, headers={"Accept": "application/json"}
+            ) as response:
                 if response.status_code != 200:
                     raise OAuthError(f"token endpoint answered HTTP {response.status_code}")
                 body = bytearray()
@@ -109,7 +111,11 @@ class TokenCache:
         expires_in = payload.get("expires_in", DEFAULT_EXPIRES_IN)
         if isinstance(expires_in, str) and expires_in.isdigit():
             expires_in = float(expires_in)
-        if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or not math.isfinite(expires_in):
+        if (
+            not isinstance(expires_in, (int, float))
+            or isinstance(expires_in, bool)
+            or not math.isfinite(expires_in)
+        ):
             expires_in = DEFAULT_EXPIRES_IN
         lifetime = max(float(expires_in) - EXPIRY_MARGIN, EXPIRY_MARGIN)
         return _Token(value, trio.current_time() + lifetime)

@@ -21,13 +21,16 @@ from __future__ import annotations
 import ipaddress
 import socket
 import typing
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 import httpcore
 import httpx
 import trio
 from httpcore._backends.trio import TrioBackend
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["BlockedAddress", "GuardedBackend", "blocked_ip", "check_url", "resolve_checked"]
 
@@ -80,7 +83,7 @@ def check_url(url: str, *, allow_private: bool) -> None:
 
 
 async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[str]:
-    """The host's addresses, each checked; refuses if any is blocked (a name with one private address is refused)."""
+    """The host's addresses, each checked: one blocked address refuses the whole name."""
     try:
         infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
@@ -108,7 +111,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's backend interface)
         local_address: str | None = None,
         socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -123,7 +126,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise last
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[typing.Any] | None = None
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's backend interface)
+        socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         raise BlockedAddress("unix sockets are not allowed")
 

@@ -18,9 +18,10 @@ By default the mock behaves as a 2025-11-25 server: requests in the 2026-07-28 e
 
 A thin ASGI layer in front of the SDK app adds what a test needs to drive the client's edge cases:
 
-- every HTTP request is recorded as a :class:`Received` (HTTP method, JSON-RPC method, headers);
+- every HTTP request is recorded as a :class:`Received` (HTTP method, JSON-RPC method, headers, the
+  client's address and port, which tells connections apart);
 - :meth:`MockMcp.expire_sessions` makes every session id seen so far answer 404, as an upstream whose
-  sessions expired;
+  sessions expired; ``expire_every_session = True`` answers 404 to every request with a session id;
 - ``require_header=("Authorization", "Bearer s3cret")`` answers 401 to requests without that exact header;
 - ``POST /token`` is an OAuth client-credentials token endpoint (:class:`OAuthBehaviour`): it issues
   ``tok-1``, ``tok-2``... and, when ``oauth`` is set, the MCP endpoint accepts only a live issued token.
@@ -61,6 +62,7 @@ class Received:
     path: str
     rpc_method: str | None
     headers: dict[str, str]
+    peer: tuple[str, int] | None = None
 
     @property
     def session_id(self) -> str | None:
@@ -91,6 +93,7 @@ class MockMcp:
     oauth: OAuthBehaviour | None = None
     expired: set[str] = attrs.field(factory=set)
     modern: bool = False
+    expire_every_session: bool = False
 
     def expire_sessions(self) -> None:
         """Every session id seen so far answers 404 from now on."""
@@ -142,7 +145,9 @@ async def _read_body(receive: Callable[..., Any]) -> tuple[bytes, list[dict[str,
     return b"".join(chunks), messages
 
 
-async def _respond(send: Callable[..., Any], status: int, body: bytes = b"", content_type: str = "application/json") -> None:
+async def _respond(
+    send: Callable[..., Any], status: int, body: bytes = b"", content_type: str = "application/json"
+) -> None:
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -161,7 +166,10 @@ def _wrap(mock: MockMcp, app: ASGIApp, page_size: int | None) -> ASGIApp:
             rpc_method = decoded.get("method") if isinstance(decoded, dict) else None
         except orjson.JSONDecodeError:
             decoded = None
-        mock.received.append(Received(scope["method"], scope["path"], rpc_method, headers))
+        client = scope.get("client")
+        mock.received.append(
+            Received(scope["method"], scope["path"], rpc_method, headers, tuple(client) if client else None)
+        )
 
         if scope["path"] == "/token":
             await _token(mock, body, send)
@@ -169,12 +177,21 @@ def _wrap(mock: MockMcp, app: ASGIApp, page_size: int | None) -> ASGIApp:
         if not _authorised(mock, headers):
             await _respond(send, 401, b'{"error":"unauthorized"}')
             return
-        if headers.get("mcp-session-id") in mock.expired:
-            await _respond(send, 404, b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}')
+        session_id = headers.get("mcp-session-id")
+        if session_id is not None and (mock.expire_every_session or session_id in mock.expired):
+            await _respond(
+                send,
+                404,
+                b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}',
+            )
             return
         version = headers.get("mcp-protocol-version")
         if not mock.modern and version is not None and version not in _HANDSHAKE_VERSIONS:
-            await _respond(send, 400, b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Unsupported protocol version"}}')
+            await _respond(
+                send,
+                400,
+                b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Unsupported version"}}',
+            )
             return
         if page_size and rpc_method == "tools/list" and isinstance(decoded, dict):
             await _paged_tools(app, scope, decoded, page_size, send)
@@ -192,7 +209,9 @@ def _wrap(mock: MockMcp, app: ASGIApp, page_size: int | None) -> ASGIApp:
     return asgi
 
 
-async def _paged_tools(app: ASGIApp, scope: dict[str, Any], request: dict[str, Any], size: int, send: Callable[..., Any]) -> None:
+async def _paged_tools(
+    app: ASGIApp, scope: dict[str, Any], request: dict[str, Any], size: int, send: Callable[..., Any]
+) -> None:
     """Answer ``tools/list`` a page at a time: ask the SDK for the whole list, return one slice (JSON)."""
     cursor = (request.get("params") or {}).get("cursor")
     start = int(cursor) if cursor else 0
@@ -219,14 +238,18 @@ async def _paged_tools(app: ASGIApp, scope: dict[str, Any], request: dict[str, A
     if text.lstrip().startswith("{"):
         response = orjson.loads(raw)
     else:
-        data = [line[5:].strip() for line in text.splitlines() if line.startswith("data:") and line[5:].strip()]
+        data = [
+            line[5:].strip() for line in text.splitlines() if line.startswith("data:") and line[5:].strip()
+        ]
         response = orjson.loads(data[-1])
     tools = response["result"]["tools"]
     result: dict[str, Any] = {"tools": tools[start : start + size]}
     if start + size < len(tools):
         result["nextCursor"] = str(start + size)
     out = orjson.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": result})
-    headers = [(k, v) for k, v in start_message["headers"] if k.lower() not in (b"content-type", b"content-length")]
+    headers = [
+        (k, v) for k, v in start_message["headers"] if k.lower() not in (b"content-type", b"content-length")
+    ]
     headers += [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": out})
@@ -247,7 +270,10 @@ def _authorised(mock: MockMcp, headers: dict[str, str]) -> bool:
 async def _token(mock: MockMcp, body: bytes, send: Callable[..., Any]) -> None:
     oauth = mock.oauth or OAuthBehaviour()
     form = dict(urllib.parse.parse_qsl(body.decode()))
-    if form.get("grant_type") != "client_credentials" or (form.get("client_id"), form.get("client_secret")) != (
+    if form.get("grant_type") != "client_credentials" or (
+        form.get("client_id"),
+        form.get("client_secret"),
+    ) != (
         oauth.client_id,
         oauth.client_secret,
     ):
@@ -266,7 +292,7 @@ def _hypercorn_config() -> hypercorn.config.Config:
     config = hypercorn.config.Config()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
-    config.graceful_timeout = 1.0
+    config.graceful_timeout = 0.1  # idle keep-alive connections of the client under test would hold shutdown
     return config
 
 
@@ -276,7 +302,10 @@ async def _serve(app: ASGIApp) -> AsyncIterator[str]:
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
             lambda task_status: worker_serve(
-                wrap_app(app, 0, "asgi"), _hypercorn_config(), shutdown_trigger=stop.wait, task_status=task_status
+                wrap_app(app, 0, "asgi"),
+                _hypercorn_config(),
+                shutdown_trigger=stop.wait,
+                task_status=task_status,
             )
         )
         try:
@@ -328,7 +357,13 @@ async def open_legacy_sse_server() -> AsyncIterator[str]:
             return
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"event: endpoint\ndata: /messages?session_id=abc\n\n", "more_body": True})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"event: endpoint\ndata: /messages?session_id=abc\n\n",
+                "more_body": True,
+            }
+        )
         await trio.sleep_forever()
 
     async with _serve(app) as base:
