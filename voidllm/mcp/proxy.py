@@ -206,11 +206,11 @@ class ProxiedServer:
     def _resolve(self, ctx: McpContext) -> McpServerEntry:
         registry: McpRegistry | None = ctx.services.extras.get("mcp_registry")
         entry = registry.resolve(ctx.identity, self.alias) if registry is not None else None
-        if entry is None or entry.source == "builtin":
+        if registry is None or entry is None or entry.source == "builtin":
             raise McpHttpError(404, JsonRpcError(jsonrpc.INVALID_REQUEST, "unknown MCP server"))
         if not entry.is_active:
             raise McpHttpError(503, JsonRpcError(jsonrpc.INTERNAL_ERROR, "MCP server is disabled"))
-        if not registry.allowed(ctx.identity, entry):  # type: ignore[union-attr]
+        if not registry.allowed(ctx.identity, entry):
             raise McpHttpError(403, JsonRpcError(jsonrpc.INVALID_REQUEST, "access denied to MCP server"))
         return entry
 
