@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -31,7 +31,7 @@ from voidllm.mcp.oauth import OAuthError, TokenCache
 from voidllm.testing.mock_mcp import MockMcp, OAuthBehaviour, open_legacy_sse_server, open_mock_mcp
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 ECHO = {"name": "echo", "arguments": {"text": "hi"}}
 
@@ -400,8 +400,8 @@ async def test_ftp_refused_even_with_private_urls_allowed(upstreams: McpUpstream
         await upstreams.open(_server("ftp://127.0.0.1/mcp"))
 
 
-def _fake_resolver(answers: dict[str, list[str]]):
-    async def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+def _fake_resolver(answers: dict[str, list[str]]) -> Callable[..., Awaitable[list[tuple[Any, ...]]]]:
+    async def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple[Any, ...]]:
         return [
             (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
             for a in answers[host]

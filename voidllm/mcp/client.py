@@ -38,6 +38,7 @@ put in exception messages; messages name the server alias and what failed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,7 @@ from voidllm.mcp.oauth import OAuthError, TokenCache
 from voidllm.mcp.ssrf import BlockedAddress, GuardedBackend, check_url
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import AsyncIterator, Iterator, Mapping
 
 __all__ = [
     "HANDSHAKE_VERSIONS",
@@ -324,8 +325,8 @@ class McpUpstreams:
 
     # -- protocol --------------------------------------------------------------------------------------
 
-    def _deadline(self, server: UpstreamServer) -> _Deadline:
-        return _Deadline(self.call_timeout, server.alias)
+    def _deadline(self, server: UpstreamServer) -> contextlib.AbstractContextManager[None]:
+        return _deadline(self.call_timeout, server.alias)
 
     async def _open(self, server: UpstreamServer) -> UpstreamSession:
         """Once per server and process: does it speak 2026-07-28? Then no handshake; else ``initialize``."""
@@ -586,33 +587,22 @@ class McpUpstreams:
             )
         if message is None or not isinstance(message.get("result"), dict):
             raise UpstreamUnavailable(f"MCP server {alias!r} answered without a result")
-        return message["result"]
+        result: dict[str, Any] = message["result"]
+        return result
 
 
-@attrs.define(eq=False)
-class _Deadline:
+@contextlib.contextmanager
+def _deadline(seconds: float, alias: str) -> Iterator[None]:
     """``call_timeout`` as a cancel scope; expiry becomes :class:`UpstreamTimeout`."""
-
-    seconds: float
-    alias: str
-    _scope: trio.CancelScope | None = None
-
-    def __enter__(self) -> None:
-        self._scope = trio.move_on_after(self.seconds)
-        self._scope.__enter__()
-
-    def __exit__(self, *exc_info: Any) -> bool:
-        assert self._scope is not None
-        suppressed = self._scope.__exit__(*exc_info)
-        if self._scope.cancelled_caught:
-            raise UpstreamTimeout(
-                f"MCP server {self.alias!r} did not answer within {self.seconds:g} s", status=None
-            )
-        return bool(suppressed)
+    with trio.move_on_after(seconds) as scope:
+        yield
+    if scope.cancelled_caught:
+        raise UpstreamTimeout(f"MCP server {alias!r} did not answer within {seconds:g} s")
 
 
 def _content_type(headers: httpx.Headers) -> str:
-    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    value: str = headers.get("content-type", "")
+    return value.split(";", 1)[0].strip().lower()
 
 
 def _header_value(value: str) -> str:
@@ -661,11 +651,11 @@ def _decode(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-async def _sse_events(response: httpx.Response, limit: int) -> Any:
+async def _sse_events(response: httpx.Response, limit: int) -> AsyncIterator[tuple[str, str]]:
     """``(event, data)`` per SSE event, counting every byte against ``limit``."""
     total = 0
     buffer = bytearray()
-    event, data = "", []
+    event, data = "", list[str]()
     async for chunk in response.aiter_bytes():
         total += len(chunk)
         if total > limit:

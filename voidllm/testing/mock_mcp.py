@@ -202,7 +202,8 @@ def _wrap(mock: MockMcp, app: ASGIApp, page_size: int | None) -> ASGIApp:
         async def replay() -> dict[str, Any]:
             if pending:
                 return pending.pop(0)
-            return await receive()
+            message: dict[str, Any] = await receive()
+            return message
 
         await app(scope, replay, send)
 
