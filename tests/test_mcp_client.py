@@ -303,6 +303,19 @@ async def test_oauth_token_refused_by_upstream_is_replaced_once(upstreams: McpUp
         assert oauth.issued == ["tok-1", "tok-2", "tok-3"]
 
 
+async def test_oauth_token_endpoint_discovered_when_not_configured(upstreams: McpUpstreams) -> None:
+    oauth = OAuthBehaviour()
+    async with open_mock_mcp(oauth=oauth) as mock:
+        server = attrs.evolve(_oauth_server(mock), oauth_token_url="")
+        _, session = await upstreams.request(server, None, "tools/call", ECHO)
+        oauth.revoked.add("tok-1")
+        result, _ = await upstreams.request(server, session, "tools/call", ECHO)
+        assert result["structuredContent"] == {"text": "hi"}
+        assert oauth.issued == ["tok-1", "tok-2"]
+        paths = [r.path for r in mock.received if r.path != "/mcp"]
+        assert paths == ["/.well-known/oauth-authorization-server", "/token", "/token"]  # metadata read once
+
+
 async def test_oauth_bad_credentials(upstreams: McpUpstreams) -> None:
     async with open_mock_mcp(oauth=OAuthBehaviour()) as mock:
         server = _oauth_server(mock, secret="not-the-secret")

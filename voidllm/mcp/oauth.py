@@ -6,6 +6,9 @@
 Concurrent callers for the same credentials wait for one fetch (a lock per cache key). The client calls
 :meth:`TokenCache.invalidate` when the upstream answers 401 and fetches once more.
 
+Without a configured token URL, the token endpoint is discovered once per MCP server origin (RFC 8414:
+``GET <origin>/.well-known/oauth-authorization-server``, its ``token_endpoint``), as the reference does.
+
 The token URL must be https unless ``allow_private_urls`` (tests, private deployments); the request goes
 through the server's own guarded client, so the SSRF guard applies to it too. Token responses are capped
 at 64 KiB. Errors name what failed (status, shape), never the secret or the response body.
@@ -14,7 +17,7 @@ at 64 KiB. Errors name what failed (status, shape), never the secret or the resp
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -50,11 +53,12 @@ class TokenCache:
     allow_private_urls: bool = False
     _tokens: dict[_Key, _Token] = attrs.field(factory=dict, init=False)
     _locks: dict[_Key, trio.Lock] = attrs.field(factory=dict, init=False)
+    _discovered: dict[str, str] = attrs.field(factory=dict, init=False)
     fetches: int = attrs.field(default=0, init=False)
 
     @staticmethod
     def _key(server: UpstreamServer) -> _Key:
-        return (server.oauth_token_url, server.oauth_client_id, server.oauth_scopes)
+        return (server.oauth_token_url or server.url, server.oauth_client_id, server.oauth_scopes)
 
     def invalidate(self, server: UpstreamServer, token: str) -> None:
         """Forget ``token`` (the upstream refused it); a newer token fetched meanwhile stays."""
@@ -70,16 +74,59 @@ class TokenCache:
             cached = self._tokens.get(key)
             if cached is not None and trio.current_time() < cached.valid_until:
                 return cached.value
-            token = await self._fetch(client, server)
+            token_url = server.oauth_token_url or await self._discover(client, server.url)
+            token = await self._fetch(client, server, token_url)
             self._tokens[key] = token
             return token.value
 
-    async def _fetch(self, client: httpx.AsyncClient, server: UpstreamServer) -> _Token:
-        url = httpx.URL(server.oauth_token_url) if server.oauth_token_url else None
-        if url is None or not url.host:
-            raise OAuthError("no OAuth token URL configured")
+    def _check(self, url: httpx.URL, what: str) -> None:
+        if not url.host:
+            raise OAuthError(f"the {what} has no host")
         if url.scheme != "https" and not (url.scheme == "http" and self.allow_private_urls):
-            raise OAuthError("the OAuth token URL must use https")
+            raise OAuthError(f"the {what} must use https")
+
+    async def _discover(self, client: httpx.AsyncClient, server_url: str) -> str:
+        """The token endpoint from the authorization server metadata at the MCP server's origin (RFC 8414)."""
+        base = httpx.URL(server_url)
+        origin = base.copy_with(path="/", query=None, fragment=None)
+        cached = self._discovered.get(str(origin))
+        if cached is not None:
+            return cached
+        metadata = origin.join("/.well-known/oauth-authorization-server")
+        self._check(metadata, "OAuth metadata URL")
+        payload = await self._get_json(client, "GET", metadata, None, "OAuth metadata")
+        endpoint = payload.get("token_endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            raise OAuthError("OAuth metadata has no token_endpoint")
+        self._discovered[str(origin)] = endpoint
+        return endpoint
+
+    async def _get_json(
+        self, client: httpx.AsyncClient, method: str, url: httpx.URL, form: dict[str, str] | None, what: str
+    ) -> dict[str, Any]:
+        try:
+            headers = {"Accept": "application/json"}
+            async with client.stream(method, url, data=form, headers=headers) as response:
+                if response.status_code != 200:
+                    raise OAuthError(f"{what} endpoint answered HTTP {response.status_code}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_TOKEN_RESPONSE:
+                        raise OAuthError(f"{what} response too large")
+        except httpx.HTTPError as exc:
+            raise OAuthError(f"{what} endpoint unreachable ({type(exc).__name__})") from exc
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise OAuthError(f"{what} response is not JSON") from exc
+        if not isinstance(payload, dict):
+            raise OAuthError(f"{what} response is not a JSON object")
+        return payload
+
+    async def _fetch(self, client: httpx.AsyncClient, server: UpstreamServer, token_url: str) -> _Token:
+        url = httpx.URL(token_url)
+        self._check(url, "OAuth token URL")
         form = {
             "grant_type": "client_credentials",
             "client_id": server.oauth_client_id,
@@ -88,24 +135,8 @@ class TokenCache:
         if server.oauth_scopes:
             form["scope"] = server.oauth_scopes
         self.fetches += 1
-        try:
-            async with client.stream(
-                "POST", url, data=form, headers={"Accept": "application/json"}
-            ) as response:
-                if response.status_code != 200:
-                    raise OAuthError(f"token endpoint answered HTTP {response.status_code}")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > _MAX_TOKEN_RESPONSE:
-                        raise OAuthError("token response too large")
-        except httpx.HTTPError as exc:
-            raise OAuthError(f"token endpoint unreachable ({type(exc).__name__})") from exc
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise OAuthError("token response is not JSON") from exc
-        value = payload.get("access_token") if isinstance(payload, dict) else None
+        payload = await self._get_json(client, "POST", url, form, "token")
+        value = payload.get("access_token")
         if not isinstance(value, str) or not value:
             raise OAuthError("token response has no access_token")
         expires_in = payload.get("expires_in", DEFAULT_EXPIRES_IN)

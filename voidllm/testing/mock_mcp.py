@@ -24,7 +24,8 @@ A thin ASGI layer in front of the SDK app adds what a test needs to drive the cl
   sessions expired; ``expire_every_session = True`` answers 404 to every request with a session id;
 - ``require_header=("Authorization", "Bearer s3cret")`` answers 401 to requests without that exact header;
 - ``POST /token`` is an OAuth client-credentials token endpoint (:class:`OAuthBehaviour`): it issues
-  ``tok-1``, ``tok-2``... and, when ``oauth`` is set, the MCP endpoint accepts only a live issued token.
+  ``tok-1``, ``tok-2``... and, when ``oauth`` is set, the MCP endpoint accepts only a live issued token;
+  ``GET /.well-known/oauth-authorization-server`` (RFC 8414 metadata) then names that token endpoint.
 
 :func:`open_legacy_sse_server` serves a tiny hand-written server of the deprecated HTTP+SSE transport
 (2024-11-05): ``POST`` answers 405 and ``GET`` streams an ``endpoint`` event.
@@ -171,6 +172,10 @@ def _wrap(mock: MockMcp, app: ASGIApp, page_size: int | None) -> ASGIApp:
             Received(scope["method"], scope["path"], rpc_method, headers, tuple(client) if client else None)
         )
 
+        if scope["path"] == "/.well-known/oauth-authorization-server" and mock.oauth is not None:
+            metadata = {"issuer": mock.base_url, "token_endpoint": mock.base_url + "/token"}
+            await _respond(send, 200, orjson.dumps(metadata))
+            return
         if scope["path"] == "/token":
             await _token(mock, body, send)
             return
