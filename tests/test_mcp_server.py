@@ -5,6 +5,8 @@ and the 2026-07-28 header checks."""
 
 from __future__ import annotations
 
+import base64
+
 from typing import Any
 
 import httpx
@@ -282,13 +284,16 @@ def test_sealed_sessions_are_bound_expire_and_can_be_revoked() -> None:
     from voidllm.mcp.sessions import SESSION_TTL, InvalidSession, SessionSealer, SessionState
 
     sealer = SessionSealer(Keyring.from_setting("a passphrase of enough length"))
-    state = SessionState.new(key_id="k1", endpoint="/e", protocol_version="2025-06-18", backend={"up": "s-1"})
+    secret = "upstream-session-7f3c9a1e2b"
+    state = SessionState.new(key_id="k1", endpoint="/e", protocol_version="2025-06-18", backend={"up": secret})
     token = sealer.seal(state)
-    assert all(0x21 <= ord(c) <= 0x7E for c in token) and "up" not in token and "s-1" not in token
+    assert all(0x21 <= ord(c) <= 0x7E for c in token) and secret not in token
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert secret.encode() not in raw  # sealed, not merely encoded
     assert sealer.open(token, key_id="k1", endpoint="/e") == state
     # another gateway process with the same encryption key opens it
     assert SessionSealer(Keyring.from_setting("a passphrase of enough length")).open(
-        token, key_id="k1", endpoint="/e").backend == {"up": "s-1"}
+        token, key_id="k1", endpoint="/e").backend == {"up": secret}
     with pytest.raises(InvalidSession):
         SessionSealer(Keyring.from_setting("another passphrase, rotated")).open(token, key_id="k1", endpoint="/e")
     for key_id, endpoint, presented in [("k2", "/e", token), ("k1", "/other", token), ("k1", "/e", token[:-2]),
