@@ -26,6 +26,7 @@ from voidllm.mcp.client import (
     UpstreamSession,
     UpstreamTimeout,
     UpstreamUnavailable,
+    _header_value,
 )
 from voidllm.mcp.oauth import OAuthError, TokenCache
 from voidllm.testing.mock_mcp import MockMcp, OAuthBehaviour, open_legacy_sse_server, open_mock_mcp
@@ -126,6 +127,35 @@ async def test_session_expiring_again_is_not_retried_forever(upstreams: McpUpstr
         assert info.value.status == 404
         assert len(mock.rpc("tools/call")) == 1
         assert len(mock.rpc("initialize")) == 2
+
+
+async def test_notifications_before_the_response_are_skipped(upstreams: McpUpstreams) -> None:
+    async with open_mock_mcp(json_response=False, chatty=True) as mock:
+        server = _server(mock.url)
+        session = await upstreams.open(server)
+        call = {"name": "chatty", "arguments": {"text": "answer"}}
+        async with upstreams.client(server).stream(
+            "POST",
+            mock.url,
+            json={"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": call},
+            headers={
+                "accept": "application/json, text/event-stream",
+                "mcp-session-id": session.session_id or "",
+                "mcp-protocol-version": session.protocol_version,
+            },
+        ) as raw:
+            body = (await raw.aread()).decode()
+        assert body.index("notifications/message") < body.index('"id":99')  # the mock does send them first
+
+        result, _ = await upstreams.request(server, session, "tools/call", call)
+        assert result["content"] == [{"type": "text", "text": "answer"}]
+
+
+def test_mcp_name_header_values() -> None:
+    assert _header_value("echo") == "echo"
+    assert _header_value("résumé") == "=?base64?csOpc3Vtw6k=?="
+    assert _header_value("a\r\nX-Injected: 1").startswith("=?base64?")
+    assert _header_value(" padded") == "=?base64?IHBhZGRlZA==?="
 
 
 @pytest.mark.parametrize("json_response", [True, False], ids=["json", "sse"])

@@ -7,6 +7,8 @@ with its ``url``. Its tools:
 - ``echo(text)``: structured output ``{"text": text}`` (and the same as text content);
 - ``fail(reason)``: raises a tool error, i.e. a ``CallToolResult`` with ``isError: true``;
 - ``slow(seconds)``: sleeps (cancellable), then answers ``"done"``;
+- ``chatty(text)``, only with ``chatty=True``: sends two log notifications, then answers ``text`` (on an
+  SSE answer, the notifications come before the response);
 - ``big(size)``: a text result of ``size`` characters (for response size caps);
 - ``tool_0`` ... ``tool_{extra_tools-1}``: filler tools to make ``tools/list`` long.
 
@@ -34,6 +36,7 @@ A thin ASGI layer in front of the SDK app adds what a test needs to drive the cl
 from __future__ import annotations
 
 import urllib.parse
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,7 +47,7 @@ import orjson
 import trio
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -104,7 +107,7 @@ class MockMcp:
         return [r for r in self.received if r.rpc_method == method]
 
 
-def build_server(extra_tools: int = 0) -> MCPServer:
+def build_server(extra_tools: int = 0, chatty: bool = False) -> MCPServer:
     server = MCPServer("mock-mcp", version="1.0")
 
     @server.tool(structured_output=True)
@@ -122,6 +125,19 @@ def build_server(extra_tools: int = 0) -> MCPServer:
         """Sleep, then answer."""
         await trio.sleep(seconds)
         return "done"
+
+    async def chatty_tool(text: str, ctx: Context) -> str:
+        """Logs twice (notifications on the response stream), then answers."""
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore"
+            )  # logging is deprecated in 2026-07-28; this mock speaks 2025-11-25
+            await ctx.info("working")
+            await ctx.info("still working")
+        return text
+
+    if chatty:
+        server.tool(name="chatty")(chatty_tool)
 
     @server.tool()
     def big(size: int) -> str:
@@ -330,9 +346,10 @@ async def open_mock_mcp(
     extra_tools: int = 0,
     page_size: int | None = None,
     modern: bool = False,
+    chatty: bool = False,
 ) -> AsyncIterator[MockMcp]:
     """Serve the SDK's MCP server at ``<base>/mcp`` for the duration of the block."""
-    server = build_server(extra_tools)
+    server = build_server(extra_tools, chatty)
     sdk_app = server.streamable_http_app(
         json_response=json_response,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
