@@ -7,4 +7,9 @@
 - :mod:`voidllm.mcp.builtin`: the built-in ``voidllm`` server's management tools.
 - :mod:`voidllm.mcp.proxy`: ``/api/v1/mcp/<alias>``, the backend that forwards to an upstream MCP server.
 - :mod:`voidllm.mcp.usage`: ``mcp_tool_calls`` rows (batched) and the tool call metrics.
+- :mod:`voidllm.mcp.client`: the upstream client (pooled per server, both eras, sessions, re-init on 404).
+- :mod:`voidllm.mcp.oauth`: OAuth client-credentials tokens for upstream servers, cached until near expiry.
+- :mod:`voidllm.mcp.ssrf`: the private-address guard applied when connecting to an upstream.
+- :mod:`voidllm.mcp.registry`: MCP servers and access lists in memory (team > org > global shadowing).
+- :mod:`voidllm.mcp.health`, :mod:`voidllm.mcp.tools_cache`: health probes and the cached tool list per server.
 """
