@@ -36,7 +36,7 @@ async def run(key: str, url: str, mode: str) -> int:
 
 def main(argv: list[str]) -> int:
     args = [a for a in argv[1:] if a != "--legacy"]
-    if not args:
+    if not args or args[0] in ("-h", "--help"):
         print(__doc__, file=sys.stderr)
         return 2
     mode = "legacy" if "--legacy" in argv else "auto"
