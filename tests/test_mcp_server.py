@@ -152,6 +152,16 @@ async def test_origin_auth_version_accept_and_body_rules(sqlite_dsn: str) -> Non
         _error(big, 413, -32600)
 
 
+async def test_configured_origins_are_allowed(sqlite_dsn: str) -> None:
+    config = make_config(sqlite_dsn, settings='mcp:\n  allowed_origins: ["https://ide.example.com/"]')
+    async with run_gateway(config) as gw:
+        key = gw.api_key()
+        listed = await gw.client.post(PATH, headers=_headers(key, origin="https://ide.example.com"), json=_init())
+        assert listed.status_code == 200, listed.text
+        other = await gw.client.post(PATH, headers=_headers(key, origin="https://other.example.com"), json=_init())
+        _error(other, 403, -32600)
+
+
 async def test_sse_answer_is_one_unbuffered_event_per_message(sqlite_dsn: str) -> None:
     async with run_gateway(make_config(sqlite_dsn)) as gw:
         key = gw.api_key()

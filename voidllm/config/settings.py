@@ -144,6 +144,7 @@ class MCPConfig:
 
     call_timeout: Annotated[Duration, _POSITIVE_DURATION] = 30.0
     allow_private_urls: bool = False
+    allowed_origins: tuple[str, ...] = ()
     health: MCPHealthConfig = MCPHealthConfig()
     code_mode: CodeModeConfig = CodeModeConfig()
 

@@ -45,10 +45,14 @@ class McpMount:
             self._sealer = SessionSealer(services.keyring)
         return self._sealer
 
+    def allowed_origins(self) -> frozenset[str]:
+        """Browser origins allowed besides the gateway's own (``settings.mcp.allowed_origins``)."""
+        return frozenset(origin.rstrip("/") for origin in self.state.config.settings.mcp.allowed_origins)
+
     def add(self, path: str, backend: Any) -> McpEndpoint:
         endpoint = McpEndpoint(
             path=path, backend=backend, services=lambda: self.state.services,  # type: ignore[arg-type,return-value]
-            keys=lambda: self.state.keys, sealer=self.sealer,
+            keys=lambda: self.state.keys, sealer=self.sealer, allowed_origins=self.allowed_origins(),
         )
         self.endpoints[path] = endpoint
         return endpoint
@@ -89,7 +93,7 @@ def _proxy_resolver(mount: McpMount, proxy_state: ProxyState) -> Callable[[str],
         return McpEndpoint(
             path=f"{MCP_PREFIX}/{alias}", backend=ProxiedServer(alias, proxy_state),
             services=lambda: mount.state.services,  # type: ignore[arg-type,return-value]
-            keys=lambda: mount.state.keys, sealer=mount.sealer,
+            keys=lambda: mount.state.keys, sealer=mount.sealer, allowed_origins=mount.allowed_origins(),
         )  # fmt: skip
 
     return resolve
