@@ -24,8 +24,9 @@ import trio
 from voidllm.auth.identity import KeyIdentity
 from voidllm.auth.loader import load_live_keys
 from voidllm.crypto import KeyKind, hash_key, is_well_formed
-from voidllm.errors import AuthenticationError, StoreError
-from voidllm.metrics import AUTH_FAILURES, CACHE_REFRESH_FAILURES, CACHE_SIZE
+from voidllm.errors import AuthenticationError
+from voidllm.metrics import AUTH_FAILURES, CACHE_SIZE
+from voidllm.nursery.periodic import keep_reloading
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +137,4 @@ async def serve_key_cache(
     """Load the key cache, report ready, then reload it every ``ttl`` seconds until cancelled."""
     await reload_key_cache(cache, store)
     task_status.started(cache)
-    while True:
-        await trio.sleep(ttl)
-        try:
-            await reload_key_cache(cache, store)
-        except StoreError as exc:
-            CACHE_REFRESH_FAILURES.labels(cache="keys").inc()
-            log.warning("key cache reload failed; keeping previous keys", extra={"error_type": type(exc).__name__})
+    await keep_reloading(partial(reload_key_cache, cache, store), ttl=ttl, cache="keys")

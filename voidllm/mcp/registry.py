@@ -35,8 +35,7 @@ import trio
 from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.config import MCPServerConfig
 from voidllm.crypto import CryptoError, Keyring, aad_for
-from voidllm.errors import StoreError
-from voidllm.metrics import CACHE_REFRESH_FAILURES
+from voidllm.nursery.periodic import keep_reloading
 from voidllm.routing.catalog_store import seal_secret, tombstone
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
@@ -214,14 +213,7 @@ async def serve_mcp_registry(
     """
     await loader.reload()
     task_status.started(loader.registry)
-    while True:
-        await trio.sleep(ttl)
-        try:
-            await loader.reload()
-        except StoreError as exc:
-            CACHE_REFRESH_FAILURES.labels(cache="mcp").inc()
-            log.warning("MCP registry reload failed; keeping the previous servers",
-                        extra={"error_type": type(exc).__name__})  # fmt: skip
+    await keep_reloading(loader.reload, ttl=ttl, cache="mcp")
 
 
 # ------------------------------------------------------------------------------------- config sync

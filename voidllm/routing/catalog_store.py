@@ -36,8 +36,8 @@ import trio
 from voidllm.config import ModelConfig
 from voidllm.config.units import format_duration, parse_duration
 from voidllm.crypto import AadKind, CryptoError, Keyring, aad_for
-from voidllm.errors import StoreError
-from voidllm.metrics import CACHE_REFRESH_FAILURES, CACHE_SIZE
+from voidllm.metrics import CACHE_SIZE
+from voidllm.nursery.periodic import keep_reloading
 from voidllm.routing.catalog import AccessRules, Catalog, ScopedAliases
 from voidllm.routing.registry import Model, Pricing, Registry, Upstream
 from voidllm.store import tables as t
@@ -246,14 +246,7 @@ async def serve_catalog(
     """
     await loader.reload()
     task_status.started(loader.catalog)
-    while True:
-        await trio.sleep(ttl)
-        try:
-            await loader.reload()
-        except StoreError as exc:
-            CACHE_REFRESH_FAILURES.labels(cache="models").inc()
-            log.warning("catalog reload failed; keeping the previous models",
-                        extra={"error_type": type(exc).__name__})  # fmt: skip
+    await keep_reloading(loader.reload, ttl=ttl, cache="models")
 
 
 # ------------------------------------------------------------------------------------- config sync
