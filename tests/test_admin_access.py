@@ -136,9 +136,14 @@ async def test_who_may_manage_which_allowlist(sqlite_dsn: str) -> None:
         def team_path(team_id: str) -> str:
             return f"/api/v1/orgs/{org_id}/teams/{team_id}/model-access"
 
-        assert (await gw.client.put(team_path(mine), headers=bearer(team_admin), json=body)).status_code == 200
-        assert (await gw.client.put(team_path(other), headers=bearer(team_admin), json=body)).status_code == 404
+        # a team's list is set by org admins (issue 12): its team admin reads it, cannot replace it
+        assert (await gw.client.get(team_path(mine), headers=bearer(team_admin))).status_code == 200
+        assert (await gw.client.put(team_path(mine), headers=bearer(team_admin), json=body)).status_code == 403
+        assert (await gw.client.put(team_path(other), headers=bearer(team_admin), json=body)).status_code == 403
         assert (await gw.client.put(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(team_admin), json=body)).status_code == 403
+        # an organisation's list is set by system admins: its org admin reads it, cannot replace it
+        assert (await gw.client.get(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin))).status_code == 200
+        assert (await gw.client.put(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin), json=body)).status_code == 403
         # a member outside the team does not learn that it exists (reference 1.6: team routes answer 404)
         assert (await gw.client.get(team_path(mine), headers=bearer(member))).status_code == 404
         assert (await gw.client.put(team_path(other), headers=bearer(org_admin), json=body)).status_code == 200

@@ -4,10 +4,12 @@ An allowlist is a set of canonical model names. An empty list allows every model
 key falls under (its org, its team, the key itself) must list the model, so the most restrictive wins.
 ``PUT`` replaces a list whole; names that are not live models are refused with 400.
 
-Who may manage which list: org and key lists need an org admin of that org (or a system admin); a team list
-also a team admin of that team (a team key, or a user who is team admin there). Outside their scope, callers
-get 404 for teams and keys, as if they did not exist. After a write the running catalog reloads at once and
-``access`` is published for the other processes.
+Who may read which list: org and key lists an org admin of that org (or a system admin); a team list also a
+team admin of that team (a team key, or a user who is team admin there). Who may replace it follows the
+limits (a restriction set by a higher role is a ceiling a lower role cannot lift): an organisation's list
+only a system admin, a team's or a key's list an org admin of the organisation (or a system admin).
+Outside their scope, callers get 404 for teams and keys, as if they did not exist. After a write the running
+catalog reloads at once and ``access`` is published for the other processes.
 """
 
 from __future__ import annotations
@@ -66,8 +68,13 @@ async def read_model_access(services: Services, actor: Actor, scope: AccessScope
 async def replace_model_access(
     services: Services, actor: Actor, scope: AccessScope, req: ModelAccess
 ) -> ModelAccess:
-    """Replace the allowlist of ``scope``; it holds for new requests at once."""
+    """Replace the allowlist of ``scope``; it holds for new requests at once.
+
+    Raises:
+        PermissionDeniedError: an org's list below system admin, a team's or key's list below org admin.
+    """
     _gate(actor, scope)
+    _gate_replace(actor, scope)
     out = await services.store.run(partial(_replace_tx, scope=scope, actor=actor, names=req.models))
     await services.catalog_changed(TOPIC_ACCESS)
     return out
@@ -79,6 +86,15 @@ def _gate(actor: Actor, scope: AccessScope) -> None:
     if scope.team_id is None:
         actor.require(Role.ORG_ADMIN)
     actor.require_org(scope.org_id)
+
+
+def _gate_replace(actor: Actor, scope: AccessScope) -> None:
+    """An org's list is replaced by system admins only; a team's or a key's by org admins and above."""
+    if scope.team_id is None and scope.key_id is None:
+        if not actor.is_system_admin:
+            raise PermissionDeniedError("an organization's model allowlist is set by a system admin")
+    elif actor.role < Role.ORG_ADMIN:
+        raise PermissionDeniedError("this model allowlist is set by an org admin")
 
 
 def _read_tx(conn: sa.Connection, *, scope: AccessScope, actor: Actor) -> ModelAccess:

@@ -11,6 +11,15 @@ Who may do what:
   their own keys plus, as team admins, the keys bound to the teams they administer. Anything else is 404.
   Login session keys are never listed and never rotated, and below org admin nobody rotates another
   user's key (that would hand them a key acting as that user).
+- Limits and expiry (``requests_per_minute``, ``requests_per_day``, ``daily_token_limit``,
+  ``monthly_token_limit``, ``expires_at``) are set by the admins above a key, never by its holder: a system
+  admin; an org admin of the key's organisation; or, for a key bound to a team, that team's admin (a user
+  who is ``team_admin`` of the team, the team's team key, a service-account key bound to the team), each
+  limit within the team's own: when the team's limit ``L`` is > 0 the value must be ``1..L`` (0, unlimited,
+  is refused). Below org admin the key's holder (its user, its service account) is refused, and nobody but a
+  system admin changes them through the key being changed. A holder still renames, rotates and revokes its
+  own key. Key creation below org admin (own user keys) may set any limits: team and organisation limits
+  still apply above the key. Key model allowlists are org-admin business (:mod:`voidllm.admin.access`).
 
 Every write reaches the key cache before the use case returns: the fresh identity is read back with
 :func:`~voidllm.auth.loader.load_live_key` inside the write's transaction and put into (or evicted from) the
@@ -36,6 +45,7 @@ from voidllm.admin.services import Services
 from voidllm.admin.tenancy import (
     LIMIT_FIELDS,
     administered_teams,
+    is_team_admin,
     limit_field,
     limits_of,
     live_org,
@@ -55,6 +65,8 @@ from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 
 ROTATION_GRACE = timedelta(hours=24)
+GUARDED = (*LIMIT_FIELDS, "expires_at")
+"""The fields of a key set by the admins above it, never by its holder (see the module docstring)."""
 CREATABLE = ("user_key", "team_key", "sa_key")
 _KINDS = {kind.key_type: kind for kind in KeyKind if kind.key_type}
 _ROTATED = " (rotated)"
@@ -356,14 +368,21 @@ async def get(services: Services, actor: Actor, org_id: str, key_id: str) -> Key
 
 
 async def update(services: Services, actor: Actor, org_id: str, key_id: str, req: KeyUpdate) -> KeyOut:
-    """Change name, limits or expiry; the cached key changes at once."""
+    """Change name, limits or expiry; the cached key changes at once.
+
+    Raises:
+        NotFoundError: no such key visible to the actor in ``org_id``.
+        PermissionDeniedError: limits or expiry sent by the key's holder below org admin, through the key
+            itself (unless a system admin), or by a team admin beyond the team's own limits.
+    """
     actor.require_org(org_id)
     now = utcnow()
     _check_future(req.expires_at, now)
-    values = set_fields(req, ("name", "expires_at", *LIMIT_FIELDS))
+    values = set_fields(req, ("name", *GUARDED))
 
     def write(conn: sa.Connection) -> tuple[KeyOut, CacheEntry]:
         row = _find(conn, actor, org_id, key_id)
+        _authorize_update(conn, actor, row, values)
         if values:
             k = t.api_keys
             conn.execute(k.update().where(k.c.id == key_id).values(**values, updated_at=now))
@@ -373,6 +392,40 @@ async def update(services: Services, actor: Actor, org_id: str, key_id: str, req
     _apply(services, entry)
     await services.bus.publish(TOPIC_KEYS, "*")
     return out
+
+
+def _authorize_update(conn: sa.Connection, actor: Actor, row: sa.RowMapping, values: dict[str, Any]) -> None:
+    """403 unless the actor may set the limits and expiry it sent for the key ``row`` (module docstring)."""
+    guarded = [name for name in GUARDED if name in values]
+    if not guarded or actor.is_system_admin:
+        return
+    refused = PermissionDeniedError(
+        f"a key's limits and expiry are set by an administrator ({', '.join(guarded)})"
+    )
+    if actor.key_id == row["id"]:
+        raise refused
+    if actor.role >= Role.ORG_ADMIN:
+        return
+    team_id = row["team_id"]
+    if _holds(actor, row) or team_id is None or not is_team_admin(conn, actor, team_id):
+        raise refused
+    _check_team_ceiling(conn, team_id, values)
+
+
+def _holds(actor: Actor, row: sa.RowMapping) -> bool:
+    """Whether the key ``row`` belongs to the acting user or service account."""
+    holder = (row["user_id"], row["service_account_id"])
+    return actor.actor_id is not None and actor.actor_id in holder
+
+
+def _check_team_ceiling(conn: sa.Connection, team_id: str, values: dict[str, Any]) -> None:
+    """A team admin sets a key's limits within the team's own: 1..L where the team's limit L is > 0."""
+    team = conn.execute(sa.select(t.teams).where(t.teams.c.id == team_id)).mappings().one()
+    for name, ceiling in limits_of(team).items():
+        if name in values and ceiling > 0 and not 1 <= values[name] <= ceiling:
+            raise PermissionDeniedError(
+                f"{name} must be between 1 and {ceiling}, the team's limit (only an org admin goes beyond it)"
+            )
 
 
 async def delete(services: Services, actor: Actor, org_id: str, key_id: str) -> None:

@@ -1,10 +1,12 @@
 """Organisations: create, list, read, change, delete, deactivate and reactivate (reference 1.6).
 
 Creating, deleting, deactivating and reactivating are system-admin actions; org admins read and change
-their own organisation only. Limits are copied into every cached key identity, so a limit change reloads
-the key cache at once. Deleting soft-deletes the organisation (its slug tombstoned, so it can be reused)
-and every key of it, and evicts those keys at once. Deactivating (not in the Go original) keeps everything
-but makes every key of the organisation fail authentication at once; reactivating makes them work again.
+their own organisation only. An organisation's limits are a ceiling set from above: only system admins
+change them; an org admin changes the name, slug and timezone (403 naming the field for a limit). Limits
+are copied into every cached key identity, so a limit change reloads the key cache at once. Deleting
+soft-deletes the organisation (its slug tombstoned, so it can be reused) and every key of it, and evicts
+those keys at once. Deactivating (not in the Go original) keeps everything but makes every key of the
+organisation fail authentication at once; reactivating makes them work again.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from voidllm.admin.tenancy import (
     tombstone,
 )
 from voidllm.auth.identity import Role
-from voidllm.errors import BadRequestError
+from voidllm.errors import BadRequestError, PermissionDeniedError
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 
@@ -164,10 +166,15 @@ async def get(services: Services, actor: Actor, org_id: str) -> OrgOut:
 
 
 async def update(services: Services, actor: Actor, org_id: str, req: OrgUpdate) -> OrgOut:
-    """Change name, slug, timezone or limits; a limit change reaches the key cache at once."""
+    """Change name, slug or timezone (org admins) or limits (system admins); a limit change reaches the key
+    cache at once."""
     actor.require(Role.ORG_ADMIN)
     actor.require_org(org_id)
     values = set_fields(req, ("name", "slug", "timezone", *LIMIT_FIELDS))
+    limits = [name for name in LIMIT_FIELDS if name in values]
+    if limits and not actor.is_system_admin:
+        fields = ", ".join(limits)
+        raise PermissionDeniedError(f"an organization's limits are set by a system admin ({fields})")
     out = await run_unique(services, partial(_update_tx, org_id=org_id, values=values), _SLUG_TAKEN)
     if any(name in values for name in LIMIT_FIELDS):
         await reload_keys(services)

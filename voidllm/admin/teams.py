@@ -1,10 +1,12 @@
 """Teams of an organisation (reference 1.6).
 
 Org admins create and delete teams and see all of them. Below org admin, a caller sees only the teams it
-belongs to (others answer 404 ``team not found``), and changes a team only as its admin (a team-scoped key,
-or a user whose team role is ``team_admin``). Team limits are copied into cached key identities, so a limit
-change reloads the key cache at once. Deleting soft-deletes the team (slug tombstoned), its service accounts
-and every key bound to it; those keys stop working at once.
+belongs to (others answer 404 ``team not found``), and changes a team's name and slug only as its admin (a
+team-scoped key, or a user whose team role is ``team_admin``). A team's limits are a ceiling set from above:
+only org admins (and system admins) change them; a team admin sending one gets 403 naming the field. Team
+limits are copied into cached key identities, so a limit change reloads the key cache at once. Deleting
+soft-deletes the team (slug tombstoned), its service accounts and every key bound to it; those keys stop
+working at once.
 """
 
 from __future__ import annotations
@@ -167,7 +169,8 @@ async def get(services: Services, actor: Actor, org_id: str, team_id: str) -> Te
 
 
 async def update(services: Services, actor: Actor, org_id: str, team_id: str, req: TeamUpdate) -> TeamOut:
-    """Change name, slug or limits (the team's admins); a limit change reaches the key cache at once."""
+    """Change name or slug (the team's admins) or limits (org admins); a limit change reaches the key cache
+    at once."""
     actor.require_org(org_id)
     values = set_fields(req, ("name", "slug", *LIMIT_FIELDS))
     write = partial(_update_tx, actor=actor, org_id=org_id, team_id=team_id, values=values)
@@ -183,6 +186,9 @@ def _update_tx(
     _visible(conn, actor, org_id, team_id)
     if not is_team_admin(conn, actor, team_id):
         raise PermissionDeniedError("insufficient permissions")
+    limits = [name for name in LIMIT_FIELDS if name in values]
+    if limits and actor.role < Role.ORG_ADMIN:
+        raise PermissionDeniedError(f"a team's limits are set by an org admin ({', '.join(limits)})")
     if values:
         conn.execute(t.teams.update().where(t.teams.c.id == team_id).values(**values, updated_at=utcnow()))
     return _read(conn, org_id, team_id)

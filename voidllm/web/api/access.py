@@ -21,7 +21,7 @@ async def get_org_model_access(call: Call, org_id: str) -> ModelAccess:
     return await read_model_access(call.services, call.actor, AccessScope(org_id))
 
 
-@api.put(f"{_ORG}/model-access", role=Role.ORG_ADMIN, **_ACCESS, **_REPLACE,
+@api.put(f"{_ORG}/model-access", role=Role.SYSTEM_ADMIN, **_ACCESS, **_REPLACE,
          summary="Replace an organization's model allowlist")  # fmt: skip
 async def put_org_model_access(call: Call, org_id: str, body: ModelAccess) -> ModelAccess:
     return await replace_model_access(call.services, call.actor, AccessScope(org_id), body)
@@ -32,7 +32,7 @@ async def get_team_model_access(call: Call, org_id: str, team_id: str) -> ModelA
     return await read_model_access(call.services, call.actor, AccessScope(org_id, team_id=team_id))
 
 
-@api.put(f"{_TEAM}/model-access", role=Role.MEMBER, **_ACCESS, **_REPLACE,
+@api.put(f"{_TEAM}/model-access", role=Role.ORG_ADMIN, **_ACCESS, **_REPLACE,
          summary="Replace a team's model allowlist")  # fmt: skip
 async def put_team_model_access(call: Call, org_id: str, team_id: str, body: ModelAccess) -> ModelAccess:
     return await replace_model_access(call.services, call.actor, AccessScope(org_id, team_id=team_id), body)
