@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -83,12 +83,15 @@ class GatewayProcess:
 
 
 @asynccontextmanager
-async def spawn_gateway(config: Path, *, expect_banner: bool = True) -> AsyncIterator[GatewayProcess]:
-    """Start ``voidllm serve --config config`` and wait until it listens (and printed its banner)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}
+async def spawn_gateway(
+    config: Path, *, expect_banner: bool = True, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> AsyncIterator[GatewayProcess]:
+    """Start ``voidllm serve --config config [args]`` and wait until it listens (and printed its banner);
+    ``env`` adds variables to an environment cleared of every ``VOIDLLM_*``."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}, **(env or {})}
     async with trio.open_nursery() as nursery:
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],
+            [sys.executable, "-m", "voidllm", "serve", "--config", str(config), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
         )
         gateway = GatewayProcess(process)

@@ -34,13 +34,20 @@ async def as_json(config: Path, *args: str, stdin: bytes = b"") -> Any:
     return orjson.loads((await voidllm(config, *args, "--json", stdin=stdin)).stdout)
 
 
+async def migrated_config(directory: Path, yaml_tail: str = "") -> Path:
+    """A config whose SQLite store exists (management commands refuse to create one)."""
+    config = write_config(directory, yaml_tail)
+    await voidllm(config, "migrate-schema")
+    return config
+
+
 def gateway_config(config_path: Path, extra: str = "") -> Any:
     dsn = str(config_path.parent / "data" / "voidllm.db")
     return make_config(dsn, extra)
 
 
 async def test_cli_creates_an_org_a_user_and_keys_that_a_gateway_accepts(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = await migrated_config(tmp_path)
     org = await as_json(config, "orgs", "create", "--name", "Acme Corp", "--requests-per-minute", "100")
     assert (org["slug"], org["requests_per_minute"]) == ("acme-corp", 100)
     user = await as_json(config, "users", "create", "--email", "ops@acme.io", "--org", "acme-corp",
@@ -72,7 +79,7 @@ async def test_cli_creates_an_org_a_user_and_keys_that_a_gateway_accepts(tmp_pat
 
 
 async def test_cli_refusals_are_messages_with_exit_code_1(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = await migrated_config(tmp_path)
     missing = await voidllm(config, "keys", "list", "--org", "nowhere", check=False)
     assert missing.returncode == 1 and b"no organisation called 'nowhere'" in missing.stderr
     await voidllm(config, "orgs", "create", "--name", "Acme")
@@ -86,7 +93,7 @@ async def test_cli_refusals_are_messages_with_exit_code_1(tmp_path: Path) -> Non
 @pytest.mark.redis
 async def test_cli_revocation_reaches_a_running_gateway_through_redis_at_once(tmp_path: Path, redis_url: str) -> None:
     redis = f"redis:\n  enabled: true\n  url: {redis_url}\n  key_prefix: 'cli-{uuid.uuid4().hex[:8]}:'\n"
-    config = write_config(tmp_path, redis)
+    config = await migrated_config(tmp_path, redis)
     await voidllm(config, "orgs", "create", "--name", "Acme")
     await voidllm(config, "users", "create", "--email", "ops@acme.io", "--org", "acme")
     key = await as_json(config, "keys", "create", "--org", "acme", "--name", "ci", "--user", "ops@acme.io")
@@ -97,3 +104,20 @@ async def test_cli_revocation_reaches_a_running_gateway_through_redis_at_once(tm
         with trio.fail_after(1):  # the change notice, not the 30 s reload
             while (await gw.client.get("/v1/models", headers=auth)).status_code != 401:
                 await trio.sleep(0.02)
+
+
+async def test_cli_names_its_config_and_database_and_refuses_to_create_an_empty_store(tmp_path: Path) -> None:
+    """Issue 13 point 3: a management command says which file and database it uses, and a database that does
+    not exist yet (a wrong --config, a wrong working directory) is refused instead of created empty."""
+    config = write_config(tmp_path)
+    database = tmp_path / "data" / "voidllm.db"
+    refused = await voidllm(config, "orgs", "create", "--name", "Acme", check=False)
+    stderr = refused.stderr.decode()
+    assert refused.returncode == 2, stderr
+    assert f"config {config}" in stderr and f"database sqlite {database}" in stderr
+    assert "no database at" in stderr and "migrate-schema" in stderr and "Traceback" not in stderr
+    assert not database.exists()
+
+    await voidllm(config, "migrate-schema")
+    created = await voidllm(config, "orgs", "create", "--name", "Acme")
+    assert f"database sqlite {database}" in created.stderr.decode()

@@ -17,13 +17,15 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
 
 from voidllm import __version__
 from voidllm.availability import check_available
-from voidllm.config import Config, ConfigError, load_config
+from voidllm.config import Config, ConfigError, find_config_path, load_config
+from voidllm.config.loader import with_listen_overrides
 from voidllm.errors import GatewayError
 from voidllm.logs import configure_logging
 from voidllm.nursery.signals import watch_stop_signals
@@ -40,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", help="path to voidllm.yaml (else $VOIDLLM_CONFIG, ./voidllm.yaml, /etc/voidllm)")
+    serve.add_argument("--host", help="listen address of the proxy port (else $VOIDLLM_HOST, else the file)")
+    serve.add_argument("--port", help="proxy port, 0..65535 (else $VOIDLLM_PORT, else the file)")
     migrate = commands.add_parser("migrate-schema", help="apply database schema migrations and exit")
     migrate.add_argument("--config", help="path to voidllm.yaml")
     _add_migrate(commands)
@@ -61,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         if args.command == "serve":
+            config = with_listen_overrides(config, host=args.host, port=args.port)
             check_available(config)
     except ConfigError as exc:
         print(f"voidllm: invalid configuration:\n{exc}", file=sys.stderr)
@@ -73,12 +78,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("orgs", "users", "keys"):
         from voidllm.manage import run_command
 
+        problem = _announce_store(config, find_config_path(args.config, os.environ))
+        if problem:
+            print(f"voidllm: {problem}", file=sys.stderr)
+            return 2
         return trio.run(run_command, config, args)
     if config.server.workers > 1:
         from voidllm.workers import run_workers
 
         return run_workers(config)
     return trio.run(_serve, config)
+
+
+def _announce_store(config: Config, path: Path | None) -> str | None:
+    """Say on stderr which configuration and database a management command uses; the reason to refuse when
+    that database does not exist yet (a typo in a path must not create an empty store that then looks
+    like the real one: ``voidllm migrate-schema`` or the gateway's first start creates it)."""
+    db = config.database
+    source = str(path) if path is not None else "no file (defaults and the environment)"
+    where = _safe_dsn(db.dsn) if db.driver not in ("sqlite", "sqlite3") else str(Path(db.dsn).expanduser().absolute())
+    print(f"voidllm: config {source}; database {db.driver} {where}", file=sys.stderr)
+    if db.driver in ("sqlite", "sqlite3") and db.dsn not in ("", ":memory:") and not Path(db.dsn).expanduser().is_file():
+        return (
+            f"no database at {Path(db.dsn).expanduser().absolute()}: start the gateway once or run "
+            "`voidllm migrate-schema` with this configuration, or pass --config for the right one"
+        )
+    return None
+
+
+def _safe_dsn(dsn: str) -> str:
+    """A DSN without its password, for messages."""
+    scheme, sep, rest = dsn.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return dsn
+    user = credentials.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}"
 
 
 async def _migrate_schema(config: Config) -> int:

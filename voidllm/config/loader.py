@@ -21,6 +21,10 @@ A value written in the file wins over the variable. Then, if ``database.driver``
 ``postgres`` for a ``postgres://``/``postgresql://`` DSN and ``sqlite`` otherwise. ``${VAR}`` interpolation
 inside the file is separate (see ``yamlread.py``).
 
+The proxy listener is the exception, because an operator moves a port at start-up without editing a file
+(:func:`with_listen_overrides`): ``voidllm serve --host/--port`` wins, then ``VOIDLLM_HOST`` /
+``VOIDLLM_PORT``, then the file.
+
 Loading runs in one pass and reports every problem at once (:class:`ConfigError`): YAML syntax errors stop
 early (there is nothing to check without a document); otherwise type errors, unknown keys, value rules,
 object rules and document rules are all collected, each prefixed with its key path.
@@ -33,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import cattrs
 import yaml
 
@@ -42,7 +47,14 @@ from voidllm.config.models import Config
 from voidllm.config.validate import check_document
 from voidllm.config.yamlread import read_yaml
 
-__all__ = ["CONFIG_ENV", "DEFAULT_CANDIDATES", "find_config_path", "load_config", "parse_config"]
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CANDIDATES",
+    "find_config_path",
+    "load_config",
+    "parse_config",
+    "with_listen_overrides",
+]
 
 CONFIG_ENV = "VOIDLLM_CONFIG"
 DEFAULT_CANDIDATES = (Path("voidllm.yaml"), Path("/etc/voidllm/voidllm.yaml"))
@@ -53,6 +65,7 @@ _ENV_FALLBACKS = (
     ("VOIDLLM_DATABASE_DRIVER", "database", "driver"),
 )
 _POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+_MAX_PORT = 65535
 
 
 def find_config_path(
@@ -147,3 +160,38 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     if mark is None or problem is None:
         return f"invalid YAML: {error}"
     return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def with_listen_overrides(
+    config: Config, *, host: str | None, port: str | None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """``config`` with the proxy listener's host and port taken from the command line (``host``, ``port``),
+    else from ``VOIDLLM_HOST`` / ``VOIDLLM_PORT``, else left as the file says.
+
+    Raises:
+        ConfigError: a port that is not a whole number in 0..65535, or an empty host.
+    """
+    env = os.environ if environ is None else environ
+    proxy = config.server.proxy
+    problems: list[str] = []
+    chosen_host = _first_given(("--host", host), ("VOIDLLM_HOST", env.get("VOIDLLM_HOST")))
+    chosen_port = _first_given(("--port", port), ("VOIDLLM_PORT", env.get("VOIDLLM_PORT")))
+    if chosen_host is not None:
+        origin, value = chosen_host
+        if not value.strip():
+            problems.append(f"{origin}: must not be empty")
+        proxy = attrs.evolve(proxy, host=value.strip())
+    if chosen_port is not None:
+        origin, value = chosen_port
+        number = value.strip()
+        if not number.isdigit() or int(number) > _MAX_PORT:
+            problems.append(f"{origin}: must be a port number 0..{_MAX_PORT}, got {value!r}")
+        else:
+            proxy = attrs.evolve(proxy, port=int(number))
+    if problems:
+        raise ConfigError(problems, source="command line")
+    return attrs.evolve(config, server=attrs.evolve(config.server, proxy=proxy))
+
+
+def _first_given(*candidates: tuple[str, str | None]) -> tuple[str, str] | None:
+    return next(((origin, value) for origin, value in candidates if value is not None), None)
