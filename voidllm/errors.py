@@ -32,6 +32,10 @@ Messages never carry request or response content: they name what was wrong, not 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
 
 class GatewayError(Exception):
     """Base class of every error VoidLLM raises on purpose."""
@@ -42,8 +46,13 @@ class GatewayError(Exception):
     headers: tuple[tuple[str, str], ...] = ()
     """Extra response headers (``Retry-After``, ``X-RateLimit-*``), lowercase names."""
 
+    extra: Mapping[str, Any] = MappingProxyType({})
+    """Extra fields of the envelope's error object besides code, message and request id (e.g. the
+    ``organizations`` a sign-in may choose from); JSON values, never request content."""
+
     def __init__(
-        self, message: str, *, code: str | None = None, headers: tuple[tuple[str, str], ...] = ()
+        self, message: str, *, code: str | None = None, headers: tuple[tuple[str, str], ...] = (),
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -51,6 +60,8 @@ class GatewayError(Exception):
             self.code = code
         if headers:
             self.headers = headers
+        if extra:
+            self.extra = extra
 
 
 class ClientRequestError(GatewayError):

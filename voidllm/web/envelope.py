@@ -7,7 +7,7 @@ Messages come from our own error classes and never contain request or response c
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -17,11 +17,15 @@ REQUEST_ID_HEADER = b"x-request-id"
 SCOPE_KEY = "voidllm.request_id"
 
 
-def error_body(code: str, message: str, request_id: str | None) -> bytes:
-    """Serialise the error envelope."""
-    error: dict[str, str] = {"code": code, "message": message}
+def error_body(
+    code: str, message: str, request_id: str | None, extra: Mapping[str, Any] | None = None
+) -> bytes:
+    """Serialise the error envelope; ``extra`` adds fields to the error object (never code, message or id)."""
+    error: dict[str, Any] = {"code": code, "message": message}
     if request_id:
         error["request_id"] = request_id
+    for name, value in (extra or {}).items():
+        error.setdefault(name, value)
     return orjson.dumps({"error": error})
 
 

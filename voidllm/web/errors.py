@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
@@ -28,10 +30,11 @@ _HTTP_CODES = {
 
 
 def error_response(
-    status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+    status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
-    """An error envelope response for the current request."""
-    body = error_body(code, message, request.scope.get(SCOPE_KEY))
+    """An error envelope response for the current request (``extra``: more fields of the error object)."""
+    body = error_body(code, message, request.scope.get(SCOPE_KEY), extra)
     response = Response(body, status=status, content_type="application/json")
     for name, value in headers:
         response.headers[name] = value
@@ -39,7 +42,7 @@ def error_response(
 
 
 async def _gateway_error(exc: GatewayError) -> Response:
-    return error_response(exc.status, exc.code, exc.message, exc.headers)
+    return error_response(exc.status, exc.code, exc.message, exc.headers, exc.extra)
 
 
 async def _http_error(exc: HTTPException) -> Response:
