@@ -1,7 +1,9 @@
 """Issue 13: the first run from a fresh clone — one configuration for every entry point.
 
 Point 3: ``voidllm serve --host/--port`` and ``VOIDLLM_HOST``/``VOIDLLM_PORT`` override the file (the
-command line first), checked as a unit and on a real ``voidllm serve`` process.
+command line first), checked as a unit and on a real ``voidllm serve`` process; the scripts' search order.
+Point 4: an empty store without ``settings.admin_key`` prints how to bootstrap once and ``/readyz`` says
+``bootstrap_pending``; ``voidllm users reset-password`` brings a lost password back.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
+import trio
 
+from tests.gateway import ENCRYPTION_KEY
 from tests.process import spawn_gateway, write_config
 from voidllm.config import ConfigError, parse_config
 from voidllm.config.loader import with_listen_overrides
@@ -87,3 +94,46 @@ def test_load_secrets_fills_only_unset_variables(tmp_path: Path) -> None:
         env={"PATH": os.environ["PATH"], "VOIDLLM_ADMIN_KEY": "from-env"},
     )
     assert done.stdout == "from-env enc"
+
+
+@pytest.mark.slow
+async def test_an_empty_store_without_admin_key_says_how_to_bootstrap_and_a_lost_password_can_be_reset(
+    tmp_path: Path,
+) -> None:
+    """Issue 13 point 4: no silent lockout."""
+    config = tmp_path / "voidllm.yaml"
+    config.write_text(
+        f"server:\n  proxy:\n    host: 127.0.0.1\n    port: 0\n"
+        f"database:\n  driver: sqlite\n  dsn: {tmp_path / 'data' / 'voidllm.db'}\n"
+        f"settings:\n  encryption_key: {ENCRYPTION_KEY}\nlogging:\n  level: info\n"
+    )
+    async with spawn_gateway(config, expect_banner=False) as gw, httpx.AsyncClient(base_url=gw.url) as client:
+        with trio.fail_after(10):
+            while not any("NOBODY CAN SIGN IN YET" in line for line in gw.lines):
+                await trio.sleep(0.02)
+        assert sum("NOBODY CAN SIGN IN YET" in line for line in gw.lines) == 1
+        assert any("voidllm users reset-password" in line for line in gw.lines)
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.json()["status"]) == (503, "bootstrap_pending")
+
+        await cli(config, "orgs", "create", "--name", "My Org")
+        await cli(config, "users", "create", "--email", "you@example.com", "--org", "my-org", "--system-admin")
+        assert (await client.get("/readyz")).status_code == 200
+
+        reset = orjson.loads((await cli(config, "users", "reset-password", "--email", "you@example.com", "--json")).stdout)
+        assert len(reset["password"]) >= 16
+        login = await client.post("/api/v1/auth/login", json={"email": "you@example.com", "password": reset["password"]})
+        assert login.status_code == 200, login.text
+    (tmp_path / "keyed").mkdir()
+    async with spawn_gateway(write_config(tmp_path / "keyed")) as gw:  # with an admin key: the banner, no hint
+        assert not any("NOBODY CAN SIGN IN YET" in line for line in gw.lines)
+
+
+async def cli(config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}
+    done = await trio.run_process(
+        [sys.executable, "-m", "voidllm", *args, "--config", str(config)],
+        capture_stdout=True, capture_stderr=True, check=False, env=env,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return done

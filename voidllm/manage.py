@@ -1,5 +1,8 @@
-"""Management commands of the CLI: ``voidllm orgs create``, ``voidllm users create`` and
+"""Management commands of the CLI: ``voidllm orgs create``, ``voidllm users create | reset-password`` and
 ``voidllm keys create | list | revoke | rotate``.
+
+``users reset-password`` is the way back in when the bootstrap password is lost: it sets a new password
+(generated and printed once, or read from standard input) and ends the user's sign-in sessions.
 
 They run the same use cases as the admin API (:mod:`voidllm.admin`), as :meth:`Actor.system` (the operator
 at the command line acts as a system administrator), against the store of the configuration. With
@@ -61,6 +64,10 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--display-name", default="")
     create.add_argument("--system-admin", action="store_true", help="make the user a system administrator")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    reset = _command(users, "reset-password", "set a new password (generated and printed once unless given)")
+    reset.add_argument("--email", required=True, help="the user's email (or id)")
+    reset.add_argument("--password-stdin", action="store_true", help="read the new password from standard input")
 
     keys = _group(commands, "keys", "manage API keys")
     create = _command(keys, "create", "create an API key (printed once)")
@@ -161,6 +168,17 @@ async def _users_create(services: Services, args: argparse.Namespace) -> Any:
     return shown
 
 
+async def _users_reset_password(services: Services, args: argparse.Namespace) -> Any:
+    user_id = await _user_id(services, args.email.strip().lower())
+    generated = not args.password_stdin
+    password = random_password() if generated else sys.stdin.readline().rstrip("\n")
+    user = await users_uc.update_user(services, Actor.system(), user_id, users_uc.UserUpdate(password=password))
+    shown = {"id": user.id, "email": user.email}
+    if generated:
+        shown["password"] = password  # printed once; only its hash is stored
+    return shown
+
+
 async def _keys_create(services: Services, args: argparse.Namespace) -> Any:
     org_id = await _org_id(services, args.org)
     expires_at = None
@@ -201,6 +219,7 @@ async def _keys_rotate(services: Services, args: argparse.Namespace) -> Any:
 _HANDLERS: dict[tuple[str, str], Handler] = {
     ("orgs", "create"): _orgs_create,
     ("users", "create"): _users_create,
+    ("users", "reset-password"): _users_reset_password,
     ("keys", "create"): _keys_create,
     ("keys", "list"): _keys_list,
     ("keys", "revoke"): _keys_revoke,

@@ -44,8 +44,9 @@ from hypercorn.utils import wrap_app
 
 from voidllm.admin.audit_writer import open_audit_channel, serve_audit_writer
 from voidllm.admin.services import AuditSink, NullAudit, Services
-from voidllm.auth.bootstrap import BootstrapCredentials, BootstrapPlan, bootstrap
+from voidllm.auth.bootstrap import BootstrapCredentials, BootstrapHint, BootstrapPlan, bootstrap, has_live_user
 from voidllm.auth.cache import KeyCache, serve_key_cache
+from voidllm.auth.throttle_redis import RedisLoginThrottle
 from voidllm.config import Config
 from voidllm.crypto import Keyring
 from voidllm.limits.base import Limiter
@@ -112,16 +113,19 @@ async def serve_store(
         await trio.sleep_forever()
 
 
-async def bootstrap_from_config(store: Store, config: Config, keyring: Keyring) -> BootstrapCredentials | None:
-    """Bootstrap the store when ``settings.admin_key`` is set and it holds no key yet."""
+async def bootstrap_from_config(
+    store: Store, config: Config, keyring: Keyring
+) -> BootstrapCredentials | BootstrapHint | None:
+    """Bootstrap the store when ``settings.admin_key`` is set and it holds no key yet; without the admin key,
+    the hint to print when the store has no user at all."""
     if not config.settings.admin_key:
-        return None
+        return None if await store.run(has_live_user) else BootstrapHint()
     boot = config.settings.bootstrap
     plan = BootstrapPlan(org_name=boot.org_name, org_slug=boot.org_slug, admin_email=boot.admin_email)
     return await bootstrap(store, keyring, plan)
 
 
-async def prepare_store(config: Config) -> BootstrapCredentials | None:
+async def prepare_store(config: Config) -> BootstrapCredentials | BootstrapHint | None:
     """Migrate and bootstrap the store once, before worker processes start (``server.workers`` > 1)."""
     db = config.database
     async with open_store(db.driver, db.dsn) as store:
@@ -200,6 +204,7 @@ async def serve(
         mcp_upstreams = await _start_mcp(supervisor, config, store, keyring, services, sync=run_bootstrap)
         limiter = await _start_limits(supervisor, config, store, services)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
+        state.bootstrap_pending = not await store.run(has_live_user)
         transport = H11Pool()
         probe_client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         try:
@@ -309,7 +314,8 @@ async def _start_usage_upkeep(supervisor: Supervisor, store: Store, config: Conf
 
 
 async def _start_limits(supervisor: Supervisor, config: Config, store: Store, services: Services) -> Limiter:
-    """The rate limiter; with Redis also the change bus (``services.bus``) and its subscriber."""
+    """The rate limiter; with Redis also the change bus (``services.bus``) and its subscriber, and the login
+    throttle (``services.throttle``) shared through Redis (without, the login use case keeps one in memory)."""
     if not config.redis.enabled:
         memory = MemoryLimiter()
         return await supervisor.start("rate-limits", partial(serve_memory_limiter, limiter=memory, store=store))
@@ -321,6 +327,7 @@ async def _start_limits(supervisor: Supervisor, config: Config, store: Store, se
                            reservation_ttl=config.settings.limits.reservation_ttl)
     instance_id = secrets.token_hex(8)
     services.bus = RedisBus(client, redis.key_prefix, instance_id)
+    services.throttle = RedisLoginThrottle(client, redis.key_prefix)
     invalidations = Invalidations(services.keys, store, services)
     await supervisor.start("change-notices", partial(
         serve_invalidations, client=client, prefix=redis.key_prefix, instance_id=instance_id,

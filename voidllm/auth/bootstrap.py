@@ -6,6 +6,10 @@ user's org-admin membership and a ``vl_uk_`` key. The admin key itself is only t
 usable API key. The credentials are returned so the caller can print them once, after the server listens.
 Every later start finds keys in the store and changes nothing.
 
+A start without ``settings.admin_key`` on a store that has no user at all cannot be used by anyone: it
+prints :class:`BootstrapHint` once (how to bootstrap, and how to reset a lost password) and ``/readyz``
+answers ``bootstrap_pending`` until a user exists (:func:`has_live_user`).
+
 Two replicas starting together on one PostgreSQL database cannot both bootstrap: the organisation slug and the
 admin email are unique, so the second transaction fails and is reported as "already bootstrapped".
 """
@@ -51,6 +55,33 @@ class BootstrapCredentials:
                 "",
             ]
         )
+
+
+@attrs.frozen
+class BootstrapHint:
+    """What a start on an empty store without ``settings.admin_key`` prints once, in place of the banner."""
+
+    def banner(self) -> str:
+        rule = "=" * 66
+        return "\n".join(
+            [
+                rule,
+                "  NOBODY CAN SIGN IN YET: the store has no user and settings.admin_key is not set.",
+                "  To create the first organisation, admin user and API key, either",
+                "    - set settings.admin_key (or VOIDLLM_ADMIN_KEY, 32+ characters) and restart, or",
+                '    - run  voidllm orgs create --name "My Org"',
+                "           voidllm users create --email you@example.com --org my-org --system-admin",
+                "  A lost admin password:  voidllm users reset-password --email you@example.com",
+                rule,
+                "",
+            ]
+        )
+
+
+def has_live_user(conn: sa.Connection) -> bool:
+    """Whether the store holds at least one user who is not deleted."""
+    u = t.users
+    return conn.execute(sa.select(u.c.id).where(u.c.deleted_at.is_(None)).limit(1)).first() is not None
 
 
 @attrs.frozen

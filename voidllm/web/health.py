@@ -6,12 +6,16 @@ import trio
 from quart import Blueprint, Response
 
 from voidllm import metrics
+from voidllm.auth.bootstrap import has_live_user
 from voidllm.errors import StoreError
 from voidllm.web.state import app_state
 
 blueprint = Blueprint("health", __name__)
 
 READY_PING_TIMEOUT = 2.0
+BOOTSTRAP_PENDING = (
+    "no user exists yet: set settings.admin_key and restart, or create one with `voidllm users create`"
+)
 
 
 @blueprint.get("/healthz")
@@ -31,8 +35,12 @@ async def ready() -> tuple[dict[str, str], int]:
     try:
         with trio.fail_after(READY_PING_TIMEOUT):
             await state.store.ping()
+            if state.bootstrap_pending:
+                state.bootstrap_pending = not await state.store.run(has_live_user)
     except (StoreError, trio.TooSlowError):
         return {"status": "not ready", "database": "error"}, 503
+    if state.bootstrap_pending:
+        return {"status": "bootstrap_pending", "database": "ok", "hint": BOOTSTRAP_PENDING}, 503
     return {"status": "ok", "database": "ok"}, 200
 
 

@@ -30,6 +30,7 @@ class AppState:
     services: Services | None = None
     drain: DrainTracker = attrs.field(factory=DrainTracker)
     ready: bool = False
+    bootstrap_pending: bool = False  # no user in the store yet: /readyz says so until one exists
     version: str = __version__
     started_at: float = attrs.field(factory=time.monotonic)
 
