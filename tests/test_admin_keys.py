@@ -95,7 +95,7 @@ async def test_team_and_service_account_keys(sqlite_dsn: str) -> None:
         ({"key_type": "sa_key", "service_account_id": "S", "team_id": "T"}, "team_id must not be set for sa_key"),
         ({"key_type": "sa_key", "service_account_id": "S", "user_id": "U"}, "user_id must not be set for sa_key"),
         ({"key_type": "session_key", "user_id": "U"}, "key_type must be one of: user_key, team_key, sa_key"),
-        ({"key_type": "user_key", "user_id": "U", "requests_per_minute": -1}, "requests_per_minute must be >= 0 (0 = unlimited)"),
+        ({"key_type": "user_key", "user_id": "U", "requests_per_minute": -1}, "requests_per_minute must be between 0 and 1000000000000000"),
         ({"key_type": "user_key", "user_id": "U", "expires_at": "2000-01-01T00:00:00Z"}, "expires_at must be in the future"),
         ({"key_type": "user_key", "user_id": "nobody"}, "user is not a member of this organization"),
         ({"key_type": "team_key", "team_id": "nope"}, "team not found"),
