@@ -160,6 +160,89 @@ async def test_login_failures_are_400_or_one_indistinct_401(gw: RunningGateway) 
     assert envelope(orphan, 401, "unauthorized") == "invalid email or password"
 
 
+async def test_login_opens_the_chosen_organisation_never_silently_the_first(gw: RunningGateway) -> None:
+    """Explicit ``org_id``, else the most recent session's organisation, else the only one, else 409."""
+    gw.state.services.throttle = LoginThrottle(max_per_ip=1000)
+    zeta, alpha, other = [await _insert_org(gw, name) for name in ("Zeta", "Alpha", "Other")]
+    user_id = await _create_user(gw, "multi@example.com", "multi-password", org_id=zeta)
+
+    async def signed_in(**body: str) -> dict[str, Any]:
+        response = await gw.client.post(
+            "/api/v1/auth/login", json={"email": "multi@example.com", "password": "multi-password", **body}
+        )
+        assert response.status_code == 200, response.text
+        me = await As(gw, response.json()["token"]).get("/me")
+        assert me.json()["org_id"] == response.json()["user"]["org_id"]
+        return dict(response.json()["user"])
+
+    assert (await signed_in())["org_id"] == zeta  # the only membership
+    await _add_member(gw, alpha, user_id, role="org_admin")  # Alpha sorts first: it must not win by order
+    assert (await signed_in())["org_id"] == zeta  # the most recent session's organisation
+    chosen = await signed_in(org_id=alpha)
+    assert (chosen["org_id"], chosen["role"]) == (alpha, "org_admin")
+    assert (await signed_in())["org_id"] == alpha  # now the most recent
+    for session in (await As(gw, await _token(gw, org_id=alpha)).get("/auth/sessions")).json()["data"]:
+        await gw.state.store.run(lambda conn, sid=session["id"]: conn.execute(
+            t.api_keys.update().where(t.api_keys.c.id == sid).values(deleted_at=datetime.now(UTC))))
+    assert (await signed_in())["org_id"] == alpha  # ended sessions count too ("last used")
+
+    not_member = await _login_as(gw, "multi-password", org_id=other)
+    assert envelope(not_member, 403, "forbidden") == "you are not a member of this organization"
+    wrong = await _login_as(gw, "wrong-password", org_id=other)
+    assert envelope(wrong, 401, "unauthorized") == "invalid email or password"  # no hint without the password
+
+    # The most recent session's organisation is no longer one of the user's, and there are two: 409.
+    await _add_member(gw, other, user_id)
+    await gw.state.store.run(lambda conn: conn.execute(t.org_memberships.delete().where(
+        t.org_memberships.c.org_id == alpha, t.org_memberships.c.user_id == user_id)))
+    several = await _login_as(gw, "multi-password")
+    message = envelope(several, 409, "conflict")
+    assert message == "this account belongs to several organizations: sign in again with org_id"
+    assert several.json()["error"]["organizations"] == [
+        {"id": other, "name": "Other", "slug": "other"}, {"id": zeta, "name": "Zeta", "slug": "zeta"}]
+    assert set(several.json()["error"]) == {"code", "message", "request_id", "organizations"}
+    assert (await signed_in(org_id=other))["org_id"] == other
+    assert (await signed_in())["org_id"] == other
+
+
+async def test_login_without_any_session_and_two_organisations_is_409(gw: RunningGateway) -> None:
+    first, second = await _insert_org(gw, "First"), await _insert_org(gw, "Second")
+    user_id = await _create_user(gw, "two@example.com", "two-password", org_id=second)
+    await _add_member(gw, first, user_id)
+    response = await login(gw, "two@example.com", "two-password")
+    envelope(response, 409, "conflict")
+    assert [org["id"] for org in response.json()["error"]["organizations"]] == [first, second]
+    assert await gw.state.store.run(lambda conn: conn.execute(
+        sa.select(sa.func.count()).select_from(t.api_keys).where(t.api_keys.c.user_id == user_id)).scalar()) == 0
+
+
+async def _create_user(gw: RunningGateway, email: str, password: str, *, org_id: str) -> str:
+    created = await gw.client.post(
+        "/api/v1/users", headers=bearer(gw.api_key()), json={"email": email, "password": password, "org_id": org_id}
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def _add_member(gw: RunningGateway, org_id: str, user_id: str, role: str = "member") -> None:
+    from voidllm.store.ids import new_id
+
+    await gw.state.store.run(lambda conn: conn.execute(
+        t.org_memberships.insert().values(id=new_id(), org_id=org_id, user_id=user_id, role=role)))
+
+
+async def _login_as(gw: RunningGateway, password: str, **body: str) -> httpx.Response:
+    return await gw.client.post(
+        "/api/v1/auth/login", json={"email": "multi@example.com", "password": password, **body}
+    )
+
+
+async def _token(gw: RunningGateway, **body: str) -> str:
+    response = await _login_as(gw, "multi-password", **body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
 async def _insert_org(gw: RunningGateway, name: str) -> str:
     from voidllm.store.ids import new_id
 

@@ -60,7 +60,7 @@ class Services:
     catalog: Catalog | None = None
     bus: Bus = attrs.field(factory=LocalBus)
     audit: AuditSink = attrs.field(factory=NullAudit)
-    throttle: Any = None  # voidllm.auth.throttle.LoginThrottle
+    throttle: Any = None  # voidllm.auth.throttle.Throttle (in memory, or Redis-backed when Redis is on)
     catalog_reload: Any = None  # async () -> None
     extras: dict[str, Any] = attrs.field(factory=dict)
 

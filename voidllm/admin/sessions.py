@@ -1,11 +1,21 @@
 """Logging in and out, and the caller's own login sessions (reference 1.5; logout and the session list are
 additions: the Go original has neither).
 
-Login: the :class:`~voidllm.auth.throttle.LoginThrottle` admits the attempt first (429 when throttled), then
-the password is verified in a worker thread; an unknown email, a wrong password and a user without an
-organisation all answer 401 "invalid email or password" after the same argon2 work. A success issues a
-``vl_sk_`` session key (see :mod:`voidllm.auth.sessions`), puts it into the key cache at once, and upgrades
-the stored hash when the hashing parameters have changed.
+Login: the throttle (:mod:`voidllm.auth.throttle`; in Redis when it is on) admits the attempt first and
+reserves a failure on the email (429 when throttled), then the password is verified in a worker thread; an
+unknown email, a wrong password and a user without an organisation all answer 401 "invalid email or
+password" after the same argon2 work, and their reservation stands as a failure. The right password clears
+the email's count, whatever follows. The session's organisation (issue 12):
+
+- ``org_id`` in the body: that organisation, or 403 "you are not a member of this organization";
+- else the organisation of the user's most recent session (any ``session_key`` row, live or not) if the user
+  is still a member of it;
+- else the only organisation the user belongs to;
+- else 409 ``conflict`` whose error object also lists ``organizations`` (``id``, ``name``, ``slug``): the
+  client signs in again with ``org_id``. Never silently the first.
+
+A success issues a ``vl_sk_`` session key (see :mod:`voidllm.auth.sessions`), puts it into the key cache at
+once, and upgrades the stored hash when the hashing parameters have changed.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
-from voidllm.admin.users import live_user, membership
+from voidllm.admin.users import live_user
 from voidllm.auth.identity import KeyIdentity
 from voidllm.auth.loader import load_live_key
 from voidllm.auth.passwords import needs_rehash
@@ -33,19 +43,37 @@ from voidllm.auth.sessions import (
     revoke_keys,
     verify_password_off_loop,
 )
-from voidllm.auth.throttle import LoginThrottle
+from voidllm.auth.throttle import LoginThrottle, Throttle, normal_email
 from voidllm.bus import TOPIC_KEYS
-from voidllm.errors import AuthenticationError, BadRequestError, NotFoundError
+from voidllm.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
 
 _INVALID = "invalid email or password"
+_NOT_MEMBER = "you are not a member of this organization"
+_SEVERAL = "this account belongs to several organizations: sign in again with org_id"
 
 
 @attrs.frozen
 class LoginRequest:
     email: str = ""
     password: str = attrs.field(default="", repr=False)
+    org_id: str | None = None
+
+
+@attrs.frozen
+class OrgChoice:
+    """An organisation a signing-in user belongs to, as the 409 lists it."""
+
+    id: str
+    name: str
+    slug: str
 
 
 @attrs.frozen
@@ -85,37 +113,41 @@ def providers() -> AuthProviders:
     return AuthProviders(local=True, oidc=False)
 
 
-def _throttle(services: Services) -> LoginThrottle:
+def _throttle(services: Services) -> Throttle:
+    """The server sets ``services.throttle`` (shared through Redis when it is on); else one in memory."""
     if services.throttle is None:
         services.throttle = LoginThrottle()
-    throttle: LoginThrottle = services.throttle
+    throttle: Throttle = services.throttle
     return throttle
 
 
 async def login(services: Services, req: LoginRequest, *, ip: str | None) -> LoginOut:
-    """Check an email and password and open a session.
+    """Check an email and password and open a session in the organisation chosen as the module says.
 
     Raises:
         BadRequestError: email or password missing.
         TooManyRequestsError: the IP or the email is throttled (``Retry-After`` set).
         AuthenticationError: unknown email, wrong password, or a user without an organisation.
+        PermissionDeniedError: the right password, but ``org_id`` names an organisation the user is not in.
+        ConflictError: the right password, no ``org_id`` and no way to choose (``extra["organizations"]``).
     """
     if not req.email.strip() or not req.password:
         raise BadRequestError("email and password are required")
-    email = req.email.strip().lower()
+    email = normal_email(req.email)
     throttle = _throttle(services)
-    throttle.admit(ip, email)
-    user, member = await services.store.run(partial(_find_user, email=email))
+    await throttle.admit(ip, email)  # reserves a failure: a burst cannot outrun the lockout
+    user = await services.store.run(partial(_find_user, email=email))
     ok = await verify_password_off_loop(user["password_hash"] if user else None, req.password)
-    if not ok or user is None or member is None:
-        throttle.record_failure(email)
+    if not ok or user is None:
         raise AuthenticationError(_INVALID)
-    throttle.record_success(email)
+    orgs, recent = await services.store.run(partial(_org_choices_tx, user_id=user["id"]))
+    if not orgs:
+        raise AuthenticationError(_INVALID)
+    await throttle.record_success(email)
+    org_id = choose_org(orgs, recent=recent, wanted=req.org_id)
     token, key_hash, hint = new_session_key(services)
     now = utcnow()
-    write = partial(
-        _open_session_tx, user_id=user["id"], org_id=member["org_id"], key_hash=key_hash, hint=hint, now=now
-    )
+    write = partial(_open_session_tx, user_id=user["id"], org_id=org_id, key_hash=key_hash, hint=hint, now=now)
     key_id, revoked, entry = await services.store.run(write)
     if entry is None:  # the user or their organisation was deleted in the meantime
         raise AuthenticationError(_INVALID)
@@ -133,9 +165,47 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
     return LoginOut(token=token, expires_at=identity.expires_at, user=out_user)
 
 
-def _find_user(conn: sa.Connection, *, email: str) -> tuple[sa.RowMapping | None, sa.RowMapping | None]:
-    user = live_user(conn, t.users.c.email == email)
-    return user, membership(conn, user["id"]) if user is not None else None
+def choose_org(orgs: list[OrgChoice], *, recent: str | None, wanted: str | None) -> str:
+    """The organisation a sign-in opens its session in (rules in the module docstring); ``orgs`` not empty.
+
+    Raises:
+        PermissionDeniedError: ``wanted`` is not one of ``orgs``.
+        ConflictError: nothing wanted, the most recent session's organisation is not one of ``orgs`` and
+            there are several.
+    """
+    ids = [org.id for org in orgs]
+    if wanted is not None:
+        if wanted not in ids:
+            raise PermissionDeniedError(_NOT_MEMBER)
+        return wanted
+    if recent in ids:
+        return str(recent)
+    if len(ids) == 1:
+        return ids[0]
+    raise ConflictError(_SEVERAL, extra={"organizations": [attrs.asdict(org) for org in orgs]})
+
+
+def _find_user(conn: sa.Connection, *, email: str) -> sa.RowMapping | None:
+    return live_user(conn, t.users.c.email == email)
+
+
+def _org_choices_tx(conn: sa.Connection, *, user_id: str) -> tuple[list[OrgChoice], str | None]:
+    """The user's live organisations (by name) and the organisation of their most recent session."""
+    m, o, k = t.org_memberships, t.organizations, t.api_keys
+    rows = conn.execute(
+        sa.select(o.c.id, o.c.name, o.c.slug)
+        .select_from(m.join(o, o.c.id == m.c.org_id))
+        .where(m.c.user_id == user_id, o.c.deleted_at.is_(None))
+        .order_by(o.c.name, o.c.id)
+    ).mappings()
+    orgs = [OrgChoice(id=row["id"], name=row["name"], slug=row["slug"]) for row in rows]
+    recent = conn.execute(
+        sa.select(k.c.org_id)
+        .where(k.c.user_id == user_id, k.c.key_type == SESSION_KEY_TYPE)
+        .order_by(k.c.created_at.desc(), k.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return orgs, recent
 
 
 def _open_session_tx(
