@@ -139,13 +139,16 @@ async def test_org_members_crud_and_role_changes_reach_keys(sqlite_dsn: str) -> 
         newcomer = await add_user(gw, None, "new@crew.test")
         members = f"{API}/orgs/{org['id']}/members"
 
-        added = await gw.client.post(members, headers=bearer(boss_key), json={"user_id": newcomer, "role": "member"})
+        # An existing account joins through an invite it accepts; only a system admin adds it directly.
+        refused = error_of(await gw.client.post(members, headers=bearer(boss_key), json={"user_id": newcomer}), 403)
+        assert refused["message"].endswith(f"send an invite instead (POST /api/v1/orgs/{org['id']}/invites)")
+        added = await gw.client.post(members, headers=admin(gw), json={"user_id": newcomer, "role": "member"})
         assert added.status_code == 201, added.text
         membership = added.json()
         assert (membership["user_id"], membership["role"], membership["email"]) == (newcomer, "member", "new@crew.test")
-        error_of(await gw.client.post(members, headers=bearer(boss_key), json={"user_id": newcomer}), 409)
-        error_of(await gw.client.post(members, headers=bearer(boss_key), json={"user_id": newcomer, "role": "system_admin"}), 400)
-        error_of(await gw.client.post(members, headers=bearer(boss_key), json={"user_id": "nope"}), 404)
+        error_of(await gw.client.post(members, headers=admin(gw), json={"user_id": newcomer}), 409)
+        error_of(await gw.client.post(members, headers=admin(gw), json={"user_id": newcomer, "role": "system_admin"}), 400)
+        error_of(await gw.client.post(members, headers=admin(gw), json={"user_id": "nope"}), 404)
 
         listed = await pages(gw.client, members, bearer(boss_key), limit=1)
         assert sorted(m["user_id"] for p in listed for m in p) == sorted([boss, newcomer])

@@ -7,11 +7,22 @@ and redeem it once with a password, which creates the user and the membership in
 
 Redeeming for an email that already has an account answers 409 and leaves the invite open: the token
 proves access to an inbox, not to the existing account, so it must not attach that account to an
-organisation (nor set its password). Org admins add existing users through the memberships API instead.
+organisation (nor set its password). An existing account answers its invite itself, signed in: ``accept``
+and ``decline`` take the token and are refused (403) unless the caller's key or session belongs to the user
+whose email the invite names. Accepting creates the membership with the invite's role; declining uses the
+invite up (its token stops working) and lists it as ``declined``. ``GET /me/invites`` shows the caller the
+open invites addressed to their email (without tokens). This is how an org admin brings an existing user of
+another organisation in: only system admins add existing users directly (:mod:`voidllm.admin.memberships`).
 Inviting an email that is already a member of the organisation is refused with 409.
 
-Invalid, expired and redeemed tokens, and invites of deleted organisations, all answer 410 ``gone`` with
-the same message.
+A declined invite is stored without a column of its own: declining sets ``redeemed_at`` and ``expires_at``
+to the same instant, which no redeemed invite has (a token is redeemed strictly before it expires).
+
+Invalid, expired, redeemed and declined tokens, and invites of deleted organisations, all answer 410
+``gone`` with the same message.
+
+Bounds: ``email`` at most 254 characters, ``display_name`` 256, ``password`` 1,024, ``token`` 256 (400 naming
+the field).
 """
 
 from __future__ import annotations
@@ -26,23 +37,34 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
-from voidllm.admin.users import ORG_ROLES, clean_display_name, email_taken, live_user, normalize_email
+from voidllm.admin.users import (
+    MAX_DISPLAY_NAME,
+    MAX_EMAIL,
+    ORG_ROLES,
+    at_most,
+    clean_display_name,
+    email_taken,
+    live_user,
+    normalize_email,
+)
 from voidllm.auth.identity import Role
-from voidllm.auth.passwords import validate_password
+from voidllm.auth.passwords import MAX_PASSWORD_CHARS, validate_password
 from voidllm.auth.sessions import hash_password_off_loop
 from voidllm.crypto import KeyKind, generate_key, is_well_formed, key_hint
-from voidllm.errors import BadRequestError, ConflictError, GoneError, NotFoundError
+from voidllm.errors import BadRequestError, ConflictError, GoneError, NotFoundError, PermissionDeniedError
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id, utcnow
 
 INVITE_TTL = timedelta(days=7)
+MAX_TOKEN = 256
 _GONE = "invite is invalid, expired or already redeemed"
+_token = at_most(MAX_TOKEN)
 
 
 @attrs.frozen
 class InviteCreate:
-    email: str
+    email: str = attrs.field(validator=at_most(MAX_EMAIL))
     role: str = "member"
 
 
@@ -67,7 +89,7 @@ class InviteOut:
     email: str
     role: str
     token_hint: str
-    status: str  # pending | redeemed | expired
+    status: str  # pending | redeemed | declined | expired
     expires_at: datetime
     redeemed_at: datetime | None
     created_at: datetime
@@ -75,16 +97,18 @@ class InviteOut:
 
     @classmethod
     def from_row(cls, row: Any, now: datetime) -> InviteOut:
+        status = _status(row, now)
         return cls(
             id=row["id"], org_id=row["org_id"], email=row["email"], role=row["role"],
-            token_hint=row["token_hint"], status=_status(row, now), expires_at=row["expires_at"],
-            redeemed_at=row["redeemed_at"], created_at=row["created_at"], created_by=row["created_by"],
+            token_hint=row["token_hint"], status=status, expires_at=row["expires_at"],
+            redeemed_at=row["redeemed_at"] if status == "redeemed" else None, created_at=row["created_at"],
+            created_by=row["created_by"],
         )
 
 
 @attrs.frozen
 class PeekQuery:
-    token: str = attrs.field(default="", repr=False)
+    token: str = attrs.field(default="", repr=False, validator=_token)
 
 
 @attrs.frozen
@@ -97,9 +121,9 @@ class InvitePeek:
 
 @attrs.frozen
 class InviteRedeem:
-    token: str = attrs.field(repr=False)
-    password: str = attrs.field(repr=False)
-    display_name: str = ""
+    token: str = attrs.field(repr=False, validator=_token)
+    password: str = attrs.field(repr=False, validator=at_most(MAX_PASSWORD_CHARS))
+    display_name: str = attrs.field(default="", validator=at_most(MAX_DISPLAY_NAME))
 
 
 @attrs.frozen
@@ -111,9 +135,43 @@ class Redeemed:
     role: str
 
 
+@attrs.frozen
+class InviteAnswer:
+    """An existing account's answer to an invite: the token it received."""
+
+    token: str = attrs.field(repr=False, validator=_token)
+
+
+@attrs.frozen
+class Joined:
+    """The membership an accepted invite created."""
+
+    id: str
+    org_id: str
+    org_name: str
+    role: str
+
+
+@attrs.frozen
+class MyInvite:
+    """An open invite addressed to the caller's email (the token is only in the invitation itself)."""
+
+    id: str
+    org_id: str
+    org_name: str
+    role: str
+    expires_at: datetime
+    created_at: datetime
+
+
+@attrs.frozen
+class MyInvites:
+    data: list[MyInvite]
+
+
 def _status(row: Any, now: datetime) -> str:
     if row["redeemed_at"] is not None:
-        return "redeemed"
+        return "declined" if row["expires_at"] <= row["redeemed_at"] else "redeemed"
     return "expired" if row["expires_at"] <= now else "pending"
 
 
@@ -255,4 +313,91 @@ def _redeem_tx(
     )
     return Redeemed(
         id=user_id, email=invite["email"], display_name=name, org_id=invite["org_id"], role=invite["role"]
+    )
+
+
+# -- existing accounts (signed in) --------------------------------------------------------------------
+
+
+def _addressee(conn: sa.Connection, actor: Actor, invite: Any) -> str:
+    """The calling user's id; 403 unless the invite names the caller's email."""
+    user = live_user(conn, t.users.c.id == actor.user_id) if actor.user_id is not None else None
+    if user is None or user["email"] != invite["email"]:
+        raise PermissionDeniedError("this invite is addressed to another account")
+    return str(user["id"])
+
+
+def _use_up(conn: sa.Connection, invite: Any, **values: Any) -> None:
+    """Mark the open invite used (410 when a concurrent answer or redeem got there first)."""
+    i = t.invite_tokens
+    used = i.update().where(i.c.id == invite["id"], i.c.redeemed_at.is_(None)).values(**values)
+    if conn.execute(used).rowcount != 1:
+        raise GoneError(_GONE)
+
+
+async def accept_invite(services: Services, actor: Actor, req: InviteAnswer) -> Joined:
+    """Join the invite's organisation with its role, as the signed-in user the invite is addressed to."""
+    token_hash = _token_hash(services, req.token)
+    write = partial(_accept_tx, actor=actor, token_hash=token_hash, now=utcnow())
+    try:
+        return await services.store.run(write)
+    except StoreIntegrityError as exc:  # a concurrent add of the same membership
+        raise ConflictError("you are already a member of this organization") from exc
+
+
+def _accept_tx(conn: sa.Connection, *, actor: Actor, token_hash: str, now: datetime) -> Joined:
+    invite, org = _open_invite(conn, token_hash, now)
+    user_id = _addressee(conn, actor, invite)
+    m = t.org_memberships
+    if conn.execute(sa.select(m.c.id).where(m.c.user_id == user_id, m.c.org_id == org["id"])).first():
+        raise ConflictError("you are already a member of this organization")
+    _use_up(conn, invite, redeemed_at=now)
+    membership_id = new_id()
+    conn.execute(
+        m.insert().values(
+            id=membership_id, org_id=org["id"], user_id=user_id, role=invite["role"], created_at=now,
+            updated_at=now,
+        )
+    )
+    return Joined(id=membership_id, org_id=org["id"], org_name=org["name"], role=invite["role"])
+
+
+async def decline_invite(services: Services, actor: Actor, req: InviteAnswer) -> None:
+    """Refuse the invite, as the signed-in user it is addressed to; its token stops working."""
+    token_hash = _token_hash(services, req.token)
+    await services.store.run(partial(_decline_tx, actor=actor, token_hash=token_hash, now=utcnow()))
+
+
+def _decline_tx(conn: sa.Connection, *, actor: Actor, token_hash: str, now: datetime) -> None:
+    invite, _ = _open_invite(conn, token_hash, now)
+    _addressee(conn, actor, invite)
+    _use_up(conn, invite, redeemed_at=now, expires_at=now)  # the mark of a declined invite (module docstring)
+
+
+async def my_invites(services: Services, actor: Actor) -> MyInvites:
+    """The open invites addressed to the calling user's email, oldest first."""
+    user_id = actor.require_user()
+    return await services.store.run(partial(_my_invites, user_id=user_id, now=utcnow()))
+
+
+def _my_invites(conn: sa.Connection, *, user_id: str, now: datetime) -> MyInvites:
+    user = live_user(conn, t.users.c.id == user_id)
+    if user is None:
+        raise NotFoundError("user not found")
+    i, o = t.invite_tokens, t.organizations
+    rows = conn.execute(
+        sa.select(i, o.c.name.label("org_name"))
+        .select_from(i.join(o, o.c.id == i.c.org_id))
+        .where(i.c.email == user["email"], i.c.redeemed_at.is_(None), i.c.expires_at > now)
+        .where(o.c.deleted_at.is_(None))
+        .order_by(i.c.created_at, i.c.id)
+    ).mappings()
+    return MyInvites(
+        data=[
+            MyInvite(
+                id=row["id"], org_id=row["org_id"], org_name=row["org_name"], role=row["role"],
+                expires_at=row["expires_at"], created_at=row["created_at"],
+            )
+            for row in rows
+        ]
     )

@@ -3,6 +3,11 @@
 Org memberships are managed by org admins of the organisation (role ``org_admin`` or ``member``). A user key
 acts with its user's org role (reference 4), so changing a role reloads the key cache at once.
 
+Adding an existing account to an organisation directly is for system admins only: an org admin gets 403 and
+sends an invite instead (``POST /api/v1/orgs/{org_id}/invites``), which the account's user accepts or declines
+while signed in (:mod:`voidllm.admin.invites`). Otherwise an org admin could attach another organisation's
+user to their own and, as an admin of every organisation of that user, take the account over.
+
 Team memberships are managed by the team's admins: org admins, the team's own team-scoped keys, and users
 whose membership role in the team is ``team_admin``. The user must already belong to the organisation, and
 only the team roles ``team_admin`` and ``member`` exist here: no team route can grant an org role.
@@ -141,11 +146,16 @@ def _org_admin(actor: Actor, org_id: str) -> None:
 
 
 async def add_org_member(services: Services, actor: Actor, org_id: str, req: OrgMemberCreate) -> MemberOut:
-    """Add a user to the organisation; 409 when already a member.
+    """Add an existing user to the organisation (system admins only); 409 when already a member.
 
     No key-cache work: a user has no live keys in an organisation before joining it (leaving deletes them).
     """
     _org_admin(actor, org_id)
+    if not actor.is_system_admin:
+        raise PermissionDeniedError(
+            f"only system admins add existing users directly; send an invite instead "
+            f"(POST /api/v1/orgs/{org_id}/invites)"
+        )
     write = partial(_add_org_member_tx, org_id=org_id, req=req)
     return await run_unique(services, write, "user is already a member of this organization")
 

@@ -1,15 +1,30 @@
 """Users (reference 1.6 "users") and the caller's own account (``/me``).
 
-Scope rules: org admins see and change only users with a membership in their own organisation (others are
-404, as if they did not exist), never system admins, and cannot grant system-admin rights; listing every user
-and deleting users are for system admins.
+Who may change an account (name, email, password, system-admin flag), decided by :func:`update_user`:
+
+- the user itself, with any of its keys or sessions; a change of ``password`` or ``email`` needs the
+  correct ``current_password`` in the body (400 "current password is incorrect" otherwise). The
+  system-admin flag is never changed this way;
+- a system admin: anything, without a current password, except removing their own system-admin flag;
+- an org admin of *every* (live) organisation the user belongs to. "Org admin of X" means the caller's key
+  acts with the org-admin role in X, or the calling user's membership role in X is ``org_admin``. Anyone
+  else gets 403 ("this account also belongs to another organization ..."): an account shared with another
+  organisation is that organisation's too, so one of its admins alone cannot take it over. A user without
+  any membership, and a system admin, are changed only by themselves or a system admin.
+
+Scope rules: org admins see only users with a membership in their own organisation (others are 404, as if
+they did not exist), and cannot grant system-admin rights; listing every user and deleting users are for
+system admins. An existing account joins another organisation through an invite it accepts
+(:mod:`voidllm.admin.invites`), never by an org admin's decision alone.
 
 Roles: a user is created with an organisation membership whose role is ``org_admin`` or ``member``.
 ``team_admin`` is accepted for compatibility with the Go API but stored as ``member``: team roles belong to
 team memberships, and an org membership of ``team_admin`` would give a key no rights beyond a member's.
 
 A user's ``org_id`` and ``role`` in responses are those of their membership in the caller's organisation for
-org admins, and of their first membership (the organisation they log in to) otherwise.
+org admins and the user itself, and of their first membership otherwise.
+
+Bounds: ``email`` at most 254 characters, ``display_name`` 256, passwords 1,024 (400 naming the field).
 
 Deleting a user soft-deletes the row with a tombstoned email (so the address can be used again), removes
 their org and team memberships, revokes all their keys, and evicts those keys from the cache at once.
@@ -17,7 +32,7 @@ their org and team memberships, revokes all their keys, and evicts those keys fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -28,9 +43,10 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
+from voidllm.admin.tenancy import org_role
 from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.auth.loader import load_live_key
-from voidllm.auth.passwords import validate_password
+from voidllm.auth.passwords import MAX_PASSWORD_CHARS, validate_password
 from voidllm.auth.sessions import (
     SESSION_KEY_TYPE,
     forget_keys,
@@ -47,15 +63,31 @@ from voidllm.store.ids import new_id, utcnow
 ORG_ROLES = ("member", "org_admin")
 _CREATE_ROLES = {"member": "member", "team_admin": "member", "org_admin": "org_admin"}
 _TOMBSTONE = ":deleted:"
-_MAX_EMAIL = 254
-_MAX_DISPLAY_NAME = 200
+MAX_EMAIL = 254
+MAX_DISPLAY_NAME = 256
+_ELSEWHERE = "this account also belongs to another organization; only a system admin can change it"
+
+
+def at_most(limit: int) -> Callable[[Any, attrs.Attribute[Any], str | None], None]:
+    """An attrs validator: 400 naming the field when a string (``None`` passes) is longer than ``limit``."""
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is not None and len(value) > limit:
+            raise BadRequestError(f"{attribute.name} must be at most {limit} characters")
+
+    return check
+
+
+_email = at_most(MAX_EMAIL)
+_display_name = at_most(MAX_DISPLAY_NAME)
+_password = at_most(MAX_PASSWORD_CHARS)
 
 
 @attrs.frozen
 class UserCreate:
-    email: str
-    password: str = attrs.field(repr=False)
-    display_name: str = ""
+    email: str = attrs.field(validator=_email)
+    password: str = attrs.field(repr=False, validator=_password)
+    display_name: str = attrs.field(default="", validator=_display_name)
     is_system_admin: bool = False
     org_id: str | None = None
     role: str = "member"
@@ -63,12 +95,15 @@ class UserCreate:
 
 @attrs.frozen
 class UserUpdate:
-    """Fields left out (or ``null``) stay unchanged. ``password`` is an administrator's reset."""
+    """Fields left out (or ``null``) stay unchanged. ``password`` is the new password (an administrator's
+    reset, or the user's own change); ``current_password`` proves a self-service change of password or email.
+    """
 
-    display_name: str | None = None
-    email: str | None = None
+    display_name: str | None = attrs.field(default=None, validator=_display_name)
+    email: str | None = attrs.field(default=None, validator=_email)
     is_system_admin: bool | None = None
-    password: str | None = attrs.field(default=None, repr=False)
+    password: str | None = attrs.field(default=None, repr=False, validator=_password)
+    current_password: str | None = attrs.field(default=None, repr=False, validator=_password)
 
 
 @attrs.frozen
@@ -106,8 +141,8 @@ class MeOut:
 
 @attrs.frozen
 class PasswordChange:
-    current_password: str = attrs.field(repr=False)
-    new_password: str = attrs.field(repr=False)
+    current_password: str = attrs.field(repr=False, validator=_password)
+    new_password: str = attrs.field(repr=False, validator=_password)
 
 
 @attrs.frozen
@@ -129,7 +164,7 @@ def normalize_email(raw: str) -> str:
     email = raw.strip().lower()
     local, at, domain = email.rpartition("@")
     if (
-        not at or not local or "." not in domain or len(email) > _MAX_EMAIL or _TOMBSTONE in email
+        not at or not local or "." not in domain or len(email) > MAX_EMAIL or _TOMBSTONE in email
         or any(c.isspace() for c in email)
     ):
         raise BadRequestError("invalid email address")
@@ -137,10 +172,10 @@ def normalize_email(raw: str) -> str:
 
 
 def clean_display_name(raw: str) -> str:
-    """``raw`` trimmed; 400 when longer than 200 characters."""
+    """``raw`` trimmed; 400 when longer than 256 characters."""
     name = raw.strip()
-    if len(name) > _MAX_DISPLAY_NAME:
-        raise BadRequestError(f"display_name must be at most {_MAX_DISPLAY_NAME} characters")
+    if len(name) > MAX_DISPLAY_NAME:
+        raise BadRequestError(f"display_name must be at most {MAX_DISPLAY_NAME} characters")
     return name
 
 
@@ -268,8 +303,10 @@ async def get_user(services: Services, actor: Actor, user_id: str) -> UserOut:
 
 
 async def update_user(services: Services, actor: Actor, user_id: str, req: UserUpdate) -> UserOut:
-    """Change a user's name, email, system-admin flag or password; a new password ends their sessions."""
-    actor.require(Role.ORG_ADMIN)
+    """Change a user's name, email, system-admin flag or password (who may: see the module docstring).
+
+    A new password ends the user's sessions except the caller's own.
+    """
     if req.is_system_admin is not None and not actor.is_system_admin:
         raise PermissionDeniedError("only system admins can change system admin rights")
     if req.is_system_admin is False and user_id == actor.user_id:
@@ -283,10 +320,12 @@ async def update_user(services: Services, actor: Actor, user_id: str, req: UserU
         changes["is_system_admin"] = req.is_system_admin
     if req.password is not None:
         validate_password(req.password)
+    user, _ = await services.store.run(partial(_authorized_user, actor=actor, user_id=user_id))
+    if _needs_current_password(actor, user, changes, req):
+        await _confirm_password(user, req.current_password)
+    if req.password is not None:
         changes["password_hash"] = await hash_password_off_loop(req.password)
-    write = partial(
-        _update_tx, user_id=user_id, scope=_scope(actor), actor=actor, changes=changes, now=utcnow()
-    )
+    write = partial(_update_tx, user_id=user_id, actor=actor, changes=changes, now=utcnow())
     try:
         user, member, revoked, refreshed = await services.store.run(write)
     except StoreIntegrityError as exc:
@@ -299,18 +338,71 @@ async def update_user(services: Services, actor: Actor, user_id: str, req: UserU
     return UserOut.from_row(user, member)
 
 
+def _needs_current_password(
+    actor: Actor, user: Mapping[str, Any], changes: dict[str, Any], req: UserUpdate
+) -> bool:
+    """Whether this is the user's own change of password or email (a system admin needs no proof)."""
+    if actor.is_system_admin or actor.user_id != user["id"]:
+        return False
+    return req.password is not None or changes.get("email", user["email"]) != user["email"]
+
+
+async def _confirm_password(user: Mapping[str, Any], current_password: str | None) -> None:
+    """400 unless ``current_password`` is the user's password."""
+    if user["auth_provider"] != "local":
+        raise BadRequestError("password and email changes are not available for SSO accounts")
+    if current_password is None:
+        raise BadRequestError("current password is incorrect")
+    if not await verify_password_off_loop(user["password_hash"], current_password):
+        raise BadRequestError("current password is incorrect")
+
+
+def _authorized_user(conn: sa.Connection, *, actor: Actor, user_id: str) -> tuple[sa.RowMapping, Any]:
+    """The user the actor may change, with the membership shown in the response; 404 or 403 otherwise."""
+    if actor.is_system_admin:
+        return _visible_user(conn, user_id, None)
+    if actor.user_id == user_id:
+        user = live_user(conn, t.users.c.id == user_id)
+        if user is None:
+            raise NotFoundError("user not found")
+        return user, membership(conn, user_id, actor.org_id) or membership(conn, user_id)
+    actor.require(Role.ORG_ADMIN)
+    user, member = _visible_user(conn, user_id, actor.org_id)
+    if user["is_system_admin"]:
+        raise PermissionDeniedError("insufficient permissions")
+    if not all(_administers(conn, actor, org_id) for org_id in _member_orgs(conn, user_id)):
+        raise PermissionDeniedError(_ELSEWHERE)
+    return user, member
+
+
+def _member_orgs(conn: sa.Connection, user_id: str) -> list[str]:
+    """Every live organisation the user belongs to."""
+    m, o = t.org_memberships, t.organizations
+    query = (
+        sa.select(m.c.org_id)
+        .select_from(m.join(o, o.c.id == m.c.org_id))
+        .where(m.c.user_id == user_id, o.c.deleted_at.is_(None))
+    )
+    return list(conn.execute(query).scalars())
+
+
+def _administers(conn: sa.Connection, actor: Actor, org_id: str) -> bool:
+    """Whether the actor is an org admin of ``org_id``: by its key's role there, or by the calling user's
+    membership role there."""
+    if actor.org_id == org_id and actor.role >= Role.ORG_ADMIN:
+        return True
+    return actor.user_id is not None and org_role(conn, org_id, actor.user_id) == "org_admin"
+
+
 def _update_tx(
     conn: sa.Connection,
     *,
     user_id: str,
-    scope: str | None,
     actor: Actor,
     changes: dict[str, Any],
     now: datetime,
 ) -> tuple[Any, Any, list[str], list[tuple[str, KeyIdentity]]]:
-    user, member = _visible_user(conn, user_id, scope)
-    if user["is_system_admin"] and not actor.is_system_admin:
-        raise PermissionDeniedError("insufficient permissions")
+    user, member = _authorized_user(conn, actor=actor, user_id=user_id)  # again: memberships may have changed
     if changes.get("email", user["email"]) != user["email"] and email_taken(conn, changes["email"]):
         raise _duplicate_email()
     if changes:
@@ -374,10 +466,7 @@ async def change_password(services: Services, actor: Actor, req: PasswordChange)
     user = await services.store.run(lambda conn: live_user(conn, t.users.c.id == user_id))
     if user is None:
         raise NotFoundError("user not found")
-    if user["auth_provider"] != "local":
-        raise BadRequestError("password change is not available for SSO accounts")
-    if not await verify_password_off_loop(user["password_hash"], req.current_password):
-        raise BadRequestError("current password is incorrect")
+    await _confirm_password(user, req.current_password)
     new_hash = await hash_password_off_loop(req.new_password)
     write = partial(
         _change_password_tx, user_id=user_id, keep_key=actor.key_id, new_hash=new_hash, now=utcnow()

@@ -1,14 +1,17 @@
-"""Routes of the management API: invitations (managed by org admins, peeked and redeemed by token holders)."""
+"""Routes of the management API: invitations (managed by org admins, peeked and redeemed by token holders,
+accepted or declined by the existing account they are addressed to, signed in)."""
 
 from __future__ import annotations
 
 from voidllm.admin import invites
 from voidllm.admin.invites import (
+    InviteAnswer,
     InviteCreate,
     InviteCreated,
     InviteOut,
     InvitePeek,
     InviteRedeem,
+    Joined,
     PeekQuery,
     Redeemed,
 )
@@ -56,3 +59,21 @@ async def peek_invite(call: Call, query: PeekQuery) -> InvitePeek:
 )
 async def redeem_invite(call: Call, body: InviteRedeem) -> Redeemed:
     return await invites.redeem_invite(call.services, body)
+
+
+@api.post(
+    "/invites/accept", body=InviteAnswer, response=Joined, status=201, tag="invites",
+    summary="Accept an invite addressed to the signed-in user: join its organization",
+    audit=("accept", "invite"),
+)
+async def accept_invite(call: Call, body: InviteAnswer) -> Joined:
+    return await invites.accept_invite(call.services, call.actor, body)
+
+
+@api.post(
+    "/invites/decline", body=InviteAnswer, status=204, tag="invites",
+    summary="Decline an invite addressed to the signed-in user; its token stops working",
+    audit=("decline", "invite"),
+)
+async def decline_invite(call: Call, body: InviteAnswer) -> None:
+    await invites.decline_invite(call.services, call.actor, body)

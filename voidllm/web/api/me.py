@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from voidllm.admin import users
+from voidllm.admin import invites, users
+from voidllm.admin.invites import MyInvites
 from voidllm.admin.users import AvailableModels, MeOut, PasswordChange
 from voidllm.web.api.framework import Call, api
 
@@ -23,3 +24,8 @@ async def change_password(call: Call, body: PasswordChange) -> None:
 @api.get("/me/available-models", response=AvailableModels, tag="me", summary="Models the calling key may use")
 async def available_models(call: Call) -> AvailableModels:
     return users.available_models(call.services, call.actor)
+
+
+@api.get("/me/invites", response=MyInvites, tag="me", summary="Open invites addressed to the calling user")
+async def my_invites(call: Call) -> MyInvites:
+    return await invites.my_invites(call.services, call.actor)

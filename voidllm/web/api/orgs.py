@@ -63,7 +63,7 @@ async def reactivate_org(call: Call, org_id: str) -> OrgOut:
 @api.post(ORG + "/members", body=OrgMemberCreate, response=MemberOut, status=201, role=Role.ORG_ADMIN,
           tag=ORGS, audit=("create", "org_membership"))
 async def add_org_member(call: Call, org_id: str, body: OrgMemberCreate) -> MemberOut:
-    """Add a user to an organization"""
+    """Add an existing user to an organization (system admins; org admins send an invite instead)"""
     return await memberships.add_org_member(call.services, call.actor, org_id, body)
 
 

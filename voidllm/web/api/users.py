@@ -1,4 +1,8 @@
-"""Routes of the management API: users."""
+"""Routes of the management API: users.
+
+``PATCH /users/{id}`` is open to every caller at the route (self service); the use case decides who may
+change which account (:func:`voidllm.admin.users.update_user`).
+"""
 
 from __future__ import annotations
 
@@ -31,8 +35,10 @@ async def get_user(call: Call, user_id: str) -> UserOut:
 
 
 @api.patch(
-    "/users/<user_id>", body=UserUpdate, response=UserOut, role=Role.ORG_ADMIN, tag="users",
-    summary="Update a user (name, email, system admin flag, password reset)", audit=("update", "user"),
+    "/users/<user_id>", body=UserUpdate, response=UserOut, role=Role.MEMBER, tag="users",
+    summary="Update a user (name, email, system admin flag, password)", audit=("update", "user"),
+    description="Allowed to the user itself (a password or email change needs current_password), a system "
+    "admin, or an org admin of every organization the user belongs to.",
 )
 async def update_user(call: Call, user_id: str, body: UserUpdate) -> UserOut:
     return await users.update_user(call.services, call.actor, user_id, body)
