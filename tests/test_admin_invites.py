@@ -1,5 +1,7 @@
 """Invites through a real gateway: create (token once, hash stored), list with status, re-invite replaces,
-withdraw, peek and redeem by the token holder, and the 410 cases (reference 1.5, 1.6 "Invites")."""
+withdraw, peek and redeem by the token holder, the 410 cases and the bounds of the string fields (reference
+1.5, 1.6 "Invites"). Existing accounts accepting and declining invites while signed in are tested in
+``tests/test_account_takeover.py``."""
 
 from __future__ import annotations
 
@@ -178,7 +180,7 @@ async def test_invite_validation_rbac_and_existing_accounts(gw: RunningGateway) 
     assert mine["org_id"] == org
 
     # Already a member: refused. An account elsewhere: the invite can be made, but redeeming it cannot take
-    # over the account, so it answers 409 and stays open.
+    # over the account, so it answers 409 and stays open (the account itself accepts it, signed in).
     member_again = await As(gw, admin).post(f"/orgs/{org}/invites", json={"email": "member@example.com"})
     envelope(member_again, 409, "conflict")
     outside = await invite(gw, other, "member@example.com")
@@ -213,3 +215,25 @@ async def test_pagination_and_a_token_redeemed_once_under_concurrency(gw: Runnin
         ).scalar_one()
     )
     assert count == 1
+
+
+async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
+    """token at most 256 characters, email 254, display_name 256, password 1,024: a 400 naming the field."""
+    org = await home_org(gw)
+    long_email = "a" * 243 + "@example.com"
+    made = await As(gw, gw.api_key()).post(f"/orgs/{org}/invites", json={"email": long_email})
+    assert envelope(made, 400, "bad_request") == "email must be at most 254 characters"
+    token = (await invite(gw, org, "bounded@example.com"))["token"]
+    too_long = "vl_iv_" + "0" * 251
+    assert envelope(await peek(gw, too_long), 400, "bad_request") == "token must be at most 256 characters"
+    for path in ("/invites/accept", "/invites/decline"):
+        answered = await As(gw, gw.api_key()).post(path, json={"token": too_long})
+        assert envelope(answered, 400, "bad_request") == "token must be at most 256 characters"
+    for field, limit, body in (
+        ("token", 256, {"token": too_long, "password": PASSWORD}),
+        ("password", 1024, {"token": token, "password": "p" * 1025}),
+        ("display_name", 256, {"token": token, "password": PASSWORD, "display_name": "n" * 257}),
+    ):
+        redeemed = await gw.client.post("/api/v1/invites/redeem", json=body)
+        assert envelope(redeemed, 400, "bad_request") == f"{field} must be at most {limit} characters"
+    assert (await redeem(gw, token, name="n" * 256)).status_code == 201

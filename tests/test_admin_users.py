@@ -1,5 +1,6 @@
-"""User management through a real gateway: create/list/get/update/delete, RBAC and org scoping, and a deleted
-user's keys refused at once (reference 1.6 "users")."""
+"""User management through a real gateway: create/list/get/update/delete, RBAC and org scoping, a deleted
+user's keys refused at once, and the bounds of the string fields (reference 1.6 "users"). Who may change an
+account across organisations is tested in ``tests/test_account_takeover.py``."""
 
 from __future__ import annotations
 
@@ -265,3 +266,36 @@ async def test_delete_user_revokes_every_key_at_once(gw: RunningGateway) -> None
 
     admin_id = (await As(gw, admin).get("/me")).json()["id"]
     envelope(await As(gw, admin).delete(f"/users/{admin_id}"), 400, "bad_request")
+
+
+async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
+    """email at most 254 characters, display_name 256, passwords 1,024: a 400 naming the field, nothing kept."""
+    admin = gw.api_key()
+    long_email = "a" * 243 + "@example.com"
+    assert len(long_email) == 255
+    for field, body in (
+        ("email", {"email": long_email, "password": PASSWORD}),
+        ("display_name", {"email": "d@example.com", "password": PASSWORD, "display_name": "n" * 257}),
+        ("password", {"email": "p@example.com", "password": "p" * 1025}),
+    ):
+        message = envelope(await As(gw, admin).post("/users", json=body), 400, "bad_request")
+        assert message.startswith(f"{field} must ") and "at most" in message and "nnn" not in message
+    at_limit = await create(gw, admin, email="a" * 242 + "@example.com", display_name="n" * 256)
+    assert (len(str(at_limit["email"])), len(str(at_limit["display_name"]))) == (254, 256)
+
+    me = await create(gw, admin, email="bounded@example.com")
+    own = await session(gw, "bounded@example.com")
+    path = f"/users/{me['id']}"
+    for field, limit, body in (
+        ("email", 254, {"email": long_email, "current_password": PASSWORD}),
+        ("display_name", 256, {"display_name": "n" * 257}),
+        ("password", 1024, {"password": "p" * 1025, "current_password": PASSWORD}),
+        ("current_password", 1024, {"password": "new-password-1", "current_password": "p" * 1025}),
+    ):
+        message = envelope(await As(gw, own).patch(path, json=body), 400, "bad_request")
+        assert message == f"{field} must be at most {limit} characters"
+    for field in ("current_password", "new_password"):
+        body = {"current_password": PASSWORD, "new_password": "new-password-1", field: "p" * 1025}
+        message = envelope(await As(gw, own).post("/me/password", json=body), 400, "bad_request")
+        assert message == f"{field} must be at most 1024 characters"
+    assert (await login(gw, "bounded@example.com", PASSWORD)).status_code == 200
