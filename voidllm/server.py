@@ -59,6 +59,7 @@ from voidllm.mcp.tools_cache import fetch_tools
 from voidllm.mcp.usage import EXTRA_KEY as MCP_TOOL_CALLS
 from voidllm.mcp.usage import open_tool_call_channel, serve_tool_call_writer
 from voidllm.nursery import Supervisor, open_supervisor
+from voidllm.providers.demo import DemoTransport
 from voidllm.redis.bus import Invalidations, RedisBus, serve_invalidations
 from voidllm.redis.client import serve_redis_client
 from voidllm.proxy.h11pool import H11Pool
@@ -205,7 +206,7 @@ async def serve(
         limiter = await _start_limits(supervisor, config, store, services)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         state.bootstrap_pending = not await store.run(has_live_user)
-        transport = H11Pool()
+        transport = DemoTransport(H11Pool())  # provider: mock answers in process; the rest goes to the pool
         probe_client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         try:
             board, latency = HealthBoard(), LatencyTracker()

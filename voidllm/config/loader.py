@@ -44,6 +44,7 @@ import yaml
 from voidllm.config.codec import converter, describe_error
 from voidllm.config.errors import ConfigError
 from voidllm.config.models import Config
+from voidllm.config.upstreams import DEMO_BASE_URL
 from voidllm.config.validate import check_document
 from voidllm.config.yamlread import read_yaml
 
@@ -140,9 +141,32 @@ def _unset(section: Any, key: str) -> bool:
     return section is None or (isinstance(section, Mapping) and section.get(key) in (None, ""))
 
 
+def _with_demo_urls(models: Any) -> Any:
+    """Raw model entries with ``provider: mock`` (and such deployments) given the demo URL when they name no
+    ``base_url``: the built-in demo provider needs none."""
+    if not isinstance(models, list):
+        return models
+
+    def filled(entry: Any) -> Any:
+        if isinstance(entry, Mapping) and entry.get("provider") == "mock" and not entry.get("base_url"):
+            return {**entry, "base_url": DEMO_BASE_URL}
+        return entry
+
+    result = []
+    for model in models:
+        model = filled(model)
+        if isinstance(model, Mapping) and isinstance(model.get("deployments"), list):
+            model = {**model, "deployments": [filled(d) for d in model["deployments"]]}
+        result.append(model)
+    return result
+
+
 def _with_environment(document: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Apply the four environment fallbacks and the driver inference to a copy of the raw document."""
+    """Apply the four environment fallbacks and the driver inference to a copy of the raw document, and
+    the demo provider's URL (:func:`_with_demo_urls`)."""
     result = dict(document)
+    if "models" in result:
+        result["models"] = _with_demo_urls(result["models"])
     for variable, section, key in _ENV_FALLBACKS:
         if environ.get(variable) and _unset(result.get(section), key):
             result[section] = {**result.get(section, {}), key: environ[variable]}

@@ -19,7 +19,7 @@ from voidllm.proxy.headers import Headers, upstream_request_headers
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.routing.registry import Upstream
 
-PASSTHROUGH = frozenset({"openai", "vllm", "ollama", "custom"})
+PASSTHROUGH = frozenset({"openai", "vllm", "ollama", "custom", "mock"})
 TRANSLATED: dict[str, Adapter] = {
     "anthropic": AnthropicAdapter(),
     "gemini": GeminiAdapter(),

@@ -403,7 +403,7 @@ def _jobs(models: Sequence[Model], settings: HealthCheckConfig) -> list[_Job]:
         for model in models
         for upstream in model.upstreams
         for kind, probe in kinds
-        if probe.enabled
+        if probe.enabled and upstream.provider != "mock"  # the built-in demo provider is always there
     ]
 
 

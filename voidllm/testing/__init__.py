@@ -16,6 +16,8 @@ if TYPE_CHECKING:
         ClosedConnection,
         MockUpstream,
         ReceivedRequest,
+        Reply,
+        answer_in_memory,
         open_mock_upstream,
     )
 
@@ -26,6 +28,8 @@ __all__ = [
     "ClosedConnection",
     "MockUpstream",
     "ReceivedRequest",
+    "Reply",
+    "answer_in_memory",
     "open_mock_upstream",
 ]
 

@@ -76,6 +76,8 @@ __all__ = [
     "ClosedConnection",
     "MockUpstream",
     "ReceivedRequest",
+    "Reply",
+    "answer_in_memory",
     "main",
     "open_mock_upstream",
 ]
@@ -163,6 +165,7 @@ class Behaviour:
     retry_after: str | None = None
     retry_after_ms: str | None = None
     extra_headers: dict[str, str] = attrs.Factory(dict)
+    system_fingerprint: str = "fp_mock"
 
 
 @attrs.frozen
@@ -325,15 +328,20 @@ class _Incoming:
 
     @classmethod
     def from_event(cls, event: h11.Request) -> _Incoming:
+        method, target = event.method.decode("ascii"), event.target.decode("latin-1")
+        return cls.from_parts(method, target, list(event.headers))
+
+    @classmethod
+    def from_parts(cls, method: str, target: str, headers: list[tuple[bytes, bytes]]) -> _Incoming:
+        """``headers`` with lowercased names."""
         request_id = None
         parser = None
-        for name, value in event.headers:
+        for name, value in headers:
             if name == b"x-request-id":
                 request_id = value
             elif name == b"content-type" and (boundary := _boundary(value)) is not None:
                 parser = _MultipartParser(boundary)
-        method, target = event.method.decode("ascii"), event.target.decode("latin-1")
-        return cls(method, target, list(event.headers), request_id, parser)
+        return cls(method, target, headers, request_id, parser)
 
     def feed(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -489,41 +497,42 @@ def _chat(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
     stream, with_usage = _streams(parsed.payload)
     chunks = max(0, behaviour.stream_chunks) if stream else None
     return _chat_reply(_model(parsed), behaviour.completion_text, behaviour.prompt_tokens,
-                       behaviour.completion_tokens, chunks, with_usage)  # fmt: skip
+                       behaviour.completion_tokens, chunks, with_usage,
+                       behaviour.system_fingerprint)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=256)
 def _chat_reply(
-    model: str, text: str, prompt: int, completion: int, chunks: int | None, with_usage: bool
+    model: str, text: str, prompt: int, completion: int, chunks: int | None, with_usage: bool, fingerprint: str
 ) -> _Reply:
     """A chat completion; streamed in ``chunks`` content chunks unless ``chunks`` is None."""
     usage = _chat_usage(prompt, completion)
     if chunks is None:
         message = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
-        return _json_reply(_chat_envelope("chat.completion", model, [choice], usage=usage))
-    return _Reply(200, _SSE, events=_chat_events(model, text, usage, chunks, with_usage))
+        return _json_reply(_chat_envelope("chat.completion", model, fingerprint, [choice], usage=usage))
+    return _Reply(200, _SSE, events=_chat_events(model, text, usage, chunks, with_usage, fingerprint))
 
 
-def _chat_envelope(kind: str, model: str, choices: list[Any], **extra: Any) -> dict[str, Any]:
+def _chat_envelope(kind: str, model: str, fingerprint: str, choices: list[Any], **extra: Any) -> dict[str, Any]:
     return {"id": "chatcmpl-mock", "object": kind, "created": _CREATED, "model": model,
-            "system_fingerprint": "fp_mock", "choices": choices, **extra}  # fmt: skip
+            "system_fingerprint": fingerprint, "choices": choices, **extra}  # fmt: skip
 
 
 def _chat_events(
-    model: str, text: str, usage: dict[str, Any], chunks: int, with_usage: bool
+    model: str, text: str, usage: dict[str, Any], chunks: int, with_usage: bool, fingerprint: str
 ) -> tuple[bytes, ...]:
     extra = {"usage": None} if with_usage else {}
 
     def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return _sse(_chat_envelope("chat.completion.chunk", model, [choice], **extra))
+        return _sse(_chat_envelope("chat.completion.chunk", model, fingerprint, [choice], **extra))
 
     events = [event({"role": "assistant", "content": "", "refusal": None})]
     events += [event({"content": piece}) for piece in _split_text(text, chunks)]
     events.append(event({}, "stop"))
     if with_usage:
-        events.append(_sse(_chat_envelope("chat.completion.chunk", model, [], usage=usage)))
+        events.append(_sse(_chat_envelope("chat.completion.chunk", model, fingerprint, [], usage=usage)))
     events.append(_DONE)
     return tuple(events)
 
@@ -535,35 +544,36 @@ def _completions(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
     stream, with_usage = _streams(parsed.payload)
     chunks = max(0, behaviour.stream_chunks) if stream else None
     return _completion_reply(_model(parsed), behaviour.completion_text, behaviour.prompt_tokens,
-                             behaviour.completion_tokens, chunks, with_usage)  # fmt: skip
+                             behaviour.completion_tokens, chunks, with_usage,
+                             behaviour.system_fingerprint)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=256)
 def _completion_reply(
-    model: str, text: str, prompt: int, completion: int, chunks: int | None, with_usage: bool
+    model: str, text: str, prompt: int, completion: int, chunks: int | None, with_usage: bool, fingerprint: str
 ) -> _Reply:
     """A text completion; streamed in ``chunks`` chunks unless ``chunks`` is None."""
     usage = _usage(prompt, completion)
     if chunks is None:
         choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}
-        return _json_reply(_completion_envelope(model, [choice], usage=usage))
+        return _json_reply(_completion_envelope(model, fingerprint, [choice], usage=usage))
     extra = {"usage": None} if with_usage else {}
 
     def event(piece: str, finish: str | None = None) -> bytes:
         choice = {"text": piece, "index": 0, "logprobs": None, "finish_reason": finish}
-        return _sse(_completion_envelope(model, [choice], **extra))
+        return _sse(_completion_envelope(model, fingerprint, [choice], **extra))
 
     events = [event(piece) for piece in _split_text(text, chunks)]
     events.append(event("", "stop"))
     if with_usage:
-        events.append(_sse(_completion_envelope(model, [], usage=usage)))
+        events.append(_sse(_completion_envelope(model, fingerprint, [], usage=usage)))
     events.append(_DONE)
     return _Reply(200, _SSE, events=tuple(events))
 
 
-def _completion_envelope(model: str, choices: list[Any], **extra: Any) -> dict[str, Any]:
+def _completion_envelope(model: str, fingerprint: str, choices: list[Any], **extra: Any) -> dict[str, Any]:
     return {"id": "cmpl-mock", "object": "text_completion", "created": _CREATED, "model": model,
-            "system_fingerprint": "fp_mock", "choices": choices, **extra}  # fmt: skip
+            "system_fingerprint": fingerprint, "choices": choices, **extra}  # fmt: skip
 
 
 # Embeddings, moderations, rerank -------------------------------------------------------------------
@@ -745,6 +755,22 @@ def _plan(parsed: _Parsed, route: _Route | None, behaviour: Behaviour) -> _Reply
         return _status_error(behaviour.status)
     reply = route.handler(parsed, behaviour)
     return reply if behaviour.status == 200 else attrs.evolve(reply, status=behaviour.status)
+
+
+Reply = _Reply
+"""A reply as :func:`answer_in_memory` returns it: ``status``, ``content_type``, and ``body`` or ``events``."""
+
+
+def answer_in_memory(
+    method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes, behaviour: Behaviour
+) -> Reply:
+    """The reply to one whole request, without a socket: what the server would send, for in-process use
+    (the gateway's ``provider: mock``). Failure modes that are not replies (``hang``, ``reset``, drops,
+    stalls) and ``latency`` are the caller's business."""
+    incoming = _Incoming.from_parts(method, target, headers)
+    incoming.feed(body)
+    route = _ROUTES.get((method, incoming.path))
+    return _plan(_parse(incoming, route.body if route else "none"), route, behaviour)
 
 
 @attrs.frozen

@@ -24,7 +24,9 @@ def _caller() -> KeyIdentity:
 
 def _entry(model: Model, scoped: list[str]) -> dict[str, object]:
     aliases = [*model.aliases, *(alias for alias in scoped if alias not in model.aliases)]
-    return {"id": model.name, "object": "model", "created": 0, "owned_by": "voidllm", "aliases": aliases}
+    demo = all(upstream.provider == "mock" for upstream in model.upstreams)
+    owner = "voidllm-demo" if demo else "voidllm"  # the built-in demo provider says what it is
+    return {"id": model.name, "object": "model", "created": 0, "owned_by": owner, "aliases": aliases}
 
 
 @blueprint.get("/models")

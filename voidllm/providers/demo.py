@@ -1,0 +1,109 @@
+"""The built-in demo provider (``provider: mock``): an OpenAI-compatible model served inside the gateway.
+
+A fresh install has a model that answers at once, with no network and no account: ``config.example.yaml``
+ships ``demo`` (alias ``default``) on it. Users' own test suites can use it the same way, as a model in their
+``voidllm.yaml`` that answers deterministically: chat and text completions (streamed too, usage included when
+asked), embeddings (a fixed vector per input), responses, moderations, rerank, image generation and speech,
+with the shapes of :mod:`voidllm.testing.mock_openai`, whose sans-IO replies it reuses (that module also runs
+as a separate server for tests that need failures on the wire). Every answer says what it is: the text names
+the demo, ``system_fingerprint`` is ``voidllm-demo``, and ``/v1/models`` lists such models as owned by
+``voidllm-demo``.
+
+How: such upstreams point at :data:`~voidllm.config.upstreams.DEMO_BASE_URL` (``.invalid``, never resolved)
+and :class:`DemoTransport`, wrapped around the real transport, answers requests for that URL in process;
+every other request goes to the real transport untouched. Token counts are estimates (a quarter of the
+request's bytes; the answer's words), so limits and usage rows behave as with a real provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from urllib.parse import urlsplit
+
+import attrs
+import trio
+
+from voidllm.config.upstreams import DEMO_BASE_URL
+from voidllm.proxy.transport import ResponseContext, Transport, UpstreamResponse
+from voidllm.testing.mock_openai import Behaviour, answer_in_memory
+
+__all__ = ["DEMO_FINGERPRINT", "DEMO_TEXT", "DemoTransport"]
+
+DEMO_FINGERPRINT = "voidllm-demo"
+DEMO_TEXT = (
+    "Hello from the VoidLLM demo model. It answers inside the gateway, without any provider; "
+    "point the model 'default' at a real provider in voidllm.yaml to get real answers."
+)
+_DEMO_PREFIX = DEMO_BASE_URL.removesuffix("/v1")
+_STREAM_CHUNKS = 8
+_DEMO_BEHAVIOUR = Behaviour(
+    completion_text=DEMO_TEXT,
+    completion_tokens=len(DEMO_TEXT.split()),
+    stream_chunks=_STREAM_CHUNKS,
+    system_fingerprint=DEMO_FINGERPRINT,
+)
+
+
+@attrs.define(eq=False)
+class _DemoResponse:
+    """A whole reply handed out as an upstream response: one body chunk, or one chunk per stream event."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    chunks: tuple[bytes, ...]
+    http_version: bytes = b"1.1"
+    _closed: bool = False
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            await trio.lowlevel.checkpoint()  # a stream yields between events, as one from a socket would
+            if self._closed:
+                raise trio.ClosedResourceError("response closed")
+            yield chunk
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
+@attrs.define(eq=False)
+class DemoTransport:
+    """A :class:`~voidllm.proxy.transport.Transport` that answers demo URLs in process and hands every other
+    request to ``inner``."""
+
+    inner: Transport
+
+    def request(
+        self,
+        method: bytes,
+        url: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | AsyncIterable[bytes],
+        *,
+        content_length: int | None = None,
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        if not url.startswith(_DEMO_PREFIX):
+            return self.inner.request(method, url, headers, body, content_length=content_length)
+        return ResponseContext(_answer, method, url, headers, body)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def _answer(
+    method: bytes, url: str, headers: list[tuple[bytes, bytes]], body: bytes | AsyncIterable[bytes]
+) -> UpstreamResponse:
+    raw = body if isinstance(body, bytes) else b"".join([chunk async for chunk in body])
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    lowered = [(name.lower(), value) for name, value in headers]
+    behaviour = attrs.evolve(_DEMO_BEHAVIOUR, prompt_tokens=max(1, len(raw) // 4))
+    reply = answer_in_memory(method.decode("ascii"), target, lowered, raw, behaviour)
+    response_headers = [(b"content-type", reply.content_type)]
+    if reply.events is None:
+        response_headers.append((b"content-length", b"%d" % len(reply.body)))
+        chunks = (reply.body,) if reply.body else ()
+    else:
+        response_headers.append((b"cache-control", b"no-cache"))
+        chunks = reply.events
+    return _DemoResponse(reply.status, response_headers, chunks)
