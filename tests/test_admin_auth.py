@@ -212,13 +212,14 @@ async def test_login_without_any_session_and_two_organisations_is_409(gw: Runnin
     response = await login(gw, "two@example.com", "two-password")
     envelope(response, 409, "conflict")
     assert [org["id"] for org in response.json()["error"]["organizations"]] == [first, second]
-    assert await gw.state.store.run(lambda conn: conn.execute(
-        sa.select(sa.func.count()).select_from(t.api_keys).where(t.api_keys.c.user_id == user_id)).scalar()) == 0
+    sessions = sa.select(sa.func.count()).select_from(t.api_keys).where(t.api_keys.c.user_id == user_id)
+    assert await gw.state.store.run(lambda conn: conn.execute(sessions).scalar()) == 0
 
 
 async def _create_user(gw: RunningGateway, email: str, password: str, *, org_id: str) -> str:
     created = await gw.client.post(
-        "/api/v1/users", headers=bearer(gw.api_key()), json={"email": email, "password": password, "org_id": org_id}
+        "/api/v1/users", headers=bearer(gw.api_key()),
+        json={"email": email, "password": password, "org_id": org_id},
     )
     assert created.status_code == 201, created.text
     return str(created.json()["id"])

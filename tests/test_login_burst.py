@@ -26,6 +26,7 @@ from voidllm.redis.client import open_redis
 
 BURST = 150
 LOCKED = "too many login attempts, try again later"
+PASSWORD = "the-right-password"
 
 
 async def login_from(url: str, source: str, email: str, password: str) -> httpx.Response:
@@ -82,7 +83,9 @@ def admin_password(banner: str) -> str:
     raise AssertionError("no bootstrap banner")
 
 
-async def test_a_burst_of_150_gets_five_evaluated_then_the_right_password_is_refused(gw: RunningGateway) -> None:
+async def test_a_burst_of_150_gets_five_evaluated_then_the_right_password_is_refused(
+    gw: RunningGateway,
+) -> None:
     assert_five_evaluated(await burst([gw.url], "admin@voidllm.local", "wrong-password"))
     throttle = gw.state.services.throttle
     assert throttle.statistics().ips == 5  # the gateway saw five distinct source addresses admitted
@@ -94,7 +97,8 @@ async def test_a_burst_of_150_gets_five_evaluated_then_the_right_password_is_ref
 async def test_an_unknown_email_is_throttled_the_same(gw: RunningGateway) -> None:
     assert_five_evaluated(await burst([gw.url], "nobody@voidllm.local", "wrong-password"))
     assert_locked(await login_from(gw.url, "127.0.0.200", "nobody@voidllm.local", "wrong-password"))
-    other = await login_from(gw.url, "127.0.0.201", "admin@voidllm.local", admin_password(gw.banner.getvalue()))
+    right = admin_password(gw.banner.getvalue())
+    other = await login_from(gw.url, "127.0.0.201", "admin@voidllm.local", right)
     assert other.status_code == 200  # other emails are not affected
 
 
@@ -116,13 +120,12 @@ redis:
                 async with httpx.AsyncClient(base_url=a.url, timeout=30) as admin:
                     created = await admin.post(
                         "/api/v1/users", headers={"Authorization": f"Bearer {a.api_key}"},
-                        json={"email": "victim@example.com", "password": "the-right-password"},
+                        json={"email": "victim@example.com", "password": PASSWORD},
                     )
                     assert created.status_code == 201, created.text
                 assert_five_evaluated(await burst([a.url, b.url], "victim@example.com", "wrong-password"))
-                for n, url in enumerate((a.url, b.url)):
-                    assert_locked(await login_from(url, f"127.0.0.{200 + n}", "victim@example.com",
-                                                   "the-right-password"))
+                for n, url in enumerate((a.url, b.url)):  # locked on both processes
+                    assert_locked(await login_from(url, f"127.0.0.{200 + n}", "victim@example.com", PASSWORD))
                 assert_five_evaluated(await burst([a.url, b.url], "nobody@example.com", "wrong-password"))
         finally:
             keys = await redis.execute("KEYS", prefix + "*")

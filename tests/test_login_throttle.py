@@ -28,8 +28,12 @@ async def _refused(throttle: Throttle, ip: str, email: str) -> int:
 
 
 async def _burst(throttles: list[Throttle], email: str, attempts: int) -> tuple[int, int]:
-    """``attempts`` concurrent attempts for ``email`` from distinct IPs, spread over ``throttles``; each admitted
-    one holds its reservation (a slow password check) until all have been decided. (admitted, refused)."""
+    """``attempts`` concurrent attempts for ``email`` from distinct IPs, spread over ``throttles``; each
+    admitted one holds its reservation (a slow password check) until all have been decided.
+
+    Returns:
+        (admitted, refused)
+    """
     admitted, refused = 0, 0
     decided = trio.Event()
 
@@ -51,12 +55,14 @@ async def _burst(throttles: list[Throttle], email: str, attempts: int) -> tuple[
     return admitted, refused
 
 
-async def test_ten_attempts_per_ip_per_minute_in_a_sliding_window(autojump_clock: trio.testing.MockClock) -> None:
+async def test_ten_attempts_per_ip_per_minute_in_a_sliding_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     throttle = LoginThrottle()
     for n in range(10):
         await throttle.admit("10.0.0.1", f"user{n}@example.com")
         await trio.sleep(1)
-    assert await _refused(throttle, "10.0.0.1", "another@example.com") == 50  # first one leaves at t=60; now 10
+    assert await _refused(throttle, "10.0.0.1", "another@example.com") == 50  # first leaves at t=60; now 10
     await throttle.admit("10.0.0.2", "user0@example.com")  # other IPs are unaffected
 
     await trio.sleep(49.5)  # t=59.5: still ten attempts in the last minute
@@ -194,7 +200,7 @@ async def test_two_instances_sharing_redis_evaluate_five_of_a_burst(
 @pytest.mark.redis
 async def test_redis_success_clears_the_count_for_every_instance(redis: tuple[RedisClient, str]) -> None:
     client, prefix = redis
-    a, b = RedisLoginThrottle(client, prefix, max_per_ip=1000), RedisLoginThrottle(client, prefix, max_per_ip=1000)
+    a, b = (RedisLoginThrottle(client, prefix, max_per_ip=1000) for _ in range(2))
     for _ in range(4):
         await a.admit("ip", "a@example.com")
     await b.admit("ip", "a@example.com")

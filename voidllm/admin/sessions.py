@@ -4,8 +4,9 @@ additions: the Go original has neither).
 Login: the throttle (:mod:`voidllm.auth.throttle`; in Redis when it is on) admits the attempt first and
 reserves a failure on the email (429 when throttled), then the password is verified in a worker thread; an
 unknown email, a wrong password and a user without an organisation all answer 401 "invalid email or
-password" after the same argon2 work, and their reservation stands as a failure. The right password clears
-the email's count, whatever follows. The session's organisation (issue 12):
+password" after the same database reads and argon2 work (the answer time does not tell whether the account
+exists), and their reservation stands as a failure. The right password clears the email's count, whatever
+follows. The session's organisation (issue 12):
 
 - ``org_id`` in the body: that organisation, or 403 "you are not a member of this organization";
 - else the organisation of the user's most recent session (any ``session_key`` row, live or not) if the user
@@ -136,18 +137,17 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
     email = normal_email(req.email)
     throttle = _throttle(services)
     await throttle.admit(ip, email)  # reserves a failure: a burst cannot outrun the lockout
-    user = await services.store.run(partial(_find_user, email=email))
+    user, orgs, recent = await services.store.run(partial(_find_user_tx, email=email))
     ok = await verify_password_off_loop(user["password_hash"] if user else None, req.password)
-    if not ok or user is None:
-        raise AuthenticationError(_INVALID)
-    orgs, recent = await services.store.run(partial(_org_choices_tx, user_id=user["id"]))
-    if not orgs:
+    if not ok or user is None or not orgs:
         raise AuthenticationError(_INVALID)
     await throttle.record_success(email)
     org_id = choose_org(orgs, recent=recent, wanted=req.org_id)
     token, key_hash, hint = new_session_key(services)
     now = utcnow()
-    write = partial(_open_session_tx, user_id=user["id"], org_id=org_id, key_hash=key_hash, hint=hint, now=now)
+    write = partial(
+        _open_session_tx, user_id=user["id"], org_id=org_id, key_hash=key_hash, hint=hint, now=now
+    )
     key_id, revoked, entry = await services.store.run(write)
     if entry is None:  # the user or their organisation was deleted in the meantime
         raise AuthenticationError(_INVALID)
@@ -185,8 +185,13 @@ def choose_org(orgs: list[OrgChoice], *, recent: str | None, wanted: str | None)
     raise ConflictError(_SEVERAL, extra={"organizations": [attrs.asdict(org) for org in orgs]})
 
 
-def _find_user(conn: sa.Connection, *, email: str) -> sa.RowMapping | None:
-    return live_user(conn, t.users.c.email == email)
+def _find_user_tx(
+    conn: sa.Connection, *, email: str
+) -> tuple[sa.RowMapping | None, list[OrgChoice], str | None]:
+    """The live user of ``email`` with :func:`_org_choices_tx`; for an unknown email the same queries run
+    (matching nothing), so the database work does not tell whether the account exists."""
+    user = live_user(conn, t.users.c.email == email)
+    return (user, *_org_choices_tx(conn, user_id=user["id"] if user is not None else ""))
 
 
 def _org_choices_tx(conn: sa.Connection, *, user_id: str) -> tuple[list[OrgChoice], str | None]:

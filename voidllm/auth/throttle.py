@@ -1,5 +1,5 @@
-"""Login throttling (reference 1.5, ``internal/auth/login_throttle.go``, tightened by issue 12): per-IP attempt
-limits and per-email lockouts that count the attempts still in flight.
+"""Login throttling (reference 1.5, ``internal/auth/login_throttle.go``, tightened by issue 12): per-IP
+attempt limits and per-email lockouts that count the attempts still in flight.
 
 The rules:
 
@@ -45,7 +45,7 @@ import trio
 
 from voidllm.errors import TooManyRequestsError
 
-__all__ = ["LoginThrottle", "ThrottleStatistics", "Throttle", "normal_email", "refused"]
+__all__ = ["LoginThrottle", "Throttle", "ThrottleStatistics", "normal_email", "refused"]
 
 MESSAGE = "too many login attempts, try again later"
 _SWEEP_INTERVAL = 60.0

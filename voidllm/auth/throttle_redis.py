@@ -1,5 +1,5 @@
-"""The shared login throttle: the counts of :mod:`voidllm.auth.throttle` in Redis (``redis.enabled``), so every
-worker process and instance sees every attempt.
+"""The shared login throttle: the counts of :mod:`voidllm.auth.throttle` in Redis (``redis.enabled``), so
+every worker process and instance sees every attempt.
 
 One Lua script per attempt checks the email's lock and the IP's window and, when both allow it, reserves the
 failure and counts the attempt; Redis runs a script without interleaving other commands, so a burst spread

@@ -15,8 +15,11 @@ hints: ``str``, ``int``, ``float``, ``bool``, ``datetime`` (``format: date-time`
 enums, ``list``/``tuple``/``Sequence``, ``dict``/``Mapping``, ``X | None``, nested attrs classes and
 generic attrs classes (``Page[T]`` is specialised per ``T`` as ``Page_X``). Each attrs class goes into
 ``components/schemas`` once and is referenced with ``$ref``; a property is required when its field has no
-default. Field names on the wire follow the codec (:func:`voidllm.web.api.codec.wire_name`). Validators
-inside ``__attrs_post_init__`` (ranges, patterns) are not expressible from types and are not described.
+default. Field names on the wire follow the codec (:func:`voidllm.web.api.codec.wire_name`). The
+:class:`~voidllm.bounds.Bounds` the codec checks become ``minimum``/``maximum`` (numbers), ``maxLength`` and
+``pattern`` (strings), ``maxItems`` (arrays): those a field declares, and for the fields of request bodies and
+query strings, the defaults of their types, so the document states the range of every value a client sends.
+Rules checked inside the use cases (a choice among providers, a model that must exist) are not described.
 
 Hand-written because nothing maintained fits the stack: quart-schema and spectree describe pydantic or
 msgspec models, apispec needs a plugin per model library (none for attrs/cattrs), and the attrs-to-schema
@@ -35,10 +38,14 @@ from typing import Any
 
 import attrs
 
+from voidllm.bounds import BOUNDS, Bounds, default_bounds
 from voidllm.web.api.codec import wire_name
 from voidllm.web.api.framework import ApiRoute
 
-__all__ = ["DOCUMENT_PATH", "OPENAPI_VERSION", "SchemaRegistry", "build_document", "missing_operations", "openapi_path"]
+__all__ = [
+    "DOCUMENT_PATH", "OPENAPI_VERSION", "SchemaRegistry", "build_document", "missing_operations", "openapi_path",
+    "with_bounds",
+]
 
 OPENAPI_VERSION = "3.1.0"
 DOCUMENT_PATH = "/api/docs/openapi.json"
@@ -77,7 +84,7 @@ def build_document(routes: Sequence[ApiRoute], *, version: str, title: str = "Vo
     Raises:
         ValueError: two routes share a handler name (``operationId`` must be unique) or a method and path.
     """
-    registry = SchemaRegistry()
+    registry = SchemaRegistry(inputs=[hint for route in routes for hint in (route.body, route.query) if hint])
     paths: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     for route in routes:
@@ -178,7 +185,7 @@ def _query_parameters(query: Any, registry: SchemaRegistry) -> list[dict[str, An
         return []
     parameters = []
     for name, hint, field in registry.fields(query):
-        schema = registry.schema(_strip_none(hint))
+        schema = with_bounds(registry.schema(_strip_none(hint)), registry.bounds(field, hint))
         if field.default is not attrs.NOTHING and _is_json_value(field.default) and field.default is not None:
             schema = {**schema, "default": field.default}
         parameters.append({"name": wire_name(name), "in": "query", "required": field.default is attrs.NOTHING, "schema": schema})
@@ -224,13 +231,37 @@ def _is_json_value(value: Any) -> bool:
 
 
 class SchemaRegistry:
-    """Turns Python types into JSON Schema, collecting attrs classes in :attr:`schemas` by component name."""
+    """Turns Python types into JSON Schema, collecting attrs classes in :attr:`schemas` by component name.
 
-    def __init__(self) -> None:
+    ``inputs`` are the request classes (bodies, query strings): their fields and those of the attrs classes
+    nested in them state the default bounds of their types too (:func:`voidllm.bounds.default_bounds`).
+    """
+
+    def __init__(self, inputs: Iterable[Any] = ()) -> None:
         self.schemas: dict[str, dict[str, Any]] = {}
         self._names: dict[Any, str] = {}
 
     def schema(self, hint: Any) -> dict[str, Any]:
+        self._inputs: set[Any] = set()
+        for hint in inputs:
+            self._collect_inputs(hint)
+
+    def _collect_inputs(self, hint: Any) -> None:
+        origin = typing.get_origin(hint) or hint
+        if attrs.has(origin) and origin not in self._inputs:
+            self._inputs.add(origin)
+            for _, field_hint, _ in self.fields(hint):
+                for arg in (field_hint, *typing.get_args(field_hint)):
+                    self._collect_inputs(arg)
+
+    def bounds(self, field: attrs.Attribute[Any], hint: Any, owner: Any = None) -> Bounds | None:
+        """A field's declared bounds; else, for a field of an input class, the default of its type."""
+        declared = field.metadata.get(BOUNDS)
+        if declared is not None:
+            return declared  # type: ignore[no-any-return]
+        if owner is None or owner in self._inputs:
+            return default_bounds(hint)
+        return None
         """The schema of ``hint``; attrs classes become ``$ref`` to a component."""
         if hint is Any or hint is object:
             return {}
@@ -312,7 +343,7 @@ class SchemaRegistry:
         properties: dict[str, Any] = {}
         required = []
         for name, field_hint, field in self.fields(hint):
-            schema = self.schema(field_hint)
+            schema = with_bounds(self.schema(field_hint), self.bounds(field, field_hint, origin))
             if field.default is attrs.NOTHING:
                 required.append(wire_name(name))
             elif _is_json_value(field.default):
@@ -352,3 +383,27 @@ def _scalar_type(values: list[Any]) -> dict[str, Any]:
     names = {str: "string", int: "integer", bool: "boolean", float: "number"}
     (kind,) = kinds if len(kinds) == 1 else (None,)
     return {"type": names[kind]} if kind in names else {}
+
+
+def with_bounds(schema: dict[str, Any], bounds: Bounds | None) -> dict[str, Any]:
+    """``schema`` stating ``bounds``: on each non-null branch of an ``anyOf``, on an array's items."""
+    if bounds is None:
+        return schema
+    if "anyOf" in schema:
+        branches = [branch if branch.get("type") == "null" else with_bounds(branch, bounds) for branch in schema["anyOf"]]
+        return {**schema, "anyOf": branches}
+    kind, stated = schema.get("type"), dict(schema)
+    if kind in ("integer", "number"):
+        stated |= {key: value for key, value in (("minimum", bounds.minimum), ("maximum", bounds.maximum))
+                   if value is not None}  # fmt: skip
+    elif kind == "string" and "enum" not in schema:
+        if bounds.max_length is not None:
+            stated["maxLength"] = bounds.max_length
+        if bounds.pattern is not None:
+            stated["pattern"] = f"^(?:{bounds.pattern})$"
+    elif kind == "array":
+        if bounds.max_items is not None:
+            stated["maxItems"] = bounds.max_items
+        if bounds.items is not None and isinstance(schema.get("items"), dict):
+            stated["items"] = with_bounds(schema["items"], bounds.items)
+    return stated
