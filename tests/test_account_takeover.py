@@ -55,7 +55,8 @@ async def memberships_of(gw: RunningGateway, user_id: str) -> dict[str, str]:
 
 async def join(gw: RunningGateway, org_id: str, user_id: str, role: str = "member") -> None:
     """The system admin adds an existing user to an organisation (the one caller allowed to)."""
-    response = await As(gw, gw.api_key()).post(f"/orgs/{org_id}/members", json={"user_id": user_id, "role": role})
+    body = {"user_id": user_id, "role": role}
+    response = await As(gw, gw.api_key()).post(f"/orgs/{org_id}/members", json=body)
     assert response.status_code == 201, response.text
 
 
@@ -74,10 +75,11 @@ async def test_the_takeover_chain_from_the_issue_is_closed(gw: RunningGateway) -
     victim_session = await session(gw, "b-admin@example.com")
 
     # 1. Org A's admin adds org B's admin to org A: refused, pointing to an invite; nothing is written.
-    added = await As(gw, attacker).post(f"/orgs/{org_a}/members", json={"user_id": victim["id"], "role": "member"})
-    message = envelope(added, 403, "forbidden")
+    body = {"user_id": victim["id"], "role": "member"}
+    message = envelope(await As(gw, attacker).post(f"/orgs/{org_a}/members", json=body), 403, "forbidden")
     assert message == (
-        f"only system admins add existing users directly; send an invite instead (POST /api/v1/orgs/{org_a}/invites)"
+        "only system admins add existing users directly; send an invite instead "
+        f"(POST /api/v1/orgs/{org_a}/invites)"
     )
     assert await memberships_of(gw, str(victim["id"])) == {org_b: "org_admin"}
 
@@ -96,12 +98,11 @@ async def test_the_takeover_chain_from_the_issue_is_closed(gw: RunningGateway) -
         assert envelope(patched, 403, "forbidden") == ELSEWHERE
 
     # 3. No org B session can be obtained with anything the attacker set; the owner still signs in.
-    for body in ({}, {"org_id": org_b}):
-        attempt = await gw.client.post(
-            "/api/v1/auth/login", json={"email": "b-admin@example.com", "password": "hijacked-password", **body}
-        )
+    for pick in ({}, {"org_id": org_b}):
+        guess = {"email": "b-admin@example.com", "password": "hijacked-password", **pick}
+        attempt = await gw.client.post("/api/v1/auth/login", json=guess)
         envelope(attempt, 401, "unauthorized")
-        envelope(await login(gw, "mine@example.com", "hijacked-password"), 401, "unauthorized")
+    envelope(await login(gw, "mine@example.com", "hijacked-password"), 401, "unauthorized")
     owner = await gw.client.post(
         "/api/v1/auth/login", json={"email": "b-admin@example.com", "password": PASSWORD, "org_id": org_b}
     )
@@ -127,7 +128,7 @@ async def test_self_service_needs_the_current_password_for_password_and_email(gw
             assert envelope(await As(gw, token).patch(path, json=change), 400, "bad_request") == WRONG
             wrong = await As(gw, token).patch(path, json={**change, "current_password": "not-my-password"})
             assert envelope(wrong, 400, "bad_request") == WRONG
-    same_email = await As(gw, key).patch(path, json={"email": "SELF@example.com"})  # no change: no proof needed
+    same_email = await As(gw, key).patch(path, json={"email": "SELF@example.com"})  # not a change: no proof
     assert same_email.status_code == 200
     promote = await As(gw, current).patch(path, json={"is_system_admin": True, "current_password": PASSWORD})
     envelope(promote, 403, "forbidden")
@@ -135,7 +136,8 @@ async def test_self_service_needs_the_current_password_for_password_and_email(gw
 
     moved = await As(gw, key).patch(path, json={"email": "moved@example.com", "current_password": PASSWORD})
     assert moved.status_code == 200 and moved.json()["email"] == "moved@example.com"
-    changed = await As(gw, current).patch(path, json={"password": "new-password-1", "current_password": PASSWORD})
+    proven = {"password": "new-password-1", "current_password": PASSWORD}
+    changed = await As(gw, current).patch(path, json=proven)
     assert changed.status_code == 200
     # The caller's own session and keys stay; the user's other sessions end.
     assert (await As(gw, current).get("/me")).status_code == 200
@@ -160,9 +162,8 @@ async def test_an_org_admin_of_every_organization_of_the_user_may_change_it(gw: 
     single = await create(gw, admin, email="single@example.com", org_id=org_a)
     single_session = await session(gw, "single@example.com")
     loner = await create(gw, admin, email="loner@example.com", org_id=org_a)
-    await gw.state.store.run(
-        lambda conn: conn.execute(t.org_memberships.delete().where(t.org_memberships.c.user_id == loner["id"]))
-    )
+    m = t.org_memberships
+    await gw.state.store.run(lambda conn: conn.execute(m.delete().where(m.c.user_id == loner["id"])))
     only_a_key = await insert_user_key(gw, str(only_a["id"]), org_a)
     both_key = await insert_user_key(gw, str(both["id"]), org_a)
 
@@ -176,7 +177,6 @@ async def test_an_org_admin_of_every_organization_of_the_user_may_change_it(gw: 
     assert (await login(gw, "shared@example.com", "reset-password-1")).status_code in (200, 409)
     envelope(await login(gw, "shared@example.com", PASSWORD), 401, "unauthorized")
     # Only a member of B (not its admin): the same admin loses the right to change the account.
-    m = t.org_memberships
     await gw.state.store.run(
         lambda conn: conn.execute(
             m.update().where(m.c.user_id == both["id"], m.c.org_id == org_b).values(role="member")
@@ -186,13 +186,15 @@ async def test_an_org_admin_of_every_organization_of_the_user_may_change_it(gw: 
     assert envelope(demoted, 403, "forbidden") == ELSEWHERE
 
     # A user of one organisation is its admin's to change (a reset ends the user's sessions).
-    single_reset = await As(gw, only_a_key).patch(f"/users/{single['id']}", json={"password": "reset-password-2"})
+    reset_body = {"password": "reset-password-2"}
+    single_reset = await As(gw, only_a_key).patch(f"/users/{single['id']}", json=reset_body)
     assert single_reset.status_code == 200
     envelope(await As(gw, single_session).get("/me"), 401, "unauthorized")
     assert (await login(gw, "single@example.com", "reset-password-2")).status_code == 200
 
     # A user without any membership: invisible to org admins; the system admin changes anyone.
-    envelope(await As(gw, only_a_key).patch(f"/users/{loner['id']}", json={"display_name": "x"}), 404, "not_found")
+    hidden = await As(gw, only_a_key).patch(f"/users/{loner['id']}", json={"display_name": "x"})
+    envelope(hidden, 404, "not_found")
     for user in (loner, shared, both):
         renamed = await As(gw, admin).patch(f"/users/{user['id']}", json={"display_name": "By The Admin"})
         assert renamed.status_code == 200 and renamed.json()["display_name"] == "By The Admin"
@@ -220,7 +222,8 @@ async def test_an_existing_account_accepts_an_invite_while_signed_in(gw: Running
     listed = await As(gw, guest_key).get("/me/invites")
     assert listed.status_code == 200 and token not in listed.text and "token" not in listed.text
     [open_invite] = listed.json()["data"]
-    assert (open_invite["org_id"], open_invite["org_name"], open_invite["role"]) == (org_a, "OrgA", "org_admin")
+    offered = (open_invite["org_id"], open_invite["org_name"], open_invite["role"])
+    assert offered == (org_a, "OrgA", "org_admin")
     assert set(open_invite) == {"id", "org_id", "org_name", "role", "expires_at", "created_at"}
     assert (await As(gw, bystander).get("/me/invites")).json() == {"data": []}
 
@@ -229,7 +232,7 @@ async def test_an_existing_account_accepts_an_invite_while_signed_in(gw: Running
         for answer in ("accept", "decline"):
             refused = await As(gw, other).post(f"/invites/{answer}", json={"token": token})
             assert envelope(refused, 403, "forbidden") == "this invite is addressed to another account"
-    redeem = await gw.client.post("/api/v1/invites/redeem", json={"token": token, "password": "attacker-pw-1"})
+    redeem = await gw.client.post("/api/v1/invites/redeem", json={"token": token, "password": "attacker-pw1"})
     envelope(redeem, 409, "conflict")
     assert await memberships_of(gw, str(guest["id"])) == {org_b: "member"}
 
