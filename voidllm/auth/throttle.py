@@ -21,8 +21,9 @@ The rules:
   once a minute, from the calls themselves (no background task); in Redis keys expire.
 
 Two implementations of :class:`Throttle`: :class:`LoginThrottle` here keeps the counts in this process's
-memory (``redis.enabled: false``; one process, so its limits are exact), and
-:class:`voidllm.auth.throttle_redis.RedisLoginThrottle` keeps them in Redis, checked and reserved by one
+memory (``redis.enabled: false``): exact for one process, but with several ``workers`` and no Redis each
+process counts on its own, so the limits multiply by their number.
+:class:`~voidllm.auth.throttle_redis.RedisLoginThrottle` keeps them in Redis, checked and reserved by one
 atomic script, so every worker process and instance shares them (``redis.enabled``).
 
 Refusals raise :class:`~voidllm.errors.TooManyRequestsError` (429 ``too_many_requests``) with a

@@ -240,8 +240,6 @@ class SchemaRegistry:
     def __init__(self, inputs: Iterable[Any] = ()) -> None:
         self.schemas: dict[str, dict[str, Any]] = {}
         self._names: dict[Any, str] = {}
-
-    def schema(self, hint: Any) -> dict[str, Any]:
         self._inputs: set[Any] = set()
         for hint in inputs:
             self._collect_inputs(hint)
@@ -262,6 +260,8 @@ class SchemaRegistry:
         if owner is None or owner in self._inputs:
             return default_bounds(hint)
         return None
+
+    def schema(self, hint: Any) -> dict[str, Any]:
         """The schema of ``hint``; attrs classes become ``$ref`` to a component."""
         if hint is Any or hint is object:
             return {}
