@@ -3,8 +3,9 @@
 A key's requested name resolves through its team's aliases, then its org's, then the registry's own names
 and aliases (:meth:`voidllm.routing.catalog.Catalog.resolve`). An alias points at a live model (given by name
 or global alias; the canonical name is stored) and must not be the name of a model; it is unique within its
-scope (409). Org admins of the org (or system admins) manage both scopes. After a write the running
-catalog reloads at once and ``aliases`` is published for the other processes.
+scope (409). Both names are at most 256 characters. Org admins of the org (or system admins) manage both
+scopes. After a write the running catalog reloads at once and ``aliases`` is published for the other
+processes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from voidllm.admin.models import check_name
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
+from voidllm.bounds import NAME, bounded
 from voidllm.bus import TOPIC_ALIASES
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.routing.catalog_store import split_aliases
@@ -36,8 +38,8 @@ log = logging.getLogger(__name__)
 
 @attrs.frozen
 class AliasCreate:
-    alias: str
-    model_name: str
+    alias: str = bounded(NAME)
+    model_name: str = bounded(NAME)
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ import attrs
 import sqlalchemy as sa
 
 from voidllm.admin.context import Actor
-from voidllm.admin.pages import Page, PageQuery, paginate
+from voidllm.admin.pages import Page, PageQuery, page_limit_field, paginate
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
 from voidllm.errors import BadRequestError
@@ -29,7 +29,7 @@ DEFAULT_LIMIT = 50
 class AuditQuery(PageQuery):
     """Filters of ``GET /audit-logs``; ``from``/``to`` bound ``timestamp`` (inclusive, RFC 3339)."""
 
-    limit: int = DEFAULT_LIMIT
+    limit: int = page_limit_field(DEFAULT_LIMIT)
     org_id: str | None = None
     from_: datetime | None = None
     to: datetime | None = None

@@ -3,7 +3,8 @@
 System administrators only. A deployment's provider key is write-only and sealed to its row (associated
 data ``deployment:<id>``). Deployments of a config model are read-only here (409
 ``model_managed_by_config``). Every mutation reloads the running catalog at once and publishes ``models``.
-Names are unique within a model; deleting a deployment tombstones its name.
+Names are unique within a model; deleting a deployment tombstones its name. Bounds as for models
+(:mod:`voidllm.admin.models`), plus ``weight`` 0 to 10,000 and ``priority`` 0 to 1,000.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from voidllm.admin.context import Actor
 from voidllm.admin.models import (
+    CHOICE,
     DeploymentOut,
     check_name,
     check_upstream,
@@ -27,25 +29,31 @@ from voidllm.admin.models import (
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
+from voidllm.bounds import HEADER_VALUE, NAME, URL, Bounds, bounded
 from voidllm.bus import TOPIC_MODELS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.routing.catalog_store import retire_deployment, seal_secret
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
 
+WEIGHT = Bounds(minimum=0, maximum=10_000)
+"""Relative share of the ``weighted`` strategy (the strategy counts 0 as 1)."""
+PRIORITY = Bounds(minimum=0, maximum=1000)
+"""Order of the ``priority`` strategy, lowest first."""
+
 
 @attrs.frozen
 class DeploymentCreate:
-    name: str
-    provider: str
-    base_url: str
-    api_key: str = attrs.field(default="", repr=False)
-    azure_deployment: str = ""
-    azure_api_version: str = ""
-    gcp_project: str = ""
-    gcp_location: str = ""
-    weight: int = 1
-    priority: int = 0
+    name: str = bounded(NAME)
+    provider: str = bounded(CHOICE)
+    base_url: str = bounded(URL)
+    api_key: str = bounded(HEADER_VALUE, default="", repr=False)
+    azure_deployment: str = bounded(NAME, default="")
+    azure_api_version: str = bounded(NAME, default="")
+    gcp_project: str = bounded(NAME, default="")
+    gcp_location: str = bounded(NAME, default="")
+    weight: int = bounded(WEIGHT, default=1)
+    priority: int = bounded(PRIORITY, default=0)
     pii_filter: bool | None = None
 
 
@@ -53,16 +61,16 @@ class DeploymentCreate:
 class DeploymentUpdate:
     """Fields to change; ``None`` leaves a field as it is, ``api_key: ""`` removes the key."""
 
-    name: str | None = None
-    provider: str | None = None
-    base_url: str | None = None
-    api_key: str | None = attrs.field(default=None, repr=False)
-    azure_deployment: str | None = None
-    azure_api_version: str | None = None
-    gcp_project: str | None = None
-    gcp_location: str | None = None
-    weight: int | None = None
-    priority: int | None = None
+    name: str | None = bounded(NAME, default=None)
+    provider: str | None = bounded(CHOICE, default=None)
+    base_url: str | None = bounded(URL, default=None)
+    api_key: str | None = bounded(HEADER_VALUE, default=None, repr=False)
+    azure_deployment: str | None = bounded(NAME, default=None)
+    azure_api_version: str | None = bounded(NAME, default=None)
+    gcp_project: str | None = bounded(NAME, default=None)
+    gcp_location: str | None = bounded(NAME, default=None)
+    weight: int | None = bounded(WEIGHT, default=None)
+    priority: int | None = bounded(PRIORITY, default=None)
     pii_filter: bool | None = None
 
 

@@ -41,6 +41,7 @@ from voidllm.admin.context import Actor
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import RESERVED, live_org
 from voidllm.auth.identity import Role
+from voidllm.bounds import Bounds, bounded
 from voidllm.errors import BadRequestError
 from voidllm.store.store import Store
 from voidllm.store.tables import api_keys, usage_events, users
@@ -68,7 +69,7 @@ class CostReportQuery:
 
     from_: datetime
     to: datetime
-    top: int = 10
+    top: int = bounded(Bounds(minimum=1, maximum=MAX_TOP), default=10)
 
 
 # -- cost report values -------------------------------------------------------------------------------

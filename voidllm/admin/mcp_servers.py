@@ -20,7 +20,9 @@ loopback, link-local, multicast or unspecified address (or a ``localhost`` name)
 ``settings.mcp.allow_private_urls``. Names that resolve to such addresses are stopped at connect time by the
 upstream client's guard. The OAuth token URL must be https (unless ``allow_private_urls``, for local test
 identity providers). ``auth_header`` must be an HTTP token and not a header the gateway itself sets or that
-frames the request (400 ``invalid_auth_header``, see :data:`FORBIDDEN_AUTH_HEADERS`).
+frames the request (400 ``invalid_auth_header``, see :data:`FORBIDDEN_AUTH_HEADERS`). Values sent in headers
+or the token request (``auth_token``, ``oauth_client_id``, ``oauth_client_secret``) must be printable ASCII;
+names are at most 256 characters, URLs 2,048, ``oauth_scopes`` 1,024 (:mod:`voidllm.bounds`).
 
 **Probing.** ``test`` and ``refresh-tools`` call the upstream client (``services.extras["mcp_upstreams"]``,
 ``probe(server)``); without one they answer 503. A successful probe replaces the server's cached tool list.
@@ -50,6 +52,7 @@ from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import check_name, is_team_admin, is_team_member, live_org, live_team
 from voidllm.auth.identity import Role
+from voidllm.bounds import HEADER_VALUE, NAME, TEXT, URL, Bounds, bounded
 from voidllm.bus import TOPIC_MCP
 from voidllm.config.upstreams import MCP_AUTH_TYPES
 from voidllm.crypto import CryptoError, aad_for
@@ -83,6 +86,11 @@ FORBIDDEN_AUTH_HEADERS = frozenset({
 })  # fmt: skip
 """Headers an ``auth_header`` may not name: framing, hop-by-hop, cookies, and what the MCP client sets.
 ``Authorization`` is allowed (for schemes other than ``Bearer``, such as ``Token <value>``)."""
+ALIAS = Bounds(max_length=63)
+AUTH_TYPE = Bounds(max_length=16)
+HEADER_NAME = Bounds(max_length=128)
+"""``auth_header``'s length; what it may be is checked with the other auth fields (``invalid_auth_header``).
+"""
 
 
 # -------------------------------------------------------------------------------------------- values
@@ -129,32 +137,32 @@ class McpServerOut:
 
 @attrs.frozen
 class McpServerCreate:
-    name: str
-    alias: str
-    url: str
-    auth_type: str = "none"
-    auth_header: str = ""
-    auth_token: str = attrs.field(default="", repr=False)
-    oauth_token_url: str = ""
-    oauth_client_id: str = ""
-    oauth_client_secret: str = attrs.field(default="", repr=False)
-    oauth_scopes: str = ""
+    name: str = bounded(NAME)
+    alias: str = bounded(ALIAS)
+    url: str = bounded(URL)
+    auth_type: str = bounded(AUTH_TYPE, default="none")
+    auth_header: str = bounded(HEADER_NAME, default="")
+    auth_token: str = bounded(HEADER_VALUE, default="", repr=False)
+    oauth_token_url: str = bounded(URL, default="")
+    oauth_client_id: str = bounded(HEADER_VALUE, default="")
+    oauth_client_secret: str = bounded(HEADER_VALUE, default="", repr=False)
+    oauth_scopes: str = bounded(TEXT, default="")
 
 
 @attrs.frozen
 class McpServerUpdate:
     """Fields to change; ``None`` (or absent) keeps a field. ``""`` removes a secret."""
 
-    name: str | None = None
-    alias: str | None = None
-    url: str | None = None
-    auth_type: str | None = None
-    auth_header: str | None = None
-    auth_token: str | None = attrs.field(default=None, repr=False)
-    oauth_token_url: str | None = None
-    oauth_client_id: str | None = None
-    oauth_client_secret: str | None = attrs.field(default=None, repr=False)
-    oauth_scopes: str | None = None
+    name: str | None = bounded(NAME, default=None)
+    alias: str | None = bounded(ALIAS, default=None)
+    url: str | None = bounded(URL, default=None)
+    auth_type: str | None = bounded(AUTH_TYPE, default=None)
+    auth_header: str | None = bounded(HEADER_NAME, default=None)
+    auth_token: str | None = bounded(HEADER_VALUE, default=None, repr=False)
+    oauth_token_url: str | None = bounded(URL, default=None)
+    oauth_client_id: str | None = bounded(HEADER_VALUE, default=None)
+    oauth_client_secret: str | None = bounded(HEADER_VALUE, default=None, repr=False)
+    oauth_scopes: str | None = bounded(TEXT, default=None)
     code_mode_enabled: bool | None = None
 
 

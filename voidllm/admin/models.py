@@ -13,6 +13,11 @@ sees it) and publishes ``models`` on the bus for the other processes.
 Names and aliases share one namespace across models: a name or alias another live model uses is a 409.
 A fallback must name (or alias) another live model and must not close a cycle. Deleting a model tombstones
 its name (``<name>:deleted:<id>``) and unsets the fallback of models that pointed at it.
+
+Bounds (:mod:`voidllm.bounds`, checked by the codec): names, aliases and provider fields at most 256
+characters, at most 64 aliases and none with a comma, ``base_url`` at most 2,048, the provider key printable
+ASCII (it is sent in a header), ``max_context_tokens`` at most 10^8, prices 0 to 10^6 per million tokens,
+``max_retries`` at most 100, ``timeout`` at most 24h.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
+from voidllm.bounds import HEADER_VALUE, NAME, URL, Bounds, bounded
 from voidllm.bus import TOPIC_MODELS
 from voidllm.config.checks import HttpUrl
 from voidllm.config.units import parse_duration
@@ -40,6 +46,16 @@ from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id
 
 RESERVED = ":deleted:"
+MAX_TIMEOUT = 24 * 3600.0
+
+CHOICE = Bounds(max_length=32)
+"""A provider, type, strategy or duration text (checked against its choices or parsed afterwards)."""
+ALIAS = Bounds(max_length=256, pattern="[^,]*", pattern_means="without commas (they are stored comma-joined)")
+ALIASES = Bounds(max_items=64, items=ALIAS)
+CONTEXT_TOKENS = Bounds(minimum=0, maximum=100_000_000)
+PRICE = Bounds(minimum=0, maximum=1_000_000)
+"""Currency units per one million tokens."""
+RETRIES = Bounds(minimum=0, maximum=100)
 
 
 # -------------------------------------------------------------------------------------------- values
@@ -125,23 +141,23 @@ class ModelOut:
 
 @attrs.frozen
 class ModelCreate:
-    name: str
-    provider: str
-    base_url: str
-    type: str = "chat"
-    api_key: str = attrs.field(default="", repr=False)
-    max_context_tokens: int = 0
-    input_price_per_1m: float = 0.0
-    output_price_per_1m: float = 0.0
-    azure_deployment: str = ""
-    azure_api_version: str = ""
-    gcp_project: str = ""
-    gcp_location: str = ""
-    aliases: list[str] = attrs.Factory(list)
-    timeout: str = ""
-    strategy: str = ""
-    max_retries: int = 0
-    fallback_model_name: str = ""
+    name: str = bounded(NAME)
+    provider: str = bounded(CHOICE)
+    base_url: str = bounded(URL)
+    type: str = bounded(CHOICE, default="chat")
+    api_key: str = bounded(HEADER_VALUE, default="", repr=False)
+    max_context_tokens: int = bounded(CONTEXT_TOKENS, default=0)
+    input_price_per_1m: float = bounded(PRICE, default=0.0)
+    output_price_per_1m: float = bounded(PRICE, default=0.0)
+    azure_deployment: str = bounded(NAME, default="")
+    azure_api_version: str = bounded(NAME, default="")
+    gcp_project: str = bounded(NAME, default="")
+    gcp_location: str = bounded(NAME, default="")
+    aliases: list[str] = bounded(ALIASES, factory=list)
+    timeout: str = bounded(CHOICE, default="")
+    strategy: str = bounded(CHOICE, default="")
+    max_retries: int = bounded(RETRIES, default=0)
+    fallback_model_name: str = bounded(NAME, default="")
     pii_filter: bool | None = None
 
 
@@ -150,23 +166,23 @@ class ModelUpdate:
     """Fields to change; ``None`` (or absent) leaves a field as it is. ``api_key: ""`` removes the key,
     ``fallback_model_name: ""`` the fallback, ``timeout: ""`` the timeout."""
 
-    name: str | None = None
-    provider: str | None = None
-    base_url: str | None = None
-    type: str | None = None
-    api_key: str | None = attrs.field(default=None, repr=False)
-    max_context_tokens: int | None = None
-    input_price_per_1m: float | None = None
-    output_price_per_1m: float | None = None
-    azure_deployment: str | None = None
-    azure_api_version: str | None = None
-    gcp_project: str | None = None
-    gcp_location: str | None = None
-    aliases: list[str] | None = None
-    timeout: str | None = None
-    strategy: str | None = None
-    max_retries: int | None = None
-    fallback_model_name: str | None = None
+    name: str | None = bounded(NAME, default=None)
+    provider: str | None = bounded(CHOICE, default=None)
+    base_url: str | None = bounded(URL, default=None)
+    type: str | None = bounded(CHOICE, default=None)
+    api_key: str | None = bounded(HEADER_VALUE, default=None, repr=False)
+    max_context_tokens: int | None = bounded(CONTEXT_TOKENS, default=None)
+    input_price_per_1m: float | None = bounded(PRICE, default=None)
+    output_price_per_1m: float | None = bounded(PRICE, default=None)
+    azure_deployment: str | None = bounded(NAME, default=None)
+    azure_api_version: str | None = bounded(NAME, default=None)
+    gcp_project: str | None = bounded(NAME, default=None)
+    gcp_location: str | None = bounded(NAME, default=None)
+    aliases: list[str] | None = bounded(ALIASES, default=None)
+    timeout: str | None = bounded(CHOICE, default=None)
+    strategy: str | None = bounded(CHOICE, default=None)
+    max_retries: int | None = bounded(RETRIES, default=None)
+    fallback_model_name: str | None = bounded(NAME, default=None)
     pii_filter: bool | None = None
 
 
@@ -282,6 +298,8 @@ def _check_model(values: Mapping[str, Any]) -> None:
             seconds = 0.0
         if seconds <= 0:
             raise BadRequestError("timeout must be a positive duration such as 30s or 2m")
+        if seconds > MAX_TIMEOUT:
+            raise BadRequestError("timeout must be at most 24h")
 
 
 @attrs.frozen

@@ -1,5 +1,5 @@
-"""Cursor pagination of list endpoints (reference 1.6): ``?limit=`` (default 20, at most 100) and
-``?cursor=<id>``; a page is ``{data, has_more, next_cursor}``.
+"""Cursor pagination of list endpoints (reference 1.6): ``?limit=`` (default 20, 1 to 100) and
+``?cursor=<id>`` (at most 64 characters); a page is ``{data, has_more, next_cursor}``.
 
 Ids are UUIDv7, so ordering by id is ordering by creation, and the cursor is simply the last id of the
 previous page: stable under concurrent inserts and deletes, and one index range scan per page.
@@ -13,12 +13,20 @@ from typing import Any, Generic, TypeVar
 import attrs
 import sqlalchemy as sa
 
+from voidllm.bounds import Bounds, bounded
 from voidllm.errors import BadRequestError
 
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+PAGE_LIMIT = Bounds(minimum=1, maximum=MAX_LIMIT)
+CURSOR = Bounds(max_length=64)
+
+
+def page_limit_field(default: int = DEFAULT_LIMIT) -> int:
+    """The ``limit`` query parameter: 1 to :data:`MAX_LIMIT`."""
+    return bounded(PAGE_LIMIT, default=default)  # type: ignore[no-any-return]
 
 
 @attrs.frozen
@@ -32,8 +40,8 @@ class Page(Generic[T]):
 class PageQuery:
     """The ``limit`` and ``cursor`` query parameters."""
 
-    limit: int = DEFAULT_LIMIT
-    cursor: str | None = None
+    limit: int = page_limit_field()
+    cursor: str | None = bounded(CURSOR, default=None)
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:

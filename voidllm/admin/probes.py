@@ -2,8 +2,9 @@
 
 The connection test sends ``GET <base_url>/models`` with the provider's credential header (Anthropic's
 ``x-api-key`` and ``anthropic-version``, Azure's ``api-key``, Gemini's ``x-goog-api-key``, otherwise a bearer
-token) and reports whether the upstream accepted it, with the number of models it listed. The key is only
-sent upstream: it is never logged or echoed, and failures are reduced to fixed short texts (``connection
+token) and reports whether the upstream accepted it, with the number of models it listed. The key must be
+printable ASCII, as any header value (the codec refuses others with 400 naming ``api_key``). It is only sent
+upstream: it is never logged or echoed, and failures are reduced to fixed short texts (``connection
 refused``, ``request timeout``, ``HTTP 401``), so nothing the upstream says reaches the caller. The whole
 test runs under a :data:`TEST_TIMEOUT` cancel scope, and at most :data:`MAX_BODY` bytes of the answer are
 read.
@@ -26,9 +27,10 @@ import orjson
 import trio
 
 from voidllm.admin.context import Actor
-from voidllm.admin.models import check_upstream
+from voidllm.admin.models import CHOICE, check_upstream
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
+from voidllm.bounds import HEADER_VALUE, URL, bounded
 from voidllm.routing.health import HealthBoard, HealthReport
 
 TEST_TIMEOUT = 10.0
@@ -37,9 +39,9 @@ MAX_BODY = 4 * 1024 * 1024
 
 @attrs.frozen
 class ConnectionTest:
-    provider: str
-    base_url: str
-    api_key: str = attrs.field(default="", repr=False)
+    provider: str = bounded(CHOICE)
+    base_url: str = bounded(URL)
+    api_key: str = bounded(HEADER_VALUE, default="", repr=False)
 
 
 @attrs.frozen

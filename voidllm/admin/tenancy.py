@@ -1,8 +1,9 @@
 """Rules shared by the tenancy use cases (organisations, memberships, teams, service accounts, keys).
 
-- **Input checks**: names and slugs (reference 1.6: slug ``^[a-z0-9][a-z0-9-]{1,62}$``), the reserved
-  ``:deleted:`` substring, limits >= 0 (0 = unlimited). Validators raise :class:`BadRequestError`, which the
-  admin codec passes through unchanged.
+- **Input checks**: names (at most 256 characters) and slugs (reference 1.6: slug
+  ``^[a-z0-9][a-z0-9-]{1,62}$``), the reserved ``:deleted:`` substring, limits from 0 (unlimited) to 10^15.
+  The field helpers declare their :class:`~voidllm.bounds.Bounds`, which the admin codec checks as it reads
+  the request; converters and validators raise :class:`BadRequestError`, which the codec passes through.
 - **Soft deletes** set ``deleted_at`` and tombstone unique values as ``<value>:deleted:<id>`` so the value can
   be used again (reference 3, migration 0015).
 - **Scope lookups** inside a transaction: the live organisation, team, org role and team role, raising 404
@@ -26,6 +27,7 @@ from voidllm.admin.context import Actor
 from voidllm.admin.services import Services
 from voidllm.auth.cache import reload_key_cache
 from voidllm.auth.identity import Role
+from voidllm.bounds import LIMIT, NAME, Bounds, bounded
 from voidllm.bus import TOPIC_KEYS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.store import tables as t
@@ -34,8 +36,9 @@ from voidllm.store.errors import StoreIntegrityError
 T = TypeVar("T")
 
 RESERVED = ":deleted:"
-MAX_NAME = 200
+MAX_NAME = NAME.max_length
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+SLUG = Bounds(max_length=63)
 LIMIT_FIELDS = ("daily_token_limit", "monthly_token_limit", "requests_per_minute", "requests_per_day")
 
 
@@ -43,7 +46,7 @@ LIMIT_FIELDS = ("daily_token_limit", "monthly_token_limit", "requests_per_minute
 
 
 def check_name(value: str, field: str = "name") -> str:
-    """``value`` stripped; 400 when empty, longer than 200 characters or containing ``:deleted:``."""
+    """``value`` stripped; 400 when empty, longer than :data:`MAX_NAME` or containing ``:deleted:``."""
     value = value.strip()
     if not value:
         raise BadRequestError(f"{field} is required")
@@ -74,34 +77,35 @@ def _optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]
 
 
 def name_field() -> Any:
-    """A required display name, checked and stripped by :func:`check_name`."""
-    return attrs.field(converter=check_name)
+    """A required display name of at most 256 characters, checked and stripped by :func:`check_name`."""
+    return bounded(NAME, converter=check_name)
 
 
 def optional_name_field() -> Any:
-    return attrs.field(default=None, converter=_optional(check_name))
+    return bounded(NAME, default=None, converter=_optional(check_name))
 
 
 def slug_field(*, optional: bool = False) -> Any:
     """A slug checked by :func:`check_slug`; ``optional`` fields default to ``None``."""
     if optional:
-        return attrs.field(default=None, converter=_optional(check_slug))
-    return attrs.field(converter=check_slug)
+        return bounded(SLUG, default=None, converter=_optional(check_slug))
+    return bounded(SLUG, converter=check_slug)
 
 
-def _non_negative(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
-    if value is not None and value < 0:
-        raise BadRequestError(f"{attribute.name} must be >= 0 (0 = unlimited)")
+def _in_limit_range(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    """The codec checks :data:`~voidllm.bounds.LIMIT` on requests; this covers values built in code (CLI)."""
+    if value is not None and not LIMIT.minimum <= value <= LIMIT.maximum:  # type: ignore[operator]
+        raise BadRequestError(f"{attribute.name} must be between 0 (unlimited) and {LIMIT.maximum}")
 
 
 def limit_field() -> Any:
-    """An ``int`` limit field defaulting to 0 (unlimited), refused when negative."""
-    return attrs.field(default=0, validator=_non_negative)
+    """An ``int`` limit field defaulting to 0 (unlimited), at most 10^15."""
+    return bounded(LIMIT, default=0, validator=_in_limit_range)
 
 
 def optional_limit_field() -> Any:
     """An ``int | None`` limit field of a PATCH body: ``None`` leaves the value unchanged."""
-    return attrs.field(default=None, validator=_non_negative)
+    return bounded(LIMIT, default=None, validator=_in_limit_range)
 
 
 def set_fields(body: Any, names: tuple[str, ...]) -> dict[str, Any]:

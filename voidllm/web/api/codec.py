@@ -4,12 +4,20 @@ Unknown body fields are ignored (as the Go original does); a missing or mistyped
 field path (``required field missing @ $.name``) and never echoes the value sent. Timestamps are RFC 3339
 strings with an offset; they are returned in UTC with a ``Z``. A field whose Python name ends in ``_`` (``from_``,
 a keyword) goes by the name without it on the wire (:func:`wire_name`).
+
+Every field of a request class is checked against its :class:`~voidllm.bounds.Bounds` (declared in the field's
+metadata, else the default of its type) as soon as it is read, before the class's own converters and
+validators run: a value out of range, too long or not fit for an HTTP header is a 400 naming the field
+(``weight must be between 0 and 10000``). Text is measured as sent, so a long value is refused before it is
+parsed; a number too large for a float counts as infinite (and is refused as not finite).
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -18,19 +26,28 @@ import cattrs
 import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from voidllm.bounds import TIMESTAMP, Bounds, bounds_of
 from voidllm.errors import BadRequestError, GatewayError
 
 T = TypeVar("T")
+TIMESTAMP_LENGTH = TIMESTAMP.max_length or 64
 
 converter = cattrs.Converter(forbid_extra_keys=False)
 
 
+class _WrongValueError(ValueError):
+    """A value of the wrong kind; the message says what it must be (``must be an integer``), not the value."""
+
+
 def _structure_datetime(value: Any, _: type) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("expected an RFC 3339 timestamp")
-    parsed = datetime.fromisoformat(value)
+    if not isinstance(value, str) or len(value) > TIMESTAMP_LENGTH:
+        raise _WrongValueError("must be an RFC 3339 timestamp")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:  # its message quotes the value
+        raise _WrongValueError("must be an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
-        raise ValueError("timestamp needs a UTC offset, e.g. 2026-01-31T00:00:00Z")
+        raise _WrongValueError("must have a UTC offset, e.g. 2026-01-31T00:00:00Z")
     return parsed.astimezone(UTC)
 
 
@@ -43,30 +60,36 @@ def _structure_bool(value: Any, _: type) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
         return value.lower() in ("true", "1")
-    raise ValueError("expected true or false")
+    raise _WrongValueError("must be true or false")
 
 
 def _structure_int(value: Any, _: type) -> int:
-    if isinstance(value, bool):
-        raise ValueError("expected an integer")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValueError("expected an integer")
+        try:
+            return int(value)
+        except ValueError:  # beyond Python's digit limit for int()
+            pass
+    raise _WrongValueError("must be an integer")
 
 
 def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("expected a number")
-    return float(value)
+        raise _WrongValueError("must be a number")
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond the float range
+        return math.inf if value > 0 else -math.inf
+    except ValueError:
+        raise _WrongValueError("must be a number") from None
 
 
 def _structure_str(value: Any, _: type) -> str:
     if not isinstance(value, str):
-        raise ValueError("expected a string")
+        raise _WrongValueError("must be a string")
     return value
 
 
@@ -90,9 +113,51 @@ def _renames(cls: Any) -> dict[str, Any]:
     return {name: override(rename=wire_name(name)) for name in _renamed_fields(cls)}
 
 
-converter.register_structure_hook_factory(
-    lambda cls: bool(_renamed_fields(cls)), lambda cls: make_dict_structure_fn(cls, converter, **_renames(cls))
-)
+def _is_request_class(cls: Any) -> bool:
+    return isinstance(cls, type) and attrs.has(cls)
+
+
+def _structure_request_class(cls: Any) -> Any:
+    """A structure function for an attrs class: wire names, and each field checked against its bounds (a
+    value of the wrong kind is a 400 naming the field too)."""
+    hints = typing.get_type_hints(cls)
+    overrides: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        bounds = bounds_of(field, hints[field.name]) or Bounds()
+        hook = _bounded_hook(hints[field.name], bounds, wire_name(field.name))
+        overrides[field.name] = override(rename=wire_name(field.name), struct_hook=hook)
+    return make_dict_structure_fn(cls, converter, **overrides)
+
+
+def _bounded_hook(hint: Any, bounds: Bounds, name: str) -> Callable[[Any, Any], Any]:
+    """Structure a field's value as ``hint`` (``X | None`` allows ``null``), then refuse it with a 400 naming
+    the field when it is out of ``bounds``."""
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    nullable = len(args) < len(typing.get_args(hint)) and len(args) == 1
+    inner = args[0] if nullable else hint
+
+    def check(value: Any) -> None:
+        message = bounds.message(name, value)
+        if message is not None:
+            raise BadRequestError(message)
+
+    def structure_bounded(value: Any, _: Any) -> Any:
+        if value is None and nullable:
+            return None
+        if isinstance(value, str):
+            check(value)
+        try:
+            structured = converter.structure(value, inner)
+        except _WrongValueError as exc:
+            raise BadRequestError(f"{name} {exc}") from None
+        if not isinstance(structured, str):
+            check(structured)
+        return structured
+
+    return structure_bounded
+
+
+converter.register_structure_hook_factory(_is_request_class, _structure_request_class)
 converter.register_unstructure_hook_factory(
     lambda cls: bool(_renamed_fields(cls)), lambda cls: make_dict_unstructure_fn(cls, converter, **_renames(cls))
 )
