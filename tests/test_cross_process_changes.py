@@ -1,6 +1,6 @@
 """Issue 6 point 4, second half: key revocation and registry changes made through the admin API of one
-gateway take effect in another gateway on the same store within 1 s with Redis (pub/sub change notices), and
-within the cache TTL without Redis (periodic reloads).
+gateway take effect in another gateway on the same store within 1 s: with Redis through pub/sub change notices, without Redis through the
+store's ``change_notices`` (issue 13 point 5), which also carries what the CLI changes.
 
 The two gateways run in this process but share nothing except the store and Redis, exactly like two
 processes: each has its own key cache, catalog and Redis connections.
@@ -9,6 +9,7 @@ processes: each has its own key cache, catalog and Redis connections.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 import trio
 
 from tests.admin_tenancy import admin, bearer, create_key, default_org
+from tests.process import write_config
+from tests.test_cli_manage import gateway_config, voidllm
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from voidllm.redis.client import open_redis
 from voidllm.testing.mock_openai import open_mock_upstream
@@ -91,10 +94,31 @@ async def test_changes_through_one_gateway_reach_the_other_within_a_second_over_
                 await redis.execute("DEL", *keys)
 
 
-async def test_without_redis_changes_reach_the_other_gateway_within_the_cache_ttl(sqlite_dsn: str) -> None:
+async def test_without_redis_changes_reach_the_other_gateway_within_a_second_through_the_store(
+    db_target: tuple[str, str],
+) -> None:
+    """Issue 13 point 5: the store's change notices, on SQLite and PostgreSQL; the periodic reloads are an
+    hour away, so only the notices can help."""
+    driver, dsn = db_target
     async with open_mock_upstream() as upstream:
-        config = make_config(sqlite_dsn, "models:" + model_yaml("seed", upstream.base_url))
-        ttl = 0.5
-        config = attrs.evolve(config, cache=attrs.evolve(config.cache, key_ttl=ttl, model_ttl=ttl))
+        config = make_config(dsn, "models:" + model_yaml("seed", upstream.base_url), driver=driver)
+        config = attrs.evolve(config, cache=attrs.evolve(config.cache, key_ttl=3600.0, model_ttl=3600.0))
         async with run_gateway(config) as a, run_gateway(config) as b:
-            await check_changes_cross(a, b, upstream.base_url, limit=ttl + 1.0)  # a reload takes a moment
+            await check_changes_cross(a, b, upstream.base_url, limit=1.0)
+
+
+@pytest.mark.slow
+async def test_a_key_revoked_by_the_cli_is_refused_by_a_running_gateway_within_a_second(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path)
+    async with run_gateway(attrs.evolve(gateway_config(config_path), cache=attrs.evolve(
+        gateway_config(config_path).cache, key_ttl=3600.0))) as gw:
+        org = await default_org(gw)
+        me = (await gw.client.get(f"{API}/me", headers=admin(gw))).json()["id"]
+        key = await create_key(gw, org, name="cli-target", user_id=me)
+        assert (await gw.client.get("/v1/models", headers=bearer(key["key"]))).status_code == 200
+        await voidllm(config_path, "keys", "revoke", key["id"])
+        await within(1.0, lambda: models_status(gw, key["key"]), 401)
+
+
+async def models_status(gw: RunningGateway, key: str) -> int:
+    return (await gw.client.get("/v1/models", headers=bearer(key))).status_code

@@ -46,8 +46,8 @@ def _user_tables(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
 
 
-def test_head_revision_is_the_initial_migration() -> None:
-    assert head_revision() == "0001"
+def test_head_revision_is_the_change_notices_migration() -> None:
+    assert head_revision() == "0002"
 
 
 def test_config_needs_no_ini_file() -> None:

@@ -5,9 +5,9 @@
 (generated and printed once, or read from standard input) and ends the user's sign-in sessions.
 
 They run the same use cases as the admin API (:mod:`voidllm.admin`), as :meth:`Actor.system` (the operator
-at the command line acts as a system administrator), against the store of the configuration. With
-``redis.enabled`` a revocation is also announced over Redis, so running gateways evict the key at once;
-without Redis they drop it at their next key-cache reload (``cache.key_ttl``).
+at the command line acts as a system administrator), against the store of the configuration. A change is
+announced to running gateways as the admin API announces it (over Redis with ``redis.enabled``, else
+through the store's change notices), so they apply it within a second.
 
 Organisations, users and teams may be named by id or by slug / email. Output is a short text block, or
 JSON with ``--json``. A new key or a generated password is printed once and never stored in plain text.
@@ -16,6 +16,7 @@ JSON with ``--json``. A new key or a generated password is printed once and neve
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,14 +35,14 @@ from voidllm.admin.services import Services
 from voidllm.admin.tenancy import slug_from
 from voidllm.auth.cache import KeyCache
 from voidllm.auth.passwords import random_password
-from voidllm.bus import Bus, LocalBus
+from voidllm.bus import Bus, StoreBus
 from voidllm.config import Config
 from voidllm.config.units import parse_duration
 from voidllm.crypto import Keyring
 from voidllm.errors import GatewayError, NotFoundError
 from voidllm.store import tables as t
 from voidllm.store.migrate import migrate
-from voidllm.store.store import open_store
+from voidllm.store.store import Store, open_store
 from voidllm.web.api.codec import converter
 
 LIMIT_OPTIONS = ("requests_per_minute", "requests_per_day", "daily_token_limit", "monthly_token_limit")
@@ -124,14 +125,16 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     keyring = Keyring.from_setting(config.settings.encryption_key)
     async with open_store(db.driver, db.dsn) as store:
         await migrate(store)
-        async with _open_bus(config) as bus:
+        async with _open_bus(config, store) as bus:
             yield Services(config=config, store=store, keyring=keyring, keys=KeyCache(keyring.hmac_secret), bus=bus)
 
 
 @asynccontextmanager
-async def _open_bus(config: Config) -> AsyncIterator[Bus]:
+async def _open_bus(config: Config, store: Store) -> AsyncIterator[Bus]:
+    """Redis pub/sub with ``redis.enabled``, else the store's change notices: running gateways see what a
+    command changed within a second either way."""
     if not config.redis.enabled:
-        yield LocalBus()
+        yield StoreBus(store, f"cli-{secrets.token_hex(4)}")
         return
     from voidllm.redis.bus import RedisBus
     from voidllm.redis.client import open_redis

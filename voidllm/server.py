@@ -46,6 +46,7 @@ from voidllm.admin.audit_writer import open_audit_channel, serve_audit_writer
 from voidllm.admin.services import AuditSink, NullAudit, Services
 from voidllm.auth.bootstrap import BootstrapCredentials, BootstrapHint, BootstrapPlan, bootstrap, has_live_user
 from voidllm.auth.cache import KeyCache, serve_key_cache
+from voidllm.bus import StoreBus, serve_store_notices
 from voidllm.auth.throttle_redis import RedisLoginThrottle
 from voidllm.config import Config
 from voidllm.crypto import Keyring
@@ -315,10 +316,17 @@ async def _start_usage_upkeep(supervisor: Supervisor, store: Store, config: Conf
 
 
 async def _start_limits(supervisor: Supervisor, config: Config, store: Store, services: Services) -> Limiter:
-    """The rate limiter; with Redis also the change bus (``services.bus``) and its subscriber, and the login
-    throttle (``services.throttle``) shared through Redis (without, the login use case keeps one in memory)."""
+    """The rate limiter and the change bus (``services.bus``) with its receiver: over Redis, or else over the
+    store's ``change_notices``; with Redis also the login throttle (``services.throttle``) shared through
+    Redis (without, the login use case keeps one in memory)."""
     if not config.redis.enabled:
         memory = MemoryLimiter()
+        instance_id = secrets.token_hex(8)
+        services.bus = StoreBus(store, instance_id)
+        invalidations = Invalidations(services.keys, store, services)
+        await supervisor.start("change-notices", partial(
+            _serve_store_changes, store=store, instance_id=instance_id, invalidations=invalidations
+        ))
         return await supervisor.start("rate-limits", partial(serve_memory_limiter, limiter=memory, store=store))
     redis = config.redis
     client = await supervisor.start(
@@ -335,6 +343,19 @@ async def _start_limits(supervisor: Supervisor, config: Config, store: Store, se
         invalidations=invalidations, on_connected=partial(limiter.seed_from, store),
     ))
     return limiter
+
+
+async def _serve_store_changes(
+    *, store: Store, instance_id: str, invalidations: Invalidations,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Without Redis: other processes' change notices from the store, applied by ``invalidations``."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(invalidations.serve)
+        await nursery.start(
+            partial(serve_store_notices, store=store, sender=instance_id, notice=invalidations.notice)
+        )
+        task_status.started()
 
 
 def _limits(config: Config) -> ProxyLimits:

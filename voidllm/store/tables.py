@@ -454,6 +454,21 @@ settings = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow),
 )
 
+# -- change notices between processes (without Redis) ----------------------------------------------------
+
+change_notices = sa.Table(
+    "change_notices",
+    metadata,
+    # monotonic: readers ask for ids above the last one they saw (SQLite: AUTOINCREMENT never reuses one)
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    _short("topic", 32),
+    _text("message", default=""),  # a key hash to evict, or empty
+    _short("sender", 32),  # the publishing process, which skips its own notices
+    _created(),
+    sa.Index(None, "created_at"),
+    sqlite_autoincrement=True,
+)
+
 # -- MCP servers, access, tool data ---------------------------------------------------------------------
 
 mcp_servers = sa.Table(
