@@ -20,6 +20,11 @@ descriptions                          at most 4,096 characters (:data:`DESCRIPTI
 other free text (default)             at most 1,024 characters (:data:`TEXT`)
 values sent in HTTP headers           printable ASCII (space to ``~``), at most 4,096 (:data:`HEADER_VALUE`)
 token and request limits              0 (unlimited) to 10^15 (:data:`LIMIT`)
+model aliases                         at most 64, without commas
+``max_context_tokens``                0 to 10^8
+prices per million tokens             0 to 10^6, finite
+``max_retries``                       0 to 100
+deployment ``weight``, ``priority``   0 to 10,000 and 0 to 1,000
 ====================================  ==========================================================
 
 Header values (provider API keys, MCP bearer tokens, OAuth client credentials) must be printable ASCII: a
@@ -42,8 +47,10 @@ from typing import Any
 import attrs
 
 __all__ = [
-    "BOUNDS", "DESCRIPTION", "FINITE", "HEADER_VALUE", "INT64", "LIMIT", "MAX_ITEMS", "MAX_TEXT", "NAME",
-    "TEXT", "TIMESTAMP", "URL", "Bounds", "bounded", "bounds_of", "default_bounds",
+    "BOUNDS", "CHOICE", "CONTEXT_TOKENS", "DESCRIPTION", "FINITE", "HEADER_NAME", "HEADER_VALUE", "INT64",
+    "LIMIT", "MAX_ITEMS", "MAX_TEXT", "MCP_ALIAS", "MODEL_ALIAS", "MODEL_ALIASES", "NAME", "PRICE",
+    "PRIORITY", "RETRIES", "TEXT", "TIMESTAMP", "URL", "WEIGHT", "Bounds", "bounded", "bounds_of",
+    "default_bounds",
 ]
 
 BOUNDS = "voidllm.bounds"
@@ -133,6 +140,22 @@ TIMESTAMP = Bounds(max_length=64)
 LIMIT = Bounds(minimum=0, maximum=10**15)
 INT64 = Bounds(minimum=-(2**63), maximum=2**63 - 1)
 FINITE = Bounds()
+
+# Upstream fields, shared by the admin API (models, deployments, MCP servers) and the config file.
+CHOICE = Bounds(max_length=32)
+"""A provider, model type, strategy or duration text (checked against its choices or parsed afterwards)."""
+MODEL_ALIAS = Bounds(max_length=256, pattern="[^,]*", pattern_means="without commas (stored comma-joined)")
+MODEL_ALIASES = Bounds(max_items=64, items=MODEL_ALIAS)
+CONTEXT_TOKENS = Bounds(minimum=0, maximum=100_000_000)
+PRICE = Bounds(minimum=0, maximum=1_000_000)
+"""Currency units per one million tokens."""
+RETRIES = Bounds(minimum=0, maximum=100)
+WEIGHT = Bounds(minimum=0, maximum=10_000)
+"""Relative share of the ``weighted`` strategy (the strategy counts 0 as 1)."""
+PRIORITY = Bounds(minimum=0, maximum=1000)
+"""Order of the ``priority`` strategy, lowest first."""
+MCP_ALIAS = Bounds(max_length=63)
+HEADER_NAME = Bounds(max_length=128)
 
 
 def bounded(bounds: Bounds, **field_options: Any) -> Any:

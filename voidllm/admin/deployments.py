@@ -18,7 +18,6 @@ import sqlalchemy as sa
 
 from voidllm.admin.context import Actor
 from voidllm.admin.models import (
-    CHOICE,
     DeploymentOut,
     check_name,
     check_upstream,
@@ -29,17 +28,12 @@ from voidllm.admin.models import (
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
-from voidllm.bounds import HEADER_VALUE, NAME, URL, Bounds, bounded
+from voidllm.bounds import CHOICE, HEADER_VALUE, NAME, PRIORITY, URL, WEIGHT, bounded
 from voidllm.bus import TOPIC_MODELS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.routing.catalog_store import retire_deployment, seal_secret
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
-
-WEIGHT = Bounds(minimum=0, maximum=10_000)
-"""Relative share of the ``weighted`` strategy (the strategy counts 0 as 1)."""
-PRIORITY = Bounds(minimum=0, maximum=1000)
-"""Order of the ``priority`` strategy, lowest first."""
 
 
 @attrs.frozen

@@ -52,7 +52,7 @@ from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import check_name, is_team_admin, is_team_member, live_org, live_team
 from voidllm.auth.identity import Role
-from voidllm.bounds import HEADER_VALUE, NAME, TEXT, URL, Bounds, bounded
+from voidllm.bounds import HEADER_NAME, HEADER_VALUE, MCP_ALIAS, NAME, TEXT, URL, Bounds, bounded
 from voidllm.bus import TOPIC_MCP
 from voidllm.config.upstreams import MCP_AUTH_TYPES
 from voidllm.crypto import CryptoError, aad_for
@@ -86,11 +86,7 @@ FORBIDDEN_AUTH_HEADERS = frozenset({
 })  # fmt: skip
 """Headers an ``auth_header`` may not name: framing, hop-by-hop, cookies, and what the MCP client sets.
 ``Authorization`` is allowed (for schemes other than ``Bearer``, such as ``Token <value>``)."""
-ALIAS = Bounds(max_length=63)
 AUTH_TYPE = Bounds(max_length=16)
-HEADER_NAME = Bounds(max_length=128)
-"""``auth_header``'s length; what it may be is checked with the other auth fields (``invalid_auth_header``).
-"""
 
 
 # -------------------------------------------------------------------------------------------- values
@@ -138,7 +134,7 @@ class McpServerOut:
 @attrs.frozen
 class McpServerCreate:
     name: str = bounded(NAME)
-    alias: str = bounded(ALIAS)
+    alias: str = bounded(MCP_ALIAS)
     url: str = bounded(URL)
     auth_type: str = bounded(AUTH_TYPE, default="none")
     auth_header: str = bounded(HEADER_NAME, default="")
@@ -154,7 +150,7 @@ class McpServerUpdate:
     """Fields to change; ``None`` (or absent) keeps a field. ``""`` removes a secret."""
 
     name: str | None = bounded(NAME, default=None)
-    alias: str | None = bounded(ALIAS, default=None)
+    alias: str | None = bounded(MCP_ALIAS, default=None)
     url: str | None = bounded(URL, default=None)
     auth_type: str | None = bounded(AUTH_TYPE, default=None)
     auth_header: str | None = bounded(HEADER_NAME, default=None)

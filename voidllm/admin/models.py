@@ -34,7 +34,17 @@ from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
-from voidllm.bounds import HEADER_VALUE, NAME, URL, Bounds, bounded
+from voidllm.bounds import (
+    CHOICE,
+    CONTEXT_TOKENS,
+    HEADER_VALUE,
+    MODEL_ALIASES,
+    NAME,
+    PRICE,
+    RETRIES,
+    URL,
+    bounded,
+)
 from voidllm.bus import TOPIC_MODELS
 from voidllm.config.checks import HttpUrl
 from voidllm.config.units import parse_duration
@@ -47,15 +57,6 @@ from voidllm.store.ids import new_id
 
 RESERVED = ":deleted:"
 MAX_TIMEOUT = 24 * 3600.0
-
-CHOICE = Bounds(max_length=32)
-"""A provider, type, strategy or duration text (checked against its choices or parsed afterwards)."""
-ALIAS = Bounds(max_length=256, pattern="[^,]*", pattern_means="without commas (they are stored comma-joined)")
-ALIASES = Bounds(max_items=64, items=ALIAS)
-CONTEXT_TOKENS = Bounds(minimum=0, maximum=100_000_000)
-PRICE = Bounds(minimum=0, maximum=1_000_000)
-"""Currency units per one million tokens."""
-RETRIES = Bounds(minimum=0, maximum=100)
 
 
 # -------------------------------------------------------------------------------------------- values
@@ -153,7 +154,7 @@ class ModelCreate:
     azure_api_version: str = bounded(NAME, default="")
     gcp_project: str = bounded(NAME, default="")
     gcp_location: str = bounded(NAME, default="")
-    aliases: list[str] = bounded(ALIASES, factory=list)
+    aliases: list[str] = bounded(MODEL_ALIASES, factory=list)
     timeout: str = bounded(CHOICE, default="")
     strategy: str = bounded(CHOICE, default="")
     max_retries: int = bounded(RETRIES, default=0)
@@ -178,7 +179,7 @@ class ModelUpdate:
     azure_api_version: str | None = bounded(NAME, default=None)
     gcp_project: str | None = bounded(NAME, default=None)
     gcp_location: str | None = bounded(NAME, default=None)
-    aliases: list[str] | None = bounded(ALIASES, default=None)
+    aliases: list[str] | None = bounded(MODEL_ALIASES, default=None)
     timeout: str | None = bounded(CHOICE, default=None)
     strategy: str | None = bounded(CHOICE, default=None)
     max_retries: int | None = bounded(RETRIES, default=None)

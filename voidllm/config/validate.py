@@ -3,6 +3,9 @@
 *Object rules* (:func:`check_object`) relate fields of one object: a provider's required fields, ``strategy``
 if and only if there are ``deployments``, TLS files when TLS is on. The codec runs them on each object right
 after building it, so they see typed values; an object whose own fields failed to read is not checked again.
+Models, deployments and MCP servers are also held to the bounds the admin API declares for the same columns
+(:mod:`voidllm.bounds`: names and aliases at most 256 characters, URLs 2,048, provider keys and MCP secrets
+printable ASCII since they are sent in headers, weights, priorities, retries and prices in range).
 
 *Document rules* (:func:`check_document`) relate entries across the file: unique model names, aliases that
 collide with nothing, fallbacks that point at an existing model without forming a cycle, unique MCP aliases,
@@ -21,8 +24,10 @@ from typing import Any
 
 import attrs
 
+from voidllm import bounds as b
+from voidllm.bounds import Bounds
 from voidllm.config.models import DatabaseConfig, RedisConfig, TLSConfig
-from voidllm.config.upstreams import DeploymentConfig, MCPServerConfig, ModelConfig
+from voidllm.config.upstreams import DeploymentConfig, MCPServerConfig, ModelConfig, PricingConfig
 
 __all__ = ["Path", "Problem", "check_document", "check_object", "format_path"]
 
@@ -39,6 +44,38 @@ def format_path(path: Path) -> str:
 def _required(obj: Any, field: str, why: str) -> Iterator[Problem]:
     if not getattr(obj, field):
         yield (field,), f"required {why}"
+
+
+_UPSTREAM_BOUNDS = {
+    "name": b.NAME, "base_url": b.URL, "api_key": b.HEADER_VALUE, "azure_deployment": b.NAME,
+    "azure_api_version": b.NAME, "gcp_project": b.NAME, "gcp_location": b.NAME,
+}
+_BOUNDS: dict[type, dict[str, Bounds]] = {
+    ModelConfig: {**_UPSTREAM_BOUNDS, "aliases": b.MODEL_ALIASES, "max_context_tokens": b.CONTEXT_TOKENS,
+                  "max_retries": b.RETRIES, "fallback": b.NAME},
+    DeploymentConfig: {**_UPSTREAM_BOUNDS, "weight": b.WEIGHT, "priority": b.PRIORITY},
+    PricingConfig: {"input_per_1m": b.PRICE, "output_per_1m": b.PRICE},
+    MCPServerConfig: {"name": b.NAME, "alias": b.MCP_ALIAS, "url": b.URL, "auth_header": b.HEADER_NAME,
+                      "auth_token": b.HEADER_VALUE, "oauth_token_url": b.URL, "oauth_client_id": b.HEADER_VALUE,
+                      "oauth_client_secret": b.HEADER_VALUE, "oauth_scopes": b.TEXT},
+}  # fmt: skip
+"""Fields whose values flow into the same columns as the admin API's, with the API's bounds."""
+
+
+def _bounds(obj: Any) -> Iterator[Problem]:
+    """Each field of :data:`_BOUNDS` out of its bounds; a list's items are reported by their index."""
+    for field, bounds in _BOUNDS.get(type(obj), {}).items():
+        value = getattr(obj, field)
+        if not isinstance(value, tuple) or bounds.items is None:
+            if (problem := bounds.problem(value)) is not None:
+                yield (field,), problem
+            continue
+        if (problem := attrs.evolve(bounds, items=None).problem(value)) is not None:
+            yield (field,), problem
+            continue
+        for index, item in enumerate(value):
+            if (problem := bounds.items.problem(item)) is not None:
+                yield (field, index), problem
 
 
 def _provider_fields(obj: ModelConfig | DeploymentConfig) -> Iterator[Problem]:
@@ -99,9 +136,9 @@ _OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
 
 
 def check_object(obj: object) -> list[Problem]:
-    """The cross-field problems of one config object (none for classes without such rules)."""
+    """The cross-field problems of one config object and its bounds (none for classes without such rules)."""
     rule = _OBJECT_RULES.get(type(obj))
-    return list(rule(obj)) if rule is not None else []
+    return [*_bounds(obj), *(rule(obj) if rule is not None else ())]
 
 
 @attrs.frozen
