@@ -40,10 +40,11 @@ def test_valid_bearer_key_resolves_to_its_identity() -> None:
 @pytest.mark.parametrize(
     ("header", "message"),
     [
-        (None, "missing authorization header"),
-        ("", "missing authorization header"),
-        ("bearer vl_uk_" + "a" * 48, "missing authorization header"),
-        ("Basic dXNlcjpwYXNz", "missing authorization header"),
+        (None, "missing API key: send the header Authorization: Bearer <key>"),
+        ("", "missing API key: send the header Authorization: Bearer <key>"),
+        ("bearer vl_uk_" + "a" * 48, "invalid API key"),  # the scheme is case-insensitive
+        ("vl_uk_" + "a" * 48, "the Bearer prefix is missing: use Authorization: Bearer <key>"),
+        ("Basic dXNlcjpwYXNz", "unsupported scheme: use Authorization: Bearer <key>"),
         ("Bearer sk-" + "a" * 48, "invalid API key format"),
         ("Bearer vl_uk_" + "A" * 48, "invalid API key format"),
         ("Bearer vl_uk_" + "a" * 47, "invalid API key format"),

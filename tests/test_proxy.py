@@ -155,6 +155,8 @@ async def test_client_mistakes_get_the_error_envelope(
         response = await gw.client.post("/v1/chat/completions", headers=auth(gw), content=content)
         assert response.status_code == status
         assert response.json()["error"]["code"] == code
+        if code == "model_not_found":  # issue 13 point 6: the error names the model asked for
+            assert response.json()["error"]["message"].startswith("model 'nope' not found")
         assert mock.requests == []
 
 

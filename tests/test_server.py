@@ -64,13 +64,17 @@ async def test_bootstrap_key_authenticates_and_wrong_keys_get_401(sqlite_dsn: st
         assert one.json()["id"] == "gpt-4o"
         missing = await gw.client.get("/v1/models/nope", headers={"Authorization": f"Bearer {key}"})
         assert missing.status_code == 404 and _envelope(missing)["code"] == "model_not_found"
+        assert _envelope(missing)["message"].startswith("model 'nope' not found")
 
         wrong = await gw.client.get("/v1/models", headers={"Authorization": "Bearer vl_uk_" + "0" * 48})
         assert wrong.status_code == 401
         assert _envelope(wrong) | {"request_id": None} == {
             "code": "unauthorized", "message": "invalid API key", "request_id": None}
         bare = await gw.client.get("/v1/models")
-        assert bare.status_code == 401 and _envelope(bare)["message"] == "missing authorization header"
+        assert bare.status_code == 401
+        assert _envelope(bare)["message"] == "missing API key: send the header Authorization: Bearer <key>"
+        unprefixed = await gw.client.get("/v1/models", headers={"Authorization": key})
+        assert _envelope(unprefixed)["message"] == "the Bearer prefix is missing: use Authorization: Bearer <key>"
         malformed = await gw.client.get("/v1/models", headers={"Authorization": f"Bearer {key[:-1]}"})
         assert _envelope(malformed)["message"] == "invalid API key format"
 

@@ -91,6 +91,13 @@ class NotFoundError(ClientRequestError):
     code = "not_found"
 
 
+def model_not_found(name: str) -> NotFoundError:
+    """404 ``model_not_found`` naming the model asked for (clipped, quoted: it is the client's own string)."""
+    shown = name if len(name) <= 128 else name[:128] + "…"
+    return NotFoundError(f"model {shown!r} not found: GET /v1/models lists the models this key may use",
+                         code="model_not_found")
+
+
 class ConflictError(ClientRequestError):
     status = 409
     code = "conflict"

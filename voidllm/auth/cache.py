@@ -30,7 +30,7 @@ from voidllm.nursery.periodic import keep_reloading
 
 log = logging.getLogger(__name__)
 
-_BEARER = "Bearer "
+MISSING = "missing API key: send the header Authorization: Bearer <key>"
 
 
 @attrs.define(eq=False)
@@ -51,9 +51,13 @@ class KeyCache:
             AuthenticationError: missing or malformed header, unknown key, or expired key. The message says
                 which, never what was sent.
         """
-        if not authorization or not authorization.startswith(_BEARER):
-            return self._reject("missing", "missing authorization header")
-        return self.authenticate_key(authorization[len(_BEARER) :])
+        if not authorization:
+            return self._reject("missing", MISSING)
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110)
+            hint = "the Bearer prefix is missing" if authorization.startswith("vl_") else "unsupported scheme"
+            return self._reject("format", f"{hint}: use Authorization: Bearer <key>")
+        return self.authenticate_key(key.strip())
 
     def authenticate_key(self, plaintext: str) -> KeyIdentity:
         """Resolve a presented key (without the ``Bearer`` prefix); see :meth:`authenticate`."""

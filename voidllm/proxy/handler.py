@@ -54,12 +54,12 @@ from voidllm.errors import (
     BadRequestError,
     GatewayError,
     GatewayTimeoutError,
-    NotFoundError,
     PermissionDeniedError,
     RequestTimeoutError,
     RequestTooLargeError,
     ServiceUnavailableError,
     UpstreamResponseTooLargeError,
+    model_not_found,
 )
 from voidllm.limits.base import Admission, Limiter, NoLimiter, limited
 from voidllm.limits.estimate import estimate_tokens
@@ -387,7 +387,7 @@ class Proxy:
         ex.requested_model = name
         model = self.catalog.resolve(ex.identity, name)
         if model is None:
-            raise NotFoundError("the requested model was not found", code="model_not_found")
+            raise model_not_found(name)
         if not self.catalog.allowed(ex.identity, model.name):
             raise PermissionDeniedError("access to the requested model is denied", code="model_access_denied")
         ex.model = model

@@ -10,7 +10,7 @@ from __future__ import annotations
 from quart import Blueprint, request
 
 from voidllm.auth.identity import KeyIdentity
-from voidllm.errors import BadRequestError, NotFoundError
+from voidllm.errors import BadRequestError, model_not_found
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Model
 from voidllm.web.state import app_state
@@ -43,7 +43,7 @@ async def get_model(model_id: str) -> dict[str, object]:
     catalog: Catalog = app_state().catalog
     model = catalog.resolve(identity, model_id)
     if model is None or not catalog.allowed(identity, model.name):
-        raise NotFoundError("the requested model was not found", code="model_not_found")
+        raise model_not_found(model_id)
     return _entry(model, catalog.aliases_of(identity).get(model.name, []))
 
 
