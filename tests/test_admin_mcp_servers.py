@@ -144,7 +144,9 @@ async def test_validation_and_conflicts(sqlite_dsn: str) -> None:
             assert (await create(server("a", url))).status_code == 400, url
         for url in ("http://127.0.0.1:9/mcp", "http://10.1.2.3/", "http://169.254.169.254/latest", "http://[::1]/",
                     "http://localhost:8080/", "http://[::ffff:192.168.1.1]/", "http://0.0.0.0/"):
-            assert error_of(await create(server("a", url)), 400)["code"] == "private_url_not_allowed", url
+            refused = error_of(await create(server("a", url)), 400)
+            assert refused["code"] == "private_url_not_allowed", url
+            assert "settings.mcp.allow_private_urls" in refused["message"]  # says how to allow it
         oauth = {"auth_type": "oauth", "oauth_client_id": "c", "oauth_client_secret": "s"}
         http_token_url = await create(server("a", **oauth, oauth_token_url="http://idp.example.com/token"))
         assert "https" in error_of(http_token_url, 400)["message"]

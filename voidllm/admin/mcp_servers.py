@@ -387,7 +387,8 @@ def check_url(value: str, field: str, *, allow_private: bool, https_only: bool =
     if parts.username is not None or parts.password is not None:
         raise BadRequestError(f"{field} must not contain credentials")
     if not allow_private and _private_host(host):
-        raise BadRequestError(f"{field} points at a private, loopback or link-local address",
+        raise BadRequestError(f"{field} points at a private, loopback or link-local address "
+                              "(allowed with settings.mcp.allow_private_urls: true)",
                               code="private_url_not_allowed")  # fmt: skip
     return value
 

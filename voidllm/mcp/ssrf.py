@@ -79,7 +79,9 @@ def check_url(url: str, *, allow_private: bool) -> None:
     except ValueError:
         return
     if blocked_ip(ip):
-        raise BlockedAddress("address is private, loopback, link-local or reserved")
+        raise BlockedAddress(
+            "address is private, loopback, link-local or reserved (allowed with settings.mcp.allow_private_urls)"
+        )
 
 
 async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[str]:
