@@ -14,6 +14,8 @@ import httpx
 import sqlalchemy as sa
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
+from voidllm.auth.loader import load_live_key
+from voidllm.auth.sessions import insert_session, new_session_key
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 from voidllm.testing.mock_openai import Behaviour, open_mock_upstream
@@ -23,10 +25,12 @@ MODEL = "gpt-test"
 
 
 @asynccontextmanager
-async def open_gateway(dsn: str, driver: str = "sqlite") -> AsyncIterator[RunningGateway]:
-    """A gateway with one model served by a mock upstream, so keys can be proven on the proxy path."""
+async def open_gateway(dsn: str, driver: str = "sqlite", settings: str = "") -> AsyncIterator[RunningGateway]:
+    """A gateway with one model served by a mock upstream, so keys can be proven on the proxy path;
+    ``settings`` as for :func:`tests.gateway.make_config`."""
     async with open_mock_upstream(Behaviour()) as upstream:
-        config = make_config(dsn, "models:" + model_yaml(MODEL, upstream.base_url), driver=driver)
+        models = "models:" + model_yaml(MODEL, upstream.base_url)
+        config = make_config(dsn, models, driver=driver, settings=settings)
         async with run_gateway(config) as gw:
             yield gw
 
@@ -71,15 +75,17 @@ async def create_org(gw: RunningGateway, slug: str, **fields: Any) -> dict[str, 
 
 
 async def add_user(
-    gw: RunningGateway, org_id: str | None, email: str, *, role: str = "member", system_admin: bool = False
+    gw: RunningGateway, org_id: str | None, email: str, *, role: str = "member", system_admin: bool = False,
+    password_hash: str | None = None,
 ) -> str:
-    """Insert a user (no password) and, when ``org_id`` is given, its org membership; returns the user id."""
+    """Insert a user (no password unless ``password_hash``) and, when ``org_id`` is given, its org membership;
+    returns the user id."""
     user_id, now = new_id(), utcnow()
 
     def write(conn: sa.Connection) -> None:
         conn.execute(t.users.insert().values(
             id=user_id, email=email, display_name=email.split("@")[0], is_system_admin=system_admin,
-            created_at=now, updated_at=now,
+            password_hash=password_hash, created_at=now, updated_at=now,
         ))
         if org_id is not None:
             conn.execute(t.org_memberships.insert().values(
@@ -90,12 +96,46 @@ async def add_user(
     return user_id
 
 
-async def join_team(gw: RunningGateway, team_id: str, user_id: str, role: str = "member") -> None:
-    """Insert a team membership directly (bypassing the API under test)."""
-    now = utcnow()
+async def join_team(gw: RunningGateway, team_id: str, user_id: str, role: str = "member") -> str:
+    """Insert a team membership directly (bypassing the API under test); returns its id."""
+    now, membership_id = utcnow(), new_id()
     await gw.state.services.store.run(lambda conn: conn.execute(t.team_memberships.insert().values(
-        id=new_id(), team_id=team_id, user_id=user_id, role=role, created_at=now, updated_at=now
+        id=membership_id, team_id=team_id, user_id=user_id, role=role, created_at=now, updated_at=now
     )))
+    return membership_id
+
+
+async def join_org(gw: RunningGateway, org_id: str, user_id: str, role: str = "member") -> str:
+    """Insert an org membership of an existing user directly; returns its id."""
+    now, membership_id = utcnow(), new_id()
+    await gw.state.services.store.run(lambda conn: conn.execute(t.org_memberships.insert().values(
+        id=membership_id, org_id=org_id, user_id=user_id, role=role, created_at=now, updated_at=now
+    )))
+    return membership_id
+
+
+async def org_membership_id(gw: RunningGateway, org_id: str, user_id: str) -> str:
+    m = t.org_memberships
+    query = sa.select(m.c.id).where(m.c.org_id == org_id, m.c.user_id == user_id)
+    return str(await gw.state.services.store.run(lambda conn: conn.execute(query).scalar_one()))
+
+
+async def open_session(gw: RunningGateway, org_id: str, user_id: str) -> str:
+    """A fresh login session key (``vl_sk_``) of ``user_id`` in ``org_id``, opened as a login opens one but
+    without the password check (and so without the login throttle)."""
+    services = gw.state.services
+    plaintext, key_hash, hint = new_session_key(services)
+    now = utcnow()
+
+    def write(conn: sa.Connection) -> Any:
+        key_id, _ = insert_session(
+            conn, user_id=user_id, org_id=org_id, key_hash=key_hash, hint=hint, now=now
+        )
+        return load_live_key(conn, key_id, now=now)
+
+    entry = await services.store.run(write)
+    services.keys.put(*entry)
+    return plaintext
 
 
 async def create_team(gw: RunningGateway, org_id: str, slug: str, **fields: Any) -> dict[str, Any]:

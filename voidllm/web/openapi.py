@@ -2,8 +2,9 @@
 
 Every :class:`~voidllm.web.api.framework.ApiRoute` becomes one operation: the Quart rule becomes an OpenAPI
 path (``<org_id>`` → ``{org_id}``), the handler's name its ``operationId``, ``tag``/``summary`` are copied,
-non-public routes require ``bearerAuth`` (and name their minimum role in ``x-voidllm-role``), path
-parameters and the fields of the route's ``query`` class become parameters, ``body`` the JSON request body,
+non-public routes require ``bearerAuth`` (and name their minimum role in ``x-voidllm-role`` and who may call
+in ``x-voidllm-allow``, the route's ``allow=``), path parameters and the fields of the route's ``query`` class
+become parameters, ``body`` the JSON request body,
 and ``response`` (an attrs class, ``Page[X]``, ``list[X]``, or nothing) the success response; a route that
 ``produces`` a streamed download (``text/csv``) describes its body as a string of that media type. Error
 responses use the one envelope schema, listed for the statuses a route can produce: 400 when it takes input,
@@ -135,6 +136,7 @@ def _operation(route: ApiRoute, registry: SchemaRegistry) -> dict[str, Any]:
         operation["security"] = [{"bearerAuth": []}]
         if route.role is not None:
             operation["x-voidllm-role"] = route.role.name.lower()
+        operation["x-voidllm-allow"] = [str(grant) for grant in route.allow]
     if route.audit is not None:
         operation["x-voidllm-audit"] = {"action": route.audit[0], "resource_type": route.audit[1]}
     operation["responses"] = _responses(route, registry)

@@ -16,40 +16,43 @@ _ACCESS = {"response": ModelAccess, "tag": "access"}
 _REPLACE = {"body": ModelAccess, "audit": ("replace", "model_access")}
 
 
-@api.get(f"{_ORG}/model-access", role=Role.ORG_ADMIN, **_ACCESS, summary="An organization's model allowlist")
+@api.get(f"{_ORG}/model-access", role=Role.ORG_ADMIN, allow=("org_admin",), **_ACCESS,
+         summary="An organization's model allowlist")
 async def get_org_model_access(call: Call, org_id: str) -> ModelAccess:
     return await read_model_access(call.services, call.actor, AccessScope(org_id))
 
 
-@api.put(f"{_ORG}/model-access", role=Role.SYSTEM_ADMIN, **_ACCESS, **_REPLACE,
+@api.put(f"{_ORG}/model-access", role=Role.SYSTEM_ADMIN, allow=("system_admin",), **_ACCESS, **_REPLACE,
          summary="Replace an organization's model allowlist")  # fmt: skip
 async def put_org_model_access(call: Call, org_id: str, body: ModelAccess) -> ModelAccess:
     return await replace_model_access(call.services, call.actor, AccessScope(org_id), body)
 
 
-@api.get(f"{_TEAM}/model-access", role=Role.MEMBER, **_ACCESS, summary="A team's model allowlist")
+@api.get(f"{_TEAM}/model-access", role=Role.MEMBER, allow=("team_admin",), **_ACCESS,
+         summary="A team's model allowlist")
 async def get_team_model_access(call: Call, org_id: str, team_id: str) -> ModelAccess:
     return await read_model_access(call.services, call.actor, AccessScope(org_id, team_id=team_id))
 
 
-@api.put(f"{_TEAM}/model-access", role=Role.ORG_ADMIN, **_ACCESS, **_REPLACE,
+@api.put(f"{_TEAM}/model-access", role=Role.ORG_ADMIN, allow=("org_admin",), **_ACCESS, **_REPLACE,
          summary="Replace a team's model allowlist")  # fmt: skip
 async def put_team_model_access(call: Call, org_id: str, team_id: str, body: ModelAccess) -> ModelAccess:
     return await replace_model_access(call.services, call.actor, AccessScope(org_id, team_id=team_id), body)
 
 
-@api.get(f"{_KEY}/model-access", role=Role.ORG_ADMIN, **_ACCESS, summary="An API key's model allowlist")
+@api.get(f"{_KEY}/model-access", role=Role.ORG_ADMIN, allow=("org_admin",), **_ACCESS,
+         summary="An API key's model allowlist")
 async def get_key_model_access(call: Call, org_id: str, key_id: str) -> ModelAccess:
     return await read_model_access(call.services, call.actor, AccessScope(org_id, key_id=key_id))
 
 
-@api.put(f"{_KEY}/model-access", role=Role.ORG_ADMIN, **_ACCESS, **_REPLACE,
+@api.put(f"{_KEY}/model-access", role=Role.ORG_ADMIN, allow=("org_admin",), **_ACCESS, **_REPLACE,
          summary="Replace an API key's model allowlist")  # fmt: skip
 async def put_key_model_access(call: Call, org_id: str, key_id: str, body: ModelAccess) -> ModelAccess:
     return await replace_model_access(call.services, call.actor, AccessScope(org_id, key_id=key_id), body)
 
 
-_ALIASES = {"role": Role.ORG_ADMIN, "tag": "aliases"}
+_ALIASES = {"role": Role.ORG_ADMIN, "allow": ("org_admin",), "tag": "aliases"}
 
 
 @api.post(f"{_ORG}/model-aliases", body=AliasCreate, response=AliasOut, status=201, **_ALIASES,

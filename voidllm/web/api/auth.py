@@ -21,22 +21,24 @@ async def login(call: Call, body: LoginRequest) -> LoginOut:
 
 
 @api.post(
-    "/auth/logout", status=204, tag="auth", summary="End the presenting session", audit=("logout", "session"),
+    "/auth/logout", status=204, allow=("self",), tag="auth", summary="End the presenting session",
+    audit=("logout", "session"),
 )
 async def logout(call: Call) -> None:
     await sessions.logout(call.services, call.actor)
 
 
 @api.get(
-    "/auth/sessions", query=PageQuery, response=Page[SessionOut], tag="auth", summary="List own live sessions"
+    "/auth/sessions", query=PageQuery, response=Page[SessionOut], allow=("self",), tag="auth",
+    summary="List own live sessions",
 )
 async def list_sessions(call: Call, query: PageQuery) -> Page[SessionOut]:
     return await sessions.list_sessions(call.services, call.actor, query)
 
 
 @api.delete(
-    "/auth/sessions/<session_id>", status=204, tag="auth", summary="End one of one's own sessions",
-    audit=("revoke", "session"),
+    "/auth/sessions/<session_id>", status=204, allow=("self",), tag="auth",
+    summary="End one of one's own sessions", audit=("revoke", "session"),
 )
 async def revoke_session(call: Call, session_id: str) -> None:
     await sessions.revoke_session(call.services, call.actor, session_id)

@@ -18,6 +18,18 @@ scope checks (org boundaries, team membership) belong to the use case. Successfu
 set are handed to the audit sink. Errors are :class:`~voidllm.errors.GatewayError` subclasses rendered in
 the envelope by ``voidllm.web.errors``.
 
+**Who may call.** Every route that is not public states it with ``allow=``: the relations of a caller to the
+route's resource that let it act (:data:`RELATIONS`), e.g. ``allow=("team_admin", "holder(name)")`` on a
+key. A relation admits the ones above it on the chain ``member`` < ``team_member`` < ``team_admin`` <
+``org_admin`` < ``system_admin`` (``account_admin`` < ``system_admin``); ``self`` and ``holder`` stand
+apart. A relation in parentheses-qualified form, ``relation(what)``, may use only that part of the route
+(fields or bodies named by ``what``), e.g. an org admin renames its organisation but does not set its limits.
+Everyone else is refused with 403 or 404 and nothing changes. ``users_only=True`` says that only user keys
+and sessions may call (team and service-account keys are refused). The statement is documentation
+(OpenAPI ``x-voidllm-allow``) and the specification of ``tests/test_rbac.py``, which calls every route as
+every kind of caller and checks it; ``role`` must never refuse a caller that ``allow`` admits. The use cases
+enforce the rules; the statement does not.
+
 Hand-written rather than quart-schema because the stack's models are attrs classes structured by cattrs
 (quart-schema validates pydantic and msgspec models only).
 """
@@ -41,6 +53,48 @@ PREFIX = "/api/v1"
 
 Handler = Callable[..., Awaitable[Any]]
 
+RELATIONS: dict[str, str] = {
+    "system_admin": "a system administrator",
+    "org_admin": "an org admin of the resource's organisation (a user whose membership role there is "
+    "org_admin, or an unbound service-account key of it); for a user account: of one of the user's "
+    "organisations",
+    "account_admin": "for a user account: an org admin of every organisation the user belongs to (a user "
+    "without any membership: system admins only)",
+    "team_admin": "an admin of the resource's team (a user whose team role is team_admin, the team's key, a "
+    "service-account key bound to the team); for a resource of no team: an org admin; for a key: an admin "
+    "above it, never its holder below org admin",
+    "team_member": "a member of the resource's team (its users, the keys bound to it); for a resource of no "
+    "team: a member",
+    "member": "any key of the resource's organisation; on a route without one: any caller, within its own "
+    "scope",
+    "self": "the calling user itself: its own account, its own sessions (user keys and sessions only)",
+    "holder": "the user a key belongs to (with any of its keys or sessions)",
+}
+"""The relations ``allow=`` names, and what each means (see the module docstring for the chain)."""
+
+
+@attrs.frozen
+class Grant:
+    """One entry of ``allow=``: a relation, and what of the route it may use (``None``: all of it)."""
+
+    relation: str
+    only: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Grant:
+        """``"team_admin"`` or ``"team_admin(name, slug)"``; :exc:`ValueError` for an unknown relation."""
+        relation, _, rest = text.partition("(")
+        relation = relation.strip()
+        if relation not in RELATIONS:
+            raise ValueError(f"unknown relation {relation!r} in allow= (one of: {', '.join(RELATIONS)})")
+        if rest and not rest.endswith(")"):
+            raise ValueError(f"allow= entry {text!r}: a qualifier is written relation(what)")
+        only = rest[:-1].strip() if rest else ""
+        return cls(relation, only or None)
+
+    def __str__(self) -> str:
+        return self.relation if self.only is None else f"{self.relation}({self.only})"
+
 
 @attrs.frozen
 class ApiRoute:
@@ -57,6 +111,8 @@ class ApiRoute:
     status: int = 200
     public: bool = False
     role: Role | None = None
+    allow: tuple[Grant, ...] = ()  # who may call; required unless public (tests/test_rbac.py)
+    users_only: bool = False
     audit: tuple[str, str] | None = None  # (action, resource_type) recorded on success
     description: str = ""
     produces: str | None = None  # media type of a Streamed success body (instead of JSON)
@@ -116,6 +172,9 @@ class ApiRoutes:
     def route(self, method: str, path: str, **options: Any) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             summary = options.pop("summary", None) or (handler.__doc__ or handler.__name__).strip().splitlines()[0]
+            options["allow"] = tuple(Grant.parse(text) for text in options.get("allow", ()))
+            if options.get("public") and options["allow"]:
+                raise ValueError(f"{method} {path} is public: it takes no allow=")
             self.routes.append(ApiRoute(method=method, path=path, handler=handler, summary=summary, **options))
             return handler
 

@@ -10,10 +10,10 @@ from voidllm.admin.probes import ConnectionResult, ConnectionTest, HealthList
 from voidllm.auth.identity import Role
 from voidllm.web.api.framework import Call, api
 
-_ADMIN = {"role": Role.SYSTEM_ADMIN, "tag": "models"}
+_ADMIN = {"role": Role.SYSTEM_ADMIN, "allow": ("system_admin",), "tag": "models"}
 
 
-@api.get("/models/health", response=HealthList, role=Role.MEMBER, tag="models",
+@api.get("/models/health", response=HealthList, role=Role.MEMBER, allow=("member",), tag="models",
          summary="Health of every upstream")  # fmt: skip
 async def models_health(call: Call) -> HealthList:
     return await probes.health(call.services, call.actor)
