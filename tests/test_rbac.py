@@ -321,7 +321,7 @@ class World:
     mcp_url: str
     keys: dict[str, str] = attrs.Factory(dict)  # caller name -> key
     users: dict[str, str] = attrs.Factory(dict)  # user name -> id
-    orgs: dict[str, str] = attrs.Factory(dict)  # "A", "B", "C" -> id
+    orgs: dict[str, str] = attrs.Factory(dict)  # "A", "B" -> id
     teams: dict[str, str] = attrs.Factory(dict)  # "T", "T2", "U" -> id
     targets: dict[str, list[Target]] = attrs.Factory(dict)
     serial: itertools.count[int] = attrs.Factory(itertools.count)
@@ -399,11 +399,6 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
     teams = {"T": w.teams["T"], "T2": w.teams["T2"]}
     in_team = {name: Scope(frozenset({"A"}), team=name) for name in teams}
 
-    def one(
-        label: str, scope: Scope, params: dict[str, str], fresh: Callable[[], Awaitable[dict[str, str]]]
-    ) -> Target:
-        return Target(label, scope, params, fresh)
-
     async def fresh_org() -> dict[str, str]:
         return {"org_id": (await create_org(gw, f"fresh-{w.n()}"))["id"]}
 
@@ -423,13 +418,13 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
         return make
 
     w.targets["team_membership"] = [
-        one(
+        Target(
             "T",
             in_team["T"],
             {"org_id": a, "team_id": teams["T"], "membership_id": member_in_t},
             team_membership("T"),
         ),
-        one(
+        Target(
             "T2",
             in_team["T2"],
             {"org_id": a, "team_id": teams["T2"], "membership_id": loner_in_t2},
@@ -441,7 +436,7 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
         return {"org_id": a, "membership_id": await org_membership_id(gw, a, await w.user("A"))}
 
     w.targets["org_membership"] = [
-        one(
+        Target(
             "A",
             ORG_A,
             {"org_id": a, "membership_id": await org_membership_id(gw, a, u["member"])},
@@ -455,7 +450,7 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
             "invite_id": (await w.post(f"/orgs/{a}/invites", {"email": f"i{w.n()}@a.io"}))["id"],
         }
 
-    w.targets["invite"] = [one("A", ORG_A, await invite(), invite)]
+    w.targets["invite"] = [Target("A", ORG_A, await invite(), invite)]
 
     def alias(team: str | None) -> Callable[[], Awaitable[dict[str, str]]]:
         async def make() -> dict[str, str]:
@@ -467,8 +462,10 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
 
         return make
 
-    w.targets["org_alias"] = [one("A", ORG_A, await alias(None)(), alias(None))]
-    w.targets["team_alias"] = [one(name, in_team[name], await alias(name)(), alias(name)) for name in teams]
+    w.targets["org_alias"] = [Target("A", ORG_A, await alias(None)(), alias(None))]
+    w.targets["team_alias"] = [
+        Target(name, in_team[name], await alias(name)(), alias(name)) for name in teams
+    ]
 
     def api_key(holder: str) -> Callable[[], Awaitable[dict[str, str]]]:
         async def make() -> dict[str, str]:
@@ -478,7 +475,7 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
         return make
 
     w.targets["key"] = [
-        one(
+        Target(
             f"{holder}'s key",
             Scope(frozenset({"A"}), team="T", holder=holder),
             await api_key(holder)(),
@@ -495,8 +492,8 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
         return make
 
     w.targets["service_account"] = [
-        one("T", in_team["T"], await account("T")(), account("T")),
-        one("A", ORG_A, await account(None)(), account(None)),
+        Target("T", in_team["T"], await account("T")(), account("T")),
+        Target("A", ORG_A, await account(None)(), account(None)),
     ]
 
     def server(team: str | None) -> Callable[[], Awaitable[dict[str, str]]]:
@@ -509,8 +506,8 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
         return make
 
     w.targets["server"] = [
-        one("T's", in_team["T"], await server("T")(), server("T")),
-        one("A's", ORG_A, await server(None)(), server(None)),
+        Target("T's", in_team["T"], await server("T")(), server("T")),
+        Target("A's", ORG_A, await server(None)(), server(None)),
     ]
     n = w.n()
     w.targets["global_server"] = [
@@ -531,8 +528,8 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
         made = await w.post(f"/models/{model_id}/deployments", {"name": f"d-{w.n()}", **UPSTREAM})
         return {"model_id": model_id, "deployment_id": made["id"]}
 
-    w.targets["model"] = [one("model", system, {"model_id": model_id}, model)]
-    w.targets["deployment"] = [one("deployment", system, await deployment(), deployment)]
+    w.targets["model"] = [Target("model", system, {"model_id": model_id}, model)]
+    w.targets["deployment"] = [Target("deployment", system, await deployment(), deployment)]
 
     async def user_of(orgs: tuple[str, ...]) -> dict[str, str]:
         user_id = await w.user(orgs[0])
@@ -541,13 +538,13 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
         return {"user_id": user_id}
 
     w.targets["user"] = [
-        one(
+        Target(
             "member",
             Scope(frozenset({"A"}), owner="member", account=True),
             {"user_id": u["member"]},
             lambda: user_of(("A",)),
         ),
-        one(
+        Target(
             "dual",
             Scope(frozenset({"A", "B"}), owner="dual", account=True),
             {"user_id": u["dual"]},
@@ -564,14 +561,14 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
             "session_id": await gw.state.services.store.run(lambda conn: conn.execute(newest).scalar_one())
         }
 
-    w.targets["session"] = [one("member's", Scope(owner="member"), await session(), session)]
+    w.targets["session"] = [Target("member's", Scope(owner="member"), await session(), session)]
 
     async def invitation() -> dict[str, str]:  # from a new organisation each time: accepting one joins it
         org_id = (await create_org(gw, f"inviting-{w.n()}"))["id"]
         made = await w.post(f"/orgs/{org_id}/invites", {"email": "member@x.io", "role": "member"})
         return {"token": made["token"]}
 
-    w.targets["invite_answer"] = [one("to member", Scope(owner="member"), await invitation(), invitation)]
+    w.targets["invite_answer"] = [Target("to member", Scope(owner="member"), await invitation(), invitation)]
 
 
 def targets_of(w: World, route: ApiRoute) -> list[Target]:
