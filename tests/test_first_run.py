@@ -137,3 +137,23 @@ async def cli(config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
     assert done.returncode == 0, done.stderr.decode()
     return done
+
+
+@pytest.mark.slow
+async def test_a_port_in_use_is_reported_with_its_address_before_the_store_is_touched(tmp_path: Path) -> None:
+    """Issue 13 point 6: nothing is migrated or bootstrapped when the gateway cannot listen."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, port=port)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}
+        done = await trio.run_process(
+            [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],
+            capture_stdout=True, capture_stderr=True, check=False, env=env,
+        )
+    stderr = done.stderr.decode()
+    assert done.returncode == 1, stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr and "--port" in stderr
+    assert "Traceback" not in stderr and "BOOTSTRAP" not in stderr
+    assert not (tmp_path / "data" / "voidllm.db").exists()

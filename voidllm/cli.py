@@ -18,7 +18,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -83,11 +83,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"voidllm: {problem}", file=sys.stderr)
             return 2
         return trio.run(run_command, config, args)
-    if config.server.workers > 1:
-        from voidllm.workers import run_workers
+    from voidllm.server import ListenError, open_listeners
 
-        return run_workers(config)
-    return trio.run(_serve, config)
+    try:
+        if config.server.workers > 1:
+            from voidllm.workers import run_workers
+
+            return run_workers(config)
+        sockets = open_listeners(config)
+    except ListenError as exc:
+        print(f"voidllm: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return trio.run(_serve, config, sockets)
+    finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()
 
 
 def _announce_store(config: Config, path: Path | None) -> str | None:
@@ -259,14 +270,14 @@ def _print_finished_tables() -> OnProgress:
     return update
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, sockets: Any) -> int:
     from voidllm.server import serve
 
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_stop_signals, stop)
-            await serve(config, stop)
+            await serve(config, stop, sockets=sockets)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         report_crash(group)

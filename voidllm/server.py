@@ -155,6 +155,31 @@ def hypercorn_config(config: Config) -> hypercorn.config.Config:
     return hc
 
 
+class ListenError(Exception):
+    """The proxy port cannot be bound (in use, no permission, no such address); the message says where."""
+
+
+def open_listeners(config: Config) -> hypercorn.config.Sockets:
+    """Bind and listen on ``server.proxy`` now, before the store is opened, migrated or bootstrapped, so a
+    port already in use is reported at once with its address and nothing else has happened.
+
+    Raises:
+        ListenError: the address cannot be bound.
+    """
+    hc = hypercorn_config(config)
+    try:
+        sockets = hc.create_sockets()
+    except OSError as exc:
+        proxy = config.server.proxy
+        raise ListenError(
+            f"cannot listen on {hc.bind[0]}: {exc.strerror or exc} (another process uses it? choose another "
+            f"with --port, VOIDLLM_PORT or server.proxy.port; now {proxy.port})"
+        ) from None
+    for sock in sockets.insecure_sockets:
+        sock.listen(hc.backlog)
+    return sockets
+
+
 async def serve(
     config: Config,
     stop: trio.Event,

@@ -36,7 +36,7 @@ from voidllm.config import Config
 from voidllm.logs import configure_logging
 from voidllm.nursery import Backoff
 from voidllm.nursery.signals import STOP_SIGNALS, watch_stop_signals
-from voidllm.server import hypercorn_config, prepare_store, serve
+from voidllm.server import open_listeners, prepare_store, serve
 
 log = logging.getLogger("voidllm.workers")
 
@@ -46,12 +46,9 @@ POLL_INTERVAL = 0.1
 
 def run_workers(config: Config) -> int:
     """Run the gateway as ``config.server.workers`` processes; returns the exit code."""
-    credentials = trio.run(prepare_store, config)
-    hc = hypercorn_config(config)
-    sockets = hc.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(hc.backlog)
+    sockets = open_listeners(config)  # before the store: a port in use is reported before anything ran
     try:
+        credentials = trio.run(prepare_store, config)
         return trio.run(_manage, config, sockets, credentials.banner() if credentials else None)
     finally:
         for sock in sockets.insecure_sockets:
