@@ -44,7 +44,10 @@ def settings(**fields: Any) -> dict[str, Any]:
 
 
 DURATION_HINT = "expected a duration such as 30s, 5m, 1h30m or 7d"
-PROVIDERS = "openai, anthropic, azure, gemini, vertex, vllm, ollama, custom"
+PROVIDERS = "openai, anthropic, azure, gemini, vertex, vllm, ollama, custom, mock"
+NOT_A_HEADER_VALUE = (
+    "must be printable ASCII without control characters or spaces at either end (it is sent in an HTTP header)"
+)
 
 
 def case(name: str, document: dict[str, Any], *expected: str) -> Any:
@@ -158,7 +161,9 @@ CASES = [
          "models[0].aliases[1]: must be at most 256 characters",
          "models[0].aliases[2]: must be without commas (stored comma-joined)"),
     case("api key not a header value", {"models": [model(api_key="sk-\u00e9\n")]},
-         "models[0].api_key: must be printable ASCII without control characters (it is sent in an HTTP header)"),
+         f"models[0].api_key: {NOT_A_HEADER_VALUE}"),
+    case("api key with a trailing space", {"models": [model(api_key="sk-x ")]},
+         f"models[0].api_key: {NOT_A_HEADER_VALUE}"),
     case("base url too long", {"models": [model(base_url="http://up/" + "p" * 2048)]},
          "models[0].base_url: must be at most 2048 characters"),
     case("retries and context range", {"models": [model(max_retries=101, max_context_tokens=2**63)]},
@@ -170,8 +175,7 @@ CASES = [
          "models[0].deployments[0].weight: must be between 0 and 10000",
          "models[0].deployments[0].priority: must be between 0 and 1000"),
     case("mcp secrets not header values", {"mcp_servers": [mcp(auth_type="bearer", auth_token="t\r\nX: 1")]},
-         "mcp_servers[0].auth_token: must be printable ASCII without control characters (it is sent in an HTTP "
-         "header)"),
+         f"mcp_servers[0].auth_token: {NOT_A_HEADER_VALUE}"),
     case("aliases type", {"models": [model(aliases="gpt4")]},
          "models[0].aliases: expected a list, got a string"),
     case("alias empty", {"models": [model(aliases=["ok", ""])]}, "models[0].aliases[1]: must not be empty"),

@@ -18,7 +18,7 @@ names, aliases                        at most 256 characters (:data:`NAME`)
 URLs                                  at most 2,048 characters (:data:`URL`)
 descriptions                          at most 4,096 characters (:data:`DESCRIPTION`)
 other free text (default)             at most 1,024 characters (:data:`TEXT`)
-values sent in HTTP headers           printable ASCII (space to ``~``), at most 4,096 (:data:`HEADER_VALUE`)
+values sent in HTTP headers           printable ASCII, no space at the ends, at most 4,096 (:data:`HEADER_VALUE`)
 token and request limits              0 (unlimited) to 10^15 (:data:`LIMIT`)
 model aliases                         at most 64, without commas
 ``max_context_tokens``                0 to 10^8
@@ -28,8 +28,9 @@ deployment ``weight``, ``priority``   0 to 10,000 and 0 to 1,000
 ====================================  ==========================================================
 
 Header values (provider API keys, MCP bearer tokens, OAuth client credentials) must be printable ASCII: a
-non-ASCII character cannot be encoded in a header (``UnicodeEncodeError``), and CR, LF or another control
-character would split or corrupt one. Messages name the rule, never the value sent.
+non-ASCII character cannot be encoded in a header (``UnicodeEncodeError``), CR, LF or another control
+character would split or corrupt one, and h11 refuses a value with a space at either end. Messages name the
+rule, never the value sent.
 
 The config file checks the values that flow into the same columns with the same bounds
 (``voidllm.config.validate``).
@@ -132,8 +133,9 @@ URL = Bounds(max_length=2048)
 DESCRIPTION = Bounds(max_length=4096)
 TEXT = Bounds(max_length=MAX_TEXT)
 HEADER_VALUE = Bounds(
-    max_length=4096, pattern=r"[\x20-\x7e]*",
-    pattern_means="printable ASCII without control characters (it is sent in an HTTP header)",
+    max_length=4096, pattern=r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?",
+    pattern_means="printable ASCII without control characters or spaces at either end (it is sent in an HTTP "
+    "header)",
 )
 TIMESTAMP = Bounds(max_length=64)
 """An RFC 3339 timestamp's text."""
