@@ -21,8 +21,8 @@ to the same instant, which no redeemed invite has (a token is redeemed strictly 
 Invalid, expired, redeemed and declined tokens, and invites of deleted organisations, all answer 410
 ``gone`` with the same message.
 
-Bounds: ``email`` at most 254 characters, ``display_name`` 256, ``password`` 1,024, ``token`` 256 (400 naming
-the field).
+Bounds (declared with :mod:`voidllm.bounds`, checked by the admin codec: a 400 naming the field): ``email``
+at most 254 characters, ``display_name`` 256, ``password`` 1,024, ``token`` 256.
 """
 
 from __future__ import annotations
@@ -37,18 +37,10 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
-from voidllm.admin.users import (
-    MAX_DISPLAY_NAME,
-    MAX_EMAIL,
-    ORG_ROLES,
-    at_most,
-    clean_display_name,
-    email_taken,
-    live_user,
-    normalize_email,
-)
+from voidllm.admin.users import EMAIL, ORG_ROLES, clean_display_name, email_taken, live_user, normalize_email
 from voidllm.auth.identity import Role
-from voidllm.auth.passwords import MAX_PASSWORD_CHARS, validate_password
+from voidllm.auth.passwords import validate_password
+from voidllm.bounds import NAME, TEXT, Bounds, bounded
 from voidllm.auth.sessions import hash_password_off_loop
 from voidllm.crypto import KeyKind, generate_key, is_well_formed, key_hint
 from voidllm.errors import BadRequestError, ConflictError, GoneError, NotFoundError, PermissionDeniedError
@@ -57,14 +49,14 @@ from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id, utcnow
 
 INVITE_TTL = timedelta(days=7)
-MAX_TOKEN = 256
+TOKEN = Bounds(max_length=256)
+"""An invite token as sent (a real one has 54 characters)."""
 _GONE = "invite is invalid, expired or already redeemed"
-_token = at_most(MAX_TOKEN)
 
 
 @attrs.frozen
 class InviteCreate:
-    email: str = attrs.field(validator=at_most(MAX_EMAIL))
+    email: str = bounded(EMAIL)
     role: str = "member"
 
 
@@ -108,7 +100,7 @@ class InviteOut:
 
 @attrs.frozen
 class PeekQuery:
-    token: str = attrs.field(default="", repr=False, validator=_token)
+    token: str = bounded(TOKEN, default="", repr=False)
 
 
 @attrs.frozen
@@ -121,9 +113,9 @@ class InvitePeek:
 
 @attrs.frozen
 class InviteRedeem:
-    token: str = attrs.field(repr=False, validator=_token)
-    password: str = attrs.field(repr=False, validator=at_most(MAX_PASSWORD_CHARS))
-    display_name: str = attrs.field(default="", validator=at_most(MAX_DISPLAY_NAME))
+    token: str = bounded(TOKEN, repr=False)
+    password: str = bounded(TEXT, repr=False)
+    display_name: str = bounded(NAME, default="")
 
 
 @attrs.frozen
@@ -139,7 +131,7 @@ class Redeemed:
 class InviteAnswer:
     """An existing account's answer to an invite: the token it received."""
 
-    token: str = attrs.field(repr=False, validator=_token)
+    token: str = bounded(TOKEN, repr=False)
 
 
 @attrs.frozen

@@ -24,7 +24,8 @@ team memberships, and an org membership of ``team_admin`` would give a key no ri
 A user's ``org_id`` and ``role`` in responses are those of their membership in the caller's organisation for
 org admins and the user itself, and of their first membership otherwise.
 
-Bounds: ``email`` at most 254 characters, ``display_name`` 256, passwords 1,024 (400 naming the field).
+Bounds (declared with :mod:`voidllm.bounds`, checked by the admin codec: a 400 naming the field): ``email``
+at most 254 characters, ``display_name`` 256, passwords 1,024.
 
 Deleting a user soft-deletes the row with a tombstoned email (so the address can be used again), removes
 their org and team memberships, revokes all their keys, and evicts those keys from the cache at once.
@@ -32,7 +33,7 @@ their org and team memberships, revokes all their keys, and evicts those keys fr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -46,7 +47,7 @@ from voidllm.admin.services import Services
 from voidllm.admin.tenancy import org_role
 from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.auth.loader import load_live_key
-from voidllm.auth.passwords import MAX_PASSWORD_CHARS, validate_password
+from voidllm.auth.passwords import validate_password
 from voidllm.auth.sessions import (
     SESSION_KEY_TYPE,
     forget_keys,
@@ -54,6 +55,7 @@ from voidllm.auth.sessions import (
     revoke_keys,
     verify_password_off_loop,
 )
+from voidllm.bounds import NAME, TEXT, Bounds, bounded
 from voidllm.bus import TOPIC_KEYS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError, PermissionDeniedError
 from voidllm.store import tables as t
@@ -64,30 +66,18 @@ ORG_ROLES = ("member", "org_admin")
 _CREATE_ROLES = {"member": "member", "team_admin": "member", "org_admin": "org_admin"}
 _TOMBSTONE = ":deleted:"
 MAX_EMAIL = 254
-MAX_DISPLAY_NAME = 256
+MAX_DISPLAY_NAME = 256  # as voidllm.bounds.NAME
+EMAIL = Bounds(max_length=MAX_EMAIL)
+"""An email address (RFC 5321's limit); display names are :data:`voidllm.bounds.NAME`, passwords
+:data:`voidllm.bounds.TEXT` (1,024 characters, as ``voidllm.auth.passwords``)."""
 _ELSEWHERE = "this account also belongs to another organization; only a system admin can change it"
-
-
-def at_most(limit: int) -> Callable[[Any, attrs.Attribute[Any], str | None], None]:
-    """An attrs validator: 400 naming the field when a string (``None`` passes) is longer than ``limit``."""
-
-    def check(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-        if value is not None and len(value) > limit:
-            raise BadRequestError(f"{attribute.name} must be at most {limit} characters")
-
-    return check
-
-
-_email = at_most(MAX_EMAIL)
-_display_name = at_most(MAX_DISPLAY_NAME)
-_password = at_most(MAX_PASSWORD_CHARS)
 
 
 @attrs.frozen
 class UserCreate:
-    email: str = attrs.field(validator=_email)
-    password: str = attrs.field(repr=False, validator=_password)
-    display_name: str = attrs.field(default="", validator=_display_name)
+    email: str = bounded(EMAIL)
+    password: str = bounded(TEXT, repr=False)
+    display_name: str = bounded(NAME, default="")
     is_system_admin: bool = False
     org_id: str | None = None
     role: str = "member"
@@ -99,11 +89,11 @@ class UserUpdate:
     reset, or the user's own change); ``current_password`` proves a self-service change of password or email.
     """
 
-    display_name: str | None = attrs.field(default=None, validator=_display_name)
-    email: str | None = attrs.field(default=None, validator=_email)
+    display_name: str | None = bounded(NAME, default=None)
+    email: str | None = bounded(EMAIL, default=None)
     is_system_admin: bool | None = None
-    password: str | None = attrs.field(default=None, repr=False, validator=_password)
-    current_password: str | None = attrs.field(default=None, repr=False, validator=_password)
+    password: str | None = bounded(TEXT, default=None, repr=False)
+    current_password: str | None = bounded(TEXT, default=None, repr=False)
 
 
 @attrs.frozen
@@ -141,8 +131,8 @@ class MeOut:
 
 @attrs.frozen
 class PasswordChange:
-    current_password: str = attrs.field(repr=False, validator=_password)
-    new_password: str = attrs.field(repr=False, validator=_password)
+    current_password: str = bounded(TEXT, repr=False)
+    new_password: str = bounded(TEXT, repr=False)
 
 
 @attrs.frozen
