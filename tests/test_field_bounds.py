@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -26,6 +27,7 @@ from voidllm.web.openapi import SchemaRegistry, build_document
 
 OUT_OF_INT64 = (2**63, -(2**63) - 1)
 SOME_ID = "0190f0a0-0000-7000-8000-000000000000"
+EPOCH = "1970-01-01T00:00:00Z"
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +273,7 @@ class _Sample:
     items: list[str] = attrs.Factory(list)
     name: str | None = bounded(NAME, default=None)
     price: float = 0.0
+    when: datetime | None = None
 
 
 @pytest.mark.parametrize(
@@ -285,6 +288,12 @@ class _Sample:
         ({"name": "n" * 257}, "name must be at most 256 characters"),
         ({"price": "inf"}, "price must be a finite number"),
         ({"price": 10**400}, "price must be a finite number"),
+        ({"plain": "12x"}, "plain must be an integer"),
+        ({"plain": "9" * 5000}, "plain must be an integer"),
+        ({"when": "2026-01-01T00:00:00" + " " * 60}, "when must be at most 64 characters"),
+        ({"when": "yesterday"}, "when must be an RFC 3339 timestamp"),
+        ({"when": "0001-01-01T00:00:00+05:00"}, f"when must be from {EPOCH} to before 9000-01-01T00:00:00Z"),
+        ({"when": "9999-12-31T23:59:59-05:00"}, f"when must be from {EPOCH} to before 9000-01-01T00:00:00Z"),
     ],
 )
 def test_the_codec_enforces_declared_and_default_bounds(data: dict[str, Any], message: str) -> None:

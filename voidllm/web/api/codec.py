@@ -2,8 +2,8 @@
 
 Unknown body fields are ignored (as the Go original does); a missing or mistyped field is a 400 that names the
 field path (``required field missing @ $.name``) and never echoes the value sent. Timestamps are RFC 3339
-strings with an offset; they are returned in UTC with a ``Z``. A field whose Python name ends in ``_`` (``from_``,
-a keyword) goes by the name without it on the wire (:func:`wire_name`).
+strings with an offset, from 1970 to before the year 9000; they are returned in UTC with a ``Z``. A field whose
+Python name ends in ``_`` (``from_``, a keyword) goes by the name without it on the wire (:func:`wire_name`).
 
 Every field of a request class is checked against its :class:`~voidllm.bounds.Bounds` (declared in the field's
 metadata, else the default of its type) as soon as it is read, before the class's own converters and
@@ -31,6 +31,10 @@ from voidllm.errors import BadRequestError, GatewayError
 
 T = TypeVar("T")
 TIMESTAMP_LENGTH = TIMESTAMP.max_length or 64
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""Timestamps are within ``[EARLIEST, LATEST)``: date arithmetic on them (a day later, a month's start) cannot
+overflow ``datetime``."""
 
 converter = cattrs.Converter(forbid_extra_keys=False)
 
@@ -48,7 +52,13 @@ def _structure_datetime(value: Any, _: type) -> datetime:
         raise _WrongValueError("must be an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
         raise _WrongValueError("must have a UTC offset, e.g. 2026-01-31T00:00:00Z")
-    return parsed.astimezone(UTC)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted by its offset
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise _WrongValueError(f"must be from {format_datetime(EARLIEST)} to before {format_datetime(LATEST)}")
+    return utc
 
 
 def format_datetime(value: datetime) -> str:
