@@ -7,25 +7,26 @@ value, and answers 400 naming the field; the OpenAPI generator (``voidllm.web.op
 ``minimum``/``maximum``/``maxLength``/``pattern``/``maxItems``. A field declared without bounds gets the
 default of its type (:func:`default_bounds`): at most :data:`MAX_TEXT` characters for a string, 64 for a
 timestamp, a signed 64-bit range for an integer, a finite number for a float, at most :data:`MAX_ITEMS` items
-for a list. So no
-value reaches the database driver out of its column's range (an ``OverflowError`` there is a 500), and no
-unbounded text reaches a row, a log line or a metric label.
+for a list. So no value reaches the database driver out of its column's range (an ``OverflowError`` there is
+a 500), and no unbounded text reaches a row, a log line or a metric label.
 
 The ranges, chosen to be generous for real use and small enough to be safe:
 
-====================================  ==========================================================
+====================================  ========================================================================
 names, aliases                        at most 256 characters (:data:`NAME`)
 URLs                                  at most 2,048 characters (:data:`URL`)
 descriptions                          at most 4,096 characters (:data:`DESCRIPTION`)
 other free text (default)             at most 1,024 characters (:data:`TEXT`)
-values sent in HTTP headers           printable ASCII, no space at the ends, at most 4,096 (:data:`HEADER_VALUE`)
+values sent in HTTP headers           printable ASCII, no space at either end, at most 4,096 characters
 token and request limits              0 (unlimited) to 10^15 (:data:`LIMIT`)
 model aliases                         at most 64, without commas
 ``max_context_tokens``                0 to 10^8
 prices per million tokens             0 to 10^6, finite
 ``max_retries``                       0 to 100
 deployment ``weight``, ``priority``   0 to 10,000 and 0 to 1,000
-====================================  ==========================================================
+page ``limit``; cost report ``top``   1 to 100
+timestamps                            1970 to before 9000 (``voidllm.web.api.codec``)
+====================================  ========================================================================
 
 Header values (provider API keys, MCP bearer tokens, OAuth client credentials) must be printable ASCII: a
 non-ASCII character cannot be encoded in a header (``UnicodeEncodeError``), CR, LF or another control
