@@ -157,3 +157,15 @@ async def test_a_port_in_use_is_reported_with_its_address_before_the_store_is_to
     assert f"cannot listen on 127.0.0.1:{port}" in stderr and "--port" in stderr
     assert "Traceback" not in stderr and "BOOTSTRAP" not in stderr
     assert not (tmp_path / "data" / "voidllm.db").exists()
+
+
+@pytest.mark.slow
+async def test_a_normal_restart_logs_no_warning(tmp_path: Path) -> None:
+    """Issue 13 point 6: the second start of the same configuration is quiet (no WARN or ERROR record)."""
+    config = write_config(tmp_path)
+    for first in (True, False):
+        async with spawn_gateway(config, expect_banner=first) as gw:
+            gw.signal()
+            assert await gw.wait_exit() == 0
+        records = [orjson.loads(line) for line in gw.lines if line.startswith("{")]
+        assert records and not [r for r in records if r["level"] in ("WARN", "ERROR", "CRITICAL")], gw.lines

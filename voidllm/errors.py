@@ -12,6 +12,7 @@ class to an HTTP status and a machine code in one table (``voidllm.web.errors``)
     │   ├── AuthenticationError       401 unauthorized
     │   ├── PermissionDeniedError     403 forbidden
     │   ├── NotFoundError             404 not_found
+    │   ├── MethodNotAllowedError     405 method_not_allowed (with ``Allow``)
     │   ├── ConflictError             409 conflict
     │   ├── RequestTimeoutError       408 request_timeout: the body did not arrive in time
     │   ├── GoneError                 410 gone
@@ -89,6 +90,18 @@ class PermissionDeniedError(ClientRequestError):
 class NotFoundError(ClientRequestError):
     status = 404
     code = "not_found"
+
+
+class MethodNotAllowedError(ClientRequestError):
+    """A known path asked with a method it does not serve; build it with :meth:`allowing`."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    @classmethod
+    def allowing(cls, *methods: str) -> MethodNotAllowedError:
+        allowed = ", ".join(methods)
+        return cls(f"this endpoint takes {allowed}", headers=(("allow", allowed),))
 
 
 def model_not_found(name: str) -> NotFoundError:

@@ -111,10 +111,10 @@ async def bootstrap(store: object, keyring: Keyring, plan: BootstrapPlan) -> Boo
     try:
         created = await store.run(write)  # type: ignore[attr-defined]
     except StoreIntegrityError:
-        log.warning("bootstrap skipped: organisation or admin user already exists")
+        log.info("bootstrap not needed: another process created the first organisation and admin")
         return None
     if not created:
-        log.warning("bootstrap skipped: database already has keys")
+        log.info("bootstrap not needed: the store already has keys")  # every normal restart
         return None
     log.info("bootstrap created the first organisation, admin user and API key")
     return BootstrapCredentials(api_key=api_key, email=plan.admin_email, password=password)

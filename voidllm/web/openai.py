@@ -10,7 +10,8 @@ from __future__ import annotations
 from quart import Blueprint, request
 
 from voidllm.auth.identity import KeyIdentity
-from voidllm.errors import BadRequestError, model_not_found
+from voidllm.proxy.endpoints import ENDPOINTS
+from voidllm.errors import BadRequestError, MethodNotAllowedError, model_not_found
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Model
 from voidllm.web.state import app_state
@@ -49,5 +50,11 @@ async def get_model(model_id: str) -> dict[str, object]:
 
 @blueprint.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 async def unsupported(rest: str) -> None:
+    """An endpoint we do not serve is 400, as in the reference; a known one with the wrong method is 405."""
     _caller()
+    path = f"/v1/{rest}"
+    if path in ENDPOINTS:  # proxied: POST only (the edge sends POSTs of these paths to the proxy)
+        raise MethodNotAllowedError.allowing("POST")
+    if path == "/v1/models" or path.startswith("/v1/models/"):
+        raise MethodNotAllowedError.allowing("GET")
     raise BadRequestError("unsupported API endpoint")

@@ -234,13 +234,22 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
             recorded = call.audit_actor or actor or Actor.unauthenticated(ip, request_id)
             services.audit.record(_audit_entry(route, recorded, params, payload, result))
         if result is None:
-            return Response(b"", status=route.status)
+            return _empty(route.status)
         if isinstance(result, Streamed):
             return _streamed(result, route.status)
         return Response(render(result, route.response), status=route.status, content_type="application/json")
 
     view.__name__ = route.name
     return view
+
+
+def _empty(status: int) -> Response:
+    """A response without a body: no content type, and for 204 no Content-Length either (RFC 9110 8.6)."""
+    response = Response(b"", status=status)
+    del response.headers["Content-Type"]
+    if status == 204:
+        del response.headers["Content-Length"]
+    return response
 
 
 def _streamed(result: Streamed, status: int) -> Response:

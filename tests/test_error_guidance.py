@@ -1,0 +1,55 @@
+"""Issue 13 point 6: errors that say what to do — methods, empty answers.
+
+(Authentication hints and ``model_not_found`` are checked in tests/test_server.py and tests/test_key_cache.py;
+the port in use in tests/test_first_run.py; private MCP URLs in tests/test_admin_mcp_servers.py.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.admin_tenancy import admin, create_key, default_org, open_gateway
+from tests.gateway import RunningGateway
+
+API = "/api/v1"
+
+
+@pytest.fixture
+async def gw(sqlite_dsn: str):  # type: ignore[no-untyped-def]
+    async with open_gateway(sqlite_dsn) as gateway:
+        yield gateway
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/v1/chat/completions", "POST"),
+        ("PUT", "/v1/embeddings", "POST"),
+        ("DELETE", "/v1/models", "GET"),
+        ("POST", "/v1/models/gpt-test", "GET"),
+        ("PUT", f"{API}/users", "GET, POST"),
+        ("DELETE", f"{API}/orgs", "GET, POST"),
+        ("PUT", f"{API}/mcp/voidllm", "POST, DELETE"),
+        ("POST", "/healthz", "GET"),
+    ],
+)
+async def test_a_wrong_method_on_a_known_route_is_405_with_allow(
+    gw: RunningGateway, method: str, path: str, allow: str
+) -> None:
+    response = await gw.client.request(method, path, headers=admin(gw))
+    assert response.status_code == 405, response.text
+    assert set(response.headers["allow"].replace(" ", "").split(",")) - {"HEAD", "OPTIONS"} == set(allow.replace(" ", "").split(","))
+
+
+async def test_an_unknown_v1_endpoint_stays_400(gw: RunningGateway) -> None:
+    response = await gw.client.post("/v1/unknown/thing", headers=admin(gw))
+    assert response.status_code == 400 and response.json()["error"]["message"] == "unsupported API endpoint"
+
+
+async def test_a_204_carries_no_content_type_and_no_length(gw: RunningGateway) -> None:
+    org = await default_org(gw)
+    me = (await gw.client.get(f"{API}/me", headers=admin(gw))).json()["id"]
+    key = await create_key(gw, org, user_id=me)
+    response = await gw.client.delete(f"{API}/orgs/{org}/keys/{key['id']}", headers=admin(gw))
+    assert response.status_code == 204 and response.content == b""
+    assert "content-type" not in response.headers and "content-length" not in response.headers
