@@ -171,7 +171,7 @@ def _names_field(response: httpx.Response, field: str) -> bool:
     if response.status_code != 400:
         return False
     error = response.json()["error"]
-    named = re.search(rf"\b{field}\b", error["message"]) is not None
+    named = re.match(rf"{field}(\[\d+\])? must ", error["message"]) is not None
     return named and error["request_id"] == response.headers["x-request-id"]
 
 
