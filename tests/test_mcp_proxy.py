@@ -280,6 +280,33 @@ def test_ide_config_example_points_at_the_builtin_server() -> None:
     assert all(s["headers"]["Authorization"].startswith("Bearer ") for s in servers.values())
 
 
+async def test_every_entry_of_the_ide_config_works(sqlite_dsn: str) -> None:
+    """Issue 13 point 7: each server of the example, pointed at a real gateway with a real key, lists tools."""
+    servers = json.loads((EXAMPLES / "ide-config.json").read_text())["mcpServers"]
+    async with run_gateway(make_config(sqlite_dsn)) as gw:
+        for name, server in servers.items():
+            url = server["url"].replace("http://127.0.0.1:8080", gw.url)
+            headers = {k: v.replace("${VOIDLLM_API_KEY}", gw.api_key()) for k, v in server["headers"].items()}
+            http = httpx2.AsyncClient(headers=headers, timeout=10)
+            async with Client(streamable_http_client(url, http_client=http), raise_exceptions=True) as client:
+                assert (await client.list_tools()).tools, name
+
+
+async def test_client_example_explains_failures_without_a_traceback(sqlite_dsn: str) -> None:
+    async with run_gateway(make_config(sqlite_dsn)) as gw:
+        cases = [
+            ("vl_uk_" + "a" * 48, gw.url + "/api/v1/mcp/voidllm", "refused the request: invalid API key"),
+            (gw.api_key(), "http://127.0.0.1:9/api/v1/mcp/voidllm", "cannot connect to"),
+        ]
+        for key, url, expected in cases:
+            argv = [sys.executable, str(EXAMPLES / "client.py"), key, url]
+            result = await trio.to_thread.run_sync(lambda: subprocess.run(
+                argv, capture_output=True, text=True, timeout=60, check=False
+            ))  # fmt: skip
+            assert result.returncode == 1 and expected in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("legacy", [False, True], ids=["auto", "legacy"])
 async def test_client_example_lists_tools_and_models(sqlite_dsn: str, legacy: bool) -> None:
     models = "models:\n  - {name: gpt-4o, provider: openai, base_url: 'http://127.0.0.1:9/v1'}\n"

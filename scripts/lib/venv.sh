@@ -16,7 +16,14 @@ ensure_venv() {
     local digest
     digest=$(cat pyproject.toml constraints.txt | "$python" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e "$spec"
+        local quiet="--quiet"
+        if [ ! -f "$stamp" ]; then
+            # the first install takes a minute or two: show each package as pip fetches it
+            echo "voidllm: installing ${spec} into .venv (pinned by constraints.txt)..." >&2
+            quiet="--progress-bar=on"
+        fi
+        .venv/bin/python -m pip install $quiet --disable-pip-version-check -c constraints.txt -e "$spec" >&2
         echo "$digest" > "$stamp"
+        echo "voidllm: .venv is ready" >&2
     fi
 }
