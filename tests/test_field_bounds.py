@@ -315,3 +315,15 @@ def test_values_within_bounds_pass_and_the_schema_states_them() -> None:
     responses = SchemaRegistry()
     responses.schema(_Sample)
     assert "maxLength" not in responses.schemas["_Sample"]["properties"]["text"]  # not an input
+
+
+@pytest.mark.parametrize(
+    "url", ["http://a..b/v1", "http://xn--zz.com/v1", f"http://{'a' * 64}.com/v1", "http://üü.com/v1", "http://x/\x00"]
+)
+async def test_a_url_the_http_client_cannot_use_is_refused(sqlite_dsn: str, url: str) -> None:
+    async with run_gateway(make_config(sqlite_dsn)) as gw:
+        test = {"provider": "openai", "base_url": url}
+        await _refused(gw, "POST", "/api/v1/models/test-connection", test, "base_url")
+        await _refused(gw, "POST", "/api/v1/models", {**test, "name": "m"}, "base_url")
+        server = {"name": "S", "alias": "s", "url": url.replace("http:", "https:")}
+        await _refused(gw, "POST", "/api/v1/mcp-servers", server, "url")

@@ -14,7 +14,7 @@ The ranges, chosen to be generous for real use and small enough to be safe:
 
 ====================================  ========================================================================
 names, aliases                        at most 256 characters (:data:`NAME`)
-URLs                                  at most 2,048 characters (:data:`URL`)
+URLs                                  at most 2,048 printable ASCII characters, no spaces (:data:`URL`)
 descriptions                          at most 4,096 characters (:data:`DESCRIPTION`)
 other free text (default)             at most 1,024 characters (:data:`TEXT`)
 values sent in HTTP headers           printable ASCII, no space at either end, at most 4,096 characters
@@ -39,6 +39,7 @@ The config file checks the values that flow into the same columns with the same 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import types
@@ -52,7 +53,7 @@ __all__ = [
     "BOUNDS", "CHOICE", "CONTEXT_TOKENS", "DESCRIPTION", "FINITE", "HEADER_NAME", "HEADER_VALUE", "INT64",
     "LIMIT", "MAX_ITEMS", "MAX_TEXT", "MCP_ALIAS", "MODEL_ALIAS", "MODEL_ALIASES", "NAME", "PRICE",
     "PRIORITY", "RETRIES", "TEXT", "TIMESTAMP", "URL", "WEIGHT", "Bounds", "bounded", "bounds_of",
-    "default_bounds",
+    "default_bounds", "valid_host",
 ]
 
 BOUNDS = "voidllm.bounds"
@@ -130,7 +131,10 @@ def _show(number: float) -> str:
 
 
 NAME = Bounds(max_length=256)
-URL = Bounds(max_length=2048)
+URL = Bounds(
+    max_length=2048, pattern=r"[\x21-\x7e]*",
+    pattern_means="printable ASCII without spaces (percent-encode other characters)",
+)
 DESCRIPTION = Bounds(max_length=4096)
 TEXT = Bounds(max_length=MAX_TEXT)
 HEADER_VALUE = Bounds(
@@ -159,6 +163,27 @@ PRIORITY = Bounds(minimum=0, maximum=1000)
 """Order of the ``priority`` strategy, lowest first."""
 MCP_ALIAS = Bounds(max_length=63)
 HEADER_NAME = Bounds(max_length=128)
+
+
+_HOST = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
+
+
+def valid_host(host: str) -> bool:
+    """Whether an HTTP client can connect to ``host`` (a URL's host name): an IP address, or ASCII labels of 1
+    to 63 characters, at most 253 in all, ``xn--`` labels being valid punycode. Other names fail in the client
+    (``UnicodeError``, ``InvalidURL``) rather than as a connection error."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if len(host) > 253 or not _HOST.fullmatch(host):
+        return False
+    try:
+        host.encode("idna").decode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def bounded(bounds: Bounds, **field_options: Any) -> Any:

@@ -52,7 +52,7 @@ from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import check_name, is_team_admin, is_team_member, live_org, live_team
 from voidllm.auth.identity import Role
-from voidllm.bounds import HEADER_NAME, HEADER_VALUE, MCP_ALIAS, NAME, TEXT, URL, Bounds, bounded
+from voidllm.bounds import HEADER_NAME, HEADER_VALUE, MCP_ALIAS, NAME, TEXT, URL, Bounds, bounded, valid_host
 from voidllm.bus import TOPIC_MCP
 from voidllm.config.upstreams import MCP_AUTH_TYPES
 from voidllm.crypto import CryptoError, aad_for
@@ -381,7 +381,7 @@ def check_url(value: str, field: str, *, allow_private: bool, https_only: bool =
     except ValueError:
         raise BadRequestError(f"{field} must be a valid http:// or https:// URL") from None
     schemes = ("https",) if https_only else ("http", "https")
-    if parts.scheme not in schemes or not host:
+    if parts.scheme not in schemes or not valid_host(host):
         want = "an https://" if https_only else "an http:// or https://"
         raise BadRequestError(f"{field} must be {want} URL")
     if parts.username is not None or parts.password is not None:

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import sqlalchemy as sa
@@ -44,6 +45,7 @@ from voidllm.bounds import (
     RETRIES,
     URL,
     bounded,
+    valid_host,
 )
 from voidllm.bus import TOPIC_MODELS
 from voidllm.config.checks import HttpUrl
@@ -275,7 +277,8 @@ def check_upstream(values: Mapping[str, Any]) -> None:
         raise BadRequestError(f"provider must be one of {', '.join(PROVIDERS)}")
     if not values["base_url"]:
         raise BadRequestError("base_url is required")
-    if HttpUrl()(values["base_url"]) is not None:
+    url = values["base_url"]
+    if HttpUrl()(url) is not None or not valid_host(urlsplit(url).hostname or ""):
         raise BadRequestError("base_url must be an http:// or https:// URL")
     if values["provider"] == "azure" and not values["azure_deployment"]:
         raise BadRequestError("azure_deployment is required for provider 'azure'")

@@ -99,6 +99,8 @@ async def test_connection(services: Services, actor: Actor, req: ConnectionTest)
                 return await _probe(client, url, _headers(req.provider, req.api_key))
             except httpx.HTTPError as exc:
                 return ConnectionResult(False, f"connection failed: {_describe(exc)}")
+            except (httpx.InvalidURL, UnicodeError):  # a host name the client's IDNA rules refuse
+                return ConnectionResult(False, "connection failed: invalid URL")
     return ConnectionResult(False, "connection failed: request timeout")
 
 
