@@ -2,28 +2,50 @@
 the dispatch of proxied ``POST /v1/...`` routes to the raw proxy handler (Quart's routing would cost 35-50 %
 of proxied throughput).
 
-It is plain ASGI so it also covers responses Quart never sees (a request refused while draining). Each ``/v1`` request runs in a cancel scope held by the
-:class:`~voidllm.nursery.DrainTracker`: while draining, new requests get 503 ``service_unavailable``; when the
-drain deadline passes, the ones still running are cancelled and, if nothing was sent yet, answered with 503.
+It is plain ASGI so it also covers responses Quart never sees (a request refused while draining). Each
+``/v1`` request runs in a cancel scope held by the :class:`~voidllm.nursery.DrainTracker`: while draining, new
+requests get 503 ``service_unavailable``; when the drain deadline passes, the ones still running are cancelled
+and, if nothing was sent yet, answered with 503.
 
 The last part of every response waits (at most :data:`BODY_DRAIN_LIMIT`) until the request body has been fully
 received: hypercorn closes a keep-alive connection whose request body is still arriving when the response ends
 (a 405 answered before a ``PUT`` body was read, say), and a client that reuses the connection in that moment
 waits for an answer that never comes.
+
+Two rules keep failures cheap and quiet:
+
+- **No WebSocket.** The gateway serves none, so every upgrade (any path, before authentication) is refused
+  with 400 ``bad_request`` in the envelope, through the ASGI ``websocket.http.response`` extension (a bare
+  403 where the server lacks it). Nothing reaches Quart, whose WebSocket error path fails and logs twice.
+- **Last resort.** An exception that escapes the app (a route, the proxy, an MCP endpoint, Quart's own
+  error handling, an exception group out of a nursery) never reaches the HTTP server: the edge logs one
+  line (:func:`log_unhandled`: error types, method, path, request id; never the exception's message, which
+  may carry content) and answers 500 ``internal_error`` if nothing was sent yet; once the response has
+  started, it ends the exchange without its end, so the server closes the connection and the client sees a
+  broken response, not a truncated one passed off as whole. Cancellation and interpreter exits
+  (``KeyboardInterrupt``, ``SystemExit``) pass through untouched, also out of exception groups.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from voidllm.errors import ServiceUnavailableError
-from voidllm.nursery import DrainTracker
-from voidllm.web.envelope import REQUEST_ID_HEADER, SCOPE_KEY, request_id_from, send_error
+from voidllm.web.envelope import REQUEST_ID_HEADER, SCOPE_KEY, error_body, request_id_from, send_error
+
+if TYPE_CHECKING:
+    from voidllm.nursery import DrainTracker
+
+log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
+
+LOGGED_PATH = 256
+"""At most this many characters of a failed request's path go into its log line."""
 
 BODY_DRAIN_LIMIT = 1.0
 """Seconds the end of a response waits for the rest of an unread request body."""
@@ -57,6 +79,27 @@ class _RequestBody:
                     await self.receive()
 
 
+class _Response:
+    """The sending side of one exchange: adds the request id, notes whether the response has started, and
+    lets the last part wait for the rest of the request body."""
+
+    def __init__(self, send: Any, body: _RequestBody, request_id: str) -> None:
+        self._send = send
+        self._body = body
+        self.request_id = request_id
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            headers = [h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_HEADER]
+            headers.append((REQUEST_ID_HEADER, self.request_id.encode()))
+            message = {**message, "headers": headers}
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            await self._body.wait_complete()
+        await self._send(message)
+
+
 class Edge:
     """Wraps an ASGI app; see the module docstring."""
 
@@ -76,39 +119,86 @@ class Edge:
         self.tracked_prefixes = tracked_prefixes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await refuse_websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope["headers"])
         scope[SCOPE_KEY] = request_id
-        started = False
         body = _RequestBody(receive)
-        receive = body.receive
+        response = _Response(send, body, request_id)
+        try:
+            await self._dispatch(scope, body.receive, response)
+        except BaseException as exc:
+            passing, failure = split_failure(exc)
+            if failure is None:
+                raise
+            log_unhandled(failure, scope, request_id)
+            if passing is not None:
+                raise passing from None
+            if not response.started:
+                await send_error(response.send, 500, "internal_error", "internal server error", request_id)
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_HEADER]
-                headers.append((REQUEST_ID_HEADER, request_id.encode()))
-                message = {**message, "headers": headers}
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                await body.wait_complete()
-            await send(message)
-
+    async def _dispatch(self, scope: Scope, receive: Any, response: _Response) -> None:
+        """``/v1`` requests under drain tracking (proxied routes to the raw handler), the rest to the app."""
+        send = response.send
         if not scope["path"].startswith(self.tracked_prefixes):
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send)
             return
         app = self.proxy if scope["method"] == "POST" and scope["path"] in self.proxy_paths else self.app
         try:
             with self.drain.track() as cancel_scope:
                 with cancel_scope:
-                    await app(scope, receive, send_with_id)
-                if cancel_scope.cancelled_caught and not started:
+                    await app(scope, receive, send)
+                if cancel_scope.cancelled_caught and not response.started:
                     await send_error(
-                        send_with_id, 503, "service_unavailable", "request cancelled: server is shutting down",
-                        request_id,
+                        send, 503, "service_unavailable", "request cancelled: server is shutting down",
+                        response.request_id,
                     )
         except ServiceUnavailableError as exc:
-            await send_error(send_with_id, exc.status, exc.code, exc.message, request_id)
+            await send_error(send, exc.status, exc.code, exc.message, response.request_id)
 
+
+async def refuse_websocket(scope: Scope, receive: Any, send: Any) -> None:
+    """Answer a WebSocket upgrade with 400 in the envelope (see the module docstring), before any app runs."""
+    request_id = request_id_from(scope["headers"])
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client left before the handshake reached us
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})  # the server answers a bare 403
+        return
+    body = error_body("bad_request", "WebSocket upgrades are not supported", request_id)
+    headers = [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (REQUEST_ID_HEADER, request_id.encode()),
+    ]  # fmt: skip
+    await send({"type": "websocket.http.response.start", "status": 400, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+def split_failure(exc: BaseException) -> tuple[BaseException | None, BaseException | None]:
+    """``(what passes through, what is a failure)``: cancellation and interpreter exits pass through, other
+    exceptions are failures; an exception group is split between the two."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(lambda e: not isinstance(e, Exception | BaseExceptionGroup))
+    if isinstance(exc, Exception):
+        return None, exc
+    return exc, None
+
+
+def error_types(exc: BaseException) -> str:
+    """The exception's type name; for a group, its leaves' (``ExceptionGroup[KeyError, ValueError]``)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return f"{type(exc).__name__}[{', '.join(sorted({error_types(e) for e in exc.exceptions}))}]"
+    return type(exc).__name__
+
+
+def log_unhandled(exc: BaseException, scope: Scope, request_id: str | None) -> None:
+    """The one line an unhandled exception leaves: its type(s) and the request, never its message."""
+    log.error("unhandled error", extra={
+        "error_type": error_types(exc), "method": scope.get("method"),
+        "path": str(scope.get("path", ""))[:LOGGED_PATH], "request_id": request_id,
+    })  # fmt: skip

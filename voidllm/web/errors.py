@@ -1,18 +1,23 @@
-"""One table from exception class to HTTP status and error envelope, registered on the app."""
+"""One table from exception class to HTTP status and error envelope, registered on the app.
+
+Anything else a route raises is answered 500 ``internal_error`` and logged in one line without its message
+(:func:`voidllm.web.edge.log_unhandled`). What escapes even that (an error handler that fails) is not logged
+by Quart with its traceback: ``PROPAGATE_EXCEPTIONS`` hands it to the edge's last-resort handler.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from voidllm.errors import GatewayError
+from voidllm.web.edge import log_unhandled
 from voidllm.web.envelope import SCOPE_KEY, error_body
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -30,7 +35,10 @@ _HTTP_CODES = {
 
 
 def error_response(
-    status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = (),
+    status: int,
+    code: str,
+    message: str,
+    headers: tuple[tuple[str, str], ...] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> Response:
     """An error envelope response for the current request (``extra``: more fields of the error object)."""
@@ -54,12 +62,13 @@ async def _http_error(exc: HTTPException) -> Response:
 
 
 async def _unexpected(exc: Exception) -> Response:
-    log.error("unhandled error", extra={"error_type": type(exc).__name__, "path": request.path})
+    log_unhandled(exc, request.scope, request.scope.get(SCOPE_KEY))
     return error_response(500, "internal_error", "internal server error")
 
 
 def register_error_handlers(app: Quart) -> None:
     """Map every error to the envelope: ours by class, HTTP ones by status, anything else to a bare 500."""
+    app.config["PROPAGATE_EXCEPTIONS"] = True  # to the edge, see the module docstring
     app.register_error_handler(GatewayError, _gateway_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
