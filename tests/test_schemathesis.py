@@ -89,8 +89,8 @@ async def real_ids(gw: RunningGateway, key: str) -> dict[str, str]:
     members = (await gw.client.get(f"/api/v1/orgs/{org}/members", headers=headers)).json()["data"]
     ids["membership_id"] = members[0]["id"]
     ids["team_id"] = await create(f"/orgs/{org}/teams", {"name": "fuzz"})
-    key = {"name": "fuzz", "key_type": "user_key", "user_id": ids["user_id"]}
-    ids["key_id"] = await create(f"/orgs/{org}/keys", key)
+    user_key = {"name": "fuzz", "key_type": "user_key", "user_id": ids["user_id"]}
+    ids["key_id"] = await create(f"/orgs/{org}/keys", user_key)
     ids["sa_id"] = await create(f"/orgs/{org}/service-accounts", {"name": "fuzz"})
     base_url = "http://127.0.0.1:9/v1"  # refused at once: calls to it fail fast
     model = {"name": "fuzz-model", "provider": "openai", "base_url": base_url}

@@ -37,12 +37,16 @@ from voidllm.errors import ServiceUnavailableError
 from voidllm.web.envelope import REQUEST_ID_HEADER, SCOPE_KEY, error_body, request_id_from, send_error
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from voidllm.nursery import DrainTracker
 
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
+
+_SHUTTING_DOWN = "request cancelled: server is shutting down"
 
 LOGGED_PATH = 256
 """At most this many characters of a failed request's path go into its log line."""
@@ -135,7 +139,7 @@ class Edge:
             passing, failure = split_failure(exc)
             if failure is None:
                 raise
-            log_unhandled(failure, scope, request_id)
+            log_unhandled(failure, scope)
             if passing is not None:
                 raise passing from None
             if not response.started:
@@ -153,10 +157,7 @@ class Edge:
                 with cancel_scope:
                     await app(scope, receive, send)
                 if cancel_scope.cancelled_caught and not response.started:
-                    await send_error(
-                        send, 503, "service_unavailable", "request cancelled: server is shutting down",
-                        response.request_id,
-                    )
+                    await send_error(send, 503, "service_unavailable", _SHUTTING_DOWN, response.request_id)
         except ServiceUnavailableError as exc:
             await send_error(send, exc.status, exc.code, exc.message, response.request_id)
 
@@ -196,9 +197,9 @@ def error_types(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def log_unhandled(exc: BaseException, scope: Scope, request_id: str | None) -> None:
+def log_unhandled(exc: BaseException, scope: Mapping[str, object]) -> None:
     """The one line an unhandled exception leaves: its type(s) and the request, never its message."""
     log.error("unhandled error", extra={
         "error_type": error_types(exc), "method": scope.get("method"),
-        "path": str(scope.get("path", ""))[:LOGGED_PATH], "request_id": request_id,
+        "path": str(scope.get("path", ""))[:LOGGED_PATH], "request_id": scope.get(SCOPE_KEY),
     })  # fmt: skip

@@ -42,7 +42,8 @@ def error_response(
     extra: Mapping[str, Any] | None = None,
 ) -> Response:
     """An error envelope response for the current request (``extra``: more fields of the error object)."""
-    body = error_body(code, message, request.scope.get(SCOPE_KEY), extra)
+    request_id = request.scope.get(SCOPE_KEY)
+    body = error_body(code, message, request_id if isinstance(request_id, str) else None, extra)
     response = Response(body, status=status, content_type="application/json")
     for name, value in headers:
         response.headers[name] = value
@@ -62,7 +63,7 @@ async def _http_error(exc: HTTPException) -> Response:
 
 
 async def _unexpected(exc: Exception) -> Response:
-    log_unhandled(exc, request.scope, request.scope.get(SCOPE_KEY))
+    log_unhandled(exc, request.scope)
     return error_response(500, "internal_error", "internal server error")
 
 
