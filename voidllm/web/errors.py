@@ -59,7 +59,12 @@ async def _http_error(exc: HTTPException) -> Response:
     if status == 404 and request.path.startswith("/v1/"):
         return error_response(400, "bad_request", "unsupported API endpoint")
     message = (exc.description or exc.name or "error").rstrip(".")
-    return error_response(status, _HTTP_CODES.get(status, "error"), message)
+    headers: tuple[tuple[str, str], ...] = ()
+    valid = getattr(exc, "valid_methods", None)
+    if status == 405 and valid:  # say which methods the route takes (RFC 9110: Allow is required)
+        allowed = ", ".join(sorted(set(valid) - {"HEAD", "OPTIONS"}))
+        headers, message = (("allow", allowed),), f"this endpoint takes {allowed}"
+    return error_response(status, _HTTP_CODES.get(status, "error"), message, headers)
 
 
 async def _unexpected(exc: Exception) -> Response:
