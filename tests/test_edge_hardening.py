@@ -170,8 +170,23 @@ async def test_mcp_failure_is_a_500_envelope_and_one_line(
         json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
     )
     assert response.status_code == 500
-    assert envelope(response.content, response.headers)["code"] == "internal_error"
+    document = response.json()  # the MCP endpoints answer in JSON-RPC, with the request id in the data
+    assert (document["jsonrpc"], document["id"], document["error"]["code"]) == ("2.0", None, -32603)
+    assert document["error"]["data"] == {"request_id": response.headers["x-request-id"]}
     assert_one_quiet_line(logs, "LookupError", MCP_PATH)
+
+
+async def test_messages_failure_is_a_500_in_anthropics_shape(
+    gw: RunningGateway, logs: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Proxy, "_serve", failing(RuntimeError(SECRET)))
+    response = await gw.client.post("/v1/messages", headers=auth(gw), content=CHAT)
+    assert response.status_code == 500
+    assert response.json() == {
+        "type": "error", "error": {"type": "api_error", "message": "internal server error"},
+        "request_id": response.headers["x-request-id"],
+    }
+    assert_one_quiet_line(logs, "RuntimeError", "/v1/messages")
 
 
 async def test_admin_failure_is_a_500_envelope_and_one_line(

@@ -107,7 +107,7 @@ async def test_request_ids(sqlite_dsn: str) -> None:
         ("GET", "/nowhere", 404, "not_found"),
         ("POST", "/healthz", 405, "method_not_allowed"),
         ("POST", "/v1/no/such/endpoint", 400, "bad_request"),
-        ("DELETE", "/v1/models", 400, "bad_request"),
+        ("DELETE", "/v1/models", 405, "method_not_allowed"),  # a known endpoint: Allow says GET
     ],
 )
 async def test_errors_are_enveloped(sqlite_dsn: str, method: str, path: str, status: int, code: str) -> None:

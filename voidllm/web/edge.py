@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import trio
 
 from voidllm.errors import ServiceUnavailableError
@@ -143,7 +144,7 @@ class Edge:
             if passing is not None:
                 raise passing from None
             if not response.started:
-                await send_error(response.send, 500, "internal_error", "internal server error", request_id)
+                await _send_internal_error(response.send, scope["path"], request_id)
 
     async def _dispatch(self, scope: Scope, receive: Any, response: _Response) -> None:
         """``/v1`` requests under drain tracking (proxied routes to the raw handler), the rest to the app."""
@@ -160,6 +161,23 @@ class Edge:
                     await send_error(send, 503, "service_unavailable", _SHUTTING_DOWN, response.request_id)
         except ServiceUnavailableError as exc:
             await send_error(send, exc.status, exc.code, exc.message, response.request_id)
+
+
+async def _send_internal_error(send: Any, path: str, request_id: str) -> None:
+    """500 in the endpoint's envelope: Anthropic's shape on ``/v1/messages``, a JSON-RPC error (-32603) on the
+    MCP endpoints, ours everywhere else; each with the request id."""
+    if path.startswith("/v1/messages"):
+        error = {"type": "api_error", "message": "internal server error"}
+        body = orjson.dumps({"type": "error", "error": error, "request_id": request_id})
+    elif path.startswith("/api/v1/mcp"):
+        error = {"code": -32603, "message": "internal error", "data": {"request_id": request_id}}
+        body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+    else:
+        await send_error(send, 500, "internal_error", "internal server error", request_id)
+        return
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def refuse_websocket(scope: Scope, receive: Any, send: Any) -> None:
