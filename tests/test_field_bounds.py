@@ -139,6 +139,8 @@ def test_the_stated_ranges(document: dict[str, Any]) -> None:
     assert schemas["ModelCreate"]["properties"]["base_url"]["maxLength"] == 2048
     assert schemas["ModelCreate"]["properties"]["aliases"]["items"]["maxLength"] == 256
     assert schemas["AliasCreate"]["properties"]["alias"]["maxLength"] == 256
+    assert "openai" in schemas["ModelCreate"]["properties"]["provider"]["enum"]
+    assert schemas["McpServerCreate"]["properties"]["auth_type"]["enum"] == ["none", "bearer", "header", "oauth"]
     key_limit = schemas["KeyCreate"]["properties"]["daily_token_limit"]
     assert (key_limit["minimum"], key_limit["maximum"]) == (0, 10**15)
     weight = _value_schema(schemas["DeploymentUpdate"]["properties"]["weight"])
@@ -257,6 +259,8 @@ async def test_a_model_timeout_is_at_most_24h(sqlite_dsn: str) -> None:
             "timeout must be at most 24h"
         )
         await _refused(gw, "POST", "/api/v1/models", {**model, "timeout": "9" * 40 + "s"}, "timeout")
+        message = await _refused(gw, "POST", "/api/v1/models", {**model, "provider": "openia"}, "provider")
+        assert message.startswith("provider must be one of openai, anthropic, ")
         for price in ("1e999", "nan", -0.01, 1_000_000.5):
             priced = {**model, "input_price_per_1m": price}
             await _refused(gw, "POST", "/api/v1/models", priced, "input_price_per_1m")

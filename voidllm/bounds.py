@@ -67,13 +67,14 @@ MAX_ITEMS = 1024
 class Bounds:
     """What a value may be: a number within ``minimum``..``maximum`` (floats also finite), a string of at
     most ``max_length`` characters that fully matches ``pattern`` (``pattern_means`` says what that is, for
-    the error message), a list of at most ``max_items`` items each within ``items``."""
+    the error message) or is one of ``choices``, a list of at most ``max_items`` items each within ``items``."""
 
     minimum: int | float | None = None
     maximum: int | float | None = None
     max_length: int | None = None
     pattern: str | None = None
     pattern_means: str = ""
+    choices: tuple[str, ...] | None = None
     max_items: int | None = None
     items: Bounds | None = None
 
@@ -106,6 +107,8 @@ class Bounds:
             return f"must be at most {self.max_length} characters"
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             return f"must be {self.pattern_means}"
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}"
         return None
 
     def _list(self, value: list[Any] | tuple[Any, ...]) -> str | None:

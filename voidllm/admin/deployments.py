@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from voidllm.admin.context import Actor
 from voidllm.admin.models import (
+    PROVIDER,
     DeploymentOut,
     check_name,
     check_upstream,
@@ -28,7 +29,7 @@ from voidllm.admin.models import (
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
-from voidllm.bounds import CHOICE, HEADER_VALUE, NAME, PRIORITY, URL, WEIGHT, bounded
+from voidllm.bounds import HEADER_VALUE, NAME, PRIORITY, URL, WEIGHT, bounded
 from voidllm.bus import TOPIC_MODELS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.routing.catalog_store import retire_deployment, seal_secret
@@ -39,7 +40,7 @@ from voidllm.store.ids import new_id
 @attrs.frozen
 class DeploymentCreate:
     name: str = bounded(NAME)
-    provider: str = bounded(CHOICE)
+    provider: str = bounded(PROVIDER)
     base_url: str = bounded(URL)
     api_key: str = bounded(HEADER_VALUE, default="", repr=False)
     azure_deployment: str = bounded(NAME, default="")
@@ -56,7 +57,7 @@ class DeploymentUpdate:
     """Fields to change; ``None`` leaves a field as it is, ``api_key: ""`` removes the key."""
 
     name: str | None = bounded(NAME, default=None)
-    provider: str | None = bounded(CHOICE, default=None)
+    provider: str | None = bounded(PROVIDER, default=None)
     base_url: str | None = bounded(URL, default=None)
     api_key: str | None = bounded(HEADER_VALUE, default=None, repr=False)
     azure_deployment: str | None = bounded(NAME, default=None)

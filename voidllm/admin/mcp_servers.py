@@ -86,7 +86,7 @@ FORBIDDEN_AUTH_HEADERS = frozenset({
 })  # fmt: skip
 """Headers an ``auth_header`` may not name: framing, hop-by-hop, cookies, and what the MCP client sets.
 ``Authorization`` is allowed (for schemes other than ``Bearer``, such as ``Token <value>``)."""
-AUTH_TYPE = Bounds(max_length=16)
+AUTH_TYPE = Bounds(max_length=16, choices=MCP_AUTH_TYPES)
 
 
 # -------------------------------------------------------------------------------------------- values

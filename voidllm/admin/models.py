@@ -44,6 +44,7 @@ from voidllm.bounds import (
     PRICE,
     RETRIES,
     URL,
+    Bounds,
     bounded,
     valid_host,
 )
@@ -59,6 +60,8 @@ from voidllm.store.ids import new_id
 
 RESERVED = ":deleted:"
 MAX_TIMEOUT = 24 * 3600.0
+PROVIDER = Bounds(max_length=32, choices=PROVIDERS)
+MODEL_TYPE = Bounds(max_length=32, choices=MODEL_TYPES)
 
 
 # -------------------------------------------------------------------------------------------- values
@@ -145,9 +148,9 @@ class ModelOut:
 @attrs.frozen
 class ModelCreate:
     name: str = bounded(NAME)
-    provider: str = bounded(CHOICE)
+    provider: str = bounded(PROVIDER)
     base_url: str = bounded(URL)
-    type: str = bounded(CHOICE, default="chat")
+    type: str = bounded(MODEL_TYPE, default="chat")
     api_key: str = bounded(HEADER_VALUE, default="", repr=False)
     max_context_tokens: int = bounded(CONTEXT_TOKENS, default=0)
     input_price_per_1m: float = bounded(PRICE, default=0.0)
@@ -170,9 +173,9 @@ class ModelUpdate:
     ``fallback_model_name: ""`` the fallback, ``timeout: ""`` the timeout."""
 
     name: str | None = bounded(NAME, default=None)
-    provider: str | None = bounded(CHOICE, default=None)
+    provider: str | None = bounded(PROVIDER, default=None)
     base_url: str | None = bounded(URL, default=None)
-    type: str | None = bounded(CHOICE, default=None)
+    type: str | None = bounded(MODEL_TYPE, default=None)
     api_key: str | None = bounded(HEADER_VALUE, default=None, repr=False)
     max_context_tokens: int | None = bounded(CONTEXT_TOKENS, default=None)
     input_price_per_1m: float | None = bounded(PRICE, default=None)

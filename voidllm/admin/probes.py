@@ -27,10 +27,10 @@ import orjson
 import trio
 
 from voidllm.admin.context import Actor
-from voidllm.admin.models import check_upstream
+from voidllm.admin.models import PROVIDER, check_upstream
 from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
-from voidllm.bounds import CHOICE, HEADER_VALUE, URL, bounded
+from voidllm.bounds import HEADER_VALUE, URL, bounded
 from voidllm.routing.health import HealthBoard, HealthReport
 
 TEST_TIMEOUT = 10.0
@@ -39,7 +39,7 @@ MAX_BODY = 4 * 1024 * 1024
 
 @attrs.frozen
 class ConnectionTest:
-    provider: str = bounded(CHOICE)
+    provider: str = bounded(PROVIDER)
     base_url: str = bounded(URL)
     api_key: str = bounded(HEADER_VALUE, default="", repr=False)
 

@@ -17,9 +17,10 @@ enums, ``list``/``tuple``/``Sequence``, ``dict``/``Mapping``, ``X | None``, nest
 generic attrs classes (``Page[T]`` is specialised per ``T`` as ``Page_X``). Each attrs class goes into
 ``components/schemas`` once and is referenced with ``$ref``; a property is required when its field has no
 default. Field names on the wire follow the codec (:func:`voidllm.web.api.codec.wire_name`). The
-:class:`~voidllm.bounds.Bounds` the codec checks become ``minimum``/``maximum`` (numbers), ``maxLength`` and
-``pattern`` (strings), ``maxItems`` (arrays): those a field declares, and for the fields of request bodies and
-query strings, the defaults of their types, so the document states the range of every value a client sends.
+:class:`~voidllm.bounds.Bounds` the codec checks become ``minimum``/``maximum`` (numbers), ``maxLength``,
+``pattern`` and ``enum`` (strings), ``maxItems`` (arrays): those a field declares, and for the fields of
+request bodies and query strings the defaults of their types, so the document states the range of every
+value a client sends.
 Rules checked inside the use cases (a choice among providers, a model that must exist) are not described.
 
 Hand-written because nothing maintained fits the stack: quart-schema and spectree describe pydantic or
@@ -392,8 +393,8 @@ def with_bounds(schema: dict[str, Any], bounds: Bounds | None) -> dict[str, Any]
     if bounds is None:
         return schema
     if "anyOf" in schema:
-        branches = [branch if branch.get("type") == "null" else with_bounds(branch, bounds) for branch in schema["anyOf"]]
-        return {**schema, "anyOf": branches}
+        branches = schema["anyOf"]
+        return {**schema, "anyOf": [b if b.get("type") == "null" else with_bounds(b, bounds) for b in branches]}
     kind, stated = schema.get("type"), dict(schema)
     if kind in ("integer", "number"):
         stated |= {key: value for key, value in (("minimum", bounds.minimum), ("maximum", bounds.maximum))
@@ -403,6 +404,8 @@ def with_bounds(schema: dict[str, Any], bounds: Bounds | None) -> dict[str, Any]
             stated["maxLength"] = bounds.max_length
         if bounds.pattern is not None:
             stated["pattern"] = f"^(?:{bounds.pattern})$"
+        if bounds.choices is not None:
+            stated["enum"] = list(bounds.choices)
     elif kind == "array":
         if bounds.max_items is not None:
             stated["maxItems"] = bounds.max_items
