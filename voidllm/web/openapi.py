@@ -20,8 +20,8 @@ default. Field names on the wire follow the codec (:func:`voidllm.web.api.codec.
 :class:`~voidllm.bounds.Bounds` the codec checks become ``minimum``/``maximum`` (numbers), ``maxLength``,
 ``pattern`` and ``enum`` (strings), ``maxItems`` (arrays): those a field declares, and for the fields of
 request bodies and query strings the defaults of their types, so the document states the range of every
-value a client sends.
-Rules checked inside the use cases (a choice among providers, a model that must exist) are not described.
+value a client sends. Rules checked inside the use cases (a model that must exist, a fallback that closes no
+cycle, ``from`` before ``to``) are not described.
 
 Hand-written because nothing maintained fits the stack: quart-schema and spectree describe pydantic or
 msgspec models, apispec needs a plugin per model library (none for attrs/cattrs), and the attrs-to-schema
