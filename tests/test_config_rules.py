@@ -46,7 +46,8 @@ def settings(**fields: Any) -> dict[str, Any]:
 DURATION_HINT = "expected a duration such as 30s, 5m, 1h30m or 7d"
 PROVIDERS = "openai, anthropic, azure, gemini, vertex, vllm, ollama, custom, mock"
 NOT_A_HEADER_VALUE = (
-    "must be printable ASCII without control characters or spaces at either end (it is sent in an HTTP header)"
+    "must be printable ASCII without control characters or spaces at either end "
+    "(it is sent in an HTTP header)"
 )
 
 
@@ -166,6 +167,10 @@ CASES = [
          f"models[0].api_key: {NOT_A_HEADER_VALUE}"),
     case("base url too long", {"models": [model(base_url="http://up/" + "p" * 2048)]},
          "models[0].base_url: must be at most 2048 characters"),
+    case("base url host", {"models": [model(base_url="http://a..b/v1")]},
+         "models[0].base_url: must have a valid host name"),
+    case("mcp url not ascii", {"mcp_servers": [mcp(url="https://m\u00fc.example.com/mcp")]},
+         "mcp_servers[0].url: must be printable ASCII without spaces (percent-encode other characters)"),
     case("retries and context range", {"models": [model(max_retries=101, max_context_tokens=2**63)]},
          "models[0].max_context_tokens: must be between 0 and 100000000",
          "models[0].max_retries: must be between 0 and 100"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -56,16 +57,20 @@ _BOUNDS: dict[type, dict[str, Bounds]] = {
     DeploymentConfig: {**_UPSTREAM_BOUNDS, "weight": b.WEIGHT, "priority": b.PRIORITY},
     PricingConfig: {"input_per_1m": b.PRICE, "output_per_1m": b.PRICE},
     MCPServerConfig: {"name": b.NAME, "alias": b.MCP_ALIAS, "url": b.URL, "auth_header": b.HEADER_NAME,
-                      "auth_token": b.HEADER_VALUE, "oauth_token_url": b.URL, "oauth_client_id": b.HEADER_VALUE,
-                      "oauth_client_secret": b.HEADER_VALUE, "oauth_scopes": b.TEXT},
+                      "auth_token": b.HEADER_VALUE, "oauth_token_url": b.URL,
+                      "oauth_client_id": b.HEADER_VALUE, "oauth_client_secret": b.HEADER_VALUE,
+                      "oauth_scopes": b.TEXT},
 }  # fmt: skip
 """Fields whose values flow into the same columns as the admin API's, with the API's bounds."""
 
 
 def _bounds(obj: Any) -> Iterator[Problem]:
-    """Each field of :data:`_BOUNDS` out of its bounds; a list's items are reported by their index."""
+    """Each field of :data:`_BOUNDS` out of its bounds (a list's items by their index), and URLs whose host
+    the HTTP client cannot use."""
     for field, bounds in _BOUNDS.get(type(obj), {}).items():
         value = getattr(obj, field)
+        if bounds is b.URL and value and bounds.problem(value) is None and not _usable_host(value):
+            yield (field,), "must have a valid host name"
         if not isinstance(value, tuple) or bounds.items is None:
             if (problem := bounds.problem(value)) is not None:
                 yield (field,), problem
@@ -76,6 +81,13 @@ def _bounds(obj: Any) -> Iterator[Problem]:
         for index, item in enumerate(value):
             if (problem := bounds.items.problem(item)) is not None:
                 yield (field, index), problem
+
+
+def _usable_host(url: str) -> bool:
+    try:
+        return b.valid_host(urlsplit(url).hostname or "")
+    except ValueError:
+        return False
 
 
 def _provider_fields(obj: ModelConfig | DeploymentConfig) -> Iterator[Problem]:
