@@ -231,3 +231,17 @@ async def test_docs_are_served_without_auth_and_describe_real_responses(sqlite_d
         denied = await gw.client.get("/api/v1/audit-logs")
         validator_for(document, "#/components/schemas/Error").validate(denied.json())
         assert not validator_for(document, schema["schema"]["$ref"]).is_valid({"data": [{"id": 1}], "has_more": True})
+
+
+def test_the_documented_callers_are_the_ones_the_rbac_matrix_enforces(document: dict[str, Any]) -> None:
+    """Issue 13 point 6: the document's labels of who may call come from the declarations that
+    tests/test_rbac.py checks against real callers (``allow=``), and its minimum role is ``role=``, which that
+    file holds to never refuse a caller ``allow=`` admits."""
+    for route in api.routes:
+        operation = document["paths"][openapi_path(route.full_path)][route.method.lower()]
+        if route.public:
+            assert "x-voidllm-allow" not in operation and operation["security"] == []
+            continue
+        assert operation["x-voidllm-allow"] == [str(grant) for grant in route.allow], route.name
+        expected_role = None if route.role is None else route.role.name.lower()
+        assert operation.get("x-voidllm-role") == expected_role, route.name
