@@ -303,7 +303,7 @@ class _Sample:
 def test_the_codec_enforces_declared_and_default_bounds(data: dict[str, Any], message: str) -> None:
     with pytest.raises(BadRequestError) as refused:
         structure(data, _Sample)
-    assert refused.value.message == message
+    assert refused.value.message.startswith(message)
 
 
 def test_values_within_bounds_pass_and_the_schema_states_them() -> None:
