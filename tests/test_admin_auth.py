@@ -306,7 +306,7 @@ async def test_session_list_and_revoke(gw: RunningGateway) -> None:
     assert one.json()["has_more"] is True and len(one.json()["data"]) == 2
     rest = await As(gw, second).get(f"/auth/sessions?limit=2&cursor={one.json()['next_cursor']}")
     assert [s["id"] for s in rest.json()["data"]] == [sessions[2]["id"]] and rest.json()["has_more"] is False
-    envelope(await As(gw, second).get("/auth/sessions?limit=0"), 400, "bad_request")
+    envelope(await As(gw, second).get("/auth/sessions?limit=0"), 400, "validation_error")
 
     revoked = await As(gw, second).delete(f"/auth/sessions/{sessions[0]['id']}")
     assert revoked.status_code == 204

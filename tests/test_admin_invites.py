@@ -110,7 +110,7 @@ async def test_invalid_and_expired_tokens_are_gone(gw: RunningGateway) -> None:
         assert envelope(await peek(gw, junk), 410, "gone") == GONE
         envelope(await redeem(gw, junk), 410, "gone")
     envelope(await gw.client.get("/api/v1/invites/peek"), 400, "bad_request")
-    envelope(await gw.client.post("/api/v1/invites/redeem", json={"password": PASSWORD}), 400, "bad_request")
+    envelope(await gw.client.post("/api/v1/invites/redeem", json={"password": PASSWORD}), 400, "validation_error")
 
     token = (await invite(gw, org, "late@example.com"))["token"]
     envelope(await redeem(gw, token, password="short"), 400, "bad_request")
@@ -198,7 +198,7 @@ async def test_pagination_and_a_token_redeemed_once_under_concurrency(gw: Runnin
     rest = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=2&cursor={cursor}")).json()
     assert [i["id"] for i in rest["data"]] == [made[2]["id"]] and rest["has_more"] is False
     assert all(i["status"] == "pending" for i in first["data"] + rest["data"])
-    envelope(await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=101"), 400, "bad_request")
+    envelope(await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=101"), 400, "validation_error")
 
     statuses: list[int] = []
 
@@ -222,18 +222,18 @@ async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
     org = await home_org(gw)
     long_email = "a" * 243 + "@example.com"
     made = await As(gw, gw.api_key()).post(f"/orgs/{org}/invites", json={"email": long_email})
-    assert envelope(made, 400, "bad_request") == "email must be at most 254 characters"
+    assert envelope(made, 400, "validation_error") == "email must be at most 254 characters"
     token = (await invite(gw, org, "bounded@example.com"))["token"]
     too_long = "vl_iv_" + "0" * 251
-    assert envelope(await peek(gw, too_long), 400, "bad_request") == "token must be at most 256 characters"
+    assert envelope(await peek(gw, too_long), 400, "validation_error") == "token must be at most 256 characters"
     for path in ("/invites/accept", "/invites/decline"):
         answered = await As(gw, gw.api_key()).post(path, json={"token": too_long})
-        assert envelope(answered, 400, "bad_request") == "token must be at most 256 characters"
+        assert envelope(answered, 400, "validation_error") == "token must be at most 256 characters"
     for field, limit, body in (
         ("token", 256, {"token": too_long, "password": PASSWORD}),
         ("password", 1024, {"token": token, "password": "p" * 1025}),
         ("display_name", 256, {"token": token, "password": PASSWORD, "display_name": "n" * 257}),
     ):
         redeemed = await gw.client.post("/api/v1/invites/redeem", json=body)
-        assert envelope(redeemed, 400, "bad_request") == f"{field} must be at most {limit} characters"
+        assert envelope(redeemed, 400, "validation_error") == f"{field} must be at most {limit} characters"
     assert (await redeem(gw, token, name="n" * 256)).status_code == 201

@@ -181,12 +181,12 @@ async def test_validation_errors(db_target: tuple[str, str]) -> None:
         await refused({"name": "c", "strategy": "fastest"}, 400, "invalid_strategy")
         await refused({"name": "c", "fallback_model_name": "nope"}, 400, "bad_request")
         await refused({"name": "x:deleted:y"}, 400, "bad_request")
-        await refused({"name": "c", "provider": "acme"}, 400, "bad_request")
+        await refused({"name": "c", "provider": "acme"}, 400, "validation_error")
         await refused({"name": "c", "base_url": "ftp://host/v1"}, 400, "bad_request")
         await refused({"name": "c", "provider": "azure"}, 400, "bad_request")
         await refused({"name": "c", "timeout": "30"}, 400, "bad_request")
         await refused({"name": ""}, 400, "bad_request")
-        await refused({}, 400, "bad_request")
+        await refused({}, 400, "validation_error")
 
         self_fallback = await gw.client.patch(f"/api/v1/models/{a['id']}", headers=admin(gw),
                                               json={"fallback_model_name": "a"})

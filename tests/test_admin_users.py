@@ -124,7 +124,7 @@ async def test_create_validation_and_conflicts(gw: RunningGateway) -> None:
     )
     envelope(role, 400, "bad_request")
     missing = await As(gw, admin).post("/users", json={"email": "m@example.com"})
-    assert "password" in envelope(missing, 400, "bad_request")
+    assert "password" in envelope(missing, 400, "validation_error")
     no_org = await gw.client.post(
         "/api/v1/users", headers=bearer(admin),
         json={"email": "o@example.com", "password": PASSWORD, "org_id": new_id()},
@@ -278,7 +278,7 @@ async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
         ("display_name", {"email": "d@example.com", "password": PASSWORD, "display_name": "n" * 257}),
         ("password", {"email": "p@example.com", "password": "p" * 1025}),
     ):
-        message = envelope(await As(gw, admin).post("/users", json=body), 400, "bad_request")
+        message = envelope(await As(gw, admin).post("/users", json=body), 400, "validation_error")
         assert message.startswith(f"{field} must ") and "at most" in message and "nnn" not in message
     at_limit = await create(gw, admin, email="a" * 242 + "@example.com", display_name="n" * 256)
     assert (len(str(at_limit["email"])), len(str(at_limit["display_name"]))) == (254, 256)
@@ -292,10 +292,10 @@ async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
         ("password", 1024, {"password": "p" * 1025, "current_password": PASSWORD}),
         ("current_password", 1024, {"password": "new-password-1", "current_password": "p" * 1025}),
     ):
-        message = envelope(await As(gw, own).patch(path, json=body), 400, "bad_request")
+        message = envelope(await As(gw, own).patch(path, json=body), 400, "validation_error")
         assert message == f"{field} must be at most {limit} characters"
     for field in ("current_password", "new_password"):
         body = {"current_password": PASSWORD, "new_password": "new-password-1", field: "p" * 1025}
-        message = envelope(await As(gw, own).post("/me/password", json=body), 400, "bad_request")
+        message = envelope(await As(gw, own).post("/me/password", json=body), 400, "validation_error")
         assert message == f"{field} must be at most 1024 characters"
     assert (await login(gw, "bounded@example.com", PASSWORD)).status_code == 200

@@ -199,9 +199,8 @@ async def test_admin_mutation_is_audited_and_flushed_at_shutdown(sqlite_dsn: str
         admin = gw.state.keys.authenticate(f"Bearer {key}")
         body = {
             "email": "audited@example.com", "password": "correct horse battery", "org_id": admin.org_id,
-            "role": "member", "display_name": "Audited", "api_key": "vl_uk_" + "b" * 48,
-            "extra": {"Token": "t0ps3cret"},
-        }
+            "role": "member", "display_name": "Audited",
+        }  # unknown fields are refused (400) before anything is audited: secrets in them never get this far
         created = await gw.client.post("/api/v1/users", json=body, headers=auth(key))
         assert created.status_code == 201, created.text
         request_id = created.headers["x-request-id"]
@@ -216,11 +215,9 @@ async def test_admin_mutation_is_audited_and_flushed_at_shutdown(sqlite_dsn: str
     assert (row["actor_type"], row["actor_id"], row["actor_key_id"]) == ("user", admin.user_id, admin.key_id)
     assert (row["ip_address"], row["request_id"]) == ("127.0.0.1", request_id)
     description = orjson.loads(row["description"])
-    assert description["password"] == REDACTED and description["api_key"] == REDACTED
-    assert description["extra"] == {"Token": REDACTED}
+    assert description["password"] == REDACTED
     assert description["email"] == "audited@example.com"
-    for secret in ("correct horse battery", "t0ps3cret", "b" * 48):
-        assert secret not in row["description"]
+    assert "correct horse battery" not in row["description"]
 
 
 async def test_audit_disabled_writes_nothing(sqlite_dsn: str) -> None:
@@ -290,7 +287,7 @@ async def test_list_filters_and_pages_newest_first(sqlite_dsn: str) -> None:
                     {"from": "2026-01-11T00:00:00Z", "to": "2026-01-10T00:00:00Z"}):
             response = await listing(gw, key, **bad)
             assert response.status_code == 400, bad
-            assert response.json()["error"]["code"] == "bad_request"
+            assert response.json()["error"]["code"] == "validation_error"
 
 
 async def test_default_page_size_is_fifty(sqlite_dsn: str) -> None:

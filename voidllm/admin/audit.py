@@ -80,7 +80,7 @@ async def list_logs(services: Services, actor: Actor, query: AuditQuery) -> Page
             actor.require_org(org_id)
         org_id = actor.org_id
     if query.from_ is not None and query.to is not None and query.from_ > query.to:
-        raise BadRequestError("from must not be after to")
+        raise BadRequestError("from must not be after to", code="validation_error")
     return await services.store.run(partial(_list_tx, attrs.evolve(query, org_id=org_id)))
 
 

@@ -45,6 +45,7 @@ from voidllm.bounds import Bounds, bounded
 from voidllm.errors import BadRequestError
 from voidllm.store.store import Store
 from voidllm.store.tables import api_keys, usage_events, users
+from voidllm.usage.cost import money
 
 CHUNK_ROWS = 1000
 """Rows read (and encoded) per database round trip of an export."""
@@ -165,7 +166,7 @@ async def cost_report(services: Services, actor: Actor, org_id: str, query: Cost
     """
     await _check(services, actor, org_id, query.from_, query.to)
     if not 1 <= query.top <= MAX_TOP:
-        raise BadRequestError(f"top must be between 1 and {MAX_TOP}")
+        raise BadRequestError(f"top must be between 1 and {MAX_TOP}", code="validation_error")
     return await services.store.run(partial(_report_tx, org_id, query))
 
 
@@ -173,7 +174,7 @@ async def _check(services: Services, actor: Actor, org_id: str, start: datetime,
     actor.require(Role.ORG_ADMIN)
     actor.require_org(org_id)
     if start >= end:
-        raise BadRequestError("from must be before to")
+        raise BadRequestError("from must be before to", code="validation_error")
     await services.store.run(live_org, org_id)
 
 
@@ -328,7 +329,7 @@ def _report_tx(org_id: str, query: CostReportQuery, conn: sa.Connection) -> Cost
         by_model=[ModelCost(**_costs(row), model_name=row["model_name"]) for row in by_model],
         by_day=[
             DayCost(day=date.fromisoformat(str(row["day"])), requests=row["requests"],
-                    total_tokens=int(row["total_tokens"]), cost=float(row["cost"]))
+                    total_tokens=int(row["total_tokens"]), cost=money(row["cost"]))
             for row in by_day
         ],
         top_keys=_top(conn, _u.key_id, api_keys.c.name, api_keys, in_range, query.top),
@@ -340,7 +341,7 @@ def _costs(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "requests": int(row["requests"]), "prompt_tokens": int(row["prompt_tokens"]),
         "completion_tokens": int(row["completion_tokens"]), "total_tokens": int(row["total_tokens"]),
-        "cost": float(row["cost"]),
+        "cost": money(row["cost"]),
     }
 
 
@@ -368,6 +369,6 @@ def _top(
     ).mappings()
     return [
         Spender(id=row["id"], name=row["name"].split(RESERVED)[0], requests=int(row["requests"]),
-                total_tokens=int(row["total_tokens"]), cost=float(row["cost"]))
+                total_tokens=int(row["total_tokens"]), cost=money(row["cost"]))
         for row in rows
     ]

@@ -1,9 +1,15 @@
 """The one cattrs converter of the admin API: JSON bodies and query strings in, attrs responses out.
 
-Unknown body fields are ignored (as the Go original does); a missing or mistyped field is a 400 that names the
-field path (``required field missing @ $.name``) and never echoes the value sent. Timestamps are RFC 3339
-strings with an offset, from 1970 to before the year 9000; they are returned in UTC with a ``Z``. A field whose
-Python name ends in ``_`` (``from_``, a keyword) goes by the name without it on the wire (:func:`wire_name`).
+Strict, unlike the Go original: an unknown field of a body or a query string is a 400 ``validation_error``
+naming it and the closest valid one (``unknown field 'rpm' (did you mean 'requests_per_minute'?) @ $``), so a
+typo never switches a limit off; a missing or mistyped field is a 400 ``validation_error`` that names the
+field path (``required field missing @ $.name``) and never echoes the value sent. In a PATCH body ``null`` is
+refused (:func:`reject_nulls`): a field left out keeps its value, and ``null`` would look like a request to
+clear it, which no PATCH field means by ``null`` (``""`` clears what can be cleared).
+
+Timestamps are RFC 3339 strings with an offset, or dates (``2026-12-01``, midnight UTC), from 1970 to before
+the year 9000; they are returned in UTC with a ``Z``. A field whose Python name ends in ``_`` (``from_``, a
+keyword) goes by the name without it on the wire (:func:`wire_name`).
 
 Every field of a request class is checked against its :class:`~voidllm.bounds.Bounds` (declared in the field's
 metadata, else the default of its type) as soon as it is read, before the class's own converters and
@@ -14,6 +20,7 @@ parsed; a number too large for a float counts as infinite (and is refused as not
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import typing
@@ -25,6 +32,7 @@ import attrs
 import cattrs
 import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.v import format_exception
 
 from voidllm.bounds import TIMESTAMP, Bounds, bounds_of
 from voidllm.errors import BadRequestError, GatewayError
@@ -37,6 +45,7 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 overflow ``datetime``."""
 
 converter = cattrs.Converter(forbid_extra_keys=False)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class _WrongValueError(ValueError):
@@ -45,11 +54,13 @@ class _WrongValueError(ValueError):
 
 def _structure_datetime(value: Any, _: type) -> datetime:
     if not isinstance(value, str) or len(value) > TIMESTAMP_LENGTH:
-        raise _WrongValueError("must be an RFC 3339 timestamp")
+        raise _WrongValueError("must be an RFC 3339 timestamp or a date")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:  # its message quotes the value
-        raise _WrongValueError("must be an RFC 3339 timestamp") from None
+        raise _WrongValueError("must be an RFC 3339 timestamp or a date") from None
+    if _DATE.fullmatch(value):  # a plain date is midnight UTC of that day
+        parsed = parsed.replace(tzinfo=UTC)
     if parsed.tzinfo is None:
         raise _WrongValueError("must have a UTC offset, e.g. 2026-01-31T00:00:00Z")
     try:
@@ -136,7 +147,7 @@ def _structure_request_class(cls: Any) -> Any:
         bounds = bounds_of(field, hints[field.name]) or Bounds()
         hook = _bounded_hook(hints[field.name], bounds, wire_name(field.name))
         overrides[field.name] = override(rename=wire_name(field.name), struct_hook=hook)
-    return make_dict_structure_fn(cls, converter, **overrides)
+    return make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)
 
 
 def _bounded_hook(hint: Any, bounds: Bounds, name: str) -> Callable[[Any, Any], Any]:
@@ -191,17 +202,50 @@ def _our_error(exc: BaseException) -> GatewayError | None:
     return None
 
 
+VALIDATION_ERROR = "validation_error"
+
+
 def structure(data: Any, cls: type[T]) -> T:
-    """``data`` as an instance of ``cls``, or :class:`BadRequestError` naming the offending fields."""
+    """``data`` as an instance of ``cls``, or a 400 ``validation_error`` naming the offending fields."""
     try:
         return converter.structure(data, cls)
     except Exception as exc:  # cattrs wraps everything it catches in ClassValidationError groups
         ours = _our_error(exc)
+        if isinstance(ours, BadRequestError) and ours.code == BadRequestError.code:
+            raise BadRequestError(ours.message, code=VALIDATION_ERROR, headers=ours.headers) from None
         if ours is not None:
             raise ours from None
-        messages = cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else ["invalid value"]
+        messages = (
+            cattrs.transform_error(exc, format_exception=_format_error)
+            if isinstance(exc, cattrs.BaseValidationError) else ["invalid value"]
+        )
         messages = [_WIRE_PATH.sub(r"\1", message) for message in messages]
-        raise BadRequestError("; ".join(messages)) from None
+        raise BadRequestError("; ".join(messages), code=VALIDATION_ERROR) from None
+
+
+def _format_error(exc: BaseException, type_: type | None) -> str:
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        known = [wire_name(field.name) for field in attrs.fields(exc.cl)]
+        return "; ".join(_unknown(name, known) for name in sorted(exc.extra_fields))
+    return format_exception(exc, type_)
+
+
+def _unknown(name: str, known: list[str]) -> str:
+    shown = name if len(name) <= 64 else name[:64] + "…"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    if close:
+        return f"unknown field {shown!r} (did you mean {close[0]!r}?)"
+    return f"unknown field {shown!r} (known: {', '.join(known) or 'none'})"
+
+
+def reject_nulls(payload: Mapping[str, Any]) -> None:
+    """400 when a PATCH body sets a field to ``null`` (see the module docstring)."""
+    nulls = sorted(name for name, value in payload.items() if value is None)
+    if nulls:
+        raise BadRequestError(
+            f"{', '.join(nulls)}: null is not a value here; leave a field out to keep it as it is",
+            code=VALIDATION_ERROR,
+        )
 
 
 def parse_json_object(raw: bytes) -> Mapping[str, Any]:

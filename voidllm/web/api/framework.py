@@ -45,7 +45,7 @@ from quart import Blueprint, Response, request
 from voidllm.admin.context import Actor
 from voidllm.admin.services import AuditEntry, Services
 from voidllm.auth.identity import Role
-from voidllm.web.api.codec import parse_json_object, render, structure
+from voidllm.web.api.codec import parse_json_object, reject_nulls, render, structure
 from voidllm.web.envelope import SCOPE_KEY
 from voidllm.web.state import app_state
 
@@ -226,6 +226,8 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
         if route.body is not None:
             payload = parse_json_object(await request.get_data())
             kwargs["body"] = structure(payload, route.body)
+            if route.method == "PATCH":
+                reject_nulls(payload)
         if route.query is not None:
             kwargs["query"] = structure(dict(request.args.items()), route.query)
         call = Call(services, actor, request_id, ip, route)
