@@ -53,3 +53,23 @@ async def test_a_204_carries_no_content_type_and_no_length(gw: RunningGateway) -
     response = await gw.client.delete(f"{API}/orgs/{org}/keys/{key['id']}", headers=admin(gw))
     assert response.status_code == 204 and response.content == b""
     assert "content-type" not in response.headers and "content-length" not in response.headers
+
+
+async def test_usage_ranges_take_dates_and_costs_are_rounded_decimals(gw: RunningGateway) -> None:
+    """Dates are midnight UTC; a sum of float estimates reaches the client without float noise."""
+    from datetime import UTC, datetime
+
+    from tests.test_usage_export import event, insert
+
+    org = await default_org(gw)
+    key = gw.state.keys.authenticate(f"Bearer {gw.api_key()}")
+    at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    await insert(gw, [event(org, key.key_id, at, cost_estimate=0.1) for _ in range(3)])  # 0.1 * 3 in floats
+    assert 0.1 + 0.1 + 0.1 != 0.3
+    report = await gw.client.get(f"{API}/orgs/{org}/usage/cost-report", headers=admin(gw),
+                                 params={"from": "2026-03-02", "to": "2026-03-03"})
+    assert report.status_code == 200, report.text
+    assert report.json()["totals"]["cost"] == 0.3 and b"0.30000000000000004" not in report.content
+    naive = await gw.client.get(f"{API}/orgs/{org}/usage/cost-report", headers=admin(gw),
+                                params={"from": "2026-03-02T00:00:00", "to": "2026-03-03"})
+    assert naive.status_code == 400 and "UTC offset" in naive.json()["error"]["message"]

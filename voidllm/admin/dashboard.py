@@ -44,6 +44,7 @@ from voidllm.auth.identity import Role
 from voidllm.limits.base import DAY, MONTH, window_bounds
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
+from voidllm.usage.cost import money
 
 __all__ = ["WARN_PERCENT", "BudgetWarning", "DashboardStats", "stats"]
 
@@ -134,7 +135,7 @@ def _stats_tx(actor: Actor, now: datetime, conn: sa.Connection) -> DashboardStat
     teams, members = _headcount(conn, scope)
     return DashboardStats(
         scope=scope.name, active_keys=int(active_keys), total_teams=teams, total_members=members,
-        requests_24h=int(day[0]), tokens_24h=int(day[1] or 0), cost_estimate_24h=float(day[2] or 0),
+        requests_24h=int(day[0]), tokens_24h=int(day[1] or 0), cost_estimate_24h=money(day[2]),
         budget_warnings=_budget_warnings(conn, scope, now), models_healthy=0, models_unhealthy=0,
         models_degraded=0,
     )

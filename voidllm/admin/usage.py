@@ -36,6 +36,7 @@ from voidllm.admin.services import Services
 from voidllm.auth.identity import Role
 from voidllm.errors import BadRequestError, NotFoundError
 from voidllm.store import tables as t
+from voidllm.usage.cost import money
 
 __all__ = [
     "MAX_RANGE", "McpGroupBy", "McpUsagePoint", "McpUsageQuery", "McpUsageReport", "UsageGroupBy",
@@ -100,7 +101,7 @@ class UsagePoint:
             group_key=row.get("group_key"), group_label=label, total_requests=int(row["total_requests"]),
             prompt_tokens=int(row["prompt_tokens"] or 0),
             completion_tokens=int(row["completion_tokens"] or 0),
-            total_tokens=int(row["total_tokens"] or 0), cost_estimate=float(row["cost_estimate"] or 0),
+            total_tokens=int(row["total_tokens"] or 0), cost_estimate=money(row["cost_estimate"]),
             avg_duration_ms=float(row["avg_duration_ms"] or 0),
         )
 

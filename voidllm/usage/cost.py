@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from voidllm.usage.events import TokenUsage
 
-__all__ = ["cost_estimate"]
+__all__ = ["MONEY_DECIMALS", "cost_estimate", "money"]
+
+MONEY_DECIMALS = 9
+"""Decimals of a cost shown in a report: a billionth of the currency unit, far below one token's price."""
 
 
 def cost_estimate(usage: TokenUsage, *, input_per_1m: float, output_per_1m: float) -> float | None:
@@ -25,3 +28,9 @@ def cost_estimate(usage: TokenUsage, *, input_per_1m: float, output_per_1m: floa
     if input_per_1m == 0 and output_per_1m == 0:
         return None
     return usage.prompt_tokens / 1e6 * input_per_1m + usage.completion_tokens / 1e6 * output_per_1m
+
+
+def money(value: float | None) -> float:
+    """A sum of costs as reports show it: rounded to :data:`MONEY_DECIMALS`, so the float noise of adding many
+    estimates (``0.30000000000000004``) never reaches a client. Stored estimates keep their exact bits."""
+    return round(float(value or 0.0), MONEY_DECIMALS)
