@@ -12,36 +12,18 @@ API would), so these tests do not depend on how sign-in picks an organisation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 import sqlalchemy as sa
-from argon2.profiles import CHEAPEST
 
-from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.test_admin_auth import database  # noqa: F401 (fixture)
+from tests.gateway import RunningGateway
 from tests.test_admin_auth import As, envelope, login
+from tests.test_admin_auth import database  # noqa: F401 (fixture)
 from tests.test_admin_users import PASSWORD, create, insert_org, insert_user_key, session
-from voidllm.auth import passwords
-from voidllm.auth.throttle import LoginThrottle
+from tests.test_admin_users import cheap_hashing, gw  # noqa: F401 (fixtures: fast argon2, a gateway per store)
 from voidllm.store import tables as t
 
 ELSEWHERE = "this account also belongs to another organization; only a system admin can change it"
 WRONG = "current password is incorrect"
 GONE = "invite is invalid, expired or already redeemed"
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(CHEAPEST)))
-
-
-@pytest.fixture
-async def gw(database: tuple[str, str]) -> AsyncIterator[RunningGateway]:
-    driver, dsn = database
-    async with run_gateway(make_config(dsn, driver=driver)) as gateway:
-        gateway.state.services.throttle = LoginThrottle(max_per_ip=1000)
-        yield gateway
 
 
 async def memberships_of(gw: RunningGateway, user_id: str) -> dict[str, str]:

@@ -63,7 +63,8 @@ async def test_the_readme_quick_start_works_on_the_example_config(tmp_path: Path
 async def test_the_demo_model_answers_the_openai_sdk_in_every_shape(sqlite_dsn: str) -> None:
     async with run_gateway(make_config(sqlite_dsn, DEMO)) as gw:
         client = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key=gw.api_key(), max_retries=0)
-        chat = await client.chat.completions.create(model="default", messages=[{"role": "user", "content": "hi"}])
+        hello = [{"role": "user", "content": "hi"}]
+        chat = await client.chat.completions.create(model="default", messages=hello)
         assert chat.model == "demo" and chat.system_fingerprint == "voidllm-demo"
         assert chat.choices[0].message.content and "VoidLLM demo model" in chat.choices[0].message.content
         assert chat.usage is not None and chat.usage.completion_tokens > 0
@@ -79,7 +80,8 @@ async def test_the_demo_model_answers_the_openai_sdk_in_every_shape(sqlite_dsn: 
         assert len([p for p in pieces if p]) == 8 and "".join(pieces) == chat.choices[0].message.content
 
         text = await client.completions.create(model="default", prompt="hi")
-        assert text.system_fingerprint == "voidllm-demo" and text.choices[0].text == chat.choices[0].message.content
+        assert text.system_fingerprint == "voidllm-demo"
+        assert text.choices[0].text == chat.choices[0].message.content
 
         embedded = await client.embeddings.create(model="default", input=["a", "b"])
         assert [len(item.embedding) for item in embedded.data] == [8, 8]

@@ -38,7 +38,8 @@ async def test_a_wrong_method_on_a_known_route_is_405_with_allow(
 ) -> None:
     response = await gw.client.request(method, path, headers=admin(gw))
     assert response.status_code == 405, response.text
-    assert set(response.headers["allow"].replace(" ", "").split(",")) - {"HEAD", "OPTIONS"} == set(allow.replace(" ", "").split(","))
+    methods = set(response.headers["allow"].replace(" ", "").split(",")) - {"HEAD", "OPTIONS"}
+    assert methods == set(allow.replace(" ", "").split(","))
 
 
 async def test_an_unknown_v1_endpoint_stays_400(gw: RunningGateway) -> None:

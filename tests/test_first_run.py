@@ -24,7 +24,9 @@ from tests.process import spawn_gateway, write_config
 from voidllm.config import ConfigError, parse_config
 from voidllm.config.loader import with_listen_overrides
 
-BASE = parse_config("server:\n  proxy:\n    host: 127.0.0.1\n    port: 8080\n", environ={"VOIDLLM_ENCRYPTION_KEY": "k" * 44})
+BASE = parse_config(
+    "server:\n  proxy:\n    host: 127.0.0.1\n    port: 8080\n", environ={"VOIDLLM_ENCRYPTION_KEY": "k" * 44}
+)
 
 
 def listen(host: str | None = None, port: str | None = None, **env: str) -> tuple[str, int]:
@@ -39,7 +41,9 @@ def test_the_command_line_wins_over_the_environment_which_wins_over_the_file() -
     assert listen(host="::1", VOIDLLM_HOST="0.0.0.0") == ("::1", 8080)
 
 
-@pytest.mark.parametrize(("port", "env"), [("80a", {}), ("65536", {}), ("-1", {}), (None, {"VOIDLLM_PORT": "http"})])
+@pytest.mark.parametrize(
+    ("port", "env"), [("80a", {}), ("65536", {}), ("-1", {}), (None, {"VOIDLLM_PORT": "http"})]
+)
 def test_a_bad_port_is_a_configuration_error_naming_its_origin(port: str | None, env: dict[str, str]) -> None:
     with pytest.raises(ConfigError) as caught:
         listen(port=port, **env)
@@ -87,8 +91,10 @@ def test_the_scripts_follow_the_documented_search_order(tmp_path: Path) -> None:
 
 def test_load_secrets_fills_only_unset_variables(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "secrets.env").write_text("VOIDLLM_ADMIN_KEY=from-file\nVOIDLLM_ENCRYPTION_KEY=enc\n")
-    script = f'. "{ROOT}/scripts/lib/config.sh"; load_secrets; printf "%s %s" "$VOIDLLM_ADMIN_KEY" "$VOIDLLM_ENCRYPTION_KEY"'
+    secrets = tmp_path / "data" / "secrets.env"
+    secrets.write_text("VOIDLLM_ADMIN_KEY=from-file\nVOIDLLM_ENCRYPTION_KEY=enc\n")
+    shown = 'printf "%s %s" "$VOIDLLM_ADMIN_KEY" "$VOIDLLM_ENCRYPTION_KEY"'
+    script = f'. "{ROOT}/scripts/lib/config.sh"; load_secrets; {shown}'
     done = subprocess.run(
         ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True,
         env={"PATH": os.environ["PATH"], "VOIDLLM_ADMIN_KEY": "from-env"},
@@ -117,15 +123,17 @@ async def test_an_empty_store_without_admin_key_says_how_to_bootstrap_and_a_lost
         assert (ready.status_code, ready.json()["status"]) == (503, "bootstrap_pending")
 
         await cli(config, "orgs", "create", "--name", "My Org")
-        await cli(config, "users", "create", "--email", "you@example.com", "--org", "my-org", "--system-admin")
+        email = "you@example.com"
+        await cli(config, "users", "create", "--email", email, "--org", "my-org", "--system-admin")
         assert (await client.get("/readyz")).status_code == 200
 
-        reset = orjson.loads((await cli(config, "users", "reset-password", "--email", "you@example.com", "--json")).stdout)
+        reset = orjson.loads((await cli(config, "users", "reset-password", "--email", email, "--json")).stdout)
         assert len(reset["password"]) >= 16
-        login = await client.post("/api/v1/auth/login", json={"email": "you@example.com", "password": reset["password"]})
+        credentials = {"email": email, "password": reset["password"]}
+        login = await client.post("/api/v1/auth/login", json=credentials)
         assert login.status_code == 200, login.text
     (tmp_path / "keyed").mkdir()
-    async with spawn_gateway(write_config(tmp_path / "keyed")) as gw:  # with an admin key: the banner, no hint
+    async with spawn_gateway(write_config(tmp_path / "keyed")) as gw:  # with an admin key: banner, no hint
         assert not any("NOBODY CAN SIGN IN YET" in line for line in gw.lines)
 
 

@@ -61,7 +61,8 @@ async def test_the_typos_of_the_issue_are_refused_with_the_closest_field(gw: Run
     assert error_of(key)["message"].startswith("unknown field 'rpm'")
     listed = await gw.client.get(f"{API}/orgs/{org}/teams", headers=admin(gw))
     assert [t["name"] for t in listed.json()["data"]] == []  # nothing was created
-    login = await gw.client.post(f"{API}/auth/login", json={"email": "a@b.io", "password": "x", "pasword": "y"})
+    typo = {"email": "a@b.io", "password": "x", "pasword": "y"}
+    login = await gw.client.post(f"{API}/auth/login", json=typo)
     assert "unknown field 'pasword' (did you mean 'password'?)" in error_of(login)["message"]
 
 

@@ -77,7 +77,8 @@ class StoreBus:
         try:
             await self.store.run(lambda conn: conn.execute(t.change_notices.insert().values(**row)))
         except StoreError as exc:
-            log.warning("change notice not published", extra={"topic": topic, "error_type": type(exc).__name__})
+            failure = type(exc).__name__
+            log.warning("change notice not published", extra={"topic": topic, "error_type": failure})
 
 
 async def serve_store_notices(

@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voidllm", description="Privacy-first LLM gateway and MCP gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", help="path to voidllm.yaml (else $VOIDLLM_CONFIG, ./voidllm.yaml, /etc/voidllm)")
+    serve.add_argument(
+        "--config", help="path to voidllm.yaml (else $VOIDLLM_CONFIG, ./voidllm.yaml, /etc/voidllm)"
+    )
     serve.add_argument("--host", help="listen address of the proxy port (else $VOIDLLM_HOST, else the file)")
     serve.add_argument("--port", help="proxy port, 0..65535 (else $VOIDLLM_PORT, else the file)")
     migrate = commands.add_parser("migrate-schema", help="apply database schema migrations and exit")
@@ -107,9 +109,10 @@ def _announce_store(config: Config, path: Path | None) -> str | None:
     like the real one: ``voidllm migrate-schema`` or the gateway's first start creates it)."""
     db = config.database
     source = str(path) if path is not None else "no file (defaults and the environment)"
-    where = _safe_dsn(db.dsn) if db.driver not in ("sqlite", "sqlite3") else str(Path(db.dsn).expanduser().absolute())
+    sqlite = db.driver in ("sqlite", "sqlite3")
+    where = str(Path(db.dsn).expanduser().absolute()) if sqlite else _safe_dsn(db.dsn)
     print(f"voidllm: config {source}; database {db.driver} {where}", file=sys.stderr)
-    if db.driver in ("sqlite", "sqlite3") and db.dsn not in ("", ":memory:") and not Path(db.dsn).expanduser().is_file():
+    if sqlite and db.dsn not in ("", ":memory:") and not Path(db.dsn).expanduser().is_file():
         return (
             f"no database at {Path(db.dsn).expanduser().absolute()}: start the gateway once or run "
             "`voidllm migrate-schema` with this configuration, or pass --config for the right one"

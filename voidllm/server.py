@@ -44,10 +44,16 @@ from hypercorn.utils import wrap_app
 
 from voidllm.admin.audit_writer import open_audit_channel, serve_audit_writer
 from voidllm.admin.services import AuditSink, NullAudit, Services
-from voidllm.auth.bootstrap import BootstrapCredentials, BootstrapHint, BootstrapPlan, bootstrap, has_live_user
+from voidllm.auth.bootstrap import (
+    BootstrapCredentials,
+    BootstrapHint,
+    BootstrapPlan,
+    bootstrap,
+    has_live_user,
+)
 from voidllm.auth.cache import KeyCache, serve_key_cache
-from voidllm.bus import StoreBus, serve_store_notices
 from voidllm.auth.throttle_redis import RedisLoginThrottle
+from voidllm.bus import StoreBus, serve_store_notices
 from voidllm.config import Config
 from voidllm.crypto import Keyring
 from voidllm.limits.base import Limiter
@@ -61,16 +67,16 @@ from voidllm.mcp.usage import EXTRA_KEY as MCP_TOOL_CALLS
 from voidllm.mcp.usage import open_tool_call_channel, serve_tool_call_writer
 from voidllm.nursery import Supervisor, open_supervisor
 from voidllm.providers.demo import DemoTransport
-from voidllm.redis.bus import Invalidations, RedisBus, serve_invalidations
-from voidllm.redis.client import serve_redis_client
 from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
+from voidllm.redis.bus import Invalidations, RedisBus, serve_invalidations
+from voidllm.redis.client import serve_redis_client
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
+from voidllm.routing.catalog import Catalog
+from voidllm.routing.catalog_store import CatalogLoader, serve_catalog, sync_yaml_models
 from voidllm.routing.cooldown import CooldownRegistry
 from voidllm.routing.health import HealthBoard, serve_health_probes
 from voidllm.routing.latency import LatencyTracker
-from voidllm.routing.catalog import Catalog
-from voidllm.routing.catalog_store import CatalogLoader, serve_catalog, sync_yaml_models
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
 from voidllm.store.migrate import migrate
