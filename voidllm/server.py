@@ -86,6 +86,7 @@ from voidllm.usage.rollups import serve_rollups
 from voidllm.usage.writer import open_usage_channel, serve_usage_writer
 from voidllm.web.app import create_app
 from voidllm.web.state import AppState
+from voidllm.web.writes import install as install_cancellable_writes
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +421,7 @@ async def _serve_http(
     done: trio.Event,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    install_cancellable_writes()  # a client that reads nothing is cut at its request's deadline
     try:
         await worker_serve(
             wrap_app(app, 0, "asgi"),

@@ -15,8 +15,9 @@ the chain releases it; leaving the transport's context then closes or pools the 
   bound before its connection is released, never read whole;
 - **hedges** (``hedge_after``): when no candidate has produced response headers that long after the last
   start, the next candidate starts beside the running one; the first to answer wins;
-- never retries once the winner was handed to the caller, who relays it: nothing is retried after a byte
-  went to the client;
+- never retries once a byte went to the client: the winner is handed to the caller, who relays it; only when
+  its body breaks before anything was sent (the caller raises :class:`AnswerBroken`: the upstream closed in
+  the middle of a buffered body) is that a breaker failure and the next candidate is tried;
 - relays the answer of the last candidate whatever its status, unless the caller may still fall back to
   another model (``final=False``), in which case a 5xx/429 or a transport failure ends the chain with
   :class:`ChainExhausted` instead.
@@ -54,6 +55,10 @@ from voidllm.routing.strategy import Router
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 DRAIN_BYTES = 64 * 1024
 DRAIN_SECONDS = 2.0
+
+
+class AnswerBroken(Exception):
+    """Raised by the relay: the winner's body broke (closed, malformed) before a byte went to the client."""
 
 
 class ChainExhausted(Exception):
@@ -174,6 +179,10 @@ class AttemptChain:
                 self._cancel_others(result.upstream)
                 try:
                     await relay(result)
+                except AnswerBroken:
+                    running = 0  # the others were cancelled with the winner's choice
+                    last_error = self._broken(result, more=_has_more(waiting))
+                    continue
                 finally:
                     result._release.set()
                 return
@@ -237,6 +246,16 @@ class AttemptChain:
             record_failover(self.model.name, label, "timeout" if result.timeout else "connect_error")
         if result.timeout:
             return GatewayTimeoutError("upstream did not answer in time")
+        return BadGatewayError("upstream provider is unavailable")
+
+    def _broken(self, opened: Opened, *, more: bool) -> Exception:
+        """Record a winner whose body broke before it was relayed (a breaker failure); the client's error."""
+        label = deployment_label(self.model.name, opened.upstream.name)
+        opened.permit.failure()
+        m.UPSTREAM_ERRORS.labels(self.model.name, opened.upstream.provider).inc()
+        record_attempt(self.model.name, label, "failure")
+        if more:
+            record_failover(self.model.name, label, "broken_body")
         return BadGatewayError("upstream provider is unavailable")
 
     def _refuse(self, opened: Opened, *, last: bool) -> bool:

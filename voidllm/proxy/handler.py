@@ -72,7 +72,7 @@ from voidllm.proxy.sse import SSERelay, abort_event
 from voidllm.providers.anthropic import OpenAIToMessagesStream, anthropic_stream_error
 from voidllm.providers.base import Adapter, StreamTranslationError, TranslationError
 from voidllm.proxy import messages
-from voidllm.proxy.attempts import AttemptChain, ChainExhausted, Opened
+from voidllm.proxy.attempts import AnswerBroken, AttemptChain, ChainExhausted, Opened
 from voidllm.proxy.calls import TRANSLATED, build_call, is_translated
 from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse
 from voidllm.routing.fallback import fallback_plan
@@ -95,6 +95,8 @@ _READ_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-source", b"x-proj
 _TAG = re.compile(rb"[A-Za-z0-9._:/@-]{1,64}")
 SETTLE_LIMIT = 2.0
 """Seconds a finished request may spend settling its token reservation (shielded from cancellation)."""
+END_GRACE = 1.0
+"""Seconds the last message of an answer may take when the request's deadline has passed (a stream's end)."""
 
 
 class ClientDisconnected(Exception):
@@ -136,6 +138,8 @@ class Exchange:
     client_gone: bool = False
     admission: Admission | None = None  # limits counted and tokens reserved; settled when the request ends
     final_send: bool = False  # set just before the last body message: a disconnect after it is a normal close
+    sending: bool = False  # inside a send to the client: a deadline that strikes now is the client's doing
+    upstream_fault: bool = False  # the relayed answer broke or stalled on the upstream's side: a breaker failure
     source: str | None = None  # client tags (X-Source, X-Project), validated
     project: str | None = None
 
@@ -250,7 +254,7 @@ class Proxy:
                     await self._respond_translated(ex, TRANSLATED[provider], opened.response, send, deadline)
                 else:
                     await self._respond(ex, opened.response, send, deadline)
-                opened.settle(broken=ex.outcome in ("incomplete", "timeout"))
+                opened.settle(broken=ex.upstream_fault)
 
             chain = AttemptChain(
                 model, self.router, self.transport, build, body, length, deadline,
@@ -408,10 +412,13 @@ class Proxy:
         translate: Callable[[bytes], tuple[bytes, TokenUsage | None]] | None = None,
     ) -> None:
         with trio.move_on_at(deadline) as timer:
-            body = await _read_bounded(resp, self.limits.max_response_body)
+            try:
+                body = await _read_bounded(resp, self.limits.max_response_body)
+            except UpstreamError as exc:  # nothing was sent yet: the chain fails over
+                raise AnswerBroken from exc
         upstream_time = time.perf_counter() - ex.upstream_started
         if timer.cancelled_caught:
-            ex.outcome, ex.status_code = "timeout", 504
+            ex.outcome, ex.status_code, ex.upstream_fault = "timeout", 504, True
             raise GatewayTimeoutError("upstream did not answer in time")
         headers = client_response_headers(resp.headers)
         if resp.status >= 300:
@@ -426,10 +433,7 @@ class Proxy:
         headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
         m.PROXY_OVERHEAD.observe(overhead)
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-        if ex.admission is not None:
-            await self._settle(ex)
-        ex.final_send = True
-        await send({"type": "http.response.body", "body": body})
+        await self._end(ex, send, body, deadline)
 
     async def _relay_stream(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
         relay = SSERelay(strip_injected_usage=ex.inject_usage, terminal=ex.endpoint.terminal)
@@ -440,26 +444,24 @@ class Proxy:
         )
         m.ACTIVE_STREAMS.inc()
         try:
-            with trio.move_on_at(deadline):
+            with trio.move_on_at(deadline) as timer:
                 try:
                     async for chunk in resp.aiter_bytes():
                         out = relay.feed(chunk)
                         if out:
                             if ex.ttft is None and relay.saw_data:
                                 ex.ttft = time.perf_counter() - ex.started
-                            await send({"type": "http.response.body", "body": out, "more_body": True})
+                            await _send_part(ex, send, out)
                         if relay.done or relay.aborted:
                             break
                 except UpstreamError:
+                    ex.upstream_fault = True
                     m.UPSTREAM_ERRORS.labels(ex.model.name if ex.model else "", ex.upstream.provider if ex.upstream else "").inc()
             tail = relay.finish() if not relay.aborted else b""
             ex.usage = _stream_usage(relay)
             if not relay.done:
-                ex.outcome, ex.status_code = "incomplete", 502
-            if ex.admission is not None:
-                await self._settle(ex)
-            ex.final_send = True
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+                _stream_cut(ex, timer.cancelled_caught)
+            await self._end(ex, send, tail, deadline)
         finally:
             m.ACTIVE_STREAMS.dec()
             if ex.usage is None:
@@ -498,33 +500,30 @@ class Proxy:
         abort_code = "stream_incomplete"
         m.ACTIVE_STREAMS.inc()
         try:
-            with trio.move_on_at(deadline):
+            with trio.move_on_at(deadline) as timer:
                 try:
                     async for chunk in resp.aiter_bytes():
                         out = translator.feed(chunk)
                         if out:
                             if ex.ttft is None:
                                 ex.ttft = time.perf_counter() - ex.started
-                            await send({"type": "http.response.body", "body": out, "more_body": True})
+                            await _send_part(ex, send, out)
                         if translator.done:
                             break
                     else:
                         tail = translator.finish()
                         if tail:
-                            await send({"type": "http.response.body", "body": tail, "more_body": True})
+                            await _send_part(ex, send, tail)
                 except StreamTranslationError:
                     abort_code = "stream_transform_aborted"
                 except UpstreamError:
-                    pass
+                    ex.upstream_fault = True
             ex.usage = _token_usage(translator.usage)
             tail = b""
             if not translator.done:
-                ex.outcome, ex.status_code = "incomplete", 502
+                _stream_cut(ex, timer.cancelled_caught)
                 tail = abort(abort_code)
-            if ex.admission is not None:
-                await self._settle(ex)
-            ex.final_send = True
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            await self._end(ex, send, tail, deadline)
         finally:
             m.ACTIVE_STREAMS.dec()
             if ex.usage is None:
@@ -540,17 +539,33 @@ class Proxy:
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         sent = 0
         with trio.move_on_at(deadline) as timer:
-            async for chunk in resp.aiter_bytes():
-                sent += len(chunk)
-                if sent > self.limits.max_response_body:
-                    break
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if timer.cancelled_caught or sent > self.limits.max_response_body:
-            ex.outcome, ex.status_code = "incomplete", 502
+            try:
+                async for chunk in resp.aiter_bytes():
+                    sent += len(chunk)
+                    if sent > self.limits.max_response_body:
+                        break
+                    await _send_part(ex, send, chunk)
+            except UpstreamError:
+                ex.upstream_fault = True
+        if timer.cancelled_caught or ex.upstream_fault or sent > self.limits.max_response_body:
+            # Cut short: the answer ends without its end, so the server closes the connection and the client
+            # sees a broken response, not a truncated one passed off as whole.
+            _stream_cut(ex, timer.cancelled_caught)
+            if ex.admission is not None:
+                await self._settle(ex)
+            return
+        await self._end(ex, send, b"", deadline)
+
+    async def _end(self, ex: Exchange, send: Send, body: bytes, deadline: float) -> None:
+        """Settle the reservation, then send the answer's last body message within the request's deadline
+        (:data:`END_GRACE` when it has passed); a client that takes no more is cut there."""
         if ex.admission is not None:
             await self._settle(ex)
         ex.final_send = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        with trio.move_on_at(max(deadline, trio.current_time() + END_GRACE)) as timer:
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        if timer.cancelled_caught:
+            ex.outcome = "timeout"
 
     def _finish(self, ex: Exchange) -> UsageEvent | None:
         """Count the request in the metrics and return its usage event (None if it never reached a model)."""
@@ -705,6 +720,26 @@ def _usage_from_json(body: bytes) -> TokenUsage | None:
         return None
     usage = payload.get("usage") if isinstance(payload, dict) else None
     return TokenUsage.from_openai(usage) if isinstance(usage, dict) else None
+
+
+async def _send_part(ex: Exchange, send: Send, body: bytes) -> None:
+    """One body message that more will follow; ``ex.sending`` tells whom a deadline striking now blames."""
+    ex.sending = True
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    ex.sending = False
+
+
+def _stream_cut(ex: Exchange, deadline_passed: bool) -> None:
+    """An answer that did not reach its end: whose fault it was, for its usage row and its breaker.
+
+    The deadline striking while the client was taking a send is the client's (``timeout``, breaker-neutral);
+    striking while waiting for the upstream, or the upstream breaking, is the upstream's (a breaker failure).
+    """
+    if deadline_passed and ex.sending:
+        ex.outcome = "timeout"
+        return
+    ex.outcome, ex.status_code = "incomplete", 502
+    ex.upstream_fault = True
 
 
 def _anthropic_abort(code: str) -> bytes:

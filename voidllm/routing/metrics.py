@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 ATTEMPT_OUTCOMES = frozenset({"success", "failure", "neutral", "rate_limited", "breaker_open"})
-FAILOVER_REASONS = frozenset({"connect_error", "timeout", "status_5xx", "rate_limited"})
+FAILOVER_REASONS = frozenset({"connect_error", "timeout", "status_5xx", "rate_limited", "broken_body"})
 HEDGE_RESULTS = frozenset({"started", "won"})
 
 BREAKER_STATE = Gauge(

@@ -82,9 +82,13 @@ __all__ = [
     "open_mock_upstream",
 ]
 
-FAIL_MODES: Final = frozenset({"hang", "reset", "drop_mid_stream", "echo_400", "stall_body"})
+FAIL_MODES: Final = frozenset({
+    "hang", "reset", "drop_mid_stream", "echo_400", "stall_body", "close_before_headers", "close_mid_headers",
+    "garbage", "wrong_length",
+})
 DEFAULT_MODEL: Final = "mock-model"
 
+_BROKEN_REPLIES: Final = frozenset({"close_before_headers", "close_mid_headers", "garbage", "wrong_length"})
 _READ_SIZE: Final = 65536
 _STALL_MISSING: Final = 4096  # bytes promised by Content-Length but never sent in "stall_body"
 _FIELD_LIMIT: Final = 1 << 20  # bytes kept of one non-file multipart field
@@ -152,6 +156,10 @@ class Behaviour:
     - ``"echo_400"``: answer 400 with an error whose message is the whole request body, as text.
     - ``"stall_body"``: send the headers of an error status (``status`` if it is >= 400, else 500) with a
       Content-Length larger than the body that follows, then stall.
+    - ``"close_before_headers"``: read the request, then close the connection (FIN) without a byte.
+    - ``"close_mid_headers"``: send half of the response head, then close.
+    - ``"garbage"``: answer with bytes that are not HTTP, then close.
+    - ``"wrong_length"``: send the whole body under a Content-Length larger than it, then close.
     """
 
     latency: float = 0.0
@@ -913,6 +921,9 @@ class _Connection:
             return False
         if behaviour.fail == "stall_body":
             await self._stall(answer)
+        if behaviour.fail in _BROKEN_REPLIES:
+            await self._break(answer, behaviour.fail)
+            return False
         drop = behaviour.fail == "drop_mid_stream"
         if answer.reply.events is None:
             return await self._send_whole(answer, drop=drop)
@@ -951,6 +962,19 @@ class _Connection:
         head = self._head(reply, answer.headers(len(reply.body) + _STALL_MISSING, reply))
         await self.stream.send_all(head + self._send(h11.Data(data=reply.body)))
         await trio.sleep_forever()
+
+    async def _break(self, answer: _Answer, mode: str) -> None:
+        """Send the broken reply of ``mode`` (one of :data:`_BROKEN_REPLIES`), then close the connection."""
+        body = answer.reply.body or b"".join(answer.reply.events or ())
+        if mode == "close_mid_headers":
+            head = self._head(answer.reply, answer.headers(len(body)))
+            await self.stream.send_all(head[: len(head) // 2])
+        elif mode == "garbage":
+            await self.stream.send_all(b"\x00\xff\x13 not HTTP at all \xfe\r\n\r\n")
+        elif mode == "wrong_length":
+            head = self._head(answer.reply, answer.headers(len(body) + 100))
+            await self.stream.send_all(head + self._send(h11.Data(data=body)))
+        await self.stream.aclose()
 
     async def _reset(self) -> None:
         """Close the connection with a TCP RST instead of a FIN."""

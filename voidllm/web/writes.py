@@ -1,0 +1,43 @@
+"""Writes to a client that the request's deadline can cut.
+
+Hypercorn shields every socket write of a connection from cancellation, so an ASGI ``send`` to a client that
+reads nothing (a full receive window) waits for ever, whatever deadline the request set: its stream outlives
+``max_stream_duration``, its non-streamed answer outlives ``write_timeout``, its upstream connection and token
+reservation stay held. :func:`install` makes hypercorn's trio server use :class:`CancellableWritesServer`,
+whose writes obey the caller's cancel scopes (STYLE P3) with two rules:
+
+- a write that is cancelled part-way leaves the connection unusable, so the connection is closed at once
+  (forcefully, without waiting for the client): the client sees a broken response, never a spliced one;
+- writes that are not cancelled behave exactly as hypercorn's (a broken or closed socket ends the connection).
+
+The server's own writes (error answers, the end of an exchange) run in tasks with no deadline, as before.
+"""
+
+from __future__ import annotations
+
+import hypercorn.trio.run
+import trio
+from hypercorn.events import Closed, Event, RawData
+from hypercorn.trio.tcp_server import TCPServer
+
+
+class CancellableWritesServer(TCPServer):  # type: ignore[misc]
+    """Hypercorn's per-connection server with writes that cancellation interrupts; see the module docstring."""
+
+    async def protocol_send(self, event: Event) -> None:
+        if not isinstance(event, RawData):
+            await super().protocol_send(event)
+            return
+        async with self.send_lock:
+            try:
+                await self.stream.send_all(event.data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.protocol.handle(Closed())
+            except trio.Cancelled:
+                await trio.aclose_forcefully(self.stream)  # part of the write may be out: the stream is spent
+                raise
+
+
+def install() -> None:
+    """Make ``hypercorn.trio.run.worker_serve`` build :class:`CancellableWritesServer` connections (idempotent)."""
+    hypercorn.trio.run.TCPServer = CancellableWritesServer  # type: ignore[misc]
