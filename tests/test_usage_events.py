@@ -78,9 +78,10 @@ def test_to_row_maps_every_column() -> None:
     }
 
 
-def test_every_to_row_has_a_fresh_id() -> None:
+def test_an_event_keeps_the_id_it_was_made_with() -> None:
     event = full_event()
-    assert len({event.to_row()["id"] for _ in range(100)}) == 100
+    assert {event.to_row()["id"] for _ in range(3)} == {event.id}
+    assert len({full_event().id for _ in range(100)}) == 100
 
 
 def test_optional_fields_default_to_null() -> None:

@@ -45,18 +45,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, TypeVarTuple, Unpack
 
 import attrs
 import sqlalchemy as sa
 import trio
+from sqlalchemy.dialects import postgresql as sa_postgresql
+from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from voidllm.errors import StoreError
 from voidllm.nursery.supervisor import Backoff
 from voidllm.store.errors import StoreIntegrityError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from prometheus_client import Counter, Gauge, Histogram
 
@@ -66,6 +68,7 @@ __all__ = [
     "BatchMetrics",
     "BatchStore",
     "Recorder",
+    "insert_rows",
     "open_batch_channel",
     "serve_batch_writer",
 ]
@@ -370,3 +373,22 @@ class _BatchWriter(Generic[E]):
             self.metrics.dropped.inc(len(self.pending))
             log.error("%s lost at shutdown", self.metrics.what, extra={"items": len(self.pending)})
             self.pending.clear()
+
+
+# -- inserting rows --------------------------------------------------------------------------------------
+
+
+def insert_rows(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert ``rows`` into ``table`` (in the caller's transaction), skipping rows whose primary key exists.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` with the rows as one executemany: SQLAlchemy sends it as batched
+    multi-row ``VALUES`` on PostgreSQL (insertmanyvalues), the driver's executemany on SQLite. Returns the
+    number of rows given (a replayed row that is already there counts too). Measured in
+    ``scripts/usage_writer_rates.py`` against a hand-built multi-row statement (far slower: SQLAlchemy
+    computes the cache key of its thousands of bind parameters on every execution) and PostgreSQL ``COPY``
+    (faster on an idle loop, slower on a busy one, and unable to skip duplicates).
+    """
+    if rows:
+        insert = sa_postgresql.insert if connection.dialect.name == "postgresql" else sa_sqlite.insert
+        connection.execute(insert(table).on_conflict_do_nothing(), list(rows))
+    return len(rows)

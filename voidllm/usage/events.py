@@ -153,16 +153,19 @@ class UsageEvent:
     source: str | None = attrs.field(default=None, validator=_opt_str)
     project: str | None = attrs.field(default=None, validator=_opt_str)
     created_at: datetime = attrs.field(validator=_aware)
+    id: str = attrs.field(factory=new_id)
+    """The row's UUIDv7, made with the event: a batch written twice (a retry after a lost commit
+    acknowledgement, a spill replayed after a crash) inserts it once (:func:`voidllm.usage.batches.insert_rows`)."""
 
     def to_row(self) -> dict[str, Any]:
-        """The ``usage_events`` row for this event, with a fresh UUIDv7 ``id``.
+        """The ``usage_events`` row for this event (always with the event's own ``id``).
 
-        Every call returns a new id, so a batch that was rolled back can be written again. Free-form text
+        Free-form text
         (request id, model and deployment names, tags) is clipped to fit its column; ids and counts are
         the gateway's own values and go in as they are.
         """
         return {
-            "id": new_id(),
+            "id": self.id,
             "request_id": _clip(self.request_id, _REQUEST_ID_MAX),
             "key_id": self.key_id,
             "key_type": self.key_type[:_KEY_TYPE_MAX],

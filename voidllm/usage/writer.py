@@ -3,23 +3,34 @@
 The channel, the recorder and the batching service are :mod:`voidllm.usage.batches` (read its docstring for
 batching, outage retries and the shutdown flush); this module adds what is particular to usage events: the
 ``voidllm_usage_*`` metrics and how a batch is inserted (:func:`insert_usage_events`: rows are built in the
-worker thread; on PostgreSQL they go in with ``COPY ... FROM STDIN``, elsewhere with an executemany
-``INSERT``). Rows are validated and clipped to their columns (:mod:`voidllm.usage.events`), so the database
-should never reject a batch.
+worker thread and go in with :func:`~voidllm.usage.batches.insert_rows`, an executemany ``INSERT ... ON
+CONFLICT DO NOTHING``). Rows are validated and clipped to their columns (:mod:`voidllm.usage.events`), so the
+database should never reject a batch.
 
-Ids are generated per write attempt. A commit whose acknowledgement is lost (the connection drops after
-``COMMIT`` was sent) is retried and written twice; PostgreSQL ``COPY`` cannot skip duplicates, and the case is
-rare enough to accept.
+Ids are made with the event (:attr:`UsageEvent.id`), not per write attempt, so a batch retried after a lost
+commit acknowledgement, or replayed from the spill after a crash, writes each row once.
+
+Writer rate (``scripts/usage_writer_rates.py``, 2 cores, AMD EPYC, batches of 250 through :meth:`Store.run`;
+"busy" = another trio task keeps the event loop saturated, so the worker thread fights for the GIL; the
+figures vary by about a factor of two between runs):
+
+- SQLite: ON CONFLICT executemany 38,000 rows/s idle, 14,000-17,000 busy; the old plain executemany
+  33,000 idle but 300 busy; one multi-row ``VALUES`` statement 3,000 idle, 540 busy.
+- PostgreSQL: ON CONFLICT executemany (insertmanyvalues) 15,000-16,000 idle, 2,600-9,300 busy; the old
+  ``COPY`` 39,000-53,000 idle, 5,800-7,700 busy (but it cannot skip duplicates); multi-row 1,900 / 750.
+
+The gateway answered about 900 requests per second in the issue's load test, so the ON CONFLICT executemany
+keeps up on both stores even with the loop saturated; the hand-built multi-row statement loses because
+SQLAlchemy computes the cache key of its thousands of bind parameters on every execution. And when a write
+is slower than the arrivals anyway, the writer spills instead of dropping (:mod:`voidllm.usage.batches`).
 """
 
 from __future__ import annotations
 
-import operator
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import trio
-from sqlalchemy import exc as sa_exc
 
 from voidllm.store.tables import usage_events
 from voidllm.usage.batches import (  # FLUSH_TIMEOUT_S and WRITE_BACKOFF are re-exported
@@ -28,6 +39,7 @@ from voidllm.usage.batches import (  # FLUSH_TIMEOUT_S and WRITE_BACKOFF are re-
     BatchMetrics,
     BatchStore,
     Recorder,
+    insert_rows,
     open_batch_channel,
     serve_batch_writer,
 )
@@ -68,10 +80,6 @@ USAGE_METRICS = BatchMetrics(
     write_seconds=BATCH_WRITE_SECONDS,
 )
 
-_COLUMNS = tuple(column.name for column in usage_events.columns)
-_COPY_SQL = f"COPY usage_events ({', '.join(_COLUMNS)}) FROM STDIN"
-_copy_values = operator.itemgetter(*_COLUMNS)
-
 
 def open_usage_channel(buffer_size: int) -> tuple[UsageRecorder, trio.MemoryReceiveChannel[UsageEvent]]:
     """Create the bounded usage channel: the recorder for requests and the receive side for the writer.
@@ -93,32 +101,7 @@ async def serve_usage_writer(
 def insert_usage_events(connection: sa.Connection, events: Sequence[UsageEvent]) -> int:
     """Insert ``events`` as ``usage_events`` rows on ``connection`` (in the caller's transaction).
 
-    PostgreSQL uses ``COPY FROM STDIN`` on the psycopg connection underneath, other dialects an
-    executemany ``INSERT``. Returns the number of rows written.
-
-    Measured on the 2-core dev machine, 10,000 rows through :meth:`Store.run` into the indexed table:
-    PostgreSQL ~120 ms with ``COPY`` vs ~300–390 ms with executemany (SQLAlchemy's batched multi-row
-    ``INSERT``); SQLite ~215 ms. Building the rows costs ~2 µs each.
+    Rows whose id is already there are skipped. Returns the number of events given.
     """
-    rows = [event.to_row() for event in events]
-    if not rows:
-        return 0
-    if connection.dialect.name == "postgresql":
-        _copy_rows(connection, rows)
-    else:
-        connection.execute(sa.insert(usage_events), rows)
-    return len(rows)
+    return insert_rows(connection, usage_events, [event.to_row() for event in events])
 
-
-def _copy_rows(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """``COPY`` the rows through psycopg; its errors become SQLAlchemy's, so the store translates them."""
-    dbapi_error: type[Exception] = connection.dialect.loaded_dbapi.Error
-    driver: Any = connection.connection.driver_connection  # the psycopg.Connection
-    try:
-        with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
-            for row in rows:
-                copy.write_row(_copy_values(row))
-    except dbapi_error as exc:
-        raise sa_exc.DBAPIError.instance(
-            _COPY_SQL, None, exc, dbapi_error, hide_parameters=True, dialect=connection.dialect
-        ) from exc
