@@ -138,6 +138,7 @@ class Exchange:
     client_gone: bool = False
     admission: Admission | None = None  # limits counted and tokens reserved; settled when the request ends
     final_send: bool = False  # set just before the last body message: a disconnect after it is a normal close
+    deadline: float = math.inf  # of the answer being relayed; the gateway cuts the client there
     sending: bool = False  # inside a send to the client: a deadline that strikes now is the client's doing
     upstream_fault: bool = False  # the relayed answer broke or stalled on the upstream's side: a breaker failure
     source: str | None = None  # client tags (X-Source, X-Project), validated
@@ -246,7 +247,7 @@ class Proxy:
                 )
 
             async def relay(opened: Opened, deadline: float = deadline, model: Model = model) -> None:
-                ex.model, ex.upstream = model, opened.upstream
+                ex.model, ex.upstream, ex.deadline = model, opened.upstream, deadline
                 provider = opened.upstream.provider
                 if ex.anthropic is not None:
                     await self._respond_messages(ex, provider, opened.response, send, deadline)
@@ -635,7 +636,7 @@ async def _watch_disconnect(receive: Receive, body_done: trio.Event, scope: trio
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            if not ex.final_send:
+            if not ex.final_send and trio.current_time() < ex.deadline:  # past it, the gateway cut the client
                 ex.client_gone = True
                 scope.cancel()
             return
@@ -730,16 +731,17 @@ async def _send_part(ex: Exchange, send: Send, body: bytes) -> None:
 
 
 def _stream_cut(ex: Exchange, deadline_passed: bool) -> None:
-    """An answer that did not reach its end: whose fault it was, for its usage row and its breaker.
+    """An answer that did not reach its end: how its usage row ends, and whether its breaker hears of it.
 
-    The deadline striking while the client was taking a send is the client's (``timeout``, breaker-neutral);
-    striking while waiting for the upstream, or the upstream breaking, is the upstream's (a breaker failure).
+    The request's own deadline is never the upstream's fault (breaker-neutral): striking while the client was
+    taking a send it ends the row as ``timeout``, while waiting for the upstream's next bytes as ``incomplete``.
+    An upstream that broke, or ended without its terminal event, is a breaker failure (``incomplete``).
     """
     if deadline_passed and ex.sending:
         ex.outcome = "timeout"
         return
     ex.outcome, ex.status_code = "incomplete", 502
-    ex.upstream_fault = True
+    ex.upstream_fault = ex.upstream_fault or not deadline_passed
 
 
 def _anthropic_abort(code: str) -> bytes:
