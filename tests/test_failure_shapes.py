@@ -29,12 +29,14 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "messages": ("/v1/messages", {"max_tokens": 16, **CHAT}),
 }
 STREAMING = ("chat", "completions", "messages")
+MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}'
 
 
 def deployments(*mocks: MockUpstream) -> str:
     lines = ["models:\n  - name: m\n    strategy: priority\n    deployments:"]
     for index, mock in enumerate(mocks):
-        lines.append(f'      - {{name: d{index}, provider: openai, base_url: "{mock.base_url}", priority: {index}}}')
+        deployment = f'{{name: d{index}, provider: openai, base_url: "{mock.base_url}", priority: {index}}}'
+        lines.append(f"      - {deployment}")
     return "\n".join(lines) + "\n"
 
 
@@ -77,11 +79,12 @@ async def test_a_broken_stream_ends_with_one_abort_event(sqlite_dsn: str, shape:
                 assert response.status_code == 200, (family, response.content)
                 last = response.content.strip().split(b"\n\n")[-1]
                 if shape == "wrong_length":  # every event arrived: the stream ends at its terminal event
-                    assert last in (b"data: [DONE]", b'event: message_stop\ndata: {"type":"message_stop"}'), last
+                    assert last in (b"data: [DONE]", MESSAGE_STOP), last
                 elif family == "messages":
                     assert last.startswith(b"event: error\ndata: "), last
                 else:
-                    assert orjson.loads(last.removeprefix(b"data: "))["error"]["code"] == "stream_incomplete", last
+                    error = orjson.loads(last.removeprefix(b"data: "))["error"]
+                    assert error["code"] == "stream_incomplete", last
 
 
 @pytest.mark.parametrize("shape", ("drop_mid_stream", "wrong_length"))
@@ -117,7 +120,8 @@ async def test_a_chunked_body_declared_endless_gets_408_and_logs_no_error(
             host, port = gw.url.removeprefix("http://").rsplit(":", 1)
             stream = await trio.open_tcp_stream(host, int(port))
             async with stream:
-                head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.api_key()}\r\n"
+                head = ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                        f"Authorization: Bearer {gw.api_key()}\r\n"
                         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
                         "FFFFFFFFFFFFFFFF\r\n{\"model\": \"m\"")
                 await stream.send_all(head.encode())

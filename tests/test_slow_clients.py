@@ -29,7 +29,8 @@ def short(config: Config) -> Config:
 
 
 def models(base_url: str) -> str:
-    return f'models:\n  - name: m\n    strategy: priority\n    deployments:\n      - {{name: d0, provider: openai, base_url: "{base_url}"}}\n'
+    deployment = f'{{name: d0, provider: openai, base_url: "{base_url}"}}'
+    return f"models:\n  - name: m\n    strategy: priority\n    deployments:\n      - {deployment}\n"
 
 
 async def non_reader(gw: RunningGateway, *, stream: bool) -> trio.SocketStream:

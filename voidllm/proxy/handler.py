@@ -15,8 +15,12 @@ Usage is handed to the writer service with ``send_nowait`` after the exchange, n
 
 Deadlines (STYLE P3). One deadline per request, computed once: the model's ``timeout``, else
 ``max_stream_duration`` for streams and ``write_timeout`` otherwise. While waiting for an upstream's answer
-it bounds the attempt; once a stream is committed to the client, the relay bounds itself with the same
-deadline so that it can still end the stream with one ``stream_incomplete`` event.
+it bounds the attempt; once an answer is committed to the client, the relay bounds itself with the same
+deadline, every send included (:mod:`voidllm.web.writes` makes hypercorn's writes cancellable), so a client
+that reads nothing is cut there: the last message (a stream's ``stream_incomplete`` event) gets
+:data:`END_GRACE` more, then the connection is closed (a write cut part-way closes it at once), the upstream
+connection with it, and the usage row says ``timeout``. What a request holds is what is in flight: one
+upstream chunk for streams, the answer (at most ``max_response_body``) for non-streamed ones.
 
 Attempts (reference 6.2). The router orders the model's upstreams (strategy, health, breakers, cooldowns);
 each candidate's breaker is asked for a permit right before its attempt, so candidates never tried reserve
@@ -24,9 +28,13 @@ nothing. The next candidate is tried after a connection error, an attempt deadli
 response headers) or a 500/502/503/504 (breaker failure), and after a 429 (the upstream is parked in cooldown
 for its ``Retry-After``; breaker-neutral). A refused attempt's body is drained with a byte and time bound so
 its connection may be reused, never read whole. Nothing is retried once a byte went to the client, and a
-streamed (multipart) body is sent once. The last candidate's answer goes to the client as it is. Breaker
-outcomes of the answer sent: success, except 5xx and streams that did not end with their terminal event
-(failure) and 429 (neutral); a client disconnect leaves the permit neutral.
+streamed (multipart) body is sent once; but a non-streamed body that breaks while it is read (the upstream
+closed part-way, a Content-Length never reached: :class:`AnswerBroken`) was not sent yet, so the next
+candidate is tried. The last candidate's answer goes to the client as it is; when it broke, the client gets
+502 ``upstream_unavailable`` in the endpoint's envelope. Breaker outcomes blame only the upstream: failure for
+5xx, a body or stream the upstream broke or ended without its terminal event, a non-streamed body not read
+by the deadline; neutral for 429, a client disconnect, and the request's own deadline passing during a
+stream (whether the client was slow to take it or the answer was long); success otherwise.
 
 Client tags. ``X-Source`` and ``X-Project`` are optional labels the client chooses to send (which tool, which
 project); they are read in the same pass over the headers as the key, validated (:func:`client_tag`: at most
@@ -140,7 +148,7 @@ class Exchange:
     final_send: bool = False  # set just before the last body message: a disconnect after it is a normal close
     deadline: float = math.inf  # of the answer being relayed; the gateway cuts the client there
     sending: bool = False  # inside a send to the client: a deadline that strikes now is the client's doing
-    upstream_fault: bool = False  # the relayed answer broke or stalled on the upstream's side: a breaker failure
+    upstream_fault: bool = False  # the relayed answer broke on the upstream's side: a breaker failure
     source: str | None = None  # client tags (X-Source, X-Project), validated
     project: str | None = None
 
@@ -733,9 +741,10 @@ async def _send_part(ex: Exchange, send: Send, body: bytes) -> None:
 def _stream_cut(ex: Exchange, deadline_passed: bool) -> None:
     """An answer that did not reach its end: how its usage row ends, and whether its breaker hears of it.
 
-    The request's own deadline is never the upstream's fault (breaker-neutral): striking while the client was
-    taking a send it ends the row as ``timeout``, while waiting for the upstream's next bytes as ``incomplete``.
-    An upstream that broke, or ended without its terminal event, is a breaker failure (``incomplete``).
+    The request's own deadline is never the upstream's fault (breaker-neutral): striking while the client
+    was taking a send it ends the row as ``timeout``, while waiting for the upstream's next bytes as
+    ``incomplete``. An upstream that broke, or ended without its terminal event, is a breaker failure
+    (``incomplete``).
     """
     if deadline_passed and ex.sending:
         ex.outcome = "timeout"

@@ -22,7 +22,7 @@ from hypercorn.trio.tcp_server import TCPServer
 
 
 class CancellableWritesServer(TCPServer):  # type: ignore[misc]
-    """Hypercorn's per-connection server with writes that cancellation interrupts; see the module docstring."""
+    """Hypercorn's per-connection server whose writes cancellation interrupts; see the module docstring."""
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
@@ -39,5 +39,5 @@ class CancellableWritesServer(TCPServer):  # type: ignore[misc]
 
 
 def install() -> None:
-    """Make ``hypercorn.trio.run.worker_serve`` build :class:`CancellableWritesServer` connections (idempotent)."""
+    """Make hypercorn's ``worker_serve`` build :class:`CancellableWritesServer` connections (idempotent)."""
     hypercorn.trio.run.TCPServer = CancellableWritesServer  # type: ignore[misc]
