@@ -134,3 +134,14 @@ async def test_a_chunked_body_declared_endless_gets_408_and_logs_no_error(
     assert b'"code":"request_timeout"' in answer
     assert "BusyResourceError" not in caplog.text
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
+
+
+async def test_a_binary_answer_broken_mid_way_ends_without_its_end(sqlite_dsn: str) -> None:
+    breaker = "circuit_breaker:\n  threshold: 1\n  timeout: 30s"
+    async with open_mock_upstream(Behaviour(fail="drop_mid_stream", stream_chunks=4)) as broken:
+        async with run_gateway(make_config(sqlite_dsn, deployments(broken), settings=breaker)) as gw:
+            with pytest.raises(httpx.RemoteProtocolError):  # a broken response, not a truncated one passed as whole
+                await gw.client.post("/v1/audio/speech", headers={"Authorization": f"Bearer {gw.api_key()}"},
+                                     json={"model": "m", "input": "hi", "voice": "alloy"})
+            response = await call(gw, "chat")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "circuit_open"

@@ -15,6 +15,8 @@ import pytest
 import trio
 
 from tests.gateway import RunningGateway, make_config, run_gateway, usage_rows
+from tests.test_limits_gateway import add_key
+from voidllm.auth.identity import Limits
 from voidllm.config import Config
 from voidllm.testing.mock_openai import Behaviour, open_mock_upstream
 
@@ -33,7 +35,7 @@ def models(base_url: str) -> str:
     return f"models:\n  - name: m\n    strategy: priority\n    deployments:\n      - {deployment}\n"
 
 
-async def non_reader(gw: RunningGateway, *, stream: bool) -> trio.SocketStream:
+async def non_reader(gw: RunningGateway, *, stream: bool, key: str | None = None) -> trio.SocketStream:
     """A connection with a tiny receive buffer that has sent one chat request and reads nothing."""
     host, port = gw.url.removeprefix("http://").rsplit(":", 1)
     sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -41,7 +43,8 @@ async def non_reader(gw: RunningGateway, *, stream: bool) -> trio.SocketStream:
     await sock.connect((host, int(port)))
     body = b'{"model": "m", "stream": %s, "messages": [{"role": "user", "content": "hi"}]}' % (
         b"true" if stream else b"false")
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.api_key()}\r\n"
+    head = ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {key or gw.api_key()}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     connection = trio.SocketStream(sock)
     await connection.send_all(head + body)
@@ -97,3 +100,16 @@ async def test_non_reading_clients_never_open_a_healthy_upstreams_breaker(sqlite
             metrics = (await gw.client.get("/metrics")).text
     assert statuses == [200] * 10
     assert 'voidllm_circuit_breaker_state{upstream="m/d0"} 0.0' in metrics
+
+
+async def test_the_token_reservation_of_a_cut_request_is_settled(sqlite_dsn: str) -> None:
+    async with open_mock_upstream(Behaviour(completion_text=BIG)) as upstream:
+        async with run_gateway(short(make_config(sqlite_dsn, models(upstream.base_url)))) as gw:
+            key = await add_key(gw, key=Limits(daily_token_limit=1000))  # a held reservation (~1,050) refuses
+            connection = await non_reader(gw, stream=False, key=key.plaintext)
+            await trio.sleep(DEADLINE + 0.5)
+            await closed_by_gateway(connection)
+            upstream.behaviour.completion_text = "ok"
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            response = await gw.client.post("/v1/chat/completions", json=body, headers=key.auth)
+    assert response.status_code == 200, response.content  # 18 tokens used, the reservation released

@@ -256,13 +256,17 @@ class Proxy:
 
             async def relay(opened: Opened, deadline: float = deadline, model: Model = model) -> None:
                 ex.model, ex.upstream, ex.deadline = model, opened.upstream, deadline
-                provider = opened.upstream.provider
-                if ex.anthropic is not None:
-                    await self._respond_messages(ex, provider, opened.response, send, deadline)
-                elif is_translated(provider):
-                    await self._respond_translated(ex, TRANSLATED[provider], opened.response, send, deadline)
-                else:
-                    await self._respond(ex, opened.response, send, deadline)
+                provider, resp = opened.upstream.provider, opened.response
+                try:
+                    if ex.anthropic is not None:
+                        await self._respond_messages(ex, provider, resp, send, deadline)
+                    elif is_translated(provider):
+                        await self._respond_translated(ex, TRANSLATED[provider], resp, send, deadline)
+                    else:
+                        await self._respond(ex, resp, send, deadline)
+                except GatewayTimeoutError:  # a whole body not read by the deadline: the upstream's slowness
+                    opened.settle(broken=True)
+                    raise
                 opened.settle(broken=ex.upstream_fault)
 
             chain = AttemptChain(
