@@ -8,7 +8,10 @@ whose writes obey the caller's cancel scopes (STYLE P3) with two rules:
 
 - a write that is cancelled part-way leaves the connection unusable, so the connection is closed at once
   (forcefully, without waiting for the client): the client sees a broken response, never a spliced one;
-- writes that are not cancelled behave exactly as hypercorn's (a broken or closed socket ends the connection).
+- writes that are not cancelled behave as hypercorn's: a broken or closed socket ends the connection, and so
+  does a write that meets hypercorn closing the connection at that moment (its ``send_eof`` runs outside the
+  write lock, so trio raises ``BusyResourceError``, which hypercorn lets escape into the app: a 408 answered
+  while the server closed the connection logged it).
 
 The server's own writes (error answers, the end of an exchange) run in tasks with no deadline, as before.
 """
@@ -31,7 +34,7 @@ class CancellableWritesServer(TCPServer):  # type: ignore[misc]
         async with self.send_lock:
             try:
                 await self.stream.send_all(event.data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                 await self.protocol.handle(Closed())
             except trio.Cancelled:
                 await trio.aclose_forcefully(self.stream)  # part of the write may be out: the stream is spent
