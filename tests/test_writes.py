@@ -47,7 +47,10 @@ async def test_a_write_to_a_client_that_reads_nothing_is_cut_and_closes_the_conn
     assert timer.cancelled_caught and stream.closed
 
 
-@pytest.mark.parametrize("error", [trio.BusyResourceError, trio.BrokenResourceError, trio.ClosedResourceError])
+CLOSING = [trio.BusyResourceError, trio.BrokenResourceError, trio.ClosedResourceError]
+
+
+@pytest.mark.parametrize("error", CLOSING)
 async def test_a_write_that_meets_a_closing_connection_ends_it_quietly(error: type[Exception]) -> None:
     made, protocol = server(FakeStream(fails_with=error))
     await made.protocol_send(RawData(data=b"x"))
