@@ -16,7 +16,7 @@ from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.config import parse_config
 from voidllm.crypto import KeyKind, generate_key, hash_key
 from voidllm.proxy.handler import Proxy, ProxyLimits
-from voidllm.proxy.transport import UpstreamConnectError
+from voidllm.proxy.transport import UpstreamClosedError, UpstreamConnectError
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.cooldown import CooldownRegistry
 from voidllm.routing.latency import LatencyTracker
@@ -35,6 +35,7 @@ class Reply:
     delay: float = 0.0  # before response headers
     status: int = 200
     refuse: bool = False
+    broken: bool = False  # the body closes part-way
 
 
 @attrs.define
@@ -42,8 +43,12 @@ class FakeResponse:
     status: int
     headers: list[tuple[bytes, bytes]]
     http_version: bytes = b"1.1"
+    broken: bool = False
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        if self.broken:
+            yield b'{"usage":'
+            raise UpstreamClosedError("closed in the middle of the response body")
         yield b'{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
 
     async def aclose(self) -> None:
@@ -69,7 +74,7 @@ class FakeTransport:
             raise
         if reply.refuse:
             raise UpstreamConnectError("connection refused")
-        yield FakeResponse(reply.status, [(b"content-type", b"application/json")])
+        yield FakeResponse(reply.status, [(b"content-type", b"application/json")], broken=reply.broken)
 
     async def aclose(self) -> None:
         return None
@@ -137,6 +142,23 @@ async def test_refused_and_5xx_fail_over_at_once(autojump_clock: trio.testing.Mo
     assert status == 200 and body["usage"]["total_tokens"] == 2
     assert transport.calls == [("a", 0.0), ("b", 1.0), ("c", 3.0)]
     assert trio.current_time() == 6.0
+
+
+async def test_a_body_broken_before_a_byte_went_out_fails_over(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(MODEL.format(extra=""), {"a": Reply(broken=True), "b": Reply(), "c": Reply()})
+    status, _ = await call(proxy)
+    assert status == 200
+    assert [host for host, _ in transport.calls] == ["a", "b"]
+    assert proxy.router.breakers.get("m/a").consecutive_failures == 1  # a breaker failure
+
+
+async def test_a_broken_body_of_every_candidate_is_502(autojump_clock: trio.testing.MockClock) -> None:
+    proxy, transport = make_proxy(MODEL.format(extra="    hedge_after: 1s"),
+                                  {"a": Reply(delay=2, broken=True), "b": Reply(delay=1, broken=True),
+                                   "c": Reply(delay=5, broken=True)})
+    status, body = await call(proxy)
+    assert (status, body["error"]["code"]) == (502, "upstream_unavailable")
+    assert [host for host, _ in transport.calls] == ["a", "b", "c"]
 
 
 async def test_the_last_candidates_answer_goes_to_the_client(autojump_clock: trio.testing.MockClock) -> None:

@@ -180,7 +180,8 @@ class AttemptChain:
                 try:
                     await relay(result)
                 except AnswerBroken:
-                    running = 0  # the others were cancelled with the winner's choice
+                    running = 0  # the others were cancelled when this one won
+                    _discard(receive)
                     last_error = self._broken(result, more=_has_more(waiting))
                     continue
                 finally:
@@ -292,6 +293,17 @@ class AttemptChain:
 def _has_more(iterator: Any) -> bool:
     """Whether a list iterator has items left (without consuming one)."""
     return iterator.__length_hint__() > 0
+
+
+def _discard(receive: Any) -> None:
+    """Drop what cancelled attempts left in the channel (a hedge that had its headers as the winner won)."""
+    while True:
+        try:
+            stale = receive.receive_nowait()
+        except trio.WouldBlock:
+            return
+        if isinstance(stale, Opened):
+            stale._release.set()
 
 
 def _wall() -> datetime:
