@@ -145,7 +145,8 @@ async def test_refused_and_5xx_fail_over_at_once(autojump_clock: trio.testing.Mo
 
 
 async def test_a_body_broken_before_a_byte_went_out_fails_over(autojump_clock: trio.testing.MockClock) -> None:
-    proxy, transport = make_proxy(MODEL.format(extra=""), {"a": Reply(broken=True), "b": Reply(), "c": Reply()})
+    replies = {"a": Reply(broken=True), "b": Reply(), "c": Reply()}
+    proxy, transport = make_proxy(MODEL.format(extra=""), replies)
     status, _ = await call(proxy)
     assert status == 200
     assert [host for host, _ in transport.calls] == ["a", "b"]
