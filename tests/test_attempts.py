@@ -144,7 +144,7 @@ async def test_refused_and_5xx_fail_over_at_once(autojump_clock: trio.testing.Mo
     assert trio.current_time() == 6.0
 
 
-async def test_a_body_broken_before_a_byte_was_sent_fails_over(autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_body_broken_before_sending_fails_over(autojump_clock: trio.testing.MockClock) -> None:
     replies = {"a": Reply(broken=True), "b": Reply(), "c": Reply()}
     proxy, transport = make_proxy(MODEL.format(extra=""), replies)
     status, _ = await call(proxy)
