@@ -36,6 +36,7 @@ class Reply:
     status: int = 200
     refuse: bool = False
     broken: bool = False  # the body closes part-way
+    body_delay: float = 0.0  # between the headers and the body
 
 
 @attrs.define
@@ -44,8 +45,10 @@ class FakeResponse:
     headers: list[tuple[bytes, bytes]]
     http_version: bytes = b"1.1"
     broken: bool = False
+    body_delay: float = 0.0
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        await trio.sleep(self.body_delay)
         if self.broken:
             yield b'{"usage":'
             raise UpstreamClosedError("closed in the middle of the response body")
@@ -74,7 +77,8 @@ class FakeTransport:
             raise
         if reply.refuse:
             raise UpstreamConnectError("connection refused")
-        yield FakeResponse(reply.status, [(b"content-type", b"application/json")], broken=reply.broken)
+        yield FakeResponse(reply.status, [(b"content-type", b"application/json")], broken=reply.broken,
+                           body_delay=reply.body_delay)
 
     async def aclose(self) -> None:
         return None
@@ -151,6 +155,16 @@ async def test_a_body_broken_before_sending_fails_over(autojump_clock: trio.test
     assert status == 200
     assert [host for host, _ in transport.calls] == ["a", "b"]
     assert proxy.router.breakers.get("m/a").consecutive_failures == 1  # a breaker failure
+
+
+async def test_a_body_not_read_by_the_deadline_is_504_and_a_breaker_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    proxy, _ = make_proxy(MODEL.format(extra=""), {"a": Reply(body_delay=100), "b": Reply(), "c": Reply()})
+    status, body = await call(proxy)
+    assert (status, body["error"]["code"]) == (504, "upstream_timeout")
+    assert trio.current_time() == 10.0
+    assert proxy.router.breakers.get("m/a").consecutive_failures == 1
 
 
 async def test_a_broken_body_of_every_candidate_is_502(autojump_clock: trio.testing.MockClock) -> None:
