@@ -1,4 +1,4 @@
-"""Measure the usage writer's insert rate (rows per second) on SQLite and PostgreSQL, idle and with a busy loop.
+"""Measure the usage writer's insert rate (rows per second) on SQLite and PostgreSQL, idle and busy loop.
 
 Not a test. Run: ``.venv/bin/python scripts/usage_writer_rates.py [rows] [batch]`` (PostgreSQL at
 ``VOIDLLM_TEST_PG_DSN`` or ``postgresql://postgres@127.0.0.1:5432/test``; a scratch database is created and
@@ -6,7 +6,8 @@ dropped). Each method writes ``rows`` events through :meth:`Store.run`, one tran
 
 - ``today``: :func:`voidllm.usage.writer.insert_usage_events` as it was (COPY on PostgreSQL, executemany
   ``INSERT`` on SQLite), kept here as the baseline;
-- ``executemany`` (what :func:`voidllm.usage.batches.insert_rows` does): ``INSERT ... ON CONFLICT (id) DO NOTHING`` with a list of parameter sets (SQLAlchemy's
+- ``executemany`` (what :func:`voidllm.usage.batches.insert_rows` does): ``INSERT ... ON CONFLICT (id)
+  DO NOTHING`` with a list of parameter sets (SQLAlchemy's
   insertmanyvalues on PostgreSQL, the driver's executemany on SQLite);
 - ``multirow``: one ``INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING`` statement per batch, the
   statement built once per batch size (SQLAlchemy still computes its cache key on every execution).
@@ -51,7 +52,7 @@ _copy_values = operator.itemgetter(*_COLUMNS)
 def events(count: int) -> list[UsageEvent]:
     return [
         UsageEvent(
-            request_id=f"req-{n}", key_id=f"key-{n % 7}", key_type="user", org_id="org-1", model_name="gpt-4o",
+            request_id=f"req-{n}", key_id=f"key-{n % 7}", key_type="user", org_id="org-1", model_name="m",
             prompt_tokens=n, completion_tokens=n, total_tokens=2 * n, duration_ms=100,
             created_at=STARTED + timedelta(milliseconds=n),
         )
@@ -89,7 +90,7 @@ def multirow(connection: sa.Connection, batch: list[UsageEvent]) -> int:
 def _multirow_insert(dialect: str, count: int) -> sa.Insert:
     insert = sa.dialects.postgresql.insert if dialect == "postgresql" else sa.dialects.sqlite.insert
     values = [
-        {column.name: sa.bindparam(f"{column.name}_{n}", type_=column.type) for column in usage_events.columns}
+        {column.name: sa.bindparam(f"{column.name}_{n}", type_=column.type) for column in usage_events.c}
         for n in range(count)
     ]
     return insert(usage_events).values(values).on_conflict_do_nothing()

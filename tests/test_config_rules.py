@@ -262,6 +262,8 @@ CASES = [
          "settings.usage.buffer_size: must be > 0 (got 0)"),
     case("usage flush", settings(usage={"flush_interval": "0s"}),
          "settings.usage.flush_interval: must be > 0 (got 0s)"),
+    case("usage spill budget", settings(usage={"spill_max_mb": 0}),
+         "settings.usage.spill_max_mb: must be between 1 and 1000000 (got 0)"),
     case("audit buffer", settings(audit={"buffer_size": -1}),
          "settings.audit.buffer_size: must be > 0 (got -1)"),
     case("breaker counts", settings(circuit_breaker={"threshold": 0, "half_open_max": 0}),

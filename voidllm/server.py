@@ -32,12 +32,14 @@ import logging
 import math
 import secrets
 import sys
+from collections.abc import Callable
 from functools import partial
 from typing import Any, TextIO
 
 import attrs
 import httpx
 import hypercorn.config
+import sqlalchemy as sa
 import trio
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
@@ -81,8 +83,12 @@ from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
 from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
+from voidllm.store.tables import audit_logs, mcp_tool_calls
+from voidllm.store.tables import usage_events as usage_events_table
+from voidllm.usage.events import UsageEvent
 from voidllm.usage.retention import serve_retention
 from voidllm.usage.rollups import serve_rollups
+from voidllm.usage.spill import SpillFile, spill_directory
 from voidllm.usage.writer import open_usage_channel, serve_usage_writer
 from voidllm.web.app import create_app
 from voidllm.web.state import AppState
@@ -218,6 +224,7 @@ async def serve(
                 # which receives nothing meanwhile) three quarters of the channel still take new events
                 batch_size=max(1, usage.buffer_size // 4),
                 flush_interval=usage.flush_interval,
+                spill=_spill_file(config, usage_events_table, UsageEvent.to_row),
             ),
         )
         audit = await _start_audit_writer(supervisor, store, config)
@@ -307,7 +314,7 @@ async def _start_mcp(
     tool_calls, tool_call_rows = open_tool_call_channel(usage.buffer_size)
     await supervisor.start("mcp-tool-calls", partial(
         serve_tool_call_writer, store=store, receive=tool_call_rows, batch_size=max(1, usage.buffer_size // 4),
-        flush_interval=usage.flush_interval,
+        flush_interval=usage.flush_interval, spill=_spill_file(config, mcp_tool_calls, attrs.asdict),
     ))  # fmt: skip
     services.extras[MCP_TOOL_CALLS] = tool_calls
     health = config.settings.mcp.health
@@ -329,10 +336,17 @@ async def _start_audit_writer(supervisor: Supervisor, store: Store, config: Conf
         "audit-writer",
         partial(
             serve_audit_writer, store=store, receive=receive, batch_size=max(1, audit.buffer_size // 4),
-            flush_interval=audit.flush_interval,
+            flush_interval=audit.flush_interval, spill=_spill_file(config, audit_logs, attrs.asdict),
         ),
     )
     return sink
+
+
+def _spill_file(config: Config, table: sa.Table, row_of: Callable[[Any], dict[str, Any]]) -> SpillFile[Any]:
+    """The spill file of one batch writer: ``settings.usage.spill_dir`` (or its default), ``spill_max_mb``."""
+    usage, database = config.settings.usage, config.database
+    directory = spill_directory(usage.spill_dir, driver=database.driver, dsn=database.dsn)
+    return SpillFile(directory, table, row_of, usage.spill_max_mb * 1024 * 1024)
 
 
 async def _start_usage_upkeep(supervisor: Supervisor, store: Store, config: Config) -> None:

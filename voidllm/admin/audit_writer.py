@@ -19,7 +19,8 @@ becomes ``"[REDACTED]"``, and so does every string that looks like a key or cred
 the names of its top-level fields.
 
 Ids are UUIDv7 taken when the entry is recorded, so ``ORDER BY id`` is the order of the mutations; a batch
-retried after a lost commit acknowledgement hits the primary key and is dropped rather than written twice.
+retried after a lost commit acknowledgement, or replayed from the spill (:mod:`voidllm.usage.spill`, beyond
+the memory buffer, under ``settings.usage.spill_dir``), skips the rows already there: each is written once.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ from voidllm.admin.services import AuditEntry
 from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id, utcnow
 from voidllm.store.tables import audit_logs
-from voidllm.usage.batches import BatchMetrics, BatchStore, Recorder, open_batch_channel, serve_batch_writer
+from voidllm.usage.batches import (
+    BatchMetrics,
+    BatchStore,
+    Recorder,
+    insert_rows,
+    open_batch_channel,
+    serve_batch_writer,
+)
 
 __all__ = [
     "AUDIT_METRICS",
@@ -163,11 +171,9 @@ def record_of(entry: AuditEntry, *, now: datetime | None = None) -> AuditRecord:
 
 
 def insert_audit_records(connection: sa.Connection, records: Sequence[AuditRecord]) -> int:
-    """Insert ``records`` as ``audit_logs`` rows (in the caller's transaction); returns the row count."""
-    if not records:
-        return 0
-    connection.execute(sa.insert(audit_logs), [attrs.asdict(record) for record in records])
-    return len(records)
+    """Insert ``records`` as ``audit_logs`` rows (in the caller's transaction), skipping ids already there
+    (a retried or replayed batch); returns the row count."""
+    return insert_rows(connection, [attrs.asdict(record) for record in records], table=audit_logs)
 
 
 # -- request side and service ----------------------------------------------------------------------------

@@ -57,11 +57,20 @@ class UsageConfig:
     ``rollup_interval`` is how often ``usage_hourly`` is brought up to date; ``rollup_lateness`` is how long
     an event may take from getting its id to being committed (a slow batch transaction, clocks of several
     gateways disagreeing), see :mod:`voidllm.usage.rollups`.
+
+    ``spill_dir`` is where batches go that cannot wait in memory (a store outage, a store slower than the
+    traffic), one file per process and kind of row (usage events, MCP tool calls, audit rows), replayed
+    when the store answers again and at the next start; empty means ``spill`` next to the SQLite file, or
+    ``voidllm-spill/<digest of the DSN>`` in the system's temporary directory on PostgreSQL (one
+    directory per database). ``spill_max_mb`` bounds each file;
+    beyond it batches are dropped and counted (:mod:`voidllm.usage.spill`).
     """
 
     buffer_size: Annotated[int, _POSITIVE] = 1000
     flush_interval: Annotated[Duration, _POSITIVE_DURATION] = 5.0
     drop_on_full: bool = True
+    spill_dir: str = ""
+    spill_max_mb: Annotated[int, Range(min=1, max=1_000_000)] = 256
     rollup_interval: Annotated[Duration, _seconds(1, 3600)] = 60.0
     rollup_lateness: Annotated[Duration, _seconds(1, 86400)] = 300.0
 

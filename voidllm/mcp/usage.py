@@ -4,7 +4,8 @@ The proxy (:mod:`voidllm.mcp.proxy`) calls :func:`record_tool_call` once per for
 (:class:`ToolCallRecord`) carries who called (key, org, team, user, service account), the server alias, the
 tool name, the duration, the status and the gateway's request id; **never arguments or results**. Rows are
 queued without waiting on a bounded channel (``settings.usage.buffer_size``; a full channel drops the row and
-counts it) and written in batches by :func:`serve_tool_call_writer`, the batch service of
+counts it; beyond memory rows spill to disk like usage events, see :mod:`voidllm.usage.spill`) and written
+in batches by :func:`serve_tool_call_writer`, the batch service of
 :mod:`voidllm.usage.batches`, started by the server as a supervised service.
 
 Statuses: ``success`` (a result), ``error`` (a JSON-RPC error answered by the upstream, or a tool result with
@@ -32,7 +33,14 @@ from voidllm.auth.identity import KeyIdentity
 from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id, utcnow
 from voidllm.store.tables import mcp_tool_calls
-from voidllm.usage.batches import BatchMetrics, BatchStore, Recorder, open_batch_channel, serve_batch_writer
+from voidllm.usage.batches import (
+    BatchMetrics,
+    BatchStore,
+    Recorder,
+    insert_rows,
+    open_batch_channel,
+    serve_batch_writer,
+)
 
 if TYPE_CHECKING:
     from voidllm.admin.services import Services
@@ -147,11 +155,9 @@ def count_transport_error(server_alias: str, error_type: str) -> None:
 
 
 def insert_tool_calls(connection: sa.Connection, records: Sequence[ToolCallRecord]) -> int:
-    """Insert ``records`` as ``mcp_tool_calls`` rows (in the caller's transaction); returns the row count."""
-    if not records:
-        return 0
-    connection.execute(sa.insert(mcp_tool_calls), [attrs.asdict(record) for record in records])
-    return len(records)
+    """Insert ``records`` as ``mcp_tool_calls`` rows (in the caller's transaction), skipping ids already there
+    (a retried or replayed batch); returns the row count."""
+    return insert_rows(connection, [attrs.asdict(record) for record in records], table=mcp_tool_calls)
 
 
 def open_tool_call_channel(

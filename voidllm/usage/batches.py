@@ -14,25 +14,35 @@ Service side (:func:`serve_batch_writer`, owned by the supervisor)
     2. Keep receiving until the batch holds ``batch_size`` items or the deadline passes (a cancel scope with
        that deadline, not a timeout argument), then write the batch: ``insert(conn, items)`` in one
        transaction through :meth:`Store.run <voidllm.store.Store.run>`. While a write runs in its worker
-       thread, a second task keeps taking items off the channel into the pending list (up to
-       ``max_pending``), and the writer goes straight on with the next chunk, so a slow write never lets the
-       channel fill.
+       thread, a second task keeps taking items off the channel into the pending list, and the writer goes
+       straight on with the next chunk, so a slow write never lets the channel fill.
     3. Store outage: when a write raises :class:`~voidllm.errors.StoreError` the items stay pending and the
        write is retried after 0.5 s, 1 s, 2 s, ... at most 30 s; each failure counts in ``failures``.
-       Meanwhile the service keeps receiving, but only up to ``max_pending`` items (default ten batches) so
-       memory stays bounded; after that the channel fills and the recorder counts drops. Pending items are
-       written in chunks of ``batch_size``, one transaction each, and the backoff starts over after any
-       successful chunk. So no item is lost in an outage as long as the items arriving during it fit in
-       ``max_pending`` plus the channel.
-    4. Shutdown (the service's scope is cancelled): the pending items and everything already queued in the
+       Meanwhile the service keeps receiving. Pending items are written in chunks of ``batch_size``, one
+       transaction each, and the backoff starts over after any successful chunk.
+    4. Beyond memory: ``max_pending`` items (default ten batches) are held in memory. At that cap (an
+       outage, or a store slower than the arrivals) the oldest batch not being written goes to the spill
+       (:mod:`voidllm.usage.spill`: an append-only, fsync'd file of this process, bounded by
+       ``settings.usage.spill_max_mb``) and receiving goes on, so the channel does not fill. Before any
+       pending batch, the spilled rows are written back in order (files of dead processes, adopted at
+       start, first). Only a batch the spill refuses (budget exhausted, disk error) is dropped: counted in
+       ``dropped`` and logged as an error. Without a spill (tests) the service stops receiving at the cap,
+       the channel fills and the recorder drops.
+    5. Shutdown (the service's scope is cancelled): the pending items and everything already queued in the
        channel are written inside ``trio.move_on_after(flush_timeout, shield=True)``, retrying store errors
-       with the same backoff until that deadline. Pending items still unwritten then are counted as
-       dropped. The same final flush runs if the service crashes, before the supervisor restarts it.
+       with the same backoff until that deadline; what is left then is spilled (replayed at the next
+       start), and only what the spill refuses is counted as dropped. The same final flush runs if the
+       service crashes, before the supervisor restarts it.
+
+Rows are written with :func:`insert_rows` (``INSERT ... ON CONFLICT DO NOTHING``) and carry ids made when
+the item was recorded, so a batch written twice (a lost commit acknowledgement, a replay cut short by a
+crash) lands once.
 
 Deliberate choices:
 
-- A batch the database *rejects* (:class:`~voidllm.store.errors.StoreIntegrityError`) is dropped and
-  counted instead of retried: retrying it unchanged would fail forever and block every later item.
+- A batch the database *rejects* (:class:`~voidllm.store.errors.StoreIntegrityError`), and a spilled line
+  that cannot be decoded, is dropped and counted instead of retried: retrying it unchanged would fail
+  forever and block every later item.
 - The service never closes the channel, so a restarted service picks up where a crashed one stopped.
   Items recorded after the final flush stay in the channel, uncounted; there are none when the writer is
   started before the HTTP server, since the supervisor stops services in reverse start order.
@@ -45,6 +55,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, TypeVarTuple, Unpack
 
 import attrs
@@ -56,6 +67,7 @@ from sqlalchemy.dialects import sqlite as sa_sqlite
 from voidllm.errors import StoreError
 from voidllm.nursery.supervisor import Backoff
 from voidllm.store.errors import StoreIntegrityError
+from voidllm.usage.spill import SpillFile
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -87,6 +99,9 @@ FLUSH_TIMEOUT_S = 10.0
 
 DROP_WARNING_INTERVAL_S = 60.0
 """The recorder logs dropped items at most this often (the counter counts every one)."""
+
+SPILL_TIMEOUT_S = 60.0
+"""Bound of one shielded spill append (a local write and ``fsync``); past it the batch counts as dropped."""
 
 PENDING_BATCHES = 10
 """During an outage the writer holds at most this many batches (``max_pending`` default)."""
@@ -199,6 +214,7 @@ async def serve_batch_writer(
     flush_timeout: float = FLUSH_TIMEOUT_S,
     max_pending: int | None = None,
     backoff: Backoff = WRITE_BACKOFF,
+    spill: SpillFile[E] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Write items from ``receive`` in batches until cancelled (see the module docstring).
@@ -213,9 +229,12 @@ async def serve_batch_writer(
         flush_timeout: bound of the shielded final flush on cancellation.
         max_pending: items held while the store fails; default ``10 * batch_size``.
         backoff: delays between write attempts while the store fails.
+        spill: where batches go beyond ``max_pending`` (and at shutdown); ``None``: no spill, the channel
+            fills and the recorder drops. Its files of dead processes are adopted before ``started``.
 
     Cancellation: pending and queued items are written first, shielded for at most ``flush_timeout``
-    seconds; then ``trio.Cancelled`` propagates. Returns normally once the channel's send side is closed and
+    seconds, then what is left is spilled (as long again); then ``trio.Cancelled`` propagates. Returns
+    normally once the channel's send side is closed and
     everything is written.
     """
     if batch_size < 1 or flush_interval <= 0:
@@ -229,14 +248,19 @@ async def serve_batch_writer(
         flush_interval=flush_interval,
         max_pending=max(max_pending or PENDING_BATCHES * batch_size, batch_size),
         backoff=backoff,
+        spill=spill,
     )
     metrics.buffer_depth.set_function(writer.depth)
+    if spill is not None and await writer.spill_io(spill.adopt_orphans):
+        writer.due_at = trio.current_time()  # replay at once
     task_status.started()
     try:
         await writer.run()
     finally:
         with trio.move_on_after(flush_timeout, shield=True):
             await writer.drain()
+        with trio.move_on_after(flush_timeout, shield=True):
+            await writer.spill_rest()
         writer.give_up()
 
 
@@ -250,34 +274,48 @@ class _BatchWriter(Generic[E]):
     flush_interval: float
     max_pending: int
     backoff: Backoff
+    spill: SpillFile[E] | None = None
     pending: list[E] = attrs.Factory(list)
+    in_flight: int = 0  # the first ``in_flight`` pending items are being written
     due_at: float = math.inf  # when to write the pending items (batch deadline or retry time)
     failures: int = 0  # consecutive failed writes; > 0 means "in an outage"
     ended: bool = False  # the send side was closed and the channel is empty
+    _spill_lock: trio.Lock = attrs.Factory(trio.Lock)
 
     def depth(self) -> int:
         """Items waiting: queued in the channel plus pending here (the buffer-depth gauge)."""
         return self.receive.statistics().current_buffer_used + len(self.pending)
 
     async def run(self) -> None:
-        while not (self.ended and not self.pending):
+        while not (self.ended and not self.pending and not self._spilled()):
             await self._collect()
             await self._flush()
 
     async def _collect(self) -> None:
         """Receive until the pending items are due: batch full, its interval over, or retry time reached."""
-        limit = self.max_pending if self.failures else self.batch_size
         with trio.move_on_at(self.due_at) as scope:
-            while len(self.pending) < limit and not self.ended:
-                try:
-                    item = await self.receive.receive()
-                except trio.EndOfChannel:
-                    self.ended = True
-                    break
-                self._add(item)
+            while not self.ended and (self.failures or len(self.pending) < self.batch_size):
+                await self._receive_one()
                 scope.deadline = self.due_at
             if self.failures:
-                await trio.sleep_forever()  # at the cap (or ended): wait out the backoff
+                await trio.sleep_forever()  # ended: wait out the backoff
+
+    async def _receive_one(self) -> None:
+        """Wait for an item, then take every queued one too (up to the memory cap): a receive is a
+        checkpoint, and one item per scheduling round would fall behind a busy request path. At the cap,
+        spill the oldest batch first (without a spill: wait, until cancelled, so the channel fills)."""
+        while len(self.pending) >= self.max_pending:
+            if self.spill is None or len(self.pending) <= self.in_flight:
+                await trio.sleep_forever()
+            await self._spill_oldest()
+        try:
+            self._add(await self.receive.receive())
+            while len(self.pending) < self.max_pending:
+                self._add(self.receive.receive_nowait())
+        except trio.WouldBlock:
+            pass
+        except trio.EndOfChannel:
+            self.ended = True
 
     def _add(self, item: E) -> None:
         if not self.pending and not self.failures:
@@ -285,55 +323,117 @@ class _BatchWriter(Generic[E]):
         self.pending.append(item)
 
     async def _flush(self, *, final: bool = False) -> None:
-        """Write pending items in chunks of ``batch_size``; on a store error schedule the retry.
+        """Replay the spill, then write pending items in chunks of ``batch_size``; on a store error
+        schedule the retry.
 
         Items that arrived during the writes and do not fill a batch wait for their own interval, unless
         ``final`` (shutdown), when everything is written.
         """
-        while self.pending:
-            chunk = self.pending[: self.batch_size]
-            try:
-                await self._write(chunk)
-            except StoreIntegrityError as exc:
-                self._reject(chunk, exc)
-            except StoreError as exc:
-                self._schedule_retry(exc)
-                return
-            del self.pending[: len(chunk)]
-            self.failures = 0
-            if not final and len(self.pending) < self.batch_size:
-                break
+        try:
+            await self._replay()
+            while self.pending:
+                chunk = self.pending[: self.batch_size]
+                self.in_flight = len(chunk)
+                try:
+                    await self._write(self.insert, chunk)
+                except StoreIntegrityError as exc:
+                    self._reject(len(chunk), exc)
+                finally:
+                    self.in_flight = 0
+                del self.pending[: len(chunk)]
+                self.failures = 0
+                if not final and len(self.pending) < self.batch_size:
+                    break
+        except StoreError as exc:
+            self._schedule_retry(exc)
+            return
         self.due_at = trio.current_time() + self.flush_interval if self.pending else math.inf
 
-    async def _write(self, chunk: list[E]) -> None:
+    async def _write(self, fn: Callable[[sa.Connection, Any], int], rows: Sequence[Any]) -> None:
         """Write one chunk; meanwhile keep taking items off the channel so it never fills during a write."""
         error: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._absorb)
             try:
                 with self.metrics.write_seconds.time():
-                    await self.store.run(self.insert, chunk)
+                    await self.store.run(fn, rows)
             except Exception as exc:  # re-raised outside the nursery, unwrapped
                 error = exc
             nursery.cancel_scope.cancel()
         if error is not None:
             raise error
-        self.metrics.written.inc(len(chunk))
+        self.metrics.written.inc(len(rows))
 
     async def _absorb(self) -> None:
-        """Move items from the channel into ``pending`` (up to ``max_pending``) while a write runs."""
-        while len(self.pending) < self.max_pending and not self.ended:
+        """Move items from the channel into ``pending`` (spilling at the cap) while a write runs."""
+        while not self.ended:
+            await self._receive_one()
+
+    # -- the spill
+
+    def _spilled(self) -> bool:
+        return self.spill is not None and self.spill.pending()
+
+    async def spill_io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a spill file operation in a worker thread, one at a time."""
+        async with self._spill_lock:
+            return await trio.to_thread.run_sync(fn, *args)
+
+    async def _spill_oldest(self) -> None:
+        """Move the oldest batch that is not being written from memory to the spill."""
+        start = self.in_flight
+        chunk = self.pending[start : start + self.batch_size]
+        await self._spill(chunk)
+        del self.pending[start : start + len(chunk)]  # only now: a cancelled spill keeps them pending
+
+    async def _spill(self, chunk: list[E]) -> None:
+        """Append ``chunk`` to the spill; if it refuses, count the items as dropped and log an error.
+
+        Cancellation: the append is shielded (bounded by :data:`SPILL_TIMEOUT_S`), so a batch is either on
+        disk or counted when this returns; a cancelled caller still sees ``trio.Cancelled`` afterwards.
+        """
+        assert self.spill is not None
+        reason = "spill timed out"
+        with trio.move_on_after(SPILL_TIMEOUT_S, shield=True):
             try:
-                item = await self.receive.receive()
-            except trio.EndOfChannel:
-                self.ended = True
-                return
-            self._add(item)
+                if await self.spill_io(self.spill.append, chunk):
+                    return
+                reason = "spill budget exhausted"
+            except OSError as exc:
+                reason = f"spill file failed: {type(exc).__name__}"
+        self.metrics.dropped.inc(len(chunk))
+        log.error(
+            "%s dropped: memory buffer full and %s", self.metrics.what, reason,
+            extra={"items": len(chunk), "max_bytes": self.spill.max_bytes},
+        )
+
+    async def _replay(self) -> None:
+        """Write the spilled rows in order, ``batch_size`` at a time (raises the store's errors)."""
+        while self.spill is not None and self.spill.pending():
+            batch = await self.spill_io(self.spill.read, self.batch_size)
+            if batch.broken:
+                self._reject(batch.broken, ValueError("undecodable spill line"))
+            if batch.rows:
+                try:
+                    await self._write(partial(insert_rows, table=self.spill.table), batch.rows)
+                except StoreIntegrityError as exc:
+                    self._reject(len(batch.rows), exc)
+            await self.spill_io(self.spill.advance, batch)
+            self.failures = 0
+
+    async def spill_rest(self) -> None:
+        """At shutdown: spill what the final flush could not write (they are replayed at the next start)."""
+        if self.spill is not None:
+            while self.pending:
+                chunk = self.pending[: self.batch_size]
+                await self._spill(chunk)
+                del self.pending[: len(chunk)]
+            await self.spill_io(self.spill.close)
 
     def _schedule_retry(self, exc: StoreError) -> None:
         self.failures += 1
         self.metrics.failures.inc()
-        delay = self.backoff.delay(self.failures)
+        delay = self.backoff.delay(min(self.failures, 64))  # a long outage must not overflow the float
         self.due_at = trio.current_time() + delay
         log.warning(
             "%s write failed; will retry",
@@ -341,12 +441,13 @@ class _BatchWriter(Generic[E]):
             extra={"error_type": type(exc).__name__, "pending": len(self.pending), "retry_in_s": delay},
         )
 
-    def _reject(self, chunk: list[E], exc: StoreIntegrityError) -> None:
-        self.metrics.dropped.inc(len(chunk))
+    def _reject(self, count: int, exc: Exception) -> None:
+        self.metrics.dropped.inc(count)
         log.error(
             "%s batch rejected by the database; dropped",
             self.metrics.what,
-            extra={"error_type": type(exc).__name__, "constraint": exc.constraint, "items": len(chunk)},
+            extra={"error_type": type(exc).__name__, "constraint": getattr(exc, "constraint", None),
+                   "items": count},  # fmt: skip
         )
 
     async def drain(self) -> None:
@@ -378,7 +479,7 @@ class _BatchWriter(Generic[E]):
 # -- inserting rows --------------------------------------------------------------------------------------
 
 
-def insert_rows(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
+def insert_rows(connection: sa.Connection, rows: Sequence[Mapping[str, Any]], *, table: sa.Table) -> int:
     """Insert ``rows`` into ``table`` (in the caller's transaction), skipping rows whose primary key exists.
 
     ``INSERT ... ON CONFLICT DO NOTHING`` with the rows as one executemany: SQLAlchemy sends it as batched

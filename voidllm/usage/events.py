@@ -155,7 +155,8 @@ class UsageEvent:
     created_at: datetime = attrs.field(validator=_aware)
     id: str = attrs.field(factory=new_id)
     """The row's UUIDv7, made with the event: a batch written twice (a retry after a lost commit
-    acknowledgement, a spill replayed after a crash) inserts it once (:func:`voidllm.usage.batches.insert_rows`)."""
+    acknowledgement, a spill replayed after a crash) inserts it once
+    (:func:`voidllm.usage.batches.insert_rows`)."""
 
     def to_row(self) -> dict[str, Any]:
         """The ``usage_events`` row for this event (always with the event's own ``id``).

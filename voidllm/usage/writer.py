@@ -103,5 +103,5 @@ def insert_usage_events(connection: sa.Connection, events: Sequence[UsageEvent])
 
     Rows whose id is already there are skipped. Returns the number of events given.
     """
-    return insert_rows(connection, usage_events, [event.to_row() for event in events])
+    return insert_rows(connection, [event.to_row() for event in events], table=usage_events)
 
