@@ -6,6 +6,7 @@ computed here in Python from the raw ``usage_events`` rows read back, independen
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -182,6 +183,25 @@ async def test_lateness_covers_an_event_committed_after_a_newer_one(store: Store
 
     assert [r[6] for r in await hourly(store)] == [2]
     assert await hourly(store) == await expected(store)
+
+
+async def test_an_event_written_long_after_its_id_was_made_is_rolled_up(store: Store) -> None:
+    """A batch held through an outage or replayed from the spill keeps its old ids; the writer marks its
+    hour late, and the next run rebuilds that hour although the ids are below the bound."""
+    hour = datetime(2030, 3, 1, 9, tzinfo=UTC)
+    await write(store, event(hour))
+    await roll_up(store, lateness=1.0)
+    millis = f"{int(time.time() * 1000) - 600_000:012x}"  # recorded ten minutes ago
+    late_id = f"{millis[:8]}-{millis[8:]}-7000-8000-000000000001"
+    late = attrs.evolve(event(hour + timedelta(hours=2)), id=late_id)
+    await write(store, late)
+    await roll_up(store, lateness=1.0)
+    assert [r[6] for r in await hourly(store)] == [1, 1]
+    assert await hourly(store) == await expected(store)
+    await write(store, late)  # a replay of the same batch: written once
+    await roll_up(store, lateness=1.0)
+    assert await hourly(store) == await expected(store)
+    assert [r[6] for r in await hourly(store)] == [1, 1]
 
 
 def written_long_ago(item: UsageEvent, n: int) -> dict[str, Any]:

@@ -10,8 +10,9 @@ wrong hour and counts a batch twice when it is retried (reference §9, §15); th
 Algorithm. An hour is never added to; it is *replaced*: one transaction deletes the hour's rows and inserts
 ``INSERT ... SELECT ... GROUP BY`` over that hour's events. Running it again gives the same rows, so a
 retried, repeated or concurrent run never double-counts. What remains is knowing which hours to rebuild.
-Event ids are UUIDv7 made by the writer when it writes a batch (:meth:`UsageEvent.to_row`), so ids order
-events by *write* time, however late an event arrives for its request hour. The state (one row of the
+Event ids are UUIDv7 made when the event is recorded (:attr:`UsageEvent.id`), seconds before its batch is
+written, so ids order events by about *write* time, however late an event arrives for its request hour
+(events written much later are marked, see ``lateness`` below). The state (one row of the
 ``settings`` table, :class:`RollupState`) keeps an id bound below which every event has been rolled up. A
 run (:func:`roll_up`):
 
@@ -26,7 +27,12 @@ run (:func:`roll_up`):
 4. stores the new bound: the smallest id of the time of step 1 minus ``lateness``.
 
 ``lateness`` covers an event whose id was made before step 1 but was not visible yet: a batch transaction
-still committing, or a gateway whose clock is behind this one's. It is not about late *request* times: an event written a
+still committing, or a gateway whose clock is behind this one's. Ids are made when the event is recorded
+(so a retried or replayed batch lands once), and an event can wait far longer than ``lateness`` (a store
+outage, the spill of :mod:`voidllm.usage.spill`): the writer marks the request hour of any event written
+more than a second after its id was made (:func:`mark_late`, in the batch's transaction), and step 1 moves
+that mark into the state's ``resume_hour`` (in one transaction), so the sweep of step 3 rebuilds it.
+``lateness`` is not about late *request* times: an event written a
 day after its request is found by its id and lands in its own hour. The price is that the hours of events
 written within ``lateness`` before a run are rebuilt again by the next run.
 
@@ -46,13 +52,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 import orjson
 import sqlalchemy as sa
 import trio
+from sqlalchemy.dialects import postgresql as sa_postgresql
+from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from voidllm.errors import StoreError
 from voidllm.store.ids import utcnow
@@ -63,12 +72,15 @@ from voidllm.usage.metrics import ROLLUP_HOURS, ROLLUP_LAG, ROLLUP_RUNS, ROLLUP_
 
 __all__ = [
     "HORIZON_KEY",
+    "LATE_KEY",
     "MAX_HOURS_PER_RUN",
     "STATE_KEY",
     "RollupRun",
     "RollupState",
     "floor_hour",
     "lock_usage",
+    "mark_late",
+    "mark_late_events",
     "pending_from",
     "read_horizon",
     "roll_up",
@@ -81,6 +93,12 @@ log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 STATE_KEY = "usage.rollups"
 """``settings`` row holding :class:`RollupState` as JSON."""
+LATE_KEY = "usage.rollups.late_from"
+"""``settings`` row: the earliest request hour of events written long after their ids were made (a retried
+batch, a spill replayed after an outage), which the next run sweeps from (:func:`mark_late`)."""
+LATE_AFTER_S = 1.0
+"""Events written more than this long after their ids were made are marked late (no smaller than the least
+``rollup_lateness``, so none slips between the two)."""
 HORIZON_KEY = "usage.events_deleted_before"
 """``settings`` row: retention may have deleted events before this hour; rollups leave those hours alone."""
 MAX_HOURS_PER_RUN = 24
@@ -141,6 +159,39 @@ class RollupState:
             {"rolled_before_id": self.rolled_before_id, "resume_hour": resume}).decode())
 
 
+def mark_late(connection: sa.Connection, moment: datetime) -> None:
+    """Ask the next run to sweep from ``moment``'s hour (keeps the earliest mark; an atomic upsert, so
+    writers in several processes never collide on the row)."""
+    value = floor_hour(moment).isoformat()
+    insert = (sa_postgresql.insert if connection.dialect.name == "postgresql" else sa_sqlite.insert)(settings)
+    statement = insert.values(key=LATE_KEY, value=value).on_conflict_do_update(
+        index_elements=[settings.c.key],
+        set_={
+            "value": sa.case((insert.excluded.value < settings.c.value, insert.excluded.value),
+                             else_=settings.c.value),
+            "updated_at": utcnow(),
+        },
+    )  # fmt: skip
+    connection.execute(statement)
+
+
+def mark_late_events(connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Call :func:`mark_late` with the earliest request hour of the ``usage_events`` rows whose ids were
+    made more than :data:`LATE_AFTER_S` ago (none: nothing to do)."""
+    cutoff = _id_floor(int((time.time() - LATE_AFTER_S) * 1000))
+    late = [row["created_at"] for row in rows if row["id"] < cutoff]
+    if late:
+        mark_late(connection, min(late))
+
+
+def _take_late(connection: sa.Connection) -> datetime | None:
+    """The late mark, removed (in the caller's transaction: it moves into the state's ``resume_hour``)."""
+    raw = _read_setting(connection, LATE_KEY)
+    if raw is not None:
+        connection.execute(sa.delete(settings).where(settings.c.key == LATE_KEY))
+    return datetime.fromisoformat(raw) if raw else None
+
+
 def read_horizon(connection: sa.Connection) -> datetime | None:
     """The hour before which retention may have deleted events (``None``: never)."""
     raw = _read_setting(connection, HORIZON_KEY)
@@ -195,6 +246,11 @@ def _plan(connection: sa.Connection, lateness: float) -> _Plan:
     # the writer's ids carry this process's system clock (uuid_utils), as does time.time()
     next_bound = _id_floor(int((time.time() - lateness) * 1000))
     state = RollupState.load(connection)
+    late = _take_late(connection)
+    if late is not None and state.rolled_before_id is not None:
+        resume = late if state.resume_hour is None else min(state.resume_hour, late)
+        state = RollupState(state.rolled_before_id, resume)
+        state.save(connection)  # in this transaction: a failed run keeps the sweep for the next one
     if state.rolled_before_id is None:  # first run (or a reset): sweep from the first event
         first = connection.execute(sa.select(sa.func.min(usage_events.c.created_at))).scalar_one_or_none()
         return _Plan([], floor_hour(first) if first is not None else None, next_bound)

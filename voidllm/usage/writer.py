@@ -51,6 +51,7 @@ from voidllm.usage.metrics import (
     EVENTS_WRITTEN,
     WRITE_FAILURES,
 )
+from voidllm.usage.rollups import mark_late_events
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -101,7 +102,12 @@ async def serve_usage_writer(
 def insert_usage_events(connection: sa.Connection, events: Sequence[UsageEvent]) -> int:
     """Insert ``events`` as ``usage_events`` rows on ``connection`` (in the caller's transaction).
 
-    Rows whose id is already there are skipped. Returns the number of events given.
+    Rows whose id is already there are skipped. Events written more than a second after their ids were
+    made (a retry, a spill replay) mark their request hour for the rollups
+    (:func:`~voidllm.usage.rollups.mark_late`, in the same transaction). Returns the number of events given.
     """
-    return insert_rows(connection, [event.to_row() for event in events], table=usage_events)
+    rows = [event.to_row() for event in events]
+    insert_rows(connection, rows, table=usage_events)
+    mark_late_events(connection, rows)
+    return len(rows)
 
