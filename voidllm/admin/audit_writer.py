@@ -88,7 +88,7 @@ AUDIT_METRICS = BatchMetrics(
     dropped=Counter(
         "voidllm_audit_events_dropped_total",
         "Audit events lost: the channel was full or closed, the database rejected their batch, "
-        "or the shutdown flush ran out of time.",
+        "or the spill refused them (disk budget exhausted, disk error).",
         registry=REGISTRY,
     ),
     written=Counter("voidllm_audit_events_written_total", "Audit events written.", registry=REGISTRY),

@@ -80,7 +80,8 @@ TOOL_CALL_METRICS = BatchMetrics(
     ),
     dropped=Counter(
         "voidllm_mcp_tool_calls_dropped_total",
-        "MCP tool call rows lost: channel full or closed, batch rejected, or shutdown flush out of time.",
+        "MCP tool call rows lost: channel full or closed, batch rejected, or refused by the spill "
+        "(budget exhausted, disk error).",
         registry=REGISTRY,
     ),
     written=Counter("voidllm_mcp_tool_calls_written_total", "MCP tool call rows written.", registry=REGISTRY),

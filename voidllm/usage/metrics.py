@@ -32,7 +32,7 @@ BUFFER_DEPTH = Gauge(
 EVENTS_DROPPED = Counter(
     "voidllm_usage_events_dropped_total",
     "Usage events lost: the channel was full or closed, the database rejected their batch, "
-    "or the shutdown flush ran out of time.",
+    "or the spill refused them (disk budget exhausted, disk error).",
     registry=REGISTRY,
 )
 EVENTS_WRITTEN = Counter(
