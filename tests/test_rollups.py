@@ -333,3 +333,20 @@ async def test_the_gateway_rolls_up_before_it_serves_and_runs_retention(sqlite_d
         metrics = (await gw.client.get("/metrics")).text
         assert 'voidllm_service_up{service="usage-rollups"} 1.0' in metrics
         assert 'voidllm_service_up{service="retention"} 1.0' in metrics
+
+
+async def test_only_events_older_than_late_after_touch_the_late_mark(store: Store) -> None:
+    """The writer's ordinary batches (younger than ``late_after``) never write the mark's settings row."""
+    from voidllm.store.tables import settings
+    from voidllm.usage.rollups import LATE_KEY
+
+    millis = f"{int(time.time() * 1000) - 10_000:012x}"  # recorded ten seconds ago
+    held = attrs.evolve(event(datetime(2030, 3, 1, 9, tzinfo=UTC)), id=f"{millis[:8]}-{millis[8:]}-7000-8000-{2:012x}")
+
+    def mark(conn: sa.Connection) -> Any:
+        return conn.execute(sa.select(settings.c.value).where(settings.c.key == LATE_KEY)).scalar()
+
+    await store.run(partial(insert_usage_events, late_after=150.0), [held])
+    assert await store.run(mark) is None
+    await store.run(partial(insert_usage_events, late_after=5.0), [attrs.evolve(held, id=held.id[:-1] + "3")])
+    assert await store.run(mark) == "2030-03-01T09:00:00+00:00"

@@ -224,6 +224,7 @@ async def serve(
                 # which receives nothing meanwhile) three quarters of the channel still take new events
                 batch_size=max(1, usage.buffer_size // 4),
                 flush_interval=usage.flush_interval,
+                late_after=usage.rollup_lateness / 2,  # well inside the rollups' own window
                 spill=_spill_file(config, usage_events_table, UsageEvent.to_row),
             ),
         )

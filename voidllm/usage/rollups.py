@@ -175,10 +175,13 @@ def mark_late(connection: sa.Connection, moment: datetime) -> None:
     connection.execute(statement)
 
 
-def mark_late_events(connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+def mark_late_events(
+    connection: sa.Connection, rows: Sequence[Mapping[str, Any]], *, late_after: float = LATE_AFTER_S
+) -> None:
     """Call :func:`mark_late` with the earliest request hour of the ``usage_events`` rows whose ids were
-    made more than :data:`LATE_AFTER_S` ago (none: nothing to do)."""
-    cutoff = _id_floor(int((time.time() - LATE_AFTER_S) * 1000))
+    made more than ``late_after`` seconds ago (none: nothing to do). ``late_after`` must stay below the
+    rollups' ``rollup_lateness``, so no event slips between the two."""
+    cutoff = _id_floor(int((time.time() - late_after) * 1000))
     late = [row["created_at"] for row in rows if row["id"] < cutoff]
     if late:
         mark_late(connection, min(late))

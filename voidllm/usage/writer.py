@@ -27,6 +27,7 @@ is slower than the arrivals anyway, the writer spills instead of dropping (:mod:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -51,7 +52,7 @@ from voidllm.usage.metrics import (
     EVENTS_WRITTEN,
     WRITE_FAILURES,
 )
-from voidllm.usage.rollups import mark_late_events
+from voidllm.usage.rollups import LATE_AFTER_S, mark_late_events
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -92,22 +93,34 @@ def open_usage_channel(buffer_size: int) -> tuple[UsageRecorder, trio.MemoryRece
 
 
 async def serve_usage_writer(
-    *, store: UsageStore, receive: trio.MemoryReceiveChannel[UsageEvent], **options: Any
+    *,
+    store: UsageStore,
+    receive: trio.MemoryReceiveChannel[UsageEvent],
+    late_after: float = LATE_AFTER_S,
+    **options: Any,
 ) -> None:
     """Write usage events from ``receive`` in batches until cancelled: :func:`serve_batch_writer` with
-    :func:`insert_usage_events` and the ``voidllm_usage_*`` metrics (``options`` are its other arguments)."""
-    await serve_batch_writer(store=store, receive=receive, insert=insert_usage_events, metrics=USAGE_METRICS, **options)
+    :func:`insert_usage_events` and the ``voidllm_usage_*`` metrics (``options`` are its other arguments).
+
+    ``late_after``: events written this long after their ids were made mark their hour for the rollups; the
+    server passes half of ``settings.usage.rollup_lateness``, so an ordinary batch (``flush_interval``)
+    never touches the mark's row.
+    """
+    insert = partial(insert_usage_events, late_after=late_after)
+    await serve_batch_writer(store=store, receive=receive, insert=insert, metrics=USAGE_METRICS, **options)
 
 
-def insert_usage_events(connection: sa.Connection, events: Sequence[UsageEvent]) -> int:
+def insert_usage_events(
+    connection: sa.Connection, events: Sequence[UsageEvent], *, late_after: float = LATE_AFTER_S
+) -> int:
     """Insert ``events`` as ``usage_events`` rows on ``connection`` (in the caller's transaction).
 
-    Rows whose id is already there are skipped. Events written more than a second after their ids were
-    made (a retry, a spill replay) mark their request hour for the rollups
+    Rows whose id is already there are skipped. Events written more than ``late_after`` seconds after their
+    ids were made (a long outage, a spill replay) mark their request hour for the rollups
     (:func:`~voidllm.usage.rollups.mark_late`, in the same transaction). Returns the number of events given.
     """
     rows = [event.to_row() for event in events]
     insert_rows(connection, rows, table=usage_events)
-    mark_late_events(connection, rows)
+    mark_late_events(connection, rows, late_after=late_after)
     return len(rows)
 
