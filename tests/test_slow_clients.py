@@ -68,11 +68,9 @@ async def closed_by_gateway(connection: trio.SocketStream) -> int:
 async def test_a_client_that_reads_nothing_is_cut_at_the_deadline(sqlite_dsn: str, stream: bool) -> None:
     async with open_mock_upstream(Behaviour(completion_text=BIG, stream_chunks=64)) as upstream:
         async with run_gateway(short(make_config(sqlite_dsn, models(upstream.base_url)))) as gw:
-            started = trio.current_time()
             connection = await non_reader(gw, stream=stream)
             await trio.sleep(DEADLINE + 0.5)  # the deadline, then the grace of an answer's last message
-            read = await closed_by_gateway(connection)
-            assert trio.current_time() - started < 2.5
+            read = await closed_by_gateway(connection)  # fails unless the gateway closes it (bounded wait)
             assert read < len(BIG)  # cut, not delivered
             if stream:
                 with trio.fail_after(1):
