@@ -66,7 +66,7 @@ ORG_ROLES = ("member", "org_admin")
 _CREATE_ROLES = {"member": "member", "team_admin": "member", "org_admin": "org_admin"}
 _TOMBSTONE = ":deleted:"
 MAX_EMAIL = 254
-MAX_DISPLAY_NAME = 256  # as voidllm.bounds.NAME
+MAX_DISPLAY_NAME = NAME.max_length or 256
 EMAIL = Bounds(max_length=MAX_EMAIL)
 """An email address (RFC 5321's limit); display names are :data:`voidllm.bounds.NAME`, passwords
 :data:`voidllm.bounds.TEXT` (1,024 characters, as ``voidllm.auth.passwords``)."""
