@@ -341,7 +341,8 @@ async def test_only_events_older_than_late_after_touch_the_late_mark(store: Stor
     from voidllm.usage.rollups import LATE_KEY
 
     millis = f"{int(time.time() * 1000) - 10_000:012x}"  # recorded ten seconds ago
-    held = attrs.evolve(event(datetime(2030, 3, 1, 9, tzinfo=UTC)), id=f"{millis[:8]}-{millis[8:]}-7000-8000-{2:012x}")
+    held_id = f"{millis[:8]}-{millis[8:]}-7000-8000-{2:012x}"
+    held = attrs.evolve(event(datetime(2030, 3, 1, 9, tzinfo=UTC)), id=held_id)
 
     def mark(conn: sa.Connection) -> Any:
         return conn.execute(sa.select(settings.c.value).where(settings.c.key == LATE_KEY)).scalar()
