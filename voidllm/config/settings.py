@@ -4,12 +4,14 @@ Field names are the YAML keys; durations are ``float`` seconds. Two deliberate d
 original: ``circuit_breaker.enabled`` defaults to true, and ``fallback_max_depth`` defaults to 3.
 """
 
+import ipaddress
 import re
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import attrs
 
-from voidllm.config.checks import ENCRYPTION_KEY, NOT_EMPTY, MinLength, Pattern, Predicate, Range
+from voidllm.config.checks import ENCRYPTION_KEY, NOT_EMPTY, FieldCheck, MinLength, Pattern, Predicate, Range
 from voidllm.config.units import Duration, Unit
 
 __all__ = [
@@ -31,6 +33,26 @@ def _seconds(low: float | None = None, high: float | None = None) -> Range:
 def slugify(name: str) -> str:
     """The URL slug of an organisation name: lowercase ASCII letters and digits joined by single hyphens."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "default"
+
+
+@attrs.frozen
+class _Networks(FieldCheck):
+    """Every entry an IP address or network in CIDR form (``10.0.0.0/8``, ``::1``); names the first that is not."""
+
+    def __call__(self, value: Any) -> str | None:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                return f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8 or ::1)"
+        return None
+
+
+def _is_ui_build(value: str) -> bool:
+    return value == "" or (Path(value) / "index.html").is_file()
+
+
+_UI_BUILD = Predicate(_is_ui_build, "must be a directory holding index.html (a built UI, e.g. ui/dist)")
 
 
 def _slug_or_derived(slug: str, bootstrap: "BootstrapConfig") -> str:
@@ -208,3 +230,5 @@ class SettingsConfig:
     retention: RetentionConfig = RetentionConfig()
     limits: LimitsConfig = LimitsConfig()
     fallback_max_depth: Annotated[int, Range(0, 10)] = 3
+    trusted_proxies: Annotated[tuple[str, ...], _Networks()] = ()
+    ui_dir: Annotated[str, _UI_BUILD] = ""
