@@ -11,23 +11,24 @@ Request side
 
 Service side (:func:`serve_batch_writer`, owned by the supervisor)
     1. Wait for an item; it opens a batch whose deadline is ``flush_interval`` after its arrival.
-    2. Keep receiving until the batch holds ``batch_size`` items or the deadline passes (a cancel scope with
-       that deadline, not a timeout argument), then write the batch: ``insert(conn, items)`` in one
-       transaction through :meth:`Store.run <voidllm.store.Store.run>`. While a write runs in its worker
-       thread, a second task keeps taking items off the channel into the pending list, and the writer goes
-       straight on with the next chunk, so a slow write never lets the channel fill.
+    2. A receiver task moves items from the channel into a pending list and never waits on anything but
+       the channel, so neither a slow write nor a spill lets the channel fill. The writer writes the
+       pending items once they hold ``batch_size`` items or the batch's deadline passes (a cancel scope
+       with that deadline, not a timeout argument): ``insert(conn, items)`` in one transaction through
+       :meth:`Store.run <voidllm.store.Store.run>`, ``batch_size`` items per transaction.
     3. Store outage: when a write raises :class:`~voidllm.errors.StoreError` the items stay pending and the
        write is retried after 0.5 s, 1 s, 2 s, ... at most 30 s; each failure counts in ``failures``.
        Meanwhile the service keeps receiving. Pending items are written in chunks of ``batch_size``, one
        transaction each, and the backoff starts over after any successful chunk.
-    4. Beyond memory: ``max_pending`` items (default ten batches) are held in memory. At that cap (an
-       outage, or a store slower than the arrivals) the oldest batch not being written goes to the spill
-       (:mod:`voidllm.usage.spill`: an append-only, fsync'd file of this process, bounded by
-       ``settings.usage.spill_max_mb``) and receiving goes on, so the channel does not fill. Before any
-       pending batch, the spilled rows are written back in order (files of dead processes, adopted at
-       start, first). Only a batch the spill refuses (budget exhausted, disk error) is dropped: counted in
-       ``dropped`` and logged as an error. Without a spill (tests) the service stops receiving at the cap,
-       the channel fills and the recorder drops.
+    4. Beyond memory: ``max_pending`` items (default ten batches) wait in memory beside the chunk being
+       written. Past that (an outage, or a store slower than the arrivals) a spiller task moves all the
+       excess, oldest first, to the spill (:mod:`voidllm.usage.spill`: an append-only file of this process,
+       ``fsync``'d per append, bounded by ``settings.usage.spill_max_mb``) in one append, so one ``fsync``
+       covers every item that arrived meanwhile. The receiver keeps taking items up to twice
+       ``max_pending`` while an append runs. Before any pending batch, the spilled rows are written back in
+       order (files of dead processes, adopted at start, first). Only a batch the spill refuses (budget
+       exhausted, disk error) is dropped: counted in ``dropped`` and logged as an error. Without a spill
+       (tests) the receiver stops at ``max_pending``, the channel fills and the recorder drops.
     5. Shutdown (the service's scope is cancelled): the pending items and everything already queued in the
        channel are written inside ``trio.move_on_after(flush_timeout, shield=True)``, retrying store errors
        with the same backoff until that deadline; what is left then is spilled (replayed at the next
@@ -281,46 +282,71 @@ class _BatchWriter(Generic[E]):
     failures: int = 0  # consecutive failed writes; > 0 means "in an outage"
     ended: bool = False  # the send side was closed and the channel is empty
     _spill_lock: trio.Lock = attrs.Factory(trio.Lock)
+    _changed: trio.Event = attrs.Factory(trio.Event)  # replaced on every change of ``pending``
 
     def depth(self) -> int:
         """Items waiting: queued in the channel plus pending here (the buffer-depth gauge)."""
         return self.receive.statistics().current_buffer_used + len(self.pending)
 
+    @property
+    def memory_cap(self) -> int:
+        """Items the receiver holds before it stops taking more: ``max_pending``, or twice that with a spill
+        (the room the receiver keeps while the spiller's append runs)."""
+        return self.max_pending if self.spill is None else 2 * self.max_pending
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
     async def run(self) -> None:
-        while not (self.ended and not self.pending and not self._spilled()):
-            await self._collect()
-            await self._flush()
+        """The receiver and the spiller run beside the store writer until everything is written."""
+        error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._receive_loop)
+            if self.spill is not None:
+                nursery.start_soon(self._spill_loop)
+            try:
+                while not (self.ended and not self.pending and not self._spilled()):
+                    await self._wait_due()
+                    await self._flush()
+            except Exception as exc:  # re-raised outside the nursery, unwrapped, for the supervisor's log
+                error = exc
+            nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
 
-    async def _collect(self) -> None:
-        """Receive until the pending items are due: batch full, its interval over, or retry time reached."""
-        with trio.move_on_at(self.due_at) as scope:
-            while not self.ended and (self.failures or len(self.pending) < self.batch_size):
-                await self._receive_one()
-                scope.deadline = self.due_at
-            if self.failures:
-                await trio.sleep_forever()  # ended: wait out the backoff
-
-    async def _receive_one(self) -> None:
-        """Wait for an item, then take every queued one too (up to the memory cap): a receive is a
-        checkpoint, and one item per scheduling round would fall behind a busy request path. At the cap,
-        spill the oldest batch first (without a spill: wait, until cancelled, so the channel fills)."""
-        while len(self.pending) >= self.max_pending:
-            if self.spill is None or len(self.pending) <= self.in_flight:
-                await trio.sleep_forever()
-            await self._spill_oldest()
-        try:
-            self._add(await self.receive.receive())
-            while len(self.pending) < self.max_pending:
-                self._add(self.receive.receive_nowait())
-        except trio.WouldBlock:
-            pass
-        except trio.EndOfChannel:
-            self.ended = True
+    async def _receive_loop(self) -> None:
+        """Move items from the channel into ``pending``, never waiting on the store or the spill: a receive
+        is a checkpoint, so every wakeup takes all that is queued (one item per scheduling round would fall
+        behind a busy request path). At :attr:`memory_cap` it waits for room, so the channel fills."""
+        while True:
+            while len(self.pending) >= self.memory_cap:
+                await self._changed.wait()
+            try:
+                self._add(await self.receive.receive())
+                while len(self.pending) < self.memory_cap:
+                    self._add(self.receive.receive_nowait())
+            except trio.WouldBlock:
+                pass
+            except trio.EndOfChannel:
+                self.ended = True
+                self._notify()
+                return
+            self._notify()
 
     def _add(self, item: E) -> None:
         if not self.pending and not self.failures:
             self.due_at = trio.current_time() + self.flush_interval
         self.pending.append(item)
+
+    async def _wait_due(self) -> None:
+        """Wait until the pending items are due: batch full, its interval over, or retry time reached."""
+        with trio.move_on_at(self.due_at) as scope:
+            while not self.ended and (self.failures or len(self.pending) < self.batch_size):
+                await self._changed.wait()
+                scope.deadline = self.due_at
+            if self.failures:
+                await trio.sleep_forever()  # ended: wait out the backoff
 
     async def _flush(self, *, final: bool = False) -> None:
         """Replay the spill, then write pending items in chunks of ``batch_size``; on a store error
@@ -341,33 +367,21 @@ class _BatchWriter(Generic[E]):
                 finally:
                     self.in_flight = 0
                 del self.pending[: len(chunk)]
+                self._notify()
                 self.failures = 0
                 if not final and len(self.pending) < self.batch_size:
                     break
         except StoreError as exc:
             self._schedule_retry(exc)
             return
-        self.due_at = trio.current_time() + self.flush_interval if self.pending else math.inf
+        due = self.pending or self._spilled()
+        self.due_at = trio.current_time() + self.flush_interval if due else math.inf
 
     async def _write(self, fn: Callable[[sa.Connection, Any], int], rows: Sequence[Any]) -> None:
-        """Write one chunk; meanwhile keep taking items off the channel so it never fills during a write."""
-        error: Exception | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._absorb)
-            try:
-                with self.metrics.write_seconds.time():
-                    await self.store.run(fn, rows)
-            except Exception as exc:  # re-raised outside the nursery, unwrapped
-                error = exc
-            nursery.cancel_scope.cancel()
-        if error is not None:
-            raise error
+        """Write one chunk in one transaction (the receiver keeps taking items off the channel meanwhile)."""
+        with self.metrics.write_seconds.time():
+            await self.store.run(fn, rows)
         self.metrics.written.inc(len(rows))
-
-    async def _absorb(self) -> None:
-        """Move items from the channel into ``pending`` (spilling at the cap) while a write runs."""
-        while not self.ended:
-            await self._receive_one()
 
     # -- the spill
 
@@ -379,12 +393,20 @@ class _BatchWriter(Generic[E]):
         async with self._spill_lock:
             return await trio.to_thread.run_sync(fn, *args)
 
-    async def _spill_oldest(self) -> None:
-        """Move the oldest batch that is not being written from memory to the spill."""
-        start = self.in_flight
-        chunk = self.pending[start : start + self.batch_size]
-        await self._spill(chunk)
-        del self.pending[start : start + len(chunk)]  # only now: a cancelled spill keeps them pending
+    async def _spill_loop(self) -> None:
+        """Whenever more than ``max_pending`` items wait beside the one being written, move the oldest of
+        them to the spill in one append (one ``fsync`` for all of them, so the spill keeps up with any
+        arrival rate the disk allows). They leave ``pending`` before the append: it is shielded, so they
+        end on disk or counted as dropped."""
+        while True:
+            while len(self.pending) - self.in_flight <= self.max_pending:
+                await self._changed.wait()
+            start = self.in_flight
+            excess = len(self.pending) - start - self.max_pending
+            chunk = self.pending[start : start + excess]
+            del self.pending[start : start + excess]
+            self._notify()
+            await self._spill(chunk)
 
     async def _spill(self, chunk: list[E]) -> None:
         """Append ``chunk`` to the spill; if it refuses, count the items as dropped and log an error.
