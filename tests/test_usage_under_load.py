@@ -61,8 +61,8 @@ async def load(
     client: httpx.AsyncClient, key: str, *, workers: int, requests: int, answered: list[str],
     between: Callable[[int], Any] | None = None,
 ) -> None:
-    """``workers`` concurrent clients sending ``requests`` chat requests in all; the request ids of the 200s go
-    into ``answered``. ``between(n)`` runs (awaited) after the ``n``-th request completed, e.g. to cut a
+    """``workers`` concurrent clients sending ``requests`` chat requests in all; the request ids of the 200s
+    go into ``answered``. ``between(n)`` runs (awaited) after the ``n``-th request completed, e.g. to cut a
     store half-way."""
     auth = {"Authorization": f"Bearer {key}"}
     sent = 0
@@ -85,7 +85,7 @@ async def load(
 async def wait_for_rows(driver: str, dsn: str, expected: int, *, within: float = 30) -> list[str]:
     """Poll the store until ``expected`` usage rows are there (bounded), then return their request ids."""
     with trio.move_on_after(within):
-        while len(ids := await request_ids(driver, dsn)) < expected:
+        while len(await request_ids(driver, dsn)) < expected:
             await trio.sleep(0.1)
     return await request_ids(driver, dsn)
 
@@ -208,7 +208,8 @@ async def test_spilled_events_of_a_killed_gateway_are_written_once_at_the_next_s
             line.split(b'"request_id":"')[1].split(b'"')[0].decode()
             for path in spill.glob("usage_events.*.jsonl") for line in path.read_bytes().splitlines()
         )  # fmt: skip
-        assert len(spilled_ids) == spilled and set(spilled_ids) <= set(answered)
+        assert len(spilled_ids) == spilled
+        assert set(spilled_ids) <= set(answered)
         db.up()
         async with spawn_gateway(config, expect_banner=False):
             written = await wait_for_rows("postgres", pg_dsn, len(before) + spilled)

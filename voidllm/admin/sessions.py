@@ -1,5 +1,8 @@
-"""Logging in and out, and the caller's own login sessions (reference 1.5; logout and the session list are
-additions: the Go original has neither).
+"""Logging in and out, and the caller's own login sessions (reference 1.5; logout, the session list and
+"sign out everywhere" are additions: the Go original has none of them).
+
+A browser signs in through the same :func:`login`; the HTTP layer then puts the key into an ``HttpOnly``
+cookie instead of the body (:class:`BrowserSessionOut`, :mod:`voidllm.web.browser`).
 
 Login: the throttle (:mod:`voidllm.auth.throttle`; in Redis when it is on) admits the attempt first and
 reserves a failure on the email (429 when throttled), then the password is verified in a worker thread; an
@@ -52,6 +55,7 @@ from voidllm.errors import (
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
+    TooManyRequestsError,
 )
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
@@ -92,6 +96,15 @@ class LoginOut:
     token: str = attrs.field(repr=False)
     expires_at: datetime
     user: LoginUser
+
+
+@attrs.frozen
+class BrowserSessionOut:
+    """A browser sign-in's answer: the key went into an HttpOnly cookie, never into the body."""
+
+    user: LoginUser
+    expires_at: datetime
+    csrf_token: str
 
 
 @attrs.frozen
@@ -136,7 +149,10 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
         raise BadRequestError("email and password are required")
     email = normal_email(req.email)
     throttle = _throttle(services)
-    await throttle.admit(ip, email)  # reserves a failure: a burst cannot outrun the lockout
+    try:
+        await throttle.admit(ip, email)  # reserves a failure: a burst cannot outrun the lockout
+    except TooManyRequestsError as exc:
+        raise _with_retry_after(exc) from None
     user, orgs, recent = await services.store.run(partial(_find_user_tx, email=email))
     ok = await verify_password_off_loop(user["password_hash"] if user else None, req.password)
     if not ok or user is None or not orgs:
@@ -163,6 +179,15 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
     )
     assert identity.expires_at is not None
     return LoginOut(token=token, expires_at=identity.expires_at, user=out_user)
+
+
+def _with_retry_after(exc: TooManyRequestsError) -> TooManyRequestsError:
+    """The refusal with its ``Retry-After`` seconds also in the error object (``retry_after``), for clients
+    that cannot read headers as easily (the sign-in page)."""
+    seconds = next((value for name, value in exc.headers if name.lower() == "retry-after"), None)
+    if seconds is None or not seconds.isdigit():
+        return exc
+    return TooManyRequestsError(exc.message, headers=exc.headers, extra={**exc.extra, "retry_after": int(seconds)})
 
 
 def choose_org(orgs: list[OrgChoice], *, recent: str | None, wanted: str | None) -> str:
@@ -237,6 +262,16 @@ async def logout(services: Services, actor: Actor) -> None:
     key_id = actor.identity.key_id
     this_key = t.api_keys.c.id == key_id
     revoked = await services.store.run(lambda conn: revoke_keys(conn, this_key, now=utcnow()))
+    await forget_keys(services, revoked)
+
+
+async def logout_everywhere(services: Services, actor: Actor) -> None:
+    """End every live session of the calling user, the presenting one included ("sign out everywhere");
+    the user's API keys stay."""
+    user_id = actor.require_user()
+    k = t.api_keys
+    where = (k.c.user_id == user_id, k.c.key_type == SESSION_KEY_TYPE)
+    revoked = await services.store.run(lambda conn: revoke_keys(conn, *where, now=utcnow()))
     await forget_keys(services, revoked)
 
 

@@ -13,7 +13,9 @@ body (a download such as a CSV export; declare its media type with ``produces=``
         return await orgs.create(call.services, call.actor, body)
 
 Every route except ``public=True`` ones authenticates ``Authorization: Bearer`` against the key cache (no
-database read). ``role`` is the coarse gate of reference 1.6 (403 ``forbidden`` "insufficient permissions");
+database read), or, when the request has no ``Authorization`` header, the browser's session cookie; a
+cookie-authenticated request that changes state must pass the CSRF check (:mod:`voidllm.web.browser`). A
+handler adds cookies to its answer with ``call.set_cookies``. ``role`` is the coarse gate of reference 1.6 (403 ``forbidden`` "insufficient permissions");
 scope checks (org boundaries, team membership) belong to the use case. Successful mutations with ``audit``
 set are handed to the audit sink. Errors are :class:`~voidllm.errors.GatewayError` subclasses rendered in
 the envelope by ``voidllm.web.errors``.
@@ -36,20 +38,25 @@ Hand-written rather than quart-schema because the stack's models are attrs class
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, current_app, request
 
 from voidllm.admin.context import Actor
 from voidllm.admin.services import AuditEntry, Services
-from voidllm.auth.identity import Role
+from voidllm.auth.identity import KeyIdentity, Role
+from voidllm.auth.sessions import SESSION_KEY_TYPE
+from voidllm.errors import AuthenticationError
 from voidllm.web.api.codec import parse_json_object, reject_nulls, render, structure
+from voidllm.web.browser import BrowserPolicy, check_csrf, header, session_from_cookie
 from voidllm.web.envelope import SCOPE_KEY
 from voidllm.web.state import app_state
 
 PREFIX = "/api/v1"
+POLICY_KEY = "voidllm.browser"
+"""Where the app keeps its :class:`~voidllm.web.browser.BrowserPolicy` (``app.extensions``)."""
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -146,7 +153,8 @@ class Call:
     """What a handler gets besides its parameters.
 
     A public route that is audited names its actor by setting ``audit_actor`` (login: the new session);
-    otherwise it is recorded as unauthenticated.
+    otherwise it is recorded as unauthenticated. ``set_cookies`` are sent as ``Set-Cookie`` headers with
+    the answer (also an empty one).
     """
 
     services: Services
@@ -155,6 +163,14 @@ class Call:
     ip: str | None
     route: ApiRoute
     audit_actor: Actor | None = None
+    scope: Mapping[str, Any] = attrs.Factory(dict)  # the request's ASGI scope
+    policy: BrowserPolicy = BrowserPolicy()
+    set_cookies: list[str] = attrs.Factory(list)
+
+    @property
+    def secure(self) -> bool:
+        """Whether the request came over https (directly or through a trusted proxy)."""
+        return self.policy.is_https(self.scope)
 
     @property
     def actor(self) -> Actor:
@@ -216,8 +232,9 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
         request_id = request.scope.get(SCOPE_KEY)
         ip = request.remote_addr
         actor = None
+        policy: BrowserPolicy = current_app.extensions.get(POLICY_KEY) or BrowserPolicy()
         if not route.public:
-            identity = services.keys.authenticate(request.headers.get("Authorization"))
+            identity = authenticate(request.scope, services, policy)
             actor = Actor(identity, ip=ip, request_id=request_id)
             if route.role is not None:
                 actor.require(route.role)
@@ -230,19 +247,44 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
                 reject_nulls(payload)
         if route.query is not None:
             kwargs["query"] = structure(dict(request.args.items()), route.query)
-        call = Call(services, actor, request_id, ip, route)
+        call = Call(services, actor, request_id, ip, route, scope=request.scope, policy=policy)
         result = await route.handler(call, **kwargs)
         if route.audit is not None:
             recorded = call.audit_actor or actor or Actor.unauthenticated(ip, request_id)
             services.audit.record(_audit_entry(route, recorded, params, payload, result))
         if result is None:
-            return _empty(route.status)
-        if isinstance(result, Streamed):
-            return _streamed(result, route.status)
-        return Response(render(result, route.response), status=route.status, content_type="application/json")
+            response = _empty(route.status)
+        elif isinstance(result, Streamed):
+            response = _streamed(result, route.status)
+        else:
+            body = render(result, route.response)
+            response = Response(body, status=route.status, content_type="application/json")
+        for cookie in call.set_cookies:
+            response.headers.add("Set-Cookie", cookie)
+        if call.set_cookies:
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     view.__name__ = route.name
     return view
+
+
+def authenticate(scope: Mapping[str, Any], services: Services, policy: BrowserPolicy) -> KeyIdentity:
+    """The caller: ``Authorization: Bearer``, or without that header the session cookie, CSRF-checked.
+
+    Raises:
+        AuthenticationError: no credentials, or an unknown, expired or revoked key; a cookie that holds
+            something other than a session key.
+        CsrfError: a cookie-authenticated request that changes state failed the CSRF check.
+    """
+    session_key = session_from_cookie(scope)
+    if session_key is None:
+        return services.keys.authenticate(header(scope, b"authorization"))
+    identity = services.keys.authenticate_key(session_key)
+    if identity.key_type != SESSION_KEY_TYPE:
+        raise AuthenticationError("the session cookie holds no session: sign in again")
+    check_csrf(scope, policy, services.keys.hmac_secret, session_key)
+    return identity
 
 
 def _empty(status: int) -> Response:
