@@ -111,3 +111,23 @@ async def test_the_token_reservation_of_a_cut_request_is_settled(sqlite_dsn: str
             body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
             response = await gw.client.post("/v1/chat/completions", json=body, headers=key.auth)
     assert response.status_code == 200, response.content  # 18 tokens used, the reservation released
+
+
+async def test_a_models_own_timeout_cuts_a_stream_nobody_reads(sqlite_dsn: str) -> None:
+    """The model's ``timeout`` is the stream's deadline (``max_stream_duration`` is a minute here)."""
+    deployment = "{name: d0, provider: openai, base_url: \"%s\"}"
+    async with open_mock_upstream(Behaviour(completion_text=BIG, stream_chunks=64)) as upstream:
+        yaml = (f"models:\n  - name: m\n    timeout: {DEADLINE}s\n    strategy: priority\n    deployments:\n"
+                f"      - {deployment % upstream.base_url}\n")
+        config = make_config(sqlite_dsn, yaml)
+        proxy = attrs.evolve(config.server.proxy, max_stream_duration=60.0, max_response_body=64 << 20)
+        config = attrs.evolve(config, server=attrs.evolve(config.server, proxy=proxy))
+        async with run_gateway(config) as gw:
+            connection = await non_reader(gw, stream=True)
+            await trio.sleep(DEADLINE + 0.5)
+            read = await closed_by_gateway(connection)
+            assert read < len(BIG)
+            with trio.fail_after(1):
+                await upstream.wait_client_closed()
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [row["status"] for row in rows] == ["timeout"]
