@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { useQuery } from "@tanstack/react-query";
+import { api } from "../lib/api";
+import { ErrorState } from "../components/ui";
+import { ME_ADMIN, ME_MEMBER, ME_ORG_ADMIN, errorResponse, mockApi, renderApp, renderPage } from "../test/utils";
+
+const navLinks = async () => {
+  const nav = await screen.findByRole("navigation", { name: "Main" });
+  return within(nav)
+    .getAllByRole("link")
+    .map((a) => a.textContent);
+};
+
+describe("app shell", () => {
+  it("sends a signed-out user to the sign-in page, remembering where they wanted to go", async () => {
+    mockApi({ "GET /api/v1/me": errorResponse(401, "unauthorized", "missing credentials") });
+    const { router } = renderApp({ route: "/keys?q=prod" });
+    await waitFor(() => expect(router.state.location.pathname).toBe("/login"));
+    expect(new URLSearchParams(router.state.location.search).get("next")).toBe("/keys?q=prod");
+  });
+
+  it("shows a system admin every link, Models included", async () => {
+    mockApi({ "GET /api/v1/me": ME_ADMIN, "GET /api/v1/*": { data: [], has_more: false } });
+    renderApp({ route: "/profile" });
+    expect(await navLinks()).toEqual(["Dashboard", "Playground", "API Keys", "Models", "Usage", "Profile"]);
+  });
+
+  it.each([
+    ["member", ME_MEMBER],
+    ["org admin", ME_ORG_ADMIN],
+  ])("shows a %s no Models link and refuses the page", async (_, me) => {
+    mockApi({ "GET /api/v1/me": me, "GET /api/v1/*": { data: [], has_more: false } });
+    renderApp({ route: "/models" });
+    const links = await navLinks();
+    expect(links).toEqual(["Dashboard", "Playground", "API Keys", "Usage", "Profile"]);
+    expect(screen.queryByRole("link", { name: "Models" })).toBeNull();
+    expect(await screen.findByRole("heading", { name: "No access" })).toBeInTheDocument();
+  });
+
+  it("has an Account menu with Sign out that ends the session on the server", async () => {
+    document.cookie = "voidllm_csrf=csrf1; path=/";
+    const fetch = mockApi({
+      "GET /api/v1/me": ME_MEMBER,
+      "GET /api/v1/*": { data: [], has_more: false },
+      "POST /api/v1/auth/logout": { status: 204 },
+    });
+    const { router } = renderApp({ route: "/profile" });
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Account" }));
+    await user.click(await screen.findByRole("menuitem", { name: "Sign out" }));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/login"));
+    const [logout] = fetch.calls("POST", "/api/v1/auth/logout");
+    expect(logout!.headers.get("X-CSRF-Token")).toBe("csrf1");
+  });
+
+  it("switches the theme and keeps only that choice in localStorage", async () => {
+    mockApi({ "GET /api/v1/me": ME_MEMBER, "GET /api/v1/*": { data: [], has_more: false } });
+    renderApp({ route: "/profile" });
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: /^Theme/ }));
+    await user.click(await screen.findByRole("menuitemradio", { name: "Dark" }));
+    expect(document.documentElement.dataset.theme).toBe("dark");
+    expect(Object.keys(window.localStorage)).toEqual(["voidllm-theme"]);
+    await user.click(screen.getByRole("button", { name: /^Theme/ }));
+    await user.click(await screen.findByRole("menuitemradio", { name: "System" }));
+    expect(document.documentElement.dataset.theme).toBeUndefined();
+    expect(window.localStorage.length).toBe(0);
+  });
+
+  it("shows an unknown route as not found inside the shell", async () => {
+    mockApi({ "GET /api/v1/me": ME_MEMBER });
+    renderApp({ route: "/nowhere" });
+    expect(await screen.findByRole("heading", { name: "Page not found" })).toBeInTheDocument();
+  });
+});
+
+describe("error state", () => {
+  function Failing() {
+    const q = useQuery({ queryKey: ["x"], queryFn: () => api.get("things") });
+    return q.isError ? <ErrorState error={q.error} /> : <p>loading</p>;
+  }
+
+  it("shows the API's message and request id", async () => {
+    mockApi({ "GET /api/v1/things": errorResponse(500, "internal_error", "the store did not answer") });
+    renderPage(<Failing />);
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent("the store did not answer");
+    expect(alert).toHaveTextContent("req_test123");
+  });
+});

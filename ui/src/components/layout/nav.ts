@@ -1,0 +1,27 @@
+/** The navigation: link names are part of the product's contract (tests and docs use them). */
+import { isSystemAdmin } from "../../lib/roles";
+import type { Me } from "../../lib/types";
+
+export interface NavItem {
+  /** The link's text and accessible name. */
+  label: string;
+  /** Router path (inside the basename). */
+  to: string;
+  /** Who sees it; absent = every signed-in user. A member never sees a link to what they cannot do. */
+  visible?: (me: Me) => boolean;
+  /** Active also on sub-routes (`/usage/llm`), except for `/`. */
+  end?: boolean;
+}
+
+export const NAV_ITEMS: NavItem[] = [
+  { label: "Dashboard", to: "/", end: true },
+  { label: "Playground", to: "/playground" },
+  { label: "API Keys", to: "/keys" },
+  { label: "Models", to: "/models", visible: isSystemAdmin },
+  { label: "Usage", to: "/usage" },
+  { label: "Profile", to: "/profile" },
+];
+
+export function navItemsFor(me: Me): NavItem[] {
+  return NAV_ITEMS.filter((item) => !item.visible || item.visible(me));
+}

@@ -1,0 +1,18 @@
+export { cn } from "./cn";
+export { Button, buttonClass, type ButtonProps, type ButtonVariant, type ButtonSize } from "./Button";
+export { Input, Textarea, NativeSelect, type NativeSelectOption, type NativeSelectProps } from "./Input";
+export { Field, Label, type FieldProps } from "./Field";
+export { Dialog, DialogClose, ConfirmDialog, type DialogProps, type ConfirmDialogProps } from "./Dialog";
+export { Select, type SelectOption, type SelectProps } from "./Select";
+export { Tabs, TabsList, TabsTrigger, TabsContent } from "./Tabs";
+export { Card, CardHeader, CardContent, StatCard, PageHeader } from "./Card";
+export { Table, THead, TBody, TR, TH, TD } from "./Table";
+export { Badge, type BadgeTone } from "./Badge";
+export { Progress } from "./Progress";
+export { Spinner, LoadingState } from "./Spinner";
+export { EmptyState, ErrorState, InlineError } from "./States";
+export { QueryView } from "./QueryView";
+export { ToastProvider, useToast, type ToastInput } from "./Toast";
+export { CopyButton } from "./CopyButton";
+export { Tooltip, TooltipProvider } from "./Tooltip";
+export { DateTime } from "./DateTime";

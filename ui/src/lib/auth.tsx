@@ -1,0 +1,56 @@
+/** The signed-in user: `useMe()` (query), `useCurrentUser()` (inside the auth guard), sign-out. */
+import { createContext, useContext, type ReactNode } from "react";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useNavigate } from "react-router";
+import { api, isApiError } from "./api";
+import type { Me } from "./types";
+
+export const ME_KEY = ["me"] as const;
+
+/**
+ * GET /api/v1/me. `redirectOn401: false` here: the auth guard turns a 401 into a redirect that keeps the
+ * router location, and the sign-in page uses this to notice an already signed-in user.
+ */
+export function useMe() {
+  return useQuery({
+    queryKey: ME_KEY,
+    queryFn: ({ signal }) => api.get<Me>("me", { signal, redirectOn401: false }),
+    staleTime: 60_000,
+    retry: (count, error) => !(isApiError(error) && error.status < 500) && count < 2,
+  });
+}
+
+const MeContext = createContext<Me | null>(null);
+
+export function MeProvider({ me, children }: { me: Me; children: ReactNode }) {
+  return <MeContext.Provider value={me}>{children}</MeContext.Provider>;
+}
+
+/** The signed-in user; only inside routes behind the auth guard (throws elsewhere). */
+export function useCurrentUser(): Me {
+  const me = useContext(MeContext);
+  if (!me) throw new Error("useCurrentUser() outside the auth guard");
+  return me;
+}
+
+/**
+ * Sign out: POST /api/v1/auth/logout (revokes the session on the server, clears the cookies), forget
+ * every cached query, go to the sign-in page. A 401 (already expired) ends the same way.
+ */
+export function useSignOut() {
+  const queryClient = useQueryClient();
+  const navigate = useNavigate();
+  return useMutation({
+    mutationFn: async () => {
+      try {
+        await api.post<void>("auth/logout", undefined, { redirectOn401: false });
+      } catch (error) {
+        if (!(isApiError(error) && error.status === 401)) throw error;
+      }
+    },
+    onSuccess: () => {
+      queryClient.clear();
+      navigate("/login", { replace: true });
+    },
+  });
+}
