@@ -9,9 +9,13 @@ from quart_trio import QuartTrio
 from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.web import docs, health, openai
 from voidllm.web.api import api
+from voidllm.web.api.framework import POLICY_KEY
+from voidllm.web.browser import BrowserPolicy
 from voidllm.web.edge import Edge
 from voidllm.web.errors import register_error_handlers
 from voidllm.web.mcp import mount_mcp
+from voidllm.web.playground import Playground, capped_proxy
+from voidllm.web.spa import SpaApp
 from voidllm.web.state import AppState
 
 
@@ -27,6 +31,7 @@ def create_quart_app(state: AppState) -> QuartTrio:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.extensions["voidllm"] = state
+    app.extensions[POLICY_KEY] = BrowserPolicy.from_settings(state.config.settings.trusted_proxies)
     register_error_handlers(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openai.blueprint)
@@ -36,6 +41,15 @@ def create_quart_app(state: AppState) -> QuartTrio:
 
 
 def create_app(state: AppState, proxy: Any) -> Any:
-    """The ASGI application the server runs: the edge, dispatching proxied routes to ``proxy``."""
-    app = mount_mcp(create_quart_app(state), state)  # MCP endpoints are plain ASGI, before Quart routing
-    return Edge(app, state.drain, proxy=proxy, proxy_paths=frozenset(ENDPOINTS))
+    """The ASGI application the server runs: the edge, dispatching proxied routes to ``proxy``, the web UI
+    to its files and the playground tunnel to ``proxy`` (streams capped) and the app."""
+    quart = create_quart_app(state)
+    app = mount_mcp(quart, state)  # MCP endpoints are plain ASGI, before Quart routing
+    paths = frozenset(ENDPOINTS)
+    settings = state.config.settings
+    playground = Playground(
+        keys=state.keys, policy=quart.extensions[POLICY_KEY], app=app, proxy_paths=paths,
+        proxy=capped_proxy(proxy, state.config.server.proxy.write_timeout),
+    )
+    spa = SpaApp(settings.ui_dir)
+    return Edge(app, state.drain, proxy=proxy, proxy_paths=paths, spa=spa, playground=playground)

@@ -1,6 +1,8 @@
 """The ASGI layer in front of the Quart app: request ids for every response, drain tracking for ``/v1``, and
 the dispatch of proxied ``POST /v1/...`` routes to the raw proxy handler (Quart's routing would cost 35-50 %
-of proxied throughput).
+of proxied throughput). It also sends ``GET``/``HEAD`` of paths outside the APIs to the web UI
+(:mod:`voidllm.web.spa`) and ``/api/v1/playground/...`` to the playground tunnel
+(:mod:`voidllm.web.playground`), which is drain-tracked like ``/v1``.
 
 It is plain ASGI so it also covers responses Quart never sees (a request refused while draining). Each
 ``/v1`` request runs in a cancel scope held by the :class:`~voidllm.nursery.DrainTracker`: while draining, new
@@ -116,12 +118,18 @@ class Edge:
         proxy: Any = None,
         proxy_paths: frozenset[str] = frozenset(),
         tracked_prefixes: tuple[str, ...] = ("/v1/",),
+        spa: Any = None,
+        playground: Any = None,
+        playground_prefix: str = "/api/v1/playground/",
     ) -> None:
         self.app = app
         self.drain = drain
         self.proxy = proxy
         self.proxy_paths = proxy_paths
         self.tracked_prefixes = tracked_prefixes
+        self.spa = spa  # serves(scope) -> bool, and an ASGI app
+        self.playground = playground
+        self.playground_prefix = playground_prefix
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
@@ -147,12 +155,20 @@ class Edge:
                 await _send_internal_error(response.send, scope["path"], request_id)
 
     async def _dispatch(self, scope: Scope, receive: Any, response: _Response) -> None:
-        """``/v1`` requests under drain tracking (proxied routes to the raw handler), the rest to the app."""
+        """``/v1`` and playground requests under drain tracking (proxied routes to the raw handler), the web
+        UI's to it, the rest to the app."""
         send = response.send
-        if not scope["path"].startswith(self.tracked_prefixes):
+        path = scope["path"]
+        if self.spa is not None and self.spa.serves(scope):
+            await self.spa(scope, receive, send)
+            return
+        if self.playground is not None and path.startswith(self.playground_prefix):
+            app = self.playground
+        elif path.startswith(self.tracked_prefixes):
+            app = self.proxy if scope["method"] == "POST" and path in self.proxy_paths else self.app
+        else:
             await self.app(scope, receive, send)
             return
-        app = self.proxy if scope["method"] == "POST" and scope["path"] in self.proxy_paths else self.app
         try:
             with self.drain.track() as cancel_scope:
                 with cancel_scope:

@@ -47,10 +47,8 @@ from quart import Blueprint, Response, current_app, request
 from voidllm.admin.context import Actor
 from voidllm.admin.services import AuditEntry, Services
 from voidllm.auth.identity import KeyIdentity, Role
-from voidllm.auth.sessions import SESSION_KEY_TYPE
-from voidllm.errors import AuthenticationError
 from voidllm.web.api.codec import parse_json_object, reject_nulls, render, structure
-from voidllm.web.browser import BrowserPolicy, check_csrf, header, session_from_cookie
+from voidllm.web.browser import BrowserPolicy, authenticate_cookie, header
 from voidllm.web.envelope import SCOPE_KEY
 from voidllm.web.state import app_state
 
@@ -270,21 +268,17 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
 
 
 def authenticate(scope: Mapping[str, Any], services: Services, policy: BrowserPolicy) -> KeyIdentity:
-    """The caller: ``Authorization: Bearer``, or without that header the session cookie, CSRF-checked.
+    """The caller: ``Authorization: Bearer``, or without that header the session cookie, CSRF-checked
+    (:func:`~voidllm.web.browser.authenticate_cookie`).
 
     Raises:
-        AuthenticationError: no credentials, or an unknown, expired or revoked key; a cookie that holds
-            something other than a session key.
+        AuthenticationError: no credentials, or an unknown, expired or revoked key.
         CsrfError: a cookie-authenticated request that changes state failed the CSRF check.
     """
-    session_key = session_from_cookie(scope)
-    if session_key is None:
+    session = authenticate_cookie(scope, services.keys, policy)
+    if session is None:
         return services.keys.authenticate(header(scope, b"authorization"))
-    identity = services.keys.authenticate_key(session_key)
-    if identity.key_type != SESSION_KEY_TYPE:
-        raise AuthenticationError("the session cookie holds no session: sign in again")
-    check_csrf(scope, policy, services.keys.hmac_secret, session_key)
-    return identity
+    return session[1]
 
 
 def _empty(status: int) -> Response:
