@@ -11,6 +11,7 @@ import orjson
 import trio
 import trio.testing
 
+from voidllm.asgi import SCOPE_KEY
 from voidllm.auth.cache import KeyCache
 from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.config import parse_config
@@ -24,7 +25,6 @@ from voidllm.routing.catalog import AccessRules, Catalog
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
 from voidllm.usage.writer import open_usage_channel
-from voidllm.web.envelope import SCOPE_KEY
 
 SECRET = b"k" * 32
 KEY = generate_key(KeyKind.USER)

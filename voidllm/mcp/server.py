@@ -46,12 +46,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from voidllm.asgi import SCOPE_KEY  # the request id the ASGI edge put into the scope
 from voidllm.auth.identity import KeyIdentity
 from voidllm.errors import AuthenticationError
 from voidllm.mcp import jsonrpc
 from voidllm.mcp.jsonrpc import JsonRpcError, Notification, Request
 from voidllm.mcp.sessions import InvalidSession, SessionSealer, SessionState
-from voidllm.web.envelope import SCOPE_KEY  # the request id the ASGI edge put into the scope
 
 if TYPE_CHECKING:
     from voidllm.admin.services import Services

@@ -55,6 +55,7 @@ import attrs
 import orjson
 import trio
 
+from voidllm.asgi import SCOPE_KEY, send_error
 from voidllm.auth.cache import KeyCache
 from voidllm.auth.identity import KeyIdentity
 from voidllm.errors import (
@@ -91,7 +92,6 @@ from voidllm.store.ids import utcnow
 from voidllm.usage.cost import cost_estimate
 from voidllm.usage.events import TokenUsage, UsageEvent
 from voidllm.usage.writer import UsageRecorder
-from voidllm.web.envelope import SCOPE_KEY, send_error
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
+from voidllm.asgi import SCOPE_KEY, error_body
 from voidllm.errors import GatewayError
 from voidllm.web.edge import log_unhandled
-from voidllm.web.envelope import SCOPE_KEY, error_body
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
