@@ -69,7 +69,14 @@ export function errorResponse(status: number, code: string, message: string, ext
 }
 
 function isMockResponse(value: unknown): value is MockResponse {
-  return !!value && typeof value === "object" && ("status" in value || "body" in value || "headers" in value) && Object.keys(value).every((k) => k === "status" || k === "body" || k === "headers");
+  if (!value || typeof value !== "object" || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  const status = (value as { status?: unknown }).status;
+  return (
+    keys.length > 0 &&
+    keys.every((k) => k === "status" || k === "body" || k === "headers") &&
+    (status === undefined || typeof status === "number")
+  );
 }
 
 /**

@@ -16,3 +16,4 @@ export { ToastProvider, useToast, type ToastInput } from "./Toast";
 export { CopyButton } from "./CopyButton";
 export { Tooltip, TooltipProvider } from "./Tooltip";
 export { DateTime } from "./DateTime";
+export { ChartFrame, CHART_COLORS, chartTheme, type ChartFrameProps } from "./Chart";

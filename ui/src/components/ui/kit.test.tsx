@@ -1,0 +1,109 @@
+import { useState } from "react";
+import { describe, expect, it, vi } from "vitest";
+import { screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { renderPage } from "../../test/utils";
+import { Button, ConfirmDialog, CopyButton, Dialog, Field, Input, NativeSelect, Progress, Select, Tabs, TabsContent, TabsList, TabsTrigger } from ".";
+
+describe("component kit", () => {
+  it("labels fields and describes their hint and error", () => {
+    renderPage(
+      <Field label="Name" hint="0 = unlimited" error="name is required">
+        <Input />
+      </Field>,
+    );
+    const input = screen.getByLabelText("Name");
+    expect(input).toHaveAttribute("aria-invalid", "true");
+    expect(input).toHaveAccessibleDescription("0 = unlimited name is required");
+  });
+
+  it("opens a dialog from its trigger, closes it with Escape and returns focus", async () => {
+    renderPage(
+      <Dialog title="Create key" trigger={<Button>Create key</Button>}>
+        <Field label="Name">
+          <Input />
+        </Field>
+      </Dialog>,
+    );
+    const user = userEvent.setup();
+    const trigger = screen.getByRole("button", { name: "Create key" });
+    await user.click(trigger);
+    expect(screen.getByRole("dialog", { name: "Create key" })).toBeInTheDocument();
+    await user.keyboard("{Escape}");
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+    expect(trigger).toHaveFocus();
+  });
+
+  it("confirms in an alert dialog", async () => {
+    const onConfirm = vi.fn();
+    function Harness() {
+      const [open, setOpen] = useState(true);
+      return (
+        <ConfirmDialog open={open} onOpenChange={setOpen} title="Revoke key?" description="It stops working now." confirmLabel="Revoke" destructive onConfirm={onConfirm} />
+      );
+    }
+    renderPage(<Harness />);
+    const user = userEvent.setup();
+    expect(screen.getByRole("alertdialog", { name: "Revoke key?" })).toBeInTheDocument();
+    await user.click(screen.getByRole("button", { name: "Revoke" }));
+    expect(onConfirm).toHaveBeenCalledTimes(1);
+    await user.click(screen.getByRole("button", { name: "Cancel" }));
+    await waitFor(() => expect(screen.queryByRole("alertdialog")).toBeNull());
+  });
+
+  it("selects with the native and the Radix select", async () => {
+    const onChange = vi.fn();
+    function Harness() {
+      const [value, setValue] = useState("a");
+      return (
+        <>
+          <Field label="Team">
+            <NativeSelect options={[{ value: "t1", label: "Team one" }]} placeholder="None" onChange={(e) => onChange(e.target.value)} />
+          </Field>
+          <Select aria-label="Group by" value={value} onValueChange={setValue} options={[{ value: "a", label: "Model" }, { value: "b", label: "Key" }]} />
+          <p>chosen {value}</p>
+        </>
+      );
+    }
+    renderPage(<Harness />);
+    const user = userEvent.setup();
+    await user.selectOptions(screen.getByLabelText("Team"), "t1");
+    expect(onChange).toHaveBeenCalledWith("t1");
+    await user.click(screen.getByRole("combobox", { name: "Group by" }));
+    await user.click(await screen.findByRole("option", { name: "Key" }));
+    expect(screen.getByText("chosen b")).toBeInTheDocument();
+  });
+
+  it("switches tabs", async () => {
+    renderPage(
+      <Tabs defaultValue="chat">
+        <TabsList aria-label="Mode">
+          <TabsTrigger value="chat">Chat</TabsTrigger>
+          <TabsTrigger value="emb">Embeddings</TabsTrigger>
+        </TabsList>
+        <TabsContent value="chat">chat panel</TabsContent>
+        <TabsContent value="emb">embeddings panel</TabsContent>
+      </Tabs>,
+    );
+    const user = userEvent.setup();
+    await user.click(screen.getByRole("tab", { name: "Embeddings" }));
+    expect(screen.getByRole("tabpanel")).toHaveTextContent("embeddings panel");
+  });
+
+  it("shows progress with a name and value", () => {
+    renderPage(<Progress value={90} max={100} label="Monthly tokens" />);
+    const bar = screen.getByRole("progressbar", { name: "Monthly tokens" });
+    expect(bar).toHaveAttribute("aria-valuenow", "90");
+    expect(bar).toHaveAttribute("aria-valuetext", "90%");
+  });
+
+  it("copies to the clipboard", async () => {
+    const user = userEvent.setup();
+    const writeText = vi.fn().mockResolvedValue(undefined);
+    Object.defineProperty(navigator, "clipboard", { value: { writeText }, configurable: true });
+    renderPage(<CopyButton value="vl_uk_secret" label="Copy key" />);
+    await user.click(screen.getByRole("button", { name: "Copy key" }));
+    expect(writeText).toHaveBeenCalledWith("vl_uk_secret");
+    expect(await screen.findByRole("button", { name: "Copied" })).toBeInTheDocument();
+  });
+});
