@@ -16,10 +16,10 @@ from typing import Any
 
 import attrs
 
-from voidllm.mcp.builtin import BuiltinBackend
 from voidllm.mcp.proxy import ProxiedServer, ProxyState
 from voidllm.mcp.server import McpEndpoint
 from voidllm.mcp.sessions import SessionSealer
+from voidllm.web.mcp_builtin import BuiltinBackend
 from voidllm.web.state import AppState
 
 MCP_PREFIX = "/api/v1/mcp"
