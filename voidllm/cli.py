@@ -12,7 +12,6 @@ Exit codes: 0 success (including a clean shutdown after SIGTERM/SIGINT), 1 runti
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -27,14 +26,12 @@ from voidllm.availability import check_available
 from voidllm.config import Config, ConfigError, find_config_path, load_config
 from voidllm.config.loader import with_listen_overrides
 from voidllm.errors import GatewayError
-from voidllm.logs import configure_logging
+from voidllm.logs import configure_logging, report_crash
 from voidllm.nursery.signals import watch_stop_signals
 
 if TYPE_CHECKING:
     from voidllm.store.store import Store
     from voidllm.store.transfer import Endpoint, OnProgress, Survey
-
-log = logging.getLogger("voidllm")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -286,20 +283,6 @@ async def _serve(config: Config, sockets: Any) -> int:
         report_crash(group)
         return 1
     return 0
-
-
-def report_crash(group: BaseExceptionGroup[BaseException]) -> None:
-    """Log and print the errors that stopped the gateway (startup failures mostly: our own messages)."""
-    for exc in _leaves(group):
-        log.critical("gateway stopped by an error", extra={"error_type": type(exc).__name__})
-        print(f"voidllm: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return leaves
 
 
 if __name__ == "__main__":

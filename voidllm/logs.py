@@ -26,7 +26,9 @@ from typing import Any, TextIO
 
 import orjson
 
-__all__ = ["LOG_FORMATS", "LOG_LEVELS", "configure_logging"]
+__all__ = ["LOG_FORMATS", "LOG_LEVELS", "configure_logging", "report_crash"]
+
+_crash_log = logging.getLogger("voidllm")
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("json", "text")
@@ -165,3 +167,17 @@ def _text_value(value: Any) -> str:
     if text and not any(ch.isspace() or ch in '"=' for ch in text):
         return text
     return orjson.dumps(text).decode()
+
+
+def report_crash(group: BaseExceptionGroup[BaseException]) -> None:
+    """Log and print the errors that stopped the gateway (startup failures mostly: our own messages)."""
+    for exc in _leaves(group):
+        _crash_log.critical("gateway stopped by an error", extra={"error_type": type(exc).__name__})
+        print(f"voidllm: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return leaves

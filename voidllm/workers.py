@@ -33,7 +33,7 @@ from typing import Any
 import trio
 
 from voidllm.config import Config
-from voidllm.logs import configure_logging
+from voidllm.logs import configure_logging, report_crash
 from voidllm.nursery import Backoff
 from voidllm.nursery.signals import STOP_SIGNALS, watch_stop_signals
 from voidllm.server import open_listeners, prepare_store, serve
@@ -137,8 +137,6 @@ def _worker_main(config: Config, sockets: Any, ready: Any, index: int, parent: i
     try:
         trio.run(_worker, config, sockets, ready, parent)
     except BaseExceptionGroup as group:
-        from voidllm.cli import report_crash
-
         report_crash(group)
         sys.exit(1)
 
