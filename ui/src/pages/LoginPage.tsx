@@ -1,5 +1,131 @@
-import { PageHeader } from "../components/ui";
+import { useState, type FormEvent } from "react";
+import { Navigate, useNavigate, useSearchParams } from "react-router";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { api, isApiError, type OrgChoice } from "../lib/api";
+import { ME_KEY, useMe } from "../lib/auth";
+import { safeNext } from "../lib/base";
+import { formatTime, formatWait } from "../lib/format";
+import type { SessionSignIn } from "../lib/types";
+import { Button, Card, Field, Input, NativeSelect, Spinner } from "../components/ui";
 
+interface SignInBody {
+  email: string;
+  password: string;
+  org_id?: string;
+}
+
+/** What to tell the user about a failed sign-in. */
+function describe(error: unknown): { message: string; requestId: string | null } {
+  if (!isApiError(error)) {
+    return { message: "The gateway could not be reached. Check your connection and try again.", requestId: null };
+  }
+  if (error.status === 429) {
+    const wait = error.retryAfter;
+    const when = wait ? ` Try again in ${formatWait(wait)} (at ${formatTime(Date.now() + wait * 1000)}).` : " Try again later.";
+    return { message: `Too many sign-in attempts.${when}`, requestId: error.requestId };
+  }
+  if (error.status === 401) return { message: "Invalid email or password.", requestId: error.requestId };
+  return { message: error.message, requestId: error.requestId };
+}
+
+/**
+ * Sign-in: POST /api/v1/auth/session sets the HttpOnly session cookie and the CSRF cookie; nothing of it
+ * is kept by the page. A user of several organisations chooses one (409 lists them) and signs in again.
+ */
 export default function LoginPage() {
-  return <PageHeader title="Login" />;
+  const [params] = useSearchParams();
+  const next = safeNext(params.get("next"));
+  const navigate = useNavigate();
+  const queryClient = useQueryClient();
+  const me = useMe();
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [orgs, setOrgs] = useState<OrgChoice[]>([]);
+  const [orgId, setOrgId] = useState("");
+
+  const signIn = useMutation({
+    mutationFn: (body: SignInBody) => api.post<SessionSignIn>("auth/session", body, { redirectOn401: false }),
+    onSuccess: (session) => {
+      queryClient.clear();
+      queryClient.setQueryData(ME_KEY, session.user);
+      navigate(next, { replace: true });
+    },
+    onError: (error) => {
+      if (isApiError(error) && error.status === 409 && error.organizations.length > 0) {
+        setOrgs(error.organizations);
+        setOrgId((current) => current || error.organizations[0]!.id);
+      }
+    },
+  });
+
+  if (me.isSuccess && !signIn.isPending && !signIn.isSuccess) return <Navigate to={next} replace />;
+
+  const choosing = orgs.length > 0;
+  const error = signIn.isError && !(isApiError(signIn.error) && signIn.error.status === 409 && choosing) ? describe(signIn.error) : null;
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    signIn.mutate({ email: email.trim(), password, ...(choosing && orgId ? { org_id: orgId } : {}) });
+  };
+
+  return (
+    <main className="flex min-h-screen items-center justify-center p-4">
+      <Card className="w-full max-w-sm p-6">
+        <div className="mb-6 flex items-center gap-2">
+          <span aria-hidden="true" className="inline-block h-3 w-3 rounded-full border-2 border-primary" />
+          <span className="text-lg font-semibold">VoidLLM</span>
+        </div>
+        <h1 className="mb-4 text-2xl font-semibold">Sign in</h1>
+        {me.isPending ? (
+          <div className="sr-only">
+            <Spinner label="Checking your session" />
+          </div>
+        ) : null}
+        <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
+          <Field label="Email">
+            <Input
+              type="email"
+              name="email"
+              autoComplete="username"
+              required
+              value={email}
+              onChange={(e) => {
+                setEmail(e.target.value);
+                setOrgs([]);
+                setOrgId("");
+              }}
+            />
+          </Field>
+          <Field label="Password">
+            <Input
+              type="password"
+              name="password"
+              autoComplete="current-password"
+              required
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+            />
+          </Field>
+          {choosing ? (
+            <Field label="Organization" hint="Your account belongs to several organizations: choose one for this session.">
+              <NativeSelect
+                value={orgId}
+                onChange={(e) => setOrgId(e.target.value)}
+                options={orgs.map((o) => ({ value: o.id, label: o.name || o.slug }))}
+              />
+            </Field>
+          ) : null}
+          {error ? (
+            <div role="alert" className="rounded-md border border-danger/40 px-3 py-2 text-sm text-danger">
+              {error.message}
+              {error.requestId ? <span className="block text-xs text-muted">Request ID: {error.requestId}</span> : null}
+            </div>
+          ) : null}
+          <Button type="submit" loading={signIn.isPending} disabled={!email.trim() || !password}>
+            Sign in
+          </Button>
+        </form>
+      </Card>
+    </main>
+  );
 }

@@ -56,7 +56,9 @@ export interface MockRequest {
   body: unknown;
 }
 
-type Handler = unknown | MockResponse | ((req: MockRequest) => unknown | MockResponse | Promise<unknown | MockResponse>);
+/** A route's answer: a JSON value (200), a MockResponse, or a function of the request returning either. */
+export type MockHandler = ((req: MockRequest) => unknown) | MockResponse | object | string | number | boolean | null;
+type Handler = MockHandler;
 
 /** The error envelope the gateway sends. */
 export function apiErrorBody(code: string, message: string, extra: Record<string, unknown> = {}) {

@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { ME_ADMIN, errorResponse, mockApi, renderApp } from "../test/utils";
+
+const SIGNED_OUT = errorResponse(401, "unauthorized", "missing credentials");
+const SESSION = { user: ME_ADMIN, expires_at: "2026-12-07T05:00:00Z", csrf_token: "c1" };
+
+async function fillIn(email = "admin@example.com", password = "correct horse") {
+  const user = userEvent.setup();
+  await user.type(await screen.findByLabelText("Email"), email);
+  await user.type(screen.getByLabelText("Password"), password);
+  return user;
+}
+
+describe("sign-in page", () => {
+  it("signs in and goes to the page the user wanted", async () => {
+    let signedIn = false;
+    const api = mockApi({
+      "GET /api/v1/me": () => (signedIn ? ME_ADMIN : SIGNED_OUT),
+      "POST /api/v1/auth/session": () => {
+        signedIn = true;
+        return SESSION;
+      },
+      "GET /api/v1/*": { data: [], has_more: false },
+    });
+    const { router } = renderApp({ route: "/login?next=%2Fprofile" });
+    const user = await fillIn();
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/profile"));
+    expect(api.calls("POST", "/api/v1/auth/session")[0]!.body).toEqual({ email: "admin@example.com", password: "correct horse" });
+    expect(await screen.findByRole("button", { name: "Account" })).toBeInTheDocument();
+    expect(window.localStorage.length).toBe(0);
+    expect(window.sessionStorage.length).toBe(0);
+  });
+
+  it("says the email or password is invalid", async () => {
+    mockApi({
+      "GET /api/v1/me": SIGNED_OUT,
+      "POST /api/v1/auth/session": errorResponse(401, "unauthorized", "invalid email or password"),
+    });
+    const { router } = renderApp({ route: "/login" });
+    const user = await fillIn("admin@example.com", "wrong");
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent(/invalid email or password/i);
+    expect(router.state.location.pathname).toBe("/login");
+  });
+
+  it("tells a throttled user when to try again", async () => {
+    mockApi({
+      "GET /api/v1/me": SIGNED_OUT,
+      "POST /api/v1/auth/session": errorResponse(429, "too_many_requests", "too many login attempts", { retry_after: 42 }, { "Retry-After": "42" }),
+    });
+    renderApp({ route: "/login" });
+    const user = await fillIn();
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent(/too many/i);
+    expect(alert).toHaveTextContent(new Intl.NumberFormat(undefined, { style: "unit", unit: "second", unitDisplay: "long" }).format(42));
+  });
+
+  it("lets a user of several organisations choose one and signs in with org_id", async () => {
+    const orgs = [
+      { id: "o1", name: "Acme", slug: "acme" },
+      { id: "o2", name: "Globex", slug: "globex" },
+    ];
+    const api = mockApi({
+      "GET /api/v1/me": SIGNED_OUT,
+      "POST /api/v1/auth/session": (req) =>
+        (req.body as { org_id?: string }).org_id
+          ? SESSION
+          : errorResponse(409, "conflict", "this account belongs to several organizations: sign in again with org_id", { organizations: orgs }),
+      "GET /api/v1/*": { data: [], has_more: false },
+    });
+    const { router } = renderApp({ route: "/login" });
+    const user = await fillIn();
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    const select = await screen.findByLabelText("Organization");
+    expect(screen.queryByRole("alert")).toBeNull();
+    api.set("GET /api/v1/me", ME_ADMIN);
+    await user.selectOptions(select, "o2");
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/"));
+    expect(api.calls("POST", "/api/v1/auth/session")[1]!.body).toEqual({ email: "admin@example.com", password: "correct horse", org_id: "o2" });
+  });
+
+  it("sends an already signed-in user on, and never to another origin", async () => {
+    mockApi({ "GET /api/v1/me": ME_ADMIN, "GET /api/v1/*": { data: [], has_more: false } });
+    const { router } = renderApp({ route: "/login?next=%2F%2Fevil.example%2F" });
+    await waitFor(() => expect(router.state.location.pathname).toBe("/"));
+  });
+});
