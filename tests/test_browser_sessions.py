@@ -72,7 +72,8 @@ class Browser:
         return self.cookies["voidllm_csrf"]
 
     async def request(
-        self, method: str, path: str, *, csrf: str | None = "cookie", origin: str | None = "own", **kwargs: Any
+        self, method: str, path: str, *, csrf: str | None = "cookie", origin: str | None = "own",
+        **kwargs: Any,
     ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}))
         headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
@@ -90,7 +91,9 @@ async def client(gw: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def sign_in(gw: RunningGateway, client: httpx.AsyncClient, **headers: str) -> tuple[Browser, httpx.Response]:
+async def sign_in(
+    gw: RunningGateway, client: httpx.AsyncClient, **headers: str
+) -> tuple[Browser, httpx.Response]:
     response = await client.post(f"{API}/auth/session", json=credentials(gw), headers=headers)
     assert response.status_code == 200, response.text
     cookies = {name: parts[0] for name, parts in set_cookies(response).items()}
@@ -103,7 +106,8 @@ async def default_org(gw: RunningGateway) -> str:
 
 
 async def team_names(gw: RunningGateway, org: str) -> list[str]:
-    listed = await gw.client.get(f"{API}/orgs/{org}/teams", headers={"Authorization": f"Bearer {gw.api_key()}"})
+    headers = {"Authorization": f"Bearer {gw.api_key()}"}
+    listed = await gw.client.get(f"{API}/orgs/{org}/teams", headers=headers)
     return [team["name"] for team in listed.json()["data"]]
 
 
@@ -156,7 +160,9 @@ async def test_sign_in_errors_are_those_of_login(gw: RunningGateway, client: htt
     assert login.json()["error"]["retry_after"] > 0, "the same answer on /auth/login"
 
 
-async def test_sign_in_from_a_foreign_origin_is_refused(gw: RunningGateway, client: httpx.AsyncClient) -> None:
+async def test_sign_in_from_a_foreign_origin_is_refused(
+    gw: RunningGateway, client: httpx.AsyncClient
+) -> None:
     refused = await client.post(
         f"{API}/auth/session", json=credentials(gw), headers={"Origin": "https://evil.example"}
     )
@@ -264,7 +270,8 @@ async def test_secure_cookies_over_https_told_by_a_trusted_proxy_only(
             assert ("Secure" in cookies["voidllm_csrf"]) is secure
             org = await default_org(gw)
             browser.origin = "https://gateway.example"
-            made = await browser.request("POST", f"{API}/orgs/{org}/teams", headers=proxied, json={"name": "proxied"})
+            path = f"{API}/orgs/{org}/teams"
+            made = await browser.request("POST", path, headers=proxied, json={"name": "proxied"})
             if secure:
                 assert made.status_code == 201, made.text
             else:
@@ -274,7 +281,7 @@ async def test_secure_cookies_over_https_told_by_a_trusted_proxy_only(
 
 
 def test_the_policy_believes_forwarded_headers_from_trusted_proxies_only() -> None:
-    def scope(client: str, scheme: str = "http", host: str = "gw.local:8080", **headers: str) -> dict[str, Any]:
+    def scope(client: str, scheme: str = "http", host: str = "gw.local:8080", **headers: str) -> Any:
         raw = [(b"host", host.encode())]
         raw += [(k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
         return {"scheme": scheme, "client": (client, 5000), "headers": raw, "method": "POST"}
@@ -288,7 +295,8 @@ def test_the_policy_believes_forwarded_headers_from_trusted_proxies_only() -> No
     forwarded = scope("10.1.2.3", X_Forwarded_Proto="https", X_Forwarded_Host="ui.example")
     assert policy.origin(forwarded) == "https://ui.example"
     assert policy.origin(scope("203.0.113.9", X_Forwarded_Host="evil.example")) == "http://gw.local:8080"
-    behind = scope("10.1.2.3", "http", "ui.example:443", X_Forwarded_Proto="https", Origin="https://ui.example")
+    origin = "https://ui.example"
+    behind = scope("10.1.2.3", "http", "ui.example:443", X_Forwarded_Proto="https", Origin=origin)
     policy.check_origin(behind)
     policy.check_origin(scope("203.0.113.9", "http", "gw.local:80", Origin="http://GW.local/"))
     assert not BrowserPolicy().is_https(scope("127.0.0.1", X_Forwarded_Proto="https"))
@@ -352,7 +360,9 @@ async def test_sign_out_everywhere_ends_every_session_and_keeps_api_keys(
     assert kept.status_code == 200, "API keys are not sessions"
 
 
-async def test_ending_one_session_by_id_from_the_browser(gw: RunningGateway, client: httpx.AsyncClient) -> None:
+async def test_ending_one_session_by_id_from_the_browser(
+    gw: RunningGateway, client: httpx.AsyncClient
+) -> None:
     first, _ = await sign_in(gw, client)
     second, _ = await sign_in(gw, client)
     listed = (await first.request("GET", f"{API}/auth/sessions")).json()["data"]

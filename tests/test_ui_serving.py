@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 INDEX = (
     '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>VoidLLM</title>\n'
     '<script type="module" crossorigin src="./assets/app-abc123.js"></script>\n'
-    '<link rel="stylesheet" href="./assets/app-def456.css">\n</head>\n<body><div id="root"></div></body>\n</html>\n'
+    '<link rel="stylesheet" href="./assets/app-def456.css">\n</head>\n'
+    '<body><div id="root"></div></body>\n</html>\n'
 )
 SCRIPT = b"console.log('voidllm');\n"
 CSP = (
@@ -73,7 +74,9 @@ def base_of(html: str) -> str:
     return found[0]
 
 
-async def test_the_index_is_served_at_the_root_with_no_cache_and_the_security_headers(gw: RunningGateway) -> None:
+async def test_the_index_is_served_at_the_root_with_no_cache_and_the_security_headers(
+    gw: RunningGateway,
+) -> None:
     response = await gw.client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
@@ -89,7 +92,9 @@ async def test_the_index_is_served_at_the_root_with_no_cache_and_the_security_he
     [("/keys", "./"), ("/keys/abc", "../"), ("/keys/abc/", "../../"), ("/usage/llm/by-model/x", "../../../"),
      ("/login?next=/keys/abc", "./"), ("/index.html", "./")],
 )  # fmt: skip
-async def test_every_client_route_gets_the_index_with_its_base(gw: RunningGateway, path: str, base: str) -> None:
+async def test_every_client_route_gets_the_index_with_its_base(
+    gw: RunningGateway, path: str, base: str
+) -> None:
     response = await gw.client.get(path)
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-cache"
@@ -262,8 +267,10 @@ def test_the_package_build_is_the_checkout_ui_dist() -> None:
 def test_reserved_paths_and_base_hrefs() -> None:
     assert [spa.is_reserved(p) for p in ("/v1", "/v1/models", "/api", "/api/v1/x", "/metrics", "/healthz",
                                          "/health", "/readyz", "/readyz/x")] == [True] * 9  # fmt: skip
-    assert [spa.is_reserved(p) for p in ("/", "/v1x", "/apiary", "/metricsx", "/ready", "/keys")] == [False] * 6
-    assert spa.with_base(b"<html><HEAD lang=x><title>", "../") == b'<html><HEAD lang=x><base href="../"><title>'
+    outside = ("/", "/v1x", "/apiary", "/metricsx", "/ready", "/keys")
+    assert [spa.is_reserved(p) for p in outside] == [False] * 6
+    based = b'<html><HEAD lang=x><base href="../"><title>'
+    assert spa.with_base(b"<html><HEAD lang=x><title>", "../") == based
     assert spa.with_base(b"<html><header>", "./") == b"<html><header>", "<header> is not <head>"
 
 

@@ -187,7 +187,8 @@ def _with_retry_after(exc: TooManyRequestsError) -> TooManyRequestsError:
     seconds = next((value for name, value in exc.headers if name.lower() == "retry-after"), None)
     if seconds is None or not seconds.isdigit():
         return exc
-    return TooManyRequestsError(exc.message, headers=exc.headers, extra={**exc.extra, "retry_after": int(seconds)})
+    extra = {**exc.extra, "retry_after": int(seconds)}
+    return TooManyRequestsError(exc.message, headers=exc.headers, extra=extra)
 
 
 def choose_org(orgs: list[OrgChoice], *, recent: str | None, wanted: str | None) -> str:

@@ -37,7 +37,7 @@ def slugify(name: str) -> str:
 
 @attrs.frozen
 class _Networks(FieldCheck):
-    """Every entry an IP address or network in CIDR form (``10.0.0.0/8``, ``::1``); names the first that is not."""
+    """Every entry an IP address or network (``10.0.0.0/8``, ``::1``); names the first that is not."""
 
     def __call__(self, value: Any) -> str | None:
         for entry in value:

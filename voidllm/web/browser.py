@@ -147,7 +147,7 @@ class BrowserPolicy:
 
 
 def _normal_origin(origin: str) -> str:
-    """Lowercase, without a trailing slash or the scheme's default port (``https://h:443`` is ``https://h``)."""
+    """Lowercase, without a trailing slash or the scheme's default port (``https://h:443``: ``https://h``)."""
     origin = origin.lower().rstrip("/")
     for scheme, port in (("http://", ":80"), ("https://", ":443")):
         if origin.startswith(scheme) and origin.endswith(port):

@@ -197,7 +197,8 @@ def _find_file(root: Path, parts: list[str]) -> _File | None:
 def _matches(scope: Scope, etag: str) -> bool:
     for name, value in scope["headers"]:
         if name == b"if-none-match":
-            return etag in [tag.strip() for tag in value.decode("latin-1").split(",")] or value.strip() == b"*"
+            tags = [tag.strip() for tag in value.decode("latin-1").split(",")]
+            return etag in tags or "*" in tags
     return False
 
 

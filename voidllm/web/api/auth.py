@@ -43,7 +43,8 @@ async def sign_in(call: Call, body: LoginRequest) -> BrowserSessionOut:
 
 @api.post(
     "/auth/logout", status=204, allow=("self",), tag="auth",
-    summary="End the presenting session (and clear the browser's session cookies)", audit=("logout", "session"),
+    summary="End the presenting session (and clear the browser's session cookies)",
+    audit=("logout", "session"),
 )
 async def logout(call: Call) -> None:
     await sessions.logout(call.services, call.actor)
