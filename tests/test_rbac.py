@@ -252,7 +252,7 @@ REQUESTS: dict[tuple[str, str], Request] = {
 }
 
 FRESH_ACTIONS = ("rotate", "deactivate", "reactivate", "test", "refresh-tools", "accept", "decline")
-LAST = ("/invites/accept", "/invites/decline", "/me/password", "/auth/logout")
+LAST = ("/invites/accept", "/invites/decline", "/me/password", "/auth/logout", "/auth/sessions")
 """Run after everything else: they end sessions or add memberships of the callers themselves."""
 
 
