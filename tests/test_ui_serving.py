@@ -10,6 +10,7 @@ traversal, the answer when no build exists, and a wheel that carries the build.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -299,3 +300,57 @@ def test_the_wheel_carries_the_built_ui(tmp_path: Path) -> None:
     }
     assert "voidllm/web/spa.py" in names and "voidllm/store/migrations/env.py" in names
     assert not any(name.startswith(("ui/", "voidllm/web/ui/node_modules")) for name in names)
+
+
+# -- scripts/serve builds the UI when it must -------------------------------------------------------------
+
+FAKE_NPM = """#!/bin/sh
+echo "npm $*" >> "$NPM_LOG"
+if [ "$1 $2" = "run build" ]; then
+    mkdir -p dist && echo '<html><head></head></html>' > dist/index.html
+fi
+if [ "$1" = ci ]; then
+    mkdir -p node_modules && echo '{}' > node_modules/.package-lock.json
+fi
+"""
+
+
+def run_ensure_ui_build(checkout: Path, path: str, **env: str) -> tuple[list[str], str]:
+    """``ensure_ui_build`` of ``scripts/lib/ui.sh`` in ``checkout``: the npm commands it ran, its stderr."""
+    log = checkout / "npm.log"
+    log.unlink(missing_ok=True)
+    done = subprocess.run(
+        ["/bin/bash", "-c", f". {ROOT / 'scripts/lib/ui.sh'} && ensure_ui_build"], cwd=checkout,
+        env={"PATH": path, "NPM_LOG": str(log), **env}, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return (log.read_text().splitlines() if log.exists() else []), done.stderr
+
+
+def test_the_serve_script_builds_the_ui_when_missing_or_older_than_its_sources(tmp_path: Path) -> None:
+    bin_dir, bare = tmp_path / "bin", tmp_path / "bare"
+    bin_dir.mkdir()
+    bare.mkdir()
+    (bin_dir / "npm").write_text(FAKE_NPM)
+    (bin_dir / "npm").chmod(0o755)
+    for tool in ("find", "mkdir", "sh"):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or tool)
+        (bare / tool).symlink_to(shutil.which(tool) or tool)
+    checkout = tmp_path / "checkout"
+    (checkout / "ui" / "src").mkdir(parents=True)
+    path = str(bin_dir)
+    assert run_ensure_ui_build(checkout, path) == ([], ""), "no ui/package.json: nothing to build"
+    (checkout / "ui" / "package.json").write_text("{}")
+    (checkout / "ui" / "package-lock.json").write_text("{}")
+    (checkout / "ui" / "src" / "main.tsx").write_text("x")
+    ran, said = run_ensure_ui_build(checkout, path)
+    assert ran == ["npm ci --no-audit --no-fund", "npm run build"] and "built" in said
+    assert (checkout / "ui" / "dist" / "index.html").is_file()
+    assert run_ensure_ui_build(checkout, path)[0] == [], "an up-to-date build is kept"
+    index = checkout / "ui" / "dist" / "index.html"
+    later = index.stat().st_mtime + 10
+    os.utime(checkout / "ui" / "src" / "main.tsx", (later, later))
+    assert run_ensure_ui_build(checkout, path)[0] == ["npm run build"], "a changed source: build again"
+    os.utime(checkout / "ui" / "src" / "main.tsx", (later + 10, later + 10))
+    assert run_ensure_ui_build(checkout, path, VOIDLLM_SKIP_UI_BUILD="1")[0] == []
+    ran, said = run_ensure_ui_build(checkout, str(bare))
+    assert ran == [] and "npm was not found" in said and "serving the APIs" in said
