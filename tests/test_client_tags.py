@@ -20,12 +20,12 @@ import trio
 from tests.admin_tenancy import API, MODEL, bearer
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from tests.test_usage_api import expected_usage
+from voidllm.codec import format_datetime
 from voidllm.errors import BadRequestError
 from voidllm.proxy.handler import client_tag
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
-from voidllm.web.api.codec import format_datetime
 
 LONGEST = "a" * 60 + "._:/"  # 64 characters, the limit
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}

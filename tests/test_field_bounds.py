@@ -20,9 +20,9 @@ import pytest
 from tests.gateway import RunningGateway, make_config, run_gateway
 from voidllm import __version__
 from voidllm.bounds import LIMIT, NAME, Bounds, bounded
+from voidllm.codec import structure
 from voidllm.errors import BadRequestError
 from voidllm.web.api import api
-from voidllm.web.api.codec import structure
 from voidllm.web.openapi import SchemaRegistry, build_document
 
 OUT_OF_INT64 = (2**63, -(2**63) - 1)

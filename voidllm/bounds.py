@@ -2,7 +2,7 @@
 
 A :class:`Bounds` is declared once per field of an admin API request class, as attrs field metadata
 (:func:`bounded`, or a helper built on it such as ``voidllm.admin.tenancy.limit_field``). The admin codec
-(``voidllm.web.api.codec``) checks it while structuring the request, before any use case or database sees the
+(``voidllm.codec``) checks it while structuring the request, before any use case or database sees the
 value, and answers 400 naming the field; the OpenAPI generator (``voidllm.web.openapi``) states it as
 ``minimum``/``maximum``/``maxLength``/``pattern``/``maxItems``. A field declared without bounds gets the
 default of its type (:func:`default_bounds`): at most :data:`MAX_TEXT` characters for a string, 64 for a
@@ -25,7 +25,7 @@ prices per million tokens             0 to 10^6, finite
 ``max_retries``                       0 to 100
 deployment ``weight``, ``priority``   0 to 10,000 and 0 to 1,000
 page ``limit``; cost report ``top``   1 to 100
-timestamps                            1970 to before 9000 (``voidllm.web.api.codec``)
+timestamps                            1970 to before 9000 (``voidllm.codec``)
 ====================================  ========================================================================
 
 Header values (provider API keys, MCP bearer tokens, OAuth client credentials) must be printable ASCII: a

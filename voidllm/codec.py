@@ -1,5 +1,8 @@
 """The one cattrs converter of the admin API: JSON bodies and query strings in, attrs responses out.
 
+The REST API (:mod:`voidllm.web.api`) and the command line (:mod:`voidllm.manage`, which prints the same JSON)
+both use it, so it sits below both.
+
 Strict, unlike the Go original: an unknown field of a body or a query string is a 400 ``validation_error``
 naming it and the closest valid one (``unknown field 'rpm' (did you mean 'requests_per_minute'?) @ $``), so a
 typo never switches a limit off; a missing or mistyped field is a 400 ``validation_error`` that names the

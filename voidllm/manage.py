@@ -36,6 +36,7 @@ from voidllm.admin.tenancy import slug_from
 from voidllm.auth.cache import KeyCache
 from voidllm.auth.passwords import random_password
 from voidllm.bus import Bus, StoreBus
+from voidllm.codec import converter
 from voidllm.config import Config
 from voidllm.config.units import parse_duration
 from voidllm.crypto import Keyring
@@ -43,7 +44,6 @@ from voidllm.errors import GatewayError, NotFoundError
 from voidllm.store import tables as t
 from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
-from voidllm.web.api.codec import converter
 
 LIMIT_OPTIONS = ("requests_per_minute", "requests_per_day", "daily_token_limit", "monthly_token_limit")
 

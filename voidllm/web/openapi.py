@@ -16,7 +16,7 @@ hints: ``str``, ``int``, ``float``, ``bool``, ``datetime`` (``format: date-time`
 enums, ``list``/``tuple``/``Sequence``, ``dict``/``Mapping``, ``X | None``, nested attrs classes and
 generic attrs classes (``Page[T]`` is specialised per ``T`` as ``Page_X``). Each attrs class goes into
 ``components/schemas`` once and is referenced with ``$ref``; a property is required when its field has no
-default. Field names on the wire follow the codec (:func:`voidllm.web.api.codec.wire_name`). The
+default. Field names on the wire follow the codec (:func:`voidllm.codec.wire_name`). The
 :class:`~voidllm.bounds.Bounds` the codec checks become ``minimum``/``maximum`` (numbers), ``maxLength``,
 ``pattern`` and ``enum`` (strings), ``maxItems`` (arrays): those a field declares, and for the fields of
 request bodies and query strings the defaults of their types, so the document states the range of every
@@ -41,7 +41,7 @@ from typing import Any
 import attrs
 
 from voidllm.bounds import BOUNDS, Bounds, default_bounds
-from voidllm.web.api.codec import wire_name
+from voidllm.codec import wire_name
 from voidllm.web.api.framework import ApiRoute
 
 __all__ = [

@@ -16,8 +16,8 @@ from voidllm.admin.usage import (
     UsageReport,
 )
 from voidllm.auth.identity import Role
+from voidllm.codec import converter
 from voidllm.errors import BadRequestError
-from voidllm.web.api.codec import converter
 from voidllm.web.api.framework import Call, api
 
 
