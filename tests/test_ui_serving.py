@@ -321,7 +321,8 @@ def run_ensure_ui_build(checkout: Path, path: str, **env: str) -> tuple[list[str
     log.unlink(missing_ok=True)
     done = subprocess.run(
         ["/bin/bash", "-c", f". {ROOT / 'scripts/lib/ui.sh'} && ensure_ui_build"], cwd=checkout,
-        env={"PATH": path, "NPM_LOG": str(log), **env}, capture_output=True, text=True, timeout=60, check=True,
+        env={"PATH": path, "NPM_LOG": str(log), **env}, capture_output=True, text=True, timeout=60,
+        check=True,
     )  # fmt: skip
     return (log.read_text().splitlines() if log.exists() else []), done.stderr
 
