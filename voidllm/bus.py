@@ -58,6 +58,19 @@ class Bus(Protocol):
         """Tell the other processes; never raises (a lost notice is caught up by the periodic reload)."""
 
 
+class Notices(Protocol):
+    """What receives other processes' notices (the server's :class:`voidllm.invalidations.Invalidations`)."""
+
+    async def serve(self) -> None:
+        """Run whatever the notices start (reloads) until cancelled."""
+
+    def notice(self, topic: str, message: str) -> None:
+        """One notice of another process."""
+
+    def reload_all(self) -> None:
+        """Notices may have been missed (a lost subscription): reload everything."""
+
+
 class LocalBus:
     """One process, or several without Redis: nothing to tell; periodic reloads converge the others."""
 

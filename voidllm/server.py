@@ -58,6 +58,7 @@ from voidllm.auth.throttle_redis import RedisLoginThrottle
 from voidllm.bus import StoreBus, serve_store_notices
 from voidllm.config import Config
 from voidllm.crypto import Keyring
+from voidllm.invalidations import Invalidations
 from voidllm.limits.base import Limiter
 from voidllm.limits.memory import MemoryLimiter, serve_memory_limiter
 from voidllm.limits.redis import RedisLimiter
@@ -71,7 +72,7 @@ from voidllm.nursery import Supervisor, open_supervisor
 from voidllm.providers.demo import DemoTransport
 from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
-from voidllm.redis.bus import Invalidations, RedisBus, serve_invalidations
+from voidllm.redis.bus import RedisBus, serve_invalidations
 from voidllm.redis.client import serve_redis_client
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.catalog import Catalog
