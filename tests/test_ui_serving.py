@@ -307,6 +307,7 @@ def test_the_wheel_carries_the_built_ui(tmp_path: Path) -> None:
 FAKE_NPM = """#!/bin/sh
 echo "npm $*" >> "$NPM_LOG"
 if [ "$1 $2" = "run build" ]; then
+    [ -z "$FAIL_BUILD" ] || exit 1
     mkdir -p dist && echo '<html><head></head></html>' > dist/index.html
 fi
 if [ "$1" = ci ]; then
@@ -316,11 +317,11 @@ fi
 
 
 def run_ensure_ui_build(checkout: Path, path: str, **env: str) -> tuple[list[str], str]:
-    """``ensure_ui_build`` of ``scripts/lib/ui.sh`` in ``checkout``: the npm commands it ran, its stderr."""
+    """``serve_ui_build`` of ``scripts/lib/ui.sh`` in ``checkout``: the npm commands it ran, its stderr."""
     log = checkout / "npm.log"
     log.unlink(missing_ok=True)
     done = subprocess.run(
-        ["/bin/bash", "-c", f". {ROOT / 'scripts/lib/ui.sh'} && ensure_ui_build"], cwd=checkout,
+        ["/bin/bash", "-c", f". {ROOT / 'scripts/lib/ui.sh'} && serve_ui_build"], cwd=checkout,
         env={"PATH": path, "NPM_LOG": str(log), **env}, capture_output=True, text=True, timeout=60,
         check=True,
     )  # fmt: skip
@@ -333,7 +334,7 @@ def test_the_serve_script_builds_the_ui_when_missing_or_older_than_its_sources(t
     bare.mkdir()
     (bin_dir / "npm").write_text(FAKE_NPM)
     (bin_dir / "npm").chmod(0o755)
-    for tool in ("find", "mkdir", "sh"):
+    for tool in ("find", "mkdir", "sh", "touch"):
         (bin_dir / tool).symlink_to(shutil.which(tool) or tool)
         (bare / tool).symlink_to(shutil.which(tool) or tool)
     checkout = tmp_path / "checkout"
@@ -344,7 +345,7 @@ def test_the_serve_script_builds_the_ui_when_missing_or_older_than_its_sources(t
     (checkout / "ui" / "package-lock.json").write_text("{}")
     (checkout / "ui" / "src" / "main.tsx").write_text("x")
     ran, said = run_ensure_ui_build(checkout, path)
-    assert ran == ["npm ci --no-audit --no-fund", "npm run build"] and "built" in said
+    assert ran == ["npm ci --no-audit --no-fund", "npm run build"] and "building the web UI" in said
     assert (checkout / "ui" / "dist" / "index.html").is_file()
     assert run_ensure_ui_build(checkout, path)[0] == [], "an up-to-date build is kept"
     index = checkout / "ui" / "dist" / "index.html"
@@ -353,5 +354,10 @@ def test_the_serve_script_builds_the_ui_when_missing_or_older_than_its_sources(t
     assert run_ensure_ui_build(checkout, path)[0] == ["npm run build"], "a changed source: build again"
     os.utime(checkout / "ui" / "src" / "main.tsx", (later + 10, later + 10))
     assert run_ensure_ui_build(checkout, path, VOIDLLM_SKIP_UI_BUILD="1")[0] == []
+    ran, said = run_ensure_ui_build(checkout, path, FAIL_BUILD="1")  # still exits 0: the APIs are served
+    assert ran == ["npm run build"] and "build failed" in said
     ran, said = run_ensure_ui_build(checkout, str(bare))
-    assert ran == [] and "npm was not found" in said and "serving the APIs" in said
+    assert ran == [] and "npm was not found: serving the web UI as last built" in said
+    shutil.rmtree(checkout / "ui" / "dist")
+    ran, said = run_ensure_ui_build(checkout, str(bare))
+    assert ran == [] and "npm was not found" in said and "serving the APIs only" in said
