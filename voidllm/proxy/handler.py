@@ -58,6 +58,7 @@ import trio
 from voidllm.asgi import SCOPE_KEY, send_error
 from voidllm.auth.cache import KeyCache
 from voidllm.auth.identity import KeyIdentity
+from voidllm.clock import utcnow
 from voidllm.errors import (
     BadGatewayError,
     BadRequestError,
@@ -88,7 +89,6 @@ from voidllm.routing.fallback import fallback_plan
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Model, Upstream
 from voidllm.routing.strategy import Router
-from voidllm.store.ids import utcnow
 from voidllm.usage.cost import cost_estimate
 from voidllm.usage.events import TokenUsage, UsageEvent
 from voidllm.usage.writer import UsageRecorder

@@ -3,21 +3,20 @@
 Ids are UUIDv7 in their canonical 36-character text form: time-ordered (so new rows land at the end of
 primary-key indexes and ids sort roughly by creation), unguessable enough for URLs, and identical on
 SQLite and PostgreSQL. Timestamps are always timezone-aware UTC; the column type
-(:class:`voidllm.store.types.UTCDateTime`) refuses naive datetimes, so use :func:`utcnow`.
+(:class:`voidllm.store.types.UTCDateTime`) refuses naive datetimes, so use :func:`utcnow` (from
+:mod:`voidllm.clock`, re-exported here for the store's users).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import uuid_utils
+
+from voidllm.clock import utcnow
+
+__all__ = ["new_id", "utcnow"]
 
 
 def new_id() -> str:
     """Return a fresh UUIDv7 as lowercase hyphenated text, e.g. ``0190c3e2-7b1a-7c4d-9e2f-...``."""
     return str(uuid_utils.uuid7())
 
-
-def utcnow() -> datetime:
-    """Return the current time as an aware UTC datetime (microsecond precision)."""
-    return datetime.now(UTC)
