@@ -1,3 +1,4 @@
+import { lazy, Suspense, type ReactNode } from "react";
 import type { RouteObject } from "react-router";
 import { Outlet } from "react-router";
 import type { QueryClient } from "@tanstack/react-query";
@@ -5,13 +6,20 @@ import { AppShell } from "../components/layout/AppShell";
 import { AuthGuard, RequireRole } from "./AuthGuard";
 import { UnauthorizedRedirect } from "./providers";
 import LoginPage from "../pages/LoginPage";
-import DashboardPage from "../pages/DashboardPage";
-import PlaygroundPage from "../pages/PlaygroundPage";
-import KeysPage from "../pages/KeysPage";
-import ModelsPage from "../pages/ModelsPage";
-import UsagePage from "../pages/UsagePage";
-import ProfilePage from "../pages/ProfilePage";
 import NotFoundPage from "../pages/NotFoundPage";
+import { LoadingState } from "../components/ui";
+
+// Pages load on first visit (their own chunks: charts and editors stay out of the first download).
+const DashboardPage = lazy(() => import("../pages/DashboardPage"));
+const PlaygroundPage = lazy(() => import("../pages/PlaygroundPage"));
+const KeysPage = lazy(() => import("../pages/KeysPage"));
+const ModelsPage = lazy(() => import("../pages/ModelsPage"));
+const UsagePage = lazy(() => import("../pages/UsagePage"));
+const ProfilePage = lazy(() => import("../pages/ProfilePage"));
+
+function Page({ children }: { children: ReactNode }) {
+  return <Suspense fallback={<LoadingState label="Loading page" />}>{children}</Suspense>;
+}
 
 /** Every route of the app (also used by tests with a memory router). */
 export function appRoutes(client: QueryClient): RouteObject[] {
@@ -31,19 +39,21 @@ export function appRoutes(client: QueryClient): RouteObject[] {
             </AuthGuard>
           ),
           children: [
-            { index: true, element: <DashboardPage /> },
-            { path: "playground", element: <PlaygroundPage /> },
-            { path: "keys/*", element: <KeysPage /> },
+            { index: true, element: <Page><DashboardPage /></Page> },
+            { path: "playground", element: <Page><PlaygroundPage /></Page> },
+            { path: "keys/*", element: <Page><KeysPage /></Page> },
             {
               path: "models/*",
               element: (
                 <RequireRole role="system_admin">
-                  <ModelsPage />
+                  <Page>
+                    <ModelsPage />
+                  </Page>
                 </RequireRole>
               ),
             },
-            { path: "usage/*", element: <UsagePage /> },
-            { path: "profile", element: <ProfilePage /> },
+            { path: "usage/*", element: <Page><UsagePage /></Page> },
+            { path: "profile", element: <Page><ProfilePage /></Page> },
             { path: "*", element: <NotFoundPage /> },
           ],
         },

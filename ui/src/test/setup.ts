@@ -38,3 +38,23 @@ proto.hasPointerCapture ??= () => false;
 proto.setPointerCapture ??= () => undefined;
 proto.releasePointerCapture ??= () => undefined;
 proto.scrollIntoView ??= () => undefined;
+
+// jsdom does no layout (every clientWidth is 0), so recharts' ResponsiveContainer would draw nothing and
+// warn. Give its container a size: 600 px wide, as high as the ChartFrame around it says (style height).
+for (const [prop, fallback] of [
+  ["clientWidth", 600],
+  ["clientHeight", 240],
+] as const) {
+  const original = Object.getOwnPropertyDescriptor(window.HTMLElement.prototype, prop) ??
+    Object.getOwnPropertyDescriptor(window.Element.prototype, prop);
+  Object.defineProperty(window.HTMLElement.prototype, prop, {
+    configurable: true,
+    get(this: HTMLElement) {
+      if (this.classList.contains("recharts-responsive-container")) {
+        const frame = this.parentElement?.style.height;
+        return prop === "clientHeight" && frame?.endsWith("px") ? parseFloat(frame) : fallback;
+      }
+      return (original?.get?.call(this) as number | undefined) ?? 0;
+    },
+  });
+}
