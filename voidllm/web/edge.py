@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
+from voidllm.asgi import REQUEST_ID_HEADER, SCOPE_KEY, error_body, request_id_from, send_error
 from voidllm.errors import ServiceUnavailableError
-from voidllm.web.envelope import REQUEST_ID_HEADER, SCOPE_KEY, error_body, request_id_from, send_error
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

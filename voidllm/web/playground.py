@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from voidllm.asgi import SCOPE_KEY, send_error
 from voidllm.errors import BadRequestError, GatewayError
 from voidllm.web.browser import BrowserPolicy, authenticate_cookie
-from voidllm.web.envelope import SCOPE_KEY, send_error
 
 if TYPE_CHECKING:
     from voidllm.auth.cache import KeyCache
