@@ -12,9 +12,9 @@ import httpx
 import sqlalchemy as sa
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
-from voidllm.auth.identity import KeyIdentity
 from voidllm.auth.loader import load_live_key
 from voidllm.crypto import KeyKind, generate_key, key_hint
+from voidllm.identity import KeyIdentity
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream

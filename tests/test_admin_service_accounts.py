@@ -18,7 +18,7 @@ from tests.admin_tenancy import (
     pages,
     user_key,
 )
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 
 
 async def test_crud_and_key_count(sqlite_dsn: str) -> None:

@@ -13,9 +13,9 @@ import trio.testing
 
 from voidllm.asgi import SCOPE_KEY
 from voidllm.auth.cache import KeyCache
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.config import parse_config
 from voidllm.crypto import KeyKind, generate_key, hash_key
+from voidllm.identity import KeyIdentity, Role
 from voidllm.proxy.handler import Proxy, ProxyLimits
 from voidllm.proxy.transport import UpstreamClosedError, UpstreamConnectError
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings

@@ -29,8 +29,8 @@ from voidllm.admin.audit_writer import (
 )
 from voidllm.admin.context import Actor
 from voidllm.admin.services import AuditEntry
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.crypto import KeyKind, generate_key
+from voidllm.identity import KeyIdentity, Role
 from voidllm.metrics import REGISTRY
 from voidllm.store.store import open_store
 from voidllm.store.tables import audit_logs, metadata

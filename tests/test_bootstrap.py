@@ -10,11 +10,11 @@ import sqlalchemy as sa
 
 from voidllm.auth.bootstrap import BootstrapPlan, bootstrap
 from voidllm.auth.cache import KeyCache, reload_key_cache
-from voidllm.auth.identity import Role
 from voidllm.auth.loader import load_live_keys
 from voidllm.auth.passwords import verify_password
 from voidllm.crypto import KeyKind, Keyring, generate_key, hash_key, key_hint
 from voidllm.errors import AuthenticationError
+from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 

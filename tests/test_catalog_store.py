@@ -12,10 +12,10 @@ import sqlalchemy as sa
 import trio
 
 from tests.gateway import ENCRYPTION_KEY
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.config import parse_config
 from voidllm.crypto import Keyring, aad_for
 from voidllm.errors import StoreUnavailableError
+from voidllm.identity import KeyIdentity, Role
 from voidllm.metrics import REGISTRY
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.catalog_store import CatalogLoader, load_snapshot, serve_catalog, sync_yaml_models

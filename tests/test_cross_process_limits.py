@@ -30,8 +30,8 @@ import trio
 from tests.gateway import ENCRYPTION_KEY, usage_rows
 from tests.process import GatewayProcess, spawn_gateway, write_config
 from tests.test_limits_gateway import LimitedKey, insert_key
-from voidllm.auth.identity import Limits
 from voidllm.crypto import Keyring
+from voidllm.identity import Limits
 from voidllm.limits.base import window_bounds
 from voidllm.redis.bus import RedisBus
 from voidllm.redis.client import RedisClient, open_redis

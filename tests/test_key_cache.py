@@ -10,9 +10,9 @@ import trio
 import trio.testing
 
 from voidllm.auth.cache import KeyCache, reload_key_cache, serve_key_cache
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.crypto import KeyKind, generate_key, hash_key
 from voidllm.errors import AuthenticationError, StoreUnavailableError
+from voidllm.identity import KeyIdentity, Role
 from voidllm.metrics import REGISTRY
 
 SECRET = b"s" * 32

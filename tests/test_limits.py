@@ -13,8 +13,8 @@ import attrs
 import pytest
 import trio
 
-from voidllm.auth.identity import KeyIdentity, Limits, Role
 from voidllm.errors import ServiceUnavailableError, TooManyRequestsError
+from voidllm.identity import KeyIdentity, Limits, Role
 from voidllm.limits.base import Admission, limited, window_bounds
 from voidllm.limits.estimate import estimate_tokens
 from voidllm.limits.memory import MemoryLimiter

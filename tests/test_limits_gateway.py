@@ -18,8 +18,8 @@ import trio
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from voidllm.auth.cache import reload_key_cache
-from voidllm.auth.identity import Limits
 from voidllm.crypto import KeyKind, Keyring, generate_key, key_hint
+from voidllm.identity import Limits
 from voidllm.redis.client import open_redis
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow

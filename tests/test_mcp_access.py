@@ -18,8 +18,8 @@ import trio
 import trio.testing
 
 from tests.admin_tenancy import API, admin, bearer, create_key, create_org, create_team, default_org, error_of, open_gateway
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.bus import TOPIC_ACCESS, TOPIC_MCP
+from voidllm.identity import KeyIdentity, Role
 from voidllm.invalidations import Invalidations
 from voidllm.mcp.health import MCP_HEALTH_LATENCY, MCP_HEALTH_STATUS, McpHealthBoard, probe_all, serve_mcp_health
 from voidllm.mcp.registry import McpAccessRules, McpRegistry, McpServerEntry

@@ -50,7 +50,7 @@ from tests.admin_tenancy import (
     org_membership_id,
 )
 from voidllm.auth import passwords
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.testing.mock_mcp import open_mock_mcp
 from voidllm.web.api import api

@@ -16,8 +16,8 @@ import trio
 
 from tests.gateway import RunningGateway, make_config, run_gateway, usage_rows
 from tests.test_limits_gateway import add_key
-from voidllm.auth.identity import Limits
 from voidllm.config import Config
+from voidllm.identity import Limits
 from voidllm.testing.mock_openai import Behaviour, open_mock_upstream
 
 BIG = "x" * (8 << 20)  # more than the socket buffers between the gateway and a client can hold

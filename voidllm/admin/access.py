@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import is_team_admin, is_team_member
-from voidllm.auth.identity import Role
 from voidllm.bus import TOPIC_ACCESS
 from voidllm.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from voidllm.identity import Role
 from voidllm.store import tables as t
 
 

@@ -24,10 +24,10 @@ from voidllm.admin.context import Actor
 from voidllm.admin.models import check_name
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
-from voidllm.auth.identity import Role
 from voidllm.bounds import NAME, bounded
 from voidllm.bus import TOPIC_ALIASES
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
+from voidllm.identity import Role
 from voidllm.routing.catalog_store import split_aliases
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError

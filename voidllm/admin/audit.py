@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, page_limit_field, paginate
 from voidllm.admin.services import Services
-from voidllm.auth.identity import Role
 from voidllm.errors import BadRequestError
+from voidllm.identity import Role
 from voidllm.store.tables import audit_logs
 
 DEFAULT_LIMIT = 50

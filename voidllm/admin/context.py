@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.errors import BadRequestError, PermissionDeniedError
+from voidllm.identity import KeyIdentity, Role
 
 
 @attrs.frozen

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import administered_teams
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.limits.base import DAY, MONTH, window_bounds
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow

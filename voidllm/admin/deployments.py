@@ -28,10 +28,10 @@ from voidllm.admin.models import (
 )
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
-from voidllm.auth.identity import Role
 from voidllm.bounds import HEADER_VALUE, NAME, PRIORITY, URL, WEIGHT, bounded
 from voidllm.bus import TOPIC_MODELS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
+from voidllm.identity import Role
 from voidllm.routing.catalog_store import retire_deployment, seal_secret
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id

@@ -40,9 +40,9 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import RESERVED, live_org
-from voidllm.auth.identity import Role
 from voidllm.bounds import Bounds, bounded
 from voidllm.errors import BadRequestError
+from voidllm.identity import Role
 from voidllm.store.store import Store
 from voidllm.store.tables import api_keys, usage_events, users
 from voidllm.usage.cost import money

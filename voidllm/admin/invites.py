@@ -38,12 +38,12 @@ from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.users import EMAIL, ORG_ROLES, clean_display_name, email_taken, live_user, normalize_email
-from voidllm.auth.identity import Role
 from voidllm.auth.passwords import validate_password
 from voidllm.bounds import NAME, TEXT, Bounds, bounded
 from voidllm.auth.sessions import hash_password_off_loop
 from voidllm.crypto import KeyKind, generate_key, is_well_formed, key_hint
 from voidllm.errors import BadRequestError, ConflictError, GoneError, NotFoundError, PermissionDeniedError
+from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id, utcnow

@@ -56,11 +56,11 @@ from voidllm.admin.tenancy import (
     set_fields,
     team_role,
 )
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.auth.loader import load_live_key
 from voidllm.bus import TOPIC_ACCESS, TOPIC_KEYS
 from voidllm.crypto import KeyKind, Keyring, generate_key, key_hint
 from voidllm.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from voidllm.identity import KeyIdentity, Role
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 

@@ -23,8 +23,8 @@ from voidllm.admin.access import AccessScope, check_scope
 from voidllm.admin.context import Actor
 from voidllm.admin.mcp_servers import mcp_changed
 from voidllm.admin.services import Services
-from voidllm.auth.identity import Role
 from voidllm.errors import BadRequestError
+from voidllm.identity import Role
 from voidllm.store import tables as t
 
 

@@ -51,7 +51,6 @@ from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import check_name, is_team_admin, is_team_member, live_org, live_team
-from voidllm.auth.identity import Role
 from voidllm.bounds import HEADER_NAME, HEADER_VALUE, MCP_ALIAS, NAME, TEXT, URL, Bounds, bounded, valid_host
 from voidllm.bus import TOPIC_MCP
 from voidllm.config.upstreams import MCP_AUTH_TYPES
@@ -65,6 +64,7 @@ from voidllm.errors import (
     StoreError,
     TooManyRequestsError,
 )
+from voidllm.identity import Role
 from voidllm.mcp.health import PROBE_TIMEOUT, McpHealthBoard
 from voidllm.mcp.ssrf import blocked_ip
 from voidllm.mcp.registry import McpRegistry, McpServerEntry, entry_from_row, retire_server

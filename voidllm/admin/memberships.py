@@ -40,8 +40,8 @@ from voidllm.admin.tenancy import (
     run_unique,
     soft_delete_keys,
 )
-from voidllm.auth.identity import Role
 from voidllm.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 

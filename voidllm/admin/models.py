@@ -34,7 +34,6 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
-from voidllm.auth.identity import Role
 from voidllm.bounds import (
     CHOICE,
     CONTEXT_TOKENS,
@@ -53,6 +52,7 @@ from voidllm.config.checks import HttpUrl
 from voidllm.config.units import parse_duration
 from voidllm.config.upstreams import MODEL_TYPES, PROVIDERS, STRATEGIES
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
+from voidllm.identity import Role
 from voidllm.routing.catalog_store import join_aliases, retire_model, seal_secret, split_aliases
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError

@@ -38,8 +38,8 @@ from voidllm.admin.tenancy import (
     soft_delete_keys,
     tombstone,
 )
-from voidllm.auth.identity import Role
 from voidllm.errors import BadRequestError, PermissionDeniedError
+from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 

@@ -29,8 +29,8 @@ import trio
 from voidllm.admin.context import Actor
 from voidllm.admin.models import PROVIDER, check_upstream
 from voidllm.admin.services import Services
-from voidllm.auth.identity import Role
 from voidllm.bounds import HEADER_VALUE, URL, bounded
+from voidllm.identity import Role
 from voidllm.routing.health import HealthBoard, HealthReport
 
 TEST_TIMEOUT = 10.0

@@ -30,8 +30,8 @@ from voidllm.admin.tenancy import (
     optional_name_field,
     soft_delete_keys,
 )
-from voidllm.auth.identity import Role
 from voidllm.errors import NotFoundError, PermissionDeniedError
+from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 

@@ -26,10 +26,10 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.services import Services
 from voidllm.auth.cache import reload_key_cache
-from voidllm.auth.identity import Role
 from voidllm.bounds import LIMIT, NAME, Bounds, bounded
 from voidllm.bus import TOPIC_KEYS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
+from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 

@@ -33,8 +33,8 @@ import sqlalchemy as sa
 
 from voidllm.admin.context import Actor
 from voidllm.admin.services import Services
-from voidllm.auth.identity import Role
 from voidllm.errors import BadRequestError, NotFoundError
+from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.usage.cost import money
 

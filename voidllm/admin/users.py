@@ -45,7 +45,6 @@ from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import org_role
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.auth.loader import load_live_key
 from voidllm.auth.passwords import validate_password
 from voidllm.auth.sessions import (
@@ -58,6 +57,7 @@ from voidllm.auth.sessions import (
 from voidllm.bounds import NAME, TEXT, Bounds, bounded
 from voidllm.bus import TOPIC_KEYS
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError, PermissionDeniedError
+from voidllm.identity import KeyIdentity, Role
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id, utcnow

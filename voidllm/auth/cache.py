@@ -21,10 +21,10 @@ from typing import Any
 import attrs
 import trio
 
-from voidllm.auth.identity import KeyIdentity
 from voidllm.auth.loader import load_live_keys
 from voidllm.crypto import KeyKind, hash_key, is_well_formed
 from voidllm.errors import AuthenticationError
+from voidllm.identity import KeyIdentity
 from voidllm.metrics import AUTH_FAILURES, CACHE_SIZE
 from voidllm.nursery.periodic import keep_reloading
 

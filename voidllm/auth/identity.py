@@ -1,70 +1,15 @@
-"""Who a request is: the identity an API key resolves to, with its role and the limits that apply to it."""
+"""How a key's role is decided (reference section 4); the identity values themselves are in
+:mod:`voidllm.identity`.
+
+``Role``, ``Limits``, ``UNLIMITED`` and ``KeyIdentity`` are re-exported here only for the modules not yet
+importing them from :mod:`voidllm.identity`.
+"""
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from voidllm.identity import UNLIMITED, KeyIdentity, Limits, Role
 
-import attrs
-
-
-class Role(enum.IntEnum):
-    """The four roles, ordered: a higher role passes every gate of a lower one."""
-
-    MEMBER = 0
-    TEAM_ADMIN = 1
-    ORG_ADMIN = 2
-    SYSTEM_ADMIN = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-@attrs.frozen
-class Limits:
-    """Request and token limits of one scope; 0 means unlimited."""
-
-    requests_per_minute: int = 0
-    requests_per_day: int = 0
-    daily_token_limit: int = 0
-    monthly_token_limit: int = 0
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any], prefix: str = "") -> Limits:
-        return cls(
-            requests_per_minute=int(row[f"{prefix}requests_per_minute"] or 0),
-            requests_per_day=int(row[f"{prefix}requests_per_day"] or 0),
-            daily_token_limit=int(row[f"{prefix}daily_token_limit"] or 0),
-            monthly_token_limit=int(row[f"{prefix}monthly_token_limit"] or 0),
-        )
-
-
-UNLIMITED = Limits()
-
-
-@attrs.frozen
-class KeyIdentity:
-    """A live API key as the key cache holds it: everything the hot path needs, no secret material."""
-
-    key_id: str
-    key_type: str
-    name: str
-    role: Role
-    org_id: str
-    team_id: str | None = None
-    user_id: str | None = None
-    service_account_id: str | None = None
-    expires_at: datetime | None = None
-    key_limits: Limits = UNLIMITED
-    team_limits: Limits = UNLIMITED
-    org_limits: Limits = UNLIMITED
-
-    def expired(self, now: datetime) -> bool:
-        """Whether the key's expiry has passed at ``now`` (an aware UTC datetime)."""
-        return self.expires_at is not None and self.expires_at <= now
+__all__ = ["UNLIMITED", "KeyIdentity", "Limits", "Role", "effective_role"]
 
 
 def effective_role(key_type: str, *, is_system_admin: bool, org_role: str | None, has_team: bool) -> Role:

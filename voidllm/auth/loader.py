@@ -6,7 +6,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from voidllm.auth.identity import KeyIdentity, Limits, effective_role
+from voidllm.auth.identity import effective_role
+from voidllm.identity import KeyIdentity, Limits
 from voidllm.store import tables as t
 
 _LIMIT_COLUMNS = ("requests_per_minute", "requests_per_day", "daily_token_limit", "monthly_token_limit")

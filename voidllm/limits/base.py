@@ -36,8 +36,8 @@ from typing import Protocol
 
 import attrs
 
-from voidllm.auth.identity import UNLIMITED, KeyIdentity, Limits
 from voidllm.errors import TooManyRequestsError
+from voidllm.identity import UNLIMITED, KeyIdentity, Limits
 from voidllm.limits.metrics import REJECTIONS
 
 __all__ = [

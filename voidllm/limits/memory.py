@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import trio
 
-from voidllm.auth.identity import KeyIdentity
+from voidllm.identity import KeyIdentity
 from voidllm.limits.base import Admission, Hold, limited, plan, rejection, window_bounds
 from voidllm.limits.seed import Slot, load_token_usage
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import attrs
 
-from voidllm.auth.identity import KeyIdentity
 from voidllm.errors import ServiceUnavailableError, StoreError
+from voidllm.identity import KeyIdentity
 from voidllm.limits.base import MINUTE, Admission, Hold, limited, plan, rejection, window_bounds
 from voidllm.limits.metrics import BACKEND_ERRORS
 from voidllm.limits.seed import Slot, load_token_usage

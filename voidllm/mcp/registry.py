@@ -32,9 +32,9 @@ import attrs
 import sqlalchemy as sa
 import trio
 
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.config import MCPServerConfig
 from voidllm.crypto import CryptoError, Keyring, aad_for
+from voidllm.identity import KeyIdentity, Role
 from voidllm.nursery.periodic import keep_reloading
 from voidllm.routing.catalog_store import seal_secret, tombstone
 from voidllm.store import tables as t

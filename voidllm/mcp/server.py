@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from voidllm.asgi import SCOPE_KEY  # the request id the ASGI edge put into the scope
-from voidllm.auth.identity import KeyIdentity
 from voidllm.errors import AuthenticationError
+from voidllm.identity import KeyIdentity
 from voidllm.mcp import jsonrpc
 from voidllm.mcp.jsonrpc import JsonRpcError, Notification, Request
 from voidllm.mcp.sessions import InvalidSession, SessionSealer, SessionState

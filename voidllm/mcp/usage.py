@@ -29,7 +29,7 @@ import sqlalchemy as sa
 import trio
 from prometheus_client import Counter, Gauge, Histogram
 
-from voidllm.auth.identity import KeyIdentity
+from voidllm.identity import KeyIdentity
 from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id, utcnow
 from voidllm.store.tables import mcp_tool_calls

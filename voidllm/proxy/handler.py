@@ -57,7 +57,6 @@ import trio
 
 from voidllm.asgi import SCOPE_KEY, send_error
 from voidllm.auth.cache import KeyCache
-from voidllm.auth.identity import KeyIdentity
 from voidllm.clock import utcnow
 from voidllm.errors import (
     BadGatewayError,
@@ -71,6 +70,7 @@ from voidllm.errors import (
     UpstreamResponseTooLargeError,
     model_not_found,
 )
+from voidllm.identity import KeyIdentity
 from voidllm.limits.base import Admission, Limiter, NoLimiter, limited
 from voidllm.limits.estimate import estimate_tokens
 from voidllm.proxy import metrics as m

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from voidllm.auth.identity import KeyIdentity
+from voidllm.identity import KeyIdentity
 from voidllm.routing.registry import Model, Registry
 
 

@@ -29,8 +29,8 @@ from voidllm.admin import deployments, keys, probes, usage
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import PageQuery
 from voidllm.admin.services import AuditEntry
-from voidllm.auth.identity import Role
 from voidllm.errors import GatewayError
+from voidllm.identity import Role
 from voidllm.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
 from voidllm.mcp.server import STATELESS_VERSION, McpContext
 from voidllm.store.ids import utcnow

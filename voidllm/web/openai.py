@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from quart import Blueprint, request
 
-from voidllm.auth.identity import KeyIdentity
+from voidllm.identity import KeyIdentity
 from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.errors import BadRequestError, MethodNotAllowedError, model_not_found
 from voidllm.routing.catalog import Catalog

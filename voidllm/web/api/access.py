@@ -6,7 +6,7 @@ from voidllm.admin import aliases
 from voidllm.admin.access import AccessScope, ModelAccess, read_model_access, replace_model_access
 from voidllm.admin.aliases import AliasCreate, AliasOut
 from voidllm.admin.pages import Page, PageQuery
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 _ORG = "/orgs/<org_id>"

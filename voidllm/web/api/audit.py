@@ -5,7 +5,7 @@ from __future__ import annotations
 from voidllm.admin import audit
 from voidllm.admin.audit import AuditLogOut, AuditQuery
 from voidllm.admin.pages import Page
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from voidllm.admin import export
 from voidllm.admin.export import CostReport, CostReportQuery, ExportQuery
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, Streamed, api
 
 

@@ -16,7 +16,7 @@ from voidllm.admin.invites import (
     Redeemed,
 )
 from voidllm.admin.pages import Page, PageQuery
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 

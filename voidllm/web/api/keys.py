@@ -5,7 +5,7 @@ from __future__ import annotations
 from voidllm.admin import keys
 from voidllm.admin.keys import KeyCreate, KeyCreated, KeyOut, KeyRotation, KeyUpdate
 from voidllm.admin.pages import Page, PageQuery
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 TAG = "keys"

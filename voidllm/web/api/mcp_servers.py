@@ -23,7 +23,7 @@ from voidllm.admin.mcp_servers import (
     McpToolRefresh,
 )
 from voidllm.admin.pages import Page, PageQuery
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 _TAG = {"tag": "mcp-servers"}

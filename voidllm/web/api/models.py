@@ -7,7 +7,7 @@ from voidllm.admin.deployments import DeploymentCreate, DeploymentUpdate
 from voidllm.admin.models import DeploymentOut, ModelCreate, ModelOut, ModelUpdate
 from voidllm.admin.pages import Page, PageQuery
 from voidllm.admin.probes import ConnectionResult, ConnectionTest, HealthList
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 _ADMIN = {"role": Role.SYSTEM_ADMIN, "allow": ("system_admin",), "tag": "models"}

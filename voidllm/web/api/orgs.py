@@ -6,7 +6,7 @@ from voidllm.admin import memberships, orgs
 from voidllm.admin.memberships import MemberOut, OrgMemberCreate, OrgMemberUpdate
 from voidllm.admin.orgs import OrgCreate, OrgOut, OrgUpdate
 from voidllm.admin.pages import Page, PageQuery
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 ORGS = "organizations"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from voidllm.admin import service_accounts as accounts
 from voidllm.admin.pages import Page, PageQuery
 from voidllm.admin.service_accounts import ServiceAccountCreate, ServiceAccountOut, ServiceAccountUpdate
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 TAG = "service-accounts"

@@ -11,7 +11,7 @@ from voidllm.admin import memberships, teams
 from voidllm.admin.memberships import MemberOut, TeamMemberCreate, TeamMemberUpdate
 from voidllm.admin.pages import Page, PageQuery
 from voidllm.admin.teams import TeamCreate, TeamOut, TeamUpdate
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 TEAMS = "teams"

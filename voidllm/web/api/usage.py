@@ -15,9 +15,9 @@ from voidllm.admin.usage import (
     UsageQuery,
     UsageReport,
 )
-from voidllm.auth.identity import Role
 from voidllm.codec import converter
 from voidllm.errors import BadRequestError
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 

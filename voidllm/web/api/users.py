@@ -9,7 +9,7 @@ from __future__ import annotations
 from voidllm.admin import users
 from voidllm.admin.pages import Page, PageQuery
 from voidllm.admin.users import UserCreate, UserOut, UserUpdate
-from voidllm.auth.identity import Role
+from voidllm.identity import Role
 from voidllm.web.api.framework import Call, api
 
 
