@@ -1,0 +1,222 @@
+"""An administrator's day in the web UI, against a real ``voidllm serve`` (issue 15 points 3, 4 and 6).
+
+Sign in with the bootstrap credentials from the banner (a wrong password first), then sign out and see the
+old cookie refused; a revoked session sends the browser to the sign-in page, which returns to the page it
+wanted; create a key in ``API Keys`` and use it with the ``openai`` SDK; stream a playground answer and see
+it grow piece by piece (the upstream sends each piece only when the test lets it, so the page cannot show it
+all at once), with the zero-knowledge markers of the prompt and the answer in no browser storage, in no file
+of the browser's profile and in no file the gateway wrote; see that request on the dashboard and the usage
+page, and export the usage as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+from playwright.sync_api import BrowserContext, expect
+
+from tests.e2e.conftest import NewContext
+from tests.e2e.harness import (
+    GATED_MODEL,
+    KEY_PATTERN,
+    Gateway,
+    GatedUpstream,
+    browser_storage,
+    choose,
+    eventually,
+    files_containing,
+    session_state,
+    sign_in,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def admin_state(gateway: Gateway) -> dict[str, Any]:
+    return session_state(gateway.url, gateway.email, gateway.password)
+
+
+def session_cookie(context: BrowserContext) -> dict[str, Any]:
+    [cookie] = [c for c in context.cookies() if c["name"] == "voidllm_session"]
+    return dict(cookie)
+
+
+def requests_of(gateway: Gateway, model: str) -> int:
+    """How many requests to ``model`` the usage report counts (last 24 h)."""
+    now = datetime.now(UTC)
+    query = {"from": (now - timedelta(days=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+    with gateway.api() as api:
+        report = api.get("/api/v1/usage", params={**query, "group_by": "model"}).raise_for_status().json()
+    return sum(p["total_requests"] for p in report["data"] if model in (p["group_key"], p["group_label"]))
+
+
+def test_sign_in_with_the_bootstrap_credentials_then_sign_out_refuses_the_old_cookie(
+    new_context: NewContext, gateway: Gateway
+) -> None:
+    context = new_context()
+    page = context.new_page()
+    sign_in_page = f"{gateway.url}/login"
+    page.goto(sign_in_page)
+    page.get_by_label("Email").fill(gateway.email)
+    page.get_by_label("Password", exact=True).fill("not-the-password")
+    page.get_by_role("button", name="Sign in").click()
+    invalid = re.compile(r"email or password.*invalid", re.I)
+    expect(page.get_by_role("alert").filter(has_text=invalid)).to_be_visible()
+    assert page.url == sign_in_page
+
+    sign_in(page, gateway.url, gateway.email, gateway.password)
+    expect(page).to_have_url(f"{gateway.url}/")
+    cookie = session_cookie(context)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    assert page.evaluate("() => document.cookie").find(cookie["value"]) == -1, "a script can read the key"
+    stored = orjson.dumps(browser_storage(context, page)["localStorage"]).decode()
+    assert cookie["value"] not in stored and "vl_" not in stored
+    replay = {"Cookie": f"voidllm_session={cookie['value']}"}
+    assert httpx.get(f"{gateway.url}/api/v1/me", headers=replay).json()["email"] == gateway.email
+
+    page.get_by_role("button", name="Account").click()
+    page.get_by_role("menuitem", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login(\?|$)"))
+    assert not [c for c in context.cookies() if c["name"] == "voidllm_session"]
+    refused = httpx.get(f"{gateway.url}/api/v1/me", headers=replay)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+
+
+def test_a_revoked_session_sends_the_browser_to_sign_in_and_back_to_the_page_it_wanted(
+    new_context: NewContext, gateway: Gateway
+) -> None:
+    state = session_state(gateway.url, gateway.email, gateway.password)
+    context = new_context(storage_state=state)
+    page = context.new_page()
+    page.goto(f"{gateway.url}/")
+    expect(page.get_by_role("heading", level=1, name="Dashboard")).to_be_visible()
+
+    cookies = {c["name"]: c["value"] for c in state["cookies"]}
+    revoked = httpx.delete(
+        f"{gateway.url}/api/v1/auth/sessions", cookies=cookies, headers={"X-CSRF-Token": cookies["voidllm_csrf"]}
+    )
+    assert revoked.status_code == 204, revoked.text
+    page.goto(f"{gateway.url}/usage")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fusage"))
+    page.get_by_label("Email").fill(gateway.email)
+    page.get_by_label("Password", exact=True).fill(gateway.password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{gateway.url}/usage")
+    expect(page.get_by_role("heading", level=1, name="Usage")).to_be_visible()
+
+
+def test_a_key_created_in_the_ui_works_with_the_openai_sdk(
+    new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any]
+) -> None:
+    page = new_context(storage_state=admin_state).new_page()
+    page.goto(f"{gateway.url}/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="API Keys").click()
+    expect(page.get_by_role("heading", level=1, name="API Keys")).to_be_visible()
+    page.get_by_role("button", name="Create key").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Name", exact=True).fill("e2e-sdk")
+    dialog.get_by_role("button", name="Create", exact=True).click()
+
+    shown = page.get_by_role("dialog").filter(has_text=re.compile("once", re.I))
+    expect(shown).to_be_visible()
+    texts = [shown.inner_text(), *shown.locator("input, textarea").evaluate_all("(es) => es.map((e) => e.value)")]
+    [key] = {match for text in texts for match in KEY_PATTERN.findall(text)}
+    expect(shown.get_by_role("button", name=re.compile("copy", re.I)).first).to_be_visible()
+
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+    answer = client.chat.completions.create(model="default", messages=[{"role": "user", "content": "hi"}])
+    assert answer.system_fingerprint == "voidllm-demo"
+    assert "VoidLLM demo model" in (answer.choices[0].message.content or "")
+    assert [m.id for m in client.models.list()]
+
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("main")).to_contain_text("e2e-sdk")
+
+
+def test_a_playground_answer_streams_piece_by_piece_and_leaves_no_trace(
+    profile_context: tuple[BrowserContext, Any], gateway: Gateway, upstream: GatedUpstream,
+    admin_state: dict[str, Any],
+) -> None:
+    context, profile = profile_context
+    context.add_cookies(admin_state["cookies"])
+    prompt_marker, answer_marker = f"zkprompt{uuid.uuid4().hex}", f"zkanswer{uuid.uuid4().hex}"
+    upstream.pieces = ["Quartz ", "velvet ", "meadow ", "lantern ", "harbor ", f"{answer_marker}."]
+    upstream.reset()
+    page = context.new_page()
+    page.goto(f"{gateway.url}/playground")
+    expect(page.get_by_role("heading", level=1, name="Playground")).to_be_visible()
+    choose(page, "Model", GATED_MODEL)
+    page.get_by_label("Message", exact=True).fill(f"Tell me about {prompt_marker}")
+    page.get_by_role("button", name="Send").click()
+
+    main, snapshots = page.get_by_role("main"), []
+    answer = main.get_by_text(re.compile("Quartz"))
+    for shown, piece in enumerate(upstream.pieces[:-1], start=1):
+        upstream.release()
+        expect(main).to_contain_text("".join(upstream.pieces[:shown]).strip())
+        expect(main).not_to_contain_text(upstream.pieces[shown].strip())
+        expect(page.get_by_role("button", name=re.compile("^Stop"))).to_be_visible()
+        snapshots.append(answer.first.inner_text().strip())
+    upstream.release()
+    expect(main).to_contain_text(answer_marker)
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    assert len(set(snapshots)) == len(snapshots) == 5
+    assert all(later.startswith(earlier) for earlier, later in zip(snapshots, snapshots[1:], strict=False))
+    assert any(prompt_marker in body.decode() for body in upstream.bodies), "the prompt never went upstream"
+
+    for marker in (prompt_marker, answer_marker):
+        assert marker not in page.url
+        assert marker not in orjson.dumps(browser_storage(context, page)).decode()
+    eventually(lambda: requests_of(gateway, GATED_MODEL), what="the playground request in the usage report")
+    context.close()
+    for marker in (prompt_marker, answer_marker):
+        assert files_containing(gateway.files(), marker) == [], "the gateway wrote a conversation's text"
+        assert files_containing(profile.rglob("*"), marker) == [], "the browser kept a conversation's text"
+
+
+def test_a_playground_request_shows_on_the_dashboard_and_the_usage_page_and_in_the_csv(
+    new_context: NewContext, gateway: Gateway, upstream: GatedUpstream, admin_state: dict[str, Any]
+) -> None:
+    before = requests_of(gateway, GATED_MODEL)
+    upstream.pieces = ["Counted ", "once."]
+    upstream.reset()
+    upstream.release(len(upstream.pieces))
+    page = new_context(storage_state=admin_state, accept_downloads=True).new_page()
+    page.goto(f"{gateway.url}/playground")
+    choose(page, "Model", GATED_MODEL)
+    page.get_by_label("Message", exact=True).fill("Count me")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("main")).to_contain_text("Counted once.")
+    eventually(lambda: requests_of(gateway, GATED_MODEL) > before, what="the request in the usage report")
+
+    navigation = page.get_by_role("navigation", name="Main")
+    navigation.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_role("heading", level=1, name="Dashboard")).to_be_visible()
+    expect(page.get_by_role("main")).to_contain_text(GATED_MODEL)
+
+    navigation.get_by_role("link", name="Usage").click()
+    expect(page.get_by_role("heading", level=1, name="Usage")).to_be_visible()
+    choose(page, "Group by", "Model")
+    main = page.get_by_role("main")
+    expect(main).to_contain_text(GATED_MODEL)
+    assert "model" in page.url, "the grouping is not kept in the URL"
+
+    export = re.compile(r"export|csv", re.I)
+    with page.expect_download() as download:
+        main.get_by_role("button", name=export).or_(main.get_by_role("link", name=export)).first.click()
+    assert download.value.suggested_filename.endswith(".csv")
+    rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8-sig").read())))
+    assert len(rows) >= 2, rows
+    model_rows = [row for row in rows[1:] if GATED_MODEL in row]
+    assert model_rows, rows
+    assert str(requests_of(gateway, GATED_MODEL)) in model_rows[0], (rows[0], model_rows[0])
