@@ -69,7 +69,7 @@ from voidllm.mcp.tools_cache import fetch_tools
 from voidllm.mcp.usage import EXTRA_KEY as MCP_TOOL_CALLS
 from voidllm.mcp.usage import open_tool_call_channel, serve_tool_call_writer
 from voidllm.nursery import Supervisor, open_supervisor
-from voidllm.providers.demo import DemoTransport
+from voidllm.proxy.demo import DemoTransport
 from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
 from voidllm.redis.bus import RedisBus, serve_invalidations

@@ -17,7 +17,7 @@ __all__ = ["DEMO_BASE_URL", "PROVIDERS", "DeploymentConfig", "MCPServerConfig", 
 PROVIDERS = ("openai", "anthropic", "azure", "gemini", "vertex", "vllm", "ollama", "custom", "mock")
 DEMO_BASE_URL = "http://demo.voidllm.invalid/v1"
 """Where ``provider: mock`` upstreams point (``.invalid`` never resolves): the transport answers them in
-process (:mod:`voidllm.providers.demo`); the loader fills it in when such a model gives no ``base_url``."""
+process (:mod:`voidllm.proxy.demo`); the loader fills it in when such a model gives no ``base_url``."""
 MODEL_TYPES = ("chat", "embedding", "reranking", "completion", "image", "audio_transcription", "tts")
 STRATEGIES = ("round-robin", "least-latency", "weighted", "priority")
 MCP_AUTH_TYPES = ("none", "bearer", "header", "oauth")

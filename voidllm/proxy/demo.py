@@ -12,7 +12,8 @@ the demo, ``system_fingerprint`` is ``voidllm-demo``, and ``/v1/models`` lists s
 How: such upstreams point at :data:`~voidllm.config.upstreams.DEMO_BASE_URL` (``.invalid``, never resolved)
 and :class:`DemoTransport`, wrapped around the real transport, answers requests for that URL in process;
 every other request goes to the real transport untouched. Token counts are estimates (a quarter of the
-request's bytes; the answer's words), so limits and usage rows behave as with a real provider.
+request's bytes; the answer's words), so limits and usage rows behave as with a real provider. It is a
+:class:`~voidllm.proxy.transport.Transport`, so it lives with the transports, above the sans-IO providers.
 """
 
 from __future__ import annotations
