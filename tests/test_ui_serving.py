@@ -91,7 +91,8 @@ async def test_the_index_is_served_at_the_root_with_no_cache_and_the_security_he
 @pytest.mark.parametrize(
     ("path", "base"),
     [("/keys", "./"), ("/keys/abc", "../"), ("/keys/abc/", "../../"), ("/usage/llm/by-model/x", "../../../"),
-     ("/login?next=/keys/abc", "./"), ("/index.html", "./")],
+     ("/login?next=/keys/abc", "./"), ("/index.html", "./"), ("/models/gpt-4.1", "../"),
+     ("/keys/abc.html", "../")],
 )  # fmt: skip
 async def test_every_client_route_gets_the_index_with_its_base(
     gw: RunningGateway, path: str, base: str

@@ -13,8 +13,9 @@ What is answered.
   a ``<base href>`` inserted right after ``<head>``: one ``../`` per directory level of the request path
   (``./`` at the top), so the build's relative asset URLs (Vite ``base: './'``) resolve wherever the app is
   mounted, at ``/`` or behind a proxy that strips a prefix such as ``/voidllm/``.
-- A missing file under ``assets/`` or a missing path whose last segment has an extension: 404 (a browser
-  that asks for a script must never get HTML).
+- A missing file under ``assets/``, or a missing path ending in the extension of a static file type
+  (``.js``, ``.css``, ``.svg``, ``.ico``, ...; not ``.html``): 404, so a browser that asks for a script never
+  gets HTML. A client route with a dot elsewhere (``/models/gpt-4.1``) is still a client route.
 - A path with a ``.`` or ``..`` segment, a segment starting with ``.``, a backslash or a NUL, or a file that
   resolves outside the build (a symlink): 404, nothing read.
 
@@ -109,6 +110,12 @@ def security_headers() -> list[tuple[bytes, bytes]]:
     ]  # fmt: skip
 
 
+def _is_static_name(name: str) -> bool:
+    """Whether a missing file of this name is one a page loads (a script, an icon), not a client route."""
+    suffix = Path(name).suffix.lower()
+    return suffix in _TYPES and suffix != ".html"
+
+
 def find_build(ui_dir: str = "") -> Path | None:
     """The directory of the build to serve (module docstring), or ``None`` when there is none."""
     candidates = [Path(ui_dir)] if ui_dir else [PACKAGE_BUILD, CHECKOUT_BUILD]
@@ -157,7 +164,7 @@ class SpaApp:
         if found is not None and parts != ["index.html"]:
             cache = IMMUTABLE if parts[0] == "assets" else "no-cache"
             await _send_file(scope, send, found, cache, head=head)
-        elif parts and (parts[0] == "assets" or "." in parts[-1]) and parts != ["index.html"]:
+        elif parts and (parts[0] == "assets" or _is_static_name(parts[-1])):
             await _not_found(send, head)
         else:
             await self._send_index(scope, send, root, head=head)
