@@ -70,7 +70,7 @@ def test_sign_in_with_the_bootstrap_credentials_then_sign_out_refuses_the_old_co
     page.get_by_label("Email").fill(gateway.email)
     page.get_by_label("Password", exact=True).fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
-    invalid = re.compile(r"email or password.*invalid", re.I)
+    invalid = re.compile(r"invalid email or password|email or password (is|are) invalid", re.I)
     expect(page.get_by_role("alert").filter(has_text=invalid)).to_be_visible()
     assert page.url == sign_in_page
 
@@ -199,10 +199,18 @@ def test_a_playground_request_shows_on_the_dashboard_and_the_usage_page_and_in_t
     expect(page.get_by_role("main")).to_contain_text("Counted once.")
     eventually(lambda: requests_of(gateway, GATED_MODEL) > before, what="the request in the usage report")
 
+    with gateway.api() as api:
+        requests_24h = api.get("/api/v1/dashboard/stats").raise_for_status().json()["requests_24h"]
+    assert requests_24h >= 1
+
     navigation = page.get_by_role("navigation", name="Main")
     navigation.get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("heading", level=1, name="Dashboard")).to_be_visible()
-    expect(page.get_by_role("main")).to_contain_text(GATED_MODEL)
+    cards = page.get_by_role("main").locator("section")
+    stat = cards.filter(has=page.get_by_text("Requests (24h)", exact=True)).locator("dd").first
+    expect(stat).to_have_text(str(requests_24h))
+    top_models = cards.filter(has=page.get_by_role("heading", level=2, name="Top models"))
+    expect(top_models).to_contain_text(GATED_MODEL)
 
     navigation.get_by_role("link", name="Usage").click()
     expect(page.get_by_role("heading", level=1, name="Usage")).to_be_visible()
