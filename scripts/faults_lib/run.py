@@ -111,12 +111,14 @@ async def run_one(spec: Spec, *, quick: bool, keep: bool) -> Result:
     return result
 
 
-def table(results: list[Result], *, quick: bool, soak_seconds: float) -> str:
+def table(results: list[Result], *, quick: bool, soak_seconds: float, load_before: str) -> str:
     box = machine()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Run {when}: {box['cores']} cores, {box['ram_gb']} GB RAM, load average {box['load']} at the end "
-        f"(shared machine); mode {'quick' if quick else 'full'}, soak {soak_seconds:.0f} s.",
+        f"Run ending {when}: {box['cores']} cores, {box['ram_gb']} GB RAM; load average (1, 5, 15 min) "
+        f"{load_before} before the run, {box['load']} at its end (a shared machine: other engineers' tests "
+        f"and builds, and the runner's own load generator); mode {'quick' if quick else 'full'}, soak "
+        f"{soak_seconds:.0f} s.",
         "",
         "| scenario | result | figure | goal | s |",
         "|---|---|---|---|---|",
@@ -148,8 +150,10 @@ def write_table(path: Path, text: str) -> None:
 
 async def _main(args: argparse.Namespace) -> int:
     specs = SCENARIOS if args.all else [BY_NAME[name] for name in args.names]
+    load_before = machine()["load"]
     results = [await run_one(spec, quick=args.quick, keep=args.keep) for spec in specs]
-    text = table(results, quick=args.quick, soak_seconds=soak.duration(Scenario("soak", args.quick, Path())))
+    soak_seconds = soak.duration(Scenario("soak", args.quick, Path()))
+    text = table(results, quick=args.quick, soak_seconds=soak_seconds, load_before=load_before)
     print()
     print(text)
     if args.table:
