@@ -406,12 +406,12 @@ def test_public_addresses(address: str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("ftp://example.com/mcp", "only http and https URLs are allowed"),
-        ("file:///etc/passwd", "only http and https URLs are allowed"),
-        ("http://127.0.0.1:8080/mcp", "address is private, loopback, link-local or reserved"),
-        ("http://[::1]/mcp", "address is private, loopback, link-local or reserved"),
-        ("http://[::ffff:127.0.0.1]/mcp", "address is private, loopback, link-local or reserved"),
-        ("http://169.254.169.254/latest/meta-data", "address is private, loopback, link-local or reserved"),
+        ("ftp://example.com/mcp", "must be an http:// or https:// URL"),
+        ("file:///etc/passwd", "must be an http:// or https:// URL"),
+        ("http://127.0.0.1:8080/mcp", "points at a private, loopback, link-local or reserved address"),
+        ("http://[::1]/mcp", "points at a private, loopback, link-local or reserved address"),
+        ("http://[::ffff:127.0.0.1]/mcp", "points at a private, loopback, link-local or reserved address"),
+        ("http://169.254.169.254/latest/meta-data", "points at a private, loopback, link-local or reserved address"),
     ],
 )
 async def test_refused_urls(url: str, message: str) -> None:
@@ -423,15 +423,19 @@ async def test_refused_urls(url: str, message: str) -> None:
         await up.aclose()
 
 
-async def test_private_address_refused_at_connect_time() -> None:
-    """A name is resolved when connecting; loopback behind ``localhost`` never receives a byte."""
+async def test_private_address_refused_at_connect_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name is resolved when connecting: loopback behind a name never receives a byte; ``localhost`` and an
+    address literal are refused before any lookup."""
+    monkeypatch.setattr(trio.socket, "getaddrinfo", _fake_resolver({"loopback.test": ["127.0.0.1"]}))
     up = McpUpstreams(allow_private_urls=False)
     try:
         async with open_mock_mcp() as mock:
             port = mock.url.rsplit(":", 1)[1].split("/")[0]
             with pytest.raises(UpstreamUnavailable, match="host resolves to a private"):
+                await up.open(_server(f"http://loopback.test:{port}/mcp"))
+            with pytest.raises(UpstreamUnavailable, match="points at a private"):
                 await up.open(_server(f"http://localhost:{port}/mcp"))
-            with pytest.raises(UpstreamUnavailable, match="address is private"):
+            with pytest.raises(UpstreamUnavailable, match="points at a private"):
                 await up.open(_server(mock.url))
             assert mock.received == []
     finally:
@@ -439,7 +443,7 @@ async def test_private_address_refused_at_connect_time() -> None:
 
 
 async def test_ftp_refused_even_with_private_urls_allowed(upstreams: McpUpstreams) -> None:
-    with pytest.raises(UpstreamUnavailable, match="only http and https"):
+    with pytest.raises(UpstreamUnavailable, match="must be an http:// or https:// URL"):
         await upstreams.open(_server("ftp://127.0.0.1/mcp"))
 
 

@@ -15,10 +15,11 @@ Servers of ``voidllm.yaml`` (``source='yaml'``) and the built-in server are read
 ``mcp_server:<id>``) and never returned (``has_auth_token``, ``has_oauth_client_secret``). In a PATCH, an
 absent secret is kept, ``""`` removes it.
 
-**Validation.** ``url`` and ``oauth_token_url`` must be http(s) URLs without credentials; a literal private,
-loopback, link-local, multicast or unspecified address (or a ``localhost`` name) is refused unless
-``settings.mcp.allow_private_urls``. Names that resolve to such addresses are stopped at connect time by the
-upstream client's guard. The OAuth token URL must be https (unless ``allow_private_urls``, for local test
+**Validation.** ``url`` and ``oauth_token_url`` must be http(s) URLs without credentials; a host that is
+private by the one URL policy (:func:`voidllm.mcp.ssrf.check_url`, the same as the upstream client's: a
+``localhost`` name, or a private, loopback, link-local, multicast or unspecified address in any notation) is
+refused (400 ``private_url_not_allowed``) unless ``settings.mcp.allow_private_urls``. Names that resolve to
+such addresses are stopped at connect time by the upstream client's guard. The OAuth token URL must be https (unless ``allow_private_urls``, for local test
 identity providers). ``auth_header`` must be an HTTP token and not a header the gateway itself sets or that
 frames the request (400 ``invalid_auth_header``, see :data:`FORBIDDEN_AUTH_HEADERS`). Values sent in headers
 or the token request (``auth_token``, ``oauth_client_id``, ``oauth_client_secret``) must be printable ASCII;
@@ -34,7 +35,6 @@ Every write reloads this process's MCP registry at once and publishes ``mcp`` on
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from collections.abc import Mapping
@@ -51,7 +51,7 @@ from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import check_name, is_team_admin, is_team_member, live_org, live_team
-from voidllm.bounds import HEADER_NAME, HEADER_VALUE, MCP_ALIAS, NAME, TEXT, URL, Bounds, bounded, valid_host
+from voidllm.bounds import HEADER_NAME, HEADER_VALUE, MCP_ALIAS, NAME, TEXT, URL, Bounds, bounded
 from voidllm.bus import TOPIC_MCP
 from voidllm.config.upstreams import MCP_AUTH_TYPES
 from voidllm.crypto import CryptoError, aad_for
@@ -66,7 +66,7 @@ from voidllm.errors import (
 )
 from voidllm.identity import Role
 from voidllm.mcp.health import PROBE_TIMEOUT, McpHealthBoard
-from voidllm.mcp.ssrf import blocked_ip
+from voidllm.mcp.ssrf import BlockedAddress, PrivateAddress, check_url
 from voidllm.mcp.registry import McpRegistry, McpServerEntry, entry_from_row, retire_server
 from voidllm.mcp.tools_cache import fetch_tools, read_tools
 from voidllm.routing.catalog_store import seal_secret
@@ -371,36 +371,20 @@ def _check_scope_tx(conn: sa.Connection, actor: Actor, scope: McpScope, *, write
             raise PermissionDeniedError("only a team admin of this team can manage its MCP servers")
 
 
-def check_url(value: str, field: str, *, allow_private: bool, https_only: bool = False) -> str:
-    """An http(s) URL without credentials, not aimed at a private address unless ``allow_private``."""
+def _checked_url(value: str, field: str, *, allow_private: bool, https_only: bool = False) -> str:
+    """``value`` trimmed, when the URL policy (:func:`voidllm.mcp.ssrf.check_url`) allows it and it carries no
+    credentials (they would be stored in clear in the URL; use ``auth_type`` instead)."""
     value = value.strip()
     try:
-        parts = urlsplit(value)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise BadRequestError(f"{field} must be a valid http:// or https:// URL") from None
-    schemes = ("https",) if https_only else ("http", "https")
-    if parts.scheme not in schemes or not valid_host(host):
-        want = "an https://" if https_only else "an http:// or https://"
-        raise BadRequestError(f"{field} must be {want} URL")
+        check_url(value, allow_private=allow_private, https_only=https_only)
+    except PrivateAddress as exc:
+        raise BadRequestError(f"{field} {exc.reason}", code="private_url_not_allowed") from None
+    except BlockedAddress as exc:
+        raise BadRequestError(f"{field} {exc.reason}") from None
+    parts = urlsplit(value)
     if parts.username is not None or parts.password is not None:
         raise BadRequestError(f"{field} must not contain credentials")
-    if not allow_private and _private_host(host):
-        raise BadRequestError(f"{field} points at a private, loopback or link-local address "
-                              "(allowed with settings.mcp.allow_private_urls: true)",
-                              code="private_url_not_allowed")  # fmt: skip
     return value
-
-
-def _private_host(host: str) -> bool:
-    name = host.lower().rstrip(".").strip("[]")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return blocked_ip(ipaddress.ip_address(name))
-    except ValueError:
-        return False
 
 
 def _checked(values: dict[str, Any], secrets: tuple[str, str], *, allow_private: bool) -> dict[str, Any]:
@@ -411,7 +395,7 @@ def _checked(values: dict[str, Any], secrets: tuple[str, str], *, allow_private:
         raise BadRequestError("alias must be 1-63 lowercase letters, digits or '-', starting with a letter or digit")
     if values["alias"] == "voidllm":
         raise BadRequestError("alias 'voidllm' is reserved for the built-in server")
-    values["url"] = check_url(values["url"], "url", allow_private=allow_private)
+    values["url"] = _checked_url(values["url"], "url", allow_private=allow_private)
     kind = values["auth_type"]
     if kind not in MCP_AUTH_TYPES:
         raise BadRequestError(f"auth_type must be one of {', '.join(MCP_AUTH_TYPES)}")
@@ -429,8 +413,8 @@ def _checked(values: dict[str, Any], secrets: tuple[str, str], *, allow_private:
         if not values["oauth_client_id"] or not client_secret:
             raise BadRequestError("oauth_client_id and oauth_client_secret are required for auth_type 'oauth'")
         if values["oauth_token_url"]:
-            values["oauth_token_url"] = check_url(values["oauth_token_url"], "oauth_token_url",
-                                                  allow_private=allow_private, https_only=not allow_private)
+            values["oauth_token_url"] = _checked_url(values["oauth_token_url"], "oauth_token_url",
+                                                     allow_private=allow_private, https_only=not allow_private)
     return {key: (value or None) if key in _NULLABLE else value for key, value in values.items()}
 
 

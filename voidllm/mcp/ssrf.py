@@ -1,27 +1,35 @@
-"""The SSRF guard for upstream MCP servers (reference 8.2): which URLs and addresses the gateway may call.
+"""The URL policy for upstream MCP servers (reference 8.2): which URLs and addresses the gateway may call.
 
 An MCP server URL is configured by an org admin, so a hostile one could aim the gateway at its own
-network: the metadata service (169.254.169.254), loopback admin ports, private subnets. Unless
-``settings.mcp.allow_private_urls`` is on, the gateway refuses
+network: the metadata service (169.254.169.254), loopback admin ports, private subnets. This module is the
+one policy, applied twice with the same function: when a URL is saved (the admin use cases turn a refusal
+into a 400) and before every connection (the upstream client). Unless ``settings.mcp.allow_private_urls``
+is on, the gateway refuses
 
-- any scheme but ``http`` and ``https`` (:func:`check_url`);
-- every address that is not globally routable: loopback, private (RFC 1918, ULA), link-local,
-  unspecified, multicast, reserved, shared (100.64/10), documentation ranges... (:func:`blocked_ip`), also
-  when written as an IPv4-mapped (``::ffff:127.0.0.1``) or NAT64 (``64:ff9b::7f00:1``) IPv6 address.
+- any scheme but ``http`` and ``https`` (only ``https`` for an OAuth token URL), and a URL without a valid
+  host (:func:`check_url`, also with private URLs allowed);
+- a host that names this machine or a non-public address (:func:`private_host`): ``localhost`` and
+  ``*.localhost`` (any case, with or without the final dot), and every IP literal that is not globally
+  routable (:func:`blocked_ip`): loopback, private (RFC 1918, ULA), link-local, unspecified, multicast,
+  reserved, shared (100.64/10), documentation ranges..., also when written as an IPv4-mapped
+  (``::ffff:127.0.0.1``), NAT64 (``64:ff9b::7f00:1``) or 6to4 (``2002:7f00:1::``) IPv6 address, or in the
+  legacy IPv4 forms that resolvers accept (``127.1``, ``0x7f000001``, ``2130706433``, ``0177.0.0.1``).
 
-The check runs at connect time, not when the URL is saved: :class:`GuardedBackend` is the httpcore network
-backend of every upstream client. It resolves the host itself, refuses the connection if ANY resolved
-address is blocked, and then connects to the very address it checked (the name is never resolved a second
-time), so DNS rebinding between check and connect cannot slip a private address through. TLS still
-verifies the certificate against the host name: httpcore passes the origin's name as ``server_hostname``.
+A host name is checked again at connect time: :class:`GuardedBackend` is the httpcore network backend of
+every upstream client. It resolves the host itself, refuses the connection if ANY resolved address is
+blocked, and then connects to the very address it checked (the name is never resolved a second time), so
+DNS rebinding between check and connect cannot slip a private address through. TLS still verifies the
+certificate against the host name: httpcore passes the origin's name as ``server_hostname``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import typing
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import attrs
 import httpcore
@@ -29,10 +37,14 @@ import httpx
 import trio
 from httpcore._backends.trio import TrioBackend
 
+from voidllm.bounds import valid_host
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["BlockedAddress", "GuardedBackend", "blocked_ip", "check_url", "resolve_checked"]
+__all__ = [
+    "BlockedAddress", "GuardedBackend", "PrivateAddress", "blocked_ip", "check_url", "private_host", "resolve_checked",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -40,13 +52,33 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class BlockedAddress(Exception):
-    """The URL or one of its host's addresses is not allowed. The message names the reason, never the URL."""
+    """The URL or one of its host's addresses is not allowed. The message names the reason, never the URL.
+
+    ``reason`` is a predicate without its subject (``must be an http:// or https:// URL``), so a caller can
+    name its own field; the message is ``<subject> <reason>``.
+    """
+
+    def __init__(self, reason: str, subject: str = "URL") -> None:
+        super().__init__(f"{subject} {reason}")
+        self.reason = reason
+
+
+class PrivateAddress(BlockedAddress):
+    """The URL's host, or an address it resolves to, is this machine or not publicly routable."""
+
+
+PRIVATE = (
+    "points at a private, loopback, link-local or reserved address "
+    "(allowed with settings.mcp.allow_private_urls: true)"
+)
 
 
 def _embedded_v4(ip: IPAddress) -> IPAddress:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped
+        if ip.sixtofour is not None:
+            return ip.sixtofour
         if ip in _NAT64:
             return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
@@ -62,26 +94,74 @@ def blocked_ip(ip: IPAddress) -> bool:
     return not ip.is_global
 
 
-def check_url(url: str, *, allow_private: bool) -> None:
-    """Refuse a non-http(s) URL, a URL without host, and (unless ``allow_private``) a literal blocked IP."""
+def check_url(url: str, *, allow_private: bool, https_only: bool = False) -> None:
+    """Refuse a URL that is not http(s) (``https_only``: https), has no valid host, or (unless
+    ``allow_private``) names this machine or a non-public address (:func:`private_host`).
+
+    Raises:
+        BlockedAddress: the URL is not allowed; :class:`PrivateAddress` when only ``allow_private`` would allow it.
+    """
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise BlockedAddress("invalid URL") from exc
-    if parsed.scheme not in ("http", "https"):
-        raise BlockedAddress("only http and https URLs are allowed")
-    if not parsed.host:
-        raise BlockedAddress("URL has no host")
-    if allow_private:
-        return
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+        httpx.URL(url)
+    except (ValueError, TypeError, httpx.InvalidURL):
+        raise BlockedAddress("must be a valid http:// or https:// URL") from None
+    schemes = ("https",) if https_only else ("http", "https")
+    if parts.scheme not in schemes:
+        raise BlockedAddress("must be an https:// URL" if https_only else "must be an http:// or https:// URL")
+    if not valid_host(host) or (_numeric_host(host) and _legacy_ipv4(host) is None):
+        raise BlockedAddress("must have a valid host name or address")
+    if not allow_private and private_host(host):
+        raise PrivateAddress(PRIVATE)
+
+
+def private_host(host: str) -> bool:
+    """Whether a URL's host names this machine (``localhost``, ``*.localhost``) or is an IP literal, in any
+    notation a resolver accepts, that is not publicly routable. Other names are checked when resolved."""
+    name = host.lower().strip("[]").removesuffix(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
     try:
-        ip = ipaddress.ip_address(parsed.host)
+        ip: IPAddress | None = ipaddress.ip_address(name)
     except ValueError:
-        return
-    if blocked_ip(ip):
-        raise BlockedAddress(
-            "address is private, loopback, link-local or reserved (allowed with settings.mcp.allow_private_urls)"
-        )
+        ip = _legacy_ipv4(name) if _numeric_host(name) else None
+    return ip is not None and blocked_ip(ip)
+
+
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
+
+
+def _numeric_host(host: str) -> bool:
+    """A host made of numbers only (``127.1``, ``0x7f000001``): resolvers read it as an IPv4 address."""
+    parts = host.removesuffix(".").split(".")
+    return all(_NUMBER.fullmatch(part) for part in parts)
+
+
+def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """An IPv4 address in the forms of ``inet_aton`` (1 to 4 parts, each decimal, ``0x`` hex or ``0`` octal,
+    the last filling the remaining bytes); None when out of range."""
+    parts = host.removesuffix(".").split(".")
+    if len(parts) > 4:
+        return None
+    numbers = []
+    for part in parts:
+        if part[:2].lower() == "0x":
+            numbers.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part.startswith("0"):
+            if not part.isdigit() or "8" in part or "9" in part:
+                return None
+            numbers.append(int(part, 8))
+        else:
+            numbers.append(int(part))
+    *head, last = numbers
+    if any(n > 255 for n in head) or last >= 256 ** (4 - len(head)):
+        return None
+    value = last
+    for index, number in enumerate(head):
+        value += number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
 
 
 async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[str]:
@@ -98,7 +178,7 @@ async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[
     if not addresses:
         raise httpcore.ConnectError("name resolution returned no address")
     if not allow_private and any(blocked_ip(ipaddress.ip_address(a)) for a in addresses):
-        raise BlockedAddress("host resolves to a private, loopback, link-local or reserved address")
+        raise PrivateAddress("resolves to a private, loopback, link-local or reserved address", subject="host")
     return addresses
 
 
