@@ -1,6 +1,7 @@
 """Looking at upstreams from the admin API: ``POST /models/test-connection`` and ``GET /models/health``.
 
-The connection test sends ``GET <base_url>/models`` with the provider's credential header (Anthropic's
+The connection test sends ``GET <base_url>/models`` with the provider's credential headers
+(:func:`voidllm.providers.credentials.credential_headers`, the same as the health probes': Anthropic's
 ``x-api-key`` and ``anthropic-version``, Azure's ``api-key``, Gemini's ``x-goog-api-key``, otherwise a bearer
 token) and reports whether the upstream accepted it, with the number of models it listed. The key must be
 printable ASCII, as any header value (the codec refuses others with 400 naming ``api_key``). It is only sent
@@ -31,6 +32,7 @@ from voidllm.admin.models import PROVIDER, check_upstream
 from voidllm.admin.services import Services
 from voidllm.bounds import HEADER_VALUE, URL, bounded
 from voidllm.identity import Role
+from voidllm.providers.credentials import credential_headers
 from voidllm.routing.health import HealthBoard, HealthReport
 
 TEST_TIMEOUT = 10.0
@@ -96,7 +98,7 @@ async def test_connection(services: Services, actor: Actor, req: ConnectionTest)
     async with _client(services) as client:
         with trio.move_on_after(TEST_TIMEOUT):
             try:
-                return await _probe(client, url, _headers(req.provider, req.api_key))
+                return await _probe(client, url, credential_headers(req.provider, req.api_key))
             except httpx.HTTPError as exc:
                 return ConnectionResult(False, f"connection failed: {_describe(exc)}")
             except (httpx.InvalidURL, UnicodeError):  # a host name the client's IDNA rules refuse
@@ -129,18 +131,6 @@ def _model_count(body: bytes) -> int | None:
             if isinstance(data.get(key), list):
                 return len(data[key])
     return None
-
-
-def _headers(provider: str, api_key: str) -> dict[str, str]:
-    if not api_key:
-        return {}
-    if provider == "anthropic":
-        return {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
-    if provider == "azure":
-        return {"api-key": api_key}
-    if provider == "gemini":
-        return {"x-goog-api-key": api_key}
-    return {"Authorization": f"Bearer {api_key}"}
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -10,11 +10,12 @@ Three probe kinds, each off unless enabled in ``settings.health_check`` and each
   ``/completions``, embedding → ``/embeddings``. Other types (reranking, image, audio, tts) are skipped and
   count as up. A warning says so at startup.
 
-Every request carries the provider's auth header (:func:`_auth_headers`), follows no redirects, and is
-bounded by a 10 s cancel scope (:data:`PROBE_TIMEOUT`). Only the status code is looked at: the body is never
-read, and errors are reduced to short fixed strings (``connection refused``, ``request timeout``, ``dns
-resolution failed``, ``tls error``, ``connection failed``, ``http NNN``, ``probe error``), so no upstream
-text reaches a report, a log line or a metric.
+Every request carries the provider's credential headers
+(:func:`voidllm.providers.credentials.credential_headers`, as the admin connection test does), follows no
+redirects, and is bounded by a 10 s cancel scope (:data:`PROBE_TIMEOUT`). Only the status code is looked at:
+the body is never read, and errors are reduced to short fixed strings (``connection refused``, ``request
+timeout``, ``dns resolution failed``, ``tls error``, ``connection failed``, ``http NNN``, ``probe error``),
+so no upstream text reaches a report, a log line or a metric.
 
 Status of an upstream, from the latest result of each kind (:func:`derive_status`): ``unhealthy`` if the
 health probe failed; else ``degraded`` if the models or functional probe failed; else ``healthy`` if any
@@ -52,6 +53,7 @@ import trio
 from prometheus_client import Gauge
 
 from voidllm.metrics import REGISTRY
+from voidllm.providers.credentials import credential_headers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -253,17 +255,6 @@ def _probe_request(job: _Job) -> _ProbeRequest | None:
     return _ProbeRequest("POST", upstream.url(path), body(job.model.name))
 
 
-def _auth_headers(upstream: Upstream) -> dict[str, str]:
-    """The provider's credential headers; none without an API key."""
-    if not upstream.api_key:
-        return {}
-    if upstream.provider == "anthropic":
-        return {"x-api-key": upstream.api_key, "anthropic-version": "2023-06-01"}
-    if upstream.provider == "azure":
-        return {"api-key": upstream.api_key}
-    return {"Authorization": f"Bearer {upstream.api_key}"}
-
-
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and every exception it was raised from, including the members of exception groups."""
     stack: list[BaseException] = [exc]
@@ -295,7 +286,7 @@ def _sanitise(exc: httpx.HTTPError) -> str:
 
 async def _send(client: httpx.AsyncClient, request: _ProbeRequest, upstream: Upstream) -> int:
     """Send one probe request and return the status code without reading the body."""
-    headers = _auth_headers(upstream)
+    headers = credential_headers(upstream.provider, upstream.api_key)
     async with client.stream(
         request.method, request.url, json=request.json, headers=headers, follow_redirects=False
     ) as response:
