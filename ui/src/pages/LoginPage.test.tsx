@@ -84,6 +84,16 @@ describe("sign-in page", () => {
     expect(api.calls("POST", "/api/v1/auth/session")[1]!.body).toEqual({ email: "admin@example.com", password: "correct horse", org_id: "o2" });
   });
 
+  it("asks for the missing fields without calling the server", async () => {
+    const api = mockApi({ "GET /api/v1/me": SIGNED_OUT });
+    renderApp({ route: "/login" });
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Sign in" }));
+    expect(screen.getByLabelText("Email")).toHaveAccessibleDescription("Enter your email.");
+    expect(screen.getByLabelText("Password")).toHaveAccessibleDescription("Enter your password.");
+    expect(api.calls("POST", "/api/v1/auth/session")).toHaveLength(0);
+  });
+
   it("sends an already signed-in user on, and never to another origin", async () => {
     mockApi({ "GET /api/v1/me": ME_ADMIN, "GET /api/v1/*": { data: [], has_more: false } });
     const { router } = renderApp({ route: "/login?next=%2F%2Fevil.example%2F" });

@@ -42,6 +42,7 @@ export default function LoginPage() {
   const [password, setPassword] = useState("");
   const [orgs, setOrgs] = useState<OrgChoice[]>([]);
   const [orgId, setOrgId] = useState("");
+  const [missing, setMissing] = useState(false);
 
   const signIn = useMutation({
     mutationFn: (body: SignInBody) => api.post<SessionSignIn>("auth/session", body, { redirectOn401: false }),
@@ -65,6 +66,11 @@ export default function LoginPage() {
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
+    if (!email.trim() || !password) {
+      setMissing(true);
+      return;
+    }
+    setMissing(false);
     signIn.mutate({ email: email.trim(), password, ...(choosing && orgId ? { org_id: orgId } : {}) });
   };
 
@@ -82,7 +88,7 @@ export default function LoginPage() {
           </div>
         ) : null}
         <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
-          <Field label="Email">
+          <Field label="Email" error={missing && !email.trim() ? "Enter your email." : undefined}>
             <Input
               type="email"
               name="email"
@@ -96,7 +102,7 @@ export default function LoginPage() {
               }}
             />
           </Field>
-          <Field label="Password">
+          <Field label="Password" error={missing && !password ? "Enter your password." : undefined}>
             <Input
               type="password"
               name="password"
@@ -121,7 +127,7 @@ export default function LoginPage() {
               {error.requestId ? <span className="block text-xs text-muted">Request ID: {error.requestId}</span> : null}
             </div>
           ) : null}
-          <Button type="submit" loading={signIn.isPending} disabled={!email.trim() || !password}>
+          <Button type="submit" loading={signIn.isPending}>
             Sign in
           </Button>
         </form>

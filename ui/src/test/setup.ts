@@ -1,7 +1,11 @@
 /** Vitest setup: jest-dom matchers, DOM cleanup, and the browser APIs jsdom lacks that Radix uses. */
 import "@testing-library/jest-dom/vitest";
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { afterEach, vi } from "vitest";
+
+// The machine running the suite is shared and slow at times: findBy*/waitFor wait up to 5 s (they return
+// as soon as the condition holds, so this costs nothing when things are quick).
+configure({ asyncUtilTimeout: 5000 });
 
 afterEach(() => {
   cleanup();
@@ -40,7 +44,8 @@ proto.releasePointerCapture ??= () => undefined;
 proto.scrollIntoView ??= () => undefined;
 
 // jsdom does no layout (every clientWidth is 0), so recharts' ResponsiveContainer would draw nothing and
-// warn. Give its container a size: 600 px wide, as high as the ChartFrame around it says (style height).
+// warn. Give its container a size: 600 px wide, as high as the ChartFrame around it says (its wrapper's
+// style height).
 for (const [prop, fallback] of [
   ["clientWidth", 600],
   ["clientHeight", 240],

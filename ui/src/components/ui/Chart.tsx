@@ -35,10 +35,13 @@ export interface ChartFrameProps {
  */
 export function ChartFrame({ label, height = 240, children, summary, className }: ChartFrameProps) {
   return (
-    <figure aria-label={label} className={cn("w-full", className)} style={{ height }}>
-      <ResponsiveContainer width="100%" height="100%" initialDimension={{ width: 600, height }}>
-        {children}
-      </ResponsiveContainer>
+    <figure aria-label={label} className={cn("relative w-full min-w-0", className)} style={{ height }}>
+      {/* Absolutely placed: the chart takes the figure's width and never widens a grid or flex parent. */}
+      <div className="absolute inset-0" style={{ height }}>
+        <ResponsiveContainer width="100%" height="100%" initialDimension={{ width: 600, height }}>
+          {children}
+        </ResponsiveContainer>
+      </div>
       {summary ? <figcaption className="sr-only">{summary}</figcaption> : null}
     </figure>
   );

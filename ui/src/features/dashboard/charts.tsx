@@ -36,7 +36,7 @@ export function RequestsOverTime({ data }: { data: HourPoint[] }) {
           labelFormatter={(v) => formatTime(String(v))}
           formatter={(v) => [formatNumber(Number(v)), "Requests"]}
         />
-        <Area type="monotone" dataKey="requests" name="Requests" stroke={CHART_COLORS[0]} fill={CHART_COLORS[0]} fillOpacity={0.2} strokeWidth={2} />
+        <Area isAnimationActive={false} type="monotone" dataKey="requests" name="Requests" stroke={CHART_COLORS[0]} fill={CHART_COLORS[0]} fillOpacity={0.2} strokeWidth={2} />
       </AreaChart>
     </ChartFrame>
   );
@@ -54,7 +54,7 @@ export function TopModels({ points }: { points: UsagePoint[] }) {
           <XAxis type="number" hide allowDecimals={false} />
           <YAxis type="category" dataKey="model" width={110} tick={chartTheme.axisTick} axisLine={false} tickLine={false} />
           <Tooltip {...chartTheme.tooltip} cursor={{ fill: "var(--surface-2)" }} formatter={(v) => [formatNumber(Number(v)), "Requests"]} />
-          <Bar dataKey="requests" name="Requests" fill={CHART_COLORS[0]} radius={[0, 4, 4, 0]} />
+          <Bar isAnimationActive={false} maxBarSize={28} dataKey="requests" name="Requests" fill={CHART_COLORS[0]} radius={[0, 4, 4, 0]} />
         </BarChart>
       </ChartFrame>
       <ol aria-label="Top models" className="flex flex-col gap-1 text-sm">
