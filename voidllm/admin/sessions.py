@@ -34,7 +34,6 @@ from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.users import live_user
-from voidllm.auth.identity import KeyIdentity
 from voidllm.auth.loader import load_live_key
 from voidllm.auth.passwords import needs_rehash
 from voidllm.auth.sessions import (
@@ -57,6 +56,7 @@ from voidllm.errors import (
     PermissionDeniedError,
     TooManyRequestsError,
 )
+from voidllm.identity import KeyIdentity
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
 

@@ -42,7 +42,7 @@ from voidllm.errors import AuthenticationError, PermissionDeniedError
 
 if TYPE_CHECKING:
     from voidllm.auth.cache import KeyCache
-    from voidllm.auth.identity import KeyIdentity
+    from voidllm.identity import KeyIdentity
 
 SESSION_KEY_TYPE = KeyKind.SESSION.key_type
 SESSION_COOKIE = "voidllm_session"

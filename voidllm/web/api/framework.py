@@ -47,8 +47,8 @@ from quart import Blueprint, Response, current_app, request
 from voidllm.admin.context import Actor
 from voidllm.admin.services import AuditEntry, Services
 from voidllm.asgi import SCOPE_KEY
-from voidllm.auth.identity import KeyIdentity, Role
 from voidllm.codec import parse_json_object, reject_nulls, render, structure
+from voidllm.identity import KeyIdentity, Role
 from voidllm.web.browser import BrowserPolicy, authenticate_cookie, header
 from voidllm.web.state import app_state
 
