@@ -144,7 +144,8 @@ async def test_who_may_manage_which_allowlist(sqlite_dsn: str) -> None:
         # an organisation's list is set by system admins: its org admin reads it, cannot replace it
         assert (await gw.client.get(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin))).status_code == 200
         assert (await gw.client.put(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin), json=body)).status_code == 403
-        # a member outside the team does not learn that it exists (reference 1.6: team routes answer 404)
+        # a member outside the team does not learn that it exists (docs/reference/behaviour.md 1.6: team
+        # routes answer 404)
         assert (await gw.client.get(team_path(mine), headers=bearer(member))).status_code == 404
         assert (await gw.client.put(team_path(other), headers=bearer(org_admin), json=body)).status_code == 200
 

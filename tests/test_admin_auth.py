@@ -1,4 +1,5 @@
-"""Login, sessions, logout, /me and password changes through a real gateway (reference 1.5, 1.6 "Self")."""
+"""Login, sessions, logout, /me and password changes through a real gateway (docs/reference/behaviour.md 1.5,
+1.6 "Self")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Issue 8 point 5: MCP servers through the admin API (reference 1.6 "MCP server management", 8.1).
+"""Issue 8 point 5: MCP servers through the admin API (docs/reference/behaviour.md 1.6 "MCP server
+management", 8.1).
 
 Global, org and team servers with their permission checks, secrets sealed at rest and never returned,
 URL/SSRF and auth validation, alias conflicts, pagination, servers of the config file read-only, activation

@@ -1,6 +1,6 @@
 """User management through a real gateway: create/list/get/update/delete, RBAC and org scoping, a deleted
-user's keys refused at once, and the bounds of the string fields (reference 1.6 "users"). Who may change an
-account across organisations is tested in ``tests/test_account_takeover.py``."""
+user's keys refused at once, and the bounds of the string fields (docs/reference/behaviour.md 1.6 "users").
+Who may change an account across organisations is tested in ``tests/test_account_takeover.py``."""
 
 from __future__ import annotations
 

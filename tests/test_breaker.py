@@ -1,4 +1,5 @@
-"""Circuit breakers (reference 6.3): exact threshold, exact open window, half-open probe slots, outcomes.
+"""Circuit breakers (docs/reference/behaviour.md 6.3): exact threshold, exact open window, half-open probe
+slots, outcomes.
 
 Timed tests run on the autojump clock (the breakers read ``trio.current_time``) and assert exact times.
 """

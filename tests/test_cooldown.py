@@ -1,4 +1,5 @@
-"""Rate-limit cooldowns (reference 6.2): how long a 429 parks a deployment, and when the parking ends."""
+"""Rate-limit cooldowns (docs/reference/behaviour.md 6.2): how long a 429 parks a deployment, and when the
+parking ends."""
 
 from __future__ import annotations
 

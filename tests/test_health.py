@@ -1,4 +1,5 @@
-"""Health probes (reference 6.4): schedule, status derivation, sanitised errors, auth, gauges, readiness.
+"""Health probes (docs/reference/behaviour.md 6.4): schedule, status derivation, sanitised errors, auth,
+gauges, readiness.
 
 Every test but the last two runs on the autojump clock against ``httpx.MockTransport`` handlers, which
 ``await trio.sleep`` to play a slow upstream, and asserts exact times. The last two use real sockets and the

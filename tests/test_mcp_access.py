@@ -1,5 +1,5 @@
-"""Issue 8 point 5: MCP server resolution and access (reference 8.1, section 4), the MCP access allowlists
-API, and the MCP health service.
+"""Issue 8 point 5: MCP server resolution and access (docs/reference/behaviour.md 8.1, section 4), the MCP
+access allowlists API, and the MCP health service.
 
 Resolution and access rules are tested on :class:`McpRegistry` directly; the allowlist routes through a
 gateway, checking that a grant holds in the running registry at once; the health service on the autojump

@@ -1,8 +1,9 @@
 """Issue 8 points 1, 4, 6 and 7: /api/v1/mcp/<alias> proxies to an upstream MCP server (the SDK-built mock).
 
 The official ``mcp`` SDK client in its default (2026-07-28) and legacy (session) modes, raw httpx for the
-HTTP statuses of reference 1.7, upstream session expiry, access per scope, one client session served by two
-gateway processes on the same store and encryption key, and the ``mcp_tool_calls`` rows and metrics.
+HTTP statuses of docs/reference/behaviour.md 1.7, upstream session expiry, access per scope, one client
+session served by two gateway processes on the same store and encryption key, and the ``mcp_tool_calls`` rows
+and metrics.
 """
 
 from __future__ import annotations

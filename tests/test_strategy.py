@@ -1,4 +1,5 @@
-"""Candidate order (reference 6.1): filtering, each strategy, cooldowns last, truncation; routing metrics.
+"""Candidate order (docs/reference/behaviour.md 6.1): filtering, each strategy, cooldowns last, truncation;
+routing metrics.
 
 The weighted strategy is checked statistically: 10,000 draws with ``random.Random(1234)``, each share within
 2 percentage points of its weight's share. The standard deviation of a share p over n draws is

@@ -1,4 +1,4 @@
-"""Zero knowledge, proven (DESIGN section 5).
+"""Zero knowledge, proven (ARCHITECTURE.md section 5).
 
 A unique marker goes through every path the data plane has: the system prompt, user messages, a tool
 definition, tool-call arguments, a tool result, the upstream's completion (whole and streamed, with and

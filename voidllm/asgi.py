@@ -1,8 +1,9 @@
 """The bottom of the ASGI stack, shared by the edge, the proxy and the MCP server: the JSON error envelope of
 every non-MCP API, and the request id every response carries.
 
-``{"error": {"code": "<machine_code>", "message": "<human text>", "request_id": "<uuid>"}}`` (reference 1.1).
-Messages come from our own error classes and never contain request or response content.
+``{"error": {"code": "<machine_code>", "message": "<human text>", "request_id": "<uuid>"}}``
+(docs/reference/behaviour.md 1.1). Messages come from our own error classes and never contain request or
+response content.
 """
 
 from __future__ import annotations

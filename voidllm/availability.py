@@ -1,6 +1,6 @@
 """Settings this version accepts in ``voidllm.yaml`` but cannot act on yet.
 
-The configuration schema is the whole product's (reference section 2), so a file written for a later
+The configuration schema is the whole product's (docs/reference/behaviour.md 2), so a file written for a later
 version still validates. A setting that asks for a feature this version does not have must not be silently
 ignored (a team would believe it is on), so ``voidllm serve`` refuses to start and names each such key.
 Defaults are always fine: only a setting that turns such a feature on is refused.

@@ -1,4 +1,4 @@
-"""The process lifecycle of ``voidllm serve`` (DESIGN section 1).
+"""The process lifecycle of ``voidllm serve`` (ARCHITECTURE.md section 1).
 
 ::
 

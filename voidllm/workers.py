@@ -1,6 +1,7 @@
 """Several gateway processes on one listening socket (``server.workers`` > 1).
 
-Python runs one core per process, so one host scales by processes (DESIGN section 3). The parent process:
+Python runs one core per process, so one host scales by processes (ARCHITECTURE.md section 3). The parent
+process:
 
 1. migrates and bootstraps the store once (workers never race to bootstrap);
 2. binds the listening socket(s) itself, so every worker accepts on the same port (also with ``port: 0``);

@@ -1,4 +1,5 @@
-"""``scripts/bench``: direct (client -> mock) vs proxied (client -> gateway -> mock), as in DESIGN section 3.
+"""``scripts/bench``: direct (client -> mock) vs proxied (client -> gateway -> mock), as in ARCHITECTURE.md
+section 3.
 
 Layout: the gateway pinned to core 0 (``taskset``), the mock upstream and the load (wrk, or this process with
 the built-in trio/h11 client) pinned to core 1. Phases, in order, each direct then proxied:
@@ -96,7 +97,7 @@ def _cpu_text(cpus: list[int]) -> str:
 def cpu_layout(
     workers: int, gateway: str | None, load: str | None, notes: list[str]
 ) -> tuple[str | None, str | None]:
-    """DESIGN section 3: gateway on core 0, mock and load on core 1 (more cores for more workers)."""
+    """ARCHITECTURE.md section 3: gateway on core 0, mock and load on core 1 (more cores for more workers)."""
     if not shutil.which("taskset"):
         notes.append("taskset not found: nothing is pinned")
         return None, None
@@ -524,7 +525,9 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
-        description="Benchmark the gateway against the mock upstream: direct vs proxied (DESIGN section 3).",
+        description=(
+            "Benchmark the gateway against the mock upstream: direct vs proxied (ARCHITECTURE.md section 3)."
+        ),
     )
     parser.add_argument("--workers", type=int, default=1, help="server.workers of the gateway (default 1)")
     parser.add_argument("--duration", type=float, help="seconds per measured phase (default 10; --quick 1)")

@@ -1,4 +1,5 @@
-"""Model-access allowlists at org, team and key level (reference 1.6 "Access control", section 4).
+"""Model-access allowlists at org, team and key level (docs/reference/behaviour.md 1.6 "Access control",
+section 4).
 
 An allowlist is a set of canonical model names. An empty list allows every model; every non-empty level a
 key falls under (its org, its team, the key itself) must list the model, so the most restrictive wins.

@@ -1,4 +1,5 @@
-"""Scoped model aliases (reference 1.6): names an org or a team gives to a model, for its keys only.
+"""Scoped model aliases (docs/reference/behaviour.md 1.6): names an org or a team gives to a model, for its
+keys only.
 
 A key's requested name resolves through its team's aliases, then its org's, then the registry's own names
 and aliases (:meth:`voidllm.routing.catalog.Catalog.resolve`). An alias points at a live model (given by name

@@ -1,4 +1,4 @@
-"""Reading the audit log: ``GET /api/v1/audit-logs`` (reference 1.6), newest first.
+"""Reading the audit log: ``GET /api/v1/audit-logs`` (docs/reference/behaviour.md 1.6), newest first.
 
 System administrators see every organisation's entries (or one, with ``org_id``); organisation
 administrators only their own: asking for another organisation is 403. Writing is

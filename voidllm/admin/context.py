@@ -1,4 +1,5 @@
-"""Who performs an admin action, and the permission checks every use case applies (reference 1.6 and 4)."""
+"""Who performs an admin action, and the permission checks every use case applies (docs/reference/behaviour.md
+1.6 and 4)."""
 
 from __future__ import annotations
 

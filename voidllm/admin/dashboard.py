@@ -1,4 +1,5 @@
-"""The dashboard numbers: ``GET /api/v1/dashboard/stats`` (reference 1.6), scoped by who asks.
+"""The dashboard numbers: ``GET /api/v1/dashboard/stats`` (docs/reference/behaviour.md 1.6), scoped by who
+asks.
 
 Scope, from the caller's role:
 

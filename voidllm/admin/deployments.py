@@ -1,4 +1,5 @@
-"""Deployments of API-managed models (reference 1.6): the upstreams a model routes between by its strategy.
+"""Deployments of API-managed models (docs/reference/behaviour.md 1.6): the upstreams a model routes between
+by its strategy.
 
 System administrators only. A deployment's provider key is write-only and sealed to its row (associated
 data ``deployment:<id>``). Deployments of a config model are read-only here (409

@@ -1,4 +1,4 @@
-"""Invitations to an organisation (reference 1.5 and 1.6 "Invites").
+"""Invitations to an organisation (docs/reference/behaviour.md 1.5 and 1.6 "Invites").
 
 An org admin invites an email with a role (``member`` or ``org_admin``) and gets a ``vl_iv_`` token once; the
 store keeps only its HMAC and hint. The token is valid for 7 days; inviting the same email again replaces the

@@ -1,4 +1,4 @@
-"""API keys: create, list, read, change, revoke and rotate (reference 1.6 "API keys", 4).
+"""API keys: create, list, read, change, revoke and rotate (docs/reference/behaviour.md 1.6 "API keys", 4).
 
 Who may do what:
 

@@ -1,4 +1,5 @@
-"""MCP access allowlists at org, team and key level (reference 1.6 "Access control", section 4).
+"""MCP access allowlists at org, team and key level (docs/reference/behaviour.md 1.6 "Access control", section
+4).
 
 An allowlist is a set of MCP server ids. Unlike model allowlists, global servers are **closed by default**:
 a key may call a global server only when its org's list names it; a non-empty team list and a non-empty key

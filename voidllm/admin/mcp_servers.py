@@ -1,4 +1,4 @@
-"""MCP servers through the admin API (reference 1.6 "MCP server management", 8.1).
+"""MCP servers through the admin API (docs/reference/behaviour.md 1.6 "MCP server management", 8.1).
 
 **Scopes.** A server is global (no org, no team; system admins manage them), an org's (its org admins) or a
 team's (its team admins: a team key, or a user whose membership in the team is ``team_admin``; a user key's

@@ -1,7 +1,8 @@
-"""Organisation and team memberships (reference 1.6).
+"""Organisation and team memberships (docs/reference/behaviour.md 1.6).
 
 Org memberships are managed by org admins of the organisation (role ``org_admin`` or ``member``). A user key
-acts with its user's org role (reference 4), so changing a role reloads the key cache at once.
+acts with its user's org role (docs/reference/behaviour.md 4), so changing a role reloads the key cache at
+once.
 
 Adding an existing account to an organisation directly is for system admins only: an org admin gets 403 and
 sends an invite instead (``POST /api/v1/orgs/{org_id}/invites``), which the account's user accepts or declines

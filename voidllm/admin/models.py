@@ -1,5 +1,5 @@
-"""Models through the admin API (reference 1.6, "Models & deployments"): system administrators only, except
-the health view.
+"""Models through the admin API (docs/reference/behaviour.md 1.6, "Models & deployments"): system
+administrators only, except the health view.
 
 A model created here has ``source='api'``. Models of ``voidllm.yaml`` are in the same table with
 ``source='yaml'`` (:func:`voidllm.routing.catalog_store.sync_yaml_models`) and can be read here, but every

@@ -1,4 +1,5 @@
-"""Organisations: create, list, read, change, delete, deactivate and reactivate (reference 1.6).
+"""Organisations: create, list, read, change, delete, deactivate and reactivate (docs/reference/behaviour.md
+1.6).
 
 Creating, deleting, deactivating and reactivating are system-admin actions; org admins read and change
 their own organisation only. An organisation's limits are a ceiling set from above: only system admins

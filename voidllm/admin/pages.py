@@ -1,5 +1,5 @@
-"""Cursor pagination of list endpoints (reference 1.6): ``?limit=`` (default 20, 1 to 100) and
-``?cursor=<id>`` (at most 64 characters); a page is ``{data, has_more, next_cursor}``.
+"""Cursor pagination of list endpoints (docs/reference/behaviour.md 1.6): ``?limit=`` (default 20, 1 to 100)
+and ``?cursor=<id>`` (at most 64 characters); a page is ``{data, has_more, next_cursor}``.
 
 Ids are UUIDv7, so ordering by id is ordering by creation, and the cursor is simply the last id of the
 previous page: stable under concurrent inserts and deletes, and one index range scan per page.

@@ -1,10 +1,10 @@
-"""Service accounts: non-human principals that own ``sa_key`` keys (reference 1.6).
+"""Service accounts: non-human principals that own ``sa_key`` keys (docs/reference/behaviour.md 1.6).
 
 An org-scoped account (no team) is managed by the organisation's admins and its keys act as org admins; a
 team-scoped one is managed by that team's admins (org admins, the team's team-scoped key, users whose team
-role is ``team_admin``) and its keys act as team admins (reference 4). Other callers do not see service
-accounts at all (404). The team of an account is fixed at creation: its keys copy it. Deleting an account
-soft-deletes its keys; they stop working at once.
+role is ``team_admin``) and its keys act as team admins (docs/reference/behaviour.md 4). Other callers do not
+see service accounts at all (404). The team of an account is fixed at creation: its keys copy it. Deleting an
+account soft-deletes its keys; they stop working at once.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @attrs.frozen
 class AuditEntry:
-    """One admin mutation, as the audit log records it (reference 3, ``audit_logs``)."""
+    """One admin mutation, as the audit log records it (docs/reference/behaviour.md 3, ``audit_logs``)."""
 
     actor: Actor
     action: str  # create | update | delete | rotate | login | ...

@@ -1,4 +1,4 @@
-"""Teams of an organisation (reference 1.6).
+"""Teams of an organisation (docs/reference/behaviour.md 1.6).
 
 Org admins create and delete teams and see all of them. Below org admin, a caller sees only the teams it
 belongs to (others answer 404 ``team not found``), and changes a team's name and slug only as its admin (a
@@ -115,7 +115,8 @@ def _read(conn: sa.Connection, org_id: str, team_id: str) -> TeamOut:
 
 
 def _visible(conn: sa.Connection, actor: Actor, org_id: str, team_id: str) -> sa.RowMapping:
-    """The team, or 404 ``team not found`` when missing or not the actor's (reference 1.6)."""
+    """The team, or 404 ``team not found`` when missing or not the actor's (docs/reference/behaviour.md
+    1.6)."""
     row = live_team(conn, org_id, team_id)
     if not is_team_member(conn, actor, team_id):
         raise NotFoundError("team not found")

@@ -1,11 +1,11 @@
 """Rules shared by the tenancy use cases (organisations, memberships, teams, service accounts, keys).
 
-- **Input checks**: names (at most 256 characters) and slugs (reference 1.6: slug
+- **Input checks**: names (at most 256 characters) and slugs (docs/reference/behaviour.md 1.6: slug
   ``^[a-z0-9][a-z0-9-]{1,62}$``), the reserved ``:deleted:`` substring, limits from 0 (unlimited) to 10^15.
   The field helpers declare their :class:`~voidllm.bounds.Bounds`, which the admin codec checks as it reads
   the request; converters and validators raise :class:`BadRequestError`, which the codec passes through.
 - **Soft deletes** set ``deleted_at`` and tombstone unique values as ``<value>:deleted:<id>`` so the value can
-  be used again (reference 3, migration 0015).
+  be used again (docs/reference/behaviour.md 3, migration 0015).
 - **Scope lookups** inside a transaction: the live organisation, team, org role and team role, raising 404
   with the reference's messages.
 - **Key cache propagation**: limits and roles are copied into every cached

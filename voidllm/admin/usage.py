@@ -1,4 +1,5 @@
-"""Usage analytics (reference 1.6): what was used in a time range, in total or grouped by one dimension.
+"""Usage analytics (docs/reference/behaviour.md 1.6): what was used in a time range, in total or grouped by
+one dimension.
 
 Three views of ``usage_events``, differing only in scope and gate:
 
@@ -7,7 +8,8 @@ Three views of ``usage_events``, differing only in scope and gate:
 - ``GET /usage/me``: the caller's own usage: a user's requests in the key's organisation (through any of
   their keys), or, for a team or service-account key, that key's requests.
 
-And two of ``mcp_tool_calls`` (reference 8.4): ``GET /mcp-usage`` and ``GET /orgs/{org_id}/mcp-usage``.
+And two of ``mcp_tool_calls`` (docs/reference/behaviour.md 8.4): ``GET /mcp-usage`` and
+``GET /orgs/{org_id}/mcp-usage``.
 
 Numbers are computed from the raw rows on every call (exact; the hourly rollups are not used), over the
 half-open range ``from <= created_at < to``: ``from`` must be before ``to`` and the range at most

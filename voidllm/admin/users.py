@@ -1,4 +1,4 @@
-"""Users (reference 1.6 "users") and the caller's own account (``/me``).
+"""Users (docs/reference/behaviour.md 1.6 "users") and the caller's own account (``/me``).
 
 Who may change an account (name, email, password, system-admin flag), decided by :func:`update_user`:
 

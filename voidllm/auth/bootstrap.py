@@ -1,4 +1,4 @@
-"""First-start bootstrap (reference section 11).
+"""First-start bootstrap (docs/reference/behaviour.md 11).
 
 On a start with ``settings.admin_key`` set (>= 32 characters; config validation enforces it) and no live API
 key in the store, one transaction creates the organisation, a system-admin user with a random password, the

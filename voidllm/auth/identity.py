@@ -1,4 +1,4 @@
-"""How a key's role is decided (reference section 4); the identity values themselves are in
+"""How a key's role is decided (docs/reference/behaviour.md 4); the identity values themselves are in
 :mod:`voidllm.identity`.
 
 ``Role``, ``Limits``, ``UNLIMITED`` and ``KeyIdentity`` are re-exported here only for the modules not yet
@@ -13,7 +13,7 @@ __all__ = ["UNLIMITED", "KeyIdentity", "Limits", "Role", "effective_role"]
 
 
 def effective_role(key_type: str, *, is_system_admin: bool, org_role: str | None, has_team: bool) -> Role:
-    """The role a key acts with (reference section 4).
+    """The role a key acts with (docs/reference/behaviour.md 4).
 
     User and session keys take the user's role: system admin, else the org membership role. Team keys are
     team admins; service-account keys are team admins when bound to a team, else org admins.

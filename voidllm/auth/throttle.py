@@ -1,5 +1,5 @@
-"""Login throttling (reference 1.5, ``internal/auth/login_throttle.go``, tightened by issue 12): per-IP
-attempt limits and per-email lockouts that count the attempts still in flight.
+"""Login throttling (docs/reference/behaviour.md 1.5, ``internal/auth/login_throttle.go``, tightened by issue
+12): per-IP attempt limits and per-email lockouts that count the attempts still in flight.
 
 The rules:
 

@@ -1,4 +1,4 @@
-"""Request rate limits and token budgets: the shared policy of both backends (reference section 5).
+"""Request rate limits and token budgets: the shared policy of both backends (docs/reference/behaviour.md 5).
 
 Scopes and windows. Every request is checked at three levels: its key, its team (skipped when the key has
 none) and its organisation, each with its own :class:`~voidllm.auth.identity.Limits` (0 = unlimited).

@@ -1,4 +1,5 @@
-"""The upstream MCP client: sessions with, and calls to, the MCP servers behind the gateway (reference 8.2).
+"""The upstream MCP client: sessions with, and calls to, the MCP servers behind the gateway
+(docs/reference/behaviour.md 8.2).
 
 :class:`McpUpstreams` holds one pooled ``httpx.AsyncClient`` per upstream server id, created on first
 use and closed by :meth:`McpUpstreams.aclose`. It keeps no sessions itself: :meth:`~McpUpstreams.open`
@@ -6,7 +7,7 @@ returns an :class:`UpstreamSession` (session id and negotiated protocol version,
 seals into its own session token) and :meth:`~McpUpstreams.request` takes one back (or ``None`` to open
 one lazily) and returns the session to use from then on, which differs after a transparent re-initialize.
 
-Protocol eras (``docs``: /work/shared/reference/mcp-transport.md):
+Protocol eras (docs/reference/mcp-transport.md):
 
 - **2026-07-28** (stateless): :meth:`open` first POSTs ``server/discover`` with the modern envelope; a
   server that lists 2026-07-28 gets no handshake and no session id (``UpstreamSession(None,

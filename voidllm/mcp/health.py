@@ -1,4 +1,5 @@
-"""Health probes of the registered MCP servers (reference 8.5) and the board ``GET /mcp-servers/health`` reads.
+"""Health probes of the registered MCP servers (docs/reference/behaviour.md 8.5) and the board
+``GET /mcp-servers/health`` reads.
 
 :func:`serve_mcp_health` probes every active external server of the running
 :class:`~voidllm.mcp.registry.McpRegistry` at once, then every ``settings.mcp.health.interval`` (60 s by

@@ -1,4 +1,5 @@
-"""OAuth 2.0 client credentials for upstream MCP servers (``auth_type: oauth``), reference 8.2.
+"""OAuth 2.0 client credentials for upstream MCP servers (``auth_type: oauth``), docs/reference/behaviour.md
+8.2.
 
 :class:`TokenCache` fetches an access token from the server's token URL (``POST``, form
 ``grant_type=client_credentials``, ``client_id``, ``client_secret``, ``scope``) and keeps it until

@@ -6,16 +6,18 @@ the handshake (``initialize``, ``server/discover``, ``ping``) itself. Every othe
 ``resources/*``, ``prompts/*``, ``completion/complete``, ...) is forwarded with
 :meth:`McpUpstreams.request <voidllm.mcp.client.McpUpstreams.request>`.
 
-Resolution runs on **every** request (reference 8.1), so deactivating a server, revoking a grant or adding
-a shadowing team server takes effect on open sessions too. Refusals are JSON-RPC errors without id and with
-the HTTP statuses of reference 1.7: 404 -32600 "unknown MCP server", 503 -32603 "MCP server is disabled",
-403 -32600 "access denied to MCP server", 502 -32603 "upstream MCP server unavailable" (unreachable,
-refused, unusable answer, or no answer within ``settings.mcp.call_timeout``). JSON-RPC errors the upstream
-answers are passed through to the client unchanged (HTTP 200), and so are tool results with ``isError``.
+Resolution runs on **every** request (docs/reference/behaviour.md 8.1), so deactivating a server, revoking a
+grant or adding a shadowing team server takes effect on open sessions too. Refusals are JSON-RPC errors
+without id and with the HTTP statuses of docs/reference/behaviour.md 1.7: 404 -32600 "unknown MCP server",
+503 -32603 "MCP server is disabled", 403 -32600 "access denied to MCP server", 502 -32603 "upstream MCP server
+unavailable" (unreachable, refused, unusable answer, or no answer within ``settings.mcp.call_timeout``).
+JSON-RPC errors the upstream answers are passed through to the client unchanged (HTTP 200), and so are tool
+results with ``isError``.
 
 ``GET`` (a server-initiated SSE stream) is 405, as on the built-in endpoint: the proxy forwards requests and
 their responses only; upstream server-to-client requests and notifications are not relayed. Clients handle
-405 per the spec (reference 1.7's 501 is not used: 405 is what the spec prescribes for "no stream offered").
+405 per the spec (docs/reference/behaviour.md 1.7's 501 is not used: 405 is what the spec prescribes for "no
+stream offered").
 
 Sessions across processes (issue point 4):
 

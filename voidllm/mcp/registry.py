@@ -1,4 +1,5 @@
-"""Which MCP server an alias means for a key, and whether the key may use it (reference 8.1 and section 4).
+"""Which MCP server an alias means for a key, and whether the key may use it (docs/reference/behaviour.md 8.1
+and section 4).
 
 :class:`McpRegistry` holds one snapshot of the live (not deleted) MCP servers and the MCP access allowlists,
 read from the store in one transaction by :class:`McpRegistryLoader` and swapped in whole, so a request

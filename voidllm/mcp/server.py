@@ -1,4 +1,5 @@
-"""The MCP streamable HTTP transport, server side, for both protocol eras (mcp-transport.md 5.1, 5.2).
+"""The MCP streamable HTTP transport, server side, for both protocol eras (docs/reference/mcp-transport.md
+5.1, 5.2).
 
 :class:`McpEndpoint` is a raw ASGI app serving one MCP endpoint path; what the endpoint *does* is a
 :class:`McpBackend` (the built-in ``voidllm`` tools, or a proxied upstream server). Rules, in order:
@@ -140,8 +141,9 @@ class _Refusal(Exception):
 
 
 class McpHttpError(_Refusal):
-    """Raised by a backend to answer with an HTTP status and a JSON-RPC error without id (reference 1.7:
-    the proxy's 404/403/503/502), instead of a JSON-RPC error response with HTTP 200."""
+    """Raised by a backend to answer with an HTTP status and a JSON-RPC error without id
+    (docs/reference/behaviour.md 1.7: the proxy's 404/403/503/502), instead of a JSON-RPC error response with
+    HTTP 200."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

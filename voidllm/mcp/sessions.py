@@ -6,7 +6,7 @@ response and sends it on every later request. We make that id an AES-256-GCM sea
 own session state such as upstream session ids, issue and expiry times), encoded as base64url without
 padding (visible ASCII only, as the spec requires). Any gateway process holding the same encryption key can
 open it, so sessions survive restarts and spread over replicas without sticky routing or shared memory
-(mcp-transport.md 5.3).
+(docs/reference/mcp-transport.md 5.3).
 
 The token is sealed with the keyring's AES-GCM helper under associated data ``mcp-session:<key id>``: a token
 presented with another API key fails to open, exactly as a forged or truncated one does, and the transport

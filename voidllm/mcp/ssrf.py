@@ -1,4 +1,5 @@
-"""The URL policy for upstream MCP servers (reference 8.2): which URLs and addresses the gateway may call.
+"""The URL policy for upstream MCP servers (docs/reference/behaviour.md 8.2): which URLs and addresses the
+gateway may call.
 
 An MCP server URL is configured by an org admin, so a hostile one could aim the gateway at its own
 network: the metadata service (169.254.169.254), loopback admin ports, private subnets. This module is the

@@ -2,8 +2,8 @@
 and what Code Mode searches, without asking the upstream.
 
 A list is replaced whole whenever a fresh one is fetched (:func:`fetch_tools`, the upstream client's
-``list_tools``): by ``POST .../test`` and ``POST .../refresh-tools`` (reference 1.6) and after every
-successful health probe (:mod:`voidllm.mcp.health`). Only ``name``,
+``list_tools``): by ``POST .../test`` and ``POST .../refresh-tools`` (docs/reference/behaviour.md 1.6) and
+after every successful health probe (:mod:`voidllm.mcp.health`). Only ``name``,
 ``description`` and ``inputSchema`` of each tool are kept; tools without a string name are skipped.
 """
 

@@ -1,4 +1,5 @@
-"""The attempt chain of one model: candidates in order, hedged requests, and when to give up (reference 6.2).
+"""The attempt chain of one model: candidates in order, hedged requests, and when to give up
+(docs/reference/behaviour.md 6.2).
 
 The router orders the model's upstreams (strategy, health, breakers, cooldowns). Each candidate's breaker
 is asked for a permit right before its attempt, so candidates that are never tried reserve nothing.

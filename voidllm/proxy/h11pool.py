@@ -1,8 +1,9 @@
 """An HTTP/1.1 keep-alive connection pool on trio and h11: the hot path's upstream :class:`Transport`.
 
 Why not httpx here: on this 2-core machine httpx costs about 1 ms per request and degrades with concurrency
-(DESIGN.md section 3). Against a minimal trio/h11 server in the same process, on one core, this pool moves
-~5,000 requests/s at 1 and at 32 concurrent requests, where ``httpx.AsyncClient`` moves ~1,850 and ~1,000.
+(ARCHITECTURE.md section 3). Against a minimal trio/h11 server in the same process, on one core, this pool
+moves ~5,000 requests/s at 1 and at 32 concurrent requests, where ``httpx.AsyncClient`` moves ~1,850 and
+~1,000.
 
 How a request goes:
 

@@ -1,7 +1,7 @@
 """The proxy hot path: one raw ASGI handler for every proxied ``POST /v1/...`` route.
 
-It bypasses Quart on purpose (DESIGN section 3: Quart's routing costs 35-50 % of proxied throughput). Per
-request, in this order: authenticate from the key cache (no database), read the body within
+It bypasses Quart on purpose (ARCHITECTURE.md section 3: Quart's routing costs 35-50 % of proxied throughput).
+Per request, in this order: authenticate from the key cache (no database), read the body within
 ``max_request_body``, read ``model`` (JSON parsed once; multipart read only up to the ``model`` field), count
 the request against its key/team/org limits and reserve its estimated tokens (:mod:`voidllm.limits`; keys
 without limits skip it), resolve the model in the registry, rewrite the body only where needed, then run the
@@ -22,19 +22,20 @@ that reads nothing is cut there: the last message (a stream's ``stream_incomplet
 connection with it, and the usage row says ``timeout``. What a request holds is what is in flight: one
 upstream chunk for streams, the answer (at most ``max_response_body``) for non-streamed ones.
 
-Attempts (reference 6.2). The router orders the model's upstreams (strategy, health, breakers, cooldowns);
-each candidate's breaker is asked for a permit right before its attempt, so candidates never tried reserve
-nothing. The next candidate is tried after a connection error, an attempt deadline (``attempt_timeout``, for
-response headers) or a 500/502/503/504 (breaker failure), and after a 429 (the upstream is parked in cooldown
-for its ``Retry-After``; breaker-neutral). A refused attempt's body is drained with a byte and time bound so
-its connection may be reused, never read whole. Nothing is retried once a byte went to the client, and a
-streamed (multipart) body is sent once; but a non-streamed body that breaks while it is read (the upstream
-closed part-way, a Content-Length never reached: :class:`AnswerBroken`) was not sent yet, so the next
-candidate is tried. The last candidate's answer goes to the client as it is; when it broke, the client gets
-502 ``upstream_unavailable`` in the endpoint's envelope. Breaker outcomes blame only the upstream: failure for
-5xx, a body or stream the upstream broke or ended without its terminal event, a non-streamed body not read
-by the deadline; neutral for 429, a client disconnect, and the request's own deadline passing during a
-stream (whether the client was slow to take it or the answer was long); success otherwise.
+Attempts (docs/reference/behaviour.md 6.2). The router orders the model's upstreams (strategy, health,
+breakers, cooldowns); each candidate's breaker is asked for a permit right before its attempt, so candidates
+never tried reserve nothing. The next candidate is tried after a connection error, an attempt deadline
+(``attempt_timeout``, for response headers) or a 500/502/503/504 (breaker failure), and after a 429 (the
+upstream is parked in cooldown for its ``Retry-After``; breaker-neutral). A refused attempt's body is drained
+with a byte and time bound so its connection may be reused, never read whole. Nothing is retried once a byte
+went to the client, and a streamed (multipart) body is sent once; but a non-streamed body that breaks while it
+is read (the upstream closed part-way, a Content-Length never reached: :class:`AnswerBroken`) was not sent
+yet, so the next candidate is tried. The last candidate's answer goes to the client as it is; when it broke,
+the client gets 502 ``upstream_unavailable`` in the endpoint's envelope. Breaker outcomes blame only the
+upstream: failure for 5xx, a body or stream the upstream broke or ended without its terminal event, a
+non-streamed body not read by the deadline; neutral for 429, a client disconnect, and the request's own
+deadline passing during a stream (whether the client was slow to take it or the answer was long); success
+otherwise.
 
 Client tags. ``X-Source`` and ``X-Project`` are optional labels the client chooses to send (which tool, which
 project); they are read in the same pass over the headers as the key, validated (:func:`client_tag`: at most
@@ -234,7 +235,8 @@ class Proxy:
             raise error
 
     async def _hops(self, ex: Exchange, scope: dict[str, Any], send: Send, body: Any, length: int | None) -> None:
-        """The requested model, then its fallbacks (reference 6.5), until one gives an answer to relay."""
+        """The requested model, then its fallbacks (docs/reference/behaviour.md 6.5), until one gives an
+        answer to relay."""
         assert ex.model is not None
         catalog = self.catalog
         plan = fallback_plan(ex.model, catalog.registry, self.fallback_max_depth, lambda m: catalog.allowed(ex.identity, m))

@@ -1,4 +1,5 @@
-"""Header policy between client, gateway and upstream (reference 1.3), as pure functions over ASGI header lists.
+"""Header policy between client, gateway and upstream (docs/reference/behaviour.md 1.3), as pure functions
+over ASGI header lists.
 
 Upstream gets only ``Content-Type``, ``Accept`` and ``Accept-Language`` from the client, our request id, our
 ``User-Agent``, and the upstream's own credentials; the client's ``Authorization`` never leaves the gateway and

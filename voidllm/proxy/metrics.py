@@ -1,4 +1,5 @@
-"""Prometheus metrics of the data plane (reference section 10 names). Labels: model names and enums only."""
+"""Prometheus metrics of the data plane (docs/reference/behaviour.md 10 names). Labels: model names and enums
+only."""
 
 from __future__ import annotations
 

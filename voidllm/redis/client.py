@@ -1,8 +1,8 @@
 """A small Redis client on trio streams: RESP2 commands, a bounded pool, Lua scripts and pub/sub.
 
 Why our own: redis-py offers a synchronous client and an asyncio one, and neither runs under plain trio (the
-asyncio client needs an asyncio loop; trio-asyncio costs more than the whole command, DESIGN section 4).
-The protocol part we need is small: commands go out as RESP2 arrays of bulk strings, and replies are
+asyncio client needs an asyncio loop; trio-asyncio costs more than the whole command, ARCHITECTURE.md section
+4). The protocol part we need is small: commands go out as RESP2 arrays of bulk strings, and replies are
 parsed by ``hiredis.Reader`` (C, incremental: feed it bytes, ``gets()`` returns one reply or ``False``).
 
 What it does:

@@ -1,6 +1,6 @@
 """Circuit breakers per upstream: stop sending to a deployment that keeps failing, probe it again later.
 
-Algorithm (reference 6.3, with the attempt-time reservation of 6.2):
+Algorithm (docs/reference/behaviour.md 6.3, with the attempt-time reservation of 6.2):
 
 - **Closed**: every attempt is allowed. Failures are counted while consecutive; a success resets the count;
   the ``threshold``-th consecutive failure opens the breaker.

@@ -1,9 +1,10 @@
 """What a key can reach: the model registry seen through scoped aliases and model-access allowlists.
 
 The proxy asks the catalog, never the registry directly: :meth:`Catalog.resolve` maps a requested name to a
-model (a team alias first, then an org alias, then the registry's own names and aliases, reference 1.3
-step 5) and :meth:`Catalog.allowed` applies the org, team and key allowlists (reference section 4: an empty
-list allows everything, and every non-empty level must allow, so the most restrictive wins).
+model (a team alias first, then an org alias, then the registry's own names and aliases,
+docs/reference/behaviour.md 1.3 step 5) and :meth:`Catalog.allowed` applies the org, team and key allowlists
+(docs/reference/behaviour.md 4: an empty list allows everything, and every non-empty level must allow, so the
+most restrictive wins).
 
 Every part is replaced whole (``catalog.registry = ...``) when the store changes, so a request always sees
 one consistent snapshot and lookups stay plain dict reads.

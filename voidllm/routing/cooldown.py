@@ -1,9 +1,9 @@
 """Rate-limit cooldowns: a deployment that answered 429 goes to the back of the queue for a while.
 
-Reference 6.2 and 6.1: on a 429 the attempt is neutral for the breaker (a rate limit says nothing about the
-upstream's health), the deployment is parked for as long as the response asks, and candidate ordering
-moves parked deployments to the end (they stay candidates: when every deployment is rate limited, one of
-them is still tried).
+docs/reference/behaviour.md 6.2 and 6.1: on a 429 the attempt is neutral for the breaker (a rate limit says
+nothing about the upstream's health), the deployment is parked for as long as the response asks, and candidate
+ordering moves parked deployments to the end (they stay candidates: when every deployment is rate limited, one
+of them is still tried).
 
 How long (:func:`parse_retry_after`):
 

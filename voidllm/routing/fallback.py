@@ -1,4 +1,4 @@
-"""Cross-model fallback chains (reference 6.5).
+"""Cross-model fallback chains (docs/reference/behaviour.md 6.5).
 
 When every candidate of a model failed with a transport error, a 5xx or a 429, the request moves on to the
 model's ``fallback`` (resolved through aliases), then to that model's fallback, at most

@@ -1,4 +1,4 @@
-"""Upstream health probes (reference 6.4) and the board the router reads their results from.
+"""Upstream health probes (docs/reference/behaviour.md 6.4) and the board the router reads their results from.
 
 Three probe kinds, each off unless enabled in ``settings.health_check`` and each on its own interval:
 
@@ -35,7 +35,7 @@ real data.
 
 Left out: jitter between upstreams (they are probed in step; the limiter bounds the burst), Azure's
 deployment name and URL layout in the functional probe (the model name is sent to ``<base_url>``), and
-probing MCP servers (reference 8.5).
+probing MCP servers (docs/reference/behaviour.md 8.5).
 """
 
 from __future__ import annotations

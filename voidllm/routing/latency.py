@@ -1,9 +1,9 @@
 """Latency per upstream, for the ``least-latency`` strategy.
 
-The original orders by the health checker's probe latency only (reference 6.1). A probe is a GET of the
-upstream's root, which says little about how fast it serves completions, so this version prefers what real
-requests measured and keeps probe latency as the fallback (issue: "moving average of real request latency
-per deployment, falling back to probe latency and then to round-robin").
+The original orders by the health checker's probe latency only (docs/reference/behaviour.md 6.1). A probe is a
+GET of the upstream's root, which says little about how fast it serves completions, so this version prefers
+what real requests measured and keeps probe latency as the fallback (issue: "moving average of real request
+latency per deployment, falling back to probe latency and then to round-robin").
 
 Real requests: the caller measures time to response headers (for a stream, roughly time to first token;
 for a buffered response, the whole generation) and calls :meth:`LatencyTracker.observe`. The average is an

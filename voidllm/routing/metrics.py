@@ -9,10 +9,10 @@ request over a metric).
 
 The breaker and cooldown metrics are kept current by :mod:`voidllm.routing.breaker` and
 :mod:`voidllm.routing.cooldown` themselves; attempts, failovers, retries and hedges are counted by the attempt
-chain. All are registered on :data:`voidllm.metrics.REGISTRY`. Names follow reference section 10 where the
-original has the metric (``voidllm_circuitbreaker_rejections_total``, ``voidllm_rate_limit_failovers_total``);
-the original labels breaker rejections ``model`` (holding the deployment key), this one calls the same value
-``upstream``.
+chain. All are registered on :data:`voidllm.metrics.REGISTRY`. Names follow docs/reference/behaviour.md 10
+where the original has the metric (``voidllm_circuitbreaker_rejections_total``,
+``voidllm_rate_limit_failovers_total``); the original labels breaker rejections ``model`` (holding the
+deployment key), this one calls the same value ``upstream``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Candidate order: which of a model's deployments to try, and in which order (reference 6.1).
+"""Candidate order: which of a model's deployments to try, and in which order (docs/reference/behaviour.md
+6.1).
 
 :func:`order` runs once per request, before the attempt chain:
 

@@ -1,10 +1,10 @@
 """The store: a synchronous SQLAlchemy engine driven from trio through worker threads.
 
 psycopg's async connection does not run under plain trio, and a primary-key select through a thread costs
-~0.25 ms (SQLite) / ~0.55 ms (PostgreSQL), five times less than going through trio-asyncio (DESIGN §4).
-So every database call is a plain function ``fn(connection, *args)`` that :meth:`Store.run` executes in a
-worker thread, inside one transaction, with errors translated at this one boundary. Repository functions
-therefore stay synchronous, testable without trio, and unaware of threads.
+~0.25 ms (SQLite) / ~0.55 ms (PostgreSQL), five times less than going through trio-asyncio (ARCHITECTURE.md
+section 4). So every database call is a plain function ``fn(connection, *args)`` that :meth:`Store.run`
+executes in a worker thread, inside one transaction, with errors translated at this one boundary. Repository
+functions therefore stay synchronous, testable without trio, and unaware of threads.
 
 The store's own :class:`trio.CapacityLimiter` is as large as the connection pool, so a thread never waits
 for a connection while holding a worker slot, and a burst of callers queues in trio (cheap, cancellable)

@@ -5,7 +5,8 @@ truncated to the hour) for one (org, team or '', user or '', key, model): reques
 durations, time-to-first-token sum and count, and ``error_count`` = events whose ``status`` is not ``ok``
 (every such event also has a status code >= 400, except an upstream 3xx answer, which is counted too).
 The Go original adds each flushed batch to the bucket of the *flush* time, which puts late events in the
-wrong hour and counts a batch twice when it is retried (reference §9, §15); this module does neither.
+wrong hour and counts a batch twice when it is retried (docs/reference/behaviour.md 9, 15); this module does
+neither.
 
 Algorithm. An hour is never added to; it is *replaced*: one transaction deletes the hour's rows and inserts
 ``INSERT ... SELECT ... GROUP BY`` over that hour's events. Running it again gives the same rows, so a

@@ -1,5 +1,5 @@
-"""API documentation (no authentication; reference 1.2): ``/api/docs/openapi.json`` serves the OpenAPI
-document of the management API and ``/api/docs`` a readable page rendered from the same document.
+"""API documentation (no authentication; docs/reference/behaviour.md 1.2): ``/api/docs/openapi.json`` serves
+the OpenAPI document of the management API and ``/api/docs`` a readable page rendered from the same document.
 
 The page is plain server-rendered HTML with inline CSS and no script: the gateway runs self-hosted and
 often offline, so it loads nothing from a CDN. Operations are grouped by tag and show method, path, summary,

@@ -1,4 +1,4 @@
-"""Health, readiness and metrics endpoints (no authentication; reference 1.2)."""
+"""Health, readiness and metrics endpoints (no authentication; docs/reference/behaviour.md 1.2)."""
 
 from __future__ import annotations
 

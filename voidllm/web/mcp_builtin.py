@@ -1,4 +1,5 @@
-"""The built-in ``voidllm`` MCP server (``/api/v1/mcp/voidllm``, reference 8.6): management tools.
+"""The built-in ``voidllm`` MCP server (``/api/v1/mcp/voidllm``, docs/reference/behaviour.md 8.6): management
+tools.
 
 Every tool calls the same admin use cases as the REST API with an :class:`~voidllm.admin.context.Actor`
 built from the caller's key, so permissions are exactly the REST API's. A refusal or a failed lookup of a
@@ -229,7 +230,7 @@ def _error_result(message: str) -> dict[str, Any]:
 
 
 MAX_ITEMS = 200
-"""List tools return at most this many items (reference 8.6)."""
+"""List tools return at most this many items (docs/reference/behaviour.md 8.6)."""
 
 
 async def _collect(fetch: Callable[[PageQuery], Awaitable[Any]]) -> list[Any]:

@@ -1,8 +1,8 @@
 """The locally answered part of the OpenAI-compatible API: ``GET /v1/models`` and ``/v1/models/{id}``.
 
-Both show only what the calling key may use (reference 1.3): models its org, team and key allowlists
-permit, each with its global aliases followed by the scoped aliases of the key's org and team that lead to
-it. A model the key may not use is 404 ``model_not_found``, exactly like one that does not exist.
+Both show only what the calling key may use (docs/reference/behaviour.md 1.3): models its org, team and key
+allowlists permit, each with its global aliases followed by the scoped aliases of the key's org and team that
+lead to it. A model the key may not use is 404 ``model_not_found``, exactly like one that does not exist.
 """
 
 from __future__ import annotations

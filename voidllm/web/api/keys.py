@@ -1,4 +1,5 @@
-"""Routes of the management API: API keys (reference 1.6; visibility checked by the use cases)."""
+"""Routes of the management API: API keys (docs/reference/behaviour.md 1.6; visibility checked by the use
+cases)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Routes of the management API: MCP servers (global, org, team), their tests, tool lists and health, and the
-MCP access allowlists (reference 1.6)."""
+MCP access allowlists (docs/reference/behaviour.md 1.6)."""
 
 from __future__ import annotations
 

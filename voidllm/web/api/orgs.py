@@ -1,4 +1,4 @@
-"""Routes of the management API: organizations and their memberships (reference 1.6)."""
+"""Routes of the management API: organizations and their memberships (docs/reference/behaviour.md 1.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Routes of the management API: service accounts (reference 1.6; scope checked by the use cases)."""
+"""Routes of the management API: service accounts (docs/reference/behaviour.md 1.6; scope checked by the use
+cases)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Routes of the management API: teams and team memberships (reference 1.6).
+"""Routes of the management API: teams and team memberships (docs/reference/behaviour.md 1.6).
 
 Team changes and team memberships are declared at the member gate: who administers a team is decided per
 team by the use case (org admins, the team's own team-scoped key, users whose team role is ``team_admin``),
-because a user key's role is its org role and never ``team_admin`` (reference 4).
+because a user key's role is its org role and never ``team_admin`` (docs/reference/behaviour.md 4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Routes of the management API: usage analytics, MCP usage and the dashboard (reference 1.6)."""
+"""Routes of the management API: usage analytics, MCP usage and the dashboard (docs/reference/behaviour.md
+1.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Initial schema: every table of the data model (reference section 3, minus SSO).
+"""Initial schema: every table of the data model (docs/reference/behaviour.md 3, minus SSO).
 
 Revision ID: 0001
 Revises:
