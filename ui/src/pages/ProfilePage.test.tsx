@@ -87,6 +87,17 @@ describe("profile page", () => {
     await waitFor(() => expect(screen.getByLabelText("Current password")).toHaveAccessibleDescription("current password is incorrect"));
   });
 
+  it("names what is missing or too short before asking the server", async () => {
+    const api = mockApi({ "GET /api/v1/auth/sessions": { data: [CURRENT], has_more: false } });
+    renderPage(<ProfilePage />, { route: "/profile" });
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText("New password"), "short");
+    await user.click(screen.getByRole("button", { name: "Change password" }));
+    expect(screen.getByLabelText("Current password")).toHaveAccessibleDescription("Enter your current password.");
+    expect(screen.getByLabelText("New password")).toHaveAccessibleDescription(/at least 8 characters\.$/);
+    expect(api.calls("POST", "/api/v1/me/password")).toHaveLength(0);
+  });
+
   it("shows an error with the request id when the sessions cannot be loaded", async () => {
     mockApi({ "GET /api/v1/auth/sessions": errorResponse(500, "internal_error", "the store did not answer") });
     renderPage(<ProfilePage />, { route: "/profile" });

@@ -58,6 +58,7 @@ function ChangePasswordCard() {
   const [next, setNext] = useState("");
   const [confirm, setConfirm] = useState("");
   const [mismatch, setMismatch] = useState(false);
+  const [checked, setChecked] = useState(false);
 
   const change = useMutation({
     mutationFn: () => api.post<void>("me/password", { current_password: current, new_password: next }),
@@ -65,6 +66,7 @@ function ChangePasswordCard() {
       setCurrent("");
       setNext("");
       setConfirm("");
+      setChecked(false);
       void queryClient.invalidateQueries({ queryKey: SESSIONS_KEY });
       toast({ title: "Password changed", description: "Your other sessions were signed out.", tone: "success" });
     },
@@ -76,11 +78,9 @@ function ChangePasswordCard() {
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
-    if (next !== confirm) {
-      setMismatch(true);
-      return;
-    }
-    setMismatch(false);
+    setChecked(true);
+    setMismatch(next !== confirm);
+    if (!current || next.length < MIN_PASSWORD || next !== confirm) return;
     change.mutate();
   };
 
@@ -89,13 +89,22 @@ function ChangePasswordCard() {
       <CardHeader title="Change password" description="Changing it signs out your other sessions." />
       <CardContent>
         <form onSubmit={submit} className="flex max-w-md flex-col gap-4" noValidate>
-          <Field label="Current password" error={currentWrong ? apiError.message : undefined}>
+          <Field
+            label="Current password"
+            error={checked && !current ? "Enter your current password." : currentWrong ? apiError.message : undefined}
+          >
             <Input type="password" autoComplete="current-password" value={current} onChange={(e) => setCurrent(e.target.value)} required />
           </Field>
           <Field
             label="New password"
             hint={`At least ${MIN_PASSWORD} characters.`}
-            error={newInvalid ? apiError.message : undefined}
+            error={
+              checked && next.length < MIN_PASSWORD
+                ? `The new password needs at least ${MIN_PASSWORD} characters.`
+                : newInvalid
+                  ? apiError.message
+                  : undefined
+            }
           >
             <Input
               type="password"
@@ -111,7 +120,7 @@ function ChangePasswordCard() {
           </Field>
           {change.isError && !currentWrong && !newInvalid ? <InlineError error={change.error} /> : null}
           <div>
-            <Button type="submit" loading={change.isPending} disabled={!current || next.length < MIN_PASSWORD || !confirm}>
+            <Button type="submit" loading={change.isPending}>
               Change password
             </Button>
           </div>
