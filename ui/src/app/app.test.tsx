@@ -73,6 +73,7 @@ describe("app shell", () => {
     mockApi({ "GET /api/v1/me": ME_MEMBER });
     renderApp({ route: "/nowhere" });
     expect(await screen.findByRole("heading", { name: "Page not found" })).toBeInTheDocument();
+    expect(document.title).toBe("Page not found · VoidLLM");
   });
 });
 

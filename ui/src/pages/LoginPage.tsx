@@ -6,7 +6,7 @@ import { ME_KEY, useMe } from "../lib/auth";
 import { safeNext } from "../lib/base";
 import { formatTime, formatWait } from "../lib/format";
 import type { SessionSignIn } from "../lib/types";
-import { Button, Card, Field, Input, NativeSelect, Spinner } from "../components/ui";
+import { Button, Card, Field, Input, NativeSelect, Spinner, useDocumentTitle } from "../components/ui";
 
 interface SignInBody {
   email: string;
@@ -38,6 +38,7 @@ export default function LoginPage() {
   const navigate = useNavigate();
   const queryClient = useQueryClient();
   const me = useMe();
+  useDocumentTitle("Sign in");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [orgs, setOrgs] = useState<OrgChoice[]>([]);
@@ -82,6 +83,9 @@ export default function LoginPage() {
           <span className="text-lg font-semibold">VoidLLM</span>
         </div>
         <h1 className="mb-4 text-2xl font-semibold">Sign in</h1>
+        {params.get("next") && !signIn.isError ? (
+          <p className="mb-4 text-sm text-muted">Sign in to continue where you were.</p>
+        ) : null}
         {me.isPending ? (
           <div className="sr-only">
             <Spinner label="Checking your session" />

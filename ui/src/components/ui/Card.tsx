@@ -1,4 +1,4 @@
-import type { HTMLAttributes, ReactNode } from "react";
+import { useEffect, type HTMLAttributes, type ReactNode } from "react";
 import { cn } from "./cn";
 import { Spinner } from "./Spinner";
 
@@ -60,7 +60,9 @@ export interface PageHeaderProps {
   actions?: ReactNode;
 }
 
+/** The page's <h1>; a text title also becomes the document title ("API Keys · VoidLLM"). */
 export function PageHeader({ title, description, actions }: PageHeaderProps) {
+  useDocumentTitle(typeof title === "string" ? title : null);
   return (
     <div className="mb-6 flex flex-wrap items-end justify-between gap-3">
       <div>
@@ -70,4 +72,11 @@ export function PageHeader({ title, description, actions }: PageHeaderProps) {
       {actions ? <div className="flex flex-wrap gap-2">{actions}</div> : null}
     </div>
   );
+}
+
+/** Sets `document.title` to "<title> · VoidLLM" while the calling component is shown. */
+export function useDocumentTitle(title: string | null): void {
+  useEffect(() => {
+    if (title) document.title = `${title} · VoidLLM`;
+  }, [title]);
 }

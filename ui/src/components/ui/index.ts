@@ -5,7 +5,7 @@ export { Field, Label, type FieldProps } from "./Field";
 export { Dialog, DialogClose, ConfirmDialog, type DialogProps, type ConfirmDialogProps } from "./Dialog";
 export { Select, type SelectOption, type SelectProps } from "./Select";
 export { Tabs, TabsList, TabsTrigger, TabsContent } from "./Tabs";
-export { Card, CardHeader, CardContent, StatCard, PageHeader } from "./Card";
+export { Card, CardHeader, CardContent, StatCard, PageHeader, useDocumentTitle } from "./Card";
 export { Table, THead, TBody, TR, TH, TD } from "./Table";
 export { Badge, type BadgeTone } from "./Badge";
 export { Progress } from "./Progress";
