@@ -43,8 +43,9 @@ export function UnauthorizedRedirect({ client, children }: { client: QueryClient
     () =>
       setUnauthorizedHandler(() => {
         if (here.current === "/login" || here.current.startsWith("/login?")) return;
-        client.clear();
-        navigate(loginPath(here.current), { replace: true });
+        const next = here.current;
+        here.current = "/login";
+        void Promise.resolve(navigate(loginPath(next), { replace: true })).then(() => client.clear());
       }),
     [client, navigate, here],
   );

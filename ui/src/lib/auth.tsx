@@ -1,8 +1,9 @@
 /** The signed-in user: `useMe()` (query), `useCurrentUser()` (inside the auth guard), sign-out. */
-import { createContext, useContext, type ReactNode } from "react";
+import { createContext, useCallback, useContext, type ReactNode } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
 import { api, isApiError } from "./api";
+import { loginPath } from "./base";
 import type { Me } from "./types";
 
 export const ME_KEY = ["me"] as const;
@@ -34,12 +35,27 @@ export function useCurrentUser(): Me {
 }
 
 /**
+ * Go to the sign-in page (with `next` when given), then forget every cached query. In that order: clearing
+ * first would refetch the queries of the page still shown, with a session that is gone.
+ */
+export function useLeaveToLogin(): (next?: string) => Promise<void> {
+  const queryClient = useQueryClient();
+  const navigate = useNavigate();
+  return useCallback(
+    async (next?: string) => {
+      await navigate(next ? loginPath(next) : "/login", { replace: true });
+      queryClient.clear();
+    },
+    [navigate, queryClient],
+  );
+}
+
+/**
  * Sign out: POST /api/v1/auth/logout (revokes the session on the server, clears the cookies), forget
  * every cached query, go to the sign-in page. A 401 (already expired) ends the same way.
  */
 export function useSignOut() {
-  const queryClient = useQueryClient();
-  const navigate = useNavigate();
+  const leave = useLeaveToLogin();
   return useMutation({
     mutationFn: async () => {
       try {
@@ -48,9 +64,6 @@ export function useSignOut() {
         if (!(isApiError(error) && error.status === 401)) throw error;
       }
     },
-    onSuccess: () => {
-      queryClient.clear();
-      navigate("/login", { replace: true });
-    },
+    onSuccess: () => leave(),
   });
 }

@@ -1,8 +1,7 @@
 import { useState, type FormEvent } from "react";
-import { useNavigate } from "react-router";
 import { useInfiniteQuery, useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, isApiError } from "../lib/api";
-import { useCurrentUser, useSignOut } from "../lib/auth";
+import { useCurrentUser, useLeaveToLogin, useSignOut } from "../lib/auth";
 import { roleLabel } from "../lib/roles";
 import type { Page, SessionOut } from "../lib/types";
 import {
@@ -132,7 +131,7 @@ function ChangePasswordCard() {
 
 function SessionsCard() {
   const queryClient = useQueryClient();
-  const navigate = useNavigate();
+  const leave = useLeaveToLogin();
   const toast = useToast();
   const signOut = useSignOut();
   const [confirmAll, setConfirmAll] = useState(false);
@@ -148,11 +147,7 @@ function SessionsCard() {
   const end = useMutation({
     mutationFn: (session: SessionOut) => api.delete(`auth/sessions/${encodeURIComponent(session.id)}`),
     onSuccess: (_, session) => {
-      if (session.current) {
-        queryClient.clear();
-        navigate("/login", { replace: true });
-        return;
-      }
+      if (session.current) return leave();
       void queryClient.invalidateQueries({ queryKey: SESSIONS_KEY });
       toast({ title: "Session ended", tone: "success" });
     },
@@ -163,8 +158,7 @@ function SessionsCard() {
     mutationFn: () => api.delete("auth/sessions"),
     onSuccess: () => {
       setConfirmAll(false);
-      queryClient.clear();
-      navigate("/login", { replace: true });
+      return leave();
     },
   });
 
