@@ -42,6 +42,7 @@ from faults_lib.harness import (
 from tests.tcpforward import forward
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 CONNECTIONS = 64
@@ -218,14 +219,14 @@ async def sigkill_spill(sc: Scenario) -> Result:
     return Result("sigkill_spill", figure, "each spilled event written exactly once", passed)
 
 
-async def _settled(read: object, *, quiet: float = 2.0, within: float = 30.0) -> list[str]:
+async def _settled(read: Callable[[], list[str]], *, quiet: float = 2.0, within: float = 30.0) -> list[str]:
     """Call ``read`` until its result stops growing for ``quiet`` s (the writer spills asynchronously)."""
     deadline = time.monotonic() + within
-    last: list[str] = read()  # type: ignore[operator]
+    last = read()
     changed = time.monotonic()
     while time.monotonic() - changed < quiet and time.monotonic() < deadline:
         await trio.sleep(0.25)
-        now: list[str] = read()  # type: ignore[operator]
+        now = read()
         if len(now) != len(last):
             last, changed = now, time.monotonic()
     return last
