@@ -465,6 +465,36 @@ def is_built_source(path: Path) -> bool:
     return path.is_file() and "test" not in path.relative_to(UI_SOURCES).parts and ".test." not in path.name
 
 
+def wider_than_viewport(page: Any) -> list[str]:
+    """The outermost elements that stick out to the right of the viewport and no scroll box clips (an
+    absolutely positioned one escapes a scroll box that is not its containing block), as ``tag#id.class``
+    with their right edge and text: what makes a page scroll sideways."""
+    return list(
+        page.evaluate(
+            """() => {
+                const width = document.documentElement.clientWidth, found = [];
+                const clipped = (e) => {  // inside a scroll box that contains it (for absolute: its containing block)
+                    const position = getComputedStyle(e).position;
+                    if (position === "fixed") return true;  // follows the viewport: a symptom, never the cause
+                    let p = e.parentElement;
+                    if (position === "absolute") while (p && getComputedStyle(p).position === "static") p = p.parentElement;
+                    for (; p; p = p.parentElement) {
+                        if (["auto", "scroll", "hidden", "clip"].includes(getComputedStyle(p).overflowX)) return true;
+                    }
+                    return false;
+                };
+                for (const e of document.body.querySelectorAll("*")) {
+                    const right = e.getBoundingClientRect().right;
+                    if (right > width + 1 && !clipped(e) && !found.some((f) => f.e.contains(e))) found.push({ e, right });
+                }
+                return found.slice(0, 5).map(({ e, right }) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}`
+                    + `.${String(e.className).split(" ").slice(0, 6).join(".")} right=${Math.round(right)}`
+                    + ` text=${JSON.stringify((e.textContent || "").slice(0, 40))}`);
+            }"""
+        )
+    )
+
+
 def ui_build_current() -> str | None:
     """Why the UI build cannot be tested (missing, or older than its sources), or None when it is current."""
     if UI_DIR:

@@ -16,7 +16,14 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import NewContext
-from tests.e2e.harness import Gateway, axe_violations, horizontal_overflow, screenshot, session_state
+from tests.e2e.harness import (
+    Gateway,
+    axe_violations,
+    horizontal_overflow,
+    screenshot,
+    session_state,
+    wider_than_viewport,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -90,10 +97,10 @@ def test_every_page_is_usable_375_px_wide(
     new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any], page: Page
 ) -> None:
     tab = open_page(new_context, gateway, page, admin_state, viewport=NARROW, is_mobile=True, has_touch=True)
-    assert horizontal_overflow(tab) == 0, "the page scrolls sideways at 375 px"
+    assert horizontal_overflow(tab) == 0, f"the page scrolls sideways at 375 px: {wider_than_viewport(tab)}"
     if page.heading is not None:
         tab.get_by_role("button", name="Menu").click()
         navigation = tab.get_by_role("navigation", name="Main")
         expect(navigation.get_by_role("link", name="Usage")).to_be_visible()
-        assert horizontal_overflow(tab) == 0, "the opened menu scrolls sideways at 375 px"
+        assert horizontal_overflow(tab) == 0, f"the open menu scrolls sideways: {wider_than_viewport(tab)}"
     screenshot(tab, f"{page.name}-375px", "light")
