@@ -31,29 +31,31 @@ export function ChatPanel({ session, models, apiKey }: { session: ChatSession; m
           {session.turns.length === 0 ? (
             <p className="text-sm text-muted">Send a message to start a conversation.</p>
           ) : (
-            <ol role="log" aria-label="Conversation" aria-busy={session.pending} className="flex flex-col gap-3">
-              {session.turns.map((turn) => (
-                <li
-                  key={turn.id}
-                  aria-label={turn.role === "user" ? "You" : "Assistant"}
-                  className={
-                    turn.role === "user"
-                      ? "self-end max-w-[90%] rounded-lg bg-surface-2 px-3 py-2"
-                      : "max-w-full rounded-lg border border-border px-3 py-2"
-                  }
-                >
-                  <div className="mb-1 flex items-center gap-2 text-xs font-medium text-muted">
-                    <span>{turn.role === "user" ? "You" : "Assistant"}</span>
-                    <StatusBadge status={turn.status} answer={turn.role === "assistant"} />
-                    {turn.status === "streaming" ? <Spinner size="sm" label="Generating" /> : null}
-                  </div>
-                  <p className="whitespace-pre-wrap break-words text-sm" data-testid={turn.role === "assistant" ? "answer" : undefined}>
-                    {turn.content}
-                  </p>
-                  {turn.role === "assistant" ? <StatsLine stats={turn.stats} /> : null}
-                </li>
-              ))}
-            </ol>
+            <div role="log" aria-label="Conversation" aria-busy={session.pending}>
+              <ol className="flex flex-col gap-3">
+                {session.turns.map((turn) => (
+                  <li
+                    key={turn.id}
+                    aria-label={turn.role === "user" ? "You" : "Assistant"}
+                    className={
+                      turn.role === "user"
+                        ? "self-end max-w-[90%] rounded-lg bg-surface-2 px-3 py-2"
+                        : "max-w-full rounded-lg border border-border px-3 py-2"
+                    }
+                  >
+                    <div className="mb-1 flex items-center gap-2 text-xs font-medium text-muted">
+                      <span>{turn.role === "user" ? "You" : "Assistant"}</span>
+                      <StatusBadge status={turn.status} answer={turn.role === "assistant"} />
+                      {turn.status === "streaming" ? <Spinner size="sm" label="Generating" /> : null}
+                    </div>
+                    <p className="whitespace-pre-wrap break-words text-sm" data-testid={turn.role === "assistant" ? "answer" : undefined}>
+                      {turn.content}
+                    </p>
+                    {turn.role === "assistant" ? <StatsLine stats={turn.stats} /> : null}
+                  </li>
+                ))}
+              </ol>
+            </div>
           )}
           <RequestError error={session.error} apiKey={apiKey} />
           <form onSubmit={onSubmit} className="flex flex-col gap-3">

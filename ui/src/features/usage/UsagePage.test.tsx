@@ -197,7 +197,7 @@ describe("usage page: LLM", () => {
     await user.click(screen.getByRole("button", { name: "Export CSV" }));
     expect(downloadText).toHaveBeenCalledTimes(1);
     const [filename, csv] = vi.mocked(downloadText).mock.calls[0]!;
-    expect(filename).toBe("voidllm-llm-usage-usage-by-key-2026-12-01-to-2026-12-03.csv");
+    expect(filename).toBe("voidllm-llm-usage-all-orgs-by-key-2026-12-01-to-2026-12-03.csv");
     expect(csv).toBe(
       "API key,API key ID,Requests,Prompt tokens,Completion tokens,Total tokens,Estimated cost,Average latency (ms)\r\n" +
         "ci key,k1,9,90,40,130,0.2,100\r\n",

@@ -192,7 +192,7 @@ function UsageContent({ kind, source, range, rangeError, group, filter, controls
               </QueryView>
             </CardContent>
           </Card>
-          <GroupedCard kind={kind} query={grouped} group={group} filter={filter} onFilter={onFilter} range={range!} source={source.path} />
+          <GroupedCard kind={kind} query={grouped} group={group} filter={filter} onFilter={onFilter} range={range!} scope={source.slug} />
         </>
       )}
     </div>
@@ -218,7 +218,7 @@ function Totals({ kind, report, loading }: { kind: UsageKind; report: UsageRepor
   if (kind === "llm") {
     const t = report ? llmTotals((report as UsageReport).data) : null;
     return (
-      <div className="grid grid-cols-1 gap-4 sm:grid-cols-2 lg:grid-cols-4">
+      <div className="grid grid-cols-2 gap-3 sm:gap-4 lg:grid-cols-4">
         <StatCard label="Requests" value={formatNumber(t?.requests)} loading={loading} />
         <StatCard
           label="Tokens"
@@ -233,7 +233,7 @@ function Totals({ kind, report, loading }: { kind: UsageKind; report: UsageRepor
   }
   const t = report ? mcpTotals((report as McpUsageReport).data) : null;
   return (
-    <div className="grid grid-cols-1 gap-4 sm:grid-cols-2 lg:grid-cols-4">
+    <div className="grid grid-cols-2 gap-3 sm:gap-4 lg:grid-cols-4">
       <StatCard label="Tool calls" value={formatNumber(t?.calls)} hint={t ? `${formatNumber(t.codeMode)} through Code Mode` : undefined} loading={loading} />
       <StatCard label="Success rate" value={formatPercent(t?.successRate)} loading={loading} />
       <StatCard
@@ -254,7 +254,7 @@ function GroupedCard({
   filter,
   onFilter,
   range,
-  source,
+  scope,
 }: {
   kind: UsageKind;
   query: ReturnType<typeof useUsageReport>;
@@ -262,13 +262,12 @@ function GroupedCard({
   filter: string;
   onFilter: (q: string) => void;
   range: Range;
-  source: string;
+  scope: string;
 }) {
   const label = groupLabel(kind, group);
   const columns = (kind === "llm" ? llmColumns(group) : mcpColumns(group)) as UsageColumn<Row>[];
   const rows = ((query.data?.data ?? []) as Row[]).filter((r) => matches(r, group, filter));
   const exportCsv = () => {
-    const scope = source.replace(/\//g, "-");
     const name = `voidllm-${kind}-usage-${scope}-by-${group}-${utcDay(Date.parse(range.from))}-to-${utcDay(Date.parse(range.to) - 1)}.csv`;
     downloadText(name, toCsv(rows, csvColumns(columns)));
   };

@@ -1,10 +1,23 @@
 /** The usage charts (recharts in the kit's ChartFrame): values over time, and the top groups. */
+import type { ReactNode } from "react";
 import { Area, AreaChart, Bar, BarChart, CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from "recharts";
 import { CHART_COLORS, ChartFrame, chartTheme } from "../../components/ui";
 import { formatCompact, formatCurrency, formatDuration, formatNumber } from "../../lib/format";
 import { bucketLabel, bucketTick, type LlmBucket, type McpBucket } from "./series";
 
 const MARGIN = { top: 8, right: 8, left: 0, bottom: 0 };
+
+/** A chart with its visible title (the frame's accessible name is the same text). */
+function Titled({ label, summary, height, children }: { label: string; summary?: string; height?: number; children: ReactNode }) {
+  return (
+    <div className="flex min-w-0 flex-col gap-2">
+      <h3 className="text-sm font-medium">{label}</h3>
+      <ChartFrame label={label} summary={summary} height={height}>
+        {children}
+      </ChartFrame>
+    </div>
+  );
+}
 
 function TimeAxes({ money = false, duration = false }: { money?: boolean; duration?: boolean }) {
   const format = (v: number) => (money ? formatCurrency(v) : duration ? formatDuration(v) : formatCompact(v));
@@ -36,7 +49,7 @@ export function LlmCharts({ data }: { data: LlmBucket[] }) {
   const latency = data.filter((d) => d.avgLatencyMs !== null);
   return (
     <div className="grid grid-cols-1 gap-6 xl:grid-cols-2">
-      <ChartFrame
+      <Titled
         label="Requests over time"
         summary={`${formatNumber(sum(data, (d) => d.requests))} requests; peak ${formatNumber(top?.requests)} at ${top ? bucketLabel(top.key) : "—"}.`}
       >
@@ -45,8 +58,8 @@ export function LlmCharts({ data }: { data: LlmBucket[] }) {
           <Tooltip {...tooltip(formatNumber)} />
           <Area type="monotone" dataKey="requests" name="Requests" stroke={CHART_COLORS[0]} fill={CHART_COLORS[0]} fillOpacity={0.2} strokeWidth={2} isAnimationActive={false} />
         </AreaChart>
-      </ChartFrame>
-      <ChartFrame
+      </Titled>
+      <Titled
         label="Tokens over time"
         summary={`${formatNumber(sum(data, (d) => d.promptTokens))} prompt and ${formatNumber(sum(data, (d) => d.completionTokens))} completion tokens.`}
       >
@@ -57,24 +70,24 @@ export function LlmCharts({ data }: { data: LlmBucket[] }) {
           <Bar dataKey="promptTokens" name="Prompt tokens" stackId="t" fill={CHART_COLORS[0]} isAnimationActive={false} />
           <Bar dataKey="completionTokens" name="Completion tokens" stackId="t" fill={CHART_COLORS[1]} isAnimationActive={false} />
         </BarChart>
-      </ChartFrame>
-      <ChartFrame label="Estimated cost over time" summary={`${formatCurrency(sum(data, (d) => d.cost))} in this range.`}>
+      </Titled>
+      <Titled label="Estimated cost over time" summary={`${formatCurrency(sum(data, (d) => d.cost))} in this range.`}>
         <AreaChart data={data} margin={MARGIN}>
           <TimeAxes money />
           <Tooltip {...tooltip(formatCurrency)} />
           <Area type="monotone" dataKey="cost" name="Estimated cost" stroke={CHART_COLORS[2]} fill={CHART_COLORS[2]} fillOpacity={0.2} strokeWidth={2} isAnimationActive={false} />
         </AreaChart>
-      </ChartFrame>
-      <ChartFrame
+      </Titled>
+      <Titled
         label="Average latency over time"
         summary={latency.length ? `Average latency per ${data[0]?.key.length === 10 ? "day" : "hour"} with requests.` : "No requests."}
       >
         <LineChart data={data} margin={MARGIN}>
           <TimeAxes duration />
           <Tooltip {...tooltip(formatDuration)} />
-          <Line type="monotone" dataKey="avgLatencyMs" name="Average latency" stroke={CHART_COLORS[3]} strokeWidth={2} dot={false} connectNulls isAnimationActive={false} />
+          <Line type="monotone" dataKey="avgLatencyMs" name="Average latency" stroke={CHART_COLORS[3]} strokeWidth={2} dot={{ r: 2 }} connectNulls isAnimationActive={false} />
         </LineChart>
-      </ChartFrame>
+      </Titled>
     </div>
   );
 }
@@ -82,7 +95,7 @@ export function LlmCharts({ data }: { data: LlmBucket[] }) {
 export function McpCharts({ data }: { data: McpBucket[] }) {
   return (
     <div className="grid grid-cols-1 gap-6 xl:grid-cols-2">
-      <ChartFrame
+      <Titled
         label="Tool calls over time"
         summary={`${formatNumber(sum(data, (d) => d.calls))} calls: ${formatNumber(sum(data, (d) => d.success))} succeeded, ${formatNumber(sum(data, (d) => d.errors))} failed, ${formatNumber(sum(data, (d) => d.timeouts))} timed out.`}
       >
@@ -94,8 +107,8 @@ export function McpCharts({ data }: { data: McpBucket[] }) {
           <Bar dataKey="errors" name="Errors" stackId="c" fill={CHART_COLORS[3]} isAnimationActive={false} />
           <Bar dataKey="timeouts" name="Timeouts" stackId="c" fill={CHART_COLORS[4]} isAnimationActive={false} />
         </BarChart>
-      </ChartFrame>
-      <ChartFrame label="Errors over time" summary={`${formatNumber(sum(data, (d) => d.errors + d.timeouts))} failed or timed-out calls.`}>
+      </Titled>
+      <Titled label="Errors over time" summary={`${formatNumber(sum(data, (d) => d.errors + d.timeouts))} failed or timed-out calls.`}>
         <LineChart data={data} margin={MARGIN}>
           <TimeAxes />
           <Tooltip {...tooltip(formatNumber)} />
@@ -103,14 +116,14 @@ export function McpCharts({ data }: { data: McpBucket[] }) {
           <Line type="monotone" dataKey="errors" name="Errors" stroke={CHART_COLORS[3]} strokeWidth={2} dot={false} isAnimationActive={false} />
           <Line type="monotone" dataKey="timeouts" name="Timeouts" stroke={CHART_COLORS[4]} strokeWidth={2} dot={false} isAnimationActive={false} />
         </LineChart>
-      </ChartFrame>
-      <ChartFrame label="Average duration over time">
+      </Titled>
+      <Titled label="Average duration over time">
         <LineChart data={data} margin={MARGIN}>
           <TimeAxes duration />
           <Tooltip {...tooltip(formatDuration)} />
-          <Line type="monotone" dataKey="avgDurationMs" name="Average duration" stroke={CHART_COLORS[1]} strokeWidth={2} dot={false} connectNulls isAnimationActive={false} />
+          <Line type="monotone" dataKey="avgDurationMs" name="Average duration" stroke={CHART_COLORS[1]} strokeWidth={2} dot={{ r: 2 }} connectNulls isAnimationActive={false} />
         </LineChart>
-      </ChartFrame>
+      </Titled>
     </div>
   );
 }
@@ -123,12 +136,12 @@ export interface TopItem {
 /** The largest groups as horizontal bars (the table below has every row). */
 export function TopGroups({ label, items, valueName, format }: { label: string; items: TopItem[]; valueName: string; format: (v: number) => string }) {
   return (
-    <ChartFrame label={label} height={Math.max(120, items.length * 32 + 16)}>
+    <ChartFrame label={label} height={Math.max(80, items.length * 32 + 16)}>
       <BarChart data={items} layout="vertical" margin={{ top: 0, right: 16, left: 0, bottom: 0 }}>
         <XAxis type="number" hide />
         <YAxis type="category" dataKey="name" width={140} tick={chartTheme.axisTick} axisLine={false} tickLine={false} />
         <Tooltip {...chartTheme.tooltip} cursor={{ fill: "var(--surface-2)" }} formatter={(v) => [format(Number(v)), valueName]} />
-        <Bar dataKey="value" name={valueName} fill={CHART_COLORS[0]} radius={[0, 4, 4, 0]} isAnimationActive={false} />
+        <Bar dataKey="value" name={valueName} fill={CHART_COLORS[0]} radius={[0, 4, 4, 0]} maxBarSize={24} isAnimationActive={false} />
       </BarChart>
     </ChartFrame>
   );

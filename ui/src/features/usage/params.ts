@@ -106,18 +106,20 @@ export interface UsageSource {
   label: string;
   /** Only the system-wide routes group by organisation. */
   systemWide: boolean;
+  /** For file names: "all-orgs", "org" or "mine". */
+  slug: string;
 }
 
 export function usageSource(me: Me, kind: UsageKind, scope: Scope): UsageSource | null {
   const org = encodeURIComponent(me.org_id);
   if (hasRole(me, "system_admin") && scope === "all") {
-    return { path: kind === "llm" ? "usage" : "mcp-usage", label: "All organizations", systemWide: true };
+    return { path: kind === "llm" ? "usage" : "mcp-usage", label: "All organizations", systemWide: true, slug: "all-orgs" };
   }
   if (hasRole(me, "org_admin")) {
-    return { path: `orgs/${org}/${kind === "llm" ? "usage" : "mcp-usage"}`, label: "Your organization", systemWide: false };
+    return { path: `orgs/${org}/${kind === "llm" ? "usage" : "mcp-usage"}`, label: "Your organization", systemWide: false, slug: "org" };
   }
   // Members and team admins read their own LLM usage; MCP usage has no per-user route.
-  return kind === "llm" ? { path: "usage/me", label: "Your requests", systemWide: false } : null;
+  return kind === "llm" ? { path: "usage/me", label: "Your requests", systemWide: false, slug: "mine" } : null;
 }
 
 /** Whether the caller may see the MCP tab at all. */
