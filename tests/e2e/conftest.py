@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
 
 from tests.conftest import REQUIRE_SERVICES
 from tests.e2e.harness import (
@@ -33,6 +33,10 @@ from tests.e2e.harness import (
 )
 
 NewContext = Callable[..., BrowserContext]
+
+# A loaded machine (the whole suite on two cores) can take seconds to render a page: wait up to 15 s for
+# what a test expects to see, as for every action (BrowserContext.set_default_timeout below).
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")
