@@ -9,7 +9,7 @@
 - **Scope lookups** inside a transaction: the live organisation, team, org role and team role, raising 404
   with the reference's messages.
 - **Key cache propagation**: limits and roles are copied into every cached
-  :class:`~voidllm.auth.identity.KeyIdentity`, so a change to them reloads the cache at once and tells the
+  :class:`~voidllm.identity.KeyIdentity`, so a change to them reloads the cache at once and tells the
   other processes (``keys`` topic, ``*``); a revocation evicts the matching keys first.
 """
 

@@ -1,7 +1,7 @@
 """Request rate limits and token budgets: the shared policy of both backends (docs/reference/behaviour.md 5).
 
 Scopes and windows. Every request is checked at three levels: its key, its team (skipped when the key has
-none) and its organisation, each with its own :class:`~voidllm.auth.identity.Limits` (0 = unlimited).
+none) and its organisation, each with its own :class:`~voidllm.identity.Limits` (0 = unlimited).
 Org and team counters are shared by every key in them, so the most restrictive limit wins. Windows are fixed
 calendar windows in UTC: the minute, the day (from UTC midnight) and the month (from the 1st, 00:00 UTC).
 

@@ -1,7 +1,7 @@
 """Persistence: SQLAlchemy Core tables, the engine, the trio-facing :class:`Store`, Alembic migrations.
 
-Layering: ``store`` imports nothing else from VoidLLM except :mod:`voidllm.errors` and the process registry
-:mod:`voidllm.metrics` (for :mod:`~voidllm.store.metrics`). Modules:
+Layering: ``store`` imports nothing else from VoidLLM except :mod:`voidllm.errors`, :mod:`voidllm.clock` and
+the process registry :mod:`voidllm.metrics` (for :mod:`~voidllm.store.metrics`). Modules:
 
 - :mod:`~voidllm.store.tables`: ``metadata`` and every ``Table`` (``from voidllm.store import tables``)
 - :mod:`~voidllm.store.engine`: :func:`build_engine` for SQLite and PostgreSQL
