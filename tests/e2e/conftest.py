@@ -1,7 +1,7 @@
 """Fixtures of the end-to-end tests: one real gateway per test module, Debian's Chromium through Playwright.
 
 Chromium is ``/usr/bin/chromium`` (Debian's package; ``scripts/test`` installs it when missing), launched by
-Playwright's Python API with :data:`~tests.e2e.harness.CHROMIUM_ARGS`; no browser is ever downloaded. When it
+Playwright's Python API with :data:`~tests.e2e.browsing.CHROMIUM_ARGS`; no browser is ever downloaded. When it
 is missing the tests skip, unless ``VOIDLLM_REQUIRE_SERVICES=1`` (CI), where they fail. The UI build
 (``ui/dist``) must be there and current: ``scripts/test`` builds it first; these tests never do.
 
@@ -15,22 +15,17 @@ show the sign-in page, and Chromium logs every failed fetch; likewise the 401 of
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
 
 from tests.conftest import REQUIRE_SERVICES
-from tests.e2e.harness import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    Gateway,
-    GatedUpstream,
-    start_gateway,
-    stop_gateway,
-    ui_build_current,
-)
+from tests.e2e.browsing import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.servers import GatedUpstream, Gateway, start_gateway, stop_gateway, ui_build_current
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 NewContext = Callable[..., BrowserContext]
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import openai
@@ -24,19 +25,11 @@ import orjson
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from tests.e2e.conftest import NewContext
-from tests.e2e.harness import (
-    GATED_MODEL,
-    KEY_PATTERN,
-    Gateway,
-    GatedUpstream,
-    browser_storage,
-    choose,
-    eventually,
-    files_containing,
-    session_state,
-    sign_in,
-)
+from tests.e2e.browsing import KEY_PATTERN, browser_storage, choose, sign_in
+from tests.e2e.servers import GATED_MODEL, GatedUpstream, Gateway, eventually, files_containing, session_state
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import NewContext
 
 pytestmark = pytest.mark.slow
 
@@ -77,10 +70,11 @@ def test_sign_in_with_the_bootstrap_credentials_then_sign_out_refuses_the_old_co
     sign_in(page, gateway.url, gateway.email, gateway.password)
     expect(page).to_have_url(f"{gateway.url}/")
     cookie = session_cookie(context)
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/")
     assert page.evaluate("() => document.cookie").find(cookie["value"]) == -1, "a script can read the key"
     stored = orjson.dumps(browser_storage(context, page)["localStorage"]).decode()
-    assert cookie["value"] not in stored and "vl_" not in stored
+    assert cookie["value"] not in stored
+    assert "vl_" not in stored
     replay = {"Cookie": f"voidllm_session={cookie['value']}"}
     assert httpx.get(f"{gateway.url}/api/v1/me", headers=replay).json()["email"] == gateway.email
 
@@ -89,7 +83,8 @@ def test_sign_in_with_the_bootstrap_credentials_then_sign_out_refuses_the_old_co
     expect(page).to_have_url(re.compile(r"/login(\?|$)"))
     assert not [c for c in context.cookies() if c["name"] == "voidllm_session"]
     refused = httpx.get(f"{gateway.url}/api/v1/me", headers=replay)
-    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
 
 
 def test_a_revoked_session_sends_the_browser_to_sign_in_and_back_to_the_page_it_wanted(
@@ -103,7 +98,8 @@ def test_a_revoked_session_sends_the_browser_to_sign_in_and_back_to_the_page_it_
 
     cookies = {c["name"]: c["value"] for c in state["cookies"]}
     revoked = httpx.delete(
-        f"{gateway.url}/api/v1/auth/sessions", cookies=cookies, headers={"X-CSRF-Token": cookies["voidllm_csrf"]}
+        f"{gateway.url}/api/v1/auth/sessions",
+        cookies=cookies, headers={"X-CSRF-Token": cookies["voidllm_csrf"]},
     )
     assert revoked.status_code == 204, revoked.text
     page.goto(f"{gateway.url}/usage")
@@ -129,7 +125,8 @@ def test_a_key_created_in_the_ui_works_with_the_openai_sdk(
 
     shown = page.get_by_role("dialog").filter(has_text=re.compile("once", re.I))
     expect(shown).to_be_visible()
-    texts = [shown.inner_text(), *shown.locator("input, textarea").evaluate_all("(es) => es.map((e) => e.value)")]
+    values = shown.locator("input, textarea").evaluate_all("(fields) => fields.map((field) => field.value)")
+    texts = [shown.inner_text(), *values]
     [key] = {match for text in texts for match in KEY_PATTERN.findall(text)}
     expect(shown.get_by_role("button", name=re.compile("copy", re.I)).first).to_be_visible()
 
@@ -161,7 +158,7 @@ def test_a_playground_answer_streams_piece_by_piece_and_leaves_no_trace(
 
     main, snapshots = page.get_by_role("main"), []
     answer = main.get_by_text(re.compile("Quartz"))
-    for shown, piece in enumerate(upstream.pieces[:-1], start=1):
+    for shown in range(1, len(upstream.pieces)):
         upstream.release()
         expect(main).to_contain_text("".join(upstream.pieces[:shown]).strip())
         expect(main).not_to_contain_text(upstream.pieces[shown].strip())
@@ -171,7 +168,7 @@ def test_a_playground_answer_streams_piece_by_piece_and_leaves_no_trace(
     expect(main).to_contain_text(answer_marker)
     expect(page.get_by_role("button", name="Send")).to_be_visible()
     assert len(set(snapshots)) == len(snapshots) == 5
-    assert all(later.startswith(earlier) for earlier, later in zip(snapshots, snapshots[1:], strict=False))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(snapshots))
     assert any(prompt_marker in body.decode() for body in upstream.bodies), "the prompt never went upstream"
 
     for marker in (prompt_marker, answer_marker):

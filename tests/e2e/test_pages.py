@@ -9,21 +9,17 @@ navigation is reachable through the ``Menu`` button.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import NewContext
-from tests.e2e.harness import (
-    Gateway,
-    axe_violations,
-    horizontal_overflow,
-    screenshot,
-    session_state,
-    wider_than_viewport,
-)
+from tests.e2e.browsing import axe_violations, horizontal_overflow, screenshot, wider_than_viewport
+from tests.e2e.servers import Gateway, session_state
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import NewContext
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +49,9 @@ def admin_state(gateway: Gateway) -> dict[str, Any]:
     return session_state(gateway.url, gateway.email, gateway.password)
 
 
-def open_page(new_context: NewContext, gateway: Gateway, page: Page, state: dict[str, Any], **options: Any) -> Any:
+def open_page(
+    new_context: NewContext, gateway: Gateway, page: Page, state: dict[str, Any], **options: Any
+) -> Any:
     """Open ``page`` in a new context and wait until it has loaded: its heading (or the sign-in form),
     no request in flight, nothing marked busy."""
     context = new_context(storage_state=None if page.heading is None else state, **options)

@@ -10,14 +10,19 @@ when to try again.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import NewContext
-from tests.e2e.harness import Gateway, PrefixProxy, sign_in
+from tests.e2e.browsing import sign_in
+from tests.e2e.servers import Gateway, PrefixProxy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.e2e.conftest import NewContext
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +50,9 @@ def prefix_proxy(gateway: Gateway) -> Iterator[PrefixProxy]:
     proxy.stop()
 
 
-def test_a_members_navigation_has_no_admin_page(new_context: NewContext, gateway: Gateway, member: str) -> None:
+def test_a_members_navigation_has_no_admin_page(
+    new_context: NewContext, gateway: Gateway, member: str
+) -> None:
     page = new_context().new_page()
     sign_in(page, gateway.url, member, MEMBER_PASSWORD)
     navigation = page.get_by_role("navigation", name="Main")
@@ -91,7 +98,8 @@ def test_repeated_wrong_passwords_make_the_sign_in_page_say_when_to_try_again(
 ) -> None:
     email = "locked-out@e2e.example"
     for _ in range(5):
-        wrong = httpx.post(f"{gateway.url}/api/v1/auth/session", json={"email": email, "password": "wrong-guess"})
+        guess = {"email": email, "password": "wrong-guess"}
+        wrong = httpx.post(f"{gateway.url}/api/v1/auth/session", json=guess)
         assert wrong.status_code == 401, wrong.text
     page = new_context().new_page()
     page.goto(f"{gateway.url}/login")

@@ -1,16 +1,13 @@
-"""What the end-to-end tests drive: a real ``voidllm serve``, upstream and proxy servers, the browser's checks.
+"""The servers the end-to-end tests run, all on 127.0.0.1, all synchronous (Playwright's sync API runs its
+own event loop, so these tests are plain functions, not trio tests):
 
-Everything here is synchronous (Playwright's sync API runs its own event loop, so these tests are plain
-functions, not trio tests) and talks to 127.0.0.1 only:
-
-- :func:`start_gateway`: ``python -m voidllm serve`` on a fresh SQLite file, serving the checkout's UI build,
-  with the demo model (``provider: mock``) and a model on a :class:`GatedUpstream`; its stderr is kept in a
-  file beside the database (the zero-knowledge scan reads every file the gateway wrote).
-- :class:`GatedUpstream`: an OpenAI-compatible upstream whose streamed answer goes out one event at a time,
+- :func:`start_gateway`: ``python -m voidllm serve`` on a fresh SQLite file, serving the UI build
+  (``ui/dist``, or ``VOIDLLM_TEST_UI_DIR``), with the demo model (``provider: mock``) and
+  :data:`GATED_MODEL` on a :class:`GatedUpstream`; its stderr is kept in a file beside the database, so
+  the zero-knowledge scan (:func:`files_containing`) reads every file the gateway wrote.
+- :class:`GatedUpstream`: an OpenAI-compatible upstream whose streamed answer goes out one piece at a time,
   each when the test releases it, so a test sees the page show a partial answer while the stream is open.
 - :class:`PrefixProxy`: a reverse proxy that mounts the gateway under ``/voidllm/`` and strips the prefix.
-- :func:`axe_violations`, :func:`browser_storage`: what axe-core finds on a page, and everything the page's
-  origin keeps in the browser.
 """
 
 from __future__ import annotations
@@ -18,15 +15,13 @@ from __future__ import annotations
 import http.server
 import os
 import queue
-import re
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import httpx
@@ -34,23 +29,26 @@ import orjson
 
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
 ROOT = Path(__file__).resolve().parents[2]
+
 UI_DIST = ROOT / "ui" / "dist"
+
 UI_DIR = os.environ.get("VOIDLLM_TEST_UI_DIR", "")
 """A UI build elsewhere to test instead of ui/dist (``settings.ui_dir``), e.g. one made with
 ``npx vite build --outDir /tmp/ui-build`` while ui/src is being edited; not checked for staleness."""
+
 UI_SOURCES = ROOT / "ui" / "src"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]
-AXE_SOURCE = ROOT / "ui" / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+
 GATED_MODEL = "e2e-stream"
+
 DEMO_MODEL = "demo"
 
+
 T = TypeVar("T")
+
 
 
 def eventually(probe: Callable[[], T | None], *, timeout: float = 30, what: str = "the condition") -> T:
@@ -66,10 +64,13 @@ def eventually(probe: Callable[[], T | None], *, timeout: float = 30, what: str 
         time.sleep(0.1)
 
 
+
 # ----------------------------------------------------------------------------------------------- gateway
 
 
+
 @attrs.define
+
 class Gateway:
     """A running ``voidllm serve``: its URL, the bootstrap credentials from its banner, its files."""
 
@@ -111,6 +112,7 @@ class Gateway:
         self.ready.set()
 
 
+
 def gateway_config(directory: Path, upstream_url: str) -> Path:
     """A voidllm.yaml: SQLite in ``directory/data``, usage written and rolled up within a second or two,
     the demo model (alias ``default``) and :data:`GATED_MODEL` on the gated upstream."""
@@ -147,6 +149,7 @@ models:
     return path
 
 
+
 def start_gateway(directory: Path, upstream_url: str) -> Gateway:
     """Start ``voidllm serve`` in ``directory`` and wait until it listens and printed its banner."""
     (directory / "data").mkdir(parents=True, exist_ok=True)
@@ -164,6 +167,7 @@ def start_gateway(directory: Path, upstream_url: str) -> Gateway:
     return gateway
 
 
+
 def stop_gateway(gateway: Gateway) -> None:
     if gateway.process.poll() is None:
         gateway.process.terminate()
@@ -174,12 +178,15 @@ def stop_gateway(gateway: Gateway) -> None:
             gateway.process.wait(10)
 
 
+
 # ------------------------------------------------------------------------------------------ HTTP servers
+
 
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+
 
 
 def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> _Server:
@@ -188,10 +195,11 @@ def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> _Server:
     return server
 
 
+
 class _QuietHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def body(self) -> bytes:
@@ -210,7 +218,9 @@ class _QuietHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+
 @attrs.define(eq=False)
+
 class GatedUpstream:
     """An OpenAI-compatible chat upstream. A streamed answer sends :attr:`pieces` as content deltas, each
     only after :meth:`release` (then a final chunk with usage and ``[DONE]`` go out at once); an answer that
@@ -277,8 +287,12 @@ class GatedUpstream:
             self._server.server_close()
 
 
+
 def _usage(completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": 12, "completion_tokens": completion_tokens, "total_tokens": 12 + completion_tokens}
+    prompt = 12
+    total = prompt + completion_tokens
+    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": total}
+
 
 
 def _chunk(delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
@@ -286,6 +300,7 @@ def _chunk(delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
         "id": "chatcmpl-e2e", "object": "chat.completion.chunk", "created": 1_700_000_000,
         "model": GATED_MODEL, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
+
 
 
 def _completion(text: str) -> dict[str, Any]:
@@ -296,8 +311,10 @@ def _completion(text: str) -> dict[str, Any]:
     }
 
 
+
 def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
 
 
 _HOP_BY_HOP = {
@@ -306,7 +323,9 @@ _HOP_BY_HOP = {
 }
 
 
+
 @attrs.define(eq=False)
+
 class PrefixProxy:
     """A reverse proxy in front of ``target`` that serves it under ``/voidllm/`` (stripping the prefix, as
     an nginx ``location /voidllm/ { proxy_pass http://gateway/; }`` does, redirecting ``/voidllm`` to
@@ -373,132 +392,18 @@ class PrefixProxy:
             self._server.server_close()
 
 
-# --------------------------------------------------------------------------------------------- browser
-
-
-def axe_violations(page: Any) -> list[dict[str, Any]]:
-    """The serious and critical violations axe-core finds on ``page`` (WCAG 2.x A/AA and best practices).
-
-    axe's source goes in through the DevTools protocol (``page.evaluate``), which the page's
-    Content-Security-Policy does not govern, so the CSP the gateway sends stays in force for the app."""
-    if not AXE_SOURCE.is_file():
-        raise AssertionError(
-            f"{AXE_SOURCE.relative_to(ROOT)} is missing: axe-core must be a devDependency of ui/ "
-            "(scripts/test runs npm ci)"
-        )
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE_SOURCE.read_text() + "\n;undefined")
-    found: list[dict[str, Any]] = page.evaluate(
-        """async () => {
-            const result = await window.axe.run(document, { resultTypes: ["violations"] });
-            return result.violations.map((v) => ({
-                id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.map((n) => n.target.join(" ") + " :: " + n.failureSummary),
-            }));
-        }"""
-    )
-    return [v for v in found if v["impact"] in ("serious", "critical")]
-
-
-STORAGE_DUMP = """async () => {
-    const out = { localStorage: {}, sessionStorage: {}, indexedDB: [], cacheStorage: [] };
-    for (let i = 0; i < localStorage.length; i++) {
-        const key = localStorage.key(i); out.localStorage[key] = localStorage.getItem(key);
-    }
-    for (let i = 0; i < sessionStorage.length; i++) {
-        const key = sessionStorage.key(i); out.sessionStorage[key] = sessionStorage.getItem(key);
-    }
-    const request = (r) => new Promise((resolve, reject) => {
-        r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error);
-    });
-    for (const info of (await indexedDB.databases())) {
-        const db = await request(indexedDB.open(info.name));
-        for (const name of db.objectStoreNames) {
-            const store = db.transaction(name).objectStore(name);
-            out.indexedDB.push({ db: info.name, store: name,
-                keys: JSON.stringify(await request(store.getAllKeys())),
-                values: JSON.stringify(await request(store.getAll())) });
-        }
-        db.close();
-    }
-    if (typeof caches !== "undefined") {
-        for (const name of await caches.keys()) {
-            const cache = await caches.open(name);
-            for (const req of await cache.keys()) {
-                const res = await cache.match(req);
-                out.cacheStorage.push({ cache: name, url: req.url, body: res ? await res.text() : "" });
-            }
-        }
-    }
-    return out;
-}"""
-
-
-def browser_storage(context: Any, page: Any) -> dict[str, Any]:
-    """Everything the app's origin keeps in the browser: local and session storage, IndexedDB, Cache
-    Storage (from inside the page), and the context's cookies."""
-    found: dict[str, Any] = page.evaluate(STORAGE_DUMP)
-    found["cookies"] = context.cookies()
-    return found
-
-
-def screenshot(page: Any, name: str, scheme: str) -> Path:
-    """Save a full-page screenshot as ``test-artifacts/screenshots/<name>-<scheme>.png``."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}-{scheme}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
-    return path
-
-
-def horizontal_overflow(page: Any) -> int:
-    """How many CSS pixels the page is wider than its viewport (0 = no horizontal scroll)."""
-    return int(
-        page.evaluate(
-            """() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)
-                     - document.documentElement.clientWidth"""
-        )
-    )
-
 
 def is_built_source(path: Path) -> bool:
     """A file of ui/src that goes into the build (not a unit test or its helpers)."""
     return path.is_file() and "test" not in path.relative_to(UI_SOURCES).parts and ".test." not in path.name
 
 
-def wider_than_viewport(page: Any) -> list[str]:
-    """The outermost elements that stick out to the right of the viewport and no scroll box clips (an
-    absolutely positioned one escapes a scroll box that is not its containing block), as ``tag#id.class``
-    with their right edge and text: what makes a page scroll sideways."""
-    return list(
-        page.evaluate(
-            """() => {
-                const width = document.documentElement.clientWidth, found = [];
-                const clipped = (e) => {  // inside a scroll box that contains it (for absolute: its containing block)
-                    const position = getComputedStyle(e).position;
-                    if (position === "fixed") return true;  // follows the viewport: a symptom, never the cause
-                    let p = e.parentElement;
-                    if (position === "absolute") while (p && getComputedStyle(p).position === "static") p = p.parentElement;
-                    for (; p; p = p.parentElement) {
-                        if (["auto", "scroll", "hidden", "clip"].includes(getComputedStyle(p).overflowX)) return true;
-                    }
-                    return false;
-                };
-                for (const e of document.body.querySelectorAll("*")) {
-                    const right = e.getBoundingClientRect().right;
-                    if (right > width + 1 && !clipped(e) && !found.some((f) => f.e.contains(e))) found.push({ e, right });
-                }
-                return found.slice(0, 5).map(({ e, right }) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}`
-                    + `.${String(e.className).split(" ").slice(0, 6).join(".")} right=${Math.round(right)}`
-                    + ` text=${JSON.stringify((e.textContent || "").slice(0, 40))}`);
-            }"""
-        )
-    )
-
 
 def ui_build_current() -> str | None:
     """Why the UI build cannot be tested (missing, or older than its sources), or None when it is current."""
     if UI_DIR:
-        return None if (Path(UI_DIR) / "index.html").is_file() else f"VOIDLLM_TEST_UI_DIR={UI_DIR} has no index.html"
+        found = (Path(UI_DIR) / "index.html").is_file()
+        return None if found else f"VOIDLLM_TEST_UI_DIR={UI_DIR} has no index.html"
     index = UI_DIST / "index.html"
     if not index.is_file():
         return "ui/dist is missing: build the UI first (scripts/test does: npm ci && npm run build in ui/)"
@@ -509,28 +414,11 @@ def ui_build_current() -> str | None:
     return None
 
 
-def sign_in(page: Any, base_url: str, email: str, password: str) -> None:
-    """Sign in through the sign-in page and wait for the signed-in app (its ``Account`` menu)."""
-    page.goto(urllib.parse.urljoin(base_url, "login"))
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("button", name="Account").wait_for()
-
-
-def choose(page: Any, label: str, option: str) -> None:
-    """Pick ``option`` in the select labelled ``label``: a native ``<select>`` or a listbox combobox."""
-    control = page.get_by_label(label, exact=True)
-    if control.evaluate("(element) => element.tagName") == "SELECT":
-        control.select_option(label=option)
-    else:
-        control.click()
-        page.get_by_role("option", name=option, exact=True).click()
-
 
 def marker_variants(marker: str) -> list[bytes]:
     """The byte forms in which ``marker`` could sit in a file: UTF-8 and UTF-16 (SQLite, Chromium)."""
     return [marker.encode(), marker.encode("utf-16-le"), marker.encode("utf-16-be")]
+
 
 
 def files_containing(paths: Iterator[Path], marker: str) -> list[str]:
@@ -545,8 +433,6 @@ def files_containing(paths: Iterator[Path], marker: str) -> list[str]:
             found.append(str(path))
     return found
 
-
-KEY_PATTERN = re.compile(r"vl_(?:uk|tk|sa)_[0-9a-f]{48}")
 
 
 def session_state(base_url: str, email: str, password: str) -> dict[str, Any]:
