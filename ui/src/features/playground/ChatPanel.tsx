@@ -1,6 +1,6 @@
-import type { FormEvent } from "react";
+import { useRef, type FormEvent } from "react";
 import { Button, Card, CardContent, CardHeader, Field, Spinner, Textarea } from "../../components/ui";
-import { GenerationFields, RequestError, StatsLine, StatusBadge, effectiveModel, submitOnCtrlEnter } from "./controls";
+import { GenerationFields, RequestError, StatsLine, StatusBadge, effectiveModel, promptKeys } from "./controls";
 import { parseSettings, type ChatSession } from "./sessions";
 import type { ModelBrief } from "./types";
 
@@ -9,8 +9,10 @@ export function ChatPanel({ session, models, apiKey }: { session: ChatSession; m
   const model = effectiveModel(session.settings.model, models);
   const { errors } = parseSettings(session.settings);
   const invalid = Object.keys(errors).length > 0;
+  const box = useRef<HTMLTextAreaElement>(null);
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
+    box.current?.focus();
     if (!invalid && model) void session.send(model, apiKey);
   };
   return (
@@ -59,12 +61,13 @@ export function ChatPanel({ session, models, apiKey }: { session: ChatSession; m
           )}
           <RequestError error={session.error} apiKey={apiKey} />
           <form onSubmit={onSubmit} className="flex flex-col gap-3">
-            <Field label="Message" hint="Ctrl+Enter sends.">
+            <Field label="Message" hint="Ctrl+Enter sends; Escape stops the answer.">
               <Textarea
+                ref={box}
                 rows={3}
                 value={session.draft}
                 onChange={(e) => session.setDraft(e.target.value)}
-                onKeyDown={submitOnCtrlEnter}
+                onKeyDown={promptKeys(session.stop, session.pending)}
               />
             </Field>
             <div className="flex flex-wrap gap-2">

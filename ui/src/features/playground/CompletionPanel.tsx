@@ -1,6 +1,6 @@
-import type { FormEvent } from "react";
+import { useRef, type FormEvent } from "react";
 import { Button, Card, CardContent, CardHeader, Field, Spinner, Textarea } from "../../components/ui";
-import { GenerationFields, RequestError, StatsLine, StatusBadge, effectiveModel, submitOnCtrlEnter } from "./controls";
+import { GenerationFields, RequestError, StatsLine, StatusBadge, effectiveModel, promptKeys } from "./controls";
 import { parseSettings, type CompletionSession } from "./sessions";
 import type { ModelBrief } from "./types";
 
@@ -17,8 +17,10 @@ export function CompletionPanel({
   const model = effectiveModel(session.settings.model, models);
   const { errors } = parseSettings(session.settings);
   const invalid = Object.keys(errors).length > 0;
+  const box = useRef<HTMLTextAreaElement>(null);
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
+    box.current?.focus();
     if (!invalid && model) void session.send(model, apiKey);
   };
   return (
@@ -37,8 +39,8 @@ export function CompletionPanel({
         />
         <CardContent className="flex flex-col gap-4">
           <form onSubmit={onSubmit} className="flex flex-col gap-3">
-            <Field label="Prompt" hint="The model continues this text. Ctrl+Enter sends.">
-              <Textarea rows={5} value={session.prompt} onChange={(e) => session.setPrompt(e.target.value)} onKeyDown={submitOnCtrlEnter} />
+            <Field label="Prompt" hint="The model continues this text. Ctrl+Enter sends; Escape stops.">
+              <Textarea ref={box} rows={5} value={session.prompt} onChange={(e) => session.setPrompt(e.target.value)} onKeyDown={promptKeys(session.stop, session.pending)} />
             </Field>
             <div className="flex flex-wrap gap-2">
               <Button type="submit" loading={session.pending} disabled={!model || invalid || session.prompt.trim() === ""}>

@@ -176,6 +176,23 @@ describe("playground: chat", () => {
     expect(screen.getByRole("button", { name: "Send" })).toBeEnabled();
   });
 
+  it("sends with Ctrl+Enter and stops with Escape from the message box", async () => {
+    const feed = controlledStream();
+    const { seen } = withRoute({ "GET /api/v1/me/available-models": MODELS }, CHAT_PATH, () => sse(feed.stream));
+    renderPage(<PlaygroundPage />, { route: "/playground" });
+    const user = userEvent.setup();
+    const box = await screen.findByLabelText("Message");
+    await user.type(box, "Keyboard only{Control>}{Enter}{/Control}");
+    await waitFor(() => expect(seen).toHaveLength(1));
+    expect(box).toHaveFocus();
+    expect(box).toHaveValue("");
+    feed.push(chunk("Par"));
+    await waitFor(() => expect(answer()).toHaveTextContent("Par"));
+    await user.keyboard("{Escape}");
+    expect(await screen.findByText("Stopped")).toBeInTheDocument();
+    expect(seen[0]!.init.signal!.aborted).toBe(true);
+  });
+
   it("sends the API-key override as a Bearer token and a refused key does not sign out", async () => {
     const { seen } = withRoute({ "GET /api/v1/me/available-models": MODELS }, CHAT_PATH, () =>
       Response.json(

@@ -171,10 +171,15 @@ export function RequestError({ error, apiKey }: { error: unknown; apiKey: string
   );
 }
 
-/** Ctrl+Enter / Cmd+Enter in a text box submits its form. */
-export function submitOnCtrlEnter(e: KeyboardEvent<HTMLTextAreaElement>) {
-  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-    e.preventDefault();
-    e.currentTarget.form?.requestSubmit();
-  }
+/** Keys of a prompt box: Ctrl+Enter / Cmd+Enter submits its form; Escape stops a running answer. */
+export function promptKeys(stop: () => void, pending: boolean) {
+  return (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      e.currentTarget.form?.requestSubmit();
+    } else if (e.key === "Escape" && pending) {
+      e.preventDefault();
+      stop();
+    }
+  };
 }

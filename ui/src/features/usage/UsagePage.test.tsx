@@ -204,6 +204,20 @@ describe("usage page: LLM", () => {
     );
   });
 
+  it("shows the first 200 rows of a large grouping and all of them on request", async () => {
+    const many = Array.from({ length: 250 }, (_, i) => point(`k${i}`, `key ${i}`, 1, 1, 1, 0));
+    mockApi({ "GET /api/v1/usage": (req: MockRequest) => ({ ...report(req), data: req.url.searchParams.get("group_by") === "key" ? many : BY.day }) });
+    render(`/usage/llm?${CUSTOM}&group=key`);
+    const table = await screen.findByRole("table", { name: "LLM usage by api key" });
+    expect(within(table).getAllByRole("row")).toHaveLength(201);
+    expect(screen.getByText(/Showing the first 200 of 250 rows/)).toBeInTheDocument();
+    const user = userEvent.setup();
+    await user.click(screen.getByRole("button", { name: "Show all 250 rows" }));
+    expect(within(table).getAllByRole("row")).toHaveLength(251);
+    await user.click(screen.getByRole("button", { name: "Export CSV" }));
+    expect(vi.mocked(downloadText).mock.calls.at(-1)![1].split("\r\n")).toHaveLength(252); // header + 250 + ""
+  });
+
   it("shows the empty and the error states", async () => {
     mockApi({ "GET /api/v1/usage": (req: MockRequest) => ({ ...report(req), data: [] }) });
     const first = render(`/usage/llm?${CUSTOM}`);

@@ -1,5 +1,5 @@
 /** One usage tab (LLM or MCP): filters in the URL, totals, charts over time, the grouped table, CSV export. */
-import { useMemo, type ReactNode } from "react";
+import { useMemo, useState, type ReactNode } from "react";
 import { useSearchParams } from "react-router";
 import {
   Button,
@@ -45,6 +45,9 @@ import { llmSeries, llmTotals, mcpSeries, mcpTotals, rowName } from "./series";
 import type { McpUsagePoint, McpUsageReport, UsageKind } from "./types";
 
 type Row = UsagePoint | McpUsagePoint;
+
+/** Rows the table shows at first (a grouping by key or user can have thousands; the CSV has them all). */
+const TABLE_ROWS = 200;
 
 /** "Dec 1, 2026 – Dec 7, 2026" for [from, to) (the last day shown is the one before `to`'s). */
 function rangeText(range: Range): string {
@@ -192,7 +195,7 @@ function UsageContent({ kind, source, range, rangeError, group, filter, controls
               </QueryView>
             </CardContent>
           </Card>
-          <GroupedCard kind={kind} query={grouped} group={group} filter={filter} onFilter={onFilter} range={range!} scope={source.slug} />
+          <GroupedCard key={`${kind}:${group}`} kind={kind} query={grouped} group={group} filter={filter} onFilter={onFilter} range={range!} scope={source.slug} />
         </>
       )}
     </div>
@@ -267,6 +270,8 @@ function GroupedCard({
   const label = groupLabel(kind, group);
   const columns = (kind === "llm" ? llmColumns(group) : mcpColumns(group)) as UsageColumn<Row>[];
   const rows = ((query.data?.data ?? []) as Row[]).filter((r) => matches(r, group, filter));
+  const [showAll, setShowAll] = useState(false);
+  const shown = showAll ? rows : rows.slice(0, TABLE_ROWS);
   const exportCsv = () => {
     const name = `voidllm-${kind}-usage-${scope}-by-${group}-${utcDay(Date.parse(range.from))}-to-${utcDay(Date.parse(range.to) - 1)}.csv`;
     downloadText(name, toCsv(rows, csvColumns(columns)));
@@ -319,7 +324,7 @@ function GroupedCard({
                     </TR>
                   </THead>
                   <TBody>
-                    {rows.map((r) => (
+                    {shown.map((r) => (
                       <TR key={r.group_key ?? "(none)"}>
                         {columns.map((c, i) => (
                           <TD key={c.header} className={c.numeric ? "text-right tabular-nums" : i === 0 ? "font-medium" : "font-mono text-xs"}>
@@ -330,6 +335,17 @@ function GroupedCard({
                     ))}
                   </TBody>
                 </Table>
+                {shown.length < rows.length ? (
+                  <div className="flex flex-wrap items-center gap-3 text-sm text-muted">
+                    <span>
+                      Showing the first {formatNumber(shown.length)} of {formatNumber(rows.length)} rows. Filter them, or export
+                      all as CSV.
+                    </span>
+                    <Button variant="secondary" size="sm" onClick={() => setShowAll(true)}>
+                      Show all {formatNumber(rows.length)} rows
+                    </Button>
+                  </div>
+                ) : null}
               </>
             )
           }
