@@ -1,15 +1,12 @@
-"""How a key's role is decided (docs/reference/behaviour.md 4); the identity values themselves are in
-:mod:`voidllm.identity`.
-
-``Role``, ``Limits``, ``UNLIMITED`` and ``KeyIdentity`` are re-exported here only for the modules not yet
-importing them from :mod:`voidllm.identity`.
+"""How a key's role is decided (docs/reference/behaviour.md 4); the identity values themselves (``Role``,
+``Limits``, ``KeyIdentity``) are in :mod:`voidllm.identity`, below every package that reads them.
 """
 
 from __future__ import annotations
 
-from voidllm.identity import UNLIMITED, KeyIdentity, Limits, Role
+from voidllm.identity import Role
 
-__all__ = ["UNLIMITED", "KeyIdentity", "Limits", "Role", "effective_role"]
+__all__ = ["effective_role"]
 
 
 def effective_role(key_type: str, *, is_system_admin: bool, org_role: str | None, has_team: bool) -> Role:
