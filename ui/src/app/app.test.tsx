@@ -4,6 +4,8 @@ import userEvent from "@testing-library/user-event";
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../lib/api";
 import { ErrorState } from "../components/ui";
+import { render } from "@testing-library/react";
+import { App } from "../App";
 import { ME_ADMIN, ME_MEMBER, ME_ORG_ADMIN, errorResponse, mockApi, renderApp, renderPage } from "../test/utils";
 
 const navLinks = async () => {
@@ -74,6 +76,35 @@ describe("app shell", () => {
     renderApp({ route: "/nowhere" });
     expect(await screen.findByRole("heading", { name: "Page not found" })).toBeInTheDocument();
     expect(document.title).toBe("Page not found · VoidLLM");
+  });
+});
+
+describe("under a sub-path", () => {
+  it("keeps the root route's trailing slash in links and in the address bar", async () => {
+    const base = document.createElement("base");
+    base.href = "/voidllm/";
+    document.head.prepend(base);
+    window.history.pushState({}, "", "/voidllm/profile");
+    try {
+      const api = mockApi({
+        "GET /voidllm/api/v1/me": ME_MEMBER,
+        "GET /voidllm/api/v1/*": { data: [], has_more: false },
+      });
+      render(<App />);
+      const dashboard = await screen.findByRole("link", { name: "Dashboard" });
+      expect(dashboard).toHaveAttribute("href", "/voidllm/");
+      expect(screen.getByRole("link", { name: "VoidLLM" })).toHaveAttribute("href", "/voidllm/");
+      expect(screen.getByRole("link", { name: "Profile" })).toHaveAttribute("href", "/voidllm/profile");
+      const user = userEvent.setup();
+      await user.click(dashboard);
+      expect(await screen.findByRole("heading", { level: 1, name: "Dashboard" })).toBeInTheDocument();
+      expect(window.location.pathname).toBe("/voidllm/");
+      expect(dashboard).toHaveAttribute("aria-current", "page");
+      expect(api.calls("GET", "/voidllm/api/v1/me")).toHaveLength(1);
+    } finally {
+      base.remove();
+      window.history.pushState({}, "", "/");
+    }
   });
 });
 

@@ -5,6 +5,7 @@ import type { QueryClient } from "@tanstack/react-query";
 import { AppShell } from "../components/layout/AppShell";
 import { AuthGuard, RequireRole } from "./AuthGuard";
 import { UnauthorizedRedirect } from "./providers";
+import { RootSlash } from "./RootSlash";
 import LoginPage from "../pages/LoginPage";
 import NotFoundPage from "../pages/NotFoundPage";
 import { LoadingState } from "../components/ui";
@@ -27,6 +28,7 @@ export function appRoutes(client: QueryClient): RouteObject[] {
     {
       element: (
         <UnauthorizedRedirect client={client}>
+          <RootSlash />
           <Outlet />
         </UnauthorizedRedirect>
       ),

@@ -6,6 +6,7 @@ import { roleLabel } from "../../lib/roles";
 import { useTheme, type ThemeChoice } from "../../lib/theme";
 import { Button, cn, useToast } from "../ui";
 import { navItemsFor } from "./nav";
+import { useRootClick, useRootHref } from "../../app/RootSlash";
 
 const MENU = "z-50 min-w-48 rounded-md border border-border bg-surface p-1 text-fg shadow-lg";
 const MENU_ITEM =
@@ -84,25 +85,33 @@ function AccountMenu() {
   );
 }
 
+const linkClass = (isActive: boolean) =>
+  cn("block rounded-md px-3 py-2 text-sm font-medium", isActive ? "bg-primary text-primary-fg" : "text-fg hover:bg-surface-2");
+
 function Navigation({ onNavigate }: { onNavigate?: () => void }) {
   const me = useCurrentUser();
+  const location = useLocation();
+  const rootHref = useRootHref();
+  const rootClick = useRootClick(onNavigate);
   return (
     <ul className="flex flex-col gap-1">
       {navItemsFor(me).map((item) => (
         <li key={item.to}>
-          <NavLink
-            to={item.to}
-            end={item.end}
-            onClick={onNavigate}
-            className={({ isActive }) =>
-              cn(
-                "block rounded-md px-3 py-2 text-sm font-medium",
-                isActive ? "bg-primary text-primary-fg" : "text-fg hover:bg-surface-2",
-              )
-            }
-          >
-            {item.label}
-          </NavLink>
+          {item.to === "/" ? (
+            // The root route's href keeps its trailing slash under a sub-path (see RootSlash).
+            <a
+              href={rootHref}
+              onClick={rootClick}
+              aria-current={location.pathname === "/" ? "page" : undefined}
+              className={linkClass(location.pathname === "/")}
+            >
+              {item.label}
+            </a>
+          ) : (
+            <NavLink to={item.to} end={item.end} onClick={onNavigate} className={({ isActive }) => linkClass(isActive)}>
+              {item.label}
+            </NavLink>
+          )}
         </li>
       ))}
     </ul>
@@ -113,6 +122,8 @@ function Navigation({ onNavigate }: { onNavigate?: () => void }) {
 export function AppShell() {
   const [menuOpen, setMenuOpen] = useState(false);
   const location = useLocation();
+  const rootHref = useRootHref();
+  const rootClick = useRootClick();
   useEffect(() => setMenuOpen(false), [location.pathname]);
   return (
     <div className="flex min-h-screen flex-col">
@@ -134,10 +145,10 @@ export function AppShell() {
         >
           <span aria-hidden="true">☰</span>
         </Button>
-        <NavLink to="/" className="flex items-center gap-2 text-lg font-semibold">
+        <a href={rootHref} onClick={rootClick} className="flex items-center gap-2 text-lg font-semibold">
           <span aria-hidden="true" className="inline-block h-3 w-3 rounded-full border-2 border-primary" />
           VoidLLM
-        </NavLink>
+        </a>
         <div className="ml-auto flex items-center gap-2">
           <ThemeMenu />
           <AccountMenu />

@@ -10,7 +10,7 @@ export interface TableProps extends HTMLAttributes<HTMLTableElement> {
 /** A table in a horizontally scrolling wrapper (usable at 375 px). */
 export function Table({ caption, captionHidden = true, className, children, ...rest }: TableProps) {
   return (
-    <div className="w-full overflow-x-auto">
+    <div className="relative w-full overflow-x-auto">
       <table className={cn("w-full border-collapse text-sm", className)} {...rest}>
         {caption ? <caption className={captionHidden ? "sr-only" : "mb-2 text-left text-sm text-muted"}>{caption}</caption> : null}
         {children}
