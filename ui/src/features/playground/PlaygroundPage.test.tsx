@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import PlaygroundPage from "../../pages/PlaygroundPage";
-import { errorResponse, mockApi, renderPage } from "../../test/utils";
+import { ME_MEMBER, errorResponse, mockApi, renderApp, renderPage } from "../../test/utils";
 import { cosineSimilarity } from "./client";
 import { eventData, splitEvents } from "./sse";
 
@@ -346,6 +346,16 @@ describe("playground: models by type", () => {
     await user.click(screen.getByRole("tab", { name: "Embeddings" }));
     await user.click(screen.getByRole("tab", { name: "Chat" }));
     expect(answer()).toHaveTextContent("Kept");
+  });
+});
+
+describe("playground in the app", () => {
+  it("renders inside the app shell for a member, on the chat tab", async () => {
+    mockApi({ "GET /api/v1/me": ME_MEMBER, "GET /api/v1/me/available-models": MODELS });
+    renderApp({ route: "/playground" });
+    expect(await screen.findByRole("heading", { level: 1, name: "Playground" })).toBeInTheDocument();
+    expect(await screen.findByRole("tab", { name: "Chat", selected: true })).toBeInTheDocument();
+    expect(screen.getByLabelText("Message")).toBeInTheDocument();
   });
 });
 

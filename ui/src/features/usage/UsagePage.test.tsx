@@ -3,7 +3,7 @@ import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import UsagePage from "../../pages/UsagePage";
 import { downloadText } from "../../lib/download";
-import { ME_ADMIN, ME_MEMBER, ME_ORG_ADMIN, errorResponse, mockApi, renderPage, type MockRequest } from "../../test/utils";
+import { ME_ADMIN, ME_MEMBER, ME_ORG_ADMIN, errorResponse, mockApi, renderApp, renderPage, type MockRequest } from "../../test/utils";
 import { resolveRange } from "./params";
 import { bucketKeys } from "./series";
 
@@ -300,6 +300,20 @@ describe("usage page: tabs and roles", () => {
     // Only the system-wide route groups by organisation: the table falls back to models.
     await screen.findByRole("table", { name: "LLM usage by model" });
     expect(api.calls("GET", "/api/v1/orgs/o1/usage").map((c) => c.url.searchParams.get("group_by")).sort()).toEqual(["day", "model"]);
+  });
+});
+
+describe("usage page in the app", () => {
+  it("opens from /usage on the LLM tab inside the shell", async () => {
+    mockApi({ "GET /api/v1/me": ME_ORG_ADMIN, "GET /api/v1/orgs/o1/usage": report, "GET /api/v1/orgs/o1/mcp-usage": mcpReport });
+    const { router } = renderApp({ route: `/usage?${CUSTOM}` });
+    await screen.findByRole("table", { name: "LLM usage by model" });
+    expect(router.state.location.pathname).toBe("/usage/llm");
+    expect(new URLSearchParams(router.state.location.search).get("from")).toBe("2026-12-01");
+    const user = userEvent.setup();
+    await user.click(screen.getByRole("tab", { name: "MCP" }));
+    await screen.findByRole("table", { name: "MCP usage by server" });
+    expect(router.state.location.pathname).toBe("/usage/mcp");
   });
 });
 
