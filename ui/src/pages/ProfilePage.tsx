@@ -51,6 +51,7 @@ function AccountCard() {
 }
 
 function ChangePasswordCard() {
+  const me = useCurrentUser();
   const queryClient = useQueryClient();
   const toast = useToast();
   const [current, setCurrent] = useState("");
@@ -88,6 +89,8 @@ function ChangePasswordCard() {
       <CardHeader title="Change password" description="Changing it signs out your other sessions." />
       <CardContent>
         <form onSubmit={submit} className="flex max-w-md flex-col gap-4" noValidate>
+          {/* Tells password managers whose password this is (hidden: not a field to fill). */}
+          <input type="email" name="username" autoComplete="username" value={me.email} readOnly hidden />
           <Field
             label="Current password"
             error={checked && !current ? "Enter your current password." : currentWrong ? apiError.message : undefined}
