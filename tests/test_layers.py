@@ -1,4 +1,4 @@
-"""The layering of ``voidllm``, executable: every import points down (or sideways), and packages form no cycle.
+"""The layering of ``voidllm``, executable: every import points down (or sideways); packages form no cycle.
 
 :data:`LAYERS` is the declared order, bottom to top, the same as the table in ``ARCHITECTURE.md`` section 2
 (:func:`test_architecture_md_declares_the_same_layers` holds them together). A module may import modules of
@@ -15,29 +15,52 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "voidllm"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", (
-        "voidllm", "voidllm.errors", "voidllm.metrics", "voidllm.logs", "voidllm.bounds", "voidllm.clock",
-        "voidllm.identity", "voidllm.asgi", "voidllm.codec", "voidllm.crypto", "voidllm.testing",
-    )),
-    ("infrastructure", (
-        "voidllm.config", "voidllm.store", "voidllm.nursery", "voidllm.bus", "voidllm.redis", "voidllm.providers",
-        "voidllm.availability",
-    )),
+    (
+        "foundation",
+        (
+            "voidllm",
+            "voidllm.errors",
+            "voidllm.metrics",
+            "voidllm.logs",
+            "voidllm.bounds",
+            "voidllm.clock",
+            "voidllm.identity",
+            "voidllm.asgi",
+            "voidllm.codec",
+            "voidllm.crypto",
+            "voidllm.testing",
+        ),
+    ),
+    (
+        "infrastructure",
+        (
+            "voidllm.config",
+            "voidllm.store",
+            "voidllm.nursery",
+            "voidllm.bus",
+            "voidllm.redis",
+            "voidllm.providers",
+            "voidllm.availability",
+        ),
+    ),
     ("domain", ("voidllm.auth", "voidllm.limits", "voidllm.routing", "voidllm.usage")),
     ("planes", ("voidllm.proxy", "voidllm.mcp")),
     ("use cases", ("voidllm.admin",)),
     ("edges", ("voidllm.web", "voidllm.manage", "voidllm.invalidations")),
     ("process", ("voidllm.server", "voidllm.workers", "voidllm.cli", "voidllm.__main__")),
-)  # fmt: skip
+)
 """Bottom to top: (layer name, the packages and modules in it)."""
 
 
@@ -78,7 +101,9 @@ def _runtime_nodes(node: ast.AST) -> Iterator[ast.AST]:
         yield from _runtime_nodes(child)
 
 
-def runtime_imports(source: str, module: str, *, is_package: bool, known: set[str]) -> Iterator[tuple[int, str]]:
+def runtime_imports(
+    source: str, module: str, *, is_package: bool, known: set[str]
+) -> Iterator[tuple[int, str]]:
     """``(line, imported module)`` of every ``voidllm`` import that runs, at module level or in a function.
 
     ``from a import b`` counts as importing ``a.b`` when that is a module (in ``known``), else ``a``.
@@ -129,7 +154,8 @@ def violations(imports: list[Import]) -> list[str]:
     found = []
     for imp in imports:
         source, target = unit_of(imp.importer), unit_of(imp.target)
-        assert source is not None and target is not None, imp
+        assert source is not None, imp
+        assert target is not None, imp
         if layer_of(target) > layer_of(source):
             found.append(
                 f"{imp.path}:{imp.line}: {imp.importer} ({LAYERS[layer_of(source)][0]}) imports {imp.target} "
@@ -195,7 +221,8 @@ def test_no_package_cycles() -> None:
     example: dict[tuple[str, str], Import] = {}
     for imp in project_imports():
         source, target = unit_of(imp.importer), unit_of(imp.target)
-        assert source is not None and target is not None
+        assert source is not None, imp
+        assert target is not None, imp
         if source != target:
             edges.setdefault(source, set()).add(target)
             example.setdefault((source, target), imp)
@@ -240,14 +267,18 @@ def test_function_level_imports_count_and_type_checking_imports_do_not() -> None
     known = {"voidllm.routing.sibling", "voidllm.store.tables"}
     found = list(runtime_imports(source, "voidllm.routing.x", is_package=False, known=known))
     assert found == [
-        (1, "typing"), (5, "voidllm.errors"), (7, "voidllm.server"), (8, "voidllm.web.app"),
-        (9, "voidllm.routing.sibling"), (10, "voidllm.store.tables"),
-    ]  # fmt: skip
+        (1, "typing"),
+        (5, "voidllm.errors"),
+        (7, "voidllm.server"),
+        (8, "voidllm.web.app"),
+        (9, "voidllm.routing.sibling"),
+        (10, "voidllm.store.tables"),
+    ]
 
 
 def test_an_upward_import_is_reported_with_its_place() -> None:
     upward = Import("voidllm.auth.cache", "voidllm/auth/cache.py", 18, "voidllm.admin.services")
-    sideways = Import("voidllm.routing.health", "voidllm/routing/health.py", 3, "voidllm.providers.credentials")
+    sideways = Import("voidllm.routing.health", "voidllm/routing/health.py", 3, "voidllm.usage.events")
     down = Import("voidllm.web.app", "voidllm/web/app.py", 9, "voidllm.proxy.endpoints")
     assert violations([upward, sideways, down]) == [
         "voidllm/auth/cache.py:18: voidllm.auth.cache (domain) imports voidllm.admin.services "

@@ -51,7 +51,12 @@ def credentials_of(request: ReceivedRequest) -> dict[str, str]:
 
 def upstream(provider: str, base_url: str, api_key: str = "key-0042") -> Upstream:
     return Upstream(
-        f"probe-{provider}", provider, base_url, api_key, azure_deployment="dep", gcp_project="proj",
+        f"probe-{provider}",
+        provider,
+        base_url,
+        api_key,
+        azure_deployment="dep",
+        gcp_project="proj",
         gcp_location="europe-west4",
     )
 
@@ -108,18 +113,23 @@ async def test_the_connection_test_sends_the_providers_credential(sqlite_dsn: st
             assert (sent.method, sent.path) == ("GET", "/v1/models")
             assert credentials_of(sent) == EXPECTED[provider], provider
         without = {"provider": "gemini", "base_url": mock.base_url}
-        assert (await gw.client.post("/api/v1/models/test-connection", headers=admin(gw), json=without)).json()[
-            "success"
-        ]
+        answer = await gw.client.post("/api/v1/models/test-connection", headers=admin(gw), json=without)
+        assert answer.json()["success"] is True
         assert credentials_of(mock.requests[-1]) == {}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_proxied_requests_carry_the_same_credential(provider: str) -> None:
     request = JsonRequest.parse(b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}')
+    chat = ENDPOINTS["/v1/chat/completions"]
     _url, headers, _body = build_call(
-        upstream(provider, "http://upstream.test/v1"), model_name="m", endpoint=ENDPOINTS["/v1/chat/completions"],
-        request=request, body=b"", client_headers=[], request_id="rid",
+        upstream(provider, "http://upstream.test/v1"),
+        model_name="m",
+        endpoint=chat,
+        request=request,
+        body=b"",
+        client_headers=[],
+        request_id="rid",
     )
     sent = {name.decode().lower(): value.decode() for name, value in headers}
     assert {name: value for name, value in sent.items() if name in CREDENTIAL_HEADERS} == EXPECTED[provider]

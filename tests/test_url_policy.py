@@ -145,8 +145,15 @@ def test_https_only_refuses_http_even_to_a_public_host() -> None:
 @pytest.mark.parametrize(
     ("host", "private"),
     [
-        ("localhost", True), ("LOCALHOST.", True), ("[::1]", True), ("127.1", True), ("0x7f000001", True),
-        ("[::ffff:127.0.0.1]", True), ("0.0.0.0", True), ("example.com", False), ("8.8.8.8", False),
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("[::1]", True),
+        ("127.1", True),
+        ("0x7f000001", True),
+        ("[::ffff:127.0.0.1]", True),
+        ("0.0.0.0", True),
+        ("example.com", False),
+        ("8.8.8.8", False),
         ("localhost.example.com", False),
     ],
 )

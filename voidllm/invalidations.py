@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from voidllm.auth.cache import reload_key_cache
 from voidllm.bus import TOPIC_KEYS, TOPIC_MCP, TOPICS
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,10 @@ class _Coalesced:
             try:
                 await self.action()
             except Exception as exc:  # the next notice or periodic reload tries again
-                log.warning("reload after a change notice failed",
-                            extra={"cache": self.name, "error_type": type(exc).__name__})
+                log.warning(
+                    "reload after a change notice failed",
+                    extra={"cache": self.name, "error_type": type(exc).__name__},
+                )
 
 
 @attrs.define(eq=False)

@@ -44,7 +44,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
-    "BlockedAddress", "GuardedBackend", "PrivateAddress", "blocked_ip", "check_url", "private_host", "resolve_checked",
+    "BlockedAddress",
+    "GuardedBackend",
+    "PrivateAddress",
+    "blocked_ip",
+    "check_url",
+    "private_host",
+    "resolve_checked",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -100,7 +106,8 @@ def check_url(url: str, *, allow_private: bool, https_only: bool = False) -> Non
     ``allow_private``) names this machine or a non-public address (:func:`private_host`).
 
     Raises:
-        BlockedAddress: the URL is not allowed; :class:`PrivateAddress` when only ``allow_private`` would allow it.
+        BlockedAddress: the URL is not allowed; :class:`PrivateAddress` when only ``allow_private`` would
+            allow it.
     """
     try:
         parts = urlsplit(url)
@@ -111,7 +118,8 @@ def check_url(url: str, *, allow_private: bool, https_only: bool = False) -> Non
         raise BlockedAddress("must be a valid http:// or https:// URL") from None
     schemes = ("https",) if https_only else ("http", "https")
     if parts.scheme not in schemes:
-        raise BlockedAddress("must be an https:// URL" if https_only else "must be an http:// or https:// URL")
+        want = "an https://" if https_only else "an http:// or https://"
+        raise BlockedAddress(f"must be {want} URL")
     if not valid_host(host) or (_numeric_host(host) and _legacy_ipv4(host) is None):
         raise BlockedAddress("must have a valid host name or address")
     if not allow_private and private_host(host):
@@ -179,7 +187,8 @@ async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[
     if not addresses:
         raise httpcore.ConnectError("name resolution returned no address")
     if not allow_private and any(blocked_ip(ipaddress.ip_address(a)) for a in addresses):
-        raise PrivateAddress("resolves to a private, loopback, link-local or reserved address", subject="host")
+        reason = "resolves to a private, loopback, link-local or reserved address"
+        raise PrivateAddress(reason, subject="host")
     return addresses
 
 

@@ -24,7 +24,9 @@ from voidllm.providers.anthropic import ANTHROPIC_VERSION
 
 __all__ = ["CREDENTIAL_HEADERS", "credential_headers"]
 
-CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "anthropic-version", "api-key", "x-goog-api-key"})
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "x-api-key", "anthropic-version", "api-key", "x-goog-api-key"}
+)
 """Every header name :func:`credential_headers` may return, lowercase."""
 
 
