@@ -161,7 +161,7 @@ def violations(imports: list[Import]) -> list[str]:
                 f"{imp.path}:{imp.line}: {imp.importer} ({LAYERS[layer_of(source)][0]}) imports {imp.target} "
                 f"({LAYERS[layer_of(target)][0]}, a higher layer)"
             )
-    return found
+    return list(dict.fromkeys(found))  # ``from a import b, c`` of one module is one violation
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
