@@ -22,60 +22,62 @@ export default function PlaygroundPage() {
   const [apiKey, setApiKey] = useState("");
 
   return (
-    <div className="flex flex-col gap-6">
+    <>
       <PageHeader
         title="Playground"
         description="Chat with, complete and embed text with the models you may use. Nothing you type here is saved: it lives in this page until you leave it."
       />
-      <Card>
-        <CardContent>
-          <Field
-            label="API key override"
-            hint="Optional. Sends the requests with this key (as a Bearer token) instead of your session, to try a key's limits and models. Kept in this page only."
-          >
-            <Input
-              type="password"
-              autoComplete="off"
-              spellCheck={false}
-              placeholder="vl_..."
-              value={apiKey}
-              onChange={(e) => setApiKey(e.target.value)}
-              className="max-w-md font-mono"
+      <div className="flex flex-col gap-6">
+        <Card>
+          <CardContent>
+            <Field
+              label="API key override"
+              hint="Optional. Sends the requests with this key (as a Bearer token) instead of your session, to try a key's limits and access. Kept in this page only."
+            >
+              <Input
+                type="password"
+                autoComplete="off"
+                spellCheck={false}
+                placeholder="vl_..."
+                value={apiKey}
+                onChange={(e) => setApiKey(e.target.value)}
+                className="max-w-md font-mono"
+              />
+            </Field>
+          </CardContent>
+        </Card>
+        <QueryView
+          query={models}
+          loadingLabel="Loading models"
+          errorTitle="Could not load the models you may use"
+          isEmpty={(data) => data.models.length === 0}
+          empty={
+            <EmptyState
+              title="No models available"
+              description="Your keys may not use any model yet. An administrator can grant your organization or team access to one."
             />
-          </Field>
-        </CardContent>
-      </Card>
-      <QueryView
-        query={models}
-        loadingLabel="Loading models"
-        errorTitle="Could not load the models you may use"
-        isEmpty={(data) => data.models.length === 0}
-        empty={
-          <EmptyState
-            title="No models available"
-            description="Your keys may not use any model yet. An administrator can grant your organization or team access to one."
-          />
-        }
-      >
-        {(data) => (
-          <Tabs value={tab} onValueChange={setTab}>
-            <TabsList aria-label="Playground mode">
-              <TabsTrigger value="chat">Chat</TabsTrigger>
-              <TabsTrigger value="completion">Completion</TabsTrigger>
-              <TabsTrigger value="embeddings">Embeddings</TabsTrigger>
-            </TabsList>
-            <TabsContent value="chat">
-              <ChatPanel session={chat} models={ofType(data.models, "chat")} apiKey={apiKey} />
-            </TabsContent>
-            <TabsContent value="completion">
-              <CompletionPanel session={completion} models={ofType(data.models, "completion")} apiKey={apiKey} />
-            </TabsContent>
-            <TabsContent value="embeddings">
-              <EmbeddingsPanel session={embeddings} models={ofType(data.models, "embedding")} apiKey={apiKey} />
-            </TabsContent>
-          </Tabs>
-        )}
-      </QueryView>
-    </div>
+          }
+        >
+          {(data) => (
+            <Tabs value={tab} onValueChange={setTab}>
+              <TabsList aria-label="Playground mode">
+                <TabsTrigger value="chat">Chat</TabsTrigger>
+                <TabsTrigger value="completion">Completion</TabsTrigger>
+                <TabsTrigger value="embeddings">Embeddings</TabsTrigger>
+              </TabsList>
+              <TabsContent value="chat">
+                <ChatPanel session={chat} models={ofType(data.models, "chat")} apiKey={apiKey} />
+              </TabsContent>
+              <TabsContent value="completion">
+                <CompletionPanel session={completion} models={ofType(data.models, "completion")} apiKey={apiKey} />
+              </TabsContent>
+              <TabsContent value="embeddings">
+                <EmbeddingsPanel session={embeddings} models={ofType(data.models, "embedding")} apiKey={apiKey} />
+              </TabsContent>
+            </Tabs>
+          )}
+        </QueryView>
+      </div>
+    </>
   );
 }

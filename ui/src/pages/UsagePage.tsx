@@ -42,7 +42,7 @@ export default function UsagePage() {
   const header = <PageHeader title="Usage" description={description} />;
   if (sub !== "llm" && sub !== "mcp") {
     return (
-      <div className="flex flex-col gap-6">
+      <>
         {header}
         <EmptyState
           title="There is no such usage page"
@@ -52,33 +52,33 @@ export default function UsagePage() {
             </Button>
           }
         />
-      </div>
+      </>
     );
   }
   const tab: UsageKind = sub;
   if (!mcp) {
     return (
-      <div className="flex flex-col gap-6">
+      <>
         {header}
         <UsageView kind="llm" />
-      </div>
+      </>
     );
   }
   return (
-    <div className="flex flex-col gap-6">
+    <>
       {header}
       <Tabs value={tab} onValueChange={(value) => navigate(`${base}/${value}${sharedSearch(location.search)}`)}>
         <TabsList aria-label="Usage type">
           <TabsTrigger value="llm">LLM</TabsTrigger>
           <TabsTrigger value="mcp">MCP</TabsTrigger>
         </TabsList>
-        <TabsContent value="llm">
+        <TabsContent value="llm" className="mt-6">
           <UsageView kind="llm" />
         </TabsContent>
-        <TabsContent value="mcp">
+        <TabsContent value="mcp" className="mt-6">
           <UsageView kind="mcp" />
         </TabsContent>
       </Tabs>
-    </div>
+    </>
   );
 }

@@ -182,7 +182,7 @@ function UsageContent({ kind, source, range, rangeError, group, filter, controls
         <>
           <Totals kind={kind} report={series.data} loading={series.isPending} />
           <Card>
-            <CardHeader title="Over time" description={`Per ${range?.bucket === "hour" ? "hour" : "day"} (UTC).`} />
+            <CardHeader title="Over time" description={range?.bucket === "hour" ? "Per hour." : "Per day (UTC days)."} />
             <CardContent>
               <QueryView
                 query={series}
