@@ -79,7 +79,7 @@ describe("API keys page", () => {
     expect(within(table).getByText("staging")).toBeInTheDocument();
     expect(screen.getByLabelText("Search")).toHaveValue("stag");
 
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     await user.clear(screen.getByLabelText("Search"));
     await user.selectOptions(screen.getByLabelText("Status"), "expired");
     expect(router.state.location.search).toBe("?status=expired");
@@ -118,7 +118,7 @@ describe("API keys page", () => {
       "PUT /api/v1/orgs/o1/keys/k9/model-access": { models: ["gpt-4o"] },
     });
     const { client } = renderPage(<KeysPage />, { route: "/keys", me: ME_ORG_ADMIN });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const writeText = vi.fn().mockResolvedValue(undefined);
     Object.defineProperty(navigator, "clipboard", { value: { writeText }, configurable: true });
 
@@ -175,7 +175,7 @@ describe("API keys page", () => {
     const again = await screen.findByRole("dialog", { name: "Create key" });
     expect(within(again).getByLabelText(/^Name/)).toHaveValue("");
     expect(document.body.innerHTML).not.toContain(PLAINTEXT);
-  }, 20_000);
+  }, 40_000);
 
   it("marks the field a 400 names", async () => {
     mockApi({
@@ -183,7 +183,7 @@ describe("API keys page", () => {
       "POST /api/v1/orgs/o1/keys": errorResponse(400, "invalid_request", "expires_at must be in the future", { field: "expires_at" }),
     });
     renderPage(<KeysPage />, { route: "/keys", me: ME_MEMBER });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     await user.click(await screen.findByRole("button", { name: "Create key" }));
     const dialog = await screen.findByRole("dialog", { name: "Create key" });
     await user.click(within(dialog).getByRole("button", { name: "Create" }));
@@ -203,7 +203,7 @@ describe("API keys page", () => {
       "POST /api/v1/orgs/o1/keys": { status: 201, body: { ...key("m2", "laptop", { user_id: "u_member" }), key: PLAINTEXT } },
     });
     renderPage(<KeysPage />, { route: "/keys", me: ME_MEMBER });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     await screen.findByRole("table", { name: "API keys" });
     expect(screen.queryByLabelText("Type")).toBeNull();
     expect(screen.getByRole("button", { name: "Rotate mine" })).toBeInTheDocument();
@@ -235,7 +235,7 @@ describe("API keys page", () => {
       "PATCH /api/v1/orgs/o1/keys/m1": (req) => ({ ...key("m1", "renamed"), ...(req.body as object) }),
     });
     renderPage(<KeysPage />, { route: "/keys", me: ME_MEMBER });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     await user.click(await screen.findByRole("button", { name: "Edit mine" }));
     const dialog = await screen.findByRole("dialog", { name: "Edit mine" });
     expect(within(dialog).queryByLabelText("Requests per minute")).toBeNull();
@@ -256,7 +256,7 @@ describe("API keys page", () => {
       "PUT /api/v1/orgs/o1/keys/k1/model-access": { models: ["gpt-4o"] },
     });
     renderPage(<KeysPage />, { route: "/keys", me: ME_ORG_ADMIN });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     await user.click(await screen.findByRole("button", { name: "Edit ci-runner" }));
     const dialog = await screen.findByRole("dialog", { name: "Edit ci-runner" });
     expect(await within(dialog).findByRole("checkbox", { name: "embed" })).toBeChecked();
@@ -281,7 +281,7 @@ describe("API keys page", () => {
       },
     });
     renderPage(<KeysPage />, { route: "/keys", me: ME_ORG_ADMIN });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     await user.click(await screen.findByRole("button", { name: "Rotate ci-runner" }));
     const confirm = await screen.findByRole("alertdialog", { name: "Rotate ci-runner?" });
     expect(confirm).toHaveTextContent("keeps working for 24 hours");
@@ -307,7 +307,7 @@ describe("API keys page", () => {
       },
     });
     renderPage(<KeysPage />, { route: "/keys", me: ME_ORG_ADMIN });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     await user.click(await screen.findByRole("button", { name: "Revoke staging" }));
     const confirm = await screen.findByRole("alertdialog", { name: "Revoke staging?" });
     await user.click(within(confirm).getByRole("button", { name: "Cancel" }));
