@@ -21,7 +21,8 @@ function sharedSearch(search: string): string {
 }
 
 /**
- * Usage: `/usage/llm` (requests, tokens, cost) and `/usage/mcp` (tool calls; organisation admins and up).
+ * Usage: `/usage` or `/usage/llm` (requests, tokens, cost) and `/usage/mcp` (tool calls; organisation admins
+ * and up).
  * Every filter is in the URL; the numbers come from the API's grouped reports only.
  */
 export default function UsagePage() {
@@ -33,14 +34,15 @@ export default function UsagePage() {
   const base = sub ? path.slice(0, -(sub.length + 1)) : path;
   const mcp = canSeeMcp(me);
 
-  if (sub === "" || (sub === "mcp" && !mcp)) return <Navigate to={`${base}/llm${sharedSearch(location.search)}`} replace />;
+  // `/usage` itself shows the LLM tab (no redirect: a remembered `next=/usage` lands where it asked).
+  if (sub === "mcp" && !mcp) return <Navigate to={`${base}/llm${sharedSearch(location.search)}`} replace />;
   const description = hasRole(me, "system_admin")
     ? "Requests, tokens, estimated cost and MCP tool calls of every organization, or of yours."
     : hasRole(me, "org_admin")
       ? "Requests, tokens, estimated cost and MCP tool calls of your organization."
       : "Your own requests, tokens and estimated cost.";
   const header = <PageHeader title="Usage" description={description} />;
-  if (sub !== "llm" && sub !== "mcp") {
+  if (sub !== "" && sub !== "llm" && sub !== "mcp") {
     return (
       <>
         {header}
@@ -55,7 +57,7 @@ export default function UsagePage() {
       </>
     );
   }
-  const tab: UsageKind = sub;
+  const tab: UsageKind = sub === "mcp" ? "mcp" : "llm";
   if (!mcp) {
     return (
       <>

@@ -233,11 +233,12 @@ describe("usage page: LLM", () => {
 });
 
 describe("usage page: tabs and roles", () => {
-  it("goes from /usage to the LLM tab and switches to MCP keeping the range", async () => {
+  it("shows the LLM tab at /usage and switches to MCP keeping the range", async () => {
     const api = mockApi({ "GET /api/v1/usage": report, "GET /api/v1/mcp-usage": mcpReport });
     const { router } = render(`/usage?${CUSTOM}`);
     await screen.findByRole("table", { name: "LLM usage by model" });
-    expect(router.state.location.pathname).toBe("/usage/llm");
+    expect(router.state.location.pathname).toBe("/usage");
+    expect(screen.getByRole("tab", { name: "LLM", selected: true })).toBeInTheDocument();
     const user = userEvent.setup();
     await user.selectOptions(screen.getByLabelText("Group by"), "team");
     await user.click(screen.getByRole("tab", { name: "MCP" }));
@@ -304,16 +305,19 @@ describe("usage page: tabs and roles", () => {
 });
 
 describe("usage page in the app", () => {
-  it("opens from /usage on the LLM tab inside the shell", async () => {
+  it("opens /usage on the LLM tab inside the shell, and the tabs move between /usage/mcp and /usage/llm", async () => {
     mockApi({ "GET /api/v1/me": ME_ORG_ADMIN, "GET /api/v1/orgs/o1/usage": report, "GET /api/v1/orgs/o1/mcp-usage": mcpReport });
     const { router } = renderApp({ route: `/usage?${CUSTOM}` });
     await screen.findByRole("table", { name: "LLM usage by model" });
-    expect(router.state.location.pathname).toBe("/usage/llm");
+    expect(router.state.location.pathname).toBe("/usage");
     expect(new URLSearchParams(router.state.location.search).get("from")).toBe("2026-12-01");
     const user = userEvent.setup();
     await user.click(screen.getByRole("tab", { name: "MCP" }));
     await screen.findByRole("table", { name: "MCP usage by server" });
     expect(router.state.location.pathname).toBe("/usage/mcp");
+    await user.click(screen.getByRole("tab", { name: "LLM" }));
+    await screen.findByRole("table", { name: "LLM usage by model" });
+    expect(router.state.location.pathname).toBe("/usage/llm");
   });
 });
 
