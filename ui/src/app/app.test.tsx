@@ -71,6 +71,20 @@ describe("app shell", () => {
     expect(window.localStorage.length).toBe(0);
   });
 
+  it("opens and closes the navigation with the Menu button (small screens) and moves focus to the new page", async () => {
+    mockApi({ "GET /api/v1/me": ME_MEMBER, "GET /api/v1/*": { data: [], has_more: false } });
+    const { router } = renderApp({ route: "/profile" });
+    const user = userEvent.setup();
+    const menu = await screen.findByRole("button", { name: "Menu" });
+    expect(menu).toHaveAttribute("aria-expanded", "false");
+    await user.click(menu);
+    expect(menu).toHaveAttribute("aria-expanded", "true");
+    await user.click(screen.getByRole("link", { name: "Usage" }));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/usage"));
+    expect(menu).toHaveAttribute("aria-expanded", "false");
+    await waitFor(() => expect(screen.getByRole("main")).toHaveFocus());
+  });
+
   it("shows an unknown route as not found inside the shell", async () => {
     mockApi({ "GET /api/v1/me": ME_MEMBER });
     renderApp({ route: "/nowhere" });

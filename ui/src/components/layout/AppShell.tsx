@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { NavLink, Outlet, useLocation } from "react-router";
 import * as DropdownMenu from "@radix-ui/react-dropdown-menu";
 import { useCurrentUser, useSignOut } from "../../lib/auth";
@@ -124,7 +124,17 @@ export function AppShell() {
   const location = useLocation();
   const rootHref = useRootHref();
   const rootClick = useRootClick();
+  const main = useRef<HTMLElement>(null);
+  const section = `/${location.pathname.split("/")[1] ?? ""}`;
+  const shownSection = useRef(section);
   useEffect(() => setMenuOpen(false), [location.pathname]);
+  useEffect(() => {
+    // After moving to another page (not within one, e.g. its tabs), start reading and tabbing from its
+    // content rather than from the link that was clicked.
+    if (section === shownSection.current) return;
+    shownSection.current = section;
+    main.current?.focus({ preventScroll: true });
+  }, [section]);
   return (
     <div className="flex min-h-screen flex-col">
       <a
@@ -165,7 +175,7 @@ export function AppShell() {
         >
           <Navigation onNavigate={() => setMenuOpen(false)} />
         </nav>
-        <main id="main" tabIndex={-1} className="min-w-0 flex-1 p-4 md:p-6">
+        <main id="main" ref={main} tabIndex={-1} className="min-w-0 flex-1 p-4 outline-none md:p-6">
           <Outlet />
         </main>
       </div>
