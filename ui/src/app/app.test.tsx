@@ -43,18 +43,42 @@ describe("app shell", () => {
 
   it("has an Account menu with Sign out that ends the session on the server", async () => {
     document.cookie = "voidllm_csrf=csrf1; path=/";
+    let signedIn = true;
     const fetch = mockApi({
-      "GET /api/v1/me": ME_MEMBER,
+      "GET /api/v1/me": () => (signedIn ? ME_MEMBER : errorResponse(401, "unauthorized", "signed out")),
       "GET /api/v1/*": { data: [], has_more: false },
-      "POST /api/v1/auth/logout": { status: 204 },
+      "POST /api/v1/auth/logout": () => {
+        signedIn = false;
+        return { status: 204 };
+      },
     });
     const { router } = renderApp({ route: "/profile" });
     const user = userEvent.setup();
     await user.click(await screen.findByRole("button", { name: "Account" }));
     await user.click(await screen.findByRole("menuitem", { name: "Sign out" }));
     await waitFor(() => expect(router.state.location.pathname).toBe("/login"));
+    expect(await screen.findByLabelText("Email")).toBeInTheDocument();
     const [logout] = fetch.calls("POST", "/api/v1/auth/logout");
     expect(logout!.headers.get("X-CSRF-Token")).toBe("csrf1");
+  });
+
+  it("still ends on the sign-in page when the session had already expired at sign-out", async () => {
+    let signedIn = true;
+    mockApi({
+      "GET /api/v1/me": () => (signedIn ? ME_MEMBER : errorResponse(401, "unauthorized", "session expired")),
+      "GET /api/v1/*": { data: [], has_more: false },
+      "POST /api/v1/auth/logout": () => {
+        signedIn = false;
+        return errorResponse(401, "unauthorized", "session expired");
+      },
+    });
+    const { router } = renderApp({ route: "/profile" });
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Account" }));
+    await user.click(await screen.findByRole("menuitem", { name: "Sign out" }));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/login"));
+    expect(router.state.location.search).toBe("");
+    expect(await screen.findByLabelText("Email")).toBeInTheDocument();
   });
 
   it("switches the theme and keeps only that choice in localStorage", async () => {
