@@ -109,6 +109,18 @@ describe("app shell", () => {
     await waitFor(() => expect(screen.getByRole("main")).toHaveFocus());
   });
 
+  it("skips to the content without leaving the page", async () => {
+    mockApi({ "GET /api/v1/me": ME_MEMBER, "GET /api/v1/*": { data: [], has_more: false } });
+    const { router } = renderApp({ route: "/profile" });
+    const user = userEvent.setup();
+    await screen.findByRole("button", { name: "Account" });
+    await user.tab();
+    expect(screen.getByRole("link", { name: "Skip to content" })).toHaveFocus();
+    await user.keyboard("{Enter}");
+    expect(screen.getByRole("main")).toHaveFocus();
+    expect(router.state.location.pathname).toBe("/profile");
+  });
+
   it("shows an unknown route as not found inside the shell", async () => {
     mockApi({ "GET /api/v1/me": ME_MEMBER });
     renderApp({ route: "/nowhere" });

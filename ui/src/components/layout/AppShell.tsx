@@ -139,6 +139,11 @@ export function AppShell() {
     <div className="flex min-h-screen flex-col">
       <a
         href="#main"
+        onClick={(event) => {
+          // With the gateway's <base href>, "#main" would resolve against the mount root and leave the page.
+          event.preventDefault();
+          main.current?.focus();
+        }}
         className="sr-only focus:not-sr-only focus:absolute focus:left-2 focus:top-2 focus:z-50 focus:rounded focus:bg-surface focus:px-3 focus:py-2"
       >
         Skip to content
@@ -170,7 +175,9 @@ export function AppShell() {
           aria-label="Main"
           className={cn(
             "w-full border-r border-border bg-surface p-3 md:block md:w-56 md:shrink-0",
-            menuOpen ? "absolute inset-x-0 top-14 z-20 block border-b shadow-lg md:static md:shadow-none" : "hidden",
+            menuOpen
+              ? "fixed inset-x-0 top-14 z-20 block max-h-[calc(100vh-3.5rem)] overflow-y-auto border-b shadow-lg md:static md:max-h-none md:shadow-none"
+              : "hidden",
           )}
         >
           <Navigation onNavigate={() => setMenuOpen(false)} />
