@@ -29,14 +29,25 @@ export function parseLimits(values: LimitValues): { limits: Record<LimitField, n
   return { limits, errors };
 }
 
-/** The message of a 400 naming `field` (ApiError.field), for the form control of that field. */
-export function apiFieldError(error: unknown, field: string): string | undefined {
-  return isApiError(error) && error.field === field ? error.message : undefined;
+/**
+ * The field a 400 is about: `ApiError.field`, else the field name its message starts with (the gateway's
+ * validation messages read "requests_per_minute must be between …", "expires_at must be in the future").
+ */
+export function errorField(error: unknown): string | null {
+  if (!isApiError(error) || error.status !== 400) return null;
+  if (error.field) return error.field;
+  return /^([a-z][a-z0-9_]*) /.exec(error.message)?.[1] ?? null;
 }
 
-/** True when the error names one of `fields` (then it is shown at the field, not as a banner). */
+/** The message of a 400 about `field`, for the form control of that field. */
+export function apiFieldError(error: unknown, field: string): string | undefined {
+  return errorField(error) === field && isApiError(error) ? error.message : undefined;
+}
+
+/** True when the error is about one of `fields` (then it is shown at the field, not as a banner). */
 export function isFieldError(error: unknown, fields: readonly string[]): boolean {
-  return isApiError(error) && error.field !== null && fields.includes(error.field);
+  const field = errorField(error);
+  return field !== null && fields.includes(field);
 }
 
 export function LimitInputs({

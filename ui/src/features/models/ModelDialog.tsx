@@ -1,7 +1,8 @@
 import { useState, type FormEvent, type ReactNode } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { api, isApiError } from "../../lib/api";
+import { api } from "../../lib/api";
 import { Button, Dialog, DialogClose, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
+import { apiFieldError, errorField } from "../keys/form";
 import { ConnectionTest } from "./ConnectionTest";
 import { CONFIG_REASON, isConfigModel, MODELS_KEY, modelPath } from "./data";
 import {
@@ -168,13 +169,12 @@ function ModelForm({
 
   const failedRow = save.error instanceof DeploymentError ? save.error.rowKey : null;
   const modelApiError = save.error instanceof DeploymentError ? null : save.error;
-  const fieldError = (field: string) =>
-    errors[field] ?? (isApiError(modelApiError) && modelApiError.field === field ? modelApiError.message : undefined);
+  const fieldError = (field: string) => errors[field] ?? apiFieldError(modelApiError, field);
   const rowError = (row: DeploymentDraft, field: string) => {
     const local = rowErrors[row.key]?.[field];
     if (local) return local;
     const cause = failedRow === row.key && save.error instanceof DeploymentError ? save.error.failure : null;
-    return isApiError(cause) && cause.field === field ? cause.message : undefined;
+    return apiFieldError(cause, field);
   };
   const fallbackOptions = models
     .filter((m) => m.id !== base?.id)
@@ -374,7 +374,7 @@ function ModelForm({
         </section>
       </fieldset>
 
-      {modelApiError && !(isApiError(modelApiError) && modelApiError.field && MODEL_FIELDS.includes(modelApiError.field)) ? (
+      {modelApiError && !MODEL_FIELDS.includes(errorField(modelApiError) ?? "") ? (
         <InlineError error={modelApiError} />
       ) : null}
       {failedRow ? (
@@ -400,7 +400,8 @@ function ModelForm({
 function rowFailure(error: unknown): unknown {
   if (!(error instanceof DeploymentError)) return null;
   const failure = error.failure;
-  return isApiError(failure) && failure.field && ROW_FIELDS.includes(failure.field) ? null : failure;
+  const field = errorField(failure);
+  return field && ROW_FIELDS.includes(field) ? null : failure;
 }
 
 function Section({ title, children }: { title: string; children: ReactNode }) {

@@ -257,10 +257,11 @@ describe("models page", () => {
     expect(api.calls("POST", "/api/v1/models/m3/deployments")[0]!.body).toMatchObject({ name: "north", provider: "vllm" });
   }, 40_000);
 
-  it("marks the field a 400 names", async () => {
+  it("marks the field a 400 names, also when only its message names it", async () => {
     mockApi({
       ...routes(),
-      "PATCH /api/v1/models/m1": errorResponse(400, "invalid_request", "timeout must be a positive duration such as 30s or 2m", { field: "timeout" }),
+      "PATCH /api/v1/models/m1": // as the gateway sends it: the message names the field, the envelope has no `field`
+      errorResponse(400, "bad_request", "timeout must be a positive duration such as 30s or 2m"),
     });
     renderPage(<ModelsPage />, { route: "/models" });
     const user = userEvent.setup({ delay: null });
