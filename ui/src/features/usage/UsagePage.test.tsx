@@ -223,6 +223,7 @@ describe("usage page: LLM", () => {
     const first = render(`/usage/llm?${CUSTOM}`);
     expect(await screen.findAllByText("No requests in this range")).toHaveLength(2);
     expect(screen.getByRole("button", { name: "Export CSV" })).toBeDisabled();
+    expect(screen.queryByLabelText("Filter rows")).toBeNull();
     first.unmount();
     mockApi({ "GET /api/v1/usage": errorResponse(400, "bad_request", "the range from..to must not exceed 90 days") });
     render(`/usage/llm?${CUSTOM}`);

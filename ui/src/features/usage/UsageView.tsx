@@ -290,9 +290,11 @@ function GroupedCard({
         }
       />
       <CardContent className="flex flex-col gap-4">
-        <Field label="Filter rows" className="max-w-sm">
-          <Input type="search" value={filter} onChange={(e) => onFilter(e.target.value)} placeholder={`Filter by ${label.toLowerCase()}`} />
-        </Field>
+        {query.data && query.data.data.length > 0 ? (
+          <Field label="Filter rows" className="max-w-sm">
+            <Input type="search" value={filter} onChange={(e) => onFilter(e.target.value)} placeholder={`Filter by ${label.toLowerCase()}`} />
+          </Field>
+        ) : null}
         <QueryView
           query={query}
           loadingLabel="Loading usage"
