@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatCompact, formatCurrency, formatDuration, formatNumber, formatPercent, formatRelative, formatWait } from "./format";
+import { formatDay, formatCompact, formatCurrency, formatDuration, formatNumber, formatPercent, formatRelative, formatWait } from "./format";
 import { toCsv } from "./download";
 
 describe("format", () => {
@@ -13,6 +13,13 @@ describe("format", () => {
     expect(formatPercent(87.5)).toContain("87.5");
     expect(formatDuration(850)).toContain("850");
     expect(formatDuration(1500)).toContain("s");
+  });
+
+  it("formats a calendar day without the year, the same day in every time zone", () => {
+    const expected = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" }).format(new Date(2026, 11, 6));
+    expect(formatDay("2026-12-06")).toBe(expected);
+    expect(formatDay(new Date(2026, 11, 6, 23, 30))).toBe(expected);
+    expect(formatDay(null)).toBe("—");
   });
 
   it("says how long to wait", () => {

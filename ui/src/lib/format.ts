@@ -68,6 +68,16 @@ export function formatDate(value: string | number | Date | null | undefined): st
   return d ? new Intl.DateTimeFormat(undefined, { dateStyle: "medium" }).format(d) : DASH;
 }
 
+/**
+ * "Dec 6" (month and day, chart ticks of daily data). A bare calendar day `YYYY-MM-DD` (the API's UTC day
+ * keys) is shown as that same day, whatever the browser's time zone.
+ */
+export function formatDay(value: string | number | Date | null | undefined): string {
+  const day = typeof value === "string" ? /^(\d{4})-(\d{2})-(\d{2})$/.exec(value) : null;
+  const d = day ? new Date(Number(day[1]), Number(day[2]) - 1, Number(day[3])) : toDate(value);
+  return d ? new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" }).format(d) : DASH;
+}
+
 /** "05:00" (chart ticks of hourly data). */
 export function formatTime(value: string | number | Date | null | undefined): string {
   const d = toDate(value);

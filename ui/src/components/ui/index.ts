@@ -17,3 +17,4 @@ export { CopyButton } from "./CopyButton";
 export { Tooltip, TooltipProvider } from "./Tooltip";
 export { DateTime } from "./DateTime";
 export { ChartFrame, CHART_COLORS, chartTheme, type ChartFrameProps } from "./Chart";
+export { Switch, type SwitchProps } from "./Switch";

@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from "vitest";
 import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { renderPage } from "../../test/utils";
-import { Button, ConfirmDialog, CopyButton, Dialog, Field, Input, NativeSelect, Progress, Select, Tabs, TabsContent, TabsList, TabsTrigger } from ".";
+import { Switch, Button, ConfirmDialog, CopyButton, Dialog, Field, Input, NativeSelect, Progress, Select, Tabs, TabsContent, TabsList, TabsTrigger } from ".";
 
 describe("component kit", () => {
   it("labels fields and describes their hint and error", () => {
@@ -88,6 +88,23 @@ describe("component kit", () => {
     const user = userEvent.setup();
     await user.click(screen.getByRole("tab", { name: "Embeddings" }));
     expect(screen.getByRole("tabpanel")).toHaveTextContent("embeddings panel");
+  });
+
+  it("toggles a switch named by its field label", async () => {
+    function Harness() {
+      const [on, setOn] = useState(true);
+      return (
+        <Field label="Stream">
+          <Switch checked={on} onCheckedChange={setOn} />
+        </Field>
+      );
+    }
+    renderPage(<Harness />);
+    const user = userEvent.setup();
+    const toggle = screen.getByRole("switch", { name: "Stream" });
+    expect(toggle).toBeChecked();
+    await user.click(toggle);
+    expect(toggle).not.toBeChecked();
   });
 
   it("shows progress with a name and value", () => {
