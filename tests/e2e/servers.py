@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -111,6 +112,16 @@ class Gateway:
                     self.ready.set()
         self.ready.set()
 
+
+
+def requests_of(gateway: Gateway, model: str | None = None) -> int:
+    """How many requests (to ``model``, or in all) the usage report counts over the last 24 hours."""
+    now = datetime.now(UTC)
+    query = {"from": (now - timedelta(days=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+    with gateway.api() as api:
+        report = api.get("/api/v1/usage", params={**query, "group_by": "model"}).raise_for_status().json()
+    wanted = [p for p in report["data"] if model is None or model in (p["group_key"], p["group_label"])]
+    return sum(point["total_requests"] for point in wanted)
 
 
 def gateway_config(directory: Path, upstream_url: str) -> Path:

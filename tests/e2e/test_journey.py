@@ -16,7 +16,6 @@ import io
 import itertools
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -26,7 +25,15 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from tests.e2e.browsing import KEY_PATTERN, browser_storage, choose, sign_in
-from tests.e2e.servers import GATED_MODEL, GatedUpstream, Gateway, eventually, files_containing, session_state
+from tests.e2e.servers import (
+    GATED_MODEL,
+    GatedUpstream,
+    Gateway,
+    eventually,
+    files_containing,
+    requests_of,
+    session_state,
+)
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import NewContext
@@ -42,15 +49,6 @@ def admin_state(gateway: Gateway) -> dict[str, Any]:
 def session_cookie(context: BrowserContext) -> dict[str, Any]:
     [cookie] = [c for c in context.cookies() if c["name"] == "voidllm_session"]
     return dict(cookie)
-
-
-def requests_of(gateway: Gateway, model: str) -> int:
-    """How many requests to ``model`` the usage report counts (last 24 h)."""
-    now = datetime.now(UTC)
-    query = {"from": (now - timedelta(days=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
-    with gateway.api() as api:
-        report = api.get("/api/v1/usage", params={**query, "group_by": "model"}).raise_for_status().json()
-    return sum(p["total_requests"] for p in report["data"] if model in (p["group_key"], p["group_label"]))
 
 
 def test_sign_in_with_the_bootstrap_credentials_then_sign_out_refuses_the_old_cookie(

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import openai
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browsing import axe_violations, horizontal_overflow, screenshot, wider_than_viewport
-from tests.e2e.servers import Gateway, session_state
+from tests.e2e.servers import DEMO_MODEL, GATED_MODEL, Gateway, eventually, requests_of, session_state
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import NewContext
@@ -46,6 +47,16 @@ NARROW = {"width": 375, "height": 812}
 
 @pytest.fixture(scope="module")
 def admin_state(gateway: Gateway) -> dict[str, Any]:
+    """The admin's browser session on a gateway that has seen some traffic and has a second key, so the
+    dashboard, usage and keys pages show their charts and tables, not only their empty states."""
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0)
+    for model, count in ((DEMO_MODEL, 3), (GATED_MODEL, 2)):
+        for _ in range(count):
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hello"}])
+    with gateway.api() as api:
+        org_id = api.get("/api/v1/me").raise_for_status().json()["org_id"]
+        api.post(f"/api/v1/orgs/{org_id}/keys", json={"name": "ci-pipeline", "requests_per_minute": 60})
+    eventually(lambda: requests_of(gateway) >= 5, what="the requests in the usage report")
     return session_state(gateway.url, gateway.email, gateway.password)
 
 
@@ -102,3 +113,41 @@ def test_every_page_is_usable_375_px_wide(
         expect(navigation.get_by_role("link", name="Usage")).to_be_visible()
         assert horizontal_overflow(tab) == 0, f"the open menu scrolls sideways: {wider_than_viewport(tab)}"
     screenshot(tab, f"{page.name}-375px", "light")
+
+
+def test_the_sign_in_form_the_create_key_dialog_and_the_account_menu_work_by_keyboard(
+    new_context: NewContext, gateway: Gateway
+) -> None:
+    tab = new_context(viewport=WIDE).new_page()
+    tab.goto(f"{gateway.url}/login")
+    tab.get_by_label("Email").focus()
+    tab.keyboard.type(gateway.email)
+    tab.keyboard.press("Tab")
+    tab.keyboard.type(gateway.password)
+    tab.keyboard.press("Enter")
+    expect(tab.get_by_role("heading", level=1, name="Dashboard")).to_be_visible()
+
+    tab.goto(f"{gateway.url}/keys")
+    create = tab.get_by_role("button", name="Create key")
+    create.focus()
+    tab.keyboard.press("Enter")
+    dialog = tab.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    focus_inside = dialog.evaluate("(dialog) => dialog.contains(document.activeElement)")
+    assert focus_inside, "the open dialog does not hold the focus"
+    expect(dialog.get_by_role("textbox", name="Name", exact=True)).to_be_visible()
+    assert axe_violations(tab) == []
+    screenshot(tab, "api-keys-create-dialog", "light")
+    tab.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(create).to_be_focused()
+
+    account = tab.get_by_role("button", name="Account")
+    account.focus()
+    tab.keyboard.press("Enter")
+    expect(tab.get_by_role("menu")).to_be_visible()
+    expect(tab.get_by_role("menuitem", name="Sign out")).to_be_visible()
+    assert axe_violations(tab) == []
+    tab.keyboard.press("Escape")
+    expect(tab.get_by_role("menu")).to_have_count(0)
+    expect(account).to_be_focused()
