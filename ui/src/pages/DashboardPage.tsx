@@ -1,4 +1,3 @@
-import { useState } from "react";
 import { Link } from "react-router";
 import { useCurrentUser } from "../lib/auth";
 import { isSystemAdmin } from "../lib/roles";
@@ -164,7 +163,8 @@ function ModelHealth({ stats, showUpstreams }: { stats: DashboardStats; showUpst
 
 function UsageCharts({ requests24h }: { requests24h: number }) {
   const me = useCurrentUser();
-  const [range] = useState(() => last24Hours());
+  // Whole hours: the same range (and query key) until the next hour begins.
+  const range = last24Hours();
   const hourly = useDashboardUsage(me, "hour", range);
   const byModel = useDashboardUsage(me, "model", range);
   const scope = usageScope(me);

@@ -30,6 +30,8 @@ export function useDashboardStats() {
   return useQuery({
     queryKey: ["dashboard", "stats"],
     queryFn: ({ signal }) => api.get<DashboardStats>("dashboard/stats", { signal }),
+    // Live numbers: fetched again on every visit and every minute while shown.
+    staleTime: 0,
     refetchInterval: 60_000,
   });
 }
@@ -49,5 +51,7 @@ export function useDashboardUsage(me: Me, groupBy: UsageGroupBy, range: { from: 
     queryKey: ["dashboard", "usage", scope.path, groupBy, range.from, range.to],
     queryFn: ({ signal }) =>
       api.get<UsageReport>(scope.path, { query: { from: range.from, to: range.to, group_by: groupBy }, signal }),
+    staleTime: 0,
+    refetchInterval: 60_000,
   });
 }
