@@ -54,8 +54,10 @@ def admin_state(gateway: Gateway) -> dict[str, Any]:
         for _ in range(count):
             client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hello"}])
     with gateway.api() as api:
-        org_id = api.get("/api/v1/me").raise_for_status().json()["org_id"]
-        api.post(f"/api/v1/orgs/{org_id}/keys", json={"name": "ci-pipeline", "requests_per_minute": 60})
+        me = api.get("/api/v1/me").raise_for_status().json()
+        body = {"name": "ci-pipeline", "key_type": "user_key", "user_id": me["id"], "requests_per_minute": 60}
+        key = api.post(f"/api/v1/orgs/{me['org_id']}/keys", json=body)
+        assert key.status_code == 201, key.text
     eventually(lambda: requests_of(gateway) >= 5, what="the requests in the usage report")
     return session_state(gateway.url, gateway.email, gateway.password)
 
