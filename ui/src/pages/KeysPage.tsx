@@ -98,7 +98,7 @@ export default function KeysPage() {
         description="Keys for the OpenAI-compatible endpoints. A key's value is shown once, when it is created."
         actions={createButton}
       />
-      <section aria-label="Key counts" className="mb-6 grid grid-cols-1 gap-4 sm:grid-cols-3">
+      <section aria-label="Key counts" className="mb-6 grid grid-cols-3 gap-2 sm:gap-4">
         <StatCard label="Total keys" value={formatNumber(counts?.total)} loading={keys.isPending} />
         <StatCard label="Active keys" value={formatNumber(counts?.active)} loading={keys.isPending} />
         <StatCard

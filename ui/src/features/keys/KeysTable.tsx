@@ -76,7 +76,7 @@ export function KeysTable({ keys, teamNames, accountNames, onEdit, onRotate, onR
               <TD>{key.expires_at ? <DateTime value={key.expires_at} /> : "Never"}</TD>
               <TD>{key.last_used_at ? <DateTime value={key.last_used_at} relative /> : "Never"}</TD>
               <TD>
-                <div className="flex flex-wrap justify-end gap-1">
+                <div className="flex justify-end gap-1 whitespace-nowrap">
                   <Button size="sm" variant="ghost" aria-label={`Edit ${key.name}`} onClick={() => onEdit(key)}>
                     Edit
                   </Button>

@@ -101,7 +101,7 @@ export function ModelsTable({ models, health, healthState, onEdit, onToggle, onD
                 )}
               </TD>
               <TD>
-                <div className="flex flex-wrap justify-end gap-1">
+                <div className="flex justify-end gap-1 whitespace-nowrap">
                   <Button size="sm" variant="ghost" aria-label={`${config ? "View" : "Edit"} ${model.name}`} onClick={() => onEdit(model)}>
                     {config ? "View" : "Edit"}
                   </Button>
