@@ -1,7 +1,6 @@
 /** Pieces shared by the playground tabs: model picker, generation settings, stream switch, stats, errors. */
 import { useId, type KeyboardEvent, type ReactNode } from "react";
-import * as SwitchPrimitive from "@radix-ui/react-switch";
-import { Badge, Field, Input, Label, NativeSelect, Textarea, cn } from "../../components/ui";
+import { Badge, Field, Input, Label, NativeSelect, Switch, Textarea } from "../../components/ui";
 import { errorMessage, isApiError } from "../../lib/api";
 import { formatDuration, formatNumber } from "../../lib/format";
 import type { SettingsErrors } from "./sessions";
@@ -48,18 +47,7 @@ export function StreamSwitch({ checked, onChange }: { checked: boolean; onChange
     <div className="flex flex-col gap-1.5">
       <div className="flex items-center justify-between gap-3">
         <Label htmlFor={id}>Stream</Label>
-        <SwitchPrimitive.Root
-          id={id}
-          checked={checked}
-          onCheckedChange={onChange}
-          aria-describedby={hintId}
-          className={cn(
-            "relative inline-flex h-6 w-11 shrink-0 items-center rounded-full border border-border bg-surface-2 transition-colors",
-            "data-[state=checked]:border-primary data-[state=checked]:bg-primary",
-          )}
-        >
-          <SwitchPrimitive.Thumb className="block h-5 w-5 translate-x-0.5 rounded-full bg-surface shadow transition-transform data-[state=checked]:translate-x-[1.3rem]" />
-        </SwitchPrimitive.Root>
+        <Switch id={id} checked={checked} onCheckedChange={onChange} aria-describedby={hintId} />
       </div>
       <p id={hintId} className="text-xs text-muted">
         {checked ? "Tokens appear as they arrive." : "The answer appears when it is complete."}

@@ -1,5 +1,5 @@
 /** Time series and totals built from the API's grouped reports (day/hour buckets, missing ones as zero). */
-import { formatDate, formatDateTime, formatTime } from "../../lib/format";
+import { formatDate, formatDateTime, formatDay, formatTime } from "../../lib/format";
 import type { UsagePoint } from "../../lib/types";
 import type { Range } from "./params";
 import type { McpUsagePoint } from "./types";
@@ -28,9 +28,9 @@ function dayAsLocal(key: string): Date {
 
 const isDayKey = (key: string) => /^\d{4}-\d{2}-\d{2}$/.test(key);
 
-/** A bucket key for a chart axis: "05:00" for hours, "Dec 6, 2026" for days. */
+/** A bucket key for a chart axis: "05:00" for hours, "Dec 6" for days. */
 export function bucketTick(key: string): string {
-  return isDayKey(key) ? formatDate(dayAsLocal(key)) : formatTime(key);
+  return isDayKey(key) ? formatDay(key) : formatTime(key);
 }
 
 /** A bucket key in full (tooltips, table rows): "Dec 6, 2026, 5:00 AM" or "Dec 6, 2026". */
