@@ -109,6 +109,28 @@ def test_a_revoked_session_sends_the_browser_to_sign_in_and_back_to_the_page_it_
     expect(page.get_by_role("heading", level=1, name="Usage")).to_be_visible()
 
 
+def test_sign_out_everywhere_on_the_profile_page_ends_every_session(
+    new_context: NewContext, gateway: Gateway
+) -> None:
+    other, mine = (session_state(gateway.url, gateway.email, gateway.password) for _ in range(2))
+    replays = [
+        {"Cookie": f"voidllm_session={c['value']}"}
+        for state in (other, mine) for c in state["cookies"] if c["name"] == "voidllm_session"
+    ]
+    assert [httpx.get(f"{gateway.url}/api/v1/me", headers=r).status_code for r in replays] == [200, 200]
+    page = new_context(storage_state=mine).new_page()
+    page.goto(f"{gateway.url}/profile")
+    sessions = page.get_by_role("main").locator("section").filter(
+        has=page.get_by_role("heading", level=2, name="Active sessions")
+    )
+    expect(sessions).to_contain_text(re.compile(r"current|this (browser|session)", re.I))
+    sessions.get_by_role("button", name="Sign out everywhere").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Sign out everywhere").click()
+    expect(page).to_have_url(re.compile(r"/login(\?|$)"))
+    assert not [c for c in page.context.cookies() if c["name"] == "voidllm_session"]
+    assert [httpx.get(f"{gateway.url}/api/v1/me", headers=r).status_code for r in replays] == [401, 401]
+
+
 def test_a_key_created_in_the_ui_works_with_the_openai_sdk(
     new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any]
 ) -> None:
