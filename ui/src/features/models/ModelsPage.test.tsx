@@ -66,6 +66,7 @@ const LLAMA = model("m3", "llama", {
   strategy: "priority",
   deployments: [deployment("d1", "east", { priority: 0 }), deployment("d2", "west", { priority: 1, has_api_key: true })],
 });
+const LLAMA_LIVE = { ...LLAMA, id: "m4", name: "llama-live", is_active: true };
 const MODELS = [GPT, CLAUDE, LLAMA];
 
 function health(name: string, status: string, extra: Record<string, unknown> = {}) {
@@ -75,8 +76,8 @@ const HEALTH = {
   models: [
     health("gpt-4o", "healthy", { latency_ms: 120 }),
     health("claude", "unknown"),
-    health("llama/east", "unhealthy", { last_error: "HTTP 503" }),
-    health("llama/west", "degraded"),
+    health("llama-live/east", "unhealthy", { last_error: "HTTP 503" }),
+    health("llama-live/west", "degraded"),
   ],
 };
 
@@ -94,18 +95,19 @@ const row = async (name: string) => {
 
 describe("models page", () => {
   it("lists the registry with health per deployment", async () => {
-    mockApi(routes());
+    mockApi(routes([...MODELS, LLAMA_LIVE]));
     renderPage(<ModelsPage />, { route: "/models" });
     const gpt = await row("gpt-4o");
     expect(within(gpt).getByRole("list", { name: "Health of gpt-4o" })).toHaveTextContent(/gpt-4o\s*Healthy/);
     expect(gpt).toHaveTextContent("120 ms");
     expect(gpt).toHaveTextContent("Aliases: gpt4");
     expect(gpt).toHaveTextContent("Active");
-    const llama = await row("llama");
-    const items = within(within(llama).getByRole("list", { name: "Health of llama" })).getAllByRole("listitem");
+    expect(await row("llama")).toHaveTextContent("Not served while inactive");
+    const llama = await row("llama-live");
+    const items = within(within(llama).getByRole("list", { name: "Health of llama-live" })).getAllByRole("listitem");
     expect(items[0]).toHaveTextContent(/east\s*Unhealthy\s*HTTP 503/);
     expect(items[1]).toHaveTextContent(/west\s*Degraded/);
-    expect(llama).toHaveTextContent("Inactive");
+    expect(llama).toHaveTextContent("Active");
   });
 
   it("shows loading, empty and error states", async () => {

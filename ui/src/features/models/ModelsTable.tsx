@@ -61,6 +61,8 @@ export function ModelsTable({ models, health, healthState, onEdit, onToggle, onD
                   <span className="text-xs text-muted">Loading health…</span>
                 ) : healthState === "error" ? (
                   <span className="text-xs text-muted">Health unavailable</span>
+                ) : !model.is_active ? (
+                  <span className="text-xs text-muted">Not served while inactive</span>
                 ) : (
                   <ul aria-label={`Health of ${model.name}`} className="flex flex-col gap-1">
                     {upstreamsOf(model).map((u) => {
