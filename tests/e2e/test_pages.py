@@ -3,12 +3,15 @@
 Each page is opened as the bootstrap system admin (the sign-in page signed out) in a browser following the
 system's light or dark scheme. It must show its heading and the ``Account`` menu, have no serious or critical
 axe-core violation, log no console error, and a full-page screenshot is saved as
-``test-artifacts/screenshots/<page>-<light|dark>.png``. At 375 px wide no page scrolls sideways, and the
-navigation is reachable through the ``Menu`` button.
+``test-artifacts/screenshots/<page>-<light|dark>.png``. The gateway has seen some traffic first, so the
+pages show data. At 375 px wide no page scrolls sideways, and the navigation is reachable through the
+``Menu`` button. The sign-in form, the ``Create key`` dialog and the ``Account`` menu work by keyboard (the
+dialog holds the focus and gives it back), and dates follow the browser's locale.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -153,3 +156,17 @@ def test_the_sign_in_form_the_create_key_dialog_and_the_account_menu_work_by_key
     tab.keyboard.press("Escape")
     expect(tab.get_by_role("menu")).to_have_count(0)
     expect(account).to_be_focused()
+
+
+@pytest.mark.parametrize(
+    ("locale", "date"), [("en-US", r"[A-Z][a-z]{2} \d{1,2}, \d{4}"), ("de-DE", r"\d{2}\.\d{2}\.\d{4}")]
+)
+def test_dates_follow_the_browsers_locale(
+    new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any], locale: str, date: str
+) -> None:
+    usage = next(page for page in PAGES if page.name == "usage")
+    tab = open_page(new_context, gateway, usage, admin_state, viewport=WIDE, locale=locale)
+    filters = tab.get_by_role("main").locator("section").filter(
+        has=tab.get_by_role("heading", level=2, name="Filters")
+    )
+    expect(filters).to_contain_text(re.compile(rf"{date}\s*[\u2013-]\s*{date}"))
