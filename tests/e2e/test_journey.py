@@ -160,6 +160,31 @@ def test_a_key_created_in_the_ui_works_with_the_openai_sdk(
     expect(page.get_by_role("main")).to_contain_text("e2e-sdk")
 
 
+def test_the_playground_api_key_override_answers_with_that_key_and_a_bad_one_keeps_you_signed_in(
+    new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any], console_errors: list[str]
+) -> None:
+    page = new_context(storage_state=admin_state).new_page()
+    page.goto(f"{gateway.url}/playground")
+    override = page.get_by_label("API key override", exact=True)
+    override.fill("vl_uk_" + "0" * 48)
+    choose(page, "Model", "demo")
+    page.get_by_label("Message", exact=True).fill("Hello")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("main").get_by_role("alert")).to_be_visible()
+    expect(page).to_have_url(f"{gateway.url}/playground")
+    expect(page.get_by_role("button", name="Account")).to_be_visible()
+    # the browser's own lines for the refused key: expected here, and only for the playground's route
+    refused = [e for e in console_errors if "/api/v1/playground/" in e and "status of 401" in e]
+    assert refused, console_errors
+    console_errors[:] = [e for e in console_errors if e not in refused]
+
+    override.fill(gateway.api_key)
+    page.get_by_label("Message", exact=True).fill("Hello again")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("main")).to_contain_text("VoidLLM demo model")
+    assert gateway.api_key not in orjson.dumps(browser_storage(page.context, page)).decode()
+
+
 def test_a_playground_answer_streams_piece_by_piece_and_leaves_no_trace(
     profile_context: tuple[BrowserContext, Any], gateway: Gateway, upstream: GatedUpstream,
     admin_state: dict[str, Any],
