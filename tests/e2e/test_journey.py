@@ -226,6 +226,29 @@ def test_a_playground_answer_streams_piece_by_piece_and_leaves_no_trace(
         assert files_containing(profile.rglob("*"), marker) == [], "the browser kept a conversation's text"
 
 
+def test_stop_ends_a_streaming_answer(
+    new_context: NewContext, gateway: Gateway, upstream: GatedUpstream, admin_state: dict[str, Any]
+) -> None:
+    before = requests_of(gateway, GATED_MODEL)
+    upstream.pieces = ["Halted ", "unseen ", "words."]
+    upstream.reset()
+    page = new_context(storage_state=admin_state).new_page()
+    page.goto(f"{gateway.url}/playground")
+    choose(page, "Model", GATED_MODEL)
+    page.get_by_label("Message", exact=True).fill("Begin, then stop")
+    page.get_by_role("button", name="Send").click()
+    upstream.release()
+    main = page.get_by_role("main")
+    expect(main).to_contain_text("Halted")
+    stop = page.get_by_role("button", name=re.compile("^Stop"))
+    stop.click()
+    expect(stop).to_have_count(0)
+    upstream.release(2)  # the gateway now finds the browser gone and ends the request
+    eventually(lambda: requests_of(gateway, GATED_MODEL) > before, what="the stopped request's usage row")
+    expect(main).to_contain_text("Halted")
+    expect(main).not_to_contain_text("unseen")
+
+
 def test_a_playground_request_shows_on_the_dashboard_and_the_usage_page_and_in_the_csv(
     new_context: NewContext, gateway: Gateway, upstream: GatedUpstream, admin_state: dict[str, Any]
 ) -> None:
