@@ -112,12 +112,12 @@ def test_every_page_is_usable_375_px_wide(
 ) -> None:
     tab = open_page(new_context, gateway, page, admin_state, viewport=NARROW, is_mobile=True, has_touch=True)
     assert horizontal_overflow(tab) == 0, f"the page scrolls sideways at 375 px: {wider_than_viewport(tab)}"
+    screenshot(tab, f"{page.name}-375px", "light")
     if page.heading is not None:
         tab.get_by_role("button", name="Menu").click()
         navigation = tab.get_by_role("navigation", name="Main")
         expect(navigation.get_by_role("link", name="Usage")).to_be_visible()
         assert horizontal_overflow(tab) == 0, f"the open menu scrolls sideways: {wider_than_viewport(tab)}"
-    screenshot(tab, f"{page.name}-375px", "light")
 
 
 def test_the_sign_in_form_the_create_key_dialog_and_the_account_menu_work_by_keyboard(
