@@ -6,7 +6,7 @@ import { routerBasename } from "./lib/base";
 
 export function App() {
   const [client] = useState(createQueryClient);
-  const [router] = useState(() => createBrowserRouter(appRoutes(client), { basename: routerBasename() || "/" }));
+  const [router] = useState(() => createBrowserRouter(appRoutes(), { basename: routerBasename() || "/" }));
   return (
     <AppProviders client={client}>
       <RouterProvider router={router} />

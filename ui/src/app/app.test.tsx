@@ -58,8 +58,36 @@ describe("app shell", () => {
     await user.click(await screen.findByRole("menuitem", { name: "Sign out" }));
     await waitFor(() => expect(router.state.location.pathname).toBe("/login"));
     expect(await screen.findByLabelText("Email")).toBeInTheDocument();
+    // Nothing of the page left behind asks again with the ended session; only the sign-in page asks who is there.
+    const after = fetch.requests.slice(fetch.requests.findIndex((r) => r.path === "/api/v1/auth/logout") + 1);
+    expect(after.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /api/v1/me"]);
     const [logout] = fetch.calls("POST", "/api/v1/auth/logout");
     expect(logout!.headers.get("X-CSRF-Token")).toBe("csrf1");
+  });
+
+  it("after Sign out everywhere asks nothing more with the ended session", async () => {
+    let signedIn = true;
+    const fetch = mockApi({
+      "GET /api/v1/me": () => (signedIn ? ME_MEMBER : errorResponse(401, "unauthorized", "signed out")),
+      "GET /api/v1/auth/sessions": () =>
+        signedIn
+          ? { data: [{ id: "s1", key_hint: "vl_sk_...1", created_at: "2026-12-06T04:00:00Z", expires_at: "2026-12-07T04:00:00Z", current: true }], has_more: false }
+          : errorResponse(401, "unauthorized", "signed out"),
+      "DELETE /api/v1/auth/sessions": () => {
+        signedIn = false;
+        return { status: 204 };
+      },
+    });
+    const { router } = renderApp({ route: "/profile" });
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Sign out everywhere" }));
+    const dialog = await screen.findByRole("alertdialog");
+    await user.click(within(dialog).getByRole("button", { name: "Sign out everywhere" }));
+    expect(await screen.findByLabelText("Email")).toBeInTheDocument();
+    expect(router.state.location.pathname).toBe("/login");
+    const after = fetch.requests.slice(fetch.requests.findIndex((r) => r.method === "DELETE") + 1);
+    expect(after.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /api/v1/me"]);
+    expect(fetch.calls("GET", "/api/v1/auth/sessions")).toHaveLength(1);
   });
 
   it("still ends on the sign-in page when the session had already expired at sign-out", async () => {

@@ -31,10 +31,10 @@ export function AppProviders({ client, children }: { client: QueryClient; childr
 }
 
 /**
- * Inside the router: a 401 from any API call (expired or revoked session) forgets the cached data and
- * goes to `/login?next=<current route>`.
+ * Inside the router: a 401 from any API call (expired or revoked session) goes to
+ * `/login?next=<current route>` (the sign-in page then forgets the cached data).
  */
-export function UnauthorizedRedirect({ client, children }: { client: QueryClient; children: ReactNode }) {
+export function UnauthorizedRedirect({ children }: { children: ReactNode }) {
   const navigate = useNavigate();
   const location = useLocation();
   const here = useRef("");
@@ -45,9 +45,9 @@ export function UnauthorizedRedirect({ client, children }: { client: QueryClient
         if (here.current === "/login" || here.current.startsWith("/login?")) return;
         const next = here.current;
         here.current = "/login";
-        void Promise.resolve(navigate(loginPath(next), { replace: true })).then(() => client.clear());
+        void navigate(loginPath(next), { replace: true });
       }),
-    [client, navigate, here],
+    [navigate, here],
   );
   return <>{children}</>;
 }

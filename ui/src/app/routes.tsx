@@ -1,7 +1,6 @@
 import { lazy, Suspense, type ReactNode } from "react";
 import type { RouteObject } from "react-router";
 import { Outlet } from "react-router";
-import type { QueryClient } from "@tanstack/react-query";
 import { AppShell } from "../components/layout/AppShell";
 import { AuthGuard, RequireRole } from "./AuthGuard";
 import { UnauthorizedRedirect } from "./providers";
@@ -23,11 +22,11 @@ function Page({ children }: { children: ReactNode }) {
 }
 
 /** Every route of the app (also used by tests with a memory router). */
-export function appRoutes(client: QueryClient): RouteObject[] {
+export function appRoutes(): RouteObject[] {
   return [
     {
       element: (
-        <UnauthorizedRedirect client={client}>
+        <UnauthorizedRedirect>
           <RootSlash />
           <Outlet />
         </UnauthorizedRedirect>

@@ -10,15 +10,30 @@ export const ME_KEY = ["me"] as const;
 
 /**
  * GET /api/v1/me. `redirectOn401: false` here: the auth guard turns a 401 into a redirect that keeps the
- * router location, and the sign-in page uses this to notice an already signed-in user.
+ * router location, and the sign-in page uses this to notice an already signed-in user (asking again on
+ * every visit, `refetchOnMount: "always"`, since a cached answer may be of a session that just ended).
  */
-export function useMe() {
+export function useMe(options: { refetchOnMount?: "always" } = {}) {
   return useQuery({
     queryKey: ME_KEY,
     queryFn: ({ signal }) => api.get<Me>("me", { signal, redirectOn401: false }),
     staleTime: 60_000,
     retry: (count, error) => !(isApiError(error) && error.status < 500) && count < 2,
+    ...options,
   });
+}
+
+/**
+ * Forget the cached data of the previous session: every query but `me` (which the sign-in page asks again).
+ * Called by the sign-in page once it is shown, when no page of the app is mounted any more: clearing while
+ * a page still shows would make its queries fetch again with a session that is gone.
+ */
+export function useForgetSessionData(): () => void {
+  const queryClient = useQueryClient();
+  return useCallback(() => {
+    void queryClient.cancelQueries({ predicate: (q) => q.queryKey[0] !== ME_KEY[0] });
+    queryClient.removeQueries({ predicate: (q) => q.queryKey[0] !== ME_KEY[0] });
+  }, [queryClient]);
 }
 
 const MeContext = createContext<Me | null>(null);
@@ -35,24 +50,22 @@ export function useCurrentUser(): Me {
 }
 
 /**
- * Go to the sign-in page (with `next` when given), then forget every cached query. In that order: clearing
- * first would refetch the queries of the page still shown, with a session that is gone.
+ * Go to the sign-in page (with `next` when given). The sign-in page forgets the old session's cached data
+ * once it is shown (see useForgetSessionData).
  */
 export function useLeaveToLogin(): (next?: string) => Promise<void> {
-  const queryClient = useQueryClient();
   const navigate = useNavigate();
   return useCallback(
     async (next?: string) => {
       await navigate(next ? loginPath(next) : "/login", { replace: true });
-      queryClient.clear();
     },
-    [navigate, queryClient],
+    [navigate],
   );
 }
 
 /**
- * Sign out: POST /api/v1/auth/logout (revokes the session on the server, clears the cookies), forget
- * every cached query, go to the sign-in page. A 401 (already expired) ends the same way.
+ * Sign out: POST /api/v1/auth/logout (revokes the session on the server, clears the cookies), then the
+ * sign-in page (which forgets the cached data). A 401 (already expired) ends the same way.
  */
 export function useSignOut() {
   const leave = useLeaveToLogin();

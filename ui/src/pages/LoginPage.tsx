@@ -1,8 +1,8 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { Navigate, useNavigate, useSearchParams } from "react-router";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, isApiError, type OrgChoice } from "../lib/api";
-import { ME_KEY, useMe } from "../lib/auth";
+import { ME_KEY, useForgetSessionData, useMe } from "../lib/auth";
 import { safeNext } from "../lib/base";
 import { formatTime, formatWait } from "../lib/format";
 import type { SessionSignIn } from "../lib/types";
@@ -37,7 +37,9 @@ export default function LoginPage() {
   const next = safeNext(params.get("next"));
   const navigate = useNavigate();
   const queryClient = useQueryClient();
-  const me = useMe();
+  const me = useMe({ refetchOnMount: "always" });
+  const forget = useForgetSessionData();
+  useEffect(() => forget(), [forget]);
   useDocumentTitle("Sign in");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
@@ -48,7 +50,7 @@ export default function LoginPage() {
   const signIn = useMutation({
     mutationFn: (body: SignInBody) => api.post<SessionSignIn>("auth/session", body, { redirectOn401: false }),
     onSuccess: (session) => {
-      queryClient.clear();
+      forget();
       queryClient.setQueryData(ME_KEY, session.user);
       navigate(next, { replace: true });
     },
@@ -60,7 +62,8 @@ export default function LoginPage() {
     },
   });
 
-  if (me.isSuccess && !signIn.isPending && !signIn.isSuccess) return <Navigate to={next} replace />;
+  // Signed in already (confirmed by this visit's own request, not by a cached answer): go on.
+  if (me.isSuccess && !me.isFetching && !signIn.isPending && !signIn.isSuccess) return <Navigate to={next} replace />;
 
   const choosing = orgs.length > 0;
   const error = signIn.isError && !(isApiError(signIn.error) && signIn.error.status === 409 && choosing) ? describe(signIn.error) : null;

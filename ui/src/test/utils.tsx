@@ -185,7 +185,7 @@ export function renderPage(page: ReactElement, options: RenderOptions = {}): Ren
 /** Render the whole app (auth guard from GET /api/v1/me, shell, every route) at `route`. */
 export function renderApp(options: Omit<RenderOptions, "me" | "path" | "routes"> = {}) {
   const client = options.client ?? testQueryClient();
-  const router = createMemoryRouter(appRoutes(client), { initialEntries: [options.route ?? "/"] });
+  const router = createMemoryRouter(appRoutes(), { initialEntries: [options.route ?? "/"] });
   const result = render(
     <AppProviders client={client}>
       <RouterProvider router={router} />
