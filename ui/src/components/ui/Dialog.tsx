@@ -1,4 +1,4 @@
-import type { ReactNode } from "react";
+import { useRef, type ReactNode } from "react";
 import * as DialogPrimitive from "@radix-ui/react-dialog";
 import * as AlertDialogPrimitive from "@radix-ui/react-alert-dialog";
 import { cn } from "./cn";
@@ -10,6 +10,28 @@ const CONTENT =
   "flex-col gap-4 overflow-y-auto rounded-lg border border-border bg-surface p-5 text-fg shadow-xl";
 
 const WIDTHS = { sm: "max-w-sm", md: "max-w-lg", lg: "max-w-2xl", xl: "max-w-4xl" };
+
+/**
+ * Focus goes back to whatever had it when the dialog opened (the button that opened it), also for dialogs
+ * opened by state rather than by a Radix trigger, for which Radix alone would leave the focus on <body>.
+ * When that element is gone (e.g. the row of a revoked key), Radix's default applies.
+ */
+function useReturnFocus() {
+  const opener = useRef<HTMLElement | null>(null);
+  return {
+    onOpenAutoFocus: () => {
+      opener.current = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    },
+    onCloseAutoFocus: (event: Event) => {
+      const target = opener.current;
+      opener.current = null;
+      if (target && target.isConnected && target !== document.body) {
+        event.preventDefault();
+        target.focus();
+      }
+    },
+  };
+}
 
 export interface DialogProps {
   open?: boolean;
@@ -27,12 +49,14 @@ export interface DialogProps {
 
 /** A modal dialog (Radix): focus trapped, Escape closes, focus returns to the trigger. */
 export function Dialog({ open, onOpenChange, title, description, trigger, footer, size = "md", children }: DialogProps) {
+  const returnFocus = useReturnFocus();
   return (
     <DialogPrimitive.Root open={open} onOpenChange={onOpenChange}>
       {trigger ? <DialogPrimitive.Trigger asChild>{trigger}</DialogPrimitive.Trigger> : null}
       <DialogPrimitive.Portal>
         <DialogPrimitive.Overlay className={OVERLAY} />
         <DialogPrimitive.Content
+          {...returnFocus}
           className={cn(CONTENT, WIDTHS[size])}
           {...(description ? {} : { "aria-describedby": undefined })}
         >
@@ -92,11 +116,12 @@ export function ConfirmDialog({
   pending = false,
   children,
 }: ConfirmDialogProps) {
+  const returnFocus = useReturnFocus();
   return (
     <AlertDialogPrimitive.Root open={open} onOpenChange={onOpenChange}>
       <AlertDialogPrimitive.Portal>
         <AlertDialogPrimitive.Overlay className={OVERLAY} />
-        <AlertDialogPrimitive.Content className={cn(CONTENT, WIDTHS.sm)}>
+        <AlertDialogPrimitive.Content {...returnFocus} className={cn(CONTENT, WIDTHS.sm)}>
           <AlertDialogPrimitive.Title className="text-lg font-semibold">{title}</AlertDialogPrimitive.Title>
           <AlertDialogPrimitive.Description className="text-sm text-muted">{description}</AlertDialogPrimitive.Description>
           {children}

@@ -34,6 +34,39 @@ describe("component kit", () => {
     expect(trigger).toHaveFocus();
   });
 
+  it("returns the focus to the button that opened a dialog by state (no trigger), also for confirmations", async () => {
+    function Harness() {
+      const [open, setOpen] = useState(false);
+      const [confirm, setConfirm] = useState(false);
+      return (
+        <>
+          <Button onClick={() => setOpen(true)}>Create key</Button>
+          <Button onClick={() => setConfirm(true)}>Revoke</Button>
+          <Dialog open={open} onOpenChange={setOpen} title="Create key">
+            <Field label="Name">
+              <Input />
+            </Field>
+          </Dialog>
+          <ConfirmDialog open={confirm} onOpenChange={setConfirm} title="Revoke key?" description="Now." confirmLabel="Yes" onConfirm={() => setConfirm(false)} />
+        </>
+      );
+    }
+    renderPage(<Harness />);
+    const user = userEvent.setup();
+    const create = screen.getByRole("button", { name: "Create key" });
+    create.focus();
+    await user.keyboard("{Enter}");
+    expect(await screen.findByRole("dialog", { name: "Create key" })).toBeInTheDocument();
+    await user.keyboard("{Escape}");
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+    expect(create).toHaveFocus();
+    const revoke = screen.getByRole("button", { name: "Revoke" });
+    await user.click(revoke);
+    await user.click(await screen.findByRole("button", { name: "Yes" }));
+    await waitFor(() => expect(screen.queryByRole("alertdialog")).toBeNull());
+    expect(revoke).toHaveFocus();
+  });
+
   it("confirms in an alert dialog", async () => {
     const onConfirm = vi.fn();
     function Harness() {
