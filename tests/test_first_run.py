@@ -177,3 +177,17 @@ async def test_a_normal_restart_logs_no_warning(tmp_path: Path) -> None:
             assert await gw.wait_exit() == 0
         records = [orjson.loads(line) for line in gw.lines if line.startswith("{")]
         assert records and not [r for r in records if r["level"] in ("WARN", "ERROR", "CRITICAL")], gw.lines
+
+
+def test_secrets_already_in_the_environment_do_not_stop_the_scripts(tmp_path: Path) -> None:
+    """``load_secrets`` (scripts/serve, scripts/voidllm) succeeds when the environment already sets every
+    variable of data/secrets.env, and the environment wins."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "secrets.env").write_text("VOIDLLM_ADMIN_KEY=from-file\n")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "lib" / "config.sh"
+    shown = subprocess.run(
+        ["bash", "-c", f'set -e; . "{script}"; load_secrets; echo "$VOIDLLM_ADMIN_KEY"'],
+        cwd=tmp_path, env={**os.environ, "VOIDLLM_ADMIN_KEY": "from-env"}, capture_output=True, text=True,
+        check=False,
+    )
+    assert (shown.returncode, shown.stdout.strip()) == (0, "from-env")

@@ -104,7 +104,7 @@ async def test_request_ids(sqlite_dsn: str) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
     [
-        ("GET", "/nowhere", 404, "not_found"),
+        ("GET", "/api/v1/nowhere", 404, "not_found"),
         ("POST", "/healthz", 405, "method_not_allowed"),
         ("POST", "/v1/no/such/endpoint", 400, "bad_request"),
         ("DELETE", "/v1/models", 405, "method_not_allowed"),  # a known endpoint: Allow says GET

@@ -36,6 +36,9 @@ PY
     [ -f data/secrets.env ] || return 0
     local name value
     while IFS='=' read -r name value; do
-        [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"
+        if [ -n "$name" ] && [ -z "${!name:-}" ]; then
+            export "$name=$value"
+        fi
     done < data/secrets.env
+    return 0
 }
