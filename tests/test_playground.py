@@ -1,5 +1,5 @@
-"""Issue 15, reference 1.4: the playground tunnel, ``ANY /api/v1/playground/<rest>`` answered as
-``/v1/<rest>`` in process (:mod:`voidllm.web.playground`).
+"""Issue 15, docs/reference/behaviour.md 1.4: the playground tunnel, ``ANY /api/v1/playground/<rest>``
+answered as ``/v1/<rest>`` in process (:mod:`voidllm.web.playground`).
 
 Against a real gateway: a stream reaches the browser token by token (an upstream that sends each piece only
 after the client has seen the one before, so a buffering tunnel would hang), with the session cookie (CSRF

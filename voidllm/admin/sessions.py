@@ -1,5 +1,5 @@
-"""Logging in and out, and the caller's own login sessions (reference 1.5; logout, the session list and
-"sign out everywhere" are additions: the Go original has none of them).
+"""Logging in and out, and the caller's own login sessions (docs/reference/behaviour.md 1.5; logout, the
+session list and "sign out everywhere" are additions: the Go original has none of them).
 
 A browser signs in through the same :func:`login`; the HTTP layer then puts the key into an ``HttpOnly``
 cookie instead of the body (:class:`BrowserSessionOut`, :mod:`voidllm.web.browser`).

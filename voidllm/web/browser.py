@@ -1,6 +1,7 @@
 """Browser sessions: the session cookie, its CSRF defence, and what a request says about its own origin.
 
-A browser signs in with ``POST /api/v1/auth/session`` and gets two cookies (issue 15, reference 1.5 adapted):
+A browser signs in with ``POST /api/v1/auth/session`` and gets two cookies (issue 15,
+docs/reference/behaviour.md 1.5 adapted):
 
 - ``voidllm_session``: the ``vl_sk_`` session key itself; ``HttpOnly`` (no page script can read it),
   ``SameSite=Strict``, ``Path=/``, ``Max-Age`` until the session expires, ``Secure`` when the request came

@@ -1,5 +1,5 @@
-"""The playground tunnel (reference 1.4): ``ANY /api/v1/playground/<rest>`` is ``/v1/<rest>``, answered in
-process by the same proxy and routes, so the web UI always has a same-origin route to the models.
+"""The playground tunnel (docs/reference/behaviour.md 1.4): ``ANY /api/v1/playground/<rest>`` is
+``/v1/<rest>``, answered in process by the same proxy and routes, so the web UI always has a same-origin route to the models.
 
 Authentication: an explicit ``Authorization`` header (the playground's API-key override: no CSRF needed), or
 else the browser's session cookie, CSRF-checked for anything but GET/HEAD/OPTIONS
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 PREFIX = "/api/v1/playground/"
 MARGIN = 15.0
-"""Seconds a tunnelled stream ends before the write timeout (reference 1.4)."""
+"""Seconds a tunnelled stream ends before the write timeout (docs/reference/behaviour.md 1.4)."""
 
 
 def stream_cap(write_timeout: float) -> float:

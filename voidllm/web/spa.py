@@ -1,4 +1,5 @@
-"""The web UI: the Vite build of ``ui/`` served at ``/`` on the gateway's own port (reference 1.2, issue 15).
+"""The web UI: the Vite build of ``ui/`` served at ``/`` on the gateway's own port
+(docs/reference/behaviour.md 1.2, issue 15).
 
 Which requests. ``GET`` and ``HEAD`` of any path outside the APIs (:data:`RESERVED`: ``/v1``, ``/api``,
 ``/metrics``, ``/health*``, ``/readyz``, which never fall back to the UI, so an unknown API path stays a JSON

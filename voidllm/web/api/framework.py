@@ -15,8 +15,8 @@ body (a download such as a CSV export; declare its media type with ``produces=``
 Every route except ``public=True`` ones authenticates ``Authorization: Bearer`` against the key cache (no
 database read), or, when the request has no ``Authorization`` header, the browser's session cookie; a
 cookie-authenticated request that changes state must pass the CSRF check (:mod:`voidllm.web.browser`). A
-handler adds cookies to its answer with ``call.set_cookies``. ``role`` is the coarse gate of reference 1.6
-(403 ``forbidden`` "insufficient permissions"); scope checks (org boundaries, team membership) belong to
+handler adds cookies to its answer with ``call.set_cookies``. ``role`` is the coarse gate of
+docs/reference/behaviour.md 1.6 (403 ``forbidden`` "insufficient permissions"); scope checks (org boundaries, team membership) belong to
 the use case. Successful mutations with ``audit`` set are handed to the audit sink. Errors are
 :class:`~voidllm.errors.GatewayError` subclasses rendered in the envelope by ``voidllm.web.errors``.
 
