@@ -1,5 +1,6 @@
 """The playground tunnel (docs/reference/behaviour.md 1.4): ``ANY /api/v1/playground/<rest>`` is
-``/v1/<rest>``, answered in process by the same proxy and routes, so the web UI always has a same-origin route to the models.
+``/v1/<rest>``, answered in process by the same proxy and routes, so the web UI always has a same-origin
+route to the models.
 
 Authentication: an explicit ``Authorization`` header (the playground's API-key override: no CSRF needed), or
 else the browser's session cookie, CSRF-checked for anything but GET/HEAD/OPTIONS
