@@ -16,9 +16,10 @@ Every route except ``public=True`` ones authenticates ``Authorization: Bearer`` 
 database read), or, when the request has no ``Authorization`` header, the browser's session cookie; a
 cookie-authenticated request that changes state must pass the CSRF check (:mod:`voidllm.web.browser`). A
 handler adds cookies to its answer with ``call.set_cookies``. ``role`` is the coarse gate of
-docs/reference/behaviour.md 1.6 (403 ``forbidden`` "insufficient permissions"); scope checks (org
-boundaries, team membership) belong to the use case. Successful mutations with ``audit`` set are handed to the audit sink. Errors are
-:class:`~voidllm.errors.GatewayError` subclasses rendered in the envelope by ``voidllm.web.errors``.
+docs/reference/behaviour.md 1.6 (403 ``forbidden`` "insufficient permissions"); scope checks (org boundaries,
+team membership) belong to the use case. Successful mutations with ``audit`` set are handed to the audit sink.
+Errors are :class:`~voidllm.errors.GatewayError` subclasses rendered in the envelope by
+``voidllm.web.errors``.
 
 **Who may call.** Every route that is not public states it with ``allow=``: the relations of a caller to the
 route's resource that let it act (:data:`RELATIONS`), e.g. ``allow=("team_admin", "holder(name)")`` on a
