@@ -48,6 +48,14 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
 
 
 
+def assert_accessible(page: Any, where: str = "") -> None:
+    """Fail, listing each rule, its help and the nodes concerned, when axe-core finds a serious or critical
+    violation on ``page``."""
+    found = axe_violations(page)
+    lines = [f"{v['impact']} {v['id']}: {v['help']}\n    " + "\n    ".join(v["nodes"]) for v in found]
+    assert not found, f"axe-core on {where or page.url}:\n" + "\n".join(lines)
+
+
 STORAGE_DUMP = """async () => {
     const out = { localStorage: {}, sessionStorage: {}, indexedDB: [], cacheStorage: [] };
     for (let i = 0; i < localStorage.length; i++) {
