@@ -48,6 +48,8 @@ describe("app shell", () => {
       "GET /api/v1/me": () => (signedIn ? ME_MEMBER : errorResponse(401, "unauthorized", "signed out")),
       "GET /api/v1/*": { data: [], has_more: false },
       "POST /api/v1/auth/logout": () => {
+        // The session ends only once no page of the app is mounted (nothing can ask again with it).
+        expect(screen.queryByRole("navigation", { name: "Main" })).toBeNull();
         signedIn = false;
         return { status: 204 };
       },
@@ -63,6 +65,33 @@ describe("app shell", () => {
     expect(after.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /api/v1/me"]);
     const [logout] = fetch.calls("POST", "/api/v1/auth/logout");
     expect(logout!.headers.get("X-CSRF-Token")).toBe("csrf1");
+  });
+
+  it("signs out from the dashboard without its queries asking again", async () => {
+    let signedIn = true;
+    const refused = errorResponse(401, "unauthorized", "signed out");
+    const fetch = mockApi({
+      "GET /api/v1/me": () => (signedIn ? ME_ADMIN : refused),
+      "GET /api/v1/dashboard/stats": () =>
+        signedIn
+          ? { scope: "system", active_keys: 1, total_teams: 0, total_members: 1, requests_24h: 0, tokens_24h: 0, cost_estimate_24h: 0, budget_warnings: [], models_healthy: 0, models_unhealthy: 0, models_degraded: 0 }
+          : refused,
+      "GET /api/v1/usage": () => (signedIn ? { org_id: null, from: "", to: "", group_by: null, data: [] } : refused),
+      "GET /api/v1/models/health": () => (signedIn ? { models: [] } : refused),
+      "POST /api/v1/auth/logout": () => {
+        expect(screen.queryByRole("heading", { name: "Dashboard" })).toBeNull();
+        signedIn = false;
+        return { status: 204 };
+      },
+    });
+    renderApp({ route: "/" });
+    await screen.findByText("No requests in the last 24 hours");
+    const user = userEvent.setup();
+    await user.click(screen.getByRole("button", { name: "Account" }));
+    await user.click(await screen.findByRole("menuitem", { name: "Sign out" }));
+    expect(await screen.findByLabelText("Email")).toBeInTheDocument();
+    const after = fetch.requests.slice(fetch.requests.findIndex((r) => r.path === "/api/v1/auth/logout") + 1);
+    expect(after.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /api/v1/me"]);
   });
 
   it("after Sign out everywhere asks nothing more with the ended session", async () => {
@@ -166,6 +195,11 @@ describe("under a sub-path", () => {
     try {
       const api = mockApi({
         "GET /voidllm/api/v1/me": ME_MEMBER,
+        "GET /voidllm/api/v1/dashboard/stats": {
+          scope: "user", active_keys: 0, total_teams: null, total_members: null, requests_24h: 0, tokens_24h: 0,
+          cost_estimate_24h: 0, budget_warnings: [], models_healthy: 0, models_unhealthy: 0, models_degraded: 0,
+        },
+        "GET /voidllm/api/v1/usage/me": { org_id: "o1", from: "", to: "", group_by: null, data: [] },
         "GET /voidllm/api/v1/*": { data: [], has_more: false },
       });
       render(<App />);

@@ -1,6 +1,6 @@
 /** The signed-in user: `useMe()` (query), `useCurrentUser()` (inside the auth guard), sign-out. */
 import { createContext, useCallback, useContext, type ReactNode } from "react";
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
 import { api, isApiError } from "./api";
 import { loginPath } from "./base";
@@ -13,7 +13,7 @@ export const ME_KEY = ["me"] as const;
  * router location, and the sign-in page uses this to notice an already signed-in user (asking again on
  * every visit, `refetchOnMount: "always"`, since a cached answer may be of a session that just ended).
  */
-export function useMe(options: { refetchOnMount?: "always" } = {}) {
+export function useMe(options: { refetchOnMount?: "always"; enabled?: boolean } = {}) {
   return useQuery({
     queryKey: ME_KEY,
     queryFn: ({ signal }) => api.get<Me>("me", { signal, redirectOn401: false }),
@@ -63,20 +63,32 @@ export function useLeaveToLogin(): (next?: string) => Promise<void> {
   );
 }
 
+/** What the sign-in page is asked to do first when the app sends the user there to sign out. */
+export interface SignOutState {
+  signOut: true;
+}
+
+export function isSignOutState(state: unknown): state is SignOutState {
+  return !!state && typeof state === "object" && (state as { signOut?: unknown }).signOut === true;
+}
+
 /**
- * Sign out: POST /api/v1/auth/logout (revokes the session on the server, clears the cookies), then the
- * sign-in page (which forgets the cached data). A 401 (already expired) ends the same way.
+ * Sign out: go to the sign-in page first, which then sends POST /api/v1/auth/logout (revokes the session on
+ * the server, clears the cookies). In that order no page of the app is mounted any more when the session
+ * ends, so none of its queries (intervals, refetches) can ask again with the ended session.
  */
-export function useSignOut() {
-  const leave = useLeaveToLogin();
-  return useMutation({
-    mutationFn: async () => {
-      try {
-        await api.post<void>("auth/logout", undefined, { redirectOn401: false });
-      } catch (error) {
-        if (!(isApiError(error) && error.status === 401)) throw error;
-      }
-    },
-    onSuccess: () => leave(),
-  });
+export function useSignOut(): () => void {
+  const navigate = useNavigate();
+  return useCallback(() => {
+    void navigate("/login", { replace: true, state: { signOut: true } satisfies SignOutState });
+  }, [navigate]);
+}
+
+/** POST /api/v1/auth/logout; a 401 (the session had already ended) counts as done. */
+export async function endSession(): Promise<void> {
+  try {
+    await api.post<void>("auth/logout", undefined, { redirectOn401: false });
+  } catch (error) {
+    if (!(isApiError(error) && error.status === 401)) throw error;
+  }
 }

@@ -1,12 +1,12 @@
-import { useEffect, useState, type FormEvent } from "react";
-import { Navigate, useNavigate, useSearchParams } from "react-router";
+import { useEffect, useRef, useState, type FormEvent } from "react";
+import { Navigate, useLocation, useNavigate, useSearchParams } from "react-router";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, isApiError, type OrgChoice } from "../lib/api";
-import { ME_KEY, useForgetSessionData, useMe } from "../lib/auth";
+import { ME_KEY, endSession, isSignOutState, useForgetSessionData, useMe } from "../lib/auth";
 import { safeNext } from "../lib/base";
 import { formatTime, formatWait } from "../lib/format";
 import type { SessionSignIn } from "../lib/types";
-import { Button, Card, Field, Input, NativeSelect, Spinner, useDocumentTitle } from "../components/ui";
+import { Button, Card, Field, Input, LoadingState, NativeSelect, Spinner, useDocumentTitle, useToast } from "../components/ui";
 
 interface SignInBody {
   email: string;
@@ -37,9 +37,31 @@ export default function LoginPage() {
   const next = safeNext(params.get("next"));
   const navigate = useNavigate();
   const queryClient = useQueryClient();
-  const me = useMe({ refetchOnMount: "always" });
+  const location = useLocation();
+  const toast = useToast();
   const forget = useForgetSessionData();
-  useEffect(() => forget(), [forget]);
+  // Sent here to sign out: end the session now that no page of the app is mounted, then ask /me.
+  const [signingOut, setSigningOut] = useState(() => isSignOutState(location.state));
+  const started = useRef(false);
+  useEffect(() => {
+    if (!signingOut) {
+      forget();
+      return;
+    }
+    if (started.current) return;
+    started.current = true;
+    endSession()
+      .catch((error: unknown) =>
+        toast({ title: "Sign out failed", description: error instanceof Error ? error.message : undefined, tone: "error" }),
+      )
+      .finally(() => {
+        // The cached answer of /me is of the ended session: drop it, so /me is asked afresh.
+        queryClient.removeQueries({ queryKey: ME_KEY });
+        void navigate({ pathname: "/login", search: location.search }, { replace: true, state: null });
+        setSigningOut(false);
+      });
+  }, [signingOut, forget, toast, navigate, location.search, queryClient]);
+  const me = useMe({ refetchOnMount: "always", enabled: !signingOut });
   useDocumentTitle("Sign in");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
@@ -63,7 +85,7 @@ export default function LoginPage() {
   });
 
   // Signed in already (confirmed by this visit's own request, not by a cached answer): go on.
-  if (me.isSuccess && !me.isFetching && !signIn.isPending && !signIn.isSuccess) return <Navigate to={next} replace />;
+  if (!signingOut && me.isSuccess && !me.isFetching && !signIn.isPending && !signIn.isSuccess) return <Navigate to={next} replace />;
 
   const choosing = orgs.length > 0;
   const error = signIn.isError && !(isApiError(signIn.error) && signIn.error.status === 409 && choosing) ? describe(signIn.error) : null;
@@ -86,6 +108,7 @@ export default function LoginPage() {
           <span className="text-lg font-semibold">VoidLLM</span>
         </div>
         <h1 className="mb-4 text-2xl font-semibold">Sign in</h1>
+        {signingOut ? <LoadingState label="Signing out" /> : null}
         {params.get("next") && !signIn.isError ? (
           <p className="mb-4 text-sm text-muted">Sign in to continue where you were.</p>
         ) : null}
@@ -94,7 +117,7 @@ export default function LoginPage() {
             <Spinner label="Checking your session" />
           </div>
         ) : null}
-        <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
+        <form onSubmit={submit} className="flex flex-col gap-4" noValidate hidden={signingOut}>
           <Field label="Email" error={missing && !email.trim() ? "Enter your email." : undefined}>
             <Input
               type="email"

@@ -217,7 +217,7 @@ function SessionsCard() {
                     </TD>
                     <TD className="text-right">
                       {s.current ? (
-                        <Button variant="secondary" size="sm" loading={signOut.isPending} onClick={() => signOut.mutate()}>
+                        <Button variant="secondary" size="sm" onClick={signOut}>
                           Sign out
                         </Button>
                       ) : (

@@ -4,7 +4,7 @@ import * as DropdownMenu from "@radix-ui/react-dropdown-menu";
 import { useCurrentUser, useSignOut } from "../../lib/auth";
 import { roleLabel } from "../../lib/roles";
 import { useTheme, type ThemeChoice } from "../../lib/theme";
-import { Button, cn, useToast } from "../ui";
+import { Button, cn } from "../ui";
 import { navItemsFor } from "./nav";
 import { useRootClick, useRootHref } from "../../app/RootSlash";
 
@@ -21,7 +21,7 @@ const THEMES: { value: ThemeChoice; label: string }[] = [
 function ThemeMenu() {
   const { theme, setTheme } = useTheme();
   return (
-    <DropdownMenu.Root>
+    <DropdownMenu.Root modal={false}>
       <DropdownMenu.Trigger asChild>
         <Button variant="ghost" size="sm" aria-label={`Theme: ${theme}`}>
           <span aria-hidden="true">{theme === "dark" ? "☾" : theme === "light" ? "☀" : "◐"}</span>
@@ -50,9 +50,8 @@ function ThemeMenu() {
 function AccountMenu() {
   const me = useCurrentUser();
   const signOut = useSignOut();
-  const toast = useToast();
   return (
-    <DropdownMenu.Root>
+    <DropdownMenu.Root modal={false}>
       <DropdownMenu.Trigger asChild>
         <Button variant="secondary" size="sm">
           Account
@@ -69,14 +68,7 @@ function AccountMenu() {
           <DropdownMenu.Item asChild className={MENU_ITEM}>
             <NavLink to="/profile">Profile</NavLink>
           </DropdownMenu.Item>
-          <DropdownMenu.Item
-            className={MENU_ITEM}
-            onSelect={() =>
-              signOut.mutate(undefined, {
-                onError: (error) => toast({ title: "Sign out failed", description: error.message, tone: "error" }),
-              })
-            }
-          >
+          <DropdownMenu.Item className={MENU_ITEM} onSelect={signOut}>
             Sign out
           </DropdownMenu.Item>
         </DropdownMenu.Content>
