@@ -2,14 +2,13 @@
 
 Every :class:`~voidllm.web.api.framework.ApiRoute` becomes one operation: the Quart rule becomes an OpenAPI
 path (``<org_id>`` → ``{org_id}``), the handler's name its ``operationId``, ``tag``/``summary`` are copied,
-non-public routes require ``bearerAuth`` (and name their minimum role in ``x-voidllm-role`` and who may call
-in ``x-voidllm-allow``, the route's ``allow=``), path parameters and the fields of the route's ``query`` class
-become parameters, ``body`` the JSON request body,
-and ``response`` (an attrs class, ``Page[X]``, ``list[X]``, or nothing) the success response; a route that
-``produces`` a streamed download (``text/csv``) describes its body as a string of that media type. Error
-responses use the one envelope schema, listed for the statuses a route can produce: 400 when it takes input,
-401 and 403 unless public, 404 when it has path parameters, 409 for writes, 429 for public writes (login
-throttling).
+non-public routes require ``bearerAuth`` or the browser's ``cookieAuth`` (and name their minimum role in
+``x-voidllm-role`` and who may call in ``x-voidllm-allow``, the route's ``allow=``), path parameters and the
+fields of the route's ``query`` class become parameters, ``body`` the JSON request body, and ``response`` (an
+attrs class, ``Page[X]``, ``list[X]``, or nothing) the success response; a route that ``produces`` a streamed
+download (``text/csv``) describes its body as a string of that media type. Error responses use the one
+envelope schema, listed for the statuses a route can produce: 400 when it takes input, 401 and 403 unless
+public, 404 when it has path parameters, 409 for writes, 429 for public writes (login throttling).
 
 Schemas are JSON Schema 2020-12 (OpenAPI 3.1's dialect), derived from the attrs classes' resolved type
 hints: ``str``, ``int``, ``float``, ``bool``, ``datetime`` (``format: date-time``), ``date``, ``Literal``,
@@ -103,7 +102,10 @@ def build_document(routes: Sequence[ApiRoute], *, version: str, title: str = "Vo
             "title": title,
             "version": version,
             "description": "Administration of organizations, users, teams, keys, models and access. Every "
-            "route except the public ones needs the header Authorization: Bearer <API key>.",
+            "route except the public ones needs the header Authorization: Bearer <API key>, or the browser "
+            "session cookie voidllm_session set by POST /auth/session; a cookie-authenticated request that "
+            "changes state also sends X-CSRF-Token (the value of the voidllm_csrf cookie), and its Origin, when "
+            "present, must be the gateway's own.",
         },
         "tags": [{"name": name} for name in sorted({route.tag for route in routes})],
         "paths": paths,
@@ -114,7 +116,12 @@ def build_document(routes: Sequence[ApiRoute], *, version: str, title: str = "Vo
                 for name, description in _ERRORS.values()
             },
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A VoidLLM API key (vl_...)."}
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A VoidLLM API key (vl_...)."},
+                "cookieAuth": {
+                    "type": "apiKey", "in": "cookie", "name": "voidllm_session",
+                    "description": "A browser session (POST /auth/session); state changes also need the "
+                    "X-CSRF-Token header.",
+                },
             },
         },
     }
@@ -134,7 +141,7 @@ def _operation(route: ApiRoute, registry: SchemaRegistry) -> dict[str, Any]:
     if route.public:
         operation["security"] = []
     else:
-        operation["security"] = [{"bearerAuth": []}]
+        operation["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
         if route.role is not None:
             operation["x-voidllm-role"] = route.role.name.lower()
         operation["x-voidllm-allow"] = [str(grant) for grant in route.allow]
