@@ -44,7 +44,9 @@ async def test_every_body_of_the_document_refuses_an_unknown_field(gw: RunningGa
                 continue  # login is checked below (it is throttled per address)
             url = re.sub(r"\{[^}]+\}", FAKE_ID, path)
             response = await gw.client.request(method.upper(), url, headers=admin(gw), json={"zz_unknown": 1})
-            assert "unknown field 'zz_unknown'" in error_of(response)["message"], (method, path)
+            error = error_of(response)
+            assert "unknown field 'zz_unknown'" in error["message"], (method, path)
+            assert error["field"] == "zz_unknown" or f"$.{error['field']}" in error["message"], (method, path)
             checked += 1
     assert checked == sum(route.body is not None for route in api.routes) - 1  # every one but login
 
@@ -90,3 +92,27 @@ async def test_wrong_types_and_ranges_name_the_field(gw: RunningGateway) -> None
     negative = await gw.client.post(f"{API}/orgs/{org}/teams", headers=admin(gw),
                                     json={"name": "T", "requests_per_day": -1})
     assert "requests_per_day" in error_of(negative)["message"]
+
+
+async def test_a_400_about_one_field_names_it_in_the_error_object(gw: RunningGateway) -> None:
+    """``field`` (what a form marks) for range, type, semantic and query errors; none when no field of the
+    route is meant."""
+    org = await default_org(gw)
+    keys = f"{API}/orgs/{org}/keys"
+    me = (await gw.client.get(f"{API}/me", headers=admin(gw))).json()["id"]
+    key = {"name": "k", "key_type": "user_key", "user_id": me}
+    cases = [
+        ("POST", keys, {**key, "expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
+        ("POST", keys, {**key, "requests_per_minute": -1}, "requests_per_minute"),
+        ("POST", keys, {**key, "requests_per_minute": "many"}, "requests_per_minute"),
+        ("POST", keys, {"name": "k", "key_type": "user_key"}, "user_id"),
+        ("GET", f"{API}/usage?from=2026-02-01&to=2026-01-01", None, "from"),
+    ]
+    for method, url, body, field in cases:
+        response = await gw.client.request(method, url, headers=admin(gw), json=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["field"] == field, (url, body, response.json())
+    wrong = await gw.client.post(f"{API}/me/password", headers=admin(gw),
+                                 json={"current_password": "not-it", "new_password": "a-new-password-1"})
+    assert wrong.status_code in (400, 401, 403), wrong.text
+    assert "field" not in wrong.json()["error"]  # "current password is incorrect" names no field of the route

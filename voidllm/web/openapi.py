@@ -215,6 +215,11 @@ def _error_schema() -> dict[str, Any]:
                     "code": {"type": "string", "description": "Machine-readable code, e.g. bad_request."},
                     "message": {"type": "string"},
                     "request_id": {"type": "string"},
+                    "field": {
+                        "type": "string",
+                        "description": "On a 400 about one field of the request: its name or path (e.g. "
+                        "expires_at, limits.rpm).",
+                    },
                 },
             }
         },

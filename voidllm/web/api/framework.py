@@ -39,6 +39,8 @@ Hand-written rather than quart-schema because the stack's models are attrs class
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -48,7 +50,8 @@ from quart import Blueprint, Response, current_app, request
 from voidllm.admin.context import Actor
 from voidllm.admin.services import AuditEntry, Services
 from voidllm.asgi import SCOPE_KEY
-from voidllm.codec import parse_json_object, reject_nulls, render, structure
+from voidllm.codec import parse_json_object, reject_nulls, render, structure, wire_name
+from voidllm.errors import ClientRequestError
 from voidllm.identity import KeyIdentity, Role
 from voidllm.web.browser import BrowserPolicy, authenticate_cookie, header
 from voidllm.web.state import app_state
@@ -239,15 +242,19 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
                 actor.require(route.role)
         kwargs: dict[str, Any] = dict(params)
         payload = None
-        if route.body is not None:
-            payload = parse_json_object(await request.get_data())
-            kwargs["body"] = structure(payload, route.body)
-            if route.method == "PATCH":
-                reject_nulls(payload)
-        if route.query is not None:
-            kwargs["query"] = structure(dict(request.args.items()), route.query)
-        call = Call(services, actor, request_id, ip, route, scope=request.scope, policy=policy)
-        result = await route.handler(call, **kwargs)
+        try:
+            if route.body is not None:
+                payload = parse_json_object(await request.get_data())
+                kwargs["body"] = structure(payload, route.body)
+                if route.method == "PATCH":
+                    reject_nulls(payload)
+            if route.query is not None:
+                kwargs["query"] = structure(dict(request.args.items()), route.query)
+            call = Call(services, actor, request_id, ip, route, scope=request.scope, policy=policy)
+            result = await route.handler(call, **kwargs)
+        except ClientRequestError as exc:
+            name_the_field(exc, route)
+            raise
         if route.audit is not None:
             recorded = call.audit_actor or actor or Actor.unauthenticated(ip, request_id)
             services.audit.record(_audit_entry(route, recorded, params, payload, result))
@@ -266,6 +273,39 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
 
     view.__name__ = route.name
     return view
+
+
+_UNKNOWN_FIELD = re.compile(r"^unknown field '([^']+)'")
+_AT_PATH = re.compile(r" @ \$\.([\w.\[\]]+)")
+_FIRST_WORD = re.compile(r"^([A-Za-z_][\w.\[\]]*)[:,]? ")
+
+
+def name_the_field(exc: ClientRequestError, route: ApiRoute) -> None:
+    """Add ``field`` to a 400's error object when its message is about one field of the request: an unknown
+    field, a cattrs path (``... @ $.limits.rpm``), or a message that starts with the name of a field of the
+    route's body, query or path (``expires_at must be in the future``). The name is checked against the
+    route's own fields, so a message that merely starts with a word never names a field."""
+    if exc.status != 400 or "field" in exc.extra:
+        return
+    if unknown := _UNKNOWN_FIELD.match(exc.message):
+        exc.extra = {**exc.extra, "field": unknown.group(1)}
+        return
+    found = _AT_PATH.search(exc.message) or _FIRST_WORD.match(exc.message)
+    if found is None:
+        return
+    path = found.group(1)
+    if re.split(r"[.\[]", path, maxsplit=1)[0] in _field_names(route):
+        exc.extra = {**exc.extra, "field": path}
+
+
+@functools.cache
+def _field_names(route: ApiRoute) -> frozenset[str]:
+    """The wire names of a route's body and query fields and its path parameters."""
+    names = set(re.findall(r"<(?:\w+:)?(\w+)>", route.path))
+    for cls in (route.body, route.query):
+        if cls is not None and attrs.has(cls):
+            names.update(wire_name(field.name) for field in attrs.fields(cls))
+    return frozenset(names)
 
 
 def authenticate(scope: Mapping[str, Any], services: Services, policy: BrowserPolicy) -> KeyIdentity:
