@@ -77,7 +77,9 @@ def test_sign_in_with_the_bootstrap_credentials_then_sign_out_refuses_the_old_co
     assert httpx.get(f"{gateway.url}/api/v1/me", headers=replay).json()["email"] == gateway.email
 
     page.get_by_role("button", name="Account").click()
-    page.get_by_role("menuitem", name="Sign out").click()
+    with page.expect_response(lambda response: response.url.endswith("/api/v1/auth/logout")) as logout:
+        page.get_by_role("menuitem", name="Sign out").click()
+    assert logout.value.status == 204
     expect(page).to_have_url(re.compile(r"/login(\?|$)"))
     assert not [c for c in context.cookies() if c["name"] == "voidllm_session"]
     refused = httpx.get(f"{gateway.url}/api/v1/me", headers=replay)
@@ -125,7 +127,12 @@ def test_sign_out_everywhere_on_the_profile_page_ends_every_session(
     )
     expect(sessions).to_contain_text(re.compile(r"current|this (browser|session)", re.I))
     sessions.get_by_role("button", name="Sign out everywhere").click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Sign out everywhere").click()
+    ended = page.expect_response(
+        lambda r: r.url.endswith("/api/v1/auth/sessions") and r.request.method == "DELETE"
+    )
+    with ended as everywhere:
+        page.get_by_role("alertdialog").get_by_role("button", name="Sign out everywhere").click()
+    assert everywhere.value.status == 204
     expect(page).to_have_url(re.compile(r"/login(\?|$)"))
     assert not [c for c in page.context.cookies() if c["name"] == "voidllm_session"]
     assert [httpx.get(f"{gateway.url}/api/v1/me", headers=r).status_code for r in replays] == [401, 401]
