@@ -158,3 +158,57 @@ async def test_a_subscription_notices_a_dead_server(monkeypatch: pytest.MonkeyPa
                 assert 0.45 < trio.current_time() - began < 1.5
         nursery.cancel_scope.cancel()
     await listener.aclose()
+
+
+async def test_a_frozen_server_costs_one_timeout_per_probe_not_one_per_command(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A server that accepts connections but answers nothing (SIGSTOP): after the first timeout, commands
+    fail fast; after ``RETRY_AFTER`` one command probes (the rest still fail fast) until the server answers."""
+    from voidllm.redis.client import RETRY_AFTER
+
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    frozen = True
+    thawed = trio.Event()
+
+    async def serve(stream: trio.SocketStream) -> None:
+        async with stream:
+            while True:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                if frozen:
+                    await thawed.wait()
+                await stream.send_all(b"+PONG\r\n" * data.count(b"PING"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, serve, [listener])
+        async with open_redis(f"redis://127.0.0.1:{port}", timeout=1.0) as client:
+            began = trio.current_time()
+            with pytest.raises(RedisUnavailableError, match="in time"):
+                await client.execute("PING")
+            assert trio.current_time() - began == pytest.approx(1.0)
+            began = trio.current_time()
+            with pytest.raises(RedisUnavailableError, match="retrying shortly"):
+                await client.execute("PING")  # no wait at all
+            assert trio.current_time() == began
+            await trio.sleep(RETRY_AFTER)
+            waits: list[float] = []
+
+            async def command() -> None:
+                start = trio.current_time()
+                with pytest.raises(RedisUnavailableError):
+                    await client.execute("PING")
+                waits.append(trio.current_time() - start)
+
+            async with trio.open_nursery() as probes:
+                for _ in range(5):
+                    probes.start_soon(command)
+            assert sorted(waits) == [0, 0, 0, 0, pytest.approx(1.0)]  # one probe, four failed fast
+            frozen = False
+            thawed.set()
+            await trio.sleep(RETRY_AFTER)
+            assert await client.execute("PING") == b"PONG"
+            assert await client.execute("PING") == b"PONG"  # back to normal
+        nursery.cancel_scope.cancel()

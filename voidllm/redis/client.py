@@ -16,6 +16,11 @@ What it does:
   its connection the same way.
 - After a failed connect, further connects fail fast for ``RETRY_AFTER`` seconds, so a blackholed server
   does not make every request wait the whole timeout (callers apply their own failure policy at once).
+- The same after a command that got no answer in time (a frozen server accepts connections but answers
+  nothing): commands fail fast for ``RETRY_AFTER`` seconds, then one command at a time probes the server
+  (the others still fail fast for as long as that probe may take) until one succeeds. So a frozen server
+  costs one request a timeout per probe, not every request (issue 14's fault run: a frozen Redis cut the
+  limited throughput to a tenth).
 - An error reply (``-ERR ...``) raises :class:`RedisReplyError`; the connection stays usable.
 - :meth:`RedisClient.evalsha` runs a :class:`Script` by digest and falls back to ``EVAL`` on ``NOSCRIPT``
   (a restarted or flushed server), which caches it again.
@@ -171,6 +176,8 @@ class RedisClient:
     _idle: list[_Connection] = attrs.field(factory=list, init=False)
     _slots: trio.Semaphore = attrs.field(init=False)
     _down_until: float = attrs.field(default=0.0, init=False)
+    _suspect: bool = attrs.field(default=False, init=False)  # the last command timed out: probe one at a time
+    _probing_until: float = attrs.field(default=0.0, init=False)  # while a probe may still be running
     _closed: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -222,6 +229,13 @@ class RedisClient:
             await conn.aclose()
 
     async def _run(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        now = trio.current_time()
+        if now < self._down_until or now < self._probing_until:
+            REDIS_UP.set(0)
+            raise RedisUnavailableError("redis did not answer in time (retrying shortly)")
+        if self._suspect:
+            self._probing_until = now + self.timeout  # this command probes; the others fail fast meanwhile
+
         async def run() -> list[Any]:
             async with self._slots:
                 conn = self._idle.pop() if self._idle else await self._connect()
@@ -237,7 +251,10 @@ class RedisClient:
                     self._idle.append(conn)
             return [_checked(r) for r in replies]
 
-        return await self._guard(run())
+        replies: list[Any] = await self._guard(run())
+        if self._suspect:  # answered: the server is back
+            self._down_until, self._probing_until, self._suspect = 0.0, 0.0, False
+        return replies
 
     async def _guard(self, work: Any) -> Any:
         """Await ``work`` within the timeout, translating socket errors and keeping ``voidllm_redis_up``."""
@@ -246,6 +263,7 @@ class RedisClient:
                 result = await work
         except trio.TooSlowError as exc:
             REDIS_UP.set(0)
+            self._down_until, self._suspect = trio.current_time() + RETRY_AFTER, True
             raise RedisUnavailableError("redis did not answer in time") from exc
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             REDIS_UP.set(0)
