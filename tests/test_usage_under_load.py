@@ -219,3 +219,28 @@ async def test_spilled_events_of_a_killed_gateway_are_written_once_at_the_next_s
             assert not list(spill.glob("usage_events.*.jsonl"))
     assert len(written) == len(set(written)) == len(before) + spilled  # each once
     assert set(written) == set(before) | set(spilled_ids)
+
+
+async def test_a_keys_last_use_is_recorded_with_its_usage(tmp_path: Path) -> None:
+    """``last_used_at`` of a key (shown on the API Keys page) follows its requests, written with the usage
+    batch; an unused key keeps ``null``."""
+    dsn = str(tmp_path / "voidllm.db")
+    config = make_config(dsn, DEMO, settings=usage_settings(tmp_path / "spill", buffer_size=20))
+    async with run_gateway(config) as gw:
+        auth = {"Authorization": f"Bearer {gw.api_key()}"}
+        me = (await gw.client.get("/api/v1/me", headers=auth)).json()
+        org = me["org_id"]
+        created = await gw.client.post(f"/api/v1/orgs/{org}/keys", headers=auth,
+                                       json={"name": "unused", "key_type": "user_key", "user_id": me["id"]})
+        assert created.status_code == 201, created.text
+        answered: list[str] = []
+        await load(gw.client, gw.api_key(), workers=1, requests=3, answered=answered)
+        await wait_for_rows("sqlite", dsn, len(answered))
+        keys = (await gw.client.get(f"/api/v1/orgs/{org}/keys", headers=auth)).json()["data"]
+    used = {key["name"]: key["last_used_at"] for key in keys}
+    assert used["unused"] is None
+    assert [name for name, at in used.items() if at is not None] != []
+    async with open_store("sqlite", dsn) as store:
+        newest = await store.run(lambda c: c.scalar(sa.select(sa.func.max(tables.usage_events.c.created_at))))
+        last = await store.run(lambda c: c.scalar(sa.select(sa.func.max(tables.api_keys.c.last_used_at))))
+    assert last == newest

@@ -7,6 +7,10 @@ worker thread and go in with :func:`~voidllm.usage.batches.insert_rows`, an exec
 CONFLICT DO NOTHING``). Rows are validated and clipped to their columns (:mod:`voidllm.usage.events`), so the
 database should never reject a batch.
 
+Each batch also moves ``api_keys.last_used_at`` forward to the newest request of each of its keys
+(:func:`touch_keys`, in the same transaction). Rows replayed from the spill do not: they are written by the
+generic batch writer, and a key's last use is at most as stale as the outage.
+
 Ids are made with the event (:attr:`UsageEvent.id`), not per write attempt, so a batch retried after a lost
 commit acknowledgement, or replayed from the spill after a crash, writes each row once.
 
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import trio
 
-from voidllm.store.tables import usage_events
+from voidllm.store.tables import api_keys, usage_events
 from voidllm.usage.batches import (  # FLUSH_TIMEOUT_S and WRITE_BACKOFF are re-exported
     FLUSH_TIMEOUT_S,
     WRITE_BACKOFF,
@@ -55,7 +59,8 @@ from voidllm.usage.metrics import (
 from voidllm.usage.rollups import LATE_AFTER_S, mark_late_events
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
 
 
 __all__ = [
@@ -122,5 +127,26 @@ def insert_usage_events(
     rows = [event.to_row() for event in events]
     insert_rows(connection, rows, table=usage_events)
     mark_late_events(connection, rows, late_after=late_after)
+    touch_keys(connection, rows)
     return len(rows)
+
+
+def touch_keys(connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Move ``api_keys.last_used_at`` forward to the newest request of each key in ``rows`` (one
+    executemany per batch, keys in id order so concurrent writers lock rows in the same order; a key whose
+    column is already later, or that no longer exists, is left alone)."""
+    newest: dict[str, datetime] = {}
+    for row in rows:
+        key_id, at = row["key_id"], row["created_at"]
+        if key_id and (key_id not in newest or at > newest[key_id]):
+            newest[key_id] = at
+    if not newest:
+        return
+    column = api_keys.c.last_used_at
+    update = (
+        sa.update(api_keys)
+        .where(api_keys.c.id == sa.bindparam("key"), sa.or_(column.is_(None), column < sa.bindparam("at")))
+        .values(last_used_at=sa.bindparam("at"))
+    )
+    connection.execute(update, [{"key": key, "at": newest[key]} for key in sorted(newest)])
 
