@@ -33,6 +33,7 @@ from tests.admin_tenancy import (
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
+from voidllm.usage.rollups import roll_up
 from voidllm.testing.mock_openai import Behaviour, open_mock_upstream
 
 BASE = datetime(2026, 3, 10, tzinfo=UTC)
@@ -134,7 +135,7 @@ def _usage_rows(ids: dict[str, str], count: int) -> list[dict[str, Any]]:
             "deployment_name": None, "provider": "openai", "prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion, "cost_estimate": None if rng.random() < 0.2 else rng.random() / 100,
             "request_duration_ms": rng.randrange(1, 5000), "ttft_ms": None, "tokens_per_second": None,
-            "status_code": 200, "status": "ok", "stream": False, "source": rng.choice([None, "cli", "web-app"]),
+            "status_code": 200, "status": rng.choice(["ok", "ok", "ok", "error"]), "stream": False, "source": rng.choice([None, "cli", "web-app"]),
             "project": rng.choice([None, "alpha", "beta/x"]), "created_at": created,
         })  # fmt: skip
     return rows
@@ -185,6 +186,7 @@ def expected_usage(rows: list[dict[str, Any]], group_by: str | None) -> dict[str
             "cost_estimate": pytest.approx(sum(r["cost_estimate"] or 0 for r in members), rel=1e-9, abs=1e-9),
             "avg_duration_ms": pytest.approx(
                 sum(r["request_duration_ms"] for r in members) / len(members) if members else 0, rel=1e-9),
+            "error_count": sum(r["status"] != "ok" for r in members),
         }
         for key, members in groups.items()
     }
@@ -318,7 +320,7 @@ async def test_range_and_group_by_are_validated(world: World) -> None:
     empty = (await _get(world, "/usage", **RANGE))["data"]
     assert empty == [{
         "group_key": None, "group_label": None, "total_requests": 0, "prompt_tokens": 0, "completion_tokens": 0,
-        "total_tokens": 0, "cost_estimate": 0.0, "avg_duration_ms": 0.0,
+        "total_tokens": 0, "cost_estimate": 0.0, "avg_duration_ms": 0.0, "error_count": 0,
     }]  # fmt: skip
 
 
@@ -413,3 +415,38 @@ async def test_dashboard_numbers_and_budget_warnings(world: World) -> None:
             "requests_24h": requests, "tokens_24h": tokens, "budget_warnings": warnings,
             "models_healthy": 1, "models_unhealthy": 1, "models_degraded": 1,
         }, caller
+
+
+async def test_rolled_up_hours_are_read_from_the_rollups_and_the_rest_from_the_events(world: World) -> None:
+    """Once the hours are rolled up the reports read ``usage_hourly`` for whole rolled-up hours and the
+    events for partial hours at the ends: the figures stay equal to the raw rows for every grouping and for
+    a range that starts and ends mid-hour; a change made to a rollup row shows (so the rollups are what is
+    read), except in a grouping the rollups do not keep (``source``)."""
+    rows = await _insert(world.gw, t.usage_events, _usage_rows(world.ids, 600))
+    store = world.gw.state.services.store
+    while not (await roll_up(store, lateness=0.0, max_hours=500)).complete:
+        pass
+    odd_from, odd_to = FROM + timedelta(minutes=30), TO - timedelta(minutes=15)
+    odd = {"from": odd_from.isoformat().replace("+00:00", "Z"), "to": odd_to.isoformat().replace("+00:00", "Z")}
+    in_odd = [row for row in rows if odd_from <= row["created_at"] < odd_to]
+    for group_by in (None, "org", *USAGE_GROUPS):
+        extra = {} if group_by is None else {"group_by": group_by}
+        body = await _get(world, "/usage", **RANGE, **extra)
+        _check(world, body, group_by, expected_usage(_in_range(rows, lambda row: True), group_by),
+               ("model", "day", "hour", "source", "project"))
+        points = (await _get(world, "/usage", **odd, **extra))["data"]
+        assert {p["group_key"]: (p["total_requests"], p["total_tokens"], p["error_count"]) for p in points} == {
+            key: (value["total_requests"], value["total_tokens"], value["error_count"])
+            for key, value in expected_usage(in_odd, group_by).items()
+        }, group_by
+    before = (await _get(world, "/usage", **RANGE))["data"][0]["total_requests"]
+
+    def tamper(connection: sa.Connection) -> None:
+        hour = FROM + timedelta(hours=5)
+        connection.execute(sa.update(t.usage_hourly).where(t.usage_hourly.c.bucket_hour == hour)
+                           .values(request_count=t.usage_hourly.c.request_count + 1000))
+
+    await store.run(tamper)
+    assert (await _get(world, "/usage", **RANGE))["data"][0]["total_requests"] > before
+    by_source = (await _get(world, "/usage", **RANGE, group_by="source"))["data"]
+    assert sum(point["total_requests"] for point in by_source) == before  # read from the events

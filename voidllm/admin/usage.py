@@ -39,6 +39,7 @@ from voidllm.errors import BadRequestError, NotFoundError
 from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.usage.cost import money
+from voidllm.usage.rollups import HOUR, floor_hour, pending_from
 
 __all__ = [
     "MAX_RANGE", "McpGroupBy", "McpUsagePoint", "McpUsageQuery", "McpUsageReport", "UsageGroupBy",
@@ -86,7 +87,8 @@ class McpUsageQuery:
 
 @attrs.frozen
 class UsagePoint:
-    """Totals of one group; ``cost_estimate`` sums the requests that had one (priced models)."""
+    """Totals of one group; ``cost_estimate`` sums the requests that had one (priced models);
+    ``error_count``: requests whose outcome was not ``ok`` (an error answer, a timeout, a broken stream)."""
 
     group_key: str | None
     group_label: str | None
@@ -96,15 +98,17 @@ class UsagePoint:
     total_tokens: int
     cost_estimate: float
     avg_duration_ms: float
+    error_count: int = 0
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], label: str | None) -> UsagePoint:
+    def from_sums(cls, key: str | None, label: str | None, sums: Mapping[str, Any]) -> UsagePoint:
+        requests = int(sums["total_requests"])
         return cls(
-            group_key=row.get("group_key"), group_label=label, total_requests=int(row["total_requests"]),
-            prompt_tokens=int(row["prompt_tokens"] or 0),
-            completion_tokens=int(row["completion_tokens"] or 0),
-            total_tokens=int(row["total_tokens"] or 0), cost_estimate=money(row["cost_estimate"]),
-            avg_duration_ms=float(row["avg_duration_ms"] or 0),
+            group_key=key, group_label=label, total_requests=requests,
+            prompt_tokens=int(sums["prompt_tokens"]), completion_tokens=int(sums["completion_tokens"]),
+            total_tokens=int(sums["total_tokens"]), cost_estimate=money(sums["cost_estimate"]),
+            avg_duration_ms=float(sums["duration_sum_ms"]) / requests if requests else 0.0,
+            error_count=int(sums["error_count"]),
         )
 
 
@@ -157,7 +161,7 @@ class McpUsageReport:
 async def system_usage(services: Services, actor: Actor, query: UsageQuery) -> UsageReport:
     """Usage of every organisation. Raises PermissionDeniedError below system admin."""
     actor.require(Role.SYSTEM_ADMIN)
-    return await services.store.run(partial(_usage_tx, query, None, ()))
+    return await services.store.run(partial(_usage_tx, query, None, {}))
 
 
 async def org_usage(services: Services, actor: Actor, org_id: str, query: UsageQuery) -> UsageReport:
@@ -183,11 +187,10 @@ async def my_usage(services: Services, actor: Actor, query: UsageQuery) -> Usage
     _no_org_grouping(query.group_by)
     if actor.identity is None:
         raise BadRequestError("this endpoint needs an API key")
-    u = t.usage_events.c
     if actor.user_id is not None:
-        scope = (u.org_id == actor.org_id, u.user_id == actor.user_id)
+        scope = {"org_id": actor.org_id, "user_id": actor.user_id}
     else:
-        scope = (u.key_id == actor.key_id,)
+        scope = {"key_id": actor.key_id}
     return await services.store.run(partial(_usage_tx, query, actor.org_id, scope))
 
 
@@ -217,7 +220,7 @@ def _no_org_grouping(group_by: str | None) -> None:
 
 def _org_usage_tx(query: UsageQuery, org_id: str, conn: sa.Connection) -> UsageReport:
     _require_org_exists(conn, org_id)
-    return _usage_tx(query, org_id, (t.usage_events.c.org_id == org_id,), conn)
+    return _usage_tx(query, org_id, {"org_id": org_id}, conn)
 
 
 def _mcp_org_tx(query: McpUsageQuery, org_id: str, conn: sa.Connection) -> McpUsageReport:
@@ -230,22 +233,81 @@ def _require_org_exists(conn: sa.Connection, org_id: str) -> None:
         raise NotFoundError("organization not found")
 
 
-def _usage_tx(
-    query: UsageQuery, org_id: str | None, scope: Sequence[sa.ColumnElement[bool]], conn: sa.Connection
-) -> UsageReport:
-    u = t.usage_events.c
-    totals = (
+_USAGE_SUMS = ("total_requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_estimate",
+               "duration_sum_ms", "error_count")
+_NOT_ROLLED_UP = frozenset({"source", "project"})  # dimensions usage_hourly does not keep
+
+
+def _usage_tx(query: UsageQuery, org_id: str | None, scope: Mapping[str, str | None], conn: sa.Connection
+              ) -> UsageReport:
+    """The report from the hourly rollups for every whole hour of the range that is rolled up, and from
+    ``usage_events`` for the rest (the partial hours at both ends, and the hours since
+    :func:`~voidllm.usage.rollups.pending_from`), so it stays fast with millions of events. ``source`` and
+    ``project`` are not in the rollups: grouped by them, the report reads the events."""
+    u, h = t.usage_events.c, t.usage_hourly.c
+    raw_totals = (
         sa.func.count().label("total_requests"),
-        sa.func.sum(u.prompt_tokens).label("prompt_tokens"),
-        sa.func.sum(u.completion_tokens).label("completion_tokens"),
-        sa.func.sum(u.total_tokens).label("total_tokens"),
-        sa.func.sum(u.cost_estimate).label("cost_estimate"),
-        sa.func.avg(u.request_duration_ms).label("avg_duration_ms"),
+        sa.func.coalesce(sa.func.sum(u.prompt_tokens), 0).label("prompt_tokens"),
+        sa.func.coalesce(sa.func.sum(u.completion_tokens), 0).label("completion_tokens"),
+        sa.func.coalesce(sa.func.sum(u.total_tokens), 0).label("total_tokens"),
+        sa.func.coalesce(sa.func.sum(u.cost_estimate), 0.0).label("cost_estimate"),
+        sa.func.coalesce(sa.func.sum(u.request_duration_ms), 0).label("duration_sum_ms"),
+        sa.func.coalesce(sa.func.sum(sa.case((u.status != "ok", 1), else_=0)), 0).label("error_count"),
     )
-    rows = _grouped(conn, t.usage_events, query.group_by, totals, scope, query.from_, query.to)
-    points = [UsagePoint.from_row(row, label) for row, label in rows]
+    raw_scope = [u[name] == value for name, value in scope.items()]
+    start, end = _rolled_hours(conn, query)
+    if query.group_by in _NOT_ROLLED_UP or start >= end:
+        parts = _grouped(conn, t.usage_events, query.group_by, raw_totals, raw_scope, query.from_, query.to)
+    else:
+        hourly_totals = (
+            sa.func.coalesce(sa.func.sum(h.request_count), 0).label("total_requests"),
+            sa.func.coalesce(sa.func.sum(h.prompt_tokens), 0).label("prompt_tokens"),
+            sa.func.coalesce(sa.func.sum(h.completion_tokens), 0).label("completion_tokens"),
+            sa.func.coalesce(sa.func.sum(h.total_tokens), 0).label("total_tokens"),
+            sa.func.coalesce(sa.func.sum(h.cost_sum), 0.0).label("cost_estimate"),
+            sa.func.coalesce(sa.func.sum(h.duration_sum_ms), 0).label("duration_sum_ms"),
+            sa.func.coalesce(sa.func.sum(h.error_count), 0).label("error_count"),
+        )
+        hourly_scope = [h[name] == (value or "") for name, value in scope.items()]
+        rolled = _grouped(conn, t.usage_hourly, query.group_by, hourly_totals, hourly_scope, start, end,
+                          created=h.bucket_hour)
+        created = u.created_at
+        rest = sa.or_(
+            sa.and_(created >= query.from_, created < start), sa.and_(created >= end, created < query.to)
+        )
+        fresh = _grouped(conn, t.usage_events, query.group_by, raw_totals, raw_scope, query.from_, query.to,
+                         when=rest)
+        parts = rolled + fresh
+    points = _merged_points(parts)
     points.sort(key=_order(query.group_by, lambda p: (-p.total_tokens, -p.total_requests)))
     return UsageReport(org_id=org_id, from_=query.from_, to=query.to, group_by=query.group_by, data=points)
+
+
+def _rolled_hours(conn: sa.Connection, query: UsageQuery) -> tuple[datetime, datetime]:
+    """The whole hours ``[start, end)`` inside the query's range whose rollups are complete (empty when
+    ``start >= end``)."""
+    start = floor_hour(query.from_)
+    if start < query.from_:
+        start += HOUR
+    end = floor_hour(query.to)
+    pending = pending_from(conn)
+    if pending is not None:
+        end = min(end, pending)
+    return start, end
+
+
+def _merged_points(parts: Sequence[tuple[Mapping[str, Any], str | None]]) -> list[UsagePoint]:
+    """One point per group key, summing the rows of the rollups and of the events (a rollup's ``''`` team
+    or user is the events' ``NULL``)."""
+    sums: dict[str | None, dict[str, Any]] = {}
+    labels: dict[str | None, str | None] = {}
+    for row, label in parts:
+        key = row.get("group_key") or None
+        total = sums.setdefault(key, dict.fromkeys(_USAGE_SUMS, 0))
+        for name in _USAGE_SUMS:
+            total[name] += row[name] or 0
+        labels[key] = labels.get(key) or (label if key is not None else None)
+    return [UsagePoint.from_sums(key, labels[key], total) for key, total in sums.items()]
 
 
 def _mcp_tx(
@@ -314,10 +376,14 @@ def _grouped(
     scope: Sequence[sa.ColumnElement[bool]],
     from_: datetime,
     to: datetime,
+    *,
+    created: sa.ColumnElement[Any] | None = None,
+    when: sa.ColumnElement[bool] | None = None,
 ) -> list[tuple[Mapping[str, Any], str | None]]:
-    """``(row, label)`` per group of ``table``'s rows in ``[from_, to)`` within ``scope``."""
-    created = table.c.created_at
-    where = (*scope, created >= from_, created < to)
+    """``(row, label)`` per group of ``table``'s rows in ``[from_, to)`` within ``scope``; ``created`` is the
+    time column (default ``created_at``), ``when`` replaces the range condition."""
+    created = table.c.created_at if created is None else created
+    where = (*scope, sa.and_(created >= from_, created < to) if when is None else when)
     if group_by is None:
         return [(conn.execute(sa.select(*totals).where(*where)).mappings().one(), None)]
     names = _NAMES.get(group_by)
