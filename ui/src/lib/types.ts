@@ -87,6 +87,8 @@ export interface UsagePoint {
   total_tokens: number;
   cost_estimate: number;
   avg_duration_ms: number;
+  /** Requests whose outcome was not ok (error answers, timeouts, broken streams). */
+  error_count: number;
 }
 
 /** GET /api/v1/usage, /api/v1/orgs/{org_id}/usage, /api/v1/usage/me. */

@@ -30,6 +30,7 @@ const point = (key: string, requests: number, prompt: number, completion: number
   total_tokens: prompt + completion,
   cost_estimate: 0,
   avg_duration_ms: 100,
+  error_count: 0,
 });
 
 function usageHandler(req: { url: URL }) {

@@ -12,7 +12,7 @@ vi.mock("../../lib/download", async (importOriginal) => ({
   downloadText: vi.fn(),
 }));
 
-const point = (key: string | null, label: string | null, requests: number, prompt: number, completion: number, cost: number, ms = 100) => ({
+const point = (key: string | null, label: string | null, requests: number, prompt: number, completion: number, cost: number, ms = 100, errors = 0) => ({
   group_key: key,
   group_label: label,
   total_requests: requests,
@@ -21,10 +21,11 @@ const point = (key: string | null, label: string | null, requests: number, promp
   total_tokens: prompt + completion,
   cost_estimate: cost,
   avg_duration_ms: ms,
+  error_count: errors,
 });
 
 const BY = {
-  day: [point("2026-12-01", "2026-12-01", 10, 100, 50, 0.25, 120), point("2026-12-03", "2026-12-03", 5, 40, 10, 0.05, 80)],
+  day: [point("2026-12-01", "2026-12-01", 10, 100, 50, 0.25, 120, 2), point("2026-12-03", "2026-12-03", 5, 40, 10, 0.05, 80)],
   model: [point("gpt-4o", "gpt-4o", 12, 120, 55, 0.3), point("default", "default", 3, 20, 5, 0)],
   key: [point("k1", "ci key", 9, 90, 40, 0.2), point(null, null, 6, 50, 20, 0.1)],
   team: [point("t1", "Platform", 8, 80, 30, 0.2), point("t2", "Engineering", 7, 60, 30, 0.1)],
@@ -92,10 +93,11 @@ describe("usage page: LLM", () => {
       "Completion tokens",
       "Total tokens",
       "Estimated cost",
+      "Errors",
       "Average latency",
     ]);
 
-    for (const name of ["Requests over time", "Tokens over time", "Estimated cost over time", "Average latency over time", "Top model by tokens"]) {
+    for (const name of ["Requests over time", "Tokens over time", "Estimated cost over time", "Errors over time", "Average latency over time", "Top model by tokens"]) {
       const figure = screen.getByRole("figure", { name });
       expect(figure.querySelector("svg")).not.toBeNull();
     }
@@ -199,8 +201,8 @@ describe("usage page: LLM", () => {
     const [filename, csv] = vi.mocked(downloadText).mock.calls[0]!;
     expect(filename).toBe("voidllm-llm-usage-all-orgs-by-key-2026-12-01-to-2026-12-03.csv");
     expect(csv).toBe(
-      "API key,API key ID,Requests,Prompt tokens,Completion tokens,Total tokens,Estimated cost,Average latency (ms)\r\n" +
-        "ci key,k1,9,90,40,130,0.2,100\r\n",
+      "API key,API key ID,Requests,Prompt tokens,Completion tokens,Total tokens,Estimated cost,Errors,Average latency (ms)\r\n" +
+        "ci key,k1,9,90,40,130,0.2,0,100\r\n",
     );
   });
 

@@ -78,6 +78,13 @@ export function LlmCharts({ data }: { data: LlmBucket[] }) {
           <Area type="monotone" dataKey="cost" name="Estimated cost" stroke={CHART_COLORS[2]} fill={CHART_COLORS[2]} fillOpacity={0.2} strokeWidth={2} isAnimationActive={false} />
         </AreaChart>
       </Titled>
+      <Titled label="Errors over time" summary={`${formatNumber(sum(data, (d) => d.errors))} requests that failed or timed out.`}>
+        <LineChart data={data} margin={MARGIN}>
+          <TimeAxes />
+          <Tooltip {...tooltip(formatNumber)} />
+          <Line type="monotone" dataKey="errors" name="Errors" stroke={CHART_COLORS[4]} strokeWidth={2} dot={false} isAnimationActive={false} />
+        </LineChart>
+      </Titled>
       <Titled
         label="Average latency over time"
         summary={latency.length ? `Average latency per ${data[0]?.key.length === 10 ? "day" : "hour"} with requests.` : "No requests."}

@@ -35,6 +35,7 @@ export function llmColumns(groupBy: string): UsageColumn<UsagePoint>[] {
     { header: "Completion tokens", show: (r) => formatNumber(r.completion_tokens), raw: (r) => r.completion_tokens, numeric: true },
     { header: "Total tokens", show: (r) => formatNumber(r.total_tokens), raw: (r) => r.total_tokens, numeric: true },
     { header: "Estimated cost", show: (r) => formatCurrency(r.cost_estimate), raw: (r) => r.cost_estimate, numeric: true },
+    { header: "Errors", show: (r) => formatNumber(r.error_count), raw: (r) => r.error_count, numeric: true },
     { header: "Average latency", csvHeader: "Average latency (ms)", show: (r) => formatDuration(r.avg_duration_ms), raw: (r) => Math.round(r.avg_duration_ms * 10) / 10, numeric: true },
   ];
 }

@@ -45,6 +45,7 @@ export interface LlmBucket {
   completionTokens: number;
   tokens: number;
   cost: number;
+  errors: number;
   avgLatencyMs: number | null;
 }
 
@@ -59,6 +60,7 @@ export function llmSeries(points: readonly UsagePoint[], range: Range): LlmBucke
       completionTokens: p?.completion_tokens ?? 0,
       tokens: p?.total_tokens ?? 0,
       cost: p?.cost_estimate ?? 0,
+      errors: p?.error_count ?? 0,
       avgLatencyMs: p && p.total_requests > 0 ? p.avg_duration_ms : null,
     };
   });
