@@ -103,6 +103,7 @@ LATE_AFTER_S = 1.0
 HORIZON_KEY = "usage.events_deleted_before"
 """``settings`` row: retention may have deleted events before this hour; rollups leave those hours alone."""
 MAX_HOURS_PER_RUN = 24
+_NO_LIMIT = 2**62  # a LIMIT that limits nothing (see pending_from)
 _LOCK_KEY = 0x766C6C6D5F726F6C  # "vllm_rol": PostgreSQL advisory lock of rollups and event retention
 
 
@@ -222,7 +223,14 @@ def pending_from(connection: sa.Connection, state: RollupState | None = None) ->
     state = state if state is not None else RollupState.load(connection)
     earliest = sa.select(sa.func.min(usage_events.c.created_at))
     if state.rolled_before_id is not None:
-        earliest = earliest.where(usage_events.c.id >= state.rolled_before_id)
+        # Not ``min(created_at) WHERE id >= bound``: both SQLite and PostgreSQL would walk the created_at
+        # index from its start looking for a row above the bound (2.5 s over a million rolled-up events).
+        # The LIMIT keeps the subquery a range of the primary key (a subquery with LIMIT is not flattened).
+        recent = (
+            sa.select(usage_events.c.created_at).where(usage_events.c.id >= state.rolled_before_id)
+            .order_by(usage_events.c.id).limit(_NO_LIMIT).subquery()
+        )
+        earliest = sa.select(sa.func.min(recent.c.created_at))
     changed = connection.execute(earliest).scalar_one_or_none()
     hours = [floor_hour(moment) for moment in (changed, state.resume_hour) if moment is not None]
     return min(hours, default=None)
