@@ -315,3 +315,34 @@ def test_sealed_sessions_are_bound_expire_and_can_be_revoked() -> None:
     sealer.revoke(state)
     with pytest.raises(InvalidSession):
         sealer.open(token, key_id="k1", endpoint="/e")
+
+
+async def test_a_trickled_body_is_refused_at_read_timeout(sqlite_dsn: str) -> None:
+    """A client that sends half its body and then nothing gets 408 as a JSON-RPC error once
+    ``server.proxy.read_timeout`` has passed, instead of holding the request forever."""
+    import attrs
+    import trio
+
+    config = make_config(sqlite_dsn)
+    proxy = attrs.evolve(config.server.proxy, read_timeout=0.5)
+    config = attrs.evolve(config, server=attrs.evolve(config.server, proxy=proxy))
+    async with run_gateway(config) as gw:
+        host, port = httpx.URL(gw.url).host, httpx.URL(gw.url).port
+        body = orjson.dumps(_init())
+        head = (f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {gw.api_key()}\r\n"
+                f"Accept: {JSON_AND_SSE}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        stream = await trio.open_tcp_stream(host, port or 80)
+        async with stream:
+            await stream.send_all(head + body[: len(body) // 2])  # and never the rest
+            answer = b""
+            with trio.fail_after(5):  # bounded: without the deadline the request would never end
+                while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    error = orjson.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert error["jsonrpc"] == "2.0" and error["error"]["code"] == -32600
+    assert "not received within 0.5s" in error["error"]["message"]

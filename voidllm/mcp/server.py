@@ -46,6 +46,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
+import trio
 
 from voidllm.asgi import SCOPE_KEY  # the request id the ASGI edge put into the scope
 from voidllm.errors import AuthenticationError
@@ -167,6 +168,7 @@ class McpEndpoint:
     keys: Callable[[], KeyCache]
     sealer: Callable[[], SessionSealer]
     allowed_origins: frozenset[str] = frozenset()
+    read_timeout: float = 30.0  # the whole request body (``server.proxy.read_timeout``), else 408
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = scope.get(SCOPE_KEY)
@@ -225,7 +227,7 @@ class McpEndpoint:
         request_id: str | None,
     ) -> None:
         sse = _wants_sse(_header(scope, b"accept"))
-        body = await _read_body(receive, MAX_BODY)
+        body = await _read_body(receive, MAX_BODY, self.read_timeout)
         try:
             parsed = jsonrpc.parse_body(body)
         except JsonRpcError as exc:
@@ -441,20 +443,27 @@ def _wants_sse(accept: str | None) -> bool:
     return sse_ok and not json_ok
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes:
+    """The request body within ``limit`` bytes (else 413) and ``timeout`` seconds in whole (else 408: a
+    client trickling its body must not hold a request forever)."""
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _Refusal(413, JsonRpcError(jsonrpc.INVALID_REQUEST, f"request body exceeds {limit} bytes"))
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
+    with trio.move_on_after(timeout) as waited:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                too_big = JsonRpcError(jsonrpc.INVALID_REQUEST, f"request body exceeds {limit} bytes")
+                raise _Refusal(413, too_big)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    if waited.cancelled_caught:
+        late = JsonRpcError(jsonrpc.INVALID_REQUEST, f"request body not received within {timeout:g}s")
+        raise _Refusal(408, late)
     return b"".join(chunks)
 
 

@@ -53,6 +53,7 @@ class McpMount:
         endpoint = McpEndpoint(
             path=path, backend=backend, services=lambda: self.state.services,  # type: ignore[arg-type,return-value]
             keys=lambda: self.state.keys, sealer=self.sealer, allowed_origins=self.allowed_origins(),
+            read_timeout=self.state.config.server.proxy.read_timeout,
         )
         self.endpoints[path] = endpoint
         return endpoint
@@ -94,6 +95,7 @@ def _proxy_resolver(mount: McpMount, proxy_state: ProxyState) -> Callable[[str],
             path=f"{MCP_PREFIX}/{alias}", backend=ProxiedServer(alias, proxy_state),
             services=lambda: mount.state.services,  # type: ignore[arg-type,return-value]
             keys=lambda: mount.state.keys, sealer=mount.sealer, allowed_origins=mount.allowed_origins(),
+            read_timeout=mount.state.config.server.proxy.read_timeout,
         )  # fmt: skip
 
     return resolve
