@@ -112,17 +112,19 @@ async def test_request_limits_are_exact_across_two_processes(tmp_path: Path, red
         per_day = await pair.add_key(key=Limits(requests_per_day=10))
         statuses = await pair.burst(per_day, 20, BODY)
         assert (statuses.count(200), statuses.count(429)) == (10, 30)
+        assert len(mock.requests) == 10
 
         for _ in range(3):
             per_minute = await pair.add_key(org=Limits(requests_per_minute=10))
+            before = len(mock.requests)
             began = time.time()
             statuses = await pair.burst(per_minute, 20, BODY)
             if window_bounds("minute", began) == window_bounds("minute", time.time()):
                 assert (statuses.count(200), statuses.count(429)) == (10, 30)
+                assert len(mock.requests) - before == 10  # (a burst that straddled a minute is not counted)
                 break
         else:
             pytest.fail("three bursts in a row straddled a minute boundary")
-        assert len(mock.requests) == 20
 
 
 async def test_token_budget_is_not_overspent_by_concurrent_requests(tmp_path: Path, redis_url: str) -> None:
