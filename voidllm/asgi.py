@@ -1,5 +1,5 @@
 """The bottom of the ASGI stack, shared by the edge, the proxy and the MCP server: the JSON error envelope of
-every non-MCP API, and the request id every response carries.
+every non-MCP API, the request id every response carries, and header lookup in a scope.
 
 ``{"error": {"code": "<machine_code>", "message": "<human text>", "request_id": "<uuid>"}}``
 (docs/reference/behaviour.md 1.1). Messages come from our own error classes and never contain request or
@@ -29,6 +29,15 @@ def error_body(
     for name, value in (extra or {}).items():
         error.setdefault(name, value)
     return orjson.dumps({"error": error})
+
+
+def header(scope: Mapping[str, Any], name: bytes) -> str | None:
+    """The first value of header ``name`` (lowercase bytes; ASGI servers lowercase header names) in an ASGI
+    scope, decoded as latin-1."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 import trio
 
-from voidllm.asgi import SCOPE_KEY  # the request id the ASGI edge put into the scope
+from voidllm.asgi import SCOPE_KEY, header  # SCOPE_KEY: the request id the edge put into the scope
 from voidllm.errors import AuthenticationError
 from voidllm.identity import KeyIdentity
 from voidllm.mcp import jsonrpc
@@ -147,13 +147,6 @@ class McpHttpError(_Refusal):
     HTTP 200."""
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
 @attrs.define(eq=False)
 class McpEndpoint:
     """The ASGI app of one MCP endpoint; see the module docstring.
@@ -195,10 +188,10 @@ class McpEndpoint:
     # -- checks every request passes -----------------------------------------------------------------
 
     def _check_origin(self, scope: Scope) -> None:
-        origin = _header(scope, b"origin")
+        origin = header(scope, b"origin")
         if origin is None or origin in self.allowed_origins:
             return
-        host = _header(scope, b"host")
+        host = header(scope, b"host")
         _, _, origin_host = origin.partition("://")
         if host is not None and origin_host.rstrip("/") == host:
             return
@@ -206,14 +199,14 @@ class McpEndpoint:
 
     def _authenticate(self, scope: Scope) -> KeyIdentity:
         try:
-            return self.keys().authenticate(_header(scope, b"authorization"))
+            return self.keys().authenticate(header(scope, b"authorization"))
         except AuthenticationError as exc:
             raise _Refusal(
                 401, JsonRpcError(jsonrpc.INVALID_REQUEST, exc.message), [(b"www-authenticate", b"Bearer")]
             ) from None
 
     def _version(self, scope: Scope) -> str:
-        version = _header(scope, VERSION_HEADER)
+        version = header(scope, VERSION_HEADER)
         if version is None:
             return DEFAULT_VERSION
         if version not in SUPPORTED_VERSIONS:
@@ -226,7 +219,7 @@ class McpEndpoint:
         self, scope: Scope, receive: Receive, send: Send, identity: KeyIdentity, version: str,
         request_id: str | None,
     ) -> None:
-        sse = _wants_sse(_header(scope, b"accept"))
+        sse = _wants_sse(header(scope, b"accept"))
         body = await _read_body(receive, MAX_BODY, self.read_timeout)
         try:
             parsed = jsonrpc.parse_body(body)
@@ -301,14 +294,14 @@ class McpEndpoint:
             token = self.sealer().seal(sealed)
             return attrs.evolve(ctx, session=state), [(SESSION_HEADER, token.encode("ascii"))]
         state = self._open(scope, ctx)
-        if _header(scope, VERSION_HEADER) not in (None, state.protocol_version):
+        if header(scope, VERSION_HEADER) not in (None, state.protocol_version):
             raise _Refusal(
                 400, JsonRpcError(jsonrpc.INVALID_REQUEST, "MCP-Protocol-Version does not match the session's version")
             )
         return attrs.evolve(ctx, protocol_version=state.protocol_version, session=state.backend), []
 
     def _open(self, scope: Scope, ctx: McpContext) -> SessionState:
-        token = _header(scope, SESSION_HEADER)
+        token = header(scope, SESSION_HEADER)
         if token is None:
             raise _Refusal(400, JsonRpcError(jsonrpc.INVALID_REQUEST, "missing Mcp-Session-Id header"))
         try:
@@ -320,12 +313,12 @@ class McpEndpoint:
         """2026-07-28: routing headers must agree with the body; ``_meta`` carries the envelope."""
         if not isinstance(message, (Request, Notification)):
             return ctx
-        if _header(scope, b"mcp-method") != message.method:
+        if header(scope, b"mcp-method") != message.method:
             raise _Refusal(400, JsonRpcError(jsonrpc.HEADER_MISMATCH, "Mcp-Method header does not match the body"))
         params = message.params or {}
         name_key = NAME_BEARING.get(message.method)
         if name_key is not None and params.get(name_key) is not None:
-            if _decode_header(_header(scope, b"mcp-name")) != params.get(name_key):
+            if _decode_header(header(scope, b"mcp-name")) != params.get(name_key):
                 raise _Refusal(
                     400, JsonRpcError(jsonrpc.HEADER_MISMATCH, "Mcp-Name header does not match the body")
                 )

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from voidllm.asgi import header
 from voidllm.crypto import KeyKind
 from voidllm.errors import AuthenticationError, PermissionDeniedError
 
@@ -59,14 +60,6 @@ class CsrfError(PermissionDeniedError):
     """A cookie-authenticated request that failed the CSRF check (403 ``csrf_failed``)."""
 
     code = CSRF_FAILED
-
-
-def header(scope: Mapping[str, Any], name: bytes) -> str | None:
-    """The first value of header ``name`` (lowercase bytes), decoded as latin-1."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 def cookies(scope: Mapping[str, Any]) -> dict[str, str]:

@@ -49,11 +49,11 @@ from quart import Blueprint, Response, current_app, request
 
 from voidllm.admin.context import Actor
 from voidllm.admin.services import AuditEntry, Services
-from voidllm.asgi import SCOPE_KEY
+from voidllm.asgi import SCOPE_KEY, header
 from voidllm.codec import parse_json_object, reject_nulls, render, structure, wire_name
 from voidllm.errors import ClientRequestError
 from voidllm.identity import KeyIdentity, Role
-from voidllm.web.browser import BrowserPolicy, authenticate_cookie, header
+from voidllm.web.browser import BrowserPolicy, authenticate_cookie
 from voidllm.web.state import app_state
 
 PREFIX = "/api/v1"
