@@ -37,10 +37,10 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voidllm.store.migrate import migrate  # noqa: E402
-from voidllm.store.store import open_store  # noqa: E402
-from voidllm.store.tables import usage_events  # noqa: E402
-from voidllm.usage.events import UsageEvent  # noqa: E402
+from voidllm.store.migrate import migrate
+from voidllm.store.store import open_store
+from voidllm.store.tables import usage_events
+from voidllm.usage.events import UsageEvent
 
 PG_DSN = os.environ.get("VOIDLLM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 STARTED = datetime(2025, 3, 4, tzinfo=UTC)
@@ -52,8 +52,15 @@ _copy_values = operator.itemgetter(*_COLUMNS)
 def events(count: int) -> list[UsageEvent]:
     return [
         UsageEvent(
-            request_id=f"req-{n}", key_id=f"key-{n % 7}", key_type="user", org_id="org-1", model_name="m",
-            prompt_tokens=n, completion_tokens=n, total_tokens=2 * n, duration_ms=100,
+            request_id=f"req-{n}",
+            key_id=f"key-{n % 7}",
+            key_type="user",
+            org_id="org-1",
+            model_name="m",
+            prompt_tokens=n,
+            completion_tokens=n,
+            total_tokens=2 * n,
+            duration_ms=100,
             created_at=STARTED + timedelta(milliseconds=n),
         )
         for n in range(count)
@@ -136,4 +143,4 @@ async def main(rows: int, batch: int) -> None:
 
 if __name__ == "__main__":
     arguments = [int(value) for value in sys.argv[1:3]]
-    trio.run(main, *(arguments + [20_000, 250][len(arguments):]))
+    trio.run(main, *(arguments + [20_000, 250][len(arguments) :]))

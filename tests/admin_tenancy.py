@@ -47,7 +47,8 @@ def admin(gw: RunningGateway) -> dict[str, str]:
 async def chat(gw: RunningGateway, key: str) -> int:
     """The status of one chat completion through the proxy with ``key``."""
     response = await gw.client.post(
-        "/v1/chat/completions", headers=bearer(key),
+        "/v1/chat/completions",
+        headers=bearer(key),
         json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
     )
     return response.status_code
@@ -69,13 +70,20 @@ async def default_org(gw: RunningGateway) -> str:
 
 
 async def create_org(gw: RunningGateway, slug: str, **fields: Any) -> dict[str, Any]:
-    response = await gw.client.post(f"{API}/orgs", headers=admin(gw), json={"name": slug.title(), "slug": slug, **fields})
+    response = await gw.client.post(
+        f"{API}/orgs", headers=admin(gw), json={"name": slug.title(), "slug": slug, **fields}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
 async def add_user(
-    gw: RunningGateway, org_id: str | None, email: str, *, role: str = "member", system_admin: bool = False,
+    gw: RunningGateway,
+    org_id: str | None,
+    email: str,
+    *,
+    role: str = "member",
+    system_admin: bool = False,
     password_hash: str | None = None,
 ) -> str:
     """Insert a user (no password unless ``password_hash``) and, when ``org_id`` is given, its org membership;
@@ -83,14 +91,23 @@ async def add_user(
     user_id, now = new_id(), utcnow()
 
     def write(conn: sa.Connection) -> None:
-        conn.execute(t.users.insert().values(
-            id=user_id, email=email, display_name=email.split("@")[0], is_system_admin=system_admin,
-            password_hash=password_hash, created_at=now, updated_at=now,
-        ))
+        conn.execute(
+            t.users.insert().values(
+                id=user_id,
+                email=email,
+                display_name=email.split("@")[0],
+                is_system_admin=system_admin,
+                password_hash=password_hash,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         if org_id is not None:
-            conn.execute(t.org_memberships.insert().values(
-                id=new_id(), org_id=org_id, user_id=user_id, role=role, created_at=now, updated_at=now
-            ))
+            conn.execute(
+                t.org_memberships.insert().values(
+                    id=new_id(), org_id=org_id, user_id=user_id, role=role, created_at=now, updated_at=now
+                )
+            )
 
     await gw.state.services.store.run(write)
     return user_id
@@ -99,18 +116,26 @@ async def add_user(
 async def join_team(gw: RunningGateway, team_id: str, user_id: str, role: str = "member") -> str:
     """Insert a team membership directly (bypassing the API under test); returns its id."""
     now, membership_id = utcnow(), new_id()
-    await gw.state.services.store.run(lambda conn: conn.execute(t.team_memberships.insert().values(
-        id=membership_id, team_id=team_id, user_id=user_id, role=role, created_at=now, updated_at=now
-    )))
+    await gw.state.services.store.run(
+        lambda conn: conn.execute(
+            t.team_memberships.insert().values(
+                id=membership_id, team_id=team_id, user_id=user_id, role=role, created_at=now, updated_at=now
+            )
+        )
+    )
     return membership_id
 
 
 async def join_org(gw: RunningGateway, org_id: str, user_id: str, role: str = "member") -> str:
     """Insert an org membership of an existing user directly; returns its id."""
     now, membership_id = utcnow(), new_id()
-    await gw.state.services.store.run(lambda conn: conn.execute(t.org_memberships.insert().values(
-        id=membership_id, org_id=org_id, user_id=user_id, role=role, created_at=now, updated_at=now
-    )))
+    await gw.state.services.store.run(
+        lambda conn: conn.execute(
+            t.org_memberships.insert().values(
+                id=membership_id, org_id=org_id, user_id=user_id, role=role, created_at=now, updated_at=now
+            )
+        )
+    )
     return membership_id
 
 
@@ -146,7 +171,9 @@ async def create_team(gw: RunningGateway, org_id: str, slug: str, **fields: Any)
     return response.json()
 
 
-async def create_key(gw: RunningGateway, org_id: str, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+async def create_key(
+    gw: RunningGateway, org_id: str, headers: dict[str, str] | None = None, **fields: Any
+) -> dict[str, Any]:
     """Create a key (as the system admin unless ``headers`` say otherwise); returns the 201 body."""
     body = {"name": "k", "key_type": "user_key", **fields}
     response = await gw.client.post(f"{API}/orgs/{org_id}/keys", headers=headers or admin(gw), json=body)
@@ -159,7 +186,9 @@ async def user_key(gw: RunningGateway, org_id: str, user_id: str, **fields: Any)
     return str((await create_key(gw, org_id, user_id=user_id, **fields))["key"])
 
 
-async def pages(client: httpx.AsyncClient, path: str, headers: dict[str, str], limit: int) -> list[list[dict[str, Any]]]:
+async def pages(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], limit: int
+) -> list[list[dict[str, Any]]]:
     """Every page of a list endpoint, following ``next_cursor``."""
     out: list[list[dict[str, Any]]] = []
     cursor: str | None = None

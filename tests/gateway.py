@@ -19,7 +19,11 @@ ADMIN_KEY = "a" * 40
 
 
 def make_config(
-    dsn: str, yaml_text: str = "", *, driver: str = "sqlite", environ: Mapping[str, str] | None = None,
+    dsn: str,
+    yaml_text: str = "",
+    *,
+    driver: str = "sqlite",
+    environ: Mapping[str, str] | None = None,
     settings: str = "",
 ) -> Config:
     """A config from ``yaml_text`` with the test database, keys and an ephemeral port filled in;
@@ -65,7 +69,9 @@ async def run_gateway(config: Config) -> AsyncIterator[RunningGateway]:
     stop = trio.Event()
     banner = io.StringIO()
     async with trio.open_nursery() as nursery:
-        running: Running = await nursery.start(lambda task_status: serve(config, stop, banner_out=banner, task_status=task_status))
+        running: Running = await nursery.start(
+            lambda task_status: serve(config, stop, banner_out=banner, task_status=task_status)
+        )
         url = running.binds[0]
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             try:
@@ -95,6 +101,11 @@ async def usage_rows(driver: str, dsn: str) -> list[dict[str, Any]]:
 
     async with open_store(driver, dsn) as store:
         rows = await store.run(
-            lambda conn: [dict(r) for r in conn.execute(sa.select(tables.usage_events).order_by(tables.usage_events.c.created_at)).mappings()]
+            lambda conn: [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(tables.usage_events).order_by(tables.usage_events.c.created_at)
+                ).mappings()
+            ]
         )
     return rows

@@ -84,7 +84,11 @@ class GatewayProcess:
 
 @asynccontextmanager
 async def spawn_gateway(
-    config: Path, *, expect_banner: bool = True, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    config: Path,
+    *,
+    expect_banner: bool = True,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[GatewayProcess]:
     """Start ``voidllm serve --config config [args]`` and wait until it listens (and printed its banner);
     ``env`` adds variables to an environment cleared of every ``VOIDLLM_*``."""
@@ -92,7 +96,10 @@ async def spawn_gateway(
     async with trio.open_nursery() as nursery:
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "voidllm", "serve", "--config", str(config), *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         gateway = GatewayProcess(process)
         nursery.start_soon(gateway._read_stderr)

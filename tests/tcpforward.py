@@ -62,7 +62,9 @@ async def forward(host: str, port: int) -> AsyncIterator[Forwarder]:
     """Listen on an ephemeral 127.0.0.1 port and forward to ``host:port`` until the block exits."""
     forwarder = Forwarder((host, port))
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(functools.partial(trio.serve_tcp, forwarder._handle, 0, host="127.0.0.1"))
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, forwarder._handle, 0, host="127.0.0.1")
+        )
         forwarder.port = listeners[0].socket.getsockname()[1]
         try:
             yield forwarder

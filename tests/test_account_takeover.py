@@ -15,10 +15,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from tests.gateway import RunningGateway
-from tests.test_admin_auth import As, envelope, login
-from tests.test_admin_auth import database  # noqa: F401 (fixture)
-from tests.test_admin_users import PASSWORD, create, insert_org, insert_user_key, session
-from tests.test_admin_users import cheap_hashing, gw  # noqa: F401 (fixtures: fast argon2, a gateway per store)
+from tests.test_admin_auth import (
+    As,
+    database,  # noqa: F401 (fixture)
+    envelope,
+    login,
+)
+from tests.test_admin_users import (  # noqa: F401 (fixtures: fast argon2, a gateway per store)
+    PASSWORD,
+    cheap_hashing,
+    create,
+    gw,
+    insert_org,
+    insert_user_key,
+    session,
+)
 from voidllm.store import tables as t
 
 ELSEWHERE = "this account also belongs to another organization; only a system admin can change it"
@@ -73,7 +84,9 @@ async def test_the_takeover_chain_from_the_issue_is_closed(gw: RunningGateway) -
     assert (await As(gw, victim_session).post("/invites/accept", json={"token": token})).status_code == 201
     assert await memberships_of(gw, str(victim["id"])) == {org_b: "org_admin", org_a: "member"}
     for change in (
-        {"password": "hijacked-password"}, {"email": "mine@example.com"}, {"display_name": "Owned"},
+        {"password": "hijacked-password"},
+        {"email": "mine@example.com"},
+        {"display_name": "Owned"},
         {"password": "hijacked-password", "current_password": "a-guess-at-it"},
     ):
         patched = await As(gw, attacker).patch(f"/users/{victim['id']}", json=change)

@@ -33,13 +33,20 @@ async def make_team(gw: RunningGateway, org_id: str | None = None) -> str:
 
 async def make_org(gw: RunningGateway) -> str:
     org_id, slug = new_id(), f"org-{uuid.uuid4().hex[:8]}"
-    await gw.state.store.run(lambda conn: conn.execute(sa.insert(t.organizations).values(id=org_id, name=slug, slug=slug)))
+    await gw.state.store.run(
+        lambda conn: conn.execute(sa.insert(t.organizations).values(id=org_id, name=slug, slug=slug))
+    )
     return org_id
 
 
 async def make_key(
-    gw: RunningGateway, *, org_role: str = "member", team_id: str | None = None, team_role: str = "member",
-    team_key: bool = False, org_id: str | None = None,
+    gw: RunningGateway,
+    *,
+    org_role: str = "member",
+    team_id: str | None = None,
+    team_role: str = "member",
+    team_key: bool = False,
+    org_id: str | None = None,
 ) -> tuple[str, KeyIdentity]:
     """A live key written straight into the store and the key cache: a user key of a fresh user with
     ``org_role`` (and ``team_role`` in ``team_id``), or a team key of ``team_id``."""
@@ -53,11 +60,21 @@ async def make_key(
             conn.execute(sa.insert(t.users).values(id=user_id, email=f"{user_id}@example.test"))
             conn.execute(sa.insert(t.org_memberships).values(org_id=org_id, user_id=user_id, role=org_role))
             if team_id is not None:
-                conn.execute(sa.insert(t.team_memberships).values(team_id=team_id, user_id=user_id, role=team_role))
-        conn.execute(sa.insert(t.api_keys).values(
-            id=key_id, key_hash=gw.state.services.keyring.hash_key(plaintext), key_hint=key_hint(plaintext),
-            key_type=kind.key_type, name="test key", org_id=org_id, team_id=team_id, user_id=user_id,
-        ))  # fmt: skip
+                conn.execute(
+                    sa.insert(t.team_memberships).values(team_id=team_id, user_id=user_id, role=team_role)
+                )
+        conn.execute(
+            sa.insert(t.api_keys).values(
+                id=key_id,
+                key_hash=gw.state.services.keyring.hash_key(plaintext),
+                key_hint=key_hint(plaintext),
+                key_type=kind.key_type,
+                name="test key",
+                org_id=org_id,
+                team_id=team_id,
+                user_id=user_id,
+            )
+        )
         return load_live_key(conn, key_id, now=datetime.now(UTC))
 
     loaded = await gw.state.store.run(write)
@@ -71,8 +88,11 @@ def bearer(key: str) -> dict[str, str]:
 
 
 async def chat(gw: RunningGateway, key: str, model: str) -> httpx.Response:
-    return await gw.client.post("/v1/chat/completions", headers=bearer(key),
-                                json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    return await gw.client.post(
+        "/v1/chat/completions",
+        headers=bearer(key),
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+    )
 
 
 async def visible(gw: RunningGateway, key: str) -> dict[str, list[str]]:
@@ -87,7 +107,10 @@ def three_models(mock: MockUpstream) -> str:
 
 async def test_allowlists_at_every_level_and_the_most_restrictive_wins(db_target: tuple[str, str]) -> None:
     driver, dsn = db_target
-    async with open_mock_upstream() as mock, run_gateway(make_config(dsn, three_models(mock), driver=driver)) as gw:
+    async with (
+        open_mock_upstream() as mock,
+        run_gateway(make_config(dsn, three_models(mock), driver=driver)) as gw,
+    ):
         admin = bearer(gw.api_key())
         org_id = bootstrap_org(gw)
         team_id = await make_team(gw)
@@ -106,7 +129,9 @@ async def test_allowlists_at_every_level_and_the_most_restrictive_wins(db_target
         assert (await gw.client.get("/v1/models/a", headers=bearer(key))).json()["id"] == "a"
 
         team_access = f"/api/v1/orgs/{org_id}/teams/{team_id}/model-access"
-        assert (await gw.client.put(team_access, headers=admin, json={"models": ["b", "c"]})).status_code == 200
+        assert (
+            await gw.client.put(team_access, headers=admin, json={"models": ["b", "c"]})
+        ).status_code == 200
         assert list(await visible(gw, key)) == ["b"]  # org allows a, b; team b, c: only b passes both
         key_access = f"/api/v1/orgs/{org_id}/keys/{identity.key_id}/model-access"
         assert (await gw.client.put(key_access, headers=admin, json={"models": ["a"]})).status_code == 200
@@ -119,7 +144,10 @@ async def test_allowlists_at_every_level_and_the_most_restrictive_wins(db_target
         assert (await chat(gw, key, "c")).status_code == 200
 
         unknown = await gw.client.put(org_access, headers=admin, json={"models": ["a", "zzz"]})
-        assert unknown.status_code == 400 and unknown.json()["error"]["message"] == "models[1] is not the name of a known model"
+        assert (
+            unknown.status_code == 400
+            and unknown.json()["error"]["message"] == "models[1] is not the name of a known model"
+        )
         missing_key = f"/api/v1/orgs/{org_id}/keys/{new_id()}/model-access"
         assert (await gw.client.get(missing_key, headers=admin)).status_code == 404
 
@@ -138,26 +166,44 @@ async def test_who_may_manage_which_allowlist(sqlite_dsn: str) -> None:
 
         # a team's list is set by org admins (issue 12): its team admin reads it, cannot replace it
         assert (await gw.client.get(team_path(mine), headers=bearer(team_admin))).status_code == 200
-        assert (await gw.client.put(team_path(mine), headers=bearer(team_admin), json=body)).status_code == 403
-        assert (await gw.client.put(team_path(other), headers=bearer(team_admin), json=body)).status_code == 403
-        assert (await gw.client.put(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(team_admin), json=body)).status_code == 403
+        assert (
+            await gw.client.put(team_path(mine), headers=bearer(team_admin), json=body)
+        ).status_code == 403
+        assert (
+            await gw.client.put(team_path(other), headers=bearer(team_admin), json=body)
+        ).status_code == 403
+        assert (
+            await gw.client.put(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(team_admin), json=body)
+        ).status_code == 403
         # an organisation's list is set by system admins: its org admin reads it, cannot replace it
-        assert (await gw.client.get(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin))).status_code == 200
-        assert (await gw.client.put(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin), json=body)).status_code == 403
+        assert (
+            await gw.client.get(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin))
+        ).status_code == 200
+        assert (
+            await gw.client.put(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin), json=body)
+        ).status_code == 403
         # a member outside the team does not learn that it exists (docs/reference/behaviour.md 1.6: team
         # routes answer 404)
         assert (await gw.client.get(team_path(mine), headers=bearer(member))).status_code == 404
-        assert (await gw.client.put(team_path(other), headers=bearer(org_admin), json=body)).status_code == 200
+        assert (
+            await gw.client.put(team_path(other), headers=bearer(org_admin), json=body)
+        ).status_code == 200
 
         foreign_org = await make_org(gw)
         foreign = await gw.client.get(f"/api/v1/orgs/{foreign_org}/model-access", headers=bearer(org_admin))
         assert foreign.status_code == 403
-        assert (await gw.client.get(f"/api/v1/orgs/{foreign_org}/model-access", headers=bearer(gw.api_key()))).status_code == 200
+        assert (
+            await gw.client.get(f"/api/v1/orgs/{foreign_org}/model-access", headers=bearer(gw.api_key()))
+        ).status_code == 200
 
 
 async def test_a_fallback_the_key_may_not_use_is_never_called(sqlite_dsn: str) -> None:
     async with open_mock_upstream(Behaviour(status=500)) as broken, open_mock_upstream() as backup:
-        yaml = "models:" + model_yaml("primary", broken.base_url, extra="    fallback: spare\n") + model_yaml("spare", backup.base_url)
+        yaml = (
+            "models:"
+            + model_yaml("primary", broken.base_url, extra="    fallback: spare\n")
+            + model_yaml("spare", backup.base_url)
+        )
         async with run_gateway(make_config(sqlite_dsn, yaml)) as gw:
             allowed, identity = await make_key(gw)
             assert (await chat(gw, allowed, "primary")).status_code == 200 and len(backup.requests) == 1
@@ -171,7 +217,10 @@ async def test_a_fallback_the_key_may_not_use_is_never_called(sqlite_dsn: str) -
 
 async def test_team_aliases_beat_org_aliases(db_target: tuple[str, str]) -> None:
     driver, dsn = db_target
-    async with open_mock_upstream() as mock, run_gateway(make_config(dsn, three_models(mock), driver=driver)) as gw:
+    async with (
+        open_mock_upstream() as mock,
+        run_gateway(make_config(dsn, three_models(mock), driver=driver)) as gw,
+    ):
         admin = bearer(gw.api_key())
         org_id = bootstrap_org(gw)
         team_id = await make_team(gw)
@@ -183,19 +232,32 @@ async def test_team_aliases_beat_org_aliases(db_target: tuple[str, str]) -> None
         created = await gw.client.post(org_aliases, headers=admin, json={"alias": "fast", "model_name": "a"})
         assert created.status_code == 201
         body: dict[str, Any] = created.json()
-        assert (body["alias"], body["model_name"], body["scope_type"], body["team_id"]) == ("fast", "a", "org", None)
-        team_alias = await gw.client.post(team_aliases, headers=admin, json={"alias": "fast", "model_name": "b"})
+        assert (body["alias"], body["model_name"], body["scope_type"], body["team_id"]) == (
+            "fast",
+            "a",
+            "org",
+            None,
+        )
+        team_alias = await gw.client.post(
+            team_aliases, headers=admin, json={"alias": "fast", "model_name": "b"}
+        )
         assert team_alias.status_code == 201 and team_alias.json()["scope_type"] == "team"
 
-        assert (await chat(gw, org_key, "fast")).status_code == 200 and mock.requests[-1].json()["model"] == "a"
-        assert (await chat(gw, team_key, "fast")).status_code == 200 and mock.requests[-1].json()["model"] == "b"
+        assert (await chat(gw, org_key, "fast")).status_code == 200 and mock.requests[-1].json()[
+            "model"
+        ] == "a"
+        assert (await chat(gw, team_key, "fast")).status_code == 200 and mock.requests[-1].json()[
+            "model"
+        ] == "b"
         assert (await visible(gw, team_key))["b"] == ["fast"]
         assert (await visible(gw, org_key))["a"] == ["fast"]
         assert (await gw.client.get("/v1/models/fast", headers=bearer(team_key))).json()["id"] == "b"
 
         listed = (await gw.client.get(team_aliases, headers=admin)).json()
         assert [(a["alias"], a["model_name"]) for a in listed["data"]] == [("fast", "b")]
-        assert [a["alias"] for a in (await gw.client.get(org_aliases, headers=admin)).json()["data"]] == ["fast"]
+        assert [a["alias"] for a in (await gw.client.get(org_aliases, headers=admin)).json()["data"]] == [
+            "fast"
+        ]
 
         for payload, status in (
             ({"alias": "fast", "model_name": "c"}, 409),
@@ -206,8 +268,12 @@ async def test_team_aliases_beat_org_aliases(db_target: tuple[str, str]) -> None
             assert (await gw.client.post(org_aliases, headers=admin, json=payload)).status_code == status
 
         alias_id = team_alias.json()["id"]
-        assert (await gw.client.delete(f"{org_aliases}/{alias_id}", headers=admin)).status_code == 404  # wrong scope
+        assert (
+            await gw.client.delete(f"{org_aliases}/{alias_id}", headers=admin)
+        ).status_code == 404  # wrong scope
         assert (await gw.client.delete(f"{team_aliases}/{alias_id}", headers=admin)).status_code == 204
-        assert (await chat(gw, team_key, "fast")).status_code == 200 and mock.requests[-1].json()["model"] == "a"
+        assert (await chat(gw, team_key, "fast")).status_code == 200 and mock.requests[-1].json()[
+            "model"
+        ] == "a"
         member, _ = await make_key(gw)
         assert (await gw.client.get(org_aliases, headers=bearer(member))).status_code == 403

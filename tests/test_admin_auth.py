@@ -114,18 +114,22 @@ async def test_login_returns_a_session_key_that_authenticates(gw: RunningGateway
     user = body["user"]
     assert set(user) == {"id", "email", "display_name", "role", "org_id", "is_system_admin"}
     assert (user["email"], user["role"], user["is_system_admin"]) == (
-        "admin@voidllm.local", "system_admin", True)
+        "admin@voidllm.local",
+        "system_admin",
+        True,
+    )
 
     me = await As(gw, token).get("/me")
     assert me.status_code == 200
     assert me.json() == user
     rows = await gw.state.store.run(
-        lambda conn: conn.execute(
-            sa.select(t.api_keys).where(t.api_keys.c.key_type == "session_key")
-        ).mappings().all()
+        lambda conn: (
+            conn.execute(sa.select(t.api_keys).where(t.api_keys.c.key_type == "session_key")).mappings().all()
+        )
     )
     assert [(r["name"], r["user_id"], r["org_id"]) for r in rows] == [
-        ("Login session", user["id"], user["org_id"])]
+        ("Login session", user["id"], user["org_id"])
+    ]
     assert token not in str(dict(rows[0]))  # only the hash is stored
 
 
@@ -147,7 +151,8 @@ async def test_login_failures_are_400_or_one_indistinct_401(gw: RunningGateway) 
     admin_key = gw.api_key()
     org = await _insert_org(gw, "Gone")
     created = await gw.client.post(
-        "/api/v1/users", headers=bearer(admin_key),
+        "/api/v1/users",
+        headers=bearer(admin_key),
         json={"email": "orphan@example.com", "password": "orphan-password", "org_id": org},
     )
     assert created.status_code == 201
@@ -183,8 +188,11 @@ async def test_login_opens_the_chosen_organisation_never_silently_the_first(gw: 
     assert (chosen["org_id"], chosen["role"]) == (alpha, "org_admin")
     assert (await signed_in())["org_id"] == alpha  # now the most recent
     for session in (await As(gw, await _token(gw, org_id=alpha)).get("/auth/sessions")).json()["data"]:
-        await gw.state.store.run(lambda conn, sid=session["id"]: conn.execute(
-            t.api_keys.update().where(t.api_keys.c.id == sid).values(deleted_at=datetime.now(UTC))))
+        await gw.state.store.run(
+            lambda conn, sid=session["id"]: conn.execute(
+                t.api_keys.update().where(t.api_keys.c.id == sid).values(deleted_at=datetime.now(UTC))
+            )
+        )
     assert (await signed_in())["org_id"] == alpha  # ended sessions count too ("last used")
 
     not_member = await _login_as(gw, "multi-password", org_id=other)
@@ -194,13 +202,20 @@ async def test_login_opens_the_chosen_organisation_never_silently_the_first(gw: 
 
     # The most recent session's organisation is no longer one of the user's, and there are two: 409.
     await _add_member(gw, other, user_id)
-    await gw.state.store.run(lambda conn: conn.execute(t.org_memberships.delete().where(
-        t.org_memberships.c.org_id == alpha, t.org_memberships.c.user_id == user_id)))
+    await gw.state.store.run(
+        lambda conn: conn.execute(
+            t.org_memberships.delete().where(
+                t.org_memberships.c.org_id == alpha, t.org_memberships.c.user_id == user_id
+            )
+        )
+    )
     several = await _login_as(gw, "multi-password")
     message = envelope(several, 409, "conflict")
     assert message == "this account belongs to several organizations: sign in again with org_id"
     assert several.json()["error"]["organizations"] == [
-        {"id": other, "name": "Other", "slug": "other"}, {"id": zeta, "name": "Zeta", "slug": "zeta"}]
+        {"id": other, "name": "Other", "slug": "other"},
+        {"id": zeta, "name": "Zeta", "slug": "zeta"},
+    ]
     assert set(several.json()["error"]) == {"code", "message", "request_id", "organizations"}
     assert (await signed_in(org_id=other))["org_id"] == other
     assert (await signed_in())["org_id"] == other
@@ -219,7 +234,8 @@ async def test_login_without_any_session_and_two_organisations_is_409(gw: Runnin
 
 async def _create_user(gw: RunningGateway, email: str, password: str, *, org_id: str) -> str:
     created = await gw.client.post(
-        "/api/v1/users", headers=bearer(gw.api_key()),
+        "/api/v1/users",
+        headers=bearer(gw.api_key()),
         json={"email": email, "password": password, "org_id": org_id},
     )
     assert created.status_code == 201, created.text
@@ -229,8 +245,11 @@ async def _create_user(gw: RunningGateway, email: str, password: str, *, org_id:
 async def _add_member(gw: RunningGateway, org_id: str, user_id: str, role: str = "member") -> None:
     from voidllm.store.ids import new_id
 
-    await gw.state.store.run(lambda conn: conn.execute(
-        t.org_memberships.insert().values(id=new_id(), org_id=org_id, user_id=user_id, role=role)))
+    await gw.state.store.run(
+        lambda conn: conn.execute(
+            t.org_memberships.insert().values(id=new_id(), org_id=org_id, user_id=user_id, role=role)
+        )
+    )
 
 
 async def _login_as(gw: RunningGateway, password: str, **body: str) -> httpx.Response:
@@ -349,19 +368,22 @@ async def test_password_change_ends_the_other_sessions(gw: RunningGateway) -> No
     old = admin_password(gw)
     current, other = await admin_session(gw), await admin_session(gw)
     short = await gw.client.post(
-        "/api/v1/me/password", headers=bearer(current),
+        "/api/v1/me/password",
+        headers=bearer(current),
         json={"current_password": old, "new_password": "short"},
     )
     envelope(short, 400, "bad_request")
     wrong = await gw.client.post(
-        "/api/v1/me/password", headers=bearer(current),
+        "/api/v1/me/password",
+        headers=bearer(current),
         json={"current_password": "not-it-at-all", "new_password": "a-new-password"},
     )
     assert envelope(wrong, 400, "bad_request") == "current password is incorrect"
     assert (await As(gw, other).get("/me")).status_code == 200  # nothing changed
 
     changed = await gw.client.post(
-        "/api/v1/me/password", headers=bearer(current),
+        "/api/v1/me/password",
+        headers=bearer(current),
         json={"current_password": old, "new_password": "a-new-password"},
     )
     assert (changed.status_code, changed.content) == (200, b"")
@@ -376,7 +398,8 @@ async def test_me_needs_a_user_key_and_lists_available_models(gw: RunningGateway
     token = await admin_session(gw)
     models = await As(gw, token).get("/me/available-models")
     assert models.json() == {
-        "models": [{"name": "embed-small", "type": "embedding"}, {"name": "gpt-4o", "type": "chat"}]}
+        "models": [{"name": "embed-small", "type": "embedding"}, {"name": "gpt-4o", "type": "chat"}]
+    }
     envelope(await gw.client.get("/api/v1/me"), 401, "unauthorized")
     envelope(await gw.client.get("/api/v1/me", headers=bearer("vl_sk_" + "0" * 48)), 401, "unauthorized")
 

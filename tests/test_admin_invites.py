@@ -15,8 +15,13 @@ import trio
 from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.test_admin_auth import database  # noqa: F401 (fixture)
-from tests.test_admin_auth import As, bearer, envelope, login
+from tests.test_admin_auth import (
+    As,
+    bearer,
+    database,  # noqa: F401 (fixture)
+    envelope,
+    login,
+)
 from tests.test_admin_users import PASSWORD, create, insert_org, session
 from voidllm.auth import passwords
 from voidllm.auth.throttle import LoginThrottle
@@ -47,7 +52,8 @@ async def invite(
     gw: RunningGateway, org_id: str, email: str, role: str = "member", key: str | None = None
 ) -> dict[str, str]:
     response = await gw.client.post(
-        f"/api/v1/orgs/{org_id}/invites", headers=bearer(key or gw.api_key()),
+        f"/api/v1/orgs/{org_id}/invites",
+        headers=bearer(key or gw.api_key()),
         json={"email": email, "role": role},
     )
     assert response.status_code == 201, response.text
@@ -82,7 +88,9 @@ async def test_full_flow_invite_peek_redeem_login(gw: RunningGateway) -> None:
     peeked = await peek(gw, token)
     assert peeked.status_code == 200
     assert peeked.json() == {
-        "email": "new@example.com", "org_name": "Default", "role": "org_admin",
+        "email": "new@example.com",
+        "org_name": "Default",
+        "role": "org_admin",
         "expires_at": created["expires_at"],
     }
 
@@ -91,11 +99,21 @@ async def test_full_flow_invite_peek_redeem_login(gw: RunningGateway) -> None:
     body = redeemed.json()
     assert set(body) == {"id", "email", "display_name", "org_id", "role"}
     assert body | {"id": None} == {
-        "id": None, "email": "new@example.com", "display_name": "Newbie", "org_id": org, "role": "org_admin"}
+        "id": None,
+        "email": "new@example.com",
+        "display_name": "Newbie",
+        "org_id": org,
+        "role": "org_admin",
+    }
     logged_in = await login(gw, "new@example.com", PASSWORD)
     assert logged_in.json()["user"] | {"id": None} == {
-        "id": None, "email": "new@example.com", "display_name": "Newbie", "role": "org_admin", "org_id": org,
-        "is_system_admin": False}
+        "id": None,
+        "email": "new@example.com",
+        "display_name": "Newbie",
+        "role": "org_admin",
+        "org_id": org,
+        "is_system_admin": False,
+    }
 
     assert envelope(await redeem(gw, token), 410, "gone") == GONE
     assert envelope(await peek(gw, token), 410, "gone") == GONE
@@ -110,7 +128,9 @@ async def test_invalid_and_expired_tokens_are_gone(gw: RunningGateway) -> None:
         assert envelope(await peek(gw, junk), 410, "gone") == GONE
         envelope(await redeem(gw, junk), 410, "gone")
     envelope(await gw.client.get("/api/v1/invites/peek"), 400, "bad_request")
-    envelope(await gw.client.post("/api/v1/invites/redeem", json={"password": PASSWORD}), 400, "validation_error")
+    envelope(
+        await gw.client.post("/api/v1/invites/redeem", json={"password": PASSWORD}), 400, "validation_error"
+    )
 
     token = (await invite(gw, org, "late@example.com"))["token"]
     envelope(await redeem(gw, token, password="short"), 400, "bad_request")
@@ -225,7 +245,9 @@ async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
     assert envelope(made, 400, "validation_error") == "email must be at most 254 characters"
     token = (await invite(gw, org, "bounded@example.com"))["token"]
     too_long = "vl_iv_" + "0" * 251
-    assert envelope(await peek(gw, too_long), 400, "validation_error") == "token must be at most 256 characters"
+    assert (
+        envelope(await peek(gw, too_long), 400, "validation_error") == "token must be at most 256 characters"
+    )
     for path in ("/invites/accept", "/invites/decline"):
         answered = await As(gw, gw.api_key()).post(path, json={"token": too_long})
         assert envelope(answered, 400, "validation_error") == "token must be at most 256 characters"

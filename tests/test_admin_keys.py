@@ -34,9 +34,23 @@ from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 
 KEY_FIELDS = {
-    "id", "name", "key_type", "key_hint", "org_id", "team_id", "user_id", "service_account_id", "daily_token_limit",
-    "monthly_token_limit", "requests_per_minute", "requests_per_day", "expires_at", "last_used_at", "created_by",
-    "created_at", "updated_at",
+    "id",
+    "name",
+    "key_type",
+    "key_hint",
+    "org_id",
+    "team_id",
+    "user_id",
+    "service_account_id",
+    "daily_token_limit",
+    "monthly_token_limit",
+    "requests_per_minute",
+    "requests_per_day",
+    "expires_at",
+    "last_used_at",
+    "created_by",
+    "created_at",
+    "updated_at",
 }
 
 
@@ -61,7 +75,9 @@ async def test_create_shows_the_key_once_and_it_works_at_once(sqlite_dsn: str) -
         listed = (await gw.client.get(path, headers=admin(gw))).text
         assert created["key"] not in listed and created["key"][6:] not in listed
         stored = await gw.state.services.store.run(
-            lambda conn: conn.execute(sa.select(t.api_keys.c.key_hash).where(t.api_keys.c.id == created["id"])).scalar()
+            lambda conn: conn.execute(
+                sa.select(t.api_keys.c.key_hash).where(t.api_keys.c.id == created["id"])
+            ).scalar()
         )
         assert stored not in listed and stored == gw.state.services.keyring.hash_key(created["key"])
 
@@ -72,15 +88,27 @@ async def test_team_and_service_account_keys(sqlite_dsn: str) -> None:
         team = await create_team(gw, org["id"], "red")
         tkey = await create_key(gw, org["id"], key_type="team_key", team_id=team["id"])
         assert tkey["key"].startswith("vl_tk_") and await chat(gw, tkey["key"]) == 200
-        account = (await gw.client.post(f"{API}/orgs/{org['id']}/service-accounts", headers=admin(gw),
-                                        json={"name": "bot", "team_id": team["id"]})).json()
+        account = (
+            await gw.client.post(
+                f"{API}/orgs/{org['id']}/service-accounts",
+                headers=admin(gw),
+                json={"name": "bot", "team_id": team["id"]},
+            )
+        ).json()
         skey = await create_key(gw, org["id"], key_type="sa_key", service_account_id=account["id"])
-        assert skey["key"].startswith("vl_sa_") and skey["team_id"] == team["id"] and await chat(gw, skey["key"]) == 200
+        assert (
+            skey["key"].startswith("vl_sa_")
+            and skey["team_id"] == team["id"]
+            and await chat(gw, skey["key"]) == 200
+        )
 
         # team and service-account keys cannot mint keys
         for key in (tkey["key"], skey["key"]):
-            denied = await gw.client.post(f"{API}/orgs/{org['id']}/keys", headers=bearer(key),
-                                          json={"name": "x", "key_type": "team_key", "team_id": team["id"]})
+            denied = await gw.client.post(
+                f"{API}/orgs/{org['id']}/keys",
+                headers=bearer(key),
+                json={"name": "x", "key_type": "team_key", "team_id": team["id"]},
+            )
             error_of(denied, 403)
 
 
@@ -90,13 +118,28 @@ async def test_team_and_service_account_keys(sqlite_dsn: str) -> None:
         ({"key_type": "user_key"}, "user_id is required for user_key"),
         ({"key_type": "team_key"}, "team_id is required for team_key"),
         ({"key_type": "team_key", "team_id": "T", "user_id": "U"}, "user_id must not be set for team_key"),
-        ({"key_type": "team_key", "team_id": "T", "service_account_id": "S"}, "service_account_id must not be set for team_key"),
+        (
+            {"key_type": "team_key", "team_id": "T", "service_account_id": "S"},
+            "service_account_id must not be set for team_key",
+        ),
         ({"key_type": "sa_key"}, "service_account_id is required for sa_key"),
-        ({"key_type": "sa_key", "service_account_id": "S", "team_id": "T"}, "team_id must not be set for sa_key"),
-        ({"key_type": "sa_key", "service_account_id": "S", "user_id": "U"}, "user_id must not be set for sa_key"),
+        (
+            {"key_type": "sa_key", "service_account_id": "S", "team_id": "T"},
+            "team_id must not be set for sa_key",
+        ),
+        (
+            {"key_type": "sa_key", "service_account_id": "S", "user_id": "U"},
+            "user_id must not be set for sa_key",
+        ),
         ({"key_type": "session_key", "user_id": "U"}, "key_type must be one of: user_key, team_key, sa_key"),
-        ({"key_type": "user_key", "user_id": "U", "requests_per_minute": -1}, "requests_per_minute must be between 0 and 1000000000000000"),
-        ({"key_type": "user_key", "user_id": "U", "expires_at": "2000-01-01T00:00:00Z"}, "expires_at must be in the future"),
+        (
+            {"key_type": "user_key", "user_id": "U", "requests_per_minute": -1},
+            "requests_per_minute must be between 0 and 1000000000000000",
+        ),
+        (
+            {"key_type": "user_key", "user_id": "U", "expires_at": "2000-01-01T00:00:00Z"},
+            "expires_at must be in the future",
+        ),
         ({"key_type": "user_key", "user_id": "nobody"}, "user is not a member of this organization"),
         ({"key_type": "team_key", "team_id": "nope"}, "team not found"),
         ({"key_type": "sa_key", "service_account_id": "nope"}, "service account not found"),
@@ -106,7 +149,9 @@ async def test_team_and_service_account_keys(sqlite_dsn: str) -> None:
 async def test_create_validation(sqlite_dsn: str, body: dict[str, str], message: str) -> None:
     async with open_gateway(sqlite_dsn) as gw:
         org = await default_org(gw)
-        response = await gw.client.post(f"{API}/orgs/{org}/keys", headers=admin(gw), json={"name": "k", **body})
+        response = await gw.client.post(
+            f"{API}/orgs/{org}/keys", headers=admin(gw), json={"name": "k", **body}
+        )
         assert error_of(response, 400)["message"] == message
 
 
@@ -114,31 +159,50 @@ async def test_member_escalations_are_refused(sqlite_dsn: str) -> None:
     async with open_gateway(sqlite_dsn) as gw:
         org = await create_org(gw, "acme")
         team, other_team = await create_team(gw, org["id"], "red"), await create_team(gw, org["id"], "blue")
-        member, peer = await add_user(gw, org["id"], "m@acme.test"), await add_user(gw, org["id"], "p@acme.test")
+        member, peer = (
+            await add_user(gw, org["id"], "m@acme.test"),
+            await add_user(gw, org["id"], "p@acme.test"),
+        )
         await join_team(gw, team["id"], member)
         key = await user_key(gw, org["id"], member)
         path = f"{API}/orgs/{org['id']}/keys"
 
         team_key = {"name": "x", "key_type": "team_key", "team_id": team["id"]}
-        assert error_of(await gw.client.post(path, headers=bearer(key), json=team_key), 403)["code"] == "forbidden"
+        assert (
+            error_of(await gw.client.post(path, headers=bearer(key), json=team_key), 403)["code"]
+            == "forbidden"
+        )
         for_peer = {"name": "x", "key_type": "user_key", "user_id": peer}
         error_of(await gw.client.post(path, headers=bearer(key), json=for_peer), 403)
         foreign_team = {"name": "x", "key_type": "user_key", "team_id": other_team["id"]}
         error_of(await gw.client.post(path, headers=bearer(key), json=foreign_team), 403)
         # another organisation's keys endpoint
-        error_of(await gw.client.post(f"{API}/orgs/{await default_org(gw)}/keys", headers=bearer(key),
-                                      json={"name": "x", "key_type": "user_key"}), 403)
+        error_of(
+            await gw.client.post(
+                f"{API}/orgs/{await default_org(gw)}/keys",
+                headers=bearer(key),
+                json={"name": "x", "key_type": "user_key"},
+            ),
+            403,
+        )
 
         own = await gw.client.post(path, headers=bearer(key), json={"name": "mine", "key_type": "user_key"})
-        assert own.status_code == 201 and own.json()["user_id"] == member and own.json()["created_by"] == member
-        in_team = await gw.client.post(path, headers=bearer(key), json={"name": "t", "key_type": "user_key", "team_id": team["id"]})
+        assert (
+            own.status_code == 201 and own.json()["user_id"] == member and own.json()["created_by"] == member
+        )
+        in_team = await gw.client.post(
+            path, headers=bearer(key), json={"name": "t", "key_type": "user_key", "team_id": team["id"]}
+        )
         assert in_team.status_code == 201 and in_team.json()["team_id"] == team["id"]
 
         # an org admin cannot mint a key acting for a system admin
         boss = await add_user(gw, org["id"], "boss@acme.test", role="org_admin")
         root = await add_user(gw, org["id"], "root@acme.test", system_admin=True)
-        denied = await gw.client.post(path, headers=bearer(await user_key(gw, org["id"], boss)),
-                                      json={"name": "x", "key_type": "user_key", "user_id": root})
+        denied = await gw.client.post(
+            path,
+            headers=bearer(await user_key(gw, org["id"], boss)),
+            json={"name": "x", "key_type": "user_key", "user_id": root},
+        )
         error_of(denied, 403)
 
 
@@ -177,11 +241,16 @@ async def test_visibility_of_list_get_patch_delete(sqlite_dsn: str) -> None:
         error_of(await gw.client.delete(other, headers=bearer(member_key["key"])), 404)
         assert await chat(gw, lead_key["key"]) == 200
         # the team admin manages the team's keys
-        patched = await gw.client.patch(f"{path}/{member_team_key['id']}", headers=bearer(lead_key["key"]), json={"name": "renamed"})
+        patched = await gw.client.patch(
+            f"{path}/{member_team_key['id']}", headers=bearer(lead_key["key"]), json={"name": "renamed"}
+        )
         assert patched.status_code == 200 and patched.json()["name"] == "renamed"
         # ... but cannot obtain a key acting as the member by rotating theirs; the team key they may rotate
         for caller in (lead_key, team_key):
-            error_of(await gw.client.post(f"{path}/{member_team_key['id']}/rotate", headers=bearer(caller["key"])), 403)
+            error_of(
+                await gw.client.post(f"{path}/{member_team_key['id']}/rotate", headers=bearer(caller["key"])),
+                403,
+            )
         own_team = await gw.client.post(f"{path}/{team_key['id']}/rotate", headers=bearer(lead_key["key"]))
         assert own_team.status_code == 200 and own_team.json()["new_key"]["key"].startswith("vl_tk_")
 
@@ -190,7 +259,12 @@ async def test_visibility_of_list_get_patch_delete(sqlite_dsn: str) -> None:
         stranger = await add_user(gw, elsewhere["id"], "s@else.test", role="org_admin")
         stranger_key = await user_key(gw, elsewhere["id"], stranger)
         error_of(await gw.client.get(path, headers=bearer(stranger_key)), 403)
-        error_of(await gw.client.get(f"{API}/orgs/{elsewhere['id']}/keys/{lead_key['id']}", headers=bearer(stranger_key)), 404)
+        error_of(
+            await gw.client.get(
+                f"{API}/orgs/{elsewhere['id']}/keys/{lead_key['id']}", headers=bearer(stranger_key)
+            ),
+            404,
+        )
         error_of(await gw.client.delete(f"{path}/{lead_key['id']}", headers=bearer(stranger_key)), 403)
 
 
@@ -201,16 +275,25 @@ async def test_patch_reaches_the_cache_and_delete_revokes_at_once(sqlite_dsn: st
         created = await create_key(gw, org["id"], user_id=user)
         path = f"{API}/orgs/{org['id']}/keys/{created['id']}"
         soon = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
-        patched = await gw.client.patch(path, headers=admin(gw), json={
-            "name": "renamed", "requests_per_minute": 1, "expires_at": soon.isoformat()})
+        patched = await gw.client.patch(
+            path,
+            headers=admin(gw),
+            json={"name": "renamed", "requests_per_minute": 1, "expires_at": soon.isoformat()},
+        )
         assert patched.status_code == 200
         body = patched.json()
         assert (body["name"], body["requests_per_minute"], _ts(body["expires_at"])) == ("renamed", 1, soon)
         identity = gw.state.keys.authenticate_key(created["key"])
-        assert (identity.name, identity.key_limits.requests_per_minute, identity.expires_at) == ("renamed", 1, soon)
+        assert (identity.name, identity.key_limits.requests_per_minute, identity.expires_at) == (
+            "renamed",
+            1,
+            soon,
+        )
         assert await chat(gw, created["key"]) == 200
         assert await chat(gw, created["key"]) == 429
-        error_of(await gw.client.patch(path, headers=admin(gw), json={"expires_at": "2001-01-01T00:00:00Z"}), 400)
+        error_of(
+            await gw.client.patch(path, headers=admin(gw), json={"expires_at": "2001-01-01T00:00:00Z"}), 400
+        )
         error_of(await gw.client.patch(path, headers=admin(gw), json={"daily_token_limit": -5}), 400)
 
         assert (await gw.client.delete(path, headers=admin(gw))).status_code == 204
@@ -223,16 +306,22 @@ async def test_expired_keys_stop_working(sqlite_dsn: str) -> None:
     async with open_gateway(sqlite_dsn) as gw:
         org = await create_org(gw, "acme")
         user = await add_user(gw, org["id"], "u@acme.test")
-        created = await create_key(gw, org["id"], user_id=user,
-                                   expires_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+        created = await create_key(
+            gw, org["id"], user_id=user, expires_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        )
         assert await chat(gw, created["key"]) == 200
         # let the expiry pass (moved into the past in the store), then reload the cache as the refresher does
         past = utcnow() - timedelta(seconds=1)
-        await gw.state.services.store.run(lambda conn: conn.execute(
-            t.api_keys.update().where(t.api_keys.c.id == created["id"]).values(expires_at=past)))
+        await gw.state.services.store.run(
+            lambda conn: conn.execute(
+                t.api_keys.update().where(t.api_keys.c.id == created["id"]).values(expires_at=past)
+            )
+        )
         await reload_keys(gw.state.services)
         assert await chat(gw, created["key"]) == 401
-        rotate = await gw.client.post(f"{API}/orgs/{org['id']}/keys/{created['id']}/rotate", headers=admin(gw))
+        rotate = await gw.client.post(
+            f"{API}/orgs/{org['id']}/keys/{created['id']}/rotate", headers=admin(gw)
+        )
         error_of(rotate, 400)
 
 
@@ -242,26 +331,45 @@ async def test_rotation_gives_the_old_key_24_hours(sqlite_dsn: str) -> None:
         team = await create_team(gw, org["id"], "red")
         user = await add_user(gw, org["id"], "u@acme.test")
         await join_team(gw, team["id"], user)
-        old = await create_key(gw, org["id"], name="ci", user_id=user, team_id=team["id"], daily_token_limit=99)
-        await gw.state.services.store.run(lambda conn: conn.execute(
-            t.key_model_access.insert().values(key_id=old["id"], model_name="gpt-test", created_at=utcnow())))
+        old = await create_key(
+            gw, org["id"], name="ci", user_id=user, team_id=team["id"], daily_token_limit=99
+        )
+        await gw.state.services.store.run(
+            lambda conn: conn.execute(
+                t.key_model_access.insert().values(
+                    key_id=old["id"], model_name="gpt-test", created_at=utcnow()
+                )
+            )
+        )
         member_key = await user_key(gw, org["id"], user)
 
         before = datetime.now(UTC)
-        rotated = await gw.client.post(f"{API}/orgs/{org['id']}/keys/{old['id']}/rotate", headers=bearer(member_key))
+        rotated = await gw.client.post(
+            f"{API}/orgs/{org['id']}/keys/{old['id']}/rotate", headers=bearer(member_key)
+        )
         after = datetime.now(UTC)
         assert rotated.status_code == 200, rotated.text
         new, previous = rotated.json()["new_key"], rotated.json()["old_key"]
         assert set(new) == KEY_FIELDS | {"key"} and set(previous) == KEY_FIELDS
         assert new["key"].startswith("vl_uk_") and new["id"] != old["id"] and previous["id"] == old["id"]
-        assert (new["name"], new["team_id"], new["user_id"], new["daily_token_limit"]) == ("ci (rotated)", team["id"], user, 99)
+        assert (new["name"], new["team_id"], new["user_id"], new["daily_token_limit"]) == (
+            "ci (rotated)",
+            team["id"],
+            user,
+            99,
+        )
         assert new["expires_at"] is None and new["created_by"] == user
         grace = _ts(previous["expires_at"])
         assert before + timedelta(hours=24) - timedelta(seconds=1) <= grace <= after + timedelta(hours=24)
         assert gw.state.keys.authenticate_key(old["key"]).expires_at == grace
         assert await chat(gw, old["key"]) == 200 and await chat(gw, new["key"]) == 200
-        copied = await gw.state.services.store.run(lambda conn: list(conn.execute(
-            sa.select(t.key_model_access.c.model_name).where(t.key_model_access.c.key_id == new["id"])).scalars()))
+        copied = await gw.state.services.store.run(
+            lambda conn: list(
+                conn.execute(
+                    sa.select(t.key_model_access.c.model_name).where(t.key_model_access.c.key_id == new["id"])
+                ).scalars()
+            )
+        )
         assert copied == ["gpt-test"]
 
         # rotating again keeps the name suffix single
@@ -275,16 +383,30 @@ async def test_rotation_keeps_a_shorter_expiry_and_refuses_sessions_and_other_or
         user = await add_user(gw, org["id"], "u@acme.test")
         soon = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
         short = await create_key(gw, org["id"], user_id=user, expires_at=soon.isoformat())
-        rotated = (await gw.client.post(f"{API}/orgs/{org['id']}/keys/{short['id']}/rotate", headers=admin(gw))).json()
+        rotated = (
+            await gw.client.post(f"{API}/orgs/{org['id']}/keys/{short['id']}/rotate", headers=admin(gw))
+        ).json()
         assert _ts(rotated["old_key"]["expires_at"]) == soon and _ts(rotated["new_key"]["expires_at"]) == soon
 
         # a login session key of the user: visible to the user, never rotatable, never listed
         session_id = new_id()
         session = generate_key(KeyKind.SESSION)
         now = utcnow()
-        await gw.state.services.store.run(lambda conn: conn.execute(t.api_keys.insert().values(
-            id=session_id, key_hash=gw.state.services.keyring.hash_key(session), key_hint="vl_sk_...", name="session",
-            key_type="session_key", org_id=org["id"], user_id=user, created_at=now, updated_at=now)))
+        await gw.state.services.store.run(
+            lambda conn: conn.execute(
+                t.api_keys.insert().values(
+                    id=session_id,
+                    key_hash=gw.state.services.keyring.hash_key(session),
+                    key_hint="vl_sk_...",
+                    name="session",
+                    key_type="session_key",
+                    org_id=org["id"],
+                    user_id=user,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        )
         denied = await gw.client.post(f"{API}/orgs/{org['id']}/keys/{session_id}/rotate", headers=admin(gw))
         assert error_of(denied, 400)["message"] == "only user, team and service account keys can be rotated"
         listed = (await gw.client.get(f"{API}/orgs/{org['id']}/keys", headers=admin(gw))).json()["data"]
@@ -292,7 +414,9 @@ async def test_rotation_keeps_a_shorter_expiry_and_refuses_sessions_and_other_or
 
         # the key exists, but not in the organisation named in the path
         other = await default_org(gw)
-        error_of(await gw.client.post(f"{API}/orgs/{other}/keys/{short['id']}/rotate", headers=admin(gw)), 404)
+        error_of(
+            await gw.client.post(f"{API}/orgs/{other}/keys/{short['id']}/rotate", headers=admin(gw)), 404
+        )
 
 
 async def test_list_is_paginated(sqlite_dsn: str) -> None:
@@ -310,7 +434,9 @@ async def test_use_cases_work_for_the_cli_as_system_actor(sqlite_dsn: str) -> No
         org = await create_org(gw, "acme")
         user = await add_user(gw, org["id"], "u@acme.test")
         services = gw.state.services
-        created = await keys.create(services, Actor.system(), org["id"], KeyCreate(name="cli", key_type="user_key", user_id=user))
+        created = await keys.create(
+            services, Actor.system(), org["id"], KeyCreate(name="cli", key_type="user_key", user_id=user)
+        )
         assert created.created_by is None and created.user_id == user
         assert await chat(gw, created.key) == 200
         rotation = await keys.rotate(services, Actor.system(), org["id"], created.id)
@@ -326,15 +452,20 @@ async def test_a_deleted_users_keys_stop_working(sqlite_dsn: str) -> None:
         user = await add_user(gw, org["id"], "u@acme.test")
         key = await user_key(gw, org["id"], user)
         assert await chat(gw, key) == 200
-        await gw.state.services.store.run(lambda conn: conn.execute(
-            t.users.update().where(t.users.c.id == user).values(deleted_at=utcnow())))
+        await gw.state.services.store.run(
+            lambda conn: conn.execute(
+                t.users.update().where(t.users.c.id == user).values(deleted_at=utcnow())
+            )
+        )
         await reload_keys(gw.state.services)
         assert await chat(gw, key) == 401
         # and no new key can be made for them
-        response = await gw.client.post(f"{API}/orgs/{org['id']}/keys", headers=admin(gw),
-                                        json={"name": "x", "key_type": "user_key", "user_id": user})
+        response = await gw.client.post(
+            f"{API}/orgs/{org['id']}/keys",
+            headers=admin(gw),
+            json={"name": "x", "key_type": "user_key", "user_id": user},
+        )
         error_of(response, 400)
-
 
 
 @pytest.mark.postgres
@@ -345,20 +476,30 @@ async def test_lifecycle_on_postgresql(pg_dsn: str) -> None:
         dup = await gw.client.post(f"{API}/orgs", headers=admin(gw), json={"name": "Dup", "slug": "acme"})
         assert error_of(dup, 409)["message"] == "an organization with this slug already exists"
         team = await create_team(gw, org["id"], "red")
-        assert (await gw.client.delete(f"{API}/orgs/{org['id']}/teams/{team['id']}", headers=admin(gw))).status_code == 204
+        assert (
+            await gw.client.delete(f"{API}/orgs/{org['id']}/teams/{team['id']}", headers=admin(gw))
+        ).status_code == 204
         await create_team(gw, org["id"], "red")
 
         user = await add_user(gw, org["id"], "u@acme.test")
         created = await create_key(gw, org["id"], user_id=user)
         assert await chat(gw, created["key"]) == 200
-        rotated = await gw.client.post(f"{API}/orgs/{org['id']}/keys/{created['id']}/rotate", headers=admin(gw))
+        rotated = await gw.client.post(
+            f"{API}/orgs/{org['id']}/keys/{created['id']}/rotate", headers=admin(gw)
+        )
         new_key = rotated.json()["new_key"]["key"]
         assert await chat(gw, new_key) == 200 and await chat(gw, created["key"]) == 200
 
-        assert (await gw.client.post(f"{API}/orgs/{org['id']}/deactivate", headers=admin(gw))).status_code == 200
+        assert (
+            await gw.client.post(f"{API}/orgs/{org['id']}/deactivate", headers=admin(gw))
+        ).status_code == 200
         assert await chat(gw, new_key) == 401
-        assert (await gw.client.post(f"{API}/orgs/{org['id']}/reactivate", headers=admin(gw))).status_code == 200
+        assert (
+            await gw.client.post(f"{API}/orgs/{org['id']}/reactivate", headers=admin(gw))
+        ).status_code == 200
         assert await chat(gw, new_key) == 200
         new_id_ = rotated.json()["new_key"]["id"]
-        assert (await gw.client.delete(f"{API}/orgs/{org['id']}/keys/{new_id_}", headers=admin(gw))).status_code == 204
+        assert (
+            await gw.client.delete(f"{API}/orgs/{org['id']}/keys/{new_id_}", headers=admin(gw))
+        ).status_code == 204
         assert await chat(gw, new_key) == 401

@@ -54,7 +54,9 @@ def server(alias: str, url: str = URL, **fields: Any) -> dict[str, Any]:
 
 async def stored_row(gw: RunningGateway, server_id: str) -> Any:
     s = t.mcp_servers
-    return await gw.state.services.store.run(lambda conn: conn.execute(sa.select(s).where(s.c.id == server_id)).first())
+    return await gw.state.services.store.run(
+        lambda conn: conn.execute(sa.select(s).where(s.c.id == server_id)).first()
+    )
 
 
 async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
@@ -67,13 +69,20 @@ async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
         tadmin_id, member_id = await add_user(gw, org, "ta@a.io"), await add_user(gw, org, "m@a.io")
         await join_team(gw, team, tadmin_id, "team_admin")
         await join_team(gw, team, member_id)
-        tadmin, member = bearer(await user_key(gw, org, tadmin_id)), bearer(await user_key(gw, org, member_id))
+        tadmin, member = (
+            bearer(await user_key(gw, org, tadmin_id)),
+            bearer(await user_key(gw, org, member_id)),
+        )
         foreign = bearer(await user_key(gw, other, await add_user(gw, other, "f@b.io", role="org_admin")))
 
-        g = await client.post(f"{API}/mcp-servers", headers=sys, json=server("tools", auth_type="bearer", auth_token=TOKEN))
+        g = await client.post(
+            f"{API}/mcp-servers", headers=sys, json=server("tools", auth_type="bearer", auth_token=TOKEN)
+        )
         assert g.status_code == 201, g.text
         o = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=oadmin, json=server("tools"))
-        tm = await client.post(f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=tadmin, json=server("tools"))
+        tm = await client.post(
+            f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=tadmin, json=server("tools")
+        )
         assert (o.status_code, tm.status_code) == (201, 201), (o.text, tm.text)
         g_id, o_id, t_id = g.json()["id"], o.json()["id"], tm.json()["id"]
         assert (g.json()["scope"], o.json()["scope"], tm.json()["scope"]) == ("global", "org", "team")
@@ -81,10 +90,16 @@ async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
 
         # who may create where
         assert (await client.post(f"{API}/mcp-servers", headers=oadmin, json=server("x"))).status_code == 403
-        assert (await client.post(f"{API}/orgs/{org}/mcp-servers", headers=tadmin, json=server("x"))).status_code == 403
-        refused = await client.post(f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=member, json=server("x"))
+        assert (
+            await client.post(f"{API}/orgs/{org}/mcp-servers", headers=tadmin, json=server("x"))
+        ).status_code == 403
+        refused = await client.post(
+            f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=member, json=server("x")
+        )
         assert "team admin" in error_of(refused, 403)["message"]
-        assert (await client.post(f"{API}/orgs/{org}/mcp-servers", headers=foreign, json=server("x"))).status_code == 403
+        assert (
+            await client.post(f"{API}/orgs/{org}/mcp-servers", headers=foreign, json=server("x"))
+        ).status_code == 403
 
         # lists: global alone; an org's with the global; a team's with its org's and the global
         listed = await client.get(f"{API}/mcp-servers", headers=sys)
@@ -100,14 +115,22 @@ async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
         assert (await client.get(f"{API}/mcp-servers/{t_id}", headers=member)).status_code == 200
         assert (await client.get(f"{API}/mcp-servers/{t_id}", headers=foreign)).status_code == 404
         assert (await client.get(f"{API}/mcp-servers/{g_id}", headers=foreign)).status_code == 200
-        for headers, server_id, words in ((member, t_id, "team admin"), (tadmin, o_id, "org admin"),
-                                          (oadmin, g_id, "system admin")):  # fmt: skip
-            response = await client.patch(f"{API}/mcp-servers/{server_id}", headers=headers, json={"name": "X"})
+        for headers, server_id, words in (
+            (member, t_id, "team admin"),
+            (tadmin, o_id, "org admin"),
+            (oadmin, g_id, "system admin"),
+        ):
+            response = await client.patch(
+                f"{API}/mcp-servers/{server_id}", headers=headers, json={"name": "X"}
+            )
             assert words in error_of(response, 403)["message"]
-        renamed = await client.patch(f"{API}/mcp-servers/{t_id}", headers=tadmin,
-                                     json={"name": "Renamed", "code_mode_enabled": False})  # fmt: skip
+        renamed = await client.patch(
+            f"{API}/mcp-servers/{t_id}", headers=tadmin, json={"name": "Renamed", "code_mode_enabled": False}
+        )
         assert (renamed.json()["name"], renamed.json()["code_mode_enabled"]) == ("Renamed", False)
-        assert (await client.patch(f"{API}/mcp-servers/{o_id}/deactivate", headers=oadmin)).json()["is_active"] is False
+        assert (await client.patch(f"{API}/mcp-servers/{o_id}/deactivate", headers=oadmin)).json()[
+            "is_active"
+        ] is False
 
         # secrets: sealed to their row, never returned
         assert g.json()["has_auth_token"] is True and "auth_token" not in g.json()
@@ -120,16 +143,22 @@ async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
         entry = gw.state.services.extras["mcp_registry"].get(g_id)
         assert entry.auth_token == TOKEN and TOKEN not in repr(entry)
         # a PATCH without the secret keeps it; switching to no auth drops it
-        kept = await client.patch(f"{API}/mcp-servers/{g_id}", headers=sys, json={"url": "https://other.example.com/mcp"})
+        kept = await client.patch(
+            f"{API}/mcp-servers/{g_id}", headers=sys, json={"url": "https://other.example.com/mcp"}
+        )
         assert kept.json()["has_auth_token"] is True
         dropped = await client.patch(f"{API}/mcp-servers/{g_id}", headers=sys, json={"auth_type": "none"})
-        assert dropped.json()["has_auth_token"] is False and (await stored_row(gw, g_id)).auth_token_enc is None
+        assert (
+            dropped.json()["has_auth_token"] is False and (await stored_row(gw, g_id)).auth_token_enc is None
+        )
 
         # delete: gone for everyone, alias free again
         assert (await client.delete(f"{API}/mcp-servers/{t_id}", headers=member)).status_code == 403
         assert (await client.delete(f"{API}/mcp-servers/{t_id}", headers=tadmin)).status_code == 204
         assert (await client.get(f"{API}/mcp-servers/{t_id}", headers=sys)).status_code == 404
-        again = await client.post(f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=tadmin, json=server("tools"))
+        again = await client.post(
+            f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=tadmin, json=server("tools")
+        )
         assert again.status_code == 201
 
 
@@ -143,8 +172,15 @@ async def test_validation_and_conflicts(sqlite_dsn: str) -> None:
 
         for url in ("ftp://mcp.example.com/", "not a url", "https://user:pw@mcp.example.com/", "http://:80/"):
             assert (await create(server("a", url))).status_code == 400, url
-        for url in ("http://127.0.0.1:9/mcp", "http://10.1.2.3/", "http://169.254.169.254/latest", "http://[::1]/",
-                    "http://localhost:8080/", "http://[::ffff:192.168.1.1]/", "http://0.0.0.0/"):
+        for url in (
+            "http://127.0.0.1:9/mcp",
+            "http://10.1.2.3/",
+            "http://169.254.169.254/latest",
+            "http://[::1]/",
+            "http://localhost:8080/",
+            "http://[::ffff:192.168.1.1]/",
+            "http://0.0.0.0/",
+        ):
             refused = error_of(await create(server("a", url)), 400)
             assert refused["code"] == "private_url_not_allowed", url
             assert "settings.mcp.allow_private_urls" in refused["message"]  # says how to allow it
@@ -161,17 +197,32 @@ async def test_validation_and_conflicts(sqlite_dsn: str) -> None:
         assert (await create({**server("a"), "auth_type": "magic"})).status_code == 400
         assert (await create({**server("a"), "name": "  "})).status_code == 400
 
-        made = await create(server("a", auth_type="header", auth_header="X-Api-Key", auth_token="t", **{
-            "oauth_client_id": "ignored"}))
+        made = await create(
+            server(
+                "a",
+                auth_type="header",
+                auth_header="X-Api-Key",
+                auth_token="t",
+                **{"oauth_client_id": "ignored"},
+            )
+        )
         assert made.status_code == 201 and made.json()["auth_header"] == "X-Api-Key"
-        ok_oauth = await create(server("b", **oauth, oauth_token_url="https://idp.example.com/token", oauth_scopes="a b"))
-        assert ok_oauth.json()["has_oauth_client_secret"] is True and ok_oauth.json()["has_auth_token"] is False
+        ok_oauth = await create(
+            server("b", **oauth, oauth_token_url="https://idp.example.com/token", oauth_scopes="a b")
+        )
+        assert (
+            ok_oauth.json()["has_oauth_client_secret"] is True and ok_oauth.json()["has_auth_token"] is False
+        )
         assert error_of(await create(server("a")), 409)["code"] == "conflict"
         assert (await create(server("a"), f"/orgs/{org}/mcp-servers")).status_code == 201  # another scope
         assert (await create(server("a"), f"/orgs/{org}/mcp-servers")).status_code == 409
-        renamed = await client.patch(f"{API}/mcp-servers/{ok_oauth.json()['id']}", headers=sys, json={"alias": "a"})
+        renamed = await client.patch(
+            f"{API}/mcp-servers/{ok_oauth.json()['id']}", headers=sys, json={"alias": "a"}
+        )
         assert renamed.status_code == 409
-        private = await client.patch(f"{API}/mcp-servers/{made.json()['id']}", headers=sys, json={"url": "http://10.0.0.1/"})
+        private = await client.patch(
+            f"{API}/mcp-servers/{made.json()['id']}", headers=sys, json={"url": "http://10.0.0.1/"}
+        )
         assert private.status_code == 400
 
         for index in range(5):
@@ -184,21 +235,35 @@ async def test_validation_and_conflicts(sqlite_dsn: str) -> None:
 
 async def test_private_urls_allowed_by_setting(sqlite_dsn: str) -> None:
     async with gateway(sqlite_dsn, allow_private=True) as gw:
-        response = await gw.client.post(f"{API}/mcp-servers", headers=admin(gw), json=server(
-            "local", "http://127.0.0.1:9/mcp", auth_type="oauth", oauth_client_id="c", oauth_client_secret="s",
-            oauth_token_url="http://127.0.0.1:9/token"))  # fmt: skip
+        response = await gw.client.post(
+            f"{API}/mcp-servers",
+            headers=admin(gw),
+            json=server(
+                "local",
+                "http://127.0.0.1:9/mcp",
+                auth_type="oauth",
+                oauth_client_id="c",
+                oauth_client_secret="s",
+                oauth_token_url="http://127.0.0.1:9/token",
+            ),
+        )
         assert response.status_code == 201, response.text
 
 
 async def test_test_tools_and_refresh_against_a_real_mcp_server(sqlite_dsn: str) -> None:
-    async with gateway(sqlite_dsn, allow_private=True) as gw, \
-            open_mock_mcp(require_header=("Authorization", f"Bearer {TOKEN}")) as mock, \
-            open_legacy_sse_server() as legacy_url:  # fmt: skip
+    async with (
+        gateway(sqlite_dsn, allow_private=True) as gw,
+        open_mock_mcp(require_header=("Authorization", f"Bearer {TOKEN}")) as mock,
+        open_legacy_sse_server() as legacy_url,
+    ):
         sys, client = admin(gw), gw.client
         org = await default_org(gw)
         member = bearer(await user_key(gw, org, await add_user(gw, org, "m@a.io")))
-        made = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys,
-                                 json=server("mock", mock.url, auth_type="bearer", auth_token=TOKEN))  # fmt: skip
+        made = await client.post(
+            f"{API}/orgs/{org}/mcp-servers",
+            headers=sys,
+            json=server("mock", mock.url, auth_type="bearer", auth_token=TOKEN),
+        )
         server_id = made.json()["id"]
         assert (await client.get(f"{API}/mcp-servers/{server_id}/tools", headers=member)).json() == []
 
@@ -218,12 +283,17 @@ async def test_test_tools_and_refresh_against_a_real_mcp_server(sqlite_dsn: str)
         assert error_of(too_soon, 429)["code"] == "refresh_too_soon"
         assert 1 <= int(too_soon.headers["retry-after"]) <= 60
 
-        wrong = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys,
-                                  json=server("wrong", mock.url, auth_type="bearer", auth_token="not-it"))  # fmt: skip
+        wrong = await client.post(
+            f"{API}/orgs/{org}/mcp-servers",
+            headers=sys,
+            json=server("wrong", mock.url, auth_type="bearer", auth_token="not-it"),
+        )
         failed = (await client.post(f"{API}/mcp-servers/{wrong.json()['id']}/test", headers=sys)).json()
         assert failed["success"] is False and failed["error"] and "not-it" not in failed["error"]
 
-        old = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys, json=server("legacy", legacy_url))
+        old = await client.post(
+            f"{API}/orgs/{org}/mcp-servers", headers=sys, json=server("legacy", legacy_url)
+        )
         result = (await client.post(f"{API}/mcp-servers/{old.json()['id']}/test", headers=sys)).json()
         assert result["success"] is False and result["legacy_sse"] is True and "HTTP+SSE" in result["error"]
 
@@ -246,7 +316,9 @@ async def test_config_servers_are_listed_and_read_only(sqlite_dsn: str) -> None:
         assert TOKEN not in (await stored_row(gw, files["id"])).auth_token_enc
         one = f"{API}/mcp-servers/{files['id']}"
         for method, path in (("PATCH", one), ("DELETE", one), ("PATCH", one + "/deactivate")):
-            response = await client.request(method, path, headers=sys, json={"name": "x"} if method == "PATCH" else None)
+            response = await client.request(
+                method, path, headers=sys, json={"name": "x"} if method == "PATCH" else None
+            )
             assert error_of(response, 409)["code"] == "mcp_server_managed_by_config", path
         registry: McpRegistry = services.extras["mcp_registry"]
         assert registry.get(files["id"]).auth_token == TOKEN
@@ -267,7 +339,9 @@ async def test_activation_and_deletion_hold_in_the_registry_at_once(sqlite_dsn: 
         registry: McpRegistry = gw.state.services.extras["mcp_registry"]
         global_id = (await client.post(f"{API}/mcp-servers", headers=sys, json=server("tools"))).json()["id"]
         assert registry.resolve(identity, "tools").id == global_id
-        org_id = (await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys, json=server("tools"))).json()["id"]
+        org_id = (
+            await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys, json=server("tools"))
+        ).json()["id"]
         assert registry.resolve(identity, "tools").id == org_id
 
         await client.patch(f"{API}/mcp-servers/{org_id}/deactivate", headers=sys)
@@ -278,7 +352,10 @@ async def test_activation_and_deletion_hold_in_the_registry_at_once(sqlite_dsn: 
 
         health = await client.get(f"{API}/mcp-servers/health", headers=key)
         assert health.status_code == 200
-        assert {(row["server_id"], row["status"]) for row in health.json()} == {(global_id, "unknown"), (org_id, "unknown")}
+        assert {(row["server_id"], row["status"]) for row in health.json()} == {
+            (global_id, "unknown"),
+            (org_id, "unknown"),
+        }
 
         await client.delete(f"{API}/mcp-servers/{org_id}", headers=sys)
         assert registry.resolve(identity, "tools").id == global_id
@@ -288,16 +365,24 @@ async def test_mutations_are_audited_without_secrets(sqlite_dsn: str) -> None:
     async with run_gateway(make_config(sqlite_dsn, settings="audit:\n  flush_interval: 1h")) as gw:
         sys, client = admin(gw), gw.client
         org = await default_org(gw)
-        made = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=sys, json=server(
-            "audited", auth_type="oauth", oauth_client_id="c", oauth_client_secret=TOKEN))  # fmt: skip
+        made = await client.post(
+            f"{API}/orgs/{org}/mcp-servers",
+            headers=sys,
+            json=server("audited", auth_type="oauth", oauth_client_id="c", oauth_client_secret=TOKEN),
+        )
         server_id = made.json()["id"]
-        await client.patch(f"{API}/mcp-servers/{server_id}", headers=sys, json={"auth_type": "bearer", "auth_token": TOKEN})
+        await client.patch(
+            f"{API}/mcp-servers/{server_id}", headers=sys, json={"auth_type": "bearer", "auth_token": TOKEN}
+        )
         await client.patch(f"{API}/mcp-servers/{server_id}/deactivate", headers=sys)
         await client.put(f"{API}/orgs/{org}/mcp-access", headers=sys, json={"servers": []})
         await client.delete(f"{API}/mcp-servers/{server_id}", headers=sys)
     rows = await audit_rows(sqlite_dsn)
     assert [(row["action"], row["resource_type"]) for row in rows] == [
-        ("create", "mcp_server"), ("update", "mcp_server"), ("deactivate", "mcp_server"), ("replace", "mcp_access"),
+        ("create", "mcp_server"),
+        ("update", "mcp_server"),
+        ("deactivate", "mcp_server"),
+        ("replace", "mcp_access"),
         ("delete", "mcp_server"),
     ]
     assert rows[0]["resource_id"] == server_id and rows[0]["org_id"] == org

@@ -31,13 +31,16 @@ async def create_model(gw: RunningGateway, **body: Any) -> dict[str, Any]:
 
 async def chat(gw: RunningGateway, model: str, key: str | None = None) -> httpx.Response:
     return await gw.client.post(
-        "/v1/chat/completions", headers={"Authorization": f"Bearer {key or gw.api_key()}"},
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key or gw.api_key()}"},
         json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
     )
 
 
 async def row(gw: RunningGateway, table: sa.Table, row_id: str) -> dict[str, Any]:
-    return await gw.state.store.run(lambda conn: dict(conn.execute(sa.select(table).where(table.c.id == row_id)).mappings().one()))
+    return await gw.state.store.run(
+        lambda conn: dict(conn.execute(sa.select(table).where(table.c.id == row_id)).mappings().one())
+    )
 
 
 def error(response: httpx.Response) -> dict[str, Any]:
@@ -46,16 +49,27 @@ def error(response: httpx.Response) -> dict[str, Any]:
     return body["error"]
 
 
-async def test_a_model_created_through_the_api_serves_the_sdk_at_once_with_its_sealed_key(sqlite_dsn: str) -> None:
+async def test_a_model_created_through_the_api_serves_the_sdk_at_once_with_its_sealed_key(
+    sqlite_dsn: str,
+) -> None:
     async with open_mock_upstream() as mock, run_gateway(make_config(sqlite_dsn)) as gw:
-        created = await create_model(gw, name="api-gpt", base_url=mock.base_url, api_key="sk-provider-key-0042",
-                                     aliases=["apg"], input_price_per_1m=1.5, timeout="45s")
+        created = await create_model(
+            gw,
+            name="api-gpt",
+            base_url=mock.base_url,
+            api_key="sk-provider-key-0042",
+            aliases=["apg"],
+            input_price_per_1m=1.5,
+            timeout="45s",
+        )
         assert "sk-provider-key-0042" not in str(created)
         assert (created["has_api_key"], created["source"], created["is_active"]) == (True, "api", True)
         assert (created["aliases"], created["timeout"], created["deployments"]) == (["apg"], "45s", [])
 
         sdk = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=gw.api_key(), max_retries=0, timeout=10)
-        completion = await sdk.chat.completions.create(model="apg", messages=[{"role": "user", "content": "hi"}])
+        completion = await sdk.chat.completions.create(
+            model="apg", messages=[{"role": "user", "content": "hi"}]
+        )
         assert completion.choices[0].message.content == "Hello from the mock."
         assert mock.requests[-1].header("authorization") == "Bearer sk-provider-key-0042"
         assert mock.requests[-1].json()["model"] == "api-gpt"
@@ -63,17 +77,26 @@ async def test_a_model_created_through_the_api_serves_the_sdk_at_once_with_its_s
         stored = await row(gw, t.models, created["id"])
         sealed = stored["api_key_encrypted"]
         assert sealed and "sk-provider-key-0042" not in sealed
-        assert gw.state.services.keyring.decrypt_secret(sealed, aad=aad_for("model", created["id"])) == "sk-provider-key-0042"
+        assert (
+            gw.state.services.keyring.decrypt_secret(sealed, aad=aad_for("model", created["id"]))
+            == "sk-provider-key-0042"
+        )
 
-        for response in (await gw.client.get(f"/api/v1/models/{created['id']}", headers=admin(gw)),
-                         await gw.client.get("/api/v1/models", headers=admin(gw))):
+        for response in (
+            await gw.client.get(f"/api/v1/models/{created['id']}", headers=admin(gw)),
+            await gw.client.get("/api/v1/models", headers=admin(gw)),
+        ):
             assert response.status_code == 200 and "sk-provider-key" not in response.text
         listed = (await gw.client.get("/api/v1/models", headers=admin(gw))).json()
         assert [m["name"] for m in listed["data"]] == ["api-gpt"] and listed["has_more"] is False
 
 
 async def test_updates_deactivation_and_deletion_take_effect_on_the_next_request(sqlite_dsn: str) -> None:
-    async with open_mock_upstream() as first, open_mock_upstream() as second, run_gateway(make_config(sqlite_dsn)) as gw:
+    async with (
+        open_mock_upstream() as first,
+        open_mock_upstream() as second,
+        run_gateway(make_config(sqlite_dsn)) as gw,
+    ):
         model = await create_model(gw, name="m", base_url=first.base_url)
         path = f"/api/v1/models/{model['id']}"
         assert (await chat(gw, "m")).status_code == 200 and len(first.requests) == 1
@@ -99,11 +122,24 @@ async def test_updates_deactivation_and_deletion_take_effect_on_the_next_request
 
 
 async def test_deployments_route_at_once_and_keep_their_keys_sealed(sqlite_dsn: str) -> None:
-    async with open_mock_upstream() as a, open_mock_upstream() as b, run_gateway(make_config(sqlite_dsn)) as gw:
+    async with (
+        open_mock_upstream() as a,
+        open_mock_upstream() as b,
+        run_gateway(make_config(sqlite_dsn)) as gw,
+    ):
         model = await create_model(gw, name="pool", base_url=DEAD_URL, strategy="priority")
         deployments = f"/api/v1/models/{model['id']}/deployments"
-        created = await gw.client.post(deployments, headers=admin(gw), json={
-            "name": "d0", "provider": "openai", "base_url": a.base_url, "api_key": "sk-deploy-0007", "priority": 0})
+        created = await gw.client.post(
+            deployments,
+            headers=admin(gw),
+            json={
+                "name": "d0",
+                "provider": "openai",
+                "base_url": a.base_url,
+                "api_key": "sk-deploy-0007",
+                "priority": 0,
+            },
+        )
         assert created.status_code == 201 and "sk-deploy-0007" not in created.text
         dep = created.json()
         assert (dep["has_api_key"], dep["weight"], dep["model_id"]) == (True, 1, model["id"])
@@ -113,17 +149,24 @@ async def test_deployments_route_at_once_and_keep_their_keys_sealed(sqlite_dsn: 
         keyring = gw.state.services.keyring
         assert keyring.decrypt_secret(sealed, aad=aad_for("deployment", dep["id"])) == "sk-deploy-0007"
 
-        duplicate = await gw.client.post(deployments, headers=admin(gw),
-                                         json={"name": "d0", "provider": "openai", "base_url": b.base_url})
+        duplicate = await gw.client.post(
+            deployments, headers=admin(gw), json={"name": "d0", "provider": "openai", "base_url": b.base_url}
+        )
         assert duplicate.status_code == 409
-        patched = await gw.client.patch(f"{deployments}/{dep['id']}", headers=admin(gw),
-                                        json={"base_url": b.base_url, "api_key": ""})
+        patched = await gw.client.patch(
+            f"{deployments}/{dep['id']}", headers=admin(gw), json={"base_url": b.base_url, "api_key": ""}
+        )
         assert patched.status_code == 200 and patched.json()["has_api_key"] is False
         assert (await chat(gw, "pool")).status_code == 200
         assert b.requests[-1].header("authorization") is None and len(a.requests) == 1
         listed = (await gw.client.get(deployments, headers=admin(gw))).json()
         assert [d["name"] for d in listed["data"]] == ["d0"]
-        assert [d["name"] for d in (await gw.client.get(f"/api/v1/models/{model['id']}", headers=admin(gw))).json()["deployments"]] == ["d0"]
+        assert [
+            d["name"]
+            for d in (await gw.client.get(f"/api/v1/models/{model['id']}", headers=admin(gw))).json()[
+                "deployments"
+            ]
+        ] == ["d0"]
 
         assert (await gw.client.delete(f"{deployments}/{dep['id']}", headers=admin(gw))).status_code == 204
         assert (await chat(gw, "pool")).status_code == 502  # back to the model's own (dead) base_url
@@ -135,28 +178,40 @@ async def test_config_models_are_listed_with_ids_and_refused_for_writes(sqlite_d
     async with run_gateway(make_config(sqlite_dsn, yaml)) as gw:
         listed = (await gw.client.get("/api/v1/models", headers=admin(gw))).json()["data"]
         assert sorted((m["name"], m["source"], m["has_api_key"]) for m in listed) == [
-            ("also-yaml", "yaml", True), ("from-yaml", "yaml", True)]
+            ("also-yaml", "yaml", True),
+            ("from-yaml", "yaml", True),
+        ]
         model_id = next(m["id"] for m in listed if m["name"] == "from-yaml")
         sealed = (await row(gw, t.models, model_id))["api_key_encrypted"]
-        assert gw.state.services.keyring.decrypt_secret(sealed, aad=aad_for("model", model_id)) == "sk-upstream-secret"
+        assert (
+            gw.state.services.keyring.decrypt_secret(sealed, aad=aad_for("model", model_id))
+            == "sk-upstream-secret"
+        )
         path = f"/api/v1/models/{model_id}"
         for response in (
             await gw.client.patch(path, headers=admin(gw), json={"base_url": "http://x.test/v1"}),
             await gw.client.delete(path, headers=admin(gw)),
             await gw.client.patch(f"{path}/deactivate", headers=admin(gw)),
-            await gw.client.post(f"{path}/deployments", headers=admin(gw),
-                                 json={"name": "d", "provider": "openai", "base_url": "http://x.test/v1"}),
+            await gw.client.post(
+                f"{path}/deployments",
+                headers=admin(gw),
+                json={"name": "d", "provider": "openai", "base_url": "http://x.test/v1"},
+            ),
         ):
             assert response.status_code == 409
             assert error(response)["code"] == "model_managed_by_config"
             assert "config file" in error(response)["message"]
-        clash = await gw.client.post("/api/v1/models", headers=admin(gw),
-                                     json={"name": "from-yaml", "provider": "openai", "base_url": DEAD_URL})
+        clash = await gw.client.post(
+            "/api/v1/models",
+            headers=admin(gw),
+            json={"name": "from-yaml", "provider": "openai", "base_url": DEAD_URL},
+        )
         assert clash.status_code == 409
     # the second start no longer lists also-yaml: its row is tombstoned, and from-yaml keeps id and ciphertext
     async with run_gateway(make_config(sqlite_dsn, "models:" + model_yaml("from-yaml", DEAD_URL))) as gw:
         rows = await gw.state.store.run(
-            lambda conn: {r.name: r for r in conn.execute(sa.select(t.models)).all()})
+            lambda conn: {r.name: r for r in conn.execute(sa.select(t.models)).all()}
+        )
         assert rows["from-yaml"].id == model_id and rows["from-yaml"].api_key_encrypted == sealed
         (retired,) = [r for name, r in rows.items() if name.startswith("also-yaml:deleted:")]
         assert retired.deleted_at is not None
@@ -170,8 +225,9 @@ async def test_validation_errors(db_target: tuple[str, str]) -> None:
         assert b["fallback_model_name"] == "a"
 
         async def refused(body: dict[str, Any], status: int, code: str) -> None:
-            response = await gw.client.post("/api/v1/models", headers=admin(gw),
-                                            json={"provider": "openai", "base_url": DEAD_URL, **body})
+            response = await gw.client.post(
+                "/api/v1/models", headers=admin(gw), json={"provider": "openai", "base_url": DEAD_URL, **body}
+            )
             assert (response.status_code, error(response)["code"]) == (status, code), response.text
 
         await refused({"name": "a"}, 409, "conflict")
@@ -188,10 +244,13 @@ async def test_validation_errors(db_target: tuple[str, str]) -> None:
         await refused({"name": ""}, 400, "bad_request")
         await refused({}, 400, "validation_error")
 
-        self_fallback = await gw.client.patch(f"/api/v1/models/{a['id']}", headers=admin(gw),
-                                              json={"fallback_model_name": "a"})
+        self_fallback = await gw.client.patch(
+            f"/api/v1/models/{a['id']}", headers=admin(gw), json={"fallback_model_name": "a"}
+        )
         assert self_fallback.status_code == 400 and "itself" in error(self_fallback)["message"]
-        cycle = await gw.client.patch(f"/api/v1/models/{a['id']}", headers=admin(gw), json={"fallback_model_name": "b"})
+        cycle = await gw.client.patch(
+            f"/api/v1/models/{a['id']}", headers=admin(gw), json={"fallback_model_name": "b"}
+        )
         assert cycle.status_code == 400 and "cycle" in error(cycle)["message"]
 
         # deleting a fallback target unsets the fallback of the models pointing at it
@@ -206,7 +265,9 @@ async def test_fallback_to_an_api_model_and_renames_follow_allowlists(db_target:
     async with open_mock_upstream(Behaviour(status=500)) as broken, open_mock_upstream() as ok:
         async with run_gateway(make_config(dsn, driver=driver)) as gw:
             await create_model(gw, name="backup", base_url=ok.base_url)
-            primary = await create_model(gw, name="primary", base_url=broken.base_url, fallback_model_name="backup")
+            primary = await create_model(
+                gw, name="primary", base_url=broken.base_url, fallback_model_name="backup"
+            )
             assert (await chat(gw, "primary")).status_code == 200
             assert (len(broken.requests), ok.requests[-1].json()["model"]) == (1, "backup")
 
@@ -214,7 +275,9 @@ async def test_fallback_to_an_api_model_and_renames_follow_allowlists(db_target:
             access = f"/api/v1/orgs/{org_id}/model-access"
             put = await gw.client.put(access, headers=admin(gw), json={"models": ["primary", "backup"]})
             assert put.status_code == 200
-            renamed = await gw.client.patch(f"/api/v1/models/{primary['id']}", headers=admin(gw), json={"name": "main"})
+            renamed = await gw.client.patch(
+                f"/api/v1/models/{primary['id']}", headers=admin(gw), json={"name": "main"}
+            )
             assert renamed.status_code == 200
             assert (await gw.client.get(access, headers=admin(gw))).json() == {"models": ["backup", "main"]}
             assert (await chat(gw, "main")).status_code == 200
@@ -227,40 +290,78 @@ async def test_only_system_admins_manage_models_and_members_see_health(sqlite_ds
         member, _ = await make_key(gw)
         for key in (org_admin, member):
             headers = {"Authorization": f"Bearer {key}"}
-            denied = await gw.client.post("/api/v1/models", headers=headers,
-                                          json={"name": "z", "provider": "openai", "base_url": DEAD_URL})
+            denied = await gw.client.post(
+                "/api/v1/models",
+                headers=headers,
+                json={"name": "z", "provider": "openai", "base_url": DEAD_URL},
+            )
             assert denied.status_code == 403 and error(denied)["code"] == "forbidden"
             assert (await gw.client.get("/api/v1/models", headers=headers)).status_code == 403
         health = await gw.client.get("/api/v1/models/health", headers={"Authorization": f"Bearer {member}"})
         assert health.status_code == 200
-        assert health.json() == {"models": [{
-            "name": "y", "status": "unknown", "last_check": None, "last_error": None, "latency_ms": None,
-            "health_ok": None, "models_ok": None, "functional_ok": None}]}
+        assert health.json() == {
+            "models": [
+                {
+                    "name": "y",
+                    "status": "unknown",
+                    "last_check": None,
+                    "last_error": None,
+                    "latency_ms": None,
+                    "health_ok": None,
+                    "models_ok": None,
+                    "functional_ok": None,
+                }
+            ]
+        }
         assert (await gw.client.get("/api/v1/models/health")).status_code == 401
 
 
 async def test_test_connection_reports_without_echoing_the_key(sqlite_dsn: str) -> None:
     async with open_mock_upstream() as mock, run_gateway(make_config(sqlite_dsn)) as gw:
         url = "/api/v1/models/test-connection"
-        ok = await gw.client.post(url, headers=admin(gw), json={
-            "provider": "openai", "base_url": mock.base_url + "/", "api_key": "sk-probe-0099"})
-        assert ok.status_code == 200 and ok.json() == {"success": True, "message": "connection successful: 1 models available"}
+        ok = await gw.client.post(
+            url,
+            headers=admin(gw),
+            json={"provider": "openai", "base_url": mock.base_url + "/", "api_key": "sk-probe-0099"},
+        )
+        assert ok.status_code == 200 and ok.json() == {
+            "success": True,
+            "message": "connection successful: 1 models available",
+        }
         sent = mock.requests[-1]
-        assert (sent.method, sent.path, sent.header("authorization")) == ("GET", "/v1/models", "Bearer sk-probe-0099")
+        assert (sent.method, sent.path, sent.header("authorization")) == (
+            "GET",
+            "/v1/models",
+            "Bearer sk-probe-0099",
+        )
 
-        await gw.client.post(url, headers=admin(gw), json={
-            "provider": "anthropic", "base_url": mock.base_url, "api_key": "sk-ant-probe"})
+        await gw.client.post(
+            url,
+            headers=admin(gw),
+            json={"provider": "anthropic", "base_url": mock.base_url, "api_key": "sk-ant-probe"},
+        )
         sent = mock.requests[-1]
         assert (sent.header("x-api-key"), sent.header("anthropic-version"), sent.header("authorization")) == (
-            "sk-ant-probe", "2023-06-01", None)
+            "sk-ant-probe",
+            "2023-06-01",
+            None,
+        )
 
         mock.behaviour.status = 401
-        refused = await gw.client.post(url, headers=admin(gw), json={
-            "provider": "openai", "base_url": mock.base_url, "api_key": "sk-probe-0099"})
+        refused = await gw.client.post(
+            url,
+            headers=admin(gw),
+            json={"provider": "openai", "base_url": mock.base_url, "api_key": "sk-probe-0099"},
+        )
         assert refused.json() == {"success": False, "message": "upstream answered HTTP 401"}
-        dead = await gw.client.post(url, headers=admin(gw), json={
-            "provider": "openai", "base_url": DEAD_URL, "api_key": "sk-probe-0099"})
+        dead = await gw.client.post(
+            url,
+            headers=admin(gw),
+            json={"provider": "openai", "base_url": DEAD_URL, "api_key": "sk-probe-0099"},
+        )
         assert dead.json() == {"success": False, "message": "connection failed: connection refused"}
         assert "sk-probe" not in dead.text + refused.text
-        bad = await gw.client.post(url, headers=admin(gw), json={"provider": "nope", "base_url": mock.base_url})
+        bad = await gw.client.post(
+            url, headers=admin(gw), json={"provider": "nope", "base_url": mock.base_url}
+        )
         assert bad.status_code == 400

@@ -35,7 +35,9 @@ async def test_crud_and_key_count(sqlite_dsn: str) -> None:
         assert gw.state.keys.authenticate_key(key["key"]).role is Role.ORG_ADMIN
         one = (await gw.client.get(f"{path}/{account['id']}", headers=admin(gw))).json()
         assert one["key_count"] == 1
-        renamed = await gw.client.patch(f"{path}/{account['id']}", headers=admin(gw), json={"name": "ship-it"})
+        renamed = await gw.client.patch(
+            f"{path}/{account['id']}", headers=admin(gw), json={"name": "ship-it"}
+        )
         assert renamed.status_code == 200 and renamed.json()["name"] == "ship-it"
 
         for i in range(3):
@@ -49,15 +51,24 @@ async def test_crud_and_key_count(sqlite_dsn: str) -> None:
         assert (await gw.client.delete(f"{path}/{account['id']}", headers=admin(gw))).status_code == 204
         assert await chat(gw, key["key"]) == 401
         error_of(await gw.client.get(f"{path}/{account['id']}", headers=admin(gw)), 404)
-        error_of(await gw.client.post(f"{API}/orgs/{org['id']}/keys", headers=admin(gw),
-                                      json={"name": "x", "key_type": "sa_key", "service_account_id": account["id"]}), 400)
+        error_of(
+            await gw.client.post(
+                f"{API}/orgs/{org['id']}/keys",
+                headers=admin(gw),
+                json={"name": "x", "key_type": "sa_key", "service_account_id": account["id"]},
+            ),
+            400,
+        )
 
 
 async def test_scope_rules(sqlite_dsn: str) -> None:
     async with open_gateway(sqlite_dsn) as gw:
         org = await create_org(gw, "acme")
         red, blue = await create_team(gw, org["id"], "red"), await create_team(gw, org["id"], "blue")
-        lead, member = await add_user(gw, org["id"], "lead@acme.test"), await add_user(gw, org["id"], "m@acme.test")
+        lead, member = (
+            await add_user(gw, org["id"], "lead@acme.test"),
+            await add_user(gw, org["id"], "m@acme.test"),
+        )
         await join_team(gw, red["id"], lead, role="team_admin")
         await join_team(gw, red["id"], member)
         lead_key, member_key = await user_key(gw, org["id"], lead), await user_key(gw, org["id"], member)
@@ -65,9 +76,17 @@ async def test_scope_rules(sqlite_dsn: str) -> None:
 
         # org-scoped accounts need an org admin; team-scoped ones an admin of that team
         error_of(await gw.client.post(path, headers=bearer(lead_key), json={"name": "org-bot"}), 403)
-        error_of(await gw.client.post(path, headers=bearer(lead_key), json={"name": "b", "team_id": blue["id"]}), 403)
-        error_of(await gw.client.post(path, headers=bearer(member_key), json={"name": "b", "team_id": red["id"]}), 403)
-        red_bot = await gw.client.post(path, headers=bearer(lead_key), json={"name": "red-bot", "team_id": red["id"]})
+        error_of(
+            await gw.client.post(path, headers=bearer(lead_key), json={"name": "b", "team_id": blue["id"]}),
+            403,
+        )
+        error_of(
+            await gw.client.post(path, headers=bearer(member_key), json={"name": "b", "team_id": red["id"]}),
+            403,
+        )
+        red_bot = await gw.client.post(
+            path, headers=bearer(lead_key), json={"name": "red-bot", "team_id": red["id"]}
+        )
         assert red_bot.status_code == 201, red_bot.text
         org_bot = (await gw.client.post(path, headers=admin(gw), json={"name": "org-bot"})).json()
 

@@ -13,8 +13,14 @@ import trio
 from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.test_admin_auth import database  # noqa: F401 (fixture)
-from tests.test_admin_auth import As, admin_password, bearer, envelope, login
+from tests.test_admin_auth import (
+    As,
+    admin_password,
+    bearer,
+    database,  # noqa: F401 (fixture)
+    envelope,
+    login,
+)
 from voidllm.admin import users
 from voidllm.auth import passwords
 from voidllm.auth.loader import load_live_key
@@ -67,9 +73,13 @@ async def insert_user_key(gw: RunningGateway, user_id: str, org_id: str) -> str:
     def write(conn: sa.Connection) -> object:
         conn.execute(
             t.api_keys.insert().values(
-                id=key_id, key_hash=gw.state.services.keyring.hash_key(plaintext),
+                id=key_id,
+                key_hash=gw.state.services.keyring.hash_key(plaintext),
                 key_hint=key_hint(plaintext),
-                key_type="user_key", name="test", org_id=org_id, user_id=user_id,
+                key_type="user_key",
+                name="test",
+                org_id=org_id,
+                user_id=user_id,
             )
         )
         return load_live_key(conn, key_id, now=datetime.now(UTC))
@@ -85,12 +95,18 @@ async def test_create_get_and_list_users(gw: RunningGateway) -> None:
     me = (await As(gw, admin).get("/me")).json()
     alice = await create(gw, admin, email=" Alice@Example.com ", display_name=" Alice ", role="org_admin")
     assert set(alice) == {
-        "id", "email", "display_name", "is_system_admin", "auth_provider", "org_id", "role", "created_at",
+        "id",
+        "email",
+        "display_name",
+        "is_system_admin",
+        "auth_provider",
+        "org_id",
+        "role",
+        "created_at",
         "updated_at",
     }
     fields = ("email", "display_name", "org_id", "role", "is_system_admin")
-    assert tuple(alice[f] for f in fields) == (
-        "alice@example.com", "Alice", me["org_id"], "org_admin", False)
+    assert tuple(alice[f] for f in fields) == ("alice@example.com", "Alice", me["org_id"], "org_admin", False)
     teamish = await create(gw, admin, email="tina@example.com", role="team_admin")
     assert teamish["role"] == "member"  # team roles live on team memberships
 
@@ -119,14 +135,16 @@ async def test_create_validation_and_conflicts(gw: RunningGateway) -> None:
     short = await As(gw, admin).post("/users", json={"email": "s@example.com", "password": "short"})
     envelope(short, 400, "bad_request")
     role = await gw.client.post(
-        "/api/v1/users", headers=bearer(admin),
+        "/api/v1/users",
+        headers=bearer(admin),
         json={"email": "r@example.com", "password": PASSWORD, "role": "owner"},
     )
     envelope(role, 400, "bad_request")
     missing = await As(gw, admin).post("/users", json={"email": "m@example.com"})
     assert "password" in envelope(missing, 400, "validation_error")
     no_org = await gw.client.post(
-        "/api/v1/users", headers=bearer(admin),
+        "/api/v1/users",
+        headers=bearer(admin),
         json={"email": "o@example.com", "password": PASSWORD, "org_id": new_id()},
     )
     envelope(no_org, 404, "not_found")
@@ -153,7 +171,9 @@ async def test_a_duplicate_that_slips_past_the_check_is_still_a_409(
         nursery.start_soon(one)
         nursery.start_soon(one)
     assert sorted(statuses, key=lambda s: s[0]) == [
-        (201, None), (409, "a user with this email already exists")]
+        (201, None),
+        (409, "a user with this email already exists"),
+    ]
 
 
 async def test_rbac_members_and_org_admins(gw: RunningGateway) -> None:
@@ -174,12 +194,14 @@ async def test_rbac_members_and_org_admins(gw: RunningGateway) -> None:
     made = await create(gw, boss, email="new@example.com")
     assert made["org_id"] == home
     sysadmin = await gw.client.post(
-        "/api/v1/users", headers=bearer(boss),
+        "/api/v1/users",
+        headers=bearer(boss),
         json={"email": "sa@example.com", "password": PASSWORD, "is_system_admin": True},
     )
     envelope(sysadmin, 403, "forbidden")
     elsewhere = await gw.client.post(
-        "/api/v1/users", headers=bearer(boss),
+        "/api/v1/users",
+        headers=bearer(boss),
         json={"email": "e@example.com", "password": PASSWORD, "org_id": other_org},
     )
     envelope(elsewhere, 403, "forbidden")
@@ -206,7 +228,8 @@ async def test_update_user(gw: RunningGateway) -> None:
     old_session = await session(gw, "carol@example.com")
 
     renamed = await gw.client.patch(
-        f"/api/v1/users/{carol['id']}", headers=bearer(admin),
+        f"/api/v1/users/{carol['id']}",
+        headers=bearer(admin),
         json={"display_name": "Carol C", "email": "Carol2@example.com"},
     )
     assert renamed.status_code == 200

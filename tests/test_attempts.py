@@ -19,9 +19,9 @@ from voidllm.identity import KeyIdentity, Role
 from voidllm.proxy.handler import Proxy, ProxyLimits
 from voidllm.proxy.transport import UpstreamClosedError, UpstreamConnectError
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
+from voidllm.routing.catalog import AccessRules, Catalog
 from voidllm.routing.cooldown import CooldownRegistry
 from voidllm.routing.latency import LatencyTracker
-from voidllm.routing.catalog import AccessRules, Catalog
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
 from voidllm.usage.writer import open_usage_channel
@@ -65,8 +65,9 @@ class FakeTransport:
     cancelled: list[tuple[str, float]] = attrs.field(factory=list)
 
     @asynccontextmanager
-    async def request(self, method: bytes, url: str, headers: Any, body: Any, *, content_length: Any = None
-                      ) -> AsyncIterator[FakeResponse]:
+    async def request(
+        self, method: bytes, url: str, headers: Any, body: Any, *, content_length: Any = None
+    ) -> AsyncIterator[FakeResponse]:
         host = url.split("/")[2]
         self.calls.append((host, trio.current_time()))
         reply = self.replies[host]
@@ -77,23 +78,32 @@ class FakeTransport:
             raise
         if reply.refuse:
             raise UpstreamConnectError("connection refused")
-        yield FakeResponse(reply.status, [(b"content-type", b"application/json")], broken=reply.broken,
-                           body_delay=reply.body_delay)
+        yield FakeResponse(
+            reply.status,
+            [(b"content-type", b"application/json")],
+            broken=reply.broken,
+            body_delay=reply.body_delay,
+        )
 
     async def aclose(self) -> None:
         return None
 
 
 def make_proxy(models_yaml: str, replies: dict[str, Reply]) -> tuple[Proxy, FakeTransport]:
-    config = parse_config("settings:\n  encryption_key: sixteen-chars-or-more\nmodels:\n" + models_yaml, environ={})
+    config = parse_config(
+        "settings:\n  encryption_key: sixteen-chars-or-more\nmodels:\n" + models_yaml, environ={}
+    )
     keys = KeyCache(SECRET)
     keys.put(hash_key(SECRET, KEY), KeyIdentity("k", "user_key", "n", Role.MEMBER, "org"))
     transport = FakeTransport(replies)
     recorder, _ = open_usage_channel(100)
     router = Router(BreakerRegistry(BreakerSettings()), CooldownRegistry(), LatencyTracker())
-    limits = ProxyLimits(max_request_body=1 << 20, max_response_body=1 << 20, max_stream_duration=300,
-                         request_timeout=120)
-    return Proxy(keys, Catalog(Registry.from_config(config.models)), transport, recorder, limits, router), transport
+    limits = ProxyLimits(
+        max_request_body=1 << 20, max_response_body=1 << 20, max_stream_duration=300, request_timeout=120
+    )
+    return Proxy(
+        keys, Catalog(Registry.from_config(config.models)), transport, recorder, limits, router
+    ), transport
 
 
 async def call(proxy: Proxy, model: str = "m") -> tuple[int, dict[str, Any]]:
@@ -110,8 +120,13 @@ async def call(proxy: Proxy, model: str = "m") -> tuple[int, dict[str, Any]]:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", SCOPE_KEY: "rid",
-             "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"content-type", b"application/json")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        SCOPE_KEY: "rid",
+        "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"content-type", b"application/json")],
+    }
     await proxy(scope, receive, send)
     return sent[0]["status"], orjson.loads(sent[1]["body"])
 
@@ -129,8 +144,10 @@ MODEL = """
 
 
 async def test_attempt_deadlines_then_the_chain_deadline(autojump_clock: trio.testing.MockClock) -> None:
-    proxy, transport = make_proxy(MODEL.format(extra="    attempt_timeout: 4s"),
-                                  {"a": Reply(delay=100), "b": Reply(delay=100), "c": Reply(delay=100)})
+    proxy, transport = make_proxy(
+        MODEL.format(extra="    attempt_timeout: 4s"),
+        {"a": Reply(delay=100), "b": Reply(delay=100), "c": Reply(delay=100)},
+    )
     status, body = await call(proxy)
     # a: 0..4 (attempt deadline), b: 4..8, c: 8..10 (the chain's 10 s deadline cuts it short)
     assert transport.calls == [("a", 0.0), ("b", 4.0), ("c", 8.0)]
@@ -140,8 +157,10 @@ async def test_attempt_deadlines_then_the_chain_deadline(autojump_clock: trio.te
 
 
 async def test_refused_and_5xx_fail_over_at_once(autojump_clock: trio.testing.MockClock) -> None:
-    proxy, transport = make_proxy(MODEL.format(extra=""),
-                                  {"a": Reply(delay=1, refuse=True), "b": Reply(delay=2, status=503), "c": Reply(delay=3)})
+    proxy, transport = make_proxy(
+        MODEL.format(extra=""),
+        {"a": Reply(delay=1, refuse=True), "b": Reply(delay=2, status=503), "c": Reply(delay=3)},
+    )
     status, body = await call(proxy)
     assert status == 200 and body["usage"]["total_tokens"] == 2
     assert transport.calls == [("a", 0.0), ("b", 1.0), ("c", 3.0)]
@@ -168,17 +187,23 @@ async def test_a_body_not_read_by_the_deadline_is_504_and_a_breaker_failure(
 
 
 async def test_a_broken_body_of_every_candidate_is_502(autojump_clock: trio.testing.MockClock) -> None:
-    proxy, transport = make_proxy(MODEL.format(extra="    hedge_after: 1s"),
-                                  {"a": Reply(delay=2, broken=True), "b": Reply(delay=1, broken=True),
-                                   "c": Reply(delay=5, broken=True)})
+    proxy, transport = make_proxy(
+        MODEL.format(extra="    hedge_after: 1s"),
+        {
+            "a": Reply(delay=2, broken=True),
+            "b": Reply(delay=1, broken=True),
+            "c": Reply(delay=5, broken=True),
+        },
+    )
     status, body = await call(proxy)
     assert (status, body["error"]["code"]) == (502, "upstream_unavailable")
     assert [host for host, _ in transport.calls] == ["a", "b", "c"]
 
 
 async def test_the_last_candidates_answer_goes_to_the_client(autojump_clock: trio.testing.MockClock) -> None:
-    proxy, transport = make_proxy(MODEL.format(extra=""),
-                                  {"a": Reply(status=500), "b": Reply(status=502), "c": Reply(status=504)})
+    proxy, transport = make_proxy(
+        MODEL.format(extra=""), {"a": Reply(status=500), "b": Reply(status=502), "c": Reply(status=504)}
+    )
     status, _ = await call(proxy)
     assert status == 504
     assert [host for host, _ in transport.calls] == ["a", "b", "c"]
@@ -187,8 +212,10 @@ async def test_the_last_candidates_answer_goes_to_the_client(autojump_clock: tri
 async def test_hedge_starts_the_next_candidate_and_the_first_answer_wins(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    proxy, transport = make_proxy(MODEL.format(extra="    hedge_after: 2s"),
-                                  {"a": Reply(delay=10), "b": Reply(delay=1), "c": Reply(delay=0)})
+    proxy, transport = make_proxy(
+        MODEL.format(extra="    hedge_after: 2s"),
+        {"a": Reply(delay=10), "b": Reply(delay=1), "c": Reply(delay=0)},
+    )
     status, _ = await call(proxy)
     assert status == 200
     assert transport.calls == [("a", 0.0), ("b", 2.0)]
@@ -199,8 +226,10 @@ async def test_hedge_starts_the_next_candidate_and_the_first_answer_wins(
 
 
 async def test_hedges_chain_when_each_is_slow(autojump_clock: trio.testing.MockClock) -> None:
-    proxy, transport = make_proxy(MODEL.format(extra="    hedge_after: 1s"),
-                                  {"a": Reply(delay=10), "b": Reply(delay=10), "c": Reply(delay=0.5)})
+    proxy, transport = make_proxy(
+        MODEL.format(extra="    hedge_after: 1s"),
+        {"a": Reply(delay=10), "b": Reply(delay=10), "c": Reply(delay=0.5)},
+    )
     status, _ = await call(proxy)
     assert status == 200
     assert transport.calls == [("a", 0.0), ("b", 1.0), ("c", 2.0)]
@@ -244,7 +273,9 @@ async def test_fallback_never_follows_a_client_error(autojump_clock: trio.testin
     assert [host for host, _ in transport.calls] == ["a"]
 
 
-async def test_fallback_stops_silently_at_a_model_the_key_may_not_use(autojump_clock: trio.testing.MockClock) -> None:
+async def test_fallback_stops_silently_at_a_model_the_key_may_not_use(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     proxy, transport = make_proxy(FALLBACKS, {"a": Reply(refuse=True), "b": Reply(), "c": Reply()})
     proxy.catalog.access = AccessRules(keys={"k": frozenset({"a", "c"})})  # the test key may not use b
     status, body = await call(proxy, model="a")
@@ -275,6 +306,7 @@ async def test_usage_waits_for_room_only_when_configured(autojump_clock: trio.te
     assert trio.current_time() == 0.0
     proxy.usage_wait = 3.0
     async with trio.open_nursery() as nursery:
+
         async def writer_catches_up() -> None:
             await trio.sleep(1)
             await receive.receive()

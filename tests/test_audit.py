@@ -42,19 +42,40 @@ def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
 
-def identity(role: Role, org_id: str, *, user_id: str | None = "user-1", sa_id: str | None = None) -> KeyIdentity:
+def identity(
+    role: Role, org_id: str, *, user_id: str | None = "user-1", sa_id: str | None = None
+) -> KeyIdentity:
     return KeyIdentity(
-        key_id=f"key-{role.name.lower()}-{org_id}", key_type="user_key" if user_id else "sa_key", name="test",
-        role=role, org_id=org_id, user_id=user_id, service_account_id=sa_id,
+        key_id=f"key-{role.name.lower()}-{org_id}",
+        key_type="user_key" if user_id else "sa_key",
+        name="test",
+        role=role,
+        org_id=org_id,
+        user_id=user_id,
+        service_account_id=sa_id,
     )
 
 
-def entry(n: int = 0, *, org_id: str = "org-a", action: str = "create", resource_type: str = "team",
-          actor: Actor | None = None, description: Any = None) -> AuditEntry:
-    actor = actor or Actor(identity(Role.ORG_ADMIN, org_id, user_id=f"user-{n}"), ip="10.0.0.1", request_id=f"req-{n}")
+def entry(
+    n: int = 0,
+    *,
+    org_id: str = "org-a",
+    action: str = "create",
+    resource_type: str = "team",
+    actor: Actor | None = None,
+    description: Any = None,
+) -> AuditEntry:
+    actor = actor or Actor(
+        identity(Role.ORG_ADMIN, org_id, user_id=f"user-{n}"), ip="10.0.0.1", request_id=f"req-{n}"
+    )
     return AuditEntry(
-        actor=actor, action=action, resource_type=resource_type, resource_id=f"res-{n}", org_id=org_id,
-        status_code=201, description=description,
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=f"res-{n}",
+        org_id=org_id,
+        status_code=201,
+        description=description,
     )
 
 
@@ -63,16 +84,40 @@ def entry(n: int = 0, *, org_id: str = "org-a", action: str = "create", resource
 
 def test_secret_keys_are_redacted_at_any_depth_and_case() -> None:
     body = {
-        "name": "prod", "Password": "hunter2!", "current_password": "a", "new_password": "b", "api_key": "x",
-        "KEY": "y", "token": "z", "auth_token": "t", "client_secret": "s", "Authorization": "Basic abc",
-        "oauth_client_secret": "o", "X-Api-Key": "h",
+        "name": "prod",
+        "Password": "hunter2!",
+        "current_password": "a",
+        "new_password": "b",
+        "api_key": "x",
+        "KEY": "y",
+        "token": "z",
+        "auth_token": "t",
+        "client_secret": "s",
+        "Authorization": "Basic abc",
+        "oauth_client_secret": "o",
+        "X-Api-Key": "h",
         "nested": {"deeper": [{"secret": "s2", "ok": 1}], "private_key": "pk"},
-        "daily_token_limit": 100, "max_context_tokens": 8000, "key_type": "user_key", "key_id": "k1",
-        "token_hint": "vl_uk_...abcd", "base_url": "https://api.example.com/v1",
+        "daily_token_limit": 100,
+        "max_context_tokens": 8000,
+        "key_type": "user_key",
+        "key_id": "k1",
+        "token_hint": "vl_uk_...abcd",
+        "base_url": "https://api.example.com/v1",
     }
     out = redact(body)
-    secrets = ["Password", "current_password", "new_password", "api_key", "KEY", "token", "auth_token",
-               "client_secret", "Authorization", "oauth_client_secret", "X-Api-Key"]
+    secrets = [
+        "Password",
+        "current_password",
+        "new_password",
+        "api_key",
+        "KEY",
+        "token",
+        "auth_token",
+        "client_secret",
+        "Authorization",
+        "oauth_client_secret",
+        "X-Api-Key",
+    ]
     assert {name: out[name] for name in secrets} == dict.fromkeys(secrets, REDACTED)
     assert out["nested"] == {"deeper": [{"secret": REDACTED, "ok": 1}], "private_key": REDACTED}
     kept = ["name", "daily_token_limit", "max_context_tokens", "key_type", "key_id", "base_url"]
@@ -81,7 +126,9 @@ def test_secret_keys_are_redacted_at_any_depth_and_case() -> None:
 
 
 def test_key_like_values_are_redacted_under_any_name() -> None:
-    out = redact({"note": "vl_uk_" + "a" * 48, "upstream": "sk-proj-123", "h": "Bearer abc", "list": ["sk-x", "fine"]})
+    out = redact(
+        {"note": "vl_uk_" + "a" * 48, "upstream": "sk-proj-123", "h": "Bearer abc", "list": ["sk-x", "fine"]}
+    )
     assert out == {"note": REDACTED, "upstream": REDACTED, "h": REDACTED, "list": [REDACTED, "fine"]}
 
 
@@ -97,10 +144,21 @@ def test_description_is_capped_and_stays_json() -> None:
 
 
 def test_record_carries_actor_request_and_redacted_body() -> None:
-    actor = Actor(identity(Role.ORG_ADMIN, "org-a", user_id=None, sa_id="sa-1"), ip="192.0.2.7", request_id="r-1")
+    actor = Actor(
+        identity(Role.ORG_ADMIN, "org-a", user_id=None, sa_id="sa-1"), ip="192.0.2.7", request_id="r-1"
+    )
     record = record_of(entry(actor=actor, description={"name": "n", "api_key": "sk-secret"}), now=T0)
-    assert (record.actor_type, record.actor_id, record.actor_key_id) == ("service_account", "sa-1", actor.key_id)
-    assert (record.ip_address, record.request_id, record.timestamp, record.status_code) == ("192.0.2.7", "r-1", T0, 201)
+    assert (record.actor_type, record.actor_id, record.actor_key_id) == (
+        "service_account",
+        "sa-1",
+        actor.key_id,
+    )
+    assert (record.ip_address, record.request_id, record.timestamp, record.status_code) == (
+        "192.0.2.7",
+        "r-1",
+        T0,
+        201,
+    )
     assert orjson.loads(record.description) == {"name": "n", "api_key": REDACTED}
     assert "sk-secret" not in repr(record)
     system = record_of(entry(actor=Actor.system()))
@@ -136,7 +194,9 @@ def _memory_engine() -> sa.Engine:
 
 
 @asynccontextmanager
-async def running_writer(store: MemoryStore, *, buffer_size: int = 100, **options: Any) -> AsyncIterator[AuditRecorder]:
+async def running_writer(
+    store: MemoryStore, *, buffer_size: int = 100, **options: Any
+) -> AsyncIterator[AuditRecorder]:
     sink, receive = open_audit_channel(buffer_size)
     options = {"batch_size": 10, "flush_interval": 5.0, **options}
     async with trio.open_nursery() as nursery:
@@ -147,7 +207,9 @@ async def running_writer(store: MemoryStore, *, buffer_size: int = 100, **option
             nursery.cancel_scope.cancel()
 
 
-async def test_writer_writes_a_batch_when_its_interval_is_over(autojump_clock: trio.testing.MockClock) -> None:
+async def test_writer_writes_a_batch_when_its_interval_is_over(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     store = MemoryStore()
     async with running_writer(store) as sink:
         sink.record(entry(1))
@@ -188,7 +250,9 @@ def auth(key: str) -> dict[str, str]:
 async def audit_rows(dsn: str) -> list[dict[str, Any]]:
     async with open_store("sqlite", dsn) as store:
         return await store.run(
-            lambda conn: [dict(r) for r in conn.execute(sa.select(audit_logs).order_by(audit_logs.c.id)).mappings()]
+            lambda conn: [
+                dict(r) for r in conn.execute(sa.select(audit_logs).order_by(audit_logs.c.id)).mappings()
+            ]
         )
 
 
@@ -198,8 +262,11 @@ async def test_admin_mutation_is_audited_and_flushed_at_shutdown(sqlite_dsn: str
         key = gw.api_key()
         admin = gw.state.keys.authenticate(f"Bearer {key}")
         body = {
-            "email": "audited@example.com", "password": "correct horse battery", "org_id": admin.org_id,
-            "role": "member", "display_name": "Audited",
+            "email": "audited@example.com",
+            "password": "correct horse battery",
+            "org_id": admin.org_id,
+            "role": "member",
+            "display_name": "Audited",
         }  # unknown fields are refused (400) before anything is audited: secrets in them never get this far
         created = await gw.client.post("/api/v1/users", json=body, headers=auth(key))
         assert created.status_code == 201, created.text
@@ -209,7 +276,10 @@ async def test_admin_mutation_is_audited_and_flushed_at_shutdown(sqlite_dsn: str
     assert len(rows) == 1
     row = rows[0]
     assert {k: row[k] for k in ("action", "resource_type", "resource_id", "org_id", "status_code")} == {
-        "action": "create", "resource_type": "user", "resource_id": created.json()["id"], "org_id": admin.org_id,
+        "action": "create",
+        "resource_type": "user",
+        "resource_id": created.json()["id"],
+        "org_id": admin.org_id,
         "status_code": 201,
     }
     assert (row["actor_type"], row["actor_id"], row["actor_key_id"]) == ("user", admin.user_id, admin.key_id)
@@ -233,8 +303,11 @@ async def test_audit_disabled_writes_nothing(sqlite_dsn: str) -> None:
 def seeded_records() -> list[AuditRecord]:
     """Five entries a minute apart: org-a (create team, update team, delete key by user-9), org-b (two creates)."""
     specs = [
-        ("org-a", "create", "team", 1), ("org-b", "create", "user", 2), ("org-a", "update", "team", 3),
-        ("org-b", "create", "team", 4), ("org-a", "delete", "api_key", 9),
+        ("org-a", "create", "team", 1),
+        ("org-b", "create", "user", 2),
+        ("org-a", "update", "team", 3),
+        ("org-b", "create", "team", 4),
+        ("org-a", "delete", "api_key", 9),
     ]
     return [
         record_of(entry(n, org_id=org, action=action, resource_type=rtype), now=T0 + timedelta(minutes=i))
@@ -266,8 +339,19 @@ async def test_list_filters_and_pages_newest_first(sqlite_dsn: str) -> None:
         first = everything.json()["data"][0]
         assert first["timestamp"] == "2026-01-10T12:04:00Z" and first["status_code"] == 201
         assert set(first) == {
-            "id", "request_id", "timestamp", "org_id", "actor_id", "actor_type", "actor_key_id", "action",
-            "resource_type", "resource_id", "description", "ip_address", "status_code",
+            "id",
+            "request_id",
+            "timestamp",
+            "org_id",
+            "actor_id",
+            "actor_type",
+            "actor_key_id",
+            "action",
+            "resource_type",
+            "resource_id",
+            "description",
+            "ip_address",
+            "status_code",
         }
         assert ids_of(await listing(gw, key, org_id="org-b")) == ["req-4", "req-2"]
         assert ids_of(await listing(gw, key, actor_id="user-9")) == ["req-9"]
@@ -283,8 +367,13 @@ async def test_list_filters_and_pages_newest_first(sqlite_dsn: str) -> None:
         page3 = (await listing(gw, key, limit=2, cursor=page2["next_cursor"])).json()
         assert page3 == {"data": [page3["data"][0]], "has_more": False, "next_cursor": None}
 
-        for bad in ({"limit": 0}, {"limit": 101}, {"from": "yesterday"}, {"from": "2026-01-10T12:00:00"},
-                    {"from": "2026-01-11T00:00:00Z", "to": "2026-01-10T00:00:00Z"}):
+        for bad in (
+            {"limit": 0},
+            {"limit": 101},
+            {"from": "yesterday"},
+            {"from": "2026-01-10T12:00:00"},
+            {"from": "2026-01-11T00:00:00Z", "to": "2026-01-10T00:00:00Z"},
+        ):
             response = await listing(gw, key, **bad)
             assert response.status_code == 400, bad
             assert response.json()["error"]["code"] == "validation_error"

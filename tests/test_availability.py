@@ -33,8 +33,9 @@ async def test_steady_load_survives_a_dead_deployment(sqlite_dsn: str) -> None:
         config = make_config(sqlite_dsn, models, settings="circuit_breaker:\n  timeout: 1s")
         async with run_gateway(config) as gw:
             headers = {"Authorization": f"Bearer {gw.api_key()}"}
-            async with httpx.AsyncClient(base_url=gw.url, timeout=10,
-                                         limits=httpx.Limits(max_connections=20)) as client:
+            async with httpx.AsyncClient(
+                base_url=gw.url, timeout=10, limits=httpx.Limits(max_connections=20)
+            ) as client:
 
                 async def one() -> None:
                     response = await client.post("/v1/chat/completions", headers=headers, json={"model": "m"})
@@ -55,17 +56,21 @@ async def test_steady_load_survives_a_dead_deployment(sqlite_dsn: str) -> None:
                         load.start_soon(one)
                         await trio.sleep(1 / RATE)
         servers.cancel_scope.cancel()
-    print(f"\n{len(statuses)} requests at {RATE}/s over {DURATION}s, one of three deployments down for "
-          f"{DURATION / 3}s: {statuses.count(200)} answered 200")
+    print(
+        f"\n{len(statuses)} requests at {RATE}/s over {DURATION}s, one of three deployments down for "
+        f"{DURATION / 3}s: {statuses.count(200)} answered 200"
+    )
     assert len(statuses) == int(RATE * DURATION)
     assert set(statuses) == {200}
     # once its breaker let a probe through (timeout 1 s), the revived deployment took traffic again
     assert any(request.received_at > revived_at for request in mocks[1].requests)
 
 
-async def _serve_in(mock: MockUpstream, scope: trio.CancelScope, port: int,
-                    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+async def _serve_in(
+    mock: MockUpstream,
+    scope: trio.CancelScope,
+    port: int,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
     with scope:
         await mock.serve(host="127.0.0.1", port=port, task_status=task_status)
-
-

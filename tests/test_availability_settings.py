@@ -31,8 +31,10 @@ def test_defaults_and_the_example_config_are_available() -> None:
     ("yaml_text", "key"),
     [
         ("server:\n  admin:\n    port: 9090\n", "server.admin"),
-        ("settings:\n  encryption_key: sixteen-chars-or-more\n  mcp:\n    code_mode:\n      enabled: true\n",
-         "settings.mcp.code_mode.enabled"),
+        (
+            "settings:\n  encryption_key: sixteen-chars-or-more\n  mcp:\n    code_mode:\n      enabled: true\n",
+            "settings.mcp.code_mode.enabled",
+        ),
     ],
 )
 def test_each_unavailable_feature_is_named(yaml_text: str, key: str) -> None:

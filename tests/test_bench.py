@@ -15,15 +15,39 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 FIGURES = (
-    "rps_direct_c32", "rps_proxied_c32", "errors_direct_c32", "errors_proxied_c32",
-    "latency_direct_p50_ms", "latency_direct_p99_ms", "latency_proxied_p50_ms", "latency_proxied_p99_ms",
-    "added_latency_p50_ms", "added_latency_p99_ms", "overhead_header_p50_ms", "overhead_header_p99_ms",
-    "ttft_direct_p50_ms", "ttft_proxied_p50_ms", "added_ttft_p50_ms",
-    "chunk_gap_direct_p50_ms", "chunk_gap_proxied_p50_ms", "added_chunk_gap_p50_ms",
-    "rss_peak_mb", "rss_peak_total_mb", "rss_first_half_mb", "rss_second_half_mb", "rss_growth_mb",
-    "soak_requests", "soak_errors", "soak_rps", "usage_events_written", "usage_events_dropped",
-    "gateway_processes", "errors_direct", "errors_proxied", "errors_total",
-)  # fmt: skip
+    "rps_direct_c32",
+    "rps_proxied_c32",
+    "errors_direct_c32",
+    "errors_proxied_c32",
+    "latency_direct_p50_ms",
+    "latency_direct_p99_ms",
+    "latency_proxied_p50_ms",
+    "latency_proxied_p99_ms",
+    "added_latency_p50_ms",
+    "added_latency_p99_ms",
+    "overhead_header_p50_ms",
+    "overhead_header_p99_ms",
+    "ttft_direct_p50_ms",
+    "ttft_proxied_p50_ms",
+    "added_ttft_p50_ms",
+    "chunk_gap_direct_p50_ms",
+    "chunk_gap_proxied_p50_ms",
+    "added_chunk_gap_p50_ms",
+    "rss_peak_mb",
+    "rss_peak_total_mb",
+    "rss_first_half_mb",
+    "rss_second_half_mb",
+    "rss_growth_mb",
+    "soak_requests",
+    "soak_errors",
+    "soak_rps",
+    "usage_events_written",
+    "usage_events_dropped",
+    "gateway_processes",
+    "errors_direct",
+    "errors_proxied",
+    "errors_total",
+)
 
 
 def _bench_processes() -> set[int]:
@@ -48,8 +72,11 @@ def test_quick_bench_reports_every_figure(tmp_path: Path, generator: str) -> Non
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [str(REPO / "scripts" / "bench"), "--quick", "--load-generator", generator, "--json", str(out)],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())
     figures = result["figures"]

@@ -37,13 +37,26 @@ async def test_bootstrap_creates_everything_once(store: Any) -> None:
     assert await bootstrap(store, KEYRING, PLAN) is None
 
     def check(conn: sa.Connection) -> dict[str, Any]:
-        counts = {name: _count(conn, table) for name, table in
-                  [("orgs", t.organizations), ("users", t.users), ("members", t.org_memberships), ("keys", t.api_keys)]}
+        counts = {
+            name: _count(conn, table)
+            for name, table in [
+                ("orgs", t.organizations),
+                ("users", t.users),
+                ("members", t.org_memberships),
+                ("keys", t.api_keys),
+            ]
+        }
         user = conn.execute(sa.select(t.users)).mappings().one()
         key = conn.execute(sa.select(t.api_keys)).mappings().one()
         member = conn.execute(sa.select(t.org_memberships)).mappings().one()
         org = conn.execute(sa.select(t.organizations)).mappings().one()
-        return {"counts": counts, "user": dict(user), "key": dict(key), "member": dict(member), "org": dict(org)}
+        return {
+            "counts": counts,
+            "user": dict(user),
+            "key": dict(key),
+            "member": dict(member),
+            "org": dict(org),
+        }
 
     rows = await store.run(check)
     assert rows["counts"] == {"orgs": 1, "users": 1, "members": 1, "keys": 1}
@@ -70,25 +83,62 @@ async def test_loader_excludes_dead_keys_and_computes_roles(store: Any) -> None:
 
     def seed(conn: sa.Connection) -> None:
         stamps = {"created_at": now, "updated_at": now}
-        conn.execute(t.organizations.insert().values(id=org, name="O", slug="o", requests_per_minute=7, **stamps))
-        conn.execute(t.organizations.insert().values(id=dead_org, name="D", slug="d", is_active=False, **stamps))
-        conn.execute(t.users.insert().values(id=user, email="u@x", display_name="U", auth_provider="local", **stamps))
-        conn.execute(t.users.insert().values(
-            id=gone_user, email="g@x", display_name="G", auth_provider="local", deleted_at=now, **stamps))
-        conn.execute(t.org_memberships.insert(), [
-            {"id": new_id(), "org_id": org, "user_id": user, "role": "member", "created_at": now, "updated_at": now},
-        ])
-        conn.execute(t.teams.insert(), [
-            {"id": team, "org_id": org, "name": "T", "slug": "t", "daily_token_limit": 1000, "created_at": now,
-             "updated_at": now},
-        ])
+        conn.execute(
+            t.organizations.insert().values(id=org, name="O", slug="o", requests_per_minute=7, **stamps)
+        )
+        conn.execute(
+            t.organizations.insert().values(id=dead_org, name="D", slug="d", is_active=False, **stamps)
+        )
+        conn.execute(
+            t.users.insert().values(id=user, email="u@x", display_name="U", auth_provider="local", **stamps)
+        )
+        conn.execute(
+            t.users.insert().values(
+                id=gone_user, email="g@x", display_name="G", auth_provider="local", deleted_at=now, **stamps
+            )
+        )
+        conn.execute(
+            t.org_memberships.insert(),
+            [
+                {
+                    "id": new_id(),
+                    "org_id": org,
+                    "user_id": user,
+                    "role": "member",
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ],
+        )
+        conn.execute(
+            t.teams.insert(),
+            [
+                {
+                    "id": team,
+                    "org_id": org,
+                    "name": "T",
+                    "slug": "t",
+                    "daily_token_limit": 1000,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ],
+        )
 
         def key(name: str, **values: Any) -> None:
             plaintext = generate_key(KeyKind.USER)
             keys[name] = plaintext
-            conn.execute(t.api_keys.insert().values(
-                id=new_id(), key_hash=hash_key(KEYRING.hmac_secret, plaintext), key_hint=key_hint(plaintext),
-                name=name, created_at=now, updated_at=now, **values))
+            conn.execute(
+                t.api_keys.insert().values(
+                    id=new_id(),
+                    key_hash=hash_key(KEYRING.hmac_secret, plaintext),
+                    key_hint=key_hint(plaintext),
+                    name=name,
+                    created_at=now,
+                    updated_at=now,
+                    **values,
+                )
+            )
 
         key("member", key_type="user_key", org_id=org, user_id=user, requests_per_day=5)
         key("team", key_type="team_key", org_id=org, team_id=team)
@@ -129,7 +179,11 @@ def _accepted(cache: KeyCache, plaintext: str) -> bool:
 def test_system_admin_flag_wins_over_membership(key_type: str) -> None:
     from voidllm.auth.identity import effective_role
 
-    assert effective_role(key_type, is_system_admin=True, org_role="member", has_team=False) is Role.SYSTEM_ADMIN
-    assert effective_role(key_type, is_system_admin=False, org_role="org_admin", has_team=True) is Role.ORG_ADMIN
+    assert (
+        effective_role(key_type, is_system_admin=True, org_role="member", has_team=False) is Role.SYSTEM_ADMIN
+    )
+    assert (
+        effective_role(key_type, is_system_admin=False, org_role="org_admin", has_team=True) is Role.ORG_ADMIN
+    )
     assert effective_role(key_type, is_system_admin=False, org_role=None, has_team=True) is Role.MEMBER
     assert effective_role("sa_key", is_system_admin=False, org_role=None, has_team=True) is Role.TEAM_ADMIN

@@ -72,7 +72,12 @@ class Browser:
         return self.cookies["voidllm_csrf"]
 
     async def request(
-        self, method: str, path: str, *, csrf: str | None = "cookie", origin: str | None = "own",
+        self,
+        method: str,
+        path: str,
+        *,
+        csrf: str | None = "cookie",
+        origin: str | None = "own",
         **kwargs: Any,
     ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}))
@@ -229,7 +234,11 @@ async def test_bearer_clients_need_no_csrf_and_win_over_the_cookie(
     org = await default_org(gw)
     bearer = {"Authorization": f"Bearer {gw.api_key()}"}
     made = await browser.request(
-        "POST", f"{API}/orgs/{org}/teams", csrf=None, origin="https://evil.example", headers=bearer,
+        "POST",
+        f"{API}/orgs/{org}/teams",
+        csrf=None,
+        origin="https://evil.example",
+        headers=bearer,
         json={"name": "by-key"},
     )
     assert made.status_code == 201, "an explicit key is no browser's ambient credential"

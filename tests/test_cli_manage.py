@@ -19,11 +19,17 @@ from tests.process import write_config
 from voidllm.auth.cache import reload_key_cache
 
 
-async def voidllm(config: Path, *args: str, stdin: bytes = b"", check: bool = True) -> subprocess.CompletedProcess[bytes]:
+async def voidllm(
+    config: Path, *args: str, stdin: bytes = b"", check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}
     result = await trio.run_process(
         [sys.executable, "-m", "voidllm", *args, "--config", str(config)],
-        stdin=stdin, capture_stdout=True, capture_stderr=True, check=False, env=env,
+        stdin=stdin,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env=env,
     )
     if check:
         assert result.returncode == 0, result.stderr.decode()
@@ -50,17 +56,42 @@ async def test_cli_creates_an_org_a_user_and_keys_that_a_gateway_accepts(tmp_pat
     config = await migrated_config(tmp_path)
     org = await as_json(config, "orgs", "create", "--name", "Acme Corp", "--requests-per-minute", "100")
     assert (org["slug"], org["requests_per_minute"]) == ("acme-corp", 100)
-    user = await as_json(config, "users", "create", "--email", "ops@acme.io", "--org", "acme-corp",
-                         "--role", "org_admin")
+    user = await as_json(
+        config, "users", "create", "--email", "ops@acme.io", "--org", "acme-corp", "--role", "org_admin"
+    )
     assert (user["org_id"], user["role"]) == (org["id"], "org_admin")
     assert len(user["password"]) >= 16  # generated and shown once
 
-    text = (await voidllm(config, "users", "create", "--email", "dev@acme.io", "--org", org["id"],
-                          "--password-stdin", stdin=b"a long enough passphrase\n")).stdout.decode()
+    text = (
+        await voidllm(
+            config,
+            "users",
+            "create",
+            "--email",
+            "dev@acme.io",
+            "--org",
+            org["id"],
+            "--password-stdin",
+            stdin=b"a long enough passphrase\n",
+        )
+    ).stdout.decode()
     assert "email: dev@acme.io" in text and "password" not in text  # a given password is never echoed
 
-    key = await as_json(config, "keys", "create", "--org", "acme-corp", "--name", "ci", "--user", "ops@acme.io",
-                        "--expires-in", "30d", "--daily-token-limit", "5000")
+    key = await as_json(
+        config,
+        "keys",
+        "create",
+        "--org",
+        "acme-corp",
+        "--name",
+        "ci",
+        "--user",
+        "ops@acme.io",
+        "--expires-in",
+        "30d",
+        "--daily-token-limit",
+        "5000",
+    )
     assert key["key"].startswith("vl_uk_") and key["daily_token_limit"] == 5000
     listed = await as_json(config, "keys", "list", "--org", "acme-corp")
     assert [k["id"] for k in listed] == [key["id"]] and "key" not in listed[0]
@@ -85,13 +116,16 @@ async def test_cli_refusals_are_messages_with_exit_code_1(tmp_path: Path) -> Non
     await voidllm(config, "orgs", "create", "--name", "Acme")
     duplicate = await voidllm(config, "orgs", "create", "--name", "Acme", check=False)
     assert duplicate.returncode == 1 and b"Traceback" not in duplicate.stderr and duplicate.stderr.strip()
-    bad = await voidllm(config, "keys", "create", "--org", "acme", "--name", "k", "--type", "team_key",
-                        check=False)
+    bad = await voidllm(
+        config, "keys", "create", "--org", "acme", "--name", "k", "--type", "team_key", check=False
+    )
     assert bad.returncode == 1 and b"team" in bad.stderr and b"Traceback" not in bad.stderr
 
 
 @pytest.mark.redis
-async def test_cli_revocation_reaches_a_running_gateway_through_redis_at_once(tmp_path: Path, redis_url: str) -> None:
+async def test_cli_revocation_reaches_a_running_gateway_through_redis_at_once(
+    tmp_path: Path, redis_url: str
+) -> None:
     redis = f"redis:\n  enabled: true\n  url: {redis_url}\n  key_prefix: 'cli-{uuid.uuid4().hex[:8]}:'\n"
     config = await migrated_config(tmp_path, redis)
     await voidllm(config, "orgs", "create", "--name", "Acme")

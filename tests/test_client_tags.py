@@ -43,7 +43,8 @@ def test_an_absent_or_empty_tag_is_none() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [LONGEST.encode() + b"b", b"two words", b"semi;colon", b"quote\"", "caf\u00e9".encode(), b"tab\t", b"x\n"]
+    "value",
+    [LONGEST.encode() + b"b", b"two words", b"semi;colon", b'quote"', "caf\u00e9".encode(), b"tab\t", b"x\n"],
 )
 def test_invalid_tags_are_refused_without_echo(value: bytes) -> None:
     with pytest.raises(BadRequestError) as caught:
@@ -59,7 +60,9 @@ class Tagged:
 
     async def rows(self) -> list[dict[str, Any]]:
         select = sa.select(t.usage_events).order_by(t.usage_events.c.created_at)
-        return await self.gw.state.services.store.run(lambda conn: [dict(r) for r in conn.execute(select).mappings()])
+        return await self.gw.state.services.store.run(
+            lambda conn: [dict(r) for r in conn.execute(select).mappings()]
+        )
 
     async def wait_rows(self, count: int) -> list[dict[str, Any]]:
         """The usage rows once ``count`` have been written (the writer flushes every 50 ms)."""
@@ -73,8 +76,12 @@ class Tagged:
 async def tagged(db_target: tuple[str, str]) -> AsyncIterator[Tagged]:
     driver, dsn = db_target
     async with open_mock_upstream(Behaviour()) as upstream:
-        config = make_config(dsn, "models:" + model_yaml(MODEL, upstream.base_url), driver=driver,
-                             settings="usage:\n  flush_interval: 50ms")  # fmt: skip
+        config = make_config(
+            dsn,
+            "models:" + model_yaml(MODEL, upstream.base_url),
+            driver=driver,
+            settings="usage:\n  flush_interval: 50ms",
+        )
         async with run_gateway(config) as gw:
             yield Tagged(gw, upstream, gw.api_key())
 
@@ -88,7 +95,12 @@ async def test_tags_are_stored_and_groupable(tagged: Tagged) -> None:
         ("/v1/messages", MESSAGES, {"x-source": "sdk@2.1", "x-project": "team/p:x"}, ("sdk@2.1", "team/p:x")),
         ("/v1/messages", MESSAGES, {"x-api-key": tagged.key, "x-project": LONGEST}, (None, LONGEST)),
         ("/v1/chat/completions", CHAT, {}, (None, None)),
-        ("/v1/chat/completions", CHAT, {"X-Source": "", "X-Project": "beta"}, (None, "beta")),  # empty = absent
+        (
+            "/v1/chat/completions",
+            CHAT,
+            {"X-Source": "", "X-Project": "beta"},
+            (None, "beta"),
+        ),  # empty = absent
     ]
     for path, body, tags, _ in sent:
         headers = tags if "x-api-key" in tags else {**auth, **tags}
@@ -96,9 +108,14 @@ async def test_tags_are_stored_and_groupable(tagged: Tagged) -> None:
         assert response.status_code == 200, (path, tags, response.text)
     rows = await tagged.wait_rows(len(sent))
     assert len(rows) == len(sent)
-    assert Counter((row["source"], row["project"]) for row in rows) == Counter(expected for *_, expected in sent)
+    assert Counter((row["source"], row["project"]) for row in rows) == Counter(
+        expected for *_, expected in sent
+    )
     now = utcnow()
-    window = {"from": format_datetime(now - timedelta(hours=1)), "to": format_datetime(now + timedelta(hours=1))}
+    window = {
+        "from": format_datetime(now - timedelta(hours=1)),
+        "to": format_datetime(now + timedelta(hours=1)),
+    }
     for path in ("/usage", "/usage/me"):
         for group_by in ("source", "project"):
             response = await client.get(API + path, headers=auth, params={**window, "group_by": group_by})
@@ -133,4 +150,6 @@ async def test_invalid_tags_are_refused_before_the_upstream(tagged: Tagged) -> N
     response = await client.post("/v1/chat/completions", headers={**auth, "X-Source": "ok"}, json=CHAT)
     assert response.status_code == 200
     rows = await tagged.wait_rows(1)
-    assert [(row["source"], row["project"]) for row in rows] == [("ok", None)], "refused requests record nothing"
+    assert [(row["source"], row["project"]) for row in rows] == [("ok", None)], (
+        "refused requests record nothing"
+    )

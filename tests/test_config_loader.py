@@ -171,7 +171,9 @@ def test_env_only_startup_without_encryption_key_fails(in_tmp: Path) -> None:
 def test_env_fills_values_the_file_leaves_empty(in_tmp: Path) -> None:
     write(in_tmp / "voidllm.yaml", 'settings:\n  admin_key: ""\ndatabase:\n  max_open_conns: 3\n')
     environ = {
-        "VOIDLLM_ENCRYPTION_KEY": KEY, "VOIDLLM_ADMIN_KEY": "b" * 32, "VOIDLLM_DATABASE_DSN": "/srv/gw.db",
+        "VOIDLLM_ENCRYPTION_KEY": KEY,
+        "VOIDLLM_ADMIN_KEY": "b" * 32,
+        "VOIDLLM_DATABASE_DSN": "/srv/gw.db",
     }
     cfg = load_config(environ=environ)
     assert cfg.settings.admin_key == "b" * 32
@@ -184,16 +186,21 @@ def test_file_values_win_over_env(in_tmp: Path) -> None:
         in_tmp / "voidllm.yaml",
         f"settings:\n  encryption_key: {OTHER_KEY}\ndatabase:\n  driver: sqlite\n  dsn: /srv/file.db\n",
     )
-    environ = {"VOIDLLM_ENCRYPTION_KEY": KEY, "VOIDLLM_DATABASE_DSN": "postgres://x/y",
-               "VOIDLLM_DATABASE_DRIVER": "postgres"}
+    environ = {
+        "VOIDLLM_ENCRYPTION_KEY": KEY,
+        "VOIDLLM_DATABASE_DSN": "postgres://x/y",
+        "VOIDLLM_DATABASE_DRIVER": "postgres",
+    }
     cfg = load_config(environ=environ)
     assert cfg.settings.encryption_key == OTHER_KEY
     assert (cfg.database.driver, cfg.database.dsn) == ("sqlite", "/srv/file.db")
 
 
 def test_env_dsn_selects_postgres_when_the_file_sets_no_driver() -> None:
-    cfg = parse_config("database:\n  max_idle_conns: 1\n", environ={
-        "VOIDLLM_ENCRYPTION_KEY": KEY, "VOIDLLM_DATABASE_DSN": "postgresql://gw@db/gw"})
+    cfg = parse_config(
+        "database:\n  max_idle_conns: 1\n",
+        environ={"VOIDLLM_ENCRYPTION_KEY": KEY, "VOIDLLM_DATABASE_DSN": "postgresql://gw@db/gw"},
+    )
     assert (cfg.database.driver, cfg.database.dsn) == ("postgres", "postgresql://gw@db/gw")
 
 
@@ -321,7 +328,9 @@ def test_example_file_loads_with_the_quick_start_environment() -> None:
 
 def test_example_file_takes_its_secrets_from_the_environment() -> None:
     environ = {
-        "VOIDLLM_ENCRYPTION_KEY": KEY, "VOIDLLM_ADMIN_KEY": "c" * 32, "VOIDLLM_DATABASE_DSN": "/srv/x.db",
+        "VOIDLLM_ENCRYPTION_KEY": KEY,
+        "VOIDLLM_ADMIN_KEY": "c" * 32,
+        "VOIDLLM_DATABASE_DSN": "/srv/x.db",
     }
     cfg = parse_config(EXAMPLE.read_text(encoding="utf-8"), environ=environ)
     assert (cfg.settings.admin_key, cfg.database.dsn) == ("c" * 32, "/srv/x.db")
@@ -339,7 +348,7 @@ def test_example_file_documents_every_key() -> None:
 def test_example_models_and_mcp_servers_are_valid_when_uncommented() -> None:
     lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
     active = lines.index("models:")  # the shipped demo model gives way to the documented example
-    lines = lines[:active] + lines[lines.index("# models:", active):]
+    lines = lines[:active] + lines[lines.index("# models:", active) :]
     uncommented: list[str] = []
     in_block = False
     for line in lines:
@@ -367,11 +376,28 @@ def _config_classes() -> list[type]:
 
 def test_exports_match_the_public_names() -> None:
     public = {name for name in vars(voidllm.config) if not name.startswith("_")}
-    modules = {"checks", "codec", "errors", "loader", "models", "settings", "units", "upstreams", "validate",
-               "yamlread"}
+    modules = {
+        "checks",
+        "codec",
+        "errors",
+        "loader",
+        "models",
+        "settings",
+        "units",
+        "upstreams",
+        "validate",
+        "yamlread",
+    }
     assert set(voidllm.config.__all__) == public - modules
-    assert {"Config", "ConfigError", "find_config_path", "load_config", "parse_config", "parse_duration",
-            "parse_size"} <= set(voidllm.config.__all__)
+    assert {
+        "Config",
+        "ConfigError",
+        "find_config_path",
+        "load_config",
+        "parse_config",
+        "parse_duration",
+        "parse_size",
+    } <= set(voidllm.config.__all__)
 
 
 def test_config_classes_are_frozen_and_slotted() -> None:

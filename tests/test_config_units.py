@@ -73,8 +73,15 @@ def test_parse_size_rejects(value: object) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.0, "0s"), (0.5, "500ms"), (10.0, "10s"), (90.0, "1m30s"), (3600.0, "1h"), (604800.0, "7d"),
-     (5400.0, "1h30m")],
+    [
+        (0.0, "0s"),
+        (0.5, "500ms"),
+        (10.0, "10s"),
+        (90.0, "1m30s"),
+        (3600.0, "1h"),
+        (604800.0, "7d"),
+        (5400.0, "1h30m"),
+    ],
 )
 def test_format_duration_round_trips(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

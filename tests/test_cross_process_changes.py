@@ -9,8 +9,8 @@ processes: each has its own key cache, catalog and Redis connections.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,9 +18,9 @@ import pytest
 import trio
 
 from tests.admin_tenancy import admin, bearer, create_key, default_org
+from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from tests.process import write_config
 from tests.test_cli_manage import gateway_config, voidllm
-from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from voidllm.redis.client import open_redis
 from voidllm.testing.mock_openai import open_mock_upstream
 
@@ -29,7 +29,8 @@ API = "/api/v1"
 
 async def chat_status(gw: RunningGateway, key: str, model: str) -> int:
     response = await gw.client.post(
-        "/v1/chat/completions", headers=bearer(key),
+        "/v1/chat/completions",
+        headers=bearer(key),
         json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
     )
     return response.status_code
@@ -58,8 +59,11 @@ async def check_changes_cross(a: RunningGateway, b: RunningGateway, upstream_url
     assert revoked.status_code == 204
     await within(limit, lambda: chat_status(b, spare["key"], "seed"), 401)
 
-    created = await a.client.post(f"{API}/models", headers=sys, json={
-        "name": "fresh", "provider": "openai", "base_url": upstream_url, "api_key": "sk-fresh"})
+    created = await a.client.post(
+        f"{API}/models",
+        headers=sys,
+        json={"name": "fresh", "provider": "openai", "base_url": upstream_url, "api_key": "sk-fresh"},
+    )
     assert created.status_code == 201, created.text
     await within(limit, lambda: chat_status(b, member["key"], "fresh"), 200)
 
@@ -80,8 +84,11 @@ async def test_changes_through_one_gateway_reach_the_other_within_a_second_over_
 ) -> None:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     async with open_mock_upstream() as upstream, open_redis(redis_url) as redis:
-        yaml = "models:" + model_yaml("seed", upstream.base_url) + (
-            f"\nredis:\n  enabled: true\n  url: {redis_url}\n  key_prefix: '{prefix}'\n")
+        yaml = (
+            "models:"
+            + model_yaml("seed", upstream.base_url)
+            + (f"\nredis:\n  enabled: true\n  url: {redis_url}\n  key_prefix: '{prefix}'\n")
+        )
         config = make_config(sqlite_dsn, yaml)
         slow = attrs.evolve(config.cache, key_ttl=3600.0, model_ttl=3600.0)  # only the notices can help
         config = attrs.evolve(config, cache=slow)
@@ -108,10 +115,15 @@ async def test_without_redis_changes_reach_the_other_gateway_within_a_second_thr
 
 
 @pytest.mark.slow
-async def test_a_key_revoked_by_the_cli_is_refused_by_a_running_gateway_within_a_second(tmp_path: Path) -> None:
+async def test_a_key_revoked_by_the_cli_is_refused_by_a_running_gateway_within_a_second(
+    tmp_path: Path,
+) -> None:
     config_path = write_config(tmp_path)
-    async with run_gateway(attrs.evolve(gateway_config(config_path), cache=attrs.evolve(
-        gateway_config(config_path).cache, key_ttl=3600.0))) as gw:
+    async with run_gateway(
+        attrs.evolve(
+            gateway_config(config_path), cache=attrs.evolve(gateway_config(config_path).cache, key_ttl=3600.0)
+        )
+    ) as gw:
         org = await default_org(gw)
         me = (await gw.client.get(f"{API}/me", headers=admin(gw))).json()["id"]
         key = await create_key(gw, org, name="cli-target", user_id=me)

@@ -67,8 +67,11 @@ class Pair:
 
         async def one(url: str) -> None:
             async with httpx.AsyncClient(base_url=url, timeout=20) as client:
-                r = await client.post("/v1/chat/completions", headers={**key.auth, "content-type": "application/json"},
-                                      content=body)
+                r = await client.post(
+                    "/v1/chat/completions",
+                    headers={**key.auth, "content-type": "application/json"},
+                    content=body,
+                )
                 statuses.append(r.status_code)
 
         async with trio.open_nursery() as nursery:
@@ -81,7 +84,9 @@ class Pair:
 @asynccontextmanager
 async def two_gateways(tmp_path: Path, redis_url: str, mock: MockUpstream) -> AsyncIterator[Pair]:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 models:
   - name: m
     provider: openai
@@ -90,7 +95,8 @@ redis:
   enabled: true
   url: {redis_url}
   key_prefix: "{prefix}"
-""")
+""",
+    )
     async with open_redis(redis_url) as redis:
         try:
             async with spawn_gateway(config) as a, spawn_gateway(config, expect_banner=False) as b:
@@ -134,7 +140,10 @@ async def test_token_budget_is_not_overspent_by_concurrent_requests(tmp_path: Pa
     async with open_mock_upstream(behaviour) as mock, two_gateways(tmp_path, redis_url, mock) as pair:
         key = await pair.add_key(key=Limits(daily_token_limit=100))
         statuses = await pair.burst(key, 10, body)
-        assert (statuses.count(200), statuses.count(429)) == (3, 17)  # 40 + 40 + 20 reserved, then nothing left
+        assert (statuses.count(200), statuses.count(429)) == (
+            3,
+            17,
+        )  # 40 + 40 + 20 reserved, then nothing left
 
         behaviour.latency = 0.0
         later: list[int] = []
@@ -147,7 +156,9 @@ async def test_token_budget_is_not_overspent_by_concurrent_requests(tmp_path: Pa
 
         used_key = f"{pair.prefix}rl:key:{key.key_id}:token:day:{window_bounds('day', time.time())[0]}"
         assert await pair.redis.execute("GET", used_key) == b"108"
-        assert await pair.redis.execute("HGET", used_key + ":res", "sum") == b"0"  # every reservation released
+        assert (
+            await pair.redis.execute("HGET", used_key + ":res", "sum") == b"0"
+        )  # every reservation released
     rows = [row for row in await usage_rows("sqlite", pair.dsn) if row["key_id"] == key.key_id]
     total = sum(row["total_tokens"] for row in rows)
     assert (len(rows), total) == (6, 108)

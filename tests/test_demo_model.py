@@ -38,8 +38,10 @@ def readme_curls() -> list[str]:
 @pytest.mark.slow
 async def test_the_readme_quick_start_works_on_the_example_config(tmp_path: Path) -> None:
     env = {
-        "VOIDLLM_PORT": "0", "VOIDLLM_DATABASE_DSN": str(tmp_path / "voidllm.db"),
-        "VOIDLLM_ENCRYPTION_KEY": ENCRYPTION_KEY, "VOIDLLM_ADMIN_KEY": ADMIN_KEY,
+        "VOIDLLM_PORT": "0",
+        "VOIDLLM_DATABASE_DSN": str(tmp_path / "voidllm.db"),
+        "VOIDLLM_ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "VOIDLLM_ADMIN_KEY": ADMIN_KEY,
     }
     curls = readme_curls()
     assert any('"model": "default"' in command for command in curls), curls
@@ -71,7 +73,9 @@ async def test_the_demo_model_answers_the_openai_sdk_in_every_shape(sqlite_dsn: 
 
         pieces = []
         stream = await client.chat.completions.create(
-            model="default", messages=[{"role": "user", "content": "hi"}], stream=True,
+            model="default",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
             stream_options={"include_usage": True},
         )
         async for chunk in stream:
@@ -97,11 +101,18 @@ async def test_the_demo_model_answers_the_openai_sdk_in_every_shape(sqlite_dsn: 
 def test_config_example_ships_the_demo_as_default() -> None:
     from voidllm.config import parse_config
 
-    config = parse_config((ROOT / "config.example.yaml").read_text(), environ={
-        "VOIDLLM_ENCRYPTION_KEY": ENCRYPTION_KEY, **{k: v for k, v in os.environ.items() if k == "PATH"},
-    })
+    config = parse_config(
+        (ROOT / "config.example.yaml").read_text(),
+        environ={
+            "VOIDLLM_ENCRYPTION_KEY": ENCRYPTION_KEY,
+            **{k: v for k, v in os.environ.items() if k == "PATH"},
+        },
+    )
     [demo] = config.models
     assert (demo.name, demo.provider, demo.aliases, demo.base_url) == (
-        "demo", "mock", ("default",), "http://demo.voidllm.invalid/v1"
+        "demo",
+        "mock",
+        ("default",),
+        "http://demo.voidllm.invalid/v1",
     )
     assert subprocess.run(["curl", "--version"], capture_output=True).returncode == 0  # the README uses curl

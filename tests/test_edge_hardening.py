@@ -183,7 +183,8 @@ async def test_messages_failure_is_a_500_in_anthropics_shape(
     response = await gw.client.post("/v1/messages", headers=auth(gw), content=CHAT)
     assert response.status_code == 500
     assert response.json() == {
-        "type": "error", "error": {"type": "api_error", "message": "internal server error"},
+        "type": "error",
+        "error": {"type": "api_error", "message": "internal server error"},
         "request_id": response.headers["x-request-id"],
     }
     assert_one_quiet_line(logs, "RuntimeError", "/v1/messages")

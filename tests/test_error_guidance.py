@@ -67,10 +67,16 @@ async def test_usage_ranges_take_dates_and_costs_are_rounded_decimals(gw: Runnin
     at = datetime(2026, 3, 2, 12, tzinfo=UTC)
     await insert(gw, [event(org, key.key_id, at, cost_estimate=0.1) for _ in range(3)])  # 0.1 * 3 in floats
     assert 0.1 + 0.1 + 0.1 != 0.3
-    report = await gw.client.get(f"{API}/orgs/{org}/usage/cost-report", headers=admin(gw),
-                                 params={"from": "2026-03-02", "to": "2026-03-03"})
+    report = await gw.client.get(
+        f"{API}/orgs/{org}/usage/cost-report",
+        headers=admin(gw),
+        params={"from": "2026-03-02", "to": "2026-03-03"},
+    )
     assert report.status_code == 200, report.text
     assert report.json()["totals"]["cost"] == 0.3 and b"0.30000000000000004" not in report.content
-    naive = await gw.client.get(f"{API}/orgs/{org}/usage/cost-report", headers=admin(gw),
-                                params={"from": "2026-03-02T00:00:00", "to": "2026-03-03"})
+    naive = await gw.client.get(
+        f"{API}/orgs/{org}/usage/cost-report",
+        headers=admin(gw),
+        params={"from": "2026-03-02T00:00:00", "to": "2026-03-03"},
+    )
     assert naive.status_code == 400 and "UTC offset" in naive.json()["error"]["message"]

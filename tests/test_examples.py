@@ -15,8 +15,12 @@ from voidllm.config import parse_config
 from voidllm.testing.mock_openai import open_mock_upstream
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-ENV = {"VOIDLLM_ENCRYPTION_KEY": "x" * 32, "VOIDLLM_ADMIN_KEY": "a" * 40, "OPENAI_API_KEY": "sk-x",
-       "VOIDLLM_DATABASE_DSN": "postgresql://u@127.0.0.1/db"}
+ENV = {
+    "VOIDLLM_ENCRYPTION_KEY": "x" * 32,
+    "VOIDLLM_ADMIN_KEY": "a" * 40,
+    "OPENAI_API_KEY": "sk-x",
+    "VOIDLLM_DATABASE_DSN": "postgresql://u@127.0.0.1/db",
+}
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
@@ -35,9 +39,15 @@ async def test_mock_example_end_to_end(tmp_path: Path) -> None:
         config = tmp_path / "voidllm.yaml"
         config.write_text(text)
         async with spawn_gateway(config) as gw:
-            result = await trio.to_thread.run_sync(lambda: subprocess.run(
-                [sys.executable, str(EXAMPLES / "chat.py"), gw.api_key, gw.url + "/v1"],
-                capture_output=True, text=True, timeout=60, check=False))
+            result = await trio.to_thread.run_sync(
+                lambda: subprocess.run(
+                    [sys.executable, str(EXAMPLES / "chat.py"), gw.api_key, gw.url + "/v1"],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+            )
             assert result.returncode == 0, result.stderr
             assert result.stdout.startswith("Hello from the mock.")
             assert "gateway overhead:" in result.stdout

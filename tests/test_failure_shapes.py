@@ -43,8 +43,12 @@ def deployments(*mocks: MockUpstream) -> str:
 async def call(gw: RunningGateway, family: str, **extra: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {gw.api_key()}"}
     if family == "multipart":
-        return await gw.client.post("/v1/audio/transcriptions", headers=headers, data={"model": "m"},
-                                    files={"file": ("a.wav", b"RIFF" * 100)})
+        return await gw.client.post(
+            "/v1/audio/transcriptions",
+            headers=headers,
+            data={"model": "m"},
+            files={"file": ("a.wav", b"RIFF" * 100)},
+        )
     path, body = FAMILIES[family]
     return await gw.client.post(path, headers=headers, json={"model": "m", **body, **extra})
 
@@ -120,10 +124,12 @@ async def test_a_chunked_body_declared_endless_gets_408_and_logs_no_error(
             host, port = gw.url.removeprefix("http://").rsplit(":", 1)
             stream = await trio.open_tcp_stream(host, int(port))
             async with stream:
-                head = ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                        f"Authorization: Bearer {gw.api_key()}\r\n"
-                        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-                        "FFFFFFFFFFFFFFFF\r\n{\"model\": \"m\"")
+                head = (
+                    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {gw.api_key()}\r\n"
+                    "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    'FFFFFFFFFFFFFFFF\r\n{"model": "m"'
+                )
                 await stream.send_all(head.encode())
                 answer = b""
                 with trio.move_on_after(5):
@@ -140,8 +146,13 @@ async def test_a_binary_answer_broken_mid_way_ends_without_its_end(sqlite_dsn: s
     breaker = "circuit_breaker:\n  threshold: 1\n  timeout: 30s"
     async with open_mock_upstream(Behaviour(fail="drop_mid_stream", stream_chunks=4)) as broken:
         async with run_gateway(make_config(sqlite_dsn, deployments(broken), settings=breaker)) as gw:
-            with pytest.raises(httpx.RemoteProtocolError):  # a broken response, not a truncated one passed as whole
-                await gw.client.post("/v1/audio/speech", headers={"Authorization": f"Bearer {gw.api_key()}"},
-                                     json={"model": "m", "input": "hi", "voice": "alloy"})
+            with pytest.raises(
+                httpx.RemoteProtocolError
+            ):  # a broken response, not a truncated one passed as whole
+                await gw.client.post(
+                    "/v1/audio/speech",
+                    headers={"Authorization": f"Bearer {gw.api_key()}"},
+                    json={"model": "m", "input": "hi", "voice": "alloy"},
+                )
             response = await call(gw, "chat")
     assert response.status_code == 503 and response.json()["error"]["code"] == "circuit_open"

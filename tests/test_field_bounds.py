@@ -140,7 +140,12 @@ def test_the_stated_ranges(document: dict[str, Any]) -> None:
     assert schemas["ModelCreate"]["properties"]["aliases"]["items"]["maxLength"] == 256
     assert schemas["AliasCreate"]["properties"]["alias"]["maxLength"] == 256
     assert "openai" in schemas["ModelCreate"]["properties"]["provider"]["enum"]
-    assert schemas["McpServerCreate"]["properties"]["auth_type"]["enum"] == ["none", "bearer", "header", "oauth"]
+    assert schemas["McpServerCreate"]["properties"]["auth_type"]["enum"] == [
+        "none",
+        "bearer",
+        "header",
+        "oauth",
+    ]
     key_limit = schemas["KeyCreate"]["properties"]["daily_token_limit"]
     assert (key_limit["minimum"], key_limit["maximum"]) == (0, 10**15)
     weight = _value_schema(schemas["DeploymentUpdate"]["properties"]["weight"])
@@ -225,8 +230,9 @@ async def test_names_are_refused_beyond_256_characters_and_accepted_at_256(sqlit
         for aliases in (["a" * 257], ["a,b"]):
             body = {**model, "name": "m", "aliases": aliases}
             await _refused(gw, "POST", "/api/v1/models", body, "aliases[0]")
-        created = await gw.client.post("/api/v1/models", headers=headers,
-                                       json={**model, "name": "m" * 256, "aliases": ["a" * 256]})
+        created = await gw.client.post(
+            "/api/v1/models", headers=headers, json={**model, "name": "m" * 256, "aliases": ["a" * 256]}
+        )
         assert created.status_code == 201, created.text
         deployment = {**model, "name": "d", "weight": 10_000, "priority": 1000}
         path = f"/api/v1/models/{created.json()['id']}/deployments"
@@ -322,7 +328,14 @@ def test_values_within_bounds_pass_and_the_schema_states_them() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://a..b/v1", "http://xn--zz.com/v1", f"http://{'a' * 64}.com/v1", "http://üü.com/v1", "http://x/\x00"]
+    "url",
+    [
+        "http://a..b/v1",
+        "http://xn--zz.com/v1",
+        f"http://{'a' * 64}.com/v1",
+        "http://üü.com/v1",
+        "http://x/\x00",
+    ],
 )
 async def test_a_url_the_http_client_cannot_use_is_refused(sqlite_dsn: str, url: str) -> None:
     async with run_gateway(make_config(sqlite_dsn)) as gw:

@@ -75,7 +75,11 @@ def resolved_config(directory: Path, *args: str, **env: str) -> str:
     """What ``scripts/serve`` and ``scripts/voidllm`` would pass as ``VOIDLLM_CONFIG`` in ``directory``."""
     script = f'. "{ROOT}/scripts/lib/config.sh"; use_local_config "$@"; printf %s "${{VOIDLLM_CONFIG:-}}"'
     done = subprocess.run(
-        ["bash", "-c", script, "sh", *args], cwd=directory, capture_output=True, text=True, check=True,
+        ["bash", "-c", script, "sh", *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PATH": os.environ["PATH"], **env},
     )
     return done.stdout
@@ -96,7 +100,11 @@ def test_load_secrets_fills_only_unset_variables(tmp_path: Path) -> None:
     shown = 'printf "%s %s" "$VOIDLLM_ADMIN_KEY" "$VOIDLLM_ENCRYPTION_KEY"'
     script = f'. "{ROOT}/scripts/lib/config.sh"; load_secrets; {shown}'
     done = subprocess.run(
-        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True,
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PATH": os.environ["PATH"], "VOIDLLM_ADMIN_KEY": "from-env"},
     )
     assert done.stdout == "from-env enc"
@@ -127,7 +135,9 @@ async def test_an_empty_store_without_admin_key_says_how_to_bootstrap_and_a_lost
         await cli(config, "users", "create", "--email", email, "--org", "my-org", "--system-admin")
         assert (await client.get("/readyz")).status_code == 200
 
-        reset = orjson.loads((await cli(config, "users", "reset-password", "--email", email, "--json")).stdout)
+        reset = orjson.loads(
+            (await cli(config, "users", "reset-password", "--email", email, "--json")).stdout
+        )
         assert len(reset["password"]) >= 16
         credentials = {"email": email, "password": reset["password"]}
         login = await client.post("/api/v1/auth/login", json=credentials)
@@ -141,7 +151,10 @@ async def cli(config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}
     done = await trio.run_process(
         [sys.executable, "-m", "voidllm", *args, "--config", str(config)],
-        capture_stdout=True, capture_stderr=True, check=False, env=env,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env=env,
     )
     assert done.returncode == 0, done.stderr.decode()
     return done
@@ -158,7 +171,10 @@ async def test_a_port_in_use_is_reported_with_its_address_before_the_store_is_to
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}
         done = await trio.run_process(
             [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],
-            capture_stdout=True, capture_stderr=True, check=False, env=env,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            env=env,
         )
     stderr = done.stderr.decode()
     assert done.returncode == 1, stderr
@@ -187,7 +203,10 @@ def test_secrets_already_in_the_environment_do_not_stop_the_scripts(tmp_path: Pa
     script = Path(__file__).resolve().parent.parent / "scripts" / "lib" / "config.sh"
     shown = subprocess.run(
         ["bash", "-c", f'set -e; . "{script}"; load_secrets; echo "$VOIDLLM_ADMIN_KEY"'],
-        cwd=tmp_path, env={**os.environ, "VOIDLLM_ADMIN_KEY": "from-env"}, capture_output=True, text=True,
+        cwd=tmp_path,
+        env={**os.environ, "VOIDLLM_ADMIN_KEY": "from-env"},
+        capture_output=True,
+        text=True,
         check=False,
     )
     assert (shown.returncode, shown.stdout.strip()) == (0, "from-env")

@@ -98,8 +98,9 @@ def model(name: str, type: str = "chat", *, provider: str = "openai", api_key: s
     return Model(name, type, (), ups)
 
 
-def settings(health: float | None = None, models: float | None = None, functional: float | None = None
-             ) -> HealthCheckConfig:  # fmt: skip
+def settings(
+    health: float | None = None, models: float | None = None, functional: float | None = None
+) -> HealthCheckConfig:
     """Enable each probe whose interval is given."""
     return HealthCheckConfig(
         HealthProbeConfig(health is not None, health or 30.0),
@@ -108,8 +109,9 @@ def settings(health: float | None = None, models: float | None = None, functiona
     )
 
 
-async def start(nursery: trio.Nursery, fake: Handler, models: list[Model], cfg: HealthCheckConfig,
-                **kw: Any) -> HealthBoard:  # fmt: skip
+async def start(
+    nursery: trio.Nursery, fake: Handler, models: list[Model], cfg: HealthCheckConfig, **kw: Any
+) -> HealthBoard:
     """Start the service in the test's nursery; returns once it is ready."""
     board = kw.pop("board", HealthBoard())
     client = httpx.AsyncClient(transport=httpx.MockTransport(fake))
@@ -138,7 +140,9 @@ async def test_first_round_at_zero_then_each_kind_on_its_interval(
     assert fake.times(f"{BASE}/chat/completions") == [0, 300]
 
 
-async def test_probes_follow_a_changing_registry(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
+async def test_probes_follow_a_changing_registry(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
     """Models added, removed or repointed at run time (admin API) are probed from the next resync on."""
     fake = FakeUpstream(reply())
     current = [model("first", n=1)]
@@ -248,9 +252,12 @@ def test_the_table_covers_every_combination() -> None:
     ],
 )
 async def test_status_from_every_probe_kind(
-    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery,
-    codes: dict[str, int], expected: str, error: str | None,
-) -> None:  # fmt: skip
+    autojump_clock: trio.testing.MockClock,
+    nursery: trio.Nursery,
+    codes: dict[str, int],
+    expected: str,
+    error: str | None,
+) -> None:
     cfg = settings(health=30, models=60, functional=300)
     board = await start(nursery, reply(**codes), [model("all")], cfg)
     report = board.report("all")
@@ -359,8 +366,10 @@ def _chained(outer: Exception, cause: BaseException) -> Exception:
             "connection failed",
         ),
         (
-            _chained(httpx.ConnectError(MARKER), _chained(OSError(MARKER), ExceptionGroup(MARKER, [
-                ConnectionRefusedError(111, MARKER)]))),
+            _chained(
+                httpx.ConnectError(MARKER),
+                _chained(OSError(MARKER), ExceptionGroup(MARKER, [ConnectionRefusedError(111, MARKER)])),
+            ),
             "connection refused",
         ),
         (_chained(httpx.ConnectError(MARKER), socket.gaierror(-2, MARKER)), "dns resolution failed"),
@@ -372,9 +381,12 @@ def _chained(outer: Exception, cause: BaseException) -> Exception:
     ],
 )
 async def test_errors_are_sanitised(
-    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture,
-    exc: Exception, error: str,
-) -> None:  # fmt: skip
+    autojump_clock: trio.testing.MockClock,
+    nursery: trio.Nursery,
+    caplog: pytest.LogCaptureFixture,
+    exc: Exception,
+    error: str,
+) -> None:
     caplog.set_level(logging.DEBUG)
     board = await start(nursery, _raise(exc), [model("err")], settings(health=30))
     report = board.report("err")
@@ -399,8 +411,10 @@ async def test_response_bodies_and_headers_never_reach_reports_or_logs(
 # --- models and functional probes
 
 
-@pytest.mark.parametrize(("code", "status"), [(200, "healthy"), (204, "healthy"), (401, "degraded"),
-                                              (404, "degraded"), (500, "degraded")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(200, "healthy"), (204, "healthy"), (401, "degraded"), (404, "degraded"), (500, "degraded")],
+)
 async def test_models_probe_needs_a_2xx(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, code: int, status: str
 ) -> None:
@@ -414,12 +428,15 @@ async def test_models_probe_needs_a_2xx(
 @pytest.mark.parametrize(
     ("type_", "path", "body"),
     [
-        ("chat", "chat/completions",
-         {"model": "fn", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}),
+        (
+            "chat",
+            "chat/completions",
+            {"model": "fn", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1},
+        ),
         ("completion", "completions", {"model": "fn", "prompt": "hi", "max_tokens": 1}),
         ("embedding", "embeddings", {"model": "fn", "input": "test"}),
     ],
-)  # fmt: skip
+)
 async def test_functional_probe_per_model_type(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, type_: str, path: str, body: dict[str, Any]
 ) -> None:
@@ -468,9 +485,12 @@ AUTH_HEADERS = ("authorization", "x-api-key", "anthropic-version", "api-key")
     ],
 )
 async def test_auth_headers_per_provider(
-    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery,
-    provider: str, api_key: str, expected: dict[str, str],
-) -> None:  # fmt: skip
+    autojump_clock: trio.testing.MockClock,
+    nursery: trio.Nursery,
+    provider: str,
+    api_key: str,
+    expected: dict[str, str],
+) -> None:
     fake = FakeUpstream(reply())
     cfg = settings(health=30, models=60, functional=300)
     await start(nursery, fake, [model("auth", provider=provider, api_key=api_key)], cfg)
@@ -542,9 +562,13 @@ async def probe_for_real(upstream: Upstream, tracker: LatencyTracker | None = No
     with trio.fail_after(5):
         async with httpx.AsyncClient() as client, trio.open_nursery() as nursery:
             service = functools.partial(
-                serve_health_probes, models=[m], settings=settings(health=30, models=60),
-                client=client, board=board, latency=tracker,
-            )  # fmt: skip
+                serve_health_probes,
+                models=[m],
+                settings=settings(health=30, models=60),
+                client=client,
+                board=board,
+                latency=tracker,
+            )
             await nursery.start(service)
             nursery.cancel_scope.cancel()
     return board.report(upstream.name)
@@ -569,6 +593,9 @@ async def test_refused_port_is_unhealthy() -> None:
         port = sock.getsockname()[1]  # closed again before the probe: nobody listens there
     report = await probe_for_real(Upstream("refused", "openai", f"http://127.0.0.1:{port}/v1"))
     assert (report.status, report.health_ok, report.models_ok, report.last_error) == (
-        "unhealthy", False, False, "connection refused",
-    )  # fmt: skip
+        "unhealthy",
+        False,
+        False,
+        "connection refused",
+    )
     assert gauge("voidllm_model_health_status", "refused") == 0.0

@@ -41,7 +41,10 @@ def test_non_streams_and_endpoints_without_the_option_get_no_injection() -> None
     raw = b'{"model":"gpt","stream":false}'
     assert JsonRequest.parse(raw).upstream_body(raw, canonical_model="gpt", inject_usage=True) is raw
     streamed = b'{"model":"gpt","stream":true}'
-    assert JsonRequest.parse(streamed).upstream_body(streamed, canonical_model="gpt", inject_usage=False) is streamed
+    assert (
+        JsonRequest.parse(streamed).upstream_body(streamed, canonical_model="gpt", inject_usage=False)
+        is streamed
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,13 @@ SECRET = b"s" * 32
 
 
 def identity(key_id: str = "k1", **overrides: Any) -> KeyIdentity:
-    values: dict[str, Any] = {"key_id": key_id, "key_type": "user_key", "name": "n", "role": Role.MEMBER, "org_id": "o1"}
+    values: dict[str, Any] = {
+        "key_id": key_id,
+        "key_type": "user_key",
+        "name": "n",
+        "role": Role.MEMBER,
+        "org_id": "o1",
+    }
     values.update(overrides)
     return KeyIdentity(**values)
 
@@ -84,8 +90,11 @@ def test_evict_revokes_at_once() -> None:
 
 def test_evict_where_removes_every_key_of_a_user() -> None:
     keys = [generate_key(KeyKind.USER) for _ in range(3)]
-    cache = cache_with((keys[0], identity("a", user_id="u1")), (keys[1], identity("b", user_id="u1")),
-                       (keys[2], identity("c", user_id="u2")))
+    cache = cache_with(
+        (keys[0], identity("a", user_id="u1")),
+        (keys[1], identity("b", user_id="u1")),
+        (keys[2], identity("c", user_id="u2")),
+    )
     assert cache.evict_where(user_id="u1") == 2
     assert cache.authenticate_key(keys[2]).key_id == "c"
 
@@ -123,14 +132,18 @@ async def test_mutations_during_a_reload_survive_it(autojump_clock: trio.testing
         cache.authenticate_key(old)
 
 
-async def test_store_outage_keeps_cached_keys_and_counts_failures(autojump_clock: trio.testing.MockClock) -> None:
+async def test_store_outage_keeps_cached_keys_and_counts_failures(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     key = generate_key(KeyKind.USER)
     key_hash = hash_key(SECRET, key)
     before = REGISTRY.get_sample_value("voidllm_cache_refresh_failures_total", {"cache": "keys"}) or 0
     store = SlowStore([{key_hash: identity("v1")}, StoreUnavailableError("down"), {key_hash: identity("v2")}])
     cache = KeyCache(SECRET)
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: serve_key_cache(cache=cache, store=store, ttl=30, task_status=task_status))
+        await nursery.start(
+            lambda task_status: serve_key_cache(cache=cache, store=store, ttl=30, task_status=task_status)
+        )
         assert cache.authenticate_key(key).key_id == "v1"
         await trio.sleep(31)  # the reload at t=30 failed
         assert cache.authenticate_key(key).key_id == "v1"

@@ -33,7 +33,9 @@ async def test_sigterm_drains_in_flight_requests_then_exits_zero(tmp_path: Path)
             outcome: dict[str, httpx.Response] = {}
 
             async def slow_request() -> None:
-                outcome["slow"] = await client.post("/v1/chat/completions", headers=headers, json={"model": "slow"})
+                outcome["slow"] = await client.post(
+                    "/v1/chat/completions", headers=headers, json={"model": "slow"}
+                )
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(slow_request)
@@ -64,7 +66,9 @@ async def test_requests_still_running_at_the_drain_deadline_are_cancelled(tmp_pa
             outcome: dict[str, httpx.Response] = {}
 
             async def hanging_request() -> None:
-                outcome["hang"] = await client.post("/v1/chat/completions", headers=headers, json={"model": "slow"})
+                outcome["hang"] = await client.post(
+                    "/v1/chat/completions", headers=headers, json={"model": "slow"}
+                )
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(hanging_request)
@@ -87,6 +91,7 @@ async def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
         config = write_config(tmp_path, MODEL.format(base_url=mock.base_url))
         async with spawn_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url, timeout=20) as client:
             headers = {"Authorization": f"Bearer {gw.api_key}"}
+
             async def doomed_request() -> None:
                 with pytest.raises(httpx.RemoteProtocolError):  # the process is gone without answering
                     await client.post("/v1/chat/completions", headers=headers, json={"model": "slow"})
@@ -111,7 +116,10 @@ async def test_restart_prints_no_banner_and_the_old_key_still_works(tmp_path: Pa
         key = first.api_key
         first.signal()
         assert await first.wait_exit() == 0
-    async with spawn_gateway(config, expect_banner=False) as second, httpx.AsyncClient(base_url=second.url) as client:
+    async with (
+        spawn_gateway(config, expect_banner=False) as second,
+        httpx.AsyncClient(base_url=second.url) as client,
+    ):
         assert second.api_key == ""
         models = await client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
         assert (models.status_code, models.json()) == (200, {"object": "list", "data": []})
@@ -123,7 +131,9 @@ def run_cli(*args: str, config: Path | None = None) -> subprocess.CompletedProce
     command = [sys.executable, "-m", "voidllm", *args]
     if config is not None:
         command += ["--config", str(config)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin"}
+    )
 
 
 def test_version() -> None:

@@ -34,10 +34,26 @@ class Clock:
         return self.now
 
 
-def ident(key: str = "k1", *, org: str = "o1", team: str | None = None, key_limits: Limits = Limits(),
-          team_limits: Limits = Limits(), org_limits: Limits = Limits()) -> KeyIdentity:
-    return KeyIdentity(key_id=key, key_type="user_key", name=key, role=Role.MEMBER, org_id=org, team_id=team,
-                       key_limits=key_limits, team_limits=team_limits, org_limits=org_limits)
+def ident(
+    key: str = "k1",
+    *,
+    org: str = "o1",
+    team: str | None = None,
+    key_limits: Limits = Limits(),
+    team_limits: Limits = Limits(),
+    org_limits: Limits = Limits(),
+) -> KeyIdentity:
+    return KeyIdentity(
+        key_id=key,
+        key_type="user_key",
+        name=key,
+        role=Role.MEMBER,
+        org_id=org,
+        team_id=team,
+        key_limits=key_limits,
+        team_limits=team_limits,
+        org_limits=org_limits,
+    )
 
 
 @attrs.define
@@ -60,7 +76,9 @@ class Harness:
         return passed
 
     async def used(self, level: str, scope_id: str, window: str = "day") -> int:
-        return int(await self.read(("token", level, scope_id, window, window_bounds(window, self.clock.now)[0])))
+        return int(
+            await self.read(("token", level, scope_id, window, window_bounds(window, self.clock.now)[0]))
+        )
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -104,8 +122,12 @@ async def test_requests_per_minute_within_and_over(harness: Harness) -> None:
     exc = caught.value
     assert (exc.status, exc.code, exc.message) == (429, "rate_limit_exceeded", "rate limit exceeded")
     minute_end = int(START // 60 * 60 + 60)
-    assert headers_of(exc) == {"retry-after": "30", "x-ratelimit-limit": "3", "x-ratelimit-remaining": "0",
-                               "x-ratelimit-reset": str(minute_end)}
+    assert headers_of(exc) == {
+        "retry-after": "30",
+        "x-ratelimit-limit": "3",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": str(minute_end),
+    }
     assert REJECTIONS.labels(scope="request", level="key")._value.get() == before + 1
 
 
@@ -186,12 +208,19 @@ async def test_token_reservation_and_settle(harness: Harness) -> None:
 
 
 async def test_daily_and_monthly_budgets_at_every_level(harness: Harness) -> None:
-    key = ident(team="t1", key_limits=Limits(daily_token_limit=1000), team_limits=Limits(monthly_token_limit=50),
-                org_limits=Limits(daily_token_limit=500))
+    key = ident(
+        team="t1",
+        key_limits=Limits(daily_token_limit=1000),
+        team_limits=Limits(monthly_token_limit=50),
+        org_limits=Limits(daily_token_limit=500),
+    )
     admission = await harness.admit(key, reserve=20)
     assert admission is not None
     assert [(h.check.level, h.check.window, h.reserved) for h in admission.holds] == [
-        ("key", "day", 20), ("team", "month", 20), ("org", "day", 20)]
+        ("key", "day", 20),
+        ("team", "month", 20),
+        ("org", "day", 20),
+    ]
     await harness.limiter.settle(admission, used_tokens=60)  # more than the team's whole month
     assert (await harness.used("key", "k1"), await harness.used("team", "t1", "month")) == (60, 60)
     with pytest.raises(TooManyRequestsError) as caught:
@@ -244,7 +273,9 @@ def test_window_bounds_are_utc_calendar_windows() -> None:
     assert window_bounds("day", START)[0] == int(datetime(2031, 1, 15, tzinfo=UTC).timestamp())
     december = datetime(2031, 12, 31, 23, 59, tzinfo=UTC).timestamp()
     assert window_bounds("month", december) == (
-        int(datetime(2031, 12, 1, tzinfo=UTC).timestamp()), int(datetime(2032, 1, 1, tzinfo=UTC).timestamp()))
+        int(datetime(2031, 12, 1, tzinfo=UTC).timestamp()),
+        int(datetime(2032, 1, 1, tzinfo=UTC).timestamp()),
+    )
 
 
 def test_the_estimate() -> None:
@@ -278,7 +309,9 @@ async def test_redis_reservations_of_a_dead_process_expire(redis_url: str) -> No
         limiter = RedisLimiter(client, prefix, clock=clock, reservation_ttl=300)
         key = ident(key_limits=Limits(daily_token_limit=100))
         try:
-            assert (await limiter.admit(key, reserve_tokens=500)) is not None  # never settled: the process died
+            assert (
+                await limiter.admit(key, reserve_tokens=500)
+            ) is not None  # never settled: the process died
             with pytest.raises(TooManyRequestsError):
                 await limiter.admit(key, reserve_tokens=1)
             clock.now += 301

@@ -40,24 +40,56 @@ class LimitedKey:
 
 
 def insert_key(
-    conn: sa.Connection, *, keyring: Keyring, key: Limits = Limits(), team: Limits = Limits(), org: Limits = Limits(),
+    conn: sa.Connection,
+    *,
+    keyring: Keyring,
+    key: Limits = Limits(),
+    team: Limits = Limits(),
+    org: Limits = Limits(),
     org_id: str | None = None,
 ) -> LimitedKey:
     """A team key in a team of its own, in a new organisation unless ``org_id`` is given; limits as given."""
     now = utcnow()
     if org_id is None:
         org_id = new_id()
-        conn.execute(t.organizations.insert().values(
-            id=org_id, name=f"org {org_id}", slug=f"org-{org_id}", created_at=now, updated_at=now, **attrs.asdict(org)))
+        conn.execute(
+            t.organizations.insert().values(
+                id=org_id,
+                name=f"org {org_id}",
+                slug=f"org-{org_id}",
+                created_at=now,
+                updated_at=now,
+                **attrs.asdict(org),
+            )
+        )
     team_id, key_id = new_id(), new_id()
-    conn.execute(t.teams.insert().values(
-        id=team_id, org_id=org_id, name=f"team {team_id}", slug=f"team-{team_id}", created_at=now, updated_at=now,
-        **attrs.asdict(team)))
+    conn.execute(
+        t.teams.insert().values(
+            id=team_id,
+            org_id=org_id,
+            name=f"team {team_id}",
+            slug=f"team-{team_id}",
+            created_at=now,
+            updated_at=now,
+            **attrs.asdict(team),
+        )
+    )
     plaintext = generate_key(KeyKind.TEAM)
     key_hash = keyring.hash_key(plaintext)
-    conn.execute(t.api_keys.insert().values(
-        id=key_id, key_hash=key_hash, key_hint=key_hint(plaintext), key_type="team_key", name="limited",
-        org_id=org_id, team_id=team_id, created_at=now, updated_at=now, **attrs.asdict(key)))
+    conn.execute(
+        t.api_keys.insert().values(
+            id=key_id,
+            key_hash=key_hash,
+            key_hint=key_hint(plaintext),
+            key_type="team_key",
+            name="limited",
+            org_id=org_id,
+            team_id=team_id,
+            created_at=now,
+            updated_at=now,
+            **attrs.asdict(key),
+        )
+    )
     return LimitedKey(plaintext, key_id, key_hash, org_id, team_id)
 
 
@@ -100,7 +132,9 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
 
 def gateway_config(sqlite_dsn: str, mock: MockUpstream, extra: str = "", settings: str = "") -> Any:
-    return make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url) + extra, settings=settings)
+    return make_config(
+        sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url) + extra, settings=settings
+    )
 
 
 async def test_rate_limit_reaches_the_openai_sdk_as_a_rate_limit_error(
@@ -110,9 +144,13 @@ async def test_rate_limit_reaches_the_openai_sdk_as_a_rate_limit_error(
         key = await add_key(gw, key=Limits(requests_per_minute=10), org=Limits(requests_per_minute=2))
         client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=key.plaintext, max_retries=0)
         for _ in range(2):
-            await client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+            await client.chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+            )
         with pytest.raises(openai.RateLimitError) as caught:
-            await client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+            await client.chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+            )
         response = caught.value.response
         error = response.json()["error"]
         assert (error["code"], error["message"]) == ("rate_limit_exceeded", "rate limit exceeded")
@@ -123,12 +161,16 @@ async def test_rate_limit_reaches_the_openai_sdk_as_a_rate_limit_error(
         assert reset % 60 == 0 and 1 <= int(response.headers["retry-after"]) <= 60
         assert len(mock.requests) == 2
         other = await add_key(gw)  # another organisation: not limited, not affected
-        assert (await gw.client.post("/v1/chat/completions", headers=other.auth, json={"model": "gpt-test"})).status_code == 200
+        assert (
+            await gw.client.post("/v1/chat/completions", headers=other.auth, json={"model": "gpt-test"})
+        ).status_code == 200
         metrics = (await gw.client.get("/metrics")).text
         assert 'voidllm_ratelimit_rejections_total{level="org",scope="request"}' in metrics
 
 
-async def test_anthropic_clients_get_anthropic_shaped_429s(sqlite_dsn: str, mock: MockUpstream, backend: str) -> None:
+async def test_anthropic_clients_get_anthropic_shaped_429s(
+    sqlite_dsn: str, mock: MockUpstream, backend: str
+) -> None:
     async with run_gateway(gateway_config(sqlite_dsn, mock, backend)) as gw:
         key = await add_key(gw, team=Limits(requests_per_day=1))
         client = anthropic.AsyncAnthropic(base_url=gw.url, api_key=key.plaintext, max_retries=0)
@@ -137,18 +179,24 @@ async def test_anthropic_clients_get_anthropic_shaped_429s(sqlite_dsn: str, mock
         with pytest.raises(anthropic.RateLimitError) as caught:
             await client.messages.create(**body)
         response = caught.value.response
-        assert response.json() == {"type": "error", "error": {"type": "rate_limit_error", "message": "rate limit exceeded"}}
+        assert response.json() == {
+            "type": "error",
+            "error": {"type": "rate_limit_error", "message": "rate limit exceeded"},
+        }
         assert response.headers["x-ratelimit-limit"] == "1"
         assert int(response.headers["x-ratelimit-reset"]) % 86400 == 0
 
 
-async def test_token_budget_settles_with_real_usage(sqlite_dsn: str, mock: MockUpstream, backend: str) -> None:
+async def test_token_budget_settles_with_real_usage(
+    sqlite_dsn: str, mock: MockUpstream, backend: str
+) -> None:
     async with run_gateway(gateway_config(sqlite_dsn, mock, backend)) as gw:
         key = await add_key(gw, key=Limits(daily_token_limit=40))
         statuses = []
         for _ in range(4):  # 18 tokens each: 0 -> 18 -> 36 (< 40, still admitted) -> 54, then refused
-            r = await gw.client.post("/v1/chat/completions", headers=key.auth,
-                                     json={"model": "gpt-test", "max_tokens": 5000})
+            r = await gw.client.post(
+                "/v1/chat/completions", headers=key.auth, json={"model": "gpt-test", "max_tokens": 5000}
+            )
             statuses.append(r.status_code)
         assert statuses == [200, 200, 200, 429]
         assert r.json()["error"]["code"] == "token_limit_exceeded"
@@ -156,16 +204,22 @@ async def test_token_budget_settles_with_real_usage(sqlite_dsn: str, mock: MockU
         assert r.headers["x-ratelimit-limit"] == "40"
 
 
-async def test_failed_requests_count_as_requests_but_not_tokens(sqlite_dsn: str, mock: MockUpstream, backend: str) -> None:
+async def test_failed_requests_count_as_requests_but_not_tokens(
+    sqlite_dsn: str, mock: MockUpstream, backend: str
+) -> None:
     async with run_gateway(gateway_config(sqlite_dsn, mock, backend)) as gw:
         key = await add_key(gw, key=Limits(requests_per_minute=3, daily_token_limit=19))
         missing = await gw.client.post("/v1/chat/completions", headers=key.auth, json={"model": "nope"})
         assert missing.status_code == 404  # counted before the model is resolved, as in the Go original
         mock.behaviour.status = 500
-        assert (await gw.client.post("/v1/chat/completions", headers=key.auth, json={"model": "gpt-test"})).status_code == 500
+        assert (
+            await gw.client.post("/v1/chat/completions", headers=key.auth, json={"model": "gpt-test"})
+        ).status_code == 500
         mock.behaviour.status = 200
         # neither used a token, so the whole budget is left: the 18-token answer fits
-        assert (await gw.client.post("/v1/chat/completions", headers=key.auth, json={"model": "gpt-test"})).status_code == 200
+        assert (
+            await gw.client.post("/v1/chat/completions", headers=key.auth, json={"model": "gpt-test"})
+        ).status_code == 200
         refused = await gw.client.post("/v1/chat/completions", headers=key.auth, json={"model": "gpt-test"})
         assert refused.json()["error"]["code"] == "rate_limit_exceeded"
 
@@ -176,20 +230,32 @@ async def test_token_counters_survive_a_restart(sqlite_dsn: str, mock: MockUpstr
         key = await add_key(gw, org=Limits(monthly_token_limit=100))
 
         def spend(conn: sa.Connection) -> None:
-            conn.execute(t.usage_events.insert().values(
-                id=new_id(), key_id="some-other-key", key_type="team_key", org_id=key.org_id, model_name="gpt-test",
-                total_tokens=95, created_at=utcnow()))
+            conn.execute(
+                t.usage_events.insert().values(
+                    id=new_id(),
+                    key_id="some-other-key",
+                    key_type="team_key",
+                    org_id=key.org_id,
+                    model_name="gpt-test",
+                    total_tokens=95,
+                    created_at=utcnow(),
+                )
+            )
 
         await gw.state.store.run(spend)
     async with run_gateway(config) as gw:  # seeded from usage_events: 95 of 100 spent this month
-        assert (await gw.client.post("/v1/chat/completions", headers=key.auth, json={"model": "gpt-test"})).status_code == 200
+        assert (
+            await gw.client.post("/v1/chat/completions", headers=key.auth, json={"model": "gpt-test"})
+        ).status_code == 200
         refused = await gw.client.post("/v1/chat/completions", headers=key.auth, json={"model": "gpt-test"})
         assert (refused.status_code, refused.json()["error"]["code"]) == (429, "token_limit_exceeded")
 
 
 @pytest.mark.parametrize("policy", ["allow", "deny"])
 async def test_unreachable_redis_follows_on_error(sqlite_dsn: str, mock: MockUpstream, policy: str) -> None:
-    config = gateway_config(sqlite_dsn, mock, redis_yaml(f"redis://127.0.0.1:{closed_port()}/0", "x:", policy))
+    config = gateway_config(
+        sqlite_dsn, mock, redis_yaml(f"redis://127.0.0.1:{closed_port()}/0", "x:", policy)
+    )
     async with run_gateway(config) as gw:  # starts without Redis
         key = await add_key(gw, key=Limits(requests_per_minute=1))
         unlimited = {"Authorization": f"Bearer {gw.api_key()}"}
@@ -204,16 +270,23 @@ async def test_unreachable_redis_follows_on_error(sqlite_dsn: str, mock: MockUps
             assert r.json()["error"]["code"] == "service_unavailable"
             assert r.json()["error"]["message"] == "rate limiter unavailable"
         # keys without limits never ask Redis
-        assert (await gw.client.post("/v1/chat/completions", headers=unlimited, json={"model": "gpt-test"})).status_code == 200
+        assert (
+            await gw.client.post("/v1/chat/completions", headers=unlimited, json={"model": "gpt-test"})
+        ).status_code == 200
         metrics = (await gw.client.get("/metrics")).text
         assert "voidllm_redis_up 0.0" in metrics
-        errors = [line for line in metrics.splitlines()
-                  if line.startswith(f'voidllm_ratelimit_backend_errors_total{{policy="{policy}"}}')]
+        errors = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith(f'voidllm_ratelimit_backend_errors_total{{policy="{policy}"}}')
+        ]
         assert errors and float(errors[0].split()[-1]) >= 3
 
 
 @pytest.mark.redis
-async def test_change_notices_reach_the_other_process(sqlite_dsn: str, mock: MockUpstream, redis_url: str) -> None:
+async def test_change_notices_reach_the_other_process(
+    sqlite_dsn: str, mock: MockUpstream, redis_url: str
+) -> None:
     """Two gateways on one store and one Redis: a revocation through one is applied by the other at once,
     catalog notices call its catalog reload, and after its subscription is killed it resubscribes and reloads."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
@@ -236,7 +309,9 @@ async def test_change_notices_reach_the_other_process(sqlite_dsn: str, mock: Moc
             await wait_for(lambda: status_of(b, key), 200)
 
             def revoke(conn: sa.Connection) -> None:
-                conn.execute(t.api_keys.update().where(t.api_keys.c.id == key.key_id).values(deleted_at=utcnow()))
+                conn.execute(
+                    t.api_keys.update().where(t.api_keys.c.id == key.key_id).values(deleted_at=utcnow())
+                )
 
             await a.state.store.run(revoke)
             a.state.keys.evict(key.key_hash)
@@ -273,7 +348,12 @@ async def wait_for(probe: Any, expected: Any, timeout: float = 2.0) -> None:
 
 async def pubsub_clients(redis: Any) -> set[str]:
     listing = (await redis.execute("CLIENT", "LIST", "TYPE", "pubsub")).decode()
-    return {field.split("=", 1)[1] for line in listing.splitlines() for field in line.split() if field.startswith("id=")}
+    return {
+        field.split("=", 1)[1]
+        for line in listing.splitlines()
+        for field in line.split()
+        if field.startswith("id=")
+    }
 
 
 async def test_without_redis_a_revocation_reaches_the_other_process_within_the_key_ttl(

@@ -108,18 +108,22 @@ async def test_two_gateway_processes_sharing_redis_evaluate_five_of_a_burst(
     tmp_path: Path, redis_url: str
 ) -> None:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 redis:
   enabled: true
   url: {redis_url}
   key_prefix: "{prefix}"
-""")
+""",
+    )
     async with open_redis(redis_url) as redis:
         try:
             async with spawn_gateway(config) as a, spawn_gateway(config, expect_banner=False) as b:
                 async with httpx.AsyncClient(base_url=a.url, timeout=30) as admin:
                     created = await admin.post(
-                        "/api/v1/users", headers={"Authorization": f"Bearer {a.api_key}"},
+                        "/api/v1/users",
+                        headers={"Authorization": f"Bearer {a.api_key}"},
                         json={"email": "victim@example.com", "password": PASSWORD},
                     )
                     assert created.status_code == 201, created.text

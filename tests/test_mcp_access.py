@@ -17,11 +17,27 @@ import attrs
 import trio
 import trio.testing
 
-from tests.admin_tenancy import API, admin, bearer, create_key, create_org, create_team, default_org, error_of, open_gateway
+from tests.admin_tenancy import (
+    API,
+    admin,
+    bearer,
+    create_key,
+    create_org,
+    create_team,
+    default_org,
+    error_of,
+    open_gateway,
+)
 from voidllm.bus import TOPIC_ACCESS, TOPIC_MCP
 from voidllm.identity import KeyIdentity, Role
 from voidllm.invalidations import Invalidations
-from voidllm.mcp.health import MCP_HEALTH_LATENCY, MCP_HEALTH_STATUS, McpHealthBoard, probe_all, serve_mcp_health
+from voidllm.mcp.health import (
+    MCP_HEALTH_LATENCY,
+    MCP_HEALTH_STATUS,
+    McpHealthBoard,
+    probe_all,
+    serve_mcp_health,
+)
 from voidllm.mcp.registry import McpAccessRules, McpRegistry, McpServerEntry
 
 URL = "https://mcp.example.com/mcp"
@@ -32,7 +48,9 @@ TEAM = McpServerEntry(id="t", name="Team", alias="tools", url=URL, org_id="org-a
 OTHER_ORG = McpServerEntry(id="x", name="Other", alias="only-b", url=URL, org_id="org-b")
 
 
-def identity(role: Role = Role.MEMBER, org: str = "org-a", team: str | None = None, key: str = "k1") -> KeyIdentity:
+def identity(
+    role: Role = Role.MEMBER, org: str = "org-a", team: str | None = None, key: str = "k1"
+) -> KeyIdentity:
     return KeyIdentity(key_id=key, key_type="user_key", name="k", role=role, org_id=org, team_id=team)
 
 
@@ -84,7 +102,9 @@ def test_team_and_key_lists_restrict_when_not_empty() -> None:
     assert not registry.allowed(identity(key="k1"), other)
     assert registry.allowed(identity(key="k2"), other)
     # a team list cannot open what the org did not grant
-    registry.replace((GLOBAL,), McpAccessRules(teams={"team-t": frozenset({"g"})}, keys={"k1": frozenset({"g"})}))
+    registry.replace(
+        (GLOBAL,), McpAccessRules(teams={"team-t": frozenset({"g"})}, keys={"k1": frozenset({"g"})})
+    )
     assert not registry.allowed(identity(team="team-t"), GLOBAL)
 
 
@@ -110,53 +130,75 @@ async def test_allowlists_through_the_api_hold_at_once(sqlite_dsn: str) -> None:
         team = (await create_team(gw, org, "tee"))["id"]
         key = await create_key(gw, org, key_type="team_key", team_id=team)
         created = [
-            (await gw.client.post(f"{API}/mcp-servers", headers=headers,
-                                  json={"name": f"G{i}", "alias": f"g{i}", "url": URL})).json()["id"]
+            (
+                await gw.client.post(
+                    f"{API}/mcp-servers",
+                    headers=headers,
+                    json={"name": f"G{i}", "alias": f"g{i}", "url": URL},
+                )
+            ).json()["id"]
             for i in range(2)
-        ]  # fmt: skip
-        foreign = await gw.client.post(f"{API}/orgs/{other_org}/mcp-servers", headers=headers,
-                                       json={"name": "B", "alias": "b", "url": URL})  # fmt: skip
+        ]
+        foreign = await gw.client.post(
+            f"{API}/orgs/{other_org}/mcp-servers",
+            headers=headers,
+            json={"name": "B", "alias": "b", "url": URL},
+        )
         registry: McpRegistry = gw.state.services.extras["mcp_registry"]
         team_identity = gw.state.keys.authenticate(f"Bearer {key['key']}")
         server = registry.resolve(team_identity, "g0")
         assert server is not None and not registry.allowed(team_identity, server)
 
         available = await gw.client.get(f"{API}/orgs/{org}/available-mcp-servers", headers=headers)
-        assert available.json() == [{"id": created[0], "name": "G0", "alias": "g0"},
-                                    {"id": created[1], "name": "G1", "alias": "g1"}]  # fmt: skip
+        assert available.json() == [
+            {"id": created[0], "name": "G0", "alias": "g0"},
+            {"id": created[1], "name": "G1", "alias": "g1"},
+        ]
 
-        grant = await gw.client.put(f"{API}/orgs/{org}/mcp-access", headers=headers, json={"servers": created[::-1]})
+        grant = await gw.client.put(
+            f"{API}/orgs/{org}/mcp-access", headers=headers, json={"servers": created[::-1]}
+        )
         assert grant.status_code == 200 and grant.json() == {"servers": sorted(created)}
         assert registry.allowed(team_identity, server)  # without waiting for a periodic reload
 
-        team_list = await gw.client.put(f"{API}/orgs/{org}/teams/{team}/mcp-access", headers=headers,
-                                        json={"servers": [created[1]]})  # fmt: skip
+        team_list = await gw.client.put(
+            f"{API}/orgs/{org}/teams/{team}/mcp-access", headers=headers, json={"servers": [created[1]]}
+        )
         assert team_list.status_code == 200
         assert not registry.allowed(team_identity, server)
         read = await gw.client.get(f"{API}/orgs/{org}/teams/{team}/mcp-access", headers=headers)
         assert read.json() == {"servers": [created[1]]}
 
-        key_list = await gw.client.put(f"{API}/orgs/{org}/keys/{key['id']}/mcp-access", headers=headers,
-                                       json={"servers": [created[0]]})  # fmt: skip
+        key_list = await gw.client.put(
+            f"{API}/orgs/{org}/keys/{key['id']}/mcp-access", headers=headers, json={"servers": [created[0]]}
+        )
         assert key_list.status_code == 200
-        assert (await gw.client.get(f"{API}/orgs/{org}/keys/{key['id']}/mcp-access", headers=headers)).json() == {
-            "servers": [created[0]]}
+        assert (
+            await gw.client.get(f"{API}/orgs/{org}/keys/{key['id']}/mcp-access", headers=headers)
+        ).json() == {"servers": [created[0]]}
 
         # another org's server, or no server at all, cannot be granted
         for bad in ([foreign.json()["id"]], ["nope"]):
-            refused = await gw.client.put(f"{API}/orgs/{org}/mcp-access", headers=headers, json={"servers": bad})
+            refused = await gw.client.put(
+                f"{API}/orgs/{org}/mcp-access", headers=headers, json={"servers": bad}
+            )
             assert "servers[0]" in error_of(refused, 400)["message"]
         assert (await gw.client.get(f"{API}/orgs/{org}/mcp-access", headers=headers)).json() == {
-            "servers": sorted(created)}
+            "servers": sorted(created)
+        }
 
         # deleting a server drops its grants
         assert (await gw.client.delete(f"{API}/mcp-servers/{created[0]}", headers=headers)).status_code == 204
         assert (await gw.client.get(f"{API}/orgs/{org}/mcp-access", headers=headers)).json() == {
-            "servers": [created[1]]}
+            "servers": [created[1]]
+        }
         # a team key (team admin) reads its team's list but not the org's
-        assert (await gw.client.get(f"{API}/orgs/{org}/teams/{team}/mcp-access",
-                                    headers=bearer(key["key"]))).status_code == 200  # fmt: skip
-        assert (await gw.client.get(f"{API}/orgs/{org}/mcp-access", headers=bearer(key["key"]))).status_code == 403
+        assert (
+            await gw.client.get(f"{API}/orgs/{org}/teams/{team}/mcp-access", headers=bearer(key["key"]))
+        ).status_code == 200
+        assert (
+            await gw.client.get(f"{API}/orgs/{org}/mcp-access", headers=bearer(key["key"]))
+        ).status_code == 403
 
 
 # -- health service ------------------------------------------------------------------------------------
@@ -199,8 +241,9 @@ async def test_health_service_probes_on_schedule(autojump_clock: trio.testing.Mo
     stuck = McpServerEntry(id="h3", name="Stuck", alias="hs-stuck", url=URL)
     off = McpServerEntry(id="h4", name="Off", alias="hs-off", url=URL, is_active=False)
     registry = McpRegistry((up, down, stuck, off))
-    prober = FakeProber({"hs-up": Result(True, 4), "hs-down": Result(False, error="http 500")},
-                        hang=frozenset({"hs-stuck"}))  # fmt: skip
+    prober = FakeProber(
+        {"hs-up": Result(True, 4), "hs-down": Result(False, error="http 500")}, hang=frozenset({"hs-stuck"})
+    )
     fetched: list[str] = []
 
     async def on_tools(server: McpServerEntry) -> None:
@@ -213,7 +256,11 @@ async def test_health_service_probes_on_schedule(autojump_clock: trio.testing.Mo
         await trio.sleep(10.5)  # the first round ends when the stuck probe times out at 10 s
         first = {report.alias: report for report in board.reports()}
         assert set(first) == {"hs-up", "hs-down", "hs-stuck"}  # inactive servers are not probed
-        assert (first["hs-up"].status, first["hs-up"].latency_ms, first["hs-up"].tool_count) == ("healthy", 250, 4)
+        assert (first["hs-up"].status, first["hs-up"].latency_ms, first["hs-up"].tool_count) == (
+            "healthy",
+            250,
+            4,
+        )
         assert (first["hs-down"].status, first["hs-down"].last_error) == ("unhealthy", "http 500")
         assert (first["hs-stuck"].status, first["hs-stuck"].last_error) == ("unhealthy", "request timeout")
         assert fetched == ["hs-up"]
@@ -230,8 +277,14 @@ async def test_health_service_probes_on_schedule(autojump_clock: trio.testing.Mo
 
 def partial_serve(registry: McpRegistry, prober: FakeProber, board: McpHealthBoard, on_tools: Any) -> Any:
     async def run(task_status: trio.TaskStatus[McpHealthBoard] = trio.TASK_STATUS_IGNORED) -> None:
-        await serve_mcp_health(registry=registry, prober=prober, board=board, interval=60.0, on_tools=on_tools,
-                               task_status=task_status)  # fmt: skip
+        await serve_mcp_health(
+            registry=registry,
+            prober=prober,
+            board=board,
+            interval=60.0,
+            on_tools=on_tools,
+            task_status=task_status,
+        )
 
     return run
 
@@ -256,7 +309,9 @@ async def test_an_mcp_notice_reloads_the_mcp_registry_only() -> None:
     async def record(name: str) -> None:
         calls.append(name)
 
-    services = types.SimpleNamespace(catalog_reload=partial(record, "catalog"), extras={"mcp_reload": partial(record, "mcp")})
+    services = types.SimpleNamespace(
+        catalog_reload=partial(record, "catalog"), extras={"mcp_reload": partial(record, "mcp")}
+    )
     invalidations = Invalidations(keys=None, store=None, services=services)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(invalidations.serve)

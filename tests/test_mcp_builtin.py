@@ -50,7 +50,12 @@ async def test_sdk_lists_and_calls_tools_as_system_admin(sqlite_dsn: str, mode: 
             assert client.server_info is not None and client.server_info.name == "voidllm"
             tools = await client.list_tools()
             assert [tool.name for tool in tools.tools] == [
-                "list_models", "get_model_health", "get_usage", "list_keys", "create_key", "list_deployments",
+                "list_models",
+                "get_model_health",
+                "get_usage",
+                "list_keys",
+                "create_key",
+                "list_deployments",
             ]
             models = _json(await client.call_tool("list_models", {}))
             assert [m["name"] for m in models] == ["embed-small", "gpt-4o"]
@@ -59,12 +64,31 @@ async def test_sdk_lists_and_calls_tools_as_system_admin(sqlite_dsn: str, mode: 
 
 def _usage(key_id: str, org_id: str, user_id: str | None, model: str, tokens: int, at: Any) -> dict[str, Any]:
     return {
-        "id": new_id(), "request_id": None, "key_id": key_id, "key_type": "user_key", "org_id": org_id,
-        "team_id": None, "user_id": user_id, "service_account_id": None, "model_name": model,
-        "requested_model_name": model, "deployment_name": None, "provider": "openai", "prompt_tokens": tokens,
-        "completion_tokens": 1, "total_tokens": tokens + 1, "cost_estimate": None, "request_duration_ms": 10,
-        "ttft_ms": None, "tokens_per_second": None, "status_code": 200, "status": "ok", "stream": False,
-        "source": None, "project": None, "created_at": at,
+        "id": new_id(),
+        "request_id": None,
+        "key_id": key_id,
+        "key_type": "user_key",
+        "org_id": org_id,
+        "team_id": None,
+        "user_id": user_id,
+        "service_account_id": None,
+        "model_name": model,
+        "requested_model_name": model,
+        "deployment_name": None,
+        "provider": "openai",
+        "prompt_tokens": tokens,
+        "completion_tokens": 1,
+        "total_tokens": tokens + 1,
+        "cost_estimate": None,
+        "request_duration_ms": 10,
+        "ttft_ms": None,
+        "tokens_per_second": None,
+        "status_code": 200,
+        "status": "ok",
+        "stream": False,
+        "source": None,
+        "project": None,
+        "created_at": at,
     }
 
 
@@ -84,19 +108,27 @@ async def test_every_tool_with_the_rest_api_permissions(sqlite_dsn: str) -> None
         member_key_id = await _key_id(gw, member_key)
         now = utcnow()
         rows = [
-            _usage(admin_identity.key_id, org, admin_identity.user_id, "gpt-4o", 10, now - timedelta(hours=1)),
+            _usage(
+                admin_identity.key_id, org, admin_identity.user_id, "gpt-4o", 10, now - timedelta(hours=1)
+            ),
             _usage(member_key_id, org, member_id, "gpt-4o", 20, now - timedelta(hours=2)),
-            _usage(member_key_id, org, member_id, "embed-small", 30, now - timedelta(days=40)),  # outside default
+            _usage(
+                member_key_id, org, member_id, "embed-small", 30, now - timedelta(days=40)
+            ),  # outside default
             _usage("k-other", "other-org", None, "gpt-4o", 99, now - timedelta(hours=1)),
         ]
         await gw.state.services.store.run(lambda conn: conn.execute(t.usage_events.insert(), rows))
         models = (await gw.client.get("/api/v1/models", headers=bearer(admin_key))).json()["data"]
         model_id = next(m["id"] for m in models if m["name"] == "gpt-4o")
 
-        async with _client(gw.url, member_key, "auto") as member, _client(gw.url, admin_key, "legacy") as admin:
+        async with (
+            _client(gw.url, member_key, "auto") as member,
+            _client(gw.url, admin_key, "legacy") as admin,
+        ):
             # list_models: members see names and types of the models they can use
             assert _json(await member.call_tool("list_models", {})) == [
-                {"name": "embed-small", "type": "embedding"}, {"name": "gpt-4o", "type": "chat"},
+                {"name": "embed-small", "type": "embedding"},
+                {"name": "gpt-4o", "type": "chat"},
             ]
             health = _json(await admin.call_tool("get_model_health", {"model": "gpt-4o"}))
             assert health["name"] == "gpt-4o" and health["status"] == "unknown"
@@ -109,7 +141,9 @@ async def test_every_tool_with_the_rest_api_permissions(sqlite_dsn: str) -> None
             assert [(p["group_key"], p["total_requests"], p["total_tokens"]) for p in org_usage["data"]] == [
                 ("gpt-4o", 2, 32),
             ]
-            mine = _json(await member.call_tool("get_usage", {"from": (now - timedelta(days=60)).isoformat()}))
+            mine = _json(
+                await member.call_tool("get_usage", {"from": (now - timedelta(days=60)).isoformat()})
+            )
             assert [(p["total_requests"], p["prompt_tokens"]) for p in mine["data"]] == [(2, 50)]
             bad_range = await member.call_tool("get_usage", {"from": now.isoformat(), "to": now.isoformat()})
             assert bad_range.is_error
@@ -139,8 +173,13 @@ async def test_every_tool_with_the_rest_api_permissions(sqlite_dsn: str) -> None
             assert unknown_model.is_error
 
             # protocol errors: unknown tool, missing/extra/ill-typed arguments
-            for name, args in [("nope", {}), ("create_key", {}), ("list_keys", {"x": 1}),
-                               ("create_key", {"name": "x", "expires_in": "1d"}), ("get_usage", {"from": "soon"})]:
+            for name, args in [
+                ("nope", {}),
+                ("create_key", {}),
+                ("list_keys", {"x": 1}),
+                ("create_key", {"name": "x", "expires_in": "1d"}),
+                ("get_usage", {"from": "soon"}),
+            ]:
                 with pytest.raises(MCPError) as caught:
                     await member.call_tool(name, args)
                 assert caught.value.code == -32602

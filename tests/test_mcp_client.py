@@ -411,7 +411,10 @@ def test_public_addresses(address: str) -> None:
         ("http://127.0.0.1:8080/mcp", "points at a private, loopback, link-local or reserved address"),
         ("http://[::1]/mcp", "points at a private, loopback, link-local or reserved address"),
         ("http://[::ffff:127.0.0.1]/mcp", "points at a private, loopback, link-local or reserved address"),
-        ("http://169.254.169.254/latest/meta-data", "points at a private, loopback, link-local or reserved address"),
+        (
+            "http://169.254.169.254/latest/meta-data",
+            "points at a private, loopback, link-local or reserved address",
+        ),
     ],
 )
 async def test_refused_urls(url: str, message: str) -> None:

@@ -50,8 +50,9 @@ def _client(url: str, key: str, mode: str, path: str = PATH) -> Client:
     return Client(streamable_http_client(url + path, http_client=http), mode=mode, raise_exceptions=True)
 
 
-async def _register(gw: RunningGateway, mock: MockMcp, alias: str = "tools",
-                    path: str = "/mcp-servers") -> str:
+async def _register(
+    gw: RunningGateway, mock: MockMcp, alias: str = "tools", path: str = "/mcp-servers"
+) -> str:
     body = {"name": alias.title(), "alias": alias, "url": mock.url}
     response = await gw.client.post(f"{API}{path}", headers=bearer(gw.api_key()), json=body)
     assert response.status_code == 201, response.text
@@ -97,9 +98,11 @@ def _refused(response: httpx.Response, status: int, code: int, message: str) -> 
 
 async def _tool_calls(gw: RunningGateway) -> list[Any]:
     c = t.mcp_tool_calls
-    return list(await gw.state.services.store.run(
-        lambda conn: conn.execute(sa.select(c).order_by(c.c.id)).mappings().all()
-    ))  # fmt: skip
+    return list(
+        await gw.state.services.store.run(
+            lambda conn: conn.execute(sa.select(c).order_by(c.c.id)).mappings().all()
+        )
+    )
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -138,8 +141,11 @@ async def test_tool_call_errors_and_timeouts_raw(sqlite_dsn: str) -> None:
         echoed = await c.post(PATH, headers=h, json=_call("echo", 5, text="again"))
         assert echoed.json()["result"]["structuredContent"] == {"text": "again"}
         # the SSE answer carries the same message
-        sse = await c.post(PATH, headers=_headers(key, mcp_session_id=token, accept="text/event-stream"),
-                           json=_call("echo", 6, text="streamed"))
+        sse = await c.post(
+            PATH,
+            headers=_headers(key, mcp_session_id=token, accept="text/event-stream"),
+            json=_call("echo", 6, text="streamed"),
+        )
         assert sse.headers["content-type"].startswith("text/event-stream") and b'"streamed"' in sse.content
         # GET offers no stream
         assert (await c.get(PATH, headers=_headers(key, mcp_session_id=token))).status_code == 405
@@ -167,8 +173,12 @@ async def test_resolution_and_access_statuses(sqlite_dsn: str) -> None:
         member = await user_key(gw, org, await add_user(gw, org, "member@example.com"))
         c, admin_key = gw.client, gw.api_key()
         # unknown alias: 404, also for the stateless era
-        _refused(await c.post(f"{API}/mcp/nothing", headers=_headers(member), json=_init()),
-                 404, -32600, "unknown MCP server")
+        _refused(
+            await c.post(f"{API}/mcp/nothing", headers=_headers(member), json=_init()),
+            404,
+            -32600,
+            "unknown MCP server",
+        )
         # a global server without the org's grant: 403 (the system admin passes)
         denied = "access denied to MCP server"
         _refused(await c.post(PATH, headers=_headers(member), json=_init()), 403, -32600, denied)
@@ -239,8 +249,12 @@ async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
         token = await _session(gw.client, key)
         h = _headers(key, mcp_session_id=token, accept="application/json")
         secret = "argument-text-never-stored"
-        for body in (_call("echo", text=secret), _call("fail", reason=secret), _call("slow", seconds=30),
-                     _rpc("tools/list")):
+        for body in (
+            _call("echo", text=secret),
+            _call("fail", reason=secret),
+            _call("slow", seconds=30),
+            _rpc("tools/list"),
+        ):
             await gw.client.post(PATH, headers=h, json=body)
         assert [_sample(name, **labels) for name, labels in counted] == [b + 1 for b in before]
         assert _sample("voidllm_mcp_tool_call_duration_seconds_count", server="tools", tool="slow") >= 1
@@ -250,8 +264,11 @@ async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
             if len(rows) == 3:
                 break
             await trio.sleep(0.02)
-        assert [(r["tool_name"], r["status"]) for r in rows] == [("echo", "success"), ("fail", "error"),
-                                                                  ("slow", "timeout")]
+        assert [(r["tool_name"], r["status"]) for r in rows] == [
+            ("echo", "success"),
+            ("fail", "error"),
+            ("slow", "timeout"),
+        ]
         identity = gw.state.keys.authenticate(f"Bearer {key}")
         for row in rows:
             who = (identity.key_id, identity.org_id, identity.user_id)
@@ -301,9 +318,9 @@ async def test_client_example_explains_failures_without_a_traceback(sqlite_dsn: 
         ]
         for key, url, expected in cases:
             argv = [sys.executable, str(EXAMPLES / "client.py"), key, url]
-            result = await trio.to_thread.run_sync(lambda: subprocess.run(
-                argv, capture_output=True, text=True, timeout=60, check=False
-            ))  # fmt: skip
+            result = await trio.to_thread.run_sync(
+                lambda: subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+            )
             assert result.returncode == 1 and expected in result.stderr, result.stderr
             assert "Traceback" not in result.stderr
 
@@ -313,8 +330,14 @@ async def test_client_example_lists_tools_and_models(sqlite_dsn: str, legacy: bo
     models = "models:\n  - {name: gpt-4o, provider: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
     async with run_gateway(make_config(sqlite_dsn, models)) as gw:
         argv = [sys.executable, str(EXAMPLES / "client.py"), gw.api_key(), gw.url + "/api/v1/mcp/voidllm"]
-        result = await trio.to_thread.run_sync(lambda: subprocess.run(
-            argv + (["--legacy"] if legacy else []), capture_output=True, text=True, timeout=60, check=False
-        ))  # fmt: skip
+        result = await trio.to_thread.run_sync(
+            lambda: subprocess.run(
+                argv + (["--legacy"] if legacy else []),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("tools: list_models, ") and '"gpt-4o"' in result.stdout

@@ -6,7 +6,6 @@ and the 2026-07-28 header checks."""
 from __future__ import annotations
 
 import base64
-
 from typing import Any
 
 import httpx
@@ -35,7 +34,9 @@ def _request(method: str, id: int = 1, **params: Any) -> dict[str, Any]:
 
 
 def _init(version: str = "2025-06-18") -> dict[str, Any]:
-    return _request("initialize", protocolVersion=version, capabilities={}, clientInfo={"name": "t", "version": "1"})
+    return _request(
+        "initialize", protocolVersion=version, capabilities={}, clientInfo={"name": "t", "version": "1"}
+    )
 
 
 async def _session(client: httpx.AsyncClient, key: str, version: str = "2025-06-18") -> str:
@@ -61,34 +62,50 @@ async def test_session_era_initialize_then_requests_need_the_session(sqlite_dsn:
         key, c = gw.api_key(), gw.client
         token = await _session(c, key)
 
-        initialized = await c.post(PATH, headers=_headers(key, mcp_session_id=token, mcp_protocol_version="2025-06-18"),
-                                   json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        initialized = await c.post(
+            PATH,
+            headers=_headers(key, mcp_session_id=token, mcp_protocol_version="2025-06-18"),
+            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+        )
         assert (initialized.status_code, initialized.content) == (202, b"")
         # a client's response message is accepted and ignored too
-        answered = await c.post(PATH, headers=_headers(key, mcp_session_id=token),
-                                json={"jsonrpc": "2.0", "id": 9, "result": {}})
+        answered = await c.post(
+            PATH, headers=_headers(key, mcp_session_id=token), json={"jsonrpc": "2.0", "id": 9, "result": {}}
+        )
         assert (answered.status_code, answered.content) == (202, b"")
 
-        ping = await c.post(PATH, headers=_headers(key, mcp_session_id=token, accept="application/json",
-                                                     mcp_protocol_version="2025-06-18"), json=_request("ping", 7))
+        ping = await c.post(
+            PATH,
+            headers=_headers(
+                key, mcp_session_id=token, accept="application/json", mcp_protocol_version="2025-06-18"
+            ),
+            json=_request("ping", 7),
+        )
         assert ping.json() == {"jsonrpc": "2.0", "id": 7, "result": {}}
 
         missing = await c.post(PATH, headers=_headers(key), json=_request("tools/list"))
         assert _error(missing, 400, -32600)["id"] is None
-        forged = await c.post(PATH, headers=_headers(key, mcp_session_id=token[:-4] + "AAAA"),
-                              json=_request("tools/list"))
+        forged = await c.post(
+            PATH, headers=_headers(key, mcp_session_id=token[:-4] + "AAAA"), json=_request("tools/list")
+        )
         _error(forged, 404, -32600)
-        junk = await c.post(PATH, headers=_headers(key, mcp_session_id="not-a-token"), json=_request("tools/list"))
+        junk = await c.post(
+            PATH, headers=_headers(key, mcp_session_id="not-a-token"), json=_request("tools/list")
+        )
         _error(junk, 404, -32600)
 
         # the token is bound to the key that opened the session
         org = await default_org(gw)
         other = await user_key(gw, org, await add_user(gw, org, "m@example.com"))
-        stolen = await c.post(PATH, headers=_headers(other, mcp_session_id=token), json=_request("tools/list"))
+        stolen = await c.post(
+            PATH, headers=_headers(other, mcp_session_id=token), json=_request("tools/list")
+        )
         _error(stolen, 404, -32600)
 
         # an unsupported requested version negotiates our newest session-era version
-        newest = await c.post(PATH, headers=_headers(key, accept="application/json"), json=_init("2024-01-01"))
+        newest = await c.post(
+            PATH, headers=_headers(key, accept="application/json"), json=_init("2024-01-01")
+        )
         assert newest.json()["result"]["protocolVersion"] == "2025-11-25"
 
         versions = _headers(key, mcp_session_id=token, mcp_protocol_version="2025-11-25")
@@ -113,8 +130,11 @@ async def test_session_sealed_by_one_gateway_is_served_by_another(sqlite_dsn: st
         key = first.api_key()
         token = await _session(first.client, key)
     async with run_gateway(config) as second:
-        listed = await second.client.post(PATH, headers=_headers(key, mcp_session_id=token, accept="application/json"),
-                                          json=_request("tools/list", 3))
+        listed = await second.client.post(
+            PATH,
+            headers=_headers(key, mcp_session_id=token, accept="application/json"),
+            json=_request("tools/list", 3),
+        )
         assert listed.status_code == 200, listed.text
         assert listed.json()["id"] == 3 and len(listed.json()["result"]["tools"]) == 6
 
@@ -135,7 +155,9 @@ async def test_origin_auth_version_accept_and_body_rules(sqlite_dsn: str) -> Non
         wrong = await c.post(PATH, headers=_headers("vl_uk_" + "0" * 48), json=_init())
         _error(wrong, 401, -32600)
 
-        unsupported = await c.post(PATH, headers=_headers(key, mcp_protocol_version="2024-11-05"), json=_init())
+        unsupported = await c.post(
+            PATH, headers=_headers(key, mcp_protocol_version="2024-11-05"), json=_init()
+        )
         body = _error(unsupported, 400, -32022)
         assert body["error"]["data"]["supported"] == SUPPORTED
 
@@ -156,9 +178,13 @@ async def test_configured_origins_are_allowed(sqlite_dsn: str) -> None:
     config = make_config(sqlite_dsn, settings='mcp:\n  allowed_origins: ["https://ide.example.com/"]')
     async with run_gateway(config) as gw:
         key = gw.api_key()
-        listed = await gw.client.post(PATH, headers=_headers(key, origin="https://ide.example.com"), json=_init())
+        listed = await gw.client.post(
+            PATH, headers=_headers(key, origin="https://ide.example.com"), json=_init()
+        )
         assert listed.status_code == 200, listed.text
-        other = await gw.client.post(PATH, headers=_headers(key, origin="https://other.example.com"), json=_init())
+        other = await gw.client.post(
+            PATH, headers=_headers(key, origin="https://other.example.com"), json=_init()
+        )
         _error(other, 403, -32600)
 
 
@@ -183,18 +209,26 @@ async def test_batches_only_in_2025_03_26(sqlite_dsn: str) -> None:
     async with run_gateway(make_config(sqlite_dsn)) as gw:
         key, c = gw.api_key(), gw.client
         token = await _session(c, key, "2025-03-26")
-        batch = [_request("ping", 1), {"jsonrpc": "2.0", "method": "notifications/initialized"},
-                 _request("nope", 2), {"jsonrpc": "2.0"}]
+        batch = [
+            _request("ping", 1),
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            _request("nope", 2),
+            {"jsonrpc": "2.0"},
+        ]
         answered = await c.post(PATH, headers=_headers(key, mcp_session_id=token), json=batch)
         assert answered.status_code == 200
         by_id = {item["id"]: item for item in answered.json()}
         assert by_id[1]["result"] == {} and by_id[2]["error"]["code"] == -32601
         assert by_id[None]["error"]["code"] == -32600
-        only_notes = await c.post(PATH, headers=_headers(key, mcp_session_id=token),
-                                  json=[{"jsonrpc": "2.0", "method": "notifications/initialized"}])
+        only_notes = await c.post(
+            PATH,
+            headers=_headers(key, mcp_session_id=token),
+            json=[{"jsonrpc": "2.0", "method": "notifications/initialized"}],
+        )
         assert only_notes.status_code == 202
-        newer = await c.post(PATH, headers=_headers(key, mcp_session_id=token, mcp_protocol_version="2025-06-18"),
-                             json=batch)
+        newer = await c.post(
+            PATH, headers=_headers(key, mcp_session_id=token, mcp_protocol_version="2025-06-18"), json=batch
+        )
         _error(newer, 400, -32600)
         with_init = await c.post(PATH, headers=_headers(key), json=[_init("2025-03-26")])
         _error(with_init, 400, -32600)
@@ -212,23 +246,31 @@ def _modern(key: str, method: str, name: str | None = None, **extra: str) -> dic
 
 
 def _meta() -> dict[str, Any]:
-    return {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
-                      "io.modelcontextprotocol/clientCapabilities": {},
-                      "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}}}
+    return {
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        }
+    }
 
 
 async def test_stateless_revision(sqlite_dsn: str) -> None:
     async with run_gateway(make_config(sqlite_dsn)) as gw:
         key, c = gw.api_key(), gw.client
-        discover = await c.post(PATH, headers=_modern(key, "server/discover"),
-                                json=_request("server/discover", **_meta()))
+        discover = await c.post(
+            PATH, headers=_modern(key, "server/discover"), json=_request("server/discover", **_meta())
+        )
         result = discover.json()["result"]
         assert result["supportedVersions"] == SUPPORTED and result["capabilities"] == {"tools": {}}
         assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "voidllm"
 
         # no session needed, a session id is ignored
-        listed = await c.post(PATH, headers=_modern(key, "tools/list", mcp_session_id="ignored"),
-                              json=_request("tools/list", **_meta()))
+        listed = await c.post(
+            PATH,
+            headers=_modern(key, "tools/list", mcp_session_id="ignored"),
+            json=_request("tools/list", **_meta()),
+        )
         assert listed.status_code == 200 and len(listed.json()["result"]["tools"]) == 6
 
         call = _request("tools/call", name="list_keys", arguments={}, **_meta())
@@ -253,7 +295,9 @@ async def test_stateless_revision(sqlite_dsn: str) -> None:
             response = await c.request(verb, PATH, headers=_modern(key, "x"))
             _error(response, 405, -32600)
             assert response.headers["allow"] == "POST"
-        batch = await c.post(PATH, headers=_modern(key, "tools/list"), json=[_request("tools/list", **_meta())])
+        batch = await c.post(
+            PATH, headers=_modern(key, "tools/list"), json=[_request("tools/list", **_meta())]
+        )
         _error(batch, 400, -32600)
 
 
@@ -263,16 +307,23 @@ async def test_stateless_revision(sqlite_dsn: str) -> None:
 def test_jsonrpc_parsing_classifies_messages_and_rejects_the_rest() -> None:
     from voidllm.mcp import jsonrpc as j
 
-    assert j.parse_body(b'{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":1}}') == j.Request("a", "m", {"x": 1})
+    assert j.parse_body(b'{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":1}}') == j.Request(
+        "a", "m", {"x": 1}
+    )
     assert j.parse_body(b'{"jsonrpc":"2.0","method":"n"}') == j.Notification("n")
     assert j.parse_body(b'{"jsonrpc":"2.0","id":1,"result":{}}') == j.Response(1, {})
     error = j.parse_body(b'{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}}')
     assert isinstance(error, j.ErrorResponse) and (error.id, error.error.code) == (1, -1)
-    for bad, code in [(b"", j.PARSE_ERROR), (b"{", j.PARSE_ERROR), (b"[]", j.INVALID_REQUEST),
-                      (b'{"jsonrpc":"2.0","id":true,"method":"m"}', j.INVALID_REQUEST),
-                      (b'{"jsonrpc":"2.0","id":null,"method":"m"}', j.INVALID_REQUEST),
-                      (b'{"jsonrpc":"2.0","id":1,"method":"m","params":[1]}', j.INVALID_REQUEST),
-                      (b'{"jsonrpc":"2.0","id":1}', j.INVALID_REQUEST), (b'"x"', j.INVALID_REQUEST)]:
+    for bad, code in [
+        (b"", j.PARSE_ERROR),
+        (b"{", j.PARSE_ERROR),
+        (b"[]", j.INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":true,"method":"m"}', j.INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":null,"method":"m"}', j.INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":1,"method":"m","params":[1]}', j.INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":1}', j.INVALID_REQUEST),
+        (b'"x"', j.INVALID_REQUEST),
+    ]:
         try:
             j.parse_body(bad)
         except j.JsonRpcError as exc:
@@ -281,7 +332,9 @@ def test_jsonrpc_parsing_classifies_messages_and_rejects_the_rest() -> None:
             raise AssertionError(f"{bad!r} parsed")
     assert j.dumps(j.Request(1, "m")) == b'{"jsonrpc":"2.0","id":1,"method":"m"}'
     assert orjson.loads(j.dumps(j.ErrorResponse(None, j.JsonRpcError(-32022, "v", {"supported": []})))) == {
-        "jsonrpc": "2.0", "id": None, "error": {"code": -32022, "message": "v", "data": {"supported": []}},
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32022, "message": "v", "data": {"supported": []}},
     }
 
 
@@ -295,7 +348,9 @@ def test_sealed_sessions_are_bound_expire_and_can_be_revoked() -> None:
 
     sealer = SessionSealer(Keyring.from_setting("a passphrase of enough length"))
     secret = "upstream-session-7f3c9a1e2b"
-    state = SessionState.new(key_id="k1", endpoint="/e", protocol_version="2025-06-18", backend={"up": secret})
+    state = SessionState.new(
+        key_id="k1", endpoint="/e", protocol_version="2025-06-18", backend={"up": secret}
+    )
     token = sealer.seal(state)
     assert all(0x21 <= ord(c) <= 0x7E for c in token) and secret not in token
     raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
@@ -303,15 +358,25 @@ def test_sealed_sessions_are_bound_expire_and_can_be_revoked() -> None:
     assert sealer.open(token, key_id="k1", endpoint="/e") == state
     # another gateway process with the same encryption key opens it
     assert SessionSealer(Keyring.from_setting("a passphrase of enough length")).open(
-        token, key_id="k1", endpoint="/e").backend == {"up": secret}
+        token, key_id="k1", endpoint="/e"
+    ).backend == {"up": secret}
     with pytest.raises(InvalidSession):
-        SessionSealer(Keyring.from_setting("another passphrase, rotated")).open(token, key_id="k1", endpoint="/e")
-    for key_id, endpoint, presented in [("k2", "/e", token), ("k1", "/other", token), ("k1", "/e", token[:-2]),
-                                        ("k1", "/e", "x" * 9000), ("k1", "/e", "")]:
+        SessionSealer(Keyring.from_setting("another passphrase, rotated")).open(
+            token, key_id="k1", endpoint="/e"
+        )
+    for key_id, endpoint, presented in [
+        ("k2", "/e", token),
+        ("k1", "/other", token),
+        ("k1", "/e", token[:-2]),
+        ("k1", "/e", "x" * 9000),
+        ("k1", "/e", ""),
+    ]:
         with pytest.raises(InvalidSession):
             sealer.open(presented, key_id=key_id, endpoint=endpoint)
     with pytest.raises(InvalidSession):
-        sealer.open(token, key_id="k1", endpoint="/e", now=state.issued_at + SESSION_TTL + timedelta(seconds=1))
+        sealer.open(
+            token, key_id="k1", endpoint="/e", now=state.issued_at + SESSION_TTL + timedelta(seconds=1)
+        )
     sealer.revoke(state)
     with pytest.raises(InvalidSession):
         sealer.open(token, key_id="k1", endpoint="/e")
@@ -329,9 +394,11 @@ async def test_a_trickled_body_is_refused_at_read_timeout(sqlite_dsn: str) -> No
     async with run_gateway(config) as gw:
         host, port = httpx.URL(gw.url).host, httpx.URL(gw.url).port
         body = orjson.dumps(_init())
-        head = (f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {gw.api_key()}\r\n"
-                f"Accept: {JSON_AND_SSE}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {gw.api_key()}\r\n"
+            f"Accept: {JSON_AND_SSE}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         stream = await trio.open_tcp_stream(host, port or 80)
         async with stream:
             await stream.send_all(head + body[: len(body) // 2])  # and never the rest

@@ -79,17 +79,23 @@ async def test_every_documented_metric_is_exported_and_every_exported_one_docume
         open_mock_upstream(Behaviour(stream_chunks=3)) as mock,
         open_mock_upstream(Behaviour(status=503)) as broken,
     ):
-        models = "models:" + model_yaml("plain", mock.base_url) + f"""
+        models = (
+            "models:"
+            + model_yaml("plain", mock.base_url)
+            + f"""
   - name: multi
     strategy: priority
     deployments:
       - {{name: broken, provider: openai, base_url: "{broken.base_url}", priority: 0}}
       - {{name: healthy, provider: openai, base_url: "{mock.base_url}", priority: 1}}
 """
+        )
         config = make_config(sqlite_dsn, models, settings="health_check:\n  health:\n    enabled: true")
         async with run_gateway(config) as gw:
             auth = {"Authorization": f"Bearer {gw.api_key()}"}
-            before = (await gw.client.get("/metrics")).text  # the registry is the process's: earlier tests count
+            before = (
+                await gw.client.get("/metrics")
+            ).text  # the registry is the process's: earlier tests count
 
             async def chat(headers: dict[str, str], model: str, **extra: object) -> int:
                 body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
@@ -107,7 +113,10 @@ async def test_every_documented_metric_is_exported_and_every_exported_one_docume
             # a request's metrics are recorded as it finishes, just after its last byte went out
             served = 'voidllm_upstream_requests_total{model="plain",provider="openai",status="200"}'
             with trio.fail_after(5):
-                while sample(text := (await gw.client.get("/metrics")).text, served) - sample(before, served) < 3:
+                while (
+                    sample(text := (await gw.client.get("/metrics")).text, served) - sample(before, served)
+                    < 3
+                ):
                     await trio.sleep(0.01)
 
     table = documented()
@@ -119,20 +128,38 @@ async def test_every_documented_metric_is_exported_and_every_exported_one_docume
     labels = series_labels(text)
     wrong = {name: seen for name, seen in labels.items() if seen != {table[name][1]}}
     assert wrong == {}, "samples whose label names differ from the table"
-    with_samples = {f"voidllm_{name}" for name in (
-        "upstream_requests_total", "upstream_errors_total", "proxy_duration_seconds", "proxy_ttft_seconds",
-        "tokens_total", "routing_attempts_total", "routing_failovers_total", "routing_retries_total",
-        "ratelimit_rejections_total", "auth_failures_total", "model_health_status",
-        "model_health_latency_seconds", "circuit_breaker_state", "cache_size", "service_up",
-        "store_operation_seconds", "db_open_connections", "usage_buffer_depth",
-    )}
+    with_samples = {
+        f"voidllm_{name}"
+        for name in (
+            "upstream_requests_total",
+            "upstream_errors_total",
+            "proxy_duration_seconds",
+            "proxy_ttft_seconds",
+            "tokens_total",
+            "routing_attempts_total",
+            "routing_failovers_total",
+            "routing_retries_total",
+            "ratelimit_rejections_total",
+            "auth_failures_total",
+            "model_health_status",
+            "model_health_latency_seconds",
+            "circuit_breaker_state",
+            "cache_size",
+            "service_up",
+            "store_operation_seconds",
+            "db_open_connections",
+            "usage_buffer_depth",
+        )
+    }
     assert sorted(with_samples - set(labels)) == []
 
     def grew(series: str) -> float:
         return sample(text, series) - sample(before, series)
 
     assert grew('voidllm_routing_retries_total{model="multi",strategy="priority"}') == 1.0
-    assert grew('voidllm_routing_failovers_total{deployment="broken",model="multi",reason="status_5xx"}') == 1.0
+    assert (
+        grew('voidllm_routing_failovers_total{deployment="broken",model="multi",reason="status_5xx"}') == 1.0
+    )
     assert grew('voidllm_ratelimit_rejections_total{level="key",scope="request"}') == 1.0
     assert sample(text, 'voidllm_model_health_status{model="multi/broken"}') == 1.0  # a 503 still answers
     assert sample(text, 'voidllm_store_operation_seconds_count{operation="transaction",outcome="ok"}') > 0.0
@@ -143,8 +170,10 @@ async def test_every_documented_metric_is_exported_and_every_exported_one_docume
 def test_the_grafana_example_charts_only_documented_metrics() -> None:
     dashboard = json.loads((ROOT / "examples" / "grafana-dashboard.json").read_text())
     assert dashboard["schemaVersion"] >= 36
-    assert any(var["name"] == "DS_PROMETHEUS" and var["type"] == "datasource"
-               for var in dashboard["templating"]["list"])
+    assert any(
+        var["name"] == "DS_PROMETHEUS" and var["type"] == "datasource"
+        for var in dashboard["templating"]["list"]
+    )
     table = documented()
     targets = [target for panel in dashboard["panels"] for target in panel.get("targets", [])]
     exprs = [target["expr"] for target in targets]
@@ -156,12 +185,23 @@ def test_the_grafana_example_charts_only_documented_metrics() -> None:
             name = base
         assert name in table, f"the dashboard charts {name}, which README.md does not document"
         used.add(name)
-    wanted = {f"voidllm_{name}" for name in (
-        "upstream_requests_total", "proxy_duration_seconds", "proxy_ttft_seconds", "tokens_total",
-        "upstream_errors_total", "circuit_breaker_state", "ratelimit_rejections_total", "usage_buffer_depth",
-        "usage_events_dropped_total", "store_operation_seconds", "rollup_lag_seconds",
-        "retention_rows_deleted_total",
-    )}
+    wanted = {
+        f"voidllm_{name}"
+        for name in (
+            "upstream_requests_total",
+            "proxy_duration_seconds",
+            "proxy_ttft_seconds",
+            "tokens_total",
+            "upstream_errors_total",
+            "circuit_breaker_state",
+            "ratelimit_rejections_total",
+            "usage_buffer_depth",
+            "usage_events_dropped_total",
+            "store_operation_seconds",
+            "rollup_lag_seconds",
+            "retention_rows_deleted_total",
+        )
+    }
     assert sorted(wanted - used) == []
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))

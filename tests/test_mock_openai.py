@@ -407,8 +407,8 @@ def test_multipart_parser_handles_any_split() -> None:
     boundary = b"XyZ"
     file_content = b"\r\n--Xy not a boundary \r\n--X\r\n-"  # prefixes of the delimiter
     body = (
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp3\"\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n'
         b"Content-Type: audio/mpeg\r\n\r\n" + file_content + b"\r\n--XyZ--\r\n"
     )
     for size in (1, 2, 3, 7, len(body)):
@@ -436,8 +436,19 @@ def test_exports_match_the_public_names() -> None:
 
 @pytest.mark.slow
 async def test_cli_serves_until_sigterm() -> None:
-    command = [sys.executable, "-m", "voidllm.testing.mock_openai", "--port", "0", "--latency", "1ms",
-               "--stream-chunks", "2", "--chunk-interval", "1ms"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "voidllm.testing.mock_openai",
+        "--port",
+        "0",
+        "--latency",
+        "1ms",
+        "--stream-chunks",
+        "2",
+        "--chunk-interval",
+        "1ms",
+    ]
     pipe = subprocess.PIPE
     run = functools.partial(trio.run_process, command, stdout=pipe, stderr=pipe, check=False)
     with trio.fail_after(8):

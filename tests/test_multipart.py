@@ -63,8 +63,9 @@ def chunkings(body: bytes) -> Iterator[list[bytes]]:
         yield random_chunks(body, seed)
 
 
-def proxy(chunks: Sequence[bytes], new_model: str, *, boundary: bytes = B, max_head: int = DEFAULT_MAX_HEAD
-          ) -> tuple[str, bytes, int]:
+def proxy(
+    chunks: Sequence[bytes], new_model: str, *, boundary: bytes = B, max_head: int = DEFAULT_MAX_HEAD
+) -> tuple[str, bytes, int]:
     """What the proxy does: feed until the model is read, rewrite, relay the rest; (model, body, delta)."""
     head = MultipartHead(boundary, max_head=max_head)
     rest = iter(chunks)
@@ -101,8 +102,10 @@ def field(name: bytes, value: bytes) -> bytes:
 
 
 def file_part(name: bytes = b"file", content: bytes = WAV) -> bytes:
-    return (b'Content-Disposition: form-data; name="' + name + b'"; filename="speech.wav"\r\n'
-            b"Content-Type: audio/wav\r\n\r\n" + content)
+    return (
+        b'Content-Disposition: form-data; name="' + name + b'"; filename="speech.wav"\r\n'
+        b"Content-Type: audio/wav\r\n\r\n" + content
+    )
 
 
 # --- the boundary --------------------------------------------------------------------------------------
@@ -114,8 +117,10 @@ def file_part(name: bytes = b"file", content: bytes = WAV) -> bytes:
         ("multipart/form-data; boundary=abc", b"abc"),
         ("multipart/form-data;boundary=abc", b"abc"),
         ("Multipart/Form-Data; BOUNDARY=abc", b"abc"),
-        ("multipart/form-data; charset=utf-8; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
-         b"----WebKitFormBoundary7MA4YWxkTrZu0gW"),
+        (
+            "multipart/form-data; charset=utf-8; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+            b"----WebKitFormBoundary7MA4YWxkTrZu0gW",
+        ),
         ('multipart/form-data; boundary="a b\'()+_,-./:=?Z"', b"a b'()+_,-./:=?Z"),
         ('multipart/form-data; boundary="a:b?c=d"; charset=utf-8', b"a:b?c=d"),
         ("multipart/form-data; boundary=" + "x" * 70, b"x" * 70),
@@ -205,8 +210,9 @@ def test_a_form_without_file_parts() -> None:
 
 def test_preamble_padding_and_epilogue() -> None:
     preamble = b"This is a preamble; --" + B + b" is not at a line start.\r\n"
-    body = hand_written(field(b"model", b"whisper"), file_part(), preamble=preamble,
-                        epilogue=b"epilogue --" + B + b"--\r\n")
+    body = hand_written(
+        field(b"model", b"whisper"), file_part(), preamble=preamble, epilogue=b"epilogue --" + B + b"--\r\n"
+    )
     body = body.replace(B + b"\r\n", B + b" \t\r\n", 1)  # transport padding after the first boundary
     assert b"--" + B + b" \t\r\n" in body
     assert_rewrites(body, "whisper", "w", body.replace(b"\r\n\r\nwhisper\r\n", b"\r\n\r\nw\r\n"))
@@ -235,8 +241,13 @@ def test_header_variants(disposition: bytes) -> None:
 
 
 def test_fields_named_like_model_are_other_fields() -> None:
-    body = hand_written(field(b"Model", b"a"), field(b'mo\\"del', b"b"), field(b"models", b"c"),
-                        field(b"model", b"d"), file_part())
+    body = hand_written(
+        field(b"Model", b"a"),
+        field(b'mo\\"del', b"b"),
+        field(b"models", b"c"),
+        field(b"model", b"d"),
+        file_part(),
+    )
     assert proxy(one_byte_at_a_time(body), "z")[0] == "d"
 
 
@@ -265,12 +276,14 @@ def test_the_file_is_never_held() -> None:
 @pytest.mark.parametrize("seed", range(40))
 def test_generated_forms(seed: int) -> None:
     rng = random.Random(seed)
-    alphabet = "abcxyz é✓\r\n-\"\\;="
+    alphabet = 'abcxyz é✓\r\n-"\\;='
     text = {f"f{i}": "".join(rng.choices(alphabet, k=rng.randint(0, 30))) for i in range(rng.randint(0, 4))}
     fields = list(text.items())
     fields.insert(rng.randint(0, len(fields)), ("model", "alias-" + str(seed)))
-    files = [(f"file{i}", (f"n{i}.bin", rng.randbytes(rng.randint(0, 3000)), "application/octet-stream"))
-             for i in range(rng.randint(0, 2))]
+    files = [
+        (f"file{i}", (f"n{i}.bin", rng.randbytes(rng.randint(0, 3000)), "application/octet-stream"))
+        for i in range(rng.randint(0, 2))
+    ]
     boundary = "".join(rng.choice("abcdefXYZ0123456789'()+_,-./:=?") for _ in range(rng.randint(1, 70)))
     body = encode(dict(fields), files or None, boundary=boundary)
     new = "canonical/" + "m" * rng.randint(0, 12)
@@ -288,8 +301,13 @@ def test_head_limit_is_exact_whatever_the_chunking() -> None:
     body = encode({"prompt": "p" * 300, "model": "m"}, {"file": ("a.wav", WAV)})
     value_start = body.index(b'name="model"\r\n\r\n') + len(b'name="model"\r\n\r\n')
     model_end = body.index(b"\r\n--" + B, value_start) + len(b"\r\n--" + B)
-    assert_rewrites(body, "m", "n", encode({"prompt": "p" * 300, "model": "n"}, {"file": ("a.wav", WAV)}),
-                    max_head=model_end)
+    assert_rewrites(
+        body,
+        "m",
+        "n",
+        encode({"prompt": "p" * 300, "model": "n"}, {"file": ("a.wav", WAV)}),
+        max_head=model_end,
+    )
     message = f"the model field must end within the first {model_end - 1} bytes"
     assert_refused(body, message, max_head=model_end - 1)
 
@@ -333,7 +351,7 @@ def test_a_second_model_field_is_refused_wherever_it_is() -> None:
         hand_written(field(b"language", b"en")),
         hand_written(field(b"language", b"en"), field(b"model", b"")),
         hand_written(field(b"model", b" \t\r\n ")),
-        hand_written(field(b"model", b"whisper"))[:-len(b"\r\n--" + B + b"--\r\n")],
+        hand_written(field(b"model", b"whisper"))[: -len(b"\r\n--" + B + b"--\r\n")],
         b"no multipart here at all",
     ],
 )
@@ -354,8 +372,10 @@ def test_model_value_must_be_utf8() -> None:
 
 @pytest.mark.parametrize("encoding", [b"base64", b"quoted-printable", b"BASE64"])
 def test_model_with_a_transfer_encoding(encoding: bytes) -> None:
-    part = (b'Content-Disposition: form-data; name="model"\r\n'
-            b"Content-Transfer-Encoding: " + encoding + b"\r\n\r\nd2hpc3Blcg==")
+    part = (
+        b'Content-Disposition: form-data; name="model"\r\n'
+        b"Content-Transfer-Encoding: " + encoding + b"\r\n\r\nd2hpc3Blcg=="
+    )
     assert_refused(hand_written(part, file_part()), "must not use a Content-Transfer-Encoding")
 
 
@@ -364,15 +384,19 @@ def test_model_with_a_transfer_encoding(encoding: bytes) -> None:
     [
         (b"Content-Type: text/plain\r\n\r\nwhisper", "has no Content-Disposition"),
         (b"\r\nwhisper", "has no Content-Disposition"),
-        (b'Content-Disposition: form-data; name="x"\r\nContent-Disposition: form-data; name="model"\r\n\r\nw',
-         "more than one Content-Disposition"),
+        (
+            b'Content-Disposition: form-data; name="x"\r\nContent-Disposition: form-data; name="model"\r\n\r\nw',
+            "more than one Content-Disposition",
+        ),
         (b'Content-Disposition: form-data; name="model"; name="x"\r\n\r\nw', "repeated header parameter"),
         (b'Content-Disposition: form-data; name="model\r\n\r\nw', "malformed header parameter"),
         (b"Content-Disposition: attachment; name=model\r\n\r\nw", "not a named form-data field"),
         (b"Content-Disposition: form-data\r\n\r\nw", "not a named form-data field"),
         (b'Content-Disposition: form-data;\r\n name="model"\r\n\r\nw', "folded"),
-        (b'Content-Disposition: form-data; name="model"\r\nX-Broken\r\n\r\nw',
-         "malformed multipart part header"),
+        (
+            b'Content-Disposition: form-data; name="model"\r\nX-Broken\r\n\r\nw',
+            "malformed multipart part header",
+        ),
     ],
 )
 def test_malformed_parts(part: bytes, message: str) -> None:

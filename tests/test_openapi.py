@@ -38,12 +38,18 @@ def quart_api_rules(app: Any) -> list[tuple[str, str]]:
         (method, rule.rule)
         for rule in app.url_map.iter_rules()
         if rule.rule.startswith(PREFIX)
-        for method in sorted(rule.methods or ()) if method not in ("HEAD", "OPTIONS")
+        for method in sorted(rule.methods or ())
+        if method not in ("HEAD", "OPTIONS")
     ]
 
 
 def quart_app(dsn: str) -> Any:
-    state = AppState(config=make_config(dsn), store=None, keys=KeyCache(b"k" * 32), catalog=Catalog(Registry.from_config(())))
+    state = AppState(
+        config=make_config(dsn),
+        store=None,
+        keys=KeyCache(b"k" * 32),
+        catalog=Catalog(Registry.from_config(())),
+    )
     return create_quart_app(state)
 
 
@@ -66,7 +72,10 @@ def test_the_check_fails_for_a_route_the_document_lacks(document: dict[str, Any]
     assert missing_operations(document, [(r.method, r.full_path) for r in routes]) == [
         "DELETE /api/v1/things/<thing_id>"
     ]
-    assert missing_operations(build_document(routes, version="t"), [(r.method, r.full_path) for r in routes]) == []
+    assert (
+        missing_operations(build_document(routes, version="t"), [(r.method, r.full_path) for r in routes])
+        == []
+    )
 
 
 def test_every_quart_rule_under_api_v1_is_documented(document: dict[str, Any], sqlite_dsn: str) -> None:
@@ -80,7 +89,8 @@ def test_every_quart_rule_under_api_v1_is_documented(document: dict[str, Any], s
 
     app.add_url_rule(f"{PREFIX}/undeclared/<int:n>", view_func=undeclared, methods=["GET", "POST"])
     assert missing_operations(document, quart_api_rules(app)) == [
-        "GET /api/v1/undeclared/<int:n>", "POST /api/v1/undeclared/<int:n>",
+        "GET /api/v1/undeclared/<int:n>",
+        "POST /api/v1/undeclared/<int:n>",
     ]
 
 
@@ -207,7 +217,9 @@ def test_unknown_types_are_an_error_not_a_silent_gap() -> None:
 
 
 def validator_for(document: dict[str, Any], ref: str) -> jsonschema_rs.Validator:
-    return jsonschema_rs.validator_for({"$schema": DRAFT_2020_12, "$ref": ref, "components": document["components"]})
+    return jsonschema_rs.validator_for(
+        {"$schema": DRAFT_2020_12, "$ref": ref, "components": document["components"]}
+    )
 
 
 async def test_docs_are_served_without_auth_and_describe_real_responses(sqlite_dsn: str) -> None:
@@ -225,12 +237,18 @@ async def test_docs_are_served_without_auth_and_describe_real_responses(sqlite_d
             for op in operations.values():
                 assert f"id='op-{op['operationId']}'" in page.text
 
-        listing = await gw.client.get("/api/v1/audit-logs", headers={"Authorization": f"Bearer {gw.api_key()}"})
-        schema = document["paths"]["/api/v1/audit-logs"]["get"]["responses"]["200"]["content"]["application/json"]
+        listing = await gw.client.get(
+            "/api/v1/audit-logs", headers={"Authorization": f"Bearer {gw.api_key()}"}
+        )
+        schema = document["paths"]["/api/v1/audit-logs"]["get"]["responses"]["200"]["content"][
+            "application/json"
+        ]
         validator_for(document, schema["schema"]["$ref"]).validate(listing.json())
         denied = await gw.client.get("/api/v1/audit-logs")
         validator_for(document, "#/components/schemas/Error").validate(denied.json())
-        assert not validator_for(document, schema["schema"]["$ref"]).is_valid({"data": [{"id": 1}], "has_more": True})
+        assert not validator_for(document, schema["schema"]["$ref"]).is_valid(
+            {"data": [{"id": 1}], "has_more": True}
+        )
 
 
 def test_the_documented_callers_are_the_ones_the_rbac_matrix_enforces(document: dict[str, Any]) -> None:

@@ -64,8 +64,11 @@ class Gate:
             while b"\r\n\r\n" not in data:
                 data += await stream.receive_some()
             head, _, body = data.partition(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))  # fmt: skip
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
             while len(body) < length:
                 body += await stream.receive_some()
             self.requests.append(body)
@@ -82,10 +85,15 @@ class Gate:
 
 
 def _chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
-    return orjson.dumps({
-        "id": "chatcmpl-gate", "object": "chat.completion.chunk", "created": 0, "model": "gpt-gate",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    })  # fmt: skip
+    return orjson.dumps(
+        {
+            "id": "chatcmpl-gate",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "gpt-gate",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+    )
 
 
 async def _send_event(stream: trio.SocketStream, data: bytes) -> None:
@@ -183,9 +191,11 @@ async def test_the_bearer_override_needs_no_csrf(pg: Playground) -> None:
 
 
 async def test_csrf_is_required_with_the_cookie_and_nothing_reaches_the_upstream(pg: Playground) -> None:
-    for headers in ({"Cookie": _cookie_header(pg.browser)},
-                    {"Cookie": _cookie_header(pg.browser), "X-CSRF-Token": "forged"},
-                    {**_browser_headers(pg.browser), "Origin": "https://evil.example"}):  # fmt: skip
+    for headers in (
+        {"Cookie": _cookie_header(pg.browser)},
+        {"Cookie": _cookie_header(pg.browser), "X-CSRF-Token": "forged"},
+        {**_browser_headers(pg.browser), "Origin": "https://evil.example"},
+    ):
         response = await pg.browser.client.post(
             f"{TUNNEL}/chat/completions", json=stream_body(), headers=headers
         )
@@ -203,12 +213,14 @@ async def test_models_and_non_streamed_answers_through_the_tunnel(pg: Playground
     one = await pg.browser.client.get(f"{TUNNEL}/models/demo", headers=cookie)
     assert one.json()["id"] == "demo"
     chat = await pg.browser.client.post(
-        f"{TUNNEL}/chat/completions", headers=_browser_headers(pg.browser),
+        f"{TUNNEL}/chat/completions",
+        headers=_browser_headers(pg.browser),
         json={"model": "demo", "messages": [{"role": "user", "content": "hi"}]},
     )
     assert chat.status_code == 200 and chat.json()["system_fingerprint"] == "voidllm-demo"
     embedded = await pg.browser.client.post(
-        f"{TUNNEL}/embeddings", headers=_browser_headers(pg.browser),
+        f"{TUNNEL}/embeddings",
+        headers=_browser_headers(pg.browser),
         json={"model": "demo", "input": ["a", "b"]},
     )
     assert embedded.status_code == 200 and len(embedded.json()["data"]) == 2
@@ -216,18 +228,21 @@ async def test_models_and_non_streamed_answers_through_the_tunnel(pg: Playground
 
 @pytest.mark.parametrize(
     ("method", "path", "headers", "status", "code"),
-    [("POST", "/chat/completions", "browser", 404, "model_not_found"),
-     ("POST", "/chat/completions", "none", 401, "unauthorized"),
-     ("POST", "/chat/completions", "bad key", 401, "unauthorized"),
-     ("GET", "/models", "none", 401, "unauthorized"),
-     ("POST", "/nope", "browser", 400, "bad_request"),
-     ("GET", "/chat/completions", "browser", 405, "method_not_allowed")],
-)  # fmt: skip
+    [
+        ("POST", "/chat/completions", "browser", 404, "model_not_found"),
+        ("POST", "/chat/completions", "none", 401, "unauthorized"),
+        ("POST", "/chat/completions", "bad key", 401, "unauthorized"),
+        ("GET", "/models", "none", 401, "unauthorized"),
+        ("POST", "/nope", "browser", 400, "bad_request"),
+        ("GET", "/chat/completions", "browser", 405, "method_not_allowed"),
+    ],
+)
 async def test_errors_come_in_the_proxy_envelope(
     pg: Playground, method: str, path: str, headers: str, status: int, code: str
 ) -> None:
     sent = {
-        "browser": _browser_headers(pg.browser), "none": {},
+        "browser": _browser_headers(pg.browser),
+        "none": {},
         "bad key": {**_browser_headers(pg.browser), "Authorization": "Bearer vl_uk_nope"},
     }[headers]
     body = {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -244,8 +259,10 @@ async def test_dot_segments_never_leave_the_proxy(pg: Playground) -> None:
     with trio.fail_after(10):
         stream = await trio.open_tcp_stream(host, int(port))
         async with stream:
-            request = (f"GET {TUNNEL}/../../orgs HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-                       f"Cookie: {_cookie_header(pg.browser)}\r\n\r\n")  # fmt: skip
+            request = (
+                f"GET {TUNNEL}/../../orgs HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                f"Cookie: {_cookie_header(pg.browser)}\r\n\r\n"
+            )
             await stream.send_all(request.encode())
             data = b""
             while chunk := await stream.receive_some():
@@ -307,7 +324,10 @@ def test_the_capped_proxy_shares_everything_but_the_stream_limit() -> None:
 
 
 async def test_a_marker_sent_through_the_playground_is_written_nowhere(
-    tmp_path: Path, sqlite_dsn: str, marker: str, capfd: pytest.CaptureFixture[str],  # noqa: F811
+    tmp_path: Path,
+    sqlite_dsn: str,
+    marker: str,
+    capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     evidence, watch = Evidence(), Watch()
@@ -322,21 +342,29 @@ async def test_a_marker_sent_through_the_playground_is_written_nowhere(
                 answers = []
                 for extra in ({}, {"stream": True}):
                     sent = await client.post(
-                        f"{TUNNEL}/chat/completions", json=chat_body(marker, "gpt-zk", **extra),
+                        f"{TUNNEL}/chat/completions",
+                        json=chat_body(marker, "gpt-zk", **extra),
                         headers=_browser_headers(browser),
                     )
                     answers.append(sent)
                 override = {"Authorization": f"Bearer {gw.api_key()}"}
-                answers.append(await client.post(
-                    f"{TUNNEL}/chat/completions", json=chat_body(marker, "gpt-zk", stream=True),
-                    headers=override,
-                ))
-                answers.append(await client.post(
-                    f"{TUNNEL}/embeddings", json={"model": "gpt-zk", "input": [marker]},
-                    headers=_browser_headers(browser),
-                ))
+                answers.append(
+                    await client.post(
+                        f"{TUNNEL}/chat/completions",
+                        json=chat_body(marker, "gpt-zk", stream=True),
+                        headers=override,
+                    )
+                )
+                answers.append(
+                    await client.post(
+                        f"{TUNNEL}/embeddings",
+                        json={"model": "gpt-zk", "input": [marker]},
+                        headers=_browser_headers(browser),
+                    )
+                )
                 refused = await client.post(
-                    f"{TUNNEL}/chat/completions", json=chat_body(marker, "gpt-zk"),
+                    f"{TUNNEL}/chat/completions",
+                    json=chat_body(marker, "gpt-zk"),
                     headers={"Cookie": _cookie_header(browser)},
                 )
                 assert refused.status_code == 403 and marker not in refused.text

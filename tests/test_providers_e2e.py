@@ -45,10 +45,12 @@ WEATHER_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 TOOLS: list[dict[str, Any]] = [
-    {"type": "function",
-     "function": {"name": "get_weather", "description": "Current weather", "parameters": WEATHER_SCHEMA}},
+    {
+        "type": "function",
+        "function": {"name": "get_weather", "description": "Current weather", "parameters": WEATHER_SCHEMA},
+    },
     {"type": "function", "function": {"name": "get_time", "description": "Local time"}},
-]  # fmt: skip
+]
 TOOL_RESULT = '{"temperature": 18, "sky": "clear"}'
 
 
@@ -164,13 +166,19 @@ def columns(rows: list[dict[str, Any]], *names: str) -> list[tuple[Any, ...]]:
 async def test_plain_chat(sqlite_dsn: str, case: Case) -> None:
     async with setup(sqlite_dsn, case) as s:
         raw = await s.client.chat.completions.with_raw_response.create(
-            model=f"{case.model}-alias", max_tokens=50, temperature=0.2, stop=["END"],
+            model=f"{case.model}-alias",
+            max_tokens=50,
+            temperature=0.2,
+            stop=["END"],
             messages=[{"role": "system", "content": SYSTEM}, *HI],
-        )  # fmt: skip
+        )
         completion = raw.parse()
         choice = completion.choices[0]
         assert (choice.message.role, choice.message.content, choice.finish_reason) == (
-            "assistant", "Hello from the mock.", "stop")  # fmt: skip
+            "assistant",
+            "Hello from the mock.",
+            "stop",
+        )
         assert choice.message.tool_calls is None
         assert counts(completion.usage) == (10, 8, 18)
         assert completion.model == (AZURE_MODEL if case.provider == "azure" else f"{case.model}-alias")
@@ -186,13 +194,21 @@ async def test_plain_chat(sqlite_dsn: str, case: Case) -> None:
         if case.provider == "anthropic":
             assert sent.header("anthropic-version") == "2023-06-01"
             assert body == {
-                "model": case.model, "max_tokens": 50, "system": SYSTEM, "stop_sequences": ["END"],
+                "model": case.model,
+                "max_tokens": 50,
+                "system": SYSTEM,
+                "stop_sequences": ["END"],
                 "temperature": 0.2,
                 "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-            }  # fmt: skip
+            }
         elif case.provider == "azure":
-            assert body == {"model": case.model, "max_tokens": 50, "temperature": 0.2, "stop": ["END"],
-                            "messages": [{"role": "system", "content": SYSTEM}, *HI]}  # fmt: skip
+            assert body == {
+                "model": case.model,
+                "max_tokens": 50,
+                "temperature": 0.2,
+                "stop": ["END"],
+                "messages": [{"role": "system", "content": SYSTEM}, *HI],
+            }
         else:
             assert body == {
                 "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
@@ -261,47 +277,81 @@ def expected_tools(provider: str) -> dict[str, Any]:
                 {"name": "get_time", "description": "Local time", "input_schema": empty},
             ],
             "tool_choice": {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
-        }  # fmt: skip
+        }
     if provider == "azure":
         choice = {"type": "function", "function": {"name": "get_weather"}}
         return {"tools": TOOLS, "tool_choice": choice, "parallel_tool_calls": False}
     cleaned = {key: value for key, value in WEATHER_SCHEMA.items() if key != "additionalProperties"}
     return {
-        "tools": [{"functionDeclarations": [
-            {"name": "get_weather", "description": "Current weather", "parameters": cleaned},
-            {"name": "get_time", "description": "Local time"},
-        ]}],
+        "tools": [
+            {
+                "functionDeclarations": [
+                    {"name": "get_weather", "description": "Current weather", "parameters": cleaned},
+                    {"name": "get_time", "description": "Local time"},
+                ]
+            }
+        ],
         "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}},
-    }  # fmt: skip
+    }
 
 
 def expected_history(provider: str, call_id: str) -> dict[str, Any]:
     """How the second turn (question, assistant tool call, tool result) must reach the provider."""
     if provider == "anthropic":
-        return {"system": SYSTEM, "tool_choice": {"type": "auto"}, "messages": [
-            {"role": "user", "content": [{"type": "text", "text": QUESTION}]},
-            {"role": "assistant", "content": [
-                {"type": "text", "text": "Let me check."},
-                {"type": "tool_use", "id": call_id, "name": "get_weather", "input": ARGUMENTS}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": call_id, "content": TOOL_RESULT}]},
-        ]}  # fmt: skip
+        return {
+            "system": SYSTEM,
+            "tool_choice": {"type": "auto"},
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": QUESTION}]},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "Let me check."},
+                        {"type": "tool_use", "id": call_id, "name": "get_weather", "input": ARGUMENTS},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": call_id, "content": TOOL_RESULT}],
+                },
+            ],
+        }
     if provider == "azure":
         function = {"name": "get_weather", "arguments": orjson.dumps(ARGUMENTS).decode()}
-        return {"tool_choice": "auto", "messages": [
-            {"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION},
-            {"role": "assistant", "tool_calls": [{"id": call_id, "type": "function", "function": function}]},
-            {"role": "tool", "tool_call_id": call_id, "content": TOOL_RESULT},
-        ]}  # fmt: skip
-    return {"toolConfig": {"functionCallingConfig": {"mode": "AUTO"}}, "contents": [
-        {"role": "user", "parts": [{"text": QUESTION}]},
-        {"role": "model", "parts": [
-            {"text": "Let me check."},
-            {"functionCall": {"name": "get_weather", "args": ARGUMENTS},
-             "thoughtSignature": "skip_thought_signature_validator"}]},
-        {"role": "user", "parts": [
-            {"functionResponse": {"name": "get_weather", "response": orjson.loads(TOOL_RESULT)}}]},
-    ]}  # fmt: skip
+        return {
+            "tool_choice": "auto",
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": QUESTION},
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+                },
+                {"role": "tool", "tool_call_id": call_id, "content": TOOL_RESULT},
+            ],
+        }
+    return {
+        "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
+        "contents": [
+            {"role": "user", "parts": [{"text": QUESTION}]},
+            {
+                "role": "model",
+                "parts": [
+                    {"text": "Let me check."},
+                    {
+                        "functionCall": {"name": "get_weather", "args": ARGUMENTS},
+                        "thoughtSignature": "skip_thought_signature_validator",
+                    },
+                ],
+            },
+            {
+                "role": "user",
+                "parts": [
+                    {"functionResponse": {"name": "get_weather", "response": orjson.loads(TOOL_RESULT)}}
+                ],
+            },
+        ],
+    }
 
 
 @pytest.mark.parametrize("case", ALL)
@@ -312,7 +362,8 @@ async def test_tool_calls_round_trip(sqlite_dsn: str, case: Case) -> None:
         s.mock.behaviour.tool_call = True
         weather = {"type": "function", "function": {"name": "get_weather"}}
         first = await s.chat(
-            case.model, question, tools=TOOLS, tool_choice=weather, parallel_tool_calls=False)
+            case.model, question, tools=TOOLS, tool_choice=weather, parallel_tool_calls=False
+        )
         choice = first.choices[0]
         assert choice.finish_reason == "tool_calls"
         assert choice.message.content == (None if case.provider == "azure" else "Let me check.")
@@ -324,8 +375,11 @@ async def test_tool_calls_round_trip(sqlite_dsn: str, case: Case) -> None:
 
         # the agent runs the tool and sends the whole conversation back
         s.mock.behaviour.tool_call = False
-        history = [*question, choice.message.model_dump(exclude_none=True),
-                   {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT}]  # fmt: skip
+        history = [
+            *question,
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT},
+        ]
         second = await s.chat(case.model, history, tools=TOOLS, tool_choice="auto")
         answer = second.choices[0]
         assert (answer.message.content, answer.finish_reason) == ("Hello from the mock.", "stop")
@@ -345,22 +399,31 @@ async def test_tool_calls_round_trip(sqlite_dsn: str, case: Case) -> None:
         assert orjson.loads("".join(fragments)) == ARGUMENTS
         assert chunks[-1].choices[0].finish_reason == "tool_calls"
         required = {"anthropic": {"tool_choice": {"type": "any"}}, "azure": {"tool_choice": "required"}}.get(
-            case.provider, {"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}})
+            case.provider, {"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}
+        )
         sent = s.mock.last.json()
         assert {key: sent[key] for key in required} == required
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert columns(rows, "provider", "status", "stream", "total_tokens") == [
-        (case.provider, "ok", False, 18), (case.provider, "ok", False, 18), (case.provider, "ok", True, 18)]
+        (case.provider, "ok", False, 18),
+        (case.provider, "ok", False, 18),
+        (case.provider, "ok", True, 18),
+    ]
 
 
 # --- content parts --------------------------------------------------------------------------------------
 
 
 async def test_image_data_url(sqlite_dsn: str) -> None:
-    question = [{"role": "user", "content": [
-        {"type": "text", "text": "What is in this image?"},
-        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "low"}},
-    ]}]  # fmt: skip
+    question = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in this image?"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "low"}},
+            ],
+        }
+    ]
     async with setup(sqlite_dsn, ANTHROPIC, GEMINI, VERTEX) as s:
         for case in (ANTHROPIC, GEMINI, VERTEX):
             completion = await s.chat(case.model, question)
@@ -368,21 +431,42 @@ async def test_image_data_url(sqlite_dsn: str) -> None:
             sent = s.mocks[case.model].last.json()
             if case.provider == "anthropic":
                 image = {"type": "base64", "media_type": "image/png", "data": PNG}
-                assert sent["messages"] == [{"role": "user", "content": [
-                    {"type": "text", "text": "What is in this image?"}, {"type": "image", "source": image}]}]
+                assert sent["messages"] == [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "What is in this image?"},
+                            {"type": "image", "source": image},
+                        ],
+                    }
+                ]
             else:
-                assert sent["contents"] == [{"role": "user", "parts": [
-                    {"text": "What is in this image?"},
-                    {"inlineData": {"mimeType": "image/png", "data": PNG}}]}]
+                assert sent["contents"] == [
+                    {
+                        "role": "user",
+                        "parts": [
+                            {"text": "What is in this image?"},
+                            {"inlineData": {"mimeType": "image/png", "data": PNG}},
+                        ],
+                    }
+                ]
 
 
 # --- finish reasons, cache tokens, Azure's v1 API -----------------------------------------------------
 
 FINISH_REASONS = {
-    ANTHROPIC: {"max_tokens": "length", "refusal": "content_filter", "stop_sequence": "stop",
-                "pause_turn": "stop"},
-    GEMINI: {"MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
-             "OTHER": "stop"},
+    ANTHROPIC: {
+        "max_tokens": "length",
+        "refusal": "content_filter",
+        "stop_sequence": "stop",
+        "pause_turn": "stop",
+    },
+    GEMINI: {
+        "MAX_TOKENS": "length",
+        "SAFETY": "content_filter",
+        "RECITATION": "content_filter",
+        "OTHER": "stop",
+    },
     AZURE: {"length": "length", "content_filter": "content_filter"},
 }
 
@@ -455,7 +539,8 @@ async def test_broken_stream_ends_with_exactly_one_error_event(sqlite_dsn: str) 
                 assert len(received) == 3, fail  # role, first text, the error: nothing after the bad event
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert columns(rows, "model_name", "provider", "status", "status_code", "stream") == [
-        (case.model, case.provider, "incomplete", 502, True) for case, _, _ in BROKEN_STREAMS]
+        (case.model, case.provider, "incomplete", 502, True) for case, _, _ in BROKEN_STREAMS
+    ]
     assert [row["prompt_tokens"] for row in rows[:3]] == [10, 10, 10]  # message_start's input tokens
 
 
@@ -487,25 +572,36 @@ async def test_upstream_error_status_is_relayed(sqlite_dsn: str) -> None:
             assert len(mock.requests) == 1
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert columns(rows, "model_name", "provider", "status", "status_code") == [
-        (case.model, case.provider, "upstream_error", status) for case, status, _ in UPSTREAM_ERRORS]
+        (case.model, case.provider, "upstream_error", status) for case, status, _ in UPSTREAM_ERRORS
+    ]
 
 
 SECRET = "zq-private-7f3a-content"
 INEXPRESSIBLE = [  # (case, fields the provider cannot honour)
     (ANTHROPIC, {"n": 2}),
     (ANTHROPIC, {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}),
-    (ANTHROPIC, {"messages": [{"role": "user", "content": [
-        {"type": "input_audio", "input_audio": {"data": SECRET, "format": "wav"}}]}]}),
+    (
+        ANTHROPIC,
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "input_audio", "input_audio": {"data": SECRET, "format": "wav"}}],
+                }
+            ]
+        },
+    ),
     (GEMINI, {"logit_bias": {"42": 5}}),
     (VERTEX, {"functions": [{"name": "f"}]}),
-]  # fmt: skip
+]
 
 
 async def test_inexpressible_request_is_a_400_that_does_not_quote_content(sqlite_dsn: str) -> None:
     async with setup(sqlite_dsn, ANTHROPIC, GEMINI, VERTEX) as s:
         for case, fields in INEXPRESSIBLE:
-            status, answer = await s.raw_chat(**{"model": case.model, "messages": [
-                {"role": "user", "content": SECRET}], **fields})  # fmt: skip
+            status, answer = await s.raw_chat(
+                **{"model": case.model, "messages": [{"role": "user", "content": SECRET}], **fields}
+            )
             assert status == 400, fields
             error = orjson.loads(answer)["error"]
             assert error["code"] == "bad_request" and error["message"] and error["request_id"]
@@ -539,7 +635,8 @@ async def test_the_mocks_speak_and_refuse_like_the_providers() -> None:
             answer = await http.post(url, headers=headers, json={**body, **extra})
             assert answer.status_code == 400 and says in answer.json()["error"]["message"]
         sdk = anthropic.AsyncAnthropic(
-            api_key="k", base_url=claude.base_url, max_retries=0, default_headers={"x-api-key": "k"})
+            api_key="k", base_url=claude.base_url, max_retries=0, default_headers={"x-api-key": "k"}
+        )
         claude.behaviour.tool_call = True
         question: Any = HI
         async with sdk.messages.stream(model="m", max_tokens=5, messages=question) as stream:

@@ -50,7 +50,11 @@ async def test_chat_completion_through_the_sdk(sqlite_dsn: str, mock: MockUpstre
     assert len(rows) == 1
     row = rows[0]
     assert (row["model_name"], row["requested_model_name"], row["status"], row["status_code"]) == (
-        "gpt-test", "fast", "ok", 200)
+        "gpt-test",
+        "fast",
+        "ok",
+        200,
+    )
     assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (10, 8, 18)
     assert row["cost_estimate"] == pytest.approx(10 / 1e6 * 1.0 + 8 / 1e6 * 2.0)
     assert row["stream"] is False and row["request_id"] == raw.headers["x-request-id"]
@@ -62,7 +66,9 @@ async def test_stream_without_usage_request_looks_exactly_like_the_provider(
     config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
     async with run_gateway(config) as gw:
         async with gw.client.stream(
-            "POST", "/v1/chat/completions", headers=auth(gw),
+            "POST",
+            "/v1/chat/completions",
+            headers=auth(gw),
             json={"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
         ) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
@@ -73,8 +79,16 @@ async def test_stream_without_usage_request_looks_exactly_like_the_provider(
         # what the mock sends when the client does not ask for usage, byte for byte
         direct = httpx.AsyncClient(base_url=mock.base_url)
         async with direct:
-            expected = (await direct.post("/chat/completions", json={
-                "model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "hi"}]})).content
+            expected = (
+                await direct.post(
+                    "/chat/completions",
+                    json={
+                        "model": "gpt-test",
+                        "stream": True,
+                        "messages": [{"role": "user", "content": "hi"}],
+                    },
+                )
+            ).content
         assert relayed == expected
         assert b'"usage"' not in relayed and relayed.endswith(b"data: [DONE]\n\n")
     rows = await usage_rows("sqlite", sqlite_dsn)
@@ -86,7 +100,9 @@ async def test_stream_with_usage_request_keeps_the_usage_chunk(sqlite_dsn: str, 
     config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
     async with run_gateway(config) as gw:
         stream = await sdk(gw).chat.completions.create(
-            model="gpt-test", stream=True, stream_options={"include_usage": True},
+            model="gpt-test",
+            stream=True,
+            stream_options={"include_usage": True},
             messages=[{"role": "user", "content": "hi"}],
         )
         chunks = [chunk async for chunk in stream]
@@ -110,12 +126,19 @@ async def test_other_endpoints_through_the_sdk(sqlite_dsn: str, mock: MockUpstre
         assert response.usage is not None and response.usage.total_tokens > 0
         speech = await client.audio.speech.create(model="gpt-test", voice="alloy", input="hi")
         assert len(speech.content) > 0
-        rerank = await gw.client.post("/v1/rerank", headers=auth(gw),
-                                      json={"model": "gpt-test", "query": "q", "documents": ["a", "b"]})
+        rerank = await gw.client.post(
+            "/v1/rerank", headers=auth(gw), json={"model": "gpt-test", "query": "q", "documents": ["a", "b"]}
+        )
         assert rerank.status_code == 200 and len(rerank.json()["results"]) == 2
         paths = [r.path for r in mock.requests]
-        assert paths == ["/v1/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
-                         "/v1/audio/speech", "/v1/rerank"]
+        assert paths == [
+            "/v1/completions",
+            "/v1/completions",
+            "/v1/embeddings",
+            "/v1/responses",
+            "/v1/audio/speech",
+            "/v1/rerank",
+        ]
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert len(rows) == 6
     assert {r["status"] for r in rows} == {"ok"}
@@ -125,7 +148,9 @@ async def test_other_endpoints_through_the_sdk(sqlite_dsn: str, mock: MockUpstre
 async def test_multipart_transcription_streams_the_file_and_rewrites_the_model(
     sqlite_dsn: str, mock: MockUpstream
 ) -> None:
-    config = make_config(sqlite_dsn, "models:" + model_yaml("whisper-test", mock.base_url, aliases="[whisper]"))
+    config = make_config(
+        sqlite_dsn, "models:" + model_yaml("whisper-test", mock.base_url, aliases="[whisper]")
+    )
     audio = bytes(range(256)) * 8192  # 2 MiB
     async with run_gateway(config) as gw:
         result = await sdk(gw).audio.transcriptions.create(model="whisper", file=("a.wav", audio))
@@ -148,8 +173,10 @@ async def test_multipart_transcription_streams_the_file_and_rewrites_the_model(
 async def test_client_mistakes_get_the_error_envelope(
     sqlite_dsn: str, mock: MockUpstream, body: Any, status: int, code: str
 ) -> None:
-    config = make_config(sqlite_dsn, "server:\n  proxy:\n    max_request_body: 4kB\nmodels:"
-                         + model_yaml("gpt-test", mock.base_url))
+    config = make_config(
+        sqlite_dsn,
+        "server:\n  proxy:\n    max_request_body: 4kB\nmodels:" + model_yaml("gpt-test", mock.base_url),
+    )
     async with run_gateway(config) as gw:
         content = body if isinstance(body, bytes) else orjson.dumps(body)
         response = await gw.client.post("/v1/chat/completions", headers=auth(gw), content=content)
@@ -163,8 +190,11 @@ async def test_client_mistakes_get_the_error_envelope(
 async def test_unknown_key_is_rejected_before_anything_is_read(sqlite_dsn: str, mock: MockUpstream) -> None:
     config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
     async with run_gateway(config) as gw:
-        response = await gw.client.post("/v1/chat/completions", json={"model": "gpt-test"},
-                                        headers={"Authorization": "Bearer vl_uk_" + "1" * 48})
+        response = await gw.client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-test"},
+            headers={"Authorization": "Bearer vl_uk_" + "1" * 48},
+        )
         assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized")
         assert mock.requests == []
 
@@ -173,8 +203,11 @@ async def test_upstream_errors_are_relayed_as_they_are(sqlite_dsn: str, mock: Mo
     mock.behaviour.fail = "echo_400"
     config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
     async with run_gateway(config) as gw:
-        response = await gw.client.post("/v1/chat/completions?api-version=1", headers=auth(gw),
-                                        json={"model": "gpt-test", "messages": [{"role": "user", "content": "X1"}]})
+        response = await gw.client.post(
+            "/v1/chat/completions?api-version=1",
+            headers=auth(gw),
+            json={"model": "gpt-test", "messages": [{"role": "user", "content": "X1"}]},
+        )
         assert response.status_code == 400
         assert "X1" in response.text
     assert mock.requests[-1].path == "/v1/chat/completions"  # the query string is not forwarded
@@ -210,13 +243,16 @@ async def test_next_deployment_after_a_5xx_or_a_refused_connection(sqlite_dsn: s
     assert [r["deployment_name"] for r in rows] == ["multi/healthy", "multi/healthy"]
 
 
-async def test_stream_that_dies_gets_exactly_one_incomplete_event(sqlite_dsn: str, mock: MockUpstream) -> None:
+async def test_stream_that_dies_gets_exactly_one_incomplete_event(
+    sqlite_dsn: str, mock: MockUpstream
+) -> None:
     mock.behaviour.fail = "drop_mid_stream"
     mock.behaviour.stream_chunks = 10
     config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
     async with run_gateway(config) as gw:
-        response = await gw.client.post("/v1/chat/completions", headers=auth(gw),
-                                        json={"model": "gpt-test", "stream": True})
+        response = await gw.client.post(
+            "/v1/chat/completions", headers=auth(gw), json={"model": "gpt-test", "stream": True}
+        )
         body = response.content
         assert body.count(b"stream_incomplete") == 2  # "type" and "code" of the one event
         assert body.count(b'"error"') == 1 and b"[DONE]" not in body
@@ -228,11 +264,14 @@ async def test_stream_that_dies_gets_exactly_one_incomplete_event(sqlite_dsn: st
 async def test_model_timeout_bounds_a_stream(sqlite_dsn: str, mock: MockUpstream) -> None:
     mock.behaviour.stream_chunks = 20
     mock.behaviour.chunk_interval = 0.1
-    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url, extra="    timeout: 500ms"))
+    config = make_config(
+        sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url, extra="    timeout: 500ms")
+    )
     async with run_gateway(config) as gw:
         began = trio.current_time()
-        response = await gw.client.post("/v1/chat/completions", headers=auth(gw),
-                                        json={"model": "gpt-test", "stream": True})
+        response = await gw.client.post(
+            "/v1/chat/completions", headers=auth(gw), json={"model": "gpt-test", "stream": True}
+        )
         elapsed = trio.current_time() - began
         assert response.content.endswith(b'"code":"stream_incomplete"}}\n\n')
         assert 0.5 <= elapsed < 1.5
@@ -254,8 +293,12 @@ async def test_client_disconnect_cancels_the_upstream_within_50ms(
 
         async def call() -> None:
             async with httpx.AsyncClient(base_url=gw.url) as client:
-                async with client.stream("POST", "/v1/chat/completions", headers=auth(gw),
-                                         json={"model": "gpt-test", "stream": stream}) as response:
+                async with client.stream(
+                    "POST",
+                    "/v1/chat/completions",
+                    headers=auth(gw),
+                    json={"model": "gpt-test", "stream": stream},
+                ) as response:
                     async for _ in response.aiter_bytes():
                         received.set()
 
@@ -274,7 +317,9 @@ async def test_client_disconnect_cancels_the_upstream_within_50ms(
             closed = await mock.wait_client_closed()
         assert closed.at - gone < 0.05
     rows = await usage_rows("sqlite", sqlite_dsn)
-    assert [(r["status"], r["status_code"], r["stream"]) for r in rows] == [("client_disconnect", 499, stream)]
+    assert [(r["status"], r["status_code"], r["stream"]) for r in rows] == [
+        ("client_disconnect", 499, stream)
+    ]
 
 
 async def test_sync_sdk_client_chat_stream_and_transcription(sqlite_dsn: str, mock: MockUpstream) -> None:
@@ -284,7 +329,9 @@ async def test_sync_sdk_client_chat_stream_and_transcription(sqlite_dsn: str, mo
 
         def use_sync_client() -> tuple[str, str, str]:
             with openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=10) as client:
-                plain = client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "a"}])
+                plain = client.chat.completions.create(
+                    model="gpt-test", messages=[{"role": "user", "content": "a"}]
+                )
                 stream = client.chat.completions.create(model="gpt-test", stream=True, messages=[])
                 streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
                 heard = client.audio.transcriptions.create(model="gpt-test", file=("a.wav", b"RIFF" * 1000))
@@ -299,11 +346,14 @@ async def test_metrics_describe_the_traffic(sqlite_dsn: str, mock: MockUpstream)
     config = make_config(sqlite_dsn, "models:" + model_yaml("metrics-model", mock.base_url))
     async with run_gateway(config) as gw:
         await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "metrics-model"})
-        await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "metrics-model", "stream": True})
+        await gw.client.post(
+            "/v1/chat/completions", headers=auth(gw), json={"model": "metrics-model", "stream": True}
+        )
         # a request's metrics are recorded as it finishes, just after its last byte went out
         with trio.fail_after(5):
-            while 'voidllm_upstream_requests_total{model="metrics-model",provider="openai",status="200"} 2.0' not in (
-                text := (await gw.client.get("/metrics")).text
+            while (
+                'voidllm_upstream_requests_total{model="metrics-model",provider="openai",status="200"} 2.0'
+                not in (text := (await gw.client.get("/metrics")).text)
             ):
                 await trio.sleep(0.01)
     expected = [
@@ -334,10 +384,14 @@ def _short_read_timeout(config: Any, seconds: float) -> Any:
 
 async def test_a_stream_longer_than_read_timeout_is_not_cut(sqlite_dsn: str) -> None:
     async with open_mock_upstream(Behaviour(stream_chunks=6, chunk_interval=0.2)) as upstream:
-        config = _short_read_timeout(make_config(sqlite_dsn, "models:" + model_yaml("m", upstream.base_url)), 0.3)
+        config = _short_read_timeout(
+            make_config(sqlite_dsn, "models:" + model_yaml("m", upstream.base_url)), 0.3
+        )
         async with run_gateway(config) as gw:
             body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-            async with gw.client.stream("POST", "/v1/chat/completions", json=body, headers=auth(gw)) as response:
+            async with gw.client.stream(
+                "POST", "/v1/chat/completions", json=body, headers=auth(gw)
+            ) as response:
                 events = [line async for line in response.aiter_lines() if line.startswith("data:")]
     assert events[-1] == "data: [DONE]"  # 1.2 s of streaming, four times the read timeout
     assert len(events) >= 7
@@ -345,13 +399,17 @@ async def test_a_stream_longer_than_read_timeout_is_not_cut(sqlite_dsn: str) -> 
 
 async def test_a_request_body_that_stalls_gets_408(sqlite_dsn: str) -> None:
     async with open_mock_upstream() as upstream:
-        config = _short_read_timeout(make_config(sqlite_dsn, "models:" + model_yaml("m", upstream.base_url)), 0.3)
+        config = _short_read_timeout(
+            make_config(sqlite_dsn, "models:" + model_yaml("m", upstream.base_url)), 0.3
+        )
         async with run_gateway(config) as gw:
             host, port = gw.url.removeprefix("http://").rsplit(":", 1)
             stream = await trio.open_tcp_stream(host, int(port))
             async with stream:
-                head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.api_key()}\r\n"
-                        "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"model\": \"m\"")
+                head = (
+                    f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.api_key()}\r\n"
+                    'Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{"model": "m"'
+                )
                 await stream.send_all(head.encode())
                 with trio.fail_after(5):
                     answer = b""

@@ -357,9 +357,16 @@ async def _build_world(gw: RunningGateway, mcp_url: str) -> World:
             t.users.update().where(t.users.c.id == sys_id).values(password_hash=w.password_hash)
         )
     )
-    people = {"oadmin": ("A", "org_admin"), "tadmin": ("A", "member"), "member": ("A", "member"),
-              "loner": ("A", "member"), "dual": ("A", "member"), "b_oadmin": ("B", "org_admin"),
-              "b_tadmin": ("B", "member"), "b_member": ("B", "member")}  # fmt: skip
+    people = {
+        "oadmin": ("A", "org_admin"),
+        "tadmin": ("A", "member"),
+        "member": ("A", "member"),
+        "loner": ("A", "member"),
+        "dual": ("A", "member"),
+        "b_oadmin": ("B", "org_admin"),
+        "b_tadmin": ("B", "member"),
+        "b_member": ("B", "member"),
+    }
     for name, (org, role) in people.items():
         w.users[name] = await add_user(
             gw, w.orgs[org], f"{name}@x.io", role=role, password_hash=w.password_hash
@@ -594,9 +601,15 @@ def targets_of(w: World, route: ApiRoute) -> list[Target]:
         "team_id": "team",
         "membership_id": "team_membership" if teamed else "org_membership",
         "alias_id": "team_alias" if teamed else "org_alias",
-        "sa_id": "service_account", "key_id": "key", "server_id": "server", "model_id": "model",
-        "deployment_id": "deployment", "user_id": "user", "session_id": "session", "invite_id": "invite",
-    }[last]  # fmt: skip
+        "sa_id": "service_account",
+        "key_id": "key",
+        "server_id": "server",
+        "model_id": "model",
+        "deployment_id": "deployment",
+        "user_id": "user",
+        "session_id": "session",
+        "invite_id": "invite",
+    }[last]
     return w.targets[kind]
 
 
@@ -622,11 +635,14 @@ async def _fill(w: World, value: Any, params: Mapping[str, str], caller: Caller)
         return value
     names = set(re.findall(r"\{(\w+)\}", value))
     values = {
-        "org_id": params.get("org_id", w.orgs["A"]), "team_id": params.get("team_id", ""),
+        "org_id": params.get("org_id", w.orgs["A"]),
+        "team_id": params.get("team_id", ""),
         "team_t": w.teams["T"],
-        "mcp_url": w.mcp_url, "global_server": w.targets["global_server"][0].params["id"],
-        "token": params.get("token", ""), "caller_user": w.users.get(caller.user or "", ""),
-    }  # fmt: skip
+        "mcp_url": w.mcp_url,
+        "global_server": w.targets["global_server"][0].params["id"],
+        "token": params.get("token", ""),
+        "caller_user": w.users.get(caller.user or "", ""),
+    }
     if "n" in names:
         values["n"] = str(w.n())
     if "fresh_user" in names:

@@ -25,8 +25,14 @@ def test_no_document_points_outside_the_repository() -> None:
 def test_the_quick_start_covers_what_a_newcomer_needs() -> None:
     text = (ROOT / "README.md").read_text()
     quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    for needed in ('"model": "default"', "provider: mock", "--port", "voidllm.testing.mock_openai",
-                   "bootstrap_pending", "aliases: [default]"):
+    for needed in (
+        '"model": "default"',
+        "provider: mock",
+        "--port",
+        "voidllm.testing.mock_openai",
+        "bootstrap_pending",
+        "aliases: [default]",
+    ):
         assert needed in quick, needed
     assert "## Usage" in text and "/usage/me" in text
     setup = re.findall(r"^\./scripts/\w+", quick, flags=re.MULTILINE)

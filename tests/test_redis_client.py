@@ -47,7 +47,14 @@ def closed_port() -> int:
 
 def test_urls_are_parsed_without_showing_the_password() -> None:
     ep = Endpoint.from_url("redis://user:s%40cret@cache.local:6380/2")
-    assert (ep.host, ep.port, ep.db, ep.username, ep.password, ep.tls) == ("cache.local", 6380, 2, "user", "s@cret", False)
+    assert (ep.host, ep.port, ep.db, ep.username, ep.password, ep.tls) == (
+        "cache.local",
+        6380,
+        2,
+        "user",
+        "s@cret",
+        False,
+    )
     assert "s@cret" not in repr(ep)
     assert Endpoint.from_url("rediss://:pw@h").tls and Endpoint.from_url("rediss://:pw@h").username == ""
     assert Endpoint.from_url("unix:///run/redis.sock?db=3") == Endpoint(path="/run/redis.sock", db=3)

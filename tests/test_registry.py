@@ -7,7 +7,9 @@ from voidllm.routing.registry import Registry
 
 
 def registry(yaml_models: str) -> Registry:
-    config = parse_config("settings:\n  encryption_key: sixteen-chars-or-more\nmodels:\n" + yaml_models, environ={})
+    config = parse_config(
+        "settings:\n  encryption_key: sixteen-chars-or-more\nmodels:\n" + yaml_models, environ={}
+    )
     return Registry.from_config(config.models)
 
 
@@ -69,9 +71,16 @@ def test_provider_specific_fields_reach_the_upstream() -> None:
     )
     azure = reg.resolve("azure-gpt")
     assert azure is not None
-    assert (azure.upstreams[0].azure_deployment, azure.upstreams[0].azure_api_version) == ("gpt4o-prod", "2024-10-21")
+    assert (azure.upstreams[0].azure_deployment, azure.upstreams[0].azure_api_version) == (
+        "gpt4o-prod",
+        "2024-10-21",
+    )
     gem = reg.resolve("gem")
     assert gem is not None and gem.strategy == "weighted"
     vertex = gem.upstreams[0]
     assert (vertex.provider, vertex.gcp_project, vertex.gcp_location, vertex.weight) == (
-        "vertex", "p1", "europe-west4", 3)
+        "vertex",
+        "p1",
+        "europe-west4",
+        3,
+    )

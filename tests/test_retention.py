@@ -38,14 +38,28 @@ def metric(name: str, **labels: str) -> float:
 
 
 def usage(at: datetime, **changes: Any) -> UsageEvent:
-    base = UsageEvent(request_id=None, key_id="key-a", key_type="user", org_id="org-1", model_name="m",
-                      prompt_tokens=1, total_tokens=1, created_at=at)
+    base = UsageEvent(
+        request_id=None,
+        key_id="key-a",
+        key_type="user",
+        org_id="org-1",
+        model_name="m",
+        prompt_tokens=1,
+        total_tokens=1,
+        created_at=at,
+    )
     return attrs.evolve(base, **changes)
 
 
 def _audit(at: datetime) -> dict[str, Any]:
-    return {"id": new_id(), "timestamp": at, "actor_type": "user", "action": "update",
-            "resource_type": "organization", "status_code": 200}
+    return {
+        "id": new_id(),
+        "timestamp": at,
+        "actor_type": "user",
+        "action": "update",
+        "resource_type": "organization",
+        "status_code": 200,
+    }
 
 
 def _tool_call(at: datetime) -> dict[str, Any]:
@@ -56,8 +70,11 @@ def _hourly(at: datetime) -> dict[str, Any]:
     return {"bucket_hour": at, "org_id": "org-1", "key_id": "key-a", "model_name": "m", "request_count": 1}
 
 
-ROWS = {"audit_logs": (audit_logs, _audit), "mcp_tool_calls": (mcp_tool_calls, _tool_call),
-        "usage_hourly": (usage_hourly, _hourly)}
+ROWS = {
+    "audit_logs": (audit_logs, _audit),
+    "mcp_tool_calls": (mcp_tool_calls, _tool_call),
+    "usage_hourly": (usage_hourly, _hourly),
+}
 
 
 async def insert_old_usage(store: Store, events: list[UsageEvent]) -> None:
@@ -76,8 +93,12 @@ async def insert(store: Store, table: str, times: list[datetime]) -> None:
     await store.run(lambda connection: connection.execute(sa.insert(target), rows))
 
 
-TABLE_OBJECTS = {"audit_logs": audit_logs, "mcp_tool_calls": mcp_tool_calls, "usage_events": usage_events,
-                 "usage_hourly": usage_hourly}
+TABLE_OBJECTS = {
+    "audit_logs": audit_logs,
+    "mcp_tool_calls": mcp_tool_calls,
+    "usage_events": usage_events,
+    "usage_hourly": usage_hourly,
+}
 
 
 def _times(connection: sa.Connection, table: str) -> list[datetime]:
@@ -90,7 +111,9 @@ async def times(store: Store, table: str) -> list[datetime]:
 
 
 def _hourly_counts(connection: sa.Connection) -> list[tuple[datetime, int]]:
-    query = sa.select(usage_hourly.c.bucket_hour, usage_hourly.c.request_count).order_by(usage_hourly.c.bucket_hour)
+    query = sa.select(usage_hourly.c.bucket_hour, usage_hourly.c.request_count).order_by(
+        usage_hourly.c.bucket_hour
+    )
     return [tuple(row) for row in connection.execute(query)]  # type: ignore[misc]
 
 
@@ -132,7 +155,11 @@ async def test_tables_without_a_period_are_kept(store: Store) -> None:
     run = await purge(store, RetentionConfig(audit_logs=DAY), now=NOW)
 
     assert run.deleted == {"audit_logs": 1}
-    assert [len(await times(store, t)) for t in ("mcp_tool_calls", "usage_hourly", "usage_events")] == [1, 1, 1]
+    assert [len(await times(store, t)) for t in ("mcp_tool_calls", "usage_hourly", "usage_events")] == [
+        1,
+        1,
+        1,
+    ]
 
 
 async def test_a_run_stops_when_its_time_budget_is_spent(
@@ -154,8 +181,13 @@ async def test_a_run_stops_when_its_time_budget_is_spent(
 
 async def test_usage_events_go_in_whole_hours_that_are_rolled_up(store: Store) -> None:
     cutoff_hour = datetime(2031, 1, 3, 12, tzinfo=UTC)  # NOW - 7 days = 12:30, rounded down
-    events = [usage(cutoff_hour - timedelta(hours=30)), usage(cutoff_hour - TICK),
-              usage(cutoff_hour, prompt_tokens=2), usage(cutoff_hour + timedelta(minutes=29)), usage(NOW)]
+    events = [
+        usage(cutoff_hour - timedelta(hours=30)),
+        usage(cutoff_hour - TICK),
+        usage(cutoff_hour, prompt_tokens=2),
+        usage(cutoff_hour + timedelta(minutes=29)),
+        usage(NOW),
+    ]
     await insert_old_usage(store, events)
     config = RetentionConfig(usage_events=7 * DAY)
 
@@ -173,8 +205,12 @@ async def test_usage_events_go_in_whole_hours_that_are_rolled_up(store: Store) -
     await store.run(insert_usage_events, [usage(cutoff_hour - timedelta(minutes=5))])
     await roll_up(store, lateness=300)
     assert await hourly_counts(store) == totals
-    assert totals == [(cutoff_hour - timedelta(hours=30), 1), (cutoff_hour - timedelta(hours=1), 1),
-                      (cutoff_hour, 2), (datetime(2031, 1, 10, 12, tzinfo=UTC), 1)]
+    assert totals == [
+        (cutoff_hour - timedelta(hours=30), 1),
+        (cutoff_hour - timedelta(hours=1), 1),
+        (cutoff_hour, 2),
+        (datetime(2031, 1, 10, 12, tzinfo=UTC), 1),
+    ]
 
 
 async def test_usage_events_of_hours_still_pending_are_kept(store: Store) -> None:
@@ -218,7 +254,9 @@ async def test_the_usage_writer_gets_the_database_between_delete_batches(
     assert len(await times(store, "usage_events")) == 5
 
 
-async def test_another_process_writes_between_delete_batches(db_target: tuple[str, str], store: Store) -> None:
+async def test_another_process_writes_between_delete_batches(
+    db_target: tuple[str, str], store: Store
+) -> None:
     """Another connection (another gateway process) is never locked out for long: real clock, real locks."""
     await insert(store, "audit_logs", [NOW - timedelta(days=40, seconds=n) for n in range(60)])
     driver, dsn = db_target

@@ -35,9 +35,19 @@ LATENESS = 300.0
 
 def event(at: datetime, **changes: Any) -> UsageEvent:
     base = UsageEvent(
-        request_id=None, key_id="key-a", key_type="user", org_id="org-1", team_id="team-1", user_id="user-1",
-        model_name="gpt-4o", prompt_tokens=10, completion_tokens=5, total_tokens=15, cost_estimate=0.5,
-        duration_ms=100, created_at=at,
+        request_id=None,
+        key_id="key-a",
+        key_type="user",
+        org_id="org-1",
+        team_id="team-1",
+        user_id="user-1",
+        model_name="gpt-4o",
+        prompt_tokens=10,
+        completion_tokens=5,
+        total_tokens=15,
+        cost_estimate=0.5,
+        duration_ms=100,
+        created_at=at,
     )
     return attrs.evolve(base, **changes)
 
@@ -59,13 +69,28 @@ def _expected_rows(connection: sa.Connection) -> list[tuple[Any, ...]]:
     """usage_hourly as it should be: the raw events grouped in Python."""
     sums: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0, 0, 0])
     for e in connection.execute(sa.select(usage_events)).mappings():
-        key = (floor_hour(e["created_at"]), e["org_id"], e["team_id"] or "", e["user_id"] or "", e["key_id"],
-               e["model_name"])
+        key = (
+            floor_hour(e["created_at"]),
+            e["org_id"],
+            e["team_id"] or "",
+            e["user_id"] or "",
+            e["key_id"],
+            e["model_name"],
+        )
         s = sums[key]
-        for i, value in enumerate((
-            1, e["prompt_tokens"], e["completion_tokens"], e["total_tokens"], e["cost_estimate"] or 0.0,
-            e["request_duration_ms"], e["ttft_ms"] or 0, e["ttft_ms"] is not None, e["status"] != "ok",
-        )):
+        for i, value in enumerate(
+            (
+                1,
+                e["prompt_tokens"],
+                e["completion_tokens"],
+                e["total_tokens"],
+                e["cost_estimate"] or 0.0,
+                e["request_duration_ms"],
+                e["ttft_ms"] or 0,
+                e["ttft_ms"] is not None,
+                e["status"] != "ok",
+            )
+        ):
             s[i] += value
     return sorted(key + tuple(values) for key, values in sums.items())
 
@@ -95,8 +120,12 @@ async def test_events_either_side_of_midnight_land_in_their_own_hour_and_day(
         event(NEW_YEAR - timedelta(hours=1)),  # 23:00:00.0, first instant of the last hour of the year
         event(last_new_years_eve, prompt_tokens=1, completion_tokens=2, total_tokens=3, cost_estimate=None),
         event(NEW_YEAR, prompt_tokens=7, completion_tokens=0, total_tokens=7, ttft_ms=40, stream=True),
-        event(NEW_YEAR + timedelta(minutes=59, seconds=59, microseconds=999999), status=UsageStatus.TIMEOUT,
-              status_code=504, ttft_ms=60),
+        event(
+            NEW_YEAR + timedelta(minutes=59, seconds=59, microseconds=999999),
+            status=UsageStatus.TIMEOUT,
+            status_code=504,
+            ttft_ms=60,
+        ),
     )
 
     run = await roll_up(store, lateness=LATENESS)
@@ -114,14 +143,23 @@ async def test_rows_are_grouped_by_org_team_user_key_and_model(store: Store) -> 
     hour = datetime(2030, 6, 1, 12, tzinfo=UTC)
     events = []
     for n in range(60):
-        events.append(event(
-            hour + timedelta(minutes=n * 7, seconds=n),  # 12:00 to 18:53: seven hours
-            org_id=f"org-{n % 2}", team_id=None if n % 3 == 0 else f"team-{n % 3}",
-            user_id=None if n % 4 == 0 else "user-1", key_id=f"key-{n % 5}", model_name=f"m-{n % 2}",
-            prompt_tokens=n, completion_tokens=2 * n, total_tokens=3 * n, duration_ms=n * 11,
-            cost_estimate=None if n % 6 == 0 else n / 7, ttft_ms=n if n % 2 else None,
-            status=UsageStatus.OK if n % 5 else UsageStatus.UPSTREAM_ERROR,
-        ))
+        events.append(
+            event(
+                hour + timedelta(minutes=n * 7, seconds=n),  # 12:00 to 18:53: seven hours
+                org_id=f"org-{n % 2}",
+                team_id=None if n % 3 == 0 else f"team-{n % 3}",
+                user_id=None if n % 4 == 0 else "user-1",
+                key_id=f"key-{n % 5}",
+                model_name=f"m-{n % 2}",
+                prompt_tokens=n,
+                completion_tokens=2 * n,
+                total_tokens=3 * n,
+                duration_ms=n * 11,
+                cost_estimate=None if n % 6 == 0 else n / 7,
+                ttft_ms=n if n % 2 else None,
+                status=UsageStatus.OK if n % 5 else UsageStatus.UPSTREAM_ERROR,
+            )
+        )
     await write(store, *events)
 
     await roll_up(store, lateness=LATENESS)
@@ -216,7 +254,9 @@ async def insert_rows(store: Store, rows: list[dict[str, Any]]) -> None:
 
 async def test_a_long_history_is_rolled_up_a_bounded_number_of_hours_per_run(store: Store) -> None:
     start = datetime(2030, 3, 1, tzinfo=UTC)
-    await insert_rows(store, [written_long_ago(event(start + timedelta(hours=n, minutes=n)), n) for n in range(30)])
+    await insert_rows(
+        store, [written_long_ago(event(start + timedelta(hours=n, minutes=n)), n) for n in range(30)]
+    )
 
     runs = [await roll_up(store, lateness=LATENESS, max_hours=12) for _ in range(4)]
 
@@ -268,7 +308,9 @@ async def test_service_is_ready_after_its_first_run_and_picks_up_new_events(
     runs = metric("voidllm_rollup_runs_total", outcome="ok")
     hours = metric("voidllm_rollup_hours_total")
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(serve_rollups, store=store, interval=60.0, lateness=LATENESS, now=trio_now))
+        await nursery.start(
+            partial(serve_rollups, store=store, interval=60.0, lateness=LATENESS, now=trio_now)
+        )
         # metrics first: autojump may start the next run while this task waits on a database thread
         assert metric("voidllm_rollup_runs_total", outcome="ok") == runs + 1
         assert metric("voidllm_rollup_hours_total") == hours + 1
@@ -305,7 +347,9 @@ async def test_failed_runs_are_counted_retried_each_interval_and_grow_the_lag(
     durations = metric("voidllm_rollup_duration_seconds_count")
 
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(serve_rollups, store=broken, interval=60.0, lateness=LATENESS, now=trio_now))
+        await nursery.start(
+            partial(serve_rollups, store=broken, interval=60.0, lateness=LATENESS, now=trio_now)
+        )
         assert metric("voidllm_rollup_lag_seconds") == 0.0
         await trio.sleep(150)
         nursery.cancel_scope.cancel()

@@ -12,18 +12,26 @@ from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstr
 def deployments(strategy: str, *mocks: MockUpstream, extra: str = "") -> str:
     lines = [f"models:\n  - name: m\n    strategy: {strategy}\n{extra}    deployments:"]
     for index, mock in enumerate(mocks):
-        lines.append(f'      - {{name: d{index}, provider: openai, base_url: "{mock.base_url}", priority: {index}}}')
+        lines.append(
+            f'      - {{name: d{index}, provider: openai, base_url: "{mock.base_url}", priority: {index}}}'
+        )
     return "\n".join(lines) + "\n"
 
 
 async def chat(gw: RunningGateway, **body: object) -> int:
-    response = await gw.client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {gw.api_key()}"},
-                                    json={"model": "m", **body})
+    response = await gw.client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {gw.api_key()}"},
+        json={"model": "m", **body},
+    )
     return response.status_code
 
 
 async def test_429_fails_over_and_parks_the_deployment_for_its_retry_after(sqlite_dsn: str) -> None:
-    async with open_mock_upstream(Behaviour(status=429, retry_after="30")) as limited, open_mock_upstream() as ok:
+    async with (
+        open_mock_upstream(Behaviour(status=429, retry_after="30")) as limited,
+        open_mock_upstream() as ok,
+    ):
         async with run_gateway(make_config(sqlite_dsn, deployments("priority", limited, ok))) as gw:
             assert await chat(gw) == 200
             assert (len(limited.requests), len(ok.requests)) == (1, 1)
@@ -49,10 +57,15 @@ async def test_breaker_opens_after_the_threshold_and_skips_the_deployment(sqlite
 async def test_every_breaker_open_is_503_circuit_open(sqlite_dsn: str) -> None:
     breaker = "circuit_breaker:\n  threshold: 1"
     async with open_mock_upstream(Behaviour(status=502)) as broken:
-        async with run_gateway(make_config(sqlite_dsn, deployments("priority", broken), settings=breaker)) as gw:
+        async with run_gateway(
+            make_config(sqlite_dsn, deployments("priority", broken), settings=breaker)
+        ) as gw:
             assert await chat(gw) == 502  # the last candidate's answer, relayed; it opens the breaker
-            response = await gw.client.post("/v1/chat/completions", json={"model": "m"},
-                                            headers={"Authorization": f"Bearer {gw.api_key()}"})
+            response = await gw.client.post(
+                "/v1/chat/completions",
+                json={"model": "m"},
+                headers={"Authorization": f"Bearer {gw.api_key()}"},
+            )
             assert response.status_code == 503
             assert response.json()["error"]["code"] == "circuit_open"
             assert len(broken.requests) == 1
@@ -60,7 +73,9 @@ async def test_every_breaker_open_is_503_circuit_open(sqlite_dsn: str) -> None:
 
 async def test_attempt_timeout_moves_on_to_the_next_deployment(sqlite_dsn: str) -> None:
     async with open_mock_upstream(Behaviour(fail="hang")) as hanging, open_mock_upstream() as ok:
-        config = make_config(sqlite_dsn, deployments("priority", hanging, ok, extra="    attempt_timeout: 300ms\n"))
+        config = make_config(
+            sqlite_dsn, deployments("priority", hanging, ok, extra="    attempt_timeout: 300ms\n")
+        )
         async with run_gateway(config) as gw:
             began = trio.current_time()
             assert await chat(gw) == 200
@@ -82,7 +97,9 @@ async def test_round_robin_spreads_requests(sqlite_dsn: str) -> None:
 async def test_stream_that_dies_counts_as_a_breaker_failure(sqlite_dsn: str) -> None:
     breaker = "circuit_breaker:\n  threshold: 1"
     async with open_mock_upstream(Behaviour(fail="drop_mid_stream")) as dying:
-        async with run_gateway(make_config(sqlite_dsn, deployments("priority", dying), settings=breaker)) as gw:
+        async with run_gateway(
+            make_config(sqlite_dsn, deployments("priority", dying), settings=breaker)
+        ) as gw:
             assert await chat(gw, stream=True) == 200  # headers were sent; the stream then broke
             assert await chat(gw, stream=True) == 503  # the broken stream opened the breaker
 
@@ -100,19 +117,28 @@ async def test_fallback_model_serves_and_usage_names_both(sqlite_dsn: str) -> No
     aliases: [spare]
 """
         async with run_gateway(make_config(sqlite_dsn, models)) as gw:
-            response = await gw.client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {gw.api_key()}"},
-                                            json={"model": "primary", "messages": []})
+            response = await gw.client.post(
+                "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {gw.api_key()}"},
+                json={"model": "primary", "messages": []},
+            )
             assert response.status_code == 200
             assert up.requests[-1].json()["model"] == "backup"  # the body names the model that serves
     rows = await usage_rows("sqlite", sqlite_dsn)
-    assert [(r["model_name"], r["requested_model_name"], r["status"]) for r in rows] == [("backup", "primary", "ok")]
+    assert [(r["model_name"], r["requested_model_name"], r["status"]) for r in rows] == [
+        ("backup", "primary", "ok")
+    ]
 
 
 async def test_hedged_request_over_real_sockets(sqlite_dsn: str) -> None:
     async with open_mock_upstream(Behaviour(latency=5)) as slow, open_mock_upstream() as fast:
-        config = make_config(sqlite_dsn, deployments("priority", slow, fast, extra="    hedge_after: 200ms\n"))
-        hedges = {r: REGISTRY.get_sample_value("voidllm_hedges_total", {"model": "m", "result": r}) or 0
-                  for r in ("started", "won")}
+        config = make_config(
+            sqlite_dsn, deployments("priority", slow, fast, extra="    hedge_after: 200ms\n")
+        )
+        hedges = {
+            r: REGISTRY.get_sample_value("voidllm_hedges_total", {"model": "m", "result": r}) or 0
+            for r in ("started", "won")
+        }
         async with run_gateway(config) as gw:
             began = trio.current_time()
             assert await chat(gw) == 200

@@ -46,30 +46,49 @@ SETTINGS = "audit:\n  flush_interval: 100ms\nmcp:\n  allow_private_urls: true"
 
 def st_command(url: str, key: str, report: Path, *filters: str) -> list[str]:
     return [
-        str(Path(sys.executable).with_name("st")), "run", f"{url}/api/docs/openapi.json",
-        "--checks", "no_server_error,error_envelope",
-        "--header", f"Authorization: Bearer {key}",
-        "--phases", "examples,coverage,fuzzing",
-        "--mode", "all",
-        "--max-examples", str(MAX_EXAMPLES),
-        "--seed", str(SEED),
+        str(Path(sys.executable).with_name("st")),
+        "run",
+        f"{url}/api/docs/openapi.json",
+        "--checks",
+        "no_server_error,error_envelope",
+        "--header",
+        f"Authorization: Bearer {key}",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--mode",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
         "--generation-deterministic",
-        "--workers", "1",
-        "--request-timeout", "10",
-        "--suppress-health-check", "all",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "10",
+        "--suppress-health-check",
+        "all",
         "--no-color",
-        "--output-sanitize", "true",
-        "--report", "junit", "--report-junit-path", str(report),
+        "--output-sanitize",
+        "true",
+        "--report",
+        "junit",
+        "--report-junit-path",
+        str(report),
         *filters,
-    ]  # fmt: skip
+    ]
 
 
 async def run_st(command: list[str], cwd: Path, ids: dict[str, str]) -> str:
     with trio.fail_after(240):
         done = await trio.run_process(
-            command, capture_stdout=True, stderr=subprocess.STDOUT, check=False, cwd=cwd,
+            command,
+            capture_stdout=True,
+            stderr=subprocess.STDOUT,
+            check=False,
+            cwd=cwd,
             env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS), "VOIDLLM_FUZZ_IDS": json.dumps(ids)},
-        )  # fmt: skip
+        )
     output = done.stdout.decode(errors="replace")
     assert done.returncode == 0, output[-20000:]
     return output

@@ -57,7 +57,13 @@ async def test_bootstrap_key_authenticates_and_wrong_keys_get_401(sqlite_dsn: st
             "object": "list",
             "data": [
                 {"id": "embed-small", "object": "model", "created": 0, "owned_by": "voidllm", "aliases": []},
-                {"id": "gpt-4o", "object": "model", "created": 0, "owned_by": "voidllm", "aliases": ["smart"]},
+                {
+                    "id": "gpt-4o",
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "voidllm",
+                    "aliases": ["smart"],
+                },
             ],
         }
         one = await gw.client.get("/v1/models/smart", headers={"Authorization": f"Bearer {key}"})
@@ -69,12 +75,18 @@ async def test_bootstrap_key_authenticates_and_wrong_keys_get_401(sqlite_dsn: st
         wrong = await gw.client.get("/v1/models", headers={"Authorization": "Bearer vl_uk_" + "0" * 48})
         assert wrong.status_code == 401
         assert _envelope(wrong) | {"request_id": None} == {
-            "code": "unauthorized", "message": "invalid API key", "request_id": None}
+            "code": "unauthorized",
+            "message": "invalid API key",
+            "request_id": None,
+        }
         bare = await gw.client.get("/v1/models")
         assert bare.status_code == 401
         assert _envelope(bare)["message"] == "missing API key: send the header Authorization: Bearer <key>"
         unprefixed = await gw.client.get("/v1/models", headers={"Authorization": key})
-        assert _envelope(unprefixed)["message"] == "the Bearer prefix is missing: use Authorization: Bearer <key>"
+        assert (
+            _envelope(unprefixed)["message"]
+            == "the Bearer prefix is missing: use Authorization: Bearer <key>"
+        )
         malformed = await gw.client.get("/v1/models", headers={"Authorization": f"Bearer {key[:-1]}"})
         assert _envelope(malformed)["message"] == "invalid API key format"
 

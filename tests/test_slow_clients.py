@@ -25,8 +25,9 @@ DEADLINE = 0.8
 
 
 def short(config: Config) -> Config:
-    proxy = attrs.evolve(config.server.proxy, max_stream_duration=DEADLINE, write_timeout=DEADLINE,
-                         max_response_body=64 << 20)
+    proxy = attrs.evolve(
+        config.server.proxy, max_stream_duration=DEADLINE, write_timeout=DEADLINE, max_response_body=64 << 20
+    )
     return attrs.evolve(config, server=attrs.evolve(config.server, proxy=proxy))
 
 
@@ -42,10 +43,13 @@ async def non_reader(gw: RunningGateway, *, stream: bool, key: str | None = None
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     await sock.connect((host, int(port)))
     body = b'{"model": "m", "stream": %s, "messages": [{"role": "user", "content": "hi"}]}' % (
-        b"true" if stream else b"false")
-    head = ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {key or gw.api_key()}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        b"true" if stream else b"false"
+    )
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {key or gw.api_key()}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     connection = trio.SocketStream(sock)
     await connection.send_all(head + body)
     return connection
@@ -93,8 +97,10 @@ async def test_non_reading_clients_never_open_a_healthy_upstreams_breaker(sqlite
             upstream.behaviour.completion_text = "ok"
             headers = {"Authorization": f"Bearer {gw.api_key()}"}
             body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-            statuses = [(await gw.client.post("/v1/chat/completions", json=body, headers=headers)).status_code
-                        for _ in range(10)]
+            statuses = [
+                (await gw.client.post("/v1/chat/completions", json=body, headers=headers)).status_code
+                for _ in range(10)
+            ]
             metrics = (await gw.client.get("/metrics")).text
     assert statuses == [200] * 10
     assert 'voidllm_circuit_breaker_state{upstream="m/d0"} 0.0' in metrics
@@ -115,10 +121,12 @@ async def test_the_token_reservation_of_a_cut_request_is_settled(sqlite_dsn: str
 
 async def test_a_models_own_timeout_cuts_a_stream_nobody_reads(sqlite_dsn: str) -> None:
     """The model's ``timeout`` is the stream's deadline (``max_stream_duration`` is a minute here)."""
-    deployment = "{name: d0, provider: openai, base_url: \"%s\"}"
+    deployment = '{name: d0, provider: openai, base_url: "%s"}'
     async with open_mock_upstream(Behaviour(completion_text=BIG, stream_chunks=64)) as upstream:
-        yaml = (f"models:\n  - name: m\n    timeout: {DEADLINE}s\n    strategy: priority\n    deployments:\n"
-                f"      - {deployment % upstream.base_url}\n")
+        yaml = (
+            f"models:\n  - name: m\n    timeout: {DEADLINE}s\n    strategy: priority\n    deployments:\n"
+            f"      - {deployment % upstream.base_url}\n"
+        )
         config = make_config(sqlite_dsn, yaml)
         proxy = attrs.evolve(config.server.proxy, max_stream_duration=60.0, max_response_body=64 << 20)
         config = attrs.evolve(config, server=attrs.evolve(config.server, proxy=proxy))

@@ -33,11 +33,16 @@ _OPENAI_HEAD = (
     b'"choices":['
 )
 _OPENAI_CHOICES = [
-    (b'{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
-     b'"logprobs":null,"finish_reason":null}', b"I"),
+    (
+        b'{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+        b'"logprobs":null,"finish_reason":null}',
+        b"I",
+    ),
     (b'{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}', b"ZGF"),
-    (b'{"index":0,"delta":{"content":" \\"usage\\":null, {usage}"},"logprobs":null,"finish_reason":null}',
-     b"lRK2aBv"),
+    (
+        b'{"index":0,"delta":{"content":" \\"usage\\":null, {usage}"},"logprobs":null,"finish_reason":null}',
+        b"lRK2aBv",
+    ),
     (b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}', b"kJ"),
 ]
 _OPENAI_USAGE = (
@@ -61,10 +66,17 @@ def openai_stream(*, include_usage: bool) -> bytes:
 
 # vLLM (pydantic model_dump_json(exclude_unset=True)): no "usage":null on ordinary chunks, a final
 # usage-only chunk with vLLM's field order, and [DONE].
-_VLLM_HEAD = b'{"id":"chatcmpl-9f1c2a","object":"chat.completion.chunk","created":1717000000,' \
-             b'"model":"meta-llama/Llama-3.1-8B-Instruct","choices":'
+_VLLM_HEAD = (
+    b'{"id":"chatcmpl-9f1c2a","object":"chat.completion.chunk","created":1717000000,'
+    b'"model":"meta-llama/Llama-3.1-8B-Instruct","choices":'
+)
 VLLM_CONTENT = b"".join(
-    b"data: " + _VLLM_HEAD + b'[{"index":0,"delta":' + delta + b',"logprobs":null,"finish_reason":' + reason
+    b"data: "
+    + _VLLM_HEAD
+    + b'[{"index":0,"delta":'
+    + delta
+    + b',"logprobs":null,"finish_reason":'
+    + reason
     + b"}]}\n\n"
     for delta, reason in [
         (b'{"role":"assistant","content":""}', b"null"),
@@ -79,7 +91,7 @@ VLLM_STREAM = VLLM_CONTENT + VLLM_USAGE_CHUNK + b"data: [DONE]\n\n"
 
 # Responses API (no [DONE]; typed events, usage inside the terminal event's response object).
 RESPONSES_STREAM = (
-    b'event: response.created\n'
+    b"event: response.created\n"
     b'data: {"type":"response.created","sequence_number":0,"response":{"id":"resp_1",'
     b'"object":"response","created_at":1741290958,"status":"in_progress","model":"gpt-4.1","output":[],'
     b'"usage":null}}\n\n'
@@ -182,7 +194,7 @@ def test_mixed_line_endings() -> None:
 def test_comments_and_other_fields_travel_inside_their_event() -> None:
     upstream = (
         b": keep-alive\n\n"
-        b"retry: 3000\nid: 41\nevent: delta\n: a comment inside\ndata: {\"a\":1}\n\n"
+        b'retry: 3000\nid: 41\nevent: delta\n: a comment inside\ndata: {"a":1}\n\n'
         b"data: [DONE]\n\n"
     )
     assert_chunking_invariant(upstream, upstream)
@@ -219,8 +231,13 @@ def test_done_event_ends_the_stream_and_nothing_after_it_is_relayed(done_event: 
 @pytest.mark.parametrize(
     "not_done",
     [
-        b"data: [DONE] ", b"data:  [DONE]", b"data: [DONE]\ndata: more", b"data: [done]",
-        b'data: {"t":"[DONE]"}', b": [DONE]", b"data: [DONE]x",
+        b"data: [DONE] ",
+        b"data:  [DONE]",
+        b"data: [DONE]\ndata: more",
+        b"data: [done]",
+        b'data: {"t":"[DONE]"}',
+        b": [DONE]",
+        b"data: [DONE]x",
     ],
 )
 def test_almost_done_events_are_ordinary_events(not_done: bytes) -> None:
@@ -231,8 +248,9 @@ def test_almost_done_events_are_ordinary_events(not_done: bytes) -> None:
 
 
 def test_responses_stream_ends_at_its_typed_terminal_event() -> None:
-    relay = assert_chunking_invariant(RESPONSES_STREAM + event(b'{"type":"ignored"}'), RESPONSES_STREAM,
-                                      terminal="responses")
+    relay = assert_chunking_invariant(
+        RESPONSES_STREAM + event(b'{"type":"ignored"}'), RESPONSES_STREAM, terminal="responses"
+    )
     assert relay.done
     assert relay.usage == StreamUsage(37, 11, 48)
 
@@ -286,8 +304,10 @@ def test_the_last_usage_wins() -> None:
 
 
 def test_usage_on_a_content_chunk_is_captured_and_relayed_even_when_stripping() -> None:
-    chunk = event(b'{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
-                  b'"usage":{"prompt_tokens":26,"total_tokens":85,"completion_tokens":59}}')
+    chunk = event(
+        b'{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":26,"total_tokens":85,"completion_tokens":59}}'
+    )
     relay = SSERelay(strip_injected_usage=True)
     assert relay.feed(chunk) == chunk
     assert relay.usage == StreamUsage(26, 59, 85)
@@ -398,10 +418,14 @@ def test_without_stripping_the_usage_chunk_and_null_members_are_relayed() -> Non
         (b'{"a": 1, "usage": null, "b": 2}', b'{"a": 1, "b": 2}'),
         (b'{"usage":null}', b"{}"),
         (b'{"a":1,"usage":null,"usage":null}', b'{"a":1}'),
-        (b'{"a":"x\\\\","usage":null,"b":"}]{[","c":[1,{"d":2}],"e":"' + b"z" * 40 + b'"}',
-         b'{"a":"x\\\\","b":"}]{[","c":[1,{"d":2}],"e":"' + b"z" * 40 + b'"}'),
-        (b'{"a":"{[","b":[' + b"1," * 30 + b'1],"usage":null,"c":"]}"}',
-         b'{"a":"{[","b":[' + b"1," * 30 + b'1],"c":"]}"}'),
+        (
+            b'{"a":"x\\\\","usage":null,"b":"}]{[","c":[1,{"d":2}],"e":"' + b"z" * 40 + b'"}',
+            b'{"a":"x\\\\","b":"}]{[","c":[1,{"d":2}],"e":"' + b"z" * 40 + b'"}',
+        ),
+        (
+            b'{"a":"{[","b":[' + b"1," * 30 + b'1],"usage":null,"c":"]}"}',
+            b'{"a":"{[","b":[' + b"1," * 30 + b'1],"c":"]}"}',
+        ),
         # usage:null that is not a member of the top-level object, or not a member at all: untouched
         (b'{"x_groq":{"id":"req_1","usage":null},"a":1}', None),
         (b'{"a":[{"usage":null}],"b":' + b"2" * 60 + b"}", None),
@@ -541,11 +565,14 @@ def test_abort_event_bytes() -> None:
 
 def test_abort_with_a_code_and_message_then_nothing_more() -> None:
     relay = SSERelay()
-    relay.feed(b"data: {}\n\ndata: {\"partial")
+    relay.feed(b'data: {}\n\ndata: {"partial')
     out = relay.abort(code="pii_restore_aborted", message="response withheld by PII policy")
     assert orjson.loads(out.removeprefix(b"data: ")) == {
-        "error": {"message": "response withheld by PII policy", "type": "pii_restore_aborted",
-                  "code": "pii_restore_aborted"}
+        "error": {
+            "message": "response withheld by PII policy",
+            "type": "pii_restore_aborted",
+            "code": "pii_restore_aborted",
+        }
     }
     assert out.endswith(b"}\n\n")
     assert relay.abort() == b"" and relay.finish() == b"" and relay.feed(b"\n\n") == b""
@@ -641,9 +668,19 @@ def generated_stream(seed: int) -> tuple[bytes, bytes, StreamUsage]:
             expected.append([*fields, b"data: " + seen])
     prompt, completion = rng.randint(0, 10**6), rng.randint(0, 10**6)
     usage = StreamUsage(prompt, completion, prompt + completion)
-    upstream.append([b'data: {"id":"u","choices":[],"usage":' + orjson.dumps(
-        {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-         "total_tokens": usage.total_tokens}) + b"}"])
+    upstream.append(
+        [
+            b'data: {"id":"u","choices":[],"usage":'
+            + orjson.dumps(
+                {
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens,
+                }
+            )
+            + b"}"
+        ]
+    )
     upstream.append([b"data: [DONE]"])
     expected.append([b"data: [DONE]"])
     newline = rng.choice([b"\n", b"\r\n", b"\r"])

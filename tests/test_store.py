@@ -292,7 +292,13 @@ async def test_datetime_comparisons_are_chronological_across_offsets(store: Stor
 
     def write(connection: sa.Connection) -> None:
         rows = [
-            {"key_id": new_id(), "key_type": "user_key", "org_id": "o", "model_name": "m", "created_at": created}
+            {
+                "key_id": new_id(),
+                "key_type": "user_key",
+                "org_id": "o",
+                "model_name": "m",
+                "created_at": created,
+            }
             for created in events
         ]
         connection.execute(sa.insert(tables.usage_events), rows)

@@ -36,7 +36,9 @@ async def test_each_call_is_timed_by_operation_and_outcome(tmp_path: Path) -> No
         await store.run_engine(lambda engine: None)
         after = {key: calls(*key) for key in before}
     assert {key: after[key] - before[key] for key in before} == {
-        ("transaction", "ok"): 2, ("transaction", "error"): 1, ("engine", "ok"): 1
+        ("transaction", "ok"): 2,
+        ("transaction", "error"): 1,
+        ("engine", "ok"): 1,
     }
 
 

@@ -22,7 +22,10 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 async def test_store_outage_keeps_keys_valid_and_refuses_admin_writes_until_it_is_back(pg_dsn: str) -> None:
     parts = urlsplit(pg_dsn)
-    async with forward(parts.hostname or "127.0.0.1", parts.port or 5432) as db, open_mock_upstream() as upstream:
+    async with (
+        forward(parts.hostname or "127.0.0.1", parts.port or 5432) as db,
+        open_mock_upstream() as upstream,
+    ):
         dsn = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{db.port}"))
         config = make_config(dsn, "models:" + model_yaml("m", upstream.base_url), driver="postgres")
         async with run_gateway(config) as gw:

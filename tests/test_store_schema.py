@@ -16,12 +16,34 @@ from voidllm.store.migrate import upgrade
 from voidllm.store.tables import metadata
 
 EXPECTED_TABLES = {
-    "organizations", "users", "org_memberships", "teams", "team_memberships", "service_accounts",
-    "api_keys", "models", "model_deployments", "model_aliases", "org_model_access", "team_model_access",
-    "key_model_access", "usage_events", "usage_hourly", "audit_logs", "invite_tokens", "settings",
-    "mcp_servers", "org_mcp_access", "team_mcp_access", "key_mcp_access", "mcp_tool_calls",
-    "mcp_tool_blocklist", "mcp_server_tools", "output_schemas", "change_notices",
-}  # fmt: skip
+    "organizations",
+    "users",
+    "org_memberships",
+    "teams",
+    "team_memberships",
+    "service_accounts",
+    "api_keys",
+    "models",
+    "model_deployments",
+    "model_aliases",
+    "org_model_access",
+    "team_model_access",
+    "key_model_access",
+    "usage_events",
+    "usage_hourly",
+    "audit_logs",
+    "invite_tokens",
+    "settings",
+    "mcp_servers",
+    "org_mcp_access",
+    "team_mcp_access",
+    "key_mcp_access",
+    "mcp_tool_calls",
+    "mcp_tool_blocklist",
+    "mcp_server_tools",
+    "output_schemas",
+    "change_notices",
+}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

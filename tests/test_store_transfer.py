@@ -160,7 +160,10 @@ async def voidllm_migrate(*args: str) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")} | {"TTY_COMPATIBLE": "0"}
     return await trio.run_process(
         [sys.executable, "-m", "voidllm", "migrate", *args],
-        capture_stdout=True, capture_stderr=True, check=False, env=env,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env=env,
     )
 
 
@@ -185,8 +188,12 @@ async def test_round_trip_sqlite_postgres_sqlite_preserves_every_row(
         counts = await transfer(pg, back, batch_size=BATCH, on_progress=lambda *call: calls.append(call))
     assert counts == {name: ROWS for name in counts} and len(counts) == len(metadata.tables)
     assert dump_sqlite(final) == original
-    assert [call for call in calls if call[0] == "models"] == [("models", 0, 5), ("models", 2, 5),
-                                                               ("models", 4, 5), ("models", 5, 5)]
+    assert [call for call in calls if call[0] == "models"] == [
+        ("models", 0, 5),
+        ("models", 2, 5),
+        ("models", 4, 5),
+        ("models", 5, 5),
+    ]
     assert [call[0] for call in calls if call[1] == 0] == [t.name for t in metadata.sorted_tables]
 
 
@@ -320,9 +327,11 @@ async def test_rows_written_to_the_source_during_the_copy_fail_the_count_check(
     def write_behind(table: str, copied: int, total: int) -> None:
         if table == "audit_logs" and copied == total:  # audit_logs is done: a late row is never copied
             with sqlite3.connect(path) as raw:
-                raw.execute("INSERT INTO audit_logs (id, timestamp, actor_type, action, resource_type, "
-                            "description, status_code) VALUES ('late', '2025-01-01 00:00:00.000000', "
-                            "'system', 'create', 'x', '', 200)")
+                raw.execute(
+                    "INSERT INTO audit_logs (id, timestamp, actor_type, action, resource_type, "
+                    "description, status_code) VALUES ('late', '2025-01-01 00:00:00.000000', "
+                    "'system', 'create', 'x', '', 200)"
+                )
 
     async with open_store("sqlite", path) as src, open_store("sqlite", str(tmp_path / "t.db")) as dst:
         with pytest.raises(TransferError, match="row counts differ .*audit_logs: source 6, target 5"):
@@ -346,8 +355,9 @@ async def test_survey_reports_both_sides_and_refuses_an_old_source(
 
 
 def test_endpoints() -> None:
-    assert Endpoint.parse("postgres://u:pw@h:5/db") == Endpoint("postgres", "postgres://u:pw@h:5/db",
-                                                                "postgres://u:***@h:5/db")
+    assert Endpoint.parse("postgres://u:pw@h:5/db") == Endpoint(
+        "postgres", "postgres://u:pw@h:5/db", "postgres://u:***@h:5/db"
+    )
     assert Endpoint.parse("sqlite:////abs/v.db").dsn == "/abs/v.db"
     assert Endpoint.parse("sqlite:///rel/v.db").dsn == "rel/v.db"
     assert Endpoint.parse("postgresql://h/db").same_as(Endpoint.parse("postgres://h/db"))

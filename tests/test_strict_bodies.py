@@ -53,13 +53,15 @@ async def test_every_body_of_the_document_refuses_an_unknown_field(gw: RunningGa
 
 async def test_the_typos_of_the_issue_are_refused_with_the_closest_field(gw: RunningGateway) -> None:
     org = await default_org(gw)
-    team = await gw.client.post(f"{API}/orgs/{org}/teams", headers=admin(gw),
-                                json={"name": "Typo", "requests_per_minite": 5})
+    team = await gw.client.post(
+        f"{API}/orgs/{org}/teams", headers=admin(gw), json={"name": "Typo", "requests_per_minite": 5}
+    )
     assert error_of(team)["message"] == (
         "unknown field 'requests_per_minite' (did you mean 'requests_per_minute'?) @ $"
     )
-    key = await gw.client.post(f"{API}/orgs/{org}/keys", headers=admin(gw),
-                               json={"name": "k", "key_type": "user_key", "rpm": 3})
+    key = await gw.client.post(
+        f"{API}/orgs/{org}/keys", headers=admin(gw), json={"name": "k", "key_type": "user_key", "rpm": 3}
+    )
     assert error_of(key)["message"].startswith("unknown field 'rpm'")
     listed = await gw.client.get(f"{API}/orgs/{org}/teams", headers=admin(gw))
     assert [t["name"] for t in listed.json()["data"]] == []  # nothing was created
@@ -86,11 +88,13 @@ async def test_a_patch_refuses_null_and_keeps_absent_fields(gw: RunningGateway) 
 
 async def test_wrong_types_and_ranges_name_the_field(gw: RunningGateway) -> None:
     org = await default_org(gw)
-    wrong = await gw.client.post(f"{API}/orgs/{org}/teams", headers=admin(gw),
-                                 json={"name": "T", "requests_per_day": "many"})
+    wrong = await gw.client.post(
+        f"{API}/orgs/{org}/teams", headers=admin(gw), json={"name": "T", "requests_per_day": "many"}
+    )
     assert "requests_per_day" in error_of(wrong)["message"]
-    negative = await gw.client.post(f"{API}/orgs/{org}/teams", headers=admin(gw),
-                                    json={"name": "T", "requests_per_day": -1})
+    negative = await gw.client.post(
+        f"{API}/orgs/{org}/teams", headers=admin(gw), json={"name": "T", "requests_per_day": -1}
+    )
     assert "requests_per_day" in error_of(negative)["message"]
 
 
@@ -112,7 +116,10 @@ async def test_a_400_about_one_field_names_it_in_the_error_object(gw: RunningGat
         response = await gw.client.request(method, url, headers=admin(gw), json=body)
         assert response.status_code == 400, response.text
         assert response.json()["error"]["field"] == field, (url, body, response.json())
-    wrong = await gw.client.post(f"{API}/me/password", headers=admin(gw),
-                                 json={"current_password": "not-it", "new_password": "a-new-password-1"})
+    wrong = await gw.client.post(
+        f"{API}/me/password",
+        headers=admin(gw),
+        json={"current_password": "not-it", "new_password": "a-new-password-1"},
+    )
     assert wrong.status_code in (400, 401, 403), wrong.text
     assert "field" not in wrong.json()["error"]  # "current password is incorrect" names no field of the route

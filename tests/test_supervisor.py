@@ -8,9 +8,9 @@ import pytest
 import trio
 import trio.testing
 
+from voidllm.errors import ServiceUnavailableError
 from voidllm.metrics import REGISTRY
 from voidllm.nursery import Backoff, DrainTracker, open_supervisor
-from voidllm.errors import ServiceUnavailableError
 
 
 def _restarts(name: str) -> float:
@@ -112,7 +112,11 @@ async def test_drain_tracker_waits_then_cancels(autojump_clock: trio.testing.Moc
     async def request(name: str, duration: float) -> None:
         with tracker.track() as scope, scope:
             await trio.sleep(duration)
-        outcomes.append((name, trio.current_time()) if not scope.cancelled_caught else (name + "-cancelled", trio.current_time()))
+        outcomes.append(
+            (name, trio.current_time())
+            if not scope.cancelled_caught
+            else (name + "-cancelled", trio.current_time())
+        )
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(request, "fast", 2.0)
@@ -131,7 +135,9 @@ async def test_drain_tracker_waits_then_cancels(autojump_clock: trio.testing.Moc
     assert tracker.inflight == 0
 
 
-async def test_outer_cancellation_still_stops_services_in_order(autojump_clock: trio.testing.MockClock) -> None:
+async def test_outer_cancellation_still_stops_services_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     stopped: list[tuple[str, float]] = []
 
     def make(name: str, cleanup: float) -> Any:
@@ -175,7 +181,9 @@ async def test_services_left_after_the_stop_timeout_are_cancelled_together(
     with trio.move_on_after(1):
         async with open_supervisor(stop_timeout=30) as supervisor:
             await supervisor.start("first", make("first", 0))
-            await supervisor.start("slow", make("slow", 100))  # stopped first; its cleanup outlasts the timeout
+            await supervisor.start(
+                "slow", make("slow", 100)
+            )  # stopped first; its cleanup outlasts the timeout
             await trio.sleep_forever()
     # "first" did not wait for "slow" beyond the 30 s stop timeout
     assert stopped == {"first": 31.0, "slow": 101.0}

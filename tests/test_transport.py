@@ -325,8 +325,12 @@ def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> TLSContexts:
 
     now = datetime.datetime.now(datetime.UTC)
 
-    def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
-                    issuer_key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    def certificate(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Certificate | None,
+        issuer_key: ec.EllipticCurvePrivateKey,
+    ) -> x509.Certificate:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
         builder = (
             x509.CertificateBuilder()

@@ -90,10 +90,17 @@ async def test_the_index_is_served_at_the_root_with_no_cache_and_the_security_he
 
 @pytest.mark.parametrize(
     ("path", "base"),
-    [("/keys", "./"), ("/keys/abc", "../"), ("/keys/abc/", "../../"), ("/usage/llm/by-model/x", "../../../"),
-     ("/login?next=/keys/abc", "./"), ("/index.html", "./"), ("/models/gpt-4.1", "../"),
-     ("/keys/abc.html", "../")],
-)  # fmt: skip
+    [
+        ("/keys", "./"),
+        ("/keys/abc", "../"),
+        ("/keys/abc/", "../../"),
+        ("/usage/llm/by-model/x", "../../../"),
+        ("/login?next=/keys/abc", "./"),
+        ("/index.html", "./"),
+        ("/models/gpt-4.1", "../"),
+        ("/keys/abc.html", "../"),
+    ],
+)
 async def test_every_client_route_gets_the_index_with_its_base(
     gw: RunningGateway, path: str, base: str
 ) -> None:
@@ -171,9 +178,19 @@ async def test_missing_files_are_404_never_the_index(gw: RunningGateway) -> None
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/nope", "/api/v1", "/api/nope", "/api/v1/playground", "/v1", "/v1/nope", "/metrics/x",
-             "/healthcheck", "/health/x"],
-)  # fmt: skip
+    "path",
+    [
+        "/api/v1/nope",
+        "/api/v1",
+        "/api/nope",
+        "/api/v1/playground",
+        "/v1",
+        "/v1/nope",
+        "/metrics/x",
+        "/healthcheck",
+        "/health/x",
+    ],
+)
 async def test_api_paths_never_fall_back_to_the_ui(gw: RunningGateway, path: str) -> None:
     response = await gw.client.get(path)
     assert response.status_code in (400, 401, 404), (path, response.status_code)
@@ -216,10 +233,19 @@ async def raw_get(gw: RunningGateway, target: str) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize(
     "target",
-    ["/assets/../../../../etc/passwd", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
-     "/assets/%2e%2e/%2e%2e/secret.txt", "/assets/..%2f..%2fsecret.txt", "/.secret", "/assets/.hidden.js",
-     "/assets/%5c..%5c..%5csecret.txt", "/assets/app-abc123.js%00.png", "/assets/outside.js"],
-)  # fmt: skip
+    [
+        "/assets/../../../../etc/passwd",
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/assets/%2e%2e/%2e%2e/secret.txt",
+        "/assets/..%2f..%2fsecret.txt",
+        "/.secret",
+        "/assets/.hidden.js",
+        "/assets/%5c..%5c..%5csecret.txt",
+        "/assets/app-abc123.js%00.png",
+        "/assets/outside.js",
+    ],
+)
 async def test_path_traversal_is_refused(gw: RunningGateway, build: Path, target: str) -> None:
     (build.parent / "secret.txt").write_text("TOP SECRET")
     (build / ".secret").write_text("TOP SECRET")
@@ -267,8 +293,20 @@ def test_the_package_build_is_the_checkout_ui_dist() -> None:
 
 
 def test_reserved_paths_and_base_hrefs() -> None:
-    assert [spa.is_reserved(p) for p in ("/v1", "/v1/models", "/api", "/api/v1/x", "/metrics", "/healthz",
-                                         "/health", "/readyz", "/readyz/x")] == [True] * 9  # fmt: skip
+    assert [
+        spa.is_reserved(p)
+        for p in (
+            "/v1",
+            "/v1/models",
+            "/api",
+            "/api/v1/x",
+            "/metrics",
+            "/healthz",
+            "/health",
+            "/readyz",
+            "/readyz/x",
+        )
+    ] == [True] * 9
     outside = ("/", "/v1x", "/apiary", "/metricsx", "/ready", "/keys")
     assert [spa.is_reserved(p) for p in outside] == [False] * 6
     based = b'<html><HEAD lang=x><base href="../"><title>'
@@ -289,14 +327,15 @@ def test_the_wheel_carries_the_built_ui(tmp_path: Path) -> None:
     )
     fake_build(source / "ui" / "dist")
     out = tmp_path / "wheels"
-    command = [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q",
-               "-w", str(out)]  # fmt: skip
+    command = [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(out)]
     subprocess.run(command, check=True, cwd=tmp_path, timeout=300)
     (wheel,) = out.glob("voidllm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     ui = {name for name in names if name.startswith("voidllm/web/ui/")}
     assert ui == {
-        "voidllm/web/ui/index.html", "voidllm/web/ui/favicon.svg", "voidllm/web/ui/assets/app-abc123.js",
+        "voidllm/web/ui/index.html",
+        "voidllm/web/ui/favicon.svg",
+        "voidllm/web/ui/assets/app-abc123.js",
         "voidllm/web/ui/assets/app-def456.css",
     }
     assert "voidllm/web/spa.py" in names and "voidllm/store/migrations/env.py" in names
@@ -322,10 +361,14 @@ def run_ensure_ui_build(checkout: Path, path: str, **env: str) -> tuple[list[str
     log = checkout / "npm.log"
     log.unlink(missing_ok=True)
     done = subprocess.run(
-        ["/bin/bash", "-c", f". {ROOT / 'scripts/lib/ui.sh'} && serve_ui_build"], cwd=checkout,
-        env={"PATH": path, "NPM_LOG": str(log), **env}, capture_output=True, text=True, timeout=60,
+        ["/bin/bash", "-c", f". {ROOT / 'scripts/lib/ui.sh'} && serve_ui_build"],
+        cwd=checkout,
+        env={"PATH": path, "NPM_LOG": str(log), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=True,
-    )  # fmt: skip
+    )
     return (log.read_text().splitlines() if log.exists() else []), done.stderr
 
 

@@ -33,8 +33,8 @@ from tests.admin_tenancy import (
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
-from voidllm.usage.rollups import roll_up
 from voidllm.testing.mock_openai import Behaviour, open_mock_upstream
+from voidllm.usage.rollups import roll_up
 
 BASE = datetime(2026, 3, 10, tzinfo=UTC)
 FROM, TO = BASE + timedelta(days=1), BASE + timedelta(days=4)
@@ -58,13 +58,18 @@ async def world(db_target: tuple[str, str]) -> AsyncIterator[World]:
     driver, dsn = db_target
     async with open_mock_upstream(Behaviour()) as upstream:
         dead = "http://127.0.0.1:9/v1"
-        models = "models:" + model_yaml(MODEL, upstream.base_url) + model_yaml("dead", dead) + f"""
+        models = (
+            "models:"
+            + model_yaml(MODEL, upstream.base_url)
+            + model_yaml("dead", dead)
+            + f"""
   - name: mixed
     strategy: priority
     deployments:
       - {{name: up, provider: openai, base_url: "{upstream.base_url}"}}
       - {{name: down, provider: openai, base_url: "{dead}", priority: 1}}
 """
+        )
         settings = "health_check:\n  health:\n    enabled: true\n    interval: 1h"
         async with run_gateway(make_config(dsn, models, driver=driver, settings=settings)) as gw:
             yield await _populate(gw)
@@ -88,20 +93,40 @@ async def _populate(gw: RunningGateway) -> World:
         "foreign": await create_key(gw, org_b, name="foreign-key", user_id=foreign),
     }
     revoked = await create_key(gw, org_a, name="revoked", user_id=m2)
-    assert (await gw.client.delete(f"{API}/orgs/{org_a}/keys/{revoked['id']}", headers=admin(gw))).status_code == 204
+    assert (
+        await gw.client.delete(f"{API}/orgs/{org_a}/keys/{revoked['id']}", headers=admin(gw))
+    ).status_code == 204
     expired = await create_key(gw, org_a, name="expired", user_id=m2)
     past = utcnow() - timedelta(days=1)
     await gw.state.services.store.run(
-        lambda conn: conn.execute(t.api_keys.update().where(t.api_keys.c.id == expired["id"]).values(expires_at=past))
+        lambda conn: conn.execute(
+            t.api_keys.update().where(t.api_keys.c.id == expired["id"]).values(expires_at=past)
+        )
     )
     keys = {"sys": gw.api_key(), **{caller: str(body["key"]) for caller, body in made.items()}}
     ids = {
-        "org_a": org_a, "org_b": org_b, "t1": t1, "t2": t2, "oadmin": oadmin, "m1": m1, "m2": m2,
-        "tadmin": tadmin, "foreign": foreign, **{f"{caller}_key": body["id"] for caller, body in made.items()},
+        "org_a": org_a,
+        "org_b": org_b,
+        "t1": t1,
+        "t2": t2,
+        "oadmin": oadmin,
+        "m1": m1,
+        "m2": m2,
+        "tadmin": tadmin,
+        "foreign": foreign,
+        **{f"{caller}_key": body["id"] for caller, body in made.items()},
     }
     labels = {
-        org_a: "Default", org_b: "Beta", t1: "One", t2: "Two", oadmin: "oadmin", m1: "m1", m2: "m2",
-        tadmin: "tadmin", foreign: "foreign", **{body["id"]: body["name"] for body in made.values()},
+        org_a: "Default",
+        org_b: "Beta",
+        t1: "One",
+        t2: "Two",
+        oadmin: "oadmin",
+        m1: "m1",
+        m2: "m2",
+        tadmin: "tadmin",
+        foreign: "foreign",
+        **{body["id"]: body["name"] for body in made.values()},
     }
     return World(gw, keys, ids, labels)
 
@@ -110,12 +135,36 @@ def _owners(ids: dict[str, str]) -> list[dict[str, Any]]:
     """Who usage rows belong to: (key, type, org, team, user) as the proxy would record them."""
     a, b = ids["org_a"], ids["org_b"]
     return [
-        {"key_id": ids["m1_key"], "key_type": "user_key", "org_id": a, "team_id": ids["t1"], "user_id": ids["m1"]},
+        {
+            "key_id": ids["m1_key"],
+            "key_type": "user_key",
+            "org_id": a,
+            "team_id": ids["t1"],
+            "user_id": ids["m1"],
+        },
         {"key_id": ids["m2_key"], "key_type": "user_key", "org_id": a, "team_id": None, "user_id": ids["m2"]},
-        {"key_id": ids["oadmin_key"], "key_type": "user_key", "org_id": a, "team_id": None, "user_id": ids["oadmin"]},
-        {"key_id": ids["tkey_key"], "key_type": "team_key", "org_id": a, "team_id": ids["t1"], "user_id": None},
+        {
+            "key_id": ids["oadmin_key"],
+            "key_type": "user_key",
+            "org_id": a,
+            "team_id": None,
+            "user_id": ids["oadmin"],
+        },
+        {
+            "key_id": ids["tkey_key"],
+            "key_type": "team_key",
+            "org_id": a,
+            "team_id": ids["t1"],
+            "user_id": None,
+        },
         {"key_id": ORPHAN_KEY, "key_type": "team_key", "org_id": a, "team_id": ids["t2"], "user_id": None},
-        {"key_id": ids["foreign_key"], "key_type": "user_key", "org_id": b, "team_id": None, "user_id": ids["foreign"]},
+        {
+            "key_id": ids["foreign_key"],
+            "key_type": "user_key",
+            "org_id": b,
+            "team_id": None,
+            "user_id": ids["foreign"],
+        },
     ]
 
 
@@ -129,15 +178,31 @@ def _usage_rows(ids: dict[str, str], count: int) -> list[dict[str, Any]]:
             created = FROM if index == 0 else TO
         else:
             created = BASE + timedelta(seconds=rng.randrange(5 * 86400), microseconds=rng.randrange(10**6))
-        rows.append({
-            "id": new_id(), "request_id": None, **rng.choice(owners), "service_account_id": None,
-            "model_name": rng.choice([MODEL, "claude-x", "llama"]), "requested_model_name": None,
-            "deployment_name": None, "provider": "openai", "prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion, "cost_estimate": None if rng.random() < 0.2 else rng.random() / 100,
-            "request_duration_ms": rng.randrange(1, 5000), "ttft_ms": None, "tokens_per_second": None,
-            "status_code": 200, "status": rng.choice(["ok", "ok", "ok", "error"]), "stream": False, "source": rng.choice([None, "cli", "web-app"]),
-            "project": rng.choice([None, "alpha", "beta/x"]), "created_at": created,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": new_id(),
+                "request_id": None,
+                **rng.choice(owners),
+                "service_account_id": None,
+                "model_name": rng.choice([MODEL, "claude-x", "llama"]),
+                "requested_model_name": None,
+                "deployment_name": None,
+                "provider": "openai",
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "cost_estimate": None if rng.random() < 0.2 else rng.random() / 100,
+                "request_duration_ms": rng.randrange(1, 5000),
+                "ttft_ms": None,
+                "tokens_per_second": None,
+                "status_code": 200,
+                "status": rng.choice(["ok", "ok", "ok", "error"]),
+                "stream": False,
+                "source": rng.choice([None, "cli", "web-app"]),
+                "project": rng.choice([None, "alpha", "beta/x"]),
+                "created_at": created,
+            }
+        )
     return rows
 
 
@@ -160,10 +225,24 @@ def _bucket(row: dict[str, Any], group_by: str, columns: dict[str, str]) -> str 
     return row[columns[group_by]]
 
 
-USAGE_COLUMNS = {"model": "model_name", "team": "team_id", "key": "key_id", "user": "user_id", "org": "org_id",
-                 "source": "source", "project": "project"}  # fmt: skip
-MCP_COLUMNS = {"server": "server_alias", "tool": "tool_name", "status": "status", "team": "team_id",
-               "key": "key_id", "user": "user_id", "org": "org_id"}  # fmt: skip
+USAGE_COLUMNS = {
+    "model": "model_name",
+    "team": "team_id",
+    "key": "key_id",
+    "user": "user_id",
+    "org": "org_id",
+    "source": "source",
+    "project": "project",
+}
+MCP_COLUMNS = {
+    "server": "server_alias",
+    "tool": "tool_name",
+    "status": "status",
+    "team": "team_id",
+    "key": "key_id",
+    "user": "user_id",
+    "org": "org_id",
+}
 
 
 def _in_range(rows: Iterable[dict[str, Any]], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
@@ -185,7 +264,8 @@ def expected_usage(rows: list[dict[str, Any]], group_by: str | None) -> dict[str
             # reports round costs to 9 decimals
             "cost_estimate": pytest.approx(sum(r["cost_estimate"] or 0 for r in members), rel=1e-9, abs=1e-9),
             "avg_duration_ms": pytest.approx(
-                sum(r["request_duration_ms"] for r in members) / len(members) if members else 0, rel=1e-9),
+                sum(r["request_duration_ms"] for r in members) / len(members) if members else 0, rel=1e-9
+            ),
             "error_count": sum(r["status"] != "ok" for r in members),
         }
         for key, members in groups.items()
@@ -215,18 +295,28 @@ async def _get(world: World, path: str, caller: str = "sys", **params: str) -> d
     return dict(response.json())
 
 
-def _check(world: World, body: dict[str, Any], group_by: str | None, expected: dict[str | None, dict[str, Any]],
-           self_labelled: tuple[str, ...]) -> None:  # fmt: skip
+def _check(
+    world: World,
+    body: dict[str, Any],
+    group_by: str | None,
+    expected: dict[str | None, dict[str, Any]],
+    self_labelled: tuple[str, ...],
+) -> None:
     assert body["from"] == RANGE["from"] and body["to"] == RANGE["to"] and body["group_by"] == group_by
     got = {point["group_key"]: point for point in body["data"]}
     assert len(got) == len(body["data"]), "one data point per group"
-    assert {key: {k: v for k, v in point.items() if k not in ("group_key", "group_label")}
-            for key, point in got.items()} == expected, group_by  # fmt: skip
+    assert {
+        key: {k: v for k, v in point.items() if k not in ("group_key", "group_label")}
+        for key, point in got.items()
+    } == expected, group_by
     for key, point in got.items():
         if group_by in self_labelled:
             assert point["group_label"] == key
         else:
-            assert point["group_label"] == (world.labels.get(key) if key is not None else None), (group_by, key)
+            assert point["group_label"] == (world.labels.get(key) if key is not None else None), (
+                group_by,
+                key,
+            )
     if group_by in ("day", "hour"):
         assert [p["group_key"] for p in body["data"]] == sorted(got)
 
@@ -250,9 +340,15 @@ async def test_every_grouping_equals_the_raw_rows(world: World) -> None:
             assert body["org_id"] == org_a
             _check(world, body, group_by, expected_usage(in_a, group_by), self_labelled)
     # the labels really were resolved (not all None), and an unknown key id has none
-    keys = {p["group_key"]: p["group_label"] for p in (await _get(world, "/usage", group_by="key", **RANGE))["data"]}
+    keys = {
+        p["group_key"]: p["group_label"]
+        for p in (await _get(world, "/usage", group_by="key", **RANGE))["data"]
+    }
     assert keys[world.ids["m1_key"]] == "m1-key" and keys[ORPHAN_KEY] is None
-    users = {p["group_key"]: p["group_label"] for p in (await _get(world, "/usage", group_by="user", **RANGE))["data"]}
+    users = {
+        p["group_key"]: p["group_label"]
+        for p in (await _get(world, "/usage", group_by="user", **RANGE))["data"]
+    }
     assert users[world.ids["m1"]] == "m1" and users[None] is None
 
 
@@ -272,7 +368,8 @@ async def test_usage_me_is_the_callers_own(world: World) -> None:
             assert body["org_id"] == ids["org_a"]
             _check(world, body, group_by, expected_usage(_in_range(rows, keep), group_by), ("day",))
     response = await world.gw.client.get(
-        API + "/usage/me", headers=bearer(world.keys["m1"]), params={**RANGE, "group_by": "org"})
+        API + "/usage/me", headers=bearer(world.keys["m1"]), params={**RANGE, "group_by": "org"}
+    )
     assert "system-wide" in error_of(response, 400)["message"]
 
 
@@ -280,14 +377,18 @@ async def test_org_usage_is_refused_outside_the_org(world: World) -> None:
     org_a = world.ids["org_a"]
     for caller in ("foreign", "m1", "tkey", "tadmin"):
         response = await world.gw.client.get(
-            f"{API}/orgs/{org_a}/usage", headers=bearer(world.keys[caller]), params=RANGE)
+            f"{API}/orgs/{org_a}/usage", headers=bearer(world.keys[caller]), params=RANGE
+        )
         assert error_of(response, 403)["code"] == "forbidden", caller
         response = await world.gw.client.get(f"{API}/usage", headers=bearer(world.keys[caller]), params=RANGE)
         assert error_of(response, 403)["code"] == "forbidden", caller
-    response = await world.gw.client.get(f"{API}/orgs/{new_id()}/usage", headers=admin(world.gw), params=RANGE)
+    response = await world.gw.client.get(
+        f"{API}/orgs/{new_id()}/usage", headers=admin(world.gw), params=RANGE
+    )
     assert error_of(response, 404)["code"] == "not_found"
     response = await world.gw.client.get(
-        f"{API}/orgs/{org_a}/usage", headers=admin(world.gw), params={**RANGE, "group_by": "org"})
+        f"{API}/orgs/{org_a}/usage", headers=admin(world.gw), params={**RANGE, "group_by": "org"}
+    )
     assert error_of(response, 400)["code"] == "bad_request"
 
 
@@ -311,17 +412,27 @@ async def test_range_and_group_by_are_validated(world: World) -> None:
             assert error["code"] == "validation_error" and named in error["message"], (path, params, error)
             assert "secret-marker" not in response.text
     response = await world.gw.client.get(
-        f"{API}/mcp-usage", headers=admin(world.gw), params={**RANGE, "group_by": "model"})
+        f"{API}/mcp-usage", headers=admin(world.gw), params={**RANGE, "group_by": "model"}
+    )
     assert "group_by" in error_of(response, 400)["message"]
     exactly_90_days = {"from": "2026-01-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
     for path in ("/usage", "/mcp-usage"):
         response = await world.gw.client.get(API + path, headers=admin(world.gw), params=exactly_90_days)
         assert response.status_code == 200, response.text
     empty = (await _get(world, "/usage", **RANGE))["data"]
-    assert empty == [{
-        "group_key": None, "group_label": None, "total_requests": 0, "prompt_tokens": 0, "completion_tokens": 0,
-        "total_tokens": 0, "cost_estimate": 0.0, "avg_duration_ms": 0.0, "error_count": 0,
-    }]  # fmt: skip
+    assert empty == [
+        {
+            "group_key": None,
+            "group_label": None,
+            "total_requests": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_tokens": 0,
+            "cost_estimate": 0.0,
+            "avg_duration_ms": 0.0,
+            "error_count": 0,
+        }
+    ]
 
 
 # -- MCP usage --------------------------------------------------------------------------------------------
@@ -334,13 +445,21 @@ def _mcp_rows(ids: dict[str, str], count: int) -> list[dict[str, Any]]:
     for index in range(count):
         owner = {k: v for k, v in rng.choice(owners).items() if k != "key_type"}
         created = FROM if index == 0 else BASE + timedelta(seconds=rng.randrange(5 * 86400))
-        rows.append({
-            "id": new_id(), "request_id": None, **owner, "service_account_id": None,
-            "server_alias": rng.choice(["github", "jira"]),
-            "tool_name": rng.choice(["search", "create_issue", "tools/list"]), "duration_ms": rng.randrange(1, 900),
-            "status": rng.choice(["success", "success", "transport_error", "timeout"]),
-            "code_mode": rng.random() < 0.3, "code_mode_execution_id": None, "created_at": created,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": new_id(),
+                "request_id": None,
+                **owner,
+                "service_account_id": None,
+                "server_alias": rng.choice(["github", "jira"]),
+                "tool_name": rng.choice(["search", "create_issue", "tools/list"]),
+                "duration_ms": rng.randrange(1, 900),
+                "status": rng.choice(["success", "success", "transport_error", "timeout"]),
+                "code_mode": rng.random() < 0.3,
+                "code_mode_execution_id": None,
+                "created_at": created,
+            }
+        )
     return rows
 
 
@@ -350,8 +469,13 @@ async def test_mcp_usage_equals_the_raw_rows(world: World) -> None:
     everything = _in_range(rows, lambda row: True)
     for group_by in (None, "org", *MCP_GROUPS):
         params = RANGE if group_by is None else {**RANGE, "group_by": group_by}
-        _check(world, await _get(world, "/mcp-usage", **params), group_by, expected_mcp(everything, group_by),
-               self_labelled)  # fmt: skip
+        _check(
+            world,
+            await _get(world, "/mcp-usage", **params),
+            group_by,
+            expected_mcp(everything, group_by),
+            self_labelled,
+        )
     org_a = world.ids["org_a"]
     in_a = _in_range(rows, lambda row: row["org_id"] == org_a)
     for group_by in (None, *MCP_GROUPS):
@@ -361,7 +485,8 @@ async def test_mcp_usage_equals_the_raw_rows(world: World) -> None:
         _check(world, body, group_by, expected_mcp(in_a, group_by), self_labelled)
     for caller in ("foreign", "m1", "tkey"):
         response = await world.gw.client.get(
-            f"{API}/orgs/{org_a}/mcp-usage", headers=bearer(world.keys[caller]), params=RANGE)
+            f"{API}/orgs/{org_a}/mcp-usage", headers=bearer(world.keys[caller]), params=RANGE
+        )
         assert error_of(response, 403)["code"] == "forbidden"
 
 
@@ -382,22 +507,60 @@ async def test_dashboard_numbers_and_budget_warnings(world: World) -> None:
     owners = {o["key_id"]: o for o in _owners(ids)}
 
     def event(key: str, tokens: int, at: datetime, cost: float | None) -> dict[str, Any]:
-        return {"id": new_id(), **owners[ids[key]], "model_name": MODEL, "provider": "openai", "prompt_tokens": tokens,
-                "completion_tokens": 0, "total_tokens": tokens, "cost_estimate": cost, "request_duration_ms": 5,
-                "status_code": 200, "status": "ok", "created_at": at}  # fmt: skip
+        return {
+            "id": new_id(),
+            **owners[ids[key]],
+            "model_name": MODEL,
+            "provider": "openai",
+            "prompt_tokens": tokens,
+            "completion_tokens": 0,
+            "total_tokens": tokens,
+            "cost_estimate": cost,
+            "request_duration_ms": 5,
+            "status_code": 200,
+            "status": "ok",
+            "created_at": at,
+        }
 
-    await _insert(gw, t.usage_events, [
-        event("m1_key", 850, now, 0.5),  # org A: 85 % of its daily budget, T1 85 % monthly, m1's key 94.4 % daily
-        event("foreign_key", 10, now - timedelta(hours=1), 0.25),
-        event("foreign_key", 20, now - timedelta(hours=23), None),
-        event("foreign_key", 40, now - timedelta(hours=25), 1.0),  # older than 24 hours
-    ])
-    org_daily = {"window": "daily", "scope": "org", "scope_id": ids["org_a"], "name": "Default", "limit": 1000,
-                 "usage": 850, "percent_used": 85.0}  # fmt: skip
-    team_monthly = {"window": "monthly", "scope": "team", "scope_id": ids["t1"], "name": "One", "limit": 1000,
-                    "usage": 850, "percent_used": 85.0}  # fmt: skip
-    key_daily = {"window": "daily", "scope": "key", "scope_id": ids["m1_key"], "name": "m1-key", "limit": 900,
-                 "usage": 850, "percent_used": 94.4}  # fmt: skip
+    await _insert(
+        gw,
+        t.usage_events,
+        [
+            event(
+                "m1_key", 850, now, 0.5
+            ),  # org A: 85 % of its daily budget, T1 85 % monthly, m1's key 94.4 % daily
+            event("foreign_key", 10, now - timedelta(hours=1), 0.25),
+            event("foreign_key", 20, now - timedelta(hours=23), None),
+            event("foreign_key", 40, now - timedelta(hours=25), 1.0),  # older than 24 hours
+        ],
+    )
+    org_daily = {
+        "window": "daily",
+        "scope": "org",
+        "scope_id": ids["org_a"],
+        "name": "Default",
+        "limit": 1000,
+        "usage": 850,
+        "percent_used": 85.0,
+    }
+    team_monthly = {
+        "window": "monthly",
+        "scope": "team",
+        "scope_id": ids["t1"],
+        "name": "One",
+        "limit": 1000,
+        "usage": 850,
+        "percent_used": 85.0,
+    }
+    key_daily = {
+        "window": "daily",
+        "scope": "key",
+        "scope_id": ids["m1_key"],
+        "name": "m1-key",
+        "limit": 900,
+        "usage": 850,
+        "percent_used": 94.4,
+    }
     expected = {
         "sys": ("system", 7, 2, 6, 3, 880, 0.75, [org_daily]),
         "oadmin": ("org", 6, 2, 5, 1, 850, 0.5, [key_daily, org_daily, team_monthly]),
@@ -411,9 +574,16 @@ async def test_dashboard_numbers_and_budget_warnings(world: World) -> None:
         stats = await _get(world, "/dashboard/stats", caller)
         assert stats.pop("cost_estimate_24h") == pytest.approx(cost, abs=1e-9), caller
         assert stats == {
-            "scope": scope, "active_keys": keys, "total_teams": teams, "total_members": members,
-            "requests_24h": requests, "tokens_24h": tokens, "budget_warnings": warnings,
-            "models_healthy": 1, "models_unhealthy": 1, "models_degraded": 1,
+            "scope": scope,
+            "active_keys": keys,
+            "total_teams": teams,
+            "total_members": members,
+            "requests_24h": requests,
+            "tokens_24h": tokens,
+            "budget_warnings": warnings,
+            "models_healthy": 1,
+            "models_unhealthy": 1,
+            "models_degraded": 1,
         }, caller
 
 
@@ -427,15 +597,25 @@ async def test_rolled_up_hours_are_read_from_the_rollups_and_the_rest_from_the_e
     while not (await roll_up(store, lateness=0.0, max_hours=500)).complete:
         pass
     odd_from, odd_to = FROM + timedelta(minutes=30), TO - timedelta(minutes=15)
-    odd = {"from": odd_from.isoformat().replace("+00:00", "Z"), "to": odd_to.isoformat().replace("+00:00", "Z")}
+    odd = {
+        "from": odd_from.isoformat().replace("+00:00", "Z"),
+        "to": odd_to.isoformat().replace("+00:00", "Z"),
+    }
     in_odd = [row for row in rows if odd_from <= row["created_at"] < odd_to]
     for group_by in (None, "org", *USAGE_GROUPS):
         extra = {} if group_by is None else {"group_by": group_by}
         body = await _get(world, "/usage", **RANGE, **extra)
-        _check(world, body, group_by, expected_usage(_in_range(rows, lambda row: True), group_by),
-               ("model", "day", "hour", "source", "project"))
+        _check(
+            world,
+            body,
+            group_by,
+            expected_usage(_in_range(rows, lambda row: True), group_by),
+            ("model", "day", "hour", "source", "project"),
+        )
         points = (await _get(world, "/usage", **odd, **extra))["data"]
-        assert {p["group_key"]: (p["total_requests"], p["total_tokens"], p["error_count"]) for p in points} == {
+        assert {
+            p["group_key"]: (p["total_requests"], p["total_tokens"], p["error_count"]) for p in points
+        } == {
             key: (value["total_requests"], value["total_tokens"], value["error_count"])
             for key, value in expected_usage(in_odd, group_by).items()
         }, group_by
@@ -443,8 +623,11 @@ async def test_rolled_up_hours_are_read_from_the_rollups_and_the_rest_from_the_e
 
     def tamper(connection: sa.Connection) -> None:
         hour = FROM + timedelta(hours=5)
-        connection.execute(sa.update(t.usage_hourly).where(t.usage_hourly.c.bucket_hour == hour)
-                           .values(request_count=t.usage_hourly.c.request_count + 1000))
+        connection.execute(
+            sa.update(t.usage_hourly)
+            .where(t.usage_hourly.c.bucket_hour == hour)
+            .values(request_count=t.usage_hourly.c.request_count + 1000)
+        )
 
     await store.run(tamper)
     assert (await _get(world, "/usage", **RANGE))["data"][0]["total_requests"] > before

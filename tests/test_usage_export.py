@@ -45,22 +45,63 @@ TO = datetime(2026, 3, 3, tzinfo=UTC)
 RANGE = {"from": "2026-03-01T23:00:00Z", "to": "2026-03-03T00:00:00Z"}
 
 HEADER = [
-    "created_at", "id", "request_id", "key_id", "key_name", "key_type", "user_id", "team_id", "service_account_id",
-    "model_name", "requested_model_name", "provider", "deployment_name", "status_code", "status", "stream",
-    "prompt_tokens", "completion_tokens", "total_tokens", "cost_estimate", "request_duration_ms", "ttft_ms",
-    "tokens_per_second", "source", "project",
+    "created_at",
+    "id",
+    "request_id",
+    "key_id",
+    "key_name",
+    "key_type",
+    "user_id",
+    "team_id",
+    "service_account_id",
+    "model_name",
+    "requested_model_name",
+    "provider",
+    "deployment_name",
+    "status_code",
+    "status",
+    "stream",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_estimate",
+    "request_duration_ms",
+    "ttft_ms",
+    "tokens_per_second",
+    "source",
+    "project",
 ]
 
 
 def event(org_id: str, key_id: str, at: datetime, **fields: Any) -> dict[str, Any]:
     """A usage_events row with every column set (override with ``fields``)."""
     return {
-        "id": new_id(), "request_id": str(new_id()), "key_id": key_id, "key_type": "user_key", "org_id": org_id,
-        "team_id": None, "user_id": None, "service_account_id": None, "model_name": "gpt-test",
-        "requested_model_name": "gpt-test", "deployment_name": "d1", "provider": "openai", "prompt_tokens": 10,
-        "completion_tokens": 5, "total_tokens": 15, "cost_estimate": 0.25, "request_duration_ms": 120,
-        "ttft_ms": None, "tokens_per_second": None, "status_code": 200, "status": "ok", "stream": False,
-        "source": None, "project": None, "created_at": at, **fields,
+        "id": new_id(),
+        "request_id": str(new_id()),
+        "key_id": key_id,
+        "key_type": "user_key",
+        "org_id": org_id,
+        "team_id": None,
+        "user_id": None,
+        "service_account_id": None,
+        "model_name": "gpt-test",
+        "requested_model_name": "gpt-test",
+        "deployment_name": "d1",
+        "provider": "openai",
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+        "cost_estimate": 0.25,
+        "request_duration_ms": 120,
+        "ttft_ms": None,
+        "tokens_per_second": None,
+        "status_code": 200,
+        "status": "ok",
+        "stream": False,
+        "source": None,
+        "project": None,
+        "created_at": at,
+        **fields,
     }
 
 
@@ -103,7 +144,9 @@ async def gateway(db_target: tuple[str, str]) -> AsyncIterator[RunningGateway]:
         yield gw
 
 
-async def test_export_is_exactly_the_org_events_in_range(gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_export_is_exactly_the_org_events_in_range(
+    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gw = gateway
     monkeypatch.setattr(export, "CHUNK_ROWS", 2)
     org = await default_org(gw)
@@ -114,11 +157,33 @@ async def test_export_is_exactly_the_org_events_in_range(gateway: RunningGateway
     gone_key = new_id()  # usage of a key whose row no longer exists: no name
     tie = FROM + timedelta(hours=1, microseconds=7)
     inside = [
-        event(org, formula_key, FROM, user_id=user, stream=True, ttft_ms=40, tokens_per_second=12.5,
-              source="-2+3", project="@team", requested_model_name="=alias", cost_estimate=0.000123),
-        event(org, plain_key, tie, status_code=502, status="upstream_error", cost_estimate=None, request_id=None,
-              deployment_name=None, total_tokens=0, prompt_tokens=0, completion_tokens=0),
-        event(org, plain_key, tie, team_id=new_id(), source="a,b \"quoted\"\nline", project="proj"),
+        event(
+            org,
+            formula_key,
+            FROM,
+            user_id=user,
+            stream=True,
+            ttft_ms=40,
+            tokens_per_second=12.5,
+            source="-2+3",
+            project="@team",
+            requested_model_name="=alias",
+            cost_estimate=0.000123,
+        ),
+        event(
+            org,
+            plain_key,
+            tie,
+            status_code=502,
+            status="upstream_error",
+            cost_estimate=None,
+            request_id=None,
+            deployment_name=None,
+            total_tokens=0,
+            prompt_tokens=0,
+            completion_tokens=0,
+        ),
+        event(org, plain_key, tie, team_id=new_id(), source='a,b "quoted"\nline', project="proj"),
         event(org, gone_key, tie, service_account_id=new_id(), key_type="sa_key"),
         event(org, plain_key, TO - timedelta(microseconds=1), model_name="other-model"),
     ]
@@ -127,13 +192,17 @@ async def test_export_is_exactly_the_org_events_in_range(gateway: RunningGateway
         event(org, plain_key, TO),
         event(other_org, plain_key, tie),
     ]
-    await insert(gw, [inside[3], outside[0], inside[1], outside[2], inside[4], inside[0], outside[1], inside[2]])
+    await insert(
+        gw, [inside[3], outside[0], inside[1], outside[2], inside[4], inside[0], outside[1], inside[2]]
+    )
 
     response = await gw.client.get(f"{API}/orgs/{org}/usage/export", headers=admin(gw), params=RANGE)
 
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
-    assert response.headers["content-disposition"] == f'attachment; filename="usage-{org}-20260301-20260303.csv"'
+    assert (
+        response.headers["content-disposition"] == f'attachment; filename="usage-{org}-20260301-20260303.csv"'
+    )
     lines = parse_csv(response.content)
     names = {formula_key: "=HYPERLINK(1)", plain_key: "plain"}
     ordered = sorted(inside, key=lambda row: (row["created_at"], row["id"]))
@@ -151,17 +220,55 @@ async def test_cost_report(gateway: RunningGateway) -> None:
     k_bob = (await create_key(gw, org, name="bob-key", user_id=bob))["id"]
     k_team = new_id()
     day1, day2 = FROM + timedelta(minutes=30), FROM + timedelta(hours=2)  # 2026-03-01 and 2026-03-02 (UTC)
-    await insert(gw, [
-        event(org, k_alice, day1, user_id=alice, model_name="big", total_tokens=100, prompt_tokens=60,
-              completion_tokens=40, cost_estimate=2.0),
-        event(org, k_alice, day2, user_id=alice, model_name="big", total_tokens=50, prompt_tokens=30,
-              completion_tokens=20, cost_estimate=1.0),
-        event(org, k_bob, day2, user_id=bob, model_name="small", total_tokens=10, prompt_tokens=6,
-              completion_tokens=4, cost_estimate=0.5),
-        event(org, k_team, day2, model_name="free", total_tokens=7, prompt_tokens=7, completion_tokens=0,
-              cost_estimate=None),
-        event(org, k_bob, TO, user_id=bob, model_name="small", cost_estimate=100.0),  # outside
-    ])
+    await insert(
+        gw,
+        [
+            event(
+                org,
+                k_alice,
+                day1,
+                user_id=alice,
+                model_name="big",
+                total_tokens=100,
+                prompt_tokens=60,
+                completion_tokens=40,
+                cost_estimate=2.0,
+            ),
+            event(
+                org,
+                k_alice,
+                day2,
+                user_id=alice,
+                model_name="big",
+                total_tokens=50,
+                prompt_tokens=30,
+                completion_tokens=20,
+                cost_estimate=1.0,
+            ),
+            event(
+                org,
+                k_bob,
+                day2,
+                user_id=bob,
+                model_name="small",
+                total_tokens=10,
+                prompt_tokens=6,
+                completion_tokens=4,
+                cost_estimate=0.5,
+            ),
+            event(
+                org,
+                k_team,
+                day2,
+                model_name="free",
+                total_tokens=7,
+                prompt_tokens=7,
+                completion_tokens=0,
+                cost_estimate=None,
+            ),
+            event(org, k_bob, TO, user_id=bob, model_name="small", cost_estimate=100.0),  # outside
+        ],
+    )
 
     response = await gw.client.get(
         f"{API}/orgs/{org}/usage/cost-report", headers=admin(gw), params={**RANGE, "top": 2}
@@ -169,15 +276,41 @@ async def test_cost_report(gateway: RunningGateway) -> None:
 
     assert response.status_code == 200, response.text
     assert response.json() == {
-        "org_id": org, "from": "2026-03-01T23:00:00Z", "to": "2026-03-03T00:00:00Z",
-        "totals": {"requests": 4, "prompt_tokens": 103, "completion_tokens": 64, "total_tokens": 167, "cost": 3.5},
+        "org_id": org,
+        "from": "2026-03-01T23:00:00Z",
+        "to": "2026-03-03T00:00:00Z",
+        "totals": {
+            "requests": 4,
+            "prompt_tokens": 103,
+            "completion_tokens": 64,
+            "total_tokens": 167,
+            "cost": 3.5,
+        },
         "by_model": [
-            {"model_name": "big", "requests": 2, "prompt_tokens": 90, "completion_tokens": 60, "total_tokens": 150,
-             "cost": 3.0},
-            {"model_name": "small", "requests": 1, "prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10,
-             "cost": 0.5},
-            {"model_name": "free", "requests": 1, "prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7,
-             "cost": 0.0},
+            {
+                "model_name": "big",
+                "requests": 2,
+                "prompt_tokens": 90,
+                "completion_tokens": 60,
+                "total_tokens": 150,
+                "cost": 3.0,
+            },
+            {
+                "model_name": "small",
+                "requests": 1,
+                "prompt_tokens": 6,
+                "completion_tokens": 4,
+                "total_tokens": 10,
+                "cost": 0.5,
+            },
+            {
+                "model_name": "free",
+                "requests": 1,
+                "prompt_tokens": 7,
+                "completion_tokens": 0,
+                "total_tokens": 7,
+                "cost": 0.0,
+            },
         ],
         "by_day": [
             {"day": "2026-03-01", "requests": 1, "total_tokens": 100, "cost": 2.0},
@@ -214,21 +347,33 @@ async def test_invalid_requests_are_400_and_scope_is_enforced(sqlite_dsn: str, r
         for params in bad:
             error = error_of(await gw.client.get(url, headers=admin(gw), params=params), 400)
             assert error["code"] == "validation_error", params
-        missing = error_of(await gw.client.get(f"{API}/orgs/{new_id()}/usage/{route}", headers=admin(gw), params=RANGE), 404)
+        missing = error_of(
+            await gw.client.get(f"{API}/orgs/{new_id()}/usage/{route}", headers=admin(gw), params=RANGE), 404
+        )
         assert missing["code"] == "not_found"
 
         other = (await create_org(gw, "other"))["id"]
         outsider = await user_key(gw, other, await add_user(gw, other, "boss@other.io", role="org_admin"))
         member = await user_key(gw, org, await add_user(gw, org, "member@a.io"))
-        assert error_of(await gw.client.get(url, headers=bearer(outsider), params=RANGE), 403)["code"] == "forbidden"
-        assert error_of(await gw.client.get(url, headers=bearer(member), params=RANGE), 403)["code"] == "forbidden"
-        assert (await gw.client.get(f"{API}/orgs/{other}/usage/{route}", headers=bearer(outsider), params=RANGE)).status_code == 200
+        assert (
+            error_of(await gw.client.get(url, headers=bearer(outsider), params=RANGE), 403)["code"]
+            == "forbidden"
+        )
+        assert (
+            error_of(await gw.client.get(url, headers=bearer(member), params=RANGE), 403)["code"]
+            == "forbidden"
+        )
+        assert (
+            await gw.client.get(f"{API}/orgs/{other}/usage/{route}", headers=bearer(outsider), params=RANGE)
+        ).status_code == 200
 
 
 # -- client disconnect ----------------------------------------------------------------------------------------
 
 
-async def test_a_client_that_disconnects_stops_the_export(sqlite_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_client_that_disconnects_stops_the_export(
+    sqlite_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(export, "CHUNK_ROWS", 100)
     reads = 0
     closed = trio.Event()
@@ -250,9 +395,13 @@ async def test_a_client_that_disconnects_stops_the_export(sqlite_dsn: str, monke
     monkeypatch.setattr(export, "_csv_chunks", watched_chunks)
     async with open_gateway(sqlite_dsn) as gw:
         org = await default_org(gw)
-        rows = [event(org, "k", FROM + timedelta(seconds=i)) for i in range(50_000)]  # ~12 MB of CSV, 500 reads
+        rows = [
+            event(org, "k", FROM + timedelta(seconds=i)) for i in range(50_000)
+        ]  # ~12 MB of CSV, 500 reads
         await insert(gw, rows)
-        async with gw.client.stream("GET", f"{API}/orgs/{org}/usage/export", headers=admin(gw), params=RANGE) as response:
+        async with gw.client.stream(
+            "GET", f"{API}/orgs/{org}/usage/export", headers=admin(gw), params=RANGE
+        ) as response:
             assert response.status_code == 200
             async for _ in response.aiter_raw():
                 break
@@ -264,19 +413,27 @@ async def test_a_client_that_disconnects_stops_the_export(sqlite_dsn: str, monke
         assert reads == stopped_at
 
 
-async def test_an_export_outlasting_read_timeout_is_not_cut(sqlite_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_export_outlasting_read_timeout_is_not_cut(
+    sqlite_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(export, "CHUNK_ROWS", 100)
     config = make_config(sqlite_dsn)
     proxy = attrs.evolve(config.server.proxy, read_timeout=0.5)
     async with run_gateway(attrs.evolve(config, server=attrs.evolve(config.server, proxy=proxy))) as gw:
         org = await default_org(gw)
-        await insert(gw, [event(org, "k", FROM + timedelta(seconds=i)) for i in range(50_000)])  # ~12 MB of CSV
+        await insert(
+            gw, [event(org, "k", FROM + timedelta(seconds=i)) for i in range(50_000)]
+        )  # ~12 MB of CSV
         lines = 0
         try:
-            async with gw.client.stream("GET", f"{API}/orgs/{org}/usage/export", headers=admin(gw), params=RANGE) as response:
+            async with gw.client.stream(
+                "GET", f"{API}/orgs/{org}/usage/export", headers=admin(gw), params=RANGE
+            ) as response:
                 async for chunk in response.aiter_bytes():
                     if not lines:
-                        await trio.sleep(1.5)  # a slow reader: the server is still sending when read_timeout passes
+                        await trio.sleep(
+                            1.5
+                        )  # a slow reader: the server is still sending when read_timeout passes
                     lines += chunk.count(b"\n")
         except httpx.RemoteProtocolError:
             pass  # cut: incomplete chunked body
@@ -315,7 +472,9 @@ def _bulk_insert(db_path: Path, org_id: str, count: int, start: datetime) -> Non
     engine = sa.create_engine(f"sqlite:///{db_path}")
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text(_BULK_INSERT), {"count": count, "org_id": org_id, "start": int(start.timestamp())})
+            conn.execute(
+                sa.text(_BULK_INSERT), {"count": count, "org_id": org_id, "start": int(start.timestamp())}
+            )
     finally:
         engine.dispose()
 
@@ -329,15 +488,21 @@ async def test_a_million_rows_stream_in_bounded_memory(tmp_path: Path) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     async with spawn_gateway(write_config(tmp_path)) as gateway:
         pid = gateway.process.pid
-        async with httpx.AsyncClient(base_url=gateway.url, headers=bearer(gateway.api_key), timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=gateway.url, headers=bearer(gateway.api_key), timeout=60
+        ) as client:
             orgs = (await client.get(f"{API}/orgs")).json()["data"]
             org = next(row["id"] for row in orgs if row["slug"] == "default")
             await trio.to_thread.run_sync(_bulk_insert, tmp_path / "data" / "voidllm.db", org, MILLION, start)
             url = f"{API}/orgs/{org}/usage/export"
             everything = {"from": "2026-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
-            warm = await client.get(url, params={"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T03:00:00Z"})
+            warm = await client.get(
+                url, params={"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T03:00:00Z"}
+            )
             assert len(parse_csv(warm.content)) == 1 + 3 * 3600  # one row per second
-            Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (startup's argon2 peak is higher)
+            Path(f"/proc/{pid}/clear_refs").write_text(
+                "5"
+            )  # VmHWM := VmRSS (startup's argon2 peak is higher)
             resting = _memory_kb(pid, "VmHWM")
 
             lines = 0
@@ -378,7 +543,9 @@ async def test_a_failure_mid_export_is_an_incomplete_body_not_a_short_file(
         org = await default_org(gw)
         await insert(gw, [event(org, "k", FROM + timedelta(seconds=i)) for i in range(100)])
         with pytest.raises(httpx.RemoteProtocolError):
-            async with gw.client.stream("GET", f"{API}/orgs/{org}/usage/export", headers=admin(gw), params=RANGE) as response:
+            async with gw.client.stream(
+                "GET", f"{API}/orgs/{org}/usage/export", headers=admin(gw), params=RANGE
+            ) as response:
                 assert response.status_code == 200
                 async for chunk in response.aiter_bytes():
                     received += chunk

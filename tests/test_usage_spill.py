@@ -46,9 +46,14 @@ DROPPED = "voidllm_usage_events_dropped_total"
 
 def event(n: int) -> UsageEvent:
     return UsageEvent(
-        request_id=f"req-{n}", key_id="key-1", key_type="user", org_id="org-1", model_name="m",
-        prompt_tokens=n, created_at=STARTED + timedelta(milliseconds=n),
-    )  # fmt: skip
+        request_id=f"req-{n}",
+        key_id="key-1",
+        key_type="user",
+        org_id="org-1",
+        model_name="m",
+        prompt_tokens=n,
+        created_at=STARTED + timedelta(milliseconds=n),
+    )
 
 
 def metric(name: str) -> float:
@@ -94,10 +99,18 @@ async def test_saturation_with_a_slow_store_loses_nothing(store: Store, tmp_path
     recorder, receive = open_usage_channel(100)
     total = 1500
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(
-            serve_usage_writer, store=SlowStore(store, 0.05), receive=receive, batch_size=50,
-            flush_interval=0.05, max_pending=100, spill=usage_spill(tmp_path), backoff=FAST,
-        ))  # fmt: skip
+        await nursery.start(
+            partial(
+                serve_usage_writer,
+                store=SlowStore(store, 0.05),
+                receive=receive,
+                batch_size=50,
+                flush_interval=0.05,
+                max_pending=100,
+                spill=usage_spill(tmp_path),
+                backoff=FAST,
+            )
+        )
         for n in range(total):
             assert recorder.record(event(n)), n
             if n % 10 == 0:
@@ -117,10 +130,18 @@ async def test_a_store_cut_while_events_keep_coming_loses_nothing(pg_dsn: str, t
         dsn = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{db.port}"))
         async with open_store("postgres", dsn) as store, trio.open_nursery() as nursery:
             recorder, receive = open_usage_channel(40)
-            await nursery.start(partial(
-                serve_usage_writer, store=store, receive=receive, batch_size=20, flush_interval=0.05,
-                max_pending=40, spill=usage_spill(tmp_path), backoff=FAST,
-            ))  # fmt: skip
+            await nursery.start(
+                partial(
+                    serve_usage_writer,
+                    store=store,
+                    receive=receive,
+                    batch_size=20,
+                    flush_interval=0.05,
+                    max_pending=40,
+                    spill=usage_spill(tmp_path),
+                    backoff=FAST,
+                )
+            )
             sent = 0
 
             async def send(count: int) -> None:
@@ -185,9 +206,16 @@ async def test_a_spill_left_by_a_killed_process_is_replayed_once_at_start(
     recorder, receive = open_usage_channel(10)
     spill = usage_spill(tmp_path)
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(
-            serve_usage_writer, store=store, receive=receive, batch_size=3, flush_interval=0.05, spill=spill,
-        ))  # fmt: skip
+        await nursery.start(
+            partial(
+                serve_usage_writer,
+                store=store,
+                receive=receive,
+                batch_size=3,
+                flush_interval=0.05,
+                spill=spill,
+            )
+        )
         recorder.close()
     written = await store.run(_request_ids)
     assert sorted(written) == sorted(f"req-{n}" for n in range(10))  # each exactly once
@@ -202,10 +230,19 @@ async def test_an_exhausted_spill_budget_drops_and_counts(tmp_path: Path) -> Non
     spill = usage_spill(tmp_path, max_bytes=12 * one_row)
     with trio.move_on_after(5) as scope:
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(
-                serve_usage_writer, store=DownStore(), receive=receive, batch_size=5, flush_interval=0.05,
-                max_pending=5, spill=spill, backoff=FAST, flush_timeout=0.2,
-            ))  # fmt: skip
+            await nursery.start(
+                partial(
+                    serve_usage_writer,
+                    store=DownStore(),
+                    receive=receive,
+                    batch_size=5,
+                    flush_interval=0.05,
+                    max_pending=5,
+                    spill=spill,
+                    backoff=FAST,
+                    flush_timeout=0.2,
+                )
+            )
             for n in range(40):
                 assert recorder.record(event(n))
                 await trio.sleep(0.001)
@@ -220,19 +257,38 @@ async def test_an_exhausted_spill_budget_drops_and_counts(tmp_path: Path) -> Non
 async def test_tool_call_rows_spill_and_replay_too(store: Store, tmp_path: Path) -> None:
     """The same mechanism for MCP tool-call rows: written while the store is down, they land afterwards."""
     record = partial(
-        ToolCallRecord, request_id=None, key_id="k", org_id="o", team_id=None, user_id=None,
-        service_account_id=None, server_alias="s", tool_name="t", duration_ms=1, status="success",
-        code_mode=False, created_at=STARTED,
-    )  # fmt: skip
+        ToolCallRecord,
+        request_id=None,
+        key_id="k",
+        org_id="o",
+        team_id=None,
+        user_id=None,
+        service_account_id=None,
+        server_alias="s",
+        tool_name="t",
+        duration_ms=1,
+        status="success",
+        code_mode=False,
+        created_at=STARTED,
+    )
     rows = [record(id=f"0190c3e2-7b1a-7c4d-9e2f-{n:012x}") for n in range(12)]
     recorder, receive = open_tool_call_channel(20)
     spill = SpillFile(tmp_path, mcp_tool_calls, attrs.asdict, 1 << 20)
     with trio.move_on_after(5):
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(
-                serve_tool_call_writer, store=DownStore(), receive=receive, batch_size=4, flush_interval=0.05,
-                max_pending=4, spill=spill, backoff=FAST, flush_timeout=0.1,
-            ))  # fmt: skip
+            await nursery.start(
+                partial(
+                    serve_tool_call_writer,
+                    store=DownStore(),
+                    receive=receive,
+                    batch_size=4,
+                    flush_interval=0.05,
+                    max_pending=4,
+                    spill=spill,
+                    backoff=FAST,
+                    flush_timeout=0.1,
+                )
+            )
             for row in rows:
                 assert recorder.record(row)
             await trio.sleep(0.1)
@@ -240,10 +296,16 @@ async def test_tool_call_rows_spill_and_replay_too(store: Store, tmp_path: Path)
     assert spill_lines(tmp_path, "mcp_tool_calls") == 12  # nothing lost: all on disk for the next start
     recorder, receive = open_tool_call_channel(20)
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(
-            serve_tool_call_writer, store=store, receive=receive, batch_size=4, flush_interval=0.05,
-            spill=SpillFile(tmp_path, mcp_tool_calls, attrs.asdict, 1 << 20),
-        ))  # fmt: skip
+        await nursery.start(
+            partial(
+                serve_tool_call_writer,
+                store=store,
+                receive=receive,
+                batch_size=4,
+                flush_interval=0.05,
+                spill=SpillFile(tmp_path, mcp_tool_calls, attrs.asdict, 1 << 20),
+            )
+        )
         recorder.close()
     ids = await store.run(lambda c: list(c.execute(sa.select(mcp_tool_calls.c.id)).scalars()))
     assert sorted(ids) == sorted(row.id for row in rows)

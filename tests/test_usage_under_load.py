@@ -58,7 +58,12 @@ async def request_ids(driver: str, dsn: str) -> list[str]:
 
 
 async def load(
-    client: httpx.AsyncClient, key: str, *, workers: int, requests: int, answered: list[str],
+    client: httpx.AsyncClient,
+    key: str,
+    *,
+    workers: int,
+    requests: int,
+    answered: list[str],
     between: Callable[[int], Any] | None = None,
 ) -> None:
     """``workers`` concurrent clients sending ``requests`` chat requests in all; the request ids of the 200s
@@ -206,8 +211,9 @@ async def test_spilled_events_of_a_killed_gateway_are_written_once_at_the_next_s
         assert spilled >= 40
         spilled_ids = sorted(
             line.split(b'"request_id":"')[1].split(b'"')[0].decode()
-            for path in spill.glob("usage_events.*.jsonl") for line in path.read_bytes().splitlines()
-        )  # fmt: skip
+            for path in spill.glob("usage_events.*.jsonl")
+            for line in path.read_bytes().splitlines()
+        )
         assert len(spilled_ids) == spilled
         assert set(spilled_ids) <= set(answered)
         db.up()
@@ -230,8 +236,11 @@ async def test_a_keys_last_use_is_recorded_with_its_usage(tmp_path: Path) -> Non
         auth = {"Authorization": f"Bearer {gw.api_key()}"}
         me = (await gw.client.get("/api/v1/me", headers=auth)).json()
         org = me["org_id"]
-        created = await gw.client.post(f"/api/v1/orgs/{org}/keys", headers=auth,
-                                       json={"name": "unused", "key_type": "user_key", "user_id": me["id"]})
+        created = await gw.client.post(
+            f"/api/v1/orgs/{org}/keys",
+            headers=auth,
+            json={"name": "unused", "key_type": "user_key", "user_id": me["id"]},
+        )
         assert created.status_code == 201, created.text
         answered: list[str] = []
         await load(gw.client, gw.api_key(), workers=1, requests=3, answered=answered)

@@ -419,6 +419,7 @@ async def test_record_waiting_waits_for_room_then_gives_up(autojump_clock: trio.
     first, second, third = (_waiting_event(i) for i in range(3))
     assert recorder.record(first)
     async with trio.open_nursery() as nursery:
+
         async def take_later() -> None:
             await trio.sleep(2)
             assert (await receive.receive()) is first
@@ -436,11 +437,30 @@ def _waiting_event(index: int) -> Any:
     from voidllm.usage.events import UsageEvent
 
     return UsageEvent(
-        request_id=f"r{index}", key_id="k", key_type="user_key", org_id="o", team_id=None, user_id=None,
-        service_account_id=None, model_name="m", requested_model_name="m", provider="openai",
-        deployment_name="m", prompt_tokens=0, completion_tokens=0, total_tokens=0, cost_estimate=None,
-        duration_ms=1, ttft_ms=None, tokens_per_second=None, status_code=200, status="ok", stream=False,
-        source=None, project=None, created_at=datetime.now(UTC),
+        request_id=f"r{index}",
+        key_id="k",
+        key_type="user_key",
+        org_id="o",
+        team_id=None,
+        user_id=None,
+        service_account_id=None,
+        model_name="m",
+        requested_model_name="m",
+        provider="openai",
+        deployment_name="m",
+        prompt_tokens=0,
+        completion_tokens=0,
+        total_tokens=0,
+        cost_estimate=None,
+        duration_ms=1,
+        ttft_ms=None,
+        tokens_per_second=None,
+        status_code=200,
+        status="ok",
+        stream=False,
+        source=None,
+        project=None,
+        created_at=datetime.now(UTC),
     )
 
 

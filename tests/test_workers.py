@@ -28,12 +28,15 @@ def worker_pids(pid: int) -> list[int]:
 
 async def test_two_workers_share_the_port_and_survive_a_crash(tmp_path: Path) -> None:
     async with open_mock_upstream() as mock:
-        config = write_config(tmp_path, f"""
+        config = write_config(
+            tmp_path,
+            f"""
 models:
   - name: m
     provider: openai
     base_url: {mock.base_url}
-""")
+""",
+        )
         config.write_text(config.read_text().replace("server:\n", "server:\n  workers: 2\n", 1))
         async with spawn_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
             headers = {"Authorization": f"Bearer {gw.api_key}"}

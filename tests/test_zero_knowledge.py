@@ -79,7 +79,9 @@ def needles(marker: str) -> dict[str, bytes]:
     }
     for shift in range(3):
         encoded = base64.b64encode(b"\0" * shift + raw)
-        found[f"base64+{shift}"] = encoded[4 if shift else 0 : -4]  # only the groups made of marker bytes alone
+        found[f"base64+{shift}"] = encoded[
+            4 if shift else 0 : -4
+        ]  # only the groups made of marker bytes alone
     return found
 
 
@@ -172,9 +174,10 @@ def captured_logs(evidence: Evidence, *, every_level: bool = False) -> Iterator[
             logging.getLogger(name).setLevel(1)
     root.addHandler(catch_all)
     isolated = [
-        logger for logger in logging.Logger.manager.loggerDict.values()
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
         if isinstance(logger, logging.Logger) and not logger.propagate
-    ]  # fmt: skip
+    ]
     for logger in isolated:
         logger.addHandler(catch_all)
     try:
@@ -223,9 +226,17 @@ class Watch:
 
 @asynccontextmanager
 async def watched_gateway(
-    tmp_path: Path, dsn: str, yaml_text: str, evidence: Evidence, capfd: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch, watch: Watch, *, every_level: bool = False, settings: str = "",
-) -> AsyncIterator[RunningGateway]:  # fmt: skip
+    tmp_path: Path,
+    dsn: str,
+    yaml_text: str,
+    evidence: Evidence,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    watch: Watch,
+    *,
+    every_level: bool = False,
+    settings: str = "",
+) -> AsyncIterator[RunningGateway]:
     """Run a gateway in-process with everything it writes captured into ``evidence``.
 
     ``/metrics`` and the data directory are taken just before shutdown, the logs around the whole life of
@@ -269,37 +280,59 @@ def chat_body(marker: str, model: str, **extra: Any) -> dict[str, Any]:
         "messages": [
             {"role": "system", "content": f"You guard the secret {marker}."},
             {"role": "user", "content": f"Tell me about {marker}, please."},
-            {"role": "assistant", "content": None, "tool_calls": [{
-                "id": "call_zk", "type": "function",
-                "function": {"name": "lookup", "arguments": json.dumps({"query": marker, "depth": 2})},
-            }]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_zk",
+                        "type": "function",
+                        "function": {
+                            "name": "lookup",
+                            "arguments": json.dumps({"query": marker, "depth": 2}),
+                        },
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": "call_zk", "content": f"lookup result: {marker}"},
             {"role": "user", "content": [{"type": "text", "text": f"And {marker} again."}]},
         ],
-        "tools": [{"type": "function", "function": {
-            "name": "lookup",
-            "description": f"Looks things up, for instance {marker}.",
-            "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": marker}}},
-        }}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "lookup",
+                    "description": f"Looks things up, for instance {marker}.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"query": {"type": "string", "description": marker}},
+                    },
+                },
+            }
+        ],
         **extra,
-    }  # fmt: skip
+    }
 
 
 def transcription_form(marker: str, model: str | None) -> dict[str, Any]:
     audio = b"RIFF\x00\x00\x00\x00WAVEfmt " + marker.encode() + bytes(range(256)) * 8 + marker.encode()
     data = {"model": model} if model is not None else {}
-    return {"data": {**data, "prompt": f"Vocabulary: {marker}", "language": "en"},
-            "files": {"file": ("zk.wav", audio, "audio/wav")}}  # fmt: skip
+    return {
+        "data": {**data, "prompt": f"Vocabulary: {marker}", "language": "en"},
+        "files": {"file": ("zk.wav", audio, "audio/wav")},
+    }
 
 
 def upstream_behaviours(marker: str) -> dict[str, Behaviour]:
     return {
         "gpt-echo": Behaviour(fail="echo_400"),
-        "gpt-drop": Behaviour(completion_text=completion_text(marker, 4), stream_chunks=4,
-                              fail="drop_mid_stream"),
+        "gpt-drop": Behaviour(
+            completion_text=completion_text(marker, 4), stream_chunks=4, fail="drop_mid_stream"
+        ),
         "gpt-hang": Behaviour(fail="hang"),
-        "gpt-trickle": Behaviour(completion_text=completion_text(marker, 20), stream_chunks=20,
-                                 chunk_interval=0.05),
+        "gpt-trickle": Behaviour(
+            completion_text=completion_text(marker, 20), stream_chunks=20, chunk_interval=0.05
+        ),
     }
 
 
@@ -325,7 +358,9 @@ def auth(gw: RunningGateway) -> dict[str, str]:
     return {"Authorization": f"Bearer {gw.api_key()}"}
 
 
-async def post_stream(client: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any) -> httpx.Response:
+async def post_stream(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any
+) -> httpx.Response:
     async with client.stream("POST", path, headers=headers, json=body) as response:
         await response.aread()
     return response
@@ -349,7 +384,9 @@ async def successful_requests(gw: RunningGateway, mock: MockUpstream, marker: st
     assert marker in sent["messages"][2]["tool_calls"][0]["function"]["arguments"]
 
     # streaming chat without usage (the gateway injects include_usage, then strips the usage chunk)
-    plain = await post_stream(client, "/v1/chat/completions", headers, chat_body(marker, "gpt-zk", stream=True))
+    plain = await post_stream(
+        client, "/v1/chat/completions", headers, chat_body(marker, "gpt-zk", stream=True)
+    )
     assert plain.status_code == 200 and plain.content.endswith(b"data: [DONE]\n\n")
     assert plain.content.count(mk) == CHUNKS and b'"usage"' not in plain.content
     assert mock.requests[-1].json()["stream_options"] == {"include_usage": True}
@@ -361,29 +398,36 @@ async def successful_requests(gw: RunningGateway, mock: MockUpstream, marker: st
     assert sse_data(usage.content)[-1]["usage"]["total_tokens"] == 18
 
     # text completions, whole and streamed
-    completion = await client.post("/v1/completions", headers=headers, json={"model": "gpt-zk", "prompt": marker})
+    completion = await client.post(
+        "/v1/completions", headers=headers, json={"model": "gpt-zk", "prompt": marker}
+    )
     assert completion.status_code == 200 and marker in completion.json()["choices"][0]["text"]
-    streamed = await post_stream(client, "/v1/completions", headers,
-                                 {"model": "gpt-zk", "prompt": [marker], "stream": True})
+    streamed = await post_stream(
+        client, "/v1/completions", headers, {"model": "gpt-zk", "prompt": [marker], "stream": True}
+    )
     assert streamed.status_code == 200 and streamed.content.count(mk) == CHUNKS
 
     # embeddings
-    embeddings = await client.post("/v1/embeddings", headers=headers,
-                                   json={"model": "gpt-zk", "input": [marker, f"more {marker}"]})
+    embeddings = await client.post(
+        "/v1/embeddings", headers=headers, json={"model": "gpt-zk", "input": [marker, f"more {marker}"]}
+    )
     assert embeddings.status_code == 200 and len(embeddings.json()["data"]) == 2
     assert marker in mock.requests[-1].json()["input"][0]
 
     # the Responses API, whole and streamed
-    response = await client.post("/v1/responses", headers=headers,
-                                 json={"model": "gpt-zk", "input": marker, "instructions": marker})
+    response = await client.post(
+        "/v1/responses", headers=headers, json={"model": "gpt-zk", "input": marker, "instructions": marker}
+    )
     assert response.status_code == 200 and mk in response.content
-    responses_stream = await post_stream(client, "/v1/responses", headers,
-                                         {"model": "gpt-zk", "input": marker, "stream": True})
+    responses_stream = await post_stream(
+        client, "/v1/responses", headers, {"model": "gpt-zk", "input": marker, "stream": True}
+    )
     assert responses_stream.status_code == 200 and mk in responses_stream.content
 
     # a multipart transcription: the marker in the file bytes and in the prompt field
-    transcription = await client.post("/v1/audio/transcriptions", headers=headers,
-                                      **transcription_form(marker, "zk-alias"))
+    transcription = await client.post(
+        "/v1/audio/transcriptions", headers=headers, **transcription_form(marker, "zk-alias")
+    )
     assert transcription.status_code == 200 and marker in transcription.json()["text"]
     received = mock.requests[-1]
     assert received.form["model"] == "gpt-zk" and marker in received.form["prompt"]
@@ -420,8 +464,9 @@ async def upstream_failures(gw: RunningGateway, mock: MockUpstream, marker: str)
 
     # a client that leaves mid-stream
     closed_before = len(mock.client_closed)
-    async with client.stream("POST", "/v1/chat/completions", headers=headers,
-                             json=chat_body(marker, "gpt-trickle", stream=True)) as trickle:
+    async with client.stream(
+        "POST", "/v1/chat/completions", headers=headers, json=chat_body(marker, "gpt-trickle", stream=True)
+    ) as trickle:
         async for chunk in trickle.aiter_bytes():
             if mk in chunk:
                 break
@@ -444,20 +489,46 @@ async def refused_requests(gw: RunningGateway, mock: MockUpstream, marker: str) 
     json_headers = {**headers, "Content-Type": "application/json"}
     cases: list[tuple[str, str, dict[str, Any], int]] = [
         ("unknown model", "/v1/chat/completions", {"json": chat_body(marker, "no-such-model")}, 404),
-        ("invalid JSON", "/v1/chat/completions",
-         {"content": b'{"model": "gpt-zk", "messages": [{"role": "user", "content": "' + mk + b'"',
-          "headers": json_headers}, 400),
+        (
+            "invalid JSON",
+            "/v1/chat/completions",
+            {
+                "content": b'{"model": "gpt-zk", "messages": [{"role": "user", "content": "' + mk + b'"',
+                "headers": json_headers,
+            },
+            400,
+        ),
         ("not an object", "/v1/chat/completions", {"json": [marker]}, 400),
-        ("no model", "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": marker}]}}, 400),
+        (
+            "no model",
+            "/v1/chat/completions",
+            {"json": {"messages": [{"role": "user", "content": marker}]}},
+            400,
+        ),
         ("model not a string", "/v1/embeddings", {"json": {"model": 7, "input": marker}}, 400),
-        ("too large, declared", "/v1/chat/completions",
-         {"content": b'{"model":"gpt-zk","prompt":"' + padding + b'"}', "headers": json_headers}, 413),
+        (
+            "too large, declared",
+            "/v1/chat/completions",
+            {"content": b'{"model":"gpt-zk","prompt":"' + padding + b'"}', "headers": json_headers},
+            413,
+        ),
         ("too large, chunked", "/v1/completions", {"content": chunked(), "headers": json_headers}, 413),
         ("multipart without a model", "/v1/audio/transcriptions", transcription_form(marker, None), 400),
-        ("multipart too large", "/v1/audio/transcriptions",
-         {"data": {"model": "gpt-zk", "prompt": marker}, "files": {"file": ("zk.wav", padding, "audio/wav")}}, 413),
-        ("multipart without a boundary", "/v1/audio/transcriptions",
-         {"content": b"--x\r\n" + mk, "headers": {**headers, "Content-Type": "multipart/form-data"}}, 400),
+        (
+            "multipart too large",
+            "/v1/audio/transcriptions",
+            {
+                "data": {"model": "gpt-zk", "prompt": marker},
+                "files": {"file": ("zk.wav", padding, "audio/wav")},
+            },
+            413,
+        ),
+        (
+            "multipart without a boundary",
+            "/v1/audio/transcriptions",
+            {"content": b"--x\r\n" + mk, "headers": {**headers, "Content-Type": "multipart/form-data"}},
+            400,
+        ),
         ("unsupported endpoint", "/v1/zk/nowhere", {"json": chat_body(marker, "gpt-zk")}, 400),
         ("outside /v1", "/zk", {"json": chat_body(marker, "gpt-zk")}, 404),
     ]
@@ -472,12 +543,17 @@ async def refused_requests(gw: RunningGateway, mock: MockUpstream, marker: str) 
     assert len(mock.requests) == before, "a refused request reached the upstream"
 
     # a second model field after the file: refused while the body already streams upstream
-    form = (b"--zkb\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-zk\r\n"
-            b"--zkb\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n" + mk + b"\r\n"
-            b"--zkb\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n" + mk + b"\r\n"
-            b"--zkb--\r\n")  # fmt: skip
-    answer = await client.post("/v1/audio/transcriptions", content=form,
-                               headers={**headers, "Content-Type": "multipart/form-data; boundary=zkb"})
+    form = (
+        b'--zkb\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-zk\r\n'
+        b'--zkb\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + mk + b"\r\n"
+        b'--zkb\r\nContent-Disposition: form-data; name="model"\r\n\r\n' + mk + b"\r\n"
+        b"--zkb--\r\n"
+    )
+    answer = await client.post(
+        "/v1/audio/transcriptions",
+        content=form,
+        headers={**headers, "Content-Type": "multipart/form-data; boundary=zkb"},
+    )
     assert answer.status_code >= 400 and mk not in answer.content
 
 
@@ -487,8 +563,11 @@ def upstream_mcp_logs_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     errors and SSE chunks with their text; those are the upstream's logs, not the gateway's (which imports
     neither the SDK nor starlette)."""
     upstream = ("mcp.server", "sse_starlette", "starlette")
-    names = [name for name in logging.Logger.manager.loggerDict
-             if name == "mcp" or any(name == u or name.startswith(u + ".") for u in upstream)]  # fmt: skip
+    names = [
+        name
+        for name in logging.Logger.manager.loggerDict
+        if name == "mcp" or any(name == u or name.startswith(u + ".") for u in upstream)
+    ]
     with monkeypatch.context() as patch:
         for name in names:
             patch.setattr(logging.getLogger(name), "disabled", True)
@@ -501,8 +580,12 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     client, mk, path = gw.client, marker.encode(), "/api/v1/mcp/zk"
     base = {**auth(gw), "Accept": "application/json, text/event-stream"}
     client_info = {"name": "zk", "version": "1"}
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client_info}}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client_info},
+    }
     opened = await client.post(path, headers=base, json=init)
     assert opened.status_code == 200, opened.text
     session = {**base, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
@@ -521,9 +604,11 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancelled}
     assert (await client.post(path, headers=session, json=note)).status_code == 202
     modern = {**base, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
-    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": client_info}
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": client_info,
+    }
     stateless = call("echo", 5, text=marker)
     stateless["params"]["_meta"] = meta
     answer = await client.post(path, headers=modern, json=stateless)
@@ -538,8 +623,12 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
 
 @pytest.mark.parametrize("every_level", [False, True], ids=["configured-levels", "every-logger-at-level-1"])
 async def test_no_content_is_written_anywhere(
-    tmp_path: Path, sqlite_dsn: str, marker: str, capfd: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch, every_level: bool,
+    tmp_path: Path,
+    sqlite_dsn: str,
+    marker: str,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    every_level: bool,
 ) -> None:
     """Every path, then every output searched. The second run opens every logger, libraries included, down to
     level 1: not even a record that no configuration would ever print may hold content. (It also sees the
@@ -549,8 +638,17 @@ async def test_no_content_is_written_anywhere(
     upstreams = open_mock_upstream(behaviour, by_model=upstream_behaviours(marker))
     async with upstreams as mock, open_mock_mcp() as mcp:
         yaml_text = models_yaml(mock.base_url, mcp.url)
-        async with watched_gateway(tmp_path, sqlite_dsn, yaml_text, evidence, capfd, monkeypatch, watch,
-                                   every_level=every_level, settings=MCP_SETTINGS) as gw:  # fmt: skip
+        async with watched_gateway(
+            tmp_path,
+            sqlite_dsn,
+            yaml_text,
+            evidence,
+            capfd,
+            monkeypatch,
+            watch,
+            every_level=every_level,
+            settings=MCP_SETTINGS,
+        ) as gw:
             proxied = await successful_requests(gw, mock, marker)
             proxied += await upstream_failures(gw, mock, marker)
             await refused_requests(gw, mock, marker)
@@ -569,22 +667,29 @@ async def test_no_content_is_written_anywhere(
 
 
 async def test_negative_control_the_search_finds_a_planted_marker(
-    tmp_path: Path, sqlite_dsn: str, marker: str, capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    sqlite_dsn: str,
+    marker: str,
+    capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Plant the marker once in each channel the real test searches; the same search must find every one."""
     deleted = f"ZK-{uuid.uuid4().hex}"  # only ever in a row that is deleted again
     evidence, watch = Evidence(), Watch()
     planted = Path(sqlite_dsn).parent / "zk-control.txt"
-    counter = Counter("zk_control_planted", "A throwaway metric for the negative control.", ["label"],
-                      registry=REGISTRY)  # fmt: skip
+    counter = Counter(
+        "zk_control_planted", "A throwaway metric for the negative control.", ["label"], registry=REGISTRY
+    )
     try:
         async with open_mock_upstream() as mock:
-            async with watched_gateway(tmp_path, sqlite_dsn, models_yaml(mock.base_url), evidence, capfd,
-                                       monkeypatch, watch):  # fmt: skip
+            async with watched_gateway(
+                tmp_path, sqlite_dsn, models_yaml(mock.base_url), evidence, capfd, monkeypatch, watch
+            ):
                 logging.getLogger("voidllm.zk_control").debug("planted %s", marker)
                 logging.getLogger("zk_control").warning("planted", extra={"detail": {"deep": [marker]}})
-                logging.getLogger("zk_control.quiet").log(5, "below every threshold %s", marker)  # filtered out
+                logging.getLogger("zk_control.quiet").log(
+                    5, "below every threshold %s", marker
+                )  # filtered out
                 try:
                     raise ValueError(marker)
                 except ValueError:
@@ -602,10 +707,15 @@ async def test_negative_control_the_search_finds_a_planted_marker(
     finally:
         REGISTRY.unregister(counter)
     expected = {
-        "log stream (json, debug)", "log records (catch-all handler)", "/metrics", "fd 2 (stderr)",
-        "sqlite tables", "data dir while running: zk-control.txt", "after shutdown: data/zk-control.txt",
+        "log stream (json, debug)",
+        "log records (catch-all handler)",
+        "/metrics",
+        "fd 2 (stderr)",
+        "sqlite tables",
+        "data dir while running: zk-control.txt",
+        "after shutdown: data/zk-control.txt",
         "after shutdown: data/voidllm.db",
-    }  # fmt: skip
+    }
     hits = evidence.hits(marker)
     assert expected <= set(hits), f"the search missed planted markers in {expected - set(hits)}"
     log_lines = [orjson.loads(line) for line in watch.log_text.splitlines()]
@@ -630,7 +740,8 @@ async def test_negative_control_the_search_finds_a_planted_marker(
 
 def process_config(tmp_path: Path, base_url: str) -> Path:
     path = tmp_path / "voidllm.yaml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 server:
   proxy:
     host: 127.0.0.1
@@ -644,7 +755,10 @@ settings:
 logging:
   level: debug
   format: json
-models:""" + model_yaml("gpt-zk", base_url) + model_yaml("gpt-echo", base_url))
+models:"""
+        + model_yaml("gpt-zk", base_url)
+        + model_yaml("gpt-echo", base_url)
+    )
     return path
 
 
@@ -678,7 +792,11 @@ async def test_real_process_writes_no_content(tmp_path: Path, marker: str) -> No
         with stdout.open("wb") as out, stderr.open("wb") as err:
             process = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=tmp_path,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=env,
+                cwd=tmp_path,
             )
         try:
             url, key = await wait_until_listening(process, stderr)
@@ -694,11 +812,15 @@ async def test_real_process_writes_no_content(tmp_path: Path, marker: str) -> No
                 body = chat_body(marker, "gpt-echo")
                 echoed = await client.post("/v1/chat/completions", headers=headers, json=body)
                 assert echoed.status_code == 400 and mk in echoed.content
-                unknown = await client.post("/v1/chat/completions", headers=headers,
-                                            json=chat_body(marker, "no-such-model"))
+                unknown = await client.post(
+                    "/v1/chat/completions", headers=headers, json=chat_body(marker, "no-such-model")
+                )
                 assert unknown.status_code == 404 and mk not in unknown.content
-                broken = await client.post("/v1/chat/completions", content=b'{"model": "gpt-zk", "x": "' + mk,
-                                           headers={**headers, "Content-Type": "application/json"})
+                broken = await client.post(
+                    "/v1/chat/completions",
+                    content=b'{"model": "gpt-zk", "x": "' + mk,
+                    headers={**headers, "Content-Type": "application/json"},
+                )
                 assert broken.status_code == 400 and mk not in broken.content
                 metrics = await client.get("/metrics")
                 assert metrics.status_code == 200

@@ -50,10 +50,33 @@ from typing import Any
 import attrs
 
 __all__ = [
-    "BOUNDS", "CHOICE", "CONTEXT_TOKENS", "DESCRIPTION", "FINITE", "HEADER_NAME", "HEADER_VALUE", "INT64",
-    "LIMIT", "MAX_ITEMS", "MAX_TEXT", "MCP_ALIAS", "MODEL_ALIAS", "MODEL_ALIASES", "NAME", "PRICE",
-    "PRIORITY", "RETRIES", "TEXT", "TIMESTAMP", "URL", "WEIGHT", "Bounds", "bounded", "bounds_of",
-    "default_bounds", "valid_host",
+    "BOUNDS",
+    "CHOICE",
+    "CONTEXT_TOKENS",
+    "DESCRIPTION",
+    "FINITE",
+    "HEADER_NAME",
+    "HEADER_VALUE",
+    "INT64",
+    "LIMIT",
+    "MAX_ITEMS",
+    "MAX_TEXT",
+    "MCP_ALIAS",
+    "MODEL_ALIAS",
+    "MODEL_ALIASES",
+    "NAME",
+    "PRICE",
+    "PRIORITY",
+    "RETRIES",
+    "TEXT",
+    "TIMESTAMP",
+    "URL",
+    "WEIGHT",
+    "Bounds",
+    "bounded",
+    "bounds_of",
+    "default_bounds",
+    "valid_host",
 ]
 
 BOUNDS = "voidllm.bounds"
@@ -135,13 +158,15 @@ def _show(number: float) -> str:
 
 NAME = Bounds(max_length=256)
 URL = Bounds(
-    max_length=2048, pattern=r"[\x21-\x7e]*",
+    max_length=2048,
+    pattern=r"[\x21-\x7e]*",
     pattern_means="printable ASCII without spaces (percent-encode other characters)",
 )
 DESCRIPTION = Bounds(max_length=4096)
 TEXT = Bounds(max_length=MAX_TEXT)
 HEADER_VALUE = Bounds(
-    max_length=4096, pattern=r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?",
+    max_length=4096,
+    pattern=r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?",
     pattern_means="printable ASCII without control characters or spaces at either end (it is sent in an HTTP "
     "header)",
 )

@@ -232,8 +232,10 @@ def _print_survey(found: Survey) -> None:
     if found.target_empty:
         print(f"the target is empty: {source_total} rows would be copied")
     else:
-        print(f"the target is not empty: without --replace the migration is refused; with it, "
-              f"its {target_total} rows are deleted first")
+        print(
+            f"the target is not empty: without --replace the migration is refused; with it, "
+            f"its {target_total} rows are deleted first"
+        )
     print("dry run: nothing was changed")
 
 

@@ -71,7 +71,9 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     except OverflowError:  # year 1 or 9999 shifted by its offset
         utc = None
     if utc is None or not EARLIEST <= utc < LATEST:
-        raise _WrongValueError(f"must be from {format_datetime(EARLIEST)} to before {format_datetime(LATEST)}")
+        raise _WrongValueError(
+            f"must be from {format_datetime(EARLIEST)} to before {format_datetime(LATEST)}"
+        )
     return utc
 
 
@@ -183,7 +185,8 @@ def _bounded_hook(hint: Any, bounds: Bounds, name: str) -> Callable[[Any, Any], 
 
 converter.register_structure_hook_factory(_is_request_class, _structure_request_class)
 converter.register_unstructure_hook_factory(
-    lambda cls: bool(_renamed_fields(cls)), lambda cls: make_dict_unstructure_fn(cls, converter, **_renames(cls))
+    lambda cls: bool(_renamed_fields(cls)),
+    lambda cls: make_dict_unstructure_fn(cls, converter, **_renames(cls)),
 )
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime, format_datetime)
@@ -220,7 +223,8 @@ def structure(data: Any, cls: type[T]) -> T:
             raise ours from None
         messages = (
             cattrs.transform_error(exc, format_exception=_format_error)
-            if isinstance(exc, cattrs.BaseValidationError) else ["invalid value"]
+            if isinstance(exc, cattrs.BaseValidationError)
+            else ["invalid value"]
         )
         messages = [_WIRE_PATH.sub(r"\1", message) for message in messages]
         raise BadRequestError("; ".join(messages), code=VALIDATION_ERROR) from None
@@ -266,4 +270,6 @@ def parse_json_object(raw: bytes) -> Mapping[str, Any]:
 
 def render(value: Any, as_type: Any = None) -> bytes:
     """JSON bytes of a response object."""
-    return orjson.dumps(converter.unstructure(value, unstructure_as=as_type) if as_type else converter.unstructure(value))
+    return orjson.dumps(
+        converter.unstructure(value, unstructure_as=as_type) if as_type else converter.unstructure(value)
+    )

@@ -52,7 +52,11 @@ class GatewayError(Exception):
     ``organizations`` a sign-in may choose from); JSON values, never request content."""
 
     def __init__(
-        self, message: str, *, code: str | None = None, headers: tuple[tuple[str, str], ...] = (),
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
@@ -107,8 +111,9 @@ class MethodNotAllowedError(ClientRequestError):
 def model_not_found(name: str) -> NotFoundError:
     """404 ``model_not_found`` naming the model asked for (clipped, quoted: it is the client's own string)."""
     shown = name if len(name) <= 128 else name[:128] + "…"
-    return NotFoundError(f"model {shown!r} not found: GET /v1/models lists the models this key may use",
-                         code="model_not_found")
+    return NotFoundError(
+        f"model {shown!r} not found: GET /v1/models lists the models this key may use", code="model_not_found"
+    )
 
 
 class ConflictError(ClientRequestError):

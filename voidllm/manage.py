@@ -68,13 +68,17 @@ def add_commands(commands: Any) -> None:
 
     reset = _command(users, "reset-password", "set a new password (generated and printed once unless given)")
     reset.add_argument("--email", required=True, help="the user's email (or id)")
-    reset.add_argument("--password-stdin", action="store_true", help="read the new password from standard input")
+    reset.add_argument(
+        "--password-stdin", action="store_true", help="read the new password from standard input"
+    )
 
     keys = _group(commands, "keys", "manage API keys")
     create = _command(keys, "create", "create an API key (printed once)")
     create.add_argument("--org", required=True, help="organisation id or slug")
     create.add_argument("--name", required=True)
-    create.add_argument("--type", dest="key_type", default="user_key", choices=("user_key", "team_key", "sa_key"))
+    create.add_argument(
+        "--type", dest="key_type", default="user_key", choices=("user_key", "team_key", "sa_key")
+    )
     create.add_argument("--user", help="user id or email (user keys)")
     create.add_argument("--team", help="team id or slug (team keys)")
     create.add_argument("--service-account", help="service account id (service-account keys)")
@@ -102,7 +106,9 @@ def _command(group: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 def _limit_options(parser: argparse.ArgumentParser) -> None:
     for name in LIMIT_OPTIONS:
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=0, help="0 = unlimited")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=int, default=0, help="0 = unlimited"
+        )
 
 
 async def run_command(config: Config, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -126,7 +132,9 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     async with open_store(db.driver, db.dsn) as store:
         await migrate(store)
         async with _open_bus(config, store) as bus:
-            yield Services(config=config, store=store, keyring=keyring, keys=KeyCache(keyring.hmac_secret), bus=bus)
+            yield Services(
+                config=config, store=store, keyring=keyring, keys=KeyCache(keyring.hmac_secret), bus=bus
+            )
 
 
 @asynccontextmanager
@@ -151,8 +159,9 @@ Handler = Callable[[Services, argparse.Namespace], Any]
 
 
 async def _orgs_create(services: Services, args: argparse.Namespace) -> Any:
-    req = orgs_uc.OrgCreate(name=args.name, slug=args.slug or slug_from(args.name),
-                            timezone=args.timezone, **_limits(args))
+    req = orgs_uc.OrgCreate(
+        name=args.name, slug=args.slug or slug_from(args.name), timezone=args.timezone, **_limits(args)
+    )
     return await orgs_uc.create(services, Actor.system(), req)
 
 
@@ -161,8 +170,12 @@ async def _users_create(services: Services, args: argparse.Namespace) -> Any:
     generated = not args.password_stdin
     password = random_password() if generated else sys.stdin.readline().rstrip("\n")
     req = users_uc.UserCreate(
-        email=args.email, password=password, display_name=args.display_name,
-        is_system_admin=args.system_admin, org_id=org_id, role=args.role,
+        email=args.email,
+        password=password,
+        display_name=args.display_name,
+        is_system_admin=args.system_admin,
+        org_id=org_id,
+        role=args.role,
     )
     user = await users_uc.create_user(services, Actor.system(), req)
     shown = converter.unstructure(user)
@@ -175,7 +188,9 @@ async def _users_reset_password(services: Services, args: argparse.Namespace) ->
     user_id = await _user_id(services, args.email.strip().lower())
     generated = not args.password_stdin
     password = random_password() if generated else sys.stdin.readline().rstrip("\n")
-    user = await users_uc.update_user(services, Actor.system(), user_id, users_uc.UserUpdate(password=password))
+    user = await users_uc.update_user(
+        services, Actor.system(), user_id, users_uc.UserUpdate(password=password)
+    )
     shown = {"id": user.id, "email": user.email}
     if generated:
         shown["password"] = password  # printed once; only its hash is stored
@@ -188,10 +203,13 @@ async def _keys_create(services: Services, args: argparse.Namespace) -> Any:
     if args.expires_in:
         expires_at = datetime.now(UTC) + timedelta(seconds=parse_duration(args.expires_in))
     req = keys_uc.KeyCreate(
-        name=args.name, key_type=args.key_type,
+        name=args.name,
+        key_type=args.key_type,
         user_id=await _user_id(services, args.user) if args.user else None,
         team_id=await _team_id(services, org_id, args.team) if args.team else None,
-        service_account_id=args.service_account, expires_at=expires_at, **_limits(args),
+        service_account_id=args.service_account,
+        expires_at=expires_at,
+        **_limits(args),
     )
     return await keys_uc.create(services, Actor.system(), org_id, req)
 
@@ -201,7 +219,9 @@ async def _keys_list(services: Services, args: argparse.Namespace) -> Any:
     found: list[Any] = []
     cursor = None
     while True:
-        page = await keys_uc.list_keys(services, Actor.system(), org_id, PageQuery(limit=MAX_LIMIT, cursor=cursor))
+        page = await keys_uc.list_keys(
+            services, Actor.system(), org_id, PageQuery(limit=MAX_LIMIT, cursor=cursor)
+        )
         found.extend(page.data)
         if not page.has_more:
             return found

@@ -18,9 +18,11 @@ from prometheus_client import (
     Counter,
     Gauge,
     disable_created_metrics,
+    gc_collector,
     generate_latest,
+    platform_collector,
+    process_collector,
 )
-from prometheus_client import gc_collector, platform_collector, process_collector
 
 disable_created_metrics()
 

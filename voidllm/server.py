@@ -242,7 +242,9 @@ async def serve(
         loader = CatalogLoader(catalog, store, keyring, yaml_models=registry.models)
         catalog_ttl = min(config.cache.model_ttl, config.cache.alias_ttl)
         await supervisor.start("catalog", partial(serve_catalog, loader=loader, ttl=catalog_ttl))
-        services = Services(config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit)
+        services = Services(
+            config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit
+        )
         services.catalog_reload = loader.reload
         mcp_upstreams = await _start_mcp(supervisor, config, store, keyring, services, sync=run_bootstrap)
         limiter = await _start_limits(supervisor, config, store, services)
@@ -256,8 +258,12 @@ async def serve(
             await supervisor.start(
                 "health-probes",
                 partial(
-                    serve_health_probes, models=lambda: catalog.registry.models, settings=config.settings.health_check,
-                    client=probe_client, board=board, latency=latency,
+                    serve_health_probes,
+                    models=lambda: catalog.registry.models,
+                    settings=config.settings.health_check,
+                    client=probe_client,
+                    board=board,
+                    latency=latency,
                 ),
             )
             router = Router(
@@ -267,10 +273,16 @@ async def serve(
                 health=board.status,
             )
             proxy = Proxy(
-                keys=keys, catalog=catalog, transport=transport, usage=recorder, limits=_limits(config),
-                router=router, fallback_max_depth=config.settings.fallback_max_depth,
+                keys=keys,
+                catalog=catalog,
+                transport=transport,
+                usage=recorder,
+                limits=_limits(config),
+                router=router,
+                fallback_max_depth=config.settings.fallback_max_depth,
                 usage_wait=None if usage.drop_on_full else USAGE_WAIT_LIMIT,
-                limiter=limiter, completion_reserve=config.settings.limits.default_completion_reserve,
+                limiter=limiter,
+                completion_reserve=config.settings.limits.default_completion_reserve,
             )
             http_stop, http_done = trio.Event(), trio.Event()
             app = create_app(state, proxy)
@@ -314,17 +326,31 @@ async def _start_mcp(
     )
     usage = config.settings.usage
     tool_calls, tool_call_rows = open_tool_call_channel(usage.buffer_size)
-    await supervisor.start("mcp-tool-calls", partial(
-        serve_tool_call_writer, store=store, receive=tool_call_rows, batch_size=max(1, usage.buffer_size // 4),
-        flush_interval=usage.flush_interval, spill=_spill_file(config, mcp_tool_calls, attrs.asdict),
-    ))  # fmt: skip
+    await supervisor.start(
+        "mcp-tool-calls",
+        partial(
+            serve_tool_call_writer,
+            store=store,
+            receive=tool_call_rows,
+            batch_size=max(1, usage.buffer_size // 4),
+            flush_interval=usage.flush_interval,
+            spill=_spill_file(config, mcp_tool_calls, attrs.asdict),
+        ),
+    )
     services.extras[MCP_TOOL_CALLS] = tool_calls
     health = config.settings.mcp.health
     if health.enabled:
-        await supervisor.start("mcp-health", partial(
-            serve_mcp_health, registry=registry, prober=upstreams, board=board, interval=health.interval,
-            on_tools=partial(fetch_tools, store, upstreams),
-        ))  # fmt: skip
+        await supervisor.start(
+            "mcp-health",
+            partial(
+                serve_mcp_health,
+                registry=registry,
+                prober=upstreams,
+                board=board,
+                interval=health.interval,
+                on_tools=partial(fetch_tools, store, upstreams),
+            ),
+        )
     return upstreams
 
 
@@ -337,8 +363,12 @@ async def _start_audit_writer(supervisor: Supervisor, store: Store, config: Conf
     await supervisor.start(
         "audit-writer",
         partial(
-            serve_audit_writer, store=store, receive=receive, batch_size=max(1, audit.buffer_size // 4),
-            flush_interval=audit.flush_interval, spill=_spill_file(config, audit_logs, attrs.asdict),
+            serve_audit_writer,
+            store=store,
+            receive=receive,
+            batch_size=max(1, audit.buffer_size // 4),
+            flush_interval=audit.flush_interval,
+            spill=_spill_file(config, audit_logs, attrs.asdict),
         ),
     )
     return sink
@@ -360,7 +390,9 @@ async def _start_usage_upkeep(supervisor: Supervisor, store: Store, config: Conf
         partial(serve_rollups, store=store, interval=usage.rollup_interval, lateness=usage.rollup_lateness),
     )
     if config.settings.retention.enabled:
-        await supervisor.start("retention", partial(serve_retention, store=store, config=config.settings.retention))
+        await supervisor.start(
+            "retention", partial(serve_retention, store=store, config=config.settings.retention)
+        )
 
 
 async def _start_limits(supervisor: Supervisor, config: Config, store: Store, services: Services) -> Limiter:
@@ -372,29 +404,46 @@ async def _start_limits(supervisor: Supervisor, config: Config, store: Store, se
         instance_id = secrets.token_hex(8)
         services.bus = StoreBus(store, instance_id)
         invalidations = Invalidations(services.keys, store, services)
-        await supervisor.start("change-notices", partial(
-            _serve_store_changes, store=store, instance_id=instance_id, invalidations=invalidations
-        ))
-        return await supervisor.start("rate-limits", partial(serve_memory_limiter, limiter=memory, store=store))
+        await supervisor.start(
+            "change-notices",
+            partial(_serve_store_changes, store=store, instance_id=instance_id, invalidations=invalidations),
+        )
+        return await supervisor.start(
+            "rate-limits", partial(serve_memory_limiter, limiter=memory, store=store)
+        )
     redis = config.redis
     client = await supervisor.start(
         "redis", partial(serve_redis_client, url=redis.url, timeout=redis.timeout, pool_size=redis.pool_size)
     )
-    limiter = RedisLimiter(client, redis.key_prefix, on_error=redis.on_error,
-                           reservation_ttl=config.settings.limits.reservation_ttl)
+    limiter = RedisLimiter(
+        client,
+        redis.key_prefix,
+        on_error=redis.on_error,
+        reservation_ttl=config.settings.limits.reservation_ttl,
+    )
     instance_id = secrets.token_hex(8)
     services.bus = RedisBus(client, redis.key_prefix, instance_id)
     services.throttle = RedisLoginThrottle(client, redis.key_prefix)
     invalidations = Invalidations(services.keys, store, services)
-    await supervisor.start("change-notices", partial(
-        serve_invalidations, client=client, prefix=redis.key_prefix, instance_id=instance_id,
-        invalidations=invalidations, on_connected=partial(limiter.seed_from, store),
-    ))
+    await supervisor.start(
+        "change-notices",
+        partial(
+            serve_invalidations,
+            client=client,
+            prefix=redis.key_prefix,
+            instance_id=instance_id,
+            invalidations=invalidations,
+            on_connected=partial(limiter.seed_from, store),
+        ),
+    )
     return limiter
 
 
 async def _serve_store_changes(
-    *, store: Store, instance_id: str, invalidations: Invalidations,
+    *,
+    store: Store,
+    instance_id: str,
+    invalidations: Invalidations,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Without Redis: other processes' change notices from the store, applied by ``invalidations``."""

@@ -118,8 +118,10 @@ async def _keep_running(workers: list[SpawnProcess], start: Any, stopping: trio.
                 continue
             crashes += 1
             delay = backoff.delay(crashes)
-            log.error("worker exited; restarting", extra={"worker": index, "exit_code": worker.exitcode,
-                                                            "restart_in_s": delay})
+            log.error(
+                "worker exited; restarting",
+                extra={"worker": index, "exit_code": worker.exitcode, "restart_in_s": delay},
+            )
             with trio.move_on_after(delay):
                 await stopping.wait()
             if not stopping.is_set():
@@ -161,4 +163,3 @@ async def _watch_parent(parent: int, stop: trio.Event) -> None:
         await trio.sleep(1)
     log.warning("parent process is gone; stopping")
     stop.set()
-

@@ -76,10 +76,14 @@ class Connection:
     ) -> bytes:
         conn = self.h11
         head = h11.Request(
-            method=method, target=path,
-            headers=[(b"host", b"%s:%d" % (HOST.encode(), self.port)), (b"content-length", b"%d" % len(body)),
-                     *headers],
-        )  # fmt: skip
+            method=method,
+            target=path,
+            headers=[
+                (b"host", b"%s:%d" % (HOST.encode(), self.port)),
+                (b"content-length", b"%d" % len(body)),
+                *headers,
+            ],
+        )
         return (
             (conn.send(head) or b"")
             + (conn.send(h11.Data(data=body)) or b"")
@@ -209,8 +213,13 @@ async def run_load(
                 remaining[0] -= 1
                 try:
                     status, response_headers, elapsed = await conn.post(path, headers, body)
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError,
-                        ConnectionError):  # fmt: skip
+                except (
+                    OSError,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    h11.ProtocolError,
+                    ConnectionError,
+                ):
                     result.errors += 1
                     await conn.close()
                     await trio.sleep(0.01)
@@ -256,8 +265,13 @@ async def run_streams(
                 remaining[0] -= 1
                 try:
                     status, arrivals = await conn.post_stream(path, headers, body)
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError,
-                        ConnectionError):  # fmt: skip
+                except (
+                    OSError,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    h11.ProtocolError,
+                    ConnectionError,
+                ):
                     result.errors += 1
                     await conn.close()
                     continue

@@ -139,9 +139,14 @@ def start(name: str, argv: Sequence[str], workdir: Path, cpus: str | None) -> Ch
     stderr = workdir / f"{name}.stderr"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         popen = subprocess.Popen(
-            pinned(argv, cpus), stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=workdir,
-            env=child_env(), start_new_session=True,
-        )  # fmt: skip
+            pinned(argv, cpus),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env=child_env(),
+            start_new_session=True,
+        )
     register(popen.pid)
     return Child(name, popen, stdout, stderr)
 
@@ -152,9 +157,21 @@ _MOCK_LISTENING = re.compile(r"listening http://127\.0\.0\.1:(\d+)")
 async def start_mock(
     python: str, workdir: Path, cpus: str | None, *, latency_ms: float, chunks: int, interval_ms: float
 ) -> tuple[Child, int]:
-    argv = [python, "-m", "voidllm.testing.mock_openai", "--host", "127.0.0.1", "--port", "0",
-            "--latency", f"{latency_ms:g}ms", "--stream-chunks", str(chunks),
-            "--chunk-interval", f"{interval_ms:g}ms"]  # fmt: skip
+    argv = [
+        python,
+        "-m",
+        "voidllm.testing.mock_openai",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--latency",
+        f"{latency_ms:g}ms",
+        "--stream-chunks",
+        str(chunks),
+        "--chunk-interval",
+        f"{interval_ms:g}ms",
+    ]
     child = start("mock", argv, workdir, cpus)
     match = await child.wait_for(_MOCK_LISTENING, within=20)
     return child, int(match.group(1))

@@ -142,40 +142,74 @@ def _ms(seconds: float) -> float:
 
 
 async def load_phase(
-    opts: Options, workdir: Path, target: Target, *, connections: int, duration: float | None = None,
-    requests: int | None = None, overhead_header: bool = False, generator: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    opts: Options,
+    workdir: Path,
+    target: Target,
+    *,
+    connections: int,
+    duration: float | None = None,
+    requests: int | None = None,
+    overhead_header: bool = False,
+    generator: str | None = None,
+) -> dict[str, Any]:
     """One closed-loop load run against ``target``; a dict of raw figures (latencies in ms)."""
     generator = generator or opts.load_generator
     if generator == "wrk":
         assert opts.wrk_path is not None
         url = f"http://127.0.0.1:{target.port}{CHAT_PATH}"
         result = await wrk_mod.run(
-            opts.wrk_path, workdir, url, BODY, target.headers(), connections=connections, cpus=opts.load_cpus,
-            duration=duration, requests=requests, overhead_header=overhead_header,
-        )  # fmt: skip
+            opts.wrk_path,
+            workdir,
+            url,
+            BODY,
+            target.headers(),
+            connections=connections,
+            cpus=opts.load_cpus,
+            duration=duration,
+            requests=requests,
+            overhead_header=overhead_header,
+        )
         latency = {k: v / 1000 for k, v in result.latency_us.items()}
         out = {
-            "generator": "wrk", "connections": connections, "requests": result.requests,
-            "errors": result.error_count, "error_detail": result.errors, "elapsed_s": result.elapsed,
-            "rps": result.rps, "latency_ms": latency, "wrk_latency_distribution": result.distribution,
-        }  # fmt: skip
+            "generator": "wrk",
+            "connections": connections,
+            "requests": result.requests,
+            "errors": result.error_count,
+            "error_detail": result.errors,
+            "elapsed_s": result.elapsed,
+            "rps": result.rps,
+            "latency_ms": latency,
+            "wrk_latency_distribution": result.distribution,
+        }
         if overhead_header:
             out["overhead_ms"] = result.overhead_ms
             out["overhead_count"] = result.overhead_count
         return out
     res = await client.run_load(
-        target.port, CHAT_PATH.encode(), target.raw_headers(), BODY, connections=connections,
-        duration=duration, requests=requests, overhead_header=overhead_header,
-    )  # fmt: skip
+        target.port,
+        CHAT_PATH.encode(),
+        target.raw_headers(),
+        BODY,
+        connections=connections,
+        duration=duration,
+        requests=requests,
+        overhead_header=overhead_header,
+    )
     out = {
-        "generator": "python", "connections": connections, "requests": res.requests, "errors": res.errors,
+        "generator": "python",
+        "connections": connections,
+        "requests": res.requests,
+        "errors": res.errors,
         "error_detail": {"status": res.status_errors, "io": res.errors - res.status_errors},
-        "elapsed_s": res.elapsed, "rps": res.rps,
+        "elapsed_s": res.elapsed,
+        "rps": res.rps,
         "latency_ms": {f"p{p:g}": _ms(report.percentile(res.latencies, p)) for p in (50, 90, 99, 99.9)}
-        | {"min": _ms(min(res.latencies, default=math.nan)), "max": _ms(max(res.latencies, default=math.nan)),
-           "mean": _ms(report.mean(res.latencies))},
-    }  # fmt: skip
+        | {
+            "min": _ms(min(res.latencies, default=math.nan)),
+            "max": _ms(max(res.latencies, default=math.nan)),
+            "mean": _ms(report.mean(res.latencies)),
+        },
+    }
     if overhead_header:
         out["overhead_ms"] = {f"p{p:g}": report.percentile(res.overheads_ms, p) for p in (50, 90, 99, 99.9)}
         out["overhead_count"] = len(res.overheads_ms)
@@ -184,17 +218,23 @@ async def load_phase(
 
 async def stream_phase(opts: Options, target: Target) -> dict[str, Any]:
     res = await client.run_streams(
-        target.port, CHAT_PATH.encode(), target.raw_headers(), STREAM_BODY, streams=opts.streams,
+        target.port,
+        CHAT_PATH.encode(),
+        target.raw_headers(),
+        STREAM_BODY,
+        streams=opts.streams,
         concurrency=opts.stream_concurrency,
-    )  # fmt: skip
+    )
     return {
-        "generator": "python", "streams": res.streams, "errors": res.errors,
+        "generator": "python",
+        "streams": res.streams,
+        "errors": res.errors,
         "concurrency": opts.stream_concurrency,
         "data_events_per_stream": report.mean([float(n) for n in res.chunks_per_stream]),
         "ttft_ms": {f"p{p:g}": _ms(report.percentile(res.ttfts, p)) for p in (50, 90, 99)},
         "gap_ms": {f"p{p:g}": _ms(report.percentile(res.gaps, p)) for p in (50, 90, 99)}
         | {"mean": _ms(report.mean(res.gaps))},
-    }  # fmt: skip
+    }
 
 
 def _log(message: str) -> None:
@@ -292,9 +332,13 @@ async def run_gateway(
                 await load_phase(opts, gwdir, target, connections=32, duration=opts.warmup)
                 if full:
                     await client.run_streams(
-                        target.port, CHAT_PATH.encode(), target.raw_headers(), STREAM_BODY,
-                        streams=max(4, 2 * opts.stream_concurrency), concurrency=opts.stream_concurrency,
-                    )  # fmt: skip
+                        target.port,
+                        CHAT_PATH.encode(),
+                        target.raw_headers(),
+                        STREAM_BODY,
+                        streams=max(4, 2 * opts.stream_concurrency),
+                        concurrency=opts.stream_concurrency,
+                    )
 
             async def measure(name: str, phase: Awaitable[dict[str, Any]]) -> None:
                 """Run a phase; for proxied ones also record the gateway's CPU time per process and the
@@ -310,27 +354,41 @@ async def run_gateway(
 
             if not full:
                 _log(f"RPS at 32 connections, proxied only, {opts.duration:g} s")
-                await measure("rps_proxied_c32", load_phase(opts, gwdir, proxied, connections=32,
-                                                            duration=opts.duration))  # fmt: skip
+                await measure(
+                    "rps_proxied_c32",
+                    load_phase(opts, gwdir, proxied, connections=32, duration=opts.duration),
+                )
             else:
                 for target in (direct, proxied):
                     _log(f"RPS at 32 connections, {target.name}, {opts.duration:g} s")
-                    await measure(f"rps_{target.name}_c32", load_phase(opts, gwdir, target, connections=32,
-                                                                       duration=opts.duration))  # fmt: skip
+                    await measure(
+                        f"rps_{target.name}_c32",
+                        load_phase(opts, gwdir, target, connections=32, duration=opts.duration),
+                    )
                 for target in (direct, proxied):
                     _log(f"latency at 1 connection, {target.name}, {opts.duration:g} s")
-                    await measure(f"latency_{target.name}_c1", load_phase(
-                        opts, gwdir, target, connections=1, duration=opts.duration,
-                        overhead_header=target is proxied,
-                    ))  # fmt: skip
+                    await measure(
+                        f"latency_{target.name}_c1",
+                        load_phase(
+                            opts,
+                            gwdir,
+                            target,
+                            connections=1,
+                            duration=opts.duration,
+                            overhead_header=target is proxied,
+                        ),
+                    )
                 for target in (direct, proxied):
-                    _log(f"streaming, {target.name}, {opts.streams} streams "
-                         f"over {opts.stream_concurrency} connection(s)")  # fmt: skip
+                    _log(
+                        f"streaming, {target.name}, {opts.streams} streams "
+                        f"over {opts.stream_concurrency} connection(s)"
+                    )
                     await measure(f"stream_{target.name}", stream_phase(opts, target))
                 _log(f"soak, proxied, {opts.requests:,} requests at 32 connections")
                 started = time.monotonic()
-                await measure("soak_proxied", load_phase(opts, gwdir, proxied, connections=32,
-                                                         requests=opts.requests))  # fmt: skip
+                await measure(
+                    "soak_proxied", load_phase(opts, gwdir, proxied, connections=32, requests=opts.requests)
+                )
                 soak_window = (started, time.monotonic())
             processes = max(processes, sampler.processes())
             sampler.sample()
@@ -344,15 +402,20 @@ async def run_gateway(
     middle = (start + end) / 2
     first, second = sampler.between(start, middle), sampler.between(middle, end)
     return GatewayRun(
-        phases=phases, processes=max(processes, sampler.max_processes),
+        phases=phases,
+        processes=max(processes, sampler.max_processes),
         rss_peak_mb=max(sampler.hwm_mb.values(), default=math.nan),
         rss_peak_total_mb=sampler.peak_total_mb(),
         rss_hwm_by_process_mb={str(pid): mb for pid, mb in sampler.hwm_mb.items()},
         rss_hwm_at_start_mb={str(pid): mb for pid, mb in startup_hwm.items()},
-        rss_first_half_mb=report.mean(first), rss_second_half_mb=report.mean(second),
-        rss_samples=len(first) + len(second), metrics=metrics,
-        usage_rows=_usage_rows(gwdir / "data" / "voidllm.db"), exit_code=exit_code, stop_seconds=stop_seconds,
-    )  # fmt: skip
+        rss_first_half_mb=report.mean(first),
+        rss_second_half_mb=report.mean(second),
+        rss_samples=len(first) + len(second),
+        metrics=metrics,
+        usage_rows=_usage_rows(gwdir / "data" / "voidllm.db"),
+        exit_code=exit_code,
+        stop_seconds=stop_seconds,
+    )
 
 
 def figures_from(run: GatewayRun, baseline: GatewayRun | None) -> dict[str, float]:
@@ -451,14 +514,19 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
     python = str(REPO / ".venv" / "bin" / "python")
     load_before = os.getloadavg()
     if load_before[0] > 0.5:
-        opts.notes.append(f"the machine was busy before the run (load average {load_before[0]:.2f}): "
-                          "figures may be noisy")  # fmt: skip
+        opts.notes.append(
+            f"the machine was busy before the run (load average {load_before[0]:.2f}): figures may be noisy"
+        )
         _log("WARNING: " + opts.notes[-1])
     _log(f"starting the mock upstream (latency {opts.latency_ms:g} ms, cpus {opts.load_cpus or 'any'})")
     mock, mock_port = await procs.start_mock(
-        python, workdir, opts.load_cpus, latency_ms=opts.latency_ms, chunks=opts.stream_chunks,
+        python,
+        workdir,
+        opts.load_cpus,
+        latency_ms=opts.latency_ms,
+        chunks=opts.stream_chunks,
         interval_ms=opts.chunk_interval_ms,
-    )  # fmt: skip
+    )
     try:
         run = await run_gateway(opts, workdir, mock_port, opts.workers, full=True)
         baseline = None
@@ -477,9 +545,11 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
 
     rows = report.rows(figures, checks, opts.workers)
     print()
-    print(f"VoidLLM benchmark: {opts.workers} worker(s), mock latency {opts.latency_ms:g} ms, "
-          f"load generator {opts.load_generator}, gateway cpus {opts.gateway_cpus or 'any'}, "
-          f"mock+load cpus {opts.load_cpus or 'any'}{' (quick)' if opts.quick else ''}")  # fmt: skip
+    print(
+        f"VoidLLM benchmark: {opts.workers} worker(s), mock latency {opts.latency_ms:g} ms, "
+        f"load generator {opts.load_generator}, gateway cpus {opts.gateway_cpus or 'any'}, "
+        f"mock+load cpus {opts.load_cpus or 'any'}{' (quick)' if opts.quick else ''}"
+    )
     print()
     print(report.table(rows))
     for note in opts.notes:
@@ -489,33 +559,56 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "figures": figures,
-        "targets": {t.key: {"op": t.op, "limit": t.limit, "unit": t.unit, "pass": checks[t.key]}
-                    for t in report.TARGETS}
-        | ({"workers_speedup": {"op": ">=", "limit": 0.85 * opts.workers, "unit": "x",
-                                "pass": checks["workers_speedup"]}} if baseline else {}),
+        "targets": {
+            t.key: {"op": t.op, "limit": t.limit, "unit": t.unit, "pass": checks[t.key]}
+            for t in report.TARGETS
+        }
+        | (
+            {
+                "workers_speedup": {
+                    "op": ">=",
+                    "limit": 0.85 * opts.workers,
+                    "unit": "x",
+                    "pass": checks["workers_speedup"],
+                }
+            }
+            if baseline
+            else {}
+        ),
         "all_targets_met": all(checks.values()),
         "table": [dict(zip(("figure", "value", "target", "result"), r, strict=True)) for r in rows],
         "phases": run.phases,
         "baseline_one_worker": baseline.phases if baseline else None,
         "gateway": {
-            "processes": run.processes, "rss_hwm_by_process_mb": run.rss_hwm_by_process_mb,
+            "processes": run.processes,
+            "rss_hwm_by_process_mb": run.rss_hwm_by_process_mb,
             "rss_hwm_at_start_mb": run.rss_hwm_at_start_mb,
-            "rss_samples_in_soak": run.rss_samples, "metrics": run.metrics, "usage_rows": run.usage_rows,
-            "exit_code": run.exit_code, "stop_seconds": run.stop_seconds,
+            "rss_samples_in_soak": run.rss_samples,
+            "metrics": run.metrics,
+            "usage_rows": run.usage_rows,
+            "exit_code": run.exit_code,
+            "stop_seconds": run.stop_seconds,
         },
         "settings": {
-            "workers": opts.workers, "duration_s": opts.duration, "soak_requests": opts.requests,
-            "mock_latency_ms": opts.latency_ms, "stream_chunks": opts.stream_chunks,
-            "chunk_interval_ms": opts.chunk_interval_ms, "streams": opts.streams,
-            "stream_concurrency": opts.stream_concurrency, "warmup_s": opts.warmup,
-            "gateway_cpus": opts.gateway_cpus, "load_cpus": opts.load_cpus, "quick": opts.quick,
+            "workers": opts.workers,
+            "duration_s": opts.duration,
+            "soak_requests": opts.requests,
+            "mock_latency_ms": opts.latency_ms,
+            "stream_chunks": opts.stream_chunks,
+            "chunk_interval_ms": opts.chunk_interval_ms,
+            "streams": opts.streams,
+            "stream_concurrency": opts.stream_concurrency,
+            "warmup_s": opts.warmup,
+            "gateway_cpus": opts.gateway_cpus,
+            "load_cpus": opts.load_cpus,
+            "quick": opts.quick,
             "load_generator": opts.load_generator,
         },
         "machine": report.machine_info(REPO, sys.version.split()[0], opts.load_generator, opts.cores_usable)
         | ({"wrk": wrk_mod.version(opts.wrk_path)} if opts.wrk_path else {})
         | {"loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg())},
         "notes": opts.notes,
-    }  # fmt: skip
+    }
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(_finite(result), indent=2, allow_nan=False) + "\n")  # noqa: ASYNC240
     print(f"\nJSON: {json_path}")
@@ -550,8 +643,12 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="concurrent streams (default 1: TTFT like the latency, without queueing)",
     )
-    parser.add_argument("--load-generator", choices=("auto", "wrk", "python"), default="auto",
-                        help="wrk when installed (auto), or the built-in trio/h11 client")  # fmt: skip
+    parser.add_argument(
+        "--load-generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="wrk when installed (auto), or the built-in trio/h11 client",
+    )
     parser.add_argument("--gateway-cpus", help="taskset list for the gateway (default 0)")
     parser.add_argument("--load-cpus", help="taskset list for the mock and the load (default 1)")
     parser.add_argument("--check", action="store_true", help="exit with status 3 when a target is missed")
@@ -603,13 +700,21 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         duration=args.duration if args.duration is not None else (1.0 if args.quick else 10.0),
         requests=args.requests if args.requests is not None else (2000 if args.quick else 100_000),
-        latency_ms=latency_ms, stream_chunks=args.stream_chunks, chunk_interval_ms=interval_ms,
+        latency_ms=latency_ms,
+        stream_chunks=args.stream_chunks,
+        chunk_interval_ms=interval_ms,
         streams=args.streams if args.streams is not None else (10 if args.quick else 200),
-        stream_concurrency=args.stream_concurrency, warmup=1.0 if args.quick else 2.0,
-        load_generator="wrk" if wrk_path else "python", wrk_path=wrk_path,
-        gateway_cpus=gateway_cpus, load_cpus=load_cpus, quick=args.quick, keep=args.keep,
-        cores_usable=len(os.sched_getaffinity(0)), notes=notes,
-    )  # fmt: skip
+        stream_concurrency=args.stream_concurrency,
+        warmup=1.0 if args.quick else 2.0,
+        load_generator="wrk" if wrk_path else "python",
+        wrk_path=wrk_path,
+        gateway_cpus=gateway_cpus,
+        load_cpus=load_cpus,
+        quick=args.quick,
+        keep=args.keep,
+        cores_usable=len(os.sched_getaffinity(0)),
+        notes=notes,
+    )
     if load_cpus is not None:
         os.sched_setaffinity(0, _cpu_list(load_cpus))  # this process is the Python load generator
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -164,9 +164,14 @@ def parse(output: str) -> WrkResult:
         distribution = "; ".join(" ".join(part.split()) for part in block)
     errors = {k: summary.get(k, 0) for k in ("connect", "read", "write", "status", "timeout")}
     return WrkResult(
-        requests=summary["requests"], errors=errors, elapsed=summary["duration_us"] / 1e6,
-        latency_us=latency, overhead_ms=overhead, overhead_count=overhead_count, distribution=distribution,
-    )  # fmt: skip
+        requests=summary["requests"],
+        errors=errors,
+        elapsed=summary["duration_us"] / 1e6,
+        latency_us=latency,
+        overhead_ms=overhead,
+        overhead_count=overhead_count,
+        distribution=distribution,
+    )
 
 
 async def run(
@@ -194,8 +199,9 @@ async def run(
     argv = [wrk_path, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
-    process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                start_new_session=True)  # fmt: skip
+    process = await trio.lowlevel.open_process(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     procs.register(process.pid)
     chunks: list[bytes] = []
     interrupted = False

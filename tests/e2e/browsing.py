@@ -14,8 +14,12 @@ from tests.e2e.servers import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
 ]
 AXE_SOURCE = ROOT / "ui" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -45,7 +49,6 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
         }"""
     )
     return [v for v in found if v["impact"] in ("serious", "critical")]
-
 
 
 def assert_accessible(page: Any, where: str = "") -> None:
@@ -90,14 +93,12 @@ STORAGE_DUMP = """async () => {
 }"""
 
 
-
 def browser_storage(context: Any, page: Any) -> dict[str, Any]:
     """Everything the app's origin keeps in the browser: local and session storage, IndexedDB, Cache
     Storage (from inside the page), and the context's cookies."""
     found: dict[str, Any] = page.evaluate(STORAGE_DUMP)
     found["cookies"] = context.cookies()
     return found
-
 
 
 def screenshot(page: Any, name: str, scheme: str) -> Path:
@@ -108,7 +109,6 @@ def screenshot(page: Any, name: str, scheme: str) -> Path:
     return path
 
 
-
 def horizontal_overflow(page: Any) -> int:
     """How many CSS pixels the page is wider than its viewport (0 = no horizontal scroll)."""
     return int(
@@ -117,7 +117,6 @@ def horizontal_overflow(page: Any) -> int:
                      - document.documentElement.clientWidth"""
         )
     )
-
 
 
 OUTERMOST_TOO_WIDE = """() => {
@@ -161,7 +160,6 @@ def sign_in(page: Any, base_url: str, email: str, password: str) -> None:
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Account").wait_for()
-
 
 
 def choose(page: Any, label: str, option: str) -> None:

@@ -95,8 +95,11 @@ def watch(context: BrowserContext, console_errors: list[str]) -> BrowserContext:
     context.set_default_timeout(15_000)
     context.on(
         "console",
-        lambda msg: console_errors.append(f"console {msg.type}: {msg.text} ({msg.location})")
-        if msg.type == "error" and not tolerated(msg) else None,
+        lambda msg: (
+            console_errors.append(f"console {msg.type}: {msg.text} ({msg.location})")
+            if msg.type == "error" and not tolerated(msg)
+            else None
+        ),
     )
     context.on("weberror", lambda error: console_errors.append(f"uncaught: {error.error}"))
     return context
@@ -132,4 +135,3 @@ def profile_context(
     yield watch(context, console_errors), profile
     context.close()
     assert console_errors == [], "the browser console reported errors"
-

@@ -51,7 +51,6 @@ DEMO_MODEL = "demo"
 T = TypeVar("T")
 
 
-
 def eventually(probe: Callable[[], T | None], *, timeout: float = 30, what: str = "the condition") -> T:
     """Ask ``probe`` until it returns something truthy (a state of a real server that settles on its own,
     such as the usage rollups); fail after ``timeout`` seconds."""
@@ -65,13 +64,10 @@ def eventually(probe: Callable[[], T | None], *, timeout: float = 30, what: str 
         time.sleep(0.1)
 
 
-
 # ----------------------------------------------------------------------------------------------- gateway
 
 
-
 @attrs.define
-
 class Gateway:
     """A running ``voidllm serve``: its URL, the bootstrap credentials from its banner, its files."""
 
@@ -111,7 +107,6 @@ class Gateway:
                 if self.url and self.api_key and self.email and self.password:
                     self.ready.set()
         self.ready.set()
-
 
 
 def requests_of(gateway: Gateway, model: str | None = None) -> int:
@@ -160,7 +155,6 @@ models:
     return path
 
 
-
 def start_gateway(directory: Path, upstream_url: str) -> Gateway:
     """Start ``voidllm serve`` in ``directory`` and wait until it listens and printed its banner."""
     (directory / "data").mkdir(parents=True, exist_ok=True)
@@ -168,7 +162,11 @@ def start_gateway(directory: Path, upstream_url: str) -> Gateway:
     env = {name: value for name, value in os.environ.items() if not name.startswith("VOIDLLM_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=directory,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=directory,
     )
     gateway = Gateway(process, directory / "data", directory / "data" / "stderr.log")
     threading.Thread(target=gateway._read_stderr, daemon=True).start()
@@ -176,7 +174,6 @@ def start_gateway(directory: Path, upstream_url: str) -> Gateway:
         stop_gateway(gateway)
         raise AssertionError("voidllm serve did not start:\n" + "\n".join(gateway.lines))
     return gateway
-
 
 
 def stop_gateway(gateway: Gateway) -> None:
@@ -189,9 +186,7 @@ def stop_gateway(gateway: Gateway) -> None:
             gateway.process.wait(10)
 
 
-
 # ------------------------------------------------------------------------------------------ HTTP servers
-
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -199,12 +194,10 @@ class _Server(http.server.ThreadingHTTPServer):
     block_on_close = False
 
 
-
 def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> _Server:
     server = _Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
 
 
 class _QuietHandler(http.server.BaseHTTPRequestHandler):
@@ -229,9 +222,7 @@ class _QuietHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-
 @attrs.define(eq=False)
-
 class GatedUpstream:
     """An OpenAI-compatible chat upstream. A streamed answer sends :attr:`pieces` as content deltas, each
     only after :meth:`release` (then a final chunk with usage and ``[DONE]`` go out at once); an answer that
@@ -298,50 +289,55 @@ class GatedUpstream:
             self._server.server_close()
 
 
-
 def _usage(completion_tokens: int) -> dict[str, int]:
     prompt = 12
     total = prompt + completion_tokens
     return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": total}
 
 
-
 def _chunk(delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-e2e", "object": "chat.completion.chunk", "created": 1_700_000_000,
-        "model": GATED_MODEL, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        "id": "chatcmpl-e2e",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": GATED_MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
-
 
 
 def _completion(text: str) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-e2e", "object": "chat.completion", "created": 1_700_000_000, "model": GATED_MODEL,
+        "id": "chatcmpl-e2e",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": GATED_MODEL,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": _usage(len(text.split())),
     }
-
 
 
 def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-
 _HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
     "content-length",
 }
 
 
-
 @attrs.define(eq=False)
-
 class PrefixProxy:
     """A reverse proxy in front of ``target`` that serves it under ``/voidllm/`` (stripping the prefix, as
-    an nginx ``location /voidllm/ { proxy_pass http://gateway/; }`` does, redirecting ``/voidllm`` to
-``/voidllm/`` like nginx) and answers 404 elsewhere. The
-    browser's ``Host`` goes through unchanged. :attr:`paths` records every path the browser asked for."""
+        an nginx ``location /voidllm/ { proxy_pass http://gateway/; }`` does, redirecting ``/voidllm`` to
+    ``/voidllm/`` like nginx) and answers 404 elsewhere. The
+        browser's ``Host`` goes through unchanged. :attr:`paths` records every path the browser asked for."""
 
     target: str
     prefix: str = "/voidllm/"
@@ -371,7 +367,9 @@ class PrefixProxy:
                     return
                 headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
                 request = client.build_request(
-                    self.command, "/" + self.path.removeprefix(proxy.prefix), headers=headers,
+                    self.command,
+                    "/" + self.path.removeprefix(proxy.prefix),
+                    headers=headers,
                     content=self.body(),
                 )
                 response = client.send(request, stream=True)
@@ -403,11 +401,9 @@ class PrefixProxy:
             self._server.server_close()
 
 
-
 def is_built_source(path: Path) -> bool:
     """A file of ui/src that goes into the build (not a unit test or its helpers)."""
     return path.is_file() and "test" not in path.relative_to(UI_SOURCES).parts and ".test." not in path.name
-
 
 
 def ui_build_current() -> str | None:
@@ -425,11 +421,9 @@ def ui_build_current() -> str | None:
     return None
 
 
-
 def marker_variants(marker: str) -> list[bytes]:
     """The byte forms in which ``marker`` could sit in a file: UTF-8 and UTF-16 (SQLite, Chromium)."""
     return [marker.encode(), marker.encode("utf-16-le"), marker.encode("utf-16-be")]
-
 
 
 def files_containing(paths: Iterator[Path], marker: str) -> list[str]:
@@ -445,7 +439,6 @@ def files_containing(paths: Iterator[Path], marker: str) -> list[str]:
     return found
 
 
-
 def session_state(base_url: str, email: str, password: str) -> dict[str, Any]:
     """A Playwright ``storage_state`` holding the cookies of a browser session signed in through the API
     (``POST /api/v1/auth/session``), for tests of pages other than the sign-in page."""
@@ -454,8 +447,14 @@ def session_state(base_url: str, email: str, password: str) -> dict[str, Any]:
     host = urllib.parse.urlsplit(base_url).hostname
     cookies = [
         {
-            "name": cookie.name, "value": cookie.value or "", "domain": host, "path": "/", "expires": -1,
-            "httpOnly": cookie.has_nonstandard_attr("HttpOnly"), "secure": False, "sameSite": "Strict",
+            "name": cookie.name,
+            "value": cookie.value or "",
+            "domain": host,
+            "path": "/",
+            "expires": -1,
+            "httpOnly": cookie.has_nonstandard_attr("HttpOnly"),
+            "secure": False,
+            "sameSite": "Strict",
         }
         for cookie in response.cookies.jar
     ]

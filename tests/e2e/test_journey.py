@@ -99,7 +99,8 @@ def test_a_revoked_session_sends_the_browser_to_sign_in_and_back_to_the_page_it_
     cookies = {c["name"]: c["value"] for c in state["cookies"]}
     revoked = httpx.delete(
         f"{gateway.url}/api/v1/auth/sessions",
-        cookies=cookies, headers={"X-CSRF-Token": cookies["voidllm_csrf"]},
+        cookies=cookies,
+        headers={"X-CSRF-Token": cookies["voidllm_csrf"]},
     )
     assert revoked.status_code == 204, revoked.text
     page.goto(f"{gateway.url}/usage")
@@ -117,13 +118,17 @@ def test_sign_out_everywhere_on_the_profile_page_ends_every_session(
     other, mine = (session_state(gateway.url, gateway.email, gateway.password) for _ in range(2))
     replays = [
         {"Cookie": f"voidllm_session={c['value']}"}
-        for state in (other, mine) for c in state["cookies"] if c["name"] == "voidllm_session"
+        for state in (other, mine)
+        for c in state["cookies"]
+        if c["name"] == "voidllm_session"
     ]
     assert [httpx.get(f"{gateway.url}/api/v1/me", headers=r).status_code for r in replays] == [200, 200]
     page = new_context(storage_state=mine).new_page()
     page.goto(f"{gateway.url}/profile")
-    sessions = page.get_by_role("main").locator("section").filter(
-        has=page.get_by_role("heading", level=2, name="Active sessions")
+    sessions = (
+        page.get_by_role("main")
+        .locator("section")
+        .filter(has=page.get_by_role("heading", level=2, name="Active sessions"))
     )
     expect(sessions).to_contain_text(re.compile(r"current|this (browser|session)", re.I))
     sessions.get_by_role("button", name="Sign out everywhere").click()
@@ -193,7 +198,9 @@ def test_the_playground_api_key_override_answers_with_that_key_and_a_bad_one_kee
 
 
 def test_a_playground_answer_streams_piece_by_piece_and_leaves_no_trace(
-    profile_context: tuple[BrowserContext, Any], gateway: Gateway, upstream: GatedUpstream,
+    profile_context: tuple[BrowserContext, Any],
+    gateway: Gateway,
+    upstream: GatedUpstream,
     admin_state: dict[str, Any],
 ) -> None:
     context, profile = profile_context

@@ -166,7 +166,9 @@ def test_dates_follow_the_browsers_locale(
 ) -> None:
     usage = next(page for page in PAGES if page.name == "usage")
     tab = open_page(new_context, gateway, usage, admin_state, viewport=WIDE, locale=locale)
-    filters = tab.get_by_role("main").locator("section").filter(
-        has=tab.get_by_role("heading", level=2, name="Filters")
+    filters = (
+        tab.get_by_role("main")
+        .locator("section")
+        .filter(has=tab.get_by_role("heading", level=2, name="Filters"))
     )
     expect(filters).to_contain_text(re.compile(rf"{date}\s*[\u2013-]\s*{date}"))

@@ -57,8 +57,13 @@ class AliasOut:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> AliasOut:
         return cls(
-            id=row["id"], alias=row["alias"], model_name=row["model_name"], scope_type=row["scope_type"],
-            org_id=row["org_id"], team_id=row["team_id"], created_by=row["created_by"],
+            id=row["id"],
+            alias=row["alias"],
+            model_name=row["model_name"],
+            scope_type=row["scope_type"],
+            org_id=row["org_id"],
+            team_id=row["team_id"],
+            created_by=row["created_by"],
             created_at=row["created_at"],
         )
 
@@ -132,10 +137,17 @@ def _create_tx(conn: sa.Connection, *, scope: AccessScope, actor: Actor, req: Al
     if conn.execute(sa.select(a.c.id).where(_in_scope(scope), a.c.alias == alias)).first() is not None:
         raise ConflictError("this alias already exists in this scope")
     alias_id = new_id()
-    conn.execute(sa.insert(a).values(
-        id=alias_id, alias=alias, model_name=target, scope_type="team" if scope.team_id else "org",
-        org_id=scope.org_id, team_id=scope.team_id, created_by=actor.actor_id,
-    ))  # fmt: skip
+    conn.execute(
+        sa.insert(a).values(
+            id=alias_id,
+            alias=alias,
+            model_name=target,
+            scope_type="team" if scope.team_id else "org",
+            org_id=scope.org_id,
+            team_id=scope.team_id,
+            created_by=actor.actor_id,
+        )
+    )
     row = conn.execute(sa.select(a).where(a.c.id == alias_id)).mappings().one()
     return AliasOut.from_row(row)
 

@@ -59,10 +59,19 @@ class AuditLogOut:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> AuditLogOut:
         return cls(
-            id=row["id"], timestamp=row["timestamp"], request_id=row["request_id"], org_id=row["org_id"],
-            actor_id=row["actor_id"], actor_type=row["actor_type"], actor_key_id=row["actor_key_id"],
-            action=row["action"], resource_type=row["resource_type"], resource_id=row["resource_id"],
-            description=row["description"], ip_address=row["ip_address"], status_code=row["status_code"],
+            id=row["id"],
+            timestamp=row["timestamp"],
+            request_id=row["request_id"],
+            org_id=row["org_id"],
+            actor_id=row["actor_id"],
+            actor_type=row["actor_type"],
+            actor_key_id=row["actor_key_id"],
+            action=row["action"],
+            resource_type=row["resource_type"],
+            resource_id=row["resource_id"],
+            description=row["description"],
+            ip_address=row["ip_address"],
+            status_code=row["status_code"],
         )
 
 
@@ -89,7 +98,9 @@ def _list_tx(query: AuditQuery, conn: sa.Connection) -> Page[AuditLogOut]:
     conditions = [
         column == value
         for column, value in (
-            (c.org_id, query.org_id), (c.actor_id, query.actor_id), (c.resource_type, query.resource_type),
+            (c.org_id, query.org_id),
+            (c.actor_id, query.actor_id),
+            (c.resource_type, query.resource_type),
             (c.action, query.action),
         )
         if value is not None

@@ -71,10 +71,22 @@ MAX_DESCRIPTION = 4096
 MAX_STRING = 256
 """Characters kept of one string value inside a description."""
 
-SECRET_WORDS = frozenset({
-    "password", "passwd", "passphrase", "secret", "token", "key", "apikey", "authorization", "credential",
-    "credentials", "cookie", "dsn",
-})
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "key",
+        "apikey",
+        "authorization",
+        "credential",
+        "credentials",
+        "cookie",
+        "dsn",
+    }
+)
 """A key whose last word is one of these holds a secret (``api_key``, ``auth_token``, ``client_secret``)."""
 SECRET_VALUE = re.compile(r"^(vl_|sk-|sk_|bearer\s)", re.IGNORECASE)
 """Strings that look like a VoidLLM key, a provider key or an Authorization header value."""
@@ -93,12 +105,15 @@ AUDIT_METRICS = BatchMetrics(
     ),
     written=Counter("voidllm_audit_events_written_total", "Audit events written.", registry=REGISTRY),
     failures=Counter(
-        "voidllm_audit_write_failures_total", "Audit batch writes that failed with a store error.",
+        "voidllm_audit_write_failures_total",
+        "Audit batch writes that failed with a store error.",
         registry=REGISTRY,
     ),
     write_seconds=Histogram(
-        "voidllm_audit_batch_write_seconds", "Wall time of one audit batch write.",
-        buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0), registry=REGISTRY,
+        "voidllm_audit_batch_write_seconds",
+        "Wall time of one audit batch write.",
+        buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0),
+        registry=REGISTRY,
     ),
 )
 
@@ -204,4 +219,6 @@ async def serve_audit_writer(
 ) -> None:
     """Write audit records from ``receive`` in batches until cancelled, flushing on the way out:
     :func:`~voidllm.usage.batches.serve_batch_writer` (``options`` are its other arguments)."""
-    await serve_batch_writer(store=store, receive=receive, insert=insert_audit_records, metrics=AUDIT_METRICS, **options)
+    await serve_batch_writer(
+        store=store, receive=receive, insert=insert_audit_records, metrics=AUDIT_METRICS, **options
+    )

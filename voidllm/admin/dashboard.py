@@ -113,11 +113,19 @@ def _scope(conn: sa.Connection, actor: Actor) -> _Scope:
     if actor.role >= Role.ORG_ADMIN:
         return _Scope("org", actor.org_id)
     teams = t.teams.c
-    administered = conn.execute(
-        sa.select(teams.id).where(
-            teams.id.in_(administered_teams(actor)), teams.org_id == actor.org_id, teams.deleted_at.is_(None)
-        ).order_by(teams.id)
-    ).scalars().all()
+    administered = (
+        conn.execute(
+            sa.select(teams.id)
+            .where(
+                teams.id.in_(administered_teams(actor)),
+                teams.org_id == actor.org_id,
+                teams.deleted_at.is_(None),
+            )
+            .order_by(teams.id)
+        )
+        .scalars()
+        .all()
+    )
     if administered:
         return _Scope("team", actor.org_id, tuple(administered))
     return _Scope("user", actor.org_id, user_id=actor.user_id)
@@ -127,17 +135,28 @@ def _stats_tx(actor: Actor, now: datetime, conn: sa.Connection) -> DashboardStat
     scope = _scope(conn, actor)
     u, k = t.usage_events, t.api_keys
     day = conn.execute(
-        sa.select(sa.func.count(), sa.func.sum(u.c.total_tokens), sa.func.sum(u.c.cost_estimate))
-        .where(*scope.where(u), u.c.created_at >= now - timedelta(hours=24))
+        sa.select(sa.func.count(), sa.func.sum(u.c.total_tokens), sa.func.sum(u.c.cost_estimate)).where(
+            *scope.where(u), u.c.created_at >= now - timedelta(hours=24)
+        )
     ).one()
-    live = (k.c.deleted_at.is_(None), k.c.key_type != "session_key",
-            sa.or_(k.c.expires_at.is_(None), k.c.expires_at > now))  # fmt: skip
+    live = (
+        k.c.deleted_at.is_(None),
+        k.c.key_type != "session_key",
+        sa.or_(k.c.expires_at.is_(None), k.c.expires_at > now),
+    )
     active_keys = conn.execute(sa.select(sa.func.count()).where(*scope.where(k), *live)).scalar_one()
     teams, members = _headcount(conn, scope)
     return DashboardStats(
-        scope=scope.name, active_keys=int(active_keys), total_teams=teams, total_members=members,
-        requests_24h=int(day[0]), tokens_24h=int(day[1] or 0), cost_estimate_24h=money(day[2]),
-        budget_warnings=_budget_warnings(conn, scope, now), models_healthy=0, models_unhealthy=0,
+        scope=scope.name,
+        active_keys=int(active_keys),
+        total_teams=teams,
+        total_members=members,
+        requests_24h=int(day[0]),
+        tokens_24h=int(day[1] or 0),
+        cost_estimate_24h=money(day[2]),
+        budget_warnings=_budget_warnings(conn, scope, now),
+        models_healthy=0,
+        models_unhealthy=0,
         models_degraded=0,
     )
 
@@ -195,10 +214,17 @@ def _budget_warnings(conn: sa.Connection, scope: _Scope, now: datetime) -> list[
                 .having(used * 100 >= limit * WARN_PERCENT)
             )
             for owner_id, name, limit_value, usage in conn.execute(select):
-                found.append(BudgetWarning(
-                    window=window, scope=level, scope_id=owner_id, name=name, limit=int(limit_value),
-                    usage=int(usage), percent_used=round(int(usage) * 100 / int(limit_value), 1),
-                ))  # fmt: skip
+                found.append(
+                    BudgetWarning(
+                        window=window,
+                        scope=level,
+                        scope_id=owner_id,
+                        name=name,
+                        limit=int(limit_value),
+                        usage=int(usage),
+                        percent_used=round(int(usage) * 100 / int(limit_value), 1),
+                    )
+                )
     found.sort(key=lambda w: (-w.percent_used, w.window, w.scope, w.scope_id))
     return found
 

@@ -70,8 +70,18 @@ class DeploymentUpdate:
     pii_filter: bool | None = None
 
 
-_FIELDS = ("name", "provider", "base_url", "azure_deployment", "azure_api_version", "gcp_project",
-           "gcp_location", "weight", "priority", "pii_filter")  # fmt: skip
+_FIELDS = (
+    "name",
+    "provider",
+    "base_url",
+    "azure_deployment",
+    "azure_api_version",
+    "gcp_project",
+    "gcp_location",
+    "weight",
+    "priority",
+    "pii_filter",
+)
 _OPTIONAL = ("azure_deployment", "azure_api_version", "gcp_project", "gcp_location")
 
 
@@ -170,9 +180,13 @@ def _nulls(values: dict[str, Any]) -> dict[str, Any]:
 
 def _live_deployment(conn: sa.Connection, model_id: str, deployment_id: str) -> Mapping[str, Any]:
     d = t.model_deployments
-    row = conn.execute(
-        sa.select(d).where(d.c.id == deployment_id, d.c.model_id == model_id, d.c.deleted_at.is_(None))
-    ).mappings().first()
+    row = (
+        conn.execute(
+            sa.select(d).where(d.c.id == deployment_id, d.c.model_id == model_id, d.c.deleted_at.is_(None))
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFoundError("deployment not found")
     return row

@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import partial
 from typing import Any, Literal
 
@@ -255,7 +255,11 @@ async def _csv_chunks(
 
 
 def _read_chunk(
-    org_id: str, start: datetime, end: datetime, after: tuple[datetime, str] | None, size: int,
+    org_id: str,
+    start: datetime,
+    end: datetime,
+    after: tuple[datetime, str] | None,
+    size: int,
     conn: sa.Connection,
 ) -> _Chunk:
     # One lower bound on created_at (the range's start, then the last row's time) lets the index seek
@@ -317,19 +321,27 @@ def _report_tx(org_id: str, query: CostReportQuery, conn: sa.Connection) -> Cost
     totals = conn.execute(sa.select(_REQUESTS, _PROMPT, _COMPLETION, _TOTAL, _COST).where(*in_range)).one()
     by_model = conn.execute(
         sa.select(_u.model_name, _REQUESTS, _PROMPT, _COMPLETION, _TOTAL, _COST)
-        .where(*in_range).group_by(_u.model_name).order_by(_COST.desc(), _u.model_name)
+        .where(*in_range)
+        .group_by(_u.model_name)
+        .order_by(_COST.desc(), _u.model_name)
     ).mappings()
     day = _utc_day(conn, _u.created_at).label("day")
     by_day = conn.execute(
         sa.select(day, _REQUESTS, _TOTAL, _COST).where(*in_range).group_by(day).order_by(day)
     ).mappings()
     return CostReport(
-        org_id=org_id, from_=query.from_, to=query.to,
+        org_id=org_id,
+        from_=query.from_,
+        to=query.to,
         totals=CostTotals(**_costs(totals._mapping)),
         by_model=[ModelCost(**_costs(row), model_name=row["model_name"]) for row in by_model],
         by_day=[
-            DayCost(day=date.fromisoformat(str(row["day"])), requests=row["requests"],
-                    total_tokens=int(row["total_tokens"]), cost=money(row["cost"]))
+            DayCost(
+                day=date.fromisoformat(str(row["day"])),
+                requests=row["requests"],
+                total_tokens=int(row["total_tokens"]),
+                cost=money(row["cost"]),
+            )
             for row in by_day
         ],
         top_keys=_top(conn, _u.key_id, api_keys.c.name, api_keys, in_range, query.top),
@@ -339,8 +351,10 @@ def _report_tx(org_id: str, query: CostReportQuery, conn: sa.Connection) -> Cost
 
 def _costs(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "requests": int(row["requests"]), "prompt_tokens": int(row["prompt_tokens"]),
-        "completion_tokens": int(row["completion_tokens"]), "total_tokens": int(row["total_tokens"]),
+        "requests": int(row["requests"]),
+        "prompt_tokens": int(row["prompt_tokens"]),
+        "completion_tokens": int(row["completion_tokens"]),
+        "total_tokens": int(row["total_tokens"]),
         "cost": money(row["cost"]),
     }
 
@@ -353,13 +367,19 @@ def _utc_day(conn: sa.Connection, column: sa.ColumnElement[Any]) -> sa.ColumnEle
 
 
 def _top(
-    conn: sa.Connection, owner: sa.ColumnElement[str], label: sa.ColumnElement[str], table: sa.Table,
-    in_range: tuple[sa.ColumnElement[bool], ...], limit: int,
+    conn: sa.Connection,
+    owner: sa.ColumnElement[str],
+    label: sa.ColumnElement[str],
+    table: sa.Table,
+    in_range: tuple[sa.ColumnElement[bool], ...],
+    limit: int,
 ) -> list[Spender]:
     spend = (
         sa.select(owner.label("id"), _REQUESTS, _TOTAL, _COST)
-        .where(*in_range, owner.is_not(None)).group_by(owner)
-        .order_by(_COST.desc(), owner).limit(limit)
+        .where(*in_range, owner.is_not(None))
+        .group_by(owner)
+        .order_by(_COST.desc(), owner)
+        .limit(limit)
         .subquery()
     )
     rows = conn.execute(
@@ -368,7 +388,12 @@ def _top(
         .order_by(spend.c.cost.desc(), spend.c.id)
     ).mappings()
     return [
-        Spender(id=row["id"], name=row["name"].split(RESERVED)[0], requests=int(row["requests"]),
-                total_tokens=int(row["total_tokens"]), cost=money(row["cost"]))
+        Spender(
+            id=row["id"],
+            name=row["name"].split(RESERVED)[0],
+            requests=int(row["requests"]),
+            total_tokens=int(row["total_tokens"]),
+            cost=money(row["cost"]),
+        )
         for row in rows
     ]

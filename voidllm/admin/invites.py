@@ -39,8 +39,8 @@ from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
 from voidllm.admin.users import EMAIL, ORG_ROLES, clean_display_name, email_taken, live_user, normalize_email
 from voidllm.auth.passwords import validate_password
-from voidllm.bounds import NAME, TEXT, Bounds, bounded
 from voidllm.auth.sessions import hash_password_off_loop
+from voidllm.bounds import NAME, TEXT, Bounds, bounded
 from voidllm.crypto import KeyKind, generate_key, is_well_formed, key_hint
 from voidllm.errors import BadRequestError, ConflictError, GoneError, NotFoundError, PermissionDeniedError
 from voidllm.identity import Role
@@ -91,9 +91,15 @@ class InviteOut:
     def from_row(cls, row: Any, now: datetime) -> InviteOut:
         status = _status(row, now)
         return cls(
-            id=row["id"], org_id=row["org_id"], email=row["email"], role=row["role"],
-            token_hint=row["token_hint"], status=status, expires_at=row["expires_at"],
-            redeemed_at=row["redeemed_at"] if status == "redeemed" else None, created_at=row["created_at"],
+            id=row["id"],
+            org_id=row["org_id"],
+            email=row["email"],
+            role=row["role"],
+            token_hint=row["token_hint"],
+            status=status,
+            expires_at=row["expires_at"],
+            redeemed_at=row["redeemed_at"] if status == "redeemed" else None,
+            created_at=row["created_at"],
             created_by=row["created_by"],
         )
 
@@ -185,16 +191,29 @@ async def create_invite(services: Services, actor: Actor, org_id: str, req: Invi
     token = generate_key(KeyKind.INVITE)
     now = utcnow()
     values = dict(
-        id=new_id(), token_hash=services.keyring.hash_key(token), token_hint=key_hint(token), org_id=org_id,
-        email=email, role=req.role, expires_at=now + INVITE_TTL, created_by=actor.actor_id, created_at=now,
+        id=new_id(),
+        token_hash=services.keyring.hash_key(token),
+        token_hint=key_hint(token),
+        org_id=org_id,
+        email=email,
+        role=req.role,
+        expires_at=now + INVITE_TTL,
+        created_by=actor.actor_id,
+        created_at=now,
     )
     try:
         await services.store.run(partial(_create_tx, values=values))
     except StoreIntegrityError as exc:  # a concurrent invite for the same email won
         raise ConflictError("an invite for this email is being created") from exc
     return InviteCreated(
-        id=values["id"], org_id=org_id, email=email, role=req.role, token=token,
-        token_hint=values["token_hint"], expires_at=values["expires_at"], created_at=now,
+        id=values["id"],
+        org_id=org_id,
+        email=email,
+        role=req.role,
+        token=token,
+        token_hint=values["token_hint"],
+        expires_at=values["expires_at"],
+        created_at=now,
     )
 
 
@@ -203,9 +222,12 @@ def _create_tx(conn: sa.Connection, *, values: dict[str, Any]) -> None:
         raise NotFoundError("organization not found")
     user = live_user(conn, t.users.c.email == values["email"])
     m = t.org_memberships
-    if user is not None and conn.execute(
-        sa.select(m.c.id).where(m.c.user_id == user["id"], m.c.org_id == values["org_id"])
-    ).first():
+    if (
+        user is not None
+        and conn.execute(
+            sa.select(m.c.id).where(m.c.user_id == user["id"], m.c.org_id == values["org_id"])
+        ).first()
+    ):
         raise ConflictError("this user is already a member of the organization")
     i = t.invite_tokens
     open_for_email = (i.c.org_id == values["org_id"], i.c.email == values["email"], i.c.redeemed_at.is_(None))
@@ -293,14 +315,24 @@ def _redeem_tx(
     user_id = new_id()
     conn.execute(
         t.users.insert().values(
-            id=user_id, email=invite["email"], display_name=name, password_hash=password_hash,
-            auth_provider="local", is_system_admin=False, created_at=now, updated_at=now,
+            id=user_id,
+            email=invite["email"],
+            display_name=name,
+            password_hash=password_hash,
+            auth_provider="local",
+            is_system_admin=False,
+            created_at=now,
+            updated_at=now,
         )
     )
     conn.execute(
         t.org_memberships.insert().values(
-            id=new_id(), org_id=invite["org_id"], user_id=user_id, role=invite["role"],
-            created_at=now, updated_at=now,
+            id=new_id(),
+            org_id=invite["org_id"],
+            user_id=user_id,
+            role=invite["role"],
+            created_at=now,
+            updated_at=now,
         )
     )
     return Redeemed(
@@ -347,7 +379,11 @@ def _accept_tx(conn: sa.Connection, *, actor: Actor, token_hash: str, now: datet
     membership_id = new_id()
     conn.execute(
         m.insert().values(
-            id=membership_id, org_id=org["id"], user_id=user_id, role=invite["role"], created_at=now,
+            id=membership_id,
+            org_id=org["id"],
+            user_id=user_id,
+            role=invite["role"],
+            created_at=now,
             updated_at=now,
         )
     )
@@ -387,8 +423,12 @@ def _my_invites(conn: sa.Connection, *, user_id: str, now: datetime) -> MyInvite
     return MyInvites(
         data=[
             MyInvite(
-                id=row["id"], org_id=row["org_id"], org_name=row["org_name"], role=row["role"],
-                expires_at=row["expires_at"], created_at=row["created_at"],
+                id=row["id"],
+                org_id=row["org_id"],
+                org_name=row["org_name"],
+                role=row["role"],
+                expires_at=row["expires_at"],
+                created_at=row["created_at"],
             )
             for row in rows
         ]

@@ -137,10 +137,19 @@ class KeyOut:
     @classmethod
     def from_row(cls, row: Any) -> KeyOut:
         return cls(
-            id=row["id"], name=row["name"], key_type=row["key_type"], key_hint=row["key_hint"],
-            org_id=row["org_id"], team_id=row["team_id"], user_id=row["user_id"],
-            service_account_id=row["service_account_id"], **limits_of(row), expires_at=row["expires_at"],
-            last_used_at=row["last_used_at"], created_by=row["created_by"], created_at=row["created_at"],
+            id=row["id"],
+            name=row["name"],
+            key_type=row["key_type"],
+            key_hint=row["key_hint"],
+            org_id=row["org_id"],
+            team_id=row["team_id"],
+            user_id=row["user_id"],
+            service_account_id=row["service_account_id"],
+            **limits_of(row),
+            expires_at=row["expires_at"],
+            last_used_at=row["last_used_at"],
+            created_by=row["created_by"],
+            created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
 
@@ -272,7 +281,9 @@ def _check_shape(req: KeyCreate) -> None:
     if getattr(req, required) is None:
         raise BadRequestError(f"{required} is required for {req.key_type}")
     forbidden = {
-        "user_key": (), "team_key": ("user_id", "service_account_id"), "sa_key": ("user_id", "team_id")
+        "user_key": (),
+        "team_key": ("user_id", "service_account_id"),
+        "sa_key": ("user_id", "team_id"),
     }
     for name in forbidden[req.key_type]:
         if getattr(req, name) is not None:
@@ -298,8 +309,14 @@ def _create_tx(
     if req.service_account_id is not None:
         team_id = _service_account_team(conn, org_id, req.service_account_id)
     values = dict(
-        key_type=req.key_type, name=req.name, org_id=org_id, team_id=team_id, user_id=req.user_id,
-        service_account_id=req.service_account_id, expires_at=req.expires_at, created_by=actor.actor_id,
+        key_type=req.key_type,
+        name=req.name,
+        org_id=org_id,
+        team_id=team_id,
+        user_id=req.user_id,
+        service_account_id=req.service_account_id,
+        expires_at=req.expires_at,
+        created_by=actor.actor_id,
         **{name: getattr(req, name) for name in LIMIT_FIELDS},
     )
     key_id = _insert(conn, plaintext=plaintext, hashed=hashed, values=values, now=now)
@@ -482,9 +499,15 @@ def _rotate_tx(
     plaintext = generate_key(_KINDS[old["key_type"]])
     hashed = keyring.hash_key(plaintext)
     copied = dict(
-        key_type=old["key_type"], name=old["name"].removesuffix(_ROTATED) + _ROTATED, org_id=org_id,
-        team_id=old["team_id"], user_id=old["user_id"], service_account_id=old["service_account_id"],
-        expires_at=old["expires_at"], created_by=actor.actor_id, **limits_of(old),
+        key_type=old["key_type"],
+        name=old["name"].removesuffix(_ROTATED) + _ROTATED,
+        org_id=org_id,
+        team_id=old["team_id"],
+        user_id=old["user_id"],
+        service_account_id=old["service_account_id"],
+        expires_at=old["expires_at"],
+        created_by=actor.actor_id,
+        **limits_of(old),
     )
     new_id_ = _insert(conn, plaintext=plaintext, hashed=hashed, values=copied, now=now)
     grace = now + ROTATION_GRACE

@@ -57,7 +57,9 @@ async def read_mcp_access(services: Services, actor: Actor, scope: AccessScope) 
     return await services.store.run(partial(_read_tx, scope=scope, actor=actor))
 
 
-async def replace_mcp_access(services: Services, actor: Actor, scope: AccessScope, req: McpAccess) -> McpAccess:
+async def replace_mcp_access(
+    services: Services, actor: Actor, scope: AccessScope, req: McpAccess
+) -> McpAccess:
     """Replace the list of ``scope``; it holds for new MCP calls at once."""
     _gate(actor, scope)
     out = await services.store.run(partial(_replace_tx, scope=scope, actor=actor, ids=req.servers))
@@ -105,7 +107,9 @@ def _replace_tx(conn: sa.Connection, *, scope: AccessScope, actor: Actor, ids: l
 def _available_tx(conn: sa.Connection, *, org_id: str, actor: Actor) -> list[AvailableMcpServer]:
     check_scope(conn, AccessScope(org_id), actor)
     s = t.mcp_servers
-    query = (sa.select(s.c.id, s.c.name, s.c.alias)
-             .where(s.c.org_id.is_(None), s.c.team_id.is_(None), s.c.deleted_at.is_(None), s.c.source != "builtin")
-             .order_by(s.c.alias))  # fmt: skip
+    query = (
+        sa.select(s.c.id, s.c.name, s.c.alias)
+        .where(s.c.org_id.is_(None), s.c.team_id.is_(None), s.c.deleted_at.is_(None), s.c.source != "builtin")
+        .order_by(s.c.alias)
+    )
     return [AvailableMcpServer(id=row.id, name=row.name, alias=row.alias) for row in conn.execute(query)]

@@ -66,8 +66,8 @@ from voidllm.errors import (
 )
 from voidllm.identity import Role
 from voidllm.mcp.health import PROBE_TIMEOUT, McpHealthBoard
-from voidllm.mcp.ssrf import BlockedAddress, PrivateAddress, check_url
 from voidllm.mcp.registry import McpRegistry, McpServerEntry, entry_from_row, retire_server
+from voidllm.mcp.ssrf import BlockedAddress, PrivateAddress, check_url
 from voidllm.mcp.tools_cache import fetch_tools, read_tools
 from voidllm.routing.catalog_store import seal_secret
 from voidllm.store import tables as t
@@ -79,11 +79,27 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL = 60.0
 _ALIAS = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
-FORBIDDEN_AUTH_HEADERS = frozenset({
-    "host", "content-length", "content-type", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
-    "trailer", "proxy-authorization", "proxy-connection", "cookie", "accept", "accept-encoding",
-    "mcp-session-id", "mcp-protocol-version", "last-event-id",
-})  # fmt: skip
+FORBIDDEN_AUTH_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-connection",
+        "cookie",
+        "accept",
+        "accept-encoding",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+    }
+)
 """Headers an ``auth_header`` may not name: framing, hop-by-hop, cookies, and what the MCP client sets.
 ``Authorization`` is allowed (for schemes other than ``Bearer``, such as ``Token <value>``)."""
 AUTH_TYPE = Bounds(max_length=16, choices=MCP_AUTH_TYPES)
@@ -120,15 +136,27 @@ class McpServerOut:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> McpServerOut:
         return cls(
-            id=row["id"], name=row["name"], alias=row["alias"], url=row["url"], auth_type=row["auth_type"],
-            auth_header=row["auth_header"] or "", has_auth_token=bool(row["auth_token_enc"]),
-            oauth_token_url=row["oauth_token_url"] or "", oauth_client_id=row["oauth_client_id"] or "",
-            has_oauth_client_secret=bool(row["oauth_client_secret_enc"]), oauth_scopes=row["oauth_scopes"] or "",
+            id=row["id"],
+            name=row["name"],
+            alias=row["alias"],
+            url=row["url"],
+            auth_type=row["auth_type"],
+            auth_header=row["auth_header"] or "",
+            has_auth_token=bool(row["auth_token_enc"]),
+            oauth_token_url=row["oauth_token_url"] or "",
+            oauth_client_id=row["oauth_client_id"] or "",
+            has_oauth_client_secret=bool(row["oauth_client_secret_enc"]),
+            oauth_scopes=row["oauth_scopes"] or "",
             scope="team" if row["team_id"] else "org" if row["org_id"] else "global",
-            org_id=row["org_id"], team_id=row["team_id"], is_active=row["is_active"],
-            code_mode_enabled=row["code_mode_enabled"], source=row["source"], created_by=row["created_by"],
-            created_at=row["created_at"], updated_at=row["updated_at"],
-        )  # fmt: skip
+            org_id=row["org_id"],
+            team_id=row["team_id"],
+            is_active=row["is_active"],
+            code_mode_enabled=row["code_mode_enabled"],
+            source=row["source"],
+            created_by=row["created_by"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
 
 
 @attrs.frozen
@@ -206,8 +234,16 @@ class McpScope:
     team_id: str | None = None
 
 
-_TEXT_FIELDS = ("name", "alias", "url", "auth_type", "auth_header", "oauth_token_url", "oauth_client_id",
-                "oauth_scopes")  # fmt: skip
+_TEXT_FIELDS = (
+    "name",
+    "alias",
+    "url",
+    "auth_type",
+    "auth_header",
+    "oauth_token_url",
+    "oauth_client_id",
+    "oauth_scopes",
+)
 _NULLABLE = ("auth_header", "oauth_token_url", "oauth_client_id", "oauth_scopes")
 
 
@@ -218,14 +254,22 @@ async def create(services: Services, actor: Actor, scope: McpScope, req: McpServ
     """Register a server in ``scope`` (409 on an alias the scope already uses)."""
     _gate_scope(actor, scope, write=True)
     values = {field: getattr(req, field) for field in _TEXT_FIELDS}
-    tx = partial(_create_tx, scope=scope, actor=actor, values=values, services=services,
-                 secrets=(req.auth_token, req.oauth_client_secret))  # fmt: skip
+    tx = partial(
+        _create_tx,
+        scope=scope,
+        actor=actor,
+        values=values,
+        services=services,
+        secrets=(req.auth_token, req.oauth_client_secret),
+    )
     out = await _write(services, tx)
     await mcp_changed(services)
     return out
 
 
-async def list_servers(services: Services, actor: Actor, scope: McpScope, page: PageQuery) -> Page[McpServerOut]:
+async def list_servers(
+    services: Services, actor: Actor, scope: McpScope, page: PageQuery
+) -> Page[McpServerOut]:
     """Global servers (system admins); an org's with the global ones; a team's with its org's and the global."""
     _gate_scope(actor, scope, write=False)
     return await services.store.run(partial(_list_tx, scope=scope, actor=actor, page=page))
@@ -237,7 +281,9 @@ async def get(services: Services, actor: Actor, server_id: str) -> McpServerOut:
 
 async def update(services: Services, actor: Actor, server_id: str, req: McpServerUpdate) -> McpServerOut:
     """Change a server; the registry serves the change at once."""
-    out = await _write(services, partial(_update_tx, server_id=server_id, actor=actor, req=req, services=services))
+    out = await _write(
+        services, partial(_update_tx, server_id=server_id, actor=actor, req=req, services=services)
+    )
     await mcp_changed(services)
     return out
 
@@ -262,8 +308,11 @@ async def test(services: Services, actor: Actor, server_id: str) -> McpTestResul
     if result is None:
         return McpTestResult(success=False, error="request timeout")
     if result.legacy_sse:
-        return McpTestResult(success=False, legacy_sse=True, error=(
-            "the server only supports the deprecated HTTP+SSE transport; Streamable HTTP is required"))
+        return McpTestResult(
+            success=False,
+            legacy_sse=True,
+            error=("the server only supports the deprecated HTTP+SSE transport; Streamable HTTP is required"),
+        )
     if not result.ok:
         return McpTestResult(success=False, error=result.error or "probe failed")
     try:
@@ -286,8 +335,11 @@ async def refresh_tools(services: Services, actor: Actor, server_id: str) -> Mcp
     last = refreshed.get(entry.id)
     if last is not None and now - last < REFRESH_INTERVAL:
         wait = max(1, int(REFRESH_INTERVAL - (now - last) + 0.999))
-        raise TooManyRequestsError(f"the tool list was refreshed recently; retry in {wait} seconds",
-                                   code="refresh_too_soon", headers=(("retry-after", str(wait)),))  # fmt: skip
+        raise TooManyRequestsError(
+            f"the tool list was refreshed recently; retry in {wait} seconds",
+            code="refresh_too_soon",
+            headers=(("retry-after", str(wait)),),
+        )
     refreshed[entry.id] = now
     return McpToolRefresh(tool_count=len(await _fetch_tools(services, entry)))
 
@@ -392,7 +444,9 @@ def _checked(values: dict[str, Any], secrets: tuple[str, str], *, allow_private:
     values = {key: (value or "").strip() for key, value in values.items()}
     values["name"] = check_name(values["name"])
     if not _ALIAS.fullmatch(values["alias"]):
-        raise BadRequestError("alias must be 1-63 lowercase letters, digits or '-', starting with a letter or digit")
+        raise BadRequestError(
+            "alias must be 1-63 lowercase letters, digits or '-', starting with a letter or digit"
+        )
     if values["alias"] == "voidllm":
         raise BadRequestError("alias 'voidllm' is reserved for the built-in server")
     values["url"] = _checked_url(values["url"], "url", allow_private=allow_private)
@@ -405,16 +459,24 @@ def _checked(values: dict[str, Any], secrets: tuple[str, str], *, allow_private:
     if kind == "header":
         header = values["auth_header"]
         if not _TOKEN.fullmatch(header) or header.lower() in FORBIDDEN_AUTH_HEADERS:
-            raise BadRequestError("auth_header must be a valid HTTP header name the gateway does not set itself",
-                                  code="invalid_auth_header")  # fmt: skip
+            raise BadRequestError(
+                "auth_header must be a valid HTTP header name the gateway does not set itself",
+                code="invalid_auth_header",
+            )
     else:
         values["auth_header"] = ""
     if kind == "oauth":
         if not values["oauth_client_id"] or not client_secret:
-            raise BadRequestError("oauth_client_id and oauth_client_secret are required for auth_type 'oauth'")
+            raise BadRequestError(
+                "oauth_client_id and oauth_client_secret are required for auth_type 'oauth'"
+            )
         if values["oauth_token_url"]:
-            values["oauth_token_url"] = _checked_url(values["oauth_token_url"], "oauth_token_url",
-                                                     allow_private=allow_private, https_only=not allow_private)
+            values["oauth_token_url"] = _checked_url(
+                values["oauth_token_url"],
+                "oauth_token_url",
+                allow_private=allow_private,
+                https_only=not allow_private,
+            )
     return {key: (value or None) if key in _NULLABLE else value for key, value in values.items()}
 
 
@@ -436,7 +498,9 @@ def visible_server(conn: sa.Connection, actor: Actor, server_id: str) -> Mapping
     return row
 
 
-def owned_server(conn: sa.Connection, actor: Actor, server_id: str, *, editable: bool = True) -> Mapping[str, Any]:
+def owned_server(
+    conn: sa.Connection, actor: Actor, server_id: str, *, editable: bool = True
+) -> Mapping[str, Any]:
     """:func:`visible_server`, 403 unless the actor administers its scope; with ``editable``, 409 for a
     server of the config file or the built-in one."""
     row = visible_server(conn, actor, server_id)
@@ -449,8 +513,10 @@ def owned_server(conn: sa.Connection, actor: Actor, server_id: str, *, editable:
     elif not is_team_admin(conn, actor, row["team_id"]):
         raise PermissionDeniedError("only a team admin of this team can manage its MCP servers")
     if editable and row["source"] != "api":
-        raise ConflictError("this MCP server is defined in the config file; change it in voidllm.yaml and restart",
-                            code="mcp_server_managed_by_config")  # fmt: skip
+        raise ConflictError(
+            "this MCP server is defined in the config file; change it in voidllm.yaml and restart",
+            code="mcp_server_managed_by_config",
+        )
     return row
 
 
@@ -460,7 +526,9 @@ def _alias_taken(conn: sa.Connection, scope: McpScope, alias: str, server_id: st
         s.c.org_id.is_(None) if scope.org_id is None else s.c.org_id == scope.org_id,
         s.c.team_id.is_(None) if scope.team_id is None else s.c.team_id == scope.team_id,
     ]
-    query = sa.select(s.c.id).where(s.c.alias == alias, s.c.id != server_id, s.c.deleted_at.is_(None), *same_scope)
+    query = sa.select(s.c.id).where(
+        s.c.alias == alias, s.c.id != server_id, s.c.deleted_at.is_(None), *same_scope
+    )
     if conn.execute(query).first() is not None:
         raise ConflictError("an MCP server with this alias already exists in this scope")
 
@@ -469,7 +537,12 @@ def _alias_taken(conn: sa.Connection, scope: McpScope, alias: str, server_id: st
 
 
 def _create_tx(
-    conn: sa.Connection, *, scope: McpScope, actor: Actor, values: dict[str, Any], services: Services,
+    conn: sa.Connection,
+    *,
+    scope: McpScope,
+    actor: Actor,
+    values: dict[str, Any],
+    services: Services,
     secrets: tuple[str, str],
 ) -> McpServerOut:
     _check_scope_tx(conn, actor, scope, write=True)
@@ -478,13 +551,22 @@ def _create_tx(
     server_id = new_id()
     _alias_taken(conn, scope, values["alias"], server_id)
     keyring = services.keyring
-    conn.execute(sa.insert(t.mcp_servers).values(
-        id=server_id, org_id=scope.org_id, team_id=scope.team_id, source="api", created_by=actor.actor_id,
-        auth_token_enc=seal_secret(keyring, _secret_for(values, "token", secrets[0]), "mcp_server", server_id),
-        oauth_client_secret_enc=seal_secret(
-            keyring, _secret_for(values, "oauth", secrets[1]), "mcp_server", server_id),
-        **values,
-    ))  # fmt: skip
+    conn.execute(
+        sa.insert(t.mcp_servers).values(
+            id=server_id,
+            org_id=scope.org_id,
+            team_id=scope.team_id,
+            source="api",
+            created_by=actor.actor_id,
+            auth_token_enc=seal_secret(
+                keyring, _secret_for(values, "token", secrets[0]), "mcp_server", server_id
+            ),
+            oauth_client_secret_enc=seal_secret(
+                keyring, _secret_for(values, "oauth", secrets[1]), "mcp_server", server_id
+            ),
+            **values,
+        )
+    )
     return McpServerOut.from_row(_server_row(conn, server_id))
 
 
@@ -507,14 +589,22 @@ def _update_tx(
     client_secret = req.oauth_client_secret
     if client_secret is None:
         client_secret = _opened(keyring, row["oauth_client_secret_enc"], aad)
-    values = _checked(values, (token, client_secret), allow_private=services.config.settings.mcp.allow_private_urls)
+    values = _checked(
+        values, (token, client_secret), allow_private=services.config.settings.mcp.allow_private_urls
+    )
     _alias_taken(conn, McpScope(row["org_id"], row["team_id"]), values["alias"], server_id)
     if req.code_mode_enabled is not None:
         values["code_mode_enabled"] = req.code_mode_enabled
-    values["auth_token_enc"] = seal_secret(keyring, _secret_for(values, "token", token), "mcp_server", server_id,
-                                           row["auth_token_enc"])  # fmt: skip
+    values["auth_token_enc"] = seal_secret(
+        keyring, _secret_for(values, "token", token), "mcp_server", server_id, row["auth_token_enc"]
+    )
     values["oauth_client_secret_enc"] = seal_secret(
-        keyring, _secret_for(values, "oauth", client_secret), "mcp_server", server_id, row["oauth_client_secret_enc"])
+        keyring,
+        _secret_for(values, "oauth", client_secret),
+        "mcp_server",
+        server_id,
+        row["oauth_client_secret_enc"],
+    )
     conn.execute(sa.update(t.mcp_servers).where(t.mcp_servers.c.id == server_id).values(**values))
     return McpServerOut.from_row(_server_row(conn, server_id))
 
@@ -551,7 +641,9 @@ def _entry_tx(conn: sa.Connection, *, server_id: str, actor: Actor, services: Se
 
 def _tools_tx(conn: sa.Connection, *, server_id: str, actor: Actor) -> list[McpToolOut]:
     visible_server(conn, actor, server_id)
-    return [McpToolOut(name=name, description=description) for name, description in read_tools(conn, server_id)]
+    return [
+        McpToolOut(name=name, description=description) for name, description in read_tools(conn, server_id)
+    ]
 
 
 def _list_tx(conn: sa.Connection, *, scope: McpScope, actor: Actor, page: PageQuery) -> Page[McpServerOut]:

@@ -101,9 +101,15 @@ class MemberOut:
     @classmethod
     def from_row(cls, row: Any) -> MemberOut:
         return cls(
-            id=row["id"], org_id=row["org_id"], team_id=row.get("team_id"), user_id=row["user_id"],
-            role=row["role"], email=row["email"], display_name=row["display_name"],
-            created_at=row["created_at"], updated_at=row["updated_at"],
+            id=row["id"],
+            org_id=row["org_id"],
+            team_id=row.get("team_id"),
+            user_id=row["user_id"],
+            role=row["role"],
+            email=row["email"],
+            display_name=row["display_name"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 
@@ -167,8 +173,12 @@ def _add_org_member_tx(conn: sa.Connection, *, org_id: str, req: OrgMemberCreate
     membership_id, now = new_id(), utcnow()
     conn.execute(
         t.org_memberships.insert().values(
-            id=membership_id, org_id=org_id, user_id=req.user_id, role=req.role,
-            created_at=now, updated_at=now,
+            id=membership_id,
+            org_id=org_id,
+            user_id=req.user_id,
+            role=req.role,
+            created_at=now,
+            updated_at=now,
         )
     )
     return _one(conn, _org_members().where(t.org_memberships.c.id == membership_id))
@@ -267,8 +277,12 @@ def _add_team_member_tx(
     membership_id, now = new_id(), utcnow()
     conn.execute(
         t.team_memberships.insert().values(
-            id=membership_id, team_id=team_id, user_id=req.user_id, role=req.role,
-            created_at=now, updated_at=now,
+            id=membership_id,
+            team_id=team_id,
+            user_id=req.user_id,
+            role=req.role,
+            created_at=now,
+            updated_at=now,
         )
     )
     return _one(conn, _team_members().where(t.team_memberships.c.id == membership_id))

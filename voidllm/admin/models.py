@@ -89,12 +89,22 @@ class DeploymentOut:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DeploymentOut:
         return cls(
-            id=row["id"], model_id=row["model_id"], name=row["name"], provider=row["provider"],
-            base_url=row["base_url"], has_api_key=bool(row["api_key_encrypted"]),
-            azure_deployment=row["azure_deployment"] or "", azure_api_version=row["azure_api_version"] or "",
-            gcp_project=row["gcp_project"] or "", gcp_location=row["gcp_location"] or "",
-            weight=row["weight"], priority=row["priority"], pii_filter=row["pii_filter"],
-            is_active=row["is_active"], created_at=row["created_at"], updated_at=row["updated_at"],
+            id=row["id"],
+            model_id=row["model_id"],
+            name=row["name"],
+            provider=row["provider"],
+            base_url=row["base_url"],
+            has_api_key=bool(row["api_key_encrypted"]),
+            azure_deployment=row["azure_deployment"] or "",
+            azure_api_version=row["azure_api_version"] or "",
+            gcp_project=row["gcp_project"] or "",
+            gcp_location=row["gcp_location"] or "",
+            weight=row["weight"],
+            priority=row["priority"],
+            pii_filter=row["pii_filter"],
+            is_active=row["is_active"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 
@@ -131,16 +141,30 @@ class ModelOut:
     @classmethod
     def from_row(cls, row: Mapping[str, Any], deployments: Sequence[Mapping[str, Any]]) -> ModelOut:
         return cls(
-            id=row["id"], name=row["name"], provider=row["provider"], type=row["model_type"],
-            base_url=row["base_url"], has_api_key=bool(row["api_key_encrypted"]),
-            max_context_tokens=row["max_context_tokens"], input_price_per_1m=row["input_price_per_1m"],
-            output_price_per_1m=row["output_price_per_1m"], azure_deployment=row["azure_deployment"] or "",
-            azure_api_version=row["azure_api_version"] or "", gcp_project=row["gcp_project"] or "",
-            gcp_location=row["gcp_location"] or "", aliases=list(split_aliases(row["aliases"])),
-            timeout=row["timeout"] or "", strategy=row["strategy"], max_retries=row["max_retries"],
-            fallback_model_name=row["fallback_name"] or "", pii_filter=row["pii_filter"],
-            is_active=row["is_active"], source=row["source"], created_by=row["created_by"],
-            created_at=row["created_at"], updated_at=row["updated_at"],
+            id=row["id"],
+            name=row["name"],
+            provider=row["provider"],
+            type=row["model_type"],
+            base_url=row["base_url"],
+            has_api_key=bool(row["api_key_encrypted"]),
+            max_context_tokens=row["max_context_tokens"],
+            input_price_per_1m=row["input_price_per_1m"],
+            output_price_per_1m=row["output_price_per_1m"],
+            azure_deployment=row["azure_deployment"] or "",
+            azure_api_version=row["azure_api_version"] or "",
+            gcp_project=row["gcp_project"] or "",
+            gcp_location=row["gcp_location"] or "",
+            aliases=list(split_aliases(row["aliases"])),
+            timeout=row["timeout"] or "",
+            strategy=row["strategy"],
+            max_retries=row["max_retries"],
+            fallback_model_name=row["fallback_name"] or "",
+            pii_filter=row["pii_filter"],
+            is_active=row["is_active"],
+            source=row["source"],
+            created_by=row["created_by"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
             deployments=[DeploymentOut.from_row(dep) for dep in deployments],
         )
 
@@ -197,11 +221,21 @@ _OPTIONAL = ("azure_deployment", "azure_api_version", "gcp_project", "gcp_locati
 
 # Request field -> column, for the fields copied as they are.
 _PLAIN_FIELDS = {
-    "name": "name", "provider": "provider", "base_url": "base_url", "type": "model_type",
-    "max_context_tokens": "max_context_tokens", "input_price_per_1m": "input_price_per_1m",
-    "output_price_per_1m": "output_price_per_1m", "azure_deployment": "azure_deployment",
-    "azure_api_version": "azure_api_version", "gcp_project": "gcp_project", "gcp_location": "gcp_location",
-    "timeout": "timeout", "strategy": "strategy", "max_retries": "max_retries", "pii_filter": "pii_filter",
+    "name": "name",
+    "provider": "provider",
+    "base_url": "base_url",
+    "type": "model_type",
+    "max_context_tokens": "max_context_tokens",
+    "input_price_per_1m": "input_price_per_1m",
+    "output_price_per_1m": "output_price_per_1m",
+    "azure_deployment": "azure_deployment",
+    "azure_api_version": "azure_api_version",
+    "gcp_project": "gcp_project",
+    "gcp_location": "gcp_location",
+    "timeout": "timeout",
+    "strategy": "strategy",
+    "max_retries": "max_retries",
+    "pii_filter": "pii_filter",
 }
 
 
@@ -389,14 +423,22 @@ def _update_tx(conn: sa.Connection, *, model_id: str, req: ModelUpdate, services
 
 
 def _prepared(
-    conn: sa.Connection, model_id: str, values: dict[str, Any], aliases: Sequence[str],
-    fallback: str | None, api_key: str | None, services: Services,
+    conn: sa.Connection,
+    model_id: str,
+    values: dict[str, Any],
+    aliases: Sequence[str],
+    fallback: str | None,
+    api_key: str | None,
+    services: Services,
 ) -> dict[str, Any]:
     """The column values to write, checked: fields, names and aliases, fallback (``None``: unchanged),
     the sealed key (``None``: unchanged)."""
     names = [check_name(alias, "alias") for alias in aliases]
-    values |= {"name": check_name(values["name"], "name"), "timeout": values["timeout"].strip(),
-               "aliases": join_aliases(names)}  # fmt: skip
+    values |= {
+        "name": check_name(values["name"], "name"),
+        "timeout": values["timeout"].strip(),
+        "aliases": join_aliases(names),
+    }
     _check_model(values)
     live = _Live.load(conn)
     live.check_names(model_id, values["name"], names)
@@ -433,11 +475,15 @@ def _rename_references(conn: sa.Connection, old: str, new: str) -> None:
 def live_model(conn: sa.Connection, model_id: str) -> Mapping[str, Any]:
     """The live model row with ``fallback_name``; 404 when there is none."""
     m, target = t.models, t.models.alias("target")
-    row = conn.execute(
-        sa.select(m, target.c.name.label("fallback_name"))
-        .outerjoin(target, target.c.id == m.c.fallback_model_id)
-        .where(m.c.id == model_id, m.c.deleted_at.is_(None))
-    ).mappings().first()
+    row = (
+        conn.execute(
+            sa.select(m, target.c.name.label("fallback_name"))
+            .outerjoin(target, target.c.id == m.c.fallback_model_id)
+            .where(m.c.id == model_id, m.c.deleted_at.is_(None))
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFoundError("model not found")
     return row
@@ -458,8 +504,11 @@ def _deployments(conn: sa.Connection, model_ids: Sequence[str]) -> dict[str, lis
     d = t.model_deployments
     found: dict[str, list[Mapping[str, Any]]] = {model_id: [] for model_id in model_ids}
     if model_ids:
-        query = (sa.select(d).where(d.c.model_id.in_(model_ids), d.c.deleted_at.is_(None))
-                 .order_by(d.c.priority, d.c.created_at, d.c.id))
+        query = (
+            sa.select(d)
+            .where(d.c.model_id.in_(model_ids), d.c.deleted_at.is_(None))
+            .order_by(d.c.priority, d.c.created_at, d.c.id)
+        )
         for dep in conn.execute(query).mappings():
             found[dep["model_id"]].append(dep)
     return found
@@ -472,8 +521,11 @@ def _get_tx(conn: sa.Connection, *, model_id: str) -> ModelOut:
 
 def _list_tx(conn: sa.Connection, *, page: PageQuery) -> Page[ModelOut]:
     m, target = t.models, t.models.alias("target")
-    query = (sa.select(m, target.c.name.label("fallback_name"))
-             .outerjoin(target, target.c.id == m.c.fallback_model_id).where(m.c.deleted_at.is_(None)))
+    query = (
+        sa.select(m, target.c.name.label("fallback_name"))
+        .outerjoin(target, target.c.id == m.c.fallback_model_id)
+        .where(m.c.deleted_at.is_(None))
+    )
     rows = paginate(conn, query, m.c.id, page, lambda row: row)
     deployments = _deployments(conn, [row["id"] for row in rows.data])
     data = [ModelOut.from_row(row, deployments[row["id"]]) for row in rows.data]

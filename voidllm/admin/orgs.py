@@ -103,10 +103,16 @@ class OrgOut:
     @classmethod
     def from_row(cls, row: Any) -> OrgOut:
         return cls(
-            id=row["id"], name=row["name"], slug=row["slug"], timezone=row["timezone"],
+            id=row["id"],
+            name=row["name"],
+            slug=row["slug"],
+            timezone=row["timezone"],
             **{name: int(row[name]) for name in LIMIT_FIELDS},
-            is_active=bool(row["is_active"]), member_count=int(row["member_count"]),
-            team_count=int(row["team_count"]), created_at=row["created_at"], updated_at=row["updated_at"],
+            is_active=bool(row["is_active"]),
+            member_count=int(row["member_count"]),
+            team_count=int(row["team_count"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
             deleted_at=row["deleted_at"],
         )
 
@@ -141,7 +147,12 @@ def _create_tx(conn: sa.Connection, *, req: OrgCreate) -> OrgOut:
     org_id, now = new_id(), utcnow()
     conn.execute(
         t.organizations.insert().values(
-            id=org_id, name=req.name, slug=req.slug, timezone=req.timezone, created_at=now, updated_at=now,
+            id=org_id,
+            name=req.name,
+            slug=req.slug,
+            timezone=req.timezone,
+            created_at=now,
+            updated_at=now,
             **{name: getattr(req, name) for name in LIMIT_FIELDS},
         )
     )

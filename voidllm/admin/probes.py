@@ -66,9 +66,13 @@ class UpstreamHealth:
     @classmethod
     def from_report(cls, report: HealthReport) -> UpstreamHealth:
         return cls(
-            name=report.name, status=report.status, last_check=report.last_check,
+            name=report.name,
+            status=report.status,
+            last_check=report.last_check,
             last_error=report.last_error,
-            latency_ms=report.latency_ms, health_ok=report.health_ok, models_ok=report.models_ok,
+            latency_ms=report.latency_ms,
+            health_ok=report.health_ok,
+            models_ok=report.models_ok,
             functional_ok=report.functional_ok,
         )
 
@@ -92,8 +96,15 @@ async def health(services: Services, actor: Actor) -> HealthList:
 async def test_connection(services: Services, actor: Actor, req: ConnectionTest) -> ConnectionResult:
     """Try the credentials against ``<base_url>/models``; never raises for an upstream failure."""
     actor.require(Role.SYSTEM_ADMIN)
-    check_upstream({"provider": req.provider, "base_url": req.base_url, "azure_deployment": "-",
-                    "gcp_project": "-", "gcp_location": "-"})  # fmt: skip
+    check_upstream(
+        {
+            "provider": req.provider,
+            "base_url": req.base_url,
+            "azure_deployment": "-",
+            "gcp_project": "-",
+            "gcp_location": "-",
+        }
+    )
     url = req.base_url.rstrip("/") + "/models"
     async with _client(services) as client:
         with trio.move_on_after(TEST_TIMEOUT):
@@ -146,8 +157,11 @@ def _describe(exc: httpx.HTTPError) -> str:
         seen.append(current)
         stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
         stack.extend(getattr(current, "exceptions", ()))
-    for kind, text in ((ssl.SSLError, "tls error"), (socket.gaierror, "dns resolution failed"),
-                       (ConnectionRefusedError, "connection refused")):  # fmt: skip
+    for kind, text in (
+        (ssl.SSLError, "tls error"),
+        (socket.gaierror, "dns resolution failed"),
+        (ConnectionRefusedError, "connection refused"),
+    ):
         if any(isinstance(cause, kind) for cause in seen):
             return text
     return "network error"

@@ -61,9 +61,14 @@ class ServiceAccountOut:
     @classmethod
     def from_row(cls, row: Any) -> ServiceAccountOut:
         return cls(
-            id=row["id"], name=row["name"], org_id=row["org_id"], team_id=row["team_id"],
-            created_by=row["created_by"], key_count=int(row["key_count"]),
-            created_at=row["created_at"], updated_at=row["updated_at"],
+            id=row["id"],
+            name=row["name"],
+            org_id=row["org_id"],
+            team_id=row["team_id"],
+            created_by=row["created_by"],
+            key_count=int(row["key_count"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 
@@ -110,8 +115,13 @@ def _create_tx(
     sa_id, now = new_id(), utcnow()
     conn.execute(
         t.service_accounts.insert().values(
-            id=sa_id, name=req.name, org_id=org_id, team_id=req.team_id, created_by=actor.actor_id,
-            created_at=now, updated_at=now,
+            id=sa_id,
+            name=req.name,
+            org_id=org_id,
+            team_id=req.team_id,
+            created_by=actor.actor_id,
+            created_at=now,
+            updated_at=now,
         )
     )
     return _managed(conn, actor, org_id, sa_id)

@@ -74,6 +74,8 @@ class Services:
             try:
                 await self.catalog_reload()
             except StoreError as exc:
-                log.warning("catalog reload after a change failed",
-                            extra={"topic": topic, "error_type": type(exc).__name__})  # fmt: skip
+                log.warning(
+                    "catalog reload after a change failed",
+                    extra={"topic": topic, "error_type": type(exc).__name__},
+                )
         await self.bus.publish(topic)

@@ -174,8 +174,12 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
         await _rehash(services, user["id"], user["password_hash"], req.password)
     identity = entry[1]
     out_user = LoginUser(
-        id=user["id"], email=user["email"], display_name=user["display_name"], role=identity.role.label,
-        org_id=identity.org_id, is_system_admin=bool(user["is_system_admin"]),
+        id=user["id"],
+        email=user["email"],
+        display_name=user["display_name"],
+        role=identity.role.label,
+        org_id=identity.org_id,
+        is_system_admin=bool(user["is_system_admin"]),
     )
     assert identity.expires_at is not None
     return LoginOut(token=token, expires_at=identity.expires_at, user=out_user)
@@ -287,8 +291,11 @@ def _list_tx(conn: sa.Connection, *, user_id: str, current: str | None, page: Pa
 
     def build(row: sa.RowMapping) -> SessionOut:
         return SessionOut(
-            id=row["id"], key_hint=row["key_hint"], created_at=row["created_at"],
-            expires_at=row["expires_at"], current=row["id"] == current,
+            id=row["id"],
+            key_hint=row["key_hint"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            current=row["id"] == current,
         )
 
     return paginate(conn, query, t.api_keys.c.id, page, build)

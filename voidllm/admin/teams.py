@@ -91,10 +91,15 @@ class TeamOut:
     @classmethod
     def from_row(cls, row: Any) -> TeamOut:
         return cls(
-            id=row["id"], org_id=row["org_id"], name=row["name"], slug=row["slug"],
+            id=row["id"],
+            org_id=row["org_id"],
+            name=row["name"],
+            slug=row["slug"],
             **{name: int(row[name]) for name in LIMIT_FIELDS},
-            member_count=int(row["member_count"]), key_count=int(row["key_count"]),
-            created_at=row["created_at"], updated_at=row["updated_at"],
+            member_count=int(row["member_count"]),
+            key_count=int(row["key_count"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 
@@ -138,8 +143,13 @@ def _create_tx(conn: sa.Connection, *, org_id: str, req: TeamCreate) -> TeamOut:
     team_id, now = new_id(), utcnow()
     conn.execute(
         t.teams.insert().values(
-            id=team_id, org_id=org_id, name=req.name, slug=req.slug or slug_from(req.name),
-            created_at=now, updated_at=now, **{name: getattr(req, name) for name in LIMIT_FIELDS},
+            id=team_id,
+            org_id=org_id,
+            name=req.name,
+            slug=req.slug or slug_from(req.name),
+            created_at=now,
+            updated_at=now,
+            **{name: getattr(req, name) for name in LIMIT_FIELDS},
         )
     )
     return _read(conn, org_id, team_id)

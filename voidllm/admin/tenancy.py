@@ -147,9 +147,13 @@ def live_org(conn: sa.Connection, org_id: str) -> sa.RowMapping:
 def live_team(conn: sa.Connection, org_id: str, team_id: str) -> sa.RowMapping:
     """The team row of ``org_id`` unless missing or deleted (404 ``team not found``)."""
     tm = t.teams
-    row = conn.execute(
-        sa.select(tm).where(tm.c.id == team_id, tm.c.org_id == org_id, tm.c.deleted_at.is_(None))
-    ).mappings().first()
+    row = (
+        conn.execute(
+            sa.select(tm).where(tm.c.id == team_id, tm.c.org_id == org_id, tm.c.deleted_at.is_(None))
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFoundError("team not found")
     return row
@@ -249,4 +253,3 @@ async def evict_keys(services: Services, hashes: Iterable[str] = (), **match: st
     if match:
         services.keys.evict_where(**match)
     await services.bus.publish(TOPIC_KEYS, "*")
-

@@ -42,9 +42,21 @@ from voidllm.usage.cost import money
 from voidllm.usage.rollups import HOUR, floor_hour, pending_from
 
 __all__ = [
-    "MAX_RANGE", "McpGroupBy", "McpUsagePoint", "McpUsageQuery", "McpUsageReport", "UsageGroupBy",
-    "UsagePoint", "UsageQuery", "UsageReport", "mcp_org_usage", "mcp_system_usage", "my_usage", "org_usage",
-    "system_usage", "time_bucket",
+    "MAX_RANGE",
+    "McpGroupBy",
+    "McpUsagePoint",
+    "McpUsageQuery",
+    "McpUsageReport",
+    "UsageGroupBy",
+    "UsagePoint",
+    "UsageQuery",
+    "UsageReport",
+    "mcp_org_usage",
+    "mcp_system_usage",
+    "my_usage",
+    "org_usage",
+    "system_usage",
+    "time_bucket",
 ]
 
 MAX_RANGE = timedelta(days=90)
@@ -104,9 +116,13 @@ class UsagePoint:
     def from_sums(cls, key: str | None, label: str | None, sums: Mapping[str, Any]) -> UsagePoint:
         requests = int(sums["total_requests"])
         return cls(
-            group_key=key, group_label=label, total_requests=requests,
-            prompt_tokens=int(sums["prompt_tokens"]), completion_tokens=int(sums["completion_tokens"]),
-            total_tokens=int(sums["total_tokens"]), cost_estimate=money(sums["cost_estimate"]),
+            group_key=key,
+            group_label=label,
+            total_requests=requests,
+            prompt_tokens=int(sums["prompt_tokens"]),
+            completion_tokens=int(sums["completion_tokens"]),
+            total_tokens=int(sums["total_tokens"]),
+            cost_estimate=money(sums["cost_estimate"]),
             avg_duration_ms=float(sums["duration_sum_ms"]) / requests if requests else 0.0,
             error_count=int(sums["error_count"]),
         )
@@ -139,8 +155,12 @@ class McpUsagePoint:
         total, success = int(row["total_calls"]), int(row["success_count"] or 0)
         timeout = int(row["timeout_count"] or 0)
         return cls(
-            group_key=row.get("group_key"), group_label=label, total_calls=total, success_count=success,
-            error_count=total - success - timeout, timeout_count=timeout,
+            group_key=row.get("group_key"),
+            group_label=label,
+            total_calls=total,
+            success_count=success,
+            error_count=total - success - timeout,
+            timeout_count=timeout,
             avg_duration_ms=float(row["avg_duration_ms"] or 0),
             code_mode_calls=int(row["code_mode_calls"] or 0),
         )
@@ -233,13 +253,21 @@ def _require_org_exists(conn: sa.Connection, org_id: str) -> None:
         raise NotFoundError("organization not found")
 
 
-_USAGE_SUMS = ("total_requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_estimate",
-               "duration_sum_ms", "error_count")
+_USAGE_SUMS = (
+    "total_requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_estimate",
+    "duration_sum_ms",
+    "error_count",
+)
 _NOT_ROLLED_UP = frozenset({"source", "project"})  # dimensions usage_hourly does not keep
 
 
-def _usage_tx(query: UsageQuery, org_id: str | None, scope: Mapping[str, str | None], conn: sa.Connection
-              ) -> UsageReport:
+def _usage_tx(
+    query: UsageQuery, org_id: str | None, scope: Mapping[str, str | None], conn: sa.Connection
+) -> UsageReport:
     """The report from the hourly rollups for every whole hour of the range that is rolled up, and from
     ``usage_events`` for the rest (the partial hours at both ends, and the hours since
     :func:`~voidllm.usage.rollups.pending_from`), so it stays fast with millions of events. ``source`` and
@@ -269,8 +297,16 @@ def _usage_tx(query: UsageQuery, org_id: str | None, scope: Mapping[str, str | N
             sa.func.coalesce(sa.func.sum(h.error_count), 0).label("error_count"),
         )
         hourly_scope = [h[name] == (value or "") for name, value in scope.items()]
-        rolled = _grouped(conn, t.usage_hourly, query.group_by, hourly_totals, hourly_scope, start, end,
-                          created=h.bucket_hour)
+        rolled = _grouped(
+            conn,
+            t.usage_hourly,
+            query.group_by,
+            hourly_totals,
+            hourly_scope,
+            start,
+            end,
+            created=h.bucket_hour,
+        )
         parts = rolled
         for begin, until in ((query.from_, start), (end, query.to)):  # two plain ranges: each uses the index
             if begin < until:
@@ -360,8 +396,12 @@ _NAMES = {
 }
 _ID_COLUMNS = {"team": "team_id", "key": "key_id", "org": "org_id", "user": "user_id"}
 _OWN_COLUMNS = {
-    "model": "model_name", "source": "source", "project": "project",  # usage_events
-    "server": "server_alias", "tool": "tool_name", "status": "status",  # mcp_tool_calls
+    "model": "model_name",
+    "source": "source",
+    "project": "project",  # usage_events
+    "server": "server_alias",
+    "tool": "tool_name",
+    "status": "status",  # mcp_tool_calls
 }
 
 
@@ -402,7 +442,7 @@ def _grouped(
 
 
 _SQLITE_FORMATS = {"day": "'%Y-%m-%d'", "hour": "'%Y-%m-%dT%H:00:00Z'"}
-_POSTGRES_FORMATS = {"day": "'YYYY-MM-DD'", "hour": "'YYYY-MM-DD\"T\"HH24\":00:00Z\"'"}
+_POSTGRES_FORMATS = {"day": "'YYYY-MM-DD'", "hour": '\'YYYY-MM-DD"T"HH24":00:00Z"\''}
 
 
 def time_bucket(dialect: str, column: sa.ColumnElement[Any], unit: str) -> sa.ColumnElement[str]:

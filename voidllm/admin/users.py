@@ -111,11 +111,15 @@ class UserOut:
     @classmethod
     def from_row(cls, row: Mapping[str, Any], membership: Mapping[str, Any] | None) -> UserOut:
         return cls(
-            id=row["id"], email=row["email"], display_name=row["display_name"],
-            is_system_admin=bool(row["is_system_admin"]), auth_provider=row["auth_provider"],
+            id=row["id"],
+            email=row["email"],
+            display_name=row["display_name"],
+            is_system_admin=bool(row["is_system_admin"]),
+            auth_provider=row["auth_provider"],
             org_id=membership["org_id"] if membership else None,
             role=membership["role"] if membership else None,
-            created_at=row["created_at"], updated_at=row["updated_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 
@@ -154,7 +158,11 @@ def normalize_email(raw: str) -> str:
     email = raw.strip().lower()
     local, at, domain = email.rpartition("@")
     if (
-        not at or not local or "." not in domain or len(email) > MAX_EMAIL or _TOMBSTONE in email
+        not at
+        or not local
+        or "." not in domain
+        or len(email) > MAX_EMAIL
+        or _TOMBSTONE in email
         or any(c.isspace() for c in email)
     ):
         raise BadRequestError("invalid email address")
@@ -239,7 +247,11 @@ async def create_user(services: Services, actor: Actor, req: UserCreate) -> User
     validate_password(req.password)
     password_hash = await hash_password_off_loop(req.password)
     values = dict(
-        id=new_id(), email=email, display_name=name, password_hash=password_hash, auth_provider="local",
+        id=new_id(),
+        email=email,
+        display_name=name,
+        password_hash=password_hash,
+        auth_provider="local",
         is_system_admin=req.is_system_admin,
     )
     try:
@@ -423,10 +435,13 @@ def _delete_tx(conn: sa.Connection, *, user_id: str, now: datetime) -> list[str]
         raise NotFoundError("user not found")
     external = user["external_id"]
     conn.execute(
-        u.update().where(u.c.id == user_id).values(
+        u.update()
+        .where(u.c.id == user_id)
+        .values(
             email=f"{user['email']}{_TOMBSTONE}{user_id}",
             external_id=None if external is None else f"{external}{_TOMBSTONE}{user_id}",
-            deleted_at=now, updated_at=now,
+            deleted_at=now,
+            updated_at=now,
         )
     )
     conn.execute(t.org_memberships.delete().where(t.org_memberships.c.user_id == user_id))
@@ -444,8 +459,12 @@ async def get_me(services: Services, actor: Actor) -> MeOut:
     if user is None or actor.org_id is None:
         raise NotFoundError("user not found")
     return MeOut(
-        id=user["id"], email=user["email"], display_name=user["display_name"], role=actor.role.label,
-        org_id=actor.org_id, is_system_admin=bool(user["is_system_admin"]),
+        id=user["id"],
+        email=user["email"],
+        display_name=user["display_name"],
+        role=actor.role.label,
+        org_id=actor.org_id,
+        is_system_admin=bool(user["is_system_admin"]),
     )
 
 

@@ -136,8 +136,14 @@ def _bootstrap_tx(
     )
     conn.execute(
         t.users.insert().values(
-            id=user_id, email=plan.admin_email, display_name="Admin", password_hash=password_hash,
-            auth_provider="local", is_system_admin=True, created_at=now, updated_at=now,
+            id=user_id,
+            email=plan.admin_email,
+            display_name="Admin",
+            password_hash=password_hash,
+            auth_provider="local",
+            is_system_admin=True,
+            created_at=now,
+            updated_at=now,
         )
     )
     conn.execute(
@@ -147,8 +153,16 @@ def _bootstrap_tx(
     )
     conn.execute(
         t.api_keys.insert().values(
-            id=new_id(), key_hash=key_hash, key_hint=hint, key_type="user_key", name="Bootstrap Admin Key",
-            org_id=org_id, user_id=user_id, created_by=user_id, created_at=now, updated_at=now,
+            id=new_id(),
+            key_hash=key_hash,
+            key_hint=hint,
+            key_type="user_key",
+            name="Bootstrap Admin Key",
+            org_id=org_id,
+            user_id=user_id,
+            created_by=user_id,
+            created_at=now,
+            updated_at=now,
         )
     )
     return True

@@ -85,7 +85,9 @@ class KeyCache:
 
     def evict_where(self, **match: str) -> int:
         """Remove every key whose identity has all the given attribute values; returns how many."""
-        doomed = [h for h, ident in self._by_hash.items() if all(getattr(ident, k) == v for k, v in match.items())]
+        doomed = [
+            h for h, ident in self._by_hash.items() if all(getattr(ident, k) == v for k, v in match.items())
+        ]
         for key_hash in doomed:
             self.evict(key_hash)
         return len(doomed)
@@ -136,7 +138,11 @@ async def reload_key_cache(cache: KeyCache, store: Any) -> None:
 
 
 async def serve_key_cache(
-    *, cache: KeyCache, store: Any, ttl: float, task_status: trio.TaskStatus[KeyCache] = trio.TASK_STATUS_IGNORED
+    *,
+    cache: KeyCache,
+    store: Any,
+    ttl: float,
+    task_status: trio.TaskStatus[KeyCache] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Load the key cache, report ready, then reload it every ``ttl`` seconds until cancelled."""
     await reload_key_cache(cache, store)

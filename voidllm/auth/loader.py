@@ -17,12 +17,20 @@ def _live_keys_query(now: datetime) -> sa.Select[tuple[object, ...]]:
     k, o, u, m, tm = t.api_keys, t.organizations, t.users, t.org_memberships, t.teams
     return (
         sa.select(
-            k.c.id, k.c.key_hash, k.c.key_type, k.c.name, k.c.org_id, k.c.team_id, k.c.user_id,
-            k.c.service_account_id, k.c.expires_at,
+            k.c.id,
+            k.c.key_hash,
+            k.c.key_type,
+            k.c.name,
+            k.c.org_id,
+            k.c.team_id,
+            k.c.user_id,
+            k.c.service_account_id,
+            k.c.expires_at,
             *(k.c[c] for c in _LIMIT_COLUMNS),
             *(o.c[c].label(f"org_{c}") for c in _LIMIT_COLUMNS),
             *(tm.c[c].label(f"team_{c}") for c in _LIMIT_COLUMNS),
-            u.c.is_system_admin, m.c.role.label("org_role"),
+            u.c.is_system_admin,
+            m.c.role.label("org_role"),
         )
         .select_from(
             k.join(o, o.c.id == k.c.org_id)

@@ -95,9 +95,17 @@ def insert_session(
     key_id = new_id()
     conn.execute(
         t.api_keys.insert().values(
-            id=key_id, key_hash=key_hash, key_hint=hint, key_type=SESSION_KEY_TYPE, name=SESSION_NAME,
-            org_id=org_id, user_id=user_id, expires_at=now + SESSION_TTL, created_by=user_id,
-            created_at=now, updated_at=now,
+            id=key_id,
+            key_hash=key_hash,
+            key_hint=hint,
+            key_type=SESSION_KEY_TYPE,
+            name=SESSION_NAME,
+            org_id=org_id,
+            user_id=user_id,
+            expires_at=now + SESSION_TTL,
+            created_by=user_id,
+            created_at=now,
+            updated_at=now,
         )
     )
     return key_id, revoked

@@ -79,8 +79,11 @@ class RedisLoginThrottle:
     @fallback.default
     def _fallback(self) -> LoginThrottle:
         return LoginThrottle(
-            max_per_ip=self.max_per_ip, ip_window=self.ip_window, max_failures=self.max_failures,
-            lockout=self.lockout, idle_evict=self.idle_evict,
+            max_per_ip=self.max_per_ip,
+            ip_window=self.ip_window,
+            max_failures=self.max_failures,
+            lockout=self.lockout,
+            idle_evict=self.idle_evict,
         )
 
     def email_key(self, email: str) -> str:
@@ -93,8 +96,13 @@ class RedisLoginThrottle:
     async def admit(self, ip: str | None, email: str) -> None:
         now = int(self.clock() * 1000)
         args = (
-            now, f"{now}:{secrets.token_hex(6)}", self.max_failures, _ms(self.lockout), _ms(self.idle_evict),
-            self.max_per_ip, _ms(self.ip_window),
+            now,
+            f"{now}:{secrets.token_hex(6)}",
+            self.max_failures,
+            _ms(self.lockout),
+            _ms(self.idle_evict),
+            self.max_per_ip,
+            _ms(self.ip_window),
         )
         try:
             status, value = await self.client.evalsha(ADMIT, (self.email_key(email), self.ip_key(ip)), args)
@@ -118,5 +126,7 @@ def _ms(seconds: float) -> int:
 
 
 def _unavailable(step: str, exc: RedisError) -> None:
-    log.warning("login throttle: redis unavailable, counting in this process",
-                extra={"step": step, "error_type": type(exc).__name__})  # fmt: skip
+    log.warning(
+        "login throttle: redis unavailable, counting in this process",
+        extra={"step": step, "error_type": type(exc).__name__},
+    )

@@ -25,7 +25,14 @@ import attrs
 from voidllm.config.units import Unit, format_duration, format_size
 
 __all__ = [
-    "ENCRYPTION_KEY", "NOT_EMPTY", "FieldCheck", "HttpUrl", "MinLength", "OneOf", "Pattern", "Predicate",
+    "ENCRYPTION_KEY",
+    "NOT_EMPTY",
+    "FieldCheck",
+    "HttpUrl",
+    "MinLength",
+    "OneOf",
+    "Pattern",
+    "Predicate",
     "Range",
 ]
 

@@ -32,8 +32,14 @@ __all__ = ["ObjectProblemsError", "converter", "describe_error"]
 _UNSUPPORTED = frozenset(
     {"license", "license_file", "pii", "sso", "otel", "token_counting", "soft_limit_threshold"}
 )
-_KINDS = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"), (list, "a list"),
-          (dict, "a mapping"))
+_KINDS = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "a list"),
+    (dict, "a mapping"),
+)
 
 
 class ObjectProblemsError(ValueError):

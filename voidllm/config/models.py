@@ -21,8 +21,15 @@ from voidllm.config.units import ByteSize, Duration, MiB, Unit
 from voidllm.config.upstreams import MCPServerConfig, ModelConfig
 
 __all__ = [
-    "AdminServerConfig", "CacheConfig", "Config", "DatabaseConfig", "LoggingConfig", "ProxyServerConfig",
-    "RedisConfig", "ServerConfig", "TLSConfig",
+    "AdminServerConfig",
+    "CacheConfig",
+    "Config",
+    "DatabaseConfig",
+    "LoggingConfig",
+    "ProxyServerConfig",
+    "RedisConfig",
+    "ServerConfig",
+    "TLSConfig",
 ]
 
 _REDIS_URL = Predicate(  # the URL may hold a password, so the message does not repeat it
@@ -144,4 +151,3 @@ class Config:
     mcp_servers: tuple[MCPServerConfig, ...] = ()
     settings: SettingsConfig = SettingsConfig()
     logging: LoggingConfig = LoggingConfig()
-

@@ -15,9 +15,21 @@ from voidllm.config.checks import ENCRYPTION_KEY, NOT_EMPTY, FieldCheck, MinLeng
 from voidllm.config.units import Duration, Unit
 
 __all__ = [
-    "AuditConfig", "BootstrapConfig", "CircuitBreakerConfig", "CodeModeConfig", "FunctionalProbeConfig",
-    "HealthCheckConfig", "HealthProbeConfig", "LimitsConfig", "MCPConfig", "MCPHealthConfig", "ModelsProbeConfig",
-    "RetentionConfig", "SettingsConfig", "UsageConfig", "slugify",
+    "AuditConfig",
+    "BootstrapConfig",
+    "CircuitBreakerConfig",
+    "CodeModeConfig",
+    "FunctionalProbeConfig",
+    "HealthCheckConfig",
+    "HealthProbeConfig",
+    "LimitsConfig",
+    "MCPConfig",
+    "MCPHealthConfig",
+    "ModelsProbeConfig",
+    "RetentionConfig",
+    "SettingsConfig",
+    "UsageConfig",
+    "slugify",
 ]
 
 _POSITIVE = Range(positive=True)
@@ -64,8 +76,8 @@ class BootstrapConfig:
     """The organisation and admin user created on first start (only when ``settings.admin_key`` is set)."""
 
     org_name: Annotated[str, NOT_EMPTY] = "Default"
-    org_slug: Annotated[str, _SLUG] = (
-        attrs.field(default="", converter=attrs.Converter(_slug_or_derived, takes_self=True))
+    org_slug: Annotated[str, _SLUG] = attrs.field(
+        default="", converter=attrs.Converter(_slug_or_derived, takes_self=True)
     )
     admin_email: Annotated[str, Predicate(lambda email: "@" in email, "must be an email address")] = (
         "admin@voidllm.local"

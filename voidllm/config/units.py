@@ -19,8 +19,17 @@ import enum
 import re
 from typing import Annotated
 
-__all__ = ["KiB", "MiB", "ByteSize", "Duration", "Unit", "format_duration", "format_size", "parse_duration",
-           "parse_size"]
+__all__ = [
+    "ByteSize",
+    "Duration",
+    "KiB",
+    "MiB",
+    "Unit",
+    "format_duration",
+    "format_size",
+    "parse_duration",
+    "parse_size",
+]
 
 
 class Unit(enum.Enum):
@@ -36,15 +45,33 @@ ByteSize = Annotated[int, Unit.SIZE]
 KiB = 1024
 MiB = 1024 * KiB
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-                   "d": 86400.0}
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
 _DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
 _BARE_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)")
 _DURATION_HINT = "expected a duration such as 30s, 5m, 1h30m or 7d"
 
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)")
 _SIZE_HINT = "expected a number of bytes or a size such as 512KiB, 20MiB or 1GB"
 

@@ -12,7 +12,14 @@ import attrs
 from voidllm.config.checks import NOT_EMPTY, HttpUrl, OneOf, Pattern, Predicate, Range
 from voidllm.config.units import Unit
 
-__all__ = ["DEMO_BASE_URL", "PROVIDERS", "DeploymentConfig", "MCPServerConfig", "ModelConfig", "PricingConfig"]
+__all__ = [
+    "DEMO_BASE_URL",
+    "PROVIDERS",
+    "DeploymentConfig",
+    "MCPServerConfig",
+    "ModelConfig",
+    "PricingConfig",
+]
 
 PROVIDERS = ("openai", "anthropic", "azure", "gemini", "vertex", "vllm", "ollama", "custom", "mock")
 DEMO_BASE_URL = "http://demo.voidllm.invalid/v1"
@@ -22,8 +29,9 @@ MODEL_TYPES = ("chat", "embedding", "reranking", "completion", "image", "audio_t
 STRATEGIES = ("round-robin", "least-latency", "weighted", "priority")
 MCP_AUTH_TYPES = ("none", "bearer", "header", "oauth")
 
-_MODEL_NAME = Predicate(lambda name: bool(name) and ":deleted:" not in name,
-                        "must not be empty or contain ':deleted:'")
+_MODEL_NAME = Predicate(
+    lambda name: bool(name) and ":deleted:" not in name, "must not be empty or contain ':deleted:'"
+)
 _NOT_NEGATIVE = Range(min=0)
 _OPTIONAL_TIMEOUT = Range(positive=True, unit=Unit.DURATION)
 _MCP_ALIAS = Pattern(
@@ -104,4 +112,3 @@ class MCPServerConfig:
     oauth_client_id: str = ""
     oauth_client_secret: str = ""
     oauth_scopes: str = ""
-

@@ -48,19 +48,36 @@ def _required(obj: Any, field: str, why: str) -> Iterator[Problem]:
 
 
 _UPSTREAM_BOUNDS = {
-    "name": b.NAME, "base_url": b.URL, "api_key": b.HEADER_VALUE, "azure_deployment": b.NAME,
-    "azure_api_version": b.NAME, "gcp_project": b.NAME, "gcp_location": b.NAME,
+    "name": b.NAME,
+    "base_url": b.URL,
+    "api_key": b.HEADER_VALUE,
+    "azure_deployment": b.NAME,
+    "azure_api_version": b.NAME,
+    "gcp_project": b.NAME,
+    "gcp_location": b.NAME,
 }
 _BOUNDS: dict[type, dict[str, Bounds]] = {
-    ModelConfig: {**_UPSTREAM_BOUNDS, "aliases": b.MODEL_ALIASES, "max_context_tokens": b.CONTEXT_TOKENS,
-                  "max_retries": b.RETRIES, "fallback": b.NAME},
+    ModelConfig: {
+        **_UPSTREAM_BOUNDS,
+        "aliases": b.MODEL_ALIASES,
+        "max_context_tokens": b.CONTEXT_TOKENS,
+        "max_retries": b.RETRIES,
+        "fallback": b.NAME,
+    },
     DeploymentConfig: {**_UPSTREAM_BOUNDS, "weight": b.WEIGHT, "priority": b.PRIORITY},
     PricingConfig: {"input_per_1m": b.PRICE, "output_per_1m": b.PRICE},
-    MCPServerConfig: {"name": b.NAME, "alias": b.MCP_ALIAS, "url": b.URL, "auth_header": b.HEADER_NAME,
-                      "auth_token": b.HEADER_VALUE, "oauth_token_url": b.URL,
-                      "oauth_client_id": b.HEADER_VALUE, "oauth_client_secret": b.HEADER_VALUE,
-                      "oauth_scopes": b.TEXT},
-}  # fmt: skip
+    MCPServerConfig: {
+        "name": b.NAME,
+        "alias": b.MCP_ALIAS,
+        "url": b.URL,
+        "auth_header": b.HEADER_NAME,
+        "auth_token": b.HEADER_VALUE,
+        "oauth_token_url": b.URL,
+        "oauth_client_id": b.HEADER_VALUE,
+        "oauth_client_secret": b.HEADER_VALUE,
+        "oauth_scopes": b.TEXT,
+    },
+}
 """Fields whose values flow into the same columns as the admin API's, with the API's bounds."""
 
 
@@ -142,8 +159,12 @@ def _redis(redis: RedisConfig) -> Iterator[Problem]:
 
 
 _OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
-    ModelConfig: _model, DeploymentConfig: _provider_fields, MCPServerConfig: _mcp_server,
-    TLSConfig: _tls, DatabaseConfig: _database, RedisConfig: _redis,
+    ModelConfig: _model,
+    DeploymentConfig: _provider_fields,
+    MCPServerConfig: _mcp_server,
+    TLSConfig: _tls,
+    DatabaseConfig: _database,
+    RedisConfig: _redis,
 }
 
 

@@ -41,7 +41,15 @@ from voidllm.identity import UNLIMITED, KeyIdentity, Limits
 from voidllm.limits.metrics import REJECTIONS
 
 __all__ = [
-    "Admission", "Check", "Hold", "Limiter", "NoLimiter", "limited", "plan", "rejection", "window_bounds",
+    "Admission",
+    "Check",
+    "Hold",
+    "Limiter",
+    "NoLimiter",
+    "limited",
+    "plan",
+    "rejection",
+    "window_bounds",
 ]
 
 MINUTE, DAY, MONTH = "minute", "day", "month"

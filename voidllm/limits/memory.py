@@ -91,7 +91,9 @@ class MemoryLimiter:
 
 
 async def serve_memory_limiter(
-    *, limiter: MemoryLimiter, store: Any,
+    *,
+    limiter: MemoryLimiter,
+    store: Any,
     task_status: trio.TaskStatus[MemoryLimiter] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Seed the token counters from the store, report ready, then sweep ended windows every minute."""

@@ -196,8 +196,10 @@ class RedisLimiter:
 
     def _unavailable(self, exc: RedisError) -> None:
         BACKEND_ERRORS.labels(policy=self.on_error).inc()
-        log.warning("rate limiter backend unavailable",
-                    extra={"error_type": type(exc).__name__, "policy": self.on_error})
+        log.warning(
+            "rate limiter backend unavailable",
+            extra={"error_type": type(exc).__name__, "policy": self.on_error},
+        )
         if self.on_error == "deny":
             raise ServiceUnavailableError("rate limiter unavailable") from exc
         return None

@@ -36,8 +36,15 @@ from voidllm.metrics import REGISTRY
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MCP_HEALTH_LATENCY", "MCP_HEALTH_STATUS", "MAX_CONCURRENT_PROBES", "PROBE_TIMEOUT", "McpHealthBoard",
-    "McpHealthReport", "Prober", "probe_all", "serve_mcp_health",
+    "MAX_CONCURRENT_PROBES",
+    "MCP_HEALTH_LATENCY",
+    "MCP_HEALTH_STATUS",
+    "PROBE_TIMEOUT",
+    "McpHealthBoard",
+    "McpHealthReport",
+    "Prober",
+    "probe_all",
+    "serve_mcp_health",
 ]
 
 MAX_CONCURRENT_PROBES = 5
@@ -95,16 +102,28 @@ class McpHealthBoard:
     def reports(self) -> tuple[McpHealthReport, ...]:
         return tuple(self._reports[key] for key in sorted(self._reports))
 
-    def record(self, server: McpServerEntry, *, ok: bool, latency: float | None, tool_count: int | None,
-               error: str | None) -> McpHealthReport:  # fmt: skip
+    def record(
+        self,
+        server: McpServerEntry,
+        *,
+        ok: bool,
+        latency: float | None,
+        tool_count: int | None,
+        error: str | None,
+    ) -> McpHealthReport:
         """Store one probe result and update the gauges; a change of status is logged."""
         previous = self._reports.get(server.id)
         status = "healthy" if ok else "unhealthy"
         report = McpHealthReport(
-            server.id, server.name, server.alias, status,
+            server.id,
+            server.name,
+            server.alias,
+            status,
             latency_ms=None if latency is None else max(1, round(latency * 1000)),
-            tool_count=tool_count, last_error=error, checked_at=self.clock(),
-        )  # fmt: skip
+            tool_count=tool_count,
+            last_error=error,
+            checked_at=self.clock(),
+        )
         if previous is not None and previous.alias != server.alias:
             self._unlabel(previous)
         self._reports[server.id] = report
@@ -112,8 +131,9 @@ class McpHealthBoard:
         if latency is not None:
             MCP_HEALTH_LATENCY.labels(server=server.name, alias=server.alias).set(latency)
         if previous is None or previous.status != status:
-            log.info("MCP server health changed", extra={
-                "server": server.alias, "status": status, "error": error})  # fmt: skip
+            log.info(
+                "MCP server health changed", extra={"server": server.alias, "status": status, "error": error}
+            )
         return report
 
     def keep_only(self, server_ids: set[str]) -> None:
@@ -134,7 +154,11 @@ OnTools = Callable[[McpServerEntry], Awaitable[Any]]
 
 
 async def probe_all(
-    servers: Sequence[McpServerEntry], *, prober: Prober, board: McpHealthBoard, on_tools: OnTools | None = None
+    servers: Sequence[McpServerEntry],
+    *,
+    prober: Prober,
+    board: McpHealthBoard,
+    on_tools: OnTools | None = None,
 ) -> None:
     """Probe ``servers`` concurrently (at most :data:`MAX_CONCURRENT_PROBES` at a time) into ``board``."""
     limiter = trio.CapacityLimiter(MAX_CONCURRENT_PROBES)
@@ -145,7 +169,10 @@ async def probe_all(
 
 
 async def _probe_one(
-    server: McpServerEntry, prober: Prober, board: McpHealthBoard, on_tools: OnTools | None,
+    server: McpServerEntry,
+    prober: Prober,
+    board: McpHealthBoard,
+    on_tools: OnTools | None,
     limiter: trio.CapacityLimiter,
 ) -> None:
     async with limiter:
@@ -156,24 +183,39 @@ async def _probe_one(
             try:
                 result = await prober.probe(server)
             except Exception as exc:  # a broken prober must not stop the other probes
-                log.warning("MCP health probe raised", extra={"server": server.alias, "error_type": type(exc).__name__})
+                log.warning(
+                    "MCP health probe raised",
+                    extra={"server": server.alias, "error_type": type(exc).__name__},
+                )
                 error = "probe error"
         elapsed = trio.current_time() - started
     if result is None:
         board.record(server, ok=False, latency=None, tool_count=None, error=error)
         return
-    board.record(server, ok=bool(result.ok), latency=elapsed if result.ok else None,
-                 tool_count=result.tools if result.ok else None, error=None if result.ok else result.error)  # fmt: skip
+    board.record(
+        server,
+        ok=bool(result.ok),
+        latency=elapsed if result.ok else None,
+        tool_count=result.tools if result.ok else None,
+        error=None if result.ok else result.error,
+    )
     if result.ok and on_tools is not None:
         try:
             await on_tools(server)
         except Exception as exc:  # the cache catches up at the next probe
-            log.warning("MCP tool list not cached", extra={"server": server.alias, "error_type": type(exc).__name__})
+            log.warning(
+                "MCP tool list not cached", extra={"server": server.alias, "error_type": type(exc).__name__}
+            )
 
 
 async def serve_mcp_health(
-    *, registry: McpRegistry, prober: Prober, board: McpHealthBoard, interval: float,
-    on_tools: OnTools | None = None, task_status: trio.TaskStatus[McpHealthBoard] = trio.TASK_STATUS_IGNORED,
+    *,
+    registry: McpRegistry,
+    prober: Prober,
+    board: McpHealthBoard,
+    interval: float,
+    on_tools: OnTools | None = None,
+    task_status: trio.TaskStatus[McpHealthBoard] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Report ready at once, then probe every active server each ``interval`` seconds (from the start of one
     round to the next; a round longer than ``interval`` is followed at once by the next) until cancelled."""

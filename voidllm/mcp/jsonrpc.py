@@ -188,7 +188,11 @@ def parse_message(value: Any) -> Message:
         return Response(msg_id, result)
     if "error" in value:
         err = value["error"]
-        if not isinstance(err, dict) or not isinstance(err.get("code"), int) or isinstance(err.get("code"), bool):
+        if (
+            not isinstance(err, dict)
+            or not isinstance(err.get("code"), int)
+            or isinstance(err.get("code"), bool)
+        ):
             raise JsonRpcError(INVALID_REQUEST, "invalid error response")
         if msg_id is not None and not _valid_id(msg_id):
             raise JsonRpcError(INVALID_REQUEST, "invalid error response")

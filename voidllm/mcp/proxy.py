@@ -112,11 +112,17 @@ class ProxyState:
 
 def _upstream(entry: McpServerEntry) -> UpstreamServer:
     return UpstreamServer(
-        id=entry.id, alias=entry.alias, url=entry.url, auth_type=entry.auth_type,
-        auth_header=entry.auth_header, auth_token=entry.auth_token, oauth_token_url=entry.oauth_token_url,
-        oauth_client_id=entry.oauth_client_id, oauth_client_secret=entry.oauth_client_secret,
+        id=entry.id,
+        alias=entry.alias,
+        url=entry.url,
+        auth_type=entry.auth_type,
+        auth_header=entry.auth_header,
+        auth_token=entry.auth_token,
+        oauth_token_url=entry.oauth_token_url,
+        oauth_client_id=entry.oauth_client_id,
+        oauth_client_secret=entry.oauth_client_secret,
         oauth_scopes=entry.oauth_scopes,
-    )  # fmt: skip
+    )
 
 
 def _unavailable() -> McpHttpError:
@@ -153,8 +159,10 @@ class ProxiedServer:
         try:
             await self._upstreams(ctx).close(_upstream(entry), self.state.current(entry.id, session))
         except UpstreamUnavailable as exc:
-            log.warning("MCP upstream session not closed",
-                        extra={"server": entry.alias, "error_type": type(exc).__name__})  # fmt: skip
+            log.warning(
+                "MCP upstream session not closed",
+                extra={"server": entry.alias, "error_type": type(exc).__name__},
+            )
 
     async def handle(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         entry = self._resolve(ctx)
@@ -184,11 +192,18 @@ class ProxiedServer:
         finally:
             if method == "tools/call":
                 name = (params or {}).get("name")
-                record_tool_call(ctx.services, ToolCallOutcome(
-                    identity=ctx.identity, request_id=ctx.request_id, server_alias=entry.alias,
-                    tool_name=name if isinstance(name, str) else "unknown", status=outcome,
-                    seconds=trio.current_time() - started, recognised=recognised,
-                ))  # fmt: skip
+                record_tool_call(
+                    ctx.services,
+                    ToolCallOutcome(
+                        identity=ctx.identity,
+                        request_id=ctx.request_id,
+                        server_alias=entry.alias,
+                        tool_name=name if isinstance(name, str) else "unknown",
+                        status=outcome,
+                        seconds=trio.current_time() - started,
+                        recognised=recognised,
+                    ),
+                )
 
     async def notify(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> None:
         """``notifications/initialized`` belongs to our handshake; others (cancellation...) go upstream."""
@@ -272,4 +287,3 @@ def _transport_failure(entry: McpServerEntry, exc: Exception) -> None:
     error_type = "timeout" if isinstance(exc, UpstreamTimeout) else "call"
     count_transport_error(entry.alias, error_type)
     log.warning("MCP upstream call failed", extra={"server": entry.alias, "error_type": type(exc).__name__})
-

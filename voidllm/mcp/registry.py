@@ -44,8 +44,15 @@ from voidllm.store.ids import new_id, utcnow
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "McpAccessRules", "McpRegistry", "McpRegistryLoader", "McpServerEntry", "entry_from_row",
-    "load_registry_snapshot", "retire_server", "serve_mcp_registry", "sync_yaml_servers",
+    "McpAccessRules",
+    "McpRegistry",
+    "McpRegistryLoader",
+    "McpServerEntry",
+    "entry_from_row",
+    "load_registry_snapshot",
+    "retire_server",
+    "serve_mcp_registry",
+    "sync_yaml_servers",
 ]
 
 
@@ -94,13 +101,23 @@ def entry_from_row(row: Mapping[str, Any], keyring: Keyring) -> McpServerEntry:
             return ""
 
     return McpServerEntry(
-        id=row["id"], name=row["name"], alias=row["alias"], url=row["url"], auth_type=row["auth_type"],
-        auth_header=row["auth_header"] or "", auth_token=opened(row["auth_token_enc"], "auth_token"),
-        oauth_token_url=row["oauth_token_url"] or "", oauth_client_id=row["oauth_client_id"] or "",
+        id=row["id"],
+        name=row["name"],
+        alias=row["alias"],
+        url=row["url"],
+        auth_type=row["auth_type"],
+        auth_header=row["auth_header"] or "",
+        auth_token=opened(row["auth_token_enc"], "auth_token"),
+        oauth_token_url=row["oauth_token_url"] or "",
+        oauth_client_id=row["oauth_client_id"] or "",
         oauth_client_secret=opened(row["oauth_client_secret_enc"], "oauth_client_secret"),
-        oauth_scopes=row["oauth_scopes"] or "", org_id=row["org_id"], team_id=row["team_id"],
-        is_active=bool(row["is_active"]), code_mode_enabled=bool(row["code_mode_enabled"]), source=row["source"],
-    )  # fmt: skip
+        oauth_scopes=row["oauth_scopes"] or "",
+        org_id=row["org_id"],
+        team_id=row["team_id"],
+        is_active=bool(row["is_active"]),
+        code_mode_enabled=bool(row["code_mode_enabled"]),
+        source=row["source"],
+    )
 
 
 @attrs.frozen
@@ -118,8 +135,10 @@ class McpAccessRules:
             return server.org_id == identity.org_id and server.team_id in (None, identity.team_id)
         if server.id not in self.orgs.get(identity.org_id, frozenset()):
             return False
-        for allowed in (self.teams.get(identity.team_id) if identity.team_id else None,
-                        self.keys.get(identity.key_id)):  # fmt: skip
+        for allowed in (
+            self.teams.get(identity.team_id) if identity.team_id else None,
+            self.keys.get(identity.key_id),
+        ):
             if allowed and server.id not in allowed:
                 return False
         return True
@@ -206,7 +225,10 @@ class McpRegistryLoader:
 
 
 async def serve_mcp_registry(
-    *, loader: McpRegistryLoader, ttl: float, task_status: trio.TaskStatus[McpRegistry] = trio.TASK_STATUS_IGNORED
+    *,
+    loader: McpRegistryLoader,
+    ttl: float,
+    task_status: trio.TaskStatus[McpRegistry] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Load the registry, report ready, then reload it every ``ttl`` seconds until cancelled.
 
@@ -228,19 +250,35 @@ def sync_yaml_servers(conn: sa.Connection, servers: Sequence[MCPServerConfig], *
     for cfg in servers:
         row = live.get(cfg.alias)
         if row is not None and row.source != "yaml":
-            log.info("config MCP server skipped: the admin API manages a global server of that alias",
-                     extra={"server": cfg.alias})  # fmt: skip
+            log.info(
+                "config MCP server skipped: the admin API manages a global server of that alias",
+                extra={"server": cfg.alias},
+            )
             continue
         server_id = row.id if row is not None else new_id()
         values = {
-            "name": cfg.name, "url": cfg.url, "auth_type": cfg.auth_type, "auth_header": cfg.auth_header or None,
-            "auth_token_enc": seal_secret(keyring, cfg.auth_token, "mcp_server", server_id,
-                                          row.auth_token_enc if row is not None else None),
-            "oauth_token_url": cfg.oauth_token_url or None, "oauth_client_id": cfg.oauth_client_id or None,
-            "oauth_client_secret_enc": seal_secret(keyring, cfg.oauth_client_secret, "mcp_server", server_id,
-                                                   row.oauth_client_secret_enc if row is not None else None),
+            "name": cfg.name,
+            "url": cfg.url,
+            "auth_type": cfg.auth_type,
+            "auth_header": cfg.auth_header or None,
+            "auth_token_enc": seal_secret(
+                keyring,
+                cfg.auth_token,
+                "mcp_server",
+                server_id,
+                row.auth_token_enc if row is not None else None,
+            ),
+            "oauth_token_url": cfg.oauth_token_url or None,
+            "oauth_client_id": cfg.oauth_client_id or None,
+            "oauth_client_secret_enc": seal_secret(
+                keyring,
+                cfg.oauth_client_secret,
+                "mcp_server",
+                server_id,
+                row.oauth_client_secret_enc if row is not None else None,
+            ),
             "oauth_scopes": cfg.oauth_scopes or None,
-        }  # fmt: skip
+        }
         if row is None:
             conn.execute(sa.insert(s).values(id=server_id, alias=cfg.alias, source="yaml", **values))
         else:
@@ -255,8 +293,9 @@ def retire_server(conn: sa.Connection, server_id: str, alias: str) -> None:
     """Soft-delete a server: tombstone its alias, drop its grants and its cached tool list."""
     s = t.mcp_servers
     conn.execute(
-        sa.update(s).where(s.c.id == server_id)
+        sa.update(s)
+        .where(s.c.id == server_id)
         .values(alias=tombstone(alias, server_id), is_active=False, deleted_at=utcnow())
-    )  # fmt: skip
+    )
     for table in (t.org_mcp_access, t.team_mcp_access, t.key_mcp_access, t.mcp_server_tools):
         conn.execute(sa.delete(table).where(table.c.server_id == server_id))

@@ -216,7 +216,12 @@ class McpEndpoint:
     # -- POST ------------------------------------------------------------------------------------------
 
     async def _post(
-        self, scope: Scope, receive: Receive, send: Send, identity: KeyIdentity, version: str,
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        identity: KeyIdentity,
+        version: str,
         request_id: str | None,
     ) -> None:
         sse = _wants_sse(header(scope, b"accept"))
@@ -248,21 +253,26 @@ class McpEndpoint:
 
     def _context(self, identity: KeyIdentity, version: str, request_id: str | None) -> McpContext:
         return McpContext(
-            identity=identity, services=self.services(), request_id=request_id, protocol_version=version,
+            identity=identity,
+            services=self.services(),
+            request_id=request_id,
+            protocol_version=version,
             endpoint=self.path,
         )
 
     async def _batch(self, scope: Scope, send: Send, ctx: McpContext, items: list[Any]) -> None:
         if ctx.protocol_version != DEFAULT_VERSION:
             raise _Refusal(
-                400, JsonRpcError(jsonrpc.INVALID_REQUEST, "batches are not supported in this protocol version")
+                400,
+                JsonRpcError(jsonrpc.INVALID_REQUEST, "batches are not supported in this protocol version"),
             )
         if any(isinstance(m, Request) and m.method == "initialize" for m in items):
             raise _Refusal(400, JsonRpcError(jsonrpc.INVALID_REQUEST, "initialize must not be batched"))
         state = self._open(scope, ctx)
         if state.protocol_version != DEFAULT_VERSION:
             raise _Refusal(
-                400, JsonRpcError(jsonrpc.INVALID_REQUEST, "batches are not supported in this protocol version")
+                400,
+                JsonRpcError(jsonrpc.INVALID_REQUEST, "batches are not supported in this protocol version"),
             )
         session_ctx = attrs.evolve(ctx, session=state.backend)
         answers: list[dict[str, Any]] = []
@@ -296,7 +306,10 @@ class McpEndpoint:
         state = self._open(scope, ctx)
         if header(scope, VERSION_HEADER) not in (None, state.protocol_version):
             raise _Refusal(
-                400, JsonRpcError(jsonrpc.INVALID_REQUEST, "MCP-Protocol-Version does not match the session's version")
+                400,
+                JsonRpcError(
+                    jsonrpc.INVALID_REQUEST, "MCP-Protocol-Version does not match the session's version"
+                ),
             )
         return attrs.evolve(ctx, protocol_version=state.protocol_version, session=state.backend), []
 
@@ -314,7 +327,9 @@ class McpEndpoint:
         if not isinstance(message, (Request, Notification)):
             return ctx
         if header(scope, b"mcp-method") != message.method:
-            raise _Refusal(400, JsonRpcError(jsonrpc.HEADER_MISMATCH, "Mcp-Method header does not match the body"))
+            raise _Refusal(
+                400, JsonRpcError(jsonrpc.HEADER_MISMATCH, "Mcp-Method header does not match the body")
+            )
         params = message.params or {}
         name_key = NAME_BEARING.get(message.method)
         if name_key is not None and params.get(name_key) is not None:
@@ -327,10 +342,13 @@ class McpEndpoint:
         if not isinstance(message, Request):
             return attrs.evolve(ctx, meta=meta)
         if META_PROTOCOL_VERSION not in meta or META_CLIENT_CAPABILITIES not in meta:
-            raise _Refusal(400, JsonRpcError(
-                jsonrpc.INVALID_PARAMS,
-                f"params._meta must carry {META_PROTOCOL_VERSION} and {META_CLIENT_CAPABILITIES}",
-            ))  # fmt: skip
+            raise _Refusal(
+                400,
+                JsonRpcError(
+                    jsonrpc.INVALID_PARAMS,
+                    f"params._meta must carry {META_PROTOCOL_VERSION} and {META_CLIENT_CAPABILITIES}",
+                ),
+            )
         if meta[META_PROTOCOL_VERSION] != ctx.protocol_version:
             raise _Refusal(
                 400, JsonRpcError(jsonrpc.HEADER_MISMATCH, "MCP-Protocol-Version header does not match _meta")
@@ -383,8 +401,13 @@ class McpEndpoint:
             meta = dict(result.pop("_meta", None) or {})
             if "serverInfo" in result:  # 2026-07-28 moves serverInfo into the result's _meta stamp
                 meta[META_SERVER_INFO] = result.pop("serverInfo")
-            return {"supportedVersions": list(SUPPORTED_VERSIONS), "ttlMs": 0, "cacheScope": "private", **result,
-                    "_meta": meta}  # fmt: skip
+            return {
+                "supportedVersions": list(SUPPORTED_VERSIONS),
+                "ttlMs": 0,
+                "cacheScope": "private",
+                **result,
+                "_meta": meta,
+            }
         return await self.backend.handle(ctx, method, request.params)
 
     # -- DELETE --------------------------------------------------------------------------------------
@@ -431,7 +454,8 @@ def _wants_sse(accept: str | None) -> bool:
     sse_ok = bool(types & {"text/event-stream", "text/*", "*/*"})
     if not json_ok and not sse_ok:
         raise _Refusal(
-            406, JsonRpcError(jsonrpc.INVALID_REQUEST, "Accept must allow application/json or text/event-stream")
+            406,
+            JsonRpcError(jsonrpc.INVALID_REQUEST, "Accept must allow application/json or text/event-stream"),
         )
     return sse_ok and not json_ok
 
@@ -464,27 +488,47 @@ async def _send_json(
     send: Send, status: int, value: Any, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     body = jsonrpc.dumps(value)
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    *(headers or [])],
-    })  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 async def _send_empty(send: Send, status: int, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-length", b"0"), *(headers or [])]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-length", b"0"), *(headers or [])],
+        }
+    )
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _send_sse(send: Send, messages: list[Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_sse(
+    send: Send, messages: list[Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     """One ``event: message`` per JSON-RPC message, each flushed as its own chunk."""
-    await send({
-        "type": "http.response.start", "status": 200,
-        "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
-                    (b"x-accel-buffering", b"no"), *(headers or [])],
-    })  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+                *(headers or []),
+            ],
+        }
+    )
     for message in messages:
         event = b"event: message\ndata: " + jsonrpc.dumps(message) + b"\n\n"
         await send({"type": "http.response.body", "body": event, "more_body": True})

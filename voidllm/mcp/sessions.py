@@ -31,7 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -67,28 +67,45 @@ class SessionState:
 
     @classmethod
     def new(
-        cls, *, key_id: str, endpoint: str, protocol_version: str, backend: dict[str, Any] | None = None,
+        cls,
+        *,
+        key_id: str,
+        endpoint: str,
+        protocol_version: str,
+        backend: dict[str, Any] | None = None,
         now: datetime | None = None,
     ) -> SessionState:
         now = (now or utcnow()).replace(microsecond=0)  # the token carries whole seconds
         return cls(
-            sid=secrets.token_hex(16), key_id=key_id, endpoint=endpoint, protocol_version=protocol_version,
-            issued_at=now, expires_at=now + SESSION_TTL, backend=dict(backend or {}),
+            sid=secrets.token_hex(16),
+            key_id=key_id,
+            endpoint=endpoint,
+            protocol_version=protocol_version,
+            issued_at=now,
+            expires_at=now + SESSION_TTL,
+            backend=dict(backend or {}),
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "sid": self.sid, "kid": self.key_id, "ep": self.endpoint, "v": self.protocol_version,
-            "iat": int(self.issued_at.timestamp()), "exp": int(self.expires_at.timestamp()), "b": self.backend,
+            "sid": self.sid,
+            "kid": self.key_id,
+            "ep": self.endpoint,
+            "v": self.protocol_version,
+            "iat": int(self.issued_at.timestamp()),
+            "exp": int(self.expires_at.timestamp()),
+            "b": self.backend,
         }
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> SessionState:
         return cls(
-            sid=str(value["sid"]), key_id=str(value["kid"]), endpoint=str(value["ep"]),
+            sid=str(value["sid"]),
+            key_id=str(value["kid"]),
+            endpoint=str(value["ep"]),
             protocol_version=str(value["v"]),
-            issued_at=datetime.fromtimestamp(int(value["iat"]), timezone.utc),
-            expires_at=datetime.fromtimestamp(int(value["exp"]), timezone.utc),
+            issued_at=datetime.fromtimestamp(int(value["iat"]), UTC),
+            expires_at=datetime.fromtimestamp(int(value["exp"]), UTC),
             backend=dict(value.get("b") or {}),
         )
 

@@ -43,10 +43,12 @@ def replace_tools(conn: sa.Connection, server_id: str, tools: Sequence[Mapping[s
         description = tool.get("description")
         schema = tool.get("inputSchema")
         rows[name] = {
-            "server_id": server_id, "name": name, "fetched_at": now,
+            "server_id": server_id,
+            "name": name,
+            "fetched_at": now,
             "description": description if isinstance(description, str) else "",
             "input_schema": orjson.dumps(schema if isinstance(schema, dict) else {}).decode(),
-        }  # fmt: skip
+        }
     conn.execute(sa.delete(table).where(table.c.server_id == server_id))
     if rows:
         conn.execute(sa.insert(table), list(rows.values()))
@@ -68,7 +70,9 @@ async def fetch_tools(store: Any, lister: Any, server: Any) -> list[tuple[str, s
         try:
             tools = await lister.list_tools(server)
         except Exception as exc:  # the client's errors: unavailable, timeout, JSON-RPC error
-            log.info("MCP tool list not fetched", extra={"server": server.alias, "error_type": type(exc).__name__})
+            log.info(
+                "MCP tool list not fetched", extra={"server": server.alias, "error_type": type(exc).__name__}
+            )
     if tools is None:
         return None
     await store.run(partial(replace_tools, server_id=server.id, tools=tools))

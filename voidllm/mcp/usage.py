@@ -62,16 +62,23 @@ EXTRA_KEY = "mcp_tool_calls"
 """``services.extras`` key of the :class:`~voidllm.usage.batches.Recorder` (absent: rows are not written)."""
 
 TOOL_CALLS = Counter(
-    "voidllm_mcp_tool_calls_total", "Proxied MCP tool calls by server, tool and status.",
-    ["server", "tool", "status"], registry=REGISTRY,
+    "voidllm_mcp_tool_calls_total",
+    "Proxied MCP tool calls by server, tool and status.",
+    ["server", "tool", "status"],
+    registry=REGISTRY,
 )
 TOOL_CALL_SECONDS = Histogram(
-    "voidllm_mcp_tool_call_duration_seconds", "Duration of proxied MCP tool calls.", ["server", "tool"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=REGISTRY,
+    "voidllm_mcp_tool_call_duration_seconds",
+    "Duration of proxied MCP tool calls.",
+    ["server", "tool"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
 )
 TRANSPORT_ERRORS = Counter(
-    "voidllm_mcp_transport_errors_total", "Failed exchanges with upstream MCP servers (call or timeout).",
-    ["server", "error_type"], registry=REGISTRY,
+    "voidllm_mcp_transport_errors_total",
+    "Failed exchanges with upstream MCP servers (call or timeout).",
+    ["server", "error_type"],
+    registry=REGISTRY,
 )
 TOOL_CALL_METRICS = BatchMetrics(
     what="MCP tool call rows",
@@ -91,8 +98,10 @@ TOOL_CALL_METRICS = BatchMetrics(
         registry=REGISTRY,
     ),
     write_seconds=Histogram(
-        "voidllm_mcp_tool_calls_batch_write_seconds", "Wall time of one MCP tool call batch write.",
-        buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0), registry=REGISTRY,
+        "voidllm_mcp_tool_calls_batch_write_seconds",
+        "Wall time of one MCP tool call batch write.",
+        buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0),
+        registry=REGISTRY,
     ),
 )
 
@@ -133,12 +142,20 @@ class ToolCallRecord:
     def from_outcome(cls, outcome: ToolCallOutcome) -> ToolCallRecord:
         who = outcome.identity
         return cls(
-            id=new_id(), request_id=outcome.request_id[:64] if outcome.request_id else None,
-            key_id=who.key_id, org_id=who.org_id, team_id=who.team_id, user_id=who.user_id,
-            service_account_id=who.service_account_id, server_alias=outcome.server_alias,
-            tool_name=outcome.tool_name[:MAX_TOOL_NAME], duration_ms=max(0, round(outcome.seconds * 1000)),
-            status=outcome.status, code_mode=False, created_at=utcnow(),
-        )  # fmt: skip
+            id=new_id(),
+            request_id=outcome.request_id[:64] if outcome.request_id else None,
+            key_id=who.key_id,
+            org_id=who.org_id,
+            team_id=who.team_id,
+            user_id=who.user_id,
+            service_account_id=who.service_account_id,
+            server_alias=outcome.server_alias,
+            tool_name=outcome.tool_name[:MAX_TOOL_NAME],
+            duration_ms=max(0, round(outcome.seconds * 1000)),
+            status=outcome.status,
+            code_mode=False,
+            created_at=utcnow(),
+        )
 
 
 def record_tool_call(services: Services, outcome: ToolCallOutcome) -> None:

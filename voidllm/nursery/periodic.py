@@ -24,5 +24,7 @@ async def keep_reloading(reload: Callable[[], Awaitable[None]], *, ttl: float, c
             await reload()
         except StoreError as exc:
             CACHE_REFRESH_FAILURES.labels(cache=cache).inc()
-            log.warning("cache reload failed; keeping the previous contents",
-                        extra={"cache": cache, "error_type": type(exc).__name__})  # fmt: skip
+            log.warning(
+                "cache reload failed; keeping the previous contents",
+                extra={"cache": cache, "error_type": type(exc).__name__},
+            )

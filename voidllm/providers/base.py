@@ -65,7 +65,9 @@ class StreamTranslator(Protocol):
 
 
 class Adapter(Protocol):
-    def build_call(self, path: str, payload: Mapping[str, Any], target: Target, *, stream: bool) -> UpstreamCall: ...
+    def build_call(
+        self, path: str, payload: Mapping[str, Any], target: Target, *, stream: bool
+    ) -> UpstreamCall: ...
 
     def translate_response(self, body: bytes, *, model: str) -> tuple[bytes, Usage | None]: ...
 

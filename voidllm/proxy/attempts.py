@@ -145,7 +145,10 @@ class AttemptChain:
 
     async def _run(self, nursery: trio.Nursery, relay: Callable[[Opened], Awaitable[None]]) -> None:
         candidates = self.router.order(
-            self.model.upstreams, strategy=self.model.strategy, model=self.model.name, max_retries=self.model.max_retries
+            self.model.upstreams,
+            strategy=self.model.strategy,
+            model=self.model.name,
+            max_retries=self.model.max_retries,
         )
         if not isinstance(self.body, bytes):
             candidates = candidates[:1]  # a streamed (multipart) body cannot be sent twice
@@ -197,7 +200,9 @@ class AttemptChain:
             request = self.build(upstream)  # in this task, so an untranslatable request is the client's 400
             permit = self.router.breakers.try_acquire(upstream.name)
             if permit is None:
-                record_attempt(self.model.name, deployment_label(self.model.name, upstream.name), "breaker_open")
+                record_attempt(
+                    self.model.name, deployment_label(self.model.name, upstream.name), "breaker_open"
+                )
                 continue
             scope = trio.CancelScope()
             self._scopes[upstream] = scope
@@ -213,8 +218,12 @@ class AttemptChain:
         return self._last_started + hedge
 
     async def _attempt(
-        self, upstream: Upstream, request: tuple[str, list[tuple[bytes, bytes]], Any], permit: Permit,
-        scope: trio.CancelScope, send: Any,
+        self,
+        upstream: Upstream,
+        request: tuple[str, list[tuple[bytes, bytes]], Any],
+        permit: Permit,
+        scope: trio.CancelScope,
+        send: Any,
     ) -> None:
         url, headers, body = request
         began = time.perf_counter()
@@ -225,7 +234,9 @@ class AttemptChain:
         with permit, scope:
             with trio.CancelScope(deadline=attempt_deadline) as waiting:
                 try:
-                    async with self.transport.request(b"POST", url, headers, body, content_length=self.length) as resp:
+                    async with self.transport.request(
+                        b"POST", url, headers, body, content_length=self.length
+                    ) as resp:
                         waiting.deadline = math.inf
                         self.router.latency.observe(upstream.name, time.perf_counter() - began)
                         opened = Opened(self.model, upstream, permit, resp, self.router)
@@ -269,7 +280,9 @@ class AttemptChain:
         label = deployment_label(self.model.name, opened.upstream.name)
         if status == 429:
             opened.permit.neutral()
-            self.router.cooldowns.park(opened.upstream.name, parse_retry_after(opened.response.headers, _wall()))
+            self.router.cooldowns.park(
+                opened.upstream.name, parse_retry_after(opened.response.headers, _wall())
+            )
             record_attempt(self.model.name, label, "rate_limited")
             record_failover(self.model.name, label, "rate_limited")
         else:
@@ -319,4 +332,3 @@ async def _drain(resp: UpstreamResponse) -> None:
             read += len(chunk)
             if read > DRAIN_BYTES:
                 return
-

@@ -75,7 +75,9 @@ def build_call(
         raise TranslationError(f"multipart requests are not supported by the {provider} provider")
     payload = request.upstream_payload(canonical_model=model_name, inject_usage=endpoint.usage_option)
     adapter = AZURE if provider == "azure" else TRANSLATED[provider]
-    call = adapter.build_call(endpoint.upstream_path, payload, target_of(upstream, model_name), stream=request.stream)
+    call = adapter.build_call(
+        endpoint.upstream_path, payload, target_of(upstream, model_name), stream=request.stream
+    )
     headers = upstream_request_headers(
         [(k, v) for k, v in client_headers if k.lower() != b"content-type"], request_id=request_id, api_key=""
     )

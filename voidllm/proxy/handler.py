@@ -74,20 +74,20 @@ from voidllm.errors import (
 from voidllm.identity import KeyIdentity
 from voidllm.limits.base import Admission, Limiter, NoLimiter, limited
 from voidllm.limits.estimate import estimate_tokens
+from voidllm.providers.anthropic import OpenAIToMessagesStream, anthropic_stream_error
+from voidllm.providers.base import Adapter, StreamTranslationError, TranslationError
+from voidllm.proxy import messages
 from voidllm.proxy import metrics as m
+from voidllm.proxy.attempts import AnswerBroken, AttemptChain, ChainExhausted, Opened
+from voidllm.proxy.calls import TRANSLATED, build_call, is_translated
 from voidllm.proxy.endpoints import ENDPOINTS, Endpoint
 from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.proxy.multipart import MultipartHead, boundary_from_content_type
 from voidllm.proxy.sse import SSERelay, abort_event
-from voidllm.providers.anthropic import OpenAIToMessagesStream, anthropic_stream_error
-from voidllm.providers.base import Adapter, StreamTranslationError, TranslationError
-from voidllm.proxy import messages
-from voidllm.proxy.attempts import AnswerBroken, AttemptChain, ChainExhausted, Opened
-from voidllm.proxy.calls import TRANSLATED, build_call, is_translated
 from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse
-from voidllm.routing.fallback import fallback_plan
 from voidllm.routing.catalog import Catalog
+from voidllm.routing.fallback import fallback_plan
 from voidllm.routing.registry import Model, Upstream
 from voidllm.routing.strategy import Router
 from voidllm.usage.cost import cost_estimate
@@ -180,7 +180,11 @@ class Proxy:
                     found.setdefault(name, value)
             identity = self._authenticate(found, endpoint)
             ex = Exchange(
-                request_id, identity, endpoint, started, utcnow(),
+                request_id,
+                identity,
+                endpoint,
+                started,
+                utcnow(),
                 source=client_tag(found.get(b"x-source"), "X-Source"),
                 project=client_tag(found.get(b"x-project"), "X-Project"),
             )
@@ -234,26 +238,39 @@ class Proxy:
         if error is not None and not ex.client_gone:
             raise error
 
-    async def _hops(self, ex: Exchange, scope: dict[str, Any], send: Send, body: Any, length: int | None) -> None:
+    async def _hops(
+        self, ex: Exchange, scope: dict[str, Any], send: Send, body: Any, length: int | None
+    ) -> None:
         """The requested model, then its fallbacks (docs/reference/behaviour.md 6.5), until one gives an
         answer to relay."""
         assert ex.model is not None
         catalog = self.catalog
-        plan = fallback_plan(ex.model, catalog.registry, self.fallback_max_depth, lambda m: catalog.allowed(ex.identity, m))
+        plan = fallback_plan(
+            ex.model, catalog.registry, self.fallback_max_depth, lambda m: catalog.allowed(ex.identity, m)
+        )
         if ex.json is None:
             plan = plan[:1]  # a streamed (multipart) body is sent once
         for hop, model in enumerate(plan):
             if hop:
-                body = ex.json.upstream_body(ex.raw, canonical_model=model.name, inject_usage=ex.endpoint.usage_option)
-            timeout = model.timeout or (self.limits.max_stream_duration if ex.stream else self.limits.request_timeout)
+                body = ex.json.upstream_body(
+                    ex.raw, canonical_model=model.name, inject_usage=ex.endpoint.usage_option
+                )
+            timeout = model.timeout or (
+                self.limits.max_stream_duration if ex.stream else self.limits.request_timeout
+            )
             deadline = trio.current_time() + timeout
 
             def build(upstream: Upstream, body: Any = body, model: Model = model) -> tuple[str, Any, Any]:
                 if ex.anthropic is not None:
                     return self._build_messages_call(ex, scope, upstream, model, body)
                 return build_call(
-                    upstream, model_name=model.name, endpoint=ex.endpoint, request=ex.json, body=body,
-                    client_headers=scope["headers"], request_id=ex.request_id,
+                    upstream,
+                    model_name=model.name,
+                    endpoint=ex.endpoint,
+                    request=ex.json,
+                    body=body,
+                    client_headers=scope["headers"],
+                    request_id=ex.request_id,
                 )
 
             async def relay(opened: Opened, deadline: float = deadline, model: Model = model) -> None:
@@ -272,8 +289,15 @@ class Proxy:
                 opened.settle(broken=ex.upstream_fault)
 
             chain = AttemptChain(
-                model, self.router, self.transport, build, body, length, deadline,
-                final=hop == len(plan) - 1, on_attempt=lambda upstream, model=model: self._attempting(ex, model, upstream),
+                model,
+                self.router,
+                self.transport,
+                build,
+                body,
+                length,
+                deadline,
+                final=hop == len(plan) - 1,
+                on_attempt=lambda upstream, model=model: self._attempting(ex, model, upstream),
             )
             try:
                 await chain.run(relay)
@@ -282,8 +306,11 @@ class Proxy:
                 log.info("falling back", extra={"model": model.name, "fallback": plan[hop + 1].name})
                 error = exhausted.error
             except (BadGatewayError, GatewayTimeoutError, ServiceUnavailableError) as exc:
-                ex.outcome, ex.status_code = ("timeout", 504) if isinstance(exc, GatewayTimeoutError) else (
-                    "upstream_error", exc.status)
+                ex.outcome, ex.status_code = (
+                    ("timeout", 504)
+                    if isinstance(exc, GatewayTimeoutError)
+                    else ("upstream_error", exc.status)
+                )
                 raise
         raise error  # unreachable: the last hop is final
 
@@ -293,14 +320,25 @@ class Proxy:
         assert ex.anthropic is not None
         if upstream.provider == "anthropic":
             return messages.anthropic_call(
-                upstream, path=ex.endpoint.upstream_path, body=ex.anthropic.anthropic_body(ex.anthropic_raw, model.name),
-                client_headers=scope["headers"], request_id=ex.request_id, stream=ex.stream,
+                upstream,
+                path=ex.endpoint.upstream_path,
+                body=ex.anthropic.anthropic_body(ex.anthropic_raw, model.name),
+                client_headers=scope["headers"],
+                request_id=ex.request_id,
+                stream=ex.stream,
             )
         if ex.endpoint.upstream_path.endswith("count_tokens"):
-            raise TranslationError("count_tokens is only available for models served by an anthropic upstream")
+            raise TranslationError(
+                "count_tokens is only available for models served by an anthropic upstream"
+            )
         return build_call(
-            upstream, model_name=model.name, endpoint=ex.endpoint, request=ex.json, body=body,
-            client_headers=scope["headers"], request_id=ex.request_id,
+            upstream,
+            model_name=model.name,
+            endpoint=ex.endpoint,
+            request=ex.json,
+            body=body,
+            client_headers=scope["headers"],
+            request_id=ex.request_id,
         )
 
     async def _respond_messages(
@@ -313,22 +351,44 @@ class Proxy:
         if provider == "anthropic":
             if ok and streamed:
                 await self._relay_translated_stream(
-                    ex, messages.AnthropicPassthrough(), resp, send, deadline, abort=_anthropic_abort, as_is=True)
+                    ex,
+                    messages.AnthropicPassthrough(),
+                    resp,
+                    send,
+                    deadline,
+                    abort=_anthropic_abort,
+                    as_is=True,
+                )
             else:
-                await self._relay_buffered(ex, resp, send, deadline, translate=(
-                    (lambda body: (body, _token_usage(messages.usage_of_message(body)))) if ok else None))
+                await self._relay_buffered(
+                    ex,
+                    resp,
+                    send,
+                    deadline,
+                    translate=(
+                        (lambda body: (body, _token_usage(messages.usage_of_message(body)))) if ok else None
+                    ),
+                )
             return
         egress = TRANSLATED.get(provider)
         if not ok:
-            await self._relay_buffered(ex, resp, send, deadline,
-                                       translate=lambda body: (messages.error_to_anthropic(resp.status, body), None))
+            await self._relay_buffered(
+                ex,
+                resp,
+                send,
+                deadline,
+                translate=lambda body: (messages.error_to_anthropic(resp.status, body), None),
+            )
         elif ex.stream:
             first = egress.stream_translator(model=ex.requested_model, include_usage=True) if egress else None  # type: ignore[call-arg]
             translator = messages.ToMessagesStream(first, OpenAIToMessagesStream(model=ex.requested_model))
             await self._relay_translated_stream(ex, translator, resp, send, deadline, abort=_anthropic_abort)
         else:
+
             def translate(body: bytes) -> tuple[bytes, TokenUsage | None]:
-                translated, usage = messages.to_messages_response(body, model=ex.requested_model, egress=egress)
+                translated, usage = messages.to_messages_response(
+                    body, model=ex.requested_model, egress=egress
+                )
                 return translated, _token_usage(usage)
 
             await self._relay_buffered(ex, resp, send, deadline, translate=translate)
@@ -339,9 +399,13 @@ class Proxy:
             ex.upstream_started = time.perf_counter()
 
     async def _json_body(self, ex: Exchange, scope: dict[str, Any], receive: Receive) -> bytes:
-        raw = await _read_body(receive, self.limits.max_request_body, _declared_length(scope), self.limits.read_timeout)
+        raw = await _read_body(
+            receive, self.limits.max_request_body, _declared_length(scope), self.limits.read_timeout
+        )
         if ex.endpoint.dialect == "anthropic":
-            ex.anthropic = messages.MessagesRequest.parse(raw, count_tokens=ex.endpoint.upstream_path.endswith("count_tokens"))
+            ex.anthropic = messages.MessagesRequest.parse(
+                raw, count_tokens=ex.endpoint.upstream_path.endswith("count_tokens")
+            )
             ex.anthropic_raw, raw = raw, orjson.dumps(ex.anthropic.openai.payload)
             request = ex.anthropic.openai
         else:
@@ -349,7 +413,9 @@ class Proxy:
         ex.json, ex.raw = request, raw
         if limited(ex.identity):  # counted before model resolution, as in the Go original
             if ex.anthropic is not None:
-                reserve = estimate_tokens(len(ex.anthropic_raw), ex.anthropic.payload, self.completion_reserve)
+                reserve = estimate_tokens(
+                    len(ex.anthropic_raw), ex.anthropic.payload, self.completion_reserve
+                )
             else:
                 reserve = estimate_tokens(len(raw), request.payload, self.completion_reserve)
             ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
@@ -423,7 +489,11 @@ class Proxy:
             await self._relay_binary(ex, resp, send, deadline)
 
     async def _relay_buffered(
-        self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float,
+        self,
+        ex: Exchange,
+        resp: UpstreamResponse,
+        send: Send,
+        deadline: float,
         translate: Callable[[bytes], tuple[bytes, TokenUsage | None]] | None = None,
     ) -> None:
         with trio.move_on_at(deadline) as timer:
@@ -440,7 +510,9 @@ class Proxy:
             ex.outcome = "upstream_error"
         if translate is not None:
             body, ex.usage = translate(body)
-            headers = [h for h in headers if h[0] != b"content-type"] + [(b"content-type", b"application/json")]
+            headers = [h for h in headers if h[0] != b"content-type"] + [
+                (b"content-type", b"application/json")
+            ]
         elif 200 <= resp.status < 300:
             ex.usage = _usage_from_json(body)
         overhead = (time.perf_counter() - ex.started) - upstream_time
@@ -454,8 +526,11 @@ class Proxy:
         relay = SSERelay(strip_injected_usage=ex.inject_usage, terminal=ex.endpoint.terminal)
         ex.stream = True
         await send(
-            {"type": "http.response.start", "status": resp.status,
-             "headers": client_response_headers(resp.headers) + SSE_HEADERS}
+            {
+                "type": "http.response.start",
+                "status": resp.status,
+                "headers": client_response_headers(resp.headers) + SSE_HEADERS,
+            }
         )
         m.ACTIVE_STREAMS.inc()
         try:
@@ -471,7 +546,9 @@ class Proxy:
                             break
                 except UpstreamError:
                     ex.upstream_fault = True
-                    m.UPSTREAM_ERRORS.labels(ex.model.name if ex.model else "", ex.upstream.provider if ex.upstream else "").inc()
+                    m.UPSTREAM_ERRORS.labels(
+                        ex.model.name if ex.model else "", ex.upstream.provider if ex.upstream else ""
+                    ).inc()
             tail = relay.finish() if not relay.aborted else b""
             ex.usage = _stream_usage(relay)
             if not relay.done:
@@ -500,8 +577,15 @@ class Proxy:
         await self._relay_buffered(ex, resp, send, deadline, translate=translate)
 
     async def _relay_translated_stream(
-        self, ex: Exchange, translator: Any, resp: UpstreamResponse, send: Send, deadline: float,
-        *, abort: Callable[[str], bytes] = abort_event, as_is: bool = False,
+        self,
+        ex: Exchange,
+        translator: Any,
+        resp: UpstreamResponse,
+        send: Send,
+        deadline: float,
+        *,
+        abort: Callable[[str], bytes] = abort_event,
+        as_is: bool = False,
     ) -> None:
         """Relay a stream through ``translator`` event by event; one ``abort`` event if it does not finish.
 
@@ -603,33 +687,35 @@ class Proxy:
             m.TOKENS.labels(labels_model, "completion").inc(usage.completion_tokens)
         identity = ex.identity
         return UsageEvent(
-                request_id=ex.request_id,
-                key_id=identity.key_id,
-                key_type=identity.key_type,
-                org_id=identity.org_id,
-                team_id=identity.team_id,
-                user_id=identity.user_id,
-                service_account_id=identity.service_account_id,
-                model_name=model.name,
-                requested_model_name=ex.requested_model,
-                provider=upstream.provider,
-                deployment_name=upstream.name,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                total_tokens=usage.total_tokens,
-                cost_estimate=cost_estimate(
-                    usage, input_per_1m=model.pricing.input_per_1m, output_per_1m=model.pricing.output_per_1m
-                ),
-                duration_ms=int(duration * 1000),
-                ttft_ms=None if ttft is None else int(ttft * 1000),
-                tokens_per_second=(usage.completion_tokens / duration) if usage.completion_tokens and duration else None,
-                status_code=ex.status_code,
-                status=ex.outcome,
-                stream=ex.stream,
-                source=ex.source,
-                project=ex.project,
-                created_at=ex.started_wall,
-            )
+            request_id=ex.request_id,
+            key_id=identity.key_id,
+            key_type=identity.key_type,
+            org_id=identity.org_id,
+            team_id=identity.team_id,
+            user_id=identity.user_id,
+            service_account_id=identity.service_account_id,
+            model_name=model.name,
+            requested_model_name=ex.requested_model,
+            provider=upstream.provider,
+            deployment_name=upstream.name,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+            cost_estimate=cost_estimate(
+                usage, input_per_1m=model.pricing.input_per_1m, output_per_1m=model.pricing.output_per_1m
+            ),
+            duration_ms=int(duration * 1000),
+            ttft_ms=None if ttft is None else int(ttft * 1000),
+            tokens_per_second=(usage.completion_tokens / duration)
+            if usage.completion_tokens and duration
+            else None,
+            status_code=ex.status_code,
+            status=ex.outcome,
+            stream=ex.stream,
+            source=ex.source,
+            project=ex.project,
+            created_at=ex.started_wall,
+        )
 
 
 def client_tag(value: bytes | None, name: str) -> str | None:
@@ -645,7 +731,9 @@ def client_tag(value: bytes | None, name: str) -> str | None:
     return value.decode("ascii")
 
 
-async def _watch_disconnect(receive: Receive, body_done: trio.Event, scope: trio.CancelScope, ex: Exchange) -> None:
+async def _watch_disconnect(
+    receive: Receive, body_done: trio.Event, scope: trio.CancelScope, ex: Exchange
+) -> None:
     await body_done.wait()
     while True:
         message = await receive()

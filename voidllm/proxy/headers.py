@@ -22,7 +22,9 @@ _USER_AGENT = (b"user-agent", f"VoidLLM/{__version__}".encode())
 SSE_HEADERS: Headers = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 
-def upstream_request_headers(client: Iterable[tuple[bytes, bytes]], *, request_id: str, api_key: str) -> Headers:
+def upstream_request_headers(
+    client: Iterable[tuple[bytes, bytes]], *, request_id: str, api_key: str
+) -> Headers:
     """Headers for the upstream request (the transport adds ``Host`` and the body's length or chunking)."""
     out: Headers = [(name, value) for name, value in client if name.lower() in _FROM_CLIENT]
     out.append((b"x-request-id", request_id.encode()))

@@ -36,7 +36,9 @@ class JsonRequest:
         payload, model = parse_object_with_model(body)
         options = payload.get("stream_options")
         wants_usage = isinstance(options, dict) and options.get("include_usage") is True
-        return cls(model=model, stream=payload.get("stream") is True, client_wants_usage=wants_usage, payload=payload)
+        return cls(
+            model=model, stream=payload.get("stream") is True, client_wants_usage=wants_usage, payload=payload
+        )
 
     def upstream_body(self, original: bytes, *, canonical_model: str, inject_usage: bool) -> bytes:
         """The body to send upstream: ``original`` unless the model or the usage option must change."""
@@ -52,7 +54,10 @@ class JsonRequest:
         payload["model"] = canonical_model
         if inject_usage and self.stream and not self.client_wants_usage:
             options = payload.get("stream_options")
-            payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            payload["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
         return payload
 
 

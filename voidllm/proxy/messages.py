@@ -107,7 +107,9 @@ def usage_of_message(body: bytes) -> Usage | None:
 class AnthropicPassthrough:
     """Relays an Anthropic stream byte for byte while reading its usage and its end (``message_stop``)."""
 
-    _reader: AnthropicStreamTranslator = attrs.field(factory=lambda: AnthropicStreamTranslator(model="", created=0))
+    _reader: AnthropicStreamTranslator = attrs.field(
+        factory=lambda: AnthropicStreamTranslator(model="", created=0)
+    )
     _broken: bool = False
 
     @property

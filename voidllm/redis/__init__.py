@@ -9,5 +9,11 @@ from voidllm.redis.client import Subscription as Subscription
 from voidllm.redis.client import open_redis as open_redis
 
 __all__ = [
-    "RedisClient", "RedisError", "RedisReplyError", "RedisUnavailableError", "Script", "Subscription", "open_redis",
+    "RedisClient",
+    "RedisError",
+    "RedisReplyError",
+    "RedisUnavailableError",
+    "Script",
+    "Subscription",
+    "open_redis",
 ]

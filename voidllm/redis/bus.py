@@ -48,8 +48,9 @@ class RedisBus:
         try:
             await self.client.publish(channel_of(self.prefix, topic), payload)
         except RedisError as exc:
-            log.warning("change notice not published",
-                        extra={"topic": topic, "error_type": type(exc).__name__})
+            log.warning(
+                "change notice not published", extra={"topic": topic, "error_type": type(exc).__name__}
+            )
 
 
 async def serve_invalidations(
@@ -87,8 +88,10 @@ async def serve_invalidations(
                         _dispatch(invalidations, instance_id, channels.get(channel), data)
             except RedisError as exc:
                 failures += 1
-                log.warning("change notice subscription lost; retrying", extra={
-                    "error_type": type(exc).__name__, "retry_in_s": RESUBSCRIBE.delay(failures)})
+                log.warning(
+                    "change notice subscription lost; retrying",
+                    extra={"error_type": type(exc).__name__, "retry_in_s": RESUBSCRIBE.delay(failures)},
+                )
             if not ready:
                 ready = True
                 task_status.started()

@@ -48,8 +48,14 @@ from voidllm.errors import GatewayError, ServiceUnavailableError
 from voidllm.metrics import REGISTRY
 
 __all__ = [
-    "RedisClient", "RedisError", "RedisReplyError", "RedisUnavailableError", "Script", "Subscription",
-    "open_redis", "serve_redis_client",
+    "RedisClient",
+    "RedisError",
+    "RedisReplyError",
+    "RedisUnavailableError",
+    "Script",
+    "Subscription",
+    "open_redis",
+    "serve_redis_client",
 ]
 
 REDIS_UP = Gauge("voidllm_redis_up", "1 while Redis answers, 0 after a failed operation.", registry=REGISTRY)
@@ -98,8 +104,14 @@ class Endpoint:
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError("a redis://, rediss:// or unix:// URL is required")
         db = parts.path.strip("/") or query.get("db", ["0"])[0]
-        return cls(host=parts.hostname or "127.0.0.1", port=parts.port or 6379, tls=parts.scheme == "rediss",
-                   db=int(db), username=username, password=password)
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            tls=parts.scheme == "rediss",
+            db=int(db),
+            username=username,
+            password=password,
+        )
 
 
 @attrs.frozen
@@ -111,7 +123,7 @@ class Script:
 
     @sha.default
     def _digest(self) -> str:
-        return hashlib.sha1(self.source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA1
+        return hashlib.sha1(self.source.encode()).hexdigest()
 
 
 def pack(args: Sequence[Arg]) -> bytes:
@@ -280,8 +292,11 @@ class RedisClient:
         try:
             conn = _Connection(await self._open_stream())
             if self.endpoint.password:
-                auth = (self.endpoint.username, self.endpoint.password) if self.endpoint.username else (
-                    self.endpoint.password,)
+                auth = (
+                    (self.endpoint.username, self.endpoint.password)
+                    if self.endpoint.username
+                    else (self.endpoint.password,)
+                )
                 await conn.call("AUTH", *auth)
             if self.endpoint.db:
                 await conn.call("SELECT", self.endpoint.db)
@@ -370,7 +385,10 @@ async def open_redis(url: str, *, timeout: float = 2.0, pool_size: int = 16) -> 
 
 
 async def serve_redis_client(
-    *, url: str, timeout: float, pool_size: int,
+    *,
+    url: str,
+    timeout: float,
+    pool_size: int,
     task_status: trio.TaskStatus[RedisClient] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Own the process's :class:`RedisClient` (a supervised service): hand it out, close it when cancelled."""

@@ -46,8 +46,17 @@ from voidllm.store.ids import new_id, utcnow
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CatalogLoader", "Snapshot", "join_aliases", "load_snapshot", "retire_deployment", "retire_model",
-    "seal_secret", "serve_catalog", "split_aliases", "sync_yaml_models", "tombstone",
+    "CatalogLoader",
+    "Snapshot",
+    "join_aliases",
+    "load_snapshot",
+    "retire_deployment",
+    "retire_model",
+    "seal_secret",
+    "serve_catalog",
+    "split_aliases",
+    "sync_yaml_models",
+    "tombstone",
 ]
 
 
@@ -104,12 +113,16 @@ def load_snapshot(conn: sa.Connection, *, keyring: Keyring) -> Snapshot:
 
 def _load_models(conn: sa.Connection, keyring: Keyring) -> tuple[Model, ...]:
     m, target = t.models, t.models.alias("target")
-    rows = conn.execute(
-        sa.select(m, target.c.name.label("fallback_name"))
-        .outerjoin(target, sa.and_(target.c.id == m.c.fallback_model_id, target.c.deleted_at.is_(None)))
-        .where(m.c.deleted_at.is_(None), m.c.is_active.is_(True), m.c.source == "api")
-        .order_by(m.c.name)
-    ).mappings().all()
+    rows = (
+        conn.execute(
+            sa.select(m, target.c.name.label("fallback_name"))
+            .outerjoin(target, sa.and_(target.c.id == m.c.fallback_model_id, target.c.deleted_at.is_(None)))
+            .where(m.c.deleted_at.is_(None), m.c.is_active.is_(True), m.c.source == "api")
+            .order_by(m.c.name)
+        )
+        .mappings()
+        .all()
+    )
     d = t.model_deployments
     deployments: dict[str, list[Mapping[str, Any]]] = {}
     if rows:
@@ -134,8 +147,9 @@ def _model_from_rows(
         elif row["base_url"]:
             upstreams = (_upstream(name, row, "model", keyring),)
         else:
-            log.warning("model has no active deployment and no base_url; not served",
-                        extra={"model_id": row["id"]})  # fmt: skip
+            log.warning(
+                "model has no active deployment and no base_url; not served", extra={"model_id": row["id"]}
+            )
             return None
     except CryptoError:
         log.warning("model's upstream secret cannot be decrypted; not served", extra={"model_id": row["id"]})
@@ -255,15 +269,19 @@ async def serve_catalog(
 def sync_yaml_models(conn: sa.Connection, models: Sequence[ModelConfig], *, keyring: Keyring) -> None:
     """Write the config's models into the store (see the module docstring); one transaction."""
     m = t.models
-    live = {row.name: row for row in conn.execute(
-        sa.select(m.c.id, m.c.name, m.c.source, m.c.api_key_encrypted).where(m.c.deleted_at.is_(None))
-    )}
+    live = {
+        row.name: row
+        for row in conn.execute(
+            sa.select(m.c.id, m.c.name, m.c.source, m.c.api_key_encrypted).where(m.c.deleted_at.is_(None))
+        )
+    }
     ids: dict[str, str] = {}
     for cfg in models:
         row = live.get(cfg.name)
         if row is not None and row.source != "yaml":
-            log.info("config model skipped: the admin API manages a model of that name",
-                     extra={"model": cfg.name})  # fmt: skip
+            log.info(
+                "config model skipped: the admin API manages a model of that name", extra={"model": cfg.name}
+            )
             continue
         model_id = row.id if row is not None else new_id()
         values = _yaml_model_values(cfg) | {
@@ -348,7 +366,8 @@ def retire_model(conn: sa.Connection, model_id: str, name: str) -> None:
     now = utcnow()
     conn.execute(sa.update(m).where(m.c.fallback_model_id == model_id).values(fallback_model_id=None))
     conn.execute(
-        sa.update(m).where(m.c.id == model_id)
+        sa.update(m)
+        .where(m.c.id == model_id)
         .values(name=tombstone(name, model_id), is_active=False, deleted_at=now, fallback_model_id=None)
     )
     live = sa.select(d.c.id, d.c.name).where(d.c.model_id == model_id, d.c.deleted_at.is_(None))
@@ -360,6 +379,7 @@ def retire_deployment(conn: sa.Connection, deployment_id: str, name: str) -> Non
     """Soft-delete a deployment, freeing its name within the model."""
     d = t.model_deployments
     conn.execute(
-        sa.update(d).where(d.c.id == deployment_id)
+        sa.update(d)
+        .where(d.c.id == deployment_id)
         .values(name=tombstone(name, deployment_id), is_active=False, deleted_at=utcnow())
     )

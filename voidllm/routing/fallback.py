@@ -24,7 +24,9 @@ from voidllm.routing.registry import Model, Registry
 log = logging.getLogger(__name__)
 
 
-def fallback_plan(model: Model, registry: Registry, max_depth: int, allowed: Callable[[str], bool]) -> list[Model]:
+def fallback_plan(
+    model: Model, registry: Registry, max_depth: int, allowed: Callable[[str], bool]
+) -> list[Model]:
     """``[model, fallback, fallback's fallback, ...]`` as far as depth, cycles and access allow."""
     plan = [model]
     seen = {model.name}

@@ -178,9 +178,13 @@ class HealthBoard:
         if report.status != previous:
             log.info(
                 "upstream health changed",
-                extra={"upstream": name, "status": report.status, "previous": previous,
-                       "error": report.last_error},
-            )  # fmt: skip
+                extra={
+                    "upstream": name,
+                    "status": report.status,
+                    "previous": previous,
+                    "error": report.last_error,
+                },
+            )
         return report
 
 

@@ -107,9 +107,7 @@ def _usable(
     upstreams: Sequence[Upstream], breakers: BreakerRegistry, health: HealthLookup | None
 ) -> list[Upstream]:
     return [
-        u
-        for u in upstreams
-        if breakers.peek(u.name) and (health is None or health(u.name) != "unhealthy")
+        u for u in upstreams if breakers.peek(u.name) and (health is None or health(u.name) != "unhealthy")
     ]
 
 

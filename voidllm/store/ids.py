@@ -19,4 +19,3 @@ __all__ = ["new_id", "utcnow"]
 def new_id() -> str:
     """Return a fresh UUIDv7 as lowercase hyphenated text, e.g. ``0190c3e2-7b1a-7c4d-9e2f-...``."""
     return str(uuid_utils.uuid7())
-

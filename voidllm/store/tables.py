@@ -461,7 +461,9 @@ change_notices = sa.Table(
     "change_notices",
     metadata,
     # monotonic: readers ask for ids above the last one they saw (SQLite: AUTOINCREMENT never reuses one)
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
     _short("topic", 32),
     _text("message", default=""),  # a key hash to evict, or empty
     _short("sender", 32),  # the publishing process, which skips its own notices

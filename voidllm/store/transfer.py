@@ -365,4 +365,3 @@ def _fingerprint(conn: sa.Connection) -> tuple[Any, ...]:
         return ("sqlite", stat.st_dev, stat.st_ino)
     query = "SELECT current_database(), current_setting('port'), pg_postmaster_start_time()"
     return ("postgres", *conn.exec_driver_sql(query).one())
-

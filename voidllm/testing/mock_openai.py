@@ -82,10 +82,19 @@ __all__ = [
     "open_mock_upstream",
 ]
 
-FAIL_MODES: Final = frozenset({
-    "hang", "reset", "drop_mid_stream", "echo_400", "stall_body", "close_before_headers", "close_mid_headers",
-    "garbage", "wrong_length",
-})
+FAIL_MODES: Final = frozenset(
+    {
+        "hang",
+        "reset",
+        "drop_mid_stream",
+        "echo_400",
+        "stall_body",
+        "close_before_headers",
+        "close_mid_headers",
+        "garbage",
+        "wrong_length",
+    }
+)
 DEFAULT_MODEL: Final = "mock-model"
 
 _BROKEN_REPLIES: Final = frozenset({"close_before_headers", "close_mid_headers", "garbage", "wrong_length"})
@@ -114,10 +123,20 @@ _AUDIO_TYPES: Final = {
     "pcm": b"audio/pcm",
 }
 _MODERATION_CATEGORIES: Final = (
-    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-    "self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence",
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
     "violence/graphic",
-)  # fmt: skip
+)
 _BAD_JSON: Final = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
     "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
@@ -221,8 +240,19 @@ class _MultipartParser:
     so a large upload costs no more memory than the pieces themselves.
     """
 
-    __slots__ = ("_buffer", "_delimiter", "_is_file", "_name", "_state", "_value", "complete", "error",
-                 "fields", "file_bytes", "file_fields")  # fmt: skip
+    __slots__ = (
+        "_buffer",
+        "_delimiter",
+        "_is_file",
+        "_name",
+        "_state",
+        "_value",
+        "complete",
+        "error",
+        "fields",
+        "file_bytes",
+        "file_fields",
+    )
 
     def __init__(self, boundary: bytes) -> None:
         self._delimiter = b"\r\n--" + boundary
@@ -405,8 +435,19 @@ def _parse(incoming: _Incoming, kind: str) -> _Parsed:
             problem = (parser and parser.error) or "Expected a complete multipart/form-data body."
         else:
             form, files, file_bytes = parser.fields, tuple(parser.file_fields), parser.file_bytes
-    return _Parsed(incoming.method, incoming.target, incoming.path, incoming.headers, incoming.request_id,
-                   body, payload, form, files, file_bytes, problem)  # fmt: skip
+    return _Parsed(
+        incoming.method,
+        incoming.target,
+        incoming.path,
+        incoming.headers,
+        incoming.request_id,
+        body,
+        payload,
+        form,
+        files,
+        file_bytes,
+        problem,
+    )
 
 
 def _decode_json(body: bytes) -> tuple[dict[str, Any], str | None]:
@@ -493,9 +534,13 @@ def _chat_usage(prompt: int, completion: int) -> dict[str, Any]:
     return {
         **_usage(prompt, completion),
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                      "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
-    }  # fmt: skip
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
 
 
 # Chat completions ----------------------------------------------------------------------------------
@@ -504,14 +549,26 @@ def _chat_usage(prompt: int, completion: int) -> dict[str, Any]:
 def _chat(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
     stream, with_usage = _streams(parsed.payload)
     chunks = max(0, behaviour.stream_chunks) if stream else None
-    return _chat_reply(_model(parsed), behaviour.completion_text, behaviour.prompt_tokens,
-                       behaviour.completion_tokens, chunks, with_usage,
-                       behaviour.system_fingerprint)  # fmt: skip
+    return _chat_reply(
+        _model(parsed),
+        behaviour.completion_text,
+        behaviour.prompt_tokens,
+        behaviour.completion_tokens,
+        chunks,
+        with_usage,
+        behaviour.system_fingerprint,
+    )
 
 
 @functools.lru_cache(maxsize=256)
 def _chat_reply(
-    model: str, text: str, prompt: int, completion: int, chunks: int | None, with_usage: bool, fingerprint: str
+    model: str,
+    text: str,
+    prompt: int,
+    completion: int,
+    chunks: int | None,
+    with_usage: bool,
+    fingerprint: str,
 ) -> _Reply:
     """A chat completion; streamed in ``chunks`` content chunks unless ``chunks`` is None."""
     usage = _chat_usage(prompt, completion)
@@ -522,9 +579,18 @@ def _chat_reply(
     return _Reply(200, _SSE, events=_chat_events(model, text, usage, chunks, with_usage, fingerprint))
 
 
-def _chat_envelope(kind: str, model: str, fingerprint: str, choices: list[Any], **extra: Any) -> dict[str, Any]:
-    return {"id": "chatcmpl-mock", "object": kind, "created": _CREATED, "model": model,
-            "system_fingerprint": fingerprint, "choices": choices, **extra}  # fmt: skip
+def _chat_envelope(
+    kind: str, model: str, fingerprint: str, choices: list[Any], **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-mock",
+        "object": kind,
+        "created": _CREATED,
+        "model": model,
+        "system_fingerprint": fingerprint,
+        "choices": choices,
+        **extra,
+    }
 
 
 def _chat_events(
@@ -551,14 +617,26 @@ def _chat_events(
 def _completions(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
     stream, with_usage = _streams(parsed.payload)
     chunks = max(0, behaviour.stream_chunks) if stream else None
-    return _completion_reply(_model(parsed), behaviour.completion_text, behaviour.prompt_tokens,
-                             behaviour.completion_tokens, chunks, with_usage,
-                             behaviour.system_fingerprint)  # fmt: skip
+    return _completion_reply(
+        _model(parsed),
+        behaviour.completion_text,
+        behaviour.prompt_tokens,
+        behaviour.completion_tokens,
+        chunks,
+        with_usage,
+        behaviour.system_fingerprint,
+    )
 
 
 @functools.lru_cache(maxsize=256)
 def _completion_reply(
-    model: str, text: str, prompt: int, completion: int, chunks: int | None, with_usage: bool, fingerprint: str
+    model: str,
+    text: str,
+    prompt: int,
+    completion: int,
+    chunks: int | None,
+    with_usage: bool,
+    fingerprint: str,
 ) -> _Reply:
     """A text completion; streamed in ``chunks`` chunks unless ``chunks`` is None."""
     usage = _usage(prompt, completion)
@@ -580,8 +658,15 @@ def _completion_reply(
 
 
 def _completion_envelope(model: str, fingerprint: str, choices: list[Any], **extra: Any) -> dict[str, Any]:
-    return {"id": "cmpl-mock", "object": "text_completion", "created": _CREATED, "model": model,
-            "system_fingerprint": fingerprint, "choices": choices, **extra}  # fmt: skip
+    return {
+        "id": "cmpl-mock",
+        "object": "text_completion",
+        "created": _CREATED,
+        "model": model,
+        "system_fingerprint": fingerprint,
+        "choices": choices,
+        **extra,
+    }
 
 
 # Embeddings, moderations, rerank -------------------------------------------------------------------
@@ -623,12 +708,19 @@ def _rerank(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
     top_n = parsed.payload.get("top_n")
     keep = top_n if isinstance(top_n, int) and top_n >= 0 else len(documents)
     with_documents = parsed.payload.get("return_documents") is True
-    results = [_rerank_result(index, document, len(documents), with_documents)
-               for index, document in enumerate(documents[:keep])]  # fmt: skip
-    return _json_reply({
-        "id": "rerank-mock", "model": _model(parsed), "results": results,
-        "usage": {"total_tokens": behaviour.prompt_tokens}, "meta": {"billed_units": {"search_units": 1}},
-    })  # fmt: skip
+    results = [
+        _rerank_result(index, document, len(documents), with_documents)
+        for index, document in enumerate(documents[:keep])
+    ]
+    return _json_reply(
+        {
+            "id": "rerank-mock",
+            "model": _model(parsed),
+            "results": results,
+            "usage": {"total_tokens": behaviour.prompt_tokens},
+            "meta": {"billed_units": {"search_units": 1}},
+        }
+    )
 
 
 def _rerank_result(index: int, document: object, total: int, with_document: bool) -> dict[str, Any]:
@@ -649,8 +741,17 @@ def _responses(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
     created = _response_object(model, behaviour, done=False)
     pieces = _split_text(behaviour.completion_text, max(0, behaviour.stream_chunks))
     events = [{"type": "response.created", "response": created}]
-    events += [{"type": "response.output_text.delta", "item_id": "msg_mock", "output_index": 0,
-                "content_index": 0, "delta": piece, "logprobs": []} for piece in pieces]  # fmt: skip
+    events += [
+        {
+            "type": "response.output_text.delta",
+            "item_id": "msg_mock",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": piece,
+            "logprobs": [],
+        }
+        for piece in pieces
+    ]
     events.append({"type": "response.completed", "response": _response_object(model, behaviour, done=True)})
     encoded = tuple(_typed_sse({**event, "sequence_number": number}) for number, event in enumerate(events))
     return _Reply(200, _SSE, events=encoded)
@@ -658,8 +759,13 @@ def _responses(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
 
 def _response_object(model: str, behaviour: Behaviour, *, done: bool) -> dict[str, Any]:
     content = {"type": "output_text", "text": behaviour.completion_text, "annotations": [], "logprobs": []}
-    message = {"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
-               "content": [content]}  # fmt: skip
+    message = {
+        "type": "message",
+        "id": "msg_mock",
+        "status": "completed",
+        "role": "assistant",
+        "content": [content],
+    }
     usage = {
         "input_tokens": behaviour.prompt_tokens,
         "input_tokens_details": {"cached_tokens": 0},
@@ -668,13 +774,27 @@ def _response_object(model: str, behaviour: Behaviour, *, done: bool) -> dict[st
         "total_tokens": behaviour.prompt_tokens + behaviour.completion_tokens,
     }
     return {
-        "id": "resp_mock", "object": "response", "created_at": _CREATED,
-        "status": "completed" if done else "in_progress", "error": None, "incomplete_details": None,
-        "instructions": None, "max_output_tokens": None, "model": model, "output": [message] if done else [],
-        "parallel_tool_calls": True, "previous_response_id": None, "temperature": 1.0,
-        "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
-        "truncation": "disabled", "metadata": {}, "usage": usage if done else None,
-    }  # fmt: skip
+        "id": "resp_mock",
+        "object": "response",
+        "created_at": _CREATED,
+        "status": "completed" if done else "in_progress",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": None,
+        "model": model,
+        "output": [message] if done else [],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "metadata": {},
+        "usage": usage if done else None,
+    }
 
 
 # Images and audio ---------------------------------------------------------------------------------
@@ -704,9 +824,12 @@ def _transcriptions(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
     text = behaviour.completion_text
     if parsed.form.get("response_format") in ("text", "srt", "vtt"):
         return _Reply(200, b"text/plain; charset=utf-8", text.encode())
-    usage = {"type": "tokens", "input_tokens": behaviour.prompt_tokens,
-             "output_tokens": behaviour.completion_tokens,
-             "total_tokens": behaviour.prompt_tokens + behaviour.completion_tokens}  # fmt: skip
+    usage = {
+        "type": "tokens",
+        "input_tokens": behaviour.prompt_tokens,
+        "output_tokens": behaviour.completion_tokens,
+        "total_tokens": behaviour.prompt_tokens + behaviour.completion_tokens,
+    }
     return _json_reply({"text": text, "usage": usage})
 
 
@@ -1108,8 +1231,9 @@ class MockUpstream:
 
 
 @asynccontextmanager
-async def open_mock_upstream(behaviour: Behaviour | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                             **kw: Any) -> AsyncIterator[MockUpstream]:  # fmt: skip
+async def open_mock_upstream(
+    behaviour: Behaviour | None = None, *, host: str = "127.0.0.1", port: int = 0, **kw: Any
+) -> AsyncIterator[MockUpstream]:
     """Run a :class:`MockUpstream` (``kw`` are its other fields) for the duration of the block.
 
     On entry the server is listening and ``.port`` / ``.base_url`` are set; on exit it is cancelled,

@@ -384,18 +384,35 @@ def _retry_headers(retry_after: str | None) -> tuple[tuple[bytes, bytes], ...]:
 
 _ANTHROPIC_HEADERS: Final = ((b"request-id", b"req_mock01"),)
 _ANTHROPIC_ERRORS: Final = {
-    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
-    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
-    504: "timeout_error", 529: "overloaded_error",
-}  # fmt: skip
-_COUNT_FIELDS: Final = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking",
-                                  "mcp_servers"})  # fmt: skip
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+_COUNT_FIELDS: Final = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
+)
 _ANTHROPIC_FIELDS: Final = _COUNT_FIELDS | {
-    "max_tokens", "metadata", "stop_sequences", "stream", "temperature", "top_p", "top_k", "service_tier",
-    "container", "context_management",
-}  # fmt: skip
-_ANTHROPIC_BLOCKS: Final = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking",
-                                      "redacted_thinking", "search_result"})  # fmt: skip
+    "max_tokens",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "service_tier",
+    "container",
+    "context_management",
+}
+_ANTHROPIC_BLOCKS: Final = frozenset(
+    {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking", "search_result"}
+)
 
 
 def _anthropic_error(status: int, kind: str, message: str, retry_after: str | None = None) -> _Reply:
@@ -515,13 +532,24 @@ def _anthropic_message(model: str, behaviour: ProviderBehaviour) -> dict[str, An
     if text:
         content.append({"type": "text", "text": text})
     if behaviour.tool_call:
-        content.append({"type": "tool_use", "id": "toolu_mock01", "name": behaviour.tool_name,
-                        "input": behaviour.tool_arguments})  # fmt: skip
+        content.append(
+            {
+                "type": "tool_use",
+                "id": "toolu_mock01",
+                "name": behaviour.tool_name,
+                "input": behaviour.tool_arguments,
+            }
+        )
     return {
-        "id": "msg_mock01", "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": _anthropic_stop(behaviour), "stop_sequence": None,
+        "id": "msg_mock01",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": _anthropic_stop(behaviour),
+        "stop_sequence": None,
         "usage": _anthropic_usage(behaviour, behaviour.completion_tokens),
-    }  # fmt: skip
+    }
 
 
 def _anthropic_event(payload: dict[str, Any]) -> bytes:
@@ -529,14 +557,21 @@ def _anthropic_event(payload: dict[str, Any]) -> bytes:
 
 
 def _anthropic_stream(model: str, behaviour: ProviderBehaviour) -> _Reply:
-    message = {**_anthropic_message(model, behaviour), "content": [], "stop_reason": None,
-               "usage": _anthropic_usage(behaviour, 1)}  # fmt: skip
+    message = {
+        **_anthropic_message(model, behaviour),
+        "content": [],
+        "stop_reason": None,
+        "usage": _anthropic_usage(behaviour, 1),
+    }
     events = [_anthropic_event({"type": "message_start", "message": message})]
     index = 0
     malformed_at = None
     if pieces := behaviour.pieces():
-        events.append(_anthropic_event(
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))
+        events.append(
+            _anthropic_event(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+            )
+        )
         events.append(_anthropic_event({"type": "ping"}))
         for piece in pieces:
             delta = {"type": "text_delta", "text": piece}
@@ -571,19 +606,62 @@ def _anthropic_stream(model: str, behaviour: ProviderBehaviour) -> _Reply:
 
 
 _GEMINI_STATUS: Final = {
-    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-    409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL", 503: "UNAVAILABLE",
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
-}  # fmt: skip
-_GEMINI_FIELDS: Final = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig",
-                                   "safetySettings", "cachedContent", "labels"})  # fmt: skip
-_GENERATION_FIELDS: Final = frozenset({
-    "temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences", "presencePenalty",
-    "frequencyPenalty", "seed", "responseMimeType", "responseSchema", "responseJsonSchema",
-    "responseLogprobs", "logprobs", "thinkingConfig", "responseModalities", "speechConfig", "mediaResolution",
-})  # fmt: skip
-_PART_KINDS: Final = frozenset({"text", "inlineData", "fileData", "functionCall", "functionResponse",
-                                "executableCode", "codeExecutionResult"})  # fmt: skip
+}
+_GEMINI_FIELDS: Final = frozenset(
+    {
+        "contents",
+        "systemInstruction",
+        "tools",
+        "toolConfig",
+        "generationConfig",
+        "safetySettings",
+        "cachedContent",
+        "labels",
+    }
+)
+_GENERATION_FIELDS: Final = frozenset(
+    {
+        "temperature",
+        "topP",
+        "topK",
+        "candidateCount",
+        "maxOutputTokens",
+        "stopSequences",
+        "presencePenalty",
+        "frequencyPenalty",
+        "seed",
+        "responseMimeType",
+        "responseSchema",
+        "responseJsonSchema",
+        "responseLogprobs",
+        "logprobs",
+        "thinkingConfig",
+        "responseModalities",
+        "speechConfig",
+        "mediaResolution",
+    }
+)
+_PART_KINDS: Final = frozenset(
+    {
+        "text",
+        "inlineData",
+        "fileData",
+        "functionCall",
+        "functionResponse",
+        "executableCode",
+        "codeExecutionResult",
+    }
+)
 _PART_EXTRAS: Final = frozenset({"thought", "thoughtSignature", "videoMetadata"})
 _GEMINI_METHODS: Final = ("generateContent", "streamGenerateContent")
 
@@ -594,9 +672,13 @@ def _gemini_route(path: str, *, vertex: bool) -> tuple[str, str] | None:
         # "", "v1", "projects", p, "locations", l, "publishers", "google", "models", "<model>:<method>"
         segments = path.split("/")
         if (
-            len(segments) != 10 or segments[1] not in ("v1", "v1beta1") or segments[2] != "projects"
-            or segments[4] != "locations" or segments[6:9] != ["publishers", "google", "models"]
-            or not segments[3] or not segments[5]
+            len(segments) != 10
+            or segments[1] not in ("v1", "v1beta1")
+            or segments[2] != "projects"
+            or segments[4] != "locations"
+            or segments[6:9] != ["publishers", "google", "models"]
+            or not segments[3]
+            or not segments[5]
         ):
             return None
         last = segments[9]
@@ -604,7 +686,7 @@ def _gemini_route(path: str, *, vertex: bool) -> tuple[str, str] | None:
         prefix = "/v1beta/models/"
         if not path.startswith(prefix):
             return None
-        last = path[len(prefix):]
+        last = path[len(prefix) :]
     model, colon, method = last.rpartition(":")
     if not colon or not model or "/" in model or method not in _GEMINI_METHODS:
         return None
@@ -641,7 +723,7 @@ def _gemini_problem(payload: dict[str, Any]) -> str | None:
         return "generationConfig must be an object"
     for field in config:
         if field not in _GENERATION_FIELDS:
-            return f'Invalid JSON payload received. Unknown name "{field}" at \'generation_config\''
+            return f"Invalid JSON payload received. Unknown name \"{field}\" at 'generation_config'"
     return _gemini_tools_problem(payload)
 
 
@@ -654,7 +736,7 @@ def _parts_problem(parts: object, where: str) -> str | None:
         kinds = [key for key in part if key in _PART_KINDS]
         unknown = [key for key in part if key not in _PART_KINDS and key not in _PART_EXTRAS]
         if unknown:
-            return f'Invalid JSON payload received. Unknown name "{unknown[0]}" at \'{where}.parts[{index}]\''
+            return f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}.parts[{index}]'"
         if len(kinds) != 1:
             return f"* GenerateContentRequest.{where}.parts[{index}]: oneof field 'data' must be set once"
         response = part.get("functionResponse", {"response": {}})
@@ -690,8 +772,12 @@ def _gemini_parts(behaviour: ProviderBehaviour) -> list[dict[str, Any]]:
     text = behaviour.tool_preamble if behaviour.tool_call else behaviour.text
     parts: list[dict[str, Any]] = [{"text": text}] if text else []
     if behaviour.tool_call:
-        parts.append({"functionCall": {"name": behaviour.tool_name, "args": behaviour.tool_arguments},
-                      "thoughtSignature": "c2lnbmF0dXJl"})  # fmt: skip
+        parts.append(
+            {
+                "functionCall": {"name": behaviour.tool_name, "args": behaviour.tool_arguments},
+                "thoughtSignature": "c2lnbmF0dXJl",
+            }
+        )
     return parts
 
 
@@ -703,8 +789,11 @@ def _gemini_response(
     if final:
         candidate["finishReason"] = behaviour.stop or "STOP"
         prompt, completion = behaviour.prompt_tokens, behaviour.completion_tokens
-        usage: dict[str, Any] = {"promptTokenCount": prompt, "candidatesTokenCount": completion,
-                                 "totalTokenCount": prompt + completion}  # fmt: skip
+        usage: dict[str, Any] = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": completion,
+            "totalTokenCount": prompt + completion,
+        }
         if behaviour.cache_read_tokens:
             usage["cachedContentTokenCount"] = behaviour.cache_read_tokens
         out["usageMetadata"] = usage
@@ -741,21 +830,30 @@ _AZURE_DENIED: Final = (
     "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key "
     "for an active subscription and use a correct regional API endpoint for your resource."
 )
-_FILTERS: Final = {category: {"filtered": False, "severity": "safe"}
-                   for category in ("hate", "self_harm", "sexual", "violence")}  # fmt: skip
+_FILTERS: Final = {
+    category: {"filtered": False, "severity": "safe"}
+    for category in ("hate", "self_harm", "sexual", "violence")
+}
 _PROMPT_FILTERS: Final = [{"prompt_index": 0, "content_filter_results": _FILTERS}]
 
 
 def _azure_error(status: int, message: str, retry_after: str | None = None) -> _Reply:
-    return _Reply(status, orjson.dumps({"error": {"code": str(status), "message": message}}),
-                  headers=_retry_headers(retry_after))  # fmt: skip
+    return _Reply(
+        status,
+        orjson.dumps({"error": {"code": str(status), "message": message}}),
+        headers=_retry_headers(retry_after),
+    )
 
 
 def _azure_usage(behaviour: ProviderBehaviour) -> dict[str, Any]:
     prompt, completion = behaviour.prompt_tokens, behaviour.completion_tokens
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": behaviour.cache_read_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}}  # fmt: skip
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": behaviour.cache_read_tokens, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+    }
 
 
 def _azure_finish(behaviour: ProviderBehaviour) -> str:
@@ -763,8 +861,15 @@ def _azure_finish(behaviour: ProviderBehaviour) -> str:
 
 
 def _azure_envelope(kind: str, choices: list[Any], **extra: Any) -> dict[str, Any]:
-    return {"id": "chatcmpl-azuremock", "object": kind, "created": _CREATED, "model": AZURE_MODEL,
-            "system_fingerprint": "fp_azuremock", "choices": choices, **extra}  # fmt: skip
+    return {
+        "id": "chatcmpl-azuremock",
+        "object": kind,
+        "created": _CREATED,
+        "model": AZURE_MODEL,
+        "system_fingerprint": "fp_azuremock",
+        "choices": choices,
+        **extra,
+    }
 
 
 def _azure_call(behaviour: ProviderBehaviour, arguments: str) -> dict[str, Any]:
@@ -777,22 +882,39 @@ def _azure_completion(behaviour: ProviderBehaviour) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if behaviour.tool_call:
         message["tool_calls"] = [_azure_call(behaviour, behaviour.arguments_json)]
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": _azure_finish(behaviour),
-              "content_filter_results": _FILTERS}  # fmt: skip
-    return _azure_envelope("chat.completion", [choice], usage=_azure_usage(behaviour),
-                           prompt_filter_results=_PROMPT_FILTERS)  # fmt: skip
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": _azure_finish(behaviour),
+        "content_filter_results": _FILTERS,
+    }
+    return _azure_envelope(
+        "chat.completion", [choice], usage=_azure_usage(behaviour), prompt_filter_results=_PROMPT_FILTERS
+    )
 
 
 def _azure_stream(behaviour: ProviderBehaviour, with_usage: bool) -> _Reply:
     extra = {"usage": None} if with_usage else {}
 
     def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish,
-                  "content_filter_results": {} if finish else _FILTERS}  # fmt: skip
+        choice = {
+            "index": 0,
+            "delta": delta,
+            "logprobs": None,
+            "finish_reason": finish,
+            "content_filter_results": {} if finish else _FILTERS,
+        }
         return _sse(_azure_envelope("chat.completion.chunk", [choice], **extra))
 
-    first = {"id": "", "object": "", "created": 0, "model": "", "choices": [],
-             "prompt_filter_results": _PROMPT_FILTERS}  # fmt: skip
+    first = {
+        "id": "",
+        "object": "",
+        "created": 0,
+        "model": "",
+        "choices": [],
+        "prompt_filter_results": _PROMPT_FILTERS,
+    }
     events = [_sse(first)]
     if behaviour.tool_call:
         header = {**_azure_call(behaviour, ""), "index": 0}
@@ -847,4 +969,3 @@ def open_mock_azure(
 ) -> AbstractAsyncContextManager[MockProvider]:
     """Serve a mock Azure OpenAI resource for the block; yields the :class:`MockProvider`."""
     return _open("azure", behaviour)
-

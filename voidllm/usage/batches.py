@@ -425,7 +425,9 @@ class _BatchWriter(Generic[E]):
                 reason = f"spill file failed: {type(exc).__name__}"
         self.metrics.dropped.inc(len(chunk))
         log.error(
-            "%s dropped: memory buffer full and %s", self.metrics.what, reason,
+            "%s dropped: memory buffer full and %s",
+            self.metrics.what,
+            reason,
             extra={"items": len(chunk), "max_bytes": self.spill.max_bytes},
         )
 
@@ -468,8 +470,11 @@ class _BatchWriter(Generic[E]):
         log.error(
             "%s batch rejected by the database; dropped",
             self.metrics.what,
-            extra={"error_type": type(exc).__name__, "constraint": getattr(exc, "constraint", None),
-                   "items": count},  # fmt: skip
+            extra={
+                "error_type": type(exc).__name__,
+                "constraint": getattr(exc, "constraint", None),
+                "items": count,
+            },
         )
 
     async def drain(self) -> None:

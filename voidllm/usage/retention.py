@@ -74,11 +74,15 @@ def _delete_batch(connection: sa.Connection, table: str, cutoff: datetime, limit
     if connection.dialect.name == "postgresql":
         if table == "usage_events":
             lock_usage(connection)
-        sql = (f"DELETE FROM {name} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {name} WHERE {column} < :cutoff "
-               f"ORDER BY {column} LIMIT :limit))")
+        sql = (
+            f"DELETE FROM {name} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {name} WHERE {column} < :cutoff "
+            f"ORDER BY {column} LIMIT :limit))"
+        )
     else:
-        sql = (f"DELETE FROM {name} WHERE rowid IN (SELECT rowid FROM {name} WHERE {column} < :cutoff "
-               f"ORDER BY {column} LIMIT :limit)")
+        sql = (
+            f"DELETE FROM {name} WHERE rowid IN (SELECT rowid FROM {name} WHERE {column} < :cutoff "
+            f"ORDER BY {column} LIMIT :limit)"
+        )
     statement = sa.text(sql).bindparams(sa.bindparam("cutoff", type_=UTCDateTime()), sa.bindparam("limit"))
     return connection.execute(statement, {"cutoff": cutoff, "limit": limit}).rowcount
 
@@ -167,5 +171,7 @@ async def serve_retention(
             log.warning("retention run failed", extra={"error_type": type(exc).__name__})
         else:
             RETENTION_RUNS.labels(outcome="ok" if run.complete else "incomplete").inc()
-            log.info("retention run", extra={"rows_deleted": sum(run.deleted.values()), "complete": run.complete})
+            log.info(
+                "retention run", extra={"rows_deleted": sum(run.deleted.values()), "complete": run.complete}
+            )
         await trio.sleep(config.interval)

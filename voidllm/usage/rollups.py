@@ -157,8 +157,11 @@ class RollupState:
     def save(self, connection: sa.Connection) -> None:
         """Store this state."""
         resume = self.resume_hour.isoformat() if self.resume_hour else None
-        _write_setting(connection, STATE_KEY, orjson.dumps(
-            {"rolled_before_id": self.rolled_before_id, "resume_hour": resume}).decode())
+        _write_setting(
+            connection,
+            STATE_KEY,
+            orjson.dumps({"rolled_before_id": self.rolled_before_id, "resume_hour": resume}).decode(),
+        )
 
 
 def mark_late(connection: sa.Connection, moment: datetime) -> None:
@@ -169,11 +172,12 @@ def mark_late(connection: sa.Connection, moment: datetime) -> None:
     statement = insert.values(key=LATE_KEY, value=value).on_conflict_do_update(
         index_elements=[settings.c.key],
         set_={
-            "value": sa.case((insert.excluded.value < settings.c.value, insert.excluded.value),
-                             else_=settings.c.value),
+            "value": sa.case(
+                (insert.excluded.value < settings.c.value, insert.excluded.value), else_=settings.c.value
+            ),
             "updated_at": utcnow(),
         },
-    )  # fmt: skip
+    )
     connection.execute(statement)
 
 
@@ -227,8 +231,11 @@ def pending_from(connection: sa.Connection, state: RollupState | None = None) ->
         # index from its start looking for a row above the bound (2.5 s over a million rolled-up events).
         # The LIMIT keeps the subquery a range of the primary key (a subquery with LIMIT is not flattened).
         recent = (
-            sa.select(usage_events.c.created_at).where(usage_events.c.id >= state.rolled_before_id)
-            .order_by(usage_events.c.id).limit(_NO_LIMIT).subquery()
+            sa.select(usage_events.c.created_at)
+            .where(usage_events.c.id >= state.rolled_before_id)
+            .order_by(usage_events.c.id)
+            .limit(_NO_LIMIT)
+            .subquery()
         )
         earliest = sa.select(sa.func.min(recent.c.created_at))
     changed = connection.execute(earliest).scalar_one_or_none()
@@ -286,7 +293,9 @@ def _as_hour(value: object) -> datetime:
     return datetime.strptime(str(value), "%Y-%m-%d %H").replace(tzinfo=UTC)
 
 
-_NO_ID = sa.literal_column("''")  # a literal, not a bound parameter: SELECT and GROUP BY must match on PostgreSQL
+_NO_ID = sa.literal_column(
+    "''"
+)  # a literal, not a bound parameter: SELECT and GROUP BY must match on PostgreSQL
 
 
 def _hour_select(hour: datetime) -> sa.Select[tuple[object, ...]]:
@@ -295,11 +304,21 @@ def _hour_select(hour: datetime) -> sa.Select[tuple[object, ...]]:
     failed = sa.case((ev.status != sa.literal_column("'ok'"), 1), else_=0)
     return (
         sa.select(
-            sa.literal(hour, UTCDateTime()), ev.org_id, team, user, ev.key_id, ev.model_name,
-            sa.func.count(), sa.func.sum(ev.prompt_tokens), sa.func.sum(ev.completion_tokens),
-            sa.func.sum(ev.total_tokens), sa.func.coalesce(sa.func.sum(ev.cost_estimate), 0.0),
-            sa.func.sum(ev.request_duration_ms), sa.func.coalesce(sa.func.sum(ev.ttft_ms), 0),
-            sa.func.count(ev.ttft_ms), sa.func.sum(failed),
+            sa.literal(hour, UTCDateTime()),
+            ev.org_id,
+            team,
+            user,
+            ev.key_id,
+            ev.model_name,
+            sa.func.count(),
+            sa.func.sum(ev.prompt_tokens),
+            sa.func.sum(ev.completion_tokens),
+            sa.func.sum(ev.total_tokens),
+            sa.func.coalesce(sa.func.sum(ev.cost_estimate), 0.0),
+            sa.func.sum(ev.request_duration_ms),
+            sa.func.coalesce(sa.func.sum(ev.ttft_ms), 0),
+            sa.func.count(ev.ttft_ms),
+            sa.func.sum(failed),
         )
         .where(ev.created_at >= hour, ev.created_at < hour + HOUR)
         .group_by(ev.org_id, team, user, ev.key_id, ev.model_name)
@@ -307,8 +326,20 @@ def _hour_select(hour: datetime) -> sa.Select[tuple[object, ...]]:
 
 
 _HOURLY_COLUMNS = [
-    "bucket_hour", "org_id", "team_id", "user_id", "key_id", "model_name", "request_count", "prompt_tokens",
-    "completion_tokens", "total_tokens", "cost_sum", "duration_sum_ms", "ttft_sum_ms", "ttft_count",
+    "bucket_hour",
+    "org_id",
+    "team_id",
+    "user_id",
+    "key_id",
+    "model_name",
+    "request_count",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_sum",
+    "duration_sum_ms",
+    "ttft_sum_ms",
+    "ttft_count",
     "error_count",
 ]
 

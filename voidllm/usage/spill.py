@@ -84,9 +84,10 @@ class SpillFile(Generic[E]):
 
     def __attrs_post_init__(self) -> None:
         self._datetimes = frozenset(
-            column.name for column in self.table.columns
+            column.name
+            for column in self.table.columns
             if isinstance(getattr(column.type, "impl", column.type), sa.DateTime)
-        )  # fmt: skip
+        )
 
     def pending(self) -> bool:
         """Whether rows wait to be replayed (own or adopted)."""

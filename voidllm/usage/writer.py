@@ -149,4 +149,3 @@ def touch_keys(connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> 
         .values(last_used_at=sa.bindparam("at"))
     )
     connection.execute(update, [{"key": key, "at": newest[key]} for key in sorted(newest)])
-

@@ -48,7 +48,10 @@ def create_app(state: AppState, proxy: Any) -> Any:
     paths = frozenset(ENDPOINTS)
     settings = state.config.settings
     playground = Playground(
-        keys=state.keys, policy=quart.extensions[POLICY_KEY], app=app, proxy_paths=paths,
+        keys=state.keys,
+        policy=quart.extensions[POLICY_KEY],
+        app=app,
+        proxy_paths=paths,
         proxy=capped_proxy(proxy, state.config.server.proxy.write_timeout),
     )
     spa = SpaApp(settings.ui_dir)

@@ -113,7 +113,9 @@ def _operation_html(path: str, method: str, op: dict[str, Any]) -> str:
             f"<td>{'yes' if p.get('required') else ''}</td><td>{_type_html(p['schema'])}</td></tr>"
             for p in op["parameters"]
         )
-        parts.append(f"<table><tr><th>parameter</th><th>in</th><th>required</th><th>type</th></tr>{rows}</table>")
+        parts.append(
+            f"<table><tr><th>parameter</th><th>in</th><th>required</th><th>type</th></tr>{rows}</table>"
+        )
     body = op.get("requestBody")
     if body:
         parts.append(f"<p>Request body: {_type_html(body['content']['application/json']['schema'])}</p>")
@@ -137,7 +139,10 @@ def _schema_html(schema: dict[str, Any]) -> str:
         f"<td>{_e(_default(prop))}</td></tr>"
         for name, prop in properties.items()
     )
-    return description + f"<table><tr><th>field</th><th>type</th><th>required</th><th>default</th></tr>{rows}</table>"
+    return (
+        description
+        + f"<table><tr><th>field</th><th>type</th><th>required</th><th>default</th></tr>{rows}</table>"
+    )
 
 
 def _type_html(schema: dict[str, Any]) -> str:

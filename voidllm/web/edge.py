@@ -207,9 +207,10 @@ async def refuse_websocket(scope: Scope, receive: Any, send: Any) -> None:
         return
     body = error_body("bad_request", "WebSocket upgrades are not supported", request_id)
     headers = [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
         (REQUEST_ID_HEADER, request_id.encode()),
-    ]  # fmt: skip
+    ]
     await send({"type": "websocket.http.response.start", "status": 400, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body})
 
@@ -233,7 +234,12 @@ def error_types(exc: BaseException) -> str:
 
 def log_unhandled(exc: BaseException, scope: Mapping[str, object]) -> None:
     """The one line an unhandled exception leaves: its type(s) and the request, never its message."""
-    log.error("unhandled error", extra={
-        "error_type": error_types(exc), "method": scope.get("method"),
-        "path": str(scope.get("path", ""))[:LOGGED_PATH], "request_id": scope.get(SCOPE_KEY),
-    })  # fmt: skip
+    log.error(
+        "unhandled error",
+        extra={
+            "error_type": error_types(exc),
+            "method": scope.get("method"),
+            "path": str(scope.get("path", ""))[:LOGGED_PATH],
+            "request_id": scope.get(SCOPE_KEY),
+        },
+    )

@@ -51,8 +51,12 @@ class McpMount:
 
     def add(self, path: str, backend: Any) -> McpEndpoint:
         endpoint = McpEndpoint(
-            path=path, backend=backend, services=lambda: self.state.services,  # type: ignore[arg-type,return-value]
-            keys=lambda: self.state.keys, sealer=self.sealer, allowed_origins=self.allowed_origins(),
+            path=path,
+            backend=backend,
+            services=lambda: self.state.services,  # type: ignore[arg-type,return-value]
+            keys=lambda: self.state.keys,
+            sealer=self.sealer,
+            allowed_origins=self.allowed_origins(),
             read_timeout=self.state.config.server.proxy.read_timeout,
         )
         self.endpoints[path] = endpoint
@@ -92,10 +96,13 @@ def _proxy_resolver(mount: McpMount, proxy_state: ProxyState) -> Callable[[str],
         if not alias or "/" in alias or len(alias) > MAX_ALIAS:
             return None
         return McpEndpoint(
-            path=f"{MCP_PREFIX}/{alias}", backend=ProxiedServer(alias, proxy_state),
+            path=f"{MCP_PREFIX}/{alias}",
+            backend=ProxiedServer(alias, proxy_state),
             services=lambda: mount.state.services,  # type: ignore[arg-type,return-value]
-            keys=lambda: mount.state.keys, sealer=mount.sealer, allowed_origins=mount.allowed_origins(),
+            keys=lambda: mount.state.keys,
+            sealer=mount.sealer,
+            allowed_origins=mount.allowed_origins(),
             read_timeout=mount.state.config.server.proxy.read_timeout,
-        )  # fmt: skip
+        )
 
     return resolve

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -68,14 +68,19 @@ async def _list_models(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> A
     out = []
     for model in catalog.registry.models:
         report = board.report(model.name) if board is not None else None
-        out.append({
-            "name": model.name, "provider": model.upstreams[0].provider if model.upstreams else "",
-            "type": model.type, "aliases": list(model.aliases),
-            "max_context_tokens": getattr(model, "max_context_tokens", 0),
-            "strategy": model.strategy, "deployment_count": len(model.upstreams),
-            "health": report.status if report is not None else "unknown",
-            "latency_ms": report.latency_ms if report is not None else None,
-        })  # fmt: skip
+        out.append(
+            {
+                "name": model.name,
+                "provider": model.upstreams[0].provider if model.upstreams else "",
+                "type": model.type,
+                "aliases": list(model.aliases),
+                "max_context_tokens": getattr(model, "max_context_tokens", 0),
+                "strategy": model.strategy,
+                "deployment_count": len(model.upstreams),
+                "health": report.status if report is not None else "unknown",
+                "latency_ms": report.latency_ms if report is not None else None,
+            }
+        )
     return out
 
 
@@ -90,10 +95,18 @@ async def _get_model_health(ctx: McpContext, actor: Actor, args: dict[str, Any])
     found = [h for h in listing.models if h.name == name or h.name.startswith(name + "/")]
     if not found:
         raise _ToolError(f"model {name!r} not found")
-    rows = [{
-        "name": h.name, "status": h.status, "latency_ms": h.latency_ms, "last_error": h.last_error,
-        "health_ok": h.health_ok, "models_ok": h.models_ok, "functional_ok": h.functional_ok,
-    } for h in found]  # fmt: skip
+    rows = [
+        {
+            "name": h.name,
+            "status": h.status,
+            "latency_ms": h.latency_ms,
+            "last_error": h.last_error,
+            "health_ok": h.health_ok,
+            "models_ok": h.models_ok,
+            "functional_ok": h.functional_ok,
+        }
+        for h in found
+    ]
     return rows[0] if len(rows) == 1 else rows
 
 
@@ -114,10 +127,15 @@ async def _get_usage(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> Any
 async def _list_keys(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> Any:
     listed = await _collect(lambda page: keys.list_keys(ctx.services, actor, ctx.identity.org_id, page))
     return [
-        {"id": k.id, "key_hint": k.key_hint, "key_type": k.key_type, "name": k.name,
-         "created_at": _rfc3339(k.created_at)}
+        {
+            "id": k.id,
+            "key_hint": k.key_hint,
+            "key_type": k.key_type,
+            "name": k.name,
+            "created_at": _rfc3339(k.created_at),
+        }
         for k in listed
-    ]  # fmt: skip
+    ]
 
 
 async def _create_key(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> Any:
@@ -126,12 +144,22 @@ async def _create_key(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> An
     expires_at = utcnow() + _duration(expires_in) if expires_in else None
     req = keys.KeyCreate(name=name, key_type="user_key", user_id=actor.user_id, expires_at=expires_at)
     created = await keys.create(ctx.services, actor, ctx.identity.org_id, req)
-    ctx.services.audit.record(AuditEntry(
-        actor=actor, action="create", resource_type="api_key", resource_id=created.id,
-        org_id=created.org_id, status_code=201, description={"name": name, "source": "mcp"},
-    ))  # fmt: skip
+    ctx.services.audit.record(
+        AuditEntry(
+            actor=actor,
+            action="create",
+            resource_type="api_key",
+            resource_id=created.id,
+            org_id=created.org_id,
+            status_code=201,
+            description={"name": name, "source": "mcp"},
+        )
+    )
     return {
-        "id": created.id, "key": created.key, "key_hint": created.key_hint, "name": created.name,
+        "id": created.id,
+        "key": created.key,
+        "key_hint": created.key_hint,
+        "name": created.name,
         "expires_at": _rfc3339(created.expires_at),
     }
 
@@ -140,34 +168,94 @@ async def _list_deployments(ctx: McpContext, actor: Actor, args: dict[str, Any])
     model_id = _string(args, "model_id", required=True)
     listed = await _collect(lambda page: deployments.list_deployments(ctx.services, actor, model_id, page))
     return [
-        {"id": d.id, "name": d.name, "provider": d.provider, "base_url": d.base_url, "weight": d.weight,
-         "priority": d.priority, "is_active": d.is_active}
+        {
+            "id": d.id,
+            "name": d.name,
+            "provider": d.provider,
+            "base_url": d.base_url,
+            "weight": d.weight,
+            "priority": d.priority,
+            "is_active": d.is_active,
+        }
         for d in listed
-    ]  # fmt: skip
+    ]
 
 
-TOOLS: dict[str, Tool] = {t.name: t for t in (
-    Tool("list_models", "List the models you can use (admins: with provider, strategy and health).",
-         _NO_ARGS, _list_models),
-    Tool("get_model_health", "Latest health probe results of a model or one of its deployments.",
-         {"type": "object", "properties": {"model": {"type": "string", "description": "model or model/deployment"}},
-          "required": ["model"], "additionalProperties": False}, _get_model_health),
-    Tool("get_usage", "Token and request usage: your organisation's (admins) or your own, over a time range.",
-         {"type": "object", "properties": {
-             "from": {"type": "string", "format": "date-time", "description": "start (inclusive); default 30 days ago"},
-             "to": {"type": "string", "format": "date-time", "description": "end (exclusive); default now"},
-             "group_by": {"type": "string", "enum": list(_GROUP_BY)}},
-          "additionalProperties": False}, _get_usage),
-    Tool("list_keys", "List API keys: the organisation's (admins) or your own (at most 200).", _NO_ARGS, _list_keys),
-    Tool("create_key", "Create a personal API key; the key is shown once in the result.",
-         {"type": "object", "properties": {
-             "name": {"type": "string", "minLength": 1},
-             "expires_in": {"type": "string", "description": "duration such as 24h, 90m or 720h"}},
-          "required": ["name"], "additionalProperties": False}, _create_key),
-    Tool("list_deployments", "List the deployments of a model (system admins only).",
-         {"type": "object", "properties": {"model_id": {"type": "string"}}, "required": ["model_id"],
-          "additionalProperties": False}, _list_deployments),
-)}  # fmt: skip
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in (
+        Tool(
+            "list_models",
+            "List the models you can use (admins: with provider, strategy and health).",
+            _NO_ARGS,
+            _list_models,
+        ),
+        Tool(
+            "get_model_health",
+            "Latest health probe results of a model or one of its deployments.",
+            {
+                "type": "object",
+                "properties": {"model": {"type": "string", "description": "model or model/deployment"}},
+                "required": ["model"],
+                "additionalProperties": False,
+            },
+            _get_model_health,
+        ),
+        Tool(
+            "get_usage",
+            "Token and request usage: your organisation's (admins) or your own, over a time range.",
+            {
+                "type": "object",
+                "properties": {
+                    "from": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "start (inclusive); default 30 days ago",
+                    },
+                    "to": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "end (exclusive); default now",
+                    },
+                    "group_by": {"type": "string", "enum": list(_GROUP_BY)},
+                },
+                "additionalProperties": False,
+            },
+            _get_usage,
+        ),
+        Tool(
+            "list_keys",
+            "List API keys: the organisation's (admins) or your own (at most 200).",
+            _NO_ARGS,
+            _list_keys,
+        ),
+        Tool(
+            "create_key",
+            "Create a personal API key; the key is shown once in the result.",
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "expires_in": {"type": "string", "description": "duration such as 24h, 90m or 720h"},
+                },
+                "required": ["name"],
+                "additionalProperties": False,
+            },
+            _create_key,
+        ),
+        Tool(
+            "list_deployments",
+            "List the deployments of a model (system admins only).",
+            {
+                "type": "object",
+                "properties": {"model_id": {"type": "string"}},
+                "required": ["model_id"],
+                "additionalProperties": False,
+            },
+            _list_deployments,
+        ),
+    )
+}
 
 
 # -- backend ------------------------------------------------------------------------------------------
@@ -273,8 +361,8 @@ def _time(args: dict[str, Any], key: str) -> datetime | None:
     except ValueError:
         raise _ArgumentError(f"argument {key} must be an RFC 3339 date-time") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
@@ -294,12 +382,14 @@ def _duration(value: str) -> timedelta:
 def _rfc3339(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _plain(report: usage.UsageReport) -> dict[str, Any]:
     return {
-        "org_id": report.org_id, "from": _rfc3339(report.from_), "to": _rfc3339(report.to),
-        "group_by": report.group_by, "data": [attrs.asdict(point) for point in report.data],
+        "org_id": report.org_id,
+        "from": _rfc3339(report.from_),
+        "to": _rfc3339(report.to),
+        "group_by": report.group_by,
+        "data": [attrs.asdict(point) for point in report.data],
     }
-

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from quart import Blueprint, request
 
+from voidllm.errors import BadRequestError, MethodNotAllowedError, model_not_found
 from voidllm.identity import KeyIdentity
 from voidllm.proxy.endpoints import ENDPOINTS
-from voidllm.errors import BadRequestError, MethodNotAllowedError, model_not_found
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Model
 from voidllm.web.state import app_state

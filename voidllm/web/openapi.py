@@ -44,7 +44,12 @@ from voidllm.codec import wire_name
 from voidllm.web.api.framework import ApiRoute
 
 __all__ = [
-    "DOCUMENT_PATH", "OPENAPI_VERSION", "SchemaRegistry", "build_document", "missing_operations", "openapi_path",
+    "DOCUMENT_PATH",
+    "OPENAPI_VERSION",
+    "SchemaRegistry",
+    "build_document",
+    "missing_operations",
+    "openapi_path",
     "with_bounds",
 ]
 
@@ -53,7 +58,10 @@ DOCUMENT_PATH = "/api/docs/openapi.json"
 ERROR_SCHEMA = "Error"
 
 _ERRORS = {
-    400: ("BadRequest", "The request is malformed or a field is invalid (``bad_request`` or a specific code)."),
+    400: (
+        "BadRequest",
+        "The request is malformed or a field is invalid (``bad_request`` or a specific code).",
+    ),
     401: ("Unauthorized", "Missing, unknown, expired or revoked API key."),
     403: ("Forbidden", "The key's role or scope does not allow this (``forbidden``)."),
     404: ("NotFound", "The resource does not exist or is not visible to this key."),
@@ -61,7 +69,11 @@ _ERRORS = {
     429: ("TooManyRequests", "Too many attempts; retry after the time in ``Retry-After``."),
 }
 _RULE_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
-_PARAM_SCHEMAS = {"int": {"type": "integer"}, "float": {"type": "number"}, "uuid": {"type": "string", "format": "uuid"}}
+_PARAM_SCHEMAS = {
+    "int": {"type": "integer"},
+    "float": {"type": "number"},
+    "uuid": {"type": "string", "format": "uuid"},
+}
 
 
 def openapi_path(rule: str) -> str:
@@ -79,7 +91,9 @@ def missing_operations(document: Mapping[str, Any], operations: Iterable[tuple[s
     )
 
 
-def build_document(routes: Sequence[ApiRoute], *, version: str, title: str = "VoidLLM management API") -> dict[str, Any]:
+def build_document(
+    routes: Sequence[ApiRoute], *, version: str, title: str = "VoidLLM management API"
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document describing ``routes`` (see the module docstring).
 
     Raises:
@@ -116,9 +130,15 @@ def build_document(routes: Sequence[ApiRoute], *, version: str, title: str = "Vo
                 for name, description in _ERRORS.values()
             },
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A VoidLLM API key (vl_...)."},
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A VoidLLM API key (vl_...).",
+                },
                 "cookieAuth": {
-                    "type": "apiKey", "in": "cookie", "name": "voidllm_session",
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "voidllm_session",
                     "description": "A browser session (POST /auth/session); state changes also need the "
                     "X-CSRF-Token header.",
                 },
@@ -136,7 +156,8 @@ def _operation(route: ApiRoute, registry: SchemaRegistry) -> dict[str, Any]:
         operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = {
-            "required": True, "content": {"application/json": {"schema": registry.schema(route.body)}},
+            "required": True,
+            "content": {"application/json": {"schema": registry.schema(route.body)}},
         }
     if route.public:
         operation["security"] = []
@@ -159,7 +180,8 @@ def _responses(route: ApiRoute, registry: SchemaRegistry) -> dict[str, Any]:
         responses[str(route.status)] = _json_response(success, registry.schema(route.response))
     if route.produces is not None:
         responses[str(route.status)] = {
-            "description": "Success", "content": {route.produces: {"schema": {"type": "string"}}},
+            "description": "Success",
+            "content": {route.produces: {"schema": {"type": "string"}}},
         }
     writes = route.method in ("POST", "PUT", "PATCH", "DELETE")
     statuses = [
@@ -183,7 +205,9 @@ def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 def _path_parameters(rule: str) -> list[dict[str, Any]]:
     return [
         {
-            "name": name, "in": "path", "required": True,
+            "name": name,
+            "in": "path",
+            "required": True,
             "schema": dict(_PARAM_SCHEMAS.get(converter or "", {"type": "string"})),
         }
         for converter, name in _RULE_PARAM.findall(rule)
@@ -198,7 +222,14 @@ def _query_parameters(query: Any, registry: SchemaRegistry) -> list[dict[str, An
         schema = with_bounds(registry.schema(_strip_none(hint)), registry.bounds(field, hint))
         if field.default is not attrs.NOTHING and _is_json_value(field.default) and field.default is not None:
             schema = {**schema, "default": field.default}
-        parameters.append({"name": wire_name(name), "in": "query", "required": field.default is attrs.NOTHING, "schema": schema})
+        parameters.append(
+            {
+                "name": wire_name(name),
+                "in": "query",
+                "required": field.default is attrs.NOTHING,
+                "schema": schema,
+            }
+        )
     return parameters
 
 
@@ -242,7 +273,7 @@ def _is_union(hint: Any) -> bool:
 
 
 def _is_json_value(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool) and not isinstance(value, enum.Enum)
+    return value is None or (isinstance(value, str | int | float | bool) and not isinstance(value, enum.Enum))
 
 
 class SchemaRegistry:
@@ -301,7 +332,9 @@ class SchemaRegistry:
 
     def _container(self, hint: Any, origin: Any) -> dict[str, Any] | None:
         args = typing.get_args(hint)
-        if origin in (list, set, frozenset, Sequence, Iterable) or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+        if origin in (list, set, frozenset, Sequence, Iterable) or (
+            origin is tuple and len(args) == 2 and args[1] is Ellipsis
+        ):
             return {"type": "array", "items": self.schema(args[0]) if args else {}}
         if origin is tuple:
             return {"type": "array", "prefixItems": [self.schema(arg) for arg in args], "items": False}
@@ -406,11 +439,17 @@ def with_bounds(schema: dict[str, Any], bounds: Bounds | None) -> dict[str, Any]
         return schema
     if "anyOf" in schema:
         branches = schema["anyOf"]
-        return {**schema, "anyOf": [b if b.get("type") == "null" else with_bounds(b, bounds) for b in branches]}
+        return {
+            **schema,
+            "anyOf": [b if b.get("type") == "null" else with_bounds(b, bounds) for b in branches],
+        }
     kind, stated = schema.get("type"), dict(schema)
     if kind in ("integer", "number"):
-        stated |= {key: value for key, value in (("minimum", bounds.minimum), ("maximum", bounds.maximum))
-                   if value is not None}  # fmt: skip
+        stated |= {
+            key: value
+            for key, value in (("minimum", bounds.minimum), ("maximum", bounds.maximum))
+            if value is not None
+        }
     elif kind == "string" and "enum" not in schema:
         if bounds.max_length is not None:
             stated["maxLength"] = bounds.max_length

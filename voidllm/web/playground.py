@@ -87,4 +87,3 @@ class Playground:
             headers.append((b"authorization", b"Bearer " + session[0].encode("latin-1")))
         path = "/v1/" + rest
         return {**scope, "path": path, "raw_path": path.encode("latin-1"), "headers": headers}
-

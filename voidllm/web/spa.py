@@ -66,12 +66,21 @@ NOT_BUILT = (
 
 _HEAD = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
 _TYPES = {
-    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-    ".json": "application/json", ".map": "application/json", ".svg": "image/svg+xml", ".png": "image/png",
-    ".ico": "image/x-icon", ".woff2": "font/woff2", ".woff": "font/woff", ".txt": "text/plain; charset=utf-8",
-    ".webmanifest": "application/manifest+json", ".wasm": "application/wasm",
-}  # fmt: skip
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".txt": "text/plain; charset=utf-8",
+    ".webmanifest": "application/manifest+json",
+    ".wasm": "application/wasm",
+}
 
 
 def is_reserved(path: str) -> bool:
@@ -106,9 +115,11 @@ def content_type(path: Path) -> str:
 def security_headers() -> list[tuple[bytes, bytes]]:
     """The headers of every UI answer (module docstring)."""
     return [
-        (b"x-content-type-options", b"nosniff"), (b"content-security-policy", CSP.encode()),
-        (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin"),
-    ]  # fmt: skip
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", CSP.encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+    ]
 
 
 def _is_static_name(name: str) -> bool:
@@ -215,9 +226,12 @@ async def _send_file(scope: Scope, send: Any, found: _File, cache: str, *, head:
         await _send(send, 304, b"", None, cache, head=True, etag=found.etag)
         return
     headers = [
-        (b"content-type", content_type(found.path).encode()), (b"content-length", str(found.size).encode()),
-        (b"cache-control", cache.encode()), (b"etag", found.etag.encode()), *security_headers(),
-    ]  # fmt: skip
+        (b"content-type", content_type(found.path).encode()),
+        (b"content-length", str(found.size).encode()),
+        (b"cache-control", cache.encode()),
+        (b"etag", found.etag.encode()),
+        *security_headers(),
+    ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if head or found.size == 0:
         await send({"type": "http.response.body", "body": b""})

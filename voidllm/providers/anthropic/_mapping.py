@@ -15,11 +15,18 @@ IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/we
 # The error types Anthropic documents (``{"type": "error", "error": {"type": ..., "message": ...}}``).
 ERROR_TYPES = frozenset(
     {
-        "invalid_request_error", "authentication_error", "billing_error", "permission_error",
-        "not_found_error", "request_too_large", "rate_limit_error", "api_error", "timeout_error",
+        "invalid_request_error",
+        "authentication_error",
+        "billing_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+        "rate_limit_error",
+        "api_error",
+        "timeout_error",
         "overloaded_error",
     }
-)  # fmt: skip
+)
 
 # Anthropic's documented pattern for tool names; tool_use ids use the same alphabet without a length cap.
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

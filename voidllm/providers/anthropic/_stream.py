@@ -112,11 +112,15 @@ class AnthropicStreamTranslator:
         self._count(message.get("usage"))
         self._head = b"".join(
             (
-                b'data: {"id":', orjson.dumps(f"chatcmpl-{message_id}"),
-                b',"object":"chat.completion.chunk","created":', str(self.created).encode(),
-                b',"model":', orjson.dumps(self.model), b',"choices":[',
+                b'data: {"id":',
+                orjson.dumps(f"chatcmpl-{message_id}"),
+                b',"object":"chat.completion.chunk","created":',
+                str(self.created).encode(),
+                b',"model":',
+                orjson.dumps(self.model),
+                b',"choices":[',
             )
-        )  # fmt: skip
+        )
         self._phase = "message"
         return [self._chunk({"role": "assistant", "content": ""})]
 

@@ -19,8 +19,13 @@ _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", 
 FINISH_REASONS: dict[str, str] = {"STOP": "stop", "MAX_TOKENS": "length"} | dict.fromkeys(
     _FILTERED, "content_filter"
 )
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 429: "rate_limit_error"}  # fmt: skip
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.]{1,128}")
 _STATUS = re.compile(r"[A-Z_]{1,64}")
 _INT64_MAX = 2**63 - 1

@@ -10,8 +10,13 @@ from voidllm.web.api.framework import Call, api
 
 
 @api.get(
-    "/audit-logs", query=AuditQuery, response=Page[AuditLogOut], role=Role.ORG_ADMIN, allow=("org_admin",),
-    tag="audit", summary="List audit log entries, newest first",
+    "/audit-logs",
+    query=AuditQuery,
+    response=Page[AuditLogOut],
+    role=Role.ORG_ADMIN,
+    allow=("org_admin",),
+    tag="audit",
+    summary="List audit log entries, newest first",
 )
 async def list_audit_logs(call: Call, query: AuditQuery) -> Page[AuditLogOut]:
     return await audit.list_logs(call.services, call.actor, query)

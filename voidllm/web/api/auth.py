@@ -13,8 +13,13 @@ from voidllm.web.browser import cleared_cookies, csrf_token, session_cookies
 
 
 @api.post(
-    "/auth/login", body=LoginRequest, response=LoginOut, public=True, tag="auth",
-    summary="Log in with email and password; returns a vl_sk_ session key", audit=("login", "session"),
+    "/auth/login",
+    body=LoginRequest,
+    response=LoginOut,
+    public=True,
+    tag="auth",
+    summary="Log in with email and password; returns a vl_sk_ session key",
+    audit=("login", "session"),
 )
 async def login(call: Call, body: LoginRequest) -> LoginOut:
     out = await sessions.login(call.services, body, ip=call.ip)
@@ -24,9 +29,14 @@ async def login(call: Call, body: LoginRequest) -> LoginOut:
 
 
 @api.post(
-    "/auth/session", body=LoginRequest, response=BrowserSessionOut, public=True, tag="auth",
+    "/auth/session",
+    body=LoginRequest,
+    response=BrowserSessionOut,
+    public=True,
+    tag="auth",
     summary="Browser sign-in: the session goes into an HttpOnly cookie (voidllm_session), the CSRF token "
-    "into the voidllm_csrf cookie and the body; no key in the body", audit=("login", "session"),
+    "into the voidllm_csrf cookie and the body; no key in the body",
+    audit=("login", "session"),
     description="Errors as for /auth/login. A request whose Origin is not the gateway's own is refused "
     "(403 csrf_failed). Later requests authenticate with the cookie when they send no Authorization "
     "header; those that change state must send X-CSRF-Token equal to the voidllm_csrf cookie.",
@@ -42,7 +52,10 @@ async def sign_in(call: Call, body: LoginRequest) -> BrowserSessionOut:
 
 
 @api.post(
-    "/auth/logout", status=204, allow=("self",), tag="auth",
+    "/auth/logout",
+    status=204,
+    allow=("self",),
+    tag="auth",
     summary="End the presenting session (and clear the browser's session cookies)",
     audit=("logout", "session"),
 )
@@ -52,7 +65,11 @@ async def logout(call: Call) -> None:
 
 
 @api.get(
-    "/auth/sessions", query=PageQuery, response=Page[SessionOut], allow=("self",), tag="auth",
+    "/auth/sessions",
+    query=PageQuery,
+    response=Page[SessionOut],
+    allow=("self",),
+    tag="auth",
     summary="List own live sessions",
 )
 async def list_sessions(call: Call, query: PageQuery) -> Page[SessionOut]:
@@ -60,7 +77,10 @@ async def list_sessions(call: Call, query: PageQuery) -> Page[SessionOut]:
 
 
 @api.delete(
-    "/auth/sessions", status=204, allow=("self",), tag="auth",
+    "/auth/sessions",
+    status=204,
+    allow=("self",),
+    tag="auth",
     summary="Sign out everywhere: end all own sessions, the presenting one included (API keys stay)",
     audit=("logout_everywhere", "session"),
 )
@@ -70,8 +90,12 @@ async def logout_everywhere(call: Call) -> None:
 
 
 @api.delete(
-    "/auth/sessions/<session_id>", status=204, allow=("self",), tag="auth",
-    summary="End one of one's own sessions", audit=("revoke", "session"),
+    "/auth/sessions/<session_id>",
+    status=204,
+    allow=("self",),
+    tag="auth",
+    summary="End one of one's own sessions",
+    audit=("revoke", "session"),
 )
 async def revoke_session(call: Call, session_id: str) -> None:
     await sessions.revoke_session(call.services, call.actor, session_id)

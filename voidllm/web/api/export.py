@@ -9,8 +9,12 @@ from voidllm.web.api.framework import Call, Streamed, api
 
 
 @api.get(
-    "/orgs/<org_id>/usage/export", query=ExportQuery, produces="text/csv", role=Role.ORG_ADMIN,
-    allow=("org_admin",), tag="usage",
+    "/orgs/<org_id>/usage/export",
+    query=ExportQuery,
+    produces="text/csv",
+    role=Role.ORG_ADMIN,
+    allow=("org_admin",),
+    tag="usage",
     summary="Export the organization's usage events in a time range as CSV (streamed)",
 )
 async def export_usage(call: Call, org_id: str, query: ExportQuery) -> Streamed:
@@ -20,8 +24,12 @@ async def export_usage(call: Call, org_id: str, query: ExportQuery) -> Streamed:
 
 
 @api.get(
-    "/orgs/<org_id>/usage/cost-report", query=CostReportQuery, response=CostReport, role=Role.ORG_ADMIN,
-    allow=("org_admin",), tag="usage",
+    "/orgs/<org_id>/usage/cost-report",
+    query=CostReportQuery,
+    response=CostReport,
+    role=Role.ORG_ADMIN,
+    allow=("org_admin",),
+    tag="usage",
     summary="Cost of the organization's usage in a time range: per model, per day, top spenders",
 )
 async def get_cost_report(call: Call, org_id: str, query: CostReportQuery) -> CostReport:

@@ -189,11 +189,15 @@ class ApiRoutes:
 
     def route(self, method: str, path: str, **options: Any) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            summary = options.pop("summary", None) or (handler.__doc__ or handler.__name__).strip().splitlines()[0]
+            summary = (
+                options.pop("summary", None) or (handler.__doc__ or handler.__name__).strip().splitlines()[0]
+            )
             options["allow"] = tuple(Grant.parse(text) for text in options.get("allow", ()))
             if options.get("public") and options["allow"]:
                 raise ValueError(f"{method} {path} is public: it takes no allow=")
-            self.routes.append(ApiRoute(method=method, path=path, handler=handler, summary=summary, **options))
+            self.routes.append(
+                ApiRoute(method=method, path=path, handler=handler, summary=summary, **options)
+            )
             return handler
 
         return register
@@ -218,7 +222,9 @@ class ApiRoutes:
         bp = Blueprint("api", __name__, url_prefix=PREFIX)
         for route in self.routes:
             bp.add_url_rule(
-                route.path, endpoint=f"{route.method.lower()}_{route.name}", view_func=_view(route),
+                route.path,
+                endpoint=f"{route.method.lower()}_{route.name}",
+                view_func=_view(route),
                 methods=[route.method],
             )
         return bp
@@ -353,6 +359,11 @@ def _audit_entry(
         resource_id = ids[-1] if ids else None
     org_id = params.get("org_id") or getattr(result, "org_id", None) or actor.org_id
     return AuditEntry(
-        actor=actor, action=action, resource_type=resource_type, resource_id=resource_id, org_id=org_id,
-        status_code=route.status, description=payload,
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        org_id=org_id,
+        status_code=route.status,
+        description=payload,
     )

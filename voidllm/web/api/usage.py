@@ -39,41 +39,76 @@ _group_by_hook(UsageGroupBy)
 _group_by_hook(McpGroupBy)
 
 
-@api.get("/usage", query=UsageQuery, response=UsageReport, role=Role.SYSTEM_ADMIN, allow=("system_admin",),
-         tag="usage", summary="Usage of every organization in a time range, optionally grouped")  # fmt: skip
+@api.get(
+    "/usage",
+    query=UsageQuery,
+    response=UsageReport,
+    role=Role.SYSTEM_ADMIN,
+    allow=("system_admin",),
+    tag="usage",
+    summary="Usage of every organization in a time range, optionally grouped",
+)
 async def get_system_usage(call: Call, query: UsageQuery) -> UsageReport:
     return await usage.system_usage(call.services, call.actor, query)
 
 
-@api.get("/orgs/<org_id>/usage", query=UsageQuery, response=UsageReport, role=Role.ORG_ADMIN,
-         allow=("org_admin",), tag="usage",
-         summary="Usage of one organization in a time range, optionally grouped")  # fmt: skip
+@api.get(
+    "/orgs/<org_id>/usage",
+    query=UsageQuery,
+    response=UsageReport,
+    role=Role.ORG_ADMIN,
+    allow=("org_admin",),
+    tag="usage",
+    summary="Usage of one organization in a time range, optionally grouped",
+)
 async def get_org_usage(call: Call, org_id: str, query: UsageQuery) -> UsageReport:
     return await usage.org_usage(call.services, call.actor, org_id, query)
 
 
-@api.get("/usage/me", query=UsageQuery, response=UsageReport, allow=("member",), tag="usage",
-         summary="The caller's own usage (a user's, or a team or service-account key's)")  # fmt: skip
+@api.get(
+    "/usage/me",
+    query=UsageQuery,
+    response=UsageReport,
+    allow=("member",),
+    tag="usage",
+    summary="The caller's own usage (a user's, or a team or service-account key's)",
+)
 async def get_my_usage(call: Call, query: UsageQuery) -> UsageReport:
     return await usage.my_usage(call.services, call.actor, query)
 
 
-@api.get("/mcp-usage", query=McpUsageQuery, response=McpUsageReport, role=Role.SYSTEM_ADMIN,
-         allow=("system_admin",), tag="usage",
-         summary="MCP tool calls of every organization in a time range, optionally grouped")  # fmt: skip
+@api.get(
+    "/mcp-usage",
+    query=McpUsageQuery,
+    response=McpUsageReport,
+    role=Role.SYSTEM_ADMIN,
+    allow=("system_admin",),
+    tag="usage",
+    summary="MCP tool calls of every organization in a time range, optionally grouped",
+)
 async def get_system_mcp_usage(call: Call, query: McpUsageQuery) -> McpUsageReport:
     return await usage.mcp_system_usage(call.services, call.actor, query)
 
 
-@api.get("/orgs/<org_id>/mcp-usage", query=McpUsageQuery, response=McpUsageReport, role=Role.ORG_ADMIN,
-         allow=("org_admin",), tag="usage",
-         summary="MCP tool calls of one organization in a time range, optionally grouped")  # fmt: skip
+@api.get(
+    "/orgs/<org_id>/mcp-usage",
+    query=McpUsageQuery,
+    response=McpUsageReport,
+    role=Role.ORG_ADMIN,
+    allow=("org_admin",),
+    tag="usage",
+    summary="MCP tool calls of one organization in a time range, optionally grouped",
+)
 async def get_org_mcp_usage(call: Call, org_id: str, query: McpUsageQuery) -> McpUsageReport:
     return await usage.mcp_org_usage(call.services, call.actor, org_id, query)
 
 
-@api.get("/dashboard/stats", response=DashboardStats, allow=("member",), tag="usage",
-         summary="Last 24 hours, active keys, budget warnings and model health in the caller's scope",
-         )  # fmt: skip
+@api.get(
+    "/dashboard/stats",
+    response=DashboardStats,
+    allow=("member",),
+    tag="usage",
+    summary="Last 24 hours, active keys, budget warnings and model health in the caller's scope",
+)
 async def get_dashboard_stats(call: Call) -> DashboardStats:
     return await dashboard.stats(call.services, call.actor)

@@ -21,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "change_notices",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("topic", sa.String(length=32), nullable=False),
         sa.Column("message", sa.Text(), server_default=sa.text("''"), nullable=False),
         sa.Column("sender", sa.String(length=32), nullable=False),
