@@ -116,7 +116,8 @@ async def test_self_service_needs_the_current_password_for_password_and_email(gw
     path = f"/users/{me['id']}"
 
     renamed = await As(gw, current).patch(path, json={"display_name": "Me Myself"})
-    assert renamed.status_code == 200 and renamed.json()["display_name"] == "Me Myself"
+    assert renamed.status_code == 200
+    assert renamed.json()["display_name"] == "Me Myself"
     assert (renamed.json()["org_id"], renamed.json()["role"]) == (me["org_id"], "member")
     for token in (current, key):  # a session and a user key of the user act the same
         for change in ({"password": "new-password-1"}, {"email": "moved@example.com"}):
@@ -130,7 +131,8 @@ async def test_self_service_needs_the_current_password_for_password_and_email(gw
     envelope(await login(gw, "self@example.com", "new-password-1"), 401, "unauthorized")
 
     moved = await As(gw, key).patch(path, json={"email": "moved@example.com", "current_password": PASSWORD})
-    assert moved.status_code == 200 and moved.json()["email"] == "moved@example.com"
+    assert moved.status_code == 200
+    assert moved.json()["email"] == "moved@example.com"
     proven = {"password": "new-password-1", "current_password": PASSWORD}
     changed = await As(gw, current).patch(path, json=proven)
     assert changed.status_code == 200
@@ -168,7 +170,8 @@ async def test_an_org_admin_of_every_organization_of_the_user_may_change_it(gw: 
         assert envelope(patched, 403, "forbidden") == ELSEWHERE
     # An admin of both (org admin by its key's role in A and by its membership in B) can, without proof.
     reset = await As(gw, both_key).patch(f"/users/{shared['id']}", json={"password": "reset-password-1"})
-    assert reset.status_code == 200 and reset.json()["org_id"] == org_a
+    assert reset.status_code == 200
+    assert reset.json()["org_id"] == org_a
     assert (await login(gw, "shared@example.com", "reset-password-1")).status_code in (200, 409)
     envelope(await login(gw, "shared@example.com", PASSWORD), 401, "unauthorized")
     # Only a member of B (not its admin): the same admin loses the right to change the account.
@@ -192,9 +195,11 @@ async def test_an_org_admin_of_every_organization_of_the_user_may_change_it(gw: 
     envelope(hidden, 404, "not_found")
     for user in (loner, shared, both):
         renamed = await As(gw, admin).patch(f"/users/{user['id']}", json={"display_name": "By The Admin"})
-        assert renamed.status_code == 200 and renamed.json()["display_name"] == "By The Admin"
+        assert renamed.status_code == 200
+        assert renamed.json()["display_name"] == "By The Admin"
     by_admin = await As(gw, admin).patch(f"/users/{loner['id']}", json={"password": "reset-password-3"})
-    assert by_admin.status_code == 200 and by_admin.json()["org_id"] is None
+    assert by_admin.status_code == 200
+    assert by_admin.json()["org_id"] is None
 
     # A system admin is changed only by a system admin (or itself), even within the org admin's organisation.
     root = await create(gw, admin, email="root@example.com", org_id=org_a, is_system_admin=True)
@@ -215,7 +220,9 @@ async def test_an_existing_account_accepts_an_invite_while_signed_in(gw: Running
     assert (await As(gw, guest_session).get("/me/invites")).json() == {"data": []}
     token = await invite(gw, boss, org_a, "Guest@Example.com", role="org_admin")
     listed = await As(gw, guest_key).get("/me/invites")
-    assert listed.status_code == 200 and token not in listed.text and "token" not in listed.text
+    assert listed.status_code == 200
+    assert token not in listed.text
+    assert "token" not in listed.text
     [open_invite] = listed.json()["data"]
     offered = (open_invite["org_id"], open_invite["org_name"], open_invite["role"])
     assert offered == (org_a, "OrgA", "org_admin")

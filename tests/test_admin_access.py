@@ -144,10 +144,8 @@ async def test_allowlists_at_every_level_and_the_most_restrictive_wins(db_target
         assert (await chat(gw, key, "c")).status_code == 200
 
         unknown = await gw.client.put(org_access, headers=admin, json={"models": ["a", "zzz"]})
-        assert (
-            unknown.status_code == 400
-            and unknown.json()["error"]["message"] == "models[1] is not the name of a known model"
-        )
+        assert unknown.status_code == 400
+        assert unknown.json()["error"]["message"] == "models[1] is not the name of a known model"
         missing_key = f"/api/v1/orgs/{org_id}/keys/{new_id()}/model-access"
         assert (await gw.client.get(missing_key, headers=admin)).status_code == 404
 
@@ -206,13 +204,15 @@ async def test_a_fallback_the_key_may_not_use_is_never_called(sqlite_dsn: str) -
         )
         async with run_gateway(make_config(sqlite_dsn, yaml)) as gw:
             allowed, identity = await make_key(gw)
-            assert (await chat(gw, allowed, "primary")).status_code == 200 and len(backup.requests) == 1
+            assert (await chat(gw, allowed, "primary")).status_code == 200
+            assert len(backup.requests) == 1
             path = f"/api/v1/orgs/{identity.org_id}/keys/{identity.key_id}/model-access"
             put = await gw.client.put(path, headers=bearer(gw.api_key()), json={"models": ["primary"]})
             assert put.status_code == 200
             blocked = await chat(gw, allowed, "primary")
             assert blocked.status_code == 500  # the primary's own answer: the fallback is not revealed
-            assert len(backup.requests) == 1 and len(broken.requests) == 2
+            assert len(backup.requests) == 1
+            assert len(broken.requests) == 2
 
 
 async def test_team_aliases_beat_org_aliases(db_target: tuple[str, str]) -> None:
@@ -241,14 +241,13 @@ async def test_team_aliases_beat_org_aliases(db_target: tuple[str, str]) -> None
         team_alias = await gw.client.post(
             team_aliases, headers=admin, json={"alias": "fast", "model_name": "b"}
         )
-        assert team_alias.status_code == 201 and team_alias.json()["scope_type"] == "team"
+        assert team_alias.status_code == 201
+        assert team_alias.json()["scope_type"] == "team"
 
-        assert (await chat(gw, org_key, "fast")).status_code == 200 and mock.requests[-1].json()[
-            "model"
-        ] == "a"
-        assert (await chat(gw, team_key, "fast")).status_code == 200 and mock.requests[-1].json()[
-            "model"
-        ] == "b"
+        assert (await chat(gw, org_key, "fast")).status_code == 200
+        assert mock.requests[-1].json()["model"] == "a"
+        assert (await chat(gw, team_key, "fast")).status_code == 200
+        assert mock.requests[-1].json()["model"] == "b"
         assert (await visible(gw, team_key))["b"] == ["fast"]
         assert (await visible(gw, org_key))["a"] == ["fast"]
         assert (await gw.client.get("/v1/models/fast", headers=bearer(team_key))).json()["id"] == "b"
@@ -272,8 +271,7 @@ async def test_team_aliases_beat_org_aliases(db_target: tuple[str, str]) -> None
             await gw.client.delete(f"{org_aliases}/{alias_id}", headers=admin)
         ).status_code == 404  # wrong scope
         assert (await gw.client.delete(f"{team_aliases}/{alias_id}", headers=admin)).status_code == 204
-        assert (await chat(gw, team_key, "fast")).status_code == 200 and mock.requests[-1].json()[
-            "model"
-        ] == "a"
+        assert (await chat(gw, team_key, "fast")).status_code == 200
+        assert mock.requests[-1].json()["model"] == "a"
         member, _ = await make_key(gw)
         assert (await gw.client.get(org_aliases, headers=bearer(member))).status_code == 403

@@ -86,7 +86,8 @@ class As:
 def envelope(response: httpx.Response, status: int, code: str) -> str:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
     assert body["error"]["request_id"] == response.headers["x-request-id"]
     return str(body["error"]["message"])
 
@@ -107,7 +108,8 @@ async def test_login_returns_a_session_key_that_authenticates(gw: RunningGateway
     assert response.status_code == 200
     body = response.json()
     token = body["token"]
-    assert token.startswith("vl_sk_") and len(token) == 54
+    assert token.startswith("vl_sk_")
+    assert len(token) == 54
     expires = datetime.fromisoformat(body["expires_at"])
     assert body["expires_at"].endswith("Z")
     assert before + timedelta(hours=24) <= expires <= datetime.now(UTC) + timedelta(hours=24)
@@ -316,16 +318,19 @@ async def test_session_list_and_revoke(gw: RunningGateway) -> None:
     listed = await As(gw, second).get("/auth/sessions")
     assert listed.status_code == 200
     page = listed.json()
-    assert page["has_more"] is False and page.get("next_cursor") is None
+    assert page["has_more"] is False
+    assert page.get("next_cursor") is None
     sessions = page["data"]
     assert [s["current"] for s in sessions] == [False, True, False]
     assert [s["key_hint"] for s in sessions] == [f"{k[:6]}...{k[-4:]}" for k in (first, second, third)]
     assert all(set(s) == {"id", "key_hint", "created_at", "expires_at", "current"} for s in sessions)
 
     one = await As(gw, second).get("/auth/sessions?limit=2")
-    assert one.json()["has_more"] is True and len(one.json()["data"]) == 2
+    assert one.json()["has_more"] is True
+    assert len(one.json()["data"]) == 2
     rest = await As(gw, second).get(f"/auth/sessions?limit=2&cursor={one.json()['next_cursor']}")
-    assert [s["id"] for s in rest.json()["data"]] == [sessions[2]["id"]] and rest.json()["has_more"] is False
+    assert [s["id"] for s in rest.json()["data"]] == [sessions[2]["id"]]
+    assert rest.json()["has_more"] is False
     envelope(await As(gw, second).get("/auth/sessions?limit=0"), 400, "validation_error")
 
     revoked = await As(gw, second).delete(f"/auth/sessions/{sessions[0]['id']}")
@@ -340,7 +345,8 @@ async def test_session_list_and_revoke(gw: RunningGateway) -> None:
     envelope(foreign, 404, "not_found")
     assert (await As(gw, third).get("/me")).status_code == 200
     bobs = (await As(gw, bob).get("/auth/sessions")).json()["data"]
-    assert len(bobs) == 1 and bobs[0]["current"] is True
+    assert len(bobs) == 1
+    assert bobs[0]["current"] is True
 
 
 async def _user_session(gw: RunningGateway, email: str, password: str = "user-password-1") -> str:
@@ -421,4 +427,6 @@ async def test_providers_and_an_old_hash_is_upgraded_at_login(
     assert passwords.needs_rehash(before)
     await admin_session(gw)
     after = await gw.state.store.run(stored_hash)
-    assert after != before and not passwords.needs_rehash(after) and "t=2" in after
+    assert after != before
+    assert not passwords.needs_rehash(after)
+    assert "t=2" in after

@@ -76,7 +76,8 @@ async def test_full_flow_invite_peek_redeem_login(gw: RunningGateway) -> None:
     org = await home_org(gw)
     created = await invite(gw, org, " New@Example.com ", role="org_admin")
     token = created["token"]
-    assert token.startswith("vl_iv_") and len(token) == 54
+    assert token.startswith("vl_iv_")
+    assert len(token) == 54
     assert created["token_hint"] == f"{token[:6]}...{token[-4:]}"
     assert (created["email"], created["role"], created["org_id"]) == ("new@example.com", "org_admin", org)
     expires = datetime.fromisoformat(created["expires_at"])
@@ -119,7 +120,8 @@ async def test_full_flow_invite_peek_redeem_login(gw: RunningGateway) -> None:
     assert envelope(await peek(gw, token), 410, "gone") == GONE
     listed = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites")).json()
     assert [(i["email"], i["status"]) for i in listed["data"]] == [("new@example.com", "redeemed")]
-    assert "token" not in listed["data"][0] and "token_hash" not in listed["data"][0]
+    assert "token" not in listed["data"][0]
+    assert "token_hash" not in listed["data"][0]
 
 
 async def test_invalid_and_expired_tokens_are_gone(gw: RunningGateway) -> None:
@@ -213,10 +215,12 @@ async def test_pagination_and_a_token_redeemed_once_under_concurrency(gw: Runnin
     org = await home_org(gw)
     made = [await invite(gw, org, f"p{n}@example.com") for n in range(3)]
     first = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=2")).json()
-    assert [i["id"] for i in first["data"]] == [made[0]["id"], made[1]["id"]] and first["has_more"] is True
+    assert [i["id"] for i in first["data"]] == [made[0]["id"], made[1]["id"]]
+    assert first["has_more"] is True
     cursor = first["next_cursor"]
     rest = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=2&cursor={cursor}")).json()
-    assert [i["id"] for i in rest["data"]] == [made[2]["id"]] and rest["has_more"] is False
+    assert [i["id"] for i in rest["data"]] == [made[2]["id"]]
+    assert rest["has_more"] is False
     assert all(i["status"] == "pending" for i in first["data"] + rest["data"])
     envelope(await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=101"), 400, "validation_error")
 

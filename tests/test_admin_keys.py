@@ -64,22 +64,26 @@ async def test_create_shows_the_key_once_and_it_works_at_once(sqlite_dsn: str) -
         user = await add_user(gw, org["id"], "u@acme.test")
         created = await create_key(gw, org["id"], name="ci", user_id=user, requests_per_day=7)
         assert set(created) == KEY_FIELDS | {"key"}
-        assert created["key"].startswith("vl_uk_") and len(created["key"]) == 54
+        assert created["key"].startswith("vl_uk_")
+        assert len(created["key"]) == 54
         assert created["key_hint"] == created["key"][:6] + "..." + created["key"][-4:]
         assert (created["user_id"], created["org_id"], created["requests_per_day"]) == (user, org["id"], 7)
         assert await chat(gw, created["key"]) == 200
 
         path = f"{API}/orgs/{org['id']}/keys"
         one = (await gw.client.get(f"{path}/{created['id']}", headers=admin(gw))).json()
-        assert set(one) == KEY_FIELDS and one["name"] == "ci"
+        assert set(one) == KEY_FIELDS
+        assert one["name"] == "ci"
         listed = (await gw.client.get(path, headers=admin(gw))).text
-        assert created["key"] not in listed and created["key"][6:] not in listed
+        assert created["key"] not in listed
+        assert created["key"][6:] not in listed
         stored = await gw.state.services.store.run(
             lambda conn: conn.execute(
                 sa.select(t.api_keys.c.key_hash).where(t.api_keys.c.id == created["id"])
             ).scalar()
         )
-        assert stored not in listed and stored == gw.state.services.keyring.hash_key(created["key"])
+        assert stored not in listed
+        assert stored == gw.state.services.keyring.hash_key(created["key"])
 
 
 async def test_team_and_service_account_keys(sqlite_dsn: str) -> None:
@@ -87,7 +91,8 @@ async def test_team_and_service_account_keys(sqlite_dsn: str) -> None:
         org = await create_org(gw, "acme")
         team = await create_team(gw, org["id"], "red")
         tkey = await create_key(gw, org["id"], key_type="team_key", team_id=team["id"])
-        assert tkey["key"].startswith("vl_tk_") and await chat(gw, tkey["key"]) == 200
+        assert tkey["key"].startswith("vl_tk_")
+        assert await chat(gw, tkey["key"]) == 200
         account = (
             await gw.client.post(
                 f"{API}/orgs/{org['id']}/service-accounts",
@@ -96,11 +101,9 @@ async def test_team_and_service_account_keys(sqlite_dsn: str) -> None:
             )
         ).json()
         skey = await create_key(gw, org["id"], key_type="sa_key", service_account_id=account["id"])
-        assert (
-            skey["key"].startswith("vl_sa_")
-            and skey["team_id"] == team["id"]
-            and await chat(gw, skey["key"]) == 200
-        )
+        assert skey["key"].startswith("vl_sa_")
+        assert skey["team_id"] == team["id"]
+        assert await chat(gw, skey["key"]) == 200
 
         # team and service-account keys cannot mint keys
         for key in (tkey["key"], skey["key"]):
@@ -187,13 +190,14 @@ async def test_member_escalations_are_refused(sqlite_dsn: str) -> None:
         )
 
         own = await gw.client.post(path, headers=bearer(key), json={"name": "mine", "key_type": "user_key"})
-        assert (
-            own.status_code == 201 and own.json()["user_id"] == member and own.json()["created_by"] == member
-        )
+        assert own.status_code == 201
+        assert own.json()["user_id"] == member
+        assert own.json()["created_by"] == member
         in_team = await gw.client.post(
             path, headers=bearer(key), json={"name": "t", "key_type": "user_key", "team_id": team["id"]}
         )
-        assert in_team.status_code == 201 and in_team.json()["team_id"] == team["id"]
+        assert in_team.status_code == 201
+        assert in_team.json()["team_id"] == team["id"]
 
         # an org admin cannot mint a key acting for a system admin
         boss = await add_user(gw, org["id"], "boss@acme.test", role="org_admin")
@@ -244,7 +248,8 @@ async def test_visibility_of_list_get_patch_delete(sqlite_dsn: str) -> None:
         patched = await gw.client.patch(
             f"{path}/{member_team_key['id']}", headers=bearer(lead_key["key"]), json={"name": "renamed"}
         )
-        assert patched.status_code == 200 and patched.json()["name"] == "renamed"
+        assert patched.status_code == 200
+        assert patched.json()["name"] == "renamed"
         # ... but cannot obtain a key acting as the member by rotating theirs; the team key they may rotate
         for caller in (lead_key, team_key):
             error_of(
@@ -252,7 +257,8 @@ async def test_visibility_of_list_get_patch_delete(sqlite_dsn: str) -> None:
                 403,
             )
         own_team = await gw.client.post(f"{path}/{team_key['id']}/rotate", headers=bearer(lead_key["key"]))
-        assert own_team.status_code == 200 and own_team.json()["new_key"]["key"].startswith("vl_tk_")
+        assert own_team.status_code == 200
+        assert own_team.json()["new_key"]["key"].startswith("vl_tk_")
 
         # another organisation's admin sees nothing here
         elsewhere = await create_org(gw, "elsewhere")
@@ -350,19 +356,24 @@ async def test_rotation_gives_the_old_key_24_hours(sqlite_dsn: str) -> None:
         after = datetime.now(UTC)
         assert rotated.status_code == 200, rotated.text
         new, previous = rotated.json()["new_key"], rotated.json()["old_key"]
-        assert set(new) == KEY_FIELDS | {"key"} and set(previous) == KEY_FIELDS
-        assert new["key"].startswith("vl_uk_") and new["id"] != old["id"] and previous["id"] == old["id"]
+        assert set(new) == KEY_FIELDS | {"key"}
+        assert set(previous) == KEY_FIELDS
+        assert new["key"].startswith("vl_uk_")
+        assert new["id"] != old["id"]
+        assert previous["id"] == old["id"]
         assert (new["name"], new["team_id"], new["user_id"], new["daily_token_limit"]) == (
             "ci (rotated)",
             team["id"],
             user,
             99,
         )
-        assert new["expires_at"] is None and new["created_by"] == user
+        assert new["expires_at"] is None
+        assert new["created_by"] == user
         grace = _ts(previous["expires_at"])
         assert before + timedelta(hours=24) - timedelta(seconds=1) <= grace <= after + timedelta(hours=24)
         assert gw.state.keys.authenticate_key(old["key"]).expires_at == grace
-        assert await chat(gw, old["key"]) == 200 and await chat(gw, new["key"]) == 200
+        assert await chat(gw, old["key"]) == 200
+        assert await chat(gw, new["key"]) == 200
         copied = await gw.state.services.store.run(
             lambda conn: list(
                 conn.execute(
@@ -386,7 +397,8 @@ async def test_rotation_keeps_a_shorter_expiry_and_refuses_sessions_and_other_or
         rotated = (
             await gw.client.post(f"{API}/orgs/{org['id']}/keys/{short['id']}/rotate", headers=admin(gw))
         ).json()
-        assert _ts(rotated["old_key"]["expires_at"]) == soon and _ts(rotated["new_key"]["expires_at"]) == soon
+        assert _ts(rotated["old_key"]["expires_at"]) == soon
+        assert _ts(rotated["new_key"]["expires_at"]) == soon
 
         # a login session key of the user: visible to the user, never rotatable, never listed
         session_id = new_id()
@@ -437,7 +449,8 @@ async def test_use_cases_work_for_the_cli_as_system_actor(sqlite_dsn: str) -> No
         created = await keys.create(
             services, Actor.system(), org["id"], KeyCreate(name="cli", key_type="user_key", user_id=user)
         )
-        assert created.created_by is None and created.user_id == user
+        assert created.created_by is None
+        assert created.user_id == user
         assert await chat(gw, created.key) == 200
         rotation = await keys.rotate(services, Actor.system(), org["id"], created.id)
         assert await chat(gw, rotation.new_key.key) == 200
@@ -488,7 +501,8 @@ async def test_lifecycle_on_postgresql(pg_dsn: str) -> None:
             f"{API}/orgs/{org['id']}/keys/{created['id']}/rotate", headers=admin(gw)
         )
         new_key = rotated.json()["new_key"]["key"]
-        assert await chat(gw, new_key) == 200 and await chat(gw, created["key"]) == 200
+        assert await chat(gw, new_key) == 200
+        assert await chat(gw, created["key"]) == 200
 
         assert (
             await gw.client.post(f"{API}/orgs/{org['id']}/deactivate", headers=admin(gw))

@@ -133,7 +133,8 @@ async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
         ] is False
 
         # secrets: sealed to their row, never returned
-        assert g.json()["has_auth_token"] is True and "auth_token" not in g.json()
+        assert g.json()["has_auth_token"] is True
+        assert "auth_token" not in g.json()
         for response in (g, listed, await client.get(f"{API}/mcp-servers/{g_id}", headers=sys)):
             assert TOKEN not in response.text
         row = await stored_row(gw, g_id)
@@ -141,16 +142,16 @@ async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
         keyring = gw.state.services.keyring
         assert keyring.decrypt_secret(row.auth_token_enc, aad=aad_for("mcp_server", g_id)) == TOKEN
         entry = gw.state.services.extras["mcp_registry"].get(g_id)
-        assert entry.auth_token == TOKEN and TOKEN not in repr(entry)
+        assert entry.auth_token == TOKEN
+        assert TOKEN not in repr(entry)
         # a PATCH without the secret keeps it; switching to no auth drops it
         kept = await client.patch(
             f"{API}/mcp-servers/{g_id}", headers=sys, json={"url": "https://other.example.com/mcp"}
         )
         assert kept.json()["has_auth_token"] is True
         dropped = await client.patch(f"{API}/mcp-servers/{g_id}", headers=sys, json={"auth_type": "none"})
-        assert (
-            dropped.json()["has_auth_token"] is False and (await stored_row(gw, g_id)).auth_token_enc is None
-        )
+        assert dropped.json()["has_auth_token"] is False
+        assert (await stored_row(gw, g_id)).auth_token_enc is None
 
         # delete: gone for everyone, alias free again
         assert (await client.delete(f"{API}/mcp-servers/{t_id}", headers=member)).status_code == 403
@@ -206,13 +207,13 @@ async def test_validation_and_conflicts(sqlite_dsn: str) -> None:
                 **{"oauth_client_id": "ignored"},
             )
         )
-        assert made.status_code == 201 and made.json()["auth_header"] == "X-Api-Key"
+        assert made.status_code == 201
+        assert made.json()["auth_header"] == "X-Api-Key"
         ok_oauth = await create(
             server("b", **oauth, oauth_token_url="https://idp.example.com/token", oauth_scopes="a b")
         )
-        assert (
-            ok_oauth.json()["has_oauth_client_secret"] is True and ok_oauth.json()["has_auth_token"] is False
-        )
+        assert ok_oauth.json()["has_oauth_client_secret"] is True
+        assert ok_oauth.json()["has_auth_token"] is False
         assert error_of(await create(server("a")), 409)["code"] == "conflict"
         assert (await create(server("a"), f"/orgs/{org}/mcp-servers")).status_code == 201  # another scope
         assert (await create(server("a"), f"/orgs/{org}/mcp-servers")).status_code == 409
@@ -270,7 +271,9 @@ async def test_test_tools_and_refresh_against_a_real_mcp_server(sqlite_dsn: str)
         tested = await client.post(f"{API}/mcp-servers/{server_id}/test", headers=sys)
         assert tested.status_code == 200, tested.text
         body = tested.json()
-        assert body["success"] is True and body["legacy_sse"] is False and body["error"] is None
+        assert body["success"] is True
+        assert body["legacy_sse"] is False
+        assert body["error"] is None
         assert sorted(body["tools"]) == ["big", "echo", "fail", "slow"]
         tools = (await client.get(f"{API}/mcp-servers/{server_id}/tools", headers=member)).json()
         assert [tool["name"] for tool in tools] == ["big", "echo", "fail", "slow"]
@@ -278,7 +281,8 @@ async def test_test_tools_and_refresh_against_a_real_mcp_server(sqlite_dsn: str)
         assert (await client.post(f"{API}/mcp-servers/{server_id}/test", headers=member)).status_code == 403
 
         refreshed = await client.post(f"{API}/mcp-servers/{server_id}/refresh-tools", headers=sys)
-        assert refreshed.status_code == 200 and refreshed.json() == {"tool_count": 4}
+        assert refreshed.status_code == 200
+        assert refreshed.json() == {"tool_count": 4}
         too_soon = await client.post(f"{API}/mcp-servers/{server_id}/refresh-tools", headers=sys)
         assert error_of(too_soon, 429)["code"] == "refresh_too_soon"
         assert 1 <= int(too_soon.headers["retry-after"]) <= 60
@@ -289,13 +293,17 @@ async def test_test_tools_and_refresh_against_a_real_mcp_server(sqlite_dsn: str)
             json=server("wrong", mock.url, auth_type="bearer", auth_token="not-it"),
         )
         failed = (await client.post(f"{API}/mcp-servers/{wrong.json()['id']}/test", headers=sys)).json()
-        assert failed["success"] is False and failed["error"] and "not-it" not in failed["error"]
+        assert failed["success"] is False
+        assert failed["error"]
+        assert "not-it" not in failed["error"]
 
         old = await client.post(
             f"{API}/orgs/{org}/mcp-servers", headers=sys, json=server("legacy", legacy_url)
         )
         result = (await client.post(f"{API}/mcp-servers/{old.json()['id']}/test", headers=sys)).json()
-        assert result["success"] is False and result["legacy_sse"] is True and "HTTP+SSE" in result["error"]
+        assert result["success"] is False
+        assert result["legacy_sse"] is True
+        assert "HTTP+SSE" in result["error"]
 
 
 async def test_config_servers_are_listed_and_read_only(sqlite_dsn: str) -> None:
@@ -310,7 +318,8 @@ async def test_config_servers_are_listed_and_read_only(sqlite_dsn: str) -> None:
         await services.extras["mcp_reload"]()
         listed = (await client.get(f"{API}/mcp-servers", headers=sys)).json()["data"]
         by_alias = {row["alias"]: row for row in listed}
-        assert set(by_alias) == {"files", "taken"} and by_alias["taken"]["id"] == api_made.json()["id"]
+        assert set(by_alias) == {"files", "taken"}
+        assert by_alias["taken"]["id"] == api_made.json()["id"]
         files = by_alias["files"]
         assert (files["source"], files["has_auth_token"], files["scope"]) == ("yaml", True, "global")
         assert TOKEN not in (await stored_row(gw, files["id"])).auth_token_enc
@@ -346,7 +355,8 @@ async def test_activation_and_deletion_hold_in_the_registry_at_once(sqlite_dsn: 
 
         await client.patch(f"{API}/mcp-servers/{org_id}/deactivate", headers=sys)
         found = registry.resolve(identity, "tools")
-        assert found.id == org_id and found.is_active is False
+        assert found.id == org_id
+        assert found.is_active is False
         await client.patch(f"{API}/mcp-servers/{org_id}/activate", headers=sys)
         assert registry.resolve(identity, "tools").is_active is True
 
@@ -385,5 +395,6 @@ async def test_mutations_are_audited_without_secrets(sqlite_dsn: str) -> None:
         ("replace", "mcp_access"),
         ("delete", "mcp_server"),
     ]
-    assert rows[0]["resource_id"] == server_id and rows[0]["org_id"] == org
+    assert rows[0]["resource_id"] == server_id
+    assert rows[0]["org_id"] == org
     assert all(TOKEN not in (row["description"] or "") for row in rows)

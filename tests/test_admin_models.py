@@ -45,7 +45,8 @@ async def row(gw: RunningGateway, table: sa.Table, row_id: str) -> dict[str, Any
 
 def error(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
-    assert set(body) == {"error"} and body["error"]["request_id"] == response.headers["x-request-id"]
+    assert set(body) == {"error"}
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
     return body["error"]
 
 
@@ -76,7 +77,8 @@ async def test_a_model_created_through_the_api_serves_the_sdk_at_once_with_its_s
 
         stored = await row(gw, t.models, created["id"])
         sealed = stored["api_key_encrypted"]
-        assert sealed and "sk-provider-key-0042" not in sealed
+        assert sealed
+        assert "sk-provider-key-0042" not in sealed
         assert (
             gw.state.services.keyring.decrypt_secret(sealed, aad=aad_for("model", created["id"]))
             == "sk-provider-key-0042"
@@ -86,9 +88,11 @@ async def test_a_model_created_through_the_api_serves_the_sdk_at_once_with_its_s
             await gw.client.get(f"/api/v1/models/{created['id']}", headers=admin(gw)),
             await gw.client.get("/api/v1/models", headers=admin(gw)),
         ):
-            assert response.status_code == 200 and "sk-provider-key" not in response.text
+            assert response.status_code == 200
+            assert "sk-provider-key" not in response.text
         listed = (await gw.client.get("/api/v1/models", headers=admin(gw))).json()
-        assert [m["name"] for m in listed["data"]] == ["api-gpt"] and listed["has_more"] is False
+        assert [m["name"] for m in listed["data"]] == ["api-gpt"]
+        assert listed["has_more"] is False
 
 
 async def test_updates_deactivation_and_deletion_take_effect_on_the_next_request(sqlite_dsn: str) -> None:
@@ -99,17 +103,21 @@ async def test_updates_deactivation_and_deletion_take_effect_on_the_next_request
     ):
         model = await create_model(gw, name="m", base_url=first.base_url)
         path = f"/api/v1/models/{model['id']}"
-        assert (await chat(gw, "m")).status_code == 200 and len(first.requests) == 1
+        assert (await chat(gw, "m")).status_code == 200
+        assert len(first.requests) == 1
 
         moved = await gw.client.patch(path, headers=admin(gw), json={"base_url": second.base_url})
-        assert moved.status_code == 200 and moved.json()["base_url"] == second.base_url
+        assert moved.status_code == 200
+        assert moved.json()["base_url"] == second.base_url
         assert (await chat(gw, "m")).status_code == 200
         assert (len(first.requests), len(second.requests)) == (1, 1)
 
         off = await gw.client.patch(f"{path}/deactivate", headers=admin(gw))
-        assert off.status_code == 200 and off.json()["is_active"] is False
+        assert off.status_code == 200
+        assert off.json()["is_active"] is False
         gone = await chat(gw, "m")
-        assert gone.status_code == 404 and error(gone)["code"] == "model_not_found"
+        assert gone.status_code == 404
+        assert error(gone)["code"] == "model_not_found"
         assert (await gw.client.patch(f"{path}/activate", headers=admin(gw))).json()["is_active"] is True
         assert (await chat(gw, "m")).status_code == 200
 
@@ -117,7 +125,8 @@ async def test_updates_deactivation_and_deletion_take_effect_on_the_next_request
         assert (await chat(gw, "m")).status_code == 404
         assert (await gw.client.get(path, headers=admin(gw))).status_code == 404
         again = await create_model(gw, name="m", base_url=first.base_url)  # the name is free again
-        assert again["id"] != model["id"] and (await chat(gw, "m")).status_code == 200
+        assert again["id"] != model["id"]
+        assert (await chat(gw, "m")).status_code == 200
         assert (await row(gw, t.models, model["id"]))["name"] == f"m:deleted:{model['id']}"
 
 
@@ -140,7 +149,8 @@ async def test_deployments_route_at_once_and_keep_their_keys_sealed(sqlite_dsn: 
                 "priority": 0,
             },
         )
-        assert created.status_code == 201 and "sk-deploy-0007" not in created.text
+        assert created.status_code == 201
+        assert "sk-deploy-0007" not in created.text
         dep = created.json()
         assert (dep["has_api_key"], dep["weight"], dep["model_id"]) == (True, 1, model["id"])
         assert (await chat(gw, "pool")).status_code == 200
@@ -156,9 +166,11 @@ async def test_deployments_route_at_once_and_keep_their_keys_sealed(sqlite_dsn: 
         patched = await gw.client.patch(
             f"{deployments}/{dep['id']}", headers=admin(gw), json={"base_url": b.base_url, "api_key": ""}
         )
-        assert patched.status_code == 200 and patched.json()["has_api_key"] is False
+        assert patched.status_code == 200
+        assert patched.json()["has_api_key"] is False
         assert (await chat(gw, "pool")).status_code == 200
-        assert b.requests[-1].header("authorization") is None and len(a.requests) == 1
+        assert b.requests[-1].header("authorization") is None
+        assert len(a.requests) == 1
         listed = (await gw.client.get(deployments, headers=admin(gw))).json()
         assert [d["name"] for d in listed["data"]] == ["d0"]
         assert [
@@ -212,7 +224,8 @@ async def test_config_models_are_listed_with_ids_and_refused_for_writes(sqlite_d
         rows = await gw.state.store.run(
             lambda conn: {r.name: r for r in conn.execute(sa.select(t.models)).all()}
         )
-        assert rows["from-yaml"].id == model_id and rows["from-yaml"].api_key_encrypted == sealed
+        assert rows["from-yaml"].id == model_id
+        assert rows["from-yaml"].api_key_encrypted == sealed
         (retired,) = [r for name, r in rows.items() if name.startswith("also-yaml:deleted:")]
         assert retired.deleted_at is not None
 
@@ -247,11 +260,13 @@ async def test_validation_errors(db_target: tuple[str, str]) -> None:
         self_fallback = await gw.client.patch(
             f"/api/v1/models/{a['id']}", headers=admin(gw), json={"fallback_model_name": "a"}
         )
-        assert self_fallback.status_code == 400 and "itself" in error(self_fallback)["message"]
+        assert self_fallback.status_code == 400
+        assert "itself" in error(self_fallback)["message"]
         cycle = await gw.client.patch(
             f"/api/v1/models/{a['id']}", headers=admin(gw), json={"fallback_model_name": "b"}
         )
-        assert cycle.status_code == 400 and "cycle" in error(cycle)["message"]
+        assert cycle.status_code == 400
+        assert "cycle" in error(cycle)["message"]
 
         # deleting a fallback target unsets the fallback of the models pointing at it
         assert (await gw.client.delete(f"/api/v1/models/{a['id']}", headers=admin(gw))).status_code == 204
@@ -295,7 +310,8 @@ async def test_only_system_admins_manage_models_and_members_see_health(sqlite_ds
                 headers=headers,
                 json={"name": "z", "provider": "openai", "base_url": DEAD_URL},
             )
-            assert denied.status_code == 403 and error(denied)["code"] == "forbidden"
+            assert denied.status_code == 403
+            assert error(denied)["code"] == "forbidden"
             assert (await gw.client.get("/api/v1/models", headers=headers)).status_code == 403
         health = await gw.client.get("/api/v1/models/health", headers={"Authorization": f"Bearer {member}"})
         assert health.status_code == 200
@@ -324,7 +340,8 @@ async def test_test_connection_reports_without_echoing_the_key(sqlite_dsn: str) 
             headers=admin(gw),
             json={"provider": "openai", "base_url": mock.base_url + "/", "api_key": "sk-probe-0099"},
         )
-        assert ok.status_code == 200 and ok.json() == {
+        assert ok.status_code == 200
+        assert ok.json() == {
             "success": True,
             "message": "connection successful: 1 models available",
         }

@@ -30,14 +30,17 @@ async def test_create_read_update_list_and_conflicts(sqlite_dsn: str) -> None:
         created = await create_org(
             gw, "acme", timezone="Europe/Berlin", daily_token_limit=1000, requests_per_minute=5
         )
-        assert created["slug"] == "acme" and created["timezone"] == "Europe/Berlin"
+        assert created["slug"] == "acme"
+        assert created["timezone"] == "Europe/Berlin"
         assert (
             created["daily_token_limit"],
             created["monthly_token_limit"],
             created["requests_per_minute"],
         ) == (1000, 0, 5)
-        assert created["is_active"] is True and (created["member_count"], created["team_count"]) == (0, 0)
-        assert created["created_at"].endswith("Z") and created["deleted_at"] is None
+        assert created["is_active"] is True
+        assert (created["member_count"], created["team_count"]) == (0, 0)
+        assert created["created_at"].endswith("Z")
+        assert created["deleted_at"] is None
 
         dup = await gw.client.post(f"{API}/orgs", headers=admin(gw), json={"name": "Other", "slug": "acme"})
         assert error_of(dup, 409)["code"] == "conflict"
@@ -56,11 +59,9 @@ async def test_create_read_update_list_and_conflicts(sqlite_dsn: str) -> None:
         patched = await gw.client.patch(
             f"{API}/orgs/{created['id']}", headers=admin(gw), json={"name": "Acme Inc"}
         )
-        assert (
-            patched.status_code == 200
-            and patched.json()["name"] == "Acme Inc"
-            and patched.json()["slug"] == "acme"
-        )
+        assert patched.status_code == 200
+        assert patched.json()["name"] == "Acme Inc"
+        assert patched.json()["slug"] == "acme"
         assert (await gw.client.get(f"{API}/orgs/{created['id']}", headers=admin(gw))).json()[
             "name"
         ] == "Acme Inc"
@@ -71,7 +72,8 @@ async def test_create_read_update_list_and_conflicts(sqlite_dsn: str) -> None:
         team = await create_team(gw, created["id"], "red")
         await add_user(gw, created["id"], "m@acme.test")
         detail = (await gw.client.get(f"{API}/orgs/{created['id']}", headers=admin(gw))).json()
-        assert (detail["member_count"], detail["team_count"]) == (1, 1) and team["org_id"] == created["id"]
+        assert (detail["member_count"], detail["team_count"]) == (1, 1)
+        assert team["org_id"] == created["id"]
 
 
 async def test_list_is_paginated_and_org_admins_see_only_their_org(sqlite_dsn: str) -> None:
@@ -86,7 +88,8 @@ async def test_list_is_paginated_and_org_admins_see_only_their_org(sqlite_dsn: s
         boss = await add_user(gw, ids[0], "boss@org0.test", role="org_admin")
         key = await user_key(gw, ids[0], boss)
         listed = (await gw.client.get(f"{API}/orgs", headers=bearer(key))).json()
-        assert [o["id"] for o in listed["data"]] == [ids[0]] and listed["has_more"] is False
+        assert [o["id"] for o in listed["data"]] == [ids[0]]
+        assert listed["has_more"] is False
         # reading or changing another organisation, or creating/deleting organisations, is refused
         error_of(await gw.client.get(f"{API}/orgs/{ids[1]}", headers=bearer(key)), 403)
         error_of(
@@ -135,7 +138,8 @@ async def test_deactivate_stops_keys_at_once_and_reactivate_restores_them(sqlite
         assert await chat(gw, key) == 200
 
         off = await gw.client.post(f"{API}/orgs/{org['id']}/deactivate", headers=admin(gw))
-        assert off.status_code == 200 and off.json()["is_active"] is False
+        assert off.status_code == 200
+        assert off.json()["is_active"] is False
         assert await chat(gw, key) == 401
         error_of(await gw.client.get(f"{API}/orgs/{org['id']}", headers=bearer(key)), 401)
         # a key created while deactivated does not work either
@@ -143,8 +147,10 @@ async def test_deactivate_stops_keys_at_once_and_reactivate_restores_them(sqlite
         assert await chat(gw, later) == 401
 
         on = await gw.client.post(f"{API}/orgs/{org['id']}/reactivate", headers=admin(gw))
-        assert on.status_code == 200 and on.json()["is_active"] is True
-        assert await chat(gw, key) == 200 and await chat(gw, later) == 200
+        assert on.status_code == 200
+        assert on.json()["is_active"] is True
+        assert await chat(gw, key) == 200
+        assert await chat(gw, later) == 200
         error_of(
             await gw.client.post(f"{API}/orgs/{await default_org(gw)}/deactivate", headers=admin(gw)), 400
         )
@@ -160,7 +166,8 @@ async def test_limit_changes_reach_the_key_cache_at_once(sqlite_dsn: str) -> Non
         response = await gw.client.patch(
             f"{API}/orgs/{org['id']}", headers=admin(gw), json={"requests_per_minute": 1}
         )
-        assert response.status_code == 200 and response.json()["requests_per_minute"] == 1
+        assert response.status_code == 200
+        assert response.json()["requests_per_minute"] == 1
         assert await chat(gw, key) == 200
         assert await chat(gw, key) == 429
 
@@ -203,7 +210,8 @@ async def test_org_members_crud_and_role_changes_reach_keys(sqlite_dsn: str) -> 
         promoted = await gw.client.patch(
             f"{members}/{membership['id']}", headers=bearer(boss_key), json={"role": "org_admin"}
         )
-        assert promoted.status_code == 200 and promoted.json()["role"] == "org_admin"
+        assert promoted.status_code == 200
+        assert promoted.json()["role"] == "org_admin"
         assert (await gw.client.get(f"{API}/orgs/{org['id']}", headers=bearer(key))).status_code == 200
         # a member cannot manage memberships
         await gw.client.patch(
@@ -219,15 +227,18 @@ async def test_org_members_crud_and_role_changes_reach_keys(sqlite_dsn: str) -> 
         team = await create_team(gw, org["id"], "blue")
         await join_team(gw, team["id"], newcomer)
         team_key = (await create_key(gw, org["id"], user_id=newcomer, team_id=team["id"]))["key"]
-        assert await chat(gw, key) == 200 and await chat(gw, team_key) == 200
+        assert await chat(gw, key) == 200
+        assert await chat(gw, team_key) == 200
         removed = await gw.client.delete(f"{members}/{membership['id']}", headers=bearer(boss_key))
         assert removed.status_code == 204
-        assert await chat(gw, key) == 401 and await chat(gw, team_key) == 401
+        assert await chat(gw, key) == 401
+        assert await chat(gw, team_key) == 401
         error_of(await gw.client.get(f"{members}/{membership['id']}", headers=bearer(boss_key)), 404)
         team_after = (
             await gw.client.get(f"{API}/orgs/{org['id']}/teams/{team['id']}", headers=admin(gw))
         ).json()
-        assert team_after["member_count"] == 0 and team_after["key_count"] == 0
+        assert team_after["member_count"] == 0
+        assert team_after["key_count"] == 0
         own = next(
             m
             for p in await pages(gw.client, members, bearer(boss_key), limit=10)

@@ -38,7 +38,8 @@ async def test_crud_and_key_count(sqlite_dsn: str) -> None:
         renamed = await gw.client.patch(
             f"{path}/{account['id']}", headers=admin(gw), json={"name": "ship-it"}
         )
-        assert renamed.status_code == 200 and renamed.json()["name"] == "ship-it"
+        assert renamed.status_code == 200
+        assert renamed.json()["name"] == "ship-it"
 
         for i in range(3):
             await gw.client.post(path, headers=admin(gw), json={"name": f"bot{i}"})

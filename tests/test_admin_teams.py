@@ -61,7 +61,8 @@ async def test_create_list_get_update_and_conflicts(sqlite_dsn: str) -> None:
         patched = await gw.client.patch(
             f"{teams}/{team['id']}", headers=admin(gw), json={"name": "DS", "slug": "ds"}
         )
-        assert patched.status_code == 200 and (patched.json()["name"], patched.json()["slug"]) == ("DS", "ds")
+        assert patched.status_code == 200
+        assert (patched.json()["name"], patched.json()["slug"]) == ("DS", "ds")
 
         for i in range(4):
             await create_team(gw, org["id"], f"t{i}")
@@ -144,7 +145,8 @@ async def test_team_admin_manages_only_their_team_and_cannot_grant_org_roles(sql
         promoted = await gw.client.patch(
             f"{red_members}/{membership['id']}", headers=bearer(key), json={"role": "team_admin"}
         )
-        assert promoted.status_code == 200 and promoted.json()["role"] == "team_admin"
+        assert promoted.status_code == 200
+        assert promoted.json()["role"] == "team_admin"
         assert {
             m["user_id"] for m in (await gw.client.get(red_members, headers=bearer(key))).json()["data"]
         } == {lead, newbie}
@@ -167,7 +169,8 @@ async def test_team_admin_manages_only_their_team_and_cannot_grant_org_roles(sql
         assert (
             await gw.client.delete(f"{red_members}/{membership['id']}", headers=bearer(key))
         ).status_code == 204
-        assert await chat(gw, newbie_team_key) == 401 and await chat(gw, newbie_key) == 200
+        assert await chat(gw, newbie_team_key) == 401
+        assert await chat(gw, newbie_key) == 200
         error_of(await gw.client.get(f"{red_members}/{membership['id']}", headers=bearer(key)), 404)
 
 

@@ -112,16 +112,19 @@ async def test_create_get_and_list_users(gw: RunningGateway) -> None:
 
     got = await As(gw, admin).get(f"/users/{alice['id']}")
     assert got.json() == alice
-    assert "password" not in got.text and "argon2" not in got.text
+    assert "password" not in got.text
+    assert "argon2" not in got.text
 
     bob = await create(gw, admin, email="bob@example.com")
     first = await As(gw, admin).get("/users?limit=2")
     page = first.json()
     assert [u["email"] for u in page["data"]] == ["admin@voidllm.local", "alice@example.com"]
-    assert page["has_more"] is True and page["next_cursor"] == alice["id"]
+    assert page["has_more"] is True
+    assert page["next_cursor"] == alice["id"]
     second = (await As(gw, admin).get(f"/users?limit=2&cursor={page['next_cursor']}")).json()
     assert [u["id"] for u in second["data"]] == [teamish["id"], bob["id"]]
-    assert second["has_more"] is False and second.get("next_cursor") is None
+    assert second["has_more"] is False
+    assert second.get("next_cursor") is None
 
     # The new user can log in with the password set by the admin.
     assert (await login(gw, "alice@example.com", PASSWORD)).json()["user"]["role"] == "org_admin"
@@ -302,7 +305,9 @@ async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
         ("password", {"email": "p@example.com", "password": "p" * 1025}),
     ):
         message = envelope(await As(gw, admin).post("/users", json=body), 400, "validation_error")
-        assert message.startswith(f"{field} must ") and "at most" in message and "nnn" not in message
+        assert message.startswith(f"{field} must ")
+        assert "at most" in message
+        assert "nnn" not in message
     at_limit = await create(gw, admin, email="a" * 242 + "@example.com", display_name="n" * 256)
     assert (len(str(at_limit["email"])), len(str(at_limit["display_name"]))) == (254, 256)
 

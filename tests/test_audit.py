@@ -133,12 +133,14 @@ def test_key_like_values_are_redacted_under_any_name() -> None:
 
 
 def test_description_is_capped_and_stays_json() -> None:
-    assert describe(None) == "" and describe({}) == ""
+    assert describe(None) == ""
+    assert describe({}) == ""
     big = {f"field_{i}": "x" * 1000 for i in range(50)}
     text = describe(big)
     assert len(text.encode()) <= MAX_DESCRIPTION
     parsed = orjson.loads(text)
-    assert parsed["truncated"] is True and "field_0" in parsed["fields"]
+    assert parsed["truncated"] is True
+    assert "field_0" in parsed["fields"]
     long_string = orjson.loads(describe({"description": "y" * 10_000}))["description"]
     assert len(long_string) < 300
 
@@ -337,7 +339,8 @@ async def test_list_filters_and_pages_newest_first(sqlite_dsn: str) -> None:
         everything = await listing(gw, key)
         assert ids_of(everything) == ["req-9", "req-4", "req-3", "req-2", "req-1"]
         first = everything.json()["data"][0]
-        assert first["timestamp"] == "2026-01-10T12:04:00Z" and first["status_code"] == 201
+        assert first["timestamp"] == "2026-01-10T12:04:00Z"
+        assert first["status_code"] == 201
         assert set(first) == {
             "id",
             "request_id",
@@ -361,7 +364,8 @@ async def test_list_filters_and_pages_newest_first(sqlite_dsn: str) -> None:
         assert ids_of(await listing(gw, key, **window)) == ["req-4", "req-3", "req-2"]
 
         page1 = (await listing(gw, key, limit=2)).json()
-        assert [d["request_id"] for d in page1["data"]] == ["req-9", "req-4"] and page1["has_more"] is True
+        assert [d["request_id"] for d in page1["data"]] == ["req-9", "req-4"]
+        assert page1["has_more"] is True
         page2 = (await listing(gw, key, limit=2, cursor=page1["next_cursor"])).json()
         assert [d["request_id"] for d in page2["data"]] == ["req-3", "req-2"]
         page3 = (await listing(gw, key, limit=2, cursor=page2["next_cursor"])).json()
@@ -384,7 +388,8 @@ async def test_default_page_size_is_fifty(sqlite_dsn: str) -> None:
         records = [record_of(entry(n), now=T0 + timedelta(seconds=n)) for n in range(51)]
         await gw.state.store.run(insert_audit_records, records)
         page = (await listing(gw, gw.api_key())).json()
-        assert len(page["data"]) == 50 and page["has_more"] is True
+        assert len(page["data"]) == 50
+        assert page["has_more"] is True
 
 
 async def test_org_admins_see_only_their_org_and_members_nothing(sqlite_dsn: str) -> None:
@@ -394,7 +399,8 @@ async def test_org_admins_see_only_their_org_and_members_nothing(sqlite_dsn: str
         assert ids_of(await listing(gw, org_admin)) == ["req-9", "req-3", "req-1"]
         assert ids_of(await listing(gw, org_admin, org_id="org-a", action="update")) == ["req-3"]
         denied = await listing(gw, org_admin, org_id="org-b")
-        assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+        assert denied.status_code == 403
+        assert denied.json()["error"]["code"] == "forbidden"
         for role in (Role.MEMBER, Role.TEAM_ADMIN):
             response = await listing(gw, add_key(gw, role, "org-a"))
             assert response.status_code == 403

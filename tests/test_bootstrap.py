@@ -32,7 +32,8 @@ async def test_bootstrap_creates_everything_once(store: Any) -> None:
     assert KeyKind.from_key(creds.api_key) is KeyKind.USER
     assert creds.email == "root@acme.test"
     assert len(creds.password) == 16
-    assert "vl_uk_" not in repr(creds) and creds.password not in repr(creds)
+    assert "vl_uk_" not in repr(creds)
+    assert creds.password not in repr(creds)
 
     assert await bootstrap(store, KEYRING, PLAN) is None
 
@@ -60,8 +61,10 @@ async def test_bootstrap_creates_everything_once(store: Any) -> None:
 
     rows = await store.run(check)
     assert rows["counts"] == {"orgs": 1, "users": 1, "members": 1, "keys": 1}
-    assert rows["org"]["slug"] == "acme" and rows["org"]["name"] == "Acme"
-    assert rows["user"]["is_system_admin"] is True and rows["user"]["display_name"] == "Admin"
+    assert rows["org"]["slug"] == "acme"
+    assert rows["org"]["name"] == "Acme"
+    assert rows["user"]["is_system_admin"] is True
+    assert rows["user"]["display_name"] == "Admin"
     assert verify_password(rows["user"]["password_hash"], creds.password)
     assert rows["member"]["role"] == "org_admin"
     assert rows["key"]["key_hash"] == hash_key(KEYRING.hmac_secret, creds.api_key)
@@ -160,7 +163,8 @@ async def test_loader_excludes_dead_keys_and_computes_roles(store: Any) -> None:
     assert member.key_limits.requests_per_day == 5
     assert member.org_limits.requests_per_minute == 7
     team_key = cache.authenticate_key(keys["team"])
-    assert team_key.role is Role.TEAM_ADMIN and team_key.team_limits.daily_token_limit == 1000
+    assert team_key.role is Role.TEAM_ADMIN
+    assert team_key.team_limits.daily_token_limit == 1000
     assert cache.authenticate_key(keys["sa-org"]).role is Role.ORG_ADMIN
 
     snapshot = await store.run(lambda conn: load_live_keys(conn, now=now + timedelta(days=2)))

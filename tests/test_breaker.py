@@ -99,7 +99,8 @@ async def test_half_open_allows_at_most_half_open_max_probes(autojump_clock: tri
     breaker = await opened_at_10(half_open_max=2)
     await trio.sleep(30)
     first, second = acquired(breaker), acquired(breaker)
-    assert first.probe and second.probe
+    assert first.probe
+    assert second.probe
     assert not breaker.peek()
     assert breaker.try_acquire() is None
     assert breaker.state is BreakerState.HALF_OPEN

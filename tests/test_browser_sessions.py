@@ -133,13 +133,18 @@ async def test_sign_in_sets_http_only_strict_cookies_and_puts_no_key_in_the_body
     browser, response = await sign_in(gw, client)
     body = response.json()
     assert set(body) == {"user", "expires_at", "csrf_token"}
-    assert body["user"]["email"] == credentials(gw)["email"] and body["user"]["is_system_admin"] is True
-    assert "vl_sk_" not in response.text and "token" not in body
+    assert body["user"]["email"] == credentials(gw)["email"]
+    assert body["user"]["is_system_admin"] is True
+    assert "vl_sk_" not in response.text
+    assert "token" not in body
     cookies = set_cookies(response)
     session, csrf = cookies["voidllm_session"], cookies["voidllm_csrf"]
     assert session[0].startswith("vl_sk_")
-    assert {"HttpOnly", "SameSite=Strict", "Path=/"} <= set(session[1:]) and "Secure" not in session
-    assert {"SameSite=Strict", "Path=/"} <= set(csrf[1:]) and "HttpOnly" not in csrf and "Secure" not in csrf
+    assert {"HttpOnly", "SameSite=Strict", "Path=/"} <= set(session[1:])
+    assert "Secure" not in session
+    assert {"SameSite=Strict", "Path=/"} <= set(csrf[1:])
+    assert "HttpOnly" not in csrf
+    assert "Secure" not in csrf
     assert csrf[0] == body["csrf_token"] == browser.csrf
     max_age = int(next(part for part in session if part.startswith("Max-Age=")).split("=")[1])
     assert 86000 < max_age <= 86400, "the cookie lives as long as the session (24 h)"
@@ -159,7 +164,8 @@ async def test_sign_in_errors_are_those_of_login(gw: RunningGateway, client: htt
     locked = await client.post(f"{API}/auth/session", json=credentials(gw))
     error(locked, 429, "too_many_requests")
     retry_after = locked.json()["error"]["retry_after"]
-    assert isinstance(retry_after, int) and retry_after > 0
+    assert isinstance(retry_after, int)
+    assert retry_after > 0
     assert locked.headers["retry-after"] == str(retry_after)
     login = await client.post(f"{API}/auth/login", json=credentials(gw))
     assert login.json()["error"]["retry_after"] > 0, "the same answer on /auth/login"
@@ -184,7 +190,8 @@ async def test_the_cookie_authenticates_the_api_without_authorization(
 ) -> None:
     browser, _ = await sign_in(gw, client)
     me = await browser.request("GET", f"{API}/me", csrf=None, origin=None)
-    assert me.status_code == 200 and me.json()["email"] == credentials(gw)["email"]
+    assert me.status_code == 200
+    assert me.json()["email"] == credentials(gw)["email"]
     sessions = await browser.request("GET", f"{API}/auth/sessions", csrf=None, origin=None)
     assert [s["current"] for s in sessions.json()["data"]] == [True]
     error(await client.get(f"{API}/me"), 401, "unauthorized")
@@ -343,7 +350,8 @@ async def test_logout_revokes_the_session_and_clears_the_cookies(
     error(await browser.request("POST", f"{API}/auth/logout", csrf=None), 403, "csrf_failed")
     assert (await browser.request("GET", f"{API}/me")).status_code == 200, "a refused logout changes nothing"
     logout = await browser.request("POST", f"{API}/auth/logout")
-    assert logout.status_code == 204 and logout.content == b""
+    assert logout.status_code == 204
+    assert logout.content == b""
     assert_cleared(logout)
     error(await browser.request("GET", f"{API}/me"), 401, "unauthorized")  # the old cookie, replayed
     key_hash = gw.state.services.keyring.hash_key(browser.cookies["voidllm_session"])

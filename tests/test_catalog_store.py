@@ -83,7 +83,8 @@ async def test_the_config_sync_upserts_seals_and_tombstones(store: Any) -> None:
         KEYRING.decrypt_secret(deps["one"].api_key_encrypted, aad=aad_for("deployment", deps["one"].id))
         == "sk-one"
     )
-    assert deps["two"].api_key_encrypted is None and deps["one"].priority == 1
+    assert deps["two"].api_key_encrypted is None
+    assert deps["one"].priority == 1
 
     # again, with beta's deployment "two" and model alpha gone: ids and unchanged ciphertexts stay
     smaller = """
@@ -96,7 +97,8 @@ async def test_the_config_sync_upserts_seals_and_tombstones(store: Any) -> None:
     rows = await store.run(models_by_name)
     assert rows["beta"].id == beta.id
     retired = rows[f"alpha:deleted:{alpha.id}"]
-    assert retired.deleted_at is not None and not retired.is_active
+    assert retired.deleted_at is not None
+    assert not retired.is_active
     deps_after = await store.run(
         lambda conn: {
             r.name: r
@@ -192,7 +194,8 @@ async def test_snapshot_holds_active_api_models_allowlists_and_aliases(store: An
         ("pool/late", "http://late.test/v1", "sk-late"),
     ]
     assert (pool.timeout, pool.strategy, pool.aliases) == (90.0, "priority", ("p", "q"))
-    assert by_name["plain"].fallback == "pool" and by_name["plain"].strategy == "round-robin"
+    assert by_name["plain"].fallback == "pool"
+    assert by_name["plain"].strategy == "round-robin"
 
     catalog = Catalog(Registry.build(snapshot.models), snapshot.access, snapshot.aliases)
     member = KeyIdentity(key_id=new_id(), key_type="user_key", name="k", role=Role.MEMBER, org_id=org_id)
@@ -209,7 +212,8 @@ async def test_snapshot_holds_active_api_models_allowlists_and_aliases(store: An
     )
     assert [m.name for m in catalog.visible(member)] == ["pool"]  # the org lists only pool
     assert catalog.resolve(member, "fast") is by_name["plain"]
-    assert catalog.resolve(in_team, "fast") is pool and catalog.resolve(in_other, "fast") is by_name["plain"]
+    assert catalog.resolve(in_team, "fast") is pool
+    assert catalog.resolve(in_other, "fast") is by_name["plain"]
     assert catalog.aliases_of(in_team) == {"pool": ["fast"]}
 
 

@@ -75,7 +75,8 @@ async def test_cli_creates_an_org_a_user_and_keys_that_a_gateway_accepts(tmp_pat
             stdin=b"a long enough passphrase\n",
         )
     ).stdout.decode()
-    assert "email: dev@acme.io" in text and "password" not in text  # a given password is never echoed
+    assert "email: dev@acme.io" in text
+    assert "password" not in text
 
     key = await as_json(
         config,
@@ -92,16 +93,20 @@ async def test_cli_creates_an_org_a_user_and_keys_that_a_gateway_accepts(tmp_pat
         "--daily-token-limit",
         "5000",
     )
-    assert key["key"].startswith("vl_uk_") and key["daily_token_limit"] == 5000
+    assert key["key"].startswith("vl_uk_")
+    assert key["daily_token_limit"] == 5000
     listed = await as_json(config, "keys", "list", "--org", "acme-corp")
-    assert [k["id"] for k in listed] == [key["id"]] and "key" not in listed[0]
+    assert [k["id"] for k in listed] == [key["id"]]
+    assert "key" not in listed[0]
 
     async with run_gateway(gateway_config(config)) as gw:
         me = await gw.client.get("/api/v1/me", headers={"Authorization": f"Bearer {key['key']}"})
-        assert me.status_code == 200 and me.json()["email"] == "ops@acme.io"
+        assert me.status_code == 200
+        assert me.json()["email"] == "ops@acme.io"
 
         rotation = await as_json(config, "keys", "rotate", key["id"])
-        assert rotation["old_key"]["id"] == key["id"] and rotation["new_key"]["key"].startswith("vl_uk_")
+        assert rotation["old_key"]["id"] == key["id"]
+        assert rotation["new_key"]["key"].startswith("vl_uk_")
         await voidllm(config, "keys", "revoke", rotation["new_key"]["id"])
         await reload_key_cache(gw.state.keys, gw.state.store)  # without Redis: the next periodic reload
         for presented, status in ((key["key"], 200), (rotation["new_key"]["key"], 401)):
@@ -112,14 +117,19 @@ async def test_cli_creates_an_org_a_user_and_keys_that_a_gateway_accepts(tmp_pat
 async def test_cli_refusals_are_messages_with_exit_code_1(tmp_path: Path) -> None:
     config = await migrated_config(tmp_path)
     missing = await voidllm(config, "keys", "list", "--org", "nowhere", check=False)
-    assert missing.returncode == 1 and b"no organisation called 'nowhere'" in missing.stderr
+    assert missing.returncode == 1
+    assert b"no organisation called 'nowhere'" in missing.stderr
     await voidllm(config, "orgs", "create", "--name", "Acme")
     duplicate = await voidllm(config, "orgs", "create", "--name", "Acme", check=False)
-    assert duplicate.returncode == 1 and b"Traceback" not in duplicate.stderr and duplicate.stderr.strip()
+    assert duplicate.returncode == 1
+    assert b"Traceback" not in duplicate.stderr
+    assert duplicate.stderr.strip()
     bad = await voidllm(
         config, "keys", "create", "--org", "acme", "--name", "k", "--type", "team_key", check=False
     )
-    assert bad.returncode == 1 and b"team" in bad.stderr and b"Traceback" not in bad.stderr
+    assert bad.returncode == 1
+    assert b"team" in bad.stderr
+    assert b"Traceback" not in bad.stderr
 
 
 @pytest.mark.redis
@@ -148,8 +158,11 @@ async def test_cli_names_its_config_and_database_and_refuses_to_create_an_empty_
     refused = await voidllm(config, "orgs", "create", "--name", "Acme", check=False)
     stderr = refused.stderr.decode()
     assert refused.returncode == 2, stderr
-    assert f"config {config}" in stderr and f"database sqlite {database}" in stderr
-    assert "no database at" in stderr and "migrate-schema" in stderr and "Traceback" not in stderr
+    assert f"config {config}" in stderr
+    assert f"database sqlite {database}" in stderr
+    assert "no database at" in stderr
+    assert "migrate-schema" in stderr
+    assert "Traceback" not in stderr
     assert not database.exists()
 
     await voidllm(config, "migrate-schema")

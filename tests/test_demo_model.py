@@ -67,9 +67,12 @@ async def test_the_demo_model_answers_the_openai_sdk_in_every_shape(sqlite_dsn: 
         client = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key=gw.api_key(), max_retries=0)
         hello = [{"role": "user", "content": "hi"}]
         chat = await client.chat.completions.create(model="default", messages=hello)
-        assert chat.model == "demo" and chat.system_fingerprint == "voidllm-demo"
-        assert chat.choices[0].message.content and "VoidLLM demo model" in chat.choices[0].message.content
-        assert chat.usage is not None and chat.usage.completion_tokens > 0
+        assert chat.model == "demo"
+        assert chat.system_fingerprint == "voidllm-demo"
+        assert chat.choices[0].message.content
+        assert "VoidLLM demo model" in chat.choices[0].message.content
+        assert chat.usage is not None
+        assert chat.usage.completion_tokens > 0
 
         pieces = []
         stream = await client.chat.completions.create(
@@ -81,7 +84,8 @@ async def test_the_demo_model_answers_the_openai_sdk_in_every_shape(sqlite_dsn: 
         async for chunk in stream:
             assert chunk.system_fingerprint == "voidllm-demo"
             pieces += [choice.delta.content or "" for choice in chunk.choices]
-        assert len([p for p in pieces if p]) == 8 and "".join(pieces) == chat.choices[0].message.content
+        assert len([p for p in pieces if p]) == 8
+        assert "".join(pieces) == chat.choices[0].message.content
 
         text = await client.completions.create(model="default", prompt="hi")
         assert text.system_fingerprint == "voidllm-demo"

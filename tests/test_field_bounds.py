@@ -201,7 +201,8 @@ async def test_a_provider_key_that_cannot_be_a_header_value_is_refused(sqlite_ds
     async with run_gateway(make_config(sqlite_dsn)) as gw:
         test = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": api_key}
         message = await _refused(gw, "POST", "/api/v1/models/test-connection", test, "api_key")
-        assert api_key not in message and "header" in message
+        assert api_key not in message
+        assert "header" in message
         await _refused(gw, "POST", "/api/v1/models", {**test, "name": "m"}, "api_key")
         listed = await gw.client.get("/api/v1/models", headers={"Authorization": f"Bearer {gw.api_key()}"})
         assert listed.json()["data"] == []
@@ -319,9 +320,11 @@ def test_values_within_bounds_pass_and_the_schema_states_them() -> None:
     registry.schema(_Sample)
     properties = registry.schemas["_Sample"]["properties"]
     assert (properties["declared"]["minimum"], properties["declared"]["maximum"]) == (1, 5)
-    assert properties["plain"]["maximum"] == 2**63 - 1 and properties["text"]["maxLength"] == 1024
+    assert properties["plain"]["maximum"] == 2**63 - 1
+    assert properties["text"]["maxLength"] == 1024
     assert properties["name"]["anyOf"][0]["maxLength"] == 256
-    assert LIMIT.problem(10**15) is None and LIMIT.problem(10**15 + 1) is not None
+    assert LIMIT.problem(10**15) is None
+    assert LIMIT.problem(10**15 + 1) is not None
     responses = SchemaRegistry()
     responses.schema(_Sample)
     assert "maxLength" not in responses.schemas["_Sample"]["properties"]["text"]  # not an input

@@ -178,8 +178,10 @@ async def test_a_port_in_use_is_reported_with_its_address_before_the_store_is_to
         )
     stderr = done.stderr.decode()
     assert done.returncode == 1, stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in stderr and "--port" in stderr
-    assert "Traceback" not in stderr and "BOOTSTRAP" not in stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+    assert "--port" in stderr
+    assert "Traceback" not in stderr
+    assert "BOOTSTRAP" not in stderr
     assert not (tmp_path / "data" / "voidllm.db").exists()
 
 

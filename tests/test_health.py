@@ -583,7 +583,8 @@ async def test_real_mock_upstream_is_healthy() -> None:
         assert {dict(r.headers).get("authorization") for r in mock.requests} == {"Bearer sk-test"}
     assert (report.status, report.health_ok, report.models_ok) == ("healthy", True, True)
     assert report.last_error is None
-    assert report.latency_ms is not None and report.latency_ms >= 1
+    assert report.latency_ms is not None
+    assert report.latency_ms >= 1
     assert tracker.probe("real") is not None
 
 

@@ -25,7 +25,8 @@ def test_alias_is_rewritten_to_the_canonical_name() -> None:
 def test_usage_is_injected_into_streams_keeping_other_options() -> None:
     raw = b'{"model":"gpt","stream":true,"stream_options":{"include_obfuscation":false}}'
     request = JsonRequest.parse(raw)
-    assert request.stream and not request.client_wants_usage
+    assert request.stream
+    assert not request.client_wants_usage
     out = orjson.loads(request.upstream_body(raw, canonical_model="gpt", inject_usage=True))
     assert out["stream_options"] == {"include_obfuscation": False, "include_usage": True}
 

@@ -147,7 +147,8 @@ def test_migrate_schema_creates_the_schema_once(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip().startswith("schema at revision ")
     again = run_cli("migrate-schema", config=config)
-    assert again.returncode == 0 and again.stdout == first.stdout
+    assert again.returncode == 0
+    assert again.stdout == first.stdout
     assert (tmp_path / "data" / "voidllm.db").exists()
 
 

@@ -118,7 +118,8 @@ async def test_a_member_cannot_lift_its_own_limits_or_expiry(sqlite_dsn: str) ->
 
         # the holder still renames, rotates and revokes its own key
         renamed = await gw.client.patch(path, headers=bearer(limited["key"]), json={"name": "mine"})
-        assert renamed.status_code == 200 and renamed.json()["name"] == "mine"
+        assert renamed.status_code == 200
+        assert renamed.json()["name"] == "mine"
         assert renamed.json()["requests_per_minute"] == 1
         rotated = await gw.client.post(f"{path}/rotate", headers=bearer(limited["key"]))
         assert rotated.status_code == 200, rotated.text
@@ -192,7 +193,8 @@ async def test_a_team_admin_sets_team_bound_keys_within_the_team_limits(sqlite_d
         lifted = await gw.client.patch(
             path, headers=bearer(boss), json={"requests_per_minute": 0, "requests_per_day": 0}
         )
-        assert lifted.status_code == 200 and lifted.json()["requests_per_minute"] == 0
+        assert lifted.status_code == 200
+        assert lifted.json()["requests_per_minute"] == 0
 
 
 async def test_a_team_admin_is_refused_on_its_own_keys(sqlite_dsn: str) -> None:
@@ -209,7 +211,8 @@ async def test_a_team_admin_is_refused_on_its_own_keys(sqlite_dsn: str) -> None:
                 refused = await gw.client.patch(path, headers=bearer(caller), json={"requests_per_day": 0})
                 assert error_of(refused, 403)["message"] == f"{REFUSED} (requests_per_day)"
             renamed = await gw.client.patch(path, headers=bearer(own_bound["key"]), json={"name": "lead's"})
-            assert renamed.status_code == 200 and renamed.json()["requests_per_day"] == 5
+            assert renamed.status_code == 200
+            assert renamed.json()["requests_per_day"] == 5
 
 
 async def test_a_key_is_refused_on_itself_unless_a_system_admin(sqlite_dsn: str) -> None:
@@ -224,7 +227,8 @@ async def test_a_key_is_refused_on_itself_unless_a_system_admin(sqlite_dsn: str)
         through_session = await gw.client.patch(
             path, headers=bearer(await session_key(gw, org["id"], boss)), json={"requests_per_day": 7}
         )
-        assert through_session.status_code == 200 and through_session.json()["requests_per_day"] == 7
+        assert through_session.status_code == 200
+        assert through_session.json()["requests_per_day"] == 7
 
         # an unbound service-account key acts as org admin: it changes other keys, not itself
         unbound = await service_account_key(gw, org["id"], None)
@@ -298,7 +302,8 @@ async def test_team_limits_are_set_by_org_admins_names_by_team_admins(sqlite_dsn
                 == "a team's limits are set by an org admin (requests_per_minute)"
             )
         renamed = await gw.client.patch(path, headers=bearer(lead_key), json={"name": "Reds", "slug": "reds"})
-        assert renamed.status_code == 200 and (renamed.json()["name"], renamed.json()["slug"]) == (
+        assert renamed.status_code == 200
+        assert (renamed.json()["name"], renamed.json()["slug"]) == (
             "Reds",
             "reds",
         )
@@ -310,7 +315,8 @@ async def test_team_limits_are_set_by_org_admins_names_by_team_admins(sqlite_dsn
         )
         for caller, value in ((bearer(boss), 20), (admin(gw), 0)):
             changed = await gw.client.patch(path, headers=caller, json={"requests_per_minute": value})
-            assert changed.status_code == 200 and changed.json()["requests_per_minute"] == value
+            assert changed.status_code == 200
+            assert changed.json()["requests_per_minute"] == value
             assert gw.state.keys.authenticate_key(team_key).team_limits.requests_per_minute == value
 
 
@@ -332,7 +338,8 @@ async def test_org_limits_are_set_by_system_admins_names_by_org_admins(sqlite_ds
         renamed = await gw.client.patch(
             path, headers=bearer(boss), json={"name": "Acme Inc", "slug": "acme-inc"}
         )
-        assert renamed.status_code == 200 and (renamed.json()["name"], renamed.json()["slug"]) == (
+        assert renamed.status_code == 200
+        assert (renamed.json()["name"], renamed.json()["slug"]) == (
             "Acme Inc",
             "acme-inc",
         )
@@ -340,7 +347,8 @@ async def test_org_limits_are_set_by_system_admins_names_by_org_admins(sqlite_ds
         assert gw.state.keys.authenticate_key(boss).org_limits.daily_token_limit == 1000
 
         lifted = await gw.client.patch(path, headers=admin(gw), json={"daily_token_limit": 0})
-        assert lifted.status_code == 200 and lifted.json()["daily_token_limit"] == 0
+        assert lifted.status_code == 200
+        assert lifted.json()["daily_token_limit"] == 0
         assert gw.state.keys.authenticate_key(boss).org_limits.daily_token_limit == 0
 
 

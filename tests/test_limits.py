@@ -199,12 +199,14 @@ async def test_token_reservation_and_settle(harness: Harness) -> None:
     exc = caught.value
     assert (exc.code, exc.message) == ("token_limit_exceeded", "token budget exceeded")
     assert headers_of(exc)["x-ratelimit-limit"] == "100"
-    assert holds[0] is not None and holds[1] is not None
+    assert holds[0] is not None
+    assert holds[1] is not None
     await harness.limiter.settle(holds[0], used_tokens=12)
     await harness.limiter.settle(holds[1], used_tokens=0)  # a failed request
     assert await harness.used("key", "k1") == 12
     again = await harness.admit(key, reserve=80)  # 100 - 12 used - 40 still reserved
-    assert again is not None and again.holds[0].reserved == 48
+    assert again is not None
+    assert again.holds[0].reserved == 48
 
 
 async def test_daily_and_monthly_budgets_at_every_level(harness: Harness) -> None:
@@ -262,7 +264,8 @@ async def test_concurrent_first_requests_cannot_overspend(harness: Harness) -> N
 async def test_reserving_nothing_still_needs_budget_left(harness: Harness) -> None:
     key = ident(key_limits=Limits(daily_token_limit=10))
     first = await harness.admit(key, reserve=0)
-    assert first is not None and first.holds[0].reserved == 0
+    assert first is not None
+    assert first.holds[0].reserved == 0
     await harness.limiter.settle(first, used_tokens=10)
     with pytest.raises(TooManyRequestsError):
         await harness.admit(key, reserve=0)
@@ -294,7 +297,8 @@ async def test_memory_seed_and_sweep() -> None:
     limiter.seed({("token", "key", "k1", "day", day): 95})
     key = ident(key_limits=Limits(daily_token_limit=100, requests_per_minute=5))
     admission = await limiter.admit(key, reserve_tokens=50)
-    assert admission is not None and admission.holds[0].reserved == 5
+    assert admission is not None
+    assert admission.holds[0].reserved == 5
     await limiter.settle(admission, used_tokens=5)
     clock.now += 86400
     assert limiter.sweep() == 2  # yesterday's tokens and last minute's requests
@@ -316,7 +320,8 @@ async def test_redis_reservations_of_a_dead_process_expire(redis_url: str) -> No
                 await limiter.admit(key, reserve_tokens=1)
             clock.now += 301
             revived = await limiter.admit(key, reserve_tokens=1)
-            assert revived is not None and revived.holds[0].reserved == 1
+            assert revived is not None
+            assert revived.holds[0].reserved == 1
             slot = revived.holds[0].check.slot
             assert await client.execute("HGET", limiter.key(slot) + ":res", "sum") == b"1"
             assert await client.execute("ZCARD", limiter.key(slot) + ":resx") == 1

@@ -158,7 +158,8 @@ async def test_rate_limit_reaches_the_openai_sdk_as_a_rate_limit_error(
         assert response.headers["x-ratelimit-limit"] == "2"  # the org's, the most restrictive
         assert response.headers["x-ratelimit-remaining"] == "0"
         reset = int(response.headers["x-ratelimit-reset"])
-        assert reset % 60 == 0 and 1 <= int(response.headers["retry-after"]) <= 60
+        assert reset % 60 == 0
+        assert 1 <= int(response.headers["retry-after"]) <= 60
         assert len(mock.requests) == 2
         other = await add_key(gw)  # another organisation: not limited, not affected
         assert (
@@ -280,7 +281,8 @@ async def test_unreachable_redis_follows_on_error(sqlite_dsn: str, mock: MockUps
             for line in metrics.splitlines()
             if line.startswith(f'voidllm_ratelimit_backend_errors_total{{policy="{policy}"}}')
         ]
-        assert errors and float(errors[0].split()[-1]) >= 3
+        assert errors
+        assert float(errors[0].split()[-1]) >= 3
 
 
 @pytest.mark.redis

@@ -16,7 +16,8 @@ from voidllm.redis.client import RedisClient, open_redis
 
 
 def _retry_after(exc: pytest.ExceptionInfo[TooManyRequestsError]) -> int:
-    assert exc.value.status == 429 and exc.value.code == "too_many_requests"
+    assert exc.value.status == 429
+    assert exc.value.code == "too_many_requests"
     assert exc.value.message == "too many login attempts, try again later"
     return int(dict(exc.value.headers)["retry-after"])
 

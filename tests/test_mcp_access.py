@@ -73,7 +73,8 @@ def test_an_inactive_server_still_shadows() -> None:
     inactive = attrs.evolve(ORG, is_active=False)
     registry = McpRegistry((GLOBAL, inactive))
     found = registry.resolve(identity(), "tools")
-    assert found is inactive and not found.is_active
+    assert found is inactive
+    assert not found.is_active
     assert registry.active() == (GLOBAL,)
 
 
@@ -147,7 +148,8 @@ async def test_allowlists_through_the_api_hold_at_once(sqlite_dsn: str) -> None:
         registry: McpRegistry = gw.state.services.extras["mcp_registry"]
         team_identity = gw.state.keys.authenticate(f"Bearer {key['key']}")
         server = registry.resolve(team_identity, "g0")
-        assert server is not None and not registry.allowed(team_identity, server)
+        assert server is not None
+        assert not registry.allowed(team_identity, server)
 
         available = await gw.client.get(f"{API}/orgs/{org}/available-mcp-servers", headers=headers)
         assert available.json() == [
@@ -158,7 +160,8 @@ async def test_allowlists_through_the_api_hold_at_once(sqlite_dsn: str) -> None:
         grant = await gw.client.put(
             f"{API}/orgs/{org}/mcp-access", headers=headers, json={"servers": created[::-1]}
         )
-        assert grant.status_code == 200 and grant.json() == {"servers": sorted(created)}
+        assert grant.status_code == 200
+        assert grant.json() == {"servers": sorted(created)}
         assert registry.allowed(team_identity, server)  # without waiting for a periodic reload
 
         team_list = await gw.client.put(
@@ -264,7 +267,8 @@ async def test_health_service_probes_on_schedule(autojump_clock: trio.testing.Mo
         assert (first["hs-down"].status, first["hs-down"].last_error) == ("unhealthy", "http 500")
         assert (first["hs-stuck"].status, first["hs-stuck"].last_error) == ("unhealthy", "request timeout")
         assert fetched == ["hs-up"]
-        assert _gauge(MCP_HEALTH_STATUS, up) == 1.0 and _gauge(MCP_HEALTH_STATUS, down) == 0.0
+        assert _gauge(MCP_HEALTH_STATUS, up) == 1.0
+        assert _gauge(MCP_HEALTH_STATUS, down) == 0.0
         assert _gauge(MCP_HEALTH_LATENCY, up) == 0.25
 
         registry.replace((up,), McpAccessRules())  # the others were deleted

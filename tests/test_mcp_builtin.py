@@ -47,7 +47,8 @@ def _json(result: Any) -> Any:
 async def test_sdk_lists_and_calls_tools_as_system_admin(sqlite_dsn: str, mode: str) -> None:
     async with run_gateway(make_config(sqlite_dsn, MODELS)) as gw:
         async with _client(gw.url, gw.api_key(), mode) as client:
-            assert client.server_info is not None and client.server_info.name == "voidllm"
+            assert client.server_info is not None
+            assert client.server_info.name == "voidllm"
             tools = await client.list_tools()
             assert [tool.name for tool in tools.tools] == [
                 "list_models",
@@ -59,7 +60,8 @@ async def test_sdk_lists_and_calls_tools_as_system_admin(sqlite_dsn: str, mode: 
             ]
             models = _json(await client.call_tool("list_models", {}))
             assert [m["name"] for m in models] == ["embed-small", "gpt-4o"]
-            assert models[1]["aliases"] == ["smart"] and models[1]["provider"] == "openai"
+            assert models[1]["aliases"] == ["smart"]
+            assert models[1]["provider"] == "openai"
 
 
 def _usage(key_id: str, org_id: str, user_id: str | None, model: str, tokens: int, at: Any) -> dict[str, Any]:
@@ -131,9 +133,11 @@ async def test_every_tool_with_the_rest_api_permissions(sqlite_dsn: str) -> None
                 {"name": "gpt-4o", "type": "chat"},
             ]
             health = _json(await admin.call_tool("get_model_health", {"model": "gpt-4o"}))
-            assert health["name"] == "gpt-4o" and health["status"] == "unknown"
+            assert health["name"] == "gpt-4o"
+            assert health["status"] == "unknown"
             missing = await member.call_tool("get_model_health", {"model": "nope"})
-            assert missing.is_error and "not found" in missing.content[0].text
+            assert missing.is_error
+            assert "not found" in missing.content[0].text
 
             # get_usage: org admins see the organisation, members their own, last 30 days by default
             org_usage = _json(await admin.call_tool("get_usage", {"group_by": "model"}))
@@ -150,7 +154,8 @@ async def test_every_tool_with_the_rest_api_permissions(sqlite_dsn: str) -> None
 
             # list_keys: admins the organisation's keys, members only their own
             admin_keys = {k["name"] for k in _json(await admin.call_tool("list_keys", {}))}
-            assert "member-key" in admin_keys and len(admin_keys) >= 2
+            assert "member-key" in admin_keys
+            assert len(admin_keys) >= 2
             member_keys = _json(await member.call_tool("list_keys", {}))
             assert [k["name"] for k in member_keys] == ["member-key"]
             assert set(member_keys[0]) == {"id", "key_hint", "key_type", "name", "created_at"}
@@ -159,16 +164,20 @@ async def test_every_tool_with_the_rest_api_permissions(sqlite_dsn: str) -> None
             created = await member.call_tool("create_key", {"name": "from-mcp", "expires_in": "24h"})
             assert created.structured_content is not None
             new = _json(created)
-            assert new["name"] == "from-mcp" and new["key"].startswith("vl_uk_") and new["expires_at"]
+            assert new["name"] == "from-mcp"
+            assert new["key"].startswith("vl_uk_")
+            assert new["expires_at"]
             assert (await gw.client.get("/v1/models", headers=bearer(new["key"]))).status_code == 200
             listed = await gw.client.get(f"/api/v1/orgs/{org}/keys/{new['id']}", headers=bearer(admin_key))
             assert listed.json()["user_id"] == member_id
 
             # list_deployments: system admins only; a refusal is a tool error, not a protocol error
             denied = await member.call_tool("list_deployments", {"model_id": model_id})
-            assert denied.is_error and denied.content[0].text == "insufficient permissions"
+            assert denied.is_error
+            assert denied.content[0].text == "insufficient permissions"
             deployments = await admin.call_tool("list_deployments", {"model_id": model_id})
-            assert not deployments.is_error and _json(deployments) == []
+            assert not deployments.is_error
+            assert _json(deployments) == []
             unknown_model = await admin.call_tool("list_deployments", {"model_id": "nope"})
             assert unknown_model.is_error
 

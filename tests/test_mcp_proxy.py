@@ -118,9 +118,11 @@ async def test_sdk_client_through_the_proxy(sqlite_dsn: str, mode: str, modern_u
             tools = await client.list_tools()
             assert {tool.name for tool in tools.tools} == {"echo", "fail", "slow", "big"}
             echoed = await client.call_tool("echo", {"text": "hello"})
-            assert echoed.structured_content == {"text": "hello"} and not echoed.is_error
+            assert echoed.structured_content == {"text": "hello"}
+            assert not echoed.is_error
             failed = await client.call_tool("fail", {"reason": "broken on purpose"})
-            assert failed.is_error and "broken on purpose" in failed.content[0].text
+            assert failed.is_error
+            assert "broken on purpose" in failed.content[0].text
         assert mock.rpc("tools/call"), "the calls reached the upstream"
         # one upstream session carried all the calls (sealed in the client's token, or kept per key)
         assert len({r.session_id for r in mock.rpc("tools/call")}) == 1
@@ -133,7 +135,8 @@ async def test_tool_call_errors_and_timeouts_raw(sqlite_dsn: str) -> None:
         h = _headers(key, mcp_session_id=token, accept="application/json")
         # an unknown tool: the upstream's answer passes through (the SDK reports it as a tool error result)
         unknown = await c.post(PATH, headers=h, json=_call("nope"))
-        assert unknown.status_code == 200 and unknown.json()["id"] == 2
+        assert unknown.status_code == 200
+        assert unknown.json()["id"] == 2
         # the slow tool against settings.mcp.call_timeout (1 s): 502 without id, the session still works
         slow = await c.post(PATH, headers=h, json=_call("slow", seconds=30))
         _refused(slow, 502, -32603, "upstream MCP server unavailable")
@@ -146,7 +149,8 @@ async def test_tool_call_errors_and_timeouts_raw(sqlite_dsn: str) -> None:
             headers=_headers(key, mcp_session_id=token, accept="text/event-stream"),
             json=_call("echo", 6, text="streamed"),
         )
-        assert sse.headers["content-type"].startswith("text/event-stream") and b'"streamed"' in sse.content
+        assert sse.headers["content-type"].startswith("text/event-stream")
+        assert b'"streamed"' in sse.content
         # GET offers no stream
         assert (await c.get(PATH, headers=_headers(key, mcp_session_id=token))).status_code == 405
         # DELETE ends the upstream session too
@@ -164,11 +168,12 @@ async def test_upstream_session_expiry_is_transparent(sqlite_dsn: str) -> None:
             assert (await client.call_tool("echo", {"text": "three"})).structured_content == {"text": "three"}
         sids = [r.session_id for r in mock.rpc("tools/call")]
         old, new = sids[0], sids[-1]
-        assert sids == [old, old, new, new] and old != new  # the expired one answered 404 once, then renewed
+        assert sids == [old, old, new, new]
+        assert old != new
 
 
 async def test_resolution_and_access_statuses(sqlite_dsn: str) -> None:
-    async with _proxied(sqlite_dsn) as (gw, mock):
+    async with _proxied(sqlite_dsn) as (gw, _mock):
         org = await default_org(gw)
         member = await user_key(gw, org, await add_user(gw, org, "member@example.com"))
         c, admin_key = gw.client, gw.api_key()
@@ -189,7 +194,8 @@ async def test_resolution_and_access_statuses(sqlite_dsn: str) -> None:
         token = await _session(c, member)
         in_session = _headers(member, mcp_session_id=token)
         listed = await c.post(PATH, headers=in_session, json=_rpc("tools/list", 3))
-        assert listed.status_code == 200 and len(listed.json()["result"]["tools"]) == 4
+        assert listed.status_code == 200
+        assert len(listed.json()["result"]["tools"]) == 4
         # an open session loses access at once when the grant goes
         await c.put(grants, headers=bearer(admin_key), json={"servers": []})
         _refused(await c.post(PATH, headers=in_session, json=_rpc("tools/list", 4)), 403, -32600, denied)
@@ -233,7 +239,9 @@ async def test_one_session_served_by_two_gateway_processes(sqlite_dsn: str) -> N
             calls = [r.session_id for r in mock.rpc("tools/call")][3:]
             answered = [sid for sid in calls if sid not in mock.expired]
             a_sid, b_sid, a_again, b_again = answered
-            assert a_sid == a_again and b_sid == b_again and a_sid != b_sid
+            assert a_sid == a_again
+            assert b_sid == b_again
+            assert a_sid != b_sid
 
 
 async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
@@ -273,7 +281,8 @@ async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
         for row in rows:
             who = (identity.key_id, identity.org_id, identity.user_id)
             assert (row["key_id"], row["org_id"], row["user_id"]) == who
-            assert row["server_alias"] == "tools" and row["code_mode"] is False
+            assert row["server_alias"] == "tools"
+            assert row["code_mode"] is False
             assert secret not in repr(dict(row))
         assert rows[2]["duration_ms"] >= 900
         assert secret.encode() not in generate_latest(REGISTRY)
@@ -340,4 +349,5 @@ async def test_client_example_lists_tools_and_models(sqlite_dsn: str, legacy: bo
             )
         )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("tools: list_models, ") and '"gpt-4o"' in result.stdout
+    assert result.stdout.startswith("tools: list_models, ")
+    assert '"gpt-4o"' in result.stdout

@@ -53,7 +53,8 @@ async def _session(client: httpx.AsyncClient, key: str, version: str = "2025-06-
 def _error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
-    assert body["jsonrpc"] == "2.0" and body["error"]["code"] == code
+    assert body["jsonrpc"] == "2.0"
+    assert body["error"]["code"] == code
     return body
 
 
@@ -136,7 +137,8 @@ async def test_session_sealed_by_one_gateway_is_served_by_another(sqlite_dsn: st
             json=_request("tools/list", 3),
         )
         assert listed.status_code == 200, listed.text
-        assert listed.json()["id"] == 3 and len(listed.json()["result"]["tools"]) == 6
+        assert listed.json()["id"] == 3
+        assert len(listed.json()["result"]["tools"]) == 6
 
 
 async def test_origin_auth_version_accept_and_body_rules(sqlite_dsn: str) -> None:
@@ -145,7 +147,8 @@ async def test_origin_auth_version_accept_and_body_rules(sqlite_dsn: str) -> Non
         host = httpx.URL(gw.url).netloc.decode()
 
         evil = await c.post(PATH, headers=_headers(key, origin="http://evil.example"), json=_init())
-        assert "id" in _error(evil, 403, -32600) and evil.json()["id"] is None
+        assert "id" in _error(evil, 403, -32600)
+        assert evil.json()["id"] is None
         same = await c.post(PATH, headers=_headers(key, origin=f"http://{host}"), json=_init())
         assert same.status_code == 200
 
@@ -201,7 +204,8 @@ async def test_sse_answer_is_one_unbuffered_event_per_message(sqlite_dsn: str) -
         assert response.headers["x-accel-buffering"] == "no"
         assert response.headers["mcp-session-id"]
         event, data = response.text.split("\n")[:2]
-        assert event == "event: message" and response.text.endswith("\n\n")
+        assert event == "event: message"
+        assert response.text.endswith("\n\n")
         assert orjson.loads(data.removeprefix("data: "))["result"]["serverInfo"]["name"] == "voidllm"
 
 
@@ -218,7 +222,8 @@ async def test_batches_only_in_2025_03_26(sqlite_dsn: str) -> None:
         answered = await c.post(PATH, headers=_headers(key, mcp_session_id=token), json=batch)
         assert answered.status_code == 200
         by_id = {item["id"]: item for item in answered.json()}
-        assert by_id[1]["result"] == {} and by_id[2]["error"]["code"] == -32601
+        assert by_id[1]["result"] == {}
+        assert by_id[2]["error"]["code"] == -32601
         assert by_id[None]["error"]["code"] == -32600
         only_notes = await c.post(
             PATH,
@@ -262,7 +267,8 @@ async def test_stateless_revision(sqlite_dsn: str) -> None:
             PATH, headers=_modern(key, "server/discover"), json=_request("server/discover", **_meta())
         )
         result = discover.json()["result"]
-        assert result["supportedVersions"] == SUPPORTED and result["capabilities"] == {"tools": {}}
+        assert result["supportedVersions"] == SUPPORTED
+        assert result["capabilities"] == {"tools": {}}
         assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "voidllm"
 
         # no session needed, a session id is ignored
@@ -271,7 +277,8 @@ async def test_stateless_revision(sqlite_dsn: str) -> None:
             headers=_modern(key, "tools/list", mcp_session_id="ignored"),
             json=_request("tools/list", **_meta()),
         )
-        assert listed.status_code == 200 and len(listed.json()["result"]["tools"]) == 6
+        assert listed.status_code == 200
+        assert len(listed.json()["result"]["tools"]) == 6
 
         call = _request("tools/call", name="list_keys", arguments={}, **_meta())
         ok = await c.post(PATH, headers=_modern(key, "tools/call", "list_keys"), json=call)
@@ -313,7 +320,8 @@ def test_jsonrpc_parsing_classifies_messages_and_rejects_the_rest() -> None:
     assert j.parse_body(b'{"jsonrpc":"2.0","method":"n"}') == j.Notification("n")
     assert j.parse_body(b'{"jsonrpc":"2.0","id":1,"result":{}}') == j.Response(1, {})
     error = j.parse_body(b'{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}}')
-    assert isinstance(error, j.ErrorResponse) and (error.id, error.error.code) == (1, -1)
+    assert isinstance(error, j.ErrorResponse)
+    assert (error.id, error.error.code) == (1, -1)
     for bad, code in [
         (b"", j.PARSE_ERROR),
         (b"{", j.PARSE_ERROR),
@@ -352,7 +360,8 @@ def test_sealed_sessions_are_bound_expire_and_can_be_revoked() -> None:
         key_id="k1", endpoint="/e", protocol_version="2025-06-18", backend={"up": secret}
     )
     token = sealer.seal(state)
-    assert all(0x21 <= ord(c) <= 0x7E for c in token) and secret not in token
+    assert all(0x21 <= ord(c) <= 0x7E for c in token)
+    assert secret not in token
     raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     assert secret.encode() not in raw  # sealed, not merely encoded
     assert sealer.open(token, key_id="k1", endpoint="/e") == state
@@ -411,5 +420,6 @@ async def test_a_trickled_body_is_refused_at_read_timeout(sqlite_dsn: str) -> No
                     answer += chunk
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     error = orjson.loads(answer.split(b"\r\n\r\n", 1)[1])
-    assert error["jsonrpc"] == "2.0" and error["error"]["code"] == -32600
+    assert error["jsonrpc"] == "2.0"
+    assert error["error"]["code"] == -32600
     assert "not received within 0.5s" in error["error"]["message"]

@@ -85,7 +85,8 @@ async def test_errors_come_back_in_anthropics_shape(sqlite_dsn: str, mock: MockU
         assert limited.value.body["type"] == "error"  # type: ignore[index]
         raw = await gw.client.post("/v1/messages", content=b"{nope", headers={"x-api-key": gw.api_key()})
         assert raw.status_code == 400
-        assert raw.json()["type"] == "error" and raw.json()["error"]["type"] == "invalid_request_error"
+        assert raw.json()["type"] == "error"
+        assert raw.json()["error"]["type"] == "invalid_request_error"
 
 
 async def test_bearer_auth_and_count_tokens_needs_an_anthropic_upstream(
@@ -131,7 +132,8 @@ async def test_anthropic_upstream_gets_and_returns_bytes_unchanged(sqlite_dsn: s
                 content=body,
                 headers={**headers, "x-api-key": "sk-ant-upstream"},
             )
-            assert via.status_code == 200 and via.content == straight.content
+            assert via.status_code == 200
+            assert via.content == straight.content
 
             streamed = body.replace(b'"max_tokens"', b'"stream": true, "max_tokens"')
             via_stream = await gw.client.post("/v1/messages", content=streamed, headers=headers)
@@ -154,7 +156,8 @@ async def test_anthropic_upstream_gets_and_returns_bytes_unchanged(sqlite_dsn: s
                 headers=headers,
                 json={"model": "claude", "messages": [{"role": "user", "content": "hi"}]},
             )
-            assert counted.status_code == 200 and counted.json() == {"input_tokens": 10}
+            assert counted.status_code == 200
+            assert counted.json() == {"input_tokens": 10}
             assert upstream.last.path == "/v1/messages/count_tokens"
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert [(r["stream"], r["status"], r["total_tokens"] > 0) for r in rows][:3] == [

@@ -177,7 +177,8 @@ def test_the_grafana_example_charts_only_documented_metrics() -> None:
     table = documented()
     targets = [target for panel in dashboard["panels"] for target in panel.get("targets", [])]
     exprs = [target["expr"] for target in targets]
-    assert exprs and all(target["datasource"]["uid"] == "${DS_PROMETHEUS}" for target in targets)
+    assert exprs
+    assert all(target["datasource"]["uid"] == "${DS_PROMETHEUS}" for target in targets)
     used: set[str] = set()
     for name in re.findall(r"voidllm_\w+", " ".join(exprs)):
         base = next((name.removesuffix(s) for s in HISTOGRAM_SERIES if name.endswith(s)), name)

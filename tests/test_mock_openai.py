@@ -99,7 +99,8 @@ async def test_chat_stream_with_include_usage(mock: MockUpstream, client: openai
         chunks = [chunk async for chunk in stream]
     assert len(chunks) == 1 + 5 + 1 + 1
     assert chunks[-1].choices == []
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 18
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == 18
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks[:-1]) == TEXT
 
 
@@ -113,7 +114,8 @@ async def test_chat_stream_wire_format(http: httpx.AsyncClient) -> None:
     chunks = [json.loads(data) for data in sse_data(response.text)[:-1]]
     assert all('"usage":null' in data for data in sse_data(response.text)[:-2])
     assert [chunk["usage"] for chunk in chunks[:-1]] == [None] * (len(chunks) - 1)
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 8
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] == 8
 
     plain = await http.post("/chat/completions", json={"model": "m", "messages": MESSAGES, "stream": True})
     assert '"usage"' not in plain.text
@@ -124,7 +126,8 @@ async def test_completions(client: openai.AsyncOpenAI) -> None:
     completion = await client.completions.create(model="davinci-test", prompt="Say hello")
     assert completion.object == "text_completion"
     assert completion.choices[0].text == TEXT
-    assert completion.usage is not None and completion.usage.total_tokens == 18
+    assert completion.usage is not None
+    assert completion.usage.total_tokens == 18
 
     stream = await client.completions.create(
         model="davinci-test", prompt="Say hello", stream=True, stream_options={"include_usage": True}
@@ -132,7 +135,8 @@ async def test_completions(client: openai.AsyncOpenAI) -> None:
     async with stream:
         chunks = [chunk async for chunk in stream]
     assert "".join(choice.text for chunk in chunks for choice in chunk.choices) == TEXT
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
     assert chunks[-1].usage.prompt_tokens == 10
 
 
@@ -146,7 +150,8 @@ async def test_embeddings(client: openai.AsyncOpenAI, http: httpx.AsyncClient) -
     single = await client.embeddings.create(
         model="embed-test", input="one", encoding_format="float", dimensions=4
     )
-    assert len(single.data) == 1 and single.data[0].embedding == [1 / 64, 2 / 64, 3 / 64, 4 / 64]
+    assert len(single.data) == 1
+    assert single.data[0].embedding == [1 / 64, 2 / 64, 3 / 64, 4 / 64]
 
     raw = await http.post("/embeddings", json={"model": "e", "input": [1, 2, 3], "encoding_format": "base64"})
     [item] = raw.json()["data"]
@@ -167,7 +172,8 @@ async def test_responses_api(client: openai.AsyncOpenAI) -> None:
     assert "".join(event.delta for event in events if event.type == "response.output_text.delta") == TEXT
     completed = events[-1]
     assert completed.type == "response.completed"
-    assert completed.response.usage is not None and completed.response.usage.total_tokens == 18
+    assert completed.response.usage is not None
+    assert completed.response.usage.total_tokens == 18
 
 
 async def test_transcription_of_a_2mb_upload(mock: MockUpstream, client: openai.AsyncOpenAI) -> None:
@@ -188,7 +194,8 @@ async def test_speech_is_streamed_audio(client: openai.AsyncOpenAI) -> None:
     speech = await client.audio.speech.create(model="tts-1", voice="alloy", input="Hello")
     assert speech.response.headers["content-type"] == "audio/mpeg"
     assert speech.response.headers["transfer-encoding"] == "chunked"
-    assert speech.content.startswith(b"ID3") and len(speech.content) == 32 * 1024 + 10
+    assert speech.content.startswith(b"ID3")
+    assert len(speech.content) == 32 * 1024 + 10
 
 
 # ------------------------------------------------------------------------------ endpoints (httpx)
@@ -211,11 +218,13 @@ async def test_other_endpoints(mock: MockUpstream, http: httpx.AsyncClient) -> N
     image = {"image": ("a.png", b"\x89PNG" * 100)}
     edit = await http.post("/images/edits", data={"model": "img", "prompt": "p"}, files=image)
     assert len(edit.json()["data"]) == 1
-    assert mock.requests[-1].form == {"model": "img", "prompt": "p"} and mock.requests[-1].file_bytes == 400
+    assert mock.requests[-1].form == {"model": "img", "prompt": "p"}
+    assert mock.requests[-1].file_bytes == 400
 
     form = {"model": "whisper-1", "response_format": "text"}
     translation = await http.post("/audio/translations", data=form, files={"file": ("a.wav", b"RIFF")})
-    assert translation.headers["content-type"].startswith("text/plain") and translation.text == TEXT
+    assert translation.headers["content-type"].startswith("text/plain")
+    assert translation.text == TEXT
 
     mock.by_model["special"] = Behaviour()
     models = (await http.get("/models")).json()
@@ -269,7 +278,8 @@ async def test_reset(mock: MockUpstream, client: openai.AsyncOpenAI) -> None:
     mock.behaviour.fail = "reset"
     with pytest.raises(openai.APIConnectionError):
         await client.chat.completions.create(model="m", messages=MESSAGES)
-    assert len(mock.requests) == 1 and mock.client_closed == []
+    assert len(mock.requests) == 1
+    assert mock.client_closed == []
 
 
 async def test_drop_mid_stream(mock: MockUpstream, http: httpx.AsyncClient) -> None:
@@ -310,7 +320,8 @@ async def test_rate_limited_with_retry_headers(mock: MockUpstream, client: opena
 async def test_other_2xx_status_keeps_the_body(mock: MockUpstream, http: httpx.AsyncClient) -> None:
     mock.behaviour.status = 201
     response = await http.post("/chat/completions", json={"model": "m"})
-    assert response.status_code == 201 and response.json()["object"] == "chat.completion"
+    assert response.status_code == 201
+    assert response.json()["object"] == "chat.completion"
 
 
 async def test_stall_body(mock: MockUpstream) -> None:
@@ -366,7 +377,8 @@ async def test_requests_are_recorded(mock: MockUpstream, client: openai.AsyncOpe
     assert all(name == name.lower() for name, _ in received.headers)
     assert received.json() == {"model": "m", "messages": MESSAGES}
     assert received.received_at <= trio.current_time()
-    assert received.form == {} and received.file_bytes == 0
+    assert received.form == {}
+    assert received.file_bytes == 0
 
     mock.record = False
     await client.models.list()
@@ -415,7 +427,8 @@ def test_multipart_parser_handles_any_split() -> None:
         parser = _MultipartParser(boundary)
         for start in range(0, len(body), size):
             parser.feed(body[start : start + size])
-        assert parser.complete and parser.error is None
+        assert parser.complete
+        assert parser.error is None
         assert parser.fields == {"model": "whisper-1"}
         assert (parser.file_fields, parser.file_bytes) == (["file"], len(file_content))
 
@@ -454,7 +467,8 @@ async def test_cli_serves_until_sigterm() -> None:
     with trio.fail_after(8):
         async with trio.open_nursery() as nursery:  # on failure, cancelling the nursery kills the process
             process: trio.Process = await nursery.start(run)
-            assert process.stdout is not None and process.stderr is not None
+            assert process.stdout is not None
+            assert process.stderr is not None
             line = b""
             while not line.endswith(b"\n"):
                 line += await process.stdout.receive_some(1024)

@@ -74,7 +74,8 @@ def proxy(
             break
     else:
         head.finish()
-    assert head.model is not None and head.done
+    assert head.model is not None
+    assert head.done
     delta = head.length_delta(new_model)
     body = head.rewrite(new_model) + b"".join(head.relay(chunk) for chunk in rest)
     return head.model, body, delta
@@ -164,7 +165,8 @@ def test_invalid_content_types_are_refused(content_type: str) -> None:
 
 def test_multipart_error_is_a_value_error_and_a_400() -> None:
     error = MultipartError("model field is required")
-    assert isinstance(error, ValueError) and isinstance(error, BadRequestError)
+    assert isinstance(error, ValueError)
+    assert isinstance(error, BadRequestError)
     assert (error.status, error.code, str(error)) == (400, "bad_request", "model field is required")
 
 
@@ -268,7 +270,8 @@ def test_the_file_is_never_held() -> None:
         assert head.relay(chunk) is chunk
         held.append(head.buffered)
     assert held[0] == len(chunks[0])
-    assert max(held[1:]) < len(b"\r\n--" + B) and held[-1] == 0
+    assert max(held[1:]) < len(b"\r\n--" + B)
+    assert held[-1] == 0
     out += chunks[1:]
     assert b"".join(out) == encode({"model": "w"}, {"file": ("a.wav", content)})
 

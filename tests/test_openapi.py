@@ -111,7 +111,8 @@ def test_duplicate_operation_ids_are_refused() -> None:
 def test_document_is_valid_openapi_31(document: dict[str, Any]) -> None:
     errors = [str(error) for error in OPENAPI_31_VALIDATOR.iter_errors(document)]
     assert errors == []
-    assert document["openapi"] == "3.1.0" and document["info"]["version"] == __version__
+    assert document["openapi"] == "3.1.0"
+    assert document["info"]["version"] == __version__
 
 
 def test_every_component_is_a_valid_2020_12_schema(document: dict[str, Any]) -> None:
@@ -225,13 +226,16 @@ def validator_for(document: dict[str, Any], ref: str) -> jsonschema_rs.Validator
 async def test_docs_are_served_without_auth_and_describe_real_responses(sqlite_dsn: str) -> None:
     async with run_gateway(make_config(sqlite_dsn)) as gw:
         served = await gw.client.get("/api/docs/openapi.json")
-        assert served.status_code == 200 and served.headers["content-type"] == "application/json"
+        assert served.status_code == 200
+        assert served.headers["content-type"] == "application/json"
         document = served.json()
         assert document == build_document(api.routes, version=__version__)
 
         page = await gw.client.get("/api/docs")
-        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        assert "<script" not in page.text and not re.search(r"(src|href)=['\"]?https?:", page.text)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "<script" not in page.text
+        assert not re.search(r"(src|href)=['\"]?https?:", page.text)
         for path, operations in document["paths"].items():
             assert path in page.text
             for op in operations.values():
@@ -258,7 +262,8 @@ def test_the_documented_callers_are_the_ones_the_rbac_matrix_enforces(document: 
     for route in api.routes:
         operation = document["paths"][openapi_path(route.full_path)][route.method.lower()]
         if route.public:
-            assert "x-voidllm-allow" not in operation and operation["security"] == []
+            assert "x-voidllm-allow" not in operation
+            assert operation["security"] == []
             continue
         assert operation["x-voidllm-allow"] == [str(grant) for grant in route.allow], route.name
         expected_role = None if route.role is None else route.role.name.lower()

@@ -201,7 +201,8 @@ async def test_csrf_is_required_with_the_cookie_and_nothing_reaches_the_upstream
         )
         assert response.status_code == 403, response.text
         error = response.json()["error"]
-        assert error["code"] == "csrf_failed" and error["request_id"] == response.headers["x-request-id"]
+        assert error["code"] == "csrf_failed"
+        assert error["request_id"] == response.headers["x-request-id"]
     assert pg.gate.requests == []
 
 
@@ -217,13 +218,15 @@ async def test_models_and_non_streamed_answers_through_the_tunnel(pg: Playground
         headers=_browser_headers(pg.browser),
         json={"model": "demo", "messages": [{"role": "user", "content": "hi"}]},
     )
-    assert chat.status_code == 200 and chat.json()["system_fingerprint"] == "voidllm-demo"
+    assert chat.status_code == 200
+    assert chat.json()["system_fingerprint"] == "voidllm-demo"
     embedded = await pg.browser.client.post(
         f"{TUNNEL}/embeddings",
         headers=_browser_headers(pg.browser),
         json={"model": "demo", "input": ["a", "b"]},
     )
-    assert embedded.status_code == 200 and len(embedded.json()["data"]) == 2
+    assert embedded.status_code == 200
+    assert len(embedded.json()["data"]) == 2
 
 
 @pytest.mark.parametrize(
@@ -268,7 +271,8 @@ async def test_dot_segments_never_leave_the_proxy(pg: Playground) -> None:
             while chunk := await stream.receive_some():
                 data += chunk
     assert data.startswith(b"HTTP/1.1 400"), data[:200]
-    assert b'"organizations"' not in data and b'"data"' not in data
+    assert b'"organizations"' not in data
+    assert b'"data"' not in data
 
 
 async def test_the_tunnel_is_drain_tracked(pg: Playground) -> None:
@@ -314,7 +318,8 @@ def test_the_capped_proxy_shares_everything_but_the_stream_limit() -> None:
 
     keys = object()
     capped = capped_proxy(Fake(Limits(300.0), keys), 120.0)
-    assert capped.limits.max_stream_duration == 105.0 and capped.keys is keys
+    assert capped.limits.max_stream_duration == 105.0
+    assert capped.keys is keys
     short = Fake(Limits(30.0), keys)
     assert capped_proxy(short, 120.0) is short, "a shorter max_stream_duration stays"
     assert capped_proxy(short, 0.0) is short
@@ -367,7 +372,8 @@ async def test_a_marker_sent_through_the_playground_is_written_nowhere(
                     json=chat_body(marker, "gpt-zk"),
                     headers={"Cookie": _cookie_header(browser)},
                 )
-                assert refused.status_code == 403 and marker not in refused.text
+                assert refused.status_code == 403
+                assert marker not in refused.text
                 assert [a.status_code for a in answers] == [200, 200, 200, 200]
                 assert all(marker in a.text for a in answers[:3]), "the answers themselves carry it"
     assert watch.table_rows["usage_events"] == 4, "the requests were made and recorded (as metadata)"

@@ -184,7 +184,8 @@ async def test_plain_chat(sqlite_dsn: str, case: Case) -> None:
         assert completion.model == (AZURE_MODEL if case.provider == "azure" else f"{case.model}-alias")
 
         sent = s.mock.last
-        assert sent.method == "POST" and sent.path == case.path(stream=False)
+        assert sent.method == "POST"
+        assert sent.path == case.path(stream=False)
         name, value = case.credential()
         assert sent.header(name) == value
         if name != "authorization":  # the client's gateway key never travels upstream
@@ -232,7 +233,8 @@ async def test_streamed_chat_with_and_without_usage(sqlite_dsn: str, case: Case)
         # without stream_options: no usage anywhere in what the client gets
         status, body = await s.raw_chat(model=case.model, stream=True, messages=messages)
         assert status == 200
-        assert b'"usage"' not in body and body.endswith(b"data: [DONE]\n\n")
+        assert b'"usage"' not in body
+        assert body.endswith(b"data: [DONE]\n\n")
         chunks = events(body)[:-1]
         deltas = [chunk["choices"][0]["delta"] for chunk in chunks if chunk["choices"]]
         assert deltas[0]["role"] == "assistant"
@@ -245,19 +247,23 @@ async def test_streamed_chat_with_and_without_usage(sqlite_dsn: str, case: Case)
         received = [chunk async for chunk in stream]
         texts = [c.choices[0].delta.content for c in received if c.choices and c.choices[0].delta.content]
         assert texts == pieces
-        assert [c for c in received if c.usage is not None] == [received[-1]] and received[-1].choices == []
+        assert [c for c in received if c.usage is not None] == [received[-1]]
+        assert received[-1].choices == []
         assert counts(received[-1].usage) == (10, 8, 18)
 
         for sent in (first_upstream, s.mock.last):
             assert sent.path == case.path(stream=True)
             upstream = sent.json()
             if case.provider == "anthropic":
-                assert upstream["stream"] is True and "stream_options" not in upstream
+                assert upstream["stream"] is True
+                assert "stream_options" not in upstream
                 assert sent.header("accept") == "text/event-stream"
             elif case.provider == "azure":  # the gateway asks for usage either way
-                assert upstream["stream"] is True and upstream["stream_options"] == {"include_usage": True}
+                assert upstream["stream"] is True
+                assert upstream["stream_options"] == {"include_usage": True}
             else:  # the URL decides; the body has no stream field
-                assert "stream" not in upstream and "stream_options" not in upstream
+                assert "stream" not in upstream
+                assert "stream_options" not in upstream
     rows = await usage_rows("sqlite", sqlite_dsn)
     names = ("provider", "stream", "status", "prompt_tokens", "completion_tokens", "total_tokens")
     assert columns(rows, *names) == [(case.provider, True, "ok", 10, 8, 18)] * 2
@@ -369,7 +375,8 @@ async def test_tool_calls_round_trip(sqlite_dsn: str, case: Case) -> None:
         assert choice.message.content == (None if case.provider == "azure" else "Let me check.")
         [call] = choice.message.tool_calls or []
         assert (call.id, call.type, call.function.name) == (call_id, "function", "get_weather")
-        assert isinstance(call.function.arguments, str) and orjson.loads(call.function.arguments) == ARGUMENTS
+        assert isinstance(call.function.arguments, str)
+        assert orjson.loads(call.function.arguments) == ARGUMENTS
         sent = s.mock.last.json()
         assert {key: sent[key] for key in expected_tools(case.provider)} == expected_tools(case.provider)
 
@@ -392,7 +399,9 @@ async def test_tool_calls_round_trip(sqlite_dsn: str, case: Case) -> None:
         stream = await s.chat(case.model, question, tools=TOOLS, tool_choice="required", stream=True)
         chunks = [chunk async for chunk in stream if chunk.choices]
         calls = [call for chunk in chunks for call in (chunk.choices[0].delta.tool_calls or [])]
-        assert calls[0].id == call_id and calls[0].function and calls[0].function.name == "get_weather"
+        assert calls[0].id == call_id
+        assert calls[0].function
+        assert calls[0].function.name == "get_weather"
         assert {call.index for call in calls} == {0}
         assert len(calls) == (1 if case.provider in ("gemini", "vertex") else 4)  # Gemini sends calls whole
         fragments = [call.function.arguments or "" for call in calls if call.function]
@@ -491,7 +500,8 @@ async def test_anthropic_cache_tokens_count_as_prompt_tokens(sqlite_dsn: str) ->
         s.mock.behaviour.cache_creation_tokens, s.mock.behaviour.cache_read_tokens = 3, 2
         usage = (await s.chat(ANTHROPIC.model)).usage
         assert counts(usage) == (15, 8, 23)
-        assert usage.prompt_tokens_details is not None and usage.prompt_tokens_details.cached_tokens == 2
+        assert usage.prompt_tokens_details is not None
+        assert usage.prompt_tokens_details.cached_tokens == 2
         stream = await s.chat(ANTHROPIC.model, stream=True, stream_options={"include_usage": True})
         last = [chunk async for chunk in stream][-1]
         assert counts(last.usage) == (15, 8, 23)
@@ -530,7 +540,8 @@ async def test_broken_stream_ends_with_exactly_one_error_event(sqlite_dsn: str) 
             assert "[DONE]" not in received, fail
             errors = [event for event in received if "error" in event]
             assert errors == [received[-1]], fail
-            assert errors[0]["error"]["code"] == code and errors[0]["error"]["type"] == code
+            assert errors[0]["error"]["code"] == code
+            assert errors[0]["error"]["type"] == code
             assert body.count(b'"error"') == 1
             assert body.endswith(b'"code":"' + code.encode() + b'"}}\n\n')
             assert received[0]["choices"][0]["delta"]["role"] == "assistant"  # what came before was relayed
@@ -604,7 +615,9 @@ async def test_inexpressible_request_is_a_400_that_does_not_quote_content(sqlite
             )
             assert status == 400, fields
             error = orjson.loads(answer)["error"]
-            assert error["code"] == "bad_request" and error["message"] and error["request_id"]
+            assert error["code"] == "bad_request"
+            assert error["message"]
+            assert error["request_id"]
             assert SECRET.encode() not in answer
         assert all(mock.requests == [] for mock in s.mocks.values())
     assert await usage_rows("sqlite", sqlite_dsn) == []
@@ -626,14 +639,16 @@ async def test_the_mocks_speak_and_refuse_like_the_providers() -> None:
         url = f"{claude.base_url}/v1/messages"
         body = {"model": "m", "max_tokens": 5, "messages": HI}
         refused = await http.post(url, headers={"x-api-key": "k"}, json=body)
-        assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
+        assert refused.status_code == 401
+        assert refused.json()["error"]["type"] == "authentication_error"
         counted = await http.post(f"{url}/count_tokens", headers=headers, json={"model": "m", "messages": HI})
         assert counted.json() == {"input_tokens": 10}
         use = {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
         unanswered = [*HI, {"role": "assistant", "content": [use]}, {"role": "user", "content": "and?"}]
         for extra, says in [({"n": 2}, "Extra inputs"), ({"messages": unanswered}, "without tool_result")]:
             answer = await http.post(url, headers=headers, json={**body, **extra})
-            assert answer.status_code == 400 and says in answer.json()["error"]["message"]
+            assert answer.status_code == 400
+            assert says in answer.json()["error"]["message"]
         sdk = anthropic.AsyncAnthropic(
             api_key="k", base_url=claude.base_url, max_retries=0, default_headers={"x-api-key": "k"}
         )
@@ -649,7 +664,8 @@ async def test_the_mocks_speak_and_refuse_like_the_providers() -> None:
         gemini_url = f"{gemini.base_url}/v1beta/models/g:generateContent"
         assert (await http.post(gemini_url, json=contents)).json()["error"]["status"] == "UNAUTHENTICATED"
         unknown = await http.post(gemini_url, headers={"x-goog-api-key": "k"}, json={**contents, "n": 2})
-        assert unknown.status_code == 400 and unknown.json()["error"]["status"] == "INVALID_ARGUMENT"
+        assert unknown.status_code == 400
+        assert unknown.json()["error"]["status"] == "INVALID_ARGUMENT"
         vertex_path = "/v1/projects/p/locations/l/publishers/google/models/g:generateContent"
         google_key = {"x-goog-api-key": "k"}
         wrong_key = await http.post(vertex.base_url + vertex_path, headers=google_key, json=contents)
@@ -659,7 +675,8 @@ async def test_the_mocks_speak_and_refuse_like_the_providers() -> None:
         deployment = "/openai/deployments/d/chat/completions"
         chat = {"messages": HI}
         no_version = await http.post(azure.base_url + deployment, headers={"api-key": "k"}, json=chat)
-        assert no_version.status_code == 400 and "api-version" in no_version.json()["error"]["message"]
+        assert no_version.status_code == 400
+        assert "api-version" in no_version.json()["error"]["message"]
         no_key = await http.post(f"{azure.base_url}{deployment}?api-version=2024-10-21", json=chat)
         assert no_key.status_code == 401
         assert [r.path for r in azure.requests] == [deployment, f"{deployment}?api-version=2024-10-21"]

@@ -37,7 +37,8 @@ async def test_chat_completion_through_the_sdk(sqlite_dsn: str, mock: MockUpstre
         )
         completion = raw.parse()
         assert completion.choices[0].message.content == "Hello from the mock."
-        assert completion.usage is not None and completion.usage.total_tokens == 18
+        assert completion.usage is not None
+        assert completion.usage.total_tokens == 18
         assert float(raw.headers["x-voidllm-overhead-ms"]) >= 0
         assert raw.headers["x-ratelimit-remaining-requests"] == "99"
         sent = mock.requests[-1]
@@ -57,7 +58,8 @@ async def test_chat_completion_through_the_sdk(sqlite_dsn: str, mock: MockUpstre
     )
     assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (10, 8, 18)
     assert row["cost_estimate"] == pytest.approx(10 / 1e6 * 1.0 + 8 / 1e6 * 2.0)
-    assert row["stream"] is False and row["request_id"] == raw.headers["x-request-id"]
+    assert row["stream"] is False
+    assert row["request_id"] == raw.headers["x-request-id"]
 
 
 async def test_stream_without_usage_request_looks_exactly_like_the_provider(
@@ -90,7 +92,8 @@ async def test_stream_without_usage_request_looks_exactly_like_the_provider(
                 )
             ).content
         assert relayed == expected
-        assert b'"usage"' not in relayed and relayed.endswith(b"data: [DONE]\n\n")
+        assert b'"usage"' not in relayed
+        assert relayed.endswith(b"data: [DONE]\n\n")
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert [(r["stream"], r["total_tokens"], r["status"]) for r in rows] == [(True, 18, "ok")]
     assert rows[0]["ttft_ms"] is not None
@@ -108,7 +111,8 @@ async def test_stream_with_usage_request_keeps_the_usage_chunk(sqlite_dsn: str, 
         chunks = [chunk async for chunk in stream]
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text == "Hello from the mock."
-        assert chunks[-1].choices == [] and chunks[-1].usage is not None
+        assert chunks[-1].choices == []
+        assert chunks[-1].usage is not None
         assert chunks[-1].usage.completion_tokens == 8
 
 
@@ -123,13 +127,15 @@ async def test_other_endpoints_through_the_sdk(sqlite_dsn: str, mock: MockUpstre
         embeddings = await client.embeddings.create(model="gpt-test", input=["a", "b"])
         assert len(embeddings.data) == 2
         response = await client.responses.create(model="gpt-test", input="hi")
-        assert response.usage is not None and response.usage.total_tokens > 0
+        assert response.usage is not None
+        assert response.usage.total_tokens > 0
         speech = await client.audio.speech.create(model="gpt-test", voice="alloy", input="hi")
         assert len(speech.content) > 0
         rerank = await gw.client.post(
             "/v1/rerank", headers=auth(gw), json={"model": "gpt-test", "query": "q", "documents": ["a", "b"]}
         )
-        assert rerank.status_code == 200 and len(rerank.json()["results"]) == 2
+        assert rerank.status_code == 200
+        assert len(rerank.json()["results"]) == 2
         paths = [r.path for r in mock.requests]
         assert paths == [
             "/v1/completions",
@@ -235,7 +241,8 @@ async def test_next_deployment_after_a_5xx_or_a_refused_connection(sqlite_dsn: s
         async with run_gateway(make_config(sqlite_dsn, models)) as gw:
             response = await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "multi"})
             assert response.status_code == 200
-            assert len(broken.requests) == 1 and len(healthy.requests) == 1
+            assert len(broken.requests) == 1
+            assert len(healthy.requests) == 1
             healthy.behaviour.status = 500
             last = await gw.client.post("/v1/chat/completions", headers=auth(gw), json={"model": "multi"})
             assert last.status_code == 500  # the last candidate's answer goes to the client as it is
@@ -255,7 +262,8 @@ async def test_stream_that_dies_gets_exactly_one_incomplete_event(
         )
         body = response.content
         assert body.count(b"stream_incomplete") == 2  # "type" and "code" of the one event
-        assert body.count(b'"error"') == 1 and b"[DONE]" not in body
+        assert body.count(b'"error"') == 1
+        assert b"[DONE]" not in body
         assert body.endswith(b'"code":"stream_incomplete"}}\n\n')
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert [(r["status"], r["status_code"]) for r in rows] == [("incomplete", 502)]

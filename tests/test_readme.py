@@ -34,6 +34,7 @@ def test_the_quick_start_covers_what_a_newcomer_needs() -> None:
         "aliases: [default]",
     ):
         assert needed in quick, needed
-    assert "## Usage" in text and "/usage/me" in text
+    assert "## Usage" in text
+    assert "/usage/me" in text
     setup = re.findall(r"^\./scripts/\w+", quick, flags=re.MULTILINE)
     assert setup == ["./scripts/serve", "./scripts/test"]  # exactly two set-up commands

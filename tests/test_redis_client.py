@@ -56,7 +56,8 @@ def test_urls_are_parsed_without_showing_the_password() -> None:
         False,
     )
     assert "s@cret" not in repr(ep)
-    assert Endpoint.from_url("rediss://:pw@h").tls and Endpoint.from_url("rediss://:pw@h").username == ""
+    assert Endpoint.from_url("rediss://:pw@h").tls
+    assert Endpoint.from_url("rediss://:pw@h").username == ""
     assert Endpoint.from_url("unix:///run/redis.sock?db=3") == Endpoint(path="/run/redis.sock", db=3)
     assert pack(["SET", b"k", 1, 0.5]) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n1\r\n$3\r\n0.5\r\n"
 

@@ -29,7 +29,8 @@ def test_names_and_aliases_resolve_to_the_canonical_model() -> None:
     )
     assert [m.name for m in reg.models] == ["alpha", "zeta"]
     zeta = reg.resolve("fast")
-    assert zeta is not None and zeta is reg.resolve("cheap") is reg.resolve("zeta")
+    assert zeta is not None
+    assert zeta is reg.resolve("cheap") is reg.resolve("zeta")
     assert zeta.upstreams[0].url("chat/completions") == "https://api.example.test/v1/chat/completions"
     assert zeta.upstreams[0].name == "zeta"
     assert zeta.pricing.input_per_1m == 1.5
@@ -76,7 +77,8 @@ def test_provider_specific_fields_reach_the_upstream() -> None:
         "2024-10-21",
     )
     gem = reg.resolve("gem")
-    assert gem is not None and gem.strategy == "weighted"
+    assert gem is not None
+    assert gem.strategy == "weighted"
     vertex = gem.upstreams[0]
     assert (vertex.provider, vertex.gcp_project, vertex.gcp_location, vertex.weight) == (
         "vertex",

@@ -105,7 +105,7 @@ def metric(name: str, **labels: str) -> float:
 
 def _approx_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Cost sums are doubles: compare them rounded (the order of additions differs)."""
-    return [row[:10] + (round(row[10], 9),) + row[11:] for row in rows]
+    return [(*row[:10], round(row[10], 9), *row[11:]) for row in rows]
 
 
 # -- buckets ----------------------------------------------------------------------------------------

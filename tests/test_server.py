@@ -35,7 +35,9 @@ async def test_health_ready_and_metrics(sqlite_dsn: str) -> None:
         health = await gw.client.get("/healthz")
         assert health.status_code == 200
         body = health.json()
-        assert body["status"] == "ok" and body["version"] and isinstance(body["uptime_seconds"], int)
+        assert body["status"] == "ok"
+        assert body["version"]
+        assert isinstance(body["uptime_seconds"], int)
         assert (await gw.client.get("/health")).json()["status"] == "ok"
 
         ready = await gw.client.get("/readyz")
@@ -69,7 +71,8 @@ async def test_bootstrap_key_authenticates_and_wrong_keys_get_401(sqlite_dsn: st
         one = await gw.client.get("/v1/models/smart", headers={"Authorization": f"Bearer {key}"})
         assert one.json()["id"] == "gpt-4o"
         missing = await gw.client.get("/v1/models/nope", headers={"Authorization": f"Bearer {key}"})
-        assert missing.status_code == 404 and _envelope(missing)["code"] == "model_not_found"
+        assert missing.status_code == 404
+        assert _envelope(missing)["code"] == "model_not_found"
         assert _envelope(missing)["message"].startswith("model 'nope' not found")
 
         wrong = await gw.client.get("/v1/models", headers={"Authorization": "Bearer vl_uk_" + "0" * 48})

@@ -161,7 +161,9 @@ def test_events_are_relayed_unchanged_and_the_stream_ends_at_done() -> None:
     stream = openai_stream(include_usage=False)
     relay = SSERelay()
     assert relay.feed(stream) == stream
-    assert relay.done and not relay.aborted and relay.closed
+    assert relay.done
+    assert not relay.aborted
+    assert relay.closed
     assert relay.finish() == b""
 
 
@@ -501,7 +503,8 @@ def test_a_line_of_exactly_max_line_bytes_passes() -> None:
     line = b"data: " + b"x" * 10
     relay = SSERelay(max_line=len(line))
     assert run(relay, [line + b"\r\n\r\n", b"data: [DONE]\n\n"]) == line + b"\n\ndata: [DONE]\n\n"
-    assert relay.done and relay.protocol_error is None
+    assert relay.done
+    assert relay.protocol_error is None
 
 
 @pytest.mark.parametrize(
@@ -519,7 +522,9 @@ def test_a_longer_line_aborts_the_relay_once(chunks: list[bytes]) -> None:
     relay = SSERelay(max_line=16)
     out = b"".join(relay.feed(chunk) for chunk in chunks)
     assert out == b"data: ok\n\n" + ABORT
-    assert relay.aborted and not relay.done and relay.closed
+    assert relay.aborted
+    assert not relay.done
+    assert relay.closed
     assert relay.protocol_error == "an event-stream line is longer than 16 bytes"
     assert relay.feed(b"data: [DONE]\n\n") == b""
     assert relay.finish() == b""
@@ -538,11 +543,13 @@ def test_the_default_line_limit_is_four_mib() -> None:
     big = b"data: " + b"x" * (DEFAULT_MAX_LINE - 6)
     relay = SSERelay()
     out = b"".join(relay.feed(big[i : i + 65536]) for i in range(0, len(big), 65536))
-    assert out == b"" and not relay.aborted
+    assert out == b""
+    assert not relay.aborted
     assert relay.feed(b"\n\n") == big + b"\n\n"
     relay = SSERelay()
     out = b"".join(relay.feed(c) for c in (big[: 1 << 20], big[1 << 20 :], b"x"))
-    assert out == ABORT and relay.aborted
+    assert out == ABORT
+    assert relay.aborted
 
 
 # --- end of stream -------------------------------------------------------------------------------------
@@ -551,8 +558,10 @@ def test_the_default_line_limit_is_four_mib() -> None:
 def test_early_eof_ends_with_exactly_one_abort_event() -> None:
     relay = SSERelay()
     assert run(relay, [event(b'{"a":1}')]) == event(b'{"a":1}') + ABORT
-    assert relay.aborted and not relay.done
-    assert relay.finish() == b"" and relay.abort() == b""
+    assert relay.aborted
+    assert not relay.done
+    assert relay.finish() == b""
+    assert relay.abort() == b""
 
 
 def test_abort_event_bytes() -> None:
@@ -575,7 +584,9 @@ def test_abort_with_a_code_and_message_then_nothing_more() -> None:
         }
     }
     assert out.endswith(b"}\n\n")
-    assert relay.abort() == b"" and relay.finish() == b"" and relay.feed(b"\n\n") == b""
+    assert relay.abort() == b""
+    assert relay.finish() == b""
+    assert relay.feed(b"\n\n") == b""
 
 
 def test_finish_after_done_adds_nothing_and_abort_is_refused() -> None:
@@ -583,21 +594,24 @@ def test_finish_after_done_adds_nothing_and_abort_is_refused() -> None:
     relay.feed(b"data: [DONE]\n\n")
     assert relay.finish() == b""
     assert relay.abort() == b""
-    assert relay.done and not relay.aborted
+    assert relay.done
+    assert not relay.aborted
 
 
 @pytest.mark.parametrize("tail", [b"data: [DONE]", b"data: [DONE]\n", b"data: [DONE]\r\n", b"data: [DONE]\r"])
 def test_an_unterminated_done_at_eof_still_ends_the_stream_cleanly(tail: bytes) -> None:
     relay = SSERelay()
     assert run(relay, [event(b"{}") + tail]) == event(b"{}") + b"data: [DONE]\n\n"
-    assert relay.done and not relay.aborted
+    assert relay.done
+    assert not relay.aborted
 
 
 def test_an_unterminated_responses_terminal_at_eof_ends_the_stream() -> None:
     upstream = RESPONSES_STREAM.rstrip(b"\n")
     relay = SSERelay(terminal="responses")
     assert run(relay, one_byte_at_a_time(upstream)) == RESPONSES_STREAM
-    assert relay.done and relay.usage == StreamUsage(37, 11, 48)
+    assert relay.done
+    assert relay.usage == StreamUsage(37, 11, 48)
 
 
 def test_an_unterminated_ordinary_event_is_dropped_but_its_usage_counts() -> None:
@@ -694,7 +708,9 @@ def test_generated_streams_in_random_chunks(seed: int) -> None:
     for chunk_seed in range(4):
         relay = SSERelay(strip_injected_usage=True)
         assert run(relay, random_chunks(upstream, seed * 10 + chunk_seed, largest=23)) == expected
-        assert relay.usage == usage and relay.done and relay.saw_data
+        assert relay.usage == usage
+        assert relay.done
+        assert relay.saw_data
 
 
 @pytest.mark.parametrize("terminal", ["done", "responses"])

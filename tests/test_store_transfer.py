@@ -135,7 +135,7 @@ def _dumped(engine: sa.Engine) -> Dump:
 def source(tmp_path: Path) -> Iterator[tuple[str, Dump]]:
     """(path, rows) of a filled SQLite source."""
     path = str(tmp_path / "source.db")
-    yield path, fill(path)
+    return path, fill(path)
 
 
 def test_the_generated_data_covers_what_the_copy_must_preserve(source: tuple[str, Dump]) -> None:
@@ -143,10 +143,13 @@ def test_the_generated_data_covers_what_the_copy_must_preserve(source: tuple[str
     assert set(rows) == set(metadata.tables)
     assert all(len(table_rows) == ROWS for table_rows in rows.values())
     values = [v for table_rows in rows.values() for row in table_rows for v in row.values()]
-    assert None in values and True in values and False in values
+    assert None in values
+    assert True in values
+    assert False in values
     assert any(isinstance(v, str) and "🚀" in v for v in values)
     assert any(isinstance(v, datetime) and v.microsecond == 123456 + 7 for v in values)
-    assert 1 / 3 in values and 2**62 in values
+    assert 1 / 3 in values
+    assert 2**62 in values
     assert sum(row["deleted_at"] is not None for row in rows["users"]) == ROWS - 1  # soft-deleted
     fallbacks = {row["id"]: row["fallback_model_id"] for row in rows["models"]}
     assert sum(target is not None for target in fallbacks.values()) == ROWS - 1
@@ -186,7 +189,8 @@ async def test_round_trip_sqlite_postgres_sqlite_preserves_every_row(
     calls: list[tuple[str, int, int]] = []
     async with open_store("postgres", pg_dsn) as pg, open_store("sqlite", final) as back:
         counts = await transfer(pg, back, batch_size=BATCH, on_progress=lambda *call: calls.append(call))
-    assert counts == {name: ROWS for name in counts} and len(counts) == len(metadata.tables)
+    assert counts == {name: ROWS for name in counts}
+    assert len(counts) == len(metadata.tables)
     assert dump_sqlite(final) == original
     assert [call for call in calls if call[0] == "models"] == [
         ("models", 0, 5),
@@ -214,16 +218,20 @@ def test_dry_run_changes_nothing(
     code, out, _ = run_cli(capsys, "--from", path, "--to", str(missing), "--dry-run")
     assert code == 0
     assert re.search(rf"^users +{ROWS} +-$", out, re.MULTILINE)
-    assert "schema: none yet" in out and f"{ROWS * len(metadata.tables)} rows would be copied" in out
-    assert not missing.exists() and not missing.parent.exists()
+    assert "schema: none yet" in out
+    assert f"{ROWS * len(metadata.tables)} rows would be copied" in out
+    assert not missing.exists()
+    assert not missing.parent.exists()
 
     target = str(tmp_path / "target.db")
     fill(target)
     before = dump_sqlite(target)
     code, out, _ = run_cli(capsys, "--from", path, "--to", target, "--dry-run", "--replace")
     assert code == 0
-    assert "the target is not empty" in out and "nothing was changed" in out
-    assert dump_sqlite(target) == before and dump_sqlite(path) == original
+    assert "the target is not empty" in out
+    assert "nothing was changed" in out
+    assert dump_sqlite(target) == before
+    assert dump_sqlite(path) == original
 
 
 def test_a_non_empty_target_is_refused_without_replace_and_replaced_with_it(
@@ -234,7 +242,8 @@ def test_a_non_empty_target_is_refused_without_replace_and_replaced_with_it(
     other = fill(target)
     code, out, err = run_cli(capsys, "--from", path, "--to", f"sqlite:///{target}")
     assert code == 1
-    assert f"the target is not empty ({ROWS * len(metadata.tables)} rows)" in err and "--replace" in err
+    assert f"the target is not empty ({ROWS * len(metadata.tables)} rows)" in err
+    assert "--replace" in err
     assert dump_sqlite(target) == other
 
     code, out, err = run_cli(capsys, "--from", path, "--to", target, "--replace", "--batch-size", "3")
@@ -253,7 +262,8 @@ def test_a_terminal_gets_progress_bars_on_stderr(
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: treat the captured stream as a terminal
     code, out, err = run_cli(capsys, "--from", path, "--to", str(tmp_path / "target.db"))
     assert code == 0
-    assert "models: " not in out and "row counts verified" in out
+    assert "models: " not in out
+    assert "row counts verified" in out
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err)
     assert re.search(rf"^key_model_access .* {ROWS}/{ROWS} ", drawn, re.MULTILINE)
 
@@ -267,11 +277,13 @@ def test_the_same_database_is_refused(
     path, original = source
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "--from", path, "--to", "sqlite:///./sub/../source.db")
-    assert code == 2 and "same database" in err
+    assert code == 2
+    assert "same database" in err
     linked = tmp_path / "hard-link.db"  # another name for the same file: caught by the file's identity
     os.link(path, linked)
     code, _, err = run_cli(capsys, "--from", path, "--to", str(linked), "--replace")
-    assert code == 1 and "the source and the target are the same database" in err
+    assert code == 1
+    assert "the source and the target are the same database" in err
     assert dump_sqlite(path) == original
 
 
@@ -292,15 +304,19 @@ def test_unreachable_or_unusable_databases_exit_1_with_a_message(
     code, out, err = run_cli(capsys, "--from", path, "--to", unreachable)
     assert code == 1
     assert err == "voidllm migrate: target database: database unavailable: OperationalError\n"
-    assert "s3cret" not in out + err and "voidllm:***@127.0.0.1:1" in out
+    assert "s3cret" not in out + err
+    assert "voidllm:***@127.0.0.1:1" in out
 
     code, _, err = run_cli(capsys, "--from", str(tmp_path / "nowhere.db"), "--to", str(tmp_path / "t.db"))
-    assert code == 1 and "source database file not found" in err
+    assert code == 1
+    assert "source database file not found" in err
     assert not (tmp_path / "nowhere.db").exists()
 
     sqlite3.connect(tmp_path / "plain.db").close()  # a database without our schema
     code, _, err = run_cli(capsys, "--from", str(tmp_path / "plain.db"), "--to", str(tmp_path / "t.db"))
-    assert code == 1 and "has no VoidLLM schema" in err and "Traceback" not in err
+    assert code == 1
+    assert "has no VoidLLM schema" in err
+    assert "Traceback" not in err
 
 
 def test_a_failure_part_way_names_the_table_and_the_way_back(
@@ -310,12 +326,14 @@ def test_a_failure_part_way_names_the_table_and_the_way_back(
     with sqlite3.connect(path) as raw:  # foreign keys are off on a raw connection: plant an orphan
         raw.execute("UPDATE team_memberships SET user_id = 'no-such-user' WHERE rowid = 3")
     driver, target = db_target
-    code, out, err = run_cli(capsys, "--from", path, "--to", target, "--batch-size", "2")
+    code, _out, err = run_cli(capsys, "--from", path, "--to", target, "--batch-size", "2")
     assert code == 1
     assert "copying team_memberships failed after 2 of 5 rows" in err
-    assert "integrity constraint violated: foreign_key" in err and "run again with --replace" in err
+    assert "integrity constraint violated: foreign_key" in err
+    assert "run again with --replace" in err
     copied = dump_sqlite(target) if driver == "sqlite" else dump_postgres(target)
-    assert copied["teams"] == original["teams"] and copied["api_keys"] == []
+    assert copied["teams"] == original["teams"]
+    assert copied["api_keys"] == []
     assert len(copied["team_memberships"]) == 2
 
 

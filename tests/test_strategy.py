@@ -265,7 +265,8 @@ async def test_ordering_never_takes_a_half_open_slot(autojump_clock: trio.testin
         assert pick(r, upstreams, "priority") == ["a", "b"]
     assert r.breakers.state(f"{MODEL}/a") is BreakerState.OPEN
     probe = r.breakers.try_acquire(f"{MODEL}/a")  # only the attempt itself reserves
-    assert probe is not None and probe.probe
+    assert probe is not None
+    assert probe.probe
     assert pick(r, upstreams, "priority") == ["b"]  # slot taken: filtered until released
     probe.neutral()
     assert pick(r, upstreams, "priority") == ["a", "b"]
@@ -339,7 +340,8 @@ def test_deployments_carry_weight_and_priority() -> None:
     )
     registry = Registry.from_config(config.models)
     model, single = registry.resolve("m"), registry.resolve("single")
-    assert model is not None and single is not None
+    assert model is not None
+    assert single is not None
     assert [(u.name, u.weight, u.priority) for u in model.upstreams] == [("m/b", 1, 0), ("m/a", 3, 2)]
     assert [(u.weight, u.priority) for u in single.upstreams] == [(1, 0)]
 

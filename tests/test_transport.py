@@ -525,7 +525,9 @@ async def test_requests_wait_for_a_free_slot(kind: str, upstream: Upstream) -> N
                         stats = transport.statistics().for_origin(upstream.url(""))
                         assert stats is not None
                         assert (stats.connections_in_use, stats.requests_waiting) == (1, 1)
-                    assert done == [] and upstream.connections == 1 and len(upstream.requests) == 1
+                    assert done == []
+                    assert upstream.connections == 1
+                    assert len(upstream.requests) == 1
                     upstream.gate.set()
                     assert [chunk async for chunk in chunks] == [b"two"]
                     await first.aclose()
@@ -818,7 +820,8 @@ class MemoryPool(H11Pool):
     nursery: trio.Nursery | None = None
 
     async def _open_stream(self, target: object) -> tuple[trio.abc.Stream, None]:
-        assert self.upstream is not None and self.nursery is not None
+        assert self.upstream is not None
+        assert self.nursery is not None
         client, server = trio.testing.memory_stream_pair()
         self.nursery.start_soon(self.upstream.serve, server)
         return client, None
@@ -853,7 +856,8 @@ async def test_expired_idle_connections_are_closed_on_release(
         await trio.sleep(30)  # meanwhile the other idle connection expires
     await trio.testing.wait_all_tasks_blocked()
     stats = pool.statistics().for_origin("http://upstream.test:80")
-    assert stats is not None and (stats.connections_open, stats.connections_idle) == (1, 1)
+    assert stats is not None
+    assert (stats.connections_open, stats.connections_idle) == (1, 1)
     assert upstream.client_closes == [30]
     await pool.aclose()
 
@@ -892,7 +896,8 @@ async def test_waiters_get_slots_in_order(
                 requests.start_soon(call, index)
                 await trio.testing.wait_all_tasks_blocked()
             stats = pool.statistics().for_origin("http://upstream.test:80")
-            assert stats is not None and stats.requests_waiting == 3
+            assert stats is not None
+            assert stats.requests_waiting == 3
             upstream.gate.set()
             async for _ in first.aiter_bytes():
                 pass
@@ -906,7 +911,8 @@ async def test_waiters_get_slots_in_order(
             requests.start_soon(fetch, pool, "http://upstream.test/cl")
             await trio.testing.wait_all_tasks_blocked()
             stats = pool.statistics().for_origin("http://upstream.test:80")
-            assert stats is not None and (stats.connections_in_use, stats.requests_waiting) == (1, 1)
+            assert stats is not None
+            assert (stats.connections_in_use, stats.requests_waiting) == (1, 1)
             upstream.gate.set()
             async for _ in again.aiter_bytes():
                 pass
@@ -930,7 +936,8 @@ async def test_aclose_wakes_waiting_requests(
             await trio.testing.wait_all_tasks_blocked()
             await pool.aclose()
     stats = pool.statistics().for_origin("http://upstream.test:80")
-    assert stats is not None and (stats.connections_open, stats.requests_waiting) == (0, 0)
+    assert stats is not None
+    assert (stats.connections_open, stats.requests_waiting) == (0, 0)
 
 
 async def test_cancelled_waiter_gives_up_its_place(
@@ -941,11 +948,13 @@ async def test_cancelled_waiter_gives_up_its_place(
     async with pool.request(b"GET", "http://upstream.test/stream", [], b"") as first:
         with trio.move_on_after(5) as waited:
             await fetch(pool, "http://upstream.test/cl")
-        assert waited.cancelled_caught and trio.current_time() == 5
+        assert waited.cancelled_caught
+        assert trio.current_time() == 5
         upstream.gate.set()
         async for _ in first.aiter_bytes():
             pass
     await fetch(pool, "http://upstream.test/cl")
     stats = pool.statistics().for_origin("http://upstream.test:80")
-    assert stats is not None and (stats.connections_open, stats.requests_waiting) == (1, 0)
+    assert stats is not None
+    assert (stats.connections_open, stats.requests_waiting) == (1, 0)
     await pool.aclose()

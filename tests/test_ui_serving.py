@@ -252,7 +252,8 @@ async def test_path_traversal_is_refused(gw: RunningGateway, build: Path, target
     (build / "assets" / ".hidden.js").write_text("TOP SECRET")
     (build / "assets" / "outside.js").symlink_to(build.parent / "secret.txt")
     status, body = await raw_get(gw, target)
-    assert b"TOP SECRET" not in body and b"root:" not in body
+    assert b"TOP SECRET" not in body
+    assert b"root:" not in body
     assert status in (400, 404), (target, status)
 
 
@@ -267,7 +268,8 @@ async def test_without_a_build_the_root_says_how_to_build_it(
             assert response.status_code == 503
             assert response.headers["content-type"] == "text/plain; charset=utf-8"
             assert response.headers["cache-control"] == "no-store"
-            assert "not built" in response.text and "npm ci && npm run build" in response.text
+            assert "not built" in response.text
+            assert "npm ci && npm run build" in response.text
             assert "<" not in response.text, "a message, never a stand-in UI"
         assert (await gw.client.get("/healthz")).status_code == 200
         missing = await gw.client.get("/api/v1/nope")
@@ -338,7 +340,8 @@ def test_the_wheel_carries_the_built_ui(tmp_path: Path) -> None:
         "voidllm/web/ui/assets/app-abc123.js",
         "voidllm/web/ui/assets/app-def456.css",
     }
-    assert "voidllm/web/spa.py" in names and "voidllm/store/migrations/env.py" in names
+    assert "voidllm/web/spa.py" in names
+    assert "voidllm/store/migrations/env.py" in names
     assert not any(name.startswith(("ui/", "voidllm/web/ui/node_modules")) for name in names)
 
 
@@ -389,7 +392,8 @@ def test_the_serve_script_builds_the_ui_when_missing_or_older_than_its_sources(t
     (checkout / "ui" / "package-lock.json").write_text("{}")
     (checkout / "ui" / "src" / "main.tsx").write_text("x")
     ran, said = run_ensure_ui_build(checkout, path)
-    assert ran == ["npm ci --no-audit --no-fund", "npm run build"] and "building the web UI" in said
+    assert ran == ["npm ci --no-audit --no-fund", "npm run build"]
+    assert "building the web UI" in said
     assert (checkout / "ui" / "dist" / "index.html").is_file()
     assert run_ensure_ui_build(checkout, path)[0] == [], "an up-to-date build is kept"
     index = checkout / "ui" / "dist" / "index.html"
@@ -399,9 +403,13 @@ def test_the_serve_script_builds_the_ui_when_missing_or_older_than_its_sources(t
     os.utime(checkout / "ui" / "src" / "main.tsx", (later + 10, later + 10))
     assert run_ensure_ui_build(checkout, path, VOIDLLM_SKIP_UI_BUILD="1")[0] == []
     ran, said = run_ensure_ui_build(checkout, path, FAIL_BUILD="1")  # still exits 0: the APIs are served
-    assert ran == ["npm run build"] and "build failed" in said
+    assert ran == ["npm run build"]
+    assert "build failed" in said
     ran, said = run_ensure_ui_build(checkout, str(bare))
-    assert ran == [] and "npm was not found: serving the web UI as last built" in said
+    assert ran == []
+    assert "npm was not found: serving the web UI as last built" in said
     shutil.rmtree(checkout / "ui" / "dist")
     ran, said = run_ensure_ui_build(checkout, str(bare))
-    assert ran == [] and "npm was not found" in said and "serving the APIs only" in said
+    assert ran == []
+    assert "npm was not found" in said
+    assert "serving the APIs only" in said

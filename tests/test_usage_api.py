@@ -302,7 +302,9 @@ def _check(
     expected: dict[str | None, dict[str, Any]],
     self_labelled: tuple[str, ...],
 ) -> None:
-    assert body["from"] == RANGE["from"] and body["to"] == RANGE["to"] and body["group_by"] == group_by
+    assert body["from"] == RANGE["from"]
+    assert body["to"] == RANGE["to"]
+    assert body["group_by"] == group_by
     got = {point["group_key"]: point for point in body["data"]}
     assert len(got) == len(body["data"]), "one data point per group"
     assert {
@@ -325,7 +327,8 @@ async def test_every_grouping_equals_the_raw_rows(world: World) -> None:
     rows = await _insert(world.gw, t.usage_events, _usage_rows(world.ids, 600))
     self_labelled = ("model", "day", "hour", "source", "project")
     everything = _in_range(rows, lambda row: True)
-    assert FROM in {r["created_at"] for r in everything} and TO not in {r["created_at"] for r in everything}
+    assert FROM in {r["created_at"] for r in everything}
+    assert TO not in {r["created_at"] for r in everything}
     for group_by in (None, "org", *USAGE_GROUPS):
         params = RANGE if group_by is None else {**RANGE, "group_by": group_by}
         body = await _get(world, "/usage", **params)
@@ -344,12 +347,14 @@ async def test_every_grouping_equals_the_raw_rows(world: World) -> None:
         p["group_key"]: p["group_label"]
         for p in (await _get(world, "/usage", group_by="key", **RANGE))["data"]
     }
-    assert keys[world.ids["m1_key"]] == "m1-key" and keys[ORPHAN_KEY] is None
+    assert keys[world.ids["m1_key"]] == "m1-key"
+    assert keys[ORPHAN_KEY] is None
     users = {
         p["group_key"]: p["group_label"]
         for p in (await _get(world, "/usage", group_by="user", **RANGE))["data"]
     }
-    assert users[world.ids["m1"]] == "m1" and users[None] is None
+    assert users[world.ids["m1"]] == "m1"
+    assert users[None] is None
 
 
 async def test_usage_me_is_the_callers_own(world: World) -> None:

@@ -292,7 +292,7 @@ async def test_a_crash_still_flushes_before_it_propagates(autojump_clock: trio.t
 
 async def test_cancellation_is_not_swallowed(autojump_clock: trio.testing.MockClock) -> None:
     store = FakeStore()
-    recorder, receive = open_usage_channel(10)
+    _recorder, receive = open_usage_channel(10)
     with trio.move_on_after(3) as scope:
         await serve_usage_writer(store=store, receive=receive, batch_size=2, flush_interval=5.0)
     assert scope.cancelled_caught

@@ -380,57 +380,68 @@ async def successful_requests(gw: RunningGateway, mock: MockUpstream, marker: st
     assert chat.status_code == 200, chat.text
     assert marker in chat.json()["choices"][0]["message"]["content"]
     sent = mock.requests[-1].json()
-    assert sent["model"] == "gpt-zk" and marker in sent["tools"][0]["function"]["description"]
+    assert sent["model"] == "gpt-zk"
+    assert marker in sent["tools"][0]["function"]["description"]
     assert marker in sent["messages"][2]["tool_calls"][0]["function"]["arguments"]
 
     # streaming chat without usage (the gateway injects include_usage, then strips the usage chunk)
     plain = await post_stream(
         client, "/v1/chat/completions", headers, chat_body(marker, "gpt-zk", stream=True)
     )
-    assert plain.status_code == 200 and plain.content.endswith(b"data: [DONE]\n\n")
-    assert plain.content.count(mk) == CHUNKS and b'"usage"' not in plain.content
+    assert plain.status_code == 200
+    assert plain.content.endswith(b"data: [DONE]\n\n")
+    assert plain.content.count(mk) == CHUNKS
+    assert b'"usage"' not in plain.content
     assert mock.requests[-1].json()["stream_options"] == {"include_usage": True}
 
     # streaming chat that asks for usage
     body = chat_body(marker, "gpt-zk", stream=True, stream_options={"include_usage": True})
     usage = await post_stream(client, "/v1/chat/completions", headers, body)
-    assert usage.status_code == 200 and usage.content.count(mk) == CHUNKS
+    assert usage.status_code == 200
+    assert usage.content.count(mk) == CHUNKS
     assert sse_data(usage.content)[-1]["usage"]["total_tokens"] == 18
 
     # text completions, whole and streamed
     completion = await client.post(
         "/v1/completions", headers=headers, json={"model": "gpt-zk", "prompt": marker}
     )
-    assert completion.status_code == 200 and marker in completion.json()["choices"][0]["text"]
+    assert completion.status_code == 200
+    assert marker in completion.json()["choices"][0]["text"]
     streamed = await post_stream(
         client, "/v1/completions", headers, {"model": "gpt-zk", "prompt": [marker], "stream": True}
     )
-    assert streamed.status_code == 200 and streamed.content.count(mk) == CHUNKS
+    assert streamed.status_code == 200
+    assert streamed.content.count(mk) == CHUNKS
 
     # embeddings
     embeddings = await client.post(
         "/v1/embeddings", headers=headers, json={"model": "gpt-zk", "input": [marker, f"more {marker}"]}
     )
-    assert embeddings.status_code == 200 and len(embeddings.json()["data"]) == 2
+    assert embeddings.status_code == 200
+    assert len(embeddings.json()["data"]) == 2
     assert marker in mock.requests[-1].json()["input"][0]
 
     # the Responses API, whole and streamed
     response = await client.post(
         "/v1/responses", headers=headers, json={"model": "gpt-zk", "input": marker, "instructions": marker}
     )
-    assert response.status_code == 200 and mk in response.content
+    assert response.status_code == 200
+    assert mk in response.content
     responses_stream = await post_stream(
         client, "/v1/responses", headers, {"model": "gpt-zk", "input": marker, "stream": True}
     )
-    assert responses_stream.status_code == 200 and mk in responses_stream.content
+    assert responses_stream.status_code == 200
+    assert mk in responses_stream.content
 
     # a multipart transcription: the marker in the file bytes and in the prompt field
     transcription = await client.post(
         "/v1/audio/transcriptions", headers=headers, **transcription_form(marker, "zk-alias")
     )
-    assert transcription.status_code == 200 and marker in transcription.json()["text"]
+    assert transcription.status_code == 200
+    assert marker in transcription.json()["text"]
     received = mock.requests[-1]
-    assert received.form["model"] == "gpt-zk" and marker in received.form["prompt"]
+    assert received.form["model"] == "gpt-zk"
+    assert marker in received.form["prompt"]
     assert received.file_bytes > 2 * len(mk)
     return 9
 
@@ -443,24 +454,31 @@ async def upstream_failures(gw: RunningGateway, mock: MockUpstream, marker: str)
     # an upstream 400 quoting the request: the client gets it as it is
     for body in (chat_body(marker, "gpt-echo"), chat_body(marker, "gpt-echo", stream=True)):
         echoed = await client.post("/v1/chat/completions", headers=headers, json=body)
-        assert echoed.status_code == 400 and mk in echoed.content
+        assert echoed.status_code == 400
+        assert mk in echoed.content
         assert marker in echoed.json()["error"]["message"]
     echoed = await client.post("/v1/embeddings", headers=headers, json={"model": "gpt-echo", "input": marker})
-    assert echoed.status_code == 400 and mk in echoed.content
+    assert echoed.status_code == 400
+    assert mk in echoed.content
     form = transcription_form(marker, "gpt-echo")
     echoed = await client.post("/v1/audio/transcriptions", headers=headers, **form)
-    assert echoed.status_code == 400 and echoed.content.count(mk) >= 3  # prompt field and twice in the file
+    assert echoed.status_code == 400
+    assert echoed.content.count(mk) >= 3
 
     # a stream the upstream drops half way: what came is relayed, then one stream_incomplete event
     body = chat_body(marker, "gpt-drop", stream=True)
     dropped = await post_stream(client, "/v1/chat/completions", headers, body)
-    assert dropped.status_code == 200 and mk in dropped.content and b"stream_incomplete" in dropped.content
+    assert dropped.status_code == 200
+    assert mk in dropped.content
+    assert b"stream_incomplete" in dropped.content
 
     # no answer within the model's timeout; an upstream that refuses the connection
     hung = await client.post("/v1/chat/completions", headers=headers, json=chat_body(marker, "gpt-hang"))
-    assert hung.status_code == 504 and mk not in hung.content
+    assert hung.status_code == 504
+    assert mk not in hung.content
     down = await client.post("/v1/chat/completions", headers=headers, json=chat_body(marker, "gpt-down"))
-    assert down.status_code == 502 and mk not in down.content
+    assert down.status_code == 502
+    assert mk not in down.content
 
     # a client that leaves mid-stream
     closed_before = len(mock.client_closed)
@@ -539,7 +557,8 @@ async def refused_requests(gw: RunningGateway, mock: MockUpstream, marker: str) 
         assert mk not in answer.content and marker not in str(answer.headers), name
     for bad in ({"Authorization": "Bearer vl_uk_" + "1" * 48}, {}):
         answer = await client.post("/v1/chat/completions", headers=bad, json=chat_body(marker, "gpt-zk"))
-        assert answer.status_code == 401 and mk not in answer.content
+        assert answer.status_code == 401
+        assert mk not in answer.content
     assert len(mock.requests) == before, "a refused request reached the upstream"
 
     # a second model field after the file: refused while the body already streams upstream
@@ -554,7 +573,8 @@ async def refused_requests(gw: RunningGateway, mock: MockUpstream, marker: str) 
         content=form,
         headers={**headers, "Content-Type": "multipart/form-data; boundary=zkb"},
     )
-    assert answer.status_code >= 400 and mk not in answer.content
+    assert answer.status_code >= 400
+    assert mk not in answer.content
 
 
 @contextmanager
@@ -597,9 +617,11 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     echoed = await client.post(path, headers=session, json=call("echo", 2, text=marker))
     assert echoed.status_code == 200 and mk in echoed.content, echoed.text
     failed = await client.post(path, headers=session, json=call("fail", 3, reason=marker))
-    assert failed.json()["result"]["isError"] is True and mk in failed.content
+    assert failed.json()["result"]["isError"] is True
+    assert mk in failed.content
     slow = await client.post(path, headers=session, json=call("slow", 4, seconds=30, note=marker))
-    assert slow.status_code == 502 and mk not in slow.content
+    assert slow.status_code == 502
+    assert mk not in slow.content
     cancelled = {"requestId": 4, "reason": marker}
     note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancelled}
     assert (await client.post(path, headers=session, json=note)).status_code == 202
@@ -656,7 +678,8 @@ async def test_no_content_is_written_anywhere(
                 tool_calls = await mcp_requests(gw, mcp, marker)
             await trio.sleep(0.05)  # let the gateway notice the client that left
     # the capture saw the gateway's whole life and its data: an empty search proves nothing
-    assert '"msg":"listening"' in watch.log_text and '"msg":"shutdown complete"' in watch.log_text
+    assert '"msg":"listening"' in watch.log_text
+    assert '"msg":"shutdown complete"' in watch.log_text
     assert watch.table_rows["usage_events"] >= proxied
     assert watch.table_rows["mcp_tool_calls"] == tool_calls
     assert any(name.endswith("voidllm.db") for name in evidence.sources)
@@ -804,24 +827,29 @@ async def test_real_process_writes_no_content(tmp_path: Path, marker: str) -> No
             async with httpx.AsyncClient(base_url=url, timeout=10) as client:
                 body = chat_body(marker, "gpt-zk")
                 chat = await client.post("/v1/chat/completions", headers=headers, json=body)
-                assert chat.status_code == 200 and marker in chat.json()["choices"][0]["message"]["content"]
+                assert chat.status_code == 200
+                assert marker in chat.json()["choices"][0]["message"]["content"]
                 for extra in ({}, {"stream_options": {"include_usage": True}}):
                     body = chat_body(marker, "gpt-zk", stream=True, **extra)
                     streamed = await post_stream(client, "/v1/chat/completions", headers, body)
-                    assert streamed.status_code == 200 and streamed.content.count(mk) == CHUNKS
+                    assert streamed.status_code == 200
+                    assert streamed.content.count(mk) == CHUNKS
                 body = chat_body(marker, "gpt-echo")
                 echoed = await client.post("/v1/chat/completions", headers=headers, json=body)
-                assert echoed.status_code == 400 and mk in echoed.content
+                assert echoed.status_code == 400
+                assert mk in echoed.content
                 unknown = await client.post(
                     "/v1/chat/completions", headers=headers, json=chat_body(marker, "no-such-model")
                 )
-                assert unknown.status_code == 404 and mk not in unknown.content
+                assert unknown.status_code == 404
+                assert mk not in unknown.content
                 broken = await client.post(
                     "/v1/chat/completions",
                     content=b'{"model": "gpt-zk", "x": "' + mk,
                     headers={**headers, "Content-Type": "application/json"},
                 )
-                assert broken.status_code == 400 and mk not in broken.content
+                assert broken.status_code == 400
+                assert mk not in broken.content
                 metrics = await client.get("/metrics")
                 assert metrics.status_code == 200
             assert len(mock.requests) == 4
@@ -835,7 +863,8 @@ async def test_real_process_writes_no_content(tmp_path: Path, marker: str) -> No
                     await process.wait()
     assert code == 0, stderr.read_text()
     log_text = stderr.read_text()
-    assert '"msg":"listening"' in log_text and '"msg":"shutdown complete"' in log_text
+    assert '"msg":"listening"' in log_text
+    assert '"msg":"shutdown complete"' in log_text
     evidence = Evidence()
     evidence.add("/metrics", metrics.content)
     evidence.add_tree(tmp_path, "after shutdown: ")  # stdout.log, stderr.log, data/, tmp/
