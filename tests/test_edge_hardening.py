@@ -21,7 +21,7 @@ import trio
 
 from tests.gateway import RunningGateway, make_config, run_gateway
 from voidllm.admin import export, orgs
-from voidllm.mcp.server import McpEndpoint
+from voidllm.mcp.gateway.server import McpEndpoint
 from voidllm.proxy.handler import Proxy
 from voidllm.web import errors
 

@@ -1,4 +1,5 @@
-"""The upstream MCP client (voidllm.mcp.client) against a real MCP server built with the official SDK.
+"""The upstream MCP client (voidllm.mcp.upstream.client) against a real MCP server built with the official
+SDK.
 
 Every test talks over real sockets to :mod:`voidllm.testing.mock_mcp` (the SDK's streamable HTTP app served
 by hypercorn on trio), in both answer modes (JSON and SSE) where the mode matters.
@@ -16,8 +17,8 @@ import pytest
 import trio
 import trio.testing
 
-from voidllm.mcp import ssrf
-from voidllm.mcp.client import (
+from voidllm.mcp.upstream import ssrf
+from voidllm.mcp.upstream.client import (
     LATEST_HANDSHAKE_VERSION,
     MODERN_VERSION,
     McpUpstreams,
@@ -28,7 +29,7 @@ from voidllm.mcp.client import (
     UpstreamUnavailable,
     _header_value,
 )
-from voidllm.mcp.oauth import OAuthError, TokenCache
+from voidllm.mcp.upstream.oauth import OAuthError, TokenCache
 from voidllm.testing.mock_mcp import MockMcp, OAuthBehaviour, open_legacy_sse_server, open_mock_mcp
 
 if TYPE_CHECKING:

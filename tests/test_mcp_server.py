@@ -1,6 +1,6 @@
-"""The MCP streamable HTTP transport rules (voidllm.mcp.server) with raw httpx requests against a real gateway
-on /api/v1/mcp/voidllm: Origin, Accept, versions, sessions (sealed tokens, bound to the key, served by a
-second gateway process on the same store and encryption key), DELETE/GET, SSE framing, body errors, batches,
+"""The MCP streamable HTTP transport rules (voidllm.mcp.gateway.server) with raw httpx requests against a real
+gateway on /api/v1/mcp/voidllm: Origin, Accept, versions, sessions (sealed tokens, bound to the key, served by
+a second gateway process on the same store and encryption key), DELETE/GET, SSE framing, body errors, batches,
 and the 2026-07-28 header checks."""
 
 from __future__ import annotations
@@ -312,7 +312,7 @@ async def test_stateless_revision(sqlite_dsn: str) -> None:
 
 
 def test_jsonrpc_parsing_classifies_messages_and_rejects_the_rest() -> None:
-    from voidllm.mcp import jsonrpc as j
+    from voidllm.mcp.upstream import jsonrpc as j
 
     assert j.parse_body(b'{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":1}}') == j.Request(
         "a", "m", {"x": 1}
@@ -352,7 +352,7 @@ def test_sealed_sessions_are_bound_expire_and_can_be_revoked() -> None:
     import pytest
 
     from voidllm.crypto import Keyring
-    from voidllm.mcp.sessions import SESSION_TTL, InvalidSession, SessionSealer, SessionState
+    from voidllm.mcp.gateway.sessions import SESSION_TTL, InvalidSession, SessionSealer, SessionState
 
     sealer = SessionSealer(Keyring.from_setting("a passphrase of enough length"))
     secret = "upstream-session-7f3c9a1e2b"

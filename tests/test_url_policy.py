@@ -1,4 +1,4 @@
-"""One URL policy for upstream MCP servers (:func:`voidllm.mcp.ssrf.check_url`), one table.
+"""One URL policy for upstream MCP servers (:func:`voidllm.mcp.upstream.ssrf.check_url`), one table.
 
 The same table goes through the three places that apply the policy: the policy itself, the admin use cases
 saving a server URL (400 ``private_url_not_allowed``) and the upstream client before it connects. They used
@@ -15,8 +15,8 @@ import trio
 
 from voidllm.admin.mcp_servers import _checked_url
 from voidllm.errors import BadRequestError
-from voidllm.mcp.client import McpUpstreams, UpstreamServer, UpstreamUnavailable
-from voidllm.mcp.ssrf import BlockedAddress, PrivateAddress, check_url, private_host
+from voidllm.mcp.upstream.client import McpUpstreams, UpstreamServer, UpstreamUnavailable
+from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress, check_url, private_host
 
 PRIVATE = [
     # loopback, in every notation a resolver accepts

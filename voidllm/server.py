@@ -62,10 +62,10 @@ from voidllm.invalidations import Invalidations
 from voidllm.limits.base import Limiter
 from voidllm.limits.memory import MemoryLimiter, serve_memory_limiter
 from voidllm.limits.redis import RedisLimiter
-from voidllm.mcp.client import McpUpstreams
 from voidllm.mcp.health import McpHealthBoard, serve_mcp_health
 from voidllm.mcp.registry import McpRegistry, McpRegistryLoader, serve_mcp_registry, sync_yaml_servers
 from voidllm.mcp.tools_cache import fetch_tools
+from voidllm.mcp.upstream.client import McpUpstreams
 from voidllm.mcp.usage import EXTRA_KEY as MCP_TOOL_CALLS
 from voidllm.mcp.usage import open_tool_call_channel, serve_tool_call_writer
 from voidllm.nursery import Supervisor, open_supervisor

@@ -16,14 +16,15 @@ Servers of ``voidllm.yaml`` (``source='yaml'``) and the built-in server are read
 absent secret is kept, ``""`` removes it.
 
 **Validation.** ``url`` and ``oauth_token_url`` must be http(s) URLs without credentials; a host that is
-private by the one URL policy (:func:`voidllm.mcp.ssrf.check_url`, the same as the upstream client's: a
-``localhost`` name, or a private, loopback, link-local, multicast or unspecified address in any notation) is
+private by the one URL policy (:func:`voidllm.mcp.upstream.ssrf.check_url`, the same as the upstream client's:
+a ``localhost`` name, or a private, loopback, link-local, multicast or unspecified address in any notation) is
 refused (400 ``private_url_not_allowed``) unless ``settings.mcp.allow_private_urls``. Names that resolve to
-such addresses are stopped at connect time by the upstream client's guard. The OAuth token URL must be https (unless ``allow_private_urls``, for local test
-identity providers). ``auth_header`` must be an HTTP token and not a header the gateway itself sets or that
-frames the request (400 ``invalid_auth_header``, see :data:`FORBIDDEN_AUTH_HEADERS`). Values sent in headers
-or the token request (``auth_token``, ``oauth_client_id``, ``oauth_client_secret``) must be printable ASCII;
-names are at most 256 characters, URLs 2,048, ``oauth_scopes`` 1,024 (:mod:`voidllm.bounds`).
+such addresses are stopped at connect time by the upstream client's guard. The OAuth token URL must be https
+(unless ``allow_private_urls``, for local test identity providers). ``auth_header`` must be an HTTP token and
+not a header the gateway itself sets or that frames the request (400 ``invalid_auth_header``, see
+:data:`FORBIDDEN_AUTH_HEADERS`). Values sent in headers or the token request (``auth_token``,
+``oauth_client_id``, ``oauth_client_secret``) must be printable ASCII; names are at most 256 characters, URLs
+2,048, ``oauth_scopes`` 1,024 (:mod:`voidllm.bounds`).
 
 **Probing.** ``test`` and ``refresh-tools`` call the upstream client (``services.extras["mcp_upstreams"]``,
 ``probe(server)``); without one they answer 503. A successful probe replaces the server's cached tool list.
@@ -67,8 +68,8 @@ from voidllm.errors import (
 from voidllm.identity import Role
 from voidllm.mcp.health import PROBE_TIMEOUT, McpHealthBoard
 from voidllm.mcp.registry import McpRegistry, McpServerEntry, entry_from_row, retire_server
-from voidllm.mcp.ssrf import BlockedAddress, PrivateAddress, check_url
 from voidllm.mcp.tools_cache import fetch_tools, read_tools
+from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress, check_url
 from voidllm.routing.catalog_store import seal_secret
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
@@ -270,7 +271,8 @@ async def create(services: Services, actor: Actor, scope: McpScope, req: McpServ
 async def list_servers(
     services: Services, actor: Actor, scope: McpScope, page: PageQuery
 ) -> Page[McpServerOut]:
-    """Global servers (system admins); an org's with the global ones; a team's with its org's and the global."""
+    """Global servers (system admins); an org's with the global ones; a team's with its org's and the
+    global."""
     _gate_scope(actor, scope, write=False)
     return await services.store.run(partial(_list_tx, scope=scope, actor=actor, page=page))
 
@@ -374,7 +376,8 @@ def _prober(services: Services) -> Any:
 
 
 async def _probe(services: Services, entry: McpServerEntry) -> Any:
-    """The prober's ``ProbeResult``, or ``None`` after :data:`PROBE_TIMEOUT`; 503 without an upstream client."""
+    """The prober's ``ProbeResult``, or ``None`` after :data:`PROBE_TIMEOUT`; 503 without an upstream
+    client."""
     prober = _prober(services)
     with trio.move_on_after(PROBE_TIMEOUT):
         return await prober.probe(entry)
@@ -424,8 +427,8 @@ def _check_scope_tx(conn: sa.Connection, actor: Actor, scope: McpScope, *, write
 
 
 def _checked_url(value: str, field: str, *, allow_private: bool, https_only: bool = False) -> str:
-    """``value`` trimmed, when the URL policy (:func:`voidllm.mcp.ssrf.check_url`) allows it and it carries no
-    credentials (they would be stored in clear in the URL; use ``auth_type`` instead)."""
+    """``value`` trimmed, when the URL policy (:func:`voidllm.mcp.upstream.ssrf.check_url`) allows it and it
+    carries no credentials (they would be stored in clear in the URL; use ``auth_type`` instead)."""
     value = value.strip()
     try:
         check_url(value, allow_private=allow_private, https_only=https_only)

@@ -65,7 +65,8 @@ MCP_HEALTH_LATENCY = Gauge(
 
 
 class Prober(Protocol):
-    """The part of ``voidllm.mcp.client.McpUpstreams`` the health service and the admin use cases need."""
+    """The part of ``voidllm.mcp.upstream.client.McpUpstreams`` the health service and the admin use cases
+    need."""
 
     async def probe(self, server: Any) -> Any:
         """``ProbeResult(ok, tools, error, legacy_sse)``."""
@@ -77,7 +78,8 @@ def _utcnow() -> dt.datetime:
 
 @attrs.frozen
 class McpHealthReport:
-    """The latest probe of one server; ``status`` is ``healthy``, ``unhealthy`` or ``unknown`` (never probed)."""
+    """The latest probe of one server; ``status`` is ``healthy``, ``unhealthy`` or ``unknown`` (never
+    probed)."""
 
     server_id: str
     name: str

@@ -12,9 +12,9 @@ sees one consistent state and lookups are dict reads:
   need no grant (they are reachable only within their scope). A global server is **closed by default**: the
   key's org must list it; the key's team list and the key's own list further restrict when non-empty.
 
-Where servers come from: the admin API (``source='api'``) and ``mcp_servers`` of ``voidllm.yaml``, written into
-the table at startup as global servers with ``source='yaml'`` (:func:`sync_yaml_servers`; upsert by alias,
-secrets sealed to their row, a server that left the file is tombstoned, an API server of the same alias
+Where servers come from: the admin API (``source='api'``) and ``mcp_servers`` of ``voidllm.yaml``, written
+into the table at startup as global servers with ``source='yaml'`` (:func:`sync_yaml_servers`; upsert by
+alias, secrets sealed to their row, a server that left the file is tombstoned, an API server of the same alias
 wins). Secrets are decrypted once per reload and held only in memory.
 
 Freshness: admin writes reload this process at once and publish ``mcp`` on the bus; :func:`serve_mcp_registry`
@@ -60,7 +60,7 @@ __all__ = [
 class McpServerEntry:
     """A live MCP server with its secrets decrypted: what the proxy, the prober and the health service use.
 
-    Carries every field of ``voidllm.mcp.client.UpstreamServer`` under the same names.
+    Carries every field of ``voidllm.mcp.upstream.client.UpstreamServer`` under the same names.
     """
 
     id: str
@@ -210,7 +210,8 @@ def load_registry_snapshot(
 
 @attrs.define(eq=False)
 class McpRegistryLoader:
-    """Reloads ``registry`` from the store; reloads run one at a time, so the last one holds the newest state."""
+    """Reloads ``registry`` from the store; reloads run one at a time, so the last one holds the newest
+    state."""
 
     registry: McpRegistry
     store: Any  # voidllm.store.store.Store

@@ -32,7 +32,8 @@ MAX_TOOLS = 1000
 
 
 def replace_tools(conn: sa.Connection, server_id: str, tools: Sequence[Mapping[str, Any]]) -> int:
-    """Replace the server's cached list with ``tools`` (MCP ``tools/list`` entries); returns how many were kept."""
+    """Replace the server's cached list with ``tools`` (MCP ``tools/list`` entries); returns how many were
+    kept."""
     table = t.mcp_server_tools
     now = utcnow()
     rows: dict[str, dict[str, Any]] = {}

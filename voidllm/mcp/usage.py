@@ -1,12 +1,12 @@
 """Usage of proxied MCP tool calls: one ``mcp_tool_calls`` row and the ``voidllm_mcp_*`` metrics per call.
 
-The proxy (:mod:`voidllm.mcp.proxy`) calls :func:`record_tool_call` once per forwarded ``tools/call``. The row
-(:class:`ToolCallRecord`) carries who called (key, org, team, user, service account), the server alias, the
-tool name, the duration, the status and the gateway's request id; **never arguments or results**. Rows are
-queued without waiting on a bounded channel (``settings.usage.buffer_size``; a full channel drops the row and
-counts it; beyond memory rows spill to disk like usage events, see :mod:`voidllm.usage.spill`) and written
-in batches by :func:`serve_tool_call_writer`, the batch service of
-:mod:`voidllm.usage.batches`, started by the server as a supervised service.
+The proxy (:mod:`voidllm.mcp.gateway.proxy`) calls :func:`record_tool_call` once per forwarded ``tools/call``.
+The row (:class:`ToolCallRecord`) carries who called (key, org, team, user, service account), the server
+alias, the tool name, the duration, the status and the gateway's request id; **never arguments or results**.
+Rows are queued without waiting on a bounded channel (``settings.usage.buffer_size``; a full channel drops the
+row and counts it; beyond memory rows spill to disk like usage events, see :mod:`voidllm.usage.spill`) and
+written in batches by :func:`serve_tool_call_writer`, the batch service of :mod:`voidllm.usage.batches`,
+started by the server as a supervised service.
 
 Statuses: ``success`` (a result), ``error`` (a JSON-RPC error answered by the upstream, or a tool result with
 ``isError``), ``timeout`` (no answer within ``settings.mcp.call_timeout``), ``transport_error`` (unreachable,

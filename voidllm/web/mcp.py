@@ -1,12 +1,12 @@
 """Mounts the MCP endpoints in front of the Quart app.
 
 MCP endpoints speak JSON-RPC over streamable HTTP, not the JSON admin API, so they are plain ASGI apps
-(:class:`~voidllm.mcp.server.McpEndpoint`) dispatched by exact path before Quart routing: they are not in
-the declared route table, the OpenAPI document or the admin error envelope. :class:`McpMount` holds one
+(:class:`~voidllm.mcp.gateway.server.McpEndpoint`) dispatched by exact path before Quart routing: they are
+not in the declared route table, the OpenAPI document or the admin error envelope. :class:`McpMount` holds one
 endpoint per path; the built-in server is ``/api/v1/mcp/voidllm``. Other MCP endpoints (proxied upstream
 servers) register with :meth:`McpMount.add` or through :attr:`McpMount.resolvers`: :func:`mount_mcp` adds
-one that serves ``/api/v1/mcp/<alias>`` for every other alias with a :class:`~voidllm.mcp.proxy.ProxiedServer`
-(which answers 404 for aliases the caller cannot resolve).
+one that serves ``/api/v1/mcp/<alias>`` for every other alias with a
+:class:`~voidllm.mcp.gateway.proxy.ProxiedServer` (which answers 404 for aliases the caller cannot resolve).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 
 import attrs
 
-from voidllm.mcp.proxy import ProxiedServer, ProxyState
-from voidllm.mcp.server import McpEndpoint
-from voidllm.mcp.sessions import SessionSealer
-from voidllm.web.mcp_builtin import BuiltinBackend
+from voidllm.mcp.gateway.builtin import BuiltinBackend
+from voidllm.mcp.gateway.proxy import ProxiedServer, ProxyState
+from voidllm.mcp.gateway.server import McpEndpoint
+from voidllm.mcp.gateway.sessions import SessionSealer
 from voidllm.web.state import AppState
 
 MCP_PREFIX = "/api/v1/mcp"

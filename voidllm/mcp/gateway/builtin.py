@@ -32,8 +32,8 @@ from voidllm.admin.pages import PageQuery
 from voidllm.admin.services import AuditEntry
 from voidllm.errors import GatewayError
 from voidllm.identity import Role
-from voidllm.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
-from voidllm.mcp.server import STATELESS_VERSION, McpContext
+from voidllm.mcp.gateway.server import STATELESS_VERSION, McpContext
+from voidllm.mcp.upstream.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
 from voidllm.store.ids import utcnow
 
 __all__ = ["TOOLS", "BuiltinBackend"]
@@ -267,7 +267,7 @@ class _ToolError(Exception):
 
 @attrs.frozen
 class BuiltinBackend:
-    """The :class:`~voidllm.mcp.server.McpBackend` of the built-in server."""
+    """The :class:`~voidllm.mcp.gateway.server.McpBackend` of the built-in server."""
 
     name: str = "voidllm"
 

@@ -1,7 +1,7 @@
 """JSON-RPC 2.0 messages as MCP uses them: parsing, serialising, error codes.
 
-Both sides of the gateway use this module: the server transport (:mod:`voidllm.mcp.server`) parses what
-clients send, and the upstream client parses what MCP servers answer. It knows nothing about HTTP.
+Both sides of the gateway use this module: the server transport (:mod:`voidllm.mcp.gateway.server`) parses
+what clients send, and the upstream client parses what MCP servers answer. It knows nothing about HTTP.
 
 A message is one of four kinds (:class:`Request`, :class:`Notification`, :class:`Response`,
 :class:`ErrorResponse`); :func:`parse_message` classifies a decoded JSON value and raises

@@ -55,7 +55,8 @@ class InvalidSession(Exception):
 
 @attrs.frozen
 class SessionState:
-    """What a session token carries. ``backend`` is the backend's own state (JSON-serialisable, no secrets)."""
+    """What a session token carries. ``backend`` is the backend's own state (JSON-serialisable, no
+    secrets)."""
 
     sid: str
     key_id: str

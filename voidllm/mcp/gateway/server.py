@@ -5,7 +5,8 @@
 :class:`McpBackend` (the built-in ``voidllm`` tools, or a proxied upstream server). Rules, in order:
 
 1. **Origin.** Absent (non-browser clients), same origin as ``Host``, or listed in ``allowed_origins`` (a
-   constructor parameter; there is no configuration key for it yet); anything else is 403 with a JSON-RPC error without id (DNS-rebinding defence).
+   constructor parameter; there is no configuration key for it yet); anything else is 403 with a JSON-RPC
+   error without id (DNS-rebinding defence).
 2. **Authentication** on every request: ``Authorization: Bearer vl_...`` through the key cache; 401 with a
    JSON-RPC error and ``WWW-Authenticate: Bearer``.
 3. **Protocol version.** ``MCP-Protocol-Version`` must be one of :data:`SUPPORTED_VERSIONS`, else 400 with
@@ -22,15 +23,16 @@
    The answer is JSON unless the client accepts SSE and not JSON; an SSE answer is one ``event: message``
    per JSON-RPC message, sent unbuffered (``Cache-Control: no-cache``, ``X-Accel-Buffering: no``).
 7. **Session era** (2025-03-26 .. 2025-11-25). ``initialize`` negotiates the version (the client's if we
-   support it, else our newest session-era version), asks the backend for its session state and answers
-   with ``Mcp-Session-Id``: a sealed token (:mod:`voidllm.mcp.sessions`). Every later request needs it:
+   support it, else our newest session-era version), asks the backend for its session state and answers with
+   ``Mcp-Session-Id``: a sealed token (:mod:`voidllm.mcp.gateway.sessions`). Every later request needs it:
    missing is 400; unknown, forged, expired, ended or presented by another key is 404. An
    ``MCP-Protocol-Version`` header that differs from the session's negotiated version is 400 (a missing one
    means the session's version).
 8. **Stateless era** (2026-07-28). No ``initialize``; every request's ``params._meta`` carries the protocol
-   version (equal to the header, else -32020) and client capabilities (else 400 -32602), and client info. ``Mcp-Method`` must equal the body's method and ``Mcp-Name`` the
-   tool/prompt name or resource URI (400 -32020 HeaderMismatch). ``server/discover`` is answered by the
-   transport from the backend's ``initialize`` answer. ``Mcp-Session-Id`` is ignored.
+   version (equal to the header, else -32020) and client capabilities (else 400 -32602), and client info.
+   ``Mcp-Method`` must equal the body's method and ``Mcp-Name`` the tool/prompt name or resource URI (400
+   -32020 HeaderMismatch). ``server/discover`` is answered by the transport from the backend's ``initialize``
+   answer. ``Mcp-Session-Id`` is ignored.
 
 JSON-RPC errors raised by the backend are answered with HTTP 200 (they are JSON-RPC responses to a valid
 request); anything else a backend raises becomes -32603 "internal error" and is logged without arguments.
@@ -51,9 +53,9 @@ import trio
 from voidllm.asgi import SCOPE_KEY, header  # SCOPE_KEY: the request id the edge put into the scope
 from voidllm.errors import AuthenticationError
 from voidllm.identity import KeyIdentity
-from voidllm.mcp import jsonrpc
-from voidllm.mcp.jsonrpc import JsonRpcError, Notification, Request
-from voidllm.mcp.sessions import InvalidSession, SessionSealer, SessionState
+from voidllm.mcp.gateway.sessions import InvalidSession, SessionSealer, SessionState
+from voidllm.mcp.upstream import jsonrpc
+from voidllm.mcp.upstream.jsonrpc import JsonRpcError, Notification, Request
 
 if TYPE_CHECKING:
     from voidllm.admin.services import Services

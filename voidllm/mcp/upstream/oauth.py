@@ -26,7 +26,7 @@ import orjson
 import trio
 
 if TYPE_CHECKING:
-    from voidllm.mcp.client import UpstreamServer
+    from voidllm.mcp.upstream.client import UpstreamServer
 
 __all__ = ["DEFAULT_EXPIRES_IN", "EXPIRY_MARGIN", "OAuthError", "TokenCache"]
 

@@ -1,10 +1,10 @@
 """The MCP proxy: ``/api/v1/mcp/<alias>`` forwards to the upstream MCP server the alias means for the caller.
 
-:class:`ProxiedServer` is the :class:`~voidllm.mcp.server.McpBackend` of one alias; the transport
-(:mod:`voidllm.mcp.server`) handles HTTP, protocol versions and the gateway's own session token, and answers
-the handshake (``initialize``, ``server/discover``, ``ping``) itself. Every other request (``tools/*``,
-``resources/*``, ``prompts/*``, ``completion/complete``, ...) is forwarded with
-:meth:`McpUpstreams.request <voidllm.mcp.client.McpUpstreams.request>`.
+:class:`ProxiedServer` is the :class:`~voidllm.mcp.gateway.server.McpBackend` of one alias; the transport
+(:mod:`voidllm.mcp.gateway.server`) handles HTTP, protocol versions and the gateway's own session token, and
+answers the handshake (``initialize``, ``server/discover``, ``ping``) itself. Every other request
+(``tools/*``, ``resources/*``, ``prompts/*``, ``completion/complete``, ...) is forwarded with
+:meth:`McpUpstreams.request <voidllm.mcp.upstream.client.McpUpstreams.request>`.
 
 Resolution runs on **every** request (docs/reference/behaviour.md 8.1), so deactivating a server, revoking a
 grant or adding a shadowing team server takes effect on open sessions too. Refusals are JSON-RPC errors
@@ -24,8 +24,8 @@ Sessions across processes (issue point 4):
 - **Session era** (the client sends ``initialize``). :meth:`ProxiedServer.open_session` opens the upstream
   session at once (so an unreachable upstream fails the client's ``initialize`` with 502) and returns
   ``{"srv": server id, "up": UpstreamSession.to_dict()}``; the transport seals it into the gateway's
-  ``Mcp-Session-Id`` (:mod:`voidllm.mcp.sessions`). Any gateway process with the same encryption key opens
-  the token and continues the same upstream session: nothing is kept in memory or a shared store.
+  ``Mcp-Session-Id`` (:mod:`voidllm.mcp.gateway.sessions`). Any gateway process with the same encryption key
+  opens the token and continues the same upstream session: nothing is kept in memory or a shared store.
 - **Upstream re-initialisation.** When the upstream session expires (404), the client of
   :class:`McpUpstreams` initialises a new one and retries once. The new upstream session id cannot be
   written back into the client's token (the token is the client's; we answer with the same one), so each
@@ -58,8 +58,10 @@ import attrs
 import trio
 
 from voidllm import __version__
-from voidllm.mcp import jsonrpc
-from voidllm.mcp.client import (
+from voidllm.mcp.gateway.server import STATELESS_VERSION, McpContext, McpHttpError
+from voidllm.mcp.registry import McpRegistry, McpServerEntry
+from voidllm.mcp.upstream import jsonrpc
+from voidllm.mcp.upstream.client import (
     McpUpstreams,
     UpstreamRpcError,
     UpstreamServer,
@@ -67,9 +69,7 @@ from voidllm.mcp.client import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from voidllm.mcp.jsonrpc import JsonRpcError
-from voidllm.mcp.registry import McpRegistry, McpServerEntry
-from voidllm.mcp.server import STATELESS_VERSION, McpContext, McpHttpError
+from voidllm.mcp.upstream.jsonrpc import JsonRpcError
 from voidllm.mcp.usage import ToolCallOutcome, count_transport_error, record_tool_call
 
 __all__ = ["ProxiedServer", "ProxyState"]

@@ -51,9 +51,9 @@ import orjson
 import trio
 
 from voidllm import __version__
-from voidllm.mcp.jsonrpc import JsonRpcError
-from voidllm.mcp.oauth import OAuthError, TokenCache
-from voidllm.mcp.ssrf import BlockedAddress, GuardedBackend, check_url
+from voidllm.mcp.upstream.jsonrpc import JsonRpcError
+from voidllm.mcp.upstream.oauth import OAuthError, TokenCache
+from voidllm.mcp.upstream.ssrf import BlockedAddress, GuardedBackend, check_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
