@@ -45,6 +45,7 @@ usage event as metadata. An empty value counts as absent; a repeated header coun
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -56,7 +57,7 @@ import attrs
 import orjson
 import trio
 
-from voidllm.asgi import SCOPE_KEY, send_error
+from voidllm.asgi import SCOPE_KEY, BodyReader, ClientDisconnectedError, read_body, send_error
 from voidllm.auth.cache import KeyCache
 from voidllm.clock import utcnow
 from voidllm.errors import (
@@ -65,8 +66,6 @@ from voidllm.errors import (
     GatewayError,
     GatewayTimeoutError,
     PermissionDeniedError,
-    RequestTimeoutError,
-    RequestTooLargeError,
     ServiceUnavailableError,
     UpstreamResponseTooLargeError,
     model_not_found,
@@ -106,10 +105,6 @@ SETTLE_LIMIT = 2.0
 """Seconds a finished request may spend settling its token reservation (shielded from cancellation)."""
 END_GRACE = 1.0
 """Seconds the last message of an answer may take when the request's deadline has passed (a stream's end)."""
-
-
-class ClientDisconnected(Exception):
-    """The client went away before the request body was complete."""
 
 
 @attrs.frozen
@@ -198,11 +193,11 @@ class Proxy:
                 await _send_json(send, exc.status, messages.error_body(exc.status, exc.message), exc.headers)
             else:
                 await send_error(send, exc.status, exc.code, exc.message, request_id, exc.headers)
-        except ClientDisconnected:
+        except ClientDisconnectedError:
             return
 
     def _authenticate(self, headers: dict[bytes, bytes], endpoint: Endpoint) -> KeyIdentity:
-        """``Authorization: Bearer``; on the Anthropic route also ``x-api-key``, as Anthropic's SDK sends it."""
+        """``Authorization: Bearer``; on the Anthropic route also ``x-api-key`` (Anthropic's SDK sends it)."""
         if endpoint.dialect == "anthropic":
             api_key = headers.get(b"x-api-key")
             if api_key is not None:
@@ -212,6 +207,8 @@ class Proxy:
 
     async def _serve(self, ex: Exchange, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         body_done = trio.Event()
+        body: bytes | AsyncIterator[bytes]
+        length: int | None
         if ex.endpoint.multipart:
             body, length = await self._multipart_body(ex, scope, receive, body_done)
         else:
@@ -225,7 +222,7 @@ class Proxy:
                     await self._hops(ex, scope, send, body, length)
                 except GatewayError as exc:
                     error = exc  # raised after the nursery, so it is not wrapped in an exception group
-                except ClientDisconnected:  # while a multipart body was still streaming upstream
+                except ClientDisconnectedError:  # while a multipart body was still streaming upstream
                     ex.client_gone = True
                 nursery.cancel_scope.cancel()
         finally:
@@ -251,7 +248,7 @@ class Proxy:
         if ex.json is None:
             plan = plan[:1]  # a streamed (multipart) body is sent once
         for hop, model in enumerate(plan):
-            if hop:
+            if hop and ex.json is not None:  # a multipart body has no fallbacks
                 body = ex.json.upstream_body(
                     ex.raw, canonical_model=model.name, inject_usage=ex.endpoint.usage_option
                 )
@@ -297,7 +294,7 @@ class Proxy:
                 length,
                 deadline,
                 final=hop == len(plan) - 1,
-                on_attempt=lambda upstream, model=model: self._attempting(ex, model, upstream),
+                on_attempt=functools.partial(self._attempting, ex, model),
             )
             try:
                 await chain.run(relay)
@@ -399,8 +396,8 @@ class Proxy:
             ex.upstream_started = time.perf_counter()
 
     async def _json_body(self, ex: Exchange, scope: dict[str, Any], receive: Receive) -> bytes:
-        raw = await _read_body(
-            receive, self.limits.max_request_body, _declared_length(scope), self.limits.read_timeout
+        raw = await read_body(
+            scope, receive, limit=self.limits.max_request_body, read_timeout=self.limits.read_timeout
         )
         if ex.endpoint.dialect == "anthropic":
             ex.anthropic = messages.MessagesRequest.parse(
@@ -429,10 +426,9 @@ class Proxy:
     ) -> tuple[AsyncIterator[bytes], int | None]:
         content_type = (header(scope["headers"], b"content-type") or b"").decode("latin-1")
         head = MultipartHead(boundary_from_content_type(content_type))  # MultipartError is a 400
-        declared = _declared_length(scope)
-        if declared is not None and declared > self.limits.max_request_body:
-            raise RequestTooLargeError("request body too large")
-        reader = _BodyReader(receive, self.limits.max_request_body, self.limits.read_timeout)
+        reader = BodyReader.start(
+            scope, receive, limit=self.limits.max_request_body, read_timeout=self.limits.read_timeout
+        )
         while reader.more and not head.done:
             if not head.feed(await reader.next()) and not reader.more:
                 head.finish()
@@ -442,7 +438,7 @@ class Proxy:
             ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
         model = self._resolve(ex, head.model)
         first = head.rewrite(model.name)
-        length = None if declared is None else declared + head.length_delta(model.name)
+        length = None if reader.declared is None else reader.declared + head.length_delta(model.name)
 
         async def stream() -> AsyncIterator[bytes]:
             yield first
@@ -742,62 +738,6 @@ async def _watch_disconnect(
                 ex.client_gone = True
                 scope.cancel()
             return
-
-
-def _declared_length(scope: dict[str, Any]) -> int | None:
-    value = header(scope["headers"], b"content-length")
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequestError("invalid Content-Length") from None
-
-
-@attrs.define
-class _BodyReader:
-    """Reads a request body message by message within ``limit`` bytes, each message within ``timeout``.
-
-    Read deadlines live here, not in hypercorn: its ``read_timeout`` bounds every socket read of a
-    connection, so it would also cut a response that streams for longer than that while the client sends
-    nothing (an LLM stream, an export).
-    """
-
-    receive: Receive
-    limit: int
-    timeout: float = math.inf
-    received: int = 0
-    more: bool = True
-
-    async def next(self) -> bytes:
-        with trio.move_on_after(self.timeout) as waited:
-            message = await self.receive()
-        if waited.cancelled_caught:
-            raise RequestTimeoutError("request body not received in time")
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk: bytes = message.get("body", b"")
-        self.more = message.get("more_body", False)
-        self.received += len(chunk)
-        if self.received > self.limit:
-            raise RequestTooLargeError("request body too large")
-        return chunk
-
-
-async def _read_body(receive: Receive, limit: int, declared: int | None, timeout: float = math.inf) -> bytes:
-    """The whole body, within ``limit`` bytes and ``timeout`` seconds."""
-    if declared is not None and declared > limit:
-        raise RequestTooLargeError("request body too large")
-    reader = _BodyReader(receive, limit)
-    with trio.move_on_after(timeout) as waited:
-        first = await reader.next()
-        if not reader.more:
-            return first
-        chunks = [first]
-        while reader.more:
-            chunks.append(await reader.next())
-        return b"".join(chunks)
-    raise RequestTimeoutError("request body not received in time")
 
 
 async def _read_bounded(resp: UpstreamResponse, limit: int) -> bytes:

@@ -14,11 +14,12 @@
    stateless revision.
 4. **Methods.** POST carries messages. GET is 405 (no server-initiated stream is offered; clients handle
    405 per spec). DELETE ends a session (204) in the session era and is 405 in the stateless one.
-5. **Body.** At most :data:`MAX_BODY` bytes (413). Empty: HTTP 200 with -32700 "empty request body", as the
-   reference does. Invalid JSON: 400 -32700; not a JSON-RPC message: 400 -32600. A batch array is
-   accepted only in a 2025-03-26 session (each element answered, the answers as one JSON array; invalid
-   elements answered with -32600 and id null; ``initialize`` cannot be batched); later revisions get
-   400 -32600. Notifications and client responses: 202 with no body.
+5. **Body.** At most :data:`MAX_BODY` bytes (413; a larger ``Content-Length`` is refused before reading),
+   received within ``read_timeout`` in whole (408; :func:`voidllm.asgi.read_body`). Empty: HTTP 200 with
+   -32700 "empty request body", as the reference does. Invalid JSON: 400 -32700; not a JSON-RPC message: 400
+   -32600. A batch array is accepted only in a 2025-03-26 session (each element answered, the answers as one
+   JSON array; invalid elements answered with -32600 and id null; ``initialize`` cannot be batched); later
+   revisions get 400 -32600. Notifications and client responses: 202 with no body.
 6. **Accept.** A POST must accept ``application/json`` or ``text/event-stream`` (or a wildcard), else 406.
    The answer is JSON unless the client accepts SSE and not JSON; an SSE answer is one ``event: message``
    per JSON-RPC message, sent unbuffered (``Cache-Control: no-cache``, ``X-Accel-Buffering: no``).
@@ -44,14 +45,20 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
-import trio
 
-from voidllm.asgi import SCOPE_KEY, header  # SCOPE_KEY: the request id the edge put into the scope
-from voidllm.errors import AuthenticationError
+from voidllm.asgi import (  # SCOPE_KEY: the request id the edge put into the scope
+    SCOPE_KEY,
+    ClientDisconnectedError,
+    Receive,
+    Send,
+    header,
+    read_body,
+)
+from voidllm.errors import AuthenticationError, GatewayError
 from voidllm.identity import KeyIdentity
 from voidllm.mcp.gateway.sessions import InvalidSession, SessionSealer, SessionState
 from voidllm.mcp.upstream import jsonrpc
@@ -90,8 +97,6 @@ SESSION_HEADER = b"mcp-session-id"
 VERSION_HEADER = b"mcp-protocol-version"
 
 Scope = dict[str, Any]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 @attrs.frozen
@@ -171,6 +176,8 @@ class McpEndpoint:
             await self._serve(scope, receive, send, request_id)
         except _Refusal as refusal:
             await _send_json(send, refusal.status, jsonrpc.error_object(refusal.error), refusal.headers)
+        except ClientDisconnectedError:
+            return  # gone before its body was complete: no one to answer
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, request_id: str | None) -> None:
         self._check_origin(scope)
@@ -227,7 +234,10 @@ class McpEndpoint:
         request_id: str | None,
     ) -> None:
         sse = _wants_sse(header(scope, b"accept"))
-        body = await _read_body(receive, MAX_BODY, self.read_timeout)
+        try:
+            body = await read_body(scope, receive, limit=MAX_BODY, read_timeout=self.read_timeout)
+        except GatewayError as exc:  # 413, 408, 400 (a malformed Content-Length)
+            raise _Refusal(exc.status, JsonRpcError(jsonrpc.INVALID_REQUEST, exc.message)) from None
         try:
             parsed = jsonrpc.parse_body(body)
         except JsonRpcError as exc:
@@ -305,15 +315,15 @@ class McpEndpoint:
             )
             token = self.sealer().seal(sealed)
             return attrs.evolve(ctx, session=state), [(SESSION_HEADER, token.encode("ascii"))]
-        state = self._open(scope, ctx)
-        if header(scope, VERSION_HEADER) not in (None, state.protocol_version):
+        opened = self._open(scope, ctx)
+        if header(scope, VERSION_HEADER) not in (None, opened.protocol_version):
             raise _Refusal(
                 400,
                 JsonRpcError(
                     jsonrpc.INVALID_REQUEST, "MCP-Protocol-Version does not match the session's version"
                 ),
             )
-        return attrs.evolve(ctx, protocol_version=state.protocol_version, session=state.backend), []
+        return attrs.evolve(ctx, protocol_version=opened.protocol_version, session=opened.backend), []
 
     def _open(self, scope: Scope, ctx: McpContext) -> SessionState:
         token = header(scope, SESSION_HEADER)
@@ -460,30 +470,6 @@ def _wants_sse(accept: str | None) -> bool:
             JsonRpcError(jsonrpc.INVALID_REQUEST, "Accept must allow application/json or text/event-stream"),
         )
     return sse_ok and not json_ok
-
-
-async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes:
-    """The request body within ``limit`` bytes (else 413) and ``timeout`` seconds in whole (else 408: a
-    client trickling its body must not hold a request forever)."""
-    chunks: list[bytes] = []
-    size = 0
-    with trio.move_on_after(timeout) as waited:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                too_big = JsonRpcError(jsonrpc.INVALID_REQUEST, f"request body exceeds {limit} bytes")
-                raise _Refusal(413, too_big)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-    if waited.cancelled_caught:
-        late = JsonRpcError(jsonrpc.INVALID_REQUEST, f"request body not received within {timeout:g}s")
-        raise _Refusal(408, late)
-    return b"".join(chunks)
 
 
 async def _send_json(
