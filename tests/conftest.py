@@ -21,6 +21,25 @@ REDIS_URL = os.environ.get("VOIDLLM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("VOIDLLM_REQUIRE_SERVICES", "") not in ("", "0", "false")
 
 
+@pytest.fixture(scope="session")
+def _cheapest_password_scheme() -> Any:
+    from argon2.profiles import CHEAPEST
+
+    from voidllm.auth import passwords
+
+    return passwords._Scheme.of(passwords.build_hasher(CHEAPEST))
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch, _cheapest_password_scheme: Any) -> None:
+    """argon2's cheapest parameters in the test process: the defaults cost about half a second of CPU per
+    hash, and every in-process gateway hashes its bootstrap admin's password. Processes the tests spawn
+    (``voidllm serve``) keep the defaults; tests/test_passwords.py checks the production parameters."""
+    from voidllm.auth import passwords
+
+    monkeypatch.setattr(passwords, "_SCHEME", _cheapest_password_scheme)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's shell out of the tests: proxies, SSL overrides and VoidLLM settings."""

@@ -12,29 +12,36 @@ API would), so these tests do not depend on how sign-in picks an organisation.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 import sqlalchemy as sa
 
 from tests.gateway import RunningGateway
 from tests.test_admin_auth import (
     As,
-    database,  # noqa: F401 (fixture)
     envelope,
     login,
 )
-from tests.test_admin_users import (  # noqa: F401 (fixtures: fast argon2, a gateway per store)
+from tests.test_admin_users import (
     PASSWORD,
-    cheap_hashing,
     create,
-    gw,
     insert_org,
     insert_user_key,
     session,
+    users_gateway,
 )
 from voidllm.store import tables as t
 
 ELSEWHERE = "this account also belongs to another organization; only a system admin can change it"
 WRONG = "current password is incorrect"
 GONE = "invite is invalid, expired or already redeemed"
+
+
+@pytest.fixture
+async def gw(db_target: tuple[str, str]) -> AsyncIterator[RunningGateway]:
+    async with users_gateway(db_target) as gateway:
+        yield gateway
 
 
 async def memberships_of(gw: RunningGateway, user_id: str) -> dict[str, str]:

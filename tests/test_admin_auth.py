@@ -32,22 +32,9 @@ models:
 """
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(CHEAPEST)))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """``(driver, dsn)`` of a fresh database: a SQLite file, then a PostgreSQL database."""
-    if request.param == "sqlite":
-        return "sqlite", request.getfixturevalue("sqlite_dsn")
-    return "postgres", request.getfixturevalue("pg_dsn")
-
-
 @pytest.fixture
-async def gw(database: tuple[str, str]) -> AsyncIterator[RunningGateway]:
-    driver, dsn = database
+async def gw(db_target: tuple[str, str]) -> AsyncIterator[RunningGateway]:
+    driver, dsn = db_target
     async with run_gateway(make_config(dsn, MODELS, driver=driver)) as gateway:
         yield gateway
 

@@ -12,18 +12,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import trio
-from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
 from tests.test_admin_auth import (
     As,
     bearer,
-    database,  # noqa: F401 (fixture)
     envelope,
     login,
 )
 from tests.test_admin_users import PASSWORD, create, insert_org, session
-from voidllm.auth import passwords
 from voidllm.auth.throttle import LoginThrottle
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
@@ -31,14 +28,9 @@ from voidllm.store.ids import new_id
 GONE = "invite is invalid, expired or already redeemed"
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(CHEAPEST)))
-
-
 @pytest.fixture
-async def gw(database: tuple[str, str]) -> AsyncIterator[RunningGateway]:
-    driver, dsn = database
+async def gw(db_target: tuple[str, str]) -> AsyncIterator[RunningGateway]:
+    driver, dsn = db_target
     async with run_gateway(make_config(dsn, driver=driver)) as gateway:
         gateway.state.services.throttle = LoginThrottle(max_per_ip=1000)
         yield gateway

@@ -5,24 +5,22 @@ Who may change an account across organisations is tested in ``tests/test_account
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 import trio
-from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
 from tests.test_admin_auth import (
     As,
     admin_password,
     bearer,
-    database,  # noqa: F401 (fixture)
     envelope,
     login,
 )
 from voidllm.admin import users
-from voidllm.auth import passwords
 from voidllm.auth.loader import load_live_key
 from voidllm.auth.throttle import LoginThrottle
 from voidllm.crypto import KeyKind, generate_key, key_hint
@@ -32,16 +30,18 @@ from voidllm.store.ids import new_id
 PASSWORD = "user-password-1"
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(CHEAPEST)))
+@asynccontextmanager
+async def users_gateway(db_target: tuple[str, str]) -> AsyncIterator[RunningGateway]:
+    """A gateway on ``db_target`` whose login throttle lets many sign-ins from one address through."""
+    driver, dsn = db_target
+    async with run_gateway(make_config(dsn, driver=driver)) as gateway:
+        gateway.state.services.throttle = LoginThrottle(max_per_ip=1000)
+        yield gateway
 
 
 @pytest.fixture
-async def gw(database: tuple[str, str]) -> AsyncIterator[RunningGateway]:
-    driver, dsn = database
-    async with run_gateway(make_config(dsn, driver=driver)) as gateway:
-        gateway.state.services.throttle = LoginThrottle(max_per_ip=1000)
+async def gw(db_target: tuple[str, str]) -> AsyncIterator[RunningGateway]:
+    async with users_gateway(db_target) as gateway:
         yield gateway
 
 
@@ -295,7 +295,8 @@ async def test_delete_user_revokes_every_key_at_once(gw: RunningGateway) -> None
 
 
 async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
-    """email at most 254 characters, display_name 256, passwords 1,024: a 400 naming the field, nothing kept."""
+    """email at most 254 characters, display_name 256, passwords 1,024: a 400 naming the field, nothing
+    kept."""
     admin = gw.api_key()
     long_email = "a" * 243 + "@example.com"
     assert len(long_email) == 255

@@ -17,20 +17,13 @@ import attrs
 import httpx
 import pytest
 import sqlalchemy as sa
-from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
-from voidllm.auth import passwords
 from voidllm.config import ConfigError, parse_config
 from voidllm.store import tables as t
 from voidllm.web.browser import BrowserPolicy, csrf_token
 
 API = "/api/v1"
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(CHEAPEST)))
 
 
 @pytest.fixture
@@ -119,7 +112,8 @@ async def team_names(gw: RunningGateway, org: str) -> list[str]:
 def error(response: httpx.Response, status: int, code: str) -> str:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    assert set(body) == {"error"}, body
+    assert body["error"]["code"] == code, body
     assert body["error"]["request_id"] == response.headers["x-request-id"]
     return str(body["error"]["message"])
 
@@ -334,7 +328,8 @@ def test_trusted_proxies_and_ui_dir_are_strict_settings() -> None:
 def assert_cleared(response: httpx.Response) -> None:
     cookies = set_cookies(response)
     for name in ("voidllm_session", "voidllm_csrf"):
-        assert cookies[name][0] == "" and "Max-Age=0" in cookies[name], cookies
+        assert cookies[name][0] == "", cookies
+        assert "Max-Age=0" in cookies[name], cookies
 
 
 async def session_row(gw: RunningGateway, key_hash: str) -> Any:

@@ -17,11 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, run_gateway
 from tests.process import spawn_gateway, write_config
-from voidllm.auth import passwords
 from voidllm.redis.client import open_redis
 
 BURST = 150
@@ -66,12 +64,7 @@ def assert_locked(response: httpx.Response) -> None:
 
 
 @pytest.fixture
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(CHEAPEST)))
-
-
-@pytest.fixture
-async def gw(sqlite_dsn: str, cheap_hashing: None) -> AsyncIterator[RunningGateway]:
+async def gw(sqlite_dsn: str) -> AsyncIterator[RunningGateway]:
     async with run_gateway(make_config(sqlite_dsn)) as gateway:
         yield gateway
 

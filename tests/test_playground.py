@@ -11,6 +11,7 @@ through the tunnel is in no log record, no database row and no file.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -22,22 +23,15 @@ import httpx
 import orjson
 import pytest
 import trio
-from argon2.profiles import CHEAPEST
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
 from tests.test_browser_sessions import Browser, credentials, set_cookies
-from tests.test_zero_knowledge import Evidence, Watch, chat_body, marker, watched_gateway  # noqa: F401
-from voidllm.auth import passwords
+from tests.test_zero_knowledge import Evidence, Watch, chat_body, watched_gateway
 from voidllm.testing.mock_openai import Behaviour, open_mock_upstream
 from voidllm.web.playground import capped_proxy, stream_cap
 
 TUNNEL = "/api/v1/playground"
 PIECES = ["Hel", "lo ", "from ", "the ", "gate"]
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(CHEAPEST)))
 
 
 # -- an upstream that streams one piece per release --------------------------------------------------------
@@ -331,10 +325,10 @@ def test_the_capped_proxy_shares_everything_but_the_stream_limit() -> None:
 async def test_a_marker_sent_through_the_playground_is_written_nowhere(
     tmp_path: Path,
     sqlite_dsn: str,
-    marker: str,
     capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    marker = f"ZK-{uuid.uuid4().hex}"  # fresh, as tests/test_zero_knowledge.py's marker fixture
     evidence, watch = Evidence(), Watch()
     text = f"{marker} " * 3
     async with open_mock_upstream(Behaviour(completion_text=text, stream_chunks=3)) as upstream:

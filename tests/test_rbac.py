@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pytest
 import sqlalchemy as sa
-from argon2.profiles import CHEAPEST
 
 from tests.admin_tenancy import (
     API,
@@ -694,12 +693,7 @@ def _refused(outcome: Outcome, caller: Caller, route: ApiRoute) -> bool:
 
 
 @pytest.fixture
-def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(passwords.build_hasher(CHEAPEST)))
-
-
-@pytest.fixture
-async def world(sqlite_dsn: str, cheap_passwords: None) -> AsyncIterator[World]:
+async def world(sqlite_dsn: str) -> AsyncIterator[World]:
     async with (
         open_mock_mcp() as mcp,
         open_gateway(sqlite_dsn, settings="mcp:\n  allow_private_urls: true") as gw,
