@@ -1,27 +1,34 @@
 """The process lifecycle of ``voidllm serve`` (ARCHITECTURE.md section 1).
 
-::
+The lifetimes nest; each is opened before the one inside it and closed after it::
 
     serve(config, stop)
-    └─ supervisor nursery
-       ├─ store          engine + migrations, ready first
-       ├─ audit-writer   admin mutations to audit_logs in batches (settings.audit.enabled)
-       ├─ usage-rollups  usage_hourly rebuilt by request time every settings.usage.rollup_interval
-       ├─ retention      old log rows deleted in batches (when settings.retention has a period)
-       ├─ key-cache      loaded before serving, reloaded every cache.key_ttl
-       ├─ rate-limits    without Redis: token counters seeded from usage_events, ended windows swept
-       ├─ redis          with Redis: the client pool; then change-notices, the pub/sub subscriber
-    ├─ health-probes  per upstream and probe kind (settings.health_check); ready after the first round
-       └─ http           hypercorn.trio.serve, started last, so traffic only arrives once all of the above is ready
+    └─ store              engine + migrations: opened first, closed last
+       └─ supervisor      the services, started in this order, stopped in reverse order
+          ├─ usage-writer   usage events to the store in batches
+          ├─ audit-writer   admin mutations to audit_logs in batches (settings.audit.enabled)
+          ├─ usage-rollups  usage_hourly rebuilt by request time every settings.usage.rollup_interval
+          ├─ retention      old log rows deleted in batches (when settings.retention has a period)
+          ├─ key-cache      loaded before serving, reloaded every cache.key_ttl
+          ├─ catalog, mcp-* models and aliases; the MCP registry, tool-call writer and health
+          ├─ change-notices other processes' changes (store polling, or Redis pub/sub after the redis pool)
+          ├─ rate-limits    without Redis: token counters seeded from usage_events, ended windows swept
+          ├─ health-probes  per upstream and probe kind (settings.health_check); ready after the first round
+          └─ upstream clients (MCP, the proxy's connection pool, the probes' client)
+             └─ http nursery  hypercorn, started last, so traffic only arrives once all of the above is ready
 
 Shutdown, once ``stop`` is set (by the first SIGTERM/SIGINT in the CLI, or by a test):
 
 1. draining begins: ``/readyz`` answers 503 and new ``/v1`` requests get 503 ``service_unavailable``;
 2. in-flight requests get up to ``server.proxy.drain_timeout`` to finish; what is left is cancelled;
-3. the HTTP server stops (idle keep-alive connections are closed);
-4. the upstream transport closes its pooled connections;
+3. the HTTP server stops (idle keep-alive connections are closed) and its nursery closes;
+4. the upstream clients close their pooled connections;
 5. the supervisor stops the services in reverse start order: the usage and audit writers flush every event
-   already accepted into the store before the store closes.
+   already accepted into the store;
+6. the store closes.
+
+No shield spans a lifetime: cleanup that must finish when cancelled (a writer's last flush, closing a client,
+the store's close) is shielded and bounded where it happens.
 
 The bootstrap banner is written to stderr once, after the server listens.
 """
@@ -32,9 +39,10 @@ import logging
 import math
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 
 import attrs
 import httpx
@@ -101,6 +109,15 @@ USAGE_WAIT_LIMIT = 10.0
 """With ``settings.usage.drop_on_full: false``, how long a request waits for room in the usage buffer."""
 HTTP_GRACEFUL_TIMEOUT = 1.0
 """After the drain only idle keep-alive connections and answers already being written remain."""
+CLOSE_GRACE = 5.0
+"""Seconds closing one upstream client may take at shutdown (shielded, so it also runs when cancelled)."""
+
+
+class _Closeable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=_Closeable)
 
 
 @attrs.frozen
@@ -111,10 +128,9 @@ class Running:
     binds: list[str]
 
 
-async def serve_store(
-    config: Config, *, task_status: trio.TaskStatus[Store] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """Open the store, bring its schema to the latest migration, and hold it open until cancelled."""
+@asynccontextmanager
+async def open_migrated_store(config: Config) -> AsyncIterator[Store]:
+    """Open the store and bring its schema to the latest migration; closed when the block is left."""
     db = config.database
     async with open_store(
         db.driver,
@@ -125,8 +141,7 @@ async def serve_store(
     ) as store:
         revision = await migrate(store)
         log.info("store ready", extra={"driver": db.driver, "schema_revision": revision})
-        task_status.started(store)
-        await trio.sleep_forever()
+        yield store
 
 
 async def bootstrap_from_config(
@@ -153,7 +168,8 @@ async def prepare_store(config: Config) -> BootstrapCredentials | BootstrapHint 
 
 
 def hypercorn_config(config: Config) -> hypercorn.config.Config:
-    """Hypercorn settings from ``server.proxy``; the access log is off (it costs up to a third of throughput)."""
+    """Hypercorn settings from ``server.proxy``; the access log is off (it costs up to a third of
+    throughput)."""
     proxy = config.server.proxy
     host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
     hc = hypercorn.config.Config()
@@ -206,13 +222,14 @@ async def serve(
     """Run the gateway until ``stop`` is set, then drain and shut down cleanly (see the module docstring).
 
     Args:
-        sockets: listening sockets made by a parent process (``server.workers`` > 1); else bind ``server.proxy``.
+        sockets: listening sockets made by a parent process (``server.workers`` > 1); else bind
+            ``server.proxy``.
         run_bootstrap: whether this process may bootstrap the store (the parent does it for its workers).
     """
     keyring = Keyring.from_setting(config.settings.encryption_key)
     registry = Registry.from_config(config.models)
-    async with open_supervisor() as supervisor:
-        store: Store = await supervisor.start("store", partial(serve_store, config))
+    # The store is the outermost lifetime: opened first, closed last, after every service has stopped.
+    async with open_migrated_store(config) as store, open_supervisor() as supervisor:
         usage = config.settings.usage
         recorder, usage_events = open_usage_channel(usage.buffer_size)
         await supervisor.start(
@@ -250,9 +267,12 @@ async def serve(
         limiter = await _start_limits(supervisor, config, store, services)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         state.bootstrap_pending = not await store.run(has_live_user)
-        transport = DemoTransport(H11Pool())  # provider: mock answers in process; the rest goes to the pool
-        probe_client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-        try:
+        # The upstream clients close after the HTTP server stopped and before the services stop.
+        async with (
+            _closing(mcp_upstreams),
+            _closing(DemoTransport(H11Pool())) as transport,  # demo URLs in process; the rest to the pool
+            _closing(httpx.AsyncClient(follow_redirects=False, trust_env=False)) as probe_client,
+        ):
             board, latency = HealthBoard(), LatencyTracker()
             services.extras.update(health=board, http_client=probe_client)
             await supervisor.start(
@@ -284,26 +304,31 @@ async def serve(
                 limiter=limiter,
                 completion_reserve=config.settings.limits.default_completion_reserve,
             )
-            http_stop, http_done = trio.Event(), trio.Event()
             app = create_app(state, proxy)
-            binds = await supervisor.nursery.start(_serve_http, app, config, sockets, http_stop, http_done)
-            state.ready = True
-            log.info("listening", extra={"binds": binds})
-            if credentials is not None:
-                out = banner_out or sys.stderr
-                out.write(credentials.banner())
-                out.flush()
-            task_status.started(Running(state, binds))
-            await stop.wait()
-            await _drain(state)
-            http_stop.set()
-            await http_done.wait()
-        finally:
-            with trio.move_on_after(5, shield=True):
-                await transport.aclose()
-                await probe_client.aclose()
-                await mcp_upstreams.aclose()
+            http_stop = trio.Event()
+            async with trio.open_nursery() as http:  # the HTTP server's own lifetime, inside the services'
+                binds = await http.start(_serve_http, app, config, sockets, http_stop)
+                state.ready = True
+                log.info("listening", extra={"binds": binds})
+                if credentials is not None:
+                    out = banner_out or sys.stderr
+                    out.write(credentials.banner())
+                    out.flush()
+                task_status.started(Running(state, binds))
+                await stop.wait()
+                await _drain(state)
+                http_stop.set()  # hypercorn closes the idle connections and returns
     log.info("shutdown complete")
+
+
+@asynccontextmanager
+async def _closing(resource: _C) -> AsyncIterator[_C]:
+    """Close ``resource`` when the block is left, also when cancelled (shielded, at most ``CLOSE_GRACE``)."""
+    try:
+        yield resource
+    finally:
+        with trio.move_on_after(CLOSE_GRACE, shield=True):
+            await resource.aclose()
 
 
 async def _start_mcp(
@@ -408,9 +433,8 @@ async def _start_limits(supervisor: Supervisor, config: Config, store: Store, se
             "change-notices",
             partial(_serve_store_changes, store=store, instance_id=instance_id, invalidations=invalidations),
         )
-        return await supervisor.start(
-            "rate-limits", partial(serve_memory_limiter, limiter=memory, store=store)
-        )
+        await supervisor.start("rate-limits", partial(serve_memory_limiter, limiter=memory, store=store))
+        return memory
     redis = config.redis
     client = await supervisor.start(
         "redis", partial(serve_redis_client, url=redis.url, timeout=redis.timeout, pool_size=redis.pool_size)
@@ -483,17 +507,14 @@ async def _serve_http(
     config: Config,
     sockets: hypercorn.config.Sockets | None,
     stop: trio.Event,
-    done: trio.Event,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Hypercorn on ``sockets`` (or ``server.proxy``) until ``stop`` is set; reports the bound addresses."""
     install_cancellable_writes()  # a client that reads nothing is cut at its request's deadline
-    try:
-        await worker_serve(
-            wrap_app(app, 0, "asgi"),
-            hypercorn_config(config),
-            sockets=sockets,
-            shutdown_trigger=stop.wait,
-            task_status=task_status,
-        )
-    finally:
-        done.set()
+    await worker_serve(
+        wrap_app(app, 0, "asgi"),
+        hypercorn_config(config),
+        sockets=sockets,
+        shutdown_trigger=stop.wait,
+        task_status=task_status,
+    )

@@ -19,8 +19,11 @@ Restart policy:
   it propagate, so shutdown works.
 
 Shutdown is ordered: :meth:`Supervisor.aclose` stops services in the reverse order of their start, waiting
-for each to finish its own cleanup, so a service that flushes into the store (the usage writer) is done before
-the store closes.
+for each to finish its own cleanup, so a service that depends on one started before it is done first. No
+shield spans a service's lifetime: an outer cancellation (a crash next to the supervisor, a test) cancels
+every service at once, and each service's cleanup that must finish (a writer's last flush) is shielded and
+bounded by the service itself. What must outlive every service (the store) is therefore opened *around* the
+supervisor, not started in it (``voidllm/server.py``).
 """
 
 from __future__ import annotations
@@ -102,9 +105,7 @@ class Supervisor:
     ) -> None:
         done = trio.Event()
         try:
-            # Shielded: an outer cancellation (the process is stopping) must not stop every service at once;
-            # aclose() stops them one by one, in reverse start order, and kill() is the bounded fallback.
-            with trio.CancelScope(shield=True) as scope:
+            with trio.CancelScope() as scope:  # cancelled by aclose(), one service after the other
                 self._running.append((scope, done))
                 await self._restart_loop(name, service, _StartedOnce(task_status))
         finally:
@@ -117,12 +118,6 @@ class Supervisor:
             scope.cancel()
             await done.wait()
             self._running.pop()
-
-    def kill(self) -> None:
-        """Cancel every service still running at once (after :meth:`aclose` ran out of time)."""
-        for scope, _ in self._running:
-            scope.shield = False
-            scope.cancel()
 
     async def _restart_loop(
         self, name: str, service: Callable[..., Awaitable[None]], status: _StartedOnce
@@ -158,15 +153,15 @@ async def open_supervisor(
 ) -> AsyncIterator[Supervisor]:
     """Open the process's supervisor nursery.
 
-    On exit its services are stopped in reverse start order; the ordered stop is shielded from an outer
-    cancellation but bounded by ``stop_timeout``, after which whatever is left is cancelled with the nursery.
+    On exit its services are stopped in reverse start order, for at most ``stop_timeout`` seconds; whatever is
+    left then is cancelled with the nursery. Under an outer cancellation they are all cancelled at once (see
+    the module docstring); leaving still waits until each has finished its own bounded cleanup.
     """
     async with trio.open_nursery() as nursery:
         supervisor = Supervisor(nursery, backoff or Backoff())
         try:
             yield supervisor
         finally:
-            with trio.move_on_after(stop_timeout, shield=True):
+            with trio.move_on_after(stop_timeout):
                 await supervisor.aclose()
-            supervisor.kill()
             nursery.cancel_scope.cancel()
