@@ -51,7 +51,7 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import orjson
@@ -74,7 +74,7 @@ from voidllm.identity import KeyIdentity
 from voidllm.limits.base import Admission, Limiter, NoLimiter, limited
 from voidllm.limits.estimate import estimate_tokens
 from voidllm.providers.anthropic import OpenAIToMessagesStream, anthropic_stream_error
-from voidllm.providers.base import Adapter, StreamTranslationError, TranslationError
+from voidllm.providers.base import Adapter, StreamTranslationError, TranslationError, Usage
 from voidllm.proxy import messages
 from voidllm.proxy import metrics as m
 from voidllm.proxy.attempts import AnswerBroken, AttemptChain, ChainExhausted, Opened
@@ -347,14 +347,9 @@ class Proxy:
         streamed = b"text/event-stream" in (header(resp.headers, b"content-type") or b"")
         if provider == "anthropic":
             if ok and streamed:
-                await self._relay_translated_stream(
-                    ex,
-                    messages.AnthropicPassthrough(),
-                    resp,
-                    send,
-                    deadline,
-                    abort=_anthropic_abort,
-                    as_is=True,
+                passthrough = Translated(messages.AnthropicPassthrough(), _anthropic_abort)
+                await self._relay_stream(
+                    ex, passthrough, resp, send, deadline, _sse_headers(resp, as_is=True)
                 )
             else:
                 await self._relay_buffered(
@@ -379,7 +374,8 @@ class Proxy:
         elif ex.stream:
             first = egress.stream_translator(model=ex.requested_model, include_usage=True) if egress else None  # type: ignore[call-arg]
             translator = messages.ToMessagesStream(first, OpenAIToMessagesStream(model=ex.requested_model))
-            await self._relay_translated_stream(ex, translator, resp, send, deadline, abort=_anthropic_abort)
+            stream = Translated(translator, _anthropic_abort)
+            await self._relay_stream(ex, stream, resp, send, deadline, _sse_headers(resp))
         else:
 
             def translate(body: bytes) -> tuple[bytes, TokenUsage | None]:
@@ -478,7 +474,8 @@ class Proxy:
         ex.status_code = resp.status
         content_type = header(resp.headers, b"content-type") or b""
         if b"text/event-stream" in content_type:
-            await self._relay_stream(ex, resp, send, deadline)
+            relay = SSERelay(strip_injected_usage=ex.inject_usage, terminal=ex.endpoint.terminal)
+            await self._relay_stream(ex, relay, resp, send, deadline, _sse_headers(resp, as_is=True))
         elif content_type.startswith(b"application/json") or resp.status >= 400:
             await self._relay_buffered(ex, resp, send, deadline)
         else:
@@ -518,42 +515,51 @@ class Proxy:
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await self._end(ex, send, body, deadline)
 
-    async def _relay_stream(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
-        relay = SSERelay(strip_injected_usage=ex.inject_usage, terminal=ex.endpoint.terminal)
+    async def _relay_stream(
+        self,
+        ex: Exchange,
+        stream: EventStream,
+        resp: UpstreamResponse,
+        send: Send,
+        deadline: float,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Relay an event stream through ``stream`` (an :class:`SSERelay`, or a provider's translator in a
+        :class:`Translated`) event by event, flushing each; a stream that does not reach its terminal event
+        ends with one abort event."""
         ex.stream = True
-        await send(
-            {
-                "type": "http.response.start",
-                "status": resp.status,
-                "headers": client_response_headers(resp.headers) + SSE_HEADERS,
-            }
-        )
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        abort_code = "stream_incomplete"
         m.ACTIVE_STREAMS.inc()
         try:
             with trio.move_on_at(deadline) as timer:
                 try:
                     async for chunk in resp.aiter_bytes():
-                        out = relay.feed(chunk)
+                        out = stream.feed(chunk)
                         if out:
-                            if ex.ttft is None and relay.saw_data:
+                            if ex.ttft is None and stream.saw_data:
                                 ex.ttft = time.perf_counter() - ex.started
                             await _send_part(ex, send, out)
-                        if relay.done or relay.aborted:
+                        if stream.done or stream.aborted:
                             break
+                    else:
+                        abort_code = ""  # the upstream's end: the stream's own end follows
+                except StreamTranslationError:
+                    abort_code = "stream_transform_aborted"
                 except UpstreamError:
                     ex.upstream_fault = True
                     m.UPSTREAM_ERRORS.labels(
                         ex.model.name if ex.model else "", ex.upstream.provider if ex.upstream else ""
                     ).inc()
-            tail = relay.finish() if not relay.aborted else b""
-            ex.usage = _stream_usage(relay)
-            if not relay.done:
+            tail = stream.abort(abort_code) if abort_code else stream.finish()
+            ex.usage = _token_usage(stream.usage)
+            if not stream.done:
                 _stream_cut(ex, timer.cancelled_caught)
             await self._end(ex, send, tail, deadline)
         finally:
             m.ACTIVE_STREAMS.dec()
             if ex.usage is None:
-                ex.usage = _stream_usage(relay)
+                ex.usage = _token_usage(stream.usage)
 
     async def _respond_translated(
         self, ex: Exchange, adapter: Adapter, resp: UpstreamResponse, send: Send, deadline: float
@@ -563,7 +569,7 @@ class Proxy:
         if ex.stream and 200 <= resp.status < 300:
             include_usage = ex.json is not None and ex.json.client_wants_usage
             translator = adapter.stream_translator(model=ex.requested_model, include_usage=include_usage)  # type: ignore[call-arg]
-            await self._relay_translated_stream(ex, translator, resp, send, deadline)
+            await self._relay_stream(ex, Translated(translator), resp, send, deadline, _sse_headers(resp))
             return
 
         def translate(body: bytes) -> tuple[bytes, TokenUsage | None]:
@@ -571,58 +577,6 @@ class Proxy:
             return translated, _token_usage(usage)
 
         await self._relay_buffered(ex, resp, send, deadline, translate=translate)
-
-    async def _relay_translated_stream(
-        self,
-        ex: Exchange,
-        translator: Any,
-        resp: UpstreamResponse,
-        send: Send,
-        deadline: float,
-        *,
-        abort: Callable[[str], bytes] = abort_event,
-        as_is: bool = False,
-    ) -> None:
-        """Relay a stream through ``translator`` event by event; one ``abort`` event if it does not finish.
-
-        ``as_is``: the upstream's own response headers are kept (a byte-for-byte relay)."""
-        ex.stream = True
-        headers = [h for h in client_response_headers(resp.headers) if h[0] != b"content-type"]
-        headers += [(b"content-type", b"text/event-stream"), *SSE_HEADERS]
-        if as_is:
-            headers = [*client_response_headers(resp.headers), *SSE_HEADERS]
-        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-        abort_code = "stream_incomplete"
-        m.ACTIVE_STREAMS.inc()
-        try:
-            with trio.move_on_at(deadline) as timer:
-                try:
-                    async for chunk in resp.aiter_bytes():
-                        out = translator.feed(chunk)
-                        if out:
-                            if ex.ttft is None:
-                                ex.ttft = time.perf_counter() - ex.started
-                            await _send_part(ex, send, out)
-                        if translator.done:
-                            break
-                    else:
-                        tail = translator.finish()
-                        if tail:
-                            await _send_part(ex, send, tail)
-                except StreamTranslationError:
-                    abort_code = "stream_transform_aborted"
-                except UpstreamError:
-                    ex.upstream_fault = True
-            ex.usage = _token_usage(translator.usage)
-            tail = b""
-            if not translator.done:
-                _stream_cut(ex, timer.cancelled_caught)
-                tail = abort(abort_code)
-            await self._end(ex, send, tail, deadline)
-        finally:
-            m.ACTIVE_STREAMS.dec()
-            if ex.usage is None:
-                ex.usage = _token_usage(translator.usage)
 
     async def _relay_binary(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
         headers = client_response_headers(resp.headers)
@@ -798,6 +752,81 @@ async def _send_json(send: Send, status: int, body: bytes, extra: tuple[tuple[st
     await send({"type": "http.response.body", "body": body})
 
 
+class EventStream(Protocol):
+    """What the stream relay feeds: :class:`SSERelay` itself, or a provider's translator in a
+    :class:`Translated`."""
+
+    @property
+    def done(self) -> bool:
+        """The terminal event went out: stop reading, the stream is whole."""
+
+    @property
+    def aborted(self) -> bool:
+        """The stream was cut and its abort event made: stop reading."""
+
+    @property
+    def saw_data(self) -> bool:
+        """Output so far counts as the first token (time to first token)."""
+
+    @property
+    def usage(self) -> Any:
+        """The last token counts seen (prompt, completion, total), or None."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes:
+        """The upstream ended: the stream's last events, with the abort event if it is not whole."""
+
+    def abort(self, code: str) -> bytes:
+        """The stream was cut (``code`` says why): its abort event, or ``b""`` when already closed."""
+
+
+class Translator(Protocol):
+    """A provider's stream translator (:class:`voidllm.providers.base.StreamTranslator`), read-only."""
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+@attrs.define(eq=False)
+class Translated:
+    """A provider's stream translator (or Anthropic's passthrough) as an :class:`EventStream`; ``abort_with``
+    makes the abort event in the client's dialect."""
+
+    translator: Translator
+    abort_with: Callable[[str], bytes] = abort_event
+    aborted: bool = False
+    saw_data = True  # every output of a translator carries a token or the start of one
+
+    @property
+    def done(self) -> bool:
+        return self.translator.done
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.translator.usage
+
+    def feed(self, data: bytes) -> bytes:
+        return self.translator.feed(data)
+
+    def finish(self) -> bytes:
+        tail = self.translator.finish()
+        return tail if self.translator.done else tail + self.abort("stream_incomplete")
+
+    def abort(self, code: str) -> bytes:
+        if self.translator.done or self.aborted:
+            return b""
+        self.aborted = True
+        return self.abort_with(code)
+
+
 def _token_usage(usage: Any) -> TokenUsage | None:
     """A provider adapter's usage as the usage event's value."""
     if usage is None:
@@ -805,8 +834,11 @@ def _token_usage(usage: Any) -> TokenUsage | None:
     return TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
 
 
-def _stream_usage(relay: SSERelay) -> TokenUsage | None:
-    usage = relay.usage
-    if usage is None:
-        return None
-    return TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+def _sse_headers(resp: UpstreamResponse, *, as_is: bool = False) -> list[tuple[bytes, bytes]]:
+    """The client's headers for an event stream: the upstream's own (``as_is``: a relay byte for byte), or
+    with ``Content-Type: text/event-stream`` (a translated stream); never buffered by proxies."""
+    headers = client_response_headers(resp.headers)
+    if not as_is:
+        headers = [h for h in headers if h[0] != b"content-type"]
+        headers.append((b"content-type", b"text/event-stream"))
+    return headers + SSE_HEADERS
