@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "voidllm.clock",
             "voidllm.identity",
             "voidllm.asgi",
+            "voidllm.sse",
             "voidllm.codec",
             "voidllm.crypto",
             "voidllm.testing",

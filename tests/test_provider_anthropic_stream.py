@@ -16,7 +16,6 @@ import orjson
 import pytest
 
 from voidllm.providers.anthropic import AnthropicAdapter, AnthropicStreamTranslator
-from voidllm.providers.anthropic._sse import SSELines
 from voidllm.providers.base import StreamTranslationError, Usage
 
 if TYPE_CHECKING:
@@ -350,18 +349,6 @@ def test_nothing_after_message_stop_is_translated() -> None:
 
 
 def test_line_limit() -> None:
-    lines = SSELines(max_line=16)
-    assert lines.feed(b"data: 0123456789") == []
-    with pytest.raises(StreamTranslationError, match="size limit"):
-        lines.feed(b"x")
-    assert SSELines(max_line=16).feed(b"data: 0123456789\n" + b"x" * 16) == [(b"data", b"0123456789")]
-
-
-def test_sse_lines() -> None:
-    lines = SSELines()
-    assert lines.feed(b"event:ping\r") == [(b"event", b"ping")]
-    assert lines.feed(b"\ndata:  two spaces\n:comment\nfield\n\n") == [
-        (b"data", b" two spaces"),
-        (b"field", b""),
-        (b"", b""),
-    ]
+    machine = translator()
+    with pytest.raises(StreamTranslationError, match="longer than"):
+        machine.feed(b"data: " + b"x" * (4 * 1024 * 1024))

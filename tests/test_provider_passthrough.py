@@ -1,4 +1,4 @@
-"""The passthrough adapter (openai, vllm, ollama, custom) and the shared event framing, bytes only.
+"""The passthrough adapter (openai, vllm, ollama, custom), bytes only (framing: tests/test_sse_framing.py).
 
 Golden streams are OpenAI ``chat.completion.chunk`` streams as documented (role chunk, content deltas, tool
 call deltas, the ``include_usage`` chunk with empty ``choices``, ``data: [DONE]``) and a Responses API stream.
@@ -15,13 +15,7 @@ import pytest
 
 from voidllm.providers import passthrough
 from voidllm.providers.base import Adapter, StreamTranslationError, Target, Usage
-from voidllm.providers.passthrough import (
-    EventSplitter,
-    IdentityStreamTranslator,
-    PassthroughAdapter,
-    data_of,
-    openai_usage,
-)
+from voidllm.providers.passthrough import IdentityStreamTranslator, PassthroughAdapter, openai_usage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -242,41 +236,6 @@ def test_oversized_event_raises() -> None:
     pieces = [b"data: " + b"x" * (1024 * 1024)] * 5
     with pytest.raises(StreamTranslationError, match="longer than"):
         b"".join([translator.feed(piece) for piece in pieces])
-
-
-# --- framing ------------------------------------------------------------------------------------------------
-
-
-def test_splitter_handles_cr_split_across_feeds() -> None:
-    splitter = EventSplitter()
-    assert splitter.feed(b"data: a\r") == []
-    assert splitter.feed(b"\n\r") == [b"data: a"]
-    assert splitter.feed(b"\ndata: b\r\n") == []
-    assert splitter.tail() == b"data: b"
-    assert splitter.tail() == b""
-
-
-def test_splitter_limit_is_per_event() -> None:
-    splitter = EventSplitter(max_event=10)
-    assert splitter.feed(b"data: 1234\n\n" * 3) == [b"data: 1234"] * 3
-    with pytest.raises(StreamTranslationError):
-        splitter.feed(b"data: 12345")
-
-
-@pytest.mark.parametrize(
-    ("event", "data"),
-    [
-        (b"data: x", b"x"),
-        (b"data:x", b"x"),
-        (b"data:  x", b" x"),
-        (b"data", b""),
-        (b"data: a\ndata: b", b"a\nb"),
-        (b"event: e\nid: 1", None),
-        (b": comment", None),
-    ],
-)
-def test_data_of(event: bytes, data: bytes | None) -> None:
-    assert data_of(event) == data
 
 
 def test_conforms_to_the_adapter_protocol() -> None:

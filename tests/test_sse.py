@@ -732,4 +732,5 @@ def test_exports() -> None:
     import voidllm.proxy.sse as module
 
     imported = {"annotations", "Any", "Literal", "Mapping", "attrs", "orjson", "re"}
+    imported |= {"EventFramer", "SSEError", "data_of", "data_value"}
     assert set(module.__all__) == {name for name in vars(module) if not name.startswith("_")} - imported

@@ -4,24 +4,57 @@ An adapter turns the client's OpenAI-style request into the provider's request (
 provider's non-streamed answer back into the OpenAI shape, and the provider's stream, event by event, into
 OpenAI ``chat.completion.chunk`` SSE events ending with ``data: [DONE]``. It reports the token usage it saw.
 It never performs I/O, never logs, and its error messages never quote request or response content.
+
+Translators read their upstream's event stream with :mod:`voidllm.sse`, through :func:`sse_events` or
+:func:`sse_fields`, which turn a broken size bound into :class:`StreamTranslationError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+
+from voidllm.sse import SSEError
+
+if TYPE_CHECKING:
+    from voidllm.sse import EventFramer, FieldReader
 
 from voidllm.errors import BadRequestError
 
 
 class TranslationError(BadRequestError):
-    """The request cannot be expressed in the provider's API; the message says why, without quoting content."""
+    """The request cannot be expressed in the provider's API; the message says why, without quoting
+    content."""
 
 
 class StreamTranslationError(Exception):
     """The provider's stream cannot be translated (malformed event); the stream ends with one abort event."""
+
+
+def sse_events(framer: EventFramer, data: bytes) -> Iterator[bytes]:
+    """The events ``data`` completes (:meth:`voidllm.sse.EventFramer.feed`).
+
+    Raises:
+        StreamTranslationError: a line or an event is over its size bound.
+    """
+    try:
+        yield from framer.feed(data)
+    except SSEError as exc:
+        raise StreamTranslationError(str(exc)) from exc
+
+
+def sse_fields(reader: FieldReader, data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The field lines ``data`` completes (:meth:`voidllm.sse.FieldReader.feed`).
+
+    Raises:
+        StreamTranslationError: a line is over its size bound.
+    """
+    try:
+        yield from reader.feed(data)
+    except SSEError as exc:
+        raise StreamTranslationError(str(exc)) from exc
 
 
 @attrs.frozen

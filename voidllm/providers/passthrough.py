@@ -15,10 +15,10 @@ line arrives (line endings normalised to ``\\n``), remembers the last usage obje
 ``data: [DONE]`` or at a Responses API terminal event (``response.completed``/``.failed``/``.incomplete``);
 nothing after the terminal event is relayed.
 
-Framing. :class:`EventSplitter` cuts an event stream into events (sans-IO; also used by the Gemini adapter):
-``\\r\\n`` and lone ``\\r`` become ``\\n`` (also across chunk boundaries), events end at a blank line, and
-an unfinished event longer than ``max_event`` bytes raises :class:`StreamTranslationError`. The buffer is
-searched only from where the previous search stopped, so feeding one byte at a time stays linear.
+Framing is :class:`voidllm.sse.EventFramer`'s (:func:`new_framer`, also used by the Gemini adapter): line
+ends become ``\\n`` (also across chunk boundaries), events end at a blank line, and a line or an unfinished
+event longer than ``DEFAULT_MAX_EVENT`` (4 MiB) raises
+:class:`~voidllm.providers.base.StreamTranslationError`.
 
 Deliberately left out: the body is re-serialised from the parsed mapping (same JSON value, not necessarily the
 same bytes); usage-chunk stripping is the relay's job; data lines are not validated as JSON.
@@ -32,16 +32,16 @@ from typing import Any
 import attrs
 import orjson
 
-from voidllm.providers.base import StreamTranslationError, Target, UpstreamCall, Usage
+from voidllm.providers.base import Target, UpstreamCall, Usage, sse_events
+from voidllm.sse import EventFramer, data_of
 
 __all__ = [
     "DEFAULT_MAX_EVENT",
     "JSON_CONTENT_TYPE",
-    "EventSplitter",
     "IdentityStreamTranslator",
     "PassthroughAdapter",
-    "data_of",
     "join_url",
+    "new_framer",
     "openai_usage",
     "response_usage",
 ]
@@ -51,6 +51,11 @@ JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 _INT64_MAX = 2**63 - 1
 _RESPONSES_TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
+
+
+def new_framer() -> EventFramer:
+    """The event framer of a translated stream: lines and each unfinished event bounded at 4 MiB."""
+    return EventFramer(max_line=DEFAULT_MAX_EVENT, max_event=DEFAULT_MAX_EVENT)
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -93,92 +98,33 @@ def _payload_usage(payload: object) -> Usage | None:
     return openai_usage(usage)
 
 
-def data_of(event: bytes) -> bytes | None:
-    """The data of one event (its ``data:`` lines joined by ``\\n``, one leading space removed); ``None``
-    if it has no data line. ``event`` has ``\\n`` line endings and no trailing blank line."""
-    values = [value for line in event.split(b"\n") if (value := _data_value(line)) is not None]
-    return b"\n".join(values) if values else None
-
-
-def _data_value(line: bytes) -> bytes | None:
-    if line.startswith(b"data:"):
-        return line[6:] if line.startswith(b"data: ") else line[5:]
-    return b"" if line == b"data" else None
-
-
-@attrs.define(eq=False)
-class EventSplitter:
-    """Cuts a byte stream into server-sent events; see the module docstring."""
-
-    max_event: int = attrs.field(default=DEFAULT_MAX_EVENT, validator=attrs.validators.gt(0))
-    _buffer: bytearray = attrs.field(factory=bytearray, init=False, repr=False)
-    _searched: int = attrs.field(default=0, init=False, repr=False)
-    _cr_pending: bool = attrs.field(default=False, init=False, repr=False)
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Take stream bytes; return the events completed by them (``\\n`` line endings, no blank line).
-
-        Raises:
-            StreamTranslationError: the unfinished event has grown beyond ``max_event`` bytes.
-        """
-        buffer = self._buffer
-        buffer += self._normalise(data)
-        events: list[bytes] = []
-        start = 0
-        end = buffer.find(b"\n\n", max(self._searched - 1, 0))
-        while end >= 0:
-            event = bytes(buffer[start:end]).strip(b"\n")
-            if event:
-                events.append(event)
-            start = end + 2
-            end = buffer.find(b"\n\n", start)
-        del buffer[:start]
-        self._searched = len(buffer)
-        if len(buffer) > self.max_event:
-            raise StreamTranslationError(f"a stream event is longer than {self.max_event} bytes")
-        return events
-
-    def tail(self) -> bytes:
-        """At EOF: the unfinished last event (no blank line after it), or ``b""``; the buffer is emptied."""
-        tail = bytes(self._buffer).strip(b"\n")
-        self._buffer.clear()
-        self._searched = 0
-        return tail
-
-    def _normalise(self, data: bytes) -> bytes:
-        if self._cr_pending:
-            self._cr_pending = False
-            if data.startswith(b"\n"):
-                data = data[1:]
-        if b"\r" in data:
-            self._cr_pending = data.endswith(b"\r")
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        return data
-
-
 @attrs.define(eq=False)
 class IdentityStreamTranslator:
     """Relays an OpenAI-style stream event by event, capturing usage and the terminal event."""
 
     usage: Usage | None = attrs.field(default=None, init=False)
     done: bool = attrs.field(default=False, init=False)
-    _splitter: EventSplitter = attrs.field(factory=EventSplitter, init=False, repr=False)
+    _framer: EventFramer = attrs.field(factory=new_framer, init=False, repr=False)
 
     def feed(self, data: bytes) -> bytes:
-        """The events completed by ``data``, each followed by a blank line; ``b""`` after the terminal."""
+        """The events completed by ``data``, each followed by a blank line; ``b""`` after the terminal.
+
+        Raises:
+            StreamTranslationError: a line or the unfinished event is over its size bound.
+        """
         if self.done:
             return b""
         out: list[bytes] = []
-        for event in self._splitter.feed(data):
+        for event in sse_events(self._framer, data):
             self._inspect(event)
-            out.append(event + b"\n\n")
+            out.append(event)
             if self.done:
                 break
         return b"".join(out)
 
     def finish(self) -> bytes:
         """Upstream EOF: relay an unfinished last event only if it is the terminal one (``data: [DONE]``)."""
-        tail = self._splitter.tail()
+        tail = self._framer.tail()
         if self.done or not tail:
             return b""
         self._inspect(tail)

@@ -33,8 +33,9 @@ import attrs
 import orjson
 
 from voidllm.providers.anthropic._mapping import anthropic_usage, stop_reason, usage_from_openai
-from voidllm.providers.anthropic._sse import SSELines, anthropic_event
-from voidllm.providers.base import StreamTranslationError, Usage
+from voidllm.providers.anthropic._sse import anthropic_event
+from voidllm.providers.base import StreamTranslationError, Usage, sse_fields
+from voidllm.sse import FieldReader
 
 Phase = Literal["start", "message", "done"]
 _NO_BLOCK = -1
@@ -48,7 +49,7 @@ class OpenAIToMessagesStream:
     model: str
     usage: Usage | None = attrs.field(default=None, init=False)
     done: bool = attrs.field(default=False, init=False)
-    _lines: SSELines = attrs.field(factory=SSELines, init=False)
+    _lines: FieldReader = attrs.field(factory=FieldReader, init=False)
     _phase: Phase = attrs.field(default="start", init=False)
     _open: int = attrs.field(default=_NO_BLOCK, init=False)
     _blocks: int = attrs.field(default=0, init=False)
@@ -63,7 +64,7 @@ class OpenAIToMessagesStream:
             StreamTranslationError: the stream is malformed, out of order, or reports an error.
         """
         out: list[bytes] = []
-        for field, value in self._lines.feed(data):
+        for field, value in sse_fields(self._lines, data):
             if field == b"data":
                 out.extend(self._on_data(value))
         return b"".join(out)

@@ -43,8 +43,9 @@ from voidllm.providers.anthropic._mapping import (
     token_count,
     usage_from_anthropic,
 )
-from voidllm.providers.anthropic._sse import BLANK, OPENAI_DONE, SSELines
-from voidllm.providers.base import StreamTranslationError, Usage
+from voidllm.providers.anthropic._sse import OPENAI_DONE
+from voidllm.providers.base import StreamTranslationError, Usage, sse_fields
+from voidllm.sse import END, FieldReader
 
 Phase = Literal["start", "message", "stopped", "done"]
 BlockKind = Literal["text", "tool", "other"]
@@ -60,7 +61,7 @@ class AnthropicStreamTranslator:
     include_usage: bool = False
     usage: Usage | None = attrs.field(default=None, init=False)
     done: bool = attrs.field(default=False, init=False)
-    _lines: SSELines = attrs.field(factory=SSELines, init=False)
+    _lines: FieldReader = attrs.field(factory=FieldReader, init=False)
     _event: bytes = attrs.field(default=b"", init=False)
     _phase: Phase = attrs.field(default="start", init=False)
     _head: bytes = attrs.field(default=b"", init=False)
@@ -76,8 +77,8 @@ class AnthropicStreamTranslator:
             StreamTranslationError: the stream is malformed, out of order, or reports an error.
         """
         out: list[bytes] = []
-        for field, value in self._lines.feed(data):
-            if (field, value) == BLANK:
+        for field, value in sse_fields(self._lines, data):
+            if (field, value) == END:
                 self._event = b""
             elif field == b"event":
                 self._event = value

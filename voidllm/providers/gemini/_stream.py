@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
-from voidllm.providers.base import StreamTranslationError, Usage
+from voidllm.providers.base import StreamTranslationError, Usage, sse_events
 from voidllm.providers.gemini import _response as r
-from voidllm.providers.passthrough import EventSplitter, data_of
+from voidllm.providers.passthrough import new_framer
+from voidllm.sse import EventFramer, data_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -53,7 +54,7 @@ class GeminiStreamTranslator:
     include_usage: bool = False
     usage: Usage | None = attrs.field(default=None, init=False)
     done: bool = attrs.field(default=False, init=False)
-    _splitter: EventSplitter = attrs.field(factory=EventSplitter, init=False, repr=False)
+    _framer: EventFramer = attrs.field(factory=new_framer, init=False, repr=False)
     _usage_json: dict[str, Any] | None = attrs.field(default=None, init=False, repr=False)
     _id: str | None = attrs.field(default=None, init=False, repr=False)
     _started: set[int] = attrs.field(factory=set, init=False, repr=False)
@@ -71,7 +72,7 @@ class GeminiStreamTranslator:
         if self._closed:
             return b""
         try:
-            return b"".join([self._event(event) for event in self._splitter.feed(data)])
+            return b"".join([self._event(event) for event in sse_events(self._framer, data)])
         except StreamTranslationError:
             self._closed = True
             raise
@@ -85,7 +86,7 @@ class GeminiStreamTranslator:
         if self._closed:
             return b""
         self._closed = True
-        out = [self._tail(self._splitter.tail())]
+        out = [self._tail(self._framer.tail())]
         if self._finished and self._started <= self._finished:
             if self.include_usage and self._usage_json is not None:
                 out.append(self._sse({"choices": [], "usage": self._usage_json}))
