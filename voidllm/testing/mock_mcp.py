@@ -51,6 +51,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 
+from voidllm.sse import EventFramer, parse_event
+
 __all__ = ["MockMcp", "OAuthBehaviour", "Received", "open_legacy_sse_server", "open_mock_mcp"]
 
 ASGIApp = Callable[..., Any]
@@ -256,14 +258,13 @@ async def _paged_tools(
     await app(scope, receive, capture)
     start_message = captured[0]
     raw = b"".join(m.get("body", b"") for m in captured[1:])
-    text = raw.decode()
-    if text.lstrip().startswith("{"):
+    if raw.lstrip().startswith(b"{"):
         response = orjson.loads(raw)
     else:
-        data = [
-            line[5:].strip() for line in text.splitlines() if line.startswith("data:") and line[5:].strip()
-        ]
-        response = orjson.loads(data[-1])
+        framer = EventFramer()
+        chunks = [*framer.feed(raw), framer.tail()]
+        events = [event for chunk in chunks if (event := parse_event(chunk)) is not None]
+        response = orjson.loads(events[-1].data)
     tools = response["result"]["tools"]
     result: dict[str, Any] = {"tools": tools[start : start + size]}
     if start + size < len(tools):

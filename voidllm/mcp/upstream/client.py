@@ -54,6 +54,7 @@ from voidllm import __version__
 from voidllm.mcp.upstream.jsonrpc import JsonRpcError
 from voidllm.mcp.upstream.oauth import OAuthError, TokenCache
 from voidllm.mcp.upstream.ssrf import BlockedAddress, GuardedBackend, check_url
+from voidllm.sse import Event, EventFramer, parse_event
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
@@ -656,47 +657,23 @@ def _decode(raw: bytes) -> dict[str, Any] | None:
 
 
 async def _sse_events(response: httpx.Response, limit: int) -> AsyncIterator[tuple[str, str]]:
-    """``(event, data)`` per SSE event, counting every byte against ``limit``."""
+    """``(event, data)`` per SSE event (:mod:`voidllm.sse`), counting every byte against ``limit``; an
+    unterminated last event that has data counts too."""
     total = 0
-    buffer = bytearray()
-    event, data = "", list[str]()
+    framer = EventFramer(max_line=limit)  # never reached: the whole body is bounded by ``limit``
     async for chunk in response.aiter_bytes():
         total += len(chunk)
         if total > limit:
             raise _TooLarge
-        buffer += chunk
-        while True:
-            cut = _line_end(buffer)
-            if cut is None:
-                break
-            end, skip = cut
-            line = bytes(buffer[:end]).decode("utf-8", "replace")
-            del buffer[: end + skip]
-            if not line:
-                if data:
-                    yield event or "message", "\n".join(data)
-                event, data = "", []
-                continue
-            if line.startswith(":"):
-                continue
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
-    if data:
-        yield event or "message", "\n".join(data)
+        for raw in framer.feed(chunk):
+            if (event := parse_event(raw)) is not None:
+                yield _text(event)
+    if (event := parse_event(framer.tail())) is not None:
+        yield _text(event)
 
 
-def _line_end(buffer: bytearray) -> tuple[int, int] | None:
-    """Where the first line of ``buffer`` ends and how long its terminator is (LF, CRLF or CR)."""
-    lf, cr = buffer.find(b"\n"), buffer.find(b"\r")
-    if cr == -1 or (lf != -1 and lf < cr):
-        return None if lf == -1 else (lf, 1)
-    if cr + 1 == len(buffer):
-        return None  # a CR at the end may be the first half of CRLF
-    return cr, 2 if buffer[cr + 1] == 0x0A else 1
+def _text(event: Event) -> tuple[str, str]:
+    return event.type.decode("utf-8", "replace"), event.data.decode("utf-8", "replace")
 
 
 async def _sse_response(response: httpx.Response, request_id: int, limit: int) -> dict[str, Any] | None:
