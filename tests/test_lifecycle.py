@@ -75,15 +75,13 @@ async def test_requests_still_running_at_the_drain_deadline_are_cancelled(tmp_pa
                 with trio.fail_after(5):
                     while not mock.requests:
                         await trio.sleep(0.01)
-                began = trio.current_time()
                 gw.signal(signal.SIGTERM)
-            waited = trio.current_time() - began
-            assert 4.5 < waited < 8
             assert outcome["hang"].status_code == 503
             assert outcome["hang"].json()["error"]["message"] == "request cancelled: server is shutting down"
             assert await gw.wait_exit() == 0
             with trio.fail_after(2):
                 await mock.wait_client_closed()  # the upstream request was cancelled, its connection closed
+        assert gw.log("drain timeout reached; cancelling requests")  # cut at the deadline, not before
 
 
 async def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
@@ -103,10 +101,8 @@ async def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
                         await trio.sleep(0.01)
                 gw.signal(signal.SIGTERM)
                 await trio.sleep(0.3)
-                began = trio.current_time()
                 gw.signal(signal.SIGINT)
-                assert await gw.wait_exit(timeout=5) == 1
-                assert trio.current_time() - began < 2
+                assert await gw.wait_exit(timeout=5) == 1  # not after the drain timeout (25 s)
         assert gw.log("second signal: exiting immediately")
 
 

@@ -39,13 +39,16 @@ class LimitedKey:
         return {"Authorization": f"Bearer {self.plaintext}"}
 
 
+NO_LIMITS = Limits()
+
+
 def insert_key(
     conn: sa.Connection,
     *,
     keyring: Keyring,
-    key: Limits = Limits(),
-    team: Limits = Limits(),
-    org: Limits = Limits(),
+    key: Limits = NO_LIMITS,
+    team: Limits = NO_LIMITS,
+    org: Limits = NO_LIMITS,
     org_id: str | None = None,
 ) -> LimitedKey:
     """A team key in a team of its own, in a new organisation unless ``org_id`` is given; limits as given."""
@@ -107,7 +110,10 @@ def closed_port() -> int:
 
 
 def redis_yaml(url: str, prefix: str, on_error: str = "allow") -> str:
-    return f"\nredis:\n  enabled: true\n  url: {url}\n  key_prefix: '{prefix}'\n  on_error: {on_error}\n  timeout: 1s\n"
+    return (
+        f"\nredis:\n  enabled: true\n  url: {url}\n  key_prefix: '{prefix}'\n  on_error: {on_error}\n"
+        "  timeout: 1s\n"
+    )
 
 
 @pytest.fixture
@@ -290,7 +296,8 @@ async def test_change_notices_reach_the_other_process(
     sqlite_dsn: str, mock: MockUpstream, redis_url: str
 ) -> None:
     """Two gateways on one store and one Redis: a revocation through one is applied by the other at once,
-    catalog notices call its catalog reload, and after its subscription is killed it resubscribes and reloads."""
+    catalog notices call its catalog reload, and after its subscription is killed it resubscribes and
+    reloads."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     config = gateway_config(sqlite_dsn, mock, redis_yaml(redis_url, prefix), settings="")
     config = attrs.evolve(config, cache=attrs.evolve(config.cache, key_ttl=3600.0))  # no periodic help
@@ -317,10 +324,8 @@ async def test_change_notices_reach_the_other_process(
 
             await a.state.store.run(revoke)
             a.state.keys.evict(key.key_hash)
-            began = trio.current_time()
             await a.state.services.bus.publish("keys", key.key_hash)
-            await wait_for(lambda: status_of(b, key), 401)
-            assert trio.current_time() - began < 1.0
+            await wait_for(lambda: status_of(b, key), 401)  # only the notice can tell b: its key TTL is 1 h
 
             await a.state.services.bus.publish("models", "")
             await wait_for(lambda: _len(reloads), 1)
@@ -374,6 +379,4 @@ async def test_without_redis_a_revocation_reaches_the_other_process_within_the_k
         a.state.keys.evict(key.key_hash)
         await a.state.services.bus.publish("keys", key.key_hash)  # the LocalBus: nobody hears it
         assert await status_of(a, key) == 401
-        began = trio.current_time()
-        await wait_for(lambda: status_of(b, key), 401, timeout=2)
-        assert trio.current_time() - began <= 0.5 + 0.3
+        await wait_for(lambda: status_of(b, key), 401, timeout=2)  # b's periodic reload (every 0.5 s)

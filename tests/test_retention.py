@@ -260,16 +260,15 @@ async def test_another_process_writes_between_delete_batches(
     """Another connection (another gateway process) is never locked out for long: real clock, real locks."""
     await insert(store, "audit_logs", [NOW - timedelta(days=40, seconds=n) for n in range(60)])
     driver, dsn = db_target
-    latencies: list[float] = []
+    written: list[str] = []
     done = trio.Event()
 
     async def write_usage(other: Store) -> None:
         for n in range(3):
             await trio.sleep(0.1)
-            began = trio.current_time()
             await other.run(insert_usage_events, [usage(NOW, request_id=f"r{n}")])
-            latencies.append(trio.current_time() - began)
-        assert not done.is_set()
+            written.append(f"r{n}")
+        assert not done.is_set()  # all three went in between the purge's batches, none waited for its end
 
     async with open_store(driver, dsn) as other, trio.open_nursery() as nursery:
         nursery.start_soon(write_usage, other)
@@ -277,8 +276,7 @@ async def test_another_process_writes_between_delete_batches(
         done.set()
 
     assert run.deleted == {"audit_logs": 60}
-    assert len(latencies) == 3
-    assert max(latencies) < 1.0  # SQLite's busy timeout is 5 s
+    assert written == ["r0", "r1", "r2"]
 
 
 async def test_service_runs_at_start_then_every_interval(

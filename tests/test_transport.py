@@ -37,7 +37,8 @@ from voidllm.proxy.transport import (
 )
 
 MARKER = b"zk-marker-7f3a9c"
-PROMPT = 0.05  # seconds: how soon the upstream must see EOF after the caller is cancelled
+# "Closes at once" is checked on the autojump clock: the upstream sees EOF at the very (virtual) instant the
+# caller was cancelled, so no timer of any length was waited for, however busy the machine is.
 
 
 # -- the fake upstream ---------------------------------------------------------------------------------------
@@ -603,7 +604,7 @@ async def test_response_chunks_arrive_before_the_body_ends(transport: Transport,
 
 
 async def test_cancel_while_waiting_for_headers_closes_at_once(
-    transport: Transport, upstream: Upstream
+    autojump_clock: trio.testing.MockClock, transport: Transport, upstream: Upstream
 ) -> None:
     async with trio.open_nursery() as nursery:
 
@@ -616,10 +617,12 @@ async def test_cancel_while_waiting_for_headers_closes_at_once(
             cancelled_at = trio.current_time()
             nursery.cancel_scope.cancel()
             await upstream.wait_for(lambda: len(upstream.client_closes) == 1)
-    assert upstream.client_closes[0] - cancelled_at < PROMPT
+    assert upstream.client_closes == [cancelled_at]
 
 
-async def test_cancel_mid_body_closes_at_once(transport: Transport, upstream: Upstream) -> None:
+async def test_cancel_mid_body_closes_at_once(
+    autojump_clock: trio.testing.MockClock, transport: Transport, upstream: Upstream
+) -> None:
     with trio.CancelScope() as scope:
         async with transport.request(b"GET", upstream.url("/stall"), [], b"") as response:
             chunks = response.aiter_bytes()
@@ -630,18 +633,18 @@ async def test_cancel_mid_body_closes_at_once(transport: Transport, upstream: Up
     assert scope.cancelled_caught
     with trio.fail_after(5):
         await upstream.wait_for(lambda: len(upstream.client_closes) == 1)
-    assert upstream.client_closes[0] - cancelled_at < PROMPT
+    assert upstream.client_closes == [cancelled_at]
 
 
 async def test_leaving_before_the_body_ends_closes_the_connection(
-    transport: Transport, upstream: Upstream
+    autojump_clock: trio.testing.MockClock, transport: Transport, upstream: Upstream
 ) -> None:
     async with transport.request(b"GET", upstream.url("/stall"), [], b"") as response:
         assert response.status == 200
         left_at = trio.current_time()
     with trio.fail_after(5):
         await upstream.wait_for(lambda: len(upstream.client_closes) == 1)
-    assert upstream.client_closes[0] - left_at < PROMPT
+    assert upstream.client_closes == [left_at]
     await fetch(transport, upstream.url("/cl"))
     assert upstream.connections == 2
 
@@ -710,7 +713,9 @@ async def test_https_with_keep_alive(transport: Transport, tls_upstream: Upstrea
     assert tls_upstream.connections == 1
 
 
-async def test_https_cancel_mid_body_closes_at_once(transport: Transport, tls_upstream: Upstream) -> None:
+async def test_https_cancel_mid_body_closes_at_once(
+    autojump_clock: trio.testing.MockClock, transport: Transport, tls_upstream: Upstream
+) -> None:
     with trio.CancelScope() as scope:
         async with transport.request(b"GET", tls_upstream.url("/stall"), [], b"") as response:
             assert await response.aiter_bytes().__anext__() == b"x" * 10
@@ -719,7 +724,7 @@ async def test_https_cancel_mid_body_closes_at_once(transport: Transport, tls_up
             await trio.sleep_forever()
     with trio.fail_after(5):
         await tls_upstream.wait_for(lambda: len(tls_upstream.client_closes) == 1)
-    assert tls_upstream.client_closes[0] - cancelled_at < PROMPT
+    assert tls_upstream.client_closes == [cancelled_at]
 
 
 async def test_https_untrusted_certificate_is_a_connect_error(kind: str, tls_upstream: Upstream) -> None:
@@ -728,7 +733,9 @@ async def test_https_untrusted_certificate_is_a_connect_error(kind: str, tls_ups
             await fetch(transport, tls_upstream.url("/cl"))
 
 
-async def test_tls_handshake_that_never_ends_is_a_connect_timeout(kind: str, nursery: trio.Nursery) -> None:
+async def test_tls_handshake_that_never_ends_is_a_connect_timeout(
+    autojump_clock: trio.testing.MockClock, kind: str, nursery: trio.Nursery
+) -> None:
     silent = Upstream()  # accepts, then only waits for the client to go away
     serve = functools.partial(trio.serve_tcp, silent.serve_silently, 0, host="127.0.0.1")
     listeners = await nursery.start(serve)
@@ -738,7 +745,7 @@ async def test_tls_handshake_that_never_ends_is_a_connect_timeout(kind: str, nur
         with pytest.raises(UpstreamConnectTimeoutError) as caught:
             await fetch(transport, url)
     assert isinstance(caught.value, UpstreamTimeoutError)
-    assert 0.1 <= trio.current_time() - started < 2
+    assert trio.current_time() - started == pytest.approx(0.1)
     with trio.fail_after(5):
         await silent.wait_for(lambda: len(silent.client_closes) == 1)
 
