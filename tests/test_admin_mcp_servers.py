@@ -141,7 +141,7 @@ async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
         assert TOKEN not in row.auth_token_enc
         keyring = gw.state.services.keyring
         assert keyring.decrypt_secret(row.auth_token_enc, aad=aad_for("mcp_server", g_id)) == TOKEN
-        entry = gw.state.services.extras["mcp_registry"].get(g_id)
+        entry = gw.state.services.mcp.registry.get(g_id)
         assert entry.auth_token == TOKEN
         assert TOKEN not in repr(entry)
         # a PATCH without the secret keeps it; switching to no auth drops it
@@ -315,7 +315,7 @@ async def test_config_servers_are_listed_and_read_only(sqlite_dsn: str) -> None:
             MCPServerConfig(name="Shadow", alias="taken", url=URL),  # the API server of that alias wins
         ]
         await services.store.run(partial(sync_yaml_servers, servers=configs, keyring=services.keyring))
-        await services.extras["mcp_reload"]()
+        await services.mcp.reload()
         listed = (await client.get(f"{API}/mcp-servers", headers=sys)).json()["data"]
         by_alias = {row["alias"]: row for row in listed}
         assert set(by_alias) == {"files", "taken"}
@@ -329,12 +329,12 @@ async def test_config_servers_are_listed_and_read_only(sqlite_dsn: str) -> None:
                 method, path, headers=sys, json={"name": "x"} if method == "PATCH" else None
             )
             assert error_of(response, 409)["code"] == "mcp_server_managed_by_config", path
-        registry: McpRegistry = services.extras["mcp_registry"]
+        registry: McpRegistry = services.mcp.registry
         assert registry.get(files["id"]).auth_token == TOKEN
 
         # a resync without it retires it (and frees the alias)
         await services.store.run(partial(sync_yaml_servers, servers=configs[1:], keyring=services.keyring))
-        await services.extras["mcp_reload"]()
+        await services.mcp.reload()
         assert (await client.get(one, headers=sys)).status_code == 404
         assert registry.get(files["id"]) is None
 
@@ -345,7 +345,7 @@ async def test_activation_and_deletion_hold_in_the_registry_at_once(sqlite_dsn: 
         org = await default_org(gw)
         key = bearer(await user_key(gw, org, await add_user(gw, org, "m@a.io")))
         identity = gw.state.keys.authenticate(key["Authorization"])
-        registry: McpRegistry = gw.state.services.extras["mcp_registry"]
+        registry: McpRegistry = gw.state.services.mcp.registry
         global_id = (await client.post(f"{API}/mcp-servers", headers=sys, json=server("tools"))).json()["id"]
         assert registry.resolve(identity, "tools").id == global_id
         org_id = (

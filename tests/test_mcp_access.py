@@ -145,7 +145,7 @@ async def test_allowlists_through_the_api_hold_at_once(sqlite_dsn: str) -> None:
             headers=headers,
             json={"name": "B", "alias": "b", "url": URL},
         )
-        registry: McpRegistry = gw.state.services.extras["mcp_registry"]
+        registry: McpRegistry = gw.state.services.mcp.registry
         team_identity = gw.state.keys.authenticate(f"Bearer {key['key']}")
         server = registry.resolve(team_identity, "g0")
         assert server is not None
@@ -314,7 +314,7 @@ async def test_an_mcp_notice_reloads_the_mcp_registry_only() -> None:
         calls.append(name)
 
     services = types.SimpleNamespace(
-        catalog_reload=partial(record, "catalog"), extras={"mcp_reload": partial(record, "mcp")}
+        catalog_reload=partial(record, "catalog"), mcp=types.SimpleNamespace(reload=partial(record, "mcp"))
     )
     invalidations = Invalidations(keys=None, store=None, services=services)
     async with trio.open_nursery() as nursery:

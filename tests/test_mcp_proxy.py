@@ -187,7 +187,7 @@ async def test_resolution_and_access_statuses(sqlite_dsn: str) -> None:
         # a global server without the org's grant: 403 (the system admin passes)
         denied = "access denied to MCP server"
         _refused(await c.post(PATH, headers=_headers(member), json=_init()), 403, -32600, denied)
-        server_id = gw.state.services.extras["mcp_registry"].servers[0].id
+        server_id = gw.state.services.mcp.registry.servers[0].id
         grants = f"{API}/orgs/{org}/mcp-access"
         granted = await c.put(grants, headers=bearer(admin_key), json={"servers": [server_id]})
         assert granted.status_code == 200, granted.text

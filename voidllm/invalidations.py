@@ -7,7 +7,7 @@ The server hands one :class:`Invalidations` to the receiver of the notices, over
 - ``keys``: when the message is a key hash, that key is evicted at once (a revocation takes effect before
   any reload), then the key cache reloads from the store;
 - ``models`` / ``access`` / ``aliases``: ``services.catalog_reload()``, when the server set one;
-- ``mcp``: ``services.extras["mcp_reload"]()`` (the MCP registry), when the server set one.
+- ``mcp``: ``services.mcp.reload()`` (the MCP registry), when the server set one.
 
 Reloads are coalesced: a burst of notices causes one reload running and at most one more after it.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -26,6 +26,10 @@ from voidllm.bus import TOPIC_KEYS, TOPIC_MCP, TOPICS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from voidllm.admin.services import Services
+    from voidllm.auth.cache import KeyCache
+    from voidllm.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +64,9 @@ class _Coalesced:
 class Invalidations:
     """Applies other processes' notices to this process's caches (see the module docstring)."""
 
-    keys: Any  # voidllm.auth.cache.KeyCache
-    store: Any
-    services: Any  # voidllm.admin.services.Services: catalog_reload is read when needed
+    keys: KeyCache
+    store: Store
+    services: Services  # its ``catalog_reload`` and ``mcp`` are read when needed
     _key_reload: _Coalesced = attrs.field(init=False)
     _catalog_reload: _Coalesced = attrs.field(init=False)
     _mcp_reload: _Coalesced = attrs.field(init=False)
@@ -95,12 +99,9 @@ class Invalidations:
         self._mcp_reload.request()
 
     async def _reload_catalog(self) -> None:
-        reload = getattr(self.services, "catalog_reload", None)
-        if reload is not None:
-            await reload()
+        if self.services.catalog_reload is not None:
+            await self.services.catalog_reload()
 
     async def _reload_mcp(self) -> None:
-        extras = getattr(self.services, "extras", None) or {}
-        reload = extras.get("mcp_reload")
-        if reload is not None:
-            await reload()
+        if self.services.mcp is not None:
+            await self.services.mcp.reload()

@@ -53,7 +53,7 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from voidllm.admin.audit_writer import open_audit_channel, serve_audit_writer
-from voidllm.admin.services import AuditSink, NullAudit, Services
+from voidllm.admin.services import AuditSink, HealthRuntime, McpRuntime, NullAudit, Services
 from voidllm.auth.bootstrap import (
     BootstrapCredentials,
     BootstrapHint,
@@ -74,7 +74,6 @@ from voidllm.mcp.health import McpHealthBoard, serve_mcp_health
 from voidllm.mcp.registry import McpRegistry, McpRegistryLoader, serve_mcp_registry, sync_yaml_servers
 from voidllm.mcp.tools_cache import fetch_tools
 from voidllm.mcp.upstream.client import McpUpstreams
-from voidllm.mcp.usage import EXTRA_KEY as MCP_TOOL_CALLS
 from voidllm.mcp.usage import open_tool_call_channel, serve_tool_call_writer
 from voidllm.nursery import Supervisor, open_supervisor
 from voidllm.proxy.demo import DemoTransport
@@ -274,7 +273,7 @@ async def serve(
             _closing(httpx.AsyncClient(follow_redirects=False, trust_env=False)) as probe_client,
         ):
             board, latency = HealthBoard(), LatencyTracker()
-            services.extras.update(health=board, http_client=probe_client)
+            services.health = HealthRuntime(board=board, http_client=probe_client)
             await supervisor.start(
                 "health-probes",
                 partial(
@@ -334,10 +333,9 @@ async def _closing(resource: _C) -> AsyncIterator[_C]:
 async def _start_mcp(
     supervisor: Supervisor, config: Config, store: Store, keyring: Keyring, services: Services, *, sync: bool
 ) -> McpUpstreams:
-    """The MCP registry (``services.extras["mcp_registry"]``, reloaded every ``cache.model_ttl`` and by
-    ``mcp_reload`` after admin writes), the upstream client (``mcp_upstreams``) and the health service
-    (``mcp_health``) and the writer of proxied tool calls (``mcp_tool_calls``); with ``sync`` the config's
-    ``mcp_servers`` are written into the store first."""
+    """``services.mcp``: the MCP registry (reloaded every ``cache.model_ttl`` and by ``reload`` after admin
+    writes), the upstream client, the health service and the writer of proxied tool calls; with ``sync`` the
+    config's ``mcp_servers`` are written into the store first."""
     if sync:
         await store.run(partial(sync_yaml_servers, servers=config.mcp_servers, keyring=keyring))
     loader = McpRegistryLoader(McpRegistry(), store, keyring)
@@ -346,9 +344,7 @@ async def _start_mcp(
     )
     upstreams = McpUpstreams.from_settings(config.settings.mcp)
     board = McpHealthBoard()
-    services.extras.update(
-        mcp_registry=registry, mcp_reload=loader.reload, mcp_upstreams=upstreams, mcp_health=board
-    )
+    services.mcp = McpRuntime(registry=registry, reload=loader.reload, upstreams=upstreams, health=board)
     usage = config.settings.usage
     tool_calls, tool_call_rows = open_tool_call_channel(usage.buffer_size)
     await supervisor.start(
@@ -362,7 +358,7 @@ async def _start_mcp(
             spill=_spill_file(config, mcp_tool_calls, attrs.asdict),
         ),
     )
-    services.extras[MCP_TOOL_CALLS] = tool_calls
+    services.mcp.tool_calls = tool_calls
     health = config.settings.mcp.health
     if health.enabled:
         await supervisor.start(

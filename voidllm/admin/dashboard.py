@@ -231,7 +231,7 @@ def _budget_warnings(conn: sa.Connection, scope: _Scope, now: datetime) -> list[
 
 def _model_health(services: Services, actor: Actor) -> tuple[int, int, int]:
     """``(healthy, unhealthy, degraded)`` models the caller may use; see the module docstring."""
-    catalog, board = services.catalog, services.extras.get("health")
+    catalog, board = services.catalog, services.health.board if services.health is not None else None
     if catalog is None or board is None:
         return 0, 0, 0
     if actor.identity is None or actor.is_system_admin:

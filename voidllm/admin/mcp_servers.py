@@ -26,10 +26,10 @@ not a header the gateway itself sets or that frames the request (400 ``invalid_a
 ``oauth_client_id``, ``oauth_client_secret``) must be printable ASCII; names are at most 256 characters, URLs
 2,048, ``oauth_scopes`` 1,024 (:mod:`voidllm.bounds`).
 
-**Probing.** ``test`` and ``refresh-tools`` call the upstream client (``services.extras["mcp_upstreams"]``,
-``probe(server)``); without one they answer 503. A successful probe replaces the server's cached tool list.
-``refresh-tools`` is refused with 429 (``Retry-After``) within 60 s of the previous refresh of the same server
-in this process.
+**Probing.** ``test`` and ``refresh-tools`` call the upstream client (``services.mcp.upstreams``,
+``probe(server)``); without the MCP runtime (the CLI) they answer 503. A successful probe replaces the
+server's cached tool list. ``refresh-tools`` is refused with 429 (``Retry-After``) within 60 s of the previous
+refresh of the same server in this process.
 
 Every write reloads this process's MCP registry at once and publishes ``mcp`` on the bus.
 """
@@ -50,7 +50,7 @@ import trio
 
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
-from voidllm.admin.services import Services
+from voidllm.admin.services import McpRuntime, Services
 from voidllm.admin.tenancy import check_name, is_team_admin, is_team_member, live_org, live_team
 from voidllm.bounds import HEADER_NAME, HEADER_VALUE, MCP_ALIAS, NAME, TEXT, URL, Bounds, bounded
 from voidllm.bus import TOPIC_MCP
@@ -66,8 +66,8 @@ from voidllm.errors import (
     TooManyRequestsError,
 )
 from voidllm.identity import Role
-from voidllm.mcp.health import PROBE_TIMEOUT, McpHealthBoard
-from voidllm.mcp.registry import McpRegistry, McpServerEntry, entry_from_row, retire_server
+from voidllm.mcp.health import PROBE_TIMEOUT
+from voidllm.mcp.registry import McpServerEntry, entry_from_row, retire_server
 from voidllm.mcp.tools_cache import fetch_tools, read_tools
 from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress, check_url
 from voidllm.routing.catalog_store import seal_secret
@@ -332,7 +332,7 @@ async def list_tools(services: Services, actor: Actor, server_id: str) -> list[M
 async def refresh_tools(services: Services, actor: Actor, server_id: str) -> McpToolRefresh:
     """Fetch the tool list from the upstream now (429 within 60 s of this server's previous refresh)."""
     entry = await services.store.run(partial(_entry_tx, server_id=server_id, actor=actor, services=services))
-    refreshed: dict[str, float] = services.extras.setdefault("mcp_tool_refreshes", {})
+    refreshed = _runtime(services).tool_refreshes
     now = trio.current_time()
     last = refreshed.get(entry.id)
     if last is not None and now - last < REFRESH_INTERVAL:
@@ -348,45 +348,42 @@ async def refresh_tools(services: Services, actor: Actor, server_id: str) -> Mcp
 
 async def health(services: Services, actor: Actor) -> list[McpHealthOut]:
     """The latest probe of every active server the caller can see."""
-    registry: McpRegistry | None = services.extras.get("mcp_registry")
-    board: McpHealthBoard | None = services.extras.get("mcp_health")
-    if registry is None:
+    if services.mcp is None:
         return []
-    board = board or McpHealthBoard()
+    registry, board = services.mcp.registry, services.mcp.health
     seen = [s for s in registry.active() if actor.is_system_admin or s.org_id in (None, actor.org_id)]
     return [McpHealthOut(**attrs.asdict(board.report(server))) for server in seen]
 
 
 async def mcp_changed(services: Services) -> None:
     """After a committed write: reload this process's MCP registry, then tell the other processes."""
-    reload = services.extras.get("mcp_reload")
-    if reload is not None:
+    if services.mcp is not None:
         try:
-            await reload()
+            await services.mcp.reload()
         except StoreError as exc:
             log.warning("MCP registry reload after a change failed", extra={"error_type": type(exc).__name__})
     await services.bus.publish(TOPIC_MCP)
 
 
-def _prober(services: Services) -> Any:
-    prober = services.extras.get("mcp_upstreams")
-    if prober is None:
+def _runtime(services: Services) -> McpRuntime:
+    """The server's MCP runtime; 503 ``mcp_unavailable`` without one (the CLI runs no upstream client)."""
+    if services.mcp is None:
         raise ServiceUnavailableError("the MCP upstream client is not available", code="mcp_unavailable")
-    return prober
+    return services.mcp
 
 
 async def _probe(services: Services, entry: McpServerEntry) -> Any:
     """The prober's ``ProbeResult``, or ``None`` after :data:`PROBE_TIMEOUT`; 503 without an upstream
     client."""
-    prober = _prober(services)
+    upstreams = _runtime(services).upstreams
     with trio.move_on_after(PROBE_TIMEOUT):
-        return await prober.probe(entry)
+        return await upstreams.probe(entry.upstream)
     return None
 
 
 async def _fetch_tools(services: Services, entry: McpServerEntry) -> list[tuple[str, str]]:
     """Fetch the tool list from the upstream into the cache; 503 ``mcp_server_unavailable`` on any failure."""
-    tools = await fetch_tools(services.store, _prober(services), entry)
+    tools = await fetch_tools(services.store, _runtime(services).upstreams, entry.upstream)
     if tools is None:
         raise ServiceUnavailableError("the MCP server did not list its tools", code="mcp_server_unavailable")
     return tools

@@ -33,7 +33,7 @@ from voidllm.admin.services import Services
 from voidllm.bounds import HEADER_VALUE, URL, bounded
 from voidllm.identity import Role
 from voidllm.providers.credentials import credential_headers
-from voidllm.routing.health import HealthBoard, HealthReport
+from voidllm.routing.health import HealthReport
 
 TEST_TIMEOUT = 10.0
 MAX_BODY = 4 * 1024 * 1024
@@ -85,7 +85,7 @@ class HealthList:
 async def health(services: Services, actor: Actor) -> HealthList:
     """The latest probe report of every upstream the registry serves."""
     actor.require(Role.MEMBER)
-    board: HealthBoard | None = services.extras.get("health")
+    board = services.health.board if services.health is not None else None
     if services.catalog is None:
         return HealthList(models=[])
     names = [u.name for model in services.catalog.registry.models for u in model.upstreams]
@@ -170,9 +170,8 @@ def _describe(exc: httpx.HTTPError) -> str:
 @asynccontextmanager
 async def _client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     """The process's shared admin client when the server runs; a short-lived one for the CLI."""
-    shared: httpx.AsyncClient | None = services.extras.get("http_client")
-    if shared is not None:
-        yield shared
+    if services.health is not None:
+        yield services.health.http_client
         return
     async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
         yield client

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -13,11 +13,20 @@ from voidllm.bus import Bus, LocalBus
 from voidllm.errors import StoreError
 
 if TYPE_CHECKING:
+    import httpx
+
     from voidllm.auth.cache import KeyCache
+    from voidllm.auth.throttle import Throttle
     from voidllm.config import Config
     from voidllm.crypto import Keyring
+    from voidllm.mcp.health import McpHealthBoard
+    from voidllm.mcp.registry import McpRegistry
+    from voidllm.mcp.upstream.client import McpUpstreams
+    from voidllm.mcp.usage import ToolCallRecord
     from voidllm.routing.catalog import Catalog
+    from voidllm.routing.health import HealthBoard
     from voidllm.store.store import Store
+    from voidllm.usage.batches import Recorder
 
 
 log = logging.getLogger(__name__)
@@ -49,9 +58,31 @@ class NullAudit:
 
 
 @attrs.define(eq=False)
+class HealthRuntime:
+    """The running upstream health service as the use cases see it (set by the server)."""
+
+    board: HealthBoard  # the health prober's latest report per upstream
+    http_client: httpx.AsyncClient  # shared by the admin connection test; the server closes it
+
+
+@attrs.define(eq=False)
+class McpRuntime:
+    """The running MCP services as the use cases and the gateway see them (set by the server)."""
+
+    registry: McpRegistry
+    reload: Callable[[], Awaitable[None]]  # reload ``registry`` from the store now
+    upstreams: McpUpstreams  # the upstream client; the server closes it
+    health: McpHealthBoard
+    tool_calls: Recorder[ToolCallRecord] | None = None  # ``mcp_tool_calls`` rows; ``None``: not written
+    tool_refreshes: dict[str, float] = attrs.field(factory=dict)  # server id -> trio time of the last refresh
+
+
+@attrs.define(eq=False)
 class Services:
     """Everything a use case may touch. ``catalog_reload`` reloads registry, allowlists and aliases from the
-    store into ``catalog`` (set by the server; the CLI has no running catalog and leaves it ``None``)."""
+    store into ``catalog``. The server sets ``catalog``, ``catalog_reload``, ``health`` and ``mcp``; the CLI
+    runs none of them and leaves them ``None``. ``throttle`` is the login throttle (Redis-backed when Redis is
+    on; ``None`` until the login use case keeps one in memory)."""
 
     config: Config
     store: Store
@@ -60,9 +91,10 @@ class Services:
     catalog: Catalog | None = None
     bus: Bus = attrs.field(factory=LocalBus)
     audit: AuditSink = attrs.field(factory=NullAudit)
-    throttle: Any = None  # voidllm.auth.throttle.Throttle (in memory, or Redis-backed when Redis is on)
-    catalog_reload: Any = None  # async () -> None
-    extras: dict[str, Any] = attrs.field(factory=dict)
+    throttle: Throttle | None = None
+    catalog_reload: Callable[[], Awaitable[None]] | None = None
+    health: HealthRuntime | None = None
+    mcp: McpRuntime | None = None
 
     async def catalog_changed(self, topic: str) -> None:
         """After a committed write to models, allowlists or aliases: reload this process's catalog at once,

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -27,6 +27,9 @@ from voidllm.errors import AuthenticationError
 from voidllm.identity import KeyIdentity
 from voidllm.metrics import AUTH_FAILURES, CACHE_SIZE
 from voidllm.nursery.periodic import keep_reloading
+
+if TYPE_CHECKING:
+    from voidllm.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,7 @@ class KeyCache:
         raise AuthenticationError(message)
 
 
-async def reload_key_cache(cache: KeyCache, store: Any) -> None:
+async def reload_key_cache(cache: KeyCache, store: Store) -> None:
     """Reload every live key from the store into ``cache``.
 
     Raises:
@@ -140,7 +143,7 @@ async def reload_key_cache(cache: KeyCache, store: Any) -> None:
 async def serve_key_cache(
     *,
     cache: KeyCache,
-    store: Any,
+    store: Store,
     ttl: float,
     task_status: trio.TaskStatus[KeyCache] = trio.TASK_STATUS_IGNORED,
 ) -> None:

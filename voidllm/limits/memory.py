@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -21,6 +21,9 @@ import trio
 from voidllm.identity import KeyIdentity
 from voidllm.limits.base import Admission, Hold, limited, plan, rejection, window_bounds
 from voidllm.limits.seed import Slot, load_token_usage
+
+if TYPE_CHECKING:
+    from voidllm.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ class MemoryLimiter:
 async def serve_memory_limiter(
     *,
     limiter: MemoryLimiter,
-    store: Any,
+    store: Store,
     task_status: trio.TaskStatus[MemoryLimiter] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Seed the token counters from the store, report ready, then sweep ended windows every minute."""

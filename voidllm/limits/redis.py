@@ -33,7 +33,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -43,6 +43,9 @@ from voidllm.limits.base import MINUTE, Admission, Hold, limited, plan, rejectio
 from voidllm.limits.metrics import BACKEND_ERRORS
 from voidllm.limits.seed import Slot, load_token_usage
 from voidllm.redis.client import RedisClient, RedisError, Script
+
+if TYPE_CHECKING:
+    from voidllm.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +190,7 @@ class RedisLimiter:
             commands.append(("SET", self.key(slot), tokens, "NX", "EXAT", _expire_at(slot[3], end)))
         await self.client.pipeline(commands)
 
-    async def seed_from(self, store: Any) -> None:
+    async def seed_from(self, store: Store) -> None:
         """Seed from ``usage_events`` (see :meth:`seed`); a store or Redis failure is logged, not raised."""
         try:
             await self.seed(await store.run(partial(load_token_usage, now=self.clock())))

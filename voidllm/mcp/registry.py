@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
@@ -36,10 +36,14 @@ import trio
 from voidllm.config import MCPServerConfig
 from voidllm.crypto import CryptoError, Keyring, aad_for
 from voidllm.identity import KeyIdentity, Role
+from voidllm.mcp.upstream.client import UpstreamServer
 from voidllm.nursery.periodic import keep_reloading
 from voidllm.routing.catalog_store import seal_secret, tombstone
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
+
+if TYPE_CHECKING:
+    from voidllm.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,8 @@ __all__ = [
 class McpServerEntry:
     """A live MCP server with its secrets decrypted: what the proxy, the prober and the health service use.
 
-    Carries every field of ``voidllm.mcp.upstream.client.UpstreamServer`` under the same names.
+    Carries every field of :class:`~voidllm.mcp.upstream.client.UpstreamServer` under the same names
+    (:attr:`upstream`).
     """
 
     id: str
@@ -84,6 +89,22 @@ class McpServerEntry:
     def scope(self) -> str:
         """``global``, ``org`` or ``team``."""
         return "team" if self.team_id else "org" if self.org_id else "global"
+
+    @property
+    def upstream(self) -> UpstreamServer:
+        """The server as the upstream client needs it."""
+        return UpstreamServer(
+            id=self.id,
+            alias=self.alias,
+            url=self.url,
+            auth_type=self.auth_type,
+            auth_header=self.auth_header,
+            auth_token=self.auth_token,
+            oauth_token_url=self.oauth_token_url,
+            oauth_client_id=self.oauth_client_id,
+            oauth_client_secret=self.oauth_client_secret,
+            oauth_scopes=self.oauth_scopes,
+        )
 
 
 def entry_from_row(row: Mapping[str, Any], keyring: Keyring) -> McpServerEntry:
@@ -214,7 +235,7 @@ class McpRegistryLoader:
     state."""
 
     registry: McpRegistry
-    store: Any  # voidllm.store.store.Store
+    store: Store
     keyring: Keyring = attrs.field(repr=False)
     _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
@@ -20,6 +20,9 @@ import trio
 
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
+
+if TYPE_CHECKING:
+    from voidllm.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ def read_tools(conn: sa.Connection, server_id: str) -> list[tuple[str, str]]:
     return [(row.name, row.description) for row in conn.execute(query.order_by(table.c.name))]
 
 
-async def fetch_tools(store: Any, lister: Any, server: Any) -> list[tuple[str, str]] | None:
+async def fetch_tools(store: Store, lister: Any, server: Any) -> list[tuple[str, str]] | None:
     """Ask the upstream for its tools (``lister.list_tools(server)``, bounded by :data:`FETCH_TIMEOUT`) and
     replace the cached list; ``None`` when the upstream failed or timed out (the cache is left as it was)."""
     tools: list[dict[str, Any]] | None = None

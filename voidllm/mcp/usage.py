@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -42,9 +42,6 @@ from voidllm.usage.batches import (
     serve_batch_writer,
 )
 
-if TYPE_CHECKING:
-    from voidllm.admin.services import Services
-
 __all__ = [
     "MAX_TOOL_NAME",
     "TOOL_CALL_METRICS",
@@ -58,8 +55,6 @@ __all__ = [
 ]
 
 MAX_TOOL_NAME = 64
-EXTRA_KEY = "mcp_tool_calls"
-"""``services.extras`` key of the :class:`~voidllm.usage.batches.Recorder` (absent: rows are not written)."""
 
 TOOL_CALLS = Counter(
     "voidllm_mcp_tool_calls_total",
@@ -158,12 +153,12 @@ class ToolCallRecord:
         )
 
 
-def record_tool_call(services: Services, outcome: ToolCallOutcome) -> None:
-    """Count ``outcome`` in the metrics and queue its row (without waiting; a full channel drops it)."""
+def record_tool_call(recorder: Recorder[ToolCallRecord] | None, outcome: ToolCallOutcome) -> None:
+    """Count ``outcome`` in the metrics and queue its row on ``recorder`` (without waiting; a full channel
+    drops it; no recorder: the row is not written)."""
     tool = outcome.tool_name[:MAX_TOOL_NAME] if outcome.recognised else "unknown"
     TOOL_CALLS.labels(server=outcome.server_alias, tool=tool, status=outcome.status).inc()
     TOOL_CALL_SECONDS.labels(server=outcome.server_alias, tool=tool).observe(outcome.seconds)
-    recorder: Recorder[ToolCallRecord] | None = services.extras.get(EXTRA_KEY)
     if recorder is not None:
         recorder.record(ToolCallRecord.from_outcome(outcome))
 
@@ -181,7 +176,7 @@ def insert_tool_calls(connection: sa.Connection, records: Sequence[ToolCallRecor
 def open_tool_call_channel(
     buffer_size: int,
 ) -> tuple[Recorder[ToolCallRecord], trio.MemoryReceiveChannel[ToolCallRecord]]:
-    """The bounded channel: the recorder for ``services.extras["mcp_tool_calls"]`` and the writer's side."""
+    """The bounded channel: the recorder for ``services.mcp.tool_calls`` and the writer's side."""
     return open_batch_channel(buffer_size, TOOL_CALL_METRICS)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
@@ -42,6 +42,9 @@ from voidllm.routing.catalog import AccessRules, Catalog, ScopedAliases
 from voidllm.routing.registry import Model, Pricing, Registry, Upstream
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
+
+if TYPE_CHECKING:
+    from voidllm.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +231,7 @@ class CatalogLoader:
     """Reloads ``catalog`` from the store; ``yaml_models`` are the config's models, built once at startup."""
 
     catalog: Catalog
-    store: Any  # voidllm.store.store.Store
+    store: Store
     keyring: Keyring = attrs.field(repr=False)
     yaml_models: tuple[Model, ...] = ()
     _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)

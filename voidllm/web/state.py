@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 from quart import current_app
@@ -17,6 +17,7 @@ from voidllm.routing.registry import Registry
 if TYPE_CHECKING:
     from voidllm.admin.services import Services
     from voidllm.config import Config
+    from voidllm.store.store import Store
 
 
 @attrs.define(eq=False)
@@ -24,7 +25,7 @@ class AppState:
     """The process's shared services as the web layer sees them."""
 
     config: Config
-    store: Any
+    store: Store
     keys: KeyCache
     catalog: Catalog
     services: Services | None = None

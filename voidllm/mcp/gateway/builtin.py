@@ -64,7 +64,7 @@ async def _list_models(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> A
         return []
     if actor.role < Role.ORG_ADMIN:
         return [{"name": m.name, "type": m.type} for m in catalog.visible(ctx.identity)]
-    board = ctx.services.extras.get("health")
+    board = ctx.services.health.board if ctx.services.health is not None else None
     out = []
     for model in catalog.registry.models:
         report = board.report(model.name) if board is not None else None

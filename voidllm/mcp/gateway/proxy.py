@@ -52,25 +52,27 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from voidllm import __version__
 from voidllm.mcp.gateway.server import STATELESS_VERSION, McpContext, McpHttpError
-from voidllm.mcp.registry import McpRegistry, McpServerEntry
+from voidllm.mcp.registry import McpServerEntry
 from voidllm.mcp.upstream import jsonrpc
 from voidllm.mcp.upstream.client import (
     McpUpstreams,
     UpstreamRpcError,
-    UpstreamServer,
     UpstreamSession,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from voidllm.mcp.upstream.jsonrpc import JsonRpcError
 from voidllm.mcp.usage import ToolCallOutcome, count_transport_error, record_tool_call
+
+if TYPE_CHECKING:
+    from voidllm.admin.services import McpRuntime
 
 __all__ = ["ProxiedServer", "ProxyState"]
 
@@ -110,21 +112,6 @@ class ProxyState:
             _bounded_put(self.renewed, (server_id, old.session_id), new)
 
 
-def _upstream(entry: McpServerEntry) -> UpstreamServer:
-    return UpstreamServer(
-        id=entry.id,
-        alias=entry.alias,
-        url=entry.url,
-        auth_type=entry.auth_type,
-        auth_header=entry.auth_header,
-        auth_token=entry.auth_token,
-        oauth_token_url=entry.oauth_token_url,
-        oauth_client_id=entry.oauth_client_id,
-        oauth_client_secret=entry.oauth_client_secret,
-        oauth_scopes=entry.oauth_scopes,
-    )
-
-
 def _unavailable() -> McpHttpError:
     return McpHttpError(502, JsonRpcError(jsonrpc.INTERNAL_ERROR, "upstream MCP server unavailable"))
 
@@ -145,7 +132,7 @@ class ProxiedServer:
     async def open_session(self, ctx: McpContext) -> dict[str, Any]:
         entry = self._resolve(ctx)
         try:
-            session = await self._upstreams(ctx).open(_upstream(entry))
+            session = await self._upstreams(ctx).open(entry.upstream)
         except (UpstreamUnavailable, UpstreamRpcError) as exc:
             _transport_failure(entry, exc)
             raise _unavailable() from exc
@@ -157,7 +144,7 @@ class ProxiedServer:
         if session is None:
             return
         try:
-            await self._upstreams(ctx).close(_upstream(entry), self.state.current(entry.id, session))
+            await self._upstreams(ctx).close(entry.upstream, self.state.current(entry.id, session))
         except UpstreamUnavailable as exc:
             log.warning(
                 "MCP upstream session not closed",
@@ -193,7 +180,7 @@ class ProxiedServer:
             if method == "tools/call":
                 name = (params or {}).get("name")
                 record_tool_call(
-                    ctx.services,
+                    self._runtime(ctx).tool_calls,
                     ToolCallOutcome(
                         identity=ctx.identity,
                         request_id=ctx.request_id,
@@ -214,16 +201,16 @@ class ProxiedServer:
         if session is None:
             return  # nothing open upstream that the notification could be about
         try:
-            await self._upstreams(ctx).notify(_upstream(entry), session, method, params)
+            await self._upstreams(ctx).notify(entry.upstream, session, method, params)
         except (UpstreamUnavailable, UpstreamRpcError) as exc:
             _transport_failure(entry, exc)
 
     # -- helpers -----------------------------------------------------------------------------------------
 
     def _resolve(self, ctx: McpContext) -> McpServerEntry:
-        registry: McpRegistry | None = ctx.services.extras.get("mcp_registry")
-        entry = registry.resolve(ctx.identity, self.alias) if registry is not None else None
-        if registry is None or entry is None or entry.source == "builtin":
+        registry = self._runtime(ctx).registry
+        entry = registry.resolve(ctx.identity, self.alias)
+        if entry is None or entry.source == "builtin":
             raise McpHttpError(404, JsonRpcError(jsonrpc.INVALID_REQUEST, "unknown MCP server"))
         if not entry.is_active:
             raise McpHttpError(503, JsonRpcError(jsonrpc.INTERNAL_ERROR, "MCP server is disabled"))
@@ -232,8 +219,14 @@ class ProxiedServer:
         return entry
 
     @staticmethod
-    def _upstreams(ctx: McpContext) -> McpUpstreams:
-        return ctx.services.extras["mcp_upstreams"]
+    def _runtime(ctx: McpContext) -> McpRuntime:
+        """The server's MCP runtime; without one (no server running it) every alias is unknown."""
+        if ctx.services.mcp is None:
+            raise McpHttpError(404, JsonRpcError(jsonrpc.INVALID_REQUEST, "unknown MCP server"))
+        return ctx.services.mcp
+
+    def _upstreams(self, ctx: McpContext) -> McpUpstreams:
+        return self._runtime(ctx).upstreams
 
     @staticmethod
     def _sealed(entry: McpServerEntry, state: dict[str, Any]) -> UpstreamSession | None:
@@ -255,7 +248,7 @@ class ProxiedServer:
         self, ctx: McpContext, entry: McpServerEntry, method: str, params: dict[str, Any] | None
     ) -> dict[str, Any]:
         session = self._session_for(ctx, entry)
-        result, used = await self._upstreams(ctx).request(_upstream(entry), session, method, params)
+        result, used = await self._upstreams(ctx).request(entry.upstream, session, method, params)
         if self._sealed(entry, ctx.session) is not None:
             if session is not None:
                 self.state.renew(entry.id, session, used)
