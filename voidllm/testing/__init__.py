@@ -1,4 +1,6 @@
-"""Test doubles that are real servers: the mock OpenAI-compatible upstream (:mod:`.mock_openai`).
+"""Test doubles that are real servers: the mock OpenAI-compatible upstream (:mod:`.mock_openai`), the mock
+Anthropic, Gemini and Azure upstreams (:mod:`.mock_providers`), the mock MCP servers (:mod:`.mock_mcp`), and
+the HTTP/1.1 server loop the first two share (:mod:`.h11server`).
 
 The names are re-exported lazily so that ``python -m voidllm.testing.mock_openai`` does not import the
 module twice (once as a package member, once as ``__main__``), which runpy warns about.

@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible LLM provider: a real HTTP/1.1 server on trio + h11.
+"""A fake OpenAI-compatible LLM provider: a real HTTP/1.1 server on trio + h11 (the server loop is
+:mod:`voidllm.testing.h11server`'s; the failure modes and the watch for a client's early close are here).
 
 The gateway's end-to-end tests, ``scripts/bench`` (as the baseline it measures directly) and
 ``examples/`` all use this module as "the upstream". It listens on a real socket (an ephemeral port by
@@ -53,7 +54,6 @@ from __future__ import annotations
 import argparse
 import base64
 import functools
-import http
 import re
 import signal
 import socket
@@ -68,6 +68,8 @@ import attrs
 import h11
 import orjson
 import trio
+
+from voidllm.testing.h11server import H11Connection, Headers, Request, converse, open_listener
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -98,11 +100,10 @@ FAIL_MODES: Final = frozenset(
 DEFAULT_MODEL: Final = "mock-model"
 
 _BROKEN_REPLIES: Final = frozenset({"close_before_headers", "close_mid_headers", "garbage", "wrong_length"})
-_READ_SIZE: Final = 65536
+_READ_SIZE: Final = 65536  # what the peer watcher reads at a time
 _STALL_MISSING: Final = 4096  # bytes promised by Content-Length but never sent in "stall_body"
 _FIELD_LIMIT: Final = 1 << 20  # bytes kept of one non-file multipart field
 _CREATED: Final = int(time.time())
-_REASONS: Final = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 _JSON: Final = b"application/json"
 _SSE: Final = b"text/event-stream; charset=utf-8"
 _RATELIMIT: Final = (b"x-ratelimit-remaining-requests", b"99")
@@ -365,11 +366,6 @@ class _Incoming:
     chunks: list[bytes] = attrs.Factory(list)
 
     @classmethod
-    def from_event(cls, event: h11.Request) -> _Incoming:
-        method, target = event.method.decode("ascii"), event.target.decode("latin-1")
-        return cls.from_parts(method, target, list(event.headers))
-
-    @classmethod
     def from_parts(cls, method: str, target: str, headers: list[tuple[bytes, bytes]]) -> _Incoming:
         """``headers`` with lowercased names."""
         request_id = None
@@ -498,7 +494,8 @@ def _sse(obj: object) -> bytes:
 
 
 def _typed_sse(obj: dict[str, Any]) -> bytes:
-    return b"event: " + obj["type"].encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+    kind: str = obj["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
 def _split_text(text: str, parts: int) -> list[str]:
@@ -573,7 +570,7 @@ def _chat_reply(
     """A chat completion; streamed in ``chunks`` content chunks unless ``chunks`` is None."""
     usage = _chat_usage(prompt, completion)
     if chunks is None:
-        message = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
         return _json_reply(_chat_envelope("chat.completion", model, fingerprint, [choice], usage=usage))
     return _Reply(200, _SSE, events=_chat_events(model, text, usage, chunks, with_usage, fingerprint))
@@ -740,7 +737,7 @@ def _responses(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
         return _json_reply(_response_object(model, behaviour, done=True))
     created = _response_object(model, behaviour, done=False)
     pieces = _split_text(behaviour.completion_text, max(0, behaviour.stream_chunks))
-    events = [{"type": "response.created", "response": created}]
+    events: list[dict[str, Any]] = [{"type": "response.created", "response": created}]
     events += [
         {
             "type": "response.output_text.delta",
@@ -889,7 +886,8 @@ def _plan(parsed: _Parsed, route: _Route | None, behaviour: Behaviour) -> _Reply
 
 
 Reply = _Reply
-"""A reply as :func:`answer_in_memory` returns it: ``status``, ``content_type``, and ``body`` or ``events``."""
+"""A reply as :func:`answer_in_memory` returns it: ``status``, ``content_type``, and ``body`` or
+``events``."""
 
 
 def answer_in_memory(
@@ -940,64 +938,23 @@ class _Answer:
 # ------------------------------------------------------------------------------------------ server
 
 
-class _PeerGone(Exception):
-    """The client closed the connection in the middle of its request body."""
-
-
 @attrs.define(eq=False)
 class _Connection:
-    """One client connection: the socket, its h11 state, and whom to tell about an early close.
+    """How answers go out on one client connection, and whom to tell about an early close.
 
     ``on_client_closed(path)`` is called at most once per request, when the client goes away before the
     response finished: noticed by a failed write, or, while the answer waits (latency, chunk interval,
     hang, stall), by a watcher task reading the socket.
     """
 
-    stream: trio.SocketStream
+    http: H11Connection
     on_client_closed: Callable[[str], None]
-    conn: h11.Connection = attrs.Factory(lambda: h11.Connection(h11.SERVER))
     _closed_noted: bool = False
     _peer_gone: bool = False
 
-    async def receive(self) -> _Incoming | None:
-        """The next request with its whole body, or None when the client closed the connection."""
-        event = await self._next_event()
-        if not isinstance(event, h11.Request):
-            return None
-        incoming = _Incoming.from_event(event)
-        if self.conn.they_are_waiting_for_100_continue:
-            go_on = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
-            await self.stream.send_all(self._send(go_on))
-        try:
-            while not isinstance(event := await self._next_event(), h11.EndOfMessage):
-                incoming.feed(event.data)
-        except _PeerGone:
-            self.on_client_closed(incoming.target)
-            return None
-        return incoming
-
-    async def _next_event(self) -> Any:
-        """The next h11 event, reading from the socket as needed; a reset counts as end of file."""
-        while (event := self.conn.next_event()) is h11.NEED_DATA:
-            try:
-                data = await self.stream.receive_some(_READ_SIZE)
-            except trio.BrokenResourceError:
-                data = b""
-            if not data and self.conn.their_state is h11.SEND_BODY:
-                raise _PeerGone
-            self.conn.receive_data(data)
-        return event
-
-    def start_next_cycle(self) -> bool:
-        """Get ready for the next request; False when the connection cannot carry one."""
-        if self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
-            return False
-        self.conn.start_next_cycle()
-        self._closed_noted = self._peer_gone = False
-        return True
-
     async def answer(self, answer: _Answer) -> bool:
         """Send ``answer``; return whether the connection may carry another request."""
+        self._closed_noted = self._peer_gone = False
         if answer.quick:
             return await self._deliver_noting_breaks(answer)
         keep = False  # stays so when the watcher cancels the delivery
@@ -1010,14 +967,14 @@ class _Connection:
     async def _watch_peer(self, scope: trio.CancelScope, path: str) -> None:
         """Read until the client goes away, then abandon the answer (noting it if unfinished)."""
         try:
-            while data := await self.stream.receive_some(_READ_SIZE):
-                self.conn.receive_data(data)  # a pipelined request: h11 keeps it for the next cycle
+            while data := await self.http.stream.receive_some(_READ_SIZE):
+                self.http.conn.receive_data(data)  # a pipelined request: h11 keeps it for the next cycle
         except trio.BrokenResourceError:
             pass
         except trio.ClosedResourceError:  # we closed it ourselves ("reset")
             return
         self._peer_gone = True
-        if self.conn.our_state not in (h11.DONE, h11.MUST_CLOSE):
+        if self.http.conn.our_state not in (h11.DONE, h11.MUST_CLOSE):
             self._note_closed(path)
         scope.cancel()
 
@@ -1048,85 +1005,61 @@ class _Connection:
             await self._break(answer, behaviour.fail)
             return False
         drop = behaviour.fail == "drop_mid_stream"
-        if answer.reply.events is None:
+        reply = answer.reply
+        if reply.events is None:
             return await self._send_whole(answer, drop=drop)
-        return await self._send_events(answer, drop=drop)
+        stop_after = len(reply.events) // 2 if drop else None
+        headers = answer.headers(None)
+        interval = behaviour.chunk_interval
+        return await self.http.send_events(
+            reply.status, headers, reply.events, interval=interval, stop_after=stop_after
+        )
 
     async def _send_whole(self, answer: _Answer, *, drop: bool) -> bool:
-        body = answer.reply.body
-        headers = answer.headers(len(body))
+        reply = answer.reply
+        headers = answer.headers(len(reply.body))
         if drop:
-            head = self._head(answer.reply, headers)  # h11 must see the head before any body data
-            await self.stream.send_all(head + self._send(h11.Data(data=body[: len(body) // 2])))
+            head = self.http.head(reply.status, headers)  # h11 must see the head before any body data
+            await self.http.stream.send_all(
+                head + self.http.send(h11.Data(data=reply.body[: len(reply.body) // 2]))
+            )
             return False
-        await self.stream.send_all(self._whole(answer.reply, headers))
+        await self.http.stream.send_all(self.http.whole(reply.status, headers, reply.body))
         return True
-
-    async def _send_events(self, answer: _Answer, *, drop: bool) -> bool:
-        """Stream the events with chunked encoding, one write per event (the last with the end)."""
-        events = answer.reply.events or ()
-        interval = answer.behaviour.chunk_interval
-        pending = self._head(answer.reply, answer.headers(None))
-        for number, event in enumerate(events[: len(events) // 2 if drop else None]):
-            if number and interval > 0:
-                await trio.sleep(interval)
-            pending += self._send(h11.Data(data=event))
-            if number == len(events) - 1:
-                pending += self._send(h11.EndOfMessage())
-            await self.stream.send_all(pending)
-            pending = b""
-        if pending:  # only the head: a dropped stream of fewer than two events
-            await self.stream.send_all(pending)
-        return not drop
 
     async def _stall(self, answer: _Answer) -> NoReturn:
         """Send an error's head promising more body than follows, send the body, then wait forever."""
         reply = _status_error(answer.behaviour.status if answer.behaviour.status >= 400 else 500)
-        head = self._head(reply, answer.headers(len(reply.body) + _STALL_MISSING, reply))
-        await self.stream.send_all(head + self._send(h11.Data(data=reply.body)))
+        head = self.http.head(reply.status, answer.headers(len(reply.body) + _STALL_MISSING, reply))
+        await self.http.stream.send_all(head + self.http.send(h11.Data(data=reply.body)))
         await trio.sleep_forever()
 
     async def _break(self, answer: _Answer, mode: str) -> None:
         """Send the broken reply of ``mode`` (one of :data:`_BROKEN_REPLIES`), then close the connection."""
-        body = answer.reply.body or b"".join(answer.reply.events or ())
+        reply = answer.reply
+        body = reply.body or b"".join(reply.events or ())
+        stream = self.http.stream
         if mode == "close_mid_headers":
-            head = self._head(answer.reply, answer.headers(len(body)))
-            await self.stream.send_all(head[: len(head) // 2])
+            head = self.http.head(reply.status, answer.headers(len(body)))
+            await stream.send_all(head[: len(head) // 2])
         elif mode == "garbage":
-            await self.stream.send_all(b"\x00\xff\x13 not HTTP at all \xfe\r\n\r\n")
+            await stream.send_all(b"\x00\xff\x13 not HTTP at all \xfe\r\n\r\n")
         elif mode == "wrong_length":
-            head = self._head(answer.reply, answer.headers(len(body) + 100))
-            await self.stream.send_all(head + self._send(h11.Data(data=body)))
-        await self.stream.aclose()
+            head = self.http.head(reply.status, answer.headers(len(body) + 100))
+            await stream.send_all(head + self.http.send(h11.Data(data=body)))
+        await stream.aclose()
 
     async def _reset(self) -> None:
         """Close the connection with a TCP RST instead of a FIN."""
-        self.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        await self.stream.aclose()
+        self.http.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await self.http.stream.aclose()
 
-    async def reject(self, error: h11.RemoteProtocolError) -> None:
-        """Answer a malformed request with 400 when the protocol state still allows an answer."""
-        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
-        reply = _error_reply(400, f"Malformed HTTP request: {error}")
-        length = b"%d" % len(reply.body)
-        headers = [(b"content-type", _JSON), (b"content-length", length), (b"connection", b"close")]
-        try:
-            await self.stream.send_all(self._whole(reply, headers))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
-            pass
 
-    def _whole(self, reply: _Reply, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """The bytes of a whole response with a Content-Length body."""
-        head = self._head(reply, headers)  # h11 wants the events in order
-        return head + self._send(h11.Data(data=reply.body)) + self._send(h11.EndOfMessage())
-
-    def _head(self, reply: _Reply, headers: list[tuple[bytes, bytes]]) -> bytes:
-        reason = _REASONS.get(reply.status, b"")
-        return self._send(h11.Response(status_code=reply.status, headers=headers, reason=reason))
-
-    def _send(self, event: h11.Event) -> bytes:
-        return self.conn.send(event) or b""
+def _malformed(error: h11.RemoteProtocolError) -> tuple[int, Headers, bytes]:
+    """The answer to a malformed request: 400 in OpenAI's envelope, and the connection closes."""
+    reply = _error_reply(400, f"Malformed HTTP request: {error}")
+    length = b"%d" % len(reply.body)
+    return 400, [(b"content-type", _JSON), (b"content-length", length), (b"connection", b"close")], reply.body
 
 
 @attrs.define(eq=False)
@@ -1176,36 +1109,29 @@ class MockUpstream:
         Each connection runs in its own task, in a nursery that lives inside this call; cancelling
         ``serve`` closes the listener and every connection.
         """
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        for extra in listeners[1:]:  # "localhost" may give IPv4 and IPv6; with port 0 they would differ
-            await extra.aclose()
-        bound: int = listeners[0].socket.getsockname()[1]
+        listener, bound = await open_listener(host, port)
         self.port = bound
         self.base_url = f"http://{f'[{host}]' if ':' in host else host}:{bound}/v1"
         task_status.started(bound)
-        await trio.serve_listeners(self._handle_connection, listeners[:1])
+        await trio.serve_listeners(self._handle_connection, [listener])
 
     async def _handle_connection(self, stream: trio.SocketStream) -> None:
         self.open_connections += 1
-        connection = _Connection(stream, self._note_client_closed)
+        http = H11Connection(stream)
+        connection = _Connection(http, self._note_client_closed)
+
+        async def answer(request: Request) -> bool:
+            return await connection.answer(self._prepare(request))
+
         try:
-            await self._converse(connection)
-        except h11.RemoteProtocolError as error:
-            await connection.reject(error)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            await converse(http, answer, malformed=_malformed, gone=self._note_client_closed)
         finally:
             self.open_connections -= 1
-            await trio.aclose_forcefully(stream)
 
-    async def _converse(self, connection: _Connection) -> None:
-        """Answer requests on one connection until either side ends it."""
-        while (incoming := await connection.receive()) is not None:
-            if not await connection.answer(self._prepare(incoming)) or not connection.start_next_cycle():
-                return
-
-    def _prepare(self, incoming: _Incoming) -> _Answer:
+    def _prepare(self, request: Request) -> _Answer:
         """Route, decode and record a request, and decide the answer."""
+        incoming = _Incoming.from_parts(request.method, request.target, request.headers)
+        incoming.feed(request.body)
         route = _ROUTES.get((incoming.method, incoming.path)) or self._models_route(incoming)
         parsed = _parse(incoming, route.body if route else "none")
         behaviour = self.behaviour_for(parsed.model)

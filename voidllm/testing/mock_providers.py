@@ -1,4 +1,5 @@
-"""Fake Anthropic, Gemini / Vertex AI and Azure OpenAI upstreams: real HTTP/1.1 servers on trio + h11.
+"""Fake Anthropic, Gemini / Vertex AI and Azure OpenAI upstreams: real HTTP/1.1 servers on trio + h11 (the
+server loop is :mod:`voidllm.testing.h11server`'s).
 
 The end-to-end tests of the translating adapters point the gateway at these servers. Each one listens on an
 ephemeral port of ``127.0.0.1``, keeps connections alive, reads every request body in full, records every
@@ -56,16 +57,15 @@ output, any check of the credential's value (only its presence), and noticing a 
 
 from __future__ import annotations
 
-import http
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
-import h11
 import orjson
 import trio
 
+from voidllm.testing.h11server import H11Connection, Request, converse, open_listener
 from voidllm.testing.mock_openai import ReceivedRequest
 
 if TYPE_CHECKING:
@@ -88,11 +88,9 @@ ProviderKind = Literal["anthropic", "gemini", "vertex", "azure"]
 FAIL_MODES: Final = frozenset({"malformed_event", "error_event", "drop_mid_stream"})
 AZURE_MODEL: Final = "gpt-4o-2024-08-06"  # what Azure reports as ``model``, whatever the deployment's name
 
-_READ_SIZE: Final = 65536
 _JSON: Final = b"application/json"
 _SSE: Final = b"text/event-stream; charset=utf-8"
 _CREATED: Final = 1_700_000_000
-_REASONS: Final = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 _optional_fail_mode: Final = attrs.validators.optional(attrs.validators.in_(FAIL_MODES))
 _MALFORMED: Final = b'{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "te'
 
@@ -203,61 +201,40 @@ class MockProvider:
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen, report the bound port to ``task_status``, and serve until cancelled."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        for extra in listeners[1:]:
-            await extra.aclose()
-        self.port = listeners[0].socket.getsockname()[1]
+        listener, self.port = await open_listener(host, port)
         self.base_url = f"http://{host}:{self.port}"
         task_status.started(self.port)
-        await trio.serve_listeners(self._connection, listeners[:1])
+        await trio.serve_listeners(self._connection, [listener])
 
     # --- HTTP ---------------------------------------------------------------------------------------------
 
     async def _connection(self, stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        try:
-            while (received := await _read_request(conn, stream)) is not None:
-                head, body = received
-                reply = self._handle(head, body)
-                if not await self._write(conn, stream, reply):
-                    return
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    return
-                conn.start_next_cycle()
-        except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
-            await trio.aclose_forcefully(stream)
+        http = H11Connection(stream)
 
-    async def _write(self, conn: h11.Connection, stream: trio.SocketStream, reply: _Reply) -> bool:
+        async def answer(request: Request) -> bool:
+            return await self._write(http, self._handle(request))
+
+        await converse(http, answer)
+
+    async def _write(self, http: H11Connection, reply: _Reply) -> bool:
         headers = [(b"content-type", reply.content_type), *reply.headers]
-        reason = _REASONS.get(reply.status, b"")
         if reply.events is None:
             headers.append((b"content-length", b"%d" % len(reply.body)))
-            response = h11.Response(status_code=reply.status, headers=headers, reason=reason)
-            await stream.send_all(
-                conn.send(response) + conn.send(h11.Data(data=reply.body)) + conn.send(h11.EndOfMessage())
-            )
+            await http.stream.send_all(http.whole(reply.status, headers, reply.body))
             return True
-        head = conn.send(h11.Response(status_code=reply.status, headers=headers, reason=reason))
-        await stream.send_all(head)
-        for number, event in enumerate(reply.events):
-            if reply.cut_after is not None and number >= reply.cut_after:
-                return False  # close without the end of the chunked body
-            if number and self.behaviour.chunk_interval > 0:
-                await trio.sleep(self.behaviour.chunk_interval)
-            await stream.send_all(conn.send(h11.Data(data=event)))
-        await stream.send_all(conn.send(h11.EndOfMessage()))
-        return True
+        interval = self.behaviour.chunk_interval
+        return await http.send_events(
+            reply.status, headers, reply.events, interval=interval, stop_after=reply.cut_after
+        )
 
-    def _handle(self, head: h11.Request, body: bytes) -> _Reply:
-        headers = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in head.headers]
-        target = head.target.decode("latin-1")
-        method = head.method.decode("ascii")
+    def _handle(self, request: Request) -> _Reply:
+        headers = [
+            (name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in request.headers
+        ]
+        method, target, body = request.method, request.target, request.body
         self.requests.append(ReceivedRequest(method, target, headers, body, trio.current_time()))
-        request = _Request(method, target, dict(headers))
         answer = {"anthropic": self._anthropic, "azure": self._azure}.get(self.kind, self._gemini)
-        return answer(request, body)
+        return answer(_Request(method, target, dict(headers)), body)
 
     # --- Anthropic ----------------------------------------------------------------------------------------
 
@@ -339,28 +316,6 @@ class MockProvider:
             with_usage = isinstance(options, dict) and options.get("include_usage") is True
             return _azure_stream(behaviour, with_usage)
         return _json_reply(_azure_completion(behaviour))
-
-
-# ------------------------------------------------------------------------------------------------ HTTP
-
-
-async def _read_request(conn: h11.Connection, stream: trio.SocketStream) -> tuple[h11.Request, bytes] | None:
-    """The next request and its whole body, or None when the client closed the connection between requests."""
-    head: h11.Request | None = None
-    chunks: list[bytes] = []
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            conn.receive_data(await stream.receive_some(_READ_SIZE))
-        elif isinstance(event, h11.Request):
-            head = event
-        elif isinstance(event, h11.Data):
-            chunks.append(bytes(event.data))
-        elif isinstance(event, h11.EndOfMessage):
-            assert head is not None
-            return head, b"".join(chunks)
-        elif isinstance(event, h11.ConnectionClosed):
-            return None
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -484,7 +439,7 @@ def _anthropic_turn_problem(message: object, position: int, pending: set[str]) -
             return f"{where}: tool_result blocks are only allowed in user turns"
         if not all(isinstance(use, str) and use for use in uses):
             return f"{where}: tool_use blocks need an id"
-        pending.update(uses)
+        pending.update(use for use in uses if isinstance(use, str))  # all are, checked above
     return None
 
 
@@ -553,7 +508,8 @@ def _anthropic_message(model: str, behaviour: ProviderBehaviour) -> dict[str, An
 
 
 def _anthropic_event(payload: dict[str, Any]) -> bytes:
-    return b"event: " + payload["type"].encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    kind: str = payload["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 def _anthropic_stream(model: str, behaviour: ProviderBehaviour) -> _Reply:
