@@ -34,14 +34,17 @@ class Clock:
         return self.now
 
 
+NO_LIMITS = Limits()
+
+
 def ident(
     key: str = "k1",
     *,
     org: str = "o1",
     team: str | None = None,
-    key_limits: Limits = Limits(),
-    team_limits: Limits = Limits(),
-    org_limits: Limits = Limits(),
+    key_limits: Limits = NO_LIMITS,
+    team_limits: Limits = NO_LIMITS,
+    org_limits: Limits = NO_LIMITS,
 ) -> KeyIdentity:
     return KeyIdentity(
         key_id=key,
@@ -358,7 +361,7 @@ def closed_port() -> int:
 
 @pytest.mark.parametrize("policy", ["allow", "deny"])
 async def test_unreachable_redis_applies_the_policy(policy: str) -> None:
-    async with open_redis(f"redis://127.0.0.1:{closed_port()}", timeout=1) as client:
+    async with open_redis(f"redis://127.0.0.1:{closed_port()}", command_timeout=1) as client:
         limiter = RedisLimiter(client, "x:", on_error=policy)
         key = ident(key_limits=Limits(requests_per_minute=1))
         before = BACKEND_ERRORS.labels(policy=policy)._value.get()

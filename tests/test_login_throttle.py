@@ -227,7 +227,7 @@ async def test_redis_per_ip_window_is_shared(redis: tuple[RedisClient, str]) -> 
 
 async def test_without_redis_the_attempts_are_counted_in_this_process() -> None:
     """Redis unreachable (nothing listens on port 9): the throttle falls back to its in-memory counts."""
-    async with open_redis("redis://127.0.0.1:9/0", timeout=0.5) as dead:
+    async with open_redis("redis://127.0.0.1:9/0", command_timeout=0.5) as dead:
         throttle = RedisLoginThrottle(dead, "test:")
         for _ in range(5):
             await throttle.admit("ip", "a@example.com")

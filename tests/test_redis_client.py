@@ -25,7 +25,7 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[RedisClient]:
-    async with open_redis(redis_url, timeout=2, pool_size=4) as client:
+    async with open_redis(redis_url, command_timeout=2, pool_size=4) as client:
         yield client
 
 
@@ -112,7 +112,7 @@ async def test_publish_reaches_a_subscriber(redis: RedisClient, prefix: str) -> 
 async def test_an_unreachable_server_fails_fast_with_unavailable(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_redis(f"redis://127.0.0.1:{closed_port()}/0", timeout=1) as client:
+    async with open_redis(f"redis://127.0.0.1:{closed_port()}/0", command_timeout=1) as client:
         with pytest.raises(RedisUnavailableError) as caught:
             await client.execute("PING")
         assert caught.value.status == 503
@@ -136,7 +136,7 @@ async def test_a_silent_server_times_out_and_the_connection_is_dropped(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(accept_and_ignore)
-        async with open_redis(f"redis://127.0.0.1:{port}", timeout=0.3) as client:
+        async with open_redis(f"redis://127.0.0.1:{port}", command_timeout=0.3) as client:
             began = trio.current_time()
             with pytest.raises(RedisUnavailableError, match="in time"):
                 await client.execute("GET", "x")
@@ -164,7 +164,7 @@ async def test_a_subscription_notices_a_dead_server(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(fake_redis)
-        async with open_redis(f"redis://127.0.0.1:{port}", timeout=0.3) as client:
+        async with open_redis(f"redis://127.0.0.1:{port}", command_timeout=0.3) as client:
             async with client.subscribe("c") as subscription:
                 began = trio.current_time()
                 with pytest.raises(RedisUnavailableError, match="ping"):
@@ -201,7 +201,7 @@ async def test_a_frozen_server_costs_one_timeout_per_probe_not_one_per_command(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(trio.serve_listeners, serve, [listener])
-        async with open_redis(f"redis://127.0.0.1:{port}", timeout=1.0) as client:
+        async with open_redis(f"redis://127.0.0.1:{port}", command_timeout=1.0) as client:
             began = trio.current_time()
             with pytest.raises(RedisUnavailableError, match="in time"):
                 await client.execute("PING")

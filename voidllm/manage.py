@@ -149,7 +149,7 @@ async def _open_bus(config: Config, store: Store) -> AsyncIterator[Bus]:
     from voidllm.store.ids import new_id
 
     redis = config.redis
-    async with open_redis(redis.url, timeout=redis.timeout, pool_size=1) as client:
+    async with open_redis(redis.url, command_timeout=redis.timeout, pool_size=1) as client:
         yield RedisBus(client, redis.key_prefix, f"cli-{new_id()}")
 
 

@@ -433,7 +433,8 @@ async def _start_limits(supervisor: Supervisor, config: Config, store: Store, se
         return memory
     redis = config.redis
     client = await supervisor.start(
-        "redis", partial(serve_redis_client, url=redis.url, timeout=redis.timeout, pool_size=redis.pool_size)
+        "redis",
+        partial(serve_redis_client, url=redis.url, command_timeout=redis.timeout, pool_size=redis.pool_size),
     )
     limiter = RedisLimiter(
         client,

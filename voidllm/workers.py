@@ -5,16 +5,17 @@ process:
 
 1. migrates and bootstraps the store once (workers never race to bootstrap);
 2. binds the listening socket(s) itself, so every worker accepts on the same port (also with ``port: 0``);
-3. starts ``workers`` child processes (``spawn``: nothing of the parent's state is inherited by accident), each
-   running the same :func:`voidllm.server.serve` on the shared sockets with its own caches, usage writer and
-   upstream connection pool;
+3. starts ``workers`` child processes (``spawn``: nothing of the parent's state is inherited by accident),
+   each running the same :func:`voidllm.server.serve` on the shared sockets with its own caches, usage writer
+   and upstream connection pool;
 4. waits until every worker listens, then logs ``listening`` and prints the bootstrap banner once;
 5. restarts a worker that dies while the gateway is running, with the supervisor's backoff;
 6. on SIGTERM/SIGINT asks every worker to drain (SIGTERM; each drains exactly as a single process does) and
    exits 0 once all exited cleanly; a second signal kills the workers and exits 1 at once.
 
 Workers run in their own process group, so a terminal's Ctrl-C reaches only the parent, which then stops them
-in order; a worker whose parent disappears stops by itself.
+in order; a worker whose parent disappears stops by itself (it waits for end-of-file on a pipe whose only
+writing end the parent holds, so the kernel tells it at once; nothing polls).
 
 What is per process: rate counters and caches are refreshed from the store (and, with the tenancy issue, kept
 exact across processes in Redis); ``/metrics`` shows the counters of the worker that answered the scrape.
@@ -28,6 +29,7 @@ import os
 import signal
 import sys
 from functools import partial
+from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
@@ -59,11 +61,14 @@ def run_workers(config: Config) -> int:
 async def _manage(config: Config, sockets: Any, banner: str | None) -> int:
     context = multiprocessing.get_context("spawn")
     ready: Any = context.Queue()
-    parent = os.getpid()
+    # Never written nor closed: the kernel closes the writing end when this process ends, however it ends.
+    parent_alive, _parent_end = context.Pipe(duplex=False)
 
     def start(index: int) -> SpawnProcess:
         process = context.Process(
-            target=_worker_main, args=(config, sockets, ready, index, parent), name=f"voidllm-worker-{index}"
+            target=_worker_main,
+            args=(config, sockets, ready, index, parent_alive),
+            name=f"voidllm-worker-{index}",
         )
         process.start()
         return process
@@ -133,22 +138,22 @@ def _address(sock: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _worker_main(config: Config, sockets: Any, ready: Any, index: int, parent: int) -> None:
+def _worker_main(config: Config, sockets: Any, ready: Any, index: int, parent_alive: Connection) -> None:
     """Entry point of one worker process."""
     os.setpgrp()
     configure_logging(config.logging.level, config.logging.format)
     try:
-        trio.run(_worker, config, sockets, ready, parent)
+        trio.run(_worker, config, sockets, ready, parent_alive)
     except BaseExceptionGroup as group:
         report_crash(group)
         sys.exit(1)
 
 
-async def _worker(config: Config, sockets: Any, ready: Any, parent: int) -> None:
+async def _worker(config: Config, sockets: Any, ready: Any, parent_alive: Connection) -> None:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_stop_signals, stop)
-        nursery.start_soon(_watch_parent, parent, stop)
+        nursery.start_soon(_watch_parent, parent_alive, stop)
 
         async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
             await serve(config, stop, sockets=sockets, run_bootstrap=False, task_status=task_status)
@@ -158,8 +163,9 @@ async def _worker(config: Config, sockets: Any, ready: Any, parent: int) -> None
         ready.put(os.getpid())
 
 
-async def _watch_parent(parent: int, stop: trio.Event) -> None:
-    while os.getppid() == parent:
-        await trio.sleep(1)
+async def _watch_parent(parent_alive: Connection, stop: trio.Event) -> None:
+    """Set ``stop`` once the parent process is gone: the parent never writes to ``parent_alive``, so it
+    becomes readable (end-of-file) only when the parent's end closes, that is, when the parent exits."""
+    await trio.lowlevel.wait_readable(parent_alive.fileno())
     log.warning("parent process is gone; stopping")
     stop.set()

@@ -103,12 +103,12 @@ class Endpoint:
             return cls(path=parts.path, db=db, username=username, password=password)
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError("a redis://, rediss:// or unix:// URL is required")
-        db = parts.path.strip("/") or query.get("db", ["0"])[0]
+        db_text = parts.path.strip("/") or query.get("db", ["0"])[0]
         return cls(
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 6379,
             tls=parts.scheme == "rediss",
-            db=int(db),
+            db=int(db_text),
             username=username,
             password=password,
         )
@@ -374,24 +374,30 @@ class Subscription:
 
 
 @asynccontextmanager
-async def open_redis(url: str, *, timeout: float = 2.0, pool_size: int = 16) -> AsyncIterator[RedisClient]:
-    """A :class:`RedisClient` for ``url``; no connection is made until the first command."""
-    client = RedisClient(Endpoint.from_url(url), timeout=timeout, pool_size=pool_size)
+async def open_redis(
+    url: str, *, command_timeout: float = 2.0, pool_size: int = 16
+) -> AsyncIterator[RedisClient]:
+    """A :class:`RedisClient` for ``url``; no connection is made until the first command.
+
+    ``command_timeout`` is the client's bound on each of its operations (the ``timeout`` of the module
+    docstring, ``redis.timeout``), a per-operation limit like httpx's, not a deadline for this block.
+    """
+    client = RedisClient(Endpoint.from_url(url), timeout=command_timeout, pool_size=pool_size)
     try:
         yield client
     finally:
-        with trio.move_on_after(timeout, shield=True):
+        with trio.move_on_after(command_timeout, shield=True):
             await client.aclose()
 
 
 async def serve_redis_client(
     *,
     url: str,
-    timeout: float,
+    command_timeout: float,
     pool_size: int,
     task_status: trio.TaskStatus[RedisClient] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Own the process's :class:`RedisClient` (a supervised service): hand it out, close it when cancelled."""
-    async with open_redis(url, timeout=timeout, pool_size=pool_size) as client:
+    async with open_redis(url, command_timeout=command_timeout, pool_size=pool_size) as client:
         task_status.started(client)
         await trio.sleep_forever()
