@@ -55,13 +55,23 @@ class _DemoResponse:
     chunks: tuple[bytes, ...]
     http_version: bytes = b"1.1"
     _closed: bool = False
+    _next: int = 0
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            await trio.lowlevel.checkpoint()  # a stream yields between events, as one from a socket would
-            if self._closed:
-                raise trio.ClosedResourceError("response closed")
-            yield chunk
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The chunks in order; an iterator, not an async generator: leaving it early leaves nothing open."""
+        return self
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._next == len(self.chunks):
+            raise StopAsyncIteration
+        await trio.lowlevel.checkpoint()  # a stream yields between events, as one from a socket would
+        if self._closed:
+            raise trio.ClosedResourceError("response closed")
+        self._next += 1
+        return self.chunks[self._next - 1]
 
     async def aclose(self) -> None:
         self._closed = True
@@ -101,6 +111,7 @@ async def _answer(
     behaviour = attrs.evolve(_DEMO_BEHAVIOUR, prompt_tokens=max(1, len(raw) // 4))
     reply = answer_in_memory(method.decode("ascii"), target, lowered, raw, behaviour)
     response_headers = [(b"content-type", reply.content_type)]
+    chunks: tuple[bytes, ...]
     if reply.events is None:
         response_headers.append((b"content-length", b"%d" % len(reply.body)))
         chunks = (reply.body,) if reply.body else ()

@@ -50,7 +50,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Protocol
 
 import attrs
@@ -207,7 +207,7 @@ class Proxy:
 
     async def _serve(self, ex: Exchange, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         body_done = trio.Event()
-        body: bytes | AsyncIterator[bytes]
+        body: bytes | AsyncGenerator[bytes, None]
         length: int | None
         if ex.endpoint.multipart:
             body, length = await self._multipart_body(ex, scope, receive, body_done)
@@ -226,6 +226,8 @@ class Proxy:
                     ex.client_gone = True
                 nursery.cancel_scope.cancel()
         finally:
+            if not isinstance(body, bytes):
+                await body.aclose()  # a multipart body the upstream did not read to its end
             event = self._finish(ex)
             if event is not None:
                 if self.usage_wait is None:
@@ -419,7 +421,7 @@ class Proxy:
 
     async def _multipart_body(
         self, ex: Exchange, scope: dict[str, Any], receive: Receive, body_done: trio.Event
-    ) -> tuple[AsyncIterator[bytes], int | None]:
+    ) -> tuple[AsyncGenerator[bytes, None], int | None]:
         content_type = (header(scope["headers"], b"content-type") or b"").decode("latin-1")
         head = MultipartHead(boundary_from_content_type(content_type))  # MultipartError is a 400
         reader = BodyReader.start(
@@ -436,7 +438,7 @@ class Proxy:
         first = head.rewrite(model.name)
         length = None if reader.declared is None else reader.declared + head.length_delta(model.name)
 
-        async def stream() -> AsyncIterator[bytes]:
+        async def stream() -> AsyncGenerator[bytes, None]:  # closed by _serve
             yield first
             while reader.more:
                 out = head.relay(await reader.next())  # refuses a second `model` field later in the body

@@ -57,7 +57,7 @@ from voidllm.mcp.upstream.ssrf import BlockedAddress, GuardedBackend, check_url
 from voidllm.sse import Event, EventFramer, parse_event
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Mapping
+    from collections.abc import AsyncGenerator, Iterator, Mapping
 
 __all__ = [
     "HANDSHAKE_VERSIONS",
@@ -460,9 +460,10 @@ class McpUpstreams:
             async with self.client(server).stream("GET", server.url, headers=headers) as response:
                 if response.status_code != 200 or _content_type(response.headers) != "text/event-stream":
                     return False
-                async for event, _data in _sse_events(response, _MAX_ERROR_BODY):
-                    if event == "endpoint":
-                        return True
+                async with contextlib.aclosing(_sse_events(response, _MAX_ERROR_BODY)) as events:
+                    async for event, _data in events:
+                        if event == "endpoint":
+                            return True
         except (httpx.HTTPError, BlockedAddress, _TooLarge):
             return False
         return False
@@ -656,7 +657,7 @@ def _decode(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-async def _sse_events(response: httpx.Response, limit: int) -> AsyncIterator[tuple[str, str]]:
+async def _sse_events(response: httpx.Response, limit: int) -> AsyncGenerator[tuple[str, str], None]:
     """``(event, data)`` per SSE event (:mod:`voidllm.sse`), counting every byte against ``limit``; an
     unterminated last event that has data counts too."""
     total = 0
@@ -682,23 +683,23 @@ async def _sse_response(response: httpx.Response, request_id: int, limit: int) -
     The rest of the stream (normally nothing: the server ends it after the response) is read for a short
     grace, so the connection can be reused.
     """
-    events = _sse_events(response, limit)
-    async for event, data in events:
-        if event != "message":
-            continue
-        message = _decode(data.encode())
-        if (
-            message is not None
-            and message.get("id") == request_id
-            and ("result" in message or "error" in message)
-        ):
-            break
-    else:
-        return None
-    with trio.move_on_after(_DRAIN_GRACE):
-        try:
-            async for _ in events:
+    async with contextlib.aclosing(_sse_events(response, limit)) as events:
+        async for event, data in events:
+            if event != "message":
+                continue
+            message = _decode(data.encode())
+            if (
+                message is not None
+                and message.get("id") == request_id
+                and ("result" in message or "error" in message)
+            ):
+                break
+        else:
+            return None
+        with trio.move_on_after(_DRAIN_GRACE):
+            try:
+                async for _ in events:
+                    pass
+            except _TooLarge:
                 pass
-        except _TooLarge:
-            pass
     return message
