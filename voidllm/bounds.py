@@ -88,9 +88,9 @@ MAX_ITEMS = 1024
 
 @attrs.frozen
 class Bounds:
-    """What a value may be: a number within ``minimum``..``maximum`` (floats also finite), a string of at
-    most ``max_length`` characters that fully matches ``pattern`` (``pattern_means`` says what that is, for
-    the error message) or is one of ``choices``, a list of at most ``max_items`` items each within ``items``."""
+    """What a value may be: a number within ``minimum``..``maximum`` (floats also finite), a string of at most
+    ``max_length`` characters that fully matches ``pattern`` (``pattern_means`` says what that is, for the
+    error message) or is one of ``choices``, a list of at most ``max_items`` items each within ``items``."""
 
     minimum: int | float | None = None
     maximum: int | float | None = None
@@ -117,13 +117,14 @@ class Bounds:
     def _number(self, value: float) -> str | None:
         if isinstance(value, float) and not math.isfinite(value):
             return "must be a finite number"
-        low_ok = self.minimum is None or value >= self.minimum
-        high_ok = self.maximum is None or value <= self.maximum
-        if low_ok and high_ok:
-            return None
-        if self.minimum is not None and self.maximum is not None:
-            return f"must be between {_show(self.minimum)} and {_show(self.maximum)}"
-        return f"must be >= {_show(self.minimum)}" if not low_ok else f"must be <= {_show(self.maximum)}"
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            return None if low <= value <= high else f"must be between {_show(low)} and {_show(high)}"
+        if low is not None and value < low:
+            return f"must be >= {_show(low)}"
+        if high is not None and value > high:
+            return f"must be <= {_show(high)}"
+        return None
 
     def _text(self, value: str) -> str | None:
         if self.max_length is not None and len(value) > self.max_length:

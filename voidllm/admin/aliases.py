@@ -12,10 +12,8 @@ processes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -55,7 +53,7 @@ class AliasOut:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> AliasOut:
+    def from_row(cls, row: sa.RowMapping) -> AliasOut:
         return cls(
             id=row["id"],
             alias=row["alias"],

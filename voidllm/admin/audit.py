@@ -7,10 +7,8 @@ administrators only their own: asking for another organisation is 403. Writing i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -57,7 +55,7 @@ class AuditLogOut:
     status_code: int
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> AuditLogOut:
+    def from_row(cls, row: sa.RowMapping) -> AuditLogOut:
         return cls(
             id=row["id"],
             timestamp=row["timestamp"],

@@ -210,6 +210,8 @@ class AuditRecorder:
 
 def open_audit_channel(buffer_size: int) -> tuple[AuditRecorder, trio.MemoryReceiveChannel[AuditRecord]]:
     """The bounded audit channel: the sink for :attr:`Services.audit` and the receive side for the writer."""
+    recorder: Recorder[AuditRecord]
+    receive: trio.MemoryReceiveChannel[AuditRecord]
     recorder, receive = open_batch_channel(buffer_size, AUDIT_METRICS)
     return AuditRecorder(recorder), receive
 

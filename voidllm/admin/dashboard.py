@@ -185,12 +185,15 @@ def _headcount(conn: sa.Connection, scope: _Scope) -> tuple[int | None, int | No
     return None, None
 
 
-def _budget_owners(scope: _Scope) -> list[tuple[str, sa.Table, str, Sequence[sa.ColumnElement[bool]]]]:
+_Owners = tuple[str, sa.Table, str, Sequence[sa.ColumnElement[bool]]]
+
+
+def _budget_owners(scope: _Scope) -> list[_Owners]:
     """``(level, owner table, usage_events column, which owners)`` of the budgets in scope."""
     orgs, teams, keys = t.organizations, t.teams, t.api_keys
     if scope.name == "system":
         return [("org", orgs, "org_id", ())]
-    owners = [("org", orgs, "org_id", (orgs.c.id == scope.org_id,))]
+    owners: list[_Owners] = [("org", orgs, "org_id", (orgs.c.id == scope.org_id,))]
     if scope.name == "org":
         owners.append(("team", teams, "team_id", (teams.c.org_id == scope.org_id,)))
     elif scope.name == "team":

@@ -178,7 +178,7 @@ def _nulls(values: dict[str, Any]) -> dict[str, Any]:
     return {field: (value or None) if field in _OPTIONAL else value for field, value in values.items()}
 
 
-def _live_deployment(conn: sa.Connection, model_id: str, deployment_id: str) -> Mapping[str, Any]:
+def _live_deployment(conn: sa.Connection, model_id: str, deployment_id: str) -> sa.RowMapping:
     d = t.model_deployments
     row = (
         conn.execute(

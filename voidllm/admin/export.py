@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from functools import partial
 from typing import Any, Literal
@@ -188,6 +188,7 @@ def _exported(dialect: str) -> tuple[tuple[str, sa.ColumnElement[Any]], ...]:
     """The CSV columns and what each selects. Timestamps and flags are formatted by the database so rows
     need no per-value Python conversion: ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` from both dialects (SQLite
     stores exactly that with a space and no ``Z``, see :mod:`voidllm.store.types`)."""
+    created: sa.ColumnElement[str]
     if dialect == "postgresql":
         created = sa.func.to_char(
             sa.func.timezone("UTC", _u.created_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"', type_=sa.Text
@@ -349,7 +350,7 @@ def _report_tx(org_id: str, query: CostReportQuery, conn: sa.Connection) -> Cost
     )
 
 
-def _costs(row: Mapping[str, Any]) -> dict[str, Any]:
+def _costs(row: sa.RowMapping) -> dict[str, Any]:
     return {
         "requests": int(row["requests"]),
         "prompt_tokens": int(row["prompt_tokens"]),

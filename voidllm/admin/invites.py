@@ -190,7 +190,7 @@ async def create_invite(services: Services, actor: Actor, org_id: str, req: Invi
     email = normalize_email(req.email)
     token = generate_key(KeyKind.INVITE)
     now = utcnow()
-    values = dict(
+    values: dict[str, Any] = dict(
         id=new_id(),
         token_hash=services.keyring.hash_key(token),
         token_hint=key_hint(token),

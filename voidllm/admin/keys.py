@@ -354,7 +354,8 @@ def _service_account_team(conn: sa.Connection, org_id: str, sa_id: str) -> str |
     ).first()
     if row is None:
         raise BadRequestError("service account not found")
-    return row.team_id
+    team_id: str | None = row.team_id
+    return team_id
 
 
 # -- read ---------------------------------------------------------------------------------------------

@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -76,6 +76,8 @@ from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 REFRESH_INTERVAL = 60.0
 _ALIAS = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -135,7 +137,7 @@ class McpServerOut:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> McpServerOut:
+    def from_row(cls, row: sa.RowMapping) -> McpServerOut:
         return cls(
             id=row["id"],
             name=row["name"],
@@ -389,7 +391,7 @@ async def _fetch_tools(services: Services, entry: McpServerEntry) -> list[tuple[
     return tools
 
 
-async def _write(services: Services, fn: Any) -> Any:
+async def _write(services: Services, fn: Callable[[sa.Connection], T]) -> T:
     try:
         return await services.store.run(fn)
     except StoreIntegrityError as exc:
@@ -480,7 +482,7 @@ def _checked(values: dict[str, Any], secrets: tuple[str, str], *, allow_private:
     return {key: (value or None) if key in _NULLABLE else value for key, value in values.items()}
 
 
-def _server_row(conn: sa.Connection, server_id: str) -> Mapping[str, Any]:
+def _server_row(conn: sa.Connection, server_id: str) -> sa.RowMapping:
     s = t.mcp_servers
     row = conn.execute(sa.select(s).where(s.c.id == server_id, s.c.deleted_at.is_(None))).mappings().first()
     if row is None:
@@ -488,7 +490,7 @@ def _server_row(conn: sa.Connection, server_id: str) -> Mapping[str, Any]:
     return row
 
 
-def visible_server(conn: sa.Connection, actor: Actor, server_id: str) -> Mapping[str, Any]:
+def visible_server(conn: sa.Connection, actor: Actor, server_id: str) -> sa.RowMapping:
     """The live server if the actor may see it (a global one, or one of its org or team), else 404."""
     row = _server_row(conn, server_id)
     if actor.is_system_admin or row["org_id"] is None:
@@ -500,7 +502,7 @@ def visible_server(conn: sa.Connection, actor: Actor, server_id: str) -> Mapping
 
 def owned_server(
     conn: sa.Connection, actor: Actor, server_id: str, *, editable: bool = True
-) -> Mapping[str, Any]:
+) -> sa.RowMapping:
     """:func:`visible_server`, 403 unless the actor administers its scope; with ``editable``, 409 for a
     server of the config file or the built-in one."""
     row = visible_server(conn, actor, server_id)

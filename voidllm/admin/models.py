@@ -22,10 +22,10 @@ ASCII (it is sent in a header), ``max_context_tokens`` at most 10^8, prices 0 to
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -59,6 +59,8 @@ from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id
 
 RESERVED = ":deleted:"
+T = TypeVar("T")
+
 MAX_TIMEOUT = 24 * 3600.0
 PROVIDER = Bounds(max_length=32, choices=PROVIDERS)
 MODEL_TYPE = Bounds(max_length=32, choices=MODEL_TYPES)
@@ -87,7 +89,7 @@ class DeploymentOut:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> DeploymentOut:
+    def from_row(cls, row: sa.RowMapping) -> DeploymentOut:
         return cls(
             id=row["id"],
             model_id=row["model_id"],
@@ -139,7 +141,7 @@ class ModelOut:
     deployments: list[DeploymentOut]
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], deployments: Sequence[Mapping[str, Any]]) -> ModelOut:
+    def from_row(cls, row: sa.RowMapping, deployments: Sequence[sa.RowMapping]) -> ModelOut:
         return cls(
             id=row["id"],
             name=row["name"],
@@ -285,7 +287,7 @@ async def delete(services: Services, actor: Actor, model_id: str) -> None:
     await services.catalog_changed(TOPIC_MODELS)
 
 
-async def store_write(services: Services, fn: Any) -> Any:
+async def store_write(services: Services, fn: Callable[[sa.Connection], T]) -> T:
     """Run a write, turning a unique-constraint race into the same 409 the checks give."""
     try:
         return await services.store.run(fn)
@@ -472,7 +474,7 @@ def _rename_references(conn: sa.Connection, old: str, new: str) -> None:
     conn.execute(sa.update(t.model_aliases).where(t.model_aliases.c.model_name == old).values(model_name=new))
 
 
-def live_model(conn: sa.Connection, model_id: str) -> Mapping[str, Any]:
+def live_model(conn: sa.Connection, model_id: str) -> sa.RowMapping:
     """The live model row with ``fallback_name``; 404 when there is none."""
     m, target = t.models, t.models.alias("target")
     row = (
@@ -489,7 +491,7 @@ def live_model(conn: sa.Connection, model_id: str) -> Mapping[str, Any]:
     return row
 
 
-def editable_model(conn: sa.Connection, model_id: str) -> Mapping[str, Any]:
+def editable_model(conn: sa.Connection, model_id: str) -> sa.RowMapping:
     """:func:`live_model`, refused with 409 ``model_managed_by_config`` for a model of the config file."""
     row = live_model(conn, model_id)
     if row["source"] == "yaml":
@@ -500,9 +502,9 @@ def editable_model(conn: sa.Connection, model_id: str) -> Mapping[str, Any]:
     return row
 
 
-def _deployments(conn: sa.Connection, model_ids: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
+def _deployments(conn: sa.Connection, model_ids: Sequence[str]) -> dict[str, list[sa.RowMapping]]:
     d = t.model_deployments
-    found: dict[str, list[Mapping[str, Any]]] = {model_id: [] for model_id in model_ids}
+    found: dict[str, list[sa.RowMapping]] = {model_id: [] for model_id in model_ids}
     if model_ids:
         query = (
             sa.select(d)

@@ -7,7 +7,7 @@ previous page: stable under concurrent inserts and deletes, and one index range 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -24,9 +24,9 @@ PAGE_LIMIT = Bounds(minimum=1, maximum=MAX_LIMIT)
 CURSOR = Bounds(max_length=64)
 
 
-def page_limit_field(default: int = DEFAULT_LIMIT) -> int:
+def page_limit_field(default: int = DEFAULT_LIMIT) -> Any:
     """The ``limit`` query parameter: 1 to :data:`MAX_LIMIT`."""
-    return bounded(PAGE_LIMIT, default=default)  # type: ignore[no-any-return]
+    return bounded(PAGE_LIMIT, default=default)
 
 
 @attrs.frozen
@@ -51,9 +51,9 @@ class PageQuery:
 def paginate(
     conn: sa.Connection,
     query: sa.Select[Any],
-    id_column: sa.ColumnElement[str],
+    id_column: sa.Column[str],
     page: PageQuery,
-    build: Callable[[Mapping[str, Any]], T],
+    build: Callable[[sa.RowMapping], T],
     *,
     descending: bool = False,
 ) -> Page[T]:

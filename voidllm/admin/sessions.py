@@ -164,7 +164,7 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
     write = partial(
         _open_session_tx, user_id=user["id"], org_id=org_id, key_hash=key_hash, hint=hint, now=now
     )
-    key_id, revoked, entry = await services.store.run(write)
+    _, revoked, entry = await services.store.run(write)
     if entry is None:  # the user or their organisation was deleted in the meantime
         raise AuthenticationError(_INVALID)
     services.keys.put(*entry)

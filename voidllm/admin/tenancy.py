@@ -36,7 +36,6 @@ from voidllm.store.errors import StoreIntegrityError
 T = TypeVar("T")
 
 RESERVED = ":deleted:"
-MAX_NAME = NAME.max_length
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 SLUG = Bounds(max_length=63)
 LIMIT_FIELDS = ("daily_token_limit", "monthly_token_limit", "requests_per_minute", "requests_per_day")
@@ -46,12 +45,14 @@ LIMIT_FIELDS = ("daily_token_limit", "monthly_token_limit", "requests_per_minute
 
 
 def check_name(value: str, field: str = "name") -> str:
-    """``value`` stripped; 400 when empty, longer than :data:`MAX_NAME` or containing ``:deleted:``."""
+    """``value`` stripped; 400 when empty, longer than :data:`~voidllm.bounds.NAME` allows or containing
+    ``:deleted:``."""
     value = value.strip()
     if not value:
         raise BadRequestError(f"{field} is required")
-    if len(value) > MAX_NAME:
-        raise BadRequestError(f"{field} must be at most {MAX_NAME} characters")
+    too_long = NAME.message(field, value)
+    if too_long is not None:
+        raise BadRequestError(too_long)
     if RESERVED in value:
         raise BadRequestError(f"{field} must not contain '{RESERVED}'")
     return value
@@ -94,7 +95,7 @@ def slug_field(*, optional: bool = False) -> Any:
 
 def _in_limit_range(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
     """The codec checks :data:`~voidllm.bounds.LIMIT` on requests; this covers values built in code (CLI)."""
-    if value is not None and not LIMIT.minimum <= value <= LIMIT.maximum:  # type: ignore[operator]
+    if value is not None and LIMIT.problem(value) is not None:
         raise BadRequestError(f"{attribute.name} must be between 0 (unlimited) and {LIMIT.maximum}")
 
 

@@ -151,7 +151,7 @@ class McpUsagePoint:
     code_mode_calls: int
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], label: str | None) -> McpUsagePoint:
+    def from_row(cls, row: sa.RowMapping, label: str | None) -> McpUsagePoint:
         total, success = int(row["total_calls"]), int(row["success_count"] or 0)
         timeout = int(row["timeout_count"] or 0)
         return cls(
@@ -329,7 +329,7 @@ def _rolled_hours(conn: sa.Connection, query: UsageQuery) -> tuple[datetime, dat
     return start, end
 
 
-def _merged_points(parts: Sequence[tuple[Mapping[str, Any], str | None]]) -> list[UsagePoint]:
+def _merged_points(parts: Sequence[tuple[sa.RowMapping, str | None]]) -> list[UsagePoint]:
     """One point per group key, summing the rows of the rollups and of the events (a rollup's ``''`` team
     or user is the events' ``NULL``)."""
     sums: dict[str | None, dict[str, Any]] = {}
@@ -378,7 +378,7 @@ class _Names:
 
     table: sa.Table
     columns: tuple[str, ...]
-    label: Callable[[Mapping[str, Any]], str | None]
+    label: Callable[[sa.RowMapping], str | None]
 
 
 def _tombstoned(value: str | None) -> str | None:
@@ -415,7 +415,7 @@ def _grouped(
     to: datetime,
     *,
     created: sa.ColumnElement[Any] | None = None,
-) -> list[tuple[Mapping[str, Any], str | None]]:
+) -> list[tuple[sa.RowMapping, str | None]]:
     """``(row, label)`` per group of ``table``'s rows in ``[from_, to)`` within ``scope``; ``created`` is the
     time column (default ``created_at``)."""
     created = table.c.created_at if created is None else created

@@ -109,7 +109,9 @@ class UserOut:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], membership: Mapping[str, Any] | None) -> UserOut:
+    def from_row(
+        cls, row: Mapping[str, Any] | sa.RowMapping, membership: Mapping[str, Any] | sa.RowMapping | None
+    ) -> UserOut:
         return cls(
             id=row["id"],
             email=row["email"],
@@ -341,7 +343,7 @@ async def update_user(services: Services, actor: Actor, user_id: str, req: UserU
 
 
 def _needs_current_password(
-    actor: Actor, user: Mapping[str, Any], changes: dict[str, Any], req: UserUpdate
+    actor: Actor, user: sa.RowMapping, changes: dict[str, Any], req: UserUpdate
 ) -> bool:
     """Whether this is the user's own change of password or email (a system admin needs no proof)."""
     if actor.is_system_admin or actor.user_id != user["id"]:
@@ -349,7 +351,7 @@ def _needs_current_password(
     return req.password is not None or changes.get("email", user["email"]) != user["email"]
 
 
-async def _confirm_password(user: Mapping[str, Any], current_password: str | None) -> None:
+async def _confirm_password(user: sa.RowMapping, current_password: str | None) -> None:
     """400 unless ``current_password`` is the user's password."""
     if user["auth_provider"] != "local":
         raise BadRequestError("password and email changes are not available for SSO accounts")
