@@ -135,7 +135,7 @@ def _tuple_hook(tuple_type: Any, conv: cattrs.BaseConverter) -> Callable[[Any, t
 
 
 def _attrs_hook(cls: type, conv: cattrs.BaseConverter) -> Callable[[Any, type], Any]:
-    fields = make_dict_structure_fn(cls, conv)
+    fields: Callable[[Mapping[str, Any], Any], Any] = make_dict_structure_fn(cls, conv)
 
     def structure(value: Any, _: type) -> Any:
         if not isinstance(value, Mapping):
@@ -154,9 +154,17 @@ def _make_converter() -> cattrs.Converter:
     for cls, hook in ((str, _read_str), (int, _read_int), (float, _read_float), (bool, _read_bool)):
         conv.register_structure_hook(cls, hook)
     conv.register_structure_hook_factory(attrs.has, _attrs_hook)
-    conv.register_structure_hook_factory(lambda t: get_origin(t) is tuple, _tuple_hook)
-    conv.register_structure_hook_factory(lambda t: get_origin(t) is Annotated, _annotated_hook)
+    conv.register_structure_hook_factory(_is_tuple, _tuple_hook)
+    conv.register_structure_hook_factory(_is_annotated, _annotated_hook)
     return conv
+
+
+def _is_tuple(type_: object) -> bool:
+    return get_origin(type_) is tuple
+
+
+def _is_annotated(type_: object) -> bool:
+    return get_origin(type_) is Annotated
 
 
 converter = _make_converter()

@@ -94,7 +94,12 @@ class DatabaseConfig:
     """The store: a SQLite file path or a PostgreSQL URL; pool settings apply to PostgreSQL only."""
 
     driver: Annotated[str, OneOf(("sqlite", "postgres"))] = "sqlite"
-    dsn: str = attrs.field(default="", converter=attrs.Converter(_dsn_or_default, takes_self=True))
+    # mypy's attrs plugin supports only plain converters, and attrs' stub wants the converter to take any
+    # AttrsInstance as self: neither can express a converter that reads another field of this class.
+    dsn: str = attrs.field(
+        default="",
+        converter=attrs.Converter(_dsn_or_default, takes_self=True),  # type: ignore[misc, call-overload]
+    )
     max_open_conns: Annotated[int, Range(min=1)] = 25
     max_idle_conns: Annotated[int, Range(min=0)] = 5
     conn_max_lifetime: Duration = 300.0

@@ -76,8 +76,11 @@ class BootstrapConfig:
     """The organisation and admin user created on first start (only when ``settings.admin_key`` is set)."""
 
     org_name: Annotated[str, NOT_EMPTY] = "Default"
+    # mypy's attrs plugin supports only plain converters, and attrs' stub wants the converter to take any
+    # AttrsInstance as self: neither can express a converter that reads another field of this class.
     org_slug: Annotated[str, _SLUG] = attrs.field(
-        default="", converter=attrs.Converter(_slug_or_derived, takes_self=True)
+        default="",
+        converter=attrs.Converter(_slug_or_derived, takes_self=True),  # type: ignore[misc, call-overload]
     )
     admin_email: Annotated[str, Predicate(lambda email: "@" in email, "must be an email address")] = (
         "admin@voidllm.local"

@@ -52,7 +52,8 @@ def interpolate(text: str, environ: Mapping[str, str]) -> str:
     return _VARIABLE.sub(substitute, text)
 
 
-class _Loader(yaml.SafeLoader):
+# PyYAML ships without type hints (and types-PyYAML is not a dependency), so SafeLoader is Any to mypy.
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]
     """A ``SafeLoader`` that interpolates scalars, rejects duplicate keys and drops null values."""
 
     environ: Mapping[str, str] = {}
