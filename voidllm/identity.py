@@ -39,7 +39,9 @@ class Limits:
     monthly_token_limit: int = 0
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], prefix: str = "") -> Limits:
+    def from_row(cls, row: Mapping[Any, Any], prefix: str = "") -> Limits:
+        """The limits in ``row``'s ``{prefix}requests_per_minute``... columns (a store row, whose keys may
+        also be column objects, hence ``Mapping[Any, Any]``)."""
         return cls(
             requests_per_minute=int(row[f"{prefix}requests_per_minute"] or 0),
             requests_per_day=int(row[f"{prefix}requests_per_day"] or 0),

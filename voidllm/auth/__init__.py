@@ -2,6 +2,6 @@
 the first-start bootstrap, password hashing, login sessions and login throttling (in memory or over Redis).
 
 The identity a key resolves to is a plain value of :mod:`voidllm.identity`, below this package, because the
-limiters, the catalog, the proxy and the MCP gateway read it too; :mod:`voidllm.auth.identity` decides the role
-a key acts with.
+limiters, the catalog, the proxy and the MCP gateway read it too; :mod:`voidllm.auth.identity` decides the
+role a key acts with.
 """

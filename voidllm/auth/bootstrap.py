@@ -29,6 +29,7 @@ from voidllm.crypto import KeyKind, Keyring, generate_key, hash_key, key_hint
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id, utcnow
+from voidllm.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class BootstrapPlan:
     admin_email: str
 
 
-async def bootstrap(store: object, keyring: Keyring, plan: BootstrapPlan) -> BootstrapCredentials | None:
+async def bootstrap(store: Store, keyring: Keyring, plan: BootstrapPlan) -> BootstrapCredentials | None:
     """Create the first organisation, admin and key when the store holds no live key.
 
     Returns:
@@ -109,7 +110,7 @@ async def bootstrap(store: object, keyring: Keyring, plan: BootstrapPlan) -> Boo
         now=utcnow(),
     )
     try:
-        created = await store.run(write)  # type: ignore[attr-defined]
+        created = await store.run(write)
     except StoreIntegrityError:
         log.info("bootstrap not needed: another process created the first organisation and admin")
         return None

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NoReturn
 
 import attrs
 import trio
@@ -55,25 +55,25 @@ class KeyCache:
                 which, never what was sent.
         """
         if not authorization:
-            return self._reject("missing", MISSING)
+            self._reject("missing", MISSING)
         scheme, _, key = authorization.partition(" ")
         if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110)
             hint = "the Bearer prefix is missing" if authorization.startswith("vl_") else "unsupported scheme"
-            return self._reject("format", f"{hint}: use Authorization: Bearer <key>")
+            self._reject("format", f"{hint}: use Authorization: Bearer <key>")
         return self.authenticate_key(key.strip())
 
     def authenticate_key(self, plaintext: str) -> KeyIdentity:
         """Resolve a presented key (without the ``Bearer`` prefix); see :meth:`authenticate`."""
         kind = KeyKind.from_key(plaintext)
         if kind is None or kind is KeyKind.INVITE or not is_well_formed(plaintext):
-            return self._reject("format", "invalid API key format")
+            self._reject("format", "invalid API key format")
         digest = hash_key(self.hmac_secret, plaintext)
         identity = self._by_hash.get(digest)
         if identity is None:
-            return self._reject("unknown", "invalid API key")
+            self._reject("unknown", "invalid API key")
         if identity.expired(datetime.now(UTC)):
             self.evict(digest)
-            return self._reject("expired", "API key expired")
+            self._reject("expired", "API key expired")
         return identity
 
     def put(self, key_hash: str, identity: KeyIdentity) -> None:
@@ -120,7 +120,7 @@ class KeyCache:
         CACHE_SIZE.labels(cache="keys").set(len(self._by_hash))
 
     @staticmethod
-    def _reject(reason: str, message: str) -> Any:
+    def _reject(reason: str, message: str) -> NoReturn:
         AUTH_FAILURES.labels(reason=reason).inc()
         raise AuthenticationError(message)
 

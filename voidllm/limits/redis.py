@@ -154,7 +154,8 @@ class RedisLimiter:
         try:
             reply = await self.client.evalsha(ADMIT, keys, args)
         except RedisError as exc:
-            return self._unavailable(exc)
+            self._unavailable(exc)
+            return None
         status, *rest = reply
         if status == 1:
             raise rejection(requests[rest[0] - 1], now)
@@ -205,4 +206,3 @@ class RedisLimiter:
         )
         if self.on_error == "deny":
             raise ServiceUnavailableError("rate limiter unavailable") from exc
-        return None

@@ -1,4 +1,5 @@
-"""Redis: a trio client (:mod:`voidllm.redis.client`) and the cross-process change bus (:mod:`voidllm.redis.bus`)."""
+"""Redis: a trio client (:mod:`voidllm.redis.client`) and the cross-process change bus
+(:mod:`voidllm.redis.bus`)."""
 
 from voidllm.redis.client import RedisClient as RedisClient
 from voidllm.redis.client import RedisError as RedisError

@@ -13,11 +13,11 @@ Where a model comes from decides how it is built:
   answer 404 at once.
 
 :class:`CatalogLoader` reads the API models, the model-access allowlists and the scoped aliases in one
-transaction and swaps them into the running :class:`~voidllm.routing.catalog.Catalog`. Admin mutations call
-it right after their write (so the change holds in this process before the response is sent), notices from
-other processes call it (``voidllm.bus``), and :func:`serve_catalog` calls it every ``min(cache.model_ttl, cache.alias_ttl)`` (the snapshot is read
-together, so the shorter period wins), which
-is how other processes converge without Redis. A failed periodic reload keeps the previous snapshot.
+transaction and swaps them into the running :class:`~voidllm.routing.catalog.Catalog`. Admin mutations call it
+right after their write (so the change holds in this process before the response is sent), notices from other
+processes call it (``voidllm.bus``), and :func:`serve_catalog` calls it every ``min(cache.model_ttl,
+cache.alias_ttl)`` (the snapshot is read together, so the shorter period wins), which is how other processes
+converge without Redis. A failed periodic reload keeps the previous snapshot.
 
 Health probes follow the running registry on their own (``voidllm.routing.health``, resync every 5 s).
 """
@@ -127,7 +127,7 @@ def _load_models(conn: sa.Connection, keyring: Keyring) -> tuple[Model, ...]:
         .all()
     )
     d = t.model_deployments
-    deployments: dict[str, list[Mapping[str, Any]]] = {}
+    deployments: dict[str, list[sa.RowMapping]] = {}
     if rows:
         live = sa.and_(d.c.model_id.in_([row["id"] for row in rows]), d.c.deleted_at.is_(None), d.c.is_active)
         query = sa.select(d).where(live).order_by(d.c.priority, d.c.created_at, d.c.id)
@@ -138,7 +138,7 @@ def _load_models(conn: sa.Connection, keyring: Keyring) -> tuple[Model, ...]:
 
 
 def _model_from_rows(
-    row: Mapping[str, Any], deployments: Sequence[Mapping[str, Any]], keyring: Keyring
+    row: sa.RowMapping, deployments: Sequence[sa.RowMapping], keyring: Keyring
 ) -> Model | None:
     """A registry model from its row and active deployments; ``None`` (logged) when it cannot be served."""
     name = row["name"]
@@ -170,7 +170,7 @@ def _model_from_rows(
     )
 
 
-def _upstream(name: str, row: Mapping[str, Any], kind: AadKind, keyring: Keyring) -> Upstream:
+def _upstream(name: str, row: sa.RowMapping, kind: AadKind, keyring: Keyring) -> Upstream:
     sealed = row["api_key_encrypted"]
     api_key = keyring.decrypt_secret(sealed, aad=aad_for(kind, row["id"])) if sealed else ""
     return Upstream(
@@ -187,7 +187,7 @@ def _upstream(name: str, row: Mapping[str, Any], kind: AadKind, keyring: Keyring
     )
 
 
-def _timeout(row: Mapping[str, Any]) -> float | None:
+def _timeout(row: sa.RowMapping) -> float | None:
     if not row["timeout"]:
         return None
     try:

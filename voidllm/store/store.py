@@ -80,7 +80,7 @@ class Store:
         (``tasks_waiting``), e.g. for a metric."""
         return self._limiter.statistics()
 
-    async def run(self, fn: Callable[[sa.Connection, Unpack[Ts]], T], /, *args: Unpack[Ts]) -> T:
+    async def run(self, fn: Callable[[sa.Connection, *Ts], T], /, *args: *Ts) -> T:
         """Run ``fn(connection, *args)`` in a worker thread inside one transaction and return its result.
 
         The transaction commits when ``fn`` returns and rolls back when it raises.
@@ -94,7 +94,7 @@ class Store:
         """
         return await self._in_thread("transaction", partial(_in_transaction, self.engine, fn, *args))
 
-    async def run_engine(self, fn: Callable[[sa.Engine, Unpack[Ts]], T], /, *args: Unpack[Ts]) -> T:
+    async def run_engine(self, fn: Callable[[sa.Engine, *Ts], T], /, *args: *Ts) -> T:
         """Run ``fn(engine, *args)`` in a worker thread, for work that manages its own connections and
         transactions (migrations, bulk loads). ``fn`` must use at most one connection at a time.
 

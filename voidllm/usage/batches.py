@@ -57,7 +57,7 @@ import logging
 import math
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, TypeVarTuple
 
 import attrs
 import sqlalchemy as sa
@@ -111,7 +111,7 @@ PENDING_BATCHES = 10
 class BatchStore(Protocol):
     """What the writer needs of :class:`voidllm.store.Store` (tests pass in-memory fakes)."""
 
-    async def run(self, fn: Callable[[sa.Connection, Unpack[Ts]], T], /, *args: Unpack[Ts]) -> T: ...
+    async def run(self, fn: Callable[[sa.Connection, *Ts], T], /, *args: *Ts) -> T: ...
 
 
 @attrs.frozen
@@ -252,8 +252,8 @@ async def serve_batch_writer(
         spill=spill,
     )
     metrics.buffer_depth.set_function(writer.depth)
-    if spill is not None and await writer.spill_io(spill.adopt_orphans):
-        writer.due_at = trio.current_time()  # replay at once
+    if spill is not None and await writer.spill_io(spill.adopt_orphans) > 0:
+        writer.due_at = trio.current_time()  # replay the adopted batches at once
     task_status.started()
     try:
         await writer.run()

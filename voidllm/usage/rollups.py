@@ -1,4 +1,5 @@
-"""Hourly rollups: ``usage_hourly`` rebuilt from ``usage_events`` by request time, incrementally and idempotently.
+"""Hourly rollups: ``usage_hourly`` rebuilt from ``usage_events`` by request time, incrementally and
+idempotently.
 
 A ``usage_hourly`` row sums the events of one UTC hour of *request time* (``usage_events.created_at``
 truncated to the hour) for one (org, team or '', user or '', key, model): request count, tokens, cost,
@@ -293,9 +294,8 @@ def _as_hour(value: object) -> datetime:
     return datetime.strptime(str(value), "%Y-%m-%d %H").replace(tzinfo=UTC)
 
 
-_NO_ID = sa.literal_column(
-    "''"
-)  # a literal, not a bound parameter: SELECT and GROUP BY must match on PostgreSQL
+# A literal, not a bound parameter: SELECT and GROUP BY must match on PostgreSQL.
+_NO_ID: sa.ColumnClause[str] = sa.literal_column("''")
 
 
 def _hour_select(hour: datetime) -> sa.Select[tuple[object, ...]]:
