@@ -1,8 +1,8 @@
-"""The upstream transports, H11Pool and HttpxTransport, against a real trio + h11 server on an ephemeral port.
+"""The upstream transport, H11Pool, against a real trio + h11 server on an ephemeral port.
 
-Interface tests run over both transports (the ``kind`` fixture). Real-socket tests use the real clock and wait
-on the server's own observations (connections accepted, requests seen, closes seen), never on sleeps. The
-pool's bookkeeping over time (idle expiry, idle trimming) runs on memory streams with the autojump clock.
+Real-socket tests use the real clock and wait on the server's own observations (connections accepted,
+requests seen, closes seen), never on sleeps. The pool's bookkeeping over time (idle expiry, idle trimming)
+runs on memory streams with the autojump clock.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import trio.testing
 
 from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.transport import (
-    HttpxTransport,
     Transport,
     UpstreamClosedError,
     UpstreamConnectError,
@@ -377,16 +376,9 @@ def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> TLSContexts:
     return server, client
 
 
-@pytest.fixture(params=["h11", "httpx"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @asynccontextmanager
-async def open_transport(kind: str, **options: object) -> AsyncIterator[Transport]:
-    transport: Transport = (
-        H11Pool(**options) if kind == "h11" else HttpxTransport.create(**options)  # type: ignore[arg-type]
-    )
+async def open_transport(**options: object) -> AsyncIterator[Transport]:
+    transport: Transport = H11Pool(**options)  # type: ignore[arg-type]
     try:
         yield transport
     finally:
@@ -394,8 +386,8 @@ async def open_transport(kind: str, **options: object) -> AsyncIterator[Transpor
 
 
 @pytest.fixture
-async def transport(kind: str, tls_contexts: TLSContexts) -> AsyncIterator[Transport]:
-    async with open_transport(kind, ssl_context=tls_contexts[1]) as transport:
+async def transport(tls_contexts: TLSContexts) -> AsyncIterator[Transport]:
+    async with open_transport(ssl_context=tls_contexts[1]) as transport:
         yield transport
 
 
@@ -437,7 +429,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-# -- interface: both transports ------------------------------------------------------------------------------
+# -- interface ----------------------------------------------------------------------------------------------
 
 
 async def test_content_length_response_and_lowercased_headers(
@@ -507,8 +499,8 @@ async def test_concurrent_requests_all_succeed(transport: Transport, upstream: U
     assert upstream.connections == 20  # all 20 were in flight at once (the barrier), each on a connection
 
 
-async def test_requests_wait_for_a_free_slot(kind: str, upstream: Upstream) -> None:
-    async with open_transport(kind, max_connections_per_origin=1) as transport:
+async def test_requests_wait_for_a_free_slot(upstream: Upstream) -> None:
+    async with open_transport(max_connections_per_origin=1) as transport:
         done: list[str] = []
 
         async def second() -> None:
@@ -569,7 +561,7 @@ async def test_large_bytes_body(transport: Transport, upstream: Upstream) -> Non
 async def test_streamed_body_shorter_than_content_length_is_refused(
     transport: Transport, upstream: Upstream
 ) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - both transports say "does not match" differently
+    with pytest.raises(ValueError, match="does not match content_length"):
         async with transport.request(b"POST", upstream.url("/echo"), [], _body_parts(), content_length=10):
             pass
     assert (await fetch(transport, upstream.url("/cl")))[2] == b"hello"  # the transport still works
@@ -727,20 +719,20 @@ async def test_https_cancel_mid_body_closes_at_once(
     assert tls_upstream.client_closes == [cancelled_at]
 
 
-async def test_https_untrusted_certificate_is_a_connect_error(kind: str, tls_upstream: Upstream) -> None:
-    async with open_transport(kind) as transport:  # the default trust store does not know the test CA
+async def test_https_untrusted_certificate_is_a_connect_error(tls_upstream: Upstream) -> None:
+    async with open_transport() as transport:  # the default trust store does not know the test CA
         with pytest.raises(UpstreamConnectError):
             await fetch(transport, tls_upstream.url("/cl"))
 
 
 async def test_tls_handshake_that_never_ends_is_a_connect_timeout(
-    autojump_clock: trio.testing.MockClock, kind: str, nursery: trio.Nursery
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
 ) -> None:
     silent = Upstream()  # accepts, then only waits for the client to go away
     serve = functools.partial(trio.serve_tcp, silent.serve_silently, 0, host="127.0.0.1")
     listeners = await nursery.start(serve)
     url = f"https://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
-    async with open_transport(kind, connect_timeout=0.1) as transport:
+    async with open_transport(connect_timeout=0.1) as transport:
         started = trio.current_time()
         with pytest.raises(UpstreamConnectTimeoutError) as caught:
             await fetch(transport, url)
@@ -763,7 +755,7 @@ def test_error_tree() -> None:
 
 async def test_pool_retries_a_bytes_request_once_on_a_stale_connection(upstream: Upstream) -> None:
     upstream.drop_reused_request = True  # the server closes a kept-alive connection as the request arrives
-    async with open_transport("h11") as pool:
+    async with open_transport() as pool:
         await fetch(pool, upstream.url("/cl"))
         assert (await fetch(pool, upstream.url("/echo"), b"POST", b"again"))[2] == b"again"
     assert upstream.connections == 2
@@ -772,7 +764,7 @@ async def test_pool_retries_a_bytes_request_once_on_a_stale_connection(upstream:
 
 async def test_pool_never_replays_a_streamed_body(upstream: Upstream) -> None:
     upstream.drop_reused_request = True
-    async with open_transport("h11") as pool:
+    async with open_transport() as pool:
         await fetch(pool, upstream.url("/cl"))
         with pytest.raises(UpstreamProtocolError):
             async with pool.request(b"POST", upstream.url("/echo"), [], _body_parts()):
@@ -781,7 +773,7 @@ async def test_pool_never_replays_a_streamed_body(upstream: Upstream) -> None:
 
 
 async def test_pool_keeps_a_connection_whose_rest_is_already_buffered(upstream: Upstream) -> None:
-    async with open_transport("h11") as pool:
+    async with open_transport() as pool:
         async with pool.request(b"GET", upstream.url("/cl"), [], b"") as response:
             assert response.status == 200  # the 5 body bytes arrived with the head; nobody reads them
         await fetch(pool, upstream.url("/cl"))
@@ -807,7 +799,7 @@ async def test_pool_statistics_and_aclose(upstream: Upstream) -> None:
 
 
 async def test_pool_sets_tcp_nodelay(upstream: Upstream) -> None:
-    async with open_transport("h11") as pool:
+    async with open_transport() as pool:
         assert isinstance(pool, H11Pool)
         async with pool.request(b"GET", upstream.url("/cl"), [], b"") as response:
             connection = next(iter(pool._origins[upstream.url("")].active))

@@ -1,8 +1,8 @@
 """The upstream transport: send one HTTP request, get status, headers and a body stream, close.
 
 The hot path talks to providers only through :class:`Transport`, so it can use the fastest correct
-implementation (:class:`voidllm.proxy.h11pool.H11Pool`) while health probes, MCP and admin calls keep plain
-httpx (:class:`HttpxTransport`, also the reference implementation the tests hold the pool to).
+implementation (:class:`voidllm.proxy.h11pool.H11Pool`; :class:`voidllm.proxy.demo.DemoTransport` wraps it)
+while health probes, MCP and admin calls keep plain httpx clients of their own.
 
 Contract of ``transport.request(...)``:
 
@@ -31,21 +31,15 @@ broke").
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 from typing import Protocol
 
-import attrs
-import h11
-import httpx
 import trio
 
 __all__ = [
     "CLOSE_GRACE",
-    "HttpxTransport",
     "ResponseContext",
     "Transport",
     "UpstreamClosedError",
@@ -167,157 +161,3 @@ class ResponseContext:
         if response is not None:
             with trio.move_on_after(CLOSE_GRACE, shield=True):
                 await response.aclose()
-
-
-# -- httpx ---------------------------------------------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class HttpxTransport:
-    """:class:`Transport` over one shared ``httpx.AsyncClient``, which this transport owns and closes.
-
-    Build it with :meth:`create` (no redirects, no cookie jar, no environment proxies or ``.netrc``, only the
-    connect phase timed), or hand in a client configured alike. Requests bypass the client's default headers
-    (no ``User-Agent``, no ``Accept-Encoding``: headers go out as given) and bodies are relayed raw, without
-    decompression.
-    """
-
-    client: httpx.AsyncClient
-
-    @classmethod
-    def create(
-        cls,
-        *,
-        max_connections_per_origin: int = 100,
-        max_idle_per_origin: int = 32,
-        keepalive_expiry: float = 60.0,
-        connect_timeout: float = 10.0,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> HttpxTransport:
-        """A transport over a new client with the same knobs as the h11 pool.
-
-        httpx limits connections in total, not per origin; the figures are applied to the whole client.
-        """
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(None, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections_per_origin,
-                max_keepalive_connections=max_idle_per_origin,
-                keepalive_expiry=keepalive_expiry,
-            ),
-            verify=ssl_context if ssl_context is not None else True,
-            follow_redirects=False,
-            trust_env=False,
-            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
-        )
-        return cls(client)
-
-    def request(
-        self,
-        method: bytes,
-        url: str,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes | AsyncIterable[bytes],
-        *,
-        content_length: int | None = None,
-    ) -> AbstractAsyncContextManager[UpstreamResponse]:
-        """See :meth:`Transport.request`."""
-        return ResponseContext(self._open, method, url, headers, body, content_length)
-
-    async def aclose(self) -> None:
-        """Close the client and every connection it holds."""
-        await self.client.aclose()
-
-    async def _open(
-        self,
-        method: bytes,
-        url: str,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes | AsyncIterable[bytes],
-        content_length: int | None,
-    ) -> UpstreamResponse:
-        if self.client.is_closed:
-            raise trio.ClosedResourceError("transport is closed")
-        length = len(body) if isinstance(body, bytes | bytearray | memoryview) else content_length
-        request = httpx.Request(method, url, headers=_framed(method, headers, length), content=body)
-        try:
-            response = await self.client.send(request, stream=True, follow_redirects=False)
-        except httpx.ConnectTimeout as exc:
-            raise UpstreamConnectTimeoutError("connecting to the upstream timed out") from exc
-        except httpx.ConnectError as exc:
-            raise UpstreamConnectError("could not connect to the upstream") from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise ValueError("unsupported upstream URL scheme") from exc
-        except (httpx.LocalProtocolError, h11.LocalProtocolError):  # h11's message quotes the value
-            raise ValueError("invalid request: method, header or body length") from None
-        except httpx.RemoteProtocolError as exc:
-            if "disconnected" in str(exc):  # "Server disconnected without sending a response."
-                raise UpstreamProtocolError(_CLOSED_BEFORE_HEAD) from None
-            raise UpstreamProtocolError("malformed upstream response head") from None  # h11 quotes the bytes
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeoutError("upstream socket operation timed out") from exc
-        except httpx.TransportError as exc:
-            raise UpstreamProtocolError("upstream failed before the response headers") from exc
-        return _HttpxResponse(response)
-
-
-_FRAMING = frozenset((b"content-length", b"transfer-encoding"))
-_NO_BODY_METHODS = frozenset((b"GET", b"HEAD"))
-_CLOSED_BEFORE_HEAD = "upstream closed the connection before the response headers"
-
-
-def _framed(
-    method: bytes, headers: list[tuple[bytes, bytes]], length: int | None
-) -> list[tuple[bytes, bytes]]:
-    """The caller's headers minus framing, plus ours: chunked for ``None``, none for an empty GET/HEAD."""
-    out = [(name, value) for name, value in headers if name.lower() not in _FRAMING]
-    if length is None:
-        out.append((b"transfer-encoding", b"chunked"))
-    elif length or method not in _NO_BODY_METHODS:
-        out.append((b"content-length", b"%d" % length))
-    return out
-
-
-class _HttpxResponse:
-    __slots__ = ("_closed", "_raw", "_response", "headers", "http_version", "status")
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-        self._raw: AsyncIterator[bytes] | None = None
-        self._closed = False
-        self.status = response.status_code
-        self.headers = [(name.lower(), value) for name, value in response.headers.raw]
-        self.http_version = response.http_version.removeprefix("HTTP/").encode()
-
-    def aiter_bytes(self) -> AsyncIterator[bytes]:
-        return self
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._closed:
-            raise trio.ClosedResourceError("response is closed")
-        if self._raw is None:
-            self._raw = self._response.aiter_raw()
-        try:
-            while True:
-                chunk = await self._raw.__anext__()
-                if chunk:
-                    return chunk
-        except httpx.ReadError as exc:
-            raise UpstreamClosedError("upstream closed the connection mid-body") from exc
-        except httpx.RemoteProtocolError as exc:
-            # h11 says "peer closed connection without sending complete message body"; anything else is
-            # malformed framing, and h11's message then quotes the bytes: not chained.
-            if "peer closed" in str(exc):
-                raise UpstreamClosedError("upstream closed the connection mid-body") from None
-            raise UpstreamProtocolError("malformed upstream response body") from None
-        except httpx.TransportError as exc:
-            raise UpstreamProtocolError("upstream failed mid-body") from exc
-
-    async def aclose(self) -> None:
-        raw, self._raw, self._closed = self._raw, None, True
-        if raw is not None:
-            await raw.aclose()  # type: ignore[attr-defined]
-        await self._response.aclose()
