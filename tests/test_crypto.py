@@ -169,13 +169,6 @@ def test_hmac_vector() -> None:
     assert digest == hmac.new(bytes.fromhex(HMAC_SECRET_HEX), SAMPLE_KEY.encode(), "sha256").hexdigest()
 
 
-def test_keys_equal() -> None:
-    assert crypto.keys_equal(SAMPLE_KEY_HASH, SAMPLE_KEY_HASH)
-    assert not crypto.keys_equal(SAMPLE_KEY_HASH, SAMPLE_KEY_HASH[:-1] + "0")
-    assert not crypto.keys_equal(SAMPLE_KEY_HASH, "")
-    assert not crypto.keys_equal("é", "e")
-
-
 @pytest.mark.parametrize(
     ("kind", "prefix", "key_type"),
     [

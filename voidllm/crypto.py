@@ -13,7 +13,7 @@ The scheme, and why each primitive:
   fast keyed hash is enough (a memory-hard hash would only cost latency on every request); the HMAC key
   means a stolen database alone cannot even confirm a guessed key. ``hmac_secret`` comes from HKDF-SHA256
   (RFC 5869) with a fixed ``info`` label, so the HMAC key and the encryption key are independent even though
-  one operator secret produces both. Hashes are compared with :func:`hmac.compare_digest`.
+  one operator secret produces both. A key is found by its hash (an index or dictionary lookup).
 - **Upstream secrets** (provider API keys, MCP tokens, OAuth client secrets) are sealed with AES-256-GCM
   under a random 96-bit nonce (the size GCM is specified for; random nonces are safe far beyond the number
   of secrets a gateway stores) and stored as ``base64(nonce ‖ ciphertext ‖ tag)``. The associated data
@@ -58,7 +58,6 @@ __all__ = [
     "hash_key",
     "is_well_formed",
     "key_hint",
-    "keys_equal",
     "parse_encryption_key",
 ]
 
@@ -127,8 +126,8 @@ def parse_encryption_key(value: str) -> bytes:
     """Turn the ``encryption_key`` setting into the 32-byte master key.
 
     Base64 that decodes to exactly 32 bytes (standard or URL-safe alphabet, padding optional) is the key
-    itself; line breaks are ignored there, as Go's decoder does. Otherwise any string of at least 16 characters
-    is a passphrase whose SHA-256 is the key.
+    itself; line breaks are ignored there, as Go's decoder does. Otherwise any string of at least 16
+    characters is a passphrase whose SHA-256 is the key.
 
     Compatibility: the Go original accepted only padded standard base64, so a setting that is unpadded or
     URL-safe base64 of 32 bytes was a passphrase there and is a raw key here. Real passphrases almost never
@@ -173,11 +172,6 @@ def derive_hmac_secret(encryption_key: bytes) -> bytes:
 def hash_key(hmac_secret: bytes, plaintext: str) -> str:
     """The stored form of an API key: lowercase hex of HMAC-SHA256(``hmac_secret``, UTF-8 ``plaintext``)."""
     return hmac.new(hmac_secret, plaintext.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def keys_equal(a: str, b: str) -> bool:
-    """Constant-time equality of two key hashes (or any two ASCII secrets)."""
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
 def aad_for(kind: AadKind, row_id: str) -> str:

@@ -11,11 +11,6 @@ from __future__ import annotations
 import orjson
 
 
-def openai_event(payload: object) -> bytes:
-    """One OpenAI-style ``data:`` event."""
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-
 def anthropic_event(payload: dict[str, object]) -> bytes:
     """One Anthropic-style event: an ``event:`` line naming the payload's ``type``, then a ``data:`` line."""
     kind = payload["type"]
