@@ -22,7 +22,7 @@ from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from tests.test_usage_api import expected_usage
 from voidllm.codec import format_datetime
 from voidllm.errors import BadRequestError
-from voidllm.proxy.handler import client_tag
+from voidllm.proxy.intake import client_tag
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream

@@ -1,0 +1,169 @@
+"""Intake of a proxied request: who sends it, what it asks for, and whether it may (before any upstream).
+
+In this order, each refusal an error of :mod:`voidllm.errors` in the endpoint's envelope: one pass over the
+headers reads the key (``Authorization: Bearer``; on ``/v1/messages`` also ``x-api-key``) and the client
+tags, and the key is looked up in the key cache (no database); the body is read within
+``max_request_body`` and ``read_timeout`` (:func:`voidllm.asgi.read_body`) and parsed once
+(:mod:`voidllm.proxy.jsonbody`; Anthropic's Messages API translated once to the OpenAI shape,
+:mod:`voidllm.proxy.messages`), or, for multipart, read only up to its ``model`` field
+(:mod:`voidllm.proxy.multipart`) and the rest streamed on; the request is counted against its key, team and
+org limits with its estimated tokens reserved (:mod:`voidllm.limits`; keys without limits skip it, and it
+comes before model resolution, as in the Go original); the model is resolved and its access checked; the
+body is rewritten only where needed (the canonical model, ``stream_options.include_usage``).
+
+Client tags. ``X-Source`` and ``X-Project`` are optional labels the client chooses to send (which tool, which
+project); they are validated (:func:`client_tag`: at most 64 characters of ``[A-Za-z0-9._:/@-]``, else 400
+naming the header, never echoing the value) and stored on the usage event as metadata. An empty value counts
+as absent; a repeated header counts by its first value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from voidllm.asgi import BodyReader, Receive, read_body
+from voidllm.auth.cache import KeyCache
+from voidllm.clock import utcnow
+from voidllm.errors import BadRequestError, PermissionDeniedError, model_not_found
+from voidllm.identity import KeyIdentity
+from voidllm.limits.base import Limiter, limited
+from voidllm.limits.estimate import estimate_tokens
+from voidllm.proxy import messages
+from voidllm.proxy.endpoints import Endpoint
+from voidllm.proxy.exchange import Exchange
+from voidllm.proxy.headers import header
+from voidllm.proxy.jsonbody import JsonRequest
+from voidllm.proxy.multipart import MultipartHead, boundary_from_content_type
+from voidllm.routing.catalog import Catalog
+from voidllm.routing.registry import Model
+
+_READ_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-source", b"x-project"})
+_TAG = re.compile(rb"[A-Za-z0-9._:/@-]{1,64}")
+
+
+@attrs.frozen
+class Intake:
+    """Checks and reads proxied requests; see the module docstring."""
+
+    keys: KeyCache
+    catalog: Catalog
+    limiter: Limiter
+    max_request_body: int
+    read_timeout: float
+    completion_reserve: int  # settings.limits.default_completion_reserve
+
+    def open(self, scope: dict[str, Any], endpoint: Endpoint, request_id: str, started: float) -> Exchange:
+        """The request's exchange, for an authenticated key with valid client tags.
+
+        Raises:
+            AuthenticationError: no key, or one the key cache does not know.
+            BadRequestError: an invalid client tag.
+        """
+        found: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:  # one pass: credentials and client tags
+            if name in _READ_HEADERS:
+                found.setdefault(name, value)
+        return Exchange(
+            request_id,
+            self._authenticate(found, endpoint),
+            endpoint,
+            started,
+            utcnow(),
+            source=client_tag(found.get(b"x-source"), "X-Source"),
+            project=client_tag(found.get(b"x-project"), "X-Project"),
+        )
+
+    def _authenticate(self, headers: dict[bytes, bytes], endpoint: Endpoint) -> KeyIdentity:
+        """``Authorization: Bearer``; on the Anthropic route also ``x-api-key`` (Anthropic's SDK sends it)."""
+        if endpoint.dialect == "anthropic":
+            api_key = headers.get(b"x-api-key")
+            if api_key is not None:
+                return self.keys.authenticate_key(api_key.decode("latin-1"))
+        authorization = headers.get(b"authorization")
+        return self.keys.authenticate(authorization.decode("latin-1") if authorization else None)
+
+    async def json_body(self, ex: Exchange, scope: dict[str, Any], receive: Receive) -> bytes:
+        """Read and parse a JSON body, admit the request, resolve its model; the body to send upstream."""
+        raw = await read_body(scope, receive, limit=self.max_request_body, read_timeout=self.read_timeout)
+        if ex.endpoint.dialect == "anthropic":
+            ex.anthropic = messages.MessagesRequest.parse(
+                raw, count_tokens=ex.endpoint.upstream_path.endswith("count_tokens")
+            )
+            ex.anthropic_raw, raw = raw, orjson.dumps(ex.anthropic.openai.payload)
+            request = ex.anthropic.openai
+        else:
+            request = JsonRequest.parse(raw)
+        ex.json, ex.raw = request, raw
+        if limited(ex.identity):  # counted before model resolution, as in the Go original
+            if ex.anthropic is not None:
+                reserve = estimate_tokens(
+                    len(ex.anthropic_raw), ex.anthropic.payload, self.completion_reserve
+                )
+            else:
+                reserve = estimate_tokens(len(raw), request.payload, self.completion_reserve)
+            ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
+        model = self._resolve(ex, request.model)
+        ex.stream = request.stream
+        ex.inject_usage = ex.endpoint.usage_option and request.stream and not request.client_wants_usage
+        return request.upstream_body(raw, canonical_model=model.name, inject_usage=ex.endpoint.usage_option)
+
+    async def multipart_body(
+        self, ex: Exchange, scope: dict[str, Any], receive: Receive, body_done: trio.Event
+    ) -> tuple[AsyncGenerator[bytes, None], int | None]:
+        """Read a multipart body up to its ``model`` field, admit the request, resolve its model; the body to
+        send upstream (streamed on as it arrives; ``body_done`` is set once all of it was read) and its
+        length, when declared."""
+        content_type = (header(scope["headers"], b"content-type") or b"").decode("latin-1")
+        head = MultipartHead(boundary_from_content_type(content_type))  # MultipartError is a 400
+        reader = BodyReader.start(scope, receive, limit=self.max_request_body, read_timeout=self.read_timeout)
+        while reader.more and not head.done:
+            if not head.feed(await reader.next()) and not reader.more:
+                head.finish()
+        assert head.model is not None
+        if limited(ex.identity):
+            reserve = estimate_tokens(0, None, self.completion_reserve)
+            ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
+        model = self._resolve(ex, head.model)
+        first = head.rewrite(model.name)
+        length = None if reader.declared is None else reader.declared + head.length_delta(model.name)
+
+        async def stream() -> AsyncGenerator[bytes, None]:  # closed by Proxy._serve
+            yield first
+            while reader.more:
+                out = head.relay(await reader.next())  # refuses a second `model` field later in the body
+                if out:
+                    yield out
+            body_done.set()
+
+        if not reader.more:
+            body_done.set()
+        return stream(), length
+
+    def _resolve(self, ex: Exchange, name: str) -> Model:
+        ex.requested_model = name
+        model = self.catalog.resolve(ex.identity, name)
+        if model is None:
+            raise model_not_found(name)
+        if not self.catalog.allowed(ex.identity, model.name):
+            raise PermissionDeniedError("access to the requested model is denied", code="model_access_denied")
+        ex.model = model
+        return model
+
+
+def client_tag(value: bytes | None, name: str) -> str | None:
+    """A client tag header's value (``None`` when absent or empty).
+
+    Raises:
+        BadRequestError: longer than 64 characters or outside ``[A-Za-z0-9._:/@-]``; names the header only.
+    """
+    if not value:
+        return None
+    if _TAG.fullmatch(value) is None:
+        raise BadRequestError(f"invalid {name} header: use at most 64 characters of A-Z a-z 0-9 . _ : / @ -")
+    return value.decode("ascii")

@@ -1,0 +1,421 @@
+"""Relaying an upstream's answer to the client: :class:`Relay` (buffered, binary and event-stream answers,
+in the client's dialect), and the token usage read from each.
+
+- **Buffered** (JSON, and every error): read whole within ``max_response_body`` and the request's deadline,
+  translated when the provider or the client's dialect needs it, sent with its ``Content-Length`` and
+  ``X-VoidLLM-Overhead-Ms``. A body that breaks while it is read was not sent yet (:class:`AnswerBroken`: the
+  chain fails over); one not read by the deadline is 504.
+- **Event streams**: one relay (:meth:`Relay._relay_stream`) over an :class:`EventStream`: the SSE relay of
+  :mod:`voidllm.proxy.sse` for OpenAI-shaped upstreams, or a provider's translator (Anthropic, Gemini,
+  Vertex; OpenAI chunks to Anthropic events on ``/v1/messages``; Anthropic's own stream as it is) in a
+  :class:`Translated`. Each upstream chunk is fed, and what it yields is sent at once (no extra copy or
+  await per chunk); a stream that does not reach its terminal event ends with one abort event in the
+  client's dialect, and the connection ends normally.
+- **Binary** (audio and the like): relayed chunk by chunk within ``max_response_body``; cut short, it ends
+  without its end so the client sees a broken response.
+
+The request's deadline bounds every send (:mod:`voidllm.web.writes`); the last message gets :data:`END_GRACE`
+more. The token reservation is settled (:meth:`Relay.settle`) right before the last message goes out, so a
+client that sends its next request as soon as it has read this one finds the budget settled.
+:func:`_stream_cut` decides whom a cut answer blames (the breaker hears only of the upstream's faults).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import orjson
+import trio
+
+from voidllm.asgi import Send
+from voidllm.errors import GatewayTimeoutError, UpstreamResponseTooLargeError
+from voidllm.limits.base import Limiter
+from voidllm.providers.anthropic import OpenAIToMessagesStream, anthropic_stream_error
+from voidllm.providers.base import Adapter, StreamTranslationError, Usage
+from voidllm.proxy import messages
+from voidllm.proxy import metrics as m
+from voidllm.proxy.attempts import AnswerBroken
+from voidllm.proxy.calls import TRANSLATED, is_translated
+from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
+from voidllm.proxy.sse import SSERelay, abort_event
+from voidllm.proxy.transport import UpstreamError, UpstreamResponse
+from voidllm.usage.events import TokenUsage
+
+if TYPE_CHECKING:
+    from voidllm.proxy.exchange import Exchange
+
+SETTLE_LIMIT = 2.0
+"""Seconds a finished request may spend settling its token reservation (shielded from cancellation)."""
+END_GRACE = 1.0
+"""Seconds the last message of an answer may take when the request's deadline has passed (a stream's end)."""
+
+
+@attrs.frozen
+class Relay:
+    """Relays upstream answers to clients; see the module docstring."""
+
+    max_response_body: int
+    limiter: Limiter
+
+    async def respond(
+        self, ex: Exchange, provider: str, resp: UpstreamResponse, send: Send, deadline: float
+    ) -> None:
+        """Relay ``resp`` (from an upstream of ``provider``) in the shape the client asked for."""
+        if ex.anthropic is not None:
+            await self._respond_messages(ex, provider, resp, send, deadline)
+        elif is_translated(provider):
+            await self._respond_translated(ex, TRANSLATED[provider], resp, send, deadline)
+        else:
+            await self._respond(ex, resp, send, deadline)
+
+    async def _respond_messages(
+        self, ex: Exchange, provider: str, resp: UpstreamResponse, send: Send, deadline: float
+    ) -> None:
+        """An answer for an Anthropic client: as it is from Anthropic, translated from anyone else."""
+        ex.status_code = resp.status
+        ok = 200 <= resp.status < 300
+        streamed = b"text/event-stream" in (header(resp.headers, b"content-type") or b"")
+        if provider == "anthropic":
+            if ok and streamed:
+                passthrough = Translated(messages.AnthropicPassthrough(), _anthropic_abort)
+                await self._relay_stream(
+                    ex, passthrough, resp, send, deadline, _sse_headers(resp, as_is=True)
+                )
+            else:
+                await self._relay_buffered(
+                    ex,
+                    resp,
+                    send,
+                    deadline,
+                    translate=(
+                        (lambda body: (body, _token_usage(messages.usage_of_message(body)))) if ok else None
+                    ),
+                )
+            return
+        egress = TRANSLATED.get(provider)
+        if not ok:
+            await self._relay_buffered(
+                ex,
+                resp,
+                send,
+                deadline,
+                translate=lambda body: (messages.error_to_anthropic(resp.status, body), None),
+            )
+        elif ex.stream:
+            first = egress.stream_translator(model=ex.requested_model, include_usage=True) if egress else None  # type: ignore[call-arg]
+            translator = messages.ToMessagesStream(first, OpenAIToMessagesStream(model=ex.requested_model))
+            stream = Translated(translator, _anthropic_abort)
+            await self._relay_stream(ex, stream, resp, send, deadline, _sse_headers(resp))
+        else:
+
+            def translate(body: bytes) -> tuple[bytes, TokenUsage | None]:
+                translated, usage = messages.to_messages_response(
+                    body, model=ex.requested_model, egress=egress
+                )
+                return translated, _token_usage(usage)
+
+            await self._relay_buffered(ex, resp, send, deadline, translate=translate)
+
+    async def _respond(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
+        ex.status_code = resp.status
+        content_type = header(resp.headers, b"content-type") or b""
+        if b"text/event-stream" in content_type:
+            relay = SSERelay(strip_injected_usage=ex.inject_usage, terminal=ex.endpoint.terminal)
+            await self._relay_stream(ex, relay, resp, send, deadline, _sse_headers(resp, as_is=True))
+        elif content_type.startswith(b"application/json") or resp.status >= 400:
+            await self._relay_buffered(ex, resp, send, deadline)
+        else:
+            await self._relay_binary(ex, resp, send, deadline)
+
+    async def _respond_translated(
+        self, ex: Exchange, adapter: Adapter, resp: UpstreamResponse, send: Send, deadline: float
+    ) -> None:
+        """An answer of a translated provider in the OpenAI shape (streamed event by event; errors too)."""
+        ex.status_code = resp.status
+        if ex.stream and 200 <= resp.status < 300:
+            include_usage = ex.json is not None and ex.json.client_wants_usage
+            translator = adapter.stream_translator(model=ex.requested_model, include_usage=include_usage)  # type: ignore[call-arg]
+            await self._relay_stream(ex, Translated(translator), resp, send, deadline, _sse_headers(resp))
+            return
+
+        def translate(body: bytes) -> tuple[bytes, TokenUsage | None]:
+            translated, usage = adapter.translate_response(body, model=ex.requested_model)
+            return translated, _token_usage(usage)
+
+        await self._relay_buffered(ex, resp, send, deadline, translate=translate)
+
+    async def _relay_buffered(
+        self,
+        ex: Exchange,
+        resp: UpstreamResponse,
+        send: Send,
+        deadline: float,
+        translate: Callable[[bytes], tuple[bytes, TokenUsage | None]] | None = None,
+    ) -> None:
+        with trio.move_on_at(deadline) as timer:
+            try:
+                body = await _read_bounded(resp, self.max_response_body)
+            except UpstreamError as exc:  # nothing was sent yet: the chain fails over
+                raise AnswerBroken from exc
+        upstream_time = time.perf_counter() - ex.upstream_started
+        if timer.cancelled_caught:
+            ex.outcome, ex.status_code, ex.upstream_fault = "timeout", 504, True
+            raise GatewayTimeoutError("upstream did not answer in time")
+        headers = client_response_headers(resp.headers)
+        if resp.status >= 300:
+            ex.outcome = "upstream_error"
+        if translate is not None:
+            body, ex.usage = translate(body)
+            headers = [h for h in headers if h[0] != b"content-type"] + [
+                (b"content-type", b"application/json")
+            ]
+        elif 200 <= resp.status < 300:
+            ex.usage = _usage_from_json(body)
+        overhead = (time.perf_counter() - ex.started) - upstream_time
+        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
+        m.PROXY_OVERHEAD.observe(overhead)
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        await self._end(ex, send, body, deadline)
+
+    async def _relay_stream(
+        self,
+        ex: Exchange,
+        stream: EventStream,
+        resp: UpstreamResponse,
+        send: Send,
+        deadline: float,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Relay an event stream through ``stream`` (an :class:`SSERelay`, or a provider's translator in a
+        :class:`Translated`) event by event, flushing each; a stream that does not reach its terminal event
+        ends with one abort event."""
+        ex.stream = True
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        abort_code = "stream_incomplete"
+        m.ACTIVE_STREAMS.inc()
+        try:
+            with trio.move_on_at(deadline) as timer:
+                try:
+                    async for chunk in resp.aiter_bytes():
+                        out = stream.feed(chunk)
+                        if out:
+                            if ex.ttft is None and stream.saw_data:
+                                ex.ttft = time.perf_counter() - ex.started
+                            await _send_part(ex, send, out)
+                        if stream.done or stream.aborted:
+                            break
+                    else:
+                        abort_code = ""  # the upstream's end: the stream's own end follows
+                except StreamTranslationError:
+                    abort_code = "stream_transform_aborted"
+                except UpstreamError:
+                    ex.upstream_fault = True
+                    m.UPSTREAM_ERRORS.labels(
+                        ex.model.name if ex.model else "", ex.upstream.provider if ex.upstream else ""
+                    ).inc()
+            tail = stream.abort(abort_code) if abort_code else stream.finish()
+            ex.usage = _token_usage(stream.usage)
+            if not stream.done:
+                _stream_cut(ex, timer.cancelled_caught)
+            await self._end(ex, send, tail, deadline)
+        finally:
+            m.ACTIVE_STREAMS.dec()
+            if ex.usage is None:
+                ex.usage = _token_usage(stream.usage)
+
+    async def _relay_binary(self, ex: Exchange, resp: UpstreamResponse, send: Send, deadline: float) -> None:
+        headers = client_response_headers(resp.headers)
+        length = header(resp.headers, b"content-length")
+        if length is not None:
+            if int(length) > self.max_response_body:
+                raise UpstreamResponseTooLargeError("upstream response is larger than max_response_body")
+            headers.append((b"content-length", length))
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        sent = 0
+        with trio.move_on_at(deadline) as timer:
+            try:
+                async for chunk in resp.aiter_bytes():
+                    sent += len(chunk)
+                    if sent > self.max_response_body:
+                        break
+                    await _send_part(ex, send, chunk)
+            except UpstreamError:
+                ex.upstream_fault = True
+        if timer.cancelled_caught or ex.upstream_fault or sent > self.max_response_body:
+            # Cut short: the answer ends without its end, so the server closes the connection and the client
+            # sees a broken response, not a truncated one passed off as whole.
+            _stream_cut(ex, timer.cancelled_caught)
+            if ex.admission is not None:
+                await self.settle(ex)
+            return
+        await self._end(ex, send, b"", deadline)
+
+    async def _end(self, ex: Exchange, send: Send, body: bytes, deadline: float) -> None:
+        """Settle the reservation, then send the answer's last body message within the request's deadline
+        (:data:`END_GRACE` when it has passed); a client that takes no more is cut there."""
+        if ex.admission is not None:
+            await self.settle(ex)
+        ex.final_send = True
+        with trio.move_on_at(max(deadline, trio.current_time() + END_GRACE)) as timer:
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        if timer.cancelled_caught:
+            ex.outcome = "timeout"
+
+    async def settle(self, ex: Exchange) -> None:
+        """Release the request's token reservation and count its real usage (0 when it failed), once.
+
+        The relays call it right before the last bytes of an answer go out, so a client that sends its next
+        request as soon as it has read this one already finds the budget settled."""
+        admission, ex.admission = ex.admission, None
+        if admission is None:
+            return
+        used = ex.usage.total_tokens if ex.usage is not None else 0
+        with trio.move_on_after(SETTLE_LIMIT, shield=True):
+            await self.limiter.settle(admission, used_tokens=used)
+
+
+async def _read_bounded(resp: UpstreamResponse, limit: int) -> bytes:
+    declared = header(resp.headers, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UpstreamResponseTooLargeError("upstream response is larger than max_response_body")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamResponseTooLargeError("upstream response is larger than max_response_body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _usage_from_json(body: bytes) -> TokenUsage | None:
+    if b'"usage"' not in body:
+        return None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    return TokenUsage.from_openai(usage) if isinstance(usage, dict) else None
+
+
+async def _send_part(ex: Exchange, send: Send, body: bytes) -> None:
+    """One body message that more will follow; ``ex.sending`` tells whom a deadline striking now blames."""
+    ex.sending = True
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    ex.sending = False
+
+
+def _stream_cut(ex: Exchange, deadline_passed: bool) -> None:
+    """An answer that did not reach its end: how its usage row ends, and whether its breaker hears of it.
+
+    The request's own deadline is never the upstream's fault (breaker-neutral): striking while the client
+    was taking a send it ends the row as ``timeout``, while waiting for the upstream's next bytes as
+    ``incomplete``. An upstream that broke, or ended without its terminal event, is a breaker failure
+    (``incomplete``).
+    """
+    if deadline_passed and ex.sending:
+        ex.outcome = "timeout"
+        return
+    ex.outcome, ex.status_code = "incomplete", 502
+    ex.upstream_fault = ex.upstream_fault or not deadline_passed
+
+
+def _anthropic_abort(code: str) -> bytes:
+    return anthropic_stream_error()
+
+
+class EventStream(Protocol):
+    """What the stream relay feeds: :class:`SSERelay` itself, or a provider's translator in a
+    :class:`Translated`."""
+
+    @property
+    def done(self) -> bool:
+        """The terminal event went out: stop reading, the stream is whole."""
+
+    @property
+    def aborted(self) -> bool:
+        """The stream was cut and its abort event made: stop reading."""
+
+    @property
+    def saw_data(self) -> bool:
+        """Output so far counts as the first token (time to first token)."""
+
+    @property
+    def usage(self) -> Any:
+        """The last token counts seen (prompt, completion, total), or None."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes:
+        """The upstream ended: the stream's last events, with the abort event if it is not whole."""
+
+    def abort(self, code: str) -> bytes:
+        """The stream was cut (``code`` says why): its abort event, or ``b""`` when already closed."""
+
+
+class Translator(Protocol):
+    """A provider's stream translator (:class:`voidllm.providers.base.StreamTranslator`), read-only."""
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+@attrs.define(eq=False)
+class Translated:
+    """A provider's stream translator (or Anthropic's passthrough) as an :class:`EventStream`; ``abort_with``
+    makes the abort event in the client's dialect."""
+
+    translator: Translator
+    abort_with: Callable[[str], bytes] = abort_event
+    aborted: bool = False
+    saw_data = True  # every output of a translator carries a token or the start of one
+
+    @property
+    def done(self) -> bool:
+        return self.translator.done
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.translator.usage
+
+    def feed(self, data: bytes) -> bytes:
+        return self.translator.feed(data)
+
+    def finish(self) -> bytes:
+        tail = self.translator.finish()
+        return tail if self.translator.done else tail + self.abort("stream_incomplete")
+
+    def abort(self, code: str) -> bytes:
+        if self.translator.done or self.aborted:
+            return b""
+        self.aborted = True
+        return self.abort_with(code)
+
+
+def _token_usage(usage: Any) -> TokenUsage | None:
+    """A provider adapter's usage as the usage event's value."""
+    if usage is None:
+        return None
+    return TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+
+
+def _sse_headers(resp: UpstreamResponse, *, as_is: bool = False) -> list[tuple[bytes, bytes]]:
+    """The client's headers for an event stream: the upstream's own (``as_is``: a relay byte for byte), or
+    with ``Content-Type: text/event-stream`` (a translated stream); never buffered by proxies."""
+    headers = client_response_headers(resp.headers)
+    if not as_is:
+        headers = [h for h in headers if h[0] != b"content-type"]
+        headers.append((b"content-type", b"text/event-stream"))
+    return headers + SSE_HEADERS
