@@ -68,7 +68,7 @@ class Tagged:
     async def wait_rows(self, count: int) -> list[dict[str, Any]]:
         """The usage rows once ``count`` have been written (the writer flushes every 50 ms)."""
         with trio.fail_after(10):
-            while len(rows := await self.rows()) < count:
+            while len(rows := await self.rows()) < count:  # noqa: ASYNC110 - the store signals nothing: poll it
                 await trio.sleep(0.05)
         return rows
 

@@ -1,1 +1,15 @@
-"""The data plane: request sniffing, body mutation, upstream transport, stream relay, usage capture."""
+"""The data plane: the raw ASGI handler of the proxied ``/v1`` routes and what it runs.
+
+- ``handler.py``: :class:`Proxy`, the thin ASGI entry (intake, the exchange beside a disconnect watcher, the
+  usage event to the writer, errors in the endpoint's envelope).
+- ``intake.py``: key and client tags, body, limits admission, model resolution, body rewrite.
+- ``exchange.py``: the ``Exchange`` record, the model and its fallbacks over attempt chains, the usage event.
+- ``attempts.py``: one model's attempt chain (failover, hedging, breakers, cooldowns).
+- ``relay.py``: relaying answers (buffered, binary, one stream relay), settling token reservations.
+- ``calls.py``, ``messages.py``, ``headers.py``, ``endpoints.py``: upstream requests per provider, the
+  Anthropic Messages API ingress, header policy, the proxied routes.
+- ``jsonbody.py``, ``multipart.py``, ``sse.py``: sans-IO body parsing and rewriting, the SSE relay.
+- ``transport.py``, ``h11pool.py``, ``demo.py``: the upstream ``Transport``, the h11 keep-alive pool, the demo
+  provider answered in process.
+- ``metrics.py``: the data plane's Prometheus metrics.
+"""
