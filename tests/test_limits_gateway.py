@@ -20,7 +20,7 @@ from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from voidllm.auth.cache import reload_key_cache
 from voidllm.crypto import KeyKind, Keyring, generate_key, key_hint
 from voidllm.identity import Limits
-from voidllm.redis.client import open_redis
+from voidllm.redis.client import RedisClient, open_redis
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
@@ -293,7 +293,7 @@ async def test_unreachable_redis_follows_on_error(sqlite_dsn: str, mock: MockUps
 
 @pytest.mark.redis
 async def test_change_notices_reach_the_other_process(
-    sqlite_dsn: str, mock: MockUpstream, redis_url: str
+    sqlite_dsn: str, mock: MockUpstream, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two gateways on one store and one Redis: a revocation through one is applied by the other at once,
     catalog notices call its catalog reload, and after its subscription is killed it resubscribes and
@@ -301,10 +301,11 @@ async def test_change_notices_reach_the_other_process(
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     config = gateway_config(sqlite_dsn, mock, redis_yaml(redis_url, prefix), settings="")
     config = attrs.evolve(config, cache=attrs.evolve(config.cache, key_ttl=3600.0))  # no periodic help
+    ours = record_redis_ports(monkeypatch)
     async with open_redis(redis_url) as redis, run_gateway(config) as a:
-        before = await pubsub_clients(redis)
+        before = await pubsub_clients(redis, ours)
         async with run_gateway(config) as b:
-            b_subscriber = (await pubsub_clients(redis)) - before
+            b_subscriber = (await pubsub_clients(redis, ours)) - before
             assert len(b_subscriber) == 1
             reloads: list[str] = []
 
@@ -353,14 +354,26 @@ async def wait_for(probe: Any, expected: Any, timeout: float = 2.0) -> None:
             await trio.sleep(0.01)
 
 
-async def pubsub_clients(redis: Any) -> set[str]:
+def record_redis_ports(monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """The local ports of the Redis connections this process opens from now on: other test processes (pytest
+    workers) may hold pub/sub connections to the same server at the same time."""
+    ports: set[int] = set()
+    real = RedisClient._open_stream
+
+    async def recording(self: RedisClient) -> Any:
+        stream = await real(self)
+        ports.add(stream.socket.getsockname()[1])  # a plain SocketStream: the tests' Redis has no TLS
+        return stream
+
+    monkeypatch.setattr(RedisClient, "_open_stream", recording)
+    return ports
+
+
+async def pubsub_clients(redis: Any, ports: set[int]) -> set[str]:
+    """The ids of the server's pub/sub clients connected from ``ports``."""
     listing = (await redis.execute("CLIENT", "LIST", "TYPE", "pubsub")).decode()
-    return {
-        field.split("=", 1)[1]
-        for line in listing.splitlines()
-        for field in line.split()
-        if field.startswith("id=")
-    }
+    clients = [dict(field.split("=", 1) for field in line.split()) for line in listing.splitlines()]
+    return {c["id"] for c in clients if int(c["addr"].rsplit(":", 1)[1]) in ports}
 
 
 async def test_without_redis_a_revocation_reaches_the_other_process_within_the_key_ttl(
