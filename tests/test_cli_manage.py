@@ -18,6 +18,8 @@ from tests.gateway import make_config, run_gateway
 from tests.process import write_config
 from voidllm.auth.cache import reload_key_cache
 
+pytestmark = pytest.mark.slow  # every test runs the voidllm command in a subprocess
+
 
 async def voidllm(
     config: Path, *args: str, stdin: bytes = b"", check: bool = True

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -308,7 +309,8 @@ def test_ide_config_example_points_at_the_builtin_server() -> None:
 
 
 async def test_every_entry_of_the_ide_config_works(sqlite_dsn: str) -> None:
-    """Issue 13 point 7: each server of the example, pointed at a real gateway with a real key, lists tools."""
+    """Issue 13 point 7: each server of the example, pointed at a real gateway with a real key, lists
+    tools."""
     servers = json.loads((EXAMPLES / "ide-config.json").read_text())["mcpServers"]
     async with run_gateway(make_config(sqlite_dsn)) as gw:
         for name, server in servers.items():
@@ -319,6 +321,7 @@ async def test_every_entry_of_the_ide_config_works(sqlite_dsn: str) -> None:
                 assert (await client.list_tools()).tools, name
 
 
+@pytest.mark.slow
 async def test_client_example_explains_failures_without_a_traceback(sqlite_dsn: str) -> None:
     async with run_gateway(make_config(sqlite_dsn)) as gw:
         cases = [
@@ -328,12 +331,14 @@ async def test_client_example_explains_failures_without_a_traceback(sqlite_dsn: 
         for key, url, expected in cases:
             argv = [sys.executable, str(EXAMPLES / "client.py"), key, url]
             result = await trio.to_thread.run_sync(
-                lambda: subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+                partial(subprocess.run, argv, capture_output=True, text=True, timeout=60, check=False)
             )
-            assert result.returncode == 1 and expected in result.stderr, result.stderr
+            assert result.returncode == 1, result.stderr
+            assert expected in result.stderr, result.stderr
             assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("legacy", [False, True], ids=["auto", "legacy"])
 async def test_client_example_lists_tools_and_models(sqlite_dsn: str, legacy: bool) -> None:
     models = "models:\n  - {name: gpt-4o, provider: openai, base_url: 'http://127.0.0.1:9/v1'}\n"

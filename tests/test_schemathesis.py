@@ -29,14 +29,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pytest
 import trio
 
 from tests.gateway import RunningGateway, make_config, run_gateway
-
-if TYPE_CHECKING:
-    import pytest
 
 MAX_EXAMPLES = 8
 SEED = 20260110
@@ -124,6 +122,7 @@ async def real_ids(gw: RunningGateway, key: str) -> dict[str, str]:
     return ids
 
 
+@pytest.mark.slow
 async def test_fuzzing_the_api_finds_no_server_error_and_no_bare_error(
     sqlite_dsn: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

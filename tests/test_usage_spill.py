@@ -8,7 +8,6 @@ spilled rows wait.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import orjson
+import pytest
 import sqlalchemy as sa
 import trio
 
@@ -118,7 +118,7 @@ async def test_saturation_with_a_slow_store_loses_nothing(store: Store, tmp_path
         recorder.close()
     assert sorted(await store.run(_request_ids)) == sorted(f"req-{n}" for n in range(total))
     assert metric(DROPPED) == dropped
-    assert not list(tmp_path.glob("usage_events.*"))  # replayed, then removed at the end
+    assert not list(await trio.Path(tmp_path).glob("usage_events.*"))  # replayed, then removed at the end
 
 
 async def test_a_store_cut_while_events_keep_coming_loses_nothing(pg_dsn: str, tmp_path: Path) -> None:
@@ -185,10 +185,13 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+@pytest.mark.slow
 async def test_a_spill_left_by_a_killed_process_is_replayed_once_at_start(
     store: Store, tmp_path: Path
 ) -> None:
-    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASHING), str(tmp_path)], check=False)
+    killed = await trio.run_process(
+        [sys.executable, "-c", textwrap.dedent(CRASHING), str(tmp_path)], check=False
+    )
     assert killed.returncode == -9
     assert spill_lines(tmp_path) == 10
     # part of the spill had already been written before the crash (a replay cut short)
@@ -219,7 +222,7 @@ async def test_a_spill_left_by_a_killed_process_is_replayed_once_at_start(
         recorder.close()
     written = await store.run(_request_ids)
     assert sorted(written) == sorted(f"req-{n}" for n in range(10))  # each exactly once
-    assert not list(tmp_path.glob("usage_events.*"))
+    assert not list(await trio.Path(tmp_path).glob("usage_events.*"))
     live.close()
 
 
