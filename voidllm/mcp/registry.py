@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import sqlalchemy as sa
@@ -107,7 +107,7 @@ class McpServerEntry:
         )
 
 
-def entry_from_row(row: Mapping[str, Any], keyring: Keyring) -> McpServerEntry:
+def entry_from_row(row: sa.RowMapping, keyring: Keyring) -> McpServerEntry:
     """The entry of one ``mcp_servers`` row; a secret that no longer decrypts (a changed encryption key) is
     left empty and logged, so one bad row never blocks the others."""
     aad = aad_for("mcp_server", row["id"])

@@ -15,9 +15,9 @@ Where a model comes from decides how it is built:
 :class:`CatalogLoader` reads the API models, the model-access allowlists and the scoped aliases in one
 transaction and swaps them into the running :class:`~voidllm.routing.catalog.Catalog`. Admin mutations call it
 right after their write (so the change holds in this process before the response is sent), notices from other
-processes call it (``voidllm.bus``), and :func:`serve_catalog` calls it every ``min(cache.model_ttl,
-cache.alias_ttl)`` (the snapshot is read together, so the shorter period wins), which is how other processes
-converge without Redis. A failed periodic reload keeps the previous snapshot.
+processes call it (``voidllm.bus``), and :func:`serve_catalog` calls it every
+``min(cache.model_ttl, cache.alias_ttl)`` (the snapshot is read together, so the shorter period wins), which
+is how other processes converge without Redis. A failed periodic reload keeps the previous snapshot.
 
 Health probes follow the running registry on their own (``voidllm.routing.health``, resync every 5 s).
 """

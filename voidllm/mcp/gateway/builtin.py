@@ -116,7 +116,7 @@ async def _get_usage(ctx: McpContext, actor: Actor, args: dict[str, Any]) -> Any
     group_by = _string(args, "group_by")
     if group_by is not None and group_by not in _GROUP_BY:
         raise _ArgumentError("argument group_by is not one of the allowed values")
-    query = usage.UsageQuery(from_=from_, to=to, group_by=group_by)  # type: ignore[arg-type]
+    query = usage.UsageQuery(from_=from_, to=to, group_by=group_by)
     if actor.role >= Role.ORG_ADMIN and actor.org_id is not None:
         report = await usage.org_usage(ctx.services, actor, actor.org_id, query)
     else:

@@ -131,7 +131,10 @@ class McpBackend(Protocol):
     ``DELETE``.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The server's name (the alias), for logs and metrics."""
+        ...
 
     async def handle(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> dict[str, Any]: ...
 

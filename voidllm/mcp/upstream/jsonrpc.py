@@ -14,7 +14,7 @@ Error messages never contain request content: they name the problem, not the off
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeGuard
 
 import attrs
 import orjson
@@ -159,7 +159,7 @@ def parse_body(body: bytes) -> Message | list[Message | JsonRpcError]:
     return parse_message(value)
 
 
-def _valid_id(value: Any) -> bool:
+def _valid_id(value: Any) -> TypeGuard[str | int]:
     # JSON-RPC allows string or number ids; MCP forbids null; bool is an int in Python but not in JSON.
     return isinstance(value, (str, int)) and not isinstance(value, bool)
 
