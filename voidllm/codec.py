@@ -107,8 +107,8 @@ def _structure_float(value: Any, _: type) -> float:
         raise _WrongValueError("must be a number")
     try:
         return float(value)
-    except OverflowError:  # an integer beyond the float range
-        return math.inf if value > 0 else -math.inf
+    except OverflowError:  # an integer beyond the float range (only an int overflows float())
+        return math.inf if int(value) > 0 else -math.inf
     except ValueError:
         raise _WrongValueError("must be a number") from None
 

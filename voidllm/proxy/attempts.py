@@ -30,8 +30,9 @@ see :meth:`Opened.settle`).
 from __future__ import annotations
 
 import math
+import operator
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -304,9 +305,9 @@ class AttemptChain:
         return ChainExhausted(error)
 
 
-def _has_more(iterator: Any) -> bool:
+def _has_more(iterator: Iterator[Any]) -> bool:
     """Whether a list iterator has items left (without consuming one)."""
-    return iterator.__length_hint__() > 0
+    return operator.length_hint(iterator) > 0
 
 
 def _discard(receive: Any) -> None:

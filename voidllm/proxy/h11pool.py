@@ -164,6 +164,7 @@ class H11Pool:
     ) -> _Response:
         target = _parse_url(url)
         pool = self._origins.get(target.origin) or self._add_origin(target)
+        length: int | None
         if isinstance(body, bytes | bytearray | memoryview):
             replayable, length = True, len(body)
         else:
@@ -407,7 +408,8 @@ class _Connection:
             self.received = True
         else:
             self.eof = True
-        self.protocol.receive_data(data)
+        # h11 appends the data to a bytearray, so a bytearray (which trio's stubs allow) is as good as bytes.
+        self.protocol.receive_data(data)  # type: ignore[arg-type]
 
     async def send_request(self, head: h11.Request, body: bytes | AsyncIterable[bytes]) -> None:
         protocol = self.protocol

@@ -2,10 +2,11 @@
 over ASGI header lists.
 
 Upstream gets only ``Content-Type``, ``Accept`` and ``Accept-Language`` from the client, our request id, our
-``User-Agent``, and the upstream's own credentials; the client's ``Authorization`` never leaves the gateway and
-``Accept-Encoding`` is not forwarded (bodies stay uncompressed so they can be relayed and inspected for usage).
-The client gets back only ``Content-Type``, ``X-RateLimit-*`` and ``Retry-After``/``retry-after-ms`` headers from
-the upstream (the last so that SDKs can honour a provider's back-off); hop-by-hop headers never cross.
+``User-Agent``, and the upstream's own credentials; the client's ``Authorization`` never leaves the gateway
+and ``Accept-Encoding`` is not forwarded (bodies stay uncompressed so they can be relayed and inspected for
+usage). The client gets back only ``Content-Type``, ``X-RateLimit-*`` and ``Retry-After``/``retry-after-ms``
+headers from the upstream (the last so that SDKs can honour a provider's back-off); hop-by-hop headers never
+cross.
 """
 
 from __future__ import annotations

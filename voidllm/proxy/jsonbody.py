@@ -49,7 +49,8 @@ class JsonRequest:
         return orjson.dumps(self.upstream_payload(canonical_model=canonical_model, inject_usage=inject_usage))
 
     def upstream_payload(self, *, canonical_model: str, inject_usage: bool) -> dict[str, Any]:
-        """The request as a dict with the canonical model and, for streams that did not ask, usage injected."""
+        """The request as a dict with the canonical model and, for streams that did not ask, usage
+        injected."""
         payload = dict(self.payload)
         payload["model"] = canonical_model
         if inject_usage and self.stream and not self.client_wants_usage:

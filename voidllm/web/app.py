@@ -1,4 +1,5 @@
-"""Assembles the HTTP application: the Quart-trio app, its blueprints and error table, behind the ASGI edge."""
+"""Assembles the HTTP application: the Quart-trio app, its blueprints and error table, behind the ASGI
+edge."""
 
 from __future__ import annotations
 

@@ -78,7 +78,8 @@ def render_page(doc: dict[str, Any]) -> str:
         f"<title>{_e(info['title'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(info['title'])} <small>{_e(info['version'])}</small></h1>",
         f"<p>{_e(info.get('description', ''))}</p>",
-        f'<p>Machine-readable: <a href="{DOCUMENT_PATH}">{DOCUMENT_PATH}</a> (OpenAPI {_e(doc["openapi"])}).</p>',
+        f'<p>Machine-readable: <a href="{DOCUMENT_PATH}">{DOCUMENT_PATH}</a> '
+        f"(OpenAPI {_e(doc['openapi'])}).</p>",
     ]
     for tag in doc.get("tags", []):
         parts.append(f"<h2 id='tag-{_e(tag['name'])}'>{_e(tag['name'])}</h2>")
@@ -135,7 +136,8 @@ def _schema_html(schema: dict[str, Any]) -> str:
         return description + f"<pre>{_e(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())}</pre>"
     required = set(schema.get("required", ()))
     rows = "".join(
-        f"<tr><td><code>{_e(name)}</code></td><td>{_type_html(prop)}</td><td>{'yes' if name in required else ''}</td>"
+        f"<tr><td><code>{_e(name)}</code></td><td>{_type_html(prop)}</td>"
+        f"<td>{'yes' if name in required else ''}</td>"
         f"<td>{_e(_default(prop))}</td></tr>"
         for name, prop in properties.items()
     )

@@ -7,6 +7,8 @@ lead to it. A model the key may not use is 404 ``model_not_found``, exactly like
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from quart import Blueprint, request
 
 from voidllm.errors import BadRequestError, MethodNotAllowedError, model_not_found
@@ -49,7 +51,7 @@ async def get_model(model_id: str) -> dict[str, object]:
 
 
 @blueprint.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-async def unsupported(rest: str) -> None:
+async def unsupported(rest: str) -> NoReturn:
     """An endpoint we do not serve is 400, as in the reference; a known one with the wrong method is 405."""
     _caller()
     path = f"/v1/{rest}"

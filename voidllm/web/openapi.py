@@ -118,8 +118,8 @@ def build_document(
             "description": "Administration of organizations, users, teams, keys, models and access. Every "
             "route except the public ones needs the header Authorization: Bearer <API key>, or the browser "
             "session cookie voidllm_session set by POST /auth/session; a cookie-authenticated request that "
-            "changes state also sends X-CSRF-Token (the value of the voidllm_csrf cookie), and its Origin, when "
-            "present, must be the gateway's own.",
+            "changes state also sends X-CSRF-Token (the value of the voidllm_csrf cookie), and its Origin, "
+            "when present, must be the gateway's own.",
         },
         "tags": [{"name": name} for name in sorted({route.tag for route in routes})],
         "paths": paths,
@@ -300,9 +300,9 @@ class SchemaRegistry:
 
     def bounds(self, field: attrs.Attribute[Any], hint: Any, owner: Any = None) -> Bounds | None:
         """A field's declared bounds; else, for a field of an input class, the default of its type."""
-        declared = field.metadata.get(BOUNDS)
+        declared: Bounds | None = field.metadata.get(BOUNDS)
         if declared is not None:
-            return declared  # type: ignore[no-any-return]
+            return declared
         if owner is None or owner in self._inputs:
             return default_bounds(hint)
         return None
@@ -379,7 +379,7 @@ class SchemaRegistry:
 
     def _unique_name(self, hint: Any) -> str:
         origin = typing.get_origin(hint) or hint
-        name = origin.__name__ + "".join("_" + _type_name(arg) for arg in typing.get_args(hint))
+        name: str = origin.__name__ + "".join("_" + _type_name(arg) for arg in typing.get_args(hint))
         if name in self.schemas:
             name = f"{origin.__module__.rsplit('.', 1)[-1]}_{name}"
         while name in self.schemas:
@@ -391,12 +391,12 @@ class SchemaRegistry:
         properties: dict[str, Any] = {}
         required = []
         for name, field_hint, field in self.fields(hint):
-            schema = with_bounds(self.schema(field_hint), self.bounds(field, field_hint, origin))
+            field_schema = with_bounds(self.schema(field_hint), self.bounds(field, field_hint, origin))
             if field.default is attrs.NOTHING:
                 required.append(wire_name(name))
             elif _is_json_value(field.default):
-                schema = {**schema, "default": field.default}
-            properties[wire_name(name)] = schema
+                field_schema = {**field_schema, "default": field.default}
+            properties[wire_name(name)] = field_schema
         schema: dict[str, Any] = {"type": "object", "properties": properties}
         if required:
             schema["required"] = required

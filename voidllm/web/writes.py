@@ -24,7 +24,7 @@ from hypercorn.events import Closed, Event, RawData
 from hypercorn.trio.tcp_server import TCPServer
 
 
-class CancellableWritesServer(TCPServer):  # type: ignore[misc]
+class CancellableWritesServer(TCPServer):
     """Hypercorn's per-connection server whose writes cancellation interrupts; see the module docstring."""
 
     async def protocol_send(self, event: Event) -> None:
@@ -43,4 +43,5 @@ class CancellableWritesServer(TCPServer):  # type: ignore[misc]
 
 def install() -> None:
     """Make hypercorn's ``worker_serve`` build :class:`CancellableWritesServer` connections (idempotent)."""
-    hypercorn.trio.run.TCPServer = CancellableWritesServer  # type: ignore[misc]
+    # worker_serve looks the class up in its own module, which imports it without re-exporting it.
+    hypercorn.trio.run.TCPServer = CancellableWritesServer  # type: ignore[attr-defined]

@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from quart import Blueprint, Response, current_app, request
@@ -236,8 +236,10 @@ api = ApiRoutes()
 
 def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
     async def view(**params: str) -> Response:
-        services: Services = app_state().services
-        request_id = request.scope.get(SCOPE_KEY)
+        services = app_state().services
+        if services is None:  # only an app assembled without them (to read its routes) lacks services
+            raise RuntimeError("the management API is served without the process's services")
+        request_id = cast("str | None", request.scope.get(SCOPE_KEY))  # set by the edge (voidllm.web.edge)
         ip = request.remote_addr
         actor = None
         policy: BrowserPolicy = current_app.extensions.get(POLICY_KEY) or BrowserPolicy()
@@ -250,7 +252,9 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
         payload = None
         try:
             if route.body is not None:
-                payload = parse_json_object(await request.get_data())
+                payload = parse_json_object(
+                    await request.get_data(cache=True, as_text=False, parse_form_data=False)
+                )
                 kwargs["body"] = structure(payload, route.body)
                 if route.method == "PATCH":
                     reject_nulls(payload)
