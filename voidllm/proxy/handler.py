@@ -17,13 +17,13 @@ away cancels the upstream request at once (the transport closes the upstream soc
 Usage is handed to the writer service with ``send_nowait`` after the exchange, never written here.
 
 Deadlines (STYLE P3). One deadline per request, computed once: the model's ``timeout``, else
-``max_stream_duration`` for streams and ``write_timeout`` otherwise. While waiting for an upstream's answer
-it bounds the attempt; once an answer is committed to the client, the relay bounds itself with the same
-deadline, every send included (:mod:`voidllm.web.writes` makes hypercorn's writes cancellable), so a client
-that reads nothing is cut there: the last message (a stream's ``stream_incomplete`` event) gets
-:data:`END_GRACE` more, then the connection is closed (a write cut part-way closes it at once), the upstream
-connection with it, and the usage row says ``timeout``. What a request holds is what is in flight: one
-upstream chunk for streams, the answer (at most ``max_response_body``) for non-streamed ones.
+``max_stream_duration`` for streams and ``write_timeout`` otherwise. While waiting for an upstream's answer it
+bounds the attempt; once an answer is committed to the client, the relay bounds itself with the same deadline,
+every send included (:mod:`voidllm.web.writes` makes hypercorn's writes cancellable), so a client that reads
+nothing is cut there: the last message (a stream's ``stream_incomplete`` event) gets
+:data:`~voidllm.proxy.relay.END_GRACE` more, then the connection is closed (a write cut part-way closes it at
+once), the upstream connection with it, and the usage row says ``timeout``. What a request holds is what is in
+flight: one upstream chunk for streams, the answer (at most ``max_response_body``) for non-streamed ones.
 
 Attempts (docs/reference/behaviour.md 6.2). The router orders the model's upstreams (strategy, health,
 breakers, cooldowns); each candidate's breaker is asked for a permit right before its attempt, so candidates
@@ -32,14 +32,13 @@ never tried reserve nothing. The next candidate is tried after a connection erro
 upstream is parked in cooldown for its ``Retry-After``; breaker-neutral). A refused attempt's body is drained
 with a byte and time bound so its connection may be reused, never read whole. Nothing is retried once a byte
 went to the client, and a streamed (multipart) body is sent once; but a non-streamed body that breaks while it
-is read (the upstream closed part-way, a Content-Length never reached: :class:`AnswerBroken`) was not sent
-yet, so the next candidate is tried. The last candidate's answer goes to the client as it is; when it broke,
-the client gets 502 ``upstream_unavailable`` in the endpoint's envelope. Breaker outcomes blame only the
-upstream: failure for 5xx, a body or stream the upstream broke or ended without its terminal event, a
-non-streamed body not read by the deadline; neutral for 429, a client disconnect, and the request's own
-deadline passing during a stream (whether the client was slow to take it or the answer was long); success
-otherwise.
-
+is read (the upstream closed part-way, a Content-Length never reached:
+:class:`~voidllm.proxy.attempts.AnswerBroken`) was not sent yet, so the next candidate is tried. The last
+candidate's answer goes to the client as it is; when it broke, the client gets 502 ``upstream_unavailable`` in
+the endpoint's envelope. Breaker outcomes blame only the upstream: failure for 5xx, a body or stream the
+upstream broke or ended without its terminal event, a non-streamed body not read by the deadline; neutral for
+429, a client disconnect, and the request's own deadline passing during a stream (whether the client was slow
+to take it or the answer was long); success otherwise.
 """
 
 from __future__ import annotations
