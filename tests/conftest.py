@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.admin_fixtures import admin_world  # noqa: F401 (a fixture for every test module)
+
 PG_DSN = os.environ.get("VOIDLLM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("VOIDLLM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("VOIDLLM_REQUIRE_SERVICES", "") not in ("", "0", "false")
