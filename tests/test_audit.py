@@ -303,7 +303,8 @@ async def test_audit_disabled_writes_nothing(sqlite_dsn: str) -> None:
 
 
 def seeded_records() -> list[AuditRecord]:
-    """Five entries a minute apart: org-a (create team, update team, delete key by user-9), org-b (two creates)."""
+    """Five entries a minute apart: org-a (create team, update team, delete key by user-9), org-b (two
+    creates)."""
     specs = [
         ("org-a", "create", "team", 1),
         ("org-b", "create", "user", 2),

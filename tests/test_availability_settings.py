@@ -32,7 +32,8 @@ def test_defaults_and_the_example_config_are_available() -> None:
     [
         ("server:\n  admin:\n    port: 9090\n", "server.admin"),
         (
-            "settings:\n  encryption_key: sixteen-chars-or-more\n  mcp:\n    code_mode:\n      enabled: true\n",
+            "settings:\n  encryption_key: sixteen-chars-or-more\n"
+            "  mcp:\n    code_mode:\n      enabled: true\n",
             "settings.mcp.code_mode.enabled",
         ),
     ],

@@ -1,4 +1,5 @@
-"""Bootstrap creates the first organisation, admin and key exactly once; the key loader sees only live keys."""
+"""Bootstrap creates the first organisation, admin and key exactly once; the key loader sees only live
+keys."""
 
 from __future__ import annotations
 

@@ -361,8 +361,8 @@ def test_example_models_and_mcp_servers_are_valid_when_uncommented() -> None:
             in_block = False
             if line not in ("models: []", "mcp_servers: []"):
                 uncommented.append(line)
+    environ = {"VOIDLLM_ENCRYPTION_KEY": KEY, "OPENAI_API_KEY": "sk-1"}
     with pytest.raises(ConfigError) as info:
-        environ = {"VOIDLLM_ENCRYPTION_KEY": KEY, "OPENAI_API_KEY": "sk-1"}
         parse_config("\n".join(uncommented), environ=environ)
     assert info.value.problems == ("models[0].fallback: unknown model 'claude-sonnet'",)
 

@@ -1,6 +1,7 @@
-"""Issue 6 point 4, second half: key revocation and registry changes made through the admin API of one
-gateway take effect in another gateway on the same store within 1 s: with Redis through pub/sub change notices, without Redis through the
-store's ``change_notices`` (issue 13 point 5), which also carries what the CLI changes.
+"""Issue 6 point 4, second half: key revocation and registry changes made through the admin API of one gateway
+take effect in another gateway on the same store within 1 s: with Redis through pub/sub change notices,
+without Redis through the store's ``change_notices`` (issue 13 point 5), which also carries what the CLI
+changes.
 
 The two gateways run in this process but share nothing except the store and Redis, exactly like two
 processes: each has its own key cache, catalog and Redis connections.

@@ -58,7 +58,8 @@ def assert_unavailable(response: httpx.Response, family: str) -> None:
     assert response.headers["x-request-id"], family
     body = response.json()
     if family == "messages":
-        assert body["type"] == "error" and body["error"]["type"] == "api_error", body
+        assert body["type"] == "error", body
+        assert body["error"]["type"] == "api_error", body
     else:
         assert body["error"]["code"] == "upstream_unavailable", (family, body)
 

@@ -124,7 +124,8 @@ def test_the_document_states_a_range_for_every_value_a_client_sends(document: di
         kind = schema.get("type")
         kinds.add(kind)
         if kind in ("integer", "number"):
-            assert "minimum" in schema and "maximum" in schema, where
+            assert "minimum" in schema, where
+            assert "maximum" in schema, where
             assert -(2**63) <= schema["minimum"] <= schema["maximum"] < 2**63, where
         elif kind == "string" and "enum" not in schema:
             assert 0 < schema.get("maxLength", 0) <= 4096, where

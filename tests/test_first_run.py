@@ -194,7 +194,8 @@ async def test_a_normal_restart_logs_no_warning(tmp_path: Path) -> None:
             gw.signal()
             assert await gw.wait_exit() == 0
         records = [orjson.loads(line) for line in gw.lines if line.startswith("{")]
-        assert records and not [r for r in records if r["level"] in ("WARN", "ERROR", "CRITICAL")], gw.lines
+        assert records, gw.lines
+        assert not [r for r in records if r["level"] in ("WARN", "ERROR", "CRITICAL")], gw.lines
 
 
 def test_secrets_already_in_the_environment_do_not_stop_the_scripts(tmp_path: Path) -> None:

@@ -170,7 +170,8 @@ async def test_a_team_admin_sets_team_bound_keys_within_the_team_limits(sqlite_d
                     path, headers=bearer(caller), json={"requests_per_minute": beyond}
                 )
                 assert error_of(refused, 403)["message"] == (
-                    "requests_per_minute must be between 1 and 100, the team's limit (only an org admin goes beyond it)"
+                    "requests_per_minute must be between 1 and 100, the team's limit "
+                    "(only an org admin goes beyond it)"
                 )
             # the team sets no daily token limit: any value, 0 included
             assert (

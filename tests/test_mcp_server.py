@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from tests.admin_tenancy import add_user, default_org, user_key
 from tests.gateway import make_config, run_gateway
@@ -332,12 +333,9 @@ def test_jsonrpc_parsing_classifies_messages_and_rejects_the_rest() -> None:
         (b'{"jsonrpc":"2.0","id":1}', j.INVALID_REQUEST),
         (b'"x"', j.INVALID_REQUEST),
     ]:
-        try:
+        with pytest.raises(j.JsonRpcError) as raised:
             j.parse_body(bad)
-        except j.JsonRpcError as exc:
-            assert exc.code == code, bad
-        else:
-            raise AssertionError(f"{bad!r} parsed")
+        assert raised.value.code == code, bad
     assert j.dumps(j.Request(1, "m")) == b'{"jsonrpc":"2.0","id":1,"method":"m"}'
     assert orjson.loads(j.dumps(j.ErrorResponse(None, j.JsonRpcError(-32022, "v", {"supported": []})))) == {
         "jsonrpc": "2.0",

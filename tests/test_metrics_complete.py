@@ -33,7 +33,7 @@ def documented() -> dict[str, tuple[str, frozenset[str]]]:
         if match := ROW.match(line):
             name, kind, labels = match.groups()
             assert name not in table, f"{name} is listed twice"
-            names = {label.strip() for label in labels.split(",")} - {"", "–"}
+            names = {label.strip() for label in labels.split(",")} - {"", "\u2013"}  # an en dash: no labels
             table[name] = kind, frozenset(names)
     return table
 

@@ -388,7 +388,8 @@ def test_model_with_a_transfer_encoding(encoding: bytes) -> None:
         (b"Content-Type: text/plain\r\n\r\nwhisper", "has no Content-Disposition"),
         (b"\r\nwhisper", "has no Content-Disposition"),
         (
-            b'Content-Disposition: form-data; name="x"\r\nContent-Disposition: form-data; name="model"\r\n\r\nw',
+            b'Content-Disposition: form-data; name="x"\r\n'
+            b'Content-Disposition: form-data; name="model"\r\n\r\nw',
             "more than one Content-Disposition",
         ),
         (b'Content-Disposition: form-data; name="model"; name="x"\r\n\r\nw', "repeated header parameter"),
@@ -462,9 +463,9 @@ def test_new_model_must_not_break_the_framing(bad: str) -> None:
 def test_invalid_boundary_argument() -> None:
     with pytest.raises(ValueError, match="empty"):
         MultipartHead(b"")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'boundary' must be <= 70"):
         MultipartHead(b"x" * 71)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'max_head' must be > 0"):
         MultipartHead(B, max_head=0)
 
 

@@ -17,7 +17,8 @@ DOCS = [ROOT / "README.md", ROOT / "examples" / "README.md"]
 def test_no_document_points_outside_the_repository() -> None:
     for doc in DOCS:
         text = doc.read_text()
-        assert "../" not in text and "shared/" not in text, doc
+        assert "../" not in text, doc
+        assert "shared/" not in text, doc
         for target in re.findall(r"`((?:scripts|examples|voidllm|tests|docs)/[\w./-]+)`", text):
             assert (ROOT / target).exists() or (doc.parent / target).exists(), (doc.name, target)
 

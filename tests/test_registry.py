@@ -66,8 +66,8 @@ def test_provider_specific_fields_reach_the_upstream() -> None:
   - name: gem
     strategy: weighted
     deployments:
-      - {name: v, provider: vertex, base_url: "https://europe-west4-aiplatform.googleapis.com", gcp_project: p1,
-         gcp_location: europe-west4, weight: 3}
+      - {name: v, provider: vertex, base_url: "https://europe-west4-aiplatform.googleapis.com",
+         gcp_project: p1, gcp_location: europe-west4, weight: 3}
 """
     )
     azure = reg.resolve("azure-gpt")

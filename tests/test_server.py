@@ -1,4 +1,5 @@
-"""A real gateway in-process on an ephemeral port: health, readiness, metrics, auth, request ids, bootstrap."""
+"""A real gateway in-process on an ephemeral port: health, readiness, metrics, auth, request ids,
+bootstrap."""
 
 from __future__ import annotations
 

@@ -414,7 +414,8 @@ async def test_range_and_group_by_are_validated(world: World) -> None:
         for params, named in cases:
             response = await world.gw.client.get(API + path, headers=admin(world.gw), params=params)
             error = error_of(response, 400)
-            assert error["code"] == "validation_error" and named in error["message"], (path, params, error)
+            assert error["code"] == "validation_error", (path, params, error)
+            assert named in error["message"], (path, params, error)
             assert "secret-marker" not in response.text
     response = await world.gw.client.get(
         f"{API}/mcp-usage", headers=admin(world.gw), params={**RANGE, "group_by": "model"}

@@ -106,7 +106,8 @@ def event(org_id: str, key_id: str, at: datetime, **fields: Any) -> dict[str, An
 
 
 def expected_line(row: dict[str, Any], key_names: dict[str, str]) -> list[str]:
-    """The CSV cells the export must produce for ``row`` (the documented format, written out independently)."""
+    """The CSV cells the export must produce for ``row`` (the documented format, written out
+    independently)."""
 
     def text(value: Any) -> str:
         if value is None:
@@ -368,7 +369,7 @@ async def test_invalid_requests_are_400_and_scope_is_enforced(sqlite_dsn: str, r
         ).status_code == 200
 
 
-# -- client disconnect ----------------------------------------------------------------------------------------
+# -- client disconnect ---------------------------------------------------------------------------------------
 
 
 async def test_a_client_that_disconnects_stops_the_export(
@@ -449,10 +450,11 @@ MEMORY_BOUND_KB = 50 * 1024
 _BULK_INSERT = """
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :count - 1)
 INSERT INTO usage_events (id, request_id, key_id, key_type, org_id, team_id, user_id, model_name,
-  requested_model_name, deployment_name, provider, prompt_tokens, completion_tokens, total_tokens, cost_estimate,
-  request_duration_ms, ttft_ms, status_code, status, stream, source, project, created_at)
-SELECT printf('00000000-0000-7000-8000-%012d', i), printf('10000000-0000-4000-8000-%012d', i), 'key-1', 'user_key',
-  :org_id, 'team-1', 'user-1', 'gpt-test', 'gpt', 'd1', 'openai', 100 + i % 7, 50 + i % 5, 150 + i % 7 + i % 5,
+  requested_model_name, deployment_name, provider, prompt_tokens, completion_tokens, total_tokens,
+  cost_estimate, request_duration_ms, ttft_ms, status_code, status, stream, source, project, created_at)
+SELECT printf('00000000-0000-7000-8000-%012d', i), printf('10000000-0000-4000-8000-%012d', i), 'key-1',
+  'user_key', :org_id, 'team-1', 'user-1', 'gpt-test', 'gpt', 'd1', 'openai', 100 + i % 7, 50 + i % 5,
+  150 + i % 7 + i % 5,
   (i % 100) * 0.0001, 200 + i % 300, CASE WHEN i % 2 = 0 THEN 40 END, 200, 'ok', i % 2, 'bench', NULL,
   datetime(:start + i, 'unixepoch') || '.000000'
 FROM n
@@ -542,11 +544,16 @@ async def test_a_failure_mid_export_is_an_incomplete_body_not_a_short_file(
     async with open_gateway(sqlite_dsn) as gw:
         org = await default_org(gw)
         await insert(gw, [event(org, "k", FROM + timedelta(seconds=i)) for i in range(100)])
-        with pytest.raises(httpx.RemoteProtocolError):
+
+        async def read_export() -> None:
+            nonlocal received
             async with gw.client.stream(
                 "GET", f"{API}/orgs/{org}/usage/export", headers=admin(gw), params=RANGE
             ) as response:
                 assert response.status_code == 200
                 async for chunk in response.aiter_bytes():
                     received += chunk
+
+        with pytest.raises(httpx.RemoteProtocolError):
+            await read_export()
     assert received.count(b"\r\n") == 1 + 20  # the header and the two chunks read before the failure

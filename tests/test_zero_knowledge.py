@@ -274,7 +274,8 @@ def completion_text(marker: str, pieces: int = CHUNKS) -> str:
 
 
 def chat_body(marker: str, model: str, **extra: Any) -> dict[str, Any]:
-    """A chat request with the marker in the system prompt, user messages, a tool, its arguments and result."""
+    """A chat request with the marker in the system prompt, user messages, a tool, its arguments and
+    result."""
     return {
         "model": model,
         "messages": [
@@ -554,7 +555,8 @@ async def refused_requests(gw: RunningGateway, mock: MockUpstream, marker: str) 
         kwargs = {"headers": headers, **kwargs}
         answer = await client.post(path, **kwargs)
         assert answer.status_code == status, (name, answer.status_code, answer.text)
-        assert mk not in answer.content and marker not in str(answer.headers), name
+        assert mk not in answer.content, name
+        assert marker not in str(answer.headers), name
     for bad in ({"Authorization": "Bearer vl_uk_" + "1" * 48}, {}):
         answer = await client.post("/v1/chat/completions", headers=bad, json=chat_body(marker, "gpt-zk"))
         assert answer.status_code == 401
@@ -615,7 +617,8 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
         return {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}
 
     echoed = await client.post(path, headers=session, json=call("echo", 2, text=marker))
-    assert echoed.status_code == 200 and mk in echoed.content, echoed.text
+    assert echoed.status_code == 200, echoed.text
+    assert mk in echoed.content, echoed.text
     failed = await client.post(path, headers=session, json=call("fail", 3, reason=marker))
     assert failed.json()["result"]["isError"] is True
     assert mk in failed.content
@@ -634,7 +637,8 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     stateless = call("echo", 5, text=marker)
     stateless["params"]["_meta"] = meta
     answer = await client.post(path, headers=modern, json=stateless)
-    assert answer.status_code == 200 and mk in answer.content, answer.text
+    assert answer.status_code == 200, answer.text
+    assert mk in answer.content, answer.text
     assert (await client.delete(path, headers=session)).status_code == 204
     assert len(mcp.rpc("tools/call")) >= 4, "the calls reached the upstream MCP server"
     return 4
