@@ -1,11 +1,18 @@
-"""Organizations and org memberships through the real gateway: CRUD, pagination, tombstoned slugs,
-deactivation (keys stop working at once, work again after reactivation), limits reaching the key cache,
-role changes reaching the key cache, and the escalation attempts of an org admin."""
+"""Organizations and org memberships: CRUD, pagination, tombstoned slugs, deactivation (keys stop working at
+once, work again after reactivation), limits reaching the key cache, role changes reaching the key cache, and
+the escalation attempts of an org admin.
+
+Pagination and the org-admin scope call the use cases directly on a store (``tests/admin_fixtures.py``); the
+HTTP slice of the route family (statuses, the envelope, request bodies) and the effects on the proxy and the
+key cache go through a real gateway.
+"""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
+from tests.admin_fixtures import AdminWorld
 from tests.admin_tenancy import (
     API,
     add_user,
@@ -22,6 +29,9 @@ from tests.admin_tenancy import (
     pages,
     user_key,
 )
+from voidllm.admin import memberships, orgs
+from voidllm.admin.pages import PageQuery
+from voidllm.errors import BadRequestError, PermissionDeniedError
 from voidllm.store import tables as t
 
 
@@ -69,6 +79,10 @@ async def test_create_read_update_list_and_conflicts(sqlite_dsn: str) -> None:
             await gw.client.get(f"{API}/orgs/00000000-0000-7000-8000-000000000000", headers=admin(gw)), 404
         )
 
+        seen = await pages(gw.client, f"{API}/orgs", admin(gw), limit=1)  # the bootstrap's org first
+        assert [o["slug"] for p in seen for o in p] == ["default", "acme"]
+        error_of(await gw.client.get(f"{API}/orgs", headers=admin(gw), params={"limit": 0}), 400)
+
         team = await create_team(gw, created["id"], "red")
         await add_user(gw, created["id"], "m@acme.test")
         detail = (await gw.client.get(f"{API}/orgs/{created['id']}", headers=admin(gw))).json()
@@ -76,36 +90,50 @@ async def test_create_read_update_list_and_conflicts(sqlite_dsn: str) -> None:
         assert team["org_id"] == created["id"]
 
 
-async def test_list_is_paginated_and_org_admins_see_only_their_org(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
-        slugs = [f"org-{i}" for i in range(5)]
-        ids = [(await create_org(gw, slug))["id"] for slug in slugs]
-        seen = await pages(gw.client, f"{API}/orgs", admin(gw), limit=2)
-        assert [len(p) for p in seen] == [2, 2, 2]
-        assert [o["slug"] for p in seen for o in p] == ["default", *slugs]
-        error_of(await gw.client.get(f"{API}/orgs", headers=admin(gw), params={"limit": 0}), 400)
+async def test_list_is_paginated_and_org_admins_see_only_their_org(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    slugs = [f"org-{i}" for i in range(5)]
+    ids = [await world.org(slug) for slug in slugs]
+    seen = await all_pages(world, limit=2)
+    assert [len(p) for p in seen] == [2, 2, 1]
+    assert [o.slug for p in seen for o in p] == slugs
+    with pytest.raises(BadRequestError):
+        PageQuery(limit=0)
 
-        boss = await add_user(gw, ids[0], "boss@org0.test", role="org_admin")
-        key = await user_key(gw, ids[0], boss)
-        listed = (await gw.client.get(f"{API}/orgs", headers=bearer(key))).json()
-        assert [o["id"] for o in listed["data"]] == [ids[0]]
-        assert listed["has_more"] is False
-        # reading or changing another organisation, or creating/deleting organisations, is refused
-        error_of(await gw.client.get(f"{API}/orgs/{ids[1]}", headers=bearer(key)), 403)
-        error_of(
-            await gw.client.patch(f"{API}/orgs/{ids[1]}", headers=bearer(key), json={"name": "pwned"}), 403
-        )
-        error_of(
-            await gw.client.post(f"{API}/orgs", headers=bearer(key), json={"name": "N", "slug": "new"}), 403
-        )
-        error_of(await gw.client.delete(f"{API}/orgs/{ids[0]}", headers=bearer(key)), 403)
-        error_of(await gw.client.post(f"{API}/orgs/{ids[0]}/deactivate", headers=bearer(key)), 403)
-        assert (
-            await gw.client.patch(f"{API}/orgs/{ids[0]}", headers=bearer(key), json={"name": "Mine"})
-        ).status_code == 200
+    boss = await world.user(ids[0], "boss@org0.test", role="org_admin")
+    actor = await world.user_actor(ids[0], boss)
+    listed = await orgs.list_orgs(services, actor, PageQuery())
+    assert [o.id for o in listed.data] == [ids[0]]
+    assert listed.has_more is False
+    # reading or changing another organisation, or creating/deleting organisations, is refused
+    with pytest.raises(PermissionDeniedError):
+        await orgs.get(services, actor, ids[1])
+    with pytest.raises(PermissionDeniedError):
+        await orgs.update(services, actor, ids[1], orgs.OrgUpdate(name="pwned"))
+    with pytest.raises(PermissionDeniedError):
+        await orgs.create(services, actor, orgs.OrgCreate(name="N", slug="new"))
+    with pytest.raises(PermissionDeniedError):
+        await orgs.delete(services, actor, ids[0])
+    with pytest.raises(PermissionDeniedError):
+        await orgs.deactivate(services, actor, ids[0])
+    assert (await orgs.update(services, actor, ids[0], orgs.OrgUpdate(name="Mine"))).name == "Mine"
 
-        member = await add_user(gw, ids[0], "m@org0.test")
-        error_of(await gw.client.get(f"{API}/orgs", headers=bearer(await user_key(gw, ids[0], member))), 403)
+    member = await world.user(ids[0], "m@org0.test")
+    with pytest.raises(PermissionDeniedError):
+        await orgs.list_orgs(services, await world.user_actor(ids[0], member), PageQuery())
+
+
+async def all_pages(world: AdminWorld, limit: int) -> list[list[orgs.OrgOut]]:
+    """Every page of the organisations as the system admin, following ``next_cursor``."""
+    out: list[list[orgs.OrgOut]] = []
+    cursor: str | None = None
+    while True:
+        page = await orgs.list_orgs(world.services, world.system, PageQuery(limit=limit, cursor=cursor))
+        out.append(page.data)
+        if not page.has_more:
+            assert page.next_cursor is None
+            return out
+        cursor = page.next_cursor
 
 
 async def test_delete_tombstones_the_slug_and_revokes_keys_at_once(sqlite_dsn: str) -> None:
@@ -248,17 +276,14 @@ async def test_org_members_crud_and_role_changes_reach_keys(sqlite_dsn: str) -> 
         error_of(await gw.client.delete(f"{members}/{own['id']}", headers=bearer(boss_key)), 400)
 
 
-async def test_org_admin_cannot_touch_another_orgs_members(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
-        mine, theirs = await create_org(gw, "mine"), await create_org(gw, "theirs")
-        boss = await add_user(gw, mine["id"], "boss@mine.test", role="org_admin")
-        key = await user_key(gw, mine["id"], boss)
-        error_of(await gw.client.get(f"{API}/orgs/{theirs['id']}/members", headers=bearer(key)), 403)
-        error_of(
-            await gw.client.post(
-                f"{API}/orgs/{theirs['id']}/members",
-                headers=bearer(key),
-                json={"user_id": boss, "role": "org_admin"},
-            ),
-            403,
+async def test_org_admin_cannot_touch_another_orgs_members(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    mine, theirs = await world.org("mine"), await world.org("theirs")
+    boss = await world.user(mine, "boss@mine.test", role="org_admin")
+    actor = await world.user_actor(mine, boss)
+    with pytest.raises(PermissionDeniedError):
+        await memberships.list_org_members(services, actor, theirs, PageQuery())
+    with pytest.raises(PermissionDeniedError):
+        await memberships.add_org_member(
+            services, actor, theirs, memberships.OrgMemberCreate(user_id=boss, role="org_admin")
         )
