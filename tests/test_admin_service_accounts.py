@@ -1,8 +1,16 @@
-"""Service accounts through the real gateway: scope rules for org- and team-scoped accounts, key_count, the
-effective role of their keys, and deletion revoking their keys at once."""
+"""Service accounts: scope rules for org- and team-scoped accounts, key_count, the effective role of their
+keys, and deletion revoking their keys at once.
+
+The scope rules call the use cases directly on a store (``tests/admin_fixtures.py``); CRUD goes through a real
+gateway as the HTTP slice of the route family (statuses, the envelope, the proxy refusing a deleted
+account's key).
+"""
 
 from __future__ import annotations
 
+import pytest
+
+from tests.admin_fixtures import AdminWorld
 from tests.admin_tenancy import (
     API,
     add_user,
@@ -11,13 +19,14 @@ from tests.admin_tenancy import (
     chat,
     create_key,
     create_org,
-    create_team,
     error_of,
-    join_team,
     open_gateway,
     pages,
     user_key,
 )
+from voidllm.admin import service_accounts
+from voidllm.admin.pages import PageQuery
+from voidllm.errors import NotFoundError, PermissionDeniedError
 from voidllm.identity import Role
 
 
@@ -46,6 +55,8 @@ async def test_crud_and_key_count(sqlite_dsn: str) -> None:
         seen = await pages(gw.client, path, admin(gw), limit=2)
         assert [len(p) for p in seen] == [2, 2]
         error_of(await gw.client.post(path, headers=admin(gw), json={"name": ""}), 400)
+        member_key = await user_key(gw, org["id"], await add_user(gw, org["id"], "m@acme.test"))
+        error_of(await gw.client.post(path, headers=bearer(member_key), json={"name": "b"}), 403)
         error_of(await gw.client.post(path, headers=admin(gw), json={"name": "x", "team_id": "nope"}), 404)
 
         assert await chat(gw, key["key"]) == 200
@@ -62,48 +73,45 @@ async def test_crud_and_key_count(sqlite_dsn: str) -> None:
         )
 
 
-async def test_scope_rules(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
-        org = await create_org(gw, "acme")
-        red, blue = await create_team(gw, org["id"], "red"), await create_team(gw, org["id"], "blue")
-        lead, member = (
-            await add_user(gw, org["id"], "lead@acme.test"),
-            await add_user(gw, org["id"], "m@acme.test"),
-        )
-        await join_team(gw, red["id"], lead, role="team_admin")
-        await join_team(gw, red["id"], member)
-        lead_key, member_key = await user_key(gw, org["id"], lead), await user_key(gw, org["id"], member)
-        path = f"{API}/orgs/{org['id']}/service-accounts"
+async def test_scope_rules(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    org = await world.org("acme")
+    red, blue = await world.team(org, "red"), await world.team(org, "blue")
+    lead, member = await world.user(org, "lead@acme.test"), await world.user(org, "m@acme.test")
+    await world.join_team(red.id, lead, role="team_admin")
+    await world.join_team(red.id, member)
+    as_lead, as_member = await world.user_actor(org, lead), await world.user_actor(org, member)
+    Create = service_accounts.ServiceAccountCreate
 
-        # org-scoped accounts need an org admin; team-scoped ones an admin of that team
-        error_of(await gw.client.post(path, headers=bearer(lead_key), json={"name": "org-bot"}), 403)
-        error_of(
-            await gw.client.post(path, headers=bearer(lead_key), json={"name": "b", "team_id": blue["id"]}),
-            403,
-        )
-        error_of(
-            await gw.client.post(path, headers=bearer(member_key), json={"name": "b", "team_id": red["id"]}),
-            403,
-        )
-        red_bot = await gw.client.post(
-            path, headers=bearer(lead_key), json={"name": "red-bot", "team_id": red["id"]}
-        )
-        assert red_bot.status_code == 201, red_bot.text
-        org_bot = (await gw.client.post(path, headers=admin(gw), json={"name": "org-bot"})).json()
+    # org-scoped accounts need an org admin; team-scoped ones an admin of that team
+    with pytest.raises(PermissionDeniedError):
+        await service_accounts.create(services, as_lead, org, Create(name="org-bot"))
+    with pytest.raises(PermissionDeniedError):
+        await service_accounts.create(services, as_lead, org, Create(name="b", team_id=blue.id))
+    with pytest.raises(PermissionDeniedError):
+        await service_accounts.create(services, as_member, org, Create(name="b", team_id=red.id))
+    red_bot = await service_accounts.create(services, as_lead, org, Create(name="red-bot", team_id=red.id))
+    org_bot = await service_accounts.create(services, world.system, org, Create(name="org-bot"))
 
-        listed = {a["id"] for a in (await gw.client.get(path, headers=bearer(lead_key))).json()["data"]}
-        assert listed == {red_bot.json()["id"]}
-        assert (await gw.client.get(path, headers=bearer(member_key))).json()["data"] == []
-        error_of(await gw.client.get(f"{path}/{org_bot['id']}", headers=bearer(lead_key)), 404)
-        error_of(await gw.client.delete(f"{path}/{org_bot['id']}", headers=bearer(lead_key)), 404)
-        error_of(await gw.client.get(f"{path}/{red_bot.json()['id']}", headers=bearer(member_key)), 404)
+    listed = await service_accounts.list_accounts(services, as_lead, org, PageQuery())
+    assert {a.id for a in listed.data} == {red_bot.id}
+    assert (await service_accounts.list_accounts(services, as_member, org, PageQuery())).data == []
+    with pytest.raises(NotFoundError):
+        await service_accounts.get(services, as_lead, org, org_bot.id)
+    with pytest.raises(NotFoundError):
+        await service_accounts.delete(services, as_lead, org, org_bot.id)
+    with pytest.raises(NotFoundError):
+        await service_accounts.get(services, as_member, org, red_bot.id)
 
-        # the team account's keys act as team admins of its team
-        key = await create_key(gw, org["id"], key_type="sa_key", service_account_id=red_bot.json()["id"])
-        identity = gw.state.keys.authenticate_key(key["key"])
-        assert (identity.role, identity.team_id) == (Role.TEAM_ADMIN, red["id"])
+    # the team account's keys act as team admins of its team
+    key = await world.key(org, key_type="sa_key", service_account_id=red_bot.id)
+    identity = services.keys.authenticate_key(key.key)
+    assert (identity.role, identity.team_id) == (Role.TEAM_ADMIN, red.id)
 
-        # another organisation's admin cannot reach them
-        other = await create_org(gw, "other")
-        stranger = await add_user(gw, other["id"], "s@other.test", role="org_admin")
-        error_of(await gw.client.get(path, headers=bearer(await user_key(gw, other["id"], stranger))), 403)
+    # another organisation's admin cannot reach them
+    other = await world.org("other")
+    stranger = await world.user(other, "s@other.test", role="org_admin")
+    with pytest.raises(PermissionDeniedError):
+        await service_accounts.list_accounts(
+            services, await world.user_actor(other, stranger), org, PageQuery()
+        )
