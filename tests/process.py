@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,6 +15,11 @@ import orjson
 import trio
 
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY
+
+EXIT_LIMIT = 30.0
+"""Seconds :meth:`GatewayProcess.wait_exit` waits at most (a test may bound it tighter)."""
+START_LIMIT = 30.0
+"""Seconds :func:`spawn_gateway` waits for the gateway to listen."""
 
 
 def write_config(
@@ -49,13 +54,28 @@ class GatewayProcess:
     lines: list[str] = attrs.field(factory=list)
     url: str = ""
     api_key: str = ""
+    _new_lines: trio.Event = attrs.field(factory=trio.Event)
+    _stderr_closed: bool = False
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.process.send_signal(signum)
 
-    async def wait_exit(self, timeout: float = 30) -> int:
-        with trio.fail_after(timeout):
+    async def wait_exit(self) -> int:
+        """The exit code once the process ended, within :data:`EXIT_LIMIT` seconds."""
+        with trio.fail_after(EXIT_LIMIT):
             return await self.process.wait()
+
+    async def wait_for_line(self, found: Callable[[], bool]) -> None:
+        """Return once ``found()`` holds, checking it again whenever the gateway wrote lines; the caller
+        bounds the wait (``trio.fail_after``).
+
+        Raises:
+            AssertionError: the gateway closed its stderr (it exited) first.
+        """
+        while not found():
+            if self._stderr_closed:
+                raise AssertionError("voidllm exited early:\n" + "\n".join(self.lines))
+            await self._new_lines.wait()
 
     def log(self, message: str) -> list[dict[str, object]]:
         """The JSON log records on stderr whose ``msg`` is ``message``."""
@@ -80,6 +100,10 @@ class GatewayProcess:
                     self.api_key = line.split("API Key:")[1].strip()
                 if '"msg":"listening"' in line:
                     self.url = orjson.loads(line)["binds"][0]
+            self._new_lines.set()
+            self._new_lines = trio.Event()
+        self._stderr_closed = True
+        self._new_lines.set()
 
 
 @asynccontextmanager
@@ -104,11 +128,10 @@ async def spawn_gateway(
         gateway = GatewayProcess(process)
         nursery.start_soon(gateway._read_stderr)
         try:
-            with trio.fail_after(30):
-                while not (gateway.url and (gateway.api_key or not expect_banner)):
-                    if process.returncode is not None:
-                        raise AssertionError("voidllm exited early:\n" + "\n".join(gateway.lines))
-                    await trio.sleep(0.02)
+            with trio.fail_after(START_LIMIT):
+                await gateway.wait_for_line(
+                    lambda: bool(gateway.url and (gateway.api_key or not expect_banner))
+                )
             yield gateway
         finally:
             if process.returncode is None:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.gateway import make_config, run_gateway
+from tests.polling import poll_until
 from voidllm.admin.audit_writer import (
     MAX_DESCRIPTION,
     REDACTED,
@@ -414,7 +415,10 @@ async def test_entries_become_visible_after_the_flush_interval(sqlite_dsn: str) 
     async with run_gateway(config) as gw:
         gw.state.services.audit.record(entry(7, org_id="org-z"))
         key = gw.api_key()
+
+        async def flushed() -> bool:
+            return bool(ids_of(await listing(gw, key, org_id="org-z")))
+
         with trio.fail_after(5):
-            while not ids_of(await listing(gw, key, org_id="org-z")):
-                await trio.sleep(0.02)
+            await poll_until(flushed)
         assert ids_of(await listing(gw, key, org_id="org-z")) == ["req-7"]

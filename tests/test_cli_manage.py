@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from tests.gateway import make_config, run_gateway
+from tests.polling import poll_until
 from tests.process import write_config
 from voidllm.auth.cache import reload_key_cache
 
@@ -147,9 +148,12 @@ async def test_cli_revocation_reaches_a_running_gateway_through_redis_at_once(
         auth = {"Authorization": f"Bearer {key['key']}"}
         assert (await gw.client.get("/v1/models", headers=auth)).status_code == 200
         await voidllm(config, "keys", "revoke", key["id"])
+
+        async def refused() -> bool:
+            return (await gw.client.get("/v1/models", headers=auth)).status_code == 401
+
         with trio.fail_after(1):  # the change notice, not the 30 s reload
-            while (await gw.client.get("/v1/models", headers=auth)).status_code != 401:
-                await trio.sleep(0.02)
+            await poll_until(refused)
 
 
 async def test_cli_names_its_config_and_database_and_refuses_to_create_an_empty_store(tmp_path: Path) -> None:

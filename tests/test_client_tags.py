@@ -19,6 +19,7 @@ import trio
 
 from tests.admin_tenancy import API, MODEL, bearer
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
+from tests.polling import poll_until
 from tests.test_usage_api import expected_usage
 from voidllm.codec import format_datetime
 from voidllm.errors import BadRequestError
@@ -67,10 +68,13 @@ class Tagged:
 
     async def wait_rows(self, count: int) -> list[dict[str, Any]]:
         """The usage rows once ``count`` have been written (the writer flushes every 50 ms)."""
+
+        async def written() -> bool:
+            return len(await self.rows()) >= count
+
         with trio.fail_after(10):
-            while len(rows := await self.rows()) < count:  # noqa: ASYNC110 - the store signals nothing: poll it
-                await trio.sleep(0.05)
-        return rows
+            await poll_until(written, interval=0.05)
+        return await self.rows()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import trio
 
 from tests.admin_tenancy import admin, bearer, create_key, default_org
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
+from tests.polling import poll_until
 from tests.process import write_config
 from tests.test_cli_manage import gateway_config, voidllm
 from voidllm.redis.client import open_redis
@@ -39,10 +40,13 @@ async def chat_status(gw: RunningGateway, key: str, model: str) -> int:
 
 async def within(seconds: float, probe: Callable[[], Awaitable[Any]], expected: Any) -> float:
     """Poll ``probe`` until it returns ``expected``; fail after ``seconds``. Returns the time it took."""
+
+    async def answered() -> bool:
+        return bool(await probe() == expected)
+
     began = trio.current_time()
     with trio.fail_after(seconds):
-        while (await probe()) != expected:
-            await trio.sleep(0.02)
+        await poll_until(answered)
     return trio.current_time() - began
 
 

@@ -28,6 +28,7 @@ import pytest
 import trio
 
 from tests.gateway import ENCRYPTION_KEY, usage_rows
+from tests.polling import poll_until
 from tests.process import GatewayProcess, spawn_gateway, write_config
 from tests.test_limits_gateway import LimitedKey, insert_key
 from voidllm.crypto import Keyring
@@ -56,9 +57,12 @@ class Pair:
         await RedisBus(self.redis, self.prefix, "the-test").publish("keys", "*")
         for gw in (self.a, self.b):
             async with httpx.AsyncClient(base_url=gw.url) as client:
+
+                async def accepted(client: httpx.AsyncClient = client) -> bool:
+                    return (await client.get("/v1/models", headers=key.auth)).status_code == 200
+
                 with trio.fail_after(2):
-                    while (await client.get("/v1/models", headers=key.auth)).status_code != 200:
-                        await trio.sleep(0.01)
+                    await poll_until(accepted, interval=0.01)
         return key
 
     async def burst(self, key: LimitedKey, per_process: int, body: bytes) -> list[int]:

@@ -123,8 +123,7 @@ async def test_an_empty_store_without_admin_key_says_how_to_bootstrap_and_a_lost
     )
     async with spawn_gateway(config, expect_banner=False) as gw, httpx.AsyncClient(base_url=gw.url) as client:
         with trio.fail_after(10):
-            while not any("NOBODY CAN SIGN IN YET" in line for line in gw.lines):
-                await trio.sleep(0.02)
+            await gw.wait_for_line(lambda: any("NOBODY CAN SIGN IN YET" in line for line in gw.lines))
         assert sum("NOBODY CAN SIGN IN YET" in line for line in gw.lines) == 1
         assert any("voidllm users reset-password" in line for line in gw.lines)
         ready = await client.get("/readyz")

@@ -40,8 +40,7 @@ async def test_sigterm_drains_in_flight_requests_then_exits_zero(tmp_path: Path)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(slow_request)
                 with trio.fail_after(5):
-                    while not mock.requests:
-                        await trio.sleep(0.01)
+                    await mock.wait_requests()
                 gw.signal(signal.SIGTERM)
                 await trio.sleep(0.2)
                 ready = await client.get("/readyz")
@@ -73,8 +72,7 @@ async def test_requests_still_running_at_the_drain_deadline_are_cancelled(tmp_pa
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(hanging_request)
                 with trio.fail_after(5):
-                    while not mock.requests:
-                        await trio.sleep(0.01)
+                    await mock.wait_requests()
                 gw.signal(signal.SIGTERM)
             assert outcome["hang"].status_code == 503
             assert outcome["hang"].json()["error"]["message"] == "request cancelled: server is shutting down"
@@ -97,12 +95,12 @@ async def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(doomed_request)
                 with trio.fail_after(5):
-                    while not mock.requests:
-                        await trio.sleep(0.01)
+                    await mock.wait_requests()
                 gw.signal(signal.SIGTERM)
                 await trio.sleep(0.3)
                 gw.signal(signal.SIGINT)
-                assert await gw.wait_exit(timeout=5) == 1  # not after the drain timeout (25 s)
+                with trio.fail_after(5):  # not after the drain timeout (25 s)
+                    assert await gw.wait_exit() == 1
         assert gw.log("second signal: exiting immediately")
 
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
+from tests.polling import poll_until
 from voidllm.auth.cache import reload_key_cache
 from voidllm.crypto import KeyKind, Keyring, generate_key, key_hint
 from voidllm.identity import Limits
@@ -316,7 +317,8 @@ async def test_change_notices_reach_the_other_process(
             key = await add_key(a)
             await b.state.services.bus.publish("keys", "*")  # b's own notice: b ignores it
             await a.state.services.bus.publish("keys", "*")
-            await wait_for(lambda: status_of(b, key), 200)
+            with trio.fail_after(2):
+                await wait_for(lambda: status_of(b, key), 200)
 
             def revoke(conn: sa.Connection) -> None:
                 conn.execute(
@@ -326,15 +328,19 @@ async def test_change_notices_reach_the_other_process(
             await a.state.store.run(revoke)
             a.state.keys.evict(key.key_hash)
             await a.state.services.bus.publish("keys", key.key_hash)
-            await wait_for(lambda: status_of(b, key), 401)  # only the notice can tell b: its key TTL is 1 h
+            with trio.fail_after(2):  # only the notice can tell b: its key TTL is 1 h
+                await wait_for(lambda: status_of(b, key), 401)
 
             await a.state.services.bus.publish("models", "")
-            await wait_for(lambda: _len(reloads), 1)
+            with trio.fail_after(2):
+                await wait_for(lambda: _len(reloads), 1)
 
             await redis.execute("CLIENT", "KILL", "ID", next(iter(b_subscriber)))
-            await wait_for(lambda: _len(reloads), 2, timeout=5)  # resubscribed, then reloaded everything
+            with trio.fail_after(5):  # resubscribed, then reloaded everything
+                await wait_for(lambda: _len(reloads), 2)
             await a.state.services.bus.publish("aliases", "")
-            await wait_for(lambda: _len(reloads), 3)
+            with trio.fail_after(2):
+                await wait_for(lambda: _len(reloads), 3)
         keys = await redis.execute("KEYS", prefix + "*")
         if keys:
             await redis.execute("DEL", *keys)
@@ -348,10 +354,13 @@ async def status_of(gw: RunningGateway, key: LimitedKey) -> int:
     return (await gw.client.get("/v1/models", headers=key.auth)).status_code
 
 
-async def wait_for(probe: Any, expected: Any, timeout: float = 2.0) -> None:
-    with trio.fail_after(timeout):
-        while (await probe()) != expected:
-            await trio.sleep(0.01)
+async def wait_for(probe: Any, expected: Any) -> None:
+    """Poll ``probe`` until it returns ``expected``; the caller bounds the wait (``trio.fail_after``)."""
+
+    async def answered() -> bool:
+        return bool(await probe() == expected)
+
+    await poll_until(answered, interval=0.01)
 
 
 def record_redis_ports(monkeypatch: pytest.MonkeyPatch) -> set[int]:
@@ -383,7 +392,8 @@ async def test_without_redis_a_revocation_reaches_the_other_process_within_the_k
     config = attrs.evolve(config, cache=attrs.evolve(config.cache, key_ttl=0.5))
     async with run_gateway(config) as a, run_gateway(config) as b:
         key = await add_key(a)
-        await wait_for(lambda: status_of(b, key), 200, timeout=2)  # b's periodic reload found it
+        with trio.fail_after(2):  # b's periodic reload found it
+            await wait_for(lambda: status_of(b, key), 200)
 
         def revoke(conn: sa.Connection) -> None:
             conn.execute(t.api_keys.update().where(t.api_keys.c.id == key.key_id).values(deleted_at=utcnow()))
@@ -392,4 +402,5 @@ async def test_without_redis_a_revocation_reaches_the_other_process_within_the_k
         a.state.keys.evict(key.key_hash)
         await a.state.services.bus.publish("keys", key.key_hash)  # the LocalBus: nobody hears it
         assert await status_of(a, key) == 401
-        await wait_for(lambda: status_of(b, key), 401, timeout=2)  # b's periodic reload (every 0.5 s)
+        with trio.fail_after(2):  # b's periodic reload (every 0.5 s)
+            await wait_for(lambda: status_of(b, key), 401)

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.admin_tenancy import create_key
 from tests.gateway import make_config, model_yaml, run_gateway
+from tests.polling import poll_until
 from voidllm.testing.mock_openai import Behaviour, open_mock_upstream
 
 ROOT = Path(__file__).parent.parent
@@ -112,12 +113,14 @@ async def test_every_documented_metric_is_exported_and_every_exported_one_docume
             assert unknown.status_code == 401
             # a request's metrics are recorded as it finishes, just after its last byte went out
             served = 'voidllm_upstream_requests_total{model="plain",provider="openai",status="200"}'
+
+            async def recorded() -> bool:
+                text = (await gw.client.get("/metrics")).text
+                return sample(text, served) - sample(before, served) >= 3
+
             with trio.fail_after(5):
-                while (
-                    sample(text := (await gw.client.get("/metrics")).text, served) - sample(before, served)
-                    < 3
-                ):
-                    await trio.sleep(0.01)
+                await poll_until(recorded, interval=0.01)
+            text = (await gw.client.get("/metrics")).text
 
     table = documented()
     types = exposed_types(text)

@@ -406,8 +406,7 @@ async def test_client_closing_mid_stream_is_recorded(mock: MockUpstream, http: h
     assert closed.path == "/v1/chat/completions?x=1"
     assert closed.at >= mock.requests[0].received_at
     with trio.fail_after(2):
-        while mock.open_connections:
-            await trio.sleep(0.01)
+        await mock.wait_no_connections()
 
 
 async def test_keep_alive_reuses_one_connection(mock: MockUpstream) -> None:

@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
+from tests.polling import poll_until
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
 
 
@@ -315,8 +316,7 @@ async def test_client_disconnect_cancels_the_upstream_at_once(
                     await received.wait()
                     await trio.sleep(0.2)  # a few chunks go by; the usage chunk is not sent yet
                 else:
-                    while not mock.requests:
-                        await trio.sleep(0.005)
+                    await mock.wait_requests()
             nursery.cancel_scope.cancel()  # the client goes away: its connection closes
         with trio.fail_after(
             2
@@ -356,12 +356,14 @@ async def test_metrics_describe_the_traffic(sqlite_dsn: str, mock: MockUpstream)
             "/v1/chat/completions", headers=auth(gw), json={"model": "metrics-model", "stream": True}
         )
         # a request's metrics are recorded as it finishes, just after its last byte went out
+        served = 'voidllm_upstream_requests_total{model="metrics-model",provider="openai",status="200"} 2.0'
+
+        async def recorded() -> bool:
+            return served in (await gw.client.get("/metrics")).text
+
         with trio.fail_after(5):
-            while (
-                'voidllm_upstream_requests_total{model="metrics-model",provider="openai",status="200"} 2.0'
-                not in (text := (await gw.client.get("/metrics")).text)
-            ):
-                await trio.sleep(0.01)
+            await poll_until(recorded, interval=0.01)
+        text = (await gw.client.get("/metrics")).text
     expected = [
         'voidllm_upstream_requests_total{model="metrics-model",provider="openai",status="200"} 2.0',
         'voidllm_proxy_duration_seconds_count{model="metrics-model",stream="false"} 1.0',

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import trio
 import trio.testing
 
+from tests.polling import poll_until
 from voidllm.config.settings import RetentionConfig
 from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id
@@ -289,14 +290,16 @@ async def test_service_runs_at_start_then_every_interval(
 
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(serve_retention, store=store, config=config, now=lambda: clock_now[0]))
-        while metric("voidllm_retention_runs_total", outcome="ok") < runs + 1:
-            await trio.sleep(1)
+        await poll_until(lambda: metric("voidllm_retention_runs_total", outcome="ok") >= runs + 1, interval=1)
         assert await times(store, "mcp_tool_calls") == []
         clock_now[0] = NOW + timedelta(days=1, seconds=1)
         await insert(store, "mcp_tool_calls", [NOW - timedelta(days=1)])
+
         # wait on the outcome, not on time: autojump may fire while a thread is in the database
-        while await times(store, "mcp_tool_calls"):
-            await trio.sleep(60)
+        async def purged() -> bool:
+            return not await times(store, "mcp_tool_calls")
+
+        await poll_until(purged, interval=60)
         nursery.cancel_scope.cancel()
 
     assert trio.current_time() >= 3600  # the second run came an interval after the first

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import trio
 import trio.testing
 
+from tests.polling import poll_until
 from voidllm.errors import StoreUnavailableError
 from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id
@@ -319,8 +320,8 @@ async def test_service_is_ready_after_its_first_run_and_picks_up_new_events(
 
         await write(store, event(NEW_YEAR))
         seen = metric("voidllm_rollup_runs_total", outcome="ok")
-        while metric("voidllm_rollup_runs_total", outcome="ok") < seen + 2:  # a whole run after the write
-            await trio.sleep(1)
+        # a whole run after the write
+        await poll_until(lambda: metric("voidllm_rollup_runs_total", outcome="ok") >= seen + 2, interval=1)
         nursery.cancel_scope.cancel()
 
     assert [row[0] for row in await hourly(store)] == [datetime(2030, 12, 31, 23, tzinfo=UTC), NEW_YEAR]

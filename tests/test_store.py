@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import QueuePool, StaticPool
 
 import voidllm.store
+from tests.polling import poll_until
 from voidllm.store import (
     Store,
     StoreError,
@@ -347,9 +348,8 @@ async def test_capacity_limiter_bounds_concurrent_database_calls(pg_dsn: str) ->
         async with trio.open_nursery() as nursery:
             for _ in range(6):
                 nursery.start_soon(store.run, hold)
-            with trio.fail_after(10):  # two calls inside the database, four queued in trio
-                while active < 2 or store.statistics().tasks_waiting < 4:
-                    await trio.sleep(0.01)
+            with trio.fail_after(10):  # two calls inside the database (threads), four queued in trio
+                await poll_until(lambda: active >= 2 and store.statistics().tasks_waiting >= 4, interval=0.01)
             assert store.statistics().borrowed_tokens == 2
             release.set()
     assert peak == 2
@@ -384,8 +384,7 @@ async def test_cancelled_run_waits_for_the_thread_and_its_commit(store: Store) -
     async with trio.open_nursery() as nursery:
         nursery.start_soon(caller)
         with trio.fail_after(10):
-            while not started.is_set():
-                await trio.sleep(0.01)
+            await poll_until(started.is_set, interval=0.01)  # set in the store's worker thread
         scope.cancel()
         release.set()
     assert scope.cancelled_caught

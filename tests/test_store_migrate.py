@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 import trio
 
+from tests.polling import poll_until
 from voidllm.store import open_store
 from voidllm.store.engine import build_engine
 from voidllm.store.migrate import (
@@ -162,9 +163,8 @@ async def test_upgrade_waits_for_the_advisory_lock_held_by_another_replica(pg_ds
                 result.append(await trio.to_thread.run_sync(upgrade, engine))
 
             nursery.start_soon(run_upgrade)
-            with trio.fail_after(10):
-                while _advisory_waiters(pg_dsn) == 0:
-                    await trio.sleep(0.02)
+            with trio.fail_after(10):  # the upgrade waits in another database session
+                await poll_until(lambda: _advisory_waiters(pg_dsn) > 0)
             assert _user_tables(engine) == set()  # blocked before touching the schema
 
             holder.execute("SELECT pg_advisory_unlock(%s)", (PG_ADVISORY_LOCK_KEY,))

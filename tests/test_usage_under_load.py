@@ -23,6 +23,7 @@ import trio
 
 import voidllm.usage.writer as usage_writer
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, make_config, run_gateway
+from tests.polling import poll_until
 from tests.process import spawn_gateway
 from tests.tcpforward import forward
 from voidllm.metrics import REGISTRY
@@ -87,11 +88,15 @@ async def load(
             nursery.start_soon(worker)
 
 
-async def wait_for_rows(driver: str, dsn: str, expected: int, *, within: float = 30) -> list[str]:
-    """Poll the store until ``expected`` usage rows are there (bounded), then return their request ids."""
-    with trio.move_on_after(within):
-        while len(await request_ids(driver, dsn)) < expected:
-            await trio.sleep(0.1)
+async def wait_for_rows(driver: str, dsn: str, expected: int) -> list[str]:
+    """Poll the store until ``expected`` usage rows are there (for at most 30 s), then return their request
+    ids."""
+
+    async def written() -> bool:
+        return len(await request_ids(driver, dsn)) >= expected
+
+    with trio.move_on_after(30):
+        await poll_until(written, interval=0.1)
     return await request_ids(driver, dsn)
 
 
@@ -203,8 +208,7 @@ async def test_spilled_events_of_a_killed_gateway_are_written_once_at_the_next_s
             db.down()
             await load(client, gateway.api_key, workers=4, requests=60, answered=answered)
             with trio.move_on_after(10):  # the memory cap is 10 events: the rest reach the spill
-                while spilled_lines(spill) < 40:
-                    await trio.sleep(0.05)
+                await poll_until(lambda: spilled_lines(spill) >= 40, interval=0.05)
             spilled = spilled_lines(spill)
             gateway.signal(signal.SIGKILL)
             assert await gateway.wait_exit() == -signal.SIGKILL
@@ -220,8 +224,7 @@ async def test_spilled_events_of_a_killed_gateway_are_written_once_at_the_next_s
         async with spawn_gateway(config, expect_banner=False):
             written = await wait_for_rows("postgres", pg_dsn, len(before) + spilled)
             with trio.move_on_after(5):
-                while list(spill.glob("usage_events.*.jsonl")):
-                    await trio.sleep(0.05)
+                await poll_until(lambda: not list(spill.glob("usage_events.*.jsonl")), interval=0.05)
             assert not list(spill.glob("usage_events.*.jsonl"))
     assert len(written) == len(set(written)) == len(before) + spilled  # each once
     assert set(written) == set(before) | set(spilled_ids)

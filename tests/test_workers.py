@@ -60,8 +60,9 @@ models:
             assert await burst(20) == [200] * 20
             os.kill(workers[0], signal.SIGKILL)
             with trio.fail_after(15):  # the replacement is up once it has logged that it listens
-                while len(gw.log("listening")) < 4:  # 2 workers + the parent + the replacement
-                    await trio.sleep(0.1)
+                await gw.wait_for_line(
+                    lambda: len(gw.log("listening")) >= 4
+                )  # 2 workers, parent, replacement
             assert workers[0] not in worker_pids(gw.process.pid)
             assert len(worker_pids(gw.process.pid)) == 2
             assert await burst(20) == [200] * 20

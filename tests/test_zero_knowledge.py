@@ -794,10 +794,11 @@ async def wait_until_listening(process: trio.Process, stderr: Path) -> tuple[str
     url = key = ""
     with trio.fail_after(8):
         while not (url and key):
+            text = await trio.Path(stderr).read_text(errors="replace")  # written by the process
             if process.returncode is not None:
-                raise AssertionError(f"voidllm exited early ({process.returncode}):\n{stderr.read_text()}")
+                raise AssertionError(f"voidllm exited early ({process.returncode}):\n{text}")
             await trio.sleep(0.02)
-            for line in stderr.read_text(errors="replace").splitlines():
+            for line in text.splitlines():
                 if line.startswith("  API Key:"):
                     key = line.split("API Key:")[1].strip()
                 elif line.startswith("{") and '"msg":"listening"' in line:

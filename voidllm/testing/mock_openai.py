@@ -1080,7 +1080,7 @@ class MockUpstream:
     open_connections: int = attrs.field(default=0, init=False)
     port: int | None = attrs.field(default=None, init=False)
     base_url: str | None = attrs.field(default=None, init=False)
-    _closed_changed: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
+    _changed: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
 
     def behaviour_for(self, model: str | None) -> Behaviour:
         """The behaviour that applies to a request for ``model``."""
@@ -1094,8 +1094,23 @@ class MockUpstream:
     async def wait_client_closed(self, count: int = 1) -> ClosedConnection:
         """Block until ``count`` connections were closed by the client mid-response; return that one."""
         while len(self.client_closed) < count:
-            await self._closed_changed.wait()
+            await self._changed.wait()
         return self.client_closed[count - 1]
+
+    async def wait_requests(self, count: int = 1) -> None:
+        """Block until ``requests`` holds at least ``count`` requests (``record`` must be on)."""
+        while len(self.requests) < count:
+            await self._changed.wait()
+
+    async def wait_no_connections(self) -> None:
+        """Block until no connection is open (``open_connections`` is 0)."""
+        while self.open_connections:
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        """Wake every ``wait_*`` call: what they wait for may have changed."""
+        self._changed.set()
+        self._changed = trio.Event()
 
     async def serve(
         self,
@@ -1127,6 +1142,7 @@ class MockUpstream:
             await converse(http, answer, malformed=_malformed, gone=self._note_client_closed)
         finally:
             self.open_connections -= 1
+            self._notify()
 
     def _prepare(self, request: Request) -> _Answer:
         """Route, decode and record a request, and decide the answer."""
@@ -1137,6 +1153,7 @@ class MockUpstream:
         behaviour = self.behaviour_for(parsed.model)
         if self.record:
             self.requests.append(parsed.received(trio.current_time()))
+            self._notify()
         return _Answer(_plan(parsed, route, behaviour), behaviour, parsed.request_id, parsed.target)
 
     def _models_route(self, incoming: _Incoming) -> _Route | None:
@@ -1152,8 +1169,7 @@ class MockUpstream:
 
     def _note_client_closed(self, path: str) -> None:
         self.client_closed.append(ClosedConnection(path, trio.current_time()))
-        self._closed_changed.set()
-        self._closed_changed = trio.Event()
+        self._notify()
 
 
 @asynccontextmanager
