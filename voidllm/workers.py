@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
@@ -44,7 +45,6 @@ from voidllm.server import open_listeners, prepare_store, serve
 log = logging.getLogger("voidllm.workers")
 
 READY_TIMEOUT = 60.0
-POLL_INTERVAL = 0.1
 
 
 def run_workers(config: Config) -> int:
@@ -113,24 +113,42 @@ async def _forward_signals(workers: list[SpawnProcess], stopping: trio.Event) ->
                     os.kill(worker.pid, signal.SIGTERM)
 
 
-async def _keep_running(workers: list[SpawnProcess], start: Any, stopping: trio.Event) -> None:
+async def _keep_running(
+    workers: list[SpawnProcess], start: Callable[[int], SpawnProcess], stopping: trio.Event
+) -> None:
+    """Restart a worker that exits while the gateway runs (with the supervisor's backoff); return once every
+    worker has exited after ``stopping`` was set."""
     backoff = Backoff()
     crashes = 0
-    while not (stopping.is_set() and all(w.exitcode is not None for w in workers)):
-        await trio.sleep(POLL_INTERVAL)
-        for index, worker in enumerate(workers):
-            if worker.exitcode is None or stopping.is_set():
-                continue
+
+    async def keep(index: int) -> None:
+        nonlocal crashes
+        while True:
+            await _exited(workers[index])
+            if stopping.is_set():
+                return
             crashes += 1
             delay = backoff.delay(crashes)
             log.error(
                 "worker exited; restarting",
-                extra={"worker": index, "exit_code": worker.exitcode, "restart_in_s": delay},
+                extra={"worker": index, "exit_code": workers[index].exitcode, "restart_in_s": delay},
             )
             with trio.move_on_after(delay):
                 await stopping.wait()
-            if not stopping.is_set():
-                workers[index] = start(index)
+            if stopping.is_set():
+                return
+            workers[index] = start(index)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(len(workers)):
+            nursery.start_soon(keep, index)
+
+
+async def _exited(process: SpawnProcess) -> None:
+    """Wait until ``process`` has exited: its sentinel (a pipe only the child holds open) becomes readable
+    when it ends; then reap it, so ``exitcode`` is set."""
+    await trio.lowlevel.wait_readable(process.sentinel)
+    await trio.to_thread.run_sync(process.join)  # the child is already gone: this returns at once
 
 
 def _address(sock: Any) -> str:
