@@ -13,8 +13,9 @@ The lifetimes nest; each is opened before the one inside it and closed after it:
           ├─ catalog, mcp-* models and aliases; the MCP registry, tool-call writer and health
           ├─ change-notices other processes' changes (store polling, or Redis pub/sub after the redis pool)
           ├─ rate-limits    without Redis: token counters seeded from usage_events, ended windows swept
-          ├─ health-probes  per upstream and probe kind (settings.health_check); ready after the first round
-          └─ upstream clients (MCP, the proxy's connection pool, the probes' client)
+          ├─ health-probes  per upstream and probe kind (settings.health_check), with the probes' client
+          │                 (opened around the supervisor, so it outlives them); ready after the first round
+          └─ upstream clients (MCP, the proxy's connection pool)
              └─ http nursery  hypercorn, started last, so traffic only arrives once all of the above is ready
 
 Shutdown, once ``stop`` is set (by the first SIGTERM/SIGINT in the CLI, or by a test):
@@ -22,10 +23,10 @@ Shutdown, once ``stop`` is set (by the first SIGTERM/SIGINT in the CLI, or by a 
 1. draining begins: ``/readyz`` answers 503 and new ``/v1`` requests get 503 ``service_unavailable``;
 2. in-flight requests get up to ``server.proxy.drain_timeout`` to finish; what is left is cancelled;
 3. the HTTP server stops (idle keep-alive connections are closed) and its nursery closes;
-4. the upstream clients close their pooled connections;
+4. the MCP and proxy upstream clients close their pooled connections;
 5. the supervisor stops the services in reverse start order: the usage and audit writers flush every event
    already accepted into the store;
-6. the store closes.
+6. the health probes' client closes, then the store.
 
 No shield spans a lifetime: cleanup that must finish when cancelled (a writer's last flush, closing a client,
 the store's close) is shielded and bounded where it happens.
@@ -227,8 +228,13 @@ async def serve(
     """
     keyring = Keyring.from_setting(config.settings.encryption_key)
     registry = Registry.from_config(config.models)
-    # The store is the outermost lifetime: opened first, closed last, after every service has stopped.
-    async with open_migrated_store(config) as store, open_supervisor() as supervisor:
+    # The store is the outermost lifetime: opened first, closed last, after every service has stopped; the
+    # health probes' client is opened around the supervisor too, as the health-probes service uses it.
+    async with (
+        open_migrated_store(config) as store,
+        _closing(httpx.AsyncClient(follow_redirects=False, trust_env=False)) as probe_client,
+        open_supervisor() as supervisor,
+    ):
         usage = config.settings.usage
         recorder, usage_events = open_usage_channel(usage.buffer_size)
         await supervisor.start(
@@ -270,7 +276,6 @@ async def serve(
         async with (
             _closing(mcp_upstreams),
             _closing(DemoTransport(H11Pool())) as transport,  # demo URLs in process; the rest to the pool
-            _closing(httpx.AsyncClient(follow_redirects=False, trust_env=False)) as probe_client,
         ):
             board, latency = HealthBoard(), LatencyTracker()
             services.health = HealthRuntime(board=board, http_client=probe_client)
