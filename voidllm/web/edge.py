@@ -186,8 +186,12 @@ async def _send_internal_error(send: Any, path: str, request_id: str) -> None:
         error = {"type": "api_error", "message": "internal server error"}
         body = orjson.dumps({"type": "error", "error": error, "request_id": request_id})
     elif path.startswith("/api/v1/mcp"):
-        error = {"code": -32603, "message": "internal error", "data": {"request_id": request_id}}
-        body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+        rpc_error: dict[str, object] = {
+            "code": -32603,
+            "message": "internal error",
+            "data": {"request_id": request_id},
+        }
+        body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": rpc_error})
     else:
         await send_error(send, 500, "internal_error", "internal server error", request_id)
         return
