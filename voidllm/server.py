@@ -4,29 +4,30 @@ The lifetimes nest; each is opened before the one inside it and closed after it:
 
     serve(config, stop)
     └─ store              engine + migrations: opened first, closed last
-       └─ supervisor      the services, started in this order, stopped in reverse order
-          ├─ usage-writer   usage events to the store in batches
-          ├─ audit-writer   admin mutations to audit_logs in batches (settings.audit.enabled)
-          ├─ usage-rollups  usage_hourly rebuilt by request time every settings.usage.rollup_interval
-          ├─ retention      old log rows deleted in batches (when settings.retention has a period)
-          ├─ key-cache      loaded before serving, reloaded every cache.key_ttl
-          ├─ catalog, mcp-* models and aliases; the MCP registry, tool-call writer and health
-          ├─ change-notices other processes' changes (store polling, or Redis pub/sub after the redis pool)
-          ├─ rate-limits    without Redis: token counters seeded from usage_events, ended windows swept
-          ├─ health-probes  per upstream and probe kind (settings.health_check), with the probes' client
-          │                 (opened around the supervisor, so it outlives them); ready after the first round
-          └─ upstream clients (MCP, the proxy's connection pool)
-             └─ http nursery  hypercorn, started last, so traffic only arrives once all of the above is ready
+       └─ probes' client, MCP upstream client   opened around the supervisor, so they outlive the
+          │                                     services that use them (health-probes, mcp-health)
+          └─ supervisor   the services, started in this order, stopped in reverse order
+             ├─ usage-writer   usage events to the store in batches
+             ├─ audit-writer   admin mutations to audit_logs in batches (settings.audit.enabled)
+             ├─ usage-rollups  usage_hourly rebuilt by request time every settings.usage.rollup_interval
+             ├─ retention      old log rows deleted in batches (when settings.retention has a period)
+             ├─ key-cache      loaded before serving, reloaded every cache.key_ttl
+             ├─ catalog, mcp-* models and aliases; the MCP registry, tool-call writer and health
+             ├─ change-notices other processes' changes (store polling, or Redis pub/sub)
+             ├─ rate-limits    without Redis: token counters seeded from usage_events, ended windows swept
+             ├─ health-probes  per upstream and probe kind (settings.health_check); ready after a round
+             └─ proxy upstream client (the connection pool)
+                └─ http nursery  hypercorn, started last, so traffic only arrives once all above is ready
 
 Shutdown, once ``stop`` is set (by the first SIGTERM/SIGINT in the CLI, or by a test):
 
 1. draining begins: ``/readyz`` answers 503 and new ``/v1`` requests get 503 ``service_unavailable``;
 2. in-flight requests get up to ``server.proxy.drain_timeout`` to finish; what is left is cancelled;
 3. the HTTP server stops (idle keep-alive connections are closed) and its nursery closes;
-4. the MCP and proxy upstream clients close their pooled connections;
+4. the proxy's upstream client closes its pooled connections;
 5. the supervisor stops the services in reverse start order: the usage and audit writers flush every event
    already accepted into the store;
-6. the health probes' client closes, then the store.
+6. the MCP upstream client and the health probes' client close, then the store.
 
 No shield spans a lifetime: cleanup that must finish when cancelled (a writer's last flush, closing a client,
 the store's close) is shielded and bounded where it happens.
@@ -229,10 +230,12 @@ async def serve(
     keyring = Keyring.from_setting(config.settings.encryption_key)
     registry = Registry.from_config(config.models)
     # The store is the outermost lifetime: opened first, closed last, after every service has stopped; the
-    # health probes' client is opened around the supervisor too, as the health-probes service uses it.
+    # health probes' client and the MCP upstream client are opened around the supervisor too, as the
+    # health-probes and mcp-health services use them.
     async with (
         open_migrated_store(config) as store,
         _closing(httpx.AsyncClient(follow_redirects=False, trust_env=False)) as probe_client,
+        _closing(McpUpstreams.from_settings(config.settings.mcp)) as mcp_upstreams,
         open_supervisor() as supervisor,
     ):
         usage = config.settings.usage
@@ -268,15 +271,13 @@ async def serve(
             config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit
         )
         services.catalog_reload = loader.reload
-        mcp_upstreams = await _start_mcp(supervisor, config, store, keyring, services, sync=run_bootstrap)
+        await _start_mcp(supervisor, config, store, keyring, services, mcp_upstreams, sync=run_bootstrap)
         limiter = await _start_limits(supervisor, config, store, services)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         state.bootstrap_pending = not await store.run(has_live_user)
-        # The upstream clients close after the HTTP server stopped and before the services stop.
-        async with (
-            _closing(mcp_upstreams),
-            _closing(DemoTransport(H11Pool())) as transport,  # demo URLs in process; the rest to the pool
-        ):
+        # The proxy's connection pool closes after the HTTP server stopped and before the services stop;
+        # demo URLs are answered in process, the rest go to the pool.
+        async with _closing(DemoTransport(H11Pool())) as transport:
             board, latency = HealthBoard(), LatencyTracker()
             services.health = HealthRuntime(board=board, http_client=probe_client)
             await supervisor.start(
@@ -336,18 +337,24 @@ async def _closing(resource: _C) -> AsyncIterator[_C]:
 
 
 async def _start_mcp(
-    supervisor: Supervisor, config: Config, store: Store, keyring: Keyring, services: Services, *, sync: bool
-) -> McpUpstreams:
+    supervisor: Supervisor,
+    config: Config,
+    store: Store,
+    keyring: Keyring,
+    services: Services,
+    upstreams: McpUpstreams,
+    *,
+    sync: bool,
+) -> None:
     """``services.mcp``: the MCP registry (reloaded every ``cache.model_ttl`` and by ``reload`` after admin
-    writes), the upstream client, the health service and the writer of proxied tool calls; with ``sync`` the
-    config's ``mcp_servers`` are written into the store first."""
+    writes), the upstream client (``upstreams``, owned by the caller), the health service and the writer of
+    proxied tool calls; with ``sync`` the config's ``mcp_servers`` are written into the store first."""
     if sync:
         await store.run(partial(sync_yaml_servers, servers=config.mcp_servers, keyring=keyring))
     loader = McpRegistryLoader(McpRegistry(), store, keyring)
     registry = await supervisor.start(
         "mcp-registry", partial(serve_mcp_registry, loader=loader, ttl=config.cache.model_ttl)
     )
-    upstreams = McpUpstreams.from_settings(config.settings.mcp)
     board = McpHealthBoard()
     services.mcp = McpRuntime(registry=registry, reload=loader.reload, upstreams=upstreams, health=board)
     usage = config.settings.usage
@@ -377,7 +384,6 @@ async def _start_mcp(
                 on_tools=partial(fetch_tools, store, upstreams),
             ),
         )
-    return upstreams
 
 
 async def _start_audit_writer(supervisor: Supervisor, store: Store, config: Config) -> AuditSink:
