@@ -1,6 +1,10 @@
 """Model-access allowlists and scoped aliases through the admin API, seen by the proxy and ``/v1/models`` at
 once: empty allows all, every non-empty level must allow, a fallback never reaches a model the key may not
-use, and a team alias beats an org alias."""
+use, and a team alias beats an org alias.
+
+Who may read and replace which list is tested on the use cases directly (``tests/admin_fixtures.py``); every
+route's statuses for every kind of caller go through HTTP in tests/test_rbac.py.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
+from tests.admin_fixtures import AdminWorld
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
+from voidllm.admin import access, models
 from voidllm.auth.loader import load_live_key
 from voidllm.crypto import KeyKind, generate_key, key_hint
+from voidllm.errors import NotFoundError, PermissionDeniedError
 from voidllm.identity import KeyIdentity
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
@@ -150,49 +158,41 @@ async def test_allowlists_at_every_level_and_the_most_restrictive_wins(db_target
         assert (await gw.client.get(missing_key, headers=admin)).status_code == 404
 
 
-async def test_who_may_manage_which_allowlist(sqlite_dsn: str) -> None:
-    async with open_mock_upstream() as mock, run_gateway(make_config(sqlite_dsn, three_models(mock))) as gw:
-        org_id = bootstrap_org(gw)
-        mine, other = await make_team(gw), await make_team(gw)
-        team_admin, _ = await make_key(gw, team_id=mine, team_key=True)
-        member, _ = await make_key(gw)
-        org_admin, _ = await make_key(gw, org_role="org_admin")
-        body = {"models": ["a"]}
+async def test_who_may_manage_which_allowlist(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    model = models.ModelCreate(name="a", provider="openai", base_url="http://127.0.0.1:9/v1")
+    await models.create(services, world.system, model)
+    org_id = await world.org("acme")
+    mine, other = (await world.team(org_id, "mine")).id, (await world.team(org_id, "other")).id
+    team_admin = world.actor(await world.key(org_id, key_type="team_key", team_id=mine))
+    member = await world.user_actor(org_id, await world.user(org_id, "m@acme.test"))
+    org_admin = await world.user_actor(org_id, await world.user(org_id, "boss@acme.test", role="org_admin"))
+    body = access.ModelAccess(models=["a"])
+    org_list, mine_list = access.AccessScope(org_id), access.AccessScope(org_id, team_id=mine)
+    other_list = access.AccessScope(org_id, team_id=other)
 
-        def team_path(team_id: str) -> str:
-            return f"/api/v1/orgs/{org_id}/teams/{team_id}/model-access"
+    # a team's list is set by org admins (issue 12): its team admin reads it, cannot replace it
+    assert (await access.read_model_access(services, team_admin, mine_list)).models == []
+    with pytest.raises(PermissionDeniedError):
+        await access.replace_model_access(services, team_admin, mine_list, body)
+    with pytest.raises(PermissionDeniedError):
+        await access.replace_model_access(services, team_admin, other_list, body)
+    with pytest.raises(PermissionDeniedError):
+        await access.replace_model_access(services, team_admin, org_list, body)
+    # an organisation's list is set by system admins: its org admin reads it, cannot replace it
+    assert (await access.read_model_access(services, org_admin, org_list)).models == []
+    with pytest.raises(PermissionDeniedError):
+        await access.replace_model_access(services, org_admin, org_list, body)
+    # a member outside the team does not learn that it exists (docs/reference/behaviour.md 1.6: team
+    # routes answer 404)
+    with pytest.raises(NotFoundError, match=r"^team not found$"):
+        await access.read_model_access(services, member, mine_list)
+    assert (await access.replace_model_access(services, org_admin, other_list, body)).models == ["a"]
 
-        # a team's list is set by org admins (issue 12): its team admin reads it, cannot replace it
-        assert (await gw.client.get(team_path(mine), headers=bearer(team_admin))).status_code == 200
-        assert (
-            await gw.client.put(team_path(mine), headers=bearer(team_admin), json=body)
-        ).status_code == 403
-        assert (
-            await gw.client.put(team_path(other), headers=bearer(team_admin), json=body)
-        ).status_code == 403
-        assert (
-            await gw.client.put(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(team_admin), json=body)
-        ).status_code == 403
-        # an organisation's list is set by system admins: its org admin reads it, cannot replace it
-        assert (
-            await gw.client.get(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin))
-        ).status_code == 200
-        assert (
-            await gw.client.put(f"/api/v1/orgs/{org_id}/model-access", headers=bearer(org_admin), json=body)
-        ).status_code == 403
-        # a member outside the team does not learn that it exists (docs/reference/behaviour.md 1.6: team
-        # routes answer 404)
-        assert (await gw.client.get(team_path(mine), headers=bearer(member))).status_code == 404
-        assert (
-            await gw.client.put(team_path(other), headers=bearer(org_admin), json=body)
-        ).status_code == 200
-
-        foreign_org = await make_org(gw)
-        foreign = await gw.client.get(f"/api/v1/orgs/{foreign_org}/model-access", headers=bearer(org_admin))
-        assert foreign.status_code == 403
-        assert (
-            await gw.client.get(f"/api/v1/orgs/{foreign_org}/model-access", headers=bearer(gw.api_key()))
-        ).status_code == 200
+    foreign_list = access.AccessScope(await world.org("foreign"))
+    with pytest.raises(PermissionDeniedError):
+        await access.read_model_access(services, org_admin, foreign_list)
+    assert (await access.read_model_access(services, world.system, foreign_list)).models == []
 
 
 async def test_a_fallback_the_key_may_not_use_is_never_called(sqlite_dsn: str) -> None:
