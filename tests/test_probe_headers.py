@@ -1,7 +1,7 @@
 """Every request the gateway makes on its own carries the provider's credential the way the proxy does.
 
 The upstream health probes once sent a Gemini key as ``Authorization: Bearer`` while the admin connection
-test sent ``x-goog-api-key``: both now use :func:`voidllm.providers.credentials.credential_headers`. For each
+test sent ``x-goog-api-key``: both now use :func:`voidllm.providers.registry.credential_headers`. For each
 provider, the headers a real mock upstream receives from the health probes (every probe kind) and from
 ``POST /models/test-connection`` are the table's, and the proxy's own request to that provider carries the
 same credential headers.
@@ -23,7 +23,8 @@ from voidllm.config.settings import (
     HealthProbeConfig,
     ModelsProbeConfig,
 )
-from voidllm.providers.credentials import CREDENTIAL_HEADERS, credential_headers
+from voidllm.providers.credentials import CREDENTIAL_HEADERS
+from voidllm.providers.registry import credential_headers
 from voidllm.proxy.calls import build_call
 from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.proxy.jsonbody import JsonRequest

@@ -50,9 +50,10 @@ from voidllm.bounds import (
 from voidllm.bus import TOPIC_MODELS
 from voidllm.config.checks import HttpUrl
 from voidllm.config.units import parse_duration
-from voidllm.config.upstreams import MODEL_TYPES, PROVIDERS, STRATEGIES
+from voidllm.config.upstreams import MODEL_TYPES, STRATEGIES
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.identity import Role
+from voidllm.providers.registry import NAMES, PROVIDERS
 from voidllm.routing.catalog_store import join_aliases, retire_model, seal_secret, split_aliases
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
@@ -62,7 +63,7 @@ RESERVED = ":deleted:"
 T = TypeVar("T")
 
 MAX_TIMEOUT = 24 * 3600.0
-PROVIDER = Bounds(max_length=32, choices=PROVIDERS)
+PROVIDER = Bounds(max_length=32, choices=NAMES)
 MODEL_TYPE = Bounds(max_length=32, choices=MODEL_TYPES)
 
 
@@ -313,16 +314,16 @@ def check_name(value: str, what: str) -> str:
 def check_upstream(values: Mapping[str, Any]) -> None:
     """Provider, base_url and the provider's required fields of a model or deployment row."""
     if values["provider"] not in PROVIDERS:
-        raise BadRequestError(f"provider must be one of {', '.join(PROVIDERS)}")
+        raise BadRequestError(f"provider must be one of {', '.join(NAMES)}")
     if not values["base_url"]:
         raise BadRequestError("base_url is required")
     url = values["base_url"]
     if HttpUrl()(url) is not None or not valid_host(urlsplit(url).hostname or ""):
         raise BadRequestError("base_url must be an http:// or https:// URL")
-    if values["provider"] == "azure" and not values["azure_deployment"]:
-        raise BadRequestError("azure_deployment is required for provider 'azure'")
-    if values["provider"] == "vertex" and not (values["gcp_project"] and values["gcp_location"]):
-        raise BadRequestError("gcp_project and gcp_location are required for provider 'vertex'")
+    required = PROVIDERS[values["provider"]].required_fields
+    if not all(values[field] for field in required):
+        verb = "is" if len(required) == 1 else "are"
+        raise BadRequestError(f"{' and '.join(required)} {verb} required for provider '{values['provider']}'")
 
 
 def _check_model(values: Mapping[str, Any]) -> None:

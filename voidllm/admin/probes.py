@@ -1,7 +1,7 @@
 """Looking at upstreams from the admin API: ``POST /models/test-connection`` and ``GET /models/health``.
 
 The connection test sends ``GET <base_url>/models`` with the provider's credential headers
-(:func:`voidllm.providers.credentials.credential_headers`, the same as the health probes': Anthropic's
+(:func:`voidllm.providers.registry.credential_headers`, the same as the health probes': Anthropic's
 ``x-api-key`` and ``anthropic-version``, Azure's ``api-key``, Gemini's ``x-goog-api-key``, otherwise a bearer
 token) and reports whether the upstream accepted it, with the number of models it listed. The key must be
 printable ASCII, as any header value (the codec refuses others with 400 naming ``api_key``). It is only sent
@@ -32,7 +32,7 @@ from voidllm.admin.models import PROVIDER, check_upstream
 from voidllm.admin.services import Services
 from voidllm.bounds import HEADER_VALUE, URL, bounded
 from voidllm.identity import Role
-from voidllm.providers.credentials import credential_headers
+from voidllm.providers.registry import credential_headers
 from voidllm.routing.health import HealthReport
 
 TEST_TIMEOUT = 10.0

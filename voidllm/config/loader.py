@@ -47,6 +47,7 @@ from voidllm.config.models import Config
 from voidllm.config.upstreams import DEMO_BASE_URL
 from voidllm.config.validate import check_document
 from voidllm.config.yamlread import read_yaml
+from voidllm.providers.registry import PROVIDERS
 
 __all__ = [
     "CONFIG_ENV",
@@ -141,6 +142,12 @@ def _unset(section: Any, key: str) -> bool:
     return section is None or (isinstance(section, Mapping) and section.get(key) in (None, ""))
 
 
+def _is_demo(name: object) -> bool:
+    """Whether a raw ``provider`` value names the built-in demo provider."""
+    provider = PROVIDERS.get(name) if isinstance(name, str) else None
+    return provider is not None and provider.builtin_demo
+
+
 def _with_demo_urls(models: Any) -> Any:
     """Raw model entries with ``provider: mock`` (and such deployments) given the demo URL when they name no
     ``base_url``: the built-in demo provider needs none."""
@@ -148,7 +155,7 @@ def _with_demo_urls(models: Any) -> Any:
         return models
 
     def filled(entry: Any) -> Any:
-        if isinstance(entry, Mapping) and entry.get("provider") == "mock" and not entry.get("base_url"):
+        if isinstance(entry, Mapping) and _is_demo(entry.get("provider")) and not entry.get("base_url"):
             return {**entry, "base_url": DEMO_BASE_URL}
         return entry
 

@@ -11,17 +11,16 @@ import attrs
 
 from voidllm.config.checks import NOT_EMPTY, HttpUrl, OneOf, Pattern, Predicate, Range
 from voidllm.config.units import Unit
+from voidllm.providers.registry import NAMES
 
 __all__ = [
     "DEMO_BASE_URL",
-    "PROVIDERS",
     "DeploymentConfig",
     "MCPServerConfig",
     "ModelConfig",
     "PricingConfig",
 ]
 
-PROVIDERS = ("openai", "anthropic", "azure", "gemini", "vertex", "vllm", "ollama", "custom", "mock")
 DEMO_BASE_URL = "http://demo.voidllm.invalid/v1"
 """Where ``provider: mock`` upstreams point (``.invalid`` never resolves): the transport answers them in
 process (:mod:`voidllm.proxy.demo`); the loader fills it in when such a model gives no ``base_url``."""
@@ -53,7 +52,7 @@ class DeploymentConfig:
     """One upstream serving a model; a model with deployments routes between them by ``strategy``."""
 
     name: Annotated[str, NOT_EMPTY]
-    provider: Annotated[str, OneOf(PROVIDERS)]
+    provider: Annotated[str, OneOf(NAMES)]
     base_url: Annotated[str, NOT_EMPTY, HttpUrl()]
     api_key: str = ""
     azure_deployment: str = ""
@@ -75,7 +74,7 @@ class ModelConfig:
     """
 
     name: Annotated[str, _MODEL_NAME]
-    provider: Annotated[str, OneOf(PROVIDERS, allow_empty=True)] = ""
+    provider: Annotated[str, OneOf(NAMES, allow_empty=True)] = ""
     type: Annotated[str, OneOf(MODEL_TYPES)] = "chat"
     base_url: Annotated[str, HttpUrl()] = ""
     api_key: str = ""

@@ -29,6 +29,7 @@ from voidllm import bounds as b
 from voidllm.bounds import Bounds
 from voidllm.config.models import DatabaseConfig, RedisConfig, TLSConfig
 from voidllm.config.upstreams import DeploymentConfig, MCPServerConfig, ModelConfig, PricingConfig
+from voidllm.providers.registry import PROVIDERS
 
 __all__ = ["Path", "Problem", "check_document", "check_object", "format_path"]
 
@@ -109,11 +110,9 @@ def _usable_host(url: str) -> bool:
 
 def _provider_fields(obj: ModelConfig | DeploymentConfig) -> Iterator[Problem]:
     """The fields a model or deployment needs for its provider."""
-    if obj.provider == "azure":
-        yield from _required(obj, "azure_deployment", "for provider 'azure'")
-    if obj.provider == "vertex":
-        yield from _required(obj, "gcp_project", "for provider 'vertex'")
-        yield from _required(obj, "gcp_location", "for provider 'vertex'")
+    provider = PROVIDERS.get(obj.provider)
+    for field in provider.required_fields if provider else ():
+        yield from _required(obj, field, f"for provider '{obj.provider}'")
 
 
 def _model(model: ModelConfig) -> Iterator[Problem]:

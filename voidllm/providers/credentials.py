@@ -1,43 +1,44 @@
-"""How each provider takes an upstream's API key: the headers of a request that carries it.
+"""The ways an upstream takes its API key: one function per header scheme, and every header name they use.
 
-One function for every request the gateway makes on its own (the upstream health probes of
-:mod:`voidllm.routing.health` and the connection test of :mod:`voidllm.admin.probes`), matching what the
-adapters send on proxied requests:
+Each scheme turns a non-empty key into the headers that carry it; which provider uses which scheme is
+:mod:`voidllm.providers.registry`'s (``Provider.credentials``, applied by
+:func:`voidllm.providers.registry.credential_headers`, which sends nothing without a key):
 
-========================================  ============================================================
-provider                                  headers
-========================================  ============================================================
-``anthropic``                             ``x-api-key: <key>`` and ``anthropic-version: 2023-06-01``
-``azure``                                 ``api-key: <key>`` (never ``Authorization``)
-``gemini``                                ``x-goog-api-key: <key>``
-``vertex`` (an OAuth access token)        ``Authorization: Bearer <key>``
-``openai``, ``vllm``, ``ollama``,         ``Authorization: Bearer <key>``
-``custom``, ``mock``
-========================================  ============================================================
-
-Without a key there is no credential header at all (a local ``ollama`` or ``vllm`` needs none).
+=====================  ===============================================================  ===================
+scheme                 headers                                                          providers
+=====================  ===============================================================  ===================
+:func:`bearer`         ``Authorization: Bearer <key>``                                  OpenAI-shaped ones,
+                                                                                        ``vertex`` (an
+                                                                                        OAuth access token)
+:func:`anthropic_key`  ``x-api-key: <key>`` and ``anthropic-version: 2023-06-01``       ``anthropic``
+:func:`azure_key`      ``api-key: <key>`` (never ``Authorization``)                     ``azure``
+:func:`google_key`     ``x-goog-api-key: <key>``                                        ``gemini``
+=====================  ===============================================================  ===================
 """
 
 from __future__ import annotations
 
 from voidllm.providers.anthropic import ANTHROPIC_VERSION
 
-__all__ = ["CREDENTIAL_HEADERS", "credential_headers"]
+__all__ = ["CREDENTIAL_HEADERS", "anthropic_key", "azure_key", "bearer", "google_key"]
 
 CREDENTIAL_HEADERS = frozenset(
     {"authorization", "x-api-key", "anthropic-version", "api-key", "x-goog-api-key"}
 )
-"""Every header name :func:`credential_headers` may return, lowercase."""
+"""Every header name a scheme may return, lowercase."""
 
 
-def credential_headers(provider: str, api_key: str) -> dict[str, str]:
-    """The headers that carry ``api_key`` to an upstream of ``provider`` (see the module docstring)."""
-    if not api_key:
-        return {}
-    if provider == "anthropic":
-        return {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
-    if provider == "azure":
-        return {"api-key": api_key}
-    if provider == "gemini":
-        return {"x-goog-api-key": api_key}
+def bearer(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
+
+
+def anthropic_key(api_key: str) -> dict[str, str]:
+    return {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+
+
+def azure_key(api_key: str) -> dict[str, str]:
+    return {"api-key": api_key}
+
+
+def google_key(api_key: str) -> dict[str, str]:
+    return {"x-goog-api-key": api_key}

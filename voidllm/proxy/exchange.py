@@ -26,6 +26,7 @@ from voidllm.errors import BadGatewayError, GatewayTimeoutError, ServiceUnavaila
 from voidllm.identity import KeyIdentity
 from voidllm.limits.base import Admission
 from voidllm.providers.base import TranslationError
+from voidllm.providers.registry import PROVIDERS
 from voidllm.proxy import messages
 from voidllm.proxy import metrics as m
 from voidllm.proxy.attempts import AttemptChain, ChainExhausted, Opened
@@ -177,7 +178,7 @@ def _build_messages_call(
     ex: Exchange, scope: dict[str, Any], upstream: Upstream, model: Model, body: Any
 ) -> tuple[str, Any, Any]:
     assert ex.anthropic is not None
-    if upstream.provider == "anthropic":
+    if PROVIDERS[upstream.provider].native_messages:
         return messages.anthropic_call(
             upstream,
             path=ex.endpoint.upstream_path,

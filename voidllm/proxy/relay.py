@@ -35,10 +35,10 @@ from voidllm.errors import GatewayTimeoutError, UpstreamResponseTooLargeError
 from voidllm.limits.base import Limiter
 from voidllm.providers.anthropic import OpenAIToMessagesStream, anthropic_stream_error
 from voidllm.providers.base import Adapter, StreamTranslationError, Usage
+from voidllm.providers.registry import PROVIDERS
 from voidllm.proxy import messages
 from voidllm.proxy import metrics as m
 from voidllm.proxy.attempts import AnswerBroken
-from voidllm.proxy.calls import TRANSLATED, is_translated
 from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
 from voidllm.proxy.sse import SSERelay, abort_event
 from voidllm.proxy.transport import UpstreamError, UpstreamResponse
@@ -64,10 +64,11 @@ class Relay:
         self, ex: Exchange, provider: str, resp: UpstreamResponse, send: Send, deadline: float
     ) -> None:
         """Relay ``resp`` (from an upstream of ``provider``) in the shape the client asked for."""
+        adapter = PROVIDERS[provider].translator
         if ex.anthropic is not None:
             await self._respond_messages(ex, provider, resp, send, deadline)
-        elif is_translated(provider):
-            await self._respond_translated(ex, TRANSLATED[provider], resp, send, deadline)
+        elif adapter is not None:
+            await self._respond_translated(ex, adapter, resp, send, deadline)
         else:
             await self._respond(ex, resp, send, deadline)
 
@@ -78,7 +79,7 @@ class Relay:
         ex.status_code = resp.status
         ok = 200 <= resp.status < 300
         streamed = b"text/event-stream" in (header(resp.headers, b"content-type") or b"")
-        if provider == "anthropic":
+        if PROVIDERS[provider].native_messages:
             if ok and streamed:
                 passthrough = Translated(messages.AnthropicPassthrough(), _anthropic_abort)
                 await self._relay_stream(
@@ -95,7 +96,7 @@ class Relay:
                     ),
                 )
             return
-        egress = TRANSLATED.get(provider)
+        egress = PROVIDERS[provider].translator
         if not ok:
             await self._relay_buffered(
                 ex,

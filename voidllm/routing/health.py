@@ -11,7 +11,7 @@ Three probe kinds, each off unless enabled in ``settings.health_check`` and each
   count as up. A warning says so at startup.
 
 Every request carries the provider's credential headers
-(:func:`voidllm.providers.credentials.credential_headers`, as the admin connection test does), follows no
+(:func:`voidllm.providers.registry.credential_headers`, as the admin connection test does), follows no
 redirects, and is bounded by a 10 s cancel scope (:data:`PROBE_TIMEOUT`). Only the status code is looked at:
 the body is never read, and errors are reduced to short fixed strings (``connection refused``, ``request
 timeout``, ``dns resolution failed``, ``tls error``, ``connection failed``, ``http NNN``, ``probe error``),
@@ -53,7 +53,7 @@ import trio
 from prometheus_client import Gauge
 
 from voidllm.metrics import REGISTRY
-from voidllm.providers.credentials import credential_headers
+from voidllm.providers.registry import PROVIDERS, credential_headers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -398,7 +398,8 @@ def _jobs(models: Sequence[Model], settings: HealthCheckConfig) -> list[_Job]:
         for model in models
         for upstream in model.upstreams
         for kind, probe in kinds
-        if probe.enabled and upstream.provider != "mock"  # the built-in demo provider is always there
+        if probe.enabled
+        and not PROVIDERS[upstream.provider].builtin_demo  # the demo provider is always there
     ]
 
 

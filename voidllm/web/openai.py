@@ -13,6 +13,7 @@ from quart import Blueprint, request
 
 from voidllm.errors import BadRequestError, MethodNotAllowedError, model_not_found
 from voidllm.identity import KeyIdentity
+from voidllm.providers.registry import PROVIDERS
 from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Model
@@ -27,7 +28,7 @@ def _caller() -> KeyIdentity:
 
 def _entry(model: Model, scoped: list[str]) -> dict[str, object]:
     aliases = [*model.aliases, *(alias for alias in scoped if alias not in model.aliases)]
-    demo = all(upstream.provider == "mock" for upstream in model.upstreams)
+    demo = all(PROVIDERS[upstream.provider].builtin_demo for upstream in model.upstreams)
     owner = "voidllm-demo" if demo else "voidllm"  # the built-in demo provider says what it is
     return {"id": model.name, "object": "model", "created": 0, "owned_by": owner, "aliases": aliases}
 
