@@ -1,10 +1,11 @@
-"""Streaming rewrite of the ``model`` field of multipart/form-data bodies, driven with bytes only.
+"""Rewrite of the ``model`` field of multipart/form-data bodies in any part order, driven with bytes only.
 
 Bodies come from httpx's own multipart encoder (with a fixed boundary, so the expected rewritten body is
 simply httpx's encoding of the same form with the new model) and from hand-written RFC 2046/7578 bodies
 for the cases no encoder produces. Every body is fed whole, split at every offset, one byte at a time and in
 seeded random chunk sizes: the boundary, the part headers and the model value must be found wherever the
-chunk edges fall.
+chunk edges fall. A body whose model field comes first is streamed (the rest relayed); one with a file part
+(or a long head) before it is held: fed whole, then rewritten.
 """
 
 from __future__ import annotations
@@ -66,7 +67,14 @@ def chunkings(body: bytes) -> Iterator[list[bytes]]:
 def proxy(
     chunks: Sequence[bytes], new_model: str, *, boundary: bytes = B, max_head: int = DEFAULT_MAX_HEAD
 ) -> tuple[str, bytes, int]:
-    """What the proxy does: feed until the model is read, rewrite, relay the rest; (model, body, delta)."""
+    """What the proxy does: feed until the model is read; then rewrite and relay the rest (streamed), or feed
+    the rest and rewrite it all (held); (model, body, delta)."""
+    return proxy_head(chunks, new_model, boundary=boundary, max_head=max_head)[1:]
+
+
+def proxy_head(
+    chunks: Sequence[bytes], new_model: str, *, boundary: bytes = B, max_head: int = DEFAULT_MAX_HEAD
+) -> tuple[MultipartHead, str, bytes, int]:
     head = MultipartHead(boundary, max_head=max_head)
     rest = iter(chunks)
     for chunk in rest:
@@ -77,13 +85,21 @@ def proxy(
     assert head.model is not None
     assert head.done
     delta = head.length_delta(new_model)
+    if head.holds_body:
+        for chunk in rest:
+            assert head.feed(chunk)
+        return head, head.model, head.rewrite(new_model), delta
     body = head.rewrite(new_model) + b"".join(head.relay(chunk) for chunk in rest)
-    return head.model, body, delta
+    return head, head.model, body, delta
 
 
-def assert_rewrites(body: bytes, model: str, new_model: str, expected: bytes, **options: Any) -> None:
+def assert_rewrites(
+    body: bytes, model: str, new_model: str, expected: bytes, *, held: bool = False, **options: Any
+) -> None:
     for chunks in chunkings(body):
-        assert proxy(chunks, new_model, **options) == (model, expected, len(expected) - len(body)), chunks
+        head, *result = proxy_head(chunks, new_model, **options)
+        assert result == [model, expected, len(expected) - len(body)], chunks
+        assert head.holds_body is held, chunks
 
 
 def assert_refused(body: bytes, message: str, **options: Any) -> None:
@@ -281,60 +297,104 @@ def test_generated_forms(seed: int) -> None:
     rng = random.Random(seed)
     alphabet = 'abcxyz é✓\r\n-"\\;='
     text = {f"f{i}": "".join(rng.choices(alphabet, k=rng.randint(0, 30))) for i in range(rng.randint(0, 4))}
-    fields = list(text.items())
-    fields.insert(rng.randint(0, len(fields)), ("model", "alias-" + str(seed)))
-    files = [
+    parts: list[tuple[str, Any]] = [(name, (None, value.encode())) for name, value in text.items()]
+    parts += [
         (f"file{i}", (f"n{i}.bin", rng.randbytes(rng.randint(0, 3000)), "application/octet-stream"))
         for i in range(rng.randint(0, 2))
     ]
-    boundary = "".join(rng.choice("abcdefXYZ0123456789'()+_,-./:=?") for _ in range(rng.randint(1, 70)))
-    body = encode(dict(fields), files or None, boundary=boundary)
+    rng.shuffle(parts)
+    at = rng.randint(0, len(parts))
+    held = any(filename is not None for _, (filename, *_) in parts[:at])
     new = "canonical/" + "m" * rng.randint(0, 12)
-    expected = encode({k: (new if k == "model" else v) for k, v in fields}, files or None, boundary=boundary)
+    boundary = "".join(rng.choice("abcdefXYZ0123456789'()+_,-./:=?") for _ in range(rng.randint(1, 70)))
+    body = encode({}, [*parts[:at], ("model", (None, f"alias-{seed}".encode())), *parts[at:]], boundary)
+    expected = encode({}, [*parts[:at], ("model", (None, new.encode())), *parts[at:]], boundary)
     b = boundary.encode()
     for chunk_seed in range(5):
         chunks = random_chunks(body, seed * 100 + chunk_seed, largest=rng.choice([1, 7, 100, 5000]))
-        assert proxy(chunks, new, boundary=b) == ("alias-" + str(seed), expected, len(expected) - len(body))
+        head, *result = proxy_head(chunks, new, boundary=b)
+        assert result == [f"alias-{seed}", expected, len(expected) - len(body)]
+        assert head.holds_body is held
 
 
-# --- the head limit ------------------------------------------------------------------------------------
+# --- the head limit: streamed or held ---------------------------------------------------------------------
 
 
 def test_head_limit_is_exact_whatever_the_chunking() -> None:
     body = encode({"prompt": "p" * 300, "model": "m"}, {"file": ("a.wav", WAV)})
     value_start = body.index(b'name="model"\r\n\r\n') + len(b'name="model"\r\n\r\n')
     model_end = body.index(b"\r\n--" + B, value_start) + len(b"\r\n--" + B)
-    assert_rewrites(
-        body,
-        "m",
-        "n",
-        encode({"prompt": "p" * 300, "model": "n"}, {"file": ("a.wav", WAV)}),
-        max_head=model_end,
-    )
-    message = f"the model field must end within the first {model_end - 1} bytes"
-    assert_refused(body, message, max_head=model_end - 1)
+    expected = encode({"prompt": "p" * 300, "model": "n"}, {"file": ("a.wav", WAV)})
+    assert_rewrites(body, "m", "n", expected, max_head=model_end)
+    assert_rewrites(body, "m", "n", expected, max_head=model_end - 1, held=True)
 
 
 def test_default_head_limit() -> None:
     assert DEFAULT_MAX_HEAD == 64 * 1024
+    prompt = "x" * (DEFAULT_MAX_HEAD - 200)
+    body = encode({"prompt": prompt, "model": "m"}, {"file": ("a.wav", WAV)})
+    assert_rewrites(body, "m", "n", encode({"prompt": prompt, "model": "n"}, {"file": ("a.wav", WAV)}))
+    prompt = "x" * DEFAULT_MAX_HEAD
+    body = encode({"prompt": prompt, "model": "m"}, {"file": ("a.wav", WAV)})
     head = MultipartHead(B)
-    head.feed(b"--" + B + b'\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n')
-    head.feed(b"x" * 60_000)
-    with pytest.raises(MultipartError, match="within the first 65536 bytes"):
-        head.feed(b"x" * 6_000)
+    assert head.feed(body)
+    assert head.holds_body
+    assert head.rewrite("n") == encode({"prompt": prompt, "model": "n"}, {"file": ("a.wav", WAV)})
+
+
+# --- any part order: a file before the model field holds the body -------------------------------------
+
+
+def test_model_after_a_file_part_as_the_node_sdk_sends_it() -> None:
+    parts = [
+        ("file", ("a.wav", WAV, "audio/wav")),
+        ("model", (None, b"whisper")),
+        ("language", (None, b"en")),
+    ]
+    body = encode({}, parts)
+    expected = encode({}, [parts[0], ("model", (None, b"whisper-large-v3")), parts[2]])
+    assert_rewrites(body, "whisper", "whisper-large-v3", expected, held=True)
+
+
+def test_model_last_after_fields_and_files() -> None:
+    parts = [
+        ("prompt", (None, b"a cat")),
+        ("image", ("cat.png", b"\x89PNG\r\n\x1a\n" + bytes(1000), "image/png")),
+        ("mask", ("mask.png", WAV, "image/png")),
+        ("n", (None, b"2")),
+        ("model", (None, b"image-editor-alias")),
+    ]
+    body = encode({}, parts)
+    expected = encode({}, [*parts[:-1], ("model", (None, b"gpt-image-1"))])
+    assert_rewrites(body, "image-editor-alias", "gpt-image-1", expected, held=True)
+
+
+def test_a_held_body_is_kept_until_the_rewrite_then_let_go() -> None:
+    content = bytes(range(256)) * 4_000  # 1 MB
+    body = encode({}, [("file", ("a.wav", content)), ("model", (None, b"whisper"))])
+    head = MultipartHead(B)
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    done = [head.feed(chunk) for chunk in chunks]
+    assert done == [False] * (len(chunks) - 1) + [True]
+    assert head.holds_body
+    assert head.buffered == len(body)
+    assert head.rewrite("w") == encode({}, [("file", ("a.wav", content)), ("model", (None, b"w"))])
+    assert head.buffered == 0
+
+
+def test_a_held_body_without_a_model_field() -> None:
+    body = encode({}, [("file", ("a.wav", WAV)), ("language", (None, b"en"))])
+    assert_refused(body, "model field is required")
 
 
 # --- refusals ------------------------------------------------------------------------------------------
 
 
-def test_model_after_a_file_part() -> None:
-    body = encode({"language": "en"}, [("file", ("a.wav", WAV, "audio/wav")), ("model", (None, b"whisper"))])
-    assert_refused(body, "the model field must come before file parts")
-
-
 def test_model_as_a_file_part() -> None:
     body = hand_written(file_part(b"model", b"whisper"))
-    assert_refused(body, "the model field must come before file parts")
+    assert_refused(body, "the model field must be a text field, not a file")
+    after_a_file = hand_written(file_part(), file_part(b"model", b"whisper"))
+    assert_refused(after_a_file, "the model field must be a text field, not a file")
 
 
 def test_a_second_model_field_is_refused_wherever_it_is() -> None:
@@ -344,6 +404,8 @@ def test_a_second_model_field_is_refused_wherever_it_is() -> None:
     assert_refused(before_file, "the model field must appear only once")
     as_file = hand_written(field(b"model", b"cheap"), file_part(), file_part(b"model"))
     assert_refused(as_file, "the model field must appear only once")
+    held = hand_written(file_part(), field(b"model", b"cheap"), file_part(), field(b"model", b"expensive"))
+    assert_refused(held, "the model field must appear only once")
 
 
 @pytest.mark.parametrize(

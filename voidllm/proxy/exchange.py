@@ -6,9 +6,10 @@ Hops (docs/reference/behaviour.md 6.5): the requested model, then its fallbacks,
 ``max_stream_duration`` for streams and ``request_timeout`` otherwise). Each candidate's upstream request is
 built by its provider adapter (:mod:`voidllm.proxy.calls`; Anthropic's Messages API as it is for an
 Anthropic upstream, translated for anyone else), and the first answer is relayed by
-:class:`~voidllm.proxy.relay.Relay`. A streamed (multipart) body is sent once, so it has no fallbacks. Only a
-chain that ran out of candidates before anything went to the client falls back; the last hop's failure is
-the client's answer.
+:class:`~voidllm.proxy.relay.Relay`. A multipart body has no fallbacks (its model was rewritten once); when it
+is streamed it is sent once, when held (a file part came before ``model``) it may go to the model's other
+upstreams like a JSON body. Only a chain that ran out of candidates before anything went to the client falls
+back; the last hop's failure is the client's answer.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ async def run_hops(
         ex.model, catalog.registry, fallback_max_depth, lambda m: catalog.allowed(ex.identity, m)
     )
     if ex.json is None:
-        plan = plan[:1]  # a streamed (multipart) body is sent once
+        plan = plan[:1]  # a multipart body's model was rewritten once: no fallbacks
     for hop, model in enumerate(plan):
         if hop and ex.json is not None:  # a multipart body has no fallbacks
             body = ex.json.upstream_body(

@@ -2,7 +2,7 @@
 
 It bypasses Quart on purpose (ARCHITECTURE.md section 3: Quart's routing costs 35-50 % of proxied throughput).
 Per request, in this order: authenticate from the key cache (no database), read the body within
-``max_request_body``, read ``model`` (JSON parsed once; multipart read only up to the ``model`` field), count
+``max_request_body``, read ``model`` (JSON parsed once; multipart read up to the ``model`` field), count
 the request against its key/team/org limits and reserve its estimated tokens (:mod:`voidllm.limits`; keys
 without limits skip it), resolve the model in the registry, rewrite the body only where needed (all of it
 :mod:`voidllm.proxy.intake`), then run the attempt chain per model and its fallbacks

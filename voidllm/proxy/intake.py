@@ -5,11 +5,13 @@ headers reads the key (``Authorization: Bearer``; on ``/v1/messages`` also ``x-a
 tags, and the key is looked up in the key cache (no database); the body is read within
 ``max_request_body`` and ``read_timeout`` (:func:`voidllm.asgi.read_body`) and parsed once
 (:mod:`voidllm.proxy.jsonbody`; Anthropic's Messages API translated once to the OpenAI shape,
-:mod:`voidllm.proxy.messages`), or, for multipart, read only up to its ``model`` field
-(:mod:`voidllm.proxy.multipart`) and the rest streamed on; the request is counted against its key, team and
-org limits with its estimated tokens reserved (:mod:`voidllm.limits`; keys without limits skip it, and it
-comes before model resolution, as in the Go original); the model is resolved and its access checked; the
-body is rewritten only where needed (the canonical model, ``stream_options.include_usage``).
+:mod:`voidllm.proxy.messages`), or, for multipart, read up to its ``model`` field
+(:mod:`voidllm.proxy.multipart`) and the rest streamed on (when a file part came first, the whole body is
+read and held in memory within ``max_request_body``, then sent in one piece); the request is counted
+against its key, team and org limits with its estimated tokens reserved (:mod:`voidllm.limits`; keys
+without limits skip it, and it comes before model resolution, as in the Go original); the model is
+resolved and its access checked; the body is rewritten only where needed (the canonical model,
+``stream_options.include_usage``).
 
 Client tags. ``X-Source`` and ``X-Project`` are optional labels the client chooses to send (which tool, which
 project); they are validated (:func:`client_tag`: at most 64 characters of ``[A-Za-z0-9._:/@-]``, else 400
@@ -115,10 +117,15 @@ class Intake:
 
     async def multipart_body(
         self, ex: Exchange, scope: dict[str, Any], receive: Receive, body_done: trio.Event
-    ) -> tuple[AsyncGenerator[bytes, None], int | None]:
+    ) -> tuple[bytes | AsyncGenerator[bytes, None], int | None]:
         """Read a multipart body up to its ``model`` field, admit the request, resolve its model; the body to
-        send upstream (streamed on as it arrives; ``body_done`` is set once all of it was read) and its
-        length, when declared."""
+        send upstream and its length, when declared (``body_done`` is set once all of it was read).
+
+        Model first, the body is streamed on as it arrives. When a file part (or more than the head limit of
+        other parts) came before ``model``, the rest is read too, each chunk within ``read_timeout`` and all
+        of it within ``max_request_body``, and the whole rewritten body is returned as bytes (held in memory,
+        never written anywhere).
+        """
         content_type = (header(scope["headers"], b"content-type") or b"").decode("latin-1")
         head = MultipartHead(boundary_from_content_type(content_type))  # MultipartError is a 400
         reader = BodyReader.start(scope, receive, limit=self.max_request_body, read_timeout=self.read_timeout)
@@ -130,6 +137,11 @@ class Intake:
             reserve = estimate_tokens(0, None, self.completion_reserve)
             ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
         model = self._resolve(ex, head.model)
+        if head.holds_body:
+            while reader.more:
+                head.feed(await reader.next())  # refuses a second `model` field
+            body_done.set()
+            return head.rewrite(model.name), None
         first = head.rewrite(model.name)
         length = None if reader.declared is None else reader.declared + head.length_delta(model.name)
 

@@ -1,8 +1,9 @@
-"""Streaming rewrite of the ``model`` field of ``multipart/form-data`` requests (sans-IO).
+"""Rewrite of the ``model`` field of ``multipart/form-data`` requests, in any part order (sans-IO).
 
 Audio transcription/translation and image edit/variation requests are forms with a small ``model`` text
 field and a file part that may be many megabytes. The proxy must read ``model`` to authorise and route the
-request and rewrite it to the canonical name, without ever holding the file in memory.
+request and rewrite it to the canonical name. Clients send the parts in any order: Python's ``openai`` SDK
+puts ``model`` first, the Node SDK puts ``file`` first.
 
 Design. :class:`MultipartHead` is fed the body as it arrives and buffers only its *head*: the bytes up to
 the end of the ``model`` part. It walks the RFC 2046 framing (optional preamble, ``--boundary`` lines with
@@ -10,22 +11,29 @@ transport padding, ``CRLF--boundary`` delimiters, the closing ``--boundary--``) 
 cursor that never re-scans bytes it has passed, so feeding one byte at a time costs what one chunk does.
 Part headers (RFC 7578: CRLF lines, a ``form-data`` ``Content-Disposition`` with a ``name``, quoted or not,
 header names in any case) are parsed only for the name and whether a ``filename`` makes it a file part.
-Once the ``model`` part is complete, :meth:`MultipartHead.rewrite` returns the head with only the model
-value replaced, plus whatever was received past it; the rest of the body follows verbatim through
-:meth:`MultipartHead.relay`, which keeps scanning part headers (keeping no more than a delimiter's length of
-file data) so that a second ``model`` part is refused: a server that reads the last value of a repeated
-field would otherwise be asked for a model the gateway never authorised.
 
-Refused with :class:`MultipartError`: a file part before the model field, a head longer than ``max_head``
-before the model part ends, a body without a model field (or an empty one), a model value that is not
-UTF-8 or declares a Content-Transfer-Encoding, a repeated model field, malformed boundary lines, parts
-without a ``form-data`` disposition and name, repeated dispositions and folded header lines (ambiguous
-input is refused rather than guessed at).
+Two ways through, chosen by where the model field is:
+
+- *Streamed* (the model field comes before any file part and ends within ``max_head`` bytes): once the
+  ``model`` part is complete, :meth:`MultipartHead.rewrite` returns the head with only the model value
+  replaced, plus whatever was received past it; the rest of the body follows verbatim through
+  :meth:`MultipartHead.relay`, which keeps scanning part headers (keeping no more than a delimiter's length
+  of file data) so that a second ``model`` part is refused: a server that reads the last value of a
+  repeated field would otherwise be asked for a model the gateway never authorised. The file is never held.
+- *Held* (a file part, or more than ``max_head`` bytes of other parts, came before the model field):
+  :attr:`MultipartHead.holds_body` is set and the caller feeds the whole body, which is held in memory (the
+  caller bounds it: the proxy by ``max_request_body``), then :meth:`MultipartHead.rewrite` returns all of
+  it with the model value replaced. Feeding goes on scanning, so a second ``model`` part is refused here too.
+
+Refused with :class:`MultipartError`: a body without a model field (or an empty one), a model field sent as
+a file part, a model value that is not UTF-8 or declares a Content-Transfer-Encoding, a repeated model field,
+malformed boundary lines, part headers longer than ``max_head``, parts without a ``form-data`` disposition
+and name, repeated dispositions and folded header lines (ambiguous input is refused rather than guessed at).
 
 Deliberately left out: decoding Content-Transfer-Encoding (deprecated by RFC 7578 section 4.7) and charsets
 other than UTF-8 (``_charset_``); bodies with bare LF line endings (not multipart under RFC 2046: they
-fail on a malformed boundary line, as "model field is required" or on the head limit); checking the file
-parts' content or the epilogue; and a truncated body after the model part, which the upstream refuses.
+fail on a malformed boundary line or as "model field is required"); checking the file parts' content or the
+epilogue; and a truncated body after the model part, which the upstream refuses.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from voidllm.errors import BadRequestError
 
 __all__ = ["DEFAULT_MAX_HEAD", "MultipartError", "MultipartHead", "boundary_from_content_type"]
 
-DEFAULT_MAX_HEAD = 64 * 1024
+DEFAULT_MAX_HEAD = 64 * 1024  # a model field ending later than this holds the body
 
 _BCHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ")
 _PARAM = re.compile(r';[ \t]*([^\s=;]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;]*)')
@@ -137,13 +145,15 @@ class _State(enum.Enum):
 class MultipartHead:
     """Reads a multipart body up to its ``model`` field and rewrites that field's value.
 
-    Use: :meth:`feed` chunks until it returns True (or :meth:`finish` at the end of the body), read
-    :attr:`model`, send :meth:`rewrite` upstream, then each further chunk through :meth:`relay`.
+    Use: :meth:`feed` chunks until it returns True (or :meth:`finish` at the end of the body) and read
+    :attr:`model`. Then, streamed: send :meth:`rewrite` upstream, then each further chunk through
+    :meth:`relay`; held (:attr:`holds_body`): :meth:`feed` the rest of the body, then send :meth:`rewrite`.
     """
 
     boundary: bytes = attrs.field(validator=attrs.validators.max_len(70))
     max_head: int = attrs.field(default=DEFAULT_MAX_HEAD, validator=attrs.validators.gt(0))
     model: str | None = attrs.field(default=None, init=False)
+    holds_body: bool = attrs.field(default=False, init=False)  # a file or max_head bytes came first
     _delimiter: bytes = attrs.field(init=False, repr=False)
     _buf: bytearray = attrs.field(factory=bytearray, init=False, repr=False)
     _state: _State = attrs.field(default=_State.PREAMBLE, init=False, repr=False)
@@ -165,11 +175,14 @@ class MultipartHead:
 
     @property
     def buffered(self) -> int:
-        """Bytes held right now: the head before :meth:`rewrite`, at most a part's headers after it."""
+        """Bytes held: all that was fed before :meth:`rewrite`, at most a part's headers after it."""
         return len(self._buf)
 
     def feed(self, data: bytes) -> bool:
         """Buffer more of the body; return True once the ``model`` part is complete.
+
+        Everything fed is kept until :meth:`rewrite`; the caller bounds it (:attr:`holds_body` says whether
+        to go on feeding the rest of the body).
 
         Raises:
             MultipartError: see the module docstring.
@@ -178,8 +191,6 @@ class MultipartHead:
             raise RuntimeError("feed() after rewrite(); pass the rest of the body through relay()")
         self._buf += data
         self._advance()
-        if self.model is None and len(self._buf) >= self.max_head:
-            raise MultipartError(f"the model field must end within the first {self.max_head} bytes")
         return self.model is not None
 
     def finish(self) -> None:
@@ -188,15 +199,20 @@ class MultipartHead:
             raise MultipartError("model field is required")
 
     def rewrite(self, new_model: str) -> bytes:
-        """The head with the model value replaced by ``new_model``, plus the bytes received past it.
+        """All that was fed, with the model value replaced by ``new_model``.
 
-        The result is followed by the rest of the body, verbatim. Raises ``RuntimeError`` before the model
-        field was read or on a second call, and ``ValueError`` if ``new_model`` contains a line break.
+        Streamed, the result is followed by the rest of the body, verbatim (through :meth:`relay`). Raises
+        ``RuntimeError`` before the model field was read or on a second call, and ``ValueError`` if
+        ``new_model`` contains a line break.
         """
         if self.model is None or self._rewritten:
             raise RuntimeError("rewrite() needs a model field read by feed(), once")
         start, end = self._value
-        out = b"".join((self._buf[:start], _encode(new_model), self._buf[end:]))
+        encoded = _encode(new_model)
+        self._buf[start:end] = encoded  # in place: the one copy is the bytes returned
+        shift = len(encoded) - (end - start)
+        self._pos, self._search = self._pos + shift, self._search + shift
+        out = bytes(self._buf)
         self._rewritten = True
         self._compact()
         return out
@@ -276,10 +292,13 @@ class MultipartHead:
         if self.model is not None:
             if part.name == "model":
                 raise MultipartError("the model field must appear only once")
+        elif part.name == "model":
+            if part.is_file:
+                raise MultipartError("the model field must be a text field, not a file")
+            if not part.identity_encoding:
+                raise MultipartError("the model field must not use a Content-Transfer-Encoding")
         elif part.is_file:
-            raise MultipartError("the model field must come before file parts")
-        elif part.name == "model" and not part.identity_encoding:
-            raise MultipartError("the model field must not use a Content-Transfer-Encoding")
+            self.holds_body = True
 
     def _body(self) -> bool:
         start = self._pos
@@ -299,7 +318,7 @@ class MultipartHead:
 
     def _take_model(self, start: int, end: int) -> None:
         if end + len(self._delimiter) > self.max_head:
-            raise MultipartError(f"the model field must end within the first {self.max_head} bytes")
+            self.holds_body = True
         try:
             model = bytes(self._buf[start:end]).decode("utf-8").strip()
         except UnicodeDecodeError:
