@@ -16,6 +16,7 @@ from voidllm.config.loader import parse_config as parse_config
 from voidllm.config.models import AdminServerConfig as AdminServerConfig
 from voidllm.config.models import CacheConfig as CacheConfig
 from voidllm.config.models import Config as Config
+from voidllm.config.models import CorsConfig as CorsConfig
 from voidllm.config.models import DatabaseConfig as DatabaseConfig
 from voidllm.config.models import LoggingConfig as LoggingConfig
 from voidllm.config.models import ProxyServerConfig as ProxyServerConfig
@@ -51,6 +52,7 @@ __all__ = [
     "CodeModeConfig",
     "Config",
     "ConfigError",
+    "CorsConfig",
     "DatabaseConfig",
     "DeploymentConfig",
     "FunctionalProbeConfig",

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from voidllm.bounds import valid_host
 from voidllm.config.units import Unit, format_duration, format_size
 
 __all__ = [
@@ -31,9 +32,11 @@ __all__ = [
     "HttpUrl",
     "MinLength",
     "OneOf",
+    "Origins",
     "Pattern",
     "Predicate",
     "Range",
+    "is_origin",
 ]
 
 
@@ -129,6 +132,44 @@ class HttpUrl(FieldCheck):
         if ok:
             return None
         return "must be an https:// URL" if self.https_only else "must be an http:// or https:// URL"
+
+
+def is_origin(text: str) -> bool:
+    """Whether ``text`` is a web origin as a browser sends it in ``Origin``: ``http(s)://host[:port]``, with
+    no user, path (a lone trailing ``/`` aside), query or fragment."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and text[: len(parts.scheme) + 3].lower() == parts.scheme + "://"
+        and parts.hostname is not None
+        and valid_host(parts.hostname)
+        and parts.username is None
+        and parts.password is None
+        and parts.path in ("", "/")
+        and not any(mark in text for mark in "?#")
+    )
+
+
+@attrs.frozen
+class Origins(FieldCheck):
+    """Every entry a browser origin (:func:`is_origin`), or ``*`` when ``wildcard``; names the first that is
+    not."""
+
+    wildcard: bool = False
+
+    def __call__(self, value: Any) -> str | None:
+        for entry in value:
+            if not (is_origin(entry) or (self.wildcard and entry == "*")):
+                also = " or *" if self.wildcard else ""
+                return (
+                    f"{entry!r} is not an origin such as https://app.example.com{also} "
+                    "(http or https, a host and an optional port; no path)"
+                )
+        return None
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import attrs
 
-from voidllm.config.checks import OneOf, Predicate, Range
+from voidllm.config.checks import OneOf, Origins, Predicate, Range
 from voidllm.config.settings import SettingsConfig
 from voidllm.config.units import ByteSize, Duration, MiB, Unit
 from voidllm.config.upstreams import MCPServerConfig, ModelConfig
@@ -24,6 +24,7 @@ __all__ = [
     "AdminServerConfig",
     "CacheConfig",
     "Config",
+    "CorsConfig",
     "DatabaseConfig",
     "LoggingConfig",
     "ProxyServerConfig",
@@ -77,11 +78,27 @@ class AdminServerConfig:
 
 
 @attrs.frozen
+class CorsConfig:
+    """The web pages (browser origins) that may call ``/v1`` and the MCP endpoints (:mod:`voidllm.web.cors`).
+
+    ``allowed_origins`` lists exact origins (``https://app.example.com``), or ``*`` for any page, which is
+    refused with ``allow_credentials`` (browsers refuse it too) and does not open the MCP endpoints.
+    ``max_age`` is how long a browser may reuse a preflight's answer.
+    """
+
+    allowed_origins: Annotated[tuple[str, ...], Origins(wildcard=True)] = ()
+    allow_credentials: bool = False
+    max_age: Annotated[Duration, Range(0.0, 86400.0, unit=Unit.DURATION)] = 600.0
+
+
+@attrs.frozen
 class ServerConfig:
-    """Listeners, and ``workers``: the number of gateway processes sharing the listening socket."""
+    """Listeners, browser access (``cors``), and ``workers``: the number of gateway processes sharing the
+    listening socket."""
 
     proxy: ProxyServerConfig = ProxyServerConfig()
     admin: AdminServerConfig = AdminServerConfig()
+    cors: CorsConfig = CorsConfig()
     workers: Annotated[int, Range(min=1)] = 1
 
 

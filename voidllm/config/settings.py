@@ -11,7 +11,16 @@ from typing import Annotated, Any
 
 import attrs
 
-from voidllm.config.checks import ENCRYPTION_KEY, NOT_EMPTY, FieldCheck, MinLength, Pattern, Predicate, Range
+from voidllm.config.checks import (
+    ENCRYPTION_KEY,
+    NOT_EMPTY,
+    FieldCheck,
+    MinLength,
+    Origins,
+    Pattern,
+    Predicate,
+    Range,
+)
 from voidllm.config.units import Duration, Unit
 
 __all__ = [
@@ -190,7 +199,7 @@ class MCPConfig:
 
     call_timeout: Annotated[Duration, _POSITIVE_DURATION] = 30.0
     allow_private_urls: bool = False
-    allowed_origins: tuple[str, ...] = ()
+    allowed_origins: Annotated[tuple[str, ...], Origins()] = ()
     health: MCPHealthConfig = MCPHealthConfig()
     code_mode: CodeModeConfig = CodeModeConfig()
 

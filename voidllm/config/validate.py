@@ -1,11 +1,12 @@
 """Rules that relate several config values, in two groups.
 
 *Object rules* (:func:`check_object`) relate fields of one object: a provider's required fields, ``strategy``
-if and only if there are ``deployments``, TLS files when TLS is on. The codec runs them on each object right
-after building it, so they see typed values; an object whose own fields failed to read is not checked again.
-Models, deployments and MCP servers are also held to the bounds the admin API declares for the same columns
-(:mod:`voidllm.bounds`: names and aliases at most 256 characters, URLs 2,048, provider keys and MCP secrets
-printable ASCII since they are sent in headers, weights, priorities, retries and prices in range).
+if and only if there are ``deployments``, TLS files when TLS is on, no CORS ``*`` with credentials. The codec
+runs them on each object right after building it, so they see typed values; an object whose own fields failed
+to read is not checked again. Models, deployments and MCP servers are also held to the bounds the admin API
+declares for the same columns (:mod:`voidllm.bounds`: names and aliases at most 256 characters, URLs 2,048,
+provider keys and MCP secrets printable ASCII since they are sent in headers, weights, priorities, retries and
+prices in range).
 
 *Document rules* (:func:`check_document`) relate entries across the file: unique model names, aliases that
 collide with nothing, fallbacks that point at an existing model without forming a cycle, unique MCP aliases,
@@ -27,7 +28,7 @@ import attrs
 
 from voidllm import bounds as b
 from voidllm.bounds import Bounds
-from voidllm.config.models import DatabaseConfig, RedisConfig, TLSConfig
+from voidllm.config.models import CorsConfig, DatabaseConfig, RedisConfig, TLSConfig
 from voidllm.config.upstreams import DeploymentConfig, MCPServerConfig, ModelConfig, PricingConfig
 from voidllm.providers.registry import PROVIDERS
 
@@ -157,6 +158,11 @@ def _redis(redis: RedisConfig) -> Iterator[Problem]:
         yield from _required(redis, "url", "when redis is enabled")
 
 
+def _cors(cors: CorsConfig) -> Iterator[Problem]:
+    if cors.allow_credentials and "*" in cors.allowed_origins:
+        yield ("allowed_origins",), "must list exact origins, not '*', when allow_credentials is true"
+
+
 _OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
     ModelConfig: _model,
     DeploymentConfig: _provider_fields,
@@ -164,6 +170,7 @@ _OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
     TLSConfig: _tls,
     DatabaseConfig: _database,
     RedisConfig: _redis,
+    CorsConfig: _cors,
 }
 
 

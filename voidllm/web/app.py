@@ -1,5 +1,5 @@
 """Assembles the HTTP application: the Quart-trio app, its blueprints and error table, behind the ASGI
-edge."""
+edge (with its CORS policy)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from voidllm.web import docs, health, openai
 from voidllm.web.api import api
 from voidllm.web.api.framework import POLICY_KEY
 from voidllm.web.browser import BrowserPolicy
+from voidllm.web.cors import CorsPolicy
 from voidllm.web.edge import Edge
 from voidllm.web.errors import register_error_handlers
-from voidllm.web.mcp import mount_mcp
+from voidllm.web.mcp import MCP_PREFIX, mount_mcp
 from voidllm.web.playground import Playground, capped_proxy
 from voidllm.web.spa import SpaApp
 from voidllm.web.state import AppState
@@ -56,4 +57,5 @@ def create_app(state: AppState, proxy: Any) -> Any:
         proxy=capped_proxy(proxy, state.config.server.proxy.write_timeout),
     )
     spa = SpaApp(settings.ui_dir)
-    return Edge(app, state.drain, proxy=proxy, proxy_paths=paths, spa=spa, playground=playground)
+    cors = CorsPolicy.from_config(state.config, api_prefix="/v1/", mcp_prefix=MCP_PREFIX + "/")
+    return Edge(app, state.drain, proxy=proxy, proxy_paths=paths, spa=spa, playground=playground, cors=cors)

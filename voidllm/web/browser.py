@@ -120,7 +120,7 @@ class BrowserPolicy:
     def origin(self, scope: Mapping[str, Any]) -> str:
         """The request's own origin: ``scheme://host`` as the browser saw it (see the module docstring)."""
         host = self._forwarded(scope, b"x-forwarded-host") or header(scope, b"host") or ""
-        return _normal_origin(f"{'https' if self.is_https(scope) else 'http'}://{host.strip()}")
+        return normal_origin(f"{'https' if self.is_https(scope) else 'http'}://{host.strip()}")
 
     def check_origin(self, scope: Mapping[str, Any]) -> None:
         """An ``Origin`` header, when present, must be the request's own origin.
@@ -132,7 +132,7 @@ class BrowserPolicy:
         if origin is None:
             return
         own = self.origin(scope)
-        if _normal_origin(origin.strip()) == own:
+        if normal_origin(origin.strip()) == own:
             return
         hint = ""
         if origin.lower().startswith("https://") and own.startswith("http://"):
@@ -140,7 +140,7 @@ class BrowserPolicy:
         raise CsrfError(f"cross-origin request refused: Origin {origin[:200]!r} is not {own!r}{hint}")
 
 
-def _normal_origin(origin: str) -> str:
+def normal_origin(origin: str) -> str:
     """Lowercase, without a trailing slash or the scheme's default port (``https://h:443``: ``https://h``)."""
     origin = origin.lower().rstrip("/")
     for scheme, port in (("http://", ":80"), ("https://", ":443")):

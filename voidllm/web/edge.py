@@ -2,7 +2,10 @@
 the dispatch of proxied ``POST /v1/...`` routes to the raw proxy handler (Quart's routing would cost 35-50 %
 of proxied throughput). It also sends ``GET``/``HEAD`` of paths outside the APIs to the web UI
 (:mod:`voidllm.web.spa`) and ``/api/v1/playground/...`` to the playground tunnel
-(:mod:`voidllm.web.playground`), which is drain-tracked like ``/v1``.
+(:mod:`voidllm.web.playground`), which is drain-tracked like ``/v1``. When web pages of other origins may call
+``/v1`` or the MCP endpoints (``server.cors``), it answers their CORS preflights itself, before any app and so
+before authentication, and adds the CORS headers to every response of those paths, its own errors included
+(:mod:`voidllm.web.cors`).
 
 It is plain ASGI so it also covers responses Quart never sees (a request refused while draining). Each
 ``/v1`` request runs in a cancel scope held by the :class:`~voidllm.nursery.DrainTracker`: while draining, new
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from voidllm.nursery import DrainTracker
+    from voidllm.web.cors import CorsExchange, CorsPolicy
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +91,14 @@ class _RequestBody:
 
 
 class _Response:
-    """The sending side of one exchange: adds the request id, notes whether the response has started, and
-    lets the last part wait for the rest of the request body."""
+    """The sending side of one exchange: adds the request id (and the CORS headers of ``cors``), notes whether
+    the response has started, and lets the last part wait for the rest of the request body."""
 
-    def __init__(self, send: Any, body: _RequestBody, request_id: str) -> None:
+    def __init__(self, send: Any, body: _RequestBody, request_id: str, cors: CorsExchange | None) -> None:
         self._send = send
         self._body = body
         self.request_id = request_id
+        self.cors = cors
         self.started = False
 
     async def send(self, message: Message) -> None:
@@ -101,6 +106,8 @@ class _Response:
             self.started = True
             headers = [h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_HEADER]
             headers.append((REQUEST_ID_HEADER, self.request_id.encode()))
+            if self.cors is not None:
+                headers = self.cors.response_headers(headers)
             message = {**message, "headers": headers}
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             await self._body.wait_complete()
@@ -121,6 +128,7 @@ class Edge:
         spa: Any = None,
         playground: Any = None,
         playground_prefix: str = "/api/v1/playground/",
+        cors: CorsPolicy | None = None,
     ) -> None:
         self.app = app
         self.drain = drain
@@ -130,6 +138,7 @@ class Edge:
         self.spa = spa  # serves(scope) -> bool, and an ASGI app
         self.playground = playground
         self.playground_prefix = playground_prefix
+        self.cors = cors
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
@@ -141,9 +150,14 @@ class Edge:
         request_id = request_id_from(scope["headers"])
         scope[SCOPE_KEY] = request_id
         body = _RequestBody(receive)
-        response = _Response(send, body, request_id)
+        cors = self.cors.exchange(scope) if self.cors is not None else None
+        preflight = cors is not None and cors.preflight
+        response = _Response(send, body, request_id, None if preflight else cors)
         try:
-            await self._dispatch(scope, body.receive, response)
+            if cors is not None and preflight:
+                await _send_preflight(response.send, cors)
+            else:
+                await self._dispatch(scope, body.receive, response)
         except BaseException as exc:
             passing, failure = split_failure(exc)
             if failure is None:
@@ -177,6 +191,12 @@ class Edge:
                     await send_error(send, 503, "service_unavailable", _SHUTTING_DOWN, response.request_id)
         except ServiceUnavailableError as exc:
             await send_error(send, exc.status, exc.code, exc.message, response.request_id)
+
+
+async def _send_preflight(send: Any, cors: CorsExchange) -> None:
+    """204 to a CORS preflight, with the allow headers when its origin may call the path."""
+    await send({"type": "http.response.start", "status": 204, "headers": cors.preflight_headers()})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _send_internal_error(send: Any, path: str, request_id: str) -> None:

@@ -20,6 +20,7 @@ from voidllm.mcp.gateway.builtin import BuiltinBackend
 from voidllm.mcp.gateway.proxy import ProxiedServer, ProxyState
 from voidllm.mcp.gateway.server import McpEndpoint
 from voidllm.mcp.gateway.sessions import SessionSealer
+from voidllm.web.cors import mcp_origins
 from voidllm.web.state import AppState
 
 MCP_PREFIX = "/api/v1/mcp"
@@ -46,8 +47,9 @@ class McpMount:
         return self._sealer
 
     def allowed_origins(self) -> frozenset[str]:
-        """Browser origins allowed besides the gateway's own (``settings.mcp.allowed_origins``)."""
-        return frozenset(origin.rstrip("/") for origin in self.state.config.settings.mcp.allowed_origins)
+        """Browser origins allowed besides the gateway's own (``settings.mcp.allowed_origins`` and the exact
+        origins of ``server.cors.allowed_origins``: :func:`~voidllm.web.cors.mcp_origins`)."""
+        return mcp_origins(self.state.config)
 
     def add(self, path: str, backend: Any) -> McpEndpoint:
         endpoint = McpEndpoint(

@@ -5,8 +5,10 @@
 :class:`McpBackend` (the built-in ``voidllm`` tools, or a proxied upstream server). Rules, in order:
 
 1. **Origin.** Absent (non-browser clients), same origin as ``Host``, or listed in ``allowed_origins`` (a
-   constructor parameter; there is no configuration key for it yet); anything else is 403 with a JSON-RPC
-   error without id (DNS-rebinding defence).
+   constructor parameter: ``settings.mcp.allowed_origins`` and the exact origins of
+   ``server.cors.allowed_origins``, :mod:`voidllm.web.mcp`); anything else is 403 with a JSON-RPC error
+   without id (DNS-rebinding defence). The edge answers the CORS preflights of the pages listed there, so
+   they never get here (:mod:`voidllm.web.cors`).
 2. **Authentication** on every request: ``Authorization: Bearer vl_...`` through the key cache; 401 with a
    JSON-RPC error and ``WWW-Authenticate: Bearer``.
 3. **Protocol version.** ``MCP-Protocol-Version`` must be one of :data:`SUPPORTED_VERSIONS`, else 400 with

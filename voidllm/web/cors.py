@@ -1,0 +1,230 @@
+"""Cross-origin access for web pages (CORS, the Fetch standard's "CORS protocol") to ``/v1`` and the MCP
+endpoints, answered by the edge (:mod:`voidllm.web.edge`) before authentication.
+
+**Which pages.** ``/v1/...`` accepts the origins of ``server.cors.allowed_origins`` (``*``: any page). The
+MCP endpoints (``/api/v1/mcp/...``) accept the exact origins of ``server.cors.allowed_origins`` and of
+``settings.mcp.allowed_origins`` (:func:`mcp_origins`; the endpoint's own Origin check accepts the same ones,
+besides the gateway's own origin): ``*`` does not open them, because MCP servers must check ``Origin``
+(docs/reference/mcp-transport.md 5.2). A family of paths that no origin may call is left as it was (no CORS
+headers; a preflight reaches the endpoint, which refuses it). The admin API, the playground tunnel and the UI
+are same-origin only and never covered. Origins are compared exactly with the browser's ``Origin`` header,
+after normalising the configured ones (lowercase, no trailing ``/``, no default port).
+
+**Preflights** (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) are answered with 204,
+never reaching authentication (a browser sends no credentials with them). For an allowed origin it carries
+``Access-Control-Allow-Origin`` (the origin, echoed), ``-Allow-Methods``, ``-Allow-Headers``, ``-Max-Age``
+(``server.cors.max_age``) and, with ``server.cors.allow_credentials``, ``-Allow-Credentials: true``; a
+disallowed origin gets a bare 204, which the browser treats as a refusal, as Go's ``rs/cors`` and Fiber's
+CORS middleware (the Go original's, in dev mode) answer. Both vary on ``Origin`` and the two request headers.
+
+**Allowed request headers** are those the gateway's clients send, not whatever a page asks for: the ones in
+:data:`REQUEST_HEADERS` and those starting with :data:`REQUEST_HEADER_PREFIXES` (the OpenAI and Anthropic
+SDKs' ``x-stainless-*``, ``openai-*``, ``anthropic-*``; MCP's ``mcp-param-*``). The preflight's answer lists
+the requested ones among them; a page asking for another gets a preflight without it, and the browser does
+not send the request.
+
+**Responses** to a request from an allowed origin, every status included (a 401 or 429 must be readable by
+the page, as must the edge's own 500 and 503), get ``Access-Control-Allow-Origin``, the credentials header
+when configured, and ``Access-Control-Expose-Headers`` naming those of the response's own headers a client
+reads (:func:`exposed_headers`: the request id, ``Mcp-Session-Id``, ``WWW-Authenticate``, ``Retry-After`` and
+the ``X-RateLimit-*`` headers). Every response of a covered family gets ``Vary: Origin``, so a shared cache
+never hands one page's answer to another. Headers are built from bytes already parsed by the HTTP server, so
+an echoed origin cannot split a header.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from voidllm.web.browser import normal_origin
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from voidllm.config import Config
+
+__all__ = [
+    "REQUEST_HEADERS",
+    "REQUEST_HEADER_PREFIXES",
+    "CorsExchange",
+    "CorsPolicy",
+    "exposed_headers",
+    "mcp_origins",
+]
+
+Headers = list[tuple[bytes, bytes]]
+
+REQUEST_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-language",
+        "authorization",
+        "content-language",
+        "content-type",
+        "idempotency-key",
+        "last-event-id",
+        "mcp-method",
+        "mcp-name",
+        "mcp-protocol-version",
+        "mcp-session-id",
+        "x-api-key",
+        "x-project",
+        "x-request-id",
+        "x-source",
+    }
+)
+"""Request headers a page may send (besides :data:`REQUEST_HEADER_PREFIXES`), lowercase."""
+
+REQUEST_HEADER_PREFIXES = ("x-stainless-", "openai-", "anthropic-", "mcp-param-")
+
+_EXPOSED = frozenset(
+    {
+        b"mcp-session-id",
+        b"request-id",
+        b"retry-after",
+        b"retry-after-ms",
+        b"www-authenticate",
+        b"x-request-id",
+        b"x-voidllm-overhead-ms",
+    }
+)
+_EXPOSED_PREFIX = b"x-ratelimit-"
+_PREFLIGHT_VARY = (b"vary", b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+_MAX_REQUESTED = 64  # header names read from one Access-Control-Request-Headers
+
+
+def mcp_origins(config: Config) -> frozenset[str]:
+    """The page origins the MCP endpoints accept besides the gateway's own (normalised): the exact ones of
+    ``server.cors.allowed_origins`` and ``settings.mcp.allowed_origins``."""
+    listed = (*config.server.cors.allowed_origins, *config.settings.mcp.allowed_origins)
+    return frozenset(normal_origin(origin) for origin in listed if origin != "*")
+
+
+def exposed_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The names of the response's headers a page may read beyond the CORS-safelisted ones, comma-joined."""
+    names = dict.fromkeys(
+        name.lower()
+        for name, _ in headers
+        if name.lower() in _EXPOSED or name.lower().startswith(_EXPOSED_PREFIX)
+    )
+    return b", ".join(names)
+
+
+def _allowed_request_headers(requested: str) -> bytes:
+    names = (name.strip().lower() for name in requested.split(",")[:_MAX_REQUESTED])
+    allowed = (n for n in names if n in REQUEST_HEADERS or n.startswith(REQUEST_HEADER_PREFIXES))
+    return ", ".join(dict.fromkeys(allowed)).encode("latin-1")
+
+
+def _add_vary(headers: Headers) -> Headers:
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == b"vary":
+            if b"origin" not in value.lower() and value.strip() != b"*":
+                headers[index] = (name, value + b", Origin")
+            return headers
+    headers.append((b"vary", b"Origin"))
+    return headers
+
+
+@attrs.frozen
+class _Family:
+    """The paths under one prefix, the origins that may call them and their methods."""
+
+    prefix: str
+    origins: frozenset[str]
+    any_origin: bool
+    methods: bytes
+
+    def allows(self, origin: str) -> bool:
+        return self.any_origin or origin in self.origins
+
+
+@attrs.frozen
+class CorsPolicy:
+    """What the edge asks per request (:meth:`exchange`); see the module docstring."""
+
+    families: tuple[_Family, ...]
+    credentials: bool
+    max_age: bytes
+
+    @classmethod
+    def from_config(cls, config: Config, *, api_prefix: str, mcp_prefix: str) -> CorsPolicy | None:
+        """The policy of ``config`` for ``/v1`` (``api_prefix``) and the MCP endpoints (``mcp_prefix``);
+        ``None`` when no page may call either."""
+        cors = config.server.cors
+        api = _Family(
+            api_prefix,
+            frozenset(normal_origin(o) for o in cors.allowed_origins if o != "*"),
+            "*" in cors.allowed_origins,
+            b"GET, POST",
+        )
+        mcp = _Family(mcp_prefix, mcp_origins(config), False, b"GET, POST, DELETE")
+        families = tuple(family for family in (api, mcp) if family.origins or family.any_origin)
+        if not families:
+            return None
+        return cls(families, cors.allow_credentials, str(int(cors.max_age)).encode())
+
+    def exchange(self, scope: dict[str, Any]) -> CorsExchange | None:
+        """The CORS side of one request; ``None`` on paths no page may call."""
+        path: str = scope["path"]
+        family = next((f for f in self.families if path.startswith(f.prefix)), None)
+        if family is None:
+            return None
+        origin = requested_method = requested_headers = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                origin = origin or bytes(value).decode("latin-1")
+            elif name == b"access-control-request-method":
+                requested_method = requested_method or bytes(value)
+            elif name == b"access-control-request-headers":
+                requested_headers = bytes(value).decode("latin-1")
+        return CorsExchange(
+            policy=self,
+            family=family,
+            origin=origin if origin is not None and family.allows(origin) else None,
+            preflight=scope["method"] == "OPTIONS" and origin is not None and requested_method is not None,
+            requested_headers=requested_headers or "",
+        )
+
+
+@attrs.frozen
+class CorsExchange:
+    """The CORS headers of one request's answer: a preflight's (:attr:`preflight`) or a response's."""
+
+    policy: CorsPolicy
+    family: _Family
+    origin: str | None
+    """The request's ``Origin`` when it may call this path, else ``None``."""
+    preflight: bool
+    requested_headers: str
+
+    def _allow_origin(self, origin: str) -> Headers:
+        headers = [(b"access-control-allow-origin", origin.encode("latin-1"))]
+        if self.policy.credentials:
+            headers.append((b"access-control-allow-credentials", b"true"))
+        return headers
+
+    def preflight_headers(self) -> Headers:
+        """The headers of the 204 answering a preflight."""
+        if self.origin is None:
+            return [_PREFLIGHT_VARY]
+        headers = self._allow_origin(self.origin)
+        headers.append((b"access-control-allow-methods", self.family.methods))
+        allowed = _allowed_request_headers(self.requested_headers)
+        if allowed:
+            headers.append((b"access-control-allow-headers", allowed))
+        headers += [(b"access-control-max-age", self.policy.max_age), _PREFLIGHT_VARY]
+        return headers
+
+    def response_headers(self, headers: Headers) -> Headers:
+        """``headers`` of a response (not a preflight's) with the CORS headers added."""
+        headers = _add_vary(list(headers))
+        if self.origin is None:
+            return headers
+        headers += self._allow_origin(self.origin)
+        exposed = exposed_headers(headers)
+        if exposed:
+            headers.append((b"access-control-expose-headers", exposed))
+        return headers
