@@ -598,7 +598,8 @@ def upstream_mcp_logs_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     """Proxied MCP tool calls (/api/v1/mcp/zk) with the marker as argument and in the results, a tool error, a
-    timeout and a notification, in both protocol eras. Returns the tool calls sent."""
+    timeout, a notification, and upstream progress and log notifications relayed to the client, in both
+    protocol eras. Returns the tool calls sent."""
     client, mk, path = gw.client, marker.encode(), "/api/v1/mcp/zk"
     base = {**auth(gw), "Accept": "application/json, text/event-stream"}
     client_info = {"name": "zk", "version": "1"}
@@ -625,6 +626,12 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     slow = await client.post(path, headers=session, json=call("slow", 4, seconds=30, note=marker))
     assert slow.status_code == 502
     assert mk not in slow.content
+    progress = call("progress", 6, steps=2, note=marker)
+    progress["params"]["_meta"] = {"progressToken": "zk-progress"}
+    relayed = await client.post(path, headers=session, json=progress)
+    assert relayed.headers["content-type"] == "text/event-stream", relayed.text
+    assert relayed.content.count(mk) == 4, relayed.text  # two progress messages, two log messages
+    assert b'"notifications/progress"' in relayed.content
     cancelled = {"requestId": 4, "reason": marker}
     note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancelled}
     assert (await client.post(path, headers=session, json=note)).status_code == 202
@@ -640,8 +647,8 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     assert answer.status_code == 200, answer.text
     assert mk in answer.content, answer.text
     assert (await client.delete(path, headers=session)).status_code == 204
-    assert len(mcp.rpc("tools/call")) >= 4, "the calls reached the upstream MCP server"
-    return 4
+    assert len(mcp.rpc("tools/call")) >= 5, "the calls reached the upstream MCP server"
+    return 5
 
 
 # -------------------------------------------------------------------------------------------- the tests
@@ -662,7 +669,7 @@ async def test_no_content_is_written_anywhere(
     evidence, watch = Evidence(), Watch()
     behaviour = Behaviour(completion_text=completion_text(marker), stream_chunks=CHUNKS)
     upstreams = open_mock_upstream(behaviour, by_model=upstream_behaviours(marker))
-    async with upstreams as mock, open_mock_mcp() as mcp:
+    async with upstreams as mock, open_mock_mcp(chatty=True) as mcp:
         yaml_text = models_yaml(mock.base_url, mcp.url)
         async with watched_gateway(
             tmp_path,

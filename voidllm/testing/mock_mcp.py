@@ -9,6 +9,11 @@ with its ``url``. Its tools:
 - ``slow(seconds)``: sleeps (cancellable), then answers ``"done"``;
 - ``chatty(text)``, only with ``chatty=True``: sends two log notifications, then answers ``text`` (on an
   SSE answer, the notifications come before the response);
+- ``progress(steps, note="")``, only with ``chatty=True``: for each step, a progress notification
+  (``progress`` = the step, ``total`` = ``steps``, ``message`` = ``note`` when given, for the request's
+  ``_meta.progressToken``; none without one), then an ``info`` log message ``"step N of M"`` + ``note``;
+  then answers ``"M steps done"``. With ``MockMcp.pacing.paced``
+  set, step N waits for :meth:`Pacing.release` (N), so a test decides when each notification is sent;
 - ``big(size)``: a text result of ``size`` characters (for response size caps);
 - ``tool_0`` ... ``tool_{extra_tools-1}``: filler tools to make ``tools/list`` long.
 
@@ -53,7 +58,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from voidllm.sse import EventFramer, parse_event
 
-__all__ = ["MockMcp", "OAuthBehaviour", "Received", "open_legacy_sse_server", "open_mock_mcp"]
+__all__ = ["MockMcp", "OAuthBehaviour", "Pacing", "Received", "open_legacy_sse_server", "open_mock_mcp"]
 
 ASGIApp = Callable[..., Any]
 
@@ -91,6 +96,25 @@ class OAuthBehaviour:
 
 
 @attrs.define(eq=False)
+class Pacing:
+    """When the ``progress`` tool may take each step: at once, or (``paced``) when the test releases it."""
+
+    paced: bool = False
+    _gates: dict[int, trio.Event] = attrs.field(factory=dict)
+
+    def release(self, step: int) -> None:
+        """Let the ``progress`` tool take step ``step`` (counted from 1)."""
+        self._gate(step).set()
+
+    async def wait(self, step: int) -> None:
+        if self.paced:
+            await self._gate(step).wait()
+
+    def _gate(self, step: int) -> trio.Event:
+        return self._gates.setdefault(step, trio.Event())
+
+
+@attrs.define(eq=False)
 class MockMcp:
     url: str
     base_url: str
@@ -100,6 +124,7 @@ class MockMcp:
     expired: set[str] = attrs.field(factory=set)
     modern: bool = False
     expire_every_session: bool = False
+    pacing: Pacing = attrs.field(factory=Pacing)
 
     def expire_sessions(self) -> None:
         """Every session id seen so far answers 404 from now on."""
@@ -109,7 +134,7 @@ class MockMcp:
         return [r for r in self.received if r.rpc_method == method]
 
 
-def build_server(extra_tools: int = 0, chatty: bool = False) -> MCPServer:
+def build_server(extra_tools: int = 0, chatty: bool = False, pacing: Pacing | None = None) -> MCPServer:
     server = MCPServer("mock-mcp", version="1.0")
 
     @server.tool(structured_output=True)
@@ -138,8 +163,20 @@ def build_server(extra_tools: int = 0, chatty: bool = False) -> MCPServer:
             await ctx.info("still working")
         return text
 
+    async def progress_tool(steps: int, ctx: Context, note: str = "") -> str:
+        """Reports progress and logs at each step (paced by the test), then answers."""
+        for step in range(1, steps + 1):
+            if pacing is not None:
+                await pacing.wait(step)
+            await ctx.report_progress(step, steps, note or None)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # logging is deprecated in 2026-07-28
+                await ctx.info(f"step {step} of {steps}{note}")
+        return f"{steps} steps done"
+
     if chatty:
         server.tool(name="chatty")(chatty_tool)
+        server.tool(name="progress")(progress_tool)
 
     @server.tool()
     def big(size: int) -> str:
@@ -350,12 +387,12 @@ async def open_mock_mcp(
     chatty: bool = False,
 ) -> AsyncIterator[MockMcp]:
     """Serve the SDK's MCP server at ``<base>/mcp`` for the duration of the block."""
-    server = build_server(extra_tools, chatty)
+    mock = MockMcp(url="", base_url="", require_header=require_header, oauth=oauth, modern=modern)
+    server = build_server(extra_tools, chatty, mock.pacing)
     sdk_app = server.streamable_http_app(
         json_response=json_response,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    mock = MockMcp(url="", base_url="", require_header=require_header, oauth=oauth, modern=modern)
     async with _serve(_wrap(mock, sdk_app, page_size)) as base:
         mock.base_url = base
         mock.url = base + "/mcp"

@@ -15,9 +15,18 @@ JSON-RPC errors the upstream answers are passed through to the client unchanged 
 results with ``isError``.
 
 ``GET`` (a server-initiated SSE stream) is 405, as on the built-in endpoint: the proxy forwards requests and
-their responses only; upstream server-to-client requests and notifications are not relayed. Clients handle
-405 per the spec (docs/reference/behaviour.md 1.7's 501 is not used: 405 is what the spec prescribes for "no
-stream offered").
+their responses, and the notifications an upstream sends about a request on that request's answer stream.
+Clients handle 405 per the spec (docs/reference/behaviour.md 1.7's 501 is not used: 405 is what the spec
+prescribes for "no stream offered").
+
+Notifications (issue 18 point 5), so that clients' progress bars and logs work: ``notifications/progress``
+carrying the client's own ``_meta.progressToken`` (which goes upstream unchanged), and
+``notifications/message`` (log messages; a 2026-07-28 client only when its ``_meta`` opts in with
+``io.modelcontextprotocol/logLevel``, and at or above that level, since an older upstream does not filter
+them). When the client accepts SSE they reach it event by event as the upstream sends them (the transport's
+rule 6 in :mod:`voidllm.mcp.gateway.server`); otherwise they are dropped and the client gets the response
+alone. Like arguments and results they are content: relayed, never stored, logged or counted. Other
+notifications and upstream server-to-client requests (sampling, elicitation) are not relayed.
 
 Sessions across processes (issue point 4):
 
@@ -63,12 +72,13 @@ from voidllm.mcp.registry import McpServerEntry
 from voidllm.mcp.upstream import jsonrpc
 from voidllm.mcp.upstream.client import (
     McpUpstreams,
+    NotificationHandler,
     UpstreamRpcError,
     UpstreamSession,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from voidllm.mcp.upstream.jsonrpc import JsonRpcError
+from voidllm.mcp.upstream.jsonrpc import JsonRpcError, Notification
 from voidllm.mcp.usage import ToolCallOutcome, count_transport_error, record_tool_call
 
 if TYPE_CHECKING:
@@ -80,6 +90,10 @@ log = logging.getLogger(__name__)
 
 MAX_REMEMBERED = 4096
 """Entries kept in each of :class:`ProxyState`'s maps (oldest evicted first)."""
+
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+"""MCP log levels, least severe first."""
+META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
 
 
 def _bounded_put(store: OrderedDict[Any, Any], key: Any, value: Any) -> None:
@@ -248,7 +262,9 @@ class ProxiedServer:
         self, ctx: McpContext, entry: McpServerEntry, method: str, params: dict[str, Any] | None
     ) -> dict[str, Any]:
         session = self._session_for(ctx, entry)
-        result, used = await self._upstreams(ctx).request(entry.upstream, session, method, params)
+        result, used = await self._upstreams(ctx).request(
+            entry.upstream, session, method, params, on_notification=_relayed(ctx, params)
+        )
         if self._sealed(entry, ctx.session) is not None:
             if session is not None:
                 self.state.renew(entry.id, session, used)
@@ -274,6 +290,38 @@ def _for_client(result: dict[str, Any], method: str, version: str) -> dict[str, 
         out.setdefault("ttlMs", 0)
         out.setdefault("cacheScope", "private")
     return out
+
+
+def _relayed(ctx: McpContext, params: dict[str, Any] | None) -> NotificationHandler | None:
+    """What passes the upstream's notifications about this request on to the client (see the module
+    docstring); ``None`` when the client cannot receive any."""
+    relay = ctx.relay
+    if relay is None:
+        return None
+    meta = (params or {}).get("_meta")
+    meta = meta if isinstance(meta, dict) else {}
+    token = meta.get("progressToken")
+    if ctx.protocol_version != STATELESS_VERSION:
+        log_floor: int | None = 0  # the upstream session's logging/setLevel decides
+    else:
+        level = meta.get(META_LOG_LEVEL)
+        log_floor = LOG_LEVELS.index(level) if level in LOG_LEVELS else None
+
+    async def forward(notification: Notification) -> None:
+        if _wanted(notification, token, log_floor):
+            await relay(notification)
+
+    return forward
+
+
+def _wanted(notification: Notification, token: Any, log_floor: int | None) -> bool:
+    params = notification.params or {}
+    if notification.method == "notifications/progress":
+        return token is not None and params.get("progressToken") == token
+    if notification.method == "notifications/message":
+        level = params.get("level")
+        return log_floor is not None and level in LOG_LEVELS and LOG_LEVELS.index(level) >= log_floor
+    return False
 
 
 def _transport_failure(entry: McpServerEntry, exc: Exception) -> None:

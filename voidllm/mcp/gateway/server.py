@@ -25,6 +25,12 @@
 6. **Accept.** A POST must accept ``application/json`` or ``text/event-stream`` (or a wildcard), else 406.
    The answer is JSON unless the client accepts SSE and not JSON; an SSE answer is one ``event: message``
    per JSON-RPC message, sent unbuffered (``Cache-Control: no-cache``, ``X-Accel-Buffering: no``).
+   Notifications during a request: when the client accepts SSE, a backend may relay notifications about
+   the request (:attr:`McpContext.relay`: the proxy's upstream progress and log messages). The first one
+   starts the SSE answer, each is sent as its own event the moment it is relayed, and the response ends
+   the stream; a refusal after that (the upstream failed or timed out) becomes a JSON-RPC error response
+   with the request's id on the stream, since the HTTP status is sent. An answer without notifications
+   goes out as above, and a client that accepts only JSON gets the response alone. Batches relay nothing.
 7. **Session era** (2025-03-26 .. 2025-11-25). ``initialize`` negotiates the version (the client's if we
    support it, else our newest session-era version), asks the backend for its session state and answers with
    ``Mcp-Session-Id``: a sealed token (:mod:`voidllm.mcp.gateway.sessions`). Every later request needs it:
@@ -39,7 +45,7 @@
 
 JSON-RPC errors raised by the backend are answered with HTTP 200 (they are JSON-RPC responses to a valid
 request); anything else a backend raises becomes -32603 "internal error" and is logged without arguments.
-Nothing here logs request or response bodies.
+Nothing here logs request or response bodies, or relayed notifications.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -107,7 +113,9 @@ class McpContext:
 
     ``session`` is the backend state sealed into the session token (session era; the dict
     :meth:`McpBackend.open_session` returned), empty in the stateless era. ``meta`` is the request's
-    ``params._meta`` (stateless era: protocol version, client capabilities, client info).
+    ``params._meta`` (stateless era: protocol version, client capabilities, client info). ``relay``, set
+    when the client accepts an SSE answer to this request, sends a notification to the client at once
+    (before the response; the backend picks which notifications the client asked for); ``None`` otherwise.
     """
 
     identity: KeyIdentity
@@ -117,6 +125,7 @@ class McpContext:
     endpoint: str
     session: dict[str, Any] = attrs.field(factory=dict)
     meta: dict[str, Any] = attrs.field(factory=dict)
+    relay: Callable[[Notification], Awaitable[None]] | None = None
 
 
 @runtime_checkable
@@ -125,7 +134,8 @@ class McpBackend(Protocol):
 
     - ``handle`` answers one request: the JSON-RPC ``result`` object, or raises :class:`JsonRpcError`.
       It must answer ``initialize`` with ``{capabilities, serverInfo, instructions?}`` (the transport adds
-      ``protocolVersion``; for ``server/discover`` it adds ``supportedVersions``).
+      ``protocolVersion``; for ``server/discover`` it adds ``supportedVersions``). While it runs, it may
+      send notifications about the request through ``ctx.relay`` when that is set.
     - ``notify`` receives a notification (``notifications/initialized``, ``notifications/cancelled``...).
 
     Optional, looked up with ``getattr``: ``async open_session(ctx) -> dict`` returns state to seal into
@@ -238,7 +248,7 @@ class McpEndpoint:
         version: str,
         request_id: str | None,
     ) -> None:
-        sse = _wants_sse(header(scope, b"accept"))
+        json_ok, sse_ok = _accepts(header(scope, b"accept"))
         try:
             body = await read_body(scope, receive, limit=MAX_BODY, read_timeout=self.read_timeout)
         except GatewayError as exc:  # 413, 408, 400 (a malformed Content-Length)
@@ -260,13 +270,40 @@ class McpEndpoint:
             headers: list[tuple[bytes, bytes]] = []
         else:
             ctx, headers = await self._session(scope, ctx, parsed)
+        if sse_ok and isinstance(parsed, Request):
+            await self._streamed(send, ctx, parsed, headers, json_ok=json_ok)
+            return
         answer = await self._dispatch(ctx, parsed)
         if answer is None:
             await _send_empty(send, 202, headers)
-        elif sse:
+        elif not json_ok:
             await _send_sse(send, [answer], headers)
         else:
             await _send_json(send, 200, answer, headers)
+
+    async def _streamed(
+        self,
+        send: Send,
+        ctx: McpContext,
+        request: Request,
+        headers: list[tuple[bytes, bytes]],
+        *,
+        json_ok: bool,
+    ) -> None:
+        """Answer a request of a client that accepts SSE: an event stream once a notification is relayed."""
+        stream = _EventStream(send, headers)
+        try:
+            answer = await self._dispatch(attrs.evolve(ctx, relay=stream.relay), request)
+        except _Refusal as refusal:
+            if not stream.started:
+                raise
+            answer = jsonrpc.error_object(refusal.error, request.id)  # the HTTP status is already sent
+        if stream.started:
+            await stream.end(answer)
+        elif json_ok:
+            await _send_json(send, 200, answer, headers)
+        else:
+            await _send_sse(send, [answer], headers)
 
     def _context(self, identity: KeyIdentity, version: str, request_id: str | None) -> McpContext:
         return McpContext(
@@ -462,10 +499,11 @@ def _decode_header(value: str | None) -> str | None:
         return None
 
 
-def _wants_sse(accept: str | None) -> bool:
-    """JSON unless SSE is accepted and JSON is not; refuses (406) an Accept that allows neither."""
+def _accepts(accept: str | None) -> tuple[bool, bool]:
+    """Whether the client accepts ``(JSON, SSE)``; no Accept means JSON only; refuses (406) an Accept
+    that allows neither."""
     if accept is None:
-        return False
+        return True, False
     types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
     json_ok = bool(types & {"application/json", "application/*", "*/*"})
     sse_ok = bool(types & {"text/event-stream", "text/*", "*/*"})
@@ -474,7 +512,7 @@ def _wants_sse(accept: str | None) -> bool:
             406,
             JsonRpcError(jsonrpc.INVALID_REQUEST, "Accept must allow application/json or text/event-stream"),
         )
-    return sse_ok and not json_ok
+    return json_ok, sse_ok
 
 
 async def _send_json(
@@ -510,6 +548,13 @@ async def _send_sse(
     send: Send, messages: list[Any], headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     """One ``event: message`` per JSON-RPC message, each flushed as its own chunk."""
+    await _start_sse(send, headers or [])
+    for message in messages:
+        await _send_event(send, message)
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _start_sse(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -518,11 +563,34 @@ async def _send_sse(
                 (b"content-type", b"text/event-stream"),
                 (b"cache-control", b"no-cache"),
                 (b"x-accel-buffering", b"no"),
-                *(headers or []),
+                *headers,
             ],
         }
     )
-    for message in messages:
-        event = b"event: message\ndata: " + jsonrpc.dumps(message) + b"\n\n"
-        await send({"type": "http.response.body", "body": event, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_event(send: Send, message: Any) -> None:
+    event = b"event: message\ndata: " + jsonrpc.dumps(message) + b"\n\n"
+    await send({"type": "http.response.body", "body": event, "more_body": True})
+
+
+@attrs.define(eq=False)
+class _EventStream:
+    """The answer to one request, an event stream from the first relayed notification on (module
+    docstring, rule 6); until then nothing is sent, so the answer can still go out as JSON."""
+
+    send: Send
+    headers: list[tuple[bytes, bytes]]
+    started: bool = False
+
+    async def relay(self, notification: Notification) -> None:
+        """Send ``notification`` as its own event now (starting the stream on the first one)."""
+        if not self.started:
+            self.started = True
+            await _start_sse(self.send, self.headers)
+        await _send_event(self.send, notification)
+
+    async def end(self, answer: Any) -> None:
+        """Send the response and end the stream."""
+        await _send_event(self.send, answer)
+        await self.send({"type": "http.response.body", "body": b""})

@@ -24,8 +24,11 @@ Protocol eras (docs/reference/mcp-transport.md):
   reports ``legacy_sse``, which the registration code uses to deactivate it, as the reference does.
 
 Every POST sends ``Accept: application/json, text/event-stream``; a JSON answer is one message, an SSE
-answer is read until the response with our request id (notifications and server requests on the stream
-are skipped). Responses are capped at ``max_response_bytes`` while they are read.
+answer is read until the response with our request id. Notifications on that stream (progress, log
+messages) go, as each arrives, to the ``on_notification`` callback of :meth:`~McpUpstreams.request` (which
+awaits it before reading on: a slow consumer slows the upstream's stream, nothing is buffered), or are
+skipped without one; server requests on the stream are skipped. Responses are capped at
+``max_response_bytes`` while they are read, notifications included.
 
 Deadlines: ``call_timeout`` is a trio cancel scope around each public call (open, request with its
 possible re-initialize and retry, notify, close, a whole paginated list); httpx only bounds connecting.
@@ -42,7 +45,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 import httpcore
@@ -51,19 +54,20 @@ import orjson
 import trio
 
 from voidllm import __version__
-from voidllm.mcp.upstream.jsonrpc import JsonRpcError
+from voidllm.mcp.upstream.jsonrpc import JsonRpcError, Notification, parse_message
 from voidllm.mcp.upstream.oauth import OAuthError, TokenCache
 from voidllm.mcp.upstream.ssrf import BlockedAddress, GuardedBackend, check_url
 from voidllm.sse import Event, EventFramer, parse_event
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterator, Mapping
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 
 __all__ = [
     "HANDSHAKE_VERSIONS",
     "LATEST_HANDSHAKE_VERSION",
     "MODERN_VERSION",
     "McpUpstreams",
+    "NotificationHandler",
     "ProbeResult",
     "SessionExpired",
     "UpstreamRpcError",
@@ -85,6 +89,9 @@ _META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
 # 2026-07-28: the params key mirrored in the Mcp-Name header.
 _NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _CLIENT_INFO = {"name": "voidllm", "version": __version__}
+
+NotificationHandler: TypeAlias = "Callable[[Notification], Awaitable[None]]"
+"""Takes the notifications an upstream sends before its response (:meth:`McpUpstreams.request`)."""
 
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 _MAX_ERROR_BODY = 64 * 1024
@@ -261,18 +268,25 @@ class McpUpstreams:
         session: UpstreamSession | None,
         method: str,
         params: dict[str, Any] | None,
+        *,
+        on_notification: NotificationHandler | None = None,
     ) -> tuple[dict[str, Any], UpstreamSession]:
-        """Send one JSON-RPC request; returns its result and the session to use from now on."""
+        """Send one JSON-RPC request; returns its result and the session to use from now on.
+
+        ``on_notification`` is awaited with each notification the upstream sends on the answer's event
+        stream before the response, in order, as it arrives (the caller filters and forwards them; they are
+        content). ``params`` go upstream as they are, ``_meta.progressToken`` included.
+        """
         with self._deadline(server):
             if session is None:
                 session = await self._open(server)
             try:
-                return await self._call(server, session, method, params), session
+                return await self._call(server, session, method, params, on_notification), session
             except SessionExpired:
                 pass
             session = await self._open(server)
             try:
-                return await self._call(server, session, method, params), session
+                return await self._call(server, session, method, params, on_notification), session
             except SessionExpired as exc:
                 raise UpstreamUnavailable(
                     f"MCP server {server.alias!r}: session expired again after re-initialize", status=404
@@ -384,7 +398,12 @@ class McpUpstreams:
         return session
 
     async def _call(
-        self, server: UpstreamServer, session: UpstreamSession, method: str, params: dict[str, Any] | None
+        self,
+        server: UpstreamServer,
+        session: UpstreamSession,
+        method: str,
+        params: dict[str, Any] | None,
+        on_notification: NotificationHandler | None = None,
     ) -> dict[str, Any]:
         request_id = next(self._ids)
         headers = self._headers(session)
@@ -395,7 +414,7 @@ class McpUpstreams:
         if params is not None:
             body["params"] = params
         try:
-            reply = await self._post(server, headers, body, request_id)
+            reply = await self._post(server, headers, body, request_id, on_notification)
         except trio.Cancelled:
             if not session.modern:
                 with trio.move_on_after(_CANCEL_GRACE, shield=True):
@@ -516,9 +535,14 @@ class McpUpstreams:
         return {}
 
     async def _post(
-        self, server: UpstreamServer, headers: dict[str, str], body: dict[str, Any], request_id: int | None
+        self,
+        server: UpstreamServer,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        request_id: int | None,
+        on_notification: NotificationHandler | None = None,
     ) -> _Reply:
-        return await self._send(server, "POST", headers, orjson.dumps(body), request_id)
+        return await self._send(server, "POST", headers, orjson.dumps(body), request_id, on_notification)
 
     async def _send(
         self,
@@ -527,14 +551,15 @@ class McpUpstreams:
         headers: dict[str, str],
         content: bytes | None,
         request_id: int | None,
+        on_notification: NotificationHandler | None = None,
     ) -> _Reply:
         """One HTTP exchange with auth; an OAuth token the upstream refuses (401) is replaced once."""
         auth = await self._auth_headers(server)
-        reply = await self._exchange(server, method, headers | auth, content, request_id)
+        reply = await self._exchange(server, method, headers | auth, content, request_id, on_notification)
         if reply.status == 401 and server.auth_type == "oauth":
             self.tokens.invalidate(server, auth["Authorization"].removeprefix("Bearer "))
             auth = await self._auth_headers(server)
-            reply = await self._exchange(server, method, headers | auth, content, request_id)
+            reply = await self._exchange(server, method, headers | auth, content, request_id, on_notification)
         return reply
 
     async def _exchange(
@@ -544,6 +569,7 @@ class McpUpstreams:
         headers: dict[str, str],
         content: bytes | None,
         request_id: int | None,
+        on_notification: NotificationHandler | None,
     ) -> _Reply:
         alias = server.alias
         try:
@@ -560,7 +586,7 @@ class McpUpstreams:
                 if declared is not None and declared.isdigit() and int(declared) > limit:
                     raise _TooLarge
                 if _content_type(response_headers) == "text/event-stream":
-                    message = await _sse_response(response, request_id, limit)
+                    message = await _sse_response(response, request_id, limit, on_notification)
                 else:
                     message = _decode(await _read_capped(response, limit))
                 if message is not None and (
@@ -673,12 +699,24 @@ async def _sse_events(response: httpx.Response, limit: int) -> AsyncGenerator[tu
         yield _text(event)
 
 
+def _notification(message: dict[str, Any]) -> Notification | None:
+    """``message`` as a JSON-RPC notification, or ``None`` when it is anything else."""
+    try:
+        parsed = parse_message(message)
+    except JsonRpcError:
+        return None
+    return parsed if isinstance(parsed, Notification) else None
+
+
 def _text(event: Event) -> tuple[str, str]:
     return event.type.decode("utf-8", "replace"), event.data.decode("utf-8", "replace")
 
 
-async def _sse_response(response: httpx.Response, request_id: int, limit: int) -> dict[str, Any] | None:
-    """Read an SSE answer until the JSON-RPC response to ``request_id``; other messages are skipped.
+async def _sse_response(
+    response: httpx.Response, request_id: int, limit: int, on_notification: NotificationHandler | None
+) -> dict[str, Any] | None:
+    """Read an SSE answer until the JSON-RPC response to ``request_id``; notifications before it go to
+    ``on_notification`` (awaited, one at a time), other messages are skipped.
 
     The rest of the stream (normally nothing: the server ends it after the response) is read for a short
     grace, so the connection can be reused.
@@ -688,12 +726,12 @@ async def _sse_response(response: httpx.Response, request_id: int, limit: int) -
             if event != "message":
                 continue
             message = _decode(data.encode())
-            if (
-                message is not None
-                and message.get("id") == request_id
-                and ("result" in message or "error" in message)
-            ):
+            if message is None:
+                continue
+            if message.get("id") == request_id and ("result" in message or "error" in message):
                 break
+            if on_notification is not None and (notification := _notification(message)) is not None:
+                await on_notification(notification)
         else:
             return None
         with trio.move_on_after(_DRAIN_GRACE):
