@@ -119,9 +119,10 @@ def requests_of(gateway: Gateway, model: str | None = None) -> int:
     return sum(point["total_requests"] for point in wanted)
 
 
-def gateway_config(directory: Path, upstream_url: str) -> Path:
+def gateway_config(directory: Path, upstream_url: str, server_yaml: str = "") -> Path:
     """A voidllm.yaml: SQLite in ``directory/data``, usage written and rolled up within a second or two,
-    the demo model (alias ``default``) and :data:`GATED_MODEL` on the gated upstream."""
+    the demo model (alias ``default``) and :data:`GATED_MODEL` on the gated upstream; ``server_yaml`` adds
+    lines under ``server:`` (indented by two spaces)."""
     path = directory / "voidllm.yaml"
     path.write_text(
         f"""
@@ -129,7 +130,7 @@ server:
   proxy:
     host: 127.0.0.1
     port: 0
-database:
+{server_yaml}database:
   driver: sqlite
   dsn: {directory / "data" / "voidllm.db"}
 settings:
@@ -155,10 +156,10 @@ models:
     return path
 
 
-def start_gateway(directory: Path, upstream_url: str) -> Gateway:
+def start_gateway(directory: Path, upstream_url: str, server_yaml: str = "") -> Gateway:
     """Start ``voidllm serve`` in ``directory`` and wait until it listens and printed its banner."""
     (directory / "data").mkdir(parents=True, exist_ok=True)
-    config = gateway_config(directory, upstream_url)
+    config = gateway_config(directory, upstream_url, server_yaml)
     env = {name: value for name, value in os.environ.items() if not name.startswith("VOIDLLM_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],
