@@ -133,7 +133,8 @@ def test_operations_declare_their_path_parameters_and_security(document: dict[st
             declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert declared == templated, (method, path)
             route = next(r for r in api.routes if r.name == op["operationId"])
-            assert op["security"] == ([] if route.public else [{"bearerAuth": []}, {"cookieAuth": []}])
+            keyed = [{"bearerAuth": []}, {"apiKeyAuth": []}, {"cookieAuth": []}]
+            assert op["security"] == ([] if route.public else keyed)
             assert str(route.status) in op["responses"]
             assert ("401" in op["responses"]) is not route.public
 

@@ -47,13 +47,17 @@ class KeyCache:
     def __len__(self) -> int:
         return len(self._by_hash)
 
-    def authenticate(self, authorization: str | None) -> KeyIdentity:
-        """Resolve an ``Authorization`` header value to a live key.
+    def authenticate(self, authorization: str | None, api_key: str | None = None) -> KeyIdentity:
+        """Resolve a request's credentials to a live key: the ``X-Api-Key`` header's value (Anthropic's
+        convention, which its SDKs follow) when the request has a non-empty one, else the ``Authorization``
+        header's (``Bearer <key>``). Every route that takes a key takes it either way.
 
         Raises:
             AuthenticationError: missing or malformed header, unknown key, or expired key. The message says
                 which, never what was sent.
         """
+        if api_key:
+            return self.authenticate_key(api_key.strip())
         if not authorization:
             self._reject("missing", MISSING)
         scheme, _, key = authorization.partition(" ")

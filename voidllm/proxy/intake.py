@@ -1,7 +1,7 @@
 """Intake of a proxied request: who sends it, what it asks for, and whether it may (before any upstream).
 
 In this order, each refusal an error of :mod:`voidllm.errors` in the endpoint's envelope: one pass over the
-headers reads the key (``Authorization: Bearer``; on ``/v1/messages`` also ``x-api-key``) and the client
+headers reads the key (``X-Api-Key``, else ``Authorization: Bearer``; on every route) and the client
 tags, and the key is looked up in the key cache (no database); the body is read within
 ``max_request_body`` and ``read_timeout`` (:func:`voidllm.asgi.read_body`) and parsed once
 (:mod:`voidllm.proxy.jsonbody`; Anthropic's Messages API translated once to the OpenAI shape,
@@ -73,7 +73,7 @@ class Intake:
                 found.setdefault(name, value)
         return Exchange(
             request_id,
-            self._authenticate(found, endpoint),
+            self._authenticate(found),
             endpoint,
             started,
             utcnow(),
@@ -81,14 +81,13 @@ class Intake:
             project=client_tag(found.get(b"x-project"), "X-Project"),
         )
 
-    def _authenticate(self, headers: dict[bytes, bytes], endpoint: Endpoint) -> KeyIdentity:
-        """``Authorization: Bearer``; on the Anthropic route also ``x-api-key`` (Anthropic's SDK sends it)."""
-        if endpoint.dialect == "anthropic":
-            api_key = headers.get(b"x-api-key")
-            if api_key is not None:
-                return self.keys.authenticate_key(api_key.decode("latin-1"))
-        authorization = headers.get(b"authorization")
-        return self.keys.authenticate(authorization.decode("latin-1") if authorization else None)
+    def _authenticate(self, headers: dict[bytes, bytes]) -> KeyIdentity:
+        """``X-Api-Key`` (Anthropic's SDKs send it) or ``Authorization: Bearer`` (KeyCache.authenticate)."""
+        authorization, api_key = headers.get(b"authorization"), headers.get(b"x-api-key")
+        return self.keys.authenticate(
+            authorization.decode("latin-1") if authorization else None,
+            api_key.decode("latin-1") if api_key else None,
+        )
 
     async def json_body(self, ex: Exchange, scope: dict[str, Any], receive: Receive) -> bytes:
         """Read and parse a JSON body, admit the request, resolve its model; the body to send upstream."""

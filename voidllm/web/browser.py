@@ -9,13 +9,14 @@ docs/reference/behaviour.md 1.5 adapted):
 - ``voidllm_csrf``: the CSRF token, readable by the page's scripts (not ``HttpOnly``), same other flags.
 
 Any ``/api/v1`` route and the playground tunnel accept the session cookie when the request has no
-``Authorization`` header; ``Authorization`` always wins, so API clients are unchanged. A cookie-authenticated
-request with a method other than GET, HEAD or OPTIONS must pass :func:`check_csrf`: header ``X-CSRF-Token``
-equal to the ``voidllm_csrf`` cookie (double submit) and to the token derived from the session key (so a
-cookie planted by a sibling domain cannot be paired with a header of the attacker's choosing), and, when the
-request has an ``Origin``, that origin must be the request's own (:meth:`BrowserPolicy.origin`). The token is
-``HMAC-SHA256(hmac secret, "voidllm-csrf" + session key)``: nothing to store, different for every session,
-and it tells nothing about the key. A refusal is 403 ``csrf_failed``.
+``Authorization`` or ``X-Api-Key`` header; such a header always wins, so API clients are unchanged. A
+cookie-authenticated request with a method other than GET, HEAD or OPTIONS must pass :func:`check_csrf`:
+header ``X-CSRF-Token`` equal to the ``voidllm_csrf`` cookie (double submit) and to the token derived from the
+session key (so a cookie planted by a sibling domain cannot be paired with a header of the attacker's
+choosing), and, when the request has an ``Origin``, that origin must be the request's own
+(:meth:`BrowserPolicy.origin`). The token is ``HMAC-SHA256(hmac secret, "voidllm-csrf" + session key)``:
+nothing to store, different for every session, and it tells nothing about the key. A refusal is 403
+``csrf_failed``.
 
 Proxies. ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` count only from the addresses of
 ``settings.trusted_proxies``; from anyone else they are ignored (a client cannot make the gateway believe it
@@ -169,8 +170,9 @@ def check_csrf(scope: Mapping[str, Any], policy: BrowserPolicy, hmac_secret: byt
 
 
 def session_from_cookie(scope: Mapping[str, Any]) -> str | None:
-    """The session key of the cookie when the request carries no ``Authorization`` header, else ``None``."""
-    if header(scope, b"authorization") is not None:
+    """The session key of the cookie when the request carries no ``Authorization`` or ``X-Api-Key`` header,
+    else ``None``."""
+    if header(scope, b"authorization") is not None or header(scope, b"x-api-key") is not None:
         return None
     return cookies(scope).get(SESSION_COOKIE) or None
 
@@ -179,7 +181,7 @@ def authenticate_cookie(
     scope: Mapping[str, Any], keys: KeyCache, policy: BrowserPolicy
 ) -> tuple[str, KeyIdentity] | None:
     """The session key of the cookie and its identity, CSRF-checked, when the request has no
-    ``Authorization`` header (then ``None``: authenticate that header instead).
+    ``Authorization`` or ``X-Api-Key`` header (then ``None``: authenticate the header instead).
 
     Raises:
         AuthenticationError: an unknown, expired or revoked session, or a cookie holding another kind of key.

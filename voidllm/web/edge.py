@@ -1,7 +1,8 @@
-"""The ASGI layer in front of the Quart app: request ids for every response, drain tracking for ``/v1``, and
-the dispatch of proxied ``POST /v1/...`` routes to the raw proxy handler (Quart's routing would cost 35-50 %
-of proxied throughput). It also sends ``GET``/``HEAD`` of paths outside the APIs to the web UI
-(:mod:`voidllm.web.spa`) and ``/api/v1/playground/...`` to the playground tunnel
+"""The ASGI layer in front of the Quart app: request ids for every response (``X-Request-Id``; on
+``/v1/messages`` also Anthropic's ``request-id``, the same value, which Anthropic's SDKs read), drain tracking
+for ``/v1``, and the dispatch of proxied ``POST /v1/...`` routes to the raw proxy handler (Quart's routing
+would cost 35-50 % of proxied throughput). It also sends ``GET``/``HEAD`` of paths outside the APIs to the
+web UI (:mod:`voidllm.web.spa`) and ``/api/v1/playground/...`` to the playground tunnel
 (:mod:`voidllm.web.playground`), which is drain-tracked like ``/v1``. When web pages of other origins may call
 ``/v1`` or the MCP endpoints (``server.cors``), it answers their CORS preflights itself, before any app and so
 before authentication, and adds the CORS headers to every response of those paths, its own errors included
@@ -58,6 +59,11 @@ _SHUTTING_DOWN = "request cancelled: server is shutting down"
 LOGGED_PATH = 256
 """At most this many characters of a failed request's path go into its log line."""
 
+ANTHROPIC_PATHS = "/v1/messages"
+"""Responses under this path prefix (Anthropic's Messages API) carry the request id as ``request-id`` too."""
+
+ANTHROPIC_REQUEST_ID = b"request-id"
+
 BODY_DRAIN_LIMIT = 1.0
 """Seconds the end of a response waits for the rest of an unread request body."""
 
@@ -91,21 +97,25 @@ class _RequestBody:
 
 
 class _Response:
-    """The sending side of one exchange: adds the request id (and the CORS headers of ``cors``), notes whether
-    the response has started, and lets the last part wait for the rest of the request body."""
+    """The sending side of one exchange: adds the request id (also as ``request-id`` when ``anthropic``, and
+    the CORS headers of ``cors``), notes whether the response has started, and lets the last part wait for
+    the rest of the request body."""
 
-    def __init__(self, send: Any, body: _RequestBody, request_id: str, cors: CorsExchange | None) -> None:
+    def __init__(
+        self, send: Any, body: _RequestBody, request_id: str, cors: CorsExchange | None, *, anthropic: bool
+    ) -> None:
         self._send = send
         self._body = body
         self.request_id = request_id
         self.cors = cors
+        self._names = (REQUEST_ID_HEADER, ANTHROPIC_REQUEST_ID) if anthropic else (REQUEST_ID_HEADER,)
         self.started = False
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
-            headers = [h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_HEADER]
-            headers.append((REQUEST_ID_HEADER, self.request_id.encode()))
+            headers = [h for h in message.get("headers", ()) if h[0].lower() not in self._names]
+            headers.extend((name, self.request_id.encode()) for name in self._names)
             if self.cors is not None:
                 headers = self.cors.response_headers(headers)
             message = {**message, "headers": headers}
@@ -152,7 +162,8 @@ class Edge:
         body = _RequestBody(receive)
         cors = self.cors.exchange(scope) if self.cors is not None else None
         preflight = cors is not None and cors.preflight
-        response = _Response(send, body, request_id, None if preflight else cors)
+        anthropic = scope["path"].startswith(ANTHROPIC_PATHS)
+        response = _Response(send, body, request_id, None if preflight else cors, anthropic=anthropic)
         try:
             if cors is not None and preflight:
                 await _send_preflight(response.send, cors)

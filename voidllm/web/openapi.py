@@ -116,10 +116,10 @@ def build_document(
             "title": title,
             "version": version,
             "description": "Administration of organizations, users, teams, keys, models and access. Every "
-            "route except the public ones needs the header Authorization: Bearer <API key>, or the browser "
-            "session cookie voidllm_session set by POST /auth/session; a cookie-authenticated request that "
-            "changes state also sends X-CSRF-Token (the value of the voidllm_csrf cookie), and its Origin, "
-            "when present, must be the gateway's own.",
+            "route except the public ones needs the header Authorization: Bearer <API key> (or X-Api-Key: "
+            "<API key>), or the browser session cookie voidllm_session set by POST /auth/session; a "
+            "cookie-authenticated request that changes state also sends X-CSRF-Token (the value of the "
+            "voidllm_csrf cookie), and its Origin, when present, must be the gateway's own.",
         },
         "tags": [{"name": name} for name in sorted({route.tag for route in routes})],
         "paths": paths,
@@ -134,6 +134,12 @@ def build_document(
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A VoidLLM API key (vl_...).",
+                },
+                "apiKeyAuth": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Api-Key",
+                    "description": "A VoidLLM API key (vl_...), as Anthropic's SDKs send it.",
                 },
                 "cookieAuth": {
                     "type": "apiKey",
@@ -162,7 +168,7 @@ def _operation(route: ApiRoute, registry: SchemaRegistry) -> dict[str, Any]:
     if route.public:
         operation["security"] = []
     else:
-        operation["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
+        operation["security"] = [{"bearerAuth": []}, {"apiKeyAuth": []}, {"cookieAuth": []}]
         if route.role is not None:
             operation["x-voidllm-role"] = route.role.name.lower()
         operation["x-voidllm-allow"] = [str(grant) for grant in route.allow]

@@ -2,8 +2,8 @@
 ``/v1/<rest>``, answered in process by the same proxy and routes, so the web UI always has a same-origin
 route to the models.
 
-Authentication: an explicit ``Authorization`` header (the playground's API-key override: no CSRF needed), or
-else the browser's session cookie, CSRF-checked for anything but GET/HEAD/OPTIONS
+Authentication: an explicit ``Authorization`` or ``X-Api-Key`` header (the playground's API-key override: no
+CSRF needed), or else the browser's session cookie, CSRF-checked for anything but GET/HEAD/OPTIONS
 (:func:`voidllm.web.browser.authenticate_cookie`); the tunnel then presents the session key to the proxy as a
 Bearer key. The ``Cookie`` header itself never goes further. Refusals come in the envelope the proxy uses.
 

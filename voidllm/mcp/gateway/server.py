@@ -9,8 +9,8 @@
    ``server.cors.allowed_origins``, :mod:`voidllm.web.mcp`); anything else is 403 with a JSON-RPC error
    without id (DNS-rebinding defence). The edge answers the CORS preflights of the pages listed there, so
    they never get here (:mod:`voidllm.web.cors`).
-2. **Authentication** on every request: ``Authorization: Bearer vl_...`` through the key cache; 401 with a
-   JSON-RPC error and ``WWW-Authenticate: Bearer``.
+2. **Authentication** on every request: ``Authorization: Bearer vl_...`` (or ``X-Api-Key: vl_...``) through
+   the key cache; 401 with a JSON-RPC error and ``WWW-Authenticate: Bearer``.
 3. **Protocol version.** ``MCP-Protocol-Version`` must be one of :data:`SUPPORTED_VERSIONS`, else 400 with
    error -32022 and ``data.supported``; missing means 2025-03-26 (session era). ``2026-07-28`` selects the
    stateless revision.
@@ -223,7 +223,7 @@ class McpEndpoint:
 
     def _authenticate(self, scope: Scope) -> KeyIdentity:
         try:
-            return self.keys().authenticate(header(scope, b"authorization"))
+            return self.keys().authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
         except AuthenticationError as exc:
             raise _Refusal(
                 401, JsonRpcError(jsonrpc.INVALID_REQUEST, exc.message), [(b"www-authenticate", b"Bearer")]

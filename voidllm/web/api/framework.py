@@ -12,8 +12,8 @@ body (a download such as a CSV export; declare its media type with ``produces=``
     async def create_org(call: Call, body: OrgCreate) -> OrgOut:
         return await orgs.create(call.services, call.actor, body)
 
-Every route except ``public=True`` ones authenticates ``Authorization: Bearer`` against the key cache (no
-database read), or, when the request has no ``Authorization`` header, the browser's session cookie; a
+Every route except ``public=True`` ones authenticates ``Authorization: Bearer`` or ``X-Api-Key`` against the
+key cache (no database read), or, when the request has neither header, the browser's session cookie; a
 cookie-authenticated request that changes state must pass the CSRF check (:mod:`voidllm.web.browser`). A
 handler adds cookies to its answer with ``call.set_cookies``. ``role`` is the coarse gate of
 docs/reference/behaviour.md 1.6 (403 ``forbidden`` "insufficient permissions"); scope checks (org boundaries,
@@ -319,8 +319,8 @@ def _field_names(route: ApiRoute) -> frozenset[str]:
 
 
 def authenticate(scope: Mapping[str, Any], services: Services, policy: BrowserPolicy) -> KeyIdentity:
-    """The caller: ``Authorization: Bearer``, or without that header the session cookie, CSRF-checked
-    (:func:`~voidllm.web.browser.authenticate_cookie`).
+    """The caller: ``X-Api-Key`` or ``Authorization: Bearer``, or without either the session cookie,
+    CSRF-checked (:func:`~voidllm.web.browser.authenticate_cookie`).
 
     Raises:
         AuthenticationError: no credentials, or an unknown, expired or revoked key.
@@ -328,7 +328,7 @@ def authenticate(scope: Mapping[str, Any], services: Services, policy: BrowserPo
     """
     session = authenticate_cookie(scope, services.keys, policy)
     if session is None:
-        return services.keys.authenticate(header(scope, b"authorization"))
+        return services.keys.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
     return session[1]
 
 
