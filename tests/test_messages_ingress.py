@@ -89,7 +89,7 @@ async def test_errors_come_back_in_anthropics_shape(sqlite_dsn: str, mock: MockU
         assert raw.json()["error"]["type"] == "invalid_request_error"
 
 
-async def test_bearer_auth_and_count_tokens_needs_an_anthropic_upstream(
+async def test_bearer_auth_and_count_tokens_estimated_without_an_anthropic_upstream(
     sqlite_dsn: str, mock: MockUpstream
 ) -> None:
     config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
@@ -100,8 +100,9 @@ async def test_bearer_auth_and_count_tokens_needs_an_anthropic_upstream(
                 headers={"Authorization": f"Bearer {gw.api_key()}"},
                 json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]},
             )
-        assert counted.status_code == 400
-        assert "anthropic upstream" in counted.json()["error"]["message"]
+        assert counted.status_code == 200
+        assert counted.headers["voidllm-token-count"] == "estimate"  # tests/test_anthropic_conventions.py
+        assert counted.json() == {"input_tokens": 7}
 
 
 ANTHROPIC_MODEL = """

@@ -11,5 +11,7 @@
 - ``jsonbody.py``, ``multipart.py``, ``sse.py``: sans-IO body parsing and rewriting, the SSE relay.
 - ``transport.py``, ``h11pool.py``, ``demo.py``: the upstream ``Transport``, the h11 keep-alive pool, the demo
   provider answered in process.
+- ``tokencount.py``: ``count_tokens`` estimated offline (tiktoken, the packaged ``encodings/o200k_base``) for
+  models not served by Anthropic.
 - ``metrics.py``: the data plane's Prometheus metrics.
 """

@@ -23,6 +23,7 @@ class Endpoint:
     usage_option: bool = False
     terminal: Literal["done", "responses"] = "done"
     dialect: Literal["openai", "anthropic"] = "openai"  # the API the client speaks (and gets errors in)
+    count_tokens: bool = False  # Anthropic's count_tokens: passed through, or estimated (proxy/tokencount.py)
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -39,5 +40,5 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/v1/audio/transcriptions": Endpoint("audio/transcriptions", multipart=True),
     "/v1/audio/translations": Endpoint("audio/translations", multipart=True),
     "/v1/messages": Endpoint("chat/completions", usage_option=True, dialect="anthropic"),
-    "/v1/messages/count_tokens": Endpoint("messages/count_tokens", dialect="anthropic"),
+    "/v1/messages/count_tokens": Endpoint("messages/count_tokens", dialect="anthropic", count_tokens=True),
 }

@@ -9,7 +9,8 @@ without limits skip it), resolve the model in the registry, rewrite the body onl
 (:mod:`voidllm.proxy.exchange`) and relay the answer (:mod:`voidllm.proxy.relay`). The token reservation is
 settled with the real usage right before the answer's last bytes go out (or, here, when the request ends
 without an answer), shielded and bounded. Refusals are answered in the endpoint's envelope (Anthropic's
-shape on ``/v1/messages``, ours elsewhere).
+shape on ``/v1/messages``, ours elsewhere). ``/v1/messages/count_tokens`` for a model not served by Anthropic
+only is answered right after the intake, with an estimate and no upstream (:mod:`voidllm.proxy.tokencount`).
 
 Lifetimes. Everything a request starts lives in its own nursery (STYLE P1): the upstream exchange and a
 watcher that turns the client's ``http.disconnect`` into cancellation of that nursery, so a client that goes
@@ -54,7 +55,7 @@ from voidllm.asgi import SCOPE_KEY, ClientDisconnectedError, Receive, Send, send
 from voidllm.auth.cache import KeyCache
 from voidllm.errors import GatewayError
 from voidllm.limits.base import Limiter, NoLimiter
-from voidllm.proxy import messages
+from voidllm.proxy import messages, tokencount
 from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.proxy.exchange import Exchange, ProxyLimits, run_hops, usage_event
 from voidllm.proxy.intake import Intake
@@ -126,6 +127,11 @@ class Proxy:
         else:
             body, length = await self._intake.json_body(ex, scope, receive), None
             body_done.set()
+            if ex.endpoint.count_tokens and ex.model is not None and tokencount.estimated(ex.model):
+                assert ex.anthropic is not None
+                answer = await tokencount.estimate(ex.anthropic.payload)
+                await _send_json(send, 200, answer, (tokencount.ESTIMATE_HEADER,))
+                return
         error: GatewayError | None = None
         try:
             async with trio.open_nursery() as nursery:

@@ -11,9 +11,9 @@ usage, failover, fallback). What reaches the upstream depends on its provider:
   API by their adapter), and the answer is translated back: OpenAI -> Anthropic message, OpenAI chunks ->
   Anthropic stream events, an upstream error -> Anthropic's error shape.
 
-Gateway errors on this route use Anthropic's error shape too. ``count_tokens`` needs a tokenizer only the
-provider has, so it is answered only for models served by an ``anthropic`` upstream; for others it is a 400
-that says so rather than a guess.
+Gateway errors on this route use Anthropic's error shape too. ``count_tokens`` is passed through for models
+served by ``anthropic`` upstreams only; for the others the gateway answers an estimate of its own, marked as
+one (:mod:`voidllm.proxy.tokencount`).
 """
 
 from __future__ import annotations
