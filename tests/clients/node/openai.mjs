@@ -1,5 +1,5 @@
 // The `openai` SDK against the gateway's OpenAI-compatible API: node openai.mjs CASE...
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 
 import { key, refusal, run, url } from "./run.mjs";
 
@@ -64,5 +64,16 @@ await run({
         OpenAI.RateLimitError,
       ),
     };
+  },
+
+  // The SDK builds the multipart body itself, with the file part before the model field (an alias, which
+  // the gateway rewrites to the deployment's name).
+  async transcription() {
+    const wav = Buffer.concat([Buffer.from("RIFF"), Buffer.alloc(40)]);
+    const result = await client.audio.transcriptions.create({
+      file: await toFile(wav, "speech.wav", { type: "audio/wav" }),
+      model: "speech-to-text",
+    });
+    return { text: result.text };
   },
 });
