@@ -342,6 +342,7 @@ def test_the_wheel_carries_the_built_ui(tmp_path: Path) -> None:
     }
     assert "voidllm/web/spa.py" in names
     assert "voidllm/store/migrations/env.py" in names
+    assert {"voidllm/proxy/encodings/o200k_base.tiktoken.gz", "voidllm/proxy/encodings/LICENSE"} <= names
     assert not any(name.startswith(("ui/", "voidllm/web/ui/node_modules")) for name in names)
 
 
