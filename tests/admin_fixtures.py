@@ -48,7 +48,9 @@ class AdminWorld:
         req = teams.TeamCreate(name=slug.title(), slug=slug, **fields)
         return await teams.create(self.services, self.system, org_id, req)
 
-    async def user(self, org_id: str | None, email: str, *, role: str = "member") -> str:
+    async def user(
+        self, org_id: str | None, email: str, *, role: str = "member", system_admin: bool = False
+    ) -> str:
         """Insert a user without a password and, when ``org_id`` is given, its org membership; returns its
         id."""
         user_id, now = new_id(), utcnow()
@@ -59,7 +61,7 @@ class AdminWorld:
                     id=user_id,
                     email=email,
                     display_name=email.split("@")[0],
-                    is_system_admin=False,
+                    is_system_admin=system_admin,
                     created_at=now,
                     updated_at=now,
                 )

@@ -1,29 +1,35 @@
 """User management through a real gateway: create/list/get/update/delete, RBAC and org scoping, a deleted
 user's keys refused at once, and the bounds of the string fields (docs/reference/behaviour.md 1.6 "users").
-Who may change an account across organisations is tested in ``tests/test_account_takeover.py``."""
+Who may change an account across organisations is tested in ``tests/test_account_takeover.py``. The
+member and org-admin scope is tested on the use cases directly (``tests/admin_fixtures.py``); every route's
+statuses for every kind of caller go through HTTP in ``tests/test_rbac.py``."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import trio
 
+from tests.admin_fixtures import AdminWorld
 from tests.gateway import RunningGateway, make_config, run_gateway
 from tests.test_admin_auth import (
     As,
-    admin_password,
     bearer,
     envelope,
     login,
 )
 from voidllm.admin import users
+from voidllm.admin.context import Actor
+from voidllm.admin.pages import PageQuery
 from voidllm.auth.loader import load_live_key
 from voidllm.auth.throttle import LoginThrottle
 from voidllm.crypto import KeyKind, generate_key, key_hint
+from voidllm.errors import NotFoundError, PermissionDeniedError
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
 
@@ -179,49 +185,53 @@ async def test_a_duplicate_that_slips_past_the_check_is_still_a_409(
     ]
 
 
-async def test_rbac_members_and_org_admins(gw: RunningGateway) -> None:
-    admin = gw.api_key()
-    home = (await As(gw, admin).get("/me")).json()["org_id"]
-    other_org = await insert_org(gw, "Other")
-    outsider = await create(gw, admin, email="out@example.com", org_id=other_org)
-    await create(gw, admin, email="member@example.com")
-    await create(gw, admin, email="boss@example.com", role="org_admin")
-    member, boss = await session(gw, "member@example.com"), await session(gw, "boss@example.com")
+async def test_rbac_members_and_org_admins(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    home, other_org = await world.org("home"), await world.org("other")
+    root_id = await world.user(home, "root@example.com", system_admin=True)  # as the bootstrap admin is
+    root = await world.user_actor(home, root_id)
 
-    denied = await As(gw, member).post("/users", json={"email": "x@example.com", "password": PASSWORD})
-    assert envelope(denied, 403, "forbidden") == "insufficient permissions"
-    admin_id = (await As(gw, admin).get("/me")).json()["id"]
-    envelope(await As(gw, member).get(f"/users/{admin_id}"), 403, "forbidden")
+    async def new_user(actor: Actor, email: str, **fields: Any) -> users.UserOut:
+        return await users.create_user(
+            services, actor, users.UserCreate(email=email, password=PASSWORD, **fields)
+        )
+
+    outsider = await new_user(root, "out@example.com", org_id=other_org)
+    member = await world.user_actor(home, (await new_user(root, "member@example.com")).id)
+    boss = await world.user_actor(home, (await new_user(root, "boss@example.com", role="org_admin")).id)
+
+    with pytest.raises(PermissionDeniedError, match=r"^insufficient permissions$"):
+        await new_user(member, "x@example.com")
+    with pytest.raises(PermissionDeniedError):
+        await users.get_user(services, member, root_id)
 
     # An org admin: users of their own org only, no system admins, no listing, no deleting.
-    made = await create(gw, boss, email="new@example.com")
-    assert made["org_id"] == home
-    sysadmin = await gw.client.post(
-        "/api/v1/users",
-        headers=bearer(boss),
-        json={"email": "sa@example.com", "password": PASSWORD, "is_system_admin": True},
-    )
-    envelope(sysadmin, 403, "forbidden")
-    elsewhere = await gw.client.post(
-        "/api/v1/users",
-        headers=bearer(boss),
-        json={"email": "e@example.com", "password": PASSWORD, "org_id": other_org},
-    )
-    envelope(elsewhere, 403, "forbidden")
-    envelope(await As(gw, boss).get(f"/users/{outsider['id']}"), 404, "not_found")
-    rename = await As(gw, boss).patch(f"/users/{outsider['id']}", json={"display_name": "x"})
-    envelope(rename, 404, "not_found")
-    envelope(await As(gw, boss).get("/users"), 403, "forbidden")
-    envelope(await As(gw, boss).delete(f"/users/{made['id']}"), 403, "forbidden")
-    assert (await As(gw, boss).get(f"/users/{made['id']}")).status_code == 200
+    made = await new_user(boss, "new@example.com")
+    assert made.org_id == home
+    with pytest.raises(PermissionDeniedError):
+        await new_user(boss, "sa@example.com", is_system_admin=True)
+    with pytest.raises(PermissionDeniedError):
+        await new_user(boss, "e@example.com", org_id=other_org)
+    with pytest.raises(NotFoundError):
+        await users.get_user(services, boss, outsider.id)
+    with pytest.raises(NotFoundError):
+        await users.update_user(services, boss, outsider.id, users.UserUpdate(display_name="x"))
+    with pytest.raises(PermissionDeniedError):
+        await users.list_users(services, boss, PageQuery())
+    with pytest.raises(PermissionDeniedError):
+        await users.delete_user(services, boss, made.id)
+    assert (await users.get_user(services, boss, made.id)).id == made.id
 
-    # The bootstrap admin is in the org admin's org, but is a system admin: readable, not changeable.
-    assert (await As(gw, boss).get(f"/users/{admin_id}")).status_code == 200
-    takeover = await As(gw, boss).patch(f"/users/{admin_id}", json={"password": "hijacked-pw"})
-    envelope(takeover, 403, "forbidden")
-    promote = await As(gw, boss).patch(f"/users/{made['id']}", json={"is_system_admin": True})
-    envelope(promote, 403, "forbidden")
-    assert (await login(gw, "admin@voidllm.local", admin_password(gw))).status_code == 200
+    # A system admin in the org admin's org: readable, not changeable.
+    assert (await users.get_user(services, boss, root_id)).is_system_admin is True
+    with pytest.raises(PermissionDeniedError):
+        await users.update_user(services, boss, root_id, users.UserUpdate(password="hijacked-pw"))
+    with pytest.raises(PermissionDeniedError):
+        await users.update_user(services, boss, made.id, users.UserUpdate(is_system_admin=True))
+    root_row = await world.store.run(
+        lambda conn: conn.execute(sa.select(t.users).where(t.users.c.id == root_id)).mappings().one()
+    )
+    assert root_row["password_hash"] is None  # the refused reset changed nothing
 
 
 async def test_update_user(gw: RunningGateway) -> None:
