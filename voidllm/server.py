@@ -83,6 +83,7 @@ from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
 from voidllm.redis.bus import RedisBus, serve_invalidations
 from voidllm.redis.client import serve_redis_client
+from voidllm.redis.cooldown import RedisCooldowns
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.catalog_store import CatalogLoader, serve_catalog, sync_yaml_models
@@ -429,8 +430,8 @@ async def _start_usage_upkeep(supervisor: Supervisor, store: Store, config: Conf
 
 async def _start_limits(supervisor: Supervisor, config: Config, store: Store, services: Services) -> Limiter:
     """The rate limiter and the change bus (``services.bus``) with its receiver: over Redis, or else over the
-    store's ``change_notices``; with Redis also the login throttle (``services.throttle``) shared through
-    Redis (without, the login use case keeps one in memory)."""
+    store's ``change_notices``; with Redis also the login throttle (``services.throttle``) and the cooldowns
+    (``services.cooldowns``) shared through Redis (without, both are kept in this process's memory)."""
     if not config.redis.enabled:
         memory = MemoryLimiter()
         instance_id = secrets.token_hex(8)
@@ -456,6 +457,7 @@ async def _start_limits(supervisor: Supervisor, config: Config, store: Store, se
     instance_id = secrets.token_hex(8)
     services.bus = RedisBus(client, redis.key_prefix, instance_id)
     services.throttle = RedisLoginThrottle(client, redis.key_prefix)
+    services.cooldowns = RedisCooldowns(client, redis.key_prefix)
     invalidations = Invalidations(services.keys, store, services)
     await supervisor.start(
         "change-notices",

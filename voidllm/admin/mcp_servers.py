@@ -29,7 +29,8 @@ not a header the gateway itself sets or that frames the request (400 ``invalid_a
 **Probing.** ``test`` and ``refresh-tools`` call the upstream client (``services.mcp.upstreams``,
 ``probe(server)``); without the MCP runtime (the CLI) they answer 503. A successful probe replaces the
 server's cached tool list. ``refresh-tools`` is refused with 429 (``Retry-After``) within 60 s of the previous
-refresh of the same server in this process.
+refresh of the same server: across all processes through Redis when it is on, else in this process
+(``services.cooldowns``).
 
 Every write reloads this process's MCP registry at once and publishes ``mcp`` on the bus.
 """
@@ -37,6 +38,7 @@ Every write reloads this process's MCP registry at once and publishes ``mcp`` on
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -334,17 +336,15 @@ async def list_tools(services: Services, actor: Actor, server_id: str) -> list[M
 async def refresh_tools(services: Services, actor: Actor, server_id: str) -> McpToolRefresh:
     """Fetch the tool list from the upstream now (429 within 60 s of this server's previous refresh)."""
     entry = await services.store.run(partial(_entry_tx, server_id=server_id, actor=actor, services=services))
-    refreshed = _runtime(services).tool_refreshes
-    now = trio.current_time()
-    last = refreshed.get(entry.id)
-    if last is not None and now - last < REFRESH_INTERVAL:
-        wait = max(1, int(REFRESH_INTERVAL - (now - last) + 0.999))
+    _runtime(services)  # 503 without the MCP runtime, before the period is claimed
+    wait = await services.cooldowns.claim(f"mcp-refresh:{entry.id}", REFRESH_INTERVAL)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
         raise TooManyRequestsError(
-            f"the tool list was refreshed recently; retry in {wait} seconds",
+            f"the tool list was refreshed recently; retry in {seconds} seconds",
             code="refresh_too_soon",
-            headers=(("retry-after", str(wait)),),
+            headers=(("retry-after", str(seconds)),),
         )
-    refreshed[entry.id] = now
     return McpToolRefresh(tool_count=len(await _fetch_tools(services, entry)))
 
 

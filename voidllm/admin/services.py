@@ -11,6 +11,7 @@ import attrs
 from voidllm.admin.context import Actor
 from voidllm.bus import Bus, LocalBus
 from voidllm.errors import StoreError
+from voidllm.redis.cooldown import Cooldowns, MemoryCooldowns
 
 if TYPE_CHECKING:
     import httpx
@@ -74,7 +75,6 @@ class McpRuntime:
     upstreams: McpUpstreams  # the upstream client; the server closes it
     health: McpHealthBoard
     tool_calls: Recorder[ToolCallRecord] | None = None  # ``mcp_tool_calls`` rows; ``None``: not written
-    tool_refreshes: dict[str, float] = attrs.field(factory=dict)  # server id -> trio time of the last refresh
 
 
 @attrs.define(eq=False)
@@ -82,7 +82,8 @@ class Services:
     """Everything a use case may touch. ``catalog_reload`` reloads registry, allowlists and aliases from the
     store into ``catalog``. The server sets ``catalog``, ``catalog_reload``, ``health`` and ``mcp``; the CLI
     runs none of them and leaves them ``None``. ``throttle`` is the login throttle (Redis-backed when Redis is
-    on; ``None`` until the login use case keeps one in memory)."""
+    on; ``None`` until the login use case keeps one in memory). ``cooldowns`` limit actions to once per period
+    (the MCP tool refresh): in Redis when it is on, else in this process."""
 
     config: Config
     store: Store
@@ -92,6 +93,7 @@ class Services:
     bus: Bus = attrs.field(factory=LocalBus)
     audit: AuditSink = attrs.field(factory=NullAudit)
     throttle: Throttle | None = None
+    cooldowns: Cooldowns = attrs.field(factory=MemoryCooldowns)
     catalog_reload: Callable[[], Awaitable[None]] | None = None
     health: HealthRuntime | None = None
     mcp: McpRuntime | None = None
