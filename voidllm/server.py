@@ -102,6 +102,7 @@ from voidllm.usage.rollups import serve_rollups
 from voidllm.usage.spill import SpillFile, spill_directory
 from voidllm.usage.writer import open_usage_channel, serve_usage_writer
 from voidllm.web.app import create_app
+from voidllm.web.reasons import install as install_reason_phrases
 from voidllm.web.state import AppState
 from voidllm.web.writes import install as install_cancellable_writes
 
@@ -521,6 +522,7 @@ async def _serve_http(
 ) -> None:
     """Hypercorn on ``sockets`` (or ``server.proxy``) until ``stop`` is set; reports the bound addresses."""
     install_cancellable_writes()  # a client that reads nothing is cut at its request's deadline
+    install_reason_phrases()  # "HTTP/1.1 429 Too Many Requests", not "HTTP/1.1 429 "
     await worker_serve(
         wrap_app(app, 0, "asgi"),
         hypercorn_config(config),
