@@ -5,7 +5,8 @@
   for them "the upstream failed or timed out" is the correct answer, and the fuzzer points them at servers
   that do not exist.
 - ``error_envelope`` (a check): every answer of 400 or more is exactly the error envelope
-  ``{"error": {"code", "message", "request_id"}}``, and its ``request_id`` is the ``X-Request-Id`` header.
+  ``{"error": {"code", "message", "type", "request_id"}}``, and its ``request_id`` is the ``X-Request-Id``
+  header.
 - Unknown fields: the fuzzer's copy of the document closes every object schema (``additionalProperties:
   false``), so the negative phases also send bodies with fields the API does not know (which it may ignore
   or refuse with 400, never answer with a 5xx).
@@ -59,8 +60,8 @@ def error_envelope(ctx: Any, response: Any, case: Any) -> None:
     error = document.get("error") if isinstance(document, dict) else None
     if not isinstance(error, dict) or set(document) != {"error"}:
         raise AssertionError(f"{response.status_code} without the error envelope")
-    if not isinstance(error.get("code"), str) or not isinstance(error.get("message"), str):
-        raise AssertionError(f"{response.status_code}: the envelope lacks a code or a message")
+    if not all(isinstance(error.get(name), str) for name in ("code", "message", "type")):
+        raise AssertionError(f"{response.status_code}: the envelope lacks a code, a message or a type")
     if not request_id or error.get("request_id") != request_id:
         raise AssertionError(f"{response.status_code}: the envelope's request_id is not X-Request-Id")
 

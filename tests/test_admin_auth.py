@@ -205,7 +205,7 @@ async def test_login_opens_the_chosen_organisation_never_silently_the_first(gw: 
         {"id": other, "name": "Other", "slug": "other"},
         {"id": zeta, "name": "Zeta", "slug": "zeta"},
     ]
-    assert set(several.json()["error"]) == {"code", "message", "request_id", "organizations"}
+    assert set(several.json()["error"]) == {"code", "message", "type", "request_id", "organizations"}
     assert (await signed_in(org_id=other))["org_id"] == other
     assert (await signed_in())["org_id"] == other
 

@@ -158,6 +158,7 @@ async def test_rate_limit_reaches_the_openai_sdk_as_a_rate_limit_error(
             await client.chat.completions.create(
                 model="gpt-test", messages=[{"role": "user", "content": "hi"}]
             )
+        assert (caught.value.type, caught.value.code) == ("rate_limit_error", "rate_limit_exceeded")
         response = caught.value.response
         error = response.json()["error"]
         assert (error["code"], error["message"]) == ("rate_limit_exceeded", "rate limit exceeded")

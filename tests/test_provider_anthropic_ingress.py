@@ -666,7 +666,7 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     (
         "error_payload",
         _CHUNK + b'data: {"error":{"message":"SECRET","type":"server_error"}}\n\n',
-        "reported an error",
+        r"reported server_error \(500\)",
     ),
     ("no_choices", b'data: {"id":"c","object":"SECRET"}\n\n', "no choices list"),
     ("done_first", b"data: [DONE]\n\n", r"\[DONE\] before a finish reason"),

@@ -282,12 +282,12 @@ MALFORMED: list[tuple[str, bytes, str]] = [
         "error_event",
         START + b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", '
         b'"message": "Overloaded"}}\n\n',
-        "anthropic stream error: overloaded_error",
+        r"reported overloaded_error \(529\)",
     ),
     (
         "error_event_unknown_type",
         START + b'data: {"type":"error","error":{"type":"SECRET"}}\n\n',
-        "anthropic stream error: unknown",
+        r"reported api_error \(500\)",
     ),
     ("invalid_json", START + b"data: {SECRET\n\n", "not valid JSON"),
     ("not_utf8", START + b'data: {"type":"ping","x":"\xff"}\n\n', "not valid JSON"),

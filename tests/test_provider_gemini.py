@@ -25,6 +25,7 @@ from voidllm.providers.base import (
     StreamTranslator,
     Target,
     TranslationError,
+    UpstreamStreamError,
     Usage,
 )
 from voidllm.providers.gemini import GeminiAdapter, GeminiStreamTranslator, build_request, clean_schema
@@ -908,13 +909,14 @@ def test_malformed_event_aborts_with_a_content_free_error(bad: bytes, how: str) 
     assert translator.usage == Usage(1, 0, 1)
 
 
-def test_error_event_message_names_code_and_status_only() -> None:
+def test_error_event_keeps_its_kind_and_status_only() -> None:
     translator = adapter().stream_translator(model=MODEL)
-    with pytest.raises(StreamTranslationError) as info:
+    with pytest.raises(UpstreamStreamError) as info:
         translator.feed(
             sse({"error": {"code": 429, "message": f"quota {MARKER}", "status": "RESOURCE_EXHAUSTED"}})
         )
-    assert str(info.value) == "the provider reported an error (429 RESOURCE_EXHAUSTED)"
+    assert (info.value.kind, info.value.status) == ("rate_limit_error", 429)
+    assert str(info.value) == "the provider reported rate_limit_error (429) in its stream"
 
 
 def test_error_in_unterminated_last_event_aborts() -> None:

@@ -521,17 +521,36 @@ async def test_azure_v1_api_names_the_deployment_in_the_body(sqlite_dsn: str) ->
 
 # --- failures -------------------------------------------------------------------------------------------
 
-BROKEN_STREAMS = [  # (case, failure mode, the code of the one error event)
-    (ANTHROPIC, "malformed_event", "stream_transform_aborted"),
-    (attrs.evolve(ANTHROPIC, model="claude-error-event"), "error_event", "stream_transform_aborted"),
-    (attrs.evolve(ANTHROPIC, model="claude-dropped"), "drop_mid_stream", "stream_incomplete"),
-    (GEMINI, "malformed_event", "stream_transform_aborted"),
+BROKEN_STREAMS = [  # (case, failure mode, the code of the one error event, its type and its tail)
+    (ANTHROPIC, "malformed_event", "stream_transform_aborted", "stream_transform_aborted", b""),
+    (
+        attrs.evolve(ANTHROPIC, model="claude-error-event"),
+        "error_event",  # Anthropic's overloaded_error mid-stream keeps its kind and its status
+        "upstream_stream_error",
+        "overloaded_error",
+        b',"status":529',
+    ),
+    (
+        attrs.evolve(ANTHROPIC, model="claude-dropped"),
+        "drop_mid_stream",
+        "stream_incomplete",
+        "stream_incomplete",
+        b"",
+    ),
+    (GEMINI, "malformed_event", "stream_transform_aborted", "stream_transform_aborted", b""),
+    (
+        attrs.evolve(GEMINI, model="gemini-error-event"),
+        "error_event",  # Gemini's 503 UNAVAILABLE mid-stream
+        "upstream_stream_error",
+        "api_error",
+        b',"status":503',
+    ),
 ]
 
 
 async def test_broken_stream_ends_with_exactly_one_error_event(sqlite_dsn: str) -> None:
-    async with setup(sqlite_dsn, *(case for case, _, _ in BROKEN_STREAMS)) as s:
-        for case, fail, code in BROKEN_STREAMS:
+    async with setup(sqlite_dsn, *(case for case, *_ in BROKEN_STREAMS)) as s:
+        for case, fail, code, kind, tail in BROKEN_STREAMS:
             behaviour = s.mocks[case.model].behaviour
             behaviour.fail, behaviour.stream_chunks = fail, 6
             status, body = await s.raw_chat(model=case.model, stream=True, messages=HI)
@@ -541,16 +560,16 @@ async def test_broken_stream_ends_with_exactly_one_error_event(sqlite_dsn: str) 
             errors = [event for event in received if "error" in event]
             assert errors == [received[-1]], fail
             assert errors[0]["error"]["code"] == code
-            assert errors[0]["error"]["type"] == code
+            assert errors[0]["error"]["type"] == kind
             assert body.count(b'"error"') == 1
-            assert body.endswith(b'"code":"' + code.encode() + b'"}}\n\n')
+            assert body.endswith(b'"code":"' + code.encode() + b'"' + tail + b"}}\n\n")
             assert received[0]["choices"][0]["delta"]["role"] == "assistant"  # what came before was relayed
             if fail != "drop_mid_stream":
                 assert received[1]["choices"][0]["delta"]["content"] == behaviour.pieces()[0]
                 assert len(received) == 3, fail  # role, first text, the error: nothing after the bad event
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert columns(rows, "model_name", "provider", "status", "status_code", "stream") == [
-        (case.model, case.provider, "incomplete", 502, True) for case, _, _ in BROKEN_STREAMS
+        (case.model, case.provider, "incomplete", 502, True) for case, *_ in BROKEN_STREAMS
     ]
     assert [row["prompt_tokens"] for row in rows[:3]] == [10, 10, 10]  # message_start's input tokens
 

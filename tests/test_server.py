@@ -81,6 +81,7 @@ async def test_bootstrap_key_authenticates_and_wrong_keys_get_401(sqlite_dsn: st
         assert _envelope(wrong) | {"request_id": None} == {
             "code": "unauthorized",
             "message": "invalid API key",
+            "type": "authentication_error",
             "request_id": None,
         }
         bare = await gw.client.get("/v1/models")

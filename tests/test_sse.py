@@ -731,6 +731,6 @@ def test_an_unchanged_single_event_chunk_is_passed_on_without_a_copy() -> None:
 def test_exports() -> None:
     import voidllm.proxy.sse as module
 
-    imported = {"annotations", "Any", "Literal", "Mapping", "attrs", "orjson", "re"}
+    imported = {"annotations", "Any", "Literal", "Mapping", "TYPE_CHECKING", "attrs", "orjson", "re"}
     imported |= {"EventFramer", "SSEError", "data_of", "data_value"}
     assert set(module.__all__) == {name for name in vars(module) if not name.startswith("_")} - imported

@@ -2,9 +2,11 @@
 every non-MCP API, the request id every response carries, header lookup in a scope, and the one request-body
 reader (:class:`BodyReader`, :func:`read_body`).
 
-``{"error": {"code": "<machine_code>", "message": "<human text>", "request_id": "<uuid>"}}``
-(docs/reference/behaviour.md 1.1). Messages come from our own error classes and never contain request or
-response content.
+``{"error": {"code": "<machine_code>", "message": "<human text>", "type": "<OpenAI error type>",
+"request_id": "<uuid>"}}`` (docs/reference/behaviour.md 1.1), with ``param`` naming the request field a 400
+is about when there is one. ``type`` (:func:`voidllm.errors.error_type`) and ``param`` are OpenAI's, so its
+SDKs and the clients built on them read the error as they read OpenAI's own. Messages come from our own error
+classes and never contain request or response content.
 
 Request bodies are read within a size limit and a time limit, enforced here and not by hypercorn: its
 ``read_timeout`` bounds every socket read of a connection, so it would also cut a response that streams for
@@ -26,7 +28,7 @@ import orjson
 import trio
 import uuid_utils
 
-from voidllm.errors import BadRequestError, RequestTimeoutError, RequestTooLargeError
+from voidllm.errors import BadRequestError, RequestTimeoutError, RequestTooLargeError, error_type
 
 REQUEST_ID_HEADER = b"x-request-id"
 SCOPE_KEY = "voidllm.request_id"
@@ -36,10 +38,19 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def error_body(
-    code: str, message: str, request_id: str | None, extra: Mapping[str, Any] | None = None
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    param: str | None = None,
 ) -> bytes:
-    """Serialise the error envelope; ``extra`` adds fields to the error object (never code, message or id)."""
-    error: dict[str, Any] = {"code": code, "message": message}
+    """Serialise the error envelope of a ``status`` answer; ``param`` names the request field it is about,
+    ``extra`` adds fields to the error object (never code, message, type, param or id)."""
+    error: dict[str, Any] = {"code": code, "message": message, "type": error_type(status)}
+    if param is not None:
+        error["param"] = param
     if request_id:
         error["request_id"] = request_id
     for name, value in (extra or {}).items():
@@ -74,9 +85,11 @@ async def send_error(
     message: str,
     request_id: str | None,
     headers: Iterable[tuple[str, str]] = (),
+    *,
+    param: str | None = None,
 ) -> None:
     """Send a complete error-envelope response over raw ASGI, with ``headers`` (``Retry-After``) added."""
-    body = error_body(code, message, request_id)
+    body = error_body(status, code, message, request_id, param=param)
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw_headers.extend((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})

@@ -28,7 +28,12 @@ class to an HTTP status and a machine code in one table (``voidllm.web.errors``)
     │   └── StoreIntegrityError       a constraint refused the write (voidllm.store.errors; 409 conflict)
     └── CryptoError                   a key or ciphertext is invalid (voidllm.crypto)
 
-Messages never carry request or response content: they name what was wrong, not what was sent.
+Messages never carry request or response content: they name what was wrong, not what was sent. An error
+about one field of the request names it in ``param`` (``model``, ``messages``), as OpenAI's errors do.
+
+Beside its ``code``, the envelope carries the error's ``type`` in OpenAI's vocabulary, chosen from the status
+by :func:`error_type` (``invalid_request_error``, ``authentication_error``, ``permission_error``,
+``not_found_error``, ``rate_limit_error``, ``server_error``), so clients written for OpenAI can act on it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class GatewayError(Exception):
     headers: tuple[tuple[str, str], ...] = ()
     """Extra response headers (``Retry-After``, ``X-RateLimit-*``), lowercase names."""
 
+    param: str | None = None
+    """The request field the error is about (OpenAI's ``param``), or None."""
+
     extra: Mapping[str, Any] = MappingProxyType({})
     """Extra fields of the envelope's error object besides code, message and request id (e.g. the
     ``organizations`` a sign-in may choose from); JSON values, never request content."""
@@ -58,15 +66,34 @@ class GatewayError(Exception):
         code: str | None = None,
         headers: tuple[tuple[str, str], ...] = (),
         extra: Mapping[str, Any] | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if param is not None:
+            self.param = param
         if headers:
             self.headers = headers
         if extra:
             self.extra = extra
+
+
+_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+def error_type(status: int) -> str:
+    """OpenAI's error ``type`` for an HTTP status: one per class of client error the SDKs tell apart,
+    ``invalid_request_error`` for the other 4xx, ``server_error`` for 5xx."""
+    if status in _ERROR_TYPES:
+        return _ERROR_TYPES[status]
+    return "invalid_request_error" if 400 <= status < 500 else "server_error"
 
 
 class ClientRequestError(GatewayError):

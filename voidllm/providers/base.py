@@ -11,6 +11,7 @@ Translators read their upstream's event stream with :mod:`voidllm.sse`, through 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,14 +24,59 @@ if TYPE_CHECKING:
 
 from voidllm.errors import BadRequestError
 
+_LEADING_FIELD = re.compile(r"([a-z_]+(?:\[\d+\])*(?:\.[a-z_]+(?:\[\d+\])*)*) (?:must|is required)")
+
 
 class TranslationError(BadRequestError):
     """The request cannot be expressed in the provider's API; the message says why, without quoting
-    content."""
+    content. A message about one field starts with its path (``messages[2].content must be ...``), which
+    becomes the error's ``param`` unless one is given."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        if param is None and (found := _LEADING_FIELD.match(message)) is not None:
+            param = found.group(1)
+        super().__init__(message, param=param)
 
 
 class StreamTranslationError(Exception):
     """The provider's stream cannot be translated (malformed event); the stream ends with one abort event."""
+
+
+# The error types the providers report (OpenAI's and Anthropic's vocabularies) -> the HTTP status each
+# stands for. A type outside this table is reported as api_error.
+ERROR_STATUS: Mapping[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "server_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+class UpstreamStreamError(StreamTranslationError):
+    """The provider reported an error inside its stream: ``kind`` is its error type (``overloaded_error``),
+    ``status`` the HTTP status it stands for (529), so the client's error event keeps both. Content-free:
+    the provider's own message is not kept."""
+
+    def __init__(self, kind: str, status: int) -> None:
+        super().__init__(f"the provider reported {kind} ({status}) in its stream")
+        self.kind = kind
+        self.status = status
+
+    @classmethod
+    def reported(cls, kind: object, status: object = None) -> UpstreamStreamError:
+        """From the provider's error object: a known ``kind`` is kept (any other is ``api_error``); an HTTP
+        ``status`` in 400-599 is kept (any other is the kind's own)."""
+        known = kind if isinstance(kind, str) and kind in ERROR_STATUS else "api_error"
+        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
+            return cls(known, status)
+        return cls(known, ERROR_STATUS[known])
 
 
 def sse_events(framer: EventFramer, data: bytes) -> Iterator[bytes]:

@@ -112,7 +112,9 @@ class Proxy:
             if endpoint.dialect == "anthropic":
                 await _send_json(send, exc.status, messages.error_body(exc.status, exc.message), exc.headers)
             else:
-                await send_error(send, exc.status, exc.code, exc.message, request_id, exc.headers)
+                await send_error(
+                    send, exc.status, exc.code, exc.message, request_id, exc.headers, param=exc.param
+                )
         except ClientDisconnectedError:
             return
 

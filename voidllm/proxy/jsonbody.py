@@ -76,5 +76,5 @@ def parse_object_with_model(body: bytes) -> tuple[dict[str, Any], str]:
         raise BadRequestError("request body must be a JSON object")
     model = payload.get("model")
     if not isinstance(model, str) or not model:
-        raise BadRequestError("model field is required")
+        raise BadRequestError("model field is required", param="model")
     return payload, model

@@ -34,7 +34,7 @@ from voidllm.providers.anthropic import (
     openai_error_to_anthropic,
     openai_to_messages_response,
 )
-from voidllm.providers.base import StreamTranslationError, Usage
+from voidllm.providers.base import StreamTranslationError, UpstreamStreamError, Usage
 from voidllm.proxy.headers import Headers, header
 from voidllm.proxy.jsonbody import JsonRequest, parse_object_with_model
 from voidllm.routing.registry import Upstream
@@ -105,12 +105,17 @@ def usage_of_message(body: bytes) -> Usage | None:
 
 @attrs.define(eq=False)
 class AnthropicPassthrough:
-    """Relays an Anthropic stream byte for byte while reading its usage and its end (``message_stop``)."""
+    """Relays an Anthropic stream byte for byte while reading its usage and its end (``message_stop``).
+
+    ``error_relayed`` turns true once the upstream's own ``error`` event went out with the bytes: it is the
+    client's one error event, so the stream ends there without an abort event of ours.
+    """
 
     _reader: AnthropicStreamTranslator = attrs.field(
         factory=lambda: AnthropicStreamTranslator(model="", created=0)
     )
     _broken: bool = False
+    error_relayed: bool = False
 
     @property
     def usage(self) -> Usage | None:
@@ -124,6 +129,8 @@ class AnthropicPassthrough:
         if not self._broken:
             try:
                 self._reader.feed(data)
+            except UpstreamStreamError:
+                self._broken = self.error_relayed = True
             except StreamTranslationError:
                 self._broken = True  # keep relaying the provider's bytes; only the usage reading stops
         return data

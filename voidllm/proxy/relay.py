@@ -10,7 +10,10 @@ in the client's dialect), and the token usage read from each.
   Vertex; OpenAI chunks to Anthropic events on ``/v1/messages``; Anthropic's own stream as it is) in a
   :class:`Translated`. Each upstream chunk is fed, and what it yields is sent at once (no extra copy or
   await per chunk); a stream that does not reach its terminal event ends with one abort event in the
-  client's dialect, and the connection ends normally.
+  client's dialect, and the connection ends normally. An error the upstream reported mid-stream
+  (:class:`~voidllm.providers.base.UpstreamStreamError`) keeps its type and status in that event; where
+  the upstream's own error event is relayed as it is (an OpenAI-shaped stream, Anthropic's passthrough),
+  it is the one error event and none of ours follows.
 - **Binary** (audio and the like): relayed chunk by chunk within ``max_response_body``; cut short, it ends
   without its end so the client sees a broken response.
 
@@ -34,13 +37,13 @@ from voidllm.asgi import Send
 from voidllm.errors import GatewayTimeoutError, UpstreamResponseTooLargeError
 from voidllm.limits.base import Limiter
 from voidllm.providers.anthropic import OpenAIToMessagesStream, anthropic_stream_error
-from voidllm.providers.base import Adapter, StreamTranslationError, Usage
+from voidllm.providers.base import Adapter, StreamTranslationError, UpstreamStreamError, Usage
 from voidllm.providers.registry import PROVIDERS
 from voidllm.proxy import messages
 from voidllm.proxy import metrics as m
 from voidllm.proxy.attempts import AnswerBroken
 from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
-from voidllm.proxy.sse import SSERelay, abort_event
+from voidllm.proxy.sse import UPSTREAM_STREAM_ERROR, SSERelay, abort_event
 from voidllm.proxy.transport import UpstreamError, UpstreamResponse
 from voidllm.usage.events import TokenUsage
 
@@ -197,6 +200,7 @@ class Relay:
         ex.stream = True
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         abort_code = "stream_incomplete"
+        reported: UpstreamStreamError | None = None
         m.ACTIVE_STREAMS.inc()
         try:
             with trio.move_on_at(deadline) as timer:
@@ -211,6 +215,8 @@ class Relay:
                             break
                     else:
                         abort_code = ""  # the upstream's end: the stream's own end follows
+                except UpstreamStreamError as exc:
+                    abort_code, reported = UPSTREAM_STREAM_ERROR, exc
                 except StreamTranslationError:
                     abort_code = "stream_transform_aborted"
                 except UpstreamError:
@@ -218,7 +224,7 @@ class Relay:
                     m.UPSTREAM_ERRORS.labels(
                         ex.model.name if ex.model else "", ex.upstream.provider if ex.upstream else ""
                     ).inc()
-            tail = stream.abort(abort_code) if abort_code else stream.finish()
+            tail = stream.abort(abort_code, reported) if abort_code else stream.finish()
             ex.usage = _token_usage(stream.usage)
             if not stream.done:
                 _stream_cut(ex, timer.cancelled_caught)
@@ -326,8 +332,14 @@ def _stream_cut(ex: Exchange, deadline_passed: bool) -> None:
     ex.upstream_fault = ex.upstream_fault or not deadline_passed
 
 
-def _anthropic_abort(code: str) -> bytes:
-    return anthropic_stream_error()
+def _openai_abort(code: str, reported: UpstreamStreamError | None) -> bytes:
+    return abort_event(code, reported=reported)
+
+
+def _anthropic_abort(code: str, reported: UpstreamStreamError | None) -> bytes:
+    if reported is None:
+        return anthropic_stream_error()
+    return anthropic_stream_error(reported.status, f"the upstream reported {reported.kind} during the stream")
 
 
 class EventStream(Protocol):
@@ -355,8 +367,9 @@ class EventStream(Protocol):
     def finish(self) -> bytes:
         """The upstream ended: the stream's last events, with the abort event if it is not whole."""
 
-    def abort(self, code: str) -> bytes:
-        """The stream was cut (``code`` says why): its abort event, or ``b""`` when already closed."""
+    def abort(self, code: str, reported: UpstreamStreamError | None = None) -> bytes:
+        """The stream was cut (``code`` says why; ``reported``: the upstream's error): its abort event, or
+        ``b""`` when already closed."""
 
 
 class Translator(Protocol):
@@ -376,10 +389,11 @@ class Translator(Protocol):
 @attrs.define(eq=False)
 class Translated:
     """A provider's stream translator (or Anthropic's passthrough) as an :class:`EventStream`; ``abort_with``
-    makes the abort event in the client's dialect."""
+    makes the abort event in the client's dialect. A passthrough that relayed the upstream's own error event
+    (``error_relayed``) closes the stream as aborted, with no abort event of ours after it."""
 
     translator: Translator
-    abort_with: Callable[[str], bytes] = abort_event
+    abort_with: Callable[[str, UpstreamStreamError | None], bytes] = _openai_abort
     aborted: bool = False
     saw_data = True  # every output of a translator carries a token or the start of one
 
@@ -392,17 +406,25 @@ class Translated:
         return self.translator.usage
 
     def feed(self, data: bytes) -> bytes:
-        return self.translator.feed(data)
+        out = self.translator.feed(data)
+        if getattr(self.translator, "error_relayed", False):
+            self.aborted = True  # a passthrough relayed the upstream's error event: the stream's one error
+        return out
 
     def finish(self) -> bytes:
-        tail = self.translator.finish()
+        try:
+            tail = self.translator.finish()
+        except UpstreamStreamError as exc:
+            return self.abort(UPSTREAM_STREAM_ERROR, exc)
+        except StreamTranslationError:
+            return self.abort("stream_transform_aborted")
         return tail if self.translator.done else tail + self.abort("stream_incomplete")
 
-    def abort(self, code: str) -> bytes:
+    def abort(self, code: str, reported: UpstreamStreamError | None = None) -> bytes:
         if self.translator.done or self.aborted:
             return b""
         self.aborted = True
-        return self.abort_with(code)
+        return self.abort_with(code, reported)
 
 
 def _token_usage(usage: Any) -> TokenUsage | None:

@@ -17,6 +17,7 @@ when that member is cut out.
 
 Inspection is lazy. An event is examined only for what a substring test says it may hold:
 
+- error: an event with an ``"error"`` key is parsed to tell an upstream's error event.
 - terminal: ``[DONE]`` (an event whose only data line is exactly ``[DONE]``), and with
   ``terminal="responses"`` also the Responses API's ``response.completed``/``.failed``/``.incomplete``
   events. Nothing after the terminal event is relayed; the caller stops reading.
@@ -29,6 +30,8 @@ Inspection is lazy. An event is examined only for what a substring test says it 
 
 End of stream. :meth:`SSERelay.finish` (upstream EOF) and :meth:`SSERelay.abort` (timeout, upstream failure)
 close the relay. If the terminal event never arrived, exactly one abort event is emitted and no ``[DONE]``.
+An upstream's own error event (``{"error": {...}}``, or a Responses API ``error`` event) is relayed as it is
+and closes the relay as aborted: it is the stream's one error event, and the client keeps its type and code.
 An unterminated final event (no blank line before EOF) is never dispatched by an SSE client, so it is
 relayed only when it is the terminal event (some servers end with ``data: [DONE]`` and no blank line);
 otherwise its usage is still captured and its bytes are dropped.
@@ -44,16 +47,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import orjson
 
 from voidllm.sse import DEFAULT_MAX_LINE, EventFramer, SSEError, data_of, data_value
 
-__all__ = ["DEFAULT_MAX_LINE", "SSERelay", "StreamUsage", "Terminal", "abort_event"]
+if TYPE_CHECKING:
+    from voidllm.providers.base import UpstreamStreamError
+
+__all__ = ["DEFAULT_MAX_LINE", "UPSTREAM_STREAM_ERROR", "SSERelay", "StreamUsage", "Terminal", "abort_event"]
 
 Terminal = Literal["done", "responses"]
+
+UPSTREAM_STREAM_ERROR = "upstream_stream_error"
+"""The ``code`` of the error event that ends a stream in which the upstream reported an error."""
 
 _INT64_MAX = 2**63 - 1
 _RESPONSES_TERMINAL = (b'"response.completed"', b'"response.failed"', b'"response.incomplete"')
@@ -62,9 +71,25 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BLANKS = b" \t"
 
 
-def abort_event(code: str = "stream_incomplete", message: str = "stream aborted") -> bytes:
-    """The content-free event that ends a stream which did not reach its terminal event."""
-    return b"data: " + orjson.dumps({"error": {"message": message, "type": code, "code": code}}) + b"\n\n"
+def abort_event(
+    code: str = "stream_incomplete",
+    message: str = "stream aborted",
+    reported: UpstreamStreamError | None = None,
+) -> bytes:
+    """The content-free event that ends a stream which did not reach its terminal event; when the upstream
+    ``reported`` an error, the event keeps its type and the status it stands for."""
+    error: dict[str, object]
+    if reported is None:
+        error = {"message": message, "type": code, "code": code}
+    else:
+        error = {
+            "message": f"the upstream reported {reported.kind} during the stream",
+            "type": reported.kind,
+            "param": None,
+            "code": UPSTREAM_STREAM_ERROR,
+            "status": reported.status,
+        }
+    return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
 
 
 @attrs.frozen
@@ -171,13 +196,18 @@ class SSERelay:
             out.append(self.abort())
         return b"".join(out)
 
-    def abort(self, code: str = "stream_incomplete", message: str = "stream aborted") -> bytes:
+    def abort(
+        self,
+        code: str = "stream_incomplete",
+        reported: UpstreamStreamError | None = None,
+        message: str = "stream aborted",
+    ) -> bytes:
         """Close the relay early; return the one abort event, or ``b""`` if it is already closed."""
         if self.closed:
             return b""
         self.aborted = True
         self._framer.tail()
-        return abort_event(code, message)
+        return abort_event(code, message, reported)
 
     def _relay_event(self, event: bytes, out: list[bytes]) -> None:
         """Relay one event (ending with its blank line); an unchanged event goes out as the same object."""
@@ -187,10 +217,12 @@ class SSERelay:
         kept = self._inspect(event)
         if kept is not None:
             self._emit(kept, out)
+            if not self.done and b'"error"' in kept and self._is_error(kept):
+                self.aborted = True  # the upstream's error event is the stream's one error event
 
     def _may_matter(self, event: bytes) -> bool:
-        """Cheap test: could the event carry usage or be terminal?"""
-        if b'"usage"' in event or b"[DONE]" in event:
+        """Cheap test: could the event carry usage, be terminal or be an error?"""
+        if b'"usage"' in event or b"[DONE]" in event or b'"error"' in event:
             return True
         if self.terminal != "responses":
             return False
@@ -220,6 +252,16 @@ class SSERelay:
         if self._is_terminal(event):
             self.done = True
         return event
+
+    def _is_error(self, event: bytes) -> bool:
+        """An upstream's error event: ``{"error": {...}}`` (chat, completions), or a Responses API event of
+        type ``error``."""
+        payload = _load_data(event)
+        if not isinstance(payload, dict):
+            return False
+        return isinstance(payload.get("error"), dict) or (
+            self.terminal == "responses" and payload.get("type") == "error"
+        )
 
     def _is_terminal(self, event: bytes) -> bool:
         if b"[DONE]" in event and data_of(event) == b"[DONE]":

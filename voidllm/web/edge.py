@@ -201,7 +201,7 @@ class Edge:
                 if cancel_scope.cancelled_caught and not response.started:
                     await send_error(send, 503, "service_unavailable", _SHUTTING_DOWN, response.request_id)
         except ServiceUnavailableError as exc:
-            await send_error(send, exc.status, exc.code, exc.message, response.request_id)
+            await send_error(send, exc.status, exc.code, exc.message, response.request_id, param=exc.param)
 
 
 async def _send_preflight(send: Any, cors: CorsExchange) -> None:
@@ -240,7 +240,7 @@ async def refuse_websocket(scope: Scope, receive: Any, send: Any) -> None:
     if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008})  # the server answers a bare 403
         return
-    body = error_body("bad_request", "WebSocket upgrades are not supported", request_id)
+    body = error_body(400, "bad_request", "WebSocket upgrades are not supported", request_id)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -40,10 +40,15 @@ def error_response(
     message: str,
     headers: tuple[tuple[str, str], ...] = (),
     extra: Mapping[str, Any] | None = None,
+    *,
+    param: str | None = None,
 ) -> Response:
-    """An error envelope response for the current request (``extra``: more fields of the error object)."""
+    """An error envelope response for the current request (``param``: the request field it is about;
+    ``extra``: more fields of the error object)."""
     request_id = request.scope.get(SCOPE_KEY)
-    body = error_body(code, message, request_id if isinstance(request_id, str) else None, extra)
+    body = error_body(
+        status, code, message, request_id if isinstance(request_id, str) else None, extra, param=param
+    )
     response = Response(body, status=status, content_type="application/json")
     for name, value in headers:
         response.headers[name] = value
@@ -51,7 +56,7 @@ def error_response(
 
 
 async def _gateway_error(exc: GatewayError) -> Response:
-    return error_response(exc.status, exc.code, exc.message, exc.headers, exc.extra)
+    return error_response(exc.status, exc.code, exc.message, exc.headers, exc.extra, param=exc.param)
 
 
 async def _http_error(exc: HTTPException) -> Response:

@@ -247,10 +247,20 @@ def _error_schema() -> dict[str, Any]:
         "properties": {
             "error": {
                 "type": "object",
-                "required": ["code", "message"],
+                "required": ["code", "message", "type"],
                 "properties": {
                     "code": {"type": "string", "description": "Machine-readable code, e.g. bad_request."},
                     "message": {"type": "string"},
+                    "type": {
+                        "type": "string",
+                        "description": "OpenAI's error type for the status: invalid_request_error, "
+                        "authentication_error, permission_error, not_found_error, rate_limit_error or "
+                        "server_error.",
+                    },
+                    "param": {
+                        "type": "string",
+                        "description": "On a 400 about one field of an OpenAI-style request: its name.",
+                    },
                     "request_id": {"type": "string"},
                     "field": {
                         "type": "string",

@@ -65,7 +65,9 @@ class Playground:
         try:
             inner = self.tunnelled(scope)
         except GatewayError as exc:
-            await send_error(send, exc.status, exc.code, exc.message, scope.get(SCOPE_KEY), exc.headers)
+            await send_error(
+                send, exc.status, exc.code, exc.message, scope.get(SCOPE_KEY), exc.headers, param=exc.param
+            )
             return
         proxied = inner["method"] == "POST" and inner["path"] in self.proxy_paths
         await (self.proxy if proxied else self.app)(inner, receive, send)

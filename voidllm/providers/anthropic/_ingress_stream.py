@@ -16,12 +16,14 @@ line and a ``data:`` line each). Every complete ``data:`` line is translated at 
   :attr:`done` becomes true. The message_delta waits for ``[DONE]`` because the usage comes after the
   finish reason.
 
-An ``error`` payload, invalid JSON, a chunk without a ``choices`` list, content after the finish reason,
-arguments for a tool call whose block is already closed (interleaved calls, which Anthropic's block model
-cannot express), a new tool call without id or name, or ``[DONE]`` before any finish reason raises
-:class:`StreamTranslationError`; the route then ends the stream with one Anthropic ``error`` event
-(``anthropic_stream_error``). :meth:`finish` at EOF returns nothing. Deliberately left out: choices other
-than index 0, logprobs and non-standard ``reasoning_content`` deltas.
+An ``error`` payload raises :class:`UpstreamStreamError` (its type kept when it is a known one, with the
+status it stands for: ``rate_limit_error`` 429); invalid JSON, a chunk without a ``choices`` list, content
+after the finish reason, arguments for a tool call whose block is already closed (interleaved calls, which
+Anthropic's block model cannot express), a new tool call without id or name, or ``[DONE]`` before any
+finish reason raises :class:`StreamTranslationError`; the route then ends the stream with one Anthropic
+``error`` event (``anthropic_stream_error``; for an upstream's error, the type of its status).
+:meth:`finish` at EOF returns nothing. Deliberately left out: choices other than index 0, logprobs and
+non-standard ``reasoning_content`` deltas.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import orjson
 
 from voidllm.providers.anthropic._mapping import anthropic_usage, stop_reason, usage_from_openai
 from voidllm.providers.anthropic._sse import anthropic_event
-from voidllm.providers.base import StreamTranslationError, Usage, sse_fields
+from voidllm.providers.base import StreamTranslationError, UpstreamStreamError, Usage, sse_fields
 from voidllm.sse import FieldReader
 
 Phase = Literal["start", "message", "done"]
@@ -202,7 +204,8 @@ def _load_chunk(data: bytes) -> dict[str, Any]:
     if not isinstance(chunk, dict):
         raise StreamTranslationError("openai stream: chunk is not a JSON object")
     if "error" in chunk:
-        raise StreamTranslationError("openai stream: upstream reported an error")
+        error = chunk["error"]
+        raise UpstreamStreamError.reported(error.get("type") if isinstance(error, Mapping) else None)
     if not isinstance(chunk.get("choices"), list):
         raise StreamTranslationError("openai stream: chunk has no choices list")
     return chunk

@@ -16,10 +16,11 @@ is translated at once; only a partial line is held between feeds. Per event:
 
 Order is checked: ``message_start`` comes first and once, content blocks open in index order and get deltas
 only while open, ``message_delta`` comes after every block is closed, ``message_stop`` after the stop reason.
-An ``error`` event, invalid JSON, an ``event:`` name that disagrees with the data's ``type``, a delta kind
-that contradicts its block, or a broken order raises :class:`StreamTranslationError`; the proxy then ends
-the client's stream with one abort event. Anything after ``message_stop`` is ignored (the proxy stops
-reading at :attr:`done`).
+An ``error`` event raises :class:`UpstreamStreamError` with its type (``overloaded_error``) and the status
+it stands for (529), which the client's error event keeps; invalid JSON, an ``event:`` name that disagrees
+with the data's ``type``, a delta kind that contradicts its block, or a broken order raises
+:class:`StreamTranslationError`; the proxy then ends the client's stream with one abort event. Anything
+after ``message_stop`` is ignored (the proxy stops reading at :attr:`done`).
 :meth:`finish` at EOF returns nothing: the proxy tells an incomplete stream by :attr:`done`.
 
 Deliberately left out: ``thinking``/``redacted_thinking`` blocks and their ``thinking_delta`` and
@@ -44,7 +45,7 @@ from voidllm.providers.anthropic._mapping import (
     usage_from_anthropic,
 )
 from voidllm.providers.anthropic._sse import OPENAI_DONE
-from voidllm.providers.base import StreamTranslationError, Usage, sse_fields
+from voidllm.providers.base import StreamTranslationError, UpstreamStreamError, Usage, sse_fields
 from voidllm.sse import END, FieldReader
 
 Phase = Literal["start", "message", "stopped", "done"]
@@ -208,7 +209,7 @@ class AnthropicStreamTranslator:
     def _error(self, event: dict[str, Any]) -> list[bytes]:
         error = event.get("error")
         kind = error.get("type") if isinstance(error, dict) else None
-        raise StreamTranslationError(f"anthropic stream error: {kind if kind in ERROR_TYPES else 'unknown'}")
+        raise UpstreamStreamError.reported(kind if kind in ERROR_TYPES else "api_error")
 
     # --- helpers -------------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from voidllm.errors import BadGatewayError
-from voidllm.providers.base import StreamTranslationError, Usage
+from voidllm.providers.base import StreamTranslationError, UpstreamStreamError, Usage
 
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY")
 FINISH_REASONS: dict[str, str] = {"STOP": "stop", "MAX_TOKENS": "length"} | dict.fromkeys(
@@ -140,12 +140,11 @@ def _usage_json(usage: Usage, counts: Mapping[str, int]) -> dict[str, Any]:
     return out
 
 
-def error_message(error: object) -> str:
-    """A content-free description of a Gemini ``error`` object: its HTTP code and status only."""
+def stream_error(error: object) -> UpstreamStreamError:
+    """A Gemini ``error`` object inside a stream: its HTTP code and the matching error type, content-free."""
     code = error.get("code") if isinstance(error, Mapping) else None
-    status = error.get("status") if isinstance(error, Mapping) else None
-    status = status if isinstance(status, str) and _STATUS.fullmatch(status) else "UNKNOWN"
-    return f"the provider reported an error ({code if type(code) is int else 'no code'} {status})"
+    kind = _ERROR_TYPES.get(code, "api_error") if type(code) is int else "api_error"
+    return UpstreamStreamError.reported(kind, code)
 
 
 def openai_error(error: object) -> bytes:

@@ -16,9 +16,9 @@ may follow the finish). Otherwise it emits nothing and ``done`` stays false (the
 with its ``stream_incomplete`` event). An unfinished last event (no blank line before EOF) is translated if
 it is valid JSON and ignored as truncated otherwise.
 
-An event that is not a JSON object, has the wrong shape, or is an ``error`` object raises
-:class:`StreamTranslationError` (content-free message); the translator is then closed and returns nothing
-more.
+An event that is not a JSON object or has the wrong shape raises :class:`StreamTranslationError`, an
+``error`` object :class:`UpstreamStreamError` (its HTTP code and the matching error type, e.g. 429
+``rate_limit_error``; content-free); the translator is then closed and returns nothing more.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class GeminiStreamTranslator:
         if not isinstance(payload, dict):
             raise StreamTranslationError("a stream event is not a JSON object")
         if "error" in payload:
-            raise StreamTranslationError(r.error_message(payload["error"]))
+            raise r.stream_error(payload["error"])
         if self._id is None:
             self._id = r.response_id(payload, self.fallback_id)
         if (usage := r.usage_of(payload.get("usageMetadata"))) is not None:
