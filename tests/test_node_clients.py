@@ -177,6 +177,12 @@ def test_openai_errors_are_the_sdks_typed_errors(node: str, gateway: Gateway) ->
     assert {case: (e["name"], e["status"]) for case, e in errors.items()} == expected
     assert all(error["typed"] for error in errors.values())
     assert "model" in errors["bad_request"]["message"]  # names the missing field
+    assert {case: (e["type"], e["param"]) for case, e in errors.items()} == {  # OpenAI's type and param
+        "unauthorized": ("authentication_error", None),
+        "bad_request": ("invalid_request_error", "model"),
+        "not_found": ("not_found_error", None),
+        "rate_limited": ("requests", None),  # the upstream's own 429, relayed as it is (OpenAI's type)
+    }
 
 
 def test_openai_transcription_in_the_sdks_multipart_order(node: str, gateway: Gateway) -> None:

@@ -17,6 +17,8 @@ export function thrown(error) {
     status: error?.status ?? error?.code ?? null,
     // the error's type: Anthropic's envelope nests it ({type: "error", error: {type}}), OpenAI's does not
     type: error?.error?.error?.type ?? error?.error?.type ?? null,
+    // the request field a 400 is about (OpenAI's param), when the envelope names one
+    param: error?.error?.param ?? null,
     message: String(error?.message ?? error),
   };
 }
