@@ -7,7 +7,9 @@ Kubernetes OpenAPI schemas bundled in the package, strict: unknown fields fail) 
 chart allows (``kubeVersion`` in Chart.yaml) and the newest the package knows. Kinds those schemas do not
 cover (the Prometheus Operator's ServiceMonitor, a CRD) are checked field by field against what the
 operator needs. The rendered ``voidllm.yaml`` is parsed by the gateway's own configuration loader with the
-environment the pod gets, so the chart cannot ship a configuration the gateway refuses.
+environment the pod gets, so the chart cannot ship a configuration the gateway refuses; and one slow test
+runs what the production release runs (the migration Job's command, then the gateway with the ConfigMap and
+the pod's environment, on PostgreSQL and Redis) and asks the probes' paths.
 
 Not checked here: a real cluster (none runs offline); the Bitnami PostgreSQL/Redis charts are not
 dependencies (they cannot be fetched offline), the chart takes external DSNs.
@@ -16,15 +18,21 @@ dependencies (they cannot be fetched offline), the chart takes external DSNs.
 from __future__ import annotations
 
 import base64
+import os
+import signal
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
+import httpx
 import kubernetes_validate
 import pytest
+import trio
 import yaml
 
+from tests.process import spawn_gateway
 from voidllm import __version__
 from voidllm.config import parse_config
 
@@ -370,3 +378,74 @@ def test_the_chart_follows_the_gateway_version() -> None:
     assert chart["appVersion"] == __version__
     image = gateway_container(manifests(render()))["image"]
     assert image == f"voidllm:{__version__}"
+
+
+def pod_environment(container: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, str]:
+    """The environment Kubernetes gives ``container``: plain values as written, each secretKeyRef resolved
+    from ``secrets`` (by key; an optional reference to a missing key is left out, as the kubelet does)."""
+    env: dict[str, str] = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+            continue
+        ref = entry["valueFrom"]["secretKeyRef"]
+        if ref["key"] in secrets:
+            env[entry["name"]] = secrets[ref["key"]]
+        else:
+            assert ref.get("optional"), f"{entry['name']}: no key {ref['key']} in the Secret"
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_production_release_migrates_serves_and_drains(
+    tmp_path: Path, pg_dsn: str, redis_url: str
+) -> None:
+    """What the production release runs, on real processes: the migration Job's command with the Job's
+    environment and no file, then the gateway (two workers) with the ConfigMap's voidllm.yaml and the pod's
+    environment; the probes' paths answer 200, and SIGTERM drains it to a clean exit."""
+    values = production_values()
+    values["config"]["redis"] = {"key_prefix": f"helm-test-{tmp_path.name}:"}
+    objects = manifests(render(values))
+    secrets = {
+        "encryption-key": ENCRYPTION_KEY,
+        "admin-key": ADMIN_KEY,
+        "database-dsn": pg_dsn,
+        "redis-url": redis_url,
+        "openai": "sk-test",  # extraEnv's provider key
+    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}
+
+    (job_container,) = one(objects, "Job")["spec"]["template"]["spec"]["containers"]
+    command = [sys.executable, "-m", "voidllm", *job_container["command"][1:]]
+    migrated = await trio.run_process(
+        command,
+        env={**base, **pod_environment(job_container, secrets)},
+        cwd=tmp_path,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr.decode()
+    assert b"schema at revision" in migrated.stdout
+
+    config_dir = tmp_path / "etc-voidllm"
+    config_dir.mkdir()
+    config_file = config_dir / "voidllm.yaml"
+    config_file.write_text(config_of(objects))
+    container = gateway_container(objects)
+    env = pod_environment(container, secrets)
+    env["VOIDLLM_CONFIG"] = str(config_file)  # mounted at /etc/voidllm in the pod
+    # Only the listening address differs from the pod: loopback and a free port, for the test machine.
+    async with (
+        spawn_gateway(config_file, args=["--host", "127.0.0.1", "--port", "0"], env=env) as gateway,
+        httpx.AsyncClient(base_url=gateway.url, timeout=10) as client,
+    ):
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            path = container[probe]["httpGet"]["path"]
+            assert (await client.get(path)).status_code == 200, probe
+        models = await client.get("/v1/models", headers={"Authorization": f"Bearer {gateway.api_key}"})
+        assert [m["id"] for m in models.json()["data"]] == ["gpt-4o-mini"]
+        gateway.signal(signal.SIGTERM)
+        assert await gateway.wait_exit() == 0
