@@ -449,3 +449,12 @@ async def test_production_release_migrates_serves_and_drains(
         assert [m["id"] for m in models.json()["data"]] == ["gpt-4o-mini"]
         gateway.signal(signal.SIGTERM)
         assert await gateway.wait_exit() == 0
+
+
+def test_notes_warn_about_processes_without_redis() -> None:
+    warning = "more than one gateway process without Redis"
+    assert warning not in render()["voidllm/templates/NOTES.txt"]
+    assert warning in render({"config": {"server": {"workers": 2}}})["voidllm/templates/NOTES.txt"]
+    assert warning not in render(production_values())["voidllm/templates/NOTES.txt"]
+    # A config without a server section still renders (the workers default to 1).
+    assert warning not in render({"config": {"server": None}})["voidllm/templates/NOTES.txt"]
