@@ -4,7 +4,8 @@
   its usual class with ``.type``, ``.code`` and ``.param`` set.
 - An upstream's error inside a stream keeps its kind: Anthropic's ``overloaded_error`` reaches an OpenAI
   client as one error event with that type and the status it stands for (529), and the SDK raises it.
-- ``/v1/messages`` passthrough relays the upstream's own ``error`` event and adds none of ours.
+- ``/v1/messages`` passthrough relays the upstream's own ``error`` event and adds none of ours; an error
+  a translated upstream (Gemini) reports mid-stream reaches an Anthropic client as one typed ``error`` event.
 - An OpenAI-shaped upstream's own error event is relayed once, without an abort event after it.
 - HTTP/1.1 status lines carry their reason phrase (read from a raw socket).
 """
@@ -27,10 +28,15 @@ from voidllm.providers.base import TranslationError, UpstreamStreamError
 from voidllm.proxy.messages import AnthropicPassthrough
 from voidllm.proxy.relay import Translated
 from voidllm.proxy.sse import SSERelay, abort_event
-from voidllm.testing.mock_providers import MockProvider, ProviderBehaviour, open_mock_anthropic
+from voidllm.testing.mock_providers import (
+    MockProvider,
+    ProviderBehaviour,
+    open_mock_anthropic,
+    open_mock_gemini,
+)
 
 HI = [{"role": "user", "content": "hi"}]
-CLAUDE = "claude-sonnet-4-5"
+CLAUDE = "claude-test"  # a name the anthropic SDK has no deprecation warning for
 
 
 @asynccontextmanager
@@ -81,25 +87,29 @@ def test_translation_errors_name_the_field_they_are_about() -> None:
 
 
 async def test_the_openai_sdk_raises_its_own_classes_with_type_code_and_param(sqlite_dsn: str) -> None:
-    async with anthropic_gateway(sqlite_dsn) as (gw, _):
+    async with (
+        anthropic_gateway(sqlite_dsn) as (gw, _),
+        sdk(gw) as client,
+        sdk(gw, "vl_uk_" + "0" * 48) as stranger,
+    ):
         with pytest.raises(openai.AuthenticationError) as unauthorized:
-            await sdk(gw, "vl_uk_" + "0" * 48).chat.completions.create(model=CLAUDE, messages=HI)
+            await stranger.chat.completions.create(model=CLAUDE, messages=HI)
         error = unauthorized.value
         assert (error.type, error.code, error.param) == ("authentication_error", "unauthorized", None)
         assert error.body["request_id"] == error.response.headers["x-request-id"]  # type: ignore[index]
 
         with pytest.raises(openai.BadRequestError) as no_model:
-            await sdk(gw).chat.completions.create(model="", messages=HI)
+            await client.chat.completions.create(model="", messages=HI)
         error = no_model.value
         assert (error.type, error.code, error.param) == ("invalid_request_error", "bad_request", "model")
 
         with pytest.raises(openai.BadRequestError) as inexpressible:
-            await sdk(gw).chat.completions.create(model=CLAUDE, messages=[])
+            await client.chat.completions.create(model=CLAUDE, messages=[])
         error = inexpressible.value
         assert (error.type, error.param) == ("invalid_request_error", "messages")
 
         with pytest.raises(openai.NotFoundError) as missing:
-            await sdk(gw).chat.completions.create(model="nope", messages=HI)
+            await client.chat.completions.create(model="nope", messages=HI)
         error = missing.value
         assert (error.type, error.code, error.param) == ("not_found_error", "model_not_found", None)
 
@@ -112,8 +122,8 @@ async def test_the_openai_sdk_raises_its_own_classes_with_type_code_and_param(sq
 
 async def test_an_anthropic_overloaded_error_mid_stream_keeps_its_kind(sqlite_dsn: str) -> None:
     behaviour = ProviderBehaviour(fail="error_event", stream_chunks=4)
-    async with anthropic_gateway(sqlite_dsn, behaviour) as (gw, _):
-        stream = await sdk(gw).chat.completions.create(model=CLAUDE, messages=HI, stream=True)
+    async with anthropic_gateway(sqlite_dsn, behaviour) as (gw, _), sdk(gw) as client:
+        stream = await client.chat.completions.create(model=CLAUDE, messages=HI, stream=True)
         with pytest.raises(openai.APIError) as caught:
             async for _ in stream:
                 pass
@@ -147,9 +157,9 @@ async def test_messages_passthrough_relays_the_upstreams_one_error_event(sqlite_
             b"\n\n"
         )
 
-        client = anthropic.AsyncAnthropic(base_url=gw.url, api_key=gw.api_key(), max_retries=0)
-        with pytest.raises(anthropic.APIStatusError) as caught:
-            await read_all(client.messages.stream(model=CLAUDE, max_tokens=16, messages=HI))  # type: ignore[arg-type]
+        async with anthropic.AsyncAnthropic(base_url=gw.url, api_key=gw.api_key(), max_retries=0) as client:
+            with pytest.raises(anthropic.APIStatusError) as caught:
+                await read_all(client.messages.stream(model=CLAUDE, max_tokens=16, messages=HI))  # type: ignore[arg-type]
         overloaded = {"type": "overloaded_error", "message": "Overloaded"}
         assert caught.value.body == {"type": "error", "error": overloaded}
 
@@ -158,6 +168,27 @@ async def read_all(manager: Any) -> None:
     async with manager as events:
         async for _ in events:
             pass
+
+
+async def test_a_gemini_error_mid_stream_reaches_an_anthropic_client_typed(
+    sqlite_dsn: str,
+) -> None:
+    async with open_mock_gemini(ProviderBehaviour(fail="error_event", stream_chunks=4)) as mock:
+        models = f"""models:
+  - name: gemini-2.5-flash
+    provider: gemini
+    base_url: "{mock.base_url}"
+    api_key: sk-upstream-secret
+"""
+        async with run_gateway(make_config(sqlite_dsn, models)) as gw:
+            body = {"model": "gemini-2.5-flash", "max_tokens": 16, "messages": HI, "stream": True}
+            raw = await gw.client.post("/v1/messages", headers={"x-api-key": gw.api_key()}, json=body)
+    assert raw.status_code == 200
+    assert raw.content.count(b"event: error") == 1
+    last = raw.content.strip().split(b"\n\n")[-1]
+    error = orjson.loads(last.removeprefix(b"event: error\ndata: "))
+    assert error["error"]["type"] == "overloaded_error"  # Gemini's 503 UNAVAILABLE, in Anthropic's words
+    assert "overloaded." not in error["error"]["message"]  # the provider's own words are not kept
 
 
 def test_the_passthrough_stops_at_the_upstreams_error_event() -> None:
