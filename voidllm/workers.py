@@ -18,7 +18,10 @@ in order; a worker whose parent disappears stops by itself (it waits for end-of-
 writing end the parent holds, so the kernel tells it at once; nothing polls).
 
 What is per process: rate counters and caches are refreshed from the store (and, with the tenancy issue, kept
-exact across processes in Redis); ``/metrics`` shows the counters of the worker that answered the scrape.
+exact across processes in Redis). ``/metrics`` covers every worker: before the first worker starts, the parent
+makes a fresh directory for prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, inherited by
+every worker it starts), marks a worker's files dead when it exits and removes the directory at the end
+(:mod:`voidllm.metrics` says how the workers' values are combined).
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
@@ -36,6 +42,7 @@ from typing import Any
 
 import trio
 
+from voidllm import metrics
 from voidllm.config import Config
 from voidllm.logs import configure_logging, report_crash
 from voidllm.nursery import Backoff
@@ -43,6 +50,8 @@ from voidllm.nursery.signals import STOP_SIGNALS, watch_stop_signals
 from voidllm.server import open_listeners, prepare_store, serve
 
 log = logging.getLogger("voidllm.workers")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 READY_TIMEOUT = 60.0
 
@@ -52,13 +61,33 @@ def run_workers(config: Config) -> int:
     sockets = open_listeners(config)  # before the store: a port in use is reported before anything ran
     try:
         credentials = trio.run(prepare_store, config)
-        return trio.run(_manage, config, sockets, credentials.banner() if credentials else None)
+        with _metrics_directory() as directory:
+            return trio.run(
+                _manage, config, sockets, credentials.banner() if credentials else None, directory
+            )
     finally:
         for sock in sockets.insecure_sockets:
             sock.close()
 
 
-async def _manage(config: Config, sockets: Any, banner: str | None) -> int:
+@contextmanager
+def _metrics_directory() -> Iterator[str]:
+    """A fresh, empty directory for the workers' metric files, named to them in ``PROMETHEUS_MULTIPROC_DIR``
+    (``spawn`` copies this process's environment), removed with its files at the end."""
+    directory = tempfile.mkdtemp(prefix="voidllm-metrics-")
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield directory
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def _manage(config: Config, sockets: Any, banner: str | None, metrics_dir: str) -> int:
     context = multiprocessing.get_context("spawn")
     ready: Any = context.Queue()
     # Never written nor closed: the kernel closes the writing end when this process ends, however it ends.
@@ -76,14 +105,14 @@ async def _manage(config: Config, sockets: Any, banner: str | None) -> int:
     workers = [start(index) for index in range(config.server.workers)]
     await _wait_ready(ready, len(workers))
     binds = [f"http://{_address(sock)}" for sock in sockets.insecure_sockets]
-    log.info("listening", extra={"binds": binds, "workers": len(workers)})
+    log.info("listening", extra={"binds": binds, "workers": len(workers), "metrics_dir": metrics_dir})
     if banner:
         sys.stderr.write(banner)
         sys.stderr.flush()
     stopping = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_forward_signals, workers, stopping)
-        await _keep_running(workers, start, stopping)
+        await _keep_running(workers, start, stopping, partial(metrics.worker_gone, directory=metrics_dir))
         nursery.cancel_scope.cancel()
     codes = [w.exitcode for w in workers]
     log.info("shutdown complete", extra={"worker_exit_codes": codes})
@@ -114,10 +143,13 @@ async def _forward_signals(workers: list[SpawnProcess], stopping: trio.Event) ->
 
 
 async def _keep_running(
-    workers: list[SpawnProcess], start: Callable[[int], SpawnProcess], stopping: trio.Event
+    workers: list[SpawnProcess],
+    start: Callable[[int], SpawnProcess],
+    stopping: trio.Event,
+    gone: Callable[[int], None],
 ) -> None:
     """Restart a worker that exits while the gateway runs (with the supervisor's backoff); return once every
-    worker has exited after ``stopping`` was set."""
+    worker has exited after ``stopping`` was set. ``gone(pid)`` is called for every worker that exited."""
     backoff = Backoff()
     crashes = 0
 
@@ -125,6 +157,7 @@ async def _keep_running(
         nonlocal crashes
         while True:
             await _exited(workers[index])
+            gone(workers[index].pid or 0)
             if stopping.is_set():
                 return
             crashes += 1
@@ -160,6 +193,7 @@ def _worker_main(config: Config, sockets: Any, ready: Any, index: int, parent_al
     """Entry point of one worker process."""
     os.setpgrp()
     configure_logging(config.logging.level, config.logging.format)
+    metrics.announce_worker()
     try:
         trio.run(_worker, config, sockets, ready, parent_alive)
     except BaseExceptionGroup as group:
@@ -172,6 +206,7 @@ async def _worker(config: Config, sockets: Any, ready: Any, parent_alive: Connec
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_stop_signals, stop)
         nursery.start_soon(_watch_parent, parent_alive, stop)
+        nursery.start_soon(metrics.publish_samples)
 
         async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
             await serve(config, stop, sockets=sockets, run_bootstrap=False, task_status=task_status)

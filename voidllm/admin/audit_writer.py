@@ -95,7 +95,10 @@ _WORD_SPLIT = re.compile(r"[_\-.\s]+")
 AUDIT_METRICS = BatchMetrics(
     what="audit events",
     buffer_depth=Gauge(
-        "voidllm_audit_buffer_depth", "Audit events waiting to be written.", registry=REGISTRY
+        "voidllm_audit_buffer_depth",
+        "Audit events waiting to be written.",
+        registry=REGISTRY,
+        multiprocess_mode="livesum",
     ),
     dropped=Counter(
         "voidllm_audit_events_dropped_total",

@@ -55,12 +55,14 @@ MCP_HEALTH_STATUS = Gauge(
     "Probed health per MCP server: 1 healthy, 0 unhealthy.",
     ["server", "alias"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the latest probe's, whichever process probed
 )
 MCP_HEALTH_LATENCY = Gauge(
     "voidllm_mcp_server_health_latency_seconds",
     "Latency of the latest successful health probe per MCP server.",
     ["server", "alias"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the latest probe's, whichever process probed
 )
 
 

@@ -78,7 +78,10 @@ TRANSPORT_ERRORS = Counter(
 TOOL_CALL_METRICS = BatchMetrics(
     what="MCP tool call rows",
     buffer_depth=Gauge(
-        "voidllm_mcp_tool_calls_buffer_depth", "MCP tool call rows waiting to be written.", registry=REGISTRY
+        "voidllm_mcp_tool_calls_buffer_depth",
+        "MCP tool call rows waiting to be written.",
+        registry=REGISTRY,
+        multiprocess_mode="livesum",
     ),
     dropped=Counter(
         "voidllm_mcp_tool_calls_dropped_total",

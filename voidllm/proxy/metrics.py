@@ -45,4 +45,9 @@ TOKENS = Counter(
     ["model", "direction"],
     registry=REGISTRY,
 )
-ACTIVE_STREAMS = Gauge("voidllm_active_streams", "Streams being relayed right now.", registry=REGISTRY)
+ACTIVE_STREAMS = Gauge(
+    "voidllm_active_streams",
+    "Streams being relayed right now.",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)

@@ -58,7 +58,12 @@ __all__ = [
     "serve_redis_client",
 ]
 
-REDIS_UP = Gauge("voidllm_redis_up", "1 while Redis answers, 0 after a failed operation.", registry=REGISTRY)
+REDIS_UP = Gauge(
+    "voidllm_redis_up",
+    "1 while Redis answers, 0 after a failed operation.",
+    registry=REGISTRY,
+    multiprocess_mode="livemin",  # 0 while any live worker's last operation failed
+)
 
 RETRY_AFTER = 0.5
 """Seconds during which connects fail fast after a failed one."""

@@ -90,12 +90,14 @@ HEALTH_STATUS = Gauge(
     "Probed health per upstream: 1 healthy, 0.5 degraded, 0 unhealthy or unknown.",
     ["model"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the latest probe's, whichever process probed
 )
 HEALTH_LATENCY = Gauge(
     "voidllm_model_health_latency_seconds",
     "Latency of the latest successful health probe per upstream.",
     ["model"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the latest probe's, whichever process probed
 )
 
 

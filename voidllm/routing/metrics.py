@@ -50,6 +50,7 @@ BREAKER_STATE = Gauge(
     "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
     ["upstream"],
     registry=REGISTRY,
+    multiprocess_mode="livemax",  # the worst state any live worker's breaker is in
 )
 BREAKER_REJECTIONS = Counter(
     "voidllm_circuitbreaker_rejections_total",
@@ -61,6 +62,7 @@ COOLDOWNS_ACTIVE = Gauge(
     "voidllm_cooldowns_active",
     "Upstreams parked in rate-limit cooldown, as of the last cooldown lookup or park.",
     registry=REGISTRY,
+    multiprocess_mode="livemax",  # each worker parks upstreams on its own
 )
 RATE_LIMIT_FAILOVERS = Counter(
     "voidllm_rate_limit_failovers_total",

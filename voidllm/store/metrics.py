@@ -12,6 +12,7 @@
 - ``voidllm_db_open_connections`` / ``voidllm_db_idle_connections``: read from the SQLAlchemy pools of the
   open stores at scrape time (summed when a process holds several, as tests do). A pool without a
   check-in count (SQLite ``:memory:``'s ``StaticPool``) reports its calls in flight as open, none idle.
+  With several workers they are :func:`~voidllm.metrics.sampled` gauges summed over the live workers.
 
 No label carries a table, a statement or a function name: the label values are the fixed sets above.
 """
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import time
 import weakref
+from functools import partial
 from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from voidllm.metrics import REGISTRY
+from voidllm.metrics import MULTIPROCESS_DIR, REGISTRY, sampled
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,11 +79,7 @@ class _PoolCollector(Collector):
         yield from self._families(open_=None, idle=None)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        open_ = idle = 0
-        for store in list(_STORES):
-            store_open, store_idle = _pool_counts(store)
-            open_ += store_open
-            idle += store_idle
+        open_, idle = _totals()
         yield from self._families(open_=open_, idle=idle)
 
     @staticmethod
@@ -104,4 +102,25 @@ def _pool_counts(store: Store) -> tuple[int, int]:
     return idle + int(checkedout()), idle
 
 
-REGISTRY.register(_PoolCollector())
+def _totals() -> tuple[int, int]:
+    open_ = idle = 0
+    for store in list(_STORES):
+        store_open, store_idle = _pool_counts(store)
+        open_ += store_open
+        idle += store_idle
+    return open_, idle
+
+
+def _total(index: int) -> float:
+    return float(_totals()[index])
+
+
+if MULTIPROCESS_DIR is None:
+    REGISTRY.register(_PoolCollector())
+else:  # each worker's pool, written into its metric files and summed over the live workers at a scrape
+    for _name, _help, _index in (
+        ("voidllm_db_open_connections", "Database connections open (in use plus idle).", 0),
+        ("voidllm_db_idle_connections", "Database connections idle in the pool.", 1),
+    ):
+        _gauge = Gauge(_name, _help, registry=REGISTRY, multiprocess_mode="livesum")
+        sampled(_gauge, partial(_total, _index))

@@ -66,6 +66,7 @@ from sqlalchemy.dialects import postgresql as sa_postgresql
 from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from voidllm.errors import StoreError
+from voidllm.metrics import sampled
 from voidllm.nursery.supervisor import Backoff
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.usage.spill import SpillFile
@@ -251,7 +252,7 @@ async def serve_batch_writer(
         backoff=backoff,
         spill=spill,
     )
-    metrics.buffer_depth.set_function(writer.depth)
+    sampled(metrics.buffer_depth, writer.depth)
     if spill is not None and await writer.spill_io(spill.adopt_orphans) > 0:
         writer.due_at = trio.current_time()  # replay the adopted batches at once
     task_status.started()

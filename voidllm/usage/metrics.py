@@ -28,6 +28,7 @@ BUFFER_DEPTH = Gauge(
     "voidllm_usage_buffer_depth",
     "Usage events waiting to be written: queued in the channel plus held in the writer's batch.",
     registry=REGISTRY,
+    multiprocess_mode="livesum",  # each worker has its own writer
 )
 EVENTS_DROPPED = Counter(
     "voidllm_usage_events_dropped_total",
@@ -70,6 +71,7 @@ ROLLUP_LAG = Gauge(
     "Seconds since the start of the last rollup run that left nothing pending: set after every run; "
     "about the run's duration when healthy, growing while runs fail or catch up.",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # the latest run's, whichever process ran it
 )
 ROLLUP_SECONDS = Histogram(
     "voidllm_rollup_duration_seconds",
