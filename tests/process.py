@@ -113,13 +113,15 @@ async def spawn_gateway(
     expect_banner: bool = True,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    command: Sequence[str] = (sys.executable, "-m", "voidllm"),
 ) -> AsyncIterator[GatewayProcess]:
     """Start ``voidllm serve --config config [args]`` and wait until it listens (and printed its banner);
-    ``env`` adds variables to an environment cleared of every ``VOIDLLM_*``."""
+    ``env`` adds variables to an environment cleared of every ``VOIDLLM_*``; ``command`` is the ``voidllm``
+    to run (by default this interpreter's, e.g. an installed console script instead)."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("VOIDLLM_")}, **(env or {})}
     async with trio.open_nursery() as nursery:
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "voidllm", "serve", "--config", str(config), *args],
+            [*command, "serve", "--config", str(config), *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
