@@ -27,10 +27,14 @@ def test_defaults_and_the_example_config_are_available() -> None:
     assert unavailable_settings(example) == []
 
 
+def test_a_separate_admin_port_is_available() -> None:
+    text = BASE + "server:\n  admin:\n    port: 9090\n"
+    assert unavailable_settings(parse_config(text, environ={})) == []
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "key"),
     [
-        ("server:\n  admin:\n    port: 9090\n", "server.admin"),
         (
             "settings:\n  encryption_key: sixteen-chars-or-more\n"
             "  mcp:\n    code_mode:\n      enabled: true\n",

@@ -14,9 +14,6 @@ from voidllm.config import Config, ConfigError
 def unavailable_settings(config: Config) -> list[str]:
     """``key.path: reason`` for every setting that needs a feature this version does not have."""
     problems = []
-    admin = config.server.admin
-    if admin.port not in (0, config.server.proxy.port) or admin.tls.enabled:
-        problems.append("server.admin: a separate admin listener comes with the admin API; leave port at 0")
     if config.settings.mcp.code_mode.enabled:
         problems.append("settings.mcp.code_mode.enabled: Code Mode is not in this version yet")
     return problems

@@ -25,6 +25,7 @@ from voidllm import __version__
 from voidllm.availability import check_available
 from voidllm.config import Config, ConfigError, find_config_path, load_config
 from voidllm.config.loader import with_listen_overrides
+from voidllm.config.tls import check_admin_tls
 from voidllm.errors import GatewayError
 from voidllm.logs import configure_logging, report_crash
 from voidllm.nursery.signals import watch_stop_signals
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             config = with_listen_overrides(config, host=args.host, port=args.port)
             check_available(config)
+            check_admin_tls(config)
     except ConfigError as exc:
         print(f"voidllm: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
@@ -89,15 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from voidllm.workers import run_workers
 
             return run_workers(config)
-        sockets = open_listeners(config)
+        listeners = open_listeners(config)
     except ListenError as exc:
         print(f"voidllm: {exc}", file=sys.stderr)
         return 1
     try:
-        return trio.run(_serve, config, sockets)
+        return trio.run(_serve, config, listeners)
     finally:
-        for sock in sockets.insecure_sockets:
-            sock.close()
+        listeners.close()
 
 
 def _announce_store(config: Config, path: Path | None) -> str | None:
@@ -272,14 +273,14 @@ def _print_finished_tables() -> OnProgress:
     return update
 
 
-async def _serve(config: Config, sockets: Any) -> int:
+async def _serve(config: Config, listeners: Any) -> int:
     from voidllm.server import serve
 
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_stop_signals, stop)
-            await serve(config, stop, sockets=sockets)
+            await serve(config, stop, listeners=listeners)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         report_crash(group)

@@ -17,13 +17,15 @@ The lifetimes nest; each is opened before the one inside it and closed after it:
              ├─ rate-limits    without Redis: token counters seeded from usage_events, ended windows swept
              ├─ health-probes  per upstream and probe kind (settings.health_check); ready after a round
              └─ proxy upstream client (the connection pool)
-                └─ http nursery  hypercorn, started last, so traffic only arrives once all above is ready
+                └─ http nursery  hypercorn, started last, so traffic only arrives once all above is ready:
+                                 one per port in dual-port mode (server.admin.port), both listening
+                                 before the gateway is ready, both stopped by the same trigger
 
 Shutdown, once ``stop`` is set (by the first SIGTERM/SIGINT in the CLI, or by a test):
 
 1. draining begins: ``/readyz`` answers 503 and new ``/v1`` requests get 503 ``service_unavailable``;
 2. in-flight requests get up to ``server.proxy.drain_timeout`` to finish; what is left is cancelled;
-3. the HTTP server stops (idle keep-alive connections are closed) and its nursery closes;
+3. the HTTP server (each port's) stops (idle keep-alive connections are closed) and its nursery closes;
 4. the proxy's upstream client closes its pooled connections;
 5. the supervisor stops the services in reverse start order: the usage and audit writers flush every event
    already accepted into the store;
@@ -101,7 +103,7 @@ from voidllm.usage.retention import serve_retention
 from voidllm.usage.rollups import serve_rollups
 from voidllm.usage.spill import SpillFile, spill_directory
 from voidllm.usage.writer import open_usage_channel, serve_usage_writer
-from voidllm.web.app import create_app
+from voidllm.web.app import create_apps
 from voidllm.web.reasons import install as install_reason_phrases
 from voidllm.web.state import AppState
 from voidllm.web.writes import install as install_cancellable_writes
@@ -125,10 +127,12 @@ _C = TypeVar("_C", bound=_Closeable)
 
 @attrs.frozen
 class Running:
-    """Handed out once the gateway listens: its shared state and the addresses it is bound to."""
+    """Handed out once the gateway listens: its shared state and the addresses it is bound to (``binds``
+    the proxy port's, ``admin_binds`` the admin port's in dual-port mode)."""
 
     state: AppState
     binds: list[str]
+    admin_binds: list[str] = attrs.field(factory=list)
 
 
 @asynccontextmanager
@@ -170,13 +174,17 @@ async def prepare_store(config: Config) -> BootstrapCredentials | BootstrapHint 
         return await bootstrap_from_config(store, config, keyring)
 
 
-def hypercorn_config(config: Config) -> hypercorn.config.Config:
-    """Hypercorn settings from ``server.proxy``; the access log is off (it costs up to a third of
-    throughput)."""
+def hypercorn_config(config: Config, *, admin: bool = False) -> hypercorn.config.Config:
+    """Hypercorn settings of the proxy port (``server.proxy``), or with ``admin`` of the admin port
+    (``server.admin``: its address and, when on, its TLS files); the access log is off (it costs up to a
+    third of throughput)."""
     proxy = config.server.proxy
-    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
+    if admin:
+        host, port = config.server.admin.listen_host(proxy), config.server.admin.port
+    else:
+        host, port = proxy.host, proxy.port
     hc = hypercorn.config.Config()
-    hc.bind = [f"{host}:{proxy.port}"]
+    hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     hc.keep_alive_timeout = proxy.idle_timeout
     # No hc.read_timeout: hypercorn applies it to every read of a connection, so it would cut responses that
     # stream longer than it (LLM streams, exports). Idle connections and slow headers are bounded by
@@ -185,30 +193,61 @@ def hypercorn_config(config: Config) -> hypercorn.config.Config:
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     hc.include_server_header = False
+    tls = config.server.admin.tls
+    if admin and tls.enabled:  # hypercorn then binds its sockets as secure ones
+        hc.certfile, hc.keyfile = tls.cert, tls.key
+        hc.alpn_protocols = ["http/1.1"]  # the same protocol as the plain port, whatever the browser offers
     return hc
 
 
 class ListenError(Exception):
-    """The proxy port cannot be bound (in use, no permission, no such address); the message says where."""
+    """A port cannot be bound (in use, no permission, no such address); the message says where."""
 
 
-def open_listeners(config: Config) -> hypercorn.config.Sockets:
-    """Bind and listen on ``server.proxy`` now, before the store is opened, migrated or bootstrapped, so a
-    port already in use is reported at once with its address and nothing else has happened.
+@attrs.frozen
+class Listeners:
+    """The bound, listening sockets: the proxy port's and, in dual-port mode (``server.admin.port``), the
+    admin port's (secure ones when ``server.admin.tls`` is on)."""
+
+    proxy: hypercorn.config.Sockets | None  # None: hypercorn binds when it starts (in-process tests)
+    admin: hypercorn.config.Sockets | None = None
+
+    def close(self) -> None:
+        for sockets in (self.proxy, self.admin):
+            for sock in (sockets.secure_sockets + sockets.insecure_sockets) if sockets else ():
+                sock.close()
+
+
+def open_listeners(config: Config) -> Listeners:
+    """Bind and listen on ``server.proxy`` (and ``server.admin`` in dual-port mode) now, before the store is
+    opened, migrated or bootstrapped, so a port already in use is reported at once with its address and
+    nothing else has happened.
 
     Raises:
-        ListenError: the address cannot be bound.
+        ListenError: an address cannot be bound.
     """
-    hc = hypercorn_config(config)
+    proxy = _bind(
+        hypercorn_config(config), "--port, VOIDLLM_PORT or server.proxy.port", config.server.proxy.port
+    )
+    if not config.server.admin.port:
+        return Listeners(proxy)
+    try:
+        admin = _bind(hypercorn_config(config, admin=True), "server.admin.port", config.server.admin.port)
+    except ListenError:
+        Listeners(proxy).close()
+        raise
+    return Listeners(proxy, admin)
+
+
+def _bind(hc: hypercorn.config.Config, setting: str, port: int) -> hypercorn.config.Sockets:
     try:
         sockets = hc.create_sockets()
     except OSError as exc:
-        proxy = config.server.proxy
         raise ListenError(
             f"cannot listen on {hc.bind[0]}: {exc.strerror or exc} (another process uses it? choose another "
-            f"with --port, VOIDLLM_PORT or server.proxy.port; now {proxy.port})"
+            f"with {setting}; now {port})"
         ) from None
-    for sock in sockets.insecure_sockets:
+    for sock in sockets.secure_sockets + sockets.insecure_sockets:
         sock.listen(hc.backlog)
     return sockets
 
@@ -218,15 +257,15 @@ async def serve(
     stop: trio.Event,
     *,
     banner_out: TextIO | None = None,
-    sockets: hypercorn.config.Sockets | None = None,
+    listeners: Listeners | None = None,
     run_bootstrap: bool = True,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until ``stop`` is set, then drain and shut down cleanly (see the module docstring).
 
     Args:
-        sockets: listening sockets made by a parent process (``server.workers`` > 1); else bind
-            ``server.proxy``.
+        listeners: listening sockets made by the caller (the CLI, or a parent process when
+            ``server.workers`` > 1); else bind ``server.proxy`` (and ``server.admin``) here.
         run_bootstrap: whether this process may bootstrap the store (the parent does it for its workers).
     """
     keyring = Keyring.from_setting(config.settings.encryption_key)
@@ -311,17 +350,26 @@ async def serve(
                 limiter=limiter,
                 completion_reserve=config.settings.limits.default_completion_reserve,
             )
-            app = create_app(state, proxy)
+            apps = create_apps(state, proxy)
             http_stop = trio.Event()
             async with trio.open_nursery() as http:  # the HTTP server's own lifetime, inside the services'
-                binds = await http.start(_serve_http, app, config, sockets, http_stop)
+                bound = listeners or Listeners(None, None)
+                binds = await http.start(
+                    _serve_http, apps.proxy_port, hypercorn_config(config), bound.proxy, http_stop
+                )
+                admin_binds: list[str] = []
+                if apps.admin_port is not None:  # dual-port mode: both ports listen before readiness
+                    admin_hc = hypercorn_config(config, admin=True)
+                    admin_binds = await http.start(
+                        _serve_http, apps.admin_port, admin_hc, bound.admin, http_stop
+                    )
                 state.ready = True
-                log.info("listening", extra={"binds": binds})
+                log.info("listening", extra={"binds": binds, **_admin_extra(admin_binds)})
                 if credentials is not None:
                     out = banner_out or sys.stderr
                     out.write(credentials.banner())
                     out.flush()
-                task_status.started(Running(state, binds))
+                task_status.started(Running(state, binds, admin_binds))
                 await stop.wait()
                 await _drain(state)
                 http_stop.set()  # hypercorn closes the idle connections and returns
@@ -513,19 +561,24 @@ async def _drain(state: AppState) -> None:
         await state.drain.wait_idle()
 
 
+def _admin_extra(admin_binds: list[str]) -> dict[str, list[str]]:
+    return {"admin_binds": admin_binds} if admin_binds else {}
+
+
 async def _serve_http(
     app: Any,
-    config: Config,
+    hc: hypercorn.config.Config,
     sockets: hypercorn.config.Sockets | None,
     stop: trio.Event,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Hypercorn on ``sockets`` (or ``server.proxy``) until ``stop`` is set; reports the bound addresses."""
+    """Hypercorn with settings ``hc`` on ``sockets`` (or its own binds) until ``stop`` is set; reports the
+    bound addresses. Each port has its own (dual-port mode); they run in serve()'s HTTP nursery."""
     install_cancellable_writes()  # a client that reads nothing is cut at its request's deadline
     install_reason_phrases()  # "HTTP/1.1 429 Too Many Requests", not "HTTP/1.1 429 "
     await worker_serve(
         wrap_app(app, 0, "asgi"),
-        hypercorn_config(config),
+        hc,
         sockets=sockets,
         shutdown_trigger=stop.wait,
         task_status=task_status,

@@ -4,7 +4,8 @@ Python runs one core per process, so one host scales by processes (ARCHITECTURE.
 process:
 
 1. migrates and bootstraps the store once (workers never race to bootstrap);
-2. binds the listening socket(s) itself, so every worker accepts on the same port (also with ``port: 0``);
+2. binds the listening socket(s) itself (both ports' in dual-port mode, ``server.admin.port``), so every
+   worker accepts on the same ports (also with ``port: 0``);
 3. starts ``workers`` child processes (``spawn``: nothing of the parent's state is inherited by accident),
    each running the same :func:`voidllm.server.serve` on the shared sockets with its own caches, usage writer
    and upstream connection pool;
@@ -47,7 +48,7 @@ from voidllm.config import Config
 from voidllm.logs import configure_logging, report_crash
 from voidllm.nursery import Backoff
 from voidllm.nursery.signals import STOP_SIGNALS, watch_stop_signals
-from voidllm.server import open_listeners, prepare_store, serve
+from voidllm.server import Listeners, open_listeners, prepare_store, serve
 
 log = logging.getLogger("voidllm.workers")
 
@@ -58,16 +59,15 @@ READY_TIMEOUT = 60.0
 
 def run_workers(config: Config) -> int:
     """Run the gateway as ``config.server.workers`` processes; returns the exit code."""
-    sockets = open_listeners(config)  # before the store: a port in use is reported before anything ran
+    listeners = open_listeners(config)  # before the store: a port in use is reported before anything ran
     try:
         credentials = trio.run(prepare_store, config)
         with _metrics_directory() as directory:
             return trio.run(
-                _manage, config, sockets, credentials.banner() if credentials else None, directory
+                _manage, config, listeners, credentials.banner() if credentials else None, directory
             )
     finally:
-        for sock in sockets.insecure_sockets:
-            sock.close()
+        listeners.close()
 
 
 @contextmanager
@@ -87,7 +87,7 @@ def _metrics_directory() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _manage(config: Config, sockets: Any, banner: str | None, metrics_dir: str) -> int:
+async def _manage(config: Config, listeners: Listeners, banner: str | None, metrics_dir: str) -> int:
     context = multiprocessing.get_context("spawn")
     ready: Any = context.Queue()
     # Never written nor closed: the kernel closes the writing end when this process ends, however it ends.
@@ -96,7 +96,7 @@ async def _manage(config: Config, sockets: Any, banner: str | None, metrics_dir:
     def start(index: int) -> SpawnProcess:
         process = context.Process(
             target=_worker_main,
-            args=(config, sockets, ready, index, parent_alive),
+            args=(config, listeners, ready, index, parent_alive),
             name=f"voidllm-worker-{index}",
         )
         process.start()
@@ -104,8 +104,14 @@ async def _manage(config: Config, sockets: Any, banner: str | None, metrics_dir:
 
     workers = [start(index) for index in range(config.server.workers)]
     await _wait_ready(ready, len(workers))
-    binds = [f"http://{_address(sock)}" for sock in sockets.insecure_sockets]
-    log.info("listening", extra={"binds": binds, "workers": len(workers), "metrics_dir": metrics_dir})
+    extra: dict[str, Any] = {
+        "binds": _binds(listeners.proxy),
+        "workers": len(workers),
+        "metrics_dir": metrics_dir,
+    }
+    if listeners.admin is not None:
+        extra["admin_binds"] = _binds(listeners.admin)
+    log.info("listening", extra=extra)
     if banner:
         sys.stderr.write(banner)
         sys.stderr.flush()
@@ -184,24 +190,33 @@ async def _exited(process: SpawnProcess) -> None:
     await trio.to_thread.run_sync(process.join)  # the child is already gone: this returns at once
 
 
+def _binds(sockets: Any) -> list[str]:
+    """The URLs of listening sockets, as hypercorn reports them."""
+    return [f"https://{_address(sock)}" for sock in sockets.secure_sockets] + [
+        f"http://{_address(sock)}" for sock in sockets.insecure_sockets
+    ]
+
+
 def _address(sock: Any) -> str:
     host, port = sock.getsockname()[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _worker_main(config: Config, sockets: Any, ready: Any, index: int, parent_alive: Connection) -> None:
+def _worker_main(
+    config: Config, listeners: Listeners, ready: Any, index: int, parent_alive: Connection
+) -> None:
     """Entry point of one worker process."""
     os.setpgrp()
     configure_logging(config.logging.level, config.logging.format)
     metrics.announce_worker()
     try:
-        trio.run(_worker, config, sockets, ready, parent_alive)
+        trio.run(_worker, config, listeners, ready, parent_alive)
     except BaseExceptionGroup as group:
         report_crash(group)
         sys.exit(1)
 
 
-async def _worker(config: Config, sockets: Any, ready: Any, parent_alive: Connection) -> None:
+async def _worker(config: Config, listeners: Listeners, ready: Any, parent_alive: Connection) -> None:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_stop_signals, stop)
@@ -209,7 +224,7 @@ async def _worker(config: Config, sockets: Any, ready: Any, parent_alive: Connec
         nursery.start_soon(metrics.publish_samples)
 
         async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-            await serve(config, stop, sockets=sockets, run_bootstrap=False, task_status=task_status)
+            await serve(config, stop, listeners=listeners, run_bootstrap=False, task_status=task_status)
             nursery.cancel_scope.cancel()
 
         await nursery.start(run)

@@ -6,7 +6,8 @@ each prefixed with its key path (``models[2].deployments[0].weight: must be >= 0
 
 Layout: ``models.py``, ``settings.py`` and ``upstreams.py`` hold the classes; ``units.py`` durations and
 sizes; ``checks.py`` single-value rules; ``validate.py`` rules across fields and entries; ``yamlread.py``
-YAML with interpolation; ``codec.py`` the cattrs converter; ``loader.py`` discovery and loading.
+YAML with interpolation; ``codec.py`` the cattrs converter; ``loader.py`` discovery and loading; ``tls.py``
+the admin port's TLS files, loaded when the gateway starts.
 """
 
 from voidllm.config.errors import ConfigError as ConfigError

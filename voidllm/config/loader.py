@@ -200,7 +200,7 @@ def with_listen_overrides(
     else from ``VOIDLLM_HOST`` / ``VOIDLLM_PORT``, else left as the file says.
 
     Raises:
-        ConfigError: a port that is not a whole number in 0..65535, or an empty host.
+        ConfigError: a port that is not a whole number in 0..65535 or is the admin port, or an empty host.
     """
     env = os.environ if environ is None else environ
     proxy = config.server.proxy
@@ -217,6 +217,8 @@ def with_listen_overrides(
         number = value.strip()
         if not number.isdigit() or int(number) > _MAX_PORT:
             problems.append(f"{origin}: must be a port number 0..{_MAX_PORT}, got {value!r}")
+        elif int(number) and int(number) == config.server.admin.port:
+            problems.append(f"{origin}: must differ from server.admin.port ({number})")
         else:
             proxy = attrs.evolve(proxy, port=int(number))
     if problems:

@@ -42,7 +42,8 @@ _POSITIVE_DURATION = Range(positive=True, unit=Unit.DURATION)
 
 @attrs.frozen
 class TLSConfig:
-    """TLS for the admin listener; ``cert`` and ``key`` are file paths, required when enabled."""
+    """TLS for the admin listener; ``cert`` and ``key`` are PEM file paths, both required when enabled and
+    set only then (``voidllm serve`` also loads them before it binds, :mod:`voidllm.config.tls`)."""
 
     enabled: bool = False
     cert: str = ""
@@ -71,10 +72,18 @@ class ProxyServerConfig:
 
 @attrs.frozen
 class AdminServerConfig:
-    """A separate admin/UI listener; port 0 serves the admin API on the proxy listener."""
+    """A separate listener for the admin API, the MCP endpoints, the playground, the API docs and the UI
+    (dual-port mode; the proxy port then serves only ``/v1`` and health). ``port: 0`` (the default) serves
+    them all on the proxy port. ``host`` empty listens on ``server.proxy.host``; ``tls`` only applies with a
+    separate port."""
 
+    host: str = ""
     port: Annotated[int, Range(0, 65535)] = 0
     tls: TLSConfig = TLSConfig()
+
+    def listen_host(self, proxy: ProxyServerConfig) -> str:
+        """The address the admin port listens on."""
+        return self.host or proxy.host
 
 
 @attrs.frozen

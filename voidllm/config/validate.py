@@ -1,7 +1,8 @@
 """Rules that relate several config values, in two groups.
 
 *Object rules* (:func:`check_object`) relate fields of one object: a provider's required fields, ``strategy``
-if and only if there are ``deployments``, TLS files when TLS is on, no CORS ``*`` with credentials. The codec
+if and only if there are ``deployments``, TLS files when TLS is on (and only then), an admin port apart from
+the proxy port and admin TLS only with it, no CORS ``*`` with credentials. The codec
 runs them on each object right after building it, so they see typed values; an object whose own fields failed
 to read is not checked again. Models, deployments and MCP servers are also held to the bounds the admin API
 declares for the same columns (:mod:`voidllm.bounds`: names and aliases at most 256 characters, URLs 2,048,
@@ -28,7 +29,7 @@ import attrs
 
 from voidllm import bounds as b
 from voidllm.bounds import Bounds
-from voidllm.config.models import CorsConfig, DatabaseConfig, RedisConfig, TLSConfig
+from voidllm.config.models import CorsConfig, DatabaseConfig, RedisConfig, ServerConfig, TLSConfig
 from voidllm.config.upstreams import DeploymentConfig, MCPServerConfig, ModelConfig, PricingConfig
 from voidllm.providers.registry import PROVIDERS
 
@@ -146,6 +147,21 @@ def _tls(tls: TLSConfig) -> Iterator[Problem]:
     if tls.enabled:
         yield from _required(tls, "cert", "when tls is enabled")
         yield from _required(tls, "key", "when tls is enabled")
+    elif tls.cert or tls.key:  # a team would believe TLS is on
+        yield ("enabled",), "must be true when cert or key is set (or remove them)"
+
+
+def _server(server: ServerConfig) -> Iterator[Problem]:
+    admin = server.admin
+    if admin.port and admin.port == server.proxy.port:
+        yield (
+            ("admin", "port"),
+            "must differ from server.proxy.port (0 serves the admin API on the proxy port)",
+        )
+    if not admin.port and admin.tls.enabled:
+        yield ("admin", "tls", "enabled"), "applies only to a separate admin port: set server.admin.port"
+    if not admin.port and admin.host:
+        yield ("admin", "host"), "applies only to a separate admin port: set server.admin.port"
 
 
 def _database(database: DatabaseConfig) -> Iterator[Problem]:
@@ -168,6 +184,7 @@ _OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
     DeploymentConfig: _provider_fields,
     MCPServerConfig: _mcp_server,
     TLSConfig: _tls,
+    ServerConfig: _server,
     DatabaseConfig: _database,
     RedisConfig: _redis,
     CorsConfig: _cors,

@@ -1,10 +1,13 @@
 """Assembles the HTTP application: the Quart-trio app, its blueprints and error table, behind the ASGI
-edge (with its CORS policy)."""
+edge (with its CORS policy); in dual-port mode (``server.admin.port``) one edge per port over the same app,
+each serving its port's paths (:mod:`voidllm.web.listeners`)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import attrs
 from quart_trio import QuartTrio
 
 from voidllm.proxy.endpoints import ENDPOINTS
@@ -15,6 +18,7 @@ from voidllm.web.browser import BrowserPolicy
 from voidllm.web.cors import CorsPolicy
 from voidllm.web.edge import Edge
 from voidllm.web.errors import register_error_handlers
+from voidllm.web.listeners import Listener
 from voidllm.web.mcp import MCP_PREFIX, mount_mcp
 from voidllm.web.playground import Playground, capped_proxy
 from voidllm.web.spa import SpaApp
@@ -42,9 +46,17 @@ def create_quart_app(state: AppState) -> QuartTrio:
     return app
 
 
-def create_app(state: AppState, proxy: Any) -> Any:
-    """The ASGI application the server runs: the edge, dispatching proxied routes to ``proxy``, the web UI
-    to its files and the playground tunnel to ``proxy`` (streams capped) and the app."""
+@attrs.frozen
+class Apps:
+    """The ASGI applications the server runs: ``proxy_port``'s, and ``admin_port``'s in dual-port mode."""
+
+    proxy_port: Any
+    admin_port: Any | None = None
+
+
+def create_apps(state: AppState, proxy: Any) -> Apps:
+    """The edge (of each port), dispatching proxied routes to ``proxy``, the web UI to its files and the
+    playground tunnel to ``proxy`` (streams capped) and the app."""
     quart = create_quart_app(state)
     app = mount_mcp(quart, state)  # MCP endpoints are plain ASGI, before Quart routing
     paths = frozenset(ENDPOINTS)
@@ -58,4 +70,9 @@ def create_app(state: AppState, proxy: Any) -> Any:
     )
     spa = SpaApp(settings.ui_dir)
     cors = CorsPolicy.from_config(state.config, api_prefix="/v1/", mcp_prefix=MCP_PREFIX + "/")
-    return Edge(app, state.drain, proxy=proxy, proxy_paths=paths, spa=spa, playground=playground, cors=cors)
+    edge = partial(
+        Edge, app, state.drain, proxy=proxy, proxy_paths=paths, spa=spa, playground=playground, cors=cors
+    )
+    if not state.config.server.admin.port:
+        return Apps(edge())
+    return Apps(edge(listener=Listener.PUBLIC), edge(listener=Listener.ADMIN, lifespan=False))

@@ -6,7 +6,10 @@ web UI (:mod:`voidllm.web.spa`) and ``/api/v1/playground/...`` to the playground
 (:mod:`voidllm.web.playground`), which is drain-tracked like ``/v1``. When web pages of other origins may call
 ``/v1`` or the MCP endpoints (``server.cors``), it answers their CORS preflights itself, before any app and so
 before authentication, and adds the CORS headers to every response of those paths, its own errors included
-(:mod:`voidllm.web.cors`).
+(:mod:`voidllm.web.cors`). In dual-port mode (``server.admin``) each port has its own edge over the same app:
+a path its port does not serve (:mod:`voidllm.web.listeners`) is answered 404 before anything else, in the
+envelope of the endpoint the path names; only the proxy port's edge hands the app its lifespan events, the
+admin port's answers them itself, so the app starts and stops once.
 
 It is plain ASGI so it also covers responses Quart never sees (a request refused while draining). Each
 ``/v1`` request runs in a cancel scope held by the :class:`~voidllm.nursery.DrainTracker`: while draining, new
@@ -42,6 +45,7 @@ import trio
 
 from voidllm.asgi import REQUEST_ID_HEADER, SCOPE_KEY, error_body, request_id_from, send_error
 from voidllm.errors import ServiceUnavailableError
+from voidllm.web.listeners import Listener
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -55,6 +59,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 
 _SHUTTING_DOWN = "request cancelled: server is shutting down"
+_NOT_ON_THIS_PORT = "no such endpoint on this port"
 
 LOGGED_PATH = 256
 """At most this many characters of a failed request's path go into its log line."""
@@ -139,6 +144,8 @@ class Edge:
         playground: Any = None,
         playground_prefix: str = "/api/v1/playground/",
         cors: CorsPolicy | None = None,
+        listener: Listener = Listener.ALL,
+        lifespan: bool = True,
     ) -> None:
         self.app = app
         self.drain = drain
@@ -149,10 +156,15 @@ class Edge:
         self.playground = playground
         self.playground_prefix = playground_prefix
         self.cors = cors
+        self.listener = listener  # which paths this port serves
+        self.lifespan = lifespan  # whether the app gets the lifespan events of this port's server
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
             await refuse_websocket(scope, receive, send)
+            return
+        if scope["type"] == "lifespan" and not self.lifespan:
+            await _serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -165,7 +177,9 @@ class Edge:
         anthropic = scope["path"].startswith(ANTHROPIC_PATHS)
         response = _Response(send, body, request_id, None if preflight else cors, anthropic=anthropic)
         try:
-            if cors is not None and preflight:
+            if not self.listener.serves(scope["path"]):  # also a preflight: no such resource on this port
+                await _send_edge_error(response.send, 404, scope["path"], request_id, _NOT_ON_THIS_PORT)
+            elif cors is not None and preflight:
                 await _send_preflight(response.send, cors)
             else:
                 await self._dispatch(scope, body.receive, response)
@@ -211,24 +225,51 @@ async def _send_preflight(send: Any, cors: CorsExchange) -> None:
 
 
 async def _send_internal_error(send: Any, path: str, request_id: str) -> None:
-    """500 in the endpoint's envelope: Anthropic's shape on ``/v1/messages``, a JSON-RPC error (-32603) on the
-    MCP endpoints, ours everywhere else; each with the request id."""
+    """500 in the endpoint's envelope (:func:`_send_edge_error`)."""
+    await _send_edge_error(send, 500, path, request_id, "internal server error", rpc_message="internal error")
+
+
+_EDGE_ERRORS = {
+    404: ("not_found", "not_found_error", -32600),
+    500: ("internal_error", "api_error", -32603),
+}
+"""Status -> our code, Anthropic's error type, the JSON-RPC error code."""
+
+
+async def _send_edge_error(
+    send: Any, status: int, path: str, request_id: str, message: str, *, rpc_message: str | None = None
+) -> None:
+    """An error the edge answers itself, in the envelope of the endpoint ``path`` names: Anthropic's shape on
+    ``/v1/messages``, a JSON-RPC error on the MCP endpoints (``rpc_message`` when given), ours everywhere
+    else; each with the request id."""
+    code, anthropic_type, rpc_code = _EDGE_ERRORS[status]
     if path.startswith("/v1/messages"):
-        error = {"type": "api_error", "message": "internal server error"}
+        error = {"type": anthropic_type, "message": message}
         body = orjson.dumps({"type": "error", "error": error, "request_id": request_id})
     elif path.startswith("/api/v1/mcp"):
         rpc_error: dict[str, object] = {
-            "code": -32603,
-            "message": "internal error",
+            "code": rpc_code,
+            "message": rpc_message or message,
             "data": {"request_id": request_id},
         }
         body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": rpc_error})
     else:
-        await send_error(send, 500, "internal_error", "internal server error", request_id)
+        await send_error(send, status, code, message, request_id)
         return
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _serve_lifespan(receive: Any, send: Any) -> None:
+    """Complete the lifespan protocol without the app (whose lifespan another port's server runs)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 async def refuse_websocket(scope: Scope, receive: Any, send: Any) -> None:
