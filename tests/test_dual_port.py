@@ -19,6 +19,7 @@ import pytest
 
 from tests.gateway import make_config, model_yaml, run_gateway
 from tests.selfsigned import free_port, write_self_signed
+from tests.test_browser_sessions import Browser, credentials, set_cookies
 from tests.test_ui_serving import fake_build
 from voidllm.config import Config, ConfigError, parse_config
 from voidllm.config.loader import with_listen_overrides
@@ -144,6 +145,18 @@ async def test_the_admin_port_over_tls(sqlite_dsn: str, mock: MockUpstream, tmp_
         async with httpx.AsyncClient(timeout=10) as untrusting:
             with pytest.raises(httpx.ConnectError):  # a client that does not trust the certificate
                 await untrusting.get(f"{url}/healthz")
+        # the UI's sign-in over HTTPS: Secure cookies, and the https:// origin passes the CSRF check
+        signed_in = await client.post(f"{url}/api/v1/auth/session", json=credentials(gw))
+        assert signed_in.status_code == 200
+        cookies = set_cookies(signed_in)
+        assert all("Secure" in cookies[name] for name in ("voidllm_session", "voidllm_csrf"))
+        browser = Browser(client, {name: parts[0] for name, parts in cookies.items()}, url)
+        assert (await browser.request("GET", f"{url}/api/v1/me")).status_code == 200
+        foreign = await browser.request(
+            "POST", f"{url}/api/v1/auth/logout", origin=f"http://127.0.0.1:{port}"
+        )
+        assert foreign.status_code == 403
+        assert (await browser.request("POST", f"{url}/api/v1/auth/logout")).status_code == 204
 
 
 def test_an_admin_port_in_use_is_refused_before_anything_runs() -> None:
