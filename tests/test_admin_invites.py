@@ -1,6 +1,8 @@
-"""Invites through a real gateway: create (token once, hash stored), list with status, re-invite replaces,
-withdraw, peek and redeem by the token holder, the 410 cases and the bounds of the string fields (reference
-1.5, 1.6 "Invites"). Existing accounts accepting and declining invites while signed in are tested in
+"""Invites (reference 1.5, 1.6 "Invites"): create (token once, hash stored), list with status, re-invite
+replaces, withdraw, peek and redeem by the token holder, and the 410 cases, tested on
+:mod:`voidllm.admin.invites` directly (``tests/admin_fixtures.py``); a real gateway keeps the HTTP slice (the
+whole flow with its statuses and bodies, the bounds of the string fields, a token redeemed once under
+concurrency on each dialect). Existing accounts accepting and declining invites while signed in are tested in
 ``tests/test_account_takeover.py``."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 import trio
 
+from tests.admin_fixtures import AdminWorld
 from tests.gateway import RunningGateway, make_config, run_gateway
 from tests.test_admin_auth import (
     As,
@@ -20,8 +23,12 @@ from tests.test_admin_auth import (
     envelope,
     login,
 )
-from tests.test_admin_users import PASSWORD, create, insert_org, session
+from tests.test_admin_users import PASSWORD
+from voidllm.admin import invites
+from voidllm.admin.context import Actor
+from voidllm.admin.pages import PageQuery
 from voidllm.auth.throttle import LoginThrottle
+from voidllm.errors import BadRequestError, ConflictError, GoneError, NotFoundError, PermissionDeniedError
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
 
@@ -116,110 +123,157 @@ async def test_full_flow_invite_peek_redeem_login(gw: RunningGateway) -> None:
     assert "token_hash" not in listed["data"][0]
 
 
-async def test_invalid_and_expired_tokens_are_gone(gw: RunningGateway) -> None:
-    org = await home_org(gw)
-    for junk in ("vl_iv_" + "0" * 48, "vl_iv_short", "vl_uk_" + "0" * 48, gw.api_key()):
-        assert envelope(await peek(gw, junk), 410, "gone") == GONE
-        envelope(await redeem(gw, junk), 410, "gone")
-    envelope(await gw.client.get("/api/v1/invites/peek"), 400, "bad_request")
-    envelope(
-        await gw.client.post("/api/v1/invites/redeem", json={"password": PASSWORD}), 400, "validation_error"
-    )
+async def make_invite(
+    world: AdminWorld, org_id: str, email: str, role: str = "member", actor: Actor | None = None
+) -> invites.InviteCreated:
+    req = invites.InviteCreate(email=email, role=role)
+    return await invites.create_invite(world.services, actor or world.system, org_id, req)
 
-    token = (await invite(gw, org, "late@example.com"))["token"]
-    envelope(await redeem(gw, token, password="short"), 400, "bad_request")
-    await gw.state.store.run(
+
+async def use(world: AdminWorld, token: str, password: str = PASSWORD) -> invites.Redeemed:
+    req = invites.InviteRedeem(token=token, password=password, display_name="Newbie")
+    return await invites.redeem_invite(world.services, req)
+
+
+async def statuses(world: AdminWorld, org_id: str) -> list[tuple[str, str]]:
+    listed = await invites.list_invites(world.services, world.system, org_id, PageQuery())
+    return [(i.email, i.status) for i in listed.data]
+
+
+async def user_row(world: AdminWorld, email: str) -> list[dict[str, object]]:
+    u = t.users
+    rows = await world.store.run(
+        lambda conn: conn.execute(sa.select(u).where(u.c.email == email)).mappings().all()
+    )
+    return [dict(row) for row in rows]
+
+
+async def test_invalid_and_expired_tokens_are_gone(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    org = await world.org("home")
+    for junk in (
+        "vl_iv_" + "0" * 48,
+        "vl_iv_short",
+        "vl_uk_" + "0" * 48,
+        (await world.key(org, user_id=await world.user(org, "k@example.com"))).key,
+    ):
+        with pytest.raises(GoneError, match=f"^{GONE}$"):
+            await invites.peek_invite(services, junk)
+        with pytest.raises(GoneError):
+            await use(world, junk)
+    with pytest.raises(BadRequestError, match=r"^token is required$"):  # GET /invites/peek without a token
+        await invites.peek_invite(services, "")
+
+    token = (await make_invite(world, org, "late@example.com")).token
+    with pytest.raises(BadRequestError, match=r"^password must be between"):
+        await use(world, token, password="short")
+    await world.store.run(
         lambda conn: conn.execute(
             t.invite_tokens.update().values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     )
-    envelope(await peek(gw, token), 410, "gone")
-    envelope(await redeem(gw, token), 410, "gone")
-    listed = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites")).json()
-    assert [i["status"] for i in listed["data"]] == ["expired"]
-    envelope(await login(gw, "late@example.com", PASSWORD), 401, "unauthorized")
+    with pytest.raises(GoneError):
+        await invites.peek_invite(services, token)
+    with pytest.raises(GoneError):
+        await use(world, token)
+    assert await statuses(world, org) == [("late@example.com", "expired")]
+    assert await user_row(world, "late@example.com") == []  # no account to sign in with
 
     # An invite of a deleted organisation is gone too.
-    other = await insert_org(gw, "Doomed")
-    doomed = (await invite(gw, other, "doomed@example.com"))["token"]
-    await gw.state.store.run(
+    other = await world.org("doomed")
+    doomed = (await make_invite(world, other, "doomed@example.com")).token
+    await world.store.run(
         lambda conn: conn.execute(
             t.organizations.update().where(t.organizations.c.id == other).values(deleted_at=datetime.now(UTC))
         )
     )
-    envelope(await peek(gw, doomed), 410, "gone")
+    with pytest.raises(GoneError):
+        await invites.peek_invite(services, doomed)
 
 
-async def test_reinvite_replaces_the_open_invite_and_withdraw(gw: RunningGateway) -> None:
-    org = await home_org(gw)
-    first = await invite(gw, org, "twice@example.com")
-    second = await invite(gw, org, "twice@example.com", role="org_admin")
-    envelope(await peek(gw, first["token"]), 410, "gone")
-    assert (await peek(gw, second["token"])).json()["role"] == "org_admin"
-    listed = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites")).json()["data"]
-    assert [i["id"] for i in listed] == [second["id"]]
+async def test_reinvite_replaces_the_open_invite_and_withdraw(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    org = await world.org("home")
+    first = await make_invite(world, org, "twice@example.com")
+    second = await make_invite(world, org, "twice@example.com", role="org_admin")
+    with pytest.raises(GoneError):
+        await invites.peek_invite(services, first.token)
+    assert (await invites.peek_invite(services, second.token)).role == "org_admin"
+    listed = await invites.list_invites(services, world.system, org, PageQuery())
+    assert [i.id for i in listed.data] == [second.id]
 
-    withdrawn = await As(gw, gw.api_key()).delete(f"/orgs/{org}/invites/{second['id']}")
-    assert withdrawn.status_code == 204
-    envelope(await peek(gw, second["token"]), 410, "gone")
-    again = await As(gw, gw.api_key()).delete(f"/orgs/{org}/invites/{second['id']}")
-    envelope(again, 404, "not_found")
+    await invites.delete_invite(services, world.system, org, second.id)
+    with pytest.raises(GoneError):
+        await invites.peek_invite(services, second.token)
+    with pytest.raises(NotFoundError):
+        await invites.delete_invite(services, world.system, org, second.id)
 
 
-async def test_invite_validation_rbac_and_existing_accounts(gw: RunningGateway) -> None:
-    org = await home_org(gw)
-    admin = gw.api_key()
-    other = await insert_org(gw, "Other")
-    body = {"email": "a@example.com", "role": "team_admin"}
-    bad_role = await As(gw, admin).post(f"/orgs/{org}/invites", json=body)
-    envelope(bad_role, 400, "bad_request")
-    bad_email = await As(gw, admin).post(f"/orgs/{org}/invites", json={"email": "nope"})
-    envelope(bad_email, 400, "bad_request")
-    unknown_org = await As(gw, admin).post(f"/orgs/{new_id()}/invites", json={"email": "a@example.com"})
-    envelope(unknown_org, 404, "not_found")
+async def test_invite_validation_rbac_and_existing_accounts(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    org, other = await world.org("home"), await world.org("other")
+    with pytest.raises(BadRequestError, match=r"^role must be member or org_admin$"):
+        await make_invite(world, org, "a@example.com", role="team_admin")
+    with pytest.raises(BadRequestError, match=r"^invalid email address$"):
+        await make_invite(world, org, "nope")
+    with pytest.raises(NotFoundError):
+        await make_invite(world, new_id(), "a@example.com")
 
-    await create(gw, admin, email="member@example.com")
-    await create(gw, admin, email="boss@example.com", role="org_admin")
-    member, boss = await session(gw, "member@example.com"), await session(gw, "boss@example.com")
-    as_member = await As(gw, member).post(f"/orgs/{org}/invites", json={"email": "a@example.com"})
-    envelope(as_member, 403, "forbidden")
-    envelope(await As(gw, member).get(f"/orgs/{org}/invites"), 403, "forbidden")
-    cross = await As(gw, boss).post(f"/orgs/{other}/invites", json={"email": "a@example.com"})
-    envelope(cross, 403, "forbidden")
-    envelope(await As(gw, boss).get(f"/orgs/{other}/invites"), 403, "forbidden")
-    mine = await invite(gw, org, "fromboss@example.com", key=boss)
-    other_invite = await invite(gw, other, "elsewhere@example.com")
-    envelope(await As(gw, boss).delete(f"/orgs/{other}/invites/{other_invite['id']}"), 403, "forbidden")
-    envelope(await As(gw, boss).delete(f"/orgs/{org}/invites/{other_invite['id']}"), 404, "not_found")
-    assert mine["org_id"] == org
+    member_id = await world.user(org, "member@example.com")
+    member = await world.user_actor(org, member_id)
+    boss = await world.user_actor(org, await world.user(org, "boss@example.com", role="org_admin"))
+    with pytest.raises(PermissionDeniedError):
+        await make_invite(world, org, "a@example.com", actor=member)
+    with pytest.raises(PermissionDeniedError):
+        await invites.list_invites(services, member, org, PageQuery())
+    with pytest.raises(PermissionDeniedError):
+        await make_invite(world, other, "a@example.com", actor=boss)
+    with pytest.raises(PermissionDeniedError):
+        await invites.list_invites(services, boss, other, PageQuery())
+    mine = await make_invite(world, org, "fromboss@example.com", actor=boss)
+    other_invite = await make_invite(world, other, "elsewhere@example.com")
+    with pytest.raises(PermissionDeniedError):
+        await invites.delete_invite(services, boss, other, other_invite.id)
+    with pytest.raises(NotFoundError):
+        await invites.delete_invite(services, boss, org, other_invite.id)
+    assert mine.org_id == org
 
     # Already a member: refused. An account elsewhere: the invite can be made, but redeeming it cannot take
-    # over the account, so it answers 409 and stays open (the account itself accepts it, signed in).
-    member_again = await As(gw, admin).post(f"/orgs/{org}/invites", json={"email": "member@example.com"})
-    envelope(member_again, 409, "conflict")
-    outside = await invite(gw, other, "member@example.com")
-    assert envelope(await redeem(gw, outside["token"], password="attacker-password"), 409, "conflict")
-    assert (await peek(gw, outside["token"])).status_code == 200
-    envelope(await login(gw, "member@example.com", "attacker-password"), 401, "unauthorized")
+    # over the account, so it is a conflict and stays open (the account itself accepts it, signed in).
+    with pytest.raises(ConflictError):
+        await make_invite(world, org, "member@example.com")
+    outside = await make_invite(world, other, "member@example.com")
+    with pytest.raises(ConflictError):
+        await use(world, outside.token, password="attacker-password")
+    assert (await invites.peek_invite(services, outside.token)).email == "member@example.com"
+    [account] = await user_row(world, "member@example.com")
+    assert (account["id"], account["password_hash"]) == (member_id, None)  # no password was set
 
 
-async def test_pagination_and_a_token_redeemed_once_under_concurrency(gw: RunningGateway) -> None:
+async def test_pagination(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    org = await world.org("home")
+    made = [await make_invite(world, org, f"p{n}@example.com") for n in range(3)]
+    first = await invites.list_invites(services, world.system, org, PageQuery(limit=2))
+    assert [i.id for i in first.data] == [made[0].id, made[1].id]
+    assert first.has_more is True
+    rest = await invites.list_invites(
+        services, world.system, org, PageQuery(limit=2, cursor=first.next_cursor)
+    )
+    assert [i.id for i in rest.data] == [made[2].id]
+    assert rest.has_more is False
+    assert all(i.status == "pending" for i in first.data + rest.data)
+
+
+async def test_a_token_is_redeemed_once_under_concurrency(gw: RunningGateway) -> None:
     org = await home_org(gw)
-    made = [await invite(gw, org, f"p{n}@example.com") for n in range(3)]
-    first = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=2")).json()
-    assert [i["id"] for i in first["data"]] == [made[0]["id"], made[1]["id"]]
-    assert first["has_more"] is True
-    cursor = first["next_cursor"]
-    rest = (await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=2&cursor={cursor}")).json()
-    assert [i["id"] for i in rest["data"]] == [made[2]["id"]]
-    assert rest["has_more"] is False
-    assert all(i["status"] == "pending" for i in first["data"] + rest["data"])
+    token = (await invite(gw, org, "p0@example.com"))["token"]
     envelope(await As(gw, gw.api_key()).get(f"/orgs/{org}/invites?limit=101"), 400, "validation_error")
 
     statuses: list[int] = []
 
     async def one() -> None:
-        statuses.append((await redeem(gw, made[0]["token"])).status_code)
+        statuses.append((await redeem(gw, token)).status_code)
 
     async with trio.open_nursery() as nursery:
         for _ in range(3):
@@ -254,4 +308,7 @@ async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
     ):
         redeemed = await gw.client.post("/api/v1/invites/redeem", json=body)
         assert envelope(redeemed, 400, "validation_error") == f"{field} must be at most {limit} characters"
+    missing = await gw.client.post("/api/v1/invites/redeem", json={"password": PASSWORD})
+    envelope(missing, 400, "validation_error")
+    envelope(await gw.client.get("/api/v1/invites/peek"), 400, "bad_request")
     assert (await redeem(gw, token, name="n" * 256)).status_code == 201
