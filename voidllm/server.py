@@ -41,11 +41,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol, TextIO, TypeVar
 
 import attrs
@@ -84,8 +86,9 @@ from voidllm.proxy.demo import DemoTransport
 from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
 from voidllm.redis.bus import RedisBus, serve_invalidations
-from voidllm.redis.client import serve_redis_client
+from voidllm.redis.client import RedisClient, serve_redis_client
 from voidllm.redis.cooldown import RedisCooldowns
+from voidllm.redis.lease import RedisLease
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.catalog_store import CatalogLoader, serve_catalog, sync_yaml_models
@@ -94,6 +97,7 @@ from voidllm.routing.health import HealthBoard, serve_health_probes
 from voidllm.routing.latency import LatencyTracker
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
+from voidllm.store.lease import AdvisoryLease, Always, FileLease, Lease, LeaseState, serve_lease
 from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
 from voidllm.store.tables import audit_logs, mcp_tool_calls
@@ -116,6 +120,8 @@ HTTP_GRACEFUL_TIMEOUT = 1.0
 """After the drain only idle keep-alive connections and answers already being written remain."""
 CLOSE_GRACE = 5.0
 """Seconds closing one upstream client may take at shutdown (shielded, so it also runs when cancelled)."""
+LEASE_TTL = 15.0
+"""The longest life of a periodic job's lease between renewals (shorter for jobs that run more often)."""
 
 
 class _Closeable(Protocol):
@@ -296,7 +302,6 @@ async def serve(
             ),
         )
         audit = await _start_audit_writer(supervisor, store, config)
-        await _start_usage_upkeep(supervisor, store, config)
         credentials = await bootstrap_from_config(store, config, keyring) if run_bootstrap else None
         keys = KeyCache(keyring.hmac_secret)
         await supervisor.start(
@@ -313,7 +318,8 @@ async def serve(
         )
         services.catalog_reload = loader.reload
         await _start_mcp(supervisor, config, store, keyring, services, mcp_upstreams, sync=run_bootstrap)
-        limiter = await _start_limits(supervisor, config, store, services)
+        limiter, redis_client = await _start_limits(supervisor, config, store, services)
+        await _start_usage_upkeep(supervisor, store, config, redis_client)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         state.bootstrap_pending = not await store.run(has_live_user)
         # The proxy's connection pool closes after the HTTP server stopped and before the services stop;
@@ -463,21 +469,70 @@ def _spill_file(config: Config, table: sa.Table, row_of: Callable[[Any], dict[st
     return SpillFile(directory, table, row_of, usage.spill_max_mb * 1024 * 1024)
 
 
-async def _start_usage_upkeep(supervisor: Supervisor, store: Store, config: Config) -> None:
+async def _start_usage_upkeep(
+    supervisor: Supervisor, store: Store, config: Config, redis_client: RedisClient | None
+) -> None:
     """Hourly rollups (ready after their first run) and, when a table has a retention period, retention
-    (ready at once; its first run starts in the background)."""
+    (ready at once; its first run starts in the background); each runs in one process of all those sharing
+    the store, the holder of its lease (:func:`_start_lease`)."""
     usage = config.settings.usage
+    rollups = await _start_lease(
+        supervisor, store, config, redis_client, "usage-rollups", usage.rollup_interval
+    )
     await supervisor.start(
         "usage-rollups",
-        partial(serve_rollups, store=store, interval=usage.rollup_interval, lateness=usage.rollup_lateness),
+        partial(
+            serve_rollups,
+            store=store,
+            interval=usage.rollup_interval,
+            lateness=usage.rollup_lateness,
+            lease=rollups,
+        ),
     )
-    if config.settings.retention.enabled:
+    retention = config.settings.retention
+    if retention.enabled:
+        held = await _start_lease(supervisor, store, config, redis_client, "retention", retention.interval)
         await supervisor.start(
-            "retention", partial(serve_retention, store=store, config=config.settings.retention)
+            "retention", partial(serve_retention, store=store, config=retention, lease=held)
         )
 
 
-async def _start_limits(supervisor: Supervisor, config: Config, store: Store, services: Services) -> Limiter:
+async def _start_lease(
+    supervisor: Supervisor,
+    store: Store,
+    config: Config,
+    redis_client: RedisClient | None,
+    name: str,
+    interval: float,
+) -> LeaseState:
+    """The lease of the periodic job ``name`` (:mod:`voidllm.store.lease`): in Redis when it is on, else a
+    PostgreSQL advisory lock, else (SQLite, one host) a lock file beside the database. It is renewed every
+    third of its ``ttl``, which is half the job's ``interval`` (at most 15 s), so a dead holder's job is taken
+    over within one interval."""
+    ttl = min(interval / 2, LEASE_TTL)
+    lease = _lease(store, config, redis_client, name, ttl)
+    state = LeaseState()
+    await supervisor.start(
+        f"lease-{name}", partial(serve_lease, lease=lease, state=state, renew_every=ttl / 3)
+    )
+    return state
+
+
+def _lease(store: Store, config: Config, redis_client: RedisClient | None, name: str, ttl: float) -> Lease:
+    """The backend of :func:`_start_lease`."""
+    database = config.database
+    if redis_client is not None:
+        return RedisLease(name, redis_client, config.redis.key_prefix, ttl)
+    if database.driver == "postgres":
+        return AdvisoryLease(name, store)
+    if database.dsn and ":memory:" not in database.dsn and not database.dsn.startswith("file:"):
+        return FileLease(name, Path(os.path.abspath(database.dsn)).with_name(f".voidllm-{name}.lease"))
+    return Always(name)
+
+
+async def _start_limits(
+    supervisor: Supervisor, config: Config, store: Store, services: Services
+) -> tuple[Limiter, RedisClient | None]:
     """The rate limiter and the change bus (``services.bus``) with its receiver: over Redis, or else over the
     store's ``change_notices``; with Redis also the login throttle (``services.throttle``) and the cooldowns
     (``services.cooldowns``) shared through Redis (without, both are kept in this process's memory)."""
@@ -491,7 +546,7 @@ async def _start_limits(supervisor: Supervisor, config: Config, store: Store, se
             partial(_serve_store_changes, store=store, instance_id=instance_id, invalidations=invalidations),
         )
         await supervisor.start("rate-limits", partial(serve_memory_limiter, limiter=memory, store=store))
-        return memory
+        return memory, None
     redis = config.redis
     client = await supervisor.start(
         "redis",
@@ -519,7 +574,7 @@ async def _start_limits(supervisor: Supervisor, config: Config, store: Store, se
             on_connected=partial(limiter.seed_from, store),
         ),
     )
-    return limiter
+    return limiter, client
 
 
 async def _serve_store_changes(

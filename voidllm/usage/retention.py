@@ -37,6 +37,7 @@ import trio
 from voidllm.config.settings import RetentionConfig
 from voidllm.errors import StoreError
 from voidllm.store.ids import utcnow
+from voidllm.store.lease import LeaseState
 from voidllm.store.store import Store
 from voidllm.store.types import UTCDateTime
 from voidllm.usage.metrics import RETENTION_ROWS_DELETED, RETENTION_RUNS
@@ -155,15 +156,20 @@ async def serve_retention(
     pause: float = BATCH_PAUSE,
     budget: float = RUN_BUDGET,
     now: Callable[[], datetime] = utcnow,
+    lease: LeaseState | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Ready at once; then run :func:`purge` now and every ``config.interval`` seconds until cancelled.
+    With a ``lease`` (:mod:`voidllm.store.lease`) only while this process holds it (a process that takes it
+    over runs at once).
 
     Outcomes are counted in ``voidllm_retention_runs_total``; a store error is logged by class and the
     next interval tries again.
     """
     task_status.started()
     while True:
+        if lease is not None:
+            await lease.wait_held()
         try:
             run = await purge(store, config, now=now(), pause=pause, budget=budget)
         except StoreError as exc:

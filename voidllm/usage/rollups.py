@@ -67,6 +67,7 @@ from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from voidllm.errors import StoreError
 from voidllm.store.ids import utcnow
+from voidllm.store.lease import LeaseState
 from voidllm.store.store import Store
 from voidllm.store.tables import settings, usage_events, usage_hourly
 from voidllm.store.types import UTCDateTime
@@ -422,9 +423,13 @@ async def serve_rollups(
     lateness: float,
     max_hours: int = MAX_HOURS_PER_RUN,
     now: Callable[[], datetime] = utcnow,
+    lease: LeaseState | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run :func:`roll_up` every ``interval`` seconds until cancelled; ready after the first run.
+
+    With a ``lease`` (:mod:`voidllm.store.lease`) it runs only while this process holds it: a process that
+    does not is ready at once and runs as soon as it takes the lease over.
 
     A run that left hours pending is followed by the next at once; a store error is logged and counted
     (``voidllm_rollup_runs_total{outcome="error"}``), and the next interval tries again.
@@ -432,6 +437,11 @@ async def serve_rollups(
     last_complete = now()
     first = True
     while True:
+        if lease is not None and not lease.held:
+            if first:
+                first = False
+                task_status.started()
+            await lease.wait_held()
         began, started_at = time.perf_counter(), now()
         run: RollupRun | None = None
         try:
