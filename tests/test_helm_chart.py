@@ -361,6 +361,9 @@ def test_persistence_claims_a_volume_for_the_data() -> None:
         ({"config": {"settings": {"encryption_key": ENCRYPTION_KEY}}}, "config.settings.encryption_key"),
         ({"config": {"server": {"proxy": {"port": 9000}}}}, "config.server.proxy.port"),
         ({"config": {"database": {"dsn": "x.db"}}}, "config.database.dsn"),
+        ({"config": {"server": {"admin": {"port": 9090}}}}, "config.server.admin"),
+        ({"admin": {"port": 8080}}, "admin.port"),
+        ({"admin": {"tlsSecret": "admin-tls"}}, "admin.tlsSecret"),
         ({"drain": {"timeoutSeconds": 300}}, "timeoutSeconds"),
         ({"replicas": 2}, "replicas"),
         ({"podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
@@ -419,9 +422,11 @@ async def test_production_release_migrates_serves_and_drains(
 
     (job_container,) = one(objects, "Job")["spec"]["template"]["spec"]["containers"]
     command = [sys.executable, "-m", "voidllm", *job_container["command"][1:]]
+    # The Job runs in the image, whose /etc/voidllm/voidllm.yaml the command finds by itself.
+    image_config = CHART.parent.parent / "docker" / "voidllm.yaml"
     migrated = await trio.run_process(
         command,
-        env={**base, **pod_environment(job_container, secrets)},
+        env={**base, **pod_environment(job_container, secrets), "VOIDLLM_CONFIG": str(image_config)},
         cwd=tmp_path,
         capture_stdout=True,
         capture_stderr=True,
@@ -458,3 +463,39 @@ def test_notes_warn_about_processes_without_redis() -> None:
     assert warning not in render(production_values())["voidllm/templates/NOTES.txt"]
     # A config without a server section still renders (the workers default to 1).
     assert warning not in render({"config": {"server": None}})["voidllm/templates/NOTES.txt"]
+
+
+def test_dual_port_mode_exposes_the_admin_port() -> None:
+    """admin.port turns on server.admin: a second container and Service port named admin, HTTPS with the
+    given TLS Secret mounted; the Ingress keeps pointing at the proxy port."""
+    values = {**production_values(), "admin": {"port": 9090, "servicePort": 8443, "tlsSecret": "admin-tls"}}
+    objects = manifests(render(values))
+    assert list(validate_all(objects)) == ["ServiceMonitor"]
+    config = parse_config(
+        config_of(objects),
+        environ={
+            "VOIDLLM_ENCRYPTION_KEY": ENCRYPTION_KEY,
+            "VOIDLLM_DATABASE_DSN": "postgresql://db/v",
+            "VOIDLLM_REDIS_URL": "redis://redis:6379/0",
+        },
+    )
+    assert config.server.admin.port == 9090
+    assert config.server.admin.tls.enabled
+    assert (config.server.admin.tls.cert, config.server.admin.tls.key) == (
+        "/etc/voidllm-tls/tls.crt",
+        "/etc/voidllm-tls/tls.key",
+    )
+    container = gateway_container(objects)
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8080, "admin": 9090}
+    assert {"name": "admin-tls", "mountPath": "/etc/voidllm-tls", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    volumes = one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "admin-tls", "secret": {"secretName": "admin-tls"}} in volumes
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in one(objects, "Service")["spec"]["ports"]}
+    assert ports == {"http": (80, "http"), "admin": (8443, "admin")}
+    backend = one(objects, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["port"] == {"name": "http"}
+    # Probes and scrapes stay on the proxy port, which serves health and /metrics in both modes.
+    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+    assert [e["port"] for e in one(objects, "ServiceMonitor")["spec"]["endpoints"]] == ["http"]

@@ -83,6 +83,21 @@ voidllm.yaml: .Values.config plus what the chart owns. Keys the chart sets are r
 {{- $_ = set $proxy "port" (int .Values.containerPort) }}
 {{- $_ = set $proxy "drain_timeout" (printf "%ds" (int .Values.drain.timeoutSeconds)) }}
 {{- $_ = set $server "proxy" $proxy }}
+{{- if hasKey $server "admin" }}
+{{- fail "config.server.admin: set by the chart from admin.port / admin.tlsSecret; remove it from config" }}
+{{- end }}
+{{- if .Values.admin.port }}
+{{- if eq (int .Values.admin.port) (int .Values.containerPort) }}
+{{- fail "admin.port: must differ from containerPort" }}
+{{- end }}
+{{- $admin := dict "port" (int .Values.admin.port) }}
+{{- if .Values.admin.tlsSecret }}
+{{- $_ = set $admin "tls" (dict "enabled" true "cert" "/etc/voidllm-tls/tls.crt" "key" "/etc/voidllm-tls/tls.key") }}
+{{- end }}
+{{- $_ = set $server "admin" $admin }}
+{{- else if .Values.admin.tlsSecret }}
+{{- fail "admin.tlsSecret: only with admin.port (a separate admin port)" }}
+{{- end }}
 {{- $_ = set $config "server" $server }}
 {{- if hasKey $config "database" }}
 {{- $database := get $config "database" }}
