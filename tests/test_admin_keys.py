@@ -1,14 +1,21 @@
-"""API keys through the real gateway: create (shown once, works at once), list/get never show the key, patch
-reaches the cache, delete revokes at once, rotation with the 24 h grace, expiry, and every escalation attempt
-by members, team admins and other organisations' admins."""
+"""API keys: create (shown once, works at once), list/get never show the key, patch reaches the cache,
+delete revokes at once, rotation with the 24 h grace, expiry, and every escalation attempt by members, team
+admins and other organisations' admins.
+
+Who may make, see, change, rotate and revoke which key, pagination and the CLI's system actor are tested on
+:mod:`voidllm.admin.keys` directly (``tests/admin_fixtures.py``); a real gateway keeps the HTTP slice and
+the effects on the proxy (a key works at once, a patch reaches the cache, a revoked, expired or deleted
+user's key stops working)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from tests.admin_fixtures import AdminWorld
 from tests.admin_tenancy import (
     API,
     add_user,
@@ -22,14 +29,15 @@ from tests.admin_tenancy import (
     error_of,
     join_team,
     open_gateway,
-    pages,
     user_key,
 )
 from voidllm.admin import keys
 from voidllm.admin.context import Actor
-from voidllm.admin.keys import KeyCreate
+from voidllm.admin.keys import KeyCreate, KeyUpdate
+from voidllm.admin.pages import PageQuery
 from voidllm.admin.tenancy import reload_keys
 from voidllm.crypto import KeyKind, generate_key
+from voidllm.errors import AuthenticationError, BadRequestError, NotFoundError, PermissionDeniedError
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 
@@ -164,122 +172,6 @@ async def test_create_validation(sqlite_dsn: str) -> None:
         assert len(listed.json()["data"]) == 1  # the bootstrap admin's key alone: nothing was created
 
 
-async def test_member_escalations_are_refused(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
-        org = await create_org(gw, "acme")
-        team, other_team = await create_team(gw, org["id"], "red"), await create_team(gw, org["id"], "blue")
-        member, peer = (
-            await add_user(gw, org["id"], "m@acme.test"),
-            await add_user(gw, org["id"], "p@acme.test"),
-        )
-        await join_team(gw, team["id"], member)
-        key = await user_key(gw, org["id"], member)
-        path = f"{API}/orgs/{org['id']}/keys"
-
-        team_key = {"name": "x", "key_type": "team_key", "team_id": team["id"]}
-        assert (
-            error_of(await gw.client.post(path, headers=bearer(key), json=team_key), 403)["code"]
-            == "forbidden"
-        )
-        for_peer = {"name": "x", "key_type": "user_key", "user_id": peer}
-        error_of(await gw.client.post(path, headers=bearer(key), json=for_peer), 403)
-        foreign_team = {"name": "x", "key_type": "user_key", "team_id": other_team["id"]}
-        error_of(await gw.client.post(path, headers=bearer(key), json=foreign_team), 403)
-        # another organisation's keys endpoint
-        error_of(
-            await gw.client.post(
-                f"{API}/orgs/{await default_org(gw)}/keys",
-                headers=bearer(key),
-                json={"name": "x", "key_type": "user_key"},
-            ),
-            403,
-        )
-
-        own = await gw.client.post(path, headers=bearer(key), json={"name": "mine", "key_type": "user_key"})
-        assert own.status_code == 201
-        assert own.json()["user_id"] == member
-        assert own.json()["created_by"] == member
-        in_team = await gw.client.post(
-            path, headers=bearer(key), json={"name": "t", "key_type": "user_key", "team_id": team["id"]}
-        )
-        assert in_team.status_code == 201
-        assert in_team.json()["team_id"] == team["id"]
-
-        # an org admin cannot mint a key acting for a system admin
-        boss = await add_user(gw, org["id"], "boss@acme.test", role="org_admin")
-        root = await add_user(gw, org["id"], "root@acme.test", system_admin=True)
-        denied = await gw.client.post(
-            path,
-            headers=bearer(await user_key(gw, org["id"], boss)),
-            json={"name": "x", "key_type": "user_key", "user_id": root},
-        )
-        error_of(denied, 403)
-
-
-async def test_visibility_of_list_get_patch_delete(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
-        org = await create_org(gw, "acme")
-        team = await create_team(gw, org["id"], "red")
-        member, lead, boss = (
-            await add_user(gw, org["id"], "m@acme.test"),
-            await add_user(gw, org["id"], "lead@acme.test"),
-            await add_user(gw, org["id"], "boss@acme.test", role="org_admin"),
-        )
-        await join_team(gw, team["id"], member)
-        await join_team(gw, team["id"], lead, role="team_admin")
-        member_key = await create_key(gw, org["id"], user_id=member)
-        member_team_key = await create_key(gw, org["id"], user_id=member, team_id=team["id"])
-        lead_key = await create_key(gw, org["id"], user_id=lead)
-        team_key = await create_key(gw, org["id"], key_type="team_key", team_id=team["id"])
-        boss_key = await create_key(gw, org["id"], user_id=boss)
-        path = f"{API}/orgs/{org['id']}/keys"
-
-        async def visible(key: str) -> set[str]:
-            return {k["id"] for p in await pages(gw.client, path, bearer(key), limit=2) for k in p}
-
-        assert await visible(member_key["key"]) == {member_key["id"], member_team_key["id"]}
-        assert await visible(lead_key["key"]) == {lead_key["id"], member_team_key["id"], team_key["id"]}
-        assert await visible(team_key["key"]) == {member_team_key["id"], team_key["id"]}
-        everything = {k["id"] for k in (member_key, member_team_key, lead_key, team_key, boss_key)}
-        assert await visible(boss_key["key"]) == everything
-
-        # a member cannot read, change, rotate or revoke someone else's key: it does not exist for them
-        other = f"{path}/{lead_key['id']}"
-        error_of(await gw.client.get(other, headers=bearer(member_key["key"])), 404)
-        error_of(await gw.client.patch(other, headers=bearer(member_key["key"]), json={"name": "x"}), 404)
-        error_of(await gw.client.post(f"{other}/rotate", headers=bearer(member_key["key"])), 404)
-        error_of(await gw.client.delete(other, headers=bearer(member_key["key"])), 404)
-        assert await chat(gw, lead_key["key"]) == 200
-        # the team admin manages the team's keys
-        patched = await gw.client.patch(
-            f"{path}/{member_team_key['id']}", headers=bearer(lead_key["key"]), json={"name": "renamed"}
-        )
-        assert patched.status_code == 200
-        assert patched.json()["name"] == "renamed"
-        # ... but cannot obtain a key acting as the member by rotating theirs; the team key they may rotate
-        for caller in (lead_key, team_key):
-            error_of(
-                await gw.client.post(f"{path}/{member_team_key['id']}/rotate", headers=bearer(caller["key"])),
-                403,
-            )
-        own_team = await gw.client.post(f"{path}/{team_key['id']}/rotate", headers=bearer(lead_key["key"]))
-        assert own_team.status_code == 200
-        assert own_team.json()["new_key"]["key"].startswith("vl_tk_")
-
-        # another organisation's admin sees nothing here
-        elsewhere = await create_org(gw, "elsewhere")
-        stranger = await add_user(gw, elsewhere["id"], "s@else.test", role="org_admin")
-        stranger_key = await user_key(gw, elsewhere["id"], stranger)
-        error_of(await gw.client.get(path, headers=bearer(stranger_key)), 403)
-        error_of(
-            await gw.client.get(
-                f"{API}/orgs/{elsewhere['id']}/keys/{lead_key['id']}", headers=bearer(stranger_key)
-            ),
-            404,
-        )
-        error_of(await gw.client.delete(f"{path}/{lead_key['id']}", headers=bearer(stranger_key)), 403)
-
-
 async def test_patch_reaches_the_cache_and_delete_revokes_at_once(sqlite_dsn: str) -> None:
     async with open_gateway(sqlite_dsn) as gw:
         org = await create_org(gw, "acme")
@@ -394,77 +286,6 @@ async def test_rotation_gives_the_old_key_24_hours(sqlite_dsn: str) -> None:
         assert again.json()["new_key"]["name"] == "ci (rotated)"
 
 
-async def test_rotation_keeps_a_shorter_expiry_and_refuses_sessions_and_other_orgs(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
-        org = await create_org(gw, "acme")
-        user = await add_user(gw, org["id"], "u@acme.test")
-        soon = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
-        short = await create_key(gw, org["id"], user_id=user, expires_at=soon.isoformat())
-        rotated = (
-            await gw.client.post(f"{API}/orgs/{org['id']}/keys/{short['id']}/rotate", headers=admin(gw))
-        ).json()
-        assert _ts(rotated["old_key"]["expires_at"]) == soon
-        assert _ts(rotated["new_key"]["expires_at"]) == soon
-
-        # a login session key of the user: visible to the user, never rotatable, never listed
-        session_id = new_id()
-        session = generate_key(KeyKind.SESSION)
-        now = utcnow()
-        await gw.state.services.store.run(
-            lambda conn: conn.execute(
-                t.api_keys.insert().values(
-                    id=session_id,
-                    key_hash=gw.state.services.keyring.hash_key(session),
-                    key_hint="vl_sk_...",
-                    name="session",
-                    key_type="session_key",
-                    org_id=org["id"],
-                    user_id=user,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        )
-        denied = await gw.client.post(f"{API}/orgs/{org['id']}/keys/{session_id}/rotate", headers=admin(gw))
-        assert error_of(denied, 400)["message"] == "only user, team and service account keys can be rotated"
-        listed = (await gw.client.get(f"{API}/orgs/{org['id']}/keys", headers=admin(gw))).json()["data"]
-        assert session_id not in {k["id"] for k in listed}
-
-        # the key exists, but not in the organisation named in the path
-        other = await default_org(gw)
-        error_of(
-            await gw.client.post(f"{API}/orgs/{other}/keys/{short['id']}/rotate", headers=admin(gw)), 404
-        )
-
-
-async def test_list_is_paginated(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
-        org = await create_org(gw, "acme")
-        user = await add_user(gw, org["id"], "u@acme.test")
-        made = [(await create_key(gw, org["id"], name=f"k{i}", user_id=user))["id"] for i in range(5)]
-        seen = await pages(gw.client, f"{API}/orgs/{org['id']}/keys", admin(gw), limit=2)
-        assert [len(p) for p in seen] == [2, 2, 1]
-        assert [k["id"] for p in seen for k in p] == made
-
-
-async def test_use_cases_work_for_the_cli_as_system_actor(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
-        org = await create_org(gw, "acme")
-        user = await add_user(gw, org["id"], "u@acme.test")
-        services = gw.state.services
-        created = await keys.create(
-            services, Actor.system(), org["id"], KeyCreate(name="cli", key_type="user_key", user_id=user)
-        )
-        assert created.created_by is None
-        assert created.user_id == user
-        assert await chat(gw, created.key) == 200
-        rotation = await keys.rotate(services, Actor.system(), org["id"], created.id)
-        assert await chat(gw, rotation.new_key.key) == 200
-        await keys.delete(services, Actor.system(), org["id"], rotation.new_key.id)
-        assert await chat(gw, rotation.new_key.key) == 401
-        assert created.key not in repr(created)
-
-
 async def test_a_deleted_users_keys_stop_working(sqlite_dsn: str) -> None:
     async with open_gateway(sqlite_dsn) as gw:
         org = await create_org(gw, "acme")
@@ -523,3 +344,176 @@ async def test_lifecycle_on_postgresql(pg_dsn: str) -> None:
             await gw.client.delete(f"{API}/orgs/{org['id']}/keys/{new_id_}", headers=admin(gw))
         ).status_code == 204
         assert await chat(gw, new_key) == 401
+
+
+async def make(world: AdminWorld, actor: Actor, org_id: str, **fields: Any) -> keys.KeyCreated:
+    return await keys.create(world.services, actor, org_id, KeyCreate(**{"name": "x", **fields}))
+
+
+async def visible(world: AdminWorld, actor: Actor, org_id: str, limit: int = 2) -> list[list[str]]:
+    """The ids on every page of the keys ``actor`` may list, following ``next_cursor``."""
+    seen: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        page = await keys.list_keys(world.services, actor, org_id, PageQuery(limit=limit, cursor=cursor))
+        seen.append([k.id for k in page.data])
+        if not page.has_more:
+            return seen
+        cursor = page.next_cursor
+
+
+async def test_member_escalations_are_refused(admin_world: AdminWorld) -> None:
+    world = admin_world
+    org, elsewhere = await world.org("acme"), await world.org("elsewhere")
+    team, other_team = await world.team(org, "red"), await world.team(org, "blue")
+    member, peer = await world.user(org, "m@acme.test"), await world.user(org, "p@acme.test")
+    await world.join_team(team.id, member)
+    actor = await world.user_actor(org, member)
+
+    with pytest.raises(PermissionDeniedError):
+        await make(world, actor, org, key_type="team_key", team_id=team.id)
+    with pytest.raises(PermissionDeniedError):
+        await make(world, actor, org, key_type="user_key", user_id=peer)
+    with pytest.raises(PermissionDeniedError):
+        await make(world, actor, org, key_type="user_key", team_id=other_team.id)
+    with pytest.raises(PermissionDeniedError):  # another organisation's keys
+        await make(world, actor, elsewhere, key_type="user_key")
+
+    own = await make(world, actor, org, name="mine", key_type="user_key")
+    assert (own.user_id, own.created_by) == (member, member)
+    in_team = await make(world, actor, org, name="t", key_type="user_key", team_id=team.id)
+    assert in_team.team_id == team.id
+
+    # an org admin cannot mint a key acting for a system admin
+    boss = await world.user_actor(org, await world.user(org, "boss@acme.test", role="org_admin"))
+    root = await world.user(org, "root@acme.test", system_admin=True)
+    with pytest.raises(PermissionDeniedError):
+        await make(world, boss, org, key_type="user_key", user_id=root)
+
+
+async def test_visibility_of_list_get_patch_delete(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    org = await world.org("acme")
+    team = await world.team(org, "red")
+    member = await world.user(org, "m@acme.test")
+    lead = await world.user(org, "lead@acme.test")
+    boss = await world.user(org, "boss@acme.test", role="org_admin")
+    await world.join_team(team.id, member)
+    await world.join_team(team.id, lead, role="team_admin")
+    member_key = await world.key(org, user_id=member)
+    member_team_key = await world.key(org, user_id=member, team_id=team.id)
+    lead_key = await world.key(org, user_id=lead)
+    team_key = await world.key(org, key_type="team_key", team_id=team.id)
+    boss_key = await world.key(org, user_id=boss)
+
+    async def ids(key: keys.KeyCreated) -> set[str]:
+        return {key_id for page in await visible(world, world.actor(key), org) for key_id in page}
+
+    assert await ids(member_key) == {member_key.id, member_team_key.id}
+    assert await ids(lead_key) == {lead_key.id, member_team_key.id, team_key.id}
+    assert await ids(team_key) == {member_team_key.id, team_key.id}
+    everything = {k.id for k in (member_key, member_team_key, lead_key, team_key, boss_key)}
+    assert await ids(boss_key) == everything
+
+    # a member cannot read, change, rotate or revoke someone else's key: it does not exist for them
+    as_member = world.actor(member_key)
+    with pytest.raises(NotFoundError):
+        await keys.get(services, as_member, org, lead_key.id)
+    with pytest.raises(NotFoundError):
+        await keys.update(services, as_member, org, lead_key.id, KeyUpdate(name="x"))
+    with pytest.raises(NotFoundError):
+        await keys.rotate(services, as_member, org, lead_key.id)
+    with pytest.raises(NotFoundError):
+        await keys.delete(services, as_member, org, lead_key.id)
+    assert world.actor(lead_key).identity is not None  # still works
+    # the team admin manages the team's keys
+    as_lead = world.actor(lead_key)
+    renamed = await keys.update(services, as_lead, org, member_team_key.id, KeyUpdate(name="renamed"))
+    assert renamed.name == "renamed"
+    # ... but cannot obtain a key acting as the member by rotating theirs; the team key they may rotate
+    for caller in (lead_key, team_key):
+        with pytest.raises(PermissionDeniedError):
+            await keys.rotate(services, world.actor(caller), org, member_team_key.id)
+    own_team = await keys.rotate(services, as_lead, org, team_key.id)
+    assert own_team.new_key.key.startswith("vl_tk_")
+
+    # another organisation's admin sees nothing here
+    elsewhere = await world.org("elsewhere")
+    stranger = await world.user_actor(elsewhere, await world.user(elsewhere, "s@else.test", role="org_admin"))
+    with pytest.raises(PermissionDeniedError):
+        await keys.list_keys(services, stranger, org, PageQuery())
+    with pytest.raises(NotFoundError):
+        await keys.get(services, stranger, elsewhere, lead_key.id)
+    with pytest.raises(PermissionDeniedError):
+        await keys.delete(services, stranger, org, lead_key.id)
+
+
+async def test_rotation_keeps_a_shorter_expiry_and_refuses_sessions_and_other_orgs(
+    admin_world: AdminWorld,
+) -> None:
+    world, services = admin_world, admin_world.services
+    org = await world.org("acme")
+    user = await world.user(org, "u@acme.test")
+    soon = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    short = await world.key(org, user_id=user, expires_at=soon)
+    rotated = await keys.rotate(services, world.system, org, short.id)
+    assert (rotated.old_key.expires_at, rotated.new_key.expires_at) == (soon, soon)
+
+    # a login session key of the user: visible to the user, never rotatable, never listed
+    session_id = new_id()
+    session = generate_key(KeyKind.SESSION)
+    now = utcnow()
+    await world.store.run(
+        lambda conn: conn.execute(
+            t.api_keys.insert().values(
+                id=session_id,
+                key_hash=services.keyring.hash_key(session),
+                key_hint="vl_sk_...",
+                name="session",
+                key_type="session_key",
+                org_id=org,
+                user_id=user,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    )
+    with pytest.raises(BadRequestError, match=r"^only user, team and service account keys can be rotated$"):
+        await keys.rotate(services, world.system, org, session_id)
+    listed = await keys.list_keys(services, world.system, org, PageQuery())
+    assert session_id not in {k.id for k in listed.data}
+
+    # the key exists, but not in the organisation named in the path
+    other = await world.org("other")
+    with pytest.raises(NotFoundError):
+        await keys.rotate(services, world.system, other, short.id)
+
+
+async def test_list_is_paginated(admin_world: AdminWorld) -> None:
+    world = admin_world
+    org = await world.org("acme")
+    user = await world.user(org, "u@acme.test")
+    made = [(await world.key(org, name=f"k{i}", user_id=user)).id for i in range(5)]
+    seen = await visible(world, world.system, org)
+    assert [len(page) for page in seen] == [2, 2, 1]
+    assert [key_id for page in seen for key_id in page] == made
+
+
+async def test_use_cases_work_for_the_cli_as_system_actor(admin_world: AdminWorld) -> None:
+    """A key made, rotated and revoked by the system actor authenticates (or stops) at once, as the proxy
+    sees it: the key cache."""
+    world, services = admin_world, admin_world.services
+    org = await world.org("acme")
+    user = await world.user(org, "u@acme.test")
+    created = await keys.create(
+        services, Actor.system(), org, KeyCreate(name="cli", key_type="user_key", user_id=user)
+    )
+    assert created.created_by is None
+    assert created.user_id == user
+    assert world.actor(created).user_id == user
+    rotation = await keys.rotate(services, Actor.system(), org, created.id)
+    assert world.actor(rotation.new_key).user_id == user
+    await keys.delete(services, Actor.system(), org, rotation.new_key.id)
+    with pytest.raises(AuthenticationError):
+        world.actor(rotation.new_key)
+    assert created.key not in repr(created)
