@@ -4,7 +4,8 @@ count across processes, so N workers x M instances do not multiply them.
 Two real ``voidllm serve`` processes share one store and the real Redis (a key prefix of their own); every
 check alternates between them: the 11th attempt from one address within a minute is refused, an email locked
 through one process is locked on the other, and a tool refresh on one process makes the other answer 429
-within the 60 s cooldown.
+within the 60 s cooldown. Beside them, the Redis cooldown itself on the real Redis and its per-process
+fallback while Redis cannot be reached.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import pytest
 
 from tests.process import GatewayProcess, spawn_gateway, write_config
 from tests.test_login_burst import LOCKED, login_from
+from tests.test_redis_client import closed_port
 from voidllm.redis.client import open_redis
+from voidllm.redis.cooldown import RedisCooldowns
 from voidllm.testing.mock_mcp import open_mock_mcp
-
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 API = "/api/v1"
 PASSWORD = "the-right-password"
@@ -70,6 +71,30 @@ async def check_refresh_cooldown(a: GatewayProcess, b: GatewayProcess, admin: ht
         assert (await admin.post(a.url + path)).status_code == 429
 
 
+@pytest.mark.redis
+async def test_redis_cooldown_one_claim_per_period(redis_url: str) -> None:
+    async with open_redis(redis_url) as client:
+        cooldowns = RedisCooldowns(client, f"test:{uuid.uuid4().hex[:12]}:")
+        try:
+            assert await cooldowns.claim("mcp-refresh:a", 60) is None
+            left = await cooldowns.claim("mcp-refresh:a", 60)
+            assert left is not None
+            assert 59 < left <= 60
+            assert await RedisCooldowns(client, cooldowns.prefix).claim("mcp-refresh:a", 60) is not None
+            assert await cooldowns.claim("mcp-refresh:b", 60) is None  # other keys are independent
+        finally:
+            await client.execute("DEL", cooldowns.key("mcp-refresh:a"), cooldowns.key("mcp-refresh:b"))
+
+
+async def test_without_redis_the_cooldown_counts_in_this_process() -> None:
+    async with open_redis(f"redis://127.0.0.1:{closed_port()}/0", command_timeout=1) as client:
+        cooldowns = RedisCooldowns(client, "test:")
+        assert await cooldowns.claim("mcp-refresh:a", 60) is None
+        assert await cooldowns.claim("mcp-refresh:a", 60) is not None
+
+
+@pytest.mark.slow
+@pytest.mark.redis
 async def test_two_processes_share_the_login_throttle_and_the_refresh_cooldown(
     tmp_path: Path, redis_url: str
 ) -> None:
