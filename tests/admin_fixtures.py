@@ -1,7 +1,8 @@
 """Admin use cases called directly, without a gateway: a migrated SQLite store, the :class:`Services` over it
 and actors made from real keys.
 
-``admin_world`` (a fixture, registered in tests/conftest.py) is an :class:`AdminWorld`. Organisations, teams
+``admin_world`` (a fixture, registered in tests/conftest.py) is an :class:`AdminWorld` on SQLite;
+``admin_world_each_dialect`` runs the test on SQLite and then on PostgreSQL. Organisations, teams
 and keys are made through the use cases as the system administrator (``Actor.system()``); users and
 memberships are inserted straight into the store, so a test does not depend on the users API.
 :meth:`AdminWorld.actor` is the actor a key authenticates as: the identity the key cache holds, as a request
@@ -12,6 +13,7 @@ keeps a thin slice of its own through a real gateway.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -109,13 +111,32 @@ class AdminWorld:
         return self.actor(await self.key(org_id, user_id=user_id, **fields))
 
 
-@pytest.fixture
-async def admin_world(sqlite_dsn: str) -> AsyncIterator[AdminWorld]:
-    """A migrated SQLite store and the services the admin use cases run on (no catalog, no MCP, no audit)."""
-    async with open_store("sqlite", sqlite_dsn) as store:
+@asynccontextmanager
+async def open_admin_world(driver: str, dsn: str) -> AsyncIterator[AdminWorld]:
+    """A migrated store of ``driver`` at ``dsn`` and the services the admin use cases run on (no catalog, no
+    MCP, no audit)."""
+    async with open_store(driver, dsn) as store:
         await migrate(store)
         keyring = Keyring.from_setting(ENCRYPTION_KEY)
         services = Services(
-            config=make_config(sqlite_dsn), store=store, keyring=keyring, keys=KeyCache(keyring.hmac_secret)
+            config=make_config(dsn, driver=driver),
+            store=store,
+            keyring=keyring,
+            keys=KeyCache(keyring.hmac_secret),
         )
         yield AdminWorld(services)
+
+
+@pytest.fixture
+async def admin_world(sqlite_dsn: str) -> AsyncIterator[AdminWorld]:
+    """The admin world on SQLite."""
+    async with open_admin_world("sqlite", sqlite_dsn) as world:
+        yield world
+
+
+@pytest.fixture
+async def admin_world_each_dialect(db_target: tuple[str, str]) -> AsyncIterator[AdminWorld]:
+    """The admin world on SQLite, then on a fresh PostgreSQL database (for use cases whose transactions
+    differ by dialect: conflicts, concurrent writes)."""
+    async with open_admin_world(*db_target) as world:
+        yield world

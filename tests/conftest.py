@@ -16,7 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.admin_fixtures import admin_world  # noqa: F401 (a fixture for every test module)
+from tests.admin_fixtures import (  # noqa: F401 (fixtures for every test module)
+    admin_world,
+    admin_world_each_dialect,
+)
 
 PG_DSN = os.environ.get("VOIDLLM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("VOIDLLM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

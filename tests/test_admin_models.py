@@ -1,6 +1,8 @@
 """Models and deployments through the admin API, against a real gateway and real mock upstreams: the running
 registry follows every write at once, provider keys are write-only and sealed to their row, config models are
-read-only, and validation answers in the error envelope."""
+read-only, and validation answers in the error envelope. The use case's validation (conflicts, fallbacks,
+strategies) is tested on :mod:`voidllm.admin.models` directly on each dialect (``tests/admin_fixtures.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +10,15 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 import sqlalchemy as sa
 
+from tests.admin_fixtures import AdminWorld
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from tests.test_admin_access import make_key
+from voidllm.admin import models
 from voidllm.crypto import aad_for
+from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.store import tables as t
 from voidllm.testing.mock_openai import Behaviour, open_mock_upstream
 
@@ -230,49 +236,61 @@ async def test_config_models_are_listed_with_ids_and_refused_for_writes(sqlite_d
         assert retired.deleted_at is not None
 
 
-async def test_validation_errors(db_target: tuple[str, str]) -> None:
-    driver, dsn = db_target
-    async with run_gateway(make_config(dsn, driver=driver)) as gw:
-        a = await create_model(gw, name="a", base_url=DEAD_URL, aliases=["alpha"])
-        b = await create_model(gw, name="b", base_url=DEAD_URL, fallback_model_name="alpha")
-        assert b["fallback_model_name"] == "a"
+async def test_validation_errors(admin_world_each_dialect: AdminWorld) -> None:
+    world, services = admin_world_each_dialect, admin_world_each_dialect.services
 
-        async def refused(body: dict[str, Any], status: int, code: str) -> None:
+    async def make(**body: Any) -> models.ModelOut:
+        req = models.ModelCreate(**{"provider": "openai", "base_url": DEAD_URL, **body})
+        return await models.create(services, world.system, req)
+
+    a = await make(name="a", aliases=["alpha"])
+    b = await make(name="b", fallback_model_name="alpha")
+    assert b.fallback_model_name == "a"
+
+    for body, error_type, code in (
+        ({"name": "a"}, ConflictError, "conflict"),
+        ({"name": "alpha"}, ConflictError, "conflict"),
+        ({"name": "c", "aliases": ["alpha"]}, ConflictError, "conflict"),
+        ({"name": "c", "aliases": ["c"]}, BadRequestError, "bad_request"),
+        ({"name": "c", "strategy": "fastest"}, BadRequestError, "invalid_strategy"),
+        ({"name": "c", "fallback_model_name": "nope"}, BadRequestError, "bad_request"),
+        ({"name": "x:deleted:y"}, BadRequestError, "bad_request"),
+        ({"name": "c", "base_url": "ftp://host/v1"}, BadRequestError, "bad_request"),
+        ({"name": "c", "provider": "azure"}, BadRequestError, "bad_request"),
+        ({"name": "c", "timeout": "30"}, BadRequestError, "bad_request"),
+        ({"name": ""}, BadRequestError, "bad_request"),
+    ):
+        with pytest.raises(error_type) as refused:
+            await make(**body)
+        assert refused.value.code == code, body
+
+    with pytest.raises(BadRequestError, match="itself"):
+        await models.update(services, world.system, a.id, models.ModelUpdate(fallback_model_name="a"))
+    with pytest.raises(BadRequestError, match="cycle"):
+        await models.update(services, world.system, a.id, models.ModelUpdate(fallback_model_name="b"))
+
+    # deleting a fallback target unsets the fallback of the models pointing at it
+    await models.delete(services, world.system, a.id)
+    assert (await models.get(services, world.system, b.id)).fallback_model_name == ""
+    with pytest.raises(NotFoundError):
+        await models.get(services, world.system, "nope")
+
+
+async def test_the_codec_refuses_an_unknown_provider_and_a_missing_name(sqlite_dsn: str) -> None:
+    """The HTTP slice of model validation: the codec's 400 ``validation_error`` in the error envelope (the
+    use case's own refusals are tested directly above)."""
+    async with run_gateway(make_config(sqlite_dsn)) as gw:
+        for body in ({"name": "c", "provider": "acme"}, {}):
             response = await gw.client.post(
                 "/api/v1/models", headers=admin(gw), json={"provider": "openai", "base_url": DEAD_URL, **body}
             )
-            assert (response.status_code, error(response)["code"]) == (status, code), response.text
-
-        await refused({"name": "a"}, 409, "conflict")
-        await refused({"name": "alpha"}, 409, "conflict")
-        await refused({"name": "c", "aliases": ["alpha"]}, 409, "conflict")
-        await refused({"name": "c", "aliases": ["c"]}, 400, "bad_request")
-        await refused({"name": "c", "strategy": "fastest"}, 400, "invalid_strategy")
-        await refused({"name": "c", "fallback_model_name": "nope"}, 400, "bad_request")
-        await refused({"name": "x:deleted:y"}, 400, "bad_request")
-        await refused({"name": "c", "provider": "acme"}, 400, "validation_error")
-        await refused({"name": "c", "base_url": "ftp://host/v1"}, 400, "bad_request")
-        await refused({"name": "c", "provider": "azure"}, 400, "bad_request")
-        await refused({"name": "c", "timeout": "30"}, 400, "bad_request")
-        await refused({"name": ""}, 400, "bad_request")
-        await refused({}, 400, "validation_error")
-
-        self_fallback = await gw.client.patch(
-            f"/api/v1/models/{a['id']}", headers=admin(gw), json={"fallback_model_name": "a"}
+            assert (response.status_code, error(response)["code"]) == (400, "validation_error"), response.text
+        conflict = await gw.client.post(
+            "/api/v1/models",
+            headers=admin(gw),
+            json={"name": "c", "provider": "openai", "base_url": DEAD_URL, "aliases": ["c"]},
         )
-        assert self_fallback.status_code == 400
-        assert "itself" in error(self_fallback)["message"]
-        cycle = await gw.client.patch(
-            f"/api/v1/models/{a['id']}", headers=admin(gw), json={"fallback_model_name": "b"}
-        )
-        assert cycle.status_code == 400
-        assert "cycle" in error(cycle)["message"]
-
-        # deleting a fallback target unsets the fallback of the models pointing at it
-        assert (await gw.client.delete(f"/api/v1/models/{a['id']}", headers=admin(gw))).status_code == 204
-        after = (await gw.client.get(f"/api/v1/models/{b['id']}", headers=admin(gw))).json()
-        assert after["fallback_model_name"] == ""
-        assert (await gw.client.get("/api/v1/models/nope", headers=admin(gw))).status_code == 404
+        assert (conflict.status_code, error(conflict)["code"]) == (400, "bad_request")
 
 
 async def test_fallback_to_an_api_model_and_renames_follow_allowlists(db_target: tuple[str, str]) -> None:
