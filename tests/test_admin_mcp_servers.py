@@ -4,7 +4,8 @@ management", 8.1).
 Global, org and team servers with their permission checks, secrets sealed at rest and never returned,
 URL/SSRF and auth validation, alias conflicts, pagination, servers of the config file read-only, activation
 reflected in the running registry at once, and ``test`` / ``tools`` / ``refresh-tools`` against the real mock
-MCP server (the official SDK) and a deprecated HTTP+SSE server.
+MCP server (the official SDK) and a deprecated HTTP+SSE server. The validation and alias conflicts are
+tested on :mod:`voidllm.admin.mcp_servers` directly (``tests/admin_fixtures.py``), with a thin HTTP slice.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from tests.admin_fixtures import AdminWorld
 from tests.admin_tenancy import (
     API,
     add_user,
@@ -26,19 +29,23 @@ from tests.admin_tenancy import (
     default_org,
     error_of,
     join_team,
-    pages,
     user_key,
 )
 from tests.gateway import RunningGateway, make_config, run_gateway
 from tests.test_audit import audit_rows
+from voidllm.admin import mcp_servers
+from voidllm.admin.mcp_servers import McpScope, McpServerCreate, McpServerUpdate
+from voidllm.admin.pages import PageQuery
 from voidllm.config import MCPServerConfig
 from voidllm.crypto import aad_for
+from voidllm.errors import BadRequestError, ConflictError
 from voidllm.mcp.registry import McpRegistry, sync_yaml_servers
 from voidllm.store import tables as t
 from voidllm.testing.mock_mcp import open_legacy_sse_server, open_mock_mcp
 
 URL = "https://mcp.example.com/mcp"
 TOKEN = "s3cret-upstream-token"
+GLOBAL = McpScope()
 
 
 @asynccontextmanager
@@ -163,74 +170,89 @@ async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
         assert again.status_code == 201
 
 
-async def test_validation_and_conflicts(sqlite_dsn: str) -> None:
+async def test_validation_and_conflicts(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    org = await world.org("home")
+
+    async def create(body: dict[str, Any], scope: McpScope = GLOBAL) -> mcp_servers.McpServerOut:
+        return await mcp_servers.create(services, world.system, scope, McpServerCreate(**body))
+
+    async def refused(body: dict[str, Any], code: str = "bad_request") -> str:
+        with pytest.raises(BadRequestError) as raised:
+            await create(body)
+        assert raised.value.code == code, body
+        return str(raised.value)
+
+    for url in ("ftp://mcp.example.com/", "not a url", "https://user:pw@mcp.example.com/", "http://:80/"):
+        await refused(server("a", url))
+    for url in (
+        "http://127.0.0.1:9/mcp",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest",
+        "http://[::1]/",
+        "http://localhost:8080/",
+        "http://[::ffff:192.168.1.1]/",
+        "http://0.0.0.0/",
+    ):
+        message = await refused(server("a", url), "private_url_not_allowed")
+        assert "settings.mcp.allow_private_urls" in message  # says how to allow it
+    oauth = {"auth_type": "oauth", "oauth_client_id": "c", "oauth_client_secret": "s"}
+    assert "https" in await refused(server("a", **oauth, oauth_token_url="http://idp.example.com/token"))
+    await refused(server("a", auth_type="oauth", oauth_client_id="c"))
+    await refused(server("a", auth_type="bearer"))
+    for header in ("Host", "cookie", "Bad Header", "Mcp-Session-Id", ""):
+        await refused(
+            server("a", auth_type="header", auth_header=header, auth_token="t"), "invalid_auth_header"
+        )
+    for alias in ("voidllm", "Upper", "under_score", "-lead", "a" * 64, "x:deleted:y"):
+        await refused(server(alias))
+    await refused({**server("a"), "auth_type": "magic"})
+    await refused({**server("a"), "name": "  "})
+
+    made = await create(
+        server("a", auth_type="header", auth_header="X-Api-Key", auth_token="t", oauth_client_id="ignored")
+    )
+    assert made.auth_header == "X-Api-Key"
+    ok_oauth = await create(
+        server("b", **oauth, oauth_token_url="https://idp.example.com/token", oauth_scopes="a b")
+    )
+    assert (ok_oauth.has_oauth_client_secret, ok_oauth.has_auth_token) == (True, False)
+    with pytest.raises(ConflictError):
+        await create(server("a"))
+    await create(server("a"), McpScope(org_id=org))  # another scope
+    with pytest.raises(ConflictError):
+        await create(server("a"), McpScope(org_id=org))
+    with pytest.raises(ConflictError):
+        await mcp_servers.update(services, world.system, ok_oauth.id, McpServerUpdate(alias="a"))
+    with pytest.raises(BadRequestError):
+        await mcp_servers.update(services, world.system, made.id, McpServerUpdate(url="http://10.0.0.1/"))
+
+    for index in range(5):
+        await create(server(f"p{index}"))
+    seen: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        page = await mcp_servers.list_servers(
+            services, world.system, GLOBAL, PageQuery(limit=3, cursor=cursor)
+        )
+        seen.append([row.id for row in page.data])
+        if not page.has_more:
+            break
+        cursor = page.next_cursor
+    assert [len(ids) for ids in seen] == [3, 3, 1]
+    assert len({server_id for ids in seen for server_id in ids}) == 7
+
+
+async def test_validation_answers_in_the_envelope(sqlite_dsn: str) -> None:
+    """The HTTP slice of the validation above: a private URL (400 with its code), an alias conflict (409), a
+    page limit out of range (400)."""
     async with gateway(sqlite_dsn) as gw:
         sys, client = admin(gw), gw.client
-        org = await default_org(gw)
-
-        async def create(body: dict[str, Any], path: str = "/mcp-servers") -> Any:
-            return await client.post(API + path, headers=sys, json=body)
-
-        for url in ("ftp://mcp.example.com/", "not a url", "https://user:pw@mcp.example.com/", "http://:80/"):
-            assert (await create(server("a", url))).status_code == 400, url
-        for url in (
-            "http://127.0.0.1:9/mcp",
-            "http://10.1.2.3/",
-            "http://169.254.169.254/latest",
-            "http://[::1]/",
-            "http://localhost:8080/",
-            "http://[::ffff:192.168.1.1]/",
-            "http://0.0.0.0/",
-        ):
-            refused = error_of(await create(server("a", url)), 400)
-            assert refused["code"] == "private_url_not_allowed", url
-            assert "settings.mcp.allow_private_urls" in refused["message"]  # says how to allow it
-        oauth = {"auth_type": "oauth", "oauth_client_id": "c", "oauth_client_secret": "s"}
-        http_token_url = await create(server("a", **oauth, oauth_token_url="http://idp.example.com/token"))
-        assert "https" in error_of(http_token_url, 400)["message"]
-        assert (await create(server("a", auth_type="oauth", oauth_client_id="c"))).status_code == 400
-        assert (await create(server("a", auth_type="bearer"))).status_code == 400
-        for header in ("Host", "cookie", "Bad Header", "Mcp-Session-Id", ""):
-            body = server("a", auth_type="header", auth_header=header, auth_token="t")
-            assert error_of(await create(body), 400)["code"] == "invalid_auth_header", header
-        for alias in ("voidllm", "Upper", "under_score", "-lead", "a" * 64, "x:deleted:y"):
-            assert (await create(server(alias))).status_code == 400, alias
-        assert (await create({**server("a"), "auth_type": "magic"})).status_code == 400
-        assert (await create({**server("a"), "name": "  "})).status_code == 400
-
-        made = await create(
-            server(
-                "a",
-                auth_type="header",
-                auth_header="X-Api-Key",
-                auth_token="t",
-                **{"oauth_client_id": "ignored"},
-            )
-        )
-        assert made.status_code == 201
-        assert made.json()["auth_header"] == "X-Api-Key"
-        ok_oauth = await create(
-            server("b", **oauth, oauth_token_url="https://idp.example.com/token", oauth_scopes="a b")
-        )
-        assert ok_oauth.json()["has_oauth_client_secret"] is True
-        assert ok_oauth.json()["has_auth_token"] is False
-        assert error_of(await create(server("a")), 409)["code"] == "conflict"
-        assert (await create(server("a"), f"/orgs/{org}/mcp-servers")).status_code == 201  # another scope
-        assert (await create(server("a"), f"/orgs/{org}/mcp-servers")).status_code == 409
-        renamed = await client.patch(
-            f"{API}/mcp-servers/{ok_oauth.json()['id']}", headers=sys, json={"alias": "a"}
-        )
-        assert renamed.status_code == 409
-        private = await client.patch(
-            f"{API}/mcp-servers/{made.json()['id']}", headers=sys, json={"url": "http://10.0.0.1/"}
-        )
-        assert private.status_code == 400
-
-        for index in range(5):
-            assert (await create(server(f"p{index}"))).status_code == 201
-        seen = await pages(client, f"{API}/mcp-servers", sys, 3)
-        assert [len(page) for page in seen] == [3, 3, 1]
-        assert len({row["id"] for page in seen for row in page}) == 7
+        private = await client.post(f"{API}/mcp-servers", headers=sys, json=server("a", "http://10.1.2.3/"))
+        assert error_of(private, 400)["code"] == "private_url_not_allowed"
+        assert (await client.post(f"{API}/mcp-servers", headers=sys, json=server("a"))).status_code == 201
+        conflict = await client.post(f"{API}/mcp-servers", headers=sys, json=server("a"))
+        assert error_of(conflict, 409)["code"] == "conflict"
         assert (await client.get(f"{API}/mcp-servers?limit=0", headers=sys)).status_code == 400
 
 
