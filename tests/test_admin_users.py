@@ -1,7 +1,8 @@
 """User management through a real gateway: create/list/get/update/delete, RBAC and org scoping, a deleted
 user's keys refused at once, and the bounds of the string fields (docs/reference/behaviour.md 1.6 "users").
 Who may change an account across organisations is tested in ``tests/test_account_takeover.py``. The
-member and org-admin scope is tested on the use cases directly (``tests/admin_fixtures.py``); every route's
+member and org-admin scope, create validation and the email conflict (also under a race, on each dialect)
+are tested on the use cases directly (``tests/admin_fixtures.py``); every route's
 statuses for every kind of caller go through HTTP in ``tests/test_rbac.py``."""
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from voidllm.admin.pages import PageQuery
 from voidllm.auth.loader import load_live_key
 from voidllm.auth.throttle import LoginThrottle
 from voidllm.crypto import KeyKind, generate_key, key_hint
-from voidllm.errors import NotFoundError, PermissionDeniedError
+from voidllm.errors import BadRequestError, ConflictError, NotFoundError, PermissionDeniedError
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
 
@@ -136,53 +137,56 @@ async def test_create_get_and_list_users(gw: RunningGateway) -> None:
     assert (await login(gw, "alice@example.com", PASSWORD)).json()["user"]["role"] == "org_admin"
 
 
-async def test_create_validation_and_conflicts(gw: RunningGateway) -> None:
-    admin = gw.api_key()
+async def root_of(world: AdminWorld) -> Actor:
+    """A system administrator in a new organisation, as the bootstrap admin is."""
+    home = await world.org("home")
+    return await world.user_actor(home, await world.user(home, "root@example.com", system_admin=True))
+
+
+async def new_user(world: AdminWorld, actor: Actor, email: str, **fields: Any) -> users.UserOut:
+    req = users.UserCreate(**{"email": email, "password": PASSWORD, **fields})
+    return await users.create_user(world.services, actor, req)
+
+
+async def test_create_validation_and_conflicts(admin_world_each_dialect: AdminWorld) -> None:
+    world = admin_world_each_dialect
+    root = await root_of(world)
     for bad in ("no-at-sign", "a@b", "x:deleted:1@example.com", "two words@example.com", ""):
-        response = await As(gw, admin).post("/users", json={"email": bad, "password": PASSWORD})
-        assert envelope(response, 400, "bad_request") == "invalid email address"
-    short = await As(gw, admin).post("/users", json={"email": "s@example.com", "password": "short"})
-    envelope(short, 400, "bad_request")
-    role = await gw.client.post(
-        "/api/v1/users",
-        headers=bearer(admin),
-        json={"email": "r@example.com", "password": PASSWORD, "role": "owner"},
-    )
-    envelope(role, 400, "bad_request")
-    missing = await As(gw, admin).post("/users", json={"email": "m@example.com"})
-    assert "password" in envelope(missing, 400, "validation_error")
-    no_org = await gw.client.post(
-        "/api/v1/users",
-        headers=bearer(admin),
-        json={"email": "o@example.com", "password": PASSWORD, "org_id": new_id()},
-    )
-    envelope(no_org, 404, "not_found")
+        with pytest.raises(BadRequestError, match=r"^invalid email address$"):
+            await new_user(world, root, bad)
+    with pytest.raises(BadRequestError):
+        await new_user(world, root, "s@example.com", password="short")
+    with pytest.raises(BadRequestError):
+        await new_user(world, root, "r@example.com", role="owner")
+    with pytest.raises(NotFoundError):
+        await new_user(world, root, "o@example.com", org_id=new_id())
 
-    await create(gw, admin, email="dup@example.com")
-    again = await As(gw, admin).post("/users", json={"email": "DUP@example.com", "password": PASSWORD})
-    assert envelope(again, 409, "conflict") == "a user with this email already exists"
+    await new_user(world, root, "dup@example.com")
+    with pytest.raises(ConflictError, match=r"^a user with this email already exists$"):
+        await new_user(world, root, "DUP@example.com")
 
 
-async def test_a_duplicate_that_slips_past_the_check_is_still_a_409(
-    gw: RunningGateway, monkeypatch: pytest.MonkeyPatch
+async def test_a_duplicate_that_slips_past_the_check_is_still_a_conflict(
+    admin_world_each_dialect: AdminWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two concurrent creates can both pass the existence check; the unique constraint decides."""
-    admin = gw.api_key()
+    world = admin_world_each_dialect
+    root = await root_of(world)
     monkeypatch.setattr(users, "email_taken", lambda conn, email: False)
-    statuses = []
+    outcomes: list[str] = []
 
     async def one() -> None:
-        body = {"email": "race@example.com", "password": PASSWORD}
-        response = await As(gw, admin).post("/users", json=body)
-        statuses.append((response.status_code, response.json().get("error", {}).get("message")))
+        try:
+            await new_user(world, root, "race@example.com")
+        except ConflictError as exc:
+            outcomes.append(str(exc))
+        else:
+            outcomes.append("created")
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(one)
         nursery.start_soon(one)
-    assert sorted(statuses, key=lambda s: s[0]) == [
-        (201, None),
-        (409, "a user with this email already exists"),
-    ]
+    assert sorted(outcomes) == ["a user with this email already exists", "created"]
 
 
 async def test_rbac_members_and_org_admins(admin_world: AdminWorld) -> None:
@@ -319,6 +323,10 @@ async def test_string_fields_are_bounded(gw: RunningGateway) -> None:
         assert message.startswith(f"{field} must ")
         assert "at most" in message
         assert "nnn" not in message
+    missing = await As(gw, admin).post("/users", json={"email": "m@example.com"})
+    assert "password" in envelope(missing, 400, "validation_error")
+    invalid = await As(gw, admin).post("/users", json={"email": "no-at-sign", "password": PASSWORD})
+    assert envelope(invalid, 400, "bad_request") == "invalid email address"
     at_limit = await create(gw, admin, email="a" * 242 + "@example.com", display_name="n" * 256)
     assert (len(str(at_limit["email"])), len(str(at_limit["display_name"]))) == (254, 256)
 
