@@ -1,5 +1,6 @@
 """Login, sessions, logout, /me and password changes through a real gateway (docs/reference/behaviour.md 1.5,
-1.6 "Self")."""
+1.6 "Self"). Which organisation a sign-in opens is tested on :func:`voidllm.admin.sessions.login` directly
+(``tests/admin_fixtures.py``), with the 409's envelope kept on the gateway."""
 
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ import pytest
 import sqlalchemy as sa
 from argon2.profiles import CHEAPEST
 
+from tests.admin_fixtures import AdminWorld
 from tests.gateway import RunningGateway, make_config, run_gateway
+from voidllm.admin import sessions
 from voidllm.auth import passwords
-from voidllm.auth.sessions import MAX_LIVE_SESSIONS
+from voidllm.auth.sessions import MAX_LIVE_SESSIONS, hash_password_off_loop
 from voidllm.auth.throttle import LoginThrottle
+from voidllm.errors import AuthenticationError, ConflictError, PermissionDeniedError
 from voidllm.store import tables as t
+from voidllm.store.ids import new_id
 
 MODELS = """
 models:
@@ -155,59 +160,76 @@ async def test_login_failures_are_400_or_one_indistinct_401(gw: RunningGateway) 
     assert envelope(orphan, 401, "unauthorized") == "invalid email or password"
 
 
-async def test_login_opens_the_chosen_organisation_never_silently_the_first(gw: RunningGateway) -> None:
+async def test_login_opens_the_chosen_organisation_never_silently_the_first(
+    admin_world_each_dialect: AdminWorld,
+) -> None:
     """Explicit ``org_id``, else the most recent session's organisation, else the only one, else 409."""
-    gw.state.services.throttle = LoginThrottle(max_per_ip=1000)
-    zeta, alpha, other = [await _insert_org(gw, name) for name in ("Zeta", "Alpha", "Other")]
-    user_id = await _create_user(gw, "multi@example.com", "multi-password", org_id=zeta)
-
-    async def signed_in(**body: str) -> dict[str, Any]:
-        response = await gw.client.post(
-            "/api/v1/auth/login", json={"email": "multi@example.com", "password": "multi-password", **body}
+    world, services = admin_world_each_dialect, admin_world_each_dialect.services
+    services.throttle = LoginThrottle(max_per_ip=1000)
+    zeta, alpha, other = [await world.org(slug) for slug in ("zeta", "alpha", "other")]
+    user_id = await world.user(zeta, "multi@example.com")
+    password_hash = await hash_password_off_loop("multi-password")
+    await world.store.run(
+        lambda conn: conn.execute(
+            t.users.update().where(t.users.c.id == user_id).values(password_hash=password_hash)
         )
-        assert response.status_code == 200, response.text
-        me = await As(gw, response.json()["token"]).get("/me")
-        assert me.json()["org_id"] == response.json()["user"]["org_id"]
-        return dict(response.json()["user"])
+    )
 
-    assert (await signed_in())["org_id"] == zeta  # the only membership
-    await _add_member(gw, alpha, user_id, role="org_admin")  # Alpha sorts first: it must not win by order
-    assert (await signed_in())["org_id"] == zeta  # the most recent session's organisation
-    chosen = await signed_in(org_id=alpha)
-    assert (chosen["org_id"], chosen["role"]) == (alpha, "org_admin")
-    assert (await signed_in())["org_id"] == alpha  # now the most recent
-    for session in (await As(gw, await _token(gw, org_id=alpha)).get("/auth/sessions")).json()["data"]:
-        await gw.state.store.run(
-            lambda conn, sid=session["id"]: conn.execute(
-                t.api_keys.update().where(t.api_keys.c.id == sid).values(deleted_at=datetime.now(UTC))
+    async def log_in(password: str = "multi-password", org_id: str | None = None) -> sessions.LoginOut:
+        req = sessions.LoginRequest(email="multi@example.com", password=password, org_id=org_id)
+        return await sessions.login(services, req, ip="192.0.2.1")
+
+    async def signed_in(org_id: str | None = None) -> sessions.LoginUser:
+        out = await log_in(org_id=org_id)
+        assert world.actor(out.token).org_id == out.user.org_id  # the session acts in that organisation
+        return out.user
+
+    async def add_member(org_id: str, role: str = "member") -> None:
+        await world.store.run(
+            lambda conn: conn.execute(
+                t.org_memberships.insert().values(id=new_id(), org_id=org_id, user_id=user_id, role=role)
             )
         )
-    assert (await signed_in())["org_id"] == alpha  # ended sessions count too ("last used")
 
-    not_member = await _login_as(gw, "multi-password", org_id=other)
-    assert envelope(not_member, 403, "forbidden") == "you are not a member of this organization"
-    wrong = await _login_as(gw, "wrong-password", org_id=other)
-    assert envelope(wrong, 401, "unauthorized") == "invalid email or password"  # no hint without the password
+    assert (await signed_in()).org_id == zeta  # the only membership
+    await add_member(alpha, role="org_admin")  # Alpha sorts first: it must not win by order
+    assert (await signed_in()).org_id == zeta  # the most recent session's organisation
+    chosen = await signed_in(org_id=alpha)
+    assert (chosen.org_id, chosen.role) == (alpha, "org_admin")
+    assert (await signed_in()).org_id == alpha  # now the most recent
+    k = t.api_keys
+    await world.store.run(
+        lambda conn: conn.execute(
+            k.update()
+            .where(k.c.user_id == user_id, k.c.key_type == "session_key")
+            .values(deleted_at=datetime.now(UTC))
+        )
+    )
+    assert (await signed_in()).org_id == alpha  # ended sessions count too ("last used")
+
+    with pytest.raises(PermissionDeniedError, match=r"^you are not a member of this organization$"):
+        await log_in(org_id=other)
+    with pytest.raises(AuthenticationError, match=r"^invalid email or password$"):  # no hint without it
+        await log_in("wrong-password", org_id=other)
 
     # The most recent session's organisation is no longer one of the user's, and there are two: 409.
-    await _add_member(gw, other, user_id)
-    await gw.state.store.run(
+    await add_member(other)
+    await world.store.run(
         lambda conn: conn.execute(
             t.org_memberships.delete().where(
                 t.org_memberships.c.org_id == alpha, t.org_memberships.c.user_id == user_id
             )
         )
     )
-    several = await _login_as(gw, "multi-password")
-    message = envelope(several, 409, "conflict")
-    assert message == "this account belongs to several organizations: sign in again with org_id"
-    assert several.json()["error"]["organizations"] == [
+    with pytest.raises(ConflictError) as several:
+        await log_in()
+    assert str(several.value) == "this account belongs to several organizations: sign in again with org_id"
+    assert several.value.extra["organizations"] == [
         {"id": other, "name": "Other", "slug": "other"},
         {"id": zeta, "name": "Zeta", "slug": "zeta"},
     ]
-    assert set(several.json()["error"]) == {"code", "message", "type", "request_id", "organizations"}
-    assert (await signed_in(org_id=other))["org_id"] == other
-    assert (await signed_in())["org_id"] == other
+    assert (await signed_in(org_id=other)).org_id == other
+    assert (await signed_in()).org_id == other
 
 
 async def test_login_without_any_session_and_two_organisations_is_409(gw: RunningGateway) -> None:
@@ -215,8 +237,13 @@ async def test_login_without_any_session_and_two_organisations_is_409(gw: Runnin
     user_id = await _create_user(gw, "two@example.com", "two-password", org_id=second)
     await _add_member(gw, first, user_id)
     response = await login(gw, "two@example.com", "two-password")
-    envelope(response, 409, "conflict")
-    assert [org["id"] for org in response.json()["error"]["organizations"]] == [first, second]
+    message = envelope(response, 409, "conflict")
+    assert message == "this account belongs to several organizations: sign in again with org_id"
+    assert set(response.json()["error"]) == {"code", "message", "type", "request_id", "organizations"}
+    assert response.json()["error"]["organizations"] == [
+        {"id": first, "name": "First", "slug": "first"},
+        {"id": second, "name": "Second", "slug": "second"},
+    ]
     sessions = sa.select(sa.func.count()).select_from(t.api_keys).where(t.api_keys.c.user_id == user_id)
     assert await gw.state.store.run(lambda conn: conn.execute(sessions).scalar()) == 0
 
@@ -232,8 +259,6 @@ async def _create_user(gw: RunningGateway, email: str, password: str, *, org_id:
 
 
 async def _add_member(gw: RunningGateway, org_id: str, user_id: str, role: str = "member") -> None:
-    from voidllm.store.ids import new_id
-
     await gw.state.store.run(
         lambda conn: conn.execute(
             t.org_memberships.insert().values(id=new_id(), org_id=org_id, user_id=user_id, role=role)
@@ -241,21 +266,7 @@ async def _add_member(gw: RunningGateway, org_id: str, user_id: str, role: str =
     )
 
 
-async def _login_as(gw: RunningGateway, password: str, **body: str) -> httpx.Response:
-    return await gw.client.post(
-        "/api/v1/auth/login", json={"email": "multi@example.com", "password": password, **body}
-    )
-
-
-async def _token(gw: RunningGateway, **body: str) -> str:
-    response = await _login_as(gw, "multi-password", **body)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
-
-
 async def _insert_org(gw: RunningGateway, name: str) -> str:
-    from voidllm.store.ids import new_id
-
     org_id = new_id()
     await gw.state.store.run(
         lambda conn: conn.execute(t.organizations.insert().values(id=org_id, name=name, slug=name.lower()))
