@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -80,6 +81,14 @@ def sqlite_dsn(tmp_path: Path) -> str:
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
     """A freshly created, empty PostgreSQL database; dropped afterwards."""
+    with fresh_pg_database() as dsn:
+        yield dsn
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """The DSN of a freshly created, empty PostgreSQL database, dropped on exit (also for fixtures of a
+    wider scope than :func:`pg_dsn`)."""
     if not _service_answers(PG_DSN, 5432):
         _missing("PostgreSQL")
     import psycopg
@@ -99,6 +108,12 @@ def pg_dsn() -> Iterator[str]:
 @pytest.fixture
 def redis_url() -> str:
     """The URL of this machine's Redis server."""
+    return redis_server_url()
+
+
+def redis_server_url() -> str:
+    """The URL of this machine's Redis server, if it answers (also for fixtures of a wider scope than
+    :func:`redis_url`)."""
     if not _service_answers(REDIS_URL, 6379):
         _missing("Redis")
     return REDIS_URL
