@@ -4,8 +4,9 @@ management", 8.1).
 Global, org and team servers with their permission checks, secrets sealed at rest and never returned,
 URL/SSRF and auth validation, alias conflicts, pagination, servers of the config file read-only, activation
 reflected in the running registry at once, and ``test`` / ``tools`` / ``refresh-tools`` against the real mock
-MCP server (the official SDK) and a deprecated HTTP+SSE server. The validation and alias conflicts are
-tested on :mod:`voidllm.admin.mcp_servers` directly (``tests/admin_fixtures.py``), with a thin HTTP slice.
+MCP server (the official SDK) and a deprecated HTTP+SSE server. Who may create, list, see,
+change and delete which server, the validation and alias conflicts are tested on
+:mod:`voidllm.admin.mcp_servers` directly (``tests/admin_fixtures.py``), with a thin HTTP slice.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from tests.admin_tenancy import (
     add_user,
     admin,
     bearer,
-    create_org,
     create_team,
     default_org,
     error_of,
@@ -34,11 +34,12 @@ from tests.admin_tenancy import (
 from tests.gateway import RunningGateway, make_config, run_gateway
 from tests.test_audit import audit_rows
 from voidllm.admin import mcp_servers
+from voidllm.admin.context import Actor
 from voidllm.admin.mcp_servers import McpScope, McpServerCreate, McpServerUpdate
 from voidllm.admin.pages import PageQuery
 from voidllm.config import MCPServerConfig
 from voidllm.crypto import aad_for
-from voidllm.errors import BadRequestError, ConflictError
+from voidllm.errors import BadRequestError, ConflictError, NotFoundError, PermissionDeniedError
 from voidllm.mcp.registry import McpRegistry, sync_yaml_servers
 from voidllm.store import tables as t
 from voidllm.testing.mock_mcp import open_legacy_sse_server, open_mock_mcp
@@ -66,80 +67,107 @@ async def stored_row(gw: RunningGateway, server_id: str) -> Any:
     )
 
 
-async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
+async def test_crud_at_every_scope_with_permissions(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    org, other = await world.org("alpha"), await world.org("beta")
+    team = (await world.team(org, "tee")).id
+    oadmin = await world.user_actor(org, await world.user(org, "oa@a.io", role="org_admin"))
+    tadmin_id, member_id = await world.user(org, "ta@a.io"), await world.user(org, "m@a.io")
+    await world.join_team(team, tadmin_id, "team_admin")
+    await world.join_team(team, member_id)
+    tadmin, member = await world.user_actor(org, tadmin_id), await world.user_actor(org, member_id)
+    foreign = await world.user_actor(other, await world.user(other, "f@b.io", role="org_admin"))
+    org_scope, team_scope = McpScope(org_id=org), McpScope(org_id=org, team_id=team)
+
+    async def create(actor: Actor, scope: McpScope, alias: str) -> mcp_servers.McpServerOut:
+        return await mcp_servers.create(services, actor, scope, McpServerCreate(**server(alias)))
+
+    async def listed(actor: Actor, scope: McpScope) -> list[str]:
+        page = await mcp_servers.list_servers(services, actor, scope, PageQuery())
+        return [row.id for row in page.data]
+
+    g = await create(world.system, GLOBAL, "tools")
+    o = await create(oadmin, org_scope, "tools")
+    tm = await create(tadmin, team_scope, "tools")
+    assert (g.scope, o.scope, tm.scope) == ("global", "org", "team")
+    assert (tm.org_id, tm.team_id, tm.source) == (org, team, "api")
+
+    # who may create where
+    with pytest.raises(PermissionDeniedError):
+        await create(oadmin, GLOBAL, "x")
+    with pytest.raises(PermissionDeniedError):
+        await create(tadmin, org_scope, "x")
+    with pytest.raises(PermissionDeniedError, match="team admin"):
+        await create(member, team_scope, "x")
+    with pytest.raises(PermissionDeniedError):
+        await create(foreign, org_scope, "x")
+
+    # lists: global alone; an org's with the global; a team's with its org's and the global
+    assert await listed(world.system, GLOBAL) == [g.id]
+    assert await listed(member, org_scope) == [g.id, o.id]
+    assert await listed(member, team_scope) == [g.id, o.id, tm.id]
+    with pytest.raises(PermissionDeniedError):
+        await listed(foreign, org_scope)
+    with pytest.raises(PermissionDeniedError):
+        await listed(oadmin, GLOBAL)
+
+    # one server: visible within its scope, changed only by its scope's admins
+    assert (await mcp_servers.get(services, member, tm.id)).id == tm.id
+    with pytest.raises(NotFoundError):
+        await mcp_servers.get(services, foreign, tm.id)
+    assert (await mcp_servers.get(services, foreign, g.id)).id == g.id
+    for actor, server_id, words in (
+        (member, tm.id, "team admin"),
+        (tadmin, o.id, "org admin"),
+        (oadmin, g.id, "system admin"),
+    ):
+        with pytest.raises(PermissionDeniedError, match=words):
+            await mcp_servers.update(services, actor, server_id, McpServerUpdate(name="X"))
+    renamed = await mcp_servers.update(
+        services, tadmin, tm.id, McpServerUpdate(name="Renamed", code_mode_enabled=False)
+    )
+    assert (renamed.name, renamed.code_mode_enabled) == ("Renamed", False)
+    assert (await mcp_servers.set_active(services, oadmin, o.id, False)).is_active is False
+
+    # delete: gone for everyone, alias free again
+    with pytest.raises(PermissionDeniedError):
+        await mcp_servers.delete(services, member, tm.id)
+    await mcp_servers.delete(services, tadmin, tm.id)
+    with pytest.raises(NotFoundError):
+        await mcp_servers.get(services, world.system, tm.id)
+    assert (await create(tadmin, team_scope, "tools")).alias == "tools"
+
+
+async def test_secrets_are_sealed_and_never_returned(sqlite_dsn: str) -> None:
+    """The HTTP slice of the family (201, the bodies, scopes in the path) and the secrets: sealed to their row
+    and in the running registry, never in a response."""
     async with gateway(sqlite_dsn) as gw:
         sys, client = admin(gw), gw.client
         org = await default_org(gw)
-        other = (await create_org(gw, "beta"))["id"]
         team = (await create_team(gw, org, "tee"))["id"]
-        oadmin = bearer(await user_key(gw, org, await add_user(gw, org, "oa@a.io", role="org_admin")))
-        tadmin_id, member_id = await add_user(gw, org, "ta@a.io"), await add_user(gw, org, "m@a.io")
-        await join_team(gw, team, tadmin_id, "team_admin")
-        await join_team(gw, team, member_id)
-        tadmin, member = (
-            bearer(await user_key(gw, org, tadmin_id)),
-            bearer(await user_key(gw, org, member_id)),
-        )
-        foreign = bearer(await user_key(gw, other, await add_user(gw, other, "f@b.io", role="org_admin")))
-
         g = await client.post(
             f"{API}/mcp-servers", headers=sys, json=server("tools", auth_type="bearer", auth_token=TOKEN)
         )
         assert g.status_code == 201, g.text
-        o = await client.post(f"{API}/orgs/{org}/mcp-servers", headers=oadmin, json=server("tools"))
-        tm = await client.post(
-            f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=tadmin, json=server("tools")
+        g_id = g.json()["id"]
+        team_made = await client.post(
+            f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=sys, json=server("tools")
         )
-        assert (o.status_code, tm.status_code) == (201, 201), (o.text, tm.text)
-        g_id, o_id, t_id = g.json()["id"], o.json()["id"], tm.json()["id"]
-        assert (g.json()["scope"], o.json()["scope"], tm.json()["scope"]) == ("global", "org", "team")
-        assert (tm.json()["org_id"], tm.json()["team_id"], tm.json()["source"]) == (org, team, "api")
-
-        # who may create where
-        assert (await client.post(f"{API}/mcp-servers", headers=oadmin, json=server("x"))).status_code == 403
-        assert (
-            await client.post(f"{API}/orgs/{org}/mcp-servers", headers=tadmin, json=server("x"))
-        ).status_code == 403
+        assert (team_made.status_code, team_made.json()["scope"], team_made.json()["team_id"]) == (
+            201,
+            "team",
+            team,
+        )
+        member_id = await add_user(gw, org, "m@a.io")
+        await join_team(gw, team, member_id)
+        member = bearer(await user_key(gw, org, member_id))
         refused = await client.post(
             f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=member, json=server("x")
         )
         assert "team admin" in error_of(refused, 403)["message"]
-        assert (
-            await client.post(f"{API}/orgs/{org}/mcp-servers", headers=foreign, json=server("x"))
-        ).status_code == 403
-
-        # lists: global alone; an org's with the global; a team's with its org's and the global
         listed = await client.get(f"{API}/mcp-servers", headers=sys)
         assert [row["id"] for row in listed.json()["data"]] == [g_id]
-        org_list = await client.get(f"{API}/orgs/{org}/mcp-servers", headers=member)
-        assert [row["id"] for row in org_list.json()["data"]] == [g_id, o_id]
-        team_list = await client.get(f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=member)
-        assert [row["id"] for row in team_list.json()["data"]] == [g_id, o_id, t_id]
-        assert (await client.get(f"{API}/orgs/{org}/mcp-servers", headers=foreign)).status_code == 403
-        assert (await client.get(f"{API}/mcp-servers", headers=oadmin)).status_code == 403
 
-        # one server: visible within its scope, changed only by its scope's admins
-        assert (await client.get(f"{API}/mcp-servers/{t_id}", headers=member)).status_code == 200
-        assert (await client.get(f"{API}/mcp-servers/{t_id}", headers=foreign)).status_code == 404
-        assert (await client.get(f"{API}/mcp-servers/{g_id}", headers=foreign)).status_code == 200
-        for headers, server_id, words in (
-            (member, t_id, "team admin"),
-            (tadmin, o_id, "org admin"),
-            (oadmin, g_id, "system admin"),
-        ):
-            response = await client.patch(
-                f"{API}/mcp-servers/{server_id}", headers=headers, json={"name": "X"}
-            )
-            assert words in error_of(response, 403)["message"]
-        renamed = await client.patch(
-            f"{API}/mcp-servers/{t_id}", headers=tadmin, json={"name": "Renamed", "code_mode_enabled": False}
-        )
-        assert (renamed.json()["name"], renamed.json()["code_mode_enabled"]) == ("Renamed", False)
-        assert (await client.patch(f"{API}/mcp-servers/{o_id}/deactivate", headers=oadmin)).json()[
-            "is_active"
-        ] is False
-
-        # secrets: sealed to their row, never returned
         assert g.json()["has_auth_token"] is True
         assert "auth_token" not in g.json()
         for response in (g, listed, await client.get(f"{API}/mcp-servers/{g_id}", headers=sys)):
@@ -159,15 +187,8 @@ async def test_crud_at_every_scope_with_permissions(sqlite_dsn: str) -> None:
         dropped = await client.patch(f"{API}/mcp-servers/{g_id}", headers=sys, json={"auth_type": "none"})
         assert dropped.json()["has_auth_token"] is False
         assert (await stored_row(gw, g_id)).auth_token_enc is None
-
-        # delete: gone for everyone, alias free again
-        assert (await client.delete(f"{API}/mcp-servers/{t_id}", headers=member)).status_code == 403
-        assert (await client.delete(f"{API}/mcp-servers/{t_id}", headers=tadmin)).status_code == 204
-        assert (await client.get(f"{API}/mcp-servers/{t_id}", headers=sys)).status_code == 404
-        again = await client.post(
-            f"{API}/orgs/{org}/teams/{team}/mcp-servers", headers=tadmin, json=server("tools")
-        )
-        assert again.status_code == 201
+        assert (await client.delete(f"{API}/mcp-servers/{g_id}", headers=sys)).status_code == 204
+        assert (await client.get(f"{API}/mcp-servers/{g_id}", headers=sys)).status_code == 404
 
 
 async def test_validation_and_conflicts(admin_world: AdminWorld) -> None:
