@@ -1,5 +1,5 @@
-"""Admin use cases called directly, without a gateway: a migrated SQLite store, the :class:`Services` over it
-and actors made from real keys.
+"""Admin use cases called directly, without a gateway: a migrated store (SQLite, or each dialect), the
+:class:`Services` over it and actors made from real keys.
 
 ``admin_world`` (a fixture, registered in tests/conftest.py) is an :class:`AdminWorld` on SQLite;
 ``admin_world_each_dialect`` runs the test on SQLite and then on PostgreSQL. Organisations, teams
