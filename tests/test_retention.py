@@ -234,8 +234,13 @@ async def test_usage_events_of_hours_still_pending_are_kept(store: Store) -> Non
 async def test_the_usage_writer_gets_the_database_between_delete_batches(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """In one process the writer shares the store (on SQLite its one connection): it waits one batch."""
-    await insert(store, "audit_logs", [NOW - timedelta(days=40, seconds=n) for n in range(200)])
+    """In one process the writer shares the store (on SQLite its one connection): it waits one batch.
+
+    The clock jumps while a worker thread runs (autojump sees every task waiting), so the purge's virtual
+    pauses pass faster than the writes' real inserts on a loaded machine: 600 rows (120 batches, 11.9 s of
+    virtual pauses) leave the five writes (1.75 s) a wide margin; 200 rows were too few under load.
+    """
+    await insert(store, "audit_logs", [NOW - timedelta(days=40, seconds=n) for n in range(600)])
     written: list[bool] = []
     purging = True
 
@@ -250,7 +255,7 @@ async def test_the_usage_writer_gets_the_database_between_delete_batches(
         run = await purge(store, RetentionConfig(audit_logs=DAY, batch_size=5), now=NOW, pause=0.1)
         purging = False
 
-    assert (run.deleted, run.complete) == ({"audit_logs": 200}, True)  # 40 batches, 3.9 s of pauses
+    assert (run.deleted, run.complete) == ({"audit_logs": 600}, True)  # 120 batches, 11.9 s of pauses
     assert written == [True] * 5  # every write went in while the purge was still going
     assert len(await times(store, "usage_events")) == 5
 

@@ -129,7 +129,9 @@ async def test_a_store_cut_while_events_keep_coming_loses_nothing(pg_dsn: str, t
     async with forward(parts.hostname or "127.0.0.1", parts.port or 5432) as db:
         dsn = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{db.port}"))
         async with open_store("postgres", dsn) as store, trio.open_nursery() as nursery:
-            recorder, receive = open_usage_channel(40)
+            # 100 in the channel, up to 200 held by the receiver while a spill append runs: 300 events of
+            # room, 150 ms at the pace below, for one fsync on a loaded machine (40 + 80 at 5 per ms dropped)
+            recorder, receive = open_usage_channel(100)
             await nursery.start(
                 partial(
                     serve_usage_writer,
@@ -137,7 +139,7 @@ async def test_a_store_cut_while_events_keep_coming_loses_nothing(pg_dsn: str, t
                     receive=receive,
                     batch_size=20,
                     flush_interval=0.05,
-                    max_pending=40,
+                    max_pending=100,
                     spill=usage_spill(tmp_path),
                     backoff=FAST,
                 )
@@ -149,7 +151,7 @@ async def test_a_store_cut_while_events_keep_coming_loses_nothing(pg_dsn: str, t
                 for _ in range(count):
                     assert recorder.record(event(sent))
                     sent += 1
-                    if sent % 5 == 0:
+                    if sent % 2 == 0:
                         await trio.sleep(0.001)
 
             await send(100)
