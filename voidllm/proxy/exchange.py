@@ -131,15 +131,7 @@ async def run_hops(
         def build(upstream: Upstream, body: Any = body, model: Model = model) -> tuple[str, Any, Any]:
             if ex.anthropic is not None:
                 return _build_messages_call(ex, scope, upstream, model, body)
-            return build_call(
-                upstream,
-                model_name=model.name,
-                endpoint=ex.endpoint,
-                request=ex.json,
-                body=body,
-                client_headers=scope["headers"],
-                request_id=ex.request_id,
-            )
+            return _build_openai_call(ex, scope, upstream, model, body)
 
         async def answer(opened: Opened, deadline: float = deadline, model: Model = model) -> None:
             ex.model, ex.upstream, ex.deadline = model, opened.upstream, deadline
@@ -190,6 +182,13 @@ def _build_messages_call(
         )
     if ex.endpoint.upstream_path.endswith("count_tokens"):
         raise TranslationError("count_tokens is only available for models served by an anthropic upstream")
+    return _build_openai_call(ex, scope, upstream, model, body)
+
+
+def _build_openai_call(
+    ex: Exchange, scope: dict[str, Any], upstream: Upstream, model: Model, body: Any
+) -> tuple[str, Any, Any]:
+    """The upstream request of an OpenAI-shaped exchange (or a translated /v1/messages one)."""
     return build_call(
         upstream,
         model_name=model.name,
