@@ -18,8 +18,8 @@ from typing import Any
 
 import attrs
 import pytest
-import sqlalchemy as sa
 
+from tests.admin_tenancy import insert_user
 from tests.gateway import ENCRYPTION_KEY, make_config
 from voidllm.admin import keys, orgs, teams
 from voidllm.admin.context import Actor
@@ -55,28 +55,7 @@ class AdminWorld:
     ) -> str:
         """Insert a user without a password and, when ``org_id`` is given, its org membership; returns its
         id."""
-        user_id, now = new_id(), utcnow()
-
-        def write(conn: sa.Connection) -> None:
-            conn.execute(
-                t.users.insert().values(
-                    id=user_id,
-                    email=email,
-                    display_name=email.split("@")[0],
-                    is_system_admin=system_admin,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            if org_id is not None:
-                conn.execute(
-                    t.org_memberships.insert().values(
-                        id=new_id(), org_id=org_id, user_id=user_id, role=role, created_at=now, updated_at=now
-                    )
-                )
-
-        await self.store.run(write)
-        return user_id
+        return await insert_user(self.store, org_id, email, role=role, system_admin=system_admin)
 
     async def join_team(self, team_id: str, user_id: str, role: str = "member") -> str:
         """Insert a team membership directly; returns its id."""

@@ -18,6 +18,7 @@ from voidllm.auth.loader import load_live_key
 from voidllm.auth.sessions import insert_session, new_session_key
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
+from voidllm.store.store import Store
 from voidllm.testing.mock_openai import Behaviour, open_mock_upstream
 
 API = "/api/v1"
@@ -88,6 +89,26 @@ async def add_user(
 ) -> str:
     """Insert a user (no password unless ``password_hash``) and, when ``org_id`` is given, its org membership;
     returns the user id."""
+    return await insert_user(
+        gw.state.services.store,
+        org_id,
+        email,
+        role=role,
+        system_admin=system_admin,
+        password_hash=password_hash,
+    )
+
+
+async def insert_user(
+    store: Store,
+    org_id: str | None,
+    email: str,
+    *,
+    role: str = "member",
+    system_admin: bool = False,
+    password_hash: str | None = None,
+) -> str:
+    """:func:`add_user` on a store: the user row and, when ``org_id`` is given, its org membership."""
     user_id, now = new_id(), utcnow()
 
     def write(conn: sa.Connection) -> None:
@@ -109,7 +130,7 @@ async def add_user(
                 )
             )
 
-    await gw.state.services.store.run(write)
+    await store.run(write)
     return user_id
 
 
