@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "voidllm.providers",
             "voidllm.availability",
             "voidllm.mcp.upstream",
+            "voidllm.codemode",
         ),
     ),
     ("domain", ("voidllm.auth", "voidllm.limits", "voidllm.routing", "voidllm.usage", "voidllm.mcp")),
