@@ -312,6 +312,26 @@ def test_the_policy_believes_forwarded_headers_from_trusted_proxies_only() -> No
     assert not BrowserPolicy().is_https(scope("127.0.0.1", X_Forwarded_Proto="https"))
 
 
+def test_the_client_address_is_forwarded_by_trusted_proxies_only() -> None:
+    def scope(client: str | None, *forwarded_for: str) -> Any:
+        raw = [(b"x-forwarded-for", value.encode()) for value in forwarded_for]
+        return {"client": (client, 5000) if client else None, "headers": raw}
+
+    policy = BrowserPolicy.from_settings(["10.0.0.0/8", "fd00::/8"])
+    assert policy.client_address(scope("203.0.113.9")) == "203.0.113.9"
+    assert policy.client_address(scope("203.0.113.9", "198.51.100.1")) == "203.0.113.9", "untrusted peer"
+    assert policy.client_address(scope("10.0.0.1", "198.51.100.1")) == "198.51.100.1"
+    chain = "192.0.2.66, 198.51.100.1, 10.2.0.1, fd00::7"
+    assert policy.client_address(scope("10.0.0.1", chain)) == "198.51.100.1", "right-most untrusted"
+    assert policy.client_address(scope("10.0.0.1", "192.0.2.66, 198.51.100.1", "10.2.0.1")) == "198.51.100.1"
+    assert policy.client_address(scope("fd00::1", " 2001:db8::5 ")) == "2001:db8::5"
+    assert policy.client_address(scope("10.0.0.1", "10.2.0.1, 10.3.0.1")) == "10.2.0.1", "all trusted"
+    assert policy.client_address(scope("10.0.0.1", "198.51.100.1, unknown, 10.2.0.1")) == "10.2.0.1"
+    assert policy.client_address(scope("10.0.0.1")) == "10.0.0.1", "a trusted peer sending no header"
+    assert policy.client_address(scope(None, "198.51.100.1")) is None
+    assert BrowserPolicy().client_address(scope("127.0.0.1", "198.51.100.1")) == "127.0.0.1"
+
+
 def test_trusted_proxies_and_ui_dir_are_strict_settings() -> None:
     text = "settings:\n  encryption_key: 0123456789abcdef0123\n  trusted_proxies: [10.0.0.0/8, proxy.local]\n"
     with pytest.raises(ConfigError) as info:

@@ -7,12 +7,17 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 import trio
 
+from tests.gateway import RunningGateway, make_config, run_gateway
+from tests.test_browser_sessions import credentials
 from voidllm.auth.throttle import LoginThrottle, Throttle, ThrottleStatistics
 from voidllm.auth.throttle_redis import RedisLoginThrottle
 from voidllm.errors import TooManyRequestsError
 from voidllm.redis.client import RedisClient, open_redis
+from voidllm.store.store import open_store
+from voidllm.store.tables import audit_logs
 
 
 def _retry_after(exc: pytest.ExceptionInfo[TooManyRequestsError]) -> int:
@@ -234,3 +239,48 @@ async def test_without_redis_the_attempts_are_counted_in_this_process() -> None:
         await _refused(throttle, "ip", "a@example.com")
         await throttle.record_success("a@example.com")
         await throttle.admit("ip", "a@example.com")
+
+
+# -- The client's address behind proxies (the gateway in process) -------------------------------------------
+
+
+async def _attempt(gw: RunningGateway, forwarded_for: str, n: int = 0) -> int:
+    """One wrong-password sign-in (a new email each time, so only the per-IP limit can refuse it)."""
+    body = {"email": f"nobody{n}@example.com", "password": "wrong"}
+    response = await gw.client.post(
+        "/api/v1/auth/login", json=body, headers={"X-Forwarded-For": forwarded_for}
+    )
+    return response.status_code
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own(sqlite_dsn: str) -> None:
+    async with run_gateway(make_config(sqlite_dsn, settings="trusted_proxies: [127.0.0.1]")) as gw:
+        assert [await _attempt(gw, "203.0.113.1", n) for n in range(10)] == [401] * 10
+        assert await _attempt(gw, "203.0.113.1", 10) == 429
+        assert await _attempt(gw, "203.0.113.2", 11) == 401, "another client behind the same proxy"
+        # several proxies: the right-most address that is not a trusted proxy is the client's
+        assert await _attempt(gw, "203.0.113.1, 127.0.0.1", 12) == 429
+        assert await _attempt(gw, "203.0.113.99, 203.0.113.1", 13) == 429, (
+            "a spoofed left entry changes nothing"
+        )
+        assert await _attempt(gw, "203.0.113.1, 203.0.113.3, 127.0.0.1", 14) == 401
+
+
+async def test_from_an_untrusted_peer_x_forwarded_for_is_ignored(sqlite_dsn: str) -> None:
+    async with run_gateway(make_config(sqlite_dsn, settings="trusted_proxies: [10.0.0.0/8]")) as gw:
+        assert [await _attempt(gw, f"203.0.113.{n}", n) for n in range(10)] == [401] * 10
+        assert await _attempt(gw, "198.51.100.1", 10) == 429, "a spoofed header does not escape the limit"
+
+
+async def test_the_audit_log_records_the_forwarded_client_address(sqlite_dsn: str) -> None:
+    async with run_gateway(
+        make_config(sqlite_dsn, settings="trusted_proxies: [127.0.0.1, 10.0.0.0/8]")
+    ) as gw:
+        headers = {"X-Forwarded-For": "203.0.113.99, 198.51.100.7, 10.0.0.5"}
+        signed_in = await gw.client.post("/api/v1/auth/login", json=credentials(gw), headers=headers)
+        assert signed_in.status_code == 200, signed_in.text
+    async with open_store("sqlite", sqlite_dsn) as store:
+        addresses = await store.run(
+            lambda conn: list(conn.execute(sa.select(audit_logs.c.ip_address)).scalars())
+        )
+    assert addresses == ["198.51.100.7"]

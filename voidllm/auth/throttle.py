@@ -16,6 +16,8 @@ The rules:
 - **Per IP**: at most ``max_per_ip`` (10) attempts in any ``ip_window`` (60 s), counted in a sliding window
   of attempt times. Every admitted attempt counts, successful ones too; refused attempts count on neither
   limit, so a client that keeps hammering is let in again once its oldest counted attempt leaves the window.
+  The IP is the client's address as the edge tells it (behind ``settings.trusted_proxies``, the one they
+  forwarded: :meth:`voidllm.web.browser.BrowserPolicy.client_address`).
 - **Eviction**: an email's count is dropped when it has seen no attempt for ``idle_evict`` (30 min, longer
   than a lockout) or its lock is over; IPs whose window is empty are dropped. In memory a sweep runs at most
   once a minute, from the calls themselves (no background task); in Redis keys expire.

@@ -18,9 +18,13 @@ choosing), and, when the request has an ``Origin``, that origin must be the requ
 nothing to store, different for every session, and it tells nothing about the key. A refusal is 403
 ``csrf_failed``.
 
-Proxies. ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` count only from the addresses of
-``settings.trusted_proxies``; from anyone else they are ignored (a client cannot make the gateway believe it
-came over https). Behind a TLS-terminating proxy that is not trusted, the browser's ``Origin``
+Proxies. ``X-Forwarded-Proto``, ``X-Forwarded-Host`` and ``X-Forwarded-For`` count only from the addresses
+of ``settings.trusted_proxies``; from anyone else they are ignored (a client cannot make the gateway believe
+it came over https, or from another address). The client's address (:meth:`BrowserPolicy.client_address`: the
+per-IP login limit and the audit log's IP) is the peer's, or, when the peer is a trusted proxy, the
+right-most address of ``X-Forwarded-For`` that is not a trusted proxy (each proxy appends the address it got
+the request from, so only the entries the trusted proxies appended are believed; what the client itself
+sent, left of them, is not). Behind a TLS-terminating proxy that is not trusted, the browser's ``Origin``
 (``https://...``) does not match the origin the gateway sees (``http://...``) and state-changing requests are
 refused with a message saying so.
 
@@ -93,16 +97,46 @@ class BrowserPolicy:
         """From ``settings.trusted_proxies`` (already checked to be addresses or networks)."""
         return cls(tuple(ipaddress.ip_network(entry, strict=False) for entry in trusted_proxies))
 
+    def _trusted(self, address: str) -> bool:
+        """Whether ``address`` is one of the trusted proxies (never anything that is not an IP address)."""
+        if not self.trusted_proxies:
+            return False
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:  # a unix socket's peer, say
+            return False
+        return any(parsed in network for network in self.trusted_proxies)
+
     def from_trusted_proxy(self, scope: Mapping[str, Any]) -> bool:
         """Whether the connection's peer is one of the trusted proxies."""
         client = scope.get("client")
-        if not client or not self.trusted_proxies:
-            return False
-        try:
-            address = ipaddress.ip_address(client[0])
-        except ValueError:  # a unix socket's peer, say
-            return False
-        return any(address in network for network in self.trusted_proxies)
+        return client is not None and self._trusted(client[0])
+
+    def client_address(self, scope: Mapping[str, Any]) -> str | None:
+        """The client's address: the connection's peer, or behind trusted proxies the right-most address of
+        ``X-Forwarded-For`` that is not a trusted proxy (see the module docstring); ``None`` without a peer.
+        """
+        client = scope.get("client")
+        if not client:
+            return None
+        address = str(client[0])
+        if not self._trusted(address):
+            return address
+        chain = [
+            entry.strip()
+            for key, value in scope["headers"]
+            if key == b"x-forwarded-for"
+            for entry in bytes(value).decode("latin-1").split(",")
+        ]
+        for entry in reversed(chain):
+            try:
+                ipaddress.ip_address(entry)
+            except ValueError:  # a proxy's garbage or an obfuscated entry: nothing left of it is believed
+                break
+            address = entry
+            if not self._trusted(address):
+                break
+        return address
 
     def _forwarded(self, scope: Mapping[str, Any], name: bytes) -> str | None:
         """The first entry of a proxy header, only from a trusted proxy."""

@@ -240,9 +240,9 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
         if services is None:  # only an app assembled without them (to read its routes) lacks services
             raise RuntimeError("the management API is served without the process's services")
         request_id = cast("str | None", request.scope.get(SCOPE_KEY))  # set by the edge (voidllm.web.edge)
-        ip = request.remote_addr
-        actor = None
         policy: BrowserPolicy = current_app.extensions.get(POLICY_KEY) or BrowserPolicy()
+        ip = policy.client_address(request.scope)
+        actor = None
         if not route.public:
             identity = authenticate(request.scope, services, policy)
             actor = Actor(identity, ip=ip, request_id=request_id)
