@@ -12,10 +12,12 @@ The lifetimes nest; each is opened before the one inside it and closed after it:
              ├─ usage-rollups  usage_hourly rebuilt by request time every settings.usage.rollup_interval
              ├─ retention      old log rows deleted in batches (when settings.retention has a period)
              ├─ key-cache      loaded before serving, reloaded every cache.key_ttl
-             ├─ catalog, mcp-* models and aliases; the MCP registry, tool-call writer and health
+             ├─ catalog, mcp-* models and aliases; the MCP registry and tool-call writer
              ├─ change-notices other processes' changes (store polling, or Redis pub/sub)
              ├─ rate-limits    without Redis: token counters seeded from usage_events, ended windows swept
+             ├─ mcp-health     MCP server probes (settings.mcp.health)
              ├─ health-probes  per upstream and probe kind (settings.health_check); ready after a round
+                               (with Redis both in one process, the holder of their lease, and shared)
              └─ proxy upstream client (the connection pool)
                 └─ http nursery  hypercorn, started last, so traffic only arrives once all above is ready:
                                  one per port in dual-port mode (server.admin.port), both listening
@@ -44,7 +46,7 @@ import math
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -85,6 +87,7 @@ from voidllm.nursery import Supervisor, open_supervisor
 from voidllm.proxy.demo import DemoTransport
 from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
+from voidllm.redis.boards import RedisBoardShare, serve_shared_board
 from voidllm.redis.bus import RedisBus, serve_invalidations
 from voidllm.redis.client import RedisClient, serve_redis_client
 from voidllm.redis.cooldown import RedisCooldowns
@@ -93,7 +96,7 @@ from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.catalog_store import CatalogLoader, serve_catalog, sync_yaml_models
 from voidllm.routing.cooldown import CooldownRegistry
-from voidllm.routing.health import HealthBoard, serve_health_probes
+from voidllm.routing.health import PROBE_KINDS, HealthBoard, serve_health_probes
 from voidllm.routing.latency import LatencyTracker
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
@@ -320,6 +323,8 @@ async def serve(
         await _start_mcp(supervisor, config, store, keyring, services, mcp_upstreams, sync=run_bootstrap)
         limiter, redis_client = await _start_limits(supervisor, config, store, services)
         await _start_usage_upkeep(supervisor, store, config, redis_client)
+        if services.mcp is not None:
+            await _start_mcp_health(supervisor, config, store, services.mcp, redis_client)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         state.bootstrap_pending = not await store.run(has_live_user)
         # The proxy's connection pool closes after the HTTP server stopped and before the services stop;
@@ -327,17 +332,23 @@ async def serve(
         async with _closing(DemoTransport(H11Pool())) as transport:
             board, latency = HealthBoard(), LatencyTracker()
             services.health = HealthRuntime(board=board, http_client=probe_client)
-            await supervisor.start(
-                "health-probes",
-                partial(
-                    serve_health_probes,
-                    models=lambda: catalog.registry.models,
-                    settings=config.settings.health_check,
-                    client=probe_client,
-                    board=board,
-                    latency=latency,
-                ),
+            probes: Callable[..., Awaitable[Any]] = partial(
+                serve_health_probes,
+                models=lambda: catalog.registry.models,
+                settings=config.settings.health_check,
+                client=probe_client,
+                board=board,
+                latency=latency,
             )
+            checks = config.settings.health_check
+            intervals = [
+                getattr(checks, kind).interval for kind in PROBE_KINDS if getattr(checks, kind).enabled
+            ]
+            if redis_client is not None and intervals:
+                probes = await _shared_board(
+                    supervisor, store, config, redis_client, "model-health", probes, board, min(intervals)
+                )
+            await supervisor.start("health-probes", probes)
             router = Router(
                 breakers=BreakerRegistry(BreakerSettings.from_config(config.settings.circuit_breaker)),
                 cooldowns=CooldownRegistry(),
@@ -427,19 +438,59 @@ async def _start_mcp(
         ),
     )
     services.mcp.tool_calls = tool_calls
+
+
+async def _start_mcp_health(
+    supervisor: Supervisor,
+    config: Config,
+    store: Store,
+    mcp: McpRuntime,
+    redis_client: RedisClient | None,
+) -> None:
+    """The MCP health probes (``settings.mcp.health``), in every process, or with Redis in the holder of the
+    ``mcp-health`` lease only (:func:`_shared_board`)."""
     health = config.settings.mcp.health
-    if health.enabled:
-        await supervisor.start(
-            "mcp-health",
-            partial(
-                serve_mcp_health,
-                registry=registry,
-                prober=upstreams,
-                board=board,
-                interval=health.interval,
-                on_tools=partial(fetch_tools, store, upstreams),
-            ),
+    if not health.enabled:
+        return
+    probes: Callable[..., Awaitable[Any]] = partial(
+        serve_mcp_health,
+        registry=mcp.registry,
+        prober=mcp.upstreams,
+        board=mcp.health,
+        interval=health.interval,
+        on_tools=partial(fetch_tools, store, mcp.upstreams),
+    )
+    if redis_client is not None:
+        probes = await _shared_board(
+            supervisor, store, config, redis_client, "mcp-health", probes, mcp.health, health.interval
         )
+    await supervisor.start("mcp-health", probes)
+
+
+async def _shared_board(
+    supervisor: Supervisor,
+    store: Store,
+    config: Config,
+    redis_client: RedisClient,
+    name: str,
+    probes: Callable[..., Awaitable[Any]],
+    board: HealthBoard | McpHealthBoard,
+    interval: float,
+) -> Callable[..., Awaitable[Any]]:
+    """``probes`` run by the holder of the lease ``name`` only, its results shared through Redis every
+    ``interval`` (kept three intervals) and read into ``board`` by every other process
+    (:mod:`voidllm.redis.boards`)."""
+    lease = await _start_lease(supervisor, store, config, redis_client, name, interval)
+    share = RedisBoardShare(name, redis_client, config.redis.key_prefix, expiry=3 * interval)
+    return partial(
+        serve_shared_board,
+        lease=lease,
+        probe=probes,
+        share=share,
+        dump=board.entries,
+        load=board.load,
+        every=interval,
+    )
 
 
 async def _start_audit_writer(supervisor: Supervisor, store: Store, config: Config) -> AuditSink:

@@ -15,6 +15,10 @@ next round. Metrics: ``voidllm_mcp_server_health_status{server,alias}`` 1 health
 ``voidllm_mcp_server_health_latency_seconds{server,alias}`` of the latest successful probe; ``server`` is the
 server's display name.
 
+With ``redis.enabled`` one process probes, the holder of the ``mcp-health`` lease, and every other process
+loads the holder's reports into its board (:meth:`McpHealthBoard.entries`, :meth:`McpHealthBoard.load`,
+:mod:`voidllm.redis.boards`); without Redis every process probes on its own.
+
 Errors are reduced to what the prober reports (short, fixed strings of the client) and never include a
 secret; a prober that raises counts as ``probe error``.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -139,6 +143,38 @@ class McpHealthBoard:
                 "MCP server health changed", extra={"server": server.alias, "status": status, "error": error}
             )
         return report
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Every probed report as JSON-ready metadata (:mod:`voidllm.redis.boards` shares them)."""
+        return {
+            report.server_id: {
+                **attrs.asdict(report, filter=lambda field, _: field.name != "checked_at"),
+                "checked_at": report.checked_at.isoformat(),
+            }
+            for report in self._reports.values()
+            if report.checked_at is not None
+        }
+
+    def load(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace the reports with ``entries`` (another process's probes, read by
+        :func:`voidllm.redis.boards.serve_shared_board`); servers not in them go back to ``unknown``."""
+        reports = {}
+        for server_id, entry in entries.items():
+            fields = {key: value for key, value in entry.items() if key not in ("server_id", "checked_at")}
+            checked = dt.datetime.fromisoformat(entry["checked_at"])
+            reports[server_id] = McpHealthReport(server_id=server_id, checked_at=checked, **fields)
+        for server_id, previous in self._reports.items():
+            if server_id not in reports or reports[server_id].alias != previous.alias:
+                self._unlabel(previous)
+        for report in reports.values():
+            MCP_HEALTH_STATUS.labels(server=report.name, alias=report.alias).set(
+                1.0 if report.status == "healthy" else 0.0
+            )
+            if report.latency_ms is not None:
+                MCP_HEALTH_LATENCY.labels(server=report.name, alias=report.alias).set(
+                    report.latency_ms / 1000
+                )
+        self._reports = reports
 
     def keep_only(self, server_ids: set[str]) -> None:
         """Forget the servers not in ``server_ids`` (deleted or deactivated)."""

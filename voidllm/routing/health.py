@@ -33,6 +33,10 @@ next, and the schedule moves on from there), with at most :data:`MAX_CONCURRENT_
 overall. The service reports ready when every task has finished its first probe, so routing starts with
 real data.
 
+With ``redis.enabled`` one process probes, the holder of the ``model-health`` lease, and every other
+process loads the holder's reports into its board (:meth:`HealthBoard.entries`, :meth:`HealthBoard.load`,
+:mod:`voidllm.redis.boards`); without Redis every process probes on its own.
+
 Left out: jitter between upstreams (they are probed in step; the limiter bounds the burst), Azure's
 deployment name and URL layout in the functional probe (the model name is sent to ``<base_url>``), and
 probing MCP servers (docs/reference/behaviour.md 8.5).
@@ -166,6 +170,38 @@ class HealthBoard:
     def reports(self) -> tuple[HealthReport, ...]:
         """Every probed upstream's report, by name."""
         return tuple(self._reports[name] for name in sorted(self._reports))
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Every checked report as JSON-ready metadata (:mod:`voidllm.redis.boards` shares them)."""
+        return {
+            report.name: {
+                **attrs.asdict(report, filter=lambda field, _: field.name != "last_check"),
+                "checked_at": report.last_check.isoformat(),
+            }
+            for report in self._reports.values()
+            if report.last_check is not None
+        }
+
+    def load(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace the reports with ``entries`` (another process's probes, read by
+        :func:`voidllm.redis.boards.serve_shared_board`); upstreams not in them go back to ``unknown``."""
+        reports = {}
+        for name, entry in entries.items():
+            fields = {key: value for key, value in entry.items() if key not in ("name", "checked_at")}
+            checked = dt.datetime.fromisoformat(entry["checked_at"])
+            reports[name] = HealthReport(name=name, last_check=checked, **fields)
+        for name in set(self._reports) | set(reports):
+            previous, report = self.status(name), reports.get(name) or HealthReport(name)
+            HEALTH_STATUS.labels(model=name).set(_GAUGE_VALUE.get(report.status, 0.0))
+            if report.latency_ms is not None:
+                HEALTH_LATENCY.labels(model=name).set(report.latency_ms / 1000)
+            if report.status != previous:
+                log.info(
+                    "upstream health changed",
+                    extra={"upstream": name, "status": report.status, "previous": previous},
+                )
+        self._results.clear()  # a process that takes the lease over starts its own results afresh
+        self._reports = reports
 
     def _record(self, name: str, kind: str, outcome: _Outcome) -> HealthReport:
         """Fold one probe result into ``name``'s report, update the gauges and log a change of status."""
