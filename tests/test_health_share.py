@@ -6,14 +6,19 @@ every task has been idle for a moment (:func:`clock`), so Redis round trips fini
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
+from pathlib import Path
 
+import httpx
 import pytest
 import trio
 import trio.testing
 
+from tests.polling import poll_until
+from tests.process import GatewayProcess, spawn_gateway, write_config
 from voidllm.mcp.health import McpHealthBoard
 from voidllm.mcp.registry import McpServerEntry
 from voidllm.redis.boards import RedisBoardShare, serve_shared_board
@@ -177,3 +182,94 @@ async def test_mcp_board_entries_round_trip(redis: tuple[RedisClient, str]) -> N
     assert board.reports() == source.reports()
     assert board.report(gone).status == "unknown"
     assert board.report(server).tool_count == 4
+
+
+async def _upstream(hits: list[float], task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """A stand-in upstream that answers every request 200 and counts them."""
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    task_status.started(listener.socket.getsockname()[1])
+
+    async def answer(stream: trio.SocketStream) -> None:
+        async with stream:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = await stream.receive_some()
+                if not chunk:
+                    return
+                received += chunk
+            hits.append(trio.current_time())
+            await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    await trio.serve_listeners(answer, [listener])
+
+
+def _lease_log(gateway: GatewayProcess) -> list[str]:
+    """What ``gateway`` logged about the model-health lease, in order."""
+    return [
+        m
+        for m in ("lease acquired", "lease lost")
+        for r in gateway.log(m)
+        if r.get("lease") == "model-health"
+    ]
+
+
+async def _status_gauge(gateway: GatewayProcess) -> list[str]:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        text = (await client.get("/metrics")).text
+    return [line for line in text.splitlines() if line.startswith("voidllm_model_health_status{")]
+
+
+@pytest.mark.slow
+async def test_two_gateways_one_prober_and_a_takeover(tmp_path: Path, redis_url: str) -> None:
+    """Two gateway processes sharing Redis probe one upstream every 10 s: only the lease holder's probes reach
+    it, the other reports the holder's result; SIGKILL the holder and the other probes within one interval."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    hits: list[float] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(_upstream, hits)
+            config = write_config(
+                tmp_path,
+                f"""
+redis:
+  enabled: true
+  url: {redis_url}
+  key_prefix: "{prefix}"
+models:
+  - name: probed
+    provider: openai
+    base_url: http://127.0.0.1:{port}/v1
+    api_key: sk-test
+""",
+            )
+            config.write_text(
+                config.read_text().replace(
+                    "settings:\n",
+                    "settings:\n  health_check:\n    health:\n      enabled: true\n      interval: 10s\n",
+                    1,
+                )
+            )
+            async with spawn_gateway(config) as a, spawn_gateway(config, expect_banner=False) as b:
+                holders = [g for g in (a, b) if _lease_log(g) == ["lease acquired"]]
+                assert len(holders) == 1, (_lease_log(a), _lease_log(b))
+                holder, other = holders[0], (b if holders[0] is a else a)
+
+                with trio.fail_after(15):
+                    await poll_until(lambda: len(hits) >= 2, interval=0.2)
+                assert hits[1] - hits[0] >= 9, hits  # one interval apart: one process probes, not both
+                assert _lease_log(other) == []
+                assert await _status_gauge(other) == ['voidllm_model_health_status{model="probed"} 1.0']
+
+                holder.signal(signal.SIGKILL)
+                await holder.wait_exit()
+                with trio.fail_after(10):  # the lease's key expires (5 s): taken over within one interval
+                    await other.wait_for_line(lambda: _lease_log(other) == ["lease acquired"])
+                probes_before = len(hits)
+                with trio.fail_after(10):  # and probes
+                    await poll_until(lambda: len(hits) > probes_before, interval=0.2)
+            nursery.cancel_scope.cancel()
+    finally:
+        async with open_redis(redis_url) as client:
+            keys = await client.execute("KEYS", prefix + "*")
+            if keys:
+                await client.execute("DEL", *keys)
