@@ -39,7 +39,8 @@ from typing import Any
 import attrs
 import trio
 
-from voidllm.errors import BadGatewayError, CircuitOpenError, GatewayTimeoutError
+from voidllm.asgi import ClientDisconnectedError
+from voidllm.errors import BadGatewayError, CircuitOpenError, GatewayError, GatewayTimeoutError
 from voidllm.proxy import metrics as m
 from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse, UpstreamTimeoutError
 from voidllm.routing.breaker import Permit
@@ -107,6 +108,15 @@ class _Failed:
     timeout: bool  # the attempt deadline passed (else the connection failed)
 
 
+@attrs.define(eq=False)
+class _ClientFault:
+    """The client's streamed body failed while the upstream read it (too large, too slow, a second
+    ``model`` field, gone): the client's error, raised unwrapped by :meth:`AttemptChain.run`, not the
+    upstream's fault."""
+
+    error: GatewayError | ClientDisconnectedError
+
+
 Request = Callable[[Upstream], tuple[str, list[tuple[bytes, bytes]], Any]]
 """Builds one upstream's request: ``(url, headers, body)``; may raise a client error (untranslatable)."""
 
@@ -153,7 +163,7 @@ class AttemptChain:
         )
         if not isinstance(self.body, bytes):
             candidates = candidates[:1]  # a streamed (multipart) body cannot be sent twice
-        send, receive = trio.open_memory_channel[Opened | _Failed](len(candidates))
+        send, receive = trio.open_memory_channel[Opened | _Failed | _ClientFault](len(candidates))
         waiting = iter(candidates)
         running = tried = 0
         last_error: Exception | None = None
@@ -171,6 +181,8 @@ class AttemptChain:
             with trio.move_on_at(self._next_hedge_at(hedge, running, waiting)):
                 result = await receive.receive()
                 running -= 1
+                if isinstance(result, _ClientFault):
+                    raise result.error
                 if isinstance(result, _Failed):
                     last_error = self._failed(result, more=running > 0 or _has_more(waiting))
                     continue
@@ -247,6 +259,9 @@ class AttemptChain:
                 except UpstreamError as exc:
                     permit.failure()
                     await send.send(_Failed(upstream, timeout=isinstance(exc, UpstreamTimeoutError)))
+                    return
+                except (GatewayError, ClientDisconnectedError) as exc:  # raised by the client's streamed body
+                    await send.send(_ClientFault(exc))  # the permit is left without an outcome: neutral
                     return
             permit.failure()
             await send.send(_Failed(upstream, timeout=True))
