@@ -121,8 +121,8 @@ class Intake:
         send upstream and its length, when declared (``body_done`` is set once all of it was read).
 
         Model first, the body is streamed on as it arrives. When a file part (or more than the head limit of
-        other parts) came before ``model``, the rest is read too, each chunk within ``read_timeout`` and all
-        of it within ``max_request_body``, and the whole rewritten body is returned as bytes (held in memory,
+        other parts) came before ``model``, the rest is read too, all of it within ``read_timeout`` and
+        ``max_request_body``, and the whole rewritten body is returned as bytes (held in memory,
         never written anywhere).
         """
         content_type = (header(scope["headers"], b"content-type") or b"").decode("latin-1")
@@ -137,8 +137,8 @@ class Intake:
             ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
         model = self._resolve(ex, head.model)
         if head.holds_body:
-            while reader.more:
-                head.feed(await reader.next())  # refuses a second `model` field
+            if reader.more:  # the rest within read_timeout in all, like a JSON body
+                head.feed(await reader.rest())  # refuses a second `model` field
             body_done.set()
             return head.rewrite(model.name), None
         first = head.rewrite(model.name)
