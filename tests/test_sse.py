@@ -538,6 +538,13 @@ def test_many_short_lines_may_exceed_max_line_together() -> None:
     assert not relay.aborted
 
 
+def test_an_event_that_never_ends_is_cut_at_max_event() -> None:
+    relay = SSERelay(max_event=100)
+    fed = b"".join(relay.feed(b"data: %04d\n" % i) for i in range(10))  # 110 bytes, no blank line
+    assert relay.aborted
+    assert fed.endswith(abort_event())
+
+
 def test_the_default_line_limit_is_four_mib() -> None:
     assert DEFAULT_MAX_LINE == 4 * 1024 * 1024
     big = b"data: " + b"x" * (DEFAULT_MAX_LINE - 6)

@@ -151,6 +151,8 @@ class SSERelay:
     strip_injected_usage: bool = False
     terminal: Terminal = attrs.field(default="done", validator=attrs.validators.in_(("done", "responses")))
     max_line: int = attrs.field(default=DEFAULT_MAX_LINE, validator=attrs.validators.gt(0))
+    # an upstream that never ends an event must not grow the bytes held until the stream's deadline
+    max_event: int = attrs.field(default=4 * DEFAULT_MAX_LINE, validator=attrs.validators.gt(0))
     done: bool = attrs.field(default=False, init=False)
     aborted: bool = attrs.field(default=False, init=False)
     saw_data: bool = attrs.field(default=False, init=False)
@@ -160,7 +162,7 @@ class SSERelay:
 
     @_framer.default
     def _new_framer(self) -> EventFramer:
-        return EventFramer(max_line=self.max_line)
+        return EventFramer(max_line=self.max_line, max_event=self.max_event)
 
     @property
     def closed(self) -> bool:
