@@ -158,11 +158,15 @@ class McpHealthBoard:
     def load(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the reports with ``entries`` (another process's probes, read by
         :func:`voidllm.redis.boards.serve_shared_board`); servers not in them go back to ``unknown``."""
+        known = set(attrs.fields_dict(McpHealthReport)) - {"server_id", "checked_at"}
         reports = {}
         for server_id, entry in entries.items():
-            fields = {key: value for key, value in entry.items() if key not in ("server_id", "checked_at")}
-            checked = dt.datetime.fromisoformat(entry["checked_at"])
-            reports[server_id] = McpHealthReport(server_id=server_id, checked_at=checked, **fields)
+            fields = {key: value for key, value in entry.items() if key in known}
+            try:  # another gateway version may write other fields: an entry this one cannot read is unknown
+                checked = dt.datetime.fromisoformat(entry["checked_at"])
+                reports[server_id] = McpHealthReport(server_id=server_id, checked_at=checked, **fields)
+            except (KeyError, TypeError, ValueError):
+                continue
         for server_id, previous in self._reports.items():
             if server_id not in reports or reports[server_id].alias != previous.alias:
                 self._unlabel(previous)

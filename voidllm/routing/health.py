@@ -185,11 +185,15 @@ class HealthBoard:
     def load(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the reports with ``entries`` (another process's probes, read by
         :func:`voidllm.redis.boards.serve_shared_board`); upstreams not in them go back to ``unknown``."""
+        known = set(attrs.fields_dict(HealthReport)) - {"name", "last_check"}
         reports = {}
         for name, entry in entries.items():
-            fields = {key: value for key, value in entry.items() if key not in ("name", "checked_at")}
-            checked = dt.datetime.fromisoformat(entry["checked_at"])
-            reports[name] = HealthReport(name=name, last_check=checked, **fields)
+            fields = {key: value for key, value in entry.items() if key in known}
+            try:  # another gateway version may write other fields: an entry this one cannot read is unknown
+                checked = dt.datetime.fromisoformat(entry["checked_at"])
+                reports[name] = HealthReport(name=name, last_check=checked, **fields)
+            except (KeyError, TypeError, ValueError):
+                continue
         for name in set(self._reports) | set(reports):
             previous, report = self.status(name), reports.get(name) or HealthReport(name)
             HEALTH_STATUS.labels(model=name).set(_GAUGE_VALUE.get(report.status, 0.0))
