@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -577,7 +576,7 @@ def _lease(store: Store, config: Config, redis_client: RedisClient | None, name:
     if database.driver == "postgres":
         return AdvisoryLease(name, store)
     if database.dsn and ":memory:" not in database.dsn and not database.dsn.startswith("file:"):
-        return FileLease(name, Path(os.path.abspath(database.dsn)).with_name(f".voidllm-{name}.lease"))
+        return FileLease(name, Path(database.dsn).expanduser().resolve().with_name(f".voidllm-{name}.lease"))
     return Always(name)
 
 
