@@ -559,7 +559,7 @@ CASES = [
         settings(
             mcp={"code_mode": {"memory_limit_mb": 0, "timeout": "500ms", "pool_size": 0, "max_tool_calls": 0}}
         ),
-        "settings.mcp.code_mode.memory_limit_mb: must be between 1 and 128 (got 0)",
+        "settings.mcp.code_mode.memory_limit_mb: must be between 4 and 128 (got 0)",
         "settings.mcp.code_mode.timeout: must be between 1s and 2m (got 500ms)",
         "settings.mcp.code_mode.pool_size: must be between 1 and 32 (got 0)",
         "settings.mcp.code_mode.max_tool_calls: must be between 1 and 1000 (got 0)",
@@ -576,7 +576,7 @@ CASES = [
                 }
             }
         ),
-        "settings.mcp.code_mode.memory_limit_mb: must be between 1 and 128 (got 129)",
+        "settings.mcp.code_mode.memory_limit_mb: must be between 4 and 128 (got 129)",
         "settings.mcp.code_mode.timeout: must be between 1s and 2m (got 2m1s)",
         "settings.mcp.code_mode.pool_size: must be between 1 and 32 (got 33)",
         "settings.mcp.code_mode.max_tool_calls: must be between 1 and 1000 (got 1001)",

@@ -491,7 +491,8 @@ class Sandbox:
             if run.stop_reason == "stack":
                 raise ScriptRuntimeError("InternalError: stack overflow")
             raise ScriptRuntimeError("InternalError: the sandbox stopped")
-        if outcome.get("k") == "memory":
+        # QuickJS may throw null instead of an out-of-memory error when small allocations fill the limit
+        if outcome.get("k") == "memory" or (outcome["t"] == "err" and run.stop_reason == "memory"):
             raise MemoryLimitExceeded
         if outcome["t"] == "err":
             error = ScriptSyntaxError if outcome["k"] == "syntax" else ScriptRuntimeError

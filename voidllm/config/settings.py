@@ -186,7 +186,7 @@ class CodeModeConfig:
     """The Code Mode sandbox; ``schema_ttl`` 0 means inferred output schemas are never refreshed."""
 
     enabled: bool = False
-    memory_limit_mb: Annotated[int, Range(1, 128)] = 16
+    memory_limit_mb: Annotated[int, Range(4, 128)] = 16  # below 4 MB not even `return 1` runs
     timeout: Annotated[Duration, _seconds(1, 120)] = 30.0
     pool_size: Annotated[int, Range(1, 32)] = 8
     max_tool_calls: Annotated[int, Range(1, 1000)] = 50
