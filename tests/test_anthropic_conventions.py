@@ -141,6 +141,8 @@ async def test_models_in_anthropics_shape_with_anthropic_version(sqlite_dsn: str
         for query, field in (
             ("limit=0", "limit"),
             ("limit=x", "limit"),
+            ("limit=%C2%B2", "limit"),  # a Unicode digit ("²"): isdigit() but not an integer
+            ("limit=" + "9" * 5000, "limit"),  # longer than int() converts
             ("after_id=a&before_id=b", "before_id"),
         ):
             refused = await gw.client.get(f"/v1/models?{query}", headers={**auth, **VERSION})

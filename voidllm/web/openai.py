@@ -72,7 +72,8 @@ def anthropic_page(models: list[Model], query: Mapping[str, str]) -> dict[str, o
     raw_limit = query.get("limit")
     limit = default
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not low <= int(raw_limit) <= high:
+        digits = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= len(str(high))
+        if not digits or not low <= int(raw_limit) <= high:
             raise BadRequestError(f"limit: must be an integer from {low} to {high}", extra={"field": "limit"})
         limit = int(raw_limit)
     if before is not None:
