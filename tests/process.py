@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -141,3 +142,11 @@ async def spawn_gateway(
             with trio.move_on_after(10, shield=True):
                 await process.wait()
             nursery.cancel_scope.cancel()
+
+
+def free_port() -> int:
+    """A local TCP port no socket is bound to right now (bound to port 0, then closed): where nothing answers,
+    or a number to give a server that must be told its port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import socket
 import ssl
 from pathlib import Path
 
@@ -52,10 +51,3 @@ def write_self_signed(directory: Path, *, passphrase: bytes | None = None) -> Ce
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     )
     return files
-
-
-def free_port() -> int:
-    """A port no socket is bound to right now (the admin port needs a number: 0 means no admin port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

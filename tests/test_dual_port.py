@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.gateway import make_config, model_yaml, run_gateway
-from tests.selfsigned import free_port, write_self_signed
+from tests.process import free_port
+from tests.selfsigned import write_self_signed
 from tests.test_browser_sessions import Browser, credentials, set_cookies
 from tests.test_ui_serving import fake_build
 from voidllm.config import Config, ConfigError, parse_config

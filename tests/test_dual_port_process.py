@@ -12,8 +12,8 @@ import httpx
 import pytest
 import trio
 
-from tests.process import spawn_gateway, write_config
-from tests.selfsigned import free_port, write_self_signed
+from tests.process import free_port, spawn_gateway, write_config
+from tests.selfsigned import write_self_signed
 from tests.test_dual_port import CHAT, HEALTH, MCP_HEADERS, MCP_INITIALIZE, assert_not_found
 from tests.test_workers import worker_pids
 from voidllm.testing.mock_openai import open_mock_upstream

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +12,7 @@ import attrs
 import pytest
 import trio
 
+from tests.process import free_port
 from voidllm.errors import ServiceUnavailableError, TooManyRequestsError
 from voidllm.identity import KeyIdentity, Limits, Role
 from voidllm.limits.base import Admission, limited, window_bounds
@@ -353,15 +353,9 @@ async def test_redis_seed_sets_only_missing_counters(redis_url: str) -> None:
             await client.execute("DEL", limiter.key(a), limiter.key(b))
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("policy", ["allow", "deny"])
 async def test_unreachable_redis_applies_the_policy(policy: str) -> None:
-    async with open_redis(f"redis://127.0.0.1:{closed_port()}", command_timeout=1) as client:
+    async with open_redis(f"redis://127.0.0.1:{free_port()}", command_timeout=1) as client:
         limiter = RedisLimiter(client, "x:", on_error=policy)
         key = ident(key_limits=Limits(requests_per_minute=1))
         before = BACKEND_ERRORS.labels(policy=policy)._value.get()

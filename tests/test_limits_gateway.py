@@ -3,7 +3,6 @@ counters survive a restart, a Redis outage follows ``redis.on_error``, and chang
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
@@ -18,6 +17,7 @@ import trio
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from tests.polling import poll_until
+from tests.process import free_port
 from voidllm.auth.cache import reload_key_cache
 from voidllm.crypto import KeyKind, Keyring, generate_key, key_hint
 from voidllm.identity import Limits
@@ -102,12 +102,6 @@ async def add_key(gw: RunningGateway, **limits: Any) -> LimitedKey:
     created = await gw.state.store.run(partial(insert_key, keyring=gw.state.services.keyring, **limits))
     await reload_key_cache(gw.state.keys, gw.state.store)
     return created
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def redis_yaml(url: str, prefix: str, on_error: str = "allow") -> str:
@@ -262,9 +256,7 @@ async def test_token_counters_survive_a_restart(sqlite_dsn: str, mock: MockUpstr
 
 @pytest.mark.parametrize("policy", ["allow", "deny"])
 async def test_unreachable_redis_follows_on_error(sqlite_dsn: str, mock: MockUpstream, policy: str) -> None:
-    config = gateway_config(
-        sqlite_dsn, mock, redis_yaml(f"redis://127.0.0.1:{closed_port()}/0", "x:", policy)
-    )
+    config = gateway_config(sqlite_dsn, mock, redis_yaml(f"redis://127.0.0.1:{free_port()}/0", "x:", policy))
     async with run_gateway(config) as gw:  # starts without Redis
         key = await add_key(gw, key=Limits(requests_per_minute=1))
         unlimited = {"Authorization": f"Bearer {gw.api_key()}"}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import trio
 
+from tests.process import free_port
 from voidllm.redis.client import (
     REDIS_UP,
     Endpoint,
@@ -37,12 +37,6 @@ async def prefix(redis: RedisClient) -> AsyncIterator[str]:
     keys = await redis.execute("KEYS", value + "*")
     if keys:
         await redis.execute("DEL", *keys)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_urls_are_parsed_without_showing_the_password() -> None:
@@ -112,7 +106,7 @@ async def test_publish_reaches_a_subscriber(redis: RedisClient, prefix: str) -> 
 async def test_an_unreachable_server_fails_fast_with_unavailable(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_redis(f"redis://127.0.0.1:{closed_port()}/0", command_timeout=1) as client:
+    async with open_redis(f"redis://127.0.0.1:{free_port()}/0", command_timeout=1) as client:
         with pytest.raises(RedisUnavailableError) as caught:
             await client.execute("PING")
         assert caught.value.status == 503

@@ -16,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.process import GatewayProcess, spawn_gateway, write_config
+from tests.process import GatewayProcess, free_port, spawn_gateway, write_config
 from tests.test_login_burst import LOCKED, login_from
-from tests.test_redis_client import closed_port
 from voidllm.redis.client import open_redis
 from voidllm.redis.cooldown import RedisCooldowns
 from voidllm.testing.mock_mcp import open_mock_mcp
@@ -87,7 +86,7 @@ async def test_redis_cooldown_one_claim_per_period(redis_url: str) -> None:
 
 
 async def test_without_redis_the_cooldown_counts_in_this_process() -> None:
-    async with open_redis(f"redis://127.0.0.1:{closed_port()}/0", command_timeout=1) as client:
+    async with open_redis(f"redis://127.0.0.1:{free_port()}/0", command_timeout=1) as client:
         cooldowns = RedisCooldowns(client, "test:")
         assert await cooldowns.claim("mcp-refresh:a", 60) is None
         assert await cooldowns.claim("mcp-refresh:a", 60) is not None
