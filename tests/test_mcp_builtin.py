@@ -188,6 +188,8 @@ async def test_every_tool_with_the_rest_api_permissions(sqlite_dsn: str) -> None
                 ("list_keys", {"x": 1}),
                 ("create_key", {"name": "x", "expires_in": "1d"}),
                 ("get_usage", {"from": "soon"}),
+                ("get_usage", {"from": "0001-01-01T00:00:00+14:00"}),  # overflowed to a 500 once
+                ("get_usage", {"to": "1970-01-01T00:00:00"}),  # no offset
             ]:
                 with pytest.raises(MCPError) as caught:
                     await member.call_tool(name, args)

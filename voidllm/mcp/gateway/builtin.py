@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 import orjson
 
-from voidllm import __version__
+from voidllm import __version__, codec
 from voidllm.admin import deployments, keys, probes, usage
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import PageQuery
@@ -353,16 +353,16 @@ def _string(args: dict[str, Any], key: str, *, required: bool = False) -> Any:
 
 
 def _time(args: dict[str, Any], key: str) -> datetime | None:
+    """An RFC 3339 time (with its offset) or a date, read by the admin API's codec (same bounds)."""
     value = _string(args, key)
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _ArgumentError(f"argument {key} must be an RFC 3339 date-time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return codec.structure(value, datetime)
+    except GatewayError:
+        raise _ArgumentError(
+            f"argument {key} must be an RFC 3339 date-time with an offset (or a date), 1970 to before 9000"
+        ) from None
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
@@ -380,9 +380,7 @@ def _duration(value: str) -> timedelta:
 
 
 def _rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if value is None else codec.format_datetime(value)
 
 
 def _plain(report: usage.UsageReport) -> dict[str, Any]:
