@@ -125,3 +125,17 @@ def test_multipart_bodies_go_only_where_accepted(name: str) -> None:
     assert body == b"multipart"
     sent = {k.decode().lower(): v.decode() for k, v in headers if k.decode().lower() in CREDENTIAL_HEADERS}
     assert sent == {k.lower(): v for k, v in credential_headers(name, KEY).items()}
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if PROVIDERS[name].accepts_multipart])
+def test_multipart_without_a_key_sends_no_credential_header(name: str) -> None:
+    _url, headers, _body = build_call(
+        upstream(PROVIDERS[name], api_key=""),
+        model_name="m",
+        endpoint=ENDPOINTS["/v1/audio/transcriptions"],
+        request=None,
+        body=b"multipart",
+        client_headers=[],
+        request_id="rid",
+    )
+    assert [k for k, _ in headers if k.decode().lower() in CREDENTIAL_HEADERS] == []

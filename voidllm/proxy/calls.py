@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from voidllm.providers.base import Target, TranslationError
-from voidllm.providers.registry import PROVIDERS
+from voidllm.providers.registry import PROVIDERS, credential_headers
 from voidllm.proxy.endpoints import Endpoint
 from voidllm.proxy.headers import Headers, upstream_request_headers
 from voidllm.proxy.jsonbody import JsonRequest
@@ -58,7 +58,8 @@ def build_call(
         if provider.multipart_url is None:
             raise TranslationError(f"multipart requests are not supported by the {provider.name} provider")
         headers = upstream_request_headers(client_headers, request_id=request_id, api_key="")
-        headers += [(k.encode(), v.encode()) for k, v in provider.credentials(upstream.api_key).items()]
+        credentials = credential_headers(provider.name, upstream.api_key)  # none without a key
+        headers += [(k.encode(), v.encode()) for k, v in credentials.items()]
         return provider.multipart_url(endpoint.upstream_path, target_of(upstream, model_name)), headers, body
     payload = request.upstream_payload(canonical_model=model_name, inject_usage=endpoint.usage_option)
     call = adapter.build_call(
