@@ -76,7 +76,7 @@ class AzureAdapter:
         """The body unchanged, and the usage it reports."""
         return body, response_usage(body)
 
-    def stream_translator(self, *, model: str) -> IdentityStreamTranslator:
+    def stream_translator(self, *, model: str, include_usage: bool = False) -> IdentityStreamTranslator:
         return IdentityStreamTranslator()
 
 

@@ -168,7 +168,7 @@ class PassthroughAdapter:
         """The body unchanged, and the usage it reports (``None`` if it is not JSON or has none)."""
         return body, response_usage(body)
 
-    def stream_translator(self, *, model: str) -> IdentityStreamTranslator:
+    def stream_translator(self, *, model: str, include_usage: bool = False) -> IdentityStreamTranslator:
         return IdentityStreamTranslator()
 
 

@@ -109,7 +109,7 @@ class Relay:
                 translate=lambda body: (messages.error_to_anthropic(resp.status, body), None),
             )
         elif ex.stream:
-            first = egress.stream_translator(model=ex.requested_model, include_usage=True) if egress else None  # type: ignore[call-arg]
+            first = egress.stream_translator(model=ex.requested_model, include_usage=True) if egress else None
             translator = messages.ToMessagesStream(first, OpenAIToMessagesStream(model=ex.requested_model))
             stream = Translated(translator, _anthropic_abort)
             await self._relay_stream(ex, stream, resp, send, deadline, _sse_headers(resp))
@@ -141,7 +141,7 @@ class Relay:
         ex.status_code = resp.status
         if ex.stream and 200 <= resp.status < 300:
             include_usage = ex.json is not None and ex.json.client_wants_usage
-            translator = adapter.stream_translator(model=ex.requested_model, include_usage=include_usage)  # type: ignore[call-arg]
+            translator = adapter.stream_translator(model=ex.requested_model, include_usage=include_usage)
             await self._relay_stream(ex, Translated(translator), resp, send, deadline, _sse_headers(resp))
             return
 
