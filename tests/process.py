@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,25 +24,42 @@ START_LIMIT = 30.0
 """Seconds :func:`spawn_gateway` waits for the gateway to listen."""
 
 
+def _indented(text: str, spaces: int) -> str:
+    return "".join(f"\n{' ' * spaces}{line}" for line in textwrap.dedent(text).splitlines() if line.strip())
+
+
 def write_config(
-    directory: Path, yaml_tail: str = "", *, port: int = 0, level: str = "info", proxy: str = ""
+    directory: Path,
+    yaml_tail: str = "",
+    *,
+    port: int = 0,
+    level: str = "info",
+    proxy: str = "",
+    server: str = "",
+    settings: str = "",
+    postgres_dsn: str | None = None,
 ) -> Path:
-    """A voidllm.yaml with a SQLite store inside ``directory`` and the test keys; ``proxy`` adds
-    ``server.proxy`` lines (e.g. ``"drain_timeout: 5s"``)."""
+    """A voidllm.yaml with a SQLite store inside ``directory`` (or PostgreSQL at ``postgres_dsn``) and the
+    test keys; ``proxy`` adds ``server.proxy`` lines (e.g. ``"drain_timeout: 5s"``), ``server`` adds
+    ``server`` lines (e.g. ``"workers: 2"``), ``settings`` adds
+    ``settings`` lines (YAML at the level of ``encryption_key``, e.g. ``"usage:\n  rollup_interval: 4s"``)."""
     path = directory / "voidllm.yaml"
-    proxy_lines = "".join(f"\n    {line}" for line in proxy.splitlines() if line)
+    database = (
+        f"driver: postgres\n  dsn: {postgres_dsn}"
+        if postgres_dsn is not None
+        else f"driver: sqlite\n  dsn: {directory / 'data' / 'voidllm.db'}"
+    )
     path.write_text(
         f"""
 server:
   proxy:
     host: 127.0.0.1
-    port: {port}{proxy_lines}
+    port: {port}{_indented(proxy, 4)}{_indented(server, 2)}
 database:
-  driver: sqlite
-  dsn: {directory / "data" / "voidllm.db"}
+  {database}
 settings:
   encryption_key: {ENCRYPTION_KEY}
-  admin_key: {ADMIN_KEY}
+  admin_key: {ADMIN_KEY}{_indented(settings, 2)}
 logging:
   level: {level}
 {yaml_tail}"""
@@ -150,3 +168,9 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def redis_yaml(url: str, prefix: str, **settings: str) -> str:
+    """The ``redis:`` section for ``url`` under the key prefix ``prefix``, with more of its settings."""
+    extra = "".join(f"\n  {name}: {value}" for name, value in settings.items())
+    return f"\nredis:\n  enabled: true\n  url: {url}\n  key_prefix: '{prefix}'{extra}\n"

@@ -23,10 +23,8 @@ pytestmark = pytest.mark.slow
 
 def dual_port_config(directory: Path, admin: str, tail: str = "") -> Path:
     """A config with two workers and ``server.admin`` (``admin``: its lines, indented under it)."""
-    config = write_config(directory, tail)
-    lines = "".join(f"    {line}\n" for line in admin.splitlines() if line)
-    config.write_text(config.read_text().replace("server:\n", f"server:\n  workers: 2\n  admin:\n{lines}", 1))
-    return config
+    nested = "".join(f"\n  {line}" for line in admin.splitlines() if line)
+    return write_config(directory, tail, server=f"workers: 2\nadmin:{nested}")
 
 
 async def test_two_workers_serve_both_ports_with_tls_on_the_admin_port(tmp_path: Path) -> None:

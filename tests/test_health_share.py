@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 from tests.polling import poll_until
-from tests.process import GatewayProcess, spawn_gateway, write_config
+from tests.process import GatewayProcess, redis_yaml, spawn_gateway, write_config
 from voidllm.mcp.health import McpHealthBoard
 from voidllm.mcp.registry import McpServerEntry
 from voidllm.redis.boards import RedisBoardShare, serve_shared_board
@@ -228,26 +228,17 @@ async def test_two_gateways_one_prober_and_a_takeover(tmp_path: Path, redis_url:
     try:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(_upstream, hits)
-            config = write_config(
-                tmp_path,
-                f"""
-redis:
-  enabled: true
-  url: {redis_url}
-  key_prefix: "{prefix}"
+            models = f"""
 models:
   - name: probed
     provider: openai
     base_url: http://127.0.0.1:{port}/v1
     api_key: sk-test
-""",
-            )
-            config.write_text(
-                config.read_text().replace(
-                    "settings:\n",
-                    "settings:\n  health_check:\n    health:\n      enabled: true\n      interval: 10s\n",
-                    1,
-                )
+"""
+            config = write_config(
+                tmp_path,
+                redis_yaml(redis_url, prefix) + models,
+                settings="health_check:\n  health:\n    enabled: true\n    interval: 10s",
             )
             async with spawn_gateway(config) as a, spawn_gateway(config, expect_banner=False) as b:
                 holders = [g for g in (a, b) if _lease_log(g) == ["lease acquired"]]

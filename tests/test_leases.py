@@ -22,7 +22,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.polling import poll_until
-from tests.process import GatewayProcess, spawn_gateway, write_config
+from tests.process import GatewayProcess, redis_yaml, spawn_gateway, write_config
 from voidllm.config.settings import RetentionConfig
 from voidllm.redis.client import RedisClient, open_redis
 from voidllm.redis.lease import RedisLease
@@ -189,22 +189,13 @@ async def test_a_killed_holder_is_replaced_within_one_period(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     """Two gateway processes: with Redis (SQLite store), then on PostgreSQL without Redis (advisory lock)."""
+    settings = f"usage:\n  rollup_interval: {INTERVAL}s"
     if backend == "redis":
         url, prefix = request.getfixturevalue("redis_url"), f"test:{uuid.uuid4().hex[:12]}:"
-        config = write_config(
-            tmp_path, f'\nredis:\n  enabled: true\n  url: {url}\n  key_prefix: "{prefix}"\n'
-        )
+        config = write_config(tmp_path, redis_yaml(url, prefix), settings=settings)
     else:
         dsn = request.getfixturevalue("pg_dsn")
-        config = write_config(tmp_path)
-        text = config.read_text()
-        sqlite = text[text.index("database:\n") : text.index("settings:\n")]
-        config.write_text(text.replace(sqlite, f"database:\n  driver: postgres\n  dsn: {dsn}\n"))
-    config.write_text(
-        config.read_text().replace(
-            "settings:\n", f"settings:\n  usage:\n    rollup_interval: {INTERVAL}s\n", 1
-        )
-    )
+        config = write_config(tmp_path, settings=settings, postgres_dsn=dsn)
     try:
         await two_gateways_one_holder(config)
     finally:

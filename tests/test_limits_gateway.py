@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 import trio
 
+from tests import process
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from tests.polling import poll_until
 from tests.process import free_port
@@ -105,10 +106,7 @@ async def add_key(gw: RunningGateway, **limits: Any) -> LimitedKey:
 
 
 def redis_yaml(url: str, prefix: str, on_error: str = "allow") -> str:
-    return (
-        f"\nredis:\n  enabled: true\n  url: {url}\n  key_prefix: '{prefix}'\n  on_error: {on_error}\n"
-        "  timeout: 1s\n"
-    )
+    return process.redis_yaml(url, prefix, on_error=on_error, timeout="1s")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.process import GatewayProcess, free_port, spawn_gateway, write_config
+from tests.process import GatewayProcess, free_port, redis_yaml, spawn_gateway, write_config
 from tests.test_login_burst import LOCKED, login_from
 from voidllm.redis.client import open_redis
 from voidllm.redis.cooldown import RedisCooldowns
@@ -99,16 +99,7 @@ async def test_two_processes_share_the_login_throttle_and_the_refresh_cooldown(
 ) -> None:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     config = write_config(
-        tmp_path,
-        f"""
-redis:
-  enabled: true
-  url: {redis_url}
-  key_prefix: "{prefix}"
-""",
-    )
-    config.write_text(
-        config.read_text().replace("settings:\n", "settings:\n  mcp:\n    allow_private_urls: true\n", 1)
+        tmp_path, redis_yaml(redis_url, prefix), settings="mcp:\n  allow_private_urls: true"
     )
     async with open_redis(redis_url) as redis:
         try:

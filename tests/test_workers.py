@@ -36,8 +36,8 @@ models:
     provider: openai
     base_url: {mock.base_url}
 """,
+            server="workers: 2",
         )
-        config.write_text(config.read_text().replace("server:\n", "server:\n  workers: 2\n", 1))
         async with spawn_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
             headers = {"Authorization": f"Bearer {gw.api_key}"}
             assert sum("BOOTSTRAP COMPLETE" in line for line in gw.lines) == 1

@@ -82,8 +82,8 @@ models:
     provider: openai
     base_url: {mock.base_url}
 """,
+            server="workers: 2",
         )
-        config.write_text(config.read_text().replace("server:\n", "server:\n  workers: 2\n", 1))
         async with spawn_gateway(config) as gw:
             (record,) = [r for r in gw.log("listening") if "metrics_dir" in r]
             directory = Path(str(record["metrics_dir"]))
