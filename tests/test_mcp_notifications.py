@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import httpx
 import httpx2
 import orjson
@@ -32,6 +33,7 @@ from tests.polling import poll_until
 from voidllm.sse import EventFramer, parse_event
 from voidllm.store import tables as t
 from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
+from voidllm.web.mcp import mount_mcp
 
 PATH = "/api/v1/mcp/tools"
 SETTINGS = """
@@ -287,3 +289,58 @@ def _events(body: bytes) -> list[Any]:
     events = [parse_event(raw) for raw in framer.feed(body)]
     assert framer.tail() == b""
     return [event for event in events if event is not None]
+
+
+async def test_a_client_that_stops_reading_does_not_make_the_upstream_call_time_out(
+    sqlite_dsn: str,
+) -> None:
+    """The client takes the answer's head, then reads nothing (its send never returns). The upstream's
+    notifications are queued, not waited on, so the call completes (usage: success, not timeout) and the
+    request ends once ``write_timeout`` after it has passed, without the response having gone out."""
+    async with _proxied(sqlite_dsn) as (gw, mock):
+        endpoint = mount_mcp(None, gw.state).resolvers[-1](PATH)
+        assert endpoint is not None
+        endpoint = attrs.evolve(endpoint, write_timeout=1.0)
+        call = _progress_call(12)
+        call["params"]["_meta"] |= {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        }
+        body = orjson.dumps(call)
+        headers = _headers(gw.api_key(), "application/json, text/event-stream")
+        headers |= {
+            "mcp-protocol-version": "2026-07-28",
+            "mcp-method": "tools/call",
+            "mcp-name": "progress",
+            "content-length": str(len(body)),
+        }
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": PATH,
+            "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        }
+        received = [{"type": "http.request", "body": body, "more_body": False}]
+        sent: list[dict[str, Any]] = []
+        cut_off = trio.Event()
+
+        async def receive() -> dict[str, Any]:
+            return received.pop(0) if received else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body":
+                try:
+                    await trio.sleep_forever()  # the client's receive window is full
+                finally:
+                    cut_off.set()
+
+        with trio.fail_after(10):
+            await endpoint(scope, receive, send)
+        assert cut_off.is_set()
+        assert len(mock.rpc("tools/call")) == 1
+        assert (sent[0]["type"], sent[0]["status"]) == ("http.response.start", 200)
+        assert all(m.get("more_body", False) for m in sent[1:])  # the stream was never ended
+        row = await _one_tool_call(gw)
+        assert (row["tool_name"], row["status"]) == ("progress", "success")

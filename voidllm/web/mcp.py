@@ -60,6 +60,7 @@ class McpMount:
             sealer=self.sealer,
             allowed_origins=self.allowed_origins(),
             read_timeout=self.state.config.server.proxy.read_timeout,
+            write_timeout=self.state.config.server.proxy.write_timeout,
         )
         self.endpoints[path] = endpoint
         return endpoint
@@ -105,6 +106,7 @@ def _proxy_resolver(mount: McpMount, proxy_state: ProxyState) -> Callable[[str],
             sealer=mount.sealer,
             allowed_origins=mount.allowed_origins(),
             read_timeout=mount.state.config.server.proxy.read_timeout,
+            write_timeout=mount.state.config.server.proxy.write_timeout,
         )
 
     return resolve

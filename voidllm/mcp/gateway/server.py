@@ -27,8 +27,11 @@
    per JSON-RPC message, sent unbuffered (``Cache-Control: no-cache``, ``X-Accel-Buffering: no``).
    Notifications during a request: when the client accepts SSE, a backend may relay notifications about
    the request (:attr:`McpContext.relay`: the proxy's upstream progress and log messages). The first one
-   starts the SSE answer, each is sent as its own event the moment it is relayed, and the response ends
-   the stream; a refusal after that (the upstream failed or timed out) becomes a JSON-RPC error response
+   starts the SSE answer, each is sent as its own event the moment it is relayed (through a queue of
+   :data:`RELAY_BUFFER`, so a client that stops reading never holds up the upstream: a notification that
+   finds the queue full is dropped), and the response ends the stream; what is left of the stream after the
+   backend answered gets ``write_timeout`` (``read_timeout`` when that is 0), then the request ends; a
+   refusal after that (the upstream failed or timed out) becomes a JSON-RPC error response
    with the request's id on the stream, since the HTTP status is sent. An answer without notifications
    goes out as above, and a client that accepts only JSON gets the response alone. Batches relay nothing.
 7. **Session era** (2025-03-26 .. 2025-11-25). ``initialize`` negotiates the version (the client's if we
@@ -57,6 +60,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
+import trio
 
 from voidllm.asgi import (  # SCOPE_KEY: the request id the edge put into the scope
     SCOPE_KEY,
@@ -94,6 +98,7 @@ STATELESS_VERSION = "2026-07-28"
 SUPPORTED_VERSIONS = (*SESSION_VERSIONS, STATELESS_VERSION)
 DEFAULT_VERSION = "2025-03-26"
 MAX_BODY = 4 * 1024 * 1024
+RELAY_BUFFER = 16  # relayed notifications waiting for a slow client; more are dropped
 
 META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
 META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
@@ -184,6 +189,7 @@ class McpEndpoint:
     sealer: Callable[[], SessionSealer]
     allowed_origins: frozenset[str] = frozenset()
     read_timeout: float = 30.0  # the whole request body (``server.proxy.read_timeout``), else 408
+    write_timeout: float = 120.0  # an event stream's end (``server.proxy.write_timeout``; 0: read_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = scope.get(SCOPE_KEY)
@@ -290,16 +296,34 @@ class McpEndpoint:
         *,
         json_ok: bool,
     ) -> None:
-        """Answer a request of a client that accepts SSE: an event stream once a notification is relayed."""
-        stream = _EventStream(send, headers)
-        try:
-            answer = await self._dispatch(attrs.evolve(ctx, relay=stream.relay), request)
-        except _Refusal as refusal:
+        """Answer a request of a client that accepts SSE: an event stream once a notification is relayed.
+
+        Relayed notifications go through a small channel to one sender task, so a client that stops
+        reading never holds up the upstream call (a notification that finds the channel full is dropped:
+        notifications are advisory). Once the dispatch returns, the rest of the stream and its end get
+        ``write_timeout`` (``read_timeout`` when that is 0); a client that reads nothing by then is cut off.
+        """
+        outbox, inbox = trio.open_memory_channel[Notification](RELAY_BUFFER)
+        stream = _EventStream(send, headers, outbox)
+        refused: _Refusal | None = None
+        answer: dict[str, Any] | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream.pump, inbox)
+            with outbox:
+                try:
+                    answer = await self._dispatch(attrs.evolve(ctx, relay=stream.relay), request)
+                except _Refusal as refusal:
+                    refused = refusal
+            deadline = trio.current_time() + (self.write_timeout or self.read_timeout)
+            nursery.cancel_scope.deadline = deadline
+        if refused is not None:
             if not stream.started:
-                raise
-            answer = jsonrpc.error_object(refusal.error, request.id)  # the HTTP status is already sent
+                raise refused
+            answer = jsonrpc.error_object(refused.error, request.id)  # the HTTP status is already sent
         if stream.started:
-            await stream.end(answer)
+            if not nursery.cancel_scope.cancelled_caught:  # else the client read nothing in time
+                with trio.move_on_at(deadline):
+                    await stream.end(answer)
         elif json_ok:
             await _send_json(send, 200, answer, headers)
         else:
@@ -577,18 +601,31 @@ async def _send_event(send: Send, message: Any) -> None:
 @attrs.define(eq=False)
 class _EventStream:
     """The answer to one request, an event stream from the first relayed notification on (module
-    docstring, rule 6); until then nothing is sent, so the answer can still go out as JSON."""
+    docstring, rule 6); until then nothing is sent, so the answer can still go out as JSON. Notifications
+    are queued in ``outbox`` and sent by :meth:`pump` (:meth:`McpEndpoint._streamed`)."""
 
     send: Send
     headers: list[tuple[bytes, bytes]]
-    started: bool = False
+    outbox: trio.MemorySendChannel[Notification]
+    started: bool = False  # a notification was queued: the answer is an event stream
+    head_sent: bool = False
 
     async def relay(self, notification: Notification) -> None:
-        """Send ``notification`` as its own event now (starting the stream on the first one)."""
-        if not self.started:
-            self.started = True
-            await _start_sse(self.send, self.headers)
-        await _send_event(self.send, notification)
+        """Queue ``notification`` to be sent as its own event, or drop it when the queue is full."""
+        try:
+            self.outbox.send_nowait(notification)
+        except trio.WouldBlock:
+            return  # the client reads slower than the upstream notifies: advisory, so dropped
+        self.started = True
+
+    async def pump(self, inbox: trio.MemoryReceiveChannel[Notification]) -> None:
+        """Send the queued notifications (starting the stream on the first one) until the queue closes."""
+        async with inbox:
+            async for notification in inbox:
+                if not self.head_sent:
+                    self.head_sent = True
+                    await _start_sse(self.send, self.headers)
+                await _send_event(self.send, notification)
 
     async def end(self, answer: Any) -> None:
         """Send the response and end the stream."""
