@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import orjson
@@ -174,3 +175,10 @@ def redis_yaml(url: str, prefix: str, **settings: str) -> str:
     """The ``redis:`` section for ``url`` under the key prefix ``prefix``, with more of its settings."""
     extra = "".join(f"\n  {name}: {value}" for name, value in settings.items())
     return f"\nredis:\n  enabled: true\n  url: {url}\n  key_prefix: '{prefix}'{extra}\n"
+
+
+async def delete_prefix(client: Any, prefix: str) -> None:
+    """Delete a test's Redis keys (everything under its key prefix) with ``client`` (a RedisClient)."""
+    keys = await client.execute("KEYS", prefix + "*")
+    if keys:
+        await client.execute("DEL", *keys)

@@ -21,7 +21,7 @@ import trio
 from tests.admin_tenancy import admin, bearer, create_key, default_org
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from tests.polling import poll_until
-from tests.process import write_config
+from tests.process import delete_prefix, write_config
 from tests.test_cli_manage import gateway_config, voidllm
 from voidllm.redis.client import open_redis
 from voidllm.testing.mock_openai import open_mock_upstream
@@ -101,9 +101,7 @@ async def test_changes_through_one_gateway_reach_the_other_within_a_second_over_
             async with run_gateway(config) as a, run_gateway(config) as b:
                 await check_changes_cross(a, b, upstream.base_url, limit=1.0)
         finally:
-            keys = await redis.execute("KEYS", prefix + "*")
-            if keys:
-                await redis.execute("DEL", *keys)
+            await delete_prefix(redis, prefix)
 
 
 async def test_without_redis_changes_reach_the_other_gateway_within_a_second_through_the_store(

@@ -29,7 +29,7 @@ import trio
 
 from tests.gateway import ENCRYPTION_KEY, usage_rows
 from tests.polling import poll_until
-from tests.process import GatewayProcess, spawn_gateway, write_config
+from tests.process import GatewayProcess, delete_prefix, spawn_gateway, write_config
 from tests.test_limits_gateway import LimitedKey, insert_key
 from voidllm.crypto import Keyring
 from voidllm.identity import Limits
@@ -109,9 +109,7 @@ redis:
                     gw.signal(signal.SIGTERM)
                     assert await gw.wait_exit() == 0
         finally:
-            keys = await redis.execute("KEYS", prefix + "*")
-            if keys:
-                await redis.execute("DEL", *keys)
+            await delete_prefix(redis, prefix)
 
 
 BODY = b'{"model":"m","messages":[]}'

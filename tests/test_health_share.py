@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 from tests.polling import poll_until
-from tests.process import GatewayProcess, redis_yaml, spawn_gateway, write_config
+from tests.process import GatewayProcess, delete_prefix, redis_yaml, spawn_gateway, write_config
 from voidllm.mcp.health import McpHealthBoard
 from voidllm.mcp.registry import McpServerEntry
 from voidllm.redis.boards import RedisBoardShare, serve_shared_board
@@ -44,9 +44,7 @@ async def redis(redis_url: str) -> AsyncIterator[tuple[RedisClient, str]]:
         try:
             yield client, prefix
         finally:
-            keys = await client.execute("KEYS", prefix + "*")
-            if keys:
-                await client.execute("DEL", *keys)
+            await delete_prefix(client, prefix)
 
 
 async def _model_prober(
@@ -261,6 +259,4 @@ models:
             nursery.cancel_scope.cancel()
     finally:
         async with open_redis(redis_url) as client:
-            keys = await client.execute("KEYS", prefix + "*")
-            if keys:
-                await client.execute("DEL", *keys)
+            await delete_prefix(client, prefix)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.polling import poll_until
-from tests.process import GatewayProcess, redis_yaml, spawn_gateway, write_config
+from tests.process import GatewayProcess, delete_prefix, redis_yaml, spawn_gateway, write_config
 from voidllm.config.settings import RetentionConfig
 from voidllm.redis.client import RedisClient, open_redis
 from voidllm.redis.lease import RedisLease
@@ -40,9 +40,7 @@ async def redis(redis_url: str) -> AsyncIterator[tuple[RedisClient, str]]:
         try:
             yield client, prefix
         finally:
-            keys = await client.execute("KEYS", prefix + "*")
-            if keys:
-                await client.execute("DEL", *keys)
+            await delete_prefix(client, prefix)
 
 
 @pytest.mark.redis
@@ -201,9 +199,7 @@ async def test_a_killed_holder_is_replaced_within_one_period(
     finally:
         if backend == "redis":
             async with open_redis(url) as client:
-                keys = await client.execute("KEYS", prefix + "*")
-                if keys:
-                    await client.execute("DEL", *keys)
+                await delete_prefix(client, prefix)
 
 
 async def two_gateways_one_holder(config: Path) -> None:

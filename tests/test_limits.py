@@ -12,7 +12,7 @@ import attrs
 import pytest
 import trio
 
-from tests.process import free_port
+from tests.process import delete_prefix, free_port
 from voidllm.errors import ServiceUnavailableError, TooManyRequestsError
 from voidllm.identity import KeyIdentity, Limits, Role
 from voidllm.limits.base import Admission, limited, window_bounds
@@ -106,9 +106,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         try:
             yield Harness(redis_limiter, clock, read_redis)
         finally:
-            keys = await client.execute("KEYS", prefix + "*")
-            if keys:
-                await client.execute("DEL", *keys)
+            await delete_prefix(client, prefix)
 
 
 def headers_of(exc: TooManyRequestsError) -> dict[str, str]:
@@ -331,9 +329,7 @@ async def test_redis_reservations_of_a_dead_process_expire(redis_url: str) -> No
             ttl = await client.execute("TTL", limiter.key(slot) + ":res")
             assert ttl > 0  # every key expires
         finally:
-            keys = await client.execute("KEYS", prefix + "*")
-            if keys:
-                await client.execute("DEL", *keys)
+            await delete_prefix(client, prefix)
 
 
 @pytest.mark.redis

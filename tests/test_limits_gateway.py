@@ -18,7 +18,7 @@ import trio
 from tests import process
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
 from tests.polling import poll_until
-from tests.process import free_port
+from tests.process import delete_prefix, free_port
 from voidllm.auth.cache import reload_key_cache
 from voidllm.crypto import KeyKind, Keyring, generate_key, key_hint
 from voidllm.identity import Limits
@@ -125,9 +125,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield redis_yaml(url, prefix)
     async with open_redis(url) as client:
-        keys = await client.execute("KEYS", prefix + "*")
-        if keys:
-            await client.execute("DEL", *keys)
+        await delete_prefix(client, prefix)
 
 
 def gateway_config(sqlite_dsn: str, mock: MockUpstream, extra: str = "", settings: str = "") -> Any:
@@ -332,9 +330,7 @@ async def test_change_notices_reach_the_other_process(
             await a.state.services.bus.publish("aliases", "")
             with trio.fail_after(2):
                 await wait_for(lambda: _len(reloads), 3)
-        keys = await redis.execute("KEYS", prefix + "*")
-        if keys:
-            await redis.execute("DEL", *keys)
+        await delete_prefix(redis, prefix)
 
 
 async def _len(items: list[str]) -> int:

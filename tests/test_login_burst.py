@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.process import spawn_gateway, write_config
+from tests.process import delete_prefix, spawn_gateway, write_config
 from voidllm.redis.client import open_redis
 
 BURST = 150
@@ -125,6 +125,4 @@ redis:
                     assert_locked(await login_from(url, f"127.0.0.{200 + n}", "victim@example.com", PASSWORD))
                 assert_five_evaluated(await burst([a.url, b.url], "nobody@example.com", "wrong-password"))
         finally:
-            keys = await redis.execute("KEYS", prefix + "*")
-            if keys:
-                await redis.execute("DEL", *keys)
+            await delete_prefix(redis, prefix)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.gateway import RunningGateway, make_config, run_gateway
+from tests.process import delete_prefix
 from tests.test_browser_sessions import credentials
 from voidllm.auth.throttle import LoginThrottle, Throttle, ThrottleStatistics
 from voidllm.auth.throttle_redis import RedisLoginThrottle
@@ -180,9 +181,7 @@ async def redis(redis_url: str) -> AsyncIterator[tuple[RedisClient, str]]:
         try:
             yield client, prefix
         finally:
-            keys = await client.execute("KEYS", prefix + "*")
-            if keys:
-                await client.execute("DEL", *keys)
+            await delete_prefix(client, prefix)
 
 
 @pytest.mark.redis

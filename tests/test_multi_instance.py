@@ -38,7 +38,7 @@ from tests.admin_tenancy import bearer
 from tests.conftest import fresh_pg_database, redis_server_url
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, usage_rows
 from tests.polling import poll_until
-from tests.process import START_LIMIT, GatewayProcess, spawn_gateway
+from tests.process import START_LIMIT, GatewayProcess, delete_prefix, spawn_gateway
 from tests.test_login_burst import login_from
 from tests.test_workers import worker_pids
 from tests.test_workers_metrics import REQUESTS, scrape, served_by_pid, total
@@ -196,9 +196,7 @@ async def _serve(
                     cluster.exit_codes.append(await gw.wait_exit())
             cluster.final_rows = await usage_rows("postgres", dsn)
         finally:
-            keys = await redis.execute("KEYS", prefix + "*")
-            if keys:
-                await redis.execute("DEL", *keys)
+            await delete_prefix(redis, prefix)
 
 
 @pytest.fixture(scope="module")

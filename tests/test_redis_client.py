@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
-from tests.process import free_port
+from tests.process import delete_prefix, free_port
 from voidllm.redis.client import (
     REDIS_UP,
     Endpoint,
@@ -34,9 +34,7 @@ async def prefix(redis: RedisClient) -> AsyncIterator[str]:
     """A key prefix of this test only; its keys are deleted afterwards."""
     value = f"test:{uuid.uuid4().hex[:12]}:"
     yield value
-    keys = await redis.execute("KEYS", value + "*")
-    if keys:
-        await redis.execute("DEL", *keys)
+    await delete_prefix(redis, value)
 
 
 def test_urls_are_parsed_without_showing_the_password() -> None:

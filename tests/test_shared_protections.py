@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.process import GatewayProcess, free_port, redis_yaml, spawn_gateway, write_config
+from tests.process import GatewayProcess, delete_prefix, free_port, redis_yaml, spawn_gateway, write_config
 from tests.test_login_burst import LOCKED, login_from
 from voidllm.redis.client import open_redis
 from voidllm.redis.cooldown import RedisCooldowns
@@ -110,6 +110,4 @@ async def test_two_processes_share_the_login_throttle_and_the_refresh_cooldown(
                     await check_email_lockout(a, b, admin)
                     await check_refresh_cooldown(a, b, admin)
         finally:
-            keys = await redis.execute("KEYS", prefix + "*")
-            if keys:
-                await redis.execute("DEL", *keys)
+            await delete_prefix(redis, prefix)
