@@ -17,7 +17,8 @@ key cache (no database read), or, when the request has neither header, the brows
 cookie-authenticated request that changes state must pass the CSRF check (:mod:`voidllm.web.browser`). A
 handler adds cookies to its answer with ``call.set_cookies``. ``role`` is the coarse gate of
 docs/reference/behaviour.md 1.6 (403 ``forbidden`` "insufficient permissions"); scope checks (org boundaries,
-team membership) belong to the use case. Successful mutations with ``audit`` set are handed to the audit sink.
+team membership) belong to the use case. Successful mutations with ``audit`` set are handed to the audit sink,
+described by their body (or, without one, by their query string's fields).
 Errors are :class:`~voidllm.errors.GatewayError` subclasses rendered in the envelope by
 ``voidllm.web.errors``.
 
@@ -259,7 +260,10 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
                 if route.method == "PATCH":
                     reject_nulls(payload)
             if route.query is not None:
-                kwargs["query"] = structure(dict(request.args.items()), route.query)
+                arguments = dict(request.args.items())
+                kwargs["query"] = structure(arguments, route.query)
+                if route.method != "GET" and payload is None:
+                    payload = arguments  # what a mutation without a body acted on, for its audit entry
             call = Call(services, actor, request_id, ip, route, scope=request.scope, policy=policy)
             result = await route.handler(call, **kwargs)
         except ClientRequestError as exc:
