@@ -320,7 +320,7 @@ async def test_test_tools_and_refresh_against_a_real_mcp_server(sqlite_dsn: str)
         assert sorted(body["tools"]) == ["big", "echo", "fail", "slow"]
         tools = (await client.get(f"{API}/mcp-servers/{server_id}/tools", headers=member)).json()
         assert [tool["name"] for tool in tools] == ["big", "echo", "fail", "slow"]
-        assert {"name": "echo", "description": "Echo the text back."} in tools
+        assert {"name": "echo", "description": "Echo the text back.", "blocked": False} in tools
         assert (await client.post(f"{API}/mcp-servers/{server_id}/test", headers=member)).status_code == 403
 
         refreshed = await client.post(f"{API}/mcp-servers/{server_id}/refresh-tools", headers=sys)

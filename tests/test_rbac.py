@@ -10,7 +10,8 @@ each statement into expectations and checks them against one running gateway (SQ
 - **Targets**: each route is aimed at resources of organisation A (so B's callers meet a foreign resource)
   and, where the path names one, at an own and a foreign one within A: team T and a team T2 nobody above
   is in; a key of the member and one of the team admin (both bound to T); the member's account and the
-  account of a user of both A and B; a team-bound and an org-level service account; T's and A's MCP server.
+  account of a user of both A and B; a team-bound and an org-level service account; T's and A's MCP server
+  (each with a tool blocked, to be unblocked).
 - **Expected outcome**: :func:`relations` says how a caller stands to a target (``org_admin``, ``holder``,
   ...), :func:`expected` whether the route's ``allow=`` admits it. Allowed: a 2xx. Refused: 403 or 404 in the
   error envelope (a 400 naming the kind of key, for a team or service-account key on a route for users, or an
@@ -239,6 +240,8 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("POST", "/orgs/<org_id>/mcp-servers"): Request(MCP),
     ("POST", "/orgs/<org_id>/teams/<team_id>/mcp-servers"): Request(MCP),
     ("PATCH", "/mcp-servers/<server_id>"): Request(RENAME),
+    ("POST", "/mcp-servers/<server_id>/blocklist"): Request({"tool_name": "tool-{n}"}),
+    ("DELETE", "/mcp-servers/<server_id>/blocklist"): Request(query="?tool_name=blocked"),
     ("PUT", "/orgs/<org_id>/mcp-access"): Request({"servers": ["{global_server}"]}),
     ("PUT", "/orgs/<org_id>/teams/<team_id>/mcp-access"): NO_SERVERS,
     ("PUT", "/orgs/<org_id>/keys/<key_id>/mcp-access"): NO_SERVERS,
@@ -508,6 +511,7 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
             path = f"/orgs/{a}" + (f"/teams/{teams[team]}" if team else "") + "/mcp-servers"
             n = w.n()
             made = await w.post(path, {"name": f"Tools {n}", "alias": f"tools-{n}", "url": w.mcp_url})
+            await w.post(f"/mcp-servers/{made['id']}/blocklist", {"tool_name": "blocked"})  # to unblock
             return {"server_id": made["id"]}
 
         return make

@@ -32,6 +32,9 @@ server's cached tool list. ``refresh-tools`` is refused with 429 (``Retry-After`
 refresh of the same server: across all processes through Redis when it is on, else in this process
 (``services.cooldowns``).
 
+**Tools.** ``GET .../tools`` is the cached tool list, each tool marked ``blocked`` when it is on the server's
+blocklist, which :mod:`voidllm.admin.mcp_blocklist` manages.
+
 Every write reloads this process's MCP registry at once and publishes ``mcp`` on the bus.
 """
 
@@ -70,7 +73,7 @@ from voidllm.errors import (
 from voidllm.identity import Role
 from voidllm.mcp.health import PROBE_TIMEOUT
 from voidllm.mcp.registry import McpServerEntry, entry_from_row, retire_server
-from voidllm.mcp.tools_cache import fetch_tools, read_tools
+from voidllm.mcp.tools_cache import fetch_tools, read_blocked, read_tools
 from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress, check_url
 from voidllm.routing.catalog_store import seal_secret
 from voidllm.store import tables as t
@@ -208,8 +211,12 @@ class McpTestResult:
 
 @attrs.frozen
 class McpToolOut:
+    """A cached tool; ``blocked`` when it is on the server's blocklist
+    (:mod:`voidllm.admin.mcp_blocklist`)."""
+
     name: str
     description: str
+    blocked: bool
 
 
 @attrs.frozen
@@ -643,8 +650,10 @@ def _entry_tx(conn: sa.Connection, *, server_id: str, actor: Actor, services: Se
 
 def _tools_tx(conn: sa.Connection, *, server_id: str, actor: Actor) -> list[McpToolOut]:
     visible_server(conn, actor, server_id)
+    blocked = read_blocked(conn, server_id)
     return [
-        McpToolOut(name=name, description=description) for name, description in read_tools(conn, server_id)
+        McpToolOut(name=name, description=description, blocked=name in blocked)
+        for name, description in read_tools(conn, server_id)
     ]
 
 

@@ -312,12 +312,22 @@ def sync_yaml_servers(conn: sa.Connection, servers: Sequence[MCPServerConfig], *
 
 
 def retire_server(conn: sa.Connection, server_id: str, alias: str) -> None:
-    """Soft-delete a server: tombstone its alias, drop its grants and its cached tool list."""
+    """Soft-delete a server: tombstone its alias, drop its grants, its cached tool list, its tool blocklist
+    and its learned output schemas (their foreign keys cascade only on a hard delete; the server row
+    stays)."""
     s = t.mcp_servers
     conn.execute(
         sa.update(s)
         .where(s.c.id == server_id)
         .values(alias=tombstone(alias, server_id), is_active=False, deleted_at=utcnow())
     )
-    for table in (t.org_mcp_access, t.team_mcp_access, t.key_mcp_access, t.mcp_server_tools):
+    dependents = (
+        t.org_mcp_access,
+        t.team_mcp_access,
+        t.key_mcp_access,
+        t.mcp_server_tools,
+        t.mcp_tool_blocklist,
+        t.output_schemas,
+    )
+    for table in dependents:
         conn.execute(sa.delete(table).where(table.c.server_id == server_id))

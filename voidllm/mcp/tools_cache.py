@@ -5,6 +5,10 @@ A list is replaced whole whenever a fresh one is fetched (:func:`fetch_tools`, t
 ``list_tools``): by ``POST .../test`` and ``POST .../refresh-tools`` (docs/reference/behaviour.md 1.6) and
 after every successful health probe (:mod:`voidllm.mcp.health`). Only ``name``,
 ``description`` and ``inputSchema`` of each tool are kept; tools without a string name are skipped.
+
+Beside it, the per-tool blocklist (``mcp_tool_blocklist``, managed through ``/mcp-servers/{id}/blocklist``,
+docs/reference/behaviour.md 1.6): :func:`read_blocklist` and :func:`read_blocked` read which tool names of
+which server are blocked. A name may be blocked before the server ever listed it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FETCH_TIMEOUT", "fetch_tools", "read_tools", "replace_tools"]
+__all__ = ["FETCH_TIMEOUT", "fetch_tools", "read_blocked", "read_blocklist", "read_tools", "replace_tools"]
 
 FETCH_TIMEOUT = 10.0
 
@@ -64,6 +68,22 @@ def read_tools(conn: sa.Connection, server_id: str) -> list[tuple[str, str]]:
     table = t.mcp_server_tools
     query = sa.select(table.c.name, table.c.description).where(table.c.server_id == server_id)
     return [(row.name, row.description) for row in conn.execute(query.order_by(table.c.name))]
+
+
+def read_blocklist(conn: sa.Connection) -> dict[str, frozenset[str]]:
+    """The blocked tool names of every live server that has any, by server id."""
+    b, s = t.mcp_tool_blocklist, t.mcp_servers
+    query = sa.select(b.c.server_id, b.c.tool_name).join(s, s.c.id == b.c.server_id)
+    found: dict[str, set[str]] = {}
+    for row in conn.execute(query.where(s.c.deleted_at.is_(None))):
+        found.setdefault(row.server_id, set()).add(row.tool_name)
+    return {server_id: frozenset(names) for server_id, names in found.items()}
+
+
+def read_blocked(conn: sa.Connection, server_id: str) -> frozenset[str]:
+    """The blocked tool names of one server."""
+    b = t.mcp_tool_blocklist
+    return frozenset(conn.execute(sa.select(b.c.tool_name).where(b.c.server_id == server_id)).scalars())
 
 
 async def fetch_tools(store: Store, lister: Any, server: Any) -> list[tuple[str, str]] | None:

@@ -1,9 +1,9 @@
-"""Routes of the management API: MCP servers (global, org, team), their tests, tool lists and health, and the
-MCP access allowlists (docs/reference/behaviour.md 1.6)."""
+"""Routes of the management API: MCP servers (global, org, team), their tests, tool lists, tool blocklists and
+health, and the MCP access allowlists (docs/reference/behaviour.md 1.6)."""
 
 from __future__ import annotations
 
-from voidllm.admin import mcp_servers
+from voidllm.admin import mcp_blocklist, mcp_servers
 from voidllm.admin.access import AccessScope
 from voidllm.admin.mcp_access import (
     AvailableMcpServer,
@@ -12,6 +12,7 @@ from voidllm.admin.mcp_access import (
     read_mcp_access,
     replace_mcp_access,
 )
+from voidllm.admin.mcp_blocklist import BlockedTool, BlockedToolCreate, BlockedToolQuery
 from voidllm.admin.mcp_servers import (
     McpHealthOut,
     McpScope,
@@ -223,6 +224,47 @@ async def list_mcp_server_tools(call: Call, server_id: str) -> list[McpToolOut]:
 )
 async def refresh_mcp_server_tools(call: Call, server_id: str) -> McpToolRefresh:
     return await mcp_servers.refresh_tools(call.services, call.actor, server_id)
+
+
+@api.get(
+    f"{_ONE}/blocklist",
+    response=list[BlockedTool],
+    role=Role.MEMBER,
+    allow=("team_member",),
+    **_TAG,
+    summary="An MCP server's blocked tools",
+)
+async def list_blocked_mcp_tools(call: Call, server_id: str) -> list[BlockedTool]:
+    return await mcp_blocklist.list_blocked(call.services, call.actor, server_id)
+
+
+@api.post(
+    f"{_ONE}/blocklist",
+    body=BlockedToolCreate,
+    response=BlockedTool,
+    status=201,
+    role=Role.MEMBER,
+    allow=("team_admin",),
+    **_TAG,
+    summary="Block a tool of an MCP server",
+    audit=("create", "mcp_tool_blocklist"),
+)
+async def block_mcp_tool(call: Call, server_id: str, body: BlockedToolCreate) -> BlockedTool:
+    return await mcp_blocklist.block(call.services, call.actor, server_id, body)
+
+
+@api.delete(
+    f"{_ONE}/blocklist",
+    query=BlockedToolQuery,
+    status=204,
+    role=Role.MEMBER,
+    allow=("team_admin",),
+    **_TAG,
+    summary="Unblock a tool of an MCP server",
+    audit=("delete", "mcp_tool_blocklist"),
+)
+async def unblock_mcp_tool(call: Call, server_id: str, query: BlockedToolQuery) -> None:
+    await mcp_blocklist.unblock(call.services, call.actor, server_id, query.tool_name)
 
 
 # -- MCP access allowlists --------------------------------------------------------------------------------
