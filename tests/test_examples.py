@@ -10,7 +10,6 @@ import pytest
 import trio
 
 from tests.process import spawn_gateway
-from voidllm.availability import unavailable_settings
 from voidllm.config import parse_config
 from voidllm.testing.mock_openai import open_mock_upstream
 
@@ -25,8 +24,7 @@ ENV = {
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_example_configs_load_and_can_start(path: Path) -> None:
-    config = parse_config(path.read_text(), environ=ENV)
-    assert unavailable_settings(config) == []
+    parse_config(path.read_text(), environ=ENV)
 
 
 @pytest.mark.slow

@@ -53,7 +53,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "voidllm.bus",
             "voidllm.redis",
             "voidllm.providers",
-            "voidllm.availability",
             "voidllm.mcp.upstream",
             "voidllm.codemode",
         ),

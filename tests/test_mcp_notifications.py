@@ -326,7 +326,10 @@ async def test_a_client_that_stops_reading_does_not_make_the_upstream_call_time_
         cut_off = trio.Event()
 
         async def receive() -> dict[str, Any]:
-            return received.pop(0) if received else {"type": "http.disconnect"}
+            if received:
+                return received.pop(0)
+            await trio.sleep_forever()  # still connected: it only stopped reading
+            raise AssertionError("unreachable")
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)

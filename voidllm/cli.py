@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from voidllm import __version__
-from voidllm.availability import check_available
 from voidllm.config import Config, ConfigError, find_config_path, load_config
 from voidllm.config.loader import with_listen_overrides
 from voidllm.config.tls import check_admin_tls
@@ -66,7 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "serve":
             config = with_listen_overrides(config, host=args.host, port=args.port)
-            check_available(config)
             check_admin_tls(config)
     except ConfigError as exc:
         print(f"voidllm: invalid configuration:\n{exc}", file=sys.stderr)

@@ -60,7 +60,15 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from voidllm.admin.audit_writer import open_audit_channel, serve_audit_writer
-from voidllm.admin.services import AuditSink, HealthRuntime, McpRuntime, NullAudit, Services
+from voidllm.admin.mcp_servers import mcp_changed
+from voidllm.admin.services import (
+    AuditSink,
+    CodeModeRuntime,
+    HealthRuntime,
+    McpRuntime,
+    NullAudit,
+    Services,
+)
 from voidllm.auth.bootstrap import (
     BootstrapCredentials,
     BootstrapHint,
@@ -71,12 +79,14 @@ from voidllm.auth.bootstrap import (
 from voidllm.auth.cache import KeyCache, serve_key_cache
 from voidllm.auth.throttle_redis import RedisLoginThrottle
 from voidllm.bus import StoreBus, serve_store_notices
+from voidllm.codemode.sandbox import Sandbox
 from voidllm.config import Config
 from voidllm.crypto import Keyring
 from voidllm.invalidations import Invalidations
 from voidllm.limits.base import Limiter
 from voidllm.limits.memory import MemoryLimiter, serve_memory_limiter
 from voidllm.limits.redis import RedisLimiter
+from voidllm.mcp.gateway.codemode import POOL_AVAILABLE, open_schema_queue, serve_schema_learner
 from voidllm.mcp.health import McpHealthBoard, serve_mcp_health
 from voidllm.mcp.registry import McpRegistry, McpRegistryLoader, serve_mcp_registry, sync_yaml_servers
 from voidllm.mcp.tools_cache import fetch_tools
@@ -422,7 +432,13 @@ async def _start_mcp(
         "mcp-registry", partial(serve_mcp_registry, loader=loader, ttl=config.cache.model_ttl)
     )
     board = McpHealthBoard()
-    services.mcp = McpRuntime(registry=registry, reload=loader.reload, upstreams=upstreams, health=board)
+    services.mcp = McpRuntime(
+        registry=registry,
+        reload=loader.reload,
+        upstreams=upstreams,
+        health=board,
+        changed=partial(mcp_changed, services),
+    )
     usage = config.settings.usage
     tool_calls, tool_call_rows = open_tool_call_channel(usage.buffer_size)
     await supervisor.start(
@@ -437,6 +453,38 @@ async def _start_mcp(
         ),
     )
     services.mcp.tool_calls = tool_calls
+    if config.settings.mcp.code_mode.enabled:
+        services.mcp.codemode = await _start_code_mode(supervisor, config, store, services, registry)
+
+
+async def _start_code_mode(
+    supervisor: Supervisor, config: Config, store: Store, services: Services, registry: McpRegistry
+) -> CodeModeRuntime:
+    """The Code Mode sandbox (its module compiled, or loaded from the on-disk cache, on a worker thread) and
+    the writer of learned output schemas."""
+    settings = config.settings.mcp.code_mode
+    sandbox = await trio.to_thread.run_sync(
+        partial(
+            Sandbox,
+            memory_limit_mb=settings.memory_limit_mb,
+            time_limit=settings.timeout,
+            pool_size=settings.pool_size,
+        )
+    )
+    POOL_AVAILABLE.set(settings.pool_size)
+    queue, learned = open_schema_queue()
+    await supervisor.start(
+        "code-mode-schemas",
+        partial(
+            serve_schema_learner,
+            store=store,
+            registry=registry,
+            publish=lambda topic: services.bus.publish(topic),  # the bus is chosen after this starts
+            queue=queue,
+            receive=learned,
+        ),
+    )
+    return CodeModeRuntime(sandbox=sandbox, settings=settings, learn=queue.put)
 
 
 async def _start_mcp_health(
@@ -457,7 +505,7 @@ async def _start_mcp_health(
         prober=mcp.upstreams,
         board=mcp.health,
         interval=health.interval,
-        on_tools=partial(fetch_tools, store, mcp.upstreams),
+        on_tools=partial(fetch_tools, store, mcp.upstreams, changed=mcp.changed),
     )
     if redis_client is not None:
         probes = await _shared_board(

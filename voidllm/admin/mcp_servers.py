@@ -73,7 +73,7 @@ from voidllm.errors import (
 from voidllm.identity import Role
 from voidllm.mcp.health import PROBE_TIMEOUT
 from voidllm.mcp.registry import McpServerEntry, entry_from_row, retire_server
-from voidllm.mcp.tools_cache import fetch_tools, read_blocked, read_tools
+from voidllm.mcp.tools_cache import CachedTool, fetch_tools, read_blocked, read_tools
 from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress, check_url
 from voidllm.routing.catalog_store import seal_secret
 from voidllm.store import tables as t
@@ -332,7 +332,7 @@ async def test(services: Services, actor: Actor, server_id: str) -> McpTestResul
         tools = await _fetch_tools(services, entry)
     except ServiceUnavailableError as exc:
         return McpTestResult(success=False, error=exc.message)
-    return McpTestResult(success=True, tools=[name for name, _ in tools])
+    return McpTestResult(success=True, tools=[tool.name for tool in tools])
 
 
 async def list_tools(services: Services, actor: Actor, server_id: str) -> list[McpToolOut]:
@@ -390,9 +390,15 @@ async def _probe(services: Services, entry: McpServerEntry) -> Any:
     return None
 
 
-async def _fetch_tools(services: Services, entry: McpServerEntry) -> list[tuple[str, str]]:
-    """Fetch the tool list from the upstream into the cache; 503 ``mcp_server_unavailable`` on any failure."""
-    tools = await fetch_tools(services.store, _runtime(services).upstreams, entry.upstream)
+async def _fetch_tools(services: Services, entry: McpServerEntry) -> tuple[CachedTool, ...]:
+    """Fetch the tool list from the upstream into the cache (a changed list reloads the registry and
+    publishes ``mcp``); 503 ``mcp_server_unavailable`` on any failure."""
+    tools = await fetch_tools(
+        services.store,
+        _runtime(services).upstreams,
+        entry.upstream,
+        changed=partial(mcp_changed, services),
+    )
     if tools is None:
         raise ServiceUnavailableError("the MCP server did not list its tools", code="mcp_server_unavailable")
     return tools

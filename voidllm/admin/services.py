@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 
     from voidllm.auth.cache import KeyCache
     from voidllm.auth.throttle import Throttle
-    from voidllm.config import Config
+    from voidllm.codemode.sandbox import Sandbox
+    from voidllm.config import CodeModeConfig, Config
     from voidllm.crypto import Keyring
     from voidllm.mcp.health import McpHealthBoard
     from voidllm.mcp.registry import McpRegistry
+    from voidllm.mcp.tools_cache import LearnedOutput
     from voidllm.mcp.upstream.client import McpUpstreams
     from voidllm.mcp.usage import ToolCallRecord
     from voidllm.routing.catalog import Catalog
@@ -75,6 +77,17 @@ class McpRuntime:
     upstreams: McpUpstreams  # the upstream client; the server closes it
     health: McpHealthBoard
     tool_calls: Recorder[ToolCallRecord] | None = None  # ``mcp_tool_calls`` rows; ``None``: not written
+    changed: Callable[[], Awaitable[None]] | None = None  # reload ``registry`` now and publish ``mcp``
+    codemode: CodeModeRuntime | None = None  # ``None``: Code Mode is off
+
+
+@attrs.define(eq=False)
+class CodeModeRuntime:
+    """Code Mode as the gateway sees it (set by the server when ``settings.mcp.code_mode.enabled``)."""
+
+    sandbox: Sandbox
+    settings: CodeModeConfig
+    learn: Callable[[LearnedOutput], None]  # queue a learned output schema to be stored (never blocks)
 
 
 @attrs.define(eq=False)

@@ -17,6 +17,11 @@ into the table at startup as global servers with ``source='yaml'`` (:func:`sync_
 alias, secrets sealed to their row, a server that left the file is tombstoned, an API server of the same alias
 wins). Secrets are decrypted once per reload and held only in memory.
 
+With the servers the snapshot carries what Code Mode needs of each
+(:class:`~voidllm.mcp.tools_cache.ToolCatalog`): its cached tool list (``mcp_server_tools``, with input schemas), its per-tool blocklist (``mcp_tool_blocklist``) and the
+output schemas learned from results (``output_schemas``). All of it is in the store, so every process sees
+the same catalog after its next reload; whoever changes one of them publishes ``mcp``.
+
 Freshness: admin writes reload this process at once and publish ``mcp`` on the bus; :func:`serve_mcp_registry`
 reloads every ``cache.model_ttl`` (the MCP snapshot shares the model cache's period; no separate setting), so
 other processes converge without Redis. A failed periodic reload keeps the previous snapshot.
@@ -36,6 +41,7 @@ import trio
 from voidllm.config import MCPServerConfig
 from voidllm.crypto import CryptoError, Keyring, aad_for
 from voidllm.identity import KeyIdentity, Role
+from voidllm.mcp.tools_cache import ToolCatalog, load_tool_catalog
 from voidllm.mcp.upstream.client import UpstreamServer
 from voidllm.nursery.periodic import keep_reloading
 from voidllm.routing.catalog_store import seal_secret, tombstone
@@ -52,6 +58,7 @@ __all__ = [
     "McpRegistry",
     "McpRegistryLoader",
     "McpServerEntry",
+    "ToolCatalog",
     "entry_from_row",
     "load_registry_snapshot",
     "retire_server",
@@ -171,18 +178,23 @@ class McpRegistry:
 
     servers: tuple[McpServerEntry, ...] = ()
     access: McpAccessRules = attrs.field(factory=McpAccessRules)
+    catalog: ToolCatalog = attrs.field(factory=ToolCatalog)
     _by_key: dict[tuple[str, str | None, str | None], McpServerEntry] = attrs.field(factory=dict, init=False)
     _by_id: dict[str, McpServerEntry] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.replace(self.servers, self.access)
+        self.replace(self.servers, self.access, self.catalog)
 
-    def replace(self, servers: Sequence[McpServerEntry], access: McpAccessRules) -> None:
+    def replace(
+        self, servers: Sequence[McpServerEntry], access: McpAccessRules, catalog: ToolCatalog | None = None
+    ) -> None:
         """Swap in a new snapshot (one assignment per lookup table; trio runs tasks on one thread)."""
         self._by_key = {(s.alias, s.org_id, s.team_id): s for s in servers}
         self._by_id = {s.id: s for s in servers}
         self.servers = tuple(servers)
         self.access = access
+        if catalog is not None:
+            self.catalog = catalog
 
     def resolve(self, identity: KeyIdentity, alias: str) -> McpServerEntry | None:
         """The server ``alias`` means for this key: its team's, else its org's, else the global one."""
@@ -209,8 +221,8 @@ class McpRegistry:
 
 def load_registry_snapshot(
     conn: sa.Connection, *, keyring: Keyring
-) -> tuple[tuple[McpServerEntry, ...], McpAccessRules]:
-    """Every live server (active or not) and the three allowlists, in one transaction."""
+) -> tuple[tuple[McpServerEntry, ...], McpAccessRules, ToolCatalog]:
+    """Every live server (active or not), the three allowlists and the tool catalog, in one transaction."""
     s = t.mcp_servers
     rows = conn.execute(sa.select(s).where(s.c.deleted_at.is_(None)).order_by(s.c.id)).mappings()
     servers = tuple(entry_from_row(row, keyring) for row in rows)
@@ -226,7 +238,7 @@ def load_registry_snapshot(
         teams=lists(t.team_mcp_access, "team_id"),
         keys=lists(t.key_mcp_access, "key_id"),
     )
-    return servers, access
+    return servers, access, load_tool_catalog(conn, {server.id for server in servers})
 
 
 @attrs.define(eq=False)
@@ -242,8 +254,10 @@ class McpRegistryLoader:
     async def reload(self) -> None:
         """Raises: StoreError: the store could not be read; the registry is unchanged."""
         async with self._lock:
-            servers, access = await self.store.run(partial(load_registry_snapshot, keyring=self.keyring))
-            self.registry.replace(servers, access)
+            servers, access, catalog = await self.store.run(
+                partial(load_registry_snapshot, keyring=self.keyring)
+            )
+            self.registry.replace(servers, access, catalog)
 
 
 async def serve_mcp_registry(

@@ -1,21 +1,22 @@
 """Usage of proxied MCP tool calls: one ``mcp_tool_calls`` row and the ``voidllm_mcp_*`` metrics per call.
 
-The proxy (:mod:`voidllm.mcp.gateway.proxy`) calls :func:`record_tool_call` once per forwarded ``tools/call``.
-The row (:class:`ToolCallRecord`) carries who called (key, org, team, user, service account), the server
-alias, the tool name, the duration, the status and the gateway's request id; **never arguments or results**.
-Rows are queued without waiting on a bounded channel (``settings.usage.buffer_size``; a full channel drops the
-row and counts it; beyond memory rows spill to disk like usage events, see :mod:`voidllm.usage.spill`) and
-written in batches by :func:`serve_tool_call_writer`, the batch service of :mod:`voidllm.usage.batches`,
-started by the server as a supervised service.
+The proxy (:mod:`voidllm.mcp.gateway.proxy`) calls :func:`record_tool_call` once per forwarded ``tools/call``,
+and Code Mode (:mod:`voidllm.mcp.gateway.codemode`) once per tool call of a script, with ``code_mode`` set and
+the execution's id. The row (:class:`ToolCallRecord`) carries who called (key, org, team, user, service
+account), the server alias, the tool name, the duration, the status and the gateway's request id; **never
+arguments or results**. Rows are queued without waiting on a bounded channel (``settings.usage.buffer_size``;
+a full channel drops the row and counts it; beyond memory rows spill to disk like usage events, see
+:mod:`voidllm.usage.spill`) and written in batches by :func:`serve_tool_call_writer`, the batch service of
+:mod:`voidllm.usage.batches`, started by the server as a supervised service.
 
 Statuses: ``success`` (a result), ``error`` (a JSON-RPC error answered by the upstream, or a tool result with
 ``isError``), ``timeout`` (no answer within ``settings.mcp.call_timeout``), ``transport_error`` (unreachable,
 refused, unusable answer). The reference counts JSON-RPC errors as success; we tell them apart.
 
-Metric cardinality: ``server`` is the alias of a resolved server (bounded by the registered servers);
-``tool`` is the tool name clipped to :data:`MAX_TOOL_NAME` characters, and only for calls the upstream
-recognised (a result, or a timeout); calls answered with a JSON-RPC error or failing in transport count as
-``unknown``, so clients cannot mint label values by calling made-up tool names.
+Metric cardinality: ``server`` is the alias of a resolved server (bounded by the registered servers); ``tool``
+is the tool name clipped to :data:`MAX_TOOL_NAME` characters, and only for calls the upstream recognised (a
+result, or a timeout); calls answered with a JSON-RPC error or failing in transport count as ``unknown``, so
+clients cannot mint label values by calling made-up tool names.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ class ToolCallOutcome:
     seconds: float
     recognised: bool = False
     """The upstream answered with a result (or timed out running it): the name may be a metric label."""
+    execution_id: str | None = None
+    """The Code Mode execution that made the call (``None``: a call proxied for an MCP client)."""
 
 
 @attrs.frozen
@@ -135,6 +138,7 @@ class ToolCallRecord:
     status: str
     code_mode: bool
     created_at: datetime
+    code_mode_execution_id: str | None = None
 
     @classmethod
     def from_outcome(cls, outcome: ToolCallOutcome) -> ToolCallRecord:
@@ -151,8 +155,9 @@ class ToolCallRecord:
             tool_name=outcome.tool_name[:MAX_TOOL_NAME],
             duration_ms=max(0, round(outcome.seconds * 1000)),
             status=outcome.status,
-            code_mode=False,
+            code_mode=outcome.execution_id is not None,
             created_at=utcnow(),
+            code_mode_execution_id=outcome.execution_id,
         )
 
 

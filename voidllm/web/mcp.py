@@ -1,12 +1,13 @@
 """Mounts the MCP endpoints in front of the Quart app.
 
 MCP endpoints speak JSON-RPC over streamable HTTP, not the JSON admin API, so they are plain ASGI apps
-(:class:`~voidllm.mcp.gateway.server.McpEndpoint`) dispatched by exact path before Quart routing: they are
-not in the declared route table, the OpenAPI document or the admin error envelope. :class:`McpMount` holds one
-endpoint per path; the built-in server is ``/api/v1/mcp/voidllm``. Other MCP endpoints (proxied upstream
-servers) register with :meth:`McpMount.add` or through :attr:`McpMount.resolvers`: :func:`mount_mcp` adds
-one that serves ``/api/v1/mcp/<alias>`` for every other alias with a
-:class:`~voidllm.mcp.gateway.proxy.ProxiedServer` (which answers 404 for aliases the caller cannot resolve).
+(:class:`~voidllm.mcp.gateway.server.McpEndpoint`) dispatched by exact path before Quart routing: they are not
+in the declared route table, the OpenAPI document or the admin error envelope. :class:`McpMount` holds one
+endpoint per path; the built-in server is ``/api/v1/mcp/voidllm``, Code Mode (when enabled) ``/api/v1/mcp``.
+Other MCP endpoints (proxied upstream servers) register with :meth:`McpMount.add` or through
+:attr:`McpMount.resolvers`: :func:`mount_mcp` adds one that serves ``/api/v1/mcp/<alias>`` for every other
+alias with a :class:`~voidllm.mcp.gateway.proxy.ProxiedServer` (which answers 404 for aliases the caller
+cannot resolve).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import attrs
 
 from voidllm.mcp.gateway.builtin import BuiltinBackend
+from voidllm.mcp.gateway.codemode import CodeModeBackend
 from voidllm.mcp.gateway.proxy import ProxiedServer, ProxyState
 from voidllm.mcp.gateway.server import McpEndpoint
 from voidllm.mcp.gateway.sessions import SessionSealer
@@ -79,10 +81,15 @@ class McpMount:
 
 
 def mount_mcp(app: Any, state: AppState) -> McpMount:
-    """Wrap ``app`` with the MCP endpoints (the built-in ``voidllm`` server)."""
+    """Wrap ``app`` with the MCP endpoints: the built-in ``voidllm`` server, Code Mode on ``/api/v1/mcp`` when
+    ``settings.mcp.code_mode.enabled``, and the proxy for every other alias. Code Mode and the proxy share
+    one :class:`ProxyState` (the per-(server, key) upstream sessions)."""
     mount = McpMount(app, state)
+    proxy_state = ProxyState()
     mount.add(BUILTIN_PATH, BuiltinBackend())
-    mount.resolvers.append(_proxy_resolver(mount, ProxyState()))
+    if state.config.settings.mcp.code_mode.enabled:
+        mount.add(MCP_PREFIX, CodeModeBackend(proxy_state))
+    mount.resolvers.append(_proxy_resolver(mount, proxy_state))
     return mount
 
 

@@ -54,6 +54,9 @@ Sessions across processes (issue point 4):
 Usage (issue point 6): each proxied ``tools/call`` becomes one :class:`voidllm.mcp.usage.ToolCallRecord`
 (who, server alias, tool name, duration, status; never arguments or results) on the batched
 ``mcp_tool_calls`` writer and is counted in the ``voidllm_mcp_*`` metrics (:mod:`voidllm.mcp.usage`).
+Code Mode's tool calls go through :func:`call_tool`: the same upstream client, counting and usage row, with
+the caller's per-(server, key) upstream session and the execution's id on the row.
+
 Nothing here logs params, arguments or results.
 """
 
@@ -61,6 +64,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -83,8 +88,9 @@ from voidllm.mcp.usage import ToolCallOutcome, count_transport_error, record_too
 
 if TYPE_CHECKING:
     from voidllm.admin.services import McpRuntime
+    from voidllm.identity import KeyIdentity
 
-__all__ = ["ProxiedServer", "ProxyState"]
+__all__ = ["ProxiedServer", "ProxyState", "call_tool"]
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +154,7 @@ class ProxiedServer:
         try:
             session = await self._upstreams(ctx).open(entry.upstream)
         except (UpstreamUnavailable, UpstreamRpcError) as exc:
-            _transport_failure(entry, exc)
+            _transport_failure(entry.alias, exc)
             raise _unavailable() from exc
         return {"srv": entry.id, "up": session.to_dict()}
 
@@ -172,39 +178,22 @@ class ProxiedServer:
                 "capabilities": {"tools": {}, "resources": {}, "prompts": {}},
                 "serverInfo": {"name": entry.alias, "version": __version__},
             }
-        started = trio.current_time()
-        outcome, recognised = "transport_error", False  # stays so if the call is cancelled
+        name = (params or {}).get("name") if method == "tools/call" else None
         try:
-            result = await self._forward(ctx, entry, method, params)
-        except UpstreamRpcError:
-            outcome, recognised = "error", False
-            raise
-        except UpstreamTimeout as exc:
-            outcome, recognised = "timeout", True
-            _transport_failure(entry, exc)
+            with _counted(
+                self._runtime(ctx),
+                ctx.identity,
+                entry.alias,
+                name if isinstance(name, str) else "unknown",
+                request_id=ctx.request_id,
+                execution_id=None,
+                record=method == "tools/call",
+            ) as call:
+                result = await self._forward(ctx, entry, method, params)
+                call.answered(result)
+                return result
+        except UpstreamUnavailable as exc:  # a timeout too
             raise _unavailable() from exc
-        except UpstreamUnavailable as exc:
-            outcome, recognised = "transport_error", False
-            _transport_failure(entry, exc)
-            raise _unavailable() from exc
-        else:
-            outcome, recognised = ("error" if result.get("isError") is True else "success"), True
-            return result
-        finally:
-            if method == "tools/call":
-                name = (params or {}).get("name")
-                record_tool_call(
-                    self._runtime(ctx).tool_calls,
-                    ToolCallOutcome(
-                        identity=ctx.identity,
-                        request_id=ctx.request_id,
-                        server_alias=entry.alias,
-                        tool_name=name if isinstance(name, str) else "unknown",
-                        status=outcome,
-                        seconds=trio.current_time() - started,
-                        recognised=recognised,
-                    ),
-                )
 
     async def notify(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> None:
         """``notifications/initialized`` belongs to our handshake; others (cancellation...) go upstream."""
@@ -217,7 +206,7 @@ class ProxiedServer:
         try:
             await self._upstreams(ctx).notify(entry.upstream, session, method, params)
         except (UpstreamUnavailable, UpstreamRpcError) as exc:
-            _transport_failure(entry, exc)
+            _transport_failure(entry.alias, exc)
 
     # -- helpers -----------------------------------------------------------------------------------------
 
@@ -324,7 +313,94 @@ def _wanted(notification: Notification, token: Any, log_floor: int | None) -> bo
     return False
 
 
-def _transport_failure(entry: McpServerEntry, exc: Exception) -> None:
+@attrs.define
+class _Call:
+    """How one counted upstream call ended (:func:`_counted`); stays ``transport_error`` if cancelled."""
+
+    status: str = "transport_error"
+    recognised: bool = False
+
+    def answered(self, result: dict[str, Any]) -> None:
+        self.status, self.recognised = ("error" if result.get("isError") is True else "success"), True
+
+
+@contextmanager
+def _counted(
+    runtime: McpRuntime,
+    identity: KeyIdentity,
+    alias: str,
+    tool: str,
+    *,
+    request_id: str | None,
+    execution_id: str | None,
+    record: bool,
+) -> Iterator[_Call]:
+    """Classify the upstream call run in the block (a JSON-RPC error, a timeout, a transport failure, or an
+    answer the block reports with :meth:`_Call.answered`), count transport failures, and with ``record``
+    write its ``mcp_tool_calls`` row and metrics however it ended."""
+    started = trio.current_time()
+    call = _Call()
+    try:
+        yield call
+    except UpstreamRpcError:
+        call.status, call.recognised = "error", False
+        raise
+    except UpstreamTimeout as exc:
+        call.status, call.recognised = "timeout", True
+        _transport_failure(alias, exc)
+        raise
+    except UpstreamUnavailable as exc:
+        _transport_failure(alias, exc)
+        raise
+    finally:
+        if record:
+            record_tool_call(
+                runtime.tool_calls,
+                ToolCallOutcome(
+                    identity=identity,
+                    request_id=request_id,
+                    server_alias=alias,
+                    tool_name=tool,
+                    status=call.status,
+                    seconds=trio.current_time() - started,
+                    recognised=call.recognised,
+                    execution_id=execution_id,
+                ),
+            )
+
+
+async def call_tool(
+    runtime: McpRuntime,
+    state: ProxyState,
+    identity: KeyIdentity,
+    entry: McpServerEntry,
+    tool: str,
+    arguments: dict[str, Any],
+    *,
+    request_id: str | None,
+    execution_id: str,
+) -> dict[str, Any]:
+    """One ``tools/call`` of a Code Mode script on ``entry``, the server the caller resolved and may use.
+
+    The same upstream client, call timeout, usage row and metrics as a proxied call, with the execution's
+    id on the row; the upstream session is the caller's per-(server, key) one, as for a stateless client.
+    Raises the upstream client's errors (:class:`UpstreamRpcError`, :class:`UpstreamUnavailable`).
+    """
+    with _counted(
+        runtime, identity, entry.alias, tool, request_id=request_id, execution_id=execution_id, record=True
+    ) as call:
+        key = (entry.id, identity.key_id)
+        session = state.stateless.get(key)
+        result, used = await runtime.upstreams.request(
+            entry.upstream, session, "tools/call", {"name": tool, "arguments": arguments}
+        )
+        if used != session:
+            _bounded_put(state.stateless, key, used)
+        call.answered(result)
+        return result
+
+
+def _transport_failure(alias: str, exc: Exception) -> None:
     error_type = "timeout" if isinstance(exc, UpstreamTimeout) else "call"
-    count_transport_error(entry.alias, error_type)
-    log.warning("MCP upstream call failed", extra={"server": entry.alias, "error_type": type(exc).__name__})
+    count_transport_error(alias, error_type)
+    log.warning("MCP upstream call failed", extra={"server": alias, "error_type": type(exc).__name__})

@@ -46,6 +46,9 @@
    -32020 HeaderMismatch). ``server/discover`` is answered by the transport from the backend's ``initialize``
    answer. ``Mcp-Session-Id`` is ignored.
 
+A client that disconnects while its request is answered cancels the answer (the backend's work with it: an
+upstream call, a Code Mode execution).
+
 JSON-RPC errors raised by the backend are answered with HTTP 200 (they are JSON-RPC responses to a valid
 request); anything else a backend raises becomes -32603 "internal error" and is logged without arguments.
 Nothing here logs request or response bodies, or relayed notifications.
@@ -266,12 +269,26 @@ class McpEndpoint:
             await _send_json(send, status, jsonrpc.error_object(exc))
             return
         ctx = self._context(identity, version, request_id)
+        failure: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
+            try:
+                await self._answer_post(scope, send, ctx, parsed, json_ok=json_ok, sse_ok=sse_ok)
+            except Exception as exc:  # re-raised below, outside the nursery (not as an exception group)
+                failure = exc
+            nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _answer_post(
+        self, scope: Scope, send: Send, ctx: McpContext, parsed: Any, *, json_ok: bool, sse_ok: bool
+    ) -> None:
         if isinstance(parsed, list):
             await self._batch(scope, send, ctx, parsed)
             return
         if isinstance(parsed, JsonRpcError):  # pragma: no cover - parse_body raises for single values
             raise _Refusal(400, parsed)
-        if version == STATELESS_VERSION:
+        if ctx.protocol_version == STATELESS_VERSION:
             ctx = self._stateless(scope, ctx, parsed)
             headers: list[tuple[bytes, bytes]] = []
         else:
@@ -503,6 +520,15 @@ class McpEndpoint:
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+
+
+async def _watch_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    """Cancel ``scope`` when the client disconnects (the body is read: the next message can only be that)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
 
 
 def _unsupported(version: str) -> JsonRpcError:
