@@ -132,7 +132,8 @@ async def test_the_sdk_client_runs_a_script_that_calls_an_upstream_tool(sqlite_d
         assert "declare namespace tools.voidllm" in description
 
         code = """
-            const [a, b] = await Promise.all([tools.tools.echo({text: "one"}), tools.tools.echo({text: "two"})]);
+            const echo = tools.tools.echo;
+            const [a, b] = await Promise.all([echo({text: "one"}), echo({text: "two"})]);
             console.log("got", a.text);
             console.warn({n: 2});
             return {joined: a.text + "+" + b.text};
@@ -223,7 +224,8 @@ async def test_max_tool_calls_is_enforced(sqlite_dsn: str) -> None:
         code = """
             const out = [];
             for (let i = 0; i < 7; i++) {
-                try { await tools.tools.echo({text: String(i)}); out.push("ok"); } catch (e) { out.push(e.message); }
+                try { await tools.tools.echo({text: String(i)}); out.push("ok"); }
+                catch (e) { out.push(e.message); }
             }
             return out;
         """
@@ -251,7 +253,8 @@ async def test_builtin_tools_run_in_process_with_the_callers_rbac(sqlite_dsn: st
         code = """
             const models = await tools.voidllm.list_models({});
             let deployments;
-            try { await tools.voidllm.list_deployments({model_id: "x"}); } catch (e) { deployments = e.message; }
+            try { await tools.voidllm.list_deployments({model_id: "x"}); }
+            catch (e) { deployments = e.message; }
             return {models: models.map(m => m.name), deployments};
         """
         async with _client(gw, member) as client:

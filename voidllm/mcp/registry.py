@@ -18,9 +18,10 @@ alias, secrets sealed to their row, a server that left the file is tombstoned, a
 wins). Secrets are decrypted once per reload and held only in memory.
 
 With the servers the snapshot carries what Code Mode needs of each
-(:class:`~voidllm.mcp.tools_cache.ToolCatalog`): its cached tool list (``mcp_server_tools``, with input schemas), its per-tool blocklist (``mcp_tool_blocklist``) and the
-output schemas learned from results (``output_schemas``). All of it is in the store, so every process sees
-the same catalog after its next reload; whoever changes one of them publishes ``mcp``.
+(:class:`~voidllm.mcp.tools_cache.ToolCatalog`): its cached tool list (``mcp_server_tools``, with input
+schemas), its per-tool blocklist (``mcp_tool_blocklist``) and the output schemas learned from results
+(``output_schemas``). All of it is in the store, so every process sees the same catalog after its next
+reload; whoever changes one of them publishes ``mcp``.
 
 Freshness: admin writes reload this process at once and publish ``mcp`` on the bus; :func:`serve_mcp_registry`
 reloads every ``cache.model_ttl`` (the MCP snapshot shares the model cache's period; no separate setting), so
