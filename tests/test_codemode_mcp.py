@@ -328,15 +328,12 @@ async def test_a_disabled_server_and_a_blocked_tool_are_out_of_reach(sqlite_dsn:
     async with _code_mode(sqlite_dsn) as (gw, _mock), _client(gw, gw.api_key()) as client:
         listed = await gw.client.get("/api/v1/mcp-servers", headers=bearer(gw.api_key()))
         server_id = listed.json()["data"][0]["id"]
-        blocklist = t.mcp_tool_blocklist
-
-        def block(conn: sa.Connection) -> None:
-            conn.execute(
-                sa.insert(blocklist).values(id="b1", server_id=server_id, tool_name="echo", reason="")
-            )
-
-        await gw.state.services.store.run(block)
-        await gw.state.services.mcp.changed()
+        blocked = await gw.client.post(
+            f"/api/v1/mcp-servers/{server_id}/blocklist",
+            headers=bearer(gw.api_key()),
+            json={"tool_name": "echo", "reason": "too chatty"},
+        )
+        assert blocked.status_code == 201, blocked.text
         code = "try { await tools.tools.echo({text: 'x'}); } catch (e) { return e.message; }"
         assert (await _execute(client, code))[1]["result"] == "tool is blocked: tools/echo"
         assert _text(await client.call_tool("search_tools", {"query": "echo"})).startswith("No tools found")
