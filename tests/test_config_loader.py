@@ -12,9 +12,11 @@ import pytest
 
 import voidllm.config
 from voidllm.config import (
+    CodeModeConfig,
     Config,
     ConfigError,
     DatabaseConfig,
+    MCPConfig,
     ProxyServerConfig,
     ServerConfig,
     SettingsConfig,
@@ -323,8 +325,11 @@ def test_example_file_loads_with_the_quick_start_environment() -> None:
     assert attrs.evolve(cfg, models=()) == Config(
         server=ServerConfig(proxy=ProxyServerConfig(host="127.0.0.1")),
         database=DatabaseConfig(driver="sqlite", dsn="./data/voidllm.db"),
-        settings=SettingsConfig(encryption_key=KEY),
-    ), "apart from the host, the database path, the keys and the demo model, the example shows the defaults"
+        settings=SettingsConfig(encryption_key=KEY, mcp=MCPConfig(code_mode=CodeModeConfig(enabled=True))),
+    ), (
+        "apart from the host, the database path, the keys, the demo model and Code Mode,"
+        " the example shows the defaults"
+    )
 
 
 def test_example_file_takes_its_secrets_from_the_environment() -> None:

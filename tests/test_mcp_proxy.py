@@ -312,7 +312,8 @@ async def test_every_entry_of_the_ide_config_works(sqlite_dsn: str) -> None:
     """Issue 13 point 7: each server of the example, pointed at a real gateway with a real key, lists
     tools."""
     servers = json.loads((EXAMPLES / "ide-config.json").read_text())["mcpServers"]
-    async with run_gateway(make_config(sqlite_dsn)) as gw:
+    assert servers["voidllm-code-mode"]["url"] == "http://127.0.0.1:8080/api/v1/mcp"
+    async with run_gateway(make_config(sqlite_dsn, settings="mcp:\n  code_mode:\n    enabled: true")) as gw:
         for name, server in servers.items():
             url = server["url"].replace("http://127.0.0.1:8080", gw.url)
             headers = {k: v.replace("${VOIDLLM_API_KEY}", gw.api_key()) for k, v in server["headers"].items()}
@@ -340,10 +341,12 @@ async def test_client_example_explains_failures_without_a_traceback(sqlite_dsn: 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("legacy", [False, True], ids=["auto", "legacy"])
-async def test_client_example_lists_tools_and_models(sqlite_dsn: str, legacy: bool) -> None:
+@pytest.mark.parametrize("path", ["/api/v1/mcp/voidllm", "/api/v1/mcp"], ids=["builtin", "code-mode"])
+async def test_client_example_lists_tools_and_models(sqlite_dsn: str, legacy: bool, path: str) -> None:
     models = "models:\n  - {name: gpt-4o, provider: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
-    async with run_gateway(make_config(sqlite_dsn, models)) as gw:
-        argv = [sys.executable, str(EXAMPLES / "client.py"), gw.api_key(), gw.url + "/api/v1/mcp/voidllm"]
+    config = make_config(sqlite_dsn, models, settings="mcp:\n  code_mode:\n    enabled: true")
+    async with run_gateway(config) as gw:
+        argv = [sys.executable, str(EXAMPLES / "client.py"), gw.api_key(), gw.url + path]
         result = await trio.to_thread.run_sync(
             lambda: subprocess.run(
                 argv + (["--legacy"] if legacy else []),
@@ -354,5 +357,6 @@ async def test_client_example_lists_tools_and_models(sqlite_dsn: str, legacy: bo
             )
         )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("tools: list_models, ")
+    first = "list_models, " if path.endswith("voidllm") else "list_servers, search_tools, execute_code"
+    assert result.stdout.startswith("tools: " + first)
     assert '"gpt-4o"' in result.stdout

@@ -33,6 +33,7 @@ MODES = {
     "voidllm_audit_buffer_depth": "livesum",
     "voidllm_mcp_tool_calls_buffer_depth": "livesum",
     "voidllm_rollup_lag_seconds": "mostrecent",
+    "voidllm_code_mode_pool_available": "livesum",
 }
 """Gauges and how several workers' values combine (plus ``voidllm_db_*_connections``, livesum, which are
 gauges only with several workers)."""

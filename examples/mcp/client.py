@@ -1,4 +1,7 @@
-"""List the tools of a VoidLLM MCP endpoint and call ``list_models``, with the official ``mcp`` Python SDK.
+"""List the tools of a VoidLLM MCP endpoint and call one, with the official ``mcp`` Python SDK.
+
+On the built-in server it calls ``list_models``; on Code Mode (``/api/v1/mcp``) it runs a script with
+``execute_code`` that calls ``list_models`` from JavaScript.
 
 Usage: python examples/mcp/client.py <vl_ key> [endpoint, default http://127.0.0.1:8080/api/v1/mcp/voidllm]
        [--legacy]
@@ -6,8 +9,8 @@ Usage: python examples/mcp/client.py <vl_ key> [endpoint, default http://127.0.0
 Needs the ``mcp`` package (2.3 or newer): ``pip install "mcp>=2.3"``, or run it with the checkout's test
 environment, which has it: ``.venv/bin/python examples/mcp/client.py ...`` after ``scripts/test``.
 
-The built-in server is ``/api/v1/mcp/voidllm``; an MCP server registered under the alias ``github`` is
-``/api/v1/mcp/github`` (the same key authenticates both). ``--legacy`` makes the SDK speak the session-era
+The built-in server is ``/api/v1/mcp/voidllm``, Code Mode ``/api/v1/mcp``; an MCP server registered under
+the alias ``github`` is ``/api/v1/mcp/github`` (the same key authenticates all). ``--legacy`` makes the SDK speak the session-era
 protocol (``initialize`` and an ``Mcp-Session-Id``) instead of its default 2026-07-28 mode.
 """
 
@@ -31,13 +34,18 @@ async def run(key: str, url: str, mode: str) -> int:
     async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
         tools = await client.list_tools()
         print("tools:", ", ".join(tool.name for tool in tools.tools))
-        if any(tool.name == "list_models" for tool in tools.tools):
+        names = {tool.name for tool in tools.tools}
+        if "execute_code" in names:
+            script = "const models = await tools.voidllm.list_models({}); return models.map(m => m.name);"
+            result = await client.call_tool("execute_code", {"code": script})
+        elif "list_models" in names:
             result = await client.call_tool("list_models", {})
-            for block in result.content:
-                if block.type == "text":
-                    print(block.text)
-            return 1 if result.is_error else 0
-    return 0
+        else:
+            return 0
+        for block in result.content:
+            if block.type == "text":
+                print(block.text)
+        return 1 if result.is_error else 0
 
 
 def main(argv: list[str]) -> int:

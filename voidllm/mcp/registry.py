@@ -43,6 +43,7 @@ from voidllm.config import MCPServerConfig
 from voidllm.crypto import CryptoError, Keyring, aad_for
 from voidllm.identity import KeyIdentity, Role
 from voidllm.mcp.tools_cache import ToolCatalog, load_tool_catalog
+from voidllm.metrics import CACHE_SIZE
 from voidllm.mcp.upstream.client import UpstreamServer
 from voidllm.nursery.periodic import keep_reloading
 from voidllm.routing.catalog_store import seal_secret, tombstone
@@ -259,6 +260,10 @@ class McpRegistryLoader:
                 partial(load_registry_snapshot, keyring=self.keyring)
             )
             self.registry.replace(servers, access, catalog)
+        CACHE_SIZE.labels(cache="mcp_servers").set(len(servers))
+        grants = (*access.orgs.values(), *access.teams.values(), *access.keys.values())
+        CACHE_SIZE.labels(cache="mcp_access").set(sum(len(ids) for ids in grants))
+        CACHE_SIZE.labels(cache="mcp_tools").set(sum(len(tools) for tools in catalog.tools.values()))
 
 
 async def serve_mcp_registry(
