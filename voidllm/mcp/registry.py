@@ -43,8 +43,8 @@ from voidllm.config import MCPServerConfig
 from voidllm.crypto import CryptoError, Keyring, aad_for
 from voidllm.identity import KeyIdentity, Role
 from voidllm.mcp.tools_cache import ToolCatalog, load_tool_catalog
-from voidllm.metrics import CACHE_SIZE
 from voidllm.mcp.upstream.client import UpstreamServer
+from voidllm.metrics import CACHE_SIZE
 from voidllm.nursery.periodic import keep_reloading
 from voidllm.routing.catalog_store import seal_secret, tombstone
 from voidllm.store import tables as t
