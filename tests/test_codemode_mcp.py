@@ -430,3 +430,18 @@ async def test_a_client_that_disconnects_stops_its_execution(sqlite_dsn: str) ->
             lambda: _sample("voidllm_code_mode_executions_total", status="cancelled") > cancelled
         )
         assert _sample("voidllm_code_mode_pool_available") == 2
+
+
+async def test_a_stateless_era_upstreams_results_unwrap_like_any_other(sqlite_dsn: str) -> None:
+    """A 2026-07-28 upstream adds ``resultType`` to every result: scripts still get the unwrapped value."""
+    async with (
+        open_mock_mcp(modern=True, json_response=True) as mock,
+        run_gateway(make_config(sqlite_dsn, settings=SETTINGS)) as gw,
+    ):
+        body = {"name": "Tools", "alias": "tools", "url": mock.url}
+        created = await gw.client.post("/api/v1/mcp-servers", headers=bearer(gw.api_key()), json=body)
+        assert created.status_code == 201, created.text
+        code = "const r = await tools.tools.echo({text: 'modern'}); return [r.text, Object.keys(r)]"
+        answer = await _raw_call(gw.client, gw.api_key(), "execute_code", {"code": code})
+        assert answer["result"]["isError"] is False
+        assert orjson.loads(answer["result"]["content"][0]["text"])["result"] == ["modern", ["text"]]
