@@ -1,64 +1,142 @@
-// Runs as the module given to qjs with -e; the user's code arrives as scriptArgs[0]. The top-level
-// await keeps qjs running the job loop until the script settles.
-await (async () => {
-  const out = std.out, input = std.in, setReadHandler = os.setReadHandler;
-  const AsyncFunction = (async function () {}).constructor;
-  const stringify = JSON.stringify, parse = JSON.parse;
-  const send = (frame) => { out.puts(stringify(frame) + "\n"); out.flush(); };
-  const source = scriptArgs[0];
-  const blocked = function () { throw new EvalError("code generation is disabled"); };
-  for (const f of [function () {}, async function () {}, function* () {}, async function* () {}]) {
-    const proto = Object.getPrototypeOf(f);
-    blocked.prototype = Function.prototype;
-    Object.defineProperty(proto, "constructor", { value: blocked, writable: false, configurable: false });
+// Runs as the module given to qjs with -e; the user's code arrives as scriptArgs[0]. The top-level await of
+// `settled` keeps qjs running the job loop until the script settles (a promise that never settles then
+// spins until the host's deadline stops it).
+//
+// The script may replace any global, prototype method or accessor before the bridge next runs: JSON,
+// Promise, Map, Error, the Array and String methods, Function.prototype.call, getters or setters on
+// Object.prototype, iterators. So everything the bridge uses is captured here, before the script runs,
+// and from then on the bridge calls no method through a prototype, uses no iterator, spread or
+// destructuring, keeps its state in null-prototype objects, and builds every frame by concatenating
+// primitive strings. The script's own values reach the bridge only through `stringify` and `String` inside
+// try/catch. What the script can still do is break its own values (its toJSON decides how its result
+// encodes) or its own promises: then the execution ends with the script's error or at the deadline, and
+// the host validates every frame anyway.
+const apply = Reflect.apply, create = Object.create, freeze = Object.freeze;
+const defineProperty = Object.defineProperty, getPrototypeOf = Object.getPrototypeOf;
+const isPrototypeOf = Object.prototype.isPrototypeOf;
+const stringify = JSON.stringify, parse = JSON.parse;
+const P = Promise, then = Promise.prototype.then;
+const E = Error, errorPrototype = Error.prototype, TE = TypeError, EE = EvalError;
+const Str = String, slice = String.prototype.slice;
+const ProxyC = Proxy;
+const out = std.out, input = std.in, setReadHandler = os.setReadHandler;
+const puts = out.puts, flush = out.flush, getline = input.getline;
+const AsyncFunction = getPrototypeOf(async function () {}).constructor;
+const source = scriptArgs[0];
+const LIMIT = 4096;
+
+let done;
+const settled = new P((resolve) => { done = resolve; });
+// awaiting reads `constructor`: an own property keeps the top-level await off Promise.prototype
+defineProperty(settled, "constructor", { value: P });
+
+const blocked = function () { throw new EE("code generation is disabled"); };
+blocked.prototype = Function.prototype;
+for (const f of [function () {}, async function () {}, function* () {}, async function* () {}]) {
+  defineProperty(getPrototypeOf(f), "constructor", { value: blocked, writable: false, configurable: false });
+}
+for (const name of ["std", "os", "bjson", "eval", "print", "setTimeout", "setInterval", "clearTimeout",
+                    "clearInterval", "scriptArgs", "queueMicrotask"]) {
+  delete globalThis[name];
+}
+defineProperty(globalThis, "Function", { value: blocked, writable: false, configurable: false });
+
+const send = (line) => { apply(puts, out, [line + "\n"]); apply(flush, out, []); };
+const cut = (text) => text.length > LIMIT ? apply(slice, text, [0, LIMIT]) : text;
+const quote = (text) => stringify(text); // text is always a primitive string: no toJSON, no getters
+const broken = () => send('{"t":"bridge"}');
+const show = (v) => {
+  if (typeof v === "string") return v;
+  try { const text = stringify(v); if (typeof text === "string") return text; } catch { /* below */ }
+  try { return Str(v); } catch { return "[a value that cannot be shown]"; }
+};
+
+const pending = create(null);
+let count = 0, nextId = 0;
+const settle = (entry, frame) => {
+  if (frame.ok === true) {
+    let value;
+    try { value = parse(frame.r); } catch (e) { entry.reject(e); return; }
+    entry.resolve(value);
+    return;
   }
-  for (const name of ["std", "os", "bjson", "eval", "print", "setTimeout", "setInterval", "clearTimeout",
-                      "clearInterval", "scriptArgs", "queueMicrotask"]) {
-    delete globalThis[name];
+  let error;
+  try { error = new E(frame.m); } catch (e) { error = e; }
+  entry.reject(error);
+};
+const onReadable = () => {
+  try {
+    const frame = parse(apply(getline, input, []));
+    const entry = pending[frame.id];
+    if (entry === undefined) { broken(); return; }
+    delete pending[frame.id];
+    count -= 1;
+    if (count === 0) setReadHandler(0, null);
+    settle(entry, frame);
+  } catch { broken(); }
+};
+const call = (server, tool, args) => new P((resolve, reject) => {
+  const text = stringify(args === undefined ? {} : args);
+  if (typeof text !== "string") throw new TE("tool arguments must be a JSON value");
+  const id = ++nextId;
+  if (count === 0) setReadHandler(0, onReadable);
+  const entry = create(null);
+  entry.resolve = resolve;
+  entry.reject = reject;
+  pending[id] = entry;
+  count += 1;
+  send('{"t":"call","id":' + id + ',"s":' + quote(server) + ',"n":' + quote(tool) + ',"a":' + quote(text) + "}");
+});
+const server = (alias) => freeze(new ProxyC(create(null), {
+  __proto__: null,
+  get: (_, tool) => typeof tool === "string" ? (args) => call(alias, tool, args) : undefined,
+}));
+const tools = freeze(new ProxyC(create(null), {
+  __proto__: null,
+  get: (_, alias) => typeof alias === "string" ? server(alias) : undefined,
+}));
+const log = (level) => (...args) => {
+  let text = "";
+  for (let i = 0; i < args.length && text.length < LIMIT; i++) text += (i === 0 ? "" : " ") + show(args[i]);
+  send('{"t":"log","l":"' + level + '","m":' + quote(cut(text)) + "}");
+};
+const con = freeze({ log: log("info"), info: log("info"), debug: log("debug"),
+                     warn: log("warn"), error: log("error") });
+defineProperty(globalThis, "console", { value: con, writable: false, configurable: false });
+defineProperty(globalThis, "tools", { value: tools, writable: false, configurable: false });
+
+const text = (v) => typeof v === "string" ? v : Str(v);
+const failure = (phase, e) => {
+  let name = "", message;
+  try {
+    const isError = e !== null && (typeof e === "object" || typeof e === "function") &&
+      apply(isPrototypeOf, errorPrototype, [e]);
+    if (isError) { name = text(e.name); message = text(e.message); } else message = show(e);
+  } catch {
+    name = "";
+    message = "the script threw a value that cannot be shown";
   }
-  Object.defineProperty(globalThis, "Function", { value: blocked, writable: false, configurable: false });
-  const pending = new Map();
-  let nextId = 0;
-  const onReadable = () => {
-    const frame = parse(input.getline());
-    const entry = pending.get(frame.id);
-    pending.delete(frame.id);
-    if (pending.size === 0) setReadHandler(0, null);
-    if (frame.ok) entry.resolve(frame.r === undefined ? undefined : parse(frame.r));
-    else entry.reject(new Error(frame.m));
-  };
-  const call = (server, tool, args) => new Promise((resolve, reject) => {
-    const id = ++nextId;
-    const text = stringify(args === undefined ? {} : args);
-    if (pending.size === 0) setReadHandler(0, onReadable);
-    pending.set(id, { resolve, reject });
-    send({ t: "call", id, s: server, n: tool, a: text });
-  });
-  const server = (alias) => Object.freeze(new Proxy(Object.create(null), {
-    get: (_, tool) => typeof tool === "string" ? (args) => call(alias, tool, args) : undefined,
-  }));
-  const tools = Object.freeze(new Proxy(Object.create(null), {
-    get: (_, alias) => typeof alias === "string" ? server(alias) : undefined,
-  }));
-  const show = (v) => { if (typeof v === "string") return v; try { return String(stringify(v)); } catch { return String(v); } };
-  const log = (level) => (...args) => send({ t: "log", l: level, m: args.map(show).join(" ").slice(0, 4096) });
-  const con = Object.freeze({ log: log("info"), info: log("info"), debug: log("debug"), warn: log("warn"), error: log("error") });
-  Object.defineProperty(globalThis, "console", { value: con, writable: false, configurable: false });
-  Object.defineProperty(globalThis, "tools", { value: tools, writable: false, configurable: false });
-  const encode = (v) => {
-    if (typeof v === "string") { try { parse(v); return v; } catch { return stringify(v); } }
-    const text = stringify(v);
-    return text === undefined ? "null" : text;
-  };
-  const failure = (phase, e) => {
-    const name = e instanceof Error ? String(e.name) : "";
-    const message = e instanceof Error ? String(e.message) : show(e);
-    const oom = name === "InternalError" && message === "out of memory";
-    send({ t: "err", k: oom ? "memory" : phase, n: name, m: message });
-  };
-  let fn;
-  try { fn = new AsyncFunction(source); } catch (e) { failure("syntax", e); return; }
-  let value;
-  try { value = await fn(); } catch (e) { failure("runtime", e); return; }
-  try { send({ t: "ok", r: encode(value) }); } catch (e) { failure("runtime", e); }
-})();
+  const kind = name === "InternalError" && message === "out of memory" ? "memory" : phase;
+  send('{"t":"err","k":"' + kind + '","n":' + quote(cut(name)) + ',"m":' + quote(cut(message)) + "}");
+};
+const encode = (v) => {
+  if (typeof v === "string") { try { parse(v); return v; } catch { return stringify(v); } }
+  const text = stringify(v);
+  return typeof text === "string" ? text : "null";
+};
+const finish = (value) => {
+  let result;
+  try { result = encode(value); } catch (e) { failure("runtime", e); done(); return; }
+  send('{"t":"ok","r":' + quote(result) + "}");
+  done();
+};
+const fail = (e) => { failure("runtime", e); done(); };
+
+let fn;
+try { fn = new AsyncFunction(source); } catch (e) { failure("syntax", e); done(); }
+if (fn !== undefined) {
+  // `then` looks up the promise's constructor (species), which the script may have replaced: when that
+  // throws, the script broke its own promise and fails with its own error
+  try { apply(then, fn(), [finish, fail]); } catch (e) { fail(e); }
+}
+await settled;

@@ -35,6 +35,7 @@ Why each hand-written part exists:
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import hashlib
 import importlib.metadata
@@ -47,7 +48,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import attrs
 import trio
@@ -67,14 +68,16 @@ WASM_STACK_BYTES = 1024 * 1024
 MAX_LOG_LINES = 200
 MAX_LOG_CHARS = 4096
 _PRELUDE = (Path(__file__).parent / "prelude.js").read_text(encoding="utf-8")
-_DYNAMIC_IMPORT = re.compile(r"\bimport\s*(\(|/[/*])")
 _WASI = "wasi_snapshot_preview1"
 _MEMORY_SLACK = 16 * 65536
 _SUBSCRIPTION = 48  # sizeof(__wasi_subscription_t)
 _EVENT = 32  # sizeof(__wasi_event_t)
 _SPIN_POLLS = 64
 _ERRNO_BADF = 8
+_ERRNO_CANCELED = 11
 _I32 = wasmtime.ValType.i32()
+_LEVELS = frozenset({"info", "debug", "warn", "error"})
+_FAILURES = frozenset({"syntax", "runtime", "memory"})
 
 
 class SandboxError(Exception):
@@ -102,6 +105,17 @@ class ScriptSyntaxError(ScriptError):
 class ScriptRuntimeError(ScriptError):
     def __init__(self, script_message: str) -> None:
         super().__init__("the script raised an error", script_message)
+
+
+class BridgeError(ScriptRuntimeError):
+    """The host bridge received a frame it does not accept (not JSON, not an object, a field of the wrong
+    type, an unknown kind or level, a tool call id used twice), or the prelude reported that it could not
+    read a tool result: the script tampered with what the bridge relies on. Both texts are fixed."""
+
+    def __init__(self) -> None:
+        ScriptError.__init__(
+            self, "the script broke the sandbox bridge", "InternalError: the sandbox bridge was broken"
+        )
 
 
 class ExecutionTimeout(SandboxError):
@@ -217,6 +231,77 @@ class _Ticker:
             self._engine.increment_epoch()
 
 
+_IMPORT_WORD = re.compile(r"\bimport")
+_SPACE = re.compile(r"[\s\ufeff]+")
+_LINE_END = re.compile(r"[\n\r\u2028\u2029]")
+
+
+@attrs.define(eq=False)
+class _Gaps:
+    """Where each run of what JavaScript skips between tokens ends, for :func:`_has_dynamic_import`.
+
+    Whitespace (Python's ``\\s`` and U+FEFF: a few more characters than JavaScript skips, which only refuses
+    more), ``//`` comments, ``/* */`` comments and the HTML-like ``<!--`` and ``-->`` comments of Annex B.
+    Each position's answer is remembered and comment ends are found by bisection in sorted positions, so
+    reading the gaps after every ``import`` in a source stays linear however the comments nest.
+    """
+
+    code: str
+    known: dict[int, int] = attrs.field(factory=dict)
+    line_ends: list[int] = attrs.field(factory=list)
+    block_ends: list[int] = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self.line_ends = [m.start() for m in _LINE_END.finditer(self.code)]
+        self.block_ends = [m.start() for m in re.finditer(r"\*/", self.code)]
+
+    def end(self, start: int) -> int:
+        """The first position from ``start`` that is not skipped; -1 inside an unterminated ``/*``."""
+        path = []
+        pos = start
+        while pos not in self.known:
+            path.append(pos)
+            step = self._step(pos)
+            if step == pos:
+                self.known[pos] = pos
+            elif step < 0:
+                self.known[pos] = -1
+            else:
+                pos = step
+        for seen in path:
+            self.known[seen] = self.known[pos]
+        return self.known[pos]
+
+    def _step(self, pos: int) -> int:
+        code = self.code
+        if space := _SPACE.match(code, pos):
+            return space.end()
+        if code.startswith(("//", "<!--", "-->"), pos):
+            index = bisect.bisect_left(self.line_ends, pos)
+            return self.line_ends[index] if index < len(self.line_ends) else len(code)
+        if code.startswith("/*", pos):
+            index = bisect.bisect_left(self.block_ends, pos + 2)
+            return self.block_ends[index] + 2 if index < len(self.block_ends) else -1
+        return pos
+
+
+def _has_dynamic_import(code: str) -> bool:
+    """Whether the word ``import`` is followed, past anything JavaScript skips, by ``(``: ``import()``.
+
+    An escape cannot spell the keyword (an escaped reserved word is a syntax error), so the plain word is
+    enough. Every occurrence is read as if it were code, also one in a string or a comment: that refuses a
+    little more than needed, the safe side. An unterminated ``/*`` after ``import`` is refused as well.
+    """
+    if _IMPORT_WORD.search(code) is None:
+        return False
+    gaps = _Gaps(code)
+    for word in _IMPORT_WORD.finditer(code):
+        end = gaps.end(word.end())
+        if end < 0 or code.startswith("(", end):
+            return True
+    return False
+
+
 _local = threading.local()
 
 
@@ -224,16 +309,64 @@ class _Stop(Exception):
     """Raised inside a host function to end the execution; the reason is on the run."""
 
 
+class _BadFrame(Exception):
+    """A frame from the wasm side that the bridge does not accept."""
+
+
+@attrs.frozen
+class _Call:
+    id: int
+    server: str
+    tool: str
+    args: str
+
+
+@attrs.frozen
+class _Outcome:
+    kind: str  # "ok" or one of _FAILURES
+    text: str  # the result's JSON text, else the error message
+    name: str = ""
+
+
+def _field(frame: dict[str, Any], key: str, kind: type[Any]) -> Any:
+    value = frame.get(key)
+    if type(value) is not kind:  # exactly: a bool is not an id
+        raise _BadFrame
+    return value
+
+
+def _frame(line: bytes) -> dict[str, Any]:
+    try:
+        frame = json.loads(line)
+    except (ValueError, RecursionError):
+        raise _BadFrame from None
+    if not isinstance(frame, dict):
+        raise _BadFrame
+    return frame
+
+
 @attrs.define(eq=False)
 class _Run:
-    """The state of one execution, shared by its worker thread and its trio side."""
+    """The state of one execution, shared by its worker thread and its trio side.
+
+    Everything that decides how the execution ended lives here (``stop_reason``, ``outcome``, what the
+    worker saw of the store), never in the exception wasmtime raised: wasmtime-py keeps an exception raised
+    in a host function in one process-wide variable, which another worker thread's trap may pick up. So the
+    host functions never raise into wasmtime; they end an execution by setting its state and moving the
+    store's epoch deadline to now (:func:`_halt`), and the epoch callback traps.
+    """
 
     max_tool_calls: int
     trio_token: trio.lowlevel.TrioToken
-    start_call: Callable[[int, str, str, str], None]
-    deadline: float = math.inf  # set when the worker thread starts (waiting for a slot does not count)
+    start_calls: Callable[[list[_Call]], None]
+    deadline: float = math.inf  # on the monotonic clock, set when the worker thread starts
     stop_reason: str = ""
+    outcome: _Outcome | None = None
+    memory_full: bool = False
+    stack_overflow: bool = False
     calls: int = 0
+    call_ids: set[int] = attrs.field(factory=set)
+    unstarted: list[_Call] = attrs.field(factory=list)
     in_flight: int = 0
     idle_polls: int = 0
     incoming: queue.SimpleQueue[bytes | None] = attrs.field(factory=queue.SimpleQueue)
@@ -241,55 +374,87 @@ class _Run:
     written: bytearray = attrs.field(factory=bytearray)
     logs: list[LogLine] = attrs.field(factory=list)
     dropped_logs: int = 0
-    outcome: dict[str, Any] | None = None
+
+    @property
+    def over(self) -> bool:
+        return bool(self.stop_reason) or self.outcome is not None
+
+    def stop(self, reason: str) -> NoReturn:
+        self.stop_reason = self.stop_reason or reason
+        raise _Stop
 
     def cancel(self) -> None:
-        if not self.stop_reason:
-            self.stop_reason = "cancelled"
+        self.stop_reason = self.stop_reason or "cancelled"
         self.incoming.put(None)
 
     def deliver(self, frame: dict[str, Any]) -> None:
         self.incoming.put(json.dumps(frame).encode() + b"\n")
 
     def on_frame(self, line: bytes) -> None:
-        frame = json.loads(line)
+        """Takes one frame from the prelude; any frame it does not accept ends the execution as "bridge"."""
+        try:
+            self._take(_frame(line))
+        except _BadFrame:
+            self.stop("bridge")
+
+    def _take(self, frame: dict[str, Any]) -> None:
         kind = frame.get("t")
         if kind == "log":
+            level, message = _field(frame, "l", str), _field(frame, "m", str)
+            if level not in _LEVELS:
+                raise _BadFrame
             if len(self.logs) < MAX_LOG_LINES:
-                self.logs.append(LogLine(str(frame["l"]), str(frame["m"])[:MAX_LOG_CHARS]))
+                self.logs.append(LogLine(level, message[:MAX_LOG_CHARS]))
             else:
                 self.dropped_logs += 1
         elif kind == "call":
-            self.calls += 1
-            if self.calls > self.max_tool_calls:
-                self.in_flight += 1
-                self.deliver(
-                    {
-                        "id": frame["id"],
-                        "ok": False,
-                        "m": f"tool call limit exceeded (max {self.max_tool_calls})",
-                    }
-                )
-                return
-            self.in_flight += 1
-            try:
-                trio.from_thread.run_sync(
-                    self.start_call,
-                    frame["id"],
-                    str(frame["s"]),
-                    str(frame["n"]),
-                    str(frame["a"]),
-                    trio_token=self.trio_token,
-                )
-            except (trio.RunFinishedError, RuntimeError):  # the caller is gone
-                self.cancel()
-                raise _Stop from None
-        elif kind in ("ok", "err"):
-            self.outcome = frame
+            call = _Call(
+                _field(frame, "id", int),
+                _field(frame, "s", str),
+                _field(frame, "n", str),
+                _field(frame, "a", str),
+            )
+            if call.id in self.call_ids:
+                raise _BadFrame
+            self.call_ids.add(call.id)
+            self._call(call)
+        elif kind == "ok":
+            self.outcome = _Outcome("ok", _field(frame, "r", str))
             raise _Stop  # done: tool calls the script left running are not waited for
+        elif kind == "err":
+            failure = _field(frame, "k", str)
+            if failure not in _FAILURES:
+                raise _BadFrame
+            self.outcome = _Outcome(failure, _field(frame, "m", str), _field(frame, "n", str))
+            raise _Stop
+        else:  # the prelude's own "bridge" report included
+            raise _BadFrame
+
+    def _call(self, call: _Call) -> None:
+        self.calls += 1
+        if self.calls > self.max_tool_calls:
+            self.in_flight += 1
+            self.deliver(
+                {"id": call.id, "ok": False, "m": f"tool call limit exceeded (max {self.max_tool_calls})"}
+            )
+        else:
+            self.unstarted.append(call)
+
+    def start_unstarted(self) -> None:
+        """Starts the tool calls made since the last wait, together (one hop to trio for all of them)."""
+        if not self.unstarted:
+            return
+        calls, self.unstarted = self.unstarted, []
+        self.in_flight += len(calls)
+        try:
+            trio.from_thread.run_sync(self.start_calls, calls, trio_token=self.trio_token)
+        except (trio.RunFinishedError, RuntimeError):  # the caller is gone
+            self.cancel()
+            raise _Stop from None
 
     def take_frame(self, *, block: bool) -> bytes | None:
         """The next tool result; None when ``block`` is false and none is ready; stops at the deadline."""
+        self.start_unstarted()
         try:
             item = (
                 self.incoming.get(timeout=max(self.deadline - time.monotonic(), 0.0))
@@ -299,13 +464,39 @@ class _Run:
         except queue.Empty:
             if not block:
                 return None
-            self.stop_reason = self.stop_reason or "timeout"
-            raise _Stop from None
+            self.stop("timeout")
         if item is None:
             raise _Stop
         self.in_flight -= 1
         self.idle_polls = 0
         return item
+
+
+def _halt(caller: wasmtime.Caller) -> None:
+    """Makes the store reach its epoch deadline at once: the callback then sees the run is over and traps."""
+    ffi.wasmtime_context_set_epoch_deadline(caller._context(), 0)
+
+
+def _host(body: Callable[[_Run, wasmtime.Caller, int, int, int, int], int]) -> Callable[..., int]:
+    """A WASI function that never raises into wasmtime (see :class:`_Run`).
+
+    Once the run is over, every call returns ``ECANCELED`` without doing anything and halts the store; any
+    error inside ``body`` (a malformed frame included) ends the run as "bridge".
+    """
+
+    def host(caller: wasmtime.Caller, a: int, b: int, c: int, d: int) -> int:
+        run: _Run = _local.run
+        if not run.over:
+            try:
+                return body(run, caller, a, b, c, d)
+            except _Stop:
+                pass
+            except Exception:
+                run.stop_reason = run.stop_reason or "bridge"
+        _halt(caller)
+        return _ERRNO_CANCELED
+
+    return host
 
 
 def _iovecs(memory: wasmtime.Memory, caller: wasmtime.Caller, iovs: int, count: int) -> list[tuple[int, int]]:
@@ -321,12 +512,12 @@ def _iovecs(memory: wasmtime.Memory, caller: wasmtime.Caller, iovs: int, count: 
 
 def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
     memory = caller.get("memory")
-    assert isinstance(memory, wasmtime.Memory)
+    if not isinstance(memory, wasmtime.Memory):
+        raise _BadFrame
     return memory
 
 
-def _fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: int) -> int:
-    run: _Run = _local.run
+def _fd_write(run: _Run, caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten: int) -> int:
     if fd not in (1, 2):
         return _ERRNO_BADF
     memory = _memory(caller)
@@ -344,8 +535,7 @@ def _fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten:
     return 0
 
 
-def _fd_read(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nread: int) -> int:
-    run: _Run = _local.run
+def _fd_read(run: _Run, caller: wasmtime.Caller, fd: int, iovs: int, count: int, nread: int) -> int:
     if fd != 0:
         return _ERRNO_BADF
     if not run.reading:
@@ -363,15 +553,15 @@ def _fd_read(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nread: int
     return 0
 
 
-def _poll_oneoff(caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int) -> int:
+def _poll_oneoff(run: _Run, caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int) -> int:
     """Answers the QuickJS loop's poll, made only while tool calls are in flight (there are no timers).
 
     qjs polls after every single job, not only when the job queue is empty, so a poll that blocked at once
     would hold back the jobs still queued (the rest of a ``.then`` chain that would start the next tool
     call). The first :data:`_SPIN_POLLS` polls after any progress therefore only look; later ones wait for
-    a result, which cannot deadlock because a result is on its way.
+    a result, which cannot deadlock because a result is on its way. Each poll first starts the tool calls
+    made since the last one, so the calls of one job (``Promise.all``) start together.
     """
-    run: _Run = _local.run
     memory = _memory(caller)
     raw = memory.read(caller, subs, subs + _SUBSCRIPTION * count)
     readers = [
@@ -405,9 +595,9 @@ _CALLBACK_TYPES: Any = ffi._wasmtime_store_epoch_deadline_callback.argtypes
 
 def _on_epoch(_context: object, _env: object, delta: Any, kind: Any) -> int:
     run: _Run = _local.run
-    if not run.stop_reason and time.monotonic() >= run.deadline:
+    if not run.over and time.monotonic() >= run.deadline:
         run.stop_reason = "timeout"
-    if run.stop_reason:
+    if run.over:
         error: Any = ffi.wasmtime_error_new(b"interrupted")
         return ctypes.cast(error, ctypes.c_void_p).value or 0  # an error traps the store
     delta[0] = 1  # ask again at the next tick
@@ -417,6 +607,32 @@ def _on_epoch(_context: object, _env: object, delta: Any, kind: Any) -> int:
 
 _EPOCH_CALLBACK = _CALLBACK_TYPES[1](_on_epoch)
 _NO_FINALIZER = _CALLBACK_TYPES[3]()  # NULL
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """One execution's way into the pool, in the shape ``trio.to_thread.run_sync`` takes as its limiter.
+
+    trio takes the slot through :meth:`acquire_on_behalf_of` before it starts the worker thread and gives it
+    back only once that thread has really ended (also after the caller was cancelled and the thread
+    abandoned), so no more than ``pool_size`` stores ever run. Taking it is bounded by the execution's
+    deadline: a wait that uses up the whole budget raises :class:`ExecutionTimeout` before anything ran, and
+    a cancelled wait leaves nothing behind.
+    """
+
+    limiter: trio.CapacityLimiter
+    deadline: float  # on trio's clock
+    time_left: float = 0.0
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        with trio.move_on_at(self.deadline):
+            await self.limiter.acquire_on_behalf_of(borrower)
+            self.time_left = self.deadline - trio.current_time()
+            return
+        raise ExecutionTimeout
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        self.limiter.release_on_behalf_of(borrower)
 
 
 class Sandbox:
@@ -434,75 +650,76 @@ class Sandbox:
         linker.define_wasi()
         linker.allow_shadowing = True
         for name, func in (("fd_write", _fd_write), ("fd_read", _fd_read), ("poll_oneoff", _poll_oneoff)):
-            linker.define_func(_WASI, name, wasmtime.FuncType([_I32] * 4, [_I32]), func, access_caller=True)
+            linker.define_func(
+                _WASI, name, wasmtime.FuncType([_I32] * 4, [_I32]), _host(func), access_caller=True
+            )
         self._pre = linker.instantiate_pre(module)
         self._memory_limit = memory_limit_mb * 1024 * 1024
         self._time_limit = time_limit
         self._limiter = trio.CapacityLimiter(pool_size)
         self._ticker = _Ticker(self._engine)
 
+    @property
+    def pool_size(self) -> int:
+        """How many executions may run at once."""
+        return int(self._limiter.total_tokens)
+
+    @property
+    def available(self) -> int:
+        """How many of them could start now (the ``voidllm_code_mode_pool_available`` gauge)."""
+        return int(self._limiter.available_tokens)
+
     async def execute(self, code: str, *, call_tool: CallTool, max_tool_calls: int) -> ExecutionResult:
-        """Runs ``code``; raises a :class:`SandboxError` when it fails, ``trio.Cancelled`` stops it."""
+        """Runs ``code`` in a fresh store with ``call_tool`` behind ``tools.<server>.<tool>(args)``.
+
+        Returns:
+            The script's value as JSON text, its console lines and its tool calls.
+
+        Raises:
+            SandboxError: one of its subclasses, with a fixed message, when the script fails or is stopped.
+
+        Time: the budget is ``time_limit`` from this call. Waiting for a free slot of the pool counts against
+        it (a wait that uses it up is :class:`ExecutionTimeout`, and nothing ran), and the worker thread gets
+        what is left when it takes the slot: the caller sees one deadline, however busy the pool is.
+
+        Cancellation: while waiting for a slot, nothing has started and nothing stays behind; while running,
+        the worker stops within a tick, the tool calls in flight are cancelled, and the slot is free again
+        once the worker thread has ended.
+        """
         source = code.encode()
         if len(source) > MAX_SOURCE_BYTES:
             raise SourceTooLarge
-        if b"\0" in source or _DYNAMIC_IMPORT.search(code):
+        if b"\0" in source or _has_dynamic_import(code):
             raise ScriptSyntaxError("import() and NUL characters are not allowed")
+        slot = _Slot(self._limiter, trio.current_time() + self._time_limit)
         records: list[ToolCallRecord] = []
+        started = time.monotonic()
         async with trio.open_nursery() as nursery:
 
-            async def tool_task(call_id: int, server: str, tool: str, args: str) -> None:
-                started = time.monotonic()
-                status = "success"
-                try:
-                    value = await call_tool(server, tool, json.loads(args))
-                    frame = {"id": call_id, "ok": True, "r": json.dumps(value)}
-                except ToolCallError as exc:
-                    status, frame = "error", {"id": call_id, "ok": False, "m": str(exc)}
-                except Exception:
-                    status, frame = "error", {"id": call_id, "ok": False, "m": "tool call failed"}
-                records.append(ToolCallRecord(server, tool, (time.monotonic() - started) * 1000, status))
-                run.deliver(frame)
+            async def tool_task(call: _Call) -> None:
+                records.append(await _tool_call(run, call, call_tool))
 
-            def start_call(call_id: int, server: str, tool: str, args: str) -> None:
-                nursery.start_soon(tool_task, call_id, server, tool, args)
+            def start_calls(calls: list[_Call]) -> None:
+                for call in calls:
+                    nursery.start_soon(tool_task, call)
 
-            run = _Run(
-                max_tool_calls,
-                trio.lowlevel.current_trio_token(),
-                start_call,
-            )
-            started = time.monotonic()
+            run = _Run(max_tool_calls, trio.lowlevel.current_trio_token(), start_calls)
             try:
+                # trio.to_thread.run_sync documents "a CapacityLimiter-like object" but types CapacityLimiter
+                limiter = cast("trio.CapacityLimiter", slot)
                 await trio.to_thread.run_sync(
-                    self._run, run, source, limiter=self._limiter, abandon_on_cancel=True
+                    self._run, run, source, slot, limiter=limiter, abandon_on_cancel=True
                 )
+            except ExecutionTimeout:
+                run.stop_reason = "timeout"
             except trio.Cancelled:
                 run.cancel()
                 raise
             finally:
                 nursery.cancel_scope.cancel()
-        outcome = run.outcome
-        if outcome is None:
-            if run.stop_reason == "timeout":
-                raise ExecutionTimeout
-            if run.stop_reason == "memory":
-                raise MemoryLimitExceeded
-            if run.stop_reason == "stack":
-                raise ScriptRuntimeError("InternalError: stack overflow")
-            raise ScriptRuntimeError("InternalError: the sandbox stopped")
-        # QuickJS may throw null instead of an out-of-memory error when small allocations fill the limit
-        if outcome.get("k") == "memory" or (outcome["t"] == "err" and run.stop_reason == "memory"):
-            raise MemoryLimitExceeded
-        if outcome["t"] == "err":
-            error = ScriptSyntaxError if outcome["k"] == "syntax" else ScriptRuntimeError
-            raise error(f"{outcome['n']}: {outcome['m']}" if outcome["n"] else str(outcome["m"]))
-        logs = run.logs
-        if run.dropped_logs:
-            logs = [*logs, LogLine("warn", f"{run.dropped_logs} more console lines dropped")]
-        return ExecutionResult(str(outcome["r"]), logs, records, (time.monotonic() - started) * 1000)
+        return _result(run, records, (time.monotonic() - started) * 1000)
 
-    def _run(self, run: _Run, source: bytes) -> None:
+    def _run(self, run: _Run, source: bytes, slot: _Slot) -> None:
         """Worker thread: one fresh store and instance, the prelude and the code as arguments."""
         _local.run = run
         store = wasmtime.Store(self._engine)
@@ -510,37 +727,85 @@ class Sandbox:
         store.set_wasi(wasmtime.WasiConfig())
         ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), _EPOCH_CALLBACK, None, _NO_FINALIZER)
         store.set_epoch_deadline(1)
-        run.deadline = time.monotonic() + self._time_limit
+        run.deadline = time.monotonic() + slot.time_left
         instance = None
         with self._ticker:
             try:
                 instance = self._pre.instantiate(store)
-                exports = instance.exports(store)
-                memory = exports["memory"]
-                assert isinstance(memory, wasmtime.Memory)
-                call = _export_func(exports, "_initialize")
-                call(store)
-                args = [b"qjs", b"--std", b"-m", b"-e", _PRELUDE.encode(), source]
-                malloc = _export_func(exports, "malloc")
-                pointers = []
-                for arg in args:
-                    pointer = malloc(store, len(arg) + 1)
-                    memory.write(store, arg + b"\0", pointer)
-                    pointers.append(pointer)
-                argv = malloc(store, 4 * len(pointers))
-                memory.write(store, b"".join(p.to_bytes(4, "little") for p in pointers), argv)
-                _export_func(exports, "qjs_init_argv")(store, len(args), argv)
-            except wasmtime.Trap as exc:
-                if not run.stop_reason:
-                    if exc.trap_code == wasmtime.TrapCode.STACK_OVERFLOW:
-                        run.stop_reason = "stack"
-                    elif _memory_full(store, instance, self._memory_limit):
-                        run.stop_reason = "memory"
-            except (wasmtime.WasmtimeError, _Stop):
-                if not run.stop_reason and _memory_full(store, instance, self._memory_limit):
-                    run.stop_reason = "memory"
+                self._start(store, instance, source)
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                run.stack_overflow = (
+                    isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.STACK_OVERFLOW
+                )
             finally:
                 _local.run = None
+        run.memory_full = _memory_full(store, instance, self._memory_limit)
+
+    @staticmethod
+    def _start(store: wasmtime.Store, instance: wasmtime.Instance, source: bytes) -> None:
+        exports = instance.exports(store)
+        memory = exports["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        _export_func(exports, "_initialize")(store)
+        args = [b"qjs", b"--std", b"-m", b"-e", _PRELUDE.encode(), source]
+        malloc = _export_func(exports, "malloc")
+        pointers = []
+        for arg in args:
+            pointer = malloc(store, len(arg) + 1)
+            memory.write(store, arg + b"\0", pointer)
+            pointers.append(pointer)
+        argv = malloc(store, 4 * len(pointers))
+        memory.write(store, b"".join(p.to_bytes(4, "little") for p in pointers), argv)
+        _export_func(exports, "qjs_init_argv")(store, len(args), argv)
+
+
+async def _tool_call(run: _Run, call: _Call, call_tool: CallTool) -> ToolCallRecord:
+    """Runs one tool call and hands its result (or its error, as fixed text unless a ToolCallError) back."""
+    started = time.monotonic()
+    try:
+        value = await call_tool(call.server, call.tool, json.loads(call.args))
+        frame = {"id": call.id, "ok": True, "r": json.dumps(value, allow_nan=False)}
+        status = "success"
+    except ToolCallError as exc:
+        status, frame = "error", {"id": call.id, "ok": False, "m": str(exc)}
+    except Exception:
+        status, frame = "error", {"id": call.id, "ok": False, "m": "tool call failed"}
+    run.deliver(frame)
+    return ToolCallRecord(call.server, call.tool, (time.monotonic() - started) * 1000, status)
+
+
+def _result(run: _Run, records: list[ToolCallRecord], duration_ms: float) -> ExecutionResult:
+    """The execution's result, or the error that tells how it ended."""
+    outcome = run.outcome
+    if outcome is None:
+        raise _stopped(run)
+    # QuickJS may throw null instead of an out-of-memory error when small allocations fill the limit
+    if outcome.kind == "memory" or (outcome.kind != "ok" and run.memory_full):
+        raise MemoryLimitExceeded
+    if outcome.kind == "syntax":
+        raise ScriptSyntaxError(_script_message(outcome))
+    if outcome.kind == "runtime":
+        raise ScriptRuntimeError(_script_message(outcome))
+    logs = run.logs
+    if run.dropped_logs:
+        logs = [*logs, LogLine("warn", f"{run.dropped_logs} more console lines dropped")]
+    return ExecutionResult(outcome.text, logs, records, duration_ms)
+
+
+def _script_message(outcome: _Outcome) -> str:
+    return f"{outcome.name}: {outcome.text}" if outcome.name else outcome.text
+
+
+def _stopped(run: _Run) -> SandboxError:
+    if run.stop_reason == "timeout":
+        return ExecutionTimeout()
+    if run.stop_reason == "bridge":
+        return BridgeError()
+    if run.stack_overflow:
+        return ScriptRuntimeError("InternalError: stack overflow")
+    if run.memory_full:
+        return MemoryLimitExceeded()
+    return ScriptRuntimeError("InternalError: the sandbox stopped")
 
 
 def _export_func(exports: Any, name: str) -> wasmtime.Func:
