@@ -48,6 +48,12 @@ async def run(sandbox: Sandbox, code: str) -> Any:
     return json.loads(result.result)
 
 
+async def assert_next_execution_is_fresh(sandbox: Sandbox) -> None:
+    """The next execution works in a fresh store: nothing an attack left on globalThis or on a prototype."""
+    code = "return [typeof leaked, typeof Object.prototype.toJSON, {a: [1, 'b']}, JSON.stringify([2])]"
+    assert await run(sandbox, code) == ["undefined", "undefined", {"a": [1, "b"]}, "[2]"]
+
+
 @pytest.mark.parametrize(
     ("code", "expected"),
     [
@@ -61,10 +67,45 @@ async def run(sandbox: Sandbox, code: str) -> Any:
         ("return undefined", None),
         ("const x = 1", None),
         ("return await Promise.resolve(7)", 7),
+        ("return true", True),
+        ("return false", False),
+        ("return 'not json {'", "not json {"),
+        ("return '\"quoted\"'", "quoted"),
+        (
+            "return {a: {b: {c: [1, {d: [null, true, 'x']}]}}}",
+            {"a": {"b": {"c": [1, {"d": [None, True, "x"]}]}}},
+        ),
+        ("return [NaN, Infinity, -Infinity, -0]", [None, None, None, 0]),
+        ("return NaN", None),
+        ("return {u: undefined, f() {}, s: Symbol('s')}", {}),
+        ("return [undefined, () => 1]", [None, None]),
+        ("return Symbol('s')", None),
+        ("return () => 1", None),
+        ("return new Date(0)", "1970-01-01T00:00:00.000Z"),
+        ("return new Map([[1, 2]])", {}),
+        ("return new Proxy({}, {get: () => 1})", {}),
     ],
 )
 async def test_results_of_every_type(sandbox: Sandbox, code: str, expected: Any) -> None:
     assert await run(sandbox, code) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "script_message"),
+    [
+        ("return 1n", "TypeError: BigInt are forbidden in JSON.stringify"),
+        ("return {big: [2n ** 64n]}", "TypeError: BigInt are forbidden in JSON.stringify"),
+        ("const a = {}; a.self = a; return a", "TypeError: circular reference"),
+        ("return {toJSON() { throw new RangeError('no') }}", "RangeError: no"),
+    ],
+)
+async def test_a_result_json_cannot_encode_is_a_script_error(
+    sandbox: Sandbox, code: str, script_message: str
+) -> None:
+    with pytest.raises(ScriptRuntimeError) as caught:
+        await run(sandbox, code)
+    assert caught.value.script_message == script_message
+    await assert_next_execution_is_fresh(sandbox)
 
 
 async def test_a_string_that_is_json_passes_through_as_is(sandbox: Sandbox) -> None:
@@ -86,9 +127,7 @@ ATTACKS = [
     pytest.param("null[secret]()", ScriptRuntimeError, id="type-error"),
     pytest.param("while (true) {}", ExecutionTimeout, id="infinite-loop"),
     pytest.param("function f() { return f() + 1 }; return f()", ScriptRuntimeError, id="deep-recursion"),
-    pytest.param(
-        "const a = []; while (true) a.push('x'.repeat(1000) + a.length)", MemoryLimitExceeded, id="memory"
-    ),
+    pytest.param("const a = []; while (true) a.push(new Uint8Array(1e6))", MemoryLimitExceeded, id="memory"),
     pytest.param("return 'x'.repeat(1e9).length", MemoryLimitExceeded, id="huge-string"),
     pytest.param("await new Promise(() => {})", ExecutionTimeout, id="never-settles"),
     pytest.param("return await import('std')", ScriptSyntaxError, id="import-std"),
@@ -104,6 +143,33 @@ ATTACKS = [
     pytest.param("setTimeout(() => {}, 1)", ScriptRuntimeError, id="timers"),
     pytest.param("print(1)", ScriptRuntimeError, id="print"),
     pytest.param("bjson.read()", ScriptRuntimeError, id="bjson"),
+    pytest.param("return import<!--\n('qjs:std')", ScriptSyntaxError, id="import-html-open-comment"),
+    pytest.param("return import\n-->\n('qjs:std')", ScriptSyntaxError, id="import-html-close-comment"),
+    pytest.param("return import\ufeff('qjs:std')", ScriptSyntaxError, id="import-bom"),
+    pytest.param("return import\u2028/* */ // x\n('qjs:os')", ScriptSyntaxError, id="import-comments"),
+    pytest.param("return '/*'; import /*", ScriptSyntaxError, id="import-unterminated-comment"),
+    pytest.param("return await fetch('http://127.0.0.1/')", ScriptRuntimeError, id="fetch"),
+    pytest.param("new XMLHttpRequest()", ScriptRuntimeError, id="XMLHttpRequest"),
+    pytest.param("new WebSocket('ws://127.0.0.1/')", ScriptRuntimeError, id="WebSocket"),
+    pytest.param("require('fs')", ScriptRuntimeError, id="require"),
+    pytest.param("process.exit(1)", ScriptRuntimeError, id="process"),
+    pytest.param(
+        "Object.defineProperty(Promise.prototype, 'constructor', {get() { throw new Error('x') }})",
+        ScriptRuntimeError,
+        id="promise-species",
+    ),
+    pytest.param(
+        "throw Object.create(Error.prototype, {message: {get() { throw 1 }}})",
+        ScriptRuntimeError,
+        id="thrown-getter",
+    ),
+    pytest.param(
+        "throw new Proxy({}, {getPrototypeOf() { throw 1 }})", ScriptRuntimeError, id="thrown-proxy"
+    ),
+    pytest.param("const a = []; a.push(a); return a", ScriptRuntimeError, id="cyclic-result"),
+    pytest.param(
+        "return new Proxy({}, {ownKeys() { throw new Error('x') }})", ScriptRuntimeError, id="proxy-result"
+    ),
 ]
 
 
@@ -112,16 +178,28 @@ async def test_attacks_are_contained_and_the_next_execution_works(
     sandbox: Sandbox, code: str, error: type[SandboxError]
 ) -> None:
     with pytest.raises(error) as caught:
-        await run(sandbox, f"const secret = '{MARKER}';\n{code}")
+        await run(sandbox, f"globalThis.leaked = 1; const secret = '{MARKER}';\n{code}")
     assert MARKER not in str(caught.value)
-    assert await run(sandbox, "return 'next'") == "next"
+    await assert_next_execution_is_fresh(sandbox)
 
 
-async def test_many_small_allocations_at_the_default_limit_are_a_memory_error() -> None:
-    """QuickJS throws ``null`` when small objects fill the limit; that is still the memory limit."""
-    small = Sandbox(memory_limit_mb=16, time_limit=5, pool_size=1)
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param(
+            "const a = []; for (let i = 0; i < 1e7; i++) a.push({i}); return a.length", id="objects"
+        ),
+        pytest.param("const a = []; while (true) a.push('x'.repeat(1000) + a.length)", id="strings"),
+    ],
+)
+async def test_many_small_allocations_filling_the_limit_are_a_memory_error(code: str) -> None:
+    """QuickJS throws ``null`` when small objects fill the limit; that is still the memory limit.
+
+    A small limit and a generous time: filling memory must not race the deadline on a busy machine.
+    """
+    small = Sandbox(memory_limit_mb=16, time_limit=10, pool_size=1)
     with pytest.raises(MemoryLimitExceeded):
-        await run(small, "const a = []; for (let i = 0; i < 1e7; i++) a.push({i}); return a.length")
+        await run(small, code)
     assert await run(small, "return 'next'") == "next"
 
 
@@ -143,10 +221,15 @@ async def test_the_host_modules_and_code_generation_are_gone(sandbox: Sandbox) -
         "setInterval",
         "clearTimeout",
         "clearInterval",
+        "fetch",
+        "XMLHttpRequest",
+        "WebSocket",
+        "require",
+        "process",
     ]
-    assert (
-        await run(sandbox, f"return {json.dumps(names)}.map(n => typeof globalThis[n])") == ["undefined"] * 9
-    )
+    assert await run(sandbox, f"return {json.dumps(names)}.map(n => typeof globalThis[n])") == [
+        "undefined"
+    ] * len(names)
 
 
 async def test_a_source_larger_than_the_cap_is_refused(sandbox: Sandbox) -> None:
@@ -306,6 +389,7 @@ async def test_waiting_for_a_slot_honours_cancellation() -> None:
         nursery.start_soon(execute, "second", "return 1")
         await trio.testing.wait_all_tasks_blocked()
         assert sandbox._limiter.statistics().tasks_waiting == 1  # the second waits for the one slot
+        assert sandbox.available == 0
         assert finished == []
         release.set()
     assert finished == ["first", "second"]

@@ -13,12 +13,17 @@ Why each hand-written part exists:
   ``fd_write`` carries frames out (a tool call, a console line, the result or the error, one JSON object a
   line on fd 1; fd 2 is discarded), ``fd_read`` carries tool results in on fd 0, and ``poll_oneoff`` lets
   the QuickJS event loop wait on the worker thread for whichever of several tool calls finishes first
-  (``Promise.all``). These three override wasmtime's WASI
-  in the linker; the rest of WASI sees no preopened directory, an empty environment and no network.
-- ``prelude.js`` keeps private references to the I/O it needs, then removes ``std``, ``os``, ``bjson``,
-  timers, ``print``, ``eval`` and every ``Function`` constructor, and compiles the user's code as the body
-  of an async function (top-level ``await`` and ``return``). ``import()`` cannot be taken away from the
-  language, so a source that uses it is refused before it runs.
+  (``Promise.all``). These three override wasmtime's WASI in the linker; the rest of WASI sees no
+  preopened directory, an empty environment and no network. The tool calls a script makes between two
+  waits start together when it next waits (one hop to trio for all of them), so the calls of one job run
+  concurrently however trio schedules the worker thread.
+- ``prelude.js`` captures everything the bridge uses, then removes ``std``, ``os``, ``bjson``, timers,
+  ``print``, ``eval`` and every ``Function`` constructor, and compiles the user's code as the body of an
+  async function (top-level ``await`` and ``return``). The script may tamper with any global or prototype
+  the bridge would otherwise rely on, so the host trusts no frame either: each is validated, and one it
+  does not accept ends the execution as :class:`BridgeError`. ``import()`` cannot be taken away from the
+  language (``import('qjs:std')`` would hand back the I/O the prelude hides), so a source that uses it,
+  however it is spelled (:func:`_has_dynamic_import`), is refused before it runs.
 - Time: a ticker thread advances the engine's epoch every :data:`TICK` seconds; each store traps at the next
   tick and a callback decides whether it may continue (the deadline has not passed and the caller has not
   cancelled), so a tight loop, a long native conversion or a promise that never settles (qjs then spins
