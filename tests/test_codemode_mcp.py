@@ -445,3 +445,21 @@ async def test_a_stateless_era_upstreams_results_unwrap_like_any_other(sqlite_ds
         answer = await _raw_call(gw.client, gw.api_key(), "execute_code", {"code": code})
         assert answer["result"]["isError"] is False
         assert orjson.loads(answer["result"]["content"][0]["text"])["result"] == ["modern", ["text"]]
+
+
+async def test_concurrent_first_executions_wait_for_the_one_tool_list_fetch(sqlite_dsn: str) -> None:
+    """Executions that arrive while the never-fetched tool list is being fetched wait for that fetch."""
+    async with _code_mode(sqlite_dsn) as (gw, mock):
+        code = "return (await tools.tools.echo({text: 'first'})).text"
+        answers: list[dict[str, Any]] = []
+
+        async def execute() -> None:
+            answers.append(await _raw_call(gw.client, gw.api_key(), "execute_code", {"code": code}))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(execute)
+        texts = [a["result"]["content"][0]["text"] for a in answers]
+        assert not any(a["result"]["isError"] for a in answers), texts
+        assert [orjson.loads(text)["result"] for text in texts] == ["first"] * 5
+        assert len(mock.rpc("tools/list")) == 1

@@ -246,6 +246,7 @@ class CodeModeBackend:
 
     proxy_state: ProxyState
     _unlisted: dict[str, float] = attrs.field(factory=dict)  # server id -> when its list was last asked for
+    _listing: dict[str, trio.Event] = attrs.field(factory=dict)  # server id -> set when its fetch ends
     _in_flight: int = 0
 
     @property
@@ -347,14 +348,24 @@ class CodeModeBackend:
         return servers
 
     async def _fetch_list(self, services: Services, mcp: McpRuntime, entry: McpServerEntry) -> None:
-        """Ask ``entry`` for its tool list (at most once per :data:`REFETCH_AFTER` in this process)."""
+        """Ask ``entry`` for its tool list (at most once per :data:`REFETCH_AFTER` in this process); while
+        that fetch runs, other executions that need the list wait for it rather than finding no tools."""
+        pending = self._listing.get(entry.id)
+        if pending is not None:
+            await pending.wait()
+            return
         now = trio.current_time()
         if now - self._unlisted.get(entry.id, -REFETCH_AFTER) < REFETCH_AFTER:
             return
         self._unlisted[entry.id] = now
-        tools = await fetch_tools(services.store, mcp.upstreams, entry.upstream, changed=mcp.changed)
-        if tools is not None:
-            mcp.registry.catalog = mcp.registry.catalog.with_tools(entry.id, tools)
+        done = self._listing[entry.id] = trio.Event()
+        try:
+            tools = await fetch_tools(services.store, mcp.upstreams, entry.upstream, changed=mcp.changed)
+            if tools is not None:
+                mcp.registry.catalog = mcp.registry.catalog.with_tools(entry.id, tools)
+        finally:
+            del self._listing[entry.id]
+            done.set()
 
     async def _execute(self, ctx: McpContext, code: str, only: frozenset[str] | None) -> dict[str, Any]:
         runtime = _code_mode(ctx)
@@ -418,12 +429,10 @@ class _Calls:
     async def call(self, alias: str, tool: str, args: Any) -> Any:
         self.made += 1
         server = self.servers.get(alias)
-        if (
-            server is not None
-            and server.entry is not None
-            and server.entry.id not in self.mcp.registry.catalog.tools
-        ):
-            await self.backend._fetch_list(self.ctx.services, self.mcp, server.entry)
+        if server is not None and server.entry is not None and tool not in server.tools:
+            # this execution's view may predate the list (never fetched, or fetched by another execution)
+            if server.entry.id not in self.mcp.registry.catalog.tools:
+                await self.backend._fetch_list(self.ctx.services, self.mcp, server.entry)
             server = self._refreshed(alias)
         if server is None or tool not in server.tools:
             raise ToolCallError(f"unknown tool: {alias}/{tool}"[:300])
