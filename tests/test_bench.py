@@ -93,3 +93,65 @@ def test_quick_bench_reports_every_figure(tmp_path: Path, generator: str) -> Non
         assert key in result["machine"]
     assert "RPS proxied, 32 connections" in proc.stdout
     assert _bench_processes() <= before, "the benchmark left processes behind"
+
+
+CODEMODE_FIGURES = (
+    *(
+        f"{name}_{key}_ms"
+        for name in ("echo_direct", "echo_proxy", "trivial", "tool", "tool_added")
+        for key in ("p50", "p90", "p99", "mean")
+    ),
+    *(f"{name}_rps_c1" for name in ("echo_direct", "echo_proxy", "trivial", "tool")),
+    *(
+        f"{name}_{key}"
+        for name in ("trivial", "tool")
+        for key in (
+            "gateway_cpu_ms",
+            "rps_concurrent",
+            "concurrent_p50_ms",
+            "concurrent_p99_ms",
+            "concurrent_errors",
+        )
+    ),
+    "errors_concurrent",
+    "soak_executions",
+    "soak_errors",
+    "soak_rps",
+    "rss_before_mb",
+    "rss_after_mb",
+    "rss_growth_mb",
+    "errors_total",
+    "gateway_processes",
+)
+
+
+def test_quick_codemode_bench_reports_every_figure(tmp_path: Path) -> None:
+    before = _bench_processes()
+    out = tmp_path / "codemode.json"
+    argv = ["--codemode", "--quick", "--duration", "0.2", "--executions", "50", "--json", str(out)]
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "bench"), *argv], capture_output=True, text=True, timeout=90, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    figures = result["figures"]
+    for key in CODEMODE_FIGURES:
+        value = figures.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert math.isfinite(value), f"{key}: {value!r}"
+    assert figures["errors_total"] == 0, result["phases"]
+    assert figures["soak_executions"] == 50
+    assert figures["trivial_rps_c1"] > 0
+    assert figures["tool_rps_concurrent"] > 0
+    assert set(result["targets"]) == {
+        "trivial_p50_ms",
+        "tool_added_p50_ms",
+        "errors_concurrent",
+        "rss_growth_mb",
+    }
+    assert len(result["gateway"]["rss_mb_by_soak_chunk"]) == 11
+    assert result["settings"]["pool_size"] == 8
+    for key in ("cpu_model", "cores", "python_version", "git_commit", "loadavg_before"):
+        assert key in result["machine"]
+    assert "trivial script p50" in proc.stdout
+    assert _bench_processes() <= before, "the benchmark left processes behind"

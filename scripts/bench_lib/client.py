@@ -17,7 +17,7 @@ import h11
 import trio
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 HOST = "127.0.0.1"  # the benchmark only ever talks to this machine
 _RECEIVE = 65536
@@ -30,6 +30,7 @@ class LoadResult:
     requests: int = 0
     errors: int = 0
     status_errors: int = 0
+    answer_errors: int = 0  # a 200 whose body the phase's ``check`` refused
     elapsed: float = 0.0
     latencies: list[float] = attrs.field(factory=list)
     overheads_ms: list[float] = attrs.field(factory=list)
@@ -197,10 +198,13 @@ async def run_load(
     duration: float | None = None,
     requests: int | None = None,
     overhead_header: bool = False,
+    check: Callable[[bytes], bool] | None = None,
 ) -> LoadResult:
     """Closed-loop load: ``connections`` tasks each send a request as soon as the previous one finished.
 
-    Stops after ``duration`` seconds or after ``requests`` requests were started, whichever is given.
+    Stops after ``duration`` seconds or after ``requests`` requests were started, whichever is given. With
+    ``check``, each answer's body is kept and a 200 whose body ``check`` refuses counts as an error (a
+    JSON-RPC answer carries its failure in a 200); the latency does not include the check.
     """
     result = LoadResult()
     remaining = [requests if requests is not None else math.inf]
@@ -212,7 +216,9 @@ async def run_load(
             while remaining[0] > 0 and trio.current_time() < deadline:
                 remaining[0] -= 1
                 try:
-                    status, response_headers, elapsed = await conn.post(path, headers, body)
+                    status, response_headers, answer, elapsed = await conn.fetch(
+                        path, headers, body, keep_body=check is not None
+                    )
                 except (
                     OSError,
                     trio.BrokenResourceError,
@@ -226,6 +232,10 @@ async def run_load(
                     continue
                 if status != 200:
                     result.status_errors += 1
+                    result.errors += 1
+                    continue
+                if check is not None and not check(answer):
+                    result.answer_errors += 1
                     result.errors += 1
                     continue
                 result.requests += 1

@@ -28,6 +28,22 @@ if TYPE_CHECKING:
 _children: set[int] = set()
 
 
+class Interrupted(Exception):
+    """SIGTERM or SIGHUP arrived."""
+
+
+async def watch_signals() -> None:
+    """Raise :class:`Interrupted` on SIGTERM or SIGHUP (so that ``finally`` blocks stop every child)."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for _ in signals:
+            raise Interrupted
+
+
+def log(message: str) -> None:
+    """A progress line on stderr."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def register(pid: int) -> None:
     _children.add(pid)
 

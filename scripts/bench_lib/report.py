@@ -60,6 +60,28 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def latency_ms(seconds: Sequence[float]) -> dict[str, float]:
+    """p50/p90/p99/p99.9, min, max and mean of latencies given in seconds, in milliseconds."""
+    out = {f"p{p:g}": percentile(seconds, p) * 1000 for p in (50, 90, 99, 99.9)}
+    out |= {
+        "min": min(seconds, default=math.nan) * 1000,
+        "max": max(seconds, default=math.nan) * 1000,
+        "mean": mean(seconds) * 1000,
+    }
+    return out
+
+
+def finite(value: Any) -> Any:
+    """NaN and infinities become null in the JSON (a missing figure must not look like a number)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def machine_info(repo: Path, gateway_python: str, load_generator: str, cores_usable: int) -> dict[str, Any]:
     cpu_model = "unknown"
     try:

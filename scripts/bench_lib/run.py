@@ -19,6 +19,7 @@ of the soak minus the mean over the first half. The usage writer's counters are 
 each proxied phase, and the usage rows are counted in the SQLite file after the gateway stopped.
 
 With ``--workers N`` (N > 1) a second gateway with one worker is measured afterwards for the speedup figure.
+``--codemode`` runs the Code Mode scenario of :mod:`bench_lib.codemode` instead.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from bench_lib import client, procs, report
+from bench_lib import client, codemode, procs, report
 from bench_lib import wrk as wrk_mod
 
 if TYPE_CHECKING:
@@ -52,10 +52,6 @@ REPO = Path(__file__).resolve().parents[2]
 CHAT_PATH = "/v1/chat/completions"
 BODY = b'{"model":"mock","messages":[{"role":"user","content":"hello"}]}'
 STREAM_BODY = b'{"model":"mock","stream":true,"messages":[{"role":"user","content":"hello"}]}'
-
-
-class Interrupted(Exception):
-    """SIGTERM or SIGHUP arrived."""
 
 
 @attrs.define
@@ -203,12 +199,7 @@ async def load_phase(
         "error_detail": {"status": res.status_errors, "io": res.errors - res.status_errors},
         "elapsed_s": res.elapsed,
         "rps": res.rps,
-        "latency_ms": {f"p{p:g}": _ms(report.percentile(res.latencies, p)) for p in (50, 90, 99, 99.9)}
-        | {
-            "min": _ms(min(res.latencies, default=math.nan)),
-            "max": _ms(max(res.latencies, default=math.nan)),
-            "mean": _ms(report.mean(res.latencies)),
-        },
+        "latency_ms": report.latency_ms(res.latencies),
     }
     if overhead_header:
         out["overhead_ms"] = {f"p{p:g}": report.percentile(res.overheads_ms, p) for p in (50, 90, 99, 99.9)}
@@ -235,10 +226,6 @@ async def stream_phase(opts: Options, target: Target) -> dict[str, Any]:
         "gap_ms": {f"p{p:g}": _ms(report.percentile(res.gaps, p)) for p in (50, 90, 99)}
         | {"mean": _ms(report.mean(res.gaps))},
     }
-
-
-def _log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 async def _metrics(port: int) -> dict[str, float]:
@@ -293,7 +280,7 @@ async def run_gateway(
     gwdir.mkdir()
     config = procs.gateway_config(gwdir, mock_port, workers, secrets.token_hex(24))
     voidllm = str(REPO / ".venv" / "bin" / "voidllm")
-    _log(f"starting the gateway (server.workers: {workers}, cpus {opts.gateway_cpus or 'any'})")
+    procs.log(f"starting the gateway (server.workers: {workers}, cpus {opts.gateway_cpus or 'any'})")
     try:
         gateway, port, key = await procs.start_gateway(voidllm, gwdir, config, opts.gateway_cpus)
     except RuntimeError as exc:
@@ -325,9 +312,9 @@ async def run_gateway(
                     f"server.workers: {workers} was accepted, but the gateway runs as a single process: "
                     "the setting is ignored (multi-worker serving not available in this build)"
                 )
-                _log("WARNING: " + opts.notes[-1])
+                procs.log("WARNING: " + opts.notes[-1])
 
-            _log(f"warm-up, {opts.warmup:g} s each way")
+            procs.log(f"warm-up, {opts.warmup:g} s each way")
             for target in (direct, proxied):
                 await load_phase(opts, gwdir, target, connections=32, duration=opts.warmup)
                 if full:
@@ -353,20 +340,20 @@ async def run_gateway(
                     result["usage_metrics_after"] = await _metrics(port)
 
             if not full:
-                _log(f"RPS at 32 connections, proxied only, {opts.duration:g} s")
+                procs.log(f"RPS at 32 connections, proxied only, {opts.duration:g} s")
                 await measure(
                     "rps_proxied_c32",
                     load_phase(opts, gwdir, proxied, connections=32, duration=opts.duration),
                 )
             else:
                 for target in (direct, proxied):
-                    _log(f"RPS at 32 connections, {target.name}, {opts.duration:g} s")
+                    procs.log(f"RPS at 32 connections, {target.name}, {opts.duration:g} s")
                     await measure(
                         f"rps_{target.name}_c32",
                         load_phase(opts, gwdir, target, connections=32, duration=opts.duration),
                     )
                 for target in (direct, proxied):
-                    _log(f"latency at 1 connection, {target.name}, {opts.duration:g} s")
+                    procs.log(f"latency at 1 connection, {target.name}, {opts.duration:g} s")
                     await measure(
                         f"latency_{target.name}_c1",
                         load_phase(
@@ -379,12 +366,12 @@ async def run_gateway(
                         ),
                     )
                 for target in (direct, proxied):
-                    _log(
+                    procs.log(
                         f"streaming, {target.name}, {opts.streams} streams "
                         f"over {opts.stream_concurrency} connection(s)"
                     )
                     await measure(f"stream_{target.name}", stream_phase(opts, target))
-                _log(f"soak, proxied, {opts.requests:,} requests at 32 connections")
+                procs.log(f"soak, proxied, {opts.requests:,} requests at 32 connections")
                 started = time.monotonic()
                 await measure(
                     "soak_proxied", load_phase(opts, gwdir, proxied, connections=32, requests=opts.requests)
@@ -476,38 +463,21 @@ def figures_from(run: GatewayRun, baseline: GatewayRun | None) -> dict[str, floa
     return {k: float(v) for k, v in f.items()}
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null in the JSON (a missing figure must not look like a number)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 async def bench(opts: Options, json_path: Path) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="voidllm-bench-"))
     started = dt.datetime.now(dt.UTC)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_signals)
+            nursery.start_soon(procs.watch_signals)
             code = await _bench(opts, workdir, json_path, started)
             nursery.cancel_scope.cancel()
         return code
     finally:
         procs.kill_all()
         if opts.keep:
-            _log(f"kept the work directory {workdir}")
+            procs.log(f"kept the work directory {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-async def _watch_signals() -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-        async for _ in signals:
-            raise Interrupted
 
 
 async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.datetime) -> int:
@@ -517,8 +487,8 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         opts.notes.append(
             f"the machine was busy before the run (load average {load_before[0]:.2f}): figures may be noisy"
         )
-        _log("WARNING: " + opts.notes[-1])
-    _log(f"starting the mock upstream (latency {opts.latency_ms:g} ms, cpus {opts.load_cpus or 'any'})")
+        procs.log("WARNING: " + opts.notes[-1])
+    procs.log(f"starting the mock upstream (latency {opts.latency_ms:g} ms, cpus {opts.load_cpus or 'any'})")
     mock, mock_port = await procs.start_mock(
         python,
         workdir,
@@ -610,7 +580,7 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         "notes": opts.notes,
     }
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(_finite(result), indent=2, allow_nan=False) + "\n")  # noqa: ASYNC240
+    json_path.write_text(json.dumps(report.finite(result), indent=2, allow_nan=False) + "\n")  # noqa: ASYNC240
     print(f"\nJSON: {json_path}")
     return 0
 
@@ -619,11 +589,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
         description=(
-            "Benchmark the gateway against the mock upstream: direct vs proxied (ARCHITECTURE.md section 3)."
+            "Benchmark the gateway against the mock upstream: direct vs proxied (ARCHITECTURE.md section 3); "
+            "with --codemode, Code Mode's execute_code against an upstream MCP server."
         ),
     )
+    parser.add_argument(
+        "--codemode",
+        action="store_true",
+        help="the Code Mode scenario instead (execute_code through /api/v1/mcp: issue 17's targets)",
+    )
+    parser.add_argument(
+        "--pool-size", type=int, default=8, help="--codemode: settings.mcp.code_mode.pool_size (default 8)"
+    )
+    parser.add_argument(
+        "--executions",
+        type=int,
+        help="--codemode: tool-call executions in the RSS soak (default 10000; --quick 200)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="server.workers of the gateway (default 1)")
-    parser.add_argument("--duration", type=float, help="seconds per measured phase (default 10; --quick 1)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        help="seconds per measured phase (default 10; --quick 1, --codemode --quick 0.5)",
+    )
     parser.add_argument(
         "--requests", type=int, help="proxied requests in the soak (default 100000; --quick 2000)"
     )
@@ -667,7 +655,7 @@ def _milliseconds(text: str) -> float:
 
 
 def _interrupted(exc: BaseException) -> bool:
-    if isinstance(exc, KeyboardInterrupt | Interrupted):
+    if isinstance(exc, KeyboardInterrupt | procs.Interrupted):
         return True
     if isinstance(exc, BaseExceptionGroup):
         return any(_interrupted(e) for e in exc.exceptions)
@@ -680,12 +668,9 @@ def _messages(exc: BaseException) -> list[str]:
     return [f"{type(exc).__name__}: {exc}"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+def _proxy_options(parser: argparse.ArgumentParser, args: argparse.Namespace, notes: list[str]) -> Options:
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    notes: list[str] = []
     wrk_path = wrk_mod.available() if args.load_generator in ("auto", "wrk") else None
     if args.load_generator == "wrk" and wrk_path is None:
         parser.error("--load-generator wrk: wrk is not installed (apt-get install wrk)")
@@ -696,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_ms, interval_ms = _milliseconds(args.latency), _milliseconds(args.chunk_interval)
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
-    opts = Options(
+    return Options(
         workers=args.workers,
         duration=args.duration if args.duration is not None else (1.0 if args.quick else 10.0),
         requests=args.requests if args.requests is not None else (2000 if args.quick else 100_000),
@@ -715,12 +700,46 @@ def main(argv: list[str] | None = None) -> int:
         cores_usable=len(os.sched_getaffinity(0)),
         notes=notes,
     )
-    if load_cpus is not None:
-        os.sched_setaffinity(0, _cpu_list(load_cpus))  # this process is the Python load generator
+
+
+def _codemode_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, notes: list[str]
+) -> codemode.Options:
+    if args.workers != 1 or args.load_generator == "wrk":
+        parser.error("--codemode runs one gateway worker and the built-in load generator")
+    if not 1 <= args.pool_size <= 32:
+        parser.error("--pool-size must be between 1 and 32 (settings.mcp.code_mode.pool_size)")
+    gateway_cpus, load_cpus = cpu_layout(1, args.gateway_cpus, args.load_cpus, notes)
+    executions = args.executions if args.executions is not None else (200 if args.quick else 10_000)
+    return codemode.Options(
+        pool_size=args.pool_size,
+        duration=args.duration if args.duration is not None else (0.5 if args.quick else 10.0),
+        executions=max(executions, codemode.SOAK_CHUNKS),
+        warmup=40 if args.quick else 500,
+        gateway_cpus=gateway_cpus,
+        load_cpus=load_cpus,
+        quick=args.quick,
+        keep=args.keep,
+        cores_usable=len(os.sched_getaffinity(0)),
+        notes=notes,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    notes: list[str] = []
+    opts: Options | codemode.Options
+    if args.codemode:
+        opts, scenario = _codemode_options(parser, args, notes), codemode.bench
+    else:
+        opts, scenario = _proxy_options(parser, args, notes), bench
+    if opts.load_cpus is not None:
+        os.sched_setaffinity(0, _cpu_list(opts.load_cpus))  # this process is the Python load generator
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     json_path = args.json if args.json is not None else REPO / "bench-results" / f"{stamp}.json"
     try:
-        code = trio.run(bench, opts, json_path)
+        code = trio.run(scenario, opts, json_path)
     except BaseException as exc:
         if _interrupted(exc):
             print("\nbench: interrupted; every started process was stopped", file=sys.stderr)
