@@ -107,6 +107,8 @@ CODEMODE_FIGURES = (
         for name in ("trivial", "tool")
         for key in (
             "gateway_cpu_ms",
+            "gateway_cpu_main_ms",
+            "gateway_cpu_threads_ms",
             "rps_concurrent",
             "concurrent_p50_ms",
             "concurrent_p99_ms",

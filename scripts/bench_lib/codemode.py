@@ -239,8 +239,11 @@ async def phase(
     duration: float | None = None,
     requests: int | None = None,
 ) -> dict[str, Any]:
-    """One closed-loop run of ``call``; with ``gateway`` (its pid), also its CPU time per request."""
+    """One closed-loop run of ``call``; with ``gateway`` (its pid), also its CPU time per request, in all and
+    split into its main thread (HTTP, MCP, the trio side of tool calls) and its other threads (the sandbox's
+    workers running QuickJS, the epoch ticker)."""
     cpu_before = procs.cpu_seconds(gateway) if gateway is not None else {}
+    threads_before = procs.main_thread_cpu_seconds(gateway) if gateway is not None else (0.0, 0.0)
     res = await client.run_load(
         call.port,
         call.path,
@@ -266,7 +269,14 @@ async def phase(
     }
     if gateway is not None:
         cpu = sum(procs.cpu_seconds(gateway).values()) - sum(cpu_before.values())
-        out["gateway_cpu_ms_per_request"] = cpu * 1000 / res.requests if res.requests else math.nan
+        main, other = (
+            after - before
+            for after, before in zip(procs.main_thread_cpu_seconds(gateway), threads_before, strict=True)
+        )
+        per = 1000 / res.requests if res.requests else math.nan
+        out["gateway_cpu_ms_per_request"] = cpu * per
+        out["gateway_cpu_ms_per_request_main_thread"] = main * per
+        out["gateway_cpu_ms_per_request_other_threads"] = other * per
     return out
 
 
@@ -386,6 +396,8 @@ def figures_from(run: GatewayRun) -> dict[str, float]:
         f[f"tool_added_{key}_ms"] = f[f"tool_{key}_ms"] - f[f"echo_direct_{key}_ms"]
     for name in ("trivial", "tool"):
         f[f"{name}_gateway_cpu_ms"] = p[f"{name}_c1"]["gateway_cpu_ms_per_request"]
+        f[f"{name}_gateway_cpu_main_ms"] = p[f"{name}_c1"]["gateway_cpu_ms_per_request_main_thread"]
+        f[f"{name}_gateway_cpu_threads_ms"] = p[f"{name}_c1"]["gateway_cpu_ms_per_request_other_threads"]
         f[f"{name}_rps_concurrent"] = p[f"{name}_concurrent"]["rps"]
         f[f"{name}_concurrent_p50_ms"] = lat(f"{name}_concurrent", "p50")
         f[f"{name}_concurrent_p99_ms"] = lat(f"{name}_concurrent", "p99")
@@ -435,6 +447,14 @@ def rows(f: dict[str, float], checks: dict[str, bool], pool_size: int) -> list[t
         row(
             "gateway CPU per execution, trivial / tool",
             f"{_ms(f['trivial_gateway_cpu_ms'])} / {_ms(f['tool_gateway_cpu_ms'])} ms",
+        ),
+        row(
+            "  of it main thread (HTTP, MCP, tool calls)",
+            f"{_ms(f['trivial_gateway_cpu_main_ms'])} / {_ms(f['tool_gateway_cpu_main_ms'])} ms",
+        ),
+        row(
+            "  of it other threads (QuickJS workers)",
+            f"{_ms(f['trivial_gateway_cpu_threads_ms'])} / {_ms(f['tool_gateway_cpu_threads_ms'])} ms",
         ),
         row(
             "executions/s at 1 connection, trivial / tool",

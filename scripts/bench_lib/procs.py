@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import math
 import os
 import re
 import signal
@@ -265,6 +266,28 @@ async def start_gateway(
             what = "no listening line" if not ports else "no bootstrap API key"
             raise RuntimeError(f"the gateway was not ready after {within:.0f} s ({what}):\n{child.tail()}")
         await trio.sleep(0.05)
+
+
+def main_thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(CPU seconds of ``pid``'s main thread, of all its other threads) from /proc/PID/task/*/stat; a thread
+    that ended no longer counts, so compare two readings only across a phase whose threads stay."""
+    main = other = 0.0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return math.nan, math.nan
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        if int(tid) == pid:
+            main += seconds
+        else:
+            other += seconds
+    return main, other
 
 
 # Memory ------------------------------------------------------------------------------------------------
