@@ -4,12 +4,12 @@ Layout as in :mod:`bench_lib.run`: ``voidllm serve`` (fresh SQLite, one worker, 
 with ``--pool-size`` slots) pinned to core 0; an upstream MCP server (:mod:`bench_lib.mcp_upstream`, the
 ``mcp`` SDK's server whose ``echo`` answers at once) and this process, the load, pinned to core 1. The
 upstream is registered as the global server ``tools``. Every request is one HTTP POST in the stateless
-2026-07-28 era (no session, no handshake: the cheapest client path), and every answer is checked (a JSON-RPC
-answer carries a failed script in a 200).
+2026-07-28 era (no session, no handshake, and accepting only ``application/json``, so no event stream: the
+cheapest client path), and every answer is checked (a JSON-RPC answer carries a failed script in a 200).
 
 Phases, in order:
 
-1. warm-up: ``--warmup`` executions, half of them a tool call, at ``pool_size`` connections;
+1. warm-up: 500 executions (``--quick``: 40), half of them a tool call, at ``pool_size`` connections;
 2. latency at one connection, ``--duration`` s each: ``echo`` directly at the upstream (the tool's own time,
    as the gateway sees it), ``echo`` through the gateway's MCP proxy (``/api/v1/mcp/tools``), the trivial
    script (``return 1``) and the one-tool-call script through ``/api/v1/mcp``;
@@ -91,7 +91,7 @@ def call_body(tool: str, arguments: dict[str, Any]) -> bytes:
 def call_headers(tool: str, key: str | None) -> list[tuple[bytes, bytes]]:
     headers = [
         (b"content-type", b"application/json"),
-        (b"accept", b"application/json, text/event-stream"),
+        (b"accept", b"application/json"),  # an answer in one JSON body, never an event stream
         (b"mcp-protocol-version", b"2026-07-28"),
         (b"mcp-method", b"tools/call"),
         (b"mcp-name", tool.encode()),
