@@ -6,12 +6,18 @@ without ``stream_options.include_usage``), text completions, embeddings, the Res
 transcription's file bytes and ``prompt`` field, an upstream 400 that echoes the request (which must reach
 the client), upstream failures (a dropped stream, a hang past the model's timeout, a refused connection,
 a client that leaves mid-stream) and requests the gateway refuses itself (whose answers must not quote it).
+With Code Mode on (``/api/v1/mcp``), the marker is in a script's source, its tool calls' arguments and hence
+their results (upstream and built-in), its console output, a structured result whose output type is learned
+(the stored schema holds the keys, never the values), and in scripts that fail: a thrown error, syntax and
+runtime errors quoting it, a tool error, a tool timeout, a script timeout, running out of memory, a refused
+``import()`` and an oversized script.
 
 Then everything the gateway wrote is searched for it: every log record at every level the gateway emits
 (the configured JSON stream at ``debug``, and a catch-all handler that sees each record's message, args,
 extras and formatted exception before any formatter or handler filter), every row of every SQLite table,
 the raw bytes of every file under the test directory (the database, its ``-wal`` and ``-shm``, taken both
-while the gateway runs and after it stopped, and temporary files, whose directory is redirected there),
+while the gateway runs and after it stopped, and temporary files, whose directory is redirected there: the
+Code Mode compile cache, which must hold compiled QuickJS only, is among them),
 ``/metrics``, and whatever reached file descriptors 1 and 2. The marker is searched as bytes, as its hex
 part alone (upper and lower case), as UTF-16 and as base64 in the three alignments, so a log line that
 escapes or encodes it is caught as well.
@@ -48,6 +54,7 @@ import trio
 from prometheus_client import Counter
 
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, RunningGateway, make_config, model_yaml, run_gateway
+from tests.polling import poll_until
 from voidllm import logs
 from voidllm.metrics import REGISTRY
 from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
@@ -216,6 +223,13 @@ def dump_sqlite(path: Path) -> tuple[str, bytes, dict[str, int]]:
     return "\n".join(text), b"\n".join(blobs), counts
 
 
+def learned_shapes(path: Path) -> dict[str, Any]:
+    """Tool name -> its learned output schema, from the ``output_schemas`` table."""
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT tool_name, json_schema FROM output_schemas").fetchall()
+    return {tool: orjson.loads(schema) for tool, schema in rows}
+
+
 @attrs.define
 class Watch:
     """What :func:`watched_gateway` learned besides the evidence."""
@@ -352,7 +366,15 @@ def models_yaml(base_url: str, mcp_url: str | None = None) -> str:
     return text
 
 
-MCP_SETTINGS = "mcp:\n  allow_private_urls: true\n  call_timeout: 500ms"
+MCP_SETTINGS = """
+mcp:
+  allow_private_urls: true
+  call_timeout: 500ms
+  code_mode:
+    enabled: true
+    timeout: 1s
+    pool_size: 2
+"""
 
 
 def auth(gw: RunningGateway) -> dict[str, str]:
@@ -651,6 +673,184 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     return 5
 
 
+CODE_MODE_PATH = "/api/v1/mcp"
+CODE_MODE_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "zk", "version": "1"},
+}
+
+
+def orchestration_script(marker: str) -> str:
+    """A script with the marker in its source (a comment, a string literal, a property name it calls), in the
+    arguments and so in the results of tool calls, in console output, in a caught tool error and in the
+    values (never the keys) of a structured result whose output type the gateway learns."""
+    return f"""
+        // the comment holds {marker}
+        const secret = "{marker}";
+        const echoed = await tools.zk.echo({{text: secret}});
+        const shape = {{
+            label: secret, items: [{{value: secret, rank: 1}}], nested: {{deep: secret}}, ok: true,
+        }};
+        const shaped = await tools.zk.chatty({{text: JSON.stringify(shape)}});
+        const [again, progressed] = await Promise.all([
+            tools.zk.echo({{text: "again " + secret}}),
+            tools.zk.progress({{steps: 2, note: secret}}),
+        ]);
+        console.log("log", secret);
+        console.info({{info: secret}});
+        console.debug(secret);
+        console.warn([secret]);
+        console.error("error " + secret);
+        const caught = [];
+        for (const call of [
+            () => tools.zk.fail({{reason: secret}}),
+            () => tools.zk[secret]({{text: secret}}),
+            () => tools[secret].echo({{text: secret}}),
+            () => tools.zk.echo(secret),
+        ]) {{
+            try {{ await call(); caught.push("no error"); }} catch (e) {{ caught.push(e.message); }}
+        }}
+        return {{echoed: echoed.text, shaped, again: again.text, progressed, caught}};
+    """
+
+
+def builtin_script(marker: str) -> str:
+    """The built-in ``voidllm`` tools (run in-process) with the marker in their arguments and an argument's
+    name; each call is an ``mcp_tool_calls`` row. (``create_key`` is left out: storing the name it is given
+    is what it is for.)"""
+    return f"""
+        const secret = "{marker}";
+        const out = [];
+        for (const call of [
+            () => tools.voidllm.get_model_health({{model: secret}}),
+            () => tools.voidllm.list_deployments({{model_id: secret}}),
+            () => tools.voidllm.get_usage({{from: secret, group_by: secret}}),
+            () => tools.voidllm.list_models({{[secret]: secret}}),
+        ]) {{
+            try {{ out.push(await call()); }} catch (e) {{ out.push(e.message); }}
+        }}
+        return out;
+    """
+
+
+BUILTIN_CALLS = 4
+
+
+def failing_scripts(marker: str) -> list[tuple[str, str]]:
+    """Scripts that fail, holding the marker, with a text the error answer must contain (the client gets its
+    script's own words back; a limit's answer is the gateway's fixed text)."""
+    name = marker.replace("-", "_")  # an identifier; the search finds its hex part
+    hex_part = marker.removeprefix("ZK-")
+    return [
+        (f"throw new Error('{marker}')", f"Error: {marker}"),
+        (f"throw '{marker}'", marker),
+        (f"class Hidden {{ peek() {{ return this.#{name}; }} }} // {marker}", hex_part),
+        (f"return {name} + '{marker}'", hex_part),
+        (f"const s = '{marker}'; return s.no.such.thing", "TypeError"),
+        (f"await tools.zk.fail({{reason: '{marker}'}})", f"Error executing tool fail: {marker}"),
+        (f"await tools.zk.slow({{seconds: 30, note: '{marker}'}})", "Error"),
+        (f"const s = '{marker}'; while (true) {{}}", "ran out of time"),
+        (f"const a = []; while (true) a.push('{marker}'.repeat(1000) + a.length)", "ran out of memory"),
+        (f"return await import('{marker}')", "import()"),
+        (f"// {marker}\n" + "x" * (256 * 1024), "larger than"),
+    ]
+
+
+async def codemode_requests(
+    client: httpx.AsyncClient, headers: dict[str, str], mcp: MockMcp, marker: str
+) -> int:
+    """Code Mode (/api/v1/mcp): ``search_tools`` for the marker, a script that orchestrates the upstream's
+    tools with the marker everywhere, the built-in tools given the marker, and scripts that fail in every way
+    a script can, in both protocol eras. Returns the tool calls made (each is an ``mcp_tool_calls`` row)."""
+    mk = marker.encode()
+    upstream_calls = len(mcp.rpc("tools/call"))
+
+    async def call(tool: str, arguments: dict[str, Any], id: int = 1) -> dict[str, Any]:
+        modern = {
+            **headers,
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "tools/call",
+            "Mcp-Name": tool,
+        }
+        params = {"name": tool, "arguments": arguments, "_meta": CODE_MODE_META}
+        body = {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}
+        answer = await client.post(CODE_MODE_PATH, headers=modern, json=body)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json()["result"])
+
+    found = await call("search_tools", {"query": marker, "server": marker})
+    assert mk in found["content"][0]["text"].encode()
+    servers = await call("list_servers", {})
+    assert [s["alias"] for s in orjson.loads(servers["content"][0]["text"])] == ["voidllm", "zk"]
+
+    ran = await call("execute_code", {"code": orchestration_script(marker), "servers": ["zk", marker]})
+    assert ran.get("isError") is not True, ran
+    answer = orjson.loads(ran["content"][0]["text"])
+    result = answer["result"]
+    assert result["echoed"] == marker
+    assert result["again"] == f"again {marker}"
+    assert result["shaped"] == {
+        "label": marker,
+        "items": [{"value": marker, "rank": 1}],
+        "nested": {"deep": marker},
+        "ok": True,
+    }
+    assert result["progressed"] == "2 steps done"
+    assert result["caught"] == [
+        f"Error executing tool fail: {marker}",
+        f"unknown tool: zk/{marker}",
+        f"unknown tool: {marker}/echo",
+        "zk/echo: arguments must be an object",
+    ]
+    assert [line["level"] for line in answer["logs"]] == ["info", "info", "debug", "warn", "error"]
+    assert all(marker in line["msg"] for line in answer["logs"]), answer["logs"]
+    assert [c["status"] for c in answer["tool_calls"]].count("success") == 4
+
+    builtin = await call("execute_code", {"code": builtin_script(marker)})
+    outcomes = orjson.loads(builtin["content"][0]["text"])["result"]
+    assert len(outcomes) == BUILTIN_CALLS, outcomes
+    assert outcomes[0] == f"model '{marker}' not found"
+    assert outcomes[3] == f"voidllm/list_models: unknown argument(s): {marker}"
+
+    for index, (code, expected) in enumerate(failing_scripts(marker)):
+        failed = await call("execute_code", {"code": code}, id=index + 2)
+        assert failed["isError"] is True, (code[:80], failed)
+        assert expected in failed["content"][0]["text"], (code[:80], failed)
+
+    # the older protocol era, in a session
+    base = {**headers, "Accept": "application/json, text/event-stream"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "zk", "version": "1"},
+        },
+    }
+    opened = await client.post(CODE_MODE_PATH, headers=base, json=init)
+    assert opened.status_code == 200, opened.text
+    session = {**base, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
+    code = f"const t = await tools.zk.echo({{text: '{marker}'}}); console.log(t.text); return t"
+    params = {"name": "execute_code", "arguments": {"code": code}}
+    legacy = await client.post(
+        CODE_MODE_PATH,
+        headers=session,
+        json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params},
+    )
+    assert legacy.status_code == 200, legacy.text
+    assert legacy.content.count(mk) >= 2, legacy.text
+    assert (await client.delete(CODE_MODE_PATH, headers=session)).status_code == 204
+
+    # orchestration: echo, chatty, echo, progress, fail; failing: fail, slow; legacy: echo
+    made = len(mcp.rpc("tools/call")) - upstream_calls
+    assert made == 8, made
+    return made + BUILTIN_CALLS
+
+
 # -------------------------------------------------------------------------------------------- the tests
 
 
@@ -687,13 +887,41 @@ async def test_no_content_is_written_anywhere(
             await refused_requests(gw, mock, marker)
             with upstream_mcp_logs_off(monkeypatch):
                 tool_calls = await mcp_requests(gw, mcp, marker)
+                tool_calls += await codemode_requests(gw.client, auth(gw), mcp, marker)
+            with trio.fail_after(5):  # the learner stores output types in the background
+                await poll_until(lambda: len(learned_shapes(Path(sqlite_dsn))) == 3)
             await trio.sleep(0.05)  # let the gateway notice the client that left
     # the capture saw the gateway's whole life and its data: an empty search proves nothing
     assert '"msg":"listening"' in watch.log_text
     assert '"msg":"shutdown complete"' in watch.log_text
     assert watch.table_rows["usage_events"] >= proxied
     assert watch.table_rows["mcp_tool_calls"] == tool_calls
+
+    def strings(*keys: str) -> dict[str, Any]:
+        properties = {key: {"type": "string"} for key in keys}
+        return {"type": "object", "properties": properties, "required": list(keys)}
+
+    item = {
+        "type": "object",
+        "properties": {"value": {"type": "string"}, "rank": {"type": "integer"}},
+        "required": ["value", "rank"],
+    }
+    chatty = {
+        "label": {"type": "string"},
+        "items": {"type": "array", "items": item},
+        "nested": strings("deep"),
+        "ok": {"type": "boolean"},
+    }
+    assert learned_shapes(Path(sqlite_dsn)) == {  # the shapes were learned, with no value in them
+        "echo": strings("text"),
+        "chatty": {"type": "object", "properties": chatty, "required": list(chatty)},
+        "progress": {"type": "string"},
+    }
     assert any(name.endswith("voidllm.db") for name in evidence.sources)
+    compiled = [
+        name for name in evidence.sources if "tmp/voidllm-codemode-" in name and name.endswith(".cwasm")
+    ]
+    assert compiled, "the Code Mode compile cache was written under the watched temporary directory"
     assert "voidllm_upstream_requests_total" in evidence.sources["/metrics"].decode()
     if every_level:
         assert b"sqlalchemy.engine" in evidence.sources["log records (catch-all handler)"]
@@ -730,6 +958,9 @@ async def test_negative_control_the_search_finds_a_planted_marker(
                     logging.getLogger("voidllm.zk_control.exc").debug("planted", exc_info=True)
                 counter.labels(marker).inc()
                 planted.write_text(f"planted {marker}\n")
+                cache = Path(tempfile.gettempdir()) / "voidllm-codemode-zk"  # where compiled QuickJS goes
+                cache.mkdir()
+                (cache / "planted.cwasm").write_bytes(b"\0asm" + marker.encode("utf-16-le"))
                 os.write(2, f"planted {marker}\n".encode())
                 with closing(sqlite3.connect(sqlite_dsn, timeout=5)) as conn:
                     conn.execute("PRAGMA secure_delete = OFF")
@@ -749,6 +980,7 @@ async def test_negative_control_the_search_finds_a_planted_marker(
         "data dir while running: zk-control.txt",
         "after shutdown: data/zk-control.txt",
         "after shutdown: data/voidllm.db",
+        "after shutdown: tmp/voidllm-codemode-zk/planted.cwasm",
     }
     hits = evidence.hits(marker)
     assert expected <= set(hits), f"the search missed planted markers in {expected - set(hits)}"
@@ -772,8 +1004,9 @@ async def test_negative_control_the_search_finds_a_planted_marker(
 # ------------------------------------------------------------------------------- the real process
 
 
-def process_config(tmp_path: Path, base_url: str) -> Path:
+def process_config(tmp_path: Path, base_url: str, mcp_url: str) -> Path:
     path = tmp_path / "voidllm.yaml"
+    mcp_settings = "".join(f"\n  {line}" for line in MCP_SETTINGS.splitlines() if line)
     path.write_text(
         f"""
 server:
@@ -785,10 +1018,12 @@ database:
   dsn: {tmp_path / "data" / "voidllm.db"}
 settings:
   encryption_key: {ENCRYPTION_KEY}
-  admin_key: {ADMIN_KEY}
+  admin_key: {ADMIN_KEY}{mcp_settings}
 logging:
   level: debug
   format: json
+mcp_servers:
+  - {{name: ZK, alias: zk, url: '{mcp_url}'}}
 models:"""
         + model_yaml("gpt-zk", base_url)
         + model_yaml("gpt-echo", base_url)
@@ -822,8 +1057,9 @@ async def test_real_process_writes_no_content(tmp_path: Path, marker: str) -> No
     env |= {"TMPDIR": str(temp_dir), "PYTHONUNBUFFERED": "1"}
     mk = marker.encode()
     behaviour = Behaviour(completion_text=completion_text(marker), stream_chunks=CHUNKS)
-    async with open_mock_upstream(behaviour, by_model={"gpt-echo": Behaviour(fail="echo_400")}) as mock:
-        config = process_config(tmp_path, mock.base_url)
+    upstreams = open_mock_upstream(behaviour, by_model={"gpt-echo": Behaviour(fail="echo_400")})
+    async with upstreams as mock, open_mock_mcp(chatty=True) as mcp:
+        config = process_config(tmp_path, mock.base_url, mcp.url)
         with stdout.open("wb") as out, stderr.open("wb") as err:
             process = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],
@@ -862,6 +1098,7 @@ async def test_real_process_writes_no_content(tmp_path: Path, marker: str) -> No
                 )
                 assert broken.status_code == 400
                 assert mk not in broken.content
+                tool_calls = await codemode_requests(client, headers, mcp, marker)
                 metrics = await client.get("/metrics")
                 assert metrics.status_code == 200
             assert len(mock.requests) == 4
@@ -884,6 +1121,8 @@ async def test_real_process_writes_no_content(tmp_path: Path, marker: str) -> No
     evidence.add("sqlite tables", tables)
     evidence.add("sqlite blobs", blobs)
     assert counts["usage_events"] == 4
+    assert counts["mcp_tool_calls"] == tool_calls
+    assert any("tmp/voidllm-codemode-" in name and name.endswith(".cwasm") for name in evidence.sources)
     searched = {"after shutdown: stdout.log", "after shutdown: stderr.log", "after shutdown: data/voidllm.db"}
     assert searched <= set(evidence.sources)
     evidence.assert_clean(marker)
