@@ -10,7 +10,7 @@ With Code Mode on (``/api/v1/mcp``), the marker is in a script's source, its too
 their results (upstream and built-in), its console output, a structured result whose output type is learned
 (the stored schema holds the keys, never the values), and in scripts that fail: a thrown error, syntax and
 runtime errors quoting it, a tool error, a tool timeout, a script timeout, running out of memory, a refused
-``import()`` and an oversized script.
+``import()``, an oversized script, and a client that leaves while its script runs.
 
 Then everything the gateway wrote is searched for it: every log record at every level the gateway emits
 (the configured JSON stream at ``debug``, and a catch-all handler that sees each record's message, args,
@@ -34,6 +34,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -43,6 +44,7 @@ import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, closing, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -757,12 +759,20 @@ def failing_scripts(marker: str) -> list[tuple[str, str]]:
     ]
 
 
+async def cancelled_executions(client: httpx.AsyncClient) -> float:
+    """``voidllm_code_mode_executions_total{status="cancelled"}`` as ``/metrics`` shows it (0 when absent)."""
+    metrics = (await client.get("/metrics")).text
+    found = re.search(r'^voidllm_code_mode_executions_total\{status="cancelled"\} (\S+)$', metrics, re.M)
+    return float(found[1]) if found else 0.0
+
+
 async def codemode_requests(
     client: httpx.AsyncClient, headers: dict[str, str], mcp: MockMcp, marker: str
 ) -> int:
     """Code Mode (/api/v1/mcp): ``search_tools`` for the marker, a script that orchestrates the upstream's
     tools with the marker everywhere, the built-in tools given the marker, and scripts that fail in every way
-    a script can, in both protocol eras. Returns the tool calls made (each is an ``mcp_tool_calls`` row)."""
+    a script can, in both protocol eras, and a client that leaves mid-execution. Returns the tool calls made
+    (each is an ``mcp_tool_calls`` row)."""
     mk = marker.encode()
     upstream_calls = len(mcp.rpc("tools/call"))
 
@@ -845,9 +855,28 @@ async def codemode_requests(
     assert legacy.content.count(mk) >= 2, legacy.text
     assert (await client.delete(CODE_MODE_PATH, headers=session)).status_code == 204
 
-    # orchestration: echo, chatty, echo, progress, fail; failing: fail, slow; legacy: echo
+    # a client that leaves while its script (which called a tool with the marker) runs
+    code = f"await tools.zk.echo({{text: '{marker}'}}); while (true) {{}}"
+    params = {"name": "execute_code", "arguments": {"code": code}, "_meta": CODE_MODE_META}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    modern = {**headers, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call"}
+    before, cancelled = len(mcp.rpc("tools/call")), await cancelled_executions(client)
+    async with httpx.AsyncClient(base_url=client.base_url) as leaving, trio.open_nursery() as nursery:
+        modern["Mcp-Name"] = "execute_code"
+        nursery.start_soon(partial(leaving.post, CODE_MODE_PATH, headers=modern, json=body))
+        with trio.fail_after(5):
+            await poll_until(lambda: len(mcp.rpc("tools/call")) > before)
+        nursery.cancel_scope.cancel()
+
+    async def stopped() -> bool:
+        return await cancelled_executions(client) > cancelled
+
+    with trio.fail_after(5):
+        await poll_until(stopped, interval=0.05)
+
+    # orchestration: echo, chatty, echo, progress, fail; failing: fail, slow; legacy: echo; leaving: echo
     made = len(mcp.rpc("tools/call")) - upstream_calls
-    assert made == 8, made
+    assert made == 9, made
     return made + BUILTIN_CALLS
 
 
