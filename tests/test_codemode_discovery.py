@@ -20,7 +20,6 @@ from voidllm.codemode import discovery
 from voidllm.codemode.discovery import (
     EXECUTE_CODE_GUIDANCE,
     MAX_DESCRIPTION_CHARS,
-    MAX_NAME_CHARS,
     MAX_TOTAL_PROPERTIES,
     ServerTools,
     ToolSpec,
@@ -361,10 +360,13 @@ def test_infer_schema_collapses_wide_objects() -> None:
     assert 10 + 60 * len(spelled) <= MAX_TOTAL_PROPERTIES
 
 
-def test_infer_schema_keeps_string_keys_clipped() -> None:
-    long = "k" * 500
-    schema = infer_schema({long: 1, 7: "x", ("t",): 2, "ok": 3})
-    assert list(schema["properties"]) == ["k" * MAX_NAME_CHARS, "ok"]
+def test_infer_schema_learns_only_keys_that_look_like_field_names() -> None:
+    schema = infer_schema({"user_id": 1, "$ref": "x", "created-at": 2, 7: "x", ("t",): 2})
+    assert list(schema["properties"]) == ["user_id", "$ref", "created-at"]
+    for data_key in ("k" * 65, "alice@example.com", "https://example.com/a", "12345", "two words", "é"):
+        assert infer_schema({"ok": 1, data_key: 2}) == {"type": "object"}, data_key
+    nested = infer_schema({"by_user": {"alice@example.com": {"n": 1}}})
+    assert nested["properties"]["by_user"] == {"type": "object"}
 
 
 def test_infer_schema_holds_no_values() -> None:
@@ -401,6 +403,7 @@ def text_result(*texts: str, **extra: Any) -> dict[str, Any]:
         (text_result("[1]", isError=False, _meta={"k": 1}), [1]),
         (text_result("boom", isError=True), "boom"),
         (text_result("[1]", structuredContent={"ignored": True}), [1]),
+        (text_result('{"a": 1}', resultType="complete"), {"a": 1}),  # a 2026-07-28 upstream's result
     ],
 )
 def test_unwrap_result(result: dict[str, Any], expected: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -47,8 +48,10 @@ usage:
 
 
 @asynccontextmanager
-async def _code_mode(dsn: str, settings: str = SETTINGS) -> AsyncIterator[tuple[RunningGateway, MockMcp]]:
-    async with open_mock_mcp() as mock, run_gateway(make_config(dsn, settings=settings)) as gw:
+async def _code_mode(
+    dsn: str, settings: str = SETTINGS, *, modern: bool = False
+) -> AsyncIterator[tuple[RunningGateway, MockMcp]]:
+    async with open_mock_mcp(modern=modern) as mock, run_gateway(make_config(dsn, settings=settings)) as gw:
         body = {"name": "Tools", "alias": "tools", "url": mock.url}
         created = await gw.client.post("/api/v1/mcp-servers", headers=bearer(gw.api_key()), json=body)
         assert created.status_code == 201, created.text
@@ -121,9 +124,15 @@ async def _raw_call(
 # -- point 1: the server, with the SDK client in both eras ------------------------------------------------
 
 
+@pytest.mark.parametrize("modern", [False, True], ids=["session-upstream", "modern-upstream"])
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_the_sdk_client_runs_a_script_that_calls_an_upstream_tool(sqlite_dsn: str, mode: str) -> None:
-    async with _code_mode(sqlite_dsn) as (gw, _mock), _client(gw, gw.api_key(), mode) as client:
+async def test_the_sdk_client_runs_a_script_that_calls_an_upstream_tool(
+    sqlite_dsn: str, mode: str, modern: bool
+) -> None:
+    async with (
+        _code_mode(sqlite_dsn, modern=modern) as (gw, _mock),
+        _client(gw, gw.api_key(), mode) as client,
+    ):
         listed = await client.list_tools()
         assert [tool.name for tool in listed.tools] == ["list_servers", "search_tools", "execute_code"]
         description = listed.tools[2].description or ""
@@ -372,6 +381,38 @@ async def test_output_types_are_learned_and_shown(sqlite_dsn: str) -> None:
         assert secret not in row["json_schema"]
         description = (await client.list_tools()).tools[2].description or ""
         assert "function echo(args: { text: string }): Promise<{ text: string }>; // inferred" in description
+
+
+@pytest.mark.parametrize(("ttl", "relearned"), [("168h", True), ("0s", False)], ids=["stale", "never"])
+async def test_a_stale_output_schema_is_learned_again_unless_the_ttl_is_zero(
+    sqlite_dsn: str, ttl: str, relearned: bool
+) -> None:
+    settings = SETTINGS.replace("max_tool_calls: 5", f"max_tool_calls: 5\n    schema_ttl: {ttl}")
+    async with _code_mode(sqlite_dsn, settings) as (gw, _mock), _client(gw, gw.api_key()) as client:
+        store, learned = gw.state.services.store, t.output_schemas
+        await _execute(client, "return await tools.tools.echo({text: 'a'})")
+
+        async def inferred_at() -> Any:
+            return await store.run(lambda conn: conn.execute(sa.select(learned.c.inferred_at)).scalar())
+
+        async def stored() -> bool:
+            return await inferred_at() is not None
+
+        await poll_until(stored)
+        old = datetime(2000, 1, 1, tzinfo=UTC)
+        await store.run(lambda conn: conn.execute(sa.update(learned).values(inferred_at=old)))
+        await gw.state.services.mcp.changed()  # every process reloads the catalog
+        await _execute(client, "return await tools.tools.echo({text: 'b'})")
+        if relearned:
+
+            async def refreshed() -> bool:
+                return await inferred_at() != old
+
+            await poll_until(refreshed)
+        else:
+            await _execute(client, "return 1")  # the learner had its chance: nothing was queued
+            await trio.sleep(0.2)
+            assert await inferred_at() == old
 
 
 # -- the edges --------------------------------------------------------------------------------------------

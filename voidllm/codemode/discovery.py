@@ -38,6 +38,7 @@ import orjson
 
 __all__ = [
     "EXECUTE_CODE_GUIDANCE",
+    "FIELD_NAME",
     "MAX_DEPTH",
     "MAX_DESCRIPTION_CHARS",
     "MAX_NAME_CHARS",
@@ -89,7 +90,8 @@ _RESERVED = frozenset(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _SCALARS = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean", "null": "null"}
-_RESULT_KEYS = frozenset({"content", "isError", "structuredContent", "_meta"})
+_RESULT_KEYS = frozenset({"content", "isError", "structuredContent", "_meta", "resultType"})
+"""A result of only these keys unwraps (``resultType`` is the 2026-07-28 revision's ``"complete"`` marker)."""
 
 
 @attrs.frozen
@@ -296,14 +298,21 @@ def search(
     return f"{found}\n\n{text}"
 
 
+FIELD_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]{0,63}\Z")
+"""What a key of a result object must look like to be learned as a property name."""
+
+
 def infer_schema(value: Any, depth: int = 0) -> dict[str, Any]:
     """The JSON schema of ``value``'s shape, to learn a tool's output type (never a value of it).
 
-    Objects record their string keys (clipped to :data:`MAX_NAME_CHARS`) as ``properties`` and
-    ``required``; arrays the schema of their first element (``{"type": "array"}`` when empty); ``null``
-    reads as a string (docs/reference/behaviour.md 8.7). Objects and arrays :data:`MAX_DEPTH` levels down,
-    objects with more than :data:`MAX_PROPERTIES` keys, and objects met once :data:`MAX_TOTAL_PROPERTIES`
-    properties are recorded, keep only their type.
+    Objects record their keys as ``properties`` and ``required`` only when every key looks like a field name
+    (:data:`FIELD_NAME`: a letter, ``_`` or ``$``, then up to 63 letters, digits, ``_``, ``$`` or ``-``); an
+    object keyed by anything else (e-mail addresses, URLs, ids, sentences) is a map whose keys are data, and
+    keeps only its type, so that no result value reaches the store as a property name; arrays the schema of
+    their first element (``{"type": "array"}`` when empty); ``null`` reads as a string
+    (docs/reference/behaviour.md 8.7). Objects and arrays :data:`MAX_DEPTH` levels down, objects with more
+    than :data:`MAX_PROPERTIES` keys, and objects met once :data:`MAX_TOTAL_PROPERTIES` properties are
+    recorded, keep only their type.
     """
     return _infer(value, depth, [MAX_TOTAL_PROPERTIES])
 
@@ -325,6 +334,8 @@ def _infer(value: Any, depth: int, budget: list[int]) -> dict[str, Any]:
         keys = [key for key in value if isinstance(key, str)]
         if not keys or depth >= MAX_DEPTH or len(keys) > min(MAX_PROPERTIES, budget[0]):
             return {"type": "object"}
+        if not all(FIELD_NAME.match(key) for key in keys):
+            return {"type": "object"}
         budget[0] -= len(keys)
         properties: dict[str, Any] = {}
         for key in keys:
@@ -336,12 +347,12 @@ def _infer(value: Any, depth: int, budget: list[int]) -> dict[str, Any]:
 def unwrap_result(result: Mapping[str, Any]) -> Any:
     """The value a script receives for an MCP ``tools/call`` result (docs/reference/behaviour.md 8.7).
 
-    When the result holds nothing but ``content``, ``isError``, ``structuredContent`` and ``_meta``, and
-    its content is text only: one text item gives its text parsed as JSON (the string itself when it is not
-    JSON), several give the list of their texts. Anything else (other keys, no content, an image or other
-    non-text item) is ``result`` itself. As in the reference, the text wins over ``structuredContent``:
-    servers send both with the same data, and the text is what every server sends. ``isError`` is not
-    judged here: the caller decides whether an error result rejects the script's promise.
+    When the result holds nothing but ``content``, ``isError``, ``structuredContent``, ``_meta`` (and a
+    2026-07-28 ``resultType``), and its content is text only: one text item gives its text parsed as JSON (the
+    string itself when it is not JSON), several give the list of their texts. Anything else (other keys, no
+    content, an image or other non-text item) is ``result`` itself. As in the reference, the text wins over
+    ``structuredContent``: servers send both with the same data, and the text is what every server sends.
+    ``isError`` is not judged here: the caller decides whether an error result rejects the script's promise.
     """
     content = result.get("content")
     if not set(result) <= _RESULT_KEYS or not isinstance(content, list) or not content:
