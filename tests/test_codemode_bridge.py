@@ -142,6 +142,20 @@ async def test_a_tool_argument_json_cannot_encode_is_an_error_the_script_can_cat
     assert result.tool_calls == []
 
 
+async def test_awaiting_or_returning_a_server_calls_no_tool(sandbox: Sandbox) -> None:
+    """``await`` looks up ``then`` and JSON.stringify ``toJSON``: neither is a tool call."""
+    code = """
+        const s = await tools.s;
+        const t = await tools;
+        return [typeof s.echo, typeof t.s, typeof tools.s.then, typeof tools.then, JSON.stringify(tools.s)];
+    """
+    result = await sandbox.execute(code, call_tool=echo, max_tool_calls=10)
+    assert json.loads(result.result) == ["function", "object", "undefined", "undefined", "{}"]
+    assert result.tool_calls == []
+    returned = await sandbox.execute("return tools.s", call_tool=echo, max_tool_calls=10)
+    assert (returned.result, returned.tool_calls) == ("{}", [])
+
+
 async def test_the_script_own_tojson_decides_how_its_values_encode(sandbox: Sandbox) -> None:
     """Object.prototype.toJSON is the script's to set: its arguments and result encode through it."""
     seen: list[Any] = []

@@ -87,13 +87,16 @@ const call = (server, tool, args) => new P((resolve, reject) => {
   count += 1;
   send('{"t":"call","id":' + id + ',"s":' + quote(server) + ',"n":' + quote(tool) + ',"a":' + quote(text) + "}");
 });
+// `then` and `toJSON` are what `await` and JSON.stringify look up: they are never tools or servers, so that
+// `await tools.github` or returning `tools.github` calls nothing.
+const named = (key) => typeof key === "string" && key !== "then" && key !== "toJSON";
 const server = (alias) => freeze(new ProxyC(create(null), {
   __proto__: null,
-  get: (_, tool) => typeof tool === "string" ? (args) => call(alias, tool, args) : undefined,
+  get: (_, tool) => named(tool) ? (args) => call(alias, tool, args) : undefined,
 }));
 const tools = freeze(new ProxyC(create(null), {
   __proto__: null,
-  get: (_, alias) => typeof alias === "string" ? server(alias) : undefined,
+  get: (_, alias) => named(alias) ? server(alias) : undefined,
 }));
 const log = (level) => (...args) => {
   let text = "";
