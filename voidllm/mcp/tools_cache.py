@@ -136,7 +136,14 @@ def replace_tools(
     conn: sa.Connection, server_id: str, tools: Sequence[Mapping[str, Any]]
 ) -> tuple[tuple[CachedTool, ...], bool]:
     """Replace the server's cached list with ``tools`` (MCP ``tools/list`` entries); returns the tools kept
-    and whether the stored list changed."""
+    and whether the stored list changed.
+
+    The server's row is locked first, so replacements of one list run one after the other: processes that
+    fetched the list at the same moment (on PostgreSQL, where transactions overlap) would otherwise both
+    insert into an empty list and the second would fail on the first one's rows. SQLite transactions are
+    serialised anyway."""
+    servers = t.mcp_servers
+    conn.execute(sa.select(servers.c.id).where(servers.c.id == server_id).with_for_update())
     table = t.mcp_server_tools
     now = utcnow()
     kept: dict[str, CachedTool] = {}
