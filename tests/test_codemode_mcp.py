@@ -312,6 +312,28 @@ async def test_a_global_server_needs_the_orgs_grant(sqlite_dsn: str) -> None:
             assert (await _execute(client, code))[1]["result"] == "granted"
 
 
+async def test_a_list_fetch_cut_short_is_asked_again_by_the_next_call(sqlite_dsn: str) -> None:
+    async with _code_mode(sqlite_dsn) as (gw, mock):
+        # an upstream that takes connections and never answers: the script's 1 s runs out mid-fetch
+        (silent,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        async with silent:
+            port = silent.socket.getsockname()[1]
+            body = {"name": "Late", "alias": "late", "url": f"http://127.0.0.1:{port}/mcp"}
+            made = await gw.client.post("/api/v1/mcp-servers", headers=bearer(gw.api_key()), json=body)
+            assert made.status_code == 201, made.text
+            code = "return (await tools.late.echo({text: 'x'})).text"
+            answer = await _raw_call(gw.client, gw.api_key(), "execute_code", {"code": code})
+            assert answer["result"]["content"][0]["text"] == "the script ran out of time (limit 1 s)"
+        moved = await gw.client.patch(
+            f"/api/v1/mcp-servers/{made.json()['id']}", headers=bearer(gw.api_key()), json={"url": mock.url}
+        )
+        assert moved.status_code == 200, moved.text
+        answer = await _raw_call(gw.client, gw.api_key(), "execute_code", {"code": code})
+        text = answer["result"]["content"][0]["text"]
+        assert answer["result"]["isError"] is False, text  # not "unknown tool: late/echo" for a minute
+        assert orjson.loads(text)["result"] == "x"
+
+
 async def test_search_tools_and_list_servers(sqlite_dsn: str) -> None:
     async with _code_mode(sqlite_dsn) as (gw, _mock), _client(gw, gw.api_key()) as client:
         servers = orjson.loads(_text(await client.call_tool("list_servers", {})))

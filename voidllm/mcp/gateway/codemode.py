@@ -349,10 +349,12 @@ class CodeModeBackend:
 
     async def _fetch_list(self, services: Services, mcp: McpRuntime, entry: McpServerEntry) -> None:
         """Ask ``entry`` for its tool list (at most once per :data:`REFETCH_AFTER` in this process); while
-        that fetch runs, other executions that need the list wait for it rather than finding no tools."""
-        pending = self._listing.get(entry.id)
-        if pending is not None:
+        that fetch runs, other executions that need the list wait for it rather than finding no tools. A
+        fetch that did not finish (cancelled, or the store failed) counts for nothing: the next caller, or
+        one that waited for it, asks again."""
+        while (pending := self._listing.get(entry.id)) is not None:
             await pending.wait()
+        if entry.id in mcp.registry.catalog.tools:
             return
         now = trio.current_time()
         if now - self._unlisted.get(entry.id, -REFETCH_AFTER) < REFETCH_AFTER:
@@ -363,6 +365,9 @@ class CodeModeBackend:
             tools = await fetch_tools(services.store, mcp.upstreams, entry.upstream, changed=mcp.changed)
             if tools is not None:
                 mcp.registry.catalog = mcp.registry.catalog.with_tools(entry.id, tools)
+        except BaseException:
+            del self._unlisted[entry.id]
+            raise
         finally:
             del self._listing[entry.id]
             done.set()
