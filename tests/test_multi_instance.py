@@ -12,9 +12,14 @@ instances. One set of processes serves the whole module:
 - one scrape of ``/metrics`` per instance counts the requests of both its workers;
 - the login throttle refuses the 11th attempt from one address, attempts alternating between instances;
 - an MCP session opened on one instance continues on the other (its token is sealed, any process opens it);
-- the UI's session cookie (and its CSRF token) made by one instance works on the other.
-
-Code Mode has not landed yet, so it is not covered here.
+- the UI's session cookie (and its CSRF token) made by one instance works on the other;
+- Code Mode (issue 17 point 5, ``/api/v1/mcp`` with a real upstream MCP server of the ``mcp`` SDK served in
+  this process): executions alternating between the instances succeed on all four workers, each tool call
+  one ``mcp_tool_calls`` row with ``code_mode`` and its execution id; a tool blocked through A is refused by
+  a script on B within 1 s, and callable again within 1 s of its unblocking; an output schema learned on A
+  is in the ``execute_code`` description of B's ``tools/list`` within 1 s; the tool list A fetched on first
+  use is what B's ``search_tools`` shows, B unable to reach the upstream itself (the store and the ``mcp``
+  notice, not a process's own state).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from typing import Any
 
 import attrs
 import httpx
+import orjson
 import pytest
+import sqlalchemy as sa
 import trio
 
 from tests.admin_tenancy import bearer
@@ -44,12 +51,21 @@ from tests.test_workers import worker_pids
 from tests.test_workers_metrics import REQUESTS, scrape, served_by_pid, total
 from voidllm.limits.base import window_bounds
 from voidllm.redis.client import open_redis
+from voidllm.store import tables as t
+from voidllm.store.store import open_store
 from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
 from voidllm.testing.mock_openai import MockUpstream, open_mock_upstream
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 API = "/api/v1"
+CODE_MODE = f"{API}/mcp"
+STATELESS = "2026-07-28"
+STATELESS_META = {
+    "io.modelcontextprotocol/protocolVersion": STATELESS,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+}
 BODY = b'{"model":"m","messages":[]}'
 JSON = "application/json"
 
@@ -65,6 +81,8 @@ class Cluster:
     prefix: str
     upstream: MockUpstream
     mcp: MockMcp
+    code_mcp: MockMcp
+    """The upstream of the Code Mode tests, each with a server of its own (:data:`CODE_MODE_SERVERS`)."""
     metrics_dirs: dict[str, Path]
     admin_email: str
     admin_password: str
@@ -117,8 +135,72 @@ class Cluster:
         assert created.status_code == 201, created.text
         return str(created.json()["id"]), str(created.json()["key"])
 
+    async def add_code_server(self, alias: str) -> None:
+        """Register :attr:`code_mcp` as the global MCP server ``alias`` through instance A."""
+        body = {"name": alias.title(), "alias": alias, "url": self.code_mcp.url}
+        async with httpx.AsyncClient(base_url=self.a.url, headers=self.admin, timeout=10) as client:
+            made = await client.post(f"{API}/mcp-servers", json=body)
+        assert made.status_code == 201, made.text
 
-def config_text(root: Path, dsn: str, redis_url: str, prefix: str, upstream: str) -> str:
+    async def server_id(self, alias: str) -> str:
+        """The id of the global MCP server ``alias``."""
+        async with httpx.AsyncClient(base_url=self.a.url, headers=self.admin, timeout=10) as client:
+            listed = await client.get(f"{API}/mcp-servers")
+        assert listed.status_code == 200, listed.text
+        (found,) = [server["id"] for server in listed.json()["data"] if server["alias"] == alias]
+        return str(found)
+
+    async def code_mode(self, url: str, method: str, **params: Any) -> dict[str, Any]:
+        """The result of one stateless (2026-07-28) JSON-RPC request of the admin to the Code Mode server of
+        the instance at ``url``, on a connection of its own."""
+        headers = {
+            **bearer(self.a.api_key),
+            "accept": JSON,
+            "content-type": JSON,
+            "mcp-protocol-version": STATELESS,
+            "mcp-method": method,
+        }
+        if "name" in params:
+            headers["mcp-name"] = params["name"]
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": STATELESS_META}}
+        async with httpx.AsyncClient(base_url=url, timeout=20) as client:
+            response = await client.post(CODE_MODE, headers=headers, json=body)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()["result"]
+        return result
+
+    async def execute(self, url: str, code: str) -> tuple[bool, Any]:
+        """``execute_code`` on the instance at ``url``: ``(is_error, answer)``, the parsed JSON answer or the
+        error text."""
+        result = await self.code_mode(url, "tools/call", name="execute_code", arguments={"code": code})
+        text = result["content"][0]["text"]
+        return bool(result["isError"]), (text if result["isError"] else orjson.loads(text))
+
+    async def search_tools(self, url: str, query: str, server: str) -> str:
+        arguments = {"query": query, "server": server}
+        result = await self.code_mode(url, "tools/call", name="search_tools", arguments=arguments)
+        return str(result["content"][0]["text"])
+
+    async def declared(self, url: str, alias: str) -> str:
+        """The declarations of server ``alias`` in the ``execute_code`` description of the instance at
+        ``url`` (empty when it has none)."""
+        listed = await self.code_mode(url, "tools/list")
+        (description,) = [tool["description"] for tool in listed["tools"] if tool["name"] == "execute_code"]
+        blocks = [
+            block for block in description.split("\n\n") if f"declare namespace tools.{alias} {{" in block
+        ]
+        return "\n\n".join(blocks)
+
+
+CODE_MODE_SERVERS = ("spread", "guarded", "learner")
+"""Global MCP servers of the config, all :attr:`Cluster.code_mcp`: every process knows them from its start
+(a server registered while the test runs reaches the other processes a moment later)."""
+
+
+def config_text(root: Path, dsn: str, redis_url: str, prefix: str, upstream: str, code_mcp: str) -> str:
+    servers = "".join(
+        f"  - name: {alias.title()}\n    alias: {alias}\n    url: {code_mcp}\n" for alias in CODE_MODE_SERVERS
+    )
     return f"""
 server:
   workers: 2
@@ -136,7 +218,8 @@ models:
   - name: m
     provider: openai
     base_url: {upstream}
-settings:
+mcp_servers:
+{servers}settings:
   encryption_key: {ENCRYPTION_KEY}
   admin_key: {ADMIN_KEY}
   usage:
@@ -146,6 +229,10 @@ settings:
     allow_private_urls: true
     health:
       enabled: false
+    code_mode:
+      enabled: true
+      pool_size: 2
+      timeout: 5s
 logging:
   level: info
 """
@@ -168,8 +255,13 @@ async def _serve(
 ) -> None:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     config = root / "voidllm.yaml"
-    async with open_mock_upstream() as upstream, open_mock_mcp() as mcp, open_redis(redis_url) as redis:
-        config.write_text(config_text(root, dsn, redis_url, prefix, upstream.base_url))
+    async with (
+        open_mock_upstream() as upstream,
+        open_mock_mcp() as mcp,
+        open_mock_mcp() as code_mcp,
+        open_redis(redis_url) as redis,
+    ):
+        config.write_text(config_text(root, dsn, redis_url, prefix, upstream.base_url, code_mcp.url))
         try:
             # A first: it migrates the schema and bootstraps the admin (its banner); B finds both done.
             async with spawn_gateway(config) as a, spawn_gateway(config, expect_banner=False) as b:
@@ -182,6 +274,7 @@ async def _serve(
                     prefix,
                     upstream,
                     mcp,
+                    code_mcp,
                     {gw.url: metrics_dir(gw) for gw in (a, b)},
                     banner_value(a, "Email:"),
                     banner_value(a, "Password:"),
@@ -419,3 +512,147 @@ async def test_the_ui_session_cookie_works_on_either_instance(cluster: Cluster) 
 
         with trio.fail_after(1):  # signed out on B: A refuses the cookie too
             await poll_until(refused_on_a, interval=0.01)
+
+
+# -- Code Mode (issue 17 point 5) ----------------------------------------------------------------------------
+
+EXECUTIONS = "voidllm_code_mode_executions_total"
+
+
+async def tool_call_rows(dsn: str, alias: str) -> list[dict[str, Any]]:
+    """The ``mcp_tool_calls`` rows of server ``alias`` written so far."""
+    c = t.mcp_tool_calls
+    async with open_store("postgres", dsn) as store:
+        return await store.run(
+            lambda conn: [
+                dict(row) for row in conn.execute(sa.select(c).where(c.c.server_alias == alias)).mappings()
+            ]
+        )
+
+
+async def test_code_mode_executions_spread_over_both_instances_and_all_their_workers(
+    cluster: Cluster,
+) -> None:
+    code = """
+        const [a, b] = await Promise.all([tools.spread.echo({text: "a"}), tools.spread.echo({text: "b"})]);
+        return a.text + b.text;
+    """
+    workers = {gw.url: set(worker_pids(gw.process.pid)) for gw in cluster.instances}
+    before = {url: served_by_pid(cluster.metrics_dirs[url], EXECUTIONS) for url in workers}
+    executions: list[str] = []
+
+    async def one(url: str) -> None:
+        failed, answer = await cluster.execute(url, code)
+        assert not failed, answer
+        assert answer["result"] == "ab"
+        calls = [(c["server"], c["tool"], c["status"]) for c in answer["tool_calls"]]
+        assert calls == [("spread", "echo", "success")] * 2
+        executions.append(answer["execution_id"])
+
+    def ran_on(url: str) -> set[int]:
+        return set(served_by_pid(cluster.metrics_dirs[url], EXECUTIONS) - before[url])
+
+    while any(ran_on(url) != pids for url, pids in workers.items()):  # until all four workers ran some
+        assert len(executions) < 80, {url: ran_on(url) for url in workers}
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                for gw in cluster.instances:
+                    nursery.start_soon(one, gw.url)
+
+    async def written() -> bool:
+        rows = await tool_call_rows(cluster.dsn, "spread")
+        assert len(rows) <= 2 * len(executions), len(rows)  # never a row too many
+        return len(rows) == 2 * len(executions)
+
+    with trio.fail_after(10):
+        await poll_until(written, interval=0.05)
+    rows = await tool_call_rows(cluster.dsn, "spread")
+    assert Counter(str(row["code_mode_execution_id"]) for row in rows) == {e: 2 for e in executions}
+    assert {(row["tool_name"], row["status"], row["code_mode"]) for row in rows} == {
+        ("echo", "success", True)
+    }
+
+
+async def test_a_tool_blocked_through_one_instance_is_refused_by_the_other_within_a_second(
+    cluster: Cluster,
+) -> None:
+    server_id = await cluster.server_id("guarded")
+    code = "try { await tools.guarded.echo({text: 'x'}); return 'called'; } catch (e) { return e.message; }"
+    answers: list[str] = []
+
+    async def answered(expected: str) -> bool:
+        failed, answer = await cluster.execute(cluster.b.url, code)
+        assert not failed, answer
+        answers.append(answer["result"])
+        return answers[-1] == expected
+
+    assert await answered("called")
+    path = f"{API}/mcp-servers/{server_id}/blocklist"
+    async with httpx.AsyncClient(base_url=cluster.a.url, headers=cluster.admin, timeout=10) as client:
+        blocked = await client.post(path, json={"tool_name": "echo", "reason": "not on B either"})
+        assert blocked.status_code == 201, blocked.text
+        with trio.move_on_after(1) as waited:
+            await poll_until(partial(answered, "tool is blocked: guarded/echo"), interval=0.01)
+        assert not waited.cancelled_caught, f"1 s after blocking, B still answers {answers[-3:]}"
+        unblocked = await client.delete(path, params={"tool_name": "echo"})
+        assert unblocked.status_code == 204, unblocked.text
+        with trio.move_on_after(1) as waited:
+            await poll_until(partial(answered, "called"), interval=0.01)
+        assert not waited.cancelled_caught, f"1 s after unblocking, B still answers {answers[-3:]}"
+
+
+async def test_an_output_schema_learned_on_one_instance_is_declared_by_the_other_within_a_second(
+    cluster: Cluster,
+) -> None:
+    unknown = "function echo(args: { text: string }): Promise<any>;"
+    inferred = "function echo(args: { text: string }): Promise<{ text: string }>; // inferred"
+    assert unknown in await cluster.declared(cluster.b.url, "learner")  # B fetched the list itself
+    failed, answer = await cluster.execute(
+        cluster.a.url, "return await tools.learner.echo({text: 'a shape'})"
+    )
+    assert (failed, answer["result"]) == (False, {"text": "a shape"})
+    declared: list[str] = []
+
+    async def shown() -> bool:
+        declared.append(await cluster.declared(cluster.b.url, "learner"))
+        return inferred in declared[-1]
+
+    with trio.move_on_after(1) as waited:
+        await poll_until(shown, interval=0.01)
+    assert not waited.cancelled_caught, f"1 s after learning on A, B declares {declared[-1]}"
+
+
+async def test_a_tool_list_fetched_on_first_use_by_one_instance_is_searched_on_the_other(
+    cluster: Cluster,
+) -> None:
+    # registered now, so that no process has its list (a tools/list of Code Mode lists every server it lacks)
+    await cluster.add_code_server("unlisted")
+    lists = len(cluster.code_mcp.rpc("tools/list"))
+    answers: list[Any] = []
+
+    async def called() -> bool:  # A's other worker learns of the new server a moment later
+        answers.append(
+            await cluster.execute(cluster.a.url, "return (await tools.unlisted.echo({text: 'x'})).text")
+        )
+        return answers[-1] != (True, "Error: unknown tool: unlisted/echo")
+
+    with trio.fail_after(1):
+        await poll_until(called, interval=0.01)
+    failed, answer = answers[-1]
+    assert not failed, answer
+    assert answer["result"] == "x"
+    assert len(cluster.code_mcp.rpc("tools/list")) == lists + 1  # the first use asked for the list, once
+    cluster.code_mcp.require_header = ("x-unreachable", "yes")  # from now on B cannot ask for it itself
+    try:
+        found: list[str] = []
+
+        async def searched() -> bool:
+            found.append(await cluster.search_tools(cluster.b.url, "echo", "unlisted"))
+            return found[-1].startswith('Found 1 tool(s) matching "echo"')
+
+        with trio.move_on_after(1) as waited:
+            await poll_until(searched, interval=0.01)
+        assert not waited.cancelled_caught, f"1 s after A fetched the list, B answers {found[-1]!r}"
+        assert "declare namespace tools.unlisted {" in found[-1]
+    finally:
+        cluster.code_mcp.require_header = None

@@ -25,13 +25,14 @@ pytestmark = pytest.mark.slow
 REQUESTS = "voidllm_upstream_requests_total"
 
 
-def served_by_pid(directory: Path) -> Counter[int]:
-    """Requests each worker counted, read from its own counter file (the per-worker signal)."""
+def served_by_pid(directory: Path, counter: str = REQUESTS) -> Counter[int]:
+    """Requests (or what ``counter`` counts) each worker counted, read from its own counter file (the
+    per-worker signal)."""
     served: Counter[int] = Counter()
     for path in directory.glob("counter_*.db"):
         pid = int(path.stem.removeprefix("counter_"))
         for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(str(path)):
-            if orjson.loads(key)[1] == REQUESTS:
+            if orjson.loads(key)[1] == counter:
                 served[pid] += int(value)
     return served
 
