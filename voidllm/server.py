@@ -454,11 +454,11 @@ async def _start_mcp(
     )
     services.mcp.tool_calls = tool_calls
     if config.settings.mcp.code_mode.enabled:
-        services.mcp.codemode = await _start_code_mode(supervisor, config, store, services, registry)
+        services.mcp.codemode = await _start_code_mode(supervisor, config, store, services)
 
 
 async def _start_code_mode(
-    supervisor: Supervisor, config: Config, store: Store, services: Services, registry: McpRegistry
+    supervisor: Supervisor, config: Config, store: Store, services: Services
 ) -> CodeModeRuntime:
     """The Code Mode sandbox (its module compiled, or loaded from the on-disk cache, on a worker thread) and
     the writer of learned output schemas."""
@@ -478,8 +478,7 @@ async def _start_code_mode(
         partial(
             serve_schema_learner,
             store=store,
-            registry=registry,
-            publish=lambda topic: services.bus.publish(topic),  # the bus is chosen after this starts
+            changed=partial(mcp_changed, services),  # reloads the registry and publishes ``mcp``
             queue=queue,
             receive=learned,
         ),

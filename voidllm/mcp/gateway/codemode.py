@@ -61,7 +61,6 @@ import trio
 from prometheus_client import Counter, Gauge, Histogram
 
 from voidllm import __version__
-from voidllm.bus import TOPIC_MCP
 from voidllm.codemode.discovery import (
     ServerTools,
     ToolSpec,
@@ -89,6 +88,7 @@ from voidllm.mcp.upstream.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonR
 from voidllm.mcp.usage import ToolCallOutcome, record_tool_call
 from voidllm.metrics import REGISTRY
 from voidllm.store import tables as t
+from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id, utcnow
 
 if TYPE_CHECKING:
@@ -343,11 +343,11 @@ class CodeModeBackend:
         if missing:
             async with trio.open_nursery() as nursery:
                 for entry in missing:
-                    nursery.start_soon(self._fetch_list, ctx.services, mcp, entry)
+                    nursery.start_soon(self.fetch_list, ctx.services, mcp, entry)
             servers = usable_servers(mcp.registry, ctx.identity)
         return servers
 
-    async def _fetch_list(self, services: Services, mcp: McpRuntime, entry: McpServerEntry) -> None:
+    async def fetch_list(self, services: Services, mcp: McpRuntime, entry: McpServerEntry) -> None:
         """Ask ``entry`` for its tool list (at most once per :data:`REFETCH_AFTER` in this process); while
         that fetch runs, other executions that need the list wait for it rather than finding no tools. A
         fetch that did not finish (cancelled, or the store failed) counts for nothing: the next caller, or
@@ -437,7 +437,7 @@ class _Calls:
         if server is not None and server.entry is not None and tool not in server.tools:
             # this execution's view may predate the list (never fetched, or fetched by another execution)
             if server.entry.id not in self.mcp.registry.catalog.tools:
-                await self.backend._fetch_list(self.ctx.services, self.mcp, server.entry)
+                await self.backend.fetch_list(self.ctx.services, self.mcp, server.entry)
             server = self._refreshed(alias)
         if server is None or tool not in server.tools:
             raise ToolCallError(f"unknown tool: {alias}/{tool}"[:300])
@@ -641,25 +641,25 @@ def open_schema_queue() -> tuple[SchemaQueue, trio.MemoryReceiveChannel[LearnedO
 async def serve_schema_learner(
     *,
     store: Store,
-    registry: McpRegistry,
-    publish: Callable[[str], Awaitable[None]],
+    changed: Callable[[], Awaitable[None]],
     queue: SchemaQueue,
     receive: trio.MemoryReceiveChannel[LearnedOutput],
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Store the output schemas executions learned, one at a time, until cancelled: each goes into the store,
-    into this process's registry at once and to every other process through ``publish(TOPIC_MCP)``. A failed
-    write is logged (the next call of the tool learns it again)."""
+    then ``changed()`` reloads this process's registry (under its loader's lock, so an older reload cannot
+    undo it) and tells every other process. Another process storing the same tool's schema at the same moment
+    wins quietly; a failed write is logged (the tool's next call learns it again)."""
     task_status.started()
     async with receive:
         async for learned in receive:
             queue.pending.discard((learned.server_id, learned.tool))
             try:
                 stored = await store.run(partial(store_schema, learned=learned))
+            except StoreIntegrityError:
+                continue  # another process inserted it between our update and our insert
             except StoreError as exc:
                 log.warning("learned output schema not stored", extra={"error_type": type(exc).__name__})
                 continue
-            if stored is None:
-                continue
-            registry.catalog = registry.catalog.with_schema(learned.server_id, learned.tool, stored)
-            await publish(TOPIC_MCP)
+            if stored is not None:
+                await changed()
