@@ -45,6 +45,8 @@ mcp:
   allow_private_urls: true
   health:
     enabled: false
+  code_mode:
+    enabled: true
 """
 
 
@@ -239,3 +241,21 @@ def test_mcp_streamable_http_client_through_the_proxy(node: str, gateway: Gatewa
     assert session["echoed"] == {"structured": {"text": "from node"}, "is_error": False}
     assert session["failed"] == {"is_error": True}
     assert out["unauthorized"]["thrown"]["status"] == 401
+
+
+def test_mcp_client_runs_a_code_mode_script(node: str, gateway: Gateway) -> None:
+    """Issue 17 point 1: Node's MCP SDK on /api/v1/mcp runs a script that calls the upstream's echo."""
+    out = run_script(node, gateway, "mcp.mjs", "codemode", MCP_PATH="/api/v1/mcp")
+    codemode = out["codemode"]
+    assert codemode["server"] == "voidllm-code-mode"
+    assert codemode["tools"] == ["list_servers", "search_tools", "execute_code"]
+    answer = codemode["ran"]["answer"]
+    assert (answer["result"], answer["logs"], codemode["ran"]["is_error"]) == (
+        "from a node script",
+        [{"level": "info", "msg": "seen"}],
+        False,
+    )
+    assert [(c["server"], c["tool"], c["status"]) for c in answer["tool_calls"]] == [
+        ("files", "echo", "success")
+    ]
+    assert codemode["failed"] == {"text": "TypeError: nope", "is_error": True}

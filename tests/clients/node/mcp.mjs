@@ -35,6 +35,24 @@ await run({
     }
   },
 
+  async codemode() {
+    const client = await connect(key);
+    try {
+      const tools = await client.listTools();
+      const code = 'const r = await tools.files.echo({text: "from a node script"}); console.log("seen"); return r.text;';
+      const ran = await client.callTool({ name: "execute_code", arguments: { code } });
+      const failed = await client.callTool({ name: "execute_code", arguments: { code: "throw new TypeError('nope')" } });
+      return {
+        server: client.getServerVersion()?.name ?? null,
+        tools: tools.tools.map((tool) => tool.name),
+        ran: { answer: JSON.parse(ran.content[0].text), is_error: ran.isError ?? false },
+        failed: { text: failed.content[0].text, is_error: failed.isError ?? false },
+      };
+    } finally {
+      await client.close();
+    }
+  },
+
   async unauthorized() {
     const client = await connect(`vl_uk_${"0".repeat(48)}`);
     await client.close();
