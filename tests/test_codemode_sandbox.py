@@ -8,6 +8,7 @@ cost half a second each. The compiled module comes from the on-disk cache after 
 from __future__ import annotations
 
 import json
+import tempfile
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -409,3 +410,26 @@ def test_a_cache_directory_others_may_write_is_not_used(tmp_path: Path) -> None:
     sandbox = Sandbox(memory_limit_mb=16, time_limit=1, pool_size=1, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert trio.run(run, sandbox, "return 1") == 1
+
+
+def test_no_writable_temporary_directory_compiles_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only root file system and working directory: gettempdir() finds nothing, the start goes on."""
+
+    def nowhere() -> str:
+        raise FileNotFoundError("No usable temporary directory found")
+
+    monkeypatch.setattr(tempfile, "gettempdir", nowhere)
+    sandbox = Sandbox(memory_limit_mb=16, time_limit=1, pool_size=1)
+    assert trio.run(run, sandbox, "return 2") == 2
+
+
+def test_a_cache_file_that_cannot_be_written_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    sandbox = Sandbox(memory_limit_mb=16, time_limit=1, pool_size=1, cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert trio.run(run, sandbox, "return 3") == 3

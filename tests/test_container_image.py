@@ -219,6 +219,9 @@ def test_the_image_configuration_writes_only_under_data() -> None:
     assert not config.redis.enabled
     assert config.server.workers == 1
     assert config.settings.ui_dir == "", "the UI is served from the wheel"
+    assert not config.settings.mcp.code_mode.enabled, "VOIDLLM_CODE_MODE turns it on"
+    with_code_mode = {"VOIDLLM_ENCRYPTION_KEY": ENCRYPTION_KEY, "VOIDLLM_CODE_MODE": "true"}
+    assert load_config(str(IMAGE_CONFIG), environ=with_code_mode).settings.mcp.code_mode.enabled
 
 
 def test_compose_runs_the_migration_once_then_two_replicas_on_postgres_and_redis() -> None:
@@ -339,6 +342,7 @@ async def test_the_image_install_steps_give_a_working_gateway(tmp_path: Path) ->
         "VOIDLLM_ADMIN_KEY": ADMIN_KEY,
         "VOIDLLM_HOST": "127.0.0.1",
         "VOIDLLM_PORT": "0",
+        "VOIDLLM_CODE_MODE": "true",
     }
     async with spawn_gateway(config, env=gateway_env, command=command) as gateway:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
@@ -349,6 +353,34 @@ async def test_the_image_install_steps_give_a_working_gateway(tmp_path: Path) ->
                 json={"model": "default", "messages": [{"role": "user", "content": "hi"}]},
             )
             assert answer.status_code == 200, answer.text
+            script = "return (await tools.voidllm.list_models({})).map(m => m.name)"
+            ran = await client.post(
+                "/api/v1/mcp",
+                headers={
+                    "Authorization": f"Bearer {gateway.api_key}",
+                    "Accept": "application/json",
+                    "MCP-Protocol-Version": "2026-07-28",
+                    "Mcp-Method": "tools/call",
+                    "Mcp-Name": "execute_code",
+                },
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {
+                        "name": "execute_code",
+                        "arguments": {"code": script},
+                        "_meta": {
+                            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                            "io.modelcontextprotocol/clientCapabilities": {},
+                        },
+                    },
+                },
+            )
+            assert ran.status_code == 200, ran.text
+            result = ran.json()["result"]
+            assert result["isError"] is False, result  # Code Mode from the installed wheel, read-only root
+            assert json.loads(result["content"][0]["text"])["result"] == ["demo"]
             if built_ui:
                 page = await client.get("/")
                 assert page.status_code == 200

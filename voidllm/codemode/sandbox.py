@@ -176,15 +176,19 @@ def _private_dir(path: Path) -> bool:
     return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
-def load_module(engine: wasmtime.Engine, cache_dir: Path) -> wasmtime.Module:
+def load_module(engine: wasmtime.Engine, cache_dir: Path | None) -> wasmtime.Module:
     """The compiled QuickJS module: from the cache when a trustworthy entry exists, else compiled and cached.
 
     Only a directory that this user owns and no one else may write is trusted (a cache file is native code);
-    any other directory is not used at all and the module is compiled in memory.
+    any other directory is not used at all and the module is compiled in memory, as it is without a
+    directory (``None``: no writable temporary directory, e.g. a read-only root file system) or when the file
+    cannot be written (a full disk): a start is then slower, never refused.
     """
     wasm = _wasm_path().read_bytes()
     key = hashlib.sha256(wasm).hexdigest()[:32]
     version = importlib.metadata.version("wasmtime")
+    if cache_dir is None:
+        return wasmtime.Module(engine, wasm)
     cached = cache_dir / f"qjs-{key}-wasmtime-{version}.cwasm"
     usable = _private_dir(cache_dir)
     if usable and cached.is_file():
@@ -194,15 +198,25 @@ def load_module(engine: wasmtime.Engine, cache_dir: Path) -> wasmtime.Module:
             pass
     module = wasmtime.Module(engine, wasm)
     if usable:
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-        with os.fdopen(fd, "wb") as file:
-            file.write(module.serialize())
-        os.replace(tmp, cached)
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+            with os.fdopen(fd, "wb") as file:
+                file.write(module.serialize())
+            os.replace(tmp, cached)
+        except OSError:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
     return module
 
 
-def _default_cache_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"voidllm-codemode-{os.getuid()}"
+def _default_cache_dir() -> Path | None:
+    """``voidllm-codemode-<uid>`` in the temporary directory (``TMPDIR``, ``/tmp``..., else the working
+    directory: Python picks the first writable one); ``None`` when none is writable."""
+    try:
+        return Path(tempfile.gettempdir()) / f"voidllm-codemode-{os.getuid()}"
+    except FileNotFoundError:
+        return None
 
 
 class _Ticker:
@@ -650,7 +664,7 @@ class Sandbox:
         config.epoch_interruption = True
         config.max_wasm_stack = WASM_STACK_BYTES
         self._engine = wasmtime.Engine(config)
-        module = load_module(self._engine, cache_dir or _default_cache_dir())
+        module = load_module(self._engine, cache_dir if cache_dir is not None else _default_cache_dir())
         linker = wasmtime.Linker(self._engine)
         linker.define_wasi()
         linker.allow_shadowing = True
