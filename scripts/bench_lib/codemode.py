@@ -243,7 +243,7 @@ async def phase(
     split into its main thread (HTTP, MCP, the trio side of tool calls) and its other threads (the sandbox's
     workers running QuickJS, the epoch ticker)."""
     cpu_before = procs.cpu_seconds(gateway) if gateway is not None else {}
-    threads_before = procs.main_thread_cpu_seconds(gateway) if gateway is not None else (0.0, 0.0)
+    main_before = procs.main_thread_cpu_seconds(gateway) if gateway is not None else 0.0
     res = await client.run_load(
         call.port,
         call.path,
@@ -269,14 +269,11 @@ async def phase(
     }
     if gateway is not None:
         cpu = sum(procs.cpu_seconds(gateway).values()) - sum(cpu_before.values())
-        main, other = (
-            after - before
-            for after, before in zip(procs.main_thread_cpu_seconds(gateway), threads_before, strict=True)
-        )
+        main = procs.main_thread_cpu_seconds(gateway) - main_before
         per = 1000 / res.requests if res.requests else math.nan
         out["gateway_cpu_ms_per_request"] = cpu * per
         out["gateway_cpu_ms_per_request_main_thread"] = main * per
-        out["gateway_cpu_ms_per_request_other_threads"] = other * per
+        out["gateway_cpu_ms_per_request_other_threads"] = (cpu - main) * per
     return out
 
 

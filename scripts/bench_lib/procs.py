@@ -268,26 +268,15 @@ async def start_gateway(
         await trio.sleep(0.05)
 
 
-def main_thread_cpu_seconds(pid: int) -> tuple[float, float]:
-    """(CPU seconds of ``pid``'s main thread, of all its other threads) from /proc/PID/task/*/stat; a thread
-    that ended no longer counts, so compare two readings only across a phase whose threads stay."""
-    main = other = 0.0
+def main_thread_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid``'s main thread (/proc/PID/task/PID/stat); the process's own figure
+    (:func:`cpu_seconds`) counts every thread, also those that ended."""
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
+        with open(f"/proc/{pid}/task/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
     except OSError:
-        return math.nan, math.nan
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
-        if int(tid) == pid:
-            main += seconds
-        else:
-            other += seconds
-    return main, other
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 # Memory ------------------------------------------------------------------------------------------------
