@@ -1,7 +1,7 @@
 import { describe, it } from "vitest";
 import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { ME_ADMIN, ME_MEMBER, errorResponse, mockApi, renderApp } from "../test/utils";
+import { ME_ADMIN, ME_MEMBER, ME_ORG_ADMIN, errorResponse, mockApi, renderApp } from "../test/utils";
 import { expectNoSeriousA11yViolations } from "../test/axe";
 
 const STATS = {
@@ -66,6 +66,57 @@ describe("accessibility (axe-core, serious and critical)", () => {
     const user = userEvent.setup();
     await user.click(screen.getByRole("button", { name: "Account" }));
     await screen.findByRole("menuitem", { name: "Sign out" });
+    await expectNoSeriousA11yViolations();
+  });
+
+  const ORG = {
+    id: "o1",
+    name: "Acme",
+    slug: "acme",
+    timezone: "UTC",
+    daily_token_limit: 0,
+    monthly_token_limit: 0,
+    requests_per_minute: 60,
+    requests_per_day: 0,
+    is_active: true,
+    member_count: 1,
+    team_count: 0,
+    created_at: "2026-12-01T10:00:00Z",
+    updated_at: "2026-12-01T10:00:00Z",
+  };
+  const ORG_ROUTES = {
+    "GET /api/v1/orgs/o1": ORG,
+    "GET /api/v1/orgs": { data: [ORG], has_more: false },
+    "GET /api/v1/orgs/o1/members": {
+      data: [{ id: "m1", org_id: "o1", user_id: "u_org", role: "org_admin", email: "org@example.com", display_name: "Olga", created_at: ORG.created_at, updated_at: ORG.created_at }],
+      has_more: false,
+    },
+    "GET /api/v1/orgs/o1/invites": {
+      data: [{ id: "i1", org_id: "o1", email: "new@example.com", role: "member", token_hint: "vl_iv_…", status: "pending", expires_at: ORG.created_at, redeemed_at: null, created_at: ORG.created_at, created_by: null }],
+      has_more: false,
+    },
+    "GET /api/v1/users": {
+      data: [{ id: "u2", email: "bob@example.com", display_name: "Bob", is_system_admin: false, auth_provider: "local", org_id: "o1", role: "member", created_at: ORG.created_at, updated_at: ORG.created_at }],
+      has_more: false,
+    },
+  };
+
+  it.each([
+    ["organization settings (system admin)", ME_ADMIN, "/org/settings", "form"],
+    ["organization members and invites", ME_ORG_ADMIN, "/org/users", "table"],
+    ["organizations", ME_ADMIN, "/orgs", "table"],
+    ["users", ME_ADMIN, "/users", "table"],
+  ])("%s", async (_, me, route, role) => {
+    mockApi({ "GET /api/v1/me": me, ...ORG_ROUTES, "GET /api/v1/*": { data: [], has_more: false } });
+    renderApp({ route });
+    await screen.findAllByRole(role);
+    await expectNoSeriousA11yViolations();
+  });
+
+  it("invite page", async () => {
+    mockApi({ "GET /api/v1/invites/peek": { email: "new@example.com", org_name: "Acme", role: "member", expires_at: "2026-12-13T10:00:00Z" } });
+    renderApp({ route: "/invite/vl_iv_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN" });
+    await screen.findByRole("heading", { name: "Join your organization" });
     await expectNoSeriousA11yViolations();
   });
 });

@@ -26,17 +26,27 @@ describe("app shell", () => {
   it("shows a system admin every link, Models included", async () => {
     mockApi({ "GET /api/v1/me": ME_ADMIN, "GET /api/v1/*": { data: [], has_more: false } });
     renderApp({ route: "/profile" });
-    expect(await navLinks()).toEqual(["Dashboard", "Playground", "API Keys", "Models", "Usage", "Profile"]);
+    expect(await navLinks()).toEqual([
+      "Dashboard",
+      "Playground",
+      "API Keys",
+      "Models",
+      "Usage",
+      "Organization",
+      "Organizations",
+      "Users",
+      "Profile",
+    ]);
   });
 
   it.each([
-    ["member", ME_MEMBER],
-    ["org admin", ME_ORG_ADMIN],
-  ])("shows a %s no Models link and refuses the page", async (_, me) => {
+    ["member", ME_MEMBER, ["Dashboard", "Playground", "API Keys", "Usage", "Profile"]],
+    ["org admin", ME_ORG_ADMIN, ["Dashboard", "Playground", "API Keys", "Usage", "Organization", "Profile"]],
+  ])("shows a %s no Models link and refuses the page", async (_, me, expected) => {
     mockApi({ "GET /api/v1/me": me, "GET /api/v1/*": { data: [], has_more: false } });
     renderApp({ route: "/models" });
     const links = await navLinks();
-    expect(links).toEqual(["Dashboard", "Playground", "API Keys", "Usage", "Profile"]);
+    expect(links).toEqual(expected);
     expect(screen.queryByRole("link", { name: "Models" })).toBeNull();
     expect(await screen.findByRole("heading", { name: "No access" })).toBeInTheDocument();
   });

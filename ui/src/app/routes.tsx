@@ -16,6 +16,10 @@ const KeysPage = lazy(() => import("../pages/KeysPage"));
 const ModelsPage = lazy(() => import("../pages/ModelsPage"));
 const UsagePage = lazy(() => import("../pages/UsagePage"));
 const ProfilePage = lazy(() => import("../pages/ProfilePage"));
+const OrgPage = lazy(() => import("../pages/OrgPage"));
+const OrgsPage = lazy(() => import("../pages/OrgsPage"));
+const UsersPage = lazy(() => import("../pages/UsersPage"));
+const InvitePage = lazy(() => import("../pages/InvitePage"));
 
 function Page({ children }: { children: ReactNode }) {
   return <Suspense fallback={<LoadingState label="Loading page" />}>{children}</Suspense>;
@@ -33,6 +37,7 @@ export function appRoutes(): RouteObject[] {
       ),
       children: [
         { path: "/login", element: <LoginPage /> },
+        { path: "/invite/:token", element: <Page><InvitePage /></Page> },
         {
           element: (
             <AuthGuard>
@@ -55,6 +60,19 @@ export function appRoutes(): RouteObject[] {
             },
             { path: "usage/*", element: <Page><UsagePage /></Page> },
             { path: "profile", element: <Page><ProfilePage /></Page> },
+            ...[
+              { path: "org/*", role: "org_admin" as const, page: <OrgPage /> },
+              { path: "orgs", role: "system_admin" as const, page: <OrgsPage /> },
+              { path: "orgs/:orgId/*", role: "system_admin" as const, page: <OrgPage /> },
+              { path: "users", role: "system_admin" as const, page: <UsersPage /> },
+            ].map(({ path, role, page }) => ({
+              path,
+              element: (
+                <RequireRole role={role}>
+                  <Page>{page}</Page>
+                </RequireRole>
+              ),
+            })),
             { path: "*", element: <NotFoundPage /> },
           ],
         },

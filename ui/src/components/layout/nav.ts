@@ -1,5 +1,5 @@
 /** The navigation: link names are part of the product's contract (tests and docs use them). */
-import { isSystemAdmin } from "../../lib/roles";
+import { isOrgAdmin, isSystemAdmin } from "../../lib/roles";
 import type { Me } from "../../lib/types";
 
 export interface NavItem {
@@ -19,6 +19,9 @@ export const NAV_ITEMS: NavItem[] = [
   { label: "API Keys", to: "/keys" },
   { label: "Models", to: "/models", visible: isSystemAdmin },
   { label: "Usage", to: "/usage" },
+  { label: "Organization", to: "/org", visible: isOrgAdmin },
+  { label: "Organizations", to: "/orgs", visible: isSystemAdmin },
+  { label: "Users", to: "/users", visible: isSystemAdmin },
   { label: "Profile", to: "/profile" },
 ];
 

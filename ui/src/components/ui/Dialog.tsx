@@ -99,6 +99,8 @@ export interface ConfirmDialogProps {
   /** Called on confirm; the dialog stays open while `pending` (close it yourself on success). */
   onConfirm: () => void;
   pending?: boolean;
+  /** Keeps the confirm button disabled (e.g. until a typed confirmation matches). */
+  confirmDisabled?: boolean;
   /** Shown inside the dialog (e.g. the mutation's error). */
   children?: ReactNode;
 }
@@ -114,6 +116,7 @@ export function ConfirmDialog({
   destructive = false,
   onConfirm,
   pending = false,
+  confirmDisabled = false,
   children,
 }: ConfirmDialogProps) {
   const returnFocus = useReturnFocus();
@@ -134,6 +137,7 @@ export function ConfirmDialog({
             <Button
               variant={destructive ? "danger" : "primary"}
               loading={pending}
+              disabled={confirmDisabled}
               onClick={(event) => {
                 event.preventDefault();
                 onConfirm();

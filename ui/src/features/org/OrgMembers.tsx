@@ -1,0 +1,347 @@
+import { useState, type FormEvent } from "react";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { api } from "../../lib/api";
+import { useCurrentUser } from "../../lib/auth";
+import { roleLabel } from "../../lib/roles";
+import {
+  Badge,
+  Button,
+  Card,
+  CardContent,
+  CardHeader,
+  ConfirmDialog,
+  CopyButton,
+  DateTime,
+  Dialog,
+  DialogClose,
+  EmptyState,
+  Field,
+  InlineError,
+  Input,
+  NativeSelect,
+  QueryView,
+  Table,
+  TBody,
+  TD,
+  TH,
+  THead,
+  TR,
+  useToast,
+} from "../../components/ui";
+import { apiFieldError, isFieldError } from "../keys/form";
+import { inviteLink, ORG_ROLE_OPTIONS, orgKey, orgPath, useInvites, useMembers } from "./data";
+import type { InviteCreated, InviteOut, MemberOut, OrgRole } from "./types";
+
+/** Members with their roles (change, remove) and the invites (create, copy the link once, revoke). */
+export function OrgMembers({ orgId }: { orgId: string }) {
+  return (
+    <div className="flex flex-col gap-6">
+      <Members orgId={orgId} />
+      <Invites orgId={orgId} />
+    </div>
+  );
+}
+
+function Members({ orgId }: { orgId: string }) {
+  const me = useCurrentUser();
+  const members = useMembers(orgId);
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const [removing, setRemoving] = useState<MemberOut | null>(null);
+  const changeRole = useMutation({
+    mutationFn: ({ member, role }: { member: MemberOut; role: string }) =>
+      api.patch<MemberOut>(`${orgPath(orgId)}/members/${encodeURIComponent(member.id)}`, { role }),
+    onSuccess: (saved) => {
+      void queryClient.invalidateQueries({ queryKey: orgKey(orgId, "members") });
+      toast({ title: `${saved.display_name || saved.email} is now ${roleLabel(saved.role).toLowerCase()}`, tone: "success" });
+    },
+  });
+  const remove = useMutation({
+    mutationFn: (member: MemberOut) => api.delete(`${orgPath(orgId)}/members/${encodeURIComponent(member.id)}`),
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: orgKey(orgId, "members") });
+      toast({ title: "Member removed", tone: "success" });
+      closeRemove();
+    },
+  });
+  const closeRemove = () => {
+    setRemoving(null);
+    remove.reset();
+  };
+  return (
+    <Card>
+      <CardHeader title="Members" description="Everyone in the organization and their role." />
+      <CardContent className="flex flex-col gap-3">
+        {changeRole.isError ? <InlineError error={changeRole.error} /> : null}
+        <QueryView
+          query={members}
+          loadingLabel="Loading members"
+          errorTitle="Could not load the members"
+          isEmpty={(data) => data.items.length === 0}
+          empty={<EmptyState title="No members yet" description="Invite someone below." />}
+        >
+          {(data) => (
+            <Table caption="Members">
+              <THead>
+                <TR>
+                  <TH>Name</TH>
+                  <TH>Email</TH>
+                  <TH>Role</TH>
+                  <TH>Member since</TH>
+                  <TH>
+                    <span className="sr-only">Actions</span>
+                  </TH>
+                </TR>
+              </THead>
+              <TBody>
+                {data.items.map((member) => {
+                  const who = member.display_name || member.email;
+                  const self = member.user_id === me.id;
+                  return (
+                    <TR key={member.id}>
+                      <TD className="font-medium">
+                        {who}
+                        {self ? <span className="text-muted"> (you)</span> : null}
+                      </TD>
+                      <TD>{member.email}</TD>
+                      <TD>
+                        <NativeSelect
+                          aria-label={`Role of ${who}`}
+                          className="h-8 w-auto"
+                          value={member.role}
+                          disabled={self || changeRole.isPending}
+                          onChange={(e) => changeRole.mutate({ member, role: e.target.value })}
+                          options={ORG_ROLE_OPTIONS}
+                        />
+                      </TD>
+                      <TD>
+                        <DateTime value={member.created_at} />
+                      </TD>
+                      <TD>
+                        <div className="flex justify-end">
+                          {self ? null : (
+                            <Button size="sm" variant="ghost" className="text-danger" aria-label={`Remove ${who}`} onClick={() => setRemoving(member)}>
+                              Remove
+                            </Button>
+                          )}
+                        </div>
+                      </TD>
+                    </TR>
+                  );
+                })}
+              </TBody>
+            </Table>
+          )}
+        </QueryView>
+      </CardContent>
+      <ConfirmDialog
+        open={removing !== null}
+        onOpenChange={(open) => (open ? undefined : closeRemove())}
+        title={removing ? `Remove ${removing.display_name || removing.email}?` : "Remove member?"}
+        description="They leave the organization and their keys in it are revoked at once."
+        confirmLabel="Remove"
+        destructive
+        pending={remove.isPending}
+        onConfirm={() => removing && remove.mutate(removing)}
+      >
+        {remove.isError ? <InlineError error={remove.error} /> : null}
+      </ConfirmDialog>
+    </Card>
+  );
+}
+
+const STATUS_TONE: Record<string, "success" | "warning" | "danger" | "neutral"> = {
+  pending: "warning",
+  redeemed: "success",
+  declined: "neutral",
+  expired: "danger",
+};
+
+function Invites({ orgId }: { orgId: string }) {
+  const invites = useInvites(orgId);
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const [creating, setCreating] = useState(false);
+  const [revoking, setRevoking] = useState<InviteOut | null>(null);
+  const [showAll, setShowAll] = useState(false);
+  const revoke = useMutation({
+    mutationFn: (invite: InviteOut) => api.delete(`${orgPath(orgId)}/invites/${encodeURIComponent(invite.id)}`),
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: orgKey(orgId, "invites") });
+      toast({ title: "Invite revoked", tone: "success" });
+      closeRevoke();
+    },
+  });
+  const closeRevoke = () => {
+    setRevoking(null);
+    revoke.reset();
+  };
+  const inviteButton = <Button onClick={() => setCreating(true)}>Invite member</Button>;
+  return (
+    <Card>
+      <CardHeader
+        title="Invites"
+        description="An invite link lets one person create their account in this organization."
+        actions={inviteButton}
+      />
+      <CardContent className="flex flex-col gap-3">
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" className="h-4 w-4" checked={showAll} onChange={(e) => setShowAll(e.target.checked)} />
+          Also show used, declined and expired invites
+        </label>
+        <QueryView query={invites} loadingLabel="Loading invites" errorTitle="Could not load the invites">
+          {(data) => {
+            const shown = showAll ? data.items : data.items.filter((i) => i.status === "pending");
+            if (shown.length === 0) {
+              return <EmptyState title={showAll ? "No invites yet" : "No pending invites"} />;
+            }
+            return (
+              <Table caption={showAll ? "Invites" : "Pending invites"}>
+                <THead>
+                  <TR>
+                    <TH>Email</TH>
+                    <TH>Role</TH>
+                    <TH>Status</TH>
+                    <TH>Expires</TH>
+                    <TH>
+                      <span className="sr-only">Actions</span>
+                    </TH>
+                  </TR>
+                </THead>
+                <TBody>
+                  {shown.map((invite) => (
+                    <TR key={invite.id}>
+                      <TD className="font-medium">{invite.email}</TD>
+                      <TD>{roleLabel(invite.role)}</TD>
+                      <TD>
+                        <Badge tone={STATUS_TONE[invite.status] ?? "neutral"}>{invite.status}</Badge>
+                      </TD>
+                      <TD>
+                        <DateTime value={invite.expires_at} />
+                      </TD>
+                      <TD>
+                        <div className="flex justify-end">
+                          {invite.status === "pending" ? (
+                            <Button
+                              size="sm"
+                              variant="ghost"
+                              className="text-danger"
+                              aria-label={`Revoke the invite of ${invite.email}`}
+                              onClick={() => setRevoking(invite)}
+                            >
+                              Revoke
+                            </Button>
+                          ) : null}
+                        </div>
+                      </TD>
+                    </TR>
+                  ))}
+                </TBody>
+              </Table>
+            );
+          }}
+        </QueryView>
+      </CardContent>
+      <CreateInviteDialog orgId={orgId} open={creating} onOpenChange={setCreating} />
+      <ConfirmDialog
+        open={revoking !== null}
+        onOpenChange={(open) => (open ? undefined : closeRevoke())}
+        title={revoking ? `Revoke the invite of ${revoking.email}?` : "Revoke invite?"}
+        description="Its link stops working at once."
+        confirmLabel="Revoke"
+        destructive
+        pending={revoke.isPending}
+        onConfirm={() => revoking && revoke.mutate(revoking)}
+      >
+        {revoke.isError ? <InlineError error={revoke.error} /> : null}
+      </ConfirmDialog>
+    </Card>
+  );
+}
+
+/** The invite form, then its link shown once (only in this dialog's state; gone when it closes). */
+function CreateInviteDialog({ orgId, open, onOpenChange }: { orgId: string; open: boolean; onOpenChange: (open: boolean) => void }) {
+  const [created, setCreated] = useState<{ email: string; link: string; expiresAt: string } | null>(null);
+  const change = (next: boolean) => {
+    if (!next) setCreated(null);
+    onOpenChange(next);
+  };
+  return (
+    <Dialog
+      open={open}
+      onOpenChange={change}
+      title={created ? "Invite created" : "Invite member"}
+      description={created ? `Send this link to ${created.email}.` : "Invite someone by email, with their role."}
+      size="lg"
+      footer={created ? <Button onClick={() => change(false)}>Done</Button> : undefined}
+    >
+      {created ? (
+        <div className="flex flex-col gap-3">
+          <div role="alert" className="rounded-md border border-warning/50 px-3 py-2 text-sm">
+            <strong className="text-warning">Copy this link now.</strong> It is shown only once: after you close this
+            dialog it cannot be shown again.
+          </div>
+          <div className="flex flex-wrap items-end gap-2">
+            <Field label="Invite link" className="min-w-0 flex-1">
+              <Input readOnly value={created.link} className="font-mono" autoComplete="off" spellCheck={false} onFocus={(e) => e.currentTarget.select()} />
+            </Field>
+            <CopyButton value={created.link} label="Copy link" size="md" />
+          </div>
+          <p className="text-sm">
+            The link works once, until <DateTime value={created.expiresAt} />.
+          </p>
+        </div>
+      ) : open ? (
+        <InviteForm orgId={orgId} onCreated={setCreated} />
+      ) : null}
+    </Dialog>
+  );
+}
+
+function InviteForm({ orgId, onCreated }: { orgId: string; onCreated: (created: { email: string; link: string; expiresAt: string }) => void }) {
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState<OrgRole>("member");
+  const [error, setError] = useState<string | undefined>();
+  const create = useMutation({
+    // The token goes straight into the dialog's state: the mutation (and the query client) keeps only the id.
+    mutationFn: async (body: { email: string; role: OrgRole }) => {
+      const invite = await api.post<InviteCreated>(`${orgPath(orgId)}/invites`, body);
+      onCreated({ email: invite.email, link: inviteLink(invite.token), expiresAt: invite.expires_at });
+      return invite.id;
+    },
+    gcTime: 0,
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: orgKey(orgId, "invites") });
+      toast({ title: "Invite created", tone: "success" });
+    },
+  });
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    const value = email.trim();
+    const problem = /^[^@\s]+@[^@\s]+$/.test(value) ? undefined : "Enter an email address.";
+    setError(problem);
+    if (!problem) create.mutate({ email: value, role });
+  };
+  return (
+    <form onSubmit={submit} noValidate className="flex flex-col gap-4">
+      <Field label="Email" required error={error ?? apiFieldError(create.error, "email")}>
+        <Input type="email" value={email} onChange={(e) => setEmail(e.target.value)} maxLength={254} autoComplete="off" />
+      </Field>
+      <Field label="Role" error={apiFieldError(create.error, "role")}>
+        <NativeSelect value={role} onChange={(e) => setRole(e.target.value as OrgRole)} options={ORG_ROLE_OPTIONS} />
+      </Field>
+      <p className="text-sm text-muted">The invite expires 7 days after it is sent. Inviting the same email again replaces its open invite.</p>
+      {create.isError && !isFieldError(create.error, ["email", "role"]) ? <InlineError error={create.error} /> : null}
+      <div className="flex flex-wrap justify-end gap-2">
+        <DialogClose>
+          <Button variant="secondary">Cancel</Button>
+        </DialogClose>
+        <Button type="submit" loading={create.isPending}>
+          Create invite
+        </Button>
+      </div>
+    </form>
+  );
+}
