@@ -71,9 +71,14 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     launched.close()
 
 
-EXPECTED_REFUSALS = {"/api/v1/me": ("401",), "/api/v1/auth/session": ("401", "429")}
-"""The browser's own console lines for refusals a sign-in page meets by design: who am I when nobody is
-signed in, a wrong password, a throttled sign-in (Chromium logs every fetch answered 4xx)."""
+EXPECTED_REFUSALS = {
+    "/api/v1/me": ("401",),
+    "/api/v1/auth/session": ("401", "429"),
+    "/api/v1/invites/peek": ("410",),
+}
+"""The browser's own console lines for refusals a public page meets by design: who am I when nobody is
+signed in, a wrong password, a throttled sign-in, an invite link that was used already (Chromium logs every
+fetch answered 4xx)."""
 
 
 def tolerated(message: Any) -> bool:

@@ -100,7 +100,7 @@ export default function UsersPage() {
                               </Button>
                             )}
                             {user.auth_provider === "local" ? (
-                              <Button size="sm" variant="ghost" aria-label={`Reset the password of ${who}`} onClick={() => setAction({ kind: "password", user })}>
+                              <Button size="sm" variant="ghost" aria-label={`Reset password for ${who}`} onClick={() => setAction({ kind: "password", user })}>
                                 Reset password
                               </Button>
                             ) : null}
@@ -192,7 +192,7 @@ function PasswordDialog({ user, onClose }: { user: UserOut | null; onClose: () =
     <Dialog
       open={user !== null}
       onOpenChange={(open) => (open ? undefined : close())}
-      title={user ? `Reset the password of ${user.display_name || user.email}` : "Reset password"}
+      title={user ? `Reset password for ${user.display_name || user.email}` : "Reset password"}
       description="Their sessions end; tell them the new password through a safe channel."
     >
       <form onSubmit={submit} noValidate className="flex flex-col gap-4">

@@ -145,8 +145,8 @@ describe("users page", () => {
     await waitFor(() => expect(api.calls("PATCH", "/api/v1/users/u2")[0]?.body).toEqual({ is_system_admin: true }));
     await waitFor(() => expect(screen.queryByRole("alertdialog")).toBeNull());
 
-    await u.click(within(table).getByRole("button", { name: "Reset the password of bob" }));
-    const reset = await screen.findByRole("dialog", { name: "Reset the password of bob" });
+    await u.click(within(table).getByRole("button", { name: "Reset password for bob" }));
+    const reset = await screen.findByRole("dialog", { name: "Reset password for bob" });
     await u.type(within(reset).getByLabelText(/^New password/), "another-Passw0rd");
     await u.click(within(reset).getByRole("button", { name: "Reset password" }));
     await waitFor(() => expect(api.calls("PATCH", "/api/v1/users/u2")[1]?.body).toEqual({ password: "another-Passw0rd" }));
@@ -166,8 +166,8 @@ describe("users page", () => {
     });
     renderPage(<UsersPage />, { route: "/users", me: ME_ADMIN });
     const u = userEvent.setup({ delay: null });
-    await u.click(await screen.findByRole("button", { name: "Reset the password of bob" }));
-    const reset = await screen.findByRole("dialog", { name: "Reset the password of bob" });
+    await u.click(await screen.findByRole("button", { name: "Reset password for bob" }));
+    const reset = await screen.findByRole("dialog", { name: "Reset password for bob" });
     await u.type(within(reset).getByLabelText(/^New password/), "password123");
     await u.click(within(reset).getByRole("button", { name: "Reset password" }));
     expect(await within(reset).findByText("password is too common")).toBeInTheDocument();
