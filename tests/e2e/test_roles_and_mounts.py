@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 MEMBER_EMAIL = "member@e2e.example"
 MEMBER_PASSWORD = "member-e2e-Passw0rd-long"
-MEMBER_LINKS = ["Dashboard", "Playground", "API Keys", "Usage", "Profile"]
+MEMBER_LINKS = ["Dashboard", "Playground", "API Keys", "MCP Servers", "Usage", "Profile"]
 
 
 @pytest.fixture(scope="module")

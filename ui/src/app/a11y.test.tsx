@@ -119,4 +119,29 @@ describe("accessibility (axe-core, serious and critical)", () => {
     await screen.findByRole("heading", { name: "Join your organization" });
     await expectNoSeriousA11yViolations();
   });
+
+  it("MCP server page with its tools and the block dialog open", async () => {
+    const server = {
+      id: "s1", name: "Github", alias: "github", url: "https://github.example.com/mcp", auth_type: "bearer",
+      auth_header: "", has_auth_token: true, oauth_token_url: "", oauth_client_id: "", has_oauth_client_secret: false,
+      oauth_scopes: "", scope: "global", org_id: null, team_id: null, is_active: true, code_mode_enabled: true,
+      source: "api", created_by: null, created_at: "2026-12-01T10:00:00Z", updated_at: "2026-12-01T10:00:00Z",
+    };
+    mockApi({
+      "GET /api/v1/me": ME_ADMIN,
+      "GET /api/v1/mcp-servers/s1": server,
+      "GET /api/v1/mcp-servers/health": [],
+      "GET /api/v1/orgs/o1/mcp-servers": { data: [server], has_more: false },
+      "GET /api/v1/orgs/o1/teams": { data: [], has_more: false },
+      "GET /api/v1/mcp-servers/s1/tools": [{ name: "echo", description: "Echo.", blocked: false }],
+      "GET /api/v1/mcp-servers/s1/blocklist": [],
+    });
+    renderApp({ route: "/mcp-servers/s1" });
+    await screen.findByRole("table", { name: "Tools of Github" });
+    await expectNoSeriousA11yViolations();
+    const user = userEvent.setup();
+    await user.click(screen.getByRole("button", { name: "Block echo" }));
+    await screen.findByRole("dialog", { name: "Block echo?" });
+    await expectNoSeriousA11yViolations();
+  });
 });

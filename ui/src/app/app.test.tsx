@@ -30,6 +30,7 @@ describe("app shell", () => {
       "Dashboard",
       "Playground",
       "API Keys",
+      "MCP Servers",
       "Models",
       "Usage",
       "Organization",
@@ -40,8 +41,8 @@ describe("app shell", () => {
   });
 
   it.each([
-    ["member", ME_MEMBER, ["Dashboard", "Playground", "API Keys", "Usage", "Profile"]],
-    ["org admin", ME_ORG_ADMIN, ["Dashboard", "Playground", "API Keys", "Usage", "Organization", "Profile"]],
+    ["member", ME_MEMBER, ["Dashboard", "Playground", "API Keys", "MCP Servers", "Usage", "Profile"]],
+    ["org admin", ME_ORG_ADMIN, ["Dashboard", "Playground", "API Keys", "MCP Servers", "Usage", "Organization", "Profile"]],
   ])("shows a %s no Models link and refuses the page", async (_, me, expected) => {
     mockApi({ "GET /api/v1/me": me, "GET /api/v1/*": { data: [], has_more: false } });
     renderApp({ route: "/models" });

@@ -20,6 +20,7 @@ const OrgPage = lazy(() => import("../pages/OrgPage"));
 const OrgsPage = lazy(() => import("../pages/OrgsPage"));
 const UsersPage = lazy(() => import("../pages/UsersPage"));
 const InvitePage = lazy(() => import("../pages/InvitePage"));
+const McpServersPage = lazy(() => import("../pages/McpServersPage"));
 
 function Page({ children }: { children: ReactNode }) {
   return <Suspense fallback={<LoadingState label="Loading page" />}>{children}</Suspense>;
@@ -73,6 +74,7 @@ export function appRoutes(): RouteObject[] {
                 </RequireRole>
               ),
             })),
+            { path: "mcp-servers/*", element: <Page><McpServersPage /></Page> },
             { path: "*", element: <NotFoundPage /> },
           ],
         },

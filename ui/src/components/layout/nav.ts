@@ -17,6 +17,7 @@ export const NAV_ITEMS: NavItem[] = [
   { label: "Dashboard", to: "/", end: true },
   { label: "Playground", to: "/playground" },
   { label: "API Keys", to: "/keys" },
+  { label: "MCP Servers", to: "/mcp-servers" },
   { label: "Models", to: "/models", visible: isSystemAdmin },
   { label: "Usage", to: "/usage" },
   { label: "Organization", to: "/org", visible: isOrgAdmin },
