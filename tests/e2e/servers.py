@@ -119,10 +119,12 @@ def requests_of(gateway: Gateway, model: str | None = None) -> int:
     return sum(point["total_requests"] for point in wanted)
 
 
-def gateway_config(directory: Path, upstream_url: str, server_yaml: str = "") -> Path:
+def gateway_config(
+    directory: Path, upstream_url: str, server_yaml: str = "", settings_yaml: str = ""
+) -> Path:
     """A voidllm.yaml: SQLite in ``directory/data``, usage written and rolled up within a second or two,
     the demo model (alias ``default``) and :data:`GATED_MODEL` on the gated upstream; ``server_yaml`` adds
-    lines under ``server:`` (indented by two spaces)."""
+    lines under ``server:`` and ``settings_yaml`` under ``settings:`` (both indented by two spaces)."""
     path = directory / "voidllm.yaml"
     path.write_text(
         f"""
@@ -141,7 +143,7 @@ settings:
     flush_interval: 200ms
     rollup_interval: 1s
     rollup_lateness: 2s
-logging:
+{settings_yaml}logging:
   level: info
 models:
   - name: {DEMO_MODEL}
@@ -156,10 +158,13 @@ models:
     return path
 
 
-def start_gateway(directory: Path, upstream_url: str, server_yaml: str = "") -> Gateway:
-    """Start ``voidllm serve`` in ``directory`` and wait until it listens and printed its banner."""
+def start_gateway(
+    directory: Path, upstream_url: str, server_yaml: str = "", settings_yaml: str = ""
+) -> Gateway:
+    """Start ``voidllm serve`` in ``directory`` and wait until it listens and printed its banner
+    (``server_yaml`` and ``settings_yaml`` as for :func:`gateway_config`)."""
     (directory / "data").mkdir(parents=True, exist_ok=True)
-    config = gateway_config(directory, upstream_url, server_yaml)
+    config = gateway_config(directory, upstream_url, server_yaml, settings_yaml)
     env = {name: value for name, value in os.environ.items() if not name.startswith("VOIDLLM_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "voidllm", "serve", "--config", str(config)],

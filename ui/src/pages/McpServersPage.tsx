@@ -19,6 +19,8 @@ export default function McpServersPage() {
   return <ServerList />;
 }
 
+const serverCount = (n: number) => (n === 1 ? "1 server" : `${formatNumber(n)} servers`);
+
 function ServerList() {
   const me = useCurrentUser();
   const servers = useServers(me);
@@ -48,7 +50,7 @@ function ServerList() {
       <Card>
         <CardHeader
           title="Servers"
-          description={servers.data ? `${formatNumber(servers.data.servers.length)} servers` : undefined}
+          description={servers.data ? serverCount(servers.data.servers.length) : undefined}
           actions={
             <Button variant="secondary" size="sm" loading={health.isFetching} onClick={() => void health.refetch()}>
               Refresh health
