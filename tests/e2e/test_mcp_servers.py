@@ -7,7 +7,8 @@ s3cret``) and a server of the deprecated HTTP+SSE transport, both served by thei
 auth, test it and see its tools, block one for Code Mode (after which Code Mode's ``search_tools`` no longer
 shows it), refresh the tool list and see the cooldown, copy the IDE configuration from the page and use it
 with the ``mcp`` SDK client; register the legacy server and see its test name it as such. Both pages pass
-axe-core in light and dark, and their screenshots are kept.
+axe-core in light and dark, and their screenshots are kept; the server's page does not scroll sideways
+375 px wide.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from playwright.sync_api import expect
 
-from tests.e2e.browsing import assert_accessible, choose, screenshot
+from tests.e2e.browsing import (
+    assert_accessible,
+    choose,
+    horizontal_overflow,
+    screenshot,
+    wider_than_viewport,
+)
 from tests.e2e.servers import (
     Gateway,
     eventually,
@@ -215,6 +222,12 @@ def test_a_server_with_bearer_auth_its_tools_a_blocked_tool_and_the_ide_config(
         tab.emulate_media(color_scheme=scheme)
         screenshot(tab, "mcp-server", scheme)
         assert_accessible(tab, f"MCP server page ({scheme})")
+
+    tab.emulate_media(color_scheme="light")
+    tab.set_viewport_size({"width": 375, "height": 812})
+    assert horizontal_overflow(tab) == 0, f"the page scrolls sideways at 375 px: {wider_than_viewport(tab)}"
+    screenshot(tab, "mcp-server-375px", "light")
+    tab.set_viewport_size(WIDE)
 
     tab.get_by_role("button", name="Copy IDE config").click()
     expect(tab.get_by_role("button", name="Copied")).to_be_visible()

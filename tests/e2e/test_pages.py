@@ -40,6 +40,7 @@ PAGES = [
     Page("dashboard", "", "Dashboard"),
     Page("playground", "playground", "Playground"),
     Page("api-keys", "keys", "API Keys"),
+    Page("mcp-servers", "mcp-servers", "MCP Servers"),
     Page("models", "models", "Models"),
     Page("usage", "usage", "Usage"),
     Page("profile", "profile", "Profile"),
