@@ -191,6 +191,70 @@ async def test_invalid_and_expired_tokens_are_gone(admin_world: AdminWorld) -> N
         await invites.peek_invite(services, doomed)
 
 
+async def test_a_gone_token_says_why(admin_world: AdminWorld) -> None:
+    """The 410's ``reason``: invalid (never issued, malformed, withdrawn, replaced, deleted organisation),
+    expired, used (redeemed or declined)."""
+    world, services = admin_world, admin_world.services
+    org = await world.org("home")
+
+    async def reason(token: str) -> object:
+        with pytest.raises(GoneError, match=f"^{GONE}$") as peeked:
+            await invites.peek_invite(services, token)
+        with pytest.raises(GoneError) as redeemed:
+            await use(world, token)
+        assert redeemed.value.extra == peeked.value.extra
+        return peeked.value.extra["reason"]
+
+    assert await reason("vl_iv_" + "0" * 48) == "invalid"
+    assert await reason("vl_iv_short") == "invalid"
+    replaced = (await make_invite(world, org, "again@example.com")).token
+    await make_invite(world, org, "again@example.com")
+    assert await reason(replaced) == "invalid"
+    withdrawn = await make_invite(world, org, "withdrawn@example.com")
+    await invites.delete_invite(services, world.system, org, withdrawn.id)
+    assert await reason(withdrawn.token) == "invalid"
+
+    used = (await make_invite(world, org, "used@example.com")).token
+    await use(world, used)
+    assert await reason(used) == "used"
+    elsewhere = await world.org("elsewhere")
+    declined_by = await world.user(elsewhere, "declines@example.com")
+    declined = (await make_invite(world, org, "declines@example.com")).token
+    actor = await world.user_actor(elsewhere, declined_by)
+    await invites.decline_invite(services, actor, invites.InviteAnswer(token=declined))
+    assert await reason(declined) == "used"
+
+    late = await make_invite(world, org, "late@example.com")
+    i = t.invite_tokens
+    await world.store.run(
+        lambda conn: conn.execute(
+            i.update().where(i.c.id == late.id).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    )
+    assert await reason(late.token) == "expired"
+
+
+async def test_an_invite_is_valid_for_the_days_asked(gw: RunningGateway) -> None:
+    """``expires_in_days`` (1 to 30, 7 unless given); the 410 of a used token carries its reason."""
+    org = await home_org(gw)
+    made = await As(gw, gw.api_key()).post(
+        f"/orgs/{org}/invites", json={"email": "soon@example.com", "expires_in_days": 1}
+    )
+    assert made.status_code == 201, made.text
+    expires = datetime.fromisoformat(made.json()["expires_at"])
+    assert timedelta(days=1) - timedelta(minutes=1) < expires - datetime.now(UTC) <= timedelta(days=1)
+    for days in (0, 31):
+        refused = await As(gw, gw.api_key()).post(
+            f"/orgs/{org}/invites", json={"email": "soon@example.com", "expires_in_days": days}
+        )
+        assert envelope(refused, 400, "validation_error") == "expires_in_days must be between 1 and 30"
+    token = made.json()["token"]
+    assert (await redeem(gw, token)).status_code == 201
+    gone = await peek(gw, token)
+    assert envelope(gone, 410, "gone") == GONE
+    assert gone.json()["error"]["reason"] == "used"
+
+
 async def test_reinvite_replaces_the_open_invite_and_withdraw(admin_world: AdminWorld) -> None:
     world, services = admin_world, admin_world.services
     org = await world.org("home")

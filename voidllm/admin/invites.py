@@ -1,9 +1,10 @@
 """Invitations to an organisation (docs/reference/behaviour.md 1.5 and 1.6 "Invites").
 
 An org admin invites an email with a role (``member`` or ``org_admin``) and gets a ``vl_iv_`` token once; the
-store keeps only its HMAC and hint. The token is valid for 7 days; inviting the same email again replaces the
-open invite (the old token stops working). Anyone holding the token may peek at it (email, organisation, role)
-and redeem it once with a password, which creates the user and the membership in one transaction.
+store keeps only its HMAC and hint. The token is valid for ``expires_in_days`` days (1 to 30, 7 unless
+given); inviting the same email again replaces the open invite (the old token stops working). Anyone holding
+the token may peek at it (email, organisation, role) and redeem it once with a password, which creates the
+user and the membership in one transaction.
 
 Redeeming for an email that already has an account answers 409 and leaves the invite open: the token
 proves access to an inbox, not to the existing account, so it must not attach that account to an
@@ -19,7 +20,10 @@ A declined invite is stored without a column of its own: declining sets ``redeem
 to the same instant, which no redeemed invite has (a token is redeemed strictly before it expires).
 
 Invalid, expired, redeemed and declined tokens, and invites of deleted organisations, all answer 410
-``gone`` with the same message.
+``gone`` with the same message; its ``reason`` says which, so the invite page can tell the holder what to do:
+``expired``, ``used`` (redeemed or declined) or ``invalid`` (no such token: never issued, withdrawn, replaced
+by a newer invite, or of a deleted organisation). Only the token's holder learns the reason, and a token
+cannot be guessed, so it tells nobody anything about other invites.
 
 Bounds (declared with :mod:`voidllm.bounds`, checked by the admin codec: a 400 naming the field): ``email``
 at most 254 characters, ``display_name`` 256, ``password`` 1,024, ``token`` 256.
@@ -48,7 +52,8 @@ from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id, utcnow
 
-INVITE_TTL = timedelta(days=7)
+INVITE_DAYS = Bounds(minimum=1, maximum=30)
+"""How many days an invite may be valid (``expires_in_days``; 7 unless given)."""
 TOKEN = Bounds(max_length=256)
 """An invite token as sent (a real one has 54 characters)."""
 _GONE = "invite is invalid, expired or already redeemed"
@@ -58,6 +63,7 @@ _GONE = "invite is invalid, expired or already redeemed"
 class InviteCreate:
     email: str = bounded(EMAIL)
     role: str = "member"
+    expires_in_days: int = bounded(INVITE_DAYS, default=7)
 
 
 @attrs.frozen
@@ -197,7 +203,7 @@ async def create_invite(services: Services, actor: Actor, org_id: str, req: Invi
         org_id=org_id,
         email=email,
         role=req.role,
-        expires_at=now + INVITE_TTL,
+        expires_at=now + timedelta(days=req.expires_in_days),
         created_by=actor.actor_id,
         created_at=now,
     )
@@ -260,12 +266,23 @@ async def delete_invite(services: Services, actor: Actor, org_id: str, invite_id
 # -- token holders (public) --------------------------------------------------------------------------
 
 
+def _gone(reason: str) -> GoneError:
+    """The 410 of an unusable token, with why (module docstring)."""
+    return GoneError(_GONE, extra={"reason": reason})
+
+
+_GONE_REASONS = {"expired": "expired", "redeemed": "used", "declined": "used"}
+
+
 def _open_invite(conn: sa.Connection, token_hash: str, now: datetime) -> tuple[Any, Any]:
     i = t.invite_tokens
     invite = conn.execute(sa.select(i).where(i.c.token_hash == token_hash)).mappings().first()
     org = _live_org(conn, invite["org_id"]) if invite is not None else None
-    if invite is None or org is None or _status(invite, now) != "pending":
-        raise GoneError(_GONE)
+    if invite is None or org is None:
+        raise _gone("invalid")
+    status = _status(invite, now)
+    if status != "pending":
+        raise _gone(_GONE_REASONS[status])
     return invite, org
 
 
@@ -273,7 +290,7 @@ def _token_hash(services: Services, token: str) -> str:
     if not token:
         raise BadRequestError("token is required")
     if KeyKind.from_key(token) is not KeyKind.INVITE or not is_well_formed(token):
-        raise GoneError(_GONE)
+        raise _gone("invalid")
     return services.keyring.hash_key(token)
 
 
@@ -309,7 +326,7 @@ def _redeem_tx(
         i.update().where(i.c.id == invite["id"], i.c.redeemed_at.is_(None)).values(redeemed_at=now)
     ).rowcount
     if claimed != 1:  # a concurrent redeem won
-        raise GoneError(_GONE)
+        raise _gone("used")
     if email_taken(conn, invite["email"]):
         raise ConflictError("a user with this email already exists")
     user_id = new_id()
@@ -356,7 +373,7 @@ def _use_up(conn: sa.Connection, invite: Any, **values: Any) -> None:
     i = t.invite_tokens
     used = i.update().where(i.c.id == invite["id"], i.c.redeemed_at.is_(None)).values(**values)
     if conn.execute(used).rowcount != 1:
-        raise GoneError(_GONE)
+        raise _gone("used")
 
 
 async def accept_invite(services: Services, actor: Actor, req: InviteAnswer) -> Joined:
