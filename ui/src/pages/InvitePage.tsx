@@ -32,16 +32,41 @@ function SignInLink() {
   );
 }
 
+type UnusableReason = "invalid" | "expired" | "used" | "gone";
+
+const UNUSABLE: Record<UnusableReason, { title: string; text: string }> = {
+  invalid: {
+    title: "Invalid invite link",
+    text: "This invite link is not valid: it may be incomplete, or the invite was withdrawn or replaced by a newer one. Check that you copied the whole link, or ask your organization admin for a new invite.",
+  },
+  expired: {
+    title: "Invite expired",
+    text: "This invite has expired. Ask your organization admin for a new invite.",
+  },
+  used: {
+    title: "Invite already used",
+    text: "This invite has already been used. If the account is yours, sign in with it.",
+  },
+  gone: {
+    title: "Invite no longer valid",
+    text: "This invite can no longer be used. Ask your organization admin for a new invite.",
+  },
+};
+
+/** Why the gateway refused a token (the 410's `reason`). */
+function reasonOf(error: unknown): UnusableReason | null {
+  if (!isApiError(error) || error.status !== 410) return null;
+  const reason = error.details.reason;
+  return reason === "invalid" || reason === "expired" || reason === "used" ? reason : "gone";
+}
+
 /** What an invite page says when the link cannot be used. */
-function Unusable({ kind }: { kind: "invalid" | "gone" }) {
+function Unusable({ reason }: { reason: UnusableReason }) {
+  const { title, text } = UNUSABLE[reason];
   return (
-    <Frame title={kind === "invalid" ? "Invalid invite link" : "Invite no longer valid"}>
-      <p className="text-sm">
-        {kind === "invalid"
-          ? "This is not an invite link. Check that you copied the whole link from your invitation."
-          : "This invite has expired, has already been used, or was withdrawn. Ask your organization admin for a new invite."}
-      </p>
-      <p className="text-sm text-muted">If you already have an account, sign in instead.</p>
+    <Frame title={title}>
+      <p className="text-sm">{text}</p>
+      {reason === "used" ? null : <p className="text-sm text-muted">If you already have an account, sign in instead.</p>}
       <SignInLink />
     </Frame>
   );
@@ -62,10 +87,11 @@ export default function InvitePage() {
     retry: false,
     gcTime: 0,
   });
-  if (!wellFormed) return <Unusable kind="invalid" />;
+  if (!wellFormed) return <Unusable reason="invalid" />;
   if (peek.isPending) return <LoadingState label="Loading your invite" className="min-h-screen" />;
   if (peek.isError) {
-    if (isApiError(peek.error) && peek.error.status === 410) return <Unusable kind="gone" />;
+    const reason = reasonOf(peek.error);
+    if (reason) return <Unusable reason={reason} />;
     return (
       <Frame title="Invite">
         <ErrorState error={peek.error} title="Could not load the invite" onRetry={() => void peek.refetch()} />
@@ -108,9 +134,8 @@ function AcceptForm({ token, invite }: { token: string; invite: InvitePeek }) {
     setErrors(found);
     if (!found.password && !found.confirm) accept.mutate();
   };
-  if (accept.isError && !redeemed.current && isApiError(accept.error) && accept.error.status === 410) {
-    return <Unusable kind="gone" />;
-  }
+  const gone = redeemed.current ? null : reasonOf(accept.error);
+  if (gone) return <Unusable reason={gone} />;
   const passwordError = errors.password ?? (isApiError(accept.error) && accept.error.status === 400 ? accept.error.message : undefined);
   return (
     <Frame title="Join your organization">

@@ -47,11 +47,17 @@ describe("invite page", () => {
     expect(await screen.findByRole("button", { name: "Account" })).toBeInTheDocument();
   });
 
-  it("says so when the invite has expired, was used or withdrawn (410)", async () => {
-    mockApi({ "GET /api/v1/invites/peek": errorResponse(410, "gone", "invite is invalid, expired or already redeemed") });
+  it.each([
+    ["expired", "Invite expired", /has expired/],
+    ["used", "Invite already used", /already been used/],
+    ["invalid", "Invalid invite link", /withdrawn or replaced/],
+    [undefined, "Invite no longer valid", /can no longer be used/],
+  ])("says why a refused (410) invite cannot be used: %s", async (reason, heading, text) => {
+    const extra = reason ? { reason } : {};
+    mockApi({ "GET /api/v1/invites/peek": errorResponse(410, "gone", "invite is invalid, expired or already redeemed", extra) });
     renderApp({ route: `/invite/${TOKEN}` });
-    expect(await screen.findByRole("heading", { level: 1, name: "Invite no longer valid" })).toBeInTheDocument();
-    expect(screen.getByText(/expired, has already been used, or was withdrawn/)).toBeInTheDocument();
+    expect(await screen.findByRole("heading", { level: 1, name: heading })).toBeInTheDocument();
+    expect(screen.getByText(text)).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "Go to sign in" })).toBeInTheDocument();
   });
 
@@ -65,14 +71,14 @@ describe("invite page", () => {
   it("shows the gone page when the invite is used up while the form is open", async () => {
     mockApi({
       "GET /api/v1/invites/peek": PEEK,
-      "POST /api/v1/invites/redeem": errorResponse(410, "gone", "invite is invalid, expired or already redeemed"),
+      "POST /api/v1/invites/redeem": errorResponse(410, "gone", "invite is invalid, expired or already redeemed", { reason: "used" }),
     });
     renderApp({ route: `/invite/${TOKEN}` });
     const user = userEvent.setup({ delay: null });
     await user.type(await screen.findByLabelText(/^Password/), "a-long-Passw0rd");
     await user.type(screen.getByLabelText(/^Confirm password/), "a-long-Passw0rd");
     await user.click(screen.getByRole("button", { name: "Create account and sign in" }));
-    expect(await screen.findByRole("heading", { level: 1, name: "Invite no longer valid" })).toBeInTheDocument();
+    expect(await screen.findByRole("heading", { level: 1, name: "Invite already used" })).toBeInTheDocument();
   });
 
   it("shows a 409 (the email already has an account) next to the form", async () => {

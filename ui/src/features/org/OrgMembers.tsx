@@ -259,6 +259,14 @@ function Invites({ orgId }: { orgId: string }) {
   );
 }
 
+const INVITE_EXPIRY = [
+  { value: "1", label: "In 1 day" },
+  { value: "3", label: "In 3 days" },
+  { value: "7", label: "In 7 days" },
+  { value: "14", label: "In 14 days" },
+  { value: "30", label: "In 30 days" },
+];
+
 /** The invite form, then its link shown once (only in this dialog's state; gone when it closes). */
 function CreateInviteDialog({ orgId, open, onOpenChange }: { orgId: string; open: boolean; onOpenChange: (open: boolean) => void }) {
   const [created, setCreated] = useState<{ email: string; link: string; expiresAt: string } | null>(null);
@@ -303,10 +311,11 @@ function InviteForm({ orgId, onCreated }: { orgId: string; onCreated: (created: 
   const toast = useToast();
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<OrgRole>("member");
+  const [days, setDays] = useState("7");
   const [error, setError] = useState<string | undefined>();
   const create = useMutation({
     // The token goes straight into the dialog's state: the mutation (and the query client) keeps only the id.
-    mutationFn: async (body: { email: string; role: OrgRole }) => {
+    mutationFn: async (body: { email: string; role: OrgRole; expires_in_days: number }) => {
       const invite = await api.post<InviteCreated>(`${orgPath(orgId)}/invites`, body);
       onCreated({ email: invite.email, link: inviteLink(invite.token), expiresAt: invite.expires_at });
       return invite.id;
@@ -322,7 +331,7 @@ function InviteForm({ orgId, onCreated }: { orgId: string; onCreated: (created: 
     const value = email.trim();
     const problem = /^[^@\s]+@[^@\s]+$/.test(value) ? undefined : "Enter an email address.";
     setError(problem);
-    if (!problem) create.mutate({ email: value, role });
+    if (!problem) create.mutate({ email: value, role, expires_in_days: Number(days) });
   };
   return (
     <form onSubmit={submit} noValidate className="flex flex-col gap-4">
@@ -332,8 +341,10 @@ function InviteForm({ orgId, onCreated }: { orgId: string; onCreated: (created: 
       <Field label="Role" error={apiFieldError(create.error, "role")}>
         <NativeSelect value={role} onChange={(e) => setRole(e.target.value as OrgRole)} options={ORG_ROLE_OPTIONS} />
       </Field>
-      <p className="text-sm text-muted">The invite expires 7 days after it is sent. Inviting the same email again replaces its open invite.</p>
-      {create.isError && !isFieldError(create.error, ["email", "role"]) ? <InlineError error={create.error} /> : null}
+      <Field label="Expires" hint="Inviting the same email again replaces its open invite." error={apiFieldError(create.error, "expires_in_days")}>
+        <NativeSelect value={days} onChange={(e) => setDays(e.target.value)} options={INVITE_EXPIRY} />
+      </Field>
+      {create.isError && !isFieldError(create.error, ["email", "role", "expires_in_days"]) ? <InlineError error={create.error} /> : null}
       <div className="flex flex-wrap justify-end gap-2">
         <DialogClose>
           <Button variant="secondary">Cancel</Button>

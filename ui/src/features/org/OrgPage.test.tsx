@@ -174,13 +174,14 @@ describe("organization page", () => {
     const dialog = await screen.findByRole("dialog", { name: "Invite member" });
     await user.type(within(dialog).getByLabelText(/^Email/), "erin@example.com");
     await user.selectOptions(within(dialog).getByLabelText("Role"), "org_admin");
+    await user.selectOptions(within(dialog).getByLabelText("Expires"), "14");
     await user.click(within(dialog).getByRole("button", { name: "Create invite" }));
     const shown = await screen.findByRole("dialog", { name: "Invite created" });
     const link = within(shown).getByLabelText("Invite link");
     expect((link as HTMLInputElement).value).toBe(new URL(`invite/${TOKEN}`, document.baseURI).href);
     await user.click(within(shown).getByRole("button", { name: "Copy link" }));
     expect(writeText).toHaveBeenCalledWith((link as HTMLInputElement).value);
-    expect(api.calls("POST", "/api/v1/orgs/o1/invites")[0]!.body).toEqual({ email: "erin@example.com", role: "org_admin" });
+    expect(api.calls("POST", "/api/v1/orgs/o1/invites")[0]!.body).toEqual({ email: "erin@example.com", role: "org_admin", expires_in_days: 14 });
     const cached = JSON.stringify([
       client.getQueryCache().getAll().map((q) => q.state.data),
       client.getMutationCache().getAll().map((m) => m.state.data),
