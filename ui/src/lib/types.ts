@@ -10,6 +10,8 @@ export interface Me {
   role: Role;
   org_id: string;
   is_system_admin: boolean;
+  /** Ids of the teams where this user's team role is `team_admin` (absent from older gateways). */
+  team_admin_of?: string[];
 }
 
 /** A cursor page: `GET ...?limit=&cursor=`. */

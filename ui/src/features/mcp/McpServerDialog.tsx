@@ -5,7 +5,7 @@ import { useCurrentUser } from "../../lib/auth";
 import { Button, Dialog, DialogClose, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
 import type { TeamOut } from "../keys/types";
 import { apiFieldError, errorField } from "../keys/form";
-import { AUTH_LABELS, creatableScopes, createPath, MCP_KEY, SCOPE_LABELS, serverPath } from "./data";
+import { AUTH_LABELS, creatableScopes, creatableTeams, createPath, MCP_KEY, SCOPE_LABELS, serverPath } from "./data";
 import { AUTH_TYPES, type AuthType, type McpServerOut, type McpServerWrite } from "./types";
 
 const FIELDS = [
@@ -116,8 +116,9 @@ export function McpServerDialog({
   );
 }
 
-function ServerForm({ original, teams, onDone }: { original: McpServerOut | null; teams: TeamOut[]; onDone: () => void }) {
+function ServerForm({ original, teams: allTeams, onDone }: { original: McpServerOut | null; teams: TeamOut[]; onDone: () => void }) {
   const me = useCurrentUser();
+  const teams = creatableTeams(me, allTeams);
   const queryClient = useQueryClient();
   const toast = useToast();
   const scopes = creatableScopes(me);

@@ -318,6 +318,40 @@ describe("MCP servers page", () => {
     expect(api.requests.filter((r) => r.method !== "GET")).toHaveLength(0);
   });
 
+  it("lets a member who administers a team register and manage that team's servers only", async () => {
+    const teamAdmin = { ...ME_MEMBER, team_admin_of: ["t1"] };
+    const api = mockApi(
+      routes({
+        "GET /api/v1/orgs/o1/teams": {
+          data: [
+            { id: "t1", org_id: "o1", name: "Platform", slug: "platform" },
+            { id: "t2", org_id: "o1", name: "Data", slug: "data" },
+          ],
+          has_more: false,
+        },
+        "GET /api/v1/orgs/o1/teams/t2/mcp-servers": { data: [GLOBAL, ORG], has_more: false },
+        "GET /api/v1/mcp-servers/s3": TEAM,
+        "GET /api/v1/mcp-servers/s3/tools": TOOLS.slice(0, 1),
+        "GET /api/v1/mcp-servers/s3/blocklist": [],
+      }),
+    );
+    const { router } = renderPage(<McpServersPage />, { route: "/mcp-servers", path: "/mcp-servers/*", me: teamAdmin });
+    const user = userEvent.setup({ delay: null });
+    await user.click(await screen.findByRole("button", { name: "Add MCP server" }));
+    const dialog = await screen.findByRole("dialog", { name: "Add MCP server" });
+    expect(within(within(dialog).getByLabelText("Scope")).getAllByRole("option").map((o) => o.textContent)).toEqual(["Team"]);
+    const team = within(dialog).getByLabelText(/^Team/);
+    expect(within(team).getAllByRole("option").map((o) => o.textContent)).toEqual(["Choose a team", "Platform"]);
+    await user.click(within(dialog).getByRole("button", { name: "Cancel" }));
+    await router.navigate("/mcp-servers/s3");
+    expect(await screen.findByRole("button", { name: "Edit" })).toBeInTheDocument();
+    expect(await screen.findByRole("button", { name: "Block echo" })).toBeInTheDocument();
+    await router.navigate("/mcp-servers/s2");
+    await screen.findByText("No tools known yet");
+    expect(screen.queryByRole("button", { name: /Edit|Test connection|Block/ })).toBeNull();
+    expect(api.requests.filter((r) => r.method !== "GET")).toHaveLength(0);
+  });
+
   it("deletes a server after a confirmation, and keeps a voidllm.yaml server read-only", async () => {
     const api = mockApi(routes({ "DELETE /api/v1/mcp-servers/s2": { status: 204 } }));
     const { router } = renderPage(<McpServersPage />, { route: "/mcp-servers/s4", path: "/mcp-servers/*" });

@@ -118,19 +118,31 @@ export function managedReason(server: Pick<McpServerOut, "source">): string {
 
 // -- what the caller may do (mirrors the API's rules; the server still decides) -------------------------
 
+/** Whether the caller administers a team: org admins every team; below that, a team key (role `team_admin`)
+ * or a user whose team role there is `team_admin` (GET /me `team_admin_of`; a user key's role is its org role). */
+export function administersTeam(me: Me, teamId: string | null): boolean {
+  if (hasRole(me, "team_admin")) return true;
+  return teamId !== null && (me.team_admin_of ?? []).includes(teamId);
+}
+
 /** Who administers a server's scope: system admins the global ones, org admins their org's, team admins their team's. */
-export function canAdminister(me: Me, server: Pick<McpServerOut, "scope">): boolean {
+export function canAdminister(me: Me, server: Pick<McpServerOut, "scope" | "team_id">): boolean {
   if (server.scope === "global") return hasRole(me, "system_admin");
   if (server.scope === "org") return hasRole(me, "org_admin");
-  return hasRole(me, "team_admin");
+  return administersTeam(me, server.team_id);
 }
 
 /** The scopes the caller may register a server in. */
 export function creatableScopes(me: Me): ("global" | "org" | "team")[] {
   if (hasRole(me, "system_admin")) return ["global", "org", "team"];
   if (hasRole(me, "org_admin")) return ["org", "team"];
-  if (hasRole(me, "team_admin")) return ["team"];
+  if (hasRole(me, "team_admin") || (me.team_admin_of ?? []).length > 0) return ["team"];
   return [];
+}
+
+/** The teams the caller may register a team server for (below org admin, those they administer). */
+export function creatableTeams(me: Me, teams: TeamOut[]): TeamOut[] {
+  return hasRole(me, "org_admin") ? teams : teams.filter((t) => administersTeam(me, t.id));
 }
 
 // -- IDE configuration ------------------------------------------------------------------------------------
