@@ -65,6 +65,7 @@ def entry(
     resource_type: str = "team",
     actor: Actor | None = None,
     description: Any = None,
+    status_code: int = 201,
 ) -> AuditEntry:
     actor = actor or Actor(
         identity(Role.ORG_ADMIN, org_id, user_id=f"user-{n}"), ip="10.0.0.1", request_id=f"req-{n}"
@@ -75,7 +76,7 @@ def entry(
         resource_type=resource_type,
         resource_id=f"res-{n}",
         org_id=org_id,
-        status_code=201,
+        status_code=status_code,
         description=description,
     )
 
@@ -304,8 +305,8 @@ async def test_audit_disabled_writes_nothing(sqlite_dsn: str) -> None:
 
 
 def seeded_records() -> list[AuditRecord]:
-    """Five entries a minute apart: org-a (create team, update team, delete key by user-9), org-b (two
-    creates)."""
+    """Five entries a minute apart: org-a (create team, update team answered 200, delete key by user-9),
+    org-b (two creates); the others answered 201."""
     specs = [
         ("org-a", "create", "team", 1),
         ("org-b", "create", "user", 2),
@@ -314,7 +315,16 @@ def seeded_records() -> list[AuditRecord]:
         ("org-a", "delete", "api_key", 9),
     ]
     return [
-        record_of(entry(n, org_id=org, action=action, resource_type=rtype), now=T0 + timedelta(minutes=i))
+        record_of(
+            entry(
+                n,
+                org_id=org,
+                action=action,
+                resource_type=rtype,
+                status_code=200 if action == "update" else 201,
+            ),
+            now=T0 + timedelta(minutes=i),
+        )
         for i, (org, action, rtype, n) in enumerate(specs)
     ]
 
@@ -362,6 +372,8 @@ async def test_list_filters_and_pages_newest_first(sqlite_dsn: str) -> None:
         assert ids_of(await listing(gw, key, actor_id="user-9")) == ["req-9"]
         assert ids_of(await listing(gw, key, resource_type="team")) == ["req-4", "req-3", "req-1"]
         assert ids_of(await listing(gw, key, action="create", org_id="org-a")) == ["req-1"]
+        assert ids_of(await listing(gw, key, status_code=200)) == ["req-3"]
+        assert ids_of(await listing(gw, key, status_code=201, resource_type="team")) == ["req-4", "req-1"]
         window = {"from": "2026-01-10T12:01:00Z", "to": "2026-01-10T14:03:00+02:00"}
         assert ids_of(await listing(gw, key, **window)) == ["req-4", "req-3", "req-2"]
 
@@ -378,6 +390,7 @@ async def test_list_filters_and_pages_newest_first(sqlite_dsn: str) -> None:
             {"limit": 101},
             {"from": "yesterday"},
             {"from": "2026-01-10T12:00:00"},
+            {"status_code": "ok"},
             {"from": "2026-01-11T00:00:00Z", "to": "2026-01-10T00:00:00Z"},
         ):
             response = await listing(gw, key, **bad)

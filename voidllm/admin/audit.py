@@ -25,7 +25,8 @@ DEFAULT_LIMIT = 50
 
 @attrs.frozen
 class AuditQuery(PageQuery):
-    """Filters of ``GET /audit-logs``; ``from``/``to`` bound ``timestamp`` (inclusive, RFC 3339)."""
+    """Filters of ``GET /audit-logs``; ``from``/``to`` bound ``timestamp`` (inclusive, RFC 3339);
+    ``status_code`` is the answer the audited request got (the web UI's status filter)."""
 
     limit: int = page_limit_field(DEFAULT_LIMIT)
     org_id: str | None = None
@@ -34,6 +35,7 @@ class AuditQuery(PageQuery):
     actor_id: str | None = None
     resource_type: str | None = None
     action: str | None = None
+    status_code: int | None = None
 
 
 @attrs.frozen
@@ -100,6 +102,7 @@ def _list_tx(query: AuditQuery, conn: sa.Connection) -> Page[AuditLogOut]:
             (c.actor_id, query.actor_id),
             (c.resource_type, query.resource_type),
             (c.action, query.action),
+            (c.status_code, query.status_code),
         )
         if value is not None
     ]
