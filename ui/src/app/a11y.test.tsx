@@ -144,4 +144,50 @@ describe("accessibility (axe-core, serious and critical)", () => {
     await screen.findByRole("dialog", { name: "Block echo?" });
     await expectNoSeriousA11yViolations();
   });
+
+  it("audit log with an entry's detail open", async () => {
+    const entry = {
+      id: "a1",
+      timestamp: "2026-12-06T10:00:00Z",
+      request_id: "req-1",
+      org_id: "o1",
+      actor_id: "u_admin",
+      actor_type: "user",
+      actor_key_id: null,
+      action: "create",
+      resource_type: "api_key",
+      resource_id: "k1",
+      description: '{"name":"ci","api_key":"[REDACTED]"}',
+      ip_address: "127.0.0.1",
+      status_code: 201,
+    };
+    mockApi({ "GET /api/v1/me": ME_ADMIN, "GET /api/v1/audit-logs": { data: [entry], has_more: true, next_cursor: "a1" } });
+    renderApp({ route: "/audit-log" });
+    await screen.findByRole("table", { name: "Audit log entries" });
+    await expectNoSeriousA11yViolations();
+    const user = userEvent.setup();
+    await user.click(screen.getByRole("button", { name: "Details of create API key k1" }));
+    await screen.findByRole("dialog", { name: "Audit log entry" });
+    await expectNoSeriousA11yViolations();
+  });
+
+  it("cost reports", async () => {
+    const day = new Date().toISOString().slice(0, 10);
+    mockApi({
+      "GET /api/v1/me": ME_ORG_ADMIN,
+      "GET /api/v1/orgs/o1/usage/cost-report": {
+        org_id: "o1",
+        from: "",
+        to: "",
+        totals: { requests: 3, prompt_tokens: 30, completion_tokens: 9, total_tokens: 39, cost: 1.5 },
+        by_model: [{ model_name: "demo", requests: 3, prompt_tokens: 30, completion_tokens: 9, total_tokens: 39, cost: 1.5 }],
+        by_day: [{ day, requests: 3, total_tokens: 39, cost: 1.5 }],
+        top_keys: [{ id: "k1", name: "ci", requests: 3, total_tokens: 39, cost: 1.5 }],
+        top_users: [{ id: "u1", name: "org@example.com", requests: 3, total_tokens: 39, cost: 1.5 }],
+      },
+    });
+    renderApp({ route: "/cost-reports" });
+    await screen.findByRole("table", { name: "Top users" });
+    await expectNoSeriousA11yViolations();
+  });
 });

@@ -33,6 +33,8 @@ describe("app shell", () => {
       "MCP Servers",
       "Models",
       "Usage",
+      "Cost Reports",
+      "Audit Log",
       "Organization",
       "Organizations",
       "Users",
@@ -42,7 +44,7 @@ describe("app shell", () => {
 
   it.each([
     ["member", ME_MEMBER, ["Dashboard", "Playground", "API Keys", "MCP Servers", "Usage", "Profile"]],
-    ["org admin", ME_ORG_ADMIN, ["Dashboard", "Playground", "API Keys", "MCP Servers", "Usage", "Organization", "Profile"]],
+    ["org admin", ME_ORG_ADMIN, ["Dashboard", "Playground", "API Keys", "MCP Servers", "Usage", "Cost Reports", "Audit Log", "Organization", "Profile"]],
   ])("shows a %s no Models link and refuses the page", async (_, me, expected) => {
     mockApi({ "GET /api/v1/me": me, "GET /api/v1/*": { data: [], has_more: false } });
     renderApp({ route: "/models" });

@@ -21,6 +21,8 @@ const OrgsPage = lazy(() => import("../pages/OrgsPage"));
 const UsersPage = lazy(() => import("../pages/UsersPage"));
 const InvitePage = lazy(() => import("../pages/InvitePage"));
 const McpServersPage = lazy(() => import("../pages/McpServersPage"));
+const AuditLogPage = lazy(() => import("../pages/AuditLogPage"));
+const CostReportsPage = lazy(() => import("../pages/CostReportsPage"));
 
 function Page({ children }: { children: ReactNode }) {
   return <Suspense fallback={<LoadingState label="Loading page" />}>{children}</Suspense>;
@@ -75,6 +77,26 @@ export function appRoutes(): RouteObject[] {
               ),
             })),
             { path: "mcp-servers/*", element: <Page><McpServersPage /></Page> },
+            {
+              path: "audit-log",
+              element: (
+                <RequireRole role="org_admin">
+                  <Page>
+                    <AuditLogPage />
+                  </Page>
+                </RequireRole>
+              ),
+            },
+            {
+              path: "cost-reports",
+              element: (
+                <RequireRole role="org_admin">
+                  <Page>
+                    <CostReportsPage />
+                  </Page>
+                </RequireRole>
+              ),
+            },
             { path: "*", element: <NotFoundPage /> },
           ],
         },

@@ -20,6 +20,8 @@ export const NAV_ITEMS: NavItem[] = [
   { label: "MCP Servers", to: "/mcp-servers" },
   { label: "Models", to: "/models", visible: isSystemAdmin },
   { label: "Usage", to: "/usage" },
+  { label: "Cost Reports", to: "/cost-reports", visible: isOrgAdmin },
+  { label: "Audit Log", to: "/audit-log", visible: isOrgAdmin },
   { label: "Organization", to: "/org", visible: isOrgAdmin },
   { label: "Organizations", to: "/orgs", visible: isSystemAdmin },
   { label: "Users", to: "/users", visible: isSystemAdmin },
