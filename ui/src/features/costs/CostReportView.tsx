@@ -33,7 +33,7 @@ import { formatCompact, formatCurrency, formatDate, formatNumber } from "../../l
 import { TopGroups } from "../usage/charts";
 import { DEFAULT_PRESET, PRESETS, resolveRange, utcDay, type Range } from "../usage/params";
 import { bucketLabel, bucketTick } from "../usage/series";
-import { averagePerDay, dailySeries, DAY_CSV, DEFAULT_TOP, MODEL_CSV, spenderCsv, TOP_CHOICES, useCostReport } from "./data";
+import { averagePerDay, dailySeries, rangeDays, DAY_CSV, DEFAULT_TOP, MODEL_CSV, spenderCsv, TOP_CHOICES, useCostReport } from "./data";
 import type { CostReport, DayCost, Spender } from "./types";
 
 /** "Dec 1, 2026 – Dec 7, 2026": the UTC days of [from, to). */
@@ -82,7 +82,13 @@ function DataTable<T>({ caption, columns, rows, rowKey }: { caption: string; col
 
 function ExportButton<T>({ name, rows, columns, what }: { name: string; rows: T[]; columns: CsvColumn<T>[]; what: string }) {
   return (
-    <Button variant="secondary" size="sm" disabled={rows.length === 0} onClick={() => downloadText(name, toCsv(rows, columns))} aria-label={`Export ${what} as CSV`}>
+    <Button
+      variant="secondary"
+      size="sm"
+      disabled={rows.length === 0}
+      onClick={() => downloadText(name, toCsv(rows, columns))}
+      aria-label={`Export CSV of ${what}`}
+    >
       Export CSV
     </Button>
   );
@@ -176,7 +182,7 @@ function Report({ report, range, top }: { report: CostReport; range: Range; top:
     <div className="flex flex-col gap-6">
       <div className="grid grid-cols-2 gap-3 sm:gap-4 lg:grid-cols-4">
         <StatCard label="Total cost" value={formatCurrency(report.totals.cost)} hint="Estimated from model pricing" />
-        <StatCard label="Average per day" value={formatCurrency(averagePerDay(report, range))} hint={`Over ${formatNumber(days.length)} UTC days`} />
+        <StatCard label="Average per day" value={formatCurrency(averagePerDay(report, range))} hint={`Over ${formatNumber(rangeDays(range))} ${rangeDays(range) === 1 ? "day" : "days"}`} />
         <StatCard
           label="Requests"
           value={formatNumber(report.totals.requests)}
@@ -254,7 +260,7 @@ function Report({ report, range, top }: { report: CostReport; range: Range; top:
           )}
         </CardContent>
       </Card>
-      <div className="grid grid-cols-1 gap-6 xl:grid-cols-2">
+      <div className="flex flex-col gap-6">
         <SpenderCard title="Top API keys" what="Key" rows={report.top_keys} top={top} file={file("top-keys")} />
         <SpenderCard title="Top users" what="User" rows={report.top_users} top={top} file={file("top-users")} />
       </div>

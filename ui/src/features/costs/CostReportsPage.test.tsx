@@ -53,6 +53,7 @@ describe("cost reports page", () => {
 
     expect(stat("Total cost")).toHaveTextContent("$3.30");
     expect(stat("Average per day")).toHaveTextContent("$1.10"); // 3 UTC days
+    expect(screen.getByText("Over 3 days")).toBeInTheDocument();
     expect(stat("Requests")).toHaveTextContent("15");
     expect(stat("Top model")).toHaveTextContent("gpt-4o");
 
@@ -93,21 +94,21 @@ describe("cost reports page", () => {
     const user = userEvent.setup();
     const exported = vi.mocked(downloadText);
     exported.mockClear();
-    await user.click(screen.getByRole("button", { name: "Export the cost per day as CSV" }));
+    await user.click(screen.getByRole("button", { name: "Export CSV of the cost per day" }));
     expect(exported).toHaveBeenLastCalledWith(
       "voidllm-cost-per-day-2026-12-01-to-2026-12-03.csv",
       "Day (UTC),Requests,Total tokens,Estimated cost\r\n2026-12-01,10,140,3\r\n2026-12-02,0,0,0\r\n2026-12-03,5,70,0.3\r\n",
     );
-    await user.click(screen.getByRole("button", { name: "Export the cost per model as CSV" }));
+    await user.click(screen.getByRole("button", { name: "Export CSV of the cost per model" }));
     expect(exported.mock.lastCall![1]).toBe(
       "Model,Requests,Prompt tokens,Completion tokens,Total tokens,Estimated cost\r\ngpt-4o,10,100,40,140,3\r\n'=cheap,5,50,20,70,0.3\r\n",
     );
-    await user.click(screen.getByRole("button", { name: "Export the top API keys as CSV" }));
+    await user.click(screen.getByRole("button", { name: "Export CSV of the top API keys" }));
     expect(exported.mock.lastCall).toEqual([
       "voidllm-cost-top-keys-2026-12-01-to-2026-12-03.csv",
       "Key,Key ID,Requests,Total tokens,Estimated cost\r\nci key,k1,10,140,3\r\n,k2,5,70,0.3\r\n",
     ]);
-    await user.click(screen.getByRole("button", { name: "Export the top users as CSV" }));
+    await user.click(screen.getByRole("button", { name: "Export CSV of the top users" }));
     expect(exported.mock.lastCall![1]).toBe("User,User ID,Requests,Total tokens,Estimated cost\r\nada@example.com,u1,15,210,3.3\r\n");
   });
 
@@ -116,7 +117,7 @@ describe("cost reports page", () => {
     const api = mockApi({ [`GET ${PATH}`]: empty });
     render(`/cost-reports?${CUSTOM}`);
     expect(await screen.findByText("No requests in this range")).toBeInTheDocument();
-    expect(screen.getByRole("button", { name: "Export the top users as CSV" })).toBeDisabled();
+    expect(screen.getByRole("button", { name: "Export CSV of the top users" })).toBeDisabled();
     expect(stat("Top model")).toHaveTextContent("—");
 
     const before = api.calls("GET", PATH).length;

@@ -1,6 +1,6 @@
 /**
  * The cost report query and what the page derives from it: the days of the range (a day without usage is
- * a zero), the average per day over those days, and the CSV columns of each table.
+ * a zero), the average per day over the range's length, and the CSV columns of each table.
  */
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../../lib/api";
@@ -28,10 +28,14 @@ export function dailySeries(report: CostReport, range: Range): DayCost[] {
   return bucketKeys({ ...range, bucket: "day" }).map((day) => byDay.get(day) ?? { day, requests: 0, total_tokens: 0, cost: 0 });
 }
 
-/** Total cost over the number of UTC days the range touches. */
+/** The range's length in days (7 for "Last 7 days", 3 for three whole UTC days), at least 1. */
+export function rangeDays(range: Range): number {
+  return Math.max(1, Math.round((Date.parse(range.to) - Date.parse(range.from)) / 86_400_000));
+}
+
+/** Total cost over the range's length in days. */
 export function averagePerDay(report: CostReport, range: Range): number {
-  const days = bucketKeys({ ...range, bucket: "day" }).length;
-  return days > 0 ? report.totals.cost / days : 0;
+  return report.totals.cost / rangeDays(range);
 }
 
 export const DAY_CSV: CsvColumn<DayCost>[] = [
