@@ -43,6 +43,10 @@ PAGES = [
     Page("mcp-servers", "mcp-servers", "MCP Servers"),
     Page("models", "models", "Models"),
     Page("usage", "usage", "Usage"),
+    Page("org-settings", "org/settings", "Organization"),
+    Page("org-members", "org/users", "Organization"),
+    Page("organizations", "orgs", "Organizations"),
+    Page("users", "users", "Users"),
     Page("profile", "profile", "Profile"),
 ]
 WIDE = {"width": 1280, "height": 800}

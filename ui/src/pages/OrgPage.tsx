@@ -30,6 +30,8 @@ export default function OrgPage() {
   const viewingOther = params.orgId !== undefined && params.orgId !== me.org_id;
   const title = viewingOther ? `Organization: ${org.data?.name ?? "…"}` : "Organization";
   if (sub === "") return <Navigate to={`${base}/settings${location.search}`} replace />;
+  // `/orgs/:orgId/members` (reference section 12) is the Members tab.
+  if (sub === "members") return <Navigate to={`${base}/users${location.search}`} replace />;
   const header = (
     <PageHeader
       title={title}

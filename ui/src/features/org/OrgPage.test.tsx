@@ -102,6 +102,15 @@ describe("organization page", () => {
     expect(api.calls("PATCH", "/api/v1/orgs/o1")[0]!.body).toEqual({ name: "Acme Inc", slug: "acme-inc" });
   });
 
+  it("opens /orgs/:orgId/members on the Members tab of that organization, named in the heading", async () => {
+    mockApi(routes());
+    const { router } = render("/orgs/o1/members", { ...ME_ADMIN, org_id: "o0" });
+    await waitFor(() => expect(router.state.location.pathname).toBe("/orgs/o1/users"));
+    expect(await screen.findByRole("table", { name: "Members" })).toBeInTheDocument();
+    expect(await screen.findByRole("heading", { level: 1, name: "Organization: Acme" })).toBeInTheDocument();
+    expect(screen.getByRole("link", { name: "All organizations" })).toHaveAttribute("href", "/orgs");
+  });
+
   it("shows a 409 of the settings in the form", async () => {
     mockApi(routes({ "PATCH /api/v1/orgs/o1": errorResponse(409, "conflict", "slug is already taken") }));
     render("/org/settings");
