@@ -115,7 +115,7 @@ async def test_login_returns_a_session_key_that_authenticates(gw: RunningGateway
 
     me = await As(gw, token).get("/me")
     assert me.status_code == 200
-    assert me.json() == user
+    assert me.json() == user | {"team_admin_of": []}
     rows = await gw.state.store.run(
         lambda conn: (
             conn.execute(sa.select(t.api_keys).where(t.api_keys.c.key_type == "session_key")).mappings().all()

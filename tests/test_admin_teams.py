@@ -307,3 +307,27 @@ async def test_delete_revokes_team_keys_at_once_and_frees_the_slug(sqlite_dsn: s
         )
         again = await create_team(gw, org["id"], "red")
         assert again["id"] != team["id"]
+
+
+async def test_me_lists_the_teams_the_user_administers(sqlite_dsn: str) -> None:
+    async with open_gateway(sqlite_dsn) as gw:
+        org = await create_org(gw, "acme")
+        red = await create_team(gw, org["id"], "red")
+        blue = await create_team(gw, org["id"], "blue")
+        gone = await create_team(gw, org["id"], "gone")
+        lead = await add_user(gw, org["id"], "lead@acme.test")
+        plain = await add_user(gw, org["id"], "plain@acme.test")
+        for team in (red, gone):
+            await join_team(gw, team["id"], lead, role="team_admin")
+        await join_team(gw, blue["id"], lead)
+        await join_team(gw, red["id"], plain)
+        path = f"{API}/orgs/{org['id']}/teams/{gone['id']}"
+        assert (await gw.client.delete(path, headers=admin_headers(gw))).status_code == 204
+
+        async def me(user: str) -> dict[str, object]:
+            key = bearer(await user_key(gw, org["id"], user))
+            return dict((await gw.client.get(f"{API}/me", headers=key)).json())
+
+        lead_me = await me(lead)
+        assert (lead_me["role"], lead_me["team_admin_of"]) == ("member", [red["id"]])
+        assert (await me(plain))["team_admin_of"] == []

@@ -127,12 +127,17 @@ class UserOut:
 
 @attrs.frozen
 class MeOut:
+    """``team_admin_of``: the teams of ``org_id`` where the user's team role is ``team_admin``. A user key's
+    ``role`` is its org role, never ``team_admin`` (docs/reference/behaviour.md 4), so this is how a client
+    knows it may administer some teams (the web UI shows them Teams)."""
+
     id: str
     email: str
     display_name: str
     role: str
     org_id: str
     is_system_admin: bool
+    team_admin_of: list[str]
 
 
 @attrs.frozen
@@ -457,17 +462,33 @@ def _delete_tx(conn: sa.Connection, *, user_id: str, now: datetime) -> list[str]
 async def get_me(services: Services, actor: Actor) -> MeOut:
     """The acting user as their key sees them (role and organisation of the key)."""
     user_id = actor.require_user()
+    org_id = actor.org_id
     user = await services.store.run(lambda conn: live_user(conn, t.users.c.id == user_id))
-    if user is None or actor.org_id is None:
+    if user is None or org_id is None:
         raise NotFoundError("user not found")
+    administered = await services.store.run(lambda conn: _administered_team_ids(conn, user_id, org_id))
     return MeOut(
         id=user["id"],
         email=user["email"],
         display_name=user["display_name"],
         role=actor.role.label,
-        org_id=actor.org_id,
+        org_id=org_id,
         is_system_admin=bool(user["is_system_admin"]),
+        team_admin_of=administered,
     )
+
+
+def _administered_team_ids(conn: sa.Connection, user_id: str, org_id: str) -> list[str]:
+    """Ids of the live teams of ``org_id`` where the user's team role is ``team_admin``."""
+    m, tm = t.team_memberships, t.teams
+    query = (
+        sa.select(tm.c.id)
+        .select_from(m.join(tm, tm.c.id == m.c.team_id))
+        .where(m.c.user_id == user_id, m.c.role == "team_admin")
+        .where(tm.c.org_id == org_id, tm.c.deleted_at.is_(None))
+        .order_by(tm.c.name, tm.c.id)
+    )
+    return list(conn.execute(query).scalars())
 
 
 async def change_password(services: Services, actor: Actor, req: PasswordChange) -> None:
