@@ -190,4 +190,48 @@ describe("accessibility (axe-core, serious and critical)", () => {
     await screen.findByRole("table", { name: "Top users" });
     await expectNoSeriousA11yViolations();
   });
+
+  it.each([
+    ["teams list", "/teams", "table", "Teams"],
+    ["team members", "/teams/t1/members", "table", "Members of Red"],
+    ["team models", "/teams/t1/models", "table", "Model aliases of Red"],
+    ["team MCP access", "/teams/t1/mcp-access", "checkbox", "Docs (docs, global)"],
+    ["team settings with budget bars", "/teams/t1/settings", "progressbar", "Tokens this month of Red"],
+    ["service accounts", "/service-accounts", "table", "Service accounts"],
+  ] as const)("%s", async (_, route, role, name) => {
+    const red = {
+      id: "t1", org_id: "o1", name: "Red", slug: "red", daily_token_limit: 0, monthly_token_limit: 1000,
+      requests_per_minute: 2, requests_per_day: 0, member_count: 1, key_count: 1,
+      created_at: "2026-12-01T10:00:00Z", updated_at: "2026-12-01T10:00:00Z",
+    };
+    const ann = {
+      id: "m1", org_id: "o1", team_id: "t1", user_id: "u1", role: "team_admin", email: "ann@example.com",
+      display_name: "Ann", created_at: "2026-12-01T10:00:00Z", updated_at: "2026-12-01T10:00:00Z",
+    };
+    mockApi({
+      "GET /api/v1/me": ME_ORG_ADMIN,
+      "GET /api/v1/orgs/o1/teams": { data: [red], has_more: false },
+      "GET /api/v1/orgs/o1/teams/t1": red,
+      "GET /api/v1/orgs/o1/teams/t1/members": { data: [ann], has_more: false },
+      "GET /api/v1/orgs/o1/teams/t1/model-access": { models: [] },
+      "GET /api/v1/orgs/o1/teams/t1/model-aliases": {
+        data: [{ id: "a1", alias: "fast", model_name: "demo", scope_type: "team", org_id: "o1", team_id: "t1", created_by: null, created_at: "" }],
+        has_more: false,
+      },
+      "GET /api/v1/me/available-models": { models: [{ name: "demo", type: "chat" }] },
+      "GET /api/v1/orgs/o1/teams/t1/mcp-access": { servers: [] },
+      "GET /api/v1/orgs/o1/teams/t1/mcp-servers": {
+        data: [{ id: "s1", name: "Docs", alias: "docs", scope: "global", source: "api", is_active: true }],
+        has_more: false,
+      },
+      "GET /api/v1/orgs/o1/usage": { ...REPORT, data: [{ ...REPORT.data[0], group_key: "t1", error_count: 0 }] },
+      "GET /api/v1/orgs/o1/service-accounts": {
+        data: [{ id: "sa1", name: "bot", org_id: "o1", team_id: "t1", created_by: null, key_count: 1, created_at: "2026-12-01T10:00:00Z", updated_at: "2026-12-01T10:00:00Z" }],
+        has_more: false,
+      },
+    });
+    renderApp({ route });
+    await screen.findByRole(role, { name });
+    await expectNoSeriousA11yViolations();
+  });
 });

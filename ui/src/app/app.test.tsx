@@ -30,6 +30,8 @@ describe("app shell", () => {
       "Dashboard",
       "Playground",
       "API Keys",
+      "Teams",
+      "Service Accounts",
       "MCP Servers",
       "Models",
       "Usage",
@@ -44,7 +46,28 @@ describe("app shell", () => {
 
   it.each([
     ["member", ME_MEMBER, ["Dashboard", "Playground", "API Keys", "MCP Servers", "Usage", "Profile"]],
-    ["org admin", ME_ORG_ADMIN, ["Dashboard", "Playground", "API Keys", "MCP Servers", "Usage", "Cost Reports", "Audit Log", "Organization", "Profile"]],
+    [
+      "team admin",
+      { ...ME_MEMBER, team_admin_of: ["t1"] },
+      ["Dashboard", "Playground", "API Keys", "Teams", "Service Accounts", "MCP Servers", "Usage", "Profile"],
+    ],
+    [
+      "org admin",
+      ME_ORG_ADMIN,
+      [
+        "Dashboard",
+        "Playground",
+        "API Keys",
+        "Teams",
+        "Service Accounts",
+        "MCP Servers",
+        "Usage",
+        "Cost Reports",
+        "Audit Log",
+        "Organization",
+        "Profile",
+      ],
+    ],
   ])("shows a %s no Models link and refuses the page", async (_, me, expected) => {
     mockApi({ "GET /api/v1/me": me, "GET /api/v1/*": { data: [], has_more: false } });
     renderApp({ route: "/models" });

@@ -8,6 +8,7 @@ import { RootSlash } from "./RootSlash";
 import LoginPage from "../pages/LoginPage";
 import NotFoundPage from "../pages/NotFoundPage";
 import { LoadingState } from "../components/ui";
+import { RequireTeamAdmin } from "../features/teams/guard";
 
 // Pages load on first visit (their own chunks: charts and editors stay out of the first download).
 const DashboardPage = lazy(() => import("../pages/DashboardPage"));
@@ -23,6 +24,8 @@ const InvitePage = lazy(() => import("../pages/InvitePage"));
 const McpServersPage = lazy(() => import("../pages/McpServersPage"));
 const AuditLogPage = lazy(() => import("../pages/AuditLogPage"));
 const CostReportsPage = lazy(() => import("../pages/CostReportsPage"));
+const TeamsPage = lazy(() => import("../pages/TeamsPage"));
+const ServiceAccountsPage = lazy(() => import("../pages/ServiceAccountsPage"));
 
 function Page({ children }: { children: ReactNode }) {
   return <Suspense fallback={<LoadingState label="Loading page" />}>{children}</Suspense>;
@@ -59,6 +62,26 @@ export function appRoutes(): RouteObject[] {
                     <ModelsPage />
                   </Page>
                 </RequireRole>
+              ),
+            },
+            {
+              path: "teams/*",
+              element: (
+                <RequireTeamAdmin>
+                  <Page>
+                    <TeamsPage />
+                  </Page>
+                </RequireTeamAdmin>
+              ),
+            },
+            {
+              path: "service-accounts",
+              element: (
+                <RequireTeamAdmin>
+                  <Page>
+                    <ServiceAccountsPage />
+                  </Page>
+                </RequireTeamAdmin>
               ),
             },
             { path: "usage/*", element: <Page><UsagePage /></Page> },

@@ -56,6 +56,7 @@ export default function KeysPage() {
   const status = params.get("status") ?? "";
   const type = params.get("type") ?? "";
   const team = params.get("team") ?? "";
+  const account = params.get("account") ?? "";
   const setParam = (name: string, value: string) => {
     setParams(
       (prev) => {
@@ -85,10 +86,11 @@ export default function KeysPage() {
         (!status || keyStatus(key, now) === status) &&
         (!type || key.key_type === type) &&
         (!team || key.team_id === team) &&
+        (!account || key.service_account_id === account) &&
         (!needle || key.name.toLowerCase().includes(needle) || key.key_hint.toLowerCase().includes(needle)),
     );
-  }, [all, q, status, type, team]);
-  const filtering = Boolean(q || status || type || team);
+  }, [all, q, status, type, team, account]);
+  const filtering = Boolean(q || status || type || team || account);
   const createButton = <Button onClick={() => setCreating(true)}>Create key</Button>;
 
   return (
@@ -140,6 +142,16 @@ export default function KeysPage() {
                   onChange={(e) => setParam("team", e.target.value)}
                   placeholder="All teams"
                   options={(teams.data?.items ?? []).map((t) => ({ value: t.id, label: t.name }))}
+                />
+              </Field>
+            ) : null}
+            {(accounts.data?.items.length ?? 0) > 0 ? (
+              <Field label="Service account">
+                <NativeSelect
+                  value={account}
+                  onChange={(e) => setParam("account", e.target.value)}
+                  placeholder="All service accounts"
+                  options={(accounts.data?.items ?? []).map((a) => ({ value: a.id, label: a.name }))}
                 />
               </Field>
             ) : null}

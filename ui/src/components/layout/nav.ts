@@ -1,5 +1,6 @@
 /** The navigation: link names are part of the product's contract (tests and docs use them). */
 import { isOrgAdmin, isSystemAdmin } from "../../lib/roles";
+import { canAdministerTeams } from "../../features/teams/access";
 import type { Me } from "../../lib/types";
 
 export interface NavItem {
@@ -17,6 +18,8 @@ export const NAV_ITEMS: NavItem[] = [
   { label: "Dashboard", to: "/", end: true },
   { label: "Playground", to: "/playground" },
   { label: "API Keys", to: "/keys" },
+  { label: "Teams", to: "/teams", visible: canAdministerTeams },
+  { label: "Service Accounts", to: "/service-accounts", visible: canAdministerTeams },
   { label: "MCP Servers", to: "/mcp-servers" },
   { label: "Models", to: "/models", visible: isSystemAdmin },
   { label: "Usage", to: "/usage" },

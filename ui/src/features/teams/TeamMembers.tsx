@@ -1,0 +1,231 @@
+import { useState, type FormEvent } from "react";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { api } from "../../lib/api";
+import { useCurrentUser } from "../../lib/auth";
+import { roleLabel } from "../../lib/roles";
+import {
+  Button,
+  Card,
+  CardContent,
+  CardHeader,
+  ConfirmDialog,
+  DateTime,
+  Dialog,
+  DialogClose,
+  EmptyState,
+  Field,
+  InlineError,
+  NativeSelect,
+  QueryView,
+  Table,
+  TBody,
+  TD,
+  TH,
+  THead,
+  TR,
+  useToast,
+} from "../../components/ui";
+import { canManageOrgTeams, teamKey, teamPath, useOrgMembers, useTeamMembers } from "./data";
+import type { Member, TeamRole } from "./types";
+
+const ROLE_OPTIONS = [
+  { value: "member", label: roleLabel("member") },
+  { value: "team_admin", label: roleLabel("team_admin") },
+];
+
+const who = (m: Pick<Member, "display_name" | "email">) => m.display_name || m.email;
+
+/** Team members: add from the organisation, change a member's team role, remove (confirmed). */
+export function TeamMembers({ teamId, teamName }: { teamId: string; teamName: string }) {
+  const me = useCurrentUser();
+  const members = useTeamMembers(me, teamId);
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const [adding, setAdding] = useState(false);
+  const [removing, setRemoving] = useState<Member | null>(null);
+  const path = `${teamPath(me.org_id, teamId)}/members`;
+  const refresh = () => queryClient.invalidateQueries({ queryKey: teamKey(me.org_id, teamId) });
+
+  const changeRole = useMutation({
+    mutationFn: ({ member, role }: { member: Member; role: TeamRole }) =>
+      api.patch<Member>(`${path}/${encodeURIComponent(member.id)}`, { role }),
+    onSuccess: (member) => {
+      void refresh();
+      toast({ title: `${who(member)} is now ${roleLabel(member.role).toLowerCase()}`, tone: "success" });
+    },
+  });
+  const remove = useMutation({
+    mutationFn: (member: Member) => api.delete(`${path}/${encodeURIComponent(member.id)}`),
+    onSuccess: (_, member) => {
+      setRemoving(null);
+      void refresh();
+      toast({ title: `${who(member)} removed from the team`, tone: "success" });
+    },
+  });
+  const addButton = <Button onClick={() => setAdding(true)}>Add member</Button>;
+
+  return (
+    <Card>
+      <CardHeader title="Members" description="Team admins manage the team's members, keys and MCP access." actions={addButton} />
+      <CardContent className="flex flex-col gap-3">
+        {changeRole.isError ? <InlineError error={changeRole.error} /> : null}
+        <QueryView
+          query={members}
+          loadingLabel="Loading members"
+          errorTitle="Could not load the members"
+          isEmpty={(data) => data.items.length === 0}
+          empty={<EmptyState title="No members yet" description="Add people of your organization to this team." action={addButton} />}
+        >
+          {(data) => (
+            <Table caption={`Members of ${teamName}`}>
+              <THead>
+                <TR>
+                  <TH>Name</TH>
+                  <TH>Email</TH>
+                  <TH>Team role</TH>
+                  <TH>Added</TH>
+                  <TH>
+                    <span className="sr-only">Actions</span>
+                  </TH>
+                </TR>
+              </THead>
+              <TBody>
+                {data.items.map((member) => (
+                  <TR key={member.id}>
+                    <TD className="font-medium">{member.display_name || "—"}</TD>
+                    <TD>{member.email}</TD>
+                    <TD>
+                      <NativeSelect
+                        aria-label={`Team role of ${who(member)}`}
+                        value={member.role}
+                        disabled={changeRole.isPending}
+                        onChange={(e) => changeRole.mutate({ member, role: e.target.value as TeamRole })}
+                        options={ROLE_OPTIONS}
+                      />
+                    </TD>
+                    <TD>
+                      <DateTime value={member.created_at} />
+                    </TD>
+                    <TD className="text-right">
+                      <Button variant="ghost" size="sm" onClick={() => setRemoving(member)} aria-label={`Remove ${who(member)}`}>
+                        Remove
+                      </Button>
+                    </TD>
+                  </TR>
+                ))}
+              </TBody>
+            </Table>
+          )}
+        </QueryView>
+      </CardContent>
+      <AddMemberDialog
+        open={adding}
+        onOpenChange={setAdding}
+        teamId={teamId}
+        current={new Set((members.data?.items ?? []).map((m) => m.user_id))}
+      />
+      <ConfirmDialog
+        open={removing !== null}
+        onOpenChange={(open) => {
+          if (!open) {
+            setRemoving(null);
+            remove.reset();
+          }
+        }}
+        title="Remove member"
+        description={
+          removing
+            ? `Remove ${who(removing)} from ${teamName}? Their keys bound to this team stop working at once.`
+            : ""
+        }
+        confirmLabel="Remove"
+        destructive
+        pending={remove.isPending}
+        onConfirm={() => removing && remove.mutate(removing)}
+      >
+        {remove.isError ? <InlineError error={remove.error} /> : null}
+      </ConfirmDialog>
+    </Card>
+  );
+}
+
+function AddMemberDialog({
+  open,
+  onOpenChange,
+  teamId,
+  current,
+}: {
+  open: boolean;
+  onOpenChange: (open: boolean) => void;
+  teamId: string;
+  current: Set<string>;
+}) {
+  return (
+    <Dialog open={open} onOpenChange={onOpenChange} title="Add member" description="Add a member of your organization to this team.">
+      {open ? <AddMemberForm teamId={teamId} current={current} onDone={() => onOpenChange(false)} /> : null}
+    </Dialog>
+  );
+}
+
+function AddMemberForm({ teamId, current, onDone }: { teamId: string; current: Set<string>; onDone: () => void }) {
+  const me = useCurrentUser();
+  const listable = canManageOrgTeams(me);
+  const org = useOrgMembers(me, listable);
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const [userId, setUserId] = useState("");
+  const [role, setRole] = useState<TeamRole>("member");
+  const [error, setError] = useState<string | undefined>();
+  const add = useMutation({
+    mutationFn: () => api.post<Member>(`${teamPath(me.org_id, teamId)}/members`, { user_id: userId, role }),
+    onSuccess: (member) => {
+      void queryClient.invalidateQueries({ queryKey: teamKey(me.org_id, teamId) });
+      toast({ title: `${who(member)} added to the team`, tone: "success" });
+      onDone();
+    },
+  });
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    if (!userId) {
+      setError("Choose a member of the organization.");
+      return;
+    }
+    setError(undefined);
+    add.mutate();
+  };
+  if (!listable) {
+    return (
+      <p className="text-sm text-muted">
+        Only organization admins can see the organization's members: ask one to add people to this team. You can
+        change roles and remove members here.
+      </p>
+    );
+  }
+  const options = (org.data?.items ?? [])
+    .filter((m) => !current.has(m.user_id))
+    .map((m) => ({ value: m.user_id, label: m.display_name ? `${m.display_name} (${m.email})` : m.email }));
+  return (
+    <form onSubmit={submit} noValidate className="flex flex-col gap-4">
+      <Field label="Organization member" required error={error} hint={org.isError ? "Could not load the organization's members." : undefined}>
+        <NativeSelect
+          value={userId}
+          onChange={(e) => setUserId(e.target.value)}
+          placeholder={org.isPending ? "Loading…" : options.length === 0 ? "Everyone is already in the team" : "Choose a member"}
+          options={options}
+        />
+      </Field>
+      <Field label="Team role">
+        <NativeSelect value={role} onChange={(e) => setRole(e.target.value as TeamRole)} options={ROLE_OPTIONS} />
+      </Field>
+      {add.isError ? <InlineError error={add.error} /> : null}
+      <div className="flex flex-wrap justify-end gap-2">
+        <DialogClose>
+          <Button variant="secondary">Cancel</Button>
+        </DialogClose>
+        <Button type="submit" loading={add.isPending}>
+          Add
+        </Button>
+      </div>
+    </form>
+  );
+}

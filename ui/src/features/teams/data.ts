@@ -1,0 +1,119 @@
+/** Queries, paths and permission checks of the Teams pages (the server still decides every request). */
+import { useQuery } from "@tanstack/react-query";
+import { api } from "../../lib/api";
+import type { Me } from "../../lib/types";
+import { fetchAllPages } from "../keys/data";
+import type { ModelAccess } from "../keys/types";
+import type { McpAccess, McpServerBrief, Member, ModelAlias, Team, UsageRow } from "./types";
+
+export { administers, canAdministerTeams, canManageOrgTeams } from "./access";
+
+const enc = encodeURIComponent;
+export const teamsPath = (orgId: string) => `orgs/${enc(orgId)}/teams`;
+export const teamPath = (orgId: string, teamId: string) => `${teamsPath(orgId)}/${enc(teamId)}`;
+
+/** Query keys: everything of one team sits under `teamKey(...)`, so one invalidation refreshes it. */
+export const teamsKey = (orgId: string) => ["teams", orgId] as const;
+export const teamKey = (orgId: string, teamId: string) => ["teams", orgId, teamId] as const;
+
+export function useTeamList(me: Me) {
+  return useQuery({
+    queryKey: [...teamsKey(me.org_id), "list"],
+    queryFn: ({ signal }) => fetchAllPages<Team>(teamsPath(me.org_id), signal),
+  });
+}
+
+export function useTeam(me: Me, teamId: string) {
+  return useQuery({
+    queryKey: [...teamKey(me.org_id, teamId), "team"],
+    queryFn: ({ signal }) => api.get<Team>(teamPath(me.org_id, teamId), { signal }),
+  });
+}
+
+export function useTeamMembers(me: Me, teamId: string) {
+  return useQuery({
+    queryKey: [...teamKey(me.org_id, teamId), "members"],
+    queryFn: ({ signal }) => fetchAllPages<Member>(`${teamPath(me.org_id, teamId)}/members`, signal),
+  });
+}
+
+/** The organisation's members (org admins only): who can be added to a team. */
+export function useOrgMembers(me: Me, enabled: boolean) {
+  return useQuery({
+    queryKey: ["org-members", me.org_id],
+    queryFn: ({ signal }) => fetchAllPages<Member>(`orgs/${enc(me.org_id)}/members`, signal),
+    enabled,
+  });
+}
+
+export function useTeamModelAccess(me: Me, teamId: string) {
+  return useQuery({
+    queryKey: [...teamKey(me.org_id, teamId), "model-access"],
+    queryFn: ({ signal }) => api.get<ModelAccess>(`${teamPath(me.org_id, teamId)}/model-access`, { signal }),
+  });
+}
+
+export function useTeamAliases(me: Me, teamId: string, enabled: boolean) {
+  return useQuery({
+    queryKey: [...teamKey(me.org_id, teamId), "aliases"],
+    queryFn: ({ signal }) => fetchAllPages<ModelAlias>(`${teamPath(me.org_id, teamId)}/model-aliases`, signal),
+    enabled,
+  });
+}
+
+export function useTeamMcpAccess(me: Me, teamId: string) {
+  return useQuery({
+    queryKey: [...teamKey(me.org_id, teamId), "mcp-access"],
+    queryFn: ({ signal }) => api.get<McpAccess>(`${teamPath(me.org_id, teamId)}/mcp-access`, { signal }),
+  });
+}
+
+/** The servers a team can be granted: the global and organisation servers the team sees (built-ins are
+ * always there and never listed). */
+export function useGrantableMcpServers(me: Me, teamId: string) {
+  return useQuery({
+    queryKey: [...teamKey(me.org_id, teamId), "mcp-servers"],
+    queryFn: async ({ signal }) => {
+      const all = await fetchAllPages<McpServerBrief>(`${teamPath(me.org_id, teamId)}/mcp-servers`, signal);
+      return all.items.filter((s) => (s.scope === "global" || s.scope === "org") && s.source !== "builtin");
+    },
+  });
+}
+
+/** Start of the current UTC day and month: the windows the limiter counts budgets in. */
+export function budgetWindows(now: Date = new Date()): { day: Date; month: Date } {
+  return {
+    day: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate())),
+    month: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)),
+  };
+}
+
+export interface TeamUse {
+  requestsToday: number;
+  tokensToday: number;
+  tokensThisMonth: number;
+}
+
+/** The team's requests and tokens in the current UTC day and month, from the org usage report (org admins). */
+export function useTeamUse(me: Me, teamId: string, enabled: boolean) {
+  return useQuery({
+    queryKey: [...teamKey(me.org_id, teamId), "use"],
+    queryFn: async ({ signal }): Promise<TeamUse> => {
+      const now = new Date();
+      const { day, month } = budgetWindows(now);
+      const report = (from: Date) =>
+        api.get<{ data: UsageRow[] }>(`orgs/${enc(me.org_id)}/usage`, {
+          query: { from: from.toISOString(), to: new Date(now.getTime() + 1000).toISOString(), group_by: "team" },
+          signal,
+        });
+      const [today, thisMonth] = await Promise.all([report(day), report(month)]);
+      const row = (r: { data: UsageRow[] }) => r.data.find((p) => p.group_key === teamId);
+      return {
+        requestsToday: row(today)?.total_requests ?? 0,
+        tokensToday: row(today)?.total_tokens ?? 0,
+        tokensThisMonth: row(thisMonth)?.total_tokens ?? 0,
+      };
+    },
+    enabled,
+  });
+}
