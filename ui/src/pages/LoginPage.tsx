@@ -74,6 +74,8 @@ export default function LoginPage() {
     onSuccess: (session) => {
       forget();
       queryClient.setQueryData(ME_KEY, session.user);
+      // GET /me also says which teams the user administers (the sign-in answer does not): read it again.
+      void queryClient.invalidateQueries({ queryKey: ME_KEY });
       navigate(next, { replace: true });
     },
     onError: (error) => {
