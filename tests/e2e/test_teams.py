@@ -28,7 +28,16 @@ pytestmark = pytest.mark.slow
 
 LEAD_EMAIL = "lead@e2e.example"
 LEAD_PASSWORD = "lead-e2e-Passw0rd-long"
-LEAD_LINKS = ["Dashboard", "Playground", "API Keys", "Teams", "Service Accounts", "Usage", "Profile"]
+LEAD_LINKS = [
+    "Dashboard",
+    "Playground",
+    "API Keys",
+    "Teams",
+    "Service Accounts",
+    "MCP Servers",
+    "Usage",
+    "Profile",
+]
 
 
 @pytest.fixture(scope="module")
