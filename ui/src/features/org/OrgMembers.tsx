@@ -29,7 +29,8 @@ import {
   useToast,
 } from "../../components/ui";
 import { apiFieldError, isFieldError } from "../keys/form";
-import { inviteLink, ORG_ROLE_OPTIONS, orgKey, orgPath, useInvites, useMembers } from "./data";
+import { hasRole } from "../../lib/roles";
+import { inviteLink, ORG_ROLE_OPTIONS, orgKey, orgPath, useInvites, useMembers, useUsers } from "./data";
 import type { InviteCreated, InviteOut, MemberOut, OrgRole } from "./types";
 
 /** Members with their roles (change, remove) and the invites (create, copy the link once, revoke). */
@@ -48,6 +49,7 @@ function Members({ orgId }: { orgId: string }) {
   const queryClient = useQueryClient();
   const toast = useToast();
   const [removing, setRemoving] = useState<MemberOut | null>(null);
+  const [adding, setAdding] = useState(false);
   const changeRole = useMutation({
     mutationFn: ({ member, role }: { member: MemberOut; role: string }) =>
       api.patch<MemberOut>(`${orgPath(orgId)}/members/${encodeURIComponent(member.id)}`, { role }),
@@ -70,7 +72,17 @@ function Members({ orgId }: { orgId: string }) {
   };
   return (
     <Card>
-      <CardHeader title="Members" description="Everyone in the organization and their role." />
+      <CardHeader
+        title="Members"
+        description="Everyone in the organization and their role."
+        actions={
+          hasRole(me, "system_admin") ? (
+            <Button variant="secondary" onClick={() => setAdding(true)}>
+              Add existing user
+            </Button>
+          ) : undefined
+        }
+      />
       <CardContent className="flex flex-col gap-3">
         {changeRole.isError ? <InlineError error={changeRole.error} /> : null}
         <QueryView
@@ -146,7 +158,67 @@ function Members({ orgId }: { orgId: string }) {
       >
         {remove.isError ? <InlineError error={remove.error} /> : null}
       </ConfirmDialog>
+      <Dialog
+        open={adding}
+        onOpenChange={setAdding}
+        title="Add existing user"
+        description="Add an account of this gateway to the organization (system admins only; others invite by email)."
+      >
+        {adding ? (
+          <AddMemberForm orgId={orgId} members={members.data?.items ?? []} onDone={() => setAdding(false)} />
+        ) : null}
+      </Dialog>
     </Card>
+  );
+}
+
+function AddMemberForm({ orgId, members, onDone }: { orgId: string; members: MemberOut[]; onDone: () => void }) {
+  const users = useUsers();
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const [userId, setUserId] = useState("");
+  const [role, setRole] = useState<OrgRole>("member");
+  const [error, setError] = useState<string | undefined>();
+  const add = useMutation({
+    mutationFn: (body: { user_id: string; role: OrgRole }) => api.post<MemberOut>(`${orgPath(orgId)}/members`, body),
+    onSuccess: (added) => {
+      void queryClient.invalidateQueries({ queryKey: orgKey(orgId, "members") });
+      toast({ title: `${added.display_name || added.email} added`, tone: "success" });
+      onDone();
+    },
+  });
+  const already = new Set(members.map((m) => m.user_id));
+  const options = (users.data?.items ?? [])
+    .filter((u) => !already.has(u.id))
+    .map((u) => ({ value: u.id, label: u.display_name ? `${u.display_name} (${u.email})` : u.email }));
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    setError(userId ? undefined : "Choose a user.");
+    if (userId) add.mutate({ user_id: userId, role });
+  };
+  return (
+    <form onSubmit={submit} noValidate className="flex flex-col gap-4">
+      <Field label="User" required error={error ?? apiFieldError(add.error, "user_id")} hint={users.isError ? "Could not load the users." : undefined}>
+        <NativeSelect
+          value={userId}
+          onChange={(e) => setUserId(e.target.value)}
+          placeholder={users.isPending ? "Loading…" : "Choose a user"}
+          options={options}
+        />
+      </Field>
+      <Field label="Role">
+        <NativeSelect value={role} onChange={(e) => setRole(e.target.value as OrgRole)} options={ORG_ROLE_OPTIONS} />
+      </Field>
+      {add.isError && !isFieldError(add.error, ["user_id"]) ? <InlineError error={add.error} /> : null}
+      <div className="flex flex-wrap justify-end gap-2">
+        <DialogClose>
+          <Button variant="secondary">Cancel</Button>
+        </DialogClose>
+        <Button type="submit" loading={add.isPending}>
+          Add
+        </Button>
+      </div>
+    </form>
   );
 }
 

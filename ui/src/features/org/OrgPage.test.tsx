@@ -168,6 +168,36 @@ describe("organization page", () => {
     await waitFor(() => expect(api.calls("DELETE", "/api/v1/orgs/o1/members/m2")).toHaveLength(1));
   });
 
+  it("lets a system admin add an existing user who is not a member yet", async () => {
+    const users = {
+      data: [
+        { id: "u_org", email: "org@example.com", display_name: "", is_system_admin: false, auth_provider: "local", org_id: "o1", role: "org_admin", created_at: ORG.created_at, updated_at: ORG.created_at },
+        { id: "u7", email: "zed@example.com", display_name: "Zed", is_system_admin: false, auth_provider: "local", org_id: "o2", role: "member", created_at: ORG.created_at, updated_at: ORG.created_at },
+      ],
+      has_more: false,
+    };
+    const api = mockApi(
+      routes({ "GET /api/v1/users": users, "POST /api/v1/orgs/o1/members": { status: 201, body: member("m7", "zed@example.com", "member", "u7") } }),
+    );
+    render("/orgs/o1/users", ME_ADMIN);
+    const user = userEvent.setup({ delay: null });
+    await user.click(await screen.findByRole("button", { name: "Add existing user" }));
+    const dialog = await screen.findByRole("dialog", { name: "Add existing user" });
+    const select = await within(dialog).findByLabelText(/^User/);
+    await waitFor(() => expect(within(select).getAllByRole("option").map((o) => o.textContent)).toEqual(["Choose a user", "Zed (zed@example.com)"]));
+    await user.selectOptions(select, "u7");
+    await user.click(within(dialog).getByRole("button", { name: "Add" }));
+    await waitFor(() => expect(api.calls("POST", "/api/v1/orgs/o1/members")[0]?.body).toEqual({ user_id: "u7", role: "member" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+  });
+
+  it("offers an org admin no way to add an existing user (they invite)", async () => {
+    mockApi(routes());
+    render("/org/users");
+    await screen.findByRole("table", { name: "Members" });
+    expect(screen.queryByRole("button", { name: "Add existing user" })).toBeNull();
+  });
+
   it("creates an invite, shows its link once with a copy button, and forgets it when closed", async () => {
     const created = { ...invite("i9", "erin@example.com", "pending"), role: "org_admin", token: TOKEN };
     const api = mockApi(routes({ "POST /api/v1/orgs/o1/invites": { status: 201, body: created } }));
