@@ -40,6 +40,8 @@ PAGES = [
     Page("dashboard", "", "Dashboard"),
     Page("playground", "playground", "Playground"),
     Page("api-keys", "keys", "API Keys"),
+    Page("teams", "teams", "Teams"),
+    Page("service-accounts", "service-accounts", "Service Accounts"),
     Page("mcp-servers", "mcp-servers", "MCP Servers"),
     Page("models", "models", "Models"),
     Page("usage", "usage", "Usage"),
@@ -83,7 +85,7 @@ def open_page(
         expect(tab.get_by_role("button", name="Sign in")).to_be_visible()
     else:
         expect(tab.get_by_role("heading", level=1, name=page.heading)).to_be_visible()
-        expect(tab.get_by_role("button", name="Account")).to_be_visible()
+        expect(tab.get_by_role("button", name="Account", exact=True)).to_be_visible()
     tab.wait_for_load_state("networkidle")
     expect(tab.locator("[aria-busy='true']")).to_have_count(0)
     return tab
@@ -152,7 +154,7 @@ def test_the_sign_in_form_the_create_key_dialog_and_the_account_menu_work_by_key
     expect(dialog).to_have_count(0)
     expect(create).to_be_focused()
 
-    account = tab.get_by_role("button", name="Account")
+    account = tab.get_by_role("button", name="Account", exact=True)
     account.focus()
     tab.keyboard.press("Enter")
     expect(tab.get_by_role("menu")).to_be_visible()

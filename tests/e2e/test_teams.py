@@ -5,8 +5,8 @@ then a team key for it on the API Keys page, and the third chat completion with 
 A user whose org role is ``member`` but who is ``team_admin`` of a team signs in: their navigation has Teams
 and Service Accounts (and no system page), their team opens, another URL of the admin pages says "No
 access". A service account created on its page gets a key on the API Keys page, reached from the account's
-key count. Each Teams page and the Service Accounts page pass axe-core in light and dark and are
-screenshotted.
+key count. Each Teams page and the Service Accounts page, with content in them, pass axe-core in light and
+dark, are screenshotted, and do not scroll sideways 375 px wide.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browsing import KEY_PATTERN, assert_accessible, screenshot, sign_in
+from tests.e2e.browsing import (
+    KEY_PATTERN,
+    assert_accessible,
+    horizontal_overflow,
+    screenshot,
+    sign_in,
+    wider_than_viewport,
+)
 from tests.e2e.servers import DEMO_MODEL, Gateway, session_state
 
 if TYPE_CHECKING:
@@ -174,28 +181,48 @@ def test_a_service_account_gets_its_key_on_the_keys_page(
     expect(keys.get_by_text("deploy", exact=True)).to_be_visible()
 
 
+def team_pages(team_id: str) -> list[tuple[str, str, str]]:
+    """``(screenshot name, path, heading)`` of the Teams pages with a team in them and of Service Accounts
+    (the every-page check of ``test_pages.py`` sees them empty)."""
+    return [
+        ("teams-with-a-team", "teams", "Teams"),
+        *(
+            (f"team-{part}", f"teams/{team_id}/{part}", "Research")
+            for part in ("members", "models", "mcp-access", "settings")
+        ),
+        ("service-accounts-with-one", "service-accounts", "Service Accounts"),
+    ]
+
+
+def open_loaded(tab: Any, url: str, heading: str) -> None:
+    tab.goto(url)
+    expect(tab.get_by_role("heading", level=1, name=heading)).to_be_visible()
+    tab.wait_for_load_state("networkidle")
+    expect(tab.locator("[aria-busy='true']")).to_have_count(0)
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_the_team_pages_are_accessible_and_screenshotted(
     new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any], lead_team: str, scheme: str
 ) -> None:
-    page = new_context(
+    context = new_context(
         storage_state=admin_state, viewport={"width": 1280, "height": 800}, color_scheme=scheme
     )
-    tab = page.new_page()
-    shots = [
-        ("teams", "teams", "Teams"),
-        *(
-            (f"team-{part}", f"teams/{lead_team}/{part}", "Research")
-            for part in ("members", "models", "mcp-access", "settings")
-        ),
-        ("service-accounts", "service-accounts", "Service Accounts"),
-    ]
-    for name, path, heading in shots:
-        tab.goto(f"{gateway.url}/{path}")
-        expect(tab.get_by_role("heading", level=1, name=heading)).to_be_visible()
-        tab.wait_for_load_state("networkidle")
-        expect(tab.locator("[aria-busy='true']")).to_have_count(0)
+    tab = context.new_page()
+    for name, path, heading in team_pages(lead_team):
+        open_loaded(tab, f"{gateway.url}/{path}", heading)
         if name == "team-settings":
             expect(tab.get_by_role("progressbar", name="Tokens this month of Research")).to_be_visible()
         assert screenshot(tab, name, scheme).stat().st_size > 0
         assert_accessible(tab, f"{name} ({scheme})")
+
+
+def test_the_team_pages_are_usable_375_px_wide(
+    new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any], lead_team: str
+) -> None:
+    narrow = {"viewport": {"width": 375, "height": 812}, "is_mobile": True, "has_touch": True}
+    tab = new_context(storage_state=admin_state, **narrow).new_page()
+    for name, path, heading in team_pages(lead_team):
+        open_loaded(tab, f"{gateway.url}/{path}", heading)
+        assert horizontal_overflow(tab) == 0, f"{name} scrolls sideways at 375 px: {wider_than_viewport(tab)}"
+        screenshot(tab, f"{name}-375px", "light")

@@ -2,6 +2,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { hasRole } from "../../lib/roles";
+import { canAdministerTeams } from "../teams/access";
 import type { Me, Page } from "../../lib/types";
 import type { AvailableModels, KeyOut, ServiceAccountOut, TeamOut } from "./types";
 
@@ -51,7 +52,7 @@ export function useServiceAccounts(me: Me) {
     queryKey: ["keys", me.org_id, "service-accounts"],
     queryFn: ({ signal }) =>
       fetchAllPages<ServiceAccountOut>(`orgs/${encodeURIComponent(me.org_id)}/service-accounts`, signal),
-    enabled: hasRole(me, "team_admin"),
+    enabled: canAdministerTeams(me),
   });
 }
 
