@@ -122,6 +122,8 @@ function AcceptForm({ token, invite }: { token: string; invite: InvitePeek }) {
     onSuccess: (session) => {
       forget();
       queryClient.setQueryData(ME_KEY, session.user);
+      // GET /me also says which teams the user administers (the sign-in answer does not): read it again.
+      void queryClient.invalidateQueries({ queryKey: ME_KEY });
       void navigate("/", { replace: true });
     },
   });
