@@ -156,6 +156,34 @@ def test_a_key_created_in_the_ui_is_in_the_audit_log_with_its_detail(
     expect(detail).to_have_count(0)
 
 
+def test_team_invite_and_membership_actions_are_in_the_audit_log(
+    new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any], org_id: str
+) -> None:
+    """The actions of the other flows (a team created, a member added to it, an invite sent) are listed on
+    the page, each under its resource type."""
+    with gateway.api() as api:
+        team = api.post(f"/api/v1/orgs/{org_id}/teams", json={"name": "Audited team"})
+        assert team.status_code == 201, team.text
+        invite = api.post(
+            f"/api/v1/orgs/{org_id}/invites", json={"email": "audited-invitee@e2e.example", "role": "member"}
+        )
+        assert invite.status_code == 201, invite.text
+    ids = {"team": team.json()["id"], "invite": invite.json()["id"]}
+
+    def recorded() -> bool:
+        with gateway.api() as api:
+            found = api.get("/api/v1/audit-logs", params={"action": "create", "limit": 100})
+        seen = {(e["resource_type"], e["resource_id"]) for e in found.raise_for_status().json()["data"]}
+        return all((kind, resource_id) in seen for kind, resource_id in ids.items())
+
+    eventually(recorded, what="the team's and the invite's audit log entries")
+    page = new_context(storage_state=admin_state, viewport=WIDE).new_page()
+    for kind, resource_id in ids.items():
+        page.goto(f"{gateway.url}/audit-log?action=create&resource={kind}")
+        table = page.get_by_role("table", name="Audit log entries")
+        expect(table.get_by_role("row").filter(has_text=resource_id)).to_have_count(1)
+
+
 def test_the_cost_report_matches_the_usage_api_for_the_same_range(
     new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any], org_id: str
 ) -> None:
