@@ -17,6 +17,7 @@ import h11
 import trio
 
 if TYPE_CHECKING:
+    import re
     from collections.abc import Callable, Sequence
 
 HOST = "127.0.0.1"  # the benchmark only ever talks to this machine
@@ -179,6 +180,26 @@ class Connection:
         else:
             await self.close()
         return status, arrivals
+
+
+async def metrics(port: int, sample: re.Pattern[str]) -> dict[str, float]:
+    """The samples of the gateway's /metrics whose whole line ``sample`` matches (group 1 the sample, group 2
+    its value), keyed by the sample's text; empty when /metrics cannot be read."""
+    conn = Connection(port)
+    try:
+        status, _, body, _ = await conn.fetch(b"/metrics", [], b"", b"GET")
+    except (OSError, trio.BrokenResourceError, ConnectionError):
+        return {}
+    finally:
+        await conn.close()
+    if status != 200:
+        return {}
+    values: dict[str, float] = {}
+    for line in body.decode(errors="replace").splitlines():
+        match = sample.fullmatch(line)
+        if match:
+            values[match.group(1)] = float(match.group(2))
+    return values
 
 
 def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:

@@ -25,14 +25,11 @@ sandbox, the bridge and the proxy path add to the tool's own time.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 import re
 import secrets
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,36 +145,16 @@ async def start_upstream(python: str, workdir: Path, cpus: str | None) -> tuple[
 
 def gateway_config(workdir: Path, pool_size: int, secret: str) -> Path:
     """Loopback on an ephemeral port, fresh SQLite, no model, Code Mode on with ``pool_size`` slots."""
-    path = workdir / "voidllm.yaml"
-    dsn = json.dumps(str(workdir / "data" / "voidllm.db"))
-    (workdir / "data").mkdir(exist_ok=True)
-    path.write_text(
-        f"""\
-server:
-  proxy:
-    host: 127.0.0.1
-    port: 0
-    drain_timeout: 5s
-  workers: 1
-database:
-  driver: sqlite
-  dsn: {dsn}
-settings:
-  encryption_key: bench-{secret[:24]}
-  admin_key: bench-admin-{secret}
-  mcp:
-    allow_private_urls: true
-    health:
-      enabled: false
-    code_mode:
-      enabled: true
-      pool_size: {pool_size}
-logging:
-  level: info
-  format: json
+    settings = f"""\
+mcp:
+  allow_private_urls: true
+  health:
+    enabled: false
+  code_mode:
+    enabled: true
+    pool_size: {pool_size}
 """
-    )
-    return path
+    return procs.gateway_config(workdir, secret, settings=settings)
 
 
 async def register_upstream(port: int, key: str, upstream_port: int) -> None:
@@ -198,23 +175,7 @@ def rss_mb(root: int) -> float:
     return sum((procs.memory_kb(pid) or (0, 0))[0] for pid in procs.descendants(root)) / 1024
 
 
-async def _metrics(port: int) -> dict[str, float]:
-    """The ``voidllm_code_mode_*`` samples of the gateway's /metrics, keyed by the sample's text."""
-    conn = client.Connection(port)
-    try:
-        status, _, body, _ = await conn.fetch(b"/metrics", [], b"", b"GET")
-    except (OSError, trio.BrokenResourceError, ConnectionError):
-        return {}
-    finally:
-        await conn.close()
-    if status != 200:
-        return {}
-    values: dict[str, float] = {}
-    for line in body.decode(errors="replace").splitlines():
-        match = re.match(r"^(voidllm_code_mode_(?:executions_total|pool_available)\S*) (\S+)$", line)
-        if match:
-            values[match.group(1)] = float(match.group(2))
-    return values
+_CODE_MODE_SAMPLES = re.compile(r"(voidllm_code_mode_(?:executions_total|pool_available)\S*) (\S+)")
 
 
 # Phases -----------------------------------------------------------------------------------------------------
@@ -353,7 +314,7 @@ async def run_gateway(opts: Options, workdir: Path, upstream_port: int) -> Gatew
         rss[-1] = rss_mb(pid)  # after the last usage rows were written too
         phases["soak"] = _merged(chunks)
         processes = len(procs.descendants(pid))
-        metrics = await _metrics(port)
+        metrics = await client.metrics(port, _CODE_MODE_SAMPLES)
     finally:
         exit_code = await gateway.stop(grace=30)
     return GatewayRun(phases=phases, rss_mb=rss, processes=processes, metrics=metrics, exit_code=exit_code)
@@ -481,30 +442,13 @@ def rows(f: dict[str, float], checks: dict[str, bool], pool_size: int) -> list[t
 
 
 async def bench(opts: Options, json_path: Path) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="voidllm-bench-"))
     started = dt.datetime.now(dt.UTC)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(procs.watch_signals)
-            code = await _bench(opts, workdir, json_path, started)
-            nursery.cancel_scope.cancel()
-        return code
-    finally:
-        procs.kill_all()
-        if opts.keep:
-            procs.log(f"kept the work directory {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return await procs.in_workdir(opts.keep, lambda workdir: _bench(opts, workdir, json_path, started))
 
 
 async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.datetime) -> int:
     python = str(REPO / ".venv" / "bin" / "python")
-    load_before = os.getloadavg()
-    if load_before[0] > 0.5:
-        opts.notes.append(
-            f"the machine was busy before the run (load average {load_before[0]:.2f}): figures may be noisy"
-        )
-        procs.log("WARNING: " + opts.notes[-1])
+    load_before = procs.load_average_before(opts.notes)
     procs.log(f"starting the upstream MCP server (cpus {opts.load_cpus or 'any'})")
     upstream, upstream_port = await start_upstream(python, workdir, opts.load_cpus)
     try:
@@ -516,26 +460,20 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
     figures = figures_from(run)
     checks = {t.key: t.check(figures[t.key]) for t in TARGETS}
     table = rows(figures, checks, opts.pool_size)
-    print()
-    print(
+    title = (
         f"VoidLLM Code Mode benchmark: pool_size {opts.pool_size}, "
         f"gateway cpus {opts.gateway_cpus or 'any'}, upstream+load cpus {opts.load_cpus or 'any'}"
         f"{' (quick)' if opts.quick else ''}"
     )
-    print()
-    print(report.table(table))
-    for note in opts.notes:
-        print(f"note: {note}")
+    report.print_table(title, table, opts.notes)
     result = {
         "scenario": "codemode",
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "figures": figures,
-        "targets": {
-            t.key: {"op": t.op, "limit": t.limit, "unit": t.unit, "pass": checks[t.key]} for t in TARGETS
-        },
+        "targets": report.targets_json(TARGETS, checks),
         "all_targets_met": all(checks.values()),
-        "table": [dict(zip(("figure", "value", "target", "result"), r, strict=True)) for r in table],
+        "table": report.table_json(table),
         "phases": run.phases,
         "gateway": {"rss_mb_by_soak_chunk": run.rss_mb, "metrics": run.metrics, "exit_code": run.exit_code},
         "settings": {
@@ -553,7 +491,5 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         | {"loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg())},
         "notes": opts.notes,
     }
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(report.finite(result), indent=2, allow_nan=False) + "\n")  # noqa: ASYNC240
-    print(f"\nJSON: {json_path}")
+    report.write_json(json_path, result)
     return 0

@@ -13,18 +13,21 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from pathlib import Path
+    from collections.abc import Awaitable, Callable, Sequence
 
 _children: set[int] = set()
 
@@ -85,6 +88,35 @@ def kill_all(grace: float = 3.0) -> None:
 
 
 atexit.register(kill_all)
+
+
+async def in_workdir(keep: bool, scenario: Callable[[Path], Awaitable[int]]) -> int:
+    """Run ``scenario`` in a fresh temporary work directory while SIGTERM and SIGHUP are watched; then stop
+    every child and remove the directory (``keep``: leave it, and say where it is)."""
+    workdir = Path(tempfile.mkdtemp(prefix="voidllm-bench-"))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_signals)
+            code = await scenario(workdir)
+            nursery.cancel_scope.cancel()
+        return code
+    finally:
+        kill_all()
+        if keep:
+            log(f"kept the work directory {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def load_average_before(notes: list[str]) -> tuple[float, float, float]:
+    """The load average as a run starts; a note (logged as a warning too) when the machine is already busy."""
+    load = os.getloadavg()
+    if load[0] > 0.5:
+        notes.append(
+            f"the machine was busy before the run (load average {load[0]:.2f}): figures may be noisy"
+        )
+        log("WARNING: " + notes[-1])
+    return load
 
 
 def child_env() -> dict[str, str]:
@@ -197,8 +229,11 @@ async def start_mock(
 _API_KEY = re.compile(r"API Key:\s+(vl_\w+)")
 
 
-def gateway_config(workdir: Path, mock_port: int, workers: int, secret: str) -> Path:
-    """A config: loopback on an ephemeral port, fresh SQLite, one model ``mock`` on the mock upstream."""
+def gateway_config(
+    workdir: Path, secret: str, *, workers: int = 1, models: str = "", settings: str = ""
+) -> Path:
+    """A config: loopback on an ephemeral port, fresh SQLite, ``workers`` workers; ``models`` is the YAML of a
+    ``models:`` section (none without it) and ``settings`` more keys under ``settings:``, unindented."""
     path = workdir / "voidllm.yaml"
     dsn = json.dumps(str(workdir / "data" / "voidllm.db"))
     (workdir / "data").mkdir(exist_ok=True)
@@ -213,20 +248,26 @@ server:
 database:
   driver: sqlite
   dsn: {dsn}
-models:
-  - name: mock
-    provider: openai
-    base_url: http://127.0.0.1:{mock_port}/v1
-    api_key: sk-bench-upstream
-settings:
+{models}settings:
   encryption_key: bench-{secret[:24]}
   admin_key: bench-admin-{secret}
-logging:
+{textwrap.indent(settings, "  ")}logging:
   level: info
   format: json
 """
     )
     return path
+
+
+def mock_model(mock_port: int) -> str:
+    """The ``models:`` section of a gateway config: one model ``mock`` on the mock upstream."""
+    return f"""\
+models:
+  - name: mock
+    provider: openai
+    base_url: http://127.0.0.1:{mock_port}/v1
+    api_key: sk-bench-upstream
+"""
 
 
 def _listening_ports(text: str) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -211,3 +212,28 @@ def table(rows_: list[tuple[str, str, str, str]]) -> str:
     for r in [header, tuple("-" * w for w in widths), *rows_]:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def print_table(title: str, rows_: list[tuple[str, str, str, str]], notes: list[str]) -> None:
+    """The run's title, its table and its notes on stdout."""
+    print()
+    print(title)
+    print()
+    print(table(rows_))
+    for note in notes:
+        print(f"note: {note}")
+
+
+def targets_json(targets: Sequence[Target], checks: dict[str, bool]) -> dict[str, dict[str, Any]]:
+    return {t.key: {"op": t.op, "limit": t.limit, "unit": t.unit, "pass": checks[t.key]} for t in targets}
+
+
+def table_json(rows_: list[tuple[str, str, str, str]]) -> list[dict[str, str]]:
+    return [dict(zip(("figure", "value", "target", "result"), r, strict=True)) for r in rows_]
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """The result as JSON (NaN as null), and a line on stdout that says where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(finite(result), indent=2, allow_nan=False) + "\n")
+    print(f"\nJSON: {path}")

@@ -34,7 +34,6 @@ import secrets
 import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,23 +227,8 @@ async def stream_phase(opts: Options, target: Target) -> dict[str, Any]:
     }
 
 
-async def _metrics(port: int) -> dict[str, float]:
-    """The usage writer's counters from the gateway's /metrics (one process's view when there are workers)."""
-    conn = client.Connection(port)
-    try:
-        status, _, body, _ = await conn.fetch(b"/metrics", [], b"", b"GET")
-    except (OSError, trio.BrokenResourceError, ConnectionError):
-        return {}
-    finally:
-        await conn.close()
-    if status != 200:
-        return {}
-    values: dict[str, float] = {}
-    for line in body.decode(errors="replace").splitlines():
-        match = re.match(r"^(voidllm_usage_events_(?:written|dropped)_total) (\S+)$", line)
-        if match:
-            values[match.group(1)] = float(match.group(2))
-    return values
+_USAGE_SAMPLES = re.compile(r"(voidllm_usage_events_(?:written|dropped)_total) (\S+)")
+"""The usage writer's counters (one process's view when there are workers)."""
 
 
 def _usage_rows(db: Path) -> int:
@@ -278,7 +262,9 @@ async def run_gateway(
     """Start a gateway with ``workers``, run the phases against it and the mock, stop it, collect figures."""
     gwdir = workdir / f"gateway-{workers}w"
     gwdir.mkdir()
-    config = procs.gateway_config(gwdir, mock_port, workers, secrets.token_hex(24))
+    config = procs.gateway_config(
+        gwdir, secrets.token_hex(24), workers=workers, models=procs.mock_model(mock_port)
+    )
     voidllm = str(REPO / ".venv" / "bin" / "voidllm")
     procs.log(f"starting the gateway (server.workers: {workers}, cpus {opts.gateway_cpus or 'any'})")
     try:
@@ -337,7 +323,7 @@ async def run_gateway(
                     result["gateway_cpu_s_by_process"] = {
                         str(pid): round(cpu_after[pid] - cpu_before.get(pid, 0.0), 2) for pid in cpu_after
                     }
-                    result["usage_metrics_after"] = await _metrics(port)
+                    result["usage_metrics_after"] = await client.metrics(port, _USAGE_SAMPLES)
 
             if not full:
                 procs.log(f"RPS at 32 connections, proxied only, {opts.duration:g} s")
@@ -379,7 +365,7 @@ async def run_gateway(
                 soak_window = (started, time.monotonic())
             processes = max(processes, sampler.processes())
             sampler.sample()
-            metrics = await _metrics(port)
+            metrics = await client.metrics(port, _USAGE_SAMPLES)
             nursery.cancel_scope.cancel()
     finally:
         stop_started = time.monotonic()
@@ -464,30 +450,13 @@ def figures_from(run: GatewayRun, baseline: GatewayRun | None) -> dict[str, floa
 
 
 async def bench(opts: Options, json_path: Path) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="voidllm-bench-"))
     started = dt.datetime.now(dt.UTC)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(procs.watch_signals)
-            code = await _bench(opts, workdir, json_path, started)
-            nursery.cancel_scope.cancel()
-        return code
-    finally:
-        procs.kill_all()
-        if opts.keep:
-            procs.log(f"kept the work directory {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return await procs.in_workdir(opts.keep, lambda workdir: _bench(opts, workdir, json_path, started))
 
 
 async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.datetime) -> int:
     python = str(REPO / ".venv" / "bin" / "python")
-    load_before = os.getloadavg()
-    if load_before[0] > 0.5:
-        opts.notes.append(
-            f"the machine was busy before the run (load average {load_before[0]:.2f}): figures may be noisy"
-        )
-        procs.log("WARNING: " + opts.notes[-1])
+    load_before = procs.load_average_before(opts.notes)
     procs.log(f"starting the mock upstream (latency {opts.latency_ms:g} ms, cpus {opts.load_cpus or 'any'})")
     mock, mock_port = await procs.start_mock(
         python,
@@ -514,25 +483,18 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         opts.notes.append(f"the gateway dropped {figures['usage_events_dropped']:.0f} usage events")
 
     rows = report.rows(figures, checks, opts.workers)
-    print()
-    print(
+    title = (
         f"VoidLLM benchmark: {opts.workers} worker(s), mock latency {opts.latency_ms:g} ms, "
         f"load generator {opts.load_generator}, gateway cpus {opts.gateway_cpus or 'any'}, "
         f"mock+load cpus {opts.load_cpus or 'any'}{' (quick)' if opts.quick else ''}"
     )
-    print()
-    print(report.table(rows))
-    for note in opts.notes:
-        print(f"note: {note}")
+    report.print_table(title, rows, opts.notes)
 
     result = {
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "figures": figures,
-        "targets": {
-            t.key: {"op": t.op, "limit": t.limit, "unit": t.unit, "pass": checks[t.key]}
-            for t in report.TARGETS
-        }
+        "targets": report.targets_json(report.TARGETS, checks)
         | (
             {
                 "workers_speedup": {
@@ -546,7 +508,7 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
             else {}
         ),
         "all_targets_met": all(checks.values()),
-        "table": [dict(zip(("figure", "value", "target", "result"), r, strict=True)) for r in rows],
+        "table": report.table_json(rows),
         "phases": run.phases,
         "baseline_one_worker": baseline.phases if baseline else None,
         "gateway": {
@@ -579,9 +541,7 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         | {"loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg())},
         "notes": opts.notes,
     }
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(report.finite(result), indent=2, allow_nan=False) + "\n")  # noqa: ASYNC240
-    print(f"\nJSON: {json_path}")
+    report.write_json(json_path, result)
     return 0
 
 
