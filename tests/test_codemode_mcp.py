@@ -25,6 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.admin_tenancy import add_user, bearer, default_org, user_key
 from tests.gateway import RunningGateway, make_config, run_gateway
+from tests.mcp_calls import stateless_headers, stateless_request
 from tests.polling import poll_until
 from voidllm.metrics import REGISTRY
 from voidllm.store import tables as t
@@ -88,34 +89,14 @@ def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def _rpc(method: str, id: int = 1, **params: Any) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": id, "method": method, "params": params}
-
-
 def _stateless_headers(key: str, method: str, name: str | None = None) -> dict[str, str]:
-    headers = {
-        "authorization": f"Bearer {key}",
-        "accept": "application/json",
-        "content-type": "application/json",
-        "mcp-protocol-version": "2026-07-28",
-        "mcp-method": method,
-    }
-    if name is not None:
-        headers["mcp-name"] = name
-    return headers
-
-
-_META = {
-    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-    "io.modelcontextprotocol/clientCapabilities": {},
-    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-}
+    return {"authorization": f"Bearer {key}", **stateless_headers(method, name)}
 
 
 async def _raw_call(
     client: httpx.AsyncClient, key: str, tool: str, arguments: dict[str, Any], id: int = 1
 ) -> dict[str, Any]:
-    body = _rpc("tools/call", id, name=tool, arguments=arguments, _meta=_META)
+    body = stateless_request("tools/call", id, name=tool, arguments=arguments)
     response = await client.post(PATH, headers=_stateless_headers(key, "tools/call", tool), json=body)
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -466,7 +447,7 @@ async def test_bad_arguments_are_json_rpc_errors(sqlite_dsn: str) -> None:
 
 async def test_code_mode_off_has_no_endpoint(sqlite_dsn: str) -> None:
     async with run_gateway(make_config(sqlite_dsn)) as gw:
-        body = _rpc("tools/list", _meta=_META)
+        body = stateless_request("tools/list")
         response = await gw.client.post(
             PATH, headers=_stateless_headers(gw.api_key(), "tools/list"), json=body
         )
@@ -476,10 +457,9 @@ async def test_code_mode_off_has_no_endpoint(sqlite_dsn: str) -> None:
 async def test_a_client_that_disconnects_stops_its_execution(sqlite_dsn: str) -> None:
     async with _code_mode(sqlite_dsn) as (gw, mock):
         cancelled = _sample("voidllm_code_mode_executions_total", status="cancelled")
-        body = _rpc(
+        body = stateless_request(
             "tools/call", name="execute_code", arguments={"code": "await tools.tools.slow({seconds: 30})"}
         )
-        body["params"]["_meta"] = _META
         headers = _stateless_headers(gw.api_key(), "tools/call", "execute_code")
         async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client, trio.open_nursery() as nursery:
 

@@ -29,6 +29,7 @@ from mcp.types import LoggingMessageNotificationParams
 
 from tests.admin_tenancy import bearer
 from tests.gateway import RunningGateway, make_config, run_gateway
+from tests.mcp_calls import STATELESS, stateless_meta
 from tests.polling import poll_until
 from voidllm.sse import EventFramer, parse_event
 from voidllm.store import tables as t
@@ -239,15 +240,11 @@ async def test_a_stateless_client_gets_log_messages_only_when_it_opted_in(
     session-era upstream sends them regardless, so the gateway filters)."""
     async with _proxied(sqlite_dsn) as (gw, _mock):
         call = _progress_call(11)
-        call["params"]["_meta"] |= {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-        }
+        call["params"]["_meta"] |= stateless_meta()
         if log_level is not None:
             call["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = log_level
         headers = _headers(gw.api_key(), "application/json, text/event-stream")
-        headers |= {"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "progress"}
+        headers |= {"mcp-protocol-version": STATELESS, "mcp-method": "tools/call", "mcp-name": "progress"}
         answer = await gw.client.post(PATH, headers=headers, json=call)
         assert answer.headers["content-type"] == "text/event-stream", answer.text
         messages = [orjson.loads(e.data) for e in _events(answer.content)]
@@ -302,15 +299,11 @@ async def test_a_client_that_stops_reading_does_not_make_the_upstream_call_time_
         assert endpoint is not None
         endpoint = attrs.evolve(endpoint, write_timeout=1.0)
         call = _progress_call(12)
-        call["params"]["_meta"] |= {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-        }
+        call["params"]["_meta"] |= stateless_meta()
         body = orjson.dumps(call)
         headers = _headers(gw.api_key(), "application/json, text/event-stream")
         headers |= {
-            "mcp-protocol-version": "2026-07-28",
+            "mcp-protocol-version": STATELESS,
             "mcp-method": "tools/call",
             "mcp-name": "progress",
             "content-length": str(len(body)),

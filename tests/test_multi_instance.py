@@ -44,6 +44,7 @@ import trio
 from tests.admin_tenancy import bearer
 from tests.conftest import fresh_pg_database, redis_server_url
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, usage_rows
+from tests.mcp_calls import stateless_headers, stateless_request
 from tests.polling import poll_until
 from tests.process import START_LIMIT, GatewayProcess, delete_prefix, spawn_gateway
 from tests.test_login_burst import login_from
@@ -60,12 +61,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 API = "/api/v1"
 CODE_MODE = f"{API}/mcp"
-STATELESS = "2026-07-28"
-STATELESS_META = {
-    "io.modelcontextprotocol/protocolVersion": STATELESS,
-    "io.modelcontextprotocol/clientCapabilities": {},
-    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-}
 BODY = b'{"model":"m","messages":[]}'
 JSON = "application/json"
 
@@ -153,16 +148,8 @@ class Cluster:
     async def code_mode(self, url: str, method: str, **params: Any) -> dict[str, Any]:
         """The result of one stateless (2026-07-28) JSON-RPC request of the admin to the Code Mode server of
         the instance at ``url``, on a connection of its own."""
-        headers = {
-            **bearer(self.a.api_key),
-            "accept": JSON,
-            "content-type": JSON,
-            "mcp-protocol-version": STATELESS,
-            "mcp-method": method,
-        }
-        if "name" in params:
-            headers["mcp-name"] = params["name"]
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": STATELESS_META}}
+        headers = {**bearer(self.a.api_key), **stateless_headers(method, params.get("name"))}
+        body = stateless_request(method, **params)
         async with httpx.AsyncClient(base_url=url, timeout=20) as client:
             response = await client.post(CODE_MODE, headers=headers, json=body)
         assert response.status_code == 200, response.text

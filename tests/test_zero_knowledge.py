@@ -56,6 +56,7 @@ import trio
 from prometheus_client import Counter
 
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, RunningGateway, make_config, model_yaml, run_gateway
+from tests.mcp_calls import STATELESS, stateless_headers, stateless_meta, stateless_request
 from tests.polling import poll_until
 from voidllm import logs
 from voidllm.metrics import REGISTRY
@@ -659,14 +660,9 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     cancelled = {"requestId": 4, "reason": marker}
     note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancelled}
     assert (await client.post(path, headers=session, json=note)).status_code == 202
-    modern = {**base, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
-    meta = {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": client_info,
-    }
+    modern = {**auth(gw), **stateless_headers("tools/call", "echo", accept=base["Accept"])}
     stateless = call("echo", 5, text=marker)
-    stateless["params"]["_meta"] = meta
+    stateless["params"]["_meta"] = stateless_meta("zk")
     answer = await client.post(path, headers=modern, json=stateless)
     assert answer.status_code == 200, answer.text
     assert mk in answer.content, answer.text
@@ -676,11 +672,6 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
 
 
 CODE_MODE_PATH = "/api/v1/mcp"
-CODE_MODE_META = {
-    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-    "io.modelcontextprotocol/clientCapabilities": {},
-    "io.modelcontextprotocol/clientInfo": {"name": "zk", "version": "1"},
-}
 
 
 def orchestration_script(marker: str) -> str:
@@ -782,13 +773,9 @@ async def codemode_requests(
     async def call(tool: str, arguments: dict[str, Any], id: int = 1) -> dict[str, Any]:
         modern = {
             **headers,
-            "Accept": "application/json, text/event-stream",
-            "MCP-Protocol-Version": "2026-07-28",
-            "Mcp-Method": "tools/call",
-            "Mcp-Name": tool,
+            **stateless_headers("tools/call", tool, accept="application/json, text/event-stream"),
         }
-        params = {"name": tool, "arguments": arguments, "_meta": CODE_MODE_META}
-        body = {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}
+        body = stateless_request("tools/call", id, client="zk", name=tool, arguments=arguments)
         answer = await client.post(CODE_MODE_PATH, headers=modern, json=body)
         assert answer.status_code == 200, answer.text
         return dict(answer.json()["result"])
@@ -860,9 +847,8 @@ async def codemode_requests(
 
     # a client that leaves while its script (which called a tool with the marker) runs
     code = f"await tools.zk.echo({{text: '{marker}'}}); while (true) {{}}"
-    params = {"name": "execute_code", "arguments": {"code": code}, "_meta": CODE_MODE_META}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
-    modern = {**headers, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call"}
+    body = stateless_request("tools/call", client="zk", name="execute_code", arguments={"code": code})
+    modern = {**headers, "MCP-Protocol-Version": STATELESS, "Mcp-Method": "tools/call"}
     before, cancelled = len(mcp.rpc("tools/call")), await cancelled_executions(client)
     async with httpx.AsyncClient(base_url=client.base_url) as leaving, trio.open_nursery() as nursery:
         modern["Mcp-Name"] = "execute_code"
