@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from tests.admin_fixtures import AdminWorld
 from tests.admin_tenancy import API, add_user, admin, bearer, default_org, error_of, user_key
 from tests.gateway import make_config, run_gateway
+from tests.test_admin_mcp_servers import mcp_cast
 from tests.test_audit import audit_rows
 from tests.test_services_runtime import RecordingBus
 from voidllm.admin import mcp_blocklist, mcp_servers
@@ -48,14 +49,7 @@ async def test_who_may_read_and_change_a_blocklist(admin_world_each_dialect: Adm
     world = admin_world_each_dialect
     bus = RecordingBus()
     services = attrs.evolve(world.services, bus=bus)
-    org, other = await world.org("alpha"), await world.org("beta")
-    team = (await world.team(org, "tee")).id
-    oadmin = await world.user_actor(org, await world.user(org, "oa@a.io", role="org_admin"))
-    tadmin_id, member_id = await world.user(org, "ta@a.io"), await world.user(org, "m@a.io")
-    await world.join_team(team, tadmin_id, "team_admin")
-    await world.join_team(team, member_id)
-    tadmin, member = await world.user_actor(org, tadmin_id), await world.user_actor(org, member_id)
-    foreign = await world.user_actor(other, await world.user(other, "f@b.io", role="org_admin"))
+    org, team, oadmin, tadmin, member, foreign = await mcp_cast(world)
     g = (await mcp_servers.create(services, world.system, McpScope(), server("glob"))).id
     o = (await mcp_servers.create(services, oadmin, McpScope(org), server("orgs"))).id
     tm = (await mcp_servers.create(services, tadmin, McpScope(org, team), server("team"))).id
@@ -68,7 +62,8 @@ async def test_who_may_read_and_change_a_blocklist(admin_world_each_dialect: Adm
 
     bus.topics.clear()
     made = await block(tadmin, tm, "  rm_rf ", "  destructive ")
-    assert (made.tool_name, made.reason, made.created_by) == ("rm_rf", "destructive", tadmin_id)
+    assert tadmin.identity is not None
+    assert (made.tool_name, made.reason, made.created_by) == ("rm_rf", "destructive", tadmin.identity.user_id)
     assert isinstance(made.created_at, datetime)
     assert bus.topics == [TOPIC_MCP]
     await block(oadmin, tm, "drop")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import sqlalchemy as sa
@@ -67,8 +67,18 @@ async def stored_row(gw: RunningGateway, server_id: str) -> Any:
     )
 
 
-async def test_crud_at_every_scope_with_permissions(admin_world: AdminWorld) -> None:
-    world, services = admin_world, admin_world.services
+class McpCast(NamedTuple):
+    """An organisation, a team in it and an actor for each role MCP servers' permissions tell apart."""
+
+    org: str
+    team: str
+    org_admin: Actor
+    team_admin: Actor
+    member: Actor  # of the team
+    foreign: Actor  # the org admin of another organisation
+
+
+async def mcp_cast(world: AdminWorld) -> McpCast:
     org, other = await world.org("alpha"), await world.org("beta")
     team = (await world.team(org, "tee")).id
     oadmin = await world.user_actor(org, await world.user(org, "oa@a.io", role="org_admin"))
@@ -77,6 +87,12 @@ async def test_crud_at_every_scope_with_permissions(admin_world: AdminWorld) -> 
     await world.join_team(team, member_id)
     tadmin, member = await world.user_actor(org, tadmin_id), await world.user_actor(org, member_id)
     foreign = await world.user_actor(other, await world.user(other, "f@b.io", role="org_admin"))
+    return McpCast(org, team, oadmin, tadmin, member, foreign)
+
+
+async def test_crud_at_every_scope_with_permissions(admin_world: AdminWorld) -> None:
+    world, services = admin_world, admin_world.services
+    org, team, oadmin, tadmin, member, foreign = await mcp_cast(world)
     org_scope, team_scope = McpScope(org_id=org), McpScope(org_id=org, team_id=team)
 
     async def create(actor: Actor, scope: McpScope, alias: str) -> mcp_servers.McpServerOut:
