@@ -1,8 +1,9 @@
-"""Stateless MCP requests (the 2026-07-28 era) as the tests send them over HTTP.
+"""MCP requests as the tests send them over HTTP: the session era's ``initialize``, and stateless requests
+(the 2026-07-28 era).
 
 A stateless request has no session and no handshake: its method (and, for ``tools/call``, the tool) travels in
 headers, and the client's protocol version, capabilities and name in ``params._meta``. Several test modules
-speak it to the gateway; building that shape here keeps each test down to the call it makes.
+speak both eras to the gateway; building those shapes here keeps each test down to the call it makes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 STATELESS = "2026-07-28"
+
+
+def initialize_request(version: str = "2025-06-18", client: str = "t") -> dict[str, Any]:
+    """The ``initialize`` that opens a session of protocol ``version`` for the client named ``client``."""
+    params = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": client, "version": "1"}}
+    return {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
 
 
 def stateless_meta(client: str = "t") -> dict[str, Any]:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
+from tests.mcp_calls import initialize_request
 from tests.test_limits_gateway import add_key
 from voidllm.config import ConfigError, parse_config
 from voidllm.identity import Limits
@@ -29,18 +30,7 @@ IDE = "https://ide.example.com"  # settings.mcp.allowed_origins
 EVIL = "https://evil.example.net"
 MCP_PATH = "/api/v1/mcp/voidllm"
 CHAT = orjson.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})
-MCP_INIT = orjson.dumps(
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
-)
+MCP_INIT = orjson.dumps(initialize_request())
 MCP_ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 CORS_YAML = f"""
 server:

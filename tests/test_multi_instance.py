@@ -44,7 +44,7 @@ import trio
 from tests.admin_tenancy import bearer
 from tests.conftest import fresh_pg_database, redis_server_url
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, usage_rows
-from tests.mcp_calls import stateless_headers, stateless_request
+from tests.mcp_calls import initialize_request, stateless_headers, stateless_request
 from tests.polling import poll_until
 from tests.process import START_LIMIT, GatewayProcess, delete_prefix, spawn_gateway
 from tests.test_login_burst import login_from
@@ -447,16 +447,7 @@ async def test_an_mcp_session_opened_on_one_instance_continues_on_the_other(clus
         body = {"name": "Tools", "alias": "tools", "url": cluster.mcp.url}
         made = await client.post(cluster.a.url + f"{API}/mcp-servers", headers=cluster.admin, json=body)
         assert made.status_code == 201, made.text
-        initialize = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
+        initialize = initialize_request()
         opened = await client.post(cluster.a.url + path, headers=mcp_headers(cluster), json=initialize)
         assert opened.status_code == 200, opened.text
         session = opened.headers["mcp-session-id"]

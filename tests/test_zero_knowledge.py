@@ -56,7 +56,13 @@ import trio
 from prometheus_client import Counter
 
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, RunningGateway, make_config, model_yaml, run_gateway
-from tests.mcp_calls import STATELESS, stateless_headers, stateless_meta, stateless_request
+from tests.mcp_calls import (
+    STATELESS,
+    initialize_request,
+    stateless_headers,
+    stateless_meta,
+    stateless_request,
+)
 from tests.polling import poll_until
 from voidllm import logs
 from voidllm.metrics import REGISTRY
@@ -627,14 +633,7 @@ async def mcp_requests(gw: RunningGateway, mcp: MockMcp, marker: str) -> int:
     protocol eras. Returns the tool calls sent."""
     client, mk, path = gw.client, marker.encode(), "/api/v1/mcp/zk"
     base = {**auth(gw), "Accept": "application/json, text/event-stream"}
-    client_info = {"name": "zk", "version": "1"}
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client_info},
-    }
-    opened = await client.post(path, headers=base, json=init)
+    opened = await client.post(path, headers=base, json=initialize_request(client="zk"))
     assert opened.status_code == 200, opened.text
     session = {**base, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
 
@@ -821,17 +820,7 @@ async def codemode_requests(
 
     # the older protocol era, in a session
     base = {**headers, "Accept": "application/json, text/event-stream"}
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "zk", "version": "1"},
-        },
-    }
-    opened = await client.post(CODE_MODE_PATH, headers=base, json=init)
+    opened = await client.post(CODE_MODE_PATH, headers=base, json=initialize_request(client="zk"))
     assert opened.status_code == 200, opened.text
     session = {**base, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
     code = f"const t = await tools.zk.echo({{text: '{marker}'}}); console.log(t.text); return t"
