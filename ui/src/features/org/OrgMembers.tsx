@@ -28,6 +28,7 @@ import {
   TR,
   useToast,
 } from "../../components/ui";
+import { memberName, MembersTable } from "../access/MembersTable";
 import { apiFieldError, isFieldError } from "../keys/form";
 import { hasRole } from "../../lib/roles";
 import { inviteLink, ORG_ROLE_OPTIONS, orgKey, orgPath, useInvites, useMembers, useUsers } from "./data";
@@ -46,30 +47,7 @@ export function OrgMembers({ orgId }: { orgId: string }) {
 function Members({ orgId }: { orgId: string }) {
   const me = useCurrentUser();
   const members = useMembers(orgId);
-  const queryClient = useQueryClient();
-  const toast = useToast();
-  const [removing, setRemoving] = useState<MemberOut | null>(null);
   const [adding, setAdding] = useState(false);
-  const changeRole = useMutation({
-    mutationFn: ({ member, role }: { member: MemberOut; role: string }) =>
-      api.patch<MemberOut>(`${orgPath(orgId)}/members/${encodeURIComponent(member.id)}`, { role }),
-    onSuccess: (saved) => {
-      void queryClient.invalidateQueries({ queryKey: orgKey(orgId, "members") });
-      toast({ title: `${saved.display_name || saved.email} is now ${roleLabel(saved.role).toLowerCase()}`, tone: "success" });
-    },
-  });
-  const remove = useMutation({
-    mutationFn: (member: MemberOut) => api.delete(`${orgPath(orgId)}/members/${encodeURIComponent(member.id)}`),
-    onSuccess: () => {
-      void queryClient.invalidateQueries({ queryKey: orgKey(orgId, "members") });
-      toast({ title: "Member removed", tone: "success" });
-      closeRemove();
-    },
-  });
-  const closeRemove = () => {
-    setRemoving(null);
-    remove.reset();
-  };
   return (
     <Card>
       <CardHeader
@@ -84,80 +62,23 @@ function Members({ orgId }: { orgId: string }) {
         }
       />
       <CardContent className="flex flex-col gap-3">
-        {changeRole.isError ? <InlineError error={changeRole.error} /> : null}
-        <QueryView
-          query={members}
-          loadingLabel="Loading members"
-          errorTitle="Could not load the members"
-          isEmpty={(data) => data.items.length === 0}
+        <MembersTable
+          members={members}
+          path={`${orgPath(orgId)}/members`}
+          queryKey={orgKey(orgId, "members")}
+          roleHeader="Role"
+          roleOptions={ORG_ROLE_OPTIONS}
+          sinceHeader="Member since"
+          caption="Members"
           empty={<EmptyState title="No members yet" description="Invite someone below." />}
-        >
-          {(data) => (
-            <Table caption="Members">
-              <THead>
-                <TR>
-                  <TH>Name</TH>
-                  <TH>Email</TH>
-                  <TH>Role</TH>
-                  <TH>Member since</TH>
-                  <TH>
-                    <span className="sr-only">Actions</span>
-                  </TH>
-                </TR>
-              </THead>
-              <TBody>
-                {data.items.map((member) => {
-                  const who = member.display_name || member.email;
-                  const self = member.user_id === me.id;
-                  return (
-                    <TR key={member.id}>
-                      <TD className="font-medium">
-                        {who}
-                        {self ? <span className="text-muted"> (you)</span> : null}
-                      </TD>
-                      <TD>{member.email}</TD>
-                      <TD>
-                        <NativeSelect
-                          aria-label={`Role of ${who}`}
-                          className="h-8 w-auto"
-                          value={member.role}
-                          disabled={self || changeRole.isPending}
-                          onChange={(e) => changeRole.mutate({ member, role: e.target.value })}
-                          options={ORG_ROLE_OPTIONS}
-                        />
-                      </TD>
-                      <TD>
-                        <DateTime value={member.created_at} />
-                      </TD>
-                      <TD>
-                        <div className="flex justify-end">
-                          {self ? null : (
-                            <Button size="sm" variant="ghost" className="text-danger" aria-label={`Remove ${who}`} onClick={() => setRemoving(member)}>
-                              Remove
-                            </Button>
-                          )}
-                        </div>
-                      </TD>
-                    </TR>
-                  );
-                })}
-              </TBody>
-            </Table>
-          )}
-        </QueryView>
+          selfId={me.id}
+          removal={{
+            title: (m) => `Remove ${memberName(m)}?`,
+            description: () => "They leave the organization and their keys in it are revoked at once.",
+            done: () => "Member removed",
+          }}
+        />
       </CardContent>
-      <ConfirmDialog
-        open={removing !== null}
-        onOpenChange={(open) => (open ? undefined : closeRemove())}
-        title={removing ? `Remove ${removing.display_name || removing.email}?` : "Remove member?"}
-        description="They leave the organization and their keys in it are revoked at once."
-        confirmLabel="Remove"
-        destructive
-        pending={remove.isPending}
-        onConfirm={() => removing && remove.mutate(removing)}
-      >
-        {remove.isError ? <InlineError error={remove.error} /> : null}
-      </ConfirmDialog>
       <Dialog
         open={adding}
         onOpenChange={setAdding}
@@ -183,7 +104,7 @@ function AddMemberForm({ orgId, members, onDone }: { orgId: string; members: Mem
     mutationFn: (body: { user_id: string; role: OrgRole }) => api.post<MemberOut>(`${orgPath(orgId)}/members`, body),
     onSuccess: (added) => {
       void queryClient.invalidateQueries({ queryKey: orgKey(orgId, "members") });
-      toast({ title: `${added.display_name || added.email} added`, tone: "success" });
+      toast({ title: `${memberName(added)} added`, tone: "success" });
       onDone();
     },
   });

@@ -8,23 +8,15 @@ import {
   Card,
   CardContent,
   CardHeader,
-  ConfirmDialog,
-  DateTime,
   Dialog,
   DialogClose,
   EmptyState,
   Field,
   InlineError,
   NativeSelect,
-  QueryView,
-  Table,
-  TBody,
-  TD,
-  TH,
-  THead,
-  TR,
   useToast,
 } from "../../components/ui";
+import { memberName, MembersTable } from "../access/MembersTable";
 import { canManageOrgTeams, teamKey, teamPath, useOrgMembers, useTeamMembers } from "./data";
 import type { Member, TeamRole } from "./types";
 
@@ -33,90 +25,31 @@ const ROLE_OPTIONS = [
   { value: "team_admin", label: roleLabel("team_admin") },
 ];
 
-const who = (m: Pick<Member, "display_name" | "email">) => m.display_name || m.email;
-
 /** Team members: add from the organisation, change a member's team role, remove (confirmed). */
 export function TeamMembers({ teamId, teamName }: { teamId: string; teamName: string }) {
   const me = useCurrentUser();
   const members = useTeamMembers(me, teamId);
-  const queryClient = useQueryClient();
-  const toast = useToast();
   const [adding, setAdding] = useState(false);
-  const [removing, setRemoving] = useState<Member | null>(null);
-  const path = `${teamPath(me.org_id, teamId)}/members`;
-  const refresh = () => queryClient.invalidateQueries({ queryKey: teamKey(me.org_id, teamId) });
-
-  const changeRole = useMutation({
-    mutationFn: ({ member, role }: { member: Member; role: TeamRole }) =>
-      api.patch<Member>(`${path}/${encodeURIComponent(member.id)}`, { role }),
-    onSuccess: (member) => {
-      void refresh();
-      toast({ title: `${who(member)} is now ${roleLabel(member.role).toLowerCase()}`, tone: "success" });
-    },
-  });
-  const remove = useMutation({
-    mutationFn: (member: Member) => api.delete(`${path}/${encodeURIComponent(member.id)}`),
-    onSuccess: (_, member) => {
-      setRemoving(null);
-      void refresh();
-      toast({ title: `${who(member)} removed from the team`, tone: "success" });
-    },
-  });
   const addButton = <Button onClick={() => setAdding(true)}>Add member</Button>;
-
   return (
     <Card>
       <CardHeader title="Members" description="Team admins manage the team's members, keys and MCP access." actions={addButton} />
       <CardContent className="flex flex-col gap-3">
-        {changeRole.isError ? <InlineError error={changeRole.error} /> : null}
-        <QueryView
-          query={members}
-          loadingLabel="Loading members"
-          errorTitle="Could not load the members"
-          isEmpty={(data) => data.items.length === 0}
+        <MembersTable
+          members={members}
+          path={`${teamPath(me.org_id, teamId)}/members`}
+          queryKey={teamKey(me.org_id, teamId)}
+          roleHeader="Team role"
+          roleOptions={ROLE_OPTIONS}
+          sinceHeader="Added"
+          caption={`Members of ${teamName}`}
           empty={<EmptyState title="No members yet" description="Add people of your organization to this team." action={addButton} />}
-        >
-          {(data) => (
-            <Table caption={`Members of ${teamName}`}>
-              <THead>
-                <TR>
-                  <TH>Name</TH>
-                  <TH>Email</TH>
-                  <TH>Team role</TH>
-                  <TH>Added</TH>
-                  <TH>
-                    <span className="sr-only">Actions</span>
-                  </TH>
-                </TR>
-              </THead>
-              <TBody>
-                {data.items.map((member) => (
-                  <TR key={member.id}>
-                    <TD className="font-medium">{member.display_name || "—"}</TD>
-                    <TD>{member.email}</TD>
-                    <TD>
-                      <NativeSelect
-                        aria-label={`Team role of ${who(member)}`}
-                        value={member.role}
-                        disabled={changeRole.isPending}
-                        onChange={(e) => changeRole.mutate({ member, role: e.target.value as TeamRole })}
-                        options={ROLE_OPTIONS}
-                      />
-                    </TD>
-                    <TD>
-                      <DateTime value={member.created_at} />
-                    </TD>
-                    <TD className="text-right">
-                      <Button variant="ghost" size="sm" onClick={() => setRemoving(member)} aria-label={`Remove ${who(member)}`}>
-                        Remove
-                      </Button>
-                    </TD>
-                  </TR>
-                ))}
-              </TBody>
-            </Table>
-          )}
-        </QueryView>
+          removal={{
+            title: () => "Remove member",
+            description: (m) => `Remove ${memberName(m)} from ${teamName}? Their keys bound to this team stop working at once.`,
+            done: (m) => `${memberName(m)} removed from the team`,
+          }}
+        />
       </CardContent>
       <AddMemberDialog
         open={adding}
@@ -124,27 +57,6 @@ export function TeamMembers({ teamId, teamName }: { teamId: string; teamName: st
         teamId={teamId}
         current={new Set((members.data?.items ?? []).map((m) => m.user_id))}
       />
-      <ConfirmDialog
-        open={removing !== null}
-        onOpenChange={(open) => {
-          if (!open) {
-            setRemoving(null);
-            remove.reset();
-          }
-        }}
-        title="Remove member"
-        description={
-          removing
-            ? `Remove ${who(removing)} from ${teamName}? Their keys bound to this team stop working at once.`
-            : ""
-        }
-        confirmLabel="Remove"
-        destructive
-        pending={remove.isPending}
-        onConfirm={() => removing && remove.mutate(removing)}
-      >
-        {remove.isError ? <InlineError error={remove.error} /> : null}
-      </ConfirmDialog>
     </Card>
   );
 }
@@ -180,7 +92,7 @@ function AddMemberForm({ teamId, current, onDone }: { teamId: string; current: S
     mutationFn: () => api.post<Member>(`${teamPath(me.org_id, teamId)}/members`, { user_id: userId, role }),
     onSuccess: (member) => {
       void queryClient.invalidateQueries({ queryKey: teamKey(me.org_id, teamId) });
-      toast({ title: `${who(member)} added to the team`, tone: "success" });
+      toast({ title: `${memberName(member)} added to the team`, tone: "success" });
       onDone();
     },
   });
