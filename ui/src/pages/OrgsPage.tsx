@@ -13,17 +13,12 @@ import {
   ConfirmDialog,
   Dialog,
   DialogClose,
-  EmptyState,
+  ItemsTable,
   Field,
   InlineError,
   Input,
   PageHeader,
-  QueryView,
-  Table,
-  TBody,
   TD,
-  TH,
-  THead,
   TR,
   useToast,
 } from "../components/ui";
@@ -64,72 +59,54 @@ export default function OrgsPage() {
       {!deactivating && change.isError ? <InlineError error={change.error} /> : null}
       <Card>
         <CardContent>
-          <QueryView
+          <ItemsTable
             query={orgs}
-            loadingLabel="Loading organizations"
-            errorTitle="Could not load the organizations"
-            isEmpty={(data) => data.items.length === 0}
-            empty={<EmptyState title="No organizations yet" action={createButton} />}
+            noun="organizations"
+            caption="Organizations"
+            headers={["Name", "Slug", "Members", "Teams", "Status"]}
+            emptyAction={createButton}
           >
-            {(data) => (
-              <Table caption="Organizations">
-                <THead>
-                  <TR>
-                    <TH>Name</TH>
-                    <TH>Slug</TH>
-                    <TH>Members</TH>
-                    <TH>Teams</TH>
-                    <TH>Status</TH>
-                    <TH>
-                      <span className="sr-only">Actions</span>
-                    </TH>
-                  </TR>
-                </THead>
-                <TBody>
-                  {data.items.map((org) => (
-                    <TR key={org.id}>
-                      <TD className="font-medium">
-                        {org.name}
-                        {org.id === me.org_id ? <span className="text-muted"> (yours)</span> : null}
-                      </TD>
-                      <TD className="font-mono text-xs">{org.slug}</TD>
-                      <TD className="tabular-nums">{formatNumber(org.member_count)}</TD>
-                      <TD className="tabular-nums">{formatNumber(org.team_count)}</TD>
-                      <TD>
-                        <Badge tone={org.is_active ? "success" : "danger"}>{org.is_active ? "Active" : "Deactivated"}</Badge>
-                      </TD>
-                      <TD>
-                        <div className="flex justify-end gap-1 whitespace-nowrap">
-                          <Link
-                            to={`/orgs/${encodeURIComponent(org.id)}/settings`}
-                            aria-label={`View ${org.name}`}
-                            className={buttonClass("ghost", "sm")}
-                          >
-                            View
-                          </Link>
-                          {org.is_active ? (
-                            <Button size="sm" variant="ghost" className="text-danger" aria-label={`Deactivate ${org.name}`} onClick={() => setDeactivating(org)}>
-                              Deactivate
-                            </Button>
-                          ) : (
-                            <Button
-                              size="sm"
-                              variant="ghost"
-                              aria-label={`Reactivate ${org.name}`}
-                              disabled={change.isPending}
-                              onClick={() => change.mutate({ org, action: "reactivate" })}
-                            >
-                              Reactivate
-                            </Button>
-                          )}
-                        </div>
-                      </TD>
-                    </TR>
-                  ))}
-                </TBody>
-              </Table>
+            {(org) => (
+              <TR key={org.id}>
+                <TD className="font-medium">
+                  {org.name}
+                  {org.id === me.org_id ? <span className="text-muted"> (yours)</span> : null}
+                </TD>
+                <TD className="font-mono text-xs">{org.slug}</TD>
+                <TD className="tabular-nums">{formatNumber(org.member_count)}</TD>
+                <TD className="tabular-nums">{formatNumber(org.team_count)}</TD>
+                <TD>
+                  <Badge tone={org.is_active ? "success" : "danger"}>{org.is_active ? "Active" : "Deactivated"}</Badge>
+                </TD>
+                <TD>
+                  <div className="flex justify-end gap-1 whitespace-nowrap">
+                    <Link
+                      to={`/orgs/${encodeURIComponent(org.id)}/settings`}
+                      aria-label={`View ${org.name}`}
+                      className={buttonClass("ghost", "sm")}
+                    >
+                      View
+                    </Link>
+                    {org.is_active ? (
+                      <Button size="sm" variant="ghost" className="text-danger" aria-label={`Deactivate ${org.name}`} onClick={() => setDeactivating(org)}>
+                        Deactivate
+                      </Button>
+                    ) : (
+                      <Button
+                        size="sm"
+                        variant="ghost"
+                        aria-label={`Reactivate ${org.name}`}
+                        disabled={change.isPending}
+                        onClick={() => change.mutate({ org, action: "reactivate" })}
+                      >
+                        Reactivate
+                      </Button>
+                    )}
+                  </div>
+                </TD>
+              </TR>
             )}
-          </QueryView>
+          </ItemsTable>
         </CardContent>
       </Card>
       <CreateOrgDialog open={creating} onOpenChange={setCreating} />

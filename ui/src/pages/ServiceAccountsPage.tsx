@@ -8,14 +8,9 @@ import {
   Card,
   CardContent,
   DateTime,
-  EmptyState,
+  ItemsTable,
   PageHeader,
-  QueryView,
-  Table,
-  TBody,
   TD,
-  TH,
-  THead,
   TR,
 } from "../components/ui";
 import { AccountDialog, DeleteAccountDialog } from "../features/service-accounts/AccountDialogs";
@@ -41,57 +36,40 @@ export default function ServiceAccountsPage() {
       <PageHeader title="Service Accounts" description={`Identities for automation, owned by the organization or a team. ${keysNote}`} actions={createButton} />
       <Card>
         <CardContent className="pt-4">
-          <QueryView
+          <ItemsTable
             query={accounts}
-            loadingLabel="Loading service accounts"
-            errorTitle="Could not load the service accounts"
-            isEmpty={(data) => data.items.length === 0}
-            empty={<EmptyState title="No service accounts yet" action={createButton} />}
+            noun="service accounts"
+            caption="Service accounts"
+            headers={["Name", "Owner", "Keys", "Created"]}
+            emptyAction={createButton}
           >
-            {(data) => (
-              <Table caption="Service accounts">
-                <THead>
-                  <TR>
-                    <TH>Name</TH>
-                    <TH>Owner</TH>
-                    <TH>Keys</TH>
-                    <TH>Created</TH>
-                    <TH>
-                      <span className="sr-only">Actions</span>
-                    </TH>
-                  </TR>
-                </THead>
-                <TBody>
-                  {data.items.map((account) => (
-                    <TR key={account.id}>
-                      <TD className="font-medium">{account.name}</TD>
-                      <TD>{account.team_id ? (teamNames.get(account.team_id) ?? "Team") : "Organization"}</TD>
-                      <TD>
-                        <Link
-                          className="text-primary underline-offset-2 hover:underline"
-                          to={`/keys?account=${encodeURIComponent(account.id)}`}
-                          aria-label={`Keys of ${account.name}: ${formatNumber(account.key_count)}`}
-                        >
-                          {formatNumber(account.key_count)}
-                        </Link>
-                      </TD>
-                      <TD>
-                        <DateTime value={account.created_at} />
-                      </TD>
-                      <TD className="whitespace-nowrap text-right">
-                        <Button variant="ghost" size="sm" aria-label={`Rename ${account.name}`} onClick={() => setEditing(account)}>
-                          Rename
-                        </Button>
-                        <Button variant="ghost" size="sm" aria-label={`Delete ${account.name}`} onClick={() => setDeleting(account)}>
-                          Delete
-                        </Button>
-                      </TD>
-                    </TR>
-                  ))}
-                </TBody>
-              </Table>
+            {(account) => (
+              <TR key={account.id}>
+                <TD className="font-medium">{account.name}</TD>
+                <TD>{account.team_id ? (teamNames.get(account.team_id) ?? "Team") : "Organization"}</TD>
+                <TD>
+                  <Link
+                    className="text-primary underline-offset-2 hover:underline"
+                    to={`/keys?account=${encodeURIComponent(account.id)}`}
+                    aria-label={`Keys of ${account.name}: ${formatNumber(account.key_count)}`}
+                  >
+                    {formatNumber(account.key_count)}
+                  </Link>
+                </TD>
+                <TD>
+                  <DateTime value={account.created_at} />
+                </TD>
+                <TD className="whitespace-nowrap text-right">
+                  <Button variant="ghost" size="sm" aria-label={`Rename ${account.name}`} onClick={() => setEditing(account)}>
+                    Rename
+                  </Button>
+                  <Button variant="ghost" size="sm" aria-label={`Delete ${account.name}`} onClick={() => setDeleting(account)}>
+                    Delete
+                  </Button>
+                </TD>
+              </TR>
             )}
-          </QueryView>
+          </ItemsTable>
         </CardContent>
       </Card>
       <AccountDialog

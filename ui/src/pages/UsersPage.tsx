@@ -12,18 +12,13 @@ import {
   DateTime,
   Dialog,
   DialogClose,
-  EmptyState,
+  ItemsTable,
   Field,
   InlineError,
   Input,
   NativeSelect,
   PageHeader,
-  QueryView,
-  Table,
-  TBody,
   TD,
-  TH,
-  THead,
   TR,
   useToast,
 } from "../components/ui";
@@ -50,74 +45,56 @@ export default function UsersPage() {
       <PageHeader title="Users" description="Every account of this gateway." actions={createButton} />
       <Card>
         <CardContent>
-          <QueryView
+          <ItemsTable
             query={users}
-            loadingLabel="Loading users"
-            errorTitle="Could not load the users"
-            isEmpty={(data) => data.items.length === 0}
-            empty={<EmptyState title="No users yet" action={createButton} />}
+            noun="users"
+            caption="Users"
+            headers={["Name", "Email", "Organization", "Role", "Created"]}
+            emptyAction={createButton}
           >
-            {(data) => (
-              <Table caption="Users">
-                <THead>
-                  <TR>
-                    <TH>Name</TH>
-                    <TH>Email</TH>
-                    <TH>Organization</TH>
-                    <TH>Role</TH>
-                    <TH>Created</TH>
-                    <TH>
-                      <span className="sr-only">Actions</span>
-                    </TH>
-                  </TR>
-                </THead>
-                <TBody>
-                  {data.items.map((user) => {
-                    const who = user.display_name || user.email;
-                    const self = user.id === me.id;
-                    return (
-                      <TR key={user.id}>
-                        <TD className="font-medium">
-                          {who}
-                          {self ? <span className="text-muted"> (you)</span> : null}
-                        </TD>
-                        <TD>{user.email}</TD>
-                        <TD>{user.org_id ? (orgNames.get(user.org_id) ?? "—") : "—"}</TD>
-                        <TD>
-                          <div className="flex flex-wrap gap-1">
-                            {user.is_system_admin ? <Badge tone="primary">System admin</Badge> : null}
-                            {user.role ? <span>{roleLabel(user.role)}</span> : null}
-                          </div>
-                        </TD>
-                        <TD>
-                          <DateTime value={user.created_at} />
-                        </TD>
-                        <TD>
-                          <div className="flex justify-end gap-1 whitespace-nowrap">
-                            {self ? null : (
-                              <Button size="sm" variant="ghost" aria-label={`${user.is_system_admin ? "Remove system admin from" : "Make system admin"} ${who}`} onClick={() => setAction({ kind: "admin", user })}>
-                                {user.is_system_admin ? "Remove system admin" : "Make system admin"}
-                              </Button>
-                            )}
-                            {user.auth_provider === "local" ? (
-                              <Button size="sm" variant="ghost" aria-label={`Reset password for ${who}`} onClick={() => setAction({ kind: "password", user })}>
-                                Reset password
-                              </Button>
-                            ) : null}
-                            {self ? null : (
-                              <Button size="sm" variant="ghost" className="text-danger" aria-label={`Deactivate ${who}`} onClick={() => setAction({ kind: "deactivate", user })}>
-                                Deactivate
-                              </Button>
-                            )}
-                          </div>
-                        </TD>
-                      </TR>
-                    );
-                  })}
-                </TBody>
-              </Table>
-            )}
-          </QueryView>
+            {(user) => {
+              const who = user.display_name || user.email;
+              const self = user.id === me.id;
+              return (
+                <TR key={user.id}>
+                  <TD className="font-medium">
+                    {who}
+                    {self ? <span className="text-muted"> (you)</span> : null}
+                  </TD>
+                  <TD>{user.email}</TD>
+                  <TD>{user.org_id ? (orgNames.get(user.org_id) ?? "—") : "—"}</TD>
+                  <TD>
+                    <div className="flex flex-wrap gap-1">
+                      {user.is_system_admin ? <Badge tone="primary">System admin</Badge> : null}
+                      {user.role ? <span>{roleLabel(user.role)}</span> : null}
+                    </div>
+                  </TD>
+                  <TD>
+                    <DateTime value={user.created_at} />
+                  </TD>
+                  <TD>
+                    <div className="flex justify-end gap-1 whitespace-nowrap">
+                      {self ? null : (
+                        <Button size="sm" variant="ghost" aria-label={`${user.is_system_admin ? "Remove system admin from" : "Make system admin"} ${who}`} onClick={() => setAction({ kind: "admin", user })}>
+                          {user.is_system_admin ? "Remove system admin" : "Make system admin"}
+                        </Button>
+                      )}
+                      {user.auth_provider === "local" ? (
+                        <Button size="sm" variant="ghost" aria-label={`Reset password for ${who}`} onClick={() => setAction({ kind: "password", user })}>
+                          Reset password
+                        </Button>
+                      ) : null}
+                      {self ? null : (
+                        <Button size="sm" variant="ghost" className="text-danger" aria-label={`Deactivate ${who}`} onClick={() => setAction({ kind: "deactivate", user })}>
+                          Deactivate
+                        </Button>
+                      )}
+                    </div>
+                  </TD>
+                </TR>
+              );
+            }}
+          </ItemsTable>
         </CardContent>
       </Card>
       <CreateUserDialog open={creating} onOpenChange={setCreating} />

@@ -12,6 +12,7 @@ export { Progress } from "./Progress";
 export { Spinner, LoadingState } from "./Spinner";
 export { EmptyState, ErrorState, InlineError } from "./States";
 export { QueryView } from "./QueryView";
+export { ItemsTable, type ItemsTableProps } from "./ItemsTable";
 export { ToastProvider, useToast, type ToastInput } from "./Toast";
 export { CopyButton } from "./CopyButton";
 export { Tooltip, TooltipProvider } from "./Tooltip";

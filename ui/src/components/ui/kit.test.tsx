@@ -1,9 +1,10 @@
 import { useState } from "react";
 import { describe, expect, it, vi } from "vitest";
-import { screen, waitFor } from "@testing-library/react";
+import { within, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { renderPage } from "../../test/utils";
-import { Switch, Button, ConfirmDialog, CopyButton, Dialog, Field, Input, NativeSelect, Progress, Select, Tabs, TabsContent, TabsList, TabsTrigger } from ".";
+import { useQuery } from "@tanstack/react-query";
+import { Switch, Button, ConfirmDialog, ItemsTable, TD, TR, CopyButton, Dialog, Field, Input, NativeSelect, Progress, Select, Tabs, TabsContent, TabsList, TabsTrigger } from ".";
 
 describe("component kit", () => {
   it("labels fields and describes their hint and error", () => {
@@ -155,5 +156,31 @@ describe("component kit", () => {
     await user.click(screen.getByRole("button", { name: "Copy key" }));
     expect(writeText).toHaveBeenCalledWith("vl_uk_secret");
     expect(await screen.findByRole("button", { name: "Copied" })).toBeInTheDocument();
+  });
+
+  it("lists items in a named table with an actions column, or says there are none", async () => {
+    function List({ items }: { items: string[] }) {
+      const query = useQuery({ queryKey: ["kit-items", items], queryFn: () => Promise.resolve({ items }) });
+      return (
+        <ItemsTable query={query} noun="fruits" caption="Fruits" headers={["Name"]} emptyAction={<Button>Add fruit</Button>}>
+          {(item) => (
+            <TR key={item}>
+              <TD>{item}</TD>
+              <TD>
+                <Button aria-label={`Eat ${item}`}>Eat</Button>
+              </TD>
+            </TR>
+          )}
+        </ItemsTable>
+      );
+    }
+    const { unmount } = renderPage(<List items={["apple", "pear"]} />);
+    const table = await screen.findByRole("table", { name: "Fruits" });
+    expect(within(table).getAllByRole("columnheader").map((h) => h.textContent)).toEqual(["Name", "Actions"]);
+    expect(within(table).getByRole("button", { name: "Eat pear" })).toBeInTheDocument();
+    unmount();
+    renderPage(<List items={[]} />);
+    expect(await screen.findByText("No fruits yet")).toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Add fruit" })).toBeInTheDocument();
   });
 });

@@ -7,13 +7,9 @@ import {
   ConfirmDialog,
   DateTime,
   InlineError,
+  ItemsTable,
   NativeSelect,
-  QueryView,
-  Table,
-  TBody,
   TD,
-  TH,
-  THead,
   TR,
   useToast,
   type NativeSelectOption,
@@ -86,66 +82,49 @@ export function MembersTable<M extends Membership>({
   return (
     <>
       {changeRole.isError ? <InlineError error={changeRole.error} /> : null}
-      <QueryView
+      <ItemsTable
         query={members}
-        loadingLabel="Loading members"
-        errorTitle="Could not load the members"
-        isEmpty={(data) => data.items.length === 0}
+        noun="members"
+        caption={caption}
+        headers={["Name", "Email", roleHeader, sinceHeader]}
         empty={empty}
       >
-        {(data) => (
-          <Table caption={caption}>
-            <THead>
-              <TR>
-                <TH>Name</TH>
-                <TH>Email</TH>
-                <TH>{roleHeader}</TH>
-                <TH>{sinceHeader}</TH>
-                <TH>
-                  <span className="sr-only">Actions</span>
-                </TH>
-              </TR>
-            </THead>
-            <TBody>
-              {data.items.map((member) => {
-                const who = memberName(member);
-                const self = member.user_id === selfId;
-                return (
-                  <TR key={member.id}>
-                    <TD className="font-medium">
-                      {who}
-                      {self ? <span className="text-muted"> (you)</span> : null}
-                    </TD>
-                    <TD>{member.email}</TD>
-                    <TD>
-                      <NativeSelect
-                        aria-label={`${roleHeader} of ${who}`}
-                        className="h-8 w-auto"
-                        value={member.role}
-                        disabled={self || changeRole.isPending}
-                        onChange={(e) => changeRole.mutate({ member, role: e.target.value })}
-                        options={roleOptions}
-                      />
-                    </TD>
-                    <TD>
-                      <DateTime value={member.created_at} />
-                    </TD>
-                    <TD>
-                      <div className="flex justify-end">
-                        {self ? null : (
-                          <Button size="sm" variant="ghost" className="text-danger" aria-label={`Remove ${who}`} onClick={() => setRemoving(member)}>
-                            Remove
-                          </Button>
-                        )}
-                      </div>
-                    </TD>
-                  </TR>
-                );
-              })}
-            </TBody>
-          </Table>
-        )}
-      </QueryView>
+        {(member) => {
+          const who = memberName(member);
+          const self = member.user_id === selfId;
+          return (
+            <TR key={member.id}>
+              <TD className="font-medium">
+                {who}
+                {self ? <span className="text-muted"> (you)</span> : null}
+              </TD>
+              <TD>{member.email}</TD>
+              <TD>
+                <NativeSelect
+                  aria-label={`${roleHeader} of ${who}`}
+                  className="h-8 w-auto"
+                  value={member.role}
+                  disabled={self || changeRole.isPending}
+                  onChange={(e) => changeRole.mutate({ member, role: e.target.value })}
+                  options={roleOptions}
+                />
+              </TD>
+              <TD>
+                <DateTime value={member.created_at} />
+              </TD>
+              <TD>
+                <div className="flex justify-end">
+                  {self ? null : (
+                    <Button size="sm" variant="ghost" className="text-danger" aria-label={`Remove ${who}`} onClick={() => setRemoving(member)}>
+                      Remove
+                    </Button>
+                  )}
+                </div>
+              </TD>
+            </TR>
+          );
+        }}
+      </ItemsTable>
       <ConfirmDialog
         open={removing !== null}
         onOpenChange={(open) => (open ? undefined : closeRemove())}

@@ -7,17 +7,12 @@ import {
   CardContent,
   CardHeader,
   ConfirmDialog,
-  EmptyState,
+  ItemsTable,
   Field,
   InlineError,
   Input,
   NativeSelect,
-  QueryView,
-  Table,
-  TBody,
   TD,
-  TH,
-  THead,
   TR,
   useToast,
 } from "../../components/ui";
@@ -112,42 +107,26 @@ export function ModelAliases({
           </div>
         </form>
         {create.isError && !isFieldError(create.error, ["alias", "model_name"]) ? <InlineError error={create.error} /> : null}
-        <QueryView
+        <ItemsTable
           query={aliases}
-          loadingLabel="Loading aliases"
-          errorTitle="Could not load the aliases"
-          isEmpty={(data) => data.items.length === 0}
-          empty={<EmptyState title="No aliases yet" />}
+          noun="aliases"
+          caption={caption}
+          headers={["Alias", "Model"]}
         >
-          {(data) => (
-            <Table caption={caption}>
-              <THead>
-                <TR>
-                  <TH>Alias</TH>
-                  <TH>Model</TH>
-                  <TH>
-                    <span className="sr-only">Actions</span>
-                  </TH>
-                </TR>
-              </THead>
-              <TBody>
-                {data.items.map((a) => (
-                  <TR key={a.id}>
-                    <TD className="font-mono">{a.alias}</TD>
-                    <TD className="font-mono">{a.model_name}</TD>
-                    <TD>
-                      <div className="flex justify-end">
-                        <Button size="sm" variant="ghost" className="text-danger" aria-label={`Delete alias ${a.alias}`} onClick={() => setDeleting(a)}>
-                          Delete
-                        </Button>
-                      </div>
-                    </TD>
-                  </TR>
-                ))}
-              </TBody>
-            </Table>
+          {(a) => (
+            <TR key={a.id}>
+              <TD className="font-mono">{a.alias}</TD>
+              <TD className="font-mono">{a.model_name}</TD>
+              <TD>
+                <div className="flex justify-end">
+                  <Button size="sm" variant="ghost" className="text-danger" aria-label={`Delete alias ${a.alias}`} onClick={() => setDeleting(a)}>
+                    Delete
+                  </Button>
+                </div>
+              </TD>
+            </TR>
           )}
-        </QueryView>
+        </ItemsTable>
       </CardContent>
       <ConfirmDialog
         open={deleting !== null}
