@@ -4,7 +4,6 @@
  * each table exportable as the CSV of exactly what it shows.
  */
 import type { ReactNode } from "react";
-import { useSearchParams } from "react-router";
 import { Bar, BarChart, CartesianGrid, Tooltip, XAxis, YAxis } from "recharts";
 import {
   Button,
@@ -15,7 +14,6 @@ import {
   ChartFrame,
   EmptyState,
   Field,
-  Input,
   NativeSelect,
   QueryView,
   StatCard,
@@ -29,23 +27,13 @@ import {
 } from "../../components/ui";
 import { useCurrentUser } from "../../lib/auth";
 import { downloadText, toCsv, type CsvColumn } from "../../lib/download";
-import { formatCompact, formatCurrency, formatDate, formatNumber } from "../../lib/format";
+import { formatCompact, formatCurrency, formatNumber } from "../../lib/format";
 import { TopGroups } from "../usage/charts";
-import { DEFAULT_PRESET, PRESETS, resolveRange, utcDay, type Range } from "../usage/params";
+import { utcDay, type Range } from "../usage/params";
+import { RangeFields, rangeText, readRange, useParamsUpdate } from "../usage/RangeFields";
 import { bucketLabel, bucketTick } from "../usage/series";
 import { averagePerDay, dailySeries, rangeDays, DAY_CSV, DEFAULT_TOP, MODEL_CSV, spenderCsv, TOP_CHOICES, useCostReport } from "./data";
 import type { CostReport, DayCost, Spender } from "./types";
-
-/** "Dec 1, 2026 – Dec 7, 2026": the UTC days of [from, to). */
-function rangeText(range: Range): string {
-  const day = (t: number) => {
-    const [y, m, d] = utcDay(t).split("-").map(Number);
-    return formatDate(new Date(y ?? 1970, (m ?? 1) - 1, d ?? 1));
-  };
-  const from = day(Date.parse(range.from));
-  const to = day(Date.parse(range.to) - 1);
-  return from === to ? from : `${from} – ${to}`;
-}
 
 interface Column<T> {
   header: string;
@@ -104,20 +92,9 @@ const spenderColumns = (what: string): Column<Spender>[] => [
 
 export function CostReportView() {
   const me = useCurrentUser();
-  const [params, setParams] = useSearchParams();
-  const update = (changes: Record<string, string | null>) =>
-    setParams((prev) => {
-      const next = new URLSearchParams(prev);
-      for (const [k, v] of Object.entries(changes)) {
-        if (v === null || v === "") next.delete(k);
-        else next.set(k, v);
-      }
-      return next;
-    });
-  const preset = params.get("range") ?? DEFAULT_PRESET;
-  const fromDay = params.get("from") ?? "";
-  const toDay = params.get("to") ?? "";
-  const { range, error: rangeError } = resolveRange(preset, fromDay, toDay);
+  const [params, update] = useParamsUpdate();
+  const current = readRange(params);
+  const { range, rangeError } = current;
   const topParam = Number(params.get("top"));
   const top = (TOP_CHOICES as readonly number[]).includes(topParam) ? topParam : DEFAULT_TOP;
   const report = useCostReport(me.org_id, range, top);
@@ -128,28 +105,7 @@ export function CostReportView() {
         <CardHeader title="Filters" description={range ? `Your organization · ${rangeText(range)}` : "Your organization"} />
         <CardContent>
           <div className="flex flex-wrap items-start gap-3">
-            <Field label="Date range" className="w-full sm:w-48">
-              <NativeSelect
-                value={preset === "custom" ? "custom" : PRESETS.some((p) => p.value === preset) ? preset : DEFAULT_PRESET}
-                onChange={(e) => {
-                  const value = e.target.value;
-                  if (value !== "custom") return update({ range: value === DEFAULT_PRESET ? null : value, from: null, to: null });
-                  const current = range ?? resolveRange(DEFAULT_PRESET, "", "").range!;
-                  update({ range: "custom", from: utcDay(Date.parse(current.from)), to: utcDay(Date.parse(current.to) - 1) });
-                }}
-                options={[...PRESETS.map((p) => ({ value: p.value, label: p.label })), { value: "custom", label: "Custom range" }]}
-              />
-            </Field>
-            {preset === "custom" ? (
-              <>
-                <Field label="From" hint="UTC day" error={rangeError} className="w-full sm:w-44">
-                  <Input type="date" value={fromDay} max={toDay || undefined} onChange={(e) => update({ from: e.target.value })} />
-                </Field>
-                <Field label="To" hint="UTC day, included" className="w-full sm:w-44">
-                  <Input type="date" value={toDay} min={fromDay || undefined} onChange={(e) => update({ to: e.target.value })} />
-                </Field>
-              </>
-            ) : null}
+            <RangeFields value={current} update={update} />
             <Field label="Top spenders" className="w-full sm:w-40">
               <NativeSelect
                 value={String(top)}

@@ -1,6 +1,5 @@
 /** One usage tab (LLM or MCP): filters in the URL, totals, charts over time, the grouped table, CSV export. */
 import { useMemo, useState, type ReactNode } from "react";
-import { useSearchParams } from "react-router";
 import {
   Button,
   Card,
@@ -21,26 +20,24 @@ import {
 } from "../../components/ui";
 import { useCurrentUser } from "../../lib/auth";
 import { toCsv, downloadText } from "../../lib/download";
-import { formatCompact, formatCurrency, formatDate, formatDuration, formatNumber, formatPercent } from "../../lib/format";
+import { formatCompact, formatCurrency, formatDuration, formatNumber, formatPercent } from "../../lib/format";
 import { hasRole } from "../../lib/roles";
 import type { UsagePoint, UsageReport } from "../../lib/types";
 import { LlmCharts, McpCharts, TopGroups } from "./charts";
 import { csvColumns, llmColumns, mcpColumns, type UsageColumn } from "./columns";
 import {
   DEFAULT_GROUP,
-  DEFAULT_PRESET,
   HOUR_GROUP_MAX,
-  PRESETS,
   groupLabel,
   groupOptions,
   rangeMs,
-  resolveRange,
   usageSource,
   utcDay,
   type Range,
   type Scope,
 } from "./params";
 import { useUsageReport } from "./queries";
+import { RangeFields, rangeText, readRange, useParamsUpdate } from "./RangeFields";
 import { llmSeries, llmTotals, mcpSeries, mcpTotals, rowName } from "./series";
 import type { McpUsagePoint, McpUsageReport, UsageKind } from "./types";
 
@@ -48,18 +45,6 @@ type Row = UsagePoint | McpUsagePoint;
 
 /** Rows the table shows at first (a grouping by key or user can have thousands; the CSV has them all). */
 const TABLE_ROWS = 200;
-
-/** "Dec 1, 2026 – Dec 7, 2026" for [from, to) (the last day shown is the one before `to`'s). */
-function rangeText(range: Range): string {
-  const lastDay = Date.parse(range.to) - 1;
-  const local = (t: number) => {
-    const [y, m, d] = utcDay(t).split("-").map(Number);
-    return new Date(y ?? 1970, (m ?? 1) - 1, d ?? 1);
-  };
-  const from = formatDate(local(Date.parse(range.from)));
-  const to = formatDate(local(lastDay));
-  return from === to ? from : `${from} – ${to}`;
-}
 
 function matches(row: Row, groupBy: string, filter: string): boolean {
   if (!filter) return true;
@@ -69,27 +54,13 @@ function matches(row: Row, groupBy: string, filter: string): boolean {
 
 export function UsageView({ kind }: { kind: UsageKind }) {
   const me = useCurrentUser();
-  const [params, setParams] = useSearchParams();
-  const update = (changes: Record<string, string | null>, replace = false) =>
-    setParams(
-      (prev) => {
-        const next = new URLSearchParams(prev);
-        for (const [k, v] of Object.entries(changes)) {
-          if (v === null || v === "") next.delete(k);
-          else next.set(k, v);
-        }
-        return next;
-      },
-      { replace },
-    );
+  const [params, update] = useParamsUpdate();
 
   const isSystem = hasRole(me, "system_admin");
   const scope: Scope = isSystem && params.get("scope") === "org" ? "org" : "all";
   const source = usageSource(me, kind, scope);
-  const preset = params.get("range") ?? DEFAULT_PRESET;
-  const fromDay = params.get("from") ?? "";
-  const toDay = params.get("to") ?? "";
-  const { range, error: rangeError } = resolveRange(preset, fromDay, toDay);
+  const current = readRange(params);
+  const { range, rangeError } = current;
   const filter = params.get("q") ?? "";
 
   const allGroups = source ? groupOptions(kind, source) : [];
@@ -122,28 +93,7 @@ export function UsageView({ kind }: { kind: UsageKind }) {
               />
             </Field>
           ) : null}
-          <Field label="Date range" className="w-full sm:w-48">
-            <NativeSelect
-              value={preset === "custom" ? "custom" : PRESETS.some((p) => p.value === preset) ? preset : DEFAULT_PRESET}
-              onChange={(e) => {
-                const value = e.target.value;
-                if (value !== "custom") return update({ range: value === DEFAULT_PRESET ? null : value, from: null, to: null });
-                const current = range ?? resolveRange(DEFAULT_PRESET, "", "").range!;
-                update({ range: "custom", from: utcDay(Date.parse(current.from)), to: utcDay(Date.parse(current.to) - 1) });
-              }}
-              options={[...PRESETS.map((p) => ({ value: p.value, label: p.label })), { value: "custom", label: "Custom range" }]}
-            />
-          </Field>
-          {preset === "custom" ? (
-            <>
-              <Field label="From" hint="UTC day" error={rangeError} className="w-full sm:w-44">
-                <Input type="date" value={fromDay} max={toDay || undefined} onChange={(e) => update({ from: e.target.value })} />
-              </Field>
-              <Field label="To" hint="UTC day, included" className="w-full sm:w-44">
-                <Input type="date" value={toDay} min={fromDay || undefined} onChange={(e) => update({ to: e.target.value })} />
-              </Field>
-            </>
-          ) : null}
+          <RangeFields value={current} update={update} />
           <Field label="Group by" className="w-full sm:w-48">
             <NativeSelect value={group} onChange={(e) => update({ group: e.target.value === DEFAULT_GROUP[kind] ? null : e.target.value, q: null })} options={options} />
           </Field>
