@@ -12,7 +12,7 @@ import {
   CardContent,
   ConfirmDialog,
   Dialog,
-  DialogClose,
+  DialogFormActions,
   ItemsTable,
   Field,
   InlineError,
@@ -198,14 +198,7 @@ function CreateOrgForm({ onDone }: { onDone: () => void }) {
       </div>
       <LimitInputs values={limits} onChange={setLimits} errors={errors} />
       {create.isError && !isFieldError(create.error, fields) ? <InlineError error={create.error} /> : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={create.isPending}>
-          Create
-        </Button>
-      </div>
+      <DialogFormActions submitLabel="Create" pending={create.isPending} />
     </form>
   );
 }

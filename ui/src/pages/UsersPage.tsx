@@ -11,7 +11,7 @@ import {
   ConfirmDialog,
   DateTime,
   Dialog,
-  DialogClose,
+  DialogFormActions,
   ItemsTable,
   Field,
   InlineError,
@@ -177,14 +177,7 @@ function PasswordDialog({ user, onClose }: { user: UserOut | null; onClose: () =
           <Input type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" />
         </Field>
         {reset.isError && !apiError ? <InlineError error={reset.error} /> : null}
-        <div className="flex flex-wrap justify-end gap-2">
-          <DialogClose>
-            <Button variant="secondary">Cancel</Button>
-          </DialogClose>
-          <Button type="submit" loading={reset.isPending}>
-            Reset password
-          </Button>
-        </div>
+        <DialogFormActions submitLabel="Reset password" pending={reset.isPending} />
       </form>
     </Dialog>
   );
@@ -292,14 +285,7 @@ function CreateUserForm({ onDone }: { onDone: () => void }) {
         System admin (manages every organization, user and model)
       </label>
       {create.isError && !isFieldError(create.error, FIELDS) ? <InlineError error={create.error} /> : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={create.isPending}>
-          Create
-        </Button>
-      </div>
+      <DialogFormActions submitLabel="Create" pending={create.isPending} />
     </form>
   );
 }

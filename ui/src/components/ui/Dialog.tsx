@@ -81,6 +81,20 @@ export function Dialog({ open, onOpenChange, title, description, trigger, footer
   );
 }
 
+/** The end of a form in a Dialog: Cancel (closes it) and the submit button, busy while the form is sent. */
+export function DialogFormActions({ submitLabel, pending }: { submitLabel: ReactNode; pending: boolean }) {
+  return (
+    <div className="flex flex-wrap justify-end gap-2">
+      <DialogClose>
+        <Button variant="secondary">Cancel</Button>
+      </DialogClose>
+      <Button type="submit" loading={pending}>
+        {submitLabel}
+      </Button>
+    </div>
+  );
+}
+
 /** A button that closes the surrounding Dialog (e.g. `Cancel`). */
 export function DialogClose({ children }: { children: ReactNode }) {
   return <DialogPrimitive.Close asChild>{children}</DialogPrimitive.Close>;

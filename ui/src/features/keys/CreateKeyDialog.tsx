@@ -3,7 +3,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
 import type { Me } from "../../lib/types";
-import { Button, Dialog, DialogClose, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
+import { Button, Dialog, DialogFormActions, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
 import {
   canChooseKeyType,
   canRestrictModels,
@@ -207,14 +207,7 @@ function CreateKeyForm({
         )
       ) : null}
       {create.isError && !isFieldError(create.error, FORM_FIELDS) ? <InlineError error={create.error} /> : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={create.isPending}>
-          Create
-        </Button>
-      </div>
+      <DialogFormActions submitLabel="Create" pending={create.isPending} />
     </form>
   );
 }

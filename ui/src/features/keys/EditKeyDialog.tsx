@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
 import { formatDateTime } from "../../lib/format";
-import { Button, DialogClose, Dialog, Field, InlineError, Input, LoadingState, useToast } from "../../components/ui";
+import { DialogFormActions, Dialog, Field, InlineError, Input, LoadingState, useToast } from "../../components/ui";
 import { canRestrictModels, canSetLimits, keyPath, useAvailableModels } from "./data";
 import {
   apiFieldError,
@@ -145,14 +145,7 @@ function EditKeyForm({ apiKey, onDone }: { apiKey: KeyOut; onDone: () => void })
         )
       ) : null}
       {save.isError && !isFieldError(save.error, FORM_FIELDS) ? <InlineError error={save.error} /> : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={save.isPending}>
-          Save
-        </Button>
-      </div>
+      <DialogFormActions submitLabel="Save" pending={save.isPending} />
     </form>
   );
 }

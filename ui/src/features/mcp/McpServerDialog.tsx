@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
-import { Button, Dialog, DialogClose, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
+import { Dialog, DialogFormActions, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
 import type { TeamOut } from "../keys/types";
 import { apiFieldError, errorField } from "../keys/form";
 import { AUTH_LABELS, creatableScopes, creatableTeams, createPath, MCP_KEY, SCOPE_LABELS, serverPath } from "./data";
@@ -273,14 +273,7 @@ function ServerForm({ original, teams: allTeams, onDone }: { original: McpServer
         </p>
       ) : null}
       {save.error && !FIELDS.includes(errorField(save.error) ?? "") ? <InlineError error={save.error} /> : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={save.isPending}>
-          {original ? "Save" : "Add server"}
-        </Button>
-      </div>
+      <DialogFormActions submitLabel={original ? "Save" : "Add server"} pending={save.isPending} />
     </form>
   );
 }

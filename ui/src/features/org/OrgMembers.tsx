@@ -13,7 +13,7 @@ import {
   CopyButton,
   DateTime,
   Dialog,
-  DialogClose,
+  DialogFormActions,
   EmptyState,
   Field,
   InlineError,
@@ -131,14 +131,7 @@ function AddMemberForm({ orgId, members, onDone }: { orgId: string; members: Mem
         <NativeSelect value={role} onChange={(e) => setRole(e.target.value as OrgRole)} options={ORG_ROLE_OPTIONS} />
       </Field>
       {add.isError && !isFieldError(add.error, ["user_id"]) ? <InlineError error={add.error} /> : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={add.isPending}>
-          Add
-        </Button>
-      </div>
+      <DialogFormActions submitLabel="Add" pending={add.isPending} />
     </form>
   );
 }
@@ -338,14 +331,7 @@ function InviteForm({ orgId, onCreated }: { orgId: string; onCreated: (created: 
         <NativeSelect value={days} onChange={(e) => setDays(e.target.value)} options={INVITE_EXPIRY} />
       </Field>
       {create.isError && !isFieldError(create.error, ["email", "role", "expires_in_days"]) ? <InlineError error={create.error} /> : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={create.isPending}>
-          Create invite
-        </Button>
-      </div>
+      <DialogFormActions submitLabel="Create invite" pending={create.isPending} />
     </form>
   );
 }

@@ -3,7 +3,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
 import { hasRole } from "../../lib/roles";
-import { Button, ConfirmDialog, Dialog, DialogClose, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
+import { ConfirmDialog, Dialog, DialogFormActions, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
 import { apiFieldError } from "../keys/form";
 import type { Team } from "../teams/types";
 import { accountPath, accountsKey, accountsPath, type ServiceAccount } from "./data";
@@ -85,14 +85,7 @@ function AccountForm({ account, teams, onDone }: { account: ServiceAccount | nul
       {save.isError && !apiFieldError(save.error, "name") && !apiFieldError(save.error, "team_id") ? (
         <InlineError error={save.error} />
       ) : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={save.isPending}>
-          {account ? "Save" : "Create"}
-        </Button>
-      </div>
+      <DialogFormActions submitLabel={account ? "Save" : "Create"} pending={save.isPending} />
     </form>
   );
 }

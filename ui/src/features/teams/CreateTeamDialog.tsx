@@ -3,7 +3,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
-import { Button, Dialog, DialogClose, Field, InlineError, Input, useToast } from "../../components/ui";
+import { Dialog, DialogFormActions, Field, InlineError, Input, useToast } from "../../components/ui";
 import { apiFieldError, isFieldError, LimitInputs, NO_LIMITS, parseLimits, type FieldErrors, type LimitValues } from "../keys/form";
 import { teamsKey, teamsPath } from "./data";
 import type { Team, TeamCreate } from "./types";
@@ -64,14 +64,7 @@ function CreateTeamForm({ onDone }: { onDone: () => void }) {
       </Field>
       <LimitInputs values={limits} onChange={setLimits} errors={limitErrors} />
       {create.isError && !isFieldError(create.error, FORM_FIELDS) ? <InlineError error={create.error} /> : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={create.isPending}>
-          Create
-        </Button>
-      </div>
+      <DialogFormActions submitLabel="Create" pending={create.isPending} />
     </form>
   );
 }

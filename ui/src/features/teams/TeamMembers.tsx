@@ -9,7 +9,7 @@ import {
   CardContent,
   CardHeader,
   Dialog,
-  DialogClose,
+  DialogFormActions,
   EmptyState,
   Field,
   InlineError,
@@ -130,14 +130,7 @@ function AddMemberForm({ teamId, current, onDone }: { teamId: string; current: S
         <NativeSelect value={role} onChange={(e) => setRole(e.target.value as TeamRole)} options={ROLE_OPTIONS} />
       </Field>
       {add.isError ? <InlineError error={add.error} /> : null}
-      <div className="flex flex-wrap justify-end gap-2">
-        <DialogClose>
-          <Button variant="secondary">Cancel</Button>
-        </DialogClose>
-        <Button type="submit" loading={add.isPending}>
-          Add
-        </Button>
-      </div>
+      <DialogFormActions submitLabel="Add" pending={add.isPending} />
     </form>
   );
 }
