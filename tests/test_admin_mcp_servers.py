@@ -41,6 +41,7 @@ from voidllm.config import MCPServerConfig
 from voidllm.crypto import aad_for
 from voidllm.errors import BadRequestError, ConflictError, NotFoundError, PermissionDeniedError
 from voidllm.mcp.registry import McpRegistry, sync_yaml_servers
+from voidllm.mcp.tools_cache import replace_tools
 from voidllm.store import tables as t
 from voidllm.testing.mock_mcp import open_legacy_sse_server, open_mock_mcp
 
@@ -421,10 +422,15 @@ async def test_activation_and_deletion_hold_in_the_registry_at_once(sqlite_dsn: 
 
         health = await client.get(f"{API}/mcp-servers/health", headers=key)
         assert health.status_code == 200
-        assert {(row["server_id"], row["status"]) for row in health.json()} == {
-            (global_id, "unknown"),
-            (org_id, "unknown"),
+        assert {(row["server_id"], row["status"], row["tool_count"]) for row in health.json()} == {
+            (global_id, "unknown", None),
+            (org_id, "unknown", None),
         }
+        listed = [{"name": "a"}, {"name": "b"}]  # fetched by a test or refresh, not yet probed
+        await gw.state.services.store.run(partial(replace_tools, server_id=org_id, tools=listed))
+        await gw.state.services.mcp.reload()
+        health = await client.get(f"{API}/mcp-servers/health", headers=key)
+        assert {row["server_id"]: row["tool_count"] for row in health.json()} == {global_id: None, org_id: 2}
 
         await client.delete(f"{API}/mcp-servers/{org_id}", headers=sys)
         assert registry.resolve(identity, "tools").id == global_id

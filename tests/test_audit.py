@@ -391,6 +391,8 @@ async def test_list_filters_and_pages_newest_first(sqlite_dsn: str) -> None:
             {"from": "yesterday"},
             {"from": "2026-01-10T12:00:00"},
             {"status_code": "ok"},
+            {"status_code": 99},
+            {"status_code": 600},
             {"from": "2026-01-11T00:00:00Z", "to": "2026-01-10T00:00:00Z"},
         ):
             response = await listing(gw, key, **bad)

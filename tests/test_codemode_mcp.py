@@ -405,7 +405,19 @@ async def test_a_stale_output_schema_is_learned_again_unless_the_ttl_is_zero(
         old = datetime(2000, 1, 1, tzinfo=UTC)
         await store.run(lambda conn: conn.execute(sa.update(learned).values(inferred_at=old)))
         await gw.state.services.mcp.changed()  # every process reloads the catalog
+        runtime = gw.state.services.mcp.codemode
+        queued: list[Any] = []
+        learn = runtime.learn
+
+        def recording(output: Any) -> None:
+            queued.append(output)
+            learn(output)
+
+        runtime.learn = recording  # the decision to learn is made in the execution, before it answers
         await _execute(client, "return await tools.tools.echo({text: 'b'})")
+        assert [(o.tool, o.schema["properties"]) for o in queued] == (
+            [("echo", {"text": {"type": "string"}})] if relearned else []
+        )
         if relearned:
 
             async def refreshed() -> bool:
@@ -413,8 +425,6 @@ async def test_a_stale_output_schema_is_learned_again_unless_the_ttl_is_zero(
 
             await poll_until(refreshed)
         else:
-            await _execute(client, "return 1")  # the learner had its chance: nothing was queued
-            await trio.sleep(0.2)
             assert await inferred_at() == old
 
 

@@ -16,11 +16,14 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, page_limit_field, paginate
 from voidllm.admin.services import Services
+from voidllm.bounds import Bounds, bounded
 from voidllm.errors import BadRequestError
 from voidllm.identity import Role
 from voidllm.store.tables import audit_logs
 
 DEFAULT_LIMIT = 50
+STATUS_CODE = Bounds(minimum=100, maximum=599)
+"""An HTTP status, as ``status_code`` filters by it."""
 
 
 @attrs.frozen
@@ -35,7 +38,7 @@ class AuditQuery(PageQuery):
     actor_id: str | None = None
     resource_type: str | None = None
     action: str | None = None
-    status_code: int | None = None
+    status_code: int | None = bounded(STATUS_CODE, default=None)
 
 
 @attrs.frozen

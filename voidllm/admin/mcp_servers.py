@@ -356,12 +356,20 @@ async def refresh_tools(services: Services, actor: Actor, server_id: str) -> Mcp
 
 
 async def health(services: Services, actor: Actor) -> list[McpHealthOut]:
-    """The latest probe of every active server the caller can see."""
+    """The latest probe of every active server the caller can see; before a server's first probe its tool
+    count is that of its cached list (a test or refresh fetched it), when there is one."""
     if services.mcp is None:
         return []
     registry, board = services.mcp.registry, services.mcp.health
     seen = [s for s in registry.active() if actor.is_system_admin or s.org_id in (None, actor.org_id)]
-    return [McpHealthOut(**attrs.asdict(board.report(server))) for server in seen]
+    listed = registry.catalog.tools
+    reports = []
+    for server in seen:
+        report = McpHealthOut(**attrs.asdict(board.report(server)))
+        if report.tool_count is None and server.id in listed:
+            report = attrs.evolve(report, tool_count=len(listed[server.id]))
+        reports.append(report)
+    return reports
 
 
 async def mcp_changed(services: Services) -> None:

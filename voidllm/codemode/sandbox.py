@@ -45,6 +45,7 @@ import ctypes
 import hashlib
 import importlib.metadata
 import json
+import logging
 import math
 import os
 import queue
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     CallTool = Callable[[str, str, Any], Awaitable[Any]]
+
+log = logging.getLogger(__name__)
 
 MAX_SOURCE_BYTES = 256 * 1024
 TICK = 0.01
@@ -787,7 +790,8 @@ async def _tool_call(run: _Run, call: _Call, call_tool: CallTool) -> ToolCallRec
         status = "success"
     except ToolCallError as exc:
         status, frame = "error", {"id": call.id, "ok": False, "m": str(exc)}
-    except Exception:
+    except Exception as exc:  # a result JSON cannot encode, or a bug: the type only (messages may quote data)
+        log.warning("Code Mode tool call failed", extra={"error_type": type(exc).__name__})
         status, frame = "error", {"id": call.id, "ok": False, "m": "tool call failed"}
     run.deliver(frame)
     return ToolCallRecord(call.server, call.tool, (time.monotonic() - started) * 1000, status)

@@ -50,7 +50,7 @@ and error messages that reach logs are fixed texts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +82,7 @@ from voidllm.mcp.gateway.builtin import BuiltinBackend
 from voidllm.mcp.gateway.proxy import ProxyState, call_tool
 from voidllm.mcp.gateway.server import STATELESS_VERSION, McpContext
 from voidllm.mcp.registry import McpRegistry, McpServerEntry
-from voidllm.mcp.tools_cache import CachedTool, LearnedOutput, LearnedSchema, fetch_tools
+from voidllm.mcp.tools_cache import LearnedOutput, ToolCatalog, fetch_tools
 from voidllm.mcp.upstream.client import UpstreamRpcError, UpstreamTimeout, UpstreamUnavailable
 from voidllm.mcp.upstream.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
 from voidllm.mcp.usage import ToolCallOutcome, record_tool_call
@@ -196,19 +196,42 @@ class UsableServer:
         return ServerTools(alias=self.alias, name=self.name, tools=usable)
 
 
-def _builtin() -> UsableServer:
-    tools = {
+_BUILTIN = UsableServer(
+    alias=BUILTIN_ALIAS,
+    name="VoidLLM",
+    entry=None,
+    tools={
         name: ToolSpec(name=name, description=tool.description, input_schema=tool.input_schema)
         for name, tool in BUILTIN_TOOLS.items()
-    }
-    return UsableServer(alias=BUILTIN_ALIAS, name="VoidLLM", entry=None, tools=tools)
+    },
+)
+
+
+@attrs.define(eq=False)
+class _SpecCache:
+    """The tool specs of each server for one catalog snapshot, built on first use: every execution looks its
+    servers' tools up, and a snapshot changes only when the registry reloads (a new catalog object)."""
+
+    catalog: ToolCatalog | None = None
+    by_server: dict[str, dict[str, ToolSpec]] = attrs.field(factory=dict)
+
+    def specs(self, catalog: ToolCatalog, server_id: str) -> dict[str, ToolSpec]:
+        if catalog is not self.catalog:
+            self.catalog, self.by_server = catalog, {}
+        found = self.by_server.get(server_id)
+        if found is None:
+            found = self.by_server[server_id] = _specs(catalog, server_id)
+        return found
+
+
+_SPECS = _SpecCache()
 
 
 def usable_servers(registry: McpRegistry, identity: KeyIdentity) -> dict[str, UsableServer]:
     """Alias -> server for every server ``identity`` may call from a script (module docstring); tool lists
     as cached (a server whose list was never fetched has no tools here yet)."""
     catalog = registry.catalog
-    found = {BUILTIN_ALIAS: _builtin()}
+    found = {BUILTIN_ALIAS: _BUILTIN}
     for entry in registry.servers:
         if entry.alias in found or entry.source == "builtin":
             continue
@@ -220,14 +243,14 @@ def usable_servers(registry: McpRegistry, identity: KeyIdentity) -> dict[str, Us
             alias=entry.alias,
             name=entry.name,
             entry=entry,
-            tools=_specs(registry, entry.id, catalog.tools.get(entry.id, ())),
+            tools=_SPECS.specs(catalog, entry.id),
             blocked=catalog.blocked.get(entry.id, frozenset()),
         )
     return found
 
 
-def _specs(registry: McpRegistry, server_id: str, tools: Sequence[CachedTool]) -> dict[str, ToolSpec]:
-    schemas = registry.catalog.schemas
+def _specs(catalog: ToolCatalog, server_id: str) -> dict[str, ToolSpec]:
+    schemas = catalog.schemas
     return {
         tool.name: ToolSpec(
             name=tool.name,
@@ -235,7 +258,7 @@ def _specs(registry: McpRegistry, server_id: str, tools: Sequence[CachedTool]) -
             input_schema=tool.input_schema,
             output_schema=learned.schema if (learned := schemas.get((server_id, tool.name))) else None,
         )
-        for tool in tools
+        for tool in catalog.tools.get(server_id, ())
     }
 
 
@@ -458,7 +481,8 @@ class _Calls:
 
     def _refreshed(self, alias: str) -> UsableServer | None:
         server = usable_servers(self.mcp.registry, self.ctx.identity).get(alias)
-        self.servers[alias] = server if server is not None else self.servers[alias]
+        if server is not None:
+            self.servers[alias] = server
         return server
 
     async def _builtin(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -589,14 +613,14 @@ def _code_mode(ctx: McpContext) -> CodeModeRuntime:
 # -- the schema learner -----------------------------------------------------------------------------------
 
 
-def store_schema(conn: sa.Connection, learned: LearnedOutput) -> LearnedSchema | None:
-    """Write ``learned`` (replacing the tool's previous schema); ``None`` when the server is gone."""
+def store_schema(conn: sa.Connection, learned: LearnedOutput) -> bool:
+    """Write ``learned`` (replacing the tool's previous schema); false when the server is gone."""
     servers = t.mcp_servers
     live = conn.execute(
         sa.select(servers.c.id).where(servers.c.id == learned.server_id, servers.c.deleted_at.is_(None))
     ).first()
     if live is None:
-        return None
+        return False
     table = t.output_schemas
     now = utcnow()
     text = orjson.dumps(learned.schema, option=orjson.OPT_SORT_KEYS).decode()
@@ -607,7 +631,7 @@ def store_schema(conn: sa.Connection, learned: LearnedOutput) -> LearnedSchema |
                 server_id=learned.server_id, tool_name=learned.tool, json_schema=text, inferred_at=now
             )
         )
-    return LearnedSchema(learned.schema, now)
+    return True
 
 
 LEARNER_BUFFER = 256
@@ -661,5 +685,5 @@ async def serve_schema_learner(
             except StoreError as exc:
                 log.warning("learned output schema not stored", extra={"error_type": type(exc).__name__})
                 continue
-            if stored is not None:
+            if stored:
                 await changed()

@@ -384,9 +384,9 @@ async def call_tool(
 
     The same upstream client, call timeout, usage row and metrics as a proxied call, with the execution's
     id on the row; the upstream session is the caller's per-(server, key) one, as for a stateless client.
-    The result is era-neutral: a 2026-07-28 upstream's ``resultType`` (the transport's) is dropped, so that
-    it unwraps like any other. Raises the upstream client's errors (:class:`UpstreamRpcError`,
-    :class:`UpstreamUnavailable`).
+    The result is the upstream's as it came (a 2026-07-28 upstream's ``resultType`` included:
+    :func:`voidllm.codemode.discovery.unwrap_result` accepts it). Raises the upstream client's errors
+    (:class:`UpstreamRpcError`, :class:`UpstreamUnavailable`).
     """
     with _counted(
         runtime, identity, entry.alias, tool, request_id=request_id, execution_id=execution_id, record=True
@@ -399,7 +399,7 @@ async def call_tool(
         if used != session:
             _bounded_put(state.stateless, key, used)
         call.answered(result)
-        return {k: v for k, v in result.items() if k != "resultType"}
+        return result
 
 
 def _transport_failure(alias: str, exc: Exception) -> None:
