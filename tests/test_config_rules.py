@@ -795,7 +795,7 @@ def test_encryption_key_is_required() -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["license", "license_file", "pii", "sso", "otel", "token_counting", "soft_limit_threshold"]
+    "key", ["license", "license_file", "pii", "sso", "token_counting", "soft_limit_threshold"]
 )
 def test_go_only_settings_are_unknown_keys(key: str) -> None:
     assert problems(settings(**{key: "x"})) == (

@@ -15,6 +15,10 @@ Hypercorn: the access log is off (it costs up to a third of throughput); ``hyper
 WARNING. The server must build its ``hypercorn.Config`` with ``accesslog = None`` (the default) and
 ``errorlog = logging.getLogger("hypercorn.error")``: hypercorn's default ``errorlog = "-"`` installs its own
 stderr handler and level on that logger, which would print every record twice and bypass this format.
+
+Tracing (:mod:`voidllm.tracing`): while it is on, a record written while a span is current carries its
+``trace_id`` and ``span_id`` (both formats). The OpenTelemetry SDK's own loggers are held at CRITICAL: its
+exporter logs every failed batch, and the export service logs the failing and the recovery once instead.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import sys
 from typing import Any, TextIO
 
 import orjson
+
+from voidllm import tracing
 
 __all__ = ["LOG_FORMATS", "LOG_LEVELS", "configure_logging", "report_crash"]
 
@@ -46,6 +52,7 @@ _QUIET = {
     "sqlalchemy": logging.WARNING,
     "alembic": logging.WARNING,
     "asyncio": logging.WARNING,
+    "opentelemetry": logging.CRITICAL,
 }
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -78,6 +85,7 @@ def configure_logging(level: str, fmt: str, *, stream: TextIO | None = None) -> 
     formatter = _JsonFormatter(with_source) if fmt.lower() == "json" else _TextFormatter(with_source)
     handler = _Handler(sys.stderr if stream is None else stream)
     handler.setFormatter(formatter)
+    handler.addFilter(_trace_ids)
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
@@ -90,6 +98,14 @@ def configure_logging(level: str, fmt: str, *, stream: TextIO | None = None) -> 
 
 class _Handler(logging.StreamHandler[TextIO]):
     """Marks the handler :func:`configure_logging` owns, so a second call can replace it."""
+
+
+def _trace_ids(record: logging.LogRecord) -> bool:
+    """Add the current span's ``trace_id`` and ``span_id`` to ``record`` (tracing on, inside a span)."""
+    ids = tracing.current_ids()
+    if ids is not None:
+        record.trace_id, record.span_id = ids
+    return True
 
 
 class _JsonFormatter(logging.Formatter):

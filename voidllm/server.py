@@ -6,7 +6,9 @@ The lifetimes nest; each is opened before the one inside it and closed after it:
     └─ store              engine + migrations: opened first, closed last
        └─ probes' client, MCP upstream client   opened around the supervisor, so they outlive the
           │                                     services that use them (health-probes, mcp-health)
-          └─ supervisor   the services, started in this order, stopped in reverse order
+          └─ tracer       settings.otel: the process's tracer (voidllm.tracing), only while enabled
+             └─ supervisor   the services, started in this order, stopped in reverse order
+             ├─ span-export    finished spans to the OTLP collector in batches (settings.otel.enabled)
              ├─ usage-writer   usage events to the store in batches
              ├─ audit-writer   admin mutations to audit_logs in batches (settings.audit.enabled)
              ├─ usage-rollups  usage_hourly rebuilt by request time every settings.usage.rollup_interval
@@ -81,6 +83,7 @@ from voidllm.auth.throttle_redis import RedisLoginThrottle
 from voidllm.bus import StoreBus, serve_store_notices
 from voidllm.codemode.sandbox import Sandbox
 from voidllm.config import Config
+from voidllm.config.settings import OtelConfig
 from voidllm.crypto import Keyring
 from voidllm.invalidations import Invalidations
 from voidllm.limits.base import Limiter
@@ -114,6 +117,7 @@ from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
 from voidllm.store.tables import audit_logs, mcp_tool_calls
 from voidllm.store.tables import usage_events as usage_events_table
+from voidllm.tracing.export import QueueingProcessor, build_exporter, open_tracing, serve_span_export
 from voidllm.usage.events import UsageEvent
 from voidllm.usage.retention import serve_retention
 from voidllm.usage.rollups import serve_rollups
@@ -295,8 +299,11 @@ async def serve(
         open_migrated_store(config) as store,
         _closing(httpx.AsyncClient(follow_redirects=False, trust_env=False)) as probe_client,
         _closing(McpUpstreams.from_settings(config.settings.mcp)) as mcp_upstreams,
+        _tracing(config.settings.otel) as spans,
         open_supervisor() as supervisor,
     ):
+        if spans is not None:  # first, so it stops last and exports what the others' shutdown traced
+            await supervisor.start("span-export", spans)
         usage = config.settings.usage
         recorder, usage_events = open_usage_channel(usage.buffer_size)
         await supervisor.start(
@@ -410,6 +417,25 @@ async def _closing(resource: _C) -> AsyncIterator[_C]:
     finally:
         with trio.move_on_after(CLOSE_GRACE, shield=True):
             await resource.aclose()
+
+
+@asynccontextmanager
+async def _tracing(settings: OtelConfig) -> AsyncIterator[Callable[..., Awaitable[None]] | None]:
+    """While ``settings.otel.enabled``: this process's tracer for the block, and its export service (to
+    start); else nothing (:mod:`voidllm.tracing`)."""
+    if not settings.enabled:
+        yield None
+        return
+    processor = QueueingProcessor(settings.queue_size, settings.batch_size)
+    exporter = build_exporter(settings)
+    with open_tracing(settings, processor):
+        yield partial(
+            serve_span_export,
+            processor=processor,
+            exporter=exporter,
+            interval=settings.export_interval,
+            export_timeout=settings.export_timeout,
+        )
 
 
 async def _start_mcp(

@@ -29,9 +29,7 @@ from voidllm.config.yamlread import Interpolated
 
 __all__ = ["ObjectProblemsError", "converter", "describe_error"]
 
-_UNSUPPORTED = frozenset(
-    {"license", "license_file", "pii", "sso", "otel", "token_counting", "soft_limit_threshold"}
-)
+_UNSUPPORTED = frozenset({"license", "license_file", "pii", "sso", "token_counting", "soft_limit_threshold"})
 _KINDS = (
     (bool, "a boolean"),
     (int, "an integer"),
@@ -134,6 +132,18 @@ def _tuple_hook(tuple_type: Any, conv: cattrs.BaseConverter) -> Callable[[Any, t
     return structure
 
 
+def _dict_hook(dict_type: Any, conv: cattrs.BaseConverter) -> Callable[[Any, type], Any]:
+    key_type, value_type = get_args(dict_type)
+    read_key, read_value = conv.get_structure_hook(key_type), conv.get_structure_hook(value_type)
+
+    def structure(value: Any, _: type) -> Any:
+        if not isinstance(value, Mapping):
+            raise _expected("a mapping", value)
+        return {read_key(key, key_type): read_value(item, value_type) for key, item in value.items()}
+
+    return structure
+
+
 def _attrs_hook(cls: type, conv: cattrs.BaseConverter) -> Callable[[Any, type], Any]:
     fields: Callable[[Mapping[str, Any], Any], Any] = make_dict_structure_fn(cls, conv)
 
@@ -155,12 +165,17 @@ def _make_converter() -> cattrs.Converter:
         conv.register_structure_hook(cls, hook)
     conv.register_structure_hook_factory(attrs.has, _attrs_hook)
     conv.register_structure_hook_factory(_is_tuple, _tuple_hook)
+    conv.register_structure_hook_factory(_is_dict, _dict_hook)
     conv.register_structure_hook_factory(_is_annotated, _annotated_hook)
     return conv
 
 
 def _is_tuple(type_: object) -> bool:
     return get_origin(type_) is tuple
+
+
+def _is_dict(type_: object) -> bool:
+    return get_origin(type_) is dict
 
 
 def _is_annotated(type_: object) -> bool:

@@ -35,6 +35,7 @@ __all__ = [
     "MCPConfig",
     "MCPHealthConfig",
     "ModelsProbeConfig",
+    "OtelConfig",
     "RetentionConfig",
     "SettingsConfig",
     "UsageConfig",
@@ -236,6 +237,49 @@ class RetentionConfig:
 
 
 @attrs.frozen
+class _HeaderMap(FieldCheck):
+    """Header names without spaces or colons, values of printable ASCII (they are sent as they are)."""
+
+    def __call__(self, value: Any) -> str | None:
+        for name, text in value.items():
+            if not name or any(ch.isspace() or ch == ":" for ch in name):
+                return f"{name!r} is not an HTTP header name"
+            if any(not " " <= ch <= "~" for ch in text):
+                return f"the value of {name!r} must be printable ASCII"
+        return None
+
+
+OTEL_PROTOCOLS = ("http/protobuf", "grpc")
+
+
+@attrs.frozen
+class OtelConfig:
+    """OpenTelemetry traces (:mod:`voidllm.tracing`), off by default; never content, whatever is set here.
+
+    ``endpoint`` empty means the protocol's default: ``http://localhost:4318`` for ``http/protobuf`` (the
+    traces path ``/v1/traces`` is appended when the endpoint has no path), ``localhost:4317`` for ``grpc``
+    (``insecure`` there means plain text instead of TLS). ``sample_rate`` is the ratio of new traces kept (a
+    trace an incoming ``traceparent`` continues follows its parent's decision). Finished spans wait in a
+    queue of ``queue_size`` (full: dropped and counted) and are exported in batches of up to ``batch_size``
+    every ``export_interval``; one export, retries included, gives up after ``export_timeout``.
+    """
+
+    enabled: bool = False
+    endpoint: str = ""
+    protocol: Annotated[
+        str, Predicate(lambda value: value in OTEL_PROTOCOLS, "must be one of http/protobuf, grpc")
+    ] = "http/protobuf"
+    insecure: bool = False
+    headers: Annotated[dict[str, str], _HeaderMap()] = attrs.field(factory=dict, hash=False)
+    sample_rate: Annotated[float, Range(0.0, 1.0)] = 1.0
+    service_name: Annotated[str, NOT_EMPTY] = "voidllm"
+    queue_size: Annotated[int, Range(1, 1_000_000)] = 2048
+    batch_size: Annotated[int, Range(1, 100_000)] = 512
+    export_interval: Annotated[Duration, _seconds(0.01, 60)] = 1.0
+    export_timeout: Annotated[Duration, _seconds(0.1, 300)] = 10.0
+
+
+@attrs.frozen
 class SettingsConfig:
     """Secrets and application settings.
 
@@ -253,6 +297,7 @@ class SettingsConfig:
     mcp: MCPConfig = MCPConfig()
     retention: RetentionConfig = RetentionConfig()
     limits: LimitsConfig = LimitsConfig()
+    otel: OtelConfig = OtelConfig()
     fallback_max_depth: Annotated[int, Range(0, 10)] = 3
     trusted_proxies: Annotated[tuple[str, ...], _Networks()] = ()
     ui_dir: Annotated[str, _UI_BUILD] = ""

@@ -30,6 +30,7 @@ import attrs
 from voidllm import bounds as b
 from voidllm.bounds import Bounds
 from voidllm.config.models import CorsConfig, DatabaseConfig, RedisConfig, ServerConfig, TLSConfig
+from voidllm.config.settings import OtelConfig
 from voidllm.config.upstreams import DeploymentConfig, MCPServerConfig, ModelConfig, PricingConfig
 from voidllm.providers.registry import PROVIDERS
 
@@ -179,6 +180,19 @@ def _cors(cors: CorsConfig) -> Iterator[Problem]:
         yield ("allowed_origins",), "must list exact origins, not '*', when allow_credentials is true"
 
 
+def _otel(otel: OtelConfig) -> Iterator[Problem]:
+    if not otel.endpoint:
+        return
+    parts = urlsplit(otel.endpoint)
+    if otel.protocol == "http/protobuf" and (
+        parts.scheme not in ("http", "https") or not _usable_host(otel.endpoint)
+    ):
+        yield ("endpoint",), "must be an http:// or https:// URL for protocol http/protobuf"
+    elif otel.protocol == "grpc" and not (parts.scheme in ("http", "https") and _usable_host(otel.endpoint)):
+        if not _usable_host(f"//{otel.endpoint}"):
+            yield ("endpoint",), "must be host:port or an http:// or https:// URL for protocol grpc"
+
+
 _OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
     ModelConfig: _model,
     DeploymentConfig: _provider_fields,
@@ -188,6 +202,7 @@ _OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
     DatabaseConfig: _database,
     RedisConfig: _redis,
     CorsConfig: _cors,
+    OtelConfig: _otel,
 }
 
 

@@ -25,6 +25,10 @@ the chain releases it; leaving the transport's context then closes or pools the 
 
 Only the winner's outcome reaches its breaker as success or failure (decided by the caller after relaying,
 see :meth:`Opened.settle`).
+
+While tracing is on, each attempt is a ``CLIENT`` span (:mod:`voidllm.tracing`), started in the chain's task
+(the request's span is current there) and current in the attempt's own task, whose upstream request carries
+its ``traceparent``; it ends with the attempt, after the relay for the winner, with the attempt's outcome.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 import attrs
 import trio
 
+from voidllm import tracing
 from voidllm.asgi import ClientDisconnectedError
 from voidllm.errors import BadGatewayError, CircuitOpenError, GatewayError, GatewayTimeoutError
 from voidllm.proxy import metrics as m
@@ -54,8 +59,11 @@ from voidllm.routing.metrics import (
 )
 from voidllm.routing.registry import Model, Upstream
 from voidllm.routing.strategy import Router
+from voidllm.tracing import conventions as c
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+_NOT_ERRORS = frozenset({"ok", "cancelled"})
+"""Attempt outcomes that do not make its span an error (a hedge that lost, a request that went away)."""
 DRAIN_BYTES = 64 * 1024
 DRAIN_SECONDS = 2.0
 
@@ -84,6 +92,8 @@ class Opened:
     permit: Permit
     response: UpstreamResponse
     router: Router
+    span: Any = None  # the attempt's span while tracing is on
+    outcome: str = "cancelled"  # the span's voidllm.outcome: decided by the chain (settle, refuse, broken)
     _release: trio.Event = attrs.field(factory=trio.Event)
 
     def settle(self, *, broken: bool) -> None:
@@ -94,12 +104,15 @@ class Opened:
             self.permit.neutral()
             self.router.cooldowns.park(self.upstream.name, parse_retry_after(self.response.headers, _wall()))
             record_attempt(self.model.name, label, "rate_limited")
+            self.outcome = "rate_limited"
         elif status >= 500 or broken:
             self.permit.failure()
             record_attempt(self.model.name, label, "failure")
+            self.outcome = "broken" if broken else "status_5xx"
         else:
             self.permit.success()
             record_attempt(self.model.name, label, "success")
+            self.outcome = "ok"
 
 
 @attrs.define(eq=False)
@@ -134,8 +147,11 @@ class AttemptChain:
     deadline: float
     final: bool = True
     on_attempt: Callable[[Upstream], None] = lambda upstream: None
+    operation: str = "chat"  # gen_ai.operation.name, for the attempts' spans
+    fallback: bool = False  # this model is a fallback of the requested one (the spans' voidllm.fallback)
     _scopes: dict[Upstream, trio.CancelScope] = attrs.field(factory=dict)
     _last_started: float = 0.0
+    _started: int = 0
 
     async def run(self, relay: Callable[[Opened], Awaitable[None]]) -> None:
         """Find the winner and hand it to ``relay`` (which relays and then calls :meth:`Opened.settle`).
@@ -170,7 +186,7 @@ class AttemptChain:
         hedge = self.model.hedge_after
         while True:
             if running == 0 or (hedge is not None and trio.current_time() >= self._last_started + hedge):
-                if self._start_next(nursery, waiting, send):
+                if self._start_next(nursery, waiting, send, hedging=running > 0):
                     if running and hedge is not None:
                         record_hedge(self.model.name, "started")
                     elif tried:
@@ -187,6 +203,7 @@ class AttemptChain:
                     last_error = self._failed(result, more=running > 0 or _has_more(waiting))
                     continue
                 if self._refuse(result, last=not running and not _has_more(waiting)):
+                    result.outcome = "rate_limited" if result.response.status == 429 else "status_5xx"
                     await _drain(result.response)
                     result._release.set()
                     last_error = BadGatewayError("upstream provider is unavailable")
@@ -197,6 +214,7 @@ class AttemptChain:
                 try:
                     await relay(result)
                 except AnswerBroken:
+                    result.outcome = "broken"
                     running = 0  # the others were cancelled when this one won
                     _discard(receive)
                     last_error = self._broken(result, more=_has_more(waiting))
@@ -208,7 +226,7 @@ class AttemptChain:
             raise self._final(CircuitOpenError("upstream temporarily unavailable"))
         raise self._final(last_error or BadGatewayError("upstream provider is unavailable"))
 
-    def _start_next(self, nursery: trio.Nursery, waiting: Any, send: Any) -> bool:
+    def _start_next(self, nursery: trio.Nursery, waiting: Any, send: Any, *, hedging: bool) -> bool:
         for upstream in waiting:
             request = self.build(upstream)  # in this task, so an untranslatable request is the client's 400
             permit = self.router.breakers.try_acquire(upstream.name)
@@ -221,7 +239,11 @@ class AttemptChain:
             self._scopes[upstream] = scope
             self._last_started = trio.current_time()
             self.on_attempt(upstream)
-            nursery.start_soon(self._attempt, upstream, request, permit, scope, send)
+            self._started += 1
+            span = None
+            if tracing.state.tracer is not None:  # started here: the attempt task inherits this context
+                span = self._attempt_span(upstream, self._started, hedging=hedging)
+            nursery.start_soon(self._attempt, upstream, request, permit, scope, send, span)
             return True
         return False
 
@@ -237,7 +259,55 @@ class AttemptChain:
         permit: Permit,
         scope: trio.CancelScope,
         send: Any,
+        span: Any,
     ) -> None:
+        if span is None:
+            await self._exchange(upstream, request, permit, scope, send, None, None)
+            return
+        url, headers, body = request
+        request = (url, [*headers, *tracing.traceparent_header(span)], body)
+        token = tracing.use(span)
+        opened: list[Opened] = []
+        outcome = "cancelled"
+        try:
+            outcome = await self._exchange(upstream, request, permit, scope, send, span, opened)
+        finally:
+            if opened:
+                outcome = opened[0].outcome
+                span.set_attribute(c.HTTP_RESPONSE_STATUS_CODE, opened[0].response.status)
+            span.set_attribute(c.OUTCOME, outcome)
+            tracing.end_span(span, error_type=None if outcome in _NOT_ERRORS else outcome, token=token)
+
+    def _attempt_span(self, upstream: Upstream, number: int, *, hedging: bool) -> Any:
+        address, port = c.server_of(upstream.base_url)
+        return tracing.start_child(
+            f"{self.operation} {self.model.name}",
+            {
+                c.GEN_AI_OPERATION_NAME: self.operation,
+                c.GEN_AI_PROVIDER_NAME: c.provider_of(upstream.provider),
+                c.GEN_AI_REQUEST_MODEL: self.model.name,
+                c.DEPLOYMENT: upstream.name,
+                c.ATTEMPT: number,
+                c.FAILOVER: number > 1 and not hedging,
+                c.HEDGE: hedging,
+                c.FALLBACK: self.fallback,
+                c.SERVER_ADDRESS: address,
+                c.SERVER_PORT: port,
+            },
+        )
+
+    async def _exchange(
+        self,
+        upstream: Upstream,
+        request: tuple[str, list[tuple[bytes, bytes]], Any],
+        permit: Permit,
+        scope: trio.CancelScope,
+        send: Any,
+        span: Any,
+        opened_out: list[Opened] | None,
+    ) -> str:
+        """One attempt's header phase (see the module docstring); returns its outcome unless it opened (then
+        the chain decides it, in ``Opened.outcome``)."""
         url, headers, body = request
         began = time.perf_counter()
         attempt_deadline = self.deadline
@@ -252,19 +322,24 @@ class AttemptChain:
                     ) as resp:
                         waiting.deadline = math.inf
                         self.router.latency.observe(upstream.name, time.perf_counter() - began)
-                        opened = Opened(self.model, upstream, permit, resp, self.router)
+                        opened = Opened(self.model, upstream, permit, resp, self.router, span)
+                        if opened_out is not None:
+                            opened_out.append(opened)
                         await send.send(opened)
                         await opened._release.wait()
-                        return
+                        return "ok"
                 except UpstreamError as exc:
                     permit.failure()
-                    await send.send(_Failed(upstream, timeout=isinstance(exc, UpstreamTimeoutError)))
-                    return
+                    timeout = isinstance(exc, UpstreamTimeoutError)
+                    await send.send(_Failed(upstream, timeout=timeout))
+                    return "timeout" if timeout else type(exc).__name__
                 except (GatewayError, ClientDisconnectedError) as exc:  # raised by the client's streamed body
                     await send.send(_ClientFault(exc))  # the permit is left without an outcome: neutral
-                    return
+                    return "client_error"
             permit.failure()
             await send.send(_Failed(upstream, timeout=True))
+            return "timeout"
+        return "cancelled"
 
     def _failed(self, result: _Failed, *, more: bool) -> Exception:
         """Record a failed attempt (its breaker already knows) and return what the client would get."""

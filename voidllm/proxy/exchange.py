@@ -36,6 +36,7 @@ from voidllm.proxy.endpoints import Endpoint
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.routing.fallback import fallback_plan
 from voidllm.routing.registry import Model, Upstream
+from voidllm.tracing.conventions import operation_of
 from voidllm.usage.cost import cost_estimate
 from voidllm.usage.events import TokenUsage, UsageEvent
 
@@ -91,6 +92,8 @@ class Exchange:
     upstream_fault: bool = False  # the relayed answer broke on the upstream's side: a breaker failure
     source: str | None = None  # client tags (X-Source, X-Project), validated
     project: str | None = None
+    attempt_span: Any = None  # the relayed attempt's span while tracing is on (its first-token event)
+    finish_reasons: tuple[str, ...] = ()  # of a buffered OpenAI-style answer, read while tracing is on
 
 
 async def run_hops(
@@ -134,7 +137,12 @@ async def run_hops(
             return _build_openai_call(ex, scope, upstream, model, body)
 
         async def answer(opened: Opened, deadline: float = deadline, model: Model = model) -> None:
-            ex.model, ex.upstream, ex.deadline = model, opened.upstream, deadline
+            ex.model, ex.upstream, ex.deadline, ex.attempt_span = (
+                model,
+                opened.upstream,
+                deadline,
+                opened.span,
+            )
             try:
                 await relay.respond(ex, opened.upstream.provider, opened.response, send, deadline)
             except GatewayTimeoutError:  # a whole body not read by the deadline: the upstream's slowness
@@ -152,6 +160,8 @@ async def run_hops(
             deadline,
             final=hop == len(plan) - 1,
             on_attempt=functools.partial(_attempting, ex, model),
+            operation=operation_of(scope["path"]),
+            fallback=hop > 0,
         )
         try:
             await chain.run(answer)

@@ -51,6 +51,7 @@ from typing import Any
 import attrs
 import trio
 
+from voidllm import tracing
 from voidllm.asgi import SCOPE_KEY, ClientDisconnectedError, Receive, Send, send_error
 from voidllm.auth.cache import KeyCache
 from voidllm.errors import GatewayError
@@ -63,6 +64,7 @@ from voidllm.proxy.relay import Relay
 from voidllm.proxy.transport import Transport
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.strategy import Router
+from voidllm.tracing import conventions as c
 from voidllm.usage.writer import UsageRecorder
 
 __all__ = ["Proxy", "ProxyLimits"]
@@ -161,6 +163,8 @@ class Proxy:
             if not isinstance(body, bytes):
                 await body.aclose()  # a multipart body the upstream did not read to its end
             event = usage_event(ex)
+            if tracing.state.tracer is not None:
+                _trace_exchange(ex, scope["path"])
             if event is not None:
                 if self.usage_wait is None:
                     self.usage.record(event)
@@ -168,6 +172,39 @@ class Proxy:
                     await self.usage.record_waiting(event, limit=self.usage_wait)
         if error is not None and not ex.client_gone:
             raise error
+
+
+def _trace_exchange(ex: Exchange, path: str) -> None:
+    """The GenAI attributes of the request's span (``tracing.conventions``): the operation, the model as
+    requested (only once it resolved: a configured name or alias, never an unknown name a client typed) and
+    as served, token usage, finish reasons, and the key's ids."""
+    span = tracing.request_span()
+    if span is None or not span.is_recording():
+        return
+    identity = ex.identity
+    operation = c.operation_of(path)
+    attributes: dict[str, Any] = {
+        c.GEN_AI_OPERATION_NAME: operation,
+        c.KEY_ID: identity.key_id,
+        c.ORG_ID: identity.org_id,
+    }
+    if identity.team_id is not None:
+        attributes[c.TEAM_ID] = identity.team_id
+    if ex.model is not None:
+        span.update_name(f"{operation} {ex.requested_model}")
+        attributes[c.GEN_AI_REQUEST_MODEL] = ex.requested_model
+        attributes[c.GEN_AI_RESPONSE_MODEL] = ex.model.name
+        attributes[c.GEN_AI_REQUEST_STREAM] = ex.stream
+    if ex.upstream is not None:
+        attributes[c.GEN_AI_PROVIDER_NAME] = c.provider_of(ex.upstream.provider)
+    if ex.usage is not None:
+        attributes[c.GEN_AI_USAGE_INPUT_TOKENS] = ex.usage.prompt_tokens
+        attributes[c.GEN_AI_USAGE_OUTPUT_TOKENS] = ex.usage.completion_tokens
+    if ex.finish_reasons:
+        attributes[c.GEN_AI_RESPONSE_FINISH_REASONS] = ex.finish_reasons
+    if ex.ttft is not None and ex.stream:
+        attributes[c.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ex.ttft
+    span.set_attributes(attributes)
 
 
 async def _watch_disconnect(

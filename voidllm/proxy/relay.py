@@ -33,6 +33,7 @@ import attrs
 import orjson
 import trio
 
+from voidllm import tracing
 from voidllm.asgi import Send
 from voidllm.errors import GatewayTimeoutError, UpstreamResponseTooLargeError
 from voidllm.limits.base import Limiter
@@ -177,7 +178,7 @@ class Relay:
                 (b"content-type", b"application/json")
             ]
         elif 200 <= resp.status < 300:
-            ex.usage = _usage_from_json(body)
+            ex.usage = _usage_from_json(body, ex if ex.attempt_span is not None else None)
         overhead = (time.perf_counter() - ex.started) - upstream_time
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
@@ -210,6 +211,7 @@ class Relay:
                         if out:
                             if ex.ttft is None and stream.saw_data:
                                 ex.ttft = time.perf_counter() - ex.started
+                                tracing.first_token(ex.attempt_span, ex.ttft)
                             await _send_part(ex, send, out)
                         if stream.done or stream.aborted:
                             break
@@ -299,15 +301,38 @@ async def _read_bounded(resp: UpstreamResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _usage_from_json(body: bytes) -> TokenUsage | None:
-    if b'"usage"' not in body:
+def _usage_from_json(body: bytes, traced: Exchange | None = None) -> TokenUsage | None:
+    r"""The ``usage`` of an OpenAI-style answer; with ``traced`` (tracing on) also its choices'
+    ``finish_reason``\ s into ``traced.finish_reasons``."""
+    if b'"usage"' not in body and traced is None:
         return None
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    usage = payload.get("usage") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    if traced is not None:
+        traced.finish_reasons = finish_reasons(payload.get("choices"))
+    usage = payload.get("usage")
     return TokenUsage.from_openai(usage) if isinstance(usage, dict) else None
+
+
+FINISH_REASONS_MAX = 16
+FINISH_REASON_LENGTH = 32
+
+
+def finish_reasons(choices: object) -> tuple[str, ...]:
+    """The ``finish_reason`` of each choice (an enumeration such as ``stop``, ``length``, ``tool_calls``):
+    short strings only, at most :data:`FINISH_REASONS_MAX`, so an upstream cannot put text in a span."""
+    if not isinstance(choices, list):
+        return ()
+    reasons = (
+        choice.get("finish_reason") for choice in choices[:FINISH_REASONS_MAX] if isinstance(choice, dict)
+    )
+    return tuple(
+        r for r in reasons if isinstance(r, str) and 0 < len(r) <= FINISH_REASON_LENGTH and r.isidentifier()
+    )
 
 
 async def _send_part(ex: Exchange, send: Send, body: bytes) -> None:

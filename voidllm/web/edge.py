@@ -11,6 +11,10 @@ a path its port does not serve (:mod:`voidllm.web.listeners`) is answered 404 be
 envelope of the endpoint the path names; only the proxy port's edge hands the app its lifespan events, the
 admin port's answers them itself, so the app starts and stops once.
 
+While tracing is on (:mod:`voidllm.tracing`), every HTTP request is a ``SERVER`` span, current for the whole
+exchange and continuing an incoming ``traceparent``; it ends with the response status (an unhandled failure:
+its error types, never its message).
+
 It is plain ASGI so it also covers responses Quart never sees (a request refused while draining). Each
 ``/v1`` request runs in a cancel scope held by the :class:`~voidllm.nursery.DrainTracker`: while draining, new
 requests get 503 ``service_unavailable``; when the drain deadline passes, the ones still running are cancelled
@@ -43,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
+from voidllm import tracing
 from voidllm.asgi import REQUEST_ID_HEADER, SCOPE_KEY, error_body, request_id_from, send_error
 from voidllm.errors import ServiceUnavailableError
 from voidllm.web.listeners import Listener
@@ -115,10 +120,12 @@ class _Response:
         self.cors = cors
         self._names = (REQUEST_ID_HEADER, ANTHROPIC_REQUEST_ID) if anthropic else (REQUEST_ID_HEADER,)
         self.started = False
+        self.status = 0
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            self.status = message["status"]
             headers = [h for h in message.get("headers", ()) if h[0].lower() not in self._names]
             headers.extend((name, self.request_id.encode()) for name in self._names)
             if self.cors is not None:
@@ -176,6 +183,8 @@ class Edge:
         preflight = cors is not None and cors.preflight
         anthropic = scope["path"].startswith(ANTHROPIC_PATHS)
         response = _Response(send, body, request_id, None if preflight else cors, anthropic=anthropic)
+        traced = tracing.start_request(scope["method"], scope["path"], scope["headers"], request_id)
+        failure_type: str | None = None
         try:
             if not self.listener.serves(scope["path"]):  # also a preflight: no such resource on this port
                 await _send_edge_error(response.send, 404, scope["path"], request_id, _NOT_ON_THIS_PORT)
@@ -187,11 +196,16 @@ class Edge:
             passing, failure = split_failure(exc)
             if failure is None:
                 raise
+            failure_type = error_types(failure)
             log_unhandled(failure, scope)
             if passing is not None:
                 raise passing from None
             if not response.started:
                 await _send_internal_error(response.send, scope["path"], request_id)
+        finally:
+            if traced is not None:
+                traced.status = response.status
+                traced.finish(error_type=failure_type)
 
     async def _dispatch(self, scope: Scope, receive: Any, response: _Response) -> None:
         """``/v1`` and playground requests under drain tracking (proxied routes to the raw handler), the web
