@@ -4,7 +4,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
 import { api, isApiError } from "./api";
 import { loginPath } from "./base";
-import type { Me } from "./types";
+import type { AuthProviders, Me } from "./types";
 
 export const ME_KEY = ["me"] as const;
 
@@ -23,16 +23,32 @@ export function useMe(options: { refetchOnMount?: "always"; enabled?: boolean } 
   });
 }
 
+/** GET /api/v1/auth/providers: which sign-ins the gateway offers (public, kept across sessions). */
+export const PROVIDERS_KEY = ["auth-providers"] as const;
+
+export function useAuthProviders() {
+  return useQuery({
+    queryKey: PROVIDERS_KEY,
+    queryFn: ({ signal }) => api.get<AuthProviders>("auth/providers", { signal, redirectOn401: false }),
+    staleTime: 60_000,
+    retry: false,
+  });
+}
+
+/** Queries that are not data of a session. */
+const KEPT = new Set<unknown>([ME_KEY[0], PROVIDERS_KEY[0]]);
+
 /**
- * Forget the cached data of the previous session: every query but `me` (which the sign-in page asks again).
+ * Forget the cached data of the previous session: every query but `me` (which the sign-in page asks again)
+ * and the public list of sign-in providers.
  * Called by the sign-in page once it is shown, when no page of the app is mounted any more: clearing while
  * a page still shows would make its queries fetch again with a session that is gone.
  */
 export function useForgetSessionData(): () => void {
   const queryClient = useQueryClient();
   return useCallback(() => {
-    void queryClient.cancelQueries({ predicate: (q) => q.queryKey[0] !== ME_KEY[0] });
-    queryClient.removeQueries({ predicate: (q) => q.queryKey[0] !== ME_KEY[0] });
+    void queryClient.cancelQueries({ predicate: (q) => !KEPT.has(q.queryKey[0]) });
+    queryClient.removeQueries({ predicate: (q) => !KEPT.has(q.queryKey[0]) });
   }, [queryClient]);
 }
 

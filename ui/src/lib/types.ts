@@ -14,6 +14,12 @@ export interface Me {
   team_admin_of?: string[];
 }
 
+/** GET /api/v1/auth/providers (public): the sign-ins the gateway offers. */
+export interface AuthProviders {
+  local: boolean;
+  oidc: boolean;
+}
+
 /** A cursor page: `GET ...?limit=&cursor=`. */
 export interface Page<T> {
   data: T[];

@@ -99,4 +99,79 @@ describe("sign-in page", () => {
     const { router } = renderApp({ route: "/login?next=%2F%2Fevil.example%2F" });
     await waitFor(() => expect(router.state.location.pathname).toBe("/"));
   });
+
+  it("offers Sign in with SSO when the gateway has a provider, with the typed email", async () => {
+    mockApi({ "GET /api/v1/me": SIGNED_OUT, "GET /api/v1/auth/providers": { local: true, oidc: true } });
+    renderApp({ route: "/login" });
+    const sso = await screen.findByRole("link", { name: "Sign in with SSO" });
+    expect(new URL(sso.getAttribute("href")!).pathname).toBe("/api/v1/auth/oidc/login");
+    expect(new URL(sso.getAttribute("href")!).searchParams.has("email")).toBe(false);
+    await userEvent.setup().type(screen.getByLabelText("Email"), "ann@acme.com");
+    const href = new URL(screen.getByRole("link", { name: "Sign in with SSO" }).getAttribute("href")!);
+    expect(href.pathname).toBe("/api/v1/auth/oidc/login");
+    expect(href.searchParams.get("email")).toBe("ann@acme.com");
+    // The password form stays the first choice.
+    expect(screen.getByRole("button", { name: "Sign in" })).toHaveClass("bg-primary");
+  });
+
+  it("offers no SSO without a provider", async () => {
+    const api = mockApi({ "GET /api/v1/me": SIGNED_OUT, "GET /api/v1/auth/providers": { local: true, oidc: false } });
+    renderApp({ route: "/login" });
+    await screen.findByLabelText("Email");
+    await waitFor(() => expect(api.calls("GET", "/api/v1/auth/providers")).toHaveLength(1));
+    expect(screen.queryByRole("link", { name: "Sign in with SSO" })).toBeNull();
+  });
+
+  it.each([
+    ["domain_not_allowed", "Your email domain is not allowed to sign in to this organization. Ask an administrator."],
+    ["state_mismatch", /could not be matched to this browser/],
+    ["provider_error", /identity provider did not complete the sign-in/],
+    ["token_invalid", /answer could not be verified/],
+    ["email_unverified", /email address is not verified/],
+    ["no_provider", /not set up for your organization/],
+    ["not_provisioned", /no account here yet/],
+    ["local_only", /signs in with its password/],
+    ["something_new", "Single sign-on did not succeed. Try again, or ask an administrator if it keeps failing."],
+  ])("explains a failed SSO sign-in (%s) and drops the code from the URL", async (code, message) => {
+    mockApi({ "GET /api/v1/me": SIGNED_OUT, "GET /api/v1/auth/providers": { local: true, oidc: true } });
+    const { router } = renderApp({ route: `/login?sso_error=${code}&next=%2Fkeys` });
+    expect(await screen.findByRole("alert")).toHaveTextContent(message);
+    await waitFor(() => expect(router.state.location.search).toBe("?next=%2Fkeys"));
+    expect(screen.getByRole("alert")).toHaveTextContent(message);
+  });
+
+  it("sends a user whose organization signs in with SSO to the SSO button", async () => {
+    mockApi({
+      "GET /api/v1/me": SIGNED_OUT,
+      "GET /api/v1/auth/providers": { local: true, oidc: true },
+      "POST /api/v1/auth/session": errorResponse(403, "sso_required", "this organization signs in with SSO"),
+    });
+    renderApp({ route: "/login" });
+    const user = await fillIn("ann@acme.com", "old password");
+    expect(screen.getByRole("link", { name: "Sign in with SSO" })).not.toHaveClass("bg-primary");
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("This organization signs in with SSO");
+    const sso = screen.getByRole("link", { name: "Sign in with SSO" });
+    expect(sso).toHaveClass("bg-primary");
+    expect(screen.getByRole("button", { name: "Sign in" })).not.toHaveClass("bg-primary");
+    expect(new URL(sso.getAttribute("href")!).searchParams.get("email")).toBe("ann@acme.com");
+  });
+
+  it("names the chosen organization to the SSO sign-in of a user of several", async () => {
+    const orgs = [
+      { id: "o1", name: "Acme", slug: "acme" },
+      { id: "o2", name: "Globex", slug: "globex" },
+    ];
+    mockApi({
+      "GET /api/v1/me": SIGNED_OUT,
+      "GET /api/v1/auth/providers": { local: true, oidc: true },
+      "POST /api/v1/auth/session": errorResponse(409, "conflict", "several organizations", { organizations: orgs }),
+    });
+    renderApp({ route: "/login" });
+    const user = await fillIn();
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    await user.selectOptions(await screen.findByLabelText("Organization"), "o2");
+    const href = new URL(screen.getByRole("link", { name: "Sign in with SSO" }).getAttribute("href")!);
+    expect(href.searchParams.get("org")).toBe("globex");
+  });
 });

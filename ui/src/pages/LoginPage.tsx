@@ -2,16 +2,22 @@ import { useEffect, useRef, useState, type FormEvent } from "react";
 import { Navigate, useLocation, useNavigate, useSearchParams } from "react-router";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, isApiError, type OrgChoice } from "../lib/api";
-import { ME_KEY, endSession, isSignOutState, useForgetSessionData, useMe } from "../lib/auth";
+import { ME_KEY, endSession, isSignOutState, useAuthProviders, useForgetSessionData, useMe } from "../lib/auth";
 import { safeNext } from "../lib/base";
 import { formatTime, formatWait } from "../lib/format";
 import type { SessionSignIn } from "../lib/types";
+import { ssoErrorMessage, ssoLoginHref } from "../features/sso/signin";
 import { Button, Card, Field, Input, LoadingState, NativeSelect, Spinner, useDocumentTitle, useToast } from "../components/ui";
 
 interface SignInBody {
   email: string;
   password: string;
   org_id?: string;
+}
+
+/** A password sign-in refused because the user's organisation has turned local sign-in off. */
+function isSsoRequired(error: unknown): boolean {
+  return isApiError(error) && error.status === 403 && error.code === "sso_required";
 }
 
 /** What to tell the user about a failed sign-in. */
@@ -25,15 +31,20 @@ function describe(error: unknown): { message: string; requestId: string | null }
     return { message: `Too many sign-in attempts.${when}`, requestId: error.requestId };
   }
   if (error.status === 401) return { message: "Invalid email or password.", requestId: error.requestId };
+  if (isSsoRequired(error)) {
+    return { message: "This organization signs in with SSO. Use Sign in with SSO below.", requestId: error.requestId };
+  }
   return { message: error.message, requestId: error.requestId };
 }
 
 /**
  * Sign-in: POST /api/v1/auth/session sets the HttpOnly session cookie and the CSRF cookie; nothing of it
  * is kept by the page. A user of several organisations chooses one (409 lists them) and signs in again.
+ * When the gateway has an OpenID Connect provider (GET /auth/providers), "Sign in with SSO" leaves for
+ * /api/v1/auth/oidc/login, which comes back signed in to `/`, or here with `?sso_error=<code>`.
  */
 export default function LoginPage() {
-  const [params] = useSearchParams();
+  const [params, setParams] = useSearchParams();
   const next = safeNext(params.get("next"));
   const navigate = useNavigate();
   const queryClient = useQueryClient();
@@ -62,6 +73,20 @@ export default function LoginPage() {
       });
   }, [signingOut, forget, toast, navigate, location.search, queryClient]);
   const me = useMe({ refetchOnMount: "always", enabled: !signingOut });
+  const providers = useAuthProviders();
+  // A failed SSO sign-in comes back with ?sso_error=<code>: keep its message, drop the code from the URL.
+  const [ssoError] = useState(() => params.get("sso_error"));
+  useEffect(() => {
+    if (!params.has("sso_error")) return;
+    setParams(
+      (current) => {
+        const next = new URLSearchParams(current);
+        next.delete("sso_error");
+        return next;
+      },
+      { replace: true },
+    );
+  }, [params, setParams]);
   useDocumentTitle("Sign in");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
@@ -91,6 +116,10 @@ export default function LoginPage() {
 
   const choosing = orgs.length > 0;
   const error = signIn.isError && !(isApiError(signIn.error) && signIn.error.status === 409 && choosing) ? describe(signIn.error) : null;
+  const ssoRequired = signIn.isError && isSsoRequired(signIn.error);
+  const shownError = error ?? (ssoError && !signIn.isPending ? { message: ssoErrorMessage(ssoError), requestId: null } : null);
+  const offerSso = providers.data?.oidc === true || ssoRequired;
+  const chosenSlug = choosing ? orgs.find((o) => o.id === orgId)?.slug : undefined;
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -153,16 +182,28 @@ export default function LoginPage() {
               />
             </Field>
           ) : null}
-          {error ? (
+          {shownError ? (
             <div role="alert" className="rounded-md border border-danger/40 px-3 py-2 text-sm text-danger">
-              {error.message}
-              {error.requestId ? <span className="block text-xs text-muted">Request ID: {error.requestId}</span> : null}
+              {shownError.message}
+              {shownError.requestId ? <span className="block text-xs text-muted">Request ID: {shownError.requestId}</span> : null}
             </div>
           ) : null}
-          <Button type="submit" loading={signIn.isPending}>
+          <Button type="submit" variant={ssoRequired ? "secondary" : "primary"} loading={signIn.isPending}>
             Sign in
           </Button>
         </form>
+        {offerSso && !signingOut ? (
+          <div className="mt-4 flex flex-col gap-4">
+            <div className="flex items-center gap-3 text-xs text-muted" aria-hidden="true">
+              <span className="h-px flex-1 bg-border" />
+              or
+              <span className="h-px flex-1 bg-border" />
+            </div>
+            <Button asChild variant={ssoRequired ? "primary" : "secondary"}>
+              <a href={ssoLoginHref(email, chosenSlug)}>Sign in with SSO</a>
+            </Button>
+          </div>
+        ) : null}
       </Card>
     </main>
   );
