@@ -1,5 +1,5 @@
 import { describe, it } from "vitest";
-import { screen } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { ME_ADMIN, ME_MEMBER, ME_ORG_ADMIN, errorResponse, mockApi, renderApp } from "../test/utils";
 import { expectNoSeriousA11yViolations } from "../test/axe";
@@ -37,6 +37,47 @@ describe("accessibility (axe-core, serious and critical)", () => {
     await user.type(screen.getByLabelText("Password"), "nope");
     await user.click(screen.getByRole("button", { name: "Sign in" }));
     await screen.findByRole("alert");
+    await expectNoSeriousA11yViolations();
+  });
+
+  it("sign-in page with the SSO button and a failed SSO sign-in's message", async () => {
+    mockApi({
+      "GET /api/v1/me": errorResponse(401, "unauthorized", "missing credentials"),
+      "GET /api/v1/auth/providers": { local: true, oidc: true },
+    });
+    renderApp({ route: "/login?sso_error=domain_not_allowed" });
+    await screen.findByRole("link", { name: "Sign in with SSO" });
+    await screen.findByRole("alert");
+    await expectNoSeriousA11yViolations();
+  });
+
+  it("single sign-on page (system admin: global provider and the organization's form, warnings shown)", async () => {
+    mockApi({
+      "GET /api/v1/me": ME_ADMIN,
+      "GET /api/v1/orgs/o1": ORG,
+      "GET /api/v1/orgs": { data: [ORG], has_more: false },
+      "GET /api/v1/orgs/o1/sso": {
+        org_id: "o1", enabled: true, issuer: "https://login.acme.com", client_id: "voidllm", client_secret_set: true,
+        redirect_url: null, scopes: ["openid", "email"], allowed_domains: ["acme.com"], auto_provision: true,
+        default_role: "member", group_sync: "exact", group_claim: "groups", local_login: false,
+        created_at: ORG.created_at, updated_at: ORG.created_at,
+      },
+      "GET /api/v1/settings/sso": {
+        configured: true, enabled: true, issuer: "https://id.example.com", client_id: "gw", client_secret_set: true,
+        redirect_url: null, scopes: ["openid"], allowed_domains: [], auto_provision: false, default_role: "member",
+        default_org_slug: "acme", group_sync: "off", group_claim: "groups",
+      },
+      "POST /api/v1/orgs/o1/sso/test": { ok: true, issuer: "https://login.acme.com", authorization_endpoint: "https://login.acme.com/auth", jwks_keys: 1, error: null },
+    });
+    renderApp({ route: "/sso" });
+    const form = await screen.findByRole("form", { name: "Organization provider" });
+    await screen.findByText("https://id.example.com");
+    const user = userEvent.setup();
+    await user.click(within(form).getByRole("button", { name: "Test connection" }));
+    await within(form).findByText("Connection works");
+    await expectNoSeriousA11yViolations();
+    await user.click(within(form).getByRole("button", { name: "Remove" }));
+    await screen.findByRole("alertdialog");
     await expectNoSeriousA11yViolations();
   });
 

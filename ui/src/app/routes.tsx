@@ -26,6 +26,7 @@ const AuditLogPage = lazy(() => import("../pages/AuditLogPage"));
 const CostReportsPage = lazy(() => import("../pages/CostReportsPage"));
 const TeamsPage = lazy(() => import("../pages/TeamsPage"));
 const ServiceAccountsPage = lazy(() => import("../pages/ServiceAccountsPage"));
+const SsoPage = lazy(() => import("../pages/SsoPage"));
 
 function Page({ children }: { children: ReactNode }) {
   return <Suspense fallback={<LoadingState label="Loading page" />}>{children}</Suspense>;
@@ -91,6 +92,8 @@ export function appRoutes(): RouteObject[] {
               { path: "orgs", role: "system_admin" as const, page: <OrgsPage /> },
               { path: "orgs/:orgId/*", role: "system_admin" as const, page: <OrgPage /> },
               { path: "users", role: "system_admin" as const, page: <UsersPage /> },
+              { path: "sso", role: "org_admin" as const, page: <SsoPage /> },
+              { path: "orgs/:orgId/sso", role: "system_admin" as const, page: <SsoPage /> },
             ].map(({ path, role, page }) => ({
               path,
               element: (

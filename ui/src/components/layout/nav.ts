@@ -25,6 +25,7 @@ export const NAV_ITEMS: NavItem[] = [
   { label: "Usage", to: "/usage" },
   { label: "Cost Reports", to: "/cost-reports", visible: isOrgAdmin },
   { label: "Audit Log", to: "/audit-log", visible: isOrgAdmin },
+  { label: "SSO", to: "/sso", visible: isOrgAdmin },
   { label: "Organization", to: "/org", visible: isOrgAdmin },
   { label: "Organizations", to: "/orgs", visible: isSystemAdmin },
   { label: "Users", to: "/users", visible: isSystemAdmin },
