@@ -794,9 +794,7 @@ def test_encryption_key_is_required() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "key", ["license", "license_file", "pii", "sso", "token_counting", "soft_limit_threshold"]
-)
+@pytest.mark.parametrize("key", ["license", "license_file", "pii", "token_counting", "soft_limit_threshold"])
 def test_go_only_settings_are_unknown_keys(key: str) -> None:
     assert problems(settings(**{key: "x"})) == (
         f"settings.{key}: unknown key (not supported by this version of VoidLLM)",
@@ -835,3 +833,69 @@ def test_acyclic_chain_is_fine() -> None:
 
 def test_write_timeout_zero_turns_it_off() -> None:
     assert load(proxy(write_timeout=0)).server.proxy.write_timeout == 0.0
+
+
+SSO = {
+    "enabled": True,
+    "issuer": "https://login.example.com",
+    "client_id": "voidllm",
+    "default_org_slug": "acme",
+}
+
+
+def test_sso_defaults_and_a_full_provider() -> None:
+    sso = load({}).settings.sso
+    assert (sso.enabled, sso.scopes, sso.default_role, sso.group_sync, sso.group_claim) == (
+        False,
+        ("openid", "email", "profile"),
+        "member",
+        "additive",
+        "groups",
+    )
+    assert sso.id_token_algorithms == ("RS256", "ES256", "PS256", "EdDSA")
+    full = load(settings(sso={**SSO, "allowed_domains": ["example.com"], "group_sync": "exact"})).settings.sso
+    assert (full.issuer, full.allowed_domains, full.group_sync) == (
+        "https://login.example.com",
+        ("example.com",),
+        "exact",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"issuer": "http://login.example.com"},
+            "settings.sso.issuer: must be an https:// URL (http only for ",
+        ),
+        ({"issuer": "ftp://x"}, "settings.sso.issuer: must be an http:// or https:// URL"),
+        ({"client_id": ""}, "settings.sso.client_id: required when sso is enabled"),
+        ({"default_org_slug": ""}, "settings.sso.default_org_slug: required when sso is enabled with auto_p"),
+        ({"default_role": "org_admin"}, "settings.sso.default_role: must be one of member, team_admin"),
+        ({"group_sync": "full"}, "settings.sso.group_sync: must be one of off, additive, exact"),
+        ({"id_token_algorithms": ["none"]}, "settings.sso.id_token_algorithms: 'none' is not allowed"),
+        ({"id_token_algorithms": ["HS256"]}, "settings.sso.id_token_algorithms: 'HS256' is not allowed"),
+        ({"id_token_algorithms": []}, "settings.sso.id_token_algorithms: must list at least one algorithm"),
+        ({"allowed_domains": ["@x.com"]}, "settings.sso.allowed_domains: '@x.com' is not a lowercase domain"),
+        ({"scopes": ["email"]}, "settings.sso.scopes: must include openid"),
+        ({"auto_provision": "yes"}, "settings.sso.auto_provision: expected true or false, got a string"),
+        ({"colour": "red"}, "settings.sso.colour: unknown key"),
+    ],
+)
+def test_sso_is_strict(fields: dict[str, Any], expected: str) -> None:
+    found = problems(settings(sso={**SSO, **fields}))
+    assert len(found) == 1
+    assert found[0].startswith(expected), found
+
+
+def test_sso_loopback_issuer_and_env_secret() -> None:
+    sso = load(settings(sso={**SSO, "issuer": "http://127.0.0.1:9000/op"})).settings.sso
+    assert sso.issuer == "http://127.0.0.1:9000/op"
+    cfg = parse_config(
+        yaml.safe_dump(
+            settings(encryption_key="sixteen chars!!!", sso={**SSO, "client_secret": "${SSO_SECRET}"})
+        ),
+        environ={"SSO_SECRET": "s3cret"},
+    )
+    assert cfg.settings.sso.client_secret == "s3cret"
+    assert "s3cret" not in repr(cfg.settings.sso)

@@ -36,6 +36,7 @@ from voidllm.config.settings import MCPHealthConfig as MCPHealthConfig
 from voidllm.config.settings import ModelsProbeConfig as ModelsProbeConfig
 from voidllm.config.settings import RetentionConfig as RetentionConfig
 from voidllm.config.settings import SettingsConfig as SettingsConfig
+from voidllm.config.settings import SSOConfig as SSOConfig
 from voidllm.config.settings import UsageConfig as UsageConfig
 from voidllm.config.units import parse_duration as parse_duration
 from voidllm.config.units import parse_size as parse_size
@@ -69,6 +70,7 @@ __all__ = [
     "ProxyServerConfig",
     "RedisConfig",
     "RetentionConfig",
+    "SSOConfig",
     "ServerConfig",
     "SettingsConfig",
     "TLSConfig",

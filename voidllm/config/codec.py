@@ -29,7 +29,7 @@ from voidllm.config.yamlread import Interpolated
 
 __all__ = ["ObjectProblemsError", "converter", "describe_error"]
 
-_UNSUPPORTED = frozenset({"license", "license_file", "pii", "sso", "token_counting", "soft_limit_threshold"})
+_UNSUPPORTED = frozenset({"license", "license_file", "pii", "token_counting", "soft_limit_threshold"})
 _KINDS = (
     (bool, "a boolean"),
     (int, "an integer"),

@@ -15,7 +15,9 @@ from voidllm.config.checks import (
     ENCRYPTION_KEY,
     NOT_EMPTY,
     FieldCheck,
+    HttpUrl,
     MinLength,
+    OneOf,
     Origins,
     Pattern,
     Predicate,
@@ -37,6 +39,7 @@ __all__ = [
     "ModelsProbeConfig",
     "OtelConfig",
     "RetentionConfig",
+    "SSOConfig",
     "SettingsConfig",
     "UsageConfig",
     "slugify",
@@ -236,6 +239,77 @@ class RetentionConfig:
         return any((self.usage_events, self.audit_logs, self.mcp_tool_calls, self.usage_hourly))
 
 
+SSO_ROLES = ("member", "team_admin")
+"""The roles a user provisioned by single sign-on may get in the provider's organisation."""
+GROUP_SYNC_MODES = ("off", "additive", "exact")
+ID_TOKEN_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+"""The asymmetric JWS algorithms an ID token may be signed with; never ``none``, never HMAC (the key would be
+the client secret, which a public client does not have)."""
+
+
+@attrs.frozen
+class _Algorithms(FieldCheck):
+    """A non-empty list of :data:`ID_TOKEN_ALGORITHMS`; names the first that is not one."""
+
+    def __call__(self, value: Any) -> str | None:
+        if not value:
+            return "must list at least one algorithm"
+        for entry in value:
+            if entry not in ID_TOKEN_ALGORITHMS:
+                return f"{entry!r} is not allowed (one of: {', '.join(ID_TOKEN_ALGORITHMS)})"
+        return None
+
+
+@attrs.frozen
+class _Domains(FieldCheck):
+    """Every entry a bare DNS domain (``example.com``), lowercase; names the first that is not."""
+
+    def __call__(self, value: Any) -> str | None:
+        for entry in value:
+            if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", entry):
+                return f"{entry!r} is not a lowercase domain such as example.com"
+        return None
+
+
+@attrs.frozen
+class SSOConfig:
+    """The global OpenID Connect provider (README "Single sign-on", :mod:`voidllm.auth.oidc`).
+
+    ``issuer`` is an https URL (http only for ``127.0.0.1``/``localhost``, for tests); ``redirect_url`` empty
+    means the request's own origin + ``/api/v1/auth/oidc/callback``. New users whose verified email's domain
+    is in ``allowed_domains`` are created (``auto_provision``) with ``default_role`` in the organisation
+    ``default_org_slug``; an empty list refuses every new user. ``group_sync`` maps the ``group_claim`` of the
+    ID token to teams: ``off``, ``additive`` (join, never leave) or ``exact`` (also leave the teams made from
+    groups that are no longer claimed; hand-made teams are never touched). Per-organisation providers are set
+    in the admin API and win for their users.
+    """
+
+    enabled: bool = False
+    issuer: Annotated[str, HttpUrl()] = ""
+    client_id: str = ""
+    client_secret: str = attrs.field(default="", repr=False)
+    redirect_url: Annotated[str, HttpUrl()] = ""
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    allowed_domains: Annotated[tuple[str, ...], _Domains()] = ()
+    auto_provision: bool = True
+    default_role: Annotated[str, OneOf(SSO_ROLES)] = "member"
+    default_org_slug: Annotated[str, _SLUG] = ""
+    group_sync: Annotated[str, OneOf(GROUP_SYNC_MODES)] = "additive"
+    group_claim: Annotated[str, NOT_EMPTY] = "groups"
+    id_token_algorithms: Annotated[tuple[str, ...], _Algorithms()] = ("RS256", "ES256", "PS256", "EdDSA")
+
+
 @attrs.frozen
 class _HeaderMap(FieldCheck):
     """Header names without spaces or colons, values of printable ASCII (they are sent as they are)."""
@@ -298,6 +372,7 @@ class SettingsConfig:
     retention: RetentionConfig = RetentionConfig()
     limits: LimitsConfig = LimitsConfig()
     otel: OtelConfig = OtelConfig()
+    sso: SSOConfig = SSOConfig()
     fallback_max_depth: Annotated[int, Range(0, 10)] = 3
     trusted_proxies: Annotated[tuple[str, ...], _Networks()] = ()
     ui_dir: Annotated[str, _UI_BUILD] = ""

@@ -31,10 +31,11 @@ from voidllm import bounds as b
 from voidllm.bounds import Bounds
 from voidllm.config.models import CorsConfig, DatabaseConfig, RedisConfig, ServerConfig, TLSConfig
 from voidllm.config.settings import OtelConfig
+from voidllm.config.settings import SSOConfig
 from voidllm.config.upstreams import DeploymentConfig, MCPServerConfig, ModelConfig, PricingConfig
 from voidllm.providers.registry import PROVIDERS
 
-__all__ = ["Path", "Problem", "check_document", "check_object", "format_path"]
+__all__ = ["Path", "Problem", "check_document", "check_object", "format_path", "issuer_problem"]
 
 Path = tuple[str | int, ...]
 Problem = tuple[Path, str]
@@ -193,6 +194,37 @@ def _otel(otel: OtelConfig) -> Iterator[Problem]:
             yield ("endpoint",), "must be host:port or an http:// or https:// URL for protocol grpc"
 
 
+def issuer_problem(issuer: str) -> str | None:
+    """What is wrong with an OpenID Provider's issuer URL: it must be https, or http on a loopback host
+    (``127.0.0.1``, ``::1``, ``localhost``: tests and local development), without a query or fragment."""
+    try:
+        parts = urlsplit(issuer)
+    except ValueError:
+        return "must be an https:// URL"
+    if parts.query or parts.fragment or not parts.hostname:
+        return "must be an https:// URL without a query or fragment"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost"):
+        return None
+    return "must be an https:// URL (http only for 127.0.0.1 or localhost)"
+
+
+def _sso(sso: SSOConfig) -> Iterator[Problem]:
+    if sso.issuer and (problem := issuer_problem(sso.issuer)) is not None:
+        yield ("issuer",), problem
+    if sso.client_secret and (problem := b.HEADER_VALUE.problem(sso.client_secret)) is not None:
+        yield ("client_secret",), problem
+    if not sso.enabled:
+        return
+    yield from _required(sso, "issuer", "when sso is enabled")
+    yield from _required(sso, "client_id", "when sso is enabled")
+    if sso.auto_provision:
+        yield from _required(sso, "default_org_slug", "when sso is enabled with auto_provision")
+    if "openid" not in sso.scopes:
+        yield ("scopes",), "must include openid"
+
+
 _OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
     ModelConfig: _model,
     DeploymentConfig: _provider_fields,
@@ -203,6 +235,7 @@ _OBJECT_RULES: dict[type, Callable[[Any], Iterator[Problem]]] = {
     RedisConfig: _redis,
     CorsConfig: _cors,
     OtelConfig: _otel,
+    SSOConfig: _sso,
 }
 
 
