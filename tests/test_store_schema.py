@@ -43,6 +43,7 @@ EXPECTED_TABLES = {
     "mcp_server_tools",
     "output_schemas",
     "change_notices",
+    "org_sso_config",
 }
 
 

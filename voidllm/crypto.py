@@ -68,9 +68,9 @@ _TAG_BYTES = 16
 _MIN_PASSPHRASE_CHARS = 16
 _HMAC_INFO = b"voidllm-hmac-key"
 _BODY = re.compile(r"[0-9a-f]{48}")
-_AAD_KINDS = frozenset({"model", "deployment", "mcp_server"})
+_AAD_KINDS = frozenset({"model", "deployment", "mcp_server", "org_sso"})
 
-AadKind = Literal["model", "deployment", "mcp_server"]
+AadKind = Literal["model", "deployment", "mcp_server", "org_sso"]
 
 
 class CryptoError(GatewayError, ValueError):
@@ -178,7 +178,8 @@ def aad_for(kind: AadKind, row_id: str) -> str:
     """The associated data binding a secret to its row: ``"<kind>:<row_id>"``.
 
     Raises:
-        ValueError: ``kind`` is not one of ``model``, ``deployment``, ``mcp_server`` (a programming error).
+        ValueError: ``kind`` is not one of ``model``, ``deployment``, ``mcp_server``, ``org_sso`` (a
+            programming error).
     """
     if kind not in _AAD_KINDS:
         raise ValueError(f"unknown secret row kind {kind!r}")

@@ -33,7 +33,10 @@ as portable TEXT:
 Beyond the Go schema: ``organizations.is_active``; ``api_keys.last_used_at`` is kept (and meant to be
 written); ``usage_events`` gains ``status``, ``stream``, ``provider``, ``deployment_name``, ``source`` and
 ``project``; ``usage_hourly`` is keyed by (bucket_hour, org_id, team_id, user_id, key_id, model_name) and
-gains ``error_count``; ``org_sso_config`` is left out (no SSO).
+gains ``error_count``; ``org_sso_config`` (migration 0003) holds per-organisation OpenID Connect providers
+with ``local_login`` (may the organisation's members still sign in with a password) beside the Go columns, and
+``teams.external_group`` marks the teams made from an SSO groups claim (the group's name; NULL for hand-made
+teams), so ``group_sync: exact`` removes memberships of those teams only.
 """
 
 from __future__ import annotations
@@ -183,7 +186,27 @@ teams = sa.Table(
     *_limits(),
     *_timestamps(),
     _deleted(),
+    _text("external_group", nullable=True),  # the SSO group it was made from; NULL: made by hand
     sa.UniqueConstraint("org_id", "slug"),
+)
+
+org_sso_config = sa.Table(
+    "org_sso_config",
+    metadata,
+    sa.Column("org_id", ID, sa.ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    _flag("enabled", True),
+    _text("issuer"),
+    _text("client_id"),
+    _secret("client_secret_enc"),
+    _text("redirect_url", nullable=True),
+    _text("scopes"),  # JSON list
+    _text("allowed_domains"),  # JSON list
+    _flag("auto_provision", True),
+    _short("default_role", 32, "member"),  # member | team_admin
+    _short("group_sync", 16, "additive"),  # off | additive | exact
+    _text("group_claim", default="groups"),
+    _flag("local_login", True),
+    *_timestamps(),
 )
 
 team_memberships = sa.Table(
