@@ -191,6 +191,7 @@ RANGE = "?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&group_by=day"
 EXPORT = "?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z"
 UPSTREAM = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}
 MCP = {"name": "Tools {n}", "alias": "tools-{n}", "url": "{mcp_url}"}
+SSO = {"issuer": "http://127.0.0.1:9/op", "client_id": "voidllm", "client_secret": "s3cret"}
 NO_MODELS = Request({"models": []})
 NO_SERVERS = Request({"servers": []})
 INVITE = Request({"token": "{token}"})
@@ -250,6 +251,8 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ),
     ("PATCH", "/users/<user_id>"): Request({"is_system_admin": True}, {"display_name": "Renamed"}),
     ("POST", "/me/password"): Request({"current_password": PASSWORD, "new_password": PASSWORD}),
+    ("PUT", "/orgs/<org_id>/sso"): Request(SSO),
+    ("POST", "/orgs/<org_id>/sso/test"): Request({"issuer": "http://127.0.0.1:9"}),
     ("POST", "/invites/accept"): INVITE,
     ("POST", "/invites/decline"): INVITE,
 }
@@ -581,6 +584,15 @@ async def _add_targets(w: World, *, member_in_t: str, loner_in_t2: str) -> None:
 
     w.targets["invite_answer"] = [Target("to member", Scope(owner="member"), await invitation(), invitation)]
 
+    async def org_sso() -> dict[str, str]:  # A's provider, set again (a delete or a test may follow)
+        response = await gw.client.put(
+            f"{API}/orgs/{a}/sso", headers=bearer(w.keys["system_admin"]), json=SSO
+        )
+        assert response.status_code == 200, response.text
+        return {"org_id": a}
+
+    w.targets["org_sso"] = [Target("A", ORG_A, await org_sso(), org_sso)]
+
 
 def targets_of(w: World, route: ApiRoute) -> list[Target]:
     params = re.findall(r"<(\w+)>", route.path)
@@ -591,6 +603,8 @@ def targets_of(w: World, route: ApiRoute) -> list[Target]:
         else None,
         "/users": [Target("A", ORG_A, {"org_id": w.orgs["A"]})] if route.method == "POST" else None,
         "/invites/accept": w.targets["invite_answer"],
+        "/orgs/<org_id>/sso": w.targets["org_sso"],
+        "/orgs/<org_id>/sso/test": w.targets["org_sso"],
         "/invites/decline": w.targets["invite_answer"],
         "/auth/logout": [Target("own session", attrs.evolve(OWN, sessions_only=True), {})],
         "/orgs/<org_id>/service-accounts": w.targets["team"] if route.method == "POST" else None,

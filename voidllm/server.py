@@ -79,6 +79,7 @@ from voidllm.auth.bootstrap import (
     has_live_user,
 )
 from voidllm.auth.cache import KeyCache, serve_key_cache
+from voidllm.auth.oidc import OidcClient
 from voidllm.auth.throttle_redis import RedisLoginThrottle
 from voidllm.bus import StoreBus, serve_store_notices
 from voidllm.codemode.sandbox import Sandbox
@@ -336,6 +337,7 @@ async def serve(
             config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit
         )
         services.catalog_reload = loader.reload
+        services.oidc = OidcClient(http=probe_client)
         await _start_mcp(supervisor, config, store, keyring, services, mcp_upstreams, sync=run_bootstrap)
         limiter, redis_client = await _start_limits(supervisor, config, store, services)
         await _start_usage_upkeep(supervisor, store, config, redis_client)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import httpx
 
     from voidllm.auth.cache import KeyCache
+    from voidllm.auth.oidc import OidcClient
     from voidllm.auth.throttle import Throttle
     from voidllm.codemode.sandbox import Sandbox
     from voidllm.config import CodeModeConfig, Config
@@ -93,10 +94,11 @@ class CodeModeRuntime:
 @attrs.define(eq=False)
 class Services:
     """Everything a use case may touch. ``catalog_reload`` reloads registry, allowlists and aliases from the
-    store into ``catalog``. The server sets ``catalog``, ``catalog_reload``, ``health`` and ``mcp``; the CLI
-    runs none of them and leaves them ``None``. ``throttle`` is the login throttle (Redis-backed when Redis is
-    on; ``None`` until the login use case keeps one in memory). ``cooldowns`` limit actions to once per period
-    (the MCP tool refresh): in Redis when it is on, else in this process."""
+    store into ``catalog``. The server sets ``catalog``, ``catalog_reload``, ``health``, ``mcp`` and ``oidc``
+    (single sign-on's client of OpenID Providers, over the probes' httpx client); the CLI runs none of them
+    and leaves them ``None``. ``throttle`` is the login throttle (Redis-backed when Redis is on; ``None``
+    until the login use case keeps one in memory). ``cooldowns`` limit actions to once per period (the MCP
+    tool refresh): in Redis when it is on, else in this process."""
 
     config: Config
     store: Store
@@ -110,6 +112,7 @@ class Services:
     catalog_reload: Callable[[], Awaitable[None]] | None = None
     health: HealthRuntime | None = None
     mcp: McpRuntime | None = None
+    oidc: OidcClient | None = None  # single sign-on's provider client (set by the server)
 
     async def catalog_changed(self, topic: str) -> None:
         """After a committed write to models, allowlists or aliases: reload this process's catalog at once,
