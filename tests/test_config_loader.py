@@ -399,7 +399,7 @@ def test_exports_match_the_public_names() -> None:
 
 def test_config_classes_are_frozen_and_slotted() -> None:
     classes = _config_classes()
-    assert len(classes) == 29
+    assert len(classes) == 28
     for cls in classes:
         assert "__slots__" in vars(cls), cls
         assert cls.__setattr__ is not object.__setattr__, cls

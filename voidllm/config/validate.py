@@ -30,8 +30,7 @@ import attrs
 from voidllm import bounds as b
 from voidllm.bounds import Bounds
 from voidllm.config.models import CorsConfig, DatabaseConfig, RedisConfig, ServerConfig, TLSConfig
-from voidllm.config.settings import OtelConfig
-from voidllm.config.settings import SSOConfig
+from voidllm.config.settings import OtelConfig, SSOConfig
 from voidllm.config.upstreams import DeploymentConfig, MCPServerConfig, ModelConfig, PricingConfig
 from voidllm.providers.registry import PROVIDERS
 
