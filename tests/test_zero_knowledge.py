@@ -18,7 +18,8 @@ extras and formatted exception before any formatter or handler filter), every ro
 the raw bytes of every file under the test directory (the database, its ``-wal`` and ``-shm``, taken both
 while the gateway runs and after it stopped, and temporary files, whose directory is redirected there: the
 Code Mode compile cache, which must hold compiled QuickJS only, is among them),
-``/metrics``, and whatever reached file descriptors 1 and 2. The marker is searched as bytes, as its hex
+``/metrics``, whatever reached file descriptors 1 and 2, and every byte of the trace spans the gateway
+exported (tracing is on, to a real OTLP receiver). The marker is searched as bytes, as its hex
 part alone (upper and lower case), as UTF-16 and as base64 in the three alignments, so a log line that
 escapes or encodes it is caught as well.
 
@@ -63,11 +64,13 @@ from tests.mcp_calls import (
     stateless_meta,
     stateless_request,
 )
+from tests.otlp_receiver import otel_settings
 from tests.polling import poll_until
 from voidllm import logs
 from voidllm.metrics import REGISTRY
 from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
+from voidllm.testing.otlp_sink import open_otlp_sink
 
 CHUNKS = 3  # streamed pieces of the completion; each piece holds the whole marker
 MAX_BODY = 64 * 1024
@@ -876,7 +879,7 @@ async def test_no_content_is_written_anywhere(
     evidence, watch = Evidence(), Watch()
     behaviour = Behaviour(completion_text=completion_text(marker), stream_chunks=CHUNKS)
     upstreams = open_mock_upstream(behaviour, by_model=upstream_behaviours(marker))
-    async with upstreams as mock, open_mock_mcp(chatty=True) as mcp:
+    async with upstreams as mock, open_mock_mcp(chatty=True) as mcp, open_otlp_sink() as collector:
         yaml_text = models_yaml(mock.base_url, mcp.url)
         async with watched_gateway(
             tmp_path,
@@ -887,7 +890,8 @@ async def test_no_content_is_written_anywhere(
             monkeypatch,
             watch,
             every_level=every_level,
-            settings=MCP_SETTINGS,
+            settings=MCP_SETTINGS
+            + otel_settings(collector.url),  # traces on: every exported byte is searched
         ) as gw:
             proxied = await successful_requests(gw, mock, marker)
             proxied += await upstream_failures(gw, mock, marker)
@@ -898,7 +902,10 @@ async def test_no_content_is_written_anywhere(
             with trio.fail_after(5):  # the learner stores output types in the background
                 await poll_until(lambda: len(learned_shapes(Path(sqlite_dsn))) == 3)
             await trio.sleep(0.05)  # let the gateway notice the client that left
+    evidence.add("exported trace spans (OTLP)", b"".join(collector.bodies))
     # the capture saw the gateway's whole life and its data: an empty search proves nothing
+    assert {span.kind for span in collector.spans} == {"SERVER", "CLIENT", "INTERNAL"}
+    assert any(span.name == "execute_tool execute_code" for span in collector.spans)
     assert '"msg":"listening"' in watch.log_text
     assert '"msg":"shutdown complete"' in watch.log_text
     assert watch.table_rows["usage_events"] >= proxied

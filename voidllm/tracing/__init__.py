@@ -45,6 +45,7 @@ __all__ = [
     "TracingState",
     "active",
     "current_ids",
+    "current_traceparent",
     "end_span",
     "first_token",
     "request_span",
@@ -174,6 +175,17 @@ def traceparent_header(span: Span) -> list[tuple[bytes, bytes]]:
     if ctx.trace_state:
         headers.append((b"tracestate", ctx.trace_state.to_header().encode("latin-1")))
     return headers
+
+
+def current_traceparent() -> dict[str, str]:
+    """The current span's ``traceparent`` (and ``tracestate``) as HTTP headers for an outgoing request; empty
+    while tracing is off or outside a span."""
+    if state.tracer is None:
+        return {}
+    span = trace.get_current_span()
+    if not span.get_span_context().is_valid:
+        return {}
+    return {name.decode(): value.decode("latin-1") for name, value in traceparent_header(span)}
 
 
 def first_token(span: Span | None, seconds: float) -> None:

@@ -43,6 +43,11 @@ transport watches for it).
 ``voidllm_code_mode_execution_duration_seconds``, ``voidllm_code_mode_tool_calls_per_execution`` and
 ``voidllm_code_mode_pool_available`` (slots free in this process; summed over processes).
 
+**Tracing** (:mod:`voidllm.tracing`): an execution is an ``execute_tool execute_code`` span with its outcome
+and the number of tool calls, current in the task that runs it, so each tool call (a trio task started from
+the sandbox's thread in that task's context) is its child: ``execute_tool`` spans (:mod:`.proxy`, and here
+for the built-in tools). Spans start and end on the trio side, never in the worker thread.
+
 Zero knowledge: code, arguments, results and console output pass through memory only; nothing here logs them,
 and error messages that reach logs are fixed texts.
 """
@@ -58,9 +63,10 @@ import attrs
 import orjson
 import sqlalchemy as sa
 import trio
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge, Histogram
 
-from voidllm import __version__
+from voidllm import __version__, tracing
 from voidllm.codemode.discovery import (
     ServerTools,
     ToolSpec,
@@ -90,6 +96,7 @@ from voidllm.metrics import REGISTRY
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id, utcnow
+from voidllm.tracing import conventions as c
 
 if TYPE_CHECKING:
     from voidllm.admin.services import CodeModeRuntime, McpRuntime, Services
@@ -405,6 +412,8 @@ class CodeModeBackend:
         calls = _Calls(self, ctx, mcp, runtime, servers, execution_id)
         started = trio.current_time()
         status = "cancelled"
+        span = _execution_span() if tracing.state.tracer is not None else None
+        token = tracing.use(span) if span is not None else None  # the tool calls' tasks inherit it
         self._in_flight += 1
         POOL_AVAILABLE.set(max(0, runtime.settings.pool_size - self._in_flight))
         try:
@@ -422,6 +431,9 @@ class CodeModeBackend:
             EXECUTIONS.labels(status=status).inc()
             EXECUTION_SECONDS.observe(trio.current_time() - started)
             TOOL_CALLS_PER_EXECUTION.observe(calls.made)
+            if span is not None:
+                span.set_attributes({c.OUTCOME: status, c.TOOL_CALLS: calls.made})
+                tracing.end_span(span, error_type=None if status == "success" else status, token=token)
         if isinstance(outcome, SandboxError):
             return _error(_error_text(outcome, runtime))
         answer = {
@@ -489,6 +501,7 @@ class _Calls:
         started = trio.current_time()
         status = "transport_error"
         ctx = attrs.evolve(self.ctx, endpoint=f"/api/v1/mcp/{BUILTIN_ALIAS}", relay=None)
+        span = _builtin_span(tool) if tracing.state.tracer is not None else None
         try:
             result = await BuiltinBackend().handle(ctx, "tools/call", {"name": tool, "arguments": args})
             status = "error" if result.get("isError") is True else "success"
@@ -497,6 +510,9 @@ class _Calls:
             status = "error"
             raise ToolCallError(f"{BUILTIN_ALIAS}/{tool}: {exc.message}"[:1000]) from None
         finally:
+            if span is not None:
+                span.set_attribute(c.OUTCOME, status)
+                tracing.end_span(span, error_type=None if status == "success" else status)
             record_tool_call(
                 self.mcp.tool_calls,
                 ToolCallOutcome(
@@ -539,6 +555,33 @@ class _Calls:
         if len(orjson.dumps(value)) > MAX_LEARNED_RESULT:
             return
         self.runtime.learn(LearnedOutput(entry.id, tool, infer_schema(value)))
+
+
+def _execution_span() -> Any:
+    """The span of one ``execute_code`` run (its tool calls are its children); never the code."""
+    return tracing.start_child(
+        f"{c.EXECUTE_TOOL} {c.EXECUTE_CODE}",
+        {
+            c.GEN_AI_OPERATION_NAME: c.EXECUTE_TOOL,
+            c.GEN_AI_TOOL_NAME: c.EXECUTE_CODE,
+            c.MCP_METHOD_NAME: "tools/call",
+        },
+        kind=SpanKind.INTERNAL,
+    )
+
+
+def _builtin_span(tool: str) -> Any:
+    """The span of a built-in tool called by a script (a name of the built-in list, checked before)."""
+    return tracing.start_child(
+        f"{c.EXECUTE_TOOL} {tool}",
+        {
+            c.GEN_AI_OPERATION_NAME: c.EXECUTE_TOOL,
+            c.GEN_AI_TOOL_NAME: tool,
+            c.MCP_METHOD_NAME: "tools/call",
+            c.MCP_SERVER: BUILTIN_ALIAS,
+        },
+        kind=SpanKind.INTERNAL,
+    )
 
 
 def _status(outcome: ExecutionResult | SandboxError) -> str:

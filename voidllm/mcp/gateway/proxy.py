@@ -57,6 +57,10 @@ Usage (issue point 6): each proxied ``tools/call`` becomes one :class:`voidllm.m
 Code Mode's tool calls go through :func:`call_tool`: the same upstream client, counting and usage row, with
 the caller's per-(server, key) upstream session and the execution's id on the row.
 
+Tracing (:mod:`voidllm.tracing`): each ``tools/call`` (proxied or Code Mode's) is an ``execute_tool`` span
+with the server alias, and the tool's name only once the upstream recognised it; its upstream request carries
+the span's ``traceparent``. Never arguments or results.
+
 Nothing here logs params, arguments or results.
 """
 
@@ -70,8 +74,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+from opentelemetry.trace import SpanKind
 
-from voidllm import __version__
+from voidllm import __version__, tracing
 from voidllm.mcp.gateway.server import STATELESS_VERSION, McpContext, McpHttpError
 from voidllm.mcp.registry import McpServerEntry
 from voidllm.mcp.upstream import jsonrpc
@@ -85,6 +90,7 @@ from voidllm.mcp.upstream.client import (
 )
 from voidllm.mcp.upstream.jsonrpc import JsonRpcError, Notification
 from voidllm.mcp.usage import ToolCallOutcome, count_transport_error, record_tool_call
+from voidllm.tracing import conventions as c
 
 if TYPE_CHECKING:
     from voidllm.admin.services import McpRuntime
@@ -188,6 +194,7 @@ class ProxiedServer:
                 request_id=ctx.request_id,
                 execution_id=None,
                 record=method == "tools/call",
+                listed=isinstance(name, str) and _listed(self._runtime(ctx), entry, name),
             ) as call:
                 result = await self._forward(ctx, entry, method, params)
                 call.answered(result)
@@ -334,12 +341,16 @@ def _counted(
     request_id: str | None,
     execution_id: str | None,
     record: bool,
+    listed: bool = False,
 ) -> Iterator[_Call]:
     """Classify the upstream call run in the block (a JSON-RPC error, a timeout, a transport failure, or an
     answer the block reports with :meth:`_Call.answered`), count transport failures, and with ``record``
-    write its ``mcp_tool_calls`` row and metrics however it ended."""
+    write its ``mcp_tool_calls`` row and metrics however it ended; while tracing is on, a recorded call
+    is an ``execute_tool`` span, current in the block (:func:`_tool_span`)."""
     started = trio.current_time()
     call = _Call()
+    span = _tool_span(alias, execution_id) if record and tracing.state.tracer is not None else None
+    token = tracing.use(span) if span is not None else None
     try:
         yield call
     except UpstreamRpcError:
@@ -353,6 +364,8 @@ def _counted(
         _transport_failure(alias, exc)
         raise
     finally:
+        if span is not None:
+            _end_tool_span(span, tool if listed or call.status == "success" else None, call, token)
         if record:
             record_tool_call(
                 runtime.tool_calls,
@@ -367,6 +380,34 @@ def _counted(
                     execution_id=execution_id,
                 ),
             )
+
+
+def _tool_span(alias: str, execution_id: str | None) -> Any:
+    """The span of one tool call, before its name is known to be the upstream's (see :func:`_end_tool_span`);
+    a child of the request's span, or of the Code Mode execution's."""
+    return tracing.start_child(
+        c.EXECUTE_TOOL,
+        {c.GEN_AI_OPERATION_NAME: c.EXECUTE_TOOL, c.MCP_METHOD_NAME: "tools/call", c.MCP_SERVER: alias},
+        kind=SpanKind.CLIENT if execution_id is None else SpanKind.INTERNAL,
+    )
+
+
+def _end_tool_span(span: Any, tool: str | None, call: _Call, token: object) -> None:
+    """Name the span ``execute_tool {tool}`` when ``tool`` is given: a tool the server listed, or one it ran
+    successfully (a name a client typed that no server has stays out of the trace); set its status, end it."""
+    if tool is not None:
+        span.update_name(f"{c.EXECUTE_TOOL} {tool}")
+        span.set_attribute(c.GEN_AI_TOOL_NAME, tool)
+    span.set_attribute(c.OUTCOME, call.status)
+    error = None if call.status == "success" else ("tool_error" if call.status == "error" else call.status)
+    tracing.end_span(span, error_type=error, token=token)
+
+
+def _listed(runtime: McpRuntime, entry: McpServerEntry, tool: str) -> bool:
+    """Whether ``tool`` is in the server's cached tool list (only asked while tracing is on)."""
+    if tracing.state.tracer is None:
+        return False
+    return any(cached.name == tool for cached in runtime.registry.catalog.tools.get(entry.id, ()))
 
 
 async def call_tool(
@@ -389,7 +430,14 @@ async def call_tool(
     (:class:`UpstreamRpcError`, :class:`UpstreamUnavailable`).
     """
     with _counted(
-        runtime, identity, entry.alias, tool, request_id=request_id, execution_id=execution_id, record=True
+        runtime,
+        identity,
+        entry.alias,
+        tool,
+        request_id=request_id,
+        execution_id=execution_id,
+        record=True,
+        listed=True,  # Code Mode calls only tools of the server's list
     ) as call:
         key = (entry.id, identity.key_id)
         session = state.stateless.get(key)

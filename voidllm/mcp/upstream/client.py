@@ -28,7 +28,8 @@ answer is read until the response with our request id. Notifications on that str
 messages) go, as each arrives, to the ``on_notification`` callback of :meth:`~McpUpstreams.request` (which
 awaits it before reading on: a slow consumer slows the upstream's stream, nothing is buffered), or are
 skipped without one; server requests on the stream are skipped. Responses are capped at
-``max_response_bytes`` while they are read, notifications included.
+``max_response_bytes`` while they are read, notifications included. While tracing is on, every request
+carries the current span's ``traceparent`` (a tool call's span, :mod:`voidllm.tracing`).
 
 Deadlines: ``call_timeout`` is a trio cancel scope around each public call (open, request with its
 possible re-initialize and retry, notify, close, a whole paginated list); httpx only bounds connecting.
@@ -53,7 +54,7 @@ import httpx
 import orjson
 import trio
 
-from voidllm import __version__
+from voidllm import __version__, tracing
 from voidllm.mcp.upstream.jsonrpc import JsonRpcError, Notification, parse_message
 from voidllm.mcp.upstream.oauth import OAuthError, TokenCache
 from voidllm.mcp.upstream.ssrf import BlockedAddress, GuardedBackend, check_url
@@ -555,6 +556,7 @@ class McpUpstreams:
     ) -> _Reply:
         """One HTTP exchange with auth; an OAuth token the upstream refuses (401) is replaced once."""
         auth = await self._auth_headers(server)
+        headers = headers | tracing.current_traceparent()  # the caller's span (a tool call's), if tracing
         reply = await self._exchange(server, method, headers | auth, content, request_id, on_notification)
         if reply.status == 401 and server.auth_type == "oauth":
             self.tokens.invalidate(server, auth["Authorization"].removeprefix("Bearer "))
