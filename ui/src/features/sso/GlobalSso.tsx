@@ -20,6 +20,7 @@ function rows(sso: GlobalSsoOut): [string, ReactNode][] {
     ["Organization of new users", sso.default_org_slug || "Not set"],
     ["Group sync", GROUP_SYNC_OPTIONS.find((o) => o.value === sso.group_sync)?.label ?? sso.group_sync],
     ["Groups claim", sso.group_claim],
+    ...(sso.id_token_algorithms ? [["ID token algorithms", list(sso.id_token_algorithms, "None")] as [string, ReactNode]] : []),
   ];
 }
 

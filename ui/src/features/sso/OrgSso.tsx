@@ -36,7 +36,7 @@ const FIELDS = [
   "default_role", "group_sync", "group_claim", "local_login",
 ];
 const URL_PATTERN = /^https?:\/\/\S+$/;
-const CLAIM = /^\S{1,256}$/;
+const CLAIM = /^[A-Za-z0-9_:./-]{1,128}$/;
 
 interface Draft {
   enabled: boolean;
@@ -64,9 +64,9 @@ function draftOf(sso: OrgSsoOut | null): Draft {
     redirect_url: sso?.redirect_url ?? "",
     scopes: (sso?.scopes ?? ["openid", "email", "profile"]).join(" "),
     allowed_domains: (sso?.allowed_domains ?? []).join(", "),
-    auto_provision: sso?.auto_provision ?? false,
+    auto_provision: sso?.auto_provision ?? true,
     default_role: sso?.default_role ?? "member",
-    group_sync: sso?.group_sync ?? "off",
+    group_sync: sso?.group_sync ?? "additive",
     group_claim: sso?.group_claim ?? "groups",
     local_login: sso?.local_login ?? true,
   };
@@ -84,8 +84,8 @@ export function ssoBody(draft: Draft, stored: OrgSsoOut | null): { body: OrgSsoW
   if (scopes.error) errors.scopes = scopes.error;
   const domains = parseDomains(draft.allowed_domains);
   if (domains.error) errors.allowed_domains = domains.error;
-  if (!CLAIM.test(draft.group_claim.trim()) && draft.group_sync !== "off") {
-    errors.group_claim = "Enter the claim's name, e.g. groups.";
+  if (!CLAIM.test(draft.group_claim.trim()) && (draft.group_sync !== "off" || draft.group_claim.trim())) {
+    errors.group_claim = "Enter the claim's name, e.g. groups (letters, digits and _ : . / -).";
   }
   const body: OrgSsoWrite = {
     enabled: draft.enabled,

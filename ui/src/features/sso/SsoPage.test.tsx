@@ -43,6 +43,7 @@ const GLOBAL: GlobalSsoOut = {
   default_org_slug: "acme",
   group_sync: "exact",
   group_claim: "roles",
+  id_token_algorithms: ["RS256", "ES256"],
 };
 
 const OK = { ok: true, issuer: "https://login.acme.com", authorization_endpoint: "https://login.acme.com/auth", jwks_keys: 2, error: null };
@@ -164,9 +165,9 @@ describe("single sign-on page", () => {
       redirect_url: null,
       scopes: ["openid", "email"],
       allowed_domains: ["acme.com"],
-      auto_provision: true,
+      auto_provision: false,
       default_role: "member",
-      group_sync: "off",
+      group_sync: "additive",
       group_claim: "groups",
       local_login: true,
     });
@@ -274,6 +275,7 @@ describe("single sign-on page", () => {
     expect(within(global).getByText("Allowed email domains").nextSibling).toHaveTextContent("Any domain");
     expect(within(global).getByText("Role of new users").nextSibling).toHaveTextContent("Team admin");
     expect(within(global).getByText("Group sync").nextSibling).toHaveTextContent(/Exact/);
+    expect(within(global).getByText("ID token algorithms").nextSibling).toHaveTextContent("RS256, ES256");
     expect(within(global).queryByRole("textbox")).toBeNull();
     const user = userEvent.setup({ delay: null });
     await user.click(within(global).getByRole("button", { name: "Test connection" }));

@@ -57,6 +57,8 @@ export interface GlobalSsoOut {
   default_org_slug: string;
   group_sync: string;
   group_claim: string;
+  /** The ID token signature algorithms accepted (absent from older gateways). */
+  id_token_algorithms?: string[];
 }
 
 /** POST .../sso/test: discovery and JWKS fetched from the issuer. */
