@@ -14,7 +14,7 @@ function rows(sso: GlobalSsoOut): [string, ReactNode][] {
     ["Client secret", sso.client_secret_set ? "Set" : "Not set"],
     ["Redirect URL", sso.redirect_url ?? `${callbackUrl()} (default)`],
     ["Scopes", list(sso.scopes, "None")],
-    ["Allowed email domains", list(sso.allowed_domains, "Any domain")],
+    ["Allowed email domains", list(sso.allowed_domains, "None: no new accounts")],
     ["Create accounts at first sign-in", sso.auto_provision ? "Yes" : "No"],
     ["Role of new users", roleLabel(sso.default_role)],
     ["Organization of new users", sso.default_org_slug || "Not set"],

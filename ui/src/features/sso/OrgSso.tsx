@@ -266,7 +266,7 @@ function SsoForm({ orgId, stored }: { orgId: string; stored: OrgSsoOut | null })
         <Field
           label="Allowed email domains"
           error={fieldError("allowed_domains")}
-          hint="Separated by commas, e.g. acme.com, acme.de. Only verified emails of these domains sign in; empty: any domain."
+          hint="Separated by commas, e.g. acme.com, acme.de. New users get an account only with a verified email of these domains; empty: no new accounts."
         >
           <Input
             value={draft.allowed_domains}
@@ -301,7 +301,7 @@ function SsoForm({ orgId, stored }: { orgId: string; stored: OrgSsoOut | null })
           <Field
             label="Group sync"
             error={fieldError("group_sync")}
-            hint="At each sign-in, the groups claim names the teams the user belongs to; missing teams are created."
+            hint="At each sign-in, the user joins the team of each group in the claim; missing teams are created."
           >
             <NativeSelect
               value={draft.group_sync}
@@ -322,7 +322,7 @@ function SsoForm({ orgId, stored }: { orgId: string; stored: OrgSsoOut | null })
         {draft.group_sync === "exact" ? (
           <p role="note" className="rounded-md border border-warning/40 px-3 py-2 text-sm">
             <strong className="text-warning">Exact mode removes memberships:</strong> at each sign-in the user also leaves
-            every team that none of their groups names, including teams they were added to by hand.
+            every team made from a group they no longer have. Teams made by hand are never touched.
           </p>
         ) : null}
       </fieldset>

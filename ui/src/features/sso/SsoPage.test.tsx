@@ -272,7 +272,7 @@ describe("single sign-on page", () => {
     await within(global).findByText("Issuer URL");
     expect(within(global).getByText("Issuer URL").nextSibling).toHaveTextContent("https://id.example.com");
     expect(within(global).getByText("Client secret").nextSibling).toHaveTextContent("Set");
-    expect(within(global).getByText("Allowed email domains").nextSibling).toHaveTextContent("Any domain");
+    expect(within(global).getByText("Allowed email domains").nextSibling).toHaveTextContent("None: no new accounts");
     expect(within(global).getByText("Role of new users").nextSibling).toHaveTextContent("Team admin");
     expect(within(global).getByText("Group sync").nextSibling).toHaveTextContent(/Exact/);
     expect(within(global).getByText("ID token algorithms").nextSibling).toHaveTextContent("RS256, ES256");

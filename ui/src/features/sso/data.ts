@@ -43,8 +43,8 @@ export const ROLE_OPTIONS = [
 
 export const GROUP_SYNC_OPTIONS: { value: GroupSync; label: string }[] = [
   { value: "off", label: "Off: groups are ignored" },
-  { value: "additive", label: "Additive: join the groups' teams" },
-  { value: "exact", label: "Exact: join and leave teams to match the groups" },
+  { value: "additive", label: "Additive: join the groups' teams, never leave" },
+  { value: "exact", label: "Exact: also leave the teams of groups no longer claimed" },
 ];
 
 /** A comma-, space- or newline-separated list, without empty items and duplicates. */
