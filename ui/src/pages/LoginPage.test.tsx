@@ -130,7 +130,8 @@ describe("sign-in page", () => {
     ["email_unverified", /email address is not verified/],
     ["no_provider", /not set up for your organization/],
     ["not_provisioned", /no account here yet/],
-    ["local_only", /signs in with its password/],
+    ["local_only", /This provider may not sign in your account/],
+    ["account_disabled", /account or its organization is deactivated/],
     ["something_new", "Single sign-on did not succeed. Try again, or ask an administrator if it keeps failing."],
   ])("explains a failed SSO sign-in (%s) and drops the code from the URL", async (code, message) => {
     mockApi({ "GET /api/v1/me": SIGNED_OUT, "GET /api/v1/auth/providers": { local: true, oidc: true } });

@@ -26,7 +26,8 @@ export const SSO_ERROR_MESSAGES: Record<string, string> = {
   not_provisioned:
     "You have no account here yet, and accounts are not created at sign-in for your organization. Ask an administrator to invite you.",
   local_only:
-    "Your account signs in with its password, not with single sign-on. Sign in with your email and password.",
+    "This provider may not sign in your account (it signs in with its password, or belongs to another organization). Sign in with your password, or ask an administrator.",
+  account_disabled: "Your account or its organization is deactivated. Ask an administrator.",
 };
 
 export function ssoErrorMessage(code: string): string {
