@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from voidllm.admin.context import Actor
 from voidllm.admin.pages import Page, PageQuery, paginate
 from voidllm.admin.services import Services
+from voidllm.admin.sso import SsoRequiredError, any_org_enabled_tx, password_login_blocked_tx
 from voidllm.admin.users import live_user
 from voidllm.auth.loader import load_live_key
 from voidllm.auth.passwords import needs_rehash
@@ -122,9 +123,11 @@ class AuthProviders:
     oidc: bool
 
 
-def providers() -> AuthProviders:
-    """Which login methods exist: local passwords only (no SSO in this version)."""
-    return AuthProviders(local=True, oidc=False)
+async def providers(services: Services) -> AuthProviders:
+    """Which login methods exist: local passwords always; single sign-on when the global provider or some
+    organisation's provider is enabled (:mod:`voidllm.admin.sso`)."""
+    oidc = services.config.settings.sso.enabled or await services.store.run(any_org_enabled_tx)
+    return AuthProviders(local=True, oidc=oidc)
 
 
 def _throttle(services: Services) -> Throttle:
@@ -143,6 +146,8 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
         TooManyRequestsError: the IP or the email is throttled (``Retry-After`` set).
         AuthenticationError: unknown email, wrong password, or a user without an organisation.
         PermissionDeniedError: the right password, but ``org_id`` names an organisation the user is not in.
+        SsoRequiredError: the right password of a user (not a system administrator) of an organisation whose
+            provider turned password sign-in off (403 ``sso_required``; break-glass: system admins pass).
         ConflictError: the right password, no ``org_id`` and no way to choose (``extra["organizations"]``).
     """
     if not req.email.strip() or not req.password:
@@ -158,6 +163,10 @@ async def login(services: Services, req: LoginRequest, *, ip: str | None) -> Log
     if not ok or user is None or not orgs:
         raise AuthenticationError(_INVALID)
     await throttle.record_success(email)
+    if not user["is_system_admin"] and await services.store.run(
+        partial(password_login_blocked_tx, user_id=user["id"])
+    ):
+        raise SsoRequiredError("this organization signs in with SSO")
     org_id = choose_org(orgs, recent=recent, wanted=req.org_id)
     token, key_hash, hint = new_session_key(services)
     now = utcnow()

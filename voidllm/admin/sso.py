@@ -36,7 +36,7 @@ from voidllm.bounds import Bounds, bounded
 from voidllm.config.settings import SSOConfig
 from voidllm.config.validate import issuer_problem
 from voidllm.crypto import aad_for
-from voidllm.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from voidllm.errors import BadRequestError, NotFoundError, PermissionDeniedError, ServiceUnavailableError
 from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
@@ -54,6 +54,12 @@ _DOMAINS = Bounds(
 )
 _CLAIM = Bounds(max_length=128, pattern=r"[A-Za-z0-9_:./-]+", pattern_means="a claim name")
 _NOT_FOUND = "single sign-on is not configured for this organization"
+
+
+class SsoRequiredError(PermissionDeniedError):
+    """A password sign-in of a member of an organisation that signs in with SSO only (``local_login``)."""
+
+    code = "sso_required"
 
 
 def _issuer(value: str) -> str:

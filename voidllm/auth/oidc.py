@@ -88,7 +88,8 @@ SSO_ERRORS = {
     "email_unverified": "the provider did not assert a verified email address",
     "domain_not_allowed": "a new user whose email domain is not in allowed_domains",
     "not_provisioned": "a new user, and the provider does not create users (auto_provision false)",
-    "account_conflict": "the email belongs to an account this provider may not sign in",
+    "local_only": "the email belongs to an account this provider may not sign in (it signs in with its "
+    "password, or belongs elsewhere)",
     "account_disabled": "the account or its organisation is deleted or deactivated",
 }
 """The ``sso_error`` codes of ``/login?sso_error=<code>`` (README "Single sign-on"), with what each means."""

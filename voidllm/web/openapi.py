@@ -184,6 +184,9 @@ def _responses(route: ApiRoute, registry: SchemaRegistry) -> dict[str, Any]:
     responses: dict[str, Any] = {str(route.status): {"description": success}}
     if route.response is not None and route.status != 204:
         responses[str(route.status)] = _json_response(success, registry.schema(route.response))
+    if route.status == 302:
+        location = {"description": "Where the browser goes next", "schema": {"type": "string"}}
+        responses["302"] = {"description": "Redirect", "headers": {"Location": location}}
     if route.produces is not None:
         responses[str(route.status)] = {
             "description": "Success",

@@ -105,4 +105,4 @@ async def revoke_session(call: Call, session_id: str) -> None:
     "/auth/providers", response=AuthProviders, public=True, tag="auth", summary="Available login methods"
 )
 async def auth_providers(call: Call) -> AuthProviders:
-    return sessions.providers()
+    return await sessions.providers(call.services)

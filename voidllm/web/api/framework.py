@@ -4,8 +4,9 @@ the audit log and the OpenAPI document are all generated from.
 A route module declares each route with :data:`api` and writes a thin handler: it receives a :class:`Call`
 (services, acting :class:`~voidllm.admin.context.Actor`, request id) plus its path parameters, ``body`` (an
 attrs instance structured from the JSON body) and ``query`` (an attrs instance from the query string), calls
-one use case, and returns an attrs object (rendered as JSON), ``None`` (empty body) or a :class:`Streamed`
-body (a download such as a CSV export; declare its media type with ``produces=``)::
+one use case, and returns an attrs object (rendered as JSON), ``None`` (empty body), a :class:`Streamed`
+body (a download such as a CSV export; declare its media type with ``produces=``) or a :class:`Redirect`
+(declare ``status=302``)::
 
     @api.post("/orgs", body=OrgCreate, response=OrgOut, status=201, role=Role.SYSTEM_ADMIN,
               tag="organizations", summary="Create an organization", audit=("create", "organization"))
@@ -151,6 +152,14 @@ class Streamed:
     chunks: AsyncIterator[bytes]
 
 
+@attrs.frozen
+class Redirect:
+    """A handler's result sent as a redirect (the route's ``status``, 302) to ``location``, without a body:
+    the steps of a browser's single sign-on."""
+
+    location: str
+
+
 @attrs.define
 class Call:
     """What a handler gets besides its parameters.
@@ -276,6 +285,9 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
             response = _empty(route.status)
         elif isinstance(result, Streamed):
             response = _streamed(result, route.status)
+        elif isinstance(result, Redirect):
+            response = _empty(route.status)
+            response.headers["Location"] = result.location
         else:
             body = render(result, route.response)
             response = Response(body, status=route.status, content_type="application/json")
