@@ -212,9 +212,7 @@ async def begin(services: Services, query: OidcLoginQuery, *, origin: str) -> Si
 # -- the callback ----------------------------------------------------------------------------------------
 
 
-async def finish(
-    services: Services, params: Mapping[str, str], *, cookie: str | None, ip: str | None
-) -> LoginOut:
+async def finish(services: Services, params: Mapping[str, str], *, cookie: str | None) -> LoginOut:
     """Check the callback, redeem the code, check the ID token, find or make the user, sync the groups and
     open a session (module docstring).
 
@@ -259,7 +257,7 @@ async def finish(
     await services.bus.publish(TOPIC_KEYS, "*")
     identity = entry[1]
     assert identity.expires_at is not None
-    log.info("single sign-on", extra={"provider": provider.id, "issuer": provider.issuer, "ip": ip})
+    log.info("single sign-on", extra={"provider": provider.id, "issuer": provider.issuer})
     out_user = LoginUser(
         id=user["id"],
         email=user["email"],

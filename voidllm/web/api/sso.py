@@ -117,9 +117,7 @@ async def oidc_callback(call: Call) -> Redirect:
     call.set_cookies.append(_state_cookie("", 0, secure=call.secure))
     params = dict(parse_qsl(bytes(call.scope.get("query_string", b"")).decode("latin-1")))
     try:
-        out = await sso_signin.finish(
-            call.services, params, cookie=cookies(call.scope).get(STATE_COOKIE), ip=call.ip
-        )
+        out = await sso_signin.finish(call.services, params, cookie=cookies(call.scope).get(STATE_COOKIE))
     except OidcError as exc:
         return Redirect(_failed(exc.reason))
     actor = Actor(call.services.keys.authenticate_key(out.token), ip=call.ip, request_id=call.request_id)
