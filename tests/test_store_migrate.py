@@ -47,8 +47,8 @@ def _user_tables(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
 
 
-def test_head_revision_is_the_sso_migration() -> None:
-    assert head_revision() == "0003"
+def test_head_revision_is_the_incidents_migration() -> None:
+    assert head_revision() == "0004"
 
 
 def test_config_needs_no_ini_file() -> None:

@@ -44,6 +44,7 @@ EXPECTED_TABLES = {
     "output_schemas",
     "change_notices",
     "org_sso_config",
+    "incidents",
 }
 
 

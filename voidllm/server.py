@@ -10,6 +10,7 @@ The lifetimes nest; each is opened before the one inside it and closed after it:
              └─ supervisor   the services, started in this order, stopped in reverse order
              ├─ span-export    finished spans to the OTLP collector in batches (settings.otel.enabled)
              ├─ usage-writer   usage events to the store in batches
+             ├─ incident-writer  upstream failures, failovers and fallbacks to incidents in batches
              ├─ audit-writer   admin mutations to audit_logs in batches (settings.audit.enabled)
              ├─ usage-rollups  usage_hourly rebuilt by request time every settings.usage.rollup_interval
              ├─ retention      old log rows deleted in batches (when settings.retention has a period)
@@ -31,8 +32,8 @@ Shutdown, once ``stop`` is set (by the first SIGTERM/SIGINT in the CLI, or by a 
 2. in-flight requests get up to ``server.proxy.drain_timeout`` to finish; what is left is cancelled;
 3. the HTTP server (each port's) stops (idle keep-alive connections are closed) and its nursery closes;
 4. the proxy's upstream client closes its pooled connections;
-5. the supervisor stops the services in reverse start order: the usage and audit writers flush every event
-   already accepted into the store;
+5. the supervisor stops the services in reverse start order: the usage, incident and audit writers flush
+   every row already accepted into the store;
 6. the MCP upstream client and the health probes' client close, then the store.
 
 No shield spans a lifetime: cleanup that must finish when cancelled (a writer's last flush, closing a client,
@@ -116,10 +117,11 @@ from voidllm.routing.strategy import Router
 from voidllm.store.lease import AdvisoryLease, Always, FileLease, Lease, LeaseState, serve_lease
 from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
-from voidllm.store.tables import audit_logs, mcp_tool_calls
+from voidllm.store.tables import audit_logs, incidents, mcp_tool_calls
 from voidllm.store.tables import usage_events as usage_events_table
 from voidllm.tracing.export import QueueingProcessor, build_exporter, open_tracing, serve_span_export
 from voidllm.usage.events import UsageEvent
+from voidllm.usage.incidents import open_incident_channel, serve_incident_writer
 from voidllm.usage.retention import serve_retention
 from voidllm.usage.rollups import serve_rollups
 from voidllm.usage.spill import SpillFile, spill_directory
@@ -321,6 +323,18 @@ async def serve(
                 spill=_spill_file(config, usage_events_table, UsageEvent.to_row),
             ),
         )
+        incident_recorder, incident_rows = open_incident_channel(usage.buffer_size)
+        await supervisor.start(
+            "incident-writer",
+            partial(
+                serve_incident_writer,
+                store=store,
+                receive=incident_rows,
+                batch_size=max(1, usage.buffer_size // 4),
+                flush_interval=usage.flush_interval,
+                spill=_spill_file(config, incidents, attrs.asdict),
+            ),
+        )
         audit = await _start_audit_writer(supervisor, store, config)
         credentials = await bootstrap_from_config(store, config, keyring) if run_bootstrap else None
         keys = KeyCache(keyring.hmac_secret)
@@ -373,6 +387,7 @@ async def serve(
                 latency=latency,
                 health=board.status,
             )
+            services.error_rates = router.error_rates
             proxy = Proxy(
                 keys=keys,
                 catalog=catalog,
@@ -384,6 +399,7 @@ async def serve(
                 usage_wait=None if usage.drop_on_full else USAGE_WAIT_LIMIT,
                 limiter=limiter,
                 completion_reserve=config.settings.limits.default_completion_reserve,
+                incidents=incident_recorder,
             )
             apps = create_apps(state, proxy)
             http_stop = trio.Event()

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from voidllm.mcp.upstream.client import McpUpstreams
     from voidllm.mcp.usage import ToolCallRecord
     from voidllm.routing.catalog import Catalog
+    from voidllm.routing.error_rates import ErrorRates
     from voidllm.routing.health import HealthBoard
     from voidllm.store.store import Store
     from voidllm.usage.batches import Recorder
@@ -94,11 +95,11 @@ class CodeModeRuntime:
 @attrs.define(eq=False)
 class Services:
     """Everything a use case may touch. ``catalog_reload`` reloads registry, allowlists and aliases from the
-    store into ``catalog``. The server sets ``catalog``, ``catalog_reload``, ``health``, ``mcp`` and ``oidc``
-    (single sign-on's client of OpenID Providers, over the probes' httpx client); the CLI runs none of them
-    and leaves them ``None``. ``throttle`` is the login throttle (Redis-backed when Redis is on; ``None``
-    until the login use case keeps one in memory). ``cooldowns`` limit actions to once per period (the MCP
-    tool refresh): in Redis when it is on, else in this process."""
+    store into ``catalog``. The server sets ``catalog``, ``catalog_reload``, ``health``, ``mcp``, ``oidc``
+    (single sign-on's client of OpenID Providers, over the probes' httpx client) and ``error_rates``; the
+    CLI runs none of them and leaves them ``None``. ``throttle`` is the login throttle (Redis-backed when
+    Redis is on; ``None`` until the login use case keeps one in memory). ``cooldowns`` limit actions to once
+    per period (the MCP tool refresh): in Redis when it is on, else in this process."""
 
     config: Config
     store: Store
@@ -113,6 +114,7 @@ class Services:
     health: HealthRuntime | None = None
     mcp: McpRuntime | None = None
     oidc: OidcClient | None = None  # single sign-on's provider client (set by the server)
+    error_rates: ErrorRates | None = None  # the proxy's per-minute attempt outcomes (this process)
 
     async def catalog_changed(self, topic: str) -> None:
         """After a committed write to models, allowlists or aliases: reload this process's catalog at once,

@@ -230,13 +230,16 @@ class RetentionConfig:
     audit_logs: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
     mcp_tool_calls: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
     usage_hourly: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
+    incidents: Annotated[Duration, _seconds(0, _TEN_YEARS)] = 0.0
     interval: Annotated[Duration, _seconds(60)] = 24 * 3600.0
     batch_size: Annotated[int, Range(1, 100_000)] = 10_000
 
     @property
     def enabled(self) -> bool:
         """Whether any table has a retention period."""
-        return any((self.usage_events, self.audit_logs, self.mcp_tool_calls, self.usage_hourly))
+        return any(
+            (self.usage_events, self.audit_logs, self.mcp_tool_calls, self.usage_hourly, self.incidents)
+        )
 
 
 SSO_ROLES = ("member", "team_admin")

@@ -29,6 +29,12 @@ see :meth:`Opened.settle`).
 While tracing is on, each attempt is a ``CLIENT`` span (:mod:`voidllm.tracing`), started in the chain's task
 (the request's span is current there) and current in the attempt's own task, whose upstream request carries
 its ``traceparent``; it ends with the attempt, after the relay for the winner, with the attempt's outcome.
+
+Every decided attempt (failed, or relayed) is counted in the router's per-minute error rates
+(:mod:`voidllm.routing.error_rates`), and every failure, failover away from a deployment and model whose
+every breaker was open is handed to the chain's ``note`` hook as an incident (kinds and error classes of
+:mod:`voidllm.usage.incidents`: metadata only, never an answer's body). Incidents number attempts from
+``attempts_before + 1`` in the order they start, so a request's fallback hops continue the count.
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ from voidllm.routing.strategy import Router
 from voidllm.tracing import conventions as c
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+CREDENTIALS_REFUSED = frozenset({401, 403})
+"""Relayed 4xx statuses that are the upstream's incident (it refused the gateway's key), not the client's."""
 _NOT_ERRORS = frozenset({"ok", "cancelled"})
 """Attempt outcomes that do not make its span an error (a hedge that lost, a request that went away)."""
 DRAIN_BYTES = 64 * 1024
@@ -70,6 +78,10 @@ DRAIN_SECONDS = 2.0
 
 class AnswerBroken(Exception):
     """Raised by the relay: the winner's body broke (closed, malformed) before a byte went to the client."""
+
+
+IncidentHook = Callable[[str, Model, Upstream, str, "int | None", int], None]
+"""``(kind, model, upstream, error_class, status_code, attempt)``: note one incident of the request."""
 
 
 class ChainExhausted(Exception):
@@ -94,10 +106,13 @@ class Opened:
     router: Router
     span: Any = None  # the attempt's span while tracing is on
     outcome: str = "cancelled"  # the span's voidllm.outcome: decided by the chain (settle, refuse, broken)
+    attempt: int = 0  # its number in the request (incidents)
+    note: IncidentHook | None = None
     _release: trio.Event = attrs.field(factory=trio.Event)
 
-    def settle(self, *, broken: bool) -> None:
-        """Record the breaker outcome of the relayed answer (``broken``: a stream that did not finish)."""
+    def settle(self, *, broken: bool, timeout: bool = False) -> None:
+        """Record the breaker outcome of the relayed answer (``broken``: a stream that did not finish;
+        ``timeout``: its body was not read by the deadline) and its incident, if it failed."""
         label = deployment_label(self.model.name, self.upstream.name)
         status = self.response.status
         if status == 429:
@@ -105,20 +120,30 @@ class Opened:
             self.router.cooldowns.park(self.upstream.name, parse_retry_after(self.response.headers, _wall()))
             record_attempt(self.model.name, label, "rate_limited")
             self.outcome = "rate_limited"
+            self._decided("http_429")
         elif status >= 500 or broken:
             self.permit.failure()
             record_attempt(self.model.name, label, "failure")
             self.outcome = "broken" if broken else "status_5xx"
+            self._decided("http_5xx" if status >= 500 else "timeout" if timeout else "protocol_error")
         else:
             self.permit.success()
             record_attempt(self.model.name, label, "success")
             self.outcome = "ok"
+            self._decided("http_4xx" if status in CREDENTIALS_REFUSED else None)
+
+    def _decided(self, error_class: str | None) -> None:
+        """Count the attempt in the error rates; note its incident when it failed."""
+        self.router.error_rates.record(self.upstream.name, failed=error_class is not None)
+        if error_class is not None and self.note is not None:
+            self.note("failure", self.model, self.upstream, error_class, self.response.status, self.attempt)
 
 
 @attrs.define(eq=False)
 class _Failed:
     upstream: Upstream
     timeout: bool  # the attempt deadline passed (else the connection failed)
+    attempt: int
 
 
 @attrs.define(eq=False)
@@ -149,9 +174,17 @@ class AttemptChain:
     on_attempt: Callable[[Upstream], None] = lambda upstream: None
     operation: str = "chat"  # gen_ai.operation.name, for the attempts' spans
     fallback: bool = False  # this model is a fallback of the requested one (the spans' voidllm.fallback)
+    note: IncidentHook | None = None
+    attempts_before: int = 0  # attempts of the request's earlier hops (incidents number on from there)
     _scopes: dict[Upstream, trio.CancelScope] = attrs.field(factory=dict)
     _last_started: float = 0.0
     _started: int = 0
+    _skipped: list[Upstream] | None = None  # candidates whose breaker refused a permit
+
+    @property
+    def started(self) -> int:
+        """Attempts this chain started."""
+        return self._started
 
     async def run(self, relay: Callable[[Opened], Awaitable[None]]) -> None:
         """Find the winner and hand it to ``relay`` (which relays and then calls :meth:`Opened.settle`).
@@ -223,6 +256,8 @@ class AttemptChain:
                     result._release.set()
                 return
         if tried == 0:
+            for upstream in self._skipped or ():
+                self._note("failure", upstream, "breaker_open", None, 0)
             raise self._final(CircuitOpenError("upstream temporarily unavailable"))
         raise self._final(last_error or BadGatewayError("upstream provider is unavailable"))
 
@@ -234,6 +269,9 @@ class AttemptChain:
                 record_attempt(
                     self.model.name, deployment_label(self.model.name, upstream.name), "breaker_open"
                 )
+                if self._skipped is None:
+                    self._skipped = []
+                self._skipped.append(upstream)
                 continue
             scope = trio.CancelScope()
             self._scopes[upstream] = scope
@@ -243,7 +281,8 @@ class AttemptChain:
             span = None
             if tracing.state.tracer is not None:  # started here: the attempt task inherits this context
                 span = self._attempt_span(upstream, self._started, hedging=hedging)
-            nursery.start_soon(self._attempt, upstream, request, permit, scope, send, span)
+            attempt = self.attempts_before + self._started
+            nursery.start_soon(self._attempt, upstream, request, permit, scope, send, span, attempt)
             return True
         return False
 
@@ -260,9 +299,10 @@ class AttemptChain:
         scope: trio.CancelScope,
         send: Any,
         span: Any,
+        attempt: int,
     ) -> None:
         if span is None:
-            await self._exchange(upstream, request, permit, scope, send, None, None)
+            await self._exchange(upstream, request, permit, scope, send, None, None, attempt)
             return
         url, headers, body = request
         request = (url, [*headers, *tracing.traceparent_header(span)], body)
@@ -270,7 +310,7 @@ class AttemptChain:
         opened: list[Opened] = []
         outcome = "cancelled"
         try:
-            outcome = await self._exchange(upstream, request, permit, scope, send, span, opened)
+            outcome = await self._exchange(upstream, request, permit, scope, send, span, opened, attempt)
         finally:
             if opened:
                 outcome = opened[0].outcome
@@ -305,6 +345,7 @@ class AttemptChain:
         send: Any,
         span: Any,
         opened_out: list[Opened] | None,
+        attempt: int,
     ) -> str:
         """One attempt's header phase (see the module docstring); returns its outcome unless it opened (then
         the chain decides it, in ``Opened.outcome``)."""
@@ -322,7 +363,16 @@ class AttemptChain:
                     ) as resp:
                         waiting.deadline = math.inf
                         self.router.latency.observe(upstream.name, time.perf_counter() - began)
-                        opened = Opened(self.model, upstream, permit, resp, self.router, span)
+                        opened = Opened(
+                            self.model,
+                            upstream,
+                            permit,
+                            resp,
+                            self.router,
+                            span,
+                            attempt=attempt,
+                            note=self.note,
+                        )
                         if opened_out is not None:
                             opened_out.append(opened)
                         await send.send(opened)
@@ -331,13 +381,13 @@ class AttemptChain:
                 except UpstreamError as exc:
                     permit.failure()
                     timeout = isinstance(exc, UpstreamTimeoutError)
-                    await send.send(_Failed(upstream, timeout=timeout))
+                    await send.send(_Failed(upstream, timeout=timeout, attempt=attempt))
                     return "timeout" if timeout else type(exc).__name__
                 except (GatewayError, ClientDisconnectedError) as exc:  # raised by the client's streamed body
                     await send.send(_ClientFault(exc))  # the permit is left without an outcome: neutral
                     return "client_error"
             permit.failure()
-            await send.send(_Failed(upstream, timeout=True))
+            await send.send(_Failed(upstream, timeout=True, attempt=attempt))
             return "timeout"
         return "cancelled"
 
@@ -346,8 +396,10 @@ class AttemptChain:
         label = deployment_label(self.model.name, result.upstream.name)
         m.UPSTREAM_ERRORS.labels(self.model.name, result.upstream.provider).inc()
         record_attempt(self.model.name, label, "failure")
+        error_class = "timeout" if result.timeout else "connect_error"
+        self._failure(result.upstream, error_class, None, result.attempt, failover=more)
         if more:
-            record_failover(self.model.name, label, "timeout" if result.timeout else "connect_error")
+            record_failover(self.model.name, label, error_class)
         if result.timeout:
             return GatewayTimeoutError("upstream did not answer in time")
         return BadGatewayError("upstream provider is unavailable")
@@ -358,6 +410,9 @@ class AttemptChain:
         opened.permit.failure()
         m.UPSTREAM_ERRORS.labels(self.model.name, opened.upstream.provider).inc()
         record_attempt(self.model.name, label, "failure")
+        status = opened.response.status
+        error_class = "http_5xx" if status >= 500 else "protocol_error"
+        self._failure(opened.upstream, error_class, status, opened.attempt, failover=more)
         if more:
             record_failover(self.model.name, label, "broken_body")
         return BadGatewayError("upstream provider is unavailable")
@@ -381,7 +436,24 @@ class AttemptChain:
             m.UPSTREAM_ERRORS.labels(self.model.name, opened.upstream.provider).inc()
             record_attempt(self.model.name, label, "failure")
             record_failover(self.model.name, label, "status_5xx")
+        error_class = "http_429" if status == 429 else "http_5xx"
+        self._failure(opened.upstream, error_class, status, opened.attempt, failover=not last)
         return True
+
+    def _failure(
+        self, upstream: Upstream, error_class: str, status: int | None, attempt: int, *, failover: bool
+    ) -> None:
+        """Count a failed attempt in the error rates and note it (and the failover it causes)."""
+        self.router.error_rates.record(upstream.name, failed=True)
+        self._note("failure", upstream, error_class, status, attempt)
+        if failover:
+            self._note("failover", upstream, error_class, status, attempt)
+
+    def _note(
+        self, kind: str, upstream: Upstream, error_class: str, status: int | None, attempt: int
+    ) -> None:
+        if self.note is not None:
+            self.note(kind, self.model, upstream, error_class, status, attempt)
 
     def _cancel_others(self, winner: Upstream) -> None:
         for upstream, scope in self._scopes.items():

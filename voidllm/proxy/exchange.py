@@ -10,6 +10,11 @@ Anthropic upstream, translated for anyone else), and the first answer is relayed
 is streamed it is sent once, when held (a file part came before ``model``) it may go to the model's other
 upstreams like a JSON body. Only a chain that ran out of candidates before anything went to the client falls
 back; the last hop's failure is the client's answer.
+
+Incidents (:mod:`voidllm.usage.incidents`): the chains note each failed attempt and failover on the exchange
+(:meth:`Exchange.note_incident`), and :func:`run_hops` notes each fallback from one model to the next; the
+handler records them with the client's outcome once the request has ended. A request whose first attempt
+succeeds notes nothing and allocates nothing for it.
 """
 
 from __future__ import annotations
@@ -35,10 +40,13 @@ from voidllm.proxy.calls import build_call
 from voidllm.proxy.endpoints import Endpoint
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.routing.fallback import fallback_plan
+from voidllm.routing.metrics import deployment_label
 from voidllm.routing.registry import Model, Upstream
+from voidllm.store.ids import utcnow
 from voidllm.tracing.conventions import operation_of
 from voidllm.usage.cost import cost_estimate
 from voidllm.usage.events import TokenUsage, UsageEvent
+from voidllm.usage.incidents import Incident
 
 if TYPE_CHECKING:
     from voidllm.asgi import Send
@@ -94,6 +102,26 @@ class Exchange:
     project: str | None = None
     attempt_span: Any = None  # the relayed attempt's span while tracing is on (its first-token event)
     finish_reasons: tuple[str, ...] = ()  # of a buffered OpenAI-style answer, read while tracing is on
+    incidents: list[Incident] | None = None  # made on the first incident; recorded when the request ends
+
+    def note_incident(
+        self, kind: str, model: Model, upstream: Upstream, error_class: str, status: int | None, attempt: int
+    ) -> None:
+        """Note one incident of this request (:data:`~voidllm.proxy.attempts.IncidentHook`)."""
+        if self.incidents is None:
+            self.incidents = []
+        deployment = deployment_label(model.name, upstream.name)
+        self.incidents.append(
+            Incident(kind, model.name, deployment, upstream.provider, error_class, status, attempt, utcnow())
+        )
+
+    def client_outcome(self, error: BaseException | None) -> str:
+        """What the client got, for the incident log: ``cancelled``, ``served`` or ``error``."""
+        if self.client_gone:
+            return "cancelled"
+        if error is None and self.outcome == "ok" and 0 < self.status_code < 400:
+            return "served"
+        return "error"
 
 
 async def run_hops(
@@ -123,6 +151,7 @@ async def run_hops(
     )
     if ex.json is None:
         plan = plan[:1]  # a multipart body's model was rewritten once: no fallbacks
+    attempts = 0  # over every hop, so each chain numbers its attempts on from the last
     for hop, model in enumerate(plan):
         if hop and ex.json is not None:  # a multipart body has no fallbacks
             body = ex.json.upstream_body(
@@ -146,7 +175,7 @@ async def run_hops(
             try:
                 await relay.respond(ex, opened.upstream.provider, opened.response, send, deadline)
             except GatewayTimeoutError:  # a whole body not read by the deadline: the upstream's slowness
-                opened.settle(broken=True)
+                opened.settle(broken=True, timeout=True)
                 raise
             opened.settle(broken=ex.upstream_fault)
 
@@ -162,6 +191,8 @@ async def run_hops(
             on_attempt=functools.partial(_attempting, ex, model),
             operation=operation_of(scope["path"]),
             fallback=hop > 0,
+            note=ex.note_incident,
+            attempts_before=attempts,
         )
         try:
             await chain.run(answer)
@@ -169,12 +200,25 @@ async def run_hops(
         except ChainExhausted as exhausted:
             log.info("falling back", extra={"model": model.name, "fallback": plan[hop + 1].name})
             error = exhausted.error
+            attempts += chain.started
+            _note_fallback(ex, model, attempts)
         except (BadGatewayError, GatewayTimeoutError, ServiceUnavailableError) as exc:
             ex.outcome, ex.status_code = (
                 ("timeout", 504) if isinstance(exc, GatewayTimeoutError) else ("upstream_error", exc.status)
             )
             raise
     raise error  # unreachable: the last hop is final
+
+
+def _note_fallback(ex: Exchange, model: Model, attempts: int) -> None:
+    """Note the move from ``model`` to its fallback, with the deployment, class and status of the model's
+    last failure (the chain that gave up noted at least one)."""
+    last = ex.incidents[-1] if ex.incidents else None
+    if last is None:  # not reached: a chain ends exhausted only after noting why
+        ex.note_incident("fallback", model, model.upstreams[0], "breaker_open", None, attempts)
+        return
+    assert ex.incidents is not None
+    ex.incidents.append(attrs.evolve(last, kind="fallback", attempt=attempts, at=utcnow()))
 
 
 def _build_messages_call(

@@ -15,7 +15,8 @@ only is answered right after the intake, with an estimate and no upstream (:mod:
 Lifetimes. Everything a request starts lives in its own nursery (STYLE P1): the upstream exchange and a
 watcher that turns the client's ``http.disconnect`` into cancellation of that nursery, so a client that goes
 away cancels the upstream request at once (the transport closes the upstream socket in its shielded exit).
-Usage is handed to the writer service with ``send_nowait`` after the exchange, never written here.
+Usage is handed to the writer service with ``send_nowait`` after the exchange, never written here; so are
+the incidents the exchange noted (:mod:`voidllm.usage.incidents`), with what the client got.
 
 Deadlines (STYLE P3). One deadline per request, computed once: the model's ``timeout``, else
 ``max_stream_duration`` for streams and ``write_timeout`` otherwise. While waiting for an upstream's answer it
@@ -65,6 +66,8 @@ from voidllm.proxy.transport import Transport
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.strategy import Router
 from voidllm.tracing import conventions as c
+from voidllm.usage.batches import Recorder
+from voidllm.usage.incidents import IncidentRecord, record_incidents
 from voidllm.usage.writer import UsageRecorder
 
 __all__ = ["Proxy", "ProxyLimits"]
@@ -84,6 +87,7 @@ class Proxy:
     usage_wait: float | None = None  # settings.usage.drop_on_full false: wait this long for room
     limiter: Limiter = attrs.field(factory=NoLimiter)
     completion_reserve: int = 1024  # settings.limits.default_completion_reserve
+    incidents: Recorder[IncidentRecord] | None = None  # the incident log's channel; None: counted only
     _intake: Intake = attrs.field(init=False)
     _relay: Relay = attrs.field(init=False)
 
@@ -137,6 +141,7 @@ class Proxy:
                 await _send_json(send, 200, answer, (tokencount.ESTIMATE_HEADER,))
                 return
         error: GatewayError | None = None
+        ended = False  # False in ``finally``: the request was cancelled (shutdown) while it ran
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_disconnect, receive, body_done, nursery.cancel_scope, ex)
@@ -159,6 +164,7 @@ class Proxy:
                 except ClientDisconnectedError:  # while a multipart body was still streaming upstream
                     ex.client_gone = True
                 nursery.cancel_scope.cancel()
+            ended = True
         finally:
             if not isinstance(body, bytes):
                 await body.aclose()  # a multipart body the upstream did not read to its end
@@ -170,6 +176,15 @@ class Proxy:
                     self.usage.record(event)
                 else:
                     await self.usage.record_waiting(event, limit=self.usage_wait)
+            if ex.incidents is not None:
+                record_incidents(
+                    self.incidents,
+                    ex.incidents,
+                    identity=ex.identity,
+                    request_id=ex.request_id,
+                    requested_model=ex.requested_model,
+                    client_outcome=ex.client_outcome(error) if ended else "cancelled",
+                )
         if error is not None and not ex.client_gone:
             raise error
 

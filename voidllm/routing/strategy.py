@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from voidllm.routing.error_rates import ErrorRates
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -178,6 +180,7 @@ class Router:
     health: HealthLookup | None = None
     rng: random.Random = attrs.Factory(random.Random)
     rotation: RoundRobin = attrs.Factory(RoundRobin)
+    error_rates: ErrorRates = attrs.Factory(ErrorRates)  # decided attempts per minute, for the models API
 
     def order(
         self, upstreams: Sequence[Upstream], *, strategy: str, model: str, max_retries: int

@@ -23,8 +23,8 @@ as portable TEXT:
 - **Foreign keys** model ownership with ``ON DELETE CASCADE`` (memberships, keys, access lists, deployments,
   per-server tool data); ``models.fallback_model_id`` is ``SET NULL``. ``created_by`` columns are audit
   metadata that may name a user or a service account, so they have no foreign key. The append-only logs
-  ``usage_events``, ``usage_hourly``, ``mcp_tool_calls`` and ``audit_logs`` have no foreign keys: they
-  outlive what they describe.
+  ``usage_events``, ``usage_hourly``, ``mcp_tool_calls``, ``audit_logs`` and ``incidents`` have no foreign
+  keys: they outlive what they describe.
 - **Scoped uniqueness** where a scope column is NULL (global vs org vs team MCP servers and aliases) uses
   partial unique indexes, because both dialects treat NULLs as distinct in plain unique constraints.
 - **Names** of constraints and indexes come from :data:`NAMING_CONVENTION`, so Alembic migrations are
@@ -466,6 +466,29 @@ audit_logs = sa.Table(
     _small("status_code"),
     sa.Index(None, "timestamp"),
     sa.Index(None, "org_id", "timestamp"),
+)
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    _id(),
+    _short("request_id", 64, nullable=True),
+    _ref("org_id", nullable=False),
+    _ref("team_id"),
+    _ref("key_id", nullable=False),
+    _text("requested_model"),  # what the client asked for (an alias, a name)
+    _text("model"),  # the canonical model whose attempt failed (a fallback hop's own model)
+    _text("deployment"),  # the deployment's name within the model (the model's name for a single upstream)
+    _short("provider", 32),
+    _short("kind", 16),  # failure | failover | fallback
+    _short("error_class", 32),  # timeout | connect_error | http_5xx | http_429 | http_4xx | ...
+    sa.Column("status_code", sa.Integer(), nullable=True),  # the upstream's status, when it answered
+    _small("attempt"),  # 1-based, counted over the whole request (every hop)
+    _short("client_outcome", 16),  # served | error | cancelled
+    _created(),
+    sa.Index(None, "created_at"),
+    sa.Index(None, "org_id", "created_at"),
+    sa.Index(None, "deployment", "created_at"),
 )
 
 # -- settings ---------------------------------------------------------------------------------------------

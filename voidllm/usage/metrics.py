@@ -96,5 +96,5 @@ for _outcome in ("ok", "error"):
     ROLLUP_RUNS.labels(outcome=_outcome)
 for _outcome in ("ok", "incomplete", "error"):
     RETENTION_RUNS.labels(outcome=_outcome)
-for _table in ("usage_events", "audit_logs", "mcp_tool_calls", "usage_hourly"):
+for _table in ("usage_events", "audit_logs", "mcp_tool_calls", "usage_hourly", "incidents"):
     RETENTION_ROWS_DELETED.labels(table=_table)

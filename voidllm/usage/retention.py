@@ -2,7 +2,10 @@
 
 Each table with a retention period (``settings.retention``; 0 keeps rows forever) loses the rows whose
 timestamp is strictly before ``now - age``: ``usage_events.created_at``, ``audit_logs.timestamp``,
-``mcp_tool_calls.created_at``, ``usage_hourly.bucket_hour``. The Go original cleans only the first two.
+``mcp_tool_calls.created_at``, ``usage_hourly.bucket_hour``, ``incidents.created_at``. The Go original
+cleans only the first two. The incident log has its own key (``settings.retention.incidents``) rather than
+sharing ``usage_events``': failures are worth keeping longer than the bulk of usage rows, or shorter
+during an outage that writes many, and its rows have no rollup to wait for.
 
 Deletes never hold a long lock. One statement removes at most ``batch_size`` rows, oldest first, in its
 own transaction, and the service pauses (``pause``) between batches so the usage writer and requests get
@@ -56,6 +59,7 @@ TABLES: dict[str, str] = {
     "mcp_tool_calls": "created_at",
     "usage_events": "created_at",
     "usage_hourly": "bucket_hour",
+    "incidents": "created_at",
 }
 """The tables retention cleans (the ``settings.retention`` keys) and the timestamp column of each."""
 

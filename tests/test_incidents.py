@@ -1,0 +1,125 @@
+"""Issue 22 point 3: the incident log on real sockets: what a failover, a fallback and a client-facing
+failure record (rows and metric), and the rows' metadata only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.gateway import RunningGateway, make_config, run_gateway
+from voidllm.metrics import REGISTRY
+from voidllm.store import tables
+from voidllm.store.store import open_store
+from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
+
+FIELDS = (
+    "kind",
+    "model",
+    "deployment",
+    "provider",
+    "error_class",
+    "status_code",
+    "attempt",
+    "client_outcome",
+)
+
+
+def deployments(*mocks: MockUpstream, name: str = "m", fallback: str = "") -> str:
+    lines = [f"  - name: {name}\n    strategy: priority\n{fallback}    deployments:"]
+    for index, mock in enumerate(mocks):
+        lines.append(
+            f'      - {{name: d{index}, provider: openai, base_url: "{mock.base_url}", priority: {index}}}'
+        )
+    return "\n".join(lines) + "\n"
+
+
+async def chat(gw: RunningGateway, model: str = "m", **body: object) -> int:
+    response = await gw.client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {gw.api_key()}"},
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}], **body},
+    )
+    return response.status_code
+
+
+async def incident_rows(dsn: str, driver: str = "sqlite") -> list[dict[str, Any]]:
+    """Every incidents row in id order (read after the gateway stopped and its writer flushed)."""
+    async with open_store(driver, dsn) as store:
+        return await store.run(
+            lambda conn: [
+                dict(r)
+                for r in conn.execute(sa.select(tables.incidents).order_by(tables.incidents.c.id)).mappings()
+            ]
+        )
+
+
+def summary(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [tuple(row[field] for field in FIELDS) for row in rows]
+
+
+def incidents_metric(deployment: str, kind: str, error_class: str, model: str = "m") -> float:
+    labels = {"model": model, "deployment": deployment, "kind": kind, "error_class": error_class}
+    return REGISTRY.get_sample_value("voidllm_upstream_incidents_total", labels) or 0.0
+
+
+async def test_a_failover_records_the_failure_and_the_failover_as_served(sqlite_dsn: str) -> None:
+    before = incidents_metric("d0", "failure", "http_5xx"), incidents_metric("d0", "failover", "http_5xx")
+    async with open_mock_upstream(Behaviour(status=500)) as broken, open_mock_upstream() as ok:
+        async with run_gateway(make_config(sqlite_dsn, "models:\n" + deployments(broken, ok))) as gw:
+            assert await chat(gw) == 200
+            assert await chat(gw) == 200  # two requests, both failing over
+    rows = await incident_rows(sqlite_dsn)
+    served = ("m", "d0", "openai", "http_5xx", 500, 1, "served")
+    assert summary(rows) == [("failure", *served), ("failover", *served)] * 2
+    assert len({row["request_id"] for row in rows}) == 2  # each row names its request
+    assert all(row["requested_model"] == "m" and row["team_id"] is None for row in rows)
+    assert all(row["org_id"] and row["key_id"] for row in rows)
+    after = incidents_metric("d0", "failure", "http_5xx"), incidents_metric("d0", "failover", "http_5xx")
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 2)
+
+
+async def test_a_fallback_records_the_failures_of_the_first_model_and_the_hop(sqlite_dsn: str) -> None:
+    async with (
+        open_mock_upstream(Behaviour(status=503)) as down,
+        open_mock_upstream(Behaviour(status=429)) as limited,
+        open_mock_upstream() as up,
+    ):
+        models = (
+            "models:\n"
+            + deployments(down, limited, name="primary", fallback="    fallback: backup\n")
+            + deployments(up, name="backup")
+        )
+        async with run_gateway(make_config(sqlite_dsn, models)) as gw:
+            assert await chat(gw, "primary") == 200
+    rows = await incident_rows(sqlite_dsn)
+    assert summary(rows) == [
+        ("failure", "primary", "d0", "openai", "http_5xx", 503, 1, "served"),
+        ("failover", "primary", "d0", "openai", "http_5xx", 503, 1, "served"),
+        ("failure", "primary", "d1", "openai", "http_429", 429, 2, "served"),
+        ("fallback", "primary", "d1", "openai", "http_429", 429, 2, "served"),
+    ]
+    assert {row["requested_model"] for row in rows} == {"primary"}
+
+
+async def test_every_deployment_failing_is_a_client_error(sqlite_dsn: str) -> None:
+    async with (
+        open_mock_upstream(Behaviour(fail="reset")) as reset,
+        open_mock_upstream(Behaviour(status=502)) as bad,
+    ):
+        async with run_gateway(make_config(sqlite_dsn, "models:\n" + deployments(reset, bad))) as gw:
+            assert await chat(gw) == 502  # the last candidate's answer, relayed
+    rows = await incident_rows(sqlite_dsn)
+    assert summary(rows) == [
+        ("failure", "m", "d0", "openai", "connect_error", None, 1, "error"),
+        ("failover", "m", "d0", "openai", "connect_error", None, 1, "error"),
+        ("failure", "m", "d1", "openai", "http_5xx", 502, 2, "error"),
+    ]
+
+
+async def test_a_first_attempt_that_succeeds_records_nothing(sqlite_dsn: str) -> None:
+    async with open_mock_upstream() as ok:
+        async with run_gateway(make_config(sqlite_dsn, "models:\n" + deployments(ok))) as gw:
+            assert await chat(gw) == 200
+            assert await chat(gw, stream=True) == 200
+    assert await incident_rows(sqlite_dsn) == []
