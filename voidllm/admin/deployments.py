@@ -5,14 +5,15 @@ System administrators only. A deployment's provider key is write-only and sealed
 data ``deployment:<id>``). Deployments of a config model are read-only here (409
 ``model_managed_by_config``). Every mutation reloads the running catalog at once and publishes ``models``.
 Names are unique within a model; deleting a deployment tombstones its name. Bounds as for models
-(:mod:`voidllm.admin.models`), plus ``weight`` 0 to 10,000 and ``priority`` 0 to 1,000.
+(:mod:`voidllm.admin.models`), plus ``weight`` 0 to 10,000 and ``priority`` 0 to 1,000. Each deployment
+carries its ``error_rate`` over the last 5, 60 and 1,440 minutes in this process (as in the models' view).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from voidllm.admin.models import (
     DeploymentOut,
     check_name,
     check_upstream,
+    deployment_error_rate,
     editable_model,
     live_model,
     store_write,
@@ -36,6 +38,8 @@ from voidllm.identity import Role
 from voidllm.routing.catalog_store import retire_deployment, seal_secret
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -88,21 +92,26 @@ _OPTIONAL = ("azure_deployment", "azure_api_version", "gcp_project", "gcp_locati
 async def create(services: Services, actor: Actor, model_id: str, req: DeploymentCreate) -> DeploymentOut:
     """Add a deployment to an API-managed model (409 on a name in use within the model)."""
     actor.require(Role.SYSTEM_ADMIN)
-    out = await store_write(services, partial(_create_tx, model_id=model_id, req=req, services=services))
+    tx = partial(_create_tx, model_id=model_id, req=req, services=services)
+    name, out = await store_write(services, partial(_named, tx, model_id))
     await services.catalog_changed(TOPIC_MODELS)
-    return out
+    return deployment_error_rate(services, name, out)
 
 
 async def list_deployments(
     services: Services, actor: Actor, model_id: str, page: PageQuery
 ) -> Page[DeploymentOut]:
     actor.require(Role.SYSTEM_ADMIN)
-    return await services.store.run(partial(_list_tx, model_id=model_id, page=page))
+    tx = partial(_list_tx, model_id=model_id, page=page)
+    name, found = await services.store.run(partial(_named, tx, model_id))
+    return attrs.evolve(found, data=[deployment_error_rate(services, name, d) for d in found.data])
 
 
 async def get(services: Services, actor: Actor, model_id: str, deployment_id: str) -> DeploymentOut:
     actor.require(Role.SYSTEM_ADMIN)
-    return await services.store.run(partial(_get_tx, model_id=model_id, deployment_id=deployment_id))
+    tx = partial(_get_tx, model_id=model_id, deployment_id=deployment_id)
+    name, out = await services.store.run(partial(_named, tx, model_id))
+    return deployment_error_rate(services, name, out)
 
 
 async def update(
@@ -111,15 +120,21 @@ async def update(
     """Change a deployment; the next proxied request uses the new values."""
     actor.require(Role.SYSTEM_ADMIN)
     tx = partial(_update_tx, model_id=model_id, deployment_id=deployment_id, req=req, services=services)
-    out = await store_write(services, tx)
+    name, out = await store_write(services, partial(_named, tx, model_id))
     await services.catalog_changed(TOPIC_MODELS)
-    return out
+    return deployment_error_rate(services, name, out)
 
 
 async def delete(services: Services, actor: Actor, model_id: str, deployment_id: str) -> None:
     actor.require(Role.SYSTEM_ADMIN)
     await services.store.run(partial(_delete_tx, model_id=model_id, deployment_id=deployment_id))
     await services.catalog_changed(TOPIC_MODELS)
+
+
+def _named(fn: Callable[[sa.Connection], T], model_id: str, conn: sa.Connection) -> tuple[str, T]:
+    """``fn``'s result and the name of its model (for the deployments' error rates), in one transaction."""
+    out = fn(conn)
+    return live_model(conn, model_id)["name"], out
 
 
 def _check(values: Mapping[str, Any]) -> None:

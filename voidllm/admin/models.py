@@ -18,6 +18,12 @@ Bounds (:mod:`voidllm.bounds`, checked by the codec): names, aliases and provide
 characters, at most 64 aliases and none with a comma, ``base_url`` at most 2,048, the provider key printable
 ASCII (it is sent in a header), ``max_context_tokens`` at most 10^8, prices 0 to 10^6 per million tokens,
 ``max_retries`` at most 100, ``timeout`` at most 24h.
+
+Error rates: each model and each deployment carries ``error_rate``, ``{"5m": x, "60m": y, "1440m": z}``, the
+share of failed attempts among its decided attempts over the last 5, 60 and 1,440 minutes (``null`` for a
+window without attempts; a model's over all its deployments), as counted by **this gateway process**
+(:mod:`voidllm.routing.error_rates`: per-process counters, reset at restart; with several workers or
+instances each answers with its own). The incident log is the shared view of failures.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.identity import Role
 from voidllm.providers.registry import NAMES, PROVIDERS
 from voidllm.routing.catalog_store import join_aliases, retire_model, seal_secret, split_aliases
+from voidllm.routing.error_rates import WINDOWS
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id
@@ -88,6 +95,7 @@ class DeploymentOut:
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    error_rate: dict[str, float | None] = attrs.field(factory=lambda: no_error_rate())
 
     @classmethod
     def from_row(cls, row: sa.RowMapping) -> DeploymentOut:
@@ -140,6 +148,7 @@ class ModelOut:
     created_at: datetime
     updated_at: datetime
     deployments: list[DeploymentOut]
+    error_rate: dict[str, float | None] = attrs.field(factory=lambda: no_error_rate())
 
     @classmethod
     def from_row(cls, row: sa.RowMapping, deployments: Sequence[sa.RowMapping]) -> ModelOut:
@@ -251,18 +260,19 @@ async def create(services: Services, actor: Actor, req: ModelCreate) -> ModelOut
     tx = partial(_create_tx, req=req, services=services, created_by=actor.actor_id)
     out = await store_write(services, tx)
     await services.catalog_changed(TOPIC_MODELS)
-    return out
+    return with_error_rates(services, out)
 
 
 async def list_models(services: Services, actor: Actor, page: PageQuery) -> Page[ModelOut]:
     """Live models (config and API), oldest first."""
     actor.require(Role.SYSTEM_ADMIN)
-    return await services.store.run(partial(_list_tx, page=page))
+    page_ = await services.store.run(partial(_list_tx, page=page))
+    return attrs.evolve(page_, data=[with_error_rates(services, model) for model in page_.data])
 
 
 async def get(services: Services, actor: Actor, model_id: str) -> ModelOut:
     actor.require(Role.SYSTEM_ADMIN)
-    return await services.store.run(partial(_get_tx, model_id=model_id))
+    return with_error_rates(services, await services.store.run(partial(_get_tx, model_id=model_id)))
 
 
 async def update(services: Services, actor: Actor, model_id: str, req: ModelUpdate) -> ModelOut:
@@ -270,7 +280,7 @@ async def update(services: Services, actor: Actor, model_id: str, req: ModelUpda
     actor.require(Role.SYSTEM_ADMIN)
     out = await store_write(services, partial(_update_tx, model_id=model_id, req=req, services=services))
     await services.catalog_changed(TOPIC_MODELS)
-    return out
+    return with_error_rates(services, out)
 
 
 async def set_active(services: Services, actor: Actor, model_id: str, active: bool) -> ModelOut:
@@ -278,7 +288,7 @@ async def set_active(services: Services, actor: Actor, model_id: str, active: bo
     actor.require(Role.SYSTEM_ADMIN)
     out = await services.store.run(partial(_set_active_tx, model_id=model_id, active=active))
     await services.catalog_changed(TOPIC_MODELS)
-    return out
+    return with_error_rates(services, out)
 
 
 async def delete(services: Services, actor: Actor, model_id: str) -> None:
@@ -286,6 +296,31 @@ async def delete(services: Services, actor: Actor, model_id: str) -> None:
     actor.require(Role.SYSTEM_ADMIN)
     await services.store.run(partial(_delete_tx, model_id=model_id))
     await services.catalog_changed(TOPIC_MODELS)
+
+
+def no_error_rate() -> dict[str, float | None]:
+    """The ``error_rate`` of something without attempts in any window."""
+    return {f"{window}m": None for window in WINDOWS}
+
+
+def deployment_error_rate(services: Services, model_name: str, deployment: DeploymentOut) -> DeploymentOut:
+    """``deployment`` with its error rates in this process (its upstream is ``<model>/<deployment>``)."""
+    if services.error_rates is None:
+        return deployment
+    return attrs.evolve(deployment, error_rate=services.error_rates.rates(f"{model_name}/{deployment.name}"))
+
+
+def with_error_rates(services: Services, model: ModelOut) -> ModelOut:
+    """``model`` and its deployments with their error rates in this process; the model's over all of its
+    upstreams (its deployments, or itself when it has none)."""
+    if services.error_rates is None:
+        return model
+    names = [f"{model.name}/{d.name}" for d in model.deployments] or [model.name]
+    return attrs.evolve(
+        model,
+        deployments=[deployment_error_rate(services, model.name, d) for d in model.deployments],
+        error_rate=services.error_rates.rates(*names),
+    )
 
 
 async def store_write(services: Services, fn: Callable[[sa.Connection], T]) -> T:

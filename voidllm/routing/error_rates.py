@@ -81,16 +81,19 @@ class ErrorRates:
             ring = self._rings[upstream] = _Ring()
         ring.add(self._minute(), failed)
 
-    def rates(self, upstream: str) -> dict[str, float | None]:
-        """``{"5m": rate, "60m": rate, "1440m": rate}``: failed / attempts per window, ``None`` without
-        attempts."""
-        ring = self._rings.get(upstream)
-        if ring is None:
-            return {f"{window}m": None for window in WINDOWS}
-        sums = ring.sums(self._minute(), WINDOWS)
+    def rates(self, *upstreams: str) -> dict[str, float | None]:
+        """``{"5m": rate, "60m": rate, "1440m": rate}`` of the attempts of ``upstreams`` together: failed /
+        attempts per window, ``None`` for a window without attempts."""
+        minute = self._minute()
+        totals = [(0, 0)] * len(WINDOWS)
+        for upstream in upstreams:
+            ring = self._rings.get(upstream)
+            if ring is not None:
+                sums = ring.sums(minute, WINDOWS)
+                totals = [(a + b, f + g) for (a, f), (b, g) in zip(totals, sums, strict=True)]
         return {
             f"{window}m": (failures / attempts if attempts else None)
-            for window, (attempts, failures) in zip(WINDOWS, sums, strict=True)
+            for window, (attempts, failures) in zip(WINDOWS, totals, strict=True)
         }
 
     def _minute(self) -> int:

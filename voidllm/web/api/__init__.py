@@ -6,6 +6,7 @@ from voidllm.web.api import (  # noqa: F401  (imported for their route declarati
     audit,
     auth,
     export,
+    incidents,
     invites,
     keys,
     mcp_servers,
