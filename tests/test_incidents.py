@@ -3,15 +3,20 @@ failure record (rows and metric), and the rows' metadata only."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+import trio
 
 from tests.gateway import RunningGateway, make_config, run_gateway
+from voidllm.identity import KeyIdentity, Role
 from voidllm.metrics import REGISTRY
 from voidllm.store import tables
 from voidllm.store.store import open_store
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
+from voidllm.usage.incidents import Incident, open_incident_channel, record_incidents
 
 FIELDS = (
     "kind",
@@ -123,3 +128,72 @@ async def test_a_first_attempt_that_succeeds_records_nothing(sqlite_dsn: str) ->
             assert await chat(gw) == 200
             assert await chat(gw, stream=True) == 200
     assert await incident_rows(sqlite_dsn) == []
+
+
+async def test_the_breaker_refusing_every_candidate_is_recorded_per_deployment(sqlite_dsn: str) -> None:
+    breaker = "circuit_breaker:\n  threshold: 1\n  timeout: 30s"
+    async with open_mock_upstream(Behaviour(status=500)) as a, open_mock_upstream(Behaviour(status=500)) as b:
+        config = make_config(sqlite_dsn, "models:\n" + deployments(a, b), settings=breaker)
+        async with run_gateway(config) as gw:
+            assert await chat(gw) == 500  # both fail once, which opens both breakers
+            assert await chat(gw) == 503  # circuit_open: nothing is sent
+    rows = await incident_rows(sqlite_dsn)
+    assert summary(rows)[3:] == [
+        ("failure", "m", "d0", "openai", "breaker_open", None, 0, "error"),
+        ("failure", "m", "d1", "openai", "breaker_open", None, 0, "error"),
+    ]
+
+
+async def test_a_client_that_leaves_is_cancelled_not_an_error(sqlite_dsn: str) -> None:
+    async with (
+        open_mock_upstream(Behaviour(status=503)) as down,
+        open_mock_upstream(Behaviour(latency=30)) as slow,
+    ):
+        async with run_gateway(make_config(sqlite_dsn, "models:\n" + deployments(down, slow))) as gw:
+            with trio.move_on_after(1):  # the client gives up while the second deployment thinks
+                await chat(gw)
+            with trio.fail_after(5):
+                await slow.wait_client_closed()
+    rows = await incident_rows(sqlite_dsn)
+    assert summary(rows) == [
+        ("failure", "m", "d0", "openai", "http_5xx", 503, 1, "cancelled"),
+        ("failover", "m", "d0", "openai", "http_5xx", 503, 1, "cancelled"),
+    ]
+
+
+def identity() -> KeyIdentity:
+    return KeyIdentity(key_id="key-1", key_type="user_key", name="k", role=Role.MEMBER, org_id="org-1")
+
+
+def incident(kind: str = "failure", error_class: str = "http_5xx") -> Incident:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    return Incident(kind, "m", "d0", "openai", error_class, 500, 1, at)
+
+
+async def test_a_full_channel_drops_the_row_and_counts_it() -> None:
+    recorder, receive = open_incident_channel(1)
+    dropped = REGISTRY.get_sample_value("voidllm_incidents_dropped_total") or 0.0
+    counted = incidents_metric("d0", "failure", "http_5xx")
+    record_incidents(
+        recorder,
+        [incident(), incident()],
+        identity=identity(),
+        request_id="r" * 80,
+        requested_model="alias",
+        client_outcome="served",
+    )
+    assert REGISTRY.get_sample_value("voidllm_incidents_dropped_total") == dropped + 1
+    assert incidents_metric("d0", "failure", "http_5xx") == counted + 2  # counted, queued or not
+    row = receive.receive_nowait()
+    assert (row.org_id, row.key_id, row.requested_model, row.model) == ("org-1", "key-1", "alias", "m")
+    assert row.request_id == "r" * 64  # clipped to its column
+    with pytest.raises(trio.WouldBlock):
+        receive.receive_nowait()
+
+
+def test_a_word_outside_the_vocabulary_is_a_bug() -> None:
+    for noted, outcome in (([incident(kind="outage")], "served"), ([incident()], "perhaps")):
+        with pytest.raises(ValueError, match="not"):
+            record_incidents(
+                None, noted, identity=identity(), request_id=None, requested_model="m", client_outcome=outcome
+            )

@@ -311,6 +311,16 @@ async def test_echo_400_carries_the_request_body(mock: MockUpstream, client: ope
     assert json.loads(caught.value.body["message"])["messages"][0]["content"] == marker  # type: ignore[index]
 
 
+async def test_echo_500_carries_the_request_body_in_a_server_error(
+    mock: MockUpstream, http: httpx.AsyncClient
+) -> None:
+    mock.behaviour.fail = "echo_500"
+    marker = "zk-marker-5f0c2b"
+    response = await http.post("/chat/completions", json={"model": "m", "messages": [marker]})
+    assert response.status_code == 500
+    assert json.loads(response.json()["error"]["message"])["messages"] == [marker]
+
+
 async def test_rate_limited_with_retry_headers(mock: MockUpstream, client: openai.AsyncOpenAI) -> None:
     extra = {"x-extra": "1"}
     mock.behaviour = Behaviour(status=429, retry_after="2", retry_after_ms="1500", extra_headers=extra)

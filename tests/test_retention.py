@@ -21,7 +21,7 @@ from voidllm.config.settings import RetentionConfig
 from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id
 from voidllm.store.store import open_store
-from voidllm.store.tables import audit_logs, mcp_tool_calls, usage_events, usage_hourly
+from voidllm.store.tables import audit_logs, incidents, mcp_tool_calls, usage_events, usage_hourly
 from voidllm.usage import UsageEvent, insert_usage_events
 from voidllm.usage.retention import TABLES, purge, serve_retention
 from voidllm.usage.rollups import read_horizon, roll_up
@@ -71,10 +71,27 @@ def _hourly(at: datetime) -> dict[str, Any]:
     return {"bucket_hour": at, "org_id": "org-1", "key_id": "key-a", "model_name": "m", "request_count": 1}
 
 
+def _incident(at: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "org_id": "org-1",
+        "key_id": "key-a",
+        "requested_model": "m",
+        "model": "m",
+        "deployment": "d0",
+        "provider": "openai",
+        "kind": "failure",
+        "error_class": "http_5xx",
+        "client_outcome": "served",
+        "created_at": at,
+    }
+
+
 ROWS = {
     "audit_logs": (audit_logs, _audit),
     "mcp_tool_calls": (mcp_tool_calls, _tool_call),
     "usage_hourly": (usage_hourly, _hourly),
+    "incidents": (incidents, _incident),
 }
 
 
@@ -99,6 +116,7 @@ TABLE_OBJECTS = {
     "mcp_tool_calls": mcp_tool_calls,
     "usage_events": usage_events,
     "usage_hourly": usage_hourly,
+    "incidents": incidents,
 }
 
 
@@ -125,7 +143,7 @@ async def hourly_counts(store: Store) -> list[tuple[datetime, int]]:
 # -- exact cutoffs ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("table", ["audit_logs", "mcp_tool_calls", "usage_hourly"])
+@pytest.mark.parametrize("table", ["audit_logs", "mcp_tool_calls", "usage_hourly", "incidents"])
 async def test_exactly_the_rows_before_the_cutoff_go_in_batches(
     store: Store, table: str, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -156,11 +174,8 @@ async def test_tables_without_a_period_are_kept(store: Store) -> None:
     run = await purge(store, RetentionConfig(audit_logs=DAY), now=NOW)
 
     assert run.deleted == {"audit_logs": 1}
-    assert [len(await times(store, t)) for t in ("mcp_tool_calls", "usage_hourly", "usage_events")] == [
-        1,
-        1,
-        1,
-    ]
+    kept = ("mcp_tool_calls", "usage_hourly", "usage_events", "incidents")
+    assert [len(await times(store, t)) for t in kept] == [1, 1, 1, 1]
 
 
 async def test_a_run_stops_when_its_time_budget_is_spent(

@@ -353,6 +353,8 @@ def transcription_form(marker: str, model: str | None) -> dict[str, Any]:
 def upstream_behaviours(marker: str) -> dict[str, Behaviour]:
     return {
         "gpt-echo": Behaviour(fail="echo_400"),
+        "gpt-echo5": Behaviour(fail="echo_500"),
+        "gpt-echo5-fb": Behaviour(fail="echo_500"),
         "gpt-drop": Behaviour(
             completion_text=completion_text(marker, 4), stream_chunks=4, fail="drop_mid_stream"
         ),
@@ -368,6 +370,8 @@ def models_yaml(base_url: str, mcp_url: str | None = None) -> str:
         f"server:\n  proxy:\n    max_request_body: {MAX_BODY}\nmodels:"
         + model_yaml("gpt-zk", base_url, aliases="[zk-alias]")
         + model_yaml("gpt-echo", base_url)
+        + model_yaml("gpt-echo5", base_url)
+        + model_yaml("gpt-echo5-fb", base_url, extra="    fallback: gpt-zk\n")
         + model_yaml("gpt-drop", base_url)
         + model_yaml("gpt-hang", base_url, extra="    timeout: 300ms")
         + model_yaml("gpt-trickle", base_url)
@@ -500,6 +504,15 @@ async def upstream_failures(gw: RunningGateway, mock: MockUpstream, marker: str)
     assert echoed.status_code == 400
     assert echoed.content.count(mk) >= 3
 
+    # an upstream failure whose error body quotes the request: relayed as it is when it is the last
+    # candidate; drained and left for the fallback model otherwise (both are incidents, metadata only)
+    failed = await client.post("/v1/chat/completions", headers=headers, json=chat_body(marker, "gpt-echo5"))
+    assert failed.status_code == 500
+    assert mk in failed.content
+    body = chat_body(marker, "gpt-echo5-fb")
+    fell_back = await client.post("/v1/chat/completions", headers=headers, json=body)
+    assert fell_back.status_code == 200
+
     # a stream the upstream drops half way: what came is relayed, then one stream_incomplete event
     body = chat_body(marker, "gpt-drop", stream=True)
     dropped = await post_stream(client, "/v1/chat/completions", headers, body)
@@ -525,7 +538,7 @@ async def upstream_failures(gw: RunningGateway, mock: MockUpstream, marker: str)
                 break
     with trio.fail_after(3):
         await mock.wait_client_closed(closed_before + 1)
-    return 8
+    return 10
 
 
 async def refused_requests(gw: RunningGateway, mock: MockUpstream, marker: str) -> None:
@@ -910,6 +923,8 @@ async def test_no_content_is_written_anywhere(
     assert '"msg":"shutdown complete"' in watch.log_text
     assert watch.table_rows["usage_events"] >= proxied
     assert watch.table_rows["mcp_tool_calls"] == tool_calls
+    # gpt-echo5, its fallback (failure and fallback), the dropped stream, the hang, the refused connection
+    assert watch.table_rows["incidents"] >= 6
 
     def strings(*keys: str) -> dict[str, Any]:
         properties = {key: {"type": "string"} for key in keys}

@@ -90,6 +90,7 @@ FAIL_MODES: Final = frozenset(
         "reset",
         "drop_mid_stream",
         "echo_400",
+        "echo_500",
         "stall_body",
         "close_before_headers",
         "close_mid_headers",
@@ -174,6 +175,7 @@ class Behaviour:
     - ``"drop_mid_stream"``: send the headers and half the events (half the body when not streaming),
       then close without ``[DONE]`` or the end of the chunked body.
     - ``"echo_400"``: answer 400 with an error whose message is the whole request body, as text.
+    - ``"echo_500"``: the same as a 500 (an upstream failure whose error body quotes the request).
     - ``"stall_body"``: send the headers of an error status (``status`` if it is >= 400, else 500) with a
       Content-Length larger than the body that follows, then stall.
     - ``"close_before_headers"``: read the request, then close the connection (FIN) without a byte.
@@ -873,8 +875,8 @@ _ROUTES: Final[dict[tuple[str, str], _Route]] = {
 
 def _plan(parsed: _Parsed, route: _Route | None, behaviour: Behaviour) -> _Reply:
     """The reply for ``parsed`` under ``behaviour`` (failure modes that are not replies aside)."""
-    if behaviour.fail == "echo_400":
-        return _error_reply(400, parsed.body.decode("utf-8", "replace"))
+    if behaviour.fail in ("echo_400", "echo_500"):
+        return _error_reply(int(behaviour.fail[-3:]), parsed.body.decode("utf-8", "replace"))
     if route is None:
         return _error_reply(404, f"Invalid URL ({parsed.method} {parsed.path})")
     if parsed.problem is not None:
