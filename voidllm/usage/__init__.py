@@ -9,6 +9,7 @@
 - :mod:`~voidllm.usage.batches`: the generic batched writer behind the usage writer (and the audit log's)
 - :mod:`~voidllm.usage.rollups`: ``usage_hourly`` by request time, hours replaced (never added to)
 - :mod:`~voidllm.usage.retention`: per-table batched deletes of old rows
+- :mod:`~voidllm.usage.incidents`: the incident log's vocabulary, rows, metric and batched writer
 """
 
 from voidllm.usage.cost import cost_estimate as cost_estimate
