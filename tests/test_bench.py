@@ -157,3 +157,41 @@ def test_quick_codemode_bench_reports_every_figure(tmp_path: Path) -> None:
         assert key in result["machine"]
     assert "trivial script p50" in proc.stdout
     assert _bench_processes() <= before, "the benchmark left processes behind"
+
+
+OTEL_FIGURES = (
+    "rps_off",
+    "rps_on",
+    "rps_on_over_off",
+    "cpu_us_per_request_off",
+    "cpu_us_per_request_on",
+    "capacity_on_over_off",
+    "errors_off",
+    "errors_on",
+    "spans_received",
+    "spans_dropped",
+    "requests_on",
+)
+
+
+def test_quick_otel_bench_reports_off_and_on(tmp_path: Path) -> None:
+    before = _bench_processes()
+    out = tmp_path / "otel.json"
+    argv = ["--otel", "--quick", "--rounds", "1", "--duration", "0.5", "--json", str(out)]
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "bench"), *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    figures = result["figures"]
+    for key in OTEL_FIGURES:
+        value = figures.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert math.isfinite(value), f"{key}: {value!r}"
+    assert figures["rps_off"] > 0
+    assert figures["rps_on"] > 0
+    assert figures["errors_off"] == figures["errors_on"] == 0
+    assert figures["spans_received"] >= 2 * figures["requests_on"]  # a server and an attempt span each
+    assert figures["spans_dropped"] == 0
+    assert "on / off" in proc.stdout
+    assert _bench_processes() <= before, "the benchmark left processes behind"

@@ -288,10 +288,17 @@ def _listening_ports(text: str) -> list[int]:
 
 
 async def start_gateway(
-    voidllm: str, workdir: Path, config: Path, cpus: str | None, within: float = 60
+    voidllm: str,
+    workdir: Path,
+    config: Path,
+    cpus: str | None,
+    within: float = 60,
+    *,
+    prefix: Sequence[str] = (),
 ) -> tuple[Child, int, str]:
-    """Start ``voidllm serve`` and return (child, port, the bootstrap API key)."""
-    child = start("gateway", [voidllm, "serve", "--config", str(config)], workdir, cpus)
+    """Start ``voidllm serve`` (``voidllm`` the command, or an interpreter given the ``prefix`` arguments) and
+    return (child, port, the bootstrap API key)."""
+    child = start("gateway", [voidllm, *prefix, "serve", "--config", str(config)], workdir, cpus)
     deadline = time.monotonic() + within
     while True:
         text = child.output()

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from bench_lib import client, codemode, procs, report
+from bench_lib import client, codemode, otel, procs, report
 from bench_lib import wrk as wrk_mod
 
 if TYPE_CHECKING:
@@ -559,6 +559,17 @@ def _parser() -> argparse.ArgumentParser:
         help="the Code Mode scenario instead (execute_code through /api/v1/mcp: issue 17's targets)",
     )
     parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="proxied RPS with tracing off and on (sample 1.0, a local OTLP collector): issue 21's target",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--otel: rounds of off/on runs, medians (3)")
+    parser.add_argument(
+        "--otel-baseline",
+        type=Path,
+        help="--otel: also run tracing off from this checkout (e.g. a worktree of the commit before tracing)",
+    )
+    parser.add_argument(
         "--pool-size", type=int, default=8, help="--codemode: settings.mcp.code_mode.pool_size (default 8)"
     )
     parser.add_argument(
@@ -689,13 +700,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     notes: list[str] = []
-    opts: Options | codemode.Options
+    opts: Options | codemode.Options | otel.Options
     if args.codemode:
         opts, scenario = _codemode_options(parser, args, notes), codemode.bench
+    elif args.otel:
+        if args.workers != 1 or args.rounds < 1:
+            parser.error("--otel runs one gateway worker, at least one round")
+        opts = otel.Options(_proxy_options(parser, args, notes), args.rounds, args.otel_baseline)
+        scenario = otel.bench
     else:
         opts, scenario = _proxy_options(parser, args, notes), bench
-    if opts.load_cpus is not None:
-        os.sched_setaffinity(0, _cpu_list(opts.load_cpus))  # this process is the Python load generator
+    load_cpus = opts.proxy.load_cpus if isinstance(opts, otel.Options) else opts.load_cpus
+    if load_cpus is not None:
+        os.sched_setaffinity(0, _cpu_list(load_cpus))  # this process is the Python load generator
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     json_path = args.json if args.json is not None else REPO / "bench-results" / f"{stamp}.json"
     try:

@@ -314,27 +314,28 @@ class AttemptChain:
         finally:
             if opened:
                 outcome = opened[0].outcome
-                span.set_attribute(c.HTTP_RESPONSE_STATUS_CODE, opened[0].response.status)
-            span.set_attribute(c.OUTCOME, outcome)
+                tracing.set_attributes(span, {c.HTTP_RESPONSE_STATUS_CODE: opened[0].response.status})
+            tracing.set_attributes(span, {c.OUTCOME: outcome})
             tracing.end_span(span, error_type=None if outcome in _NOT_ERRORS else outcome, token=token)
 
     def _attempt_span(self, upstream: Upstream, number: int, *, hedging: bool) -> Any:
         address, port = c.server_of(upstream.base_url)
-        return tracing.start_child(
-            f"{self.operation} {self.model.name}",
-            {
-                c.GEN_AI_OPERATION_NAME: self.operation,
-                c.GEN_AI_PROVIDER_NAME: c.provider_of(upstream.provider),
-                c.GEN_AI_REQUEST_MODEL: self.model.name,
-                c.DEPLOYMENT: upstream.name,
-                c.ATTEMPT: number,
-                c.FAILOVER: number > 1 and not hedging,
-                c.HEDGE: hedging,
-                c.FALLBACK: self.fallback,
-                c.SERVER_ADDRESS: address,
-                c.SERVER_PORT: port,
-            },
-        )
+        attributes: dict[str, Any] = {
+            c.GEN_AI_OPERATION_NAME: self.operation,
+            c.GEN_AI_PROVIDER_NAME: c.provider_of(upstream.provider),
+            c.GEN_AI_REQUEST_MODEL: self.model.name,
+            c.DEPLOYMENT: upstream.name,
+            c.ATTEMPT: number,
+            c.SERVER_ADDRESS: address,
+            c.SERVER_PORT: port,
+        }
+        if number > 1 and not hedging:  # the flags only when true: each attribute costs per span
+            attributes[c.FAILOVER] = True
+        if hedging:
+            attributes[c.HEDGE] = True
+        if self.fallback:
+            attributes[c.FALLBACK] = True
+        return tracing.start_child(f"{self.operation} {self.model.name}", attributes)
 
     async def _exchange(
         self,

@@ -49,6 +49,7 @@ __all__ = [
     "end_span",
     "first_token",
     "request_span",
+    "set_attributes",
     "start_child",
     "start_request",
     "state",
@@ -74,6 +75,28 @@ class TracingState:
 state = TracingState()
 
 
+ATTRIBUTES_MAX = 128
+"""The SDK's default attribute count limit of a span; a span never gets near it (fewer than 20)."""
+
+
+def set_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
+    """Set attributes of a live span, straight into the SDK span's attribute dict.
+
+    Every value VoidLLM sets is already what the SDK would keep (a string, integer, boolean, float or tuple of
+    strings, at most a handful per span), so its per-value validation (a third of a span's cost) is skipped;
+    any other span (non-recording, ended, or not the SDK's) goes through ``span.set_attributes``.
+    """
+    target = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if (
+        type(target) is not dict
+        or getattr(span, "_end_time", 0) is not None
+        or len(target) + len(attributes) > ATTRIBUTES_MAX
+    ):
+        span.set_attributes(attributes)
+        return
+    target.update(attributes)
+
+
 def active() -> bool:
     """Whether tracing is on in this process."""
     return state.tracer is not None
@@ -92,12 +115,12 @@ class RequestTrace:
         """Set the response status (an error for 5xx or ``error_type``), end the span, restore the context."""
         span = self.span
         if self.status:
-            span.set_attribute(c.HTTP_RESPONSE_STATUS_CODE, self.status)
+            set_attributes(span, {c.HTTP_RESPONSE_STATUS_CODE: self.status})
         if error_type is not None:
-            span.set_attribute(c.ERROR_TYPE, error_type)
+            set_attributes(span, {c.ERROR_TYPE: error_type})
             span.set_status(Status(StatusCode.ERROR))
         elif self.status >= 500:
-            span.set_attribute(c.ERROR_TYPE, str(self.status))
+            set_attributes(span, {c.ERROR_TYPE: str(self.status)})
             span.set_status(Status(StatusCode.ERROR))
         span.end()
         _REQUEST_SPAN.reset(self._request_token)
@@ -118,11 +141,9 @@ def start_request(
     if tracer is None:
         return None
     parent = _incoming_context(headers)
-    span = tracer.start_span(
-        method,
-        context=parent,
-        kind=SpanKind.SERVER,
-        attributes={c.HTTP_REQUEST_METHOD: method, c.URL_PATH: path[:PATH_MAX], c.REQUEST_ID: request_id},
+    span = tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+    span.set_attributes(
+        {c.HTTP_REQUEST_METHOD: method, c.URL_PATH: path[:PATH_MAX], c.REQUEST_ID: request_id}
     )
     token = otel_context.attach(trace.set_span_in_context(span, parent))
     return RequestTrace(span, token, _REQUEST_SPAN.set(span))
@@ -149,7 +170,9 @@ def start_child(name: str, attributes: Mapping[str, Any], *, kind: SpanKind = Sp
     tracer = state.tracer
     if tracer is None:
         return None
-    return tracer.start_span(name, kind=kind, attributes=attributes)
+    span = tracer.start_span(name, kind=kind)
+    set_attributes(span, attributes)  # after the sampler, which would copy them
+    return span
 
 
 def use(span: Span) -> object:
@@ -160,7 +183,7 @@ def use(span: Span) -> object:
 def end_span(span: Span, *, error_type: str | None = None, token: object = None) -> None:
     """End ``span`` (an error when ``error_type``: a class name or an outcome, never a message)."""
     if error_type is not None:
-        span.set_attribute(c.ERROR_TYPE, error_type)
+        set_attributes(span, {c.ERROR_TYPE: error_type})
         span.set_status(Status(StatusCode.ERROR))
     span.end()
     if token is not None:
@@ -191,7 +214,7 @@ def current_traceparent() -> dict[str, str]:
 def first_token(span: Span | None, seconds: float) -> None:
     """Note on an attempt's span that its stream's first data arrived, ``seconds`` after the request came."""
     if span is not None:
-        span.set_attribute(c.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
+        set_attributes(span, {c.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: seconds})
         span.add_event(c.FIRST_TOKEN_EVENT, {c.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: seconds})
 
 

@@ -5,13 +5,13 @@ queue (full: the span is dropped and counted in ``voidllm_otel_spans_dropped_tot
 ending a span costs a request an append. :func:`serve_span_export` (the ``span-export`` service, started first
 by ``server.py`` so it stops last and exports what the other services' shutdown traced) takes the queue in
 batches of ``batch_size``, every ``export_interval`` or as soon as a batch is full, and hands each batch to
-the official OTLP exporter (HTTP/protobuf or gRPC) in a worker thread. The exporter retries transient failures
-with backoff within its own ``timeout`` (``export_timeout``); the thread is also abandoned a second after
-that, so a hung collector never holds the service. A failed batch is dropped and counted
-(``reason="export_failed"``, ``voidllm_otel_export_failures_total``); one warning is logged when exports start
-failing and one line when they recover (the exporter's own log lines, one per failed batch, are held back by
-:mod:`voidllm.logs`). On shutdown what is queued is exported once more, shielded and bounded by
-``export_timeout``.
+the official OTLP exporter (HTTP/protobuf, with the faster encoding of :mod:`voidllm.tracing.otlp`, or gRPC)
+in a worker thread. The exporter retries transient failures with backoff within its own ``timeout``
+(``export_timeout``); the thread is also abandoned a second after that, so a hung collector never holds the
+service. A failed batch is dropped and counted (``reason="export_failed"``,
+``voidllm_otel_export_failures_total``); one warning is logged when exports start failing and one line when
+they recover (the exporter's own log lines, one per failed batch, are held back by :mod:`voidllm.logs`). On
+shutdown what is queued is exported once more, shielded and bounded by ``export_timeout``.
 
 :func:`open_tracing` builds the tracer (``ParentBased(TraceIdRatioBased(sample_rate))``, resource
 ``service.name``/``service.version``, the schema URL of :mod:`voidllm.tracing.conventions`) and makes it the
@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from voidllm import __version__, tracing
 from voidllm.tracing import conventions as c
 from voidllm.tracing.metrics import EXPORT_FAILURES, SPANS_DROPPED, SPANS_EXPORTED
+from voidllm.tracing.otlp import HttpSpanExporter
 
 if TYPE_CHECKING:
     from voidllm.config.settings import OtelConfig
@@ -91,7 +92,8 @@ class QueueingProcessor(SpanProcessor):
 
 
 def build_exporter(settings: OtelConfig) -> SpanExporter:
-    """The official OTLP span exporter of ``settings.protocol``, bounded by ``export_timeout``."""
+    """The OTLP span exporter of ``settings.protocol`` (gRPC imported only then: it is heavy), bounded by
+    ``export_timeout``."""
     headers = dict(settings.headers) or None
     if settings.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
@@ -104,11 +106,7 @@ def build_exporter(settings: OtelConfig) -> SpanExporter:
             headers=headers,
             timeout=settings.export_timeout,
         )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpExporter,
-    )
-
-    return HttpExporter(
+    return HttpSpanExporter(
         endpoint=traces_url(settings.endpoint), headers=headers, timeout=settings.export_timeout
     )
 
