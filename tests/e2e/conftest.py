@@ -73,11 +73,13 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 EXPECTED_REFUSALS = {
     "/api/v1/me": ("401",),
-    "/api/v1/auth/session": ("401", "429"),
+    "/api/v1/auth/session": ("401", "403", "429"),
     "/api/v1/invites/peek": ("410",),
+    "/sso": ("404",),
 }
-"""The browser's own console lines for refusals a public page meets by design: who am I when nobody is
-signed in, a wrong password, a throttled sign-in, an invite link that was used already (Chromium logs every
+"""The browser's own console lines for refusals a page meets by design: who am I when nobody is signed in, a
+wrong password, a throttled sign-in, a password sign-in in an organisation that signs in with SSO, an invite
+link that was used already, an organisation without a single sign-on provider of its own (Chromium logs every
 fetch answered 4xx)."""
 
 
