@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "voidllm.sse",
             "voidllm.codec",
             "voidllm.crypto",
+            "voidllm.guard",
             "voidllm.tracing",
             "voidllm.testing",
         ),
