@@ -21,6 +21,7 @@ The lifetimes nest; each is opened before the one inside it and closed after it:
              ├─ mcp-health     MCP server probes (settings.mcp.health)
              ├─ health-probes  per upstream and probe kind (settings.health_check); ready after a round
                                (with Redis both in one process, the holder of their lease, and shared)
+             ├─ error-rates    with Redis: this process's attempt counts sent every 5 s (error rates)
              └─ proxy upstream client (the connection pool)
                 └─ http nursery  hypercorn, started last, so traffic only arrives once all above is ready:
                                  one per port in dual-port mode (server.admin.port), both listening
@@ -110,6 +111,7 @@ from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.catalog_store import CatalogLoader, serve_catalog, sync_yaml_models
 from voidllm.routing.cooldown import CooldownRegistry
+from voidllm.routing.error_rates import serve_error_rate_share
 from voidllm.routing.health import PROBE_KINDS, HealthBoard, serve_health_probes
 from voidllm.routing.latency import LatencyTracker
 from voidllm.routing.registry import Registry
@@ -388,6 +390,11 @@ async def serve(
                 health=board.status,
             )
             services.error_rates = router.error_rates
+            if redis_client is not None:  # every process's attempts in every process's error rates
+                router.error_rates.share(redis_client, config.redis.key_prefix)
+                await supervisor.start(
+                    "error-rates", partial(serve_error_rate_share, rates=router.error_rates)
+                )
             proxy = Proxy(
                 keys=keys,
                 catalog=catalog,

@@ -6,7 +6,7 @@ data ``deployment:<id>``). Deployments of a config model are read-only here (409
 ``model_managed_by_config``). Every mutation reloads the running catalog at once and publishes ``models``.
 Names are unique within a model; deleting a deployment tombstones its name. Bounds as for models
 (:mod:`voidllm.admin.models`), plus ``weight`` 0 to 10,000 and ``priority`` 0 to 1,000. Each deployment
-carries its ``error_rate`` over the last 5, 60 and 1,440 minutes in this process (as in the models' view).
+carries its ``error_rate`` over the last 5, 60 and 1,440 minutes (as in the models' view).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from voidllm.admin.models import (
     DeploymentOut,
     check_name,
     check_upstream,
-    deployment_error_rate,
+    deployments_error_rates,
     editable_model,
     live_model,
     store_write,
@@ -95,7 +95,7 @@ async def create(services: Services, actor: Actor, model_id: str, req: Deploymen
     tx = partial(_create_tx, model_id=model_id, req=req, services=services)
     name, out = await store_write(services, partial(_named, tx, model_id))
     await services.catalog_changed(TOPIC_MODELS)
-    return deployment_error_rate(services, name, out)
+    return (await deployments_error_rates(services, name, [out]))[0]
 
 
 async def list_deployments(
@@ -104,14 +104,14 @@ async def list_deployments(
     actor.require(Role.SYSTEM_ADMIN)
     tx = partial(_list_tx, model_id=model_id, page=page)
     name, found = await services.store.run(partial(_named, tx, model_id))
-    return attrs.evolve(found, data=[deployment_error_rate(services, name, d) for d in found.data])
+    return attrs.evolve(found, data=await deployments_error_rates(services, name, found.data))
 
 
 async def get(services: Services, actor: Actor, model_id: str, deployment_id: str) -> DeploymentOut:
     actor.require(Role.SYSTEM_ADMIN)
     tx = partial(_get_tx, model_id=model_id, deployment_id=deployment_id)
     name, out = await services.store.run(partial(_named, tx, model_id))
-    return deployment_error_rate(services, name, out)
+    return (await deployments_error_rates(services, name, [out]))[0]
 
 
 async def update(
@@ -122,7 +122,7 @@ async def update(
     tx = partial(_update_tx, model_id=model_id, deployment_id=deployment_id, req=req, services=services)
     name, out = await store_write(services, partial(_named, tx, model_id))
     await services.catalog_changed(TOPIC_MODELS)
-    return deployment_error_rate(services, name, out)
+    return (await deployments_error_rates(services, name, [out]))[0]
 
 
 async def delete(services: Services, actor: Actor, model_id: str, deployment_id: str) -> None:

@@ -21,9 +21,9 @@ ASCII (it is sent in a header), ``max_context_tokens`` at most 10^8, prices 0 to
 
 Error rates: each model and each deployment carries ``error_rate``, ``{"5m": x, "60m": y, "1440m": z}``, the
 share of failed attempts among its decided attempts over the last 5, 60 and 1,440 minutes (``null`` for a
-window without attempts; a model's over all its deployments), as counted by **this gateway process**
-(:mod:`voidllm.routing.error_rates`: per-process counters, reset at restart; with several workers or
-instances each answers with its own). The incident log is the shared view of failures.
+window without attempts; a model's over all its deployments), counted by :mod:`voidllm.routing.error_rates`:
+every gateway process's attempts when Redis is on, else this process's (reset at restart; with several
+workers or instances each answers with its own).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.identity import Role
 from voidllm.providers.registry import NAMES, PROVIDERS
 from voidllm.routing.catalog_store import join_aliases, retire_model, seal_secret, split_aliases
-from voidllm.routing.error_rates import WINDOWS
+from voidllm.routing.error_rates import WINDOWS, combine
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id
@@ -260,19 +260,20 @@ async def create(services: Services, actor: Actor, req: ModelCreate) -> ModelOut
     tx = partial(_create_tx, req=req, services=services, created_by=actor.actor_id)
     out = await store_write(services, tx)
     await services.catalog_changed(TOPIC_MODELS)
-    return with_error_rates(services, out)
+    return (await with_error_rates(services, [out]))[0]
 
 
 async def list_models(services: Services, actor: Actor, page: PageQuery) -> Page[ModelOut]:
     """Live models (config and API), oldest first."""
     actor.require(Role.SYSTEM_ADMIN)
-    page_ = await services.store.run(partial(_list_tx, page=page))
-    return attrs.evolve(page_, data=[with_error_rates(services, model) for model in page_.data])
+    found = await services.store.run(partial(_list_tx, page=page))
+    return attrs.evolve(found, data=await with_error_rates(services, found.data))
 
 
 async def get(services: Services, actor: Actor, model_id: str) -> ModelOut:
     actor.require(Role.SYSTEM_ADMIN)
-    return with_error_rates(services, await services.store.run(partial(_get_tx, model_id=model_id)))
+    out = await services.store.run(partial(_get_tx, model_id=model_id))
+    return (await with_error_rates(services, [out]))[0]
 
 
 async def update(services: Services, actor: Actor, model_id: str, req: ModelUpdate) -> ModelOut:
@@ -280,7 +281,7 @@ async def update(services: Services, actor: Actor, model_id: str, req: ModelUpda
     actor.require(Role.SYSTEM_ADMIN)
     out = await store_write(services, partial(_update_tx, model_id=model_id, req=req, services=services))
     await services.catalog_changed(TOPIC_MODELS)
-    return with_error_rates(services, out)
+    return (await with_error_rates(services, [out]))[0]
 
 
 async def set_active(services: Services, actor: Actor, model_id: str, active: bool) -> ModelOut:
@@ -288,7 +289,7 @@ async def set_active(services: Services, actor: Actor, model_id: str, active: bo
     actor.require(Role.SYSTEM_ADMIN)
     out = await services.store.run(partial(_set_active_tx, model_id=model_id, active=active))
     await services.catalog_changed(TOPIC_MODELS)
-    return with_error_rates(services, out)
+    return (await with_error_rates(services, [out]))[0]
 
 
 async def delete(services: Services, actor: Actor, model_id: str) -> None:
@@ -303,24 +304,39 @@ def no_error_rate() -> dict[str, float | None]:
     return {f"{window}m": None for window in WINDOWS}
 
 
-def deployment_error_rate(services: Services, model_name: str, deployment: DeploymentOut) -> DeploymentOut:
-    """``deployment`` with its error rates in this process (its upstream is ``<model>/<deployment>``)."""
+async def deployments_error_rates(
+    services: Services, model_name: str, deployments: Sequence[DeploymentOut]
+) -> list[DeploymentOut]:
+    """``deployments`` (of ``model_name``) with their error rates (each upstream is ``<model>/<name>``)."""
     if services.error_rates is None:
-        return deployment
-    return attrs.evolve(deployment, error_rate=services.error_rates.rates(f"{model_name}/{deployment.name}"))
+        return list(deployments)
+    names = [f"{model_name}/{d.name}" for d in deployments]
+    sums = await services.error_rates.read(names)
+    return [
+        attrs.evolve(d, error_rate=combine(sums, name)) for d, name in zip(deployments, names, strict=True)
+    ]
 
 
-def with_error_rates(services: Services, model: ModelOut) -> ModelOut:
-    """``model`` and its deployments with their error rates in this process; the model's over all of its
-    upstreams (its deployments, or itself when it has none)."""
+async def with_error_rates(services: Services, models: Sequence[ModelOut]) -> list[ModelOut]:
+    """``models`` and their deployments with their error rates; a model's over all of its upstreams (its
+    deployments, or itself when it has none)."""
     if services.error_rates is None:
-        return model
-    names = [f"{model.name}/{d.name}" for d in model.deployments] or [model.name]
-    return attrs.evolve(
-        model,
-        deployments=[deployment_error_rate(services, model.name, d) for d in model.deployments],
-        error_rate=services.error_rates.rates(*names),
-    )
+        return list(models)
+    sums = await services.error_rates.read(name for model in models for name in _upstream_names(model))
+    return [
+        attrs.evolve(
+            model,
+            deployments=[
+                attrs.evolve(d, error_rate=combine(sums, f"{model.name}/{d.name}")) for d in model.deployments
+            ],
+            error_rate=combine(sums, *_upstream_names(model)),
+        )
+        for model in models
+    ]
+
+
+def _upstream_names(model: ModelOut) -> list[str]:
+    return [f"{model.name}/{d.name}" for d in model.deployments] or [model.name]
 
 
 async def store_write(services: Services, fn: Callable[[sa.Connection], T]) -> T:
