@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 import httpx
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -22,6 +23,7 @@ from tests.oidc_op import USERS, OidcOp, open_oidc_provider, sign_in_at_op
 from voidllm.auth import passwords
 from voidllm.auth.oidc import FlowState
 from voidllm.store import tables as t
+from voidllm.store.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +46,10 @@ def global_sso(op: OidcOp, **fields: str) -> str:
 
 
 @asynccontextmanager
-async def sso_gateway(op: OidcOp, dsn: str, settings: str = "") -> AsyncIterator[RunningGateway]:
-    async with run_gateway(make_config(dsn, settings=settings)) as gw:
+async def sso_gateway(
+    op: OidcOp, dsn: str, settings: str = "", driver: str = "sqlite"
+) -> AsyncIterator[RunningGateway]:
+    async with run_gateway(make_config(dsn, settings=settings, driver=driver)) as gw:
         await op.allow_redirect(gw.url + "/api/v1/auth/oidc/callback")
         yield gw
 
@@ -165,6 +169,18 @@ async def test_global_provider_provisions_syncs_groups_and_signs_out(sqlite_dsn:
         assert (await client.post(f"{gw.url}{API}/auth/logout", headers=csrf)).status_code == 204
         gone = await gw.client.get(f"{API}/me", headers={"Cookie": f"voidllm_session={session}"})
         error_of(gone, 401)
+    async with open_store("sqlite", sqlite_dsn) as store:
+        audit = await store.run(
+            lambda conn: [
+                dict(r) for r in conn.execute(sa.select(t.audit_logs).order_by(t.audit_logs.c.id)).mappings()
+            ]
+        )
+    logins = [row for row in audit if (row["action"], row["resource_type"]) == ("login", "session")]
+    assert [(row["actor_id"], orjson.loads(row["description"])) for row in logins] == [
+        (alice["id"], {"method": "oidc"}),
+        (alice["id"], {"method": "oidc"}),
+    ]
+    assert all("code=" not in str(row) and "vl_sk_" not in str(row) for row in audit)
 
 
 async def test_refusals_domain_unverified_and_no_provider(sqlite_dsn: str) -> None:
@@ -193,8 +209,9 @@ async def test_not_provisioned_without_auto_provision(sqlite_dsn: str) -> None:
         assert sso_error(await sso(gw, client, "alice@acme.test")) == "not_provisioned"
 
 
-async def test_org_provider_exact_group_sync_keeps_hand_made_teams(sqlite_dsn: str) -> None:
-    async with open_oidc_provider() as op, sso_gateway(op, sqlite_dsn) as gw:
+async def test_org_provider_exact_group_sync_keeps_hand_made_teams(db_target: tuple[str, str]) -> None:
+    driver, dsn = db_target
+    async with open_oidc_provider() as op, sso_gateway(op, dsn, driver=driver) as gw:
         acme = (await create_org(gw, "acme"))["id"]
         body = {
             "issuer": op.issuer,
