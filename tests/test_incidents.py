@@ -30,8 +30,8 @@ FIELDS = (
 )
 
 
-def deployments(*mocks: MockUpstream, name: str = "m", fallback: str = "") -> str:
-    lines = [f"  - name: {name}\n    strategy: priority\n{fallback}    deployments:"]
+def deployments(*mocks: MockUpstream, name: str = "m", extra: str = "") -> str:
+    lines = [f"  - name: {name}\n    strategy: priority\n{extra}    deployments:"]
     for index, mock in enumerate(mocks):
         lines.append(
             f'      - {{name: d{index}, provider: openai, base_url: "{mock.base_url}", priority: {index}}}'
@@ -92,7 +92,7 @@ async def test_a_fallback_records_the_failures_of_the_first_model_and_the_hop(sq
     ):
         models = (
             "models:\n"
-            + deployments(down, limited, name="primary", fallback="    fallback: backup\n")
+            + deployments(down, limited, name="primary", extra="    fallback: backup\n")
             + deployments(up, name="backup")
         )
         async with run_gateway(make_config(sqlite_dsn, models)) as gw:
@@ -197,3 +197,29 @@ def test_a_word_outside_the_vocabulary_is_a_bug() -> None:
             record_incidents(
                 None, noted, identity=identity(), request_id=None, requested_model="m", client_outcome=outcome
             )
+
+
+async def test_error_classes_of_a_hang_a_broken_stream_and_a_refused_key(sqlite_dsn: str) -> None:
+    async with (
+        open_mock_upstream(Behaviour(fail="hang")) as hanging,
+        open_mock_upstream() as ok,
+        open_mock_upstream(Behaviour(fail="drop_mid_stream")) as dropping,
+        open_mock_upstream(Behaviour(status=401)) as refusing,
+    ):
+        models = (
+            "models:\n"
+            + deployments(hanging, ok, name="slow", extra="    attempt_timeout: 300ms\n")
+            + deployments(dropping, name="dropped")
+            + deployments(refusing, name="locked")
+        )
+        async with run_gateway(make_config(sqlite_dsn, models)) as gw:
+            assert await chat(gw, "slow") == 200
+            assert await chat(gw, "dropped", stream=True) == 200  # headers went out; the stream broke
+            assert await chat(gw, "locked") == 401  # relayed: the upstream refused the gateway's key
+    rows = await incident_rows(sqlite_dsn)
+    assert summary(rows) == [
+        ("failure", "slow", "d0", "openai", "timeout", None, 1, "served"),
+        ("failover", "slow", "d0", "openai", "timeout", None, 1, "served"),
+        ("failure", "dropped", "d0", "openai", "protocol_error", 200, 1, "error"),
+        ("failure", "locked", "d0", "openai", "http_4xx", 401, 1, "error"),
+    ]

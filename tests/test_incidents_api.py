@@ -110,8 +110,9 @@ async def test_org_admins_see_their_own_organisation_and_system_admins_every_one
             ]
 
 
-async def test_filters_paging_and_strict_parameters(sqlite_dsn: str) -> None:
-    async with run_gateway(make_config(sqlite_dsn)) as gw:
+async def test_filters_paging_and_strict_parameters(db_target: tuple[str, str]) -> None:
+    driver, dsn = db_target
+    async with run_gateway(make_config(dsn, driver=driver)) as gw:
         org = await default_org(gw)
         await seed(
             gw,
@@ -181,8 +182,9 @@ async def test_filters_paging_and_strict_parameters(sqlite_dsn: str) -> None:
         assert "org_id" in error_of(await get(gw, org_path, headers, org_id=org), 400)["message"]
 
 
-async def test_summary_totals_by_deployment_over_a_range(sqlite_dsn: str) -> None:
-    async with run_gateway(make_config(sqlite_dsn)) as gw:
+async def test_summary_totals_by_deployment_over_a_range(db_target: tuple[str, str]) -> None:
+    driver, dsn = db_target
+    async with run_gateway(make_config(dsn, driver=driver)) as gw:
         org = await default_org(gw)
         await seed(
             gw,
