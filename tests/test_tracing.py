@@ -33,12 +33,12 @@ def base(mock: MockUpstream) -> str:
     return mock.base_url
 
 
-def two_deployments(first: MockUpstream | str, second: MockUpstream) -> str:
+def two_deployments(first: MockUpstream | str, second: MockUpstream, extra: str = "") -> str:
     url = first if isinstance(first, str) else base(first)
     return f"""models:
   - name: m
     strategy: priority
-    deployments:
+{extra}    deployments:
       - {{name: d0, provider: openai, base_url: "{url}", priority: 0}}
       - {{name: d1, provider: openai, base_url: "{base(second)}", priority: 1}}
 """
@@ -123,6 +123,24 @@ async def test_a_failover_is_one_trace_with_a_client_span_per_attempt(
         assert int(match.group(3), 16) & 1  # sampled
 
 
+async def test_a_hedge_that_lost_is_cancelled_not_an_error(sqlite_dsn: str, receiver: OtlpSink) -> None:
+    async with open_mock_upstream(Behaviour(latency=5.0)) as slow, open_mock_upstream() as fast:
+        models = two_deployments(slow, fast, extra="    hedge_after: 100ms\n")
+        config = make_config(sqlite_dsn, models, settings=otel_settings(receiver.url))
+        async with run_gateway(config) as gw:
+            response = await chat(gw)
+            assert response.status_code == 200
+            request_id = response.headers["x-request-id"]
+            spans = await wait_trace(receiver, request_id, 3)
+    attempts = {s.attributes["voidllm.attempt"]: s for s in children(spans, server_span(spans, request_id))}
+    assert attempts[1].attributes["voidllm.outcome"] == "cancelled"
+    assert attempts[1].status == "UNSET"
+    assert "voidllm.hedge" not in attempts[1].attributes
+    assert attempts[2].attributes["voidllm.outcome"] == "ok"
+    assert attempts[2].attributes["voidllm.hedge"] is True
+    assert "voidllm.failover" not in attempts[2].attributes
+
+
 async def test_a_connection_failure_is_an_attempt_with_its_error_type(
     sqlite_dsn: str, receiver: OtlpSink
 ) -> None:
@@ -161,6 +179,7 @@ async def test_a_stream_has_its_first_token_event_on_the_attempt(sqlite_dsn: str
             spans = await wait_trace(receiver, request_id, 2)
     server = server_span(spans, request_id)
     assert server.attributes["gen_ai.request.stream"] is True
+    assert server.attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert server.attributes["gen_ai.usage.output_tokens"] > 0
     (attempt,) = children(spans, server)
     (event,) = attempt.events

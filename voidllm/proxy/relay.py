@@ -25,6 +25,7 @@ client that sends its next request as soon as it has read this one finds the bud
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -212,6 +213,8 @@ class Relay:
                             if ex.ttft is None and stream.saw_data:
                                 ex.ttft = time.perf_counter() - ex.started
                                 tracing.first_token(ex.attempt_span, ex.ttft)
+                            if ex.attempt_span is not None and b'"finish_reason"' in out:
+                                _stream_finish_reasons(ex, out)
                             await _send_part(ex, send, out)
                         if stream.done or stream.aborted:
                             break
@@ -320,6 +323,19 @@ def _usage_from_json(body: bytes, traced: Exchange | None = None) -> TokenUsage 
 
 FINISH_REASONS_MAX = 16
 FINISH_REASON_LENGTH = 32
+
+
+_FINISH_REASON = re.compile(rb'"finish_reason"[ \t]*:[ \t]*"([a-z_]{1,32})"')
+"""A ``finish_reason`` member of a streamed chunk: inside a JSON string a quote is escaped, so the pattern can
+only match the member itself, and only an enumeration-like value (``stop``, ``length``, ``tool_calls``)."""
+
+
+def _stream_finish_reasons(ex: Exchange, data: bytes) -> None:
+    """Add each ``finish_reason`` of streamed chunks to ``ex.finish_reasons`` (tracing on only)."""
+    for match in _FINISH_REASON.finditer(data):
+        reason = match.group(1).decode()
+        if reason not in ex.finish_reasons and len(ex.finish_reasons) < FINISH_REASONS_MAX:
+            ex.finish_reasons = (*ex.finish_reasons, reason)
 
 
 def finish_reasons(choices: object) -> tuple[str, ...]:
