@@ -22,6 +22,7 @@ from tests.gateway import RunningGateway, make_config, run_gateway
 from tests.oidc_op import USERS, OidcOp, open_oidc_provider, sign_in_at_op
 from voidllm.auth import passwords
 from voidllm.auth.oidc import FlowState
+from voidllm.redis.cooldown import MemoryCooldowns
 from voidllm.store import tables as t
 from voidllm.store.store import open_store
 
@@ -47,9 +48,9 @@ def global_sso(op: OidcOp, **fields: str) -> str:
 
 @asynccontextmanager
 async def sso_gateway(
-    op: OidcOp, dsn: str, settings: str = "", driver: str = "sqlite"
+    op: OidcOp, dsn: str, settings: str = "", driver: str = "sqlite", redis: str = ""
 ) -> AsyncIterator[RunningGateway]:
-    async with run_gateway(make_config(dsn, settings=settings, driver=driver)) as gw:
+    async with run_gateway(make_config(dsn, redis, settings=settings, driver=driver)) as gw:
         await op.allow_redirect(gw.url + "/api/v1/auth/oidc/callback")
         yield gw
 
@@ -262,10 +263,16 @@ async def test_key_rotation_is_picked_up(sqlite_dsn: str) -> None:
             assert sso_error(await sso(gw, client, "bob@acme.test")) is None
 
 
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.redis)])
 async def test_state_replay_and_nonce_mismatch_are_refused(
-    sqlite_dsn: str, caplog: pytest.LogCaptureFixture
+    sqlite_dsn: str, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest, shared: bool
 ) -> None:
-    async with open_oidc_provider() as op, sso_gateway(op, sqlite_dsn, global_sso(op)) as gw:
+    redis = ""
+    if shared:  # the used states are keys in Redis, so every process would refuse a replay
+        url = request.getfixturevalue("redis_url")
+        redis = f"redis:\n  enabled: true\n  url: {url}\n  key_prefix: 'sso-{time.time_ns()}:'\n"
+    async with open_oidc_provider() as op, sso_gateway(op, sqlite_dsn, global_sso(op), redis=redis) as gw:
+        assert isinstance(gw.state.services.cooldowns, MemoryCooldowns) is not shared
         keyring = gw.state.services.keyring
         async with browser() as client:
             began = await start(gw, client, email="alice@acme.test")

@@ -28,6 +28,9 @@ a hand-made team with that slug is never taken over). ``additive`` joins the use
 removes the user from the organisation's SSO-made teams that the claim no longer names (never from a hand-made
 team); ``off`` does nothing.
 
+A callback's ``state`` is redeemed once: with Redis as a key every process sees (the cooldowns of
+:mod:`voidllm.redis.cooldown`), else in this process (and the provider redeems a code once anyway).
+
 The session is the one a password sign-in gets (:mod:`voidllm.admin.sessions`). Every refusal is an
 :class:`~voidllm.auth.oidc.OidcError` whose ``reason`` is an ``sso_error`` code, logged with the provider and
 its issuer only (never a token, a code or a claim's value).
@@ -35,6 +38,7 @@ its issuer only (never a token, a code or a claim's value).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -53,7 +57,7 @@ from voidllm.admin.sessions import LoginOut, LoginUser, OrgChoice, choose_org
 from voidllm.admin.sso import global_provider, oidc_client, org_provider
 from voidllm.admin.users import live_user
 from voidllm.auth.loader import load_live_key
-from voidllm.auth.oidc import FlowState, OidcError, Provider, authorization_url, new_flow
+from voidllm.auth.oidc import FLOW_TTL, FlowState, OidcError, Provider, authorization_url, new_flow
 from voidllm.auth.sessions import SESSION_KEY_TYPE, forget_keys, insert_session, new_session_key
 from voidllm.auth.throttle import normal_email
 from voidllm.bounds import bounded
@@ -61,6 +65,7 @@ from voidllm.bus import TOPIC_KEYS
 from voidllm.config.settings import slugify
 from voidllm.errors import ConflictError, PermissionDeniedError
 from voidllm.identity import KeyIdentity
+from voidllm.redis.cooldown import MemoryCooldowns
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
 
@@ -73,7 +78,8 @@ PROVIDER_LIMIT = 20.0
 MAX_GROUPS = 100
 """Groups of one claim mapped to teams at most; the rest are ignored."""
 USED_STATES = 10_000
-"""States remembered as used (per process, for :data:`~voidllm.auth.oidc.FLOW_TTL`) at most."""
+"""States remembered as used at most (without Redis: per process, each for :data:`~voidllm.auth.oidc.FLOW_TTL`;
+with Redis the claims are keys there, shared by every process)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -111,6 +117,14 @@ class UsedStates:
 
 
 _USED = UsedStates()
+
+
+async def _redeem_state(services: Services, state: str, *, now: float, until: float) -> bool:
+    """Mark the state used: in Redis when it is on (every process sees it), else in :data:`_USED`."""
+    if isinstance(services.cooldowns, MemoryCooldowns):
+        return _USED.redeem(state, now=now, until=until)
+    key = "oidc-state:" + hashlib.sha256(state.encode()).hexdigest()
+    return await services.cooldowns.claim(key, float(FLOW_TTL)) is None
 
 
 def _refuse(reason: str, message: str, provider: Provider | None = None) -> OidcError:
@@ -224,7 +238,7 @@ async def finish(services: Services, params: Mapping[str, str], *, cookie: str |
     state = params.get("state", "")
     if flow is None or not state or state != flow.state:
         raise _refuse("state_mismatch", "the state is missing, expired or not this browser's")
-    if not _USED.redeem(state, now=now, until=flow.created + 600):
+    if not await _redeem_state(services, state, now=now, until=flow.created + FLOW_TTL):
         raise _refuse("state_mismatch", "the state was already used")
     provider = await _provider_by_id(services, flow.provider)
     if provider is None:
