@@ -195,3 +195,40 @@ def test_quick_otel_bench_reports_off_and_on(tmp_path: Path) -> None:
     assert figures["spans_dropped"] == 0
     assert "on / off" in proc.stdout
     assert _bench_processes() <= before, "the benchmark left processes behind"
+
+
+GUARD_FIGURES = (
+    *(
+        f"{phase}_{key}_ms"
+        for phase in ("clean", "findings", "stream", "off")
+        for key in ("p50", "p99", "mean", "cpu")
+    ),
+    "clean_findings",
+    "findings_found",
+    "findings_missed",
+    "text_chars",
+)
+
+
+def test_quick_guard_bench_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "guard.json"
+    argv = ["--guard", "--quick", "--iterations", "30", "--json", str(out)]
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "bench"), *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    figures = result["figures"]
+    for key in GUARD_FIGURES:
+        value = figures.get(key)
+        assert isinstance(value, int | float), f"{key}: {value!r}"
+        assert math.isfinite(value), f"{key}: {value!r}"
+    # What the guard found is checked, not only how fast: none in the clean text, every one put in.
+    assert figures["clean_findings"] == 0
+    assert figures["findings_missed"] == 0
+    assert figures["findings_found"] == sum(result["inserted"].values()) == 6
+    assert figures["text_chars"] == 10 * 1024
+    assert set(result["targets"]) == {"clean_p50_ms", "findings_p50_ms", "clean_findings", "findings_missed"}
+    for key in ("cpu_model", "cores", "python_version", "git_commit", "loadavg_before"):
+        assert key in result["machine"]
+    assert "prose with findings p50 / p99" in proc.stdout

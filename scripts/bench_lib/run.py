@@ -19,7 +19,8 @@ of the soak minus the mean over the first half. The usage writer's counters are 
 each proxied phase, and the usage rows are counted in the SQLite file after the gateway stopped.
 
 With ``--workers N`` (N > 1) a second gateway with one worker is measured afterwards for the speedup figure.
-``--codemode`` runs the Code Mode scenario of :mod:`bench_lib.codemode` instead.
+``--codemode`` runs the Code Mode scenario of :mod:`bench_lib.codemode` instead, ``--otel`` the tracing one of
+:mod:`bench_lib.otel`, ``--guard`` the prompt guard's scan of :mod:`bench_lib.guard` (in process).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from bench_lib import client, codemode, otel, procs, report
+from bench_lib import client, codemode, guard, otel, procs, report
 from bench_lib import wrk as wrk_mod
 
 if TYPE_CHECKING:
@@ -563,6 +564,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="proxied RPS with tracing off and on (sample 1.0, a local OTLP collector): issue 21's target",
     )
+    parser.add_argument(
+        "--guard",
+        action="store_true",
+        help="the prompt guard's scan of 10 KB texts, every detector on, in process: issue 22's budget",
+    )
+    parser.add_argument("--iterations", type=int, help="--guard: scans per phase (default 5000; --quick 200)")
     parser.add_argument("--rounds", type=int, default=3, help="--otel: rounds of off/on runs, medians (3)")
     parser.add_argument(
         "--otel-baseline",
@@ -696,12 +703,26 @@ def _codemode_options(
     )
 
 
+def _guard_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, notes: list[str]
+) -> guard.Options:
+    iterations = args.iterations if args.iterations is not None else (200 if args.quick else 5000)
+    if iterations < 1:
+        parser.error("--iterations must be at least 1")
+    cpus = args.gateway_cpus
+    if cpus is None and shutil.which("taskset"):
+        cpus = str(min(os.sched_getaffinity(0)))
+    return guard.Options(iterations=iterations, cpus=cpus, quick=args.quick, notes=notes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     notes: list[str] = []
-    opts: Options | codemode.Options | otel.Options
-    if args.codemode:
+    opts: Options | codemode.Options | otel.Options | guard.Options
+    if args.guard:
+        opts, scenario = _guard_options(parser, args, notes), guard.bench
+    elif args.codemode:
         opts, scenario = _codemode_options(parser, args, notes), codemode.bench
     elif args.otel:
         if args.workers != 1 or args.rounds < 1:
@@ -710,7 +731,10 @@ def main(argv: list[str] | None = None) -> int:
         scenario = otel.bench
     else:
         opts, scenario = _proxy_options(parser, args, notes), bench
-    load_cpus = opts.proxy.load_cpus if isinstance(opts, otel.Options) else opts.load_cpus
+    if isinstance(opts, guard.Options):
+        load_cpus = opts.cpus  # the guard runs in this process
+    else:
+        load_cpus = opts.proxy.load_cpus if isinstance(opts, otel.Options) else opts.load_cpus
     if load_cpus is not None:
         os.sched_setaffinity(0, _cpu_list(load_cpus))  # this process is the Python load generator
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

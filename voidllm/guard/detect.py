@@ -32,17 +32,23 @@ keep a 10 KB text under the budget, and it would add a native dependency for no 
 - digit runs: payment cards have 13-19 digits (spaces or dashes between groups), a first digit 2-6 and a
   valid Luhn sum (``python-stdnum``); US SSNs are ``ddd-dd-dddd`` with the area and group rules of
   ``python-stdnum``; German tax ids (IdNr) 11 digits with their ISO 7064 check digit, French NIRs 15 digits
-  with their key (``python-stdnum``); anything else of 7-15 digits is a phone number when ``phonenumbers``
-  says it is a valid number: with a ``+`` or ``00`` prefix in any country, without one only when written
-  with separators (``(415) 555-2671``, ``020 7946 0958``), at least 9 digits (an area code) and valid in
-  one of :data:`NATIONAL_REGIONS`;
+  with their key (``python-stdnum``); anything else of 7-15 digits is a phone number when it fits its
+  country's numbering plan in ``phonenumbers``' metadata (a possible length and the general pattern of the
+  country's numbers, which encodes the valid leading digits): with a ``+`` or ``00`` prefix for any country,
+  without one only when written with separators (``(415) 555-2671``, ``020 7946 0958``), with at least 9
+  digits (an area code) and fitting one of :data:`NATIONAL_REGIONS`: after its national prefix (``0`` in
+  Britain, Germany and France, where a national number is never written without it), or grouped 3-3-4 in
+  the North American plan; numbers written side by side and read as one run are tried group by group;
 - IBANs: ``python-stdnum`` (country, length, mod-97); Spanish DNI/NIE and Italian codice fiscale:
   ``python-stdnum``'s check letters; UK National Insurance numbers: hand-written from HMRC's prefix rules
   (the number has no check digit and ``python-stdnum`` has no module for it).
 
-``phonenumbers`` is Google's libphonenumber metadata: hand-written phone rules would be either too loose (any
-ten digits) or wrong for most countries. It costs about 40 µs per candidate, so it only sees candidates the
-cheap rules left. ``python-stdnum`` holds the check-digit algorithms of the identifiers above.
+``phonenumbers`` carries Google's libphonenumber metadata: hand-written phone rules would be either too loose
+(any ten digits) or wrong for most countries. Its full ``is_valid_number`` (parse, then every number type's
+pattern) costs about 70 µs of CPU per candidate on the benchmark machine, several times the budget of a whole
+text with one phone number in it; matching the country's general pattern ourselves costs about 2 µs and keeps
+the numbering plan (lengths, leading digits), so that is what runs. ``python-stdnum`` holds the check-digit
+algorithms of the identifiers above.
 """
 
 from __future__ import annotations
@@ -98,7 +104,9 @@ class Finding:
 
 
 Found = list[tuple[int, int, str]]
-_Detector = Callable[[str, Found], None]
+_Ends = list[int] | None
+"""Where the family's prefilter matched (end offsets), when it reports them; None: look everywhere."""
+_Detector = Callable[[str, Found, _Ends], None]
 
 
 def entropy(value: str) -> float:
@@ -132,7 +140,7 @@ _TOKEN_PATTERNS = {
 def _token(kind: str) -> _Detector:
     pattern, prefix = re.compile(_TOKEN_PATTERNS[kind][0]), _TOKEN_PATTERNS[kind][1]
 
-    def detect(text: str, out: Found) -> None:
+    def detect(text: str, out: Found, _ends: _Ends = None) -> None:
         for match in pattern.finditer(text):
             start, end = match.span()
             if not _isolated(text, start, end, _TOKEN_CHARS):
@@ -164,30 +172,40 @@ def _jwt_header(body: str) -> bool:
 # Secret words: aws_secret_key and generic_secret ------------------------------------------------------------
 
 _KEYWORDS = re.compile(
-    r"aws|secret|passw(?:or)?d|pwd|token|api[_\-]?key|access[_\-]?key|auth|credential|private[_\-]?key"
+    r"aws|secret|passw(?:or)?d|pwd|token|api[_\-]?key|access[_\-]?key|auth|credential|private[_\-]?key",
+    re.IGNORECASE | re.ASCII,
 )
-_KEYWORD_HINTS = ("aws", "secret", "passw", "pwd", "token", "key", "auth", "credential")
 _AWS_SECRET = re.compile(r"[A-Za-z0-9/+]{40}")
 _AWS_CHARS = frozenset(_WORD | {"/", "+", "="})
 _ASSIGNED = re.compile(
     r"""[A-Za-z0-9_.\-]{0,24}["']?"""
-    r"""(?:[ \t]{0,3}(?::=|=>|[:=])|[ \t]+(?:is|was|are|=)(?=[ \t]))[ \t]{0,3}["'`]?"""
+    r"""(?:[ \t]{0,3}(?::=|=>|[:=])|[ \t]{1,3}(?:is|was|are|=)(?=[ \t]))[ \t]{0,3}["'`]?"""
     r"""([^\s"'`,;<>()\[\]{}]{8,256})"""
 )
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _HEX_DIGEST = re.compile(r"(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64})")
+_AWS_REACH = 300
+"""How far before the end of its prefilter match an aws_secret_key's secret word can be."""
+_GENERIC_REACH = 64
+"""How far before the end of its prefilter match a generic_secret's secret word can be."""
 
 
-def _keywords(text: str) -> list[re.Match[str]]:
-    lower = text.lower()
-    if not any(hint in lower for hint in _KEYWORD_HINTS):
-        return []
-    return list(_KEYWORDS.finditer(lower))
+def _keywords(text: str, ends: _Ends, reach: int) -> list[re.Match[str]]:
+    """The secret words in ``text``: everywhere, or only within ``reach`` characters before each end."""
+    if ends is None:
+        return list(_KEYWORDS.finditer(text))
+    windows: list[list[int]] = []
+    for end in sorted(ends):
+        if windows and end - reach <= windows[-1][1]:
+            windows[-1][1] = end
+        else:
+            windows.append([max(0, end - reach), end])
+    return [match for begin, end in windows for match in _KEYWORDS.finditer(text, begin, end)]
 
 
-def _aws_secret(text: str, out: Found) -> None:
-    for keyword in _keywords(text):
-        if keyword.group() not in ("aws", "secret"):
+def _aws_secret(text: str, out: Found, ends: _Ends = None) -> None:
+    for keyword in _keywords(text, ends, _AWS_REACH):
+        if keyword.group().lower() not in ("aws", "secret"):
             continue
         for match in _AWS_SECRET.finditer(text, keyword.end(), keyword.end() + KEYWORD_WINDOW + 40):
             start, end = match.span()
@@ -202,8 +220,8 @@ def _aws_secret(text: str, out: Found) -> None:
                 out.append((start, end, kinds.AWS_SECRET_KEY))
 
 
-def _generic_secret(text: str, out: Found) -> None:
-    for keyword in _keywords(text):
+def _generic_secret(text: str, out: Found, ends: _Ends = None) -> None:
+    for keyword in _keywords(text, ends, _GENERIC_REACH):
         match = _ASSIGNED.match(text, keyword.end())
         if match is None:
             continue
@@ -226,7 +244,7 @@ def _generic_secret(text: str, out: Found) -> None:
 _URL_CREDENTIALS = re.compile(r"://[^\s:/?#@\[\]]{0,128}:([^\s/?#@]{1,256})@[A-Za-z0-9\[]")
 
 
-def _url_password(text: str, out: Found) -> None:
+def _url_password(text: str, out: Found, _ends: _Ends = None) -> None:
     if "://" not in text:
         return
     for match in _URL_CREDENTIALS.finditer(text):
@@ -238,7 +256,7 @@ def _url_password(text: str, out: Found) -> None:
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK)?-----")
 
 
-def _private_key(text: str, out: Found) -> None:
+def _private_key(text: str, out: Found, _ends: _Ends = None) -> None:
     position = text.find("-----BEGIN ")
     while position >= 0:
         match = _PEM_BEGIN.match(text, position)
@@ -279,7 +297,7 @@ _LOCAL_CHARS = frozenset(_WORD | set(".%+-'"))
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])")
 
 
-def _email(text: str, out: Found) -> None:
+def _email(text: str, out: Found, _ends: _Ends = None) -> None:
     at = text.find("@")
     while at >= 0:
         start = at
@@ -298,7 +316,7 @@ def _email(text: str, out: Found) -> None:
 
 # Digit runs: cards, SSNs, national numbers, phones ----------------------------------------------------------
 
-_DIGIT_RUN = re.compile(r"[0-9+(][0-9 \-.()/]{5,30}[0-9]")
+_DIGIT_RUN = re.compile(r"[0-9+(][0-9 \-.()/]{5,62}[0-9]")
 _CARD = re.compile(r"[0-9]{4}(?:[ \-]?[0-9]{2,7}){2,5}")
 _SSN = re.compile(r"[0-9]{3}([\- ])[0-9]{2}\1[0-9]{4}")
 _IDNR = re.compile(r"[0-9]{11}|[0-9]{2} [0-9]{3} [0-9]{3} [0-9]{3}")
@@ -309,27 +327,92 @@ _PHONE_SHAPE = re.compile(
 )
 
 
+_DIGIT_RUN_CHARS = frozenset("0123456789+( -.)/")
+_IBAN_RUN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ")
+
+
+def _windows(text: str, ends: _Ends, before: int, run: frozenset[str]) -> list[tuple[int, int]]:
+    """The stretches of ``text`` to search: all of it, or around each prefilter match end.
+
+    Each end ``e`` stands for a candidate within ``[e - before, e]``; the stretch is widened to the whole run
+    of ``run`` characters it sits in, so that a search started at its beginning meets the same candidates as
+    a search of the whole text would (no candidate straddles a run's edge).
+    """
+    if ends is None:
+        return [(0, len(text))]
+    windows: list[tuple[int, int]] = []
+    for end in sorted(ends):
+        begin = max(0, end - before)
+        if windows and begin <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
+            continue
+        while begin > 0 and text[begin - 1] in run:
+            begin -= 1
+        windows.append((begin, end))
+    out: list[tuple[int, int]] = []
+    for begin, end in windows:
+        while end < len(text) and text[end] in run:
+            end += 1
+        if out and begin <= out[-1][1]:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((begin, end))
+    return out
+
+
 def _digit_runs(wanted: frozenset[str]) -> _Detector:
-    def detect(text: str, out: Found) -> None:
-        for match in _DIGIT_RUN.finditer(text):
-            start, end = match.span()
-            candidate = match.group()
-            if candidate[0] in "(+":
-                if start > 0 and text[start - 1] in _WORD:
-                    continue
-            elif not _isolated(text, start, end):
-                continue
-            if (start > 0 and text[start - 1] in "+-.") or (end < len(text) and text[end] == "-"):
-                continue
-            kind = _digit_kind(candidate, wanted)
-            if kind is not None:
-                out.append((start, end, kind))
+    def detect(text: str, out: Found, ends: _Ends = None) -> None:
+        for begin, stop in _windows(text, ends, 64, _DIGIT_RUN_CHARS):
+            _digit_candidates(text, begin, stop, wanted, out)
 
     return detect
 
 
+def _digit_candidates(text: str, begin: int, stop: int, wanted: frozenset[str], out: Found) -> None:
+    for match in _DIGIT_RUN.finditer(text, begin, stop):
+        start, end = match.span()
+        candidate = match.group()
+        if candidate[0] in "(+":
+            if start > 0 and text[start - 1] in _WORD:
+                continue
+        elif not _isolated(text, start, end):
+            continue
+        if (start > 0 and text[start - 1] in "+-.") or (end < len(text) and text[end] == "-"):
+            continue
+        kind = _digit_kind(candidate, wanted)
+        if kind is not None:
+            out.append((start, end, kind))
+        elif " " in candidate or "/" in candidate:
+            _digit_parts(candidate, start, wanted, out)
+
+
+_DIGIT_GROUP = re.compile(r"[^ /]+")
+_MAX_GROUPS = 8
+"""The most space-separated groups of one finding (a French NIR has 7)."""
+
+
+def _digit_parts(candidate: str, offset: int, wanted: frozenset[str], out: Found) -> None:
+    """Numbers side by side (``(415) 555-2671 (415) 555-2672``, ``4111-1111-1111-1111 / 5555 ...``) read as
+    one run: from each group on, the longest run of whole groups that is a finding, left to right."""
+    groups = [match.span() for match in _DIGIT_GROUP.finditer(candidate)]
+    i = 0
+    while i < len(groups):
+        for j in range(min(len(groups), i + _MAX_GROUPS) - 1, i - 1, -1):
+            begin, end = groups[i][0], groups[j][1]
+            part = candidate[begin:end]
+            kind = _digit_kind(part, wanted) if len(part) >= 7 and part[-1].isdigit() else None
+            if kind is not None:
+                out.append((offset + begin, offset + end, kind))
+                i = j
+                break
+        i += 1
+
+
+_NOT_DIGITS = str.maketrans("", "", "+( -.)/")
+
+
 def _digit_kind(candidate: str, wanted: frozenset[str]) -> str | None:
-    digits = "".join(c for c in candidate if c.isdigit())
+    digits = candidate.translate(_NOT_DIGITS)
     n = len(digits)
     if kinds.CREDIT_CARD in wanted and 13 <= n <= 19 and _CARD.fullmatch(candidate):
         if digits[0] in "23456" and luhn.is_valid(digits):
@@ -346,21 +429,61 @@ def _digit_kind(candidate: str, wanted: frozenset[str]) -> str | None:
 
 
 def _phone(candidate: str) -> bool:
-    if candidate.startswith(("+", "00")):
-        number = "+" + candidate[2:] if candidate.startswith("00") else candidate
-        return _valid_phone(number, None)
+    digits = candidate.translate(_NOT_DIGITS)
+    if candidate.startswith("+"):
+        return _international(digits)
+    if candidate.startswith("00"):
+        return _international(digits[2:])
     if _DATE.fullmatch(candidate) or not _PHONE_SHAPE.fullmatch(candidate):
         return False
-    if sum(c.isdigit() for c in candidate) < 9:  # a local number without its area code: too ambiguous
+    if len(digits) < 9:  # a local number without its area code: too ambiguous
         return False
-    return any(_valid_phone(candidate, region) for region in NATIONAL_REGIONS)
+    return any(_national(candidate, digits, region) for region in NATIONAL_REGIONS)
 
 
-def _valid_phone(number: str, region: str | None) -> bool:
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(number, region))
-    except phonenumbers.NumberParseException:
+def _international(digits: str) -> bool:
+    for size in (1, 2, 3):
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size] or "0"))
+        if regions:
+            national = digits[size:]
+            return any(_national_number_valid(region, national, int(digits[:size])) for region in regions)
+    return False
+
+
+_NANP = re.compile(r"(?:1[ \-.])?(?:\([0-9]{3}\) ?|[0-9]{3}[ \-.])[0-9]{3}[ \-.][0-9]{4}")
+"""How North American numbers are written: (415) 555-2671, 415-555-2671, 1 415 555 2671."""
+
+
+def _national(candidate: str, digits: str, region: str) -> bool:
+    if region == "US":  # the national prefix (1) is optional; the 3-3-4 grouping is not
+        national = digits[1:] if digits.startswith("1") else digits
+        return _NANP.fullmatch(candidate) is not None and _national_number_valid(region, national, 0)
+    prefix = _metadata(region, 0).national_prefix or ""
+    return digits.startswith(prefix) and _national_number_valid(region, digits[len(prefix) :], 0)
+
+
+def _national_number_valid(region: str, national: str, country_code: int) -> bool:
+    """True when ``national`` has a possible length and fits the general pattern of ``region``'s numbers."""
+    metadata = _metadata(region, country_code)
+    if metadata is None:
         return False
+    general = metadata.general_desc
+    lengths = general.possible_length or ()
+    return (not lengths or len(national) in lengths) and _pattern(general.national_number_pattern).fullmatch(
+        national
+    ) is not None
+
+
+@functools.cache
+def _metadata(region: str, country_code: int) -> Any:
+    if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+        return phonenumbers.PhoneMetadata.metadata_for_nongeo_region(country_code)
+    return phonenumbers.PhoneMetadata.metadata_for_region(region)
+
+
+@functools.cache
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 # Capitalised identifiers: IBAN, UK NINO, codice fiscale, DNI/NIE --------------------------------------------
@@ -374,8 +497,13 @@ _FISCAL_CODE = re.compile(
 _DNI = re.compile(r"[0-9XYZ]-?[0-9]{7}-?[A-Z]")
 
 
-def _iban(text: str, out: Found) -> None:
-    for match in _IBAN.finditer(text):
+def _iban(text: str, out: Found, ends: _Ends = None) -> None:
+    for begin, stop in _windows(text, ends, 16, _IBAN_RUN_CHARS):
+        _iban_candidates(text, begin, stop, out)
+
+
+def _iban_candidates(text: str, begin: int, stop: int, out: Found) -> None:
+    for match in _IBAN.finditer(text, begin, stop):
         start, end = match.span()
         if start > 0 and text[start - 1] in _WORD:
             continue
@@ -391,21 +519,21 @@ def _iban(text: str, out: Found) -> None:
             end = start + cut
 
 
-def _uk_nino(text: str, out: Found) -> None:
+def _uk_nino(text: str, out: Found, _ends: _Ends = None) -> None:
     for match in _NINO.finditer(text):
         start, end = match.span()
         if _isolated(text, start, end) and match.group()[:2] not in _NINO_NOT:
             out.append((start, end, kinds.UK_NINO))
 
 
-def _fiscal_code(text: str, out: Found) -> None:
+def _fiscal_code(text: str, out: Found, _ends: _Ends = None) -> None:
     for match in _FISCAL_CODE.finditer(text):
         start, end = match.span()
         if _isolated(text, start, end) and codicefiscale.is_valid(match.group()):
             out.append((start, end, kinds.IT_FISCAL_CODE))
 
 
-def _es_dni(text: str, out: Found) -> None:
+def _es_dni(text: str, out: Found, _ends: _Ends = None) -> None:
     for match in _DNI.finditer(text):
         start, end = match.span()
         value = match.group().replace("-", "")
@@ -431,6 +559,8 @@ class _Family:
     gate: str
     caseless: bool
     detector: Callable[[frozenset[str]], _Detector]
+    where: bool = False
+    """Report every end offset of the gate's matches to the detector (it looks only around them)."""
 
 
 def _fixed(detector: _Detector) -> Callable[[frozenset[str]], _Detector]:
@@ -452,16 +582,24 @@ _FAMILIES: tuple[_Family, ...] = (
         r"(?:aws|secret).{0,200}[A-Za-z0-9/+]{40}",
         True,
         _fixed(_aws_secret),
+        where=True,
     ),
     _Family(
         frozenset((kinds.GENERIC_SECRET,)),
-        _SECRET_WORD + r"""[A-Za-z0-9_.\-]{0,24}["']?(?:[ \t]{0,3}[:=]|[ \t]+(?:is|was|are|=)[ \t])""",
+        _SECRET_WORD + r"""[A-Za-z0-9_.\-]{0,24}["']?(?:[ \t]{0,3}[:=]|[ \t]{1,3}(?:is|was|are|=)[ \t])""",
         True,
         _fixed(_generic_secret),
+        where=True,
     ),
     _Family(frozenset((kinds.EMAIL,)), r"[A-Za-z0-9_.%+\-']@[A-Za-z0-9]", False, _fixed(_email)),
-    _Family(_DIGIT_KINDS, _DIGIT_RUN.pattern, False, _digit_runs),
-    _Family(frozenset((kinds.IBAN,)), r"[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}", False, _fixed(_iban)),
+    _Family(_DIGIT_KINDS, _DIGIT_RUN.pattern, False, _digit_runs, where=True),
+    _Family(
+        frozenset((kinds.IBAN,)),
+        r"[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",
+        False,
+        _fixed(_iban),
+        where=True,
+    ),
     _Family(frozenset((kinds.UK_NINO,)), _NINO.pattern, False, _fixed(_uk_nino)),
     _Family(frozenset((kinds.IT_FISCAL_CODE,)), _FISCAL_CODE.pattern, False, _fixed(_fiscal_code)),
     _Family(frozenset((kinds.ES_DNI,)), _DNI.pattern, False, _fixed(_es_dni)),
@@ -474,10 +612,12 @@ _PRIORITY = {kind: index for index, kind in enumerate(kinds.ALL_KINDS)}
 class _Gate:
     """One Hyperscan pass over the text that tells which families could find anything in it.
 
-    Every family's gate is compiled into one block-mode database (``SINGLEMATCH``: the first match of a
-    pattern is enough). Hyperscan reads bytes: the text is encoded as ASCII with every other character
-    replaced by one ``x`` (so offsets and lengths stay those of the text, and a non-ASCII character reads as
-    a letter, as the detectors' ASCII classes see it: never a digit, a space or a separator). Without
+    Every family's gate is compiled into one block-mode database, ``SINGLEMATCH`` (the first match of a
+    pattern is enough) except for the secret-word families, which are told where each match ended and look
+    for the secret word only just before. Hyperscan reads bytes: the text is encoded as ASCII with every
+    other character replaced by one ``x`` (so offsets and lengths stay those of the text, and a non-ASCII
+    character reads as a letter, as the detectors' ASCII classes see it: never a digit, a space or a
+    separator). Without
     Hyperscan (a platform with no wheel) every family runs: the same findings, more time.
 
     The scan runs on the calling thread with the database's scratch space: one thread at a time (the trio
@@ -489,7 +629,7 @@ class _Gate:
         if hyperscan is None:  # pragma: no cover (no wheel for this platform)
             return
         flags = [
-            hyperscan.HS_FLAG_SINGLEMATCH
+            (0 if f.where else hyperscan.HS_FLAG_SINGLEMATCH)
             | hyperscan.HS_FLAG_DOTALL
             | (hyperscan.HS_FLAG_CASELESS if f.caseless else 0)
             for f in _FAMILIES
@@ -503,18 +643,19 @@ class _Gate:
         )
         self._db = db
 
-    def families(self, text: str) -> set[int] | None:
-        """Indexes of the families whose gate matches ``text`` (None: no Hyperscan, run them all)."""
+    def families(self, text: str) -> dict[int, list[int]] | None:
+        """The families whose gate matches ``text``, each with the end offsets of its matches (all of them
+        for the secret-word families, the first for the others); None: no Hyperscan, run them all."""
         if self._db is None:
             return None
-        hits: set[int] = set()
+        hits: dict[int, list[int]] = {}
         data = text.encode("ascii", "voidllm-guard-ascii")
         self._db.scan(data, match_event_handler=_on_match, context=hits)
         return hits
 
 
-def _on_match(family: int, _start: int, _end: int, _flags: int, hits: set[int]) -> None:
-    hits.add(family)
+def _on_match(family: int, _start: int, end: int, _flags: int, hits: dict[int, list[int]]) -> None:
+    hits.setdefault(family, []).append(end)
 
 
 def _as_letter(error: UnicodeError) -> tuple[str, int]:
@@ -527,9 +668,9 @@ _GATE = _Gate()
 
 
 @functools.lru_cache(maxsize=256)
-def _plan(wanted: frozenset[str]) -> tuple[tuple[int, _Detector], ...]:
+def _plan(wanted: frozenset[str]) -> tuple[tuple[int, bool, _Detector], ...]:
     return tuple(
-        (index, family.detector(wanted & family.kinds))
+        (index, family.where, family.detector(wanted & family.kinds))
         for index, family in enumerate(_FAMILIES)
         if wanted & family.kinds
     )
@@ -547,9 +688,11 @@ def find(text: str, wanted: frozenset[str]) -> list[Finding]:
     plan = _plan(wanted)
     hits = _GATE.families(text)
     found: Found = []
-    for index, detector in plan:
-        if hits is None or index in hits:
-            detector(text, found)
+    for index, where, detector in plan:
+        if hits is None:
+            detector(text, found, None)
+        elif index in hits:
+            detector(text, found, hits[index] if where else None)
     return _resolve(found, wanted)
 
 
