@@ -16,7 +16,7 @@ function rows(sso: GlobalSsoOut): [string, ReactNode][] {
     ["Scopes", list(sso.scopes, "None")],
     ["Allowed email domains", list(sso.allowed_domains, "None: no new accounts")],
     ["Create accounts at first sign-in", sso.auto_provision ? "Yes" : "No"],
-    ["Role of new users", roleLabel(sso.default_role)],
+    ["Role in teams made from groups", roleLabel(sso.default_role)],
     ["Organization of new users", sso.default_org_slug || "Not set"],
     ["Group sync", GROUP_SYNC_OPTIONS.find((o) => o.value === sso.group_sync)?.label ?? sso.group_sync],
     ["Groups claim", sso.group_claim],

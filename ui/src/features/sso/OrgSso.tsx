@@ -279,21 +279,12 @@ function SsoForm({ orgId, stored }: { orgId: string; stored: OrgSsoOut | null })
       </div>
       <fieldset className="flex flex-col gap-3">
         <legend className="mb-2 text-sm font-medium">New users</legend>
-        <div className="grid grid-cols-1 gap-3 sm:grid-cols-2">
-          <Field
-            label="Create accounts at first sign-in"
-            hint="On: a user without an account is created in this organization. Off: only invited users sign in."
-          >
-            <Switch checked={draft.auto_provision} onCheckedChange={(v) => set("auto_provision", v)} />
-          </Field>
-          <Field label="Role of new users" error={fieldError("default_role")}>
-            <NativeSelect
-              value={draft.default_role}
-              onChange={(e) => set("default_role", e.target.value as DefaultRole)}
-              options={ROLE_OPTIONS}
-            />
-          </Field>
-        </div>
+        <Field
+          label="Create accounts at first sign-in"
+          hint="On: a user without an account becomes a member of this organization at their first sign-in. Off: only existing users sign in."
+        >
+          <Switch checked={draft.auto_provision} onCheckedChange={(v) => set("auto_provision", v)} />
+        </Field>
       </fieldset>
       <fieldset className="flex flex-col gap-3">
         <legend className="mb-2 text-sm font-medium">Teams from groups</legend>
@@ -316,6 +307,18 @@ function SsoForm({ orgId, stored }: { orgId: string; stored: OrgSsoOut | null })
               disabled={draft.group_sync === "off"}
               autoComplete="off"
               spellCheck={false}
+            />
+          </Field>
+          <Field
+            label="Role in those teams"
+            error={fieldError("default_role")}
+            hint="What a user becomes in a team they join through a group; an existing membership keeps its role."
+          >
+            <NativeSelect
+              value={draft.default_role}
+              onChange={(e) => set("default_role", e.target.value as DefaultRole)}
+              options={ROLE_OPTIONS}
+              disabled={draft.group_sync === "off"}
             />
           </Field>
         </div>

@@ -94,7 +94,7 @@ describe("single sign-on page", () => {
 
     await user.clear(within(form).getByLabelText("Allowed email domains"));
     await user.type(within(form).getByLabelText("Allowed email domains"), "acme.com, @Acme.DE acme.com");
-    await user.selectOptions(within(form).getByLabelText("Role of new users"), "team_admin");
+    await user.selectOptions(within(form).getByLabelText("Role in those teams"), "team_admin");
     await user.click(within(form).getByRole("button", { name: "Save" }));
     await waitFor(() => expect(api.calls("PUT", "/api/v1/orgs/o1/sso")).toHaveLength(1));
     const put = api.calls("PUT", "/api/v1/orgs/o1/sso")[0]!;
@@ -273,7 +273,7 @@ describe("single sign-on page", () => {
     expect(within(global).getByText("Issuer URL").nextSibling).toHaveTextContent("https://id.example.com");
     expect(within(global).getByText("Client secret").nextSibling).toHaveTextContent("Set");
     expect(within(global).getByText("Allowed email domains").nextSibling).toHaveTextContent("None: no new accounts");
-    expect(within(global).getByText("Role of new users").nextSibling).toHaveTextContent("Team admin");
+    expect(within(global).getByText("Role in teams made from groups").nextSibling).toHaveTextContent("Team admin");
     expect(within(global).getByText("Group sync").nextSibling).toHaveTextContent(/Exact/);
     expect(within(global).getByText("ID token algorithms").nextSibling).toHaveTextContent("RS256, ES256");
     expect(within(global).queryByRole("textbox")).toBeNull();
