@@ -144,3 +144,20 @@ def test_a_finding_repr_holds_positions_only() -> None:
     (finding,) = detect.find(text, ALL)
     assert "jane" not in repr(finding)
     assert repr(finding) == "Finding(start=5, end=35, kind='email')"
+
+
+def test_a_text_full_of_candidates_is_searched_whole() -> None:
+    """Past MAX_GATE_MATCHES prefilter matches the scan stops and every family searches the whole text."""
+    text = "2024-01-01 " * (detect.MAX_GATE_MATCHES // 2) + "card 4111 1111 1111 1111 " + "DE12 " * 400
+    assert detect._GATE.families(text) is None
+    assert _kinds_found(text) == [(kinds.CREDIT_CARD, "4111 1111 1111 1111")]
+    assert detect.find(text, ALL) == _ungated(text)
+
+
+def test_a_long_list_of_small_numbers_is_not_split_into_findings() -> None:
+    # Side by side, up to twelve groups are tried group by group; a longer run is one number.
+    assert _kinds_found("(415) 555-2671 (415) 555-2672") == [
+        (kinds.PHONE, "(415) 555-2671"),
+        (kinds.PHONE, "(415) 555-2672"),
+    ]
+    assert _kinds_found("1 2 3 4 5 6 7 8 9 10 11 12 13 (415) 555-2671") == []
