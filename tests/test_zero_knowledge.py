@@ -1063,8 +1063,8 @@ models:"""
 async def wait_until_listening(process: trio.Process, stderr: Path) -> tuple[str, str]:
     """The URL from the ``listening`` log line and the API key from the banner, both on stderr."""
     url = key = ""
-    # a bound on start-up, not a measure of it: importing and migrating takes a few seconds of CPU, far more on
-    # a loaded two-core machine running the other test worker beside this one
+    # a bound on start-up, not a measure of it: importing and migrating takes a few seconds of CPU, far more
+    # on a loaded two-core machine running the other test worker beside this one
     with trio.fail_after(30):
         while not (url and key):
             text = await trio.Path(stderr).read_text(errors="replace")  # written by the process

@@ -78,8 +78,8 @@ PROVIDER_LIMIT = 20.0
 MAX_GROUPS = 100
 """Groups of one claim mapped to teams at most; the rest are ignored."""
 USED_STATES = 10_000
-"""States remembered as used at most (without Redis: per process, each for :data:`~voidllm.auth.oidc.FLOW_TTL`;
-with Redis the claims are keys there, shared by every process)."""
+"""States remembered as used at most (without Redis: per process, each for
+:data:`~voidllm.auth.oidc.FLOW_TTL`; with Redis the claims are keys there, shared by every process)."""
 
 
 @attrs.frozen(kw_only=True)

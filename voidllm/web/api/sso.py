@@ -126,11 +126,16 @@ async def oidc_callback(call: Call) -> Redirect:
     )
     csrf = csrf_token(call.services.keys.hmac_secret, out.token)
     call.set_cookies += session_cookies(out.token, csrf, out.expires_at, utcnow(), secure=call.secure)
-    return Redirect("/")
+    return Redirect(_ROOT)
+
+
+# Relative to /api/v1/auth/oidc/{login,callback}, so that behind a proxy serving the gateway under a sub-path
+# (and stripping it) the browser stays under that sub-path: four levels up is the application's root.
+_ROOT = "../../../../"
 
 
 def _failed(reason: str) -> str:
-    return "/login?" + urlencode({"sso_error": reason})
+    return _ROOT + "login?" + urlencode({"sso_error": reason})
 
 
 def _state_cookie(value: str, max_age: int, *, secure: bool) -> str:
