@@ -207,6 +207,7 @@ GUARD_FIGURES = (
     "findings_found",
     "findings_missed",
     "text_chars",
+    "stream_cpu_per_delta_us",
 )
 
 

@@ -10,7 +10,8 @@ capital groups may be separated by single spaces (``4111 1111 ...``, ``DE89 3704
 and a secret's value may follow its secret word (``password: ...``). So the tail held back is the last run of
 non-whitespace characters, extended backwards over the space-separated groups of digits, capitals and
 ``+()-./`` before it: a word of prose is held until the next whitespace arrives, a number until its last
-group is followed by something else. Secret words need no holding: the last :data:`CONTEXT` characters
+group is followed by something else (so a delta without whitespace is only added to the tail, not even
+searched). Secret words need no holding: the last :data:`CONTEXT` characters
 already emitted stay with the redactor (in memory, as the answer itself does) and are searched again with
 the new text, so a value arriving after its ``password:`` is still recognised. The tail never exceeds
 :data:`MAX_HOLD` characters: past it the oldest text is emitted (a finding reaching into it is redacted
@@ -22,6 +23,8 @@ and the answer repeats gets the same placeholder.
 """
 
 from __future__ import annotations
+
+import re
 
 import attrs
 
@@ -36,6 +39,7 @@ CONTEXT = 128
 _FOOTER_TAIL = 64
 """While dropping a private key: characters kept to find a footer split across deltas."""
 _GROUP = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ+()-./")
+_SPACE = re.compile(r"\s")
 
 
 def _hold_start(text: str, floor: int) -> int:
@@ -85,6 +89,8 @@ class StreamRedactor:
         if not self._kinds:
             return delta
         self._pending += delta
+        if _SPACE.search(delta) is None and not self._dropping and len(self._pending) <= MAX_HOLD:
+            return ""  # a word goes on: nothing before it can be emitted that could not be emitted before
         return self._drain(final=False)
 
     def finish(self) -> str:
@@ -103,8 +109,11 @@ class StreamRedactor:
         if cut < 0:  # a private key longer than MAX_HOLD: emitted as its placeholder, the rest dropped
             return self._open_key(text, base, findings)
         emitted = [Finding(max(f.start, base), f.end, f.kind) for f in findings if f.start < cut]
-        self.guard.count_response(emitted)
-        out = self.guard.replace(text[:cut], emitted)[base:]  # no finding starts in the context
+        if emitted:
+            self.guard.count_response(emitted)
+            out = self.guard.replace(text[:cut], emitted)[base:]  # no finding starts in the context
+        else:
+            out = text[base:cut]
         self._context, self._pending = text[max(0, cut - CONTEXT) : cut], text[cut:]
         return out
 
