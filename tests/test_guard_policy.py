@@ -95,3 +95,16 @@ def test_a_long_unknown_key_is_clipped_in_the_path() -> None:
     with pytest.raises(GuardPolicyError) as caught:
         parse_policy({"detectors": {"x" * 500: "off"}})
     assert len(caught.value.path) < 100
+
+
+def test_the_package_exports_what_it_imports() -> None:
+    import types
+
+    import voidllm.guard as guard
+
+    public = {
+        name
+        for name, value in vars(guard).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"
+    }
+    assert set(guard.__all__) == public

@@ -225,6 +225,37 @@ def test_anthropic_messages_body() -> None:
     }
 
 
+def test_anthropic_documents_and_thinking() -> None:
+    body: dict[str, Any] = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "media_type": "text/plain", "data": EMAIL},
+                    },
+                    {
+                        "type": "document",
+                        "source": {"type": "content", "content": [{"type": "text", "text": EMAIL}]},
+                    },
+                    {
+                        "type": "document",
+                        "source": {"type": "base64", "media_type": "application/pdf", "data": EMAIL},
+                    },
+                ],
+            },
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": EMAIL, "signature": "s"}]},
+        ]
+    }
+    guard_anthropic(body, _redacting())
+    user, assistant = body["messages"]
+    assert user["content"][0]["source"]["data"] == "[EMAIL_1]"
+    assert user["content"][1]["source"]["content"][0]["text"] == "[EMAIL_1]"
+    assert user["content"][2]["source"]["data"] == EMAIL
+    assert assistant["content"][0]["thinking"] == EMAIL
+
+
 def test_mcp_tools_call_arguments() -> None:
     params: dict[str, Any] = {
         "name": "send",

@@ -10,7 +10,9 @@ token arrays, is left alone):
 - OpenAI responses: ``instructions``; ``input`` (a string, or items: message ``content`` as above with
   ``input_text`` / ``output_text`` parts, ``function_call.arguments``, ``function_call_output.output``);
 - Anthropic messages: ``system`` (a string or text blocks); each message's ``content`` (a string, or blocks:
-  ``text``, every string inside ``tool_use.input``, ``tool_result.content`` as content);
+  ``text``, every string inside ``tool_use.input``, ``tool_result.content`` as content, a ``document``'s
+  plain-text ``source.data`` or content ``source.content``); ``thinking`` blocks are left alone (they are
+  the model's own, signed: changed, the upstream refuses them);
 - MCP ``tools/call``: every string inside ``params.arguments``.
 
 Each function takes the parsed JSON body (a dict, changed in place) and the request's
@@ -111,6 +113,11 @@ def _anthropic_content(holder: dict[str, Any], guard: RequestGuard) -> None:
             scan_strings(block.get("input"), guard)
         elif kind == "tool_result":
             _anthropic_content(block, guard)
+        elif kind == "document" and isinstance(source := block.get("source"), dict):
+            if source.get("type") == "text":
+                _scan_key(source, "data", guard)
+            elif source.get("type") == "content":
+                _anthropic_content(source, guard)
 
 
 def guard_anthropic(body: dict[str, Any], guard: RequestGuard) -> None:
