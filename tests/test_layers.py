@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "voidllm.codec",
             "voidllm.crypto",
             "voidllm.guard",
+            "voidllm.request_policy",
             "voidllm.tracing",
             "voidllm.testing",
         ),
