@@ -48,7 +48,7 @@ def _user_tables(engine: sa.Engine) -> set[str]:
 
 
 def test_head_revision_is_the_incidents_migration() -> None:
-    assert head_revision() == "0004"
+    assert head_revision() == "0005"
 
 
 def test_config_needs_no_ini_file() -> None:

@@ -45,6 +45,7 @@ EXPECTED_TABLES = {
     "change_notices",
     "org_sso_config",
     "incidents",
+    "policies",
 }
 
 

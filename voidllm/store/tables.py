@@ -36,7 +36,9 @@ written); ``usage_events`` gains ``status``, ``stream``, ``provider``, ``deploym
 gains ``error_count``; ``org_sso_config`` (migration 0003) holds per-organisation OpenID Connect providers
 with ``local_login`` (may the organisation's members still sign in with a password) beside the Go columns, and
 ``teams.external_group`` marks the teams made from an SSO groups claim (the group's name; NULL for hand-made
-teams), so ``group_sync: exact`` removes memberships of those teams only.
+teams), so ``group_sync: exact`` removes memberships of those teams only. ``policies`` (migration 0005) holds
+the request and guard policy documents of organisations, teams, keys and models, keyed by (scope_type,
+scope_id).
 """
 
 from __future__ import annotations
@@ -489,6 +491,22 @@ incidents = sa.Table(
     sa.Index(None, "created_at"),
     sa.Index(None, "org_id", "created_at"),
     sa.Index(None, "deployment", "created_at"),
+)
+
+# -- per-scope policies ------------------------------------------------------------------------------------
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    # org | team | key | model; the id of that organisation, team, key or model. No foreign key: the scope
+    # lives in one of four tables; the use cases that delete a scope delete its row (voidllm.admin.policies).
+    _short("scope_type", 8),
+    _ref("scope_id", nullable=False),
+    _text("request", nullable=True),  # JSON request policy (voidllm.request_policy), or NULL
+    _text("guard", nullable=True),  # JSON guard policy (voidllm.guard.policy), or NULL
+    sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow),
+    _ref("updated_by"),
+    sa.PrimaryKeyConstraint("scope_type", "scope_id"),
 )
 
 # -- settings ---------------------------------------------------------------------------------------------
