@@ -2,7 +2,8 @@
 
 Plain frozen values below every package that reads them: the key cache (:mod:`voidllm.auth`) builds them,
 the limiters (:mod:`voidllm.limits`), the catalog (:mod:`voidllm.routing`), the proxy, the MCP gateway and
-the admin use cases read them. How a key's role is decided is auth policy:
+the admin use cases read them. A key's merged request and guard policies (:mod:`voidllm.request_policy`,
+:mod:`voidllm.guard`) ride along, ``None`` when no scope has one. How a key's role is decided is auth policy:
 :func:`voidllm.auth.identity.effective_role`.
 """
 
@@ -11,9 +12,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from voidllm.guard import GuardPolicy
+    from voidllm.request_policy import RequestPolicy
 
 
 class Role(enum.IntEnum):
@@ -69,6 +74,10 @@ class KeyIdentity:
     key_limits: Limits = UNLIMITED
     team_limits: Limits = UNLIMITED
     org_limits: Limits = UNLIMITED
+    policy: RequestPolicy | None = None
+    """The merged request policy of the key's organisation, team and key (``None``: none restricts it)."""
+    guard: GuardPolicy | None = None
+    """The merged prompt guard policy of the key's organisation, team and key (``None``: none is set)."""
 
     def expired(self, now: datetime) -> bool:
         """Whether the key's expiry has passed at ``now`` (an aware UTC datetime)."""

@@ -43,6 +43,8 @@ class KeyCache:
     hmac_secret: bytes = attrs.field(repr=False)
     _by_hash: dict[str, KeyIdentity] = attrs.field(factory=dict)
     _journal: list[tuple[str, KeyIdentity | None]] | None = None
+    _origins: frozenset[str] | None = None  # None: recompute (a key changed)
+    _headers: frozenset[str] | None = None
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -80,14 +82,40 @@ class KeyCache:
             self._reject("expired", "API key expired")
         return identity
 
+    def allowed_origins(self) -> frozenset[str]:
+        """Every origin some live key's request policy allows (CORS preflights carry no key, so they are
+        answered for any of them: :mod:`voidllm.web.cors`); recomputed after a change, else cached."""
+        if self._origins is None:
+            self._origins = frozenset().union(
+                *(
+                    ident.policy.allowed_origins
+                    for ident in self._by_hash.values()
+                    if ident.policy is not None and ident.policy.allowed_origins
+                )
+            )
+        return self._origins
+
+    def required_headers(self) -> frozenset[str]:
+        """Every header name some live key's request policy requires (lowercase): a page may send them."""
+        if self._headers is None:
+            self._headers = frozenset(
+                header.name
+                for ident in self._by_hash.values()
+                if ident.policy is not None
+                for header in ident.policy.required_headers
+            )
+        return self._headers
+
     def put(self, key_hash: str, identity: KeyIdentity) -> None:
         """Insert or replace one key at once (admin mutation)."""
         self._by_hash[key_hash] = identity
+        self._origins = self._headers = None
         self._record(key_hash, identity)
 
     def evict(self, key_hash: str) -> None:
         """Remove one key at once (revocation); unknown hashes are ignored."""
-        self._by_hash.pop(key_hash, None)
+        if self._by_hash.pop(key_hash, None) is not None:
+            self._origins = self._headers = None
         self._record(key_hash, None)
 
     def evict_where(self, **match: str) -> int:
@@ -112,6 +140,7 @@ class KeyCache:
                 self._by_hash.pop(key_hash, None)
             else:
                 self._by_hash[key_hash] = identity
+        self._origins = self._headers = None
         CACHE_SIZE.labels(cache="keys").set(len(self._by_hash))
 
     def abort_reload(self) -> None:

@@ -1,14 +1,22 @@
-"""Reads every live API key with the limits of its team and organisation, in one query."""
+"""Reads every live API key with the limits of its team and organisation, in one query, and the request and
+guard policies of its organisation, team and key (a second query), merged most restrictive first.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import attrs
 import sqlalchemy as sa
 
+from voidllm import guard, request_policy
 from voidllm.auth.identity import effective_role
 from voidllm.identity import KeyIdentity, Limits
+from voidllm.request_policy import ScopePolicy
 from voidllm.store import tables as t
+from voidllm.store.policies import read_scope_policies
+
+_NONE = ScopePolicy()
 
 _LIMIT_COLUMNS = ("requests_per_minute", "requests_per_day", "daily_token_limit", "monthly_token_limit")
 
@@ -55,7 +63,11 @@ def load_live_keys(conn: sa.Connection, *, now: datetime) -> dict[str, KeyIdenti
     Excluded: deleted or expired keys, keys of deleted or deactivated organisations, keys of deleted users
     and keys of deleted teams.
     """
-    return {row["key_hash"]: _identity(row) for row in conn.execute(_live_keys_query(now)).mappings()}
+    policies = read_scope_policies(conn, ("org", "team", "key"))
+    return {
+        row["key_hash"]: _with_policies(_identity(row), policies)
+        for row in conn.execute(_live_keys_query(now)).mappings()
+    }
 
 
 def load_live_key(conn: sa.Connection, key_id: str, *, now: datetime) -> tuple[str, KeyIdentity] | None:
@@ -64,7 +76,33 @@ def load_live_key(conn: sa.Connection, key_id: str, *, now: datetime) -> tuple[s
     Admin mutations use it to put a new or changed key into the cache at once.
     """
     row = conn.execute(_live_keys_query(now).where(t.api_keys.c.id == key_id)).mappings().first()
-    return None if row is None else (row["key_hash"], _identity(row))
+    if row is None:
+        return None
+    identity = _identity(row)
+    scopes = [("org", identity.org_id), ("key", identity.key_id)]
+    if identity.team_id is not None:
+        scopes.append(("team", identity.team_id))
+    found: dict[tuple[str, str], ScopePolicy] = {}
+    for scope_type, scope_id in scopes:
+        found.update(read_scope_policies(conn, scope_type, [scope_id]))
+    return row["key_hash"], _with_policies(identity, found)
+
+
+def _with_policies(identity: KeyIdentity, policies: dict[tuple[str, str], ScopePolicy]) -> KeyIdentity:
+    """``identity`` with the merged policies of its organisation, team and key (unchanged without any)."""
+    if not policies:
+        return identity
+    scopes = [
+        policies.get(("org", identity.org_id), _NONE),
+        policies.get(("team", identity.team_id), _NONE) if identity.team_id else _NONE,
+        policies.get(("key", identity.key_id), _NONE),
+    ]
+    request = request_policy.merge(*(scope.request for scope in scopes))
+    guards = [scope.guard for scope in scopes if scope.guard is not None]
+    merged_guard = guard.merge(*guards) if guards else None
+    if request is None and merged_guard is None:
+        return identity
+    return attrs.evolve(identity, policy=request, guard=merged_guard)
 
 
 def _identity(row: sa.RowMapping) -> KeyIdentity:

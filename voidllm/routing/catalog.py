@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import attrs
 
 from voidllm.identity import KeyIdentity
+from voidllm.request_policy import ScopePolicy
 from voidllm.routing.registry import Model, Registry
 
 
@@ -68,6 +69,8 @@ class Catalog:
     registry: Registry
     access: AccessRules = attrs.field(factory=AccessRules)
     aliases: ScopedAliases = attrs.field(factory=ScopedAliases)
+    policies: Mapping[str, ScopePolicy] = attrs.field(factory=dict)
+    """Each model's request and guard policies by canonical name (only models that have one)."""
 
     def resolve(self, identity: KeyIdentity, name: str) -> Model | None:
         """The model ``name`` means for this key, or ``None``."""

@@ -12,12 +12,13 @@ Where a model comes from decides how it is built:
   decrypted (:func:`load_snapshot`). Inactive and deleted models are left out, which is what makes them
   answer 404 at once.
 
-:class:`CatalogLoader` reads the API models, the model-access allowlists and the scoped aliases in one
-transaction and swaps them into the running :class:`~voidllm.routing.catalog.Catalog`. Admin mutations call it
-right after their write (so the change holds in this process before the response is sent), notices from other
-processes call it (``voidllm.bus``), and :func:`serve_catalog` calls it every
-``min(cache.model_ttl, cache.alias_ttl)`` (the snapshot is read together, so the shorter period wins), which
-is how other processes converge without Redis. A failed periodic reload keeps the previous snapshot.
+:class:`CatalogLoader` reads the API models, the model-access allowlists, the scoped aliases and the models'
+request and guard policies (``policies`` rows of scope ``model``, by model name) in one transaction and swaps
+them into the running :class:`~voidllm.routing.catalog.Catalog`. Admin mutations call it right after their
+write (so the change holds in this process before the response is sent), notices from other processes call it
+(``voidllm.bus``), and :func:`serve_catalog` calls it every ``min(cache.model_ttl, cache.alias_ttl)`` (the
+snapshot is read together, so the shorter period wins), which is how other processes converge without Redis. A
+failed periodic reload keeps the previous snapshot.
 
 Health probes follow the running registry on their own (``voidllm.routing.health``, resync every 5 s).
 """
@@ -38,10 +39,12 @@ from voidllm.config.units import format_duration, parse_duration
 from voidllm.crypto import AadKind, CryptoError, Keyring, aad_for
 from voidllm.metrics import CACHE_SIZE
 from voidllm.nursery.periodic import keep_reloading
+from voidllm.request_policy import ScopePolicy
 from voidllm.routing.catalog import AccessRules, Catalog, ScopedAliases
 from voidllm.routing.registry import Model, Pricing, Registry, Upstream
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
+from voidllm.store.policies import read_scope_policies
 
 if TYPE_CHECKING:
     from voidllm.store.store import Store
@@ -107,11 +110,29 @@ class Snapshot:
     models: tuple[Model, ...]
     access: AccessRules
     aliases: ScopedAliases
+    policies: Mapping[str, ScopePolicy] = attrs.field(factory=dict)
 
 
 def load_snapshot(conn: sa.Connection, *, keyring: Keyring) -> Snapshot:
-    """Read the API models, the allowlists and the scoped aliases (run it in one transaction)."""
-    return Snapshot(_load_models(conn, keyring), _load_access(conn), _load_aliases(conn))
+    """Read the API models, the allowlists, the scoped aliases and the models' policies (run it in one
+    transaction)."""
+    return Snapshot(
+        _load_models(conn, keyring), _load_access(conn), _load_aliases(conn), _load_model_policies(conn)
+    )
+
+
+def _load_model_policies(conn: sa.Connection) -> dict[str, ScopePolicy]:
+    """Each live model's policies (config and API models alike) by its canonical name."""
+    stored = read_scope_policies(conn, "model")
+    if not stored:
+        return {}
+    m = t.models
+    names = conn.execute(
+        sa.select(m.c.id, m.c.name).where(
+            m.c.id.in_([scope_id for _, scope_id in stored]), m.c.deleted_at.is_(None)
+        )
+    )
+    return {row.name: stored["model", row.id] for row in names}
 
 
 def _load_models(conn: sa.Connection, keyring: Keyring) -> tuple[Model, ...]:
@@ -250,6 +271,7 @@ class CatalogLoader:
             self.catalog.registry = Registry.build([*self.yaml_models, *snapshot.models])
             self.catalog.access = snapshot.access
             self.catalog.aliases = snapshot.aliases
+            self.catalog.policies = snapshot.policies
         CACHE_SIZE.labels(cache="models").set(len(self.catalog.registry.models))
 
 
