@@ -195,6 +195,7 @@ SSO = {"issuer": "http://127.0.0.1:9/op", "client_id": "voidllm", "client_secret
 NO_MODELS = Request({"models": []})
 NO_SERVERS = Request({"servers": []})
 INVITE = Request({"token": "{token}"})
+POLICY = Request({"request": {"params": {"deny": ["logprobs"]}}, "guard": {"detectors": {"email": "flag"}}})
 
 REQUESTS: dict[tuple[str, str], Request] = {
     ("GET", "/audit-logs"): Request(query="?org_id={org_id}"),
@@ -252,6 +253,10 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("PATCH", "/users/<user_id>"): Request({"is_system_admin": True}, {"display_name": "Renamed"}),
     ("POST", "/me/password"): Request({"current_password": PASSWORD, "new_password": PASSWORD}),
     ("PUT", "/orgs/<org_id>/sso"): Request(SSO),
+    ("PUT", "/orgs/<org_id>/policy"): POLICY,
+    ("PUT", "/orgs/<org_id>/teams/<team_id>/policy"): POLICY,
+    ("PUT", "/orgs/<org_id>/keys/<key_id>/policy"): POLICY,
+    ("PUT", "/models/<model_id>/policy"): POLICY,
     ("POST", "/orgs/<org_id>/sso/test"): Request({"issuer": "http://127.0.0.1:9"}),
     ("POST", "/invites/accept"): INVITE,
     ("POST", "/invites/decline"): INVITE,

@@ -25,9 +25,9 @@ Every write reaches the key cache before the use case returns: the fresh identit
 :func:`~voidllm.auth.loader.load_live_key` inside the write's transaction and put into (or evicted from) the
 cache, and revocations are published on the ``keys`` topic for the other processes.
 
-Rotation issues a new key with the old one's name (suffixed ``(rotated)``), scope, limits, expiry and
-model/MCP allowlists, and lets the old key live on for a grace period: its expiry becomes
-``min(current expiry, now + 24 h)``.
+Rotation issues a new key with the old one's name (suffixed ``(rotated)``), scope, limits, expiry,
+model/MCP allowlists and policies (:mod:`voidllm.admin.policies`), and lets the old key live on for a grace
+period: its expiry becomes ``min(current expiry, now + 24 h)``.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from voidllm.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from voidllm.identity import KeyIdentity, Role
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
+from voidllm.store.policies import copy_key_policies, delete_policies
 
 ROTATION_GRACE = timedelta(hours=24)
 GUARDED = (*LIMIT_FIELDS, "expires_at")
@@ -415,19 +416,32 @@ async def update(services: Services, actor: Actor, org_id: str, key_id: str, req
 def _authorize_update(conn: sa.Connection, actor: Actor, row: sa.RowMapping, values: dict[str, Any]) -> None:
     """403 unless the actor may set the limits and expiry it sent for the key ``row`` (module docstring)."""
     guarded = [name for name in GUARDED if name in values]
-    if not guarded or actor.is_system_admin:
+    if not guarded:
         return
-    refused = PermissionDeniedError(
-        f"a key's limits and expiry are set by an administrator ({', '.join(guarded)})"
-    )
+    message = f"a key's limits and expiry are set by an administrator ({', '.join(guarded)})"
+    require_admin_above(conn, actor, row, message)
+    if actor.role < Role.ORG_ADMIN:
+        _check_team_ceiling(conn, row["team_id"], values)
+
+
+def find_key(conn: sa.Connection, actor: Actor, org_id: str, key_id: str) -> sa.RowMapping:
+    """The live key row the actor may see (its holder, the admins above it); else 404 api key not found."""
+    return _find(conn, actor, org_id, key_id)
+
+
+def require_admin_above(conn: sa.Connection, actor: Actor, row: sa.RowMapping, message: str) -> None:
+    """403 (``message``) unless the actor administers the key ``row`` from above: a system admin; an org admin
+    (not through the key itself); for a key bound to a team, that team's admin who does not hold the key.
+    What a key's limits, expiry and policies need (module docstring)."""
+    if actor.is_system_admin:
+        return
     if actor.key_id == row["id"]:
-        raise refused
+        raise PermissionDeniedError(message)
     if actor.role >= Role.ORG_ADMIN:
         return
     team_id = row["team_id"]
     if _holds(actor, row) or team_id is None or not is_team_admin(conn, actor, team_id):
-        raise refused
-    _check_team_ceiling(conn, team_id, values)
+        raise PermissionDeniedError(message)
 
 
 def _holds(actor: Actor, row: sa.RowMapping) -> bool:
@@ -454,6 +468,7 @@ async def delete(services: Services, actor: Actor, org_id: str, key_id: str) -> 
         row, now = _find(conn, actor, org_id, key_id), utcnow()
         k = t.api_keys
         conn.execute(k.update().where(k.c.id == key_id).values(deleted_at=now, updated_at=now))
+        delete_policies(conn, "key", [key_id])
         return str(row["key_hash"])
 
     key_hash = await services.store.run(write)
@@ -516,6 +531,7 @@ def _rotate_tx(
     k = t.api_keys
     conn.execute(k.update().where(k.c.id == key_id).values(expires_at=old_expiry, updated_at=now))
     access = _copy_allowlists(conn, key_id, new_id_, now)
+    copy_key_policies(conn, key_id, new_id_)
     rotation = KeyRotation(
         new_key=KeyCreated.of(KeyOut.from_row(_read(conn, new_id_)), plaintext),
         old_key=KeyOut.from_row(_read(conn, key_id)),

@@ -65,6 +65,7 @@ from voidllm.routing.error_rates import WINDOWS, combine
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id
+from voidllm.store.policies import delete_policies
 
 RESERVED = ":deleted:"
 T = TypeVar("T")
@@ -512,6 +513,7 @@ def _set_active_tx(conn: sa.Connection, *, model_id: str, active: bool) -> Model
 def _delete_tx(conn: sa.Connection, *, model_id: str) -> None:
     row = editable_model(conn, model_id)
     retire_model(conn, model_id, row["name"])
+    delete_policies(conn, "model", [model_id])
 
 
 def _rename_references(conn: sa.Connection, old: str, new: str) -> None:

@@ -6,8 +6,9 @@ their own organisation only. An organisation's limits are a ceiling set from abo
 change them; an org admin changes the name, slug and timezone (403 naming the field for a limit). Limits
 are copied into every cached key identity, so a limit change reloads the key cache at once. Deleting
 soft-deletes the organisation (its slug tombstoned, so it can be reused) and every key of it, and evicts
-those keys at once. Deactivating (not in the Go original) keeps everything but makes every key of the
-organisation fail authentication at once; reactivating makes them work again.
+those keys at once; the policies of the organisation, its teams and its keys are deleted. Deactivating (not
+in the Go original) keeps everything but makes every key of the organisation fail authentication at once;
+reactivating makes them work again.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from voidllm.errors import BadRequestError, PermissionDeniedError
 from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
+from voidllm.store.policies import delete_policies
 
 _SLUG_TAKEN = "an organization with this slug already exists"
 
@@ -214,6 +216,9 @@ def _delete_tx(conn: sa.Connection, org_id: str) -> list[str]:
     o = t.organizations
     gone = dict(slug=tombstone(row["slug"], org_id), deleted_at=now, updated_at=now)
     conn.execute(o.update().where(o.c.id == org_id).values(**gone))
+    delete_policies(conn, "org", [org_id])
+    delete_policies(conn, "team", sa.select(t.teams.c.id).where(t.teams.c.org_id == org_id))
+    delete_policies(conn, "key", sa.select(t.api_keys.c.id).where(t.api_keys.c.org_id == org_id))
     return soft_delete_keys(conn, now, t.api_keys.c.org_id == org_id)
 
 

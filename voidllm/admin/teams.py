@@ -6,7 +6,7 @@ team-scoped key, or a user whose team role is ``team_admin``). A team's limits a
 only org admins (and system admins) change them; a team admin sending one gets 403 naming the field. Team
 limits are copied into cached key identities, so a limit change reloads the key cache at once. Deleting
 soft-deletes the team (slug tombstoned), its service accounts and every key bound to it; those keys stop
-working at once.
+working at once. The policies of the team and of those keys are deleted with them.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from voidllm.errors import NotFoundError, PermissionDeniedError
 from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id, utcnow
+from voidllm.store.policies import delete_policies
 
 _SLUG_TAKEN = "a team with this slug already exists in this organization"
 
@@ -224,4 +225,8 @@ def _delete_tx(conn: sa.Connection, *, org_id: str, team_id: str) -> list[str]:
     )
     live_accounts = sa_.update().where(sa_.c.team_id == team_id, sa_.c.deleted_at.is_(None))
     conn.execute(live_accounts.values(deleted_at=now, updated_at=now))
+    k = t.api_keys
+    delete_policies(conn, "team", [team_id])
+    delete_policies(conn, "key", sa.select(k.c.id).where(k.c.team_id == team_id))
+    delete_policies(conn, "key", sa.select(k.c.id).where(k.c.service_account_id.in_(accounts)))
     return hashes

@@ -13,6 +13,7 @@ from voidllm.web.api import (  # noqa: F401  (imported for their route declarati
     me,
     models,
     orgs,
+    policies,
     service_accounts,
     sso,
     teams,
