@@ -13,6 +13,13 @@ without limits skip it, and it comes before model resolution, as in the Go origi
 resolved and its access checked; the body is rewritten only where needed (the canonical model,
 ``stream_options.include_usage``).
 
+Request policies (:mod:`voidllm.request_policy`): a key whose identity carries one has the page's ``Origin``
+(when the policy lists allowed origins) and the required headers checked right after authentication (403),
+and the body's top-level parameters checked as the client sent them (Anthropic's names on ``/v1/messages``)
+right after the parse and before admission (400 naming the parameter); the model's policy, from the
+catalog, is checked once the model is resolved. Multipart bodies (audio, images) are read only up to their
+``model`` field, so only their headers and origin are checked. Without policies nothing of this runs.
+
 Client tags. ``X-Source`` and ``X-Project`` are optional labels the client chooses to send (which tool, which
 project); they are validated (:func:`client_tag`: at most 64 characters of ``[A-Za-z0-9._:/@-]``, else 400
 naming the header, never echoing the value) and stored on the usage event as metadata. An empty value counts
@@ -42,10 +49,11 @@ from voidllm.proxy.exchange import Exchange
 from voidllm.proxy.headers import header
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.proxy.multipart import MultipartHead, boundary_from_content_type
+from voidllm.request_policy import ORIGIN_VERDICT, RequestPolicy
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Model
 
-_READ_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-source", b"x-project"})
+_READ_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-source", b"x-project", b"origin"})
 _TAG = re.compile(rb"[A-Za-z0-9._:/@-]{1,64}")
 
 
@@ -66,14 +74,18 @@ class Intake:
         Raises:
             AuthenticationError: no key, or one the key cache does not know.
             BadRequestError: an invalid client tag.
+            PermissionDeniedError: the key's request policy refuses the page's origin or misses a header.
         """
         found: dict[bytes, bytes] = {}
-        for name, value in scope["headers"]:  # one pass: credentials and client tags
+        for name, value in scope["headers"]:  # one pass: credentials, client tags, origin
             if name in _READ_HEADERS:
                 found.setdefault(name, value)
+        identity = self._authenticate(found)
+        if identity.policy is not None:
+            check_origin_and_headers(identity.policy, scope, found.get(b"origin"))
         return Exchange(
             request_id,
-            self._authenticate(found),
+            identity,
             endpoint,
             started,
             utcnow(),
@@ -101,6 +113,9 @@ class Intake:
         else:
             request = JsonRequest.parse(raw)
         ex.json, ex.raw = request, raw
+        sent = ex.anthropic.payload if ex.anthropic is not None else request.payload
+        if ex.identity.policy is not None and ex.identity.policy.checks_params:
+            ex.identity.policy.check_params(sent)  # before admission: a refused request counts nothing
         if limited(ex.identity):  # counted before model resolution, as in the Go original
             if ex.anthropic is not None:
                 reserve = estimate_tokens(
@@ -110,6 +125,9 @@ class Intake:
                 reserve = estimate_tokens(len(raw), request.payload, self.completion_reserve)
             ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
         model = self._resolve(ex, request.model)
+        model_policy = self.catalog.policies.get(model.name) if self.catalog.policies else None
+        if model_policy is not None and model_policy.request is not None:
+            model_policy.request.check_params(sent)
         ex.stream = request.stream
         ex.inject_usage = ex.endpoint.usage_option and request.stream and not request.client_wants_usage
         return request.upstream_body(raw, canonical_model=model.name, inject_usage=ex.endpoint.usage_option)
@@ -165,6 +183,25 @@ class Intake:
             raise PermissionDeniedError("access to the requested model is denied", code="model_access_denied")
         ex.model = model
         return model
+
+
+def check_origin_and_headers(policy: RequestPolicy, scope: dict[str, Any], origin: bytes | None) -> None:
+    """The key's request policy on the request's headers: the page's ``Origin`` (when the policy lists
+    allowed origins; the verdict is left in the scope for the edge's CORS headers, :data:`ORIGIN_VERDICT`),
+    then the required headers.
+
+    Raises:
+        PermissionDeniedError: ``origin_not_allowed``, or ``required_header`` naming the header.
+    """
+    if origin is not None and policy.allowed_origins is not None:
+        allowed = policy.allows_origin(origin.decode("latin-1"))
+        scope[ORIGIN_VERDICT] = allowed
+        if not allowed:
+            raise PermissionDeniedError(
+                "this API key may not be used from this page's origin (request policy)",
+                code="origin_not_allowed",
+            )
+    policy.check_headers(scope["headers"])
 
 
 def client_tag(value: bytes | None, name: str) -> str | None:

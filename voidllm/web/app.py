@@ -69,7 +69,13 @@ def create_apps(state: AppState, proxy: Any) -> Apps:
         proxy=capped_proxy(proxy, state.config.server.proxy.write_timeout),
     )
     spa = SpaApp(settings.ui_dir)
-    cors = CorsPolicy.from_config(state.config, api_prefix="/v1/", mcp_prefix=MCP_PREFIX + "/")
+    cors = CorsPolicy.from_config(
+        state.config,
+        api_prefix="/v1/",
+        mcp_prefix=MCP_PREFIX + "/",
+        key_origins=state.keys.allowed_origins,
+        key_headers=state.keys.required_headers,
+    )
     edge = partial(
         Edge, app, state.drain, proxy=proxy, proxy_paths=paths, spa=spa, playground=playground, cors=cors
     )

@@ -50,6 +50,7 @@ import trio
 from voidllm import tracing
 from voidllm.asgi import REQUEST_ID_HEADER, SCOPE_KEY, error_body, request_id_from, send_error
 from voidllm.errors import ServiceUnavailableError
+from voidllm.request_policy import ORIGIN_VERDICT
 from voidllm.web.listeners import Listener
 
 if TYPE_CHECKING:
@@ -112,9 +113,17 @@ class _Response:
     the rest of the request body."""
 
     def __init__(
-        self, send: Any, body: _RequestBody, request_id: str, cors: CorsExchange | None, *, anthropic: bool
+        self,
+        send: Any,
+        body: _RequestBody,
+        request_id: str,
+        cors: CorsExchange | None,
+        *,
+        anthropic: bool,
+        scope: Scope | None = None,
     ) -> None:
         self._send = send
+        self._scope = scope
         self._body = body
         self.request_id = request_id
         self.cors = cors
@@ -129,7 +138,8 @@ class _Response:
             headers = [h for h in message.get("headers", ()) if h[0].lower() not in self._names]
             headers.extend((name, self.request_id.encode()) for name in self._names)
             if self.cors is not None:
-                headers = self.cors.response_headers(headers)
+                verdict = self._scope.get(ORIGIN_VERDICT) if self._scope is not None else None
+                headers = self.cors.response_headers(headers, verdict)
             message = {**message, "headers": headers}
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             await self._body.wait_complete()
@@ -182,7 +192,9 @@ class Edge:
         cors = self.cors.exchange(scope) if self.cors is not None else None
         preflight = cors is not None and cors.preflight
         anthropic = scope["path"].startswith(ANTHROPIC_PATHS)
-        response = _Response(send, body, request_id, None if preflight else cors, anthropic=anthropic)
+        response = _Response(
+            send, body, request_id, None if preflight else cors, anthropic=anthropic, scope=scope
+        )
         traced = tracing.start_request(scope["method"], scope["path"], scope["headers"], request_id)
         failure_type: str | None = None
         try:
