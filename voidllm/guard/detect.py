@@ -291,6 +291,19 @@ def private_key_open(text: str) -> int:
     return -1
 
 
+_PEM_HEADER_PREFIX = re.compile(r"-----BEGIN(?: [A-Z0-9 ]*)?-{0,4}")
+
+
+def private_key_open_or_partial(text: str) -> int:
+    """Like :func:`private_key_open`, and also the start of a header still arriving at the end of ``text``
+    (``-----BEGIN RSA PRIV``): a stream must hold it until it knows (for streams)."""
+    start = private_key_open(text)
+    if start >= 0:
+        return start
+    position = text.rfind("-----BEGIN")
+    return position if position >= 0 and _PEM_HEADER_PREFIX.fullmatch(text, position) else -1
+
+
 def private_key_footer(text: str) -> int:
     """The end of the first PEM private-key footer in ``text``, else -1 (for streams)."""
     match = _PEM_END.search(text)

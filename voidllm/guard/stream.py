@@ -29,7 +29,13 @@ import re
 import attrs
 
 from voidllm.guard import kinds
-from voidllm.guard.detect import Finding, find, private_key_footer, private_key_open
+from voidllm.guard.detect import (
+    Finding,
+    find,
+    private_key_footer,
+    private_key_open,
+    private_key_open_or_partial,
+)
 from voidllm.guard.scan import RequestGuard
 
 MAX_HOLD = 4096
@@ -53,8 +59,8 @@ def _hold_start(text: str, floor: int) -> int:
         k = j - 1
         while k > floor and text[k - 1] in _GROUP:
             k -= 1
-        if k == j - 1:
-            break
+        if k == j - 1 or (k > floor and not text[k - 1].isspace()):
+            break  # no group, or the tail of a longer word (which was already complete)
         j = k
     return j
 
@@ -120,10 +126,12 @@ class StreamRedactor:
     def _cut(self, text: str, base: int, findings: list[Finding]) -> int:
         cut = _hold_start(text, base)
         if kinds.PRIVATE_KEY in self._kinds:
-            key = private_key_open(text[base:])
+            key = private_key_open_or_partial(text[base:])
+            if key >= 0 and len(text) - (base + key) > MAX_HOLD:
+                if private_key_open(text[base:]) >= 0:
+                    return -1  # a key's header: its placeholder now, the rest dropped
+                key = -1  # "-----BEGIN" and thousands of capitals: no header after all
             if key >= 0:
-                if len(text) - (base + key) > MAX_HOLD:
-                    return -1
                 cut = min(cut, base + key)
         for finding in findings:
             if finding.start < cut < finding.end:
