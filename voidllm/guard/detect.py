@@ -739,13 +739,17 @@ def find(text: str, wanted: frozenset[str]) -> list[Finding]:
     """
     if not wanted or not text:
         return []
-    plan = _plan(wanted)
     hits = _GATE.families(text)
-    found: Found = []
-    for index, where, detector in plan:
-        if hits is None:
+    if not hits:
+        if hits is not None:
+            return []  # no family's prefilter matched: the common case for a piece of prose
+        found: Found = []
+        for _, _, detector in _plan(wanted):
             detector(text, found, None)
-        elif index in hits:
+        return _resolve(found, wanted)
+    found = []
+    for index, where, detector in _plan(wanted):
+        if index in hits:
             detector(text, found, hits[index] if where else None)
     return _resolve(found, wanted)
 
