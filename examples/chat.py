@@ -1,6 +1,7 @@
 """Chat through VoidLLM with the official openai SDK: one answer, then one streamed answer.
 
-Usage: python examples/chat.py <vl_ key> [base url, default http://127.0.0.1:8080/v1] [model, default "default"]
+Usage: python examples/chat.py <vl_ key> [base url, default http://127.0.0.1:8080/v1]
+                               [model, default "default"]
 """
 
 from __future__ import annotations

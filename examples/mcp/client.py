@@ -10,8 +10,9 @@ Needs the ``mcp`` package (2.3 or newer): ``pip install "mcp>=2.3"``, or run it 
 environment, which has it: ``.venv/bin/python examples/mcp/client.py ...`` after ``scripts/test``.
 
 The built-in server is ``/api/v1/mcp/voidllm``, Code Mode ``/api/v1/mcp``; an MCP server registered under
-the alias ``github`` is ``/api/v1/mcp/github`` (the same key authenticates all). ``--legacy`` makes the SDK speak the session-era
-protocol (``initialize`` and an ``Mcp-Session-Id``) instead of its default 2026-07-28 mode.
+the alias ``github`` is ``/api/v1/mcp/github`` (the same key authenticates all). ``--legacy`` makes the SDK
+speak the session-era protocol (``initialize`` and an ``Mcp-Session-Id``) instead of its default 2026-07-28
+mode.
 """
 
 from __future__ import annotations
