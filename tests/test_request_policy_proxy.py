@@ -261,6 +261,13 @@ async def test_browser_origins(sqlite_dsn: str, upstream: MockUpstream) -> None:
             json={"model": MODEL, "messages": HI},
         )
         assert server_side.status_code == 200
+        # the playground is the gateway's own page: the key's origin list does not apply there
+        tunnelled = await gw.client.post(
+            "/api/v1/playground/chat/completions",
+            headers={**bearer(web), "Origin": gw.url, "x-app": "1"},
+            json={"model": MODEL, "messages": HI},
+        )
+        assert tunnelled.status_code == 200, tunnelled.text
 
 
 async def test_a_policy_change_reaches_another_gateway_without_restart(

@@ -1,13 +1,15 @@
 """Persistence: SQLAlchemy Core tables, the engine, the trio-facing :class:`Store`, Alembic migrations.
 
-Layering: ``store`` imports nothing else from VoidLLM except :mod:`voidllm.errors`, :mod:`voidllm.clock` and
-the process registry :mod:`voidllm.metrics` (for :mod:`~voidllm.store.metrics`). Modules:
+Layering: ``store`` imports nothing else from VoidLLM except :mod:`voidllm.errors`, :mod:`voidllm.clock`,
+the process registry :mod:`voidllm.metrics` (for :mod:`~voidllm.store.metrics`) and the policy parsers of
+:mod:`voidllm.request_policy` and :mod:`voidllm.guard` (for :mod:`~voidllm.store.policies`). Modules:
 
 - :mod:`~voidllm.store.tables`: ``metadata`` and every ``Table`` (``from voidllm.store import tables``)
 - :mod:`~voidllm.store.engine`: :func:`build_engine` for SQLite and PostgreSQL
 - :mod:`~voidllm.store.store`: :class:`Store` (worker-thread transactions) and :func:`open_store`
 - :mod:`~voidllm.store.migrate`: ``upgrade``, ``migrate``, revisions (not re-exported here: the function
   ``migrate`` would shadow its own module)
+- :mod:`~voidllm.store.policies`: per-scope request and guard policy documents
 - :mod:`~voidllm.store.errors`: SQLAlchemy → store errors; :mod:`~voidllm.store.ids`: ids and UTC time
 """
 

@@ -5,7 +5,9 @@ route to the models.
 Authentication: an explicit ``Authorization`` or ``X-Api-Key`` header (the playground's API-key override: no
 CSRF needed), or else the browser's session cookie, CSRF-checked for anything but GET/HEAD/OPTIONS
 (:func:`voidllm.web.browser.authenticate_cookie`); the tunnel then presents the session key to the proxy as a
-Bearer key. The ``Cookie`` header itself never goes further. Refusals come in the envelope the proxy uses.
+Bearer key. The ``Cookie`` header itself never goes further, nor does ``Origin``: the playground is the
+gateway's own page, so a key's allowed origins (request policy, :mod:`voidllm.request_policy`) do not apply
+to it; its parameter and header rules do. Refusals come in the envelope the proxy uses.
 
 Streams are relayed exactly as on ``/v1`` (Server-Sent Events, event by event), under the same drain
 tracking (:class:`~voidllm.web.edge.Edge`). Their duration is capped as in the reference, which bounds them
@@ -26,6 +28,8 @@ import attrs
 from voidllm.asgi import SCOPE_KEY, send_error
 from voidllm.errors import BadRequestError, GatewayError
 from voidllm.web.browser import BrowserPolicy, authenticate_cookie
+
+_NOT_TUNNELLED = frozenset({b"cookie", b"origin"})
 
 if TYPE_CHECKING:
     from voidllm.auth.cache import KeyCache
@@ -83,7 +87,7 @@ class Playground:
         rest = scope["path"][len(PREFIX) :]
         if any(part in (".", "..") for part in rest.split("/")):
             raise BadRequestError("unsupported API endpoint")
-        headers = [(name, value) for name, value in scope["headers"] if name != b"cookie"]
+        headers = [(name, value) for name, value in scope["headers"] if name not in _NOT_TUNNELLED]
         session = authenticate_cookie(scope, self.keys, self.policy)
         if session is not None:
             headers.append((b"authorization", b"Bearer " + session[0].encode("latin-1")))
