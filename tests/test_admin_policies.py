@@ -223,5 +223,11 @@ async def test_policies_go_with_their_scope_and_follow_a_rotation(sqlite_dsn: st
         assert ("key", bound["id"]) not in rows
         assert (await gw.client.delete(f"{API}/models/{model}", headers=sys)).status_code == 204
         assert ("model", model) not in await policy_rows(gw)
+        # a deleted user's keys take their policies with them
+        leaver = await add_user(gw, org, "leaver@acme.io")
+        leavers = await create_key(gw, org, user_id=leaver)
+        assert (await put(gw, f"/orgs/{org}/keys/{leavers['id']}/policy", body)).status_code == 200
+        assert (await gw.client.delete(f"{API}/users/{leaver}", headers=sys)).status_code == 204
+        assert ("key", leavers["id"]) not in await policy_rows(gw)
         assert (await gw.client.delete(f"{API}/orgs/{org}", headers=sys)).status_code == 204
         assert await policy_rows(gw) == set()

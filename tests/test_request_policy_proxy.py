@@ -7,10 +7,12 @@ gateway on the same store without a restart."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -126,8 +128,9 @@ async def set_and_key(gw: RunningGateway, policy: dict[str, Any]) -> str:
 
 
 async def test_refusals_over_raw_http_and_in_anthropics_envelope(
-    sqlite_dsn: str, upstream: MockUpstream
+    sqlite_dsn: str, upstream: MockUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     async with gateway(sqlite_dsn, upstream) as gw:
         key = await set_and_key(gw, {"params": {"deny": ["metadata"], "bounds": {"max_tokens": {"max": 64}}}})
         chat = await gw.client.post(
@@ -155,12 +158,25 @@ async def test_refusals_over_raw_http_and_in_anthropics_envelope(
         assert "max_tokens" in body["error"]["message"]
         assert "5000" not in messages.text
         assert MARKER not in messages.text
+        sdk_client = anthropic.AsyncAnthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=10)
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await sdk_client.messages.create(
+                model=MODEL, max_tokens=10, messages=HI, metadata={"user_id": MARKER}
+            )
+        assert isinstance(refused.value.body, dict)
+        assert refused.value.body["type"] == "error"
+        assert refused.value.body["error"]["type"] == "invalid_request_error"
+        assert "metadata" in str(refused.value)
+        assert MARKER not in refused.value.response.text
         fine = await gw.client.post(
             "/v1/messages",
             headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
             json={"model": MODEL, "max_tokens": 64, "messages": HI},
         )
         assert fine.status_code == 200, fine.text
+    gateway_log = [r for r in caplog.records if r.name.startswith(("voidllm", "hypercorn"))]
+    assert gateway_log  # the gateway's own debug log was captured (the SDKs log their requests themselves)
+    assert not [r for r in gateway_log if MARKER in r.getMessage() or MARKER in repr(r.__dict__)]
 
 
 async def test_required_headers_and_a_models_policy(sqlite_dsn: str, upstream: MockUpstream) -> None:

@@ -218,7 +218,6 @@ def _delete_tx(conn: sa.Connection, org_id: str) -> list[str]:
     conn.execute(o.update().where(o.c.id == org_id).values(**gone))
     delete_policies(conn, "org", [org_id])
     delete_policies(conn, "team", sa.select(t.teams.c.id).where(t.teams.c.org_id == org_id))
-    delete_policies(conn, "key", sa.select(t.api_keys.c.id).where(t.api_keys.c.org_id == org_id))
     return soft_delete_keys(conn, now, t.api_keys.c.org_id == org_id)
 
 

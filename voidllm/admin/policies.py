@@ -16,7 +16,8 @@ team's admin), never its holder below org admin and never through the key itself
 Propagation: a change to an organisation's, team's or key's policy reloads the key cache at once (every cached
 identity carries its merged policies) and tells the other processes (``keys`` topic); a model's reloads the
 catalog (``models`` topic). Deleting an organisation, team, key or model deletes its policies (and those of
-the teams and keys deleted with it) in the same transaction (:func:`voidllm.store.policies.delete_policies`);
+the teams and keys deleted with it) in the same transaction (:func:`voidllm.store.policies.delete_policies`;
+every revocation of keys does it for them: users, memberships, service accounts, teams, organisations);
 a rotated key's successor gets a copy of its policies
 (:func:`voidllm.store.policies.copy_key_policies`).
 """

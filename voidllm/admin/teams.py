@@ -225,8 +225,5 @@ def _delete_tx(conn: sa.Connection, *, org_id: str, team_id: str) -> list[str]:
     )
     live_accounts = sa_.update().where(sa_.c.team_id == team_id, sa_.c.deleted_at.is_(None))
     conn.execute(live_accounts.values(deleted_at=now, updated_at=now))
-    k = t.api_keys
-    delete_policies(conn, "team", [team_id])
-    delete_policies(conn, "key", sa.select(k.c.id).where(k.c.team_id == team_id))
-    delete_policies(conn, "key", sa.select(k.c.id).where(k.c.service_account_id.in_(accounts)))
+    delete_policies(conn, "team", [team_id])  # its keys' went with them (soft_delete_keys)
     return hashes

@@ -32,6 +32,7 @@ from voidllm.errors import BadRequestError, ConflictError, NotFoundError
 from voidllm.identity import Role
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
+from voidllm.store.policies import delete_policies
 
 T = TypeVar("T")
 
@@ -225,13 +226,15 @@ def live_key_count(owner: str, owner_id: sa.ColumnElement[str]) -> sa.ScalarSele
 
 
 def soft_delete_keys(conn: sa.Connection, now: datetime, *where: sa.ColumnElement[bool]) -> list[str]:
-    """Soft-delete every live key matching ``where``; returns their hashes (to evict)."""
+    """Soft-delete every live key matching ``where`` and delete their policies; returns their hashes (to
+    evict)."""
     k = t.api_keys
-    hashes = list(conn.execute(sa.select(k.c.key_hash).where(k.c.deleted_at.is_(None), *where)).scalars())
-    if hashes:
+    rows = conn.execute(sa.select(k.c.id, k.c.key_hash).where(k.c.deleted_at.is_(None), *where)).all()
+    if rows:
         live = k.update().where(k.c.deleted_at.is_(None), *where)
         conn.execute(live.values(deleted_at=now, updated_at=now))
-    return hashes
+        delete_policies(conn, "key", [row.id for row in rows])
+    return [row.key_hash for row in rows]
 
 
 # -- key cache propagation ----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from voidllm.bus import TOPIC_KEYS
 from voidllm.crypto import KeyKind, generate_key, key_hint
 from voidllm.store import tables as t
 from voidllm.store.ids import new_id
+from voidllm.store.policies import delete_policies
 
 if TYPE_CHECKING:
     from voidllm.admin.services import Services
@@ -112,13 +113,16 @@ def insert_session(
 
 
 def revoke_keys(conn: sa.Connection, *where: sa.ColumnElement[bool], now: datetime) -> list[str]:
-    """Soft-delete every live key matching ``where``; returns their hashes for :func:`forget_keys`."""
+    """Soft-delete every live key matching ``where`` and delete their policies; returns their hashes for
+    :func:`forget_keys`."""
     k = t.api_keys
     condition = sa.and_(k.c.deleted_at.is_(None), *where)
-    hashes = list(conn.execute(sa.select(k.c.key_hash).where(condition)).scalars())
+    rows = conn.execute(sa.select(k.c.id, k.c.key_hash).where(condition)).all()
+    hashes = [row.key_hash for row in rows]
     if hashes:
         revoke = k.update().where(condition, k.c.key_hash.in_(hashes)).values(deleted_at=now, updated_at=now)
         conn.execute(revoke)
+        delete_policies(conn, "key", [row.id for row in rows])
     return hashes
 
 
