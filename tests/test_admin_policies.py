@@ -54,8 +54,9 @@ async def put(
     return await gw.client.put(f"{API}{path}", headers=headers or admin_headers(gw), json=body)
 
 
-async def test_store_show_merge_and_remove_policies(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
+async def test_store_show_merge_and_remove_policies(db_target: tuple[str, str]) -> None:
+    driver, dsn = db_target
+    async with open_gateway(dsn, driver) as gw:
         org = await default_org(gw)
         team = await create_team(gw, org, "core")
         me = (await gw.client.get(f"{API}/me", headers=admin_headers(gw))).json()["id"]
@@ -180,8 +181,9 @@ async def test_who_may_read_and_change_policies(sqlite_dsn: str) -> None:
         assert (await gw.client.get(f"{API}{key_path}", headers=foreign)).status_code in (403, 404)
 
 
-async def test_policies_go_with_their_scope_and_follow_a_rotation(sqlite_dsn: str) -> None:
-    async with open_gateway(sqlite_dsn) as gw:
+async def test_policies_go_with_their_scope_and_follow_a_rotation(db_target: tuple[str, str]) -> None:
+    driver, dsn = db_target
+    async with open_gateway(dsn, driver) as gw:
         sys = admin_headers(gw)
         org = (await create_org(gw, "acme"))["id"]
         team = await create_team(gw, org, "core")
