@@ -47,8 +47,8 @@ def _user_tables(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
 
 
-def test_head_revision_is_the_incidents_migration() -> None:
-    assert head_revision() == "0005"
+def test_head_revision_is_the_guard_findings_migration() -> None:
+    assert head_revision() == "0006"
 
 
 def test_config_needs_no_ini_file() -> None:

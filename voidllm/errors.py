@@ -11,6 +11,7 @@ class to an HTTP status and a machine code in one table (``voidllm.web.errors``)
     │   ├── BadRequestError           400 bad_request
     │   ├── AuthenticationError       401 unauthorized
     │   ├── PermissionDeniedError     403 forbidden
+    │   │   └── ContentBlockedError   403 content_blocked: the prompt guard found a kind set to block
     │   ├── NotFoundError             404 not_found
     │   ├── MethodNotAllowedError     405 method_not_allowed (with ``Allow``)
     │   ├── ConflictError             409 conflict
@@ -116,6 +117,19 @@ class AuthenticationError(ClientRequestError):
 class PermissionDeniedError(ClientRequestError):
     status = 403
     code = "forbidden"
+
+
+class ContentBlockedError(PermissionDeniedError):
+    """The prompt guard refused the request: it holds a finding kind whose mode is ``block``.
+
+    The message names the kinds found (``email``, ``openai_key``), never what matched; ``kinds`` holds them.
+    """
+
+    code = "content_blocked"
+
+    def __init__(self, kinds: tuple[str, ...]) -> None:
+        super().__init__(f"the request was blocked by the prompt guard: it contains {', '.join(kinds)}")
+        self.kinds = kinds
 
 
 class NotFoundError(ClientRequestError):

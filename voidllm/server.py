@@ -407,6 +407,7 @@ async def serve(
                 limiter=limiter,
                 completion_reserve=config.settings.limits.default_completion_reserve,
                 incidents=incident_recorder,
+                guard=config.settings.guard,
             )
             apps = create_apps(state, proxy)
             http_stop = trio.Event()

@@ -26,6 +26,7 @@ from voidllm.config.checks import FieldCheck
 from voidllm.config.units import Unit, parse_duration, parse_size
 from voidllm.config.validate import Path, Problem, check_object, format_path
 from voidllm.config.yamlread import Interpolated
+from voidllm.guard import GuardPolicy, GuardPolicyError, parse_policy
 
 __all__ = ["ObjectProblemsError", "converter", "describe_error"]
 
@@ -101,6 +102,15 @@ def _read_size(value: Any, _: type) -> int:
     return parse_size(value)
 
 
+def _read_guard(value: Any, _: type) -> GuardPolicy:
+    """``settings.guard``: the guard's own strict parser; a problem is reported at its key path."""
+    try:
+        return parse_policy(value, path="")
+    except GuardPolicyError as exc:
+        where = tuple(exc.path.split(".")[1:])
+        raise ObjectProblemsError([(where, exc.message.removeprefix(f"{exc.path}: "))]) from None
+
+
 _UNIT_READERS: dict[Unit, Callable[[Any, type], Any]] = {Unit.DURATION: _read_duration, Unit.SIZE: _read_size}
 
 
@@ -164,6 +174,7 @@ def _make_converter() -> cattrs.Converter:
     for cls, hook in ((str, _read_str), (int, _read_int), (float, _read_float), (bool, _read_bool)):
         conv.register_structure_hook(cls, hook)
     conv.register_structure_hook_factory(attrs.has, _attrs_hook)
+    conv.register_structure_hook(GuardPolicy, _read_guard)
     conv.register_structure_hook_factory(_is_tuple, _tuple_hook)
     conv.register_structure_hook_factory(_is_dict, _dict_hook)
     conv.register_structure_hook_factory(_is_annotated, _annotated_hook)

@@ -24,6 +24,7 @@ from voidllm.config.checks import (
     Range,
 )
 from voidllm.config.units import Duration, Unit
+from voidllm.guard import OFF, GuardPolicy
 
 __all__ = [
     "AuditConfig",
@@ -362,6 +363,8 @@ class SettingsConfig:
 
     ``encryption_key`` is required (here or in ``VOIDLLM_ENCRYPTION_KEY``); ``admin_key`` only triggers the
     first-start bootstrap. ``fallback_max_depth`` bounds model fallback chains (0 turns fallback off).
+    ``guard`` is the prompt guard's gateway-wide policy (:func:`voidllm.guard.parse_policy`, strictly): the
+    baseline every request's policy is merged with; off for every kind by default, which costs nothing.
     """
 
     admin_key: Annotated[str, MinLength(32)] = ""
@@ -376,6 +379,7 @@ class SettingsConfig:
     limits: LimitsConfig = LimitsConfig()
     otel: OtelConfig = OtelConfig()
     sso: SSOConfig = SSOConfig()
+    guard: GuardPolicy = OFF
     fallback_max_depth: Annotated[int, Range(0, 10)] = 3
     trusted_proxies: Annotated[tuple[str, ...], _Networks()] = ()
     ui_dir: Annotated[str, _UI_BUILD] = ""

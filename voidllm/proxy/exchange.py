@@ -29,6 +29,7 @@ import attrs
 import trio
 
 from voidllm.errors import BadGatewayError, GatewayTimeoutError, ServiceUnavailableError
+from voidllm.guard import RequestGuard
 from voidllm.identity import KeyIdentity
 from voidllm.limits.base import Admission
 from voidllm.providers.base import TranslationError
@@ -38,6 +39,7 @@ from voidllm.proxy import metrics as m
 from voidllm.proxy.attempts import AttemptChain, ChainExhausted, Opened
 from voidllm.proxy.calls import build_call
 from voidllm.proxy.endpoints import Endpoint
+from voidllm.proxy.guarding import findings_of
 from voidllm.proxy.jsonbody import JsonRequest
 from voidllm.routing.fallback import fallback_plan
 from voidllm.routing.metrics import deployment_label
@@ -103,6 +105,7 @@ class Exchange:
     attempt_span: Any = None  # the relayed attempt's span while tracing is on (its first-token event)
     finish_reasons: tuple[str, ...] = ()  # of a buffered OpenAI-style answer, read while tracing is on
     incidents: list[Incident] | None = None  # made on the first incident; recorded when the request ends
+    guard: RequestGuard | None = attrs.field(default=None, repr=False)  # the prompt guard, when a kind is on
 
     def note_incident(
         self, kind: str, model: Model, upstream: Upstream, error_class: str, status: int | None, attempt: int
@@ -263,7 +266,7 @@ def _attempting(ex: Exchange, model: Model, upstream: Upstream) -> None:
 def usage_event(ex: Exchange) -> UsageEvent | None:
     """Count the request in the metrics and return its usage event (None if it never reached a model)."""
     model, upstream = ex.model, ex.upstream
-    if model is None or upstream is None:
+    if model is None or (upstream is None and ex.outcome != "blocked"):
         return None
     duration = time.perf_counter() - ex.started
     if ex.client_gone:
@@ -271,6 +274,9 @@ def usage_event(ex: Exchange) -> UsageEvent | None:
     usage = ex.usage or TokenUsage(0, 0, 0)
     ttft = ex.ttft if ex.stream else duration
     labels_model = model.name
+    guard_findings, guard_action = (None, None) if ex.guard is None else findings_of(ex.guard.outcome())
+    if upstream is None:  # refused by the prompt guard before any upstream
+        return _blocked_event(ex, model, duration, guard_findings, guard_action)
     m.UPSTREAM_REQUESTS.labels(labels_model, upstream.provider, str(ex.status_code)).inc()
     m.PROXY_DURATION.labels(labels_model, "true" if ex.stream else "false").observe(duration)
     if ttft is not None:
@@ -308,5 +314,34 @@ def usage_event(ex: Exchange) -> UsageEvent | None:
         stream=ex.stream,
         source=ex.source,
         project=ex.project,
+        guard_findings=guard_findings,
+        guard_action=guard_action,
+        created_at=ex.started_wall,
+    )
+
+
+def _blocked_event(
+    ex: Exchange, model: Model, duration: float, guard_findings: str | None, guard_action: str | None
+) -> UsageEvent:
+    """The usage event of a request the prompt guard refused: no upstream, no tokens, 403 ``blocked``."""
+    identity = ex.identity
+    return UsageEvent(
+        request_id=ex.request_id,
+        key_id=identity.key_id,
+        key_type=identity.key_type,
+        org_id=identity.org_id,
+        team_id=identity.team_id,
+        user_id=identity.user_id,
+        service_account_id=identity.service_account_id,
+        model_name=model.name,
+        requested_model_name=ex.requested_model,
+        duration_ms=int(duration * 1000),
+        status_code=ex.status_code,
+        status=ex.outcome,
+        stream=ex.stream,
+        source=ex.source,
+        project=ex.project,
+        guard_findings=guard_findings,
+        guard_action=guard_action,
         created_at=ex.started_wall,
     )

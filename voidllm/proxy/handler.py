@@ -55,9 +55,10 @@ import trio
 from voidllm import tracing
 from voidllm.asgi import SCOPE_KEY, ClientDisconnectedError, Receive, Send, send_error
 from voidllm.auth.cache import KeyCache
-from voidllm.errors import GatewayError
+from voidllm.errors import ContentBlockedError, GatewayError
+from voidllm.guard import OFF, GuardPolicy
 from voidllm.limits.base import Limiter, NoLimiter
-from voidllm.proxy import messages, tokencount
+from voidllm.proxy import guarding, messages, tokencount
 from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.proxy.exchange import Exchange, ProxyLimits, run_hops, usage_event
 from voidllm.proxy.intake import Intake
@@ -88,6 +89,7 @@ class Proxy:
     limiter: Limiter = attrs.field(factory=NoLimiter)
     completion_reserve: int = 1024  # settings.limits.default_completion_reserve
     incidents: Recorder[IncidentRecord] | None = None  # the incident log's channel; None: counted only
+    guard: GuardPolicy = OFF  # settings.guard: the prompt guard's baseline (proxy/guarding.py)
     _intake: Intake = attrs.field(init=False)
     _relay: Relay = attrs.field(init=False)
 
@@ -100,6 +102,7 @@ class Proxy:
             limits.max_request_body,
             limits.read_timeout,
             self.completion_reserve,
+            self.guard,
         )
         self._relay = Relay(limits.max_response_body, self.limiter)
 
@@ -112,6 +115,8 @@ class Proxy:
             try:
                 await self._serve(ex, scope, receive, send)
             finally:
+                if ex.guard is not None:
+                    guarding.count(ex.guard.outcome())
                 if ex.admission is not None:  # not settled before the answer's end (no answer, or an error)
                     await self._relay.settle(ex)
         except GatewayError as exc:
@@ -133,7 +138,12 @@ class Proxy:
         if ex.endpoint.multipart:
             body, length = await self._intake.multipart_body(ex, scope, receive, body_done)
         else:
-            body, length = await self._intake.json_body(ex, scope, receive), None
+            try:
+                body, length = await self._intake.json_body(ex, scope, receive), None
+            except ContentBlockedError:
+                ex.outcome, ex.status_code = "blocked", ContentBlockedError.status
+                await self._record_usage(ex)
+                raise
             body_done.set()
             if ex.endpoint.count_tokens and ex.model is not None and tokencount.estimated(ex.model):
                 assert ex.anthropic is not None
@@ -168,14 +178,9 @@ class Proxy:
         finally:
             if not isinstance(body, bytes):
                 await body.aclose()  # a multipart body the upstream did not read to its end
-            event = usage_event(ex)
             if tracing.state.tracer is not None:
                 _trace_exchange(ex, scope["path"])
-            if event is not None:
-                if self.usage_wait is None:
-                    self.usage.record(event)
-                else:
-                    await self.usage.record_waiting(event, limit=self.usage_wait)
+            await self._record_usage(ex)
             if ex.incidents is not None:
                 record_incidents(
                     self.incidents,
@@ -187,6 +192,16 @@ class Proxy:
                 )
         if error is not None and not ex.client_gone:
             raise error
+
+    async def _record_usage(self, ex: Exchange) -> None:
+        """The request's usage event to the writer (none when it never reached a model)."""
+        event = usage_event(ex)
+        if event is None:
+            return
+        if self.usage_wait is None:
+            self.usage.record(event)
+        else:
+            await self.usage.record_waiting(event, limit=self.usage_wait)
 
 
 def _trace_exchange(ex: Exchange, path: str) -> None:

@@ -10,8 +10,9 @@ tags, and the key is looked up in the key cache (no database); the body is read 
 read and held in memory within ``max_request_body``, then sent in one piece); the request is counted
 against its key, team and org limits with its estimated tokens reserved (:mod:`voidllm.limits`; keys
 without limits skip it, and it comes before model resolution, as in the Go original); the model is
-resolved and its access checked; the body is rewritten only where needed (the canonical model,
-``stream_options.include_usage``).
+resolved and its access checked; the prompt guard scans the parsed body when the request's policy has a
+kind on (:mod:`voidllm.proxy.guarding`: refused, or redacted and serialised again); the body is rewritten
+only where needed (the canonical model, ``stream_options.include_usage``).
 
 Request policies (:mod:`voidllm.request_policy`): a key whose identity carries one has the page's ``Origin``
 (when the policy lists allowed origins) and the required headers checked right after authentication (403),
@@ -40,10 +41,11 @@ from voidllm.asgi import BodyReader, Receive, read_body
 from voidllm.auth.cache import KeyCache
 from voidllm.clock import utcnow
 from voidllm.errors import BadRequestError, PermissionDeniedError, model_not_found
+from voidllm.guard import OFF, GuardPolicy, RequestGuard
 from voidllm.identity import KeyIdentity
 from voidllm.limits.base import Limiter, limited
 from voidllm.limits.estimate import estimate_tokens
-from voidllm.proxy import messages
+from voidllm.proxy import guarding, messages
 from voidllm.proxy.endpoints import Endpoint
 from voidllm.proxy.exchange import Exchange
 from voidllm.proxy.headers import header
@@ -67,6 +69,7 @@ class Intake:
     max_request_body: int
     read_timeout: float
     completion_reserve: int  # settings.limits.default_completion_reserve
+    guard: GuardPolicy = OFF  # settings.guard: the prompt guard's baseline
 
     def open(self, scope: dict[str, Any], endpoint: Endpoint, request_id: str, started: float) -> Exchange:
         """The request's exchange, for an authenticated key with valid client tags.
@@ -128,9 +131,36 @@ class Intake:
         model_policy = self.catalog.policies.get(model.name) if self.catalog.policies else None
         if model_policy is not None and model_policy.request is not None:
             model_policy.request.check_params(sent)
+        policy = guarding.effective_policy(self.guard, model, ex.identity)
+        if policy.active:
+            raw = self._guard(ex, policy, raw)
+            request = ex.json
         ex.stream = request.stream
         ex.inject_usage = ex.endpoint.usage_option and request.stream and not request.client_wants_usage
         return request.upstream_body(raw, canonical_model=model.name, inject_usage=ex.endpoint.usage_option)
+
+    def _guard(self, ex: Exchange, policy: GuardPolicy, raw: bytes) -> bytes:
+        """Scan the parsed body with the prompt guard (:mod:`voidllm.proxy.guarding`); the body to send on:
+        ``raw`` when nothing was redacted, else the redacted body (and the exchange's parsed request with it).
+
+        Raises:
+            ContentBlockedError: a kind found is set to block.
+        """
+        anthropic = ex.anthropic
+        payload = anthropic.payload if anthropic is not None else ex.json.payload  # type: ignore[union-attr]
+        ex.guard = RequestGuard(policy)
+        guarding.guard_json(
+            payload, ex.guard, anthropic=anthropic is not None, route=guarding.route_of(ex.endpoint)
+        )
+        if not ex.guard.redactions:
+            return raw
+        if anthropic is not None:
+            ex.anthropic = anthropic.retranslated(count_tokens=ex.endpoint.count_tokens)
+            ex.anthropic_raw = orjson.dumps(anthropic.payload)
+            ex.json = ex.anthropic.openai
+        assert ex.json is not None
+        ex.raw = orjson.dumps(ex.json.payload)
+        return ex.raw
 
     async def multipart_body(
         self, ex: Exchange, scope: dict[str, Any], receive: Receive, body_done: trio.Event

@@ -69,6 +69,12 @@ class MessagesRequest:
         translated = {"model": model} if count_tokens else messages_to_openai(payload)
         return cls(model, stream, payload, JsonRequest.parse(orjson.dumps(translated)))
 
+    def retranslated(self, *, count_tokens: bool = False) -> MessagesRequest:
+        """The request once ``payload`` was changed in place (the prompt guard's redaction): translated
+        again."""
+        translated = {"model": self.model} if count_tokens else messages_to_openai(self.payload)
+        return attrs.evolve(self, openai=JsonRequest.parse(orjson.dumps(translated)))
+
     def anthropic_body(self, raw: bytes, canonical_model: str) -> bytes:
         """The client's bytes, with the canonical model name when an alias was used."""
         if canonical_model == self.model:

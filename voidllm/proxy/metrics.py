@@ -51,3 +51,15 @@ ACTIVE_STREAMS = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
+GUARD_FINDINGS = Counter(
+    "voidllm_guard_findings_total",
+    "Prompt guard findings by kind, action taken (flag, redact, block) and direction (request, response).",
+    ["kind", "action", "direction"],
+    registry=REGISTRY,
+)
+GUARD_BLOCKED = Counter(
+    "voidllm_guard_blocked_total",
+    "Requests the prompt guard refused (403 content_blocked), by route.",
+    ["route"],
+    registry=REGISTRY,
+)

@@ -16,6 +16,9 @@ in the client's dialect), and the token usage read from each.
   it is the one error event and none of ours follows.
 - **Binary** (audio and the like): relayed chunk by chunk within ``max_response_body``; cut short, it ends
   without its end so the client sees a broken response.
+- **The prompt guard** (the request's policy has ``responses`` on): a buffered 2xx answer's text is redacted
+  (:func:`voidllm.proxy.guarding.redact_answer`), a stream's events through
+  :class:`~voidllm.proxy.guardstream.GuardedStream` (a finding split across chunks is still found).
 
 The request's deadline bounds every send (:mod:`voidllm.web.writes`); the last message gets :data:`END_GRACE`
 more. The token reservation is settled (:meth:`Relay.settle`) right before the last message goes out, so a
@@ -44,6 +47,8 @@ from voidllm.providers.registry import PROVIDERS
 from voidllm.proxy import messages
 from voidllm.proxy import metrics as m
 from voidllm.proxy.attempts import AnswerBroken
+from voidllm.proxy.guarding import redact_answer
+from voidllm.proxy.guardstream import Dialect, GuardedStream
 from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
 from voidllm.proxy.sse import UPSTREAM_STREAM_ERROR, SSERelay, abort_event
 from voidllm.proxy.transport import UpstreamError, UpstreamResponse
@@ -180,6 +185,8 @@ class Relay:
             ]
         elif 200 <= resp.status < 300:
             ex.usage = _usage_from_json(body, ex if ex.attempt_span is not None else None)
+        if ex.guard is not None and 200 <= resp.status < 300:
+            body = redact_answer(body, ex.guard)
         overhead = (time.perf_counter() - ex.started) - upstream_time
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
@@ -200,6 +207,8 @@ class Relay:
         :class:`Translated`) event by event, flushing each; a stream that does not reach its terminal event
         ends with one abort event."""
         ex.stream = True
+        if ex.guard is not None and ex.guard.response_kinds:
+            stream = GuardedStream(stream, ex.guard, _guard_dialect(ex))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         abort_code = "stream_incomplete"
         reported: UpstreamStreamError | None = None
@@ -466,6 +475,13 @@ class Translated:
             return b""
         self.aborted = True
         return self.abort_with(code, reported)
+
+
+def _guard_dialect(ex: Exchange) -> Dialect:
+    """How the stream the client reads is shaped, for :class:`GuardedStream`."""
+    if ex.anthropic is not None:
+        return "anthropic"
+    return "responses" if ex.endpoint.terminal == "responses" else "openai"
 
 
 def _token_usage(usage: Any) -> TokenUsage | None:

@@ -64,6 +64,7 @@ class UsageStatus(enum.StrEnum):
     CLIENT_DISCONNECT = "client_disconnect"
     INCOMPLETE = "incomplete"
     TIMEOUT = "timeout"
+    BLOCKED = "blocked"  # refused by the prompt guard (403 content_blocked) before any upstream
 
 
 @attrs.frozen
@@ -152,6 +153,11 @@ class UsageEvent:
     stream: bool = False
     source: str | None = attrs.field(default=None, validator=_opt_str)
     project: str | None = attrs.field(default=None, validator=_opt_str)
+    guard_findings: str | None = attrs.field(default=None, validator=_opt_str)
+    """The prompt guard's findings as JSON, kinds and counts only: ``{"request": {"email": 2}, "response":
+    {"email": 1}}`` (:func:`voidllm.proxy.guarding.findings_of`); None when nothing was found."""
+    guard_action: str | None = attrs.field(default=None, validator=_opt_str)
+    """The most restrictive guard mode among the request's findings (``flag``, ``redact``, ``block``)."""
     created_at: datetime = attrs.field(validator=_aware)
     id: str = attrs.field(factory=new_id)
     """The row's UUIDv7, made with the event: a batch written twice (a retry after a lost commit
@@ -190,6 +196,8 @@ class UsageEvent:
             "stream": self.stream,
             "source": _clip(self.source, _TAG_MAX),
             "project": _clip(self.project, _TAG_MAX),
+            "guard_findings": self.guard_findings,
+            "guard_action": self.guard_action,
             "created_at": self.created_at.astimezone(UTC),
         }
 

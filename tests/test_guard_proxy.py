@@ -1,0 +1,247 @@
+"""The prompt guard on the OpenAI routes (``/v1`` and the playground tunnel): off, flag, redact and block on
+a real gateway in front of the mock upstream, which records what it received; answers redacted, buffered and
+streamed (a finding split across chunks); findings on the usage row and in the metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
+from tests.guard_samples import SAMPLES
+from voidllm.guard import kinds
+from voidllm.metrics import REGISTRY
+from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
+
+EMAIL = SAMPLES[kinds.EMAIL][1]
+OTHER_EMAIL = "max.mustermann@example.org"
+CARD = SAMPLES[kinds.CREDIT_CARD][1]
+OPENAI_KEY = SAMPLES[kinds.OPENAI_KEY][1]
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockUpstream]:
+    async with open_mock_upstream(Behaviour(stream_chunks=4)) as upstream:
+        yield upstream
+
+
+def guard_settings(detectors: str, *, responses: bool = False) -> str:
+    return f"guard:\n  detectors: {detectors}\n  responses: {'true' if responses else 'false'}"
+
+
+def client(gw: RunningGateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=gw.api_key(), max_retries=0, timeout=10)
+
+
+def chat_body(*contents: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-test", "messages": [{"role": "user", "content": c} for c in contents], **extra}
+
+
+async def post(gw: RunningGateway, path: str, body: dict[str, Any] | bytes) -> httpx.Response:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    headers = {"authorization": f"Bearer {gw.api_key()}", "content-type": "application/json"}
+    return await gw.client.post(path, content=content, headers=headers)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_guard_off_forwards_the_exact_bytes(sqlite_dsn: str, mock: MockUpstream) -> None:
+    raw = b'{"model":"gpt-test",  "messages":[{"role":"user","content":"mail ' + EMAIL.encode() + b'"}]}'
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    assert not config.settings.guard.active
+    async with run_gateway(config) as gw:
+        assert (await post(gw, "/v1/chat/completions", raw)).status_code == 200
+    assert mock.requests[-1].body == raw
+    [row] = await usage_rows("sqlite", sqlite_dsn)
+    assert (row["guard_findings"], row["guard_action"]) == (None, None)
+
+
+async def test_flag_counts_and_forwards_the_exact_bytes(sqlite_dsn: str, mock: MockUpstream) -> None:
+    raw = orjson.dumps(chat_body(f"mail {EMAIL} or {OTHER_EMAIL}", f"again {EMAIL}"))
+    config = make_config(
+        sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url), settings=guard_settings("{pii: flag}")
+    )
+    flagged = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    async with run_gateway(config) as gw:
+        assert (await post(gw, "/v1/chat/completions", raw)).status_code == 200
+    assert mock.requests[-1].body == raw
+    [row] = await usage_rows("sqlite", sqlite_dsn)
+    assert json.loads(row["guard_findings"]) == {"request": {"email": 3}}
+    assert row["guard_action"] == "flag"
+    after = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    assert after - flagged == 3
+
+
+async def test_redact_replaces_values_with_stable_placeholders(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{email: redact, credit_card: redact, phone: flag}"),
+    )
+    async with run_gateway(config) as gw:
+        answer = await client(gw).chat.completions.create(
+            model="gpt-test",
+            messages=[
+                {"role": "system", "content": f"Support desk. Escalate to {OTHER_EMAIL}."},
+                {"role": "user", "content": f"I am {EMAIL}, card {CARD}"},
+                {"role": "assistant", "content": "Noted."},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": f"Again: {EMAIL.upper()} and {OTHER_EMAIL}"}],
+                },
+            ],
+        )
+        assert answer.choices[0].message.content == "Hello from the mock."
+    sent = mock.requests[-1].json()
+    assert [m["content"] for m in sent["messages"]] == [
+        "Support desk. Escalate to [EMAIL_1].",
+        "I am [EMAIL_2], card [CREDIT_CARD_1]",
+        "Noted.",
+        [{"type": "text", "text": "Again: [EMAIL_2] and [EMAIL_1]"}],
+    ]
+    assert EMAIL.encode() not in mock.requests[-1].body
+    [row] = await usage_rows("sqlite", sqlite_dsn)
+    assert json.loads(row["guard_findings"]) == {"request": {"credit_card": 1, "email": 4}}
+    assert (row["guard_action"], row["status"]) == ("redact", "ok")
+
+
+async def test_redact_on_completions_embeddings_and_responses(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{pii: redact}"),
+    )
+    async with run_gateway(config) as gw:
+        oai = client(gw)
+        await oai.completions.create(model="gpt-test", prompt=f"Dear {EMAIL},")
+        assert mock.requests[-1].json()["prompt"] == "Dear [EMAIL_1],"
+        await oai.embeddings.create(model="gpt-test", input=[f"card {CARD}", "plain"])
+        assert mock.requests[-1].json()["input"] == ["card [CREDIT_CARD_1]", "plain"]
+        await oai.responses.create(
+            model="gpt-test",
+            instructions=f"answer {OTHER_EMAIL}",
+            input=[{"role": "user", "content": [{"type": "input_text", "text": f"from {EMAIL}"}]}],
+        )
+        sent = mock.requests[-1].json()
+        assert sent["instructions"] == "answer [EMAIL_1]"
+        assert sent["input"][0]["content"][0]["text"] == "from [EMAIL_2]"
+
+
+async def test_block_refuses_with_content_blocked(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{credentials: block, email: redact}"),
+    )
+    blocked = sample("voidllm_guard_blocked_total", route="/v1/chat/completions")
+    async with run_gateway(config) as gw:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            await client(gw).chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": f"my key {OPENAI_KEY}, mail {EMAIL}"}]
+            )
+        assert refused.value.status_code == 403
+        assert refused.value.code == "content_blocked"
+        assert "openai_key" in refused.value.message
+        assert OPENAI_KEY not in str(refused.value.body) and EMAIL not in str(refused.value.body)
+        assert "email" not in refused.value.message  # only the kinds that block are named
+    assert mock.requests == []
+    assert sample("voidllm_guard_blocked_total", route="/v1/chat/completions") - blocked == 1
+    [row] = await usage_rows("sqlite", sqlite_dsn)
+    assert (row["status"], row["status_code"], row["guard_action"]) == ("blocked", 403, "block")
+    assert json.loads(row["guard_findings"]) == {"request": {"email": 1, "openai_key": 1}}
+    assert row["model_name"] == "gpt-test" and row["total_tokens"] == 0
+
+
+async def test_the_playground_tunnel_is_guarded(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{email: redact, openai_key: block}"),
+    )
+    async with run_gateway(config) as gw:
+        ok = await post(gw, "/api/v1/playground/chat/completions", chat_body(f"hi {EMAIL}"))
+        assert ok.status_code == 200
+        assert mock.requests[-1].json()["messages"][0]["content"] == "hi [EMAIL_1]"
+        refused = await post(gw, "/api/v1/playground/chat/completions", chat_body(f"key {OPENAI_KEY}"))
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "content_blocked"
+    assert len(mock.requests) == 1
+
+
+async def test_buffered_answers_are_redacted(sqlite_dsn: str, mock: MockUpstream) -> None:
+    mock.behaviour.completion_text = f"Sure, {EMAIL} and {OTHER_EMAIL} are noted."
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{email: redact}", responses=True),
+    )
+    async with run_gateway(config) as gw:
+        answer = await client(gw).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": f"note {OTHER_EMAIL}"}]
+        )
+        assert answer.choices[0].message.content == "Sure, [EMAIL_2] and [EMAIL_1] are noted."
+        text = await client(gw).completions.create(model="gpt-test", prompt="x")
+        assert text.choices[0].text == "Sure, [EMAIL_1] and [EMAIL_2] are noted."
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    assert [json.loads(r["guard_findings"]) for r in rows] == [
+        {"request": {"email": 1}, "response": {"email": 2}},
+        {"response": {"email": 2}},
+    ]
+
+
+async def test_answers_are_untouched_without_responses(sqlite_dsn: str, mock: MockUpstream) -> None:
+    mock.behaviour.completion_text = f"Sure, {EMAIL}."
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{email: redact}"),
+    )
+    async with run_gateway(config) as gw:
+        answer = await client(gw).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert answer.choices[0].message.content == f"Sure, {EMAIL}."
+
+
+@pytest.mark.parametrize("chunks", [3, 4, 7, 29])
+async def test_streamed_answers_are_redacted_across_chunks(
+    sqlite_dsn: str, mock: MockUpstream, chunks: int
+) -> None:
+    text = f"Write to {EMAIL} or pay with {CARD} today."
+    mock.behaviour.completion_text, mock.behaviour.stream_chunks = text, chunks
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{pii: redact}", responses=True),
+    )
+    async with run_gateway(config) as gw:
+        stream = await client(gw).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        deltas = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+    assert "".join(deltas) == "Write to [EMAIL_1] or pay with [CREDIT_CARD_1] today."
+    assert not any("jane" in d or "4111" in d or "example" in d for d in deltas)
+    [row] = await usage_rows("sqlite", sqlite_dsn)
+    assert json.loads(row["guard_findings"]) == {"response": {"credit_card": 1, "email": 1}}
+
+
+async def test_streamed_text_completion_is_redacted(sqlite_dsn: str, mock: MockUpstream) -> None:
+    mock.behaviour.completion_text, mock.behaviour.stream_chunks = f"mail {EMAIL}", 5
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{email: redact}", responses=True),
+    )
+    async with run_gateway(config) as gw:
+        stream = await client(gw).completions.create(model="gpt-test", prompt=f"{EMAIL}", stream=True)
+        pieces = [chunk.choices[0].text async for chunk in stream if chunk.choices]
+    assert "".join(pieces) == "mail [EMAIL_1]"
+    assert mock.requests[-1].json()["prompt"] == "[EMAIL_1]"
