@@ -150,14 +150,15 @@ async def test_block_refuses_with_content_blocked(sqlite_dsn: str, mock: MockUps
         assert refused.value.status_code == 403
         assert refused.value.code == "content_blocked"
         assert "openai_key" in refused.value.message
-        assert OPENAI_KEY not in str(refused.value.body) and EMAIL not in str(refused.value.body)
+        assert OPENAI_KEY not in str(refused.value.body)
+        assert EMAIL not in str(refused.value.body)
         assert "email" not in refused.value.message  # only the kinds that block are named
     assert mock.requests == []
     assert sample("voidllm_guard_blocked_total", route="/v1/chat/completions") - blocked == 1
     [row] = await usage_rows("sqlite", sqlite_dsn)
     assert (row["status"], row["status_code"], row["guard_action"]) == ("blocked", 403, "block")
     assert json.loads(row["guard_findings"]) == {"request": {"email": 1, "openai_key": 1}}
-    assert row["model_name"] == "gpt-test" and row["total_tokens"] == 0
+    assert (row["model_name"], row["total_tokens"]) == ("gpt-test", 0)
 
 
 async def test_the_playground_tunnel_is_guarded(sqlite_dsn: str, mock: MockUpstream) -> None:

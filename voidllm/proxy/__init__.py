@@ -13,5 +13,8 @@
   provider answered in process.
 - ``tokencount.py``: ``count_tokens`` estimated offline (tiktoken, the packaged ``encodings/o200k_base``) for
   models not served by Anthropic.
+- ``guarding.py``, ``guardstream.py``: the prompt guard on the data plane (requests scanned, refused or
+  redacted; answers redacted, streams event by event; findings counted), over the engine in
+  :mod:`voidllm.guard`.
 - ``metrics.py``: the data plane's Prometheus metrics.
 """

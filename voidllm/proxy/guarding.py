@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from voidllm.errors import ContentBlockedError
-from voidllm.guard import GuardPolicy, Mode, Outcome, RequestGuard, guard_anthropic, guard_openai
+from voidllm.guard import (
+    GuardPolicy,
+    Mode,
+    Outcome,
+    RequestGuard,
+    guard_anthropic,
+    guard_mcp_call,
+    guard_openai,
+)
 from voidllm.proxy import metrics as m
 
 if TYPE_CHECKING:
@@ -136,3 +144,48 @@ def route_of(endpoint: Endpoint) -> str:
     if endpoint.dialect == "anthropic":
         return "/v1/messages/count_tokens" if endpoint.count_tokens else "/v1/messages"
     return "/v1/" + endpoint.upstream_path
+
+
+def guard_tool_call(params: dict[str, Any], policy: GuardPolicy, route: str) -> RequestGuard | None:
+    """Scan an MCP ``tools/call``'s ``params`` (its arguments) in place; the call's guard, or None when the
+    policy is off. A blocked call's findings are counted here (no usage row follows it).
+
+    Raises:
+        ContentBlockedError: a kind found is set to block.
+    """
+    if not policy.active:
+        return None
+    guard = RequestGuard(policy)
+    guard_mcp_call(params, guard)
+    try:
+        blocked(guard, route)
+    except ContentBlockedError:
+        count(guard.outcome())
+        raise
+    return guard
+
+
+def redact_tool_result(result: dict[str, Any], guard: RequestGuard) -> None:
+    """An MCP tool result with the guard's response kinds redacted in place: its ``content`` blocks' text
+    and every string of ``structuredContent``."""
+    if not guard.response_kinds:
+        return
+    content = result.get("content")
+    for block in content if isinstance(content, list) else ():
+        if isinstance(block, dict) and isinstance(block.get("text"), str):
+            block["text"] = guard.redact_response(block["text"])
+    if "structuredContent" in result:
+        result["structuredContent"] = _redact_strings(result["structuredContent"], guard)
+
+
+def _redact_strings(value: Any, guard: RequestGuard) -> Any:
+    """Every string in a JSON value (not keys) redacted in place for the answer."""
+    if isinstance(value, str):
+        return guard.redact_response(value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = _redact_strings(item, guard)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            value[index] = _redact_strings(item, guard)
+    return value

@@ -15,6 +15,8 @@ with its ``url``. Its tools:
   then answers ``"M steps done"``. With ``MockMcp.pacing.paced``
   set, step N waits for :meth:`Pacing.release` (N), so a test decides when each notification is sent;
 - ``big(size)``: a text result of ``size`` characters (for response size caps);
+- ``reverse(text)``, only with ``reverse=True``: structured output ``{"text": text reversed}`` (and the same
+  as text content): an answer that holds what its request did not;
 - ``tool_0`` ... ``tool_{extra_tools-1}``: filler tools to make ``tools/list`` long.
 
 By default the mock behaves as a 2025-11-25 server: requests in the 2026-07-28 era (an
@@ -134,7 +136,9 @@ class MockMcp:
         return [r for r in self.received if r.rpc_method == method]
 
 
-def build_server(extra_tools: int = 0, chatty: bool = False, pacing: Pacing | None = None) -> MCPServer:
+def build_server(
+    extra_tools: int = 0, chatty: bool = False, pacing: Pacing | None = None, reverse: bool = False
+) -> MCPServer:
     server = MCPServer("mock-mcp", version="1.0")
 
     @server.tool(structured_output=True)
@@ -174,6 +178,12 @@ def build_server(extra_tools: int = 0, chatty: bool = False, pacing: Pacing | No
                 await ctx.info(f"step {step} of {steps}{note}")
         return f"{steps} steps done"
 
+    def reverse_tool(text: str) -> dict[str, str]:
+        """The text reversed (an answer that holds what the request did not, for the prompt guard)."""
+        return {"text": text[::-1]}
+
+    if reverse:
+        server.tool(name="reverse", structured_output=True)(reverse_tool)
     if chatty:
         server.tool(name="chatty")(chatty_tool)
         server.tool(name="progress")(progress_tool)
@@ -385,10 +395,11 @@ async def open_mock_mcp(
     page_size: int | None = None,
     modern: bool = False,
     chatty: bool = False,
+    reverse: bool = False,
 ) -> AsyncIterator[MockMcp]:
     """Serve the SDK's MCP server at ``<base>/mcp`` for the duration of the block."""
     mock = MockMcp(url="", base_url="", require_header=require_header, oauth=oauth, modern=modern)
-    server = build_server(extra_tools, chatty, mock.pacing)
+    server = build_server(extra_tools, chatty, mock.pacing, reverse)
     sdk_app = server.streamable_http_app(
         json_response=json_response,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),

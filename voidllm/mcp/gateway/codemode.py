@@ -82,7 +82,7 @@ from voidllm.codemode.sandbox import (
     ScriptError,
     ToolCallError,
 )
-from voidllm.errors import StoreError
+from voidllm.errors import ContentBlockedError, StoreError
 from voidllm.mcp.gateway.builtin import TOOLS as BUILTIN_TOOLS
 from voidllm.mcp.gateway.builtin import BuiltinBackend
 from voidllm.mcp.gateway.proxy import ProxyState, call_tool
@@ -93,6 +93,7 @@ from voidllm.mcp.upstream.client import UpstreamRpcError, UpstreamTimeout, Upstr
 from voidllm.mcp.upstream.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
 from voidllm.mcp.usage import ToolCallOutcome, record_tool_call
 from voidllm.metrics import REGISTRY
+from voidllm.proxy.guarding import effective_policy
 from voidllm.store import tables as t
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.store.ids import new_id, utcnow
@@ -538,7 +539,12 @@ class _Calls:
                 args,
                 request_id=self.ctx.request_id,
                 execution_id=self.execution_id,
+                guard_policy=effective_policy(
+                    self.ctx.services.config.settings.guard, None, self.ctx.identity
+                ),
             )
+        except ContentBlockedError as exc:
+            raise ToolCallError(f"{entry.alias}/{tool}: {exc.message}"[:1000]) from None
         except UpstreamRpcError as exc:
             raise ToolCallError(f"{entry.alias}/{tool}: {exc.message}"[:1000]) from None
         except UpstreamTimeout:

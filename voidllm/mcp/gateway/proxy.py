@@ -77,6 +77,8 @@ import trio
 from opentelemetry.trace import SpanKind
 
 from voidllm import __version__, tracing
+from voidllm.errors import ContentBlockedError
+from voidllm.guard import OFF, GuardPolicy, RequestGuard
 from voidllm.mcp.gateway.server import STATELESS_VERSION, McpContext, McpHttpError
 from voidllm.mcp.registry import McpServerEntry
 from voidllm.mcp.upstream import jsonrpc
@@ -90,6 +92,7 @@ from voidllm.mcp.upstream.client import (
 )
 from voidllm.mcp.upstream.jsonrpc import JsonRpcError, Notification
 from voidllm.mcp.usage import ToolCallOutcome, count_transport_error, record_tool_call
+from voidllm.proxy import guarding
 from voidllm.tracing import conventions as c
 
 if TYPE_CHECKING:
@@ -185,6 +188,7 @@ class ProxiedServer:
                 "serverInfo": {"name": entry.alias, "version": __version__},
             }
         name = (params or {}).get("name") if method == "tools/call" else None
+        guard = _guard_call(ctx, params, "mcp") if method == "tools/call" and params else None
         try:
             with _counted(
                 self._runtime(ctx),
@@ -198,9 +202,14 @@ class ProxiedServer:
             ) as call:
                 result = await self._forward(ctx, entry, method, params)
                 call.answered(result)
-                return result
+            if guard is not None:
+                guarding.redact_tool_result(result, guard)
+            return result
         except UpstreamUnavailable as exc:  # a timeout too
             raise _unavailable() from exc
+        finally:
+            if guard is not None:
+                guarding.count(guard.outcome())
 
     async def notify(self, ctx: McpContext, method: str, params: dict[str, Any] | None) -> None:
         """``notifications/initialized`` belongs to our handshake; others (cancellation...) go upstream."""
@@ -420,6 +429,7 @@ async def call_tool(
     *,
     request_id: str | None,
     execution_id: str,
+    guard_policy: GuardPolicy = OFF,
 ) -> dict[str, Any]:
     """One ``tools/call`` of a Code Mode script on ``entry``, the server the caller resolved and may use.
 
@@ -427,27 +437,51 @@ async def call_tool(
     id on the row; the upstream session is the caller's per-(server, key) one, as for a stateless client.
     The result is the upstream's as it came (a 2026-07-28 upstream's ``resultType`` included:
     :func:`voidllm.codemode.discovery.unwrap_result` accepts it). Raises the upstream client's errors
-    (:class:`UpstreamRpcError`, :class:`UpstreamUnavailable`).
+    (:class:`UpstreamRpcError`, :class:`UpstreamUnavailable`). With a ``guard_policy`` the arguments are
+    scanned before they leave and the result redacted (:mod:`voidllm.proxy.guarding`); a kind set to block
+    raises :class:`~voidllm.errors.ContentBlockedError` before any upstream call.
     """
-    with _counted(
-        runtime,
-        identity,
-        entry.alias,
-        tool,
-        request_id=request_id,
-        execution_id=execution_id,
-        record=True,
-        listed=True,  # Code Mode calls only tools of the server's list
-    ) as call:
-        key = (entry.id, identity.key_id)
-        session = state.stateless.get(key)
-        result, used = await runtime.upstreams.request(
-            entry.upstream, session, "tools/call", {"name": tool, "arguments": arguments}
-        )
-        if used != session:
-            _bounded_put(state.stateless, key, used)
-        call.answered(result)
+    params = {"name": tool, "arguments": arguments}
+    guard = guarding.guard_tool_call(params, guard_policy, "codemode")
+    try:
+        with _counted(
+            runtime,
+            identity,
+            entry.alias,
+            tool,
+            request_id=request_id,
+            execution_id=execution_id,
+            record=True,
+            listed=True,  # Code Mode calls only tools of the server's list
+        ) as call:
+            key = (entry.id, identity.key_id)
+            session = state.stateless.get(key)
+            result, used = await runtime.upstreams.request(entry.upstream, session, "tools/call", params)
+            if used != session:
+                _bounded_put(state.stateless, key, used)
+            call.answered(result)
+        if guard is not None:
+            guarding.redact_tool_result(result, guard)
         return result
+    finally:
+        if guard is not None:
+            guarding.count(guard.outcome())
+
+
+def _guard_call(ctx: McpContext, params: dict[str, Any], route: str) -> RequestGuard | None:
+    """The prompt guard of one ``tools/call`` (:func:`voidllm.proxy.guarding.guard_tool_call`): its
+    arguments scanned in place before they go upstream; None when the policy is off.
+
+    Raises:
+        JsonRpcError: ``-32602`` naming the kinds (``data.code`` ``content_blocked``) when one blocks.
+    """
+    policy = guarding.effective_policy(ctx.services.config.settings.guard, None, ctx.identity)
+    try:
+        return guarding.guard_tool_call(params, policy, route)
+    except ContentBlockedError as exc:
+        raise JsonRpcError(
+            jsonrpc.INVALID_PARAMS, exc.message, {"code": exc.code, "kinds": list(exc.kinds)}
+        ) from None
 
 
 def _transport_failure(alias: str, exc: Exception) -> None:
