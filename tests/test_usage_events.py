@@ -41,6 +41,8 @@ def full_event(**changes: Any) -> UsageEvent:
         stream=True,
         source="ci",
         project="alpha",
+        guard_findings='{"request":{"email":2}}',
+        guard_action="redact",
         created_at=STARTED,
     )
     return attrs.evolve(event, **changes)
@@ -74,6 +76,8 @@ def test_to_row_maps_every_column() -> None:
         "stream": True,
         "source": "ci",
         "project": "alpha",
+        "guard_findings": '{"request":{"email":2}}',
+        "guard_action": "redact",
         "created_at": STARTED,
     }
 
@@ -131,6 +135,7 @@ def test_status_accepts_its_string_values_only() -> None:
         "client_disconnect",
         "incomplete",
         "timeout",
+        "blocked",
     }
     with pytest.raises(ValueError, match="nonsense"):
         full_event(status="nonsense")

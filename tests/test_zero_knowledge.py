@@ -1157,3 +1157,103 @@ async def test_real_process_writes_no_content(tmp_path: Path, marker: str) -> No
     searched = {"after shutdown: stdout.log", "after shutdown: stderr.log", "after shutdown: data/voidllm.db"}
     assert searched <= set(evidence.sources)
     evidence.assert_clean(marker)
+
+
+# ------------------------------------------------------------------ the prompt guard: finding-shaped markers
+
+
+def luhn_card(digits: str) -> str:
+    """A 16-digit Visa-like number starting with 4 and ``digits``, completed with its Luhn check digit."""
+    body = ("4" + digits)[:15]
+    total = 0
+    for index, char in enumerate(reversed(body)):
+        value = int(char) * (2 if index % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return body + str((10 - total % 10) % 10)
+
+
+GUARD_SETTINGS = """
+guard:
+  detectors: {email: redact, credit_card: flag, openai_key: block}
+  responses: true
+"""
+
+
+async def test_guard_findings_are_never_written(
+    tmp_path: Path,
+    sqlite_dsn: str,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Markers shaped like findings (an e-mail address, a card number, an API key) go through every ingress
+    with the guard on in each mode (redact, flag, block; answers redacted, streamed too) and are found, the
+    guard's work shows in the usage rows and metrics, and none of the values reaches a log, a row, a metric
+    or a file."""
+    token = uuid.uuid4().hex
+    email = f"zk{token[:16]}@example.com"
+    card = luhn_card(str(int(token[:14], 16))[:14])
+    api_key = "sk-proj-" + token + token[:16].upper()
+    markers = (email, card, api_key)
+    evidence, watch = Evidence(), Watch()
+    behaviour = Behaviour(completion_text=f"Mail {email} or pay with {card}.", stream_chunks=7)
+    async with open_mock_upstream(behaviour) as mock, open_mock_mcp() as mcp:
+        async with watched_gateway(
+            tmp_path,
+            sqlite_dsn,
+            models_yaml(mock.base_url, mcp.url),
+            evidence,
+            capfd,
+            monkeypatch,
+            watch,
+            settings=MCP_SETTINGS + GUARD_SETTINGS,
+        ) as gw:
+            client, headers = gw.client, auth(gw)
+            both = chat_body(f"{email} / {card}", "gpt-zk")
+            answer = await client.post("/v1/chat/completions", headers=headers, json=both)
+            assert answer.status_code == 200, answer.text
+            assert email.encode() not in answer.content  # the answer was redacted too
+            sent = mock.requests[-1].json()["messages"]
+            assert sent[0]["content"] == f"You guard the secret [EMAIL_1] / {card}."
+            streamed = await post_stream(client, "/v1/chat/completions", headers, {**both, "stream": True})
+            assert b"[EMAIL_1]" in streamed.content
+            assert email.encode() not in streamed.content
+            blocked = chat_body(f"key {api_key}", "gpt-zk")
+            for path in ("/v1/chat/completions", "/api/v1/playground/chat/completions"):
+                refused = await client.post(path, headers=headers, json=blocked)
+                assert refused.status_code == 403, refused.text
+                assert api_key.encode() not in refused.content
+            messages = {
+                "model": "gpt-zk",
+                "max_tokens": 8,
+                "system": f"key {api_key}",
+                "messages": [{"role": "user", "content": email}],
+            }
+            refused = await client.post("/v1/messages", headers=headers, json=messages)
+            assert refused.status_code == 403, refused.text
+            messages["system"] = f"card {card}"
+            assert (await client.post("/v1/messages", headers=headers, json=messages)).status_code == 200
+            mcp_headers = {**headers, **stateless_headers("tools/call", "echo")}
+            for text in (f"{email} {card}", api_key):
+                call = stateless_request("tools/call", 1, name="echo", arguments={"text": text})
+                echoed = await client.post("/api/v1/mcp/zk", headers=mcp_headers, json=call)
+                assert echoed.status_code == 200, echoed.text
+                assert email.encode() not in echoed.content
+                assert api_key.encode() not in echoed.content
+            code = f'return (await tools.zk.echo({{text: "{email} {card}"}})).text;'
+            call = stateless_request("tools/call", 2, name="execute_code", arguments={"code": code})
+            ran = await client.post(
+                CODE_MODE_PATH,
+                headers={**headers, **stateless_headers("tools/call", "execute_code")},
+                json=call,
+            )
+            assert ran.status_code == 200, ran.text
+            assert b"[EMAIL_1] " + card.encode() in ran.content
+            metrics = (await client.get("/metrics")).text
+            assert 'voidllm_guard_blocked_total{route="/v1/messages"}' in metrics
+            assert 'kind="credit_card"' in metrics
+    assert watch.table_rows["usage_events"] >= 5
+    rows = evidence.sources["sqlite tables"].decode()
+    assert '"email":' in rows
+    assert "'blocked'" in rows
+    for value in markers:
+        evidence.assert_clean(value)
