@@ -13,6 +13,7 @@ import openai
 import orjson
 import pytest
 
+from tests.admin_tenancy import API, admin, create_key, default_org
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
 from tests.guard_samples import SAMPLES
 from voidllm.guard import kinds
@@ -246,3 +247,63 @@ async def test_streamed_text_completion_is_redacted(sqlite_dsn: str, mock: MockU
         pieces = [chunk.choices[0].text async for chunk in stream if chunk.choices]
     assert "".join(pieces) == "mail [EMAIL_1]"
     assert mock.requests[-1].json()["prompt"] == "[EMAIL_1]"
+
+
+async def put_guard(gw: RunningGateway, path: str, guard: dict[str, Any] | None) -> None:
+    response = await gw.client.put(f"{API}{path}", headers=admin(gw), json={"guard": guard})
+    assert response.status_code == 200, response.text
+
+
+async def test_scope_policies_merge_with_the_baseline(sqlite_dsn: str, mock: MockUpstream) -> None:
+    """settings.guard flags e-mail addresses; an organisation's policy redacts them for its keys, a key's
+    blocks card numbers, a model's redacts card numbers for every key: the most restrictive mode wins, per
+    kind, and responses are redacted as soon as one scope asks."""
+    mock.behaviour.completion_text = f"Reply to {OTHER_EMAIL}."
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{email: flag}"),
+    )
+    async with run_gateway(config) as gw:
+        org = await default_org(gw)
+        me = (await gw.client.get(f"{API}/me", headers=admin(gw))).json()["id"]
+        created = await create_key(gw, org, user_id=me)
+        key = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=created["key"], max_retries=0, timeout=10)
+        text = f"{EMAIL} {CARD}"
+        messages: Any = [{"role": "user", "content": text}]
+
+        await key.chat.completions.create(model="gpt-test", messages=messages)
+        assert mock.requests[-1].json()["messages"][0]["content"] == text  # the baseline flags only
+
+        await put_guard(gw, f"/orgs/{org}/policy", {"detectors": {"email": "redact"}})
+        await key.chat.completions.create(model="gpt-test", messages=messages)
+        assert mock.requests[-1].json()["messages"][0]["content"] == f"[EMAIL_1] {CARD}"
+
+        models = (await gw.client.get(f"{API}/models", headers=admin(gw))).json()["data"]
+        model_id = next(m["id"] for m in models if m["name"] == "gpt-test")
+        await put_guard(
+            gw, f"/models/{model_id}/policy", {"detectors": {"credit_card": "redact"}, "responses": True}
+        )
+        answer = await key.chat.completions.create(model="gpt-test", messages=messages)
+        assert mock.requests[-1].json()["messages"][0]["content"] == "[EMAIL_1] [CREDIT_CARD_1]"
+        assert answer.choices[0].message.content == "Reply to [EMAIL_2]."
+        # the bootstrap key has no policy of its own, but its organisation's and the model's apply
+        await client(gw).chat.completions.create(model="gpt-test", messages=messages)
+        assert mock.requests[-1].json()["messages"][0]["content"] == "[EMAIL_1] [CREDIT_CARD_1]"
+
+        await put_guard(
+            gw, f"/orgs/{org}/keys/{created['id']}/policy", {"detectors": {"credit_card": "block"}}
+        )
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            await key.chat.completions.create(model="gpt-test", messages=messages)
+        assert refused.value.code == "content_blocked"
+        await client(gw).chat.completions.create(model="gpt-test", messages=messages)  # another key: redacted
+
+        for path in (
+            f"/orgs/{org}/policy",
+            f"/models/{model_id}/policy",
+            f"/orgs/{org}/keys/{created['id']}/policy",
+        ):
+            await put_guard(gw, path, None)
+        await key.chat.completions.create(model="gpt-test", messages=messages)
+        assert mock.requests[-1].json()["messages"][0]["content"] == text

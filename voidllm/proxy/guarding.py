@@ -3,8 +3,11 @@
 The engine is :mod:`voidllm.guard` (sans-IO); this module applies it to one proxied request.
 
 - **Policy.** :func:`effective_policy`: the gateway-wide baseline (``settings.guard``) merged with the
-  policies that apply to the request (most restrictive wins, :func:`voidllm.guard.merge`). When every kind is
-  off the request is not looked at (off costs nothing: no guard object, no walk, no copy).
+  policies that apply to the request (most restrictive wins, :func:`voidllm.guard.merge`): the model's
+  (:attr:`voidllm.routing.catalog.Catalog.policies`) and the key's organisation, team and key policies,
+  merged when the key was loaded (:attr:`voidllm.identity.KeyIdentity.guard`); no database on the way.
+  When every kind is off the request is not looked at (off costs nothing: no guard object, no walk, no
+  copy).
 - **Requests** (:func:`guard_json`): the parsed body is walked once in place (the OpenAI walker on ``/v1``,
   Anthropic's on ``/v1/messages``); a kind set to ``block`` refuses the request (403
   :class:`~voidllm.errors.ContentBlockedError` naming the kinds, never a value); when something was redacted
@@ -34,26 +37,26 @@ from voidllm.guard import (
     guard_anthropic,
     guard_mcp_call,
     guard_openai,
+    merge,
 )
 from voidllm.proxy import metrics as m
 
 if TYPE_CHECKING:
-    from voidllm.identity import KeyIdentity
     from voidllm.proxy.endpoints import Endpoint
-    from voidllm.routing.registry import Model
 
 _ANSWER_TEXT = frozenset(("content", "text", "arguments", "refusal", "output_text"))
 """Keys of an answer whose string values are text (at any depth: choices, messages, blocks, output items)."""
 _SKIP = frozenset(("usage", "id", "model", "object", "role", "type", "finish_reason", "stop_reason"))
 
 
-def effective_policy(baseline: GuardPolicy, model: Model | None, identity: KeyIdentity) -> GuardPolicy:
-    """The guard policy of one request: ``settings.guard`` with the model's and the key's, merged.
+def effective_policy(baseline: GuardPolicy, *scoped: GuardPolicy | None) -> GuardPolicy:
+    """The guard policy of one request: ``settings.guard`` merged with the scopes' that apply and are set
+    (the model's, from the catalog; the key's merged organisation, team and key policy, on its identity).
 
-    Only the baseline exists today; per-scope policies (organisation, team, key, model) join here.
+    The baseline itself when no scope has one (no merge on the hot path then).
     """
-    del model, identity
-    return baseline
+    present = [policy for policy in scoped if policy is not None]
+    return merge(baseline, *present) if present else baseline
 
 
 def blocked(guard: RequestGuard, route: str) -> None:

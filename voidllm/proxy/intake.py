@@ -131,7 +131,8 @@ class Intake:
         model_policy = self.catalog.policies.get(model.name) if self.catalog.policies else None
         if model_policy is not None and model_policy.request is not None:
             model_policy.request.check_params(sent)
-        policy = guarding.effective_policy(self.guard, model, ex.identity)
+        model_guard = model_policy.guard if model_policy is not None else None
+        policy = guarding.effective_policy(self.guard, model_guard, ex.identity.guard)
         if policy.active:
             raw = self._guard(ex, policy, raw)
             request = ex.json

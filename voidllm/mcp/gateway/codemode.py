@@ -540,7 +540,7 @@ class _Calls:
                 request_id=self.ctx.request_id,
                 execution_id=self.execution_id,
                 guard_policy=effective_policy(
-                    self.ctx.services.config.settings.guard, None, self.ctx.identity
+                    self.ctx.services.config.settings.guard, self.ctx.identity.guard
                 ),
             )
         except ContentBlockedError as exc:

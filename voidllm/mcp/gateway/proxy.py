@@ -475,7 +475,7 @@ def _guard_call(ctx: McpContext, params: dict[str, Any], route: str) -> RequestG
     Raises:
         JsonRpcError: ``-32602`` naming the kinds (``data.code`` ``content_blocked``) when one blocks.
     """
-    policy = guarding.effective_policy(ctx.services.config.settings.guard, None, ctx.identity)
+    policy = guarding.effective_policy(ctx.services.config.settings.guard, ctx.identity.guard)
     try:
         return guarding.guard_tool_call(params, policy, route)
     except ContentBlockedError as exc:
