@@ -307,3 +307,27 @@ async def test_scope_policies_merge_with_the_baseline(sqlite_dsn: str, mock: Moc
             await put_guard(gw, path, None)
         await key.chat.completions.create(model="gpt-test", messages=messages)
         assert mock.requests[-1].json()["messages"][0]["content"] == text
+
+
+@pytest.mark.parametrize("chunks", [5, 17])
+async def test_streamed_responses_api_is_redacted(sqlite_dsn: str, mock: MockUpstream, chunks: int) -> None:
+    mock.behaviour.completion_text, mock.behaviour.stream_chunks = f"Contact {EMAIL} today.", chunks
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{email: redact}", responses=True),
+    )
+    async with run_gateway(config) as gw:
+        stream = await client(gw).responses.create(model="gpt-test", input="hi", stream=True)
+        deltas: list[str] = []
+        final = ""
+        async for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+            elif event.type == "response.completed":
+                final = event.response.output_text
+    assert "".join(deltas) == "Contact [EMAIL_1] today."
+    assert not any("jane" in delta for delta in deltas)
+    assert final == "Contact [EMAIL_1] today."
+    [row] = await usage_rows("sqlite", sqlite_dsn)
+    assert json.loads(row["guard_findings"]) == {"response": {"email": 1}}

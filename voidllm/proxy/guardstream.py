@@ -17,12 +17,14 @@ found and at most a bounded tail is held back:
 
 Whatever is still held when the stream ends (its terminal event, the upstream's end, an abort) goes out,
 redacted, before the last event. An event is re-serialised only when the guard changed it or holds part of
-it; every other event goes out as the same bytes. Events the relay emits always end with a blank line
-(``\\n\\n``), which is how they are told apart again here.
+it; every other event goes out as the same bytes. Events are told apart again by their blank line; what the
+wrapped stream emits without one yet (Anthropic's passthrough relays bytes as they arrive) is held until it
+comes, or until the end.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 
 Dialect = Literal["openai", "anthropic", "responses"]
 _TEXT_KEYS = frozenset(("text", "delta", "arguments", "content"))
+_RESPONSE_ENDS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
 
 @attrs.define(eq=False, repr=False)
@@ -47,6 +51,10 @@ class GuardedStream:
     dialect: Dialect = "openai"
     _redactors: dict[tuple[Any, ...], StreamRedactor] = attrs.field(init=False, factory=dict)
     _template: dict[str, Any] | None = attrs.field(init=False, default=None)
+    _deltas: dict[tuple[Any, ...], dict[str, Any]] = attrs.field(init=False, factory=dict)
+    """Responses API: the last delta event of each output text, less its delta (for the tail's event)."""
+    _partial: bytes = attrs.field(init=False, default=b"")
+    """The start of an event whose blank line has not arrived (a passthrough relays bytes as they come)."""
 
     def __repr__(self) -> str:
         return f"<GuardedStream dialect={self.dialect} held={len(self._redactors)}>"
@@ -71,22 +79,30 @@ class GuardedStream:
         return self._filter(self.inner.feed(data))
 
     def finish(self) -> bytes:
-        out = self._filter(self.inner.finish())
+        out = self._filter(self.inner.finish(), end=True)
         return out if not self._redactors else self._flush_all() + out
 
     def abort(self, code: str, reported: UpstreamStreamError | None = None) -> bytes:
-        return self._flush_all() + self.inner.abort(code, reported)
+        rest = self._filter(b"", end=True)
+        return rest + self._flush_all() + self.inner.abort(code, reported)
 
     # events ---------------------------------------------------------------------------------------------
 
-    def _filter(self, out: bytes) -> bytes:
-        if not out:
-            return out
-        events = out.split(b"\n\n")
-        rest = events.pop()  # b"" when every event ended with its blank line
-        parts = [self._event(event + b"\n\n") for event in events if event]
-        if rest:
-            parts.append(self._event(rest))
+    def _filter(self, out: bytes, *, end: bool = False) -> bytes:
+        """The complete events of ``out`` (after what was held of an earlier one), each rewritten; at the
+        ``end`` also what is left of an event that never got its blank line."""
+        data = self._partial + out if self._partial else out
+        if not data:
+            return data
+        parts: list[bytes] = []
+        position = 0
+        for match in _EVENT_END.finditer(data):
+            parts.append(self._event(data[position : match.end()]))
+            position = match.end()
+        self._partial = data[position:]
+        if end and self._partial:
+            parts.append(self._event(self._partial))
+            self._partial = b""
         return b"".join(parts)
 
     def _event(self, event: bytes) -> bytes:
@@ -94,7 +110,7 @@ class GuardedStream:
         index = next((i for i, line in enumerate(lines) if line.startswith(b"data:")), None)
         if index is None:
             return event
-        data = lines[index][5:].lstrip(b" ")
+        data = lines[index][5:].strip(b" \r")
         if data == b"[DONE]":
             return self._flush_all() + event
         try:
@@ -106,7 +122,8 @@ class GuardedStream:
         before, changed = self._rewrite(payload)
         if not changed:
             return before + event
-        lines[index] = b"data: " + orjson.dumps(payload)
+        ending = b"\r" if lines[index].endswith(b"\r") else b""
+        lines[index] = b"data: " + orjson.dumps(payload) + ending
         return before + b"\n".join(lines)
 
     def _rewrite(self, payload: dict[str, Any]) -> tuple[bytes, bool]:
@@ -234,17 +251,22 @@ class GuardedStream:
         kind = payload.get("type")
         key = ("r", payload.get("output_index"), payload.get("content_index"))
         if kind == "response.output_text.delta" and isinstance(payload.get("delta"), str):
+            self._deltas[key] = {k: v for k, v in payload.items() if k != "delta"}
             return b"", _swap(payload, "delta", self._feed(key, payload["delta"]))
         before = b""
         if kind == "response.output_text.done":
-            tail = self._tail(key)
-            if tail:
-                made = {k: v for k, v in payload.items() if k not in ("text", "logprobs", "sequence_number")}
-                made.update(type="response.output_text.delta", delta=tail)
-                before = b"event: response.output_text.delta\ndata: " + orjson.dumps(made) + b"\n\n"
-        elif isinstance(kind, str) and kind.startswith("response.") and kind.endswith((".done", "completed")):
-            before = self._flush_all() if kind.startswith("response.completed") else b""
+            before = self._flush_text(key)
+        elif kind in _RESPONSE_ENDS:
+            before = self._flush_all()
         return before, self._repeat(payload)
+
+    def _flush_text(self, key: tuple[Any, ...]) -> bytes:
+        """The held tail of one output text, as one more delta event made like its last one."""
+        tail = self._tail(key)
+        if not tail:
+            return b""
+        made = {**self._deltas.get(key, {"type": "response.output_text.delta"}), "delta": tail}
+        return b"event: response.output_text.delta\ndata: " + orjson.dumps(made) + b"\n\n"
 
     def _repeat(self, value: Any, text: bool = False) -> bool:
         """Redact in place the full texts an event repeats (already counted as they streamed)."""
@@ -274,14 +296,7 @@ class GuardedStream:
         if self.dialect == "anthropic":
             return b"".join(self._flush_block(i) for i in sorted({k[1] for k in self._redactors}, key=repr))
         if self.dialect == "responses":
-            out = []
-            for key in list(self._redactors):
-                tail = self._tail(key)
-                if tail:
-                    made = {"type": "response.output_text.delta", "output_index": key[1]}
-                    made.update(content_index=key[2], delta=tail)
-                    out.append(b"event: response.output_text.delta\ndata: " + orjson.dumps(made) + b"\n\n")
-            return b"".join(out)
+            return b"".join(self._flush_text(key) for key in list(self._redactors))
         indexes = sorted({k[1] for k in self._redactors}, key=repr)
         return b"".join(self._flush_choice(index, text=self._text_choices) for index in indexes)
 
