@@ -34,11 +34,9 @@ import attrs
 import orjson
 import sqlalchemy as sa
 import trio
-from prometheus_client import Counter, Gauge, Histogram
 
 from voidllm.admin.audit import AuditLogOut
 from voidllm.admin.services import AuditEntry
-from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id, utcnow
 from voidllm.store.tables import audit_logs
 from voidllm.usage.batches import (
@@ -92,33 +90,7 @@ SECRET_VALUE = re.compile(r"^(vl_|sk-|sk_|bearer\s)", re.IGNORECASE)
 """Strings that look like a VoidLLM key, a provider key or an Authorization header value."""
 _WORD_SPLIT = re.compile(r"[_\-.\s]+")
 
-AUDIT_METRICS = BatchMetrics(
-    what="audit events",
-    buffer_depth=Gauge(
-        "voidllm_audit_buffer_depth",
-        "Audit events waiting to be written.",
-        registry=REGISTRY,
-        multiprocess_mode="livesum",
-    ),
-    dropped=Counter(
-        "voidllm_audit_events_dropped_total",
-        "Audit events lost: the channel was full or closed, the database rejected their batch, "
-        "or the spill refused them (disk budget exhausted, disk error).",
-        registry=REGISTRY,
-    ),
-    written=Counter("voidllm_audit_events_written_total", "Audit events written.", registry=REGISTRY),
-    failures=Counter(
-        "voidllm_audit_write_failures_total",
-        "Audit batch writes that failed with a store error.",
-        registry=REGISTRY,
-    ),
-    write_seconds=Histogram(
-        "voidllm_audit_batch_write_seconds",
-        "Wall time of one audit batch write.",
-        buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0),
-        registry=REGISTRY,
-    ),
-)
+AUDIT_METRICS = BatchMetrics.declare("audit events", prefix="voidllm_audit", items="events", batch="audit")
 
 
 # -- redaction -------------------------------------------------------------------------------------------

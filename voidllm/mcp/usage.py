@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 import trio
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 from voidllm.identity import KeyIdentity
 from voidllm.metrics import REGISTRY
@@ -76,32 +76,8 @@ TRANSPORT_ERRORS = Counter(
     ["server", "error_type"],
     registry=REGISTRY,
 )
-TOOL_CALL_METRICS = BatchMetrics(
-    what="MCP tool call rows",
-    buffer_depth=Gauge(
-        "voidllm_mcp_tool_calls_buffer_depth",
-        "MCP tool call rows waiting to be written.",
-        registry=REGISTRY,
-        multiprocess_mode="livesum",
-    ),
-    dropped=Counter(
-        "voidllm_mcp_tool_calls_dropped_total",
-        "MCP tool call rows lost: channel full or closed, batch rejected, or refused by the spill "
-        "(budget exhausted, disk error).",
-        registry=REGISTRY,
-    ),
-    written=Counter("voidllm_mcp_tool_calls_written_total", "MCP tool call rows written.", registry=REGISTRY),
-    failures=Counter(
-        "voidllm_mcp_tool_calls_write_failures_total",
-        "MCP tool call batch writes that failed with a store error.",
-        registry=REGISTRY,
-    ),
-    write_seconds=Histogram(
-        "voidllm_mcp_tool_calls_batch_write_seconds",
-        "Wall time of one MCP tool call batch write.",
-        buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0),
-        registry=REGISTRY,
-    ),
+TOOL_CALL_METRICS = BatchMetrics.declare(
+    "MCP tool call rows", prefix="voidllm_mcp_tool_calls", batch="MCP tool call"
 )
 
 

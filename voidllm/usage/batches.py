@@ -62,19 +62,18 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, TypeVarTuple
 import attrs
 import sqlalchemy as sa
 import trio
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.dialects import postgresql as sa_postgresql
 from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from voidllm.errors import StoreError
-from voidllm.metrics import sampled
+from voidllm.metrics import REGISTRY, sampled
 from voidllm.nursery.supervisor import Backoff
 from voidllm.store.errors import StoreIntegrityError
 from voidllm.usage.spill import SpillFile
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-
-    from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "FLUSH_TIMEOUT_S",
@@ -125,6 +124,42 @@ class BatchMetrics:
     written: Counter
     failures: Counter
     write_seconds: Histogram
+
+    @classmethod
+    def declare(cls, what: str, *, prefix: str, batch: str, items: str = "") -> BatchMetrics:
+        """Register the five metrics of one kind of row: ``{prefix}_buffer_depth``,
+        ``{prefix}[_{items}]_dropped_total`` and ``..._written_total``, ``{prefix}_write_failures_total`` and
+        ``{prefix}_batch_write_seconds``. ``what`` names the rows in log messages and, capitalised, in the
+        help texts; ``batch`` names their batches (``"audit"`` for "Audit batch writes ...")."""
+        counted = f"{prefix}_{items}" if items else prefix
+        rows = what[0].upper() + what[1:]
+        return cls(
+            what=what,
+            buffer_depth=Gauge(
+                f"{prefix}_buffer_depth",
+                f"{rows} waiting to be written.",
+                registry=REGISTRY,
+                multiprocess_mode="livesum",
+            ),
+            dropped=Counter(
+                f"{counted}_dropped_total",
+                f"{rows} lost: channel full or closed, batch rejected, or refused by the spill "
+                "(budget exhausted, disk error).",
+                registry=REGISTRY,
+            ),
+            written=Counter(f"{counted}_written_total", f"{rows} written.", registry=REGISTRY),
+            failures=Counter(
+                f"{prefix}_write_failures_total",
+                f"{batch[0].upper() + batch[1:]} batch writes that failed with a store error.",
+                registry=REGISTRY,
+            ),
+            write_seconds=Histogram(
+                f"{prefix}_batch_write_seconds",
+                f"Wall time of one {batch} batch write.",
+                buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0),
+                registry=REGISTRY,
+            ),
+        )
 
 
 # -- request side ----------------------------------------------------------------------------------------

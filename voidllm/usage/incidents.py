@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import sqlalchemy as sa
 import trio
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter
 
 from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id
@@ -101,32 +101,7 @@ INCIDENTS = Counter(
     ["model", "deployment", "kind", "error_class"],
     registry=REGISTRY,
 )
-INCIDENT_METRICS = BatchMetrics(
-    what="incidents",
-    buffer_depth=Gauge(
-        "voidllm_incidents_buffer_depth",
-        "Incident rows waiting to be written.",
-        registry=REGISTRY,
-        multiprocess_mode="livesum",
-    ),
-    dropped=Counter(
-        "voidllm_incidents_dropped_total",
-        "Incident rows lost: channel full or closed, batch rejected, or refused by the spill.",
-        registry=REGISTRY,
-    ),
-    written=Counter("voidllm_incidents_written_total", "Incident rows written.", registry=REGISTRY),
-    failures=Counter(
-        "voidllm_incidents_write_failures_total",
-        "Incident batch writes that failed with a store error.",
-        registry=REGISTRY,
-    ),
-    write_seconds=Histogram(
-        "voidllm_incidents_batch_write_seconds",
-        "Wall time of one incident batch write.",
-        buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0),
-        registry=REGISTRY,
-    ),
-)
+INCIDENT_METRICS = BatchMetrics.declare("incident rows", prefix="voidllm_incidents", batch="incident")
 
 
 @attrs.frozen
