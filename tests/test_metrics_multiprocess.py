@@ -32,6 +32,7 @@ MODES = {
     "voidllm_usage_buffer_depth": "livesum",
     "voidllm_audit_buffer_depth": "livesum",
     "voidllm_mcp_tool_calls_buffer_depth": "livesum",
+    "voidllm_incidents_buffer_depth": "livesum",
     "voidllm_rollup_lag_seconds": "mostrecent",
     "voidllm_code_mode_pool_available": "livesum",
 }
