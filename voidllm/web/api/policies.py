@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from voidllm.admin import policies
 from voidllm.admin.policies import PolicyIn, PolicyOut
 from voidllm.identity import Role
@@ -20,113 +23,70 @@ DOCUMENT = (
 )
 
 
-@api.get(ORG, response=PolicyOut, role=Role.ORG_ADMIN, allow=("org_admin",), tag=TAG)
-async def get_org_policy(call: Call, org_id: str) -> PolicyOut:
-    """Get an organization's policies"""
-    return await policies.get(call.services, call.actor, "org", org_id)
+def _declare(
+    scope_type: str,
+    path: str,
+    *,
+    noun: str,
+    read: tuple[Role, tuple[str, ...]],
+    change: tuple[Role, tuple[str, ...]],
+    effective: bool = False,
+    put_note: str = "",
+) -> None:
+    """Declare the GET, PUT and DELETE routes of one scope's policies on ``path``: handlers named
+    ``get_/put_/delete_{scope_type}_policy`` passing the path's ids, in order, to
+    :mod:`voidllm.admin.policies`. ``read`` and ``change`` are the role and ``allow=`` of reading and of
+    changing them."""
+    names = re.findall(r"<(\w+)>", path)
+    name = f"{scope_type}_policy"
+
+    async def get(call: Call, **ids: str) -> PolicyOut:
+        return await policies.get(call.services, call.actor, scope_type, *(ids[n] for n in names))
+
+    async def put(call: Call, body: PolicyIn, **ids: str) -> PolicyOut:
+        return await policies.put(call.services, call.actor, scope_type, *(ids[n] for n in names), body=body)
+
+    async def delete(call: Call, **ids: str) -> None:
+        await policies.delete(call.services, call.actor, scope_type, *(ids[n] for n in names))
+
+    for handler, verb in ((get, "get"), (put, "put"), (delete, "delete")):
+        handler.__name__ = handler.__qualname__ = f"{verb}_{name}"
+    get.__doc__ = f"Get {noun} policies" + (", with the effective ones" if effective else "")
+    put.__doc__ = f"Set {noun} policies"
+    delete.__doc__ = f"Remove {noun} policies"
+    changing: dict[str, Any] = {"role": change[0], "allow": change[1], "tag": TAG}
+    api.get(path, response=PolicyOut, role=read[0], allow=read[1], tag=TAG)(get)
+    api.put(
+        path,
+        body=PolicyIn,
+        response=PolicyOut,
+        audit=("update", "policy"),
+        description=DOCUMENT + put_note,
+        **changing,
+    )(put)
+    api.delete(path, status=204, audit=("delete", "policy"), **changing)(delete)
 
 
-@api.put(
-    ORG,
-    body=PolicyIn,
-    response=PolicyOut,
-    role=Role.SYSTEM_ADMIN,
-    allow=("system_admin",),
-    tag=TAG,
-    audit=("update", "policy"),
-    description=DOCUMENT,
-)
-async def put_org_policy(call: Call, org_id: str, body: PolicyIn) -> PolicyOut:
-    """Set an organization's policies"""
-    return await policies.put(call.services, call.actor, "org", org_id, body=body)
+_SYSTEM_ADMIN = (Role.SYSTEM_ADMIN, ("system_admin",))
+_ORG_ADMIN = (Role.ORG_ADMIN, ("org_admin",))
+_TEAM_ADMIN = (Role.MEMBER, ("team_admin",))
 
-
-@api.delete(
-    ORG, status=204, role=Role.SYSTEM_ADMIN, allow=("system_admin",), tag=TAG, audit=("delete", "policy")
-)
-async def delete_org_policy(call: Call, org_id: str) -> None:
-    """Remove an organization's policies"""
-    await policies.delete(call.services, call.actor, "org", org_id)
-
-
-@api.get(TEAM, response=PolicyOut, role=Role.MEMBER, allow=("team_admin",), tag=TAG)
-async def get_team_policy(call: Call, org_id: str, team_id: str) -> PolicyOut:
-    """Get a team's policies, with the effective ones"""
-    return await policies.get(call.services, call.actor, "team", org_id, team_id)
-
-
-@api.put(
-    TEAM,
-    body=PolicyIn,
-    response=PolicyOut,
-    role=Role.ORG_ADMIN,
-    allow=("org_admin",),
-    tag=TAG,
-    audit=("update", "policy"),
-    description=DOCUMENT,
-)
-async def put_team_policy(call: Call, org_id: str, team_id: str, body: PolicyIn) -> PolicyOut:
-    """Set a team's policies"""
-    return await policies.put(call.services, call.actor, "team", org_id, team_id, body=body)
-
-
-@api.delete(TEAM, status=204, role=Role.ORG_ADMIN, allow=("org_admin",), tag=TAG, audit=("delete", "policy"))
-async def delete_team_policy(call: Call, org_id: str, team_id: str) -> None:
-    """Remove a team's policies"""
-    await policies.delete(call.services, call.actor, "team", org_id, team_id)
-
-
-@api.get(KEY, response=PolicyOut, role=Role.MEMBER, allow=("team_admin", "holder"), tag=TAG)
-async def get_key_policy(call: Call, org_id: str, key_id: str) -> PolicyOut:
-    """Get an API key's policies, with the effective ones"""
-    return await policies.get(call.services, call.actor, "key", org_id, key_id)
-
-
-@api.put(
+_declare("org", ORG, noun="an organization's", read=_ORG_ADMIN, change=_SYSTEM_ADMIN)
+_declare("team", TEAM, noun="a team's", read=_TEAM_ADMIN, change=_ORG_ADMIN, effective=True)
+_declare(
+    "key",
     KEY,
-    body=PolicyIn,
-    response=PolicyOut,
-    role=Role.MEMBER,
-    allow=("team_admin",),
-    tag=TAG,
-    audit=("update", "policy"),
-    description=DOCUMENT + " Set by the admins above the key, never by its holder below org admin.",
+    noun="an API key's",
+    read=(Role.MEMBER, ("team_admin", "holder")),
+    change=_TEAM_ADMIN,
+    effective=True,
+    put_note=" Set by the admins above the key, never by its holder below org admin.",
 )
-async def put_key_policy(call: Call, org_id: str, key_id: str, body: PolicyIn) -> PolicyOut:
-    """Set an API key's policies"""
-    return await policies.put(call.services, call.actor, "key", org_id, key_id, body=body)
-
-
-@api.delete(KEY, status=204, role=Role.MEMBER, allow=("team_admin",), tag=TAG, audit=("delete", "policy"))
-async def delete_key_policy(call: Call, org_id: str, key_id: str) -> None:
-    """Remove an API key's policies"""
-    await policies.delete(call.services, call.actor, "key", org_id, key_id)
-
-
-@api.get(MODEL, response=PolicyOut, role=Role.SYSTEM_ADMIN, allow=("system_admin",), tag=TAG)
-async def get_model_policy(call: Call, model_id: str) -> PolicyOut:
-    """Get a model's policies"""
-    return await policies.get(call.services, call.actor, "model", model_id)
-
-
-@api.put(
+_declare(
+    "model",
     MODEL,
-    body=PolicyIn,
-    response=PolicyOut,
-    role=Role.SYSTEM_ADMIN,
-    allow=("system_admin",),
-    tag=TAG,
-    audit=("update", "policy"),
-    description=DOCUMENT + " A model's request policy applies its params only.",
+    noun="a model's",
+    read=_SYSTEM_ADMIN,
+    change=_SYSTEM_ADMIN,
+    put_note=" A model's request policy applies its params only.",
 )
-async def put_model_policy(call: Call, model_id: str, body: PolicyIn) -> PolicyOut:
-    """Set a model's policies"""
-    return await policies.put(call.services, call.actor, "model", model_id, body=body)
-
-
-@api.delete(
-    MODEL, status=204, role=Role.SYSTEM_ADMIN, allow=("system_admin",), tag=TAG, audit=("delete", "policy")
-)
-async def delete_model_policy(call: Call, model_id: str) -> None:
-    """Remove a model's policies"""
-    await policies.delete(call.services, call.actor, "model", model_id)
