@@ -16,7 +16,8 @@ import pytest
 from tests.admin_tenancy import API, admin, create_key, default_org
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
 from tests.guard_samples import SAMPLES
-from voidllm.guard import kinds
+from voidllm.config import ConfigError
+from voidllm.guard import Mode, kinds
 from voidllm.metrics import REGISTRY
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
 
@@ -331,3 +332,30 @@ async def test_streamed_responses_api_is_redacted(sqlite_dsn: str, mock: MockUps
     assert final == "Contact [EMAIL_1] today."
     [row] = await usage_rows("sqlite", sqlite_dsn)
     assert json.loads(row["guard_findings"]) == {"response": {"email": 1}}
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("guard:\n  detectors: {emial: redact}", "settings.guard.detectors.emial: unknown detector"),
+        ("guard:\n  detectors: {email: hide}", "settings.guard.detectors.email: expected one of off, flag"),
+        ("guard:\n  respones: true", "settings.guard.respones: unknown key"),
+        ("guard:\n  responses: 1", "settings.guard.responses: expected true or false"),
+        ("guard: [email]", "settings.guard: expected an object"),
+    ],
+)
+def test_settings_guard_is_strict(yaml_text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_config("/tmp/unused.db", settings=yaml_text)
+    assert message in str(refused.value)
+
+
+def test_settings_guard_groups_and_kinds() -> None:
+    settings = guard_settings("{pii: redact, phone: off, iban: 'off'}", responses=True)  # YAML: off is false
+    config = make_config("/tmp/unused.db", settings=settings)
+    policy = config.settings.guard
+    assert policy.mode("email") is Mode.REDACT
+    assert policy.mode("phone") is Mode.OFF
+    assert policy.mode("iban") is Mode.OFF
+    assert policy.mode("openai_key") is Mode.OFF
+    assert policy.responses

@@ -103,7 +103,15 @@ def _read_size(value: Any, _: type) -> int:
 
 
 def _read_guard(value: Any, _: type) -> GuardPolicy:
-    """``settings.guard``: the guard's own strict parser; a problem is reported at its key path."""
+    """``settings.guard``: the guard's own strict parser; a problem is reported at its key path.
+
+    YAML reads an unquoted ``off`` as ``false``: a detector set to ``false`` means ``off`` here.
+    """
+    if isinstance(value, Mapping) and isinstance(value.get("detectors"), Mapping):
+        detectors = {
+            key: "off" if _plain(mode) is False else mode for key, mode in value["detectors"].items()
+        }
+        value = {**value, "detectors": detectors}
     try:
         return parse_policy(value, path="")
     except GuardPolicyError as exc:
