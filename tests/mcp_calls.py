@@ -8,9 +8,28 @@ speak both eras to the gateway; building those shapes here keeps each test down 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+from tests.admin_tenancy import bearer
+from tests.gateway import RunningGateway, make_config, run_gateway
+from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
+
 STATELESS = "2026-07-28"
+
+
+@asynccontextmanager
+async def tools_gateway(
+    dsn: str, settings: str, **mock_options: Any
+) -> AsyncIterator[tuple[RunningGateway, MockMcp]]:
+    """A gateway with ``settings`` and a mock MCP server (``mock_options`` are :func:`open_mock_mcp`'s)
+    registered on it as the global server ``tools``."""
+    async with open_mock_mcp(**mock_options) as mock, run_gateway(make_config(dsn, settings=settings)) as gw:
+        body = {"name": "Tools", "alias": "tools", "url": mock.url}
+        created = await gw.client.post("/api/v1/mcp-servers", headers=bearer(gw.api_key()), json=body)
+        assert created.status_code == 201, created.text
+        yield gw, mock
 
 
 def initialize_request(version: str = "2025-06-18", client: str = "t") -> dict[str, Any]:

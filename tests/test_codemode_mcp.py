@@ -9,8 +9,7 @@ for the details (argument errors, disconnects).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,11 +24,11 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.admin_tenancy import add_user, bearer, default_org, user_key
 from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.mcp_calls import stateless_headers, stateless_request
+from tests.mcp_calls import stateless_headers, stateless_request, tools_gateway
 from tests.polling import poll_until
 from voidllm.metrics import REGISTRY
 from voidllm.store import tables as t
-from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
+from voidllm.testing.mock_mcp import MockMcp
 
 PATH = "/api/v1/mcp"
 SETTINGS = """
@@ -48,15 +47,10 @@ usage:
 """
 
 
-@asynccontextmanager
-async def _code_mode(
+def _code_mode(
     dsn: str, settings: str = SETTINGS, *, modern: bool = False
-) -> AsyncIterator[tuple[RunningGateway, MockMcp]]:
-    async with open_mock_mcp(modern=modern) as mock, run_gateway(make_config(dsn, settings=settings)) as gw:
-        body = {"name": "Tools", "alias": "tools", "url": mock.url}
-        created = await gw.client.post("/api/v1/mcp-servers", headers=bearer(gw.api_key()), json=body)
-        assert created.status_code == 201, created.text
-        yield gw, mock
+) -> AbstractAsyncContextManager[tuple[RunningGateway, MockMcp]]:
+    return tools_gateway(dsn, settings, modern=modern)
 
 
 def _client(gw: RunningGateway, key: str, mode: str = "auto") -> Client:
@@ -487,13 +481,7 @@ async def test_a_client_that_disconnects_stops_its_execution(sqlite_dsn: str) ->
 
 async def test_a_stateless_era_upstreams_results_unwrap_like_any_other(sqlite_dsn: str) -> None:
     """A 2026-07-28 upstream adds ``resultType`` to every result: scripts still get the unwrapped value."""
-    async with (
-        open_mock_mcp(modern=True, json_response=True) as mock,
-        run_gateway(make_config(sqlite_dsn, settings=SETTINGS)) as gw,
-    ):
-        body = {"name": "Tools", "alias": "tools", "url": mock.url}
-        created = await gw.client.post("/api/v1/mcp-servers", headers=bearer(gw.api_key()), json=body)
-        assert created.status_code == 201, created.text
+    async with tools_gateway(sqlite_dsn, SETTINGS, modern=True, json_response=True) as (gw, _mock):
         code = "const r = await tools.tools.echo({text: 'modern'}); return [r.text, Object.keys(r)]"
         answer = await _raw_call(gw.client, gw.api_key(), "execute_code", {"code": code})
         assert answer["result"]["isError"] is False

@@ -4,8 +4,7 @@ The mock MCP server's ``echo`` answers what it received, so its answer shows wha
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx2
@@ -15,12 +14,12 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.admin_tenancy import bearer
-from tests.gateway import RunningGateway, make_config, run_gateway
+from tests.gateway import RunningGateway
 from tests.guard_samples import SAMPLES
+from tests.mcp_calls import tools_gateway
 from voidllm.guard import kinds
 from voidllm.metrics import REGISTRY
-from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
+from voidllm.testing.mock_mcp import MockMcp
 
 EMAIL = SAMPLES[kinds.EMAIL][1]
 CARD = SAMPLES[kinds.CREDIT_CARD][1]
@@ -43,13 +42,8 @@ def guard(detectors: str, *, responses: bool = False) -> str:
     return SETTINGS + f"guard:\n  detectors: {detectors}\n  responses: {'true' if responses else 'false'}\n"
 
 
-@asynccontextmanager
-async def gateway(dsn: str, settings: str) -> AsyncIterator[tuple[RunningGateway, MockMcp]]:
-    async with open_mock_mcp(reverse=True) as mock, run_gateway(make_config(dsn, settings=settings)) as gw:
-        body = {"name": "Tools", "alias": "tools", "url": mock.url}
-        created = await gw.client.post("/api/v1/mcp-servers", headers=bearer(gw.api_key()), json=body)
-        assert created.status_code == 201, created.text
-        yield gw, mock
+def gateway(dsn: str, settings: str) -> AbstractAsyncContextManager[tuple[RunningGateway, MockMcp]]:
+    return tools_gateway(dsn, settings, reverse=True)
 
 
 def client(gw: RunningGateway, path: str = "/api/v1/mcp/tools") -> Client:

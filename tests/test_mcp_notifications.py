@@ -13,7 +13,7 @@ with an error response; and the tool call is one usage row, with no notification
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import attrs
@@ -27,13 +27,12 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import LoggingMessageNotificationParams
 
-from tests.admin_tenancy import bearer
-from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.mcp_calls import STATELESS, stateless_meta
+from tests.gateway import RunningGateway
+from tests.mcp_calls import STATELESS, stateless_meta, tools_gateway
 from tests.polling import poll_until
 from voidllm.sse import EventFramer, parse_event
 from voidllm.store import tables as t
-from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
+from voidllm.testing.mock_mcp import MockMcp
 from voidllm.web.mcp import mount_mcp
 
 PATH = "/api/v1/mcp/tools"
@@ -50,16 +49,8 @@ TOKEN = "progress-token-7f"
 STEPS = 3
 
 
-@asynccontextmanager
-async def _proxied(dsn: str, **mock_options: Any) -> AsyncIterator[tuple[RunningGateway, MockMcp]]:
-    async with (
-        open_mock_mcp(chatty=True, **mock_options) as mock,
-        run_gateway(make_config(dsn, settings=SETTINGS)) as gw,
-    ):
-        body = {"name": "Tools", "alias": "tools", "url": mock.url}
-        registered = await gw.client.post("/api/v1/mcp-servers", headers=bearer(gw.api_key()), json=body)
-        assert registered.status_code == 201, registered.text
-        yield gw, mock
+def _proxied(dsn: str, **mock_options: Any) -> AbstractAsyncContextManager[tuple[RunningGateway, MockMcp]]:
+    return tools_gateway(dsn, SETTINGS, chatty=True, **mock_options)
 
 
 def _headers(key: str, accept: str, session: str | None = None) -> dict[str, str]:

@@ -6,18 +6,16 @@ holds the code, the arguments or the results."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import orjson
 import trio
 
-from tests.admin_tenancy import bearer
-from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.mcp_calls import stateless_headers, stateless_request
+from tests.gateway import RunningGateway
+from tests.mcp_calls import stateless_headers, stateless_request, tools_gateway
 from tests.otlp_receiver import OtlpSink, ReceivedSpan, children, otel_settings, receiver, trace_of
-from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
+from voidllm.testing.mock_mcp import MockMcp
 
 __all__ = ["receiver"]
 
@@ -33,14 +31,8 @@ mcp:
 """
 
 
-@asynccontextmanager
-async def gateway(dsn: str, receiver: OtlpSink) -> AsyncIterator[tuple[RunningGateway, MockMcp]]:
-    settings = SETTINGS + otel_settings(receiver.url)
-    async with open_mock_mcp() as mock, run_gateway(make_config(dsn, settings=settings)) as gw:
-        body = {"name": "Tools", "alias": "tools", "url": mock.url}
-        created = await gw.client.post("/api/v1/mcp-servers", headers=bearer(gw.api_key()), json=body)
-        assert created.status_code == 201, created.text
-        yield gw, mock
+def gateway(dsn: str, receiver: OtlpSink) -> AbstractAsyncContextManager[tuple[RunningGateway, MockMcp]]:
+    return tools_gateway(dsn, SETTINGS + otel_settings(receiver.url))
 
 
 async def call(
