@@ -227,13 +227,13 @@ def choose_org(orgs: list[OrgChoice], *, recent: str | None, wanted: str | None)
 def _find_user_tx(
     conn: sa.Connection, *, email: str
 ) -> tuple[sa.RowMapping | None, list[OrgChoice], str | None]:
-    """The live user of ``email`` with :func:`_org_choices_tx`; for an unknown email the same queries run
+    """The live user of ``email`` with :func:`org_choices_tx`; for an unknown email the same queries run
     (matching nothing), so the database work does not tell whether the account exists."""
     user = live_user(conn, t.users.c.email == email)
-    return (user, *_org_choices_tx(conn, user_id=user["id"] if user is not None else ""))
+    return (user, *org_choices_tx(conn, user_id=user["id"] if user is not None else ""))
 
 
-def _org_choices_tx(conn: sa.Connection, *, user_id: str) -> tuple[list[OrgChoice], str | None]:
+def org_choices_tx(conn: sa.Connection, *, user_id: str) -> tuple[list[OrgChoice], str | None]:
     """The user's live organisations (by name) and the organisation of their most recent session."""
     m, o, k = t.org_memberships, t.organizations, t.api_keys
     rows = conn.execute(

@@ -53,12 +53,12 @@ import trio
 
 from voidllm import bounds as b
 from voidllm.admin.services import Services
-from voidllm.admin.sessions import LoginOut, LoginUser, OrgChoice, choose_org
+from voidllm.admin.sessions import LoginOut, LoginUser, choose_org, org_choices_tx
 from voidllm.admin.sso import global_provider, oidc_client, org_provider
 from voidllm.admin.users import live_user
 from voidllm.auth.loader import load_live_key
 from voidllm.auth.oidc import FLOW_TTL, FlowState, OidcError, Provider, authorization_url, new_flow
-from voidllm.auth.sessions import SESSION_KEY_TYPE, forget_keys, insert_session, new_session_key
+from voidllm.auth.sessions import forget_keys, insert_session, new_session_key
 from voidllm.auth.throttle import normal_email
 from voidllm.bounds import bounded
 from voidllm.bus import TOPIC_KEYS
@@ -410,22 +410,9 @@ def _join(conn: sa.Connection, org_id: str, user_id: str, now: datetime) -> None
 def _session_org(conn: sa.Connection, *, provider: Provider, user_id: str) -> str:
     if not provider.is_global and provider.org_id is not None:
         return provider.org_id
-    m, o, k = t.org_memberships, t.organizations, t.api_keys
-    rows = conn.execute(
-        sa.select(o.c.id, o.c.name, o.c.slug)
-        .select_from(m.join(o, o.c.id == m.c.org_id))
-        .where(m.c.user_id == user_id, o.c.deleted_at.is_(None))
-        .order_by(o.c.name, o.c.id)
-    ).mappings()
-    orgs = [OrgChoice(id=row["id"], name=row["name"], slug=row["slug"]) for row in rows]
+    orgs, recent = org_choices_tx(conn, user_id=user_id)
     if not orgs:
         raise OidcError("not_provisioned", "the account belongs to no organisation")
-    recent = conn.execute(
-        sa.select(k.c.org_id)
-        .where(k.c.user_id == user_id, k.c.key_type == SESSION_KEY_TYPE)
-        .order_by(k.c.created_at.desc(), k.c.id.desc())
-        .limit(1)
-    ).scalar()
     try:
         return choose_org(orgs, recent=recent, wanted=None)
     except (ConflictError, PermissionDeniedError):
