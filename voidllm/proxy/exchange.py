@@ -275,16 +275,17 @@ def usage_event(ex: Exchange) -> UsageEvent | None:
     ttft = ex.ttft if ex.stream else duration
     labels_model = model.name
     guard_findings, guard_action = (None, None) if ex.guard is None else findings_of(ex.guard.outcome())
-    if upstream is None:  # refused by the prompt guard before any upstream
-        return _blocked_event(ex, model, duration, guard_findings, guard_action)
-    m.UPSTREAM_REQUESTS.labels(labels_model, upstream.provider, str(ex.status_code)).inc()
-    m.PROXY_DURATION.labels(labels_model, "true" if ex.stream else "false").observe(duration)
-    if ttft is not None:
-        m.PROXY_TTFT.labels(labels_model).observe(ttft)
-    if usage.prompt_tokens:
-        m.TOKENS.labels(labels_model, "prompt").inc(usage.prompt_tokens)
-    if usage.completion_tokens:
-        m.TOKENS.labels(labels_model, "completion").inc(usage.completion_tokens)
+    if upstream is None:  # refused by the prompt guard before any upstream: no tokens, no cost, no TTFT
+        ttft = None
+    else:
+        m.UPSTREAM_REQUESTS.labels(labels_model, upstream.provider, str(ex.status_code)).inc()
+        m.PROXY_DURATION.labels(labels_model, "true" if ex.stream else "false").observe(duration)
+        if ttft is not None:
+            m.PROXY_TTFT.labels(labels_model).observe(ttft)
+        if usage.prompt_tokens:
+            m.TOKENS.labels(labels_model, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            m.TOKENS.labels(labels_model, "completion").inc(usage.completion_tokens)
     identity = ex.identity
     return UsageEvent(
         request_id=ex.request_id,
@@ -296,12 +297,14 @@ def usage_event(ex: Exchange) -> UsageEvent | None:
         service_account_id=identity.service_account_id,
         model_name=model.name,
         requested_model_name=ex.requested_model,
-        provider=upstream.provider,
-        deployment_name=upstream.name,
+        provider="" if upstream is None else upstream.provider,
+        deployment_name=None if upstream is None else upstream.name,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens,
-        cost_estimate=cost_estimate(
+        cost_estimate=None
+        if upstream is None
+        else cost_estimate(
             usage, input_per_1m=model.pricing.input_per_1m, output_per_1m=model.pricing.output_per_1m
         ),
         duration_ms=int(duration * 1000),
@@ -309,33 +312,6 @@ def usage_event(ex: Exchange) -> UsageEvent | None:
         tokens_per_second=(usage.completion_tokens / duration)
         if usage.completion_tokens and duration
         else None,
-        status_code=ex.status_code,
-        status=ex.outcome,
-        stream=ex.stream,
-        source=ex.source,
-        project=ex.project,
-        guard_findings=guard_findings,
-        guard_action=guard_action,
-        created_at=ex.started_wall,
-    )
-
-
-def _blocked_event(
-    ex: Exchange, model: Model, duration: float, guard_findings: str | None, guard_action: str | None
-) -> UsageEvent:
-    """The usage event of a request the prompt guard refused: no upstream, no tokens, 403 ``blocked``."""
-    identity = ex.identity
-    return UsageEvent(
-        request_id=ex.request_id,
-        key_id=identity.key_id,
-        key_type=identity.key_type,
-        org_id=identity.org_id,
-        team_id=identity.team_id,
-        user_id=identity.user_id,
-        service_account_id=identity.service_account_id,
-        model_name=model.name,
-        requested_model_name=ex.requested_model,
-        duration_ms=int(duration * 1000),
         status_code=ex.status_code,
         status=ex.outcome,
         stream=ex.stream,
