@@ -247,6 +247,16 @@ def test_package_exports() -> None:
     public = {name for name, value in vars(voidllm.usage).items() if not name.startswith("_")}
     submodules = {name for name in public if isinstance(getattr(voidllm.usage, name), types.ModuleType)}
     # submodules become attributes once anything imports them; the services are imported by the server
-    assert submodules <= {"batches", "cost", "events", "metrics", "writer", "rollups", "retention", "spill"}
+    assert submodules <= {
+        "batches",
+        "cost",
+        "events",
+        "metrics",
+        "writer",
+        "rollups",
+        "retention",
+        "spill",
+        "incidents",
+    }
     assert {"cost", "events", "writer"} <= submodules
     assert set(voidllm.usage.__all__) == public - submodules
