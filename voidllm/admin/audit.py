@@ -14,7 +14,7 @@ import attrs
 import sqlalchemy as sa
 
 from voidllm.admin.context import Actor
-from voidllm.admin.pages import Page, PageQuery, page_limit_field, paginate
+from voidllm.admin.pages import Page, PageQuery, filters, page_limit_field, paginate
 from voidllm.admin.services import Services
 from voidllm.bounds import Bounds, bounded
 from voidllm.errors import BadRequestError
@@ -98,20 +98,13 @@ async def list_logs(services: Services, actor: Actor, query: AuditQuery) -> Page
 
 def _list_tx(query: AuditQuery, conn: sa.Connection) -> Page[AuditLogOut]:
     c = audit_logs.c
-    conditions = [
-        column == value
-        for column, value in (
-            (c.org_id, query.org_id),
-            (c.actor_id, query.actor_id),
-            (c.resource_type, query.resource_type),
-            (c.action, query.action),
-            (c.status_code, query.status_code),
-        )
-        if value is not None
-    ]
-    if query.from_ is not None:
-        conditions.append(c.timestamp >= query.from_)
-    if query.to is not None:
-        conditions.append(c.timestamp <= query.to)
+    equal = (
+        (c.org_id, query.org_id),
+        (c.actor_id, query.actor_id),
+        (c.resource_type, query.resource_type),
+        (c.action, query.action),
+        (c.status_code, query.status_code),
+    )
+    conditions = filters(equal, c.timestamp, query.from_, query.to)
     select = sa.select(audit_logs).where(*conditions)
     return paginate(conn, select, c.id, query, AuditLogOut.from_row, descending=True)

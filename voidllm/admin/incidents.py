@@ -28,7 +28,7 @@ import attrs
 import sqlalchemy as sa
 
 from voidllm.admin.context import Actor
-from voidllm.admin.pages import Page, PageQuery, page_limit_field, paginate
+from voidllm.admin.pages import Page, PageQuery, filters, page_limit_field, paginate
 from voidllm.admin.services import Services
 from voidllm.bounds import CHOICE, NAME, Bounds, bounded
 from voidllm.errors import BadRequestError, NotFoundError
@@ -244,23 +244,16 @@ def _org_list_tx(query: OrgIncidentQuery, org_id: str, conn: sa.Connection) -> P
 
 def _list_tx(query: OrgIncidentQuery, org_id: str | None, conn: sa.Connection) -> Page[IncidentOut]:
     c = t.incidents.c
-    conditions: list[Any] = [
-        column == value
-        for column, value in (
-            (c.org_id, org_id),
-            (c.model, query.model),
-            (c.deployment, query.deployment),
-            (c.provider, query.provider),
-            (c.kind, query.kind),
-            (c.error_class, query.error_class),
-            (c.client_outcome, query.client_outcome),
-        )
-        if value is not None
-    ]
-    if query.from_ is not None:
-        conditions.append(c.created_at >= query.from_)
-    if query.to is not None:
-        conditions.append(c.created_at <= query.to)
+    equal = (
+        (c.org_id, org_id),
+        (c.model, query.model),
+        (c.deployment, query.deployment),
+        (c.provider, query.provider),
+        (c.kind, query.kind),
+        (c.error_class, query.error_class),
+        (c.client_outcome, query.client_outcome),
+    )
+    conditions = filters(equal, c.created_at, query.from_, query.to)
     select = sa.select(t.incidents).where(*conditions)
     return paginate(conn, select, c.id, query, IncidentOut.from_row, descending=True)
 

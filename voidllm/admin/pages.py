@@ -7,7 +7,8 @@ previous page: stable under concurrent inserts and deletes, and one index range 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -46,6 +47,22 @@ class PageQuery:
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
             raise BadRequestError(f"limit must be between 1 and {MAX_LIMIT}")
+
+
+def filters(
+    equal: Iterable[tuple[sa.Column[Any], Any]],
+    at: sa.Column[datetime],
+    from_: datetime | None,
+    to: datetime | None,
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions of a filtered list: each column equal to its value (a ``None`` value: no condition) and
+    ``at`` between ``from_`` and ``to`` (each bound inclusive, ``None``: open)."""
+    conditions = [column == value for column, value in equal if value is not None]
+    if from_ is not None:
+        conditions.append(at >= from_)
+    if to is not None:
+        conditions.append(at <= to)
+    return conditions
 
 
 def paginate(
