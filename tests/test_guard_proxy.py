@@ -359,3 +359,26 @@ def test_settings_guard_groups_and_kinds() -> None:
     assert policy.mode("iban") is Mode.OFF
     assert policy.mode("openai_key") is Mode.OFF
     assert policy.responses
+
+
+async def test_rerank_moderations_and_images_are_guarded(sqlite_dsn: str, mock: MockUpstream) -> None:
+    config = make_config(
+        sqlite_dsn,
+        "models:" + model_yaml("gpt-test", mock.base_url),
+        settings=guard_settings("{pii: redact}"),
+    )
+    async with run_gateway(config) as gw:
+        body = {
+            "model": "gpt-test",
+            "query": f"who is {EMAIL}",
+            "documents": [f"card {CARD}", {"text": EMAIL}],
+        }
+        assert (await post(gw, "/v1/rerank", body)).status_code == 200
+        sent = mock.requests[-1].json()
+        assert sent["query"] == "who is [EMAIL_1]"
+        assert sent["documents"] == ["card [CREDIT_CARD_1]", {"text": "[EMAIL_1]"}]
+        assert (await post(gw, "/v1/moderations", {"model": "gpt-test", "input": EMAIL})).status_code == 200
+        assert mock.requests[-1].json()["input"] == "[EMAIL_1]"
+        draw = {"model": "gpt-test", "prompt": f"a card reading {CARD}"}
+        assert (await post(gw, "/v1/images/generations", draw)).status_code == 200
+        assert mock.requests[-1].json()["prompt"] == "a card reading [CREDIT_CARD_1]"

@@ -81,7 +81,23 @@ def guard_json(payload: dict[str, Any], guard: RequestGuard, *, anthropic: bool,
         guard_anthropic(payload, guard)
     else:
         guard_openai(payload, guard)
+        if route == "/v1/rerank":
+            _guard_rerank(payload, guard)
     blocked(guard, route)
+
+
+def _guard_rerank(payload: dict[str, Any], guard: RequestGuard) -> None:
+    """A rerank body's text: ``query`` and ``documents`` (strings, or objects whose ``text`` is one)."""
+    if isinstance(payload.get("query"), str):
+        payload["query"] = guard.scan(payload["query"])
+    documents = payload.get("documents")
+    if not isinstance(documents, list):
+        return
+    for index, document in enumerate(documents):
+        if isinstance(document, str):
+            documents[index] = guard.scan(document)
+        elif isinstance(document, dict) and isinstance(document.get("text"), str):
+            document["text"] = guard.scan(document["text"])
 
 
 def redact_answer(body: bytes, guard: RequestGuard) -> bytes:
