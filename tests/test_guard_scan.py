@@ -11,6 +11,7 @@ from voidllm.guard import kinds
 from voidllm.guard.policy import GuardPolicy, Mode, parse_policy
 from voidllm.guard.scan import Outcome, RequestGuard, redact_text, scan
 from voidllm.guard.walk import guard_anthropic, guard_mcp_call, guard_openai
+from voidllm.proxy.guarding import redact_tool_result
 
 EMAIL = "jane.doe@example.com"
 EMAIL_2 = "ops@example.org"
@@ -86,6 +87,19 @@ def test_responses_redact_redact_and_block_kinds_with_the_request_placeholders()
     plain = RequestGuard(_policy(email="redact"))
     assert plain.redact_response(EMAIL) == EMAIL
     assert redact_text(EMAIL, policy)[0] == "[EMAIL_1]"
+
+
+def test_a_tool_result_is_redacted_in_its_text_blocks_and_every_structured_string() -> None:
+    guard = RequestGuard(parse_policy({"detectors": {"email": "redact"}, "responses": True}))
+    result: dict[str, Any] = {
+        "content": [{"type": "text", "text": f"to {EMAIL}"}, {"type": "image", "data": EMAIL}],
+        "structuredContent": {EMAIL: [EMAIL, {"to": f"<{EMAIL}>", "n": 3}], "ok": True},
+    }
+    redact_tool_result(result, guard)
+    assert result == {
+        "content": [{"type": "text", "text": "to [EMAIL_1]"}, {"type": "image", "data": EMAIL}],
+        "structuredContent": {EMAIL: ["[EMAIL_1]", {"to": "<[EMAIL_1]>", "n": 3}], "ok": True},
+    }
 
 
 def test_no_value_in_any_repr_or_outcome() -> None:

@@ -21,7 +21,7 @@ from voidllm.guard.kinds import ALL_KINDS, CREDENTIALS, GROUPS, PII
 from voidllm.guard.policy import OFF, GuardPolicy, GuardPolicyError, Mode, dump_policy, merge, parse_policy
 from voidllm.guard.scan import Outcome, RequestGuard, redact_text, scan
 from voidllm.guard.stream import StreamRedactor
-from voidllm.guard.walk import guard_anthropic, guard_mcp_call, guard_openai, scan_strings
+from voidllm.guard.walk import guard_anthropic, guard_mcp_call, guard_openai, map_strings, scan_strings
 
 __all__ = [
     "ALL_KINDS",
@@ -41,6 +41,7 @@ __all__ = [
     "guard_anthropic",
     "guard_mcp_call",
     "guard_openai",
+    "map_strings",
     "merge",
     "parse_policy",
     "redact_text",

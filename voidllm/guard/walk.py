@@ -22,6 +22,7 @@ Each function takes the parsed JSON body (a dict, changed in place) and the requ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from voidllm.guard.scan import RequestGuard
@@ -49,17 +50,23 @@ def _scan_list(obj: Any, key: str, guard: RequestGuard) -> None:
                 value[index] = guard.scan(item)
 
 
-def scan_strings(value: Any, guard: RequestGuard) -> Any:
-    """Every string in a JSON value (dict values and list items, recursively, not keys), scanned."""
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """Every string in a JSON value (dict values and list items, recursively, not keys) replaced in place by
+    ``fn`` of it; a string value itself is returned as ``fn`` of it."""
     if isinstance(value, str):
-        return guard.scan(value)
+        return fn(value)
     if isinstance(value, dict):
         for key, item in value.items():
-            value[key] = scan_strings(item, guard)
+            value[key] = map_strings(item, fn)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            value[index] = scan_strings(item, guard)
+            value[index] = map_strings(item, fn)
     return value
+
+
+def scan_strings(value: Any, guard: RequestGuard) -> Any:
+    """Every string in a JSON value (dict values and list items, recursively, not keys), scanned."""
+    return map_strings(value, guard.scan)
 
 
 def _openai_content(message: dict[str, Any], guard: RequestGuard) -> None:

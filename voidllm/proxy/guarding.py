@@ -37,6 +37,7 @@ from voidllm.guard import (
     guard_anthropic,
     guard_mcp_call,
     guard_openai,
+    map_strings,
     merge,
 )
 from voidllm.proxy import metrics as m
@@ -194,17 +195,4 @@ def redact_tool_result(result: dict[str, Any], guard: RequestGuard) -> None:
         if isinstance(block, dict) and isinstance(block.get("text"), str):
             block["text"] = guard.redact_response(block["text"])
     if "structuredContent" in result:
-        result["structuredContent"] = _redact_strings(result["structuredContent"], guard)
-
-
-def _redact_strings(value: Any, guard: RequestGuard) -> Any:
-    """Every string in a JSON value (not keys) redacted in place for the answer."""
-    if isinstance(value, str):
-        return guard.redact_response(value)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            value[key] = _redact_strings(item, guard)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            value[index] = _redact_strings(item, guard)
-    return value
+        result["structuredContent"] = map_strings(result["structuredContent"], guard.redact_response)
