@@ -26,21 +26,10 @@ export interface OrgSsoOut {
   updated_at: string;
 }
 
-/** PUT body: the writable fields; `client_secret` only when typed (required the first time). */
-export interface OrgSsoWrite {
-  enabled: boolean;
-  issuer: string;
-  client_id: string;
+/** PUT body: the writable fields of {@link OrgSsoOut}; `client_secret` only when typed (required the first time). */
+export type OrgSsoWrite = Omit<OrgSsoOut, "org_id" | "client_secret_set" | "created_at" | "updated_at"> & {
   client_secret?: string;
-  redirect_url: string | null;
-  scopes: string[];
-  allowed_domains: string[];
-  auto_provision: boolean;
-  default_role: DefaultRole;
-  group_sync: GroupSync;
-  group_claim: string;
-  local_login: boolean;
-}
+};
 
 /** GET /api/v1/settings/sso (system admins): the global provider of voidllm.yaml, read-only. */
 export interface GlobalSsoOut {
