@@ -248,19 +248,14 @@ function SessionsCard() {
       </CardContent>
       <ConfirmDialog
         open={confirmAll}
-        onOpenChange={(open) => {
-          setConfirmAll(open);
-          if (!open) everywhere.reset();
-        }}
+        onOpenChange={setConfirmAll}
         title="Sign out everywhere?"
         description="Every session of your account ends, this one included. API keys are not affected."
         confirmLabel="Sign out everywhere"
         destructive
-        pending={everywhere.isPending}
+        mutation={everywhere}
         onConfirm={() => everywhere.mutate()}
-      >
-        {everywhere.isError ? <InlineError error={everywhere.error} /> : null}
-      </ConfirmDialog>
+      />
     </Card>
   );
 }

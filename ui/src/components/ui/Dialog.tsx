@@ -3,6 +3,7 @@ import * as DialogPrimitive from "@radix-ui/react-dialog";
 import * as AlertDialogPrimitive from "@radix-ui/react-alert-dialog";
 import { cn } from "./cn";
 import { Button } from "./Button";
+import { InlineError } from "./States";
 
 const OVERLAY = "fixed inset-0 z-40 bg-black/50";
 const CONTENT =
@@ -115,8 +116,19 @@ export interface ConfirmDialogProps {
   pending?: boolean;
   /** Keeps the confirm button disabled (e.g. until a typed confirmation matches). */
   confirmDisabled?: boolean;
+  /** The mutation confirmed: `pending` while it runs, its error shown inside the dialog, reset when the dialog
+   * closes. */
+  mutation?: ConfirmedMutation;
   /** Shown inside the dialog (e.g. the mutation's error). */
   children?: ReactNode;
+}
+
+/** What {@link ConfirmDialog} reads of a TanStack Query mutation. */
+export interface ConfirmedMutation {
+  isPending: boolean;
+  isError: boolean;
+  error: unknown;
+  reset: () => void;
 }
 
 /** A confirmation (Radix AlertDialog): Cancel has the initial focus, Escape cancels. */
@@ -131,16 +143,25 @@ export function ConfirmDialog({
   onConfirm,
   pending = false,
   confirmDisabled = false,
+  mutation,
   children,
 }: ConfirmDialogProps) {
   const returnFocus = useReturnFocus();
+  pending = pending || (mutation?.isPending ?? false);
   return (
-    <AlertDialogPrimitive.Root open={open} onOpenChange={onOpenChange}>
+    <AlertDialogPrimitive.Root
+      open={open}
+      onOpenChange={(next) => {
+        onOpenChange(next);
+        if (!next) mutation?.reset();
+      }}
+    >
       <AlertDialogPrimitive.Portal>
         <AlertDialogPrimitive.Overlay className={OVERLAY} />
         <AlertDialogPrimitive.Content {...returnFocus} className={cn(CONTENT, WIDTHS.sm)}>
           <AlertDialogPrimitive.Title className="text-lg font-semibold">{title}</AlertDialogPrimitive.Title>
           <AlertDialogPrimitive.Description className="text-sm text-muted">{description}</AlertDialogPrimitive.Description>
+          {mutation?.isError ? <InlineError error={mutation.error} /> : null}
           {children}
           <div className="flex flex-wrap justify-end gap-2">
             <AlertDialogPrimitive.Cancel asChild>

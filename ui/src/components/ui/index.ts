@@ -2,7 +2,7 @@ export { cn } from "./cn";
 export { Button, buttonClass, type ButtonProps, type ButtonVariant, type ButtonSize } from "./Button";
 export { Input, Textarea, NativeSelect, type NativeSelectOption, type NativeSelectProps } from "./Input";
 export { Field, Label, type FieldProps } from "./Field";
-export { Dialog, DialogClose, DialogFormActions, ConfirmDialog, type DialogProps, type ConfirmDialogProps } from "./Dialog";
+export { Dialog, DialogClose, DialogFormActions, ConfirmDialog, type DialogProps, type ConfirmDialogProps, type ConfirmedMutation } from "./Dialog";
 export { Select, type SelectOption, type SelectProps } from "./Select";
 export { Tabs, TabsList, TabsTrigger, TabsContent } from "./Tabs";
 export { Card, CardHeader, CardContent, StatCard, PageHeader, useDocumentTitle } from "./Card";

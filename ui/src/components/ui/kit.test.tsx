@@ -85,6 +85,24 @@ describe("component kit", () => {
     await waitFor(() => expect(screen.queryByRole("alertdialog")).toBeNull());
   });
 
+  it("confirms a mutation: pending while it runs, its error inside, reset on close", async () => {
+    const reset = vi.fn();
+    const mutation = { isPending: false, isError: true, error: new Error("the server said no"), reset };
+    function Harness() {
+      const [open, setOpen] = useState(true);
+      return <ConfirmDialog open={open} onOpenChange={setOpen} title="Delete it?" description="Gone." confirmLabel="Delete" mutation={mutation} onConfirm={() => undefined} />;
+    }
+    renderPage(<Harness />);
+    const user = userEvent.setup();
+    expect(within(screen.getByRole("alertdialog")).getByText(/the server said no/)).toBeInTheDocument();
+    await user.click(screen.getByRole("button", { name: "Cancel" }));
+    await waitFor(() => expect(screen.queryByRole("alertdialog")).toBeNull());
+    expect(reset).toHaveBeenCalledTimes(1);
+    renderPage(<ConfirmDialog open onOpenChange={() => undefined} title="Delete it?" description="Gone." confirmLabel="Delete" mutation={{ ...mutation, isPending: true, isError: false }} onConfirm={() => undefined} />);
+    expect(screen.getByRole("button", { name: "Cancel" })).toBeDisabled();
+    expect(screen.queryByText(/the server said no/)).toBeNull();
+  });
+
   it("selects with the native and the Radix select", async () => {
     const onChange = vi.fn();
     function Harness() {

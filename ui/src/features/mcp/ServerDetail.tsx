@@ -242,21 +242,14 @@ function Loaded({ server }: { server: McpServerOut }) {
       />
       <ConfirmDialog
         open={deleting}
-        onOpenChange={(open) => {
-          if (!open) {
-            setDeleting(false);
-            remove.reset();
-          }
-        }}
+        onOpenChange={setDeleting}
         title={`Delete ${server.name}?`}
         description="Clients and Code Mode scripts can no longer call it; its access grants and cached tools go with it."
         confirmLabel="Delete"
         destructive
-        pending={remove.isPending}
+        mutation={remove}
         onConfirm={() => remove.mutate()}
-      >
-        {remove.isError ? <InlineError error={remove.error} /> : null}
-      </ConfirmDialog>
+      />
     </>
   );
 }

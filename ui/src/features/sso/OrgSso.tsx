@@ -365,19 +365,14 @@ function SsoForm({ orgId, stored }: { orgId: string; stored: OrgSsoOut | null })
     </form>
       <ConfirmDialog
         open={removing}
-        onOpenChange={(open) => {
-          setRemoving(open);
-          if (!open) remove.reset();
-        }}
+        onOpenChange={setRemoving}
         title="Remove this organization's provider?"
         description="Its members can no longer sign in with it (the global provider applies again, if there is one), and password sign-in is allowed again. The client secret is deleted."
         confirmLabel="Remove"
         destructive
-        pending={remove.isPending}
+        mutation={remove}
         onConfirm={() => remove.mutate()}
-      >
-        {remove.isError ? <InlineError error={remove.error} /> : null}
-      </ConfirmDialog>
+      />
     </>
   );
 }
