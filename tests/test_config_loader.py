@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import pkgutil
 import re
 import textwrap
@@ -330,6 +331,25 @@ def test_example_file_loads_with_the_quick_start_environment() -> None:
         "apart from the host, the database path, the keys, the demo model and Code Mode,"
         " the example shows the defaults"
     )
+
+
+def test_a_configuration_with_every_section_set_pickles() -> None:
+    """``server.workers`` > 1 pickles the configuration for each worker process: every value in it must."""
+    text = (
+        "settings:\n  guard: {detectors: {pii: redact, jwt: block}, responses: true}\n"
+        "  otel: {enabled: true, headers: {authorization: x}}\n"
+        "  sso: {enabled: true, issuer: 'https://op.example', client_id: c, client_secret: s,"
+        " default_org_slug: acme, allowed_domains: [acme.test]}\n"
+    )
+    cfg = parse_config(EXAMPLE.read_text(encoding="utf-8"), environ={"VOIDLLM_ENCRYPTION_KEY": KEY})
+    extra = parse_config(text, environ={"VOIDLLM_ENCRYPTION_KEY": KEY})
+    cfg = attrs.evolve(
+        cfg,
+        settings=attrs.evolve(
+            cfg.settings, guard=extra.settings.guard, otel=extra.settings.otel, sso=extra.settings.sso
+        ),
+    )
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
 
 
 def test_example_file_takes_its_secrets_from_the_environment() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -108,3 +109,12 @@ def test_the_package_exports_what_it_imports() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"
     }
     assert set(guard.__all__) == public
+
+
+def test_a_policy_pickles_to_an_equal_one() -> None:
+    """``server.workers`` > 1 pickles the configuration, ``settings.guard`` included, for each worker."""
+    policy = parse_policy({"detectors": {"pii": "redact", "jwt": "block"}, "responses": True})
+    for value in (policy, OFF):
+        again = pickle.loads(pickle.dumps(value))
+        assert again == value
+        assert again.mode("jwt") is value.mode("jwt")

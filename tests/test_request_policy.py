@@ -3,6 +3,7 @@ restrictive wins) and the checks, which name the parameter or header and never e
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -183,3 +184,8 @@ def test_allows_origin() -> None:
     assert not policy.allows_origin("https://evil.example")
     assert RequestPolicy().allows_origin("https://anything.example")
     assert not parse_policy({"allowed_origins": []}).allows_origin("https://app.example")
+
+
+def test_a_policy_pickles_to_an_equal_one() -> None:
+    policy = parse_policy(FULL)
+    assert pickle.loads(pickle.dumps(policy)) == policy

@@ -125,6 +125,11 @@ class RequestPolicy:
     required_headers: tuple[RequiredHeader, ...] = ()
     allowed_origins: frozenset[str] | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a read-only mapping does not pickle: rebuilt from a plain dict
+        fields = (self.allow, self.deny, dict(self.bounds), self.required_headers, self.allowed_origins)
+        return (RequestPolicy, fields)
+
     @property
     def checks_params(self) -> bool:
         return self.allow is not None or bool(self.deny) or bool(self.bounds)

@@ -73,6 +73,11 @@ class GuardPolicy:
     def mode(self, kind: str) -> Mode:
         return self.detectors.get(kind, Mode.OFF)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a read-only mapping does not pickle: rebuilt from a plain dict (``server.workers`` > 1 sends the
+        # configuration, ``settings.guard`` included, to each worker process)
+        return (GuardPolicy, (dict(self.detectors), self.responses))
+
     @property
     def active(self) -> bool:
         """False when every kind is off: the caller skips the guard entirely (off costs nothing)."""
