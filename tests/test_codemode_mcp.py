@@ -39,7 +39,7 @@ mcp:
     enabled: false
   code_mode:
     enabled: true
-    timeout: 1s
+    timeout: 3s  # a bound, not a measure: a script calling tools on a loaded machine needs more than 1 s
     pool_size: 2
     max_tool_calls: 5
 usage:
@@ -164,7 +164,7 @@ async def test_every_kind_of_result_and_failure(sqlite_dsn: str) -> None:
         )
         assert await _execute(client, "null.x") == (True, "TypeError: cannot read property 'x' of null")
         assert await _execute(client, "throw new Error('own words')") == (True, "Error: own words")
-        assert await _execute(client, "while (true) {}") == (True, "the script ran out of time (limit 1 s)")
+        assert await _execute(client, "while (true) {}") == (True, "the script ran out of time (limit 3 s)")
         big = "const a = []; while (true) a.push('x'.repeat(1000) + a.length)"
         assert await _execute(client, big) == (True, "the script ran out of memory (limit 16 MB)")
         assert _sample("voidllm_code_mode_executions_total", status="timeout") >= 1
@@ -298,7 +298,7 @@ async def test_a_list_fetch_cut_short_is_asked_again_by_the_next_call(sqlite_dsn
             assert made.status_code == 201, made.text
             code = "return (await tools.late.echo({text: 'x'})).text"
             answer = await _raw_call(gw.client, gw.api_key(), "execute_code", {"code": code})
-            assert answer["result"]["content"][0]["text"] == "the script ran out of time (limit 1 s)"
+            assert answer["result"]["content"][0]["text"] == "the script ran out of time (limit 3 s)"
         moved = await gw.client.patch(
             f"/api/v1/mcp-servers/{made.json()['id']}", headers=bearer(gw.api_key()), json={"url": mock.url}
         )

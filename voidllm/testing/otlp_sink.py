@@ -126,6 +126,8 @@ class OtlpSink:
 
     async def _answer(self, http: H11Connection, request: Request) -> bool:
         self.requests += 1
+        self._arrived.set()  # also for a request answered with an error (wait_requests)
+        self._arrived = trio.Event()
         if request.method != "POST" or request.target != "/v1/traces":
             await http.stream.send_all(http.whole(404, [(b"content-length", b"0")], b""))
             return True
@@ -150,6 +152,11 @@ class OtlpSink:
         self.received += len(spans)
         self._arrived.set()
         self._arrived = trio.Event()
+
+    async def wait_requests(self, count: int) -> None:
+        """Wait until ``count`` requests have arrived, whatever they were answered."""
+        while self.requests < count:
+            await self._arrived.wait()
 
     async def wait_spans(self, done: Callable[[list[ReceivedSpan]], bool]) -> list[ReceivedSpan]:
         """Wait until ``done(spans)`` holds for the spans received so far; return them."""
