@@ -49,7 +49,6 @@ import logging
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
-import httpcore
 import httpx
 import orjson
 import trio
@@ -57,7 +56,7 @@ import trio
 from voidllm import __version__, tracing
 from voidllm.mcp.upstream.jsonrpc import JsonRpcError, Notification, parse_message
 from voidllm.mcp.upstream.oauth import OAuthError, TokenCache
-from voidllm.mcp.upstream.ssrf import BlockedAddress, GuardedBackend, check_url
+from voidllm.mcp.upstream.ssrf import BlockedAddress, check_url, guarded_transport
 from voidllm.sse import Event, EventFramer, parse_event
 
 if TYPE_CHECKING:
@@ -234,17 +233,8 @@ class McpUpstreams:
         return client
 
     def _new_client(self) -> httpx.AsyncClient:
-        transport = httpx.AsyncHTTPTransport(trust_env=False)
-        # httpx offers no network_backend argument: rebuild its pool with the guarded backend (same knobs).
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=30.0,
-            network_backend=GuardedBackend(self.allow_private_urls),
-        )
         return httpx.AsyncClient(
-            transport=transport,
+            transport=guarded_transport(self.allow_private_urls),
             timeout=httpx.Timeout(None, connect=_CONNECT_TIMEOUT, pool=_CONNECT_TIMEOUT),
             follow_redirects=False,
             trust_env=False,

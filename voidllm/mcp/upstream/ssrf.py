@@ -21,6 +21,11 @@ every upstream client. It resolves the host itself, refuses the connection if AN
 blocked, and then connects to the very address it checked (the name is never resolved a second time), so
 DNS rebinding between check and connect cannot slip a private address through. TLS still verifies the
 certificate against the host name: httpcore passes the origin's name as ``server_hostname``.
+:func:`guarded_transport` is the httpx transport built on it.
+
+Organisations' single sign-on providers follow the same policy (:mod:`voidllm.auth.oidc`, with its own
+setting, ``settings.sso.allow_private_issuers``): a caller names the setting that allows private addresses
+(``setting``), so the refusal tells how to allow them.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "PrivateAddress",
     "blocked_ip",
     "check_url",
+    "guarded_transport",
     "private_host",
     "resolve_checked",
 ]
@@ -74,10 +80,9 @@ class PrivateAddress(BlockedAddress):
     """The URL's host, or an address it resolves to, is this machine or not publicly routable."""
 
 
-PRIVATE = (
-    "points at a private, loopback, link-local or reserved address "
-    "(allowed with settings.mcp.allow_private_urls: true)"
-)
+MCP_SETTING = "settings.mcp.allow_private_urls"
+"""The setting that allows private addresses to MCP servers (:func:`check_url`'s default ``setting``)."""
+PRIVATE = "points at a private, loopback, link-local or reserved address"
 
 
 def _embedded_v4(ip: IPAddress) -> IPAddress:
@@ -101,9 +106,10 @@ def blocked_ip(ip: IPAddress) -> bool:
     return not ip.is_global
 
 
-def check_url(url: str, *, allow_private: bool, https_only: bool = False) -> None:
+def check_url(url: str, *, allow_private: bool, https_only: bool = False, setting: str = MCP_SETTING) -> None:
     """Refuse a URL that is not http(s) (``https_only``: https), has no valid host, or (unless
-    ``allow_private``) names this machine or a non-public address (:func:`private_host`).
+    ``allow_private``) names this machine or a non-public address (:func:`private_host`); the refusal of a
+    private address names ``setting``, the setting that would allow it.
 
     Raises:
         BlockedAddress: the URL is not allowed; :class:`PrivateAddress` when only ``allow_private`` would
@@ -123,7 +129,7 @@ def check_url(url: str, *, allow_private: bool, https_only: bool = False) -> Non
     if not valid_host(host) or (_numeric_host(host) and _legacy_ipv4(host) is None):
         raise BlockedAddress("must have a valid host name or address")
     if not allow_private and private_host(host):
-        raise PrivateAddress(PRIVATE)
+        raise PrivateAddress(f"{PRIVATE} (allowed with {setting}: true)")
 
 
 def private_host(host: str) -> bool:
@@ -227,3 +233,19 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
+
+
+def guarded_transport(allow_private: bool) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose every connection goes through :class:`GuardedBackend` (httpx's defaults
+    otherwise, without the environment's proxies or certificates). Its requests raise
+    :class:`BlockedAddress` (not an ``httpx.HTTPError``) for a host refused when connecting."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    # httpx offers no network_backend argument: rebuild its pool with the guarded backend (same knobs).
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=30.0,
+        network_backend=GuardedBackend(allow_private),
+    )
+    return transport
