@@ -1,5 +1,8 @@
 """Issue 21 point 1: the single sign-on settings API (each organisation's provider, the global one's view, the
-connection test), strict and with a write-only secret; the connection test against a real provider."""
+connection test), strict and with a write-only secret; the connection test against a real provider. An
+organisation's issuer on a private address is refused unless ``settings.sso.allow_private_issuers`` (the
+provider of these tests listens on loopback, so the tests of organisations' providers turn it on); the global
+provider may be there without it."""
 
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from voidllm.store import tables as t
 from voidllm.store.store import open_store
 
 SECRET = "client-secret-9c1e77"
+ALLOW_PRIVATE = "sso:\n  allow_private_issuers: true"
+PRIVATE_HINT = "(allowed with settings.sso.allow_private_issuers: true)"
 BODY = {"issuer": "https://login.acme.test", "client_id": "voidllm", "client_secret": SECRET}
 
 
@@ -130,7 +135,7 @@ async def test_first_put_needs_a_secret_and_org_admins_see_only_their_own(sqlite
 
 
 async def test_connection_test_against_a_real_provider_and_failures(sqlite_dsn: str) -> None:
-    async with open_oidc_provider() as op, open_gateway(sqlite_dsn) as gw:
+    async with open_oidc_provider() as op, open_gateway(sqlite_dsn, settings=ALLOW_PRIVATE) as gw:
         org = (await create_org(gw, "acme"))["id"]
         test = f"{sso_path(org)}/test"
         error_of(await gw.client.post(test, headers=admin(gw)), 404)  # nothing stored, nothing sent
@@ -161,6 +166,53 @@ async def test_connection_test_against_a_real_provider_and_failures(sqlite_dsn: 
         )
 
 
+async def test_an_org_issuer_on_a_private_address_is_refused_unless_allowed(sqlite_dsn: str) -> None:
+    """SSRF: an org admin's issuer never aims the gateway at this machine or its network. PUT and the test of
+    an unsaved form answer 400 naming issuer and the setting; a stored issuer the setting no longer allows
+    fails the test; with the setting the same provider is saved and tested."""
+    private = [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "https://169.254.169.254",
+        "https://10.1.2.3/realms/acme",
+        "https://[::1]:8443",
+        "https://127.1",
+    ]
+    async with open_oidc_provider() as op:
+        async with open_gateway(sqlite_dsn) as gw:
+            org = (await create_org(gw, "acme"))["id"]
+            owner = await add_user(gw, org, "owner@acme.test", role="org_admin")
+            headers = bearer(await user_key(gw, org, owner))
+            test = f"{sso_path(org)}/test"
+            for issuer in [*private, op.issuer]:
+                put = await gw.client.put(sso_path(org), headers=headers, json={**BODY, "issuer": issuer})
+                tested = await gw.client.post(test, headers=headers, json={"issuer": issuer})
+                for response in (put, tested):
+                    error = error_of(response, 400)
+                    assert (error["code"], error.get("field")) == ("private_url_not_allowed", "issuer"), error
+                    assert error["message"] == (
+                        "issuer points at a private, loopback, link-local or reserved address " + PRIVATE_HINT
+                    )
+            error_of(await gw.client.get(sso_path(org), headers=admin(gw)), 404)  # nothing was stored
+            assert (await gw.client.put(sso_path(org), headers=headers, json=BODY)).status_code == 200
+        # the same database (the org admin's key still signs in), restarted with the setting
+        async with open_gateway(sqlite_dsn, settings=ALLOW_PRIVATE) as gw:
+            stored = {**BODY, "issuer": op.issuer}
+            assert (await gw.client.put(sso_path(org), headers=headers, json=stored)).status_code == 200
+            tested = await gw.client.post(test, headers=headers)
+            assert (tested.json()["ok"], tested.json()["jwks_keys"]) == (True, 1)
+        async with open_gateway(sqlite_dsn) as gw:  # the setting was turned off again
+            stale = await gw.client.post(test, headers=headers)
+            assert stale.json() == {
+                "ok": False,
+                "issuer": op.issuer,
+                "authorization_endpoint": None,
+                "jwks_keys": 0,
+                "error": "the discovery document URL points at a private, loopback, link-local or reserved "
+                "address " + PRIVATE_HINT,
+            }
+
+
 async def test_global_provider_view_and_test(sqlite_dsn: str, tmp_path: Path) -> None:
     async with open_oidc_provider() as op:
         sso = (
@@ -187,7 +239,9 @@ async def test_global_provider_view_and_test(sqlite_dsn: str, tmp_path: Path) ->
                 "group_claim": "groups",
                 "id_token_algorithms": ["RS256", "ES256", "PS256", "EdDSA"],
             }
+            assert gw.state.services.config.settings.sso.allow_private_issuers is False
             tested = await gw.client.post(f"{API}/settings/sso/test", headers=admin(gw))
+            # the operator's provider may be on loopback without allow_private_issuers
             assert (tested.json()["ok"], tested.json()["jwks_keys"]) == (True, 1)
     async with open_gateway(str(tmp_path / "plain.db")) as gw:
         assert (await gw.client.get(f"{API}/settings/sso", headers=admin(gw))).json()["configured"] is False

@@ -853,12 +853,17 @@ def test_sso_defaults_and_a_full_provider() -> None:
         "groups",
     )
     assert sso.id_token_algorithms == ("RS256", "ES256", "PS256", "EdDSA")
-    full = load(settings(sso={**SSO, "allowed_domains": ["example.com"], "group_sync": "exact"})).settings.sso
-    assert (full.issuer, full.allowed_domains, full.group_sync) == (
+    assert sso.allow_private_issuers is False  # organisations' providers follow the URL policy
+    fields = {"allowed_domains": ["example.com"], "group_sync": "exact", "allow_private_issuers": True}
+    full = load(settings(sso={**SSO, **fields})).settings.sso
+    assert (full.issuer, full.allowed_domains, full.group_sync, full.allow_private_issuers) == (
         "https://login.example.com",
         ("example.com",),
         "exact",
+        True,
     )
+    alone = load(settings(sso={"allow_private_issuers": True})).settings.sso  # without a global provider
+    assert (alone.enabled, alone.allow_private_issuers) == (False, True)
 
 
 @pytest.mark.parametrize(
@@ -879,6 +884,11 @@ def test_sso_defaults_and_a_full_provider() -> None:
         ({"allowed_domains": ["@x.com"]}, "settings.sso.allowed_domains: '@x.com' is not a lowercase domain"),
         ({"scopes": ["email"]}, "settings.sso.scopes: must include openid"),
         ({"auto_provision": "yes"}, "settings.sso.auto_provision: expected true or false, got a string"),
+        (
+            {"allow_private_issuers": "yes"},
+            "settings.sso.allow_private_issuers: expected true or false, got a string",
+        ),
+        ({"allow_private_issuers": 1}, "settings.sso.allow_private_issuers: expected true or false"),
         ({"colour": "red"}, "settings.sso.colour: unknown key"),
     ],
 )

@@ -175,8 +175,8 @@ async def test_unknown_key_ids_refetch_the_key_set_at_most_every_30_seconds(
 ) -> None:
     op = FakeOp([KEY])
     async with httpx.AsyncClient(transport=httpx.MockTransport(op.handle)) as http:
-        client = OidcClient(http, wall=lambda: float(NOW))
-        discovery = await client.discover(ISSUER)
+        client = OidcClient(http, http, wall=lambda: float(NOW))
+        discovery = await client.discover(ISSUER, org=False)
         assert (await client.verify(PROVIDER, discovery, token(), nonce=NONCE))["sub"] == "u1"
         rotated = RSAKey.generate_key(2048, parameters={"kid": "k2"})
         op.keys = [rotated]
@@ -203,4 +203,4 @@ async def test_discovery_for_another_issuer_is_refused() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
         with pytest.raises(OidcError, match="no usable authorization_endpoint"):
-            await OidcClient(http).discover(ISSUER)
+            await OidcClient(http, http).discover(ISSUER, org=False)

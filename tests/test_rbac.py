@@ -192,6 +192,8 @@ EXPORT = "?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z"
 UPSTREAM = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}
 MCP = {"name": "Tools {n}", "alias": "tools-{n}", "url": "{mcp_url}"}
 SSO = {"issuer": "http://127.0.0.1:9/op", "client_id": "voidllm", "client_secret": "s3cret"}
+PRIVATE_URLS = "mcp:\n  allow_private_urls: true\nsso:\n  allow_private_issuers: true"
+"""The mock MCP server and the SSO issuer above are on loopback."""
 NO_MODELS = Request({"models": []})
 NO_SERVERS = Request({"servers": []})
 INVITE = Request({"token": "{token}"})
@@ -720,7 +722,7 @@ def _refused(outcome: Outcome, caller: Caller, route: ApiRoute) -> bool:
 async def world(sqlite_dsn: str) -> AsyncIterator[World]:
     async with (
         open_mock_mcp() as mcp,
-        open_gateway(sqlite_dsn, settings="mcp:\n  allow_private_urls: true") as gw,
+        open_gateway(sqlite_dsn, settings=PRIVATE_URLS) as gw,
     ):
         yield await _build_world(gw, mcp.url)
 

@@ -2,7 +2,9 @@
 tests/oidc_op.py), driven with httpx like a browser: the global and an organisation's provider,
 provisioning with ``default_role``, domain and unverified-email refusals, group sync (additive and exact),
 key rotation, state replay and a nonce that does not match, password sign-in turned off with the system
-admins' break-glass, and sign-out revoking the session."""
+admins' break-glass, and sign-out revoking the session. The provider listens on loopback: an organisation's
+provider there needs ``settings.sso.allow_private_issuers`` (without it the sign-in fails with
+``provider_error``), the global one does not."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery staple"
 SCOPES = "[openid, email, profile, groups]"
+ALLOW_PRIVATE = "sso:\n  allow_private_issuers: true"
 
 
 def global_sso(op: OidcOp, **fields: str) -> str:
@@ -214,7 +217,7 @@ async def test_not_provisioned_without_auto_provision(sqlite_dsn: str) -> None:
 
 async def test_org_provider_exact_group_sync_keeps_hand_made_teams(db_target: tuple[str, str]) -> None:
     driver, dsn = db_target
-    async with open_oidc_provider() as op, sso_gateway(op, dsn, driver=driver) as gw:
+    async with open_oidc_provider() as op, sso_gateway(op, dsn, ALLOW_PRIVATE, driver=driver) as gw:
         acme = (await create_org(gw, "acme"))["id"]
         body = {
             "issuer": op.issuer,
@@ -253,6 +256,44 @@ async def test_org_provider_exact_group_sync_keeps_hand_made_teams(db_target: tu
         await add_user(gw, beta, "bob@acme.test")
         async with browser() as client:
             assert sso_error(await sso(gw, client, "bob@acme.test", org="acme")) == "local_only"
+
+
+async def test_an_org_provider_on_a_private_address_signs_in_only_with_the_setting(
+    sqlite_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SSRF: an organisation's provider on loopback signs in with ``allow_private_issuers``; once the setting
+    is off, its sign-in ends in ``provider_error`` (nothing fetched), while the global provider, on the same
+    loopback address, still signs in."""
+    async with open_oidc_provider() as op:
+        body = {
+            "issuer": op.issuer,
+            "client_id": op.client_id,
+            "client_secret": op.client_secret,
+            "allowed_domains": ["acme.test"],
+        }
+        allowed = global_sso(op) + "  allow_private_issuers: true\n"
+        async with sso_gateway(op, sqlite_dsn, allowed) as gw:
+            acme = (await create_org(gw, "acme"))["id"]
+            put = await gw.client.put(f"{API}/orgs/{acme}/sso", headers=admin(gw), json=body)
+            assert put.status_code == 200, put.text
+            async with browser() as client:
+                assert sso_error(await sso(gw, client, "alice@acme.test", org="acme")) is None
+                assert (await client.get(f"{gw.url}{API}/me")).json()["org_id"] == acme
+        async with sso_gateway(op, sqlite_dsn, global_sso(op)) as gw:
+            async with browser() as client:
+                refused = await start(gw, client, email="alice@acme.test", org="acme")
+                assert sso_error(refused) == "provider_error"
+                assert "voidllm_oidc_state" not in client.cookies
+            message = (
+                "single sign-on refused: the discovery document URL points at a private, loopback, "
+                "link-local or reserved address (allowed with settings.sso.allow_private_issuers: true)"
+            )
+            assert message in caplog.messages
+            async with browser() as client:  # the global provider, same address, no setting needed
+                began = await start(gw, client)  # no email: the organisation's provider is not picked
+                back = await sign_in_at_op(client, began.headers["location"], "bob@acme.test")
+                assert sso_error(await client.get(back)) is None
+                assert (await client.get(f"{gw.url}{API}/me")).json()["email"] == "bob@acme.test"
 
 
 async def test_key_rotation_is_picked_up(sqlite_dsn: str) -> None:
@@ -307,7 +348,7 @@ async def test_state_replay_and_nonce_mismatch_are_refused(
 
 
 async def test_local_login_off_refuses_passwords_except_system_admins(sqlite_dsn: str) -> None:
-    async with open_oidc_provider() as op, sso_gateway(op, sqlite_dsn) as gw:
+    async with open_oidc_provider() as op, sso_gateway(op, sqlite_dsn, ALLOW_PRIVATE) as gw:
         acme = (await create_org(gw, "acme"))["id"]
         hashed = passwords.hash_password(PASSWORD)
         await add_user(gw, acme, "worker@acme.test", password_hash=hashed)

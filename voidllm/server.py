@@ -97,6 +97,7 @@ from voidllm.mcp.health import McpHealthBoard, serve_mcp_health
 from voidllm.mcp.registry import McpRegistry, McpRegistryLoader, serve_mcp_registry, sync_yaml_servers
 from voidllm.mcp.tools_cache import fetch_tools
 from voidllm.mcp.upstream.client import McpUpstreams
+from voidllm.mcp.upstream.ssrf import guarded_transport
 from voidllm.mcp.usage import open_tool_call_channel, serve_tool_call_writer
 from voidllm.nursery import Supervisor, open_supervisor
 from voidllm.proxy.demo import DemoTransport
@@ -299,10 +300,13 @@ async def serve(
     registry = Registry.from_config(config.models)
     # The store is the outermost lifetime: opened first, closed last, after every service has stopped; the
     # health probes' client and the MCP upstream client are opened around the supervisor too, as the
-    # health-probes and mcp-health services use them.
+    # health-probes and mcp-health services use them. Organisations' single sign-on providers get a client
+    # of their own, whose connections follow the URL policy (voidllm.auth.oidc).
+    sso = config.settings.sso
     async with (
         open_migrated_store(config) as store,
         _closing(httpx.AsyncClient(follow_redirects=False, trust_env=False)) as probe_client,
+        _closing(_org_sso_client(sso.allow_private_issuers)) as org_sso_client,
         _closing(McpUpstreams.from_settings(config.settings.mcp)) as mcp_upstreams,
         _tracing(config.settings.otel) as spans,
         open_supervisor() as supervisor,
@@ -353,7 +357,9 @@ async def serve(
             config=config, store=store, keyring=keyring, keys=keys, catalog=catalog, audit=audit
         )
         services.catalog_reload = loader.reload
-        services.oidc = OidcClient(http=probe_client)
+        services.oidc = OidcClient(
+            http=probe_client, org_http=org_sso_client, allow_private_issuers=sso.allow_private_issuers
+        )
         await _start_mcp(supervisor, config, store, keyring, services, mcp_upstreams, sync=run_bootstrap)
         limiter, redis_client = await _start_limits(supervisor, config, store, services)
         await _start_usage_upkeep(supervisor, store, config, redis_client)
@@ -443,6 +449,12 @@ async def _closing(resource: _C) -> AsyncIterator[_C]:
     finally:
         with trio.move_on_after(CLOSE_GRACE, shield=True):
             await resource.aclose()
+
+
+def _org_sso_client(allow_private: bool) -> httpx.AsyncClient:
+    """The client of organisations' single sign-on providers: its connections follow the URL policy."""
+    transport = guarded_transport(allow_private)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
 
 
 @asynccontextmanager

@@ -107,7 +107,8 @@ def op() -> Iterator[RunningOp]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: GatedUpstream, op: RunningOp
 ) -> Iterator[Gateway]:
-    """The module's gateway, with the provider as its global one (this module's own ``gateway``)."""
+    """The module's gateway, with the provider as its global one (this module's own ``gateway``); its
+    organisations' providers may be on loopback (``allow_private_issuers``), as the provider is."""
     problem = ui_build_current()
     if problem:
         pytest.fail(problem)
@@ -121,6 +122,7 @@ def gateway(
     default_role: member
     default_org_slug: default
     group_sync: additive
+    allow_private_issuers: true
 """
     running = start_gateway(tmp_path_factory.mktemp("gateway"), upstream.url, settings_yaml=settings)
     op.allow_redirect(running.url + CALLBACK)

@@ -14,6 +14,12 @@ administrator always keeps the local sign-in (break-glass).
 
 The connection test fetches the discovery document and the key set (:class:`voidllm.auth.oidc.OidcClient`,
 within :data:`TEST_LIMIT` seconds) and reports what failed; it never sends the client secret anywhere.
+
+An organisation's issuer is set by an organisation admin, so it follows the URL policy of the MCP servers'
+URLs (:func:`voidllm.auth.oidc.check_org_url`): unless ``settings.sso.allow_private_issuers``, a PUT or a
+test of an issuer on this machine or a non-public address is a 400 ``private_url_not_allowed`` naming
+``issuer``; a name that resolves to one is refused when the gateway connects (the test reports it, a
+sign-in fails with ``provider_error``), and so is every URL the discovery document names.
 """
 
 from __future__ import annotations
@@ -31,13 +37,14 @@ from voidllm import bounds as b
 from voidllm.admin.context import Actor
 from voidllm.admin.services import Services
 from voidllm.admin.tenancy import live_org
-from voidllm.auth.oidc import Discovery, OidcClient, OidcError, Provider
+from voidllm.auth.oidc import Discovery, OidcClient, OidcError, Provider, check_org_url
 from voidllm.bounds import Bounds, bounded
 from voidllm.config.settings import SSOConfig
 from voidllm.config.validate import issuer_problem
 from voidllm.crypto import aad_for
 from voidllm.errors import BadRequestError, NotFoundError, PermissionDeniedError, ServiceUnavailableError
 from voidllm.identity import Role
+from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress
 from voidllm.store import tables as t
 from voidllm.store.ids import utcnow
 
@@ -70,6 +77,16 @@ def _issuer(value: str) -> str:
 
 def _optional_issuer(value: str | None) -> str | None:
     return None if value is None else _issuer(value)
+
+
+def _org_issuer(services: Services, issuer: str) -> None:
+    """Refuse an organisation's issuer that the URL policy refuses (module docstring)."""
+    try:
+        check_org_url(issuer, allow_private=services.config.settings.sso.allow_private_issuers)
+    except PrivateAddress as exc:
+        raise BadRequestError(f"issuer {exc.reason}", code="private_url_not_allowed") from None
+    except BlockedAddress as exc:
+        raise BadRequestError(f"issuer {exc.reason}") from None
 
 
 def _redirect(value: str | None) -> str | None:
@@ -226,8 +243,10 @@ async def get(services: Services, actor: Actor, org_id: str) -> OrgSsoOut:
 
 
 async def put(services: Services, actor: Actor, org_id: str, req: OrgSsoIn) -> OrgSsoOut:
-    """Set the organisation's provider (module docstring: the secret is kept when omitted)."""
+    """Set the organisation's provider (module docstring: the secret is kept when omitted, the issuer follows
+    the URL policy)."""
     _require_org_admin(actor, org_id)
+    _org_issuer(services, req.issuer)
     sealed = None
     if req.client_secret:
         sealed = services.keyring.encrypt_secret(req.client_secret, aad=aad_for("org_sso", org_id))
@@ -306,14 +325,16 @@ def global_view(services: Services, actor: Actor) -> GlobalSsoOut:
 
 
 async def probe_org(services: Services, actor: Actor, org_id: str, req: SsoTestIn) -> SsoTestOut:
-    """Test the unsaved form's issuer when it names one, else the stored provider (404 without one)."""
+    """Test the unsaved form's issuer when it names one (400 when the URL policy refuses it), else the stored
+    provider (404 without one; a stored issuer the policy refuses now fails the test)."""
     _require_org_admin(actor, org_id)
     issuer = req.issuer
     if issuer is None:
         issuer = (await services.store.run(partial(_get_tx, org_id=org_id)))["issuer"]
     else:
+        _org_issuer(services, issuer)
         await services.store.run(lambda conn: live_org(conn, org_id))
-    return await _test(services, issuer)
+    return await _test(services, issuer, org=True)
 
 
 async def probe_global(services: Services, actor: Actor) -> SsoTestOut:
@@ -323,16 +344,16 @@ async def probe_global(services: Services, actor: Actor) -> SsoTestOut:
     if not issuer:
         error = "settings.sso has no issuer"
         return SsoTestOut(ok=False, issuer="", authorization_endpoint=None, jwks_keys=0, error=error)
-    return await _test(services, issuer)
+    return await _test(services, issuer, org=False)
 
 
-async def _test(services: Services, issuer: str) -> SsoTestOut:
+async def _test(services: Services, issuer: str, *, org: bool) -> SsoTestOut:
     client = oidc_client(services)
     discovery: Discovery | None = None
     try:
         with trio.fail_after(TEST_LIMIT):
-            discovery = await client.discover(issuer)
-            keys = await client.key_set(discovery.jwks_uri, refresh=True)
+            discovery = await client.discover(issuer, org=org)
+            keys = await client.key_set(discovery.jwks_uri, org=org, refresh=True)
     except OidcError as exc:
         endpoint = discovery.authorization_endpoint if discovery else None
         return SsoTestOut(

@@ -213,7 +213,7 @@ async def begin(services: Services, query: OidcLoginQuery, *, origin: str) -> Si
         raise _refuse("no_provider", "no enabled provider for this sign-in")
     try:
         with trio.fail_after(PROVIDER_LIMIT):
-            discovery = await oidc_client(services).discover(provider.issuer)
+            discovery = await oidc_client(services).discover(provider.issuer, org=not provider.is_global)
     except OidcError as exc:
         raise _refuse(exc.reason, str(exc), provider) from None
     except trio.TooSlowError:
@@ -287,7 +287,7 @@ async def _redeem(services: Services, provider: Provider, code: str, flow: FlowS
     client = oidc_client(services)
     try:
         with trio.fail_after(PROVIDER_LIMIT):
-            discovery = await client.discover(provider.issuer)
+            discovery = await client.discover(provider.issuer, org=not provider.is_global)
             id_token = await client.exchange(provider, discovery, code=code, flow=flow)
             return await client.verify(provider, discovery, id_token, nonce=flow.nonce)
     except OidcError as exc:

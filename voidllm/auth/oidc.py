@@ -24,8 +24,18 @@ signed with a key id the cached set does not hold refetches the set once (a key 
 Every answer of the provider is bounded (:data:`MAX_DOCUMENT`); the caller bounds the time
 (``trio.fail_after``).
 
-Endpoints are https, or http on a loopback host (tests); providers are configured by administrators, so
-private addresses are allowed (unlike MCP servers' URLs).
+Endpoints are https, or http on a loopback host (tests). Where they may be depends on who configured the
+provider. The global one (``settings.sso``) is the operator's, who is trusted: it is fetched through
+:attr:`OidcClient.http` and may be anywhere. An organisation's provider is set by an organisation admin, so
+a hostile one could aim the gateway at its own network (the metadata service, loopback ports, private
+subnets): every URL fetched for it (the discovery document, then the ``jwks_uri`` and ``token_endpoint`` that
+document names, which come from the remote) follows the MCP servers' URL policy
+(:mod:`voidllm.mcp.upstream.ssrf`) unless ``settings.sso.allow_private_issuers``: the URL is checked before
+the request (:func:`check_org_url`), and the request goes through :attr:`OidcClient.org_http`, whose guarded
+network backend resolves the host itself and connects only to the addresses it checked (so DNS rebinding
+cannot slip a private address through). A refusal is a ``provider_error`` saying that private addresses
+are not allowed and which setting allows them. The ``authorization_endpoint`` is never fetched by the
+gateway (the browser goes there), so it is not checked.
 
 Errors are :class:`OidcError` with a ``reason`` from :data:`SSO_ERRORS`; their messages name what failed (the
 step, the claim, an HTTP status) and never a token, a code, a secret or a claim's value other than the
@@ -37,7 +47,8 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -60,6 +71,7 @@ from joserfc.jwk import KeySet
 from voidllm.config.validate import issuer_problem
 from voidllm.crypto import CryptoError, Keyring
 from voidllm.errors import GatewayError
+from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress, check_url
 
 __all__ = [
     "CACHE_SIZE",
@@ -67,6 +79,7 @@ __all__ = [
     "FLOW_TTL",
     "LEEWAY",
     "MAX_DOCUMENT",
+    "PRIVATE_SETTING",
     "REFETCH_INTERVAL",
     "SSO_ERRORS",
     "Discovery",
@@ -77,6 +90,7 @@ __all__ = [
     "UnknownKeyError",
     "authorization_url",
     "check_id_token",
+    "check_org_url",
     "new_flow",
 ]
 
@@ -106,6 +120,8 @@ REFETCH_INTERVAL = 30.0
 """Least seconds between two refetches of one key set caused by unknown key ids."""
 MAX_DOCUMENT = 1024 * 1024
 """Bytes a discovery document, key set or token answer may have."""
+PRIVATE_SETTING = "settings.sso.allow_private_issuers"
+"""The setting that lets organisations' providers be on private addresses (module docstring)."""
 _STATE_AAD = "oidc-state"
 
 
@@ -123,6 +139,18 @@ class UnknownKeyError(OidcError):
 
     def __init__(self) -> None:
         super().__init__("token_invalid", "the ID token is signed with a key the provider does not publish")
+
+
+def check_org_url(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL of an organisation's provider that the URL policy refuses (not http(s), no valid host, or,
+    unless ``allow_private``, this machine or a non-public address written in it); a host name is checked
+    again when connecting (:attr:`OidcClient.org_http`).
+
+    Raises:
+        BlockedAddress: the URL is not allowed; :class:`PrivateAddress` (naming :data:`PRIVATE_SETTING`)
+            when only ``allow_private`` would allow it.
+    """
+    check_url(url, allow_private=allow_private, setting=PRIVATE_SETTING)
 
 
 @attrs.frozen
@@ -319,55 +347,67 @@ class _Cache:
 
 @attrs.define(eq=False)
 class OidcClient:
-    """Talks to OpenID Providers over ``http`` and caches their documents (see the module docstring).
+    """Talks to OpenID Providers and caches their documents (see the module docstring).
 
+    ``http`` fetches for the global provider (any address); ``org_http`` for organisations' providers: its
+    transport must be :func:`voidllm.mcp.upstream.ssrf.guarded_transport` with ``allow_private_issuers``,
+    which also allows private addresses in the URLs themselves (:func:`check_org_url`). The methods' ``org``
+    (or the provider's :attr:`Provider.is_global`) says whose URL it is; the caches keep the two apart.
     ``clock`` is trio's (cache expiry), ``wall`` the Unix time the ID token's times are checked against.
     """
 
     http: httpx.AsyncClient
+    org_http: httpx.AsyncClient
+    allow_private_issuers: bool = False
     clock: Callable[[], float] = trio.current_time
     wall: Callable[[], float] = time.time
     _documents: _Cache = attrs.Factory(_Cache)
     _keys: _Cache = attrs.Factory(_Cache)
     _refetched: dict[str, float] = attrs.Factory(dict)
 
-    async def discover(self, issuer: str) -> Discovery:
-        """The issuer's discovery document (cached).
+    async def discover(self, issuer: str, *, org: bool) -> Discovery:
+        """The issuer's discovery document (cached); ``org``: an organisation's provider's.
 
         Raises:
-            OidcError: ``provider_error``: unreachable, not 200, not JSON, or unusable.
+            OidcError: ``provider_error``: refused by the URL policy (``org``), unreachable, not 200, not
+                JSON, or unusable.
         """
-        cached = self._documents.get(issuer, self.clock())
+        key = _cache_key(issuer, org=org)
+        cached = self._documents.get(key, self.clock())
         if cached is not None:
             return cached  # type: ignore[no-any-return]
         url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        discovery = Discovery.from_document(await self._get_json(url, "discovery document"), issuer)
-        self._documents.put(issuer, discovery, self.clock())
+        discovery = Discovery.from_document(await self._get_json(url, "discovery document", org=org), issuer)
+        self._documents.put(key, discovery, self.clock())
         return discovery
 
-    async def key_set(self, jwks_uri: str, *, refresh: bool = False) -> KeySet:
-        """The provider's signing keys (cached; ``refresh`` fetches them again).
+    async def key_set(self, jwks_uri: str, *, org: bool, refresh: bool = False) -> KeySet:
+        """The provider's signing keys (cached; ``refresh`` fetches them again); ``org``: an organisation's
+        provider's.
 
         Raises:
-            OidcError: ``provider_error``: unreachable, not 200, or not a key set.
+            OidcError: ``provider_error``: refused by the URL policy (``org``), unreachable, not 200, or not
+                a key set.
         """
-        cached = None if refresh else self._keys.get(jwks_uri, self.clock())
+        key = _cache_key(jwks_uri, org=org)
+        cached = None if refresh else self._keys.get(key, self.clock())
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        document = await self._get_json(jwks_uri, "key set (JWKS)")
+        document = await self._get_json(jwks_uri, "key set (JWKS)", org=org)
         try:
             keys = KeySet.import_key_set(document)
         except (JoseError, ValueError, TypeError, KeyError):
             raise OidcError("provider_error", "the key set (JWKS) holds no usable key") from None
-        self._keys.put(jwks_uri, keys, self.clock())
+        self._keys.put(key, keys, self.clock())
         return keys
 
     async def exchange(self, provider: Provider, discovery: Discovery, *, code: str, flow: FlowState) -> str:
         """Trade the authorization code for tokens; returns the ID token.
 
         Raises:
-            OidcError: ``provider_error``: the token endpoint refused (its ``error`` code is named) or
-                answered without an ID token.
+            OidcError: ``provider_error``: the URL policy refused the token endpoint (an organisation's
+                provider), or the token endpoint refused (its ``error`` code is named) or answered without an
+                ID token.
         """
         form = {
             "grant_type": "authorization_code",
@@ -383,13 +423,11 @@ class OidcClient:
         if not provider.client_secret:  # a public client
             form["client_id"] = provider.client_id
             del headers["Authorization"]
-        try:
-            response = await self.http.post(discovery.token_endpoint, data=form, headers=headers)
-        except httpx.HTTPError as exc:
-            raise OidcError(
-                "provider_error", f"the token endpoint is unreachable ({type(exc).__name__})"
-            ) from None
-        document = _json(response, "token endpoint", refused=True)
+        what, org = "token endpoint", not provider.is_global
+        http = self._client(discovery.token_endpoint, what, org=org)
+        with self._fetching(what, org=org):
+            response = await http.post(discovery.token_endpoint, data=form, headers=headers)
+        document = _json(response, what, refused=True)
         id_token = document.get("id_token") if isinstance(document, dict) else None
         if not isinstance(id_token, str):
             raise OidcError("provider_error", "the token endpoint answered without an ID token")
@@ -404,7 +442,8 @@ class OidcClient:
         Raises:
             OidcError: ``token_invalid`` or ``provider_error`` (the key set cannot be fetched).
         """
-        keys = await self.key_set(discovery.jwks_uri)
+        org = not provider.is_global
+        keys = await self.key_set(discovery.jwks_uri, org=org)
         check = partial(check_id_token, id_token, provider=provider, issuer=discovery.issuer, nonce=nonce)
         try:
             return check(keys, now=self.wall())
@@ -416,15 +455,45 @@ class OidcClient:
             self._refetched[discovery.jwks_uri] = now
             if len(self._refetched) > CACHE_SIZE:
                 del self._refetched[next(iter(self._refetched))]
-        keys = await self.key_set(discovery.jwks_uri, refresh=True)
+        keys = await self.key_set(discovery.jwks_uri, org=org, refresh=True)
         return check(keys, now=self.wall())
 
-    async def _get_json(self, url: str, what: str) -> Any:
+    async def _get_json(self, url: str, what: str, *, org: bool) -> Any:
+        http = self._client(url, what, org=org)
+        with self._fetching(what, org=org):
+            response = await http.get(url, headers={"Accept": "application/json"})
+        return _json(response, what)
+
+    def _client(self, url: str, what: str, *, org: bool) -> httpx.AsyncClient:
+        """The client that fetches ``url`` (the :attr:`http` of the global provider, else :attr:`org_http`
+        once the URL policy allowed the URL)."""
+        if not org:
+            return self.http
         try:
-            response = await self.http.get(url, headers={"Accept": "application/json"})
+            check_org_url(url, allow_private=self.allow_private_issuers)
+        except BlockedAddress as exc:
+            raise OidcError("provider_error", f"the {what} URL {exc.reason}") from None
+        return self.org_http
+
+    @contextmanager
+    def _fetching(self, what: str, *, org: bool) -> Iterator[None]:
+        """Turn a failed request into a ``provider_error``: unreachable, or a host that resolves to a private
+        address (refused by :attr:`org_http` when connecting)."""
+        try:
+            yield
         except httpx.HTTPError as exc:
             raise OidcError("provider_error", f"the {what} is unreachable ({type(exc).__name__})") from None
-        return _json(response, what)
+        except PrivateAddress as exc:
+            reason = f"{exc} (allowed with {PRIVATE_SETTING}: true)" if org else str(exc)
+            raise OidcError("provider_error", f"the {what} {reason}") from None
+        except BlockedAddress as exc:
+            raise OidcError("provider_error", f"the {what} {exc}") from None
+
+
+def _cache_key(url: str, *, org: bool) -> str:
+    """Documents fetched for organisations' providers and for the global one are cached apart, so an
+    organisation never gets what only the global provider's (unguarded) fetch could reach."""
+    return ("org " if org else "global ") + url
 
 
 def _json(response: httpx.Response, what: str, *, refused: bool = False) -> Any:

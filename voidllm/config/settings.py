@@ -296,7 +296,10 @@ class SSOConfig:
     ``default_org_slug``; an empty list refuses every new user. ``group_sync`` maps the ``group_claim`` of the
     ID token to teams: ``off``, ``additive`` (join, never leave) or ``exact`` (also leave the teams made from
     groups that are no longer claimed; hand-made teams are never touched). Per-organisation providers are set
-    in the admin API and win for their users.
+    in the admin API and win for their users; as their issuers are set by organisation admins, the gateway
+    fetches nothing of theirs (discovery document, key set, token endpoint) from a private, loopback or
+    link-local address unless ``allow_private_issuers`` (the URL policy of
+    :mod:`voidllm.mcp.upstream.ssrf`); this provider, set by the operator, may be anywhere.
     """
 
     enabled: bool = False
@@ -312,6 +315,7 @@ class SSOConfig:
     group_sync: Annotated[str, OneOf(GROUP_SYNC_MODES)] = "additive"
     group_claim: Annotated[str, NOT_EMPTY] = "groups"
     id_token_algorithms: Annotated[tuple[str, ...], _Algorithms()] = ("RS256", "ES256", "PS256", "EdDSA")
+    allow_private_issuers: bool = False
 
 
 @attrs.frozen
