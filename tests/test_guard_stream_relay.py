@@ -166,3 +166,54 @@ def test_responses_deltas_and_the_full_texts_they_repeat(size: int) -> None:
     assert completed["response"]["output"][0]["content"][0]["text"] == REDACTED
     assert EMAIL.encode() not in out
     assert dict(guard.outcome().response_findings) == {"email": 1, "iban": 1}  # the repeats are not counted
+
+
+ARGUMENTS = orjson.dumps({"to": EMAIL, "note": "urgent"}).decode()
+REDACTED_ARGUMENTS = orjson.dumps({"to": "[EMAIL_1]", "note": "urgent"}).decode()
+
+
+def function_call_stream(cut: int) -> bytes:
+    """A message (output 0) and a function call (output 1) whose arguments arrive in two deltas cut at
+    ``cut``, interleaved with the message's text, then each item's done event and the final response."""
+    text = {"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "item_id": "m"}
+    call = {"type": "response.function_call_arguments.delta", "output_index": 1, "item_id": "fc"}
+    out = [
+        sse({**text, "delta": "Sending "}, text["type"]),
+        sse({**call, "delta": ARGUMENTS[:cut]}, call["type"]),
+        sse({**text, "delta": "now."}, text["type"]),
+        sse({**call, "delta": ARGUMENTS[cut:]}, call["type"]),
+    ]
+    done = {"type": "response.function_call_arguments.done", "output_index": 1, "item_id": "fc"}
+    out.append(sse({**done, "arguments": ARGUMENTS}, done["type"]))
+    text_done = {"type": "response.output_text.done", "output_index": 0, "content_index": 0, "text": "x"}
+    out.append(sse(text_done, text_done["type"]))
+    output = [{"type": "function_call", "id": "fc", "name": "send", "arguments": ARGUMENTS}]
+    completed = {"type": "response.completed", "response": {"id": "r", "output": output, "usage": {}}}
+    out.append(sse(completed, "response.completed"))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("cut", range(1, len(ARGUMENTS)))
+def test_responses_function_call_arguments_are_redacted_at_every_split(cut: int) -> None:
+    guard = RequestGuard(POLICY)
+    out = run(
+        GuardedStream(SSERelay(terminal="responses"), guard, "responses"), function_call_stream(cut), cut
+    )
+    seen = events(out)
+    types = [e["type"] for e in seen]
+    deltas = [e for e in seen if e["type"] == "response.function_call_arguments.delta"]
+    assert "".join(e["delta"] for e in deltas) == REDACTED_ARGUMENTS
+    for delta in deltas:  # no delta carries a piece of the address (four characters or more)
+        assert not any(EMAIL[i : i + 4] in delta["delta"] for i in range(len(EMAIL) - 3)), delta
+        assert (delta["output_index"], delta["item_id"]) == (1, "fc")
+    last = max(i for i, kind in enumerate(types) if kind == "response.function_call_arguments.delta")
+    assert types[last + 1] == "response.function_call_arguments.done"  # the tail goes out right before it
+    [done] = [e for e in seen if e["type"] == "response.function_call_arguments.done"]
+    assert done["arguments"] == REDACTED_ARGUMENTS
+    [completed] = [e for e in seen if e["type"] == "response.completed"]
+    assert completed["response"]["output"][0]["arguments"] == REDACTED_ARGUMENTS
+    text = "".join(e["delta"] for e in seen if e["type"] == "response.output_text.delta")
+    assert text == "Sending now."
+    assert b"event: response.function_call_arguments.delta\ndata: " in out
+    assert EMAIL.encode() not in out
+    assert dict(guard.outcome().response_findings) == {"email": 1}

@@ -12,8 +12,11 @@ found and at most a bounded tail is held back:
   stream go out in a chunk of their own, made like the last one.
 - Anthropic events (``/v1/messages``): each content block's ``text_delta`` and ``input_json_delta``; a
   block's held tail goes out as one more ``content_block_delta`` right before its ``content_block_stop``.
-- Responses API events: ``response.output_text.delta`` per output item and content part; the full texts the
-  ``.done`` events and the final response repeat are redacted whole with the same placeholders.
+- Responses API events: ``response.output_text.delta`` per output item and content part, and
+  ``response.function_call_arguments.delta`` per output item (a function call's arguments); an item's held
+  tail goes out as one more delta event, made like its last one, right before the item's
+  ``response.output_text.done`` or ``response.function_call_arguments.done``. The full texts the ``.done``
+  events and the final response repeat are redacted whole with the same placeholders.
 
 Whatever is still held when the stream ends (its terminal event, the upstream's end, an abort) goes out,
 redacted, before the last event. An event is re-serialised only when the guard changed it or holds part of
@@ -39,6 +42,15 @@ if TYPE_CHECKING:
 Dialect = Literal["openai", "anthropic", "responses"]
 _TEXT_KEYS = frozenset(("text", "delta", "arguments", "content"))
 _RESPONSE_ENDS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+_RESPONSE_DELTAS = {  # Responses API: a text's delta event, its done event, and the key of its redactor
+    "response.output_text.delta": "r",
+    "response.function_call_arguments.delta": "a",
+}
+_RESPONSE_DONE = {
+    "response.output_text.done": "r",
+    "response.function_call_arguments.done": "a",
+}
+_RESPONSE_DELTA_TYPE = {key: kind for kind, key in _RESPONSE_DELTAS.items()}
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
 
@@ -249,24 +261,35 @@ class GuardedStream:
 
     def _responses(self, payload: dict[str, Any]) -> tuple[bytes, bool]:
         kind = payload.get("type")
-        key = ("r", payload.get("output_index"), payload.get("content_index"))
-        if kind == "response.output_text.delta" and isinstance(payload.get("delta"), str):
+        text = _RESPONSE_DELTAS.get(kind) if isinstance(kind, str) else None
+        if text is not None and isinstance(payload.get("delta"), str):
+            key = self._response_key(text, payload)
             self._deltas[key] = {k: v for k, v in payload.items() if k != "delta"}
             return b"", _swap(payload, "delta", self._feed(key, payload["delta"]))
         before = b""
-        if kind == "response.output_text.done":
-            before = self._flush_text(key)
+        done = _RESPONSE_DONE.get(kind) if isinstance(kind, str) else None
+        if done is not None:
+            before = self._flush_text(self._response_key(done, payload))
         elif kind in _RESPONSE_ENDS:
             before = self._flush_all()
         return before, self._repeat(payload)
 
+    @staticmethod
+    def _response_key(text: str, payload: dict[str, Any]) -> tuple[Any, ...]:
+        """Where a Responses API text sits: an output text by item and content part, arguments by item."""
+        if text == "a":
+            return ("a", payload.get("output_index"))
+        return ("r", payload.get("output_index"), payload.get("content_index"))
+
     def _flush_text(self, key: tuple[Any, ...]) -> bytes:
-        """The held tail of one output text, as one more delta event made like its last one."""
-        tail = self._tail(key)
+        """The held tail of one output text or function call's arguments, as one more delta event made like
+        its last one."""
+        tail, last = self._tail(key), self._deltas.pop(key, None)
         if not tail:
             return b""
-        made = {**self._deltas.get(key, {"type": "response.output_text.delta"}), "delta": tail}
-        return b"event: response.output_text.delta\ndata: " + orjson.dumps(made) + b"\n\n"
+        kind = _RESPONSE_DELTA_TYPE[key[0]]
+        made = {**(last or {"type": kind}), "delta": tail}
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(made) + b"\n\n"
 
     def _repeat(self, value: Any, text: bool = False) -> bool:
         """Redact in place the full texts an event repeats (already counted as they streamed)."""
