@@ -20,6 +20,7 @@ import pytest
 from voidllm.errors import BadRequestError
 from voidllm.proxy.multipart import (
     DEFAULT_MAX_HEAD,
+    FormField,
     MultipartError,
     MultipartHead,
     boundary_from_content_type,
@@ -543,5 +544,87 @@ def test_feeding_after_the_model_keeps_the_bytes_for_rewrite() -> None:
 def test_exports() -> None:
     import voidllm.proxy.multipart as module
 
-    imported = {"annotations", "BadRequestError", "attrs", "enum", "re"}
+    imported = {"annotations", "BadRequestError", "attrs", "enum", "re", "Mapping"}
     assert set(module.__all__) == {name for name in vars(module) if not name.startswith("_")} - imported
+
+
+# --- held on request: the fields, and text values rewritten ------------------------------------------------
+
+
+def held_fields(chunks: Sequence[bytes]) -> tuple[MultipartHead, list[FormField]]:
+    """What the proxy does when the guard or a policy must see every field: feed until the model is read,
+    hold, feed the rest, list the fields."""
+    head = MultipartHead(B)
+    rest = iter(chunks)
+    for chunk in rest:
+        if head.feed(chunk):
+            break
+    head.hold()
+    for chunk in rest:
+        head.feed(chunk)
+    return head, head.fields()
+
+
+def test_held_on_request_lists_every_field_and_rewrites_text_values() -> None:
+    prompt = "Names: ✓ jane@example.org\r\nline two"
+    body = hand_written(
+        field(b"prompt", prompt.encode()),
+        field(b"model", b"whisper"),
+        file_part(),
+        field(b"timestamp_granularities[]", b"word"),
+        field(b"language", b"en"),
+    )
+    expected = hand_written(
+        field(b"prompt", "Names: ✓ [EMAIL_1]\r\nline two".encode()),
+        field(b"model", b"whisper-test"),
+        file_part(),
+        field(b"timestamp_granularities[]", b"word"),
+        field(b"language", b"fr"),
+    )
+    for chunks in chunkings(body):
+        head, fields = held_fields(chunks)
+        assert [(f.name, f.value) for f in fields] == [
+            ("prompt", prompt),
+            ("model", "whisper"),
+            ("file", None),
+            ("timestamp_granularities[]", "word"),
+            ("language", "en"),
+        ]
+        assert head.holds_body
+        assert head.complete
+        out = head.rewrite("whisper-test", {0: "Names: ✓ [EMAIL_1]\r\nline two", 4: "fr"})
+        assert out == expected, chunks
+    assert prompt not in repr(held_fields([body])[1])  # a field's repr leaves its value out
+
+
+def test_held_on_request_refuses_what_the_guard_could_not_read() -> None:
+    cases = {
+        "ends before its closing boundary": hand_written(field(b"model", b"m"), field(b"prompt", b"x"))[:-8],
+        "is not valid UTF-8": hand_written(field(b"model", b"m"), field(b"prompt", b"\xff\xfe")),
+        "must not use a Content-Transfer-Encoding": hand_written(
+            field(b"model", b"m"),
+            b'Content-Disposition: form-data; name="prompt"\r\nContent-Transfer-Encoding: base64\r\n\r\neA==',
+        ),
+    }
+    for message, body in cases.items():
+        for chunks in ([body], one_byte_at_a_time(body)):
+            with pytest.raises(MultipartError, match=message):
+                held_fields(chunks)
+
+
+def test_rewrite_refuses_values_it_cannot_place() -> None:
+    body = hand_written(field(b"model", b"m"), file_part(), field(b"prompt", b"p"))
+    for index, value in ((0, "model"), (1, "a file"), (3, "nothing"), (2, "a\r\n--" + BOUNDARY)):
+        head, _ = held_fields([body])
+        with pytest.raises(ValueError, match=r"text field|delimiter"):
+            head.rewrite("canonical", {index: value})
+    streamed = MultipartHead(B)
+    assert streamed.feed(body)
+    with pytest.raises(RuntimeError):
+        streamed.fields()  # not held
+    streamed.hold()
+    assert streamed.rewrite("canonical", {2: "q"}) == body.replace(
+        b"\r\n\r\nm\r\n", b"\r\n\r\ncanonical\r\n"
+    ).replace(b"\r\n\r\np\r\n", b"\r\n\r\nq\r\n")
+    with pytest.raises(RuntimeError):
+        streamed.hold()  # after the rewrite

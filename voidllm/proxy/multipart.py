@@ -1,4 +1,5 @@
-"""Rewrite of the ``model`` field of ``multipart/form-data`` requests, in any part order (sans-IO).
+"""Rewrite of the ``model`` field (and other text fields) of ``multipart/form-data`` requests, in any part
+order (sans-IO).
 
 Audio transcription/translation and image edit/variation requests are forms with a small ``model`` text
 field and a file part that may be many megabytes. The proxy must read ``model`` to authorise and route the
@@ -24,11 +25,18 @@ Two ways through, chosen by where the model field is:
   :attr:`MultipartHead.holds_body` is set and the caller feeds the whole body, which is held in memory (the
   caller bounds it: the proxy by ``max_request_body``), then :meth:`MultipartHead.rewrite` returns all of
   it with the model value replaced. Feeding goes on scanning, so a second ``model`` part is refused here too.
+  The caller may also ask for this way with :meth:`MultipartHead.hold` once the model field was read (the
+  proxy does when the prompt guard or a request policy must see every text field before anything goes
+  upstream): then :meth:`MultipartHead.fields` lists every part of the complete body (text fields with their
+  values, file parts by name only) and :meth:`MultipartHead.rewrite` also replaces the values of the text
+  fields it is given (the guard's redactions), every other byte as the client sent it.
 
 Refused with :class:`MultipartError`: a body without a model field (or an empty one), a model field sent as
 a file part, a model value that is not UTF-8 or declares a Content-Transfer-Encoding, a repeated model field,
 malformed boundary lines, part headers longer than ``max_head``, parts without a ``form-data`` disposition
-and name, repeated dispositions and folded header lines (ambiguous input is refused rather than guessed at).
+and name, repeated dispositions and folded header lines (ambiguous input is refused rather than guessed at);
+and, when :meth:`MultipartHead.fields` is asked for, a body that ends before its closing boundary and a text
+field that is not UTF-8 or declares a Content-Transfer-Encoding (text the guard could not read).
 
 Deliberately left out: decoding Content-Transfer-Encoding (deprecated by RFC 7578 section 4.7) and charsets
 other than UTF-8 (``_charset_``); bodies with bare LF line endings (not multipart under RFC 2046: they
@@ -40,12 +48,13 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 
 import attrs
 
 from voidllm.errors import BadRequestError
 
-__all__ = ["DEFAULT_MAX_HEAD", "MultipartError", "MultipartHead", "boundary_from_content_type"]
+__all__ = ["DEFAULT_MAX_HEAD", "FormField", "MultipartError", "MultipartHead", "boundary_from_content_type"]
 
 DEFAULT_MAX_HEAD = 64 * 1024  # a model field ending later than this holds the body
 
@@ -133,6 +142,15 @@ class _Part:
         return cls(name=name, is_file=is_file, identity_encoding=identity_encoding)
 
 
+@attrs.frozen
+class FormField:
+    """One part of a held form, as :meth:`MultipartHead.fields` lists it."""
+
+    name: str
+    value: str | None = attrs.field(repr=False)
+    """A text field's value as sent (UTF-8 decoded, not stripped); ``None`` for a file part (not read)."""
+
+
 class _State(enum.Enum):
     PREAMBLE = enum.auto()  # before the first --boundary
     BOUNDARY = enum.auto()  # just after a --boundary: "--" closes, else padding and CRLF
@@ -147,7 +165,8 @@ class MultipartHead:
 
     Use: :meth:`feed` chunks until it returns True (or :meth:`finish` at the end of the body) and read
     :attr:`model`. Then, streamed: send :meth:`rewrite` upstream, then each further chunk through
-    :meth:`relay`; held (:attr:`holds_body`): :meth:`feed` the rest of the body, then send :meth:`rewrite`.
+    :meth:`relay`; held (:attr:`holds_body`, or asked for with :meth:`hold`): :meth:`feed` the rest of the
+    body, read :meth:`fields` if needed, then send :meth:`rewrite`.
     """
 
     boundary: bytes = attrs.field(validator=attrs.validators.max_len(70))
@@ -160,7 +179,10 @@ class MultipartHead:
     _pos: int = attrs.field(default=0, init=False, repr=False)
     _search: int = attrs.field(default=0, init=False, repr=False)
     _part: _Part | None = attrs.field(default=None, init=False, repr=False)
-    _value: tuple[int, int] = attrs.field(default=(0, 0), init=False, repr=False)
+    _parts: list[tuple[_Part, int, int]] = attrs.field(factory=list, init=False, repr=False)
+    """Every complete part fed before :meth:`rewrite`: its headers and the span of its value in ``_buf`` (as
+    fed: :meth:`length_delta` reads the model's after the rewrite too)."""
+    _model_index: int = attrs.field(default=-1, init=False, repr=False)
     _rewritten: bool = attrs.field(default=False, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -198,30 +220,80 @@ class MultipartHead:
         if self.model is None:
             raise MultipartError("model field is required")
 
-    def rewrite(self, new_model: str) -> bytes:
-        """All that was fed, with the model value replaced by ``new_model``.
+    def hold(self) -> None:
+        """Hold the whole body (the caller feeds all of it before :meth:`rewrite`), to read its
+        :meth:`fields`; only before :meth:`rewrite`."""
+        if self._rewritten:
+            raise RuntimeError("hold() after rewrite()")
+        self.holds_body = True
+
+    @property
+    def complete(self) -> bool:
+        """True once the closing boundary was fed."""
+        return self._state is _State.END
+
+    def fields(self) -> list[FormField]:
+        """Every part of a held, complete body in order: text fields with their values, file parts by name.
+
+        Raises:
+            MultipartError: the body ends before its closing boundary, or a text field is not UTF-8 or
+                declares a Content-Transfer-Encoding.
+        """
+        if not self.holds_body or self._rewritten:
+            raise RuntimeError("fields() needs a held body, before rewrite()")
+        if not self.complete:
+            raise MultipartError("the multipart body ends before its closing boundary")
+        out: list[FormField] = []
+        for part, start, end in self._parts:
+            if part.is_file:
+                out.append(FormField(part.name, None))
+                continue
+            if not part.identity_encoding:
+                raise MultipartError("a multipart text field must not use a Content-Transfer-Encoding")
+            try:
+                out.append(FormField(part.name, bytes(self._buf[start:end]).decode("utf-8")))
+            except UnicodeDecodeError:
+                raise MultipartError("a multipart text field is not valid UTF-8") from None
+        return out
+
+    def rewrite(self, new_model: str, values: Mapping[int, str] | None = None) -> bytes:
+        """All that was fed, with the model value replaced by ``new_model`` and, held, the value of each text
+        field numbered in ``values`` (its index in :meth:`fields`) by the value given.
 
         Streamed, the result is followed by the rest of the body, verbatim (through :meth:`relay`). Raises
         ``RuntimeError`` before the model field was read or on a second call, and ``ValueError`` if
-        ``new_model`` contains a line break.
+        ``new_model`` contains a line break, or ``values`` numbers a file part, the model field or no part, or
+        gives a value containing the boundary delimiter.
         """
         if self.model is None or self._rewritten:
             raise RuntimeError("rewrite() needs a model field read by feed(), once")
-        start, end = self._value
-        encoded = _encode(new_model)
-        self._buf[start:end] = encoded  # in place: the one copy is the bytes returned
-        shift = len(encoded) - (end - start)
+        edits = {self._model_index: _encode(new_model)}
+        for index, value in (values or {}).items():
+            edits[index] = self._encode_value(index, value)
+        shift = 0
+        for index in sorted(edits, reverse=True):  # from the end: earlier spans stay where they are
+            _, start, end = self._parts[index]
+            self._buf[start:end] = edits[index]  # in place: the one copy is the bytes returned
+            shift += len(edits[index]) - (end - start)
         self._pos, self._search = self._pos + shift, self._search + shift
         out = bytes(self._buf)
         self._rewritten = True
         self._compact()
         return out
 
+    def _encode_value(self, index: int, value: str) -> bytes:
+        if not 0 <= index < len(self._parts) or index == self._model_index or self._parts[index][0].is_file:
+            raise ValueError("only the value of a text field other than model can be replaced")
+        encoded = value.encode("utf-8")
+        if self._delimiter in encoded:  # it would end the part early (no border: the delimiter has one CR)
+            raise ValueError("a field value must not contain the boundary delimiter")
+        return encoded
+
     def length_delta(self, new_model: str) -> int:
         """How many bytes :meth:`rewrite` adds to (or, if negative, removes from) the body."""
         if self.model is None:
             raise RuntimeError("length_delta() needs a model field read by feed()")
-        start, end = self._value
+        _, start, end = self._parts[self._model_index]
         return len(_encode(new_model)) - (end - start)
 
     def relay(self, data: bytes) -> bytes:
@@ -304,8 +376,12 @@ class MultipartHead:
         start = self._pos
         if not self._find_delimiter():
             return False
-        if self.model is None and self._part is not None and self._part.name == "model":
-            self._take_model(start, self._pos - len(self._delimiter))
+        part, end = self._part, self._pos - len(self._delimiter)
+        if part is not None and not self._rewritten:  # after rewrite (streamed) nothing is kept
+            self._parts.append((part, start, end))
+            if self.model is None and part.name == "model":
+                self._model_index = len(self._parts) - 1
+                self._take_model(start, end)
         return True
 
     def _find_delimiter(self) -> bool:
@@ -325,7 +401,7 @@ class MultipartHead:
             raise MultipartError("the model field is not valid UTF-8") from None
         if not model:
             raise MultipartError("model field is required")
-        self.model, self._value = model, (start, end)
+        self.model = model
 
     def _compact(self) -> None:
         """After rewrite, drop what the scanner no longer needs: in a file part, all but a delimiter's
