@@ -160,6 +160,65 @@ def test_check_params() -> None:
     RequestPolicy().check_params({"anything": 1})
 
 
+FORM_POLICY: dict[str, Any] = {
+    "params": {
+        "allow": ["file", "prompt", "temperature", "timestamp_granularities", "n"],
+        "bounds": {"temperature": {"min": 0, "max": 1}, "n": {"min": 1, "max": 2}},
+    }
+}
+
+
+def test_check_form_reads_names_and_numbers_strictly() -> None:
+    policy = parse_policy(FORM_POLICY)
+    fine: list[tuple[str, str | None]] = [
+        ("model", "whisper"),
+        ("file", None),
+        ("prompt", "words"),
+        ("temperature", " 0.5 "),
+        ("timestamp_granularities[]", "word"),
+        ("timestamp_granularities[]", "segment"),
+        ("n", "2"),
+        ("n", "+1e0"),
+        ("temperature", ".25"),
+        ("temperature", "1."),
+    ]
+    policy.check_form(fine)
+    cases: list[tuple[tuple[str, str | None], str, str]] = [
+        (("language", "en"), "language", "parameter_not_allowed"),
+        (("language[]", "en"), "language", "parameter_not_allowed"),
+        (("temperature", "1.5"), "temperature", "parameter_out_of_bounds"),
+        (("temperature", "-0.1"), "temperature", "parameter_out_of_bounds"),
+        (("n", "3"), "n", "parameter_out_of_bounds"),
+        (("n", "1e400"), "n", "parameter_out_of_bounds"),  # not finite
+        (("n", "1" * 65), "n", "parameter_out_of_bounds"),  # longer than 64 characters
+    ]
+    not_numbers = ["", " ", "hot", "true", "nan", "inf", "-inf", "0x1", "1,5", "1_0", "1 2", "e5", "."]
+    not_numbers.append("\u0661")  # an Arabic-Indic one: float() would read it
+    cases += [(("temperature", value), "temperature", "parameter_out_of_bounds") for value in not_numbers]
+    cases.append((("temperature", None), "temperature", "parameter_out_of_bounds"))  # a file part
+    for field, param, code in cases:
+        with pytest.raises(BadRequestError) as caught:
+            policy.check_form([("model", "m"), ("prompt", "p"), field, ("n", "1")])
+        assert (caught.value.param, caught.value.code) == (param, code), field
+        assert field[1] is None or not field[1].strip() or field[1] not in caught.value.message
+    with pytest.raises(BadRequestError) as repeated:  # every occurrence of a repeated field is checked
+        policy.check_form([("n", "1"), ("n", "5")])
+    assert repeated.value.param == "n"
+    denied = parse_policy({"params": {"deny": ["mask"]}})
+    with pytest.raises(BadRequestError, match="mask"):  # a file part is a parameter too
+        denied.check_form([("image", None), ("mask", None)])
+    disjoint = merge(
+        denied,
+        parse_policy({"params": {"bounds": {"n": {"min": 3}}}}),
+        parse_policy({"params": {"bounds": {"n": {"max": 1}}}}),
+    )
+    assert disjoint is not None
+    with pytest.raises(BadRequestError, match="leave no value") as empty:
+        disjoint.check_form([("n", "junk")])
+    assert empty.value.code == "parameter_not_allowed"
+    RequestPolicy().check_form([("anything", "1"), ("file", None)])
+
+
 def test_check_headers_names_the_header_never_the_value() -> None:
     policy = parse_policy(FULL)
     policy.check_headers([(b"x-app", b"checkout"), (b"X-Team", b"any")])

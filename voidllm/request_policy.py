@@ -22,10 +22,20 @@ altogether; ``required_headers`` the union (two policies requiring different val
 be met: every request is refused); ``allowed_origins`` the intersection of the lists that are set.
 
 **Checks** (hot path, no allocation when nothing is refused): :meth:`RequestPolicy.check_params` over the
-parsed body, :meth:`RequestPolicy.check_headers` over the ASGI headers, :meth:`RequestPolicy.allows_origin`.
+parsed body, :meth:`RequestPolicy.check_form` over a multipart form's fields (audio and image uploads),
+:meth:`RequestPolicy.check_headers` over the ASGI headers, :meth:`RequestPolicy.allows_origin`.
 Checking a body against two policies one after the other refuses exactly what checking it against their
 merge refuses, so the proxy checks the key's and the model's policies in turn and never merges per request.
 Refusals name the parameter or header, never the value sent.
+
+**Forms.** A multipart form's fields are parameters like a JSON body's top-level fields, file parts
+included (``file``, ``image``, ``mask``): ``allow`` and ``deny`` apply to their names, a name ending in
+``[]`` (how the SDKs send a list, ``timestamp_granularities[]``) counting as the name without it, and a
+repeated field is checked at each occurrence. A form value is text, so a bounded field's value must read as
+a number: an optional sign, digits with an optional decimal point and exponent (``0.5``, ``1e2``), at most
+64 characters, surrounding whitespace ignored; anything else (an empty value, ``true``, ``nan``, ``inf``, a
+number too large to be finite, or a file part under a bounded name) is refused as not a number, as a JSON
+string or boolean is.
 
 :func:`parse_policy` raises :class:`RequestPolicyError` naming the path of the first invalid part
 (``request.params.bounds.max_tokens.max``); it is used by the admin API (a 400) and by the key cache when it
@@ -63,6 +73,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _HEADER = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,64}")
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,256}")
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]{1,253}(:[0-9]{1,5})?|https?://\[[0-9a-f:.]{2,45}\](:[0-9]{1,5})?")
+_FORM_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _FORBIDDEN_HEADERS = frozenset({"authorization", "x-api-key", "cookie", "host", "content-length", "origin"})
 ORIGIN_VERDICT = "voidllm.origin_allowed"
 """ASGI scope key: ``True``/``False`` once the proxy checked the page's ``Origin`` against the key's allowed
@@ -145,19 +156,38 @@ class RequestPolicy:
         Raises:
             BadRequestError: ``parameter_not_allowed`` or ``parameter_out_of_bounds``, ``param`` naming it.
         """
-        allow, deny = self.allow, self.deny
-        if allow is not None or deny:
+        if self.allow is not None or self.deny:
             for name in payload:
-                if name in deny or (allow is not None and name not in allow and name != ALWAYS_ALLOWED):
-                    shown = _clip(name)
-                    raise BadRequestError(
-                        f"the parameter {shown} is not allowed by the request policy",
-                        code="parameter_not_allowed",
-                        param=shown,
-                    )
+                self._check_name(name)
         for name, bound in self.bounds.items():
             if name in payload:
                 _check_bound(name, bound, payload[name])
+
+    def check_form(self, fields: Iterable[tuple[str, str | None]]) -> None:
+        """:meth:`check_params` for a multipart form: its fields as (name, text value, or ``None`` for a file
+        part), in order; see "Forms" in the module docstring.
+
+        Raises:
+            BadRequestError: ``parameter_not_allowed`` or ``parameter_out_of_bounds``, ``param`` naming it.
+        """
+        names = self.allow is not None or bool(self.deny)
+        for sent, value in fields:
+            name = sent.removesuffix("[]")
+            if names:
+                self._check_name(name)
+            bound = self.bounds.get(name)
+            if bound is not None:
+                _check_bound(name, bound, _form_number(name, value) if not bound.empty else None)
+
+    def _check_name(self, name: str) -> None:
+        allow = self.allow
+        if name in self.deny or (allow is not None and name not in allow and name != ALWAYS_ALLOWED):
+            shown = _clip(name)
+            raise BadRequestError(
+                f"the parameter {shown} is not allowed by the request policy",
+                code="parameter_not_allowed",
+                param=shown,
+            )
 
     def check_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
         """Refuse a request without a required header, or with another value than the one required.
@@ -216,6 +246,18 @@ def _clip(name: str) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _form_number(name: str, value: str | None) -> float:
+    """A form field's value as the number a bound compares (see "Forms" in the module docstring)."""
+    text = "" if value is None else value.strip()
+    if len(text) <= 64 and _FORM_NUMBER.fullmatch(text):
+        number = float(text)
+        if math.isfinite(number):
+            return number
+    raise BadRequestError(
+        f"{name} must be a number (the request policy bounds it)", code="parameter_out_of_bounds", param=name
+    )
 
 
 def _check_bound(name: str, bound: Bound, value: Any) -> None:
