@@ -13,6 +13,12 @@ The engine is :mod:`voidllm.guard` (sans-IO); this module applies it to one prox
   :class:`~voidllm.errors.ContentBlockedError` naming the kinds, never a value); when something was redacted
   the body is serialised again (the upstream receives the placeholders), otherwise the client's bytes go on
   untouched. The body was already parsed by the intake, so this adds no JSON parse.
+- **Forms** (:func:`guard_form`; ``/v1/audio/transcriptions``, ``/v1/audio/translations``,
+  ``/v1/images/edits``, ``/v1/images/variations``): the intake holds the whole multipart body when the
+  policy is on (:mod:`voidllm.proxy.intake`), and the text fields the OpenAI walker scans in a JSON body
+  (``prompt``, ``input``, ``instructions``, ``suffix``; a name ending in ``[]`` as without it) are scanned
+  the same way: ``block`` refuses, ``redact`` rewrites the field's value in the body (the file parts and
+  every other byte go on as sent), ``flag`` counts. File parts (audio, images) are not looked at.
 - **Answers** (:func:`redact_answer`; streams: :class:`voidllm.proxy.guardstream.GuardedStream`) when the
   policy's ``responses`` is on: the text of a buffered answer (message content, completion text, tool call
   arguments, Anthropic content blocks), re-serialised only when something was replaced.
@@ -43,7 +49,10 @@ from voidllm.guard import (
 from voidllm.proxy import metrics as m
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from voidllm.proxy.endpoints import Endpoint
+    from voidllm.proxy.multipart import FormField
 
 _ANSWER_TEXT = frozenset(("content", "text", "arguments", "refusal", "output_text"))
 """Keys of an answer whose string values are text (at any depth: choices, messages, blocks, output items)."""
@@ -85,6 +94,28 @@ def guard_json(payload: dict[str, Any], guard: RequestGuard, *, anthropic: bool,
         if route == "/v1/rerank":
             _guard_rerank(payload, guard)
     blocked(guard, route)
+
+
+def guard_form(fields: Sequence[FormField], guard: RequestGuard, *, route: str) -> dict[int, str]:
+    """Scan a held multipart form's text fields (those :func:`voidllm.guard.guard_openai` scans at the top
+    level of a JSON body); the new values of the fields whose findings were redacted, by index in
+    ``fields`` (empty: the body goes on unchanged).
+
+    Raises:
+        ContentBlockedError: a kind found is set to block.
+    """
+    changed: dict[int, str] = {}
+    for index, field in enumerate(fields):
+        if field.value is None:
+            continue
+        name = field.name.removesuffix("[]")
+        payload = {name: field.value}
+        before = guard.redactions
+        guard_openai(payload, guard)
+        if guard.redactions != before:
+            changed[index] = payload[name]
+    blocked(guard, route)
+    return changed
 
 
 def _guard_rerank(payload: dict[str, Any], guard: RequestGuard) -> None:

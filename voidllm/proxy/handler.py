@@ -135,15 +135,16 @@ class Proxy:
         body_done = trio.Event()
         body: bytes | AsyncGenerator[bytes, None]
         length: int | None
-        if ex.endpoint.multipart:
-            body, length = await self._intake.multipart_body(ex, scope, receive, body_done)
-        else:
-            try:
+        try:
+            if ex.endpoint.multipart:
+                body, length = await self._intake.multipart_body(ex, scope, receive, body_done)
+            else:
                 body, length = await self._intake.json_body(ex, scope, receive), None
-            except ContentBlockedError:
-                ex.outcome, ex.status_code = "blocked", ContentBlockedError.status
-                await self._record_usage(ex)
-                raise
+        except ContentBlockedError:
+            ex.outcome, ex.status_code = "blocked", ContentBlockedError.status
+            await self._record_usage(ex)
+            raise
+        if not ex.endpoint.multipart:
             body_done.set()
             if ex.endpoint.count_tokens and ex.model is not None and tokencount.estimated(ex.model):
                 assert ex.anthropic is not None

@@ -6,20 +6,26 @@ tags, and the key is looked up in the key cache (no database); the body is read 
 ``max_request_body`` and ``read_timeout`` (:func:`voidllm.asgi.read_body`) and parsed once
 (:mod:`voidllm.proxy.jsonbody`; Anthropic's Messages API translated once to the OpenAI shape,
 :mod:`voidllm.proxy.messages`), or, for multipart, read up to its ``model`` field
-(:mod:`voidllm.proxy.multipart`) and the rest streamed on (when a file part came first, the whole body is
-read and held in memory within ``max_request_body``, then sent in one piece); the request is counted
+(:mod:`voidllm.proxy.multipart`) and the rest streamed on (when a file part came first, or the prompt guard
+or a request policy's parameter rules apply, the whole body is read and held in memory within
+``max_request_body``, then sent in one piece); the request is counted
 against its key, team and org limits with its estimated tokens reserved (:mod:`voidllm.limits`; keys
 without limits skip it, and it comes before model resolution, as in the Go original); the model is
-resolved and its access checked; the prompt guard scans the parsed body when the request's policy has a
-kind on (:mod:`voidllm.proxy.guarding`: refused, or redacted and serialised again); the body is rewritten
-only where needed (the canonical model, ``stream_options.include_usage``).
+resolved and its access checked; the prompt guard scans the parsed body, or a multipart body's text fields,
+when the request's policy has a kind on (:mod:`voidllm.proxy.guarding`: refused, or redacted and serialised
+again, or the fields' values rewritten in the multipart body); the body is rewritten only where needed (the
+canonical model, ``stream_options.include_usage``).
 
 Request policies (:mod:`voidllm.request_policy`): a key whose identity carries one has the page's ``Origin``
 (when the policy lists allowed origins) and the required headers checked right after authentication (403),
 and the body's top-level parameters checked as the client sent them (Anthropic's names on ``/v1/messages``)
 right after the parse and before admission (400 naming the parameter); the model's policy, from the
-catalog, is checked once the model is resolved. Multipart bodies (audio, images) are read only up to their
-``model`` field, so only their headers and origin are checked. Without policies nothing of this runs.
+catalog, is checked once the model is resolved. A multipart body (audio, images) has its fields checked the
+same way (:meth:`~voidllm.request_policy.RequestPolicy.check_form`: names as parameters, values read as
+numbers where bounded): when the key's policy has parameter rules, or the gateway's or the key's guard policy
+is on, the whole body is held before admission and the key's rules checked then; when only the model's
+policy (guard or parameters) needs it, once the model is resolved. Without guard and parameter rules the
+multipart body streams on as before: nothing is held and nothing of this runs.
 
 Client tags. ``X-Source`` and ``X-Project`` are optional labels the client chooses to send (which tool, which
 project); they are validated (:func:`client_tag`: at most 64 characters of ``[A-Za-z0-9._:/@-]``, else 400
@@ -50,7 +56,7 @@ from voidllm.proxy.endpoints import Endpoint
 from voidllm.proxy.exchange import Exchange
 from voidllm.proxy.headers import header
 from voidllm.proxy.jsonbody import JsonRequest
-from voidllm.proxy.multipart import MultipartHead, boundary_from_content_type
+from voidllm.proxy.multipart import FormField, MultipartHead, boundary_from_content_type
 from voidllm.request_policy import ORIGIN_VERDICT, RequestPolicy
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Model
@@ -170,9 +176,13 @@ class Intake:
         send upstream and its length, when declared (``body_done`` is set once all of it was read).
 
         Model first, the body is streamed on as it arrives. When a file part (or more than the head limit of
-        other parts) came before ``model``, the rest is read too, all of it within ``read_timeout`` and
+        other parts) came before ``model``, or the prompt guard or a request policy's parameter rules must see
+        every field (:meth:`_form`), the rest is read too, all of it within ``read_timeout`` and
         ``max_request_body``, and the whole rewritten body is returned as bytes (held in memory,
         never written anywhere).
+
+        Raises:
+            ContentBlockedError: the prompt guard found a kind set to block in a text field.
         """
         content_type = (header(scope["headers"], b"content-type") or b"").decode("latin-1")
         head = MultipartHead(boundary_from_content_type(content_type))  # MultipartError is a 400
@@ -181,15 +191,23 @@ class Intake:
             if not head.feed(await reader.next()) and not reader.more:
                 head.finish()
         assert head.model is not None
+        form: list[FormField] | None = None
+        key_policy = ex.identity.policy
+        key_guard = guarding.effective_policy(self.guard, ex.identity.guard)
+        if key_guard.active or (key_policy is not None and key_policy.checks_params):
+            form = await _form(head, reader)  # before admission: a refused request counts nothing
+            if key_policy is not None and key_policy.checks_params:
+                key_policy.check_form((field.name, field.value) for field in form)
         if limited(ex.identity):
             reserve = estimate_tokens(0, None, self.completion_reserve)
             ex.admission = await self.limiter.admit(ex.identity, reserve_tokens=reserve)
         model = self._resolve(ex, head.model)
+        values = await self._check_form(ex, model, key_guard, head, reader, form)
         if head.holds_body:
             if reader.more:  # the rest within read_timeout in all, like a JSON body
                 head.feed(await reader.rest())  # refuses a second `model` field
             body_done.set()
-            return head.rewrite(model.name), None
+            return head.rewrite(model.name, values), None
         first = head.rewrite(model.name)
         length = None if reader.declared is None else reader.declared + head.length_delta(model.name)
 
@@ -205,6 +223,44 @@ class Intake:
             body_done.set()
         return stream(), length
 
+    async def _check_form(
+        self,
+        ex: Exchange,
+        model: Model,
+        key_guard: GuardPolicy,
+        head: MultipartHead,
+        reader: BodyReader,
+        form: list[FormField] | None,
+    ) -> dict[int, str]:
+        """Once the model is resolved: its policy's parameter rules and the prompt guard over the form's
+        fields (the body held now if the key's policies did not need it already); the new values of the text
+        fields the guard redacted, by index (:meth:`MultipartHead.rewrite`).
+
+        Raises:
+            BadRequestError: the model's policy refuses a field.
+            ContentBlockedError: the prompt guard found a kind set to block in a text field.
+        """
+        model_policy = self.catalog.policies.get(model.name) if self.catalog.policies else None
+        if model_policy is None:
+            if not key_guard.active:
+                return {}
+            policy, rules = key_guard, None
+        else:
+            policy = guarding.effective_policy(key_guard, model_policy.guard)
+            rules = model_policy.request
+            if rules is not None and not rules.checks_params:
+                rules = None
+        if form is None and (policy.active or rules is not None):
+            form = await _form(head, reader)
+        if rules is not None:
+            assert form is not None
+            rules.check_form((field.name, field.value) for field in form)
+        if not policy.active:
+            return {}
+        assert form is not None
+        ex.guard = RequestGuard(policy)
+        return guarding.guard_form(form, ex.guard, route=guarding.route_of(ex.endpoint))
+
     def _resolve(self, ex: Exchange, name: str) -> Model:
         ex.requested_model = name
         model = self.catalog.resolve(ex.identity, name)
@@ -214,6 +270,21 @@ class Intake:
             raise PermissionDeniedError("access to the requested model is denied", code="model_access_denied")
         ex.model = model
         return model
+
+
+async def _form(head: MultipartHead, reader: BodyReader) -> list[FormField]:
+    """Hold the whole multipart body (read within ``read_timeout`` in all and ``max_request_body``, as a body
+    whose file came first is) and list its fields: the prompt guard and the parameter rules of request
+    policies see every text field before anything goes upstream.
+
+    Raises:
+        MultipartError: the body is incomplete, or a text field cannot be read (:meth:`MultipartHead.fields`).
+        RequestTooLargeError: the body exceeds ``max_request_body``.
+    """
+    head.hold()
+    if reader.more:
+        head.feed(await reader.rest())
+    return head.fields()
 
 
 def check_origin_and_headers(policy: RequestPolicy, scope: dict[str, Any], origin: bytes | None) -> None:
