@@ -313,6 +313,8 @@ async def test_scope_policies_merge_with_the_baseline(sqlite_dsn: str, mock: Moc
 @pytest.mark.parametrize("chunks", [5, 17])
 async def test_streamed_responses_api_is_redacted(sqlite_dsn: str, mock: MockUpstream, chunks: int) -> None:
     mock.behaviour.completion_text, mock.behaviour.stream_chunks = f"Contact {EMAIL} today.", chunks
+    mock.behaviour.response_function_call = orjson.dumps({"to": EMAIL, "subject": "Invoice"}).decode()
+    redacted_arguments = {"to": "[EMAIL_1]", "subject": "Invoice"}  # the text's placeholder
     config = make_config(
         sqlite_dsn,
         "models:" + model_yaml("gpt-test", mock.base_url),
@@ -321,17 +323,32 @@ async def test_streamed_responses_api_is_redacted(sqlite_dsn: str, mock: MockUps
     async with run_gateway(config) as gw:
         stream = await client(gw).responses.create(model="gpt-test", input="hi", stream=True)
         deltas: list[str] = []
-        final = ""
+        arguments: list[str] = []
+        kinds_seen: list[str] = []
+        done_arguments = final = ""
+        final_arguments: Any = None
         async for event in stream:
+            kinds_seen.append(event.type)
             if event.type == "response.output_text.delta":
                 deltas.append(event.delta)
+            elif event.type == "response.function_call_arguments.delta":
+                arguments.append(event.delta)
+            elif event.type == "response.function_call_arguments.done":
+                done_arguments = event.arguments
             elif event.type == "response.completed":
                 final = event.response.output_text
+                call = next(o for o in event.response.output if o.type == "function_call")
+                final_arguments = call.arguments
     assert "".join(deltas) == "Contact [EMAIL_1] today."
     assert not any("jane" in delta for delta in deltas)
     assert final == "Contact [EMAIL_1] today."
+    assert orjson.loads("".join(arguments)) == redacted_arguments
+    assert not any("jane" in delta or "example.co" in delta for delta in arguments)
+    last = max(i for i, kind in enumerate(kinds_seen) if kind == "response.function_call_arguments.delta")
+    assert kinds_seen[last + 1] == "response.function_call_arguments.done"
+    assert orjson.loads(done_arguments) == orjson.loads(final_arguments) == redacted_arguments
     [row] = await usage_rows("sqlite", sqlite_dsn)
-    assert json.loads(row["guard_findings"]) == {"response": {"email": 1}}
+    assert json.loads(row["guard_findings"]) == {"response": {"email": 2}}
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,8 @@ vary per request apart from the model name, the request id header and what the r
 and ``created`` are fixed. Answers that wait (latency, streams, ``hang``, ``stall_body``) run beside a
 task that reads the socket, which is how a client's early close is noticed; immediate answers skip it.
 Measured on one core with 32 keep-alive connections: about 9,000-10,000 non-streamed chat completions
-per second, most of it spent in h11. Deliberately left out: tool calls, logprobs, ``n > 1`` choices, audio
+per second, most of it spent in h11. Deliberately left out: tool calls (but for one Responses API function
+call on request, ``Behaviour.response_function_call``), logprobs, ``n > 1`` choices, audio
 streaming transcriptions, and any authentication (the ``Authorization`` header is only recorded).
 """
 
@@ -196,6 +197,10 @@ class Behaviour:
     retry_after_ms: str | None = None
     extra_headers: dict[str, str] = attrs.Factory(dict)
     system_fingerprint: str = "fp_mock"
+    response_function_call: str | None = None
+    """Responses API: when set, the answer also has a ``function_call`` output item (``lookup``, after the
+    message) with these arguments, streamed as ``stream_chunks`` ``response.function_call_arguments.delta``
+    events and a ``.done``."""
 
 
 @attrs.frozen
@@ -751,6 +756,14 @@ def _responses(parsed: _Parsed, behaviour: Behaviour) -> _Reply:
         }
         for piece in pieces
     ]
+    if behaviour.response_function_call is not None:
+        arguments = behaviour.response_function_call
+        call = {"item_id": "fc_mock", "output_index": 1}
+        events += [
+            {"type": "response.function_call_arguments.delta", **call, "delta": piece}
+            for piece in _split_text(arguments, max(0, behaviour.stream_chunks))
+        ]
+        events.append({"type": "response.function_call_arguments.done", **call, "arguments": arguments})
     events.append({"type": "response.completed", "response": _response_object(model, behaviour, done=True)})
     encoded = tuple(_typed_sse({**event, "sequence_number": number}) for number, event in enumerate(events))
     return _Reply(200, _SSE, events=encoded)
@@ -772,6 +785,17 @@ def _response_object(model: str, behaviour: Behaviour, *, done: bool) -> dict[st
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": behaviour.prompt_tokens + behaviour.completion_tokens,
     }
+    output: list[dict[str, Any]] = [message]
+    if behaviour.response_function_call is not None:
+        call = {
+            "type": "function_call",
+            "id": "fc_mock",
+            "call_id": "call_mock",
+            "name": "lookup",
+            "arguments": behaviour.response_function_call,
+            "status": "completed",
+        }
+        output.append(call)
     return {
         "id": "resp_mock",
         "object": "response",
@@ -782,7 +806,7 @@ def _response_object(model: str, behaviour: Behaviour, *, done: bool) -> dict[st
         "instructions": None,
         "max_output_tokens": None,
         "model": model,
-        "output": [message] if done else [],
+        "output": output if done else [],
         "parallel_tool_calls": True,
         "previous_response_id": None,
         "temperature": 1.0,
