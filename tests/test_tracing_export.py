@@ -15,6 +15,7 @@ from voidllm.config.settings import OtelConfig
 from voidllm.metrics import REGISTRY
 from voidllm.tracing.export import QueueingProcessor, build_exporter, open_tracing
 from voidllm.tracing.otlp import HttpSpanExporter, encode_request
+from voidllm.tracing.spans import ATTRIBUTES_MAX, EVENTS_MAX, FinishedSpan, readable
 
 REMOTE = [
     (b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
@@ -22,7 +23,7 @@ REMOTE = [
 ]
 
 
-def spans_of_every_shape() -> list[ReadableSpan]:
+def spans_of_every_shape() -> list[FinishedSpan]:
     processor = QueueingProcessor(1000, 1000)
     with open_tracing(OtelConfig(enabled=True, service_name="svc"), processor):
         for headers in ([], REMOTE):
@@ -41,6 +42,9 @@ def spans_of_every_shape() -> list[ReadableSpan]:
             tracing.end_span(attempt, error_type="UpstreamConnectError")
             internal = tracing.start_child("inner", {}, kind=SpanKind.INTERNAL)
             assert internal is not None
+            internal.set_attributes({f"many.{i}": i for i in range(ATTRIBUTES_MAX + 3)})  # 3 dropped
+            for i in range(EVENTS_MAX + 2):  # 2 dropped
+                internal.add_event(f"e{i}", {"i": i}, timestamp=1_700_000_000_000_000_000 + i)
             tracing.end_span(internal)
             request.status = 503
             request.finish()
@@ -53,9 +57,13 @@ def test_the_encoding_decodes_equal_to_the_official_one() -> None:
     assert any(span.events for span in spans)
     assert any(span.links for span in spans)
     assert any(span.parent is not None and span.parent.is_remote for span in spans)
+    assert any(span.dropped_attributes == 3 and span.dropped_events == 2 for span in spans)
+    official = encode_spans(readable(spans))  # the SDK's ReadableSpans the gRPC exporter is given
+    assert all(isinstance(span, ReadableSpan) for span in readable(spans))
     ours = ExportTraceServiceRequest.FromString(encode_request(spans))
-    assert ours == encode_spans(spans)
-    assert encode_request(spans) == encode_spans(spans).SerializeToString()  # the same bytes, even
+    assert ours == official
+    assert encode_request(spans) == official.SerializeToString()  # the same bytes, even
+    assert encode_request(readable(spans)) == official.SerializeToString()  # and of the SDK's spans
 
 
 def test_repeated_values_are_encoded_alike_and_types_kept_apart() -> None:

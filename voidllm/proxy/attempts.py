@@ -314,8 +314,8 @@ class AttemptChain:
         finally:
             if opened:
                 outcome = opened[0].outcome
-                tracing.set_attributes(span, {c.HTTP_RESPONSE_STATUS_CODE: opened[0].response.status})
-            tracing.set_attributes(span, {c.OUTCOME: outcome})
+                span.set_attributes({c.HTTP_RESPONSE_STATUS_CODE: opened[0].response.status})
+            span.set_attributes({c.OUTCOME: outcome})
             tracing.end_span(span, error_type=None if outcome in _NOT_ERRORS else outcome, token=token)
 
     def _attempt_span(self, upstream: Upstream, number: int, *, hedging: bool) -> Any:

@@ -235,7 +235,7 @@ def _trace_exchange(ex: Exchange, path: str) -> None:
         attributes[c.GEN_AI_RESPONSE_FINISH_REASONS] = ex.finish_reasons
     if ex.ttft is not None and ex.stream:
         attributes[c.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ex.ttft
-    tracing.set_attributes(span, attributes)
+    span.set_attributes(attributes)
 
 
 async def _watch_disconnect(

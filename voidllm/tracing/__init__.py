@@ -2,9 +2,10 @@
 
 When tracing is off (the default) nothing here does any work: :data:`state` holds no tracer, every helper
 returns at its first line, no span object is made, no context is touched, no header is added. When it is on
-(:func:`voidllm.tracing.export.open_tracing`, around the supervisor in ``server.py``), the official SDK's
-tracer makes the spans and a span processor hands each finished one to a bounded queue that a supervised
-service exports (:mod:`voidllm.tracing.export`): the request path never waits for a collector.
+(:func:`voidllm.tracing.export.open_tracing`, around the supervisor in ``server.py``), the tracer of
+:mod:`voidllm.tracing.spans` makes the spans (the API's spans, sampled and identified as the SDK does it,
+without the SDK's per-span cost) and a span processor hands each finished one to a bounded queue that a
+supervised service exports (:mod:`voidllm.tracing.export`): the request path never waits for a collector.
 
 Spans (names and attributes in :mod:`voidllm.tracing.conventions`, semantic conventions 1.44.0):
 
@@ -38,7 +39,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from voidllm.tracing import conventions as c
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span, Tracer
+    from opentelemetry.trace import Span
+
+    from voidllm.tracing.spans import LightTracer
 
 __all__ = [
     "RequestTrace",
@@ -49,7 +52,6 @@ __all__ = [
     "end_span",
     "first_token",
     "request_span",
-    "set_attributes",
     "start_child",
     "start_request",
     "state",
@@ -69,32 +71,10 @@ _REQUEST_SPAN: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
 class TracingState:
     """The process's tracer, ``None`` while tracing is off (the one check the hot path makes)."""
 
-    tracer: Tracer | None = None
+    tracer: LightTracer | None = None
 
 
 state = TracingState()
-
-
-ATTRIBUTES_MAX = 128
-"""The SDK's default attribute count limit of a span; a span never gets near it (fewer than 20)."""
-
-
-def set_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
-    """Set attributes of a live span, straight into the SDK span's attribute dict.
-
-    Every value VoidLLM sets is already what the SDK would keep (a string, integer, boolean, float or tuple of
-    strings, at most a handful per span), so its per-value validation (a third of a span's cost) is skipped;
-    any other span (non-recording, ended, or not the SDK's) goes through ``span.set_attributes``.
-    """
-    target = getattr(getattr(span, "_attributes", None), "_dict", None)
-    if (
-        type(target) is not dict
-        or getattr(span, "_end_time", 0) is not None
-        or len(target) + len(attributes) > ATTRIBUTES_MAX
-    ):
-        span.set_attributes(attributes)
-        return
-    target.update(attributes)
 
 
 def active() -> bool:
@@ -115,12 +95,12 @@ class RequestTrace:
         """Set the response status (an error for 5xx or ``error_type``), end the span, restore the context."""
         span = self.span
         if self.status:
-            set_attributes(span, {c.HTTP_RESPONSE_STATUS_CODE: self.status})
+            span.set_attributes({c.HTTP_RESPONSE_STATUS_CODE: self.status})
         if error_type is not None:
-            set_attributes(span, {c.ERROR_TYPE: error_type})
+            span.set_attributes({c.ERROR_TYPE: error_type})
             span.set_status(Status(StatusCode.ERROR))
         elif self.status >= 500:
-            set_attributes(span, {c.ERROR_TYPE: str(self.status)})
+            span.set_attributes({c.ERROR_TYPE: str(self.status)})
             span.set_status(Status(StatusCode.ERROR))
         span.end()
         _REQUEST_SPAN.reset(self._request_token)
@@ -170,8 +150,8 @@ def start_child(name: str, attributes: Mapping[str, Any], *, kind: SpanKind = Sp
     tracer = state.tracer
     if tracer is None:
         return None
-    span = tracer.start_span(name, kind=kind)
-    set_attributes(span, attributes)  # after the sampler, which would copy them
+    span = tracer.start_span(name, kind=kind, attributes=attributes)
+    span.set_attributes(attributes)  # after the sampler, which would copy them
     return span
 
 
@@ -183,7 +163,7 @@ def use(span: Span) -> object:
 def end_span(span: Span, *, error_type: str | None = None, token: object = None) -> None:
     """End ``span`` (an error when ``error_type``: a class name or an outcome, never a message)."""
     if error_type is not None:
-        set_attributes(span, {c.ERROR_TYPE: error_type})
+        span.set_attributes({c.ERROR_TYPE: error_type})
         span.set_status(Status(StatusCode.ERROR))
     span.end()
     if token is not None:
@@ -214,7 +194,7 @@ def current_traceparent() -> dict[str, str]:
 def first_token(span: Span | None, seconds: float) -> None:
     """Note on an attempt's span that its stream's first data arrived, ``seconds`` after the request came."""
     if span is not None:
-        set_attributes(span, {c.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: seconds})
+        span.set_attributes({c.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: seconds})
         span.add_event(c.FIRST_TOKEN_EVENT, {c.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: seconds})
 
 

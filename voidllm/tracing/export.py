@@ -22,21 +22,22 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import trio
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from voidllm import __version__, tracing
 from voidllm.tracing import conventions as c
 from voidllm.tracing.metrics import EXPORT_FAILURES, SPANS_DROPPED, SPANS_EXPORTED
 from voidllm.tracing.otlp import HttpSpanExporter
+from voidllm.tracing.spans import FinishedSpan, LightTracer, readable
 
 if TYPE_CHECKING:
     from voidllm.config.settings import OtelConfig
@@ -56,13 +57,13 @@ class QueueingProcessor(SpanProcessor):
     """Appends each finished span to a bounded queue; see the module docstring."""
 
     def __init__(self, queue_size: int, batch_size: int) -> None:
-        self.queue: collections.deque[ReadableSpan] = collections.deque()
+        self.queue: collections.deque[FinishedSpan] = collections.deque()
         self.queue_size = queue_size
         self.batch_size = batch_size
         self._wake: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
 
-    def on_end(self, span: ReadableSpan) -> None:
+    def on_end(self, span: FinishedSpan) -> None:
         queue = self.queue
         if len(queue) >= self.queue_size:
             SPANS_DROPPED.labels("queue_full").inc()
@@ -79,7 +80,7 @@ class QueueingProcessor(SpanProcessor):
             self._wake.set()
         return self._wake
 
-    def take(self) -> list[ReadableSpan]:
+    def take(self) -> list[FinishedSpan]:
         """Up to ``batch_size`` spans from the front of the queue."""
         queue = self.queue
         return [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
@@ -100,7 +101,11 @@ def build_exporter(settings: OtelConfig) -> SpanExporter:
             OTLPSpanExporter as GrpcExporter,
         )
 
-        return GrpcExporter(
+        class LightGrpcExporter(GrpcExporter):  # the SDK's ReadableSpans made in the export thread
+            def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+                return super().export(readable(spans))
+
+        return LightGrpcExporter(
             endpoint=settings.endpoint or GRPC_DEFAULT,
             insecure=settings.insecure,
             headers=headers,
@@ -120,18 +125,16 @@ def traces_url(endpoint: str) -> str:
 
 
 @contextmanager
-def open_tracing(settings: OtelConfig, processor: SpanProcessor) -> Iterator[TracerProvider]:
+def open_tracing(settings: OtelConfig, processor: SpanProcessor) -> Iterator[LightTracer]:
     """Make a tracer of ``settings`` feeding ``processor`` the process's for the block."""
     resource = Resource.create({"service.name": settings.service_name, "service.version": __version__})
-    provider = TracerProvider(
-        sampler=ParentBased(TraceIdRatioBased(settings.sample_rate)),
-        resource=resource,
-        shutdown_on_exit=False,
+    scope = InstrumentationScope("voidllm", __version__, c.SCHEMA_URL)
+    tracer = LightTracer(
+        resource=resource, scope=scope, processor=processor, sample_rate=settings.sample_rate
     )
-    provider.add_span_processor(processor)
-    tracing.state.tracer = provider.get_tracer("voidllm", __version__, schema_url=c.SCHEMA_URL)
+    tracing.state.tracer = tracer
     try:
-        yield provider
+        yield tracer
     finally:
         tracing.state.tracer = None
 
@@ -189,11 +192,12 @@ async def _export_queued(
                 SPANS_DROPPED.labels("export_failed").inc(len(batch))
 
 
-async def _export(exporter: SpanExporter, batch: Sequence[ReadableSpan], export_timeout: float) -> bool:
+async def _export(exporter: SpanExporter, batch: Sequence[FinishedSpan], export_timeout: float) -> bool:
     result: Any = None
     with trio.move_on_after(export_timeout + ABANDON_AFTER):
         try:
-            result = await trio.to_thread.run_sync(exporter.export, batch, abandon_on_cancel=True)
+            export = cast("Callable[[Sequence[FinishedSpan]], SpanExportResult]", exporter.export)
+            result = await trio.to_thread.run_sync(export, batch, abandon_on_cancel=True)
         except Exception as exc:  # an exporter bug must not stop the service; counted as a failure
             log.warning("span export raised", extra={"error_type": type(exc).__name__})
     return result is SpanExportResult.SUCCESS

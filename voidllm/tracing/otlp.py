@@ -7,7 +7,9 @@ spans' creation). :func:`encode_request` writes the same message from the same `
 ``tests/test_tracing_export.py`` checks that the official decoder reads it as equal to the official
 encoder's message, field for field. :class:`HttpSpanExporter` is the official OTLP/HTTP exporter with this
 encoding in front of its own HTTP client (its retries, backoff, timeout, headers and TLS unchanged). The gRPC
-exporter is used as it is.
+exporter is used as it is, on the SDK's ``ReadableSpan`` objects made from the light spans
+(:mod:`voidllm.tracing.spans`) in the export thread. Both kinds of span are encoded here: their fields have
+the same names.
 
 Grouping as in the official encoder: one ``ResourceSpans`` per resource, one ``ScopeSpans`` per
 instrumentation scope; span flags carry the "has is-remote" bit and the "is remote" bit of a remote parent.
@@ -23,6 +25,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind
+
+from voidllm.tracing.spans import FinishedSpan, readable
 
 __all__ = ["HttpSpanExporter", "encode_request"]
 
@@ -122,7 +126,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     return b"".join([_field(tag, _key_value(key, value)) for key, value in plain.items()])
 
 
-def _span(span: ReadableSpan) -> bytes:
+def _span(span: FinishedSpan) -> bytes:
     """One ``Span``, fields in number order."""
     context = span.get_span_context()
     assert context is not None
@@ -175,7 +179,7 @@ def _flags(remote_parent: bool) -> int:
     return _HAS_IS_REMOTE | (_IS_REMOTE if remote_parent else 0)
 
 
-def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
+def encode_request(spans: Sequence[FinishedSpan]) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` of ``spans``."""
     grouped: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}  # by identity: a Resource hashes
     for span in spans:  # by JSON-dumping its attributes
@@ -206,6 +210,6 @@ class HttpSpanExporter(OTLPSpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         send: Callable[[bytes], Any] | None = getattr(getattr(self, "_client", None), "export", None)
         if send is None or getattr(self, "_shutdown", True):
-            return super().export(spans)
+            return super().export(readable(spans))
         result = send(encode_request(spans))
         return SpanExportResult.SUCCESS if getattr(result, "success", False) else SpanExportResult.FAILURE

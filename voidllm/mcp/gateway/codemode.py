@@ -433,7 +433,7 @@ class CodeModeBackend:
             EXECUTION_SECONDS.observe(trio.current_time() - started)
             TOOL_CALLS_PER_EXECUTION.observe(calls.made)
             if span is not None:
-                tracing.set_attributes(span, {c.OUTCOME: status, c.TOOL_CALLS: calls.made})
+                span.set_attributes({c.OUTCOME: status, c.TOOL_CALLS: calls.made})
                 tracing.end_span(span, error_type=None if status == "success" else status, token=token)
         if isinstance(outcome, SandboxError):
             return _error(_error_text(outcome, runtime))
@@ -512,7 +512,7 @@ class _Calls:
             raise ToolCallError(f"{BUILTIN_ALIAS}/{tool}: {exc.message}"[:1000]) from None
         finally:
             if span is not None:
-                tracing.set_attributes(span, {c.OUTCOME: status})
+                span.set_attributes({c.OUTCOME: status})
                 tracing.end_span(span, error_type=None if status == "success" else status)
             record_tool_call(
                 self.mcp.tool_calls,

@@ -406,8 +406,8 @@ def _end_tool_span(span: Any, tool: str | None, call: _Call, token: object) -> N
     successfully (a name a client typed that no server has stays out of the trace); set its status, end it."""
     if tool is not None:
         span.update_name(f"{c.EXECUTE_TOOL} {tool}")
-        tracing.set_attributes(span, {c.GEN_AI_TOOL_NAME: tool})
-    tracing.set_attributes(span, {c.OUTCOME: call.status})
+        span.set_attributes({c.GEN_AI_TOOL_NAME: tool})
+    span.set_attributes({c.OUTCOME: call.status})
     error = None if call.status == "success" else ("tool_error" if call.status == "error" else call.status)
     tracing.end_span(span, error_type=error, token=token)
 
