@@ -24,7 +24,7 @@ from typing import Any
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from voidllm.tracing.spans import FinishedSpan, readable
 
@@ -128,19 +128,19 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
 
 def _span(span: FinishedSpan) -> bytes:
     """One ``Span``, fields in number order."""
-    context = span.get_span_context()
+    context = span.context
     assert context is not None
     parent = span.parent
     parts = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
+        b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")
     ]
-    if context.trace_state:
-        parts.append(_string(b"\x1a", ",".join(f"{k}={v}" for k, v in context.trace_state.items())))
+    trace_state = context.trace_state
+    if trace_state is not None and trace_state._dict:  # its own dict: len() of a TraceState is a Python call
+        parts.append(_string(b"\x1a", ",".join(f"{k}={v}" for k, v in trace_state.items())))
     if parent is not None:
         parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
     parts.append(_string(b"\x2a", span.name))
-    parts.append(b"\x30" + _varint(_KINDS[span.kind]))
+    parts.append(_kind(span.kind))
     if span.start_time:
         parts.append(b"\x39" + _FIXED64(span.start_time))
     if span.end_time:
@@ -166,13 +166,34 @@ def _span(span: FinishedSpan) -> bytes:
         parts.append(_field(b"\x6a", body))
     if span.dropped_links:
         parts.append(b"\x70" + _varint(span.dropped_links))
-    status = span.status
-    body = _string(b"\x12", status.description or "")
-    if status.status_code.value:
-        body += b"\x18" + _varint(status.status_code.value)
-    parts.append(_field(b"\x7a", body))
-    parts.append(b"\x85\x01" + _FIXED32(_flags(parent is not None and parent.is_remote)))  # field 16, fixed32
+    parts.append(_status(span.status))
+    parts.append(_REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT)
     return b"".join(parts)
+
+
+_REMOTE_PARENT = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)  # field 16, fixed32
+_LOCAL_PARENT = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE)
+_KIND_FIELDS = {kind: b"\x30" + _varint(number) for kind, number in _KINDS.items()}
+_UNSET_STATUS = _field(b"\x7a", b"")
+
+
+def _kind(kind: SpanKind) -> bytes:
+    # compared by identity: hashing an Enum member is a Python-level call
+    if kind is SpanKind.SERVER:
+        return _KIND_FIELDS[SpanKind.SERVER]
+    if kind is SpanKind.CLIENT:
+        return _KIND_FIELDS[SpanKind.CLIENT]
+    return _KIND_FIELDS[kind]
+
+
+def _status(status: Status) -> bytes:
+    code = status.status_code
+    if code is StatusCode.UNSET and not status.description:
+        return _UNSET_STATUS
+    body = _string(b"\x12", status.description or "")
+    if code is not StatusCode.UNSET:
+        body += b"\x18" + _varint(code.value)
+    return _field(b"\x7a", body)
 
 
 def _flags(remote_parent: bool) -> int:
