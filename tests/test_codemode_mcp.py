@@ -1,9 +1,11 @@
-"""Issue 17 points 1, 3, 4 and 6: the Code Mode MCP server on /api/v1/mcp, end to end.
+"""Issue 17 points 1, 3, 4, 6 and 7: the Code Mode MCP server on /api/v1/mcp, end to end.
 
 A real gateway (hypercorn, SQLite) with Code Mode on and a real upstream MCP server built with the ``mcp``
 SDK's server side (``voidllm.testing.mock_mcp``: ``echo``, ``fail``, ``slow``...) registered as the global
 server ``tools``. Clients: the official ``mcp`` SDK client in both protocol eras, and raw JSON-RPC over httpx
-for the details (argument errors, disconnects).
+for the details (transport rules, argument errors, disconnects). Point 7's attacks (each contained sandbox
+side in tests/test_codemode_sandbox.py) are run here too, each counted under its own status, the next
+execution working.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.admin_tenancy import add_user, bearer, default_org, user_key
 from tests.gateway import RunningGateway, make_config, run_gateway
-from tests.mcp_calls import stateless_headers, stateless_request, tools_gateway
+from tests.mcp_calls import initialize_request, stateless_headers, stateless_request, tools_gateway
 from tests.polling import poll_until
 from voidllm.metrics import REGISTRY
 from voidllm.store import tables as t
@@ -81,6 +83,13 @@ async def _rows(gw: RunningGateway) -> list[Any]:
 
 def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+STATUSES = ("success", "error", "timeout", "oom", "cancelled")
+
+
+def _executions(status: str) -> float:
+    return _sample("voidllm_code_mode_executions_total", status=status)
 
 
 def _stateless_headers(key: str, method: str, name: str | None = None) -> dict[str, str]:
@@ -158,18 +167,156 @@ async def test_every_kind_of_result_and_failure(sqlite_dsn: str) -> None:
         ]:
             failed, answer = await _execute(client, code)
             assert (failed, answer["result"]) == (False, value), code
+        errors = _executions("error")
         assert await _execute(client, "return (") == (
             True,
             "SyntaxError: unexpected token in expression: '}'",
         )
         assert await _execute(client, "null.x") == (True, "TypeError: cannot read property 'x' of null")
         assert await _execute(client, "throw new Error('own words')") == (True, "Error: own words")
+        assert _executions("error") - errors == 3
+        before = {status: _executions(status) for status in STATUSES}
         assert await _execute(client, "while (true) {}") == (True, "the script ran out of time (limit 3 s)")
         big = "const a = []; while (true) a.push('x'.repeat(1000) + a.length)"
         assert await _execute(client, big) == (True, "the script ran out of memory (limit 16 MB)")
-        assert _sample("voidllm_code_mode_executions_total", status="timeout") >= 1
-        assert _sample("voidllm_code_mode_executions_total", status="oom") >= 1
-        assert _sample("voidllm_code_mode_executions_total", status="error") >= 3
+        assert {status: _executions(status) - before[status] for status in STATUSES} == {
+            "success": 0,
+            "error": 0,
+            "timeout": 1,
+            "oom": 1,
+            "cancelled": 0,
+        }
+
+
+# Point 7's attacks through the endpoint: the answer each gets, the status it counts, and the next execution
+ATTACKS = [
+    pytest.param(
+        "function f() { return f() + 1 }; return f()",
+        "error",
+        "InternalError: stack overflow",
+        id="deep-recursion",
+    ),
+    pytest.param(
+        "const a = []; while (true) a.push(new Uint8Array(1e6))",
+        "oom",
+        "the script ran out of memory (limit 16 MB)",
+        id="memory-bomb",
+    ),
+    pytest.param(
+        "return 'x'.repeat(1e9).length", "oom", "the script ran out of memory (limit 16 MB)", id="huge-string"
+    ),
+    pytest.param(
+        "await new Promise(() => {})", "timeout", "the script ran out of time (limit 3 s)", id="never-settles"
+    ),
+    pytest.param(
+        "return await import('std')", "error", "import() and NUL characters are not allowed", id="import-std"
+    ),
+    pytest.param("return await fetch('http://127.0.0.1/')", "error", "ReferenceError: ", id="fetch"),
+    pytest.param("return eval('1')", "error", "ReferenceError: ", id="eval"),
+    pytest.param(
+        "return new Function('return 1')()",
+        "error",
+        "EvalError: code generation is disabled",
+        id="new-Function",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "status", "answer"), ATTACKS)
+async def test_each_attack_is_contained_counted_and_the_next_execution_works(
+    sqlite_dsn: str, code: str, status: str, answer: str
+) -> None:
+    async with _code_mode(sqlite_dsn) as (gw, _mock), _client(gw, gw.api_key()) as client:
+        before = {s: _executions(s) for s in STATUSES}
+        failed, text = await _execute(client, f"globalThis.leaked = 1;\n{code}")
+        assert failed, text
+        assert text.startswith(answer), text
+        after = {s: _executions(s) - before[s] for s in STATUSES}
+        assert after == {s: 1 if s == status else 0 for s in STATUSES}
+        assert _sample("voidllm_code_mode_pool_available") == 2
+        failed, fresh = await _execute(
+            client, "return [typeof leaked, (await tools.tools.echo({text: 'ok'})).text]"
+        )
+        assert (failed, fresh["result"]) == (False, ["undefined", "ok"])
+
+
+async def test_tampering_with_the_bridge_leaves_tool_calls_intact(sqlite_dsn: str) -> None:
+    """Point 7's prototype tampering, through the endpoint: the prelude captured what the bridge uses (a
+    script's own ``Promise.all`` would call the replaced ``then``; ``await`` does not)."""
+    code = """
+        JSON.stringify = () => '{}'; JSON.parse = () => ({});
+        Promise.prototype.then = function () { throw new Error('then') };
+        Array.prototype.map = () => { throw 1 };
+        Object.defineProperty(Object.prototype, 'id', { get() { throw new Error('get id') } });
+        const a = await tools.tools.echo({text: 'one'});
+        const b = await tools.tools.echo({text: 'two'});
+        let caught;
+        try { await tools.tools.missing({}) } catch (e) { caught = e.message }
+        console.log('seen', a.text);
+        return [a.text, b.text, caught];
+    """
+    async with _code_mode(sqlite_dsn) as (gw, _mock), _client(gw, gw.api_key()) as client:
+        failed, answer = await _execute(client, code)
+        assert not failed, answer
+        assert answer["result"] == ["one", "two", "unknown tool: tools/missing"]
+        assert answer["logs"] == [{"level": "info", "msg": "seen one"}]
+        assert [(c["tool"], c["status"]) for c in answer["tool_calls"]] == [
+            ("echo", "success"),
+            ("echo", "success"),
+            ("missing", "error"),
+        ]
+
+
+async def test_the_transport_rules_hold_on_code_modes_path(sqlite_dsn: str) -> None:
+    """Point 1: /api/v1/mcp checks the Origin and the key like every MCP endpoint, in both protocol eras."""
+    async with _code_mode(sqlite_dsn) as (gw, _mock):
+        key, host = gw.api_key(), httpx.URL(gw.url).netloc.decode()
+        body = stateless_request("tools/list")
+
+        async def post(headers: dict[str, str], json: dict[str, Any] = body) -> httpx.Response:
+            return await gw.client.post(PATH, headers=headers, json=json)
+
+        evil = await post({**_stateless_headers(key, "tools/list"), "origin": "http://evil.example"})
+        assert (evil.status_code, evil.json()["error"]["code"]) == (403, -32600)
+        same = await post({**_stateless_headers(key, "tools/list"), "origin": f"http://{host}"})
+        assert same.status_code == 200, same.text
+        names = [tool["name"] for tool in same.json()["result"]["tools"]]
+        assert names == ["list_servers", "search_tools", "execute_code"]
+        anonymous = await post(stateless_headers("tools/list"))
+        assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, -32600)
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        wrong = await post(_stateless_headers("vl_uk_" + "0" * 48, "tools/list"))
+        assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, -32600)
+        session_era = {"authorization": f"Bearer {key}", "accept": "application/json, text/event-stream"}
+        opened = await post(session_era, initialize_request())
+        assert opened.status_code == 200, opened.text
+        assert opened.headers["mcp-session-id"]
+        anonymous_session = await post({"accept": "application/json"}, initialize_request())
+        assert anonymous_session.status_code == 401
+
+
+async def test_a_tool_past_the_call_timeout_is_an_error_the_script_can_catch(sqlite_dsn: str) -> None:
+    """Point 3: a script's tool call has the proxy's ``call_timeout``; its row says ``timeout``."""
+    settings = SETTINGS.replace("call_timeout: 5s", "call_timeout: 1s").replace("timeout: 3s", "timeout: 20s")
+    async with _code_mode(sqlite_dsn, settings) as (gw, _mock), _client(gw, gw.api_key()) as client:
+        code = """
+            try { await tools.tools.slow({seconds: 10}); return 'answered'; }
+            catch (e) { return [e.message, (await tools.tools.echo({text: 'after'})).text]; }
+        """
+        failed, answer = await _execute(client, code)
+        assert not failed, answer
+        assert answer["result"] == ["tools/slow: the MCP server did not answer in time", "after"]
+
+        async def written() -> bool:
+            return len(await _rows(gw)) == 2
+
+        await poll_until(written)
+        rows = await _rows(gw)
+        assert {(r["tool_name"], r["status"], r["code_mode"]) for r in rows} == {
+            ("slow", "timeout", True),
+            ("echo", "success", True),
+        }
+        assert {str(r["code_mode_execution_id"]) for r in rows} == {answer["execution_id"]}
 
 
 async def test_tool_errors_are_javascript_errors_the_script_can_catch(sqlite_dsn: str) -> None:
