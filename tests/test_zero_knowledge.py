@@ -382,13 +382,16 @@ def models_yaml(base_url: str, mcp_url: str | None = None) -> str:
     return text
 
 
+# Bounds, not measures: with every logger at level 1 on a loaded machine, a stateless call (an upstream
+# session opened, then the call) took longer than 500 ms, and a script longer than 1 s. The slow tool (30 s)
+# still outlasts call_timeout, and a looping script still outlasts the script's timeout.
 MCP_SETTINGS = """
 mcp:
   allow_private_urls: true
-  call_timeout: 500ms
+  call_timeout: 2s
   code_mode:
     enabled: true
-    timeout: 1s
+    timeout: 5s
     pool_size: 2
 """
 
