@@ -10,7 +10,8 @@ The bootstrap system admin signs in, finds Organizations and Users, creates an o
 organisation pages under ``/orgs/<id>/``), deactivates it after typing its slug and reactivates it; creates
 a user, makes them system admin, resets their password (checked by signing in with it through the API) and
 deactivates them. The pages that test_pages.py does not open (the organisation's Models and MCP access tabs,
-the invite page) are screenshotted light and dark and checked with axe-core here.
+an organisation's Teams tab under ``/orgs/<id>/teams``, the invite page and an invalid invite link's) are
+screenshotted light and dark and checked with axe-core here.
 """
 
 from __future__ import annotations
@@ -199,15 +200,21 @@ def test_the_pages_in_light_and_dark_are_accessible_and_screenshotted(
 ) -> None:
     state = session_state(gateway.url, gateway.email, gateway.password)
     page = new_context(storage_state=state, color_scheme=scheme, viewport=WIDE).new_page()
-    for name, path, heading in PAGES:
+    with gateway.api() as api:
+        org_id = api.get("/api/v1/me").raise_for_status().json()["org_id"]
+        team = api.post(f"/api/v1/orgs/{org_id}/teams", json={"name": f"Shots {scheme}"})
+    assert team.status_code == 201, team.text
+    for name, path, heading in [*PAGES, ("org-teams", f"orgs/{org_id}/teams", "Organization")]:
         page.goto(f"{gateway.url}/{path}")
         expect(page.get_by_role("heading", level=1, name=heading)).to_be_visible()
         page.wait_for_load_state("networkidle")
         expect(page.locator("[aria-busy='true']")).to_have_count(0)
         assert screenshot(page, name, scheme).stat().st_size > 0
         assert_accessible(page, f"{name} ({scheme})")
+    expect(page.get_by_role("link", name=f"Shots {scheme}")).to_have_attribute(
+        "href", re.compile(rf"/teams/{team.json()['id']}/members$")
+    )
     with gateway.api() as api:
-        org_id = api.get("/api/v1/me").raise_for_status().json()["org_id"]
         invite = api.post(f"/api/v1/orgs/{org_id}/invites", json={"email": f"shot-{scheme}@e2e.example"})
     assert invite.status_code == 201, invite.text
     public = new_context(color_scheme=scheme, viewport=WIDE).new_page()
@@ -215,3 +222,7 @@ def test_the_pages_in_light_and_dark_are_accessible_and_screenshotted(
     expect(public.get_by_role("heading", level=1, name="Join your organization")).to_be_visible()
     assert screenshot(public, "invite", scheme).stat().st_size > 0
     assert_accessible(public, f"invite ({scheme})")
+    public.goto(f"{gateway.url}/invite/not-an-invite-token")
+    expect(public.get_by_role("heading", level=1, name="Invalid invite link")).to_be_visible()
+    assert screenshot(public, "invite-invalid", scheme).stat().st_size > 0
+    assert_accessible(public, f"invite-invalid ({scheme})")

@@ -3,20 +3,23 @@ import { Button, EmptyState, PageHeader, Tabs, TabsContent, TabsList, TabsTrigge
 import { OrgMcpAccess, OrgModels } from "../features/org/OrgAccess";
 import { OrgMembers } from "../features/org/OrgMembers";
 import { OrgSettings } from "../features/org/OrgSettings";
+import { OrgTeams } from "../features/org/OrgTeams";
 import { orgBase, useOrg } from "../features/org/data";
 import { useCurrentUser } from "../lib/auth";
 
 const TABS = [
   { value: "settings", label: "Settings" },
   { value: "users", label: "Members" },
+  { value: "teams", label: "Teams" },
   { value: "models", label: "Models" },
   { value: "mcp-access", label: "MCP access" },
 ] as const;
 type Tab = (typeof TABS)[number]["value"];
 
 /**
- * Organization: `/org/{settings,users,models,mcp-access}` for the session's own organization, and the same
- * tabs under `/orgs/:orgId/...` for a system admin viewing another one.
+ * Organization: `/org/{settings,users,models,mcp-access}` for the session's own organization (its teams are
+ * the Teams page), and under `/orgs/:orgId/...` the same tabs and the organization's teams for a system admin
+ * viewing any one.
  */
 export default function OrgPage() {
   const me = useCurrentUser();
@@ -29,6 +32,7 @@ export default function OrgPage() {
   const org = useOrg(orgId);
   const viewingOther = params.orgId !== undefined && params.orgId !== me.org_id;
   const title = viewingOther ? `Organization: ${org.data?.name ?? "…"}` : "Organization";
+  const tabs = TABS.filter((t) => t.value !== "teams" || params.orgId !== undefined);
   if (sub === "") return <Navigate to={`${base}/settings${location.search}`} replace />;
   // `/orgs/:orgId/members` (reference section 12) is the Members tab.
   if (sub === "members") return <Navigate to={`${base}/users${location.search}`} replace />;
@@ -45,7 +49,7 @@ export default function OrgPage() {
       }
     />
   );
-  if (!TABS.some((t) => t.value === sub)) {
+  if (!tabs.some((t) => t.value === sub)) {
     return (
       <>
         {header}
@@ -66,7 +70,7 @@ export default function OrgPage() {
       {header}
       <Tabs value={tab} onValueChange={(value) => void navigate(`${base}/${value}`)}>
         <TabsList aria-label="Organization sections">
-          {TABS.map((t) => (
+          {tabs.map((t) => (
             <TabsTrigger key={t.value} value={t.value}>
               {t.label}
             </TabsTrigger>
@@ -77,6 +81,9 @@ export default function OrgPage() {
         </TabsContent>
         <TabsContent value="users" className="mt-6">
           {tab === "users" ? <OrgMembers orgId={orgId} /> : null}
+        </TabsContent>
+        <TabsContent value="teams" className="mt-6">
+          {tab === "teams" ? <OrgTeams orgId={orgId} /> : null}
         </TabsContent>
         <TabsContent value="models" className="mt-6">
           {tab === "models" ? <OrgModels orgId={orgId} /> : null}

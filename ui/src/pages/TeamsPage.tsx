@@ -1,7 +1,6 @@
 import { useState } from "react";
 import { Link, Navigate, useNavigate, useParams } from "react-router";
 import { useCurrentUser } from "../lib/auth";
-import { formatCompact, formatNumber } from "../lib/format";
 import {
   Badge,
   Button,
@@ -10,12 +9,6 @@ import {
   EmptyState,
   PageHeader,
   QueryView,
-  Table,
-  TBody,
-  TD,
-  TH,
-  THead,
-  TR,
   Tabs,
   TabsContent,
   TabsList,
@@ -28,6 +21,7 @@ import { TeamMcpAccess } from "../features/teams/TeamMcpAccess";
 import { TeamMembers } from "../features/teams/TeamMembers";
 import { TeamModels } from "../features/teams/TeamModels";
 import { TeamSettings } from "../features/teams/TeamSettings";
+import { TeamsTable } from "../features/teams/TeamsTable";
 import type { Team } from "../features/teams/types";
 
 const TABS = [
@@ -46,8 +40,6 @@ export default function TeamsPage() {
   if (tab === undefined) return <Navigate to={`/teams/${encodeURIComponent(teamId)}/members`} replace />;
   return <TeamDetail teamId={teamId} tab={tab} />;
 }
-
-const limit = (n: number) => (n === 0 ? "∞" : formatCompact(n));
 
 function TeamList() {
   const me = useCurrentUser();
@@ -73,49 +65,17 @@ function TeamList() {
             empty={<EmptyState title="No teams yet" description={orgAdmin ? "Create a team to share limits and models." : undefined} action={createButton} />}
           >
             {(data) => (
-              <Table caption="Teams">
-                <THead>
-                  <TR>
-                    <TH>Name</TH>
-                    <TH>Slug</TH>
-                    <TH>Members</TH>
-                    <TH>Keys</TH>
-                    <TH>RPM / RPD</TH>
-                    <TH>Tokens day / month</TH>
-                  </TR>
-                </THead>
-                <TBody>
-                  {data.items.map((team) => (
-                    <TR key={team.id}>
-                      <TD className="font-medium">
-                        {mine(team) ? (
-                          <Link className="text-primary underline-offset-2 hover:underline" to={`/teams/${encodeURIComponent(team.id)}/members`}>
-                            {team.name}
-                          </Link>
-                        ) : (
-                          team.name
-                        )}
-                        {!orgAdmin && administers(me, team.id) ? (
-                          <Badge tone="primary" className="ml-2">
-                            Team admin
-                          </Badge>
-                        ) : null}
-                      </TD>
-                      <TD>
-                        <code className="text-xs">{team.slug}</code>
-                      </TD>
-                      <TD>{formatNumber(team.member_count)}</TD>
-                      <TD>{formatNumber(team.key_count)}</TD>
-                      <TD>
-                        {limit(team.requests_per_minute)} / {limit(team.requests_per_day)}
-                      </TD>
-                      <TD>
-                        {limit(team.daily_token_limit)} / {limit(team.monthly_token_limit)}
-                      </TD>
-                    </TR>
-                  ))}
-                </TBody>
-              </Table>
+              <TeamsTable
+                teams={data.items}
+                link={(team) => (mine(team) ? `/teams/${encodeURIComponent(team.id)}/members` : null)}
+                badge={(team) =>
+                  !orgAdmin && administers(me, team.id) ? (
+                    <Badge tone="primary" className="ml-2">
+                      Team admin
+                    </Badge>
+                  ) : null
+                }
+              />
             )}
           </QueryView>
         </CardContent>

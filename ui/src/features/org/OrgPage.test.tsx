@@ -111,6 +111,51 @@ describe("organization page", () => {
     expect(screen.getByRole("link", { name: "All organizations" })).toHaveAttribute("href", "/orgs");
   });
 
+  it("lists an organization's teams at /orgs/:orgId/teams: another one's read-only, the viewer's own linked", async () => {
+    const team = {
+      id: "t1",
+      org_id: "o1",
+      name: "Platform",
+      slug: "platform",
+      daily_token_limit: 0,
+      monthly_token_limit: 2000000,
+      requests_per_minute: 30,
+      requests_per_day: 0,
+      member_count: 3,
+      key_count: 2,
+      created_at: "2026-12-01T10:00:00Z",
+      updated_at: "2026-12-01T10:00:00Z",
+    };
+    const api = mockApi(routes({ "GET /api/v1/orgs/o1/teams": { data: [team], has_more: false } }));
+    const other = render("/orgs/o1/teams", { ...ME_ADMIN, org_id: "o0" });
+    expect(await screen.findByRole("heading", { level: 1, name: "Organization: Acme" })).toBeInTheDocument();
+    expect(screen.getByRole("tab", { name: "Teams", selected: true })).toBeInTheDocument();
+    const table = await screen.findByRole("table", { name: "Teams" });
+    const row = within(table).getByRole("row", { name: /Platform/ });
+    expect(row).toHaveTextContent("platform");
+    expect(row).toHaveTextContent("30 / ∞");
+    expect(row).toHaveTextContent("∞ / 2M");
+    expect(within(row).queryByRole("link")).toBeNull();
+    expect(screen.getByText(/listed read-only/)).toBeInTheDocument();
+    expect(api.calls("GET", "/api/v1/orgs/o1/teams")).toHaveLength(1);
+    other.unmount();
+
+    render("/orgs/o1/teams", ME_ADMIN);
+    const own = await screen.findByRole("table", { name: "Teams" });
+    expect(within(own).getByRole("link", { name: "Platform" })).toHaveAttribute("href", "/teams/t1/members");
+    expect(screen.queryByText(/listed read-only/)).toBeNull();
+  });
+
+  it("has no Teams tab for the session's own /org (its teams are the Teams page)", async () => {
+    mockApi(routes());
+    const teams = render("/org/teams");
+    expect(await screen.findByText("There is no such organization page")).toBeInTheDocument();
+    teams.unmount();
+    render("/org/settings");
+    await screen.findByRole("tablist", { name: "Organization sections" });
+    expect(screen.queryByRole("tab", { name: "Teams" })).toBeNull();
+  });
+
   it("shows a 409 of the settings in the form", async () => {
     mockApi(routes({ "PATCH /api/v1/orgs/o1": errorResponse(409, "conflict", "slug is already taken") }));
     render("/org/settings");

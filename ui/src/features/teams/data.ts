@@ -17,9 +17,14 @@ export const teamsKey = (orgId: string) => ["teams", orgId] as const;
 export const teamKey = (orgId: string, teamId: string) => ["teams", orgId, teamId] as const;
 
 export function useTeamList(me: Me) {
+  return useOrgTeams(me.org_id);
+}
+
+/** Every team of an organization (the session's own, or any for a system admin). */
+export function useOrgTeams(orgId: string) {
   return useQuery({
-    queryKey: [...teamsKey(me.org_id), "list"],
-    queryFn: ({ signal }) => fetchAllPages<Team>(teamsPath(me.org_id), signal),
+    queryKey: [...teamsKey(orgId), "list"],
+    queryFn: ({ signal }) => fetchAllPages<Team>(teamsPath(orgId), signal),
   });
 }
 
