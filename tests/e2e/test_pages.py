@@ -45,6 +45,7 @@ PAGES = [
     Page("mcp-servers", "mcp-servers", "MCP Servers"),
     Page("models", "models", "Models"),
     Page("usage", "usage", "Usage"),
+    Page("usage-mcp", "usage/mcp", "Usage"),
     Page("org-settings", "org/settings", "Organization"),
     Page("org-members", "org/users", "Organization"),
     Page("organizations", "orgs", "Organizations"),
