@@ -6,9 +6,9 @@ s3cret``) and a server of the deprecated HTTP+SSE transport, both served by thei
 (:class:`McpServers`). As the bootstrap system admin, in the browser: register the SDK server with bearer
 auth, test it and see its tools, block one for Code Mode (after which Code Mode's ``search_tools`` no longer
 shows it), refresh the tool list and see the cooldown, copy the IDE configuration from the page and use it
-with the ``mcp`` SDK client; register the legacy server and see its test name it as such. Both pages pass
-axe-core in light and dark, and their screenshots are kept; the server's page does not scroll sideways
-375 px wide.
+with the ``mcp`` SDK client, and find these actions in the audit log; register the legacy server and see its
+test name it as such. Both pages pass axe-core in light and dark, and their screenshots are kept; the
+server's page does not scroll sideways 375 px wide.
 """
 
 from __future__ import annotations
@@ -188,6 +188,7 @@ def test_a_server_with_bearer_auth_its_tools_a_blocked_tool_and_the_ide_config(
 
     row.get_by_role("link", name="Mock tools").click()
     expect(tab.get_by_role("heading", level=1, name="Mock tools")).to_be_visible()
+    server_id = tab.url.rsplit("/", 1)[-1]  # the page of a server is /mcp-servers/<id>
     expect(tab.get_by_text("Bearer token · secret stored")).to_be_visible()
     tab.get_by_role("button", name="Test connection").click()
     expect(tab.get_by_role("status").filter(has_text="Connection works")).to_contain_text("4 tools")
@@ -267,6 +268,23 @@ def test_a_server_with_bearer_auth_its_tools_a_blocked_tool_and_the_ide_config(
         tab.emulate_media(color_scheme=scheme)
         screenshot(tab, "mcp-servers", scheme)
         assert_accessible(tab, f"MCP Servers ({scheme})")
+
+    # the audit log shows what was done here: the server registered and tested, its tool blocked
+    done = [("create", "mcp_server"), ("test", "mcp_server"), ("create", "mcp_tool_blocklist")]
+
+    def recorded() -> bool:
+        with gateway.api() as api:
+            found = api.get("/api/v1/audit-logs", params={"limit": 100}).raise_for_status().json()["data"]
+        return set(done) <= {(entry["action"], entry["resource_type"]) for entry in found}
+
+    eventually(recorded, what="the MCP server's audit log entries")
+    for action, resource in done:
+        tab.goto(f"{gateway.url}/audit-log?action={action}&resource={resource}")
+        entries = tab.get_by_role("table", name="Audit log entries")
+        label = f"Details of {action} {resource.replace('_', ' ').replace('mcp', 'MCP')}"
+        if resource == "mcp_server":
+            label += f" {server_id}"
+        expect(entries.get_by_role("button", name=label)).to_have_count(1)
 
 
 def test_a_legacy_sse_server_is_shown_as_such(
