@@ -16,6 +16,7 @@ import pytest
 import trio
 import trio.testing
 
+from voidllm.codemode import sandbox as sandbox_module
 from voidllm.codemode.sandbox import (
     MAX_LOG_LINES,
     MAX_SOURCE_BYTES,
@@ -328,6 +329,55 @@ async def test_a_chain_after_a_result_starts_its_next_call_without_waiting_for_t
     """
     result = await sandbox.execute(code, call_tool=call_tool, max_tool_calls=5)
     assert json.loads(result.result) == ["second", "waits"]
+
+
+async def test_calls_made_after_awaits_in_a_wide_fan_out_all_run_together() -> None:
+    """Each call written counts as progress: twenty async callbacks that await before their call start all
+    twenty calls while the first ones are in flight, however many polls their jobs take in all."""
+    sandbox = Sandbox(memory_limit_mb=64, time_limit=30, pool_size=1)
+    started = 0
+    all_started = trio.Event()
+
+    async def call_tool(server: str, tool: str, args: Any) -> Any:
+        nonlocal started
+        started += 1
+        if started == 20:
+            all_started.set()
+        await all_started.wait()  # a call held back behind the first results would never start: a timeout
+        return args["i"]
+
+    code = """
+        const one = async (i) => { await null; await null; await null; return tools.s.t({i}) };
+        return await Promise.all(Array.from({length: 20}, (_, i) => one(i)));
+    """
+    with trio.fail_after(20):
+        result = await sandbox.execute(code, call_tool=call_tool, max_tool_calls=20)
+    assert json.loads(result.result) == list(range(20))
+
+
+async def test_a_worker_waiting_for_a_tool_result_polls_only_a_few_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a slow tool runs the worker thread blocks after a few polls that only look (each one costs
+    CPU beside the tool call's own work): a bounded count, not one poll per moment of waiting."""
+    polls = 0
+    poll_oneoff = sandbox_module._poll_oneoff
+
+    def counted(*args: Any) -> int:
+        nonlocal polls
+        polls += 1
+        return poll_oneoff(*args)
+
+    monkeypatch.setattr(sandbox_module, "_poll_oneoff", counted)  # before the Sandbox links it
+    sandbox = Sandbox(memory_limit_mb=64, time_limit=30, pool_size=1)
+
+    async def call_tool(server: str, tool: str, args: Any) -> Any:
+        await trio.sleep(0.2)
+        return "late"
+
+    result = await sandbox.execute("return await tools.s.t({})", call_tool=call_tool, max_tool_calls=1)
+    assert json.loads(result.result) == "late"
+    assert 1 < polls <= 20
 
 
 async def test_cancelling_the_caller_stops_a_running_execution() -> None:
