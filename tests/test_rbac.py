@@ -192,8 +192,18 @@ EXPORT = "?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z"
 UPSTREAM = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}
 MCP = {"name": "Tools {n}", "alias": "tools-{n}", "url": "{mcp_url}"}
 SSO = {"issuer": "http://127.0.0.1:9/op", "client_id": "voidllm", "client_secret": "s3cret"}
-PRIVATE_URLS = "mcp:\n  allow_private_urls: true\nsso:\n  allow_private_issuers: true"
-"""The mock MCP server and the SSO issuer above are on loopback."""
+SETTINGS = (
+    "mcp:\n  allow_private_urls: true\n  health:\n    enabled: false\n"
+    "sso:\n  allow_private_issuers: true\n"
+    "usage:\n  rollup_interval: 1h"
+)
+"""The mock MCP server and the SSO issuer above are on loopback. No service of the gateway writes on a
+timer while the matrix runs, so every write it sees was a request's: the MCP health probes are off (a
+round, every ``mcp.health.interval``, replaces each probed server's cached tool list in
+``mcp_server_tools`` and, for a list that changed, publishes an ``mcp`` change notice), and the usage
+rollups, which store their state in ``settings`` at every run, run once at startup and next in an hour.
+A matrix longer than the default 60 s interval (a busy machine) saw those writes land after refused
+calls."""
 NO_MODELS = Request({"models": []})
 NO_SERVERS = Request({"servers": []})
 INVITE = Request({"token": "{token}"})
@@ -694,13 +704,24 @@ async def _call(
     return Outcome(response.status_code, response.text[:300], code, message or "")
 
 
+_NOTICES_ISSUED = sa.text("SELECT seq FROM sqlite_sequence WHERE name = 'change_notices'")
+"""The highest id ``change_notices`` ever gave (AUTOINCREMENT: never lowered when rows are deleted)."""
+
+
 async def _fingerprint(gw: RunningGateway) -> dict[str, str]:
-    """A digest of every table's rows (the audit log aside: only successes are written to it)."""
+    """A digest of every table's rows (the audit log aside: only successes are written to it).
+
+    ``change_notices`` counts by the notices ever published, not by the rows kept: the gateway's notice
+    poller deletes rows older than ``voidllm.bus.NOTICE_RETENTION`` on a timer, which no request does, and a
+    matrix on a busy machine may outlast it."""
 
     def read(conn: sa.Connection) -> dict[str, str]:
         out = {}
         for table in t.metadata.sorted_tables:
             if table.name == "audit_logs":
+                continue
+            if table.name == "change_notices":
+                out[table.name] = repr(conn.execute(_NOTICES_ISSUED).scalar_one_or_none())
                 continue
             rows = sorted(repr(tuple(row)) for row in conn.execute(sa.select(table)))
             out[table.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
@@ -722,7 +743,7 @@ def _refused(outcome: Outcome, caller: Caller, route: ApiRoute) -> bool:
 async def world(sqlite_dsn: str) -> AsyncIterator[World]:
     async with (
         open_mock_mcp() as mcp,
-        open_gateway(sqlite_dsn, settings=PRIVATE_URLS) as gw,
+        open_gateway(sqlite_dsn, settings=SETTINGS) as gw,
     ):
         yield await _build_world(gw, mcp.url)
 
