@@ -1,5 +1,6 @@
 import { Link, Navigate, useLocation, useNavigate, useParams } from "react-router";
 import { Button, EmptyState, PageHeader, Tabs, TabsContent, TabsList, TabsTrigger } from "../components/ui";
+import { UsageOverview } from "../features/usage/UsageOverview";
 import { UsageView } from "../features/usage/UsageView";
 import { canSeeMcp } from "../features/usage/params";
 import type { UsageKind } from "../features/usage/types";
@@ -20,9 +21,11 @@ function sharedSearch(search: string): string {
   return text ? `?${text}` : "";
 }
 
+type Tab = "overview" | UsageKind;
+
 /**
- * Usage: `/usage` or `/usage/llm` (requests, tokens, cost) and `/usage/mcp` (tool calls; organisation admins
- * and up).
+ * Usage: `/usage` the overview (the last 24 hours at a glance), `/usage/llm` (requests, tokens, cost) and
+ * `/usage/mcp` (tool calls; organisation admins and up).
  * Every filter is in the URL; the numbers come from the API's grouped reports only.
  */
 export default function UsagePage() {
@@ -34,7 +37,9 @@ export default function UsagePage() {
   const base = sub ? path.slice(0, -(sub.length + 1)) : path;
   const mcp = canSeeMcp(me);
 
-  // `/usage` itself shows the LLM tab (no redirect: a remembered `next=/usage` lands where it asked).
+  // `/usage` itself is the overview (no redirect: a remembered `next=/usage` lands where it asked). It has no
+  // filters: a `/usage?...` link is one from before the overview existed, when `/usage` was the LLM tab.
+  if (sub === "" && location.search) return <Navigate to={`${base}/llm${location.search}`} replace />;
   if (sub === "mcp" && !mcp) return <Navigate to={`${base}/llm${sharedSearch(location.search)}`} replace />;
   const description = hasRole(me, "system_admin")
     ? "Requests, tokens, estimated cost and MCP tool calls of every organization, or of yours."
@@ -50,36 +55,36 @@ export default function UsagePage() {
           title="There is no such usage page"
           action={
             <Button asChild variant="secondary">
-              <Link to={`${base}/llm`}>LLM usage</Link>
+              <Link to={base}>Usage overview</Link>
             </Button>
           }
         />
       </>
     );
   }
-  const tab: UsageKind = sub === "mcp" ? "mcp" : "llm";
-  if (!mcp) {
-    return (
-      <>
-        {header}
-        <UsageView kind="llm" />
-      </>
-    );
-  }
+  const tab: Tab = sub === "" ? "overview" : sub === "mcp" ? "mcp" : "llm";
+  const open = (value: string) =>
+    navigate(value === "overview" ? base : `${base}/${value}${sharedSearch(location.search)}`);
   return (
     <>
       {header}
-      <Tabs value={tab} onValueChange={(value) => navigate(`${base}/${value}${sharedSearch(location.search)}`)}>
-        <TabsList aria-label="Usage type">
+      <Tabs value={tab} onValueChange={open}>
+        <TabsList aria-label="Usage view">
+          <TabsTrigger value="overview">Overview</TabsTrigger>
           <TabsTrigger value="llm">LLM</TabsTrigger>
-          <TabsTrigger value="mcp">MCP</TabsTrigger>
+          {mcp ? <TabsTrigger value="mcp">MCP</TabsTrigger> : null}
         </TabsList>
+        <TabsContent value="overview" className="mt-6">
+          <UsageOverview base={base} />
+        </TabsContent>
         <TabsContent value="llm" className="mt-6">
           <UsageView kind="llm" />
         </TabsContent>
-        <TabsContent value="mcp" className="mt-6">
-          <UsageView kind="mcp" />
-        </TabsContent>
+        {mcp ? (
+          <TabsContent value="mcp" className="mt-6">
+            <UsageView kind="mcp" />
+          </TabsContent>
+        ) : null}
       </Tabs>
     </>
   );

@@ -236,11 +236,11 @@ describe("usage page: LLM", () => {
 });
 
 describe("usage page: tabs and roles", () => {
-  it("shows the LLM tab at /usage and switches to MCP keeping the range", async () => {
+  it("shows the LLM tab at /usage/llm and switches to MCP keeping the range", async () => {
     const api = mockApi({ "GET /api/v1/usage": report, "GET /api/v1/mcp-usage": mcpReport });
-    const { router } = render(`/usage?${CUSTOM}`);
+    const { router } = render(`/usage/llm?${CUSTOM}`);
     await screen.findByRole("table", { name: "LLM usage by model" });
-    expect(router.state.location.pathname).toBe("/usage");
+    expect(router.state.location.pathname).toBe("/usage/llm");
     expect(screen.getByRole("tab", { name: "LLM", selected: true })).toBeInTheDocument();
     const user = userEvent.setup();
     await user.selectOptions(screen.getByLabelText("Group by"), "team");
@@ -288,7 +288,7 @@ describe("usage page: tabs and roles", () => {
     const { router } = render(`/usage/mcp?${CUSTOM}`, ME_MEMBER);
     await screen.findByRole("table", { name: "LLM usage by model" });
     expect(router.state.location.pathname).toBe("/usage/llm");
-    expect(screen.queryByRole("tab")).toBeNull();
+    expect(screen.getAllByRole("tab").map((t) => t.textContent)).toEqual(["Overview", "LLM"]);
     expect(screen.queryByLabelText("Scope")).toBeNull();
     expect(within(screen.getByLabelText("Group by")).queryByRole("option", { name: "Organization" })).toBeNull();
     expect(api.requests.every((r) => r.path === "/api/v1/usage/me")).toBe(true);
@@ -308,11 +308,11 @@ describe("usage page: tabs and roles", () => {
 });
 
 describe("usage page in the app", () => {
-  it("opens /usage on the LLM tab inside the shell, and the tabs move between /usage/mcp and /usage/llm", async () => {
+  it("opens an old /usage link with filters on the LLM tab inside the shell, and the tabs move between /usage/mcp and /usage/llm", async () => {
     mockApi({ "GET /api/v1/me": ME_ORG_ADMIN, "GET /api/v1/orgs/o1/usage": report, "GET /api/v1/orgs/o1/mcp-usage": mcpReport });
     const { router } = renderApp({ route: `/usage?${CUSTOM}` });
     await screen.findByRole("table", { name: "LLM usage by model" });
-    expect(router.state.location.pathname).toBe("/usage");
+    expect(router.state.location.pathname).toBe("/usage/llm");
     expect(new URLSearchParams(router.state.location.search).get("from")).toBe("2026-12-01");
     const user = userEvent.setup();
     await user.click(screen.getByRole("tab", { name: "MCP" }));
