@@ -46,6 +46,7 @@ describe("app shell", () => {
       "Organization",
       "Organizations",
       "Users",
+      "License",
       "Profile",
     ]);
   });
@@ -82,6 +83,20 @@ describe("app shell", () => {
     expect(links).toEqual(expected);
     expect(screen.queryByRole("link", { name: "Models" })).toBeNull();
     expect(await screen.findByRole("heading", { name: "No access" })).toBeInTheDocument();
+  });
+
+  it.each([
+    ["member", ME_MEMBER],
+    ["team admin", { ...ME_MEMBER, team_admin_of: ["t1"] }],
+    ["org admin", ME_ORG_ADMIN],
+  ])("shows a %s no License link and refuses the page", async (_, me) => {
+    const api = mockApi({ "GET /api/v1/me": me, "GET /api/v1/*": { data: [], has_more: false } });
+    renderApp({ route: "/license" });
+    expect(await navLinks()).not.toContain("License");
+    expect(await screen.findByRole("heading", { level: 1, name: "No access" })).toBeInTheDocument();
+    expect(screen.getByText("Your role does not allow this page.")).toBeInTheDocument();
+    expect(screen.queryByRole("heading", { name: "License" })).toBeNull();
+    expect(api.requests.some((r) => r.path === "/health")).toBe(false);
   });
 
   it("has an Account menu with Sign out that ends the session on the server", async () => {

@@ -27,6 +27,7 @@ const CostReportsPage = lazy(() => import("../pages/CostReportsPage"));
 const TeamsPage = lazy(() => import("../pages/TeamsPage"));
 const ServiceAccountsPage = lazy(() => import("../pages/ServiceAccountsPage"));
 const SsoPage = lazy(() => import("../pages/SsoPage"));
+const LicensePage = lazy(() => import("../pages/LicensePage"));
 
 function Page({ children }: { children: ReactNode }) {
   return <Suspense fallback={<LoadingState label="Loading page" />}>{children}</Suspense>;
@@ -92,6 +93,7 @@ export function appRoutes(): RouteObject[] {
               { path: "orgs", role: "system_admin" as const, page: <OrgsPage /> },
               { path: "orgs/:orgId/*", role: "system_admin" as const, page: <OrgPage /> },
               { path: "users", role: "system_admin" as const, page: <UsersPage /> },
+              { path: "license", role: "system_admin" as const, page: <LicensePage /> },
               { path: "sso", role: "org_admin" as const, page: <SsoPage /> },
               { path: "orgs/:orgId/sso", role: "system_admin" as const, page: <SsoPage /> },
             ].map(({ path, role, page }) => ({

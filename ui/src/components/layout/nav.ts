@@ -29,6 +29,7 @@ export const NAV_ITEMS: NavItem[] = [
   { label: "Organization", to: "/org", visible: isOrgAdmin },
   { label: "Organizations", to: "/orgs", visible: isSystemAdmin },
   { label: "Users", to: "/users", visible: isSystemAdmin },
+  { label: "License", to: "/license", visible: isSystemAdmin },
   { label: "Profile", to: "/profile" },
 ];
 
