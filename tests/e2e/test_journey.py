@@ -293,6 +293,12 @@ def test_a_playground_request_shows_on_the_dashboard_and_the_usage_page_and_in_t
 
     navigation.get_by_role("link", name="Usage").click()
     expect(page.get_by_role("heading", level=1, name="Usage")).to_be_visible()
+    overview = page.get_by_role("main").locator("section")
+    requests = overview.filter(has=page.get_by_text("Requests (24h)", exact=True)).locator("dd").first
+    expect(requests).to_have_text(re.compile(r"^\d[\d,]*$"))
+    assert int(requests.inner_text().replace(",", "")) >= requests_24h
+    page.get_by_role("link", name="LLM usage").click()
+    expect(page).to_have_url(re.compile(r"/usage/llm\?range=24h$"))
     choose(page, "Group by", "Team")
     expect(page).to_have_url(re.compile(r"[?&]\w*group\w*=team\b"))
     page.reload()

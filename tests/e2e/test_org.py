@@ -36,7 +36,7 @@ ORG_ADMIN_EMAIL = "org-admin@e2e.example"
 ORG_ADMIN_PASSWORD = "org-admin-e2e-Passw0rd"
 INVITEE_EMAIL = "invitee@e2e.example"
 INVITEE_PASSWORD = "invitee-e2e-Passw0rd"
-SYSTEM_LINKS = ["Organizations", "Users", "Models"]
+SYSTEM_LINKS = ["Organizations", "Users", "Models", "License"]
 WIDE = {"width": 1280, "height": 800}
 
 

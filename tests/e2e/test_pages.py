@@ -45,11 +45,13 @@ PAGES = [
     Page("mcp-servers", "mcp-servers", "MCP Servers"),
     Page("models", "models", "Models"),
     Page("usage", "usage", "Usage"),
+    Page("usage-llm", "usage/llm", "Usage"),
     Page("usage-mcp", "usage/mcp", "Usage"),
     Page("org-settings", "org/settings", "Organization"),
     Page("org-members", "org/users", "Organization"),
     Page("organizations", "orgs", "Organizations"),
     Page("users", "users", "Users"),
+    Page("license", "license", "License"),
     Page("profile", "profile", "Profile"),
 ]
 WIDE = {"width": 1280, "height": 800}
@@ -172,7 +174,7 @@ def test_the_sign_in_form_the_create_key_dialog_and_the_account_menu_work_by_key
 def test_dates_follow_the_browsers_locale(
     new_context: NewContext, gateway: Gateway, admin_state: dict[str, Any], locale: str, date: str
 ) -> None:
-    usage = next(page for page in PAGES if page.name == "usage")
+    usage = next(page for page in PAGES if page.name == "usage-llm")
     tab = open_page(new_context, gateway, usage, admin_state, viewport=WIDE, locale=locale)
     filters = (
         tab.get_by_role("main")

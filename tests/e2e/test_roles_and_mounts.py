@@ -1,10 +1,10 @@
 """Who sees what, where the app is mounted, and sign-in throttling (issue 15 points 2-4).
 
 A member (created through the API with the bootstrap admin's key) signs in and finds no link to an admin
-page, and the Models route refuses them. Behind a reverse proxy that mounts the gateway under ``/voidllm/``
-(and strips the prefix), the app loads, signs in, navigates and reloads a deep route without the browser
-ever asking for a path outside ``/voidllm/``. After five wrong passwords for one email the sign-in page says
-when to try again.
+page, and the Models and License routes refuse them. Behind a reverse proxy that mounts the gateway under
+``/voidllm/`` (and strips the prefix), the app loads, signs in, navigates and reloads a deep route without the
+browser ever asking for a path outside ``/voidllm/``. After five wrong passwords for one email the sign-in
+page says when to try again.
 """
 
 from __future__ import annotations
@@ -65,6 +65,12 @@ def test_a_members_navigation_has_no_admin_page(
     expect(page.get_by_role("button", name="Account")).to_be_visible()
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     expect(page.get_by_role("heading", level=1, name="Models")).to_have_count(0)
+
+    page.goto(f"{gateway.url}/license")
+    expect(page.get_by_role("heading", level=1, name="No access")).to_be_visible()
+    expect(page.get_by_text("Your role does not allow this page.")).to_be_visible()
+    expect(page.get_by_role("heading", level=1, name="License")).to_have_count(0)
+    expect(navigation.get_by_role("link", name="License")).to_have_count(0)
 
 
 def test_the_app_works_under_a_sub_path_behind_a_reverse_proxy(
