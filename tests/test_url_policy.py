@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpcore
 import pytest
 import trio
 
 from voidllm.admin.mcp_servers import _checked_url
 from voidllm.errors import BadRequestError
 from voidllm.mcp.upstream.client import McpUpstreams, UpstreamServer, UpstreamUnavailable
-from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress, check_url, private_host
+from voidllm.mcp.upstream.ssrf import (
+    BlockedAddress,
+    PrivateAddress,
+    check_url,
+    guarded_transport,
+    private_host,
+)
 
 PRIVATE = [
     # loopback, in every notation a resolver accepts
@@ -204,3 +211,9 @@ async def test_the_client_refuses_the_same_urls_before_any_lookup_or_connection(
             await upstreams.open(UpstreamServer(id="srv-1", alias="tools", url=url))
     finally:
         await upstreams.aclose()
+
+
+def test_idle_upstream_connections_expire_before_common_servers_close_them() -> None:
+    pool = guarded_transport(False)._pool
+    assert isinstance(pool, httpcore.AsyncConnectionPool)
+    assert 0 < pool._keepalive_expiry < 5.0  # uvicorn, hypercorn and Node close idle connections at 5 s

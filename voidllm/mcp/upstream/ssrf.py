@@ -235,6 +235,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await trio.sleep(seconds)
 
 
+KEEPALIVE_EXPIRY = 4.0
+"""Seconds an idle upstream connection is kept for reuse: under the 5 s after which uvicorn, hypercorn and
+Node close an idle connection. With a longer expiry, a request sent on a connection idle for about 5 s met
+the server's close and failed ("Server disconnected without sending a response": 8 of 54 such requests in a
+trial), and a ``tools/call``, not idempotent, is not retried."""
+
+
 def guarded_transport(allow_private: bool) -> httpx.AsyncHTTPTransport:
     """An httpx transport whose every connection goes through :class:`GuardedBackend` (httpx's defaults
     otherwise, without the environment's proxies or certificates). Its requests raise
@@ -245,7 +252,7 @@ def guarded_transport(allow_private: bool) -> httpx.AsyncHTTPTransport:
         ssl_context=httpx.create_ssl_context(trust_env=False),
         max_connections=100,
         max_keepalive_connections=20,
-        keepalive_expiry=30.0,
+        keepalive_expiry=KEEPALIVE_EXPIRY,
         network_backend=GuardedBackend(allow_private),
     )
     return transport
