@@ -2,12 +2,20 @@
 
 Tests that need PostgreSQL or Redis skip when the service is not answering, unless
 ``VOIDLLM_REQUIRE_SERVICES=1`` (set by ``.ci/run``), in which case they fail: CI must never pass by skipping.
+
+Migrating an empty SQLite file runs Alembic's whole history (about half a second of CPU), and most tests
+start a gateway that does so: in the test process an empty SQLite file is instead given a copy of one
+database that Alembic migrated once per session (see :func:`_sqlite_template_migrations`). Modules marked
+``real_migrations`` (those about the migrations themselves), other dialects, databases that already hold
+tables and processes the tests spawn all run Alembic as in production.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +52,60 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch, _cheapest_password_
     from voidllm.auth import passwords
 
     monkeypatch.setattr(passwords, "_SCHEME", _cheapest_password_scheme)
+
+
+_template_copy_lock = threading.Lock()
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file that Alembic migrated to head in this session, with the gateway's own pragmas (WAL)."""
+    from voidllm.store.engine import build_engine
+    from voidllm.store.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("migrated") / "template.db"
+    engine = build_engine("sqlite", str(path))
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_template_migrations(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, _migrated_sqlite_template: Path
+) -> None:
+    """``voidllm.store.migrate.upgrade`` copies the session's migrated template into an empty SQLite file
+    (SQLite's backup API, through a connection of its own) instead of running Alembic again; anything else
+    (PostgreSQL, in-memory databases, a database holding tables, a module marked ``real_migrations``) goes
+    to Alembic. The copy is the schema and ``alembic_version`` Alembic wrote, so the gateway sees exactly
+    what a real migration leaves behind."""
+    if request.node.get_closest_marker("real_migrations"):
+        return
+    from voidllm.store import migrate
+
+    alembic_upgrade = migrate.upgrade
+
+    def upgrade(engine: Any) -> str:
+        path = engine.url.database
+        if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+            return alembic_upgrade(engine)
+        with _template_copy_lock:  # two gateways starting together on one file: one copy, one no-op
+            target = sqlite3.connect(path, timeout=10)
+            try:
+                if target.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    return alembic_upgrade(engine)
+                template = sqlite3.connect(_migrated_sqlite_template)
+                try:
+                    template.backup(target)
+                finally:
+                    template.close()
+            finally:
+                target.close()
+        return migrate.head_revision()
+
+    monkeypatch.setattr(migrate, "upgrade", upgrade)
 
 
 @pytest.fixture(autouse=True)

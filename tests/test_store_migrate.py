@@ -24,6 +24,8 @@ from voidllm.store.migrate import (
 )
 from voidllm.store.tables import metadata
 
+pytestmark = pytest.mark.real_migrations
+
 # pg_locks shows a bigint advisory key as classid (high 32 bits) and objid (low 32 bits).
 _LOCK_CLASSID, _LOCK_OBJID = PG_ADVISORY_LOCK_KEY >> 32, PG_ADVISORY_LOCK_KEY & 0xFFFFFFFF
 

@@ -1,18 +1,22 @@
-"""The migrated schema equals ``tables.metadata`` on both dialects, and the schema has what the app needs."""
+"""The migrated schema equals ``tables.metadata`` on both dialects, and the schema has what the app needs; the
+test suite's copy of a migrated SQLite template equals what Alembic writes."""
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from voidllm.store import tables
+from voidllm.store import migrate as migrate_module
+from voidllm.store import open_store, tables
 from voidllm.store.engine import build_engine
-from voidllm.store.migrate import upgrade
+from voidllm.store.migrate import head_revision, upgrade
 from voidllm.store.tables import metadata
 
 EXPECTED_TABLES = {
@@ -174,3 +178,33 @@ def test_memberships_cascade_from_users_and_orgs() -> None:
         assert fk.ondelete == "CASCADE"
     (fallback,) = tables.models.c.fallback_model_id.foreign_keys
     assert fallback.ondelete == "SET NULL"
+
+
+async def test_the_test_suites_migrated_copy_is_what_alembic_writes(tmp_path: Path) -> None:
+    """tests/conftest.py gives an empty SQLite file a copy of a session-wide migrated template instead of
+    running Alembic again: ``migrate`` through it must leave exactly the schema, revision and pragmas that
+    Alembic's own ``upgrade`` leaves in a fresh file (the copy is a stand-in for tests only)."""
+
+    def snapshot(path: Path) -> tuple[object, ...]:
+        connection = sqlite3.connect(path)
+        try:
+            schema = connection.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
+            return (
+                schema.fetchall(),
+                connection.execute("SELECT version_num FROM alembic_version").fetchall(),
+                connection.execute("PRAGMA journal_mode").fetchall(),
+                connection.execute("PRAGMA user_version").fetchall(),
+            )
+        finally:
+            connection.close()
+
+    engine = build_engine("sqlite", str(tmp_path / "alembic.db"))
+    try:
+        upgrade(engine)  # imported before conftest's stand-in: Alembic itself
+    finally:
+        engine.dispose()
+    async with open_store("sqlite", str(tmp_path / "copied.db")) as store:
+        assert migrate_module.upgrade is not upgrade, "the stand-in is in place"
+        assert await migrate_module.migrate(store) == head_revision()
+        assert await store.run(lambda c: c.execute(sa.text("PRAGMA foreign_keys")).scalar()) == 1
+    assert snapshot(tmp_path / "copied.db") == snapshot(tmp_path / "alembic.db")

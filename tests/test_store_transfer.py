@@ -32,6 +32,8 @@ from voidllm.store.tables import metadata
 from voidllm.store.transfer import Endpoint, TransferError, survey, transfer
 from voidllm.store.types import UTCDateTime
 
+pytestmark = pytest.mark.real_migrations
+
 ROWS = 5  # per table; with BATCH = 2 every table takes three pages
 BATCH = 2
 TEXT = "héllo wörld 🚀 ✓ 日本語 'single' \"double\" back\\slash\nnew line"
