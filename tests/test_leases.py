@@ -78,7 +78,8 @@ async def test_advisory_lease_is_freed_when_the_holders_session_ends(pg_dsn: str
         def kill_a(conn: sa.Connection) -> None:  # the holder's process dies: its session ends
             conn.execute(
                 sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    # with a timeout, it returns once the backend has exited (and its locks are gone)
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
                     "WHERE locktype = 'advisory' AND granted AND objid = :low"
                 ),
                 {"low": a.key & 0xFFFFFFFF},
