@@ -262,8 +262,8 @@ class MultipartHead:
 
         Streamed, the result is followed by the rest of the body, verbatim (through :meth:`relay`). Raises
         ``RuntimeError`` before the model field was read or on a second call, and ``ValueError`` if
-        ``new_model`` contains a line break, or ``values`` numbers a file part, the model field or no part, or
-        gives a value containing the boundary delimiter.
+        ``new_model`` contains a line break, or ``values`` numbers a file part, the model field or no part;
+        :class:`MultipartError` (a 400) if it gives a value containing the boundary delimiter.
         """
         if self.model is None or self._rewritten:
             raise RuntimeError("rewrite() needs a model field read by feed(), once")
@@ -286,7 +286,9 @@ class MultipartHead:
             raise ValueError("only the value of a text field other than model can be replaced")
         encoded = value.encode("utf-8")
         if self._delimiter in encoded:  # it would end the part early (no border: the delimiter has one CR)
-            raise ValueError("a field value must not contain the boundary delimiter")
+            # a client can bring this about (a boundary and a value made so that a placeholder completes the
+            # delimiter): a 400, not a server error
+            raise MultipartError("a redacted field would contain the boundary; send another boundary")
         return encoded
 
     def length_delta(self, new_model: str) -> int:
