@@ -9,7 +9,7 @@
  *   expect(api.calls("POST", "/api/v1/orgs/o1/keys")[0].body).toEqual({...});
  */
 import type { ReactElement, ReactNode } from "react";
-import { render, type RenderResult } from "@testing-library/react";
+import { render, waitFor, type RenderResult } from "@testing-library/react";
 import { createMemoryRouter, RouterProvider, type RouteObject } from "react-router";
 import { QueryClient } from "@tanstack/react-query";
 import { vi } from "vitest";
@@ -199,4 +199,23 @@ export function wrapperWith(client: QueryClient = testQueryClient()) {
   return function Wrapper({ children }: { children: ReactNode }) {
     return <AppProviders client={client}>{children}</AppProviders>;
   };
+}
+
+/**
+ * Wait until `element` takes pointer input. When one Radix modal replaces another in a single render, the new
+ * layer is drawn with `pointer-events: none` until its effect has registered it as the topmost layer; a click
+ * in that moment is refused by user-event (a real pointer arrives frames later).
+ */
+export async function untilClickable(element: Element): Promise<Element> {
+  await waitFor(() => {
+    // as user-event decides: the nearest element (itself or an ancestor) that declares pointer-events
+    for (let node: Element | null = element; node; node = node.parentElement) {
+      const value = getComputedStyle(node).pointerEvents;
+      if (value && value !== "inherit" && value !== "unset") {
+        if (value === "none") throw new Error("the element does not take pointer input yet");
+        return;
+      }
+    }
+  });
+  return element;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import KeysPage from "../../pages/KeysPage";
-import { ME_MEMBER, ME_ORG_ADMIN, errorResponse, mockApi, renderPage } from "../../test/utils";
+import { ME_MEMBER, ME_ORG_ADMIN, errorResponse, mockApi, renderPage, untilClickable } from "../../test/utils";
 import type { KeyOut } from "./types";
 
 const DAY = 24 * 3600 * 1000;
@@ -291,7 +291,8 @@ describe("API keys page", () => {
     expect(within(shown).getByLabelText("New API key")).toHaveValue(PLAINTEXT);
     expect(shown).toHaveTextContent(/old key keeps working until/);
     expect(api.calls("POST", "/api/v1/orgs/o1/keys/k1/rotate")[0]!.headers.get("X-CSRF-Token")).toBe("r1");
-    await user.click(within(shown).getByRole("button", { name: "Done" }));
+    // The confirmation is replaced by this dialog in one render: wait until Radix lets the pointer in.
+    await user.click(await untilClickable(within(shown).getByRole("button", { name: "Done" })));
     await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
     expect(document.body.innerHTML).not.toContain(PLAINTEXT);
   });
