@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -227,12 +228,17 @@ def writes(text: str) -> str:
     return f"std.out.puts({json.dumps(text)}); std.out.flush();"
 
 
+def forged(body: str) -> str:
+    """A prelude whose start function runs ``body`` (with the I/O the real prelude hides) instead."""
+    return f"globalThis.__voidllm_start = async () => {{ {body} }};"
+
+
 CALL = json.dumps({"t": "call", "id": 1, "s": "s", "n": "echo", "a": "{}"})
 FORGED_PRELUDES = [
-    pytest.param(writes("not a frame\n") + "while (true) {}", id="garbage-then-a-loop"),
-    pytest.param(writes('{"t": "ok"}\n'), id="result-without-value"),
+    pytest.param(forged(writes("not a frame\n") + "while (true) {}"), id="garbage-then-a-loop"),
+    pytest.param(forged(writes('{"t": "ok"}\n')), id="result-without-value"),
     pytest.param(
-        writes(f"{CALL}\n{CALL}\n") + "os.setReadHandler(0, () => {}); await new Promise(() => {})",
+        forged(writes(f"{CALL}\n{CALL}\n") + "os.setReadHandler(0, () => {}); await new Promise(() => {})"),
         id="an-id-twice",
     ),
 ]
@@ -240,17 +246,18 @@ FORGED_PRELUDES = [
 
 @pytest.mark.parametrize("prelude", FORGED_PRELUDES)
 async def test_forged_frames_end_the_execution_as_a_bridge_failure_at_once(
-    prelude: str, monkeypatch: pytest.MonkeyPatch
+    prelude: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """What a script that reached the I/O the prelude hides could write: BridgeError, before any deadline."""
-    slow = Sandbox(memory_limit_mb=64, time_limit=60, pool_size=1)
+    """What a script that reached the I/O the prelude hides could write: BridgeError, before any deadline,
+    and again in the next execution (a fresh instance of the same snapshot)."""
     monkeypatch.setattr(sandbox_module, "_PRELUDE", prelude)
-    with trio.fail_after(30), pytest.raises(BridgeError) as caught:  # the real clock: no 60 s deadline
-        await slow.execute("return 1", call_tool=echo, max_tool_calls=5)
-    assert str(caught.value) == "the script broke the sandbox bridge"
-    assert caught.value.script_message == "InternalError: the sandbox bridge was broken"
-    monkeypatch.undo()
-    await assert_next_execution_is_fresh(slow)
+    slow = Sandbox(memory_limit_mb=64, time_limit=60, pool_size=1, cache_dir=tmp_path)
+    for _ in range(2):
+        with trio.fail_after(30), pytest.raises(BridgeError) as caught:  # the real clock: no 60 s deadline
+            await slow.execute("return 1", call_tool=echo, max_tool_calls=5)
+        assert str(caught.value) == "the script broke the sandbox bridge"
+        assert caught.value.script_message == "InternalError: the sandbox bridge was broken"
+    assert slow.available == 1
 
 
 def blocked_tool(busy: trio.Event, release: trio.Event) -> Callable[[str, str, Any], Awaitable[Any]]:

@@ -1,6 +1,10 @@
-// Runs as the module given to qjs with -e; the user's code arrives as scriptArgs[0]. The top-level await of
-// `settled` keeps qjs running the job loop until the script settles (a promise that never settles then
-// spins until the host's deadline stops it).
+// Runs once, as the module given to qjs with -e, when the sandbox takes its snapshot
+// (voidllm/codemode/snapshot.py): everything up to the start function below is done then, and every
+// execution begins from that memory. Each execution evaluates the module
+//   const start = globalThis.__voidllm_start; delete globalThis.__voidllm_start; await start(CODE, SEEDS);
+// so the user's code arrives as a string literal, the start function is gone before that code runs, and the
+// top-level await of the settled promise keeps qjs running the job loop until the script settles (a promise
+// that never settles then spins until the host's deadline stops it).
 //
 // The script may replace any global, prototype method or accessor before the bridge next runs: JSON,
 // Promise, Map, Error, the Array and String methods, Function.prototype.call, getters or setters on
@@ -22,7 +26,7 @@ const ProxyC = Proxy;
 const out = std.out, input = std.in, setReadHandler = os.setReadHandler;
 const puts = out.puts, flush = out.flush, getline = input.getline;
 const AsyncFunction = getPrototypeOf(async function () {}).constructor;
-const source = scriptArgs[0];
+const imul = Math.imul;
 const LIMIT = 4096;
 
 let done;
@@ -135,11 +139,29 @@ const finish = (value) => {
 };
 const fail = (e) => { failure("runtime", e); done(); };
 
-let fn;
-try { fn = new AsyncFunction(source); } catch (e) { failure("syntax", e); done(); }
-if (fn !== undefined) {
-  // `then` looks up the promise's constructor (species), which the script may have replaced: when that
-  // throws, the script broke its own promise and fails with its own error
-  try { apply(then, fn(), [finish, fail]); } catch (e) { fail(e); }
-}
-await settled;
+// Math.random: QuickJS seeds its generator when the context is made, which is once, in the snapshot; so it is
+// replaced by xoshiro128** seeded by the host for each execution (never shared between two of them).
+let r0 = 1, r1 = 0, r2 = 0, r3 = 0;
+const next = () => {
+  const m = imul(r1, 5);
+  const result = imul((m << 7) | (m >>> 25), 9) >>> 0;
+  const t = r1 << 9;
+  r2 ^= r0; r3 ^= r1; r1 ^= r2; r0 ^= r3; r2 ^= t; r3 = (r3 << 11) | (r3 >>> 21);
+  return result;
+};
+const random = () => ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992;
+defineProperty(Math, "random", { value: random, writable: true, configurable: true });
+
+const start = (source, s0, s1, s2, s3) => {
+  r0 = s0 | 0; r1 = s1 | 0; r2 = s2 | 0; r3 = s3 | 0;
+  if ((r0 | r1 | r2 | r3) === 0) r0 = 1;
+  let fn;
+  try { fn = new AsyncFunction(source); } catch (e) { failure("syntax", e); done(); }
+  if (fn !== undefined) {
+    // `then` looks up the promise's constructor (species), which the script may have replaced: when that
+    // throws, the script broke its own promise and fails with its own error
+    try { apply(then, fn(), [finish, fail]); } catch (e) { fail(e); }
+  }
+  return settled;
+};
+defineProperty(globalThis, "__voidllm_start", { value: start, configurable: true });

