@@ -17,13 +17,13 @@ from voidllm.config import parse_config
 from voidllm.crypto import KeyKind, generate_key, hash_key
 from voidllm.identity import KeyIdentity, Role
 from voidllm.proxy.handler import Proxy, ProxyLimits
-from voidllm.proxy.transport import UpstreamClosedError, UpstreamConnectError
 from voidllm.routing.breaker import BreakerRegistry, BreakerSettings
 from voidllm.routing.catalog import AccessRules, Catalog
 from voidllm.routing.cooldown import CooldownRegistry
 from voidllm.routing.latency import LatencyTracker
 from voidllm.routing.registry import Registry
 from voidllm.routing.strategy import Router
+from voidllm.transport.base import UpstreamClosedError, UpstreamConnectError
 from voidllm.usage.writer import open_usage_channel
 
 SECRET = b"k" * 32

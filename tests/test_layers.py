@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "voidllm.bus",
             "voidllm.redis",
             "voidllm.providers",
+            "voidllm.transport",
             "voidllm.mcp.upstream",
             "voidllm.codemode",
         ),

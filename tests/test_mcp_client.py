@@ -446,6 +446,37 @@ async def test_private_address_refused_at_connect_time(monkeypatch: pytest.Monke
         await up.aclose()
 
 
+async def test_a_name_is_resolved_once_per_connection_and_the_checked_address_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool connects to the address the policy checked: the name is looked up once for the connection
+    (never again by the socket layer), the request still names the host, and later calls reuse the
+    connection without any lookup."""
+    asked: list[str] = []
+
+    async def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple[Any, ...]]:
+        asked.append(host)
+        address = {"named.test": "127.0.0.1"}.get(host, host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(trio.socket, "getaddrinfo", getaddrinfo)
+    up = McpUpstreams(allow_private_urls=True)
+    try:
+        async with open_mock_mcp(modern=True, json_response=True) as mock:
+            port = mock.url.rsplit(":", 1)[1].split("/")[0]
+            server = _server(f"http://named.test:{port}/mcp")
+            session = None
+            for _ in range(3):
+                result, session = await up.request(server, session, "tools/call", ECHO)
+                assert result["structuredContent"] == {"text": "hi"}
+            assert asked.count("named.test") == 1
+            assert all(host in ("named.test", "127.0.0.1") for host in asked)
+            assert {r.headers.get("host") for r in mock.received} == {f"named.test:{port}"}
+            assert len({r.peer for r in mock.received}) == 1  # one connection for the discovery and the calls
+    finally:
+        await up.aclose()
+
+
 async def test_ftp_refused_even_with_private_urls_allowed(upstreams: McpUpstreams) -> None:
     with pytest.raises(UpstreamUnavailable, match="must be an http:// or https:// URL"):
         await upstreams.open(_server("ftp://127.0.0.1/mcp"))

@@ -24,8 +24,7 @@ import pytest
 import trio
 import trio.testing
 
-from voidllm.proxy.h11pool import H11Pool
-from voidllm.proxy.transport import (
+from voidllm.transport.base import (
     Transport,
     UpstreamClosedError,
     UpstreamConnectError,
@@ -34,6 +33,7 @@ from voidllm.proxy.transport import (
     UpstreamProtocolError,
     UpstreamTimeoutError,
 )
+from voidllm.transport.h11pool import H11Pool
 
 MARKER = b"zk-marker-7f3a9c"
 # "Closes at once" is checked on the autojump clock: the upstream sees EOF at the very (virtual) instant the

@@ -101,7 +101,6 @@ from voidllm.mcp.upstream.ssrf import guarded_transport
 from voidllm.mcp.usage import open_tool_call_channel, serve_tool_call_writer
 from voidllm.nursery import Supervisor, open_supervisor
 from voidllm.proxy.demo import DemoTransport
-from voidllm.proxy.h11pool import H11Pool
 from voidllm.proxy.handler import Proxy, ProxyLimits
 from voidllm.redis.boards import RedisBoardShare, serve_shared_board
 from voidllm.redis.bus import RedisBus, serve_invalidations
@@ -123,6 +122,7 @@ from voidllm.store.store import Store, open_store
 from voidllm.store.tables import audit_logs, incidents, mcp_tool_calls
 from voidllm.store.tables import usage_events as usage_events_table
 from voidllm.tracing.export import QueueingProcessor, build_exporter, open_tracing, serve_span_export
+from voidllm.transport.h11pool import H11Pool
 from voidllm.usage.events import UsageEvent
 from voidllm.usage.incidents import open_incident_channel, serve_incident_writer
 from voidllm.usage.retention import serve_retention

@@ -2,7 +2,7 @@
 
 Used for the streaming phase always (wrk cannot time individual SSE events), and for every other phase when
 Debian's ``wrk`` is not installed (or ``--load-generator python``). Deliberately independent of
-``voidllm.proxy.h11pool``: the benchmark should not measure the gateway with the gateway's own code.
+``voidllm.transport.h11pool``: the benchmark should not measure the gateway with the gateway's own code.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@
 - ``calls.py``, ``messages.py``, ``headers.py``, ``endpoints.py``: upstream requests per provider, the
   Anthropic Messages API ingress, header policy, the proxied routes.
 - ``jsonbody.py``, ``multipart.py``, ``sse.py``: sans-IO body parsing and rewriting, the SSE relay.
-- ``transport.py``, ``h11pool.py``, ``demo.py``: the upstream ``Transport``, the h11 keep-alive pool, the demo
-  provider answered in process.
+- ``demo.py``: the demo provider answered in process, a ``Transport`` (:mod:`voidllm.transport`) wrapping the
+  h11 keep-alive pool.
 - ``tokencount.py``: ``count_tokens`` estimated offline (tiktoken, the packaged ``encodings/o200k_base``) for
   models not served by Anthropic.
 - ``guarding.py``, ``guardstream.py``: the prompt guard on the data plane (requests scanned, refused or

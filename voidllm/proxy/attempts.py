@@ -53,7 +53,6 @@ from voidllm import tracing
 from voidllm.asgi import ClientDisconnectedError
 from voidllm.errors import BadGatewayError, CircuitOpenError, GatewayError, GatewayTimeoutError
 from voidllm.proxy import metrics as m
-from voidllm.proxy.transport import Transport, UpstreamError, UpstreamResponse, UpstreamTimeoutError
 from voidllm.routing.breaker import Permit
 from voidllm.routing.cooldown import parse_retry_after
 from voidllm.routing.metrics import (
@@ -66,6 +65,7 @@ from voidllm.routing.metrics import (
 from voidllm.routing.registry import Model, Upstream
 from voidllm.routing.strategy import Router
 from voidllm.tracing import conventions as c
+from voidllm.transport.base import Transport, UpstreamError, UpstreamResponse, UpstreamTimeoutError
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 CREDENTIALS_REFUSED = frozenset({401, 403})

@@ -13,7 +13,7 @@ How: such upstreams point at :data:`~voidllm.config.upstreams.DEMO_BASE_URL` (``
 and :class:`DemoTransport`, wrapped around the real transport, answers requests for that URL in process;
 every other request goes to the real transport untouched. Token counts are estimates (a quarter of the
 request's bytes; the answer's words), so limits and usage rows behave as with a real provider. It is a
-:class:`~voidllm.proxy.transport.Transport`, so it lives with the transports, above the sans-IO providers.
+:class:`~voidllm.transport.base.Transport`, so it lives with the transports, above the sans-IO providers.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import attrs
 import trio
 
 from voidllm.config.upstreams import DEMO_BASE_URL
-from voidllm.proxy.transport import ResponseContext, Transport, UpstreamResponse
 from voidllm.testing.mock_openai import Behaviour, answer_in_memory
+from voidllm.transport.base import ResponseContext, Transport, UpstreamResponse
 
 __all__ = ["DEMO_FINGERPRINT", "DEMO_TEXT", "DemoTransport"]
 
@@ -79,7 +79,7 @@ class _DemoResponse:
 
 @attrs.define(eq=False)
 class DemoTransport:
-    """A :class:`~voidllm.proxy.transport.Transport` that answers demo URLs in process and hands every other
+    """A :class:`~voidllm.transport.base.Transport` that answers demo URLs in process and hands every other
     request to ``inner``."""
 
     inner: Transport

@@ -53,9 +53,9 @@ from voidllm.usage.incidents import Incident
 if TYPE_CHECKING:
     from voidllm.asgi import Send
     from voidllm.proxy.relay import Relay
-    from voidllm.proxy.transport import Transport
     from voidllm.routing.catalog import Catalog
     from voidllm.routing.strategy import Router
+    from voidllm.transport.base import Transport
 
 log = logging.getLogger(__name__)
 

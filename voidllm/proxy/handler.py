@@ -63,10 +63,10 @@ from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.proxy.exchange import Exchange, ProxyLimits, run_hops, usage_event
 from voidllm.proxy.intake import Intake
 from voidllm.proxy.relay import Relay
-from voidllm.proxy.transport import Transport
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.strategy import Router
 from voidllm.tracing import conventions as c
+from voidllm.transport.base import Transport
 from voidllm.usage.batches import Recorder
 from voidllm.usage.incidents import IncidentRecord, record_incidents
 from voidllm.usage.writer import UsageRecorder

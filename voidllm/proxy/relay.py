@@ -51,7 +51,7 @@ from voidllm.proxy.guarding import redact_answer
 from voidllm.proxy.guardstream import Dialect, GuardedStream
 from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
 from voidllm.proxy.sse import UPSTREAM_STREAM_ERROR, SSERelay, abort_event
-from voidllm.proxy.transport import UpstreamError, UpstreamResponse
+from voidllm.transport.base import UpstreamError, UpstreamResponse
 from voidllm.usage.events import TokenUsage
 
 if TYPE_CHECKING:

@@ -21,7 +21,8 @@ every upstream client. It resolves the host itself, refuses the connection if AN
 blocked, and then connects to the very address it checked (the name is never resolved a second time), so
 DNS rebinding between check and connect cannot slip a private address through. TLS still verifies the
 certificate against the host name: httpcore passes the origin's name as ``server_hostname``.
-:func:`guarded_transport` is the httpx transport built on it.
+:func:`guarded_transport` is the httpx transport built on it (OAuth token requests, the legacy transport's
+probe), :class:`GuardedPool` the same rule for the h11 keep-alive pool that carries the JSON-RPC traffic.
 
 Organisations' single sign-on providers follow the same policy (:mod:`voidllm.auth.oidc`, with its own
 setting, ``settings.sso.allow_private_issuers``): a caller names the setting that allows private addresses
@@ -44,13 +45,18 @@ import trio
 from httpcore._backends.trio import TrioBackend
 
 from voidllm.bounds import valid_host
+from voidllm.transport.base import UpstreamConnectError, UpstreamConnectTimeoutError
+from voidllm.transport.h11pool import H11Pool
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from voidllm.transport.h11pool import _Target
+
 __all__ = [
     "BlockedAddress",
     "GuardedBackend",
+    "GuardedPool",
     "PrivateAddress",
     "blocked_ip",
     "check_url",
@@ -233,6 +239,45 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
+
+
+@attrs.define(eq=False)
+class GuardedPool(H11Pool):
+    """The upstream MCP client's keep-alive pool (:class:`~voidllm.transport.h11pool.H11Pool`), connecting
+    only to addresses :func:`resolve_checked` let through, the very address it checked (the name is never
+    resolved a second time); TLS still verifies the certificate against the host name. A host refused when
+    connecting raises :class:`BlockedAddress`, not a transport error."""
+
+    allow_private: bool = False
+
+    async def _open_stream(self, target: _Target) -> tuple[trio.abc.Stream, trio.socket.SocketType | None]:
+        try:
+            with trio.fail_after(self.connect_timeout):
+                addresses = await resolve_checked(target.host, target.port, allow_private=self.allow_private)
+                tcp = await _connect_first(addresses, target.port)
+                try:
+                    tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+                    stream = await self._start_tls(tcp, target.host) if target.tls else tcp
+                except BaseException:
+                    await trio.aclose_forcefully(tcp)
+                    raise
+        except trio.TooSlowError as exc:
+            raise UpstreamConnectTimeoutError("connecting to the upstream timed out") from exc
+        except (httpcore.ConnectError, OSError, trio.BrokenResourceError) as exc:
+            raise UpstreamConnectError("could not connect to the upstream") from exc
+        return stream, tcp.socket
+
+
+async def _connect_first(addresses: list[str], port: int) -> trio.SocketStream:
+    """A TCP stream to the first of ``addresses`` that accepts, in their order."""
+    last: OSError | None = None
+    for address in addresses:
+        try:
+            return await trio.open_tcp_stream(address, port)
+        except OSError as exc:
+            last = exc
+    assert last is not None  # resolve_checked returns at least one address
+    raise last
 
 
 KEEPALIVE_EXPIRY = 4.0

@@ -48,7 +48,7 @@ import attrs
 import h11
 import trio
 
-from voidllm.proxy.transport import (
+from voidllm.transport.base import (
     CLOSE_GRACE,
     ResponseContext,
     UpstreamClosedError,
@@ -122,7 +122,7 @@ class H11Pool:
         *,
         content_length: int | None = None,
     ) -> AbstractAsyncContextManager[UpstreamResponse]:
-        """See :meth:`voidllm.proxy.transport.Transport.request`."""
+        """See :meth:`voidllm.transport.base.Transport.request`."""
         return ResponseContext(self._open, method, url, headers, body, content_length)
 
     async def aclose(self) -> None:

@@ -1,8 +1,9 @@
 """The upstream transport: send one HTTP request, get status, headers and a body stream, close.
 
 The hot path talks to providers only through :class:`Transport`, so it can use the fastest correct
-implementation (:class:`voidllm.proxy.h11pool.H11Pool`; :class:`voidllm.proxy.demo.DemoTransport` wraps it)
-while health probes, MCP and admin calls keep plain httpx clients of their own.
+implementation (:class:`voidllm.transport.h11pool.H11Pool`; :class:`voidllm.proxy.demo.DemoTransport` wraps
+it), as does the upstream MCP client's JSON-RPC traffic (through a pool that applies the URL policy when it
+connects), while health probes, OAuth token requests and admin calls keep plain httpx clients of their own.
 
 Contract of ``transport.request(...)``:
 
