@@ -217,3 +217,4 @@ def test_idle_upstream_connections_expire_before_common_servers_close_them() -> 
     pool = guarded_transport(False)._pool
     assert isinstance(pool, httpcore.AsyncConnectionPool)
     assert 0 < pool._keepalive_expiry < 5.0  # uvicorn, hypercorn and Node close idle connections at 5 s
+    assert 0 < McpUpstreams()._pool.keepalive_expiry < 5.0  # the pool that carries the JSON-RPC calls
