@@ -486,16 +486,26 @@ class _Run:
             self.unstarted.append(call)
 
     def start_unstarted(self) -> None:
-        """Starts the tool calls made since the last wait, together (one hop to trio for all of them)."""
+        """Starts the tool calls made since the last wait, together (one hop to trio for all of them).
+
+        The hop does not wait for trio to take the calls (the worker goes on to wait for their results):
+        waiting would hand the core to trio and back once more per tool call."""
         if not self.unstarted:
             return
         calls, self.unstarted = self.unstarted, []
         self.in_flight += len(calls)
         try:
-            trio.from_thread.run_sync(self.start_calls, calls, trio_token=self.trio_token)
-        except (trio.RunFinishedError, RuntimeError):  # the caller is gone
+            self.trio_token.run_sync_soon(self._start_calls, calls)
+        except trio.RunFinishedError:  # the caller is gone
             self.cancel()
             raise _Stop from None
+
+    def _start_calls(self, calls: list[_Call]) -> None:
+        """In trio: start ``calls``; when the execution has already ended, they are not started."""
+        try:
+            self.start_calls(calls)
+        except RuntimeError:  # the execution's nursery is closed: its worker is gone or going
+            self.cancel()
 
     def take_frame(self, *, block: bool) -> bytes | None:
         """The next tool result; None when ``block`` is false and none is ready; stops at the deadline."""
