@@ -141,8 +141,6 @@ async def _migrate_schema(config: Config) -> int:
 
 
 def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from voidllm.store.transfer import BATCH_SIZE
-
     dsn_help = "postgres://…, postgresql://…, sqlite:///PATH or an SQLite file path"
     parser = commands.add_parser(
         "migrate",
@@ -154,7 +152,9 @@ def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--to", dest="target", required=True, metavar="DSN", help=f"target: {dsn_help}")
     parser.add_argument("--dry-run", action="store_true", help="show the row counts to copy; change nothing")
     parser.add_argument("--replace", action="store_true", help="delete a non-empty target's rows first")
-    parser.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE, help=argparse.SUPPRESS)
+    # No default here: it is the transfer module's, and importing that (psycopg, Alembic) for the parser would
+    # load them into every command, `voidllm serve` too.
+    parser.add_argument("--batch-size", type=_positive_int, help=argparse.SUPPRESS)
 
 
 def _positive_int(text: str) -> int:
@@ -187,7 +187,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 async def _migrate_data(source: Endpoint, target: Endpoint, args: argparse.Namespace) -> int:
     from voidllm.store.store import open_store
-    from voidllm.store.transfer import survey, transfer
+    from voidllm.store.transfer import BATCH_SIZE, survey, transfer
 
     print(f"migrate {source.display} -> {target.display}{' (dry run)' if args.dry_run else ''}", flush=True)
     try:
@@ -197,7 +197,11 @@ async def _migrate_data(source: Endpoint, target: Endpoint, args: argparse.Names
                 return 0
             with _progress_reporter() as on_progress:
                 counts = await transfer(
-                    src, dst, replace=args.replace, batch_size=args.batch_size, on_progress=on_progress
+                    src,
+                    dst,
+                    replace=args.replace,
+                    batch_size=args.batch_size or BATCH_SIZE,
+                    on_progress=on_progress,
                 )
     except GatewayError as exc:
         print(f"voidllm migrate: {exc}", file=sys.stderr)

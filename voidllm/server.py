@@ -84,7 +84,6 @@ from voidllm.auth.cache import KeyCache, serve_key_cache
 from voidllm.auth.oidc import OidcClient
 from voidllm.auth.throttle_redis import RedisLoginThrottle
 from voidllm.bus import StoreBus, serve_store_notices
-from voidllm.codemode.sandbox import Sandbox
 from voidllm.config import Config
 from voidllm.config.settings import OtelConfig
 from voidllm.crypto import Keyring
@@ -121,7 +120,7 @@ from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
 from voidllm.store.tables import audit_logs, incidents, mcp_tool_calls
 from voidllm.store.tables import usage_events as usage_events_table
-from voidllm.tracing.export import QueueingProcessor, build_exporter, open_tracing, serve_span_export
+from voidllm.tracing import metrics as _span_export_metrics  # noqa: F401 - /metrics lists them also while off
 from voidllm.transport.h11pool import H11Pool
 from voidllm.usage.events import UsageEvent
 from voidllm.usage.incidents import open_incident_channel, serve_incident_writer
@@ -464,6 +463,9 @@ async def _tracing(settings: OtelConfig) -> AsyncIterator[Callable[..., Awaitabl
     if not settings.enabled:
         yield None
         return
+    # The SDK and the OTLP exporter (with protobuf: about 10 MB) are loaded only when tracing is on.
+    from voidllm.tracing.export import QueueingProcessor, build_exporter, open_tracing, serve_span_export
+
     processor = QueueingProcessor(settings.queue_size, settings.batch_size)
     exporter = build_exporter(settings)
     with open_tracing(settings, processor):
@@ -526,6 +528,8 @@ async def _start_code_mode(
 ) -> CodeModeRuntime:
     """The Code Mode sandbox (its module compiled, or loaded from the on-disk cache, on a worker thread) and
     the writer of learned output schemas."""
+    from voidllm.codemode.sandbox import Sandbox  # wasmtime: loaded only when Code Mode is on
+
     settings = config.settings.mcp.code_mode
     sandbox = await trio.to_thread.run_sync(
         partial(

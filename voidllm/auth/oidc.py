@@ -50,28 +50,25 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
 import httpx
 import orjson
 import trio
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from joserfc import jwt
-from joserfc.errors import (
-    BadSignatureError,
-    ExpiredTokenError,
-    InvalidKeyIdError,
-    JoseError,
-    MissingClaimError,
-)
-from joserfc.jwk import KeySet
 
 from voidllm.config.validate import issuer_problem
 from voidllm.crypto import CryptoError, Keyring
 from voidllm.errors import GatewayError
 from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress, check_url
+
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySet
+
+# Authlib and joserfc (with the X.509 and key parts of cryptography they pull in: about 100 modules and 10 MB)
+# are imported by the functions that use them, on a sign-in: a gateway without single sign-on never loads
+# them (tests/test_startup.py).
 
 __all__ = [
     "CACHE_SIZE",
@@ -262,6 +259,8 @@ def authorization_url(
     discovery: Discovery, provider: Provider, flow: FlowState, *, login_hint: str = ""
 ) -> str:
     """Where the browser goes to sign in at the provider (Authorization Code with PKCE ``S256``)."""
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
     params = {
         "response_type": "code",
         "client_id": provider.client_id,
@@ -291,6 +290,15 @@ def check_id_token(
         UnknownKeyError: the token's key id is not in ``keys``.
         OidcError: ``token_invalid``, naming the check that failed.
     """
+    from joserfc import jwt
+    from joserfc.errors import (
+        BadSignatureError,
+        ExpiredTokenError,
+        InvalidKeyIdError,
+        JoseError,
+        MissingClaimError,
+    )
+
     try:
         token = jwt.decode(id_token, keys, algorithms=list(provider.algorithms))
     except InvalidKeyIdError:
@@ -394,6 +402,9 @@ class OidcClient:
         if cached is not None:
             return cached  # type: ignore[no-any-return]
         document = await self._get_json(jwks_uri, "key set (JWKS)", org=org)
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
         try:
             keys = KeySet.import_key_set(document)
         except (JoseError, ValueError, TypeError, KeyError):

@@ -73,6 +73,20 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from voidllm.codemode import snapshot
+from voidllm.codemode.errors import (
+    MAX_SOURCE_BYTES,
+    BridgeError,
+    ExecutionResult,
+    ExecutionTimeout,
+    LogLine,
+    MemoryLimitExceeded,
+    SandboxError,
+    ScriptRuntimeError,
+    ScriptSyntaxError,
+    SourceTooLarge,
+    ToolCallError,
+    ToolCallRecord,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -81,7 +95,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_SOURCE_BYTES = 256 * 1024
 TICK = 0.01
 # The wasm stack lives on the worker thread's own stack: 1 MiB leaves ample room (3 MiB crashed a worker
 # thread in a trial) and allows JavaScript recursion about a thousand calls deep.
@@ -101,81 +114,6 @@ _I32 = wasmtime.ValType.i32()
 _LEVELS = frozenset({"info", "debug", "warn", "error"})
 _FAILURES = frozenset({"syntax", "runtime", "memory"})
 _MODULE = 1  # JS_EVAL_TYPE_MODULE: top-level await, and qjs runs the job loop until it settles
-
-
-class SandboxError(Exception):
-    """An execution failed; the message is fixed text and never holds the script or its values."""
-
-
-class SourceTooLarge(SandboxError):
-    def __init__(self) -> None:
-        super().__init__(f"the code is larger than {MAX_SOURCE_BYTES} bytes")
-
-
-class ScriptError(SandboxError):
-    """The script failed in JavaScript; ``script_message`` is its own error text (content)."""
-
-    def __init__(self, message: str, script_message: str) -> None:
-        super().__init__(message)
-        self.script_message = script_message
-
-
-class ScriptSyntaxError(ScriptError):
-    def __init__(self, script_message: str) -> None:
-        super().__init__("the script does not compile", script_message)
-
-
-class ScriptRuntimeError(ScriptError):
-    def __init__(self, script_message: str) -> None:
-        super().__init__("the script raised an error", script_message)
-
-
-class BridgeError(ScriptRuntimeError):
-    """The host bridge received a frame it does not accept (not JSON, not an object, a field of the wrong
-    type, an unknown kind or level, a tool call id used twice), or the prelude reported that it could not
-    read a tool result: the script tampered with what the bridge relies on. Both texts are fixed."""
-
-    def __init__(self) -> None:
-        ScriptError.__init__(
-            self, "the script broke the sandbox bridge", "InternalError: the sandbox bridge was broken"
-        )
-
-
-class ExecutionTimeout(SandboxError):
-    def __init__(self) -> None:
-        super().__init__("the script ran out of time")
-
-
-class MemoryLimitExceeded(SandboxError):
-    def __init__(self) -> None:
-        super().__init__("the script ran out of memory")
-
-
-class ToolCallError(Exception):
-    """Raised by a ``call_tool`` callback; its message becomes the JavaScript error the script can catch."""
-
-
-@attrs.frozen
-class LogLine:
-    level: str
-    msg: str
-
-
-@attrs.frozen
-class ToolCallRecord:
-    server: str
-    tool: str
-    duration_ms: float
-    status: str
-
-
-@attrs.frozen
-class ExecutionResult:
-    result: str
-    """The script's value as JSON text (a string that is JSON passes through, ``undefined`` is ``null``)."""
-    logs: list[LogLine]
-    tool_calls: list[ToolCallRecord]
-    duration_ms: float
 
 
 def _wasm_path() -> Path:

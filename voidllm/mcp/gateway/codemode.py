@@ -75,7 +75,7 @@ from voidllm.codemode.discovery import (
     search,
     unwrap_result,
 )
-from voidllm.codemode.sandbox import (
+from voidllm.codemode.errors import (
     ExecutionTimeout,
     MemoryLimitExceeded,
     SandboxError,
@@ -101,7 +101,7 @@ from voidllm.tracing import conventions as c
 
 if TYPE_CHECKING:
     from voidllm.admin.services import CodeModeRuntime, McpRuntime, Services
-    from voidllm.codemode.sandbox import ExecutionResult
+    from voidllm.codemode.errors import ExecutionResult
     from voidllm.identity import KeyIdentity
     from voidllm.store.store import Store
 
