@@ -149,7 +149,7 @@ def test_a_finding_repr_holds_positions_only() -> None:
 def test_a_text_full_of_candidates_is_searched_whole() -> None:
     """Past MAX_GATE_MATCHES prefilter matches the scan stops and every family searches the whole text."""
     text = "2024-01-01 " * (detect.MAX_GATE_MATCHES // 2) + "card 4111 1111 1111 1111 " + "DE12 " * 400
-    assert detect._GATE.families(text) is None
+    assert detect.prepare().families(text) is None
     assert _kinds_found(text) == [(kinds.CREDIT_CARD, "4111 1111 1111 1111")]
     assert detect.find(text, ALL) == _ungated(text)
 

@@ -15,6 +15,7 @@ from tests.polling import poll_until
 from voidllm.store import open_store
 from voidllm.store.engine import build_engine
 from voidllm.store.migrate import (
+    HEAD_REVISION,
     PG_ADVISORY_LOCK_KEY,
     alembic_config,
     current_revision,
@@ -51,6 +52,12 @@ def _user_tables(engine: sa.Engine) -> set[str]:
 
 def test_head_revision_is_the_guard_findings_migration() -> None:
     assert head_revision() == "0006"
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    """upgrade() skips Alembic for a database at HEAD_REVISION: a migration added without changing the
+    constant would never run on a database at the previous head."""
+    assert HEAD_REVISION == head_revision()
 
 
 def test_config_needs_no_ini_file() -> None:

@@ -87,6 +87,8 @@ from voidllm.bus import StoreBus, serve_store_notices
 from voidllm.config import Config
 from voidllm.config.settings import OtelConfig
 from voidllm.crypto import Keyring
+from voidllm.guard import OFF as GUARD_OFF
+from voidllm.guard import detect
 from voidllm.invalidations import Invalidations
 from voidllm.limits.base import Limiter
 from voidllm.limits.memory import MemoryLimiter, serve_memory_limiter
@@ -118,7 +120,7 @@ from voidllm.routing.strategy import Router
 from voidllm.store.lease import AdvisoryLease, Always, FileLease, Lease, LeaseState, serve_lease
 from voidllm.store.migrate import migrate
 from voidllm.store.store import Store, open_store
-from voidllm.store.tables import audit_logs, incidents, mcp_tool_calls
+from voidllm.store.tables import audit_logs, incidents, mcp_tool_calls, policies
 from voidllm.store.tables import usage_events as usage_events_table
 from voidllm.tracing import metrics as _span_export_metrics  # noqa: F401 - /metrics lists them also while off
 from voidllm.transport.h11pool import H11Pool
@@ -364,6 +366,7 @@ async def serve(
         await _start_usage_upkeep(supervisor, store, config, redis_client)
         if services.mcp is not None:
             await _start_mcp_health(supervisor, config, store, services.mcp, redis_client)
+        await _prepare_guard(config, store)
         state = AppState(config=config, store=store, keys=keys, catalog=catalog, services=services)
         state.bootstrap_pending = not await store.run(has_live_user)
         # The proxy's connection pool closes after the HTTP server stopped and before the services stop;
@@ -438,6 +441,19 @@ async def serve(
                 await _drain(state)
                 http_stop.set()  # hypercorn closes the idle connections and returns
     log.info("shutdown complete")
+
+
+async def _prepare_guard(config: Config, store: Store) -> None:
+    """Compile the prompt guard's prefilter before serving when ``settings.guard`` or a stored policy (of an
+    organisation, team, key or model) has a guard, so that no request pays for it; else it is built by the
+    first scan, if one ever comes (:func:`voidllm.guard.detect.prepare`)."""
+    if config.settings.guard != GUARD_OFF or await store.run(_has_stored_guard):
+        detect.prepare()
+
+
+def _has_stored_guard(conn: sa.Connection) -> bool:
+    query = sa.select(policies.c.scope_id).where(policies.c.guard.is_not(None)).limit(1)
+    return conn.execute(query).first() is not None
 
 
 @asynccontextmanager

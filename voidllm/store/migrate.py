@@ -29,16 +29,20 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from voidllm.store.store import Store
+
+# Alembic (with Mako: about 10 MB and a tenth of a second) is imported only when a migration runs: a database
+# already at HEAD_REVISION, every start but the first after an upgrade, is checked with one query.
 
 SCRIPT_LOCATION = "voidllm.store:migrations"
 PG_ADVISORY_LOCK_KEY = 8370235791
+HEAD_REVISION = "0006"
+"""The newest revision shipped with this build, as :func:`head_revision` finds it (a test holds them equal:
+a new migration must change it)."""
 
 _process_lock = threading.Lock()
 
@@ -48,6 +52,8 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
     Also usable for authoring: ``command.revision(alembic_config(conn), autogenerate=True, ...)``.
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     config.set_main_option("path_separator", "os")
@@ -58,6 +64,8 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """The newest revision shipped with this build."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships 0001
         raise RuntimeError("no migrations found")
@@ -66,6 +74,8 @@ def head_revision() -> str:
 
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the database is at, or ``None`` if it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -76,6 +86,11 @@ def upgrade(engine: sa.Engine) -> str:
     Blocking: call from a worker thread (:func:`migrate` does). Raises SQLAlchemy errors untranslated;
     :func:`migrate` translates them.
     """
+    if _stored_revision(engine) == HEAD_REVISION:
+        return HEAD_REVISION
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     with _process_lock, engine.connect() as connection, _migration_session(connection):
         command.upgrade(alembic_config(connection), "head")
         revision = MigrationContext.configure(connection).get_current_revision()
@@ -83,6 +98,17 @@ def upgrade(engine: sa.Engine) -> str:
     if revision is None:  # pragma: no cover - alembic just wrote it
         raise RuntimeError("upgrade finished without a recorded revision")
     return revision
+
+
+def _stored_revision(engine: sa.Engine) -> str | None:
+    """The revision in ``alembic_version`` read without Alembic (``None``: no table, or not one row); no lock
+    is needed: a database at the head stays there, and any other answer goes through :func:`upgrade`'s."""
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        rows = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+        connection.rollback()
+    return str(rows[0]) if len(rows) == 1 else None
 
 
 async def migrate(store: Store) -> str:
