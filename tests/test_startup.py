@@ -1,0 +1,125 @@
+"""What ``voidllm serve`` loads: the heavy optional libraries only when their feature is on (issue 23: start
+to ready and peak RSS). Each is a few MB and tens of milliseconds; together they were a fifth of the RSS.
+
+A fresh interpreter builds the CLI's parser as ``voidllm serve`` does, starts the gateway on a config until it
+is ready, and prints ``sorted(sys.modules)``: the test process itself has imported everything long before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.process import write_config
+
+_PROBE = """
+import io, sys
+from functools import partial
+
+import orjson
+import trio
+
+from voidllm.cli import _parser
+from voidllm.config import load_config
+from voidllm.server import serve
+
+args = _parser().parse_args(["serve", "--config", sys.argv[1]])
+config = load_config(args.config)
+
+
+async def main() -> None:
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve, config, stop, banner_out=io.StringIO()))
+        modules = sorted(sys.modules)
+        stop.set()
+    sys.stdout.buffer.write(orjson.dumps(modules))
+
+
+trio.run(main)
+"""
+
+# Each optional feature's libraries (a package and everything below it).
+TRACING = ("opentelemetry.sdk", "opentelemetry.exporter", "google.protobuf", "grpc")
+SSO = ("authlib", "joserfc")
+CODE_MODE = ("wasmtime",)
+GUARD_PREFILTER = ("hyperscan",)
+POSTGRES = ("psycopg",)
+MIGRATIONS = ("alembic", "mako")
+OPTIONAL = TRACING + SSO + CODE_MODE + GUARD_PREFILTER + POSTGRES + MIGRATIONS
+
+MODEL = """
+models:
+  - name: mock
+    provider: openai
+    base_url: http://127.0.0.1:9/v1
+    api_key: sk-upstream
+"""
+
+
+def loaded_at_ready(config: Path) -> set[str]:
+    """The modules of a fresh ``voidllm serve`` process on ``config`` once it is ready."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(config)], capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    return set(orjson.loads(done.stdout))
+
+
+def among(modules: set[str], packages: tuple[str, ...]) -> set[str]:
+    """The packages of ``packages`` that ``modules`` holds (the package or any module below it)."""
+    return {p for p in packages if any(m == p or m.startswith(p + ".") for m in modules)}
+
+
+def test_the_default_config_loads_no_optional_library(tmp_path: Path) -> None:
+    """The first start migrates the new database (Alembic); a restart finds it at the head and loads none."""
+    config = write_config(tmp_path, MODEL)
+
+    first = loaded_at_ready(config)
+    assert among(first, OPTIONAL) == set(MIGRATIONS)
+
+    again = loaded_at_ready(config)
+    assert among(again, OPTIONAL) == set()
+    assert "voidllm.guard.detect" in again  # the guard's own detectors are there, only not the prefilter
+
+
+def test_features_that_are_on_are_ready_at_start(tmp_path: Path) -> None:
+    """Tracing, Code Mode and the gateway-wide guard load their libraries before the gateway is ready (so a
+    broken install fails the start, and no request pays for the import)."""
+    settings = """
+        otel:
+          enabled: true
+          endpoint: http://127.0.0.1:9
+        mcp:
+          code_mode:
+            enabled: true
+        guard:
+          detectors:
+            email: redact
+    """
+    loaded = loaded_at_ready(write_config(tmp_path, MODEL, settings=settings))
+    assert among(loaded, OPTIONAL) == set(MIGRATIONS) | {
+        "opentelemetry.sdk",
+        "opentelemetry.exporter",
+        "google.protobuf",
+        "wasmtime",
+        "hyperscan",
+    }
+
+
+def test_a_stored_guard_policy_prepares_the_prefilter_at_start(tmp_path: Path) -> None:
+    """A guard set through the admin API (an organisation's, a team's, a key's or a model's) is in the
+    ``policies`` table, not in the config: its presence is enough to build the prefilter before serving."""
+    config = write_config(tmp_path, MODEL)
+    assert "hyperscan" not in among(loaded_at_ready(config), OPTIONAL)
+    with sqlite3.connect(tmp_path / "data" / "voidllm.db") as db:
+        db.execute(
+            "INSERT INTO policies (scope_type, scope_id, guard, updated_at) VALUES (?, ?, ?, ?)",
+            ("model", "m-1", '{"detectors": {"email": "redact"}}', "2026-01-01 00:00:00.000000"),
+        )
+
+    assert among(loaded_at_ready(config), OPTIONAL) == {"hyperscan"}
