@@ -49,8 +49,9 @@ SSO = ("authlib", "joserfc")
 CODE_MODE = ("wasmtime",)
 GUARD_PREFILTER = ("hyperscan",)
 POSTGRES = ("psycopg",)
-MIGRATIONS = ("alembic", "mako")
-OPTIONAL = TRACING + SSO + CODE_MODE + GUARD_PREFILTER + POSTGRES + MIGRATIONS
+MIGRATIONS = ("alembic", "mako", "pygments")  # Mako's error pages import pygments
+HTTPX_CLI = ("rich",)  # never needed by serve (voidllm._httpx_cli)
+OPTIONAL = TRACING + SSO + CODE_MODE + GUARD_PREFILTER + POSTGRES + MIGRATIONS + HTTPX_CLI
 
 MODEL = """
 models:

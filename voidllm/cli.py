@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+import voidllm._httpx_cli  # noqa: F401 - first, before anything imports httpx
 from voidllm import __version__
 from voidllm.config import Config, ConfigError, find_config_path, load_config
 from voidllm.config.loader import with_listen_overrides
