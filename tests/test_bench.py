@@ -44,6 +44,7 @@ FIGURES = (
     "usage_events_written",
     "usage_events_dropped",
     "gateway_processes",
+    "start_to_ready_s",
     "errors_direct",
     "errors_proxied",
     "errors_total",

@@ -45,6 +45,7 @@ TARGETS: tuple[Target, ...] = (
     Target("added_chunk_gap_p50_ms", "<=", 0.5, "ms"),
     Target("rss_peak_mb", "<=", 150, "MB"),
     Target("rss_growth_mb", "<=", RSS_GROWTH_TOLERANCE_MB, "MB"),
+    Target("start_to_ready_s", "<=", 1.0, "s"),  # issue 23
 )
 
 
@@ -177,6 +178,11 @@ def rows(figures: dict[str, float], checks: dict[str, bool], workers: int) -> li
             "added_chunk_gap_p50_ms",
         ),
         row("peak RSS (VmHWM, largest gateway process)", f"{_fmt(f['rss_peak_mb'], 1)} MB", "rss_peak_mb"),
+        row(
+            "start to ready (spawn to listening, fresh SQLite)",
+            f"{_fmt(f['start_to_ready_s'])} s",
+            "start_to_ready_s",
+        ),
     ]
     if workers > 1 or f["gateway_processes"] > 1:
         out.append(

@@ -255,6 +255,9 @@ class GatewayRun:
     usage_rows: int
     exit_code: int | None
     stop_seconds: float
+    start_to_ready_s: float
+    """From spawning ``voidllm serve`` to its output holding the listening line and the bootstrap API key (the
+    first start on a fresh SQLite file: migrations, bootstrap with its argon2 hash, services, listening)."""
 
 
 async def run_gateway(
@@ -268,6 +271,7 @@ async def run_gateway(
     )
     voidllm = str(REPO / ".venv" / "bin" / "voidllm")
     procs.log(f"starting the gateway (server.workers: {workers}, cpus {opts.gateway_cpus or 'any'})")
+    spawned = time.monotonic()
     try:
         gateway, port, key = await procs.start_gateway(voidllm, gwdir, config, opts.gateway_cpus)
     except RuntimeError as exc:
@@ -276,6 +280,7 @@ async def run_gateway(
                 f"the gateway did not start with server.workers: {workers} (rejected or unsupported?):\n{exc}"
             ) from None
         raise
+    start_to_ready_s = time.monotonic() - spawned
     direct = Target("direct", mock_port, key)
     proxied = Target("proxied", port, key)
     sampler = procs.RssSampler(gateway.pid)
@@ -389,6 +394,7 @@ async def run_gateway(
         usage_rows=_usage_rows(gwdir / "data" / "voidllm.db"),
         exit_code=exit_code,
         stop_seconds=stop_seconds,
+        start_to_ready_s=start_to_ready_s,
     )
 
 
@@ -429,6 +435,7 @@ def figures_from(run: GatewayRun, baseline: GatewayRun | None) -> dict[str, floa
         "usage_events_written": run.usage_rows,
         "usage_events_dropped": run.metrics.get("voidllm_usage_events_dropped_total", math.nan),
         "gateway_processes": run.processes,
+        "start_to_ready_s": run.start_to_ready_s,
     }
     f["added_latency_p50_ms"] = f["latency_proxied_p50_ms"] - f["latency_direct_p50_ms"]
     f["added_latency_p99_ms"] = f["latency_proxied_p99_ms"] - f["latency_direct_p99_ms"]
