@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import orjson
+from quart_trio import QuartTrio
 
 from tests.process import write_config
+from voidllm.web.app import LazyBuilderRule
 
 _PROBE = """
 import io, sys
@@ -124,3 +126,19 @@ def test_a_stored_guard_policy_prepares_the_prefilter_at_start(tmp_path: Path) -
         )
 
     assert among(loaded_at_ready(config), OPTIONAL) == {"hyperscan"}
+
+
+def test_routes_still_build_their_urls_with_builders_made_on_first_use() -> None:
+    app = QuartTrio("lazy")
+    app.url_rule_class = LazyBuilderRule
+
+    @app.route("/v1/items/<item_id>/parts/<int:part>")
+    async def part(item_id: str, part: int) -> str:
+        return ""
+
+    urls = app.url_map.bind("gateway.test")
+    (rule,) = app.url_map.iter_rules("part")
+    assert isinstance(rule, LazyBuilderRule)
+    for _ in range(2):  # the first call makes the builder, the second uses it
+        assert urls.build("part", {"item_id": "a b", "part": 3, "q": "1"}) == "/v1/items/a%20b/parts/3?q=1"
+        assert urls.build("part", {"item_id": "x", "part": 4}, append_unknown=False) == "/v1/items/x/parts/4"
