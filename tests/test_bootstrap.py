@@ -192,3 +192,16 @@ def test_system_admin_flag_wins_over_membership(key_type: str) -> None:
     )
     assert effective_role(key_type, is_system_admin=False, org_role=None, has_team=True) is Role.MEMBER
     assert effective_role("sa_key", is_system_admin=False, org_role=None, has_team=True) is Role.TEAM_ADMIN
+
+
+async def test_a_store_with_keys_costs_no_password_hash(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every restart with settings.admin_key still set calls bootstrap: it must not pay for an argon2 hash
+    (half a second of CPU and 64 MiB at the production parameters) when the store already has keys."""
+    from voidllm.auth import bootstrap as bootstrap_module
+
+    assert await bootstrap(store, KEYRING, PLAN) is not None
+    hashed: list[str] = []
+    monkeypatch.setattr(bootstrap_module, "hash_password", hashed.append)
+
+    assert await bootstrap(store, KEYRING, PLAN) is None
+    assert hashed == []
