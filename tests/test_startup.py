@@ -53,7 +53,8 @@ GUARD_PREFILTER = ("hyperscan",)
 POSTGRES = ("psycopg",)
 MIGRATIONS = ("alembic", "mako", "pygments")  # Mako's error pages import pygments
 HTTPX_CLI = ("rich",)  # never needed by serve (voidllm._httpx_cli)
-OPTIONAL = TRACING + SSO + CODE_MODE + GUARD_PREFILTER + POSTGRES + MIGRATIONS + HTTPX_CLI
+TOKEN_COUNTS = ("tiktoken",)  # the first count_tokens estimate loads it
+OPTIONAL = TRACING + SSO + CODE_MODE + GUARD_PREFILTER + POSTGRES + MIGRATIONS + HTTPX_CLI + TOKEN_COUNTS
 
 MODEL = """
 models:

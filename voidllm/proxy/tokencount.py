@@ -36,14 +36,16 @@ import hashlib
 import threading
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import tiktoken
 import trio
 
 from voidllm.errors import BadRequestError
 from voidllm.routing.registry import Model
+
+if TYPE_CHECKING:
+    import tiktoken
 
 ESTIMATE_HEADER = ("voidllm-token-count", "estimate")
 """On every ``count_tokens`` answer the gateway computed itself."""
@@ -95,6 +97,8 @@ def encoding() -> tiktoken.Encoding:
 
 
 def _load() -> tiktoken.Encoding:
+    import tiktoken  # with its native library (about 1.3 MB): only once a count is asked for
+
     data = gzip.decompress(resources.files("voidllm.proxy").joinpath(ENCODING_FILE).read_bytes())
     if hashlib.sha256(data).hexdigest() != O200K_SHA256:
         raise RuntimeError(f"voidllm/proxy/{ENCODING_FILE} is not o200k_base")
