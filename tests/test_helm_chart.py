@@ -402,6 +402,7 @@ def pod_environment(container: Mapping[str, Any], secrets: Mapping[str, str]) ->
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
+@pytest.mark.real_migrations  # the Job migrates an empty database, not the suite's migrated copy
 async def test_production_release_migrates_serves_and_drains(
     tmp_path: Path, pg_dsn: str, redis_url: str
 ) -> None:

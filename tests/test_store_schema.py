@@ -1,10 +1,12 @@
 """The migrated schema equals ``tables.metadata`` on both dialects, and the schema has what the app needs; the
-test suite's copy of a migrated SQLite template equals what Alembic writes."""
+test suite's copies of a migrated template (SQLite and PostgreSQL) equal what Alembic writes."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from tests.conftest import fresh_pg_database
 from voidllm.store import migrate as migrate_module
 from voidllm.store import open_store, tables
 from voidllm.store.engine import build_engine
@@ -65,6 +68,7 @@ def migrated(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+@pytest.mark.real_migrations  # PostgreSQL: an empty database that Alembic migrates, not the suite's copy
 def test_migrated_schema_matches_metadata(migrated: sa.Engine) -> None:
     with migrated.connect() as connection:
         context = MigrationContext.configure(
@@ -73,6 +77,7 @@ def test_migrated_schema_matches_metadata(migrated: sa.Engine) -> None:
         assert compare_metadata(context, metadata) == []
 
 
+@pytest.mark.real_migrations
 def test_partial_unique_indexes_match_metadata(migrated: sa.Engine) -> None:
     """compare_metadata ignores index WHERE clauses, so compare them here."""
     dialect = migrated.dialect.name
@@ -208,3 +213,33 @@ async def test_the_test_suites_migrated_copy_is_what_alembic_writes(tmp_path: Pa
         assert await migrate_module.migrate(store) == head_revision()
         assert await store.run(lambda c: c.execute(sa.text("PRAGMA foreign_keys")).scalar()) == 1
     assert snapshot(tmp_path / "copied.db") == snapshot(tmp_path / "alembic.db")
+
+
+def pg_dump(dsn: str) -> list[str]:
+    """The database's schema and rows as ``pg_dump`` writes them, without the random key of the
+    ``\\restrict`` lines that newer pg_dump versions add."""
+    executable = shutil.which("pg_dump")
+    assert executable, "pg_dump (PostgreSQL's client tools) is missing"
+    command = [executable, "--no-comments", f"--dbname={dsn}"]
+    dump = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    return [line for line in dump.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))]
+
+
+@pytest.mark.postgres
+async def test_the_test_suites_postgres_copy_is_what_alembic_writes(pg_dsn: str) -> None:
+    """tests/conftest.py makes each test's PostgreSQL database from a template that Alembic migrated once per
+    test process: such a database, after the gateway's own migration step (a no-op at head), must dump to
+    exactly what Alembic's ``upgrade`` leaves in an empty database (schema, constraints, indexes, rows such
+    as ``alembic_version``)."""
+    with fresh_pg_database(empty=True) as empty_dsn:
+        engine = build_engine("postgres", empty_dsn)
+        try:
+            upgrade(engine)  # imported before conftest's stand-in: Alembic itself
+        finally:
+            engine.dispose()
+        alembic = pg_dump(empty_dsn)
+    async with open_store("postgres", pg_dsn) as store:
+        assert await migrate_module.migrate(store) == head_revision()
+    copied = pg_dump(pg_dsn)
+    assert any(line.startswith("CREATE TABLE public.usage_events") for line in copied), "a migrated schema"
+    assert copied == alembic
