@@ -41,6 +41,24 @@ REDIS_URL = os.environ.get("VOIDLLM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("VOIDLLM_REQUIRE_SERVICES", "") not in ("", "0", "false")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker: the modules with the most ``slow`` tests (real processes, browsers) first,
+    then the others by their number of tests (xdist's own order). scripts/test distributes whole modules in
+    this order (``--dist loadfile --no-loadscope-reorder``); xdist's order alone, most tests first, leaves
+    the modules of one or two long tests (the API fuzzer, the image install, the multi-process tests) for
+    last, where one worker still runs the last of them while the other has nothing left to take."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)  # as xdist's loadfile groups
+
+    def longest_first(tests: list[pytest.Item]) -> tuple[int, int]:
+        return -sum(1 for test in tests if test.get_closest_marker("slow")), -len(tests)
+
+    items[:] = [item for tests in sorted(modules.values(), key=longest_first) for item in tests]
+
+
 @pytest.fixture(scope="session")
 def _cheapest_password_scheme() -> Any:
     from argon2.profiles import CHEAPEST
