@@ -5,15 +5,23 @@ what the official encoder builds from the same spans, for every kind of field a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import cast
+
+import trio
+import trio.lowlevel
+import trio.testing
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from voidllm import tracing
 from voidllm.config.settings import OtelConfig
 from voidllm.metrics import REGISTRY
-from voidllm.tracing.export import QueueingProcessor, build_exporter, open_tracing
+from voidllm.tracing.export import QueueingProcessor, build_exporter, open_tracing, serve_span_export
 from voidllm.tracing.otlp import HttpSpanExporter, encode_request
 from voidllm.tracing.spans import ATTRIBUTES_MAX, EVENTS_MAX, FinishedSpan, readable
 
@@ -119,3 +127,51 @@ def test_tracing_off_makes_nothing() -> None:
     assert tracing.current_traceparent() == {}
     assert tracing.current_ids() is None
     assert tracing.request_span() is None
+
+
+async def _settle(condition: Callable[[], bool] = lambda: False) -> None:
+    """Checkpoints until ``condition`` holds (an export runs in a worker thread), at most 2,000 of them; the
+    mock clock does not move meanwhile."""
+    for _ in range(2000):
+        if condition():
+            return
+        await trio.lowlevel.checkpoint()
+
+
+async def test_a_steady_flow_goes_out_in_whole_batches(mock_clock: trio.testing.MockClock) -> None:
+    """Woken by a full batch, the service exports whole batches only: spans that end while a batch is being
+    exported wait for the next full batch or the interval, instead of going out a few at a time (each export
+    is a whole HTTP request)."""
+    processor = QueueingProcessor(queue_size=100, batch_size=4)
+    sizes: list[int] = []
+
+    class Exporter(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            sizes.append(len(spans))
+            processor.on_end(cast("FinishedSpan", object()))  # a request ended meanwhile
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            pass
+
+    service = partial(
+        serve_span_export, processor=processor, exporter=Exporter(), interval=10, export_timeout=1
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service)
+        for _ in range(4):
+            processor.on_end(cast("FinishedSpan", object()))
+        await _settle(lambda: sizes == [4])
+        await _settle()  # time for more exports, had any been due
+        assert sizes == [4]  # not [4, 1, 1, ...]: each span that ended during an export waits
+        for _ in range(3):
+            processor.on_end(cast("FinishedSpan", object()))
+        await _settle(lambda: len(sizes) == 2)
+        await _settle()
+        assert sizes == [4, 4]
+        mock_clock.jump(10)  # the interval: what is queued goes, however few
+        await _settle(lambda: len(sizes) == 3)
+        await _settle()
+        assert sizes == [4, 4, 1]
+        nursery.cancel_scope.cancel()
+    assert sizes == [4, 4, 1, 1]  # shutdown exports the rest

@@ -4,14 +4,15 @@
 queue (full: the span is dropped and counted in ``voidllm_otel_spans_dropped_total{reason="queue_full"}``), so
 ending a span costs a request an append. :func:`serve_span_export` (the ``span-export`` service, started first
 by ``server.py`` so it stops last and exports what the other services' shutdown traced) takes the queue in
-batches of ``batch_size``, every ``export_interval`` or as soon as a batch is full, and hands each batch to
-the official OTLP exporter (HTTP/protobuf, with the faster encoding of :mod:`voidllm.tracing.otlp`, or gRPC)
-in a worker thread. The exporter retries transient failures with backoff within its own ``timeout``
-(``export_timeout``); the thread is also abandoned a second after that, so a hung collector never holds the
-service. A failed batch is dropped and counted (``reason="export_failed"``,
-``voidllm_otel_export_failures_total``); one warning is logged when exports start failing and one line when
-they recover (the exporter's own log lines, one per failed batch, are held back by :mod:`voidllm.logs`). On
-shutdown what is queued is exported once more, shielded and bounded by ``export_timeout``.
+batches of ``batch_size``, every ``export_interval`` or as soon as a batch is full (then only full batches:
+a steady flow goes out in whole batches), and hands each batch to the official OTLP exporter (HTTP/protobuf,
+with the faster encoding of :mod:`voidllm.tracing.otlp`, or gRPC) in a worker thread. The exporter retries
+transient failures with backoff within its own ``timeout`` (``export_timeout``); the thread is also abandoned
+a second after that, so a hung collector never holds the service. A failed batch is dropped and counted
+(``reason="export_failed"``, ``voidllm_otel_export_failures_total``); one warning is logged when exports start
+failing and one line when they recover (the exporter's own log lines, one per failed batch, are held back by
+:mod:`voidllm.logs`). On shutdown what is queued is exported once more, shielded and bounded by
+``export_timeout``.
 
 :func:`open_tracing` builds the tracer (``ParentBased(TraceIdRatioBased(sample_rate))``, resource
 ``service.name``/``service.version``, the schema URL of :mod:`voidllm.tracing.conventions`) and makes it the
@@ -80,10 +81,11 @@ class QueueingProcessor(SpanProcessor):
             self._wake.set()
         return self._wake
 
-    def take(self) -> list[FinishedSpan]:
-        """Up to ``batch_size`` spans from the front of the queue."""
+    def take(self, limit: int | None = None) -> list[FinishedSpan]:
+        """Up to ``batch_size`` spans (and up to ``limit``) from the front of the queue."""
         queue = self.queue
-        return [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
+        count = min(self.batch_size, len(queue), self.batch_size if limit is None else limit)
+        return [queue.popleft() for _ in range(count)]
 
     def shutdown(self) -> None:
         pass
@@ -153,9 +155,12 @@ async def serve_span_export(
     try:
         while True:
             wake = processor.watch()
-            with trio.move_on_after(interval):
+            with trio.move_on_after(interval) as timer:
                 await wake.wait()
-            await _export_queued(processor, exporter, export_timeout, failing)
+            # woken by a full batch: only whole batches go, the rest waits for the next one or the interval
+            await _export_queued(
+                processor, exporter, export_timeout, failing, full_only=not timer.cancelled_caught
+            )
     finally:
         with trio.move_on_after(export_timeout + ABANDON_AFTER, shield=True):
             await _export_queued(processor, exporter, export_timeout, failing)
@@ -177,9 +182,22 @@ class _Failing:
 
 
 async def _export_queued(
-    processor: QueueingProcessor, exporter: SpanExporter, export_timeout: float, failing: _Failing
+    processor: QueueingProcessor,
+    exporter: SpanExporter,
+    export_timeout: float,
+    failing: _Failing,
+    *,
+    full_only: bool = False,
 ) -> None:
-    while batch := processor.take():
+    """Export what is queued now, in batches (``full_only``: whole batches only, the rest stays queued).
+
+    Spans that end meanwhile wait for the next round: chasing them made a steady flow go out a few spans at a
+    time, each batch a whole HTTP request (five times the export's CPU at 550 requests/s)."""
+    pending = len(processor.queue)
+    if full_only:
+        pending -= pending % processor.batch_size
+    while pending > 0 and (batch := processor.take(pending)):
+        pending -= len(batch)
         ok = False
         try:
             ok = await _export(exporter, batch, export_timeout)
