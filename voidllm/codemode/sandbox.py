@@ -53,6 +53,7 @@ its round trip to trio and the polls of :func:`_poll_oneoff` (at most :data:`_SP
 from __future__ import annotations
 
 import bisect
+import contextvars
 import ctypes
 import importlib.metadata
 import json
@@ -768,9 +769,16 @@ class Sandbox:
             async def tool_task(call: _Call) -> None:
                 records.append(await _tool_call(run, call, call_tool))
 
-            def start_calls(calls: list[_Call]) -> None:
+            def spawn(calls: list[_Call]) -> None:
                 for call in calls:
                     nursery.start_soon(tool_task, call)
+
+            # run from the worker by run_sync_soon, which calls in trio's own context: the calls' tasks start
+            # in the caller's (its span, so a tool call's span is the execution's child)
+            context = contextvars.copy_context()
+
+            def start_calls(calls: list[_Call]) -> None:
+                context.run(spawn, calls)
 
             run = _Run(max_tool_calls, trio.lowlevel.current_trio_token(), start_calls)
             try:
