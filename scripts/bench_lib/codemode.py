@@ -1,4 +1,5 @@
-"""``scripts/bench --codemode``: Code Mode's ``execute_code`` end to end over HTTP (issue 17's targets).
+"""``scripts/bench --codemode``: the MCP proxy's ``tools/call`` and Code Mode's ``execute_code`` end to end
+over HTTP (issue 17's targets; issue 23's added latency of both paths).
 
 Layout as in :mod:`bench_lib.run`: ``voidllm serve`` (fresh SQLite, one worker, ``settings.mcp.code_mode`` on
 with ``--pool-size`` slots) pinned to core 0; an upstream MCP server (:mod:`bench_lib.mcp_upstream`, the
@@ -13,13 +14,15 @@ Phases, in order:
 2. latency at one connection, ``--duration`` s each: ``echo`` directly at the upstream (the tool's own time,
    as the gateway sees it), ``echo`` through the gateway's MCP proxy (``/api/v1/mcp/tools``), the trivial
    script (``return 1``) and the one-tool-call script through ``/api/v1/mcp``;
-3. concurrency: both scripts at ``pool_size`` connections, ``--duration`` s each (every execution has a slot;
-   the error count must be 0);
+3. concurrency: ``echo`` directly and through the MCP proxy, then both scripts, at ``pool_size`` connections,
+   ``--duration`` s each (every execution has a slot; the error count must be 0);
 4. soak: ``--executions`` of the tool-call script at ``pool_size`` connections in ten chunks; the gateway's
    RSS (VmRSS summed over its process tree) before the first chunk and after each one.
 
 "Tool call added" is the one-tool-call script minus ``echo`` at the upstream, of the same percentile: what the
-sandbox, the bridge and the proxy path add to the tool's own time.
+sandbox, the bridge and the proxy path add to the tool's own time. "MCP call added" is ``echo`` through the
+gateway's MCP proxy minus ``echo`` at the upstream, at one connection and at ``pool_size`` connections: what
+the proxied ``tools/call`` path (auth, access, the upstream client) adds.
 """
 
 from __future__ import annotations
@@ -296,10 +299,15 @@ async def run_gateway(opts: Options, workdir: Path, upstream_port: int) -> Gatew
             phases[f"{name}_c1"] = await phase(
                 call, connections=1, gateway=gateway_pid, duration=opts.duration
             )
-        for name, call in (("trivial", trivial), ("tool", tool)):
+        for name, call in (
+            ("echo_direct", direct),
+            ("echo_proxy", proxied),
+            ("trivial", trivial),
+            ("tool", tool),
+        ):
             procs.log(f"concurrency, {name} at {pool} connections, {opts.duration:g} s")
             phases[f"{name}_concurrent"] = await phase(
-                call, connections=pool, gateway=pid, duration=opts.duration
+                call, connections=pool, gateway=None if call is direct else pid, duration=opts.duration
             )
 
         procs.log(f"soak, {opts.executions:,} tool-call executions at {pool} connections")
@@ -352,6 +360,16 @@ def figures_from(run: GatewayRun) -> dict[str, float]:
         f[f"{name}_rps_c1"] = p[f"{name}_c1"]["rps"]
     for key in ("p50", "p90", "p99", "mean"):
         f[f"tool_added_{key}_ms"] = f[f"tool_{key}_ms"] - f[f"echo_direct_{key}_ms"]
+        f[f"mcp_call_added_{key}_ms"] = f[f"echo_proxy_{key}_ms"] - f[f"echo_direct_{key}_ms"]
+    f["mcp_call_gateway_cpu_ms"] = p["echo_proxy_c1"]["gateway_cpu_ms_per_request"]
+    for name in ("echo_direct", "echo_proxy"):
+        f[f"{name}_rps_concurrent"] = p[f"{name}_concurrent"]["rps"]
+        f[f"{name}_concurrent_p50_ms"] = lat(f"{name}_concurrent", "p50")
+        f[f"{name}_concurrent_p99_ms"] = lat(f"{name}_concurrent", "p99")
+    for key in ("p50", "p99"):
+        f[f"mcp_call_added_concurrent_{key}_ms"] = (
+            f[f"echo_proxy_concurrent_{key}_ms"] - f[f"echo_direct_concurrent_{key}_ms"]
+        )
     for name in ("trivial", "tool"):
         f[f"{name}_gateway_cpu_ms"] = p[f"{name}_c1"]["gateway_cpu_ms_per_request"]
         f[f"{name}_gateway_cpu_main_ms"] = p[f"{name}_c1"]["gateway_cpu_ms_per_request_main_thread"]
@@ -360,7 +378,9 @@ def figures_from(run: GatewayRun) -> dict[str, float]:
         f[f"{name}_concurrent_p50_ms"] = lat(f"{name}_concurrent", "p50")
         f[f"{name}_concurrent_p99_ms"] = lat(f"{name}_concurrent", "p99")
         f[f"{name}_concurrent_errors"] = p[f"{name}_concurrent"]["errors"]
-    f["errors_concurrent"] = f["trivial_concurrent_errors"] + f["tool_concurrent_errors"]
+    f["errors_concurrent"] = sum(
+        float(p[f"{name}_concurrent"]["errors"]) for name in ("echo_direct", "echo_proxy", "trivial", "tool")
+    )
     f["soak_executions"] = p["soak"]["requests"]
     f["soak_errors"] = p["soak"]["errors"]
     f["soak_rps"] = p["soak"]["rps"]
@@ -390,16 +410,26 @@ def rows(f: dict[str, float], checks: dict[str, bool], pool_size: int) -> list[t
     return [
         row("echo at the upstream, p50/p90/p99/mean", latency("echo_direct")),
         row("echo via /api/v1/mcp/tools, p50/p90/p99/mean", latency("echo_proxy")),
+        row(
+            "MCP tools/call added (proxied minus at the upstream), p50 / p99",
+            f"{_ms(f['mcp_call_added_p50_ms'])} / {_ms(f['mcp_call_added_p99_ms'])} ms",
+        ),
+        row(
+            f"MCP tools/call at {pool_size} connections: proxied calls/s, added p50 / p99",
+            f"{f['echo_proxy_rps_concurrent']:.0f}/s, {_ms(f['mcp_call_added_concurrent_p50_ms'])} / "
+            f"{_ms(f['mcp_call_added_concurrent_p99_ms'])} ms",
+        ),
+        row("gateway CPU per proxied MCP tools/call", f"{_ms(f['mcp_call_gateway_cpu_ms'])} ms"),
         row("trivial script, p50/p90/p99/mean", latency("trivial")),
         row("trivial script p50", f"{_ms(f['trivial_p50_ms'])} ms", "trivial_p50_ms"),
         row("one tool call, p50/p90/p99/mean", latency("tool")),
         row(
-            "tool call added (minus echo at the upstream), p50",
+            "execute_code with one tool call, added (minus echo at the upstream), p50",
             f"{_ms(f['tool_added_p50_ms'])} ms",
             "tool_added_p50_ms",
         ),
         row(
-            "tool call added, p99 / mean",
+            "execute_code with one tool call, added p99 / mean",
             f"{_ms(f['tool_added_p99_ms'])} / {_ms(f['tool_added_mean_ms'])} ms",
         ),
         row(
@@ -461,7 +491,7 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
     checks = {t.key: t.check(figures[t.key]) for t in TARGETS}
     table = rows(figures, checks, opts.pool_size)
     title = (
-        f"VoidLLM Code Mode benchmark: pool_size {opts.pool_size}, "
+        f"VoidLLM MCP and Code Mode benchmark: pool_size {opts.pool_size}, "
         f"gateway cpus {opts.gateway_cpus or 'any'}, upstream+load cpus {opts.load_cpus or 'any'}"
         f"{' (quick)' if opts.quick else ''}"
     )

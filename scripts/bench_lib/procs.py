@@ -183,7 +183,10 @@ class Child:
         return code
 
 
-def start(name: str, argv: Sequence[str], workdir: Path, cpus: str | None) -> Child:
+def start(
+    name: str, argv: Sequence[str], workdir: Path, cpus: str | None, env: dict[str, str] | None = None
+) -> Child:
+    """Start ``argv`` pinned to ``cpus`` in ``workdir`` with :func:`child_env` plus ``env``."""
     stdout = workdir / f"{name}.stdout"
     stderr = workdir / f"{name}.stderr"
     with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -193,7 +196,7 @@ def start(name: str, argv: Sequence[str], workdir: Path, cpus: str | None) -> Ch
             stderr=err,
             stdin=subprocess.DEVNULL,
             cwd=workdir,
-            env=child_env(),
+            env=child_env() | (env or {}),
             start_new_session=True,
         )
     register(popen.pid)
@@ -444,6 +447,16 @@ class RssSampler:
 
     def between(self, start: float, end: float) -> list[float]:
         return [mb for t, mb in self.samples if start <= t <= end]
+
+
+def package_version(python: str, package: str) -> str | None:
+    """The installed version of ``package`` for the interpreter ``python`` (None when it is not there)."""
+    code = f"import importlib.metadata as m; print(m.version({package!r}))"
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
 
 
 def python_version(python: str) -> str:

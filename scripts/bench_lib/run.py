@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from bench_lib import client, codemode, guard, otel, procs, report
+from bench_lib import client, codemode, guard, otel, peer, procs, report
 from bench_lib import wrk as wrk_mod
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ class Options:
     keep: bool
     cores_usable: int
     notes: list[str] = attrs.field(factory=list)
+    peers: list[peer.Peer] = attrs.field(factory=list)
+    peer_timeout: float = 120.0
 
 
 def _cpu_list(text: str) -> set[int]:
@@ -258,6 +260,8 @@ class GatewayRun:
     start_to_ready_s: float
     """From spawning ``voidllm serve`` to its output holding the listening line and the bootstrap API key (the
     first start on a fresh SQLite file: migrations, bootstrap with its argon2 hash, services, listening)."""
+    first_200_s: float  # from spawning it to its first 200 answer to a chat completion (as for a --peer)
+    rss_peak_before_soak_mb: float  # VmHWM summed over its processes after the phases a --peer runs too
 
 
 async def run_gateway(
@@ -274,13 +278,15 @@ async def run_gateway(
     spawned = time.monotonic()
     try:
         gateway, port, key = await procs.start_gateway(voidllm, gwdir, config, opts.gateway_cpus)
+        start_to_ready_s = time.monotonic() - spawned
+        await peer.wait_ready(gateway, port, Target("proxied", port, key).raw_headers(), BODY, within=60)
+        first_200_s = time.monotonic() - spawned
     except RuntimeError as exc:
         if workers > 1:
             raise RuntimeError(
                 f"the gateway did not start with server.workers: {workers} (rejected or unsupported?):\n{exc}"
             ) from None
         raise
-    start_to_ready_s = time.monotonic() - spawned
     direct = Target("direct", mock_port, key)
     proxied = Target("proxied", port, key)
     sampler = procs.RssSampler(gateway.pid)
@@ -288,6 +294,7 @@ async def run_gateway(
     processes = 1
     soak_window = (0.0, 0.0)
     startup_hwm: dict[int, float] = {}
+    peak_before_soak = math.nan
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(sampler.run)
@@ -326,6 +333,7 @@ async def run_gateway(
                 phases[name] = result = await phase
                 if name.endswith("proxied") or "_proxied_" in name:
                     cpu_after = procs.cpu_seconds(gateway.pid)
+                    result["gateway_cpu_s"] = sum(cpu_after.values()) - sum(cpu_before.values())
                     result["gateway_cpu_s_by_process"] = {
                         str(pid): round(cpu_after[pid] - cpu_before.get(pid, 0.0), 2) for pid in cpu_after
                     }
@@ -363,6 +371,8 @@ async def run_gateway(
                         f"over {opts.stream_concurrency} connection(s)"
                     )
                     await measure(f"stream_{target.name}", stream_phase(opts, target))
+                sampler.sample()
+                peak_before_soak = sum(sampler.hwm_mb.values())
                 procs.log(f"soak, proxied, {opts.requests:,} requests at 32 connections")
                 started = time.monotonic()
                 await measure(
@@ -395,7 +405,120 @@ async def run_gateway(
         exit_code=exit_code,
         stop_seconds=stop_seconds,
         start_to_ready_s=start_to_ready_s,
+        first_200_s=first_200_s,
+        rss_peak_before_soak_mb=peak_before_soak,
     )
+
+
+async def peer_phases(opts: Options, workdir: Path, port: int, key: str, pid: int) -> dict[str, Any]:
+    """What a ``--peer`` gateway (``pid`` its process) runs: the gateway's phases but the soak, the same way
+    (warm-up, RPS at 32 connections with its CPU time, latency at 1 connection, streams)."""
+    target = Target("peer", port, key)
+    await load_phase(opts, workdir, target, connections=32, duration=opts.warmup)
+    await client.run_streams(
+        port,
+        CHAT_PATH.encode(),
+        target.raw_headers(),
+        STREAM_BODY,
+        streams=max(4, 2 * opts.stream_concurrency),
+        concurrency=opts.stream_concurrency,
+    )
+    phases: dict[str, Any] = {}
+    procs.log(f"peer: RPS at 32 connections, {opts.duration:g} s")
+    cpu_before = sum(procs.cpu_seconds(pid).values())
+    phases["rps_c32"] = await load_phase(opts, workdir, target, connections=32, duration=opts.duration)
+    phases["rps_c32"]["cpu_s"] = sum(procs.cpu_seconds(pid).values()) - cpu_before
+    procs.log(f"peer: latency at 1 connection, {opts.duration:g} s")
+    phases["latency_c1"] = await load_phase(opts, workdir, target, connections=1, duration=opts.duration)
+    procs.log(f"peer: streaming, {opts.streams} streams over {opts.stream_concurrency} connection(s)")
+    phases["stream"] = await stream_phase(opts, target)
+    return phases
+
+
+def side_by_side_figures(run: GatewayRun, figures: dict[str, float]) -> dict[str, float]:
+    """VoidLLM's figures for the ``--peer`` table, from the same phases a peer runs."""
+    p = run.phases
+    phases = {
+        "rps_c32": p["rps_proxied_c32"],
+        "latency_c1": p["latency_proxied_c1"],
+        "stream": p["stream_proxied"],
+    }
+    return peer.figures(
+        phases,
+        figures,
+        cpu_ms_per_request=figures["cpu_ms_per_request_c32"],
+        rss_peak_mb=run.rss_peak_before_soak_mb,
+        ready_s=run.first_200_s,
+    )
+
+
+async def run_peers(opts: Options, workdir: Path, mock_port: int) -> list[peer.PeerRun]:
+    runs = []
+    for spec in opts.peers:
+        runs.append(
+            await peer.run(
+                spec,
+                workdir,
+                upstream=f"http://127.0.0.1:{mock_port}/v1",
+                cpus=opts.gateway_cpus,
+                within=opts.peer_timeout,
+                body=BODY,
+                phases=lambda port, key, pid: peer_phases(opts, workdir, port, key, pid),
+            )
+        )
+    return runs
+
+
+def peers_report(
+    opts: Options, run: GatewayRun, figures: dict[str, float], runs: list[peer.PeerRun]
+) -> dict[str, Any]:
+    """Print the side-by-side table; its JSON (every figure of each, the ratios, each peer's phases)."""
+    voidllm = side_by_side_figures(run, figures)
+    measured = {
+        r.peer.name: peer.figures(
+            r.phases,
+            figures,
+            cpu_ms_per_request=r.cpu_ms_per_request,
+            rss_peak_mb=r.rss_peak_mb,
+            ready_s=r.ready_s,
+        )
+        for r in runs
+    }
+    versions = {r.peer.name: peer.version_of(r.peer.command) for r in runs}
+    labels = {name: f"{name} {version}" if version else name for name, version in versions.items()}
+    rows = peer.side_by_side(voidllm, {labels[name]: values for name, values in measured.items()})
+    print()
+    print(
+        f"Side by side: the same mock, load and phases (no soak), each gateway pinned to cpus "
+        f"{opts.gateway_cpus or 'any'}; ratio = peer / VoidLLM"
+    )
+    print()
+    print(peer.table(rows))
+    for r in runs:
+        if r.error is not None:
+            print(f"note: peer {r.peer.name} failed: {r.error.splitlines()[0]}")
+    return {
+        "voidllm": voidllm,
+        "peers": [
+            {
+                "name": r.peer.name,
+                "command": r.peer.command,
+                "version": versions[r.peer.name],
+                "figures": measured[r.peer.name],
+                "ratios": {
+                    f.key: peer.ratio(measured[r.peer.name][f.key], voidllm[f.key]) for f in peer.FIGURES
+                },
+                "processes": r.processes,
+                "rss_hwm_at_start_mb": r.rss_hwm_at_start_mb,
+                "exit_code": r.exit_code,
+                "error": r.error,
+                "phases": r.phases,
+            }
+            for r in runs
+        ],
+        "table": rows,
+        "markdown": peer.markdown(rows),
+    }
 
 
 def figures_from(run: GatewayRun, baseline: GatewayRun | None) -> dict[str, float]:
@@ -436,7 +559,12 @@ def figures_from(run: GatewayRun, baseline: GatewayRun | None) -> dict[str, floa
         "usage_events_dropped": run.metrics.get("voidllm_usage_events_dropped_total", math.nan),
         "gateway_processes": run.processes,
         "start_to_ready_s": run.start_to_ready_s,
+        "start_to_first_200_s": run.first_200_s,
     }
+    rps = p["rps_proxied_c32"]
+    f["cpu_ms_per_request_c32"] = (
+        1000 * rps["gateway_cpu_s"] / rps["requests"] if rps["requests"] else math.nan
+    )
     f["added_latency_p50_ms"] = f["latency_proxied_p50_ms"] - f["latency_direct_p50_ms"]
     f["added_latency_p99_ms"] = f["latency_proxied_p99_ms"] - f["latency_direct_p99_ms"]
     f["added_ttft_p50_ms"] = f["ttft_proxied_p50_ms"] - f["ttft_direct_p50_ms"]
@@ -479,6 +607,7 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         baseline = None
         if opts.workers > 1:
             baseline = await run_gateway(opts, workdir, mock_port, 1, full=False)
+        peer_runs = await run_peers(opts, workdir, mock_port)
     finally:
         await mock.stop(grace=5)
     if run.exit_code not in (0, None):
@@ -497,6 +626,7 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         f"mock+load cpus {opts.load_cpus or 'any'}{' (quick)' if opts.quick else ''}"
     )
     report.print_table(title, rows, opts.notes)
+    peers = peers_report(opts, run, figures, peer_runs) if peer_runs else None
 
     result = {
         "started": started.isoformat(timespec="seconds"),
@@ -519,6 +649,7 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         "table": report.table_json(rows),
         "phases": run.phases,
         "baseline_one_worker": baseline.phases if baseline else None,
+        "side_by_side": peers,
         "gateway": {
             "processes": run.processes,
             "rss_hwm_by_process_mb": run.rss_hwm_by_process_mb,
@@ -543,6 +674,7 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
             "load_cpus": opts.load_cpus,
             "quick": opts.quick,
             "load_generator": opts.load_generator,
+            "peers": [{"name": p.name, "command": p.command} for p in opts.peers],
         },
         "machine": report.machine_info(REPO, sys.version.split()[0], opts.load_generator, opts.cores_usable)
         | ({"wrk": wrk_mod.version(opts.wrk_path)} if opts.wrk_path else {})
@@ -550,7 +682,7 @@ async def _bench(opts: Options, workdir: Path, json_path: Path, started: dt.date
         "notes": opts.notes,
     }
     report.write_json(json_path, result)
-    return 0
+    return 1 if any(r.error is not None for r in peer_runs) else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -592,6 +724,28 @@ def _parser() -> argparse.ArgumentParser:
         help="--codemode: tool-call executions in the RSS soak (default 10000; --quick 200)",
     )
     parser.add_argument("--workers", type=int, default=1, help="server.workers of the gateway (default 1)")
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help=(
+            "also run this OpenAI-compatible gateway (a bash command; repeatable) under the same load, "
+            "pinned like the gateway, and print a side-by-side table with ratios. Placeholders: {port} "
+            "(listen there), {upstream} (the mock's base URL), {model}, {key} (the bearer key sent), "
+            "{config} (a generated LiteLLM config), {workdir}; also as BENCH_PEER_PORT, BENCH_UPSTREAM, "
+            "BENCH_MODEL, "
+            "BENCH_PEER_KEY, BENCH_LITELLM_CONFIG, BENCH_PEER_DIR. E.g. --peer "
+            "'LITELLM_LOCAL_MODEL_COST_MAP=True ~/litellm-venv/bin/litellm --config {config} "
+            "--host 127.0.0.1 --port {port}'"
+        ),
+    )
+    parser.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a --peer may take to answer its first chat completion (120)",
+    )
     parser.add_argument(
         "--duration",
         type=float,
@@ -684,6 +838,8 @@ def _proxy_options(parser: argparse.ArgumentParser, args: argparse.Namespace, no
         keep=args.keep,
         cores_usable=len(os.sched_getaffinity(0)),
         notes=notes,
+        peers=peer.peers_from(args.peer),
+        peer_timeout=args.peer_timeout,
     )
 
 
@@ -727,6 +883,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     notes: list[str] = []
     opts: Options | codemode.Options | otel.Options | guard.Options
+    if args.peer and (args.guard or args.codemode or args.otel):
+        parser.error("--peer runs with the default scenario only (not --codemode, --otel or --guard)")
     if args.guard:
         opts, scenario = _guard_options(parser, args, notes), guard.bench
     elif args.codemode:
