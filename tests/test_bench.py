@@ -174,7 +174,7 @@ def _check_side_by_side(result: dict[str, Any], stdout: str, tmp_path: Path) -> 
     assert 0 < figures["rss_peak_mb"] < voidllm["rss_peak_mb"]  # a mock is smaller than a gateway
 
     assert "Side by side" in stdout
-    assert side["table"][0] == ["figure", "VoidLLM", "python", "python / VoidLLM"]
+    assert side["table"][0] == ["figure", "VoidLLM", "python", "ratio"]
     printed = stdout.split("Side by side", 1)[1]
     rps_ratio = peer["ratios"]["rps_c32"]
     assert re.search(rf"proxied RPS, 32 connections .* {rps_ratio:.2f}x", printed)

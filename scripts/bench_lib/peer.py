@@ -273,10 +273,10 @@ def _value(value: float, figure: Figure) -> str:
 
 
 def side_by_side(voidllm: dict[str, float], peers: dict[str, dict[str, float]]) -> list[list[str]]:
-    """Rows: the figure, VoidLLM's value, then per peer its value and the ratio peer / VoidLLM."""
+    """Rows: the figure, VoidLLM's value, then per peer its value and the ratio peer / VoidLLM (``ratio``)."""
     header = ["figure", "VoidLLM"]
     for name in peers:
-        header += [name, f"{name} / VoidLLM"]
+        header += [name, "ratio"]
     out = [header]
     for figure in FIGURES:
         row = [figure.label, _value(voidllm[figure.key], figure)]
