@@ -19,6 +19,8 @@ of the soak minus the mean over the first half. The usage writer's counters are 
 each proxied phase, and the usage rows are counted in the SQLite file after the gateway stopped.
 
 With ``--workers N`` (N > 1) a second gateway with one worker is measured afterwards for the speedup figure.
+Each ``--peer CMD`` is another gateway measured afterwards against the same mock (:mod:`bench_lib.peer`),
+with a side-by-side table.
 ``--codemode`` runs the Code Mode scenario of :mod:`bench_lib.codemode` instead, ``--otel`` the tracing one of
 :mod:`bench_lib.otel`, ``--guard`` the prompt guard's scan of :mod:`bench_lib.guard` (in process).
 """
