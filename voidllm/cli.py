@@ -283,7 +283,7 @@ async def _serve(config: Config, listeners: Any) -> int:
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_stop_signals, stop)
-            await serve(config, stop, listeners=listeners)
+            await serve(config, stop, listeners=listeners, tune_gc=True)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         report_crash(group)

@@ -224,7 +224,9 @@ async def _worker(config: Config, listeners: Listeners, ready: Any, parent_alive
         nursery.start_soon(metrics.publish_samples)
 
         async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-            await serve(config, stop, listeners=listeners, run_bootstrap=False, task_status=task_status)
+            await serve(
+                config, stop, listeners=listeners, run_bootstrap=False, tune_gc=True, task_status=task_status
+            )
             nursery.cancel_scope.cancel()
 
         await nursery.start(run)

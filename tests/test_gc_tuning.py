@@ -1,0 +1,32 @@
+"""``voidllm serve`` freezes its start-up heap for the garbage collector and collects the young generation
+less often (:func:`voidllm.server.tune_gc_after_start`); a gateway run inside another program does not."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import trio
+
+from tests.gateway import make_config, run_gateway
+from tests.process import spawn_gateway, write_config
+from voidllm.server import GC_YOUNG_THRESHOLD
+
+
+async def test_the_gateway_process_freezes_its_heap_before_it_listens(tmp_path: Path) -> None:
+    async with spawn_gateway(write_config(tmp_path)) as gw:
+        with trio.fail_after(10):
+            await gw.wait_for_line(lambda: bool(gw.log("heap frozen")))
+        (record,) = gw.log("heap frozen")
+        assert record["young_threshold"] == GC_YOUNG_THRESHOLD == 5000
+        assert isinstance(record["objects"], int)
+        assert record["objects"] > 50_000  # the modules, the app and its caches
+        messages = [line for line in gw.lines if '"msg":"heap frozen"' in line or '"msg":"listening"' in line]
+        assert ['"msg":"heap frozen"' in line for line in messages] == [True, False]  # before it listens
+
+
+async def test_a_gateway_inside_another_program_leaves_its_collector_alone(sqlite_dsn: str) -> None:
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    async with run_gateway(make_config(sqlite_dsn)):
+        pass
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
