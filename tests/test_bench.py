@@ -267,6 +267,7 @@ OTEL_FIGURES = (
     "rps_off",
     "rps_on",
     "rps_on_over_off",
+    "rps_on_over_off_paired",
     "cpu_us_per_request_off",
     "cpu_us_per_request_on",
     "capacity_on_over_off",
@@ -297,7 +298,9 @@ def test_quick_otel_bench_reports_off_and_on(tmp_path: Path) -> None:
     assert figures["errors_off"] == figures["errors_on"] == 0
     assert figures["spans_received"] >= 2 * figures["requests_on"]  # a server and an attempt span each
     assert figures["spans_dropped"] == 0
-    assert "on / off" in proc.stdout
+    # one round: its ratio is the figure (the median of the rounds' on / off), and so is the medians' ratio
+    assert figures["rps_on_over_off_paired"] == pytest.approx(figures["rps_on"] / figures["rps_off"])
+    assert "on / off, round by round (median)" in proc.stdout
     assert _bench_processes() <= before, "the benchmark left processes behind"
 
 

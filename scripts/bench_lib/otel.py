@@ -13,7 +13,10 @@ busy machine hits them alike:
 
 Per variant and round: a warm-up, then RPS at 32 connections (non-streaming chat completions) for
 ``--duration`` seconds, and the gateway's CPU time (user + system) per request in that time. The figures are
-the medians over ``--rounds`` rounds; the target is on >= 85 % of off. On a busy machine (other processes on
+the medians over ``--rounds`` rounds. The target is on >= 85 % of off, taken round by round: each round's
+``on`` runs right after its ``off``, so their ratio cancels what the machine does between rounds (on this
+2-core VM, tracing-off RPS moved from 517 to 844 within one run), and the figure is the median of the
+rounds' ratios; the ratio of the two medians is printed too. On a busy machine (other processes on
 the gateway's core) RPS follows the neighbours more than the gateway; CPU per request moves much less with
 them, so its ratio ("capacity": what one core can serve) is printed beside it.
 After each ``on`` run the gateway's ``voidllm_otel_*`` counters are read, and the collector's span count is
@@ -49,7 +52,7 @@ LAUNCH = "; ".join(
 _SINK_LISTENING = re.compile(r"listening http://127\.0\.0\.1:(\d+)")
 _SINK_RECEIVED = re.compile(r"received (\d+) spans")
 _OTEL_SAMPLES = re.compile(r"(voidllm_otel_\w+_total(?:\{[^}]*\})?) (\S+)")
-TARGET = report.Target("rps_on_over_off", ">=", 0.85, "")
+TARGET = report.Target("rps_on_over_off_paired", ">=", 0.85, "")
 
 
 @attrs.define
@@ -175,6 +178,8 @@ def figures_from(runs: dict[str, list[dict[str, Any]]], spans_received: int) -> 
         f[f"rps_{name}"] = statistics.median(r["rps"] for r in results)
         f[f"errors_{name}"] = float(sum(r["errors"] for r in results))
     f["rps_on_over_off"] = f["rps_on"] / f["rps_off"] if f["rps_off"] else float("nan")
+    paired = [on["rps"] / off["rps"] for off, on in zip(runs["off"], runs["on"], strict=True) if off["rps"]]
+    f["rps_on_over_off_paired"] = statistics.median(paired) if paired else float("nan")
     for name, results in runs.items():
         f[f"cpu_us_per_request_{name}"] = statistics.median(r["cpu_us_per_request"] for r in results)
     f["capacity_on_over_off"] = f["cpu_us_per_request_off"] / f["cpu_us_per_request_on"]
@@ -202,6 +207,11 @@ def _rows(
     def each(name: str, key: str = "rps") -> str:
         return ", ".join(f"{r[key]:.0f}" for r in runs[name])
 
+    def paired_each() -> str:
+        return ", ".join(
+            f"{on['rps'] / off['rps'] * 100:.0f}" for off, on in zip(runs["off"], runs["on"], strict=True)
+        )
+
     def cpu(name: str) -> tuple[str, str, str, str]:
         value = f"{f['cpu_us_per_request_' + name]:.0f} us  [{each(name, 'cpu_us_per_request')}]"
         return (f"gateway CPU per request, {name} (median)", value, "", "")
@@ -210,11 +220,12 @@ def _rows(
         ("RPS tracing off (median)", f"{f['rps_off']:.1f} req/s  [{each('off')}]", "", ""),
         ("RPS tracing on, sample 1.0 (median)", f"{f['rps_on']:.1f} req/s  [{each('on')}]", "", ""),
         (
-            "on / off",
-            f"{f['rps_on_over_off'] * 100:.1f} %",
+            "on / off, round by round (median)",
+            f"{f['rps_on_over_off_paired'] * 100:.1f} %  [{paired_each()}]",
             TARGET.text(),
             "PASS" if checks[TARGET.key] else "FAIL",
         ),
+        ("on / off, of the medians", f"{f['rps_on_over_off'] * 100:.1f} %", "", ""),
     ]
     out += [
         cpu("off"),
