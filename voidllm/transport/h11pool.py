@@ -224,7 +224,7 @@ class H11Pool:
         """Connect (and handshake) within ``connect_timeout``; the seam tests replace with memory streams."""
         try:
             with trio.fail_after(self.connect_timeout):
-                tcp = await trio.open_tcp_stream(target.host, target.port)
+                tcp = await self._connect_tcp(target)
                 try:
                     tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
                     stream = await self._start_tls(tcp, target.host) if target.tls else tcp
@@ -236,6 +236,10 @@ class H11Pool:
         except (OSError, trio.BrokenResourceError) as exc:
             raise UpstreamConnectError("could not connect to the upstream") from exc
         return stream, tcp.socket
+
+    async def _connect_tcp(self, target: _Target) -> trio.SocketStream:
+        """The TCP connection (``OSError`` when none can be made); a subclass may choose the address."""
+        return await trio.open_tcp_stream(target.host, target.port)
 
     async def _start_tls(self, tcp: trio.SocketStream, host: str) -> trio.SSLStream[trio.SocketStream]:
         if self.ssl_context is None:

@@ -45,7 +45,6 @@ import trio
 from httpcore._backends.trio import TrioBackend
 
 from voidllm.bounds import valid_host
-from voidllm.transport.base import UpstreamConnectError, UpstreamConnectTimeoutError
 from voidllm.transport.h11pool import H11Pool
 
 if TYPE_CHECKING:
@@ -250,34 +249,19 @@ class GuardedPool(H11Pool):
 
     allow_private: bool = False
 
-    async def _open_stream(self, target: _Target) -> tuple[trio.abc.Stream, trio.socket.SocketType | None]:
+    async def _connect_tcp(self, target: _Target) -> trio.SocketStream:
         try:
-            with trio.fail_after(self.connect_timeout):
-                addresses = await resolve_checked(target.host, target.port, allow_private=self.allow_private)
-                tcp = await _connect_first(addresses, target.port)
-                try:
-                    tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                    stream = await self._start_tls(tcp, target.host) if target.tls else tcp
-                except BaseException:
-                    await trio.aclose_forcefully(tcp)
-                    raise
-        except trio.TooSlowError as exc:
-            raise UpstreamConnectTimeoutError("connecting to the upstream timed out") from exc
-        except (httpcore.ConnectError, OSError, trio.BrokenResourceError) as exc:
-            raise UpstreamConnectError("could not connect to the upstream") from exc
-        return stream, tcp.socket
-
-
-async def _connect_first(addresses: list[str], port: int) -> trio.SocketStream:
-    """A TCP stream to the first of ``addresses`` that accepts, in their order."""
-    last: OSError | None = None
-    for address in addresses:
-        try:
-            return await trio.open_tcp_stream(address, port)
-        except OSError as exc:
-            last = exc
-    assert last is not None  # resolve_checked returns at least one address
-    raise last
+            addresses = await resolve_checked(target.host, target.port, allow_private=self.allow_private)
+        except httpcore.ConnectError as exc:  # the name did not resolve
+            raise OSError(str(exc)) from exc
+        last: OSError | None = None
+        for address in addresses:  # the first that accepts, in their order
+            try:
+                return await trio.open_tcp_stream(address, target.port)
+            except OSError as exc:
+                last = exc
+        assert last is not None  # resolve_checked returns at least one address
+        raise last
 
 
 KEEPALIVE_EXPIRY = 4.0
