@@ -207,7 +207,7 @@ MALFORMED_FRAMES = [
 
 @pytest.mark.parametrize("line", MALFORMED_FRAMES)
 async def test_a_malformed_frame_ends_the_execution_as_a_bridge_failure(line: bytes) -> None:
-    run = _Run(5, trio.lowlevel.current_trio_token(), lambda calls: None)
+    run = _Run(5, trio.lowlevel.current_trio_token(), lambda calls: None, job_list=0)
     with pytest.raises(_Stop):
         run.on_frame(line)
     assert run.stop_reason == "bridge"
@@ -215,7 +215,7 @@ async def test_a_malformed_frame_ends_the_execution_as_a_bridge_failure(line: by
 
 
 async def test_a_tool_call_id_used_twice_is_a_bridge_failure() -> None:
-    run = _Run(5, trio.lowlevel.current_trio_token(), lambda calls: None)
+    run = _Run(5, trio.lowlevel.current_trio_token(), lambda calls: None, job_list=0)
     frame = b'{"t": "call", "id": 1, "s": "a", "n": "b", "a": "{}"}'
     run.on_frame(frame)
     with pytest.raises(_Stop):

@@ -358,8 +358,8 @@ async def test_calls_made_after_awaits_in_a_wide_fan_out_all_run_together() -> N
 async def test_a_worker_waiting_for_a_tool_result_polls_only_a_few_times(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """While a slow tool runs the worker thread blocks after a few polls that only look (each one costs
-    CPU beside the tool call's own work): a bounded count, not one poll per moment of waiting."""
+    """While a slow tool runs the worker thread waits at the first poll that finds the job queue empty
+    (each poll that only looks costs CPU beside the tool call's own work)."""
     polls = 0
     poll_oneoff = sandbox_module._poll_oneoff
 
@@ -377,7 +377,7 @@ async def test_a_worker_waiting_for_a_tool_result_polls_only_a_few_times(
 
     result = await sandbox.execute("return await tools.s.t({})", call_tool=call_tool, max_tool_calls=1)
     assert json.loads(result.result) == "late"
-    assert 1 < polls <= 20
+    assert polls <= 3  # the call's own jobs, then the wait; sixteen polls that only looked made it 17
 
 
 async def test_cancelling_the_caller_stops_a_running_execution() -> None:

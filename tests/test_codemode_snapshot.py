@@ -56,13 +56,15 @@ def test_memory_runs_skip_long_zero_stretches_and_keep_short_ones() -> None:
     assert list(snapshot._runs(bytes(100))) == []
 
 
-def test_the_reactor_gets_the_two_exports_and_a_memory_image() -> None:
+def test_the_reactor_gets_the_three_exports_and_a_memory_image() -> None:
     patched = snapshot.add_exports(WASM)
     engine = wasmtime.Engine()
     module = wasmtime.Module(engine, patched)
     exports = {export.name: export.type for export in module.exports}
     assert isinstance(exports[snapshot.EVAL_EXPORT], wasmtime.FuncType)
     assert [str(t) for t in exports[snapshot.EVAL_EXPORT].params] == ["i32"] * 5  # ctx, buf, len, name, flags
+    assert isinstance(exports[snapshot.RUNTIME_EXPORT], wasmtime.FuncType)
+    assert [str(t) for t in exports[snapshot.RUNTIME_EXPORT].params] == ["i32"]  # ctx
     assert isinstance(exports[snapshot.STACK_POINTER_EXPORT], wasmtime.GlobalType)
     assert exports[snapshot.STACK_POINTER_EXPORT].mutable
 

@@ -46,8 +46,8 @@ Costs, measured on the worker thread (2 cores with a load average of about 3, so
 fifth): a trivial script was 1.9 to 2.4 ms of CPU in all while every execution made a QuickJS runtime and
 context and parsed and ran the prelude inside ``qjs_init_argv``; starting from the snapshot it is about 1 ms
 (the store, the copy-on-write instance, the module and the code's compile, the result frame). A tool call adds
-its round trip to trio and the polls of :func:`_poll_oneoff` (at most :data:`_SPIN_POLLS` that only look,
-~10 µs each, then one that blocks).
+its round trip to trio and the polls of :func:`_poll_oneoff` (one after each job it causes; the one that
+finds the job queue empty waits for the result).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ _WASI = "wasi_snapshot_preview1"
 _MEMORY_SLACK = 16 * 65536
 _SUBSCRIPTION = 48  # sizeof(__wasi_subscription_t)
 _EVENT = 32  # sizeof(__wasi_event_t)
-_SPIN_POLLS = 16
+_RUNTIME_SCAN = 1024  # bytes of the JSRuntime searched for its job queue (it lies within the first 200)
 _NO_EVENTS = bytearray(4)  # nevents = 0
 _ERRNO_BADF = 8
 _ERRNO_CANCELED = 11
@@ -341,6 +341,8 @@ class _Run:
     max_tool_calls: int
     trio_token: trio.lowlevel.TrioToken
     start_calls: Callable[[list[_Call]], None]
+    job_list: int  # the address of the runtime's job queue; it is empty when its head points to itself
+    job_list_empty: bytes = attrs.field(init=False)
     deadline: float = math.inf  # on the monotonic clock, set when the worker thread starts
     stop_reason: str = ""
     outcome: _Outcome | None = None
@@ -350,13 +352,15 @@ class _Run:
     call_ids: set[int] = attrs.field(factory=set)
     unstarted: list[_Call] = attrs.field(factory=list)
     in_flight: int = 0
-    idle_polls: int = 0
     incoming: queue.SimpleQueue[bytes | None] = attrs.field(factory=queue.SimpleQueue)
     reading: bytes = b""
     written: bytearray = attrs.field(factory=bytearray)
     memory: wasmtime.Memory | None = None  # the instance's linear memory, once it exists
     logs: list[LogLine] = attrs.field(factory=list)
     dropped_logs: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self.job_list_empty = self.job_list.to_bytes(4, "little")
 
     @property
     def over(self) -> bool:
@@ -375,7 +379,6 @@ class _Run:
 
     def on_frame(self, line: bytes) -> None:
         """Takes one frame from the prelude; any frame it does not accept ends the execution as "bridge"."""
-        self.idle_polls = 0  # the script is making progress: the next polls only look again
         try:
             self._take(_frame(line))
         except _BadFrame:
@@ -461,7 +464,6 @@ class _Run:
         if item is None:
             raise _Stop
         self.in_flight -= 1
-        self.idle_polls = 0
         return item
 
 
@@ -607,23 +609,21 @@ def _fd_read(run: _Run, caller: wasmtime.Caller, fd: int, iovs: int, count: int,
 def _poll_oneoff(run: _Run, caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int) -> int:
     """Answers the QuickJS loop's poll, made only while tool calls are in flight (there are no timers).
 
-    qjs polls after every single job, not only when the job queue is empty, so a poll that blocked at once
-    would hold back the jobs still queued (the rest of a ``.then`` chain that would start the next tool
-    call). The first :data:`_SPIN_POLLS` polls after any progress (a result taken, a frame written: a call
-    or a console line) therefore only look; later ones wait for a result, which cannot deadlock because a
-    result is on its way. Each poll first starts the tool calls made since the last one, so the calls of
-    one job (``Promise.all``) start together. A poll that only looks returns before reading the
-    subscriptions; with the wasm loop between two polls it costs ~10 µs of the worker's CPU (~50 µs through
-    wasmtime-py's trampoline), spent beside the tool call's own work on the same cores: hence 16 polls, not
-    64, and the reset on every frame written, which keeps a wide fan-out's calls starting together. (Fuel
-    would tell an idle loop from a job, 558 units against 11,000 and more, but metering costs 15 to 30 %
-    of every execution's wasm time.)
+    qjs polls after every single job, not only when the job queue is empty, so a poll that blocked while
+    jobs are queued would hold them back (the rest of a ``.then`` chain that would start the next tool
+    call). So a poll waits for a result only when the runtime's job queue is empty (read from the linear
+    memory: one load, see :meth:`Sandbox._snapshot_addresses`) and a result is on its way, which cannot
+    deadlock; otherwise it only looks. Each poll first starts the tool calls made since the last one, so the
+    calls of one job (``Promise.all``) start together. (This replaced sixteen polls that only looked after
+    any progress: at ~50 µs each through wasmtime-py they took a core away from the tool call's own work
+    while waiting, and fuel metering, which could tell an idle loop from a job, costs 15 to 30 % of every
+    execution's wasm time.)
     """
     memory = _memory(run)
     if not run.reading:
-        frame = run.take_frame(block=run.idle_polls >= _SPIN_POLLS and run.in_flight > 0)
+        idle = memory.read(caller, run.job_list, run.job_list + 4) == run.job_list_empty
+        frame = run.take_frame(block=idle and run.in_flight > 0)
         if frame is None:
-            run.idle_polls += 1
             memory.write(caller, _NO_EVENTS, nevents)
             return 0
         run.reading = frame
@@ -713,21 +713,54 @@ class Sandbox:
             for name, func in (("fd_write", _fd_write), ("fd_read", _fd_read), ("poll_oneoff", _poll_oneoff))
         ]
         self._pre = linker.instantiate_pre(module)
-        self._context = self._snapshot_context()
+        self._context, self._job_list = self._snapshot_addresses()
         self._memory_limit = memory_limit_mb * 1024 * 1024
         self._time_limit = time_limit
         self._limiter = trio.CapacityLimiter(pool_size)
         self._ticker = _Ticker(self._engine)
 
-    def _snapshot_context(self) -> int:
-        """The address of the snapshot's ``JSContext``: the same in every instance, so asked once."""
+    def _snapshot_addresses(self) -> tuple[int, int]:
+        """The addresses of the snapshot's ``JSContext`` and of its runtime's job queue: the same in every
+        instance, so found once, in an instance of their own.
+
+        The job queue is the runtime's ``job_list`` (``JS_IsJobPending`` is that list not being empty, and
+        the reactor has it inlined away). It is found by what it does rather than by the struct's layout:
+        of the runtime's empty list heads, the one that a script leaving a promise job behind fills (a
+        global script: ``eval_buf`` runs no jobs for one) is the queue; exactly one must.
+        """
         store = wasmtime.Store(self._engine)
         store.set_wasi(wasmtime.WasiConfig())
-        store.set_epoch_deadline(1 << 40)  # a load, no loop: the ticker is not even running
-        context = _export_func(self._pre.instantiate(store).exports(store), "qjs_get_context")(store)
+        store.set_epoch_deadline(1 << 40)  # a load and one short script: the ticker is not even running
+        exports = self._pre.instantiate(store).exports(store)
+        context = _export_func(exports, "qjs_get_context")(store)
         if not isinstance(context, int) or not context:
             raise snapshot.SnapshotError("the snapshot has no QuickJS context")
-        return context
+        runtime = _export_func(exports, snapshot.RUNTIME_EXPORT)(store, context)
+        memory = exports["memory"]
+        assert isinstance(runtime, int)
+        assert isinstance(memory, wasmtime.Memory)
+
+        def empty_lists() -> set[int]:
+            raw = memory.read(store, runtime, runtime + _RUNTIME_SCAN)
+            return {
+                runtime + at
+                for at in range(0, _RUNTIME_SCAN - 8, 4)
+                if int.from_bytes(raw[at : at + 4], "little") == runtime + at
+                and int.from_bytes(raw[at + 4 : at + 8], "little") == runtime + at
+            }
+
+        before = empty_lists()
+        text = b"Promise.resolve().then(() => 0);\0<probe>\0"
+        block = _export_func(exports, "malloc")(store, len(text))
+        assert isinstance(block, int)
+        memory.write(store, text, block)
+        length = len(text) - len(b"\0<probe>\0")
+        if _export_func(exports, snapshot.EVAL_EXPORT)(store, context, block, length, block + length + 1, 0):
+            raise snapshot.SnapshotError("the job queue probe failed")
+        filled = before - empty_lists()
+        if len(filled) != 1:
+            raise snapshot.SnapshotError(f"{len(filled)} of the runtime's lists took the probe's job")
+        return context, filled.pop()
 
     @property
     def pool_size(self) -> int:
@@ -780,7 +813,7 @@ class Sandbox:
             def start_calls(calls: list[_Call]) -> None:
                 context.run(spawn, calls)
 
-            run = _Run(max_tool_calls, trio.lowlevel.current_trio_token(), start_calls)
+            run = _Run(max_tool_calls, trio.lowlevel.current_trio_token(), start_calls, self._job_list)
             try:
                 # trio.to_thread.run_sync documents "a CapacityLimiter-like object" but types CapacityLimiter
                 limiter = cast("trio.CapacityLimiter", slot)

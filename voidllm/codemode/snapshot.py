@@ -13,9 +13,10 @@ This is what Wizer does; Wizer is a Rust tool with no Python binding and wasmtim
 what is needed here is small, so it is written out:
 
 - the reactor exports neither a way back into QuickJS after ``qjs_init_argv`` nor its globals, so
-  :func:`add_exports` adds two exports to the binary: qjs.c's ``eval_buf`` (found by name in the ``name``
+  :func:`add_exports` adds three exports to the binary: qjs.c's ``eval_buf`` (found by name in the ``name``
   section: it evaluates a module and, like qjs's own ``-e``, runs the job loop until the module's top-level
-  await settles) and the module's only mutable global, the stack pointer;
+  await settles), ``JS_GetRuntime`` (the sandbox finds the runtime's job queue through it) and the module's
+  only mutable global, the stack pointer;
 - between two calls the stack pointer is back at its initial value, which is checked before the snapshot is
   taken (the module's other global is immutable), so the global section is kept as it is;
 - :func:`with_memory` replaces the data section with the snapshot's non-zero runs and raises the memory's
@@ -35,10 +36,12 @@ import wasmtime
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-SNAPSHOT_FORMAT = b"voidllm-qjs-snapshot-1"
+SNAPSHOT_FORMAT = b"voidllm-qjs-snapshot-2"
 EVAL_EXPORT = "voidllm_eval_buf"
 STACK_POINTER_EXPORT = "voidllm_stack_pointer"
+RUNTIME_EXPORT = "voidllm_get_runtime"
 _EVAL_BUF = "eval_buf"
+_GET_RUNTIME = "JS_GetRuntime"
 _SECTION_IMPORT = 2
 _SECTION_CUSTOM, _SECTION_MEMORY, _SECTION_GLOBAL, _SECTION_EXPORT, _SECTION_DATA, _SECTION_DATA_COUNT = (
     0,
@@ -206,12 +209,16 @@ def _mutable_globals(sections: list[tuple[int, bytes]]) -> list[int]:
 
 
 def add_exports(wasm: bytes) -> bytes:
-    """``wasm`` with ``eval_buf`` and its one mutable global (the stack pointer) exported."""
+    """``wasm`` with ``eval_buf``, ``JS_GetRuntime`` and its one mutable global (the stack pointer)
+    exported."""
     sections = list(_sections(wasm))
     mutable = _mutable_globals(sections)
     if len(mutable) != 1:
         raise SnapshotError(f"the reactor has {len(mutable)} mutable globals, not one (the stack pointer)")
-    entries = [(EVAL_EXPORT, _EXPORT_FUNC, _function_index(sections, _EVAL_BUF))]
+    entries = [
+        (EVAL_EXPORT, _EXPORT_FUNC, _function_index(sections, _EVAL_BUF)),
+        (RUNTIME_EXPORT, _EXPORT_FUNC, _function_index(sections, _GET_RUNTIME)),
+    ]
     entries.append((STACK_POINTER_EXPORT, _EXPORT_GLOBAL, mutable[0]))
     out = []
     for section, payload in sections:
