@@ -35,7 +35,7 @@ country's length. Measured on the benchmark machine: 2-16 ms of CPU per 10 KB of
   hex digests of 32, 40 or 64 characters (git SHAs) and template references (``${...}``, ``<...>``) are not
   secrets;
 - ``url_password``: the password of ``scheme://user:password@host`` (only it is redacted, the URL stays
-  readable); masks (``***``) and template references are not;
+  readable); masks (``***``), template references and the guard's own placeholders are not;
 - e-mail: a local part, ``@``, a dotted domain with a 2-24 letter top-level label (not the ``user:password@``
   of a URL);
 - digit runs: payment cards have 13-19 digits (spaces or dashes between groups), a first digit 2-6 and a
@@ -249,6 +249,8 @@ def _generic_secret(text: str, out: Found, ends: _Ends = None) -> None:
 # URLs with passwords, PEM private keys ----------------------------------------------------------------------
 
 _URL_CREDENTIALS = re.compile(r"://[^\s:/?#@\[\]]{0,128}:([^\s/?#@]{1,256})@[A-Za-z0-9\[]")
+_PLACEHOLDER = re.compile(r"\[[A-Z_]+_[0-9]+\]")
+"""The guard's own placeholder (``[URL_PASSWORD_1]``): an answer repeating a redacted URL holds one."""
 
 
 def _url_password(text: str, out: Found, _ends: _Ends = None) -> None:
@@ -256,7 +258,11 @@ def _url_password(text: str, out: Found, _ends: _Ends = None) -> None:
         return
     for match in _URL_CREDENTIALS.finditer(text):
         value = match.group(1)
-        if value.strip("*x") and not value.startswith(("$", "<", "{", "%")):
+        if (
+            value.strip("*x")
+            and not value.startswith(("$", "<", "{", "%"))
+            and not _PLACEHOLDER.fullmatch(value)
+        ):
             out.append((*match.span(1), kinds.URL_PASSWORD))
 
 
