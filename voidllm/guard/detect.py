@@ -58,6 +58,17 @@ pattern) costs about 70 µs of CPU per candidate on the benchmark machine, sever
 text with one phone number in it; matching the country's general pattern ourselves costs about 2 µs and keeps
 the numbering plan (lengths, leading digits), so that is what runs. ``python-stdnum`` holds the check-digit
 algorithms of the identifiers above.
+
+The credential patterns are written here because no secret-scanning library fits a request's hot path.
+Yelp's ``detect-secrets`` (PyPI; read at 1.5.0) is made for files and diffs: ``scan_file`` and ``scan_line``
+run every plugin over each line, each plugin with its own ``re`` patterns, which is the one pass per detector
+that the prefilter above exists to avoid; a plugin yields the matched values, not their positions, wrapped in
+``PotentialSecret`` objects that hold the value and its SHA-1, so redacting would mean finding each value
+again, and values would be kept where this module keeps none; its settings are process-wide, and a plugin
+may call the provider to verify a secret. gitleaks and TruffleHog are Go programs (gitleaks' rules a TOML
+file, TruffleHog's detectors Go code), not libraries to call per request. The token patterns above encode the
+same facts those rule sets do (each provider's documented prefix and alphabet) for the kinds in
+:mod:`voidllm.guard.kinds`.
 """
 
 from __future__ import annotations
