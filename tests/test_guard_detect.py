@@ -75,6 +75,14 @@ def test_values_inside_a_longer_word_are_not_findings(kind: str) -> None:
         assert found == []
 
 
+@pytest.mark.parametrize("kind", kinds.ALL_KINDS)
+def test_a_placeholder_in_place_of_a_value_is_not_a_finding(kind: str) -> None:
+    """An answer repeating a redacted text holds placeholders where the values were: they are not found
+    again (``postgres://app:[URL_PASSWORD_1]@db`` was once re-redacted as ``[URL_PASSWORD_2]``)."""
+    template, _ = SAMPLES[kind]
+    assert _kinds_found(template.format(f"[{kinds.LABELS[kind]}_1]")) == []
+
+
 def test_non_ascii_text_keeps_positions() -> None:
     _, email = SAMPLES[kinds.EMAIL]
     _, card = SAMPLES[kinds.CREDIT_CARD]

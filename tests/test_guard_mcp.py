@@ -170,3 +170,27 @@ async def test_code_mode_tool_calls_are_guarded(sqlite_dsn: str) -> None:
         )
         assert SLACK not in orjson.dumps(answer).decode()
         assert len(mock.rpc("tools/call")) == calls
+
+
+@pytest.mark.parametrize("detectors", ["{}", "{pii: flag}"], ids=["off", "flag"])
+async def test_code_mode_tool_arguments_leave_as_written_when_off_or_flagged(
+    sqlite_dsn: str, detectors: str
+) -> None:
+    """The echo answers what reached the upstream: the values as the script wrote them; flag counts them."""
+    labels = {"action": "flag", "direction": "request"}
+    before = {
+        kind: sample("voidllm_guard_findings_total", kind=kind, **labels) for kind in ("email", "credit_card")
+    }
+    text = f"mail {EMAIL}, card {CARD}, again {EMAIL}"
+    code = f"return (await tools.tools.echo({{text: {orjson.dumps(text).decode()}}})).text;"
+    async with gateway(sqlite_dsn, guard(detectors)) as (gw, mock), client(gw, "/api/v1/mcp") as mcp:
+        failed, answer = await run(mcp, code)
+        assert not failed, answer
+        assert answer["result"] == text
+        assert len(mock.rpc("tools/call")) == 1
+    counted = {
+        kind: sample("voidllm_guard_findings_total", kind=kind, **labels) - n for kind, n in before.items()
+    }
+    assert counted == (
+        {"email": 0, "credit_card": 0} if detectors == "{}" else {"email": 2, "credit_card": 1}
+    )

@@ -1,6 +1,7 @@
 """The prompt guard on ``POST /v1/messages`` (the anthropic SDK): block in Anthropic's envelope, redact before
 the translation to an OpenAI upstream and in the native body to an Anthropic upstream, answers redacted
-(translated, native, streamed with a finding split across content block deltas)."""
+(translated, native, streamed with a finding split across content block deltas); off and flag forward what
+was sent (flag counting the kinds)."""
 
 from __future__ import annotations
 
@@ -162,3 +163,51 @@ async def test_streamed_answers_are_redacted_across_deltas(
     assert final.content[0].text == "Send it to [EMAIL_1] or [IBAN_1], thanks."
     [row] = await usage_rows("sqlite", sqlite_dsn)
     assert json.loads(row["guard_findings"]) == {"response": {"email": 1, "iban": 1}}
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def flagged(before: dict[str, float] | None = None) -> dict[str, float]:
+    """E-mail addresses and IBANs flagged in requests (``voidllm_guard_findings_total``), since ``before``."""
+    labels = {"action": "flag", "direction": "request"}
+    now = {kind: sample("voidllm_guard_findings_total", kind=kind, **labels) for kind in ("email", "iban")}
+    return {kind: n - (before or {}).get(kind, 0.0) for kind, n in now.items()}
+
+
+@pytest.mark.parametrize("detectors", [None, "{pii: flag}"], ids=["off", "flag"])
+async def test_off_and_flag_forward_what_was_sent(
+    sqlite_dsn: str, mock: MockUpstream, claude: MockProvider, detectors: str | None
+) -> None:
+    """Off and flag change nothing: the native upstream gets the exact bytes, the translated one every value
+    as it was; flag counts the kinds on the usage rows and in the metrics, off records nothing."""
+    settings = "" if detectors is None else guard(detectors)
+    config = make_config(sqlite_dsn, models(mock, claude), settings=settings)
+    assert config.settings.guard.active is (detectors is not None)
+    before = flagged()
+    content = f"pay {IBAN} or mail {EMAIL}"
+    raw = f'{{"model":"%s",  "max_tokens":16, "system":"for {EMAIL}",'.encode()
+    raw += f'"messages":[{{"role":"user","content":"{content}"}}]}}'.encode()
+    async with run_gateway(config) as gw:
+        headers = {
+            "x-api-key": gw.api_key(),
+            "anthropic-version": "2023-06-01",
+            "content-type": "application/json",
+        }
+        for model in (b"claude-test", b"gpt-test"):
+            answer = await gw.client.post("/v1/messages", headers=headers, content=raw % model)
+            assert answer.status_code == 200, answer.text
+    assert claude.requests[-1].body == raw % b"claude-test"
+    assert [m["content"] for m in mock.requests[-1].json()["messages"]] == [
+        f"for {EMAIL}",
+        content,
+    ]
+    rows = await usage_rows("sqlite", sqlite_dsn)
+    if detectors is None:
+        assert [(r["guard_findings"], r["guard_action"]) for r in rows] == [(None, None)] * 2
+        assert flagged(before) == {"email": 0, "iban": 0}
+    else:
+        findings = [(json.loads(r["guard_findings"]), r["guard_action"]) for r in rows]
+        assert findings == [({"request": {"email": 2, "iban": 1}}, "flag")] * 2
+        assert flagged(before) == {"email": 4, "iban": 2}

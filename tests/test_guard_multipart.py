@@ -157,7 +157,8 @@ async def policy_key(gw: RunningGateway, policy: dict[str, object]) -> str:
     return str(key["key"])
 
 
-async def test_request_policies_apply_to_form_fields(sqlite_dsn: str, mock: MockUpstream) -> None:
+@pytest.mark.parametrize("route", ["/v1/audio/transcriptions", "/v1/audio/translations", "/v1/images/edits"])
+async def test_request_policies_apply_to_form_fields(sqlite_dsn: str, mock: MockUpstream, route: str) -> None:
     policy = {
         "params": {
             "deny": ["language", "timestamp_granularities"],
@@ -187,20 +188,17 @@ async def test_request_policies_apply_to_form_fields(sqlite_dsn: str, mock: Mock
     async with run_gateway(config(sqlite_dsn, mock, None)) as gw:
         key = await policy_key(gw, policy)
         for name, (parts, param, code) in refused.items():
-            answer = await gw.client.post(
-                "/v1/audio/transcriptions", headers=headers(key), content=chunked(form(parts))
-            )
+            answer = await gw.client.post(route, headers=headers(key), content=chunked(form(parts)))
             assert answer.status_code == 400, (name, answer.text)
             error = answer.json()["error"]
             assert (error["code"], error["param"]) == (code, param), name
             assert MARKER not in answer.text
         assert mock.requests == []
         fine = [MODEL, FILE, ("temperature", b" 0.5 ", False), ("prompt", b"words", False)]
-        answer = await gw.client.post(
-            "/v1/audio/transcriptions", headers=headers(key), content=chunked(form(fine))
-        )
+        answer = await gw.client.post(route, headers=headers(key), content=chunked(form(fine)))
         assert answer.status_code == 200, answer.text
     [received] = mock.requests
+    assert received.path == route
     assert received.body == form(with_model(fine, b"whisper-test"))
     assert received.header("content-length") == str(len(received.body))  # held for the policy's rules
 

@@ -179,6 +179,29 @@ async def test_the_playground_tunnel_is_guarded(sqlite_dsn: str, mock: MockUpstr
     assert len(mock.requests) == 1
 
 
+@pytest.mark.parametrize("detectors", [None, "{pii: flag}"], ids=["off", "flag"])
+async def test_the_playground_tunnel_off_and_flag_forward_the_exact_bytes(
+    sqlite_dsn: str, mock: MockUpstream, detectors: str | None
+) -> None:
+    raw = f'{{"model":"gpt-test",  "messages":[{{"role":"user","content":"mail {EMAIL} or {OTHER_EMAIL}"}}]}}'
+    settings = "" if detectors is None else guard_settings(detectors)
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url), settings=settings)
+    assert config.settings.guard.active is (detectors is not None)
+    flagged = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    async with run_gateway(config) as gw:
+        answer = await post(gw, "/api/v1/playground/chat/completions", raw.encode())
+        assert answer.status_code == 200, answer.text
+    assert mock.requests[-1].body == raw.encode()
+    [row] = await usage_rows("sqlite", sqlite_dsn)
+    after = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    if detectors is None:
+        assert (row["guard_findings"], row["guard_action"]) == (None, None)
+        assert after == flagged
+    else:
+        assert (json.loads(row["guard_findings"]), row["guard_action"]) == ({"request": {"email": 2}}, "flag")
+        assert after - flagged == 2
+
+
 async def test_buffered_answers_are_redacted(sqlite_dsn: str, mock: MockUpstream) -> None:
     mock.behaviour.completion_text = f"Sure, {EMAIL} and {OTHER_EMAIL} are noted."
     config = make_config(

@@ -1,9 +1,9 @@
 """The request policy on the proxy (issue 22 points 2 and 4): denied, not allowed and out-of-bounds parameters
 refused with 400 naming the parameter (the openai SDK's ``BadRequestError.param``; Anthropic's envelope on
 ``/v1/messages``) and never echoing the value sent; required headers (403 naming the header); a model's policy
-on top of the key's; browser origins (CORS preflights answered for origins some key allows, ``Access-Control-
-Allow-Origin`` only for the key's own, 403 without it otherwise); and a policy change reaching another running
-gateway on the same store without a restart."""
+on top of the key's; browser origins over raw HTTP and through the openai SDK (CORS preflights answered for
+origins some key allows, ``Access-Control-Allow-Origin`` only for the key's own, 403 without it otherwise);
+and a policy change reaching another running gateway on the same store without a restart."""
 
 from __future__ import annotations
 
@@ -284,6 +284,30 @@ async def test_browser_origins(sqlite_dsn: str, upstream: MockUpstream) -> None:
             json={"model": MODEL, "messages": HI},
         )
         assert tunnelled.status_code == 200, tunnelled.text
+
+
+async def test_browser_origins_through_the_openai_sdk(sqlite_dsn: str, upstream: MockUpstream) -> None:
+    """The openai SDK sending ``Origin`` (as it does from a browser, ``dangerouslyAllowBrowser``): the key's
+    own origin is served and may read the answer; any other is a ``PermissionDeniedError`` with
+    ``origin_not_allowed`` and no ``Access-Control-Allow-Origin``, and nothing goes upstream."""
+    async with gateway(sqlite_dsn, upstream) as gw:
+        web = await set_and_key(gw, {"allowed_origins": [APP]})
+        await set_and_key(gw, {"allowed_origins": [OTHER]})
+        chat = sdk(gw, web, Origin=APP).chat.completions
+        served = await chat.with_raw_response.create(model=MODEL, messages=HI)
+        assert served.headers["access-control-allow-origin"] == APP
+        assert served.parse().choices
+        embedded = await sdk(gw, web, Origin=APP).embeddings.with_raw_response.create(model=MODEL, input="hi")
+        assert embedded.headers["access-control-allow-origin"] == APP
+        sent = len(upstream.requests)
+        for origin in (EVIL, OTHER):  # OTHER: allowed for another key, not for this one
+            with pytest.raises(openai.PermissionDeniedError) as caught:
+                await sdk(gw, web, Origin=origin).chat.completions.create(model=MODEL, messages=HI)
+            error = caught.value
+            assert (error.status_code, error.code) == (403, "origin_not_allowed")
+            assert "access-control-allow-origin" not in error.response.headers
+            assert "access-control-allow-credentials" not in error.response.headers
+        assert len(upstream.requests) == sent
 
 
 async def test_a_policy_change_reaches_another_gateway_without_restart(

@@ -24,8 +24,10 @@ part alone (upper and lower case), as UTF-16 and as base64 in the three alignmen
 escapes or encodes it is caught as well.
 
 A negative control plants the marker once in each of those channels and checks that the same search finds
-it, so the clean result of the real test means something. The last test runs the real ``voidllm serve``
-process and searches its stdout, stderr and data directory.
+it, so the clean result of the real test means something. One test runs the real ``voidllm serve``
+process and searches its stdout, stderr and data directory. The last two do it with the prompt guard on:
+markers shaped like findings (a fresh value of every kind the guard detects, in the last one) in flag,
+redact and block modes, with the usage rows and metrics showing that the guard saw each of them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import io
 import json
 import logging
 import os
+import random
 import re
 import signal
 import sqlite3
@@ -56,6 +59,8 @@ import pytest
 import trio
 from prometheus_client import Counter
 
+from tests import guard_samples
+from tests.admin_tenancy import API, admin, create_key, default_org
 from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, RunningGateway, make_config, model_yaml, run_gateway
 from tests.mcp_calls import (
     STATELESS,
@@ -67,6 +72,7 @@ from tests.mcp_calls import (
 from tests.otlp_receiver import otel_settings
 from tests.polling import poll_until
 from voidllm import logs
+from voidllm.guard import detect, kinds
 from voidllm.metrics import REGISTRY
 from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
@@ -1260,3 +1266,155 @@ async def test_guard_findings_are_never_written(
     assert "'blocked'" in rows
     for value in markers:
         evidence.assert_clean(value)
+
+
+def finding_document(samples: dict[str, tuple[str, str]]) -> str:
+    """Every sample in its context, one per paragraph, far enough apart that no secret word reaches the next
+    one's value; checked to hold exactly one finding of each kind."""
+    document = f"\n{'~' * 160}\n".join(template.format(value) for template, value in samples.values())
+    found = [(f.kind, document[f.start : f.end]) for f in detect.find(document, guard_samples.ALL)]
+    assert found == [(kind, value) for kind, (_, value) in samples.items()]
+    return document
+
+
+def written_forms(kind: str, value: str) -> set[str]:
+    """The spellings of ``value`` a leak could take: as sent, lower case, the guard's normalised form (no
+    separators, upper case); a private key's body lines (its armour is the same in every key) and a JWT's
+    payload and signature (its header is the same in every token) on their own too."""
+    forms = {value, value.lower(), value.translate(str.maketrans("", "", " -.()/")).upper()}
+    if kind == kinds.PRIVATE_KEY:
+        forms = set(value.splitlines()[1:-1])
+    elif kind == kinds.JWT:
+        forms.add(value.split(".", 1)[1])
+    return forms
+
+
+REDACT_ALL = {"detectors": {"credentials": "redact", "pii": "redact"}, "responses": True}
+
+
+async def redacting_key(gw: RunningGateway) -> dict[str, str]:
+    """A new key of the admin whose own guard policy redacts every kind (above the baseline's flag), answers
+    too."""
+    org = await default_org(gw)
+    me = (await gw.client.get(f"{API}/me", headers=admin(gw))).json()["id"]
+    key = await create_key(gw, org, user_id=me)
+    path = f"{API}/orgs/{org}/keys/{key['id']}/policy"
+    response = await gw.client.put(path, headers=admin(gw), json={"guard": REDACT_ALL})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {key['key']}"}
+
+
+async def every_ingress(
+    client: httpx.AsyncClient, headers: dict[str, str], mock: MockUpstream, document: str
+) -> list[bytes]:
+    """``document`` through the chat API (whole and streamed), ``/v1/messages``, a proxied MCP tool call and a
+    Code Mode script's tool call. Returns what the upstreams sent back through the gateway, in that order
+    (the MCP ones echo the arguments as they left the gateway)."""
+    chat = {"model": "gpt-zk", "messages": [{"role": "user", "content": document}]}
+    whole = await client.post("/v1/chat/completions", headers=headers, json=chat)
+    assert whole.status_code == 200, whole.text
+    sent_chat = mock.requests[-1].json()["messages"][0]["content"]
+    streamed = await post_stream(client, "/v1/chat/completions", headers, {**chat, "stream": True})
+    assert streamed.status_code == 200
+    messages = {"model": "gpt-zk", "max_tokens": 8, "messages": [{"role": "user", "content": document}]}
+    answered = await client.post("/v1/messages", headers=headers, json=messages)
+    assert answered.status_code == 200, answered.text
+    assert mock.requests[-1].json()["messages"][0]["content"] == sent_chat
+    call = stateless_request("tools/call", 1, name="echo", arguments={"text": document})
+    mcp_headers = {**headers, **stateless_headers("tools/call", "echo")}
+    echoed = await client.post("/api/v1/mcp/zk", headers=mcp_headers, json=call)
+    assert echoed.status_code == 200, echoed.text
+    code = f"return (await tools.zk.echo({{text: {json.dumps(document)}}})).text;"
+    call = stateless_request("tools/call", 2, name="execute_code", arguments={"code": code})
+    code_headers = {**headers, **stateless_headers("tools/call", "execute_code")}
+    ran = await client.post(CODE_MODE_PATH, headers=code_headers, json=call)
+    assert ran.status_code == 200, ran.text
+    assert b'"isError":true' not in ran.content, ran.text
+    return [
+        sent_chat.encode(),
+        whole.content,
+        streamed.content,
+        answered.content,
+        echoed.content,
+        ran.content,
+    ]
+
+
+def counted_since(before: dict[str, float], direction: str, action: str) -> dict[str, float]:
+    after = findings_counted(direction, action)
+    return {kind: after[kind] - before[kind] for kind in kinds.ALL_KINDS}
+
+
+def findings_counted(direction: str, action: str) -> dict[str, float]:
+    return {
+        kind: REGISTRY.get_sample_value(
+            "voidllm_guard_findings_total", {"kind": kind, "action": action, "direction": direction}
+        )
+        or 0.0
+        for kind in kinds.ALL_KINDS
+    }
+
+
+async def test_no_finding_kind_is_ever_written(
+    tmp_path: Path,
+    sqlite_dsn: str,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fresh value of every kind the guard finds (each checked to be found, as its kind) goes through every
+    ingress: the chat API (whole and streamed), ``/v1/messages``, a proxied MCP tool call and a Code Mode
+    tool call, once with a key the baseline flags every kind for (forwarded as sent) and once with a key
+    whose own policy redacts every kind, answers too. The usage rows and ``voidllm_guard_findings_total``
+    show each kind counted on every ingress, so the search below searched for values the guard saw; then no
+    spelling of any value is in a log record of any logger at any level, a row, ``/metrics`` or a file."""
+    samples = guard_samples.fresh_samples(random.Random(uuid.uuid4().int))
+    document = finding_document(samples)
+    values = {kind: value for kind, (_, value) in samples.items()}
+    evidence, watch = Evidence(), Watch()
+    flagged, redacted = findings_counted("request", "flag"), findings_counted("request", "redact")
+    answered = findings_counted("response", "redact")
+    settings = MCP_SETTINGS + "guard:\n  detectors: {credentials: flag, pii: flag}\n"
+    behaviour = Behaviour(completion_text=document, stream_chunks=9)
+    async with open_mock_upstream(behaviour) as mock, open_mock_mcp() as mcp:
+        async with watched_gateway(
+            tmp_path,
+            sqlite_dsn,
+            models_yaml(mock.base_url, mcp.url),
+            evidence,
+            capfd,
+            monkeypatch,
+            watch,
+            every_level=True,
+            settings=settings,
+        ) as gw:
+            with upstream_mcp_logs_off(monkeypatch):
+                as_sent = await every_ingress(gw.client, auth(gw), mock, document)
+                as_redacted = await every_ingress(gw.client, await redacting_key(gw), mock, document)
+    # flag: every value left the gateway and came back as the upstream sent it
+    assert as_sent[0] == document.encode()
+    for answer in as_sent[1:]:
+        assert values[kinds.EMAIL].encode() in answer
+    # redact: no value left the gateway, none came back; every kind has its placeholder
+    for answer in as_redacted:
+        for kind, value in values.items():
+            assert value.encode() not in answer, kind
+    for kind in kinds.ALL_KINDS:
+        assert f"[{kind.upper()}_1]".encode() in as_redacted[0]
+    # the guard saw each kind on each of the five ingresses in each mode, and in each of the three answers
+    once, five, three = (dict.fromkeys(kinds.ALL_KINDS, n) for n in (1, 5, 3))
+    expected = [({"request": once}, "flag")] * 3 + [({"request": once, "response": once}, "redact")] * 3
+    rows = [(json.loads(findings), action) for findings, action in usage_findings(Path(sqlite_dsn))]
+    assert sorted(rows, key=lambda row: row[1]) == expected
+    assert counted_since(flagged, "request", "flag") == five
+    assert counted_since(redacted, "request", "redact") == five
+    assert counted_since(answered, "response", "redact") == three
+    assert b"sqlalchemy.engine" in evidence.sources["log records (catch-all handler)"]  # every logger open
+    for kind, value in values.items():
+        for form in written_forms(kind, value):
+            evidence.assert_clean(form)
+
+
+def usage_findings(path: Path) -> list[tuple[str, str]]:
+    with closing(sqlite3.connect(path)) as conn:
+        query = "SELECT guard_findings, guard_action FROM usage_events ORDER BY rowid"
+        return conn.execute(query).fetchall()

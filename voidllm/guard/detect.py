@@ -35,7 +35,7 @@ country's length. Measured on the benchmark machine: 2-16 ms of CPU per 10 KB of
   hex digests of 32, 40 or 64 characters (git SHAs) and template references (``${...}``, ``<...>``) are not
   secrets;
 - ``url_password``: the password of ``scheme://user:password@host`` (only it is redacted, the URL stays
-  readable); masks (``***``) and template references are not;
+  readable); masks (``***``), template references and the guard's own placeholders are not;
 - e-mail: a local part, ``@``, a dotted domain with a 2-24 letter top-level label (not the ``user:password@``
   of a URL);
 - digit runs: payment cards have 13-19 digits (spaces or dashes between groups), a first digit 2-6 and a
@@ -58,6 +58,17 @@ pattern) costs about 70 µs of CPU per candidate on the benchmark machine, sever
 text with one phone number in it; matching the country's general pattern ourselves costs about 2 µs and keeps
 the numbering plan (lengths, leading digits), so that is what runs. ``python-stdnum`` holds the check-digit
 algorithms of the identifiers above.
+
+The credential patterns are written here because no secret-scanning library fits a request's hot path.
+Yelp's ``detect-secrets`` (PyPI; read at 1.5.0) is made for files and diffs: ``scan_file`` and ``scan_line``
+run every plugin over each line, each plugin with its own ``re`` patterns, which is the one pass per detector
+that the prefilter above exists to avoid; a plugin yields the matched values, not their positions, wrapped in
+``PotentialSecret`` objects that hold the value and its SHA-1, so redacting would mean finding each value
+again, and values would be kept where this module keeps none; its settings are process-wide, and a plugin
+may call the provider to verify a secret. gitleaks and TruffleHog are Go programs (gitleaks' rules a TOML
+file, TruffleHog's detectors Go code), not libraries to call per request. The token patterns above encode the
+same facts those rule sets do (each provider's documented prefix and alphabet) for the kinds in
+:mod:`voidllm.guard.kinds`.
 """
 
 from __future__ import annotations
@@ -249,6 +260,8 @@ def _generic_secret(text: str, out: Found, ends: _Ends = None) -> None:
 # URLs with passwords, PEM private keys ----------------------------------------------------------------------
 
 _URL_CREDENTIALS = re.compile(r"://[^\s:/?#@\[\]]{0,128}:([^\s/?#@]{1,256})@[A-Za-z0-9\[]")
+_PLACEHOLDER = re.compile(r"\[[A-Z_]+_[0-9]+\]")
+"""The guard's own placeholder (``[URL_PASSWORD_1]``): an answer repeating a redacted URL holds one."""
 
 
 def _url_password(text: str, out: Found, _ends: _Ends = None) -> None:
@@ -256,7 +269,11 @@ def _url_password(text: str, out: Found, _ends: _Ends = None) -> None:
         return
     for match in _URL_CREDENTIALS.finditer(text):
         value = match.group(1)
-        if value.strip("*x") and not value.startswith(("$", "<", "{", "%")):
+        if (
+            value.strip("*x")
+            and not value.startswith(("$", "<", "{", "%"))
+            and not _PLACEHOLDER.fullmatch(value)
+        ):
             out.append((*match.span(1), kinds.URL_PASSWORD))
 
 
