@@ -43,7 +43,7 @@ export default function TeamsPage() {
 
 function TeamList() {
   const me = useCurrentUser();
-  const teams = useTeamList(me);
+  const teams = useTeamList();
   const [creating, setCreating] = useState(false);
   const orgAdmin = canManageOrgTeams(me);
   const createButton = orgAdmin ? <Button onClick={() => setCreating(true)}>Create team</Button> : null;
@@ -87,7 +87,7 @@ function TeamList() {
 
 function TeamDetail({ teamId, tab }: { teamId: string; tab: string }) {
   const me = useCurrentUser();
-  const team = useTeam(me, teamId);
+  const team = useTeam(teamId);
   const navigate = useNavigate();
   const base = `/teams/${encodeURIComponent(teamId)}`;
   useDocumentTitle(team.data ? `${team.data.name} · Teams` : null);

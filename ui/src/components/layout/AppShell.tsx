@@ -7,6 +7,8 @@ import { useTheme, type ThemeChoice } from "../../lib/theme";
 import { Button, cn } from "../ui";
 import { navItemsFor } from "./nav";
 import { useRootClick, useRootHref } from "../../app/RootSlash";
+import { useOrgId } from "../../lib/viewedOrg";
+import { OrgSwitcher, ViewedOrgBanner } from "./OrgSwitcher";
 
 const MENU = "z-50 min-w-48 rounded-md border border-border bg-surface p-1 text-fg shadow-lg";
 const MENU_ITEM =
@@ -110,8 +112,13 @@ function Navigation({ onNavigate }: { onNavigate?: () => void }) {
   );
 }
 
-/** Header (product name, theme, Account menu) + navigation (sidebar; a toggled panel on small screens). */
+/**
+ * Header (product name, a system admin's organisation switcher, theme, Account menu) + navigation (sidebar; a
+ * toggled panel on small screens). The page is keyed by the organisation being viewed: switching remounts it,
+ * so nothing of the previous organisation's page (a form, a filter, a dialog) carries over.
+ */
 export function AppShell() {
+  const orgId = useOrgId();
   const [menuOpen, setMenuOpen] = useState(false);
   const location = useLocation();
   const rootHref = useRootHref();
@@ -157,10 +164,12 @@ export function AppShell() {
           VoidLLM
         </a>
         <div className="ml-auto flex items-center gap-2">
+          <OrgSwitcher />
           <ThemeMenu />
           <AccountMenu />
         </div>
       </header>
+      <ViewedOrgBanner />
       <div className="flex flex-1">
         <nav
           id="app-nav"
@@ -175,7 +184,7 @@ export function AppShell() {
           <Navigation onNavigate={() => setMenuOpen(false)} />
         </nav>
         <main id="main" ref={main} tabIndex={-1} className="min-w-0 flex-1 p-4 outline-none md:p-6">
-          <Outlet />
+          <Outlet key={orgId} />
         </main>
       </div>
     </div>
