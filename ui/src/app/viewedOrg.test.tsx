@@ -99,7 +99,7 @@ const orgCalls = (requests: MockRequest[], orgId: string) => requests.filter((r)
 const where = (router: ReturnType<typeof renderApp>["router"]) => `${router.state.location.pathname}${router.state.location.search}`;
 
 describe("the organization being viewed", () => {
-  it("is switched by a system admin in the header: the banner names it, the URL carries it, and back to their own", async () => {
+  it("is switched by a system admin in the bar under the header: the banner names it, the URL carries it, and back to their own", async () => {
     const api = mockApi(routes());
     const { router } = renderApp({ route: "/keys" });
     expect(await screen.findByText("home-key")).toBeInTheDocument();

@@ -8,7 +8,7 @@ import { Button, cn } from "../ui";
 import { navItemsFor } from "./nav";
 import { useRootClick, useRootHref } from "../../app/RootSlash";
 import { useOrgId } from "../../lib/viewedOrg";
-import { OrgSwitcher, ViewedOrgBanner } from "./OrgSwitcher";
+import { OrgBar } from "./OrgSwitcher";
 
 const MENU = "z-50 min-w-48 rounded-md border border-border bg-surface p-1 text-fg shadow-lg";
 const MENU_ITEM =
@@ -113,7 +113,7 @@ function Navigation({ onNavigate }: { onNavigate?: () => void }) {
 }
 
 /**
- * Header (product name, a system admin's organisation switcher, theme, Account menu) + navigation (sidebar; a
+ * Header (product name, theme, Account menu), a system admin's organisation bar, and navigation (sidebar; a
  * toggled panel on small screens). The page is keyed by the organisation being viewed: switching remounts it,
  * so nothing of the previous organisation's page (a form, a filter, a dialog) carries over.
  */
@@ -164,12 +164,11 @@ export function AppShell() {
           VoidLLM
         </a>
         <div className="ml-auto flex items-center gap-2">
-          <OrgSwitcher />
           <ThemeMenu />
           <AccountMenu />
         </div>
       </header>
-      <ViewedOrgBanner />
+      <OrgBar />
       <div className="flex flex-1">
         <nav
           id="app-nav"
