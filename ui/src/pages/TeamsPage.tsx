@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { Link, Navigate, useNavigate, useParams } from "react-router";
 import { useCurrentUser } from "../lib/auth";
+import { useViewedOrg } from "../lib/viewedOrg";
 import {
   Badge,
   Button,
@@ -44,6 +45,7 @@ export default function TeamsPage() {
 function TeamList() {
   const me = useCurrentUser();
   const teams = useTeamList();
+  const { isOwn } = useViewedOrg();
   const [creating, setCreating] = useState(false);
   const orgAdmin = canManageOrgTeams(me);
   const createButton = orgAdmin ? <Button onClick={() => setCreating(true)}>Create team</Button> : null;
@@ -52,7 +54,11 @@ function TeamList() {
     <>
       <PageHeader
         title="Teams"
-        description={orgAdmin ? "Every team of your organization: members, limits, models and MCP access." : "The teams you belong to."}
+        description={
+          orgAdmin
+            ? `Every team of ${isOwn ? "your organization" : "the organization being viewed"}: members, limits, models and MCP access.`
+            : "The teams you belong to."
+        }
         actions={createButton}
       />
       <Card>
