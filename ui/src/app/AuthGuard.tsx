@@ -4,12 +4,14 @@ import { isApiError } from "../lib/api";
 import { MeProvider, useCurrentUser, useMe } from "../lib/auth";
 import { loginPath } from "../lib/base";
 import { hasRole } from "../lib/roles";
+import { ViewedOrgProvider } from "../lib/viewedOrg";
 import type { Role } from "../lib/types";
 import { ErrorState, LoadingState, PageHeader } from "../components/ui";
 
 /**
  * Lets a signed-in user through (providing `useCurrentUser()` below); a signed-out one (401 from
- * GET /api/v1/me) goes to `/login?next=<where they wanted to go>`.
+ * GET /api/v1/me) goes to `/login?next=<where they wanted to go>`. Also holds the organisation being viewed
+ * (lib/viewedOrg.tsx), which so ends with the signed-in shell.
  */
 export function AuthGuard({ children }: { children: ReactNode }) {
   const me = useMe();
@@ -25,7 +27,11 @@ export function AuthGuard({ children }: { children: ReactNode }) {
       </div>
     );
   }
-  return <MeProvider me={me.data}>{children}</MeProvider>;
+  return (
+    <MeProvider me={me.data}>
+      <ViewedOrgProvider>{children}</ViewedOrgProvider>
+    </MeProvider>
+  );
 }
 
 /** A page only some roles may use: others see a plain "no access" message (they have no link to it). */

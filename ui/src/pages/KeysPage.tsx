@@ -1,6 +1,7 @@
 import { useMemo, useState } from "react";
 import { useSearchParams } from "react-router";
 import { useCurrentUser } from "../lib/auth";
+import { useOrgId } from "../lib/viewedOrg";
 import { formatNumber } from "../lib/format";
 import { hasRole } from "../lib/roles";
 import {
@@ -42,9 +43,10 @@ const PAGE_SIZE = 50;
 /** API Keys: counts, filters and search (kept in the URL), create / edit / rotate / revoke. */
 export default function KeysPage() {
   const me = useCurrentUser();
-  const keys = useKeys(me);
-  const teams = useTeams(me);
-  const accounts = useServiceAccounts(me);
+  const orgId = useOrgId();
+  const keys = useKeys(orgId);
+  const teams = useTeams(orgId);
+  const accounts = useServiceAccounts(me, orgId);
   const [params, setParams] = useSearchParams();
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState<KeyOut | null>(null);

@@ -23,7 +23,7 @@ const serverCount = (n: number) => (n === 1 ? "1 server" : `${formatNumber(n)} s
 
 function ServerList() {
   const me = useCurrentUser();
-  const servers = useServers(me);
+  const servers = useServers();
   const health = useHealth();
   const [dialog, setDialog] = useState<McpServerDialogState>(null);
   const healthMap = useMemo(() => new Map((health.data ?? []).map((h) => [h.server_id, h])), [health.data]);

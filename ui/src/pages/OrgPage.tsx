@@ -6,6 +6,7 @@ import { OrgSettings } from "../features/org/OrgSettings";
 import { OrgTeams } from "../features/org/OrgTeams";
 import { orgBase, useOrg } from "../features/org/data";
 import { useCurrentUser } from "../lib/auth";
+import { useOrgId } from "../lib/viewedOrg";
 
 const TABS = [
   { value: "settings", label: "Settings" },
@@ -17,22 +18,24 @@ const TABS = [
 type Tab = (typeof TABS)[number]["value"];
 
 /**
- * Organization: `/org/{settings,users,models,mcp-access}` for the session's own organization (its teams are
- * the Teams page), and under `/orgs/:orgId/...` the same tabs and the organization's teams for a system admin
- * viewing any one.
+ * Organization: `/org/{settings,users,models,mcp-access}` for the organization being viewed (the session's
+ * own, whose teams are the Teams page; a system admin may view another, lib/viewedOrg.tsx), and under
+ * `/orgs/:orgId/...` the same tabs and the organization's teams for a system admin viewing any one (opening
+ * such a path makes it the organization being viewed).
  */
 export default function OrgPage() {
   const me = useCurrentUser();
   const params = useParams();
   const navigate = useNavigate();
   const location = useLocation();
-  const orgId = params.orgId ?? me.org_id;
+  const viewed = useOrgId();
+  const orgId = params.orgId ?? viewed;
   const base = orgBase(params.orgId);
   const sub = (params["*"] ?? "").replace(/\/+$/, "");
   const org = useOrg(orgId);
-  const viewingOther = params.orgId !== undefined && params.orgId !== me.org_id;
+  const viewingOther = orgId !== me.org_id;
   const title = viewingOther ? `Organization: ${org.data?.name ?? "…"}` : "Organization";
-  const tabs = TABS.filter((t) => t.value !== "teams" || params.orgId !== undefined);
+  const tabs = TABS.filter((t) => t.value !== "teams" || params.orgId !== undefined || viewingOther);
   if (sub === "") return <Navigate to={`${base}/settings${location.search}`} replace />;
   // `/orgs/:orgId/members` (reference section 12) is the Members tab.
   if (sub === "members") return <Navigate to={`${base}/users${location.search}`} replace />;

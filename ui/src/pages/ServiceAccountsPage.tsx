@@ -20,8 +20,8 @@ import { administers, useTeamList } from "../features/teams/data";
 /** Service accounts: list, create, rename, delete; their keys are on the API Keys page. */
 export default function ServiceAccountsPage() {
   const me = useCurrentUser();
-  const accounts = useAccounts(me);
-  const teams = useTeamList(me);
+  const accounts = useAccounts();
+  const teams = useTeamList();
   const [editing, setEditing] = useState<ServiceAccount | null>(null);
   const [creating, setCreating] = useState(false);
   const [deleting, setDeleting] = useState<ServiceAccount | null>(null);

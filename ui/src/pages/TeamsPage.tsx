@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { Link, Navigate, useNavigate, useParams } from "react-router";
 import { useCurrentUser } from "../lib/auth";
+import { useViewedOrg } from "../lib/viewedOrg";
 import {
   Badge,
   Button,
@@ -43,7 +44,8 @@ export default function TeamsPage() {
 
 function TeamList() {
   const me = useCurrentUser();
-  const teams = useTeamList(me);
+  const teams = useTeamList();
+  const { isOwn } = useViewedOrg();
   const [creating, setCreating] = useState(false);
   const orgAdmin = canManageOrgTeams(me);
   const createButton = orgAdmin ? <Button onClick={() => setCreating(true)}>Create team</Button> : null;
@@ -52,7 +54,11 @@ function TeamList() {
     <>
       <PageHeader
         title="Teams"
-        description={orgAdmin ? "Every team of your organization: members, limits, models and MCP access." : "The teams you belong to."}
+        description={
+          orgAdmin
+            ? `Every team of ${isOwn ? "your organization" : "the organization being viewed"}: members, limits, models and MCP access.`
+            : "The teams you belong to."
+        }
         actions={createButton}
       />
       <Card>
@@ -87,7 +93,7 @@ function TeamList() {
 
 function TeamDetail({ teamId, tab }: { teamId: string; tab: string }) {
   const me = useCurrentUser();
-  const team = useTeam(me, teamId);
+  const team = useTeam(teamId);
   const navigate = useNavigate();
   const base = `/teams/${encodeURIComponent(teamId)}`;
   useDocumentTitle(team.data ? `${team.data.name} · Teams` : null);

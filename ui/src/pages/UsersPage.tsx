@@ -3,6 +3,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api } from "../lib/api";
 import { useCurrentUser } from "../lib/auth";
 import { roleLabel } from "../lib/roles";
+import { useOrgId } from "../lib/viewedOrg";
 import {
   Badge,
   Button,
@@ -225,14 +226,15 @@ function CreateUserDialog({ open, onOpenChange }: { open: boolean; onOpenChange:
 const FIELDS = ["email", "display_name", "password", "org_id", "role"];
 
 function CreateUserForm({ onDone }: { onDone: () => void }) {
-  const me = useCurrentUser();
   const orgs = useOrgs();
   const queryClient = useQueryClient();
   const toast = useToast();
   const [email, setEmail] = useState("");
   const [name, setName] = useState("");
   const [password, setPassword] = useState("");
-  const [orgId, setOrgId] = useState(me.org_id);
+  // A new user joins the organization being viewed unless another is chosen.
+  const viewed = useOrgId();
+  const [orgId, setOrgId] = useState(viewed);
   const [role, setRole] = useState<OrgRole>("member");
   const [systemAdmin, setSystemAdmin] = useState(false);
   const [errors, setErrors] = useState<Record<string, string | undefined>>({});

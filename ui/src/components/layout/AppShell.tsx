@@ -7,6 +7,8 @@ import { useTheme, type ThemeChoice } from "../../lib/theme";
 import { Button, cn } from "../ui";
 import { navItemsFor } from "./nav";
 import { useRootClick, useRootHref } from "../../app/RootSlash";
+import { useOrgId } from "../../lib/viewedOrg";
+import { OrgBar } from "./OrgSwitcher";
 
 const MENU = "z-50 min-w-48 rounded-md border border-border bg-surface p-1 text-fg shadow-lg";
 const MENU_ITEM =
@@ -110,8 +112,13 @@ function Navigation({ onNavigate }: { onNavigate?: () => void }) {
   );
 }
 
-/** Header (product name, theme, Account menu) + navigation (sidebar; a toggled panel on small screens). */
+/**
+ * Header (product name, theme, Account menu), a system admin's organisation bar, and navigation (sidebar; a
+ * toggled panel on small screens). The page is keyed by the organisation being viewed: switching remounts it,
+ * so nothing of the previous organisation's page (a form, a filter, a dialog) carries over.
+ */
 export function AppShell() {
+  const orgId = useOrgId();
   const [menuOpen, setMenuOpen] = useState(false);
   const location = useLocation();
   const rootHref = useRootHref();
@@ -161,6 +168,7 @@ export function AppShell() {
           <AccountMenu />
         </div>
       </header>
+      <OrgBar />
       <div className="flex flex-1">
         <nav
           id="app-nav"
@@ -175,7 +183,7 @@ export function AppShell() {
           <Navigation onNavigate={() => setMenuOpen(false)} />
         </nav>
         <main id="main" ref={main} tabIndex={-1} className="min-w-0 flex-1 p-4 outline-none md:p-6">
-          <Outlet />
+          <Outlet key={orgId} />
         </main>
       </div>
     </div>

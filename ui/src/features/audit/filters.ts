@@ -91,8 +91,16 @@ export function rangeError(filters: AuditFilters): string | undefined {
   return undefined;
 }
 
-/** `GET /audit-logs` query parameters of `filters` (an org admin's entries are always their organisation's). */
-export function auditQuery(me: Me, filters: AuditFilters, cursor: string | undefined): Record<string, string | number | undefined> {
+/**
+ * `GET /audit-logs` query parameters of `filters` (an org admin's entries are always their organisation's; a
+ * system admin's "org" scope is `orgId`, the organisation being viewed).
+ */
+export function auditQuery(
+  me: Me,
+  filters: AuditFilters,
+  cursor: string | undefined,
+  orgId: string = me.org_id,
+): Record<string, string | number | undefined> {
   return {
     limit: filters.limit,
     cursor,
@@ -102,7 +110,7 @@ export function auditQuery(me: Me, filters: AuditFilters, cursor: string | undef
     status_code: filters.status || undefined,
     from: localToInstant(filters.from),
     to: localToInstant(filters.to),
-    org_id: hasRole(me, "system_admin") && filters.scope === "org" ? me.org_id : undefined,
+    org_id: hasRole(me, "system_admin") && filters.scope === "org" ? orgId : undefined,
   };
 }
 

@@ -25,7 +25,7 @@ import {
   TR,
   chartTheme,
 } from "../../components/ui";
-import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { downloadText, toCsv, type CsvColumn } from "../../lib/download";
 import { formatCompact, formatCurrency, formatNumber } from "../../lib/format";
 import { TopGroups } from "../usage/charts";
@@ -91,13 +91,13 @@ const spenderColumns = (what: string): Column<Spender>[] => [
 ];
 
 export function CostReportView() {
-  const me = useCurrentUser();
+  const orgId = useOrgId();
   const [params, update] = useParamsUpdate();
   const current = readRange(params);
   const { range, rangeError } = current;
   const topParam = Number(params.get("top"));
   const top = (TOP_CHOICES as readonly number[]).includes(topParam) ? topParam : DEFAULT_TOP;
-  const report = useCostReport(me.org_id, range, top);
+  const report = useCostReport(orgId, range, top);
 
   return (
     <div className="flex flex-col gap-6">

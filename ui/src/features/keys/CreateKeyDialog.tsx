@@ -2,11 +2,13 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
+import { useViewedOrg } from "../../lib/viewedOrg";
 import type { Me } from "../../lib/types";
 import { Button, Dialog, DialogFormActions, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
 import {
   canChooseKeyType,
   canRestrictModels,
+  keysKey,
   keysPath,
   keyPath,
   useAvailableModels,
@@ -86,16 +88,19 @@ function CreateKeyForm({
   onCreated: (created: { name: string; plaintext: string; restrictError: unknown }) => void;
 }) {
   const me = useCurrentUser();
+  const { orgId, isOwn } = useViewedOrg();
   const queryClient = useQueryClient();
   const toast = useToast();
   const chooseType = canChooseKeyType(me);
   const restrict = canRestrictModels(me);
-  const teams = useTeams(me);
-  const accounts = useServiceAccounts(me);
+  const teams = useTeams(orgId);
+  const accounts = useServiceAccounts(me, orgId);
   const available = useAvailableModels(restrict);
 
   const [name, setName] = useState("");
-  const [keyType, setKeyType] = useState<KeyType>("user_key");
+  // A personal key acts as its holder in the key's organisation, of which the holder must be a member: a
+  // system admin viewing another organisation creates team and service-account keys there.
+  const [keyType, setKeyType] = useState<KeyType>(isOwn ? "user_key" : "team_key");
   const [teamId, setTeamId] = useState("");
   const [accountId, setAccountId] = useState("");
   const [limits, setLimits] = useState<LimitValues>(NO_LIMITS);
@@ -106,11 +111,11 @@ function CreateKeyForm({
   const create = useMutation({
     // The plaintext goes straight to the dialog's state: the mutation (and so the query client) keeps only the id.
     mutationFn: async (body: KeyCreate) => {
-      const key = await api.post<KeyCreated>(keysPath(me.org_id), body);
+      const key = await api.post<KeyCreated>(keysPath(orgId), body);
       let restrictError: unknown = null;
       if (models.length > 0) {
         try {
-          await api.put(`${keyPath(me.org_id, key.id)}/model-access`, { models });
+          await api.put(`${keyPath(orgId, key.id)}/model-access`, { models });
         } catch (error) {
           restrictError = error;
         }
@@ -120,7 +125,7 @@ function CreateKeyForm({
     },
     gcTime: 0,
     onSuccess: () => {
-      void queryClient.invalidateQueries({ queryKey: ["keys", me.org_id, "list"] });
+      void queryClient.invalidateQueries({ queryKey: [...keysKey(orgId), "list"] });
       toast({ title: "Key created", tone: "success" });
     },
   });
@@ -155,7 +160,7 @@ function CreateKeyForm({
             value={keyType}
             onChange={(e) => setKeyType(e.target.value as KeyType)}
             options={[
-              { value: "user_key", label: "Personal key (acts as you)" },
+              ...(isOwn ? [{ value: "user_key", label: "Personal key (acts as you)" }] : []),
               { value: "team_key", label: "Team key" },
               { value: "sa_key", label: "Service account key" },
             ]}

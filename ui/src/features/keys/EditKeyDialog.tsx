@@ -2,6 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { formatDateTime } from "../../lib/format";
 import { DialogFormActions, Dialog, Field, InlineError, Input, LoadingState, useToast } from "../../components/ui";
 import { canRestrictModels, canSetLimits, keyPath, useAvailableModels } from "./data";
@@ -49,14 +50,15 @@ function sameSet(a: string[], b: string[]) {
 
 function EditKeyForm({ apiKey, onDone }: { apiKey: KeyOut; onDone: () => void }) {
   const me = useCurrentUser();
+  const orgId = useOrgId();
   const queryClient = useQueryClient();
   const toast = useToast();
   const limitsAllowed = canSetLimits(me, apiKey);
   const restrict = canRestrictModels(me);
-  const path = keyPath(me.org_id, apiKey.id);
+  const path = keyPath(orgId, apiKey.id);
 
   const access = useQuery({
-    queryKey: ["keys", me.org_id, "model-access", apiKey.id],
+    queryKey: ["keys", orgId, "model-access", apiKey.id],
     queryFn: ({ signal }) => api.get<ModelAccess>(`${path}/model-access`, { signal }),
     enabled: restrict,
   });
@@ -75,7 +77,7 @@ function EditKeyForm({ apiKey, onDone }: { apiKey: KeyOut; onDone: () => void })
       if (nextAccess) await api.put<ModelAccess>(`${path}/model-access`, { models: nextAccess });
     },
     onSuccess: () => {
-      void queryClient.invalidateQueries({ queryKey: ["keys", me.org_id] });
+      void queryClient.invalidateQueries({ queryKey: ["keys", orgId] });
       toast({ title: "Key saved", tone: "success" });
       onDone();
     },

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
-import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { formatDateTime } from "../../lib/format";
 import { Button, ConfirmDialog, Dialog, InlineError, useToast } from "../../components/ui";
 import { keyPath } from "./data";
@@ -10,7 +10,7 @@ import type { KeyOut, KeyRotation } from "./types";
 
 /** Rotate: a confirmation with the 24 h grace warning, then the successor's key shown once. */
 export function RotateKeyDialog({ apiKey, onClose }: { apiKey: KeyOut | null; onClose: () => void }) {
-  const me = useCurrentUser();
+  const orgId = useOrgId();
   const queryClient = useQueryClient();
   const toast = useToast();
   const [rotated, setRotated] = useState<{ name: string; plaintext: string; oldExpiresAt: string | null } | null>(null);
@@ -18,13 +18,13 @@ export function RotateKeyDialog({ apiKey, onClose }: { apiKey: KeyOut | null; on
   const rotate = useMutation({
     // The new plaintext goes to this dialog's state only; the mutation keeps nothing but the new id.
     mutationFn: async (key: KeyOut) => {
-      const result = await api.post<KeyRotation>(`${keyPath(me.org_id, key.id)}/rotate`);
+      const result = await api.post<KeyRotation>(`${keyPath(orgId, key.id)}/rotate`);
       setRotated({ name: result.new_key.name, plaintext: result.new_key.key, oldExpiresAt: result.old_key.expires_at });
       return result.new_key.id;
     },
     gcTime: 0,
     onSuccess: () => {
-      void queryClient.invalidateQueries({ queryKey: ["keys", me.org_id, "list"] });
+      void queryClient.invalidateQueries({ queryKey: ["keys", orgId, "list"] });
       toast({ title: "Key rotated", tone: "success" });
     },
   });
@@ -70,13 +70,13 @@ export function RotateKeyDialog({ apiKey, onClose }: { apiKey: KeyOut | null; on
 
 /** Revoke: destructive, at once. */
 export function RevokeKeyDialog({ apiKey, onClose }: { apiKey: KeyOut | null; onClose: () => void }) {
-  const me = useCurrentUser();
+  const orgId = useOrgId();
   const queryClient = useQueryClient();
   const toast = useToast();
   const revoke = useMutation({
-    mutationFn: (key: KeyOut) => api.delete(keyPath(me.org_id, key.id)),
+    mutationFn: (key: KeyOut) => api.delete(keyPath(orgId, key.id)),
     onSuccess: () => {
-      void queryClient.invalidateQueries({ queryKey: ["keys", me.org_id, "list"] });
+      void queryClient.invalidateQueries({ queryKey: ["keys", orgId, "list"] });
       toast({ title: "Key revoked", tone: "success" });
       close();
     },

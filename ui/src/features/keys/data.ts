@@ -2,9 +2,10 @@
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { hasRole } from "../../lib/roles";
+import { useViewedOrg } from "../../lib/viewedOrg";
 import { canAdministerTeams } from "../teams/access";
 import type { Me, Page } from "../../lib/types";
-import type { AvailableModels, KeyOut, ServiceAccountOut, TeamOut } from "./types";
+import type { AvailableModels, KeyOut, ModelAccess, ServiceAccountOut, TeamOut } from "./types";
 
 /** Pages fetched at most by {@link fetchAllPages} (100 items each). */
 export const MAX_PAGES = 50;
@@ -31,36 +32,54 @@ export async function fetchAllPages<T>(path: string, signal?: AbortSignal): Prom
 export const keysPath = (orgId: string) => `orgs/${encodeURIComponent(orgId)}/keys`;
 export const keyPath = (orgId: string, keyId: string) => `${keysPath(orgId)}/${encodeURIComponent(keyId)}`;
 
-export function useKeys(me: Me) {
+/** Query keys of the keys page: everything under the organisation's id (`keysKey(orgId)`). */
+export const keysKey = (orgId: string) => ["keys", orgId] as const;
+
+/** The keys of `orgId` (the organisation being viewed, lib/viewedOrg.tsx). */
+export function useKeys(orgId: string) {
   return useQuery({
-    queryKey: ["keys", me.org_id, "list"],
-    queryFn: ({ signal }) => fetchAllPages<KeyOut>(keysPath(me.org_id), signal),
+    queryKey: [...keysKey(orgId), "list"],
+    queryFn: ({ signal }) => fetchAllPages<KeyOut>(keysPath(orgId), signal),
   });
 }
 
 /** The teams the caller may bind a key to (below org admin the API lists only the caller's own). */
-export function useTeams(me: Me) {
+export function useTeams(orgId: string) {
   return useQuery({
-    queryKey: ["keys", me.org_id, "teams"],
-    queryFn: ({ signal }) => fetchAllPages<TeamOut>(`orgs/${encodeURIComponent(me.org_id)}/teams`, signal),
+    queryKey: [...keysKey(orgId), "teams"],
+    queryFn: ({ signal }) => fetchAllPages<TeamOut>(`orgs/${encodeURIComponent(orgId)}/teams`, signal),
   });
 }
 
 /** Service accounts the caller manages (only team admins and above manage any). */
-export function useServiceAccounts(me: Me) {
+export function useServiceAccounts(me: Me, orgId: string) {
   return useQuery({
-    queryKey: ["keys", me.org_id, "service-accounts"],
+    queryKey: [...keysKey(orgId), "service-accounts"],
     queryFn: ({ signal }) =>
-      fetchAllPages<ServiceAccountOut>(`orgs/${encodeURIComponent(me.org_id)}/service-accounts`, signal),
+      fetchAllPages<ServiceAccountOut>(`orgs/${encodeURIComponent(orgId)}/service-accounts`, signal),
     enabled: canAdministerTeams(me),
   });
 }
 
-/** The models this session may use: the choices for a key's model allowlist. */
+/**
+ * The models a key's or team's model allowlist may name. In the session's own organisation: the models this
+ * session may use (GET /me/available-models). A system admin viewing another organisation: that
+ * organisation's allowlist (GET /orgs/{id}/model-access), or every model of the registry (GET /models) when
+ * it allows all.
+ */
 export function useAvailableModels(enabled: boolean) {
+  const { orgId, isOwn } = useViewedOrg();
   return useQuery({
-    queryKey: ["keys", "available-models"],
-    queryFn: ({ signal }) => api.get<AvailableModels>("me/available-models", { signal }),
+    queryKey: isOwn ? ["keys", "available-models"] : [...keysKey(orgId), "available-models"],
+    queryFn: async ({ signal }): Promise<AvailableModels> => {
+      if (isOwn) return api.get<AvailableModels>("me/available-models", { signal });
+      const access = await api.get<ModelAccess>(`orgs/${encodeURIComponent(orgId)}/model-access`, { signal });
+      const names =
+        access.models.length > 0
+          ? access.models
+          : (await fetchAllPages<{ name: string }>("models", signal)).items.map((m) => m.name);
+      return { models: names.map((name) => ({ name, type: "" })) };
+    },
     enabled,
   });
 }

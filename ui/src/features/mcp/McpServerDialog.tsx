@@ -2,6 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { Dialog, DialogFormActions, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
 import type { TeamOut } from "../keys/types";
 import { apiFieldError, errorField } from "../keys/form";
@@ -118,6 +119,7 @@ export function McpServerDialog({
 
 function ServerForm({ original, teams: allTeams, onDone }: { original: McpServerOut | null; teams: TeamOut[]; onDone: () => void }) {
   const me = useCurrentUser();
+  const orgId = useOrgId();
   const teams = creatableTeams(me, allTeams);
   const queryClient = useQueryClient();
   const toast = useToast();
@@ -130,7 +132,7 @@ function ServerForm({ original, teams: allTeams, onDone }: { original: McpServer
     mutationFn: (body: McpServerWrite) =>
       original
         ? api.patch<McpServerOut>(serverPath(original.id), body)
-        : api.post<McpServerOut>(createPath(draft.scope, me.org_id, draft.team_id), body),
+        : api.post<McpServerOut>(createPath(draft.scope, orgId, draft.team_id), body),
     gcTime: 0,
     onSuccess: (saved) => {
       void queryClient.invalidateQueries({ queryKey: MCP_KEY });

@@ -59,7 +59,7 @@ function Loaded({ server }: { server: McpServerOut }) {
   const queryClient = useQueryClient();
   const toast = useToast();
   const health = useHealth();
-  const list = useServers(me);
+  const list = useServers();
   const [editing, setEditing] = useState(false);
   const [deleting, setDeleting] = useState(false);
   const admin = canAdminister(me, server);

@@ -4,6 +4,7 @@ import { api } from "../../lib/api";
 import { appUrl } from "../../lib/base";
 import { hasRole } from "../../lib/roles";
 import type { Me } from "../../lib/types";
+import { useOrgId } from "../../lib/viewedOrg";
 import { fetchAllPages } from "../keys/data";
 import type { TeamOut } from "../keys/types";
 import type { BlockedTool, McpHealth, McpServerOut, McpTool } from "./types";
@@ -31,16 +32,16 @@ export interface McpServerList {
  * Every server the caller can see: the organisation's list (its servers and the global ones), then each of
  * the caller's teams' lists (which add that team's servers). Below org admin the teams are the caller's own.
  */
-export async function fetchServers(me: Me, signal?: AbortSignal): Promise<McpServerList> {
+export async function fetchServers(orgId: string, signal?: AbortSignal): Promise<McpServerList> {
   const [org, teams] = await Promise.all([
-    fetchAllPages<McpServerOut>(`${orgPath(me.org_id)}/mcp-servers`, signal),
-    fetchAllPages<TeamOut>(`${orgPath(me.org_id)}/teams`, signal),
+    fetchAllPages<McpServerOut>(`${orgPath(orgId)}/mcp-servers`, signal),
+    fetchAllPages<TeamOut>(`${orgPath(orgId)}/teams`, signal),
   ]);
   const byId = new Map(org.items.map((s) => [s.id, s]));
   let truncated = org.truncated || teams.truncated;
   const lists = await Promise.all(
     teams.items.map((team) =>
-      fetchAllPages<McpServerOut>(createPath("team", me.org_id, team.id), signal),
+      fetchAllPages<McpServerOut>(createPath("team", orgId, team.id), signal),
     ),
   );
   for (const list of lists) {
@@ -54,10 +55,12 @@ export async function fetchServers(me: Me, signal?: AbortSignal): Promise<McpSer
   return { servers, teams: teams.items, truncated };
 }
 
-export function useServers(me: Me) {
+/** The servers of the organisation being viewed (lib/viewedOrg.tsx) and the global ones. */
+export function useServers() {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: [...MCP_KEY, me.org_id, "list"],
-    queryFn: ({ signal }) => fetchServers(me, signal),
+    queryKey: [...MCP_KEY, orgId, "list"],
+    queryFn: ({ signal }) => fetchServers(orgId, signal),
   });
 }
 

@@ -111,7 +111,7 @@ describe("organization page", () => {
     expect(screen.getByRole("link", { name: "All organizations" })).toHaveAttribute("href", "/orgs");
   });
 
-  it("lists an organization's teams at /orgs/:orgId/teams: another one's read-only, the viewer's own linked", async () => {
+  it("manages an organization's teams at /orgs/:orgId/teams: another one's too, which it then views", async () => {
     const team = {
       id: "t1",
       org_id: "o1",
@@ -126,8 +126,17 @@ describe("organization page", () => {
       created_at: "2026-12-01T10:00:00Z",
       updated_at: "2026-12-01T10:00:00Z",
     };
-    const api = mockApi(routes({ "GET /api/v1/orgs/o1/teams": { data: [team], has_more: false } }));
-    const other = render("/orgs/o1/teams", { ...ME_ADMIN, org_id: "o0" });
+    const admin = { ...ME_ADMIN, org_id: "o0" };
+    const api = mockApi(
+      routes({
+        "GET /api/v1/me": admin,
+        "GET /api/v1/orgs": { data: [{ ...ORG, id: "o0", name: "Home", slug: "home" }, ORG], has_more: false },
+        "GET /api/v1/orgs/o1/teams": { data: [team], has_more: false },
+        "GET /api/v1/orgs/o1/teams/t1": team,
+        "GET /api/v1/orgs/o1/teams/t1/members": { data: [], has_more: false },
+      }),
+    );
+    const { router } = renderApp({ route: "/orgs/o1/teams" });
     expect(await screen.findByRole("heading", { level: 1, name: "Organization: Acme" })).toBeInTheDocument();
     expect(screen.getByRole("tab", { name: "Teams", selected: true })).toBeInTheDocument();
     const table = await screen.findByRole("table", { name: "Teams" });
@@ -135,15 +144,22 @@ describe("organization page", () => {
     expect(row).toHaveTextContent("platform");
     expect(row).toHaveTextContent("30 / ∞");
     expect(row).toHaveTextContent("∞ / 2M");
-    expect(within(row).queryByRole("link")).toBeNull();
-    expect(screen.getByText(/listed read-only/)).toBeInTheDocument();
-    expect(api.calls("GET", "/api/v1/orgs/o1/teams")).toHaveLength(1);
-    other.unmount();
+    expect(screen.getByRole("button", { name: "Create team" })).toBeInTheDocument();
+    // Opening /orgs/o1/... made o1 the organization being viewed: its Teams pages manage o1's teams.
+    expect(screen.getByRole("combobox", { name: "Organization being viewed" })).toHaveValue("o1");
+    await userEvent.setup().click(within(row).getByRole("link", { name: "Platform" }));
+    await waitFor(() => expect(`${router.state.location.pathname}${router.state.location.search}`).toBe("/teams/t1/members?org=o1"));
+    expect(await screen.findByRole("heading", { level: 1, name: "Platform" })).toBeInTheDocument();
+    expect(api.calls("GET", "/api/v1/orgs/o1/teams/t1/members")).toHaveLength(1);
+    expect(api.requests.filter((r) => r.path.startsWith("/api/v1/orgs/o0/"))).toEqual([]);
+  });
 
+  it("links the viewer's own organization's teams at /orgs/:orgId/teams", async () => {
+    const team = { id: "t1", org_id: "o1", name: "Platform", slug: "platform", daily_token_limit: 0, monthly_token_limit: 0, requests_per_minute: 0, requests_per_day: 0, member_count: 0, key_count: 0, created_at: "2026-12-01T10:00:00Z", updated_at: "2026-12-01T10:00:00Z" };
+    mockApi(routes({ "GET /api/v1/orgs/o1/teams": { data: [team], has_more: false } }));
     render("/orgs/o1/teams", ME_ADMIN);
     const own = await screen.findByRole("table", { name: "Teams" });
     expect(within(own).getByRole("link", { name: "Platform" })).toHaveAttribute("href", "/teams/t1/members");
-    expect(screen.queryByText(/listed read-only/)).toBeNull();
   });
 
   it("has no Teams tab for the session's own /org (its teams are the Teams page)", async () => {

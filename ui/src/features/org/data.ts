@@ -13,10 +13,11 @@ export const orgPath = (orgId: string) => `orgs/${encodeURIComponent(orgId)}`;
 /** Query keys: everything of one organisation under ["org", orgId]. */
 export const orgKey = (orgId: string, ...rest: string[]) => ["org", orgId, ...rest];
 
-export function useOrg(orgId: string) {
+export function useOrg(orgId: string, enabled = true) {
   return useQuery({
     queryKey: orgKey(orgId, "settings"),
     queryFn: ({ signal }) => api.get<OrgOut>(orgPath(orgId), { signal }),
+    enabled,
   });
 }
 

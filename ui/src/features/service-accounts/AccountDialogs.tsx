@@ -2,6 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { hasRole } from "../../lib/roles";
 import { ConfirmDialog, Dialog, DialogFormActions, Field, InlineError, Input, NativeSelect, useToast } from "../../components/ui";
 import { apiFieldError } from "../keys/form";
@@ -35,6 +36,7 @@ export function AccountDialog({
 
 function AccountForm({ account, teams, onDone }: { account: ServiceAccount | null; teams: Team[]; onDone: () => void }) {
   const me = useCurrentUser();
+  const orgId = useOrgId();
   const orgAdmin = hasRole(me, "org_admin");
   const queryClient = useQueryClient();
   const toast = useToast();
@@ -44,11 +46,11 @@ function AccountForm({ account, teams, onDone }: { account: ServiceAccount | nul
   const save = useMutation({
     mutationFn: () =>
       account
-        ? api.patch<ServiceAccount>(accountPath(me.org_id, account.id), { name: name.trim() })
-        : api.post<ServiceAccount>(accountsPath(me.org_id), { name: name.trim(), team_id: teamId || null }),
+        ? api.patch<ServiceAccount>(accountPath(orgId, account.id), { name: name.trim() })
+        : api.post<ServiceAccount>(accountsPath(orgId), { name: name.trim(), team_id: teamId || null }),
     onSuccess: (saved) => {
-      void queryClient.invalidateQueries({ queryKey: accountsKey(me.org_id) });
-      void queryClient.invalidateQueries({ queryKey: ["keys", me.org_id, "service-accounts"] });
+      void queryClient.invalidateQueries({ queryKey: accountsKey(orgId) });
+      void queryClient.invalidateQueries({ queryKey: ["keys", orgId, "service-accounts"] });
       toast({ title: account ? "Service account renamed" : `Service account “${saved.name}” created`, tone: "success" });
       onDone();
     },
@@ -92,15 +94,15 @@ function AccountForm({ account, teams, onDone }: { account: ServiceAccount | nul
 
 /** Delete (confirmed): the account's keys are revoked at once. */
 export function DeleteAccountDialog({ account, onClose }: { account: ServiceAccount | null; onClose: () => void }) {
-  const me = useCurrentUser();
+  const orgId = useOrgId();
   const queryClient = useQueryClient();
   const toast = useToast();
   const remove = useMutation({
-    mutationFn: (a: ServiceAccount) => api.delete(accountPath(me.org_id, a.id)),
+    mutationFn: (a: ServiceAccount) => api.delete(accountPath(orgId, a.id)),
     onSuccess: (_, a) => {
       onClose();
-      void queryClient.invalidateQueries({ queryKey: accountsKey(me.org_id) });
-      void queryClient.invalidateQueries({ queryKey: ["keys", me.org_id] });
+      void queryClient.invalidateQueries({ queryKey: accountsKey(orgId) });
+      void queryClient.invalidateQueries({ queryKey: ["keys", orgId] });
       toast({ title: `Service account “${a.name}” deleted`, tone: "success" });
     },
   });

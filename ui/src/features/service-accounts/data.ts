@@ -1,6 +1,6 @@
 /** Queries and paths of the Service accounts page. */
 import { useQuery } from "@tanstack/react-query";
-import type { Me } from "../../lib/types";
+import { useOrgId } from "../../lib/viewedOrg";
 import { fetchAllPages } from "../keys/data";
 
 /** ServiceAccountOut. */
@@ -19,10 +19,11 @@ export const accountsPath = (orgId: string) => `orgs/${encodeURIComponent(orgId)
 export const accountPath = (orgId: string, id: string) => `${accountsPath(orgId)}/${encodeURIComponent(id)}`;
 export const accountsKey = (orgId: string) => ["service-accounts", orgId] as const;
 
-/** The accounts the caller manages (org admins: all; team admins: their teams'). */
-export function useAccounts(me: Me) {
+/** The accounts the caller manages (org admins: all; team admins: their teams') in the organisation viewed. */
+export function useAccounts() {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: [...accountsKey(me.org_id), "list"],
-    queryFn: ({ signal }) => fetchAllPages<ServiceAccount>(accountsPath(me.org_id), signal),
+    queryKey: [...accountsKey(orgId), "list"],
+    queryFn: ({ signal }) => fetchAllPages<ServiceAccount>(accountsPath(orgId), signal),
   });
 }

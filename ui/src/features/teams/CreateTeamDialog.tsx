@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
 import { api } from "../../lib/api";
-import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { Dialog, DialogFormActions, Field, InlineError, Input, useToast } from "../../components/ui";
 import { apiFieldError, isFieldError, LimitInputs, NO_LIMITS, parseLimits, type FieldErrors, type LimitValues } from "../keys/form";
 import { teamsKey, teamsPath } from "./data";
@@ -20,7 +20,7 @@ export function CreateTeamDialog({ open, onOpenChange }: { open: boolean; onOpen
 }
 
 function CreateTeamForm({ onDone }: { onDone: () => void }) {
-  const me = useCurrentUser();
+  const orgId = useOrgId();
   const queryClient = useQueryClient();
   const toast = useToast();
   const navigate = useNavigate();
@@ -30,9 +30,9 @@ function CreateTeamForm({ onDone }: { onDone: () => void }) {
   const [errors, setErrors] = useState<FieldErrors>({});
 
   const create = useMutation({
-    mutationFn: (body: TeamCreate) => api.post<Team>(teamsPath(me.org_id), body),
+    mutationFn: (body: TeamCreate) => api.post<Team>(teamsPath(orgId), body),
     onSuccess: (team) => {
-      void queryClient.invalidateQueries({ queryKey: teamsKey(me.org_id) });
+      void queryClient.invalidateQueries({ queryKey: teamsKey(orgId) });
       toast({ title: `Team “${team.name}” created`, tone: "success" });
       onDone();
       void navigate(`/teams/${encodeURIComponent(team.id)}/members`);

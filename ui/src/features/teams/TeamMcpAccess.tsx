@@ -1,4 +1,4 @@
-import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { Card, CardContent, CardHeader, InlineError, QueryView } from "../../components/ui";
 import { AccessForm, IdChecklist } from "../access/AccessForm";
 import { teamKey, teamPath, useGrantableMcpServers, useTeamMcpAccess } from "./data";
@@ -6,9 +6,9 @@ import type { McpAccess } from "./types";
 
 /** Which global and organisation MCP servers the team's keys may call (team admins). */
 export function TeamMcpAccess({ teamId }: { teamId: string }) {
-  const me = useCurrentUser();
-  const access = useTeamMcpAccess(me, teamId);
-  const servers = useGrantableMcpServers(me, teamId);
+  const orgId = useOrgId();
+  const access = useTeamMcpAccess(teamId);
+  const servers = useGrantableMcpServers(teamId);
   return (
     <Card>
       <CardHeader
@@ -21,9 +21,9 @@ export function TeamMcpAccess({ teamId }: { teamId: string }) {
             <AccessForm<McpAccess>
               key={data.servers.join("\n")}
               saved={data.servers}
-              path={`${teamPath(me.org_id, teamId)}/mcp-access`}
+              path={`${teamPath(orgId, teamId)}/mcp-access`}
               body={(ids) => ({ servers: ids })}
-              queryKey={[...teamKey(me.org_id, teamId), "mcp-access"]}
+              queryKey={[...teamKey(orgId, teamId), "mcp-access"]}
               what="MCP access"
               submitLabel="Save MCP access"
             >

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { roleLabel } from "../../lib/roles";
 import {
   Button,
@@ -27,8 +28,8 @@ const ROLE_OPTIONS = [
 
 /** Team members: add from the organisation, change a member's team role, remove (confirmed). */
 export function TeamMembers({ teamId, teamName }: { teamId: string; teamName: string }) {
-  const me = useCurrentUser();
-  const members = useTeamMembers(me, teamId);
+  const orgId = useOrgId();
+  const members = useTeamMembers(teamId);
   const [adding, setAdding] = useState(false);
   const addButton = <Button onClick={() => setAdding(true)}>Add member</Button>;
   return (
@@ -37,8 +38,8 @@ export function TeamMembers({ teamId, teamName }: { teamId: string; teamName: st
       <CardContent className="flex flex-col gap-3">
         <MembersTable
           members={members}
-          path={`${teamPath(me.org_id, teamId)}/members`}
-          queryKey={teamKey(me.org_id, teamId)}
+          path={`${teamPath(orgId, teamId)}/members`}
+          queryKey={teamKey(orgId, teamId)}
           roleHeader="Team role"
           roleOptions={ROLE_OPTIONS}
           sinceHeader="Added"
@@ -81,17 +82,18 @@ function AddMemberDialog({
 
 function AddMemberForm({ teamId, current, onDone }: { teamId: string; current: Set<string>; onDone: () => void }) {
   const me = useCurrentUser();
+  const orgId = useOrgId();
   const listable = canManageOrgTeams(me);
-  const org = useOrgMembers(me, listable);
+  const org = useOrgMembers(listable);
   const queryClient = useQueryClient();
   const toast = useToast();
   const [userId, setUserId] = useState("");
   const [role, setRole] = useState<TeamRole>("member");
   const [error, setError] = useState<string | undefined>();
   const add = useMutation({
-    mutationFn: () => api.post<Member>(`${teamPath(me.org_id, teamId)}/members`, { user_id: userId, role }),
+    mutationFn: () => api.post<Member>(`${teamPath(orgId, teamId)}/members`, { user_id: userId, role }),
     onSuccess: (member) => {
-      void queryClient.invalidateQueries({ queryKey: teamKey(me.org_id, teamId) });
+      void queryClient.invalidateQueries({ queryKey: teamKey(orgId, teamId) });
       toast({ title: `${memberName(member)} added to the team`, tone: "success" });
       onDone();
     },

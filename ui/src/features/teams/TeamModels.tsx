@@ -1,4 +1,5 @@
 import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { Card, CardContent, CardHeader, InlineError, QueryView } from "../../components/ui";
 import { AccessForm } from "../access/AccessForm";
 import { ModelAliases } from "../access/ModelAliases";
@@ -26,8 +27,8 @@ export function TeamModels({ teamId, teamName }: { teamId: string; teamName: str
 }
 
 function ModelAllowlist({ teamId, editable }: { teamId: string; editable: boolean }) {
-  const me = useCurrentUser();
-  const access = useTeamModelAccess(me, teamId);
+  const orgId = useOrgId();
+  const access = useTeamModelAccess(teamId);
   const available = useAvailableModels(editable);
   return (
     <Card>
@@ -42,9 +43,9 @@ function ModelAllowlist({ teamId, editable }: { teamId: string; editable: boolea
               <AccessForm<ModelAccess>
                 key={data.models.join("\n")}
                 saved={data.models}
-                path={`${teamPath(me.org_id, teamId)}/model-access`}
+                path={`${teamPath(orgId, teamId)}/model-access`}
                 body={(models) => ({ models })}
-                queryKey={[...teamKey(me.org_id, teamId), "model-access"]}
+                queryKey={[...teamKey(orgId, teamId), "model-access"]}
                 what="Model access"
                 submitLabel="Save model access"
               >
@@ -76,14 +77,14 @@ function ModelAllowlist({ teamId, editable }: { teamId: string; editable: boolea
 }
 
 function TeamAliases({ teamId, teamName }: { teamId: string; teamName: string }) {
-  const me = useCurrentUser();
-  const aliases = useTeamAliases(me, teamId, true);
+  const orgId = useOrgId();
+  const aliases = useTeamAliases(teamId, true);
   const available = useAvailableModels(true);
   return (
     <ModelAliases
-      path={`${teamPath(me.org_id, teamId)}/model-aliases`}
+      path={`${teamPath(orgId, teamId)}/model-aliases`}
       aliases={aliases}
-      queryKey={[...teamKey(me.org_id, teamId), "aliases"]}
+      queryKey={[...teamKey(orgId, teamId), "aliases"]}
       modelNames={available.data?.models.map((m) => m.name)}
       description="Names the team's keys can use for a model (they take precedence over the organization's)."
       caption={`Model aliases of ${teamName}`}

@@ -3,6 +3,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
 import { api } from "../../lib/api";
 import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { formatNumber } from "../../lib/format";
 import {
   Button,
@@ -46,7 +47,7 @@ const BARS: { label: string; field: LimitField; use: keyof TeamUse; window: stri
 function BudgetUse({ team }: { team: Team }) {
   const me = useCurrentUser();
   const orgAdmin = canManageOrgTeams(me);
-  const use = useTeamUse(me, team.id, orgAdmin);
+  const use = useTeamUse(team.id, orgAdmin);
   return (
     <Card>
       <CardHeader title="Limits and budget use" description="0 = unlimited. Windows are UTC days and months." />
@@ -85,7 +86,7 @@ function BudgetUse({ team }: { team: Team }) {
 const FORM_FIELDS = ["name", "slug", ...LIMIT_FIELDS.map((l) => l.field)];
 
 function SettingsForm({ team, limitsEditable }: { team: Team; limitsEditable: boolean }) {
-  const me = useCurrentUser();
+  const orgId = useOrgId();
   const queryClient = useQueryClient();
   const toast = useToast();
   const [name, setName] = useState(team.name);
@@ -93,9 +94,9 @@ function SettingsForm({ team, limitsEditable }: { team: Team; limitsEditable: bo
   const [limits, setLimits] = useState<LimitValues>(limitValues(team));
   const [errors, setErrors] = useState<FieldErrors>({});
   const save = useMutation({
-    mutationFn: (body: TeamUpdate) => api.patch<Team>(teamPath(me.org_id, team.id), body),
+    mutationFn: (body: TeamUpdate) => api.patch<Team>(teamPath(orgId, team.id), body),
     onSuccess: () => {
-      void queryClient.invalidateQueries({ queryKey: teamsKey(me.org_id) });
+      void queryClient.invalidateQueries({ queryKey: teamsKey(orgId) });
       toast({ title: "Team saved", tone: "success" });
     },
   });
@@ -151,17 +152,17 @@ function SettingsForm({ team, limitsEditable }: { team: Team; limitsEditable: bo
 }
 
 function DeleteTeam({ team }: { team: Team }) {
-  const me = useCurrentUser();
+  const orgId = useOrgId();
   const queryClient = useQueryClient();
   const toast = useToast();
   const navigate = useNavigate();
   const [open, setOpen] = useState(false);
   const remove = useMutation({
-    mutationFn: () => api.delete(teamPath(me.org_id, team.id)),
+    mutationFn: () => api.delete(teamPath(orgId, team.id)),
     onSuccess: () => {
       setOpen(false);
-      queryClient.removeQueries({ queryKey: [...teamsKey(me.org_id), team.id] });
-      void queryClient.invalidateQueries({ queryKey: teamsKey(me.org_id) });
+      queryClient.removeQueries({ queryKey: [...teamsKey(orgId), team.id] });
+      void queryClient.invalidateQueries({ queryKey: teamsKey(orgId) });
       toast({ title: `Team “${team.name}” deleted`, tone: "success" });
       void navigate("/teams");
     },

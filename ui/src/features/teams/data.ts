@@ -1,7 +1,7 @@
 /** Queries, paths and permission checks of the Teams pages (the server still decides every request). */
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../../lib/api";
-import type { Me } from "../../lib/types";
+import { useOrgId } from "../../lib/viewedOrg";
 import { fetchAllPages } from "../keys/data";
 import type { ModelAccess } from "../keys/types";
 import type { McpAccess, McpServerBrief, Member, ModelAlias, Team, UsageRow } from "./types";
@@ -16,8 +16,9 @@ export const teamPath = (orgId: string, teamId: string) => `${teamsPath(orgId)}/
 export const teamsKey = (orgId: string) => ["teams", orgId] as const;
 export const teamKey = (orgId: string, teamId: string) => ["teams", orgId, teamId] as const;
 
-export function useTeamList(me: Me) {
-  return useOrgTeams(me.org_id);
+/** The teams of the organisation being viewed (lib/viewedOrg.tsx). */
+export function useTeamList() {
+  return useOrgTeams(useOrgId());
 }
 
 /** Every team of an organization (the session's own, or any for a system admin). */
@@ -28,58 +29,65 @@ export function useOrgTeams(orgId: string) {
   });
 }
 
-export function useTeam(me: Me, teamId: string) {
+export function useTeam(teamId: string) {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: [...teamKey(me.org_id, teamId), "team"],
-    queryFn: ({ signal }) => api.get<Team>(teamPath(me.org_id, teamId), { signal }),
+    queryKey: [...teamKey(orgId, teamId), "team"],
+    queryFn: ({ signal }) => api.get<Team>(teamPath(orgId, teamId), { signal }),
   });
 }
 
-export function useTeamMembers(me: Me, teamId: string) {
+export function useTeamMembers(teamId: string) {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: [...teamKey(me.org_id, teamId), "members"],
-    queryFn: ({ signal }) => fetchAllPages<Member>(`${teamPath(me.org_id, teamId)}/members`, signal),
+    queryKey: [...teamKey(orgId, teamId), "members"],
+    queryFn: ({ signal }) => fetchAllPages<Member>(`${teamPath(orgId, teamId)}/members`, signal),
   });
 }
 
 /** The organisation's members (org admins only): who can be added to a team. */
-export function useOrgMembers(me: Me, enabled: boolean) {
+export function useOrgMembers(enabled: boolean) {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: ["org-members", me.org_id],
-    queryFn: ({ signal }) => fetchAllPages<Member>(`orgs/${enc(me.org_id)}/members`, signal),
+    queryKey: ["org-members", orgId],
+    queryFn: ({ signal }) => fetchAllPages<Member>(`orgs/${enc(orgId)}/members`, signal),
     enabled,
   });
 }
 
-export function useTeamModelAccess(me: Me, teamId: string) {
+export function useTeamModelAccess(teamId: string) {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: [...teamKey(me.org_id, teamId), "model-access"],
-    queryFn: ({ signal }) => api.get<ModelAccess>(`${teamPath(me.org_id, teamId)}/model-access`, { signal }),
+    queryKey: [...teamKey(orgId, teamId), "model-access"],
+    queryFn: ({ signal }) => api.get<ModelAccess>(`${teamPath(orgId, teamId)}/model-access`, { signal }),
   });
 }
 
-export function useTeamAliases(me: Me, teamId: string, enabled: boolean) {
+export function useTeamAliases(teamId: string, enabled: boolean) {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: [...teamKey(me.org_id, teamId), "aliases"],
-    queryFn: ({ signal }) => fetchAllPages<ModelAlias>(`${teamPath(me.org_id, teamId)}/model-aliases`, signal),
+    queryKey: [...teamKey(orgId, teamId), "aliases"],
+    queryFn: ({ signal }) => fetchAllPages<ModelAlias>(`${teamPath(orgId, teamId)}/model-aliases`, signal),
     enabled,
   });
 }
 
-export function useTeamMcpAccess(me: Me, teamId: string) {
+export function useTeamMcpAccess(teamId: string) {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: [...teamKey(me.org_id, teamId), "mcp-access"],
-    queryFn: ({ signal }) => api.get<McpAccess>(`${teamPath(me.org_id, teamId)}/mcp-access`, { signal }),
+    queryKey: [...teamKey(orgId, teamId), "mcp-access"],
+    queryFn: ({ signal }) => api.get<McpAccess>(`${teamPath(orgId, teamId)}/mcp-access`, { signal }),
   });
 }
 
 /** The servers a team can be granted: the global and organisation servers the team sees (built-ins are
  * always there and never listed). */
-export function useGrantableMcpServers(me: Me, teamId: string) {
+export function useGrantableMcpServers(teamId: string) {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: [...teamKey(me.org_id, teamId), "mcp-servers"],
+    queryKey: [...teamKey(orgId, teamId), "mcp-servers"],
     queryFn: async ({ signal }) => {
-      const all = await fetchAllPages<McpServerBrief>(`${teamPath(me.org_id, teamId)}/mcp-servers`, signal);
+      const all = await fetchAllPages<McpServerBrief>(`${teamPath(orgId, teamId)}/mcp-servers`, signal);
       return all.items.filter((s) => (s.scope === "global" || s.scope === "org") && s.source !== "builtin");
     },
   });
@@ -100,14 +108,15 @@ export interface TeamUse {
 }
 
 /** The team's requests and tokens in the current UTC day and month, from the org usage report (org admins). */
-export function useTeamUse(me: Me, teamId: string, enabled: boolean) {
+export function useTeamUse(teamId: string, enabled: boolean) {
+  const orgId = useOrgId();
   return useQuery({
-    queryKey: [...teamKey(me.org_id, teamId), "use"],
+    queryKey: [...teamKey(orgId, teamId), "use"],
     queryFn: async ({ signal }): Promise<TeamUse> => {
       const now = new Date();
       const { day, month } = budgetWindows(now);
       const report = (from: Date) =>
-        api.get<{ data: UsageRow[] }>(`orgs/${enc(me.org_id)}/usage`, {
+        api.get<{ data: UsageRow[] }>(`orgs/${enc(orgId)}/usage`, {
           query: { from: from.toISOString(), to: new Date(now.getTime() + 1000).toISOString(), group_by: "team" },
           signal,
         });

@@ -9,6 +9,7 @@
 import { Link } from "react-router";
 import { Button, Card, CardContent, CardHeader, EmptyState, QueryView, StatCard } from "../../components/ui";
 import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { formatCompact, formatCurrency, formatDuration, formatNumber, formatPercent } from "../../lib/format";
 import type { UsageReport } from "../../lib/types";
 import { canSeeMcp, resolveRange, usageSource, type Range, type UsageSource } from "./params";
@@ -117,10 +118,11 @@ function McpOverview({ source, range, tab }: { source: UsageSource; range: Range
 /** `base`: where the usage page is mounted (`/usage`); the tabs are `${base}/llm` and `${base}/mcp`. */
 export function UsageOverview({ base }: { base: string }) {
   const me = useCurrentUser();
+  const orgId = useOrgId();
   // A preset always resolves; it ends at the next whole hour, so the query keys stay for an hour.
   const range = resolveRange(PRESET, "", "").range!;
-  const llm = usageSource(me, "llm", "all")!;
-  const mcp = canSeeMcp(me) ? usageSource(me, "mcp", "all") : null;
+  const llm = usageSource(me, orgId, "llm", "all")!;
+  const mcp = canSeeMcp(me) ? usageSource(me, orgId, "mcp", "all") : null;
   return (
     <div className="flex flex-col gap-6">
       <LlmOverview source={llm} range={range} tab={`${base}/llm`} />

@@ -19,6 +19,7 @@ import {
   TR,
 } from "../../components/ui";
 import { useCurrentUser } from "../../lib/auth";
+import { useOrgId } from "../../lib/viewedOrg";
 import { toCsv, downloadText } from "../../lib/download";
 import { formatCompact, formatCurrency, formatDuration, formatNumber, formatPercent } from "../../lib/format";
 import { hasRole } from "../../lib/roles";
@@ -54,11 +55,12 @@ function matches(row: Row, groupBy: string, filter: string): boolean {
 
 export function UsageView({ kind }: { kind: UsageKind }) {
   const me = useCurrentUser();
+  const orgId = useOrgId();
   const [params, update] = useParamsUpdate();
 
   const isSystem = hasRole(me, "system_admin");
   const scope: Scope = isSystem && params.get("scope") === "org" ? "org" : "all";
-  const source = usageSource(me, kind, scope);
+  const source = usageSource(me, orgId, kind, scope);
   const current = readRange(params);
   const { range, rangeError } = current;
   const filter = params.get("q") ?? "";

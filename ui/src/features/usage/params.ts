@@ -110,13 +110,14 @@ export interface UsageSource {
   slug: string;
 }
 
-export function usageSource(me: Me, kind: UsageKind, scope: Scope): UsageSource | null {
-  const org = encodeURIComponent(me.org_id);
+/** `orgId`: the organisation being viewed (lib/viewedOrg.tsx; another than the session's only for system admins). */
+export function usageSource(me: Me, orgId: string, kind: UsageKind, scope: Scope): UsageSource | null {
+  const org = encodeURIComponent(orgId);
   if (hasRole(me, "system_admin") && scope === "all") {
     return { path: kind === "llm" ? "usage" : "mcp-usage", label: "All organizations", systemWide: true, slug: "all-orgs" };
   }
   if (hasRole(me, "org_admin")) {
-    return { path: `orgs/${org}/${kind === "llm" ? "usage" : "mcp-usage"}`, label: "Your organization", systemWide: false, slug: "org" };
+    return { path: `orgs/${org}/${kind === "llm" ? "usage" : "mcp-usage"}`, label: orgId === me.org_id ? "Your organization" : "The organization being viewed", systemWide: false, slug: "org" };
   }
   // Members and team admins read their own LLM usage; MCP usage has no per-user route.
   return kind === "llm" ? { path: "usage/me", label: "Your requests", systemWide: false, slug: "mine" } : null;
