@@ -712,6 +712,7 @@ class Sandbox:
             _define_host(linker, name, func)
             for name, func in (("fd_write", _fd_write), ("fd_read", _fd_read), ("poll_oneoff", _poll_oneoff))
         ]
+        _check_signatures(module)
         self._pre = linker.instantiate_pre(module)
         self._context, self._job_list = self._snapshot_addresses()
         self._memory_limit = memory_limit_mb * 1024 * 1024
@@ -857,9 +858,8 @@ class Sandbox:
         prelude's start function off the global object and awaits it with the code and Math.random's seeds
         (the module text and its name in one allocation and one write: each call into the instance and each
         write costs tens of microseconds in wasmtime-py)."""
-        exports = instance.exports(store)
-        memory = exports["memory"]
-        assert isinstance(memory, wasmtime.Memory)
+        store_context = store._context()
+        memory = wasmtime.Memory._from_raw(_extern(store_context, instance, b"memory").of.memory)
         run.memory = memory
         seeds = b",".join(str(int.from_bytes(os.urandom(4), "little")).encode() for _ in range(4))
         text = b"".join(
@@ -871,14 +871,69 @@ class Sandbox:
                 b");\0<script>\0",
             )
         )
-        block = _export_func(exports, "malloc")(store, len(text))
-        if not isinstance(block, int) or block == 0:
+        block = _call(store_context, _extern(store_context, instance, b"malloc").of.func, len(text)) & _U32
+        if block == 0:
             raise wasmtime.WasmtimeError("the script could not be allocated")
         memory.write(store, text, block)
         length = len(text) - len(b"\0<script>\0")
-        _export_func(exports, snapshot.EVAL_EXPORT)(
-            store, context, block, length, block + length + 1, _MODULE
+        _call(
+            store_context,
+            _extern(store_context, instance, _EVAL_NAME).of.func,
+            context,
+            block,
+            length,
+            block + length + 1,
+            _MODULE,
         )
+
+
+# An execution reaches into its instance through the C API: wasmtime-py's ``Instance.exports`` wraps all
+# fourteen exports of the snapshot (types read and compared, an object each) and ``Func.__call__`` reads the
+# function's type and converts each argument on every call; together about a quarter of a trivial
+# execution's Python time on the worker thread. Only three exports are used, and the two functions' types are
+# checked once, when the sandbox starts (:func:`_check_signatures`), so they are called unchecked.
+_EVAL_NAME = snapshot.EVAL_EXPORT.encode()
+_SIGNATURES = {"malloc": (["i32"], ["i32"]), snapshot.EVAL_EXPORT: (["i32"] * 5, ["i32"])}
+
+
+def _check_signatures(module: wasmtime.Module) -> None:
+    """Refuses a snapshot whose ``malloc`` or ``eval_buf`` is not what :func:`_call` passes them."""
+    types = {export.name: export.type for export in module.exports}
+    for name, (params, results) in _SIGNATURES.items():
+        func = types.get(name)
+        if not isinstance(func, wasmtime.FuncType) or (
+            [str(t) for t in func.params],
+            [str(t) for t in func.results],
+        ) != (params, results):
+            raise snapshot.SnapshotError(f"the snapshot's {name} is not ({', '.join(params)}) -> i32")
+
+
+def _extern(store_context: Any, instance: wasmtime.Instance, name: bytes) -> Any:
+    """The export ``name`` of ``instance`` (a ``wasmtime_extern_t``)."""
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_instance_export_get(
+        store_context, ctypes.byref(instance._instance), name, len(name), ctypes.byref(item)
+    ):
+        raise wasmtime.WasmtimeError("the snapshot lacks an export")
+    return item
+
+
+def _call(store_context: Any, func: Any, *args: int) -> int:
+    """Calls ``func`` (a ``wasmtime_func_t`` of i32 parameters and one i32 result) with ``args``; raises
+    ``wasmtime.Trap`` or ``wasmtime.WasmtimeError`` as ``Func.__call__`` does (both are lazy: no message or
+    backtrace is read unless asked for)."""
+    values = (ffi.wasmtime_val_raw_t * max(len(args), 1))()
+    for i, arg in enumerate(args):
+        values[i].i32 = arg
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    error = ffi.wasmtime_func_call_unchecked(
+        store_context, ctypes.byref(func), values, len(values), ctypes.byref(trap)
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)
+    return int(values[0].i32)
 
 
 async def _tool_call(run: _Run, call: _Call, call_tool: CallTool) -> ToolCallRecord:
