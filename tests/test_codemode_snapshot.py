@@ -127,3 +127,23 @@ def test_the_cache_entry_is_the_snapshot_of_this_prelude(
     assert len(list(tmp_path.glob("qjs-*-wasmtime-*.cwasm"))) == 2  # another key, not the first entry
     assert first.exists()
     assert trio.run(run, sandbox, "return 3") == 3
+
+
+def test_a_snapshot_whose_called_functions_have_other_signatures_is_refused() -> None:
+    """malloc and eval_buf are called unchecked: a module whose exports differ is refused up front."""
+    engine = wasmtime.Engine()
+
+    def module(malloc_params: str) -> wasmtime.Module:
+        return wasmtime.Module(
+            engine,
+            f"""(module
+              (func (export "malloc") (param {malloc_params}) (result i32) i32.const 0)
+              (func (export "{snapshot.EVAL_EXPORT}")
+                (param i32 i32 i32 i32 i32) (result i32) i32.const 0))""",
+        )
+
+    sandbox_module._check_signatures(module("i32"))
+    with pytest.raises(snapshot.SnapshotError, match="malloc"):
+        sandbox_module._check_signatures(module("i64"))
+    with pytest.raises(snapshot.SnapshotError, match="malloc"):
+        sandbox_module._check_signatures(module("i32 i32"))
