@@ -109,14 +109,35 @@ async def in_workdir(keep: bool, scenario: Callable[[Path], Awaitable[int]]) -> 
 
 
 def load_average_before(notes: list[str]) -> tuple[float, float, float]:
-    """The load average as a run starts; a note (logged as a warning too) when the machine is already busy."""
+    """The load average as a run starts, and a note of the machine's speed (:func:`speed_probe_ms`); a note
+    (logged as a warning too) when the machine is already busy."""
     load = os.getloadavg()
+    notes.append(
+        f"speed probe: {SPEED_PROBE_ITERATIONS:,} iterations of a Python loop took {speed_probe_ms():.0f} ms "
+        "(a virtual machine's speed can move within minutes: compare runs with similar probes)"
+    )
     if load[0] > 0.5:
         notes.append(
             f"the machine was busy before the run (load average {load[0]:.2f}): figures may be noisy"
         )
         log("WARNING: " + notes[-1])
     return load
+
+
+SPEED_PROBE_ITERATIONS = 2_000_000
+
+
+def speed_probe_ms() -> float:
+    """Wall time of a fixed pure-Python loop, best of three: how fast this machine runs Python right now.
+    On a virtual machine it moved by 1.7x within minutes (docs/performance.md), which moves every figure."""
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(SPEED_PROBE_ITERATIONS):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
 
 
 def child_env() -> dict[str, str]:
