@@ -83,6 +83,12 @@ def test_a_placeholder_in_place_of_a_value_is_not_a_finding(kind: str) -> None:
     assert _kinds_found(template.format(f"[{kinds.LABELS[kind]}_1]")) == []
 
 
+def test_only_the_guards_own_placeholders_are_exempt_as_url_passwords() -> None:
+    """A password that merely looks like a placeholder (an unknown label, a number 0) is still a finding."""
+    for password in ("[NOT_A_KIND_1]", "[URL_PASSWORD_0]", "[url_password_1]"):
+        assert _kinds_found(f"postgres://app:{password}@db.internal/x") == [(kinds.URL_PASSWORD, password)]
+
+
 def test_non_ascii_text_keeps_positions() -> None:
     _, email = SAMPLES[kinds.EMAIL]
     _, card = SAMPLES[kinds.CREDIT_CARD]

@@ -260,8 +260,9 @@ def _generic_secret(text: str, out: Found, ends: _Ends = None) -> None:
 # URLs with passwords, PEM private keys ----------------------------------------------------------------------
 
 _URL_CREDENTIALS = re.compile(r"://[^\s:/?#@\[\]]{0,128}:([^\s/?#@]{1,256})@[A-Za-z0-9\[]")
-_PLACEHOLDER = re.compile(r"\[[A-Z_]+_[0-9]+\]")
-"""The guard's own placeholder (``[URL_PASSWORD_1]``): an answer repeating a redacted URL holds one."""
+_PLACEHOLDER = re.compile(r"\[(?:" + "|".join(kinds.LABELS.values()) + r")_[1-9][0-9]*\]")
+"""The guard's own placeholders (``[URL_PASSWORD_1]``, :mod:`voidllm.guard.scan`): an answer repeating a
+redacted URL holds one, and it is no password."""
 
 
 def _url_password(text: str, out: Found, _ends: _Ends = None) -> None:
