@@ -12,6 +12,7 @@ import httpx
 import trio
 
 from voidllm.config import Config, parse_config
+from voidllm.metrics import REGISTRY
 from voidllm.server import Running, serve
 
 ENCRYPTION_KEY = "test-encryption-passphrase-0001"
@@ -112,3 +113,8 @@ async def usage_rows(driver: str, dsn: str) -> list[dict[str, Any]]:
             ]
         )
     return rows
+
+
+def metric_sample(name: str, **labels: str) -> float:
+    """The value of one sample of this process's metrics (an in-process gateway's), 0 when it has none yet."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0

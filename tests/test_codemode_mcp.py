@@ -25,10 +25,9 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.admin_tenancy import add_user, bearer, default_org, user_key
-from tests.gateway import RunningGateway, make_config, run_gateway
+from tests.gateway import RunningGateway, make_config, metric_sample, run_gateway
 from tests.mcp_calls import initialize_request, stateless_headers, stateless_request, tools_gateway
 from tests.polling import poll_until
-from voidllm.metrics import REGISTRY
 from voidllm.store import tables as t
 from voidllm.testing.mock_mcp import MockMcp
 
@@ -81,15 +80,11 @@ async def _rows(gw: RunningGateway) -> list[Any]:
     )
 
 
-def _sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 STATUSES = ("success", "error", "timeout", "oom", "cancelled")
 
 
 def _executions(status: str) -> float:
-    return _sample("voidllm_code_mode_executions_total", status=status)
+    return metric_sample("voidllm_code_mode_executions_total", status=status)
 
 
 def _stateless_headers(key: str, method: str, name: str | None = None) -> dict[str, str]:
@@ -233,7 +228,7 @@ async def test_each_attack_is_contained_counted_and_the_next_execution_works(
         assert text.startswith(answer), text
         after = {s: _executions(s) - before[s] for s in STATUSES}
         assert after == {s: 1 if s == status else 0 for s in STATUSES}
-        assert _sample("voidllm_code_mode_pool_available") == 2
+        assert metric_sample("voidllm_code_mode_pool_available") == 2
         failed, fresh = await _execute(
             client, "return [typeof leaked, (await tools.tools.echo({text: 'ok'})).text]"
         )
@@ -363,7 +358,7 @@ async def test_max_tool_calls_is_enforced(sqlite_dsn: str) -> None:
         failed, answer = await _execute(client, code)
         assert not failed
         assert answer["result"] == ["ok"] * 5 + ["tool call limit exceeded (max 5)"] * 2
-        assert _sample("voidllm_code_mode_tool_calls_per_execution_count") >= 1
+        assert metric_sample("voidllm_code_mode_tool_calls_per_execution_count") >= 1
 
 
 async def test_servers_argument_narrows_what_a_script_may_call(sqlite_dsn: str) -> None:
@@ -607,7 +602,7 @@ async def test_code_mode_off_has_no_endpoint(sqlite_dsn: str) -> None:
 
 async def test_a_client_that_disconnects_stops_its_execution(sqlite_dsn: str) -> None:
     async with _code_mode(sqlite_dsn) as (gw, mock):
-        cancelled = _sample("voidllm_code_mode_executions_total", status="cancelled")
+        cancelled = metric_sample("voidllm_code_mode_executions_total", status="cancelled")
         body = stateless_request(
             "tools/call", name="execute_code", arguments={"code": "await tools.tools.slow({seconds: 30})"}
         )
@@ -621,9 +616,9 @@ async def test_a_client_that_disconnects_stops_its_execution(sqlite_dsn: str) ->
             await poll_until(lambda: bool(mock.rpc("tools/call")))
             nursery.cancel_scope.cancel()  # the client goes away while the tool runs
         await poll_until(
-            lambda: _sample("voidllm_code_mode_executions_total", status="cancelled") > cancelled
+            lambda: metric_sample("voidllm_code_mode_executions_total", status="cancelled") > cancelled
         )
-        assert _sample("voidllm_code_mode_pool_available") == 2
+        assert metric_sample("voidllm_code_mode_pool_available") == 2
 
 
 async def test_a_stateless_era_upstreams_results_unwrap_like_any_other(sqlite_dsn: str) -> None:

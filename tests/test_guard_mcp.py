@@ -14,11 +14,10 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.gateway import RunningGateway
+from tests.gateway import RunningGateway, metric_sample
 from tests.guard_samples import SAMPLES
 from tests.mcp_calls import tools_gateway
 from voidllm.guard import kinds
-from voidllm.metrics import REGISTRY
 from voidllm.testing.mock_mcp import MockMcp
 
 EMAIL = SAMPLES[kinds.EMAIL][1]
@@ -51,10 +50,6 @@ def client(gw: RunningGateway, path: str = "/api/v1/mcp/tools") -> Client:
     return Client(streamable_http_client(gw.url + path, http_client=http), mode="auto", raise_exceptions=True)
 
 
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 async def echo(mcp: Client, text: str, tool: str = "echo") -> Any:
     result = await mcp.call_tool(tool, {"text": text})
     assert not result.is_error
@@ -76,7 +71,7 @@ async def test_proxied_tool_arguments_in_each_mode(sqlite_dsn: str, detectors: s
 
 
 async def test_proxied_block_is_a_json_rpc_error_and_nothing_leaves(sqlite_dsn: str) -> None:
-    before = sample("voidllm_guard_blocked_total", route="mcp")
+    before = metric_sample("voidllm_guard_blocked_total", route="mcp")
     async with gateway(sqlite_dsn, guard("{credentials: block, pii: redact}")) as (gw, mock):
         async with client(gw) as mcp:
             with pytest.raises(MCPError) as refused:
@@ -116,20 +111,23 @@ async def test_proxied_block_is_a_json_rpc_error_and_nothing_leaves(sqlite_dsn: 
         assert raw.json()["error"]["data"] == {"code": "content_blocked", "kinds": ["slack_token"]}
         assert SLACK.encode() not in raw.content
         assert mock.rpc("tools/call") == []
-    assert sample("voidllm_guard_blocked_total", route="mcp") - before == 2
+    assert metric_sample("voidllm_guard_blocked_total", route="mcp") - before == 2
     assert (
-        sample("voidllm_guard_findings_total", kind="slack_token", action="block", direction="request") >= 2
+        metric_sample("voidllm_guard_findings_total", kind="slack_token", action="block", direction="request")
+        >= 2
     )
 
 
 async def test_proxied_results_are_redacted_with_responses(sqlite_dsn: str) -> None:
-    redacted = sample("voidllm_guard_findings_total", kind="email", action="redact", direction="response")
+    redacted = metric_sample(
+        "voidllm_guard_findings_total", kind="email", action="redact", direction="response"
+    )
     async with gateway(sqlite_dsn, guard("{email: redact}", responses=True)) as (gw, _mock):
         async with client(gw) as mcp:
             result = await mcp.call_tool("reverse", {"text": EMAIL[::-1] + " :ot etirw"})
             assert result.structured_content == {"text": "write to: [EMAIL_1]"}
             assert EMAIL not in orjson.dumps(result.model_dump()).decode()
-    after = sample("voidllm_guard_findings_total", kind="email", action="redact", direction="response")
+    after = metric_sample("voidllm_guard_findings_total", kind="email", action="redact", direction="response")
     assert after - redacted == 2  # the text content and the structured content
 
 
@@ -179,7 +177,8 @@ async def test_code_mode_tool_arguments_leave_as_written_when_off_or_flagged(
     """The echo answers what reached the upstream: the values as the script wrote them; flag counts them."""
     labels = {"action": "flag", "direction": "request"}
     before = {
-        kind: sample("voidllm_guard_findings_total", kind=kind, **labels) for kind in ("email", "credit_card")
+        kind: metric_sample("voidllm_guard_findings_total", kind=kind, **labels)
+        for kind in ("email", "credit_card")
     }
     text = f"mail {EMAIL}, card {CARD}, again {EMAIL}"
     code = f"return (await tools.tools.echo({{text: {orjson.dumps(text).decode()}}})).text;"
@@ -189,7 +188,8 @@ async def test_code_mode_tool_arguments_leave_as_written_when_off_or_flagged(
         assert answer["result"] == text
         assert len(mock.rpc("tools/call")) == 1
     counted = {
-        kind: sample("voidllm_guard_findings_total", kind=kind, **labels) - n for kind, n in before.items()
+        kind: metric_sample("voidllm_guard_findings_total", kind=kind, **labels) - n
+        for kind, n in before.items()
     }
     assert counted == (
         {"email": 0, "credit_card": 0} if detectors == "{}" else {"email": 2, "credit_card": 1}

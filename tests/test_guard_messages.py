@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator
 import anthropic
 import pytest
 
-from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
+from tests.gateway import RunningGateway, make_config, metric_sample, model_yaml, run_gateway, usage_rows
 from tests.guard_samples import SAMPLES
 from voidllm.guard import kinds
-from voidllm.metrics import REGISTRY
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
 from voidllm.testing.mock_providers import MockProvider, ProviderBehaviour, open_mock_anthropic
 
@@ -57,7 +56,7 @@ async def test_block_answers_in_anthropics_envelope(
     sqlite_dsn: str, mock: MockUpstream, claude: MockProvider
 ) -> None:
     config = make_config(sqlite_dsn, models(mock, claude), settings=guard("{credentials: block}"))
-    before = REGISTRY.get_sample_value("voidllm_guard_blocked_total", {"route": "/v1/messages"}) or 0.0
+    before = metric_sample("voidllm_guard_blocked_total", route="/v1/messages")
     async with run_gateway(config) as gw:
         for model in ("gpt-test", "claude-test"):
             with pytest.raises(anthropic.PermissionDeniedError) as refused:
@@ -75,7 +74,7 @@ async def test_block_answers_in_anthropics_envelope(
             assert GITHUB not in json.dumps(body)
     assert mock.requests == []
     assert claude.requests == []
-    after = REGISTRY.get_sample_value("voidllm_guard_blocked_total", {"route": "/v1/messages"}) or 0.0
+    after = metric_sample("voidllm_guard_blocked_total", route="/v1/messages")
     assert after - before == 2
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert [(r["model_name"], r["status"], r["status_code"]) for r in rows] == [
@@ -165,14 +164,12 @@ async def test_streamed_answers_are_redacted_across_deltas(
     assert json.loads(row["guard_findings"]) == {"response": {"email": 1, "iban": 1}}
 
 
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 def flagged(before: dict[str, float] | None = None) -> dict[str, float]:
     """E-mail addresses and IBANs flagged in requests (``voidllm_guard_findings_total``), since ``before``."""
     labels = {"action": "flag", "direction": "request"}
-    now = {kind: sample("voidllm_guard_findings_total", kind=kind, **labels) for kind in ("email", "iban")}
+    now = {
+        kind: metric_sample("voidllm_guard_findings_total", kind=kind, **labels) for kind in ("email", "iban")
+    }
     return {kind: n - (before or {}).get(kind, 0.0) for kind, n in now.items()}
 
 

@@ -18,12 +18,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.admin_tenancy import API, admin, bearer, create_key, default_org
-from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
+from tests.gateway import RunningGateway, make_config, metric_sample, model_yaml, run_gateway, usage_rows
 from tests.guard_samples import SAMPLES
 from tests.test_multipart_order import AUDIO, CONTENT_TYPE, Part, chunked, form, with_model
 from voidllm.config import Config
 from voidllm.guard import kinds
-from voidllm.metrics import REGISTRY
 from voidllm.testing.mock_openai import MockUpstream, open_mock_upstream
 
 EMAIL = SAMPLES[kinds.EMAIL][1]
@@ -61,10 +60,6 @@ def replaced(parts: list[Part], old: Part, new: Part) -> list[Part]:
     return [new if part == old else part for part in parts]
 
 
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
 async def test_redact_rewrites_the_prompt_and_nothing_else(
@@ -97,7 +92,7 @@ async def test_block_refuses_before_anything_goes_upstream(
     prompt: Part = ("prompt", f"my key {OPENAI_KEY}".encode(), False)
     parts = [prompt, MODEL, FILE] if order == "prompt first" else [MODEL, FILE, prompt]
     route = "/v1/images/edits"
-    blocked = sample("voidllm_guard_blocked_total", route=route)
+    blocked = metric_sample("voidllm_guard_blocked_total", route=route)
     async with run_gateway(config(sqlite_dsn, mock, "{credentials: block}")) as gw:
         answer = await gw.client.post(route, headers=headers(gw.api_key()), content=chunked(form(parts)))
         assert answer.status_code == 403
@@ -106,7 +101,7 @@ async def test_block_refuses_before_anything_goes_upstream(
         assert "openai_key" in error["message"]
         assert OPENAI_KEY not in answer.text
     assert mock.requests == []
-    assert sample("voidllm_guard_blocked_total", route=route) - blocked == 1
+    assert metric_sample("voidllm_guard_blocked_total", route=route) - blocked == 1
     [row] = await usage_rows("sqlite", sqlite_dsn)
     assert (row["status"], row["status_code"], row["guard_action"]) == ("blocked", 403, "block")
     assert json.loads(row["guard_findings"]) == {"request": {"openai_key": 1}}
@@ -114,7 +109,7 @@ async def test_block_refuses_before_anything_goes_upstream(
 
 async def test_flag_counts_and_forwards_the_body_as_sent(sqlite_dsn: str, mock: MockUpstream) -> None:
     parts = ORDERS["model, file, prompt"]
-    flagged = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    flagged = metric_sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
     async with run_gateway(config(sqlite_dsn, mock, "{pii: flag}")) as gw:
         answer = await gw.client.post(
             "/v1/audio/translations", headers=headers(gw.api_key()), content=form(parts)
@@ -125,7 +120,7 @@ async def test_flag_counts_and_forwards_the_body_as_sent(sqlite_dsn: str, mock: 
     [row] = await usage_rows("sqlite", sqlite_dsn)
     assert json.loads(row["guard_findings"]) == {"request": {"email": 2}}
     assert row["guard_action"] == "flag"
-    after = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    after = metric_sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
     assert after - flagged == 2
 
 

@@ -14,11 +14,10 @@ import orjson
 import pytest
 
 from tests.admin_tenancy import API, admin, create_key, default_org
-from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
+from tests.gateway import RunningGateway, make_config, metric_sample, model_yaml, run_gateway, usage_rows
 from tests.guard_samples import SAMPLES
 from voidllm.config import ConfigError
 from voidllm.guard import Mode, kinds
-from voidllm.metrics import REGISTRY
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
 
 EMAIL = SAMPLES[kinds.EMAIL][1]
@@ -51,10 +50,6 @@ async def post(gw: RunningGateway, path: str, body: dict[str, Any] | bytes) -> h
     return await gw.client.post(path, content=content, headers=headers)
 
 
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 async def test_guard_off_forwards_the_exact_bytes(sqlite_dsn: str, mock: MockUpstream) -> None:
     raw = b'{"model":"gpt-test",  "messages":[{"role":"user","content":"mail ' + EMAIL.encode() + b'"}]}'
     config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
@@ -71,14 +66,14 @@ async def test_flag_counts_and_forwards_the_exact_bytes(sqlite_dsn: str, mock: M
     config = make_config(
         sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url), settings=guard_settings("{pii: flag}")
     )
-    flagged = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    flagged = metric_sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
     async with run_gateway(config) as gw:
         assert (await post(gw, "/v1/chat/completions", raw)).status_code == 200
     assert mock.requests[-1].body == raw
     [row] = await usage_rows("sqlite", sqlite_dsn)
     assert json.loads(row["guard_findings"]) == {"request": {"email": 3}}
     assert row["guard_action"] == "flag"
-    after = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    after = metric_sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
     assert after - flagged == 3
 
 
@@ -143,7 +138,7 @@ async def test_block_refuses_with_content_blocked(sqlite_dsn: str, mock: MockUps
         "models:" + model_yaml("gpt-test", mock.base_url),
         settings=guard_settings("{credentials: block, email: redact}"),
     )
-    blocked = sample("voidllm_guard_blocked_total", route="/v1/chat/completions")
+    blocked = metric_sample("voidllm_guard_blocked_total", route="/v1/chat/completions")
     async with run_gateway(config) as gw:
         with pytest.raises(openai.PermissionDeniedError) as refused:
             await client(gw).chat.completions.create(
@@ -156,7 +151,7 @@ async def test_block_refuses_with_content_blocked(sqlite_dsn: str, mock: MockUps
         assert EMAIL not in str(refused.value.body)
         assert "email" not in refused.value.message  # only the kinds that block are named
     assert mock.requests == []
-    assert sample("voidllm_guard_blocked_total", route="/v1/chat/completions") - blocked == 1
+    assert metric_sample("voidllm_guard_blocked_total", route="/v1/chat/completions") - blocked == 1
     [row] = await usage_rows("sqlite", sqlite_dsn)
     assert (row["status"], row["status_code"], row["guard_action"]) == ("blocked", 403, "block")
     assert json.loads(row["guard_findings"]) == {"request": {"email": 1, "openai_key": 1}}
@@ -187,13 +182,13 @@ async def test_the_playground_tunnel_off_and_flag_forward_the_exact_bytes(
     settings = "" if detectors is None else guard_settings(detectors)
     config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url), settings=settings)
     assert config.settings.guard.active is (detectors is not None)
-    flagged = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    flagged = metric_sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
     async with run_gateway(config) as gw:
         answer = await post(gw, "/api/v1/playground/chat/completions", raw.encode())
         assert answer.status_code == 200, answer.text
     assert mock.requests[-1].body == raw.encode()
     [row] = await usage_rows("sqlite", sqlite_dsn)
-    after = sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
+    after = metric_sample("voidllm_guard_findings_total", kind="email", action="flag", direction="request")
     if detectors is None:
         assert (row["guard_findings"], row["guard_action"]) == (None, None)
         assert after == flagged

@@ -27,7 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from prometheus_client import generate_latest
 
 from tests.admin_tenancy import add_user, bearer, default_org, user_key
-from tests.gateway import RunningGateway, make_config, run_gateway
+from tests.gateway import RunningGateway, make_config, metric_sample, run_gateway
 from voidllm.metrics import REGISTRY
 from voidllm.store import tables as t
 from voidllm.testing.mock_mcp import MockMcp, open_mock_mcp
@@ -104,11 +104,6 @@ async def _tool_calls(gw: RunningGateway) -> list[Any]:
             lambda conn: conn.execute(sa.select(c).order_by(c.c.id)).mappings().all()
         )
     )
-
-
-def _sample(name: str, **labels: str) -> float:
-    value = REGISTRY.get_sample_value(name, labels)
-    return value or 0.0
 
 
 @pytest.mark.parametrize("modern_upstream", [False, True], ids=["session-upstream", "modern-upstream"])
@@ -253,7 +248,7 @@ async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
             ("voidllm_mcp_tool_calls_total", {"server": "tools", "tool": "slow", "status": "timeout"}),
             ("voidllm_mcp_transport_errors_total", {"server": "tools", "error_type": "timeout"}),
         ]
-        before = [_sample(name, **labels) for name, labels in counted]
+        before = [metric_sample(name, **labels) for name, labels in counted]
         key = gw.api_key()
         token = await _session(gw.client, key)
         h = _headers(key, mcp_session_id=token, accept="application/json")
@@ -265,8 +260,8 @@ async def test_usage_rows_and_metrics(sqlite_dsn: str) -> None:
             _rpc("tools/list"),
         ):
             await gw.client.post(PATH, headers=h, json=body)
-        assert [_sample(name, **labels) for name, labels in counted] == [b + 1 for b in before]
-        assert _sample("voidllm_mcp_tool_call_duration_seconds_count", server="tools", tool="slow") >= 1
+        assert [metric_sample(name, **labels) for name, labels in counted] == [b + 1 for b in before]
+        assert metric_sample("voidllm_mcp_tool_call_duration_seconds_count", server="tools", tool="slow") >= 1
         rows: list[Any] = []
         for _ in range(200):  # the writer flushes every 50 ms
             rows = await _tool_calls(gw)
