@@ -162,9 +162,7 @@ _DRAW: dict[str, Callable[[random.Random], str]] = {
     kinds.PRIVATE_KEY: lambda r: "\n".join(
         (_PEM.format("BEGIN"), _chars(r, 70), _chars(r, 70), _PEM.format("END"))
     ),
-    kinds.JWT: lambda r: (
-        f"{_b64({'alg': 'HS256', 'typ': 'JWT'})}.{_b64({'sub': _digits(r, 12)})}.{_chars(r, 43)}"
-    ),
+    kinds.JWT: lambda r: f"{_JWT_HEADER}.{_b64({'sub': _digits(r, 12)})}.{_chars(r, 43)}",
     kinds.URL_PASSWORD: lambda r: _chars(r, 14),
     kinds.GENERIC_SECRET: lambda r: _chars(r, 16),
     kinds.EMAIL: lambda r: f"{_chars(r, 10, string.ascii_lowercase)}.{_digits(r, 6)}@example.com",
@@ -177,9 +175,7 @@ _DRAW: dict[str, Callable[[random.Random], str]] = {
         + " ".join(_digits(r, 2) for _ in range(3))
         + f" {r.choice('ABCD')}"
     ),
-    kinds.DE_TAX_ID: lambda r: (
-        (head := str(r.randint(1, 9)) + _digits(r, 9)) + mod_11_10.calc_check_digit(head)
-    ),
+    kinds.DE_TAX_ID: _tax_id,
     kinds.FR_NIR: _nir,
     kinds.ES_DNI: lambda r: (number := _digits(r, 8)) + dni.calc_check_digit(number),
     kinds.IT_FISCAL_CODE: _fiscal_code,

@@ -61,7 +61,15 @@ from prometheus_client import Counter
 
 from tests import guard_samples
 from tests.admin_tenancy import API, admin, create_key, default_org
-from tests.gateway import ADMIN_KEY, ENCRYPTION_KEY, RunningGateway, make_config, model_yaml, run_gateway
+from tests.gateway import (
+    ADMIN_KEY,
+    ENCRYPTION_KEY,
+    RunningGateway,
+    make_config,
+    metric_sample,
+    model_yaml,
+    run_gateway,
+)
 from tests.mcp_calls import (
     STATELESS,
     initialize_request,
@@ -1347,10 +1355,7 @@ def counted_since(before: dict[str, float], direction: str, action: str) -> dict
 
 def findings_counted(direction: str, action: str) -> dict[str, float]:
     return {
-        kind: REGISTRY.get_sample_value(
-            "voidllm_guard_findings_total", {"kind": kind, "action": action, "direction": direction}
-        )
-        or 0.0
+        kind: metric_sample("voidllm_guard_findings_total", kind=kind, action=action, direction=direction)
         for kind in kinds.ALL_KINDS
     }
 
