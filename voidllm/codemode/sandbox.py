@@ -342,7 +342,6 @@ class _Run:
     trio_token: trio.lowlevel.TrioToken
     start_calls: Callable[[list[_Call]], None]
     job_list: int  # the address of the runtime's job queue; it is empty when its head points to itself
-    job_list_empty: bytes = attrs.field(init=False)
     deadline: float = math.inf  # on the monotonic clock, set when the worker thread starts
     stop_reason: str = ""
     outcome: _Outcome | None = None
@@ -358,9 +357,6 @@ class _Run:
     memory: wasmtime.Memory | None = None  # the instance's linear memory, once it exists
     logs: list[LogLine] = attrs.field(factory=list)
     dropped_logs: int = 0
-
-    def __attrs_post_init__(self) -> None:
-        self.job_list_empty = self.job_list.to_bytes(4, "little")
 
     @property
     def over(self) -> bool:
@@ -621,7 +617,8 @@ def _poll_oneoff(run: _Run, caller: wasmtime.Caller, subs: int, events: int, cou
     """
     memory = _memory(run)
     if not run.reading:
-        idle = memory.read(caller, run.job_list, run.job_list + 4) == run.job_list_empty
+        head = int.from_bytes(memory.read(caller, run.job_list, run.job_list + 4), "little")
+        idle = head == run.job_list
         frame = run.take_frame(block=idle and run.in_flight > 0)
         if frame is None:
             memory.write(caller, _NO_EVENTS, nevents)
