@@ -39,6 +39,7 @@ const STATUS_OPTIONS = [
   { value: "expired", label: "Expired" },
 ];
 const PAGE_SIZE = 50;
+const keyCount = (n: number) => (n === 1 ? "1 key" : `${formatNumber(n)} keys`);
 
 /** API Keys: counts, filters and search (kept in the URL), create / edit / rotate / revoke. */
 export default function KeysPage() {
@@ -186,8 +187,8 @@ export default function KeysPage() {
                 <div className="flex flex-col gap-3">
                   <p className="text-sm text-muted" aria-live="polite">
                     {filtering
-                      ? `${formatNumber(filtered.length)} of ${formatNumber(data.items.length)} keys`
-                      : `${formatNumber(data.items.length)} keys`}
+                      ? `${formatNumber(filtered.length)} of ${keyCount(data.items.length)}`
+                      : keyCount(data.items.length)}
                   </p>
                   <KeysTable
                     keys={filtered.slice(0, shown)}

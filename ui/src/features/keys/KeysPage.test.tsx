@@ -64,11 +64,19 @@ describe("API keys page", () => {
     const table = await screen.findByRole("table", { name: "API keys" });
     expect(within(table).getAllByRole("row")).toHaveLength(5);
     expect(counts().getByText("Total keys").nextSibling).toHaveTextContent("4");
+    expect(screen.getByText("4 keys")).toBeInTheDocument();
     expect(counts().getByText("Active keys").nextSibling).toHaveTextContent("3");
     expect(counts().getByText("Expiring soon").nextSibling).toHaveTextContent("1");
     expect(api.calls("GET", "/api/v1/orgs/o1/keys").map((r) => r.url.searchParams.get("cursor"))).toEqual([null, "c2"]);
     expect(within(table).getByText("Expired")).toBeInTheDocument();
     expect(within(table).getByText("Platform")).toBeInTheDocument();
+  });
+
+  it("counts one key in the singular", async () => {
+    mockApi({ ...baseRoutes(), "GET /api/v1/orgs/o1/keys": { data: KEYS.slice(0, 1), has_more: false } });
+    renderPage(<KeysPage />, { route: "/keys", me: ME_ORG_ADMIN });
+    await screen.findByRole("table", { name: "API keys" });
+    expect(screen.getByText("1 key")).toBeInTheDocument();
   });
 
   it("keeps the filter and the search in the URL", async () => {
@@ -77,6 +85,7 @@ describe("API keys page", () => {
     const table = await screen.findByRole("table", { name: "API keys" });
     expect(within(table).getAllByRole("row")).toHaveLength(2);
     expect(within(table).getByText("staging")).toBeInTheDocument();
+    expect(screen.getByText("1 of 4 keys")).toBeInTheDocument();
     expect(screen.getByLabelText("Search")).toHaveValue("stag");
 
     const user = userEvent.setup({ delay: null });
