@@ -1,5 +1,5 @@
 # Sourced by scripts/serve and scripts/test: make sure .venv exists and holds exactly the locked versions.
-# Usage: ensure_venv [extra]   (extra = "test" installs the test dependencies too)
+# Usage: ensure_venv [extra]   (extra = "test" installs the test dependencies too, "bench" the benchmark's)
 # Installs with pip from constraints.txt (every package pinned); re-installs only when pyproject.toml or
 # constraints.txt changed since the last install.
 ensure_venv() {
