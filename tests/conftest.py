@@ -3,14 +3,14 @@
 Tests that need PostgreSQL or Redis skip when the service is not answering, unless
 ``VOIDLLM_REQUIRE_SERVICES=1`` (set by ``.ci/run``), in which case they fail: CI must never pass by skipping.
 
-Migrating an empty SQLite file runs Alembic's whole history (about half a second of CPU), and most tests
-start a gateway that does so: in the test process an empty SQLite file is instead given a copy of one
-database that Alembic migrated once per session (see :func:`_sqlite_template_migrations`). Modules marked
+Most tests start a gateway on an empty SQLite file, which the gateway creates at the head from the metadata
+(tens of milliseconds): in the test process an empty SQLite file is instead given a copy of one database
+that the real upgrade made once per session (see :func:`_sqlite_template_migrations`). Modules marked
 ``real_migrations`` (those about the migrations themselves), other dialects, databases that already hold
-tables and processes the tests spawn all run Alembic as in production.
+tables and processes the tests spawn all run the real upgrade as in production.
 
 A PostgreSQL database cannot be copied into after it exists, so the copy happens when it is made: each test's
-database is ``CREATE DATABASE ... TEMPLATE`` a database that Alembic migrated once per test process (see
+database is ``CREATE DATABASE ... TEMPLATE`` a database that the real upgrade made once per test process (see
 :func:`fresh_pg_database`); gateways starting on it, in process or spawned, find the schema at head. Tests
 marked ``real_migrations`` get an empty database, as before (about 0.8 s of Alembic per test).
 """
@@ -79,12 +79,13 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch, _cheapest_password_
 
 
 _template_copy_lock = threading.Lock()
-_alembic_upgrade = migrate.upgrade  # Alembic itself, taken before any test puts its stand-in in place
+_alembic_upgrade = migrate.upgrade  # the real one, taken before any test puts its stand-in in place
 
 
 @pytest.fixture(scope="session")
 def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An SQLite file that Alembic migrated to head in this session, with the gateway's own pragmas (WAL)."""
+    """An SQLite file brought to the head in this session by the real ``upgrade`` (created from the metadata,
+    as a first start does), with the gateway's own pragmas (WAL)."""
     from voidllm.store.engine import build_engine
     from voidllm.store.migrate import upgrade
 
@@ -102,18 +103,18 @@ def _sqlite_template_migrations(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, _migrated_sqlite_template: Path
 ) -> None:
     """``voidllm.store.migrate.upgrade`` copies the session's migrated template into an empty SQLite file
-    (SQLite's backup API, through a connection of its own) instead of running Alembic again; anything else
-    (PostgreSQL, in-memory databases, a database holding tables, a module marked ``real_migrations``) goes
-    to Alembic. The copy is the schema and ``alembic_version`` Alembic wrote, so the gateway sees exactly
-    what a real migration leaves behind."""
+    (SQLite's backup API, through a connection of its own) instead of building the schema again; anything
+    else (PostgreSQL, in-memory databases, a database holding tables, ``create_empty=False``, a module marked
+    ``real_migrations``) goes to the real one. The copy is the schema and ``alembic_version`` the real one
+    wrote, so the gateway sees exactly what a first start leaves behind."""
     if request.node.get_closest_marker("real_migrations"):
         return
     alembic_upgrade = migrate.upgrade
 
-    def upgrade(engine: Any) -> str:
+    def upgrade(engine: Any, *, create_empty: bool = True) -> str:
         path = engine.url.database
-        if engine.dialect.name != "sqlite" or not path or path == ":memory:":
-            return alembic_upgrade(engine)
+        if not create_empty or engine.dialect.name != "sqlite" or not path or path == ":memory:":
+            return alembic_upgrade(engine, create_empty=create_empty)
         with _template_copy_lock:  # two gateways starting together on one file: one copy, one no-op
             target = sqlite3.connect(path, timeout=10)
             try:
@@ -174,8 +175,8 @@ def pg_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
 @contextmanager
 def fresh_pg_database(*, empty: bool = False) -> Iterator[str]:
     """The DSN of a freshly created PostgreSQL database, dropped on exit (also for fixtures of a wider scope
-    than :func:`pg_dsn`): a copy of :func:`_pg_template`, whose schema Alembic migrated to head, or an empty
-    database when ``empty``."""
+    than :func:`pg_dsn`): a copy of :func:`_pg_template`, whose schema the real upgrade brought to the head,
+    or an empty database when ``empty``."""
     if not _service_answers(PG_DSN, 5432):
         _missing("PostgreSQL")
     import psycopg
@@ -206,9 +207,9 @@ _pg_template_name: list[str] = []  # made at most once per test process; dropped
 
 
 def _pg_template() -> str:
-    """The name of a database that Alembic migrated to head in this test process (one per xdist worker, so
-    no other process depends on it), made on first use. ``CREATE DATABASE ... TEMPLATE`` needs a template
-    nobody is connected to: the engine that migrated it is disposed before anyone copies it."""
+    """The name of a database that the real upgrade brought to the head in this test process (one per xdist
+    worker, so no other process depends on it), made on first use. ``CREATE DATABASE ... TEMPLATE`` needs a
+    template nobody is connected to: the engine that made it is disposed before anyone copies it."""
     with _pg_template_lock:
         if not _pg_template_name:
             import psycopg

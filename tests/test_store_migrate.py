@@ -1,4 +1,5 @@
-"""Alembic migrations: from empty, idempotent, reversible, and serialised across replicas on PostgreSQL."""
+"""Migrations: from empty (created at the head, or by every Alembic migration), idempotent, reversible, and
+serialised across replicas on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -66,11 +67,12 @@ def test_config_needs_no_ini_file() -> None:
     assert config.get_main_option("script_location") == "voidllm.store:migrations"
 
 
-def test_upgrade_from_empty_creates_every_table(engine: sa.Engine) -> None:
+@pytest.mark.parametrize("create_empty", [True, False], ids=["created", "alembic"])
+def test_upgrade_from_empty_creates_every_table(engine: sa.Engine, create_empty: bool) -> None:
     assert current_revision(engine) is None
     assert _user_tables(engine) == set()
 
-    assert upgrade(engine) == head_revision()
+    assert upgrade(engine, create_empty=create_empty) == head_revision()
 
     assert current_revision(engine) == head_revision()
     assert _user_tables(engine) == set(metadata.tables)
@@ -88,10 +90,13 @@ def test_upgrade_twice_is_a_no_op(engine: sa.Engine) -> None:
         assert connection.execute(sa.text("SELECT value FROM settings")).scalar_one() == "x"
 
 
-def test_downgrade_to_base_and_back(engine: sa.Engine) -> None:
+@pytest.mark.parametrize("create_empty", [True, False], ids=["created", "alembic"])
+def test_downgrade_to_base_and_back(engine: sa.Engine, create_empty: bool) -> None:
+    """Also a database created at the head is one Alembic can take down (every migration's downgrade finds
+    what it drops) and up again."""
     from alembic import command
 
-    upgrade(engine)
+    upgrade(engine, create_empty=create_empty)
     with engine.connect() as connection:
         command.downgrade(alembic_config(connection), "base")
         connection.commit()
@@ -115,10 +120,11 @@ async def test_migrate_in_memory_sqlite_keeps_the_database_and_foreign_keys_on()
         assert await store.run(lambda c: c.exec_driver_sql("PRAGMA foreign_keys").scalar_one()) == 1
 
 
-def test_sqlite_foreign_keys_are_back_on_after_upgrade(sqlite_dsn: str) -> None:
+@pytest.mark.parametrize("create_empty", [True, False], ids=["created", "alembic"])
+def test_sqlite_foreign_keys_are_back_on_after_upgrade(sqlite_dsn: str, create_empty: bool) -> None:
     engine = build_engine("sqlite", sqlite_dsn)
     try:
-        upgrade(engine)
+        upgrade(engine, create_empty=create_empty)
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
     finally:
@@ -126,14 +132,15 @@ def test_sqlite_foreign_keys_are_back_on_after_upgrade(sqlite_dsn: str) -> None:
 
 
 @pytest.mark.postgres
-def test_concurrent_upgrades_on_postgres_both_succeed_once(pg_dsn: str) -> None:
+@pytest.mark.parametrize("create_empty", [True, False], ids=["created", "alembic"])
+def test_concurrent_upgrades_on_postgres_both_succeed_once(pg_dsn: str, create_empty: bool) -> None:
     engines = [build_engine("postgres", pg_dsn) for _ in range(2)]
     try:
         start = threading.Barrier(2)
 
         def replica(engine: sa.Engine) -> str:
             start.wait()
-            return upgrade(engine)
+            return upgrade(engine, create_empty=create_empty)
 
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(replica, engines))

@@ -1,5 +1,6 @@
-"""The migrated schema equals ``tables.metadata`` on both dialects, and the schema has what the app needs; the
-test suite's copies of a migrated template (SQLite and PostgreSQL) equal what Alembic writes."""
+"""The migrated schema equals ``tables.metadata`` on both dialects, a new database created at the head equals
+a migrated one, and the schema has what the app needs; the test suite's copies of a template (SQLite and
+PostgreSQL) equal what the gateway's own upgrade writes."""
 
 from __future__ import annotations
 
@@ -56,14 +57,24 @@ EXPECTED_TABLES = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        ("sqlite", False),
+        ("sqlite", True),
+        pytest.param(("postgres", False), marks=pytest.mark.postgres),
+        pytest.param(("postgres", True), marks=pytest.mark.postgres),
+    ],
+    ids=["sqlite-alembic", "sqlite-created", "postgres-alembic", "postgres-created"],
+)
 def migrated(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
-    """An engine on a freshly migrated database of each dialect."""
-    if request.param == "sqlite":
+    """An engine on a new database of each dialect brought to the head both ways: every migration run by
+    Alembic, and created from the metadata as a first start does (``create_empty``)."""
+    dialect, create_empty = request.param
+    if dialect == "sqlite":
         engine = build_engine("sqlite", request.getfixturevalue("sqlite_dsn"))
     else:
         engine = build_engine("postgres", request.getfixturevalue("pg_dsn"))
-    upgrade(engine)
+    upgrade(engine, create_empty=create_empty)
     yield engine
     engine.dispose()
 
@@ -96,6 +107,93 @@ def _where(clause: object) -> str | None:
     if clause is None:
         return None
     return re.sub(r"[()\s]+", " ", str(clause)).strip().lower()
+
+
+_CONSTRAINT = ("CONSTRAINT ", "PRIMARY KEY", "UNIQUE", "FOREIGN KEY", "CHECK")
+
+
+def _clauses(body: str) -> list[str]:
+    """The clauses of a ``CREATE TABLE``'s parentheses, split at the commas outside parentheses and quotes."""
+    clauses, depth, quote, start = [], 0, "", 0
+    for at, char in enumerate(body):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            clauses.append(body[start:at].strip())
+            start = at + 1
+    return [*clauses, body[start:].strip()]
+
+
+def _sqlite_schema(path: Path) -> dict[tuple[str, str], object]:
+    """Each object of ``sqlite_master``; a table as its columns in order and its constraints as a set (SQLite
+    keeps a table's text as written: Alembic's ``ALTER TABLE ADD COLUMN`` appends on the last line, and a
+    ``CREATE TABLE`` from the metadata lists the constraints in another order)."""
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+    finally:
+        connection.close()
+    schema: dict[tuple[str, str], object] = {}
+    for kind, name, sql in rows:
+        if kind == "table" and sql:
+            clauses = _clauses(sql[sql.index("(") + 1 : sql.rindex(")")])
+            columns = [c for c in clauses if not c.startswith(_CONSTRAINT)]
+            schema[kind, name] = (columns, sorted(set(clauses) - set(columns)))
+        else:
+            schema[kind, name] = sql
+    return schema
+
+
+def test_a_new_sqlite_database_is_created_as_alembic_would_migrate_it(tmp_path: Path) -> None:
+    """A first start creates the schema from the metadata instead of running every migration: the same
+    tables, columns in the same order, constraints, indexes (partial ones' WHERE included) and revision."""
+    created, migrated = tmp_path / "created.db", tmp_path / "migrated.db"
+    for path, create_empty in ((created, True), (migrated, False)):
+        engine = build_engine("sqlite", str(path))
+        try:
+            assert upgrade(engine, create_empty=create_empty) == head_revision()
+        finally:
+            engine.dispose()
+    schema = _sqlite_schema(created)
+    assert ("table", "usage_events") in schema
+    assert ("table", "alembic_version") in schema
+    assert schema == _sqlite_schema(migrated)
+    for path in (created, migrated):
+        connection = sqlite3.connect(path)
+        try:
+            assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
+                (head_revision(),)
+            ]
+        finally:
+            connection.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.real_migrations
+def test_a_new_postgres_database_is_created_exactly_as_alembic_would_migrate_it(pg_dsn: str) -> None:
+    """The same on PostgreSQL, where ``pg_dump`` writes each object in a canonical form: equal line for line
+    (``alembic_version``'s row included)."""
+    engine = build_engine("postgres", pg_dsn)
+    try:
+        assert upgrade(engine) == head_revision()
+    finally:
+        engine.dispose()
+    created = pg_dump(pg_dsn)
+    with fresh_pg_database(empty=True) as empty_dsn:
+        engine = build_engine("postgres", empty_dsn)
+        try:
+            assert upgrade(engine, create_empty=False) == head_revision()
+        finally:
+            engine.dispose()
+        migrated = pg_dump(empty_dsn)
+    assert any(line.startswith("CREATE TABLE public.usage_events") for line in created)
+    assert created == migrated
 
 
 def test_every_table_of_the_data_model_exists() -> None:
@@ -185,10 +283,10 @@ def test_memberships_cascade_from_users_and_orgs() -> None:
     assert fallback.ondelete == "SET NULL"
 
 
-async def test_the_test_suites_migrated_copy_is_what_alembic_writes(tmp_path: Path) -> None:
+async def test_the_test_suites_sqlite_copy_is_what_upgrade_writes(tmp_path: Path) -> None:
     """tests/conftest.py gives an empty SQLite file a copy of a session-wide migrated template instead of
     running Alembic again: ``migrate`` through it must leave exactly the schema, revision and pragmas that
-    Alembic's own ``upgrade`` leaves in a fresh file (the copy is a stand-in for tests only)."""
+    the real ``upgrade`` leaves in a fresh file (the copy is a stand-in for tests only)."""
 
     def snapshot(path: Path) -> tuple[object, ...]:
         connection = sqlite3.connect(path)
@@ -205,7 +303,7 @@ async def test_the_test_suites_migrated_copy_is_what_alembic_writes(tmp_path: Pa
 
     engine = build_engine("sqlite", str(tmp_path / "alembic.db"))
     try:
-        upgrade(engine)  # imported before conftest's stand-in: Alembic itself
+        upgrade(engine)  # imported before conftest's stand-in: the real one
     finally:
         engine.dispose()
     async with open_store("sqlite", str(tmp_path / "copied.db")) as store:
@@ -226,15 +324,15 @@ def pg_dump(dsn: str) -> list[str]:
 
 
 @pytest.mark.postgres
-async def test_the_test_suites_postgres_copy_is_what_alembic_writes(pg_dsn: str) -> None:
-    """tests/conftest.py makes each test's PostgreSQL database from a template that Alembic migrated once per
-    test process: such a database, after the gateway's own migration step (a no-op at head), must dump to
-    exactly what Alembic's ``upgrade`` leaves in an empty database (schema, constraints, indexes, rows such
-    as ``alembic_version``)."""
+async def test_the_test_suites_postgres_copy_is_what_upgrade_writes(pg_dsn: str) -> None:
+    """tests/conftest.py makes each test's PostgreSQL database from a template that the real ``upgrade``
+    brought to the head once per test process: such a database, after the gateway's own migration step (a
+    no-op at head), must dump to exactly what ``upgrade`` leaves in an empty database (schema, constraints,
+    indexes, rows such as ``alembic_version``)."""
     with fresh_pg_database(empty=True) as empty_dsn:
         engine = build_engine("postgres", empty_dsn)
         try:
-            upgrade(engine)  # imported before conftest's stand-in: Alembic itself
+            upgrade(engine)  # imported before conftest's stand-in: the real one
         finally:
             engine.dispose()
         alembic = pg_dump(empty_dsn)

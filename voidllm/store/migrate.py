@@ -15,6 +15,14 @@ Concurrency:
 - Within one process, Alembic's ``context`` and ``op`` are process-global proxies, so a module lock
   serialises :func:`upgrade` calls (two stores migrating from two threads would otherwise clobber them).
 
+An empty database (no table at all: a first start) is not migrated step by step: :func:`upgrade` creates
+the schema from ``tables.metadata`` and records ``HEAD_REVISION`` in ``alembic_version`` as Alembic would
+(Alembic's documented recipe for a database built from scratch), inside the same locks, so Alembic is not
+imported at all (about 10 MB that would stay loaded for the process's life, and most of a first start's
+migration time). Tests hold the two ways to the same schema: SQLite's ``sqlite_master`` up to the order of
+a table's clauses, PostgreSQL's ``pg_dump`` exactly (``tests/test_store_schema.py``); every later upgrade
+goes through Alembic as before.
+
 On SQLite, batch migrations rebuild tables (create copy, drop old, rename); with ``foreign_keys=ON`` the
 drop would cascade-delete child rows. :func:`upgrade` turns foreign keys off on its connection for the
 migration (the pragma only works outside a transaction), ``env.py`` runs ``PRAGMA foreign_key_check``
@@ -80,24 +88,53 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: sa.Engine) -> str:
+def upgrade(engine: sa.Engine, *, create_empty: bool = True) -> str:
     """Upgrade the database to the head revision (a no-op when already there) and return the revision.
+
+    An empty database is created at the head from ``tables.metadata`` unless ``create_empty`` is false
+    (then Alembic runs every migration: how the tests check the migrations themselves).
 
     Blocking: call from a worker thread (:func:`migrate` does). Raises SQLAlchemy errors untranslated;
     :func:`migrate` translates them.
     """
     if _stored_revision(engine) == HEAD_REVISION:
         return HEAD_REVISION
-    from alembic import command
-    from alembic.runtime.migration import MigrationContext
-
     with _process_lock, engine.connect() as connection, _migration_session(connection):
+        if create_empty and _create_if_empty(connection):
+            return HEAD_REVISION
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+
         command.upgrade(alembic_config(connection), "head")
         revision = MigrationContext.configure(connection).get_current_revision()
         connection.rollback()  # end the read transaction opened by the revision check
     if revision is None:  # pragma: no cover - alembic just wrote it
         raise RuntimeError("upgrade finished without a recorded revision")
     return revision
+
+
+# Alembic's own version table, as its ``MigrationContext`` creates it (the primary key's name included).
+_ALEMBIC_VERSION = sa.Table(
+    "alembic_version",
+    sa.MetaData(),
+    sa.Column("version_num", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+
+
+def _create_if_empty(connection: sa.Connection) -> bool:
+    """Creates the schema at the head when the database has no table at all; False (nothing written) when it
+    has any. In one transaction, which on SQLite begins ``IMMEDIATE`` and on PostgreSQL runs under the
+    advisory lock: a second process starting together waits, then finds the tables and no work."""
+    from voidllm.store.tables import metadata
+
+    with connection.begin():
+        if sa.inspect(connection).get_table_names():
+            return False
+        metadata.create_all(connection)
+        _ALEMBIC_VERSION.create(connection)
+        connection.execute(_ALEMBIC_VERSION.insert().values(version_num=HEAD_REVISION))
+    return True
 
 
 def _stored_revision(engine: sa.Engine) -> str | None:

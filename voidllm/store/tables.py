@@ -417,9 +417,11 @@ usage_events = sa.Table(
     _flag("stream", False),
     _short("source", 64, nullable=True),  # client tag metadata
     _short("project", 64, nullable=True),
+    _created(),
+    # added by migration 0006, so after created_at: a database created at the head has every column where
+    # a migrated one has it (tests/test_store_schema.py)
     _text("guard_findings", nullable=True),  # JSON: the prompt guard's kinds and counts, never a value
     _short("guard_action", 16, nullable=True),  # flag | redact | block
-    _created(),
     sa.Index(None, "created_at"),
     sa.Index(None, "org_id", "created_at"),
     sa.Index(None, "key_id", "created_at"),
