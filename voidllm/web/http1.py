@@ -1,0 +1,72 @@
+"""HTTP/1.1 answers as hypercorn writes them, with two changes (:class:`GatewayH11Protocol`).
+
+- **Reason phrases.** Hypercorn builds h11's response event from the ASGI status alone, so every HTTP/1.1
+  answer starts with a status line whose reason is empty (``HTTP/1.1 429 ``). RFC 9112 allows that, but
+  clients and proxies show the phrase in their errors and logs, and an ASGI app has no way to pass one. Each
+  response (and interim response) that has no reason gets the standard phrase of its status
+  (:class:`http.HTTPStatus`); a status without one keeps the empty reason.
+- **One write for an answer of known length.** Hypercorn writes the status line and headers, each body
+  message and the end as separate socket writes. An answer with a ``Content-Length`` (every buffered answer:
+  JSON, errors, files) keeps its head until its first body message and writes both at once: one system call,
+  one task switch and one TCP segment instead of two, and the client reads the whole answer in one piece. The
+  head waits at most for the next event of its stream: a body message (written with it), the end, or the
+  stream closing (the head is written first, so the bytes on the wire are the same as before, in order). An
+  answer without a length (chunked: event streams, relayed binary bodies of unknown size) sends its head at
+  once, as before: a streaming client waits for it to open the stream.
+
+HTTP/2 has neither: no reason phrase, and its frames are written by hypercorn's own H2 protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from http import HTTPStatus
+
+import h11
+import hypercorn.protocol
+from hypercorn.events import RawData
+from hypercorn.protocol.events import Body, EndBody
+from hypercorn.protocol.events import Event as StreamEvent
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.typing import H11SendableEvent
+
+_PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
+class GatewayH11Protocol(H11Protocol):
+    """Hypercorn's HTTP/1.1 protocol with reason phrases and one write per answer of known length; see the
+    module docstring."""
+
+    _held: bytes = b""  # the head of an answer of known length, not written yet
+
+    async def stream_send(self, event: StreamEvent) -> None:
+        if self._held and not isinstance(event, Body | EndBody):
+            await self._write(b"")  # anything else (the stream closing): the head goes first, as before
+        await super().stream_send(event)
+
+    async def _send_h11_event(self, event: H11SendableEvent) -> None:
+        if isinstance(event, h11.Response | h11.InformationalResponse) and not event.reason:
+            phrase = _PHRASES.get(event.status_code)
+            if phrase is not None:
+                event = dataclasses.replace(event, reason=phrase)
+        try:
+            data = self.connection.send(event)
+        except h11.LocalProtocolError:
+            if self.connection.their_state != h11.ERROR:
+                raise
+            return
+        if isinstance(event, h11.Response) and any(name == b"content-length" for name, _ in event.headers):
+            self._held = data or b""
+            return
+        await self._write(data or b"")
+
+    async def _write(self, data: bytes) -> None:
+        if self._held:
+            data, self._held = self._held + data, b""
+        await self.send(RawData(data=data))
+
+
+def install() -> None:
+    """Make hypercorn build :class:`GatewayH11Protocol` for HTTP/1.1 connections (idempotent)."""
+    # ProtocolWrapper looks the class up in its own module, which imports it from hypercorn.protocol.h11.
+    hypercorn.protocol.H11Protocol = GatewayH11Protocol  # type: ignore[attr-defined]
