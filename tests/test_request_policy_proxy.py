@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from tests.admin_tenancy import API, admin, bearer, create_key, default_org
-from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
+from tests.gateway import RunningGateway, make_config, metric_sample, model_yaml, run_gateway
 from tests.polling import poll_until
 from voidllm.testing.mock_openai import MockUpstream, open_mock_upstream
 
@@ -77,8 +77,23 @@ POLICY = {
 }
 
 
+REFUSALS = "voidllm_request_policy_refusals_total"
+
+
+def refusals() -> dict[str, float]:
+    """This process's refusal counts by reason (the gateways here run in it)."""
+    reasons = ("parameter_not_allowed", "parameter_out_of_bounds", "required_header", "origin_not_allowed")
+    return {reason: metric_sample(REFUSALS, reason=reason) for reason in reasons}
+
+
+def counted(before: dict[str, float], **expected: int) -> bool:
+    after = refusals()
+    return all(after[reason] - before[reason] == expected.get(reason, 0) for reason in after)
+
+
 async def test_refusals_through_the_openai_sdk(sqlite_dsn: str, upstream: MockUpstream) -> None:
     async with gateway(sqlite_dsn, upstream) as gw:
+        counts = refusals()
         key, _ = await new_key(gw, POLICY)
         client = sdk(gw, key)
         ok = await client.chat.completions.create(model=MODEL, messages=HI, max_tokens=100, temperature=0.5)
@@ -120,6 +135,7 @@ async def test_refusals_through_the_openai_sdk(sqlite_dsn: str, upstream: MockUp
             await sdk(gw, denied).embeddings.create(model=MODEL, input="hi", dimensions=8)
         assert caught.value.param == "dimensions"
         assert len(upstream.requests) == before + 1  # refusals never reach the upstream
+        assert counted(counts, parameter_not_allowed=4, parameter_out_of_bounds=4), refusals()
 
 
 async def set_and_key(gw: RunningGateway, policy: dict[str, Any]) -> str:
@@ -181,6 +197,7 @@ async def test_refusals_over_raw_http_and_in_anthropics_envelope(
 
 async def test_required_headers_and_a_models_policy(sqlite_dsn: str, upstream: MockUpstream) -> None:
     async with gateway(sqlite_dsn, upstream) as gw:
+        counts = refusals()
         key = await set_and_key(gw, {"required_headers": [{"name": "X-App", "value": "checkout"}]})
         with pytest.raises(openai.PermissionDeniedError) as caught:
             await sdk(gw, key).chat.completions.create(model=MODEL, messages=HI)
@@ -191,6 +208,7 @@ async def test_required_headers_and_a_models_policy(sqlite_dsn: str, upstream: M
         assert MARKER not in wrong.value.response.text
         assert "checkout" not in wrong.value.response.text
         assert await sdk(gw, key, **{"X-App": "checkout"}).chat.completions.create(model=MODEL, messages=HI)
+        assert counted(counts, required_header=2), refusals()
 
         # a model's policy applies to every key, on top of the key's own
         plain = await set_and_key(gw, {"params": {"bounds": {"max_tokens": {"max": 500}}}})
@@ -260,12 +278,14 @@ async def test_browser_origins(sqlite_dsn: str, upstream: MockUpstream) -> None:
         ok = await chat_from(gw, web, APP, **{"x-app": "1"})
         assert ok.status_code == 200
         assert ok.headers["access-control-allow-origin"] == APP
+        counts = refusals()
         for key, origin in ((web, EVIL), (web, OTHER), (other, APP)):
             denied = await chat_from(gw, key, origin, **{"x-app": "1"})
             assert denied.status_code == 403, denied.text
             assert denied.json()["error"]["code"] == "origin_not_allowed"
             assert "access-control-allow-origin" not in denied.headers
             assert "access-control-allow-credentials" not in denied.headers
+        assert counted(counts, origin_not_allowed=3), refusals()  # a refused preflight is not a request
         # a key without origins, from a page some other key allows: served, but not readable by the page
         unlisted = await chat_from(gw, gw.api_key(), APP)
         assert unlisted.status_code == 200

@@ -59,6 +59,7 @@ from voidllm.guard import parse_policy as parse_guard
 
 __all__ = [
     "ORIGIN_VERDICT",
+    "REFUSAL_CODES",
     "Bound",
     "RequestPolicy",
     "RequestPolicyError",
@@ -83,6 +84,12 @@ MAX_NAMES = 256
 MAX_HEADERS = 32
 MAX_ORIGINS = 64
 ALWAYS_ALLOWED = "model"
+
+
+REFUSAL_CODES = frozenset(
+    {"parameter_not_allowed", "parameter_out_of_bounds", "required_header", "origin_not_allowed"}
+)
+"""The error codes of a request a policy refused (``voidllm_request_policy_refusals_total{reason}``)."""
 
 
 class RequestPolicyError(BadRequestError):

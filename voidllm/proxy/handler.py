@@ -59,10 +59,12 @@ from voidllm.errors import ContentBlockedError, GatewayError
 from voidllm.guard import OFF, GuardPolicy
 from voidllm.limits.base import Limiter, NoLimiter
 from voidllm.proxy import guarding, messages, tokencount
+from voidllm.proxy import metrics as m
 from voidllm.proxy.endpoints import ENDPOINTS
 from voidllm.proxy.exchange import Exchange, ProxyLimits, run_hops, usage_event
 from voidllm.proxy.intake import Intake
 from voidllm.proxy.relay import Relay
+from voidllm.request_policy import REFUSAL_CODES
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.strategy import Router
 from voidllm.tracing import conventions as c
@@ -120,6 +122,8 @@ class Proxy:
                 if ex.admission is not None:  # not settled before the answer's end (no answer, or an error)
                     await self._relay.settle(ex)
         except GatewayError as exc:
+            if exc.code in REFUSAL_CODES:
+                m.POLICY_REFUSALS.labels(exc.code).inc()
             if endpoint.dialect == "anthropic":
                 await _send_json(send, exc.status, messages.error_body(exc.status, exc.message), exc.headers)
             else:

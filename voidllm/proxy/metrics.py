@@ -63,3 +63,10 @@ GUARD_BLOCKED = Counter(
     ["route"],
     registry=REGISTRY,
 )
+POLICY_REFUSALS = Counter(
+    "voidllm_request_policy_refusals_total",
+    "Requests a request policy refused, by reason (parameter_not_allowed, parameter_out_of_bounds, "
+    "required_header, origin_not_allowed).",
+    ["reason"],
+    registry=REGISTRY,
+)
