@@ -219,3 +219,32 @@ async def test_a_models_policy_alone_holds_and_checks_the_form(sqlite_dsn: str, 
         assert answer.status_code == 200, answer.text
     [received] = mock.requests
     assert received.body == form(with_model([MODEL, FILE, REDACTED_PROMPT], b"whisper-test"))
+
+
+@pytest.mark.parametrize("response_format", [None, "text", "srt", "vtt"])
+async def test_a_transcriptions_text_is_redacted_in_every_format(
+    sqlite_dsn: str, mock: MockUpstream, response_format: str | None
+) -> None:
+    """``responses: true``: the transcript comes back redacted whether the upstream answers JSON
+    (``{"text": ...}``) or plain text (``response_format`` text, srt, vtt), with its own length."""
+    mock.behaviour.completion_text = f"Write to {EMAIL} or {EMAIL} today."
+    models = "models:" + model_yaml("whisper-test", mock.base_url, aliases="[whisper]")
+    settings = "guard:\n  detectors: {email: redact}\n  responses: true"
+    parts = [MODEL, FILE] + (
+        [] if response_format is None else [("response_format", response_format.encode(), False)]
+    )
+    async with run_gateway(make_config(sqlite_dsn, models, settings=settings)) as gw:
+        answer = await gw.client.post(
+            "/v1/audio/transcriptions", headers=headers(gw.api_key()), content=form(parts)
+        )
+    assert answer.status_code == 200, answer.text
+    assert EMAIL not in answer.text
+    expected = "Write to [EMAIL_1] or [EMAIL_1] today."
+    if response_format is None:
+        assert answer.json()["text"] == expected
+    else:
+        assert answer.text == expected
+        assert answer.headers["content-type"].startswith("text/plain")
+    assert answer.headers["content-length"] == str(len(answer.content))
+    [row] = await usage_rows("sqlite", sqlite_dsn)
+    assert json.loads(row["guard_findings"]) == {"response": {"email": 2}}

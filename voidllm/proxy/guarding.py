@@ -148,6 +148,20 @@ def redact_answer(body: bytes, guard: RequestGuard) -> bytes:
     return orjson.dumps(redacted)
 
 
+def redact_text(body: bytes, guard: RequestGuard) -> bytes:
+    """A buffered 2xx answer that is text as a whole (a transcript as text, srt or vtt) with the guard's
+    response kinds redacted; ``body`` itself if none was found. UTF-8, as OpenAI's transcripts are; a body
+    that is not is left as it is (it cannot be read as text)."""
+    if not guard.response_kinds:
+        return body
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body
+    redacted = guard.redact_response(text)
+    return body if redacted is text else redacted.encode("utf-8")
+
+
 def _redact_value(value: Any, guard: RequestGuard, text: bool = False) -> Any:
     """Text strings of an answer redacted in place: under :data:`_ANSWER_TEXT` keys, and every string of an
     Anthropic ``tool_use`` block's ``input``."""

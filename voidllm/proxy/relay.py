@@ -17,8 +17,9 @@ in the client's dialect), and the token usage read from each.
 - **Binary** (audio and the like): relayed chunk by chunk within ``max_response_body``; cut short, it ends
   without its end so the client sees a broken response.
 - **The prompt guard** (the request's policy has ``responses`` on): a buffered 2xx answer's text is redacted
-  (:func:`voidllm.proxy.guarding.redact_answer`), a stream's events through
-  :class:`~voidllm.proxy.guardstream.GuardedStream` (a finding split across chunks is still found).
+  (:func:`voidllm.proxy.guarding.redact_answer`; a transcript answered as text, srt or vtt is read whole
+  like a JSON answer and redacted as text, :func:`~voidllm.proxy.guarding.redact_text`), a stream's events
+  through :class:`~voidllm.proxy.guardstream.GuardedStream` (a finding split across chunks is still found).
 
 The request's deadline bounds every send (:mod:`voidllm.web.writes`); the last message gets :data:`END_GRACE`
 more. The token reservation is settled (:meth:`Relay.settle`) right before the last message goes out, so a
@@ -47,7 +48,7 @@ from voidllm.providers.registry import PROVIDERS
 from voidllm.proxy import messages
 from voidllm.proxy import metrics as m
 from voidllm.proxy.attempts import AnswerBroken
-from voidllm.proxy.guarding import redact_answer
+from voidllm.proxy.guarding import redact_answer, redact_text
 from voidllm.proxy.guardstream import Dialect, GuardedStream
 from voidllm.proxy.headers import SSE_HEADERS, client_response_headers, header
 from voidllm.proxy.sse import UPSTREAM_STREAM_ERROR, SSERelay, abort_event
@@ -57,6 +58,8 @@ from voidllm.usage.events import TokenUsage
 if TYPE_CHECKING:
     from voidllm.proxy.exchange import Exchange
 
+_TEXT_ANSWERS = (b"text/", b"application/x-subrip")
+"""Content types of answers that are text as a whole (a transcript as text, srt or vtt)."""
 SETTLE_LIMIT = 2.0
 """Seconds a finished request may spend settling its token reservation (shielded from cancellation)."""
 END_GRACE = 1.0
@@ -138,6 +141,9 @@ class Relay:
             await self._relay_stream(ex, relay, resp, send, deadline, _sse_headers(resp, as_is=True))
         elif content_type.startswith(b"application/json") or resp.status >= 400:
             await self._relay_buffered(ex, resp, send, deadline)
+        elif ex.guard is not None and ex.guard.response_kinds and content_type.startswith(_TEXT_ANSWERS):
+            # a transcript as text, srt or vtt: read whole (within max_response_body) and redacted as text
+            await self._relay_buffered(ex, resp, send, deadline, text=True)
         else:
             await self._relay_binary(ex, resp, send, deadline)
 
@@ -165,6 +171,8 @@ class Relay:
         send: Send,
         deadline: float,
         translate: Callable[[bytes], tuple[bytes, TokenUsage | None]] | None = None,
+        *,
+        text: bool = False,
     ) -> None:
         with trio.move_on_at(deadline) as timer:
             try:
@@ -183,10 +191,10 @@ class Relay:
             headers = [h for h in headers if h[0] != b"content-type"] + [
                 (b"content-type", b"application/json")
             ]
-        elif 200 <= resp.status < 300:
+        elif 200 <= resp.status < 300 and not text:
             ex.usage = _usage_from_json(body, ex if ex.attempt_span is not None else None)
         if ex.guard is not None and 200 <= resp.status < 300:
-            body = redact_answer(body, ex.guard)
+            body = redact_text(body, ex.guard) if text else redact_answer(body, ex.guard)
         overhead = (time.perf_counter() - ex.started) - upstream_time
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((b"x-voidllm-overhead-ms", f"{overhead * 1000:.3f}".encode()))
