@@ -306,6 +306,41 @@ async def test_browser_origins(sqlite_dsn: str, upstream: MockUpstream) -> None:
         assert tunnelled.status_code == 200, tunnelled.text
 
 
+async def test_the_model_list_follows_the_keys_origins_and_headers(
+    sqlite_dsn: str, upstream: MockUpstream
+) -> None:
+    """``GET /v1/models`` (answered by the gateway itself) applies the key's origins and required headers as
+    the proxied routes do, so a page its key allows can list the models it may call, and no other page can
+    read them."""
+    async with gateway(sqlite_dsn, upstream) as gw:
+        web = await set_and_key(gw, {"allowed_origins": [APP], "required_headers": [{"name": "x-app"}]})
+        counts = refusals()
+
+        listed = await gw.client.get("/v1/models", headers={**bearer(web), "Origin": APP, "x-app": "1"})
+        assert listed.status_code == 200, listed.text
+        assert [m["id"] for m in listed.json()["data"]] == [MODEL]
+        assert listed.headers["access-control-allow-origin"] == APP
+        one = await gw.client.get(f"/v1/models/{MODEL}", headers={**bearer(web), "Origin": APP, "x-app": "1"})
+        assert one.status_code == 200
+        assert one.headers["access-control-allow-origin"] == APP
+
+        for origin, extra in ((EVIL, {"x-app": "1"}), (APP, {})):
+            denied = await gw.client.get("/v1/models", headers={**bearer(web), "Origin": origin, **extra})
+            assert denied.status_code == 403, denied.text
+            assert denied.json()["error"]["code"] == (
+                "origin_not_allowed" if origin == EVIL else "required_header"
+            )
+            # the page the key allows may read its own refusal; any other page gets no CORS headers
+            assert denied.headers.get("access-control-allow-origin") == (None if origin == EVIL else APP)
+            assert MODEL not in denied.text
+        assert counted(counts, origin_not_allowed=1, required_header=1), refusals()
+
+        # a key without a policy, from a page only another key allows: listed, but not readable by the page
+        plain = await gw.client.get("/v1/models", headers={**bearer(gw.api_key()), "Origin": APP})
+        assert plain.status_code == 200
+        assert "access-control-allow-origin" not in plain.headers
+
+
 async def test_browser_origins_through_the_openai_sdk(sqlite_dsn: str, upstream: MockUpstream) -> None:
     """The openai SDK sending ``Origin`` (as it does from a browser, ``dangerouslyAllowBrowser``): the key's
     own origin is served and may read the answer; any other is a ``PermissionDeniedError`` with

@@ -9,8 +9,8 @@ decides per key: the proxy checks the page's ``Origin`` against its key's allowe
 verdict in the ASGI scope (:data:`~voidllm.request_policy.ORIGIN_VERDICT`). A response carries
 ``Access-Control-Allow-Origin`` only when the key allows the origin, or when the key lists no origins and
 ``server.cors`` allows it; a key that lists origins and not this one gets 403 ``origin_not_allowed`` without
-it, so neither the answer nor credentials are ever exposed to a page the key does not allow. Other ``/v1``
-routes (``GET /v1/models``, answered by the app) reflect only ``server.cors`` origins. With no
+it, so neither the answer nor credentials are ever exposed to a page the key does not allow. ``GET
+/v1/models`` (answered by the app, :mod:`voidllm.web.openai`) decides the same way. With no
 ``server.cors`` origins and no key listing any, ``/v1`` is not covered at all (no CORS headers). The
 MCP endpoints (``/api/v1/mcp/...``) accept the exact origins of ``server.cors.allowed_origins`` and of
 ``settings.mcp.allowed_origins`` (:func:`mcp_origins`; the endpoint's own Origin check accepts the same ones,

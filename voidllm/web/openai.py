@@ -11,20 +11,23 @@ Anthropic's SDKs always send: ``{"data": [{"type": "model", "id", "display_name"
 of them; the ids are model names, compared in the list's order, by name, so a page boundary needs no model
 to still exist). The gateway keeps no display names or creation times for models: ``display_name`` is the
 name and ``created_at`` the epoch, as OpenAI's ``created`` is 0. The key is read from ``X-Api-Key`` or
-``Authorization: Bearer``.
+``Authorization: Bearer``; its request policy's allowed origins and required headers apply as on the proxied
+routes (403 ``origin_not_allowed`` / ``required_header``), so a page its key allows can list the models.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 from quart import Blueprint, request
 
-from voidllm.errors import BadRequestError, MethodNotAllowedError, model_not_found
+from voidllm.errors import BadRequestError, GatewayError, MethodNotAllowedError, model_not_found
 from voidllm.identity import KeyIdentity
 from voidllm.providers.registry import PROVIDERS
+from voidllm.proxy import metrics as m
 from voidllm.proxy.endpoints import ENDPOINTS
+from voidllm.proxy.intake import check_origin_and_headers
 from voidllm.routing.catalog import Catalog
 from voidllm.routing.registry import Model
 from voidllm.web.state import app_state
@@ -39,8 +42,21 @@ _EPOCH = "1970-01-01T00:00:00Z"
 
 
 def _caller() -> KeyIdentity:
+    """The calling key, once its request policy allows the page's ``Origin`` and the request has the
+    headers it requires, as on the proxied routes (the verdict on the origin goes into the scope for the
+    edge's CORS headers)."""
     headers = request.headers
-    return app_state().keys.authenticate(headers.get("Authorization"), headers.get("X-Api-Key"))
+    identity = app_state().keys.authenticate(headers.get("Authorization"), headers.get("X-Api-Key"))
+    if identity.policy is not None:
+        origin = headers.get("Origin")
+        try:
+            scope = cast("dict[str, Any]", request.scope)  # the edge's own scope dict, shared with the app
+            sent = origin.encode("latin-1") if origin is not None else None
+            check_origin_and_headers(identity.policy, scope, sent)
+        except GatewayError as exc:
+            m.POLICY_REFUSALS.labels(exc.code).inc()
+            raise
+    return identity
 
 
 def _entry(model: Model, scoped: list[str]) -> dict[str, object]:
