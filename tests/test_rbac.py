@@ -6,7 +6,8 @@ each statement into expectations and checks them against one running gateway (SQ
 - **Callers** (:data:`CALLERS`): the system admin; in organisation A an org admin, a team admin (by team
   role) and a member of team T, each by user key, the org admin and the member also by login session; T's
   team key, a service-account key bound to T and an unbound one; in organisation B an org admin, a team
-  admin and a member of B's team U.
+  admin and a member of B's team U, and a second system admin who belongs to B only (every resource of A is
+  foreign to it; a key of its own in A is refused as "not a member", a business rule, not its role).
 - **Targets**: each route is aimed at resources of organisation A (so B's callers meet a foreign resource)
   and, where the path names one, at an own and a foreign one within A: team T and a team T2 nobody above
   is in; a key of the member and one of the team admin (both bound to T); the member's account and the
@@ -104,6 +105,8 @@ CALLERS = (
     Caller("other_org_admin", "B", user="b_oadmin", org_admin=True),
     Caller("other_team_admin", "B", user="b_tadmin", admin_teams=frozenset({"U"}), teams=frozenset({"U"})),
     Caller("other_member", "B", user="b_member", teams=frozenset({"U"})),
+    # a system admin who belongs to B only: A's resources are all foreign to it, and its role reaches them
+    Caller("other_system_admin", "B", user="b_sys", system=True),
 )
 SESSION_PAIRS = (("org_admin", "org_admin_session"), ("member", "member_session"))
 
@@ -389,12 +392,18 @@ async def _build_world(gw: RunningGateway, mcp_url: str) -> World:
         "b_oadmin": ("B", "org_admin"),
         "b_tadmin": ("B", "member"),
         "b_member": ("B", "member"),
+        "b_sys": ("B", "member"),
     }
     for name, (org, role) in people.items():
         w.users[name] = await add_user(
             gw, w.orgs[org], f"{name}@x.io", role=role, password_hash=w.password_hash
         )
     u = w.users
+    await gw.state.services.store.run(  # before its key is made: the key cache reads the role with it
+        lambda conn: conn.execute(
+            t.users.update().where(t.users.c.id == u["b_sys"]).values(is_system_admin=True)
+        )
+    )
     await join_org(gw, w.orgs["B"], u["dual"])
     await join_team(gw, w.teams["T"], u["tadmin"], "team_admin")
     await join_team(gw, w.teams["U"], u["b_tadmin"], "team_admin")
@@ -419,6 +428,7 @@ async def _build_world(gw: RunningGateway, mcp_url: str) -> World:
         "other_org_admin": await key("B", user_id=u["b_oadmin"]),
         "other_team_admin": await key("B", user_id=u["b_tadmin"]),
         "other_member": await key("B", user_id=u["b_member"]),
+        "other_system_admin": await key("B", user_id=u["b_sys"]),
     }
     await _add_targets(w, member_in_t=member_in_t, loner_in_t2=loner_in_t2)
     return w
@@ -791,7 +801,16 @@ class Matrix:
         body_kind = ", limited body" if limited else ""
         case = f"{route.method} {route.path} [{target.label}{body_kind}] as {caller.name}"
         self.statuses[(route.method, route.path, target.label, str(limited), caller.name)] = outcome.status
-        if allowed and not 200 <= outcome.status < 300:
+        if allowed and "{caller_user}" in repr(raw_body) and caller.org not in target.scope.orgs:
+            # admitted (a system admin of another organisation), but a key of its own needs a membership
+            if (outcome.status, outcome.code) != (
+                400,
+                "bad_request",
+            ) or "not a member" not in outcome.message:
+                self.failures.append(
+                    f"{case}: expected 400 not a member, got {outcome.status} {outcome.text}"
+                )
+        elif allowed and not 200 <= outcome.status < 300:
             self.failures.append(f"{case}: expected 2xx, got {outcome.status} {outcome.text}")
         elif not allowed and not _refused(outcome, caller, route):
             self.failures.append(f"{case}: expected a refusal, got {outcome.status} {outcome.text}")
