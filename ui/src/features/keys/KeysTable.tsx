@@ -64,13 +64,16 @@ export function KeysTable({ keys, teamNames, accountNames, onEdit, onRotate, onR
               <TD>
                 <Badge tone={status.tone}>{status.label}</Badge>
               </TD>
-              <TD className="whitespace-nowrap text-xs">
+              {/* Each limit stays whole, but a line may break between two, so the row fits beside a long owner name. */}
+              <TD className="text-xs">
                 <span title={`${formatNumber(key.requests_per_minute)} requests per minute, ${formatNumber(key.requests_per_day)} per day`}>
-                  {limit(key.requests_per_minute)} RPM · {limit(key.requests_per_day)} RPD
+                  <span className="whitespace-nowrap">{limit(key.requests_per_minute)} RPM</span> ·{" "}
+                  <span className="whitespace-nowrap">{limit(key.requests_per_day)} RPD</span>
                 </span>
                 <br />
                 <span>
-                  {limit(key.daily_token_limit)} / day · {limit(key.monthly_token_limit)} / month tokens
+                  <span className="whitespace-nowrap">{limit(key.daily_token_limit)} / day</span> ·{" "}
+                  <span className="whitespace-nowrap">{limit(key.monthly_token_limit)} / month tokens</span>
                 </span>
               </TD>
               <TD>{key.expires_at ? <DateTime value={key.expires_at} /> : "Never"}</TD>
