@@ -47,14 +47,14 @@ trio.run(main)
 
 # Each optional feature's libraries (a package and everything below it).
 TRACING = ("opentelemetry.sdk", "opentelemetry.exporter", "google.protobuf", "grpc")
-SSO = ("authlib", "joserfc")
+SSO = ("authlib", "joserfc", "cryptography")  # voidllm.crypto uses PyCryptodome
 CODE_MODE = ("wasmtime",)
-GUARD_PREFILTER = ("hyperscan",)
+GUARD = ("hyperscan", "phonenumbers", "stdnum")  # the prefilter and the validators' libraries
 POSTGRES = ("psycopg",)
 MIGRATIONS = ("alembic", "mako", "pygments")  # Mako's error pages import pygments
 HTTPX_CLI = ("rich",)  # never needed by serve (voidllm._httpx_cli)
 TOKEN_COUNTS = ("tiktoken",)  # the first count_tokens estimate loads it
-OPTIONAL = TRACING + SSO + CODE_MODE + GUARD_PREFILTER + POSTGRES + MIGRATIONS + HTTPX_CLI + TOKEN_COUNTS
+OPTIONAL = TRACING + SSO + CODE_MODE + GUARD + POSTGRES + MIGRATIONS + HTTPX_CLI + TOKEN_COUNTS
 
 MODEL = """
 models:
@@ -89,7 +89,7 @@ def test_the_default_config_loads_no_optional_library(tmp_path: Path) -> None:
 
     again = loaded_at_ready(config)
     assert among(again, OPTIONAL) == set()
-    assert "voidllm.guard.detect" in again  # the guard's own detectors are there, only not the prefilter
+    assert "voidllm.guard.detect" in again  # the guard's own detectors are there, not their libraries
 
 
 def test_a_database_behind_the_head_is_migrated_by_alembic(tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_features_that_are_on_are_ready_at_start(tmp_path: Path) -> None:
         "opentelemetry.exporter",
         "google.protobuf",
         "wasmtime",
-        "hyperscan",
+        *GUARD,
     }
 
 
@@ -143,14 +143,14 @@ def test_a_stored_guard_policy_prepares_the_prefilter_at_start(tmp_path: Path) -
     """A guard set through the admin API (an organisation's, a team's, a key's or a model's) is in the
     ``policies`` table, not in the config: its presence is enough to build the prefilter before serving."""
     config = write_config(tmp_path, MODEL)
-    assert "hyperscan" not in among(loaded_at_ready(config), OPTIONAL)
+    assert among(loaded_at_ready(config), GUARD) == set()
     with sqlite3.connect(tmp_path / "data" / "voidllm.db") as db:
         db.execute(
             "INSERT INTO policies (scope_type, scope_id, guard, updated_at) VALUES (?, ?, ?, ?)",
             ("model", "m-1", '{"detectors": {"email": "redact"}}', "2026-01-01 00:00:00.000000"),
         )
 
-    assert among(loaded_at_ready(config), OPTIONAL) == {"hyperscan"}
+    assert among(loaded_at_ready(config), OPTIONAL) == set(GUARD)
 
 
 def test_routes_still_build_their_urls_with_builders_made_on_first_use() -> None:

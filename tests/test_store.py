@@ -410,7 +410,7 @@ async def test_sqlite_pragmas_and_parent_directories(sqlite_dsn: str) -> None:
         assert Path(sqlite_dsn).parent.is_dir()
 
         def pragmas(connection: sa.Connection) -> dict[str, object]:
-            names = ("foreign_keys", "journal_mode", "synchronous", "busy_timeout")
+            names = ("foreign_keys", "journal_mode", "synchronous", "busy_timeout", "cache_size")
             return {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar_one() for name in names}
 
         assert await store.run(pragmas) == {
@@ -418,6 +418,7 @@ async def test_sqlite_pragmas_and_parent_directories(sqlite_dsn: str) -> None:
             "journal_mode": "wal",
             "synchronous": 1,  # NORMAL
             "busy_timeout": 5000,
+            "cache_size": -1024,  # KiB
         }
 
 

@@ -20,6 +20,12 @@ The scheme, and why each primitive:
   ``<kind>:<row id>`` binds a ciphertext to its row, so copying one row's secret into another row fails to
   decrypt.
 
+**The library** is PyCryptodome (``pycryptodomex``, the ``Cryptodome`` namespace): the same AES-GCM and HKDF
+as ``cryptography``, byte for byte (the vectors in ``tests/test_crypto.py`` pin both), at 2.8 MB of resident
+memory where ``cryptography``'s Rust extension costs 7.3 MB in every gateway process that loads it (issue 23's
+peak-RSS target). Every start needs this module (key hashes, and the stored secrets of the models the
+catalog loads); ``cryptography`` is loaded only by single sign-on (Authlib, joserfc).
+
 Messages of :class:`CryptoError` never contain a key, a passphrase, a plaintext or a ciphertext.
 
 Left out deliberately: key rotation with several active keys (not in the reference), and the PII pseudonym
@@ -35,13 +41,12 @@ import hashlib
 import hmac
 import re
 import secrets
-from typing import Literal
+from typing import Literal, cast
 
 import attrs
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from Cryptodome.Cipher import AES
+from Cryptodome.Hash import SHA256
+from Cryptodome.Protocol.KDF import HKDF
 
 from voidllm.errors import GatewayError
 
@@ -165,8 +170,8 @@ def derive_hmac_secret(encryption_key: bytes) -> bytes:
         CryptoError: ``encryption_key`` is not 32 bytes.
     """
     _check_key(encryption_key)
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=_HMAC_INFO)
-    return hkdf.derive(encryption_key)
+    # An empty salt is RFC 5869's HashLen zero bytes; one key asked for comes back as bytes, not a tuple.
+    return cast("bytes", HKDF(encryption_key, _KEY_BYTES, b"", SHA256, context=_HMAC_INFO))
 
 
 def hash_key(hmac_secret: bytes, plaintext: str) -> str:
@@ -198,8 +203,10 @@ def encrypt_secret(encryption_key: bytes, plaintext: str, *, aad: str) -> str:
 def _encrypt_with_nonce(encryption_key: bytes, plaintext: str, *, aad: str, nonce: bytes) -> str:
     """:func:`encrypt_secret` with a caller-chosen nonce; only for deterministic test vectors."""
     _check_key(encryption_key)
-    sealed = AESGCM(encryption_key).encrypt(nonce, plaintext.encode("utf-8"), aad.encode("utf-8"))
-    return base64.b64encode(nonce + sealed).decode("ascii")
+    cipher = AES.new(encryption_key, AES.MODE_GCM, nonce=nonce, mac_len=_TAG_BYTES)
+    cipher.update(aad.encode("utf-8"))
+    body, tag = cipher.encrypt_and_digest(plaintext.encode("utf-8"))
+    return base64.b64encode(nonce + body + tag).decode("ascii")
 
 
 def decrypt_secret(encryption_key: bytes, token: str, *, aad: str) -> str:
@@ -216,10 +223,12 @@ def decrypt_secret(encryption_key: bytes, token: str, *, aad: str) -> str:
         raise CryptoError("stored secret is not valid base64") from exc
     if len(raw) < _NONCE_BYTES + _TAG_BYTES:
         raise CryptoError("stored secret is too short")
+    cipher = AES.new(encryption_key, AES.MODE_GCM, nonce=raw[:_NONCE_BYTES], mac_len=_TAG_BYTES)
+    cipher.update(aad.encode("utf-8"))
     try:
-        opened = AESGCM(encryption_key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], aad.encode("utf-8"))
+        opened = cipher.decrypt_and_verify(raw[_NONCE_BYTES:-_TAG_BYTES], raw[-_TAG_BYTES:])
         return opened.decode("utf-8")
-    except (InvalidTag, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # a tag that does not verify is a ValueError
         raise CryptoError("stored secret cannot be decrypted (wrong key, wrong row or tampered)") from exc
 
 

@@ -85,16 +85,12 @@ from typing import Any
 
 import attrs
 import orjson
-import phonenumbers
-from stdnum import iban as stdnum_iban
-from stdnum import luhn
-from stdnum.de import idnr
-from stdnum.es import dni, nie
-from stdnum.fr import nir
-from stdnum.it import codicefiscale
-from stdnum.us import ssn
 
 from voidllm.guard import kinds
+
+# ``phonenumbers`` and ``python-stdnum`` (about 3 MB and 30 ms with the ``pydoc`` and ``zipfile`` they pull
+# in) are imported by the few functions that validate a candidate, so a gateway that never guards never loads
+# them; :func:`prepare` imports them before the first scan when a guard is configured or stored.
 
 hyperscan: Any = None
 """The Hyperscan module once :func:`prepare` imported it (``None`` before, and without a wheel for this
@@ -462,6 +458,11 @@ _NOT_DIGITS = str.maketrans("", "", "+( -.)/")
 def _digit_kind(candidate: str, wanted: frozenset[str]) -> str | None:
     digits = candidate.translate(_NOT_DIGITS)
     n = len(digits)
+    from stdnum import luhn
+    from stdnum.de import idnr
+    from stdnum.fr import nir
+    from stdnum.us import ssn
+
     if kinds.CREDIT_CARD in wanted and 13 <= n <= 19 and _CARD.fullmatch(candidate):
         if digits[0] in "23456" and luhn.is_valid(digits):
             return kinds.CREDIT_CARD
@@ -490,6 +491,8 @@ def _phone(candidate: str) -> bool:
 
 
 def _international(digits: str) -> bool:
+    import phonenumbers
+
     for size in (1, 2, 3):
         regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size] or "0"))
         if regions:
@@ -524,6 +527,8 @@ def _national_number_valid(region: str, national: str, country_code: int) -> boo
 
 @functools.cache
 def _metadata(region: str, country_code: int) -> Any:
+    import phonenumbers
+
     if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
         return phonenumbers.PhoneMetadata.metadata_for_nongeo_region(country_code)
     return phonenumbers.PhoneMetadata.metadata_for_region(region)
@@ -551,6 +556,8 @@ def _iban(text: str, out: Found, ends: _Ends = None) -> None:
 
 
 def _iban_candidates(text: str, begin: int, stop: int, out: Found) -> None:
+    from stdnum import iban as stdnum_iban
+
     for match in _IBAN.finditer(text, begin, stop):
         start, end = match.span()
         if start > 0 and text[start - 1] in _WORD:
@@ -574,6 +581,8 @@ def _iban_candidates(text: str, begin: int, stop: int, out: Found) -> None:
 @functools.cache
 def _iban_length(code: str) -> int:
     """The length of the IBANs of the country with these two letters (``python-stdnum``'s registry), or 0."""
+    from stdnum import iban as stdnum_iban
+
     bban = stdnum_iban._ibandb.info(code + "00")[0][1].get("bban", "")
     return 4 + sum(int(n) for n in re.findall(r"[0-9]+", bban)) if bban else 0
 
@@ -586,6 +595,8 @@ def _uk_nino(text: str, out: Found, _ends: _Ends = None) -> None:
 
 
 def _fiscal_code(text: str, out: Found, _ends: _Ends = None) -> None:
+    from stdnum.it import codicefiscale
+
     for match in _FISCAL_CODE.finditer(text):
         start, end = match.span()
         if _isolated(text, start, end) and codicefiscale.is_valid(match.group()):
@@ -593,6 +604,8 @@ def _fiscal_code(text: str, out: Found, _ends: _Ends = None) -> None:
 
 
 def _es_dni(text: str, out: Found, _ends: _Ends = None) -> None:
+    from stdnum.es import dni, nie
+
     for match in _DNI.finditer(text):
         start, end = match.span()
         value = match.group().replace("-", "")
@@ -738,11 +751,22 @@ _GATE: _Gate | None = None
 
 
 def prepare() -> _Gate:
-    """Import Hyperscan and compile the prefilter, once (about 0.1 s of CPU and 10 MB with the library): the
-    gateway calls it at start when a guard policy is configured or stored, so that no request pays for it,
-    and a gateway that never guards never loads it (tests/test_startup.py); else the first scan does."""
+    """Import Hyperscan and compile the prefilter, once (about 0.1 s of CPU and 10 MB with the library), and
+    import the validators' libraries: the gateway calls it at start when a guard policy is configured or
+    stored, so that no request pays for it, and a gateway that never guards never loads them
+    (tests/test_startup.py); else the first scan does."""
     global _GATE, hyperscan
     if _GATE is None:
+        import phonenumbers  # noqa: F401 (loaded here so that no candidate's validation pays for the import)
+        import stdnum.de.idnr
+        import stdnum.es.dni
+        import stdnum.es.nie
+        import stdnum.fr.nir
+        import stdnum.iban
+        import stdnum.it.codicefiscale
+        import stdnum.luhn
+        import stdnum.us.ssn  # noqa: F401
+
         try:
             import hyperscan as module
 
