@@ -60,10 +60,10 @@ POSTGRES_DRIVERS = frozenset({"postgres", "postgresql"})
 _PG_SCHEMES = ("postgres://", "postgresql://", "postgresql+psycopg://")
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_CACHE_KIB = 1024
-"""SQLite's page cache per connection (its default is 2 MiB). What the gateway reads often is held in its own
-memory (the catalog, keys, limits); its SQLite work is appending usage rows and the occasional admin read, which
-the operating system's page cache serves as well. The default's second MiB filled during a benchmark soak and
-was resident for nothing (issue 23, peak RSS)."""
+"""SQLite's page cache per connection (its default is 2 MiB). What the gateway reads often is held in its
+own memory (the catalog, keys, limits); its SQLite work is appending usage rows and the occasional admin read,
+which the operating system's page cache serves as well. The default's second MiB filled during a benchmark
+soak and was resident for nothing (issue 23, peak RSS)."""
 PG_CONNECT_TIMEOUT_S = 10
 
 
