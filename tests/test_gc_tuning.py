@@ -4,14 +4,17 @@ less often (:func:`voidllm.server.tune_gc_after_start`); a gateway run inside an
 from __future__ import annotations
 
 import gc
+import linecache
 import sys
+import traceback
 from pathlib import Path
 
+import attrs
 import trio
 
 from tests.gateway import make_config, run_gateway
 from tests.process import spawn_gateway, write_config
-from voidllm.server import GC_YOUNG_THRESHOLD, SWITCH_INTERVAL_S
+from voidllm.server import GC_YOUNG_THRESHOLD, SWITCH_INTERVAL_S, forget_generated_sources
 
 
 async def test_the_gateway_process_freezes_its_heap_before_it_listens(tmp_path: Path) -> None:
@@ -32,3 +35,21 @@ async def test_a_gateway_inside_another_program_leaves_its_collector_alone(sqlit
     async with run_gateway(make_config(sqlite_dsn)):
         pass
     assert (gc.get_threshold(), gc.get_freeze_count(), sys.getswitchinterval()) == (threshold, frozen, switch)
+
+
+def test_attrs_generated_sources_are_forgotten_and_tracebacks_still_name_the_method() -> None:
+    @attrs.define
+    class Probe:
+        value: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    assert any(name.startswith("<attrs generated") for name in linecache.cache)
+    assert forget_generated_sources() > 0
+    assert not any(name.startswith("<attrs generated") for name in linecache.cache)
+    assert forget_generated_sources() == 0
+
+    try:
+        Probe("not an int")  # type: ignore[arg-type]
+    except TypeError as exc:
+        names = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
+    assert "__init__" in names  # the generated method is still in the traceback, without its source line
+    Probe(1)
