@@ -20,25 +20,23 @@ core; at normal priority the requests that arrived meanwhile waited for it (the 
 and a thread holding the GIL keeps it for up to 5 ms), and that was the one-connection p99 (issue 23:
 3.6-4.1 ms measured with wrk, 2.0-2.4 ms with the idle-priority thread). A write that is behind (more
 than a batch waiting, a spill being replayed, shutdown) runs at normal priority as before, so a core busy
-with requests cannot starve the writer: idle priority never costs a usage row. The thread
-(:class:`IdleThread`) is the store's own, not one of trio's cached ones: a thread may lower its own
-priority but, without ``CAP_SYS_NICE``, never raise it again. Where the policy does not exist or is
-refused it runs at normal priority.
+with requests cannot starve the writer: idle priority never costs a usage row. The thread is a
+one-worker :class:`concurrent.futures.ThreadPoolExecutor` whose initializer lowers its priority (a thread
+may lower its own priority but, without ``CAP_SYS_NICE``, never raise it again: so one dedicated thread,
+not trio's cached ones); where the policy does not exist or is refused it runs at normal priority.
 """
 
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, TypeVar, TypeVarTuple, Unpack
 
 import attrs
-import outcome
 import sqlalchemy as sa
 import trio
 
@@ -54,9 +52,6 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 CLOSE_TIMEOUT_S = 5.0
-
-_Runner = Callable[[Callable[[], T]], Awaitable[T]]
-_Job = tuple[Callable[[], Any], Callable[["outcome.Outcome[Any]"], None]]
 
 
 @attrs.define(eq=False)
@@ -81,7 +76,7 @@ class Store:
     dialect: str
     _limiter: trio.CapacityLimiter
     _closed: bool = attrs.field(default=False, init=False)
-    _background: IdleThread | None = attrs.field(default=None, init=False)
+    _background: ThreadPoolExecutor | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         metrics.track(self)
@@ -123,8 +118,11 @@ class Store:
         if behind:
             return await self._in_thread("transaction", job)
         if self._background is None:
-            self._background = IdleThread()
-        return await self._in_thread("transaction", job, self._background.run)
+            self._background = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="voidllm-store-background", initializer=lowest_priority
+            )
+        background = self._background
+        return await self._in_thread("transaction", lambda: background.submit(job).result())
 
     async def run_engine(self, fn: Callable[[sa.Engine, *Ts], T], /, *args: *Ts) -> T:
         """Run ``fn(engine, *args)`` in a worker thread, for work that manages its own connections and
@@ -159,25 +157,20 @@ class Store:
         self._closed = True
         metrics.untrack(self)
         if self._background is not None:
-            self._background.close()  # idle: every job ran under the limiter, now released
+            self._background.shutdown(wait=False)  # idle: every job ran under the limiter, now released
         with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
             await trio.to_thread.run_sync(self.engine.dispose, abandon_on_cancel=True)
 
-    async def _in_thread(self, operation: str, job: Callable[[], T], runner: _Runner[T] | None = None) -> T:
-        """Run ``job`` under the limiter, in one of trio's worker threads or with ``runner``, timed in
-        ``voidllm_store_operation_seconds`` (see :mod:`voidllm.store.metrics`; a caller cancelled before it
-        got a connection is not observed)."""
+    async def _in_thread(self, operation: str, job: Callable[[], T]) -> T:
+        """Run ``job`` under the limiter, timed in ``voidllm_store_operation_seconds`` (see
+        :mod:`voidllm.store.metrics`; a caller cancelled before it got a connection is not observed)."""
         if self._closed:
             raise trio.ClosedResourceError("the store is closed")
         if self._limiter.available_tokens == 0:
             metrics.WAITS.inc()
         began = time.perf_counter()
         try:
-            if runner is None:
-                result = await trio.to_thread.run_sync(job, limiter=self._limiter)
-            else:
-                async with self._limiter:
-                    result = await runner(job)
+            result = await trio.to_thread.run_sync(job, limiter=self._limiter)
         except StoreError:
             metrics.observe(operation, "error", began)
             raise
@@ -202,45 +195,6 @@ async def open_store(driver: str, dsn: str, **pool_opts: Unpack[PoolOptions]) ->
         yield store
     finally:
         await store.aclose()
-
-
-class IdleThread:
-    """One thread at the lowest priority (:func:`lowest_priority`) that runs the jobs trio hands it, one at a
-    time. Not trio's cached worker threads: a thread may lower its own priority but, without
-    ``CAP_SYS_NICE``, never raise it again, and those threads also run store calls that requests wait on. The
-    caller waits as for ``trio.to_thread.run_sync`` without abandoning (the job's thread is never
-    abandoned; a cancellation is delivered once the job is done). Handing a job over is one queue put and one
-    ``run_sync_soon`` back: a pool executor with a trio worker thread waiting on its future made the
-    one-connection p99 about a fifth worse (issue 23)."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[
-            tuple[Callable[[], Any], Callable[[outcome.Outcome[Any]], None]] | None
-        ] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="voidllm-store-background", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        lowest_priority()
-        while (item := self._jobs.get()) is not None:
-            job, deliver = item
-            deliver(outcome.capture(job))
-
-    async def run(self, job: Callable[[], T]) -> T:
-        """Run ``job`` on the thread and return its result (or raise its exception)."""
-        token = trio.lowlevel.current_trio_token()
-        task = trio.lowlevel.current_task()
-
-        def deliver(result: outcome.Outcome[Any]) -> None:
-            token.run_sync_soon(trio.lowlevel.reschedule, task, result)
-
-        self._jobs.put((job, deliver))
-        value: T = await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
-        return value
-
-    def close(self) -> None:
-        """Let the thread end once the jobs already handed over are done."""
-        self._jobs.put(None)
 
 
 def lowest_priority() -> None:
