@@ -179,9 +179,6 @@ class MemoryStore:
     engine: sa.Engine = attrs.Factory(lambda: _memory_engine())
     written_at: list[float] = attrs.Factory(list)
 
-    async def run_background(self, fn: Callable[..., Any], /, *args: Any, behind: bool) -> Any:
-        return await self.run(fn, *args)
-
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         await trio.lowlevel.checkpoint()
         with self.engine.begin() as conn:

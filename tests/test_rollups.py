@@ -334,9 +334,6 @@ class BrokenStore:
 
     calls: list[float] = attrs.Factory(list)
 
-    async def run_background(self, fn: Callable[..., Any], /, *args: Any, behind: bool) -> Any:
-        return await self.run(fn, *args)
-
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         await trio.lowlevel.checkpoint()
         self.calls.append(trio.current_time())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import types
@@ -71,28 +70,6 @@ async def test_run_commits_when_fn_returns(store: Store) -> None:
     assert row["is_active"] is True
     assert row["daily_token_limit"] == 0
     assert row["timezone"] == "UTC"
-
-
-async def test_background_writes_run_on_an_idle_priority_thread_unless_behind(store: Store) -> None:
-    """``run_background`` is a transaction like ``run``'s, on the store's own thread at Linux's SCHED_IDLE;
-    a writer that is behind gets trio's worker threads at normal priority."""
-
-    def insert_and_look(connection: sa.Connection, slug: str) -> tuple[int, str]:
-        _insert_org(connection, slug)
-        return os.sched_getscheduler(0), threading.current_thread().name
-
-    policy, thread = await store.run_background(insert_and_look, "idle", behind=False)
-    assert (policy, thread.startswith("voidllm-store-background")) == (os.SCHED_IDLE, True)
-    assert await store.run_background(insert_and_look, "idle-2", behind=False) == (os.SCHED_IDLE, thread)
-
-    policy, other = await store.run_background(insert_and_look, "behind", behind=True)
-    assert policy == os.SCHED_OTHER
-    assert not other.startswith("voidllm-store-background")
-    assert await store.run(_org_slugs) == ["behind", "idle", "idle-2"]  # each committed
-
-    with pytest.raises(StoreIntegrityError):  # errors are translated as run's are, and roll back
-        await store.run_background(_insert_org, "idle", behind=False)
-    assert await store.run(_org_slugs) == ["behind", "idle", "idle-2"]
 
 
 async def test_run_rolls_back_when_fn_raises(store: Store) -> None:

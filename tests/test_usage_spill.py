@@ -79,9 +79,6 @@ class SlowStore:
     inner: Store
     delay: float
 
-    async def run_background(self, fn: Callable[..., Any], /, *args: Any, behind: bool) -> Any:
-        return await self.run(fn, *args)
-
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         await trio.sleep(self.delay)
         return await self.inner.run(fn, *args)
@@ -90,9 +87,6 @@ class SlowStore:
 @attrs.define(eq=False)
 class DownStore:
     """A store that is down: every write fails."""
-
-    async def run_background(self, fn: Callable[..., Any], /, *args: Any, behind: bool) -> Any:
-        return await self.run(fn, *args)
 
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         await trio.lowlevel.checkpoint()

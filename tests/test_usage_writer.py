@@ -20,7 +20,6 @@ import sqlalchemy as sa
 import trio
 import trio.testing
 
-from tests.polling import poll_until
 from voidllm.errors import StoreError, StoreUnavailableError
 from voidllm.metrics import REGISTRY
 from voidllm.store.errors import StoreIntegrityError
@@ -74,9 +73,6 @@ class FakeStore:
     attempts: list[float] = attrs.Factory(list)
     batches: list[tuple[float, list[str | None]]] = attrs.Factory(list)
 
-    async def run_background(self, fn: Callable[..., Any], /, *args: Any, behind: bool) -> Any:
-        return await self.run(fn, *args)
-
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         assert getattr(fn, "func", fn) is insert_usage_events  # bound to its late_after
         await trio.lowlevel.checkpoint()
@@ -96,11 +92,6 @@ class CountingStore:
 
     inner: Store
     sizes: list[int] = attrs.Factory(list)
-    behind: list[bool] = attrs.Factory(list)
-
-    async def run_background(self, fn: Callable[..., Any], /, *args: Any, behind: bool) -> Any:
-        self.behind.append(behind)
-        return await self.run(fn, *args)
 
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         self.sizes.append(len(args[0]))
@@ -375,28 +366,6 @@ async def test_batches_are_one_transaction_each(store: Store) -> None:
     assert await store.run(_count_rows) == 120
 
 
-async def test_batches_wait_for_an_idle_core_unless_the_writer_is_behind(store: Store) -> None:
-    """A batch on time is written at idle priority; with more than a batch waiting besides the one being
-    written, and in the final flush, at normal priority (:meth:`voidllm.store.Store.run_background`)."""
-    counting = CountingStore(store)
-    async with running_writer(counting, batch_size=3, flush_interval=3600.0) as recorder:
-        for n in range(3):
-            recorder.record(event(n))
-        await poll_until(lambda: counting.sizes == [3])
-        assert counting.behind == [False]
-
-        for n in range(3, 12):  # three batches at once: the first two are written while more wait
-            recorder.record(event(n))
-        await poll_until(lambda: sum(counting.sizes) == 12)
-        assert counting.behind == [False, True, True, False]
-
-        recorder.record(event(12))  # not a whole batch: it waits for the shutdown's flush
-        await trio.testing.wait_all_tasks_blocked()
-    assert counting.sizes == [3, 3, 3, 3, 1]
-    assert counting.behind == [False, True, True, False, True]
-    assert await store.run(_count_rows) == 13
-
-
 async def test_shutdown_flushes_into_the_database(store: Store) -> None:
     async with running_writer(store, batch_size=100, flush_interval=3600.0) as recorder:
         for n in range(5):
@@ -500,9 +469,6 @@ class SlowStore(FakeStore):
     """A FakeStore whose every write takes ``delay`` seconds (a busy database or a starved worker thread)."""
 
     delay: float = 1.0
-
-    async def run_background(self, fn: Callable[..., Any], /, *args: Any, behind: bool) -> Any:
-        return await self.run(fn, *args)
 
     async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         await trio.sleep(self.delay)

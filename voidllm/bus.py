@@ -106,29 +106,18 @@ async def serve_store_notices(
 
     Starts after the newest row present (what happened before this process started is in its first load).
     A failed poll is logged and retried at the next interval.
-
-    Polls run on the store's idle-priority thread (:meth:`voidllm.store.Store.run_background`: a poll is
-    about 0.5 ms of a core, and at normal priority it was a fifth of the one-connection p99 of issue 23); one
-    that took longer than an interval (the core busy with requests) makes the next run at normal priority,
-    so a notice such as a revoked key is never more than about two intervals late.
     """
     last = await store.run(_newest)
     task_status.started()
     polls = 0
-    behind = False
     while True:
         await trio.sleep(interval)
         polls += 1
-        began = trio.current_time()
         try:
-            rows = await store.run_background(
-                partial(_after, last=last, cleanup=polls % _CLEANUP_EVERY == 0), behind=behind
-            )
+            rows = await store.run(partial(_after, last=last, cleanup=polls % _CLEANUP_EVERY == 0))
         except StoreError as exc:
             log.warning("change notices not read", extra={"error_type": type(exc).__name__})
             continue
-        finally:
-            behind = trio.current_time() - began > interval
         for row in rows:
             last = row["id"]
             if row["sender"] != sender:

@@ -288,11 +288,6 @@ GC_YOUNG_THRESHOLD = 5000
 started; Python's default is 700."""
 
 
-SWITCH_INTERVAL_S = 0.0005
-"""How long a thread holding the GIL keeps it once another thread asks for it (Python's default is 5 ms):
-the event loop's wait for it when the store's idle-priority writer holds it (:mod:`voidllm.store.store`)."""
-
-
 def forget_generated_sources() -> int:
     """Drop the source text attrs keeps in :mod:`linecache` for every method it generates (so that a traceback
     through one shows its line); returns how many were dropped. A ready gateway held about 590 of them, 2.1 MB
@@ -317,23 +312,14 @@ def tune_gc_after_start() -> None:
     and 35 to 45 % more requests per second (629-707 -> 937-978). Request garbage is mostly freed by reference
     counting; cycles (trio's cancel scopes, exceptions with their tracebacks) wait a little longer.
 
-    First drops attrs' generated sources (:func:`forget_generated_sources`). Also sets the GIL's switch
-    interval to :data:`SWITCH_INTERVAL_S`. Both are process-wide, like the collector's settings: so only
-    ``voidllm serve`` does them, not a gateway embedded in another program.
+    First drops attrs' generated sources (:func:`forget_generated_sources`). Like the collector's settings,
+    this is process-wide: so only ``voidllm serve`` does it, not a gateway embedded in another program.
     """
     forget_generated_sources()
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    log.info(
-        "heap frozen",
-        extra={
-            "objects": gc.get_freeze_count(),
-            "young_threshold": GC_YOUNG_THRESHOLD,
-            "switch_interval_ms": round(sys.getswitchinterval() * 1000, 3),
-        },
-    )
+    log.info("heap frozen", extra={"objects": gc.get_freeze_count(), "young_threshold": GC_YOUNG_THRESHOLD})
 
 
 async def serve(

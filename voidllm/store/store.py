@@ -11,27 +11,12 @@ for a connection while holding a worker slot, and a burst of callers queues in t
 instead of in the pool (a blocked thread). It is separate from trio's default limiter so database calls
 and other thread work (Code Mode, file I/O) cannot starve each other. Every call is timed, and queueing
 for a connection counted, in :mod:`voidllm.store.metrics`.
-
-**Background writes** (:meth:`Store.run_background`: the batched usage, audit and tool-call rows nobody
-waits on) run on one more thread of the store's own, which Linux schedules only when the core has nothing
-else to run (``SCHED_IDLE``), and the gateway's GIL switch interval is 0.5 ms
-(:data:`voidllm.server.SWITCH_INTERVAL_S`). A batch of 250 usage rows is 6-16 ms of CPU on a benchmark
-core; at normal priority the requests that arrived meanwhile waited for it (the scheduler shares the core,
-and a thread holding the GIL keeps it for up to 5 ms), and that was the one-connection p99 (issue 23:
-3.6-4.1 ms measured with wrk, 2.0-2.4 ms with the idle-priority thread). A write that is behind (more
-than a batch waiting, a spill being replayed, shutdown) runs at normal priority as before, so a core busy
-with requests cannot starve the writer: idle priority never costs a usage row. The thread is a
-one-worker :class:`concurrent.futures.ThreadPoolExecutor` whose initializer lowers its priority (a thread
-may lower its own priority but, without ``CAP_SYS_NICE``, never raise it again: so one dedicated thread,
-not trio's cached ones); where the policy does not exist or is refused it runs at normal priority.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar, TypeVarTuple, Unpack
@@ -76,7 +61,6 @@ class Store:
     dialect: str
     _limiter: trio.CapacityLimiter
     _closed: bool = attrs.field(default=False, init=False)
-    _background: ThreadPoolExecutor | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         metrics.track(self)
@@ -110,20 +94,6 @@ class Store:
         """
         return await self._in_thread("transaction", partial(_in_transaction, self.engine, fn, *args))
 
-    async def run_background(self, fn: Callable[[sa.Connection, *Ts], T], /, *args: *Ts, behind: bool) -> T:
-        """:meth:`run` for a write nobody waits on: on the store's idle-priority thread (see the module
-        docstring), or as :meth:`run` does when the writer is ``behind``. Same transaction, errors and
-        cancellation behaviour as :meth:`run`."""
-        job = partial(_in_transaction, self.engine, fn, *args)
-        if behind:
-            return await self._in_thread("transaction", job)
-        if self._background is None:
-            self._background = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="voidllm-store-background", initializer=lowest_priority
-            )
-        background = self._background
-        return await self._in_thread("transaction", lambda: background.submit(job).result())
-
     async def run_engine(self, fn: Callable[[sa.Engine, *Ts], T], /, *args: *Ts) -> T:
         """Run ``fn(engine, *args)`` in a worker thread, for work that manages its own connections and
         transactions (migrations, bulk loads). ``fn`` must use at most one connection at a time.
@@ -156,8 +126,6 @@ class Store:
             return
         self._closed = True
         metrics.untrack(self)
-        if self._background is not None:
-            self._background.shutdown(wait=False)  # idle: every job ran under the limiter, now released
         with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
             await trio.to_thread.run_sync(self.engine.dispose, abandon_on_cancel=True)
 
@@ -195,16 +163,6 @@ async def open_store(driver: str, dsn: str, **pool_opts: Unpack[PoolOptions]) ->
         yield store
     finally:
         await store.aclose()
-
-
-def lowest_priority() -> None:
-    """Make the calling thread Linux's ``SCHED_IDLE`` (run only when nothing else wants the core); a no-op
-    where the policy does not exist or is not permitted."""
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:  # pragma: no cover (refused by a seccomp profile, say)
-            pass
 
 
 def _in_transaction(engine: sa.Engine, fn: Callable[..., T], *args: object) -> T:

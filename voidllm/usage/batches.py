@@ -15,9 +15,7 @@ Service side (:func:`serve_batch_writer`, owned by the supervisor)
        the channel, so neither a slow write nor a spill lets the channel fill. The writer writes the
        pending items once they hold ``batch_size`` items or the batch's deadline passes (a cancel scope
        with that deadline, not a timeout argument): ``insert(conn, items)`` in one transaction through
-       :meth:`Store.run_background <voidllm.store.Store.run_background>`, ``batch_size`` items per
-       transaction: at idle priority, unless more than a batch is waiting besides the one written (the
-       writer is behind), a spill is replayed or it is the final flush.
+       :meth:`Store.run <voidllm.store.Store.run>`, ``batch_size`` items per transaction.
     3. Store outage: when a write raises :class:`~voidllm.errors.StoreError` the items stay pending and the
        write is retried after 0.5 s, 1 s, 2 s, ... at most 30 s; each failure counts in ``failures``.
        Meanwhile the service keeps receiving. Pending items are written in chunks of ``batch_size``, one
@@ -114,10 +112,6 @@ class BatchStore(Protocol):
     """What the writer needs of :class:`voidllm.store.Store` (tests pass in-memory fakes)."""
 
     async def run(self, fn: Callable[[sa.Connection, *Ts], T], /, *args: *Ts) -> T: ...
-
-    async def run_background(
-        self, fn: Callable[[sa.Connection, *Ts], T], /, *args: *Ts, behind: bool
-    ) -> T: ...
 
 
 @attrs.frozen
@@ -403,8 +397,7 @@ class _BatchWriter(Generic[E]):
                 chunk = self.pending[: self.batch_size]
                 self.in_flight = len(chunk)
                 try:
-                    behind = final or len(self.pending) - len(chunk) >= self.batch_size
-                    await self._write(self.insert, chunk, behind=behind)
+                    await self._write(self.insert, chunk)
                 except StoreIntegrityError as exc:
                     self._reject(len(chunk), exc)
                 finally:
@@ -420,13 +413,10 @@ class _BatchWriter(Generic[E]):
         due = self.pending or self._spilled()
         self.due_at = trio.current_time() + self.flush_interval if due else math.inf
 
-    async def _write(
-        self, fn: Callable[[sa.Connection, Any], int], rows: Sequence[Any], *, behind: bool = True
-    ) -> None:
-        """Write one chunk in one transaction (the receiver keeps taking items off the channel meanwhile);
-        at idle priority unless the writer is ``behind`` (:meth:`voidllm.store.Store.run_background`)."""
+    async def _write(self, fn: Callable[[sa.Connection, Any], int], rows: Sequence[Any]) -> None:
+        """Write one chunk in one transaction (the receiver keeps taking items off the channel meanwhile)."""
         with self.metrics.write_seconds.time():
-            await self.store.run_background(fn, rows, behind=behind)
+            await self.store.run(fn, rows)
         self.metrics.written.inc(len(rows))
 
     # -- the spill
