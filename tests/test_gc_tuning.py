@@ -13,7 +13,7 @@ import trio
 
 from tests.gateway import make_config, run_gateway
 from tests.process import spawn_gateway, write_config
-from voidllm.server import GC_YOUNG_THRESHOLD, forget_generated_sources
+from voidllm.server import GC_YOUNG_THRESHOLD, MALLOC_ARENAS, forget_generated_sources
 
 
 async def test_the_gateway_process_freezes_its_heap_before_it_listens(tmp_path: Path) -> None:
@@ -22,10 +22,19 @@ async def test_the_gateway_process_freezes_its_heap_before_it_listens(tmp_path: 
             await gw.wait_for_line(lambda: bool(gw.log("heap frozen")))
         (record,) = gw.log("heap frozen")
         assert record["young_threshold"] == GC_YOUNG_THRESHOLD == 5000
+        assert record["malloc_arenas"] == MALLOC_ARENAS == 2  # this machine's Python runs on glibc
         assert isinstance(record["objects"], int)
         assert record["objects"] > 50_000  # the modules, the app and its caches
         messages = [line for line in gw.lines if '"msg":"heap frozen"' in line or '"msg":"listening"' in line]
         assert ['"msg":"heap frozen"' in line for line in messages] == [True, False]  # before it listens
+
+
+async def test_an_operators_malloc_arena_max_is_left_to_rule(tmp_path: Path) -> None:
+    async with spawn_gateway(write_config(tmp_path), env={"MALLOC_ARENA_MAX": "4"}) as gw:
+        with trio.fail_after(10):
+            await gw.wait_for_line(lambda: bool(gw.log("heap frozen")))
+        (record,) = gw.log("heap frozen")
+        assert record["malloc_arenas"] is None
 
 
 async def test_a_gateway_inside_another_program_leaves_its_collector_alone(sqlite_dsn: str) -> None:

@@ -418,7 +418,7 @@ async def test_sqlite_pragmas_and_parent_directories(sqlite_dsn: str) -> None:
             "journal_mode": "wal",
             "synchronous": 1,  # NORMAL
             "busy_timeout": 5000,
-            "cache_size": -1024,  # KiB
+            "cache_size": -256,  # KiB
         }
 
 

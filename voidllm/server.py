@@ -45,10 +45,12 @@ The bootstrap banner is written to stderr once, after the server listens.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import linecache
 import logging
 import math
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -301,7 +303,28 @@ def forget_generated_sources() -> int:
     return len(generated)
 
 
-def tune_gc_after_start() -> None:
+MALLOC_ARENAS = 2
+"""glibc malloc arenas of a gateway process (glibc's default: up to eight per core). Each thread that
+allocates gets an arena of its own up to that limit, and memory freed in one is not reused by another; a
+gateway's threads (the store's, Code Mode's) allocate little, so two arenas lose nothing and keep about 1 MB
+less resident under load (issue 23). The same as setting ``MALLOC_ARENA_MAX=2``, which, when set, is left
+to rule."""
+_M_ARENA_MAX = -8  # mallopt's parameter number for the arena limit (glibc's malloc.h)
+
+
+def limit_malloc_arenas() -> int | None:
+    """Limit glibc's malloc arenas to :data:`MALLOC_ARENAS` (``mallopt``, before this process starts any
+    thread); the limit applied, or ``None`` where there is no glibc or ``MALLOC_ARENA_MAX`` is set."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return None
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover (not glibc)
+        return None
+    return MALLOC_ARENAS if mallopt(_M_ARENA_MAX, MALLOC_ARENAS) == 1 else None
+
+
+def tune_gc_after_start(arenas: int | None = None) -> None:
     """Collect once, freeze what start-up made (modules, the app, caches: it lives as long as the process, so
     the collector never needs to walk it again, ``gc.freeze``), and collect the young generation after
     :data:`GC_YOUNG_THRESHOLD` allocations instead of 700.
@@ -312,14 +335,22 @@ def tune_gc_after_start() -> None:
     and 35 to 45 % more requests per second (629-707 -> 937-978). Request garbage is mostly freed by reference
     counting; cycles (trio's cancel scopes, exceptions with their tracebacks) wait a little longer.
 
-    First drops attrs' generated sources (:func:`forget_generated_sources`). Like the collector's settings,
+    ``arenas`` (what :func:`limit_malloc_arenas` applied) goes into the log line. First drops attrs'
+    generated sources (:func:`forget_generated_sources`). Like the collector's settings,
     this is process-wide: so only ``voidllm serve`` does it, not a gateway embedded in another program.
     """
     forget_generated_sources()
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    log.info("heap frozen", extra={"objects": gc.get_freeze_count(), "young_threshold": GC_YOUNG_THRESHOLD})
+    log.info(
+        "heap frozen",
+        extra={
+            "objects": gc.get_freeze_count(),
+            "young_threshold": GC_YOUNG_THRESHOLD,
+            "malloc_arenas": arenas,
+        },
+    )
 
 
 async def serve(
@@ -338,10 +369,12 @@ async def serve(
         listeners: listening sockets made by the caller (the CLI, or a parent process when
             ``server.workers`` > 1); else bind ``server.proxy`` (and ``server.admin``) here.
         run_bootstrap: whether this process may bootstrap the store (the parent does it for its workers).
-        tune_gc: the process is the gateway's own (``voidllm serve``, a worker): once started, its heap is
-            frozen for the garbage collector (:func:`tune_gc`). Off for a gateway run inside another
-            program, such as a test, whose objects it would freeze too.
+        tune_gc: the process is the gateway's own (``voidllm serve``, a worker): its malloc arenas are
+            limited at once (:func:`limit_malloc_arenas`) and, once started, its heap is frozen for the
+            garbage collector (:func:`tune_gc_after_start`). Off for a gateway run inside another program,
+            such as a test, whose objects it would freeze too.
     """
+    arenas = limit_malloc_arenas() if tune_gc else None
     keyring = Keyring.from_setting(config.settings.encryption_key)
     registry = Registry.from_config(config.models)
     # The store is the outermost lifetime: opened first, closed last, after every service has stopped; the
@@ -476,7 +509,7 @@ async def serve(
                         _serve_http, apps.admin_port, admin_hc, bound.admin, http_stop
                     )
                 if tune_gc:
-                    tune_gc_after_start()
+                    tune_gc_after_start(arenas)
                 state.ready = True
                 log.info("listening", extra={"binds": binds, **_admin_extra(admin_binds)})
                 if credentials is not None:
