@@ -9,10 +9,13 @@ import traceback
 from pathlib import Path
 
 import attrs
+import httpx
+import pytest
 import trio
 
 from tests.gateway import make_config, run_gateway
 from tests.process import spawn_gateway, write_config
+from voidllm import server
 from voidllm.server import GC_YOUNG_THRESHOLD, MALLOC_ARENAS, forget_generated_sources
 
 
@@ -60,3 +63,30 @@ def test_attrs_generated_sources_are_forgotten_and_tracebacks_still_name_the_met
         names = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
     assert "__init__" in names  # the generated method is still in the traceback, without its source line
     Probe(1)
+
+
+async def test_the_memory_trim_service_trims_every_interval(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[float, int]] = []
+
+    class FakeLibc:
+        def __init__(self, _name: object) -> None:
+            pass
+
+        def malloc_trim(self, pad: int) -> int:
+            calls.append((trio.current_time(), pad))
+            return 1
+
+    monkeypatch.setattr("ctypes.CDLL", FakeLibc)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve_memory_trim)
+        await trio.sleep(35)
+        nursery.cancel_scope.cancel()
+    assert calls == [(10.0, 0), (20.0, 0), (30.0, 0)]
+
+
+async def test_the_gateway_process_runs_the_memory_trim_service(tmp_path: Path) -> None:
+    async with spawn_gateway(write_config(tmp_path)) as gw, httpx.AsyncClient() as client:
+        text = (await client.get(gw.url + "/metrics")).text
+    assert 'voidllm_service_up{service="memory-trim"} 1.0' in text

@@ -324,6 +324,40 @@ def limit_malloc_arenas() -> int | None:
     return MALLOC_ARENAS if mallopt(_M_ARENA_MAX, MALLOC_ARENAS) == 1 else None
 
 
+TRIM_INTERVAL_S = 10.0
+"""How often a gateway process gives the free memory inside its malloc heaps back to the system."""
+
+
+async def serve_memory_trim(
+    *, every: float = TRIM_INTERVAL_S, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Call glibc's ``malloc_trim(0)`` every ``every`` seconds until cancelled (the ``memory-trim`` service of
+    ``voidllm serve`` and its workers, on glibc).
+
+    Python frees most of a request's memory, but a freed chunk in the middle of a malloc heap stays resident
+    until the heap shrinks past it, which a long-lived allocation above it prevents: a gateway's heap grew
+    about 0.8 MB a minute at 32 connections while its Python objects did not (tracemalloc, smaps). Trimming
+    returns the free pages inside the heaps too (``madvise``): measured over a minute at 32 connections, RSS
+    stayed at 91.6-92.4 MB instead of growing from 92.4 to 93.9, its peak 93.1 against 94.8 MB (issue 23).
+    A trim took 0.28-0.41 ms of the event loop's thread; it runs there, because from another thread it would
+    hold the main heap's lock just as long.
+    """
+    trim = ctypes.CDLL(None).malloc_trim
+    task_status.started()
+    while True:
+        await trio.sleep(every)
+        trim(0)
+
+
+def malloc_trim_available() -> bool:
+    """Whether this process's C library has ``malloc_trim`` (glibc)."""
+    try:
+        ctypes.CDLL(None).malloc_trim  # noqa: B018 (the lookup is the check)
+    except (OSError, AttributeError):  # pragma: no cover (not glibc)
+        return False
+    return True
+
+
 def tune_gc_after_start(arenas: int | None = None) -> None:
     """Collect once, freeze what start-up made (modules, the app, caches: it lives as long as the process, so
     the collector never needs to walk it again, ``gc.freeze``), and collect the young generation after
@@ -495,6 +529,8 @@ async def serve(
                 incidents=incident_recorder,
                 guard=config.settings.guard,
             )
+            if tune_gc and malloc_trim_available():
+                await supervisor.start("memory-trim", serve_memory_trim)
             apps = create_apps(state, proxy)
             http_stop = trio.Event()
             async with trio.open_nursery() as http:  # the HTTP server's own lifetime, inside the services'
