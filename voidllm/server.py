@@ -312,14 +312,21 @@ to rule."""
 _M_ARENA_MAX = -8  # mallopt's parameter number for the arena limit (glibc's malloc.h)
 
 
+def _libc(name: str) -> Callable[..., int] | None:
+    """The C library's function ``name``, or ``None`` where it has none (only glibc has ``mallopt``'s arena
+    limit and ``malloc_trim``)."""
+    try:
+        function: Callable[..., int] = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):  # pragma: no cover (not glibc)
+        return None
+    return function
+
+
 def limit_malloc_arenas() -> int | None:
     """Limit glibc's malloc arenas to :data:`MALLOC_ARENAS` (``mallopt``, before this process starts any
     thread); the limit applied, or ``None`` where there is no glibc or ``MALLOC_ARENA_MAX`` is set."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return None
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # pragma: no cover (not glibc)
+    mallopt = None if "MALLOC_ARENA_MAX" in os.environ else _libc("mallopt")
+    if mallopt is None:
         return None
     return MALLOC_ARENAS if mallopt(_M_ARENA_MAX, MALLOC_ARENAS) == 1 else None
 
@@ -329,10 +336,13 @@ TRIM_INTERVAL_S = 10.0
 
 
 async def serve_memory_trim(
-    *, every: float = TRIM_INTERVAL_S, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    *,
+    trim: Callable[[int], int],
+    every: float = TRIM_INTERVAL_S,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Call glibc's ``malloc_trim(0)`` every ``every`` seconds until cancelled (the ``memory-trim`` service of
-    ``voidllm serve`` and its workers, on glibc).
+    """Call ``trim(0)`` (glibc's ``malloc_trim``) every ``every`` seconds until cancelled (the ``memory-trim``
+    service of ``voidllm serve`` and its workers, on glibc).
 
     Python frees most of a request's memory, but a freed chunk in the middle of a malloc heap stays resident
     until the heap shrinks past it, which a long-lived allocation above it prevents: a gateway's heap grew
@@ -342,20 +352,10 @@ async def serve_memory_trim(
     A trim took 0.28-0.41 ms of the event loop's thread; it runs there, because from another thread it would
     hold the main heap's lock just as long.
     """
-    trim = ctypes.CDLL(None).malloc_trim
     task_status.started()
     while True:
         await trio.sleep(every)
         trim(0)
-
-
-def malloc_trim_available() -> bool:
-    """Whether this process's C library has ``malloc_trim`` (glibc)."""
-    try:
-        ctypes.CDLL(None).malloc_trim  # noqa: B018 (the lookup is the check)
-    except (OSError, AttributeError):  # pragma: no cover (not glibc)
-        return False
-    return True
 
 
 def tune_gc_after_start(arenas: int | None = None) -> None:
@@ -529,8 +529,9 @@ async def serve(
                 incidents=incident_recorder,
                 guard=config.settings.guard,
             )
-            if tune_gc and malloc_trim_available():
-                await supervisor.start("memory-trim", serve_memory_trim)
+            trim = _libc("malloc_trim") if tune_gc else None
+            if trim is not None:
+                await supervisor.start("memory-trim", partial(serve_memory_trim, trim=trim))
             apps = create_apps(state, proxy)
             http_stop = trio.Event()
             async with trio.open_nursery() as http:  # the HTTP server's own lifetime, inside the services'
