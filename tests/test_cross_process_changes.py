@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,16 @@ import trio
 
 from tests.admin_tenancy import admin, bearer, create_key, default_org
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway
+from tests.mcp_calls import initialize_request
 from tests.polling import poll_until
 from tests.process import delete_prefix, write_config
+from tests.test_admin_auth import admin_password
 from tests.test_cli_manage import gateway_config, voidllm
+from voidllm import server
+from voidllm.crypto import KeyKind, generate_key
 from voidllm.redis.client import open_redis
 from voidllm.testing.mock_openai import open_mock_upstream
+from voidllm.web.browser import SESSION_COOKIE
 
 API = "/api/v1"
 PROBE_SLACK = 10.0
@@ -152,3 +158,38 @@ async def test_a_key_revoked_by_the_cli_is_refused_by_a_running_gateway_within_a
 
 async def models_status(gw: RunningGateway, key: str) -> int:
     return (await gw.client.get("/v1/models", headers=bearer(key))).status_code
+
+
+async def test_a_key_created_through_one_gateway_works_on_the_other_before_any_notice(
+    sqlite_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache of ``b`` misses the new key (no notice reaches it and its reload is an hour away): ``b``
+    asks the store for that key, on every route that takes one, and for a session made by signing in on
+    ``a`` too. A key the store does not know is still refused."""
+    monkeypatch.setattr(server, "serve_store_notices", partial(server.serve_store_notices, interval=3600.0))
+    async with open_mock_upstream() as upstream:
+        config = make_config(sqlite_dsn, "models:" + model_yaml("seed", upstream.base_url))
+        config = attrs.evolve(config, cache=attrs.evolve(config.cache, key_ttl=3600.0, model_ttl=3600.0))
+        async with run_gateway(config) as a, run_gateway(config) as b:
+            org = await default_org(a)
+            me = (await a.client.get(f"{API}/me", headers=admin(a))).json()["id"]
+            key = (await create_key(a, org, name="fresh", user_id=me))["key"]
+            assert await chat_status(b, key, "seed") == 200
+            assert await models_status(b, key) == 200
+            assert (await b.client.get(f"{API}/me", headers=bearer(key))).status_code == 200
+            mcp = await b.client.post(
+                f"{API}/mcp/voidllm",  # the built-in MCP server
+                headers={**bearer(key), "accept": "application/json, text/event-stream"},
+                json=initialize_request(),
+            )
+            assert mcp.status_code == 200, mcp.text
+
+            signed_in = await a.client.post(
+                f"{API}/auth/login", json={"email": "admin@voidllm.local", "password": admin_password(a)}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+            cookie = {"cookie": f"{SESSION_COOKIE}={signed_in.json()['token']}"}
+            assert (await b.client.get(f"{API}/me", headers=cookie)).status_code == 200
+
+            unknown = generate_key(KeyKind.USER)
+            assert await chat_status(b, unknown, "seed") == 401

@@ -154,3 +154,140 @@ async def test_store_outage_keeps_cached_keys_and_counts_failures(
     after = REGISTRY.get_sample_value("voidllm_cache_refresh_failures_total", {"cache": "keys"})
     assert after == before + 1
     assert store.reads == 3
+
+
+class Lookups:
+    """A store lookup by hash: answers from ``known`` after ``delay``, or raises ``error``; counts calls."""
+
+    def __init__(self, known: dict[str, KeyIdentity], delay: float = 0.0) -> None:
+        self.known = known
+        self.delay = delay
+        self.error: Exception | None = None
+        self.calls: list[str] = []
+
+    async def __call__(self, key_hash: str) -> KeyIdentity | None:
+        self.calls.append(key_hash)
+        await trio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return self.known.get(key_hash)
+
+
+async def test_a_key_another_process_created_is_found_in_the_store_once() -> None:
+    key = generate_key(KeyKind.USER)
+    lookups = Lookups({hash_key(SECRET, key): identity("fresh")})
+    cache = KeyCache(SECRET, lookup=lookups)
+    with pytest.raises(AuthenticationError, match="invalid API key"):
+        cache.authenticate_key(key)  # the cache alone does not know it
+    assert (await cache.resolve(f"Bearer {key}")).key_id == "fresh"
+    assert (await cache.resolve(None, key)).key_id == "fresh"  # now cached: no second query
+    assert cache.authenticate_key(key).key_id == "fresh"
+    assert lookups.calls == [hash_key(SECRET, key)]
+
+
+async def test_a_key_the_store_does_not_know_is_asked_for_once_per_reload() -> None:
+    key = generate_key(KeyKind.USER)
+    lookups = Lookups({})
+    cache = KeyCache(SECRET, lookup=lookups)
+    before = REGISTRY.get_sample_value("voidllm_auth_failures_total", {"reason": "unknown"}) or 0
+    for _ in range(3):
+        with pytest.raises(AuthenticationError, match="invalid API key"):
+            await cache.resolve_key(key)
+    assert len(lookups.calls) == 1
+    assert REGISTRY.get_sample_value("voidllm_auth_failures_total", {"reason": "unknown"}) == before + 3
+    cache.begin_reload()
+    cache.finish_reload({})  # a reload forgets what was absent: the next miss asks again
+    with pytest.raises(AuthenticationError):
+        await cache.resolve_key(key)
+    assert len(lookups.calls) == 2
+
+
+async def test_malformed_keys_and_a_cache_without_a_lookup_never_ask() -> None:
+    lookups = Lookups({})
+    with pytest.raises(AuthenticationError, match="invalid API key format"):
+        await KeyCache(SECRET, lookup=lookups).resolve("Bearer vl_uk_" + "A" * 48)
+    with pytest.raises(AuthenticationError, match="missing API key"):
+        await KeyCache(SECRET, lookup=lookups).resolve(None)
+    assert lookups.calls == []
+    with pytest.raises(AuthenticationError, match="invalid API key"):
+        await KeyCache(SECRET).resolve_key(generate_key(KeyKind.USER))
+
+
+async def test_at_most_four_lookups_run_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    lookups = Lookups({}, delay=1.0)
+    cache = KeyCache(SECRET, lookup=lookups)
+    refused_at: list[float] = []
+
+    async def one() -> None:
+        with pytest.raises(AuthenticationError):
+            await cache.resolve_key(generate_key(KeyKind.USER))
+        refused_at.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(6):
+            nursery.start_soon(one)
+    assert len(lookups.calls) == 4
+    assert sorted(refused_at) == [0, 0, 1, 1, 1, 1]  # the two beyond the bound are refused at once
+
+
+async def outcome(cache: KeyCache, key: str, into: list[str]) -> None:
+    """Resolve ``key``; append the key id, or the refusal's message."""
+    try:
+        into.append((await cache.resolve_key(key)).key_id)
+    except AuthenticationError as exc:
+        into.append(exc.message)
+
+
+async def test_a_revocation_during_a_lookup_wins(autojump_clock: trio.testing.MockClock) -> None:
+    key = generate_key(KeyKind.USER)
+    key_hash = hash_key(SECRET, key)
+    # the query read the row before the revocation committed
+    cache = KeyCache(SECRET, lookup=Lookups({key_hash: identity()}, delay=1.0))
+    seen: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outcome, cache, key, seen)
+        await trio.sleep(0.5)
+        cache.evict(key_hash)  # the revocation's notice
+    assert seen == ["invalid API key"]
+    assert len(cache) == 0
+
+
+async def test_a_reload_during_a_lookup_is_trusted(autojump_clock: trio.testing.MockClock) -> None:
+    """A reload that finished while the query ran read the store at least as late: its answer counts."""
+    live, deleted = generate_key(KeyKind.USER), generate_key(KeyKind.USER)
+    live_hash, deleted_hash = hash_key(SECRET, live), hash_key(SECRET, deleted)
+    # the lookups read both keys; the reload, later, only the one that is still live
+    lookups = Lookups({live_hash: identity("live"), deleted_hash: identity("deleted")}, delay=1.0)
+    cache = KeyCache(SECRET, lookup=lookups)
+    seen: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outcome, cache, live, seen)
+        nursery.start_soon(outcome, cache, deleted, seen)
+        await trio.sleep(0.5)
+        cache.begin_reload()
+        cache.finish_reload({live_hash: identity("live")})
+    assert sorted(seen) == ["invalid API key", "live"]
+    assert len(cache) == 1
+
+
+async def test_a_lookup_during_a_reload_is_not_cached(autojump_clock: trio.testing.MockClock) -> None:
+    """The reload's snapshot decides what is cached; the request that asked is answered all the same."""
+    key = generate_key(KeyKind.USER)
+    key_hash = hash_key(SECRET, key)
+    cache = KeyCache(SECRET, lookup=Lookups({key_hash: identity("k")}))
+    cache.begin_reload()
+    assert (await cache.resolve_key(key)).key_id == "k"
+    assert len(cache) == 0
+    cache.finish_reload({})  # (read before the key was created)
+    assert len(cache) == 0
+
+
+async def test_a_store_outage_refuses_the_missed_key_and_remembers_nothing() -> None:
+    key = generate_key(KeyKind.USER)
+    lookups = Lookups({hash_key(SECRET, key): identity("k")})
+    lookups.error = StoreUnavailableError("down")
+    cache = KeyCache(SECRET, lookup=lookups)
+    with pytest.raises(AuthenticationError, match="invalid API key"):
+        await cache.resolve_key(key)
+    lookups.error = None
+    assert (await cache.resolve_key(key)).key_id == "k"

@@ -84,7 +84,7 @@ from voidllm.auth.bootstrap import (
     bootstrap,
     has_live_user,
 )
-from voidllm.auth.cache import KeyCache, serve_key_cache
+from voidllm.auth.cache import KeyCache, serve_key_cache, store_lookup
 from voidllm.auth.oidc import OidcClient
 from voidllm.auth.throttle_redis import RedisLoginThrottle
 from voidllm.bus import StoreBus, serve_store_notices
@@ -456,7 +456,7 @@ async def serve(
         )
         audit = await _start_audit_writer(supervisor, store, config)
         credentials = await bootstrap_from_config(store, config, keyring) if run_bootstrap else None
-        keys = KeyCache(keyring.hmac_secret)
+        keys = KeyCache(keyring.hmac_secret, lookup=store_lookup(store))
         await supervisor.start(
             "key-cache", partial(serve_key_cache, cache=keys, store=store, ttl=config.cache.key_ttl)
         )

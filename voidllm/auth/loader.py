@@ -75,7 +75,24 @@ def load_live_key(conn: sa.Connection, key_id: str, *, now: datetime) -> tuple[s
 
     Admin mutations use it to put a new or changed key into the cache at once.
     """
-    row = conn.execute(_live_keys_query(now).where(t.api_keys.c.id == key_id)).mappings().first()
+    return _one_live_key(conn, t.api_keys.c.id == key_id, now=now)
+
+
+def load_live_key_by_hash(conn: sa.Connection, key_hash: str, *, now: datetime) -> KeyIdentity | None:
+    """The identity of the key with hash ``key_hash`` as the cache holds it, or ``None`` when no such key
+    can authenticate at ``now``.
+
+    A process whose cache misses a well-formed key asks the store with it before refusing
+    (:meth:`voidllm.auth.cache.KeyCache.resolve`): a key created through another process works at once.
+    """
+    found = _one_live_key(conn, t.api_keys.c.key_hash == key_hash, now=now)
+    return None if found is None else found[1]
+
+
+def _one_live_key(
+    conn: sa.Connection, where: sa.ColumnElement[bool], *, now: datetime
+) -> tuple[str, KeyIdentity] | None:
+    row = conn.execute(_live_keys_query(now).where(where)).mappings().first()
     if row is None:
         return None
     identity = _identity(row)

@@ -113,7 +113,7 @@ class Proxy:
         request_id: str = scope[SCOPE_KEY]
         endpoint = ENDPOINTS[scope["path"]]
         try:
-            ex = self._intake.open(scope, endpoint, request_id, started)
+            ex = await self._intake.open(scope, endpoint, request_id, started)
             try:
                 await self._serve(ex, scope, receive, send)
             finally:

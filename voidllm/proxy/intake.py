@@ -77,7 +77,9 @@ class Intake:
     completion_reserve: int  # settings.limits.default_completion_reserve
     guard: GuardPolicy = OFF  # settings.guard: the prompt guard's baseline
 
-    def open(self, scope: dict[str, Any], endpoint: Endpoint, request_id: str, started: float) -> Exchange:
+    async def open(
+        self, scope: dict[str, Any], endpoint: Endpoint, request_id: str, started: float
+    ) -> Exchange:
         """The request's exchange, for an authenticated key with valid client tags.
 
         Raises:
@@ -89,7 +91,7 @@ class Intake:
         for name, value in scope["headers"]:  # one pass: credentials, client tags, origin
             if name in _READ_HEADERS:
                 found.setdefault(name, value)
-        identity = self._authenticate(found)
+        identity = await self._authenticate(found)
         if identity.policy is not None:
             check_origin_and_headers(identity.policy, scope, found.get(b"origin"))
         return Exchange(
@@ -102,10 +104,10 @@ class Intake:
             project=client_tag(found.get(b"x-project"), "X-Project"),
         )
 
-    def _authenticate(self, headers: dict[bytes, bytes]) -> KeyIdentity:
-        """``X-Api-Key`` (Anthropic's SDKs send it) or ``Authorization: Bearer`` (KeyCache.authenticate)."""
+    async def _authenticate(self, headers: dict[bytes, bytes]) -> KeyIdentity:
+        """``X-Api-Key`` (Anthropic's SDKs send it) or ``Authorization: Bearer`` (KeyCache.resolve)."""
         authorization, api_key = headers.get(b"authorization"), headers.get(b"x-api-key")
-        return self.keys.authenticate(
+        return await self.keys.resolve(
             authorization.decode("latin-1") if authorization else None,
             api_key.decode("latin-1") if api_key else None,
         )

@@ -211,7 +211,7 @@ def session_from_cookie(scope: Mapping[str, Any]) -> str | None:
     return cookies(scope).get(SESSION_COOKIE) or None
 
 
-def authenticate_cookie(
+async def authenticate_cookie(
     scope: Mapping[str, Any], keys: KeyCache, policy: BrowserPolicy
 ) -> tuple[str, KeyIdentity] | None:
     """The session key of the cookie and its identity, CSRF-checked, when the request has no
@@ -224,7 +224,7 @@ def authenticate_cookie(
     session_key = session_from_cookie(scope)
     if session_key is None:
         return None
-    identity = keys.authenticate_key(session_key)
+    identity = await keys.resolve_key(session_key)
     if identity.key_type != SESSION_KEY_TYPE:
         raise AuthenticationError("the session cookie holds no session: sign in again")
     check_csrf(scope, policy, keys.hmac_secret, session_key)

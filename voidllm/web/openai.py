@@ -41,12 +41,12 @@ ANTHROPIC_LIMIT = (1, 1000, 20)
 _EPOCH = "1970-01-01T00:00:00Z"
 
 
-def _caller() -> KeyIdentity:
+async def _caller() -> KeyIdentity:
     """The calling key, once its request policy allows the page's ``Origin`` and the request has the
     headers it requires, as on the proxied routes (the verdict on the origin goes into the scope for the
     edge's CORS headers)."""
     headers = request.headers
-    identity = app_state().keys.authenticate(headers.get("Authorization"), headers.get("X-Api-Key"))
+    identity = await app_state().keys.resolve(headers.get("Authorization"), headers.get("X-Api-Key"))
     if identity.policy is not None:
         origin = headers.get("Origin")
         try:
@@ -108,7 +108,7 @@ def anthropic_page(models: list[Model], query: Mapping[str, str]) -> dict[str, o
 
 @blueprint.get("/models")
 async def list_models() -> dict[str, object]:
-    identity = _caller()
+    identity = await _caller()
     catalog: Catalog = app_state().catalog
     if _anthropic_wanted():
         return anthropic_page(catalog.visible(identity), request.args)
@@ -118,7 +118,7 @@ async def list_models() -> dict[str, object]:
 
 @blueprint.get("/models/<path:model_id>")
 async def get_model(model_id: str) -> dict[str, object]:
-    identity = _caller()
+    identity = await _caller()
     catalog: Catalog = app_state().catalog
     model = catalog.resolve(identity, model_id)
     if model is None or not catalog.allowed(identity, model.name):
@@ -131,7 +131,7 @@ async def get_model(model_id: str) -> dict[str, object]:
 @blueprint.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 async def unsupported(rest: str) -> NoReturn:
     """An endpoint we do not serve is 400, as in the reference; a known one with the wrong method is 405."""
-    _caller()
+    await _caller()
     path = f"/v1/{rest}"
     if path in ENDPOINTS:  # proxied: POST only (the edge sends POSTs of these paths to the proxy)
         raise MethodNotAllowedError.allowing("POST")

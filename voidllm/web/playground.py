@@ -67,7 +67,7 @@ class Playground:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
-            inner = self.tunnelled(scope)
+            inner = await self.tunnelled(scope)
         except GatewayError as exc:
             await send_error(
                 send, exc.status, exc.code, exc.message, scope.get(SCOPE_KEY), exc.headers, param=exc.param
@@ -76,7 +76,7 @@ class Playground:
         proxied = inner["method"] == "POST" and inner["path"] in self.proxy_paths
         await (self.proxy if proxied else self.app)(inner, receive, send)
 
-    def tunnelled(self, scope: dict[str, Any]) -> dict[str, Any]:
+    async def tunnelled(self, scope: dict[str, Any]) -> dict[str, Any]:
         """The request as the proxy sees it: path ``/v1/<rest>``, the caller's key in ``Authorization``, no
         cookies.
 
@@ -88,7 +88,7 @@ class Playground:
         if any(part in (".", "..") for part in rest.split("/")):
             raise BadRequestError("unsupported API endpoint")
         headers = [(name, value) for name, value in scope["headers"] if name not in _NOT_TUNNELLED]
-        session = authenticate_cookie(scope, self.keys, self.policy)
+        session = await authenticate_cookie(scope, self.keys, self.policy)
         if session is not None:
             headers.append((b"authorization", b"Bearer " + session[0].encode("latin-1")))
         path = "/v1/" + rest

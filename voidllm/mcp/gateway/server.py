@@ -205,7 +205,7 @@ class McpEndpoint:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, request_id: str | None) -> None:
         self._check_origin(scope)
-        identity = self._authenticate(scope)
+        identity = await self._authenticate(scope)
         version = self._version(scope)
         method = scope["method"]
         if method == "POST":
@@ -230,9 +230,9 @@ class McpEndpoint:
             return
         raise _Refusal(403, JsonRpcError(jsonrpc.INVALID_REQUEST, "origin not allowed"))
 
-    def _authenticate(self, scope: Scope) -> KeyIdentity:
+    async def _authenticate(self, scope: Scope) -> KeyIdentity:
         try:
-            return self.keys().authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
+            return await self.keys().resolve(header(scope, b"authorization"), header(scope, b"x-api-key"))
         except AuthenticationError as exc:
             raise _Refusal(
                 401, JsonRpcError(jsonrpc.INVALID_REQUEST, exc.message), [(b"www-authenticate", b"Bearer")]

@@ -254,7 +254,7 @@ def _view(route: ApiRoute) -> Callable[..., Awaitable[Response]]:
         ip = policy.client_address(request.scope)
         actor = None
         if not route.public:
-            identity = authenticate(request.scope, services, policy)
+            identity = await authenticate(request.scope, services, policy)
             actor = Actor(identity, ip=ip, request_id=request_id)
             if route.role is not None:
                 actor.require(route.role)
@@ -334,7 +334,7 @@ def _field_names(route: ApiRoute) -> frozenset[str]:
     return frozenset(names)
 
 
-def authenticate(scope: Mapping[str, Any], services: Services, policy: BrowserPolicy) -> KeyIdentity:
+async def authenticate(scope: Mapping[str, Any], services: Services, policy: BrowserPolicy) -> KeyIdentity:
     """The caller: ``X-Api-Key`` or ``Authorization: Bearer``, or without either the session cookie,
     CSRF-checked (:func:`~voidllm.web.browser.authenticate_cookie`).
 
@@ -342,9 +342,9 @@ def authenticate(scope: Mapping[str, Any], services: Services, policy: BrowserPo
         AuthenticationError: no credentials, or an unknown, expired or revoked key.
         CsrfError: a cookie-authenticated request that changes state failed the CSRF check.
     """
-    session = authenticate_cookie(scope, services.keys, policy)
+    session = await authenticate_cookie(scope, services.keys, policy)
     if session is None:
-        return services.keys.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
+        return await services.keys.resolve(header(scope, b"authorization"), header(scope, b"x-api-key"))
     return session[1]
 
 
