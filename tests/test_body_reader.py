@@ -53,8 +53,12 @@ _GONE = (1.0, {"type": "http.disconnect"})
         pytest.param("11", [_part(b"hello", more=False)], RequestTooLargeError, 0.0, id="declared too large"),
         pytest.param(None, [_part(b"hello"), _part(b"world!", 1.0)], RequestTooLargeError, 1.0, id="counted"),
         pytest.param(
-            "5", [_part(b"hello"), _part(b"world!", 1.0)], RequestTooLargeError, 1.0, id="lied length"
+            "5", [_part(b"hell"), _part(b"o world", 1.0)], RequestTooLargeError, 1.0, id="lied length"
         ),
+        # every declared byte is here: the server's empty last message is not waited for
+        pytest.param("5", [_part(b"hello")], b"hello", 0.0, id="declared length complete"),
+        pytest.param("10", [_part(b"hello"), _part(b"world", 2.0)], b"helloworld", 2.0, id="complete in two"),
+        pytest.param("0", [], b"", 0.0, id="declared empty"),
         pytest.param("x", [_part(b"hello", more=False)], BadRequestError, 0.0, id="bad length"),
         pytest.param(None, [_part(b"h"), _part(b"e", 20.0)], RequestTimeoutError, TIMEOUT, id="stall"),
         pytest.param(

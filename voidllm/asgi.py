@@ -121,7 +121,8 @@ class BodyReader:
 
     :meth:`next` bounds each ``receive()`` by ``read_timeout`` (a body streamed onwards as it arrives);
     :meth:`rest` bounds the whole remaining body by it (a body read before anything else happens), so a client
-    trickling its body gets the timeout either way. ``more`` is false once the last message arrived.
+    trickling its body gets the timeout either way. ``more`` is false once the last message arrived, or once
+    every byte of a declared ``Content-Length`` did (one wait for the server's empty last message fewer).
     """
 
     receive: Receive
@@ -145,7 +146,7 @@ class BodyReader:
         declared = declared_length(scope)
         if declared is not None and declared > limit:
             raise _too_large(limit)
-        return cls(receive, limit, read_timeout, declared)
+        return cls(receive, limit, read_timeout, declared, more=declared != 0)
 
     async def next(self) -> bytes:
         """The next chunk of the body (possibly empty), received within ``read_timeout``.
@@ -183,8 +184,10 @@ class BodyReader:
         if message["type"] == "http.disconnect":
             raise ClientDisconnectedError
         chunk: bytes = message.get("body", b"")
-        self.more = message.get("more_body", False)
         self.received += len(chunk)
+        # Every declared byte is here: the body is whole (the HTTP/1.1 and HTTP/2 parsers refuse a body
+        # longer than its Content-Length), so the server's empty last message is not waited for.
+        self.more = message.get("more_body", False) and self.received != self.declared
         if self.received > self.limit:
             raise _too_large(self.limit)
         return chunk
