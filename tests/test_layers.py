@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "voidllm.clock",
             "voidllm.identity",
             "voidllm.asgi",
+            "voidllm.lazyhttp",
             "voidllm.sse",
             "voidllm.codec",
             "voidllm.crypto",

@@ -37,7 +37,7 @@ async def main() -> None:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(serve, config, stop, banner_out=io.StringIO()))
-        modules = sorted(sys.modules)
+        modules = sorted(name for name, module in sys.modules.items() if module is not None)  # loaded
         stop.set()
     sys.stdout.buffer.write(orjson.dumps(modules))
 
@@ -53,8 +53,9 @@ GUARD = ("hyperscan", "phonenumbers", "stdnum")  # the prefilter and the validat
 POSTGRES = ("psycopg",)
 MIGRATIONS = ("alembic", "mako", "pygments")  # Mako's error pages import pygments
 HTTPX_CLI = ("rich",)  # never needed by serve (voidllm._httpx_cli)
+HTTPX = ("httpx", "httpcore")  # the rare paths' client, made at first use (voidllm.lazyhttp)
 TOKEN_COUNTS = ("tiktoken",)  # the first count_tokens estimate loads it
-OPTIONAL = TRACING + SSO + CODE_MODE + GUARD + POSTGRES + MIGRATIONS + HTTPX_CLI + TOKEN_COUNTS
+OPTIONAL = TRACING + SSO + CODE_MODE + GUARD + POSTGRES + MIGRATIONS + HTTPX_CLI + HTTPX + TOKEN_COUNTS
 
 MODEL = """
 models:
@@ -116,9 +117,13 @@ def test_a_database_behind_the_head_is_migrated_by_alembic(tmp_path: Path) -> No
 
 
 def test_features_that_are_on_are_ready_at_start(tmp_path: Path) -> None:
-    """Tracing, Code Mode and the gateway-wide guard load their libraries before the gateway is ready (so a
-    broken install fails the start, and no request pays for the import)."""
+    """Tracing, Code Mode, the gateway-wide guard and the upstream health probes (whose first round runs
+    before the gateway is ready) load their libraries before the gateway is ready (so a broken install fails
+    the start, and no request pays for the import)."""
     settings = """
+        health_check:
+          health:
+            enabled: true
         otel:
           enabled: true
           endpoint: http://127.0.0.1:9
@@ -136,6 +141,7 @@ def test_features_that_are_on_are_ready_at_start(tmp_path: Path) -> None:
         "google.protobuf",
         "wasmtime",
         *GUARD,
+        *HTTPX,
     }
 
 

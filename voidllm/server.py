@@ -57,10 +57,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 import attrs
-import httpx
 import hypercorn.config
 import sqlalchemy as sa
 import trio
@@ -94,6 +93,7 @@ from voidllm.crypto import Keyring
 from voidllm.guard import OFF as GUARD_OFF
 from voidllm.guard import detect
 from voidllm.invalidations import Invalidations
+from voidllm.lazyhttp import LazyClient, plain_client
 from voidllm.limits.base import Limiter
 from voidllm.limits.memory import MemoryLimiter, serve_memory_limiter
 from voidllm.limits.redis import RedisLimiter
@@ -138,6 +138,9 @@ from voidllm.web.app import create_apps
 from voidllm.web.http1 import install as install_http1
 from voidllm.web.state import AppState
 from voidllm.web.writes import install as install_cancellable_writes
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -418,8 +421,8 @@ async def serve(
     sso = config.settings.sso
     async with (
         open_migrated_store(config) as store,
-        _closing(httpx.AsyncClient(follow_redirects=False, trust_env=False)) as probe_client,
-        _closing(_org_sso_client(sso.allow_private_issuers)) as org_sso_client,
+        _closing(LazyClient(plain_client)) as probe_client,
+        _closing(LazyClient(partial(_org_sso_client, sso.allow_private_issuers))) as org_sso_client,
         _closing(McpUpstreams.from_settings(config.settings.mcp)) as mcp_upstreams,
         _tracing(config.settings.otel) as spans,
         open_supervisor() as supervisor,
@@ -585,6 +588,8 @@ async def _closing(resource: _C) -> AsyncIterator[_C]:
 
 def _org_sso_client(allow_private: bool) -> httpx.AsyncClient:
     """The client of organisations' single sign-on providers: its connections follow the URL policy."""
+    import httpx  # loaded at first use (voidllm.lazyhttp)
+
     transport = guarded_transport(allow_private)
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
 

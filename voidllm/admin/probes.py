@@ -21,9 +21,9 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
-import httpx
 import orjson
 import trio
 
@@ -32,8 +32,12 @@ from voidllm.admin.models import PROVIDER, check_upstream
 from voidllm.admin.services import Services
 from voidllm.bounds import HEADER_VALUE, URL, bounded
 from voidllm.identity import Role
+from voidllm.lazyhttp import plain_client, resolved
 from voidllm.providers.registry import credential_headers
 from voidllm.routing.health import HealthReport
+
+if TYPE_CHECKING:
+    import httpx
 
 TEST_TIMEOUT = 10.0
 MAX_BODY = 4 * 1024 * 1024
@@ -105,6 +109,8 @@ async def test_connection(services: Services, actor: Actor, req: ConnectionTest)
             "gcp_location": "-",
         }
     )
+    import httpx  # loaded at first use (voidllm.lazyhttp)
+
     url = req.base_url.rstrip("/") + "/models"
     async with _client(services) as client:
         with trio.move_on_after(TEST_TIMEOUT):
@@ -146,6 +152,8 @@ def _model_count(body: bytes) -> int | None:
 
 def _describe(exc: httpx.HTTPError) -> str:
     """A fixed short description; never the exception's text, which may quote the URL or the answer."""
+    import httpx  # loaded at first use (voidllm.lazyhttp)
+
     if isinstance(exc, httpx.TimeoutException):
         return "request timeout"
     seen: list[BaseException] = []
@@ -171,7 +179,7 @@ def _describe(exc: httpx.HTTPError) -> str:
 async def _client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     """The process's shared admin client when the server runs; a short-lived one for the CLI."""
     if services.health is not None:
-        yield services.health.http_client
+        yield resolved(services.health.http_client)
         return
-    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+    async with plain_client() as client:
         yield client

@@ -14,14 +14,13 @@ from voidllm.errors import StoreError
 from voidllm.redis.cooldown import Cooldowns, MemoryCooldowns
 
 if TYPE_CHECKING:
-    import httpx
-
     from voidllm.auth.cache import KeyCache
     from voidllm.auth.oidc import OidcClient
     from voidllm.auth.throttle import Throttle
     from voidllm.codemode.sandbox import Sandbox
     from voidllm.config import CodeModeConfig, Config
     from voidllm.crypto import Keyring
+    from voidllm.lazyhttp import Client
     from voidllm.mcp.health import McpHealthBoard
     from voidllm.mcp.registry import McpRegistry
     from voidllm.mcp.tools_cache import LearnedOutput
@@ -67,7 +66,7 @@ class HealthRuntime:
     """The running upstream health service as the use cases see it (set by the server)."""
 
     board: HealthBoard  # the health prober's latest report per upstream
-    http_client: httpx.AsyncClient  # shared by the admin connection test; the server closes it
+    http_client: Client  # shared by the admin connection test; the server closes it
 
 
 @attrs.define(eq=False)

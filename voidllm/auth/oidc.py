@@ -54,16 +54,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
-import httpx
 import orjson
 import trio
 
 from voidllm.config.validate import issuer_problem
 from voidllm.crypto import CryptoError, Keyring
 from voidllm.errors import GatewayError
+from voidllm.lazyhttp import Client, resolved
 from voidllm.mcp.upstream.ssrf import BlockedAddress, PrivateAddress, check_url
 
 if TYPE_CHECKING:
+    import httpx
     from joserfc.jwk import KeySet
 
 # Authlib and joserfc (with the X.509 and key parts of cryptography they pull in: about 100 modules and 10 MB)
@@ -364,8 +365,8 @@ class OidcClient:
     ``clock`` is trio's (cache expiry), ``wall`` the Unix time the ID token's times are checked against.
     """
 
-    http: httpx.AsyncClient
-    org_http: httpx.AsyncClient
+    http: Client
+    org_http: Client
     allow_private_issuers: bool = False
     clock: Callable[[], float] = trio.current_time
     wall: Callable[[], float] = time.time
@@ -479,17 +480,19 @@ class OidcClient:
         """The client that fetches ``url`` (the :attr:`http` of the global provider, else :attr:`org_http`
         once the URL policy allowed the URL)."""
         if not org:
-            return self.http
+            return resolved(self.http)
         try:
             check_org_url(url, allow_private=self.allow_private_issuers)
         except BlockedAddress as exc:
             raise OidcError("provider_error", f"the {what} URL {exc.reason}") from None
-        return self.org_http
+        return resolved(self.org_http)
 
     @contextmanager
     def _fetching(self, what: str, *, org: bool) -> Iterator[None]:
         """Turn a failed request into a ``provider_error``: unreachable, or a host that resolves to a private
         address (refused by :attr:`org_http` when connecting)."""
+        import httpx  # loaded at first use (voidllm.lazyhttp)
+
         try:
             yield
         except httpx.HTTPError as exc:

@@ -52,15 +52,17 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 import trio
 from prometheus_client import Gauge
 
+from voidllm.lazyhttp import Client, resolved
 from voidllm.metrics import REGISTRY
 from voidllm.providers.registry import PROVIDERS, credential_headers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
+
+    import httpx
 
     from voidllm.config.settings import HealthCheckConfig
     from voidllm.routing.latency import LatencyTracker
@@ -291,6 +293,8 @@ def _probe_request(job: _Job) -> _ProbeRequest | None:
     """The request a probe sends, or ``None`` for a functional probe of a type that is not probed."""
     upstream = job.upstream
     if job.kind == "health":
+        import httpx  # loaded at first use (voidllm.lazyhttp)
+
         base = httpx.URL(upstream.base_url)
         return _ProbeRequest("GET", str(httpx.URL(scheme=base.scheme, host=base.host, port=base.port)))
     if job.kind == "models":
@@ -317,6 +321,8 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _sanitise(exc: httpx.HTTPError) -> str:
     """A fixed short description of a transport error; never the exception's text."""
+    import httpx  # loaded at first use (voidllm.lazyhttp)
+
     if isinstance(exc, httpx.TimeoutException):
         return "request timeout"
     causes = list(_causes(exc))
@@ -339,15 +345,17 @@ async def _send(client: httpx.AsyncClient, request: _ProbeRequest, upstream: Ups
         return response.status_code
 
 
-async def _probe(job: _Job, client: httpx.AsyncClient) -> _Outcome:
+async def _probe(job: _Job, client: Client) -> _Outcome:
     """Run one probe under :data:`PROBE_TIMEOUT`. Never raises (except ``Cancelled``)."""
+    import httpx  # loaded at first use (voidllm.lazyhttp)
+
     request = _probe_request(job)
     if request is None:
         return _Outcome(ok=True)
     began = trio.current_time()
     with trio.move_on_after(PROBE_TIMEOUT):
         try:
-            status = await _send(client, request, job.upstream)
+            status = await _send(resolved(client), request, job.upstream)
         except httpx.HTTPError as exc:
             return _Outcome(ok=False, error=_sanitise(exc))
         except Exception as exc:
@@ -375,7 +383,7 @@ async def serve_health_probes(
     *,
     models: Sequence[Model] | Callable[[], Sequence[Model]],
     settings: HealthCheckConfig,
-    client: httpx.AsyncClient,
+    client: Client,
     board: HealthBoard,
     latency: LatencyTracker | None = None,
     max_concurrent: int = MAX_CONCURRENT_PROBES,
@@ -448,7 +456,7 @@ def _jobs(models: Sequence[Model], settings: HealthCheckConfig) -> list[_Job]:
 async def _serve_job(
     job: _Job,
     *,
-    client: httpx.AsyncClient,
+    client: Client,
     board: HealthBoard,
     latency: LatencyTracker | None,
     limiter: trio.CapacityLimiter,

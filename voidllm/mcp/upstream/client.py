@@ -52,7 +52,6 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import attrs
-import httpx
 import orjson
 import trio
 
@@ -71,6 +70,8 @@ from voidllm.transport.base import UpstreamError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+
+    import httpx
 
 __all__ = [
     "HANDSHAKE_VERSIONS",
@@ -252,6 +253,8 @@ class McpUpstreams:
         return client
 
     def _new_client(self) -> httpx.AsyncClient:
+        import httpx  # loaded at first use (voidllm.lazyhttp)
+
         return httpx.AsyncClient(
             transport=guarded_transport(self.allow_private_urls),
             timeout=httpx.Timeout(None, connect=_CONNECT_TIMEOUT, pool=_CONNECT_TIMEOUT),
@@ -496,6 +499,8 @@ class McpUpstreams:
 
     async def _speaks_legacy_sse(self, server: UpstreamServer) -> bool:
         """``GET`` the URL as an SSE stream: an ``endpoint`` event means the old HTTP+SSE transport."""
+        import httpx  # loaded at first use (voidllm.lazyhttp)
+
         headers = {"Accept": "text/event-stream"} | await self._auth_headers(server)
         check_url(server.url, allow_private=self.allow_private_urls)
         try:

@@ -21,11 +21,12 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 import orjson
 import trio
 
 if TYPE_CHECKING:
+    import httpx
+
     from voidllm.mcp.upstream.client import UpstreamServer
 
 __all__ = ["DEFAULT_EXPIRES_IN", "EXPIRY_MARGIN", "OAuthError", "TokenCache"]
@@ -88,6 +89,8 @@ class TokenCache:
 
     async def _discover(self, client: httpx.AsyncClient, server_url: str) -> str:
         """The token endpoint from the authorization server metadata at the MCP server's origin (RFC 8414)."""
+        import httpx  # loaded at first use (voidllm.lazyhttp)
+
         base = httpx.URL(server_url)
         origin = base.copy_with(path="/", query=None, fragment=None)
         cached = self._discovered.get(str(origin))
@@ -105,6 +108,8 @@ class TokenCache:
     async def _get_json(
         self, client: httpx.AsyncClient, method: str, url: httpx.URL, form: dict[str, str] | None, what: str
     ) -> dict[str, Any]:
+        import httpx  # loaded at first use (voidllm.lazyhttp)
+
         try:
             headers = {"Accept": "application/json"}
             async with client.stream(method, url, data=form, headers=headers) as response:
@@ -126,6 +131,8 @@ class TokenCache:
         return payload
 
     async def _fetch(self, client: httpx.AsyncClient, server: UpstreamServer, token_url: str) -> _Token:
+        import httpx  # loaded at first use (voidllm.lazyhttp)
+
         url = httpx.URL(token_url)
         self._check(url, "OAuth token URL")
         form = {

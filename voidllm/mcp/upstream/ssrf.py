@@ -16,13 +16,16 @@ is on, the gateway refuses
   (``::ffff:127.0.0.1``), NAT64 (``64:ff9b::7f00:1``) or 6to4 (``2002:7f00:1::``) IPv6 address, or in the
   legacy IPv4 forms that resolvers accept (``127.1``, ``0x7f000001``, ``2130706433``, ``0177.0.0.1``).
 
-A host name is checked again at connect time: :class:`GuardedBackend` is the httpcore network backend of
-every upstream client. It resolves the host itself, refuses the connection if ANY resolved address is
-blocked, and then connects to the very address it checked (the name is never resolved a second time), so
-DNS rebinding between check and connect cannot slip a private address through. TLS still verifies the
-certificate against the host name: httpcore passes the origin's name as ``server_hostname``.
+A host name is checked again at connect time: the httpcore network backend of every upstream httpx client
+(:class:`~voidllm.mcp.upstream.guarded_httpx.GuardedBackend`) resolves the host itself, refuses the
+connection if ANY resolved address is blocked, and then connects to the very address it checked (the name
+is never resolved a second time), so DNS rebinding between check and connect cannot slip a private address
+through. TLS still verifies the certificate against the host name: httpcore passes the origin's name as
+``server_hostname``.
 :func:`guarded_transport` is the httpx transport built on it (OAuth token requests, the legacy transport's
 probe), :class:`GuardedPool` the same rule for the h11 keep-alive pool that carries the JSON-RPC traffic.
+httpx itself is imported only when a client is made (:func:`guarded_transport`) or a URL is checked: a
+gateway that never calls an MCP server over httpx does not load it (about 50 ms and 2 MB of every start).
 
 Organisations' single sign-on providers follow the same policy (:mod:`voidllm.auth.oidc`, with its own
 setting, ``settings.sso.allow_private_issuers``): a caller names the setting that allows private addresses
@@ -34,28 +37,24 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-import typing
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import attrs
-import httpcore
-import httpx
 import trio
-from httpcore._backends.trio import TrioBackend
 
 from voidllm.bounds import valid_host
 from voidllm.transport.h11pool import H11Pool
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    import httpx
 
     from voidllm.transport.h11pool import _Target
 
 __all__ = [
     "BlockedAddress",
-    "GuardedBackend",
     "GuardedPool",
+    "NameNotResolved",
     "PrivateAddress",
     "blocked_ip",
     "check_url",
@@ -124,8 +123,8 @@ def check_url(url: str, *, allow_private: bool, https_only: bool = False, settin
         parts = urlsplit(url)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError on a bad port
-        httpx.URL(url)
-    except (ValueError, TypeError, httpx.InvalidURL):
+        _httpx_url(url)
+    except (ValueError, TypeError):
         raise BlockedAddress("must be a valid http:// or https:// URL") from None
     schemes = ("https",) if https_only else ("http", "https")
     if parts.scheme not in schemes:
@@ -135,6 +134,20 @@ def check_url(url: str, *, allow_private: bool, https_only: bool = False, settin
         raise BlockedAddress("must have a valid host name or address")
     if not allow_private and private_host(host):
         raise PrivateAddress(f"{PRIVATE} (allowed with {setting}: true)")
+
+
+def _httpx_url(url: str) -> None:
+    """Parse ``url`` as httpx will when connecting (its IDNA and character rules).
+
+    Raises:
+        ValueError: httpx refuses it.
+    """
+    import httpx  # here, not at the top: see the module docstring
+
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(str(exc)) from None
 
 
 def private_host(host: str) -> bool:
@@ -184,60 +197,32 @@ def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
     return ipaddress.IPv4Address(value)
 
 
+class NameNotResolved(OSError):
+    """The host name did not resolve to any address (a connection failure, not a refusal)."""
+
+
 async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[str]:
-    """The host's addresses, each checked: one blocked address refuses the whole name."""
+    """The host's addresses, each checked: one blocked address refuses the whole name.
+
+    Raises:
+        NameNotResolved: the name did not resolve.
+        PrivateAddress: an address is blocked and ``allow_private`` is off.
+    """
     try:
         infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise httpcore.ConnectError("name resolution failed") from exc
+        raise NameNotResolved("name resolution failed") from exc
     addresses: list[str] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         address = str(sockaddr[0]).split("%", 1)[0]
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise httpcore.ConnectError("name resolution returned no address")
+        raise NameNotResolved("name resolution returned no address")
     if not allow_private and any(blocked_ip(ipaddress.ip_address(a)) for a in addresses):
         reason = "resolves to a private, loopback, link-local or reserved address"
         raise PrivateAddress(reason, subject="host")
     return addresses
-
-
-@attrs.define(eq=False)
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's trio backend, connecting only to addresses :func:`resolve_checked` let through."""
-
-    allow_private: bool
-    inner: TrioBackend = attrs.field(factory=TrioBackend)
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's backend interface)
-        local_address: str | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await resolve_checked(host, port, allow_private=self.allow_private)
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                last = exc
-        assert last is not None
-        raise last
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's backend interface)
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise BlockedAddress("unix sockets are not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await trio.sleep(seconds)
 
 
 @attrs.define(eq=False)
@@ -250,10 +235,7 @@ class GuardedPool(H11Pool):
     allow_private: bool = False
 
     async def _connect_tcp(self, target: _Target) -> trio.SocketStream:
-        try:
-            addresses = await resolve_checked(target.host, target.port, allow_private=self.allow_private)
-        except httpcore.ConnectError as exc:  # the name did not resolve
-            raise OSError(str(exc)) from exc
+        addresses = await resolve_checked(target.host, target.port, allow_private=self.allow_private)
         last: OSError | None = None
         for address in addresses:  # the first that accepts, in their order
             try:
@@ -272,19 +254,10 @@ trial), and a ``tools/call``, not idempotent, is not retried."""
 
 
 def guarded_transport(allow_private: bool) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose every connection goes through :class:`GuardedBackend` (httpx's defaults
-    otherwise, without the environment's proxies or certificates). Its requests raise
-    :class:`BlockedAddress` (not an ``httpx.HTTPError``) for a host refused when connecting."""
-    # One TLS context for the transport and the pool that replaces its own: each loads the CA bundle (about
-    # 1 MB and 30 ms).
-    ssl_context = httpx.create_ssl_context(trust_env=False)
-    transport = httpx.AsyncHTTPTransport(verify=ssl_context, trust_env=False)
-    # httpx offers no network_backend argument: rebuild its pool with the guarded backend (same knobs).
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=ssl_context,
-        max_connections=100,
-        max_keepalive_connections=20,
-        keepalive_expiry=KEEPALIVE_EXPIRY,
-        network_backend=GuardedBackend(allow_private),
-    )
-    return transport
+    """An httpx transport whose every connection goes through
+    :class:`~voidllm.mcp.upstream.guarded_httpx.GuardedBackend` (httpx's defaults otherwise, without the
+    environment's proxies or certificates). Its requests raise :class:`BlockedAddress` (not an
+    ``httpx.HTTPError``) for a host refused when connecting."""
+    from voidllm.mcp.upstream.guarded_httpx import transport  # loads httpx: see the module docstring
+
+    return transport(allow_private, keepalive_expiry=KEEPALIVE_EXPIRY)
