@@ -291,3 +291,33 @@ async def test_a_store_outage_refuses_the_missed_key_and_remembers_nothing() -> 
         await cache.resolve_key(key)
     lookups.error = None
     assert (await cache.resolve_key(key)).key_id == "k"
+
+
+def lookups_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("voidllm_key_lookups_total", {"outcome": outcome}) or 0
+
+
+async def test_lookups_are_bounded_to_twenty_a_second(autojump_clock: trio.testing.MockClock) -> None:
+    lookups = Lookups({})
+    cache = KeyCache(SECRET, lookup=lookups)
+    before = {outcome: lookups_counted(outcome) for outcome in ("absent", "skipped")}
+
+    async def misses(count: int) -> None:
+        for _ in range(count):
+            with pytest.raises(AuthenticationError, match="invalid API key"):
+                await cache.resolve_key(generate_key(KeyKind.USER))
+
+    await misses(25)  # a burst of made-up keys: twenty are asked for, five refused without a query
+    assert len(lookups.calls) == 20
+    await trio.sleep(0.5)
+    await misses(15)  # half a second later, ten more
+    assert len(lookups.calls) == 30
+    assert lookups_counted("absent") == before["absent"] + 30
+    assert lookups_counted("skipped") == before["skipped"] + 10
+
+    key = generate_key(KeyKind.USER)
+    lookups.known[hash_key(SECRET, key)] = identity("new")
+    with pytest.raises(AuthenticationError):
+        await cache.resolve_key(key)  # the bucket is empty: even a real key waits for a token
+    await trio.sleep(0.05)
+    assert (await cache.resolve_key(key)).key_id == "new"

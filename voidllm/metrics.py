@@ -117,6 +117,12 @@ AUTH_FAILURES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+KEY_LOOKUPS = Counter(
+    "voidllm_key_lookups_total",
+    "Keys the key cache missed, looked up in the store (found, absent, error) or refused without (skipped).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 
 _SAMPLED: dict[Gauge, Callable[[], float]] = {}
 

@@ -12,14 +12,16 @@ valid keys keep working through a database blip.
 Other processes (the workers of this instance, other instances) learn of a new key from a change notice and
 reload a moment later. A request that arrives in that moment must not be refused, so the request paths call
 :meth:`KeyCache.resolve`: on a miss it asks the store for that one key (:attr:`KeyCache.lookup`, one indexed
-query). Those lookups are bounded: at most :data:`MAX_LOOKUPS` at a time (more misses are refused without
-one), and a hash the store did not know is remembered until the next reload (:data:`MAX_ABSENT` of them), so
-a client repeating a revoked key, or a flood of made-up ones, costs the store little.
+query). Those lookups are bounded: at most :data:`MAX_LOOKUPS` at a time and :data:`LOOKUP_RATE` a second
+on average (a miss beyond either is refused without one), and a hash the store did not know is remembered
+until the next reload (:data:`MAX_ABSENT` of them), so a client repeating a revoked key, or a flood of
+made-up ones, costs the store little. ``voidllm_key_lookups_total`` counts them by outcome.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -32,7 +34,7 @@ from voidllm.auth.loader import load_live_key_by_hash, load_live_keys
 from voidllm.crypto import KeyKind, hash_key, is_well_formed
 from voidllm.errors import AuthenticationError, StoreError
 from voidllm.identity import KeyIdentity
-from voidllm.metrics import AUTH_FAILURES, CACHE_SIZE
+from voidllm.metrics import AUTH_FAILURES, CACHE_SIZE, KEY_LOOKUPS
 from voidllm.nursery.periodic import keep_reloading
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ MISSING = "missing API key: send the header Authorization: Bearer <key>"
 
 MAX_LOOKUPS = 4
 """Store lookups of missed keys running at once per process; a miss beyond them is refused at once."""
+LOOKUP_RATE = 20.0
+"""Store lookups of missed keys a second per process on average, in bursts of as many (a token bucket)."""
 MAX_ABSENT = 10_000
 """Hashes remembered as unknown to the store; when full the memory starts again empty."""
 
@@ -65,6 +69,8 @@ class KeyCache:
     _headers: frozenset[str] | None = None
     _absent: set[str] = attrs.field(factory=set)  # hashes the store did not know since the last reload
     _lookups: int = 0  # store lookups running
+    _tokens: float = LOOKUP_RATE  # the lookups' token bucket, as of ``_tokens_at`` (trio's clock)
+    _tokens_at: float = -math.inf
     _changes: int = 0  # evictions and finished reloads: a lookup that overlaps one trusts the cache instead
 
     def __len__(self) -> int:
@@ -104,17 +110,22 @@ class KeyCache:
         return self._live(digest, identity)
 
     async def _look_up(self, digest: str) -> KeyIdentity:
-        if self.lookup is None or digest in self._absent or self._lookups >= MAX_LOOKUPS:
+        if self.lookup is None:
+            self._reject("unknown", "invalid API key")
+        if digest in self._absent or self._lookups >= MAX_LOOKUPS or not self._take_token():
+            KEY_LOOKUPS.labels("skipped").inc()
             self._reject("unknown", "invalid API key")
         changes = self._changes
         self._lookups += 1
         try:
             identity = await self.lookup(digest)
         except StoreError as exc:  # the store is down: a key it cannot confirm is refused, and not remembered
+            KEY_LOOKUPS.labels("error").inc()
             log.warning("key lookup failed", extra={"error_type": type(exc).__name__})
             self._reject("unknown", "invalid API key")
         finally:
             self._lookups -= 1
+        KEY_LOOKUPS.labels("absent" if identity is None else "found").inc()
         if self._changes != changes:  # a revocation or a reload overlapped the query: the cache knows better
             identity = self._by_hash.get(digest)
         elif identity is None:
@@ -126,6 +137,15 @@ class KeyCache:
         if identity is None:
             self._reject("unknown", "invalid API key")
         return identity
+
+    def _take_token(self) -> bool:
+        now = trio.current_time()
+        self._tokens = min(LOOKUP_RATE, self._tokens + (now - self._tokens_at) * LOOKUP_RATE)
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def _presented(self, authorization: str | None, api_key: str | None) -> str:
         """The presented key: ``X-Api-Key``'s value when not empty, else ``Authorization``'s after Bearer."""
