@@ -1,5 +1,6 @@
 """HTTP/1.1 answers (voidllm.web.http1): an answer of known length goes out in one write with its first body
-bytes, an answer without a length sends its head at once, and a held head is never lost or reordered.
+bytes, an answer without a length sends its head at once, the end of an answer of known length writes nothing,
+and a held head is never lost or reordered.
 
 The protocol runs as hypercorn runs it (its own h11 connection, config and worker context); its writes are
 captured where hypercorn's connection would write them to the socket."""
@@ -66,7 +67,7 @@ async def test_the_bytes_are_those_hypercorn_writes_in_several_writes() -> None:
         await proto.stream_send(StreamClosed(stream_id=1))
 
     assert len(raw(their_writes)) == 4  # head, two bodies, the end (empty)
-    assert len(raw(our_writes)) == 3  # head with the first body, the second body, the end
+    assert len(raw(our_writes)) == 2  # head with the first body, the second body (the end is no bytes)
     assert b"".join(raw(our_writes)) == b"".join(raw(their_writes)).replace(b" 200 \r\n", b" 200 OK\r\n", 1)
     assert [type(e) for e in our_writes if not isinstance(e, RawData)] == [
         type(e) for e in their_writes if not isinstance(e, RawData)
@@ -118,7 +119,7 @@ async def test_the_next_answer_on_the_connection_is_held_again() -> None:
 
     await answer(proto, [(b"content-length", b"1")], b"b")
 
-    assert raw(written) == [b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nserver: hypercorn-h11\r\n\r\nb", b""]
+    assert raw(written) == [b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nserver: hypercorn-h11\r\n\r\nb"]
 
 
 async def test_statuses_get_their_reason_phrase() -> None:

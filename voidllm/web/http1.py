@@ -12,7 +12,9 @@
   head waits at most for the next event of its stream: a body message (written with it), the end, or the
   stream closing (the head is written first, so the bytes on the wire are the same as before, in order). An
   answer without a length (chunked: event streams, relayed binary bodies of unknown size) sends its head at
-  once, as before: a streaming client waits for it to open the stream.
+  once, as before: a streaming client waits for it to open the stream. The end of an answer of known
+  length has no bytes of its own and is not written at all (hypercorn writes nothing, but takes its send
+  lock and yields twice for it).
 
 HTTP/2 has neither: no reason phrase, and its frames are written by hypercorn's own H2 protocol.
 """
@@ -58,7 +60,8 @@ class GatewayH11Protocol(H11Protocol):
         if isinstance(event, h11.Response) and any(name == b"content-length" for name, _ in event.headers):
             self._held = data or b""
             return
-        await self._write(data or b"")
+        if data or self._held:  # (the end of an answer of known length is no bytes: no write at all)
+            await self._write(data or b"")
 
     async def _write(self, data: bytes) -> None:
         if self._held:
