@@ -4,10 +4,14 @@
 The router orders the model's upstreams (strategy, health, breakers, cooldowns). Each candidate's breaker
 is asked for a permit right before its attempt, so candidates that are never tried reserve nothing.
 
-An attempt lives in its own task inside the chain's nursery (the request's lifetime, STYLE P1) and runs only
-the *header phase*: it opens the upstream request under its attempt deadline (``attempt_timeout``, else the
-model's deadline) and, once response headers are in, hands an :class:`Opened` to the chain and waits until
-the chain releases it; leaving the transport's context then closes or pools the connection. The chain:
+With hedging (or tracing) on, an attempt lives in its own task inside the chain's nursery (the request's
+lifetime, STYLE P1) and runs only the *header phase*: it opens the upstream request under its attempt
+deadline (``attempt_timeout``, else the model's deadline) and, once response headers are in, hands an
+:class:`Opened` to the chain and waits until the chain releases it; leaving the transport's context then
+closes or pools the connection. Without hedging the attempts cannot overlap, so each runs in the chain's own
+task, relay included (:meth:`AttemptChain._in_turn`): the same decisions, without a task and its hand-over
+(two scheduler rounds of every request, one of them between the upstream's answer and the client's). Tracing
+keeps the tasks: an attempt's span is current in its own task only. The chain:
 
 - takes the first :class:`Opened` whose status it will answer with as the **winner**: every other running
   attempt is cancelled at once (its upstream connection closed) and counts as breaker-neutral;
@@ -39,6 +43,7 @@ every breaker was open is handed to the chain's ``note`` hook as an incident (ki
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 import time
@@ -193,17 +198,6 @@ class AttemptChain:
             ChainExhausted: when ``final`` is False and the model failed in a way another model may fix.
             CircuitOpenError, BadGatewayError, GatewayTimeoutError: when the chain failed and is final.
         """
-        error: Exception | None = None
-        async with trio.open_nursery() as nursery:
-            try:
-                await self._run(nursery, relay)
-            except Exception as exc:  # re-raised below, outside the nursery, so it is not wrapped in a group
-                error = exc
-            nursery.cancel_scope.cancel()
-        if error is not None:
-            raise error
-
-    async def _run(self, nursery: trio.Nursery, relay: Callable[[Opened], Awaitable[None]]) -> None:
         candidates = self.router.order(
             self.model.upstreams,
             strategy=self.model.strategy,
@@ -212,6 +206,90 @@ class AttemptChain:
         )
         if not isinstance(self.body, bytes):
             candidates = candidates[:1]  # a streamed (multipart) body cannot be sent twice
+        if self.model.hedge_after is None and tracing.state.tracer is None:
+            await self._run_in_turn(candidates, relay)
+            return
+        error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            try:
+                await self._run(nursery, candidates, relay)
+            except Exception as exc:  # re-raised below, outside the nursery, so it is not wrapped in a group
+                error = exc
+            nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _run_in_turn(
+        self, candidates: list[Upstream], relay: Callable[[Opened], Awaitable[None]]
+    ) -> None:
+        """The chain without hedging or tracing: one attempt after another, each in this task."""
+        waiting = iter(candidates)
+        tried = 0
+        last_error: Exception | None = None
+        while (started := self._next_candidate(waiting, hedging=False)) is not None:
+            if tried:
+                record_retry(self.model.name, self.model.strategy)
+            tried += 1
+            upstream, request, permit, _span, attempt = started
+            last_error = await self._in_turn(upstream, request, permit, attempt, relay, waiting)
+            if last_error is None:
+                return
+        raise self._exhausted(tried, last_error)
+
+    async def _in_turn(
+        self,
+        upstream: Upstream,
+        request: tuple[str, list[tuple[bytes, bytes]], Any],
+        permit: Permit,
+        attempt: int,
+        relay: Callable[[Opened], Awaitable[None]],
+        waiting: Iterator[Upstream],
+    ) -> Exception | None:
+        """One attempt in the chain's task: open it under its deadline, then refuse (fail over) or relay its
+        answer, as :meth:`_run` decides for an attempt task's; ``None`` once relayed, else the error the
+        client would get if no other candidate answers. The client's streamed body failing while the
+        upstream reads it raises that error, as :meth:`run` does."""
+        url, headers, body = request
+        began = time.perf_counter()
+        attempt_deadline = self.deadline
+        if self.model.attempt_timeout is not None:
+            attempt_deadline = min(self.deadline, trio.current_time() + self.model.attempt_timeout)
+        # Leaving ``permit`` without an outcome (a request that went away) is neutral.
+        with permit:
+            async with contextlib.AsyncExitStack() as stack:
+                resp: UpstreamResponse | None = None
+                with trio.move_on_at(attempt_deadline):
+                    try:
+                        resp = await stack.enter_async_context(
+                            self.transport.request(b"POST", url, headers, body, content_length=self.length)
+                        )
+                    except UpstreamError as exc:
+                        permit.failure()
+                        failed = _Failed(
+                            upstream, timeout=isinstance(exc, UpstreamTimeoutError), attempt=attempt
+                        )
+                        return self._failed(failed, more=_has_more(waiting))
+                if resp is None:  # the attempt deadline passed before the headers
+                    permit.failure()
+                    return self._failed(
+                        _Failed(upstream, timeout=True, attempt=attempt), more=_has_more(waiting)
+                    )
+                self.router.latency.observe(upstream.name, time.perf_counter() - began)
+                opened = Opened(
+                    self.model, upstream, permit, resp, self.router, attempt=attempt, note=self.note
+                )
+                if self._refuse(opened, last=not _has_more(waiting)):
+                    await _drain(resp)
+                    return BadGatewayError("upstream provider is unavailable")
+                try:
+                    await relay(opened)
+                except AnswerBroken:
+                    return self._broken(opened, more=_has_more(waiting))
+                return None
+
+    async def _run(
+        self, nursery: trio.Nursery, candidates: list[Upstream], relay: Callable[[Opened], Awaitable[None]]
+    ) -> None:
         send, receive = trio.open_memory_channel[Opened | _Failed | _ClientFault](len(candidates))
         waiting = iter(candidates)
         running = tried = 0
@@ -255,13 +333,30 @@ class AttemptChain:
                 finally:
                     result._release.set()
                 return
+        raise self._exhausted(tried, last_error)
+
+    def _exhausted(self, tried: int, last_error: Exception | None) -> Exception:
+        """The chain's error when no candidate's answer was relayed (see :meth:`_final`)."""
         if tried == 0:
             for upstream in self._skipped or ():
                 self._note("failure", upstream, "breaker_open", None, 0)
-            raise self._final(CircuitOpenError("upstream temporarily unavailable"))
-        raise self._final(last_error or BadGatewayError("upstream provider is unavailable"))
+            return self._final(CircuitOpenError("upstream temporarily unavailable"))
+        return self._final(last_error or BadGatewayError("upstream provider is unavailable"))
 
     def _start_next(self, nursery: trio.Nursery, waiting: Any, send: Any, *, hedging: bool) -> bool:
+        started = self._next_candidate(waiting, hedging=hedging)
+        if started is None:
+            return False
+        upstream, request, permit, span, attempt = started
+        scope = self._scopes[upstream] = trio.CancelScope()
+        nursery.start_soon(self._attempt, upstream, request, permit, scope, send, span, attempt)
+        return True
+
+    def _next_candidate(
+        self, waiting: Iterator[Upstream], *, hedging: bool
+    ) -> tuple[Upstream, tuple[str, list[tuple[bytes, bytes]], Any], Permit, Any, int] | None:
+        """The next candidate whose breaker gives a permit, its request, the permit, its span (while tracing)
+        and its attempt number; ``None`` when none is left. Candidates refused a permit are counted."""
         for upstream in waiting:
             request = self.build(upstream)  # in this task, so an untranslatable request is the client's 400
             permit = self.router.breakers.try_acquire(upstream.name)
@@ -273,18 +368,14 @@ class AttemptChain:
                     self._skipped = []
                 self._skipped.append(upstream)
                 continue
-            scope = trio.CancelScope()
-            self._scopes[upstream] = scope
             self._last_started = trio.current_time()
             self.on_attempt(upstream)
             self._started += 1
             span = None
             if tracing.state.tracer is not None:  # started here: the attempt task inherits this context
                 span = self._attempt_span(upstream, self._started, hedging=hedging)
-            attempt = self.attempts_before + self._started
-            nursery.start_soon(self._attempt, upstream, request, permit, scope, send, span, attempt)
-            return True
-        return False
+            return upstream, request, permit, span, self.attempts_before + self._started
+        return None
 
     def _next_hedge_at(self, hedge: float | None, running: int, waiting: Any) -> float:
         if hedge is None or running == 0 or not _has_more(waiting):
