@@ -245,7 +245,8 @@ def _trace_exchange(ex: Exchange, path: str) -> None:
 async def _watch_disconnect(
     receive: Receive, body_done: trio.Event, scope: trio.CancelScope, ex: Exchange
 ) -> None:
-    await body_done.wait()
+    if not body_done.is_set():  # (a JSON body is read before: no yield for a set event)
+        await body_done.wait()
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
