@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 import trio
+import trio.testing
 from hypercorn.events import Closed, Event, RawData
 
 from voidllm.web.writes import CancellableWritesServer
@@ -56,3 +57,50 @@ async def test_a_write_that_meets_a_closing_connection_ends_it_quietly(error: ty
     made, protocol = server(FakeStream(fails_with=error))
     await made.protocol_send(RawData(data=b"x"))
     assert protocol.events == [Closed()]
+
+
+@attrs.define
+class RecordingStream:
+    """A stream whose writes are recorded; each waits for ``gate`` when one is set."""
+
+    writes: list[bytes] = attrs.Factory(list)
+    gate: trio.Event | None = None
+    closed: bool = False
+
+    async def send_all(self, data: bytes) -> None:
+        self.writes.append(data)
+        if self.gate is not None:
+            await self.gate.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_cancelled_caller_is_refused_before_its_write() -> None:
+    stream = RecordingStream()
+    made, _ = server(stream)  # type: ignore[arg-type]
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await made.protocol_send(RawData(data=b"x"))
+    assert scope.cancelled_caught
+    assert stream.writes == []
+    assert not stream.closed  # nothing went out: the connection is still whole
+    assert not made.send_lock.locked()
+
+
+async def test_writes_still_take_turns() -> None:
+    """The lock is taken without a yield when free, and still excludes: a second write waits for the first."""
+    stream = RecordingStream(gate=trio.Event())
+    made, _ = server(stream)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(made.protocol_send, RawData(data=b"first"))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(made.protocol_send, RawData(data=b"second"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert stream.writes == [b"first"]
+        assert made.send_lock.statistics().tasks_waiting == 1
+        stream.gate.set()
+    assert stream.writes == [b"first", b"second"]
+    assert not made.send_lock.locked()
