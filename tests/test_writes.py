@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 import trio
 import trio.testing
 from hypercorn.events import Closed, Event, RawData
 
-from voidllm.web.writes import CancellableWritesServer
+from voidllm.web.writes import CancellableWritesServer, IdleTimer
 
 
 @attrs.define
@@ -104,3 +106,44 @@ async def test_writes_still_take_turns() -> None:
         stream.gate.set()
     assert stream.writes == [b"first", b"second"]
     assert not made.send_lock.locked()
+
+
+@attrs.define
+class FakeTaskGroup:
+    _nursery: trio.Nursery
+
+
+async def test_the_idle_timer_restarts_and_stops_without_yielding(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fired: list[tuple[str, float]] = []
+
+    def timer(name: str) -> Any:
+        async def action() -> None:
+            await trio.sleep(10)  # hypercorn's keep-alive timeout
+            fired.append((name, trio.current_time()))
+
+        return action
+
+    idle = IdleTimer()
+    async with trio.open_nursery() as nursery:
+        group = FakeTaskGroup(nursery)
+        await idle.restart(group, timer("first"))
+        await trio.sleep(5)
+        await idle.restart(group, timer("second"))  # an answer ended again: the timer starts over
+        await trio.sleep(20)
+        await idle.restart(group, timer("third"))
+        await idle.stop()  # a request began before the new timer even ran
+        await idle.stop()  # (twice is harmless)
+    assert fired == [("second", 15.0)]
+
+
+async def test_restart_and_stop_do_not_yield() -> None:
+    idle = IdleTimer()
+    async with trio.open_nursery() as nursery:
+        group = FakeTaskGroup(nursery)
+        with trio.CancelScope() as scope:  # a checkpoint inside would raise Cancelled here
+            scope.cancel()
+            await idle.restart(group, trio.sleep_forever)
+            await idle.stop()
+        assert not scope.cancelled_caught
