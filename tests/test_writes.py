@@ -113,7 +113,7 @@ class FakeTaskGroup:
     _nursery: trio.Nursery
 
 
-async def test_the_idle_timer_restarts_and_stops_without_yielding(
+async def test_the_idle_timer_starts_over_at_each_restart_and_a_stop_cancels_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     fired: list[tuple[str, float]] = []
