@@ -4,7 +4,11 @@ less often (:func:`voidllm.server.tune_gc_after_start`); a gateway run inside an
 from __future__ import annotations
 
 import gc
+import json
 import linecache
+import subprocess
+import sys
+import textwrap
 import traceback
 from functools import partial
 from pathlib import Path
@@ -15,7 +19,7 @@ import trio
 
 from tests.gateway import make_config, run_gateway
 from tests.process import spawn_gateway, write_config
-from voidllm import server
+from voidllm import collector, server
 from voidllm.server import GC_YOUNG_THRESHOLD, MALLOC_ARENAS, forget_generated_sources
 
 
@@ -25,11 +29,67 @@ async def test_the_gateway_process_freezes_its_heap_before_it_listens(tmp_path: 
             await gw.wait_for_line(lambda: bool(gw.log("heap frozen")))
         (record,) = gw.log("heap frozen")
         assert record["young_threshold"] == GC_YOUNG_THRESHOLD == 5000
+        assert record["thresholds"] == [5000, 10, 10]  # the hold on full collections (voidllm.entry) is over
         assert record["malloc_arenas"] == MALLOC_ARENAS == 2  # this machine's Python runs on glibc
         assert isinstance(record["objects"], int)
         assert record["objects"] > 50_000  # the modules, the app and its caches
         messages = [line for line in gw.lines if '"msg":"heap frozen"' in line or '"msg":"listening"' in line]
         assert ['"msg":"heap frozen"' in line for line in messages] == [True, False]  # before it listens
+
+
+def _collections_of(code: str) -> dict[str, object]:
+    """Run ``code`` in a fresh interpreter that records the generation of every collection in ``collected``;
+    the code's last line prints a JSON object, returned here."""
+    recorder = (
+        "import gc, json, sys\n"
+        "collected = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and collected.append(info['generation']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", recorder + textwrap.dedent(code)], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_the_command_line_loads_without_full_collections_and_then_gets_pythons_thresholds() -> None:
+    held = _collections_of(
+        """
+        from voidllm import entry
+        sys.argv = ["voidllm", "version"]
+        entry.main()
+        counts = {"full": collected.count(2), "young": collected.count(0)}
+        print(json.dumps({**counts, "after": gc.get_threshold()}))
+        """
+    )
+    assert held["full"] == 0
+    assert held["young"] > 50  # young collections still run while the modules load
+    assert held["after"] == [700, 10, 10]  # Python's own, for every command but serve
+    # The same imports without the hold: the collector walks start-up's objects in full, which is what the
+    # hold saves (if this no longer happens, the hold has stopped mattering).
+    plain = _collections_of(
+        """
+        import voidllm.cli, voidllm.manage
+        print(json.dumps({"full": collected.count(2)}))
+        """
+    )
+    assert plain["full"] >= 1
+
+
+def test_the_hold_on_full_collections_is_released_once() -> None:
+    before = gc.get_threshold()
+    try:
+        collector.hold_full_collections()
+        held = gc.get_threshold()
+        collector.hold_full_collections()  # a second hold changes nothing
+        assert gc.get_threshold() == held
+        assert held[:2] == before[:2]
+        assert held[2] > 1_000_000
+        collector.release_full_collections(GC_YOUNG_THRESHOLD)
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        collector.release_full_collections()  # nothing held: the current thresholds stay
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+    finally:
+        gc.set_threshold(*before)
 
 
 async def test_an_operators_malloc_arena_max_is_left_to_rule(tmp_path: Path) -> None:

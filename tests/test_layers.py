@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "voidllm.identity",
             "voidllm.asgi",
             "voidllm.lazyhttp",
+            "voidllm.collector",
             "voidllm.sse",
             "voidllm.codec",
             "voidllm.crypto",
@@ -67,7 +68,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("use cases", ("voidllm.admin",)),
     ("gateways", ("voidllm.mcp.gateway",)),
     ("edges", ("voidllm.web", "voidllm.manage", "voidllm.invalidations")),
-    ("process", ("voidllm.server", "voidllm.workers", "voidllm.cli", "voidllm.__main__")),
+    ("process", ("voidllm.server", "voidllm.workers", "voidllm.cli", "voidllm.entry", "voidllm.__main__")),
 )
 """Bottom to top: (layer name, the packages and modules in it)."""
 

@@ -35,7 +35,8 @@ def test_default_scheme_is_built_lazily_with_defaults(monkeypatch: pytest.Monkey
     monkeypatch.setattr(passwords, "build_hasher", lambda: argon2.PasswordHasher.from_parameters(CHEAPEST))
     scheme = passwords._scheme()
     assert passwords._scheme() is scheme
-    assert scheme.dummy_hash.startswith("$argon2id$")
+    assert scheme.dummy_hash().startswith("$argon2id$")
+    assert scheme.dummy_hash() is scheme.dummy_hash()
 
 
 def test_hash_and_verify() -> None:
@@ -79,10 +80,10 @@ def test_missing_or_malformed_hash_costs_one_dummy_verification(
             return real_verify(hash, password)
 
     counting = Counting.from_parameters(CHEAPEST)
-    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme(counting, cheap_hashing.dummy_hash))
+    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme(counting, dummy=cheap_hashing.dummy_hash()))
     # The dummy's own password is unknown, so even the "right" guess cannot succeed through it.
     assert passwords.verify_password(stored, "whatever1") is False
-    assert calls[-1] == cheap_hashing.dummy_hash
+    assert calls[-1] == cheap_hashing.dummy_hash()
     assert len(calls) == (2 if stored else 1)  # a malformed hash is tried, then the dummy
 
 
@@ -124,4 +125,30 @@ def test_random_password_rejects_bad_length(length: int) -> None:
 
 
 def test_repr_hides_dummy(cheap_hashing: passwords._Scheme) -> None:
-    assert cheap_hashing.dummy_hash not in repr(cheap_hashing)
+    assert cheap_hashing.dummy_hash() not in repr(cheap_hashing)
+
+
+class _CountingHashes(argon2.PasswordHasher):
+    made: int = 0
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        type(self).made += 1
+        return super().hash(password, salt=salt)
+
+
+@pytest.mark.parametrize("first", ["known account", "unknown account"])
+def test_the_dummy_is_made_at_the_first_verification_whatever_the_account(
+    monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    hasher = _CountingHashes.from_parameters(CHEAPEST)
+    _CountingHashes.made = 0
+    monkeypatch.setattr(passwords, "_SCHEME", passwords._Scheme.of(hasher))
+    stored = passwords.hash_password("correct horse")
+    assert _CountingHashes.made == 1  # hashing a password (a bootstrap's admin) makes no dummy
+    assert passwords.verify_password(stored if first == "known account" else None, "correct horse") is (
+        first == "known account"
+    )
+    assert _CountingHashes.made == 2  # the first verification makes it, on either path
+    passwords.verify_password(stored, "correct horse")
+    passwords.verify_password(None, "correct horse")
+    assert _CountingHashes.made == 2

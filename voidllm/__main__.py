@@ -1,5 +1,5 @@
 import sys
 
-from voidllm.cli import main
+from voidllm.entry import main
 
 sys.exit(main())

@@ -23,6 +23,7 @@ import trio
 
 import voidllm._httpx_cli  # noqa: F401 - first, before anything imports httpx
 from voidllm import __version__
+from voidllm.collector import release_full_collections
 from voidllm.config import Config, ConfigError, find_config_path, load_config
 from voidllm.config.loader import with_listen_overrides
 from voidllm.config.tls import check_admin_tls
@@ -57,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voidllm`` console script."""
     args = _parser().parse_args(argv)
+    if args.command != "serve":
+        release_full_collections()  # held while the modules loaded (voidllm.entry); serve releases it later
     if args.command == "version":
         print(f"voidllm {__version__}")
         return 0
@@ -88,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if config.server.workers > 1:
             from voidllm.workers import run_workers
+
+            release_full_collections()  # the supervisor: its workers set their own after their start
 
             return run_workers(config)
         listeners = open_listeners(config)

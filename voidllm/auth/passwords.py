@@ -55,16 +55,24 @@ def build_hasher(parameters: argon2.Parameters | None = None) -> argon2.Password
     return argon2.PasswordHasher.from_parameters(parameters)
 
 
-@attrs.frozen
+@attrs.define
 class _Scheme:
-    """A hasher and a dummy hash made with it, swapped together so their costs always match."""
+    """A hasher and the dummy hash made with it, swapped together so their costs always match."""
 
     hasher: argon2.PasswordHasher
-    dummy_hash: str = attrs.field(repr=False)
+    _dummy: str | None = attrs.field(default=None, repr=False, alias="dummy")
 
     @classmethod
     def of(cls, hasher: argon2.PasswordHasher) -> _Scheme:
-        return cls(hasher=hasher, dummy_hash=hasher.hash(random_password(32)))
+        return cls(hasher=hasher)
+
+    def dummy_hash(self) -> str:
+        """The dummy hash, made at the first verification rather than with the scheme: hashing a password
+        does not need it, and a first start that bootstraps an admin would otherwise pay for two argon2
+        hashes (0.17 s each on a 2-core VM). Two threads racing here make two equivalent dummies."""
+        if self._dummy is None:
+            self._dummy = self.hasher.hash(random_password(32))
+        return self._dummy
 
 
 def hash_password(pw: str) -> str:
@@ -79,6 +87,7 @@ def verify_password(hash: str | None, pw: str) -> bool:
     hash, so every path costs one argon2 verification. CPU-heavy: run in a thread.
     """
     scheme = _scheme()
+    dummy = scheme.dummy_hash()  # first, on every path: the first verification costs the same for any account
     if hash:
         try:
             return scheme.hasher.verify(hash, pw)
@@ -87,7 +96,7 @@ def verify_password(hash: str | None, pw: str) -> bool:
         except (VerificationError, InvalidHashError):
             pass  # a corrupt stored hash: fall through to the dummy, like an unknown user
     try:
-        scheme.hasher.verify(scheme.dummy_hash, pw)
+        scheme.hasher.verify(dummy, pw)
     except VerificationError:
         pass
     return False
