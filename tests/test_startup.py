@@ -55,7 +55,8 @@ MIGRATIONS = ("alembic", "mako", "pygments")  # Mako's error pages import pygmen
 HTTPX_CLI = ("rich",)  # never needed by serve (voidllm._httpx_cli)
 HTTPX = ("httpx", "httpcore")  # the rare paths' client, made at first use (voidllm.lazyhttp)
 TOKEN_COUNTS = ("tiktoken",)  # the first count_tokens estimate loads it
-OPTIONAL = TRACING + SSO + CODE_MODE + GUARD + POSTGRES + MIGRATIONS + HTTPX_CLI + HTTPX + TOKEN_COUNTS
+CFFI = ("cffi", "pycparser")  # PyCryptodome is bound through ctypes (voidllm.crypto); argon2 needs neither
+OPTIONAL = TRACING + SSO + CODE_MODE + GUARD + POSTGRES + MIGRATIONS + HTTPX_CLI + HTTPX + TOKEN_COUNTS + CFFI
 
 MODEL = """
 models:

@@ -24,7 +24,8 @@ The scheme, and why each primitive:
 as ``cryptography``, byte for byte (the vectors in ``tests/test_crypto.py`` pin both), at 2.8 MB of resident
 memory where ``cryptography``'s Rust extension costs 7.3 MB in every gateway process that loads it (issue 23's
 peak-RSS target). Every start needs this module (key hashes, and the stored secrets of the models the
-catalog loads); ``cryptography`` is loaded only by single sign-on (Authlib, joserfc).
+catalog loads); ``cryptography`` is loaded only by single sign-on (Authlib, joserfc). PyCryptodome is bound
+through ctypes, not cffi (below: cffi's declaration parser cost every start 20 ms and 1.1 MB).
 
 Messages of :class:`CryptoError` never contain a key, a passphrase, a plaintext or a ciphertext.
 
@@ -41,14 +42,28 @@ import hashlib
 import hmac
 import re
 import secrets
+import sys
 from typing import Literal, cast
 
 import attrs
-from Cryptodome.Cipher import AES
-from Cryptodome.Hash import SHA256
-from Cryptodome.Protocol.KDF import HKDF
 
 from voidllm.errors import GatewayError
+
+# PyCryptodome binds its C code through cffi whenever cffi is importable (argon2's bindings install it), and
+# cffi then parses each module's C declarations with pycparser at import: about 20 ms of every start and
+# 1.1 MB resident for the parser's modules. Without cffi it binds the same C code through ctypes, its
+# documented fallback, as good for the few sealing calls a gateway makes. So cffi looks absent while it loads.
+_cffi = sys.modules.get("cffi")
+sys.modules["cffi"] = None  # type: ignore[assignment]
+try:
+    from Cryptodome.Cipher import AES
+    from Cryptodome.Hash import SHA256
+    from Cryptodome.Protocol.KDF import HKDF
+finally:
+    if _cffi is None:
+        del sys.modules["cffi"]
+    else:
+        sys.modules["cffi"] = _cffi
 
 __all__ = [
     "AadKind",
