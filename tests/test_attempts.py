@@ -54,6 +54,9 @@ class FakeResponse:
             raise UpstreamClosedError("closed in the middle of the response body")
         yield b'{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
 
+    def body_at_hand(self) -> bool:
+        return self.body_delay == 0
+
     async def aclose(self) -> None:
         return None
 

@@ -7,6 +7,9 @@ captured where hypercorn's connection would write them to the socket."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import h11
 import hypercorn.config
 import pytest
 from hypercorn.events import Closed, Event, RawData, Updated
@@ -14,6 +17,7 @@ from hypercorn.protocol.events import Body, EndBody, Response, StreamClosed
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.worker_context import WorkerContext
 
+from voidllm.asgi import HEAD_WITH_FIRST_PART
 from voidllm.web.http1 import GatewayH11Protocol
 
 pytestmark = pytest.mark.trio
@@ -87,6 +91,55 @@ async def test_an_answer_without_a_length_sends_its_head_at_once() -> None:
 
     await proto.stream_send(Body(stream_id=1, data=b"data: 1\n\n"))
     assert raw(written)[1] == b"9\r\ndata: 1\n\n\r\n"
+
+
+async def test_a_stream_whose_first_event_is_at_hand_goes_out_with_its_head() -> None:
+    """The app marks its start (voidllm.asgi.HEAD_WITH_FIRST_PART): the head waits for the first body message
+    and both are one write; the rest of the stream is written as before."""
+    proto, written = protocol()
+    marked = {"type": "http.response.start", "status": 200, HEAD_WITH_FIRST_PART: True}
+    proto.stream = SimpleNamespace(response=marked)  # type: ignore[assignment] # hypercorn's HTTPStream keeps it
+    await proto.stream_send(
+        Response(stream_id=1, status_code=200, headers=[(b"content-type", b"text/event-stream")])
+    )
+    assert written == []
+
+    await proto.stream_send(Body(stream_id=1, data=b"data: 1\n\n"))
+    await proto.stream_send(Body(stream_id=1, data=b"data: 2\n\n"))
+    await proto.stream_send(EndBody(stream_id=1))
+
+    assert raw(written) == [
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nserver: hypercorn-h11\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n",
+        b"9\r\ndata: 2\n\n\r\n",
+        b"0\r\n\r\n",
+    ]
+
+
+async def test_a_start_marked_false_sends_its_head_at_once() -> None:
+    proto, written = protocol()
+    proto.stream = SimpleNamespace(response={HEAD_WITH_FIRST_PART: False})  # type: ignore[assignment]
+    await proto.stream_send(
+        Response(stream_id=1, status_code=200, headers=[(b"content-type", b"text/event-stream")])
+    )
+    assert len(raw(written)) == 1
+
+
+async def test_the_head_is_validated_once() -> None:
+    """h11 validates the headers each time an event is made: ours, and h11's own when it sets the framing
+    headers. Putting the reason phrase in afterwards made a third."""
+    proto, _ = protocol()
+    made: list[int] = []
+    real_init = h11.Response.__init__
+
+    def counting(self: h11.Response, **kwargs: object) -> None:
+        made.append(kwargs.get("status_code"))  # type: ignore[arg-type]
+        real_init(self, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(h11.Response, "__init__", counting)
+        await proto.stream_send(Response(stream_id=1, status_code=200, headers=[(b"content-length", b"0")]))
+    assert made == [200, 200]
 
 
 async def test_an_empty_answer_of_known_length_goes_out_at_its_end() -> None:

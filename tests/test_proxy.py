@@ -15,6 +15,7 @@ import trio
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
 from tests.polling import poll_until
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
+from voidllm.web.http1 import GatewayH11Protocol
 
 
 @pytest.fixture
@@ -99,6 +100,46 @@ async def test_stream_without_usage_request_looks_exactly_like_the_provider(
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert [(r["stream"], r["total_tokens"], r["status"]) for r in rows] == [(True, 18, "ok")]
     assert rows[0]["ttft_ms"] is not None
+
+
+async def test_a_streams_first_event_goes_out_in_one_write_with_its_head(
+    sqlite_dsn: str, mock: MockUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mock writes its head with its first event, and the gateway writes both to the client in one write;
+    when the upstream's head comes alone (a model still on its first token), the client gets the head at
+    once, before any event."""
+    writes: list[bytes] = []
+    real_write = GatewayH11Protocol._write
+
+    async def recording(self: GatewayH11Protocol, data: bytes) -> None:
+        writes.append(self._held + data)  # what _write sends: a held head goes with the data
+        await real_write(self, data)
+
+    monkeypatch.setattr(GatewayH11Protocol, "_write", recording)
+    body = {"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", mock.base_url))
+    async with run_gateway(config) as gw:
+        headers = auth(gw)
+        writes.clear()
+        async with gw.client.stream("POST", "/v1/chat/completions", headers=headers, json=body) as response:
+            relayed = b"".join([chunk async for chunk in response.aiter_bytes()])
+        assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\n\r\n" in writes[0]
+        first_event = relayed[: relayed.index(b"\n\n") + 2]
+        assert writes[0].endswith(first_event + b"\r\n")  # the head and the first event's chunk
+        assert len(writes) == relayed.count(b"data: ") + 1  # one write per event, then the body's end
+
+        gate = trio.Event()
+        mock.behaviour.first_event_gate = gate
+        writes.clear()
+        with trio.fail_after(10):
+            async with gw.client.stream("POST", "/v1/chat/completions", headers=headers, json=body) as late:
+                assert late.status_code == 200  # the head came before any event was sent upstream
+                assert len(writes) == 1
+                assert writes[0].endswith(b"\r\n\r\n")
+                gate.set()
+                assert b"".join([chunk async for chunk in late.aiter_bytes()]) == relayed
+        assert b"data: " in writes[1]
 
 
 async def test_stream_with_usage_request_keeps_the_usage_chunk(sqlite_dsn: str, mock: MockUpstream) -> None:

@@ -284,6 +284,14 @@ async def _stream(call: Call) -> bool:
     return True
 
 
+@route("/head-first")
+async def _head_first(call: Call) -> bool:
+    await call.send(_head(transfer_encoding=b"chunked"))
+    await call.up.gate.wait()
+    await call.send(h11.Data(data=b"late"), h11.EndOfMessage())
+    return True
+
+
 @route("/barrier")
 async def _barrier(call: Call) -> bool:
     up = call.up
@@ -595,6 +603,28 @@ async def test_response_chunks_arrive_before_the_body_ends(transport: Transport,
     assert upstream.client_closes == []
 
 
+async def test_body_at_hand_tells_whether_body_bytes_came_with_the_head(
+    transport: Transport, upstream: Upstream
+) -> None:
+    with trio.fail_after(5):
+        async with transport.request(b"GET", upstream.url("/stream"), [], b"") as response:
+            assert response.body_at_hand()  # its first chunk was written with the head
+            chunks = response.aiter_bytes()
+            assert await chunks.__anext__() == b"one"
+            assert not response.body_at_hand()  # the next waits for the gate
+            upstream.gate.set()
+            assert [chunk async for chunk in chunks] == [b"two"]
+            assert not response.body_at_hand()  # the end was read
+
+
+async def test_a_head_sent_alone_has_no_body_at_hand(transport: Transport, upstream: Upstream) -> None:
+    with trio.fail_after(5):
+        async with transport.request(b"GET", upstream.url("/head-first"), [], b"") as response:
+            assert not response.body_at_hand()
+            upstream.gate.set()
+            assert [chunk async for chunk in response.aiter_bytes()] == [b"late"]
+
+
 async def test_cancel_while_waiting_for_headers_closes_at_once(
     autojump_clock: trio.testing.MockClock, transport: Transport, upstream: Upstream
 ) -> None:
@@ -778,6 +808,27 @@ async def test_pool_keeps_a_connection_whose_rest_is_already_buffered(upstream: 
             assert response.status == 200  # the 5 body bytes arrived with the head; nobody reads them
         await fetch(pool, upstream.url("/cl"))
     assert upstream.connections == 1
+
+
+async def test_a_body_end_read_ahead_still_pools_the_connection(upstream: Upstream) -> None:
+    async with open_transport() as pool:
+        async with pool.request(b"GET", upstream.url("/cl"), [], b"") as response:
+            assert await response.aiter_bytes().__anext__() == b"hello"
+            assert response.body_at_hand()  # the end, read ahead and kept; nobody reads it
+        await fetch(pool, upstream.url("/cl"))
+    assert upstream.connections == 1
+
+
+async def test_a_malformed_body_read_ahead_fails_its_next_step(
+    transport: Transport, upstream: Upstream
+) -> None:
+    async with transport.request(b"GET", upstream.url("/malformed-body"), [], b"") as response:
+        chunks = response.aiter_bytes()
+        assert await chunks.__anext__() == b"abc"
+        assert response.body_at_hand()  # the broken framing is at hand: the next step raises without a wait
+        with pytest.raises(UpstreamProtocolError) as caught:
+            await chunks.__anext__()
+    assert MARKER.decode() not in "".join(traceback.format_exception(caught.value))
 
 
 async def test_pool_statistics_and_aclose(upstream: Upstream) -> None:

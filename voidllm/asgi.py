@@ -32,6 +32,10 @@ from voidllm.errors import BadRequestError, RequestTimeoutError, RequestTooLarge
 
 REQUEST_ID_HEADER = b"x-request-id"
 SCOPE_KEY = "voidllm.request_id"
+HEAD_WITH_FIRST_PART = "voidllm.head_with_first_part"
+"""A key of ``http.response.start``: true when a body message follows at once (the first event of a stream
+that came with the upstream's head), so the HTTP/1.1 server writes the head and that message in one write
+(:mod:`voidllm.web.http1`). Servers that do not know it ignore it."""
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]

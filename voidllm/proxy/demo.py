@@ -73,6 +73,9 @@ class _DemoResponse:
         self._next += 1
         return self.chunks[self._next - 1]
 
+    def body_at_hand(self) -> bool:
+        return self._next < len(self.chunks)  # the whole reply is made at once
+
     async def aclose(self) -> None:
         self._closed = True
 

@@ -9,8 +9,10 @@ in the client's dialect), and the token usage read from each.
   :mod:`voidllm.proxy.sse` for OpenAI-shaped upstreams, or a provider's translator (Anthropic, Gemini,
   Vertex; OpenAI chunks to Anthropic events on ``/v1/messages``; Anthropic's own stream as it is) in a
   :class:`Translated`. Each upstream chunk is fed, and what it yields is sent at once (no extra copy or
-  await per chunk); a stream that does not reach its terminal event ends with one abort event in the
-  client's dialect, and the connection ends normally. An error the upstream reported mid-stream
+  await per chunk). When the upstream's first chunk came with its head (``body_at_hand``), the client's head
+  waits for what that chunk yields and both go out in one write (:data:`~voidllm.asgi.HEAD_WITH_FIRST_PART`);
+  otherwise the head goes at once, as the upstream's did. A stream that does not reach its terminal event
+  ends with one abort event in the client's dialect, and the connection ends normally. An error the upstream reported mid-stream
   (:class:`~voidllm.providers.base.UpstreamStreamError`) keeps its type and status in that event; where
   the upstream's own error event is relayed as it is (an OpenAI-shaped stream, Anthropic's passthrough),
   it is the one error event and none of ours follows.
@@ -39,7 +41,7 @@ import orjson
 import trio
 
 from voidllm import tracing
-from voidllm.asgi import Send
+from voidllm.asgi import HEAD_WITH_FIRST_PART, Send
 from voidllm.errors import GatewayTimeoutError, UpstreamResponseTooLargeError
 from voidllm.limits.base import Limiter
 from voidllm.providers.anthropic import OpenAIToMessagesStream, anthropic_stream_error
@@ -217,7 +219,11 @@ class Relay:
         ex.stream = True
         if ex.guard is not None and ex.guard.response_kinds:
             stream = GuardedStream(stream, ex.guard, _guard_dialect(ex))
-        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        head = {"type": "http.response.start", "status": resp.status, "headers": headers}
+        start: dict[str, Any] | None = head
+        if not resp.body_at_hand():  # nothing of the body yet: the client gets the head at once
+            await send(head)
+            start = None
         abort_code = "stream_incomplete"
         reported: UpstreamStreamError | None = None
         m.ACTIVE_STREAMS.inc()
@@ -226,6 +232,10 @@ class Relay:
                 try:
                     async for chunk in resp.aiter_bytes():
                         out = stream.feed(chunk)
+                        if start is not None:  # the first chunk came with the upstream's head: our head
+                            # goes with what it yields, one write (HEAD_WITH_FIRST_PART), or alone at once
+                            await send({**start, HEAD_WITH_FIRST_PART: bool(out)})
+                            start = None
                         if out:
                             if ex.ttft is None and stream.saw_data:
                                 ex.ttft = time.perf_counter() - ex.started
@@ -246,6 +256,8 @@ class Relay:
                     m.UPSTREAM_ERRORS.labels(
                         ex.model.name if ex.model else "", ex.upstream.provider if ex.upstream else ""
                     ).inc()
+            if start is not None:  # the body ended or broke before its first chunk
+                await send(start)
             tail = stream.abort(abort_code, reported) if abort_code else stream.finish()
             ex.usage = _token_usage(stream.usage)
             if not stream.done:

@@ -135,13 +135,19 @@ class H11Connection:
         *,
         interval: float = 0.0,
         stop_after: int | None = None,
+        gate: trio.Event | None = None,
     ) -> bool:
         """Stream ``events`` with chunked encoding, one write per event (the head goes with the first, the
-        end with the last), ``interval`` seconds apart. With ``stop_after``, only that many events are sent
-        and the body is left unfinished; return whether it was finished."""
+        end with the last), ``interval`` seconds apart; with ``gate``, the head goes alone and the events
+        wait until it is set. With ``stop_after``, only that many events are sent and the body is left
+        unfinished; return whether it was finished."""
         sent = events[:stop_after]
         finished = len(sent) == len(events)
         pending = self.head(status, headers)
+        if gate is not None:
+            await self.stream.send_all(pending)
+            pending = b""
+            await gate.wait()
         for number, event in enumerate(sent):
             if number and interval > 0:
                 await trio.sleep(interval)

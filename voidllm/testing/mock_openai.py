@@ -166,7 +166,9 @@ _optional_fail_mode: Final = attrs.validators.optional(attrs.validators.in_(FAIL
 class Behaviour:
     """How the mock answers. Mutable on purpose: a test may change it while the server runs.
 
-    ``latency`` delays the response headers; ``chunk_interval`` separates consecutive streamed events.
+    ``latency`` delays the response headers; ``chunk_interval`` separates consecutive streamed events. With
+    ``first_event_gate`` a stream's head goes alone and its events wait until the gate is set (a model's
+    time to its first token, under a test's control); without it the first event goes with the head.
     A ``status`` outside 2xx answers with OpenAI's error envelope (and ``retry_after`` /
     ``retry_after_ms`` as ``retry-after`` / ``retry-after-ms`` headers); another 2xx status keeps the
     normal body. ``fail`` is one of :data:`FAIL_MODES`:
@@ -197,6 +199,7 @@ class Behaviour:
     retry_after_ms: str | None = None
     extra_headers: dict[str, str] = attrs.Factory(dict)
     system_fingerprint: str = "fp_mock"
+    first_event_gate: trio.Event | None = attrs.field(default=None, eq=False, repr=False)
     response_function_call: str | None = None
     """Responses API: when set, the answer also has a ``function_call`` output item (``lookup``, after the
     message) with these arguments, streamed as ``stream_chunks`` ``response.function_call_arguments.delta``
@@ -1038,7 +1041,12 @@ class _Connection:
         headers = answer.headers(None)
         interval = behaviour.chunk_interval
         return await self.http.send_events(
-            reply.status, headers, reply.events, interval=interval, stop_after=stop_after
+            reply.status,
+            headers,
+            reply.events,
+            interval=interval,
+            stop_after=stop_after,
+            gate=behaviour.first_event_gate,
         )
 
     async def _send_whole(self, answer: _Answer, *, drop: bool) -> bool:

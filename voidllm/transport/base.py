@@ -98,6 +98,12 @@ class UpstreamResponse(Protocol):
         """
         ...
 
+    def body_at_hand(self) -> bool:
+        """Whether body bytes (or the connection's end) arrived with the head: the first ``aiter_bytes`` step
+        then needs no wait on the network, only what is already received (a whole first chunk, or the rest of
+        a segment already on its way)."""
+        ...
+
     async def aclose(self) -> None:
         """Pool the connection if the body was read to its end and keep-alive allows; else close it now."""
         ...

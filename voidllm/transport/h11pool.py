@@ -450,10 +450,23 @@ class _Connection:
                 raise UpstreamProtocolError("unexpected upstream event before the response headers")
 
 
+_Step = h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]
+"""What ``h11.Connection.next_event`` returns."""
+
+
 class _Response:
     """An :class:`UpstreamResponse` whose body is read from its pooled connection on demand."""
 
-    __slots__ = ("_complete", "_connection", "_origin", "_pool", "headers", "http_version", "status")
+    __slots__ = (
+        "_ahead",
+        "_complete",
+        "_connection",
+        "_origin",
+        "_pool",
+        "headers",
+        "http_version",
+        "status",
+    )
 
     def __init__(
         self, pool: H11Pool, origin: _OriginPool, connection: _Connection, event: h11.Response
@@ -462,6 +475,7 @@ class _Response:
         self._origin = origin
         self._connection: _Connection | None = connection
         self._complete = False
+        self._ahead: _Step | h11.RemoteProtocolError | None = None
         self.status = event.status_code
         self.headers: list[tuple[bytes, bytes]] = list(event.headers)
         self.http_version = event.http_version
@@ -481,7 +495,13 @@ class _Response:
         protocol = connection.protocol
         try:
             while True:
-                event = protocol.next_event()
+                if self._ahead is None:
+                    event = protocol.next_event()
+                else:  # what body_at_hand() read ahead
+                    ahead, self._ahead = self._ahead, None
+                    if isinstance(ahead, h11.RemoteProtocolError):
+                        raise ahead
+                    event = ahead
                 if event is h11.NEED_DATA:
                     await connection.receive()
                 elif type(event) is h11.Data:
@@ -499,12 +519,37 @@ class _Response:
                 raise UpstreamClosedError("upstream closed the connection mid-body") from None
             raise UpstreamProtocolError("malformed upstream response body") from None
 
+    def body_at_hand(self) -> bool:
+        """Whether the next body step is already received: h11 is asked for its next event from what is
+        buffered (no I/O), and that event is kept for :meth:`__anext__`."""
+        connection = self._connection
+        if connection is None or self._complete:
+            return False
+        if self._ahead is None:
+            try:
+                event = connection.protocol.next_event()
+                while type(event) is h11.Data and not event.data:
+                    event = connection.protocol.next_event()
+            except h11.RemoteProtocolError as exc:  # malformed: the next step raises, without a wait
+                self._ahead = exc
+                return True
+            if event is h11.NEED_DATA:
+                return False
+            self._ahead = event
+        return True
+
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None
         if connection is None:
             await trio.lowlevel.checkpoint()
             return
-        complete = self._complete or _drain_buffered(connection.protocol)
+        ahead, self._ahead = self._ahead, None
+        if isinstance(ahead, h11.RemoteProtocolError):
+            complete = False
+        else:
+            complete = (
+                self._complete or type(ahead) is h11.EndOfMessage or _drain_buffered(connection.protocol)
+            )
         await self._pool._release(self._origin, connection, complete=complete)
 
 
