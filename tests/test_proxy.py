@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import hypercorn.trio.task_group
+import hypercorn.trio.tcp_server
 import openai
 import orjson
 import pytest
@@ -14,6 +16,8 @@ import trio
 
 from tests.gateway import RunningGateway, make_config, model_yaml, run_gateway, usage_rows
 from tests.polling import poll_until
+from voidllm import server
+from voidllm.proxy import handler
 from voidllm.testing.mock_openai import Behaviour, MockUpstream, open_mock_upstream
 from voidllm.web.http1 import GatewayH11Protocol
 
@@ -327,10 +331,24 @@ async def test_model_timeout_bounds_a_stream(sqlite_dsn: str, mock: MockUpstream
             await mock.wait_client_closed()  # the gateway left before the two-second stream ended
 
 
+@pytest.mark.parametrize("notice", [True, False], ids=["disconnect notice", "watcher task"])
 @pytest.mark.parametrize("stream", [True, False])
 async def test_client_disconnect_cancels_the_upstream_at_once(
-    sqlite_dsn: str, mock: MockUpstream, stream: bool
+    sqlite_dsn: str, mock: MockUpstream, stream: bool, notice: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Through hypercorn the request learns of the disconnect from its notice (voidllm.web.disconnects), with
+    no task of its own; under a server without one, a task watches receive()."""
+    watchers: list[object] = []
+    real_watch = handler._watch_disconnect
+
+    async def counted(*args: Any) -> None:
+        watchers.append(args)
+        await real_watch(*args)
+
+    monkeypatch.setattr(handler, "_watch_disconnect", counted)
+    if not notice:
+        monkeypatch.setattr(server, "install_disconnect_notices", lambda: None)
+        monkeypatch.setattr(hypercorn.trio.tcp_server, "TaskGroup", hypercorn.trio.task_group.TaskGroup)
     if stream:
         mock.behaviour.stream_chunks, mock.behaviour.chunk_interval = 50, 0.05
     else:
@@ -367,6 +385,7 @@ async def test_client_disconnect_cancels_the_upstream_at_once(
     assert [(r["status"], r["status_code"], r["stream"]) for r in rows] == [
         ("client_disconnect", 499, stream)
     ]
+    assert len(watchers) == (0 if notice else 1)
 
 
 async def test_sync_sdk_client_chat_stream_and_transcription(sqlite_dsn: str, mock: MockUpstream) -> None:

@@ -40,6 +40,35 @@ that came with the upstream's head), so the HTTP/1.1 server writes the head and 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
+DISCONNECT_NOTICE = "voidllm.disconnect_notice"
+"""A scope key: the request's :class:`DisconnectNotice`, where the server gives one
+(:mod:`voidllm.web.disconnects`)."""
+
+
+class DisconnectNotice:
+    """Tells a request that its client went away as the server learns it, with no task waiting on
+    ``receive()``: the server calls :meth:`fire` when it queues ``http.disconnect`` for the app (the message
+    is still queued), and the callback the request gave :meth:`watch` runs then, or at once if it came
+    before."""
+
+    __slots__ = ("_callback", "fired")
+
+    def __init__(self) -> None:
+        self._callback: Callable[[], None] | None = None
+        self.fired = False
+
+    def watch(self, callback: Callable[[], None] | None) -> None:
+        """Run ``callback`` when the client goes away (now, if it has); ``None`` stops watching."""
+        self._callback = callback
+        if callback is not None and self.fired:
+            callback()
+
+    def fire(self) -> None:
+        """The client went away (the server's side)."""
+        self.fired = True
+        if self._callback is not None:
+            self._callback()
+
 
 def error_body(
     status: int,

@@ -136,6 +136,7 @@ from voidllm.usage.rollups import serve_rollups
 from voidllm.usage.spill import SpillFile, spill_directory
 from voidllm.usage.writer import open_usage_channel, serve_usage_writer
 from voidllm.web.app import create_apps
+from voidllm.web.disconnects import install as install_disconnect_notices
 from voidllm.web.http1 import install as install_http1
 from voidllm.web.state import AppState
 from voidllm.web.writes import install as install_cancellable_writes
@@ -940,6 +941,7 @@ async def _serve_http(
     bound addresses. Each port has its own (dual-port mode); they run in serve()'s HTTP nursery."""
     install_cancellable_writes()  # a client that reads nothing is cut at its request's deadline
     install_http1()  # "HTTP/1.1 429 Too Many Requests", and a buffered answer in one write
+    install_disconnect_notices()  # a request learns of its client leaving without a task of its own
     await worker_serve(
         wrap_app(app, 0, "asgi"),
         hc,

@@ -12,9 +12,11 @@ without an answer), shielded and bounded. Refusals are answered in the endpoint'
 shape on ``/v1/messages``, ours elsewhere). ``/v1/messages/count_tokens`` for a model not served by Anthropic
 only is answered right after the intake, with an estimate and no upstream (:mod:`voidllm.proxy.tokencount`).
 
-Lifetimes. Everything a request starts lives in its own nursery (STYLE P1): the upstream exchange and a
-watcher that turns the client's ``http.disconnect`` into cancellation of that nursery, so a client that goes
-away cancels the upstream request at once (the transport closes the upstream socket in its shielded exit).
+Lifetimes. Everything a request starts lives in its own cancel scope (STYLE P1), which the client's
+``http.disconnect`` cancels, so a client that goes away cancels the upstream request at once (the transport
+closes the upstream socket in its shielded exit). Through hypercorn the request learns of it from its
+:class:`~voidllm.asgi.DisconnectNotice` (:mod:`voidllm.web.disconnects`), with no task of its own; under a
+server that gives none, a task beside the exchange watches ``receive()``.
 Usage is handed to the writer service with ``send_nowait`` after the exchange, never written here; so are
 the incidents the exchange noted (:mod:`voidllm.usage.incidents`), with what the client got.
 
@@ -47,13 +49,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
+from functools import partial
 from typing import Any
 
 import attrs
 import trio
 
 from voidllm import tracing
-from voidllm.asgi import SCOPE_KEY, ClientDisconnectedError, Receive, Send, send_error
+from voidllm.asgi import (
+    DISCONNECT_NOTICE,
+    SCOPE_KEY,
+    ClientDisconnectedError,
+    DisconnectNotice,
+    Receive,
+    Send,
+    send_error,
+)
 from voidllm.auth.cache import KeyCache
 from voidllm.errors import ContentBlockedError, GatewayError
 from voidllm.guard import OFF, GuardPolicy
@@ -134,8 +145,8 @@ class Proxy:
             return
 
     async def _serve(self, ex: Exchange, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        """Read the body, then run the exchange beside a watcher that turns the client's disconnect into its
-        cancellation; the usage event goes to the writer however it ended."""
+        """Read the body, then run the exchange in a scope the client's disconnect cancels; the usage event
+        goes to the writer however it ended."""
         body_done = trio.Event()
         body: bytes | AsyncGenerator[bytes, None]
         length: int | None
@@ -157,28 +168,20 @@ class Proxy:
                 return
         error: GatewayError | None = None
         ended = False  # False in ``finally``: the request was cancelled (shutdown) while it ran
+        notice: DisconnectNotice | None = scope.get(DISCONNECT_NOTICE)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_watch_disconnect, receive, body_done, nursery.cancel_scope, ex)
-                try:
-                    await run_hops(
-                        ex,
-                        scope,
-                        send,
-                        body,
-                        length,
-                        catalog=self.catalog,
-                        router=self.router,
-                        transport=self.transport,
-                        relay=self._relay,
-                        limits=self.limits,
-                        fallback_max_depth=self.fallback_max_depth,
-                    )
-                except GatewayError as exc:
-                    error = exc  # raised after the nursery, so it is not wrapped in an exception group
-                except ClientDisconnectedError:  # while a multipart body was still streaming upstream
-                    ex.client_gone = True
-                nursery.cancel_scope.cancel()
+            if notice is not None:  # the server tells of the client leaving (voidllm.web.disconnects)
+                with trio.CancelScope() as cancel_scope:
+                    notice.watch(partial(_client_left, ex, cancel_scope))
+                    try:
+                        error = await self._exchange(ex, scope, send, body, length)
+                    finally:
+                        notice.watch(None)
+            else:  # another server: a task watches receive() once the body is read
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_watch_disconnect, receive, body_done, nursery.cancel_scope, ex)
+                    error = await self._exchange(ex, scope, send, body, length)
+                    nursery.cancel_scope.cancel()
             ended = True
         finally:
             if not isinstance(body, bytes):
@@ -197,6 +200,36 @@ class Proxy:
                 )
         if error is not None and not ex.client_gone:
             raise error
+
+    async def _exchange(
+        self,
+        ex: Exchange,
+        scope: dict[str, Any],
+        send: Send,
+        body: bytes | AsyncGenerator[bytes, None],
+        length: int | None,
+    ) -> GatewayError | None:
+        """Run the model's hops; the error to answer with (raised by the caller once the exchange's scope is
+        left, so it is never wrapped in an exception group), or ``None``."""
+        try:
+            await run_hops(
+                ex,
+                scope,
+                send,
+                body,
+                length,
+                catalog=self.catalog,
+                router=self.router,
+                transport=self.transport,
+                relay=self._relay,
+                limits=self.limits,
+                fallback_max_depth=self.fallback_max_depth,
+            )
+        except GatewayError as exc:
+            return exc
+        except ClientDisconnectedError:  # while a multipart body was still streaming upstream
+            ex.client_gone = True
+        return None
 
     async def _record_usage(self, ex: Exchange) -> None:
         """The request's usage event to the writer (none when it never reached a model)."""
@@ -250,10 +283,16 @@ async def _watch_disconnect(
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            if not ex.final_send and trio.current_time() < ex.deadline:  # past it, the gateway cut the client
-                ex.client_gone = True
-                scope.cancel()
+            _client_left(ex, scope)
             return
+
+
+def _client_left(ex: Exchange, scope: trio.CancelScope) -> None:
+    """The client went away: the exchange is cancelled, unless its answer's last message is going out or its
+    deadline has passed (then the gateway cut the client)."""
+    if not ex.final_send and trio.current_time() < ex.deadline:
+        ex.client_gone = True
+        scope.cancel()
 
 
 async def _send_json(send: Send, status: int, body: bytes, extra: tuple[tuple[str, str], ...] = ()) -> None:

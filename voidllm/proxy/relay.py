@@ -12,10 +12,10 @@ in the client's dialect), and the token usage read from each.
   await per chunk). When the upstream's first chunk came with its head (``body_at_hand``), the client's head
   waits for what that chunk yields and both go out in one write (:data:`~voidllm.asgi.HEAD_WITH_FIRST_PART`);
   otherwise the head goes at once, as the upstream's did. A stream that does not reach its terminal event
-  ends with one abort event in the client's dialect, and the connection ends normally. An error the upstream reported mid-stream
-  (:class:`~voidllm.providers.base.UpstreamStreamError`) keeps its type and status in that event; where
-  the upstream's own error event is relayed as it is (an OpenAI-shaped stream, Anthropic's passthrough),
-  it is the one error event and none of ours follows.
+  ends with one abort event in the client's dialect, and the connection ends normally. An error the upstream
+  reported mid-stream (:class:`~voidllm.providers.base.UpstreamStreamError`) keeps its type and status in
+  that event; where the upstream's own error event is relayed as it is (an OpenAI-shaped stream,
+  Anthropic's passthrough), it is the one error event and none of ours follows.
 - **Binary** (audio and the like): relayed chunk by chunk within ``max_response_body``; cut short, it ends
   without its end so the client sees a broken response.
 - **The prompt guard** (the request's policy has ``responses`` on): a buffered 2xx answer's text is redacted
