@@ -56,7 +56,9 @@ HTTPX_CLI = ("rich",)  # never needed by serve (voidllm._httpx_cli)
 HTTPX = ("httpx", "httpcore")  # the rare paths' client, made at first use (voidllm.lazyhttp)
 TOKEN_COUNTS = ("tiktoken",)  # the first count_tokens estimate loads it
 CFFI = ("cffi", "pycparser")  # PyCryptodome is bound through ctypes (voidllm.crypto); argon2 needs neither
+DEMO = ("voidllm.testing.mock_openai", "voidllm.testing.h11server")  # the first demo request loads them
 OPTIONAL = TRACING + SSO + CODE_MODE + GUARD + POSTGRES + MIGRATIONS + HTTPX_CLI + HTTPX + TOKEN_COUNTS + CFFI
+OPTIONAL += DEMO
 
 MODEL = """
 models:

@@ -18,16 +18,20 @@ request's bytes; the answer's words), so limits and usage rows behave as with a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import attrs
 import trio
 
 from voidllm.config.upstreams import DEMO_BASE_URL
-from voidllm.testing.mock_openai import Behaviour, answer_in_memory
 from voidllm.transport.base import ResponseContext, Transport, UpstreamResponse
+
+if TYPE_CHECKING:
+    from voidllm.testing.mock_openai import Behaviour
 
 __all__ = ["DEMO_FINGERPRINT", "DEMO_TEXT", "DemoTransport"]
 
@@ -38,12 +42,20 @@ DEMO_TEXT = (
 )
 _DEMO_PREFIX = DEMO_BASE_URL.removesuffix("/v1")
 _STREAM_CHUNKS = 8
-_DEMO_BEHAVIOUR = Behaviour(
-    completion_text=DEMO_TEXT,
-    completion_tokens=len(DEMO_TEXT.split()),
-    stream_chunks=_STREAM_CHUNKS,
-    system_fingerprint=DEMO_FINGERPRINT,
-)
+
+
+@functools.cache
+def _demo_behaviour() -> Behaviour:
+    """The demo's answers; the mock's module is loaded with the first demo request (a gateway without a demo
+    model never loads it: about 5 ms of every start)."""
+    from voidllm.testing.mock_openai import Behaviour
+
+    return Behaviour(
+        completion_text=DEMO_TEXT,
+        completion_tokens=len(DEMO_TEXT.split()),
+        stream_chunks=_STREAM_CHUNKS,
+        system_fingerprint=DEMO_FINGERPRINT,
+    )
 
 
 @attrs.define(eq=False)
@@ -111,7 +123,9 @@ async def _answer(
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     lowered = [(name.lower(), value) for name, value in headers]
-    behaviour = attrs.evolve(_DEMO_BEHAVIOUR, prompt_tokens=max(1, len(raw) // 4))
+    from voidllm.testing.mock_openai import answer_in_memory
+
+    behaviour = attrs.evolve(_demo_behaviour(), prompt_tokens=max(1, len(raw) // 4))
     reply = answer_in_memory(method.decode("ascii"), target, lowered, raw, behaviour)
     response_headers = [(b"content-type", reply.content_type)]
     chunks: tuple[bytes, ...]
