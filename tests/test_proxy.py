@@ -3,6 +3,7 @@ sockets."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -314,6 +315,44 @@ async def test_stream_that_dies_gets_exactly_one_incomplete_event(
         assert body.endswith(b'"code":"stream_incomplete"}}\n\n')
     rows = await usage_rows("sqlite", sqlite_dsn)
     assert [(r["status"], r["status_code"]) for r in rows] == [("incomplete", 502)]
+
+
+async def test_a_stream_that_ends_with_its_head_gets_the_head_and_one_incomplete_event(
+    sqlite_dsn: str, nursery: trio.Nursery
+) -> None:
+    """The upstream writes its head and the end of an empty body together: the end is at hand, the relay
+    reads it before any event, and the client still gets the head, then the one abort event."""
+
+    async def upstream(stream: trio.SocketStream) -> None:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += await stream.receive_some()
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = int(
+            next(line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")).split(
+                b":"
+            )[1]
+        )
+        while len(body) < length:
+            body += await stream.receive_some()
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        await stream.aclose()
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, upstream, 0, host="127.0.0.1"))
+    base_url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/v1"
+    config = make_config(sqlite_dsn, "models:" + model_yaml("gpt-test", base_url))
+    async with run_gateway(config) as gw:
+        with trio.fail_after(10):
+            response = await gw.client.post(
+                "/v1/chat/completions", headers=auth(gw), json={"model": "gpt-test", "stream": True}
+            )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.content.count(b"data: ") == 1
+    assert response.content.endswith(b'"code":"stream_incomplete"}}\n\n')
 
 
 async def test_model_timeout_bounds_a_stream(sqlite_dsn: str, mock: MockUpstream) -> None:

@@ -256,8 +256,9 @@ class Relay:
                     m.UPSTREAM_ERRORS.labels(
                         ex.model.name if ex.model else "", ex.upstream.provider if ex.upstream else ""
                     ).inc()
-            if start is not None:  # the body ended or broke before its first chunk
-                await send(start)
+            if start is not None:  # the body ended or broke before its first chunk: the head goes first,
+                with trio.move_on_at(max(deadline, trio.current_time() + END_GRACE)):  # bounded as the end is
+                    await send(start)
             tail = stream.abort(abort_code, reported) if abort_code else stream.finish()
             ex.usage = _token_usage(stream.usage)
             if not stream.done:
