@@ -20,14 +20,18 @@ cancelled caller is still refused before its write, and the write itself yields 
 scheduler round instead of two: the round between an upstream's answer and the client's, and one per event of
 a stream.
 
-The connection's keep-alive timer is hypercorn's, restarted when an answer ends and stopped when a request
-starts; :class:`IdleTimer` does both without yielding (hypercorn's takes a lock, and its restart waits for the
-new timer task to start): one scheduler round fewer before each request reaches the app, and two after
-each answer.
+The connection's keep-alive timer (:class:`KeepAliveTimer`) is one task for the connection's whole life, not
+hypercorn's task per idle spell: an answer's end moves the deadline of the scope it waits in and a request's
+start lifts it, neither yielding nor starting a task (hypercorn's took a lock, started a new task at each
+answer's end and cancelled it at the next request: two task steps per request, and a task's making and
+unmaking). It closes an idle connection when the keep-alive timeout passes or the server stops, never one that
+is answering a request, and it ends with the connection's reading, so a client that closes an idle connection
+leaves no task behind until the timeout (hypercorn's did).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,27 +42,71 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import TrioSingleTask
 
 
-class IdleTimer(TrioSingleTask):
-    """Hypercorn's single-task holder (the keep-alive timer of a connection) with a ``restart`` and a
-    ``stop`` that never yield: the old task's scope is cancelled and the new task is started with
-    ``start_soon`` in a scope made at once, so a ``stop`` right after a ``restart`` cancels it even before it
-    ran. Nothing in them awaits, so hypercorn's lock has nothing left to guard."""
+class KeepAliveTimer(TrioSingleTask):
+    """A connection's keep-alive timer: one task that waits for the server to stop, in a scope whose deadline
+    :meth:`restart` sets and :meth:`stop` lifts; see the module docstring.
+
+    Hypercorn calls ``restart`` when the connection goes idle (when it is opened, and after each answer's end)
+    and ``stop`` when a request starts. The task closes the connection (hypercorn's own
+    ``_initiate_server_close``, shielded as hypercorn shields it) only when it is idle and either its deadline
+    has passed or the server is stopping; woken while a request is being answered (the server stopping, or a
+    deadline that passed just before the request started), it waits for the connection to be idle again.
+    """
+
+    def __init__(self, server: TCPServer) -> None:
+        super().__init__()
+        self._server = server
+        self._busy = False  # a request is being answered
+        self._deadline = math.inf
+        self._wait: trio.CancelScope | None = None  # the scope the task waits in, while it does
+        self._life: trio.CancelScope | None = None  # the task's own scope; None until it starts
+        self._idle_again: trio.Event | None = None
 
     async def restart(self, task_group: Any, action: Callable[[], Awaitable[None]]) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        scope = self._handle = trio.CancelScope()
-        task_group._nursery.start_soon(_run_in, scope, action)
+        """The connection is idle: close it after the keep-alive timeout (``action``, hypercorn's timer task,
+        is not used: this timer does its work)."""
+        self._busy = False
+        self._deadline = trio.current_time() + self._server.config.keep_alive_timeout
+        if self._life is None:
+            self._life = trio.CancelScope()
+            task_group._nursery.start_soon(self._run)
+        elif self._wait is not None:
+            self._wait.deadline = self._deadline
+        if self._idle_again is not None:
+            self._idle_again.set()
 
     async def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = None
+        """A request started: the connection is not idle until its answer ends."""
+        self._busy = True
+        self._deadline = math.inf
+        if self._wait is not None:
+            self._wait.deadline = math.inf
 
+    def end(self) -> None:
+        """The connection's reading has ended: nothing is left to time."""
+        if self._life is not None:
+            self._life.cancel()
+        else:
+            self._life = trio.CancelScope()  # a restart after the end starts nothing that would outlive it
+            self._life.cancel()
 
-async def _run_in(scope: trio.CancelScope, action: Callable[[], Awaitable[None]]) -> None:
-    with scope:
-        await action()
+    async def _run(self) -> None:
+        assert self._life is not None
+        with self._life:
+            terminated = self._server.context.terminated
+            while True:
+                with trio.CancelScope(deadline=self._deadline) as wait:
+                    self._wait = wait
+                    await terminated.wait()
+                self._wait = None
+                if self._busy:  # answering a request: not before it is idle again
+                    self._idle_again = trio.Event()
+                    await self._idle_again.wait()
+                    self._idle_again = None
+                elif terminated.is_set() or trio.current_time() >= self._deadline:
+                    break
+            with trio.CancelScope(shield=True):
+                await self._server._initiate_server_close()
 
 
 class CancellableWritesServer(TCPServer):
@@ -66,7 +114,13 @@ class CancellableWritesServer(TCPServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.idle_task = IdleTimer()
+        self.idle_task = self._keep_alive = KeepAliveTimer(self)
+
+    async def _read_data(self) -> None:
+        try:
+            await super()._read_data()
+        finally:
+            self._keep_alive.end()
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
