@@ -7,6 +7,13 @@ before the request ends (docs/performance.md, "Scheduler rounds per request"). :
 server's task group put a notice in every request's scope and fire it as it queues the message, so the app
 can register a callback instead. The message is still queued: an app that reads ``receive()`` sees it as
 before.
+
+The same task group hands messages between the connection and the app without a scheduler round when they
+need none: ``receive()`` returns a message already queued at once, and the server queues one into a channel
+with room at once (hypercorn's memory channel yields on both, even then). A request whose body came with its
+head thus reaches its end without three yields: its body read, the read of the empty last message before the
+answer's end, and the queueing of ``http.disconnect`` after it. Both still raise ``trio.Cancelled`` in a
+cancelled caller, as a checkpoint would, and wait as before when the channel is empty or full.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import hypercorn.trio.tcp_server
-from hypercorn.trio.task_group import TaskGroup
+import trio
+from hypercorn.trio.task_group import TaskGroup, _handle
 
 from voidllm.asgi import DISCONNECT_NOTICE, DisconnectNotice
 
@@ -30,14 +38,30 @@ class NoticeTaskGroup(TaskGroup):
     ) -> Callable[[Any], Awaitable[None]]:
         notice = DisconnectNotice()
         scope[DISCONNECT_NOTICE] = notice
-        put = await super().spawn_app(app, config, scope, send)
+        to_app, from_server = trio.open_memory_channel[Any](config.max_app_queue_size)
 
-        async def put_and_notify(message: Any) -> None:
+        async def receive() -> Any:
+            await trio.lowlevel.checkpoint_if_cancelled()  # raises in a cancelled caller, never yields else
+            try:
+                return from_server.receive_nowait()
+            except trio.WouldBlock:
+                return await from_server.receive()
+
+        async def put(message: Any) -> None:
             if message["type"] == "http.disconnect":
                 notice.fire()
-            await put(message)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                to_app.send_nowait(message)
+            except trio.WouldBlock:
+                await to_app.send(message)
 
-        return put_and_notify
+        # as hypercorn's own spawn_app, but with the receive above
+        assert self._nursery is not None, "spawn_app is called inside the task group"
+        self._nursery.start_soon(
+            _handle, app, config, scope, receive, send, trio.to_thread.run_sync, trio.from_thread.run
+        )
+        return put
 
 
 def install() -> None:
