@@ -57,6 +57,7 @@ from voidllm.transport.base import (
     UpstreamProtocolError,
     UpstreamResponse,
 )
+from voidllm.transport.eager import send_eagerly
 
 __all__ = ["H11Pool", "OriginStatistics", "PoolStatistics"]
 
@@ -424,10 +425,10 @@ class _Connection:
                 protocol.send_with_data_passthrough(h11.Data(data=body))
             protocol.send(h11.EndOfMessage())
             if len(body) <= _COALESCE_LIMIT:
-                await self.stream.send_all(data + body)
+                await send_eagerly(self.stream, data + body)
             else:
-                await self.stream.send_all(data)
-                await self.stream.send_all(body)
+                await send_eagerly(self.stream, data)
+                await send_eagerly(self.stream, body)
             return
         try:
             await self.stream.send_all(data)

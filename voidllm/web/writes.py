@@ -41,6 +41,8 @@ from hypercorn.events import Closed, Event, RawData
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import TrioSingleTask
 
+from voidllm.transport.eager import send_eagerly
+
 
 class KeepAliveTimer(TrioSingleTask):
     """A connection's keep-alive timer: one task that waits for the server to stop, in a scope whose deadline
@@ -133,7 +135,7 @@ class CancellableWritesServer(TCPServer):
             await trio.lowlevel.checkpoint_if_cancelled()
             lock.acquire_nowait()
         try:
-            await self.stream.send_all(event.data)
+            await send_eagerly(self.stream, event.data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
             await self.protocol.handle(Closed())
         except trio.Cancelled:
