@@ -196,6 +196,13 @@ async def ask(stream: trio.SocketStream, seconds: float = 0) -> None:
     assert got.startswith(b"HTTP/1.1 200")
 
 
+async def answered_once(served: Served) -> trio.SocketStream:
+    """A connection to the server that has had one request answered (it is idle now)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", served.port)
+    await ask(stream)
+    return stream
+
+
 async def closed_at(stream: trio.SocketStream) -> float:
     assert await stream.receive_some() == b""
     return trio.current_time()
@@ -204,8 +211,7 @@ async def closed_at(stream: trio.SocketStream) -> float:
 async def test_an_idle_connection_is_closed_when_the_keep_alive_timeout_has_passed_since_its_last_answer(
     served: Served, autojump_clock: trio.testing.MockClock
 ) -> None:
-    stream = await trio.open_tcp_stream("127.0.0.1", served.port)
-    await ask(stream)
+    stream = await answered_once(served)
     await trio.sleep(3)
     await ask(stream)  # the timer starts over
     answered = trio.current_time()
@@ -227,8 +233,7 @@ async def test_a_request_answered_for_longer_than_the_timeout_is_not_cut(
 async def test_a_stopping_server_closes_idle_connections_at_once_and_busy_ones_after_their_answer(
     served: Served, autojump_clock: trio.testing.MockClock
 ) -> None:
-    idle = await trio.open_tcp_stream("127.0.0.1", served.port)
-    await ask(idle)
+    idle = await answered_once(served)
     busy = await trio.open_tcp_stream("127.0.0.1", served.port)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ask, busy, 2.0)
@@ -243,8 +248,7 @@ async def test_a_stopping_server_closes_idle_connections_at_once_and_busy_ones_a
 async def test_a_client_that_closes_an_idle_connection_leaves_no_task_behind(
     served: Served, autojump_clock: trio.testing.MockClock
 ) -> None:
-    stream = await trio.open_tcp_stream("127.0.0.1", served.port)
-    await ask(stream)
+    stream = await answered_once(served)
     await trio.sleep(1)
     await stream.aclose()
     left = trio.current_time()
