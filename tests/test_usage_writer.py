@@ -484,3 +484,70 @@ async def test_events_keep_flowing_while_a_slow_write_runs(autojump_clock: trio.
             await trio.sleep(0.1)
     assert metric("voidllm_usage_events_dropped_total") == dropped
     assert sorted(i for _, batch in store.batches for i in batch) == sorted(ids(*range(40)))
+
+
+# -- the receiver's wakeups -------------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class ReceiverSteps(trio.abc.Instrument):
+    """Counts the steps of the writer's receiver task: each is one wakeup."""
+
+    steps: int = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith("_receive_loop"):
+            self.steps += 1
+
+
+async def test_a_batch_being_filled_wakes_the_receiver_once_not_per_event(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = FakeStore()
+    steps = ReceiverSteps()
+    async with running_writer(store, buffer_size=100, batch_size=40, flush_interval=5.0) as recorder:
+        await trio.sleep(1)
+        trio.lowlevel.add_instrument(steps)
+        for n in range(39):  # one short of a batch, one every 10 ms
+            assert recorder.record(event(n))
+            await trio.sleep(0.01)
+        trio.lowlevel.remove_instrument(steps)
+        assert steps.steps <= 2  # the batch's first event; not one step per event
+        assert store.batches == []
+        recorder.record(event(39))  # the batch is full: written at once
+        await trio.sleep(0.001)
+        assert store.batches == [(pytest.approx(1.39, abs=0.01), ids(*range(40)))]
+
+
+async def test_events_beyond_half_the_channel_wake_the_receiver_before_it_fills(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A batch far from full and a small channel: the receiver takes the queued events at half the channel,
+    so none is dropped while the batch waits for its deadline."""
+    store = FakeStore()
+    dropped = metric("voidllm_usage_events_dropped_total")
+    async with running_writer(store, buffer_size=10, batch_size=1000, flush_interval=60.0) as recorder:
+        for n in range(100):
+            assert recorder.record(event(n)), f"event {n} was dropped"
+            await trio.sleep(0.01)
+        assert store.batches == []  # all waiting for the deadline
+    assert metric("voidllm_usage_events_dropped_total") == dropped
+    assert [i for _, batch in store.batches for i in batch] == ids(*range(100))
+
+
+async def test_closing_the_recorder_ends_a_writer_whose_receiver_waits_for_a_batch_to_fill(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = FakeStore()
+    recorder, receive = open_usage_channel(10)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            partial(serve_usage_writer, store=store, receive=receive, batch_size=100, flush_interval=60.0)
+        )
+        recorder.record(event(0))
+        await trio.sleep(1)
+        recorder.record(event(1))  # queued: the receiver waits for the batch to fill
+        await trio.sleep(1)
+        recorder.close()
+    assert trio.current_time() == pytest.approx(2, abs=0.01)  # the service returned at once
+    assert store.batches == [(pytest.approx(2, abs=0.01), ids(0, 1))]

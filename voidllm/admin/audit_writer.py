@@ -33,13 +33,13 @@ from typing import Any
 import attrs
 import orjson
 import sqlalchemy as sa
-import trio
 
 from voidllm.admin.audit import AuditLogOut
 from voidllm.admin.services import AuditEntry
 from voidllm.store.ids import new_id, utcnow
 from voidllm.store.tables import audit_logs
 from voidllm.usage.batches import (
+    BatchInbox,
     BatchMetrics,
     BatchStore,
     Recorder,
@@ -183,17 +183,15 @@ class AuditRecorder:
         self._recorder.close()
 
 
-def open_audit_channel(buffer_size: int) -> tuple[AuditRecorder, trio.MemoryReceiveChannel[AuditRecord]]:
+def open_audit_channel(buffer_size: int) -> tuple[AuditRecorder, BatchInbox[AuditRecord]]:
     """The bounded audit channel: the sink for :attr:`Services.audit` and the receive side for the writer."""
     recorder: Recorder[AuditRecord]
-    receive: trio.MemoryReceiveChannel[AuditRecord]
+    receive: BatchInbox[AuditRecord]
     recorder, receive = open_batch_channel(buffer_size, AUDIT_METRICS)
     return AuditRecorder(recorder), receive
 
 
-async def serve_audit_writer(
-    *, store: BatchStore, receive: trio.MemoryReceiveChannel[AuditRecord], **options: Any
-) -> None:
+async def serve_audit_writer(*, store: BatchStore, receive: BatchInbox[AuditRecord], **options: Any) -> None:
     """Write audit records from ``receive`` in batches until cancelled, flushing on the way out:
     :func:`~voidllm.usage.batches.serve_batch_writer` (``options`` are its other arguments)."""
     await serve_batch_writer(

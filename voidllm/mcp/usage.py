@@ -27,7 +27,6 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-import trio
 from prometheus_client import Counter, Histogram
 
 from voidllm.identity import KeyIdentity
@@ -35,6 +34,7 @@ from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id, utcnow
 from voidllm.store.tables import mcp_tool_calls
 from voidllm.usage.batches import (
+    BatchInbox,
     BatchMetrics,
     BatchStore,
     Recorder,
@@ -159,13 +159,13 @@ def insert_tool_calls(connection: sa.Connection, records: Sequence[ToolCallRecor
 
 def open_tool_call_channel(
     buffer_size: int,
-) -> tuple[Recorder[ToolCallRecord], trio.MemoryReceiveChannel[ToolCallRecord]]:
+) -> tuple[Recorder[ToolCallRecord], BatchInbox[ToolCallRecord]]:
     """The bounded channel: the recorder for ``services.mcp.tool_calls`` and the writer's side."""
     return open_batch_channel(buffer_size, TOOL_CALL_METRICS)
 
 
 async def serve_tool_call_writer(
-    *, store: BatchStore, receive: trio.MemoryReceiveChannel[ToolCallRecord], **options: Any
+    *, store: BatchStore, receive: BatchInbox[ToolCallRecord], **options: Any
 ) -> None:
     """Write tool call rows from ``receive`` in batches until cancelled, flushing on the way out:
     :func:`~voidllm.usage.batches.serve_batch_writer` (``options`` are its other arguments)."""

@@ -5,17 +5,22 @@ name for log messages.
 
 Request side
     :func:`open_batch_channel` creates a bounded ``trio`` memory channel (never unbounded, STYLE P6) and
-    wraps its send side in a :class:`Recorder`. :meth:`Recorder.record` is ``send_nowait``: it never blocks
-    and never raises; when the channel is full (or already closed at shutdown) the item is dropped, counted
-    in the ``dropped`` counter and ``record`` returns ``False``.
+    wraps its send side in a :class:`Recorder`, its receive side in a :class:`BatchInbox` for the writer.
+    :meth:`Recorder.record` is ``send_nowait``: it never blocks and never raises; when the channel is full
+    (or already closed at shutdown) the item is dropped, counted in the ``dropped`` counter and ``record``
+    returns ``False``.
 
 Service side (:func:`serve_batch_writer`, owned by the supervisor)
     1. Wait for an item; it opens a batch whose deadline is ``flush_interval`` after its arrival.
     2. A receiver task moves items from the channel into a pending list and never waits on anything but
-       the channel, so neither a slow write nor a spill lets the channel fill. The writer writes the
-       pending items once they hold ``batch_size`` items or the batch's deadline passes (a cancel scope
-       with that deadline, not a timeout argument): ``insert(conn, items)`` in one transaction through
-       :meth:`Store.run <voidllm.store.Store.run>`, ``batch_size`` items per transaction.
+       the channel, so neither a slow write nor a spill lets the channel fill. It takes a batch's first item
+       as it comes (it sets the batch's deadline); after that the recorder wakes it only when the items
+       queued since it last took them would fill the batch or half the channel (the inbox's
+       :class:`_Nudge`), so a request's item costs no task switch. The writer writes the pending items
+       once they hold ``batch_size`` items or the batch's deadline passes (a cancel scope with that
+       deadline, not a timeout argument), taking what is queued first: ``insert(conn, items)`` in one
+       transaction through :meth:`Store.run <voidllm.store.Store.run>`, ``batch_size`` items per
+       transaction.
     3. Store outage: when a write raises :class:`~voidllm.errors.StoreError` the items stay pending and the
        write is retried after 0.5 s, 1 s, 2 s, ... at most 30 s; each failure counts in ``failures``.
        Meanwhile the service keeps receiving. Pending items are written in chunks of ``batch_size``, one
@@ -78,6 +83,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FLUSH_TIMEOUT_S",
     "WRITE_BACKOFF",
+    "BatchInbox",
     "BatchMetrics",
     "BatchStore",
     "Recorder",
@@ -166,11 +172,27 @@ class BatchMetrics:
 
 
 @attrs.define(eq=False)
+class _Nudge:
+    """When the writer's receiver wants to be woken: the recorder counts the items it queued since the
+    receiver last emptied the channel and sets ``event`` once they reach ``after`` (or the channel closes)."""
+
+    after: int = 1
+    queued: int = 0
+    event: trio.Event = attrs.Factory(trio.Event)
+
+    def count(self) -> None:
+        self.queued += 1
+        if self.queued >= self.after:
+            self.event.set()
+
+
+@attrs.define(eq=False)
 class Recorder(Generic[E]):
     """The request path's handle on a batch channel. Create it with :func:`open_batch_channel`."""
 
     _send: trio.MemorySendChannel[E]
     _metrics: BatchMetrics
+    _nudge: _Nudge = attrs.Factory(_Nudge)
     _next_warning_at: float = attrs.field(default=-math.inf, init=False)
 
     def record(self, item: E) -> bool:
@@ -186,6 +208,7 @@ class Recorder(Generic[E]):
             self._metrics.dropped.inc()
             self._warn_dropping(exc)
             return False
+        self._nudge.count()
         return True
 
     async def record_waiting(self, item: E, *, limit: float) -> bool:
@@ -201,6 +224,7 @@ class Recorder(Generic[E]):
                 self._metrics.dropped.inc()
                 self._warn_dropping(exc)
                 return False
+            self._nudge.count()
             return True
         self._metrics.dropped.inc()
         self._warn_dropping(trio.TooSlowError())
@@ -221,12 +245,37 @@ class Recorder(Generic[E]):
     def close(self) -> None:
         """Close the send side: later :meth:`record` calls drop, and the writer ends once it has drained."""
         self._send.close()
+        self._nudge.event.set()
 
 
-def open_batch_channel(
-    buffer_size: int, metrics: BatchMetrics
-) -> tuple[Recorder[E], trio.MemoryReceiveChannel[E]]:
-    """Create a bounded batch channel: the recorder for requests and the receive side for the writer.
+@attrs.define(eq=False)
+class BatchInbox(Generic[E]):
+    """The writer's side of a batch channel: its receive side and the nudge its recorder gives. Create it
+    with :func:`open_batch_channel`; the channel's methods are here too."""
+
+    channel: trio.MemoryReceiveChannel[E]
+    nudge: _Nudge
+
+    async def receive(self) -> E:
+        return await self.channel.receive()
+
+    def receive_nowait(self) -> E:
+        return self.channel.receive_nowait()
+
+    def statistics(self) -> Any:
+        return self.channel.statistics()
+
+    def queued(self) -> int:
+        """Items in the channel, not yet taken by the writer."""
+        count: int = self.channel.statistics().current_buffer_used
+        return count
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def open_batch_channel(buffer_size: int, metrics: BatchMetrics) -> tuple[Recorder[E], BatchInbox[E]]:
+    """Create a bounded batch channel: the recorder for requests and the inbox for the writer.
 
     Raises:
         ValueError: ``buffer_size`` is less than 1.
@@ -234,7 +283,8 @@ def open_batch_channel(
     if buffer_size < 1:
         raise ValueError(f"the {metrics.what} buffer size must be at least 1")
     send, receive = trio.open_memory_channel[E](buffer_size)
-    return Recorder(send, metrics), receive
+    nudge = _Nudge()
+    return Recorder(send, metrics, nudge), BatchInbox(receive, nudge)
 
 
 # -- the service -----------------------------------------------------------------------------------------
@@ -243,7 +293,7 @@ def open_batch_channel(
 async def serve_batch_writer(
     *,
     store: BatchStore,
-    receive: trio.MemoryReceiveChannel[E],
+    receive: BatchInbox[E],
     insert: Callable[[sa.Connection, Sequence[E]], int],
     metrics: BatchMetrics,
     batch_size: int,
@@ -258,7 +308,7 @@ async def serve_batch_writer(
 
     Args:
         store: where to write (a :class:`voidllm.store.Store`).
-        receive: the receive side from :func:`open_batch_channel`; not closed by this service.
+        receive: the inbox from :func:`open_batch_channel`; not closed by this service.
         insert: writes a batch on a connection (in the caller's transaction); runs in a worker thread.
         metrics: the metrics to count in.
         batch_size: write as soon as this many items are pending (also the rows per transaction).
@@ -304,7 +354,7 @@ async def serve_batch_writer(
 @attrs.define(eq=False)
 class _BatchWriter(Generic[E]):
     store: BatchStore
-    receive: trio.MemoryReceiveChannel[E]
+    receive: BatchInbox[E]
     insert: Callable[[sa.Connection, Sequence[E]], int]
     metrics: BatchMetrics
     batch_size: int
@@ -322,7 +372,7 @@ class _BatchWriter(Generic[E]):
 
     def depth(self) -> int:
         """Items waiting: queued in the channel plus pending here (the buffer-depth gauge)."""
-        return self.receive.statistics().current_buffer_used + len(self.pending)
+        return self.receive.queued() + len(self.pending)
 
     @property
     def memory_cap(self) -> int:
@@ -352,21 +402,31 @@ class _BatchWriter(Generic[E]):
             raise error
 
     async def _receive_loop(self) -> None:
-        """Move items from the channel into ``pending``, never waiting on the store or the spill: a receive
-        is a checkpoint, so every wakeup takes all that is queued (one item per scheduling round would fall
-        behind a busy request path). At :attr:`memory_cap` it waits for room, so the channel fills."""
+        """Move items from the channel into ``pending``, never waiting on the store or the spill. A batch's
+        first item is taken as it comes (it sets the batch's deadline); then the receiver sleeps until the
+        recorder's nudge: the items queued since would fill the batch (beside the chunk being written) or
+        half the channel, or the channel was closed. Each wakeup takes all that is queued. At
+        :attr:`memory_cap` it waits for room, so the channel fills."""
+        nudge = self.receive.nudge
+        half = max(1, int(self.receive.statistics().max_buffer_size) // 2)
         while True:
             while len(self.pending) >= self.memory_cap:
                 await self._changed.wait()
             due = self.due_at
-            try:
-                self._add(await self.receive.receive())
-                while len(self.pending) < self.memory_cap:
-                    self._add(self.receive.receive_nowait())
-            except trio.WouldBlock:
-                pass
-            except trio.EndOfChannel:
-                self.ended = True
+            if self.pending:
+                batch_room = self.batch_size - (len(self.pending) - self.in_flight)
+                nudge.after = max(1, min(batch_room, half))
+                nudge.queued = self.receive.queued()
+                if nudge.queued < nudge.after:
+                    nudge.event = trio.Event()
+                    await nudge.event.wait()  # also set when the writer has emptied ``pending``
+            else:
+                try:
+                    self._add(await self.receive.receive())
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    self.ended = True
+            self._take_queued(self.memory_cap)
+            if self.ended:
                 self._notify()
                 return
             if self._wakes(due):
@@ -402,6 +462,7 @@ class _BatchWriter(Generic[E]):
         """
         try:
             await self._replay()
+            self._take_queued(self.memory_cap)  # what the receiver was not woken for
             while self.pending:
                 chunk = self.pending[: self.batch_size]
                 self.in_flight = len(chunk)
@@ -413,6 +474,8 @@ class _BatchWriter(Generic[E]):
                     self.in_flight = 0
                 del self.pending[: len(chunk)]
                 self._notify()
+                if not self.pending:  # the receiver waits for a new batch's first item again
+                    self.receive.nudge.event.set()
                 self.failures = 0
                 if not final and len(self.pending) < self.batch_size:
                     break
@@ -532,13 +595,18 @@ class _BatchWriter(Generic[E]):
         except Exception as exc:  # best effort: the caller is already unwinding (Cancelled is not caught)
             log.error("%s final flush failed", self.metrics.what, extra={"error_type": type(exc).__name__})
 
-    def _take_queued(self) -> bool:
-        """Move every queued item into ``pending``; return whether anything is pending."""
-        while True:
-            try:
-                self.pending.append(self.receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return bool(self.pending)
+    def _take_queued(self, cap: float = math.inf) -> bool:
+        """Move queued items into ``pending`` while it holds fewer than ``cap``; return whether anything is
+        pending. Notes the end of the channel (its send side closed and nothing left in it) in ``ended``."""
+        try:
+            while len(self.pending) < cap:
+                self._add(self.receive.receive_nowait())
+        except trio.WouldBlock:
+            pass
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            self.ended = True
+        self.receive.nudge.queued = 0
+        return bool(self.pending)
 
     def give_up(self) -> None:
         """Count what the final flush could not write as dropped."""

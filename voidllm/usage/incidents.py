@@ -48,13 +48,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
-import trio
 from prometheus_client import Counter
 
 from voidllm.metrics import REGISTRY
 from voidllm.store.ids import new_id
 from voidllm.store.tables import incidents
 from voidllm.usage.batches import (
+    BatchInbox,
     BatchMetrics,
     BatchStore,
     Recorder,
@@ -208,13 +208,13 @@ def insert_incidents(connection: sa.Connection, records: Sequence[IncidentRecord
 
 def open_incident_channel(
     buffer_size: int,
-) -> tuple[Recorder[IncidentRecord], trio.MemoryReceiveChannel[IncidentRecord]]:
+) -> tuple[Recorder[IncidentRecord], BatchInbox[IncidentRecord]]:
     """The bounded channel: the recorder for the proxy and the writer's side."""
     return open_batch_channel(buffer_size, INCIDENT_METRICS)
 
 
 async def serve_incident_writer(
-    *, store: BatchStore, receive: trio.MemoryReceiveChannel[IncidentRecord], **options: Any
+    *, store: BatchStore, receive: BatchInbox[IncidentRecord], **options: Any
 ) -> None:
     """Write incident rows from ``receive`` in batches until cancelled, flushing on the way out:
     :func:`~voidllm.usage.batches.serve_batch_writer` (``options`` are its other arguments)."""

@@ -35,12 +35,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-import trio
 
 from voidllm.store.tables import api_keys, usage_events
 from voidllm.usage.batches import (  # FLUSH_TIMEOUT_S and WRITE_BACKOFF are re-exported
     FLUSH_TIMEOUT_S,
     WRITE_BACKOFF,
+    BatchInbox,
     BatchMetrics,
     BatchStore,
     Recorder,
@@ -88,7 +88,7 @@ USAGE_METRICS = BatchMetrics(
 )
 
 
-def open_usage_channel(buffer_size: int) -> tuple[UsageRecorder, trio.MemoryReceiveChannel[UsageEvent]]:
+def open_usage_channel(buffer_size: int) -> tuple[UsageRecorder, BatchInbox[UsageEvent]]:
     """Create the bounded usage channel: the recorder for requests and the receive side for the writer.
 
     Raises:
@@ -100,7 +100,7 @@ def open_usage_channel(buffer_size: int) -> tuple[UsageRecorder, trio.MemoryRece
 async def serve_usage_writer(
     *,
     store: UsageStore,
-    receive: trio.MemoryReceiveChannel[UsageEvent],
+    receive: BatchInbox[UsageEvent],
     late_after: float = LATE_AFTER_S,
     **options: Any,
 ) -> None:
