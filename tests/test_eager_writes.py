@@ -77,13 +77,13 @@ async def test_what_the_kernel_does_not_take_is_sent_as_room_comes_in_order() ->
 
     async def reader() -> None:
         nonlocal got
-        await trio.sleep(0.01)  # the writer finds the buffers full first
         got = await read_exactly(theirs, len(data))
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(reader)
-            await send_eagerly(ours, data)
+            await trio.testing.wait_all_tasks_blocked()  # the reader waits for bytes, no task is ready:
+            await send_eagerly(ours, data)  # so the first part is written at once, the rest as room comes
     assert got == data
 
 

@@ -85,11 +85,9 @@ class KeepAliveTimer(TrioSingleTask):
             self._wait.deadline = math.inf
 
     def end(self) -> None:
-        """The connection's reading has ended: nothing is left to time."""
+        """The connection's reading has ended: nothing is left to time. (Hypercorn restarts the timer before
+        it reads, so the task exists; a restart after this moves a deadline nothing waits on.)"""
         if self._life is not None:
-            self._life.cancel()
-        else:
-            self._life = trio.CancelScope()  # a restart after the end starts nothing that would outlive it
             self._life.cancel()
 
     async def _run(self) -> None:
